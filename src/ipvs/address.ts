@@ -1,0 +1,139 @@
+/**
+ * IP address text <-> bytes, and the human-readable names of services and destinations used in
+ * error messages ("tcp 10.0.0.1:80", "fwmark 7 (inet6)", "[2001:db8::1]:443").
+ */
+import type { DestinationKey, Family, ServiceKey } from "./types.ts";
+import { isFwmarkKey } from "./types.ts";
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The family of an address literal, or null when it is not one. */
+export function addressFamily(text: string): Family | null {
+  if (IPV4.test(text)) return "inet";
+  return parseIpv6(text) === null ? null : "inet6";
+}
+
+/** Bytes of an IPv4 (4) or IPv6 (16) literal; throws TypeError when it is neither. */
+export function addressToBytes(text: string): Uint8Array {
+  if (IPV4.test(text)) return Uint8Array.from(text.split(".").map(Number));
+  const v6 = parseIpv6(text);
+  if (v6 === null) throw new TypeError(`not an IP address: ${JSON.stringify(text)}`);
+  return v6;
+}
+
+/** Canonical text of an address: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run as ::). */
+export function bytesToAddress(bytes: Uint8Array, family: Family): string {
+  if (family === "inet") {
+    if (bytes.length < 4) throw new TypeError(`IPv4 address needs 4 bytes, got ${bytes.length}`);
+    return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  }
+  if (bytes.length < 16) throw new TypeError(`IPv6 address needs 16 bytes, got ${bytes.length}`);
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  // RFC 5952 4.2: compress the longest run of two or more zero words, the first one on a tie.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (w: number | undefined) => (w ?? 0).toString(16);
+  if (bestStart < 0) return words.map(hex).join(":");
+  const head = words.slice(0, bestStart).map(hex).join(":");
+  const tail = words.slice(bestStart + bestLen).map(hex).join(":");
+  return `${head}::${tail}`;
+}
+
+/** Canonical text of an address literal (e.g. "2001:DB8:0::1" -> "2001:db8::1"). */
+export function canonicalAddress(text: string): string {
+  const family = addressFamily(text);
+  if (family === null) throw new TypeError(`not an IP address: ${JSON.stringify(text)}`);
+  return bytesToAddress(addressToBytes(text), family);
+}
+
+function parseIpv6(text: string): Uint8Array | null {
+  if (text.length < 2 || text.length > 45 || !/^[0-9a-fA-F:.]+$/.test(text)) return null;
+  let s = text;
+  const out = new Uint8Array(16);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two words.
+  let tail4: Uint8Array | null = null;
+  const lastColon = s.lastIndexOf(":");
+  if (s.includes(".")) {
+    const v4 = s.slice(lastColon + 1);
+    if (!IPV4.test(v4)) return null;
+    tail4 = Uint8Array.from(v4.split(".").map(Number));
+    s = `${s.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = s.split("::");
+  if (halves.length > 2) return null;
+  const parseWords = (part: string): number[] | null => {
+    if (part === "") return [];
+    const words = part.split(":");
+    const res: number[] = [];
+    for (const w of words) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(w)) return null;
+      res.push(parseInt(w, 16));
+    }
+    return res;
+  };
+  const head = parseWords(halves[0] ?? "");
+  const tail = halves.length === 2 ? parseWords(halves[1] ?? "") : [];
+  if (head === null || tail === null) return null;
+  if (halves.length === 1 && head.length !== 8) return null;
+  if (halves.length === 2 && head.length + tail.length > 7) return null;
+  const words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  words.forEach((w, i) => {
+    out[i * 2] = w >> 8;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+/** IPv4 dotted mask for a prefix length 0..32 (e.g. 24 -> 255.255.255.0), as a big-endian u32. */
+export function prefixToMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+/** Prefix length of a big-endian IPv4 mask: the number of leading one bits. */
+export function maskToPrefix(mask: number): number {
+  let n = 0;
+  for (let bit = 31; bit >= 0 && (mask >>> bit) & 1; bit--) n++;
+  return n;
+}
+
+function hostPort(address: string, port: number, family: Family): string {
+  return family === "inet6" ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7", "fwmark 7 (inet6)". */
+export function describeService(key: ServiceKey): string {
+  if (isFwmarkKey(key)) return key.family === "inet6" ? `fwmark ${key.fwmark} (inet6)` : `fwmark ${key.fwmark}`;
+  return `${key.protocol} ${hostPort(key.address, key.port, key.family)}`;
+}
+
+/** "10.1.0.1:8080" or "[2001:db8::2]:8080". */
+export function describeDestination(key: DestinationKey): string {
+  return hostPort(key.address, key.port, key.family);
+}
+
+/** A string that identifies a service key, for maps. */
+export function serviceKeyId(key: ServiceKey): string {
+  return isFwmarkKey(key)
+    ? `${key.family}/fwmark/${key.fwmark}`
+    : `${key.family}/${key.protocol}/${canonicalAddress(key.address)}/${key.port}`;
+}
+
+/** A string that identifies a destination within its service, for maps. */
+export function destinationKeyId(key: DestinationKey): string {
+  return `${key.family}/${canonicalAddress(key.address)}/${key.port}`;
+}

@@ -1,0 +1,233 @@
+/**
+ * Netlink attributes (struct nlattr): a growable writer and a bounds-checked reader.
+ * Layout: u16 nla_len (header + payload, unpadded) | u16 nla_type | payload | pad to 4 bytes.
+ * Integers are in host byte order except where a name says "be" (network order).
+ */
+import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from "./constants.ts";
+import { NetlinkDecodeError } from "./errors.ts";
+
+/** NLA_ALIGN / NLMSG_ALIGN: round up to a multiple of 4. */
+export function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** True on little-endian hosts; netlink integers are in host order. */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Appends attributes to a growable buffer. Offsets are absolute within the writer, so a message
+ * header can be written first and patched at the end (see message.ts).
+ */
+export class ByteWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private len = 0;
+
+  constructor(initialCapacity = 256) {
+    this.buf = new Uint8Array(initialCapacity);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.len;
+  }
+
+  /** A copy of the bytes written so far. */
+  toBytes(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+
+  /** Reserve n zeroed bytes and return their offset. */
+  reserve(n: number): number {
+    this.ensure(n);
+    const at = this.len;
+    this.buf.fill(0, at, at + n);
+    this.len += n;
+    return at;
+  }
+
+  /** Zero bytes up to the next multiple of 4. */
+  pad(): void {
+    const target = align4(this.len);
+    if (target > this.len) this.reserve(target - this.len);
+  }
+
+  putU8At(at: number, v: number): void {
+    this.view.setUint8(at, v);
+  }
+  putU16At(at: number, v: number): void {
+    this.view.setUint16(at, v, HOST_LITTLE_ENDIAN);
+  }
+  putU32At(at: number, v: number): void {
+    this.view.setUint32(at, v >>> 0, HOST_LITTLE_ENDIAN);
+  }
+
+  /** Append raw bytes (no padding). */
+  putBytes(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
+  }
+
+  /** Append one attribute with the given payload, padded. */
+  attr(type: number, payload: Uint8Array): this {
+    if (NLA_HDRLEN + payload.length > 0xffff) throw new RangeError(`attribute ${type} too long: ${payload.length} bytes`);
+    const at = this.reserve(NLA_HDRLEN);
+    this.putU16At(at, NLA_HDRLEN + payload.length);
+    this.putU16At(at + 2, type);
+    this.putBytes(payload);
+    this.pad();
+    return this;
+  }
+
+  u8(type: number, v: number): this {
+    return this.attr(type, Uint8Array.of(v & 0xff));
+  }
+  u16(type: number, v: number): this {
+    const b = new Uint8Array(2);
+    new DataView(b.buffer).setUint16(0, v, HOST_LITTLE_ENDIAN);
+    return this.attr(type, b);
+  }
+  /** A u16 in network byte order (IPVS ports). */
+  u16be(type: number, v: number): this {
+    return this.attr(type, Uint8Array.of((v >> 8) & 0xff, v & 0xff));
+  }
+  u32(type: number, v: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, HOST_LITTLE_ENDIAN);
+    return this.attr(type, b);
+  }
+  /** A u32 in network byte order (IPv4 netmask). */
+  u32be(type: number, v: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, false);
+    return this.attr(type, b);
+  }
+  u64(type: number, v: bigint): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v, HOST_LITTLE_ENDIAN);
+    return this.attr(type, b);
+  }
+  /** A NUL-terminated string. */
+  string(type: number, s: string): this {
+    const text = new TextEncoder().encode(s);
+    const b = new Uint8Array(text.length + 1);
+    b.set(text);
+    return this.attr(type, b);
+  }
+  /** A nested attribute (NLA_F_NESTED set, as libnl does); fill writes the children. */
+  nested(type: number, fill: (w: this) => void): this {
+    const at = this.reserve(NLA_HDRLEN);
+    this.putU16At(at + 2, type | NLA_F_NESTED);
+    fill(this);
+    const len = this.len - at;
+    if (len > 0xffff) throw new RangeError(`nested attribute ${type} too long: ${len} bytes`);
+    this.putU16At(at, len);
+    return this;
+  }
+
+  private ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+}
+
+/** One decoded attribute: its type (flags stripped), whether it was marked nested, and its payload. */
+export interface RawAttribute {
+  readonly type: number;
+  readonly nested: boolean;
+  readonly payload: Uint8Array;
+}
+
+/** Split a buffer of attributes; throws NetlinkDecodeError on a length that runs past the end. */
+export function splitAttributes(bytes: Uint8Array): RawAttribute[] {
+  const out: RawAttribute[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let off = 0;
+  while (off + NLA_HDRLEN <= bytes.length) {
+    const len = view.getUint16(off, HOST_LITTLE_ENDIAN);
+    const rawType = view.getUint16(off + 2, HOST_LITTLE_ENDIAN);
+    if (len < NLA_HDRLEN) throw new NetlinkDecodeError(`attribute at offset ${off} has length ${len} < 4`);
+    if (off + len > bytes.length)
+      throw new NetlinkDecodeError(`attribute ${rawType & NLA_TYPE_MASK} at offset ${off} runs past the end (${len} > ${bytes.length - off})`);
+    out.push({
+      type: rawType & NLA_TYPE_MASK,
+      nested: (rawType & NLA_F_NESTED) !== 0,
+      payload: bytes.subarray(off + NLA_HDRLEN, off + len),
+    });
+    off += align4(len);
+  }
+  return out;
+}
+
+/**
+ * Attributes by type (the last one wins, as in the kernel's nla_parse), with typed getters that
+ * check the payload length. Unknown types are kept and simply never asked for.
+ */
+export class AttributeSet {
+  private readonly byType = new Map<number, Uint8Array>();
+
+  constructor(bytes: Uint8Array) {
+    for (const a of splitAttributes(bytes)) this.byType.set(a.type, a.payload);
+  }
+
+  has(type: number): boolean {
+    return this.byType.has(type);
+  }
+
+  /** The raw payload, or undefined when absent. */
+  bytes(type: number): Uint8Array | undefined {
+    return this.byType.get(type);
+  }
+
+  /** Nested attributes, or undefined when absent. */
+  nested(type: number): AttributeSet | undefined {
+    const b = this.byType.get(type);
+    return b === undefined ? undefined : new AttributeSet(b);
+  }
+
+  u8(type: number): number | undefined {
+    const b = this.sized(type, 1);
+    return b === undefined ? undefined : b[0];
+  }
+  u16(type: number): number | undefined {
+    const b = this.sized(type, 2);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 2).getUint16(0, HOST_LITTLE_ENDIAN);
+  }
+  u16be(type: number): number | undefined {
+    const b = this.sized(type, 2);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 2).getUint16(0, false);
+  }
+  u32(type: number): number | undefined {
+    const b = this.sized(type, 4);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 4).getUint32(0, HOST_LITTLE_ENDIAN);
+  }
+  u32be(type: number): number | undefined {
+    const b = this.sized(type, 4);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 4).getUint32(0, false);
+  }
+  u64(type: number): bigint | undefined {
+    const b = this.sized(type, 8);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, HOST_LITTLE_ENDIAN);
+  }
+  /** A string attribute, up to the first NUL (or the whole payload when there is none). */
+  string(type: number): string | undefined {
+    const b = this.byType.get(type);
+    if (b === undefined) return undefined;
+    const nul = b.indexOf(0);
+    return new TextDecoder().decode(nul < 0 ? b : b.subarray(0, nul));
+  }
+
+  private sized(type: number, n: number): Uint8Array | undefined {
+    const b = this.byType.get(type);
+    if (b === undefined) return undefined;
+    if (b.length < n) throw new NetlinkDecodeError(`attribute ${type}: expected ${n} bytes, got ${b.length}`);
+    return b;
+  }
+}

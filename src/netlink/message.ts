@@ -1,0 +1,152 @@
+/**
+ * Netlink messages: struct nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid } followed by a payload,
+ * and for generic netlink struct genlmsghdr { u8 cmd; u8 version; u16 reserved } before the attributes.
+ * Pure functions: no I/O.
+ */
+import { AttributeSet, ByteWriter, HOST_LITTLE_ENDIAN, align4, splitAttributes } from "./attributes.ts";
+import { GENL_HDRLEN, NLMSGERR_ATTR, NLMSG, NLMSG_HDRLEN, NLM_F } from "./constants.ts";
+import { type ExtendedAck, NetlinkDecodeError } from "./errors.ts";
+
+/** A decoded netlink message. `payload` is everything after the 16-byte header. */
+export interface NetlinkMessage {
+  readonly type: number;
+  readonly flags: number;
+  readonly seq: number;
+  readonly pid: number;
+  readonly payload: Uint8Array;
+}
+
+/** A generic-netlink request to encode. */
+export interface GenlRequest {
+  /** Family id (the nlmsg_type). */
+  readonly family: number;
+  readonly cmd: number;
+  readonly version: number;
+  readonly flags: number;
+  readonly seq: number;
+  /** Writes the attributes. */
+  readonly attrs?: (w: ByteWriter) => void;
+}
+
+/** Append one generic-netlink message to a writer (several can share a writer: one send, many requests). */
+export function writeGenlMessage(w: ByteWriter, req: GenlRequest): void {
+  const start = w.reserve(NLMSG_HDRLEN + GENL_HDRLEN);
+  w.putU16At(start + 4, req.family);
+  w.putU16At(start + 6, req.flags);
+  w.putU32At(start + 8, req.seq);
+  w.putU32At(start + 12, 0);
+  w.putU8At(start + 16, req.cmd);
+  w.putU8At(start + 17, req.version);
+  req.attrs?.(w);
+  w.putU32At(start, w.length - start);
+  w.pad();
+}
+
+/** Encode one generic-netlink message. */
+export function encodeGenlMessage(req: GenlRequest): Uint8Array {
+  const w = new ByteWriter();
+  writeGenlMessage(w, req);
+  return w.toBytes();
+}
+
+/** Encode a plain netlink message with a raw payload (used by tests and non-genl families). */
+export function encodeMessage(msg: NetlinkMessage): Uint8Array {
+  const w = new ByteWriter(NLMSG_HDRLEN + msg.payload.length + 4);
+  const start = w.reserve(NLMSG_HDRLEN);
+  w.putU16At(start + 4, msg.type);
+  w.putU16At(start + 6, msg.flags);
+  w.putU32At(start + 8, msg.seq);
+  w.putU32At(start + 12, msg.pid);
+  w.putBytes(msg.payload);
+  w.putU32At(start, w.length - start);
+  w.pad();
+  return w.toBytes();
+}
+
+/**
+ * Split a datagram into messages. Throws NetlinkDecodeError when a length field is impossible.
+ * The payloads are views into `bytes`: copy them if `bytes` is a reused receive buffer.
+ */
+export function decodeMessages(bytes: Uint8Array): NetlinkMessage[] {
+  const out: NetlinkMessage[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= bytes.length) {
+    const len = view.getUint32(off, HOST_LITTLE_ENDIAN);
+    if (len < NLMSG_HDRLEN) throw new NetlinkDecodeError(`message at offset ${off} has length ${len} < ${NLMSG_HDRLEN}`);
+    if (off + len > bytes.length)
+      throw new NetlinkDecodeError(`message at offset ${off} runs past the end (${len} > ${bytes.length - off})`);
+    out.push({
+      type: view.getUint16(off + 4, HOST_LITTLE_ENDIAN),
+      flags: view.getUint16(off + 6, HOST_LITTLE_ENDIAN),
+      seq: view.getUint32(off + 8, HOST_LITTLE_ENDIAN),
+      pid: view.getUint32(off + 12, HOST_LITTLE_ENDIAN),
+      payload: bytes.subarray(off + NLMSG_HDRLEN, off + len),
+    });
+    off += align4(len);
+  }
+  if (off < bytes.length && bytes.length - off >= 1 && out.length === 0)
+    throw new NetlinkDecodeError(`datagram of ${bytes.length} bytes holds no complete message`);
+  return out;
+}
+
+/** A decoded generic-netlink message body. */
+export interface GenlMessage {
+  readonly cmd: number;
+  readonly version: number;
+  readonly attrs: AttributeSet;
+}
+
+/** Decode the genlmsghdr and attributes of a message payload. */
+export function decodeGenl(payload: Uint8Array): GenlMessage {
+  if (payload.length < GENL_HDRLEN) throw new NetlinkDecodeError(`generic netlink payload of ${payload.length} bytes`);
+  return {
+    cmd: payload[0] ?? 0,
+    version: payload[1] ?? 0,
+    attrs: new AttributeSet(payload.subarray(GENL_HDRLEN)),
+  };
+}
+
+/** The body of an NLMSG_ERROR message: errno 0 is an acknowledgement. */
+export interface NetlinkErrorBody {
+  /** Positive errno, 0 for an ACK. */
+  readonly errno: number;
+  /** The header of the request this answers. */
+  readonly request: { readonly len: number; readonly type: number; readonly flags: number; readonly seq: number; readonly pid: number };
+  readonly extAck: ExtendedAck;
+}
+
+/** Decode an NLMSG_ERROR payload: struct nlmsgerr { int error; struct nlmsghdr msg; } [+ request payload] [+ TLVs]. */
+export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
+  const p = msg.payload;
+  if (p.length < 4 + NLMSG_HDRLEN) throw new NetlinkDecodeError(`NLMSG_ERROR payload of ${p.length} bytes`);
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const error = view.getInt32(0, HOST_LITTLE_ENDIAN);
+  const request = {
+    len: view.getUint32(4, HOST_LITTLE_ENDIAN),
+    type: view.getUint16(8, HOST_LITTLE_ENDIAN),
+    flags: view.getUint16(10, HOST_LITTLE_ENDIAN),
+    seq: view.getUint32(12, HOST_LITTLE_ENDIAN),
+    pid: view.getUint32(16, HOST_LITTLE_ENDIAN),
+  };
+  let extAck: ExtendedAck = {};
+  if (msg.flags & NLM_F.ACK_TLVS) {
+    // The echoed request is the header only when CAPPED, else the whole request.
+    const echoed = msg.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : align4(Math.max(request.len, NLMSG_HDRLEN));
+    const tlvStart = 4 + echoed;
+    if (tlvStart <= p.length) {
+      const set = new AttributeSet(p.subarray(tlvStart));
+      const message = set.string(NLMSGERR_ATTR.MSG);
+      const offset = set.u32(NLMSGERR_ATTR.OFFS);
+      extAck = { ...(message !== undefined ? { message } : {}), ...(offset !== undefined ? { offset } : {}) };
+    }
+  }
+  return { errno: error === 0 ? 0 : -error, request, extAck };
+}
+
+/** True for a message that ends a request: an error/ACK or the end of a dump. */
+export function isTerminal(msg: NetlinkMessage): boolean {
+  return msg.type === NLMSG.ERROR || msg.type === NLMSG.DONE;
+}
+
+export { splitAttributes };
