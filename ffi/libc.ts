@@ -1,0 +1,67 @@
+/**
+ * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned
+ * buffer, setsockopt for timeouts and netlink options, close, and errno. Loaded on first use.
+ */
+import { FFIType, dlopen, read } from "bun:ffi";
+import { LibraryLoadError, SyscallError } from "./errors.ts";
+
+const LIBC_SONAME = "libc.so.6";
+
+const symbols = {
+  recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+} as const;
+
+type LibcSymbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let libc: LibcSymbols | null = null;
+
+function lib(): LibcSymbols {
+  if (libc) return libc;
+  try {
+    libc = dlopen(LIBC_SONAME, symbols).symbols;
+  } catch (e) {
+    throw new LibraryLoadError(LIBC_SONAME, "libc6", e);
+  }
+  return libc;
+}
+
+/** The calling thread's errno. */
+export function errno(): number {
+  const p = lib().__errno_location();
+  return p === null ? 0 : read.i32(p, 0);
+}
+
+/** MSG_TRUNC / MSG_DONTWAIT flags for recv. */
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const EAGAIN = 11;
+export const EINTR = 4;
+
+/**
+ * recv(2) into `buf`. With MSG_TRUNC the result is the datagram's real length, which may exceed buf.length.
+ * Returns -errno on failure instead of throwing, so callers can tell a timeout (EAGAIN) from a real error.
+ */
+export function recvInto(fd: number, buf: Uint8Array, flags: number): number {
+  const n = Number(lib().recv(fd, buf, buf.length, flags));
+  return n < 0 ? -errno() : n;
+}
+
+/** setsockopt(2) with an int value. */
+export function setSockOptInt(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  if (lib().setsockopt(fd, level, name, v, 4) !== 0) throw new SyscallError(`setsockopt(${level}, ${name})`, errno());
+}
+
+/** setsockopt(2) with a struct timeval (SO_RCVTIMEO / SO_SNDTIMEO). */
+export function setSockOptTimeval(fd: number, level: number, name: number, ms: number): void {
+  const tv = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt((ms % 1000) * 1000)]);
+  if (lib().setsockopt(fd, level, name, tv, 16) !== 0) throw new SyscallError(`setsockopt(${level}, ${name})`, errno());
+}

@@ -1,0 +1,156 @@
+/**
+ * bun:ffi bindings to libnl-3 and libnl-genl-3: socket lifetime, sending raw netlink bytes, and
+ * generic-netlink family resolution. Message encoding and decoding are ours (src/netlink), so only
+ * the handful of calls below cross the FFI boundary.
+ *
+ * Nothing is loaded when this module is imported: the libraries are opened on the first openLibnl().
+ * They are looked up by their versioned sonames (libnl-3.so.200, libnl-genl-3.so.200) in the system
+ * library path first, then in any candidate directory registered with addLibnlCandidate() (the
+ * compiled executable registers the copies it carries).
+ */
+import { CString, FFIType, type Pointer, dlopen } from "bun:ffi";
+import { LibnlError, LibraryLoadError } from "./errors.ts";
+
+export const LIBNL3_SONAME = "libnl-3.so.200";
+export const LIBNL_GENL3_SONAME = "libnl-genl-3.so.200";
+
+const nlSymbols = {
+  nl_socket_alloc: { args: [], returns: FFIType.ptr },
+  nl_socket_free: { args: [FFIType.ptr], returns: FFIType.void },
+  nl_connect: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  nl_close: { args: [FFIType.ptr], returns: FFIType.void },
+  nl_socket_get_fd: { args: [FFIType.ptr], returns: FFIType.i32 },
+  nl_socket_get_local_port: { args: [FFIType.ptr], returns: FFIType.u32 },
+  nl_socket_set_buffer_size: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  nl_sendto: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  nl_geterror: { args: [FFIType.i32], returns: FFIType.ptr },
+} as const;
+
+const genlSymbols = {
+  genl_connect: { args: [FFIType.ptr], returns: FFIType.i32 },
+  genl_ctrl_resolve: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+} as const;
+
+type NlSymbols = ReturnType<typeof dlopen<typeof nlSymbols>>["symbols"];
+type GenlSymbols = ReturnType<typeof dlopen<typeof genlSymbols>>["symbols"];
+
+/** An opaque struct nl_sock pointer. */
+export type NlSocketHandle = Pointer;
+
+/** The loaded libnl functions, wrapped so that failures throw LibnlError. */
+export interface Libnl {
+  /** Where the libraries were loaded from ("system" or a directory). */
+  readonly source: string;
+  /** nl_socket_alloc + nl_connect(protocol). */
+  openSocket(protocol: number): NlSocketHandle;
+  /** nl_close + nl_socket_free. */
+  freeSocket(sock: NlSocketHandle): void;
+  fd(sock: NlSocketHandle): number;
+  localPort(sock: NlSocketHandle): number;
+  /** nl_socket_set_buffer_size (SO_RCVBUF / SO_SNDBUF). */
+  setBufferSize(sock: NlSocketHandle, rx: number, tx: number): void;
+  /** nl_sendto: send raw bytes to the kernel; returns the bytes sent. */
+  send(sock: NlSocketHandle, bytes: Uint8Array): number;
+  /**
+   * Resolve a generic-netlink family id by name on a short-lived socket of its own,
+   * or null when the kernel has no such family.
+   */
+  resolveGenlFamily(name: string): number | null;
+}
+
+interface Candidate {
+  readonly source: string;
+  readonly libnl3: string;
+  readonly libnlGenl3: string;
+}
+
+const candidates: Candidate[] = [{ source: "system", libnl3: LIBNL3_SONAME, libnlGenl3: LIBNL_GENL3_SONAME }];
+let loaded: Libnl | null = null;
+
+/** Register another place to load libnl from (tried after the system copy, in registration order). */
+export function addLibnlCandidate(source: string, libnl3Path: string, libnlGenl3Path: string): void {
+  candidates.push({ source, libnl3: libnl3Path, libnlGenl3: libnlGenl3Path });
+}
+
+/** True once openLibnl() has loaded the libraries (tests use it to prove imports load nothing). */
+export function libnlLoaded(): boolean {
+  return loaded !== null;
+}
+
+/** NLE_OBJ_NOTFOUND: genl_ctrl_resolve's answer for an unknown family. */
+const NLE_OBJ_NOTFOUND = 12;
+
+/** Load libnl-3 and libnl-genl-3 (once) and return the wrapped calls. */
+export function openLibnl(): Libnl {
+  if (loaded) return loaded;
+  const errors: string[] = [];
+  for (const c of candidates) {
+    let nl: NlSymbols;
+    try {
+      nl = dlopen(c.libnl3, nlSymbols).symbols;
+    } catch (e) {
+      errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    let genl: GenlSymbols;
+    try {
+      genl = dlopen(c.libnlGenl3, genlSymbols).symbols;
+    } catch (e) {
+      throw new LibraryLoadError(LIBNL_GENL3_SONAME, "libnl-genl-3-200", e);
+    }
+    loaded = wrap(c.source, nl, genl);
+    return loaded;
+  }
+  throw new LibraryLoadError(LIBNL3_SONAME, "libnl-3-200 libnl-genl-3-200", new Error(errors.join("; ")));
+}
+
+function wrap(source: string, nl: NlSymbols, genl: GenlSymbols): Libnl {
+  const errorText = (code: number): string => {
+    const p = nl.nl_geterror(code);
+    return p === null ? `error ${code}` : new CString(p).toString();
+  };
+  const check = (fn: string, rc: number): number => {
+    if (rc < 0) throw new LibnlError(fn, -rc, errorText(-rc));
+    return rc;
+  };
+  const alloc = (): NlSocketHandle => {
+    const p = nl.nl_socket_alloc();
+    if (p === null || typeof p === "bigint") throw new LibnlError("nl_socket_alloc", 5, "out of memory");
+    return p;
+  };
+  return {
+    source,
+    openSocket(protocol) {
+      const sock = alloc();
+      try {
+        check("nl_connect", nl.nl_connect(sock, protocol));
+      } catch (e) {
+        nl.nl_socket_free(sock);
+        throw e;
+      }
+      return sock;
+    },
+    freeSocket(sock) {
+      nl.nl_close(sock);
+      nl.nl_socket_free(sock);
+    },
+    fd: (sock) => check("nl_socket_get_fd", nl.nl_socket_get_fd(sock)),
+    localPort: (sock) => nl.nl_socket_get_local_port(sock),
+    setBufferSize(sock, rx, tx) {
+      check("nl_socket_set_buffer_size", nl.nl_socket_set_buffer_size(sock, rx, tx));
+    },
+    send: (sock, bytes) => check("nl_sendto", nl.nl_sendto(sock, bytes, bytes.length)),
+    resolveGenlFamily(name) {
+      const sock = alloc();
+      try {
+        check("genl_connect", genl.genl_connect(sock));
+        const rc = genl.genl_ctrl_resolve(sock, Buffer.from(`${name}\0`));
+        if (rc === -NLE_OBJ_NOTFOUND) return null;
+        return check("genl_ctrl_resolve", rc);
+      } finally {
+        nl.nl_close(sock);
+        nl.nl_socket_free(sock);
+      }
+    },
+  };
+}

@@ -1,0 +1,295 @@
+/**
+ * IpvsDriver over the kernel's IPVS generic-netlink family.
+ *
+ * One persistent netlink socket (reopened after a timeout or failure), requests encoded by our codec,
+ * family id resolved once through libnl. Writes from apply() are packed many to a datagram; the kernel
+ * processes every message of a datagram and ACKs each one, so a failed op does not stop the rest.
+ */
+import { NetlinkError } from "../netlink/errors.ts";
+import { type NetlinkMessage, decodeGenl, genlHeader } from "../netlink/message.ts";
+import type { ByteWriter } from "../netlink/attributes.ts";
+import { NETLINK_GENERIC } from "../netlink/constants.ts";
+import { type Outcome, NetlinkConnection, type Request } from "../transport/connection.ts";
+import type { DatagramSocket } from "../transport/datagram-socket.ts";
+import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
+import { resolveGenlFamily } from "../transport/genl-family.ts";
+import { LibnlSocket } from "../transport/libnl-socket.ts";
+import {
+  decodeDestination,
+  decodeInfo,
+  decodeService,
+  decodeTimeouts,
+  writeDestinationConfig,
+  writeDestinationKey,
+  writeServiceConfig,
+  writeServiceKey,
+  writeTimeouts,
+} from "./codec.ts";
+import { IPVS_CMD, IPVS_GENL_NAME, IPVS_GENL_VERSION } from "./constants.ts";
+import type { ApplyResult, IpvsDriver } from "./driver.ts";
+import { ERRNO, IpvsError, type IpvsOperation } from "./errors.ts";
+import { type IpvsErrorContext, ipvsErrorFor } from "./messages.ts";
+import {
+  validateDestinationConfig,
+  validateDestinationKey,
+  validateServiceConfig,
+  validateServiceKey,
+  validateTimeouts,
+} from "./validate.ts";
+import type {
+  Destination,
+  DestinationConfig,
+  DestinationKey,
+  IpvsInfo,
+  IpvsOp,
+  Service,
+  ServiceConfig,
+  ServiceKey,
+  ServiceWithDestinations,
+  Timeouts,
+} from "./types.ts";
+
+/** IPVS is missing from the running kernel. */
+export class IpvsUnavailableError extends Error {
+  override readonly name = "IpvsUnavailableError";
+}
+
+export interface KernelDriverOptions {
+  /** Longest a single netlink send or receive may block (default 5000 ms). */
+  readonly timeoutMs?: number;
+  /** Requests per datagram in apply() (default 128). */
+  readonly batchSize?: number;
+  /** Socket factory (tests); defaults to a libnl socket. */
+  readonly openSocket?: () => DatagramSocket;
+  /** Family id (tests); defaults to resolving "IPVS" through libnl. */
+  readonly familyId?: number;
+}
+
+/** An encoded write with what is needed to explain its failure. */
+interface PreparedOp {
+  readonly op: IpvsOperation;
+  readonly request: Request;
+  readonly context: IpvsErrorContext;
+}
+
+export class KernelIpvsDriver implements IpvsDriver {
+  private readonly conn: NetlinkConnection;
+  private readonly family: number;
+
+  /** Resolve the IPVS family and open a socket; throws IpvsUnavailableError when the kernel has no IPVS. */
+  constructor(options: KernelDriverOptions = {}) {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const family = options.familyId ?? resolveGenlFamily(IPVS_GENL_NAME, "ip_vs");
+    if (family === null) {
+      throw new IpvsUnavailableError(
+        "IPVS is not available in this kernel: the ip_vs module is not loaded (try: modprobe ip_vs) " +
+          "or the kernel was built without CONFIG_IP_VS",
+      );
+    }
+    this.family = family;
+    const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs }));
+    this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128 });
+  }
+
+  async info(): Promise<IpvsInfo> {
+    const [reply] = await this.call("info", IPVS_CMD.GET_INFO, undefined, {});
+    return decodeInfo(this.attrsOf(reply, "info"));
+  }
+
+  async getTimeouts(): Promise<Timeouts> {
+    const [reply] = await this.call("get-timeouts", IPVS_CMD.GET_CONFIG, undefined, {});
+    return decodeTimeouts(this.attrsOf(reply, "get-timeouts"));
+  }
+
+  async setTimeouts(timeouts: Partial<Timeouts>): Promise<void> {
+    validateTimeouts("set-timeouts", timeouts);
+    await this.call("set-timeouts", IPVS_CMD.SET_CONFIG, (w) => writeTimeouts(w, timeouts), {});
+  }
+
+  async flush(): Promise<void> {
+    await this.call("flush", IPVS_CMD.FLUSH, undefined, {});
+  }
+
+  async zero(key?: ServiceKey): Promise<void> {
+    if (key === undefined) {
+      await this.call("zero", IPVS_CMD.ZERO, undefined, {});
+      return;
+    }
+    validateServiceKey("zero", key);
+    await this.call("zero", IPVS_CMD.ZERO, (w) => writeServiceKey(w, key), { service: key });
+  }
+
+  addService(service: ServiceConfig): Promise<void> {
+    return this.write(this.prepare({ op: "add-service", service }));
+  }
+  updateService(service: ServiceConfig): Promise<void> {
+    return this.write(this.prepare({ op: "update-service", service }));
+  }
+  deleteService(key: ServiceKey): Promise<void> {
+    return this.write(this.prepare({ op: "delete-service", key }));
+  }
+
+  async getService(key: ServiceKey): Promise<Service> {
+    validateServiceKey("get-service", key);
+    const [reply] = await this.call("get-service", IPVS_CMD.GET_SERVICE, (w) => writeServiceKey(w, key), { service: key });
+    return decodeService(this.attrsOf(reply, "get-service"));
+  }
+
+  async listServices(): Promise<Service[]> {
+    const msgs = await this.dump("list-services", this.genl(IPVS_CMD.GET_SERVICE), {});
+    return msgs.map((m) => decodeService(decodeGenl(m.payload).attrs));
+  }
+
+  addDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
+    return this.write(this.prepare({ op: "add-destination", service, destination }));
+  }
+  updateDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
+    return this.write(this.prepare({ op: "update-destination", service, destination }));
+  }
+  deleteDestination(service: ServiceKey, destination: DestinationKey): Promise<void> {
+    return this.write(this.prepare({ op: "delete-destination", service, destination }));
+  }
+
+  async listDestinations(service: ServiceKey): Promise<Destination[]> {
+    // The kernel answers a destination dump of a missing service with an empty list, not an error:
+    // ask for the service first so that a missing one is ESRCH, as the interface promises.
+    await this.getService(service);
+    return this.dumpDestinations(service);
+  }
+
+  async snapshot(): Promise<ServiceWithDestinations[]> {
+    const services = await this.listServices();
+    const out: ServiceWithDestinations[] = [];
+    for (const service of services) out.push({ service, destinations: await this.dumpDestinations(service.key) });
+    return out;
+  }
+
+  async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+    const results: ApplyResult = new Array<IpvsError | null>(ops.length).fill(null);
+    const prepared: { index: number; p: PreparedOp }[] = [];
+    ops.forEach((op, index) => {
+      try {
+        prepared.push({ index, p: this.prepare(op) });
+      } catch (e) {
+        if (!(e instanceof IpvsError)) throw e;
+        results[index] = e;
+      }
+    });
+    const outcomes = await this.transport("apply", () => this.conn.batch(prepared.map((x) => x.p.request)));
+    outcomes.forEach((o: Outcome, i) => {
+      const x = prepared[i];
+      if (x && o.error) results[x.index] = ipvsErrorFor(x.p.op, o.error.errno, x.p.context);
+    });
+    return results;
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+
+  private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {
+    const msgs = await this.dump(
+      "list-destinations",
+      this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)),
+      { service },
+    );
+    return msgs.map((m) => decodeDestination(decodeGenl(m.payload).attrs, service.family));
+  }
+
+  /** Validate and encode one write. Throws IpvsError for input the kernel could not even be sent. */
+  private prepare(op: IpvsOp): PreparedOp {
+    const req = (cmd: number, attrs: (w: ByteWriter) => void): Request => this.genl(cmd, attrs);
+    switch (op.op) {
+      case "add-service":
+      case "update-service": {
+        validateServiceConfig(op.op, op.service);
+        const cmd = op.op === "add-service" ? IPVS_CMD.NEW_SERVICE : IPVS_CMD.SET_SERVICE;
+        return { op: op.op, request: req(cmd, (w) => writeServiceConfig(w, op.service)), context: { serviceConfig: op.service } };
+      }
+      case "delete-service":
+        validateServiceKey(op.op, op.key);
+        return { op: op.op, request: req(IPVS_CMD.DEL_SERVICE, (w) => writeServiceKey(w, op.key)), context: { service: op.key } };
+      case "add-destination":
+      case "update-destination": {
+        validateServiceKey(op.op, op.service);
+        validateDestinationConfig(op.op, op.service, op.destination);
+        const cmd = op.op === "add-destination" ? IPVS_CMD.NEW_DEST : IPVS_CMD.SET_DEST;
+        return {
+          op: op.op,
+          request: req(cmd, (w) => {
+            writeServiceKey(w, op.service);
+            writeDestinationConfig(w, op.destination);
+          }),
+          context: { service: op.service, destination: op.destination },
+        };
+      }
+      case "delete-destination":
+        validateServiceKey(op.op, op.service);
+        validateDestinationKey(op.op, op.service, op.destination);
+        return {
+          op: op.op,
+          request: req(IPVS_CMD.DEL_DEST, (w) => {
+            writeServiceKey(w, op.service);
+            writeDestinationKey(w, op.destination);
+          }),
+          context: { service: op.service, destination: op.destination },
+        };
+    }
+  }
+
+  private async write(p: PreparedOp): Promise<void> {
+    await this.transport(p.op, async () => {
+      try {
+        await this.conn.request(p.request);
+      } catch (e) {
+        if (e instanceof NetlinkError) throw ipvsErrorFor(p.op, e.errno, p.context);
+        throw e;
+      }
+    });
+  }
+
+  private call(op: IpvsOperation, cmd: number, attrs: ((w: ByteWriter) => void) | undefined, context: IpvsErrorContext): Promise<NetlinkMessage[]> {
+    return this.transport(op, async () => {
+      try {
+        return await this.conn.request(this.genl(cmd, attrs));
+      } catch (e) {
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context);
+        throw e;
+      }
+    });
+  }
+
+  private dump(op: IpvsOperation, request: Request, context: IpvsErrorContext): Promise<NetlinkMessage[]> {
+    return this.transport(op, async () => {
+      try {
+        return await this.conn.dump(request);
+      } catch (e) {
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context);
+        throw e;
+      }
+    });
+  }
+
+  /** Socket-level failures become IpvsError too (ETIMEDOUT, or the socket's errno), so callers see one error type. */
+  private async transport<T>(op: IpvsOperation, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const name = op;
+      if (e instanceof TransportTimeoutError)
+        throw new IpvsError(name, ERRNO.ETIMEDOUT, `IPVS did not answer within the netlink timeout (${op}); the socket was reset`, { cause: e });
+      if (e instanceof TransportError) throw new IpvsError(name, e.errno, `netlink transport failed during ${op}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
+
+  /** An IPVS request (flags are added by the connection: ACK for writes, DUMP for dumps). */
+  private genl(cmd: number, attrs?: (w: ByteWriter) => void): Request {
+    return { type: this.family, flags: 0, header: genlHeader(cmd, IPVS_GENL_VERSION), ...(attrs ? { attrs } : {}) };
+  }
+
+  private attrsOf(reply: NetlinkMessage | undefined, op: IpvsOperation) {
+    if (!reply) throw new IpvsError(op, ERRNO.EIO, `IPVS sent no reply to ${op}`);
+    return decodeGenl(reply.payload).attrs;
+  }
+}

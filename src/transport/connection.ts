@@ -1,0 +1,201 @@
+/**
+ * Request/response over a netlink datagram socket: sequence numbers, matching replies and ACKs to
+ * requests, multipart dumps, batching many requests into one send, and recovery from a broken socket.
+ *
+ * Operations are serialized (one at a time per connection). Long operations yield to the event loop
+ * between sends and every few received datagrams, so HTTP handlers and health checks keep running
+ * during bulk kernel work; every individual socket call is bounded by the socket timeout.
+ */
+import { ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
+import { NLMSG, NLM_F } from "../netlink/constants.ts";
+import { NetlinkError } from "../netlink/errors.ts";
+import { type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
+import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
+
+/** A request without its sequence number (the connection assigns it). */
+export type Request = Omit<MessageRequest, "seq">;
+
+/** The outcome of one request in a batch. */
+export interface Outcome {
+  /** Reply messages (doit replies), copied out of the receive buffer. */
+  readonly replies: NetlinkMessage[];
+  /** The kernel's error, or null when it acknowledged the request. */
+  readonly error: NetlinkError | null;
+}
+
+export interface ConnectionOptions {
+  /** How many requests go into one send (the kernel ACKs each one). */
+  readonly batchSize?: number;
+  /** Yield to the event loop after this many received datagrams. */
+  readonly yieldEvery?: number;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function copyMessage(m: NetlinkMessage): NetlinkMessage {
+  return { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid, payload: m.payload.slice() };
+}
+
+/** A serialized request/response channel over one netlink socket, reopened after a failure. */
+export class NetlinkConnection {
+  private socket: DatagramSocket | null = null;
+  private seq: number;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly batchSize: number;
+  private readonly yieldEvery: number;
+
+  constructor(
+    private readonly openSocket: () => DatagramSocket,
+    options: ConnectionOptions = {},
+  ) {
+    this.batchSize = Math.max(1, options.batchSize ?? 128);
+    this.yieldEvery = Math.max(1, options.yieldEvery ?? 64);
+    // Start somewhere unpredictable so a reopened socket never mistakes an old reply for a new one.
+    this.seq = (Math.floor(Math.random() * 0x7fffffff) | 1) >>> 0;
+  }
+
+  /** Send one request with NLM_F_ACK and wait for its replies and ACK; throws NetlinkError on a kernel error. */
+  async request(req: Request): Promise<NetlinkMessage[]> {
+    const [outcome] = await this.batch([req]);
+    if (!outcome) throw new TransportError("no outcome for request", 5);
+    if (outcome.error) throw outcome.error;
+    return outcome.replies;
+  }
+
+  /**
+   * Send many requests (each with NLM_F_ACK), several per datagram, and collect every outcome in order.
+   * A kernel error on one request does not stop the others: the kernel processes every message it is sent.
+   */
+  batch(reqs: readonly Request[]): Promise<Outcome[]> {
+    return this.serialize(async () => {
+      const outcomes: Outcome[] = new Array<Outcome>(reqs.length);
+      for (let start = 0; start < reqs.length; start += this.batchSize) {
+        const end = Math.min(reqs.length, start + this.batchSize);
+        this.failClosed(() => this.sendAndCollect(reqs, start, end, outcomes));
+        if (end < reqs.length) await yieldToEventLoop();
+      }
+      return outcomes;
+    });
+  }
+
+  /** Run a dump request (NLM_F_DUMP) and return every message of it. Throws NetlinkError on a kernel error. */
+  dump(req: Request): Promise<NetlinkMessage[]> {
+    return this.serialize(() => this.failClosedAsync(() => this.runDump(req)));
+  }
+
+  private async runDump(req: Request): Promise<NetlinkMessage[]> {
+    {
+      const sock = this.ensureSocket();
+      const seq = this.nextSeq();
+      const w = new ByteWriter(256);
+      writeMessage(w, { ...req, seq, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP });
+      const out: NetlinkMessage[] = [];
+      this.guard(() => sock.send(w.toBytes()));
+      let datagrams = 0;
+      for (;;) {
+        const dgram = this.guard(() => sock.receive());
+        for (const m of decodeMessages(dgram)) {
+          if (m.seq !== seq) continue; // a stale reply of an earlier, abandoned request
+          if (m.type === NLMSG.DONE) {
+            // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
+            const status = m.payload.length >= 4 ? new DataView(m.payload.buffer, m.payload.byteOffset, 4).getInt32(0, HOST_LITTLE_ENDIAN) : 0;
+            if (status < 0) throw new NetlinkError(-status, seq);
+            return out;
+          }
+          if (m.type === NLMSG.ERROR) {
+            const body = decodeErrorBody(m);
+            if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
+            return out;
+          }
+          out.push(copyMessage(m));
+        }
+        if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
+      }
+    }
+  }
+
+  /** Close the socket; the next request opens a new one. */
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+
+  private sendAndCollect(reqs: readonly Request[], start: number, end: number, outcomes: Outcome[]): void {
+    const sock = this.ensureSocket();
+    const pending = new Map<number, number>();
+    const w = new ByteWriter(256 * (end - start));
+    for (let i = start; i < end; i++) {
+      const req = reqs[i];
+      if (!req) continue;
+      const seq = this.nextSeq();
+      pending.set(seq, i);
+      outcomes[i] = { replies: [], error: null };
+      writeMessage(w, { ...req, seq, flags: req.flags | NLM_F.REQUEST | NLM_F.ACK });
+    }
+    this.guard(() => sock.send(w.toBytes()));
+    while (pending.size > 0) {
+      const dgram = this.guard(() => sock.receive());
+      for (const m of decodeMessages(dgram)) {
+        if (m.type === NLMSG.ERROR) {
+          const body = decodeErrorBody(m);
+          const idx = pending.get(body.request.seq);
+          if (idx === undefined) continue;
+          pending.delete(body.request.seq);
+          const o = outcomes[idx];
+          if (o && body.errno !== 0) outcomes[idx] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+          continue;
+        }
+        const idx = pending.get(m.seq);
+        if (idx === undefined || m.type === NLMSG.NOOP || m.type === NLMSG.DONE) continue;
+        outcomes[idx]?.replies.push(copyMessage(m));
+      }
+    }
+  }
+
+  /** Any failure in the middle of an exchange leaves unread replies behind: start over on a new socket. */
+  private failClosed<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof NetlinkError)) this.close();
+      throw e;
+    }
+  }
+
+  private async failClosedAsync<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      // A kernel error ends a dump cleanly (DONE/ERROR was read); anything else leaves the socket unknown.
+      if (!(e instanceof NetlinkError)) this.close();
+      throw e;
+    }
+  }
+
+  /** Run a socket call; on a timeout or socket failure drop the socket so the next operation starts clean. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof TransportTimeoutError || e instanceof TransportError) this.close();
+      throw e;
+    }
+  }
+
+  private ensureSocket(): DatagramSocket {
+    if (!this.socket) this.socket = this.openSocket();
+    return this.socket;
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    if (this.seq === 0) this.seq = 1;
+    return this.seq;
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The socket seam: the connection speaks to the kernel through this interface, so tests can drive it
+ * with a fake that answers in bytes, and the real one (libnl-socket.ts) stays a thin FFI wrapper.
+ */
+
+/** A receive or send did not complete within the socket timeout. */
+export class TransportTimeoutError extends Error {
+  override readonly name = "TransportTimeoutError";
+}
+
+/** A socket call failed with errno. */
+export class TransportError extends Error {
+  override readonly name = "TransportError";
+  readonly errno: number;
+  constructor(message: string, errno: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.errno = errno;
+  }
+}
+
+/** A connected netlink datagram socket. */
+export interface DatagramSocket {
+  /** Send one datagram (it may hold several messages). Throws TransportTimeoutError or TransportError. */
+  send(bytes: Uint8Array): void;
+  /**
+   * Receive one datagram. The returned view is only valid until the next receive.
+   * Throws TransportTimeoutError when nothing arrived within the socket's timeout.
+   */
+  receive(): Uint8Array;
+  close(): void;
+}

@@ -1,0 +1,23 @@
+/**
+ * Generic-netlink family resolution through libnl (genl_ctrl_resolve), with one retry after asking the
+ * kernel to load the module, as keepalived does: MODULE_ALIAS_GENL_FAMILY autoloading does not work everywhere.
+ */
+import { openLibnl } from "../../ffi/libnl.ts";
+
+/** The family id, or null when the kernel does not know the family even after a modprobe attempt. */
+export function resolveGenlFamily(name: string, moduleName: string): number | null {
+  const libnl = openLibnl();
+  const first = libnl.resolveGenlFamily(name);
+  if (first !== null) return first;
+  tryModprobe(moduleName);
+  return libnl.resolveGenlFamily(name);
+}
+
+function tryModprobe(moduleName: string): void {
+  try {
+    // Bounded: modprobe of a present or absent module returns in milliseconds; the timeout guards a hung one.
+    Bun.spawnSync(["modprobe", moduleName], { stdout: "ignore", stderr: "ignore", timeout: 5000 });
+  } catch {
+    // No modprobe on this host (a container, a minimal image): the caller reports the family as missing.
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * A DatagramSocket over libnl: nl_socket_alloc/nl_connect for the socket, nl_sendto to send our own
+ * encoded bytes, recv(2) into one reusable buffer. Every blocking call has a timeout (SO_RCVTIMEO,
+ * SO_SNDTIMEO), so a stuck kernel or a lost reply costs at most that long, never a frozen daemon.
+ */
+import { EAGAIN, EINTR, MSG_TRUNC, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
+import { type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
+import { LibnlError, SyscallError } from "../../ffi/errors.ts";
+import { NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK } from "../netlink/constants.ts";
+import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
+
+/** Options of a libnl-backed socket. */
+export interface LibnlSocketOptions {
+  /** Netlink protocol (NETLINK_GENERIC, NETLINK_ROUTE). */
+  readonly protocol: number;
+  /** Longest a single send or receive may block. */
+  readonly timeoutMs: number;
+  /** Receive buffer (SO_RCVBUF); large so that bursts of ACKs and dumps never overflow. */
+  readonly receiveBufferBytes?: number;
+  readonly sendBufferBytes?: number;
+}
+
+const RECEIVE_CHUNK = 256 * 1024;
+
+/** A netlink socket opened through libnl. */
+export class LibnlSocket implements DatagramSocket {
+  private readonly nl: Libnl;
+  private sock: NlSocketHandle | null;
+  private readonly fd: number;
+  private readonly buf = new Uint8Array(RECEIVE_CHUNK);
+
+  constructor(options: LibnlSocketOptions) {
+    this.nl = openLibnl();
+    const sock = this.nl.openSocket(options.protocol);
+    this.sock = sock;
+    try {
+      this.fd = this.nl.fd(sock);
+      const rx = options.receiveBufferBytes ?? 8 * 1024 * 1024;
+      const tx = options.sendBufferBytes ?? 1024 * 1024;
+      this.nl.setBufferSize(sock, rx, tx);
+      // As root, lift the buffers past net.core.rmem_max / wmem_max; without privilege keep what we got.
+      tryOpt(() => setSockOptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, rx));
+      tryOpt(() => setSockOptInt(this.fd, SOL_SOCKET, SO_SNDBUFFORCE, tx));
+      // Short ACKs (header only) and extended-ack TLVs when the kernel has them.
+      tryOpt(() => setSockOptInt(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, 1));
+      tryOpt(() => setSockOptInt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1));
+      setSockOptTimeval(this.fd, SOL_SOCKET, SO_RCVTIMEO, options.timeoutMs);
+      setSockOptTimeval(this.fd, SOL_SOCKET, SO_SNDTIMEO, options.timeoutMs);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  send(bytes: Uint8Array): void {
+    const sock = this.open();
+    try {
+      this.nl.send(sock, bytes);
+    } catch (e) {
+      // libnl maps EAGAIN (send timeout) to NLE_AGAIN (4).
+      if (e instanceof LibnlError && e.code === 4) throw new TransportTimeoutError("netlink send timed out", { cause: e });
+      throw new TransportError(`netlink send failed: ${e instanceof Error ? e.message : String(e)}`, 5, { cause: e });
+    }
+  }
+
+  receive(): Uint8Array {
+    this.open();
+    for (;;) {
+      const n = recvInto(this.fd, this.buf, MSG_TRUNC);
+      if (n >= 0) {
+        if (n > this.buf.length) throw new TransportError(`netlink datagram of ${n} bytes exceeds the ${this.buf.length}-byte buffer`, 90);
+        return this.buf.subarray(0, n);
+      }
+      if (-n === EINTR) continue;
+      if (-n === EAGAIN) throw new TransportTimeoutError("netlink receive timed out");
+      throw new TransportError(`netlink receive failed with errno ${-n}`, -n);
+    }
+  }
+
+  close(): void {
+    if (this.sock === null) return;
+    this.nl.freeSocket(this.sock);
+    this.sock = null;
+  }
+
+  private open(): NlSocketHandle {
+    if (this.sock === null) throw new TransportError("netlink socket is closed", 9);
+    return this.sock;
+  }
+}
+
+function tryOpt(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+  }
+}

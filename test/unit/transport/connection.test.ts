@@ -1,0 +1,173 @@
+import { describe, expect, test } from "bun:test";
+import { ByteWriter, HOST_LITTLE_ENDIAN } from "../../../src/netlink/attributes.ts";
+import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
+import { NetlinkError } from "../../../src/netlink/errors.ts";
+import { type NetlinkMessage, decodeMessages, encodeMessage } from "../../../src/netlink/message.ts";
+import { NetlinkConnection } from "../../../src/transport/connection.ts";
+import { type DatagramSocket, TransportTimeoutError } from "../../../src/transport/datagram-socket.ts";
+
+/** A fake kernel: answers each request message through `answer`, queueing datagrams for receive(). */
+class FakeSocket implements DatagramSocket {
+  readonly sent: NetlinkMessage[][] = [];
+  readonly queue: Uint8Array[] = [];
+  closed = false;
+  constructor(private readonly answer: (m: NetlinkMessage, sock: FakeSocket) => void) {}
+  send(bytes: Uint8Array): void {
+    const msgs = decodeMessages(bytes).map((m) => ({ ...m, payload: m.payload.slice() }));
+    this.sent.push(msgs);
+    for (const m of msgs) this.answer(m, this);
+  }
+  receive(): Uint8Array {
+    const d = this.queue.shift();
+    if (!d) throw new TransportTimeoutError("nothing queued");
+    return d;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  push(...msgs: Uint8Array[]): void {
+    const total = msgs.reduce((n, m) => n + m.length, 0);
+    const d = new Uint8Array(total);
+    let off = 0;
+    for (const m of msgs) {
+      d.set(m, off);
+      off += m.length;
+    }
+    this.queue.push(d);
+  }
+}
+
+function ack(req: NetlinkMessage, errno = 0): Uint8Array {
+  const p = new Uint8Array(20);
+  const v = new DataView(p.buffer);
+  v.setInt32(0, -errno, HOST_LITTLE_ENDIAN);
+  v.setUint32(4, 16 + req.payload.length, HOST_LITTLE_ENDIAN);
+  v.setUint16(8, req.type, HOST_LITTLE_ENDIAN);
+  v.setUint16(10, req.flags, HOST_LITTLE_ENDIAN);
+  v.setUint32(12, req.seq, HOST_LITTLE_ENDIAN);
+  return encodeMessage({ type: NLMSG.ERROR, flags: NLM_F.CAPPED, seq: req.seq, pid: 0, payload: p });
+}
+
+function reply(req: NetlinkMessage, flags = 0, body = Uint8Array.of(1, 1, 0, 0)): Uint8Array {
+  return encodeMessage({ type: req.type, flags, seq: req.seq, pid: 0, payload: body });
+}
+
+function done(req: NetlinkMessage, status = 0): Uint8Array {
+  const p = new Uint8Array(4);
+  new DataView(p.buffer).setInt32(0, status, HOST_LITTLE_ENDIAN);
+  return encodeMessage({ type: NLMSG.DONE, flags: NLM_F.MULTI, seq: req.seq, pid: 0, payload: p });
+}
+
+const req = (cmd: number) => ({ type: 0x24, flags: 0, header: Uint8Array.of(cmd, 1, 0, 0) });
+
+describe("NetlinkConnection", () => {
+  test("a request gets REQUEST|ACK, its reply before the ACK is returned", async () => {
+    const sock = new FakeSocket((m, s) => {
+      s.push(reply(m));
+      s.push(ack(m));
+    });
+    const conn = new NetlinkConnection(() => sock);
+    const replies = await conn.request(req(15));
+    expect(replies.length).toBe(1);
+    expect(sock.sent[0]![0]!.flags).toBe(NLM_F.REQUEST | NLM_F.ACK);
+  });
+
+  test("a kernel error becomes NetlinkError with the positive errno", async () => {
+    const sock = new FakeSocket((m, s) => s.push(ack(m, 3)));
+    const conn = new NetlinkConnection(() => sock);
+    const err = await conn.request(req(3)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkError);
+    expect((err as NetlinkError).errno).toBe(3);
+    expect(sock.closed).toBe(false); // a kernel error leaves the socket in a clean state
+  });
+
+  test("batch: many requests per send, each outcome matched by sequence number even when ACKs arrive out of order", async () => {
+    const held: NetlinkMessage[] = [];
+    const sock = new FakeSocket((m, s) => {
+      held.push(m);
+      if (held.length === 5) {
+        // answer in reverse order, all in one datagram, failing the third request
+        s.push(...held.reverse().map((h, i) => ack(h, i === 2 ? 17 : 0)));
+        held.length = 0;
+      }
+    });
+    const conn = new NetlinkConnection(() => sock, { batchSize: 5 });
+    const outcomes = await conn.batch([1, 1, 1, 1, 1, 1, 1, 1, 1, 1].map(() => req(1)));
+    expect(sock.sent.map((d) => d.length)).toEqual([5, 5]);
+    expect(outcomes.map((o) => o.error?.errno ?? 0)).toEqual([0, 0, 17, 0, 0, 0, 0, 17, 0, 0]);
+  });
+
+  test("dump: NLM_F_DUMP without ACK, parts across datagrams, ends at DONE", async () => {
+    const sock = new FakeSocket((m, s) => {
+      s.push(reply(m, NLM_F.MULTI), reply(m, NLM_F.MULTI));
+      s.push(reply(m, NLM_F.MULTI), done(m));
+    });
+    const conn = new NetlinkConnection(() => sock);
+    const parts = await conn.dump(req(4));
+    expect(parts.length).toBe(3);
+    expect(sock.sent[0]![0]!.flags).toBe(NLM_F.REQUEST | NLM_F.DUMP);
+  });
+
+  test("dump: a negative status in DONE is an error", async () => {
+    const sock = new FakeSocket((m, s) => s.push(done(m, -22)));
+    const err = await new NetlinkConnection(() => sock).dump(req(4)).catch((e: unknown) => e);
+    expect((err as NetlinkError).errno).toBe(22);
+  });
+
+  test("replies with a stale sequence number are ignored", async () => {
+    const sock = new FakeSocket((m, s) => {
+      s.push(ack({ ...m, seq: m.seq - 100 }, 2), reply({ ...m, seq: 1 }));
+      s.push(ack(m));
+    });
+    expect(await new NetlinkConnection(() => sock).request(req(1))).toEqual([]);
+  });
+
+  test("a timeout closes the socket and the next request runs on a new one", async () => {
+    const socks: FakeSocket[] = [];
+    let n = 0;
+    const conn = new NetlinkConnection(() => {
+      const first = n++ === 0;
+      const s = new FakeSocket((m, sock) => {
+        if (!first) sock.push(ack(m));
+      });
+      socks.push(s);
+      return s;
+    });
+    await expect(conn.request(req(1))).rejects.toBeInstanceOf(TransportTimeoutError);
+    expect(socks[0]!.closed).toBe(true);
+    expect(await conn.request(req(1))).toEqual([]);
+    expect(socks.length).toBe(2);
+  });
+
+  test("operations are serialized: a second request waits for the first to finish", async () => {
+    const order: number[] = [];
+    const sock = new FakeSocket((m, s) => {
+      order.push(m.seq);
+      s.push(ack(m));
+    });
+    const conn = new NetlinkConnection(() => sock, { batchSize: 2 });
+    const a = conn.batch([req(1), req(1), req(1), req(1)]);
+    const b = conn.request(req(2));
+    await Promise.all([a, b]);
+    const cmds = sock.sent.flat().map((m) => m.payload[0]);
+    expect(cmds).toEqual([1, 1, 1, 1, 2]);
+    expect(order).toEqual([...order].sort((x, y) => x - y));
+  });
+
+  test("the event loop runs between the chunks of a large batch", async () => {
+    const sock = new FakeSocket((m, s) => s.push(ack(m)));
+    const conn = new NetlinkConnection(() => sock, { batchSize: 10 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    await conn.batch(Array.from({ length: 200 }, () => req(1)));
+    clearInterval(timer);
+    expect(sock.sent.length).toBe(20);
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  test("the ByteWriter used for batches grows past its initial capacity", () => {
+    const w = new ByteWriter(1);
+    for (let i = 0; i < 1000; i++) w.u32(1, i);
+    expect(w.length).toBe(8000);
+  });
+});
