@@ -1,0 +1,55 @@
+/**
+ * `npm test`: the host unit suite, then the kernel suite inside the qemu rig (a real IPVS kernel).
+ * Both always run; the exit code is non-zero if either failed or could not run. The last line is the
+ * plain "N passed, N failed" summary CI reads.
+ */
+const bun = process.execPath;
+const root = new URL("..", import.meta.url).pathname;
+
+interface Stage {
+  readonly name: string;
+  readonly cmd: string[];
+}
+
+const stages: Stage[] = [
+  { name: "host unit tests", cmd: [bun, "test", "test/unit"] },
+  { name: "compiled executable (e2e)", cmd: [bun, "test", "test/e2e"] },
+  { name: "kernel suite (qemu rig, real IPVS)", cmd: [bun, "run", "test/rig/kernel-suite.ts"] },
+];
+
+let passed = 0;
+let failed = 0;
+let broken = 0;
+for (const stage of stages) {
+  console.log(`\n=== ${stage.name}: ${stage.cmd.slice(1).join(" ")}`);
+  const t0 = performance.now();
+  const proc = Bun.spawn(stage.cmd, { cwd: root, stdout: "pipe", stderr: "pipe", env: process.env });
+  const counts = { pass: 0, fail: 0 };
+  const pump = async (stream: ReadableStream<Uint8Array>, sink: (s: string) => void) => {
+    const decoder = new TextDecoder();
+    let tail = "";
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk, { stream: true });
+      sink(text);
+      tail += text;
+      const lines = tail.split("\n");
+      tail = lines.pop() ?? "";
+      for (const line of lines) {
+        // bun test's summary lines: " 35 pass" / " 0 fail" (also relayed from the guest).
+        const m = /^\s*(\d+) (pass|fail)$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ""));
+        if (m) counts[m[2] as "pass" | "fail"] += Number(m[1]);
+      }
+    }
+  };
+  await Promise.all([pump(proc.stdout, (s) => process.stdout.write(s)), pump(proc.stderr, (s) => process.stderr.write(s))]);
+  const code = await proc.exited;
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  passed += counts.pass;
+  failed += counts.fail;
+  if (code !== 0 && counts.fail === 0) broken++;
+  console.log(`=== ${stage.name}: exit ${code}, ${counts.pass} passed, ${counts.fail} failed, ${secs} s`);
+}
+
+if (broken > 0) console.log(`${broken} stage(s) failed to run to completion (see above)`);
+console.log(`${passed} passed, ${failed + broken} failed`);
+process.exit(failed + broken > 0 ? 1 : 0);
