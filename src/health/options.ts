@@ -1,0 +1,339 @@
+/**
+ * Pulse options: the GORB wire shape `{ type?, interval?, args? }` in, normalised PulseOptions out.
+ * Pure (no I/O, no DNS): the monitor and the checkers only ever see normalised options.
+ *
+ * Decisions beyond the original (kobolog/gorb pulse/options.go, pulse/http.go):
+ * - Types: tcp (default), http, https, udp, none. Top-level keys match case-insensitively, as Go's decoder did;
+ *   keys inside `args` are exact-case, as the original's map was.
+ * - Durations (`interval`, `args.timeout`, `args.backoff`) use the original grammar plus `ms`; a unit is required.
+ *   An interval below 100ms is refused so a typo ("5ms" for "5m") cannot flood a backend.
+ * - Numeric args (`port`, `expect`, `rise`, `fall`) take JSON numbers or digit strings alike; anything else is an
+ *   error naming the field (the original panicked on numbers and silently used defaults for junk).
+ * - `args.host` / `args.port` redirect the probe for every probing type (tcp, http, https, udp), not only http.
+ * - `type: "udp"` sends `args.send` (text) or `args.sendHex` (bytes) as one datagram and is Up when any datagram
+ *   comes back before the timeout; an ICMP port-unreachable makes it Down at once. One of the two is required,
+ *   because most UDP services stay silent on unknown input and a silent check would read as "always Down"
+ *   (the original's UDP trap). For a UDP service with a TCP or HTTP health endpoint, use type tcp/http with
+ *   `args.port` instead.
+ * - Args a type does not use are ignored (the original ignored all args except http's), so they are not validated.
+ */
+import { type Duration, MAX_DURATION_MS, describeValue, parseDuration } from "./duration.ts";
+import { PulseOptionsError } from "./errors.ts";
+import { DEFAULT_EXPECT, type ExpectSpec, parseExpect } from "./expect.ts";
+
+/** PulseType is the kind of probe: tcp connect, http(s) request, udp datagram, or none (always Up). */
+export type PulseType = "tcp" | "http" | "https" | "udp" | "none";
+
+/** PULSE_TYPES lists every PulseType, in the order error messages show them. */
+export const PULSE_TYPES: readonly PulseType[] = ["tcp", "http", "https", "udp", "none"];
+
+/** PulseWire is the GORB-compatible JSON shape of a pulse, as a client sends it (all optional). */
+export interface PulseWire {
+  type?: string;
+  interval?: string;
+  args?: Record<string, unknown> | null;
+}
+
+/** RenderedPulseWire is the shape GET responses show: defaults filled in, args echoed as sent (or null). */
+export interface RenderedPulseWire {
+  type: PulseType;
+  interval: string;
+  args: Record<string, unknown> | null;
+}
+
+/** HttpProbe holds what an http/https check sends and accepts. */
+export interface HttpProbe {
+  readonly scheme: "http" | "https";
+  /** Upper-cased request method, default GET. */
+  readonly method: string;
+  /** Path plus query string, sent verbatim; default "/". */
+  readonly path: string;
+  readonly expect: ExpectSpec;
+  /** Host header to send instead of the probed host:port, or null. */
+  readonly hostHeader: string | null;
+  /** False when certificate verification is off (https only; always true for http). */
+  readonly tlsVerify: boolean;
+}
+
+/** UdpProbe holds the datagram a udp check sends, as lower-case hex. */
+export interface UdpProbe {
+  readonly payloadHex: string;
+}
+
+interface PulseCommon {
+  /** The interval between check starts, with the text it came from. */
+  readonly interval: Duration;
+  readonly intervalMs: number;
+  /** Per-check timeout; never longer than the interval. */
+  readonly timeoutMs: number;
+  /** Consecutive successes needed to go from Down to Up. */
+  readonly rise: number;
+  /** Consecutive failures needed to go from Up to Down. */
+  readonly fall: number;
+  /** Back-off cap while Down, or null when back-off is off (the original's behaviour). */
+  readonly backoffMaxMs: number | null;
+  /** Host to probe instead of the backend's, or null. */
+  readonly host: string | null;
+  /** Port to probe instead of the backend's, or null. */
+  readonly port: number | null;
+  /** The args object as sent, echoed by renderPulseWire; null when none was sent. */
+  readonly args: Readonly<Record<string, unknown>> | null;
+  /** A string equal for two options exactly when they probe the same way (type, host/port override, probe args). */
+  readonly probeKey: string;
+}
+
+/** PulseOptions are normalised pulse settings; `http` is set for http/https, `udp` for udp. */
+export type PulseOptions = PulseCommon &
+  (
+    | { readonly type: "tcp" | "none"; readonly http: null; readonly udp: null }
+    | { readonly type: "http" | "https"; readonly http: HttpProbe; readonly udp: null }
+    | { readonly type: "udp"; readonly http: null; readonly udp: UdpProbe }
+  );
+
+/** DEFAULT_INTERVAL is the original's default interval text. */
+export const DEFAULT_INTERVAL = "1m";
+/** DEFAULT_TIMEOUT_MS is the original's fixed dial/request timeout; capped by the interval. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
+/** MIN_INTERVAL_MS is the shortest interval accepted. */
+export const MIN_INTERVAL_MS = 100;
+/** MAX_THRESHOLD is the largest rise/fall: the size of the health window. */
+export const MAX_THRESHOLD = 100;
+/** BACKOFF_FACTOR: `backoff: true` caps the back-off at this many intervals. */
+export const BACKOFF_FACTOR = 8;
+/** MAX_UDP_PAYLOAD is the largest datagram a udp pulse may send (IPv4 UDP payload limit). */
+export const MAX_UDP_PAYLOAD = 65_507;
+
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/;
+const IPV6ISH = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+const NO_SPACE_OR_CONTROL = /^[^\u0000-\u0020\u007f]+$/;
+
+/** Where errors point: the prefix of every field name, "pulse" unless the caller nests it elsewhere. */
+export interface ParsePulseOptions {
+  field?: string;
+}
+
+/**
+ * parsePulseOptions validates and normalises a pulse as sent on the wire. `undefined`/`null` mean "all defaults"
+ * (tcp every 1m). Throws PulseOptionsError naming the first bad field.
+ */
+export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}): PulseOptions {
+  const base = opts.field ?? "pulse";
+  const obj = input === undefined || input === null ? {} : input;
+  if (!isPlainObject(obj)) {
+    throw new PulseOptionsError(base, `must be an object such as {"type":"tcp","interval":"5s"}, got ${describeValue(obj)}`);
+  }
+  const type = parseType(pickFolded(obj, "type"), `${base}.type`);
+  const rawInterval = pickFolded(obj, "interval");
+  const interval = parseDuration(rawInterval === undefined || rawInterval === "" ? DEFAULT_INTERVAL : rawInterval, `${base}.interval`);
+  if (interval.ms < MIN_INTERVAL_MS) {
+    throw new PulseOptionsError(`${base}.interval`, `${JSON.stringify(interval.text)} is too short, at least ${MIN_INTERVAL_MS}ms`);
+  }
+  const rawArgs = pickFolded(obj, "args");
+  if (rawArgs !== undefined && rawArgs !== null && !isPlainObject(rawArgs)) {
+    throw new PulseOptionsError(`${base}.args`, `must be an object, got ${describeValue(rawArgs)}`);
+  }
+  const args: Readonly<Record<string, unknown>> | null = rawArgs === undefined || rawArgs === null ? null : { ...rawArgs };
+  const a = args ?? {};
+  const f = (key: string) => `${base}.args.${key}`;
+
+  const defaultTimeout = Math.min(DEFAULT_TIMEOUT_MS, interval.ms);
+  if (type === "none") {
+    const common = commonOf(interval, defaultTimeout, 1, 1, null, null, null, args);
+    return { ...common, type, http: null, udp: null, probeKey: JSON.stringify([type]) };
+  }
+
+  const host = a.host === undefined ? null : parseHost(a.host, f("host"));
+  const port = a.port === undefined ? null : parseWhole(a.port, f("port"), 1, 65_535);
+  const timeoutMs = a.timeout === undefined ? defaultTimeout : parseTimeout(a.timeout, f("timeout"), interval);
+  const rise = a.rise === undefined ? 1 : parseWhole(a.rise, f("rise"), 1, MAX_THRESHOLD);
+  const fall = a.fall === undefined ? 1 : parseWhole(a.fall, f("fall"), 1, MAX_THRESHOLD);
+  const backoffMaxMs = parseBackoff(a.backoff, f("backoff"), interval);
+  const common = commonOf(interval, timeoutMs, rise, fall, backoffMaxMs, host, port, args);
+
+  if (type === "http" || type === "https") {
+    const http = parseHttpProbe(type, a, f);
+    return { ...common, type, http, udp: null, probeKey: JSON.stringify([type, host, port, http]) };
+  }
+  if (type === "udp") {
+    const udp = parseUdpProbe(a, f);
+    return { ...common, type, http: null, udp, probeKey: JSON.stringify([type, host, port, udp]) };
+  }
+  return { ...common, type, http: null, udp: null, probeKey: JSON.stringify([type, host, port]) };
+}
+
+/** renderPulseWire gives the GORB wire shape of normalised options, for GET responses and persistence. */
+export function renderPulseWire(options: PulseOptions): RenderedPulseWire {
+  return { type: options.type, interval: options.interval.text, args: options.args === null ? null : { ...options.args } };
+}
+
+/** A host and port to probe. */
+export interface ProbeTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** probeTarget applies the `args.host` / `args.port` overrides to a backend's address. */
+export function probeTarget(backend: ProbeTarget, options: PulseOptions): ProbeTarget {
+  return { host: options.host ?? backend.host, port: options.port ?? backend.port };
+}
+
+function commonOf(
+  interval: Duration,
+  timeoutMs: number,
+  rise: number,
+  fall: number,
+  backoffMaxMs: number | null,
+  host: string | null,
+  port: number | null,
+  args: Readonly<Record<string, unknown>> | null,
+): Omit<PulseCommon, "probeKey"> {
+  return { interval, intervalMs: interval.ms, timeoutMs, rise, fall, backoffMaxMs, host, port, args };
+}
+
+function parseType(value: unknown, field: string): PulseType {
+  if (value === undefined || value === "") return "tcp";
+  if (typeof value !== "string") throw new PulseOptionsError(field, `must be a string, got ${describeValue(value)}`);
+  const t = value.trim().toLowerCase();
+  for (const known of PULSE_TYPES) if (known === t) return known;
+  throw new PulseOptionsError(field, `unknown pulse type ${JSON.stringify(value)}, use one of ${PULSE_TYPES.join(", ")}`);
+}
+
+function parseHttpProbe(type: "http" | "https", a: Record<string, unknown>, f: (k: string) => string): HttpProbe {
+  let method = "GET";
+  if (a.method !== undefined) {
+    if (typeof a.method !== "string") throw new PulseOptionsError(f("method"), `must be a string, got ${describeValue(a.method)}`);
+    method = a.method.trim().toUpperCase();
+    if (!METHOD_TOKEN.test(method)) throw new PulseOptionsError(f("method"), `invalid method ${JSON.stringify(a.method)}`);
+    if (FORBIDDEN_METHODS.has(method)) {
+      throw new PulseOptionsError(f("method"), `method ${method} cannot be used for a health check`);
+    }
+  }
+  let path = "/";
+  if (a.path !== undefined) {
+    if (typeof a.path !== "string") throw new PulseOptionsError(f("path"), `must be a string, got ${describeValue(a.path)}`);
+    if (!a.path.startsWith("/")) throw new PulseOptionsError(f("path"), `must start with "/", got ${JSON.stringify(a.path)}`);
+    if (!NO_SPACE_OR_CONTROL.test(a.path)) {
+      throw new PulseOptionsError(f("path"), `must not contain spaces or control characters (percent-encode them)`);
+    }
+    path = a.path;
+  }
+  const expect = a.expect === undefined ? DEFAULT_EXPECT : parseExpect(a.expect, f("expect"));
+  const hostHeader = parseHostHeader(a, f);
+  let tlsVerify = true;
+  if (type === "https") {
+    const verify = a["tls-verify"] === undefined ? undefined : parseBool(a["tls-verify"], f("tls-verify"));
+    const insecure = a.insecure === undefined ? undefined : parseBool(a.insecure, f("insecure"));
+    if (verify !== undefined && insecure !== undefined && verify === insecure) {
+      throw new PulseOptionsError(f("insecure"), `contradicts ${f("tls-verify")}`);
+    }
+    tlsVerify = verify ?? !(insecure ?? false);
+  }
+  return { scheme: type, method, path, expect, hostHeader, tlsVerify };
+}
+
+function parseHostHeader(a: Record<string, unknown>, f: (k: string) => string): string | null {
+  let result: string | null = null;
+  for (const key of ["hostHeader", "vhost"]) {
+    const v = a[key];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || v.trim() === "") {
+      throw new PulseOptionsError(f(key), `must be a non-empty string, got ${describeValue(v)}`);
+    }
+    const value = v.trim();
+    if (!NO_SPACE_OR_CONTROL.test(value)) throw new PulseOptionsError(f(key), `must not contain spaces or control characters`);
+    if (result !== null && result !== value) throw new PulseOptionsError(f(key), `conflicts with ${f("hostHeader")}`);
+    result = value;
+  }
+  return result;
+}
+
+function parseUdpProbe(a: Record<string, unknown>, f: (k: string) => string): UdpProbe {
+  if (a.send !== undefined && a.sendHex !== undefined) {
+    throw new PulseOptionsError(f("sendHex"), `give either ${f("send")} or ${f("sendHex")}, not both`);
+  }
+  let hex: string;
+  if (a.send !== undefined) {
+    if (typeof a.send !== "string") throw new PulseOptionsError(f("send"), `must be a string, got ${describeValue(a.send)}`);
+    hex = Buffer.from(a.send, "utf8").toString("hex");
+  } else if (a.sendHex !== undefined) {
+    if (typeof a.sendHex !== "string" || !/^(?:[0-9A-Fa-f]{2})*$/.test(a.sendHex.replace(/\s+/g, ""))) {
+      throw new PulseOptionsError(f("sendHex"), `must be a string of hex byte pairs such as "0a0b", got ${describeValue(a.sendHex)}`);
+    }
+    hex = a.sendHex.replace(/\s+/g, "").toLowerCase();
+  } else {
+    throw new PulseOptionsError(
+      f("send"),
+      `a udp pulse needs a payload the backend answers (args.send or args.sendHex); to check a UDP service over TCP or HTTP, use type "tcp" or "http" with args.port`,
+    );
+  }
+  if (hex.length / 2 > MAX_UDP_PAYLOAD) {
+    throw new PulseOptionsError(a.send !== undefined ? f("send") : f("sendHex"), `payload is ${hex.length / 2} bytes, at most ${MAX_UDP_PAYLOAD}`);
+  }
+  return { payloadHex: hex };
+}
+
+function parseHost(value: unknown, field: string): string {
+  if (typeof value !== "string") throw new PulseOptionsError(field, `must be a string, got ${describeValue(value)}`);
+  let host = value.trim();
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const ok = host.includes(":") ? IPV6ISH.test(host) : HOSTNAME.test(host) && host.length <= 253;
+  if (!ok) throw new PulseOptionsError(field, `invalid host ${JSON.stringify(value)}, use an IP address or a DNS name`);
+  return host;
+}
+
+function parseTimeout(value: unknown, field: string, interval: Duration): number {
+  const t = parseDuration(value, field);
+  if (t.ms > interval.ms) {
+    throw new PulseOptionsError(
+      field,
+      `${JSON.stringify(t.text)} is longer than the interval ${JSON.stringify(interval.text)}; a check must end before the next one starts`,
+    );
+  }
+  return t.ms;
+}
+
+function parseBackoff(value: unknown, field: string, interval: Duration): number | null {
+  if (value === undefined || value === false || value === "false") return null;
+  if (value === true || value === "true") return Math.min(interval.ms * BACKOFF_FACTOR, MAX_DURATION_MS);
+  if (typeof value !== "string") {
+    throw new PulseOptionsError(field, `must be true, false or a maximum interval such as "10m", got ${describeValue(value)}`);
+  }
+  const cap = parseDuration(value, field);
+  if (cap.ms < interval.ms) {
+    throw new PulseOptionsError(field, `maximum ${JSON.stringify(cap.text)} is shorter than the interval ${JSON.stringify(interval.text)}`);
+  }
+  return cap.ms;
+}
+
+function parseWhole(value: unknown, field: string, min: number, max: number): number {
+  let n: number | null = null;
+  if (typeof value === "number" && Number.isInteger(value)) n = value;
+  else if (typeof value === "string" && /^\s*\d+\s*$/.test(value)) n = Number(value.trim());
+  if (n === null || n < min || n > max) {
+    throw new PulseOptionsError(field, `must be a whole number from ${min} to ${max}, got ${describeValue(value)}`);
+  }
+  return n;
+}
+
+function parseBool(value: unknown, field: string): boolean {
+  if (value === true || value === false) return value;
+  if (typeof value === "string") {
+    const v = value.trim().toLowerCase();
+    if (v === "true") return true;
+    if (v === "false") return false;
+  }
+  throw new PulseOptionsError(field, `must be true or false, got ${describeValue(value)}`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** pickFolded reads a key exactly, else case-insensitively (Go's encoding/json matched struct keys that way). */
+function pickFolded(obj: Record<string, unknown>, key: string): unknown {
+  if (Object.hasOwn(obj, key)) return obj[key];
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === key) return obj[k];
+  return undefined;
+}
