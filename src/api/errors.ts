@@ -1,0 +1,81 @@
+/**
+ * The one place where errors become HTTP responses. Every error body is {"error": "<message>", "code": "..."}
+ * (GORB clients read `error`; `code` is gorb's addition):
+ *   GorbError (core and API)        its status: 400, 401, 404, 409, 413, 500
+ *   Elysia VALIDATION (query/params) 400, "<field>: <problem>"
+ *   Elysia PARSE                    400
+ *   Elysia NOT_FOUND (no route)     404, "no route for <METHOD> <path>" (a known path with another method too,
+ *                                   as gorilla/mux did for the original)
+ *   anything else                   500 "internal error", logged with its stack
+ */
+import { GorbError, ValidationError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import { jsonResponse } from "./json.ts";
+
+/** UnauthorizedError: a bearer token is configured and the request did not carry it (401). */
+export class UnauthorizedError extends GorbError {
+  override readonly name = "UnauthorizedError";
+
+  constructor(message: string) {
+    super(401, "UNAUTHORIZED", message);
+  }
+}
+
+/** PayloadTooLargeError: the request body is over the limit (413). */
+export class PayloadTooLargeError extends GorbError {
+  override readonly name = "PayloadTooLargeError";
+
+  constructor(limit: number) {
+    super(413, "TOO_LARGE", `body: larger than the limit of ${limit} bytes`);
+  }
+}
+
+/** The JSON error response for a status and message. */
+export function errorBody(status: number, code: string, message: string, headers?: Record<string, string>): Response {
+  return jsonResponse({ error: message, code }, status, headers);
+}
+
+/** Structural view of Elysia's ValidationError (its class is generic over the route; only these fields matter). */
+interface ElysiaValidation {
+  readonly type?: unknown;
+  /** The schema's own `error` text, when it has one. */
+  readonly customError?: unknown;
+  readonly valueError?: { readonly path?: unknown; readonly message?: unknown; readonly value?: unknown };
+}
+
+function describeFound(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 64 ? `${value.slice(0, 61)}...` : value);
+  if (value === undefined) return "nothing";
+  if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
+  return Array.isArray(value) ? "an array" : `an ${typeof value}`;
+}
+
+/** "detail: expected boolean, got \"maybe\"" from an Elysia validation error. */
+export function describeElysiaValidation(error: unknown): string {
+  const v = (error as ElysiaValidation).valueError;
+  const path = typeof v?.path === "string" ? v.path.replace(/^\//, "").replaceAll("/", ".") : "";
+  const field = path === "" ? String((error as ElysiaValidation).type ?? "request") : path;
+  const custom = (error as ElysiaValidation).customError;
+  const problem = typeof custom === "string" ? custom : typeof v?.message === "string" ? v.message : "is invalid";
+  return `${field}: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}, got ${describeFound(v?.value)}`;
+}
+
+/** The response for an error thrown anywhere in a route (Elysia's `code` tells its own errors apart). */
+export function errorResponse(code: unknown, error: unknown, request: Request, log: Logger): Response {
+  if (error instanceof GorbError) {
+    const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
+    if (error.status >= 500) log.error(`${request.method} ${new URL(request.url).pathname}: ${error.message}`);
+    return errorBody(error.status, error.code, error.message, headers);
+  }
+  if (code === "VALIDATION") return errorBody(400, "VALIDATION", describeElysiaValidation(error));
+  if (code === "PARSE") {
+    const why = error instanceof Error ? error.message : String(error);
+    return errorBody(400, "VALIDATION", new ValidationError("body", `cannot parse: ${why}`).message);
+  }
+  if (code === "NOT_FOUND") {
+    const url = new URL(request.url);
+    return errorBody(404, "NOT_FOUND", `no route for ${request.method} ${url.pathname}`);
+  }
+  log.error(`${request.method} ${new URL(request.url).pathname}: internal error`, error);
+  return errorBody(500, "INTERNAL", "internal error (see the gorb log)");
+}

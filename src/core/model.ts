@@ -1,0 +1,130 @@
+/**
+ * The desired state gorb keeps for each virtual service and backend, in normalised form, and the GORB wire
+ * shapes they are shown as. A spec is what the client asked for with every default filled in; addresses are
+ * resolved separately (./resolve.ts), so a spec still carries the host as the client wrote it.
+ */
+import type { Family, ForwardMethod, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
+import type { RenderedPulseWire } from "../health/options.ts";
+import type { PulseSpec } from "./pulse.ts";
+
+/** Scheduler used when the client names none ("wrr", as the original: pulse re-weights backends). */
+export const DEFAULT_SCHEDULER = "wrr";
+/** Protocol used when the client names none. */
+export const DEFAULT_PROTOCOL: Protocol = "tcp";
+/** Persistence timeout in seconds when `persistent` is true and no `persistence_timeout` is given. */
+export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
+/** Backend weight when the client gives none. */
+export const DEFAULT_WEIGHT = 100;
+/** Largest weight IPVS accepts (the kernel stores it in an int). */
+export const MAX_WEIGHT = 0x7fffffff;
+
+/** Scheduler flag names accepted in `flags`, and the IPVS flag bit each one sets. */
+export const SCHED_FLAG_NAMES = {
+  "sh-fallback": "sched1",
+  "sh-port": "sched2",
+  "mh-fallback": "sched1",
+  "mh-port": "sched2",
+  "flag-1": "sched1",
+  "flag-2": "sched2",
+  "flag-3": "sched3",
+} as const;
+export type SchedFlagName = keyof typeof SCHED_FLAG_NAMES;
+
+/** Backend forwarding methods accepted in `method`: "ipip" is "tunnel" with an IPIP tunnel. */
+export const BACKEND_METHODS = ["nat", "dr", "tunnel", "ipip", "local"] as const;
+export type BackendMethod = (typeof BACKEND_METHODS)[number];
+
+/** The IPVS forwarding method of each backend method. */
+export const FORWARD_OF: Readonly<Record<BackendMethod, ForwardMethod>> = {
+  nat: "nat",
+  dr: "dr",
+  tunnel: "tunnel",
+  ipip: "tunnel",
+  local: "local",
+};
+
+/** A virtual service as the client asked for it, defaults filled in. */
+export interface ServiceSpec {
+  /** Host as sent ("" = the default address); a name or an address literal. Ignored for fwmark services. */
+  readonly host: string;
+  /** Port 1..65535, or 0 for a fwmark service. */
+  readonly port: number;
+  readonly protocol: Protocol;
+  /** Scheduler name, lower case, one of SCHEDULERS. */
+  readonly method: string;
+  /** Canonical flag list: the flag names joined with "|", in the order given, without duplicates. */
+  readonly flags: string;
+  readonly persistent: boolean;
+  /** Seconds; 0 when not persistent. */
+  readonly persistenceTimeout: number;
+  /** Persistence granularity as a prefix length; null = a single client address (/32 or /128). */
+  readonly persistenceNetmask: number | null;
+  /** Firewall mark, or null for an address service. */
+  readonly fwmark: number | null;
+  /**
+   * Requested address family: required for fwmark services (default "inet"); for address services it picks
+   * which address of a DNS name to use and must match an address literal. null = any (IPv4 preferred).
+   */
+  readonly family: Family | null;
+  /** Persistence engine ("sip") or null. */
+  readonly pe: string | null;
+  readonly onePacket: boolean;
+}
+
+/** Tunnel options of a tunnel backend. */
+export interface TunnelSpec {
+  readonly type: TunnelType;
+  readonly port: number;
+  readonly checksum: TunnelChecksum;
+}
+
+/** A backend (real server) as the client asked for it, defaults filled in. */
+export interface BackendSpec {
+  /** Host as sent; a name or an address literal. */
+  readonly host: string;
+  /** Port; the service's port when the client gives none. */
+  readonly port: number;
+  /** Configured weight 0..2^31-1 (0 = created drained). */
+  readonly weight: number;
+  readonly method: BackendMethod;
+  readonly upperThreshold: number;
+  readonly lowerThreshold: number;
+  /** Tunnel options; non-null exactly when method is "tunnel" or "ipip". */
+  readonly tunnel: TunnelSpec | null;
+  readonly pulse: PulseSpec;
+}
+
+/** `options` of GET /service/:service: the GORB fields first, in GORB's order, then gorb's own. */
+export interface ServiceOptionsView {
+  host: string;
+  port: number;
+  protocol: string;
+  method: string;
+  flags: string;
+  persistent: boolean;
+  persistence_timeout: number;
+  persistence_netmask: number;
+  fwmark: number;
+  family: Family;
+  pe: string;
+  one_packet: boolean;
+  /** The address the service is bound to (the resolved host); "" for fwmark services. */
+  address: string;
+}
+
+/** `options` of GET /service/:service/:backend. `weight` is the configured weight. */
+export interface BackendOptionsView {
+  host: string;
+  port: number;
+  weight: number;
+  method: string;
+  pulse: RenderedPulseWire;
+  vsid: string;
+  upper_threshold: number;
+  lower_threshold: number;
+  tunnel_type: string;
+  tunnel_port: number;
+  tunnel_checksum: string;
+  /** The resolved address of the backend. */
+  address: string;
+}

@@ -1,0 +1,170 @@
+/**
+ * Turning specs into IPVS configs: the host of a service or backend becomes an address (DNS names allowed,
+ * resolved once, IPv4 preferred, as the original's net.ResolveIPAddr did), then the spec becomes the
+ * ServiceConfig / DestinationConfig the driver takes.
+ *
+ * The only I/O in core is the injected HostResolver; `dnsResolver()` is the real one.
+ */
+import { lookup } from "node:dns/promises";
+import { addressFamily, canonicalAddress, describeService } from "../ipvs/address.ts";
+import type { DestinationConfig, Family, ServiceConfig, ServiceFlags, ServiceKey } from "../ipvs/types.ts";
+import { ValidationError } from "./errors.ts";
+import { describeValue } from "./fields.ts";
+import { FORWARD_OF, SCHED_FLAG_NAMES, type BackendSpec, type SchedFlagName, type ServiceSpec } from "./model.ts";
+
+/** One address a host name resolves to. */
+export interface ResolvedAddress {
+  readonly address: string;
+  readonly family: Family;
+}
+
+/**
+ * HostResolver looks a DNS name up and returns every address it has (any order). It is only called for
+ * names, never for address literals. It rejects with an Error whose message says why (e.g. ENOTFOUND).
+ */
+export type HostResolver = (host: string) => Promise<readonly ResolvedAddress[]>;
+
+/** The system resolver (getaddrinfo via node:dns, so /etc/hosts counts). */
+export function dnsResolver(): HostResolver {
+  return async (host) => {
+    const found = await lookup(host, { all: true, verbatim: true });
+    const out: ResolvedAddress[] = [];
+    for (const entry of found) {
+      const family: Family = entry.family === 6 ? "inet6" : "inet";
+      out.push({ address: canonicalAddress(entry.address), family });
+    }
+    return out;
+  };
+}
+
+/**
+ * The address of `host`: a literal as is (canonical text), a name through `resolver`. With `required`, the
+ * address must be of that family; otherwise `prefer` wins when the name has both (IPv4 when null).
+ * `field` names the field in errors.
+ */
+export async function resolveHost(
+  host: string,
+  resolver: HostResolver,
+  options: { readonly field: string; readonly required?: Family | null; readonly prefer?: Family | null },
+): Promise<ResolvedAddress> {
+  const { field } = options;
+  const required = options.required ?? null;
+  const literal = addressFamily(host);
+  if (literal !== null) {
+    if (required !== null && literal !== required) {
+      throw new ValidationError(field, `${describeValue(host)} is an ${literal} address, expected ${required}`);
+    }
+    return { address: canonicalAddress(host), family: literal };
+  }
+  if (!/^[A-Za-z0-9_.-]+$/.test(host)) {
+    throw new ValidationError(field, `must be an IP address or a DNS name, got ${describeValue(host)}`);
+  }
+  let found: readonly ResolvedAddress[];
+  try {
+    found = await resolver(host);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ValidationError(field, `cannot resolve ${describeValue(host)}: ${why}`, { cause: error });
+  }
+  const prefer = required ?? options.prefer ?? "inet";
+  const match = found.find((a) => a.family === prefer) ?? (required === null ? found[0] : undefined);
+  if (match === undefined) {
+    const what = required === null ? "no address" : `no ${required} address`;
+    throw new ValidationError(field, `cannot resolve ${describeValue(host)}: it has ${what}`);
+  }
+  return match;
+}
+
+/** The IPVS flags of a spec. */
+export function serviceFlagsOf(spec: ServiceSpec): ServiceFlags {
+  const bits = { sched1: false, sched2: false, sched3: false };
+  if (spec.flags !== "") {
+    for (const name of spec.flags.split("|")) bits[SCHED_FLAG_NAMES[name as SchedFlagName]] = true;
+  }
+  return { persistent: spec.persistent, onePacket: spec.onePacket, ...bits };
+}
+
+/** The ServiceConfig of a spec whose key is already known (pure). Checks the netmask against the family. */
+export function toServiceConfig(spec: ServiceSpec, key: ServiceKey): ServiceConfig {
+  const full = key.family === "inet" ? 32 : 128;
+  const netmask = spec.persistenceNetmask ?? full;
+  if (key.family === "inet" && netmask > 32) {
+    throw new ValidationError("persistence_netmask", `must be 0-32 for an inet service, got ${netmask}`);
+  }
+  if (key.family === "inet6" && netmask < 1) {
+    throw new ValidationError("persistence_netmask", `must be 1-128 for an inet6 service, got ${netmask}`);
+  }
+  return {
+    key,
+    scheduler: spec.method,
+    flags: serviceFlagsOf(spec),
+    timeout: spec.persistenceTimeout,
+    netmask,
+    pe: spec.pe,
+  };
+}
+
+/**
+ * The key of a service spec: fwmark services need no lookup; address services resolve `host`, or use
+ * `defaultAddress` (the first address of the default interface) when the host is "".
+ */
+export async function resolveServiceKey(
+  spec: ServiceSpec,
+  resolver: HostResolver,
+  defaultAddress: string | null,
+): Promise<ServiceKey> {
+  if (spec.fwmark !== null) return { family: spec.family ?? "inet", fwmark: spec.fwmark };
+  let host = spec.host;
+  if (host === "") {
+    if (defaultAddress === null) {
+      throw new ValidationError("host", "is required: gorb has no default address (the -i interface has none)");
+    }
+    host = defaultAddress;
+  }
+  const resolved = await resolveHost(host, resolver, { field: "host", required: spec.family });
+  return { family: resolved.family, protocol: spec.protocol, address: resolved.address, port: spec.port };
+}
+
+/**
+ * The DestinationConfig of a backend spec for `service`, with `weight` as the weight to write. A backend
+ * must be of the service's family unless it is reached through a tunnel.
+ */
+export function toDestinationConfig(
+  spec: BackendSpec,
+  address: ResolvedAddress,
+  service: ServiceKey,
+  weight: number,
+): DestinationConfig {
+  const forward = FORWARD_OF[spec.method];
+  if (address.family !== service.family && forward !== "tunnel") {
+    throw new ValidationError(
+      "host",
+      `${address.address} is an ${address.family} address but service ${describeService(service)} is ` +
+        `${service.family}; only a tunnel backend may differ`,
+    );
+  }
+  return {
+    family: address.family,
+    address: address.address,
+    port: spec.port,
+    forward,
+    weight,
+    upperThreshold: spec.upperThreshold,
+    lowerThreshold: spec.lowerThreshold,
+    tunnel: spec.tunnel === null ? null : { ...spec.tunnel },
+  };
+}
+
+/** The address of a backend's host: the service's family is required, or only preferred for a tunnel. */
+export function resolveBackendAddress(
+  spec: BackendSpec,
+  service: ServiceKey,
+  resolver: HostResolver,
+): Promise<ResolvedAddress> {
+  const tunnel = FORWARD_OF[spec.method] === "tunnel";
+  return resolveHost(spec.host, resolver, {
+    field: "host",
+    required: tunnel ? null : service.family,
+    prefer: service.family,
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * What GET returns: the GORB shapes (`options`, `health`, `backends`; `options`, `metrics`) with gorb's
+ * additions (IPVS counters and rates, effective weight, connection counts). Built from core's records by
+ * pure functions.
+ */
+import type { Destination, ServiceConfig, Stats } from "../ipvs/types.ts";
+import { isFwmarkKey } from "../ipvs/types.ts";
+import type { BackendHealth } from "./health.ts";
+import type { BackendOptionsView, BackendSpec, ServiceOptionsView, ServiceSpec } from "./model.ts";
+import { pulseView } from "./pulse.ts";
+
+/** IPVS counters (since the last zero) and rates (per second), snake_case on the wire. */
+export interface StatsView {
+  conns: number;
+  in_pkts: number;
+  out_pkts: number;
+  in_bytes: number;
+  out_bytes: number;
+  cps: number;
+  in_pps: number;
+  out_pps: number;
+  in_bps: number;
+  out_bps: number;
+}
+
+/** GET /service/:service. */
+export interface ServiceInfo {
+  options: ServiceOptionsView;
+  /** Mean health of the backends that have been checked; 1 when none has (as the original). */
+  health: number;
+  /** Backend ids, sorted; [] when there are none (the original said null). */
+  backends: string[];
+  /** IPVS counters of the service; null when the kernel could not be read. */
+  stats: StatsView | null;
+}
+
+/** `metrics` of GET /service/:service/:backend. */
+export interface BackendMetricsView {
+  /** GORB's integer status: 0 = up, 1 = down. A backend not checked yet shows 0, as in the original. */
+  status: 0 | 1;
+  /** The same as a word, with "unknown" before the first check. */
+  state: "up" | "down" | "unknown";
+  health: number;
+  /** Whole seconds continuously up. */
+  uptime: number;
+  /** Duration of the last check in ms; null before the first. */
+  last_check_ms: number | null;
+  /** What the last check said. */
+  message: string;
+}
+
+/** GET /service/:service/:backend. */
+export interface BackendInfo {
+  options: BackendOptionsView;
+  metrics: BackendMetricsView;
+  /** The weight IPVS has now: the configured weight scaled by health. */
+  effective_weight: number;
+  stats: StatsView | null;
+  active_conns: number | null;
+  inactive_conns: number | null;
+  persistent_conns: number | null;
+}
+
+/** One entry of GET /service?detail=true. */
+export interface ServiceDetail extends ServiceInfo {
+  id: string;
+  backend_details: (BackendInfo & { id: string })[];
+}
+
+/** The wire form of IPVS stats. */
+export function statsView(stats: Stats): StatsView {
+  return {
+    conns: stats.conns,
+    in_pkts: stats.inPkts,
+    out_pkts: stats.outPkts,
+    in_bytes: stats.inBytes,
+    out_bytes: stats.outBytes,
+    cps: stats.cps,
+    in_pps: stats.inPps,
+    out_pps: stats.outPps,
+    in_bps: stats.inBps,
+    out_bps: stats.outBps,
+  };
+}
+
+/** The `options` of a service: GORB's fields with defaults filled in, then gorb's. */
+export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): ServiceOptionsView {
+  const key = config.key;
+  const fwmark = isFwmarkKey(key);
+  return {
+    host: spec.host,
+    port: spec.port,
+    protocol: fwmark ? "" : spec.protocol,
+    method: spec.method,
+    flags: spec.flags,
+    persistent: spec.persistent,
+    persistence_timeout: spec.persistenceTimeout,
+    persistence_netmask: config.netmask,
+    fwmark: spec.fwmark ?? 0,
+    family: key.family,
+    pe: spec.pe ?? "",
+    one_packet: spec.onePacket,
+    address: isFwmarkKey(key) ? "" : key.address,
+  };
+}
+
+/** The `options` of a backend; `weight` is the configured weight. */
+export function backendOptionsView(spec: BackendSpec, serviceId: string, address: string): BackendOptionsView {
+  return {
+    host: spec.host,
+    port: spec.port,
+    weight: spec.weight,
+    method: spec.method,
+    pulse: pulseView(spec.pulse),
+    vsid: serviceId,
+    upper_threshold: spec.upperThreshold,
+    lower_threshold: spec.lowerThreshold,
+    tunnel_type: spec.tunnel?.type ?? "",
+    tunnel_port: spec.tunnel?.port ?? 0,
+    tunnel_checksum: spec.tunnel?.checksum ?? "",
+    address,
+  };
+}
+
+/** The `metrics` of a backend. */
+export function metricsView(health: BackendHealth): BackendMetricsView {
+  return {
+    status: health.state === "down" ? 1 : 0,
+    state: health.state,
+    health: health.health,
+    uptime: health.uptimeSeconds,
+    last_check_ms: health.lastCheckMs,
+    message: health.message,
+  };
+}
+
+/** Mean health of the checked backends; 1 when none has been checked (GORB said 1 with no backends). */
+export function serviceHealth(backends: readonly BackendHealth[]): number {
+  const checked = backends.filter((h) => h.state !== "unknown");
+  if (checked.length === 0) return 1;
+  return checked.reduce((sum, h) => sum + h.health, 0) / checked.length;
+}
+
+/** The kernel's view of a destination for BackendInfo, or nulls when it could not be read. */
+export function destinationCounters(
+  dest: Destination | null,
+): Pick<BackendInfo, "stats" | "active_conns" | "inactive_conns" | "persistent_conns"> {
+  if (dest === null) return { stats: null, active_conns: null, inactive_conns: null, persistent_conns: null };
+  return {
+    stats: statsView(dest.stats),
+    active_conns: dest.activeConns,
+    inactive_conns: dest.inactiveConns,
+    persistent_conns: dest.persistentConns,
+  };
+}

@@ -1,0 +1,463 @@
+import { describe, expect, test } from "bun:test";
+import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import { BackendBody, ServiceBody } from "../../../src/api/models.ts";
+import { BACKEND_FIELDS, SERVICE_FIELDS } from "../../../src/core/normalize.ts";
+import { makeGorb, type TestStack } from "../core/fakes.ts";
+
+interface Reply {
+  readonly status: number;
+  readonly text: string;
+  readonly contentType: string | null;
+  readonly headers: Headers;
+}
+
+type Stack = TestStack & {
+  readonly app: ReturnType<typeof createApp>;
+  /** Send a request; a string/object body is sent as raw bytes with no Content-Type, like GORB clients do. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
+};
+
+function setup(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}): Stack {
+  const stack = makeGorb();
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) init.body = new TextEncoder().encode(typeof body === "string" ? body : JSON.stringify(body));
+    const response = await app.handle(new Request(`http://gorb.test${path}`, init));
+    return {
+      status: response.status,
+      text: await response.text(),
+      contentType: response.headers.get("content-type"),
+      headers: response.headers,
+    };
+  };
+  return { ...stack, app, call };
+}
+
+/** The parsed JSON body of a reply. */
+function json(reply: Reply): unknown {
+  return JSON.parse(reply.text) as unknown;
+}
+
+/** Expects an error reply with `status` and exactly `message`. */
+function expectError(reply: Reply, status: number, message: string): void {
+  expect({ status: reply.status, body: json(reply), type: reply.contentType }).toEqual({
+    status,
+    body: { error: message, code: expect.any(String) },
+    type: "application/json",
+  });
+}
+
+/** A success of PUT/PATCH/DELETE: 200, empty body, no Content-Type (as the original). */
+function expectEmptyOk(reply: Reply): void {
+  expect([reply.status, reply.text, reply.contentType]).toEqual([200, "", null]);
+}
+
+// The seed README's bodies, verbatim apart from its placeholders ("tcp|udp", "rr|wrr|...", "nat|tunnel",
+// "none|tcp|http"), each of which is tried with every choice it lists.
+const README_SERVICE = (protocol: string, method: string) => `{
+    "host": "10.0.0.1",
+    "port": 12345,
+    "protocol": "${protocol}",
+    "method": "${method}",
+    "persistent": true
+}`;
+const README_BACKEND = (method: string, type: string) => `{
+    "host": "10.1.0.1",
+    "port": 12346,
+    "method": "${method}",
+    "pulse": {
+        "type": "${type}",
+        "args": {
+            "method": "GET",
+            "path": "/health",
+            "expect": 200
+        },
+        "interval": "5s"
+    },
+    "weight": 100
+}`;
+
+describe("the seed README's requests", () => {
+  test.each(["tcp", "udp"].flatMap((p) => ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq"].map((m) => [p, m])))(
+    "PUT /service/<service> protocol %s method %s",
+    async (protocol, method) => {
+      const { call, driver } = setup();
+      expectEmptyOk(await call("PUT", "/service/nginx-80-tcp", README_SERVICE(protocol, method)));
+      const service = driver.peek()[0]?.service;
+      expect(service?.key as unknown).toEqual({ family: "inet", protocol, address: "10.0.0.1", port: 12345 });
+      expect([service?.scheduler, service?.flags.persistent, service?.timeout]).toEqual([method, true, 300]);
+    },
+  );
+
+  test.each([
+    ["nat", "none"],
+    ["nat", "tcp"],
+    ["nat", "http"],
+    ["tunnel", "none"],
+    ["tunnel", "tcp"],
+    ["tunnel", "http"],
+  ])("PUT /service/<service>/<backend> method %s pulse %s (numeric args: the original panicked)", async (method, type) => {
+    const { call, driver, health } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", README_SERVICE("tcp", "wrr")));
+    expectEmptyOk(await call("PUT", "/service/web/web-1", README_BACKEND(method, type)));
+    expect(driver.peek()[0]?.destinations[0]).toMatchObject({
+      address: "10.1.0.1",
+      port: 12346,
+      weight: 100,
+      forward: method === "nat" ? "nat" : "tunnel",
+    });
+    const target = health.target("web", "web-1");
+    expect([target.options.type as string, target.options.intervalMs]).toEqual([type, 5000]);
+    const info = json(await call("GET", "/service/web/web-1")) as { options: { pulse: unknown } };
+    expect(info.options.pulse).toEqual({ type, interval: "5s", args: { method: "GET", path: "/health", expect: 200 } });
+  });
+
+  test("pulse args as digit strings (what sky-uk/feed sends) work too", async () => {
+    const { call, health } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const body = { host: "10.1.0.1", pulse: { type: "http", args: { port: "54321", expect: "404", path: "/h" }, interval: "5s" } };
+    expectEmptyOk(await call("PUT", "/service/web/b1", body));
+    const options = health.target("web", "b1").options;
+    expect([options.port, options.http?.path]).toEqual([54321, "/h"]);
+  });
+
+  test("the README's placeholders themselves are 400s that say what is accepted", async () => {
+    const { call } = setup();
+    expectError(
+      await call("PUT", "/service/web", README_SERVICE("tcp|udp", "wrr")),
+      400,
+      'protocol: must be one of tcp, udp, sctp, got "tcp|udp"',
+    );
+  });
+
+  test("DELETE, GET as the README lists them", async () => {
+    const { call } = setup();
+    await call("PUT", "/service/web", README_SERVICE("tcp", "wrr"));
+    await call("PUT", "/service/web/web-1", README_BACKEND("nat", "tcp"));
+    expect((await call("GET", "/service/web")).status).toBe(200);
+    expect((await call("GET", "/service/web/web-1")).status).toBe(200);
+    expectEmptyOk(await call("DELETE", "/service/web/web-1"));
+    expectEmptyOk(await call("DELETE", "/service/web"));
+    expect((await call("GET", "/service/web")).status).toBe(404);
+  });
+});
+
+describe("services", () => {
+  test("GET /service lists ids, sorted, tab-indented JSON; [] when empty", async () => {
+    const { call } = setup();
+    const empty = await call("GET", "/service");
+    expect([empty.status, empty.text, empty.contentType]).toEqual([200, "[]", "application/json"]);
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/api", { host: "10.0.0.1", port: 81 });
+    expect((await call("GET", "/service")).text).toBe('[\n\t"api",\n\t"web"\n]');
+  });
+
+  test("GET /service/:service: GORB options with defaults, health, backends [], stats", async () => {
+    const { call } = setup();
+    await call("PUT", "/service/web", { Port: 80 });
+    const reply = await call("GET", "/service/web");
+    expect(reply.contentType).toBe("application/json");
+    expect(reply.text.startsWith('{\n\t"options": {\n\t\t"host": "",')).toBe(true);
+    expect(json(reply)).toMatchObject({
+      options: { host: "", port: 80, protocol: "tcp", method: "wrr", flags: "", persistent: false, address: "192.0.2.1" },
+      health: 1,
+      backends: [],
+      stats: { conns: 0 },
+    });
+  });
+
+  test("GET /service?detail=true returns everything in one call", async () => {
+    const { call } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1" });
+    const detail = json(await call("GET", "/service?detail=true")) as { id: string; backend_details: { id: string }[] }[];
+    expect(detail.map((d) => [d.id, d.backend_details.map((b) => b.id)])).toEqual([["web", ["b1"]]]);
+    expect(json(await call("GET", "/service?detail=false"))).toEqual(["web"]);
+    expectError(await call("GET", "/service?detail=maybe"), 400, 'detail: must be true or false, got "maybe"');
+  });
+
+  test("PATCH /service/:service updates in place; identity changes are 400", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expectEmptyOk(await call("PATCH", "/service/web", { method: "rr", flags: "sh-port" }));
+    expect(driver.peek()[0]?.service.scheduler).toBe("rr");
+    expectError(
+      await call("PATCH", "/service/web", { host: "10.0.0.2" }),
+      400,
+      'host: cannot move service "web" from tcp 10.0.0.1:80 to tcp 10.0.0.2:80; delete it and create it again',
+    );
+    expectError(await call("PATCH", "/service/nope", {}), 404, 'service "nope" not found');
+  });
+
+  test("409 for an existing service; 409 for one the kernel already has", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expectError(await call("PUT", "/service/web", { host: "10.0.0.2", port: 80 }), 409, 'service "web" already exists');
+    await driver.addService({
+      key: { family: "inet", protocol: "udp", address: "10.0.0.5", port: 53 },
+      scheduler: "rr",
+      flags: { persistent: false, onePacket: false, sched1: false, sched2: false, sched3: false },
+      timeout: 0,
+      netmask: 32,
+      pe: null,
+    });
+    expectError(
+      await call("PUT", "/service/dns", { host: "10.0.0.5", port: 53, protocol: "udp" }),
+      409,
+      "service udp 10.0.0.5:53 already exists in the kernel (not managed by gorb)",
+    );
+  });
+
+  test("rollback through the API: a kernel failure is a 500, nothing is recorded and the VIP is removed", async () => {
+    const { call, driver, vip } = setup();
+    driver.failNext("add-service", "EPERM");
+    const reply = await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(reply.status).toBe(500);
+    expect((json(reply) as { error: string; code: string }).code).toBe("KERNEL");
+    expect((json(reply) as { error: string }).error).toContain("CAP_NET_ADMIN");
+    expect(json(await call("GET", "/service"))).toEqual([]);
+    expect(vip.addresses()).toEqual([]);
+  });
+});
+
+describe("backends", () => {
+  test("the CLI's `gorb backend add web b1 --host 10.1.0.1`: port defaults to the service's", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 8080 });
+    expectEmptyOk(await call("PUT", "/service/web/b1", { host: "10.1.0.1" }));
+    expect(driver.peek()[0]?.destinations[0]).toMatchObject({ address: "10.1.0.1", port: 8080, weight: 100 });
+  });
+
+  test("GET /service/:service/:backend: configured weight in options, effective weight, metrics with int status", async () => {
+    const { call, gorb, health } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1", weight: 7 });
+    health.report("web", "b1", "down");
+    await gorb.idle();
+    expect(json(await call("GET", "/service/web/b1"))).toMatchObject({
+      options: { host: "10.1.0.1", port: 80, weight: 7, method: "nat", vsid: "web" },
+      metrics: { status: 1, state: "down", health: 0.99, uptime: 0 },
+      effective_weight: 0,
+      active_conns: 0,
+    });
+    expect((json(await call("GET", "/service/web")) as { health: number }).health).toBe(0.99);
+  });
+
+  test("PATCH without weight does not drain; PATCH {weight: 0} does", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1", weight: 5 });
+    expectEmptyOk(await call("PATCH", "/service/web/b1", {}));
+    expectEmptyOk(await call("PATCH", "/service/web/b1", ""));
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(5);
+    expectEmptyOk(await call("PATCH", "/service/web/b1", { weight: 0 }));
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(0);
+    expectError(
+      await call("PATCH", "/service/web/b1", { port: 81 }),
+      400,
+      'port: cannot move backend "b1" from 10.1.0.1:80 to 10.1.0.1:81; delete it and create it again',
+    );
+  });
+
+  test("404s name the object; backends are looked up within their service", async () => {
+    const { call } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1" });
+    await call("PUT", "/service/api", { host: "10.0.0.1", port: 81 });
+    expectError(await call("GET", "/service/api/b1"), 404, 'backend "b1" of service "api" not found');
+    expectError(await call("DELETE", "/service/nope/b1"), 404, 'service "nope" not found');
+    expectError(await call("PUT", "/service/nope/b1", { host: "10.1.0.1" }), 404, 'service "nope" not found');
+  });
+});
+
+describe("request bodies", () => {
+  test("JSON is read whatever the Content-Type says (or without one)", async () => {
+    const { call } = setup();
+    for (const [i, type] of ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"].entries()) {
+      expectEmptyOk(await call("PUT", `/service/s${i}`, { host: "10.0.0.1", port: 80 + i }, { "Content-Type": type }));
+    }
+    expect(json(await call("GET", "/service"))).toEqual(["s0", "s1", "s2", "s3"]);
+  });
+
+  test("keys match case-insensitively, unknown keys are ignored", async () => {
+    const { call, driver } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", { HOST: "10.0.0.1", Port: 80, Method: "RR", comment: "hi" }));
+    expectEmptyOk(await call("PUT", "/service/web/b1", { Host: "10.1.0.1", WEIGHT: 3, Pulse: { Type: "none" } }));
+    expect(driver.peek()[0]?.service.scheduler).toBe("rr");
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(3);
+  });
+
+  test.each([
+    ['{"port": 80', "body: malformed JSON: JSON Parse error: Expected '}'"],
+    ["not json", "body: malformed JSON: JSON Parse error: Unexpected identifier \"not\""],
+    ["[1,2]", "body: must be a JSON object, got array"],
+    ['"text"', "body: must be a JSON object, got string"],
+    ["42", "body: must be a JSON object, got number"],
+    ["", "port: is required (1-65535), or give a fwmark"],
+    ['{"port": 70000}', "port: must be 1-65535, got 70000"],
+    ['{"port": 1e400}', "port: must be an integer 1-65535, got Infinity"],
+    ['{"port": 123456789012345678901234567890}', "port: must be 1-65535, got 1.2345678901234568e+29"],
+    ['{"port": "80"}', 'port: must be an integer 1-65535, got "80"'],
+    ['{"port": [80]}', "port: must be an integer 1-65535, got an array"],
+    ['{"port": {"n": 80}}', "port: must be an integer 1-65535, got an object"],
+    ['{"port": true}', "port: must be an integer 1-65535, got true"],
+    ['{"port": 80, "host": "nowhere.invalid.example"}', 'host: cannot resolve "nowhere.invalid.example": getaddrinfo ENOTFOUND nowhere.invalid.example'],
+    ['{"port": 80, "method": "fancy"}', 'method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "fancy"'],
+  ])("PUT /service/web %s -> 400 %s", async (body, message) => {
+    const { call } = setup();
+    expectError(await call("PUT", "/service/web", body), 400, message);
+  });
+
+  test.each([
+    ['{"host": "10.1.0.1", "weight": -1}', "weight: must be 0-2147483647, got -1"],
+    ['{"host": "10.1.0.1", "weight": 1e10}', "weight: must be 0-2147483647, got 10000000000"],
+    ['{"host": "10.1.0.1", "pulse": {"type": "http", "args": {"expect": "abc"}}}', "pulse.args.expect"],
+    ['{"host": "10.1.0.1", "pulse": {"interval": "1.5s"}}', "pulse.interval"],
+    ['{"weight": 5}', "host: is required (an IP address or a DNS name)"],
+  ])("PUT /service/web/b1 %s -> 400 naming %s", async (body, start) => {
+    const { call } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const reply = await call("PUT", "/service/web/b1", body);
+    expect(reply.status).toBe(400);
+    expect((json(reply) as { error: string }).error.startsWith(start)).toBe(true);
+  });
+
+  test("a body over the limit is a 413, with or without a Content-Length; 1 MB by default is refused", async () => {
+    const { call } = setup({ bodyLimitBytes: 1024 });
+    const big = JSON.stringify({ host: "10.0.0.1", port: 80, pad: "x".repeat(2000) });
+    expectError(await call("PUT", "/service/web", big), 413, "body: larger than the limit of 1024 bytes");
+    const streamed = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode(" ".repeat(200)));
+        controller.close();
+      },
+    });
+    const { app } = setup({ bodyLimitBytes: 1024 });
+    const reply = await app.handle(new Request("http://gorb.test/service/web", { method: "PUT", body: streamed }));
+    expect(reply.status).toBe(413);
+    const defaults = setup();
+    const mega = JSON.stringify({ host: "10.0.0.1", port: 80, pad: "x".repeat(1024 * 1024) });
+    expectError(await defaults.call("PUT", "/service/web", mega), 413, "body: larger than the limit of 65536 bytes");
+    expect(json(await defaults.call("GET", "/service"))).toEqual([]);
+  });
+
+  test("a body that is not UTF-8 is a 400", async () => {
+    const { app } = setup();
+    const reply = await app.handle(
+      new Request("http://gorb.test/service/web", { method: "PUT", body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }),
+    );
+    expect([reply.status, (await reply.json()) as unknown]).toEqual([400, { error: "body: is not valid UTF-8", code: "VALIDATION" }]);
+  });
+
+  test("a __proto__ key does not pollute anything", async () => {
+    const { call } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", '{"__proto__": {"port": 1, "polluted": true}, "host": "10.0.0.1", "port": 80}'));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((json(await call("GET", "/service/web")) as { options: { port: number } }).options.port).toBe(80);
+  });
+});
+
+describe("ids and routes", () => {
+  test("unicode ids (percent-encoded) work", async () => {
+    const { call } = setup();
+    expectEmptyOk(await call("PUT", `/service/${encodeURIComponent("wéb-服务")}`, { host: "10.0.0.1", port: 80 }));
+    expectEmptyOk(await call("PUT", `/service/${encodeURIComponent("wéb-服务")}/${encodeURIComponent("бэк")}`, { host: "10.1.0.1" }));
+    expect(json(await call("GET", "/service"))).toEqual(["wéb-服务"]);
+    expect((json(await call("GET", `/service/${encodeURIComponent("wéb-服务")}`)) as { backends: string[] }).backends).toEqual(["бэк"]);
+  });
+
+  test("an id with an encoded '/' is a 400; an unencoded one is just another route (404)", async () => {
+    const { call } = setup();
+    expectError(await call("PUT", "/service/a%2Fb", { port: 80 }), 400, 'service: id must not contain "/", got "a/b"');
+    expectError(await call("PUT", "/service/a/b/c", { port: 80 }), 404, "no route for PUT /service/a/b/c");
+  });
+
+  test("bad percent-encoding is a 400", async () => {
+    const { call } = setup();
+    expectError(await call("GET", "/service/%E0%A4%A"), 400, "service: id is not valid percent-encoded UTF-8");
+  });
+
+  test("unknown routes and wrong methods are 404 (as gorilla/mux answered for the original)", async () => {
+    const { call } = setup();
+    expectError(await call("GET", "/nope"), 404, "no route for GET /nope");
+    expectError(await call("POST", "/service/web"), 404, "no route for POST /service/web");
+  });
+
+  test("GET /openapi.json documents every route and the body schemas", async () => {
+    const { call } = setup({ version: "1.2.3" });
+    const doc = json(await call("GET", "/openapi.json")) as {
+      info: { version: string };
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+    };
+    expect(doc.info.version).toBe("1.2.3");
+    expect(Object.keys(doc.paths).sort()).toEqual(["/metrics", "/openapi.json", "/service", "/service/{service}", "/service/{service}/{backend}"]);
+    expect(Object.keys(doc.paths["/service/{service}/{backend}"] ?? {}).sort()).toEqual(["delete", "get", "parameters", "patch", "put"]);
+    expect(Object.keys(doc.components.schemas.ServiceBody?.properties ?? {}).sort()).toEqual([...SERVICE_FIELDS].sort());
+  });
+
+  test("the TypeBox body schemas list exactly the fields the normaliser reads", () => {
+    expect(Object.keys(ServiceBody.properties).sort()).toEqual([...SERVICE_FIELDS].sort());
+    expect(Object.keys(BackendBody.properties).sort()).toEqual([...BACKEND_FIELDS].sort());
+  });
+});
+
+describe("bearer token", () => {
+  test("every route needs it when configured, /metrics and /openapi.json included", async () => {
+    const { call } = setup({ token: "s3cret" });
+    for (const [method, path] of [
+      ["GET", "/service"],
+      ["PUT", "/service/web"],
+      ["GET", "/metrics"],
+      ["GET", "/openapi.json"],
+      ["GET", "/nope"],
+    ] as const) {
+      const reply = await call(method, path, method === "PUT" ? { port: 80 } : undefined);
+      expectError(reply, 401, "authorization: a bearer token is required");
+      expect(reply.headers.get("www-authenticate")).toBe('Bearer realm="gorb"');
+    }
+    expectError(await call("GET", "/service", undefined, { Authorization: "Bearer wrong" }), 401, "authorization: the token is not valid");
+    expectError(await call("GET", "/service", undefined, { Authorization: "Basic czNjcmV0" }), 401, 'authorization: expected "Bearer <token>"');
+    const ok = await call("GET", "/service", undefined, { Authorization: "bearer s3cret" });
+    expect(ok.status).toBe(200);
+    expect((await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }, { Authorization: "Bearer s3cret" })).status).toBe(200);
+  });
+
+  test("without a token the API is open", async () => {
+    const { call } = setup();
+    expect((await call("GET", "/metrics")).status).toBe(200);
+  });
+});
+
+describe("errors and logging", () => {
+  test("a kernel failure is logged; an unexpected exception is a 500 that hides the details", async () => {
+    const { call, driver, logger, gorb } = setup();
+    driver.failNext("add-service", "ENOMEM");
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(logger.lines.some((l) => l.startsWith("error PUT /service/web: add-service service tcp 10.0.0.1:80 failed"))).toBe(true);
+    // A GorbApi whose method throws a plain Error.
+    const broken = createApp({
+      gorb: { ...gorbApi(gorb), listServices: () => { throw new Error("secret detail"); } },
+      logger,
+    });
+    const reply = await broken.handle(new Request("http://gorb.test/service"));
+    expect([reply.status, await reply.json()]).toEqual([500, { error: "internal error (see the gorb log)", code: "INTERNAL" }]);
+  });
+});
+
+/** The methods of a Gorb as a plain object (to replace one of them). */
+function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
+  return {
+    createService: (...a) => gorb.createService(...a),
+    updateService: (...a) => gorb.updateService(...a),
+    deleteService: (...a) => gorb.deleteService(...a),
+    getService: (...a) => gorb.getService(...a),
+    listServices: () => gorb.listServices(),
+    listServicesDetail: () => gorb.listServicesDetail(),
+    createBackend: (...a) => gorb.createBackend(...a),
+    updateBackend: (...a) => gorb.updateBackend(...a),
+    deleteBackend: (...a) => gorb.deleteBackend(...a),
+    getBackend: (...a) => gorb.getBackend(...a),
+  };
+}

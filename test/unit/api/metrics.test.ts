@@ -1,0 +1,101 @@
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import { escapeLabel, renderMetrics } from "../../../src/api/metrics.ts";
+import { makeGorb } from "../core/fakes.ts";
+
+async function scrape(app: ReturnType<typeof createApp>): Promise<{ status: number; type: string | null; lines: string[] }> {
+  const reply = await app.handle(new Request("http://gorb.test/metrics"));
+  return { status: reply.status, type: reply.headers.get("content-type"), lines: (await reply.text()).split("\n") };
+}
+
+/** The sample lines of one metric name. */
+function samples(lines: readonly string[], name: string): string[] {
+  return lines.filter((l) => l.startsWith(`${name}{`));
+}
+
+describe("GET /metrics", () => {
+  test("the original's six gauges with its metric and label names; uptime really in seconds", async () => {
+    const { gorb, health, logger } = makeGorb();
+    const app = createApp({ gorb, logger });
+    await gorb.createService("web", { port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10 });
+    health.report("web", "b1", "up", { uptimeSeconds: 90 });
+    await gorb.idle();
+    const { status, type, lines } = await scrape(app);
+    expect([status, type]).toEqual([200, "text/plain; version=0.0.4; charset=utf-8"]);
+    expect(samples(lines, "gorb_service_health")).toEqual(['gorb_service_health{name="web",host="",port="80",protocol="tcp"} 1']);
+    expect(samples(lines, "gorb_service_backends")).toEqual(['gorb_service_backends{name="web",host="",port="80",protocol="tcp"} 1']);
+    const b = '{service_name="web",name="b1",host="10.1.0.1",port="80"}';
+    expect(samples(lines, "gorb_service_backend_health")).toEqual([`gorb_service_backend_health${b} 1`]);
+    expect(samples(lines, "gorb_service_backend_status")).toEqual([`gorb_service_backend_status${b} 0`]);
+    expect(samples(lines, "gorb_service_backend_weight")).toEqual([`gorb_service_backend_weight${b} 10`]);
+    expect(samples(lines, "gorb_service_backend_uptime_seconds")).toEqual([`gorb_service_backend_uptime_seconds${b} 90`]);
+    expect(samples(lines, "gorb_service_backend_check_duration_seconds")).toEqual([
+      `gorb_service_backend_check_duration_seconds${b} 0.003`,
+    ]);
+    expect(lines).toContain("# TYPE gorb_service_backend_weight gauge");
+    expect(lines).toContain("# TYPE gorb_service_connections_total counter");
+    expect(samples(lines, "gorb_service_connections_total")).toEqual([
+      'gorb_service_connections_total{name="web",host="",port="80",protocol="tcp"} 0',
+    ]);
+    expect(samples(lines, "gorb_service_backend_active_connections")).toEqual([`gorb_service_backend_active_connections${b} 0`]);
+  });
+
+  test("a down backend: status 1, weight 0", async () => {
+    const { gorb, health, logger } = makeGorb();
+    const app = createApp({ gorb, logger });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    health.report("web", "b1", "down");
+    await gorb.idle();
+    const { lines } = await scrape(app);
+    expect(samples(lines, "gorb_service_backend_status")[0]?.endsWith(" 1")).toBe(true);
+    expect(samples(lines, "gorb_service_backend_weight")[0]?.endsWith(" 0")).toBe(true);
+    expect(samples(lines, "gorb_service_backend_configured_weight")[0]?.endsWith(" 100")).toBe(true);
+  });
+
+  test("series of deleted services and backends are gone from the next scrape", async () => {
+    const { gorb, logger } = makeGorb();
+    const app = createApp({ gorb, logger });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    await gorb.createBackend("web", "b2", { host: "10.1.0.2" });
+    expect(samples((await scrape(app)).lines, "gorb_service_backend_weight")).toHaveLength(2);
+    await gorb.deleteBackend("web", "b1");
+    const after = (await scrape(app)).lines;
+    expect(samples(after, "gorb_service_backend_weight").map((l) => l.includes('name="b2"'))).toEqual([true]);
+    await gorb.deleteService("web");
+    const none = (await scrape(app)).lines;
+    expect(none.filter((l) => l !== "" && !l.startsWith("#"))).toEqual([]);
+  });
+
+  test("label values are escaped", () => {
+    expect(escapeLabel('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
+    const text = renderMetrics([
+      {
+        id: 'we"b',
+        options: {
+          host: "h\\1",
+          port: 80,
+          protocol: "tcp",
+          method: "wrr",
+          flags: "",
+          persistent: false,
+          persistence_timeout: 0,
+          persistence_netmask: 32,
+          fwmark: 0,
+          family: "inet",
+          pe: "",
+          one_packet: false,
+          address: "10.0.0.1",
+        },
+        health: 1,
+        backends: [],
+        stats: null,
+        backend_details: [],
+      },
+    ]);
+    expect(text).toContain('gorb_service_health{name="we\\"b",host="h\\\\1",port="80",protocol="tcp"} 1\n');
+    expect(text.endsWith("\n")).toBe(true);
+  });
+});

@@ -1,0 +1,89 @@
+import { describe, expect, test } from "bun:test";
+import {
+  ConflictError,
+  GorbError,
+  KernelError,
+  NotFoundError,
+  ValidationError,
+  fromIpvsError,
+  hasErrno,
+} from "../../../src/core/errors.ts";
+import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
+import { ipvsErrorFor } from "../../../src/ipvs/messages.ts";
+import type { ServiceConfig } from "../../../src/ipvs/types.ts";
+import { NO_FLAGS } from "../../../src/ipvs/types.ts";
+
+const key = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+const config: ServiceConfig = { key, scheduler: "wrr", flags: NO_FLAGS, timeout: 0, netmask: 32, pe: null };
+const dest = {
+  family: "inet",
+  address: "10.1.0.1",
+  port: 80,
+  forward: "nat",
+  weight: 1,
+  upperThreshold: 0,
+  lowerThreshold: 0,
+  tunnel: null,
+} as const;
+
+describe("GorbError classes", () => {
+  test("status and code per class; ValidationError carries the field", () => {
+    const v = new ValidationError("port", "must be 1-65535, got 70000");
+    expect([v.status, v.code, v.field, v.message]).toEqual([400, "VALIDATION", "port", "port: must be 1-65535, got 70000"]);
+    expect(new NotFoundError("x").status).toBe(404);
+    expect(new ConflictError("x").status).toBe(409);
+    const k = new KernelError("x", "EPERM");
+    expect([k.status, k.code, k.errno]).toEqual([500, "KERNEL", "EPERM"]);
+    expect(k).toBeInstanceOf(GorbError);
+  });
+});
+
+describe("fromIpvsError", () => {
+  test("EEXIST is a 409 that says the kernel has it", () => {
+    const error = fromIpvsError(ipvsErrorFor("add-service", ERRNO.EEXIST, { serviceConfig: config }));
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toBe("service tcp 10.0.0.1:80 already exists in the kernel (not managed by gorb)");
+  });
+
+  test("an unknown scheduler is a 400 on method, an unknown persistence engine on pe", () => {
+    const sched = fromIpvsError(ipvsErrorFor("add-service", ERRNO.ENOENT, { serviceConfig: { ...config, scheduler: "nope" } }));
+    expect(sched).toBeInstanceOf(ValidationError);
+    expect((sched as ValidationError).field).toBe("method");
+    const pe = fromIpvsError(
+      ipvsErrorFor("add-service", ERRNO.ENOENT, { serviceConfig: { ...config, pe: "rtsp" } }),
+    );
+    expect((pe as ValidationError).field).toBe("pe");
+  });
+
+  test("a missing object gorb manages is a 500 (the kernel lost it)", () => {
+    const error = fromIpvsError(ipvsErrorFor("update-destination", ERRNO.ENOENT, { service: key, destination: dest }));
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as KernelError).errno).toBe("ENOENT");
+    expect(fromIpvsError(ipvsErrorFor("get-service", ERRNO.ESRCH, { service: key })).status).toBe(500);
+  });
+
+  test("EINVAL names the field it is about", () => {
+    const error = fromIpvsError(ipvsErrorFor("add-destination", ERRNO.EINVAL, { service: key, destination: dest }));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).field).toBe("host");
+  });
+
+  test("EPERM and other errnos are 500 with the errno name", () => {
+    const error = fromIpvsError(ipvsErrorFor("add-service", ERRNO.EPERM, { serviceConfig: config }));
+    expect([error.status, (error as KernelError).errno]).toEqual([500, "EPERM"]);
+    expect(error.message).toContain("CAP_NET_ADMIN");
+  });
+
+  test("GorbErrors pass through; anything else is an internal 500 keeping its cause", () => {
+    const v = new ValidationError("x", "y");
+    expect(fromIpvsError(v)).toBe(v);
+    const boom = new TypeError("boom");
+    const error = fromIpvsError(boom);
+    expect([error.status, error.message, error.cause]).toEqual([500, "internal error: boom", boom]);
+  });
+
+  test("hasErrno", () => {
+    expect(hasErrno(new IpvsError("flush", ERRNO.ESRCH, "x"), "ESRCH")).toBe(true);
+    expect(hasErrno(new Error("ESRCH"), "ESRCH")).toBe(false);
+  });
+});

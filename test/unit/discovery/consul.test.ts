@@ -1,0 +1,171 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { ConsulDiscovery } from "../../../src/discovery/consul.ts";
+import { NoDiscovery } from "../../../src/discovery/none.ts";
+import { RecordingLogger } from "../core/fakes.ts";
+
+interface Seen {
+  readonly method: string;
+  readonly path: string;
+  readonly search: string;
+  readonly contentType: string | null;
+  readonly token: string | null;
+  readonly body: string;
+}
+
+/** A fake Consul agent on a loopback port; `status` decides the reply code. */
+function fakeConsul(port = 0, status: () => number = () => 200) {
+  const seen: Seen[] = [];
+  const server = Bun.serve({
+    port,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      seen.push({
+        method: request.method,
+        path: url.pathname,
+        search: url.search,
+        contentType: request.headers.get("content-type"),
+        token: request.headers.get("x-consul-token"),
+        body: await request.text(),
+      });
+      return new Response(status() === 200 ? "" : "agent unhappy", { status: status() });
+    },
+  });
+  return { server, seen, url: `http://127.0.0.1:${server.port}` };
+}
+
+const servers: { stop(force?: boolean): unknown }[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.stop(true);
+});
+
+const WEB = { id: "web", address: "10.0.0.1", port: 80, protocol: "tcp" };
+
+describe("ConsulDiscovery", () => {
+  test("register: PUT /v1/agent/service/register with ID, Name, Address, Port and Tags", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    discovery.expose(WEB);
+    await discovery.whenIdle();
+    expect(consul.seen).toHaveLength(1);
+    const call = consul.seen[0];
+    expect([call?.method, call?.path, call?.contentType]).toEqual(["PUT", "/v1/agent/service/register", "application/json"]);
+    expect(JSON.parse(call?.body ?? "")).toStrictEqual({
+      ID: "lb1-web",
+      Name: "web",
+      Address: "10.0.0.1",
+      Port: 80,
+      Tags: ["gorb", "tcp"],
+    });
+  });
+
+  test("deregister: PUT /v1/agent/service/deregister/<ID> with an empty body, the ID escaped", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    discovery.remove("wéb svc");
+    await discovery.whenIdle();
+    expect(consul.seen.map((s) => [s.method, s.path, s.body])).toEqual([
+      ["PUT", "/v1/agent/service/deregister/lb1-w%C3%A9b%20svc", ""],
+    ]);
+  });
+
+  test("a query string on the Consul URL and a token are sent with every call", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: `${consul.url}/?dc=east`, instance: "lb1", token: "s3cret" });
+    discovery.expose(WEB);
+    await discovery.whenIdle();
+    expect([consul.seen[0]?.search, consul.seen[0]?.token]).toEqual(["?dc=east", "s3cret"]);
+  });
+
+  test("Consul down at first, then up: the registration arrives later, and the failure is logged", async () => {
+    // Find a free port, then leave nothing listening on it.
+    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+    const port = probe.port;
+    probe.stop(true);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({
+      url: `http://127.0.0.1:${port}`,
+      instance: "lb1",
+      retryInitialMs: 20,
+      retryMaxMs: 40,
+      logger,
+    });
+    discovery.expose(WEB);
+    // Wait until the first attempt has failed (the logger records it), then bring Consul up.
+    while (!logger.lines.some((l) => l.includes("could not register lb1-web (attempt 1)"))) await Bun.sleep(5);
+    expect(discovery.pendingCount()).toBe(1);
+    const consul = fakeConsul(port);
+    servers.push(consul.server);
+    await discovery.whenIdle();
+    expect(consul.seen.map((s) => [s.method, s.path])).toEqual([["PUT", "/v1/agent/service/register"]]);
+    expect(JSON.parse(consul.seen[0]?.body ?? "").ID).toBe("lb1-web");
+  });
+
+  test("a non-200 answer is retried too", async () => {
+    let calls = 0;
+    const consul = fakeConsul(0, () => (++calls <= 2 ? 500 : 200));
+    servers.push(consul.server);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1", retryInitialMs: 5, logger });
+    discovery.expose(WEB);
+    await discovery.whenIdle();
+    expect(consul.seen.filter((s) => s.path === "/v1/agent/service/register").length).toBeGreaterThanOrEqual(2);
+    expect(logger.lines.some((l) => l.includes("HTTP 500: agent unhappy"))).toBe(true);
+  });
+
+  test("the latest operation per service wins: a remove replaces a pending register", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    discovery.expose(WEB);
+    discovery.remove("web");
+    await discovery.whenIdle();
+    // The first register may already be in flight; the last call is always the deregister.
+    expect(consul.seen.at(-1)?.path).toBe("/v1/agent/service/deregister/lb1-web");
+  });
+
+  test("close deregisters everything registered and stops retrying", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    discovery.expose(WEB);
+    discovery.expose({ ...WEB, id: "dns", port: 53, protocol: "udp" });
+    await discovery.whenIdle();
+    await discovery.close();
+    const deregistered = consul.seen.filter((s) => s.path.includes("deregister")).map((s) => s.path).sort();
+    expect(deregistered).toEqual(["/v1/agent/service/deregister/lb1-dns", "/v1/agent/service/deregister/lb1-web"]);
+    discovery.expose(WEB); // ignored after close
+    expect(discovery.pendingCount()).toBe(0);
+  });
+
+  test("the per-call timeout counts as a failure", async () => {
+    const hang = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
+    servers.push(hang);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${hang.port}`, instance: "lb1", timeoutMs: 20, logger });
+    discovery.expose(WEB);
+    while (!logger.lines.some((l) => l.includes("could not register lb1-web"))) await Bun.sleep(5);
+    expect(logger.lines.find((l) => l.includes("could not register lb1-web"))).toMatch(/timed out|timeout|abort/i);
+    expect(discovery.pendingCount()).toBe(1);
+    await discovery.close();
+  });
+
+  test("a URL without a scheme is refused at construction", () => {
+    expect(() => new ConsulDiscovery({ url: "consul:8500", instance: "x" })).toThrow(
+      'consul: "consul:8500" must be an http:// or https:// URL',
+    );
+    expect(() => new ConsulDiscovery({ url: "10.0.0.1:8500", instance: "x" })).toThrow("is not a URL");
+  });
+});
+
+describe("NoDiscovery", () => {
+  test("does nothing and closes at once", async () => {
+    const none = new NoDiscovery();
+    none.expose();
+    none.remove();
+    expect(await none.close()).toBeUndefined();
+  });
+});
