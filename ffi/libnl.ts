@@ -96,12 +96,14 @@ export function openLibnl(): Libnl {
     try {
       genl = dlopen(c.libnlGenl3, genlSymbols).symbols;
     } catch (e) {
-      throw new LibraryLoadError(LIBNL_GENL3_SONAME, "libnl-genl-3-200", e);
+      // libnl-3 and libnl-genl-3 are separate packages: a host may have one without the other.
+      errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
     }
     loaded = wrap(c.source, nl, genl);
     return loaded;
   }
-  throw new LibraryLoadError(LIBNL3_SONAME, "libnl-3-200 libnl-genl-3-200", new Error(errors.join("; ")));
+  throw new LibraryLoadError(`${LIBNL3_SONAME} and ${LIBNL_GENL3_SONAME}`, "libnl-3-200 libnl-genl-3-200", new Error(errors.join("; ")));
 }
 
 function wrap(source: string, nl: NlSymbols, genl: GenlSymbols): Libnl {

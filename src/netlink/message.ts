@@ -16,6 +16,37 @@ export interface NetlinkMessage {
   readonly payload: Uint8Array;
 }
 
+/** A netlink request: a family-specific fixed header (genlmsghdr, ifaddrmsg, ...) then attributes. */
+export interface MessageRequest {
+  /** nlmsg_type: the generic-netlink family id, or an rtnetlink message type. */
+  readonly type: number;
+  readonly flags: number;
+  readonly seq: number;
+  /** The family's fixed header, written as is after the nlmsghdr (padded to 4 bytes). */
+  readonly header: Uint8Array;
+  /** Writes the attributes. */
+  readonly attrs?: (w: ByteWriter) => void;
+}
+
+/** Append one netlink message to a writer (several can share a writer: one send, many requests). */
+export function writeMessage(w: ByteWriter, req: MessageRequest): void {
+  const start = w.reserve(NLMSG_HDRLEN);
+  w.putU16At(start + 4, req.type);
+  w.putU16At(start + 6, req.flags);
+  w.putU32At(start + 8, req.seq);
+  w.putU32At(start + 12, 0);
+  w.putBytes(req.header);
+  w.pad();
+  req.attrs?.(w);
+  w.putU32At(start, w.length - start);
+  w.pad();
+}
+
+/** The 4-byte struct genlmsghdr. */
+export function genlHeader(cmd: number, version: number): Uint8Array {
+  return Uint8Array.of(cmd, version, 0, 0);
+}
+
 /** A generic-netlink request to encode. */
 export interface GenlRequest {
   /** Family id (the nlmsg_type). */
@@ -30,16 +61,7 @@ export interface GenlRequest {
 
 /** Append one generic-netlink message to a writer (several can share a writer: one send, many requests). */
 export function writeGenlMessage(w: ByteWriter, req: GenlRequest): void {
-  const start = w.reserve(NLMSG_HDRLEN + GENL_HDRLEN);
-  w.putU16At(start + 4, req.family);
-  w.putU16At(start + 6, req.flags);
-  w.putU32At(start + 8, req.seq);
-  w.putU32At(start + 12, 0);
-  w.putU8At(start + 16, req.cmd);
-  w.putU8At(start + 17, req.version);
-  req.attrs?.(w);
-  w.putU32At(start, w.length - start);
-  w.pad();
+  writeMessage(w, { type: req.family, flags: req.flags, seq: req.seq, header: genlHeader(req.cmd, req.version), ...(req.attrs ? { attrs: req.attrs } : {}) });
 }
 
 /** Encode one generic-netlink message. */
