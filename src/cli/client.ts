@@ -1,0 +1,190 @@
+/**
+ * The CLI's HTTP client for the daemon's REST API. Client commands reach gorb only through here, so they need
+ * neither root nor libnl. Every failure becomes a CliError with the exit code of its class (see ./errors.ts):
+ * an unreachable daemon is one line that says so and suggests --direct.
+ */
+import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
+import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
+import { type RawArgs, stringArg } from "./_shared.ts";
+
+export type { BackendInfo, ServiceDetail, ServiceInfo };
+
+/** DEFAULT_SERVER is where the daemon listens by default. */
+export const DEFAULT_SERVER = "http://127.0.0.1:4672";
+/** REQUEST_TIMEOUT_MS bounds each request (the daemon answers from memory; the kernel is fast). */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
+/** How to reach the daemon. */
+export interface ClientOptions {
+  /** Base URL without a trailing slash. */
+  readonly server: string;
+  readonly token: string | null;
+  /** Aborts requests (Ctrl-C). */
+  readonly signal?: AbortSignal;
+}
+
+/** normalizeServer accepts "http://h:p", "https://h:p/prefix" or a bare "h:p" (taken as http). */
+export function normalizeServer(text: string, source: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`${source}: ${JSON.stringify(text)} is not a URL; use e.g. http://127.0.0.1:4672`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`${source}: must be an http:// or https:// URL, got ${JSON.stringify(text)}`);
+  }
+  if (url.search !== "" || url.hash !== "") throw new UsageError(`${source}: must not have a query or fragment`);
+  return url.href.replace(/\/+$/, "");
+}
+
+/** clientOptionsFrom reads --server/--token, falling back to GORB_SERVER/GORB_TOKEN, then the defaults. */
+export function clientOptionsFrom(
+  args: RawArgs,
+  env: Readonly<Record<string, string | undefined>>,
+  signal?: AbortSignal,
+): ClientOptions {
+  const flagServer = stringArg(args, "server");
+  const envServer = env.GORB_SERVER === "" ? undefined : env.GORB_SERVER;
+  const server =
+    flagServer !== undefined
+      ? normalizeServer(flagServer, "--server")
+      : envServer !== undefined
+        ? normalizeServer(envServer, "GORB_SERVER")
+        : DEFAULT_SERVER;
+  const token = stringArg(args, "token") ?? (env.GORB_TOKEN === "" ? undefined : env.GORB_TOKEN) ?? null;
+  return signal === undefined ? { server, token } : { server, token, signal };
+}
+
+/** A short reason for a fetch that never got an answer. */
+function unreachableReason(error: unknown): string {
+  const err = error as { name?: unknown; code?: unknown; message?: unknown } | null;
+  const code = typeof err?.code === "string" ? err.code : "";
+  const name = typeof err?.name === "string" ? err.name : "";
+  if (name === "TimeoutError") return `no answer within ${REQUEST_TIMEOUT_MS / 1000}s`;
+  switch (code) {
+    case "ECONNREFUSED":
+    case "ConnectionRefused":
+      return "connection refused";
+    case "ENOTFOUND":
+    case "EAI_NONAME":
+      return "host not found";
+    case "ECONNRESET":
+    case "ConnectionClosed":
+      return "connection closed";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return "no route to host";
+    case "ETIMEDOUT":
+      return "timed out";
+    case "CERT_HAS_EXPIRED":
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+      return `TLS: ${code}`;
+  }
+  const message = typeof err?.message === "string" ? err.message : String(error);
+  return code !== "" && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+/** unreachableMessage is the one line shown when the daemon cannot be reached. */
+export function unreachableMessage(server: string, reason: string): string {
+  return (
+    `cannot reach gorb at ${server} (${reason}); is \`gorb serve\` running? ` +
+    "Use --direct to read/change the kernel table without a daemon."
+  );
+}
+
+function errorText(body: unknown, status: number, statusText: string): string {
+  if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
+    return (body as { error: string }).error;
+  }
+  return statusText !== "" ? `HTTP ${status} ${statusText}` : `HTTP ${status}`;
+}
+
+/** GorbClient speaks the REST API. Paths are built from ids with encodeURIComponent. */
+export class GorbClient {
+  readonly options: ClientOptions;
+
+  constructor(options: ClientOptions) {
+    this.options = options;
+  }
+
+  /** Send one request; resolves with the parsed JSON body (null when empty). */
+  async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const signal = this.options.signal === undefined ? timeout : AbortSignal.any([timeout, this.options.signal]);
+    const url = `${this.options.server}${path}`;
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        signal,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      text = await response.text();
+    } catch (error) {
+      if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
+      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error)), {
+        cause: error,
+      });
+    }
+    let parsed: unknown = null;
+    if (text.trim() !== "") {
+      try {
+        parsed = JSON.parse(text) as unknown;
+      } catch {
+        if (response.ok) {
+          throw new CliError(EXIT.SERVER, `${method} ${url}: the answer is not JSON (is ${this.options.server} a gorb daemon?)`);
+        }
+      }
+    }
+    if (!response.ok) {
+      const message = errorText(parsed, response.status, response.statusText);
+      const hint = response.status === 401 ? " (pass --token or set GORB_TOKEN)" : "";
+      throw new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
+    }
+    return parsed;
+  }
+
+  /** GET /service: the service ids. */
+  async listServiceIds(): Promise<string[]> {
+    const body = await this.request("GET", "/service");
+    if (!Array.isArray(body) || !body.every((id) => typeof id === "string")) {
+      throw new CliError(EXIT.SERVER, "GET /service: expected a list of service ids");
+    }
+    return body;
+  }
+
+  /** GET /service?detail=true: every service with its backends, health and counters. */
+  async listServices(): Promise<ServiceDetail[]> {
+    const body = await this.request("GET", "/service?detail=true");
+    if (!Array.isArray(body)) throw new CliError(EXIT.SERVER, "GET /service?detail=true: expected a list of services");
+    return body as ServiceDetail[];
+  }
+
+  /** GET /service/:service. */
+  async getService(id: string): Promise<ServiceInfo> {
+    return (await this.request("GET", servicePath(id))) as ServiceInfo;
+  }
+
+  /** GET /service/:service/:backend. */
+  async getBackend(service: string, backend: string): Promise<BackendInfo> {
+    return (await this.request("GET", backendPath(service, backend))) as BackendInfo;
+  }
+}
+
+/** The URL path of a service. */
+export function servicePath(id: string): string {
+  return `/service/${encodeURIComponent(id)}`;
+}
+
+/** The URL path of a backend. */
+export function backendPath(service: string, backend: string): string {
+  return `${servicePath(service)}/${encodeURIComponent(backend)}`;
+}

@@ -1,0 +1,230 @@
+/**
+ * `gorb backend add|set|rm|show SERVICE NAME`: backends (real servers) of a service and their health checks,
+ * through the daemon or, with --direct, as destinations in the kernel's IPVS table (no health checks there).
+ */
+import { type ArgsDef, defineCommand } from "citty";
+import { withExamples } from "../_command.ts";
+import {
+  type RawArgs,
+  boolArg,
+  defined,
+  directArgs,
+  intArg,
+  jsonArgs,
+  positional,
+  serverArgs,
+  stringArg,
+} from "../_shared.ts";
+import { GorbClient, backendPath, clientOptionsFrom } from "../client.ts";
+import { cliContext } from "../context.ts";
+import { UsageError } from "../errors.ts";
+import { jsonText } from "../format.ts";
+import { backendSummary } from "../views.ts";
+
+const U32_MAX = 0xffffffff;
+
+/** Flags for the backend fields (without the pulse). */
+export const backendFieldArgs = {
+  host: { type: "string", description: "Backend address or DNS name (required for add)", valueHint: "addr" },
+  port: { type: "string", description: "Backend port (default: the service's port)", valueHint: "port" },
+  weight: { type: "string", description: "Weight 0-2147483647 (default 100; 0 = drained)", valueHint: "n" },
+  forward: {
+    type: "enum",
+    alias: ["method"],
+    options: ["nat", "dr", "tunnel", "ipip", "local"],
+    description: "Forwarding method (default nat); --method is the GORB name",
+  },
+  "tunnel-type": { type: "enum", options: ["ipip", "gue", "gre"], description: "Tunnel encapsulation (--forward tunnel; default ipip)" },
+  "tunnel-port": { type: "string", description: "GUE destination port (--tunnel-type gue)", valueHint: "port" },
+  "tunnel-checksum": {
+    type: "enum",
+    options: ["nocsum", "csum", "remcsum"],
+    description: "Tunnel checksum (gue, gre; default nocsum)",
+  },
+  "upper-threshold": { type: "string", description: "Stop sending new connections above this many (0 = no limit)", valueHint: "n" },
+  "lower-threshold": { type: "string", description: "Resume below this many connections", valueHint: "n" },
+} satisfies ArgsDef;
+
+/** Flags for the health check (pulse). */
+export const pulseArgs = {
+  pulse: { type: "enum", options: ["tcp", "http", "https", "udp", "none"], description: "Health check type (default tcp)" },
+  "pulse-interval": { type: "string", description: "Time between checks, e.g. 5s, 1m (default 1m)", valueHint: "duration" },
+  "pulse-timeout": { type: "string", description: "Time limit of one check, e.g. 2s (default 5s)", valueHint: "duration" },
+  "pulse-path": { type: "string", description: "HTTP(S) path and query (default /)", valueHint: "path" },
+  "pulse-method": { type: "string", description: "HTTP(S) method (default GET)", valueHint: "method" },
+  "pulse-expect": { type: "string", description: 'Accepted HTTP status: 200, "200,204", 200-299, 2xx (default 200)', valueHint: "codes" },
+  "pulse-host": { type: "string", description: "Check this host instead of the backend's", valueHint: "host" },
+  "pulse-port": { type: "string", description: "Check this port instead of the backend's", valueHint: "port" },
+  "pulse-rise": { type: "string", description: "Successes in a row to count as up (default 1)", valueHint: "n" },
+  "pulse-fall": { type: "string", description: "Failures in a row to count as down (default 1)", valueHint: "n" },
+  "pulse-send": { type: "string", description: "UDP check: the datagram to send (text)", valueHint: "text" },
+  "pulse-insecure": { type: "boolean", description: "HTTPS check: do not verify the certificate" },
+} satisfies ArgsDef;
+
+/** A pulse as the flags give it: only the parts that were set. */
+export interface PulseChange {
+  type?: string;
+  interval?: string;
+  args?: Record<string, unknown>;
+}
+
+/** The pulse given by the flags, or null when no pulse flag is set. */
+export function pulseFromArgs(args: RawArgs): PulseChange | null {
+  const pulseArgsGiven = defined({
+    path: stringArg(args, "pulse-path"),
+    method: stringArg(args, "pulse-method"),
+    expect: stringArg(args, "pulse-expect"),
+    host: stringArg(args, "pulse-host"),
+    port: intArg(args, "pulse-port", 1, 65535),
+    timeout: stringArg(args, "pulse-timeout"),
+    rise: intArg(args, "pulse-rise", 1, 100),
+    fall: intArg(args, "pulse-fall", 1, 100),
+    send: stringArg(args, "pulse-send"),
+    insecure: boolArg(args, "pulse-insecure"),
+  });
+  const type = stringArg(args, "pulse");
+  const interval = stringArg(args, "pulse-interval");
+  if (type === undefined && interval === undefined && Object.keys(pulseArgsGiven).length === 0) return null;
+  const change: PulseChange = defined({ type, interval });
+  if (Object.keys(pulseArgsGiven).length > 0) change.args = pulseArgsGiven;
+  return change;
+}
+
+/** The GORB backend body from the flags given (only those), without the pulse. */
+export function backendBody(args: RawArgs): Record<string, unknown> {
+  return defined({
+    host: stringArg(args, "host"),
+    port: intArg(args, "port", 0, 65535),
+    weight: intArg(args, "weight", 0, 0x7fffffff),
+    method: stringArg(args, "forward"),
+    tunnel_type: stringArg(args, "tunnel-type"),
+    tunnel_port: intArg(args, "tunnel-port", 1, 65535),
+    tunnel_checksum: stringArg(args, "tunnel-checksum"),
+    upper_threshold: intArg(args, "upper-threshold", 0, U32_MAX),
+    lower_threshold: intArg(args, "lower-threshold", 0, U32_MAX),
+  });
+}
+
+/** The pulse of a PATCH: the backend's current pulse with the flags laid over it (the API replaces it whole). */
+export function mergePulse(current: unknown, change: PulseChange): Record<string, unknown> {
+  const base = typeof current === "object" && current !== null ? (current as Record<string, unknown>) : {};
+  const baseArgs = typeof base.args === "object" && base.args !== null ? (base.args as Record<string, unknown>) : {};
+  const merged: Record<string, unknown> = {
+    type: change.type ?? base.type ?? "tcp",
+    interval: change.interval ?? base.interval ?? "1m",
+  };
+  const args = { ...baseArgs, ...(change.args ?? {}) };
+  if (Object.keys(args).length > 0) merged.args = args;
+  return merged;
+}
+
+function client(args: RawArgs): GorbClient {
+  const ctx = cliContext();
+  return new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+}
+
+async function direct() {
+  return import("../direct.ts");
+}
+
+function refusePulseDirect(args: RawArgs): void {
+  if (pulseFromArgs(args) !== null) {
+    throw new UsageError("health checks (--pulse*) need the daemon; leave them out with --direct");
+  }
+}
+
+const ids = {
+  service: { type: "positional", description: "Service id (with --direct: tcp:ADDR:PORT, ... or fwmark:N)" },
+  name: { type: "positional", description: "Backend id (with --direct: ADDR[:PORT])" },
+} as const;
+
+const add = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend add", description: "Add a backend to a service", alias: ["create"] },
+    args: { ...ids, ...backendFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) {
+        refusePulseDirect(args);
+        return (await direct()).backendAdd(service, name, args);
+      }
+      const body = backendBody(args);
+      const pulse = pulseFromArgs(args);
+      if (pulse !== null) body.pulse = pulse;
+      await client(args).request("PUT", backendPath(service, name), body);
+      cliContext().log.success(`backend ${service}/${name} added`);
+      return 0;
+    },
+  }),
+  [
+    "gorb backend add web b1 --host 10.1.0.1 --pulse http",
+    "gorb backend add web b2 --host 10.1.0.2 --port 8080 --weight 50 --pulse http --pulse-path /healthz --pulse-interval 5s",
+    "gorb backend add web b3 --host 10.1.0.3 --forward tunnel --tunnel-type gue --tunnel-port 6080",
+    "gorb backend add tcp:10.0.0.1:80 10.1.0.1:8080 --weight 10 --direct",
+  ],
+);
+
+const set = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend set", description: "Change a backend in place (weight, forwarding, thresholds, pulse)", alias: ["update"] },
+    args: { ...ids, ...backendFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) {
+        refusePulseDirect(args);
+        return (await direct()).backendSet(service, name, args);
+      }
+      const body = backendBody(args);
+      const pulse = pulseFromArgs(args);
+      if (pulse === null && Object.keys(body).length === 0) {
+        throw new UsageError("nothing to change: give at least one option", "gorb backend set");
+      }
+      const api = client(args);
+      if (pulse !== null) body.pulse = mergePulse((await api.getBackend(service, name)).options.pulse, pulse);
+      await api.request("PATCH", backendPath(service, name), body);
+      cliContext().log.success(`backend ${service}/${name} updated`);
+      return 0;
+    },
+  }),
+  ["gorb backend set web b1 --weight 0          # drain", "gorb backend set web b1 --pulse-interval 10s --pulse-fall 3"],
+);
+
+const rm = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend rm", description: "Remove a backend from a service", alias: ["delete", "remove"] },
+    args: { ...ids, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) return (await direct()).backendRm(service, name);
+      await client(args).request("DELETE", backendPath(service, name));
+      cliContext().log.success(`backend ${service}/${name} removed`);
+      return 0;
+    },
+  }),
+  ["gorb backend rm web b1", "gorb backend rm tcp:10.0.0.1:80 10.1.0.1:8080 --direct"],
+);
+
+const show = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend show", description: "Show a backend: configuration, live weight, health, connections", alias: ["get"] },
+    args: { ...ids, ...serverArgs, ...directArgs, ...jsonArgs },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      const json = boolArg(args, "json") === true;
+      if (boolArg(args, "direct") === true) return (await direct()).backendShow(service, name, json);
+      const info = await client(args).getBackend(service, name);
+      cliContext().io.stdout(json ? jsonText(info) : backendSummary(service, name, info));
+      return 0;
+    },
+  }),
+  ["gorb backend show web b1", "gorb backend show web b1 --json"],
+);
+
+export default defineCommand({
+  meta: { name: "gorb backend", description: "Manage the backends of a service (add, set, rm, show)" },
+  subCommands: { add, set, rm, show },
+});

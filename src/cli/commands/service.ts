@@ -1,0 +1,222 @@
+/**
+ * `gorb service add|set|rm|ls|show`: virtual services, through the daemon's REST API or, with --direct, in the
+ * kernel's IPVS table (see ../direct.ts).
+ */
+import { type ArgsDef, defineCommand } from "citty";
+import { withExamples } from "../_command.ts";
+import {
+  type RawArgs,
+  boolArg,
+  defined,
+  directArgs,
+  intArg,
+  jsonArgs,
+  positional,
+  serverArgs,
+  stringArg,
+} from "../_shared.ts";
+import { GorbClient, clientOptionsFrom, servicePath } from "../client.ts";
+import { cliContext } from "../context.ts";
+import { UsageError } from "../errors.ts";
+import { jsonText, table } from "../format.ts";
+import { serviceAddress, serviceSummary, statusBackend } from "../views.ts";
+import { statusTable } from "../format.ts";
+
+const U32_MAX = 0xffffffff;
+
+/** Flags for every service field. */
+export const serviceFieldArgs = {
+  host: {
+    type: "string",
+    description: "Virtual address or DNS name (default: the first address of the daemon's -i interface)",
+    valueHint: "addr",
+  },
+  port: { type: "string", description: "Port 1-65535 (required unless --fwmark)", valueHint: "port" },
+  protocol: { type: "enum", options: ["tcp", "udp", "sctp"], description: "Protocol (default tcp)" },
+  method: {
+    type: "string",
+    description: "Scheduler: rr, wrr (default), lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos",
+    valueHint: "sched",
+  },
+  flags: {
+    type: "string",
+    description: "Scheduler flags joined by | or ,: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3",
+    valueHint: "flags",
+  },
+  persistent: {
+    type: "boolean",
+    description: "Client persistence (implied by --persistence-timeout, --netmask, --pe)",
+    negativeDescription: "Turn persistence off",
+  },
+  "persistence-timeout": { type: "string", description: "Persistence timeout in seconds (default 300)", valueHint: "seconds" },
+  netmask: {
+    type: "string",
+    description: "Persistence granularity as a prefix length (0-32 for IPv4, 1-128 for IPv6)",
+    valueHint: "prefix",
+  },
+  fwmark: { type: "string", description: "Firewall-mark service instead of host/port/protocol", valueHint: "mark" },
+  family: { type: "enum", options: ["inet", "inet6"], description: "Address family (fwmark services; default inet)" },
+  pe: { type: "enum", options: ["sip"], description: "Persistence engine" },
+  "one-packet": {
+    type: "boolean",
+    description: "One-packet scheduling (udp and fwmark services)",
+    negativeDescription: "Turn one-packet scheduling off",
+  },
+} satisfies ArgsDef;
+
+/** The GORB service body from the flags given (only those). */
+export function serviceBody(args: RawArgs): Record<string, unknown> {
+  const persistenceTimeout = intArg(args, "persistence-timeout", 1, U32_MAX);
+  const netmask = intArg(args, "netmask", 0, 128);
+  const pe = stringArg(args, "pe");
+  let persistent = boolArg(args, "persistent");
+  if (persistent === undefined && (persistenceTimeout !== undefined || netmask !== undefined || pe !== undefined)) {
+    persistent = true;
+  }
+  return defined({
+    host: stringArg(args, "host"),
+    port: intArg(args, "port", 1, 65535),
+    protocol: stringArg(args, "protocol"),
+    method: stringArg(args, "method"),
+    flags: stringArg(args, "flags"),
+    persistent,
+    persistence_timeout: persistenceTimeout,
+    persistence_netmask: netmask,
+    fwmark: intArg(args, "fwmark", 1, U32_MAX),
+    family: stringArg(args, "family"),
+    pe,
+    one_packet: boolArg(args, "one-packet"),
+  });
+}
+
+function client(args: RawArgs): GorbClient {
+  const ctx = cliContext();
+  return new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+}
+
+async function direct() {
+  return import("../direct.ts");
+}
+
+const nameArg = {
+  name: { type: "positional", description: "Service id (with --direct: tcp:ADDR:PORT, udp:..., sctp:... or fwmark:N)" },
+} as const;
+
+const add = withExamples(
+  defineCommand({
+    meta: { name: "gorb service add", description: "Create a virtual service", alias: ["create"] },
+    args: { ...nameArg, ...serviceFieldArgs, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) return (await direct()).serviceAdd(name, args);
+      await client(args).request("PUT", servicePath(name), serviceBody(args));
+      cliContext().log.success(`service ${name} created`);
+      return 0;
+    },
+  }),
+  [
+    "gorb service add web --host 10.0.0.1 --port 80",
+    "gorb service add dns --host 10.0.0.53 --port 53 --protocol udp --method sh --flags sh-port",
+    "gorb service add sticky --host 10.0.0.2 --port 443 --persistent --persistence-timeout 600",
+    "gorb service add marked --fwmark 7 --method rr",
+    "gorb service add tcp:10.0.0.1:80 --method rr --direct",
+  ],
+);
+
+const set = withExamples(
+  defineCommand({
+    meta: { name: "gorb service set", description: "Change a virtual service in place (scheduler, flags, persistence)", alias: ["update"] },
+    args: { ...nameArg, ...serviceFieldArgs, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) return (await direct()).serviceSet(name, args);
+      const body = serviceBody(args);
+      if (Object.keys(body).length === 0) throw new UsageError("nothing to change: give at least one option", "gorb service set");
+      await client(args).request("PATCH", servicePath(name), body);
+      cliContext().log.success(`service ${name} updated`);
+      return 0;
+    },
+  }),
+  ["gorb service set web --method lc", "gorb service set web --no-persistent"],
+);
+
+const rm = withExamples(
+  defineCommand({
+    meta: { name: "gorb service rm", description: "Remove a virtual service and all its backends", alias: ["delete", "remove"] },
+    args: { ...nameArg, ...serverArgs, ...directArgs },
+    async run({ args }) {
+      const name = positional(args, "name");
+      if (boolArg(args, "direct") === true) return (await direct()).serviceRm(name);
+      await client(args).request("DELETE", servicePath(name));
+      cliContext().log.success(`service ${name} removed`);
+      return 0;
+    },
+  }),
+  ["gorb service rm web", "gorb service rm tcp:10.0.0.1:80 --direct"],
+);
+
+const ls = withExamples(
+  defineCommand({
+    meta: { name: "gorb service ls", description: "List virtual services", alias: ["list"] },
+    args: { ...serverArgs, ...directArgs, ...jsonArgs },
+    async run({ args }) {
+      const json = boolArg(args, "json") === true;
+      if (boolArg(args, "direct") === true) return (await direct()).serviceLs(json);
+      const services = await client(args).listServices();
+      const { io } = cliContext();
+      if (json) {
+        io.stdout(jsonText(services.map(({ backend_details: _, ...rest }) => rest)));
+        return 0;
+      }
+      if (services.length === 0) {
+        io.stdout("no services\n");
+        return 0;
+      }
+      const rows = services.map((s) => [
+        s.id,
+        serviceAddress(s.options),
+        s.options.method + (s.options.flags !== "" ? ` (${s.options.flags})` : ""),
+        s.options.persistent ? `${s.options.persistence_timeout}s` : "-",
+        String(s.backends.length),
+        s.health.toFixed(2),
+      ]);
+      io.stdout(table(["NAME", "ADDRESS", "SCHEDULER", "PERSIST", "BACKENDS", "HEALTH"], rows, ["left", "left", "left", "right", "right", "right"]));
+      return 0;
+    },
+  }),
+  ["gorb service ls", "gorb service ls --json", "gorb service ls --direct"],
+);
+
+const show = withExamples(
+  defineCommand({
+    meta: { name: "gorb service show", description: "Show a virtual service, its health and its backends", alias: ["get"] },
+    args: { ...nameArg, ...serverArgs, ...directArgs, ...jsonArgs },
+    async run({ args }) {
+      const name = positional(args, "name");
+      const json = boolArg(args, "json") === true;
+      if (boolArg(args, "direct") === true) return (await direct()).serviceShow(name, json);
+      const api = client(args);
+      const info = await api.getService(name);
+      const { io } = cliContext();
+      if (json) {
+        io.stdout(jsonText(info));
+        return 0;
+      }
+      io.stdout(serviceSummary(name, info));
+      if (info.backends.length > 0) {
+        const backends = await Promise.all(info.backends.map(async (id) => statusBackend(id, await api.getBackend(name, id))));
+        io.stdout("\n");
+        io.stdout(
+          statusTable([{ name, address: serviceAddress(info.options), scheduler: info.options.method, health: info.health, stats: info.stats, backends }]),
+        );
+      }
+      return 0;
+    },
+  }),
+  ["gorb service show web", "gorb service show web --json", "gorb service show tcp:10.0.0.1:80 --direct"],
+);
+
+export default defineCommand({
+  meta: { name: "gorb service", description: "Manage virtual services (add, set, rm, ls, show)" },
+  subCommands: { add, set, rm, ls, show },
+});

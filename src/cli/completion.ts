@@ -1,0 +1,258 @@
+/**
+ * Shell completion scripts generated from the citty command tree: every command path, its sub-commands, its
+ * flags (long names and one-letter aliases) and, for enum flags, their values. The scripts embed that table, so
+ * completing never runs gorb.
+ */
+import type { ArgsDef } from "citty";
+import { type AnyCommand, aliasesOf, argsOf, metaOf, subCommandsOf } from "./_command.ts";
+
+/** One flag of a command. */
+export interface CompletionFlag {
+  /** Spellings with dashes: ["--listen", "-l"]. */
+  readonly names: readonly string[];
+  readonly description: string;
+  readonly takesValue: boolean;
+  /** Values to offer (enum flags). */
+  readonly values: readonly string[];
+}
+
+/** One command of the tree. */
+export interface CompletionNode {
+  /** Path below the root, e.g. ["service", "add"]; [] for the root. */
+  readonly path: readonly string[];
+  readonly description: string;
+  /** Sub-command names (aliases included). */
+  readonly subcommands: readonly { readonly name: string; readonly description: string }[];
+  readonly flags: readonly CompletionFlag[];
+  /** Values of the first positional argument, when fixed (e.g. completion's shell). */
+  readonly positionalValues: readonly string[];
+}
+
+function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
+}
+
+function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[] } {
+  const flags: CompletionFlag[] = [
+    { names: ["--help", "-h"], description: "Show help", takesValue: false, values: [] },
+  ];
+  let positionalValues: string[] = [];
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.type === "positional") {
+      // Convention: a positional whose valueHint lists choices as "a|b|c" completes to them.
+      if (positionalValues.length === 0 && def.valueHint?.includes("|") === true) positionalValues = def.valueHint.split("|");
+      continue;
+    }
+    const alias = "alias" in def && def.alias !== undefined ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
+    const names = [`--${kebab(name)}`, ...alias.map((a: string) => (a.length === 1 ? `-${a}` : `--${a}`))];
+    if (def.type === "boolean" && (def.negativeDescription !== undefined || def.default === true)) names.push(`--no-${kebab(name)}`);
+    flags.push({
+      names,
+      description: def.description ?? "",
+      takesValue: def.type === "string" || def.type === "enum",
+      values: def.type === "enum" ? (def.options ?? []) : [],
+    });
+  }
+  return { flags, positionalValues };
+}
+
+/** completionTree walks every command (resolving lazy ones) into a flat list, root first. */
+export async function completionTree(root: AnyCommand): Promise<CompletionNode[]> {
+  const out: CompletionNode[] = [];
+  const visit = async (cmd: AnyCommand, path: string[]) => {
+    const meta = await metaOf(cmd);
+    const subs = await subCommandsOf(cmd);
+    const subcommands: { name: string; description: string }[] = [];
+    for (const [name, sub] of Object.entries(subs)) {
+      const subMeta = await metaOf(sub);
+      if (subMeta.hidden === true) continue;
+      subcommands.push({ name, description: subMeta.description ?? "" });
+      for (const alias of aliasesOf(subMeta)) subcommands.push({ name: alias, description: subMeta.description ?? "" });
+    }
+    out.push({ path, description: meta.description ?? "", subcommands, ...flagsOf(await argsOf(cmd)) });
+    for (const [name, sub] of Object.entries(subs)) {
+      await visit(sub, [...path, name]);
+      for (const alias of aliasesOf(await metaOf(sub))) await visit(sub, [...path, alias]);
+    }
+  };
+  await visit(root, []);
+  return out;
+}
+
+/** Single-quote a string for sh/bash/zsh. */
+function sq(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Escape for a zsh _arguments / _describe spec (":" and "[", "]" separate fields there). */
+function zshEscape(text: string): string {
+  return text.replace(/([:[\]\\])/g, "\\$1");
+}
+
+/** The bash script (`source <(gorb completion bash)`). */
+export function bashScript(prog: string, tree: readonly CompletionNode[]): string {
+  const fn = `_${prog.replace(/\W/g, "_")}`;
+  const subs = tree.map((n) => `    ${sq(n.path.join(" "))}) echo ${sq(n.subcommands.map((s) => s.name).join(" "))} ;;`);
+  const flags = tree.map((n) => `    ${sq(n.path.join(" "))}) echo ${sq(n.flags.flatMap((f) => f.names).join(" "))} ;;`);
+  const valueCases: string[] = [];
+  const takesValue: string[] = [];
+  for (const n of tree) {
+    for (const f of n.flags) {
+      if (!f.takesValue) continue;
+      for (const name of f.names) {
+        takesValue.push(sq(`${n.path.join(" ")}|${name}`));
+        if (f.values.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|${name}`)}) echo ${sq(f.values.join(" "))} ;;`);
+      }
+    }
+    if (n.positionalValues.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|#1`)}) echo ${sq(n.positionalValues.join(" "))} ;;`);
+  }
+  return `# bash completion for ${prog} (generated by \`${prog} completion bash\`)
+${fn}_subs() {
+  case "$1" in
+${subs.join("\n")}
+  esac
+}
+${fn}_flags() {
+  case "$1" in
+${flags.join("\n")}
+  esac
+}
+${fn}_values() {
+  case "$1" in
+${valueCases.join("\n")}
+  esac
+}
+${fn}_takes_value() {
+  case "$1" in
+    ${takesValue.length > 0 ? takesValue.join("|") : "''"}) return 0 ;;
+  esac
+  return 1
+}
+${fn}() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w i subs npos=0
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w="\${COMP_WORDS[i]}"
+    if [[ "$w" == -* ]]; then
+      if [[ "$w" != *=* ]] && ${fn}_takes_value "$path|$w"; then ((i++)); fi
+      continue
+    fi
+    subs=" $(${fn}_subs "$path") "
+    if [[ "$subs" == *" $w "* ]]; then path="\${path:+$path }$w"; else ((npos++)); fi
+  done
+  local prev="\${COMP_WORDS[COMP_CWORD-1]}"
+  if [[ "$prev" == -* ]] && ${fn}_takes_value "$path|$prev"; then
+    COMPREPLY=($(compgen -W "$(${fn}_values "$path|$prev")" -- "$cur"))
+    return
+  fi
+  if [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W "$(${fn}_flags "$path")" -- "$cur"))
+  elif [[ -n "$(${fn}_subs "$path")" ]]; then
+    COMPREPLY=($(compgen -W "$(${fn}_subs "$path")" -- "$cur"))
+  elif ((npos == 0)); then
+    COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
+  fi
+}
+complete -F ${fn} ${prog}
+`;
+}
+
+/** The zsh script (`source <(gorb completion zsh)`, or save it as _gorb in $fpath). */
+export function zshScript(prog: string, tree: readonly CompletionNode[]): string {
+  const fn = `_${prog.replace(/\W/g, "_")}`;
+  const depthCases: string[] = [];
+  const cases: string[] = [];
+  for (const n of tree) {
+    const key = sq(n.path.join(" "));
+    depthCases.push(`    ${key}) subs=(${n.subcommands.map((s) => sq(s.name)).join(" ")}) ;;`);
+    if (n.subcommands.length > 0) {
+      const items = n.subcommands.map((s) => sq(`${zshEscape(s.name)}:${zshEscape(s.description)}`)).join(" ");
+      cases.push(`    ${key})\n      local -a cmds=(${items})\n      _describe -t commands 'command' cmds ;;`);
+      continue;
+    }
+    const specs: string[] = [];
+    for (const f of n.flags) {
+      const desc = zshEscape(f.description);
+      const value = f.takesValue ? `:value:${f.values.length > 0 ? `(${f.values.join(" ")})` : ""}` : "";
+      const exclusive = f.names.length > 1 ? `(${f.names.join(" ")})` : "";
+      for (const name of f.names) {
+        const eq = f.takesValue && name.startsWith("--") ? "=" : "";
+        specs.push(sq(`${exclusive}${name}${eq}[${desc}]${value}`));
+      }
+    }
+    if (n.positionalValues.length > 0) specs.push(sq(`1:value:(${n.positionalValues.join(" ")})`));
+    else specs.push(sq("*:argument:"));
+    cases.push(`    ${key})\n      _arguments -s ${specs.join(" ")} ;;`);
+  }
+  return `#compdef ${prog}
+# zsh completion for ${prog} (generated by \`${prog} completion zsh\`)
+${fn}() {
+  local cmdpath="" depth=0 w i
+  local -a subs
+  for ((i = 2; i < CURRENT; i++)); do
+    w=\${words[i]}
+    case "$cmdpath" in
+${depthCases.join("\n")}
+    esac
+    if (( \${subs[(Ie)$w]} )); then cmdpath="\${cmdpath:+$cmdpath }$w"; depth=$((depth + 1)); else break; fi
+  done
+  if ((depth > 0)); then
+    words=("\${words[1]}" "\${(@)words[depth+2,-1]}")
+    CURRENT=$((CURRENT - depth))
+  fi
+  case "$cmdpath" in
+${cases.join("\n")}
+  esac
+}
+if [[ "\${zsh_eval_context[-1]}" == loadautofunc ]]; then
+  ${fn} "$@"
+else
+  compdef ${fn} ${prog}
+fi
+`;
+}
+
+/** The fish script (`gorb completion fish | source`, or save it in ~/.config/fish/completions/gorb.fish). */
+export function fishScript(prog: string, tree: readonly CompletionNode[]): string {
+  const fn = `__${prog.replace(/\W/g, "_")}`;
+  const fq = (text: string) => `'${text.replace(/[\\']/g, "\\$&")}'`;
+  const lines: string[] = [
+    `# fish completion for ${prog} (generated by \`${prog} completion fish\`)`,
+    `function ${fn}_subs`,
+    "    switch $argv[1]",
+    ...tree.map((n) => `        case ${fq(n.path.join(" "))}\n            echo ${fq(n.subcommands.map((s) => s.name).join(" "))}`),
+    "    end",
+    "end",
+    `function ${fn}_path`,
+    "    set -l path ''",
+    "    for w in (commandline -opc)[2..-1]",
+    `        if contains -- $w (string split ' ' (${fn}_subs "$path"))`,
+    "            set path (string trim -- \"$path $w\")",
+    "        else",
+    "            break",
+    "        end",
+    "    end",
+    "    echo $path",
+    "end",
+    `function ${fn}_at`,
+    `    test (${fn}_path) = "$argv[1]"`,
+    "end",
+    `complete -c ${prog} -f`,
+  ];
+  for (const n of tree) {
+    // Command paths are plain words, so they need no escaping inside the double quotes.
+    const cond = `"${fn}_at '${n.path.join(" ")}'"`;
+    for (const s of n.subcommands) {
+      lines.push(`complete -c ${prog} -n ${cond} -a ${fq(s.name)} -d ${fq(s.description)}`);
+    }
+    for (const f of n.flags) {
+      const parts = [`complete -c ${prog} -n ${cond}`];
+      for (const name of f.names) parts.push(name.startsWith("--") ? `-l ${name.slice(2)}` : `-s ${name.slice(1)}`);
+      if (f.takesValue) parts.push("-x"); // a value is required, and it is never a file
+      if (f.values.length > 0) parts.push(`-a ${fq(f.values.join(" "))}`);
+      parts.push(`-d ${fq(f.description)}`);
+      lines.push(parts.join(" "));
+    }
+    if (n.positionalValues.length > 0) lines.push(`complete -c ${prog} -n ${cond} -a ${fq(n.positionalValues.join(" "))}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,68 @@
+/**
+ * The process-facing side of a CLI run: where output goes, the environment, the logger. runCli installs one
+ * context per run, so commands can be run in-process by tests with captured output and a fake environment
+ * (citty does not pass data down to sub-commands, hence a module-level slot rather than an argument).
+ */
+import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
+
+/** CliIo is where a command writes. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** True when stdout is a terminal (tables may use width and colour; --watch clears the screen). */
+  readonly isTTY: boolean;
+}
+
+/** CliContext is what every command may use. */
+export interface CliContext {
+  readonly io: CliIo;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** One-line messages to stderr ("error: ..."); debug lines only with GORB_DEBUG=1. */
+  readonly log: ConsolaInstance;
+  /** Aborted on Ctrl-C (SIGINT) when running as the real process; --watch stops on it. */
+  readonly signal: AbortSignal;
+}
+
+/** The real process: stdout/stderr streams, process.env, an AbortSignal tripped by SIGINT. */
+export function processIo(): CliIo {
+  return {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    isTTY: process.stdout.isTTY === true,
+  };
+}
+
+function formatLine(obj: LogObject): string {
+  const text = [obj.message, ...obj.args.map((a: unknown) => (a instanceof Error ? a.message : String(a)))]
+    .filter((part) => part !== undefined && part !== "")
+    .join(" ");
+  const prefix = obj.type === "error" || obj.type === "fatal" ? "error: " : obj.type === "warn" ? "warning: " : "";
+  return `${prefix}${text}\n`;
+}
+
+/** createCliLogger returns a consola instance that writes plain one-line messages to `io.stderr`. */
+export function createCliLogger(io: CliIo, debug: boolean): ConsolaInstance {
+  return createConsola({
+    level: debug ? 4 : 3,
+    reporters: [{ log: (obj) => io.stderr(formatLine(obj)) }],
+  });
+}
+
+let current: CliContext | null = null;
+
+/** cliContext returns the context of the running command. */
+export function cliContext(): CliContext {
+  if (current === null) throw new Error("cliContext() called outside runCli()");
+  return current;
+}
+
+/** withCliContext runs `fn` with `ctx` installed, restoring the previous one afterwards. */
+export async function withCliContext<T>(ctx: CliContext, fn: () => Promise<T>): Promise<T> {
+  const previous = current;
+  current = ctx;
+  try {
+    return await fn();
+  } finally {
+    current = previous;
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Human-readable output: aligned tables, compact rates, addresses, and the status table shared by the daemon
+ * view (`gorb status`) and the kernel view (`gorb status --direct`).
+ */
+
+/** Column alignment. */
+export type Align = "left" | "right";
+
+/** table renders rows under headers, columns separated by two spaces, trailing spaces trimmed. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    widths
+      .map((w, i) => {
+        const cell = cells[i] ?? "";
+        return align[i] === "right" ? cell.padStart(w) : cell.padEnd(w);
+      })
+      .join("  ")
+      .trimEnd();
+  return `${[line(headers), ...rows.map(line)].join("\n")}\n`;
+}
+
+/** keyValues renders "key  value" lines with the keys aligned. */
+export function keyValues(pairs: readonly (readonly [string, string])[], indent = ""): string {
+  const width = Math.max(0, ...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd()).join("\n") + "\n";
+}
+
+/** compact writes a count or rate with an SI suffix: 0, 950, 1.2k, 34M. */
+export function compact(value: number): string {
+  const abs = Math.abs(value);
+  const units: [number, string][] = [
+    [1e12, "T"],
+    [1e9, "G"],
+    [1e6, "M"],
+    [1e3, "k"],
+  ];
+  for (const [size, suffix] of units) {
+    if (abs >= size) {
+      const scaled = value / size;
+      return `${Math.abs(scaled) >= 100 ? scaled.toFixed(0) : scaled.toFixed(1).replace(/\.0$/, "")}${suffix}`;
+    }
+  }
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+/** hostPort writes an address and port, bracketing IPv6 ("[2001:db8::1]:80"). */
+export function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** printJson is the JSON all --json outputs use: two-space indented, one trailing newline. */
+export function jsonText(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/** Traffic counters and rates as shown in tables. */
+export interface TrafficView {
+  readonly cps: number;
+  readonly in_bps: number;
+  readonly out_bps: number;
+  readonly conns: number;
+}
+
+/** One backend line of the status table. */
+export interface StatusBackend {
+  readonly name: string;
+  readonly target: string;
+  readonly forward: string;
+  /** Configured weight; null when unknown (the kernel only knows the live one). */
+  readonly weight: number | null;
+  /** The weight IPVS has now. */
+  readonly live: number | null;
+  /** 0..1, or null when gorb does not check it (kernel view). */
+  readonly health: number | null;
+  /** up, down, unknown, or "-" in the kernel view. */
+  readonly state: string;
+  readonly active: number | null;
+  readonly inactive: number | null;
+  readonly stats: TrafficView | null;
+  /** What the last health check said, for down backends. */
+  readonly message: string;
+}
+
+/** One service block of the status table. */
+export interface StatusService {
+  readonly name: string;
+  readonly address: string;
+  readonly scheduler: string;
+  readonly health: number | null;
+  readonly stats: TrafficView | null;
+  readonly backends: readonly StatusBackend[];
+}
+
+const dash = (value: number | null, show: (v: number) => string = String): string => (value === null ? "-" : show(value));
+
+/** statusTable renders services and their backends as one table (backends indented under their service). */
+export function statusTable(services: readonly StatusService[]): string {
+  if (services.length === 0) return "no services\n";
+  const headers = ["NAME", "ADDRESS", "MODE", "WEIGHT", "LIVE", "HEALTH", "STATE", "ACT/INACT", "CPS", "IN B/s", "OUT B/s", "CHECK"];
+  const align: Align[] = ["left", "left", "left", "right", "right", "right", "left", "right", "right", "right", "right", "left"];
+  const rows: string[][] = [];
+  for (const s of services) {
+    const up = s.backends.filter((b) => b.state === "up").length;
+    const checked = s.backends.some((b) => b.state === "up" || b.state === "down");
+    const unchecked = s.backends.filter((b) => b.state === "unknown").length;
+    const active = s.backends.reduce((sum, b) => sum + (b.active ?? 0), 0);
+    const inactive = s.backends.reduce((sum, b) => sum + (b.inactive ?? 0), 0);
+    rows.push([
+      s.name,
+      s.address,
+      s.scheduler,
+      "",
+      "",
+      dash(s.health, (h) => h.toFixed(2)),
+      checked
+        ? `${up}/${s.backends.length} up`
+        : unchecked > 0
+          ? `${unchecked} unchecked`
+          : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`,
+      `${active}/${inactive}`,
+      dash(s.stats?.cps ?? null, compact),
+      dash(s.stats?.in_bps ?? null, compact),
+      dash(s.stats?.out_bps ?? null, compact),
+      "",
+    ]);
+    s.backends.forEach((b, i) => {
+      rows.push([
+        `${i === s.backends.length - 1 ? "└" : "├"} ${b.name}`,
+        b.target,
+        b.forward,
+        dash(b.weight),
+        dash(b.live),
+        dash(b.health, (h) => h.toFixed(2)),
+        b.state,
+        b.active === null ? "-" : `${b.active}/${b.inactive ?? 0}`,
+        dash(b.stats?.cps ?? null, compact),
+        dash(b.stats?.in_bps ?? null, compact),
+        dash(b.stats?.out_bps ?? null, compact),
+        b.state === "up" ? "" : b.message,
+      ]);
+    });
+  }
+  return table(headers, rows, align);
+}

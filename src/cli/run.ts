@@ -1,0 +1,264 @@
+/**
+ * runCli: gorb's replacement for citty's runMain. It resolves the command, answers --help and --version,
+ * refuses unknown flags (citty itself ignores them), runs the command, and turns every failure into one line on
+ * stderr plus an exit code (./errors.ts). It returns the exit code instead of exiting, so tests run it in-process.
+ *
+ * Why not runMain: runMain exits with 1 for every error (usage errors included) and accepts any flag.
+ */
+import { runCommand } from "citty";
+import type { ArgsDef } from "citty";
+import { VERSION } from "../version.ts";
+import { type AnyCommand, argsOf, findSubCommand, metaOf, subCommandsOf } from "./_command.ts";
+import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
+import { CliError, EXIT, UsageError } from "./errors.ts";
+import { renderHelp } from "./help.ts";
+import { root } from "./index.ts";
+
+/** What runCli runs against; every field defaults to the real process. */
+export interface RunCliOptions {
+  readonly io?: CliIo;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly signal?: AbortSignal;
+  /**
+   * Let Ctrl-C abort client commands (the real process sets it): the first SIGINT aborts `signal` (--watch ends
+   * with 0, a request ends with 130), a second one exits at once. `gorb serve` gets no such handler: the daemon
+   * installs its own for a graceful shutdown, and without one SIGINT keeps its default meaning.
+   */
+  readonly handleSigint?: boolean;
+  /** The command tree (tests may pass a smaller one). */
+  readonly root?: AnyCommand;
+}
+
+/** One resolved command: its path of names from the root ("service add") and its definition. */
+export interface ResolvedCommand {
+  readonly path: readonly string[];
+  readonly cmd: AnyCommand;
+  /** The arguments left for this command. */
+  readonly rest: readonly string[];
+}
+
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+function isHelpFlag(token: string): boolean {
+  return token === "--help" || token === "-h";
+}
+
+/** Tokens before "--" (after it everything is positional). */
+function optionTokens(args: readonly string[]): readonly string[] {
+  const end = args.indexOf("--");
+  return end < 0 ? args : args.slice(0, end);
+}
+
+interface FlagShape {
+  readonly canonical: string;
+  readonly takesValue: boolean;
+  readonly boolean: boolean;
+}
+
+function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Every spelling of every flag of a command (long names in kebab and camel case, aliases). */
+function flagTable(defs: ArgsDef): Map<string, FlagShape> {
+  const table = new Map<string, FlagShape>();
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.type === "positional") continue;
+    const shape: FlagShape = {
+      canonical: kebab(name),
+      takesValue: def.type === "string" || def.type === "enum",
+      boolean: def.type === "boolean",
+    };
+    for (const spelling of [name, kebab(name), camel(name)]) table.set(spelling, shape);
+    const alias = "alias" in def ? def.alias : undefined;
+    for (const a of alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]) table.set(a, shape);
+  }
+  return table;
+}
+
+/** Throws UsageError for an unknown flag, a value flag without its value, or an extra argument. */
+function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void {
+  const table = flagTable(defs);
+  const tokens = optionTokens(args);
+  const positionals: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] ?? "";
+    if (!token.startsWith("-") || token === "-") {
+      positionals.push(token);
+      continue;
+    }
+    const long = token.startsWith("--");
+    const body = token.slice(long ? 2 : 1);
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    let shape = table.get(name);
+    if (long && shape === undefined && name.startsWith("no-")) {
+      const positive = table.get(name.slice(3));
+      if (positive?.boolean === true && eq < 0) continue;
+    }
+    if (!long && shape === undefined && name.length > 1) {
+      // "-l127.0.0.1:4672": a one-letter value flag with its value attached.
+      const short = table.get(name.charAt(0));
+      if (short?.takesValue === true) continue;
+    }
+    if (!long && name.length > 1 && shape !== undefined && shape.canonical !== name) shape = undefined;
+    if (shape === undefined) throw new UsageError(`unknown option ${long ? "--" : "-"}${name} for "${path}"`, path);
+    if (shape.takesValue && eq < 0) {
+      if (i + 1 >= tokens.length) throw new UsageError(`--${shape.canonical} needs a value`, path);
+      i++;
+    }
+  }
+  positionals.push(...args.slice(tokens.length + 1)); // after "--"
+  const expected = Object.values(defs).filter((d) => d.type === "positional").length;
+  if (positionals.length > expected) {
+    const extra = positionals[expected] ?? "";
+    throw new UsageError(`unexpected argument ${JSON.stringify(extra)} for "${path}"`, path);
+  }
+}
+
+/** Index of the first positional token (the sub-command name), skipping flags and their values. */
+function firstPositional(args: readonly string[], defs: ArgsDef): number {
+  const table = flagTable(defs);
+  for (let i = 0; i < args.length; i++) {
+    const token = args[i] ?? "";
+    if (token === "--") return -1;
+    if (token.startsWith("-") && token !== "-") {
+      const body = token.replace(/^--?/, "");
+      if (!body.includes("=") && table.get(body)?.takesValue === true) i++;
+      continue;
+    }
+    return i;
+  }
+  return -1;
+}
+
+/** resolveCommand walks sub-commands from the root; throws UsageError for an unknown or missing one. */
+export async function resolveCommand(
+  rootCmd: AnyCommand,
+  args: readonly string[],
+  forHelp: boolean,
+): Promise<ResolvedCommand> {
+  const rootName = (await metaOf(rootCmd)).name ?? "gorb";
+  let path: string[] = [rootName];
+  let cmd = rootCmd;
+  let rest = args;
+  for (;;) {
+    const subs = await subCommandsOf(cmd);
+    const names = Object.keys(subs);
+    if (names.length === 0) return { path, cmd, rest };
+    const index = firstPositional(rest, await argsOf(cmd));
+    if (index < 0) {
+      if (cmd.run !== undefined || forHelp) return { path, cmd, rest };
+      throw new UsageError(`missing command: use one of ${names.join(", ")}`, path.join(" "));
+    }
+    const name = rest[index] ?? "";
+    const found = await findSubCommand(cmd, name);
+    if (found === null) {
+      if (cmd.run !== undefined) return { path, cmd, rest };
+      throw new UsageError(
+        `unknown command "${name}" for "${path.join(" ")}" (commands: ${names.join(", ")})`,
+        path.join(" "),
+      );
+    }
+    checkFlags(await argsOf(cmd), rest.slice(0, index), path.join(" "));
+    path = [...path, found.name];
+    cmd = found.cmd;
+    rest = rest.slice(index + 1);
+  }
+}
+
+function describeUnexpected(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** True for citty's own argument errors (missing positional, bad enum value, unknown sub-command). */
+function isCittyUsageError(error: unknown): error is Error {
+  return error instanceof Error && error.name === "CLIError";
+}
+
+/** Installs the SIGINT handler for a client command; returns its removal. */
+function trapSigint(controller: AbortController): () => void {
+  const second = () => process.exit(EXIT.INTERRUPTED);
+  const first = () => {
+    controller.abort();
+    process.once("SIGINT", second);
+  };
+  process.once("SIGINT", first);
+  return () => {
+    process.off("SIGINT", first);
+    process.off("SIGINT", second);
+  };
+}
+
+async function dispatch(
+  rootCmd: AnyCommand,
+  rawArgs: readonly string[],
+  ctx: CliContext,
+  sigint: AbortController | null,
+): Promise<number> {
+  const { io, log } = ctx;
+  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-V")) {
+    io.stdout(`${VERSION}\n`);
+    return EXIT.OK;
+  }
+  let args = rawArgs;
+  let help = false;
+  if (args[0] === "help") {
+    args = args.slice(1);
+    help = true;
+  }
+  help ||= optionTokens(args).some(isHelpFlag);
+  let resolved: ResolvedCommand | null = null;
+  try {
+    resolved = await resolveCommand(rootCmd, help ? args.filter((a) => !isHelpFlag(a)) : args, help);
+    if (help) {
+      io.stdout(await renderHelp(resolved.cmd, resolved.path));
+      return EXIT.OK;
+    }
+    const path = resolved.path.join(" ");
+    checkFlags(await argsOf(resolved.cmd), resolved.rest, path);
+    const untrap = sigint !== null && path !== "gorb serve" ? trapSigint(sigint) : () => {};
+    try {
+      const { result } = await runCommand(resolved.cmd, { rawArgs: [...resolved.rest] });
+      return typeof result === "number" ? result : EXIT.OK;
+    } finally {
+      untrap();
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      log.error(error.message);
+      const where = error.usageOf ?? resolved?.path.join(" ") ?? "gorb";
+      io.stderr(`Run "${where} --help" for usage.\n`);
+      return EXIT.USAGE;
+    }
+    if (error instanceof CliError) {
+      log.error(error.message);
+      return error.exitCode;
+    }
+    if (isCittyUsageError(error)) {
+      log.error(error.message.replace(ANSI, ""));
+      const where = resolved?.path.join(" ") ?? "gorb";
+      io.stderr(`Run "${where} --help" for usage.\n`);
+      return EXIT.USAGE;
+    }
+    io.stderr(`gorb: unexpected error (please report it): ${describeUnexpected(error)}\n`);
+    return EXIT.UNEXPECTED;
+  }
+}
+
+/** runCli runs one gorb command line and resolves with its exit code. */
+export async function runCli(rawArgs: readonly string[], options: RunCliOptions = {}): Promise<number> {
+  const io = options.io ?? processIo();
+  const env = options.env ?? process.env;
+  const controller = options.handleSigint === true ? new AbortController() : null;
+  const signals = [options.signal, controller?.signal].filter((x): x is AbortSignal => x !== undefined);
+  const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
+  const log = createCliLogger(io, env.GORB_DEBUG === "1");
+  const ctx: CliContext = { io, env, log, signal };
+  return withCliContext(ctx, () => dispatch(options.root ?? root, rawArgs, ctx, controller));
+}

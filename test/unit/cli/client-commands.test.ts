@@ -1,0 +1,294 @@
+/**
+ * Client commands against a real REST API (createApp over the in-memory core) on a loopback port: what they
+ * send, what they print, --json.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { type TestServer, runGorb, startServer } from "./_harness.ts";
+
+let server: TestServer;
+let env: Record<string, string>;
+
+beforeEach(() => {
+  server = startServer();
+  env = { GORB_SERVER: server.url };
+});
+
+afterEach(async () => {
+  await server.stop();
+});
+
+async function ok(args: string[]): Promise<string> {
+  const run = await runGorb(args, env);
+  expect({ code: run.code, stderr: run.code === 0 ? "" : run.stderr }).toEqual({ code: 0, stderr: "" });
+  return run.stdout;
+}
+
+describe("gorb service", () => {
+  test("add sends only the flags given, and the service exists afterwards", async () => {
+    const run = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--method", "rr"], env);
+    expect(run).toEqual({ code: 0, stdout: "", stderr: "service web created\n" });
+    expect(server.bodies).toEqual([{ host: "10.0.0.1", port: 80, method: "rr" }]);
+    const info = await server.stack.gorb.getService("web");
+    expect([info.options.address, info.options.port, info.options.method]).toEqual(["10.0.0.1", 80, "rr"]);
+  });
+
+  test("add maps every service flag to its wire field", async () => {
+    await ok([
+      "service", "add", "dns", "--host", "10.0.0.53", "--port", "53", "--protocol", "udp", "--method", "sh",
+      "--flags", "sh-port", "--persistence-timeout", "600", "--netmask", "24", "--one-packet",
+    ]);
+    await ok(["service", "add", "marked", "--fwmark", "7", "--family", "inet6", "--persistent", "--pe", "sip"]);
+    expect(server.bodies).toEqual([
+      {
+        host: "10.0.0.53",
+        port: 53,
+        protocol: "udp",
+        method: "sh",
+        flags: "sh-port",
+        persistent: true,
+        persistence_timeout: 600,
+        persistence_netmask: 24,
+        one_packet: true,
+      },
+      { fwmark: 7, family: "inet6", persistent: true, pe: "sip" },
+    ]);
+    const dns = await server.stack.gorb.getService("dns");
+    expect([dns.options.persistence_timeout, dns.options.persistence_netmask, dns.options.one_packet]).toEqual([600, 24, true]);
+  });
+
+  test("set PATCHes the given fields; --no-persistent sends false", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--persistent"]);
+    await ok(["service", "set", "web", "--method", "lc", "--no-persistent"]);
+    expect(server.requests.at(-1)).toBe("PATCH /service/web");
+    expect(server.bodies.at(-1)).toEqual({ method: "lc", persistent: false });
+    const info = await server.stack.gorb.getService("web");
+    expect([info.options.method, info.options.persistent]).toEqual(["lc", false]);
+  });
+
+  test("rm deletes the service", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    const run = await runGorb(["service", "rm", "web"], env);
+    expect([run.code, run.stderr]).toEqual([0, "service web removed\n"]);
+    expect(server.stack.gorb.listServices()).toEqual([]);
+  });
+
+  test("ls prints a table, --json the services with their options", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["service", "add", "dns", "--host", "2001:db8::53", "--port", "53", "--protocol", "udp", "--method", "sh"]);
+    const text = await ok(["service", "ls"]);
+    const lines = text.trimEnd().split("\n");
+    expect(lines[0]?.split(/\s+/)).toEqual(["NAME", "ADDRESS", "SCHEDULER", "PERSIST", "BACKENDS", "HEALTH"]);
+    expect(lines.slice(1).map((l) => l.split(/\s{2,}/))).toEqual([
+      ["dns", "udp [2001:db8::53]:53", "sh", "-", "0", "1.00"],
+      ["web", "tcp 10.0.0.1:80", "wrr", "-", "0", "1.00"],
+    ]);
+    const json = JSON.parse(await ok(["service", "ls", "--json"])) as { id: string; options: { port: number } }[];
+    expect(json.map((s) => [s.id, s.options.port])).toEqual([
+      ["dns", 53],
+      ["web", 80],
+    ]);
+    expect(json[0]).not.toHaveProperty("backend_details");
+  });
+
+  test("ls with no services says so", async () => {
+    expect(await ok(["service", "ls"])).toBe("no services\n");
+    expect(JSON.parse(await ok(["service", "ls", "--json"]))).toEqual([]);
+  });
+
+  test("show prints the summary and a backend table; --json is the GET answer", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--flags", "flag-1"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    const text = await ok(["service", "show", "web"]);
+    expect(text).toContain("address      tcp 10.0.0.1:80\n");
+    expect(text).toContain("scheduler    wrr (flags flag-1)\n");
+    expect(text).toContain("backends     b1\n");
+    expect(text).toMatch(/└ b1 +10\.1\.0\.1:80 +nat +100 +100 +- +unknown/);
+    const json = JSON.parse(await ok(["service", "show", "web", "--json"])) as unknown;
+    expect(json).toEqual(JSON.parse(JSON.stringify(await server.stack.gorb.getService("web"))));
+  });
+
+  test("ids are URL-encoded", async () => {
+    await ok(["service", "add", "a b?c", "--host", "10.0.0.1", "--port", "80"]);
+    expect(server.requests).toEqual(["PUT /service/a%20b%3Fc"]);
+    expect(server.stack.gorb.listServices()).toEqual(["a b?c"]);
+  });
+});
+
+describe("gorb backend", () => {
+  beforeEach(async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "8080"]);
+  });
+
+  test("`gorb backend add web b1 --host 10.1.0.1 --pulse http` works; the port defaults to the service's", async () => {
+    const run = await runGorb(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "http"], env);
+    expect(run).toEqual({ code: 0, stdout: "", stderr: "backend web/b1 added\n" });
+    expect(server.bodies.at(-1)).toEqual({ host: "10.1.0.1", pulse: { type: "http" } });
+    const info = await server.stack.gorb.getBackend("web", "b1");
+    expect([info.options.port, info.options.weight, info.options.method]).toEqual([8080, 100, "nat"]);
+    expect((info.options.pulse as { type: string }).type).toBe("http");
+  });
+
+  test("add maps every backend and pulse flag to its wire field", async () => {
+    await ok([
+      "backend", "add", "web", "b2", "--host", "10.1.0.2", "--port", "81", "--weight", "50", "--method", "tunnel",
+      "--tunnel-type", "gue", "--tunnel-port", "6080", "--tunnel-checksum", "csum", "--upper-threshold", "100",
+      "--lower-threshold", "10", "--pulse", "http", "--pulse-path", "/healthz", "--pulse-interval", "5s",
+      "--pulse-expect", "200-299", "--pulse-port", "9000", "--pulse-host", "10.1.0.9", "--pulse-method", "HEAD",
+      "--pulse-timeout", "2s", "--pulse-rise", "2", "--pulse-fall", "3",
+    ]);
+    expect(server.bodies.at(-1)).toEqual({
+      host: "10.1.0.2",
+      port: 81,
+      weight: 50,
+      method: "tunnel",
+      tunnel_type: "gue",
+      tunnel_port: 6080,
+      tunnel_checksum: "csum",
+      upper_threshold: 100,
+      lower_threshold: 10,
+      pulse: {
+        type: "http",
+        interval: "5s",
+        args: { path: "/healthz", expect: "200-299", port: 9000, host: "10.1.0.9", method: "HEAD", timeout: "2s", rise: 2, fall: 3 },
+      },
+    });
+    const info = await server.stack.gorb.getBackend("web", "b2");
+    expect([info.options.tunnel_type, info.options.tunnel_port, info.options.upper_threshold]).toEqual(["gue", 6080, 100]);
+  });
+
+  test("set with pulse flags merges them into the current pulse (the API replaces it whole)", async () => {
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "http", "--pulse-path", "/h"]);
+    await ok(["backend", "set", "web", "b1", "--pulse-interval", "5s", "--weight", "7"]);
+    expect(server.requests.slice(-2)).toEqual(["GET /service/web/b1", "PATCH /service/web/b1"]);
+    const sent = server.bodies.at(-1) as { weight: number; pulse: { type: string; interval: string; args?: { path?: string } } };
+    expect([sent.weight, sent.pulse.type, sent.pulse.interval]).toEqual([7, "http", "5s"]);
+    const info = await server.stack.gorb.getBackend("web", "b1");
+    expect([info.options.weight, (info.options.pulse as { interval: string }).interval]).toEqual([7, "5s"]);
+  });
+
+  test("set without pulse flags sends a plain PATCH", async () => {
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    await ok(["backend", "set", "web", "b1", "--weight", "0"]);
+    expect(server.requests.at(-1)).toBe("PATCH /service/web/b1");
+    expect(server.bodies.at(-1)).toEqual({ weight: 0 });
+  });
+
+  test("show prints configured and live weight and health; --json is the GET answer", async () => {
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--weight", "40"]);
+    const text = await ok(["backend", "show", "web", "b1"]);
+    expect(text).toContain("target       10.1.0.1:8080\n");
+    expect(text).toContain("weight       40 configured, 40 live\n");
+    expect(text).toContain("health       unknown, 0.00\n");
+    const json = JSON.parse(await ok(["backend", "show", "web", "b1", "--json"])) as unknown;
+    expect(json).toEqual(JSON.parse(JSON.stringify(await server.stack.gorb.getBackend("web", "b1"))));
+  });
+
+  test("rm removes the backend", async () => {
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    const run = await runGorb(["backend", "rm", "web", "b1"], env);
+    expect([run.code, run.stderr]).toEqual([0, "backend web/b1 removed\n"]);
+    expect((await server.stack.gorb.getService("web")).backends).toEqual([]);
+  });
+});
+
+describe("gorb status", () => {
+  test("one table with configured and live weight, health, state and the check message", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    await ok(["backend", "add", "web", "b2", "--host", "10.1.0.2", "--weight", "50"]);
+    server.stack.health.report("web", "b1", "up");
+    server.stack.health.report("web", "b2", "down");
+    await server.stack.gorb.idle();
+    const b2 = await server.stack.gorb.getBackend("web", "b2");
+    expect([b2.metrics.state, b2.effective_weight, b2.metrics.message]).toEqual(["down", 0, "connection refused"]);
+    const text = await ok(["status"]);
+    const rows = text.trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
+    expect(rows[0]).toEqual(["NAME", "ADDRESS", "MODE", "WEIGHT", "LIVE", "HEALTH", "STATE", "ACT/INACT", "CPS", "IN B/s", "OUT B/s", "CHECK"]);
+    expect(rows[1]?.slice(0, 3)).toEqual(["web", "tcp 10.0.0.1:80", "wrr"]);
+    expect(rows[1]).toContain("1/2 up");
+    expect(rows[2]).toEqual(["├ b1", "10.1.0.1:80", "nat", "100", "100", "1.00", "up", "0/0", "0", "0", "0"]);
+    expect(rows[3]).toEqual([
+      "└ b2", "10.1.0.2:80", "nat", "50", "0", b2.metrics.health.toFixed(2), "down", "0/0", "0", "0", "0", "connection refused",
+    ]);
+  });
+
+  test("SERVICE limits the table; --json prints the details", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["service", "add", "api", "--host", "10.0.0.2", "--port", "80"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    const text = await ok(["status", "web"]);
+    expect(text).toContain("web ");
+    expect(text).not.toContain("api ");
+    const json = JSON.parse(await ok(["status", "--json"])) as { id: string; backend_details: { id: string }[] }[];
+    expect(json.map((s) => [s.id, s.backend_details.map((b) => b.id)])).toEqual([
+      ["api", []],
+      ["web", ["b1"]],
+    ]);
+    const one = JSON.parse(await ok(["status", "web", "--json"])) as { id: string; backend_details: { id: string }[] }[];
+    expect(one.map((s) => [s.id, s.backend_details.map((b) => b.id)])).toEqual([["web", ["b1"]]]);
+  });
+
+  test("no services", async () => {
+    expect(await ok(["status"])).toBe("no services\n");
+  });
+
+  test("--watch redraws in place until the signal aborts, then exits 0", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    const controller = new AbortController();
+    let frames = 0;
+    const run = await runGorb(["status", "--watch", "0.5"], env, {
+      signal: controller.signal,
+      onStdout: () => {
+        frames++;
+        if (frames === 2) controller.abort();
+      },
+    });
+    expect(run.code).toBe(0);
+    const shown = run.stdout.split("\u001b[H\u001b[2J").filter((f) => f !== "");
+    expect(shown).toHaveLength(2);
+    for (const frame of shown) {
+      expect(frame).toStartWith(`gorb status: ${server.url}, every 0.5s, `);
+      expect(frame).toContain("web   tcp 10.0.0.1:80");
+    }
+  });
+
+  test("--watch SERVICE (no number) takes the service, --watch --json prints one JSON line per refresh", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["service", "add", "api", "--host", "10.0.0.2", "--port", "80"]);
+    const controller = new AbortController();
+    const run = await runGorb(["status", "--json", "--watch", "web"], env, {
+      signal: controller.signal,
+      onStdout: () => controller.abort(),
+    });
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect((JSON.parse(lines[0] ?? "") as { id: string }[]).map((s) => s.id)).toEqual(["web"]);
+  });
+});
+
+describe("server and token", () => {
+  test("--server wins over GORB_SERVER; a bare host:port is taken as http", async () => {
+    const run = await runGorb(["service", "ls", "--server", server.url.replace("http://", "")], {
+      GORB_SERVER: "http://127.0.0.1:1",
+    });
+    expect([run.code, run.stdout]).toEqual([0, "no services\n"]);
+  });
+
+  test("--token / GORB_TOKEN are sent as a bearer token", async () => {
+    const secured = startServer({ token: "s3cret" });
+    try {
+      const withFlag = await runGorb(["service", "ls", "--token", "s3cret"], { GORB_SERVER: secured.url });
+      const withEnv = await runGorb(["service", "ls"], { GORB_SERVER: secured.url, GORB_TOKEN: "s3cret" });
+      const without = await runGorb(["service", "ls"], { GORB_SERVER: secured.url });
+      expect([withFlag.code, withEnv.code]).toEqual([0, 0]);
+      expect(without).toEqual({
+        code: 6,
+        stdout: "",
+        stderr: "error: authorization: a bearer token is required (pass --token or set GORB_TOKEN)\n",
+      });
+    } finally {
+      await secured.stop();
+    }
+  });
+});

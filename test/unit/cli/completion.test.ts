@@ -1,0 +1,77 @@
+/**
+ * Completion scripts generated from the command tree. The bash script is run in a real bash with COMP_WORDS
+ * set as bash would set them; zsh and fish scripts are checked for the entries they must carry.
+ */
+import { describe, expect, test } from "bun:test";
+import { completionTree } from "../../../src/cli/completion.ts";
+import { root } from "../../../src/cli/index.ts";
+import { runGorb } from "./_harness.ts";
+
+async function script(shell: string): Promise<string> {
+  const run = await runGorb(["completion", shell]);
+  expect([run.code, run.stderr]).toEqual([0, ""]);
+  return run.stdout;
+}
+
+/** What bash offers after `words` (the last word is the one being completed). */
+function bashComplete(source: string, words: string[]): string[] {
+  const quoted = words.map((w) => `'${w}'`).join(" ");
+  const program = `${source}\nCOMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", program], { stderr: "pipe" });
+  expect(proc.stderr.toString()).toBe("");
+  return proc.stdout.toString().split("\n").filter((l) => l !== "").sort();
+}
+
+describe("the command tree", () => {
+  test("lists every command path, aliases included, with flags and enum values", async () => {
+    const tree = await completionTree(root);
+    const paths = tree.map((n) => n.path.join(" "));
+    for (const p of ["", "serve", "service", "service add", "service create", "service ls", "backend set", "status", "completion"]) {
+      expect(paths).toContain(p);
+    }
+    const backendAdd = tree.find((n) => n.path.join(" ") === "backend add");
+    const forward = backendAdd?.flags.find((f) => f.names.includes("--forward"));
+    expect(forward).toEqual({
+      names: ["--forward", "--method"],
+      description: expect.any(String),
+      takesValue: true,
+      values: ["nat", "dr", "tunnel", "ipip", "local"],
+    });
+    const serve = tree.find((n) => n.path.join(" ") === "serve");
+    expect(serve?.flags.find((f) => f.names.includes("--listen"))?.names).toEqual(["--listen", "-l"]);
+    expect(tree.find((n) => n.path.join(" ") === "completion")?.positionalValues).toEqual(["bash", "zsh", "fish"]);
+  });
+});
+
+describe("bash", () => {
+  test("completes commands, sub-commands, flags and their values", async () => {
+    const source = await script("bash");
+    expect(bashComplete(source, ["gorb", ""])).toEqual(["backend", "completion", "serve", "service", "status"]);
+    expect(bashComplete(source, ["gorb", "se"])).toEqual(["serve", "service"]);
+    expect(bashComplete(source, ["gorb", "service", "s"])).toEqual(["set", "show"]);
+    expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse-r"])).toEqual(["--pulse-rise"]);
+    expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse", ""])).toEqual(["http", "https", "none", "tcp", "udp"]);
+    expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--method", "t"])).toEqual(["tunnel"]);
+    expect(bashComplete(source, ["gorb", "service", "add", "x", "--host", "10.0.0.1", "--pro"])).toEqual(["--protocol"]);
+    expect(bashComplete(source, ["gorb", "serve", "-l", ":1", "--f"])).toEqual(["--flush"]);
+    expect(bashComplete(source, ["gorb", "completion", ""])).toEqual(["bash", "fish", "zsh"]);
+    expect(bashComplete(source, ["gorb", "serve", "-l", ""])).toEqual([]);
+  });
+});
+
+describe("zsh and fish", () => {
+  test("zsh: a #compdef function with descriptions, flag specs and values", async () => {
+    const text = await script("zsh");
+    expect(text).toStartWith("#compdef gorb\n");
+    expect(text).toContain("'serve:Run the gorb daemon");
+    expect(text).toContain("'(--forward --method)--forward=[Forwarding method (default nat); --method is the GORB name]:value:(nat dr tunnel ipip local)'");
+    expect(text).toContain("compdef _gorb gorb");
+  });
+
+  test("fish: complete lines per command path", async () => {
+    const text = await script("fish");
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'" -a 'add' -d 'Create a virtual service'\n`);
+    expect(text).toContain("-l pulse -x -a 'tcp http https udp none' -d 'Health check type (default tcp)'");
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
+  });
+});

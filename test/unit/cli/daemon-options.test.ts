@@ -1,0 +1,109 @@
+/**
+ * `gorb serve` flags -> DaemonOptions: parsing, defaults, and errors that name the flag.
+ */
+import { describe, expect, test } from "bun:test";
+import {
+  DaemonOptionError,
+  formatListen,
+  parseDaemonOptions,
+  parseListen,
+  parseSize,
+} from "../../../src/daemon/options.ts";
+
+describe("parseListen", () => {
+  test("accepts :PORT, HOST:PORT, [IPV6]:PORT and port 0", () => {
+    expect(parseListen(":4672")).toEqual({ host: null, port: 4672 });
+    expect(parseListen("127.0.0.1:4672")).toEqual({ host: "127.0.0.1", port: 4672 });
+    expect(parseListen("[::1]:4672")).toEqual({ host: "::1", port: 4672 });
+    expect(parseListen("localhost:0")).toEqual({ host: "localhost", port: 0 });
+  });
+
+  test("refuses what it cannot bind, naming --listen", () => {
+    const cases: [string, string][] = [
+      ["4672", 'missing port in "4672"'],
+      ["::1:4672", "an IPv6 address needs brackets"],
+      ["[::1]4672", "expected [IPV6]:PORT"],
+      ["[nope]:80", '"nope" is not an IPv6 address'],
+      ["1.2.3.4:70000", "port must be 0-65535"],
+      ["1.2.3.4:", "port must be 0-65535"],
+      ["bad host:80", '"bad host" is not an address or host name'],
+    ];
+    for (const [text, problem] of cases) {
+      expect(() => parseListen(text)).toThrow(`--listen: ${problem}`);
+    }
+  });
+
+  test("formatListen round-trips", () => {
+    for (const text of [":4672", "127.0.0.1:1", "[::1]:4672", "gorb.example:80"]) expect(formatListen(parseListen(text))).toBe(text);
+  });
+});
+
+describe("parseSize", () => {
+  test("bytes and 1024-based units", () => {
+    expect(parseSize("body-limit", "65536")).toBe(65536);
+    expect(parseSize("body-limit", "64k")).toBe(65536);
+    expect(parseSize("body-limit", "1MiB")).toBe(1048576);
+    expect(() => parseSize("body-limit", "1.5m")).toThrow("--body-limit: expected a size");
+    expect(() => parseSize("body-limit", "10")).toThrow("--body-limit: must be between 1k and 1g");
+  });
+});
+
+describe("parseDaemonOptions", () => {
+  test("defaults: :4672, no interface (services need a host), no flush, no consul, 64 KiB bodies", () => {
+    expect(parseDaemonOptions({})).toEqual({
+      listen: { host: null, port: 4672 },
+      interface: null,
+      flush: false,
+      consulUrl: null,
+      verbose: false,
+      vipInterface: null,
+      token: null,
+      bodyLimitBytes: 65536,
+    });
+  });
+
+  test("every flag", () => {
+    expect(
+      parseDaemonOptions({
+        listen: "127.0.0.1:9000",
+        interface: "eth0",
+        flush: true,
+        consul: "http://consul:8500/?token=x",
+        verbose: true,
+        vipInterface: "lo",
+        token: "s3cret",
+        bodyLimit: "1m",
+      }),
+    ).toEqual({
+      listen: { host: "127.0.0.1", port: 9000 },
+      interface: "eth0",
+      flush: true,
+      consulUrl: "http://consul:8500/?token=x",
+      verbose: true,
+      vipInterface: "lo",
+      token: "s3cret",
+      bodyLimitBytes: 1048576,
+    });
+  });
+
+  test("bad values name their flag", () => {
+    const cases: [Parameters<typeof parseDaemonOptions>[0], string][] = [
+      // The original's traps: "localhost:8500" parsed as scheme "localhost", "10.0.0.1:8500" failed late.
+      [{ consul: "localhost:8500" }, "--consul: must be an http:// or https:// URL"],
+      [{ consul: "10.0.0.1:8500" }, '--consul: "10.0.0.1:8500" is not a URL; use e.g. http://127.0.0.1:8500'],
+      [{ interface: "a-very-long-interface-name" }, "--interface: \"a-very-long-interface-name\" is not a network interface name"],
+      [{ vipInterface: "eth0/1" }, "--vip-interface: \"eth0/1\" is not a network interface name"],
+      [{ token: "two words" }, "--token: must not contain whitespace"],
+    ];
+    for (const [flags, message] of cases) {
+      let error: unknown;
+      try {
+        parseDaemonOptions(flags);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(DaemonOptionError);
+      expect((error as Error).message).toStartWith(message);
+    }
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * Exit codes and error lines: every class of failure ends with one line on stderr (plus a usage hint for usage
+ * errors) and its documented code. The daemon side is a real REST API on a loopback port.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { defineCommand } from "citty";
+import { EXIT } from "../../../src/cli/errors.ts";
+import { runCli } from "../../../src/cli/run.ts";
+import { type TestServer, closedPort, runGorb, startServer } from "./_harness.ts";
+
+let server: TestServer;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  server = startServer();
+  env = { GORB_SERVER: server.url };
+  expect((await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"], env)).code).toBe(0);
+});
+
+afterAll(async () => {
+  await server.stop();
+});
+
+describe("exit 2: usage errors", () => {
+  const cases: [string, string[], string][] = [
+    ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, completion)'],
+    ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
+    ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show"],
+    ["unknown flag", ["service", "ls", "--colour"], 'error: unknown option --colour for "gorb service ls"'],
+    ["unknown short flag", ["service", "ls", "-x"], 'error: unknown option -x for "gorb service ls"'],
+    ["value flag without value", ["service", "add", "web", "--host"], "error: --host needs a value"],
+    ["missing positional", ["service", "show"], "error: Missing required positional argument: NAME"],
+    ["extra argument", ["service", "show", "web", "extra"], 'error: unexpected argument "extra" for "gorb service show"'],
+    ["extra argument after --", ["status", "web", "--", "x"], 'error: unexpected argument "x" for "gorb status"'],
+    ["not an integer", ["service", "add", "x", "--port", "eighty"], 'error: --port: expected an integer 1-65535, got "eighty"'],
+    ["integer out of range", ["backend", "add", "web", "b", "--host", "10.1.0.1", "--weight", "-1"], "error: --weight: must be 0-2147483647, got -1"],
+    ["bad enum value", ["service", "add", "x", "--protocol", "icmp"], "error: Invalid value for argument: --protocol (icmp). Expected one of: tcp, udp, sctp."],
+    ["nothing to change", ["service", "set", "web"], "error: nothing to change: give at least one option"],
+    ["bad server URL", ["service", "ls", "--server", "ftp://x"], 'error: --server: must be an http:// or https:// URL, got "ftp://x"'],
+    ["bad watch value", ["status", "web", "--watch", "soon"], 'error: --watch: expected seconds, got "soon"'],
+    ["bad completion shell", ["completion", "tcsh"], 'error: unknown shell "tcsh": use bash, zsh or fish'],
+    ["bad listen address", ["serve", "-l", "4672"], 'error: --listen: missing port in "4672"; use :PORT, HOST:PORT or [IPV6]:PORT'],
+    ["pulse flags with --direct", ["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--pulse", "http", "--direct"], "error: health checks (--pulse*) need the daemon; leave them out with --direct"],
+    ["daemon flags with --direct", ["service", "add", "tcp:10.0.0.1:80", "--port", "80", "--direct"], "error: --port is not used with --direct: the service is named by its key, e.g. tcp:10.0.0.1:80 or fwmark:7"],
+    ["bad --direct service name", ["service", "rm", "web", "--direct"], 'error: service "web": with --direct a service is named tcp:ADDR:PORT, udp:..., sctp:..., or fwmark:N'],
+  ];
+  for (const [what, args, line] of cases) {
+    test(what, async () => {
+      const run = await runGorb(args, env);
+      expect(run.code).toBe(EXIT.USAGE);
+      expect(run.stdout).toBe("");
+      const [first, hint, ...more] = run.stderr.trimEnd().split("\n");
+      expect(first).toBe(line);
+      expect(hint).toMatch(/^Run "gorb( [a-z]+)* --help" for usage\.$/);
+      expect(more).toEqual([]);
+    });
+  }
+});
+
+describe("exit 3: daemon unreachable", () => {
+  test("one line that names the URL and the reason and suggests --direct", async () => {
+    const url = `http://127.0.0.1:${closedPort()}`;
+    const run = await runGorb(["status"], { GORB_SERVER: url });
+    expect(run).toEqual({
+      code: EXIT.UNREACHABLE,
+      stdout: "",
+      stderr:
+        `error: cannot reach gorb at ${url} (connection refused); is \`gorb serve\` running? ` +
+        "Use --direct to read/change the kernel table without a daemon.\n",
+    });
+  });
+
+  test("every client command reports it the same way", async () => {
+    const url = `http://127.0.0.1:${closedPort()}`;
+    for (const args of [["service", "ls"], ["service", "add", "w", "--port", "1"], ["backend", "rm", "w", "b"], ["backend", "show", "w", "b", "--json"]]) {
+      const run = await runGorb([...args, "--server", url], {});
+      expect([run.code, run.stderr]).toEqual([EXIT.UNREACHABLE, expect.stringContaining(`cannot reach gorb at ${url} (connection refused)`)]);
+    }
+  });
+});
+
+describe("HTTP errors", () => {
+  test("404 -> exit 4", async () => {
+    expect(await runGorb(["service", "show", "nope"], env)).toEqual({ code: EXIT.NOT_FOUND, stdout: "", stderr: 'error: service "nope" not found\n' });
+    const backend = await runGorb(["backend", "show", "web", "nope"], env);
+    expect([backend.code, backend.stderr]).toEqual([EXIT.NOT_FOUND, expect.stringMatching(/^error: .*nope.*\n$/)]);
+  });
+
+  test("409 -> exit 5", async () => {
+    const run = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"], env);
+    expect(run).toEqual({ code: EXIT.CONFLICT, stdout: "", stderr: 'error: service "web" already exists\n' });
+  });
+
+  test("400 -> exit 6 with the server's message naming the field", async () => {
+    const run = await runGorb(["service", "add", "x", "--host", "10.0.0.9", "--port", "80", "--method", "bogus"], env);
+    expect(run.code).toBe(EXIT.REJECTED);
+    expect(run.stderr).toStartWith('error: method: must be one of rr, wrr,');
+    const pulse = await runGorb(["backend", "add", "web", "b9", "--host", "10.1.0.9", "--pulse-interval", "5 minutes"], env);
+    expect([pulse.code, pulse.stderr]).toEqual([EXIT.REJECTED, expect.stringContaining("pulse.interval")]);
+  });
+
+  test("5xx -> exit 7", async () => {
+    server.stack.driver.failNext("add-service", "ENOMEM");
+    const run = await runGorb(["service", "add", "y", "--host", "10.0.0.8", "--port", "80"], env);
+    expect(run.code).toBe(EXIT.SERVER);
+    expect(run.stderr).toMatch(/^error: .+\n$/);
+  });
+
+  test("an answer that is not gorb's -> exit 7", async () => {
+    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("<html>hello</html>") });
+    try {
+      const run = await runGorb(["service", "ls"], { GORB_SERVER: `http://127.0.0.1:${other.port}` });
+      expect(run.code).toBe(EXIT.SERVER);
+      expect(run.stderr).toBe(
+        `error: GET http://127.0.0.1:${other.port}/service?detail=true: the answer is not JSON (is http://127.0.0.1:${other.port} a gorb daemon?)\n`,
+      );
+    } finally {
+      other.stop(true);
+    }
+  });
+});
+
+describe("exit 8: --direct without IPVS", () => {
+  test("this host's kernel has no IPVS", async () => {
+    const run = await runGorb(["status", "--direct"], {});
+    expect(run.code).toBe(EXIT.IPVS_UNAVAILABLE);
+    expect(run.stderr).toStartWith("error: IPVS is not available in this kernel");
+    expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("exit 1: unexpected errors", () => {
+  test("a bug prints its stack, not just a line", async () => {
+    const broken = defineCommand({
+      meta: { name: "gorb" },
+      subCommands: {
+        boom: defineCommand({
+          meta: { name: "gorb boom" },
+          run() {
+            throw new TypeError("x is undefined");
+          },
+        }),
+      },
+    });
+    let stderr = "";
+    const code = await runCli(["boom"], {
+      root: broken,
+      env: {},
+      io: { stdout: () => {}, stderr: (t) => void (stderr += t), isTTY: false },
+    });
+    expect(code).toBe(EXIT.UNEXPECTED);
+    expect(stderr).toStartWith("gorb: unexpected error (please report it): TypeError: x is undefined\n    at ");
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * --version, --help on every command, and `gorb serve` turning its flags into the DaemonOptions it hands to
+ * runDaemon (a recorder stands in for the daemon).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { type AnyCommand, subCommandsOf } from "../../../src/cli/_command.ts";
+import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
+import { EXIT } from "../../../src/cli/errors.ts";
+import { root } from "../../../src/cli/index.ts";
+import type { DaemonOptions } from "../../../src/daemon/options.ts";
+import pkg from "../../../package.json" with { type: "json" };
+import { runGorb } from "./_harness.ts";
+
+describe("--version and --help", () => {
+  test("--version and -V print package.json's version", async () => {
+    expect(await runGorb(["--version"])).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+    expect(await runGorb(["-V"])).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  test("every command has a description and a --help that lists all its flags", async () => {
+    const visit = async (cmd: AnyCommand, path: string[]): Promise<number> => {
+      const run = await runGorb([...path, "--help"]);
+      expect([run.code, run.stderr]).toEqual([0, ""]);
+      expect(run.stdout).toStartWith(`gorb${path.map((p) => ` ${p}`).join("")} - `);
+      expect(run.stdout).toContain("Usage: gorb");
+      const args = cmd.args === undefined ? {} : (cmd.args as Record<string, { type?: string }>);
+      for (const [name, def] of Object.entries(args)) {
+        if (def.type !== "positional") expect(run.stdout).toContain(`--${name}`);
+      }
+      let count = 1;
+      for (const [name, sub] of Object.entries(await subCommandsOf(cmd))) {
+        expect(run.stdout).toContain(`\n  ${name} `);
+        count += await visit(sub, [...path, name]);
+      }
+      return count;
+    };
+    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1);
+  });
+
+  test("`gorb help service add` is `gorb service add --help`", async () => {
+    expect(await runGorb(["help", "service", "add"])).toEqual(await runGorb(["service", "add", "--help"]));
+  });
+
+  test("help shows examples, defaults and enum values", async () => {
+    const serve = (await runGorb(["serve", "--help"])).stdout;
+    expect(serve).toContain("-l, --listen <addr>");
+    expect(serve).toContain("(default: :4672)");
+    const backend = (await runGorb(["backend", "add", "-h"])).stdout;
+    expect(backend).toContain("--forward, --method <nat|dr|tunnel|ipip|local>");
+    expect(backend).toContain("Examples:\n  gorb backend add web b1 --host 10.1.0.1 --pulse http\n");
+  });
+});
+
+describe("gorb serve", () => {
+  let previous: DaemonRunner | null = null;
+  afterEach(() => {
+    if (previous !== null) setDaemonRunner(previous);
+    previous = null;
+  });
+
+  function record(fail?: Error): DaemonOptions[] {
+    const seen: DaemonOptions[] = [];
+    previous = setDaemonRunner(async (options) => {
+      seen.push(options);
+      if (fail !== undefined) throw fail;
+    });
+    return seen;
+  }
+
+  test("flags become DaemonOptions", async () => {
+    const seen = record();
+    const run = await runGorb([
+      "serve", "-l", "127.0.0.1:0", "-i", "eth0", "-f", "-c", "http://consul:8500", "-v", "--vip-interface", "lo",
+      "--token", "t0k", "--body-limit", "1m",
+    ]);
+    expect(run.code).toBe(0);
+    expect(seen).toEqual([
+      {
+        listen: { host: "127.0.0.1", port: 0 },
+        interface: "eth0",
+        flush: true,
+        consulUrl: "http://consul:8500",
+        verbose: true,
+        vipInterface: "lo",
+        token: "t0k",
+        bodyLimitBytes: 1048576,
+      },
+    ]);
+  });
+
+  test("defaults, and the token from GORB_TOKEN", async () => {
+    const seen = record();
+    expect((await runGorb(["serve"], { GORB_TOKEN: "from-env" })).code).toBe(0);
+    expect(seen[0]).toEqual(expect.objectContaining({ listen: { host: null, port: 4672 }, interface: null, token: "from-env", bodyLimitBytes: 65536 }));
+  });
+
+  test("a daemon without IPVS exits 8; any other start failure exits 1 with one line", async () => {
+    const noIpvs = Object.assign(new Error("IPVS is not available in this kernel"), { name: "IpvsUnavailableError" });
+    record(noIpvs);
+    expect(await runGorb(["serve"])).toEqual({ code: EXIT.IPVS_UNAVAILABLE, stdout: "", stderr: "error: IPVS is not available in this kernel\n" });
+    setDaemonRunner(async () => {
+      throw new Error("listen EADDRINUSE: address already in use 127.0.0.1:4672");
+    });
+    expect(await runGorb(["serve"])).toEqual({
+      code: EXIT.UNEXPECTED,
+      stdout: "",
+      stderr: "error: gorb serve: listen EADDRINUSE: address already in use 127.0.0.1:4672\n",
+    });
+  });
+});
