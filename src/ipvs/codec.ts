@@ -56,9 +56,11 @@ export function familyFromNumber(n: number): Family {
 
 const PROTOCOLS: Record<Protocol, number> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP };
 export const protocolNumber = (p: Protocol): number => PROTOCOLS[p];
+const PROTOCOL_BY_NUMBER = new Map<number, Protocol>(Object.entries(PROTOCOLS).map(([k, v]) => [v, k as Protocol]));
 export function protocolFromNumber(n: number): Protocol {
-  for (const [name, value] of Object.entries(PROTOCOLS)) if (value === n) return name as Protocol;
-  throw new NetlinkDecodeError(`unknown IP protocol ${n}`);
+  const p = PROTOCOL_BY_NUMBER.get(n);
+  if (p === undefined) throw new NetlinkDecodeError(`unknown IP protocol ${n}`);
+  return p;
 }
 
 const FORWARD: Record<ForwardMethod, number> = {
@@ -69,10 +71,11 @@ const FORWARD: Record<ForwardMethod, number> = {
   bypass: IP_VS_CONN_F.BYPASS,
 };
 export const forwardNumber = (f: ForwardMethod): number => FORWARD[f];
+const FORWARD_BY_NUMBER = new Map<number, ForwardMethod>(Object.entries(FORWARD).map(([k, v]) => [v, k as ForwardMethod]));
 export function forwardFromNumber(n: number): ForwardMethod {
-  const masked = n & IP_VS_CONN_F_FWD_MASK;
-  for (const [name, value] of Object.entries(FORWARD)) if (value === masked) return name as ForwardMethod;
-  throw new NetlinkDecodeError(`unknown forwarding method ${n}`);
+  const f = FORWARD_BY_NUMBER.get(n & IP_VS_CONN_F_FWD_MASK);
+  if (f === undefined) throw new NetlinkDecodeError(`unknown forwarding method ${n}`);
+  return f;
 }
 
 const TUNNEL_TYPES: Record<TunnelType, number> = {
@@ -80,9 +83,11 @@ const TUNNEL_TYPES: Record<TunnelType, number> = {
   gue: IP_VS_CONN_F_TUNNEL_TYPE.GUE,
   gre: IP_VS_CONN_F_TUNNEL_TYPE.GRE,
 };
+const TUNNEL_BY_NUMBER = new Map<number, TunnelType>(Object.entries(TUNNEL_TYPES).map(([k, v]) => [v, k as TunnelType]));
 function tunnelTypeFromNumber(n: number): TunnelType {
-  for (const [name, value] of Object.entries(TUNNEL_TYPES)) if (value === n) return name as TunnelType;
-  throw new NetlinkDecodeError(`unknown tunnel type ${n}`);
+  const t = TUNNEL_BY_NUMBER.get(n);
+  if (t === undefined) throw new NetlinkDecodeError(`unknown tunnel type ${n}`);
+  return t;
 }
 
 function tunnelFlagsNumber(c: TunnelChecksum): number {
@@ -197,7 +202,7 @@ function required<T>(v: T | undefined, what: string): T {
 export function decodeStats(attrs: AttributeSet, stats64Type: number, statsType: number): Stats {
   const s64 = attrs.nested(stats64Type);
   if (s64) {
-    const g = (t: number) => Number(s64.u64(t) ?? 0n);
+    const g = (t: number) => s64.u64n(t) ?? 0;
     return {
       conns: g(IPVS_STATS_ATTR.CONNS),
       inPkts: g(IPVS_STATS_ATTR.INPKTS),
@@ -214,7 +219,7 @@ export function decodeStats(attrs: AttributeSet, stats64Type: number, statsType:
   const s = attrs.nested(statsType);
   if (!s) return ZERO_STATS;
   const u = (t: number) => s.u32(t) ?? 0;
-  const b = (t: number) => Number(s.u64(t) ?? 0n);
+  const b = (t: number) => s.u64n(t) ?? 0;
   return {
     conns: u(IPVS_STATS_ATTR.CONNS),
     inPkts: u(IPVS_STATS_ATTR.INPKTS),

@@ -136,8 +136,7 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   async listServices(): Promise<Service[]> {
-    const msgs = await this.dump("list-services", this.genl(IPVS_CMD.GET_SERVICE), {});
-    return msgs.map((m) => decodeService(decodeGenl(m.payload).attrs));
+    return this.dump("list-services", this.genl(IPVS_CMD.GET_SERVICE), {}, (m) => decodeService(decodeGenl(m.payload).attrs));
   }
 
   addDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
@@ -153,7 +152,8 @@ export class KernelIpvsDriver implements IpvsDriver {
   async listDestinations(service: ServiceKey): Promise<Destination[]> {
     // The kernel answers a destination dump of a missing service with an empty list, not an error:
     // ask for the service first so that a missing one is ESRCH, as the interface promises.
-    await this.getService(service);
+    validateServiceKey("list-destinations", service);
+    await this.call("list-destinations", IPVS_CMD.GET_SERVICE, (w) => writeServiceKey(w, service), { service });
     return this.dumpDestinations(service);
   }
 
@@ -188,12 +188,9 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {
-    const msgs = await this.dump(
-      "list-destinations",
-      this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)),
-      { service },
+    return this.dump("list-destinations", this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)), { service }, (m) =>
+      decodeDestination(decodeGenl(m.payload).attrs, service.family),
     );
-    return msgs.map((m) => decodeDestination(decodeGenl(m.payload).attrs, service.family));
   }
 
   /** Validate and encode one write. Throws IpvsError for input the kernel could not even be sent. */
@@ -259,10 +256,10 @@ export class KernelIpvsDriver implements IpvsDriver {
     });
   }
 
-  private dump(op: IpvsOperation, request: Request, context: IpvsErrorContext): Promise<NetlinkMessage[]> {
+  private dump<T>(op: IpvsOperation, request: Request, context: IpvsErrorContext, decode: (m: NetlinkMessage) => T): Promise<T[]> {
     return this.transport(op, async () => {
       try {
-        return await this.conn.dump(request);
+        return await this.conn.dump(request, decode);
       } catch (e) {
         if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context);
         throw e;

@@ -169,65 +169,99 @@ export function splitAttributes(bytes: Uint8Array): RawAttribute[] {
 /**
  * Attributes by type (the last one wins, as in the kernel's nla_parse), with typed getters that
  * check the payload length. Unknown types are kept and simply never asked for.
+ *
+ * NB: hot path (a dump of 10,000 destinations decodes ~60,000 of these). It keeps offsets into the
+ * buffer it was given and one shared DataView, and makes no per-attribute views or copies.
  */
 export class AttributeSet {
-  private readonly byType = new Map<number, Uint8Array>();
+  private readonly buf: Uint8Array;
+  private readonly view: DataView;
+  /** Payload offset and length per attribute type (sparse arrays indexed by type). */
+  private readonly offs: number[] = [];
+  private readonly lens: number[] = [];
 
-  constructor(bytes: Uint8Array) {
-    for (const a of splitAttributes(bytes)) this.byType.set(a.type, a.payload);
+  constructor(bytes: Uint8Array, view?: DataView, start = 0, end = bytes.length) {
+    this.buf = bytes;
+    const dv = view ?? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.view = dv;
+    let off = start;
+    while (off + NLA_HDRLEN <= end) {
+      const len = dv.getUint16(off, HOST_LITTLE_ENDIAN);
+      const type = dv.getUint16(off + 2, HOST_LITTLE_ENDIAN) & NLA_TYPE_MASK;
+      if (len < NLA_HDRLEN) throw new NetlinkDecodeError(`attribute at offset ${off - start} has length ${len} < 4`);
+      if (off + len > end) throw new NetlinkDecodeError(`attribute ${type} at offset ${off - start} runs past the end (${len} > ${end - off})`);
+      this.offs[type] = off + NLA_HDRLEN;
+      this.lens[type] = len - NLA_HDRLEN;
+      off += (len + 3) & ~3;
+    }
   }
 
   has(type: number): boolean {
-    return this.byType.has(type);
+    return this.offs[type] !== undefined;
   }
 
-  /** The raw payload, or undefined when absent. */
+  /** The raw payload (a view, not a copy), or undefined when absent. */
   bytes(type: number): Uint8Array | undefined {
-    return this.byType.get(type);
+    const off = this.offs[type];
+    if (off === undefined) return undefined;
+    return this.buf.subarray(off, off + (this.lens[type] ?? 0));
   }
 
   /** Nested attributes, or undefined when absent. */
   nested(type: number): AttributeSet | undefined {
-    const b = this.byType.get(type);
-    return b === undefined ? undefined : new AttributeSet(b);
+    const off = this.offs[type];
+    if (off === undefined) return undefined;
+    return new AttributeSet(this.buf, this.view, off, off + (this.lens[type] ?? 0));
   }
 
   u8(type: number): number | undefined {
-    const b = this.sized(type, 1);
-    return b === undefined ? undefined : b[0];
+    const off = this.at(type, 1);
+    return off === undefined ? undefined : this.view.getUint8(off);
   }
   u16(type: number): number | undefined {
-    const b = this.sized(type, 2);
-    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 2).getUint16(0, HOST_LITTLE_ENDIAN);
+    const off = this.at(type, 2);
+    return off === undefined ? undefined : this.view.getUint16(off, HOST_LITTLE_ENDIAN);
   }
   u16be(type: number): number | undefined {
-    const b = this.sized(type, 2);
-    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 2).getUint16(0, false);
+    const off = this.at(type, 2);
+    return off === undefined ? undefined : this.view.getUint16(off, false);
   }
   u32(type: number): number | undefined {
-    const b = this.sized(type, 4);
-    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 4).getUint32(0, HOST_LITTLE_ENDIAN);
+    const off = this.at(type, 4);
+    return off === undefined ? undefined : this.view.getUint32(off, HOST_LITTLE_ENDIAN);
   }
   u32be(type: number): number | undefined {
-    const b = this.sized(type, 4);
-    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 4).getUint32(0, false);
+    const off = this.at(type, 4);
+    return off === undefined ? undefined : this.view.getUint32(off, false);
   }
   u64(type: number): bigint | undefined {
-    const b = this.sized(type, 8);
-    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, HOST_LITTLE_ENDIAN);
+    const off = this.at(type, 8);
+    return off === undefined ? undefined : this.view.getBigUint64(off, HOST_LITTLE_ENDIAN);
+  }
+  /** A u64 as a number (exact up to 2^53; counters). */
+  u64n(type: number): number | undefined {
+    const off = this.at(type, 8);
+    if (off === undefined) return undefined;
+    const lo = this.view.getUint32(off + (HOST_LITTLE_ENDIAN ? 0 : 4), HOST_LITTLE_ENDIAN);
+    const hi = this.view.getUint32(off + (HOST_LITTLE_ENDIAN ? 4 : 0), HOST_LITTLE_ENDIAN);
+    return hi * 0x100000000 + lo;
   }
   /** A string attribute, up to the first NUL (or the whole payload when there is none). */
   string(type: number): string | undefined {
-    const b = this.byType.get(type);
+    const b = this.bytes(type);
     if (b === undefined) return undefined;
     const nul = b.indexOf(0);
-    return new TextDecoder().decode(nul < 0 ? b : b.subarray(0, nul));
+    return UTF8.decode(nul < 0 ? b : b.subarray(0, nul));
   }
 
-  private sized(type: number, n: number): Uint8Array | undefined {
-    const b = this.byType.get(type);
-    if (b === undefined) return undefined;
-    if (b.length < n) throw new NetlinkDecodeError(`attribute ${type}: expected ${n} bytes, got ${b.length}`);
-    return b;
+  /** Offset of a payload at least n bytes long, undefined when absent. */
+  private at(type: number, n: number): number | undefined {
+    const off = this.offs[type];
+    if (off === undefined) return undefined;
+    const len = this.lens[type] ?? 0;
+    if (len < n) throw new NetlinkDecodeError(`attribute ${type}: expected ${n} bytes, got ${len}`);
+    return off;
   }
 }
+
+const UTF8 = new TextDecoder();

@@ -125,7 +125,7 @@ export function decodeGenl(payload: Uint8Array): GenlMessage {
   return {
     cmd: payload[0] ?? 0,
     version: payload[1] ?? 0,
-    attrs: new AttributeSet(payload.subarray(GENL_HDRLEN)),
+    attrs: new AttributeSet(payload, undefined, GENL_HDRLEN),
   };
 }
 

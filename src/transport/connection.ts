@@ -78,18 +78,24 @@ export class NetlinkConnection {
     });
   }
 
-  /** Run a dump request (NLM_F_DUMP) and return every message of it. Throws NetlinkError on a kernel error. */
-  dump(req: Request): Promise<NetlinkMessage[]> {
-    return this.serialize(() => this.failClosedAsync(() => this.runDump(req)));
+  /**
+   * Run a dump request (NLM_F_DUMP) and return every message of it, passed through `decode` while the
+   * receive buffer still holds it (no copy; the default copies). Throws NetlinkError on a kernel error.
+   */
+  dump(req: Request): Promise<NetlinkMessage[]>;
+  dump<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T[]>;
+  dump<T>(req: Request, decode?: (m: NetlinkMessage) => T): Promise<(T | NetlinkMessage)[]> {
+    const fn: (m: NetlinkMessage) => T | NetlinkMessage = decode ?? copyMessage;
+    return this.serialize(() => this.failClosedAsync(() => this.runDump(req, fn)));
   }
 
-  private async runDump(req: Request): Promise<NetlinkMessage[]> {
+  private async runDump<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T[]> {
     {
       const sock = this.ensureSocket();
       const seq = this.nextSeq();
       const w = new ByteWriter(256);
       writeMessage(w, { ...req, seq, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP });
-      const out: NetlinkMessage[] = [];
+      const out: T[] = [];
       this.guard(() => sock.send(w.toBytes()));
       let datagrams = 0;
       for (;;) {
@@ -107,7 +113,7 @@ export class NetlinkConnection {
             if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
             return out;
           }
-          out.push(copyMessage(m));
+          out.push(decode(m));
         }
         if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
       }
