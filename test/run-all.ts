@@ -12,6 +12,7 @@ interface Stage {
 }
 
 const stages: Stage[] = [
+  { name: "typecheck (tsc --noEmit, strict)", cmd: [bun, "node_modules/typescript/bin/tsc", "--noEmit", "-p", "."] },
   { name: "host unit tests", cmd: [bun, "test", "test/unit"] },
   { name: "compiled executable (e2e)", cmd: [bun, "test", "test/e2e"] },
   { name: "kernel suite (qemu rig, real IPVS)", cmd: [bun, "run", "test/rig/kernel-suite.ts"] },
@@ -47,6 +48,7 @@ for (const stage of stages) {
   passed += counts.pass;
   failed += counts.fail;
   if (code !== 0 && counts.fail === 0) broken++;
+  else if (code === 0 && counts.pass === 0 && stage.cmd.includes("test")) console.log(`(${stage.name} ran no test)`);
   console.log(`=== ${stage.name}: exit ${code}, ${counts.pass} passed, ${counts.fail} failed, ${secs} s`);
 }
 
