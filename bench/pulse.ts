@@ -28,6 +28,7 @@ const { values } = parseArgs({
     hosts: { type: "string", default: "8" },
     ports: { type: "string", default: "8" },
     "max-in-flight": { type: "string", default: "4096" },
+    "max-fetch-in-flight": { type: "string", default: "256" },
     serve: { type: "string" },
   },
 });
@@ -40,6 +41,7 @@ if (values.serve !== undefined) {
   for (const checker of ["tcp", "http"]) {
     const args = ["--checker", checker, "--targets", values.targets, "--seconds", values.seconds, "--interval", values.interval];
     args.push("--hosts", values.hosts, "--ports", values.ports, "--max-in-flight", values["max-in-flight"]);
+    args.push("--max-fetch-in-flight", values["max-fetch-in-flight"]);
     const child = Bun.spawn([process.execPath, import.meta.path, ...args], { stdout: "inherit", stderr: "inherit" });
     const code = await child.exited;
     if (code !== 0) process.exit(code);
@@ -94,6 +96,7 @@ async function run(kind: string): Promise<void> {
   const failures = new Map<string, number>();
   const monitor = new HealthMonitor({
     maxInFlight: Number(values["max-in-flight"]),
+    maxFetchInFlight: Number(values["max-fetch-in-flight"]),
     onCheckStart: (_id, late) => {
       if (measuring && lagCount < lags.length) lags[lagCount++] = late;
     },

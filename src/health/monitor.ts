@@ -5,7 +5,8 @@
  * check is due; while a check runs, that check's deadline. A single timer is armed for the earliest entry, so
  * 10,000 targets cost one pending timer, not 10,000 intervals. When the timer fires, every entry that is due
  * (within SLACK_MS) is handled: a due target starts its check, an expired deadline aborts its check and records
- * a timeout. At most `maxInFlight` checks run at once; the rest queue in FIFO order and start as slots free up.
+ * a timeout. At most `maxInFlight` checks run at once, and at most `maxFetchInFlight` of them http/https; the rest
+ * queue in FIFO order and start as slots free up (their timeout only starts when they do).
  * NB: one tick handles at most `maxPerTick` entries and then yields (a zero-delay timer), so when the monitor
  * falls behind, finished checks are still collected between batches instead of waiting behind one huge batch
  * (which would inflate measured check durations and could turn slow-to-collect results into timeouts).
@@ -102,6 +103,8 @@ export interface MonitorOptions {
   checkerFor?: CheckerFactory;
   /** Most checks running at once; default DEFAULT_MAX_IN_FLIGHT. */
   maxInFlight?: number;
+  /** Most http/https checks running at once; default DEFAULT_MAX_FETCH_IN_FLIGHT. */
+  maxFetchInFlight?: number;
   /** Results kept per target; default 100 (the original's window). */
   windowSize?: number;
   /** Most heap entries handled per timer tick before yielding to I/O; default DEFAULT_MAX_PER_TICK. */
@@ -110,6 +113,12 @@ export interface MonitorOptions {
 
 /** DEFAULT_MAX_IN_FLIGHT bounds concurrent checks (sockets) when many targets are slow at once. */
 export const DEFAULT_MAX_IN_FLIGHT = 4096;
+/**
+ * DEFAULT_MAX_FETCH_IN_FLIGHT matches Bun's own cap on concurrent fetch() requests (BUN_CONFIG_MAX_HTTP_REQUESTS,
+ * default 256). Requests beyond it would wait inside fetch while their timeout already runs, and on loopback
+ * throughput drops as concurrency grows; queueing them here keeps timeouts honest. Raise both together.
+ */
+export const DEFAULT_MAX_FETCH_IN_FLIGHT = 256;
 /** DEFAULT_MAX_PER_TICK bounds one tick's work (starting a TCP check on loopback costs ~80µs, so ~20ms). */
 export const DEFAULT_MAX_PER_TICK = 256;
 /** SLACK_MS: entries due this close to now are handled in the same timer tick instead of arming another. */
@@ -117,10 +126,44 @@ export const SLACK_MS = 1;
 
 type Phase = "waiting" | "queued" | "running";
 
+/** Lane is one class of checks with its own concurrency limit and FIFO queue. */
+class Lane {
+  inFlight = 0;
+  private queue: Entry[] = [];
+  private head = 0;
+
+  constructor(readonly limit: number) {}
+
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  push(e: Entry): void {
+    this.queue.push(e);
+  }
+
+  /** shift returns the next queued entry, or undefined; stale entries are the caller's to skip. */
+  shift(): Entry | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const e = this.queue[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return e;
+  }
+
+  clear(): void {
+    this.queue = [];
+    this.head = 0;
+  }
+}
+
 interface Entry extends HeapItem {
   readonly id: string;
   backend: ProbeTarget;
   probe: ProbeTarget;
+  lane: Lane;
   options: PulseOptions;
   checker: Checker;
   phase: Phase;
@@ -145,8 +188,8 @@ interface Entry extends HeapItem {
 export class HealthMonitor {
   private readonly entries = new Map<string, Entry>();
   private readonly heap = new TimerHeap<Entry>();
-  private queue: Entry[] = [];
-  private queueHead = 0;
+  private readonly fetchLane: Lane;
+  private readonly socketLane: Lane;
   private inFlight = 0;
   private timer: unknown = null;
   private armedAt = Number.POSITIVE_INFINITY;
@@ -175,6 +218,10 @@ export class HealthMonitor {
     if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1) {
       throw new RangeError(`maxInFlight must be a positive integer, got ${this.maxInFlight}`);
     }
+    const maxFetch = hooks.maxFetchInFlight ?? DEFAULT_MAX_FETCH_IN_FLIGHT;
+    if (!Number.isInteger(maxFetch) || maxFetch < 1) throw new RangeError(`maxFetchInFlight must be a positive integer, got ${maxFetch}`);
+    this.fetchLane = new Lane(maxFetch);
+    this.socketLane = new Lane(this.maxInFlight);
   }
 
   /** size is the number of targets. */
@@ -195,6 +242,7 @@ export class HealthMonitor {
       id,
       backend,
       probe: probeTarget(backend, options),
+      lane: this.laneFor(options),
       options,
       checker: this.checkerFor(options),
       phase: "waiting",
@@ -234,6 +282,7 @@ export class HealthMonitor {
       this.abandon(e, "health check changed");
       e.options = options;
       e.probe = probe;
+      e.lane = this.laneFor(options);
       e.checker = this.checkerFor(options);
       e.window.reset();
       e.status = "unknown";
@@ -279,8 +328,8 @@ export class HealthMonitor {
     for (const e of this.entries.values()) this.abandon(e, "health monitor stopped");
     this.entries.clear();
     this.heap.clear();
-    this.queue = [];
-    this.queueHead = 0;
+    this.fetchLane.clear();
+    this.socketLane.clear();
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
   }
@@ -313,7 +362,7 @@ export class HealthMonitor {
     return {
       targets: this.entries.size,
       inFlight: this.inFlight,
-      queued: this.queue.length - this.queueHead,
+      queued: this.fetchLane.queued + this.socketLane.queued,
       started: this.started,
       finished: this.finished,
       timedOut: this.timedOut,
@@ -359,23 +408,31 @@ export class HealthMonitor {
     this.arm();
   };
 
+  private laneFor(options: PulseOptions): Lane {
+    return options.type === "http" || options.type === "https" ? this.fetchLane : this.socketLane;
+  }
+
+  private canStart(lane: Lane): boolean {
+    return this.inFlight < this.maxInFlight && lane.inFlight < lane.limit;
+  }
+
   private ready(e: Entry): void {
-    if (this.inFlight < this.maxInFlight) {
+    if (this.canStart(e.lane)) {
       this.start(e);
     } else {
       e.phase = "queued";
-      this.queue.push(e);
+      e.lane.push(e);
     }
   }
 
+  /** drain starts queued checks while their lane and the global limit allow. */
   private drain(): void {
-    while (!this.stopped && this.inFlight < this.maxInFlight && this.queueHead < this.queue.length) {
-      const e = this.queue[this.queueHead++] as Entry;
-      if (e.phase === "queued" && this.entries.get(e.id) === e) this.start(e);
-    }
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
+    for (const lane of [this.socketLane, this.fetchLane]) {
+      while (!this.stopped && this.canStart(lane)) {
+        const e = lane.shift();
+        if (e === undefined) break;
+        if (e.phase === "queued" && e.lane === lane && this.entries.get(e.id) === e) this.start(e);
+      }
     }
   }
 
@@ -387,6 +444,7 @@ export class HealthMonitor {
     const controller = new AbortController();
     e.controller = controller;
     this.inFlight++;
+    e.lane.inFlight++;
     this.started++;
     this.heap.set(e, now + e.options.timeoutMs);
     this.hooks.onCheckStart?.(e.id, now - e.dueAt);
@@ -428,6 +486,7 @@ export class HealthMonitor {
     if (e.phase === "running") {
       e.run++;
       this.inFlight--;
+      e.lane.inFlight--;
       e.controller?.abort(new Error(why));
       e.controller = null;
     }
@@ -439,6 +498,7 @@ export class HealthMonitor {
   private settle(e: Entry, result: CheckResult): void {
     const now = this.clock.now();
     this.inFlight--;
+    e.lane.inFlight--;
     this.finished++;
     e.controller = null;
     e.phase = "waiting";

@@ -93,6 +93,20 @@ describe("scheduling", () => {
     expect(clock.pending).toBe(0);
   });
 
+  test("http/https checks have their own, smaller concurrency limit", async () => {
+    const { clock, calls, monitor } = rig(() => "hang", { maxFetchInFlight: 1 });
+    monitor.add("h1", BACKEND, opts({ type: "http" }));
+    monitor.add("h2", BACKEND, opts({ type: "https" }));
+    monitor.add("t1", BACKEND, opts({ type: "tcp" }));
+    await clock.advance(0);
+    expect(monitor.stats()).toMatchObject({ inFlight: 2, queued: 1 });
+    expect([monitor.snapshot("h1")?.checking, monitor.snapshot("h2")?.checking, monitor.snapshot("t1")?.checking]).toEqual([true, false, true]);
+    monitor.remove("h1");
+    expect(monitor.snapshot("h2")?.checking).toBe(true);
+    expect(calls).toHaveLength(3);
+    monitor.stop();
+  });
+
   test("args.host / args.port redirect the probe", async () => {
     const { clock, calls, monitor } = rig();
     monitor.add("a", BACKEND, opts({ args: { host: "10.9.9.9", port: "8080" } }));

@@ -1,0 +1,18 @@
+import { expect, test } from "bun:test";
+import { systemClock } from "../../../src/health/clock.ts";
+
+test("systemClock fires zero-delay and delayed timers, and clears both kinds", async () => {
+  const fired: string[] = [];
+  systemClock.setTimer(() => fired.push("immediate"), 0);
+  systemClock.setTimer(() => fired.push("timeout"), 1);
+  systemClock.clearTimer(systemClock.setTimer(() => fired.push("cleared immediate"), 0));
+  systemClock.clearTimer(systemClock.setTimer(() => fired.push("cleared timeout"), 1));
+  await Bun.sleep(20);
+  expect(fired.sort()).toEqual(["immediate", "timeout"]);
+});
+
+test("systemClock.now is monotonic", () => {
+  const a = systemClock.now();
+  const b = systemClock.now();
+  expect(b).toBeGreaterThanOrEqual(a);
+});
