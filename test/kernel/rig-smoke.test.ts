@@ -7,7 +7,7 @@ import { listIpvs, serviceByKey } from "./helpers/ipvsadm.ts";
 import { addVip, createBackends, destroyBackends, removeVip, type Backend } from "./helpers/netns.ts";
 import { ipvsadm } from "./helpers/sh.ts";
 
-const VIP = "10.0.0.10";
+const VIP = "10.0.0.110"; // no other kernel test file uses this VIP or backends be31-be32
 const SERVICE = `TCP ${VIP}:80`;
 const REQUESTS = 400;
 /** The kernel folds per-CPU counters into reported stats every 2 s; wait at most this long for them. */
@@ -23,7 +23,7 @@ describe("rig smoke: ipvsadm wrr NAT service", () => {
   beforeAll(async () => {
     assertInGuest();
     ipvsadm("-C");
-    backends = await createBackends(2);
+    backends = await createBackends(2, { firstIndex: 31 });
     [light, heavy] = backends as [Backend, Backend];
     addVip(VIP);
   });
