@@ -5,12 +5,16 @@
  *   GET    /service/:service           options, health, backends, stats
  *   PUT    /service/:service/:backend  create          PATCH  update in place     DELETE  remove
  *   GET    /service/:service/:backend  options, metrics, effective weight, stats
+ *   POST   /apply                      make the file-owned services match a declarative set {"services": {...}};
+ *                                      ?dry_run=true only plans; answers the changes (ApplyReport)
+ *   POST   /reconcile                  repair drift of the kernel table now; answers the repairs
  *   GET    /metrics                    Prometheus text
  *   GET    /openapi.json               OpenAPI 3.0
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
  * {"error", "code"} (./errors.ts). Bodies are JSON whatever the Content-Type (GORB clients send none).
  */
 import { Elysia, t } from "elysia";
+import { readServices } from "../config/services.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { Gorb } from "../core/gorb.ts";
 import type { Logger } from "../core/logger.ts";
@@ -34,6 +38,9 @@ export type GorbApi = Pick<
   | "updateBackend"
   | "deleteBackend"
   | "getBackend"
+  | "apply"
+  | "reconcile"
+  | "reconcileCounters"
 >;
 
 /** What createApp needs. */
@@ -46,6 +53,22 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** Shown in /openapi.json. @default "dev" */
   readonly version?: string;
+  /** Largest POST /apply body, in bytes (a declarative set holds many services). @default 8 MiB or bodyLimitBytes */
+  readonly applyLimitBytes?: number;
+}
+
+/** Default largest POST /apply body. */
+export const DEFAULT_APPLY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+/** The declared services of a POST /apply body: {"services": {id: {...fields, backends: {id: {...}}}}}. */
+function declaredSet(body: unknown) {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ValidationError("body", 'must be a JSON object {"services": {...}}');
+  }
+  for (const key of Object.keys(body)) {
+    if (key !== "services") throw new ValidationError(key, 'unknown field; the body is {"services": {...}}');
+  }
+  return readServices((body as { services?: unknown }).services);
 }
 
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */
@@ -60,6 +83,7 @@ export function createApp(options: AppOptions) {
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const version = options.version ?? "dev";
   const body = (request: Request) => readJsonBody(request, limit);
+  const applyLimit = Math.max(options.applyLimitBytes ?? DEFAULT_APPLY_LIMIT_BYTES, limit);
 
   return new Elysia()
     .onRequest(({ request }) => {
@@ -123,10 +147,19 @@ export function createApp(options: AppOptions) {
     .get("/service/:service/:backend", async ({ params }) =>
       jsonResponse(await gorb.getBackend(param(params.service, "service"), param(params.backend, "backend"))),
     )
+    .post(
+      "/apply",
+      async ({ query, request }) => {
+        const declared = declaredSet(await readJsonBody(request, applyLimit));
+        return jsonResponse(await gorb.apply(declared, { dryRun: query.dry_run === true }));
+      },
+      { parse: "none", query: t.Object({ dry_run: t.Optional(t.Boolean({ error: "must be true or false" })) }) },
+    )
+    .post("/reconcile", async () => jsonResponse(await gorb.reconcile()), { parse: "none" })
     .get(
       "/metrics",
       async () =>
-        new Response(renderMetrics(await gorb.listServicesDetail()), {
+        new Response(renderMetrics(await gorb.listServicesDetail(), gorb.reconcileCounters()), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
     )

@@ -9,8 +9,11 @@
  * where `host` is the host option as the client sent it ("" for a defaulted host), `_weight` is the weight
  * IPVS has (effective), `_status` is 0 up / 1 down, and `_uptime_seconds` is really seconds (the original's
  * was off by 1e9). gorb adds the IPVS counters and rates, connection counts, the configured weight and the
- * duration of the last health check.
+ * duration of the last health check, and the reconcile totals (gorb_reconcile_runs_total,
+ * gorb_reconcile_repairs_total: differences between the kernel and gorb's state repaired, e.g. a service
+ * deleted with ipvsadm; gorb_reconcile_failures_total: repairs the kernel refused).
  */
+import type { ReconcileCounters } from "../core/gorb.ts";
 import type { ServiceDetail, StatsView } from "../core/views.ts";
 
 type Labels = Readonly<Record<string, string>>;
@@ -40,7 +43,7 @@ function renderFamily(family: Family): string {
     const labels = Object.entries(sample.labels)
       .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
       .join(",");
-    lines.push(`${family.name}{${labels}} ${formatValue(sample.value)}`);
+    lines.push(`${family.name}${labels === "" ? "" : `{${labels}}`} ${formatValue(sample.value)}`);
   }
   return lines.join("\n");
 }
@@ -59,8 +62,8 @@ const STATS: readonly { field: keyof StatsView; suffix: string; help: string; ty
   { field: "out_bps", suffix: "out_bytes_per_second", help: "Outbound byte rate (IPVS estimator).", type: "gauge" },
 ];
 
-/** The /metrics body for the services `gorb.listServicesDetail()` returned. */
-export function renderMetrics(services: readonly ServiceDetail[]): string {
+/** The /metrics body for the services `gorb.listServicesDetail()` returned, and the reconcile totals. */
+export function renderMetrics(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): string {
   const family = (name: string, help: string, type: "gauge" | "counter" = "gauge"): Family => ({
     name,
     help,
@@ -129,5 +132,13 @@ export function renderMetrics(services: readonly ServiceDetail[]): string {
     ...serviceStats.map((s) => s.family),
     ...backendStats.map((s) => s.family),
   ];
+  if (reconcile !== undefined) {
+    const counter = (name: string, help: string, value: number): Family => ({ ...family(name, help, "counter"), samples: [{ labels: {}, value }] });
+    families.push(
+      counter("gorb_reconcile_runs_total", "Reconciles of the kernel table with gorb's state (start-up, periodic, on demand).", reconcile.runs),
+      counter("gorb_reconcile_repairs_total", "Differences between the kernel table and gorb's state that a reconcile repaired.", reconcile.repairs),
+      counter("gorb_reconcile_failures_total", "Repairs the kernel refused.", reconcile.failures),
+    );
+  }
   return `${families.map(renderFamily).join("\n")}\n`;
 }

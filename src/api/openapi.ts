@@ -18,7 +18,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: "no such service or backend",
   409: "already exists (in gorb or in the kernel)",
   413: "body too large",
-  500: "the kernel (or the VIP interface) refused the change",
+  500: "the kernel (or the VIP interface) refused the change, or it could not be saved to disk (code STATE)",
 };
 const ok = { "200": { description: "done (empty body)" } };
 const serviceParam = { name: "service", in: "path", required: true, schema: { type: "string" } };
@@ -104,6 +104,96 @@ export function openApiDocument(version: string): unknown {
         get: {
           summary: "A backend: options, health metrics, effective weight, IPVS counters",
           responses: { "200": { description: "the backend", content: json("BackendInfo") }, ...errors(400, 401, 404) },
+        },
+      },
+      "/apply": {
+        post: {
+          summary:
+            "Make the services the declarative set created match it: create, update in place, re-create (identity changed), " +
+            "delete (no longer declared). Services created over the API are kept (or taken over when declared); services " +
+            "gorb does not manage are never touched. The whole set is checked first: an error changes nothing.",
+          parameters: [{ name: "dry_run", in: "query", required: false, schema: { type: "boolean" } }],
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": {
+                schema: {
+                  type: "object",
+                  properties: {
+                    services: {
+                      type: "object",
+                      description: "service id -> ServiceBody with an optional `backends`: backend id -> BackendBody",
+                      additionalProperties: { type: "object" },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            "200": {
+              description: "the changes, each planned (dry run), done or failed; ok is false when one failed",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      dry_run: { type: "boolean" },
+                      ok: { type: "boolean" },
+                      changes: {
+                        type: "array",
+                        items: {
+                          type: "object",
+                          properties: {
+                            action: { type: "string", enum: ["create", "update", "recreate", "delete"] },
+                            service: { type: "string" },
+                            backend: { type: "string", nullable: true },
+                            details: { type: "array", items: { type: "string" } },
+                            status: { type: "string", enum: ["planned", "done", "failed"] },
+                            error: { type: "string" },
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            ...errors(400, 401, 409, 413, 500),
+          },
+        },
+      },
+      "/reconcile": {
+        post: {
+          summary: "Compare the kernel's IPVS table with gorb's state now and repair every difference in place",
+          responses: {
+            "200": {
+              description: "every difference found and whether it was repaired",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      repairs: {
+                        type: "array",
+                        items: {
+                          type: "object",
+                          properties: {
+                            service: { type: "string" },
+                            backend: { type: "string", nullable: true },
+                            reason: { type: "string" },
+                            status: { type: "string", enum: ["done", "failed"] },
+                            error: { type: "string" },
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            ...errors(401, 500),
+          },
         },
       },
       "/metrics": {

@@ -19,6 +19,9 @@ export const root = withExamples(
       service: () => import("./commands/service.ts").then((m) => m.default),
       backend: () => import("./commands/backend.ts").then((m) => m.default),
       status: () => import("./commands/status.ts").then((m) => m.default),
+      apply: () => import("./commands/apply.ts").then((m) => m.default),
+      diff: () => import("./commands/diff.ts").then((m) => m.default),
+      reconcile: () => import("./commands/reconcile.ts").then((m) => m.default),
       completion: () => import("./commands/completion.ts").then((m) => m.default),
     },
   }),
@@ -28,6 +31,7 @@ export const root = withExamples(
     "gorb backend add web b1 --host 10.1.0.1 --pulse http",
     "gorb status --watch",
     "gorb status --direct          # the kernel table, no daemon (root)",
+    "gorb diff -f services.yaml    # what gorb apply -f services.yaml would change",
     "gorb --version",
   ],
 );

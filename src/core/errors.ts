@@ -8,7 +8,7 @@
 import { IpvsError } from "../ipvs/errors.ts";
 
 /** Stable, machine-readable error codes (the API returns them next to the message). */
-export type GorbErrorCode = "VALIDATION" | "NOT_FOUND" | "CONFLICT" | "KERNEL" | "UNAUTHORIZED" | "TOO_LARGE";
+export type GorbErrorCode = "VALIDATION" | "NOT_FOUND" | "CONFLICT" | "KERNEL" | "STATE" | "UNAUTHORIZED" | "TOO_LARGE";
 
 /** GorbError is the base of every error gorb reports to a client. */
 export class GorbError extends Error {
@@ -66,6 +66,18 @@ export class KernelError extends GorbError {
   constructor(message: string, errno: string, options?: { cause?: unknown }) {
     super(500, "KERNEL", message, options);
     this.errno = errno;
+  }
+}
+
+/**
+ * StateError reports a change that was made (in IPVS and in gorb) but could not be saved to disk (500): it is
+ * live, but a restart before the next successful save would lose it. Gorb retries the save with the next change.
+ */
+export class StateError extends GorbError {
+  override readonly name = "StateError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(500, "STATE", message, options);
   }
 }
 

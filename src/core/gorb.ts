@@ -12,6 +12,10 @@
  *     the weight policy of src/health/weight.ts (0 while down, a ramp while recovering); a health update writes
  *     the kernel only when the effective weight changes, and a PATCH of the weight re-runs the policy.
  *   - Objects in the kernel that gorb did not create are never touched (adopt() only reports them).
+ *   - With a `store`, every change is on disk before the mutation resolves (each mutation marks the rows it
+ *     changed; they are committed at the end of its critical section). restore() loads the saved state and
+ *     makes the kernel match it without touching what already matches; reconcile() repairs drift the same way
+ *     (./reconcile.ts); apply() runs a declarative set through the mutations above (./plan.ts, ./apply.ts).
  */
 import type { Discovery } from "../discovery/discovery.ts";
 import { NoDiscovery } from "../discovery/none.ts";
@@ -27,7 +31,16 @@ import { describeDestination, describeService, destinationKeyId, serviceKeyId } 
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { Destination, DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
-import { ConflictError, KernelError, NotFoundError, ValidationError, fromIpvsError, hasErrno } from "./errors.ts";
+import { dryRunReport, runPlan, type ApplyReport } from "./apply.ts";
+import {
+  ConflictError,
+  KernelError,
+  NotFoundError,
+  StateError,
+  ValidationError,
+  fromIpvsError,
+  hasErrno,
+} from "./errors.ts";
 import type { Fields } from "./fields.ts";
 import {
   UNKNOWN_HEALTH,
@@ -53,7 +66,9 @@ import {
   serviceFields,
   servicePatchFields,
 } from "./normalize.ts";
+import { planApply, resolveDeclared, type DeclaredService, type ManagedService } from "./plan.ts";
 import { samePulse } from "./pulse.ts";
+import { planRepairs, restoredWeight, type Repair, type WantedService } from "./reconcile.ts";
 import {
   dnsResolver,
   resolveBackendAddress,
@@ -63,6 +78,17 @@ import {
   type HostResolver,
   type ResolvedAddress,
 } from "./resolve.ts";
+import {
+  fieldsFromJson,
+  fieldsToJson,
+  noChanges,
+  type SavedBackend,
+  type SavedService,
+  type SavedState,
+  type Source,
+  type StateChanges,
+  type StateStore,
+} from "./state.ts";
 import { NoVipManager, type VipManager } from "./vip.ts";
 import {
   backendOptionsView,
@@ -92,6 +118,8 @@ export interface GorbOptions {
   /** Address for services created without `host` (the first address of the -i interface). @default null */
   readonly defaultAddress?: string | null;
   readonly logger?: Logger;
+  /** Keeps every accepted change on disk (see ./state.ts). @default none: nothing survives a restart */
+  readonly store?: StateStore;
 }
 
 /** What adopt() found or did at start-up. */
@@ -102,8 +130,39 @@ export interface AdoptReport {
   readonly foreign: readonly string[];
 }
 
+/** One repair of a reconcile, as reported. */
+export interface RepairReport {
+  readonly service: string;
+  readonly backend: string | null;
+  readonly reason: string;
+  readonly status: "done" | "failed";
+  readonly error?: string;
+}
+
+/** What reconcile() did. */
+export interface ReconcileReport {
+  /** Every difference found, repaired or not; [] when the kernel matched. */
+  readonly repairs: readonly RepairReport[];
+}
+
+/** What restore() did at start-up. */
+export interface RestoreReport extends ReconcileReport {
+  readonly services: number;
+  readonly backends: number;
+  /** Saved services and backends that could not be read back (removed from the state), with the reason. */
+  readonly dropped: readonly string[];
+}
+
+/** Totals of every reconcile (restore included) since start, for /metrics. */
+export interface ReconcileCounters {
+  readonly runs: number;
+  readonly repairs: number;
+  readonly failures: number;
+}
+
 interface BackendRecord {
   readonly id: string;
+  source: Source;
   readonly watchId: string;
   /** The request fields the backend was created with, PATCHes applied (the base of the next PATCH). */
   fields: Fields;
@@ -118,6 +177,7 @@ interface BackendRecord {
 
 interface ServiceRecord {
   readonly id: string;
+  source: Source;
   fields: Fields;
   spec: ServiceSpec;
   /** The service as written to the kernel. */
@@ -149,6 +209,13 @@ export class Gorb {
   readonly #vips = new Map<string, VipClaim>();
   #nextWatch = 1;
   #closed = false;
+  readonly #store: StateStore | null;
+  /** Services and backends changed since the last commit (backend keys are JSON [service, backend]). */
+  readonly #dirtyServices = new Set<string>();
+  readonly #dirtyBackends = new Set<string>();
+  /** Serialises applies (each step also takes the main mutex). */
+  readonly #applyMutex = new AsyncMutex();
+  #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
 
   constructor(options: GorbOptions) {
     this.#driver = options.driver;
@@ -158,6 +225,7 @@ export class Gorb {
     this.#resolver = options.resolver ?? dnsResolver();
     this.#defaultAddress = options.defaultAddress ?? null;
     this.#log = options.logger ?? silentLogger;
+    this.#store = options.store ?? null;
     this.#checks = options.health((update) => {
       void this.#onUpdate(update);
     });
@@ -209,8 +277,8 @@ export class Gorb {
 
   // ---- services -----------------------------------------------------------------------------------------
 
-  /** PUT /service/:service — create a virtual service from a GORB body. */
-  async createService(id: string, body: unknown): Promise<void> {
+  /** PUT /service/:service — create a virtual service from a GORB body. `source` says who owns it (default "api"). */
+  async createService(id: string, body: unknown, options: { readonly source?: Source } = {}): Promise<void> {
     checkId("service", id);
     const fields = serviceFields(body);
     const spec = normalizeServiceFields(fields);
@@ -226,8 +294,9 @@ export class Gorb {
         if (claimed) await this.#releaseVip(id, key);
         throw error;
       }
-      const record: ServiceRecord = { id, fields, spec, config, backends: new Map() };
+      const record: ServiceRecord = { id, source: options.source ?? "api", fields, spec, config, backends: new Map() };
       this.#services.set(id, record);
+      this.#touch(id);
       if (!isFwmarkKey(key)) {
         this.#discovery.expose({ id, address: key.address, port: key.port, protocol: key.protocol });
       }
@@ -272,6 +341,7 @@ export class Gorb {
       record.fields = fields;
       record.spec = spec;
       record.config = config;
+      this.#touch(id);
       this.#log.info(`updated service ${JSON.stringify(id)}: ${describeService(key)} (${config.scheduler})`);
     });
   }
@@ -290,6 +360,7 @@ export class Gorb {
       }
       for (const backend of record.backends.values()) this.#unwatch(backend);
       this.#services.delete(id);
+      this.#touch(id);
       await this.#releaseVip(id, key);
       if (!isFwmarkKey(key)) this.#discovery.remove(id);
       this.#log.info(`deleted service ${JSON.stringify(id)} (${describeService(key)})`);
@@ -343,8 +414,13 @@ export class Gorb {
 
   // ---- backends -----------------------------------------------------------------------------------------
 
-  /** PUT /service/:service/:backend — add a backend and start its health checks. */
-  async createBackend(serviceId: string, backendId: string, body: unknown): Promise<void> {
+  /** PUT /service/:service/:backend — add a backend and start its health checks. `source`: see createService. */
+  async createBackend(
+    serviceId: string,
+    backendId: string,
+    body: unknown,
+    options: { readonly source?: Source } = {},
+  ): Promise<void> {
     checkId("service", serviceId);
     checkId("backend", backendId);
     const fields = backendFields(body);
@@ -370,7 +446,8 @@ export class Gorb {
       await this.#kernel(() => this.#driver.addDestination(key, dest));
       // Watch ids are unique per backend life, so a backend re-created under the same name starts afresh.
       const watchId = `${serviceId}/${backendId}#${this.#nextWatch++}`;
-      const backend: BackendRecord = { id: backendId, watchId, fields, spec, address, dest, health, weight };
+      const source = options.source ?? "api";
+      const backend: BackendRecord = { id: backendId, source, watchId, fields, spec, address, dest, health, weight };
       try {
         this.#watch(service, backend);
       } catch (error) {
@@ -381,6 +458,7 @@ export class Gorb {
         throw fromIpvsError(error);
       }
       service.backends.set(backendId, backend);
+      this.#touch(serviceId, backendId);
       this.#log.info(
         `created backend ${JSON.stringify(backendId)} of service ${JSON.stringify(serviceId)}: ` +
           `${describeDestination(dest)} weight ${spec.weight}`,
@@ -426,6 +504,7 @@ export class Gorb {
       backend.dest = dest;
       backend.health = health;
       backend.weight = weight;
+      this.#touch(serviceId, backendId);
       if (pulseChanged) {
         this.#checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
       }
@@ -451,6 +530,7 @@ export class Gorb {
       }
       this.#unwatch(backend);
       service.backends.delete(backendId);
+      this.#touch(serviceId, backendId);
       this.#log.info(`deleted backend ${JSON.stringify(backendId)} of service ${JSON.stringify(serviceId)}`);
     });
   }
@@ -470,6 +550,222 @@ export class Gorb {
       this.#log.warn(`cannot read the counters of backend ${JSON.stringify(backendId)}: ${String(error)}`);
     }
     return this.#backendInfo(service, backend, dest);
+  }
+
+  // ---- durable state, reconcile, declarative apply --------------------------------------------------------
+
+  /**
+   * Start-up: take over the saved services and backends and make the kernel match them without touching what
+   * already matches (./reconcile.ts). Must run before any other mutation. A destination the kernel already has
+   * keeps its weight until the first health check (see restoredWeight); health history starts over. Saved
+   * rows that cannot be read back are logged and removed from the state.
+   */
+  restore(state: SavedState): Promise<RestoreReport> {
+    return this.#locked(async () => {
+      if (this.#services.size > 0) throw new ConflictError("restore() must run before any service is created");
+      const table = await this.#kernel(() => this.#driver.snapshot());
+      const kernel = new Map(
+        table.map((e) => [serviceKeyId(e.service.key), new Map(e.destinations.map((d) => [destinationKeyId(d), d] as const))] as const),
+      );
+      const dropped: string[] = [];
+      const drop = (what: string, error: unknown, serviceId: string, backendId?: string) => {
+        const why = error instanceof Error ? error.message : String(error);
+        dropped.push(`${what}: ${why}`);
+        this.#log.error(`cannot restore ${what} (removed from the saved state): ${why}`);
+        this.#touch(serviceId, backendId); // the commit deletes what is not restored
+      };
+      const backendsOf = new Map<string, SavedBackend[]>();
+      for (const b of state.backends) backendsOf.set(b.service, [...(backendsOf.get(b.service) ?? []), b]);
+      let backends = 0;
+      for (const saved of state.services) {
+        const what = `service ${JSON.stringify(saved.id)}`;
+        let record: ServiceRecord;
+        try {
+          checkId("service", saved.id);
+          const fields = fieldsFromJson(saved.fields);
+          const spec = normalizeServiceFields(fields);
+          const config = toServiceConfig(spec, saved.key);
+          this.#checkServiceKeyFree(saved.key);
+          record = { id: saved.id, source: saved.source, fields, spec, config, backends: new Map() };
+        } catch (error) {
+          drop(`${what} (${JSON.stringify(saved.fields)})`, error, saved.id);
+          continue;
+        }
+        const dests = kernel.get(serviceKeyId(record.config.key));
+        for (const b of backendsOf.get(saved.id) ?? []) {
+          try {
+            checkId("backend", b.id);
+            const fields = fieldsFromJson(b.fields);
+            const spec = normalizeBackendFields(fields, record.spec);
+            const found = dests?.get(destinationKeyId({ ...b.address, port: spec.port }));
+            const weight = restoredWeight(spec.weight, spec.pulse.type, found?.weight ?? null);
+            const dest = toDestinationConfig(spec, b.address, record.config.key, weight.effective);
+            for (const other of record.backends.values()) {
+              if (destinationKeyId(other.dest) === destinationKeyId(dest)) {
+                throw new ConflictError(`backend ${JSON.stringify(other.id)} already uses ${describeDestination(dest)}`);
+              }
+            }
+            const watchId = `${saved.id}/${b.id}#${this.#nextWatch++}`;
+            record.backends.set(b.id, {
+              id: b.id,
+              source: b.source,
+              watchId,
+              fields,
+              spec,
+              address: b.address,
+              dest,
+              health: UNKNOWN_HEALTH,
+              weight,
+            });
+            backends++;
+          } catch (error) {
+            drop(`backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, error, saved.id, b.id);
+          }
+        }
+        this.#services.set(saved.id, record);
+        const key = record.config.key;
+        if (saved.vip && !isFwmarkKey(key)) {
+          const claim = this.#vips.get(key.address) ?? { family: key.family, owners: new Set<string>() };
+          claim.owners.add(saved.id);
+          this.#vips.set(key.address, claim);
+        }
+      }
+      for (const [serviceId, rows] of backendsOf) {
+        if (state.services.some((s) => s.id === serviceId)) continue;
+        for (const b of rows) this.#touch(serviceId, b.id); // orphans: deleted by the commit
+      }
+
+      const repairs = await this.#repair(planRepairs(this.#wanted(), table));
+      for (const [address, claim] of this.#vips) {
+        try {
+          if (await this.#vip.add(address, claim.family)) this.#log.warn(`VIP ${address} was missing: added it again`);
+        } catch (error) {
+          this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
+        }
+      }
+      for (const record of this.#services.values()) {
+        for (const backend of record.backends.values()) this.#watch(record, backend);
+        const key = record.config.key;
+        if (!isFwmarkKey(key)) this.#discovery.expose({ id: record.id, address: key.address, port: key.port, protocol: key.protocol });
+      }
+      this.#log.info(
+        `restored ${this.#services.size} service(s) and ${backends} backend(s) from ${this.#store?.location ?? "the saved state"}` +
+          (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
+      );
+      return { services: this.#services.size, backends, dropped, repairs };
+    });
+  }
+
+  /**
+   * Compare the kernel with what gorb manages and repair every difference in place (a service deleted or
+   * changed behind gorb's back comes back as gorb knows it). Services gorb does not manage are not looked at.
+   */
+  reconcile(): Promise<ReconcileReport> {
+    return this.#locked(async () => {
+      const table = await this.#kernel(() => this.#driver.snapshot());
+      return { repairs: await this.#repair(planRepairs(this.#wanted(), table)) };
+    });
+  }
+
+  /** Totals of every reconcile since start (restore included). */
+  reconcileCounters(): ReconcileCounters {
+    return this.#counters;
+  }
+
+  /**
+   * Make gorb's file-owned services match a declarative set (see ./plan.ts for what changes and what is never
+   * touched). Everything is checked first: a bad field, an unresolvable name or a conflict rejects the set
+   * with nothing changed. With `dryRun`, only the plan is returned.
+   */
+  apply(declared: readonly DeclaredService[], options: { readonly dryRun?: boolean } = {}): Promise<ApplyReport> {
+    return this.#applyMutex.run(async () => {
+      if (this.#closed) throw new KernelError("gorb is shutting down", "");
+      const wanted = await resolveDeclared(declared, this.#resolver, this.#defaultAddress);
+      const table = await this.#kernel(() => this.#driver.snapshot());
+      const mine = new Set([...this.#services.values()].map((s) => serviceKeyId(s.config.key)));
+      const foreign = table.map((e) => e.service.key).filter((k) => !mine.has(serviceKeyId(k)));
+      const plan = planApply(this.managedServices(), wanted, foreign);
+      if (options.dryRun === true) return dryRunReport(plan);
+      const report = await runPlan(this, plan);
+      const failed = report.changes.filter((c) => c.status === "failed");
+      if (plan.length > 0) {
+        this.#log.info(`applied the declarative set: ${plan.length - failed.length} change(s) done, ${failed.length} failed`);
+      }
+      for (const c of failed) {
+        this.#log.error(`apply: ${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} failed: ${c.error ?? ""}`);
+      }
+      return report;
+    });
+  }
+
+  /** Give a service (backendId null) or one backend to a new owner; see Source. */
+  setSource(serviceId: string, backendId: string | null, source: Source): Promise<void> {
+    return this.#locked(async () => {
+      const service = this.#service(serviceId);
+      if (backendId === null) {
+        service.source = source;
+        this.#touch(serviceId);
+      } else {
+        this.#backend(service, backendId).source = source;
+        this.#touch(serviceId, backendId);
+      }
+    });
+  }
+
+  /** Every service gorb manages, with its owner and request fields, for planning an apply. */
+  managedServices(): ManagedService[] {
+    return [...this.#services.values()].map((s) => ({
+      id: s.id,
+      source: s.source,
+      fields: new Map(s.fields),
+      spec: s.spec,
+      config: s.config,
+      backends: [...s.backends.values()].map((b) => ({
+        id: b.id,
+        source: b.source,
+        fields: new Map(b.fields),
+        spec: b.spec,
+        address: b.address,
+      })),
+    }));
+  }
+
+  /** What gorb wants in the kernel: every service with its backends at their current effective weight. */
+  #wanted(): WantedService[] {
+    return [...this.#services.values()].map((s) => ({
+      id: s.id,
+      config: s.config,
+      backends: [...s.backends.values()].map((b) => ({ id: b.id, dest: b.dest })),
+    }));
+  }
+
+  /** Run repairs in one batch; log and count each one. */
+  async #repair(repairs: readonly Repair[]): Promise<RepairReport[]> {
+    let results: (Error | null)[];
+    try {
+      results = repairs.length === 0 ? [] : await this.#driver.apply(repairs.map((r) => r.op));
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      results = repairs.map(() => failure);
+    }
+    const reports = repairs.map((r, i): RepairReport => {
+      const error = results[i] ?? null;
+      const service = `service ${JSON.stringify(r.service)}`;
+      const where = r.backend === null ? service : `backend ${JSON.stringify(r.backend)} of ${service}`;
+      if (error === null) {
+        this.#log.warn(`reconcile: ${where}: ${r.reason}; repaired`);
+        return { service: r.service, backend: r.backend, reason: r.reason, status: "done" };
+      }
+      this.#log.error(`reconcile: ${where}: ${r.reason}; cannot repair: ${error.message}`);
+      return { service: r.service, backend: r.backend, reason: r.reason, status: "failed", error: error.message };
+    });
+    const failed = reports.filter((r) => r.status === "failed").length;
+    this.#counters = {
+      runs: this.#counters.runs + 1,
+      repairs: this.#counters.repairs + reports.length - failed,
+      failures: this.#counters.failures + failed,
+    };
+    return reports;
   }
 
   // ---- health -------------------------------------------------------------------------------------------
@@ -545,12 +841,82 @@ export class Gorb {
 
   // ---- helpers ------------------------------------------------------------------------------------------
 
-  /** Run a mutation under the lock; refused after close(). */
+  /** Run a mutation under the lock and save what it changed; refused after close(). */
   #locked<T>(section: () => Promise<T>): Promise<T> {
     return this.#mutex.run(async () => {
       if (this.#closed) throw new KernelError("gorb is shutting down", "");
-      return section();
+      const result = await section();
+      await this.#save();
+      return result;
     });
+  }
+
+  /** Mark a service (or one of its backends) as changed since the last commit. */
+  #touch(serviceId: string, backendId?: string): void {
+    if (this.#store === null) return;
+    if (backendId === undefined) this.#dirtyServices.add(serviceId);
+    else this.#dirtyBackends.add(JSON.stringify([serviceId, backendId]));
+  }
+
+  /** Commit the rows changed since the last commit; a failure leaves them marked (the next commit retries). */
+  async #save(): Promise<void> {
+    if (this.#store === null) return;
+    const changes = this.#changes();
+    if (noChanges(changes)) return;
+    try {
+      await this.#store.commit(changes);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      this.#log.error(`cannot save the state to ${this.#store.location}: ${why}`);
+      throw new StateError(
+        `the change is applied but could not be saved to ${this.#store.location} (${why}); ` +
+          "gorb retries with the next change, and loses it if it restarts first",
+        { cause: error },
+      );
+    }
+    this.#dirtyServices.clear();
+    this.#dirtyBackends.clear();
+  }
+
+  /** The rows to write or delete for everything marked changed. */
+  #changes(): StateChanges {
+    const putServices: SavedService[] = [];
+    const deleteServices: string[] = [];
+    const putBackends: SavedBackend[] = [];
+    const deleteBackends: { service: string; id: string }[] = [];
+    for (const id of this.#dirtyServices) {
+      const record = this.#services.get(id);
+      if (record === undefined) deleteServices.push(id);
+      else putServices.push(this.#savedService(record));
+    }
+    for (const pair of this.#dirtyBackends) {
+      const [serviceId = "", backendId = ""] = JSON.parse(pair) as string[];
+      const service = this.#services.get(serviceId);
+      if (service === undefined) {
+        if (!this.#dirtyServices.has(serviceId)) deleteBackends.push({ service: serviceId, id: backendId });
+        continue; // a deleted service takes its backend rows with it
+      }
+      const backend = service.backends.get(backendId);
+      if (backend === undefined) deleteBackends.push({ service: serviceId, id: backendId });
+      else putBackends.push(this.#savedBackend(service, backend));
+    }
+    return { putServices, deleteServices, putBackends, deleteBackends };
+  }
+
+  #savedService(record: ServiceRecord): SavedService {
+    const key = record.config.key;
+    const vip = !isFwmarkKey(key) && (this.#vips.get(key.address)?.owners.has(record.id) ?? false);
+    return { id: record.id, source: record.source, fields: fieldsToJson(record.fields), key, vip };
+  }
+
+  #savedBackend(service: ServiceRecord, backend: BackendRecord): SavedBackend {
+    return {
+      service: service.id,
+      id: backend.id,
+      source: backend.source,
+      fields: fieldsToJson(backend.fields),
+      address: backend.address,
+    };
   }
 
   /** Run a driver call, turning its failure into a GorbError. */

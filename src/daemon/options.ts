@@ -1,7 +1,9 @@
 /**
- * The daemon's options: what `gorb serve` hands to runDaemon after parsing and checking its flags.
+ * The daemon's options: what `gorb serve` hands to runDaemon after parsing and checking its flags (and the
+ * configuration file's settings, which src/config/ turns into the same DaemonFlags; flags win).
  * Everything here is pure (no I/O): the interface names are only checked for shape, the daemon looks them up.
  */
+import type { DeclaredService } from "../core/plan.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -34,6 +36,17 @@ export interface DaemonOptions {
   readonly token: string | null;
   /** Largest request body the API accepts, in bytes. */
   readonly bodyLimitBytes: number;
+  /** Directory of the durable state (state.db), created when missing; null keeps nothing on disk (--no-state). */
+  readonly stateDir: string | null;
+  /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
+  readonly reconcileIntervalMs: number;
+  /** The configuration file (--config), re-read on SIGHUP; null without one. */
+  readonly configPath: string | null;
+  /**
+   * The services the configuration file declares, applied at start-up (and on SIGHUP); null when there is no
+   * file or it has no `services` key (then gorb never creates or deletes a service on the file's behalf).
+   */
+  readonly declared: readonly DeclaredService[] | null;
 }
 
 /** The raw flag values `gorb serve` collected (strings as typed; undefined when not given). */
@@ -46,12 +59,22 @@ export interface DaemonFlags {
   readonly vipInterface?: string | undefined;
   readonly token?: string | undefined;
   readonly bodyLimit?: string | undefined;
+  /** false for --no-state. */
+  readonly state?: boolean | undefined;
+  readonly stateDir?: string | undefined;
+  readonly reconcileInterval?: string | undefined;
 }
 
 /** DEFAULT_LISTEN is the original's listen address. */
 export const DEFAULT_LISTEN = ":4672";
 /** DEFAULT_BODY_LIMIT is the default largest request body (64 KiB, as the API; a service or backend body is < 1 KiB). */
 export const DEFAULT_BODY_LIMIT = "64k";
+/** DEFAULT_STATE_DIR is where the durable state lives unless --state-dir says otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/gorb";
+/** DEFAULT_RECONCILE_INTERVAL is the period of the reconcile of the kernel table with gorb's state. */
+export const DEFAULT_RECONCILE_INTERVAL = "30s";
+/** The shortest reconcile period accepted. */
+export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
 /** DaemonOptionError reports a bad flag value; `flag` is the long flag name without dashes ("listen"). */
 export class DaemonOptionError extends Error {
@@ -160,6 +183,33 @@ function consulUrl(text: string | undefined): string | null {
   return text;
 }
 
+const INTERVAL = /^(\d+)(ms|s|m|h)$/;
+const INTERVAL_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** parseInterval reads a period such as "30s", "5m" or "1500ms"; "0" or "off" is 0 (turned off). */
+export function parseInterval(flag: string, text: string): number {
+  const value = text.trim().toLowerCase();
+  if (value === "0" || value === "off") return 0;
+  const match = INTERVAL.exec(value);
+  if (match === null) {
+    throw new DaemonOptionError(flag, `expected a duration such as 30s, 5m or 1500ms (0 or off: never), got ${JSON.stringify(text)}`);
+  }
+  const ms = Number(match[1]) * (INTERVAL_UNIT[match[2] ?? "s"] ?? 1000);
+  if (ms < MIN_RECONCILE_INTERVAL_MS || ms > 24 * 3_600_000) {
+    throw new DaemonOptionError(flag, `must be between 1s and 24h (or 0 to turn it off), got ${JSON.stringify(text)}`);
+  }
+  return ms;
+}
+
+function stateDir(flags: DaemonFlags): string | null {
+  if (flags.state === false) return null;
+  const dir = flags.stateDir ?? DEFAULT_STATE_DIR;
+  if (dir.trim() === "" || /[\u0000-\u001f]/.test(dir)) {
+    throw new DaemonOptionError("state-dir", `must be a directory path, got ${JSON.stringify(dir)}`);
+  }
+  return dir;
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -178,5 +228,9 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     vipInterface: interfaceName("vip-interface", flags.vipInterface),
     token,
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
+    stateDir: stateDir(flags),
+    reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
+    configPath: null,
+    declared: null,
   };
 }

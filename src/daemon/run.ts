@@ -1,15 +1,26 @@
 /**
  * The daemon's composition root: the only place that builds the real stack (kernel IPVS driver, rtnetlink
- * VIPs, health monitor, Consul, core, REST API) from DaemonOptions, and the only place that handles signals.
+ * VIPs, health monitor, Consul, durable state, core, REST API) from DaemonOptions, and the only place that
+ * handles signals.
  *
- * Start-up: resolve IPVS (clear error when the kernel has none), read -i's first address, adopt or flush the
- * kernel table, then listen. Shutdown (SIGINT/SIGTERM): stop accepting requests, stop health checks,
- * deregister from Consul, leave the kernel table as it is (traffic keeps flowing while gorb restarts), exit 0.
+ * Start-up: resolve IPVS (clear error when the kernel has none), open and lock the state directory, read -i's
+ * first address, flush the kernel table (-f), restore the saved services (the kernel is made to match them
+ * without touching what already matches), report the services gorb does not manage, apply the configuration
+ * file's services, then listen and reconcile every --reconcile-interval.
+ * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
+ * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
+ * than `services` take effect at the next start.
+ * Shutdown (SIGINT/SIGTERM): stop accepting requests, stop health checks, deregister from Consul, close the
+ * state, leave the kernel table as it is (traffic keeps flowing while gorb restarts), exit 0.
  */
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
+import { ConfigError, loadConfigFile } from "../config/load.ts";
+import type { ApplyReport } from "../core/apply.ts";
 import { Gorb } from "../core/gorb.ts";
+import type { DeclaredService } from "../core/plan.ts";
+import type { SavedState } from "../core/state.ts";
 import type { VipManager } from "../core/vip.ts";
 import { ConsulDiscovery } from "../discovery/consul.ts";
 import type { Discovery } from "../discovery/discovery.ts";
@@ -17,6 +28,7 @@ import { NoDiscovery } from "../discovery/none.ts";
 import { HealthMonitor } from "../health/monitor.ts";
 import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
+import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { VERSION } from "../version.ts";
 import type { DaemonOptions } from "./options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
@@ -26,9 +38,25 @@ const LOOPBACK = /^(127\.|::1$|localhost$)/;
 /** runDaemon runs gorb's daemon until SIGINT or SIGTERM. */
 export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): Promise<void> {
   log.info(`starting gorb ${VERSION}`);
+  // SIGHUP would end the process by default: hold it until the daemon is up, then re-read the file.
+  let hupEarly = false;
+  let onHup = () => {
+    hupEarly = true;
+  };
+  process.on("SIGHUP", () => onHup());
   const driver = new KernelIpvsDriver();
   const info = await driver.info();
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
+
+  let store: SqliteStateStore | null = null;
+  let saved: SavedState = { services: [], backends: [] };
+  if (options.stateDir !== null) {
+    store = SqliteStateStore.open(options.stateDir);
+    saved = store.load();
+    log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
+  } else {
+    log.warn("--no-state: nothing is kept on disk; the services are lost when gorb stops");
+  }
 
   const addresses = new InterfaceAddresses();
   let defaultAddress: string | null = null;
@@ -55,11 +83,28 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     discovery,
     defaultAddress,
     logger: log.withTag("core"),
+    ...(store !== null ? { store } : {}),
   });
 
-  const report = await gorb.adopt(options.flush);
-  if (report.flushed) log.warn("flushed every IPVS service (-f)");
-  for (const foreign of report.foreign) log.warn(`leaving alone a service gorb does not manage: ${foreign}`);
+  if (options.flush) {
+    await gorb.adopt(true);
+    log.warn("flushed every IPVS service (-f)");
+  }
+  const restored = await gorb.restore(saved);
+  const repaired = restored.repairs.filter((r) => r.status === "done").length;
+  if (saved.services.length > 0) {
+    log.info(
+      `restored ${restored.services} service(s), ${restored.backends} backend(s); ` +
+        (restored.repairs.length === 0
+          ? "the kernel table already matched"
+          : `${repaired} of ${restored.repairs.length} kernel difference(s) repaired`),
+    );
+  }
+  if (!options.flush) {
+    const report = await gorb.adopt(false);
+    for (const foreign of report.foreign) log.warn(`leaving alone a service gorb does not manage: ${foreign}`);
+  }
+  if (options.declared !== null) await applyDeclared(gorb, options.declared, log, options.configPath ?? "the configuration file");
 
   if (options.token === null && !(options.listen.host !== null && LOOPBACK.test(options.listen.host))) {
     log.warn(
@@ -84,6 +129,42 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     discovery.expose({ id: "gorb", address: defaultAddress, port, protocol: "tcp" });
   }
 
+  let reconciling = false;
+  const reconcile = async () => {
+    if (reconciling) return;
+    reconciling = true;
+    try {
+      await gorb.reconcile();
+    } catch (error) {
+      log.error(`reconcile failed: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      reconciling = false;
+    }
+  };
+  const timer = options.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), options.reconcileIntervalMs) : null;
+
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = async () => {
+    if (options.configPath === null) {
+      log.warn("SIGHUP: gorb was started without --config; nothing to re-read");
+      return;
+    }
+    let file;
+    try {
+      file = await loadConfigFile(options.configPath);
+    } catch (error) {
+      const why = error instanceof ConfigError ? error.message : String(error);
+      log.error(`SIGHUP: ${why}; the file is refused whole and nothing changed`);
+      return;
+    }
+    log.info(`SIGHUP: re-read ${file.file}; settings other than services take effect at the next start`);
+    if (file.services === null) {
+      log.info("SIGHUP: the file declares no services (no `services` key); gorb's services are left as they are");
+      return;
+    }
+    await applyDeclared(gorb, file.services, log, file.file);
+  };
+
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -91,8 +172,11 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       stopping = true;
       log.info(`${signal}: stopping (the IPVS table is left as it is)`);
       void (async () => {
+        if (timer !== null) clearInterval(timer);
         await app.stop();
+        await reloading;
         await gorb.close();
+        store?.close();
         driver.close();
         addresses.close();
         resolve();
@@ -100,6 +184,33 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
+    onHup = () => {
+      if (stopping) return;
+      reloading = reloading.then(reload, reload);
+    };
+    if (hupEarly) onHup();
   });
   log.info("gorb stopped");
+}
+
+/** Apply the services a configuration file declares; a failure is logged and the running state stays. */
+async function applyDeclared(gorb: Gorb, declared: readonly DeclaredService[], log: ConsolaInstance, file: string): Promise<void> {
+  let report: ApplyReport;
+  try {
+    report = await gorb.apply(declared);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    log.error(`${file}: ${why}; its services are refused whole and nothing changed`);
+    return;
+  }
+  if (report.changes.length === 0) {
+    log.info(`${file}: the services already match the file`);
+    return;
+  }
+  for (const change of report.changes) {
+    const what = change.backend === null ? change.service : `${change.service}/${change.backend}`;
+    const line = `${file}: ${change.action} ${what}${change.details.length === 0 ? "" : `: ${change.details.join(", ")}`}`;
+    if (change.status === "failed") log.error(`${line}: FAILED: ${change.error ?? ""}`);
+    else log.info(line);
+  }
 }

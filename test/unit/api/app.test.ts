@@ -392,7 +392,7 @@ describe("ids and routes", () => {
       components: { schemas: Record<string, { properties: Record<string, unknown> }> };
     };
     expect(doc.info.version).toBe("1.2.3");
-    expect(Object.keys(doc.paths).sort()).toEqual(["/metrics", "/openapi.json", "/service", "/service/{service}", "/service/{service}/{backend}"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/apply", "/metrics", "/openapi.json", "/reconcile", "/service", "/service/{service}", "/service/{service}/{backend}"]);
     expect(Object.keys(doc.paths["/service/{service}/{backend}"] ?? {}).sort()).toEqual(["delete", "get", "parameters", "patch", "put"]);
     expect(Object.keys(doc.components.schemas.ServiceBody?.properties ?? {}).sort()).toEqual([...SERVICE_FIELDS].sort());
   });
@@ -459,5 +459,8 @@ function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
     updateBackend: (...a) => gorb.updateBackend(...a),
     deleteBackend: (...a) => gorb.deleteBackend(...a),
     getBackend: (...a) => gorb.getBackend(...a),
+    apply: (...a) => gorb.apply(...a),
+    reconcile: () => gorb.reconcile(),
+    reconcileCounters: () => gorb.reconcileCounters(),
   };
 }

@@ -6,6 +6,7 @@ import {
   DaemonOptionError,
   formatListen,
   parseDaemonOptions,
+  parseInterval,
   parseListen,
   parseSize,
 } from "../../../src/daemon/options.ts";
@@ -48,7 +49,21 @@ describe("parseSize", () => {
   });
 });
 
+describe("parseInterval", () => {
+  test("durations with a unit; 0 and off turn the reconcile off", () => {
+    expect(parseInterval("reconcile-interval", "30s")).toBe(30_000);
+    expect(parseInterval("reconcile-interval", "1500ms")).toBe(1500);
+    expect(parseInterval("reconcile-interval", "2m")).toBe(120_000);
+    expect(parseInterval("reconcile-interval", "0")).toBe(0);
+    expect(parseInterval("reconcile-interval", "off")).toBe(0);
+  });
+});
+
 describe("parseDaemonOptions", () => {
+  test("--no-state keeps nothing on disk whatever --state-dir says", () => {
+    expect(parseDaemonOptions({ state: false, stateDir: "/srv/gorb" }).stateDir).toBeNull();
+  });
+
   test("defaults: :4672, no interface (services need a host), no flush, no consul, 64 KiB bodies", () => {
     expect(parseDaemonOptions({})).toEqual({
       listen: { host: null, port: 4672 },
@@ -59,6 +74,10 @@ describe("parseDaemonOptions", () => {
       vipInterface: null,
       token: null,
       bodyLimitBytes: 65536,
+      stateDir: "/var/lib/gorb",
+      reconcileIntervalMs: 30_000,
+      configPath: null,
+      declared: null,
     });
   });
 
@@ -73,6 +92,8 @@ describe("parseDaemonOptions", () => {
         vipInterface: "lo",
         token: "s3cret",
         bodyLimit: "1m",
+        stateDir: "/srv/gorb",
+        reconcileInterval: "5m",
       }),
     ).toEqual({
       listen: { host: "127.0.0.1", port: 9000 },
@@ -83,6 +104,10 @@ describe("parseDaemonOptions", () => {
       vipInterface: "lo",
       token: "s3cret",
       bodyLimitBytes: 1048576,
+      stateDir: "/srv/gorb",
+      reconcileIntervalMs: 300_000,
+      configPath: null,
+      declared: null,
     });
   });
 
@@ -94,6 +119,9 @@ describe("parseDaemonOptions", () => {
       [{ interface: "a-very-long-interface-name" }, "--interface: \"a-very-long-interface-name\" is not a network interface name"],
       [{ vipInterface: "eth0/1" }, "--vip-interface: \"eth0/1\" is not a network interface name"],
       [{ token: "two words" }, "--token: must not contain whitespace"],
+      [{ reconcileInterval: "30" }, "--reconcile-interval: expected a duration such as 30s"],
+      [{ reconcileInterval: "100ms" }, "--reconcile-interval: must be between 1s and 24h"],
+      [{ stateDir: "" }, "--state-dir: must be a directory path"],
     ];
     for (const [flags, message] of cases) {
       let error: unknown;

@@ -34,7 +34,7 @@ describe("--version and --help", () => {
       }
       return count;
     };
-    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1);
+    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1 + 3);
   });
 
   test("`gorb help service add` is `gorb service add --help`", async () => {
@@ -84,6 +84,10 @@ describe("gorb serve", () => {
         vipInterface: "lo",
         token: "t0k",
         bodyLimitBytes: 1048576,
+        stateDir: "/var/lib/gorb",
+        reconcileIntervalMs: 30_000,
+        configPath: null,
+        declared: null,
       },
     ]);
   });

@@ -1,0 +1,105 @@
+/**
+ * The configuration document: every `gorb serve` option under its flag's name in snake_case, and optionally
+ * the declarative `services` with their `backends`, whose fields are the REST API's:
+ *
+ *   listen: "127.0.0.1:4672"        interface: eth0          flush: false
+ *   consul: http://127.0.0.1:8500   vip_interface: lo        token: secret
+ *   body_limit: 64k                 state: true              state_dir: /var/lib/gorb
+ *   reconcile_interval: 30s
+ *   services:
+ *     web:                          # the service id, as in PUT /service/web
+ *       host: 10.0.0.1              # PUT /service/web's body
+ *       port: 80
+ *       backends:
+ *         b1: { host: 10.1.0.1, port: 8080, pulse: { type: http, interval: 5s } }
+ *
+ * An unknown key is refused (a typo would otherwise go unnoticed). Every value is checked here, without I/O;
+ * the services by ./services.ts. An error is a PathError naming the path.
+ */
+import { describeValue } from "../core/fields.ts";
+import { PathError } from "../core/path.ts";
+import type { DeclaredService } from "../core/plan.ts";
+import { DaemonOptionError, parseDaemonOptions, type DaemonFlags } from "../daemon/options.ts";
+import { mapping, readServices, refuseUnknown } from "./services.ts";
+
+/** The server settings of the file, by key, with the DaemonFlags field each one fills and its type. */
+const SETTINGS = {
+  listen: { flag: "listen", type: "string" },
+  interface: { flag: "interface", type: "string" },
+  flush: { flag: "flush", type: "boolean" },
+  consul: { flag: "consul", type: "string" },
+  verbose: { flag: "verbose", type: "boolean" },
+  vip_interface: { flag: "vipInterface", type: "string" },
+  token: { flag: "token", type: "string" },
+  body_limit: { flag: "bodyLimit", type: "size" },
+  state: { flag: "state", type: "boolean" },
+  state_dir: { flag: "stateDir", type: "string" },
+  reconcile_interval: { flag: "reconcileInterval", type: "interval" },
+} as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
+
+type SettingKey = keyof typeof SETTINGS;
+
+/** The file's keys at the top level. */
+export const CONFIG_KEYS: readonly string[] = [...Object.keys(SETTINGS), "services"];
+
+/** What a configuration document holds. */
+export interface ConfigDocument {
+  /** The server settings, as the flags they stand for (checked; flags given on the command line win). */
+  readonly flags: DaemonFlags;
+  /** The declared services; null when the document has no `services` key. */
+  readonly services: readonly DeclaredService[] | null;
+}
+
+/** DaemonOptionError's flag ("vip-interface") -> the file's key ("vip_interface"). */
+function settingOfFlag(flag: string): string {
+  return flag.replaceAll("-", "_");
+}
+
+function readSettings(doc: Record<string, unknown>): DaemonFlags {
+  const flags: Record<string, string | boolean> = {};
+  for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+    if (!Object.hasOwn(doc, key) || doc[key] === null) continue;
+    const value = doc[key];
+    switch (spec.type) {
+      case "boolean":
+        if (typeof value !== "boolean") throw new PathError([key], `must be true or false, got ${describeValue(value)}`);
+        flags[spec.flag] = value;
+        break;
+      case "string":
+        if (typeof value !== "string") throw new PathError([key], `must be a string, got ${describeValue(value)}`);
+        flags[spec.flag] = value;
+        break;
+      case "size":
+        if (typeof value !== "string" && !(typeof value === "number" && Number.isInteger(value))) {
+          throw new PathError([key], `must be a size such as 64k or a number of bytes, got ${describeValue(value)}`);
+        }
+        flags[spec.flag] = String(value);
+        break;
+      case "interval":
+        if (typeof value !== "string" && value !== 0) {
+          throw new PathError([key], `must be a duration such as "30s" (0 or "off": never), got ${describeValue(value)}`);
+        }
+        flags[spec.flag] = String(value);
+        break;
+    }
+  }
+  const settings = flags as DaemonFlags;
+  try {
+    parseDaemonOptions(settings);
+  } catch (error) {
+    if (!(error instanceof DaemonOptionError)) throw error;
+    const problem = error.message.slice(`--${error.flag}: `.length);
+    throw new PathError([settingOfFlag(error.flag)], problem, { cause: error });
+  }
+  return settings;
+}
+
+/** Check a parsed configuration document (null = an empty file). Throws PathError naming the path. */
+export function readConfigDocument(doc: unknown): ConfigDocument {
+  if (doc === null || doc === undefined) return { flags: {}, services: null };
+  const top = mapping(doc, [], "settings");
+  refuseUnknown(top, CONFIG_KEYS, [], false);
+  const flags = readSettings(top);
+  const services = Object.hasOwn(top, "services") ? readServices(top.services) : null;
+  return { flags, services };
+}

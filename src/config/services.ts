@@ -1,0 +1,101 @@
+/**
+ * The declarative `services` of a configuration file or of a POST /apply body: a mapping of service ids to
+ * service bodies (the REST API's fields), each with an optional `backends` mapping of backend ids to backend
+ * bodies. Every value is checked here, without I/O (host names are resolved by the daemon when it applies
+ * the set). Unlike the API, which ignores unknown keys as the original did, an unknown key is refused: in a
+ * file a typo would otherwise go unnoticed. An error is a PathError naming the path
+ * ("services.web.backends.b1.port: must be 1-65535, got 70000").
+ */
+import { readFields, type Fields } from "../core/fields.ts";
+import { checkId } from "../core/ids.ts";
+import type { ServiceSpec } from "../core/model.ts";
+import { BACKEND_FIELDS, SERVICE_FIELDS, normalizeBackendFields, normalizeServiceFields } from "../core/normalize.ts";
+import { PathError, underPath, type PathSegment } from "../core/path.ts";
+import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
+
+/** True for a mapping (an object that is not a list or a date). */
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (value instanceof Date) return "a date";
+  return `a ${typeof value}`;
+}
+
+/** `value` as a mapping; a PathError at `path` otherwise. */
+export function mapping(value: unknown, path: readonly PathSegment[], what: string): Record<string, unknown> {
+  if (!isMapping(value)) throw new PathError(path, `must be a mapping of ${what}, got ${typeName(value)}`);
+  return value;
+}
+
+/**
+ * Throws for the first key of `obj` that is not in `known`. Service and backend fields are compared
+ * lower-case, as the API reads them (`anyCase`); a file's settings must be written as documented.
+ */
+export function refuseUnknown(obj: Record<string, unknown>, known: readonly string[], path: readonly PathSegment[], anyCase = true): void {
+  for (const key of Object.keys(obj)) {
+    if (!known.includes(anyCase ? key.toLowerCase() : key)) {
+      throw new PathError([...path, key], `unknown field; known: ${known.join(", ")}`);
+    }
+  }
+}
+
+function checkedId(field: "service" | "backend", id: string, path: readonly PathSegment[]): string {
+  try {
+    return checkId(field, id);
+  } catch (error) {
+    throw new PathError(path, error instanceof Error ? error.message.replace(/^(service|backend): /, "") : String(error));
+  }
+}
+
+function readBackends(value: unknown, service: ServiceSpec, path: readonly PathSegment[]): DeclaredBackend[] {
+  if (value === undefined || value === null) return [];
+  const backends = mapping(value, path, "backend ids to backends");
+  const out: DeclaredBackend[] = [];
+  for (const [id, body] of Object.entries(backends)) {
+    const at = [...path, id];
+    checkedId("backend", id, at);
+    const obj = mapping(body ?? {}, at, "backend fields");
+    refuseUnknown(obj, BACKEND_FIELDS, at);
+    let fields: Fields;
+    try {
+      fields = readFields(obj, BACKEND_FIELDS, "body");
+      normalizeBackendFields(fields, service);
+    } catch (error) {
+      throw underPath(error, at);
+    }
+    out.push({ id, fields });
+  }
+  return out;
+}
+
+/**
+ * The declared services of a `services` value (a mapping of service ids to service bodies, each with an
+ * optional `backends` mapping). `path` is where the value sits (["services"] in a file). Throws PathError.
+ */
+export function readServices(value: unknown, path: readonly PathSegment[] = ["services"]): DeclaredService[] {
+  if (value === null || value === undefined) return [];
+  const services = mapping(value, path, "service ids to services");
+  const out: DeclaredService[] = [];
+  for (const [id, body] of Object.entries(services)) {
+    const at = [...path, id];
+    checkedId("service", id, at);
+    const obj = mapping(body ?? {}, at, "service fields");
+    refuseUnknown(obj, [...SERVICE_FIELDS, "backends"], at);
+    const backendsKey = Object.keys(obj).find((k) => k.toLowerCase() === "backends");
+    let fields: Fields;
+    let spec: ServiceSpec;
+    try {
+      fields = readFields(obj, SERVICE_FIELDS, "body");
+      spec = normalizeServiceFields(fields);
+    } catch (error) {
+      throw underPath(error, at);
+    }
+    const backends = readBackends(backendsKey === undefined ? undefined : obj[backendsKey], spec, [...at, backendsKey ?? "backends"]);
+    out.push({ id, fields, backends });
+  }
+  return out;
+}

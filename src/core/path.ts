@@ -1,0 +1,68 @@
+/**
+ * Paths into a declarative document, for error messages: "services.web.backends.b1.port". A segment that is
+ * not a plain name (an id with a dot, a space, a quote...) is written in brackets: services["api.v2"].port.
+ */
+import { ValidationError } from "./errors.ts";
+
+/** One step of a path: an object key or a list index. */
+export type PathSegment = string | number;
+
+const PLAIN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** The text of a path made of `segments` (numbers are list indexes: services[0]); "(top level)" for none. */
+export function formatPath(segments: readonly PathSegment[]): string {
+  if (segments.length === 0) return "(top level)";
+  let out = "";
+  for (const segment of segments) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (PLAIN.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}
+
+/**
+ * PathError is a ValidationError about a value deep in a document; `field` is the formatted path and `path`
+ * keeps its segments (so a configuration file error can be traced back to its line).
+ */
+export class PathError extends ValidationError {
+  readonly path: readonly PathSegment[];
+  readonly problem: string;
+
+  constructor(path: readonly PathSegment[], problem: string, options?: { cause?: unknown }) {
+    super(formatPath(path), problem, options);
+    this.path = path;
+    this.problem = problem;
+  }
+}
+
+/**
+ * A ValidationError about a field of a request body, re-addressed under `prefix`: "port: must be 1-65535"
+ * under ["services", "web"] becomes the PathError "services.web.port: must be 1-65535". Other errors pass
+ * through unchanged.
+ */
+export function underPath(error: unknown, prefix: readonly PathSegment[]): unknown {
+  if (error instanceof PathError) return new PathError([...prefix, ...error.path], error.problem, { cause: error });
+  if (!(error instanceof ValidationError)) return error;
+  const problem = error.message.startsWith(`${error.field}: `) ? error.message.slice(error.field.length + 2) : error.message;
+  const field = error.field === "body" ? [] : error.field.split(".");
+  return new PathError([...prefix, ...field], problem, { cause: error });
+}
+
+/**
+ * The segments of a path written by formatPath ("services.web", 'services["a.b"].port', "services[0]"), or
+ * null when `text` is not one.
+ */
+export function parsePath(text: string): PathSegment[] | null {
+  const out: PathSegment[] = [];
+  const re = /\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/y;
+  while (re.lastIndex < text.length) {
+    const start = re.lastIndex;
+    const match = re.exec(text);
+    if (match === null || (start === 0 && match[0].startsWith("."))) return null;
+    if (match[1] !== undefined) out.push(match[1]);
+    else if (match[2] !== undefined) out.push(Number(match[2]));
+    else out.push(JSON.parse(match[3] ?? '""') as string);
+  }
+  return out.length === 0 ? null : out;
+}

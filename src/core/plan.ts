@@ -1,0 +1,359 @@
+/**
+ * Planning a declarative apply: the services (with backends) a file declares, compared with the ones gorb
+ * manages, give a list of changes, each one of
+ *   create     a service or backend the file declares and gorb does not have;
+ *   update     changed in place (SET_SERVICE / SET_DEST: scheduler, flags, persistence, weight, method,
+ *              thresholds, tunnel, pulse), or only taken over by the file (it was created over the API);
+ *   recreate   deleted and created again, because what identifies it in IPVS changed (a service's address,
+ *              port, protocol, fwmark or family; a backend's address or port);
+ *   delete     created by the file, and no longer declared.
+ * Services and backends created over the API and not declared are kept; services in IPVS that gorb does not
+ * manage are never touched (declaring one of their keys is a conflict).
+ *
+ * Everything is checked before anything changes: a bad field, a name that does not resolve or a conflict
+ * rejects the whole set, with the path of the problem ("services.web.backends.b1.port: ...").
+ */
+import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import type { DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
+import { isFwmarkKey } from "../ipvs/types.ts";
+import { ConflictError } from "./errors.ts";
+import type { Fields } from "./fields.ts";
+import { initialWeightState } from "../health/weight.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
+import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
+import { formatPath, underPath } from "./path.ts";
+import {
+  resolveBackendAddress,
+  resolveServiceKey,
+  toDestinationConfig,
+  toServiceConfig,
+  type HostResolver,
+  type ResolvedAddress,
+} from "./resolve.ts";
+import type { Source } from "./state.ts";
+import { backendOptionsView, serviceOptionsView } from "./views.ts";
+
+/** A backend as a declarative set lists it: its id and its request fields. */
+export interface DeclaredBackend {
+  readonly id: string;
+  readonly fields: Fields;
+}
+
+/** A service as a declarative set lists it, with its backends. */
+export interface DeclaredService {
+  readonly id: string;
+  readonly fields: Fields;
+  readonly backends: readonly DeclaredBackend[];
+}
+
+/** A backend gorb manages, as the planner sees it. */
+export interface ManagedBackend {
+  readonly id: string;
+  readonly source: Source;
+  readonly fields: Fields;
+  readonly spec: BackendSpec;
+  readonly address: ResolvedAddress;
+}
+
+/** A service gorb manages, as the planner sees it. */
+export interface ManagedService {
+  readonly id: string;
+  readonly source: Source;
+  readonly fields: Fields;
+  readonly spec: ServiceSpec;
+  readonly config: ServiceConfig;
+  readonly backends: readonly ManagedBackend[];
+}
+
+/** A declared backend, normalised and resolved. */
+export interface ResolvedBackend {
+  readonly id: string;
+  readonly fields: Fields;
+  readonly spec: BackendSpec;
+  readonly address: ResolvedAddress;
+  readonly dest: DestinationConfig;
+}
+
+/** A declared service, normalised and resolved. */
+export interface ResolvedService {
+  readonly id: string;
+  readonly fields: Fields;
+  readonly spec: ServiceSpec;
+  readonly config: ServiceConfig;
+  readonly backends: readonly ResolvedBackend[];
+}
+
+/** What a change does. */
+export type ChangeAction = "create" | "update" | "recreate" | "delete";
+
+/** One step of a change, run through Gorb's own mutations. */
+export type ApplyStep =
+  | { readonly kind: "create-service"; readonly service: string; readonly fields: Fields }
+  | { readonly kind: "update-service"; readonly service: string; readonly fields: Fields }
+  | { readonly kind: "delete-service"; readonly service: string }
+  | { readonly kind: "create-backend"; readonly service: string; readonly backend: string; readonly fields: Fields; readonly source: Source }
+  | { readonly kind: "update-backend"; readonly service: string; readonly backend: string; readonly fields: Fields }
+  | { readonly kind: "delete-backend"; readonly service: string; readonly backend: string }
+  | { readonly kind: "take-over"; readonly service: string; readonly backend: string | null };
+
+/** One line of a plan. */
+export interface PlannedChange {
+  readonly action: ChangeAction;
+  readonly service: string;
+  /** null when the change is about the service itself. */
+  readonly backend: string | null;
+  /** What it is or what changes, e.g. ["tcp 10.0.0.1:80, wrr"] or ["method: \"wrr\" -> \"rr\""]. */
+  readonly details: readonly string[];
+  readonly steps: readonly ApplyStep[];
+}
+
+/**
+ * Normalise and resolve a declared set. Throws a ValidationError whose field is the path of the problem
+ * ("services.web.backends.b1.host: cannot resolve ...").
+ */
+export async function resolveDeclared(
+  declared: readonly DeclaredService[],
+  resolver: HostResolver,
+  defaultAddress: string | null,
+): Promise<ResolvedService[]> {
+  const out: ResolvedService[] = [];
+  for (const service of declared) {
+    const at = ["services", service.id];
+    let spec: ServiceSpec;
+    let key: ServiceKey;
+    let config: ServiceConfig;
+    try {
+      spec = normalizeServiceFields(service.fields);
+      key = await resolveServiceKey(spec, resolver, defaultAddress);
+      config = toServiceConfig(spec, key);
+    } catch (error) {
+      throw underPath(error, at);
+    }
+    const backends: ResolvedBackend[] = [];
+    for (const backend of service.backends) {
+      try {
+        const bspec = normalizeBackendFields(backend.fields, spec);
+        const address = await resolveBackendAddress(bspec, key, resolver);
+        const dest = toDestinationConfig(bspec, address, key, initialWeightState(bspec.weight).effective);
+        backends.push({ id: backend.id, fields: backend.fields, spec: bspec, address, dest });
+      } catch (error) {
+        throw underPath(error, [...at, "backends", backend.id]);
+      }
+    }
+    out.push({ id: service.id, fields: service.fields, spec, config, backends });
+  }
+  return out;
+}
+
+/** "a: 1 -> 2" for each wire field that differs between two views. */
+function viewDifferences(before: Record<string, unknown>, after: Record<string, unknown>, skip: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(after)) {
+    if (skip.includes(name)) continue;
+    const a = JSON.stringify(before[name]);
+    const b = JSON.stringify(after[name]);
+    if (a !== b) out.push(`${name}: ${a} -> ${b}`);
+  }
+  return out;
+}
+
+function serviceView(spec: ServiceSpec, config: ServiceConfig): Record<string, unknown> {
+  return { ...serviceOptionsView(spec, config) };
+}
+
+function backendView(spec: BackendSpec, address: ResolvedAddress): Record<string, unknown> {
+  return { ...backendOptionsView(spec, "", address.address) };
+}
+
+function serviceSummary(config: ServiceConfig, backends: number): string {
+  return `${describeService(config.key)}, ${config.scheduler}, ${backends} backend${backends === 1 ? "" : "s"}`;
+}
+
+function backendSummary(dest: DestinationConfig, spec: BackendSpec): string {
+  return `${describeDestination(dest)}, ${spec.method}, weight ${spec.weight}`;
+}
+
+/** Phase of each kind of change: deletes first (they free keys), creates last. */
+const PHASE: Readonly<Record<string, number>> = {
+  "delete:service": 0,
+  "delete:backend": 1,
+  "recreate:service": 2,
+  "recreate:backend": 3,
+  "update:service": 4,
+  "update:backend": 5,
+  "create:service": 6,
+  "create:backend": 7,
+};
+
+/** "(created over the API)" style owner note for a service that is not the file's. */
+function keyOwner(id: string): string {
+  return `service ${JSON.stringify(id)} (created over the API)`;
+}
+
+/**
+ * The changes that turn `managed` into `wanted` (see the module comment), in the order they must run.
+ * `foreign` lists the keys of IPVS services gorb does not manage. Throws ConflictError, naming the path,
+ * when a declared service or backend would take an address that something kept already uses.
+ */
+export function planApply(
+  managed: readonly ManagedService[],
+  wanted: readonly ResolvedService[],
+  foreign: readonly ServiceKey[],
+): PlannedChange[] {
+  const current = new Map(managed.map((s) => [s.id, s] as const));
+  const declared = new Set(wanted.map((s) => s.id));
+  const changes: PlannedChange[] = [];
+
+  // Keys that stay taken whatever the file says: services created over the API that the file does not declare,
+  // and services gorb does not manage at all.
+  const taken = new Map<string, string>();
+  for (const s of managed) {
+    if (!declared.has(s.id) && s.source === "api") taken.set(serviceKeyId(s.config.key), keyOwner(s.id));
+  }
+  for (const key of foreign) taken.set(serviceKeyId(key), `a service in IPVS that gorb does not manage`);
+  const claimed = new Map<string, string>();
+  for (const s of wanted) {
+    const id = serviceKeyId(s.config.key);
+    const other = claimed.get(id);
+    if (other !== undefined) {
+      throw new ConflictError(`${formatPath(["services", s.id])}: ${describeService(s.config.key)} is also the address of ${other}`);
+    }
+    claimed.set(id, formatPath(["services", s.id]));
+    const owner = taken.get(id);
+    if (owner !== undefined) {
+      throw new ConflictError(`${formatPath(["services", s.id])}: ${describeService(s.config.key)} is already used by ${owner}`);
+    }
+  }
+
+  for (const s of managed) {
+    if (declared.has(s.id) || s.source !== "file") continue;
+    changes.push({
+      action: "delete",
+      service: s.id,
+      backend: null,
+      details: [`${serviceSummary(s.config, s.backends.length)}; no longer declared`],
+      steps: [{ kind: "delete-service", service: s.id }],
+    });
+  }
+
+  for (const want of wanted) {
+    const at = ["services", want.id];
+    const have = current.get(want.id);
+    const keptApi = have === undefined ? [] : have.backends.filter((b) => b.source === "api" && !want.backends.some((w) => w.id === b.id));
+    // Destinations must stay distinct within the service: the declared ones and the API's that are kept.
+    const dests = new Map<string, string>();
+    for (const b of keptApi) {
+      dests.set(destinationKeyId({ ...b.address, port: b.spec.port }), `backend ${JSON.stringify(b.id)} (created over the API)`);
+    }
+    for (const b of want.backends) {
+      const id = destinationKeyId(b.dest);
+      const other = dests.get(id);
+      if (other !== undefined) {
+        throw new ConflictError(`${formatPath([...at, "backends", b.id])}: ${describeDestination(b.dest)} is also the address of ${other}`);
+      }
+      dests.set(id, formatPath([...at, "backends", b.id]));
+    }
+
+    if (have === undefined) {
+      changes.push({
+        action: "create",
+        service: want.id,
+        backend: null,
+        details: [serviceSummary(want.config, want.backends.length)],
+        steps: [{ kind: "create-service", service: want.id, fields: want.fields }],
+      });
+      for (const b of want.backends) changes.push(createBackend(want.id, b, []));
+      continue;
+    }
+
+    const serviceDiffs = viewDifferences(serviceView(have.spec, have.config), serviceView(want.spec, want.config), []);
+    if (serviceKeyId(have.config.key) !== serviceKeyId(want.config.key) || isFwmarkKey(have.config.key) !== isFwmarkKey(want.config.key)) {
+      const details = [...serviceDiffs, `${describeService(have.config.key)} -> ${describeService(want.config.key)}: a new IPVS service`];
+      changes.push({
+        action: "recreate",
+        service: want.id,
+        backend: null,
+        details,
+        steps: [
+          { kind: "delete-service", service: want.id },
+          { kind: "create-service", service: want.id, fields: want.fields },
+        ],
+      });
+      for (const b of want.backends) changes.push(createBackend(want.id, b, ["re-added to the re-created service"]));
+      for (const b of keptApi) {
+        changes.push({
+          action: "create",
+          service: want.id,
+          backend: b.id,
+          details: [`${describeDestination({ ...b.address, port: b.spec.port })}, created over the API; re-added to the re-created service`],
+          steps: [{ kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "api" }],
+        });
+      }
+      continue;
+    }
+    if (serviceDiffs.length > 0 || have.source !== "file") {
+      const details = [...serviceDiffs];
+      if (have.source !== "file") details.push("taken over by the file (it was created over the API)");
+      const steps: ApplyStep[] = [];
+      if (serviceDiffs.length > 0) steps.push({ kind: "update-service", service: want.id, fields: want.fields });
+      if (have.source !== "file") steps.push({ kind: "take-over", service: want.id, backend: null });
+      changes.push({ action: "update", service: want.id, backend: null, details, steps });
+    }
+
+    const haveBackends = new Map(have.backends.map((b) => [b.id, b] as const));
+    for (const b of have.backends) {
+      if (b.source !== "file" || want.backends.some((w) => w.id === b.id)) continue;
+      changes.push({
+        action: "delete",
+        service: want.id,
+        backend: b.id,
+        details: [`${describeDestination({ ...b.address, port: b.spec.port })}; no longer declared`],
+        steps: [{ kind: "delete-backend", service: want.id, backend: b.id }],
+      });
+    }
+    for (const b of want.backends) {
+      const old = haveBackends.get(b.id);
+      if (old === undefined) {
+        changes.push(createBackend(want.id, b, []));
+        continue;
+      }
+      const diffs = viewDifferences(backendView(old.spec, old.address), backendView(b.spec, b.address), ["vsid"]);
+      const oldDest = { ...old.address, port: old.spec.port };
+      if (destinationKeyId(oldDest) !== destinationKeyId(b.dest)) {
+        changes.push({
+          action: "recreate",
+          service: want.id,
+          backend: b.id,
+          details: [...diffs, `${describeDestination(oldDest)} -> ${describeDestination(b.dest)}: a new IPVS destination`],
+          steps: [
+            { kind: "delete-backend", service: want.id, backend: b.id },
+            { kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "file" },
+          ],
+        });
+        continue;
+      }
+      if (diffs.length > 0 || old.source !== "file") {
+        const details = [...diffs];
+        if (old.source !== "file") details.push("taken over by the file (it was created over the API)");
+        const steps: ApplyStep[] = [];
+        if (diffs.length > 0) steps.push({ kind: "update-backend", service: want.id, backend: b.id, fields: b.fields });
+        if (old.source !== "file") steps.push({ kind: "take-over", service: want.id, backend: b.id });
+        changes.push({ action: "update", service: want.id, backend: b.id, details, steps });
+      }
+    }
+  }
+
+  const phase = (c: PlannedChange) => PHASE[`${c.action}:${c.backend === null ? "service" : "backend"}`] ?? 9;
+  // A stable sort keeps the declared order within a phase (and a service's backends after it).
+  return changes.map((c, i) => ({ c, i })).sort((a, b) => phase(a.c) - phase(b.c) || a.i - b.i).map((x) => x.c);
+}
+
+function createBackend(service: string, b: ResolvedBackend, notes: readonly string[]): PlannedChange {
+  return {
+    action: "create",
+    service,
+    backend: b.id,
+    details: [[backendSummary(b.dest, b.spec), ...notes].join("; ")],
+    steps: [{ kind: "create-backend", service, backend: b.id, fields: b.fields, source: "file" }],
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * What gorb keeps on disk so a restart (or a crash) loses nothing: every service and backend the API (or the
+ * configuration file) created, as the request fields it was created with (PATCHes applied), the address each
+ * host resolved to, who owns it, and whether gorb put the service's address on the VIP interface.
+ *
+ * The effective weights and the health history are not kept: the kernel has the weights (restore adopts
+ * them, see ./reconcile.ts), and health starts over.
+ *
+ * Core defines the rows and the `StateStore` port; the store itself (SQLite) lives in src/state/. Rows are
+ * plain JSON values; `decodeSavedService` and `decodeSavedBackend` check a row read back from disk.
+ */
+import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
+import type { Family, Protocol, ServiceKey } from "../ipvs/types.ts";
+import type { Fields } from "./fields.ts";
+import type { ResolvedAddress } from "./resolve.ts";
+
+/**
+ * Who owns a service or backend:
+ *   "api"  created over the REST API (or the CLI); only the API changes or deletes it;
+ *   "file" created by the declarative set (`services:` of the configuration file, or `gorb apply`); the next
+ *          apply updates it, and deletes it when the set no longer lists it.
+ * Services in IPVS that gorb did not create have no source: gorb never touches them.
+ */
+export type Source = "api" | "file";
+
+/** A saved service: its request fields, the key it resolved to, its owner, and its VIP claim. */
+export interface SavedService {
+  readonly id: string;
+  readonly source: Source;
+  /** The request fields (canonical lower-case names), PATCHes applied. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** The IPVS key the service was created with (its host resolved then). */
+  readonly key: ServiceKey;
+  /** True when gorb put the service's address on the VIP interface (and removes it with the service). */
+  readonly vip: boolean;
+}
+
+/** A saved backend. */
+export interface SavedBackend {
+  readonly service: string;
+  readonly id: string;
+  readonly source: Source;
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** The address the backend's host resolved to when it was created. */
+  readonly address: ResolvedAddress;
+}
+
+/** Everything on disk. */
+export interface SavedState {
+  readonly services: readonly SavedService[];
+  readonly backends: readonly SavedBackend[];
+}
+
+/** The rows one mutation changed: a store applies them in one transaction. */
+export interface StateChanges {
+  /** Services written whole (their backends are separate rows). */
+  readonly putServices: readonly SavedService[];
+  /** Services deleted, with every backend row they had. */
+  readonly deleteServices: readonly string[];
+  readonly putBackends: readonly SavedBackend[];
+  readonly deleteBackends: readonly { readonly service: string; readonly id: string }[];
+}
+
+/**
+ * StateStore keeps SavedState durable. `commit` applies the changes of one mutation atomically and returns
+ * only once they are on disk (fsync'd); it throws (or rejects) when they could not be written.
+ */
+export interface StateStore {
+  /** Where the state lives, for messages ("/var/lib/gorb/state.db"). */
+  readonly location: string;
+  commit(changes: StateChanges): void | Promise<void>;
+}
+
+/** True when nothing changed. */
+export function noChanges(changes: StateChanges): boolean {
+  return (
+    changes.putServices.length === 0 &&
+    changes.deleteServices.length === 0 &&
+    changes.putBackends.length === 0 &&
+    changes.deleteBackends.length === 0
+  );
+}
+
+/** A Fields map as a plain JSON object (keys sorted, so equal fields give equal rows). */
+export function fieldsToJson(fields: Fields): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of [...fields.keys()].sort()) out[name] = fields.get(name);
+  return out;
+}
+
+/** A saved JSON object back as Fields. */
+export function fieldsFromJson(json: Readonly<Record<string, unknown>>): Fields {
+  return new Map(Object.entries(json));
+}
+
+/** SavedStateError reports a row that cannot be read back; `what` names it ("service \"web\""). */
+export class SavedStateError extends Error {
+  override readonly name = "SavedStateError";
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function sourceOf(value: unknown, what: string): Source {
+  if (value === "api" || value === "file") return value;
+  throw new SavedStateError(`${what}: source must be "api" or "file", got ${JSON.stringify(value)}`);
+}
+
+function fieldsOf(value: unknown, what: string): Record<string, unknown> {
+  if (!isObject(value)) throw new SavedStateError(`${what}: fields must be an object`);
+  return value;
+}
+
+function familyOf(value: unknown, what: string): Family {
+  if (value === "inet" || value === "inet6") return value;
+  throw new SavedStateError(`${what}: family must be "inet" or "inet6", got ${JSON.stringify(value)}`);
+}
+
+function addressOf(value: unknown, family: Family, what: string): string {
+  if (typeof value !== "string" || addressFamily(value) !== family) {
+    throw new SavedStateError(`${what}: ${JSON.stringify(value)} is not an ${family} address`);
+  }
+  return canonicalAddress(value);
+}
+
+function keyOf(value: unknown, what: string): ServiceKey {
+  if (!isObject(value)) throw new SavedStateError(`${what}: key must be an object`);
+  const family = familyOf(value.family, what);
+  if (value.fwmark !== undefined) {
+    const fwmark = value.fwmark;
+    if (typeof fwmark !== "number" || !Number.isInteger(fwmark) || fwmark < 1 || fwmark > 0xffffffff) {
+      throw new SavedStateError(`${what}: fwmark must be 1-4294967295, got ${JSON.stringify(fwmark)}`);
+    }
+    return { family, fwmark };
+  }
+  const protocol = value.protocol;
+  if (protocol !== "tcp" && protocol !== "udp" && protocol !== "sctp") {
+    throw new SavedStateError(`${what}: protocol must be tcp, udp or sctp, got ${JSON.stringify(protocol)}`);
+  }
+  const port = value.port;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new SavedStateError(`${what}: port must be 1-65535, got ${JSON.stringify(port)}`);
+  }
+  return { family, protocol: protocol satisfies Protocol, address: addressOf(value.address, family, what), port };
+}
+
+/** The SavedService of a row (`id` and its JSON `data`); throws SavedStateError naming the problem. */
+export function decodeSavedService(id: string, data: unknown): SavedService {
+  const what = `service ${JSON.stringify(id)}`;
+  if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
+  return {
+    id,
+    source: sourceOf(data.source, what),
+    fields: fieldsOf(data.fields, what),
+    key: keyOf(data.key, what),
+    vip: data.vip === true,
+  };
+}
+
+/** The SavedBackend of a row; throws SavedStateError naming the problem. */
+export function decodeSavedBackend(service: string, id: string, data: unknown): SavedBackend {
+  const what = `backend ${JSON.stringify(id)} of service ${JSON.stringify(service)}`;
+  if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
+  const family = familyOf(data.family, what);
+  return {
+    service,
+    id,
+    source: sourceOf(data.source, what),
+    fields: fieldsOf(data.fields, what),
+    address: { address: addressOf(data.address, family, what), family },
+  };
+}
+
+/** The JSON `data` of a service row (what decodeSavedService reads back). */
+export function encodeSavedService(service: SavedService): Record<string, unknown> {
+  return { source: service.source, fields: service.fields, key: service.key, vip: service.vip };
+}
+
+/** The JSON `data` of a backend row. */
+export function encodeSavedBackend(backend: SavedBackend): Record<string, unknown> {
+  return {
+    source: backend.source,
+    fields: backend.fields,
+    address: backend.address.address,
+    family: backend.address.family,
+  };
+}

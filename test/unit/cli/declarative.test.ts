@@ -1,0 +1,125 @@
+/** `gorb apply`, `gorb diff` and `gorb reconcile` against a real API over loopback. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TestServer, runGorb, startServer } from "./_harness.ts";
+
+let server: TestServer;
+let dir: string;
+
+beforeEach(() => {
+  server = startServer();
+  dir = mkdtempSync(join(tmpdir(), "gorb-apply-"));
+});
+
+afterEach(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const YAML = `services:
+  web:
+    host: 10.0.0.1
+    port: 80
+    backends:
+      b1: { host: 10.1.0.1, weight: 5 }
+`;
+
+describe("gorb diff and gorb apply", () => {
+  test("diff shows the plan and changes nothing; apply makes it; a second diff finds nothing", async () => {
+    const path = file("services.yaml", YAML);
+    const diff = await runGorb(["diff", "-f", path, "--server", server.url]);
+    expect(diff).toEqual({
+      code: 0,
+      stdout:
+        "ACTION  TARGET  DETAILS\n" +
+        "create  web     tcp 10.0.0.1:80, wrr, 1 backend\n" +
+        "create  web/b1  10.1.0.1:80, nat, weight 5\n" +
+        "\n2 changes to apply (nothing was changed)\n",
+      stderr: "",
+    });
+    expect(server.stack.driver.peek()).toEqual([]);
+    expect(server.requests).toEqual(["POST /apply?dry_run=true"]);
+
+    const apply = await runGorb(["apply", "-f", path, "--server", server.url]);
+    expect(apply.code).toBe(0);
+    expect(apply.stdout).toContain("create  web     tcp 10.0.0.1:80, wrr, 1 backend  done\n");
+    expect(apply.stdout).toEndWith("\n2 changes applied\n");
+    expect(server.stack.gorb.listServices()).toEqual(["web"]);
+
+    expect(await runGorb(["diff", "-f", path, "--server", server.url])).toEqual({
+      code: 0,
+      stdout: `no changes: gorb already matches ${path}\n`,
+      stderr: "",
+    });
+  });
+
+  test("--json prints the daemon's report", async () => {
+    const path = file("services.json", JSON.stringify({ services: { web: { host: "10.0.0.1", port: 80 } } }));
+    const run = await runGorb(["apply", "-f", path, "--dry-run", "--json", "--server", server.url]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({
+      dry_run: true,
+      ok: true,
+      changes: [{ action: "create", service: "web", backend: null, details: ["tcp 10.0.0.1:80, wrr, 0 backends"], status: "planned" }],
+    });
+  });
+
+  test("a bad file is refused locally with its location (exit 2): nothing is sent", async () => {
+    const path = file("services.toml", "[services.web]\nport = 80\nweight = 3\n");
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${path}:3: services.web.weight: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, backends\n`,
+    });
+    const noServices = file("settings.yaml", "listen: :4672\n");
+    const run = await runGorb(["diff", "-f", noServices, "--server", server.url]);
+    expect([run.code, run.stderr.split("\n")[0]]).toEqual([2, `error: ${noServices} declares no services (no "services" key); an empty set is "services: {}"`]);
+    expect(server.requests).toEqual([]);
+  });
+
+  test("what the daemon refuses (a name it cannot resolve) is traced back to the line of the file (exit 6)", async () => {
+    const path = file("services.yaml", "services:\n  web:\n    port: 80\n    host: nowhere.example\n");
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 6,
+      stdout: "",
+      stderr: `error: ${path}:4: services.web.host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example\n`,
+    });
+  });
+
+  test("a change the kernel refuses is shown as FAILED and the exit code is 7", async () => {
+    const path = file("services.yaml", YAML);
+    server.stack.driver.failNext("add-destination", "ENOMEM");
+    const run = await runGorb(["apply", "-f", path, "--server", server.url]);
+    expect(run.code).toBe(7);
+    expect(run.stdout).toContain(
+      "create  web/b1  10.1.0.1:80, nat, weight 5       FAILED: add-destination destination 10.1.0.1:80 in service tcp 10.0.0.1:80 failed: out of memory (ENOMEM)\n",
+    );
+    expect(run.stdout).toEndWith("\n1 change applied, 1 failed\n");
+  });
+});
+
+describe("gorb reconcile", () => {
+  test("prints what it repaired, or that nothing needed it", async () => {
+    await server.stack.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    expect(await runGorb(["reconcile", "--server", server.url])).toEqual({
+      code: 0,
+      stdout: "nothing to repair: the kernel matches gorb's state\n",
+      stderr: "",
+    });
+    await server.stack.driver.flush();
+    expect(await runGorb(["reconcile", "--server", server.url])).toEqual({
+      code: 0,
+      stdout: "TARGET  DIFFERENCE                            RESULT\nweb     tcp 10.0.0.1:80 is missing from IPVS  repaired\n",
+      stderr: "",
+    });
+    expect(server.stack.driver.peek()).toHaveLength(1);
+  });
+});

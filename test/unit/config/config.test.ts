@@ -1,0 +1,168 @@
+/**
+ * Configuration files: the same document in YAML, JSON and TOML, every error refused with its file, line and
+ * path, and `gorb serve --config` (flags override the file; a bad file stops the start with its location).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
+import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+import type { DaemonOptions } from "../../../src/daemon/options.ts";
+import { runGorb } from "../cli/_harness.ts";
+
+const FIXTURES = join(import.meta.dir, "fixtures");
+
+/** A ConfigFile as plain JSON (Fields maps as objects), without where it came from. */
+function plain(file: ConfigFile): unknown {
+  return JSON.parse(JSON.stringify({ flags: file.flags, services: file.services }, (_, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v)));
+}
+
+/** The message parseConfigFile throws for `text` in a file named `name`. */
+function refusal(name: string, text: string): string {
+  try {
+    parseConfigFile(name, text);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
+describe("configuration files", () => {
+  test("the documented example reads the same in YAML, JSON and TOML", async () => {
+    const [yaml, json, toml] = await Promise.all(["yaml", "json", "toml"].map((f) => loadConfigFile(join(FIXTURES, `gorb.${f}`))));
+    expect(plain(yaml!)).toEqual(plain(json!));
+    expect(plain(yaml!)).toEqual(plain(toml!));
+    expect(yaml!.flags).toEqual({
+      listen: "127.0.0.1:4672",
+      interface: "eth0",
+      flush: false,
+      consul: "http://127.0.0.1:8500",
+      verbose: false,
+      vipInterface: "lo",
+      token: "change-me",
+      bodyLimit: "64k",
+      state: true,
+      stateDir: "/var/lib/gorb",
+      reconcileInterval: "30s",
+    });
+    expect(yaml!.services?.map((s) => [s.id, s.backends.map((b) => b.id)])).toEqual([
+      ["web", ["web-1", "web-2"]],
+      ["dns", ["ns-1"]],
+      ["sticky", ["app-1"]],
+    ]);
+    expect(Object.fromEntries(yaml!.services?.[0]?.backends[0]?.fields ?? [])).toEqual({
+      host: "10.1.0.11",
+      port: 8080,
+      weight: 100,
+      pulse: { type: "http", interval: "5s", args: { path: "/healthz", expect: 200 } },
+    });
+  });
+
+  test("no services key: the file declares nothing; services: {} declares an empty set; an empty file is no settings", () => {
+    expect(parseConfigFile("a.yaml", "listen: :1\n").services).toBeNull();
+    expect(parseConfigFile("a.yaml", "services: {}\n").services).toEqual([]);
+    expect(parseConfigFile("a.toml", "[services]\n").services).toEqual([]);
+    expect(plain(parseConfigFile("a.yaml", "# nothing yet\n"))).toEqual({ flags: {}, services: null });
+  });
+
+  test("a bad value is refused with the file, the line of the value and its path", () => {
+    const cases: [string, string, string][] = [
+      ["gorb.yaml", "listen: 127.0.0.1:4672\nservices:\n  web:\n    host: 10.0.0.1\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        port: 70000\n",
+        "gorb.yaml:9: services.web.backends.b1.port: must be 1-65535, got 70000"],
+      ["gorb.toml", '[services.web]\nport = 80\n\n[services.web.backends.b1]\nhost = "10.1.0.1"\nport = 70000\n',
+        "gorb.toml:6: services.web.backends.b1.port: must be 1-65535, got 70000"],
+      ["gorb.json", '{\n  "services": {\n    "web": {\n      "port": 80,\n      "backends": {"b1": {"host": "10.1.0.1",\n        "port": 70000}}\n    }\n  }\n}\n',
+        "gorb.json:6: services.web.backends.b1.port: must be 1-65535, got 70000"],
+      // In a flow mapping the value has no line of its own: the enclosing key's line is given.
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1: { host: 10.1.0.1, weight: -1 }\n",
+        "gorb.yaml:5: services.web.backends.b1.weight: must be 0-2147483647, got -1"],
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    protcol: udp\n",
+        "gorb.yaml:4: services.web.protcol: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, backends"],
+      ["gorb.yaml", "listen: 127.0.0.1\n", 'gorb.yaml:1: listen: missing port in "127.0.0.1"; use :PORT, HOST:PORT or [IPV6]:PORT'],
+      ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
+      ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],
+      ["gorb.toml", 'vip_interface = "eth0/1"\n', 'gorb.toml:1: vip_interface: "eth0/1" is not a network interface name (1-15 characters)'],
+      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, services"],
+      ["gorb.yaml", "services:\n  - web\n", "gorb.yaml:1: services: must be a mapping of service ids to services, got a list"],
+      ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
+        'gorb.yaml:9: services.web.backends.b1.pulse.interval: invalid interval "5 seconds", use e.g. 500ms, 5s, 1m, 2h'],
+      ["gorb.yaml", "- 1\n", "gorb.yaml: (top level): must be a mapping of settings, got a list"],
+    ];
+    for (const [name, text, message] of cases) expect(refusal(name, text)).toBe(message);
+  });
+
+  test("a syntax error is refused with its line", () => {
+    expect(refusal("gorb.yaml", "listen: :1\nservices:\n  web:\n    port: 80\n   bad: [\n")).toBe("gorb.yaml:5: YAML syntax error: Unexpected token");
+    expect(refusal("gorb.toml", 'listen = ":1"\n\n[services.web]\nport =\n')).toBe(
+      "gorb.toml:4: TOML syntax error: Missing value after '='; values must be on the same line",
+    );
+    expect(refusal("gorb.toml", '[services.web]\nport = 80\n[services.web]\nport = 81\n')).toStartWith("gorb.toml:3: TOML syntax error: ");
+    expect(refusal("gorb.json", '{\n  "services": {\n    "web": {"port": 80,}\n  }\n}\n')).toBe(
+      'gorb.json:3:24: JSON syntax error: expected a key in double quotes, found "}"',
+    );
+    expect(refusal("gorb.json", '{"listen": ":1"}\n}')).toBe('gorb.json:2:1: JSON syntax error: unexpected "}" after the end of the document');
+  });
+
+  test("a missing file says so", async () => {
+    const error = await loadConfigFile("/nonexistent/gorb.yaml").catch((e: unknown) => e);
+    expect((error as Error).message).toBe("/nonexistent/gorb.yaml: cannot read the configuration file: no such file");
+  });
+});
+
+describe("gorb serve --config", () => {
+  let previous: DaemonRunner | null = null;
+  let dir = "";
+  afterEach(() => {
+    if (previous !== null) setDaemonRunner(previous);
+    previous = null;
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+    dir = "";
+  });
+
+  function record(): DaemonOptions[] {
+    const seen: DaemonOptions[] = [];
+    previous = setDaemonRunner(async (options) => {
+      seen.push(options);
+    });
+    return seen;
+  }
+
+  function file(name: string, text: string): string {
+    dir = mkdtempSync(join(tmpdir(), "gorb-config-"));
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  }
+
+  test("the file's settings apply; flags and GORB_TOKEN given override them", async () => {
+    const seen = record();
+    const path = file("gorb.yaml", "listen: 127.0.0.1:5000\nflush: true\ntoken: from-file\nstate_dir: /srv/gorb\nreconcile_interval: 1m\nservices:\n  web: { port: 80 }\n");
+    expect((await runGorb(["serve", "--config", path])).code).toBe(0);
+    expect(seen[0]).toMatchObject({
+      listen: { host: "127.0.0.1", port: 5000 },
+      flush: true,
+      token: "from-file",
+      stateDir: "/srv/gorb",
+      reconcileIntervalMs: 60_000,
+      configPath: path,
+    });
+    expect(seen[0]?.declared?.map((s) => [s.id, Object.fromEntries(s.fields)])).toEqual([["web", { port: 80 }]]);
+    expect((await runGorb(["serve", "--config", path, "-l", ":6000", "--no-flush", "--no-state", "--reconcile-interval", "0"], { GORB_TOKEN: "env" })).code).toBe(0);
+    expect(seen[1]).toMatchObject({ listen: { host: null, port: 6000 }, flush: false, token: "env", stateDir: null, reconcileIntervalMs: 0 });
+  });
+
+  test("a file with an error stops the start with its location; the daemon is not started", async () => {
+    const seen = record();
+    const path = file("gorb.toml", '[services.web]\nport = 80\nmethod = "fastest"\n');
+    const run = await runGorb(["serve", "--config", path]);
+    expect(run).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${path}:3: services.web.method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "fastest"\n`,
+    });
+    expect(seen).toEqual([]);
+  });
+});

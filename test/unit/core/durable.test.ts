@@ -1,0 +1,269 @@
+/**
+ * Durable state and reconciliation in core: every accepted change is committed before the call resolves;
+ * restore() brings a new Gorb back to the same state and makes the kernel match without touching what already
+ * matches; reconcile() repairs drift and counts it.
+ */
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import { GorbError } from "../../../src/core/errors.ts";
+import { MemoryVipManager } from "../../../src/core/memory-vip.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import type { ServiceKey } from "../../../src/ipvs/types.ts";
+import { makeGorb } from "./fakes.ts";
+import { MemoryStateStore } from "./memory-store.ts";
+
+const KEY: ServiceKey = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 };
+const FOREIGN: ServiceKey = { family: "inet", protocol: "udp", address: "10.9.9.9", port: 53 };
+
+/** A Gorb with a store, three backends on "web" and a fwmark service. */
+async function populated() {
+  const driver = new MemoryIpvsDriver();
+  const store = new MemoryStateStore();
+  const stack = makeGorb({ driver, store });
+  const { gorb } = stack;
+  await gorb.createService("web", { host: "10.0.0.1", port: 80, method: "rr", persistent: true, persistence_timeout: 60 });
+  await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 50, pulse: { type: "http", interval: "5s" } });
+  await gorb.createBackend("web", "b2", { host: "10.1.0.2", port: 8080, upper_threshold: 10 });
+  await gorb.createBackend("web", "b3", { host: "10.1.0.3", pulse: { type: "none" } });
+  await gorb.createService("marked", { fwmark: 7, method: "sh", flags: "sh-port" });
+  return { ...stack, driver, store };
+}
+
+/** A fresh Gorb (a restarted daemon) on the same kernel and store. */
+function restarted(driver: MemoryIpvsDriver, store: MemoryStateStore, vip = new MemoryVipManager()) {
+  return makeGorb({ driver, store, vip });
+}
+
+/** Everything GET shows except live health, for comparing two Gorbs. */
+async function apiState(gorb: ReturnType<typeof makeGorb>["gorb"]) {
+  return (await gorb.listServicesDetail()).map((s) => ({
+    id: s.id,
+    options: s.options,
+    backends: s.backends,
+    details: s.backend_details.map((b) => ({ id: b.id, options: b.options, effective_weight: b.effective_weight })),
+  }));
+}
+
+describe("saving", () => {
+  test("each accepted change is committed, with the rows it changed, before the call resolves", async () => {
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ store });
+    await gorb.createService("web", { Host: "10.0.0.1", port: 80 });
+    expect(store.commits.at(-1)).toEqual({
+      putServices: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: KEY, vip: true }],
+      deleteServices: [],
+      putBackends: [],
+      deleteBackends: [],
+    });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    expect(store.commits.at(-1)?.putBackends).toEqual([
+      { service: "web", id: "b1", source: "api", fields: { host: "10.1.0.1" }, address: { address: "10.1.0.1", family: "inet" } },
+    ]);
+    await gorb.updateBackend("web", "b1", { weight: 7 });
+    expect(store.backends.get("web/b1")?.fields).toEqual({ host: "10.1.0.1", weight: 7 });
+    await gorb.updateService("web", { method: "lc" });
+    expect(store.services.get("web")?.fields).toEqual({ host: "10.0.0.1", port: 80, method: "lc" });
+    await gorb.deleteBackend("web", "b1");
+    expect(store.commits.at(-1)?.deleteBackends).toEqual([{ service: "web", id: "b1" }]);
+    await gorb.createBackend("web", "b2", { host: "10.1.0.2" });
+    await gorb.deleteService("web");
+    expect(store.commits.at(-1)?.deleteServices).toEqual(["web"]);
+    expect(store.load()).toEqual({ services: [], backends: [] });
+    expect(store.commits).toHaveLength(7);
+  });
+
+  test("a refused change commits nothing; health updates commit nothing", async () => {
+    const store = new MemoryStateStore();
+    const { gorb, health } = makeGorb({ store });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    const before = store.commits.length;
+    await expect(gorb.createService("web", { port: 81 })).rejects.toThrow("already exists");
+    await expect(gorb.updateBackend("web", "b1", { weight: -1 })).rejects.toThrow("weight");
+    health.report("web", "b1", "down");
+    await gorb.idle();
+    expect(store.commits.length).toBe(before);
+  });
+
+  test("a failed save answers 500 STATE; the change is live and the next commit saves it", async () => {
+    const store = new MemoryStateStore();
+    const { gorb, driver, logger } = makeGorb({ store });
+    store.failNext("No space left on device");
+    const error = await gorb.createService("web", { host: "10.0.0.1", port: 80 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GorbError);
+    expect([(error as GorbError).status, (error as GorbError).code]).toEqual([500, "STATE"]);
+    expect((error as Error).message).toStartWith(
+      "the change is applied but could not be saved to memory:state (No space left on device)",
+    );
+    expect(logger.lines).toContain("error cannot save the state to memory:state: No space left on device");
+    expect(gorb.listServices()).toEqual(["web"]);
+    expect(driver.peek().map((s) => s.service.key)).toEqual([KEY]);
+    expect(store.load().services).toEqual([]);
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    expect(store.load().services.map((s) => s.id)).toEqual(["web"]);
+    expect(store.load().backends.map((b) => b.id)).toEqual(["b1"]);
+  });
+});
+
+describe("restore", () => {
+  test("a restarted gorb shows the same state, and a kernel that matches is not written at all", async () => {
+    const { gorb, driver, store } = await populated();
+    const before = await apiState(gorb);
+    await gorb.close();
+    driver.clearWrites();
+    const again = restarted(driver, store);
+    const report = await again.gorb.restore(store.load());
+    expect(report).toEqual({ services: 2, backends: 3, dropped: [], repairs: [] });
+    expect(driver.writes()).toEqual([]);
+    expect(await apiState(again.gorb)).toEqual(before);
+    // Health checks restart from "unknown" for every backend, under new watch ids.
+    expect([...again.health.targets.keys()].map((id) => id.replace(/#\d+$/, "")).sort()).toEqual(["web/b1", "web/b2", "web/b3"]);
+    expect(again.discovery.calls).toEqual([["expose", { id: "web", address: "10.0.0.1", port: 80, protocol: "tcp" }]]);
+    expect(again.gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 0, failures: 0 });
+  });
+
+  test("only what differs is repaired, in place; services gorb does not manage are left alone", async () => {
+    const { gorb, driver, store } = await populated();
+    await gorb.close();
+    await driver.addService({ key: FOREIGN, scheduler: "rr", flags: driver.peek()[0]!.service.flags, timeout: 0, netmask: 32, pe: null });
+    const web = driver.peek().find((s) => "port" in s.service.key && s.service.key.port === 80)!;
+    await driver.updateService({ ...web.service, scheduler: "wlc" });
+    await driver.deleteDestination(KEY, { family: "inet", address: "10.1.0.1", port: 80 });
+    const b2 = web.destinations.find((d) => d.address === "10.1.0.2")!;
+    await driver.updateDestination(KEY, { ...b2, upperThreshold: 99 });
+    await driver.addDestination(KEY, { ...b2, address: "10.1.0.99", port: 80 });
+    await driver.deleteService({ family: "inet", fwmark: 7 });
+    driver.clearWrites();
+
+    const again = restarted(driver, store);
+    const report = await again.gorb.restore(store.load());
+    expect(report.repairs).toEqual([
+      { service: "web", backend: null, reason: "tcp 10.0.0.1:80: scheduler wlc in IPVS, want rr", status: "done" },
+      { service: "web", backend: "b1", reason: "10.1.0.1:80 is missing from IPVS", status: "done" },
+      { service: "web", backend: "b2", reason: "10.1.0.2:8080: upper threshold 99 in IPVS, want 10", status: "done" },
+      { service: "web", backend: null, reason: "10.1.0.99:80 in tcp 10.0.0.1:80 is not one of gorb's backends", status: "done" },
+      { service: "marked", backend: null, reason: "fwmark 7 is missing from IPVS", status: "done" },
+    ]);
+    expect(driver.writes().map((w) => w.op)).toEqual(["update-service", "add-destination", "update-destination", "delete-destination", "add-service"]);
+    expect(driver.peek().map((s) => s.service.key)).toContainEqual(FOREIGN);
+    // b1 was missing: it comes back at its configured weight.
+    expect((await again.gorb.getBackend("web", "b1")).effective_weight).toBe(50);
+    expect(again.gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 5, failures: 0 });
+  });
+
+  test("a destination the kernel has keeps its weight until the first check; a 'none' pulse gets its configured weight", async () => {
+    const { gorb, driver, store, health } = await populated();
+    health.report("web", "b1", "down"); // drained to 0 before the crash
+    await gorb.idle();
+    await gorb.close();
+    const b3 = driver.peek()[0]!.destinations.find((d) => d.address === "10.1.0.3")!;
+    await driver.updateDestination(KEY, { ...b3, weight: 3 }); // changed behind gorb's back
+    driver.clearWrites();
+
+    const again = restarted(driver, store);
+    await again.gorb.restore(store.load());
+    expect((await again.gorb.getBackend("web", "b1")).effective_weight).toBe(0);
+    expect((await again.gorb.getBackend("web", "b3")).effective_weight).toBe(100);
+    // Only b3, whose weight someone changed, is written; b1 stays drained, b2 is untouched.
+    expect(driver.writes()).toEqual([
+      {
+        op: "update-destination",
+        service: KEY,
+        destination: { family: "inet", address: "10.1.0.3", port: 80, forward: "nat", weight: 100, upperThreshold: 0, lowerThreshold: 0, tunnel: null },
+      },
+    ]);
+    again.health.report("web", "b1", "up", { samples: 1, samplesOk: 1 });
+    await again.gorb.idle();
+    expect((await again.gorb.getBackend("web", "b1")).effective_weight).toBe(50);
+  });
+
+  test("gorb's VIP claims survive a restart: the address is removed with the last service that uses it", async () => {
+    const { gorb, driver, store, vip } = await populated();
+    expect(vip.addresses()).toEqual(["10.0.0.1"]);
+    await gorb.close();
+    const interfaceNow = new MemoryVipManager(vip.addresses());
+    const again = restarted(driver, store, interfaceNow);
+    await again.gorb.restore(store.load());
+    await again.gorb.deleteService("web");
+    expect(interfaceNow.addresses()).toEqual([]);
+  });
+
+  test("a saved row that no longer reads back is dropped from the state, with an error naming it", async () => {
+    const store = new MemoryStateStore();
+    store.commit({
+      putServices: [
+        { id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: KEY, vip: false },
+        { id: "bad", source: "api", fields: { port: 80, method: "nope" }, key: { ...KEY, port: 81 }, vip: false },
+      ],
+      deleteServices: [],
+      putBackends: [
+        { service: "web", id: "b1", source: "api", fields: { host: "10.1.0.1", weight: -5 }, address: { address: "10.1.0.1", family: "inet" } },
+        { service: "web", id: "b2", source: "api", fields: { host: "10.1.0.2" }, address: { address: "10.1.0.2", family: "inet" } },
+        { service: "gone", id: "b1", source: "api", fields: { host: "10.1.0.1" }, address: { address: "10.1.0.1", family: "inet" } },
+      ],
+      deleteBackends: [],
+    });
+    const { gorb, logger } = makeGorb({ store });
+    const report = await gorb.restore(store.load());
+    expect(report.dropped).toEqual([
+      'backend "b1" of service "web" ({"host":"10.1.0.1","weight":-5}): weight: must be 0-2147483647, got -5',
+      'service "bad" ({"port":80,"method":"nope"}): method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "nope"',
+    ]);
+    expect(logger.lines.filter((l) => l.startsWith("error cannot restore"))).toHaveLength(2);
+    expect(gorb.listServices()).toEqual(["web"]);
+    expect(store.load().services.map((s) => s.id)).toEqual(["web"]);
+    expect(store.load().backends.map((b) => `${b.service}/${b.id}`)).toEqual(["web/b2"]);
+  });
+
+  test("restore must come first", async () => {
+    const { gorb } = makeGorb();
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await expect(gorb.restore({ services: [], backends: [] })).rejects.toThrow("restore() must run before any service is created");
+  });
+});
+
+describe("reconcile", () => {
+  test("a service deleted behind gorb's back comes back as gorb knows it; a second pass finds nothing", async () => {
+    const { gorb, driver } = await populated();
+    const expected = driver.peek();
+    await driver.flush(); // ipvsadm -C
+    await driver.addService({ ...expected[0]!.service, key: FOREIGN }); // someone else's service appears meanwhile
+    const report = await gorb.reconcile();
+    expect(report.repairs.map((r) => `${r.service}${r.backend === null ? "" : `/${r.backend}`}: ${r.reason}`)).toEqual([
+      "web: tcp 10.0.0.1:80 is missing from IPVS",
+      "web/b1: 10.1.0.1:80 is missing from IPVS",
+      "web/b2: 10.1.0.2:8080 is missing from IPVS",
+      "web/b3: 10.1.0.3:80 is missing from IPVS",
+      "marked: fwmark 7 is missing from IPVS",
+    ]);
+    const isForeign = (key: ServiceKey) => "protocol" in key && key.protocol === "udp";
+    expect(driver.peek().filter((s) => !isForeign(s.service.key))).toEqual(expected);
+    expect(driver.peek().filter((s) => isForeign(s.service.key))).toHaveLength(1);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 2, repairs: 5, failures: 0 });
+  });
+
+  test("a repair the kernel refuses is reported and counted as a failure, and retried next time", async () => {
+    const { gorb, driver, logger } = await populated();
+    await driver.deleteService({ family: "inet", fwmark: 7 });
+    driver.failNext("add-service", "ENOMEM");
+    const report = await gorb.reconcile();
+    expect(report.repairs).toEqual([
+      { service: "marked", backend: null, reason: "fwmark 7 is missing from IPVS", status: "failed", error: expect.stringContaining("ENOMEM") },
+    ]);
+    expect(logger.lines.some((l) => l.startsWith('error reconcile: service "marked": fwmark 7 is missing from IPVS; cannot repair:'))).toBe(true);
+    expect((await gorb.reconcile()).repairs.map((r) => r.status)).toEqual(["done"]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 2, repairs: 1, failures: 1 });
+  });
+
+  test("/metrics counts reconciles, repairs and failures", async () => {
+    const { gorb, driver, logger } = await populated();
+    await driver.deleteService({ family: "inet", fwmark: 7 });
+    await gorb.reconcile();
+    const app = createApp({ gorb, logger });
+    const text = await (await app.handle(new Request("http://gorb.test/metrics"))).text();
+    expect(text).toContain("# TYPE gorb_reconcile_repairs_total counter\ngorb_reconcile_repairs_total 1\n");
+    expect(text).toContain("\ngorb_reconcile_runs_total 1\n");
+    expect(text).toContain("\ngorb_reconcile_failures_total 0\n");
+  });
+});

@@ -1,0 +1,37 @@
+/** A StateStore in memory for core tests: applies commits to maps, counts them, and can fail the next one. */
+import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
+
+export class MemoryStateStore implements StateStore {
+  readonly location = "memory:state";
+  readonly services = new Map<string, SavedService>();
+  readonly backends = new Map<string, SavedBackend>();
+  /** Every commit, in order. */
+  readonly commits: StateChanges[] = [];
+  #fail: string | null = null;
+
+  /** Make the next commit throw `message` (and change nothing). */
+  failNext(message = "disk full"): void {
+    this.#fail = message;
+  }
+
+  commit(changes: StateChanges): void {
+    if (this.#fail !== null) {
+      const message = this.#fail;
+      this.#fail = null;
+      throw new Error(message);
+    }
+    this.commits.push(changes);
+    for (const id of changes.deleteServices) {
+      this.services.delete(id);
+      for (const [key, b] of this.backends) if (b.service === id) this.backends.delete(key);
+    }
+    for (const s of changes.putServices) this.services.set(s.id, s);
+    for (const b of changes.deleteBackends) this.backends.delete(`${b.service}/${b.id}`);
+    for (const b of changes.putBackends) this.backends.set(`${b.service}/${b.id}`, b);
+  }
+
+  /** What a restart would load. */
+  load(): SavedState {
+    return { services: [...this.services.values()], backends: [...this.backends.values()] };
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The SQLite state store: round trip, one transaction per commit, the exclusive lock, refusals of a newer or
+ * damaged database, and crash safety (a writer killed with SIGKILL mid-stream leaves every acknowledged commit
+ * and no partial one).
+ */
+import { Database } from "bun:sqlite";
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { SavedBackend, SavedService, StateChanges } from "../../../src/core/state.ts";
+import { SCHEMA_VERSION, SqliteStateStore, StateStoreError } from "../../../src/state/sqlite-store.ts";
+
+const dirs: string[] = [];
+const stores: SqliteStateStore[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-state-"));
+  dirs.push(dir);
+  return dir;
+}
+
+function open(dir: string): SqliteStateStore {
+  const store = SqliteStateStore.open(dir);
+  stores.push(store);
+  return store;
+}
+
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const WEB: SavedService = {
+  id: "web",
+  source: "api",
+  fields: { host: "10.0.0.1", port: 80, method: "rr" },
+  key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 },
+  vip: true,
+};
+const MARKED: SavedService = { id: "marked", source: "file", fields: { fwmark: 7 }, key: { family: "inet6", fwmark: 7 }, vip: false };
+const B1: SavedBackend = {
+  service: "web",
+  id: "b1",
+  source: "file",
+  fields: { host: "10.1.0.1", weight: 5, pulse: { type: "http", args: { path: "/health" } } },
+  address: { address: "10.1.0.1", family: "inet" },
+};
+
+function changes(partial: Partial<StateChanges>): StateChanges {
+  return { putServices: [], deleteServices: [], putBackends: [], deleteBackends: [], ...partial };
+}
+
+describe("SqliteStateStore", () => {
+  test("creates the directory (0700) and the database (0600); what is committed loads back after a reopen", () => {
+    const dir = join(tempDir(), "nested", "gorb");
+    const store = open(dir);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(store.location).mode & 0o777).toBe(0o600);
+    expect(store.load()).toEqual({ services: [], backends: [] });
+    store.commit(changes({ putServices: [WEB, MARKED], putBackends: [B1] }));
+    store.close();
+    stores.pop();
+    expect(open(dir).load()).toEqual({ services: [WEB, MARKED], backends: [B1] });
+  });
+
+  test("a put replaces the row in place (the order stays); deleting a service deletes its backends", () => {
+    const store = open(tempDir());
+    store.commit(changes({ putServices: [WEB, MARKED], putBackends: [B1, { ...B1, id: "b2" }] }));
+    store.commit(changes({ putServices: [{ ...WEB, fields: { ...WEB.fields, method: "wrr" } }] }));
+    expect(store.load().services.map((s) => [s.id, s.fields.method])).toEqual([["web", "wrr"], ["marked", undefined]]);
+    store.commit(changes({ deleteBackends: [{ service: "web", id: "b1" }] }));
+    expect(store.load().backends.map((b) => b.id)).toEqual(["b2"]);
+    store.commit(changes({ deleteServices: ["web"] }));
+    expect(store.load()).toEqual({ services: [MARKED], backends: [] });
+  });
+
+  test("a commit is all or nothing: a failure part-way leaves the state before it", () => {
+    const store = open(tempDir());
+    store.commit(changes({ putServices: [WEB] }));
+    // A backend row whose JSON cannot be written (a BigInt) fails after the service put in the same commit.
+    const bad = { ...B1, fields: { weight: 10n } } as unknown as SavedBackend;
+    expect(() => store.commit(changes({ putServices: [MARKED], deleteServices: ["web"], putBackends: [bad] }))).toThrow();
+    expect(store.load()).toEqual({ services: [WEB], backends: [] });
+  });
+
+  test("a second store on the same directory is refused while the first is open, in this process or another", () => {
+    const dir = tempDir();
+    open(dir);
+    expect(() => SqliteStateStore.open(dir)).toThrow(/in use by another process/);
+    const other = Bun.spawnSync(
+      [process.execPath, "-e", `import { SqliteStateStore } from "${join(import.meta.dir, "../../../src/state/sqlite-store.ts")}"; try { SqliteStateStore.open(${JSON.stringify(dir)}); console.log("opened"); } catch (e) { console.log(e.message); }`],
+      { stderr: "pipe" },
+    );
+    expect(other.stdout.toString()).toContain("is in use by another process");
+  });
+
+  test("a directory that cannot be created, a newer schema and a damaged row are refused with what to do", () => {
+    const dir = tempDir();
+    Bun.write(join(dir, "file"), "x");
+    expect(() => SqliteStateStore.open(join(dir, "file", "sub"))).toThrow(StateStoreError);
+    expect(() => SqliteStateStore.open(join(dir, "file", "sub"))).toThrow(/cannot create the state directory/);
+
+    const newer = tempDir();
+    open(newer).close();
+    stores.pop();
+    const db = new Database(join(newer, "state.db"));
+    db.run("UPDATE meta SET value = ? WHERE name = 'schema'", [String(SCHEMA_VERSION + 1)]);
+    db.close();
+    expect(() => SqliteStateStore.open(newer)).toThrow(/written by a newer gorb/);
+
+    const damaged = tempDir();
+    open(damaged).close();
+    stores.pop();
+    const db2 = new Database(join(damaged, "state.db"));
+    db2.run("INSERT INTO services (id, data) VALUES ('web', ?)", [JSON.stringify({ source: "someone", fields: {}, key: {} })]);
+    db2.close();
+    const store = open(damaged);
+    expect(() => store.load()).toThrow('is damaged (service "web": source must be "api" or "file", got "someone"); move it away to start empty');
+  });
+
+  test("crash safety: a writer killed with SIGKILL keeps every acknowledged commit and no partial one", async () => {
+    for (const killAfter of [1, 25, 200]) {
+      const dir = tempDir();
+      const writer = Bun.spawn([process.execPath, join(import.meta.dir, "crash-writer.ts"), dir], { stdout: "pipe", stderr: "pipe" });
+      let acknowledged = 0;
+      let buffer = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of writer.stdout) {
+        buffer += decoder.decode(chunk, { stream: true });
+        const lines = buffer.split("\n");
+        buffer = lines.pop() ?? "";
+        for (const line of lines) acknowledged = Math.max(acknowledged, Number(line));
+        if (acknowledged >= killAfter) {
+          writer.kill("SIGKILL");
+          break;
+        }
+      }
+      await writer.exited;
+      expect(writer.signalCode).toBe("SIGKILL");
+
+      const store = open(dir);
+      const { services, backends } = store.load();
+      const last = Math.max(...services.map((s) => Number(s.fields.n)));
+      // Every acknowledged commit is there; at most the one in flight when the writer died is there too.
+      expect(last).toBeGreaterThanOrEqual(acknowledged);
+      // Commits are whole: exactly the services commits 1..last leave (commit n deletes s(n-1) when 3 divides n),
+      // and each with its backend.
+      const expected: string[] = [];
+      for (let n = 1; n <= last; n++) {
+        if (n > 1 && n % 3 === 0) expected.splice(expected.indexOf(`s${n - 1}`), 1);
+        expected.push(`s${n}`);
+      }
+      expect(services.map((s) => s.id)).toEqual(expected);
+      expect(backends.map((b) => `${b.service}:${b.fields.weight}`)).toEqual(expected.map((id) => `${id}:${id.slice(1)}`));
+      // The store holds the exclusive lock: check the file's integrity once it is closed.
+      store.close();
+      stores.pop();
+      const db = new Database(join(dir, "state.db"));
+      expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+      db.close();
+    }
+  }, 60_000);
+});
