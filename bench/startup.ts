@@ -1,19 +1,21 @@
 /**
  * Startup figures of the compiled executable: its size, the median wall time of `gorb --version` (and a few
- * other one-shot commands), and the median time from spawning `gorb serve -l 127.0.0.1:<port>` to its first
- * answered HTTP request.
+ * other one-shot commands) on this machine; then, since `gorb serve` needs a kernel with IPVS (this one has none:
+ * serve exits 8), the median time from spawning `gorb serve -l 127.0.0.1:<port>` to its first answered HTTP
+ * request INSIDE the rig guest, and the sandbox's time from command to first answered API request
+ * (bench/serve-startup.ts).
  *
- *   bun run bench/startup.ts [runs]        (default 10 runs each)
- *
- * `gorb serve` needs root and a kernel with IPVS; where it cannot start (no IPVS, runDaemon not wired) the bench
- * says why and reports the time it took to fail instead.
+ *   bun run bench/startup.ts [runs] [--host-only]     (default 10 runs each on the host, 5 in the guest, 3 sandboxes)
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildExecutable } from "../scripts/build.ts";
+import { figureLine, sandboxFirstAnswer, serveStartupInGuest } from "./serve-startup.ts";
 
-const runs = Number(process.argv[2] ?? 10);
+const args = process.argv.slice(2);
+const hostOnly = args.includes("--host-only");
+const runs = Number(args.find((a) => !a.startsWith("--")) ?? 10);
 const root = new URL("..", import.meta.url).pathname;
 
 function median(values: readonly number[]): number {
@@ -115,8 +117,14 @@ try {
     console.log(`${"gorb serve: spawn -> first HTTP answer".padEnd(44)} median ${ms(median(answered)).padStart(9)}  (min ${ms(Math.min(...answered))})`);
   } else {
     console.log(
-      `${"gorb serve: spawn -> first HTTP answer".padEnd(44)} not measured: serve exited with ${failure.code} after ${ms(failure.failedAfterMs)}: ${failure.reason}`,
+      `${"gorb serve: spawn -> first HTTP answer".padEnd(44)} not on this host: serve exited with ${failure.code} after ${ms(failure.failedAfterMs)}: ${failure.reason}`,
     );
+  }
+  if (!hostOnly) {
+    console.log("\nin the rig guest (real IPVS kernel, emulated CPU about 10x slower); guest console on stderr:");
+    const guest = await serveStartupInGuest(Math.min(runs, 5), (s) => process.stderr.write(s));
+    const sandbox = [await sandboxFirstAnswer(3, false), await sandboxFirstAnswer(3, true)];
+    for (const f of [...guest, ...sandbox]) console.log(figureLine(f));
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

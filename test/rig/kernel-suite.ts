@@ -5,12 +5,17 @@
  * stdout, prints where the time went, and exits with the guest's `bun test` exit code. When the guest fails to boot
  * or never reports (timeout, crash, setup failure) it prints why and exits 2.
  *
+ * When the selected paths include a `compiled*.test.ts` file, dist/gorb is built first and placed at /usr/bin/gorb
+ * in the guest (test/rig/compiled-exe.ts).
+ *
  * Environment: GORB_RIG_TIMEOUT_MS bounds the whole guest run (default 1,200,000 = 20 min);
  * GORB_RIG_TEST_TIMEOUT_MS is bun test's per-test timeout inside the guest (default 180,000: the guest is emulated
  * and runs about 10x slower than the host); GORB_RIG_CPUS, GORB_RIG_VERBOSE=1 (all kernel messages).
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
+import { buildGuestExecutable, compiledTests } from "./compiled-exe.ts";
+import type { GuestFile } from "./initramfs.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { RigError, runInGuest, type GuestRunResult } from "./qemu.ts";
 
@@ -58,6 +63,13 @@ async function main(): Promise<number> {
     console.error(`kernel-suite: ${err instanceof Error ? err.message : String(err)}`);
     return RIG_FAILURE_EXIT;
   }
+  let extraFiles: GuestFile[] = [];
+  try {
+    if (compiledTests(paths).length > 0) extraFiles = [buildGuestExecutable()];
+  } catch (err) {
+    console.error(`kernel-suite: RIG FAILURE: cannot build the executable for the compiled tests: ${err instanceof Error ? err.message : String(err)}`);
+    return RIG_FAILURE_EXIT;
+  }
   const script = `exec /usr/bin/bun test --timeout ${testTimeoutMs} ${paths.map(shellQuote).join(" ")}\n`;
   console.error(`kernel-suite: bun test ${paths.join(" ")} in the qemu rig (guest timeout ${seconds(timeoutMs)})`);
 
@@ -66,6 +78,7 @@ async function main(): Promise<number> {
     result = await runInGuest({
       script,
       timeoutMs,
+      extraFiles,
       onOutput: (chunk) => process.stdout.write(chunk),
       log: (line) => console.error(line),
     });

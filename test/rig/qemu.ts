@@ -6,7 +6,7 @@
  * Anything else that goes wrong (qemu cannot start, the guest dies or hangs) rejects with a {@link RigError} that
  * says what happened and quotes the end of the console transcript.
  */
-import { buildInitramfs } from "./initramfs.ts";
+import { buildInitramfs, type GuestFile } from "./initramfs.ts";
 import { requireTool } from "./host-exec.ts";
 import { prepareKernel } from "./kernel.ts";
 
@@ -14,6 +14,11 @@ import { prepareKernel } from "./kernel.ts";
 export interface HostForward {
   readonly host: number;
   readonly guest: number;
+  /**
+   * Guest address to connect to instead of eth0's 10.0.2.15, e.g. a virtual IP on the guest's `lo`: qemu sends the
+   * connection over eth0 to that address, so IPVS in the guest sees it arrive from 10.0.2.2.
+   */
+  readonly guestAddress?: string;
 }
 
 /** Options of {@link runInGuest}. */
@@ -32,6 +37,14 @@ export interface GuestRunOptions {
   readonly onOutput?: (chunk: string) => void;
   /** Receives rig progress lines (building, cache hits); default: stderr. */
   readonly log?: (line: string) => void;
+  /** Host files added to the guest for this run (see {@link GuestFile}), e.g. the compiled executable. */
+  readonly extraFiles?: readonly GuestFile[];
+  /**
+   * Called on the first SIGINT/SIGTERM instead of killing qemu: the caller asks the guest to finish (its script
+   * exits, /init powers off) and the run resolves as usual. qemu then runs in its own process group, so a terminal's
+   * Ctrl-C reaches only us. A second signal kills qemu. Without it, a signal kills qemu and exits the process.
+   */
+  readonly onInterrupt?: (signal: NodeJS.Signals) => void;
 }
 
 /** Where the time of one guest run went, in milliseconds. */
@@ -87,6 +100,8 @@ export function tail(text: string, n = TAIL_LINES): string {
   return `--- ${header} ---\n${shown.join("\n")}\n--- end of console ---`;
 }
 
+const IPV4_ADDRESS = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
 function validatePort(value: number, field: string): void {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new Error(`${field} must be an integer port 1-65535, got ${value}`);
@@ -120,7 +135,7 @@ export function qemuArgs(o: {
     "-append", `console=ttyS0 panic=-1 ${o.verboseKernel ? "" : "quiet loglevel=4 "}random.trust_cpu=on`,
   ];
   if (o.hostForwards.length > 0) {
-    const fwds = o.hostForwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join(",");
+    const fwds = o.hostForwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ""}:${f.guest}`).join(",");
     // NB: restrict=on would isolate the guest but (measured, qemu 7.2) also breaks the forwards; instead the guest
     // gets no default route (see init.sh), so it can only answer the host.
     args.push("-netdev", `user,id=n0,${fwds}`, "-device", "virtio-net-pci,netdev=n0,romfile=");
@@ -139,6 +154,9 @@ export async function runInGuest(opts: GuestRunOptions): Promise<GuestRunResult>
   forwards.forEach((f, i) => {
     validatePort(f.host, `hostForwards[${i}].host`);
     validatePort(f.guest, `hostForwards[${i}].guest`);
+    if (f.guestAddress !== undefined && !IPV4_ADDRESS.test(f.guestAddress)) {
+      throw new Error(`hostForwards[${i}].guestAddress must be an IPv4 address, got ${JSON.stringify(f.guestAddress)}`);
+    }
   });
   const cpus = opts.cpus ?? Number(process.env.GORB_RIG_CPUS ?? 2);
   if (!Number.isInteger(cpus) || cpus < 1) throw new Error(`cpus must be a positive integer, got ${cpus}`);
@@ -147,7 +165,11 @@ export async function runInGuest(opts: GuestRunOptions): Promise<GuestRunResult>
   requireTool("qemu-system-x86_64", "qemu-system-x86");
 
   const kernel = prepareKernel(opts.log);
-  const initramfs = buildInitramfs(kernel, { script: opts.script, network: forwards.length > 0 }, opts.log);
+  const initramfs = buildInitramfs(
+    kernel,
+    { script: opts.script, network: forwards.length > 0, ...(opts.extraFiles ? { extraFiles: opts.extraFiles } : {}) },
+    opts.log,
+  );
   const buildMs = performance.now() - started;
   process.on("exit", initramfs.dispose); // also on interruption (the signal handlers below exit the process)
   try {
@@ -163,7 +185,7 @@ async function boot(args: string[], opts: GuestRunOptions, buildMs: number, star
   let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", "pipe">>;
   const qemuStart = performance.now();
   try {
-    proc = Bun.spawn(args, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    proc = Bun.spawn(args, { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: opts.onInterrupt !== undefined });
   } catch (err) {
     throw new RigError(`cannot start qemu (${args[0]}): ${err instanceof Error ? err.message : String(err)}`, "");
   }
@@ -172,13 +194,19 @@ async function boot(args: string[], opts: GuestRunOptions, buildMs: number, star
   const killQemu = (): void => {
     proc.kill("SIGKILL");
   };
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (opts.onInterrupt && !interrupted) {
+      interrupted = true;
+      opts.onInterrupt(signal);
+      return;
+    }
     killQemu();
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   process.on("exit", killQemu);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     return await watch(proc, opts, buildMs, started, qemuStart, baseCached);
   } finally {

@@ -5,6 +5,10 @@
  *
  * NB: with only `lo` up the kernel rejects NAT destinations ("address not unicast", EINVAL); the veth subnets give
  * every backend address a real route, which is what IPVS checks.
+ *
+ * With `ipv6: true` a backend also gets fd77:<i>::2/64 inside (fd77:<i>::1/64 on the root side, default IPv6 route
+ * back through it; both without duplicate address detection, so they are usable at once) and its server listens on
+ * every address of the namespace, IPv4 and IPv6 alike.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { IP, ip, run } from "./sh.ts";
@@ -27,6 +31,12 @@ export interface Backend {
   readonly gateway: string;
   /** HTTP port the server listens on. */
   readonly port: number;
+  /** IPv6 address inside the namespace, e.g. `fd77:1::2`; null unless created with `ipv6: true`. */
+  readonly address6: string | null;
+  /** IPv6 address of the root-namespace end of the veth pair, e.g. `fd77:1::1`; null without IPv6. */
+  readonly gateway6: string | null;
+  /** Directory the server serves: a file written here (e.g. `health`) is served at `/<file name>`. */
+  readonly docroot: string;
   /** True while the HTTP server runs. */
   readonly serving: boolean;
   /** Starts the HTTP server and waits until it accepts connections. No-op when already serving. */
@@ -39,15 +49,20 @@ class NetnsBackend implements Backend {
   readonly name: string;
   readonly address: string;
   readonly gateway: string;
+  readonly address6: string | null;
+  readonly gateway6: string | null;
   private server: ReturnType<typeof Bun.spawn<"ignore", "ignore", "pipe">> | undefined;
 
   constructor(
     readonly index: number,
     readonly port: number,
+    ipv6: boolean,
   ) {
     this.name = `be${index}`;
     this.address = `10.77.${index}.2`;
     this.gateway = `10.77.${index}.1`;
+    this.address6 = ipv6 ? `fd77:${index}::2` : null;
+    this.gateway6 = ipv6 ? `fd77:${index}::1` : null;
   }
 
   get serving(): boolean {
@@ -60,7 +75,9 @@ class NetnsBackend implements Backend {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const argv = [IP, "netns", "exec", this.name, "/bin/busybox", "httpd", "-f", "-p", `${this.address}:${this.port}`, "-h", this.docroot];
+    // An IPv6 backend listens on every address of its namespace (busybox binds :: dual-stack); others on the IPv4 one.
+    const listen = this.address6 === null ? `${this.address}:${this.port}` : String(this.port);
+    const argv = [IP, "netns", "exec", this.name, "/bin/busybox", "httpd", "-f", "-p", listen, "-h", this.docroot];
     const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     proc.unref(); // a test that forgets destroyBackends must not keep bun alive
     this.server = proc;
@@ -117,9 +134,12 @@ function removeBackendNetwork(index: number): void {
 
 /**
  * Creates `count` backends `be1`..`be<count>` (or from `firstIndex`), each with a running HTTP server.
- * Leftovers with the same names are removed first.
+ * Leftovers with the same names are removed first. `ipv6: true` also gives each one an IPv6 address (see above).
  */
-export async function createBackends(count: number, opts: { port?: number; firstIndex?: number } = {}): Promise<Backend[]> {
+export async function createBackends(
+  count: number,
+  opts: { port?: number; firstIndex?: number; ipv6?: boolean } = {},
+): Promise<Backend[]> {
   const first = opts.firstIndex ?? 1;
   const port = opts.port ?? 80;
   if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
@@ -129,7 +149,7 @@ export async function createBackends(count: number, opts: { port?: number; first
   const backends: NetnsBackend[] = [];
   for (let i = first; i < first + count; i++) {
     removeBackendNetwork(i);
-    const backend = new NetnsBackend(i, port);
+    const backend = new NetnsBackend(i, port, opts.ipv6 ?? false);
     const veth = `veth-${backend.name}`;
     ip("netns", "add", backend.name);
     ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", backend.name);
@@ -139,6 +159,11 @@ export async function createBackends(count: number, opts: { port?: number; first
     ip("-n", backend.name, "addr", "add", `${backend.address}/24`, "dev", "eth0");
     ip("-n", backend.name, "link", "set", "eth0", "up");
     ip("-n", backend.name, "route", "add", "default", "via", backend.gateway);
+    if (backend.address6 !== null && backend.gateway6 !== null) {
+      ip("addr", "add", `${backend.gateway6}/64`, "dev", veth, "nodad");
+      ip("-n", backend.name, "addr", "add", `${backend.address6}/64`, "dev", "eth0", "nodad");
+      ip("-n", backend.name, "-6", "route", "add", "default", "via", backend.gateway6);
+    }
     mkdirSync(backend.docroot, { recursive: true });
     writeFileSync(`${backend.docroot}/index.html`, `${backend.name}\n`);
     backends.push(backend);
