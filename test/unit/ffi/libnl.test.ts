@@ -52,3 +52,17 @@ test("a dump over a libnl socket lists every generic netlink family, nlctrl incl
   expect(names).toContain("nlctrl");
   expect(names.length).toBeGreaterThan(1);
 });
+
+test("without libnl on the host, the error names the libraries and the Debian packages to install", () => {
+  // A private mount namespace hides the system copies (bind /dev/null over them) for one process only.
+  const libs = ["libnl-3.so.200", "libnl-genl-3.so.200"].map((l) => `/usr/lib/x86_64-linux-gnu/${l}`);
+  const hide = libs.map((l) => `mount --bind /dev/null "$(readlink -f ${l})"`).join(" && ");
+  const script = `
+    const { openLibnl } = await import(${JSON.stringify(new URL("../../../ffi/libnl.ts", import.meta.url).pathname)});
+    try { openLibnl(); console.log("loaded"); } catch (e) { console.log(e.name + ": " + e.message); }`;
+  const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", `${hide} && exec "$0" -e "$1"`, process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+  expect(r.stderr.toString()).toBe("");
+  const out = r.stdout.toString();
+  expect(out).toStartWith("LibraryLoadError: cannot load libnl-3.so.200 and libnl-genl-3.so.200");
+  expect(out).toContain("install it with: apt-get install libnl-3-200 libnl-genl-3-200");
+});
