@@ -636,13 +636,8 @@ export class Gorb {
       }
 
       const repairs = await this.#repair(planRepairs(this.#wanted(), table));
-      for (const [address, claim] of this.#vips) {
-        try {
-          if (await this.#vip.add(address, claim.family)) this.#log.warn(`VIP ${address} was missing: added it again`);
-        } catch (error) {
-          this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
-        }
-      }
+      // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
+      await this.#restoreVips(false);
       for (const record of this.#services.values()) {
         for (const backend of record.backends.values()) this.#watch(record, backend);
         const key = record.config.key;
@@ -663,8 +658,33 @@ export class Gorb {
   reconcile(): Promise<ReconcileReport> {
     return this.#locked(async () => {
       const table = await this.#kernel(() => this.#driver.snapshot());
-      return { repairs: await this.#repair(planRepairs(this.#wanted(), table)) };
+      const repairs = await this.#repair(planRepairs(this.#wanted(), table));
+      await this.#restoreVips(true);
+      return { repairs };
     });
+  }
+
+  /**
+   * Put back every VIP gorb added that has gone from the VIP interface (only addresses gorb claimed: an address
+   * the interface already had is not gorb's to restore). With `count`, each one put back counts as a repair.
+   */
+  async #restoreVips(count: boolean): Promise<void> {
+    let restored = 0;
+    let failed = 0;
+    for (const [address, claim] of this.#vips) {
+      try {
+        if (await this.#vip.add(address, claim.family)) {
+          restored++;
+          this.#log.warn(`VIP ${address} was missing from the VIP interface: added it again`);
+        }
+      } catch (error) {
+        failed++;
+        this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
+      }
+    }
+    if (count && restored + failed > 0) {
+      this.#counters = { ...this.#counters, repairs: this.#counters.repairs + restored, failures: this.#counters.failures + failed };
+    }
   }
 
   /** Totals of every reconcile since start (restore included). */

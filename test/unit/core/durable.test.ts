@@ -266,4 +266,18 @@ describe("reconcile", () => {
     expect(text).toContain("\ngorb_reconcile_runs_total 1\n");
     expect(text).toContain("\ngorb_reconcile_failures_total 0\n");
   });
+  test("a VIP gorb added and someone removed is put back and counted; an address gorb did not add is not", async () => {
+    const vip = new MemoryVipManager(["10.0.0.2"]);
+    const { gorb } = makeGorb({ vip });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createService("other", { host: "10.0.0.2", port: 80 }); // the interface already had 10.0.0.2
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+    await vip.remove("10.0.0.1", "inet"); // ip addr del behind gorb's back
+    await vip.remove("10.0.0.2", "inet");
+    await gorb.reconcile();
+    expect(vip.addresses()).toEqual(["10.0.0.1"]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 1, failures: 0 });
+    await gorb.reconcile();
+    expect(gorb.reconcileCounters()).toEqual({ runs: 2, repairs: 1, failures: 0 });
+  });
 });
