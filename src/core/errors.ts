@@ -8,7 +8,16 @@
 import { IpvsError } from "../ipvs/errors.ts";
 
 /** Stable, machine-readable error codes (the API returns them next to the message). */
-export type GorbErrorCode = "VALIDATION" | "NOT_FOUND" | "CONFLICT" | "KERNEL" | "STATE" | "UNAUTHORIZED" | "TOO_LARGE";
+export type GorbErrorCode =
+  | "VALIDATION"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "KERNEL"
+  | "STATE"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "TOO_LARGE"
+  | "UNAVAILABLE";
 
 /** GorbError is the base of every error gorb reports to a client. */
 export class GorbError extends Error {
@@ -78,6 +87,21 @@ export class StateError extends GorbError {
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(500, "STATE", message, options);
+  }
+}
+
+/**
+ * UnavailableError reports a mutation refused before anything was touched because a part gorb needs to keep
+ * its promises cannot work right now (503): the state store cannot write (disk full, read-only), the shared
+ * store has no quorum, or gorb is shutting down. `part` names it ("state", "store", "shutdown").
+ */
+export class UnavailableError extends GorbError {
+  override readonly name = "UnavailableError";
+  readonly part: string;
+
+  constructor(part: string, message: string, options?: { cause?: unknown }) {
+    super(503, "UNAVAILABLE", message, options);
+    this.part = part;
   }
 }
 
