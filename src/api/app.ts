@@ -22,7 +22,7 @@ import { checkBearer } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody } from "./body.ts";
 import { errorResponse } from "./errors.ts";
 import { emptyOk, jsonResponse } from "./json.ts";
-import { renderMetrics } from "./metrics.ts";
+import { metricsStream } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 
 /** The part of Gorb the API calls. */
@@ -159,7 +159,7 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(renderMetrics(await gorb.listServicesDetail(), gorb.reconcileCounters()), {
+        new Response(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters()), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
     )

@@ -16,13 +16,12 @@
 import type { ReconcileCounters } from "../core/gorb.ts";
 import type { ServiceDetail, StatsView } from "../core/views.ts";
 
-type Labels = Readonly<Record<string, string>>;
-
-interface Family {
+/** One metric family: its name, help, type and how to read its value from a row (undefined: no sample). */
+interface FamilySpec<Row> {
   readonly name: string;
   readonly help: string;
   readonly type: "gauge" | "counter";
-  readonly samples: { labels: Labels; value: number }[];
+  readonly value: (row: Row) => number | null | undefined;
 }
 
 /** Escapes a label value: backslash, double quote and newline. */
@@ -37,15 +36,11 @@ function formatValue(value: number): string {
   return String(value);
 }
 
-function renderFamily(family: Family): string {
-  const lines = [`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`];
-  for (const sample of family.samples) {
-    const labels = Object.entries(sample.labels)
-      .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
-      .join(",");
-    lines.push(`${family.name}${labels === "" ? "" : `{${labels}}`} ${formatValue(sample.value)}`);
-  }
-  return lines.join("\n");
+/** The label set `{k="v",...}` of a row, escaped once per row. */
+function labelText(labels: Readonly<Record<string, string>>): string {
+  const parts: string[] = [];
+  for (const key in labels) parts.push(`${key}="${escapeLabel(labels[key] ?? "")}"`);
+  return `{${parts.join(",")}}`;
 }
 
 /** The IPVS stats fields exported, with metric name suffix, help text and type. */
@@ -62,83 +57,171 @@ const STATS: readonly { field: keyof StatsView; suffix: string; help: string; ty
   { field: "out_bps", suffix: "out_bytes_per_second", help: "Outbound byte rate (IPVS estimator).", type: "gauge" },
 ];
 
-/** The /metrics body for the services `gorb.listServicesDetail()` returned, and the reconcile totals. */
-export function renderMetrics(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): string {
-  const family = (name: string, help: string, type: "gauge" | "counter" = "gauge"): Family => ({
-    name,
-    help,
-    type,
-    samples: [],
-  });
-  const serviceHealth = family("gorb_service_health", "Health of the service: mean health of its checked backends (1 when none).");
-  const serviceBackends = family("gorb_service_backends", "Number of backends of the service.");
-  const backendHealth = family("gorb_service_backend_health", "Health of the backend: fraction of recent checks that passed.");
-  const backendStatus = family("gorb_service_backend_status", "Status of the backend: 0 up (or not checked yet), 1 down.");
-  const backendWeight = family("gorb_service_backend_weight", "Weight IPVS has for the backend (configured weight scaled by health).");
-  const backendUptime = family("gorb_service_backend_uptime_seconds", "Seconds the backend has been continuously up.");
-  const backendConfigured = family("gorb_service_backend_configured_weight", "Weight configured for the backend.");
-  const checkDuration = family("gorb_service_backend_check_duration_seconds", "Duration of the last health check of the backend.");
-  const active = family("gorb_service_backend_active_connections", "Active connections to the backend (IPVS).");
-  const inactive = family("gorb_service_backend_inactive_connections", "Inactive connections to the backend (IPVS).");
-  const persistent = family("gorb_service_backend_persistent_connections", "Persistence templates of the backend (IPVS).");
-  const serviceStats = STATS.map((s) => ({ spec: s, family: family(`gorb_service_${s.suffix}`, s.help, s.type) }));
-  const backendStats = STATS.map((s) => ({ spec: s, family: family(`gorb_service_backend_${s.suffix}`, s.help, s.type) }));
+interface ServiceRow {
+  readonly labels: string;
+  readonly service: ServiceDetail;
+}
 
+interface BackendRow {
+  readonly labels: string;
+  readonly backend: ServiceDetail["backend_details"][number];
+}
+
+const SERVICE_FAMILIES: readonly FamilySpec<ServiceDetail>[] = [
+  {
+    name: "gorb_service_health",
+    help: "Health of the service: mean health of its checked backends (1 when none).",
+    type: "gauge",
+    value: (s) => s.health,
+  },
+  { name: "gorb_service_backends", help: "Number of backends of the service.", type: "gauge", value: (s) => s.backends.length },
+];
+
+type Backend = BackendRow["backend"];
+
+const BACKEND_FAMILIES: readonly FamilySpec<Backend>[] = [
+  {
+    name: "gorb_service_backend_uptime_seconds",
+    help: "Seconds the backend has been continuously up.",
+    type: "gauge",
+    value: (b) => b.metrics.uptime,
+  },
+  {
+    name: "gorb_service_backend_health",
+    help: "Health of the backend: fraction of recent checks that passed.",
+    type: "gauge",
+    value: (b) => b.metrics.health,
+  },
+  {
+    name: "gorb_service_backend_status",
+    help: "Status of the backend: 0 up (or not checked yet), 1 down.",
+    type: "gauge",
+    value: (b) => b.metrics.status,
+  },
+  {
+    name: "gorb_service_backend_weight",
+    help: "Weight IPVS has for the backend (configured weight scaled by health).",
+    type: "gauge",
+    value: (b) => b.effective_weight,
+  },
+  {
+    name: "gorb_service_backend_configured_weight",
+    help: "Weight configured for the backend.",
+    type: "gauge",
+    value: (b) => b.options.weight,
+  },
+  {
+    name: "gorb_service_backend_check_duration_seconds",
+    help: "Duration of the last health check of the backend.",
+    type: "gauge",
+    value: (b) => (b.metrics.last_check_ms === null ? null : b.metrics.last_check_ms / 1000),
+  },
+  {
+    name: "gorb_service_backend_active_connections",
+    help: "Active connections to the backend (IPVS).",
+    type: "gauge",
+    value: (b) => b.active_conns,
+  },
+  {
+    name: "gorb_service_backend_inactive_connections",
+    help: "Inactive connections to the backend (IPVS).",
+    type: "gauge",
+    value: (b) => b.inactive_conns,
+  },
+  {
+    name: "gorb_service_backend_persistent_connections",
+    help: "Persistence templates of the backend (IPVS).",
+    type: "gauge",
+    value: (b) => b.persistent_conns,
+  },
+];
+
+const SERVICE_STATS: readonly FamilySpec<ServiceDetail>[] = STATS.map((s) => ({
+  name: `gorb_service_${s.suffix}`,
+  help: s.help,
+  type: s.type,
+  value: (svc: ServiceDetail) => svc.stats?.[s.field],
+}));
+
+const BACKEND_STATS: readonly FamilySpec<Backend>[] = STATS.map((s) => ({
+  name: `gorb_service_backend_${s.suffix}`,
+  help: s.help,
+  type: s.type,
+  value: (b: Backend) => b.stats?.[s.field],
+}));
+
+/** Samples rendered between two yields of metricsChunks (bounds the time one chunk holds the event loop). */
+const LINES_PER_CHUNK = 2000;
+
+/**
+ * The /metrics body in chunks of at most about LINES_PER_CHUNK lines, families in a fixed order, each with its
+ * HELP and TYPE lines and every sample. The route streams these chunks and lets the event loop run between
+ * them, so a scrape of 10,000 backends never holds the loop for the whole render.
+ */
+export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): Generator<string> {
+  const serviceRows: ServiceRow[] = [];
+  const backendRows: BackendRow[] = [];
   for (const service of services) {
     const o = service.options;
-    const labels: Labels = { name: service.id, host: o.host, port: String(o.port), protocol: o.protocol };
-    serviceHealth.samples.push({ labels, value: service.health });
-    serviceBackends.samples.push({ labels, value: service.backends.length });
-    const stats = service.stats;
-    if (stats !== null) {
-      for (const { spec, family: f } of serviceStats) f.samples.push({ labels, value: stats[spec.field] });
-    }
+    serviceRows.push({ service, labels: labelText({ name: service.id, host: o.host, port: String(o.port), protocol: o.protocol }) });
     for (const backend of service.backend_details) {
-      const b: Labels = {
-        service_name: service.id,
-        name: backend.id,
-        host: backend.options.host,
-        port: String(backend.options.port),
-      };
-      backendHealth.samples.push({ labels: b, value: backend.metrics.health });
-      backendStatus.samples.push({ labels: b, value: backend.metrics.status });
-      backendWeight.samples.push({ labels: b, value: backend.effective_weight });
-      backendUptime.samples.push({ labels: b, value: backend.metrics.uptime });
-      backendConfigured.samples.push({ labels: b, value: backend.options.weight });
-      if (backend.metrics.last_check_ms !== null) {
-        checkDuration.samples.push({ labels: b, value: backend.metrics.last_check_ms / 1000 });
-      }
-      if (backend.active_conns !== null) active.samples.push({ labels: b, value: backend.active_conns });
-      if (backend.inactive_conns !== null) inactive.samples.push({ labels: b, value: backend.inactive_conns });
-      if (backend.persistent_conns !== null) persistent.samples.push({ labels: b, value: backend.persistent_conns });
-      const bstats = backend.stats;
-      if (bstats !== null) {
-        for (const { spec, family: f } of backendStats) f.samples.push({ labels: b, value: bstats[spec.field] });
+      backendRows.push({
+        backend,
+        labels: labelText({ service_name: service.id, name: backend.id, host: backend.options.host, port: String(backend.options.port) }),
+      });
+    }
+  }
+  let lines: string[] = [];
+  function* family<Row>(spec: FamilySpec<Row>, rows: readonly { labels: string; row: Row }[]): Generator<string> {
+    lines.push(`# HELP ${spec.name} ${spec.help}`, `# TYPE ${spec.name} ${spec.type}`);
+    for (const { labels, row } of rows) {
+      const value = spec.value(row);
+      if (value === null || value === undefined) continue;
+      lines.push(`${spec.name}${labels} ${formatValue(value)}`);
+      if (lines.length >= LINES_PER_CHUNK) {
+        yield `${lines.join("\n")}\n`;
+        lines = [];
       }
     }
   }
-  const families = [
-    serviceHealth,
-    serviceBackends,
-    backendUptime,
-    backendHealth,
-    backendStatus,
-    backendWeight,
-    backendConfigured,
-    checkDuration,
-    active,
-    inactive,
-    persistent,
-    ...serviceStats.map((s) => s.family),
-    ...backendStats.map((s) => s.family),
-  ];
+  const svc = serviceRows.map((r) => ({ labels: r.labels, row: r.service }));
+  const be = backendRows.map((r) => ({ labels: r.labels, row: r.backend }));
+  for (const spec of SERVICE_FAMILIES) yield* family(spec, svc);
+  for (const spec of BACKEND_FAMILIES) yield* family(spec, be);
+  for (const spec of SERVICE_STATS) yield* family(spec, svc);
+  for (const spec of BACKEND_STATS) yield* family(spec, be);
   if (reconcile !== undefined) {
-    const counter = (name: string, help: string, value: number): Family => ({ ...family(name, help, "counter"), samples: [{ labels: {}, value }] });
-    families.push(
-      counter("gorb_reconcile_runs_total", "Reconciles of the kernel table with gorb's state (start-up, periodic, on demand).", reconcile.runs),
-      counter("gorb_reconcile_repairs_total", "Differences between the kernel table and gorb's state that a reconcile repaired.", reconcile.repairs),
-      counter("gorb_reconcile_failures_total", "Repairs the kernel refused.", reconcile.failures),
-    );
+    const counters: [string, string, number][] = [
+      ["gorb_reconcile_runs_total", "Reconciles of the kernel table with gorb's state (start-up, periodic, on demand).", reconcile.runs],
+      ["gorb_reconcile_repairs_total", "Differences between the kernel table and gorb's state that a reconcile repaired.", reconcile.repairs],
+      ["gorb_reconcile_failures_total", "Repairs the kernel refused.", reconcile.failures],
+    ];
+    for (const [name, help, value] of counters) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${formatValue(value)}`);
   }
-  return `${families.map(renderFamily).join("\n")}\n`;
+  if (lines.length > 0) yield `${lines.join("\n")}\n`;
+}
+
+/** The whole /metrics body at once (tests, small tables). */
+export function renderMetrics(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): string {
+  let text = "";
+  for (const chunk of metricsChunks(services, reconcile)) text += chunk;
+  return text;
+}
+
+/**
+ * The /metrics body as a stream: one chunk per pull, so the event loop serves other requests (and health
+ * checks) between chunks of a large scrape.
+ */
+export function metricsStream(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): ReadableStream<Uint8Array> {
+  const chunks = metricsChunks(services, reconcile);
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      // Let other work run before each chunk: a scrape never holds the loop for more than one chunk's render.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const next = chunks.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
-import { escapeLabel, renderMetrics } from "../../../src/api/metrics.ts";
+import { escapeLabel, metricsChunks, renderMetrics } from "../../../src/api/metrics.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 async function scrape(app: ReturnType<typeof createApp>): Promise<{ status: number; type: string | null; lines: string[] }> {
@@ -98,5 +98,22 @@ describe("GET /metrics", () => {
     ]);
     expect(text).toContain('gorb_service_health{name="we\\"b",host="h\\\\1",port="80",protocol="tcp"} 1\n');
     expect(text.endsWith("\n")).toBe(true);
+  });
+});
+
+describe("GET /metrics of a large table", () => {
+  test("is streamed in bounded chunks whose concatenation is the whole body", async () => {
+    const { gorb, logger } = makeGorb();
+    const app = createApp({ gorb, logger });
+    await gorb.createService("big", { host: "10.9.0.1", port: 80 });
+    for (let i = 0; i < 300; i++) await gorb.createBackend("big", `b${i}`, { host: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}` });
+    const whole = renderMetrics(await gorb.listServicesDetail(), gorb.reconcileCounters());
+    const chunks = [...metricsChunks(await gorb.listServicesDetail(), gorb.reconcileCounters())];
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Math.max(...chunks.map((c) => c.split("\n").length))).toBeLessThanOrEqual(2002);
+    const reply = await app.handle(new Request("http://gorb.test/metrics"));
+    const body = await reply.text();
+    expect(body.split("\n").filter((l) => l.startsWith("gorb_service_backend_weight{")).length).toBe(300);
+    expect(body).toBe(whole);
   });
 });
