@@ -18,6 +18,7 @@ import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
+import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import type { SavedState } from "../core/state.ts";
@@ -115,6 +116,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
 
   const app = createApp({
     gorb,
+    // TODO(lead, at the merge with the core branch): the bus Gorb publishes into (GorbOptions.events / gorb.events).
+    events: new EventBus(),
     logger: log.withTag("api"),
     ...(options.token !== null ? { token: options.token } : {}),
     bodyLimitBytes: options.bodyLimitBytes,
