@@ -57,8 +57,8 @@ export function clientOptionsFrom(
   return signal === undefined ? { server, token } : { server, token, signal };
 }
 
-/** A short reason for a fetch that never got an answer. */
-function unreachableReason(error: unknown): string {
+/** A short reason for a fetch that never got an answer ("connection refused"). */
+export function unreachableReason(error: unknown): string {
   const err = error as { name?: unknown; code?: unknown; message?: unknown } | null;
   const code = typeof err?.code === "string" ? err.code : "";
   const name = typeof err?.name === "string" ? err.name : "";
@@ -95,7 +95,8 @@ export function unreachableMessage(server: string, reason: string): string {
   );
 }
 
-function errorText(body: unknown, status: number, statusText: string): string {
+/** The message of an error answer: its `error` field, else the HTTP status. */
+export function errorText(body: unknown, status: number, statusText: string): string {
   if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
     return (body as { error: string }).error;
   }
