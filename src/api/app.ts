@@ -19,7 +19,7 @@ import { readServices } from "../config/services.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { EventBus } from "../core/events.ts";
 import type { Gorb } from "../core/gorb.ts";
-import type { Logger } from "../core/logger.ts";
+import type { Logger } from "../log.ts";
 import { checkBearer } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody } from "./body.ts";
 import { errorResponse } from "./errors.ts";

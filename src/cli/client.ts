@@ -10,7 +10,7 @@ import { type RawArgs, stringArg } from "./_shared.ts";
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
 /** DEFAULT_SERVER is where the daemon listens by default. */
-export const DEFAULT_SERVER = "http://127.0.0.1:4672";
+const DEFAULT_SERVER = "http://127.0.0.1:4672";
 /** REQUEST_TIMEOUT_MS bounds each request (the daemon answers from memory; the kernel is fast). */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -24,7 +24,7 @@ export interface ClientOptions {
 }
 
 /** normalizeServer accepts "http://h:p", "https://h:p/prefix" or a bare "h:p" (taken as http). */
-export function normalizeServer(text: string, source: string): string {
+function normalizeServer(text: string, source: string): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
   try {

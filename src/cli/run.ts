@@ -158,7 +158,7 @@ function firstPositional(args: readonly string[], defs: ArgsDef): number {
 }
 
 /** resolveCommand walks sub-commands from the root; throws UsageError for an unknown or missing one. */
-export async function resolveCommand(
+async function resolveCommand(
   rootCmd: AnyCommand,
   args: readonly string[],
   forHelp: boolean,
@@ -281,6 +281,6 @@ export async function runCli(rawArgs: readonly string[], options: RunCliOptions 
   const signals = [options.signal, controller?.signal].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
   const log = createCliLogger(io, env.GORB_DEBUG === "1");
-  const ctx: CliContext = { io, env, log, signal };
-  return withCliContext(ctx, () => dispatch(options.root ?? root, rawArgs, ctx, controller));
+  const ctx: CliContext = { io, env, log, signal, root: options.root ?? root };
+  return withCliContext(ctx, () => dispatch(ctx.root, rawArgs, ctx, controller));
 }

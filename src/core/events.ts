@@ -100,7 +100,7 @@ export interface EventPosition {
 }
 
 /** Default number of events kept for followers that resume. */
-export const DEFAULT_EVENT_BUFFER = 4096;
+const DEFAULT_EVENT_BUFFER = 4096;
 
 /** One follower: its listener and the newest event it already has (in its backlog or delivered). */
 interface Follower {

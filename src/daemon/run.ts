@@ -31,7 +31,7 @@ import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { VERSION } from "../version.ts";
-import type { DaemonOptions } from "./options.ts";
+import type { DaemonOptions } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
