@@ -16,7 +16,8 @@
  * as an id of this run. Without an id the stream starts with the next event.
  *
  * A comment line (`: keepalive`) every 15 s keeps proxies and the client's idle timers from closing a quiet
- * stream. The route is behind the same bearer check as every route (the app's onRequest hook).
+ * stream. The route is behind the same bearer check as every route (the app's onRequest hook). When the bus
+ * closes (the daemon stops), every stream ends, so that the server's graceful stop does not wait for them.
  *
  * Why a ReadableStream and not Elysia's generator handlers (`sse()`): a generator only notices a closed
  * connection at its next `yield`, so a quiet stream would keep its subscription until the next event or
@@ -99,7 +100,13 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
             controller.error();
           }
         };
-        const subscription = bus.subscribe((event) => send(frame(event, bus.run)), after);
+        const end = () => {
+          // The daemon is stopping: end the response, so the server's graceful stop does not wait for it.
+          if (!open) return;
+          cleanup();
+          controller.close();
+        };
+        const subscription = bus.subscribe((event) => send(frame(event, bus.run)), after, end);
         const heartbeat = setInterval(() => send(encoder.encode(": keepalive\n\n")), heartbeatMs);
         cleanup = () => {
           if (!open) return;

@@ -8,7 +8,7 @@
  * the buffer (or the id is from another daemon run), a single `resync` event telling it to read the state
  * again. Ids restart at 1 with every run, so a follower's position also names the run (`EventBus.run`): an id
  * from another run gets a `resync` too. Publishing never waits for followers; a follower that throws is dropped
- * and does not disturb others.
+ * and does not disturb others. When the daemon stops, close() lets every follower go.
  */
 
 /** Health state names, as GET responses show them. */
@@ -102,10 +102,11 @@ export interface EventPosition {
 /** Default number of events kept for followers that resume. */
 const DEFAULT_EVENT_BUFFER = 4096;
 
-/** One follower: its listener and the newest event it already has (in its backlog or delivered). */
+/** One follower: its listener, the newest event it already has (in its backlog or delivered), its close hook. */
 interface Follower {
   readonly listener: EventListener;
   readonly after: number;
+  readonly onClose: (() => void) | undefined;
 }
 
 /** A random name for one bus (one daemon run): 8 hex digits. */
@@ -126,6 +127,7 @@ export class EventBus {
   /** Events published but not yet handed to every follower (a listener that publishes queues behind them). */
   readonly #pending: GorbEvent[] = [];
   #delivering = false;
+  #closed = false;
 
   constructor(options: { readonly capacity?: number; readonly now?: () => Date; readonly run?: string } = {}) {
     const capacity = options.capacity ?? DEFAULT_EVENT_BUFFER;
@@ -184,12 +186,17 @@ export class EventBus {
    * Follow the bus. With `after` (the last id a follower saw, or its EventPosition), the backlog holds the
    * events since then that are still kept; it is a single `resync` event (id = the current last id, not
    * stored) when some are gone, when `after` is ahead of this bus, or when the position is from another run.
-   * Without `after`, the backlog is empty. The listener then gets every event after the backlog.
+   * Without `after`, the backlog is empty. The listener then gets every event after the backlog. `onClose` is
+   * called when the bus closes (at once, but not before subscribe returns, when it is closed already).
    */
-  subscribe(listener: EventListener, after?: number | EventPosition): Subscription {
+  subscribe(listener: EventListener, after?: number | EventPosition, onClose?: () => void): Subscription {
     const backlog = after === undefined ? [] : this.#backlog(after);
     const token = {};
-    this.#followers.set(token, { listener, after: this.#lastId });
+    if (this.#closed) {
+      if (onClose !== undefined) queueMicrotask(onClose);
+    } else {
+      this.#followers.set(token, { listener, after: this.#lastId, onClose });
+    }
     return {
       backlog,
       unsubscribe: () => {
@@ -215,6 +222,23 @@ export class EventBus {
       if (event !== undefined && event.id === id) backlog.push(event);
     }
     return backlog;
+  }
+
+  /**
+   * The daemon is stopping: every follower is let go (its onClose is called) and later ones are closed at once,
+   * so that open streams end and do not hold the server's shutdown. Publishing still works, for nobody.
+   */
+  close(): void {
+    this.#closed = true;
+    const followers = [...this.#followers.values()];
+    this.#followers.clear();
+    for (const follower of followers) {
+      try {
+        follower.onClose?.();
+      } catch {
+        // One follower's failure does not keep the others open.
+      }
+    }
   }
 
   /** Number of current followers (for /metrics). */

@@ -77,6 +77,9 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       ? new ConsulDiscovery({ url: options.consulUrl, instance: hostname(), logger: log.withTag("consul") })
       : new NoDiscovery();
 
+  // What GET /events follows. Gorb publishes into it once GorbOptions takes it (the core work, merged separately):
+  // then it is passed below as `events`, or taken from `gorb.events`.
+  const events = new EventBus();
   const gorb = new Gorb({
     driver,
     health: (onUpdate) => new HealthMonitor({ onUpdate }),
@@ -116,8 +119,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
 
   const app = createApp({
     gorb,
-    // TODO(lead, at the merge with the core branch): the bus Gorb publishes into (GorbOptions.events / gorb.events).
-    events: new EventBus(),
+    events,
     logger: log.withTag("api"),
     ...(options.token !== null ? { token: options.token } : {}),
     bodyLimitBytes: options.bodyLimitBytes,
@@ -176,6 +178,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       log.info(`${signal}: stopping (the IPVS table is left as it is)`);
       void (async () => {
         if (timer !== null) clearInterval(timer);
+        events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
         await app.stop();
         await reloading;
         await gorb.close();

@@ -209,6 +209,20 @@ describe("GET /events", () => {
     bus.publish("service.deleted", { service: "web" });
   });
 
+  test("closing the bus (the daemon stops) ends every stream, so the server's graceful stop completes", async () => {
+    const bus = new EventBus();
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger, events: bus });
+    app.listen({ hostname: "127.0.0.1", port: 0 });
+    const follower = await follow(`http://127.0.0.1:${app.server?.port ?? 0}/events`);
+    await follower.until((text) => text.startsWith(": gorb events"));
+    bus.close();
+    // The stream ends cleanly (until() rejects when it ends), then stop() no longer waits for it.
+    await expect(follower.until(() => false)).rejects.toThrow("the stream ended");
+    await app.stop();
+    expect(bus.followers).toBe(0);
+  });
+
   test("without a bus the route is not there", async () => {
     const stack = makeGorb();
     const app = createApp({ gorb: stack.gorb, logger: stack.logger });

@@ -200,6 +200,37 @@ describe("subscribe after an id (resume)", () => {
   });
 });
 
+describe("close", () => {
+  test("lets every follower go (onClose once each, even when one throws); publishing still works, for nobody", () => {
+    const bus = new EventBus();
+    const closed: string[] = [];
+    const seen: number[] = [];
+    bus.subscribe((e) => seen.push(e.id), undefined, () => {
+      closed.push("a");
+      throw new Error("already gone");
+    });
+    bus.subscribe((e) => seen.push(e.id), undefined, () => closed.push("b"));
+    bus.subscribe((e) => seen.push(e.id));
+    bus.publish("service.deleted", { service: "x" });
+    bus.close();
+    expect(closed).toEqual(["a", "b"]);
+    expect(bus.followers).toBe(0);
+    expect(bus.publish("service.deleted", { service: "y" }).id).toBe(2);
+    expect(seen).toEqual([1, 1, 1]);
+  });
+
+  test("a follower arriving after close gets its backlog and is closed right after subscribe returns", async () => {
+    const bus = new EventBus();
+    bus.publish("service.deleted", { service: "x" });
+    bus.close();
+    let closed = false;
+    const sub = bus.subscribe(() => {}, 0, () => (closed = true));
+    expect([ids(sub.backlog), closed, bus.followers]).toEqual([[1], false, 0]);
+    await Promise.resolve();
+    expect(closed).toBe(true);
+  });
+});
+
 describe("capacity", () => {
   test("the ring keeps exactly the last `capacity` events, over many wraps", () => {
     const bus = new EventBus({ capacity: 5 });
