@@ -94,10 +94,9 @@ describe("gorb status --watch", () => {
     expect(await w.frame(1)).toContain("no services");
     const before = reads();
     const names = Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(2, "0")}`);
-    for (const [i, name] of names.entries()) {
-      await server.stack.gorb.createService(name, { host: `10.0.0.${i + 1}`, port: 80 });
-      server.bus.publish("service.created", { service: name, source: "api" });
-    }
+    for (const [i, name] of names.entries()) await server.stack.gorb.createService(name, { host: `10.0.0.${i + 1}`, port: 80 });
+    // The events of a bulk change come out together (as from one apply).
+    for (const name of names) server.bus.publish("service.created", { service: name, source: "api" });
     while (!(w.frames.at(-1) ?? "").includes("s39")) await w.frame(w.frames.length + 1);
     await w.stop();
     expect(reads() - before).toBeGreaterThan(0);
@@ -133,6 +132,16 @@ describe("gorb status --watch", () => {
     const lines = run.stdout.trimEnd().split("\n");
     expect(lines).toHaveLength(2);
     for (const line of lines) expect((JSON.parse(line) as { id: string }[]).map((s) => s.id)).toEqual(["web"]);
+  });
+
+  test("the value of --watch is optional: bare at the end, or before another flag (-w too); help shows it so", async () => {
+    const w = watch(["status", "-w", "--json"]);
+    expect(JSON.parse(await w.frame(1))).toEqual([]);
+    expect((await w.stop()).code).toBe(0);
+    const help = await runGorb(["status", "--help"]);
+    expect(help.stdout).toContain("  -w, --watch [seconds]  ");
+    const bad = await runGorb(["status", "--watch", "soon", "web"], env);
+    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, 'error: --watch: expected seconds, got "soon"']);
   });
 
   test("--watch N also re-reads every N seconds (connections and rates change without events)", async () => {
