@@ -32,12 +32,9 @@ export function errno(): number {
   return p === null ? 0 : read.i32(p, 0);
 }
 
-/** MSG_TRUNC / MSG_DONTWAIT flags for recv. */
+/** MSG_TRUNC flag for recv. */
 export const MSG_TRUNC = 0x20;
-export const MSG_DONTWAIT = 0x40;
 export const SOL_SOCKET = 1;
-export const SO_SNDBUF = 7;
-export const SO_RCVBUF = 8;
 export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVTIMEO = 20;

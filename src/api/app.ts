@@ -8,6 +8,7 @@
  *   POST   /apply                      make the file-owned services match a declarative set {"services": {...}};
  *                                      ?dry_run=true only plans; answers the changes (ApplyReport)
  *   POST   /reconcile                  repair drift of the kernel table now; answers the repairs
+ *   GET    /events                     the event stream (Server-Sent Events, resumable; ./events.ts)
  *   GET    /metrics                    Prometheus text
  *   GET    /openapi.json               OpenAPI 3.0
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
@@ -15,12 +16,14 @@
  */
 import { Elysia, t } from "elysia";
 import { readServices } from "../config/services.ts";
-import { ValidationError } from "../core/errors.ts";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import type { EventBus } from "../core/events.ts";
 import type { Gorb } from "../core/gorb.ts";
-import type { Logger } from "../core/logger.ts";
+import type { Logger } from "../log.ts";
 import { checkBearer } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody } from "./body.ts";
 import { errorResponse } from "./errors.ts";
+import { eventStream } from "./events.ts";
 import { emptyOk, jsonResponse } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -55,6 +58,10 @@ export interface AppOptions {
   readonly version?: string;
   /** Largest POST /apply body, in bytes (a declarative set holds many services). @default 8 MiB or bodyLimitBytes */
   readonly applyLimitBytes?: number;
+  /** The bus GET /events follows; without one the route is not there (404). */
+  readonly events?: EventBus;
+  /** Milliseconds between two `: keepalive` comments on GET /events. @default 15000 */
+  readonly eventHeartbeatMs?: number;
 }
 
 /** Default largest POST /apply body. */
@@ -163,5 +170,10 @@ export function createApp(options: AppOptions) {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
     )
-    .get("/openapi.json", () => jsonResponse(openApiDocument(version)));
+    .get("/openapi.json", () => jsonResponse(openApiDocument(version)))
+    .get("/events", ({ request, server }) => {
+      if (options.events === undefined) throw new NotFoundError("no route for GET /events");
+      const heartbeat = options.eventHeartbeatMs;
+      return eventStream(request, server, { bus: options.events, ...(heartbeat !== undefined ? { heartbeatMs: heartbeat } : {}) });
+    });
 }

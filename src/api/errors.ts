@@ -9,7 +9,7 @@
  *   anything else                   500 "internal error", logged with its stack
  */
 import { GorbError, ValidationError } from "../core/errors.ts";
-import type { Logger } from "../core/logger.ts";
+import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
 
 /** UnauthorizedError: a bearer token is configured and the request did not carry it (401). */

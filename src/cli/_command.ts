@@ -21,7 +21,7 @@ export function examplesOf(cmd: object): readonly string[] {
 }
 
 /** resolveValue unwraps citty's Resolvable (a value, a promise, or a function returning either). */
-export async function resolveValue<T>(value: Resolvable<T>): Promise<T> {
+async function resolveValue<T>(value: Resolvable<T>): Promise<T> {
   return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
 }
 

@@ -10,7 +10,7 @@ import { type RawArgs, stringArg } from "./_shared.ts";
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
 /** DEFAULT_SERVER is where the daemon listens by default. */
-export const DEFAULT_SERVER = "http://127.0.0.1:4672";
+const DEFAULT_SERVER = "http://127.0.0.1:4672";
 /** REQUEST_TIMEOUT_MS bounds each request (the daemon answers from memory; the kernel is fast). */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -24,7 +24,7 @@ export interface ClientOptions {
 }
 
 /** normalizeServer accepts "http://h:p", "https://h:p/prefix" or a bare "h:p" (taken as http). */
-export function normalizeServer(text: string, source: string): string {
+function normalizeServer(text: string, source: string): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
   try {
@@ -57,8 +57,8 @@ export function clientOptionsFrom(
   return signal === undefined ? { server, token } : { server, token, signal };
 }
 
-/** A short reason for a fetch that never got an answer. */
-function unreachableReason(error: unknown): string {
+/** A short reason for a fetch that never got an answer ("connection refused"). */
+export function unreachableReason(error: unknown): string {
   const err = error as { name?: unknown; code?: unknown; message?: unknown } | null;
   const code = typeof err?.code === "string" ? err.code : "";
   const name = typeof err?.name === "string" ? err.name : "";
@@ -95,7 +95,8 @@ export function unreachableMessage(server: string, reason: string): string {
   );
 }
 
-function errorText(body: unknown, status: number, statusText: string): string {
+/** The message of an error answer: its `error` field, else the HTTP status. */
+export function errorText(body: unknown, status: number, statusText: string): string {
   if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
     return (body as { error: string }).error;
   }

@@ -4,6 +4,7 @@
  * (citty does not pass data down to sub-commands, hence a module-level slot rather than an argument).
  */
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
+import type { AnyCommand } from "./_command.ts";
 
 /** CliIo is where a command writes. */
 export interface CliIo {
@@ -21,6 +22,8 @@ export interface CliContext {
   readonly log: ConsolaInstance;
   /** Aborted on Ctrl-C (SIGINT) when running as the real process; --watch stops on it. */
   readonly signal: AbortSignal;
+  /** The command tree being run (`gorb completion` walks it). */
+  readonly root: AnyCommand;
 }
 
 /** The real process: stdout/stderr streams, process.env, an AbortSignal tripped by SIGINT. */

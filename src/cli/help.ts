@@ -24,6 +24,7 @@ function flagSpelling(name: string, def: ArgDef): string {
   const long = [`--${kebab(name)}`, ...alias.filter((a: string) => a.length > 1).map((a: string) => `--${a}`)];
   let value = "";
   if (def.type === "enum" && def.options !== undefined) value = ` <${def.options.join("|")}>`;
+  else if (def.type === "string" && def.valueHint?.startsWith("[") === true) value = ` ${def.valueHint}`;
   else if (def.type === "string") value = ` <${def.valueHint ?? kebab(name)}>`;
   return `${[...short, ...long].join(", ")}${value}`;
 }

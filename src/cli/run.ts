@@ -52,6 +52,8 @@ function optionTokens(args: readonly string[]): readonly string[] {
 interface FlagShape {
   readonly canonical: string;
   readonly takesValue: boolean;
+  /** The value may be left out (a string flag whose valueHint is "[...]", as `--watch [seconds]`). */
+  readonly optionalValue: boolean;
   readonly boolean: boolean;
 }
 
@@ -71,6 +73,7 @@ function flagTable(defs: ArgsDef): Map<string, FlagShape> {
     const shape: FlagShape = {
       canonical: kebab(name),
       takesValue: def.type === "string" || def.type === "enum",
+      optionalValue: def.type === "string" && def.valueHint?.startsWith("[") === true,
       boolean: def.type === "boolean",
     };
     for (const spelling of [name, kebab(name), camel(name)]) table.set(spelling, shape);
@@ -108,7 +111,9 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
     if (!long && name.length > 1 && shape !== undefined && shape.canonical !== name) shape = undefined;
     if (shape === undefined) throw new UsageError(`unknown option ${long ? "--" : "-"}${name} for "${path}"`, path);
     if (shape.takesValue && eq < 0) {
-      if (i + 1 >= tokens.length) throw new UsageError(`--${shape.canonical} needs a value`, path);
+      const next = tokens[i + 1];
+      if (shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-"))) continue;
+      if (next === undefined) throw new UsageError(`--${shape.canonical} needs a value`, path);
       i++;
     }
   }
@@ -118,6 +123,22 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
     const extra = positionals[expected] ?? "";
     throw new UsageError(`unexpected argument ${JSON.stringify(extra)} for "${path}"`, path);
   }
+}
+
+/**
+ * Spells out a left-out optional value (`--watch` at the end or before another flag) as `--watch=`, which
+ * citty reads as "" (it would otherwise take the next flag as the value).
+ */
+function fillOptionalValues(defs: ArgsDef, args: readonly string[]): string[] {
+  const table = flagTable(defs);
+  const tokens = optionTokens(args);
+  return args.map((token, i) => {
+    if (i >= tokens.length || !token.startsWith("-") || token.includes("=")) return token;
+    const shape = table.get(token.replace(/^--?/, ""));
+    const next = tokens[i + 1];
+    const leftOut = next === undefined || (next.startsWith("-") && next !== "-");
+    return shape?.optionalValue === true && leftOut ? `--${shape.canonical}=` : token;
+  });
 }
 
 /** Index of the first positional token (the sub-command name), skipping flags and their values. */
@@ -137,7 +158,7 @@ function firstPositional(args: readonly string[], defs: ArgsDef): number {
 }
 
 /** resolveCommand walks sub-commands from the root; throws UsageError for an unknown or missing one. */
-export async function resolveCommand(
+async function resolveCommand(
   rootCmd: AnyCommand,
   args: readonly string[],
   forHelp: boolean,
@@ -224,7 +245,8 @@ async function dispatch(
     checkFlags(await argsOf(resolved.cmd), resolved.rest, path);
     const untrap = sigint !== null && path !== "gorb serve" ? trapSigint(sigint) : () => {};
     try {
-      const { result } = await runCommand(resolved.cmd, { rawArgs: [...resolved.rest] });
+      const rawArgs = fillOptionalValues(await argsOf(resolved.cmd), resolved.rest);
+      const { result } = await runCommand(resolved.cmd, { rawArgs });
       return typeof result === "number" ? result : EXIT.OK;
     } finally {
       untrap();
@@ -259,6 +281,6 @@ export async function runCli(rawArgs: readonly string[], options: RunCliOptions 
   const signals = [options.signal, controller?.signal].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
   const log = createCliLogger(io, env.GORB_DEBUG === "1");
-  const ctx: CliContext = { io, env, log, signal };
-  return withCliContext(ctx, () => dispatch(options.root ?? root, rawArgs, ctx, controller));
+  const ctx: CliContext = { io, env, log, signal, root: options.root ?? root };
+  return withCliContext(ctx, () => dispatch(ctx.root, rawArgs, ctx, controller));
 }

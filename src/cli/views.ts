@@ -15,7 +15,7 @@ export function serviceAddress(o: ServiceOptions): string {
 }
 
 /** backendTarget: "10.1.0.1:8080". */
-export function backendTarget(o: BackendOptions): string {
+function backendTarget(o: BackendOptions): string {
   return hostPort(o.address !== "" ? o.address : o.host, o.port);
 }
 

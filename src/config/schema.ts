@@ -19,7 +19,7 @@
 import { describeValue } from "../core/fields.ts";
 import { PathError } from "../core/path.ts";
 import type { DeclaredService } from "../core/plan.ts";
-import { DaemonOptionError, parseDaemonOptions, type DaemonFlags } from "../daemon/options.ts";
+import { DaemonOptionError, parseDaemonOptions, type DaemonFlags } from "./daemon-options.ts";
 import { mapping, readServices, refuseUnknown } from "./services.ts";
 
 /** The server settings of the file, by key, with the DaemonFlags field each one fills and its type. */

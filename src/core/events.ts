@@ -6,7 +6,9 @@
  * bus keeps the last `capacity` events in a ring buffer, so a follower that lost its connection resumes with
  * the id it saw last (`Last-Event-ID`): it gets every event after that one, or, when they have already left
  * the buffer (or the id is from another daemon run), a single `resync` event telling it to read the state
- * again. Publishing never waits for followers; a follower that throws is dropped and does not disturb others.
+ * again. Ids restart at 1 with every run, so a follower's position also names the run (`EventBus.run`): an id
+ * from another run gets a `resync` too. Publishing never waits for followers; a follower that throws is dropped
+ * and does not disturb others. When the daemon stops, close() lets every follower go.
  */
 
 /** Health state names, as GET responses show them. */
@@ -87,21 +89,55 @@ export interface Subscription {
   unsubscribe(): void;
 }
 
+/**
+ * Where a follower stopped: the id of the last event it saw, and the run of the bus that published it. Ids
+ * restart at 1 when the daemon restarts, so an id alone cannot tell "event 40 of this run" from "event 40 of
+ * the previous run"; the run can.
+ */
+export interface EventPosition {
+  readonly run: string;
+  readonly id: number;
+}
+
 /** Default number of events kept for followers that resume. */
-export const DEFAULT_EVENT_BUFFER = 4096;
+const DEFAULT_EVENT_BUFFER = 4096;
+
+/** One follower: its listener, the newest event it already has (in its backlog or delivered), its close hook. */
+interface Follower {
+  readonly listener: EventListener;
+  readonly after: number;
+  readonly onClose: (() => void) | undefined;
+}
+
+/** A random name for one bus (one daemon run): 8 hex digits. */
+function newRun(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
 
 /** The in-process event bus; see the module comment. */
 export class EventBus {
+  /** Names this bus (one daemon run), so positions from another run are recognised; see EventPosition. */
+  readonly run: string;
   readonly #capacity: number;
   readonly #ring: (GorbEvent | undefined)[];
-  readonly #listeners = new Set<EventListener>();
+  /** Keyed by a token per subscribe(), so one function subscribed twice is two followers. */
+  readonly #followers = new Map<object, Follower>();
   #lastId = 0;
   readonly #now: () => Date;
+  /** Events published but not yet handed to every follower (a listener that publishes queues behind them). */
+  readonly #pending: GorbEvent[] = [];
+  #delivering = false;
+  #closed = false;
 
-  constructor(options: { readonly capacity?: number; readonly now?: () => Date } = {}) {
-    this.#capacity = Math.max(1, options.capacity ?? DEFAULT_EVENT_BUFFER);
-    this.#ring = new Array<GorbEvent | undefined>(this.#capacity);
+  constructor(options: { readonly capacity?: number; readonly now?: () => Date; readonly run?: string } = {}) {
+    const capacity = options.capacity ?? DEFAULT_EVENT_BUFFER;
+    if (!Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new RangeError(`capacity: must be a positive integer, got ${String(capacity)}`);
+    }
+    this.#capacity = capacity;
+    this.#ring = new Array<GorbEvent | undefined>(capacity);
     this.#now = options.now ?? (() => new Date());
+    this.run = options.run ?? newRun();
   }
 
   /** The id of the newest event (0 before the first). */
@@ -109,51 +145,104 @@ export class EventBus {
     return this.#lastId;
   }
 
-  /** Publish one event to every follower; returns it. */
+  /** How many events the buffer keeps. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /**
+   * Publish one event to every follower; returns it. Followers see events in id order, also when a listener
+   * publishes (its event is delivered after the current one has reached everybody).
+   */
   publish<K extends EventType>(type: K, data: EventPayloads[K]): GorbEvent {
     const id = ++this.#lastId;
     const event = { id, time: this.#now().toISOString(), type, data } as GorbEvent;
     this.#ring[id % this.#capacity] = event;
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch {
-        this.#listeners.delete(listener);
-      }
-    }
+    this.#pending.push(event);
+    if (!this.#delivering) this.#deliver();
     return event;
   }
 
-  /**
-   * Follow the bus. With `after` (the last id a follower saw), the backlog holds the events since then that
-   * are still kept; when some are gone, or `after` is ahead of this bus (another daemon run), the backlog is a
-   * single `resync` event (id = the current last id, not stored). Without `after`, the backlog is empty.
-   */
-  subscribe(listener: EventListener, after?: number): Subscription {
-    let backlog: GorbEvent[] = [];
-    if (after !== undefined && after !== this.#lastId) {
-      const oldestKept = Math.max(1, this.#lastId - this.#capacity + 1);
-      if (after > this.#lastId || after + 1 < oldestKept) {
-        const reason = after > this.#lastId ? "the event id is from another run of gorb" : "events were missed";
-        backlog = [{ id: this.#lastId, time: this.#now().toISOString(), type: "resync", data: { reason } }];
-      } else {
-        for (let id = after + 1; id <= this.#lastId; id++) {
-          const event = this.#ring[id % this.#capacity];
-          if (event !== undefined && event.id === id) backlog.push(event);
+  #deliver(): void {
+    this.#delivering = true;
+    try {
+      for (let next = this.#pending.shift(); next !== undefined; next = this.#pending.shift()) {
+        for (const [token, follower] of [...this.#followers]) {
+          // Unsubscribed by an earlier listener of this event, or subscribed after it (then it is in its backlog).
+          if (this.#followers.get(token) !== follower || next.id <= follower.after) continue;
+          try {
+            follower.listener(next);
+          } catch {
+            this.#followers.delete(token);
+          }
         }
       }
+    } finally {
+      this.#delivering = false;
     }
-    this.#listeners.add(listener);
+  }
+
+  /**
+   * Follow the bus. With `after` (the last id a follower saw, or its EventPosition), the backlog holds the
+   * events since then that are still kept; it is a single `resync` event (id = the current last id, not
+   * stored) when some are gone, when `after` is ahead of this bus, or when the position is from another run.
+   * Without `after`, the backlog is empty. The listener then gets every event after the backlog. `onClose` is
+   * called when the bus closes (at once, but not before subscribe returns, when it is closed already).
+   */
+  subscribe(listener: EventListener, after?: number | EventPosition, onClose?: () => void): Subscription {
+    const backlog = after === undefined ? [] : this.#backlog(after);
+    const token = {};
+    if (this.#closed) {
+      if (onClose !== undefined) queueMicrotask(onClose);
+    } else {
+      this.#followers.set(token, { listener, after: this.#lastId, onClose });
+    }
     return {
       backlog,
       unsubscribe: () => {
-        this.#listeners.delete(listener);
+        this.#followers.delete(token);
       },
     };
   }
 
+  #backlog(after: number | EventPosition): GorbEvent[] {
+    const resync = (reason: string): GorbEvent[] => [
+      { id: this.#lastId, time: this.#now().toISOString(), type: "resync", data: { reason } },
+    ];
+    const position = typeof after === "number" ? { run: this.run, id: after } : after;
+    if (position.run !== this.run) return resync("the event id is from another run of gorb");
+    if (!Number.isSafeInteger(position.id) || position.id < 0 || position.id > this.#lastId) {
+      return resync("the event id is from another run of gorb");
+    }
+    const oldestKept = Math.max(1, this.#lastId - this.#capacity + 1);
+    if (position.id + 1 < oldestKept) return resync("events were missed");
+    const backlog: GorbEvent[] = [];
+    for (let id = position.id + 1; id <= this.#lastId; id++) {
+      const event = this.#ring[id % this.#capacity];
+      if (event !== undefined && event.id === id) backlog.push(event);
+    }
+    return backlog;
+  }
+
+  /**
+   * The daemon is stopping: every follower is let go (its onClose is called) and later ones are closed at once,
+   * so that open streams end and do not hold the server's shutdown. Publishing still works, for nobody.
+   */
+  close(): void {
+    this.#closed = true;
+    const followers = [...this.#followers.values()];
+    this.#followers.clear();
+    for (const follower of followers) {
+      try {
+        follower.onClose?.();
+      } catch {
+        // One follower's failure does not keep the others open.
+      }
+    }
+  }
+
   /** Number of current followers (for /metrics). */
   get followers(): number {
-    return this.#listeners.size;
+    return this.#followers.size;
   }
 }

@@ -50,8 +50,8 @@ import {
   type HealthChecksFactory,
 } from "./health.ts";
 import { checkId } from "./ids.ts";
-import type { Logger } from "./logger.ts";
-import { silentLogger } from "./logger.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { AsyncMutex } from "./mutex.ts";
 import {

@@ -18,6 +18,7 @@ import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
+import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import type { SavedState } from "../core/state.ts";
@@ -30,7 +31,7 @@ import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { VERSION } from "../version.ts";
-import type { DaemonOptions } from "./options.ts";
+import type { DaemonOptions } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
@@ -76,6 +77,9 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       ? new ConsulDiscovery({ url: options.consulUrl, instance: hostname(), logger: log.withTag("consul") })
       : new NoDiscovery();
 
+  // What GET /events follows. Gorb publishes into it once GorbOptions takes it (the core work, merged separately):
+  // then it is passed below as `events`, or taken from `gorb.events`.
+  const events = new EventBus();
   const gorb = new Gorb({
     driver,
     health: (onUpdate) => new HealthMonitor({ onUpdate }),
@@ -115,6 +119,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
 
   const app = createApp({
     gorb,
+    events,
     logger: log.withTag("api"),
     ...(options.token !== null ? { token: options.token } : {}),
     bodyLimitBytes: options.bodyLimitBytes,
@@ -173,6 +178,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       log.info(`${signal}: stopping (the IPVS table is left as it is)`);
       void (async () => {
         if (timer !== null) clearInterval(timer);
+        events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
         await app.stop();
         await reloading;
         await gorb.close();

@@ -10,8 +10,7 @@
  * exponential back-off and logged. `close()` stops the retries and deregisters everything this instance
  * registered, one attempt each.
  */
-import type { Logger } from "../core/logger.ts";
-import { silentLogger } from "../core/logger.ts";
+import { type Logger, silentLogger } from "../log.ts";
 import type { Discovery, ServiceRegistration } from "./discovery.ts";
 
 /** Options of ConsulDiscovery. */

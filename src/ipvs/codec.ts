@@ -317,5 +317,3 @@ export function decodeTimeouts(attrs: AttributeSet): Timeouts {
     udp: attrs.u32(IPVS_CMD_ATTR.TIMEOUT_UDP) ?? 0,
   };
 }
-
-export { AttributeSet };

@@ -44,7 +44,7 @@ export const NLMSGERR_ATTR = {
 
 /** nla_type bits. */
 export const NLA_F_NESTED = 0x8000;
-export const NLA_F_NET_BYTEORDER = 0x4000;
+const NLA_F_NET_BYTEORDER = 0x4000;
 export const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
 
 /** Generic netlink controller (genetlink.h). */

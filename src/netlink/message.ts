@@ -3,8 +3,8 @@
  * and for generic netlink struct genlmsghdr { u8 cmd; u8 version; u16 reserved } before the attributes.
  * Pure functions: no I/O.
  */
-import { AttributeSet, ByteWriter, HOST_LITTLE_ENDIAN, align4, splitAttributes } from "./attributes.ts";
-import { GENL_HDRLEN, NLMSGERR_ATTR, NLMSG, NLMSG_HDRLEN, NLM_F } from "./constants.ts";
+import { AttributeSet, ByteWriter, HOST_LITTLE_ENDIAN, align4 } from "./attributes.ts";
+import { GENL_HDRLEN, NLMSGERR_ATTR, NLMSG_HDRLEN, NLM_F } from "./constants.ts";
 import { type ExtendedAck, NetlinkDecodeError } from "./errors.ts";
 
 /** A decoded netlink message. `payload` is everything after the 16-byte header. */
@@ -165,10 +165,3 @@ export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
   }
   return { errno: error === 0 ? 0 : -error, request, extAck };
 }
-
-/** True for a message that ends a request: an error/ACK or the end of a dump. */
-export function isTerminal(msg: NetlinkMessage): boolean {
-  return msg.type === NLMSG.ERROR || msg.type === NLMSG.DONE;
-}
-
-export { splitAttributes };

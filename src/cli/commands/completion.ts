@@ -7,7 +7,6 @@ import { positional } from "../_shared.ts";
 import { bashScript, completionTree, fishScript, zshScript } from "../completion.ts";
 import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
-import { root } from "../index.ts";
 
 const SHELLS = { bash: bashScript, zsh: zshScript, fish: fishScript } as const;
 
@@ -20,7 +19,8 @@ const completion = defineCommand({
     const shell = positional(args, "shell");
     if (!Object.hasOwn(SHELLS, shell)) throw new UsageError(`unknown shell ${JSON.stringify(shell)}: use bash, zsh or fish`);
     const generate = SHELLS[shell as keyof typeof SHELLS];
-    cliContext().io.stdout(generate("gorb", await completionTree(root)));
+    const ctx = cliContext();
+    ctx.io.stdout(generate("gorb", await completionTree(ctx.root)));
     return 0;
   },
 });

@@ -18,8 +18,8 @@ import {
   DEFAULT_STATE_DIR,
   DaemonOptionError,
   parseDaemonOptions,
-} from "../../daemon/options.ts";
-import type { DaemonFlags, DaemonOptions } from "../../daemon/options.ts";
+} from "../../config/daemon-options.ts";
+import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 

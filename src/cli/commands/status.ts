@@ -1,46 +1,55 @@
 /**
  * `gorb status [SERVICE]`: one table of services and backends with configured and live weight, health, state,
- * connections and rates. `--watch [seconds]` redraws it in place until Ctrl-C.
+ * connections and rates.
+ *
+ * `--watch` follows the daemon's event stream (GET /events, ../event-stream.ts): it prints the status once,
+ * then reads it again and redraws whenever an event says something changed (a burst of events is one read),
+ * and after a lost connection comes back or a `resync`. Connections and rates change without events: `--watch N`
+ * also re-reads every N seconds. With --direct there is no daemon and no events: the kernel's table is read every
+ * N seconds (default 2).
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
 import { type RawArgs, boolArg, directArgs, jsonArgs, optionalPositional, serverArgs } from "../_shared.ts";
-import { type ServiceDetail, GorbClient, clientOptionsFrom } from "../client.ts";
-import { cliContext } from "../context.ts";
+import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom } from "../client.ts";
+import { type CliContext, cliContext } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
+import { type StreamEvent, followEvents } from "../event-stream.ts";
 import { type StatusService, jsonText, statusTable } from "../format.ts";
 import { statusService } from "../views.ts";
 
-/** DEFAULT_WATCH_SECONDS is the refresh interval of a bare --watch. */
-export const DEFAULT_WATCH_SECONDS = 2;
+/** The refresh interval of a bare --watch with --direct. */
+const DEFAULT_DIRECT_SECONDS = 2;
 /** Move to the top-left corner and clear the screen. */
 const CLEAR = "\u001b[H\u001b[2J";
 
 /** One snapshot: the table model and what --json prints. */
-export interface StatusSnapshot {
+interface StatusSnapshot {
   readonly model: readonly StatusService[];
   readonly json: unknown;
 }
 
-/** How --watch was given: not at all, or every `seconds`; a non-number value may be the SERVICE argument. */
-export function parseWatch(raw: RawArgs[string], service: string | undefined): { seconds: number | null; service: string | undefined } {
+/** How --watch was given: not at all, bare, or with seconds; a non-number value may be the SERVICE argument. */
+function parseWatch(
+  raw: RawArgs[string],
+  service: string | undefined,
+): { watch: boolean; seconds: number | null; service: string | undefined } {
   const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-  if (value === undefined || value === false) return { seconds: null, service };
-  if (value === true || value === "") return { seconds: DEFAULT_WATCH_SECONDS, service };
+  if (value === undefined || value === false) return { watch: false, seconds: null, service };
+  if (value === true || value === "") return { watch: true, seconds: null, service };
   const text = String(value).trim();
   if (/^\d+(\.\d+)?$/.test(text)) {
     const seconds = Number(text);
     if (seconds < 0.5 || seconds > 3600) throw new UsageError(`--watch: must be 0.5-3600 seconds, got ${text}`);
-    return { seconds, service };
+    return { watch: true, seconds, service };
   }
   // `gorb status --watch web`: the flag took the service name as its value.
-  if (service === undefined) return { seconds: DEFAULT_WATCH_SECONDS, service: text };
+  if (service === undefined) return { watch: true, seconds: null, service: text };
   throw new UsageError(`--watch: expected seconds, got ${JSON.stringify(text)}`);
 }
 
-async function daemonSnapshot(args: RawArgs, service: string | undefined): Promise<StatusSnapshot> {
-  const ctx = cliContext();
-  const api = new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+async function daemonSnapshot(client: ClientOptions, service: string | undefined): Promise<StatusSnapshot> {
+  const api = new GorbClient(client);
   let details: ServiceDetail[];
   if (service === undefined) {
     details = await api.listServices();
@@ -65,6 +74,94 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Writes frames of a watch: the table under a header line (cleared screen), or one JSON line. */
+function screen(ctx: CliContext, json: boolean, heading: string) {
+  return {
+    show(snap: StatusSnapshot) {
+      if (json) ctx.io.stdout(`${JSON.stringify(snap.json)}\n`);
+      else ctx.io.stdout(`${CLEAR}${heading}, ${new Date().toLocaleTimeString()} (Ctrl-C to stop)\n\n${statusTable(snap.model)}`);
+    },
+    /** An error in place of the table: the watch goes on (the daemon may come back). */
+    error(error: CliError) {
+      if (json) ctx.io.stdout(`${JSON.stringify({ error: error.message })}\n`);
+      else ctx.io.stdout(`${CLEAR}${heading}, ${new Date().toLocaleTimeString()} (Ctrl-C to stop)\n\nerror: ${error.message}\n`);
+    },
+  };
+}
+
+/** The service an event is about, or null (resync, or an event of no service). */
+function serviceOf(event: StreamEvent): string | null {
+  const data = event.data;
+  if (typeof data !== "object" || data === null) return null;
+  const service = (data as { service?: unknown }).service;
+  return typeof service === "string" ? service : null;
+}
+
+/** --watch against the daemon: redraw on events (and every `seconds`, when given) until Ctrl-C. */
+async function watchDaemon(ctx: CliContext, client: ClientOptions, service: string | undefined, json: boolean, seconds: number | null) {
+  const every = seconds === null ? "" : `, counters every ${seconds}s`;
+  const out = screen(ctx, json, `gorb status: ${client.server}, following events${every}`);
+  // Stops on Ctrl-C, or on an unexpected error (a bug) in a read, which is then thrown.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+  let failure: { readonly error: unknown } | null = null;
+  // One read at a time; what asks for one while it runs gets one more read after it (a burst is one read).
+  let running: Promise<void> | null = null;
+  let again = false;
+  const read = async () => {
+    do {
+      again = false;
+      try {
+        out.show(await daemonSnapshot({ ...client, signal }, service));
+      } catch (error) {
+        if (signal.aborted) return;
+        if (!(error instanceof CliError)) {
+          failure = { error };
+          stop.abort();
+          return;
+        }
+        out.error(error);
+      }
+    } while (again && !signal.aborted);
+  };
+  const refresh = () => {
+    if (running !== null) {
+      again = true;
+      return;
+    }
+    running = read().finally(() => {
+      running = null;
+    });
+  };
+  const ticker = (async () => {
+    if (seconds === null) return;
+    for (;;) {
+      await sleep(seconds * 1000, signal);
+      if (signal.aborted) return;
+      refresh();
+    }
+  })();
+  try {
+    await followEvents(
+      { server: client.server, token: client.token, signal },
+      {
+        onOpen: refresh,
+        onEvent: (event) => {
+          const about = serviceOf(event);
+          if (service === undefined || event.type === "resync" || about === null || about === service) refresh();
+        },
+        onError: (error) => out.error(error),
+      },
+    );
+  } finally {
+    stop.abort();
+    await ticker;
+    // The last read ends with the signal; nothing is printed after returning.
+    while (running !== null) await running;
+  }
+  if (failure !== null) throw (failure as { readonly error: unknown }).error;
+}
+
 const status = defineCommand({
   meta: {
     name: "gorb status",
@@ -75,8 +172,10 @@ const status = defineCommand({
     watch: {
       type: "string",
       alias: "w",
-      description: `Redraw every N seconds until Ctrl-C (default ${DEFAULT_WATCH_SECONDS}); with --json, one JSON line per refresh`,
-      valueHint: "seconds",
+      description:
+        "Redraw on every change (the daemon's event stream) until Ctrl-C; with N, also every N seconds (connections, " +
+        `rates; --direct: every N seconds, default ${DEFAULT_DIRECT_SECONDS}); with --json, one JSON line per redraw`,
+      valueHint: "[seconds]",
     },
     ...serverArgs,
     ...directArgs,
@@ -85,31 +184,32 @@ const status = defineCommand({
   async run({ args }) {
     const ctx = cliContext();
     const json = boolArg(args, "json") === true;
-    const { seconds, service } = parseWatch(args.watch, optionalPositional(args, "service"));
+    const direct = boolArg(args, "direct") === true;
+    const { watch, seconds, service } = parseWatch(args.watch, optionalPositional(args, "service"));
     const snapshot = async (): Promise<StatusSnapshot> => {
-      if (boolArg(args, "direct") === true) return (await import("../direct.ts")).directStatus(service);
-      return daemonSnapshot(args, service);
+      if (direct) return (await import("../direct.ts")).directStatus(service);
+      return daemonSnapshot(clientOptionsFrom(args, ctx.env, ctx.signal), service);
     };
-    if (seconds === null) {
+    if (!watch) {
       const snap = await snapshot();
       ctx.io.stdout(json ? jsonText(snap.json) : statusTable(snap.model));
       return 0;
     }
-    const where = boolArg(args, "direct") === true ? "kernel" : clientOptionsFrom(args, ctx.env).server;
+    if (!direct) {
+      await watchDaemon(ctx, clientOptionsFrom(args, ctx.env, ctx.signal), service, json, seconds);
+      return 0;
+    }
+    const interval = seconds ?? DEFAULT_DIRECT_SECONDS;
+    const out = screen(ctx, json, `gorb status: kernel, every ${interval}s`);
     while (!ctx.signal.aborted) {
-      let text: string;
       try {
-        const snap = await snapshot();
-        text = json ? `${JSON.stringify(snap.json)}\n` : statusTable(snap.model);
+        out.show(await snapshot());
       } catch (error) {
         if (ctx.signal.aborted) break;
         if (!(error instanceof CliError)) throw error;
-        // Keep watching through a daemon restart: show the error in place of the table.
-        text = json ? `${JSON.stringify({ error: error.message })}\n` : `error: ${error.message}\n`;
+        out.error(error);
       }
-      if (json) ctx.io.stdout(text);
-      else ctx.io.stdout(`${CLEAR}gorb status: ${where}, every ${seconds}s, ${new Date().toLocaleTimeString()} (Ctrl-C to stop)\n\n${text}`);
-      await sleep(seconds * 1000, ctx.signal);
+      await sleep(interval * 1000, ctx.signal);
     }
     return 0;
   },
@@ -118,7 +218,8 @@ const status = defineCommand({
 export default withExamples(status, [
   "gorb status",
   "gorb status web",
-  "gorb status --watch 5",
+  "gorb status --watch           # redraw on every change",
+  "gorb status --watch 5         # ... and every 5 s for connections and rates",
   "gorb status --json",
   "gorb status --direct          # the kernel's table, without the daemon (root)",
 ]);

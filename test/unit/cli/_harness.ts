@@ -5,6 +5,7 @@
 import { createApp } from "../../../src/api/app.ts";
 import type { CliIo } from "../../../src/cli/context.ts";
 import { runCli } from "../../../src/cli/run.ts";
+import { EventBus } from "../../../src/core/events.ts";
 import { type TestStack, makeGorb } from "../core/fakes.ts";
 
 /** What one CLI run printed and returned. */
@@ -18,6 +19,8 @@ export interface CliRun {
 export interface TestServer {
   readonly url: string;
   readonly stack: TestStack;
+  /** The bus GET /events follows. */
+  readonly bus: EventBus;
   /** Every request the server received, as "METHOD /path?query". */
   readonly requests: string[];
   /** The JSON bodies of PUT/PATCH requests, in order. */
@@ -28,7 +31,8 @@ export interface TestServer {
 /** startServer runs createApp on 127.0.0.1:0 (a token makes every route require it). */
 export function startServer(options: { token?: string } = {}): TestServer {
   const stack = makeGorb();
-  const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
+  const bus = new EventBus();
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, events: bus, ...options });
   const requests: string[] = [];
   const bodies: unknown[] = [];
   const server = Bun.serve({
@@ -47,6 +51,7 @@ export function startServer(options: { token?: string } = {}): TestServer {
   return {
     url: `http://127.0.0.1:${server.port}`,
     stack,
+    bus,
     requests,
     bodies,
     async stop() {

@@ -232,39 +232,7 @@ describe("gorb status", () => {
     expect(await ok(["status"])).toBe("no services\n");
   });
 
-  test("--watch redraws in place until the signal aborts, then exits 0", async () => {
-    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
-    const controller = new AbortController();
-    let frames = 0;
-    const run = await runGorb(["status", "--watch", "0.5"], env, {
-      signal: controller.signal,
-      onStdout: () => {
-        frames++;
-        if (frames === 2) controller.abort();
-      },
-    });
-    expect(run.code).toBe(0);
-    const shown = run.stdout.split("\u001b[H\u001b[2J").filter((f) => f !== "");
-    expect(shown).toHaveLength(2);
-    for (const frame of shown) {
-      expect(frame).toStartWith(`gorb status: ${server.url}, every 0.5s, `);
-      expect(frame).toContain("web   tcp 10.0.0.1:80");
-    }
-  });
-
-  test("--watch SERVICE (no number) takes the service, --watch --json prints one JSON line per refresh", async () => {
-    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
-    await ok(["service", "add", "api", "--host", "10.0.0.2", "--port", "80"]);
-    const controller = new AbortController();
-    const run = await runGorb(["status", "--json", "--watch", "web"], env, {
-      signal: controller.signal,
-      onStdout: () => controller.abort(),
-    });
-    expect(run.code).toBe(0);
-    const lines = run.stdout.trimEnd().split("\n");
-    expect(lines).toHaveLength(1);
-    expect((JSON.parse(lines[0] ?? "") as { id: string }[]).map((s) => s.id)).toEqual(["web"]);
-  });
+  // --watch: ./status-watch.test.ts.
 });
 
 describe("server and token", () => {

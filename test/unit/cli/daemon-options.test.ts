@@ -9,7 +9,7 @@ import {
   parseInterval,
   parseListen,
   parseSize,
-} from "../../../src/daemon/options.ts";
+} from "../../../src/config/daemon-options.ts";
 
 describe("parseListen", () => {
   test("accepts :PORT, HOST:PORT, [IPV6]:PORT and port 0", () => {

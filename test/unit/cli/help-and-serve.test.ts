@@ -7,7 +7,7 @@ import { type AnyCommand, subCommandsOf } from "../../../src/cli/_command.ts";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { EXIT } from "../../../src/cli/errors.ts";
 import { root } from "../../../src/cli/index.ts";
-import type { DaemonOptions } from "../../../src/daemon/options.ts";
+import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import pkg from "../../../package.json" with { type: "json" };
 import { runGorb } from "./_harness.ts";
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
-import type { DaemonOptions } from "../../../src/daemon/options.ts";
+import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import { runGorb } from "../cli/_harness.ts";
 
 const FIXTURES = join(import.meta.dir, "fixtures");

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import { GorbError } from "../../../src/core/errors.ts";
-import { MemoryVipManager } from "../../../src/core/memory-vip.ts";
+import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { ServiceKey } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "./fakes.ts";

@@ -7,8 +7,8 @@ import { Gorb, type GorbOptions } from "../../../src/core/gorb.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
 import type { HealthUpdate } from "../../../src/health/monitor.ts";
 import type { ProbeTarget, PulseOptions } from "../../../src/health/options.ts";
-import type { Logger } from "../../../src/core/logger.ts";
-import { MemoryVipManager } from "../../../src/core/memory-vip.ts";
+import type { Logger } from "../../../src/log.ts";
+import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import type { HostResolver, ResolvedAddress } from "../../../src/core/resolve.ts";
 import type { Discovery, ServiceRegistration } from "../../../src/discovery/discovery.ts";
 

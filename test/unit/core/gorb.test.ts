@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ConflictError, GorbError, KernelError, NotFoundError, ValidationError } from "../../../src/core/errors.ts";
-import { MemoryVipManager } from "../../../src/core/memory-vip.ts";
+import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { NO_FLAGS } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "./fakes.ts";

@@ -1,7 +1,9 @@
 /**
- * The daemon's options: what `gorb serve` hands to runDaemon after parsing and checking its flags (and the
- * configuration file's settings, which src/config/ turns into the same DaemonFlags; flags win).
+ * The daemon's options: what `gorb serve` hands to runDaemon (src/daemon/run.ts) after parsing and checking its
+ * flags (and the configuration file's settings, which ./schema.ts turns into the same DaemonFlags; flags win).
  * Everything here is pure (no I/O): the interface names are only checked for shape, the daemon looks them up.
+ * It lives with the configuration file's reader, below the daemon, because both the file and the command line
+ * are checked with it.
  */
 import type { DeclaredService } from "../core/plan.ts";
 

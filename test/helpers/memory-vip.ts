@@ -1,9 +1,9 @@
 /**
- * MemoryVipManager: a VIP interface in memory, for tests and `--dry-run`. It remembers which addresses are on
- * the "interface" and can be told to fail the next add or remove.
+ * MemoryVipManager: a VIP interface in memory, for tests. It remembers which addresses are on the "interface"
+ * and can be told to fail the next add or remove.
  */
-import type { Family } from "../ipvs/types.ts";
-import type { VipManager } from "./vip.ts";
+import type { Family } from "../../src/ipvs/types.ts";
+import type { VipManager } from "../../src/core/vip.ts";
 
 /** A VIP interface in memory. */
 export class MemoryVipManager implements VipManager {

@@ -1,6 +1,7 @@
 /**
- * The logger core and discovery write to: the subset of a consola instance they use, so tests can pass a
- * recording or silent logger and the daemon passes `consola.withTag("core")`.
+ * The logger gorb's library code writes to (core, discovery, the API): the subset of a consola instance it
+ * uses, so tests can pass a recording or silent logger and the daemon passes `consola.withTag("core")`. It sits
+ * below every layer that logs, so none of them has to import another for it.
  */
 
 /** Logger is what a consola instance provides (and all gorb's library code needs). */

@@ -1,0 +1,139 @@
+/**
+ * GET /events: the event bus (../core/events.ts) as Server-Sent Events. Each event is written as
+ *
+ *   id: 42@3f9c2a1b
+ *   event: backend.health
+ *   data: {"service":"web","backend":"b1","from":"up","to":"down","message":"connection refused","time":"..."}
+ *
+ * The id is "<number>@<run>": the bus's monotonic id and the name of this daemon run, so a follower coming back
+ * after a restart is told to `resync` instead of being handed the new run's events as if they followed its own.
+ * `data` is the event's payload with its publication `time`.
+ *
+ * Resuming: the `Last-Event-ID` header (EventSource sends it by itself when it reconnects) or the
+ * `?last_event_id=` query (for a client that stored an id and opens a new EventSource, or curl); the header wins,
+ * because an EventSource reconnecting keeps its first URL. The events after that id come first (or one `resync`
+ * event when they are no longer kept or the id is from another run), then live events. A bare number is taken
+ * as an id of this run. Without an id the stream starts with the next event.
+ *
+ * A comment line (`: keepalive`) every 15 s keeps proxies and the client's idle timers from closing a quiet
+ * stream. The route is behind the same bearer check as every route (the app's onRequest hook). When the bus
+ * closes (the daemon stops), every stream ends, so that the server's graceful stop does not wait for them.
+ *
+ * Why a ReadableStream and not Elysia's generator handlers (`sse()`): a generator only notices a closed
+ * connection at its next `yield`, so a quiet stream would keep its subscription until the next event or
+ * heartbeat; the stream's `cancel` (and the request's abort signal) fire as soon as Bun sees the client go, and
+ * the bus listener can enqueue directly without a queue in between. The stream also exposes its backlog
+ * (`desiredSize`): a follower that stops reading is dropped once more than `maxQueuedBytes` wait for it (it
+ * reconnects with its last id and gets the rest, or a `resync`), so it cannot make the daemon buffer without end.
+ * Bun's idle timeout (10 s by default) would cut a stream between two heartbeats, so it is turned off for this
+ * request.
+ */
+import { ValidationError } from "../core/errors.ts";
+import type { EventBus, EventPosition, GorbEvent } from "../core/events.ts";
+
+/** Default interval of the `: keepalive` comment. */
+const DEFAULT_HEARTBEAT_MS = 15_000;
+/** Default bytes that may wait for one follower before it is dropped (a full default ring is ~1 MiB). */
+const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** What the stream buffers before it counts as behind. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+/** What GET /events needs. */
+export interface EventStreamOptions {
+  readonly bus: EventBus;
+  /** Milliseconds between two `: keepalive` comments. @default 15000 */
+  readonly heartbeatMs?: number;
+  /** Bytes waiting for a follower that does not read, past which it is dropped. @default 8 MiB */
+  readonly maxQueuedBytes?: number;
+}
+
+/** The part of Bun's server the route uses (Elysia passes null when the app is called with `.handle()`). */
+interface IdleTimeout {
+  timeout(request: Request, seconds: number): void;
+}
+
+const encoder = new TextEncoder();
+const EVENT_ID = /^(\d{1,15})(?:@([0-9A-Za-z_-]{1,64}))?$/;
+
+/** The position in a Last-Event-ID header or last_event_id query value; undefined when none or empty. */
+function position(text: string | null, field: string, run: string): EventPosition | undefined {
+  if (text === null || text.trim() === "") return undefined;
+  const match = EVENT_ID.exec(text.trim());
+  if (match === null) {
+    throw new ValidationError(field, `must be an event id such as 42@${run} (the id of the last event seen)`);
+  }
+  return { id: Number(match[1]), run: match[2] ?? run };
+}
+
+/** One event in the text/event-stream format. */
+function frame(event: GorbEvent, run: string): Uint8Array {
+  const data = JSON.stringify({ ...event.data, time: event.time });
+  return encoder.encode(`id: ${event.id}@${run}\nevent: ${event.type}\ndata: ${data}\n\n`);
+}
+
+/** The response of GET /events for `request`; see the module comment. */
+export function eventStream(request: Request, server: IdleTimeout | null | undefined, options: EventStreamOptions): Response {
+  const { bus } = options;
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+  const query = new URL(request.url).searchParams.get("last_event_id");
+  const header = request.headers.get("last-event-id");
+  const after = header !== null && header.trim() !== "" ? position(header, "last-event-id", bus.run) : position(query, "last_event_id", bus.run);
+
+  let cleanup = () => {};
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let open = true;
+        const send = (bytes: Uint8Array) => {
+          if (!open) return;
+          try {
+            controller.enqueue(bytes);
+          } catch {
+            cleanup(); // the stream is closed already
+            return;
+          }
+          if ((controller.desiredSize ?? 0) < -maxQueued) {
+            // The follower stopped reading: drop it rather than buffer for it without end. Erroring the stream
+            // resets the connection and frees its queue; with no reason, Bun does not log it as a server error.
+            cleanup();
+            controller.error();
+          }
+        };
+        const end = () => {
+          // The daemon is stopping: end the response, so the server's graceful stop does not wait for it.
+          if (!open) return;
+          cleanup();
+          controller.close();
+        };
+        const subscription = bus.subscribe((event) => send(frame(event, bus.run)), after, end);
+        const heartbeat = setInterval(() => send(encoder.encode(": keepalive\n\n")), heartbeatMs);
+        cleanup = () => {
+          if (!open) return;
+          open = false;
+          clearInterval(heartbeat);
+          subscription.unsubscribe();
+          request.signal.removeEventListener("abort", cleanup);
+        };
+        request.signal.addEventListener("abort", cleanup, { once: true });
+        if (request.signal.aborted) cleanup();
+        // A first line, so the client sees the response (and the subscription exists) before any event.
+        send(encoder.encode(": gorb events\n\n"));
+        for (const event of subscription.backlog) send(frame(event, bus.run));
+      },
+      cancel() {
+        cleanup();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
+  );
+  server?.timeout(request, 0);
+  return new Response(stream, {
+    headers: {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache",
+      // nginx and similar proxies would otherwise hold events back in their buffers.
+      "X-Accel-Buffering": "no",
+    },
+  });
+}

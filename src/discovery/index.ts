@@ -1,4 +1,0 @@
-/** Service discovery (Consul, or none). Re-exports only. */
-export { ConsulDiscovery, type ConsulDiscoveryOptions } from "./consul.ts";
-export type { Discovery, ServiceRegistration } from "./discovery.ts";
-export { NoDiscovery } from "./none.ts";
