@@ -57,6 +57,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "ffi/libc.ts errno": "unit-tested directly in test/unit/netlink/message.test.ts",
   "src/api/metrics.ts escapeLabel": "unit-tested directly in test/unit/api/metrics.test.ts",
+  "src/api/metrics.ts metricsChunks": "unit-tested directly in test/unit/api/metrics.test.ts (chunk bounds)",
+  "src/api/metrics.ts renderMetrics": "unit-tested directly in test/unit/api/metrics.test.ts (hand-built views)",
   "src/cli/commands/serve.ts setDaemonRunner": "test seam: tests run `gorb serve` with a recorder instead of the daemon",
   "src/cli/native.ts isCompiled": "unit-tested directly in test/unit/cli/native.test.ts",
   "src/config/daemon-options.ts formatListen": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
