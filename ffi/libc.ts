@@ -1,9 +1,10 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned
- * buffer, setsockopt for timeouts and netlink options, close, and errno. Loaded on first use.
+ * buffer, setsockopt for timeouts and netlink options, close, and errno. Loaded on first use, by absolute path.
  */
 import { FFIType, dlopen, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
+import { findSystemLibrary } from "./library-path.ts";
 
 const LIBC_SONAME = "libc.so.6";
 
@@ -18,8 +19,11 @@ let libc: LibcSymbols | null = null;
 
 function lib(): LibcSymbols {
   if (libc) return libc;
+  // By absolute path (./library-path.ts): a bare soname could be found in the current directory.
+  const path = findSystemLibrary(LIBC_SONAME);
+  if (path === null) throw new LibraryLoadError(LIBC_SONAME, "libc6", new Error("not found in the ld.so cache or the system library directories"));
   try {
-    libc = dlopen(LIBC_SONAME, symbols).symbols;
+    libc = dlopen(path, symbols).symbols;
   } catch (e) {
     throw new LibraryLoadError(LIBC_SONAME, "libc6", e);
   }
