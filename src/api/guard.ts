@@ -18,6 +18,7 @@ import { GorbError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
 import { type Cidr, cidrContains, isLoopback, parseAddress } from "./cidr.ts";
 import { errorBody } from "./errors.ts";
+import { normalizeOrigin } from "./origin.ts";
 
 /** ForbiddenError: the peer or the browser origin may not use the API (403). */
 export class ForbiddenError extends GorbError {
@@ -48,19 +49,6 @@ export interface GuardOptions {
 
 const WRITES = new Set(["PUT", "PATCH", "DELETE", "POST"]);
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
-
-/** normalizeOrigin returns "scheme://host[:port]" for an http(s) origin, or null when `text` is not one. */
-export function normalizeOrigin(text: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.hash !== "" || url.username !== "") return null;
-  return url.origin;
-}
 
 /** The request's own origin when it is one a DNS-rebinding page cannot share (an IP literal or localhost). */
 function ownOrigin(request: Request): string | null {

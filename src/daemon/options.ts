@@ -4,7 +4,7 @@
  * Everything here is pure (no I/O): the interface names are only checked for shape, the daemon looks them up.
  */
 import { type Cidr, CidrError, parseCidrList } from "../api/cidr.ts";
-import { normalizeOrigin } from "../api/guard.ts";
+import { normalizeOrigin } from "../api/origin.ts";
 import type { DeclaredService } from "../core/plan.ts";
 
 /** Where the REST API listens. */

@@ -13,6 +13,8 @@ export class SecretFileError extends Error {
   override readonly name = "SecretFileError";
   readonly file: string;
   readonly flag: string;
+  /** What is wrong, with the fix when there is one. */
+  readonly problem: string;
   /** The file's permission bits, when the problem is that others may read it. */
   readonly mode: number | null;
 
@@ -20,6 +22,7 @@ export class SecretFileError extends Error {
     super(`--${flag}: ${file}: ${problem}`, options);
     this.file = file;
     this.flag = flag;
+    this.problem = problem;
     this.mode = mode;
   }
 }

@@ -52,7 +52,7 @@ const serve = defineCommand({
     listen: {
       type: "string",
       alias: "l",
-      description: `API listen address: "HOST:PORT", "[IPV6]:PORT" or ":PORT" (every address) (default: ${DEFAULT_LISTEN}, loopback only)`,
+      description: `HTTP listen address: "HOST:PORT", "[IPV6]:PORT" or ":PORT" (every address) (default: ${DEFAULT_LISTEN}, loopback only)`,
       valueHint: "addr",
     },
     interface: {
@@ -155,7 +155,7 @@ const serve = defineCommand({
     const configPath = stringArg(args, "config");
     const file = configPath === undefined ? null : await readConfig(configPath);
     if (file !== null && (file.flags.token !== undefined || file.flags.consulToken !== undefined)) {
-      secretCheck(() => checkPrivateFile("config", file.file));
+      await secretCheck(() => checkPrivateFile("config", file.file));
     }
     let options: DaemonOptions;
     try {
@@ -189,13 +189,14 @@ const serve = defineCommand({
     if (file !== null) options = { ...options, configPath: file.file, declared: file.services };
     const loaded = options;
     options = await secretCheck(() => loadSecrets(loaded));
-    const { createConsola } = await import("consola");
-    const log = createConsola({ level: options.verbose ? 4 : 3 }).withTag("gorb");
     for (const flag of ["token", "consul-token"]) {
       if (stringArg(args, flag) !== undefined) {
-        log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
+        ctx.log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
       }
     }
+    const { createConsola } = await import("consola");
+    const log = createConsola({ level: options.verbose ? 4 : 3 }).withTag("gorb");
+
     try {
       const source = await prepareLibnl(ctx.env);
       if (source !== null) log.debug(`libnl: ${source}`);
