@@ -142,7 +142,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   });
   const api = startApiServer(app, { listen: options.listen, tls: options.tls });
   const port = api.port;
-  log.success(`gorb is listening on ${api.protocol}://${api.shown}`);
+  log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
 
   if (consul !== null) {
     // Registrations outlive a restart (nothing is deregistered at shutdown): drop only this instance's
