@@ -3,17 +3,20 @@
  * deadline.
  *
  * Connections: Bun.serve has no cap on accepted connections and no hook per connection, so gorb bounds them in
- * two ways that it can enforce: `idleTimeout` closes a connection that has sent nothing for IDLE_TIMEOUT_S
- * seconds (a silent socket, a keep-alive one, a body that stalls), and the guard (src/api/guard.ts) answers a
- * request that arrives while --max-connections are in flight with 503 and "Connection: close", so a flood of
- * requests does not pile up open sockets. Bun raises the soft RLIMIT_NOFILE to the hard limit at start, which
- * leaves the health checks room above that. `reusePort` is off: a second gorb on the same port must fail to
- * bind, not share it.
+ * three ways: `idleTimeout` closes a keep-alive connection idle for IDLE_TIMEOUT_S seconds (Bun closes one that
+ * never sent a request after about 10 s whatever the setting); the guard (src/api/guard.ts) answers a request
+ * that arrives while --max-connections are in flight with 503 and "Connection: close"; and ./connection-shedder.ts
+ * shuts down, every second, the newest API connections beyond the cap, silent ones included, so they cannot use
+ * up the file descriptors the health checks need. `reusePort` is off: a second gorb on the same port must fail
+ * to bind, not share it.
  *
  * Stop: stop accepting, let requests in flight finish for up to the deadline, then close every connection
  * (a client holding a request open can no longer delay a restart).
  */
+import { shutdownSocket } from "../../ffi/libc.ts";
 import type { createApp } from "../api/app.ts";
+import type { Logger } from "../core/logger.ts";
+import { ConnectionShedder } from "./connection-shedder.ts";
 import { type ListenAddress, formatListen } from "./options.ts";
 
 /** Seconds a connection may stay silent before it is closed. */
@@ -42,6 +45,13 @@ export interface ApiServerOptions {
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** @default IDLE_TIMEOUT_S */
   readonly idleTimeoutS?: number;
+  /** Cap on open API connections, enforced by a ConnectionShedder; unset: none. */
+  readonly maxConnections?: number;
+  /** shutdown(2) of an fd. @default ffi/libc.ts shutdownSocket */
+  readonly shutdown?: (fd: number) => number;
+  /** Milliseconds between two shedder rounds. @default 1000 */
+  readonly shedIntervalMs?: number;
+  readonly logger?: Logger;
 }
 
 /** Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded. */
@@ -56,6 +66,16 @@ export function startApiServer(app: ReturnType<typeof createApp>, options: ApiSe
   const server = app.server;
   if (server === null) throw new Error("the API server did not start");
   const port = server.port ?? options.listen.port;
+  let shedder: ConnectionShedder | null = null;
+  if (options.maxConnections !== undefined) {
+    shedder = new ConnectionShedder({
+      port,
+      maxConnections: options.maxConnections,
+      shutdown: options.shutdown ?? shutdownSocket,
+      ...(options.shedIntervalMs !== undefined ? { intervalMs: options.shedIntervalMs } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+  }
   let stopped: Promise<"drained" | "forced"> | null = null;
   return {
     port,
@@ -63,6 +83,7 @@ export function startApiServer(app: ReturnType<typeof createApp>, options: ApiSe
     shown: formatListen({ host: options.listen.host, port }),
     stop(deadlineMs = STOP_DEADLINE_MS) {
       stopped ??= (async () => {
+        shedder?.stop();
         let timer: ReturnType<typeof setTimeout> | undefined;
         const deadline = new Promise<"forced">((resolve) => {
           timer = setTimeout(() => resolve("forced"), deadlineMs);

@@ -140,7 +140,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     allowOrigins: options.allowOrigins,
     maxRequests: options.maxConnections,
   });
-  const api = startApiServer(app, { listen: options.listen, tls: options.tls });
+  const api = startApiServer(app, {
+    listen: options.listen,
+    tls: options.tls,
+    maxConnections: options.maxConnections,
+    logger: log.withTag("api"),
+  });
   const port = api.port;
   log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
 

@@ -9,6 +9,7 @@ import { networkInterfaces } from "node:os";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { parseCidr } from "../../../src/api/cidr.ts";
 import { type ApiServer, startApiServer } from "../../../src/daemon/api-server.ts";
+import { ConnectionShedder } from "../../../src/daemon/connection-shedder.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { makeCertificate } from "./_openssl-cert.ts";
 
@@ -82,6 +83,41 @@ describe("--max-connections", () => {
       error: "connections: more than 2 requests in flight; try again",
       code: "UNAVAILABLE",
     });
+  });
+});
+
+describe("--max-connections: silent connections beyond the cap", () => {
+  test("connections beyond the cap are shut down, also ones that never finish a request", async () => {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    // The real shutdown(2) through ffi/libc.ts; a short round so the test does not wait for the default second.
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: null, maxConnections: 5, shedIntervalMs: 20 });
+    running.push(server);
+    let closed = 0;
+    let onClose = () => {};
+    const twenty = new Promise<void>((resolve) => {
+      onClose = () => {
+        if (++closed === 20) resolve();
+      };
+    });
+    for (let i = 0; i < 25; i++) {
+      const socket = connect({ host: "127.0.0.1", port: server.port });
+      sockets.push(socket);
+      socket.on("error", () => {});
+      socket.on("close", onClose);
+      // Half a request head (a slowloris): Bun accepts the connection at once and waits for the rest.
+      socket.on("connect", () => socket.write("GET /service HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    }
+    await twenty; // every connection beyond the cap of 5 is closed by the server
+    expect(sockets.filter((socket) => !socket.destroyed)).toHaveLength(5);
+  });
+
+  test("the cap is at most a quarter of the open-files limit", () => {
+    const shedder = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 256, shutdown: () => 0 });
+    const roomy = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 1_048_576, shutdown: () => 0 });
+    expect([shedder.cap, roomy.cap]).toEqual([64, 256]);
+    shedder.stop();
+    roomy.stop();
   });
 });
 
