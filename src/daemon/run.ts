@@ -130,6 +130,10 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     );
   }
 
+  if (options.token !== null && options.tls === null && !loopbackOnly(options.listen.host)) {
+    log.warn("the API token crosses the network in clear text: serve the API over HTTPS with --tls-cert and --tls-key");
+  }
+
   const app = createApp({
     gorb,
     logger: log.withTag("api"),
