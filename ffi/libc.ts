@@ -1,9 +1,11 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned
- * buffer, setsockopt for timeouts and netlink options, close, and errno. Loaded on first use.
+ * buffer, setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the daemon sheds
+ * API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute path.
  */
 import { FFIType, dlopen, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
+import { findSystemLibrary } from "./library-path.ts";
 
 const LIBC_SONAME = "libc.so.6";
 
@@ -11,6 +13,7 @@ const symbols = {
   recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
+  shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type LibcSymbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -18,8 +21,11 @@ let libc: LibcSymbols | null = null;
 
 function lib(): LibcSymbols {
   if (libc) return libc;
+  // By absolute path (./library-path.ts): a bare soname could be found in the current directory.
+  const path = findSystemLibrary(LIBC_SONAME);
+  if (path === null) throw new LibraryLoadError(LIBC_SONAME, "libc6", new Error("not found in the ld.so cache or the system library directories"));
   try {
-    libc = dlopen(LIBC_SONAME, symbols).symbols;
+    libc = dlopen(path, symbols).symbols;
   } catch (e) {
     throw new LibraryLoadError(LIBC_SONAME, "libc6", e);
   }
@@ -61,4 +67,16 @@ export function setSockOptInt(fd: number, level: number, name: number, value: nu
 export function setSockOptTimeval(fd: number, level: number, name: number, ms: number): void {
   const tv = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt((ms % 1000) * 1000)]);
   if (lib().setsockopt(fd, level, name, tv, 16) !== 0) throw new SyscallError(`setsockopt(${level}, ${name})`, errno());
+}
+
+/** SHUT_RDWR: no more receptions or transmissions. */
+export const SHUT_RDWR = 2;
+
+/**
+ * shutdown(2) a connected socket: its peer sees the connection end, and whoever owns the fd sees end-of-file and
+ * closes it. The fd itself stays open (and its number reserved) until its owner closes it, so the call cannot
+ * hit an fd number that was reused. Returns 0, or -errno (ENOTCONN when it was already shut down).
+ */
+export function shutdownSocket(fd: number): number {
+  return lib().shutdown(fd, SHUT_RDWR) === 0 ? 0 : -errno();
 }

@@ -4,12 +4,20 @@
  * the handful of calls below cross the FFI boundary.
  *
  * Nothing is loaded when this module is imported: the libraries are opened on the first openLibnl().
- * They are looked up by their versioned sonames (libnl-3.so.200, libnl-genl-3.so.200) in the system
- * library path first, then in any candidate directory registered with addLibnlCandidate() (the
- * compiled executable registers the copies it carries).
+ * The system copies come first, by the ABSOLUTE paths ./library-path.ts finds for their versioned sonames
+ * (libnl-3.so.200, libnl-genl-3.so.200) in the ld.so cache and the system library directories, never by bare
+ * soname: Bun's dlopen falls back to the current directory for a bare name, where a planted library would run
+ * as root. Then come the candidates registered with addLibnlCandidate() (the compiled executable registers the
+ * copies it carries).
+ *
+ * The two libraries always come from the same place: libnl-genl-3 calls into libnl-3 and shares its socket
+ * state, and a system libnl-3 mixed with another copy's libnl-genl-3 aborts the process (release_local_port:
+ * Assertion '0' failed). A place is used only when it has both; once one of its libraries is mapped, no other
+ * place is tried.
  */
 import { CString, FFIType, type Pointer, dlopen } from "bun:ffi";
 import { LibnlError, LibraryLoadError } from "./errors.ts";
+import { findSystemLibrary } from "./library-path.ts";
 
 export const LIBNL3_SONAME = "libnl-3.so.200";
 export const LIBNL_GENL3_SONAME = "libnl-genl-3.so.200";
@@ -60,16 +68,32 @@ export interface Libnl {
 
 interface Candidate {
   readonly source: string;
-  readonly libnl3: string;
-  readonly libnlGenl3: string;
+  /** The absolute paths of both libraries, or why this place does not have both. */
+  paths(): { readonly libnl3: string; readonly libnlGenl3: string } | string;
 }
 
-const candidates: Candidate[] = [{ source: "system", libnl3: LIBNL3_SONAME, libnlGenl3: LIBNL_GENL3_SONAME }];
+const systemCandidate: Candidate = {
+  source: "system",
+  paths() {
+    const libnl3 = findSystemLibrary(LIBNL3_SONAME);
+    const libnlGenl3 = findSystemLibrary(LIBNL_GENL3_SONAME);
+    if (libnl3 !== null && libnlGenl3 !== null) return { libnl3, libnlGenl3 };
+    const missing = [libnl3 === null ? LIBNL3_SONAME : null, libnlGenl3 === null ? LIBNL_GENL3_SONAME : null];
+    return `${missing.filter((m) => m !== null).join(" and ")} not found in the ld.so cache or the system library directories`;
+  },
+};
+
+const candidates: Candidate[] = [systemCandidate];
 let loaded: Libnl | null = null;
+/** The place whose libnl-3 is mapped although loading failed after it: nothing else may be loaded beside it. */
+let partlyLoaded: string | null = null;
 
 /** Register another place to load libnl from (tried after the system copy, in registration order). */
 export function addLibnlCandidate(source: string, libnl3Path: string, libnlGenl3Path: string): void {
-  candidates.push({ source, libnl3: libnl3Path, libnlGenl3: libnlGenl3Path });
+  if (!libnl3Path.startsWith("/") || !libnlGenl3Path.startsWith("/")) {
+    throw new TypeError(`addLibnlCandidate: ${source}: the library paths must be absolute`);
+  }
+  candidates.push({ source, paths: () => ({ libnl3: libnl3Path, libnlGenl3: libnlGenl3Path }) });
 }
 
 /** True once openLibnl() has loaded the libraries (tests use it to prove imports load nothing). */
@@ -80,28 +104,38 @@ export function libnlLoaded(): boolean {
 /** NLE_OBJ_NOTFOUND: genl_ctrl_resolve's answer for an unknown family. */
 const NLE_OBJ_NOTFOUND = 12;
 
-/** Load libnl-3 and libnl-genl-3 (once) and return the wrapped calls. */
+/** Load libnl-3 and libnl-genl-3 (once), both from the same place, and return the wrapped calls. */
 export function openLibnl(): Libnl {
   if (loaded) return loaded;
   const errors: string[] = [];
-  for (const c of candidates) {
-    let nl: NlSymbols;
-    try {
-      nl = dlopen(c.libnl3, nlSymbols).symbols;
-    } catch (e) {
-      errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
-      continue;
+  if (partlyLoaded !== null) {
+    errors.push(`${partlyLoaded}: libnl-3 is already loaded from there, and copies of libnl are never mixed`);
+  } else {
+    for (const c of candidates) {
+      const paths = c.paths();
+      if (typeof paths === "string") {
+        errors.push(`${c.source}: ${paths}`);
+        continue;
+      }
+      let nl: NlSymbols;
+      try {
+        nl = dlopen(paths.libnl3, nlSymbols).symbols;
+      } catch (e) {
+        errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      let genl: GenlSymbols;
+      try {
+        genl = dlopen(paths.libnlGenl3, genlSymbols).symbols;
+      } catch (e) {
+        // This place's libnl-3 stays mapped: loading another place's libnl-genl-3 would mix the two.
+        partlyLoaded = c.source;
+        errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)} (not mixing with another copy of libnl-3)`);
+        break;
+      }
+      loaded = wrap(c.source, nl, genl);
+      return loaded;
     }
-    let genl: GenlSymbols;
-    try {
-      genl = dlopen(c.libnlGenl3, genlSymbols).symbols;
-    } catch (e) {
-      // libnl-3 and libnl-genl-3 are separate packages: a host may have one without the other.
-      errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
-      continue;
-    }
-    loaded = wrap(c.source, nl, genl);
-    return loaded;
   }
   throw new LibraryLoadError(`${LIBNL3_SONAME} and ${LIBNL_GENL3_SONAME}`, "libnl-3-200 libnl-genl-3-200", new Error(errors.join("; ")));
 }

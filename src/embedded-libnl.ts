@@ -4,7 +4,10 @@
  * src/cli/native.ts): run from source, gorb uses the system libraries and never touches these paths.
  *
  * The system copy is always tried first: it gets the distribution's security updates, the embedded one does not.
- * Only when it cannot be loaded are the embedded files written to a fresh private directory (mode 0700, random
+ * It is used only when the system has BOTH libraries (ffi/libnl.ts finds them by absolute path, never in the
+ * working directory); a system with libnl-3 but not libnl-genl-3 gets both embedded copies, because one copy's
+ * libnl-genl-3 on another copy's libnl-3 aborts the process. Only when the system copy cannot be used are the
+ * embedded files written to a fresh private directory (mode 0700, random
  * name), loaded from there, and deleted at once: a loaded library stays mapped after its file is unlinked.
  * Bun could dlopen the /$bunfs path itself, but it extracts to a predictable /tmp/.bun-*.so name, which a local
  * user could race; a mkdtemp directory cannot be.

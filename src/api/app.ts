@@ -12,7 +12,8 @@
  *   GET    /metrics                    Prometheus text
  *   GET    /openapi.json               OpenAPI 3.0
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
- * {"error", "code"} (./errors.ts). Bodies are JSON whatever the Content-Type (GORB clients send none).
+ * {"error", "code"} (./errors.ts). Bodies are JSON whatever the Content-Type (GORB clients send none). Every
+ * request first passes ./guard.ts (allowed peer, load, browser origin, token).
  */
 import { Elysia, t } from "elysia";
 import { readServices } from "../config/services.ts";
@@ -20,7 +21,8 @@ import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { EventBus } from "../core/events.ts";
 import type { Gorb } from "../core/gorb.ts";
 import type { Logger } from "../log.ts";
-import { checkBearer } from "./auth.ts";
+import type { Cidr } from "../config/cidr.ts";
+import { createGuard } from "./guard.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody } from "./body.ts";
 import { errorResponse } from "./errors.ts";
 import { eventStream } from "./events.ts";
@@ -62,6 +64,12 @@ export interface AppOptions {
   readonly events?: EventBus;
   /** Milliseconds between two `: keepalive` comments on GET /events. @default 15000 */
   readonly eventHeartbeatMs?: number;
+  /** Networks whose peers may use the API, besides loopback (./guard.ts); unset or empty: every peer. */
+  readonly allow?: readonly Cidr[];
+  /** Browser origins trusted to write (./guard.ts). */
+  readonly allowOrigins?: readonly string[];
+  /** Most requests in flight at once; more get 503 and their connection closed (./guard.ts). */
+  readonly maxRequests?: number;
 }
 
 /** Default largest POST /apply body. */
@@ -86,16 +94,15 @@ function param(value: string | undefined, field: "service" | "backend"): string 
 
 /** The REST API; call `.handle(request)` in tests, `.listen()` in the daemon. */
 export function createApp(options: AppOptions) {
-  const { gorb, logger, token } = options;
+  const { gorb, logger } = options;
+  const guard = createGuard(options);
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const version = options.version ?? "dev";
   const body = (request: Request) => readJsonBody(request, limit);
   const applyLimit = Math.max(options.applyLimitBytes ?? DEFAULT_APPLY_LIMIT_BYTES, limit);
 
   return new Elysia()
-    .onRequest(({ request }) => {
-      if (token !== undefined) checkBearer(request.headers.get("authorization"), token);
-    })
+    .onRequest(({ request, server }) => guard(request, server) ?? undefined)
     .onError(({ code, error, request }) => errorResponse(code, error, request, logger))
     .get(
       "/service",

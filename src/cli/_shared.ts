@@ -14,8 +14,18 @@ export const serverArgs = {
   },
   token: {
     type: "string",
-    description: "API token, sent as a bearer token (env GORB_TOKEN)",
+    description: "API token, sent as a bearer token (env GORB_TOKEN; prefer --token-file: the command line shows in ps)",
     valueHint: "token",
+  },
+  "token-file": {
+    type: "string",
+    description: "Read the API token from this file (mode 0600 or stricter) (env GORB_TOKEN_FILE)",
+    valueHint: "file",
+  },
+  ca: {
+    type: "string",
+    description: "PEM file of the CA (or self-signed certificate) that signed an https:// daemon's certificate (env GORB_CA)",
+    valueHint: "file",
   },
 } as const satisfies ArgsDef;
 

@@ -2,8 +2,15 @@
  * The CLI's HTTP client for the daemon's REST API. Client commands reach gorb only through here, so they need
  * neither root nor libnl. Every failure becomes a CliError with the exit code of its class (see ./errors.ts):
  * an unreachable daemon is one line that says so and suggests --direct.
+ *
+ * HTTPS: the daemon's certificate is always verified, against the system's CAs or the PEM file of --ca/GORB_CA
+ * (the daemon's own self-signed certificate will do); there is no switch to turn verification off.
+ * The token comes from --token, --token-file, GORB_TOKEN or GORB_TOKEN_FILE (in that order); a token file must
+ * be private (mode 0600 or stricter), as the daemon's.
  */
+import { readFileSync } from "node:fs";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
+import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
 
@@ -19,6 +26,8 @@ export interface ClientOptions {
   /** Base URL without a trailing slash. */
   readonly server: string;
   readonly token: string | null;
+  /** PEM certificate(s) trusted for an https:// server besides the system's CAs, or null. */
+  readonly ca?: string | null;
   /** Aborts requests (Ctrl-C). */
   readonly signal?: AbortSignal;
 }
@@ -39,7 +48,42 @@ function normalizeServer(text: string, source: string): string {
   return url.href.replace(/\/+$/, "");
 }
 
-/** clientOptionsFrom reads --server/--token, falling back to GORB_SERVER/GORB_TOKEN, then the defaults. */
+/** The token of a token file, as the daemon reads it (private file, one token). */
+function readTokenFile(source: string, file: string): string {
+  try {
+    checkPrivateFile(source, file);
+  } catch (error) {
+    if (error instanceof SecretFileError) throw new UsageError(`${source}: ${file}: ${error.problem}`);
+    throw error;
+  }
+  const token = readFileSync(file, "utf8").trim();
+  if (token === "" || /[\s\u0000-\u001f\u007f]/.test(token)) {
+    throw new UsageError(`${source}: ${file}: must hold one token without whitespace or control characters`);
+  }
+  return token;
+}
+
+function readCa(source: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new UsageError(`${source}: ${file}: ${code === "ENOENT" ? "no such file" : `cannot read it (${String(code)})`}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`${source}: ${file}: not a PEM certificate file`);
+  return text;
+}
+
+function envValue(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * clientOptionsFrom reads --server, --token/--token-file and --ca, falling back to GORB_SERVER,
+ * GORB_TOKEN/GORB_TOKEN_FILE and GORB_CA, then the defaults.
+ */
 export function clientOptionsFrom(
   args: RawArgs,
   env: Readonly<Record<string, string | undefined>>,
@@ -53,8 +97,20 @@ export function clientOptionsFrom(
       : envServer !== undefined
         ? normalizeServer(envServer, "GORB_SERVER")
         : DEFAULT_SERVER;
-  const token = stringArg(args, "token") ?? (env.GORB_TOKEN === "" ? undefined : env.GORB_TOKEN) ?? null;
-  return signal === undefined ? { server, token } : { server, token, signal };
+  const flagToken = stringArg(args, "token");
+  const flagTokenFile = stringArg(args, "token-file");
+  if (flagToken !== undefined && flagTokenFile !== undefined) throw new UsageError("give either --token or --token-file, not both");
+  const envTokenFile = envValue(env, "GORB_TOKEN_FILE");
+  const token =
+    flagToken ??
+    (flagTokenFile !== undefined ? readTokenFile("--token-file", flagTokenFile) : undefined) ??
+    envValue(env, "GORB_TOKEN") ??
+    (envTokenFile !== undefined ? readTokenFile("GORB_TOKEN_FILE", envTokenFile) : undefined) ??
+    null;
+  const flagCa = stringArg(args, "ca");
+  const envCa = envValue(env, "GORB_CA");
+  const ca = flagCa !== undefined ? readCa("--ca", flagCa) : envCa !== undefined ? readCa("GORB_CA", envCa) : null;
+  return signal === undefined ? { server, token, ca } : { server, token, ca, signal };
 }
 
 /** A short reason for a fetch that never got an answer ("connection refused"). */
@@ -80,8 +136,11 @@ export function unreachableReason(error: unknown): string {
       return "timed out";
     case "CERT_HAS_EXPIRED":
     case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
     case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
-      return `TLS: ${code}`;
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return `TLS: ${code}; the daemon's certificate is not trusted: pass its CA with --ca or GORB_CA`;
   }
   const message = typeof err?.message === "string" ? err.message : String(error);
   return code !== "" && !message.includes(code) ? `${code}: ${message}` : message;
@@ -126,6 +185,7 @@ export class GorbClient {
         method,
         headers,
         signal,
+        ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       text = await response.text();

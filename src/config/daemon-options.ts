@@ -5,6 +5,8 @@
  * It lives with the configuration file's reader, below the daemon, because both the file and the command line
  * are checked with it.
  */
+import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
+import { normalizeOrigin } from "./origin.ts";
 import type { DeclaredService } from "../core/plan.ts";
 
 /** Where the REST API listens. */
@@ -34,8 +36,22 @@ export interface DaemonOptions {
   readonly verbose: boolean;
   /** Interface to add each service address to (as a /32 or /128), or null to leave addresses alone. */
   readonly vipInterface: string | null;
-  /** Bearer token every API request must carry, or null for an open API. */
+  /** Bearer token every API request must carry, or null for an open API (src/daemon/secrets.ts fills it from tokenFile). */
   readonly token: string | null;
+  /** File holding the token (--token-file); read, and refused unless private, before the daemon starts. */
+  readonly tokenFile: string | null;
+  /** Networks whose peers may use the API besides loopback (--allow); empty: every peer. */
+  readonly allow: readonly Cidr[];
+  /** Browser origins trusted to write (--allow-origin), normalised ("https://ops.example.com"). */
+  readonly allowOrigins: readonly string[];
+  /** Most API requests in flight at once (--max-connections); more are answered 503 and closed. */
+  readonly maxConnections: number;
+  /** Serve the API over HTTPS with this certificate chain and private key (PEM files), or null for plain HTTP. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** Consul ACL token, sent as X-Consul-Token (--consul-token, or read from consulTokenFile). */
+  readonly consulToken: string | null;
+  /** File holding the Consul ACL token (--consul-token-file). */
+  readonly consulTokenFile: string | null;
   /** Largest request body the API accepts, in bytes. */
   readonly bodyLimitBytes: number;
   /** Directory of the durable state (state.db), created when missing; null keeps nothing on disk (--no-state). */
@@ -65,10 +81,25 @@ export interface DaemonFlags {
   readonly state?: boolean | undefined;
   readonly stateDir?: string | undefined;
   readonly reconcileInterval?: string | undefined;
+  readonly tokenFile?: string | undefined;
+  /** Comma-separated networks. */
+  readonly allow?: string | undefined;
+  /** Comma-separated origins. */
+  readonly allowOrigin?: string | undefined;
+  readonly maxConnections?: string | undefined;
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  readonly consulToken?: string | undefined;
+  readonly consulTokenFile?: string | undefined;
 }
 
-/** DEFAULT_LISTEN is the original's listen address. */
-export const DEFAULT_LISTEN = ":4672";
+/**
+ * DEFAULT_LISTEN: loopback only. The original listened on ":4672" (every address, no token); `-l :4672` still
+ * does that, with a loud warning.
+ */
+export const DEFAULT_LISTEN = "127.0.0.1:4672";
+/** DEFAULT_MAX_CONNECTIONS is the default cap on API requests in flight. */
+export const DEFAULT_MAX_CONNECTIONS = 256;
 /** DEFAULT_BODY_LIMIT is the default largest request body (64 KiB, as the API; a service or backend body is < 1 KiB). */
 export const DEFAULT_BODY_LIMIT = "64k";
 /** DEFAULT_STATE_DIR is where the durable state lives unless --state-dir says otherwise. */
@@ -212,15 +243,79 @@ function stateDir(flags: DaemonFlags): string | null {
   return dir;
 }
 
+function secret(flag: string, value: string | undefined): string | null {
+  const text = value === undefined || value === "" ? null : value;
+  if (text !== null && /[\s\u0000-\u001f\u007f]/.test(text)) {
+    throw new DaemonOptionError(flag, "must not contain whitespace or control characters");
+  }
+  return text;
+}
+
+function filePath(flag: string, value: string | undefined): string | null {
+  if (value === undefined) return null;
+  if (value.trim() === "" || /[\u0000-\u001f]/.test(value)) {
+    throw new DaemonOptionError(flag, `must be a file path, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** One of a secret given inline or in a file; both is an error naming the two flags. */
+function secretOrFile(flag: string, value: string | undefined, fileFlag: string, file: string | undefined) {
+  const inline = secret(flag, value);
+  const path = filePath(fileFlag, file);
+  if (inline !== null && path !== null) throw new DaemonOptionError(fileFlag, `give either --${flag} or --${fileFlag}, not both`);
+  return { inline, path };
+}
+
+function allowList(text: string | undefined): Cidr[] {
+  if (text === undefined) return [];
+  try {
+    return parseCidrList(text);
+  } catch (error) {
+    if (error instanceof CidrError) throw new DaemonOptionError("allow", error.message);
+    throw error;
+  }
+}
+
+function originList(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  return text
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "")
+    .map((item) => {
+      const origin = normalizeOrigin(item);
+      if (origin === null) {
+        throw new DaemonOptionError("allow-origin", `${JSON.stringify(item)} is not an origin; use e.g. https://ops.example.com`);
+      }
+      return origin;
+    });
+}
+
+function maxConnections(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_CONNECTIONS;
+  if (!/^\d{1,6}$/.test(text.trim()) || Number(text) < 1 || Number(text) > 100_000) {
+    throw new DaemonOptionError("max-connections", `must be a whole number from 1 to 100000, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+function tls(flags: DaemonFlags): DaemonOptions["tls"] {
+  const certFile = filePath("tls-cert", flags.tlsCert);
+  const keyFile = filePath("tls-key", flags.tlsKey);
+  if (certFile === null && keyFile === null) return null;
+  if (certFile === null) throw new DaemonOptionError("tls-cert", "is required with --tls-key");
+  if (keyFile === null) throw new DaemonOptionError("tls-key", "is required with --tls-cert");
+  return { certFile, keyFile };
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
  */
 export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
-  const token = flags.token === undefined || flags.token === "" ? null : flags.token;
-  if (token !== null && /[\s\u0000-\u001f\u007f]/.test(token)) {
-    throw new DaemonOptionError("token", "must not contain whitespace or control characters");
-  }
+  const token = secretOrFile("token", flags.token, "token-file", flags.tokenFile);
+  const consul = secretOrFile("consul-token", flags.consulToken, "consul-token-file", flags.consulTokenFile);
   return {
     listen: parseListen(flags.listen ?? DEFAULT_LISTEN),
     interface: interfaceName("interface", flags.interface),
@@ -228,7 +323,14 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     consulUrl: consulUrl(flags.consul),
     verbose: flags.verbose ?? false,
     vipInterface: interfaceName("vip-interface", flags.vipInterface),
-    token,
+    token: token.inline,
+    tokenFile: token.path,
+    allow: allowList(flags.allow),
+    allowOrigins: originList(flags.allowOrigin),
+    maxConnections: maxConnections(flags.maxConnections),
+    tls: tls(flags),
+    consulToken: consul.inline,
+    consulTokenFile: consul.path,
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),

@@ -5,7 +5,10 @@
  *   listen: "127.0.0.1:4672"        interface: eth0          flush: false
  *   consul: http://127.0.0.1:8500   vip_interface: lo        token: secret
  *   body_limit: 64k                 state: true              state_dir: /var/lib/gorb
- *   reconcile_interval: 30s
+ *   reconcile_interval: 30s         token_file: /etc/gorb/token   allow: [10.0.0.0/8]
+ *   allow_origin: https://ops.example.com   max_connections: 256
+ *   tls_cert: /etc/gorb/cert.pem    tls_key: /etc/gorb/key.pem
+ *   consul_token_file: /etc/gorb/consul-token
  *   services:
  *     web:                          # the service id, as in PUT /service/web
  *       host: 10.0.0.1              # PUT /service/web's body
@@ -35,6 +38,14 @@ const SETTINGS = {
   state: { flag: "state", type: "boolean" },
   state_dir: { flag: "stateDir", type: "string" },
   reconcile_interval: { flag: "reconcileInterval", type: "interval" },
+  token_file: { flag: "tokenFile", type: "string" },
+  allow: { flag: "allow", type: "list" },
+  allow_origin: { flag: "allowOrigin", type: "list" },
+  max_connections: { flag: "maxConnections", type: "count" },
+  tls_cert: { flag: "tlsCert", type: "string" },
+  tls_key: { flag: "tlsKey", type: "string" },
+  consul_token: { flag: "consulToken", type: "string" },
+  consul_token_file: { flag: "consulTokenFile", type: "string" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;
@@ -72,6 +83,17 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
       case "size":
         if (typeof value !== "string" && !(typeof value === "number" && Number.isInteger(value))) {
           throw new PathError([key], `must be a size such as 64k or a number of bytes, got ${describeValue(value)}`);
+        }
+        flags[spec.flag] = String(value);
+        break;
+      case "list":
+        if (typeof value === "string") flags[spec.flag] = value;
+        else if (Array.isArray(value) && value.every((item) => typeof item === "string")) flags[spec.flag] = value.join(",");
+        else throw new PathError([key], `must be a string or a list of strings, got ${describeValue(value)}`);
+        break;
+      case "count":
+        if (!(typeof value === "number" && Number.isInteger(value)) && typeof value !== "string") {
+          throw new PathError([key], `must be a whole number, got ${describeValue(value)}`);
         }
         flags[spec.flag] = String(value);
         break;

@@ -10,12 +10,14 @@
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.
- * Shutdown (SIGINT/SIGTERM): stop accepting requests, stop health checks, deregister from Consul, close the
- * state, leave the kernel table as it is (traffic keeps flowing while gorb restarts), exit 0.
+ * Shutdown (SIGINT/SIGTERM): stop accepting requests (those in flight get STOP_DEADLINE_MS, then their
+ * connections are closed), stop health checks, close the state, leave the kernel table and the Consul
+ * registrations as they are (traffic keeps flowing and Consul DNS keeps answering while gorb restarts), exit 0.
  */
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
+import { isLoopback, parseAddress } from "../config/cidr.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
 import { EventBus } from "../core/events.ts";
@@ -31,10 +33,17 @@ import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { VERSION } from "../version.ts";
+import { startApiServer } from "./api-server.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 
-const LOOPBACK = /^(127\.|::1$|localhost$)/;
+/** True when the API is reachable only from this machine. */
+function loopbackOnly(host: string | null): boolean {
+  if (host === null) return false;
+  if (host === "localhost") return true;
+  const bytes = parseAddress(host);
+  return bytes !== null && isLoopback(bytes);
+}
 
 /** runDaemon runs gorb's daemon until SIGINT or SIGTERM. */
 export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): Promise<void> {
@@ -72,10 +81,16 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   let vip: VipManager | undefined;
   if (options.vipInterface !== null) vip = new InterfaceVipManager(addresses, options.vipInterface);
 
-  const discovery: Discovery =
+  const consul =
     options.consulUrl !== null
-      ? new ConsulDiscovery({ url: options.consulUrl, instance: hostname(), logger: log.withTag("consul") })
-      : new NoDiscovery();
+      ? new ConsulDiscovery({
+          url: options.consulUrl,
+          instance: hostname(),
+          logger: log.withTag("consul"),
+          ...(options.consulToken !== null ? { token: options.consulToken } : {}),
+        })
+      : null;
+  const discovery: Discovery = consul ?? new NoDiscovery();
 
   // What GET /events follows. Gorb publishes into it once GorbOptions takes it (the core work, merged separately):
   // then it is passed below as `events`, or taken from `gorb.events`.
@@ -110,11 +125,17 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   }
   if (options.declared !== null) await applyDeclared(gorb, options.declared, log, options.configPath ?? "the configuration file");
 
-  if (options.token === null && !(options.listen.host !== null && LOOPBACK.test(options.listen.host))) {
+  if (options.token === null && !loopbackOnly(options.listen.host)) {
+    const who = options.allow.length > 0 ? `any host in ${options.allow.map((n) => n.text).join(", ")}` : "anyone";
     log.warn(
-      `the API listens on ${options.listen.host ?? "every address"} without a token: anyone who can reach port ` +
-        `${options.listen.port} can change the load balancer. Set --token (or GORB_TOKEN), or listen on 127.0.0.1.`,
+      `the API listens on ${options.listen.host ?? "every address"} without a token: ${who} who can reach port ` +
+        `${options.listen.port} can change the load balancer. Set --token-file (or GORB_TOKEN), restrict peers ` +
+        "with --allow, or listen on 127.0.0.1.",
     );
+  }
+
+  if (options.token !== null && options.tls === null && !loopbackOnly(options.listen.host)) {
+    log.warn("the API token crosses the network in clear text: serve the API over HTTPS with --tls-cert and --tls-key");
   }
 
   const app = createApp({
@@ -124,14 +145,24 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     ...(options.token !== null ? { token: options.token } : {}),
     bodyLimitBytes: options.bodyLimitBytes,
     version: VERSION,
+    allow: options.allow,
+    allowOrigins: options.allowOrigins,
+    maxRequests: options.maxConnections,
   });
-  app.listen({ port: options.listen.port, ...(options.listen.host !== null ? { hostname: options.listen.host } : {}) });
-  const port = app.server?.port ?? options.listen.port;
-  const shown = options.listen.host === null ? `:${port}` : options.listen.host.includes(":") ? `[${options.listen.host}]:${port}` : `${options.listen.host}:${port}`;
-  log.success(`gorb is listening on ${shown}`);
+  const api = startApiServer(app, {
+    listen: options.listen,
+    tls: options.tls,
+    maxConnections: options.maxConnections,
+    logger: log.withTag("api"),
+  });
+  const port = api.port;
+  log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
 
-  if (defaultAddress !== null && options.consulUrl !== null && port !== 0) {
-    discovery.expose({ id: "gorb", address: defaultAddress, port, protocol: "tcp" });
+  if (consul !== null) {
+    // Registrations outlive a restart (nothing is deregistered at shutdown): drop only this instance's
+    // registrations of services gorb no longer has (deleted while it was down).
+    void consul.prune(gorb.listServices());
+    if (defaultAddress !== null && port !== 0) consul.exposeSelf({ address: defaultAddress, port });
   }
 
   let reconciling = false;
@@ -179,7 +210,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       void (async () => {
         if (timer !== null) clearInterval(timer);
         events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
-        await app.stop();
+        const outcome = await api.stop();
+        if (outcome === "forced") log.warn("requests still in flight at the stop deadline were cut off");
         await reloading;
         await gorb.close();
         store?.close();

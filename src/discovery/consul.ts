@@ -2,13 +2,24 @@
  * ConsulDiscovery registers gorb's virtual services with a Consul agent:
  *   PUT <consul>/v1/agent/service/register            {"ID","Name","Address","Port","Tags":["gorb",<protocol>]}
  *   PUT <consul>/v1/agent/service/deregister/<ID>      (empty body)
+ *   GET <consul>/v1/agent/services                     (at start: find this instance's stale registrations)
  * The ID is "<instance>-<service id>" so two gorbs on one agent do not overwrite each other (the original used
  * the service id alone); the Name is the service id, so Consul DNS answers <service id>.service.consul.
+ * The daemon's own API registers under the reserved ID "gorb:<instance>" (Name "gorb", tag "gorb-api"): no
+ * service's ID can take that form (the instance, a host name, has no ":", so a service ID's first ":" always
+ * follows a "-"), so a user service named "gorb" no longer overwrites it.
  *
- * Calls never fail the API request that caused them. Each service has at most one pending operation (the
- * latest wins: a remove replaces a pending expose); a failed call is retried in the background with
- * exponential back-off and logged. `close()` stops the retries and deregisters everything this instance
- * registered, one attempt each.
+ * Restarts: registrations are NOT withdrawn at shutdown. IPVS keeps serving while gorb restarts, so Consul DNS
+ * must keep answering too; at start gorb registers every service again (a register of an existing ID replaces it
+ * in place, so there is no gap) and prune() withdraws only this instance's registrations of services it no longer
+ * has. A TTL check was the alternative; it was not chosen because it marks every service critical whenever gorb
+ * is stopped or slow for longer than the TTL, which is exactly the outage this avoids (and it adds a heartbeat).
+ * A decommissioned host's registrations go with its Consul agent. `deregisterOnClose` restores the old behaviour.
+ *
+ * Calls never fail the API request that caused them. Each service has at most one pending operation (the latest
+ * wins: a remove replaces a pending expose); operations on different services go out in parallel, at most
+ * `concurrency` at once, each with its own timeout; a failed call is retried in the background with exponential
+ * back-off and logged.
  */
 import { type Logger, silentLogger } from "../log.ts";
 import type { Discovery, ServiceRegistration } from "./discovery.ts";
@@ -17,12 +28,16 @@ import type { Discovery, ServiceRegistration } from "./discovery.ts";
 export interface ConsulDiscoveryOptions {
   /** Consul HTTP API base URL, e.g. "http://127.0.0.1:8500". A query string (?token=...) is kept on every call. */
   readonly url: string;
-  /** Prefix of every Consul service ID, unique per gorb on an agent; e.g. the host name. */
+  /** Prefix of every Consul service ID, unique per gorb on an agent: the host name (no ":"). */
   readonly instance: string;
-  /** Sent as X-Consul-Token when given. */
+  /** Consul ACL token, sent as X-Consul-Token when given. */
   readonly token?: string;
   /** Per-call timeout in ms. @default 5000 */
   readonly timeoutMs?: number;
+  /** Most calls in flight at once. @default 8 */
+  readonly concurrency?: number;
+  /** Withdraw every registration in close() (the old behaviour). @default false */
+  readonly deregisterOnClose?: boolean;
   /** Delay before the first retry in ms; doubles per failure. @default 1000 */
   readonly retryInitialMs?: number;
   /** Longest delay between retries in ms. @default 60000 */
@@ -32,17 +47,29 @@ export interface ConsulDiscoveryOptions {
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
-type Operation =
-  | { readonly kind: "register"; readonly registration: ServiceRegistration }
-  | { readonly kind: "deregister" };
+/** The body of a Consul service registration. */
+interface ConsulService {
+  readonly ID: string;
+  readonly Name: string;
+  readonly Address: string;
+  readonly Port: number;
+  readonly Tags: readonly string[];
+}
+
+type Operation = { readonly kind: "register"; readonly service: ConsulService } | { readonly kind: "deregister"; readonly consulId: string };
 
 interface Pending {
-  readonly id: string;
+  readonly key: string;
   readonly operation: Operation;
   attempts: number;
   /** Epoch ms before which it is not retried. */
   due: number;
 }
+
+/** The pending-queue key of the daemon's own registration ("/" is never in a service id). */
+const SELF_KEY = "/gorb";
+/** The tag of every service registration gorb makes (and of nothing else it registers). */
+const SERVICE_TAG = "gorb";
 
 /** Discovery through a Consul agent's HTTP API, with a background retry queue. */
 export class ConsulDiscovery implements Discovery {
@@ -50,16 +77,19 @@ export class ConsulDiscovery implements Discovery {
   readonly #instance: string;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
+  readonly #concurrency: number;
+  readonly #deregisterOnClose: boolean;
   readonly #retryInitialMs: number;
   readonly #retryMaxMs: number;
   readonly #log: Logger;
   readonly #fetch: (input: string, init: RequestInit) => Promise<Response>;
 
-  /** Pending operations by gorb service id, oldest first. */
+  /** Pending operations by key (the gorb service id, or SELF_KEY), oldest first. */
   readonly #pending = new Map<string, Pending>();
-  /** Service ids whose registration Consul accepted (and that were not deregistered since). */
-  readonly #registered = new Set<string>();
-  #draining = false;
+  /** Keys with a call in flight (one at a time per key, so a service's calls stay in order). */
+  readonly #inFlight = new Set<string>();
+  /** Keys whose registration Consul accepted (and that were not deregistered since), with their Consul ID. */
+  readonly #registered = new Map<string, string>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
@@ -74,10 +104,15 @@ export class ConsulDiscovery implements Discovery {
     if (base.protocol !== "http:" && base.protocol !== "https:") {
       throw new TypeError(`consul: ${JSON.stringify(options.url)} must be an http:// or https:// URL`);
     }
+    if (options.instance === "" || options.instance.includes(":") || options.instance.includes("/")) {
+      throw new TypeError(`consul: instance ${JSON.stringify(options.instance)} must be a host name (no ":" or "/")`);
+    }
     this.#base = base;
     this.#instance = options.instance;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#concurrency = Math.max(1, options.concurrency ?? 8);
+    this.#deregisterOnClose = options.deregisterOnClose ?? false;
     this.#retryInitialMs = options.retryInitialMs ?? 1000;
     this.#retryMaxMs = options.retryMaxMs ?? 60_000;
     this.#log = options.logger ?? silentLogger;
@@ -89,14 +124,60 @@ export class ConsulDiscovery implements Discovery {
     return `${this.#instance}-${id}`;
   }
 
+  /** The reserved Consul service ID of the daemon's own API. */
+  selfId(): string {
+    return `gorb:${this.#instance}`;
+  }
+
   expose(registration: ServiceRegistration): void {
     if (this.#closed) return;
-    this.#enqueue(registration.id, { kind: "register", registration: { ...registration } });
+    const r = registration;
+    const service = { ID: this.consulId(r.id), Name: r.id, Address: r.address, Port: r.port, Tags: [SERVICE_TAG, r.protocol] };
+    this.#enqueue(r.id, { kind: "register", service });
   }
 
   remove(id: string): void {
     if (this.#closed) return;
-    this.#enqueue(id, { kind: "deregister" });
+    this.#enqueue(id, { kind: "deregister", consulId: this.consulId(id) });
+  }
+
+  /** Register the daemon's REST API (Name "gorb", as the original) under its reserved ID. */
+  exposeSelf(endpoint: { readonly address: string; readonly port: number }): void {
+    if (this.#closed) return;
+    const service = { ID: this.selfId(), Name: "gorb", Address: endpoint.address, Port: endpoint.port, Tags: ["gorb-api"] };
+    this.#enqueue(SELF_KEY, { kind: "register", service });
+  }
+
+  /**
+   * Withdraw this instance's service registrations whose service gorb no longer has (deleted while gorb was
+   * stopped): the agent's services with this instance's ID prefix and the "gorb" tag, minus `keep` and anything
+   * queued. One attempt to list; a failure is logged and the next start tries again. Resolves when queued.
+   */
+  async prune(keep: Iterable<string>): Promise<void> {
+    const kept = new Set(keep);
+    let listed: unknown;
+    try {
+      const response = await this.#fetch(this.#url("/v1/agent/services"), {
+        method: "GET",
+        headers: this.#headers(),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      listed = await response.json();
+    } catch (error) {
+      this.#log.warn(`consul: could not list the agent's services to withdraw stale ones: ${reason(error)}`);
+      return;
+    }
+    if (typeof listed !== "object" || listed === null) return;
+    const prefix = `${this.#instance}-`;
+    for (const entry of Object.values(listed as Record<string, unknown>)) {
+      const s = entry as { ID?: unknown; Service?: unknown; Tags?: unknown };
+      if (typeof s.ID !== "string" || typeof s.Service !== "string" || !Array.isArray(s.Tags)) continue;
+      if (!s.ID.startsWith(prefix) || !s.Tags.includes(SERVICE_TAG) || s.ID !== this.consulId(s.Service)) continue;
+      if (kept.has(s.Service) || this.#pending.has(s.Service)) continue;
+      this.#log.info(`consul: withdrawing ${s.ID}: gorb no longer has service ${JSON.stringify(s.Service)}`);
+      this.remove(s.Service);
+    }
   }
 
   /** Number of operations waiting to be sent or retried. */
@@ -110,78 +191,95 @@ export class ConsulDiscovery implements Discovery {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /**
+   * Stop retrying. Registrations stay in Consul (see the module comment) unless `deregisterOnClose`; then every
+   * registration this instance made, and any register that may have reached Consul, is withdrawn, one attempt each.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    // A registration still pending may have reached Consul on an attempt that timed out: withdraw it too.
-    const ids = new Set(this.#registered);
+    const withdraw = new Map(this.#registered);
     for (const pending of this.#pending.values()) {
-      if (pending.operation.kind === "register" && pending.attempts > 0) ids.add(pending.id);
+      if (pending.operation.kind === "register" && (pending.attempts > 0 || this.#inFlight.has(pending.key))) {
+        withdraw.set(pending.key, pending.operation.service.ID);
+      }
     }
     this.#pending.clear();
-    await Promise.all(
-      [...ids].map(async (id) => {
+    if (this.#deregisterOnClose) {
+      await this.#inParallel([...withdraw], async ([key, consulId]) => {
         try {
-          await this.#send(id, { kind: "deregister" });
-          this.#registered.delete(id);
+          await this.#send({ kind: "deregister", consulId });
+          this.#registered.delete(key);
         } catch (error) {
-          this.#log.warn(`consul: could not deregister ${this.consulId(id)} on shutdown: ${reason(error)}`);
+          this.#log.warn(`consul: could not deregister ${consulId} on shutdown: ${reason(error)}`);
         }
-      }),
-    );
+      });
+    }
     this.#wakeIdle();
   }
 
-  #enqueue(id: string, operation: Operation): void {
-    this.#pending.delete(id); // re-insert at the end: operations go out in the order they were asked for
-    this.#pending.set(id, { id, operation, attempts: 0, due: 0 });
-    void this.#drain();
+  #enqueue(key: string, operation: Operation): void {
+    this.#pending.delete(key); // re-insert at the end: operations go out in the order they were asked for
+    this.#pending.set(key, { key, operation, attempts: 0, due: 0 });
+    this.#pump();
   }
 
-  /** Send every due operation, one at a time; then sleep until the next retry is due. */
-  async #drain(): Promise<void> {
-    if (this.#draining || this.#closed) return;
-    this.#draining = true;
+  /** Start every due operation that may start now (one per key, at most `concurrency`); else sleep until one is due. */
+  #pump(): void {
+    if (this.#closed) return;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    try {
-      for (;;) {
-        const now = Date.now();
-        const next = [...this.#pending.values()].find((p) => p.due <= now);
-        if (next === undefined) break;
-        try {
-          await this.#send(next.id, next.operation);
-          if (next.operation.kind === "register") this.#registered.add(next.id);
-          else this.#registered.delete(next.id);
-          if (this.#pending.get(next.id) === next) this.#pending.delete(next.id);
-        } catch (error) {
-          next.attempts++;
-          const delay = Math.min(this.#retryMaxMs, this.#retryInitialMs * 2 ** (next.attempts - 1));
-          next.due = Date.now() + delay;
-          const what = next.operation.kind === "register" ? "register" : "deregister";
-          this.#log.warn(
-            `consul: could not ${what} ${this.consulId(next.id)} (attempt ${next.attempts}): ${reason(error)}; ` +
-              `retrying in ${delay} ms`,
-          );
-        }
-        if (this.#closed) return;
-      }
-    } finally {
-      this.#draining = false;
+    const now = Date.now();
+    for (const pending of this.#pending.values()) {
+      if (this.#inFlight.size >= this.#concurrency) break;
+      if (pending.due > now || this.#inFlight.has(pending.key)) continue;
+      this.#inFlight.add(pending.key);
+      void this.#attempt(pending).finally(() => {
+        this.#inFlight.delete(pending.key);
+        this.#pump();
+      });
     }
-    this.#schedule();
+    if (this.#inFlight.size === 0 && this.#pending.size > 0) {
+      const due = Math.min(...[...this.#pending.values()].map((p) => p.due));
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        this.#pump();
+      }, Math.max(0, due - Date.now()));
+    }
     this.#wakeIdle();
   }
 
-  #schedule(): void {
-    if (this.#closed || this.#pending.size === 0) return;
-    const due = Math.min(...[...this.#pending.values()].map((p) => p.due));
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      void this.#drain();
-    }, Math.max(0, due - Date.now()));
+  async #attempt(pending: Pending): Promise<void> {
+    const { operation } = pending;
+    const consulId = operation.kind === "register" ? operation.service.ID : operation.consulId;
+    try {
+      await this.#send(operation);
+      if (operation.kind === "register") this.#registered.set(pending.key, consulId);
+      else this.#registered.delete(pending.key);
+      if (this.#pending.get(pending.key) === pending) this.#pending.delete(pending.key);
+    } catch (error) {
+      if (this.#closed) return;
+      pending.attempts++;
+      const delay = Math.min(this.#retryMaxMs, this.#retryInitialMs * 2 ** (pending.attempts - 1));
+      pending.due = Date.now() + delay;
+      this.#log.warn(
+        `consul: could not ${operation.kind} ${consulId} (attempt ${pending.attempts}): ${reason(error)}; ` +
+          `retrying in ${delay} ms`,
+      );
+    }
+  }
+
+  async #inParallel<T>(items: readonly T[], run: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await run(item);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, items.length) }, worker));
   }
 
   #wakeIdle(): void {
@@ -197,18 +295,22 @@ export class ConsulDiscovery implements Discovery {
     return url.href;
   }
 
-  async #send(id: string, operation: Operation): Promise<void> {
-    const consulId = this.consulId(id);
-    const headers: Record<string, string> = {};
-    if (this.#token !== undefined) headers["X-Consul-Token"] = this.#token;
+  #headers(): Record<string, string> {
+    return this.#token !== undefined ? { "X-Consul-Token": this.#token } : {};
+  }
+
+  async #send(operation: Operation): Promise<void> {
+    const headers = this.#headers();
     let url: string;
     let body: string | undefined;
+    let consulId: string;
     if (operation.kind === "register") {
-      const r = operation.registration;
+      consulId = operation.service.ID;
       url = this.#url("/v1/agent/service/register");
       headers["Content-Type"] = "application/json";
-      body = JSON.stringify({ ID: consulId, Name: r.id, Address: r.address, Port: r.port, Tags: ["gorb", r.protocol] });
+      body = JSON.stringify(operation.service);
     } else {
+      consulId = operation.consulId;
       url = this.#url(`/v1/agent/service/deregister/${encodeURIComponent(consulId)}`);
     }
     const init: RequestInit = { method: "PUT", headers, signal: AbortSignal.timeout(this.#timeoutMs) };

@@ -1,6 +1,6 @@
 /**
  * The discovery seam: gorb announces each virtual service to a service registry (Consul) when it is created
- * and withdraws it when it is deleted. Announcing never fails a request: implementations queue and retry in
+ * (and again at every start) and withdraws it when it is deleted. Announcing never fails a request: implementations queue and retry in
  * the background and only log.
  */
 
@@ -21,6 +21,9 @@ export interface Discovery {
   expose(registration: ServiceRegistration): void;
   /** Withdraw a service. */
   remove(id: string): void;
-  /** Stop retrying and withdraw everything this instance announced; resolves when done (or given up). */
+  /**
+   * Stop retrying; resolves when done. Registrations outlive a restart (IPVS keeps serving): implementations
+   * withdraw them here only when configured to (ConsulDiscovery's deregisterOnClose).
+   */
   close(): Promise<void>;
 }

@@ -145,5 +145,22 @@ describe("compiled gorb", () => {
         rmSync(extractDir, { recursive: true, force: true });
       }
     });
+
+    test("system libnl-3 without libnl-genl-3: both embedded copies are used, never a mix (which aborted)", async () => {
+      const extractDir = mkdtempSync(join(tmpdir(), "gorb-e2e-libnl-"));
+      try {
+        const hide = `mount --bind /dev/null "$(readlink -f /usr/lib/x86_64-linux-gnu/libnl-genl-3.so.200)"`;
+        const proc = Bun.spawn(["unshare", "-m", "sh", "-c", `${hide} && exec "$0" status --direct`, exe], {
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", GORB_DEBUG: "1", GORB_LIBNL_DIR: extractDir },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+        expect(code).toBe(8);
+        expect(stderr).toStartWith(`libnl loaded from embedded:${extractDir}\nerror: IPVS is not available in this kernel`);
+      } finally {
+        rmSync(extractDir, { recursive: true, force: true });
+      }
+    });
   });
 });

@@ -35,6 +35,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/embedded-libnl": ["ffi"],
   "src/api": ["src/log", "src/version", "src/core", "src/config"],
   "src/daemon": [
+    "ffi",
     "src/log",
     "src/version",
     "src/ipvs",
@@ -55,13 +56,24 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * when an entry is no longer exported or src/ starts importing it, so the list only shrinks.
  */
 const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
+  "ffi/libc.ts SHUT_RDWR": "unit-tested directly (connection shedder tests shut sockets down)",
+  "ffi/library-path.ts cachePaths": "unit-tested directly in test/unit/ffi/libnl.test.ts (ld.so.cache reader)",
+  "ffi/library-path.ts libraryDirs": "unit-tested directly in test/unit/ffi/libnl.test.ts",
+  "src/api/auth.ts tokensEqual": "unit-tested directly in test/unit/api/guard.test.ts (constant-time compare)",
+  "src/config/cidr.ts parseCidr": "unit-tested directly in test/unit/api/guard.test.ts",
+  "src/api/guard.ts ForbiddenError": "unit-tested directly in test/unit/api/guard.test.ts",
+  "src/daemon/api-server.ts IDLE_TIMEOUT_S": "tests wait for the server's idle timeout",
+  "src/daemon/api-server.ts STOP_DEADLINE_MS": "tests check the stop deadline",
+  "src/daemon/connection-shedder.ts fdsOfSockets": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
+  "src/daemon/connection-shedder.ts openFilesLimit": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
+  "src/daemon/connection-shedder.ts socketInodesOnLocalPort": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
+  "src/daemon/secrets.ts readSecretFile": "unit-tested directly in test/unit/cli/daemon-options-secrets.test.ts",
   "ffi/libc.ts errno": "unit-tested directly in test/unit/netlink/message.test.ts",
   "src/api/metrics.ts escapeLabel": "unit-tested directly in test/unit/api/metrics.test.ts",
   "src/api/metrics.ts metricsChunks": "unit-tested directly in test/unit/api/metrics.test.ts (chunk bounds)",
   "src/api/metrics.ts renderMetrics": "unit-tested directly in test/unit/api/metrics.test.ts (hand-built views)",
   "src/cli/commands/serve.ts setDaemonRunner": "test seam: tests run `gorb serve` with a recorder instead of the daemon",
   "src/cli/native.ts isCompiled": "unit-tested directly in test/unit/cli/native.test.ts",
-  "src/config/daemon-options.ts formatListen": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/daemon-options.ts parseInterval": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/daemon-options.ts parseListen": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/daemon-options.ts parseSize": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
@@ -98,7 +110,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
 const NOT_IMPORTED: readonly string[] = [
   "src/api/app.ts DEFAULT_APPLY_LIMIT_BYTES",
   "src/api/errors.ts describeElysiaValidation",
-  "src/api/errors.ts errorBody",
   "src/api/models.ts BackendMetricsView",
   "src/api/models.ts BackendOptionsView",
   "src/api/models.ts PulseBody",

@@ -1,9 +1,10 @@
 /**
  * `gorb serve`: run the daemon. The flags are the original's (-l, -i, -f, -c, -v, plus --vip-interface for its
- * -vipi) and gorb's own (--token, --body-limit, --config, --state-dir, --no-state, --reconcile-interval). With
- * --config, the file's settings come first and the flags given override them (flags > GORB_TOKEN > file >
- * defaults); a file with an error stops the start with its location. They are checked here into
- * DaemonOptions; src/daemon/run.ts builds and runs the stack.
+ * -vipi) and gorb's own (--token, --token-file, --allow, --allow-origin, --max-connections, --tls-cert/--tls-key,
+ * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval). With --config,
+ * the file's settings come first and the flags given override them (flags > GORB_TOKEN > file > defaults); a
+ * file with an error stops the start with its location. They are checked here into DaemonOptions, the secret
+ * files are read (and refused unless private: src/daemon/secrets.ts); src/daemon/run.ts builds and runs the stack.
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
@@ -14,12 +15,14 @@ import { prepareLibnl } from "../native.ts";
 import {
   DEFAULT_BODY_LIMIT,
   DEFAULT_LISTEN,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_RECONCILE_INTERVAL,
   DEFAULT_STATE_DIR,
   DaemonOptionError,
   parseDaemonOptions,
 } from "../../config/daemon-options.ts";
 import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
+import { SecretFileError, checkPrivateFile, loadSecrets } from "../../daemon/secrets.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -49,7 +52,7 @@ const serve = defineCommand({
     listen: {
       type: "string",
       alias: "l",
-      description: `HTTP listen address: ":PORT" (all addresses), "HOST:PORT" or "[IPV6]:PORT" (default: ${DEFAULT_LISTEN})`,
+      description: `HTTP listen address: "HOST:PORT", "[IPV6]:PORT" or ":PORT" (every address) (default: ${DEFAULT_LISTEN}, loopback only)`,
       valueHint: "addr",
     },
     interface: {
@@ -78,8 +81,48 @@ const serve = defineCommand({
     },
     token: {
       type: "string",
-      description: "Require this bearer token on every API request (env GORB_TOKEN)",
+      description: "Require this bearer token on every API request (env GORB_TOKEN; on the command line it shows in ps: prefer --token-file)",
       valueHint: "token",
+    },
+    "token-file": {
+      type: "string",
+      description: "Read the API token from this file (mode 0600 or stricter; others are refused)",
+      valueHint: "file",
+    },
+    allow: {
+      type: "string",
+      description: "Only these networks (and loopback) may use the API, e.g. 10.0.0.0/8,2001:db8::/32; others get 403",
+      valueHint: "cidr,...",
+    },
+    "allow-origin": {
+      type: "string",
+      description: "Browser origins allowed to change gorb, e.g. https://ops.example.com (other browser writes get 403)",
+      valueHint: "origin,...",
+    },
+    "max-connections": {
+      type: "string",
+      description: `Most API requests in flight; more get 503 and are closed at once (default: ${DEFAULT_MAX_CONNECTIONS})`,
+      valueHint: "n",
+    },
+    "tls-cert": {
+      type: "string",
+      description: "Serve the API over HTTPS with this PEM certificate (chain); needs --tls-key",
+      valueHint: "file",
+    },
+    "tls-key": {
+      type: "string",
+      description: "PEM private key of --tls-cert (mode 0600 or stricter)",
+      valueHint: "file",
+    },
+    "consul-token": {
+      type: "string",
+      description: "Consul ACL token, sent as X-Consul-Token (env CONSUL_HTTP_TOKEN; prefer --consul-token-file)",
+      valueHint: "token",
+    },
+    "consul-token-file": {
+      type: "string",
+      description: "Read the Consul ACL token from this file (mode 0600 or stricter)",
+      valueHint: "file",
     },
     "body-limit": {
       type: "string",
@@ -111,6 +154,9 @@ const serve = defineCommand({
     const ctx = cliContext();
     const configPath = stringArg(args, "config");
     const file = configPath === undefined ? null : await readConfig(configPath);
+    if (file !== null && (file.flags.token !== undefined || file.flags.consulToken !== undefined)) {
+      await secretCheck(() => checkPrivateFile("config", file.file));
+    }
     let options: DaemonOptions;
     try {
       const given: DaemonFlags = {
@@ -125,6 +171,15 @@ const serve = defineCommand({
         state: boolArg(args, "state"),
         stateDir: stringArg(args, "state-dir"),
         reconcileInterval: stringArg(args, "reconcile-interval"),
+        tokenFile: stringArg(args, "token-file"),
+        allow: stringArg(args, "allow"),
+        allowOrigin: stringArg(args, "allow-origin"),
+        maxConnections: stringArg(args, "max-connections"),
+        tlsCert: stringArg(args, "tls-cert"),
+        tlsKey: stringArg(args, "tls-key"),
+        consulToken:
+          stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
+        consulTokenFile: stringArg(args, "consul-token-file"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {
@@ -132,8 +187,16 @@ const serve = defineCommand({
       throw error;
     }
     if (file !== null) options = { ...options, configPath: file.file, declared: file.services };
+    const loaded = options;
+    options = await secretCheck(() => loadSecrets(loaded));
+    for (const flag of ["token", "consul-token"]) {
+      if (stringArg(args, flag) !== undefined) {
+        ctx.log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
+      }
+    }
     const { createConsola } = await import("consola");
     const log = createConsola({ level: options.verbose ? 4 : 3 }).withTag("gorb");
+
     try {
       const source = await prepareLibnl(ctx.env);
       if (source !== null) log.debug(`libnl: ${source}`);
@@ -156,9 +219,28 @@ async function readConfig(path: string): Promise<ConfigFile> {
   }
 }
 
+/** Runs a secret-file check; its failure is a usage error (exit 2) naming the file and the fix. */
+async function secretCheck<T>(check: () => T | Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    if (error instanceof SecretFileError) throw new CliError(EXIT.USAGE, `gorb serve: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/** Settings that say the same thing in two ways: giving one on the command line replaces both of the file's. */
+const ALTERNATIVES: readonly (readonly (keyof DaemonFlags)[])[] = [
+  ["token", "tokenFile"],
+  ["consulToken", "consulTokenFile"],
+];
+
 /** The file's settings with the flags given on top (a flag left out keeps the file's value). */
 export function mergeFlags(file: DaemonFlags, given: DaemonFlags): DaemonFlags {
   const merged: Record<string, unknown> = { ...file };
+  for (const group of ALTERNATIVES) {
+    if (group.some((name) => given[name] !== undefined)) for (const name of group) delete merged[name];
+  }
   for (const [name, value] of Object.entries(given)) if (value !== undefined) merged[name] = value;
   return merged as DaemonFlags;
 }
@@ -175,10 +257,12 @@ function daemonFailure(error: unknown): CliError {
 }
 
 export default withExamples(serve, [
-  "gorb serve                              # listen on :4672, services need --host",
+  "gorb serve                              # listen on 127.0.0.1:4672, services need --host",
+  "gorb serve -l :4672 --allow 10.0.0.0/8 --token-file /etc/gorb/token   # reachable from 10/8, with a token",
   "gorb serve -l 127.0.0.1:4672 -i eth0    # default service host = eth0's first address",
   "gorb serve -c http://127.0.0.1:8500 --vip-interface lo",
   "GORB_TOKEN=secret gorb serve            # every API request needs 'Authorization: Bearer secret'",
+  "gorb serve -l :4672 --tls-cert cert.pem --tls-key key.pem --token-file /etc/gorb/token",
   "gorb serve --config /etc/gorb/gorb.yaml # settings and services from a file; kill -HUP re-reads it",
   "gorb serve --state-dir /tmp/gorb --reconcile-interval 5s",
 ]);

@@ -64,15 +64,22 @@ describe("parseDaemonOptions", () => {
     expect(parseDaemonOptions({ state: false, stateDir: "/srv/gorb" }).stateDir).toBeNull();
   });
 
-  test("defaults: :4672, no interface (services need a host), no flush, no consul, 64 KiB bodies", () => {
+  test("defaults: loopback only (127.0.0.1:4672), no interface (services need a host), no flush, no consul, 64 KiB bodies", () => {
     expect(parseDaemonOptions({})).toEqual({
-      listen: { host: null, port: 4672 },
+      listen: { host: "127.0.0.1", port: 4672 },
       interface: null,
       flush: false,
       consulUrl: null,
       verbose: false,
       vipInterface: null,
       token: null,
+      tokenFile: null,
+      allow: [],
+      allowOrigins: [],
+      maxConnections: 256,
+      tls: null,
+      consulToken: null,
+      consulTokenFile: null,
       bodyLimitBytes: 65536,
       stateDir: "/var/lib/gorb",
       reconcileIntervalMs: 30_000,
@@ -94,6 +101,12 @@ describe("parseDaemonOptions", () => {
         bodyLimit: "1m",
         stateDir: "/srv/gorb",
         reconcileInterval: "5m",
+        allow: "10.0.0.0/8, 2001:db8::/32,192.0.2.7",
+        allowOrigin: "https://OPS.example.com:443,http://127.0.0.1:8080",
+        maxConnections: "64",
+        tlsCert: "/etc/gorb/cert.pem",
+        tlsKey: "/etc/gorb/key.pem",
+        consulTokenFile: "/etc/gorb/consul-token",
       }),
     ).toEqual({
       listen: { host: "127.0.0.1", port: 9000 },
@@ -103,6 +116,17 @@ describe("parseDaemonOptions", () => {
       verbose: true,
       vipInterface: "lo",
       token: "s3cret",
+      tokenFile: null,
+      allow: [
+        { bytes: Uint8Array.of(10, 0, 0, 0), prefix: 8, text: "10.0.0.0/8" },
+        { bytes: expect.any(Uint8Array), prefix: 32, text: "2001:db8::/32" },
+        { bytes: Uint8Array.of(192, 0, 2, 7), prefix: 32, text: "192.0.2.7/32" },
+      ],
+      allowOrigins: ["https://ops.example.com", "http://127.0.0.1:8080"],
+      maxConnections: 64,
+      tls: { certFile: "/etc/gorb/cert.pem", keyFile: "/etc/gorb/key.pem" },
+      consulToken: null,
+      consulTokenFile: "/etc/gorb/consul-token",
       bodyLimitBytes: 1048576,
       stateDir: "/srv/gorb",
       reconcileIntervalMs: 300_000,
@@ -122,6 +146,16 @@ describe("parseDaemonOptions", () => {
       [{ reconcileInterval: "30" }, "--reconcile-interval: expected a duration such as 30s"],
       [{ reconcileInterval: "100ms" }, "--reconcile-interval: must be between 1s and 24h"],
       [{ stateDir: "" }, "--state-dir: must be a directory path"],
+      [{ token: "t", tokenFile: "/etc/gorb/token" }, "--token-file: give either --token or --token-file, not both"],
+      [{ consulToken: "t", consulTokenFile: "/f" }, "--consul-token-file: give either --consul-token or --consul-token-file, not both"],
+      [{ allow: "10.0.0.1/8" }, '--allow: "10.0.0.1/8": has bits set after the /8 prefix; did you mean 10.0.0.0/8?'],
+      [{ allow: "10.0.0.0/33" }, '--allow: "10.0.0.0/33": the prefix length must be 0-32'],
+      [{ allow: "eth0" }, '--allow: "eth0": not an IPv4 or IPv6 address or network'],
+      [{ allowOrigin: "https://ops.example.com/path" }, '--allow-origin: "https://ops.example.com/path" is not an origin'],
+      [{ allowOrigin: "*" }, '--allow-origin: "*" is not an origin'],
+      [{ maxConnections: "0" }, "--max-connections: must be a whole number from 1 to 100000"],
+      [{ tlsCert: "/c.pem" }, "--tls-key: is required with --tls-cert"],
+      [{ tlsKey: "/k.pem" }, "--tls-cert: is required with --tls-key"],
     ];
     for (const [flags, message] of cases) {
       let error: unknown;

@@ -44,7 +44,7 @@ describe("--version and --help", () => {
   test("help shows examples, defaults and enum values", async () => {
     const serve = (await runGorb(["serve", "--help"])).stdout;
     expect(serve).toContain("-l, --listen <addr>");
-    expect(serve).toContain("(default: :4672)");
+    expect(serve).toContain("(default: 127.0.0.1:4672, loopback only)");
     const backend = (await runGorb(["backend", "add", "-h"])).stdout;
     expect(backend).toContain("--forward, --method <nat|dr|tunnel|ipip|local>");
     expect(backend).toContain("Examples:\n  gorb backend add web b1 --host 10.1.0.1 --pulse http\n");
@@ -74,6 +74,7 @@ describe("gorb serve", () => {
       "--token", "t0k", "--body-limit", "1m",
     ]);
     expect(run.code).toBe(0);
+    expect(run.stderr).toBe("warning: --token on the command line is visible to every local user (ps, /proc); use --token-file instead\n");
     expect(seen).toEqual([
       {
         listen: { host: "127.0.0.1", port: 0 },
@@ -83,6 +84,13 @@ describe("gorb serve", () => {
         verbose: true,
         vipInterface: "lo",
         token: "t0k",
+        tokenFile: null,
+        allow: [],
+        allowOrigins: [],
+        maxConnections: 256,
+        tls: null,
+        consulToken: null,
+        consulTokenFile: null,
         bodyLimitBytes: 1048576,
         stateDir: "/var/lib/gorb",
         reconcileIntervalMs: 30_000,
@@ -92,10 +100,12 @@ describe("gorb serve", () => {
     ]);
   });
 
-  test("defaults, and the token from GORB_TOKEN", async () => {
+  test("defaults (loopback only), and the token from GORB_TOKEN without a warning", async () => {
     const seen = record();
-    expect((await runGorb(["serve"], { GORB_TOKEN: "from-env" })).code).toBe(0);
-    expect(seen[0]).toEqual(expect.objectContaining({ listen: { host: null, port: 4672 }, interface: null, token: "from-env", bodyLimitBytes: 65536 }));
+    expect(await runGorb(["serve"], { GORB_TOKEN: "from-env" })).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(seen[0]).toEqual(
+      expect.objectContaining({ listen: { host: "127.0.0.1", port: 4672 }, interface: null, token: "from-env", bodyLimitBytes: 65536 }),
+    );
   });
 
   test("a daemon without IPVS exits 8; any other start failure exits 1 with one line", async () => {

@@ -3,7 +3,7 @@
  * path, and `gorb serve --config` (flags override the file; a bad file stops the start with its location).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
@@ -84,7 +84,7 @@ describe("configuration files", () => {
       ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
       ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],
       ["gorb.toml", 'vip_interface = "eth0/1"\n', 'gorb.toml:1: vip_interface: "eth0/1" is not a network interface name (1-15 characters)'],
-      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, services"],
+      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, services"],
       ["gorb.yaml", "services:\n  - web\n", "gorb.yaml:1: services: must be a mapping of service ids to services, got a list"],
       ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
@@ -140,6 +140,7 @@ describe("gorb serve --config", () => {
   test("the file's settings apply; flags and GORB_TOKEN given override them", async () => {
     const seen = record();
     const path = file("gorb.yaml", "listen: 127.0.0.1:5000\nflush: true\ntoken: from-file\nstate_dir: /srv/gorb\nreconcile_interval: 1m\nservices:\n  web: { port: 80 }\n");
+    chmodSync(path, 0o600); // it holds a token: gorb refuses it when others may read it
     expect((await runGorb(["serve", "--config", path])).code).toBe(0);
     expect(seen[0]).toMatchObject({
       listen: { host: "127.0.0.1", port: 5000 },

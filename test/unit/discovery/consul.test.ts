@@ -1,3 +1,5 @@
+// Consul cannot be installed here: the "agent" below is a stand-in HTTP server on loopback that records every
+// request and answers as the agent's HTTP API does.
 import { afterEach, describe, expect, test } from "bun:test";
 import { ConsulDiscovery } from "../../../src/discovery/consul.ts";
 import { NoDiscovery } from "../../../src/discovery/none.ts";
@@ -127,7 +129,7 @@ describe("ConsulDiscovery", () => {
     expect(consul.seen.at(-1)?.path).toBe("/v1/agent/service/deregister/lb1-web");
   });
 
-  test("close deregisters everything registered and stops retrying", async () => {
+  test("close keeps the registrations (IPVS keeps serving through a restart) and stops retrying", async () => {
     const consul = fakeConsul();
     servers.push(consul.server);
     const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
@@ -135,10 +137,126 @@ describe("ConsulDiscovery", () => {
     discovery.expose({ ...WEB, id: "dns", port: 53, protocol: "udp" });
     await discovery.whenIdle();
     await discovery.close();
-    const deregistered = consul.seen.filter((s) => s.path.includes("deregister")).map((s) => s.path).sort();
-    expect(deregistered).toEqual(["/v1/agent/service/deregister/lb1-dns", "/v1/agent/service/deregister/lb1-web"]);
+    expect(consul.seen.filter((s) => s.path.includes("deregister"))).toEqual([]);
     discovery.expose(WEB); // ignored after close
     expect(discovery.pendingCount()).toBe(0);
+  });
+
+  test("with deregisterOnClose, close withdraws everything registered", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1", deregisterOnClose: true });
+    discovery.expose(WEB);
+    discovery.expose({ ...WEB, id: "dns", port: 53, protocol: "udp" });
+    discovery.exposeSelf({ address: "192.0.2.1", port: 4672 });
+    await discovery.whenIdle();
+    await discovery.close();
+    const deregistered = consul.seen.filter((s) => s.path.includes("deregister")).map((s) => s.path).sort();
+    expect(deregistered).toEqual([
+      "/v1/agent/service/deregister/gorb%3Alb1",
+      "/v1/agent/service/deregister/lb1-dns",
+      "/v1/agent/service/deregister/lb1-web",
+    ]);
+  });
+
+  test("a restart re-registers without a gap: the new instance only registers, never deregisters first", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const before = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    before.expose(WEB);
+    await before.whenIdle();
+    await before.close();
+    const after = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
+    after.expose(WEB);
+    await after.whenIdle();
+    expect(consul.seen.map((s) => `${s.method} ${s.path}`)).toEqual([
+      "PUT /v1/agent/service/register",
+      "PUT /v1/agent/service/register",
+    ]);
+  });
+
+  test("calls for different services go out in parallel", async () => {
+    // The stand-in answers nothing until it holds three requests at once: serial calls would never get there.
+    const waiting: (() => void)[] = [];
+    const seen: string[] = [];
+    const agent = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(request) {
+        seen.push(JSON.parse(await request.text()).ID);
+        await new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          if (waiting.length === 3) for (const release of waiting.splice(0)) release();
+        });
+        return new Response("");
+      },
+    });
+    servers.push(agent);
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${agent.port}`, instance: "lb1", timeoutMs: 60_000 });
+    for (const id of ["a", "b", "c"]) discovery.expose({ ...WEB, id });
+    await discovery.whenIdle();
+    expect(seen.sort()).toEqual(["lb1-a", "lb1-b", "lb1-c"]);
+  });
+
+  test("no more than `concurrency` calls are in flight at once", async () => {
+    let open = 0;
+    let most = 0;
+    const agent = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(request) {
+        open++;
+        most = Math.max(most, open);
+        await request.text();
+        await Bun.sleep(1);
+        open--;
+        return new Response("");
+      },
+    });
+    servers.push(agent);
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${agent.port}`, instance: "lb1", concurrency: 2 });
+    for (let i = 0; i < 10; i++) discovery.expose({ ...WEB, id: `s${i}` });
+    await discovery.whenIdle();
+    expect(most).toBe(2);
+  });
+
+  test("the daemon's own registration has a reserved ID that a service named gorb cannot overwrite", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1", token: "acl-token" });
+    discovery.exposeSelf({ address: "192.0.2.1", port: 4672 });
+    discovery.expose({ ...WEB, id: "gorb" });
+    await discovery.whenIdle();
+    const bodies = consul.seen.map((s) => JSON.parse(s.body));
+    expect(bodies).toContainEqual({ ID: "gorb:lb1", Name: "gorb", Address: "192.0.2.1", Port: 4672, Tags: ["gorb-api"] });
+    expect(bodies).toContainEqual({ ID: "lb1-gorb", Name: "gorb", Address: "10.0.0.1", Port: 80, Tags: ["gorb", "tcp"] });
+    expect(consul.seen.map((s) => s.token)).toEqual(["acl-token", "acl-token"]);
+    expect(() => new ConsulDiscovery({ url: consul.url, instance: "a:b" })).toThrow("must be a host name");
+  });
+
+  test("prune withdraws only this instance's registrations of services gorb no longer has", async () => {
+    const seen: string[] = [];
+    const agentServices = {
+      "lb1-web": { ID: "lb1-web", Service: "web", Tags: ["gorb", "tcp"] },
+      "lb1-gone": { ID: "lb1-gone", Service: "gone", Tags: ["gorb", "tcp"] },
+      "lb2-gone": { ID: "lb2-gone", Service: "gone", Tags: ["gorb", "tcp"] },
+      "lb1-other": { ID: "lb1-other", Service: "other", Tags: ["not-gorb"] },
+      "gorb:lb1": { ID: "gorb:lb1", Service: "gorb", Tags: ["gorb-api"] },
+    };
+    const agent = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(request) {
+        const url = new URL(request.url);
+        seen.push(`${request.method} ${url.pathname} ${request.headers.get("x-consul-token")}`);
+        return url.pathname === "/v1/agent/services" ? Response.json(agentServices) : new Response("");
+      },
+    });
+    servers.push(agent);
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${agent.port}`, instance: "lb1", token: "t" });
+    await discovery.prune(["web"]);
+    await discovery.whenIdle();
+    expect(seen).toEqual(["GET /v1/agent/services t", "PUT /v1/agent/service/deregister/lb1-gone t"]);
   });
 
   test("the per-call timeout counts as a failure", async () => {

@@ -1,4 +1,8 @@
 import { expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findSystemLibrary, libraryDirs } from "../../../ffi/library-path.ts";
 
 test("importing the driver, transport and ffi modules loads no native library", () => {
   // A fresh process: other test files in this run have opened libnl already.
@@ -65,4 +69,95 @@ test("without libnl on the host, the error names the libraries and the Debian pa
   const out = r.stdout.toString();
   expect(out).toStartWith("LibraryLoadError: cannot load libnl-3.so.200 and libnl-genl-3.so.200");
   expect(out).toContain("install it with: apt-get install libnl-3-200 libnl-genl-3-200");
+});
+
+/** Runs `script` in a fresh bun whose mount namespace hides `hidden` system libraries (bound over by /dev/null). */
+function runHiding(hidden: readonly string[], script: string, cwd?: string) {
+  const hide = hidden.map((l) => `mount --bind /dev/null "$(readlink -f /usr/lib/x86_64-linux-gnu/${l})"`).join(" && ");
+  return Bun.spawnSync(["unshare", "-m", "sh", "-c", `${hide === "" ? "true" : hide} && exec "$0" -e "$1"`, process.execPath, script], {
+    stdout: "pipe",
+    stderr: "pipe",
+    ...(cwd !== undefined ? { cwd } : {}),
+  });
+}
+
+const LIBNL = JSON.stringify(new URL("../../../ffi/libnl.ts", import.meta.url).pathname);
+const LIBC = JSON.stringify(new URL("../../../ffi/libc.ts", import.meta.url).pathname);
+
+test("a library planted in the working directory is never loaded, with or without a system libnl", () => {
+  // A shared object whose constructor writes a marker file, under the names gorb loads, in a temp cwd.
+  const dir = mkdtempSync(join(tmpdir(), "gorb-plant-"));
+  try {
+    writeFileSync(join(dir, "planted.c"), `#include <stdio.h>
+      __attribute__((constructor)) static void planted(void) { FILE *f = fopen("${dir}/MARKER", "w"); if (f) fclose(f); }`);
+    const cc = Bun.spawnSync(["cc", "-shared", "-fPIC", "-o", join(dir, "libnl-3.so.200"), join(dir, "planted.c")], { stderr: "pipe" });
+    expect(cc.stderr.toString()).toBe("");
+    for (const name of ["libnl-genl-3.so.200", "libc.so.6"]) copyFileSync(join(dir, "libnl-3.so.200"), join(dir, name));
+    const script = `
+      const { openLibnl } = await import(${LIBNL});
+      const { errno } = await import(${LIBC});
+      errno();
+      try { console.log(openLibnl().source); } catch (e) { console.log(e.name); }`;
+    const without = runHiding(["libnl-3.so.200", "libnl-genl-3.so.200"], script, dir);
+    expect([without.stdout.toString().trim(), existsSync(join(dir, "MARKER"))]).toEqual(["LibraryLoadError", false]);
+    const withSystem = runHiding([], script, dir);
+    expect([withSystem.stdout.toString().trim(), existsSync(join(dir, "MARKER"))]).toEqual(["system", false]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the system libraries are loaded by absolute path from the ld.so cache or the system directories", () => {
+  const libnl3 = findSystemLibrary("libnl-3.so.200");
+  expect(libnl3).toStartWith("/");
+  expect(libraryDirs("x64")).toEqual(["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]);
+  // Without a cache the directories still find it; a soname in no system place is not found, whatever the cwd holds.
+  expect(findSystemLibrary("libnl-3.so.200", { cacheFile: "/nonexistent" })).toMatch(/^\/(usr\/)?lib\/x86_64-linux-gnu\/libnl-3\.so\.200$/);
+  expect(findSystemLibrary("libgorb-nothing.so.1")).toBeNull();
+  expect(() => findSystemLibrary("./libnl-3.so.200")).toThrow("is a path, not a soname");
+});
+
+test("system libnl-3 without libnl-genl-3: both come from the other copy, never a mix of the two", () => {
+  // The "other copy" stands in for the compiled executable's embedded libnl: real copies of the libraries in a
+  // private directory, registered as a candidate the way src/embedded-libnl.ts does.
+  const dir = mkdtempSync(join(tmpdir(), "gorb-embedded-"));
+  try {
+    for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync(findSystemLibrary(name) ?? "", join(dir, name));
+    const script = `
+      const { openLibnl, addLibnlCandidate } = await import(${LIBNL});
+      addLibnlCandidate("embedded:${dir}", "${dir}/libnl-3.so.200", "${dir}/libnl-genl-3.so.200");
+      const nl = openLibnl();
+      const family = nl.resolveGenlFamily("nlctrl");
+      const maps = (await Bun.file("/proc/self/maps").text()).split("\\n").filter((l) => l.includes("libnl-"));
+      const places = [...new Set(maps.map((l) => l.slice(l.indexOf("/")).replace(/\\/[^/]*$/, "")))];
+      console.log(JSON.stringify({ source: nl.source, family, places }));`;
+    const r = runHiding(["libnl-genl-3.so.200"], script);
+    expect(r.stderr.toString()).toBe("");
+    expect(JSON.parse(r.stdout.toString())).toEqual({ source: `embedded:${dir}`, family: 0x10, places: [dir] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a place whose libnl-genl-3 fails to load after its libnl-3 did is not mixed with another place", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-partial-"));
+  try {
+    copyFileSync(findSystemLibrary("libnl-3.so.200") ?? "", join(dir, "libnl-3.so.200"));
+    writeFileSync(join(dir, "libnl-genl-3.so.200"), "not an ELF file");
+    mkdirSync(join(dir, "good"));
+    for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync(findSystemLibrary(name) ?? "", join(dir, "good", name));
+    const script = `
+      const { openLibnl, addLibnlCandidate } = await import(${LIBNL});
+      addLibnlCandidate("broken", "${dir}/libnl-3.so.200", "${dir}/libnl-genl-3.so.200");
+      addLibnlCandidate("good", "${dir}/good/libnl-3.so.200", "${dir}/good/libnl-genl-3.so.200");
+      for (let i = 0; i < 2; i++) try { openLibnl(); console.log("loaded"); } catch (e) { console.log(e.message); }`;
+    // The system copies are hidden, so "broken" is tried first; "good" must not be loaded beside its libnl-3.
+    const r = runHiding(["libnl-3.so.200", "libnl-genl-3.so.200"], script);
+    const lines = r.stdout.toString().trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain("not mixing with another copy of libnl-3");
+    expect(lines[1]).toContain("broken: libnl-3 is already loaded from there, and copies of libnl are never mixed");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,0 +1,110 @@
+/**
+ * The API's front door: every request passes these checks, in this order, before a route reads anything.
+ *
+ *  1. Peer (--allow): with an allow list, only peers inside one of its networks, or on loopback, get in; anyone
+ *     else gets 403 FORBIDDEN. The peer is the TCP peer address (Bun's server.requestIP), never a header.
+ *  2. Load (--max-connections): a request that arrives while that many are already in flight gets 503
+ *     UNAVAILABLE with "Connection: close", so its connection is closed at once instead of being kept alive.
+ *  3. Browser writes: a PUT, PATCH, DELETE or POST that carries an `Origin` header other than the API's own
+ *     origin or an --allow-origin one, or that says `Sec-Fetch-Site: cross-site`, gets 403 FORBIDDEN. Browsers
+ *     add these headers themselves and pages cannot forge them; curl, Go clients (sky-uk/feed) and gorb's CLI send
+ *     neither, so they are unaffected, and the Content-Type stays free (GORB clients send none, curl -d sends a
+ *     form type). "Own origin" means the Origin equals the request's own scheme://host:port AND that host is an IP
+ *     literal or "localhost": a page on a rebound DNS name (DNS rebinding) is same-origin with itself, so a name
+ *     must be listed with --allow-origin to be trusted.
+ *  4. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401.
+ */
+import { GorbError } from "../core/errors.ts";
+import { checkBearer } from "./auth.ts";
+import { type Cidr, cidrContains, isLoopback, parseAddress } from "../config/cidr.ts";
+import { errorBody } from "./errors.ts";
+import { normalizeOrigin } from "../config/origin.ts";
+
+/** ForbiddenError: the peer or the browser origin may not use the API (403). */
+export class ForbiddenError extends GorbError {
+  override readonly name = "ForbiddenError";
+
+  constructor(message: string) {
+    super(403, "FORBIDDEN", message);
+  }
+}
+
+/** What the guard needs of Bun's server (Elysia's `server` in a hook; null in app.handle() tests). */
+export interface GuardServer {
+  requestIP(request: Request): { readonly address: string } | null;
+  readonly pendingRequests: number;
+}
+
+/** Options of createGuard. */
+export interface GuardOptions {
+  /** Networks whose peers may use the API (loopback always may); undefined or empty lets every peer in. */
+  readonly allow?: readonly Cidr[] | undefined;
+  /** Browser origins ("https://ops.example.com") trusted to write. */
+  readonly allowOrigins?: readonly string[] | undefined;
+  /** Bearer token every request must carry. */
+  readonly token?: string | undefined;
+  /** Most requests in flight at once; the next one gets 503 and its connection is closed. */
+  readonly maxRequests?: number | undefined;
+}
+
+const WRITES = new Set(["PUT", "PATCH", "DELETE", "POST"]);
+const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
+
+/** The request's own origin when it is one a DNS-rebinding page cannot share (an IP literal or localhost). */
+function ownOrigin(request: Request): string | null {
+  const url = new URL(request.url);
+  return IP_HOST.test(url.hostname) || url.hostname === "localhost" ? url.origin : null;
+}
+
+/** Why a browser write is refused, or null when it may go on. */
+function browserWriteRefusal(request: Request, trusted: ReadonlySet<string>): string | null {
+  const origin = request.headers.get("origin");
+  if (origin !== null) {
+    const normalized = normalizeOrigin(origin);
+    if (normalized !== null && (trusted.has(normalized) || normalized === ownOrigin(request))) return null;
+    return `origin: ${JSON.stringify(origin.slice(0, 200))} may not change gorb (a browser write from another origin; trust an origin with --allow-origin)`;
+  }
+  const site = request.headers.get("sec-fetch-site");
+  if (site !== null && site.toLowerCase() === "cross-site") {
+    return "sec-fetch-site: a cross-site browser write is refused";
+  }
+  return null;
+}
+
+/**
+ * createGuard returns the request hook: null when the request may go on, else the error Response to send.
+ * `server` is null when the app is called in-process (app.handle): then the peer is unknown, which an allow
+ * list refuses, and there is no load to count.
+ */
+export function createGuard(options: GuardOptions): (request: Request, server: GuardServer | null) => Response | null {
+  const allow = options.allow ?? [];
+  const trusted = new Set(options.allowOrigins ?? []);
+  const { token, maxRequests } = options;
+  return (request, server) => {
+    try {
+      if (allow.length > 0) {
+        const peer = server?.requestIP(request)?.address ?? null;
+        const bytes = peer === null ? null : parseAddress(peer);
+        if (bytes === null || !(isLoopback(bytes) || allow.some((network) => cidrContains(network, bytes)))) {
+          throw new ForbiddenError(`peer: ${peer ?? "an unknown address"} is not in the allowed networks (--allow)`);
+        }
+      }
+      if (maxRequests !== undefined && server !== null && server.pendingRequests > maxRequests) {
+        return errorBody(503, "UNAVAILABLE", `connections: more than ${maxRequests} requests in flight; try again`, {
+          Connection: "close",
+          "Retry-After": "1",
+        });
+      }
+      if (WRITES.has(request.method)) {
+        const refusal = browserWriteRefusal(request, trusted);
+        if (refusal !== null) throw new ForbiddenError(refusal);
+      }
+      if (token !== undefined) checkBearer(request.headers.get("authorization"), token);
+      return null;
+    } catch (error) {
+      if (!(error instanceof GorbError)) throw error;
+      const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
+      return errorBody(error.status, error.code, error.message, headers);
+    }
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Serving the REST API: bind the listen address (HTTP, or HTTPS with --tls-cert/--tls-key), and stop with a
+ * deadline.
+ *
+ * Connections: Bun.serve has no cap on accepted connections and no hook per connection, so gorb bounds them in
+ * three ways: `idleTimeout` closes a keep-alive connection idle for IDLE_TIMEOUT_S seconds (Bun closes one that
+ * never sent a request after about 10 s whatever the setting); the guard (src/api/guard.ts) answers a request
+ * that arrives while --max-connections are in flight with 503 and "Connection: close"; and ./connection-shedder.ts
+ * shuts down, every second, the newest API connections beyond the cap, silent ones included, so they cannot use
+ * up the file descriptors the health checks need. `reusePort` is off: a second gorb on the same port must fail
+ * to bind, not share it.
+ *
+ * Stop: stop accepting, let requests in flight finish for up to the deadline, then close every connection
+ * (a client holding a request open can no longer delay a restart).
+ */
+import { shutdownSocket } from "../../ffi/libc.ts";
+import type { createApp } from "../api/app.ts";
+import type { Logger } from "../log.ts";
+import { ConnectionShedder } from "./connection-shedder.ts";
+import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
+
+/** Seconds a connection may stay silent before it is closed. */
+export const IDLE_TIMEOUT_S = 10;
+/** Default time requests in flight get to finish at shutdown. */
+export const STOP_DEADLINE_MS = 5000;
+
+/** A running API server. */
+export interface ApiServer {
+  /** The bound port (the kernel's choice for port 0). */
+  readonly port: number;
+  /** "http" or "https". */
+  readonly protocol: "http" | "https";
+  /** The listen address with the bound port, for the log (":4672", "127.0.0.1:4672"). */
+  readonly shown: string;
+  /**
+   * Stop accepting and wait for requests in flight, at most `deadlineMs`; then close the remaining connections.
+   * Resolves "drained" when every request finished in time, "forced" when connections had to be closed.
+   */
+  stop(deadlineMs?: number): Promise<"drained" | "forced">;
+}
+
+/** What startApiServer needs. */
+export interface ApiServerOptions {
+  readonly listen: ListenAddress;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** @default IDLE_TIMEOUT_S */
+  readonly idleTimeoutS?: number;
+  /** Cap on open API connections, enforced by a ConnectionShedder; unset: none. */
+  readonly maxConnections?: number;
+  /** shutdown(2) of an fd. @default ffi/libc.ts shutdownSocket */
+  readonly shutdown?: (fd: number) => number;
+  /** Milliseconds between two shedder rounds. @default 1000 */
+  readonly shedIntervalMs?: number;
+  readonly logger?: Logger;
+}
+
+/** Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded. */
+export function startApiServer(app: ReturnType<typeof createApp>, options: ApiServerOptions): ApiServer {
+  app.listen({
+    port: options.listen.port,
+    ...(options.listen.host !== null ? { hostname: options.listen.host } : {}),
+    ...(options.tls !== null ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
+    idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
+    reusePort: false,
+  });
+  const server = app.server;
+  if (server === null) throw new Error("the API server did not start");
+  const port = server.port ?? options.listen.port;
+  let shedder: ConnectionShedder | null = null;
+  if (options.maxConnections !== undefined) {
+    shedder = new ConnectionShedder({
+      port,
+      maxConnections: options.maxConnections,
+      shutdown: options.shutdown ?? shutdownSocket,
+      ...(options.shedIntervalMs !== undefined ? { intervalMs: options.shedIntervalMs } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+  }
+  let stopped: Promise<"drained" | "forced"> | null = null;
+  return {
+    port,
+    protocol: options.tls !== null ? "https" : "http",
+    shown: formatListen({ host: options.listen.host, port }),
+    stop(deadlineMs = STOP_DEADLINE_MS) {
+      stopped ??= (async () => {
+        shedder?.stop();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise<"forced">((resolve) => {
+          timer = setTimeout(() => resolve("forced"), deadlineMs);
+        });
+        const outcome = await Promise.race([server.stop(false).then(() => "drained" as const), deadline]);
+        clearTimeout(timer);
+        if (outcome === "forced") await server.stop(true);
+        return outcome;
+      })();
+      return stopped;
+    },
+  };
+}

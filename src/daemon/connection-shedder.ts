@@ -1,0 +1,184 @@
+/**
+ * The cap on API connections (--max-connections) for the connections Bun.serve cannot see.
+ *
+ * Bun.serve has no connection limit and no per-connection hook, and a connection that never sends a request is
+ * only closed by Bun after about 10 s. A client holding hundreds of silent connections can therefore use up
+ * gorb's file descriptors, and then the health checks cannot open sockets (EMFILE). So, every `intervalMs`:
+ *   1. cheap: count the process's open fds (/proc/self/fd); below the cap there is nothing to look at;
+ *   2. else find the API's accepted connections: the fds that are sockets whose inode /proc/net/tcp{,6} lists with
+ *      the API's port as the LOCAL port (and not listening);
+ *   3. if there are more than the cap, shut down the newest ones (highest inode) beyond it with shutdown(2).
+ * shutdown(2), not close(2): Bun's event loop sees end-of-file and closes the fd itself, so no fd number is ever
+ * closed behind its back (a reused number would be someone else's socket). The scan and the shutdowns run in
+ * one synchronous turn of the event loop, which is the thread that closes API sockets, so an fd found in step 2 is
+ * still that socket in step 3.
+ *
+ * The effective cap is the smaller of --max-connections and a quarter of the open-files limit, so the API
+ * never holds most of the process's descriptors whatever the flag says.
+ *
+ * Reading /proc needs a descriptor, and the moment to shed is exactly when there is none left. So the shedder
+ * holds one in reserve (/dev/null, as nginx and libuv do for accept): on EMFILE or ENFILE it closes the reserve,
+ * runs the round in the slot that frees (each step opens one file at a time), and takes the reserve back.
+ */
+import { closeSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import type { Logger } from "../log.ts";
+
+/** One accepted API connection. */
+export interface ApiSocket {
+  readonly fd: number;
+  readonly inode: number;
+}
+
+/** Options of ConnectionShedder. */
+export interface ConnectionShedderOptions {
+  /** The API's TCP port. */
+  readonly port: number;
+  /** --max-connections. */
+  readonly maxConnections: number;
+  /** shutdown(2) of one fd; returns 0 or -errno (ffi/libc.ts shutdownSocket). */
+  readonly shutdown: (fd: number) => number;
+  /** @default 1000 */
+  readonly intervalMs?: number;
+  /** The soft RLIMIT_NOFILE. @default read from /proc/self/limits */
+  readonly fdLimit?: number;
+  readonly logger?: Logger;
+}
+
+/** The soft "Max open files" limit of this process, or null when /proc does not say. */
+export function openFilesLimit(): number | null {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+    return soft === undefined || soft === "unlimited" ? null : Number(soft);
+  } catch {
+    return null;
+  }
+}
+
+/** Inodes of the sockets /proc/net/tcp and tcp6 list with local port `port`, except listening ones. */
+export function socketInodesOnLocalPort(port: number): Set<number> {
+  const inodes = new Set<number>();
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(table, "utf8");
+    } catch (error) {
+      if (fdExhaustion(error)) throw error;
+      continue; // no IPv6 in this kernel
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      const state = fields[3];
+      const inode = Number(fields[9]);
+      if (local === undefined || !local.endsWith(`:${hexPort}`) || state === "0A" || !(inode > 0)) continue;
+      inodes.add(inode);
+    }
+  }
+  return inodes;
+}
+
+/** The fds of this process that are the sockets in `inodes`, oldest (lowest inode) first. */
+export function fdsOfSockets(inodes: ReadonlySet<number>): ApiSocket[] {
+  const found: ApiSocket[] = [];
+  const entries = readdirSync("/proc/self/fd");
+  for (const entry of entries) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${entry}`);
+    } catch {
+      continue; // closed meanwhile (another thread's file)
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match === null) continue;
+    const inode = Number(match[1]);
+    if (inodes.has(inode)) found.push({ fd: Number(entry), inode });
+  }
+  return found.sort((a, b) => a.inode - b.inode);
+}
+
+/** True for "too many open files" (this process's limit or the system's). */
+function fdExhaustion(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE";
+}
+
+function openReserve(): number | null {
+  try {
+    return openSync("/dev/null", "r");
+  } catch {
+    return null;
+  }
+}
+
+/** Sheds API connections beyond the cap; see the module comment. */
+export class ConnectionShedder {
+  readonly #port: number;
+  readonly #cap: number;
+  readonly #shutdown: (fd: number) => number;
+  readonly #log: Logger | undefined;
+  readonly #timer: ReturnType<typeof setInterval>;
+  #lastWarning = 0;
+  #reserve: number | null = openReserve();
+  /** Connections shut down so far. */
+  shed = 0;
+
+  constructor(options: ConnectionShedderOptions) {
+    this.#port = options.port;
+    const limit = options.fdLimit ?? openFilesLimit();
+    this.#cap = limit === null ? options.maxConnections : Math.max(1, Math.min(options.maxConnections, Math.floor(limit / 4)));
+    this.#shutdown = options.shutdown;
+    this.#log = options.logger;
+    this.#timer = setInterval(() => this.check(), options.intervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  /** The cap in force: --max-connections, or a quarter of the open-files limit when that is smaller. */
+  get cap(): number {
+    return this.#cap;
+  }
+
+  /** One round: returns how many connections were shut down. */
+  check(): number {
+    try {
+      return this.#round();
+    } catch (error) {
+      if (!fdExhaustion(error) || this.#reserve === null) return 0;
+      closeSync(this.#reserve);
+      this.#reserve = null;
+      try {
+        return this.#round();
+      } catch {
+        return 0; // another thread took the slot: next round
+      } finally {
+        this.#reserve = openReserve();
+      }
+    }
+  }
+
+  #round(): number {
+    const open = readdirSync("/proc/self/fd").length;
+    if (open <= this.#cap) return 0;
+    const sockets = fdsOfSockets(socketInodesOnLocalPort(this.#port));
+    const excess = sockets.length - this.#cap;
+    if (excess <= 0) return 0;
+    let shed = 0;
+    for (const socket of sockets.slice(-excess)) if (this.#shutdown(socket.fd) === 0) shed++;
+    this.shed += shed;
+    const now = Date.now();
+    if (now - this.#lastWarning >= 10_000) {
+      this.#lastWarning = now;
+      this.#log?.warn(`API: ${sockets.length} connections open, over the cap of ${this.#cap}: closed the ${shed} newest`);
+    }
+    return shed;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    if (this.#reserve !== null) closeSync(this.#reserve);
+    this.#reserve = null;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Secrets on disk: the API token file (--token-file), the Consul token file (--consul-token-file), the TLS
+ * private key (--tls-key) and a configuration file that holds `token:` or `consul_token:`. gorb runs as root, so
+ * a secret file any other user can read hands them the load balancer: such a file is refused at start, naming the
+ * file, its mode and the fix, instead of being used.
+ */
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { DaemonOptions } from "../config/daemon-options.ts";
+
+/** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */
+export class SecretFileError extends Error {
+  override readonly name = "SecretFileError";
+  readonly file: string;
+  readonly flag: string;
+  /** What is wrong, with the fix when there is one. */
+  readonly problem: string;
+  /** The file's permission bits, when the problem is that others may read it. */
+  readonly mode: number | null;
+
+  constructor(flag: string, file: string, problem: string, mode: number | null = null, options?: { cause?: unknown }) {
+    super(`--${flag}: ${file}: ${problem}`, options);
+    this.file = file;
+    this.flag = flag;
+    this.problem = problem;
+    this.mode = mode;
+  }
+}
+
+/** Throws SecretFileError when `file` is missing, not a regular file, or readable or writable by group or others. */
+export function checkPrivateFile(flag: string, file: string): void {
+  let mode: number;
+  let isFile: boolean;
+  try {
+    const stat = statSync(file);
+    mode = stat.mode & 0o7777;
+    isFile = stat.isFile();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new SecretFileError(flag, file, code === "ENOENT" ? "no such file" : `cannot read it (${String(code ?? error)})`, null, {
+      cause: error,
+    });
+  }
+  if (!isFile) throw new SecretFileError(flag, file, "is not a regular file");
+  if ((mode & 0o077) !== 0) {
+    throw new SecretFileError(
+      flag,
+      file,
+      `holds a secret but its mode is ${mode.toString(8).padStart(4, "0")} (group or others may read it); ` +
+        `run: chmod 600 ${file}`,
+      mode,
+    );
+  }
+}
+
+/** The secret in `file` (private, see checkPrivateFile), without surrounding whitespace; an empty one is refused. */
+export async function readSecretFile(flag: string, file: string): Promise<string> {
+  checkPrivateFile(flag, file);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new SecretFileError(flag, file, `cannot read it (${String((error as { code?: unknown }).code ?? error)})`, null, {
+      cause: error,
+    });
+  }
+  const value = text.trim();
+  if (value === "") throw new SecretFileError(flag, file, "is empty");
+  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
+    throw new SecretFileError(flag, file, "must hold one token without whitespace or control characters");
+  }
+  return value;
+}
+
+/**
+ * loadSecrets reads the token files named by `options` and checks the TLS key's permissions; returns the options
+ * with `token` and `consulToken` filled in. Throws SecretFileError.
+ */
+export async function loadSecrets(options: DaemonOptions): Promise<DaemonOptions> {
+  const token = options.tokenFile !== null ? await readSecretFile("token-file", options.tokenFile) : options.token;
+  const consulToken =
+    options.consulTokenFile !== null ? await readSecretFile("consul-token-file", options.consulTokenFile) : options.consulToken;
+  if (options.tls !== null) checkPrivateFile("tls-key", options.tls.keyFile);
+  return { ...options, token, consulToken };
+}

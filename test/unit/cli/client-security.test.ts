@@ -1,0 +1,62 @@
+/**
+ * The CLI client against a daemon served over HTTPS (a certificate made by openssl at test time): the certificate
+ * is verified, --ca / GORB_CA name the one to trust; --token-file / GORB_TOKEN_FILE, refused unless private.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createApp } from "../../../src/api/app.ts";
+import { startApiServer } from "../../../src/daemon/api-server.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { makeCertificate } from "../daemon/_openssl-cert.ts";
+import { runGorb } from "./_harness.ts";
+
+const tls = makeCertificate();
+const stack = makeGorb();
+const app = createApp({ gorb: stack.gorb, logger: stack.logger, token: "s3cret" });
+const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile: tls.cert, keyFile: tls.key } });
+const url = `https://127.0.0.1:${server.port}`;
+const tokenFile = join(tls.dir, "token");
+writeFileSync(tokenFile, "s3cret\n", { mode: 0o600 });
+afterAll(async () => {
+  await server.stop(0);
+  tls.remove();
+});
+
+describe("HTTPS", () => {
+  test("--ca trusts the daemon's certificate; without it the certificate is refused and the error says --ca", async () => {
+    const trusted = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert, "--token", "s3cret"]);
+    expect([trusted.code, trusted.stderr]).toEqual([0, ""]);
+    const untrusted = await runGorb(["service", "ls", "--server", url, "--token", "s3cret"]);
+    expect(untrusted.code).toBe(3);
+    expect(untrusted.stderr).toContain("TLS: DEPTH_ZERO_SELF_SIGNED_CERT; the daemon's certificate is not trusted: pass its CA with --ca or GORB_CA");
+  });
+
+  test("GORB_CA works like --ca; a file that is not a certificate is a usage error", async () => {
+    const run = await runGorb(["service", "ls", "--token", "s3cret"], { GORB_SERVER: url, GORB_CA: tls.cert });
+    expect([run.code, run.stderr]).toEqual([0, ""]);
+    const bad = await runGorb(["service", "ls", "--server", url, "--ca", tokenFile]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toStartWith(`error: --ca: ${tokenFile}: not a PEM certificate file\n`);
+  });
+});
+
+describe("token file", () => {
+  test("--token-file and GORB_TOKEN_FILE send the file's token", async () => {
+    const withFlag = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert, "--token-file", tokenFile]);
+    expect([withFlag.code, withFlag.stderr]).toEqual([0, ""]);
+    const withEnv = await runGorb(["service", "ls"], { GORB_SERVER: url, GORB_CA: tls.cert, GORB_TOKEN_FILE: tokenFile });
+    expect([withEnv.code, withEnv.stderr]).toEqual([0, ""]);
+  });
+
+  test("a token file others may read is refused, naming the file and the fix", async () => {
+    const open = join(tls.dir, "open-token");
+    writeFileSync(open, "s3cret\n");
+    chmodSync(open, 0o644);
+    const run = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert, "--token-file", open]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toStartWith(
+      `error: --token-file: ${open}: holds a secret but its mode is 0644 (group or others may read it); run: chmod 600 ${open}\n`,
+    );
+  });
+});

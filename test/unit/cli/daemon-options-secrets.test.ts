@@ -1,0 +1,132 @@
+/**
+ * `gorb serve` and its secrets: token files, a configuration file holding a token, the TLS key, the Consul token;
+ * and the access settings from a configuration file. A recorder stands in for the daemon; the files are real.
+ */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
+import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
+import { runGorb } from "./_harness.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "gorb-secrets-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes `text` to `name` in the temp dir with `mode`; returns its path. */
+function file(name: string, text: string, mode: number): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  chmodSync(path, mode);
+  return path;
+}
+
+let previous: DaemonRunner | null = null;
+afterEach(() => {
+  if (previous !== null) setDaemonRunner(previous);
+  previous = null;
+});
+
+function record(): DaemonOptions[] {
+  const seen: DaemonOptions[] = [];
+  previous = setDaemonRunner(async (options) => {
+    seen.push(options);
+  });
+  return seen;
+}
+
+const refusal = (flag: string, path: string, mode: string) =>
+  `error: gorb serve: --${flag}: ${path}: holds a secret but its mode is ${mode} (group or others may read it); run: chmod 600 ${path}\n`;
+
+describe("token file", () => {
+  test("a private token file gives the token, and no warning", async () => {
+    const seen = record();
+    const token = file("token", "t0k3n\n", 0o600);
+    expect(await runGorb(["serve", "--token-file", token])).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect([seen[0]?.token, seen[0]?.tokenFile]).toEqual(["t0k3n", token]);
+  });
+
+  test("a token file group or others may read is refused at start, naming the file and the fix", async () => {
+    const seen = record();
+    for (const mode of [0o644, 0o640, 0o604]) {
+      const token = file(`token-${mode.toString(8)}`, "t0k3n\n", mode);
+      const run = await runGorb(["serve", "--token-file", token]);
+      expect([run.code, run.stderr]).toEqual([2, refusal("token-file", token, `0${mode.toString(8)}`)]);
+    }
+    expect(seen).toEqual([]);
+  });
+
+  test("a missing or empty token file is refused", async () => {
+    record();
+    const missing = join(dir, "nope");
+    expect((await runGorb(["serve", "--token-file", missing])).stderr).toBe(`error: gorb serve: --token-file: ${missing}: no such file\n`);
+    const empty = file("empty", "\n", 0o600);
+    expect((await runGorb(["serve", "--token-file", empty])).stderr).toBe(`error: gorb serve: --token-file: ${empty}: is empty\n`);
+  });
+
+  test("a world-readable TLS key is refused like a token file", async () => {
+    record();
+    const cert = file("cert.pem", "cert", 0o644);
+    const key = file("key.pem", "key", 0o644);
+    const run = await runGorb(["serve", "--tls-cert", cert, "--tls-key", key]);
+    expect([run.code, run.stderr]).toEqual([2, refusal("tls-key", key, "0644")]);
+  });
+
+  test("the Consul token: a private file, CONSUL_HTTP_TOKEN, or the flag with a warning", async () => {
+    const seen = record();
+    const consul = file("consul", "c0nsul\n", 0o400);
+    expect((await runGorb(["serve", "--consul-token-file", consul])).code).toBe(0);
+    expect((await runGorb(["serve"], { CONSUL_HTTP_TOKEN: "from-env" })).stderr).toBe("");
+    const flagged = await runGorb(["serve", "--consul-token", "argv"]);
+    expect(flagged.stderr).toBe(
+      "warning: --consul-token on the command line is visible to every local user (ps, /proc); use --consul-token-file instead\n",
+    );
+    expect(seen.map((o) => o.consulToken)).toEqual(["c0nsul", "from-env", "argv"]);
+  });
+});
+
+describe("configuration file", () => {
+  test("a configuration file holding a token that others may read is refused; a private one is used", async () => {
+    const seen = record();
+    const open = file("open.yaml", "token: s3cret\n", 0o644);
+    const run = await runGorb(["serve", "--config", open]);
+    expect([run.code, run.stderr]).toEqual([2, refusal("config", open, "0644")]);
+    const closed = file("closed.yaml", "token: s3cret\nconsul_token: c\n", 0o600);
+    expect((await runGorb(["serve", "--config", closed])).code).toBe(0);
+    expect([seen.length, seen[0]?.token, seen[0]?.consulToken]).toEqual([1, "s3cret", "c"]);
+  });
+
+  test("a configuration file without a secret may be readable by all", async () => {
+    const seen = record();
+    const config = file("public.yaml", "listen: \":4672\"\nallow: [10.0.0.0/8, 192.0.2.0/24]\nallow_origin: https://ops.example.com\nmax_connections: 32\n", 0o644);
+    expect((await runGorb(["serve", "--config", config])).code).toBe(0);
+    expect(seen[0]?.listen).toEqual({ host: null, port: 4672 });
+    expect(seen[0]?.allow.map((n) => n.text)).toEqual(["10.0.0.0/8", "192.0.2.0/24"]);
+    expect([seen[0]?.allowOrigins, seen[0]?.maxConnections]).toEqual([["https://ops.example.com"], 32]);
+  });
+
+  test("the file's token_file, and a --token given on the command line replacing it", async () => {
+    const seen = record();
+    const token = file("file-token", "from-file\n", 0o600);
+    const config = file("with-token-file.yaml", `token_file: ${token}\n`, 0o644);
+    expect((await runGorb(["serve", "--config", config])).code).toBe(0);
+    expect((await runGorb(["serve", "--config", config], { GORB_TOKEN: "from-env" })).code).toBe(0);
+    expect(seen.map((o) => o.token)).toEqual(["from-file", "from-env"]);
+  });
+
+  test("bad access settings name their key and line", async () => {
+    record();
+    const config = file("bad.yaml", "listen: \":4672\"\nallow: [10.0.0.1/8]\n", 0o644);
+    const run = await runGorb(["serve", "--config", config]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toStartWith(`error: ${config}:2: allow: "10.0.0.1/8": has bits set after the /8 prefix`);
+  });
+});
+
+describe("-l :4672", () => {
+  test("still listens on every address without a token (GORB clients send none)", async () => {
+    const seen = record();
+    expect((await runGorb(["serve", "-l", ":4672"])).code).toBe(0);
+    expect([seen[0]?.listen, seen[0]?.token]).toEqual([{ host: null, port: 4672 }, null]);
+  });
+});

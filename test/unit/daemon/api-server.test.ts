@@ -1,0 +1,183 @@
+/**
+ * The API server on real loopback sockets: the shutdown deadline, the cap on requests in flight, the peer
+ * check (--allow) against the TCP peer address, and HTTPS with a certificate made by openssl at test time
+ * (./_openssl-cert.ts).
+ */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
+import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import { parseCidr } from "../../../src/config/cidr.ts";
+import { type ApiServer, startApiServer } from "../../../src/daemon/api-server.ts";
+import { ConnectionShedder } from "../../../src/daemon/connection-shedder.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { makeCertificate } from "./_openssl-cert.ts";
+
+const running: ApiServer[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  for (const server of running.splice(0)) await server.stop(0);
+});
+
+function serve(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}, host = "127.0.0.1") {
+  const stack = makeGorb();
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
+  const server = startApiServer(app, { listen: { host, port: 0 }, tls: null });
+  running.push(server);
+  return { ...stack, server };
+}
+
+/** Opens a raw connection and sends the head of a PUT whose body never completes: a request held in flight. */
+async function holdRequest(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const socket = connect({ host: "127.0.0.1", port });
+  sockets.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.on("error", () => {});
+  socket.write("PUT /service/web HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{");
+  return { socket, closed };
+}
+
+/** Resolves once the server counts `n` requests in flight (the guard reads the same counter). */
+async function inFlight(app: { server: { pendingRequests: number } | null }, n: number): Promise<void> {
+  while ((app.server?.pendingRequests ?? 0) < n) await Bun.sleep(2);
+}
+
+describe("shutdown", () => {
+  test("a client holding a request open cannot delay the stop past the deadline: its connection is closed", async () => {
+    // idleTimeout off: only the stop deadline can end the held request.
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: null, idleTimeoutS: 0 });
+    const held = await holdRequest(server.port);
+    await inFlight(app, 1);
+    expect(await server.stop(50)).toBe("forced");
+    await held.closed; // the held connection was closed by the server
+    expect(stack.gorb.listServices()).toEqual([]);
+  });
+
+  test("with nothing in flight the stop drains at once", async () => {
+    const { server } = serve();
+    expect((await fetch(`http://127.0.0.1:${server.port}/service`)).status).toBe(200);
+    expect(await server.stop(60_000)).toBe("drained");
+  });
+});
+
+describe("--max-connections", () => {
+  test("a request beyond the cap is answered 503 with Connection: close while the others stay in flight", async () => {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger, maxRequests: 2 });
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: null, idleTimeoutS: 0 });
+    running.push(server);
+    await holdRequest(server.port);
+    await holdRequest(server.port);
+    await inFlight(app, 2);
+    const refused = await fetch(`http://127.0.0.1:${server.port}/service`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("connection")).toBe("close");
+    expect(await refused.json()).toEqual({
+      error: "connections: more than 2 requests in flight; try again",
+      code: "UNAVAILABLE",
+    });
+  });
+});
+
+describe("--max-connections: silent connections beyond the cap", () => {
+  test("connections beyond the cap are shut down, also ones that never finish a request", async () => {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    // The real shutdown(2) through ffi/libc.ts; a short round so the test does not wait for the default second.
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: null, maxConnections: 5, shedIntervalMs: 20 });
+    running.push(server);
+    let closed = 0;
+    let onClose = () => {};
+    const twenty = new Promise<void>((resolve) => {
+      onClose = () => {
+        if (++closed === 20) resolve();
+      };
+    });
+    for (let i = 0; i < 25; i++) {
+      const socket = connect({ host: "127.0.0.1", port: server.port });
+      sockets.push(socket);
+      socket.on("error", () => {});
+      socket.on("close", onClose);
+      // Half a request head (a slowloris): Bun accepts the connection at once and waits for the rest.
+      socket.on("connect", () => socket.write("GET /service HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    }
+    await twenty; // every connection beyond the cap of 5 is closed by the server
+    expect(sockets.filter((socket) => !socket.destroyed)).toHaveLength(5);
+  });
+
+  test("the cap is at most a quarter of the open-files limit", () => {
+    const shedder = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 256, shutdown: () => 0 });
+    const roomy = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 1_048_576, shutdown: () => 0 });
+    expect([shedder.cap, roomy.cap]).toEqual([64, 256]);
+    shedder.stop();
+    roomy.stop();
+  });
+});
+
+/** A non-loopback IPv4 address of this machine: connecting from it makes a peer outside 127.0.0.0/8. */
+function externalAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const entry of list ?? []) if (entry.family === "IPv4" && !entry.internal) return entry.address;
+  }
+  throw new Error("this test needs one non-loopback IPv4 address on the machine");
+}
+
+describe("--allow (the TCP peer address)", () => {
+  test("a peer outside the allowed networks gets 403 before its body is read; loopback always gets in", async () => {
+    const address = externalAddress();
+    const { server, gorb } = serve({ allow: [parseCidr("198.51.100.0/24")] }, "0.0.0.0");
+    const outside = await fetch(`http://${address}:${server.port}/service/web`, {
+      method: "PUT",
+      body: JSON.stringify({ host: "10.0.0.1", port: 80 }),
+    });
+    expect(outside.status).toBe(403);
+    expect(await outside.json()).toEqual({
+      error: `peer: ${address} is not in the allowed networks (--allow)`,
+      code: "FORBIDDEN",
+    });
+    expect(gorb.listServices()).toEqual([]);
+    const inside = await fetch(`http://127.0.0.1:${server.port}/service/web`, {
+      method: "PUT",
+      body: JSON.stringify({ host: "10.0.0.1", port: 80 }),
+    });
+    expect(inside.status).toBe(200);
+  });
+
+  test("a peer inside an allowed network gets in", async () => {
+    const address = externalAddress();
+    const { server } = serve({ allow: [parseCidr(`${address}/32`)] }, "0.0.0.0");
+    expect((await fetch(`http://${address}:${server.port}/service`)).status).toBe(200);
+  });
+});
+
+describe("HTTPS (--tls-cert/--tls-key)", () => {
+  const tls = makeCertificate();
+  afterAll(() => tls.remove());
+
+  test("the API answers over TLS to a client that trusts the certificate, and not to one that does not", async () => {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile: tls.cert, keyFile: tls.key } });
+    running.push(server);
+    expect(server.protocol).toBe("https");
+    const trusted = await fetch(`https://127.0.0.1:${server.port}/service`, { tls: { ca: await Bun.file(tls.cert).text() } });
+    expect([trusted.status, await trusted.json()]).toEqual([200, []]);
+    const untrusted = await fetch(`https://127.0.0.1:${server.port}/service`).then(
+      () => "answered",
+      (error: unknown) => String((error as { code?: unknown }).code),
+    );
+    expect(untrusted).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
+    const plain = await fetch(`http://127.0.0.1:${server.port}/service`).then(
+      (r) => r.status,
+      () => "refused",
+    );
+    expect(plain).not.toBe(200);
+  });
+});
