@@ -11,6 +11,7 @@
  *   GET    /events                     the event stream (Server-Sent Events, resumable; ./events.ts)
  *   GET    /metrics                    Prometheus text
  *   GET    /openapi.json               OpenAPI 3.0
+ *   GET    /ui                         the web UI (./ui.ts), when `ui` is set
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
  * {"error", "code"} (./errors.ts). Bodies are JSON whatever the Content-Type (GORB clients send none). Every
  * request first passes ./guard.ts (allowed peer, load, browser origin, token).
@@ -29,6 +30,7 @@ import { eventStream } from "./events.ts";
 import { emptyOk, jsonResponse } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
+import { UI_PATHS, uiRoutes } from "./ui.ts";
 
 /** The part of Gorb the API calls. */
 export type GorbApi = Pick<
@@ -70,6 +72,8 @@ export interface AppOptions {
   readonly allowOrigins?: readonly string[];
   /** Most requests in flight at once; more get 503 and their connection closed (./guard.ts). */
   readonly maxRequests?: number;
+  /** Serve the web UI at /ui (./ui.ts). @default false */
+  readonly ui?: boolean;
 }
 
 /** Default largest POST /apply body. */
@@ -95,7 +99,7 @@ function param(value: string | undefined, field: "service" | "backend"): string 
 /** The REST API; call `.handle(request)` in tests, `.listen()` in the daemon. */
 export function createApp(options: AppOptions) {
   const { gorb, logger } = options;
-  const guard = createGuard(options);
+  const guard = createGuard({ ...options, openPaths: options.ui === true ? UI_PATHS : [] });
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const version = options.version ?? "dev";
   const body = (request: Request) => readJsonBody(request, limit);
@@ -104,6 +108,7 @@ export function createApp(options: AppOptions) {
   return new Elysia()
     .onRequest(({ request, server }) => guard(request, server) ?? undefined)
     .onError(({ code, error, request }) => errorResponse(code, error, request, logger))
+    .use(uiRoutes(options.ui === true))
     .get(
       "/service",
       async ({ query }) => jsonResponse(query.detail === true ? await gorb.listServicesDetail() : gorb.listServices()),

@@ -12,7 +12,8 @@
  *     form type). "Own origin" means the Origin equals the request's own scheme://host:port AND that host is an IP
  *     literal or "localhost": a page on a rebound DNS name (DNS rebinding) is same-origin with itself, so a name
  *     must be listed with --allow-origin to be trusted.
- *  4. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401.
+ *  4. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
+ *     `openPaths` (the web UI's static files, which hold no data: ./ui.ts) needs no token.
  */
 import { GorbError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
@@ -45,6 +46,8 @@ export interface GuardOptions {
   readonly token?: string | undefined;
   /** Most requests in flight at once; the next one gets 503 and its connection is closed. */
   readonly maxRequests?: number | undefined;
+  /** Paths a GET or HEAD may fetch without the token (the web UI's files). */
+  readonly openPaths?: readonly string[] | undefined;
 }
 
 const WRITES = new Set(["PUT", "PATCH", "DELETE", "POST"]);
@@ -80,6 +83,9 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
   const allow = options.allow ?? [];
   const trusted = new Set(options.allowOrigins ?? []);
   const { token, maxRequests } = options;
+  const openPaths = new Set(options.openPaths ?? []);
+  const open = (request: Request): boolean =>
+    openPaths.size > 0 && (request.method === "GET" || request.method === "HEAD") && openPaths.has(new URL(request.url).pathname);
   return (request, server) => {
     try {
       if (allow.length > 0) {
@@ -99,7 +105,7 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
         const refusal = browserWriteRefusal(request, trusted);
         if (refusal !== null) throw new ForbiddenError(refusal);
       }
-      if (token !== undefined) checkBearer(request.headers.get("authorization"), token);
+      if (token !== undefined && !open(request)) checkBearer(request.headers.get("authorization"), token);
       return null;
     } catch (error) {
       if (!(error instanceof GorbError)) throw error;

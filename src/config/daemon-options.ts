@@ -65,6 +65,8 @@ export interface DaemonOptions {
    * file or it has no `services` key (then gorb never creates or deletes a service on the file's behalf).
    */
   readonly declared: readonly DeclaredService[] | null;
+  /** Serve the web UI at /ui (false: --no-ui). */
+  readonly ui: boolean;
 }
 
 /** The raw flag values `gorb serve` collected (strings as typed; undefined when not given). */
@@ -91,6 +93,8 @@ export interface DaemonFlags {
   readonly tlsKey?: string | undefined;
   readonly consulToken?: string | undefined;
   readonly consulTokenFile?: string | undefined;
+  /** false for --no-ui. */
+  readonly ui?: boolean | undefined;
 }
 
 /**
@@ -336,5 +340,6 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
     configPath: null,
     declared: null,
+    ui: flags.ui ?? true,
   };
 }

@@ -8,7 +8,7 @@
  *   reconcile_interval: 30s         token_file: /etc/gorb/token   allow: [10.0.0.0/8]
  *   allow_origin: https://ops.example.com   max_connections: 256
  *   tls_cert: /etc/gorb/cert.pem    tls_key: /etc/gorb/key.pem
- *   consul_token_file: /etc/gorb/consul-token
+ *   consul_token_file: /etc/gorb/consul-token   ui: true
  *   services:
  *     web:                          # the service id, as in PUT /service/web
  *       host: 10.0.0.1              # PUT /service/web's body
@@ -46,6 +46,7 @@ const SETTINGS = {
   tls_key: { flag: "tlsKey", type: "string" },
   consul_token: { flag: "consulToken", type: "string" },
   consul_token_file: { flag: "consulTokenFile", type: "string" },
+  ui: { flag: "ui", type: "boolean" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

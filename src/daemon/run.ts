@@ -148,6 +148,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     allow: options.allow,
     allowOrigins: options.allowOrigins,
     maxRequests: options.maxConnections,
+    ui: options.ui,
   });
   const api = startApiServer(app, {
     listen: options.listen,
@@ -157,6 +158,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   });
   const port = api.port;
   log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
+  if (options.ui) log.info(`web UI: ${api.protocol}://<this host>:${port}/ui (--no-ui turns it off)`);
 
   if (consul !== null) {
     // Registrations outlive a restart (nothing is deregistered at shutdown): drop only this instance's

@@ -33,7 +33,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/state": ["src/log", "src/core"],
   "src/config": ["src/core"],
   "src/embedded-libnl": ["ffi"],
-  "src/api": ["src/log", "src/version", "src/core", "src/config"],
+  "src/ui": [],
+  "src/api": ["src/log", "src/version", "src/core", "src/config", "src/ui"],
   "src/daemon": [
     "ffi",
     "src/log",

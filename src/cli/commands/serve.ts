@@ -1,7 +1,7 @@
 /**
  * `gorb serve`: run the daemon. The flags are the original's (-l, -i, -f, -c, -v, plus --vip-interface for its
  * -vipi) and gorb's own (--token, --token-file, --allow, --allow-origin, --max-connections, --tls-cert/--tls-key,
- * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval). With --config,
+ * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval, --no-ui). With --config,
  * the file's settings come first and the flags given override them (flags > GORB_TOKEN > file > defaults); a
  * file with an error stops the start with its location. They are checked here into DaemonOptions, the secret
  * files are read (and refused unless private: src/daemon/secrets.ts); src/daemon/run.ts builds and runs the stack.
@@ -149,6 +149,11 @@ const serve = defineCommand({
       description: `Repair drift of the kernel table every so often, e.g. 30s, 5m; 0 = never (default: ${DEFAULT_RECONCILE_INTERVAL})`,
       valueHint: "duration",
     },
+    ui: {
+      type: "boolean",
+      description: "Serve the web UI at /ui, embedded in gorb (default)",
+      negativeDescription: "Do not serve the web UI (/ui answers 404)",
+    },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -180,6 +185,7 @@ const serve = defineCommand({
         consulToken:
           stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
         consulTokenFile: stringArg(args, "consul-token-file"),
+        ui: boolArg(args, "ui"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {

@@ -85,6 +85,7 @@ describe("parseDaemonOptions", () => {
       reconcileIntervalMs: 30_000,
       configPath: null,
       declared: null,
+      ui: true,
     });
   });
 
@@ -132,6 +133,7 @@ describe("parseDaemonOptions", () => {
       reconcileIntervalMs: 300_000,
       configPath: null,
       declared: null,
+      ui: true,
     });
   });
 

@@ -96,6 +96,7 @@ describe("gorb serve", () => {
         reconcileIntervalMs: 30_000,
         configPath: null,
         declared: null,
+        ui: true,
       },
     ]);
   });

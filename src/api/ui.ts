@@ -1,0 +1,92 @@
+/**
+ * GET /ui: the web UI (src/ui/), embedded in the executable (./ui-assets.ts), served by the API itself so that it
+ * is same-origin with it: its writes pass the guard's origin rule (./guard.ts) when the API is reached by an IP
+ * address or localhost (a DNS name needs --allow-origin, as for any page). The three files hold no data, so they
+ * are served without the bearer token; every call the page makes carries it (and passes the same guard, body
+ * limits and validation as any client). A strict Content-Security-Policy allows only these files and calls to
+ * this origin: no inline script, nothing from elsewhere. `gorb serve --no-ui` leaves these routes out.
+ */
+import { Elysia } from "elysia";
+
+/** The UI's paths: the token is not needed to GET them (see the module comment). */
+export const UI_PATHS = ["/ui", "/ui/", "/ui/app.js", "/ui/app.css"] as const;
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gorb</title>
+<link rel="stylesheet" href="/ui/app.css">
+<script type="module" src="/ui/app.js"></script>
+</head>
+<body>
+<div id="app"><noscript>The gorb web UI needs JavaScript; the REST API and the gorb CLI work without it.</noscript></div>
+</body>
+</html>
+`;
+
+interface Asset {
+  readonly type: string;
+  readonly body: Uint8Array<ArrayBuffer>;
+  readonly gzip: Uint8Array<ArrayBuffer>;
+  readonly etag: string;
+}
+
+function asset(type: string, text: string): Asset {
+  const body = new TextEncoder().encode(text);
+  return { type, body, gzip: Bun.gzipSync(body), etag: `"${Bun.hash(body).toString(36)}"` };
+}
+
+let assets: Promise<Record<string, Asset>> | null = null;
+
+/** The UI's files, built (from source) or taken from the executable on first use. */
+function loadAssets(): Promise<Record<string, Asset>> {
+  assets ??= import("./ui-assets.ts").then(({ UI_BUNDLE }) => {
+    const page = asset("text/html; charset=utf-8", PAGE);
+    return {
+      "/ui": page,
+      "/ui/": page,
+      "/ui/app.js": asset("text/javascript; charset=utf-8", UI_BUNDLE.js),
+      "/ui/app.css": asset("text/css; charset=utf-8", UI_BUNDLE.css),
+    };
+  });
+  return assets;
+}
+
+async function serve(path: string, request: Request): Promise<Response> {
+  const file = (await loadAssets())[path];
+  if (file === undefined) return new Response("not found", { status: 404 });
+  const headers: Record<string, string> = {
+    "Content-Type": file.type,
+    "Cache-Control": "no-cache",
+    ETag: file.etag,
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    Vary: "Accept-Encoding",
+  };
+  if (request.headers.get("if-none-match") === file.etag) return new Response(null, { status: 304, headers });
+  const gzip = /\bgzip\b/.test(request.headers.get("accept-encoding") ?? "");
+  if (gzip) headers["Content-Encoding"] = "gzip";
+  return new Response(gzip ? file.gzip : file.body, { headers });
+}
+
+/** The UI's routes; with `enabled` false, none (gorb serve --no-ui). */
+export function uiRoutes(enabled: boolean) {
+  const app = new Elysia({ name: "gorb-ui" });
+  if (!enabled) return app;
+  for (const path of UI_PATHS) app.get(path, ({ request }) => serve(path, request));
+  return app;
+}

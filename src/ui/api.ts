@@ -1,0 +1,89 @@
+/**
+ * The UI's HTTP client: every call names an action of ./actions.ts, carries the token (when one was given) as
+ * an Authorization header, and turns an error answer into an ApiError that keeps the status, gorb's code and
+ * the field the message names ({"error": "<field>: <problem>", "code"}).
+ */
+import { ACTIONS, type ActionName, actionPath } from "./actions.ts";
+
+const TOKEN_KEY = "gorb.token";
+
+/** The token of this tab's session (sessionStorage: gone when the tab closes). */
+export function savedToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function saveToken(token: string | null): void {
+  if (token === null) sessionStorage.removeItem(TOKEN_KEY);
+  else sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+/** An answer other than 2xx, as the API gave it. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    /** The field the message names ("port", "pulse.interval"), or null. */
+    readonly field: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const FIELD = /^([A-Za-z_][\w.[\]-]*): /;
+
+/** The field a gorb error message names: the text before the first ": ", when it looks like a field path. */
+export function errorField(message: string): string | null {
+  return FIELD.exec(message)?.[1] ?? null;
+}
+
+/** The headers of every call. */
+export function authHeaders(): Record<string, string> {
+  const token = savedToken();
+  return token === null ? {} : { Authorization: `Bearer ${token}` };
+}
+
+export interface CallOptions {
+  readonly params?: Readonly<Record<string, string>>;
+  readonly query?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+  /** Raw text body (POST /apply sends the pasted file as it is when it is JSON). */
+  readonly signal?: AbortSignal;
+}
+
+/** Calls an action; resolves with the parsed JSON (or the text, or null for an empty body). */
+export async function call(name: ActionName, options: CallOptions = {}): Promise<unknown> {
+  const action = ACTIONS[name];
+  let url = actionPath(name, options.params);
+  if (options.query !== undefined) url += `?${new URLSearchParams(options.query).toString()}`;
+  const init: RequestInit = { method: action.method, headers: authHeaders() };
+  if (options.body !== undefined) {
+    init.body = JSON.stringify(options.body);
+    init.headers = { ...authHeaders(), "Content-Type": "application/json" };
+  }
+  if (options.signal !== undefined) init.signal = options.signal;
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    throw new ApiError(0, "NETWORK", null, `gorb did not answer: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let message = text === "" ? response.statusText : text;
+    let code = "";
+    try {
+      const parsed = JSON.parse(text) as { error?: unknown; code?: unknown };
+      if (typeof parsed.error === "string") message = parsed.error;
+      if (typeof parsed.code === "string") code = parsed.code;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new ApiError(response.status, code, errorField(message), message);
+  }
+  if (text === "") return null;
+  const type = response.headers.get("content-type") ?? "";
+  return type.includes("json") ? (JSON.parse(text) as unknown) : text;
+}

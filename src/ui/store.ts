@@ -1,0 +1,177 @@
+/**
+ * What the UI knows: the services with their backends as GET /service?detail=true gives them, patched by the
+ * event stream, and the recent past for the pictures: per backend its effective weight, configured weight and
+ * health state over time; per service its connections and packets per second. Subscribers are called after
+ * every change (the app re-renders).
+ */
+
+/** IPVS counters and rates (GET responses' `stats`). */
+export interface Stats {
+  readonly conns: number;
+  readonly cps: number;
+  readonly in_pps: number;
+  readonly out_pps: number;
+  readonly in_bps: number;
+  readonly out_bps: number;
+}
+
+export type HealthState = "up" | "down" | "unknown";
+
+/** GET /service/:service/:backend, with its id. */
+export interface BackendView {
+  readonly id: string;
+  readonly options: Readonly<Record<string, unknown>> & { readonly host: string; readonly port: number; readonly weight: number; readonly method: string };
+  readonly metrics: { readonly state: HealthState; readonly health: number; readonly message: string; readonly uptime: number };
+  readonly effective_weight: number;
+  readonly stats: Stats | null;
+  readonly active_conns: number | null;
+  readonly inactive_conns: number | null;
+}
+
+/** GET /service/:service (with its id), and the backends of ?detail=true. */
+export interface ServiceView {
+  readonly id: string;
+  readonly options: Readonly<Record<string, unknown>> & { readonly host: string; readonly port: number; readonly protocol: string; readonly method: string };
+  readonly health: number;
+  readonly backends: readonly string[];
+  readonly stats: Stats | null;
+  readonly backend_details: readonly BackendView[];
+}
+
+/** A time series: times in seconds since the epoch, and one array per line. */
+export interface Series {
+  readonly t: number[];
+  readonly lines: Record<string, (number | null)[]>;
+}
+
+/** How much past the pictures keep. */
+export const WINDOW_S = 10 * 60;
+
+/** One line of the activity list. */
+export interface Activity {
+  readonly time: string;
+  readonly type: string;
+  readonly target: string;
+  readonly detail: string;
+}
+
+const STATE_LEVEL: Record<HealthState, number> = { up: 1, unknown: 0.5, down: 0 };
+
+function push(series: Series, t: number, values: Record<string, number | null>): void {
+  series.t.push(t);
+  for (const [name, value] of Object.entries(values)) (series.lines[name] ??= []).push(value);
+  let drop = 0;
+  while (drop < series.t.length && (series.t[drop] ?? t) < t - WINDOW_S) drop++;
+  if (drop > 0) {
+    series.t.splice(0, drop);
+    for (const line of Object.values(series.lines)) line.splice(0, drop);
+  }
+}
+
+export class Store {
+  services: ServiceView[] = [];
+  readonly timelines = new Map<string, Series>();
+  readonly rates = new Map<string, Series>();
+  readonly activity: Activity[] = [];
+  /** Configured weights of backends drained from this tab, for Restore. */
+  readonly drainedFrom = new Map<string, number>();
+  #listeners = new Set<() => void>();
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  static key(service: string, backend: string): string {
+    return `${service}/${backend}`;
+  }
+
+  #sampleBackend(service: string, b: BackendView, t: number): void {
+    const key = Store.key(service, b.id);
+    let series = this.timelines.get(key);
+    if (series === undefined) this.timelines.set(key, (series = { t: [], lines: {} }));
+    push(series, t, { weight: b.effective_weight, configured: b.options.weight, state: STATE_LEVEL[b.metrics.state] });
+  }
+
+  /** Replaces everything with a full read (GET /service?detail=true) and samples the pictures. */
+  setAll(services: readonly ServiceView[], now = Date.now() / 1000): void {
+    this.services = [...services].sort((a, b) => a.id.localeCompare(b.id));
+    const alive = new Set<string>();
+    for (const s of this.services) {
+      let series = this.rates.get(s.id);
+      if (series === undefined) this.rates.set(s.id, (series = { t: [], lines: {} }));
+      push(series, now, { cps: s.stats?.cps ?? null, in_pps: s.stats?.in_pps ?? null, out_pps: s.stats?.out_pps ?? null });
+      for (const b of s.backend_details) {
+        this.#sampleBackend(s.id, b, now);
+        alive.add(Store.key(s.id, b.id));
+      }
+    }
+    for (const key of [...this.timelines.keys()]) if (!alive.has(key)) this.timelines.delete(key);
+    for (const id of [...this.rates.keys()]) if (!this.services.some((s) => s.id === id)) this.rates.delete(id);
+    this.#changed();
+  }
+
+  service(id: string): ServiceView | undefined {
+    return this.services.find((s) => s.id === id);
+  }
+
+  /** Puts one service's fields (GET /service/:service) in, keeping the backends it still lists. */
+  putService(id: string, info: Omit<ServiceView, "id" | "backend_details">): void {
+    const old = this.service(id);
+    const backend_details = (old?.backend_details ?? []).filter((b) => info.backends.includes(b.id));
+    const next: ServiceView = { ...info, id, backend_details };
+    this.services = [...this.services.filter((s) => s.id !== id), next].sort((a, b) => a.id.localeCompare(b.id));
+    this.#changed();
+  }
+
+  removeService(id: string): void {
+    this.services = this.services.filter((s) => s.id !== id);
+    this.rates.delete(id);
+    for (const key of [...this.timelines.keys()]) if (key.startsWith(`${id}/`)) this.timelines.delete(key);
+    this.#changed();
+  }
+
+  /** Puts one backend (GET /service/:service/:backend) in and samples its timeline. */
+  putBackend(service: string, backend: BackendView, now = Date.now() / 1000): void {
+    this.services = this.services.map((s) => {
+      if (s.id !== service) return s;
+      const others = s.backend_details.filter((b) => b.id !== backend.id);
+      const backends = s.backends.includes(backend.id) ? s.backends : [...s.backends, backend.id].sort();
+      return { ...s, backends, backend_details: [...others, backend].sort((a, b) => a.id.localeCompare(b.id)) };
+    });
+    this.#sampleBackend(service, backend, now);
+    this.#changed();
+  }
+
+  removeBackend(service: string, backend: string): void {
+    this.services = this.services.map((s) =>
+      s.id !== service ? s : { ...s, backends: s.backends.filter((b) => b !== backend), backend_details: s.backend_details.filter((b) => b.id !== backend) },
+    );
+    this.timelines.delete(Store.key(service, backend));
+    this.#changed();
+  }
+
+  /** A backend.weight or backend.health event: patch the backend and add the point to its timeline at once. */
+  patchBackend(service: string, backend: string, patch: { weight?: number; configured?: number; state?: HealthState; message?: string }, time: number): void {
+    const s = this.service(service);
+    const b = s?.backend_details.find((x) => x.id === backend);
+    if (s === undefined || b === undefined) return;
+    const next: BackendView = {
+      ...b,
+      effective_weight: patch.weight ?? b.effective_weight,
+      options: { ...b.options, weight: patch.configured ?? b.options.weight },
+      metrics: { ...b.metrics, state: patch.state ?? b.metrics.state, message: patch.message ?? b.metrics.message },
+    };
+    this.putBackend(service, next, time);
+  }
+
+  log(entry: Activity): void {
+    this.activity.unshift(entry);
+    this.activity.length = Math.min(this.activity.length, 50);
+    this.#changed();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The web UI's server side and its pure parts: the action registry against the API's real route list (so the
+ * two cannot drift), GET /ui (embedded bundle, no token needed for the files, strict CSP, gzip, 404 with
+ * --no-ui), same-origin writes passing the guard, the forms read from GET /openapi.json, the bodies and error
+ * placement of the forms, and the SSE parser of the event stream. The browser itself runs it in
+ * test/browser/ui.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import { openApiDocument } from "../../../src/api/openapi.ts";
+import { UI_PATHS } from "../../../src/api/ui.ts";
+import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
+import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
+import { ApiError, errorField } from "../../../src/ui/api.ts";
+import { parseBlocks } from "../../../src/ui/events.ts";
+import { bodyOf, errorPath, flatten } from "../../../src/ui/forms.tsx";
+import { type Field, formsOf } from "../../../src/ui/schema.ts";
+import { makeGorb } from "../core/fakes.ts";
+
+const BASE = "http://127.0.0.1:4672";
+
+function setup(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}) {
+  const stack = makeGorb();
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
+  const request = (method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}) =>
+    app.handle(new Request(`${BASE}${path}`, { method, ...init }));
+  return { ...stack, app, request };
+}
+
+function routeSet(routes: readonly { method: string; path: string }[]): string[] {
+  return [...new Set(routes.map((r) => `${r.method} ${r.path}`))].sort();
+}
+
+describe("the action registry and the API's routes", () => {
+  test("the UI's registry lists exactly the API's routes", () => {
+    const { app } = setup({ events: undefined });
+    const registry = Object.values(ACTIONS).map((a) => `${a.method} ${a.path}`).sort();
+    expect(routeSet(app.routes)).toEqual(registry);
+  });
+
+  test("with the UI on, the only extra routes are its GET files", () => {
+    const { app } = setup({ ui: true });
+    const extra = routeSet(app.routes).filter((r) => !Object.values(ACTIONS).some((a) => `${a.method} ${a.path}` === r));
+    expect(extra).toEqual([...new Set(UI_PATHS.map((p) => `GET ${p}`))].sort());
+  });
+
+  test("every action of the registry is called somewhere in the UI", () => {
+    const dir = join(import.meta.dir, "../../../src/ui");
+    const sources = readdirSync(dir)
+      .filter((f) => /\.tsx?$/.test(f) && f !== "actions.ts" && f !== "bundle.ts")
+      .map((f) => readFileSync(join(dir, f), "utf8"))
+      .join("\n");
+    const unused = Object.keys(ACTIONS).filter((name) => !sources.includes(`"${name}"`));
+    expect(unused).toEqual([]);
+  });
+
+  test("actionPath fills and encodes the path parameters", () => {
+    expect(actionPath("updateBackend", { service: "web", backend: "b 1/x" })).toBe("/service/web/b%201%2Fx");
+    expect(() => actionPath("getService")).toThrow("missing path parameter service");
+  });
+});
+
+describe("GET /ui", () => {
+  test("serves the page, the script and the style from the executable's bundle, with a strict CSP", async () => {
+    const { request } = setup({ ui: true });
+    const page = await request("GET", "/ui");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const csp = page.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain("unsafe");
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/ui/app.js"></script>');
+    expect(html).not.toMatch(/https?:\/\//); // nothing from elsewhere: no CDN, no remote fonts
+    const js = await request("GET", "/ui/app.js");
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    const script = await js.text();
+    expect(script).toContain("/events"); // the bundle holds the UI's own code (the registry's paths)
+    expect(script.length).toBeGreaterThan(10_000);
+    const css = await (await request("GET", "/ui/app.css")).text();
+    expect(css).toContain(".uplot"); // uPlot's stylesheet is bundled in
+    expect(css).not.toMatch(/@import|url\(https?:/);
+  });
+
+  test("gzip when asked, and 304 for the same ETag", async () => {
+    const { request } = setup({ ui: true });
+    const plain = await request("GET", "/ui/app.js");
+    const body = new Uint8Array(await plain.arrayBuffer());
+    const zipped = await request("GET", "/ui/app.js", { headers: { "Accept-Encoding": "gzip, br" } });
+    expect(zipped.headers.get("content-encoding")).toBe("gzip");
+    const raw = new Uint8Array(await zipped.arrayBuffer());
+    // app.handle() does not decode: the bytes are the gzip stream, which unzips to the same script.
+    expect(Bun.gunzipSync(raw)).toEqual(body);
+    const etag = plain.headers.get("etag") ?? "";
+    expect(etag).not.toBe("");
+    expect((await request("GET", "/ui/app.js", { headers: { "If-None-Match": etag } })).status).toBe(304);
+  });
+
+  test("the files need no token; every API call still does", async () => {
+    const { request } = setup({ ui: true, token: "s3cret" });
+    for (const path of UI_PATHS) expect((await request("GET", path)).status).toBe(200);
+    expect((await request("GET", "/service")).status).toBe(401);
+    expect((await request("GET", "/openapi.json")).status).toBe(401);
+    expect((await request("GET", "/ui/other.js")).status).toBe(401); // only the UI's own paths are open
+    expect((await request("POST", "/ui")).status).toBe(401);
+    const authorized = await request("GET", "/service", { headers: { Authorization: "Bearer s3cret" } });
+    expect(authorized.status).toBe(200);
+  });
+
+  test("--no-ui: /ui is 404 and stays behind the token like any unknown path", async () => {
+    expect((await setup({ ui: false }).request("GET", "/ui")).status).toBe(404);
+    expect((await setup({ ui: false, token: "s3cret" }).request("GET", "/ui")).status).toBe(401);
+  });
+
+  test("the page's writes come from the API's own origin and pass the guard; another origin's do not", async () => {
+    const { request, gorb } = setup({ ui: true });
+    const body = JSON.stringify({ host: "10.0.0.1", port: 80 });
+    const same = { Origin: BASE, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/json" };
+    expect((await request("PUT", "/service/web", { body, headers: same })).status).toBe(200);
+    expect(gorb.listServices()).toEqual(["web"]);
+    const other = { Origin: "http://evil.example", "Sec-Fetch-Site": "cross-site" };
+    expect((await request("DELETE", "/service/web", { headers: other })).status).toBe(403);
+    expect(gorb.listServices()).toEqual(["web"]);
+  });
+
+  test("gorb serve turns it on by default; --no-ui (ui: false) turns it off", () => {
+    expect(parseDaemonOptions({}).ui).toBe(true);
+    expect(parseDaemonOptions({ ui: false }).ui).toBe(false);
+  });
+});
+
+describe("the forms, from GET /openapi.json", () => {
+  const forms = formsOf(openApiDocument("test"));
+  const byName = (fields: readonly Field[], name: string) => fields.find((f) => f.name === name);
+
+  test("every field of the service and backend bodies, with types, ranges and choices", () => {
+    expect(forms.service.map((f) => f.name)).toEqual(expect.arrayContaining(["host", "port", "protocol", "method", "flags", "persistent", "persistence_timeout", "persistence_netmask", "fwmark", "family", "pe", "one_packet"]));
+    expect(byName(forms.service, "protocol")).toMatchObject({ kind: "choice", choices: ["tcp", "udp", "sctp"] });
+    expect(byName(forms.service, "port")).toMatchObject({ kind: "integer", min: 1, max: 65535 });
+    expect(byName(forms.service, "persistent")?.kind).toBe("boolean");
+    expect(forms.backend.map((f) => f.name)).toEqual(expect.arrayContaining(["host", "port", "weight", "method", "upper_threshold", "lower_threshold", "tunnel_type", "tunnel_port", "tunnel_checksum", "pulse"]));
+    expect(forms.backend.map((f) => f.name)).not.toContain("vsid");
+    expect(byName(forms.backend, "tunnel_checksum")).toMatchObject({ kind: "choice", choices: ["nocsum", "csum", "remcsum"] });
+    const pulse = byName(forms.backend, "pulse");
+    expect(pulse?.kind).toBe("object");
+    expect(pulse?.fields.map((f) => f.name)).toEqual(["type", "interval", "args"]);
+  });
+
+  test("a create body holds what was filled in, typed", () => {
+    const body = bodyOf(forms.backend, { host: "10.1.0.1", port: "8080", weight: "", "pulse.type": "http", "pulse.interval": "5s", "pulse.args": "path=/h\nexpect=200\ninsecure=true" }, null);
+    expect(body).toEqual({ host: "10.1.0.1", port: 8080, pulse: { type: "http", interval: "5s", args: { path: "/h", expect: 200, insecure: true } } });
+    expect(bodyOf(forms.service, { port: "70000x" }, null)).toEqual({ port: "70000x" }); // the API names the field
+  });
+
+  test("an edit body holds only what changed; a changed pulse goes whole; a cleared field is null", () => {
+    const options = { host: "10.1.0.1", port: 80, weight: 100, method: "nat", pulse: { type: "http", interval: "5s", args: { path: "/" } }, upper_threshold: 0 };
+    const initial = flatten(forms.backend, options);
+    expect(initial["pulse.args"]).toBe("path=/");
+    expect(bodyOf(forms.backend, { ...initial, weight: "0" }, initial)).toEqual({ weight: 0 });
+    expect(bodyOf(forms.backend, { ...initial, "pulse.interval": "10s" }, initial)).toEqual({ pulse: { type: "http", interval: "10s", args: { path: "/" } } });
+    expect(bodyOf(forms.backend, { ...initial, upper_threshold: "" }, initial)).toEqual({ upper_threshold: null });
+  });
+
+  test("an API error goes next to the field it names, a conflict next to the id", () => {
+    const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args"];
+    const error = (status: number, message: string) => new ApiError(status, "X", errorField(message), message);
+    expect(errorPath(error(400, "port: must be 1-65535, got 70000"), paths)).toBe("port");
+    expect(errorPath(error(400, "pulse.interval: must be at least 100ms"), paths)).toBe("pulse.interval");
+    expect(errorPath(error(400, "pulse.args.expect: not a status"), paths)).toBe("pulse.args");
+    expect(errorPath(error(409, 'service "web" already exists'), paths)).toBe("id");
+    expect(errorPath(error(500, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths)).toBe("");
+  });
+});
+
+describe("the event stream's parser", () => {
+  test("complete blocks with ids, types and data; comments skipped; the rest kept for the next chunk", () => {
+    const text = ': gorb events\n\nid: 1@r\nevent: backend.weight\ndata: {"to":0}\n\n: keepalive\n\nid: 2@r\nevent: resync\r\ndata: {"reason"';
+    const { blocks, rest } = parseBlocks(text);
+    expect(blocks).toEqual([{ id: "1@r", type: "backend.weight", data: '{"to":0}' }]);
+    expect(rest).toBe('id: 2@r\nevent: resync\ndata: {"reason"');
+    expect(parseBlocks(`${rest}:"x"}\n\n`).blocks).toEqual([{ id: "2@r", type: "resync", data: '{"reason":"x"}' }]);
+  });
+});
