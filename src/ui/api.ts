@@ -4,6 +4,7 @@
  * the field the message names ({"error": "<field>: <problem>", "code"}).
  */
 import { ACTIONS, type ActionName, actionPath } from "./actions.ts";
+import { ApiError, errorField } from "./errors.ts";
 
 const TOKEN_KEY = "gorb.token";
 
@@ -15,28 +16,6 @@ export function savedToken(): string | null {
 export function saveToken(token: string | null): void {
   if (token === null) sessionStorage.removeItem(TOKEN_KEY);
   else sessionStorage.setItem(TOKEN_KEY, token);
-}
-
-/** An answer other than 2xx, as the API gave it. */
-export class ApiError extends Error {
-  override readonly name = "ApiError";
-
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    /** The field the message names ("port", "pulse.interval"), or null. */
-    readonly field: string | null,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const FIELD = /^([A-Za-z_][\w.[\]-]*): /;
-
-/** The field a gorb error message names: the text before the first ": ", when it looks like a field path. */
-export function errorField(message: string): string | null {
-  return FIELD.exec(message)?.[1] ?? null;
 }
 
 /** The headers of every call. */

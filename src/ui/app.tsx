@@ -6,10 +6,12 @@
  */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
-import { ApiError, call, saveToken, savedToken } from "./api.ts";
+import { call, saveToken, savedToken } from "./api.ts";
+import { ApiError, describeError } from "./errors.ts";
 import { Chart } from "./charts.tsx";
 import { followEvents, type StreamStatus } from "./events.ts";
-import { EntityForm, describeError, flatten } from "./forms.tsx";
+import { flatten } from "./form-body.ts";
+import { EntityForm } from "./forms.tsx";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
 

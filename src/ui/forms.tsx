@@ -5,97 +5,9 @@
  * field its message names, with the status and code; one naming no field of the form is shown above it.
  */
 import { useState } from "preact/hooks";
-import { ApiError } from "./api.ts";
+import { ApiError, describeError } from "./errors.ts";
+import { type Values, allPaths, bodyOf, errorPath } from "./form-body.ts";
 import type { Field } from "./schema.ts";
-
-export type Values = Record<string, string | boolean>;
-
-/** The flat values of a GET `options` object ("pulse.args.path": "/h"), for an edit form. */
-export function flatten(fields: readonly Field[], source: Readonly<Record<string, unknown>>, prefix = ""): Values {
-  const out: Values = {};
-  for (const f of fields) {
-    const value = source[f.name];
-    const path = prefix + f.name;
-    if (f.kind === "object") {
-      Object.assign(out, flatten(f.fields, typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {}, `${path}.`));
-    } else if (f.kind === "map") {
-      const entries = typeof value === "object" && value !== null ? Object.entries(value) : [];
-      out[path] = entries.map(([k, v]) => `${k}=${String(v)}`).join("\n");
-    } else if (f.kind === "boolean") {
-      out[path] = value === true;
-    } else {
-      out[path] = value === undefined || value === null ? "" : String(value);
-    }
-  }
-  return out;
-}
-
-function loose(text: string): string | number | boolean {
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
-  if (text === "true" || text === "false") return text === "true";
-  return text;
-}
-
-function typed(f: Field, value: string | boolean): unknown {
-  if (f.kind === "boolean") return value === true;
-  const text = String(value).trim();
-  if ((f.kind === "integer" || f.kind === "number") && /^-?\d+(\.\d+)?$/.test(text)) return Number(text);
-  if (f.kind === "map") {
-    const map: Record<string, unknown> = {};
-    for (const line of text.split("\n")) {
-      const eq = line.indexOf("=");
-      if (line.trim() === "") continue;
-      if (eq < 0) map[line.trim()] = true;
-      else map[line.slice(0, eq).trim()] = loose(line.slice(eq + 1).trim());
-    }
-    return map;
-  }
-  if (f.loose) return loose(text);
-  return text; // a non-number in a number field is sent as is: the API's error names the field
-}
-
-function filled(f: Field, value: string | boolean | undefined): boolean {
-  return f.kind === "boolean" ? value === true : value !== undefined && String(value).trim() !== "";
-}
-
-/** The body of a create (every filled field) or an edit (changed fields; an object field whole). */
-export function bodyOf(fields: readonly Field[], values: Values, initial: Values | null, prefix = ""): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  for (const f of fields) {
-    const path = prefix + f.name;
-    if (f.kind === "object") {
-      const inner = bodyOf(f.fields, values, null, `${path}.`);
-      const changed = initial === null ? Object.keys(inner).length > 0 : Object.keys(values).some((k) => k.startsWith(`${path}.`) && values[k] !== initial[k]);
-      if (changed) body[f.name] = inner;
-      continue;
-    }
-    const value = values[path];
-    if (initial === null ? filled(f, value) : value !== initial[path]) {
-      body[f.name] = f.kind !== "boolean" && String(value ?? "").trim() === "" ? null : typed(f, value ?? "");
-    }
-  }
-  return body;
-}
-
-/** Where an API error goes: the path of the field it names (longest match), "id" for a conflict, or "" (top). */
-export function errorPath(error: ApiError, paths: readonly string[]): string {
-  const named = error.field?.toLowerCase() ?? null;
-  if (named !== null) {
-    const match = [...paths].sort((a, b) => b.length - a.length).find((p) => named === p || named.startsWith(`${p}.`) || p.startsWith(`${named}.`));
-    if (match !== undefined) return match;
-  }
-  if (error.status === 409) return "id";
-  return "";
-}
-
-function allPaths(fields: readonly Field[], prefix = ""): string[] {
-  return fields.flatMap((f) => (f.kind === "object" ? allPaths(f.fields, `${prefix}${f.name}.`) : [prefix + f.name]));
-}
-
-/** "409 CONFLICT: service "web" already exists" */
-export function describeError(error: ApiError): string {
-  return `${error.status === 0 ? "" : `${error.status} `}${error.code === "" ? "" : `${error.code}: `}${error.message}`;
-}
 
 interface InputProps {
   readonly field: Field;

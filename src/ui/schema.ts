@@ -95,7 +95,7 @@ function fieldsOf(doc: Json, schema: Json): Field[] {
 }
 
 /** The body fields of `method` on `path`, or [] when the document does not describe it. */
-export function bodyFields(doc: unknown, path: string, method: string): Field[] {
+function bodyFields(doc: unknown, path: string, method: string): Field[] {
   if (!isObject(doc) || !isObject(doc.paths)) return [];
   const operation = (doc.paths[path] as Json | undefined)?.[method];
   if (!isObject(operation)) return [];

@@ -45,7 +45,7 @@ export interface Series {
 }
 
 /** How much past the pictures keep. */
-export const WINDOW_S = 10 * 60;
+const WINDOW_S = 10 * 60;
 
 /** One line of the activity list. */
 export interface Activity {

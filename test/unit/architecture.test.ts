@@ -190,7 +190,7 @@ function walk(dir: string): string[] {
     .flatMap((name) => {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) return walk(path);
-      return path.endsWith(".ts") && !path.endsWith(".d.ts") ? [path] : [];
+      return (path.endsWith(".ts") || path.endsWith(".tsx")) && !path.endsWith(".d.ts") ? [path] : [];
     });
 }
 
@@ -250,7 +250,7 @@ function resolveTarget(from: string, specifier: string): string | null {
 
 function parseModule(path: string): Module {
   const text = readFileSync(join(ROOT, path), "utf8");
-  const source = ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const source = ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, path.endsWith(".tsx") ? ts.ScriptKind.TSX : ts.ScriptKind.TS);
   const imports: Import[] = [];
   const exports = new Map<string, { type: boolean }>();
   const localTypes = new Set<string>();

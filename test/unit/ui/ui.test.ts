@@ -13,9 +13,9 @@ import { openApiDocument } from "../../../src/api/openapi.ts";
 import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
-import { ApiError, errorField } from "../../../src/ui/api.ts";
-import { parseBlocks } from "../../../src/ui/events.ts";
-import { bodyOf, errorPath, flatten } from "../../../src/ui/forms.tsx";
+import { ApiError, errorField } from "../../../src/ui/errors.ts";
+import { bodyOf, errorPath, flatten } from "../../../src/ui/form-body.ts";
+import { parseBlocks } from "../../../src/ui/sse.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
 import { makeGorb } from "../core/fakes.ts";
 
