@@ -69,6 +69,11 @@ export interface StateStore {
   /** Where the state lives, for messages ("/var/lib/gorb/state.db"). */
   readonly location: string;
   commit(changes: StateChanges): void | Promise<void>;
+  /**
+   * A durable write that changes nothing gorb reads, to learn whether the store can write again after a
+   * failed commit (disk full, read-only). Throws (or rejects) while it cannot. Without it, an empty commit.
+   */
+  probe?(): void | Promise<void>;
 }
 
 /** True when nothing changed. */
