@@ -58,7 +58,7 @@ import {
 import { planApply, resolveDeclared, type ApplyStep, type DeclaredService, type ManagedService, type PlannedChange } from "./plan.ts";
 import { Queries } from "./queries.ts";
 import { observedTable, planOperations, unknownDestinations, type Operation, type WantedService } from "./reconcile.ts";
-import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
+import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
 import { adoptedFields, adoptedId, loadSavedState, type UnknownDestinationMode } from "./restore.ts";
 import { fieldsToJson, type SavedState, type Source, type StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor } from "./tx.ts";
@@ -254,8 +254,7 @@ export class Gorb {
     checkId("service", id);
     const fields = serviceFields(body);
     normalizeServiceFields(fields); // refuse bad input before waiting for the lock
-    const resolver = await prefetchHosts([fields.get("host")], this.#resolver);
-    return this.#mutation(async (tx) => {
+    return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       await this.#edits.createService(tx, id, fields, options.source ?? "api", resolver);
       await this.#write(tx);
     });
@@ -269,8 +268,7 @@ export class Gorb {
   async updateService(id: string, body: unknown): Promise<void> {
     checkId("service", id);
     const patch = servicePatchFields(body);
-    const resolver = await prefetchHosts([patch.get("host")], this.#resolver);
-    return this.#mutation(async (tx) => {
+    return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       await this.#edits.updateService(tx, this.#queries.service(id), patch, resolver);
       await this.#write(tx);
     });
@@ -308,8 +306,7 @@ export class Gorb {
     checkId("service", serviceId);
     checkId("backend", backendId);
     const fields = backendFields(body);
-    const resolver = await prefetchHosts([fields.get("host")], this.#resolver);
-    return this.#mutation(async (tx) => {
+    return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
       await this.#edits.createBackend(tx, service, backendId, fields, options.source ?? "api", resolver);
       await this.#write(tx);
@@ -325,8 +322,7 @@ export class Gorb {
     checkId("service", serviceId);
     checkId("backend", backendId);
     const patch = backendPatchFields(body);
-    const resolver = await prefetchHosts([patch.get("host")], this.#resolver);
-    return this.#mutation(async (tx) => {
+    return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
       await this.#edits.updateBackend(tx, service, this.#queries.backend(service, backendId), patch, resolver);
       await this.#write(tx);
@@ -492,6 +488,15 @@ export class Gorb {
   }
 
   // ---- the lock -----------------------------------------------------------------------------------------
+
+  /**
+   * Queue a request that may name hosts: DNS names among `hosts` are looked up first, outside the lock (with
+   * the timeout); a request without names is queued at once, so requests keep their call order.
+   */
+  #withHosts<T>(hosts: readonly unknown[], section: (tx: Tx, resolver: HostResolver) => Promise<T>): Promise<T> {
+    if (namesOf(hosts).size === 0) return this.#mutation((tx) => section(tx, this.#resolver));
+    return prefetchHosts(hosts, this.#resolver).then((resolver) => this.#mutation((tx) => section(tx, resolver)));
+  }
 
   /** Queue a request: it runs in a group with the requests queued with it, and shares their commit. */
   #mutation<T>(section: (tx: Tx) => Promise<T>): Promise<T> {

@@ -202,7 +202,7 @@ export function withTimeout(resolver: HostResolver, ms: number): HostResolver {
 }
 
 /** The DNS names among `hosts` (address literals and empty hosts need no lookup). */
-function namesOf(hosts: Iterable<unknown>): Set<string> {
+export function namesOf(hosts: Iterable<unknown>): Set<string> {
   const names = new Set<string>();
   for (const host of hosts) {
     if (typeof host === "string" && host !== "" && addressFamily(host) === null && /^[A-Za-z0-9_.-]+$/.test(host)) names.add(host);

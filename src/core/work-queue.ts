@@ -30,8 +30,8 @@ export class WorkQueue<J extends QueuedJob> {
   async #drain(): Promise<void> {
     this.#running = true;
     try {
-      // Let the requests that arrived in the same tick join the first group.
-      await Promise.resolve();
+      // Let the requests that arrive meanwhile (same turn of the event loop) join the first group.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#queue.length > 0) {
         const head = this.#queue[0] as J;
         if (!head.group) {
