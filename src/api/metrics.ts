@@ -8,8 +8,9 @@
  *   gorb_service_backend_health, _status, _weight, _uptime_seconds  {service_name, name, host, port}
  * where `host` is the host option as the client sent it ("" for a defaulted host), `_weight` is the weight
  * IPVS has (effective), `_status` is 0 up / 1 down, and `_uptime_seconds` is really seconds (the original's
- * was off by 1e9). gorb adds the IPVS counters and rates, connection counts, the configured weight and the
- * duration of the last health check, and the reconcile totals (gorb_reconcile_runs_total,
+ * was off by 1e9). gorb adds the IPVS counters and rates, connection counts, the configured weight, the
+ * duration of the last health check, gorb_service_panic (1 while a service is in panic mode: more than its
+ * panic_threshold percent of backends down, weights kept), and the reconcile totals (gorb_reconcile_runs_total,
  * gorb_reconcile_repairs_total: differences between the kernel and gorb's state repaired, e.g. a service
  * deleted with ipvsadm; gorb_reconcile_failures_total: repairs the kernel refused).
  */
@@ -72,6 +73,10 @@ export function renderMetrics(services: readonly ServiceDetail[], reconcile?: Re
   });
   const serviceHealth = family("gorb_service_health", "Health of the service: mean health of its checked backends (1 when none).");
   const serviceBackends = family("gorb_service_backends", "Number of backends of the service.");
+  const servicePanic = family(
+    "gorb_service_panic",
+    "1 while the service is in panic mode (more than panic_threshold percent of its backends down: weights kept), else 0.",
+  );
   const backendHealth = family("gorb_service_backend_health", "Health of the backend: fraction of recent checks that passed.");
   const backendStatus = family("gorb_service_backend_status", "Status of the backend: 0 up (or not checked yet), 1 down.");
   const backendWeight = family("gorb_service_backend_weight", "Weight IPVS has for the backend (configured weight scaled by health).");
@@ -89,6 +94,7 @@ export function renderMetrics(services: readonly ServiceDetail[], reconcile?: Re
     const labels: Labels = { name: service.id, host: o.host, port: String(o.port), protocol: o.protocol };
     serviceHealth.samples.push({ labels, value: service.health });
     serviceBackends.samples.push({ labels, value: service.backends.length });
+    servicePanic.samples.push({ labels, value: service.panic === true ? 1 : 0 });
     const stats = service.stats;
     if (stats !== null) {
       for (const { spec, family: f } of serviceStats) f.samples.push({ labels, value: stats[spec.field] });
@@ -129,6 +135,7 @@ export function renderMetrics(services: readonly ServiceDetail[], reconcile?: Re
     active,
     inactive,
     persistent,
+    servicePanic,
     ...serviceStats.map((s) => s.family),
     ...backendStats.map((s) => s.family),
   ];

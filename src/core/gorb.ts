@@ -605,6 +605,7 @@ export class Gorb {
       await this.#rollback(tx);
       throw fromIpvsError(failed.error);
     }
+    tx.after(() => this.#weightEvents(results));
   }
 
   /** Undo a change's edits and write its targets back to the previous desired state. */
@@ -628,7 +629,6 @@ export class Gorb {
         this.#log.warn(`backend ${q(r.operation.backend ?? "")} (${describeDestination(op.destination)}) was already gone`);
       }
     }
-    this.#weightEvents(results);
     return results;
   }
 
@@ -764,6 +764,11 @@ export class Gorb {
       if (i !== undefined && errors[i] === null) errors[i] = fromIpvsError(r.error).message;
     }
     const failed = live.filter((i) => errors[i] !== null);
+    const published = results.filter((r) => {
+      const { service, backend } = r.operation;
+      const i = owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`);
+      return i === undefined || errors[i] === null;
+    });
     for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
     if (failed.length > 0) {
       const back = await this.#execute(wantedFor(this.#desired, mergeTargets(failed.flatMap((i) => (txs[i] as Tx).targets))));
@@ -780,6 +785,7 @@ export class Gorb {
       throw error;
     }
     for (const tx of succeeded) await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${message(error)}`));
+    this.#weightEvents(published);
     const changes = plan.map((c, i): ChangeReport => {
       const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };
       const error = errors[i];
