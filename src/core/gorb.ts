@@ -59,7 +59,8 @@ import { planApply, resolveDeclared, type ApplyStep, type DeclaredService, type 
 import { Queries } from "./queries.ts";
 import { observedTable, planOperations, unknownDestinations, type Operation, type WantedService } from "./reconcile.ts";
 import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
-import { adoptedFields, adoptedId, loadSavedState, type UnknownDestinationMode } from "./restore.ts";
+import { adoptedFields, adoptedId, loadSavedState } from "./restore.ts";
+import type { UnknownDestinationMode } from "./unknown-destinations.ts";
 import { fieldsToJson, type SavedState, type Source, type StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor } from "./tx.ts";
 import { NoVipManager, type VipManager } from "./vip.ts";
@@ -345,14 +346,6 @@ export class Gorb {
     checkId("service", serviceId);
     checkId("backend", backendId);
     return this.#queries.getBackend(serviceId, backendId);
-  }
-
-  /** Give a service (backendId null) or one backend to a new owner; see Source. */
-  setSource(serviceId: string, backendId: string | null, source: Source): Promise<void> {
-    return this.#mutation(async (tx) => {
-      const service = this.#queries.service(serviceId);
-      this.#edits.setSource(tx, service, backendId === null ? null : this.#queries.backend(service, backendId), source);
-    });
   }
 
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------

@@ -216,11 +216,6 @@ export function planOperations(wanted: readonly WantedService[], observed: Obser
   return [...deletes, ...ops];
 }
 
-/** The writes that make a table read match `wanted` (complete services); [] when it already does. */
-export function planRepairs(wanted: readonly WantedService[], table: readonly ServiceWithDestinations[]): Repair[] {
-  return planOperations(wanted, observedTable(table));
-}
-
 /**
  * Destinations of gorb's services that the kernel has and gorb does not know, as [service id, destination]:
  * what restore reports (or adopts, or removes) instead of deleting silently.

@@ -3,10 +3,7 @@
  * number of rows: every check is an index lookup), with the weight each restored backend starts at taken from
  * the kernel's table (restoredWeight). Rows that no longer read back are dropped with the reason.
  *
- * Also: what to do with destinations the kernel has in a gorb service that gorb does not know (they were
- * added while the state could not be saved, or by hand). Restore never deletes them silently: by default it
- * reports them and leaves them serving ("report"); "adopt" takes them as API-owned backends with pulse none;
- * "remove" deletes them.
+ * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
  */
 import { describeDestination, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
@@ -19,10 +16,6 @@ import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
 import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
 import { fieldsFromJson, type SavedBackend, type SavedState } from "./state.ts";
-
-/** What restore does with destinations of gorb's services that gorb does not know. */
-export const UNKNOWN_DESTINATION_MODES = ["report", "adopt", "remove"] as const;
-export type UnknownDestinationMode = (typeof UNKNOWN_DESTINATION_MODES)[number];
 
 /** The saved state read back. */
 export interface LoadedState {

@@ -4,6 +4,7 @@
  * Everything here is pure (no I/O): the interface names are only checked for shape, the daemon looks them up.
  */
 import type { DeclaredService } from "../core/plan.ts";
+import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -40,6 +41,12 @@ export interface DaemonOptions {
   readonly stateDir: string | null;
   /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
   readonly reconcileIntervalMs: number;
+  /**
+   * What restore does with destinations the kernel serves in a gorb service and the saved state does not know
+   * (added while the state could not be saved, or by hand): report them and leave them, adopt them as API
+   * backends (pulse none), or remove them.
+   */
+  readonly unknownDestinations: UnknownDestinationMode;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -63,6 +70,7 @@ export interface DaemonFlags {
   readonly state?: boolean | undefined;
   readonly stateDir?: string | undefined;
   readonly reconcileInterval?: string | undefined;
+  readonly unknownDestinations?: string | undefined;
 }
 
 /** DEFAULT_LISTEN is the original's listen address. */
@@ -73,6 +81,8 @@ export const DEFAULT_BODY_LIMIT = "64k";
 export const DEFAULT_STATE_DIR = "/var/lib/gorb";
 /** DEFAULT_RECONCILE_INTERVAL is the period of the reconcile of the kernel table with gorb's state. */
 export const DEFAULT_RECONCILE_INTERVAL = "30s";
+/** DEFAULT_UNKNOWN_DESTINATIONS: restore reports destinations it does not know and leaves them serving. */
+export const DEFAULT_UNKNOWN_DESTINATIONS: UnknownDestinationMode = "report";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
@@ -210,6 +220,15 @@ function stateDir(flags: DaemonFlags): string | null {
   return dir;
 }
 
+function unknownDestinations(text: string | undefined): UnknownDestinationMode {
+  if (text === undefined) return DEFAULT_UNKNOWN_DESTINATIONS;
+  const mode = UNKNOWN_DESTINATION_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    throw new DaemonOptionError("unknown-destinations", `must be one of ${UNKNOWN_DESTINATION_MODES.join(", ")}, got ${JSON.stringify(text)}`);
+  }
+  return mode;
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -230,6 +249,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
+    unknownDestinations: unknownDestinations(flags.unknownDestinations),
     configPath: null,
     declared: null,
   };

@@ -1,6 +1,7 @@
 /**
  * `gorb serve`: run the daemon. The flags are the original's (-l, -i, -f, -c, -v, plus --vip-interface for its
- * -vipi) and gorb's own (--token, --body-limit, --config, --state-dir, --no-state, --reconcile-interval). With
+ * -vipi) and gorb's own (--token, --body-limit, --config, --state-dir, --no-state, --reconcile-interval,
+ * --unknown-destinations). With
  * --config, the file's settings come first and the flags given override them (flags > GORB_TOKEN > file >
  * defaults); a file with an error stops the start with its location. They are checked here into
  * DaemonOptions; src/daemon/run.ts builds and runs the stack.
@@ -15,6 +16,7 @@ import {
   DEFAULT_BODY_LIMIT,
   DEFAULT_LISTEN,
   DEFAULT_RECONCILE_INTERVAL,
+  DEFAULT_UNKNOWN_DESTINATIONS,
   DEFAULT_STATE_DIR,
   DaemonOptionError,
   parseDaemonOptions,
@@ -106,6 +108,13 @@ const serve = defineCommand({
       description: `Repair drift of the kernel table every so often, e.g. 30s, 5m; 0 = never (default: ${DEFAULT_RECONCILE_INTERVAL})`,
       valueHint: "duration",
     },
+    "unknown-destinations": {
+      type: "string",
+      description:
+        "At start, destinations of gorb's services that the saved state does not know: report (leave them), adopt, or remove " +
+        `(default: ${DEFAULT_UNKNOWN_DESTINATIONS})`,
+      valueHint: "report|adopt|remove",
+    },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -125,6 +134,7 @@ const serve = defineCommand({
         state: boolArg(args, "state"),
         stateDir: stringArg(args, "state-dir"),
         reconcileInterval: stringArg(args, "reconcile-interval"),
+        unknownDestinations: stringArg(args, "unknown-destinations"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {

@@ -86,6 +86,7 @@ describe("gorb serve", () => {
         bodyLimitBytes: 1048576,
         stateDir: "/var/lib/gorb",
         reconcileIntervalMs: 30_000,
+        unknownDestinations: "report",
         configPath: null,
         declared: null,
       },

@@ -3,7 +3,6 @@ import { describe, expect, test } from "bun:test";
 import {
   observedTable,
   planOperations,
-  planRepairs,
   restoredWeight,
   unknownDestinations,
   type Operation,
@@ -46,15 +45,15 @@ function table(service: ServiceConfig, dests: Destination[]): ServiceWithDestina
   return [{ service: { ...service, stats: ZERO_STATS }, destinations: dests }];
 }
 
-describe("planRepairs", () => {
+describe("planOperations: differences", () => {
   test("equal configs need nothing, whatever the counters (a plain tunnel without options equals ipip/0/nocsum; no pe equals \"\")", () => {
     const wanted: WantedService[] = [{ id: "web", config: CONFIG, backends: [{ id: "b1", dest: { ...TUNNEL, tunnel: null } }] }];
-    expect(planRepairs(wanted, table({ ...CONFIG, pe: "" }, [TUNNEL]))).toEqual([]);
+    expect(planOperations(wanted, observedTable(table({ ...CONFIG, pe: "" }, [TUNNEL])))).toEqual([]);
   });
 
   test("each difference is one write with its reason", () => {
     const wanted: WantedService[] = [{ id: "web", config: { ...CONFIG, flags: { ...NO_FLAGS, sched1: true } }, backends: [{ id: "b1", dest: { ...TUNNEL, weight: 20, tunnel: { type: "gue", port: 6080, checksum: "csum" } } }] }];
-    expect(planRepairs(wanted, table(CONFIG, [TUNNEL])).map((r) => r.reason)).toEqual([
+    expect(planOperations(wanted, observedTable(table(CONFIG, [TUNNEL]))).map((r) => r.reason)).toEqual([
       "tcp 10.0.0.1:80: flags none in IPVS, want sched1",
       "10.1.0.1:80: weight 10 in IPVS, want 20, tunnel ipip:0:nocsum in IPVS, want gue:6080:csum",
     ]);
