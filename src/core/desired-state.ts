@@ -6,7 +6,7 @@
  * by destination key, and backends by health-watch id. Nothing here does I/O; the reconciler turns it into
  * IPVS writes (./reconcile.ts, ./kernel-writer.ts) and the change tracker into stored rows (./changes.ts).
  */
-import { destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import type { WeightState } from "../health/weight.ts";
 import type { Fields } from "./fields.ts";

@@ -4,9 +4,13 @@
  * scan), changes the desired state, and records in its Tx how to undo that, what to do once it is committed,
  * the rows it touched and the targets the reconciler must write. None of them writes IPVS; the only I/O is
  * the VIP claim of a new service (before anything is written, so a failure changes nothing).
+ *
+ * Log lines: services at info; backends at debug (a bulk load of thousands of backends would otherwise spend
+ * more time formatting log lines than changing IPVS; the event stream carries every change).
  */
 import type { Discovery } from "../discovery/discovery.ts";
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
 import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
@@ -201,7 +205,7 @@ export class Edits {
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     tx.after(() => {
       if (pulseChanged) this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
-      this.#p.log.info(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
+      this.#p.log.debug(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
       this.#p.events.publish("backend.changed", { service: service.id, backend: backend.id });
     });
   }
@@ -214,7 +218,7 @@ export class Edits {
     tx.target({ service: service.id, key: service.config.key, backends: [{ id: backend.id, key: destinationKeyOfBackend(backend) }] });
     tx.after(() => {
       this.#p.checks.remove(backend.watchId);
-      this.#p.log.info(`deleted backend ${q(backend.id)} of service ${q(service.id)}`);
+      this.#p.log.debug(`deleted backend ${q(backend.id)} of service ${q(service.id)}`);
       this.#p.events.publish("backend.deleted", { service: service.id, backend: backend.id });
     });
   }

@@ -29,7 +29,8 @@ import type { Discovery } from "../discovery/discovery.ts";
 import { NoDiscovery } from "../discovery/none.ts";
 import type { HealthUpdate } from "../health/monitor.ts";
 import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
@@ -698,7 +699,9 @@ export class Gorb {
     if (this.#closed) return;
     const step = applyHealthUpdates(this.#desired, updates, this.#policy);
     for (const t of step.transitions) {
-      const how = t.to.state === "down" ? "warn" : "info";
+      // A first "up" (a new backend passing its first check) is routine: debug, so a bulk load logs nothing per
+      // backend; going down is a warning, coming back up is news.
+      const how = t.to.state === "down" ? "warn" : t.from.state === "unknown" ? "debug" : "info";
       this.#log[how](`backend ${q(t.backend.id)} of service ${q(t.service.id)} is ${t.to.state}` + (t.to.message === "" ? "" : `: ${t.to.message}`));
       this.#events.publish("backend.health", {
         service: t.service.id,

@@ -6,7 +6,7 @@
  *
  * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted.
  */
-import { destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { IpvsError } from "../ipvs/errors.ts";
 import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceWithDestinations } from "../ipvs/types.ts";

@@ -2,7 +2,7 @@
  * The read side: what GET returns, built from the desired state, gorb's view of the kernel (effective
  * weights), the health checks' live view and one kernel read for the counters. Nothing here changes state.
  */
-import { destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { Destination } from "../ipvs/types.ts";
 import { desiredDestination, destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";

@@ -21,7 +21,8 @@
  *   - Order: service deletes first (they free addresses), then per service in the order given: the service,
  *     its backends in the order given, the destinations to delete.
  */
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type {
   DestinationConfig,
   DestinationKey,

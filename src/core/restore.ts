@@ -5,7 +5,8 @@
  *
  * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
  */
-import { describeDestination, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
 import { ConflictError } from "./errors.ts";
 import type { Fields } from "./fields.ts";

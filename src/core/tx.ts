@@ -4,7 +4,7 @@
  * and the part of the kernel it concerns (targets), so the reconciler writes, and on failure rolls back, only
  * that part.
  */
-import { destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationKey, ServiceKey } from "../ipvs/types.ts";
 import { desiredDestination, destinationKeyOfBackend, type DesiredState } from "./desired-state.ts";
 import type { WantedBackend, WantedService } from "./reconcile.ts";
