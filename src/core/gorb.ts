@@ -32,38 +32,30 @@ import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
-import type { DestinationConfig } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
-import { dryRunReport, type ApplyReport, type ChangeReport, replacementBody } from "./apply.ts";
+import { dryRunReport, type ApplyReport } from "./apply.ts";
 import { ChangeTracker } from "./changes.ts";
-import { DesiredState, type BackendRecord } from "./desired-state.ts";
+import { DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
-import { ConflictError, GorbError, UnavailableError, fromIpvsError } from "./errors.ts";
+import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
-import { UNKNOWN_HEALTH, type HealthChecks, type HealthChecksFactory } from "./health.ts";
+import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
 import { applyHealthUpdates } from "./health-weights.ts";
 import { checkId } from "./ids.ts";
-import { KernelWriter, type OperationResult } from "./kernel-writer.ts";
+import { KernelWriter } from "./kernel-writer.ts";
 import type { Logger } from "./logger.ts";
 import { silentLogger } from "./logger.ts";
-import {
-  BACKEND_FIELDS,
-  SERVICE_FIELDS,
-  backendFields,
-  backendPatchFields,
-  normalizeBackendFields,
-  normalizeServiceFields,
-  serviceFields,
-  servicePatchFields,
-} from "./normalize.ts";
-import { planApply, resolveDeclared, type ApplyStep, type DeclaredService, type ManagedService, type PlannedChange } from "./plan.ts";
+import { backendFields, backendPatchFields, normalizeServiceFields, serviceFields, servicePatchFields } from "./normalize.ts";
+import { planApply, resolveDeclared, type DeclaredService, type ManagedService } from "./plan.ts";
 import { Queries } from "./queries.ts";
-import { observedTable, planOperations, unknownDestinations, type Operation, type WantedService } from "./reconcile.ts";
+import { observedTable, planOperations, unknownDestinations, type Operation } from "./reconcile.ts";
 import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
-import { adoptedFields, adoptedId, loadSavedState } from "./restore.ts";
+import { adoptDestination, loadSavedState } from "./restore.ts";
+import { Transactions } from "./transactions.ts";
+import { runApplyPlan } from "./apply-runner.ts";
 import type { UnknownDestinationMode } from "./unknown-destinations.ts";
-import { fieldsToJson, type SavedState, type Source, type StateStore } from "./state.ts";
-import { Tx, mergeTargets, wantedFor } from "./tx.ts";
+import { type SavedState, type Source, type StateStore } from "./state.ts";
+import { Tx } from "./tx.ts";
 import { NoVipManager, type VipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "./views.ts";
@@ -164,12 +156,11 @@ export class Gorb {
   readonly #writer: KernelWriter;
   readonly #edits: Edits;
   readonly #queries: Queries;
+  readonly #tx: Transactions;
   readonly #queue: WorkQueue<Job>;
   readonly #pendingHealth: HealthUpdate[] = [];
   #healthQueued = false;
   #closed = false;
-  /** Set when a commit failed; cleared by a probe write that works. */
-  #storeDown = false;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
 
   constructor(options: GorbOptions) {
@@ -195,9 +186,21 @@ export class Gorb {
       defaultAddress: this.#defaultAddress,
     });
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
+    this.#tx = new Transactions({
+      desired: this.#desired,
+      writer: this.#writer,
+      store: this.#store,
+      vips: this.#vips,
+      events: this.#events,
+      log: this.#log,
+    });
     this.#queue = new WorkQueue<Job>(
       (job) => this.#runOne(job),
-      (jobs) => this.#runGroup(jobs),
+      (jobs) => {
+        if (!this.#closed) return this.#tx.runGroup(jobs);
+        for (const job of jobs) job.reject(new UnavailableError("shutdown", "gorb is shutting down"));
+        return Promise.resolve();
+      },
     );
   }
 
@@ -258,7 +261,7 @@ export class Gorb {
     normalizeServiceFields(fields); // refuse bad input before waiting for the lock
     return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       await this.#edits.createService(tx, id, fields, options.source ?? "api", resolver);
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -272,7 +275,7 @@ export class Gorb {
     const patch = servicePatchFields(body);
     return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       await this.#edits.updateService(tx, this.#queries.service(id), patch, resolver);
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -281,7 +284,7 @@ export class Gorb {
     checkId("service", id);
     return this.#mutation(async (tx) => {
       this.#edits.deleteService(tx, this.#queries.service(id));
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -311,7 +314,7 @@ export class Gorb {
     return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
       await this.#edits.createBackend(tx, service, backendId, fields, options.source ?? "api", resolver);
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -327,7 +330,7 @@ export class Gorb {
     return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
       await this.#edits.updateBackend(tx, service, this.#queries.backend(service, backendId), patch, resolver);
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -338,7 +341,7 @@ export class Gorb {
     return this.#mutation(async (tx) => {
       const service = this.#queries.service(serviceId);
       this.#edits.deleteBackend(tx, service, this.#queries.backend(service, backendId));
-      await this.#write(tx);
+      await this.#tx.write(tx);
     });
   }
 
@@ -381,8 +384,9 @@ export class Gorb {
           service.keep.add(destinationKeyId(dest));
           this.#log.warn(`restore: IPVS serves ${text}, which the saved state does not know; leaving it (--unknown-destinations report)`);
         } else if (mode === "adopt") {
-          this.#adoptDestination(service.id, dest, tracker);
-          this.#log.warn(`restore: IPVS serves ${text}, which the saved state does not know; adopted it as an API backend`);
+          const refused = adoptDestination(this.#desired, service, dest, (s, b) => this.#edits.watchId(s, b), tracker);
+          if (refused === null) this.#log.warn(`restore: IPVS serves ${text}, which the saved state does not know; adopted it as an API backend`);
+          else this.#log.error(`restore: cannot adopt ${text}: ${refused}; leaving it`);
         } else {
           this.#log.warn(`restore: IPVS serves ${text}, which the saved state does not know; removing it (--unknown-destinations remove)`);
         }
@@ -400,14 +404,8 @@ export class Gorb {
         const key = record.config.key;
         if (!isFwmarkKey(key)) this.#discovery.expose({ id: record.id, address: key.address, port: key.port, protocol: key.protocol });
       }
-      if (this.#store !== null && !tracker.empty) {
-        try {
-          await this.#store.commit(tracker.changes(this.#desired, this.#vips));
-        } catch (error) {
-          this.#storeDown = true;
-          this.#log.error(`cannot save the state to ${this.#store.location}: ${message(error)}`);
-        }
-      }
+      // Rows dropped or adopted; a failure is logged and refuses changes until the disk takes writes again.
+      await this.#tx.commitTracked(tracker).catch(() => undefined);
       this.#log.info(
         `restored ${this.#desired.size} service(s) and ${backends} backend(s) from ${this.#store?.location ?? "the saved state"}` +
           (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
@@ -453,13 +451,13 @@ export class Gorb {
     const hosts = declared.flatMap((s) => [s.fields.get("host"), ...s.backends.map((b) => b.fields.get("host"))]);
     const resolver = await prefetchHosts(hosts, this.#resolver);
     return this.#exclusive(async () => {
-      if (options.dryRun !== true) await this.#checkStore();
+      if (options.dryRun !== true) await this.#tx.checkStore();
       const wanted = await resolveDeclared(declared, resolver, this.#defaultAddress);
       const services = await this.#kernel(() => this.#driver.listServices());
       const foreign = services.map((s) => s.key).filter((k) => !this.#desired.hasKeyId(serviceKeyId(k)));
       const plan = planApply(this.managedServices(), wanted, foreign);
       if (options.dryRun === true) return dryRunReport(plan);
-      const report = await this.#runApply(plan, resolver);
+      const report = await runApplyPlan({ desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx }, plan, resolver);
       const failed = report.changes.filter((c) => c.status === "failed");
       if (plan.length > 0) this.#log.info(`applied the declarative set: ${plan.length - failed.length} change(s) done, ${failed.length} failed`);
       for (const c of failed) {
@@ -518,136 +516,12 @@ export class Gorb {
     }
   }
 
-  /** Run a group of requests: each on its own, then one commit for all; see the module comment. */
-  async #runGroup(jobs: readonly Job[]): Promise<void> {
-    try {
-      if (this.#closed) throw new UnavailableError("shutdown", "gorb is shutting down");
-      await this.#checkStore();
-    } catch (error) {
-      for (const job of jobs) job.reject(error);
-      return;
-    }
-    const done: { job: Job; tx: Tx; result: unknown }[] = [];
-    for (const job of jobs) {
-      const tx = new Tx();
-      try {
-        done.push({ job, tx, result: await job.section(tx) });
-      } catch (error) {
-        job.reject(error);
-      }
-    }
-    try {
-      await this.#commit(done.map((d) => d.tx));
-    } catch (error) {
-      for (const d of [...done].reverse()) await this.#rollback(d.tx);
-      for (const d of done) d.job.reject(error);
-      return;
-    }
-    for (const d of done) {
-      await d.tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${message(error)}`));
-      d.job.resolve(d.result);
-    }
-  }
-
-  /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
-  async #checkStore(): Promise<void> {
-    if (this.#closed) throw new UnavailableError("shutdown", "gorb is shutting down");
-    const store = this.#store;
-    if (store === null || !this.#storeDown) return;
-    try {
-      if (store.probe !== undefined) await store.probe();
-      else await store.commit({ putServices: [], deleteServices: [], putBackends: [], deleteBackends: [] });
-    } catch (error) {
-      throw new UnavailableError(
-        "state",
-        `gorb cannot save its state to ${store.location} (${message(error)}); changes are refused until it can`,
-        { cause: error },
-      );
-    }
-    this.#storeDown = false;
-    this.#log.info(`the state can be saved to ${store.location} again; changes are accepted`);
-  }
-
-  /** Commit the rows the changes touched, in one transaction; a failure marks the store down and throws 503. */
-  async #commit(txs: readonly Tx[]): Promise<void> {
-    const store = this.#store;
-    if (store === null) return;
-    const tracker = new ChangeTracker();
-    for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
-    if (tracker.empty) return;
-    try {
-      await store.commit(tracker.changes(this.#desired, this.#vips));
-    } catch (error) {
-      this.#storeDown = true;
-      this.#log.error(`cannot save the state to ${store.location}: ${message(error)}`);
-      throw new UnavailableError(
-        "state",
-        `the change could not be saved to ${store.location} (${message(error)}) and was undone; ` +
-          "changes are refused until the state can be saved again",
-        { cause: error },
-      );
-    }
-  }
-
-  // ---- writing the kernel -------------------------------------------------------------------------------
-
-  /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
-  async #write(tx: Tx): Promise<void> {
-    const results = await this.#execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
-    const failed = results.find((r) => r.error !== null);
-    if (failed !== undefined) {
-      await this.#rollback(tx);
-      throw fromIpvsError(failed.error);
-    }
-    tx.after(() => this.#weightEvents(results));
-  }
-
-  /** Undo a change's edits and write its targets back to the previous desired state. */
-  async #rollback(tx: Tx): Promise<void> {
-    tx.undoEdits();
-    const results = await this.#execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
-    for (const r of results) {
-      if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
-    }
-    await tx.releaseClaims();
-  }
-
-  /** Plan `wanted` against gorb's view of the kernel and run it as one batch; log deletes already done. */
-  async #execute(wanted: readonly WantedService[]): Promise<OperationResult[]> {
-    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
-    for (const r of results) {
-      if (!r.gone) continue;
-      const op = r.operation.op;
-      if (op.op === "delete-service") this.#log.warn(`service ${q(r.operation.service)} (${describeService(op.key)}) was already gone from IPVS`);
-      else if (op.op === "delete-destination") {
-        this.#log.warn(`backend ${q(r.operation.backend ?? "")} (${describeDestination(op.destination)}) was already gone`);
-      }
-    }
-    return results;
-  }
-
-  /** Publish backend.weight for every effective weight the kernel now has differently. */
-  #weightEvents(results: readonly OperationResult[]): void {
-    for (const r of results) {
-      const op = r.operation.op;
-      if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null) continue;
-      const from = r.before?.weight;
-      if (from === undefined || from === op.destination.weight) continue;
-      const backend = this.#desired.service(r.operation.service)?.backends.get(r.operation.backend);
-      this.#events.publish("backend.weight", {
-        service: r.operation.service,
-        backend: r.operation.backend,
-        from,
-        to: op.destination.weight,
-        configured: backend?.spec.weight ?? op.destination.weight,
-      });
-    }
-  }
+  // ---- the kernel ---------------------------------------------------------------------------------------
 
   /** Run repairs in one batch; log, count and publish each one. */
   async #repair(operations: readonly Operation[]): Promise<RepairReport[]> {
     const results = await this.#writer.run(operations);
-    this.#weightEvents(results);
+    this.#tx.weightEvents(results);
     const reports = results.map((r): RepairReport => {
       const { service, backend, reason } = r.operation;
       const where = backend === null ? `service ${q(service)}` : `backend ${q(backend)} of service ${q(service)}`;
@@ -719,7 +593,7 @@ export class Gorb {
     }
     const wanted = [...step.touched].map(([service, ids]) => this.#desired.wanted(service, ids));
     const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
-    this.#weightEvents(results);
+    this.#tx.weightEvents(results);
     for (const r of results) {
       if (r.error === null) continue;
       const op = r.operation.op;
@@ -730,119 +604,5 @@ export class Gorb {
     }
   }
 
-  // ---- apply --------------------------------------------------------------------------------------------
-
-  /** Run a plan: edits per change, one kernel batch, undo of the changes the kernel refused, one commit. */
-  async #runApply(plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
-    const txs = plan.map(() => new Tx());
-    const errors: (string | null)[] = plan.map(() => null);
-    for (const [i, change] of plan.entries()) {
-      const tx = txs[i] as Tx;
-      try {
-        for (const step of change.steps) await this.#applyStep(tx, step, resolver);
-      } catch (error) {
-        tx.undoEdits();
-        await tx.releaseClaims();
-        errors[i] = message(error);
-      }
-    }
-    const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
-    const owner = new Map<string, number>();
-    for (const i of live) {
-      const c = plan[i] as PlannedChange;
-      for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0000`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
-    }
-    const results = await this.#execute(wantedFor(this.#desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
-    for (const r of results) {
-      if (r.error === null) continue;
-      const { service, backend } = r.operation;
-      const i = owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
-      if (i !== undefined && errors[i] === null) errors[i] = fromIpvsError(r.error).message;
-    }
-    const failed = live.filter((i) => errors[i] !== null);
-    const published = results.filter((r) => {
-      const { service, backend } = r.operation;
-      const i = owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`);
-      return i === undefined || errors[i] === null;
-    });
-    for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
-    if (failed.length > 0) {
-      const back = await this.#execute(wantedFor(this.#desired, mergeTargets(failed.flatMap((i) => (txs[i] as Tx).targets))));
-      for (const r of back) if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
-      for (const i of failed) await (txs[i] as Tx).releaseClaims();
-    }
-    const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
-    try {
-      await this.#commit(succeeded);
-    } catch (error) {
-      for (const tx of [...succeeded].reverse()) tx.undoEdits();
-      await this.#execute(wantedFor(this.#desired, mergeTargets(succeeded.flatMap((tx) => tx.targets))));
-      for (const tx of succeeded) await tx.releaseClaims();
-      throw error;
-    }
-    for (const tx of succeeded) await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${message(error)}`));
-    this.#weightEvents(published);
-    const changes = plan.map((c, i): ChangeReport => {
-      const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };
-      const error = errors[i];
-      return error === null || error === undefined ? { ...base, status: "done" } : { ...base, status: "failed", error };
-    });
-    return { dry_run: false, ok: changes.every((c) => c.status === "done"), changes };
-  }
-
-  async #applyStep(tx: Tx, step: ApplyStep, resolver: HostResolver): Promise<void> {
-    const service = () => this.#queries.service(step.service);
-    switch (step.kind) {
-      case "create-service":
-        return this.#edits.createService(tx, step.service, serviceFields(fieldsToJson(step.fields)), "file", resolver);
-      case "update-service":
-        return this.#edits.updateService(tx, service(), servicePatchFields(replacementBody(SERVICE_FIELDS, step.fields)), resolver);
-      case "delete-service":
-        return this.#edits.deleteService(tx, service());
-      case "create-backend":
-        return this.#edits.createBackend(tx, service(), step.backend, backendFields(fieldsToJson(step.fields)), step.source, resolver);
-      case "update-backend": {
-        const s = service();
-        const patch = backendPatchFields(replacementBody(BACKEND_FIELDS, step.fields));
-        return this.#edits.updateBackend(tx, s, this.#queries.backend(s, step.backend), patch, resolver);
-      }
-      case "delete-backend": {
-        const s = service();
-        return this.#edits.deleteBackend(tx, s, this.#queries.backend(s, step.backend));
-      }
-      case "take-over": {
-        const s = service();
-        return this.#edits.setSource(tx, s, step.backend === null ? null : this.#queries.backend(s, step.backend), "file");
-      }
-    }
-  }
-
-  /** Restore: take a destination the state does not know as an API-owned backend with pulse none. */
-  #adoptDestination(serviceId: string, dest: DestinationConfig, tracker: ChangeTracker): void {
-    const service = this.#desired.service(serviceId);
-    if (service === undefined) return;
-    const fields = adoptedFields(dest);
-    try {
-      const spec = normalizeBackendFields(fields, service.spec);
-      const id = adoptedId(dest, (taken) => service.backends.has(taken));
-      const backend: BackendRecord = {
-        id,
-        source: "api",
-        watchId: this.#edits.watchId(serviceId, id),
-        fields,
-        spec,
-        address: { address: dest.address, family: dest.family },
-        health: UNKNOWN_HEALTH,
-        weight: { effective: spec.weight, recovering: false },
-      };
-      this.#desired.addBackend(service, backend);
-      tracker.touch(serviceId, id);
-    } catch (error) {
-      if (error instanceof GorbError) {
-        service.keep.add(destinationKeyId(dest));
-        this.#log.error(`restore: cannot adopt ${describeDestination(dest)} of service ${q(serviceId)}: ${error.message}; leaving it`);
-      } else throw error;
-    }
-  }
 }
 

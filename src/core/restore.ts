@@ -8,10 +8,12 @@
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
-import { ConflictError } from "./errors.ts";
+import { ConflictError, GorbError } from "./errors.ts";
+import type { ChangeTracker } from "./changes.ts";
+import type { BackendSpec } from "./model.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH } from "./health.ts";
-import type { BackendRecord, ServiceRecord } from "./desired-state.ts";
+import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { checkId } from "./ids.ts";
 import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
@@ -132,4 +134,40 @@ export function adoptedId(dest: DestinationConfig, taken: (id: string) => boolea
   let id = base;
   for (let n = 2; taken(id); n++) id = `${base}-${n}`;
   return id;
+}
+
+/**
+ * Take a destination the saved state does not know as an API-owned backend with pulse none, at the weight the
+ * kernel has; marks its row for the next commit. When its fields do not make a valid backend, it is kept
+ * (left serving) and the reason returned.
+ */
+export function adoptDestination(
+  desired: DesiredState,
+  service: ServiceRecord,
+  dest: DestinationConfig,
+  watchId: (service: string, backend: string) => string,
+  tracker: ChangeTracker,
+): string | null {
+  const fields = adoptedFields(dest);
+  let spec: BackendSpec;
+  try {
+    spec = normalizeBackendFields(fields, service.spec);
+  } catch (error) {
+    if (!(error instanceof GorbError)) throw error;
+    service.keep.add(destinationKeyId(dest));
+    return error.message;
+  }
+  const id = adoptedId(dest, (taken) => service.backends.has(taken));
+  desired.addBackend(service, {
+    id,
+    source: "api",
+    watchId: watchId(service.id, id),
+    fields,
+    spec,
+    address: { address: dest.address, family: dest.family },
+    health: UNKNOWN_HEALTH,
+    weight: { effective: spec.weight, recovering: false },
+  });
+  tracker.touch(service.id, id);
+  return null;
 }
