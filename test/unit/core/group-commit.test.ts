@@ -99,3 +99,53 @@ describe("group commit", () => {
     expect(driver.peek()[0]?.destinations.map((d) => d.weight)).toEqual([0]);
   });
 });
+
+describe("apply and the store", () => {
+  const declared = [
+    {
+      id: "api",
+      fields: new Map<string, unknown>([["host", "10.0.0.2"], ["port", 443]]),
+      backends: [{ id: "a1", fields: new Map<string, unknown>([["host", "10.1.0.21"]]) }],
+    },
+  ];
+
+  test("an apply whose commit fails answers 503 and leaves the kernel and gorb as they were", async () => {
+    const { gorb, store, driver } = await withWeb();
+    const before = driver.peek();
+    store.failNext("No space left on device");
+    expect(await outcome(gorb.apply(declared))).toBe("503 UNAVAILABLE");
+    expect(driver.peek()).toEqual(before);
+    expect(gorb.listServices()).toEqual(["web"]);
+    // The store writes again: the same apply goes through.
+    expect((await gorb.apply(declared)).ok).toBe(true);
+    expect(store.services.get("api")?.source).toBe("file");
+  });
+
+  test("while the store cannot write, an apply is refused before the kernel is touched (a dry run still plans)", async () => {
+    const { gorb, store, driver } = await withWeb();
+    store.failNext("No space left on device");
+    expect(await outcome(gorb.deleteBackend("web", "b0"))).toBe("503 UNAVAILABLE");
+    store.broken = "No space left on device";
+    driver.clearWrites();
+    expect(await outcome(gorb.apply(declared))).toBe("503 UNAVAILABLE");
+    expect(driver.writes()).toEqual([]);
+    expect((await gorb.apply(declared, { dryRun: true })).changes.map((c) => c.action)).toEqual(["create", "create"]);
+  });
+});
+
+describe("health updates", () => {
+  test("updates that arrive together are written as one kernel batch", async () => {
+    const { gorb, driver, health } = await withWeb();
+    for (const host of hosts) await gorb.createBackend("web", host, { host });
+    let batches = 0;
+    const apply = driver.apply.bind(driver);
+    driver.apply = (ops) => {
+      batches++;
+      return apply(ops);
+    };
+    for (const host of hosts) health.report("web", host, "down");
+    await gorb.idle();
+    expect(batches).toBe(1);
+    expect(driver.peek()[0]?.destinations.filter((d) => d.weight === 0)).toHaveLength(5);
+  });
+});
