@@ -26,6 +26,9 @@ export const ServiceBody = t.Object(
     family: t.Optional(Family),
     pe: t.Optional(t.Literal("sip")),
     one_packet: t.Optional(t.Boolean({ description: "one-packet scheduling (udp and fwmark only)" })),
+    panic_threshold: t.Optional(
+      t.Integer({ minimum: 0, maximum: 100, description: "percent of backends down at once above which gorb keeps their weights (panic mode); 0 = off" }),
+    ),
   },
   { additionalProperties: true },
 );

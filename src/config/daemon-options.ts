@@ -8,6 +8,7 @@
 import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
 import type { DeclaredService } from "../core/plan.ts";
+import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -58,6 +59,12 @@ export interface DaemonOptions {
   readonly stateDir: string | null;
   /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
   readonly reconcileIntervalMs: number;
+  /**
+   * What restore does with destinations the kernel serves in a gorb service and the saved state does not know
+   * (added while the state could not be saved, or by hand): report them and leave them, adopt them as API
+   * backends (pulse none), or remove them.
+   */
+  readonly unknownDestinations: UnknownDestinationMode;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -91,6 +98,7 @@ export interface DaemonFlags {
   readonly tlsKey?: string | undefined;
   readonly consulToken?: string | undefined;
   readonly consulTokenFile?: string | undefined;
+  readonly unknownDestinations?: string | undefined;
 }
 
 /**
@@ -106,6 +114,8 @@ export const DEFAULT_BODY_LIMIT = "64k";
 export const DEFAULT_STATE_DIR = "/var/lib/gorb";
 /** DEFAULT_RECONCILE_INTERVAL is the period of the reconcile of the kernel table with gorb's state. */
 export const DEFAULT_RECONCILE_INTERVAL = "30s";
+/** DEFAULT_UNKNOWN_DESTINATIONS: restore reports destinations it does not know and leaves them serving. */
+export const DEFAULT_UNKNOWN_DESTINATIONS: UnknownDestinationMode = "report";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
@@ -309,6 +319,15 @@ function tls(flags: DaemonFlags): DaemonOptions["tls"] {
   return { certFile, keyFile };
 }
 
+function unknownDestinations(text: string | undefined): UnknownDestinationMode {
+  if (text === undefined) return DEFAULT_UNKNOWN_DESTINATIONS;
+  const mode = UNKNOWN_DESTINATION_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    throw new DaemonOptionError("unknown-destinations", `must be one of ${UNKNOWN_DESTINATION_MODES.join(", ")}, got ${JSON.stringify(text)}`);
+  }
+  return mode;
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -334,6 +353,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
+    unknownDestinations: unknownDestinations(flags.unknownDestinations),
     configPath: null,
     declared: null,
   };

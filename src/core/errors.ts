@@ -78,17 +78,6 @@ export class KernelError extends GorbError {
   }
 }
 
-/**
- * StateError reports a change that was made (in IPVS and in gorb) but could not be saved to disk (500): it is
- * live, but a restart before the next successful save would lose it. Gorb retries the save with the next change.
- */
-export class StateError extends GorbError {
-  override readonly name = "StateError";
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(500, "STATE", message, options);
-  }
-}
 
 /**
  * UnavailableError reports a mutation refused before anything was touched because a part gorb needs to keep
@@ -164,7 +153,3 @@ export function fromIpvsError(error: unknown): GorbError {
   }
 }
 
-/** True when `error` is an IpvsError with errno name `code` (e.g. "ESRCH"). */
-export function hasErrno(error: unknown, code: string): error is IpvsError {
-  return error instanceof IpvsError && error.code === code;
-}

@@ -13,6 +13,8 @@ export const DEFAULT_SCHEDULER = "wrr";
 export const DEFAULT_PROTOCOL: Protocol = "tcp";
 /** Persistence timeout in seconds when `persistent` is true and no `persistence_timeout` is given. */
 export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
+/** Panic threshold (percent of a service's backends down at once) when the client gives none: 0 = off. */
+export const DEFAULT_PANIC_THRESHOLD = 0;
 /** Backend weight when the client gives none. */
 export const DEFAULT_WEIGHT = 100;
 /** Largest weight IPVS accepts (the kernel stores it in an int). */
@@ -69,6 +71,11 @@ export interface ServiceSpec {
   /** Persistence engine ("sip") or null. */
   readonly pe: string | null;
   readonly onePacket: boolean;
+  /**
+   * Percent 0..100 of the service's backends that may be down at once before gorb stops draining (panic mode:
+   * the weights are kept, as Envoy does); 0 = off.
+   */
+  readonly panicThreshold: number;
 }
 
 /** Tunnel options of a tunnel backend. */

@@ -28,6 +28,7 @@ import {
 } from "./fields.ts";
 import {
   BACKEND_METHODS,
+  DEFAULT_PANIC_THRESHOLD,
   DEFAULT_PERSISTENCE_TIMEOUT,
   DEFAULT_PROTOCOL,
   DEFAULT_SCHEDULER,
@@ -56,6 +57,7 @@ export const SERVICE_FIELDS = [
   "family",
   "pe",
   "one_packet",
+  "panic_threshold",
 ] as const;
 
 /** Wire names of the backend fields (lower case). `vsid` is accepted and ignored, as gorb keys by URL. */
@@ -182,6 +184,7 @@ export function normalizeServiceFields(fields: Fields): ServiceSpec {
   if (onePacket && fwmark === null && protocol !== "udp") {
     throw new ValidationError("one_packet", `is only for udp and fwmark services, not ${protocol}`);
   }
+  const panicThreshold = intField(fields, "panic_threshold", 0, 100, DEFAULT_PANIC_THRESHOLD);
   return {
     host,
     port,
@@ -195,6 +198,7 @@ export function normalizeServiceFields(fields: Fields): ServiceSpec {
     family,
     pe,
     onePacket,
+    panicThreshold,
   };
 }
 

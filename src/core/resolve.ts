@@ -168,3 +168,69 @@ export function resolveBackendAddress(
     prefer: service.family,
   });
 }
+
+/** How long a DNS lookup may take before the request is refused (field "host"). */
+export const DEFAULT_RESOLVE_TIMEOUT_MS = 2000;
+
+/** ResolveTimeoutError: a name did not resolve in time; `ms` is the limit. */
+export class ResolveTimeoutError extends Error {
+  override readonly name = "ResolveTimeoutError";
+  readonly ms: number;
+
+  constructor(ms: number) {
+    super(`did not resolve within ${ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`}`);
+    this.ms = ms;
+  }
+}
+
+/** `resolver` with a time limit: a lookup still running after `ms` rejects with ResolveTimeoutError. */
+export function withTimeout(resolver: HostResolver, ms: number): HostResolver {
+  return (host) =>
+    new Promise<readonly ResolvedAddress[]>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ResolveTimeoutError(ms)), ms);
+      resolver(host).then(
+        (found) => {
+          clearTimeout(timer);
+          resolve(found);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+}
+
+/** The DNS names among `hosts` (address literals and empty hosts need no lookup). */
+export function namesOf(hosts: Iterable<unknown>): Set<string> {
+  const names = new Set<string>();
+  for (const host of hosts) {
+    if (typeof host === "string" && host !== "" && addressFamily(host) === null && /^[A-Za-z0-9_.-]+$/.test(host)) names.add(host);
+  }
+  return names;
+}
+
+/**
+ * Look every DNS name among `hosts` up now, in parallel (gorb calls this before it takes its lock, so a slow
+ * resolver never holds up other requests or health-driven drains), and return a resolver that answers from
+ * those results: the same answers or errors, without waiting again. A name that was not looked up goes to
+ * `resolver` (already time-limited).
+ */
+export async function prefetchHosts(hosts: Iterable<unknown>, resolver: HostResolver): Promise<HostResolver> {
+  const results = new Map<string, { ok: true; found: readonly ResolvedAddress[] } | { ok: false; error: unknown }>();
+  await Promise.all(
+    [...namesOf(hosts)].map(async (name) => {
+      try {
+        results.set(name, { ok: true, found: await resolver(name) });
+      } catch (error) {
+        results.set(name, { ok: false, error });
+      }
+    }),
+  );
+  return async (host) => {
+    const known = results.get(host);
+    if (known === undefined) return resolver(host);
+    if (known.ok) return known.found;
+    throw known.error;
+  };
+}

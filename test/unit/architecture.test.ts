@@ -56,6 +56,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * when an entry is no longer exported or src/ starts importing it, so the list only shrinks.
  */
 const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
+  "src/core/resolve.ts ResolveTimeoutError": "tests check the slow-DNS error by class (test/unit/core/lock.test.ts)",
   "ffi/libc.ts SHUT_RDWR": "unit-tested directly (connection shedder tests shut sockets down)",
   "ffi/library-path.ts cachePaths": "unit-tested directly in test/unit/ffi/libnl.test.ts (ld.so.cache reader)",
   "ffi/library-path.ts libraryDirs": "unit-tested directly in test/unit/ffi/libnl.test.ts",
@@ -128,8 +129,6 @@ const NOT_IMPORTED: readonly string[] = [
   "src/config/daemon-options.ts MIN_RECONCILE_INTERVAL_MS",
   "src/config/schema.ts CONFIG_KEYS",
   "src/config/services.ts isMapping",
-  "src/core/apply.ts replacementBody",
-  "src/core/errors.ts UnavailableError",
   "src/core/fields.ts checkInt",
   "src/core/ids.ts MAX_ID_LENGTH",
   "src/core/reconcile.ts destinationDifferences",

@@ -83,6 +83,7 @@ describe("parseDaemonOptions", () => {
       bodyLimitBytes: 65536,
       stateDir: "/var/lib/gorb",
       reconcileIntervalMs: 30_000,
+      unknownDestinations: "report",
       configPath: null,
       declared: null,
     });
@@ -130,6 +131,7 @@ describe("parseDaemonOptions", () => {
       bodyLimitBytes: 1048576,
       stateDir: "/srv/gorb",
       reconcileIntervalMs: 300_000,
+      unknownDestinations: "report",
       configPath: null,
       declared: null,
     });

@@ -94,6 +94,7 @@ describe("gorb serve", () => {
         bodyLimitBytes: 1048576,
         stateDir: "/var/lib/gorb",
         reconcileIntervalMs: 30_000,
+        unknownDestinations: "report",
         configPath: null,
         declared: null,
       },

@@ -6,7 +6,6 @@ import {
   NotFoundError,
   ValidationError,
   fromIpvsError,
-  hasErrno,
 } from "../../../src/core/errors.ts";
 import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
 import { ipvsErrorFor } from "../../../src/ipvs/messages.ts";
@@ -82,8 +81,4 @@ describe("fromIpvsError", () => {
     expect([error.status, error.message, error.cause]).toEqual([500, "internal error: boom", boom]);
   });
 
-  test("hasErrno", () => {
-    expect(hasErrno(new IpvsError("flush", ERRNO.ESRCH, "x"), "ESRCH")).toBe(true);
-    expect(hasErrno(new Error("ESRCH"), "ESRCH")).toBe(false);
-  });
 });

@@ -42,6 +42,7 @@ describe("normalizeService", () => {
       family: null,
       pe: null,
       onePacket: false,
+      panicThreshold: 0,
     });
   });
 
@@ -258,5 +259,13 @@ describe("PATCH merging", () => {
     const base = serviceFields({ port: 80, persistent: true, persistence_timeout: 60 });
     const spec = normalizeServiceFields(patchServiceFields(base, servicePatchFields({ Persistent: false })));
     expect(spec).toMatchObject({ persistent: false, persistenceTimeout: 0 });
+  });
+});
+
+describe("panic_threshold", () => {
+  test("is a percent 0-100, default 0 (off)", () => {
+    expect(normalizeService({ port: 80, panic_threshold: 50 }).panicThreshold).toBe(50);
+    expect(() => normalizeService({ port: 80, panic_threshold: 101 })).toThrow("panic_threshold: must be 0-100");
+    expect(() => normalizeService({ port: 80, panic_threshold: -1 })).toThrow("panic_threshold");
   });
 });
