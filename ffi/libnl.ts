@@ -79,6 +79,8 @@ export function libnlLoaded(): boolean {
 
 /** NLE_OBJ_NOTFOUND: genl_ctrl_resolve's answer for an unknown family. */
 const NLE_OBJ_NOTFOUND = 12;
+/** NLE_AGAIN: libnl's code for EAGAIN (a send that hit SO_SNDTIMEO). */
+export const NLE_AGAIN = 4;
 
 /** Load libnl-3 and libnl-genl-3 (once) and return the wrapped calls. */
 export function openLibnl(): Libnl {
