@@ -47,6 +47,7 @@ describe("services", () => {
         family: "inet",
         pe: "",
         one_packet: false,
+        panic_threshold: 0,
         address: "10.0.0.1",
       },
       health: 1,
