@@ -28,7 +28,7 @@ function pulseArg(name: string): TSchema {
 export const PulseBody = Type.Object(
   {
     type: Type.Optional(
-      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: "probe type", default: PULSE_TYPES[0] }),
+      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")` }),
     ),
     interval: Type.Optional(
       Type.String({ maxLength: MAX_LENGTH.pulseInterval, description: "time between checks: 5s, 1m, 2h, 500ms (at least 100ms)" }),
@@ -44,7 +44,9 @@ export const PulseBody = Type.Object(
 
 /** The TypeBox schema of one field. */
 function fieldSchema(def: FieldDef): TSchema {
-  const meta = { description: def.description, ...(def.default === undefined ? {} : { default: def.default }) };
+  // Defaults go into the description, not a `default` keyword: Elysia would fill those in before core sees
+  // the body, and "left out" must stay distinguishable from "given" (e.g. persistence_timeout needs persistent).
+  const meta = { description: def.default === undefined ? def.description : `${def.description} (default: ${JSON.stringify(def.default)})` };
   switch (def.kind) {
     case "integer":
       return Type.Integer({

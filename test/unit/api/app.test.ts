@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
-import { BackendBody, ServiceBody } from "../../../src/api/models.ts";
+import { BackendBody, ServiceBody } from "../../../src/contract/schemas.ts";
 import { BACKEND_FIELDS, SERVICE_FIELDS } from "../../../src/core/normalize.ts";
 import { makeGorb, type TestStack } from "../core/fakes.ts";
 
@@ -110,7 +110,9 @@ describe("the seed README's requests", () => {
     const target = health.target("web", "web-1");
     expect([target.options.type as string, target.options.intervalMs]).toEqual([type, 5000]);
     const info = json(await call("GET", "/service/web/web-1")) as { options: { pulse: unknown } };
-    expect(info.options.pulse).toEqual({ type, interval: "5s", args: { method: "GET", path: "/health", expect: 200 } });
+    // http reads these args; tcp and none read none of them, so they are dropped rather than kept and echoed.
+    const args = type === "http" ? { method: "GET", path: "/health", expect: 200 } : {};
+    expect(info.options.pulse).toEqual({ type, interval: "5s", args });
   });
 
   test("pulse args as digit strings (what sky-uk/feed sends) work too", async () => {
