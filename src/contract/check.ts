@@ -139,7 +139,11 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
       if (typeof value !== "string") return `must be a string, got ${got}`;
       return `must be one of ${literals.join(", ")}, got ${got}`;
     }
-    return `must be ${options.map((s) => String((s as { type?: unknown }).type)).join(" or ")}, got ${got}`;
+    // A value of one member's type is described against that member ("at most 2048 characters").
+    const kind = typeof value === "number" && Number.isInteger(value) ? ["integer", "number"] : [typeof value];
+    const same = options.find((s) => kind.includes(String((s as { type?: unknown }).type)));
+    if (same !== undefined) return problemOf(same, value, root);
+    return `must be ${options.map((s) => `a ${String((s as { type?: unknown }).type)}`).join(" or ")}, got ${got}`;
   }
   const single = options[0] ?? schema;
   const type = (single as { type?: unknown }).type;

@@ -117,6 +117,8 @@ export interface GorbOptions {
   readonly resolver?: HostResolver;
   /** Address for services created without `host` (the first address of the -i interface). @default null */
   readonly defaultAddress?: string | null;
+  /** The VIP interface's name (--vip-interface): a loopback VIP is accepted only on "lo". @default null */
+  readonly vipInterface?: string | null;
   readonly logger?: Logger;
   /** Keeps every accepted change on disk (see ./state.ts). @default none: nothing survives a restart */
   readonly store?: StateStore;
@@ -200,6 +202,7 @@ export class Gorb {
   readonly #discovery: Discovery;
   readonly #resolver: HostResolver;
   readonly #defaultAddress: string | null;
+  readonly #vipInterface: string | null;
   readonly #log: Logger;
   readonly #mutex = new AsyncMutex();
   readonly #services = new Map<string, ServiceRecord>();
@@ -224,6 +227,7 @@ export class Gorb {
     this.#discovery = options.discovery ?? new NoDiscovery();
     this.#resolver = options.resolver ?? dnsResolver();
     this.#defaultAddress = options.defaultAddress ?? null;
+    this.#vipInterface = options.vipInterface ?? null;
     this.#log = options.logger ?? silentLogger;
     this.#store = options.store ?? null;
     this.#checks = options.health((update) => {
@@ -284,7 +288,7 @@ export class Gorb {
     const spec = normalizeServiceFields(fields);
     return this.#locked(async () => {
       if (this.#services.has(id)) throw new ConflictError(`service ${JSON.stringify(id)} already exists`);
-      const key = await resolveServiceKey(spec, this.#resolver, this.#defaultAddress);
+      const key = await resolveServiceKey(spec, this.#resolver, this.#defaultAddress, this.#vipInterface);
       const config = toServiceConfig(spec, key);
       this.#checkServiceKeyFree(key);
       const claimed = await this.#claimVip(id, key);
@@ -326,7 +330,7 @@ export class Gorb {
       const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
       let key = record.config.key;
       if (touchesIdentity.length > 0) {
-        const next = await resolveServiceKey(spec, this.#resolver, this.#defaultAddress);
+        const next = await resolveServiceKey(spec, this.#resolver, this.#defaultAddress, this.#vipInterface);
         if (serviceKeyId(next) !== serviceKeyId(key)) {
           throw new ValidationError(
             touchesIdentity[0] ?? "host",
@@ -700,7 +704,7 @@ export class Gorb {
   apply(declared: readonly DeclaredService[], options: { readonly dryRun?: boolean } = {}): Promise<ApplyReport> {
     return this.#applyMutex.run(async () => {
       if (this.#closed) throw new KernelError("gorb is shutting down", "");
-      const wanted = await resolveDeclared(declared, this.#resolver, this.#defaultAddress);
+      const wanted = await resolveDeclared(declared, this.#resolver, this.#defaultAddress, this.#vipInterface);
       const table = await this.#kernel(() => this.#driver.snapshot());
       const mine = new Set([...this.#services.values()].map((s) => serviceKeyId(s.config.key)));
       const foreign = table.map((e) => e.service.key).filter((k) => !mine.has(serviceKeyId(k)));

@@ -82,6 +82,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     ...(vip ? { vip } : {}),
     discovery,
     defaultAddress,
+    vipInterface: options.vipInterface,
     logger: log.withTag("core"),
     ...(store !== null ? { store } : {}),
   });
