@@ -5,7 +5,7 @@
  *   listen: "127.0.0.1:4672"        interface: eth0          flush: false
  *   consul: http://127.0.0.1:8500   vip_interface: lo        token: secret
  *   body_limit: 64k                 state: true              state_dir: /var/lib/gorb
- *   reconcile_interval: 30s
+ *   reconcile_interval: 30s         max_services: 1000       max_backends: 20000
  *   services:
  *     web:                          # the service id, as in PUT /service/web
  *       host: 10.0.0.1              # PUT /service/web's body
@@ -35,6 +35,8 @@ const SETTINGS = {
   state: { flag: "state", type: "boolean" },
   state_dir: { flag: "stateDir", type: "string" },
   reconcile_interval: { flag: "reconcileInterval", type: "interval" },
+  max_services: { flag: "maxServices", type: "count" },
+  max_backends: { flag: "maxBackends", type: "count" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;
@@ -72,6 +74,12 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
       case "size":
         if (typeof value !== "string" && !(typeof value === "number" && Number.isInteger(value))) {
           throw new PathError([key], `must be a size such as 64k or a number of bytes, got ${describeValue(value)}`);
+        }
+        flags[spec.flag] = String(value);
+        break;
+      case "count":
+        if (!(typeof value === "number" && Number.isInteger(value)) && value !== "unlimited") {
+          throw new PathError([key], `must be a whole number (0 or "unlimited": no limit), got ${describeValue(value)}`);
         }
         flags[spec.flag] = String(value);
         break;

@@ -18,7 +18,8 @@ export type GorbErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "TOO_LARGE"
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  | "LIMIT";
 
 /** GorbError is the base of every error gorb reports to a client. */
 export class GorbError extends Error {
@@ -62,6 +63,24 @@ export class ConflictError extends GorbError {
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(409, "CONFLICT", message, options);
+  }
+}
+
+/**
+ * LimitError reports a create refused because gorb already holds as many services or backends as it is
+ * allowed to (--max-services, --max-backends): 409, code LIMIT. A conflict with the current state, not a bad
+ * request: the same request succeeds once something is deleted or the limit is raised.
+ */
+export class LimitError extends GorbError {
+  override readonly name = "LimitError";
+  /** "services" or "backends". */
+  readonly what: "services" | "backends";
+  readonly limit: number;
+
+  constructor(what: "services" | "backends", limit: number) {
+    super(409, "LIMIT", `${what}: gorb holds its limit of ${limit} ${what} (--max-${what}); delete some or raise the limit`);
+    this.what = what;
+    this.limit = limit;
   }
 }
 

@@ -35,6 +35,7 @@ import { dryRunReport, runPlan, type ApplyReport } from "./apply.ts";
 import {
   ConflictError,
   KernelError,
+  LimitError,
   NotFoundError,
   StateError,
   ValidationError,
@@ -119,6 +120,10 @@ export interface GorbOptions {
   readonly defaultAddress?: string | null;
   /** The VIP interface's name (--vip-interface): a loopback VIP is accepted only on "lo". @default null */
   readonly vipInterface?: string | null;
+  /** Most services gorb holds (--max-services); a create beyond it is a 409 LIMIT. @default unlimited */
+  readonly maxServices?: number | null;
+  /** Most backends gorb holds, over all services (--max-backends). @default unlimited */
+  readonly maxBackends?: number | null;
   readonly logger?: Logger;
   /** Keeps every accepted change on disk (see ./state.ts). @default none: nothing survives a restart */
   readonly store?: StateStore;
@@ -203,6 +208,7 @@ export class Gorb {
   readonly #resolver: HostResolver;
   readonly #defaultAddress: string | null;
   readonly #vipInterface: string | null;
+  readonly #limits: { readonly services: number | null; readonly backends: number | null };
   readonly #log: Logger;
   readonly #mutex = new AsyncMutex();
   readonly #services = new Map<string, ServiceRecord>();
@@ -228,6 +234,7 @@ export class Gorb {
     this.#resolver = options.resolver ?? dnsResolver();
     this.#defaultAddress = options.defaultAddress ?? null;
     this.#vipInterface = options.vipInterface ?? null;
+    this.#limits = { services: options.maxServices ?? null, backends: options.maxBackends ?? null };
     this.#log = options.logger ?? silentLogger;
     this.#store = options.store ?? null;
     this.#checks = options.health((update) => {
@@ -288,6 +295,9 @@ export class Gorb {
     const spec = normalizeServiceFields(fields);
     return this.#locked(async () => {
       if (this.#services.has(id)) throw new ConflictError(`service ${JSON.stringify(id)} already exists`);
+      if (this.#limits.services !== null && this.#services.size >= this.#limits.services) {
+        throw new LimitError("services", this.#limits.services);
+      }
       const key = await resolveServiceKey(spec, this.#resolver, this.#defaultAddress, this.#vipInterface);
       const config = toServiceConfig(spec, key);
       this.#checkServiceKeyFree(key);
@@ -432,6 +442,9 @@ export class Gorb {
       const service = this.#service(serviceId);
       if (service.backends.has(backendId)) {
         throw new ConflictError(`backend ${JSON.stringify(backendId)} of service ${JSON.stringify(serviceId)} already exists`);
+      }
+      if (this.#limits.backends !== null && this.#watches.size >= this.#limits.backends) {
+        throw new LimitError("backends", this.#limits.backends);
       }
       const spec = normalizeBackendFields(fields, service.spec);
       const key = service.config.key;

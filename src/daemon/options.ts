@@ -40,6 +40,10 @@ export interface DaemonOptions {
   readonly stateDir: string | null;
   /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
   readonly reconcileIntervalMs: number;
+  /** Most services gorb holds (--max-services); null = unlimited. */
+  readonly maxServices: number | null;
+  /** Most backends gorb holds over all services (--max-backends); null = unlimited. */
+  readonly maxBackends: number | null;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -63,6 +67,8 @@ export interface DaemonFlags {
   readonly state?: boolean | undefined;
   readonly stateDir?: string | undefined;
   readonly reconcileInterval?: string | undefined;
+  readonly maxServices?: string | undefined;
+  readonly maxBackends?: string | undefined;
 }
 
 /** DEFAULT_LISTEN is the original's listen address. */
@@ -201,6 +207,17 @@ export function parseInterval(flag: string, text: string): number {
   return ms;
 }
 
+/** A count limit: a whole number 1..10^9, or undefined/"0"/"unlimited" for none. */
+export function parseLimit(flag: string, text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const value = text.trim().toLowerCase();
+  if (value === "0" || value === "unlimited") return null;
+  if (!/^\d{1,10}$/.test(value) || Number(value) > 1e9) {
+    throw new DaemonOptionError(flag, `expected a whole number (0 or unlimited: no limit), got ${JSON.stringify(text)}`);
+  }
+  return Number(value);
+}
+
 function stateDir(flags: DaemonFlags): string | null {
   if (flags.state === false) return null;
   const dir = flags.stateDir ?? DEFAULT_STATE_DIR;
@@ -230,6 +247,8 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
+    maxServices: parseLimit("max-services", flags.maxServices),
+    maxBackends: parseLimit("max-backends", flags.maxBackends),
     configPath: null,
     declared: null,
   };

@@ -83,6 +83,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     discovery,
     defaultAddress,
     vipInterface: options.vipInterface,
+    maxServices: options.maxServices,
+    maxBackends: options.maxBackends,
     logger: log.withTag("core"),
     ...(store !== null ? { store } : {}),
   });

@@ -106,6 +106,16 @@ const serve = defineCommand({
       description: `Repair drift of the kernel table every so often, e.g. 30s, 5m; 0 = never (default: ${DEFAULT_RECONCILE_INTERVAL})`,
       valueHint: "duration",
     },
+    "max-services": {
+      type: "string",
+      description: "Most services gorb holds; creating one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
+    "max-backends": {
+      type: "string",
+      description: "Most backends gorb holds over all services; one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -125,6 +135,8 @@ const serve = defineCommand({
         state: boolArg(args, "state"),
         stateDir: stringArg(args, "state-dir"),
         reconcileInterval: stringArg(args, "reconcile-interval"),
+        maxServices: stringArg(args, "max-services"),
+        maxBackends: stringArg(args, "max-backends"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {

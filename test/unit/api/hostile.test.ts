@@ -152,3 +152,36 @@ describe("the schema is checked on the route, before core", () => {
     expect((((await call("GET", "/service/b")).json) as { options: { method: string } }).options.method).toBe("rr");
   });
 });
+
+describe("limits on the number of services and backends", () => {
+  test("--max-services / --max-backends: one more is a 409 LIMIT, nothing changes; after a delete there is room", async () => {
+    const { call, driver } = setup({ maxServices: 2, maxBackends: 3 });
+    expect((await call("PUT", "/service/a", { host: "10.0.0.1", port: 1 })).status).toBe(200);
+    expect((await call("PUT", "/service/b", { host: "10.0.0.1", port: 2 })).status).toBe(200);
+    const third = await call("PUT", "/service/c", { host: "10.0.0.1", port: 3 });
+    expect([third.status, third.json]).toEqual([
+      409,
+      { error: "services: gorb holds its limit of 2 services (--max-services); delete some or raise the limit", code: "LIMIT" },
+    ]);
+    expect(driver.peek().length).toBe(2);
+    for (const [service, backend] of [["a", "1"], ["a", "2"], ["b", "3"]]) {
+      expect((await call("PUT", `/service/${service}/b${backend}`, { host: `10.1.0.${backend}` })).status).toBe(200);
+    }
+    const fourth = await call("PUT", "/service/b/b4", { host: "10.1.0.4" });
+    expect([fourth.status, (fourth.json as { code: string }).code]).toEqual([409, "LIMIT"]);
+    expect((await call("DELETE", "/service/a/b1")).status).toBe(200);
+    expect((await call("PUT", "/service/b/b4", { host: "10.1.0.4" })).status).toBe(200);
+    expect((await call("DELETE", "/service/b")).status).toBe(200);
+    expect((await call("PUT", "/service/c", { host: "10.0.0.1", port: 3 })).status).toBe(200);
+  });
+
+  test("an apply over the limit creates what fits and reports the rest as failed", async () => {
+    const { call } = setup({ maxServices: 1 });
+    const reply = await call("POST", "/apply", {
+      services: { a: { host: "10.0.0.1", port: 1 }, b: { host: "10.0.0.1", port: 2 } },
+    });
+    const changes = (reply.json as { changes: { service: string; status: string; error?: string }[] }).changes;
+    expect(changes.map((c) => [c.service, c.status])).toEqual([["a", "done"], ["b", "failed"]]);
+    expect(changes[1]?.error).toContain("limit of 1 services");
+  });
+});

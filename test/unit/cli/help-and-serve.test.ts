@@ -86,6 +86,8 @@ describe("gorb serve", () => {
         bodyLimitBytes: 1048576,
         stateDir: "/var/lib/gorb",
         reconcileIntervalMs: 30_000,
+        maxServices: null,
+        maxBackends: null,
         configPath: null,
         declared: null,
       },
