@@ -9,13 +9,13 @@ import { addressToBytes } from "../ipvs/address.ts";
 import type { Family } from "../ipvs/types.ts";
 
 /** The loopback interface, the only one a loopback VIP may be put on. */
-export const LOOPBACK_INTERFACE = "lo";
+const LOOPBACK_INTERFACE = "lo";
 
 /** What an address is used as. */
 export type AddressRole = "vip" | "backend";
 
 /** The kind of a special address, or null for an ordinary unicast one. */
-export function specialAddress(address: string, family: Family): "unspecified" | "broadcast" | "multicast" | "loopback" | null {
+function specialAddress(address: string, family: Family): "unspecified" | "broadcast" | "multicast" | "loopback" | null {
   const b = addressToBytes(address);
   if (family === "inet") {
     const first = b[0] ?? 0;

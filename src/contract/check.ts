@@ -58,7 +58,7 @@ function pickFolded(obj: Record<string, unknown>, key: string): unknown {
 }
 
 /** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */
-export function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
+function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
   if (!isPlainObject(raw)) return raw;
   const out: Record<string, unknown> = {};
   for (const name of PULSE_FIELDS) {
@@ -180,7 +180,7 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
 }
 
 /** "pulse.args.port" from a JSON pointer "/pulse/args/port"; "" is `root`. */
-export function fieldOfPointer(pointer: string, root: string): string {
+function fieldOfPointer(pointer: string, root: string): string {
   if (pointer === "" || pointer === "/") return root;
   return pointer
     .replace(/^\//, "")

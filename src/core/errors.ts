@@ -126,7 +126,7 @@ export class UnavailableError extends GorbError {
 }
 
 /** The wire field (REST contract) of each IPVS attribute an IpvsError may concern. */
-export const WIRE_FIELD_OF: Readonly<Record<IpvsField, string>> = {
+const WIRE_FIELD_OF: Readonly<Record<IpvsField, string>> = {
   family: "family",
   protocol: "protocol",
   address: "host",
@@ -170,7 +170,7 @@ const SERVICE_WRITES: readonly IpvsOperation[] = ["add-service", "update-service
  *   EINVAL, ERANGE     invalid   400 naming the field of the attribute the error carries (values the
  *                                contract lets through but the kernel refuses, e.g. an address it cannot route)
  */
-export const IPVS_ERROR_TABLE: readonly IpvsErrorRow[] = [
+const IPVS_ERROR_TABLE: readonly IpvsErrorRow[] = [
   { errno: "EEXIST", outcome: "conflict" },
   { errno: "ENOENT", ops: SERVICE_WRITES, outcome: "invalid" },
   { errno: "ENOENT", outcome: "lost" },

@@ -28,21 +28,6 @@ export function objectOf(fields: Fields): Record<string, unknown> {
   return out;
 }
 
-/**
- * The known fields of a JSON object, keys compared case-insensitively, unknown keys and nulls dropped (no
- * type checks: ./normalize.ts checks against the contract). `what` names the object in the error thrown
- * when `raw` is not an object.
- */
-export function readFields(raw: unknown, known: readonly string[]): Fields {
-  const fields: Fields = new Map();
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return fields;
-  for (const [key, value] of Object.entries(raw)) {
-    const name = key.toLowerCase();
-    if (known.includes(name) && value !== null) fields.set(name, value);
-  }
-  return fields;
-}
-
 /** `base` with `patch` applied: a patch value replaces the base one, a patch null removes it. */
 export function mergeFields(base: Fields, patch: Fields): Fields {
   const merged: Fields = new Map(base);

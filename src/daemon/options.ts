@@ -208,7 +208,7 @@ export function parseInterval(flag: string, text: string): number {
 }
 
 /** A count limit: a whole number 1..10^9, or undefined/"0"/"unlimited" for none. */
-export function parseLimit(flag: string, text: string | undefined): number | null {
+function parseLimit(flag: string, text: string | undefined): number | null {
   if (text === undefined) return null;
   const value = text.trim().toLowerCase();
   if (value === "0" || value === "unlimited") return null;

@@ -66,7 +66,7 @@ export const PULSE_ARG_MAX_LENGTH: Readonly<Record<string, number>> = {
 };
 
 /** `args` with only the keys `type` uses (exact case); null stays null. */
-export function knownPulseArgs(type: PulseType, args: Readonly<Record<string, unknown>> | null): Record<string, unknown> | null {
+function knownPulseArgs(type: PulseType, args: Readonly<Record<string, unknown>> | null): Record<string, unknown> | null {
   if (args === null) return null;
   const out: Record<string, unknown> = {};
   for (const key of PULSE_ARG_KEYS[type]) if (Object.hasOwn(args, key)) out[key] = args[key];
