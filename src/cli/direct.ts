@@ -117,8 +117,9 @@ function literal(text: string, what: string): { address: string; family: Family 
 }
 
 function portOf(text: string, what: string, min: number): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > 65535) {
-    throw new UsageError(`${what}: port must be ${min}-65535, got ${JSON.stringify(text)}`);
+  const max = LIMITS.port.max;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${what}: port must be ${min}-${max}, got ${JSON.stringify(text)}`);
   }
   return Number(text);
 }
