@@ -165,4 +165,27 @@ describe("gorb serve --config", () => {
     });
     expect(seen).toEqual([]);
   });
+
+  test("limits and panic_threshold: the file's keys are the flags' and the API's; --max-services wins over the file", async () => {
+    const seen = record();
+    const text =
+      "max_services: 10\nmax_backends: unlimited\nservices:\n  web:\n    port: 80\n    panic_threshold: 50\n" +
+      "    backends:\n      b1: { host: 10.1.0.1, pulse: { type: tcp, args: { path: /ignored, port: 8080 } } }\n";
+    const path = file("gorb.yaml", text);
+    expect((await runGorb(["serve", "--config", path])).code).toBe(0);
+    expect([seen[0]?.maxServices, seen[0]?.maxBackends]).toEqual([10, null]);
+    const web = seen[0]?.declared?.[0];
+    expect(Object.fromEntries(web?.fields ?? [])).toEqual({ port: 80, panic_threshold: 50 });
+    // The tcp pulse does not read `path`: it is dropped, like any arg its type does not read.
+    expect(Object.fromEntries(web?.backends[0]?.fields ?? [])).toEqual({ host: "10.1.0.1", pulse: { type: "tcp", args: { port: 8080 } } });
+    expect((await runGorb(["serve", "--config", path, "--max-services", "20"])).code).toBe(0);
+    expect(seen[1]?.maxServices).toBe(20);
+    expect(refusal("gorb.yaml", "services:\n  web: { port: 80, panic_threshold: 101 }\n")).toBe(
+      "gorb.yaml:2: services.web.panic_threshold: must be 0-100, got 101",
+    );
+    expect(refusal("gorb.yaml", "max_backends: lots\n")).toBe(
+      'gorb.yaml:1: max_backends: must be a whole number (0 or "unlimited": no limit), got "lots"',
+    );
+  });
 });
+
