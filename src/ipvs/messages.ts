@@ -15,7 +15,7 @@ import type {
   ServiceConfig,
   ServiceKey,
 } from "./types.ts";
-import { SCHEDULERS, isFwmarkKey } from "./types.ts";
+import { PERSISTENCE_ENGINES, SCHEDULERS, isFwmarkKey } from "./types.ts";
 
 /** What the failed request was about; every field is optional, more context gives a more precise message. */
 export interface IpvsErrorContext {
@@ -248,7 +248,7 @@ function describeErrno(op: IpvsOperation, errno: number, context: IpvsErrorConte
       // The kernel looks the scheduler up first, then the persistence engine; both fail with ENOENT.
       const knownScheduler = (SCHEDULERS as readonly string[]).includes(cfg.scheduler);
       if (cfg.pe === null || !knownScheduler) return unknownScheduler(op, service, cfg.scheduler);
-      if (cfg.pe !== "sip") return unknownPersistenceEngine(op, service, cfg.pe);
+      if (!(PERSISTENCE_ENGINES as readonly string[]).includes(cfg.pe)) return unknownPersistenceEngine(op, service, cfg.pe);
       return new IpvsError(
         op,
         errno,
