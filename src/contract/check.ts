@@ -124,13 +124,13 @@ function members(schema: TSchema): TSchema[] {
 }
 
 function range(schema: TSchema): string {
-  const s = schema as { minimum?: number; maximum?: number; rangeText?: string };
-  return s.rangeText ?? `${s.minimum ?? ""}-${s.maximum ?? ""}`;
+  const s = schema as { minimum?: number; maximum?: number; "x-range"?: string };
+  return s["x-range"] ?? `${s.minimum ?? ""}-${s.maximum ?? ""}`;
 }
 
 /** What a value must be, in gorb's words, for a schema (and the value it failed with). */
 function problemOf(schema: TSchema, value: unknown, root: boolean): string {
-  const custom = (schema as { problem?: unknown }).problem;
+  const custom = (schema as { "x-problem"?: unknown })["x-problem"];
   const got = describeValue(value);
   const options = members(schema);
   if (options.length > 1) {

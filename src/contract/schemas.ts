@@ -4,7 +4,9 @@
  * every body against them too (src/core/normalize.ts), whichever way it came (API, configuration file, apply,
  * saved state).
  *
- * PATCH bodies take the same fields, each of which may also be null ("back to the default").
+ * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Two extension
+ * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be, `x-range`
+ * overrides the range an integer's error shows.
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_TYPES } from "../health/options.ts";
@@ -39,7 +41,7 @@ export const PulseBody = Type.Object(
       }),
     ),
   },
-  { description: "health check", problem: 'must be an object such as {"type":"tcp","interval":"5s"}' },
+  { description: "health check", "x-problem": 'must be an object such as {"type":"tcp","interval":"5s"}' },
 );
 
 /** The TypeBox schema of one field. */
@@ -52,7 +54,7 @@ function fieldSchema(def: FieldDef): TSchema {
       return Type.Integer({
         minimum: def.min,
         maximum: def.max,
-        ...(def.rangeText === undefined ? {} : { rangeText: def.rangeText }),
+        ...(def.rangeText === undefined ? {} : { "x-range": def.rangeText }),
         ...meta,
       });
     case "boolean":
@@ -66,7 +68,7 @@ function fieldSchema(def: FieldDef): TSchema {
       return Type.String({
         maxLength: def.maxLength,
         ...(def.pattern === undefined ? {} : { pattern: def.pattern }),
-        ...(def.problem === undefined ? {} : { problem: def.problem }),
+        ...(def.problem === undefined ? {} : { "x-problem": def.problem }),
         ...meta,
       });
     case "pulse":

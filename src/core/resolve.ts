@@ -60,8 +60,8 @@ export async function resolveHost(
   const found = await lookupHost(host, resolver, options);
   const problem = addressProblem(found.address, found.family, options.role ?? "backend", options.vipInterface ?? null);
   if (problem !== null) {
-    const via = found.address === host ? "" : `${describeValue(host)} resolves to `;
-    throw new ValidationError(options.field, `${via}${problem}`);
+    const what = addressFamily(host) !== null ? host : `${describeValue(host)} resolves to ${found.address}, which`;
+    throw new ValidationError(options.field, `${what} ${problem}`);
   }
   return found;
 }

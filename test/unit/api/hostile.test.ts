@@ -32,7 +32,9 @@ describe("VIPs and backends must be one host's unicast address", () => {
     ["127.0.0.1", "127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo"],
     ["127.8.9.10", "127.8.9.10 is a loopback address; it is a VIP only with --vip-interface lo"],
     ["::1", "::1 is a loopback address; it is a VIP only with --vip-interface lo"],
-    ["localhost", '"localhost" resolves to 127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo'],
+    ["::ffff:127.0.0.1", "::ffff:127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo"],
+    ["::ffff:0.0.0.0", "::ffff:0.0.0.0 is an unspecified address; a VIP must be one host's unicast address"],
+    ["localhost", '"localhost" resolves to 127.0.0.1, which is a loopback address; it is a VIP only with --vip-interface lo'],
   ])("VIP %s: 400 naming host, nothing created", async (host, problem) => {
     const { call, driver, vip } = setup();
     const reply = await call("PUT", "/service/web", { host, port: 80 });
