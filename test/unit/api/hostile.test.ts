@@ -187,3 +187,15 @@ describe("limits on the number of services and backends", () => {
     expect(changes[1]?.error).toContain("limit of 1 services");
   });
 });
+
+describe("PATCH through the route schema", () => {
+  test("null puts a field back to its default; a wrong type is refused naming it", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1", weight: 7 });
+    expect((await call("PATCH", "/service/web/b1", { Weight: null })).status).toBe(200);
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(100);
+    const bad = await call("PATCH", "/service/web/b1", { weight: "heavy" });
+    expect(bad.json).toEqual({ error: 'weight: must be an integer 0-2147483647, got "heavy"', code: "VALIDATION" });
+  });
+});
