@@ -8,8 +8,6 @@ import type { Family, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types
 import type { RenderedPulseWire } from "../health/options.ts";
 import type { PulseSpec } from "./pulse.ts";
 
-export { BACKEND_METHODS, FORWARD_OF, SCHED_FLAG_NAMES, type BackendMethod, type SchedFlagName } from "../contract/fields.ts";
-
 /** A virtual service as the client asked for it, defaults filled in. */
 export interface ServiceSpec {
   /** Host as sent ("" = the default address); a name or an address literal. Ignored for fwmark services. */

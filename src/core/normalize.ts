@@ -53,7 +53,8 @@ import {
   stringField,
   type Fields,
 } from "./fields.ts";
-import type { BackendMethod, BackendSpec, ServiceSpec, TunnelSpec } from "./model.ts";
+import type { BackendMethod } from "../contract/fields.ts";
+import type { BackendSpec, ServiceSpec, TunnelSpec } from "./model.ts";
 import { normalizePulse } from "./pulse.ts";
 
 export { BACKEND_FIELDS, BACKEND_IDENTITY_FIELDS, SERVICE_FIELDS, SERVICE_IDENTITY_FIELDS };

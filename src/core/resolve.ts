@@ -12,7 +12,8 @@ import { addressProblem, type AddressRole } from "../contract/addresses.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import { ValidationError } from "./errors.ts";
 import { describeValue } from "./fields.ts";
-import { FORWARD_OF, SCHED_FLAG_NAMES, type BackendSpec, type SchedFlagName, type ServiceSpec } from "./model.ts";
+import { FORWARD_OF, SCHED_FLAG_NAMES, type SchedFlagName } from "../contract/fields.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
 
 /** One address a host name resolves to. */
 export interface ResolvedAddress {
