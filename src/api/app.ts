@@ -135,8 +135,12 @@ export function createApp(options: AppOptions) {
     canonicalServiceBody(await readJsonObject(request, limit), mode);
   const backendBody = (mode: BodyMode) => async ({ request }: { request: Request }) =>
     canonicalBackendBody(await readJsonObject(request, limit), mode);
-  const applyBody = async ({ request }: { request: Request }) => (await readJsonBody(request, applyLimit)) ?? {};
-  const noBody = () => undefined;
+  // An empty apply body is refused (as {"services": {}} would delete every file-owned service, it must be said).
+  const applyBody = async ({ request }: { request: Request }) => {
+    const body = await readJsonBody(request, applyLimit);
+    if (body === undefined) throw new ValidationError("body", 'must be a JSON object {"services": {...}}');
+    return body;
+  };
 
   return new Elysia()
     .onRequest(({ request }) => {
@@ -195,7 +199,7 @@ export function createApp(options: AppOptions) {
         await gorb.deleteService(param(params.service, "service"));
         return emptyOk();
       },
-      { parse: noBody, detail: { summary: "Delete a service and its backends", responses: EMPTY_OK_RESPONSES } },
+      { parse: "none", detail: { summary: "Delete a service and its backends", responses: EMPTY_OK_RESPONSES } },
     )
     .get("/service/:service", async ({ params }) => jsonResponse(await gorb.getService(param(params.service, "service"))), {
       response: { 200: ServiceInfo, ...ERRORS },
@@ -230,7 +234,7 @@ export function createApp(options: AppOptions) {
         await gorb.deleteBackend(param(params.service, "service"), param(params.backend, "backend"));
         return emptyOk();
       },
-      { parse: noBody, detail: { summary: "Remove a backend", responses: EMPTY_OK_RESPONSES } },
+      { parse: "none", detail: { summary: "Remove a backend", responses: EMPTY_OK_RESPONSES } },
     )
     .get(
       "/service/:service/:backend",
@@ -256,7 +260,7 @@ export function createApp(options: AppOptions) {
       },
     )
     .post("/reconcile", async () => jsonResponse(await gorb.reconcile()), {
-      parse: noBody,
+      parse: "none",
       response: { 200: ReconcileReportView, ...ERRORS },
       detail: { summary: "Repair drift of the kernel table now" },
     })
