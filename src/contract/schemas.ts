@@ -27,7 +27,7 @@ function pulseArg(name: string): TSchema {
 }
 
 /** `pulse`: {type, interval, args}; args a type does not read are dropped before validation. */
-export const PulseBody = Type.Object(
+const PulseBody = Type.Object(
   {
     type: Type.Optional(
       Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")` }),
@@ -100,7 +100,7 @@ export const BackendPatchBody = bodySchema(BACKEND_FIELD_DEFS, true, `Fields to 
  * Body of POST /apply: {"services": {id: {...service fields, "backends": {id: {...backend fields}}}}}. Unlike
  * PUT, an unknown key is refused (in a file a typo would otherwise go unnoticed); the checks name the path.
  */
-export const ApplyBody = Type.Object(
+const ApplyBody = Type.Object(
   {
     services: Type.Optional(
       Type.Record(
@@ -117,7 +117,7 @@ export const ApplyBody = Type.Object(
 );
 
 /** IPVS counters and rates. */
-export const StatsView = Type.Object({
+const StatsView = Type.Object({
   conns: Type.Number(),
   in_pkts: Type.Number(),
   out_pkts: Type.Number(),
@@ -134,7 +134,7 @@ export const StatsView = Type.Object({
 const ADDRESS = Type.String({ description: "the address the host resolved to" });
 
 /** `options` of GET /service/:service: every service field with its value or default. */
-export const ServiceOptionsView = Type.Object({
+const ServiceOptionsView = Type.Object({
   host: Type.String(),
   port: Type.Integer(),
   protocol: Type.String({ description: '"" for a fwmark service' }),
@@ -160,7 +160,7 @@ export const ServiceInfo = Type.Object({
 });
 
 /** `options` of GET /service/:service/:backend (`weight` is the configured weight). */
-export const BackendOptionsView = Type.Object({
+const BackendOptionsView = Type.Object({
   host: Type.String(),
   port: Type.Integer(),
   weight: Type.Integer(),
@@ -180,7 +180,7 @@ export const BackendOptionsView = Type.Object({
 });
 
 /** `metrics` of a backend. */
-export const BackendMetricsView = Type.Object({
+const BackendMetricsView = Type.Object({
   status: Type.Integer({ description: "0 = up (or not checked yet), 1 = down" }),
   state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("unknown")]),
   health: Type.Number(),
