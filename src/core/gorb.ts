@@ -80,7 +80,6 @@ import {
   type ResolvedAddress,
 } from "./resolve.ts";
 import {
-  fieldsFromJson,
   fieldsToJson,
   noChanges,
   type SavedBackend,
@@ -599,7 +598,8 @@ export class Gorb {
         let record: ServiceRecord;
         try {
           checkId("service", saved.id);
-          const fields = fieldsFromJson(saved.fields);
+          // Read as a body: fields an older gorb kept but the contract drops (vsid, unused pulse args) go.
+          const fields = serviceFields(saved.fields);
           const spec = normalizeServiceFields(fields);
           const config = toServiceConfig(spec, saved.key);
           this.#checkServiceKeyFree(saved.key);
@@ -612,7 +612,7 @@ export class Gorb {
         for (const b of backendsOf.get(saved.id) ?? []) {
           try {
             checkId("backend", b.id);
-            const fields = fieldsFromJson(b.fields);
+            const fields = backendFields(b.fields);
             const spec = normalizeBackendFields(fields, record.spec);
             const found = dests?.get(destinationKeyId({ ...b.address, port: spec.port }));
             const weight = restoredWeight(spec.weight, spec.pulse.type, found?.weight ?? null);

@@ -199,3 +199,31 @@ describe("PATCH through the route schema", () => {
     expect(bad.json).toEqual({ error: 'weight: must be an integer 0-2147483647, got "heavy"', code: "VALIDATION" });
   });
 });
+
+describe("state saved by an older gorb", () => {
+  test("restore drops the vsid and unused pulse args it kept; the next save writes them without", async () => {
+    const store = new MemoryStateStore();
+    store.commit({
+      putServices: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false }],
+      deleteServices: [],
+      putBackends: [
+        {
+          service: "web",
+          id: "b1",
+          source: "api",
+          fields: { host: "10.1.0.1", weight: 5, vsid: "v".repeat(60 * 1024), pulse: { type: "tcp", args: { path: "/x", junk: 1 } } },
+          address: { address: "10.1.0.1", family: "inet" },
+        },
+      ],
+      deleteBackends: [],
+    });
+    const { gorb, call } = setup({ store });
+    const report = await gorb.restore(store.load());
+    expect([report.services, report.backends, report.dropped]).toEqual([1, 1, []]);
+    const kept = gorb.managedServices()[0]?.backends[0]?.fields;
+    expect(Object.fromEntries(kept ?? [])).toEqual({ host: "10.1.0.1", weight: 5, pulse: { type: "tcp", args: {} } });
+    expect((await call("PATCH", "/service/web/b1", { weight: 6 })).status).toBe(200);
+    await gorb.idle();
+    expect(JSON.stringify(store.load())).not.toContain("vvvv");
+  });
+});
