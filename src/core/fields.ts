@@ -13,12 +13,20 @@ export { describeValue };
 /** A request body reduced to the known fields, keyed by their canonical (lower-case) wire name. */
 export type Fields = Map<string, unknown>;
 
+/** Field maps built from a body the contract accepted (or merged from two such maps): not checked again. */
+const CHECKED = new WeakSet<Fields>();
+
 /** A checked, canonical body (a plain object of known fields) as a field map. */
 export function fieldsOf(body: unknown): Fields {
   const fields: Fields = new Map();
-  if (typeof body !== "object" || body === null) return fields;
-  for (const [name, value] of Object.entries(body)) fields.set(name, value);
+  if (typeof body === "object" && body !== null) for (const [name, value] of Object.entries(body)) fields.set(name, value);
+  CHECKED.add(fields);
   return fields;
+}
+
+/** True when `fields` came from fieldsOf (or a merge of such maps) and has not been changed since. */
+export function isChecked(fields: Fields): boolean {
+  return CHECKED.has(fields);
 }
 
 /** A field map as a plain object (for a check against the contract). */
@@ -35,6 +43,7 @@ export function mergeFields(base: Fields, patch: Fields): Fields {
     if (value === null) merged.delete(name);
     else merged.set(name, value);
   }
+  if (CHECKED.has(base) && CHECKED.has(patch)) CHECKED.add(merged);
   return merged;
 }
 

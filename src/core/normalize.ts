@@ -48,6 +48,7 @@ import {
   enumField,
   fieldsOf,
   intField,
+  isChecked,
   mergeFields,
   objectOf,
   stringField,
@@ -131,11 +132,11 @@ function within(name: string, value: number, min: number, max: number, why = "")
 }
 
 /**
- * A ServiceSpec from service fields: the contract's checks (again: fields may come from the state store or a
- * merge) and then the rules between fields.
+ * A ServiceSpec from service fields: the contract's checks (unless the map came from serviceFields or a merge of
+ * checked maps, see ./fields.ts) and then the rules between fields.
  */
 export function normalizeServiceFields(input: Fields): ServiceSpec {
-  const fields = serviceFields(objectOf(input));
+  const fields = isChecked(input) ? input : serviceFields(objectOf(input));
   const fwmark = intField(fields, "fwmark", null);
   let host = "";
   let port = 0;
@@ -230,7 +231,7 @@ function tunnelOf(fields: Fields, method: BackendMethod): TunnelSpec | null {
  * (a fwmark service's backends default to port 0, "keep the packet's port").
  */
 export function normalizeBackendFields(input: Fields, service: ServiceSpec): BackendSpec {
-  const fields = backendFields(objectOf(input));
+  const fields = isChecked(input) ? input : backendFields(objectOf(input));
   const host = hostText(fields, true);
   const port = intField(fields, "port", service.port);
   if (service.fwmark === null) within("port", port, LIMITS.port.min, LIMITS.port.max);
