@@ -65,6 +65,10 @@ export interface DaemonOptions {
    * backends (pulse none), or remove them.
    */
   readonly unknownDestinations: UnknownDestinationMode;
+  /** Most services gorb holds (--max-services); null = unlimited. */
+  readonly maxServices: number | null;
+  /** Most backends gorb holds over all services (--max-backends); null = unlimited. */
+  readonly maxBackends: number | null;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -99,6 +103,8 @@ export interface DaemonFlags {
   readonly consulToken?: string | undefined;
   readonly consulTokenFile?: string | undefined;
   readonly unknownDestinations?: string | undefined;
+  readonly maxServices?: string | undefined;
+  readonly maxBackends?: string | undefined;
 }
 
 /**
@@ -244,6 +250,17 @@ export function parseInterval(flag: string, text: string): number {
   return ms;
 }
 
+/** A count limit: a whole number 1..10^9, or undefined/"0"/"unlimited" for none. */
+function parseLimit(flag: string, text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const value = text.trim().toLowerCase();
+  if (value === "0" || value === "unlimited") return null;
+  if (!/^\d{1,10}$/.test(value) || Number(value) > 1e9) {
+    throw new DaemonOptionError(flag, `expected a whole number (0 or unlimited: no limit), got ${JSON.stringify(text)}`);
+  }
+  return Number(value);
+}
+
 function stateDir(flags: DaemonFlags): string | null {
   if (flags.state === false) return null;
   const dir = flags.stateDir ?? DEFAULT_STATE_DIR;
@@ -354,6 +371,8 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
     unknownDestinations: unknownDestinations(flags.unknownDestinations),
+    maxServices: parseLimit("max-services", flags.maxServices),
+    maxBackends: parseLimit("max-backends", flags.maxBackends),
     configPath: null,
     declared: null,
   };

@@ -68,6 +68,11 @@ export class DesiredState {
     return this.#services.size;
   }
 
+  /** Backends over all services. */
+  get backendCount(): number {
+    return this.#watches.size;
+  }
+
   services(): IterableIterator<ServiceRecord> {
     return this.#services.values();
   }

@@ -14,7 +14,7 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
 import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
-import { ConflictError, ValidationError } from "./errors.ts";
+import { ConflictError, LimitError, ValidationError } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
@@ -44,6 +44,10 @@ export interface EditParts {
   readonly log: Logger;
   readonly policy: WeightPolicy;
   readonly defaultAddress: string | null;
+  /** The VIP interface's name (--vip-interface): a loopback VIP is accepted only on "lo". */
+  readonly vipInterface: string | null;
+  /** Most services and backends gorb holds (--max-services, --max-backends); null: unlimited. */
+  readonly limits: { readonly services: number | null; readonly backends: number | null };
 }
 
 const q = JSON.stringify;
@@ -81,8 +85,10 @@ export class Edits {
   async createService(tx: Tx, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
     const { desired } = this.#p;
     if (desired.service(id) !== undefined) throw new ConflictError(`service ${q(id)} already exists`);
+    const max = this.#p.limits.services;
+    if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const spec = normalizeServiceFields(fields);
-    const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress);
+    const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     const config = toServiceConfig(spec, key);
     const other = desired.serviceIdByKey(key);
     if (other !== undefined) throw new ConflictError(`service ${q(other)} already uses ${describeService(key)}`);
@@ -112,7 +118,7 @@ export class Edits {
     const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
     let key = record.config.key;
     if (touchesIdentity.length > 0) {
-      const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress);
+      const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
       if (serviceKeyId(next) !== serviceKeyId(key)) {
         throw new ValidationError(
           touchesIdentity[0] ?? "host",
@@ -154,6 +160,8 @@ export class Edits {
   async createBackend(tx: Tx, service: ServiceRecord, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
     const { desired } = this.#p;
     if (service.backends.has(id)) throw new ConflictError(`backend ${q(id)} of service ${q(service.id)} already exists`);
+    const max = this.#p.limits.backends;
+    if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
     const spec = normalizeBackendFields(fields, service.spec);
     const key = service.config.key;
     const address = await resolveBackendAddress(spec, key, resolver);

@@ -78,6 +78,12 @@ export interface GorbOptions {
   readonly resolveTimeoutMs?: number;
   /** Address for services created without `host` (the first address of the -i interface). @default null */
   readonly defaultAddress?: string | null;
+  /** The VIP interface's name (--vip-interface): a loopback VIP is accepted only on "lo". @default null */
+  readonly vipInterface?: string | null;
+  /** Most services gorb holds (--max-services); a create beyond it is a 409 LIMIT. @default unlimited */
+  readonly maxServices?: number | null;
+  /** Most backends gorb holds, over all services (--max-backends). @default unlimited */
+  readonly maxBackends?: number | null;
   readonly logger?: Logger;
   /** Keeps every accepted change on disk (see ./state.ts). @default none: nothing survives a restart */
   readonly store?: StateStore;
@@ -149,6 +155,7 @@ export class Gorb {
   readonly #discovery: Discovery;
   readonly #resolver: HostResolver;
   readonly #defaultAddress: string | null;
+  readonly #vipInterface: string | null;
   readonly #log: Logger;
   readonly #store: StateStore | null;
   readonly #events: EventBus;
@@ -169,6 +176,7 @@ export class Gorb {
     this.#discovery = options.discovery ?? new NoDiscovery();
     this.#resolver = withTimeout(options.resolver ?? dnsResolver(), options.resolveTimeoutMs ?? DEFAULT_RESOLVE_TIMEOUT_MS);
     this.#defaultAddress = options.defaultAddress ?? null;
+    this.#vipInterface = options.vipInterface ?? null;
     this.#log = options.logger ?? silentLogger;
     this.#store = options.store ?? null;
     this.#events = options.events ?? new EventBus();
@@ -184,6 +192,8 @@ export class Gorb {
       log: this.#log,
       policy: this.#policy,
       defaultAddress: this.#defaultAddress,
+      vipInterface: options.vipInterface ?? null,
+      limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
     });
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
     this.#tx = new Transactions({
@@ -452,7 +462,7 @@ export class Gorb {
     const resolver = await prefetchHosts(hosts, this.#resolver);
     return this.#exclusive(async () => {
       if (options.dryRun !== true) await this.#tx.checkStore();
-      const wanted = await resolveDeclared(declared, resolver, this.#defaultAddress);
+      const wanted = await resolveDeclared(declared, resolver, this.#defaultAddress, this.#vipInterface);
       const services = await this.#kernel(() => this.#driver.listServices());
       const foreign = services.map((s) => s.key).filter((k) => !this.#desired.hasKeyId(serviceKeyId(k)));
       const plan = planApply(this.managedServices(), wanted, foreign);

@@ -15,10 +15,10 @@ import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH } from "./health.ts";
 import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { checkId } from "./ids.ts";
-import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
+import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
 import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
-import { fieldsFromJson, type SavedBackend, type SavedState } from "./state.ts";
+import { type SavedBackend, type SavedState } from "./state.ts";
 
 /** The saved state read back. */
 export interface LoadedState {
@@ -57,7 +57,8 @@ export function loadSavedState(state: SavedState, table: ObservedTable, watchId:
     let record: ServiceRecord;
     try {
       checkId("service", row.id);
-      const fields = fieldsFromJson(row.fields);
+      // Read as a request body: fields an older gorb kept but the contract drops (vsid, unused pulse args) go.
+      const fields = serviceFields(row.fields);
       const spec = normalizeServiceFields(fields);
       const config = toServiceConfig(spec, row.key);
       const other = keys.get(serviceKeyId(row.key));
@@ -73,7 +74,7 @@ export function loadSavedState(state: SavedState, table: ObservedTable, watchId:
     for (const b of backendsOf.get(row.id) ?? []) {
       try {
         checkId("backend", b.id);
-        const fields = fieldsFromJson(b.fields);
+        const fields = backendFields(b.fields);
         const spec = normalizeBackendFields(fields, record.spec);
         const destId = destinationKeyId({ ...b.address, port: spec.port });
         const found = dests?.get(destId);

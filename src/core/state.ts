@@ -84,10 +84,6 @@ export function fieldsToJson(fields: Fields): Record<string, unknown> {
   return out;
 }
 
-/** A saved JSON object back as Fields. */
-export function fieldsFromJson(json: Readonly<Record<string, unknown>>): Fields {
-  return new Map(Object.entries(json));
-}
 
 /** SavedStateError reports a row that cannot be read back; `what` names it ("service \"web\""). */
 export class SavedStateError extends Error {

@@ -105,6 +105,7 @@ export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): Se
     family: key.family,
     pe: spec.pe ?? "",
     one_packet: spec.onePacket,
+    panic_threshold: spec.panicThreshold,
     address: isFwmarkKey(key) ? "" : key.address,
   };
 }

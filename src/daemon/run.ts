@@ -102,6 +102,9 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     ...(vip ? { vip } : {}),
     discovery,
     defaultAddress,
+    vipInterface: options.vipInterface,
+    maxServices: options.maxServices,
+    maxBackends: options.maxBackends,
     logger: log.withTag("core"),
     ...(store !== null ? { store } : {}),
   });

@@ -158,6 +158,16 @@ const serve = defineCommand({
         `(default: ${DEFAULT_UNKNOWN_DESTINATIONS})`,
       valueHint: "report|adopt|remove",
     },
+    "max-services": {
+      type: "string",
+      description: "Most services gorb holds; creating one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
+    "max-backends": {
+      type: "string",
+      description: "Most backends gorb holds over all services; one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -190,6 +200,8 @@ const serve = defineCommand({
           stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
         consulTokenFile: stringArg(args, "consul-token-file"),
         unknownDestinations: stringArg(args, "unknown-destinations"),
+        maxServices: stringArg(args, "max-services"),
+        maxBackends: stringArg(args, "max-backends"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {

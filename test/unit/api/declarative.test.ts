@@ -53,6 +53,7 @@ describe("POST /apply", () => {
       [{ services: { web: { host: "nowhere.example", port: 80 } } }, 'services.web.host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example'],
       [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}'],
       [[], 'body: must be a JSON object {"services": {...}}'],
+      ["", 'body: must be a JSON object {"services": {...}}'],
     ];
     for (const [body, message] of cases) {
       expect(await call("POST", "/apply", body)).toEqual({ status: 400, body: { error: message, code: "VALIDATION" } });

@@ -95,6 +95,8 @@ describe("gorb serve", () => {
         stateDir: "/var/lib/gorb",
         reconcileIntervalMs: 30_000,
         unknownDestinations: "report",
+        maxServices: null,
+        maxBackends: null,
         configPath: null,
         declared: null,
       },

@@ -47,6 +47,7 @@ describe("services", () => {
         family: "inet",
         pe: "",
         one_packet: false,
+        panic_threshold: 0,
         address: "10.0.0.1",
       },
       health: 1,
@@ -341,12 +342,24 @@ describe("backends", () => {
     expect(health.targets.size).toBe(0);
   });
 
-  test("an address the kernel refuses is a 400", async () => {
+  test("an address the kernel refuses is a 400 naming host (from the error's attribute)", async () => {
     const { gorb } = makeGorb();
-    await gorb.createService("web", WEB);
-    const error = await failure(gorb.createBackend("web", "b1", { host: "224.0.0.1" }));
+    await gorb.createService("web6", { host: "2001:db8::1", port: 80 });
+    const error = await failure(gorb.createBackend("web6", "b1", { host: "fe80::1" }));
     expect([error.status, (error as ValidationError).field]).toEqual([400, "host"]);
     expect(error.message).toContain("not a unicast or local address");
+  });
+
+  test("a multicast backend is refused by gorb before the kernel sees it", async () => {
+    const { gorb, driver } = makeGorb();
+    await gorb.createService("web", WEB);
+    const error = await failure(gorb.createBackend("web", "b1", { host: "224.0.0.1" }));
+    expect([error.status, (error as ValidationError).field, error.message]).toEqual([
+      400,
+      "host",
+      "host: 224.0.0.1 is a multicast address; a backend must be one host's unicast address",
+    ]);
+    expect(driver.peek()[0]?.destinations).toEqual([]);
   });
 
   test("delete: kernel first; a failure keeps the backend and its check; a vanished destination counts as deleted", async () => {
