@@ -45,8 +45,6 @@ export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
-export const EAGAIN = 11;
-export const EINTR = 4;
 
 /**
  * recv(2) into `buf`. With MSG_TRUNC the result is the datagram's real length, which may exceed buf.length.

@@ -103,6 +103,10 @@ export function libnlLoaded(): boolean {
 
 /** NLE_OBJ_NOTFOUND: genl_ctrl_resolve's answer for an unknown family. */
 const NLE_OBJ_NOTFOUND = 12;
+/** NLE_AGAIN: libnl's code for EAGAIN (a send that hit SO_SNDTIMEO). */
+export const NLE_AGAIN = 4;
+/** NLE_NOMEM: libnl's out-of-memory code. */
+const NLE_NOMEM = 5;
 
 /** Load libnl-3 and libnl-genl-3 (once), both from the same place, and return the wrapped calls. */
 export function openLibnl(): Libnl {
@@ -151,7 +155,7 @@ function wrap(source: string, nl: NlSymbols, genl: GenlSymbols): Libnl {
   };
   const alloc = (): NlSocketHandle => {
     const p = nl.nl_socket_alloc();
-    if (p === null || typeof p === "bigint") throw new LibnlError("nl_socket_alloc", 5, "out of memory");
+    if (p === null || typeof p === "bigint") throw new LibnlError("nl_socket_alloc", NLE_NOMEM, "out of memory");
     return p;
   };
   return {

@@ -1,8 +1,10 @@
 /**
- * Reading request bodies: GORB clients send JSON without a Content-Type, so the body is read as JSON whatever
- * the header says. The size limit is enforced while reading (a lying or missing Content-Length does not help).
+ * Reading request bodies: GORB clients send JSON without a Content-Type (sky-uk/feed's Go client) and curl -d
+ * sends application/x-www-form-urlencoded, so the body is read as JSON whatever the header says. Each route
+ * reads its body with these (its `parse` hook), never with Elysia's parsers by Content-Type. The size limit is enforced while reading (a lying or missing Content-Length does not help).
  * An empty body reads as `undefined` (which core treats as {}).
  */
+import { jsonTypeName } from "../contract/check.ts";
 import { ValidationError } from "../core/errors.ts";
 import { PayloadTooLargeError } from "./errors.ts";
 
@@ -46,4 +48,14 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
     const why = error instanceof Error ? error.message : String(error);
     throw new ValidationError("body", `malformed JSON: ${why}`);
   }
+}
+
+/** The body as a JSON object; {} when it is empty; a 400 naming "body" when it is JSON of another type. */
+export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const value = await readJsonBody(request, limit);
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new ValidationError("body", `must be a JSON object, got ${jsonTypeName(value)}`);
+  }
+  return value as Record<string, unknown>;
 }

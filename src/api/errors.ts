@@ -1,13 +1,17 @@
 /**
  * The one place where errors become HTTP responses. Every error body is {"error": "<message>", "code": "..."}
  * (GORB clients read `error`; `code` is gorb's addition):
- *   GorbError (core and API)        its status: 400, 401, 404, 409, 413, 500
- *   Elysia VALIDATION (query/params) 400, "<field>: <problem>"
- *   Elysia PARSE                    400
+ *   GorbError (core and API)        its status: 400, 401, 403, 404, 409, 413, 500, 503
+ *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
+ *                                   (src/contract/check.ts, the same words core uses), the path of the first
+ *                                   error is the field ("pulse.interval"); query errors use the schema's text
+ *   Elysia PARSE                    the GorbError a route's body parser threw (413 over the limit, 400 for
+ *                                   JSON that does not parse), else 400
  *   Elysia NOT_FOUND (no route)     404, "no route for <METHOD> <path>" (a known path with another method too,
  *                                   as gorilla/mux did for the original)
  *   anything else                   500 "internal error", logged with its stack
  */
+import { describeValueError } from "../contract/check.ts";
 import { GorbError, ValidationError } from "../core/errors.ts";
 import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
@@ -40,7 +44,7 @@ interface ElysiaValidation {
   readonly type?: unknown;
   /** The schema's own `error` text, when it has one. */
   readonly customError?: unknown;
-  readonly valueError?: { readonly path?: unknown; readonly message?: unknown; readonly value?: unknown };
+  readonly valueError?: { readonly path?: unknown; readonly message?: unknown; readonly value?: unknown; readonly schema?: unknown };
 }
 
 function describeFound(value: unknown): string {
@@ -53,6 +57,10 @@ function describeFound(value: unknown): string {
 /** "detail: expected boolean, got \"maybe\"" from an Elysia validation error. */
 export function describeElysiaValidation(error: unknown): string {
   const v = (error as ElysiaValidation).valueError;
+  if ((error as ElysiaValidation).type === "body" && typeof v?.path === "string" && typeof v.schema === "object" && v.schema !== null) {
+    const { field, problem } = describeValueError({ path: v.path, schema: v.schema as never, value: v.value }, "body");
+    return `${field}: ${problem}`;
+  }
   const path = typeof v?.path === "string" ? v.path.replace(/^\//, "").replaceAll("/", ".") : "";
   const field = path === "" ? String((error as ElysiaValidation).type ?? "request") : path;
   const custom = (error as ElysiaValidation).customError;
@@ -68,6 +76,9 @@ export function errorResponse(code: unknown, error: unknown, request: Request, l
     return errorBody(error.status, error.code, error.message, headers);
   }
   if (code === "VALIDATION") return errorBody(400, "VALIDATION", describeElysiaValidation(error));
+  if (code === "PARSE" && error instanceof Error && error.cause instanceof GorbError) {
+    return errorResponse(undefined, error.cause, request, log);
+  }
   if (code === "PARSE") {
     const why = error instanceof Error ? error.message : String(error);
     return errorBody(400, "VALIDATION", new ValidationError("body", `cannot parse: ${why}`).message);

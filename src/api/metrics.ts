@@ -75,6 +75,12 @@ const SERVICE_FAMILIES: readonly FamilySpec<ServiceDetail>[] = [
     value: (s) => s.health,
   },
   { name: "gorb_service_backends", help: "Number of backends of the service.", type: "gauge", value: (s) => s.backends.length },
+  {
+    name: "gorb_service_panic",
+    help: "1 while the service is in panic mode (more than panic_threshold percent of its backends down: weights kept), else 0.",
+    type: "gauge",
+    value: (s) => (s.panic === true ? 1 : 0),
+  },
 ];
 
 type Backend = BackendRow["backend"];

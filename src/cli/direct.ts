@@ -8,6 +8,26 @@
  *   backend   10.1.0.1:8080   [2001:db8::2]:8080   10.1.0.1 (the service's port; 0 for fwmark services)
  * Addresses must be literals (no DNS). Health checks need the daemon: they are not available here.
  */
+import { BACKEND_METHODS, LIMITS, schedFlagNames } from "../contract/fields.ts";
+import { GorbError, fromIpvsError, ipvsOutcome } from "../core/errors.ts";
+import {
+  backendFields,
+  backendPatchFields,
+  normalizeBackendFields,
+  normalizeService,
+  normalizeServiceFields,
+  patchBackendFields,
+  patchServiceFields,
+  serviceFields,
+  servicePatchFields,
+} from "../core/normalize.ts";
+import {
+  type HostResolver,
+  resolveBackendAddress,
+  resolveServiceKey,
+  toDestinationConfig,
+  toServiceConfig,
+} from "../core/resolve.ts";
 import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { IpvsError } from "../ipvs/errors.ts";
@@ -16,28 +36,22 @@ import type {
   DestinationConfig,
   DestinationKey,
   Family,
-  ForwardMethod,
   Protocol,
   Service,
   ServiceConfig,
   ServiceFlags,
   ServiceKey,
   Stats,
-  TunnelChecksum,
-  TunnelConfig,
-  TunnelType,
 } from "../ipvs/types.ts";
-import { isFwmarkKey } from "../ipvs/types.ts";
-import { SCHED_FLAG_NAMES } from "../core/model.ts";
-import { type RawArgs, boolArg, choiceArg, intArg, stringArg } from "./_shared.ts";
+import { FAMILIES, isFwmarkKey } from "../ipvs/types.ts";
+import { PLAIN_IPIP } from "../ipvs/validate.ts";
+import { type RawArgs, choiceArg } from "./_shared.ts";
+import { backendBody, serviceBody } from "./request-bodies.ts";
 import { cliContext } from "./context.ts";
-import { CliError, EXIT, UsageError } from "./errors.ts";
+import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type StatusBackend, type StatusService, hostPort, jsonText, keyValues, statusTable, table } from "./format.ts";
 import { prepareLibnl } from "./native.ts";
 
-const U32_MAX = 0xffffffff;
-const DEFAULT_WEIGHT = 100;
-const DEFAULT_PERSISTENCE_TIMEOUT = 300;
 
 /** Makes the driver --direct uses; tests install a MemoryIpvsDriver with setDirectDriverFactory. */
 export type DirectDriverFactory = () => Promise<IpvsDriver>;
@@ -68,27 +82,12 @@ export function directError(error: unknown): CliError {
     return new CliError(EXIT.IPVS_UNAVAILABLE, message, { cause: error });
   }
   if (error instanceof IpvsError) {
-    switch (error.code) {
-      case "ESRCH":
-        return new CliError(EXIT.NOT_FOUND, message, { cause: error });
-      case "ENOENT":
-        // On add/update-service ENOENT means an unknown scheduler or persistence engine: bad input.
-        return new CliError(
-          error.op === "add-service" || error.op === "update-service" ? EXIT.REJECTED : EXIT.NOT_FOUND,
-          message,
-          { cause: error },
-        );
-      case "EEXIST":
-        return new CliError(EXIT.CONFLICT, message, { cause: error });
-      case "EINVAL":
-      case "ERANGE":
-        return new CliError(EXIT.REJECTED, message, { cause: error });
-      case "EPERM":
-        return new CliError(EXIT.SERVER, `${message}; --direct needs root`, { cause: error });
-      default:
-        return new CliError(EXIT.SERVER, message, { cause: error });
-    }
+    // The daemon's table (core/errors.ts), except that a missing object is the user's name, not a loss.
+    if (ipvsOutcome(error) === "lost") return new CliError(EXIT.NOT_FOUND, message, { cause: error });
+    if (error.code === "EPERM") return new CliError(EXIT.SERVER, `${message}; --direct needs root`, { cause: error });
+    return new CliError(exitCodeForStatus(fromIpvsError(error).status), message, { cause: error });
   }
+  if (error instanceof GorbError) return new CliError(exitCodeForStatus(error.status), message, { cause: error });
   return new CliError(EXIT.SERVER, `IPVS: ${message}`, { cause: error });
 }
 
@@ -117,8 +116,9 @@ function literal(text: string, what: string): { address: string; family: Family 
 }
 
 function portOf(text: string, what: string, min: number): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > 65535) {
-    throw new UsageError(`${what}: port must be ${min}-65535, got ${JSON.stringify(text)}`);
+  const max = LIMITS.port.max;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${what}: port must be ${min}-${max}, got ${JSON.stringify(text)}`);
   }
   return Number(text);
 }
@@ -132,7 +132,9 @@ export function parseServiceName(text: string, family?: Family): ServiceKey {
   const fw = /^fwmark:(\d+)(?:\/(inet|inet6))?$/i.exec(text);
   if (fw !== null) {
     const mark = Number(fw[1]);
-    if (mark < 1 || mark > U32_MAX) throw new UsageError(`${what}: fwmark must be 1-${U32_MAX}`);
+    if (mark < LIMITS.fwmark.min || mark > LIMITS.fwmark.max) {
+      throw new UsageError(`${what}: fwmark must be ${LIMITS.fwmark.min}-${LIMITS.fwmark.max}`);
+    }
     const fam = (fw[2]?.toLowerCase() as Family | undefined) ?? family ?? "inet";
     return { family: fam, fwmark: mark };
   }
@@ -179,87 +181,98 @@ function refuse(args: RawArgs, names: readonly string[], why: string): void {
 
 function serviceKeyFrom(name: string, args: RawArgs): ServiceKey {
   refuse(args, ["host", "port", "protocol", "fwmark"], "the service is named by its key, e.g. tcp:10.0.0.1:80 or fwmark:7");
-  const family = choiceArg(args, "family", ["inet", "inet6"] as const);
+  const family = choiceArg(args, "family", FAMILIES);
   return parseServiceName(name, family);
 }
 
-function flagNames(scheduler: string): Record<"sched1" | "sched2" | "sched3", string> {
-  if (scheduler === "sh") return { sched1: "sh-fallback", sched2: "sh-port", sched3: "flag-3" };
-  if (scheduler === "mh") return { sched1: "mh-fallback", sched2: "mh-port", sched3: "flag-3" };
-  return { sched1: "flag-1", sched2: "flag-2", sched3: "flag-3" };
-}
-
 function schedFlagsText(scheduler: string, flags: ServiceFlags): string {
-  const names = flagNames(scheduler);
+  const names = schedFlagNames(scheduler);
   return (["sched1", "sched2", "sched3"] as const).filter((bit) => flags[bit]).map((bit) => names[bit]).join("|");
 }
 
-function parseSchedFlags(text: string): Pick<ServiceFlags, "sched1" | "sched2" | "sched3"> {
-  const out = { sched1: false, sched2: false, sched3: false };
-  if (text.trim() === "") return out;
-  for (const part of text.split(/[|,]/)) {
-    const name = part.trim().toLowerCase();
-    if (!Object.hasOwn(SCHED_FLAG_NAMES, name)) {
-      throw new UsageError(`--flags: unknown flag ${JSON.stringify(part.trim())}; known: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`);
-    }
-    out[SCHED_FLAG_NAMES[name as keyof typeof SCHED_FLAG_NAMES]] = true;
-  }
-  return out;
+/** The REST fields that name a kernel service key. */
+function keyBody(key: ServiceKey): Record<string, unknown> {
+  if (isFwmarkKey(key)) return { fwmark: key.fwmark, family: key.family };
+  return { host: key.address, port: key.port, protocol: key.protocol, family: key.family };
 }
 
-/** The ServiceConfig from the flags, over `base` (the current service for `set`). */
-export function serviceConfigFrom(key: ServiceKey, args: RawArgs, base: ServiceConfig | null): ServiceConfig {
-  const timeout = intArg(args, "persistence-timeout", 1, U32_MAX);
-  const netmask = intArg(args, "netmask", 0, 128);
-  const pe = choiceArg(args, "pe", ["sip"] as const);
-  const persistent =
-    boolArg(args, "persistent") ??
-    (timeout !== undefined || netmask !== undefined || pe !== undefined ? true : (base?.flags.persistent ?? false));
-  const flagsText = stringArg(args, "flags");
-  const sched = flagsText === undefined ? (base?.flags ?? { sched1: false, sched2: false, sched3: false }) : parseSchedFlags(flagsText);
-  const flags: ServiceFlags = {
+/** The REST body that normalises back into `config` (the base a `set` patches). */
+function serviceBodyOf(config: ServiceConfig): Record<string, unknown> {
+  const persistent = config.flags.persistent;
+  return {
+    ...keyBody(config.key),
+    method: config.scheduler,
+    flags: schedFlagsText(config.scheduler, config.flags),
     persistent,
-    onePacket: boolArg(args, "one-packet") ?? base?.flags.onePacket ?? false,
-    sched1: sched.sched1,
-    sched2: sched.sched2,
-    sched3: sched.sched3,
-  };
-  return {
-    key,
-    scheduler: (stringArg(args, "method") ?? base?.scheduler ?? "wrr").toLowerCase(),
-    flags,
-    timeout: persistent ? (timeout ?? (base !== null && base.timeout > 0 ? base.timeout : DEFAULT_PERSISTENCE_TIMEOUT)) : 0,
-    netmask: netmask ?? base?.netmask ?? (key.family === "inet" ? 32 : 128),
-    pe: persistent ? (pe ?? base?.pe ?? null) : null,
+    ...(persistent ? { persistence_timeout: config.timeout, persistence_netmask: config.netmask } : {}),
+    ...(persistent && config.pe !== null ? { pe: config.pe } : {}),
+    one_packet: config.flags.onePacket,
   };
 }
 
-/** The DestinationConfig from the flags, over `base` (the current destination for `set`). */
-export function destinationConfigFrom(dest: DestinationKey, args: RawArgs, base: Destination | null): DestinationConfig {
-  refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
-  const forwardArg = choiceArg(args, "forward", ["nat", "dr", "tunnel", "ipip", "local"] as const);
-  const forward: ForwardMethod =
-    forwardArg === undefined ? (base?.forward ?? "nat") : forwardArg === "ipip" ? "tunnel" : forwardArg;
-  const tunnelType = choiceArg(args, "tunnel-type", ["ipip", "gue", "gre"] as const);
-  const tunnelPort = intArg(args, "tunnel-port", 1, 65535);
-  const checksum = choiceArg(args, "tunnel-checksum", ["nocsum", "csum", "remcsum"] as const);
-  let tunnel: TunnelConfig | null = null;
-  if (forward === "tunnel") {
-    const type: TunnelType = tunnelType ?? (forwardArg === "ipip" ? "ipip" : (base?.tunnel?.type ?? "ipip"));
-    const port = tunnelPort ?? (type === "gue" ? (base?.tunnel?.port ?? 0) : 0);
-    const sum: TunnelChecksum = checksum ?? base?.tunnel?.checksum ?? "nocsum";
-    tunnel = { type, port, checksum: sum };
-  } else if (tunnelType !== undefined || tunnelPort !== undefined || checksum !== undefined) {
-    throw new UsageError("--tunnel-* options need --forward tunnel");
+/** --direct names addresses, never DNS names: a resolver that is never asked (literals resolve themselves). */
+const noDns: HostResolver = async (host) => {
+  throw new UsageError(`${JSON.stringify(host)}: --direct takes addresses, not names`);
+};
+
+/**
+ * The ServiceConfig the flags describe, over `base` (the kernel's current service for `set`), built the way
+ * the daemon builds one: the flags become the REST body (../commands/service.ts), core normalises it
+ * (defaults, checks) and resolves the key (the VIP address rules).
+ */
+export async function serviceConfigFrom(key: ServiceKey, args: RawArgs, base: ServiceConfig | null): Promise<ServiceConfig> {
+  const flags = serviceBody(args);
+  delete flags.family; // the name's family (fwmark:N/inet6 or --family) is already in the key
+  const fields =
+    base === null
+      ? serviceFields({ ...keyBody(key), ...flags })
+      : patchServiceFields(serviceFields(serviceBodyOf(base)), servicePatchFields(flags));
+  const spec = normalizeServiceFields(fields);
+  const resolved = await resolveServiceKey(spec, noDns, null);
+  return toServiceConfig(spec, resolved);
+}
+
+/** The REST body that normalises back into the destination `dest` (the base a `set` patches). */
+function backendBodyOf(dest: Destination): Record<string, unknown> {
+  const method = dest.forward === "tunnel" ? "tunnel" : dest.forward;
+  if (!(BACKEND_METHODS as readonly string[]).includes(method)) {
+    throw new UsageError(`backend ${formatBackendName(dest)} forwards by ${JSON.stringify(dest.forward)}, which gorb cannot change`);
   }
+  const tunnel = dest.forward === "tunnel" ? (dest.tunnel ?? PLAIN_IPIP) : null;
   return {
-    ...dest,
-    forward,
-    weight: intArg(args, "weight", 0, 0x7fffffff) ?? base?.weight ?? DEFAULT_WEIGHT,
-    upperThreshold: intArg(args, "upper-threshold", 0, U32_MAX) ?? base?.upperThreshold ?? 0,
-    lowerThreshold: intArg(args, "lower-threshold", 0, U32_MAX) ?? base?.lowerThreshold ?? 0,
-    tunnel,
+    host: dest.address,
+    port: dest.port,
+    weight: dest.weight,
+    method,
+    upper_threshold: dest.upperThreshold,
+    lower_threshold: dest.lowerThreshold,
+    ...(tunnel === null
+      ? {}
+      : {
+          tunnel_type: tunnel.type,
+          ...(tunnel.type === "gue" ? { tunnel_port: tunnel.port } : {}),
+          tunnel_checksum: tunnel.checksum,
+        }),
   };
+}
+
+/** The DestinationConfig the flags describe, over `base` (the current destination for `set`), as core builds it. */
+export async function destinationConfigFrom(
+  key: ServiceKey,
+  dest: DestinationKey,
+  args: RawArgs,
+  base: Destination | null,
+): Promise<DestinationConfig> {
+  refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
+  const flags = backendBody(args);
+  const fields =
+    base === null
+      ? backendFields({ host: dest.address, port: dest.port, ...flags })
+      : patchBackendFields(backendFields(backendBodyOf(base)), backendPatchFields(flags));
+  const service = normalizeService(keyBody(key));
+  const spec = normalizeBackendFields(fields, service);
+  const address = await resolveBackendAddress(spec, key, noDns);
+  return toDestinationConfig(spec, address, key, spec.weight);
 }
 
 function statsJson(s: Stats) {
@@ -353,7 +366,10 @@ function done(message: string): number {
 /** `gorb service add NAME --direct`. */
 export async function serviceAdd(name: string, args: RawArgs): Promise<number> {
   const key = serviceKeyFrom(name, args);
-  const config = serviceConfigFrom(key, args, null);
+  // Checked before the driver opens: a bad flag needs neither root nor libnl.
+  const config = await serviceConfigFrom(key, args, null).catch((error: unknown) => {
+    throw directError(error);
+  });
   await withDriver((d) => d.addService(config));
   return done(`service ${formatServiceName(key)} created in the kernel`);
 }
@@ -361,7 +377,7 @@ export async function serviceAdd(name: string, args: RawArgs): Promise<number> {
 /** `gorb service set NAME --direct`. */
 export async function serviceSet(name: string, args: RawArgs): Promise<number> {
   const key = serviceKeyFrom(name, args);
-  await withDriver(async (d) => d.updateService(serviceConfigFrom(key, args, await d.getService(key))));
+  await withDriver(async (d) => d.updateService(await serviceConfigFrom(key, args, await d.getService(key))));
   return done(`service ${formatServiceName(key)} updated in the kernel`);
 }
 
@@ -433,7 +449,9 @@ async function findDestination(d: IpvsDriver, key: ServiceKey, dest: Destination
 export async function backendAdd(service: string, name: string, args: RawArgs): Promise<number> {
   const key = parseServiceName(service);
   const dest = parseBackendName(name, key);
-  const config = destinationConfigFrom(dest, args, null);
+  const config = await destinationConfigFrom(key, dest, args, null).catch((error: unknown) => {
+    throw directError(error);
+  });
   await withDriver((d) => d.addDestination(key, config));
   return done(`backend ${formatBackendName(dest)} added to ${formatServiceName(key)} in the kernel`);
 }
@@ -442,7 +460,9 @@ export async function backendAdd(service: string, name: string, args: RawArgs): 
 export async function backendSet(service: string, name: string, args: RawArgs): Promise<number> {
   const key = parseServiceName(service);
   const dest = parseBackendName(name, key);
-  await withDriver(async (d) => d.updateDestination(key, destinationConfigFrom(dest, args, await findDestination(d, key, dest))));
+  await withDriver(async (d) =>
+    d.updateDestination(key, await destinationConfigFrom(key, dest, args, await findDestination(d, key, dest))),
+  );
   return done(`backend ${formatBackendName(dest)} of ${formatServiceName(key)} updated in the kernel`);
 }
 

@@ -1,6 +1,7 @@
 /**
  * Rendering of the daemon's GET answers for people: service and backend summaries and the status model.
  */
+import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "./client.ts";
 import { type StatusBackend, type StatusService, compact, hostPort, keyValues } from "./format.ts";
 
@@ -57,7 +58,7 @@ export function statusService(d: ServiceDetail): StatusService {
 function persistenceText(o: ServiceOptions): string {
   if (!o.persistent) return "off";
   const parts = [`${o.persistence_timeout}s`];
-  const full = o.family === "inet6" ? 128 : 32;
+  const full = o.family === "inet6" ? NETMASK_RANGE.inet6.max : NETMASK_RANGE.inet.max;
   if (o.persistence_netmask !== full) parts.push(`netmask /${o.persistence_netmask}`);
   if (o.pe !== "") parts.push(`pe ${o.pe}`);
   return parts.join(", ");

@@ -8,6 +8,7 @@
 import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
 import type { DeclaredService } from "../core/plan.ts";
+import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -58,6 +59,16 @@ export interface DaemonOptions {
   readonly stateDir: string | null;
   /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
   readonly reconcileIntervalMs: number;
+  /**
+   * What restore does with destinations the kernel serves in a gorb service and the saved state does not know
+   * (added while the state could not be saved, or by hand): report them and leave them, adopt them as API
+   * backends (pulse none), or remove them.
+   */
+  readonly unknownDestinations: UnknownDestinationMode;
+  /** Most services gorb holds (--max-services); null = unlimited. */
+  readonly maxServices: number | null;
+  /** Most backends gorb holds over all services (--max-backends); null = unlimited. */
+  readonly maxBackends: number | null;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -93,6 +104,9 @@ export interface DaemonFlags {
   readonly tlsKey?: string | undefined;
   readonly consulToken?: string | undefined;
   readonly consulTokenFile?: string | undefined;
+  readonly unknownDestinations?: string | undefined;
+  readonly maxServices?: string | undefined;
+  readonly maxBackends?: string | undefined;
   /** false for --no-ui. */
   readonly ui?: boolean | undefined;
 }
@@ -110,6 +124,8 @@ export const DEFAULT_BODY_LIMIT = "64k";
 export const DEFAULT_STATE_DIR = "/var/lib/gorb";
 /** DEFAULT_RECONCILE_INTERVAL is the period of the reconcile of the kernel table with gorb's state. */
 export const DEFAULT_RECONCILE_INTERVAL = "30s";
+/** DEFAULT_UNKNOWN_DESTINATIONS: restore reports destinations it does not know and leaves them serving. */
+export const DEFAULT_UNKNOWN_DESTINATIONS: UnknownDestinationMode = "report";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
@@ -238,6 +254,17 @@ export function parseInterval(flag: string, text: string): number {
   return ms;
 }
 
+/** A count limit: a whole number 1..10^9, or undefined/"0"/"unlimited" for none. */
+function parseLimit(flag: string, text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const value = text.trim().toLowerCase();
+  if (value === "0" || value === "unlimited") return null;
+  if (!/^\d{1,10}$/.test(value) || Number(value) > 1e9) {
+    throw new DaemonOptionError(flag, `expected a whole number (0 or unlimited: no limit), got ${JSON.stringify(text)}`);
+  }
+  return Number(value);
+}
+
 function stateDir(flags: DaemonFlags): string | null {
   if (flags.state === false) return null;
   const dir = flags.stateDir ?? DEFAULT_STATE_DIR;
@@ -313,6 +340,15 @@ function tls(flags: DaemonFlags): DaemonOptions["tls"] {
   return { certFile, keyFile };
 }
 
+function unknownDestinations(text: string | undefined): UnknownDestinationMode {
+  if (text === undefined) return DEFAULT_UNKNOWN_DESTINATIONS;
+  const mode = UNKNOWN_DESTINATION_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    throw new DaemonOptionError("unknown-destinations", `must be one of ${UNKNOWN_DESTINATION_MODES.join(", ")}, got ${JSON.stringify(text)}`);
+  }
+  return mode;
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -338,6 +374,9 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     bodyLimitBytes: parseSize("body-limit", flags.bodyLimit ?? DEFAULT_BODY_LIMIT),
     stateDir: stateDir(flags),
     reconcileIntervalMs: parseInterval("reconcile-interval", flags.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL),
+    unknownDestinations: unknownDestinations(flags.unknownDestinations),
+    maxServices: parseLimit("max-services", flags.maxServices),
+    maxBackends: parseLimit("max-backends", flags.maxBackends),
     configPath: null,
     declared: null,
     ui: flags.ui ?? true,

@@ -8,7 +8,8 @@
  *   reconcile_interval: 30s         token_file: /etc/gorb/token   allow: [10.0.0.0/8]
  *   allow_origin: https://ops.example.com   max_connections: 256
  *   tls_cert: /etc/gorb/cert.pem    tls_key: /etc/gorb/key.pem
- *   consul_token_file: /etc/gorb/consul-token   ui: true
+ *   consul_token_file: /etc/gorb/consul-token
+ *   max_services: 1000              max_backends: 20000   ui: true
  *   services:
  *     web:                          # the service id, as in PUT /service/web
  *       host: 10.0.0.1              # PUT /service/web's body
@@ -46,6 +47,8 @@ const SETTINGS = {
   tls_key: { flag: "tlsKey", type: "string" },
   consul_token: { flag: "consulToken", type: "string" },
   consul_token_file: { flag: "consulTokenFile", type: "string" },
+  max_services: { flag: "maxServices", type: "count" },
+  max_backends: { flag: "maxBackends", type: "count" },
   ui: { flag: "ui", type: "boolean" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
@@ -93,8 +96,8 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
         else throw new PathError([key], `must be a string or a list of strings, got ${describeValue(value)}`);
         break;
       case "count":
-        if (!(typeof value === "number" && Number.isInteger(value)) && typeof value !== "string") {
-          throw new PathError([key], `must be a whole number, got ${describeValue(value)}`);
+        if (!(typeof value === "number" && Number.isInteger(value)) && !(typeof value === "string" && /^(\d+|unlimited)$/.test(value))) {
+          throw new PathError([key], `must be a whole number (max_services, max_backends: or "unlimited"), got ${describeValue(value)}`);
         }
         flags[spec.flag] = String(value);
         break;

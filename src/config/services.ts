@@ -6,10 +6,17 @@
  * file a typo would otherwise go unnoticed. An error is a PathError naming the path
  * ("services.web.backends.b1.port: must be 1-65535, got 70000").
  */
-import { readFields, type Fields } from "../core/fields.ts";
+import type { Fields } from "../core/fields.ts";
 import { checkId } from "../core/ids.ts";
 import type { ServiceSpec } from "../core/model.ts";
-import { BACKEND_FIELDS, SERVICE_FIELDS, normalizeBackendFields, normalizeServiceFields } from "../core/normalize.ts";
+import {
+  BACKEND_FIELDS,
+  SERVICE_FIELDS,
+  backendFields,
+  normalizeBackendFields,
+  normalizeServiceFields,
+  serviceFields,
+} from "../core/normalize.ts";
 import { PathError, underPath, type PathSegment } from "../core/path.ts";
 import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
 
@@ -62,7 +69,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     refuseUnknown(obj, BACKEND_FIELDS, at);
     let fields: Fields;
     try {
-      fields = readFields(obj, BACKEND_FIELDS, "body");
+      fields = backendFields(obj);
       normalizeBackendFields(fields, service);
     } catch (error) {
       throw underPath(error, at);
@@ -89,7 +96,7 @@ export function readServices(value: unknown, path: readonly PathSegment[] = ["se
     let fields: Fields;
     let spec: ServiceSpec;
     try {
-      fields = readFields(obj, SERVICE_FIELDS, "body");
+      fields = serviceFields(obj);
       spec = normalizeServiceFields(fields);
     } catch (error) {
       throw underPath(error, at);

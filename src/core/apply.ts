@@ -1,28 +1,12 @@
 /**
- * Running a plan (./plan.ts) through Gorb's own mutations, so every step keeps Gorb's rules (checked, written
- * to the kernel first, saved to disk before it counts, rolled back on failure). Each change runs its steps in
- * order and stops at its first failure; the next changes still run (services are independent), and the report
- * says which changes were done and which failed, and why.
- *
- * An apply is not one transaction: each step is atomic and saved on its own, so a failure part-way leaves
- * the changes before it in place. Applying the same set again finishes the job.
+ * What an apply reports, and the PATCH body that makes a record's fields exactly a declared set. Gorb runs a
+ * plan (./plan.ts) under its lock: every change's edits, then one kernel batch for all of them, then one commit.
+ * A change the kernel refuses is undone (its edits, and in the kernel) and reported with why; the others stay
+ * (services are independent). Applying the same set again finishes the job.
  */
-import { BACKEND_FIELDS, SERVICE_FIELDS } from "./normalize.ts";
 import type { Fields } from "./fields.ts";
-import type { ApplyStep, ChangeAction, PlannedChange } from "./plan.ts";
-import type { Source } from "./state.ts";
+import type { ChangeAction, PlannedChange } from "./plan.ts";
 import { fieldsToJson } from "./state.ts";
-
-/** The mutations an apply uses (Gorb's). */
-export interface ApplyTarget {
-  createService(id: string, body: unknown, options?: { source?: Source }): Promise<void>;
-  updateService(id: string, body: unknown): Promise<void>;
-  deleteService(id: string): Promise<void>;
-  createBackend(serviceId: string, backendId: string, body: unknown, options?: { source?: Source }): Promise<void>;
-  updateBackend(serviceId: string, backendId: string, body: unknown): Promise<void>;
-  deleteBackend(serviceId: string, backendId: string): Promise<void>;
-  setSource(serviceId: string, backendId: string | null, source: Source): Promise<void>;
-}
 
 /** One change of an apply report. */
 export interface ChangeReport {
@@ -54,25 +38,6 @@ export function replacementBody(known: readonly string[], fields: Fields): Recor
   return { ...body, ...fieldsToJson(fields) };
 }
 
-async function runStep(target: ApplyTarget, step: ApplyStep): Promise<void> {
-  switch (step.kind) {
-    case "create-service":
-      return target.createService(step.service, fieldsToJson(step.fields), { source: "file" });
-    case "update-service":
-      return target.updateService(step.service, replacementBody(SERVICE_FIELDS, step.fields));
-    case "delete-service":
-      return target.deleteService(step.service);
-    case "create-backend":
-      return target.createBackend(step.service, step.backend, fieldsToJson(step.fields), { source: step.source });
-    case "update-backend":
-      return target.updateBackend(step.service, step.backend, replacementBody(BACKEND_FIELDS, step.fields));
-    case "delete-backend":
-      return target.deleteBackend(step.service, step.backend);
-    case "take-over":
-      return target.setSource(step.service, step.backend, "file");
-  }
-}
-
 /** The report of a plan that is not run. */
 export function dryRunReport(plan: readonly PlannedChange[]): ApplyReport {
   return {
@@ -80,19 +45,4 @@ export function dryRunReport(plan: readonly PlannedChange[]): ApplyReport {
     ok: true,
     changes: plan.map((c) => ({ action: c.action, service: c.service, backend: c.backend, details: c.details, status: "planned" })),
   };
-}
-
-/** Run every change of `plan` against `target`; see the module comment. */
-export async function runPlan(target: ApplyTarget, plan: readonly PlannedChange[]): Promise<ApplyReport> {
-  const changes: ChangeReport[] = [];
-  for (const change of plan) {
-    const base = { action: change.action, service: change.service, backend: change.backend, details: change.details };
-    try {
-      for (const step of change.steps) await runStep(target, step);
-      changes.push({ ...base, status: "done" });
-    } catch (error) {
-      changes.push({ ...base, status: "failed", error: error instanceof Error ? error.message : String(error) });
-    }
-  }
-  return { dry_run: false, ok: changes.every((c) => c.status === "done"), changes };
 }

@@ -2,10 +2,11 @@
  * Domain errors of gorb's core. Every failure that reaches a client is a GorbError with an HTTP-like `status`,
  * a stable `code` and a message that names the field or the object and says what is wrong with it.
  *
- * This is the one place where IPVS errnos become domain errors (`fromIpvsError`); the API maps GorbError to
- * HTTP in src/api/errors.ts and nowhere else.
+ * This is the one place where IPVS errnos become domain errors (`fromIpvsError`, by the table
+ * IPVS_ERROR_TABLE and the attribute the IpvsError carries); the API maps GorbError to HTTP in
+ * src/api/errors.ts and nowhere else.
  */
-import { IpvsError } from "../ipvs/errors.ts";
+import { ERRNO, IpvsError, type ErrnoName, type IpvsField, type IpvsOperation } from "../ipvs/errors.ts";
 
 /** Stable, machine-readable error codes (the API returns them next to the message). */
 export type GorbErrorCode =
@@ -17,7 +18,8 @@ export type GorbErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "TOO_LARGE"
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  | "LIMIT";
 
 /** GorbError is the base of every error gorb reports to a client. */
 export class GorbError extends Error {
@@ -65,6 +67,24 @@ export class ConflictError extends GorbError {
 }
 
 /**
+ * LimitError reports a create refused because gorb already holds as many services or backends as it is
+ * allowed to (--max-services, --max-backends): 409, code LIMIT. A conflict with the current state, not a bad
+ * request: the same request succeeds once something is deleted or the limit is raised.
+ */
+export class LimitError extends GorbError {
+  override readonly name = "LimitError";
+  /** "services" or "backends". */
+  readonly what: "services" | "backends";
+  readonly limit: number;
+
+  constructor(what: "services" | "backends", limit: number) {
+    super(409, "LIMIT", `${what}: gorb holds its limit of ${limit} ${what} (--max-${what}); delete some or raise the limit`);
+    this.what = what;
+    this.limit = limit;
+  }
+}
+
+/**
  * KernelError reports an IPVS (or VIP) operation that failed for a reason the client cannot fix by changing the
  * request (500). `errno` is the errno name, e.g. "EPERM", or "" when there is none.
  */
@@ -78,17 +98,6 @@ export class KernelError extends GorbError {
   }
 }
 
-/**
- * StateError reports a change that was made (in IPVS and in gorb) but could not be saved to disk (500): it is
- * live, but a restart before the next successful save would lose it. Gorb retries the save with the next change.
- */
-export class StateError extends GorbError {
-  override readonly name = "StateError";
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(500, "STATE", message, options);
-  }
-}
 
 /**
  * UnavailableError reports a mutation refused before anything was touched because a part gorb needs to keep
@@ -105,34 +114,70 @@ export class UnavailableError extends GorbError {
   }
 }
 
-/** The wire field an EINVAL/ERANGE message from the IPVS layer is about, guessed from its wording. */
-function fieldOfInvalid(message: string): string {
-  if (/tunnel port|gue tunnel/.test(message)) return "tunnel_port";
-  if (/tunnel checksum/.test(message)) return "tunnel_checksum";
-  if (/tunnel type/.test(message)) return "tunnel_type";
-  if (/netmask/.test(message)) return "persistence_netmask";
-  if (/lower threshold|lowerThreshold/.test(message)) return "lower_threshold";
-  if (/upperThreshold/.test(message)) return "upper_threshold";
-  if (/weight/.test(message)) return "weight";
-  if (/needs forward|forward /.test(message)) return "method";
-  if (/scheduler/.test(message)) return "method";
-  if (/\bpe\b|persistence engine/.test(message)) return "pe";
-  if (/fwmark/.test(message)) return "fwmark";
-  if (/port /.test(message)) return "port";
-  return "host";
+/** The wire field (REST contract) of each IPVS attribute an IpvsError may concern. */
+const WIRE_FIELD_OF: Readonly<Record<IpvsField, string>> = {
+  family: "family",
+  protocol: "protocol",
+  address: "host",
+  port: "port",
+  fwmark: "fwmark",
+  scheduler: "method",
+  pe: "pe",
+  flags: "flags",
+  timeout: "persistence_timeout",
+  netmask: "persistence_netmask",
+  forward: "method",
+  weight: "weight",
+  upperThreshold: "upper_threshold",
+  lowerThreshold: "lower_threshold",
+  tunnelType: "tunnel_type",
+  tunnelPort: "tunnel_port",
+  tunnelChecksum: "tunnel_checksum",
+  timeouts: "timeouts",
+};
+
+/** What an IPVS failure becomes: its status class and how its message reads. */
+type IpvsOutcome = "conflict" | "invalid" | "lost" | "kernel";
+
+/** One row of the mapping: an errno, optionally only for some operations, and what it becomes. */
+interface IpvsErrorRow {
+  readonly errno: ErrnoName;
+  /** The operations the row is for; absent = every operation. */
+  readonly ops?: readonly IpvsOperation[];
+  readonly outcome: IpvsOutcome;
+}
+
+const SERVICE_WRITES: readonly IpvsOperation[] = ["add-service", "update-service"];
+
+/**
+ * The mapping of IPVS failures to HTTP, first matching row wins (anything else: "kernel", 500 with the errno):
+ *   EEXIST             conflict  409, "... already exists in the kernel": gorb checks its own objects first,
+ *                                so the kernel's object is one gorb does not manage
+ *   ENOENT on add/update-service: invalid (the kernel has no such scheduler or persistence engine module)
+ *   ENOENT, ESRCH      lost      500: an object gorb manages is missing from the kernel (removed behind gorb's
+ *                                back); deletes treat these as success before they get here
+ *   EINVAL, ERANGE     invalid   400 naming the field of the attribute the error carries (values the
+ *                                contract lets through but the kernel refuses, e.g. an address it cannot route)
+ */
+const IPVS_ERROR_TABLE: readonly IpvsErrorRow[] = [
+  { errno: "EEXIST", outcome: "conflict" },
+  { errno: "ENOENT", ops: SERVICE_WRITES, outcome: "invalid" },
+  { errno: "ENOENT", outcome: "lost" },
+  { errno: "ESRCH", outcome: "lost" },
+  { errno: "EINVAL", outcome: "invalid" },
+  { errno: "ERANGE", outcome: "invalid" },
+];
+
+/** The outcome of an IpvsError by the table. */
+export function ipvsOutcome(error: IpvsError): IpvsOutcome {
+  const row = IPVS_ERROR_TABLE.find((r) => ERRNO[r.errno] === error.errno && (r.ops === undefined || r.ops.includes(error.op)));
+  return row?.outcome ?? "kernel";
 }
 
 /**
- * The GorbError for a failure of the IPVS driver:
- *   EEXIST            409, "... already exists in the kernel" (gorb checks its own objects first, so an EEXIST
- *                     from the kernel is an object gorb does not manage)
- *   ENOENT on add/update-service: unknown scheduler (400, field "method") or persistence engine (400, field "pe")
- *   EINVAL, ERANGE    400 with the field the message is about (values the normaliser lets through but the
- *                     kernel refuses, e.g. an address it cannot route)
- *   ESRCH, ENOENT     500: an object gorb manages is missing from the kernel (someone removed it behind gorb's
- *                     back); deletes treat these as success before they get here
- *   anything else     500 with the errno name (EPERM, ENOMEM, ...)
- * A GorbError passes through unchanged; a non-IPVS error becomes a 500 that keeps it as `cause`.
+ * The GorbError for a failure of the IPVS driver, by IPVS_ERROR_TABLE. An "invalid" error without an
+ * attribute (the kernel refused the request as a whole) names "body". A GorbError passes through unchanged;
+ * a non-IPVS error becomes a 500 that keeps it as `cause`.
  */
 export function fromIpvsError(error: unknown): GorbError {
   if (error instanceof GorbError) return error;
@@ -140,31 +185,15 @@ export function fromIpvsError(error: unknown): GorbError {
     const text = error instanceof Error ? error.message : String(error);
     return new KernelError(`internal error: ${text}`, "", { cause: error });
   }
-  const serviceOp = error.op === "add-service" || error.op === "update-service";
-  switch (error.code) {
-    case "EEXIST":
+  switch (ipvsOutcome(error)) {
+    case "conflict":
       return new ConflictError(`${error.message} in the kernel (not managed by gorb)`, { cause: error });
-    case "ENOENT":
-      if (serviceOp) {
-        const field = /persistence engine/.test(error.message) && !/scheduler/.test(error.message) ? "pe" : "method";
-        return new ValidationError(field, error.message, { cause: error });
-      }
-      return new KernelError(`${error.message} in the kernel (removed behind gorb's back?)`, error.code, {
-        cause: error,
-      });
-    case "ESRCH":
-      return new KernelError(`${error.message} in the kernel (removed behind gorb's back?)`, error.code, {
-        cause: error,
-      });
-    case "EINVAL":
-    case "ERANGE":
-      return new ValidationError(fieldOfInvalid(error.message), error.message, { cause: error });
-    default:
+    case "invalid":
+      return new ValidationError(error.field === null ? "body" : WIRE_FIELD_OF[error.field], error.message, { cause: error });
+    case "lost":
+      return new KernelError(`${error.message} in the kernel (removed behind gorb's back?)`, error.code, { cause: error });
+    case "kernel":
       return new KernelError(error.message, error.code, { cause: error });
   }
 }
 
-/** True when `error` is an IpvsError with errno name `code` (e.g. "ESRCH"). */
-export function hasErrno(error: unknown, code: string): error is IpvsError {
-  return error instanceof IpvsError && error.code === code;
-}

@@ -49,6 +49,17 @@ export interface EventPayloads {
     readonly status: "done" | "failed";
     readonly error?: string;
   };
+  /**
+   * A service entered (active) or left panic mode: more than `threshold` percent of its backends are down
+   * (`down` of `total`), so gorb keeps their weights instead of draining them.
+   */
+  "service.panic": {
+    readonly service: string;
+    readonly down: number;
+    readonly total: number;
+    readonly threshold: number;
+    readonly active: boolean;
+  };
   /** The follower missed events that are no longer kept: read the whole state again. */
   resync: { readonly reason: string };
 }
@@ -66,6 +77,7 @@ export const EVENT_TYPES = [
   "backend.health",
   "backend.weight",
   "reconcile.repair",
+  "service.panic",
   "resync",
 ] as const satisfies readonly EventType[];
 

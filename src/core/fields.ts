@@ -1,70 +1,39 @@
 /**
- * Reading GORB request bodies the way Go's encoding/json did: object keys match field names case-insensitively
- * ("Port" is "port"), unknown keys are ignored, a later key wins over an earlier one, and a JSON null means
- * "not given". Plus the typed getters the normaliser uses, each of which throws a ValidationError that names
- * the field and the problem ("port: must be 1-65535, got 70000").
+ * Field maps: a request body reduced to the known fields, keyed by their canonical (lower-case) wire name,
+ * as core keeps them (the base of the next PATCH, the rows of the state store). They are built by
+ * ./normalize.ts from bodies read and checked against the REST contract (src/contract/check.ts), so every
+ * value in one has the contract's type; the getters here only pick values and defaults.
  *
  * Field maps are `Map`s, never plain objects, so a hostile "__proto__" key is just an unknown key.
  */
-import { ValidationError } from "./errors.ts";
+import { describeValue } from "../contract/check.ts";
+
+export { describeValue };
 
 /** A request body reduced to the known fields, keyed by their canonical (lower-case) wire name. */
 export type Fields = Map<string, unknown>;
 
-/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null". */
-export function describeValue(value: unknown): string {
-  if (typeof value === "string") {
-    const text = value.length > 64 ? `${value.slice(0, 61)}...` : value;
-    return JSON.stringify(text);
-  }
-  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
-  if (value === null) return "null";
-  if (value === undefined) return "nothing";
-  if (Array.isArray(value)) return "an array";
-  return `an ${typeof value}`;
-}
+/** Field maps built from a body the contract accepted (or merged from two such maps): not checked again. */
+const CHECKED = new WeakSet<Fields>();
 
-/** The JSON type name of a value, for "must be a string, got a number". */
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
-}
-
-/**
- * The known fields of a JSON object. `known` lists the canonical (lower-case) names; keys are compared
- * case-insensitively, unknown keys and null values are dropped. `what` names the object for the error thrown
- * when `raw` is not an object at all.
- */
-export function readFields(raw: unknown, known: readonly string[], what: string): Fields {
-  if (raw === undefined || raw === null) return new Map();
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ValidationError(what, `must be a JSON object, got ${typeName(raw)}`);
-  }
+/** A checked, canonical body (a plain object of known fields) as a field map. */
+export function fieldsOf(body: unknown): Fields {
   const fields: Fields = new Map();
-  for (const [key, value] of Object.entries(raw)) {
-    const name = key.toLowerCase();
-    // A null leaves the field as it was, as Go's decoder did for a non-pointer field.
-    if (!known.includes(name) || value === null) continue;
-    fields.set(name, value);
-  }
+  if (typeof body === "object" && body !== null) for (const [name, value] of Object.entries(body)) fields.set(name, value);
+  CHECKED.add(fields);
   return fields;
 }
 
-/**
- * Like readFields, but keeps a null as an explicit null: for PATCH, where null means "back to the default".
- */
-export function readPatchFields(raw: unknown, known: readonly string[], what: string): Fields {
-  if (raw === undefined || raw === null) return new Map();
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ValidationError(what, `must be a JSON object, got ${typeName(raw)}`);
-  }
-  const fields: Fields = new Map();
-  for (const [key, value] of Object.entries(raw)) {
-    const name = key.toLowerCase();
-    if (known.includes(name)) fields.set(name, value);
-  }
-  return fields;
+/** True when `fields` came from fieldsOf (or a merge of such maps) and has not been changed since. */
+export function isChecked(fields: Fields): boolean {
+  return CHECKED.has(fields);
+}
+
+/** A field map as a plain object (for a check against the contract). */
+export function objectOf(fields: Fields): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of fields) out[name] = value;
+  return out;
 }
 
 /** `base` with `patch` applied: a patch value replaces the base one, a patch null removes it. */
@@ -74,60 +43,31 @@ export function mergeFields(base: Fields, patch: Fields): Fields {
     if (value === null) merged.delete(name);
     else merged.set(name, value);
   }
+  if (CHECKED.has(base) && CHECKED.has(patch)) CHECKED.add(merged);
   return merged;
 }
 
-/** An integer field in [min, max], or `fallback` when absent. */
-export function intField(fields: Fields, name: string, min: number, max: number, fallback: number): number;
-export function intField(fields: Fields, name: string, min: number, max: number, fallback: null): number | null;
-export function intField(fields: Fields, name: string, min: number, max: number, fallback: number | null): number | null {
-  if (!fields.has(name)) return fallback;
-  return checkInt(name, fields.get(name), min, max);
+/** A checked integer field, or `fallback` when absent. */
+export function intField<T extends number | null>(fields: Fields, name: string, fallback: T): number | T {
+  const value = fields.get(name);
+  return typeof value === "number" ? value : fallback;
 }
 
-/** `value` as an integer in [min, max]; throws a ValidationError naming `field` otherwise. */
-export function checkInt(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new ValidationError(field, `must be an integer ${min}-${max}, got ${describeValue(value)}`);
-  }
-  if (value < min || value > max) throw new ValidationError(field, `must be ${min}-${max}, got ${describeValue(value)}`);
-  return value;
-}
-
-/** A boolean field, or `fallback` when absent. */
+/** A checked boolean field, or `fallback` when absent. */
 export function boolField(fields: Fields, name: string, fallback: boolean): boolean {
-  if (!fields.has(name)) return fallback;
   const value = fields.get(name);
-  if (typeof value !== "boolean") throw new ValidationError(name, `must be true or false, got ${describeValue(value)}`);
-  return value;
+  return typeof value === "boolean" ? value : fallback;
 }
 
-/** A string field, or `fallback` when absent. */
+/** A checked string field, or `fallback` when absent. */
 export function stringField(fields: Fields, name: string, fallback: string): string {
-  if (!fields.has(name)) return fallback;
   const value = fields.get(name);
-  if (typeof value !== "string") throw new ValidationError(name, `must be a string, got ${describeValue(value)}`);
-  return value;
+  return typeof value === "string" ? value : fallback;
 }
 
-/**
- * A string field that must be one of `allowed` after lower-casing; absent or "" gives `fallback` (Go's zero
- * value meant "use the default").
- */
-export function enumField<T extends string>(fields: Fields, name: string, allowed: readonly T[], fallback: T): T;
-export function enumField<T extends string>(fields: Fields, name: string, allowed: readonly T[], fallback: null): T | null;
-export function enumField<T extends string>(
-  fields: Fields,
-  name: string,
-  allowed: readonly T[],
-  fallback: T | null,
-): T | null {
-  const text = stringField(fields, name, "");
-  if (text === "") return fallback;
-  const lower = text.toLowerCase();
-  const found = allowed.find((a) => a === lower);
-  if (found === undefined) {
-    throw new ValidationError(name, `must be one of ${allowed.join(", ")}, got ${describeValue(text)}`);
-  }
-  return found;
+/** A checked enum field (already lower case, one of `allowed`), or `fallback` when absent. */
+export function enumField<T extends string, F extends T | null>(fields: Fields, name: string, allowed: readonly T[], fallback: F): T | F {
+  const value = fields.get(name);
+  const found = allowed.find((a) => a === value);
+  return found ?? fallback;
 }

@@ -3,45 +3,10 @@
  * shapes they are shown as. A spec is what the client asked for with every default filled in; addresses are
  * resolved separately (./resolve.ts), so a spec still carries the host as the client wrote it.
  */
-import type { Family, ForwardMethod, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
+import type { BackendMethod } from "../contract/fields.ts";
+import type { Family, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
 import type { RenderedPulseWire } from "../health/options.ts";
 import type { PulseSpec } from "./pulse.ts";
-
-/** Scheduler used when the client names none ("wrr", as the original: pulse re-weights backends). */
-export const DEFAULT_SCHEDULER = "wrr";
-/** Protocol used when the client names none. */
-export const DEFAULT_PROTOCOL: Protocol = "tcp";
-/** Persistence timeout in seconds when `persistent` is true and no `persistence_timeout` is given. */
-export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
-/** Backend weight when the client gives none. */
-export const DEFAULT_WEIGHT = 100;
-/** Largest weight IPVS accepts (the kernel stores it in an int). */
-export const MAX_WEIGHT = 0x7fffffff;
-
-/** Scheduler flag names accepted in `flags`, and the IPVS flag bit each one sets. */
-export const SCHED_FLAG_NAMES = {
-  "sh-fallback": "sched1",
-  "sh-port": "sched2",
-  "mh-fallback": "sched1",
-  "mh-port": "sched2",
-  "flag-1": "sched1",
-  "flag-2": "sched2",
-  "flag-3": "sched3",
-} as const;
-export type SchedFlagName = keyof typeof SCHED_FLAG_NAMES;
-
-/** Backend forwarding methods accepted in `method`: "ipip" is "tunnel" with an IPIP tunnel. */
-export const BACKEND_METHODS = ["nat", "dr", "tunnel", "ipip", "local"] as const;
-export type BackendMethod = (typeof BACKEND_METHODS)[number];
-
-/** The IPVS forwarding method of each backend method. */
-export const FORWARD_OF: Readonly<Record<BackendMethod, ForwardMethod>> = {
-  nat: "nat",
-  dr: "dr",
-  tunnel: "tunnel",
-  ipip: "tunnel",
-  local: "local",
-};
 
 /** A virtual service as the client asked for it, defaults filled in. */
 export interface ServiceSpec {
@@ -69,6 +34,11 @@ export interface ServiceSpec {
   /** Persistence engine ("sip") or null. */
   readonly pe: string | null;
   readonly onePacket: boolean;
+  /**
+   * Percent (0..100) of the service's backends that may be down at once; when more would be, health checks
+   * stop draining (panic mode). 0 = off.
+   */
+  readonly panicThreshold: number;
 }
 
 /** Tunnel options of a tunnel backend. */
@@ -108,6 +78,7 @@ export interface ServiceOptionsView {
   family: Family;
   pe: string;
   one_packet: boolean;
+  panic_threshold: number;
   /** The address the service is bound to (the resolved host); "" for fwmark services. */
   address: string;
 }

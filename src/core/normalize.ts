@@ -1,121 +1,105 @@
 /**
- * Pure normalisation of GORB request bodies into ServiceSpec / BackendSpec: defaults filled in, every value
- * checked, names lower-cased. No I/O: host names are resolved later (./resolve.ts).
+ * Service and backend bodies -> ServiceSpec / BackendSpec. Two steps:
+ *   1. `serviceFields` / `backendFields` (and the PATCH variants) read a body against the REST contract
+ *      (src/contract/): keys case-insensitive, unknown keys dropped, every value type- and range-checked by the
+ *      contract's TypeBox schema. The result is the field map core keeps.
+ *   2. `normalizeServiceFields` / `normalizeBackendFields` apply the rules a schema cannot say (which fields
+ *      go together, per-family ranges, defaults that depend on other fields) and fill in the defaults.
+ * No I/O: host names are resolved later (./resolve.ts). Every problem is a ValidationError naming the field.
  *
- * Field names and defaults follow kobolog/gorb (host, port, protocol "tcp", method "wrr", flags, persistent;
- * backend host, port, weight 100, method "nat", pulse) plus gorb's own fields (persistence, fwmark, one-packet,
- * tunnels, thresholds). Differences from the original, on purpose:
+ * Differences from the original (kobolog/gorb), on purpose:
  *   - `persistent` really makes the service persistent (timeout `persistence_timeout`, default 300 s);
  *   - a backend `port` defaults to the service's port;
  *   - a backend `weight` of 0 creates a drained backend (the original turned every weight <= 0 into 100),
  *     a negative one is refused;
  *   - `method` (the scheduler) is checked against the schedulers IPVS ships and lower-cased;
- *   - flags may be separated by "|" or "," and are case-insensitive.
+ *   - flags may be separated by "|" or "," and are case-insensitive;
+ *   - unknown keys (also `vsid`, and pulse args a type does not read) are dropped, not kept.
  */
-import type { Family, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
-import { SCHEDULERS } from "../ipvs/types.ts";
+import type { TSchema } from "@sinclair/typebox";
+import { canonicalBackendBody, canonicalServiceBody, contractProblem, type BodyMode } from "../contract/check.ts";
+import {
+  BACKEND_FIELDS,
+  BACKEND_IDENTITY_FIELDS,
+  BACKEND_METHODS,
+  DEFAULTS,
+  LIMITS,
+  SCHED_FLAG_NAMES,
+  SERVICE_FIELDS,
+  SERVICE_IDENTITY_FIELDS,
+  type SchedFlagName,
+} from "../contract/fields.ts";
+import { BackendBody, BackendPatchBody, ServiceBody, ServicePatchBody } from "../contract/schemas.ts";
+import { NETMASK_RANGE } from "../ipvs/constants.ts";
+import {
+  FAMILIES,
+  PERSISTENCE_ENGINES,
+  PROTOCOLS,
+  SCHEDULERS,
+  TUNNEL_CHECKSUMS,
+  TUNNEL_TYPES,
+  type Family,
+  type Protocol,
+} from "../ipvs/types.ts";
 import { ValidationError } from "./errors.ts";
 import {
   boolField,
   describeValue,
   enumField,
+  fieldsOf,
   intField,
+  isChecked,
   mergeFields,
-  readFields,
-  readPatchFields,
+  objectOf,
   stringField,
   type Fields,
 } from "./fields.ts";
-import {
-  BACKEND_METHODS,
-  DEFAULT_PERSISTENCE_TIMEOUT,
-  DEFAULT_PROTOCOL,
-  DEFAULT_SCHEDULER,
-  DEFAULT_WEIGHT,
-  MAX_WEIGHT,
-  SCHED_FLAG_NAMES,
-  type BackendMethod,
-  type BackendSpec,
-  type SchedFlagName,
-  type ServiceSpec,
-  type TunnelSpec,
-} from "./model.ts";
+import type { BackendMethod } from "../contract/fields.ts";
+import type { BackendSpec, ServiceSpec, TunnelSpec } from "./model.ts";
 import { normalizePulse } from "./pulse.ts";
 
-/** Wire names of the service fields (lower case). */
-export const SERVICE_FIELDS = [
-  "host",
-  "port",
-  "protocol",
-  "method",
-  "flags",
-  "persistent",
-  "persistence_timeout",
-  "persistence_netmask",
-  "fwmark",
-  "family",
-  "pe",
-  "one_packet",
-] as const;
+export { BACKEND_FIELDS, BACKEND_IDENTITY_FIELDS, SERVICE_FIELDS, SERVICE_IDENTITY_FIELDS };
 
-/** Wire names of the backend fields (lower case). `vsid` is accepted and ignored, as gorb keys by URL. */
-export const BACKEND_FIELDS = [
-  "host",
-  "port",
-  "weight",
-  "method",
-  "upper_threshold",
-  "lower_threshold",
-  "tunnel_type",
-  "tunnel_port",
-  "tunnel_checksum",
-  "pulse",
-  "vsid",
-] as const;
+/** `canonical` checked against `schema`; a ValidationError naming the field otherwise. */
+function checked(schema: TSchema, canonical: unknown): Fields {
+  const found = contractProblem(schema, canonical);
+  if (found !== null) throw new ValidationError(found.field, found.problem);
+  return fieldsOf(canonical);
+}
 
-/** Service fields that make up its identity: a PATCH may not change them. */
-export const SERVICE_IDENTITY_FIELDS = ["host", "port", "protocol", "fwmark", "family"] as const;
-/** Backend fields that make up its identity: a PATCH may not change them. */
-export const BACKEND_IDENTITY_FIELDS = ["host", "port"] as const;
+function serviceFieldsOf(raw: unknown, mode: BodyMode): Fields {
+  return checked(mode === "put" ? ServiceBody : ServicePatchBody, canonicalServiceBody(raw, mode));
+}
 
-const U32_MAX = 0xffffffff;
-const PROTOCOLS: readonly Protocol[] = ["tcp", "udp", "sctp"];
-const FAMILIES: readonly Family[] = ["inet", "inet6"];
-const TUNNEL_TYPES: readonly TunnelType[] = ["ipip", "gue", "gre"];
-const CHECKSUMS: readonly TunnelChecksum[] = ["nocsum", "csum", "remcsum"];
-const PERSISTENCE_ENGINES = ["sip"] as const;
+function backendFieldsOf(raw: unknown, mode: BodyMode): Fields {
+  return checked(mode === "put" ? BackendBody : BackendPatchBody, canonicalBackendBody(raw, mode));
+}
 
-/** The known fields of a service body (keys matched case-insensitively, nulls dropped). */
+/** The known fields of a service body, checked against the contract (nulls dropped). */
 export function serviceFields(raw: unknown): Fields {
-  return readFields(raw, SERVICE_FIELDS, "body");
+  return serviceFieldsOf(raw, "put");
 }
 
-/** The known fields of a backend body (keys matched case-insensitively, nulls dropped). */
+/** The known fields of a backend body, checked against the contract (nulls dropped). */
 export function backendFields(raw: unknown): Fields {
-  return readFields(raw, BACKEND_FIELDS, "body");
+  return backendFieldsOf(raw, "put");
 }
 
-/** A host field: a non-empty string without spaces or control characters, at most 253 characters. */
+/** The fields of a service PATCH body; a null keeps its meaning "back to the default". */
+export function servicePatchFields(raw: unknown): Fields {
+  return serviceFieldsOf(raw, "patch");
+}
+
+/** The fields of a backend PATCH body; a null keeps its meaning "back to the default". */
+export function backendPatchFields(raw: unknown): Fields {
+  return backendFieldsOf(raw, "patch");
+}
+
+/** A host field: "" (only where allowed) or text the contract accepted. */
 function hostText(fields: Fields, required: boolean): string {
   const host = stringField(fields, "host", "");
-  if (host === "") {
-    if (required) throw new ValidationError("host", "is required (an IP address or a DNS name)");
-    return "";
-  }
-  if (host.length > 253 || /[\s\u0000-\u001f\u007f]/.test(host)) {
-    throw new ValidationError("host", `must be an IP address or a DNS name, got ${describeValue(host)}`);
-  }
+  if (host === "" && required) throw new ValidationError("host", "is required (an IP address or a DNS name)");
   return host;
-}
-
-function schedulerOf(fields: Fields): string {
-  const method = stringField(fields, "method", "");
-  if (method === "") return DEFAULT_SCHEDULER;
-  const lower = method.toLowerCase();
-  if (!(SCHEDULERS as readonly string[]).includes(lower)) {
-    throw new ValidationError("method", `must be one of ${SCHEDULERS.join(", ")}, got ${describeValue(method)}`);
-  }
-  return lower;
 }
 
 function flagsOf(fields: Fields): string {
@@ -142,46 +126,54 @@ function needsPersistent(fields: Fields, name: string, persistent: boolean): voi
   if (!persistent && fields.has(name)) throw new ValidationError(name, "needs persistent: true");
 }
 
-/** A ServiceSpec from already-read fields. */
-export function normalizeServiceFields(fields: Fields): ServiceSpec {
-  const fwmark = intField(fields, "fwmark", 1, U32_MAX, null);
+/** Throws unless an integer field is in [min, max] (a rule narrower than the contract's range). */
+function within(name: string, value: number, min: number, max: number, why = ""): void {
+  if (value < min || value > max) throw new ValidationError(name, `must be ${min}-${max}${why}, got ${value}`);
+}
+
+/**
+ * A ServiceSpec from service fields: the contract's checks (unless the map came from serviceFields or a merge of
+ * checked maps, see ./fields.ts) and then the rules between fields.
+ */
+export function normalizeServiceFields(input: Fields): ServiceSpec {
+  const fields = isChecked(input) ? input : serviceFields(objectOf(input));
+  const fwmark = intField(fields, "fwmark", null);
   let host = "";
   let port = 0;
-  let protocol: Protocol = DEFAULT_PROTOCOL;
+  let protocol: Protocol = DEFAULTS.protocol;
   let family: Family | null;
   if (fwmark !== null) {
     for (const name of ["host", "port", "protocol"] as const) {
       if (fields.has(name)) throw new ValidationError(name, "is not used by a fwmark service; leave it out");
     }
-    family = enumField(fields, "family", FAMILIES, "inet");
+    family = enumField(fields, "family", FAMILIES, DEFAULTS.fwmarkFamily);
   } else {
-    if (!fields.has("port")) throw new ValidationError("port", "is required (1-65535), or give a fwmark");
-    port = intField(fields, "port", 1, 65535, 0);
+    if (!fields.has("port")) {
+      throw new ValidationError("port", `is required (${LIMITS.port.min}-${LIMITS.port.max}), or give a fwmark`);
+    }
+    port = intField(fields, "port", 0);
     host = hostText(fields, false);
-    protocol = enumField(fields, "protocol", PROTOCOLS, DEFAULT_PROTOCOL);
+    protocol = enumField(fields, "protocol", PROTOCOLS, DEFAULTS.protocol);
     family = enumField(fields, "family", FAMILIES, null);
   }
-  const method = schedulerOf(fields);
+  const method = enumField(fields, "method", SCHEDULERS, DEFAULTS.scheduler);
   const flags = flagsOf(fields);
   const persistent = boolField(fields, "persistent", false);
   needsPersistent(fields, "persistence_timeout", persistent);
   needsPersistent(fields, "persistence_netmask", persistent);
   needsPersistent(fields, "pe", persistent);
-  const persistenceTimeout = persistent
-    ? intField(fields, "persistence_timeout", 1, U32_MAX, DEFAULT_PERSISTENCE_TIMEOUT)
-    : 0;
-  const persistenceNetmask = intField(fields, "persistence_netmask", 0, 128, null);
-  if (persistenceNetmask !== null && family === "inet" && persistenceNetmask > 32) {
-    throw new ValidationError("persistence_netmask", `must be 0-32 for an inet service, got ${persistenceNetmask}`);
-  }
-  if (persistenceNetmask === 0 && family === "inet6") {
-    throw new ValidationError("persistence_netmask", "must be 1-128 for an inet6 service, got 0");
+  const persistenceTimeout = persistent ? intField(fields, "persistence_timeout", DEFAULTS.persistenceTimeout) : 0;
+  const persistenceNetmask = intField(fields, "persistence_netmask", null);
+  if (persistenceNetmask !== null && family !== null) {
+    const { min, max } = NETMASK_RANGE[family];
+    within("persistence_netmask", persistenceNetmask, min, max, ` for an ${family} service`);
   }
   const pe = enumField(fields, "pe", PERSISTENCE_ENGINES, null);
   const onePacket = boolField(fields, "one_packet", false);
   if (onePacket && fwmark === null && protocol !== "udp") {
     throw new ValidationError("one_packet", `is only for udp and fwmark services, not ${protocol}`);
   }
+  const panicThreshold = intField(fields, "panic_threshold", DEFAULTS.panicThreshold);
   return {
     host,
     port,
@@ -195,6 +187,7 @@ export function normalizeServiceFields(fields: Fields): ServiceSpec {
     family,
     pe,
     onePacket,
+    panicThreshold,
   };
 }
 
@@ -210,18 +203,20 @@ function tunnelOf(fields: Fields, method: BackendMethod): TunnelSpec | null {
     }
     return null;
   }
-  const type = enumField(fields, "tunnel_type", TUNNEL_TYPES, "ipip");
+  const type = enumField(fields, "tunnel_type", TUNNEL_TYPES, DEFAULTS.tunnelType);
   if (method === "ipip" && type !== "ipip") {
     throw new ValidationError("tunnel_type", `method "ipip" is an ipip tunnel; use method "tunnel" for ${type}`);
   }
   let port = 0;
   if (type === "gue") {
-    if (!fields.has("tunnel_port")) throw new ValidationError("tunnel_port", "is required for a gue tunnel (1-65535)");
-    port = intField(fields, "tunnel_port", 1, 65535, 0);
+    if (!fields.has("tunnel_port")) {
+      throw new ValidationError("tunnel_port", `is required for a gue tunnel (${LIMITS.tunnelPort.min}-${LIMITS.tunnelPort.max})`);
+    }
+    port = intField(fields, "tunnel_port", 0);
   } else if (fields.has("tunnel_port")) {
     throw new ValidationError("tunnel_port", `is only for gue tunnels, not ${type}`);
   }
-  const checksum = enumField(fields, "tunnel_checksum", CHECKSUMS, "nocsum");
+  const checksum = enumField(fields, "tunnel_checksum", TUNNEL_CHECKSUMS, DEFAULTS.tunnelChecksum);
   if (checksum === "remcsum" && type !== "gue") {
     throw new ValidationError("tunnel_checksum", `"remcsum" is only for gue tunnels, not ${type}`);
   }
@@ -232,17 +227,19 @@ function tunnelOf(fields: Fields, method: BackendMethod): TunnelSpec | null {
 }
 
 /**
- * A BackendSpec from already-read fields, for a backend of `service`: the port defaults to the service's
- * port (a fwmark service's backends default to port 0, "keep the packet's port").
+ * A BackendSpec from backend fields, for a backend of `service`: the port defaults to the service's port
+ * (a fwmark service's backends default to port 0, "keep the packet's port").
  */
-export function normalizeBackendFields(fields: Fields, service: ServiceSpec): BackendSpec {
+export function normalizeBackendFields(input: Fields, service: ServiceSpec): BackendSpec {
+  const fields = isChecked(input) ? input : backendFields(objectOf(input));
   const host = hostText(fields, true);
-  const port = intField(fields, "port", service.fwmark === null ? 1 : 0, 65535, service.port);
-  const weight = intField(fields, "weight", 0, MAX_WEIGHT, DEFAULT_WEIGHT);
-  const method = enumField(fields, "method", BACKEND_METHODS, "nat");
+  const port = intField(fields, "port", service.port);
+  if (service.fwmark === null) within("port", port, LIMITS.port.min, LIMITS.port.max);
+  const weight = intField(fields, "weight", DEFAULTS.weight);
+  const method = enumField(fields, "method", BACKEND_METHODS, DEFAULTS.backendMethod);
   const tunnel = tunnelOf(fields, method);
-  const upperThreshold = intField(fields, "upper_threshold", 0, U32_MAX, 0);
-  const lowerThreshold = intField(fields, "lower_threshold", 0, U32_MAX, 0);
+  const upperThreshold = intField(fields, "upper_threshold", 0);
+  const lowerThreshold = intField(fields, "lower_threshold", 0);
   if (lowerThreshold > upperThreshold) {
     throw new ValidationError(
       "lower_threshold",
@@ -256,16 +253,6 @@ export function normalizeBackendFields(fields: Fields, service: ServiceSpec): Ba
 /** A BackendSpec from a GORB backend body (PUT /service/:service/:backend). */
 export function normalizeBackend(raw: unknown, service: ServiceSpec): BackendSpec {
   return normalizeBackendFields(backendFields(raw), service);
-}
-
-/** The fields of a service PATCH body; a null keeps its meaning "back to the default". */
-export function servicePatchFields(raw: unknown): Fields {
-  return readPatchFields(raw, SERVICE_FIELDS, "body");
-}
-
-/** The fields of a backend PATCH body; a null keeps its meaning "back to the default". */
-export function backendPatchFields(raw: unknown): Fields {
-  return readPatchFields(raw, BACKEND_FIELDS, "body");
 }
 
 /**
@@ -290,7 +277,7 @@ export function patchBackendFields(base: Fields, patch: Fields): Fields {
   const merged = mergeFields(base, patch);
   if (patch.has("method")) {
     const method = patch.get("method");
-    const tunnel = typeof method === "string" && ["tunnel", "ipip"].includes(method.toLowerCase());
+    const tunnel = method === "tunnel" || method === "ipip";
     if (!tunnel) {
       for (const name of ["tunnel_type", "tunnel_port", "tunnel_checksum"]) {
         if (!patch.has(name)) merged.delete(name);

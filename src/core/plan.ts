@@ -115,6 +115,7 @@ export async function resolveDeclared(
   declared: readonly DeclaredService[],
   resolver: HostResolver,
   defaultAddress: string | null,
+  vipInterface: string | null = null,
 ): Promise<ResolvedService[]> {
   const out: ResolvedService[] = [];
   for (const service of declared) {
@@ -124,7 +125,7 @@ export async function resolveDeclared(
     let config: ServiceConfig;
     try {
       spec = normalizeServiceFields(service.fields);
-      key = await resolveServiceKey(spec, resolver, defaultAddress);
+      key = await resolveServiceKey(spec, resolver, defaultAddress, vipInterface);
       config = toServiceConfig(spec, key);
     } catch (error) {
       throw underPath(error, at);

@@ -1,45 +1,93 @@
 /**
- * Reconciliation, the pure part: given the services gorb manages (as it would write them) and the kernel's
- * table, the writes that make the kernel match, each with the reason in words. Used at start-up (restore)
- * and by the periodic and on-demand reconcile.
+ * The reconciler, pure part: given what gorb wants (desired services, each backend at its desired effective
+ * weight) and what the kernel has (observed: a table read, or gorb's own record of what it wrote), the IPVS
+ * writes that make the kernel match, each with the reason in words. Every write gorb makes goes through it:
+ * API mutations, apply, restore, the periodic reconcile and health-driven weight changes, each scoped to the
+ * services (or backends) concerned. Rolling a failed change back is planning again from the previous desired
+ * state against what the kernel now has.
  *
  * Rules:
  *   - What already matches is never written: no delete-and-recreate, so connections and counters survive.
- *   - A service missing from IPVS is added with every backend; a service whose scheduler, flags, timeout,
- *     netmask or persistence engine differ is changed in place (SET_SERVICE).
+ *   - A service missing from IPVS is added with every backend listed; a service whose scheduler, flags,
+ *     timeout, netmask or persistence engine differ is changed in place (SET_SERVICE); a service wanted absent
+ *     (config null) is deleted with its destinations.
  *   - A backend missing from its service is added; one whose weight, forwarding method, thresholds or tunnel
- *     differ is changed in place (SET_DEST); a destination in a gorb service that gorb does not know is
- *     deleted (the service comes back as gorb knows it).
- *   - Services in IPVS that gorb does not manage are not looked at.
+ *     differ is changed in place (SET_DEST); a backend wanted absent is deleted.
+ *   - With `complete`, the backends listed are all the service should have: any other destination is deleted
+ *     (the service comes back as gorb knows it), except the ones in `keep` (destinations gorb was told to
+ *     leave alone, e.g. found at start-up and reported). Without it only the backends listed are looked at,
+ *     so a change to one backend of 20,000 costs one lookup.
+ *   - Services not listed (in IPVS and not gorb's, or gorb's and out of scope) are not looked at.
+ *   - Order: service deletes first (they free addresses), then per service in the order given: the service,
+ *     its backends in the order given, the destinations to delete.
  */
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
-import type { Destination, DestinationConfig, IpvsOp, Service, ServiceConfig, ServiceWithDestinations } from "../ipvs/types.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type {
+  DestinationConfig,
+  DestinationKey,
+  IpvsOp,
+  ServiceConfig,
+  ServiceKey,
+  ServiceWithDestinations,
+} from "../ipvs/types.ts";
 import { canonicalTunnel } from "../ipvs/validate.ts";
 import { initialWeightState, type WeightState } from "../health/weight.ts";
 import type { PulseType } from "../health/options.ts";
 
-/** A service as gorb wants it in the kernel. */
-export interface WantedService {
-  readonly id: string;
-  readonly config: ServiceConfig;
-  readonly backends: readonly WantedBackend[];
-}
-
-/** A backend as gorb wants it in the kernel (its weight is the effective weight). */
+/** A backend as gorb wants it in the kernel: `dest` (its weight is the effective weight), or absent (null). */
 export interface WantedBackend {
   readonly id: string;
-  readonly dest: DestinationConfig;
+  readonly dest: DestinationConfig | null;
+  /** The destination's key when `dest` is null (a backend to delete). */
+  readonly key?: DestinationKey;
 }
 
-/** One write that repairs a difference. */
+/** A service as gorb wants it in the kernel; see the module comment for `complete` and `keep`. */
+export interface WantedService {
+  readonly id: string;
+  /** null: the service must not be in the kernel (`key` says which). */
+  readonly config: ServiceConfig | null;
+  readonly key?: ServiceKey;
+  readonly backends: readonly WantedBackend[];
+  /** True (the default) when `backends` lists every destination the service should have. */
+  readonly complete?: boolean;
+  /** Destination key ids (destinationKeyId) a complete plan leaves alone. */
+  readonly keep?: ReadonlySet<string>;
+}
+
+/** One service as observed: its config and its destinations by destinationKeyId. */
+export interface ObservedService {
+  readonly config: ServiceConfig;
+  readonly dests: ReadonlyMap<string, DestinationConfig>;
+}
+
+/** The observed kernel table, by serviceKeyId. */
+export type ObservedTable = ReadonlyMap<string, ObservedService>;
+
+/** One write, with what it repairs or changes. */
 export interface Repair {
   readonly op: IpvsOp;
-  /** The gorb service it repairs. */
+  /** The gorb service it concerns. */
   readonly service: string;
-  /** The gorb backend it repairs; null for the service itself or a destination gorb does not know. */
+  /** The gorb backend it concerns; null for the service itself or a destination gorb does not know. */
   readonly backend: string | null;
   /** What was wrong, e.g. "tcp 10.0.0.1:80 is missing from IPVS" or "10.1.0.1:80: weight 7 in IPVS, want 100". */
   readonly reason: string;
+}
+
+/** An operation of a plan is a Repair: the same shape serves mutations, health changes and reconciles. */
+export type Operation = Repair;
+
+/** The ObservedTable of a table read. */
+export function observedTable(table: readonly ServiceWithDestinations[]): Map<string, ObservedService> {
+  const out = new Map<string, ObservedService>();
+  for (const entry of table) {
+    const dests = new Map<string, DestinationConfig>();
+    for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
+    out.set(serviceKeyId(entry.service.key), { config: entry.service, dests });
+  }
+  return out;
 }
 
 function flagsText(config: Pick<ServiceConfig, "flags">): string {
@@ -81,23 +129,31 @@ export function destinationDifferences(wanted: DestinationConfig, found: Destina
   return out;
 }
 
-/** The writes that make `table` match `wanted` (see the module comment); [] when it already does. */
-export function planRepairs(wanted: readonly WantedService[], table: readonly ServiceWithDestinations[]): Repair[] {
-  const kernel = new Map<string, { service: Service; dests: readonly Destination[] }>();
-  for (const entry of table) kernel.set(serviceKeyId(entry.service.key), { service: entry.service, dests: entry.destinations });
-  const repairs: Repair[] = [];
+function destinationKeyOf(d: DestinationKey): DestinationKey {
+  return { family: d.family, address: d.address, port: d.port };
+}
+
+/** The writes that make `observed` match `wanted` (see the module comment); [] when it already does. */
+export function planOperations(wanted: readonly WantedService[], observed: ObservedTable): Operation[] {
+  const deletes: Operation[] = [];
+  const ops: Operation[] = [];
   for (const svc of wanted) {
-    const key = svc.config.key;
-    const found = kernel.get(serviceKeyId(key));
+    const key = svc.config?.key ?? svc.key;
+    if (key === undefined) continue;
+    const found = observed.get(serviceKeyId(key));
+    if (svc.config === null) {
+      if (found !== undefined) {
+        deletes.push({ op: { op: "delete-service", key }, service: svc.id, backend: null, reason: `${describeService(key)} is not wanted` });
+      }
+      continue;
+    }
+    const config = svc.config;
+    const complete = svc.complete ?? true;
     if (found === undefined) {
-      repairs.push({
-        op: { op: "add-service", service: svc.config },
-        service: svc.id,
-        backend: null,
-        reason: `${describeService(key)} is missing from IPVS`,
-      });
+      ops.push({ op: { op: "add-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)} is missing from IPVS` });
       for (const b of svc.backends) {
-        repairs.push({
+        if (b.dest === null) continue;
+        ops.push({
           op: { op: "add-destination", service: key, destination: b.dest },
           service: svc.id,
           backend: b.id,
@@ -106,22 +162,30 @@ export function planRepairs(wanted: readonly WantedService[], table: readonly Se
       }
       continue;
     }
-    const diffs = serviceDifferences(svc.config, found.service);
+    const diffs = serviceDifferences(config, found.config);
     if (diffs.length > 0) {
-      repairs.push({
-        op: { op: "update-service", service: svc.config },
-        service: svc.id,
-        backend: null,
-        reason: `${describeService(key)}: ${diffs.join(", ")}`,
-      });
+      ops.push({ op: { op: "update-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)}: ${diffs.join(", ")}` });
     }
-    const dests = new Map(found.dests.map((d) => [destinationKeyId(d), d] as const));
+    const listed = complete ? new Set<string>() : null;
     for (const b of svc.backends) {
-      const id = destinationKeyId(b.dest);
-      const dest = dests.get(id);
-      dests.delete(id);
+      const destKey = b.dest ?? b.key;
+      if (destKey === undefined) continue;
+      const id = destinationKeyId(destKey);
+      listed?.add(id);
+      const dest = found.dests.get(id);
+      if (b.dest === null) {
+        if (dest !== undefined) {
+          ops.push({
+            op: { op: "delete-destination", service: key, destination: destinationKeyOf(destKey) },
+            service: svc.id,
+            backend: b.id,
+            reason: `${describeDestination(destKey)} is not wanted`,
+          });
+        }
+        continue;
+      }
       if (dest === undefined) {
-        repairs.push({
+        ops.push({
           op: { op: "add-destination", service: key, destination: b.dest },
           service: svc.id,
           backend: b.id,
@@ -131,7 +195,7 @@ export function planRepairs(wanted: readonly WantedService[], table: readonly Se
       }
       const destDiffs = destinationDifferences(b.dest, dest);
       if (destDiffs.length > 0) {
-        repairs.push({
+        ops.push({
           op: { op: "update-destination", service: key, destination: b.dest },
           service: svc.id,
           backend: b.id,
@@ -139,16 +203,41 @@ export function planRepairs(wanted: readonly WantedService[], table: readonly Se
         });
       }
     }
-    for (const extra of dests.values()) {
-      repairs.push({
-        op: { op: "delete-destination", service: key, destination: { family: extra.family, address: extra.address, port: extra.port } },
+    if (listed === null) continue;
+    for (const [id, extra] of found.dests) {
+      if (listed.has(id) || svc.keep?.has(id) === true) continue;
+      ops.push({
+        op: { op: "delete-destination", service: key, destination: destinationKeyOf(extra) },
         service: svc.id,
         backend: null,
         reason: `${describeDestination(extra)} in ${describeService(key)} is not one of gorb's backends`,
       });
     }
   }
-  return repairs;
+  return [...deletes, ...ops];
+}
+
+/**
+ * Destinations of gorb's services that the kernel has and gorb does not know, as [service id, destination]:
+ * what restore reports (or adopts, or removes) instead of deleting silently.
+ */
+export function unknownDestinations(
+  wanted: readonly WantedService[],
+  observed: ObservedTable,
+): { readonly service: string; readonly dest: DestinationConfig }[] {
+  const out: { service: string; dest: DestinationConfig }[] = [];
+  for (const svc of wanted) {
+    if (svc.config === null) continue;
+    const found = observed.get(serviceKeyId(svc.config.key));
+    if (found === undefined) continue;
+    const known = new Set<string>();
+    for (const b of svc.backends) {
+      const k = b.dest ?? b.key;
+      if (k !== undefined) known.add(destinationKeyId(k));
+    }
+    for (const [id, dest] of found.dests) if (!known.has(id)) out.push({ service: svc.id, dest });
+  }
+  return out;
 }
 
 /**

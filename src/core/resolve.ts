@@ -8,9 +8,12 @@
 import { lookup } from "node:dns/promises";
 import { addressFamily, canonicalAddress, describeService } from "../ipvs/address.ts";
 import type { DestinationConfig, Family, ServiceConfig, ServiceFlags, ServiceKey } from "../ipvs/types.ts";
+import { addressProblem, type AddressRole } from "../contract/addresses.ts";
+import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import { ValidationError } from "./errors.ts";
 import { describeValue } from "./fields.ts";
-import { FORWARD_OF, SCHED_FLAG_NAMES, type BackendSpec, type SchedFlagName, type ServiceSpec } from "./model.ts";
+import { FORWARD_OF, SCHED_FLAG_NAMES, type SchedFlagName } from "../contract/fields.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
 
 /** One address a host name resolves to. */
 export interface ResolvedAddress {
@@ -43,6 +46,28 @@ export function dnsResolver(): HostResolver {
  * `field` names the field in errors.
  */
 export async function resolveHost(
+  host: string,
+  resolver: HostResolver,
+  options: {
+    readonly field: string;
+    readonly required?: Family | null;
+    readonly prefer?: Family | null;
+    /** What the address is for: unspecified, broadcast and multicast addresses are refused as either. */
+    readonly role?: AddressRole;
+    /** The VIP interface (a loopback VIP needs "lo"); null when there is none. */
+    readonly vipInterface?: string | null;
+  },
+): Promise<ResolvedAddress> {
+  const found = await lookupHost(host, resolver, options);
+  const problem = addressProblem(found.address, found.family, options.role ?? "backend", options.vipInterface ?? null);
+  if (problem !== null) {
+    const what = addressFamily(host) !== null ? host : `${describeValue(host)} resolves to ${found.address}, which`;
+    throw new ValidationError(options.field, `${what} ${problem}`);
+  }
+  return found;
+}
+
+async function lookupHost(
   host: string,
   resolver: HostResolver,
   options: { readonly field: string; readonly required?: Family | null; readonly prefer?: Family | null },
@@ -86,13 +111,10 @@ export function serviceFlagsOf(spec: ServiceSpec): ServiceFlags {
 
 /** The ServiceConfig of a spec whose key is already known (pure). Checks the netmask against the family. */
 export function toServiceConfig(spec: ServiceSpec, key: ServiceKey): ServiceConfig {
-  const full = key.family === "inet" ? 32 : 128;
-  const netmask = spec.persistenceNetmask ?? full;
-  if (key.family === "inet" && netmask > 32) {
-    throw new ValidationError("persistence_netmask", `must be 0-32 for an inet service, got ${netmask}`);
-  }
-  if (key.family === "inet6" && netmask < 1) {
-    throw new ValidationError("persistence_netmask", `must be 1-128 for an inet6 service, got ${netmask}`);
+  const { min, max } = NETMASK_RANGE[key.family];
+  const netmask = spec.persistenceNetmask ?? max;
+  if (netmask < min || netmask > max) {
+    throw new ValidationError("persistence_netmask", `must be ${min}-${max} for an ${key.family} service, got ${netmask}`);
   }
   return {
     key,
@@ -106,12 +128,14 @@ export function toServiceConfig(spec: ServiceSpec, key: ServiceKey): ServiceConf
 
 /**
  * The key of a service spec: fwmark services need no lookup; address services resolve `host`, or use
- * `defaultAddress` (the first address of the default interface) when the host is "".
+ * `defaultAddress` (the first address of the default interface) when the host is "". The address must be
+ * one a VIP can be (src/contract/addresses.ts); `vipInterface` is the daemon's --vip-interface.
  */
 export async function resolveServiceKey(
   spec: ServiceSpec,
   resolver: HostResolver,
   defaultAddress: string | null,
+  vipInterface: string | null = null,
 ): Promise<ServiceKey> {
   if (spec.fwmark !== null) return { family: spec.family ?? "inet", fwmark: spec.fwmark };
   let host = spec.host;
@@ -121,7 +145,7 @@ export async function resolveServiceKey(
     }
     host = defaultAddress;
   }
-  const resolved = await resolveHost(host, resolver, { field: "host", required: spec.family });
+  const resolved = await resolveHost(host, resolver, { field: "host", required: spec.family, role: "vip", vipInterface });
   return { family: resolved.family, protocol: spec.protocol, address: resolved.address, port: spec.port };
 }
 
@@ -166,5 +190,72 @@ export function resolveBackendAddress(
     field: "host",
     required: tunnel ? null : service.family,
     prefer: service.family,
+    role: "backend",
   });
+}
+
+/** How long a DNS lookup may take before the request is refused (field "host"). */
+export const DEFAULT_RESOLVE_TIMEOUT_MS = 2000;
+
+/** ResolveTimeoutError: a name did not resolve in time; `ms` is the limit. */
+export class ResolveTimeoutError extends Error {
+  override readonly name = "ResolveTimeoutError";
+  readonly ms: number;
+
+  constructor(ms: number) {
+    super(`did not resolve within ${ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`}`);
+    this.ms = ms;
+  }
+}
+
+/** `resolver` with a time limit: a lookup still running after `ms` rejects with ResolveTimeoutError. */
+export function withTimeout(resolver: HostResolver, ms: number): HostResolver {
+  return (host) =>
+    new Promise<readonly ResolvedAddress[]>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ResolveTimeoutError(ms)), ms);
+      resolver(host).then(
+        (found) => {
+          clearTimeout(timer);
+          resolve(found);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+}
+
+/** The DNS names among `hosts` (address literals and empty hosts need no lookup). */
+export function namesOf(hosts: Iterable<unknown>): Set<string> {
+  const names = new Set<string>();
+  for (const host of hosts) {
+    if (typeof host === "string" && host !== "" && addressFamily(host) === null && /^[A-Za-z0-9_.-]+$/.test(host)) names.add(host);
+  }
+  return names;
+}
+
+/**
+ * Look every DNS name among `hosts` up now, in parallel (gorb calls this before it takes its lock, so a slow
+ * resolver never holds up other requests or health-driven drains), and return a resolver that answers from
+ * those results: the same answers or errors, without waiting again. A name that was not looked up goes to
+ * `resolver` (already time-limited).
+ */
+export async function prefetchHosts(hosts: Iterable<unknown>, resolver: HostResolver): Promise<HostResolver> {
+  const results = new Map<string, { ok: true; found: readonly ResolvedAddress[] } | { ok: false; error: unknown }>();
+  await Promise.all(
+    [...namesOf(hosts)].map(async (name) => {
+      try {
+        results.set(name, { ok: true, found: await resolver(name) });
+      } catch (error) {
+        results.set(name, { ok: false, error });
+      }
+    }),
+  );
+  return async (host) => {
+    const known = results.get(host);
+    if (known === undefined) return resolver(host);
+    if (known.ok) return known.found;
+    throw known.error;
+  };
 }

@@ -69,17 +69,13 @@ export interface StateStore {
   /** Where the state lives, for messages ("/var/lib/gorb/state.db"). */
   readonly location: string;
   commit(changes: StateChanges): void | Promise<void>;
+  /**
+   * A durable write that changes nothing gorb reads, to learn whether the store can write again after a
+   * failed commit (disk full, read-only). Throws (or rejects) while it cannot. Without it, an empty commit.
+   */
+  probe?(): void | Promise<void>;
 }
 
-/** True when nothing changed. */
-export function noChanges(changes: StateChanges): boolean {
-  return (
-    changes.putServices.length === 0 &&
-    changes.deleteServices.length === 0 &&
-    changes.putBackends.length === 0 &&
-    changes.deleteBackends.length === 0
-  );
-}
 
 /** A Fields map as a plain JSON object (keys sorted, so equal fields give equal rows). */
 export function fieldsToJson(fields: Fields): Record<string, unknown> {
@@ -88,10 +84,6 @@ export function fieldsToJson(fields: Fields): Record<string, unknown> {
   return out;
 }
 
-/** A saved JSON object back as Fields. */
-export function fieldsFromJson(json: Readonly<Record<string, unknown>>): Fields {
-  return new Map(Object.entries(json));
-}
 
 /** SavedStateError reports a row that cannot be read back; `what` names it ("service \"web\""). */
 export class SavedStateError extends Error {

@@ -32,6 +32,11 @@ export interface ServiceInfo {
   backends: string[];
   /** IPVS counters of the service; null when the kernel could not be read. */
   stats: StatsView | null;
+  /**
+   * True while the service is in panic mode: more than its panic_threshold percent of backends are down, so
+   * gorb keeps their weights instead of draining them. Always set by Gorb (optional for older callers).
+   */
+  panic?: boolean;
 }
 
 /** `metrics` of GET /service/:service/:backend. */
@@ -100,6 +105,7 @@ export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): Se
     family: key.family,
     pe: spec.pe ?? "",
     one_packet: spec.onePacket,
+    panic_threshold: spec.panicThreshold,
     address: isFwmarkKey(key) ? "" : key.address,
   };
 }

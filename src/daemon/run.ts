@@ -5,8 +5,9 @@
  *
  * Start-up: resolve IPVS (clear error when the kernel has none), open and lock the state directory, read -i's
  * first address, flush the kernel table (-f), restore the saved services (the kernel is made to match them
- * without touching what already matches), report the services gorb does not manage, apply the configuration
- * file's services, then listen and reconcile every --reconcile-interval.
+ * without touching what already matches; destinations the state does not know are handled as
+ * --unknown-destinations says: reported and left by default), report the services gorb does not manage,
+ * apply the configuration file's services, then listen and reconcile every --reconcile-interval.
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.
@@ -92,15 +93,18 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       : null;
   const discovery: Discovery = consul ?? new NoDiscovery();
 
-  // What GET /events follows. Gorb publishes into it once GorbOptions takes it (the core work, merged separately):
-  // then it is passed below as `events`, or taken from `gorb.events`.
+  // What gorb publishes (creates, changes, health, weights, repairs) and GET /events follows.
   const events = new EventBus();
   const gorb = new Gorb({
     driver,
+    events,
     health: (onUpdate) => new HealthMonitor({ onUpdate }),
     ...(vip ? { vip } : {}),
     discovery,
     defaultAddress,
+    vipInterface: options.vipInterface,
+    maxServices: options.maxServices,
+    maxBackends: options.maxBackends,
     logger: log.withTag("core"),
     ...(store !== null ? { store } : {}),
   });
@@ -109,7 +113,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     await gorb.adopt(true);
     log.warn("flushed every IPVS service (-f)");
   }
-  const restored = await gorb.restore(saved);
+  const restored = await gorb.restore(saved, { unknownDestinations: options.unknownDestinations });
   const repaired = restored.repairs.filter((r) => r.status === "done").length;
   if (saved.services.length > 0) {
     log.info(
@@ -117,6 +121,13 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
         (restored.repairs.length === 0
           ? "the kernel table already matched"
           : `${repaired} of ${restored.repairs.length} kernel difference(s) repaired`),
+    );
+  }
+  if (restored.unknown.length > 0) {
+    const what = { report: "left serving", adopt: "adopted as API backends", remove: "removed" }[options.unknownDestinations];
+    log.warn(
+      `${restored.unknown.length} destination(s) of gorb's services were not in the saved state (${what}; ` +
+        `--unknown-destinations ${options.unknownDestinations}): ${restored.unknown.join(", ")}`,
     );
   }
   if (!options.flush) {

@@ -15,17 +15,63 @@
  *   because most UDP services stay silent on unknown input and a silent check would read as "always Down"
  *   (the original's UDP trap). For a UDP service with a TCP or HTTP health endpoint, use type tcp/http with
  *   `args.port` instead.
- * - Args a type does not use are ignored (the original ignored all args except http's), so they are not validated.
+ * - Args a type does not use are dropped (the original ignored all args except http's): not validated, not kept,
+ *   not echoed (PULSE_ARG_KEYS); string args are capped in length by the REST contract (PULSE_ARG_MAX_LENGTH).
  */
 import { type Duration, MAX_DURATION_MS, describeValue, parseDuration } from "./duration.ts";
 import { PulseOptionsError } from "./errors.ts";
 import { DEFAULT_EXPECT, type ExpectSpec, parseExpect } from "./expect.ts";
 
-/** PulseType is the kind of probe: tcp connect, http(s) request, udp datagram, or none (always Up). */
-export type PulseType = "tcp" | "http" | "https" | "udp" | "none";
-
 /** PULSE_TYPES lists every PulseType, in the order error messages show them. */
-export const PULSE_TYPES: readonly PulseType[] = ["tcp", "http", "https", "udp", "none"];
+export const PULSE_TYPES = ["tcp", "http", "https", "udp", "none"] as const;
+
+/** PulseType is the kind of probe: tcp connect, http(s) request, udp datagram, or none (always Up). */
+export type PulseType = (typeof PULSE_TYPES)[number];
+
+/** The args every probing type reads. */
+const PROBE_ARGS = ["host", "port", "timeout", "rise", "fall", "backoff"] as const;
+const HTTP_ARGS = [...PROBE_ARGS, "method", "path", "expect", "hostHeader", "vhost"] as const;
+
+/**
+ * PULSE_ARG_KEYS lists, per type, the `args` keys that type uses (exact case). Every other key is dropped
+ * when a pulse is read: it is neither validated nor kept nor echoed.
+ */
+export const PULSE_ARG_KEYS: Readonly<Record<PulseType, readonly string[]>> = {
+  tcp: PROBE_ARGS,
+  http: HTTP_ARGS,
+  https: [...HTTP_ARGS, "tls-verify", "insecure", "ca", "serverName"],
+  udp: [...PROBE_ARGS, "send", "sendHex"],
+  none: [],
+};
+
+/** Every args key some type uses, with the longest string it may be (the REST contract caps them). */
+export const PULSE_ARG_MAX_LENGTH: Readonly<Record<string, number>> = {
+  host: 255,
+  port: 16,
+  timeout: 32,
+  rise: 16,
+  fall: 16,
+  backoff: 32,
+  method: 32,
+  path: 2048,
+  expect: 256,
+  hostHeader: 255,
+  vhost: 255,
+  "tls-verify": 8,
+  insecure: 8,
+  ca: 65_536,
+  serverName: 255,
+  send: 65_507,
+  sendHex: 2 * 65_507 + 1024,
+};
+
+/** `args` with only the keys `type` uses (exact case); null stays null. */
+function knownPulseArgs(type: PulseType, args: Readonly<Record<string, unknown>> | null): Record<string, unknown> | null {
+  if (args === null) return null;
+  const out: Record<string, unknown> = {};
+  for (const key of PULSE_ARG_KEYS[type]) if (Object.hasOwn(args, key)) out[key] = args[key];
+  return out;
+}
 
 /** PulseWire is the GORB-compatible JSON shape of a pulse, as a client sends it (all optional). */
 export interface PulseWire {
@@ -134,7 +180,8 @@ export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}):
   if (rawArgs !== undefined && rawArgs !== null && !isPlainObject(rawArgs)) {
     throw new PulseOptionsError(`${base}.args`, `must be an object, got ${describeValue(rawArgs)}`);
   }
-  const args: Readonly<Record<string, unknown>> | null = rawArgs === undefined || rawArgs === null ? null : { ...rawArgs };
+  const args: Readonly<Record<string, unknown>> | null =
+    rawArgs === undefined || rawArgs === null ? null : knownPulseArgs(type, rawArgs);
   const a = args ?? {};
   const f = (key: string) => `${base}.args.${key}`;
 

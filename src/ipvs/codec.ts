@@ -24,6 +24,7 @@ import {
   IP_VS_CONN_F_TUNNEL_TYPE,
   IP_VS_SVC_F,
   IP_VS_TUNNEL_ENCAP_FLAG,
+  NETMASK_RANGE,
 } from "./constants.ts";
 import {
   type Destination,
@@ -253,7 +254,7 @@ export function decodeService(msgAttrs: AttributeSet): Service {
   const flagsBytes = required(a.bytes(IPVS_SVC_ATTR.FLAGS), "service flags");
   if (flagsBytes.length < 4) throw new NetlinkDecodeError(`service flags of ${flagsBytes.length} bytes`);
   const bits = new DataView(flagsBytes.buffer, flagsBytes.byteOffset, 4).getUint32(0, HOST_LITTLE_ENDIAN);
-  const netmask = family === "inet" ? maskToPrefix(a.u32be(IPVS_SVC_ATTR.NETMASK) ?? 0xffffffff) : (a.u32(IPVS_SVC_ATTR.NETMASK) ?? 128);
+  const netmask = family === "inet" ? maskToPrefix(a.u32be(IPVS_SVC_ATTR.NETMASK) ?? 0xffffffff) : (a.u32(IPVS_SVC_ATTR.NETMASK) ?? NETMASK_RANGE.inet6.max);
   return {
     key,
     scheduler: a.string(IPVS_SVC_ATTR.SCHED_NAME) ?? "",

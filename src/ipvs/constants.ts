@@ -142,3 +142,15 @@ export const IPPROTO_SCTP = 132;
 /** IP_VS_SCHEDNAME_MAXLEN / IP_VS_PENAME_MAXLEN include the terminating NUL. */
 export const IP_VS_SCHEDNAME_MAXLEN = 16;
 export const IP_VS_PENAME_MAXLEN = 16;
+
+/** Largest destination weight: the kernel keeps it in an int and answers ERANGE above INT_MAX. */
+export const IP_VS_MAX_WEIGHT = 0x7fffffff;
+/** Largest u16 / u32 attribute value (ports; fwmarks, timeouts, thresholds). */
+export const U16_MAX = 0xffff;
+export const U32_MAX = 0xffffffff;
+
+/**
+ * Persistence netmask as a prefix length, per family: IPv4 sends a dotted mask (any prefix 0..32), IPv6 a
+ * prefix length the kernel requires to be 1..128 (EINVAL otherwise).
+ */
+export const NETMASK_RANGE = { inet: { min: 0, max: 32 }, inet6: { min: 1, max: 128 } } as const;

@@ -28,7 +28,7 @@ import {
 import { IPVS_CMD, IPVS_GENL_NAME, IPVS_GENL_VERSION } from "./constants.ts";
 import type { ApplyResult, IpvsDriver } from "./driver.ts";
 import { ERRNO, IpvsError, type IpvsOperation } from "./errors.ts";
-import { type IpvsErrorContext, ipvsErrorFor } from "./messages.ts";
+import { type IpvsErrorContext, type KernelReply, ipvsErrorFor } from "./messages.ts";
 import {
   validateDestinationConfig,
   validateDestinationKey,
@@ -178,7 +178,7 @@ export class KernelIpvsDriver implements IpvsDriver {
     const outcomes = await this.transport("apply", () => this.conn.batch(prepared.map((x) => x.p.request)));
     outcomes.forEach((o: Outcome, i) => {
       const x = prepared[i];
-      if (x && o.error) results[x.index] = ipvsErrorFor(x.p.op, o.error.errno, x.p.context);
+      if (x && o.error) results[x.index] = ipvsErrorFor(x.p.op, o.error.errno, x.p.context, kernelReply(o.error));
     });
     return results;
   }
@@ -239,7 +239,7 @@ export class KernelIpvsDriver implements IpvsDriver {
       try {
         await this.conn.request(p.request);
       } catch (e) {
-        if (e instanceof NetlinkError) throw ipvsErrorFor(p.op, e.errno, p.context);
+        if (e instanceof NetlinkError) throw ipvsErrorFor(p.op, e.errno, p.context, kernelReply(e));
         throw e;
       }
     });
@@ -250,7 +250,7 @@ export class KernelIpvsDriver implements IpvsDriver {
       try {
         return await this.conn.request(this.genl(cmd, attrs));
       } catch (e) {
-        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context);
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
         throw e;
       }
     });
@@ -261,7 +261,7 @@ export class KernelIpvsDriver implements IpvsDriver {
       try {
         return await this.conn.dump(request, decode);
       } catch (e) {
-        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context);
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
         throw e;
       }
     });
@@ -289,4 +289,9 @@ export class KernelIpvsDriver implements IpvsDriver {
     if (!reply) throw new IpvsError(op, ERRNO.EIO, `IPVS sent no reply to ${op}`);
     return decodeGenl(reply.payload).attrs;
   }
+}
+
+/** The kernel's extended-ack text and the NetlinkError itself, for the IpvsError built from it. */
+function kernelReply(error: NetlinkError): KernelReply {
+  return { kernelMessage: error.extAck.message ?? null, cause: error };
 }

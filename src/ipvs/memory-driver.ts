@@ -38,7 +38,8 @@ import type {
   ServiceWithDestinations,
   Timeouts,
 } from "./types.ts";
-import { SCHEDULERS, ZERO_STATS, isFwmarkKey } from "./types.ts";
+import { NETMASK_RANGE } from "./constants.ts";
+import { PERSISTENCE_ENGINES, SCHEDULERS, ZERO_STATS, isFwmarkKey } from "./types.ts";
 import {
   canonicalDestinationKey,
   canonicalServiceKey,
@@ -194,7 +195,7 @@ export class MemoryIpvsDriver implements IpvsDriver {
 
   constructor(options: MemoryIpvsDriverOptions = {}) {
     this.#schedulers = new Set(options.schedulers ?? LINUX_6_1_SCHEDULERS);
-    this.#engines = new Set(options.persistenceEngines ?? ["sip"]);
+    this.#engines = new Set(options.persistenceEngines ?? PERSISTENCE_ENGINES);
     this.#info = { ...(options.info ?? DEFAULT_INFO) };
     this.#timeouts = { ...(options.timeouts ?? DEFAULT_TIMEOUTS) };
     this.#isRoutable = options.isRoutable ?? defaultIsRoutable;
@@ -381,7 +382,7 @@ export class MemoryIpvsDriver implements IpvsDriver {
       throw unknownScheduler(op, config.key, config.scheduler);
     }
     if (config.pe !== null && !this.#engines.has(config.pe)) throw unknownPersistenceEngine(op, config.key, config.pe);
-    if (config.key.family === "inet6" && (config.netmask < 1 || config.netmask > 128)) {
+    if (config.key.family === "inet6" && (config.netmask < NETMASK_RANGE.inet6.min || config.netmask > NETMASK_RANGE.inet6.max)) {
       throw badIpv6Netmask(op, config.key, config.netmask);
     }
   }

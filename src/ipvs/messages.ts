@@ -7,17 +7,15 @@
  * (ENOENT: scheduler or persistence engine; EINVAL: mixed family, GUE port or unroutable address).
  */
 import { canonicalAddress, describeDestination, describeService } from "./address.ts";
-import { ERRNO, IpvsError, errnoName, type IpvsOperation } from "./errors.ts";
+import { IP_VS_MAX_WEIGHT, NETMASK_RANGE } from "./constants.ts";
+import { ERRNO, IpvsError, errnoName, type IpvsField, type IpvsOperation } from "./errors.ts";
 import type {
   DestinationConfig,
   DestinationKey,
   ServiceConfig,
   ServiceKey,
 } from "./types.ts";
-import { SCHEDULERS, isFwmarkKey } from "./types.ts";
-
-/** Largest weight the kernel accepts (it stores the weight in an int). */
-export const MAX_WEIGHT = 0x7fffffff;
+import { PERSISTENCE_ENGINES, SCHEDULERS, isFwmarkKey } from "./types.ts";
 
 /** What the failed request was about; every field is optional, more context gives a more precise message. */
 export interface IpvsErrorContext {
@@ -68,6 +66,7 @@ export function unknownScheduler(op: IpvsOperation, key: ServiceKey, scheduler: 
     op,
     ERRNO.ENOENT,
     `unknown scheduler ${JSON.stringify(scheduler)} (no ip_vs_${scheduler} module) for service ${serviceName(key)}`,
+    { field: "scheduler" },
   );
 }
 
@@ -77,6 +76,7 @@ export function unknownPersistenceEngine(op: IpvsOperation, key: ServiceKey, pe:
     op,
     ERRNO.ENOENT,
     `unknown persistence engine ${JSON.stringify(pe)} (no ip_vs_pe_${pe} module) for service ${serviceName(key)}`,
+    { field: "pe" },
   );
 }
 
@@ -85,7 +85,8 @@ export function badIpv6Netmask(op: IpvsOperation, key: ServiceKey, netmask: numb
   return new IpvsError(
     op,
     ERRNO.EINVAL,
-    `service ${serviceName(key)}: netmask ${netmask} is not an IPv6 prefix length (1..128)`,
+    `service ${serviceName(key)}: netmask ${netmask} is not an IPv6 prefix length (${NETMASK_RANGE.inet6.min}..${NETMASK_RANGE.inet6.max})`,
+    { field: "netmask" },
   );
 }
 
@@ -112,7 +113,8 @@ export function weightOutOfRange(op: IpvsOperation, service: ServiceKey, dest: D
   return new IpvsError(
     op,
     ERRNO.ERANGE,
-    `${inService(dest, service)}: weight ${dest.weight} is outside 0..${MAX_WEIGHT}`,
+    `${inService(dest, service)}: weight ${dest.weight} is outside 0..${IP_VS_MAX_WEIGHT}`,
+    { field: "weight" },
   );
 }
 
@@ -122,12 +124,15 @@ export function thresholdsOutOfOrder(op: IpvsOperation, service: ServiceKey, des
     op,
     ERRNO.ERANGE,
     `${inService(dest, service)}: lower threshold ${dest.lowerThreshold} is above upper threshold ${dest.upperThreshold}`,
+    { field: "lowerThreshold" },
   );
 }
 
 /** EINVAL: a GUE tunnel needs a destination UDP port. */
 export function gueWithoutPort(op: IpvsOperation, service: ServiceKey, dest: DestinationKey): IpvsError {
-  return new IpvsError(op, ERRNO.EINVAL, `${inService(dest, service)}: a gue tunnel needs a tunnel port other than 0`);
+  return new IpvsError(op, ERRNO.EINVAL, `${inService(dest, service)}: a gue tunnel needs a tunnel port other than 0`, {
+    field: "tunnelPort",
+  });
 }
 
 /** EINVAL: a destination of another family than its service is only possible over a tunnel. */
@@ -141,6 +146,7 @@ export function mixedFamily(
     op,
     ERRNO.EINVAL,
     `${inService(dest, service)}: an ${dest.family} destination in an ${service.family} service needs forward "tunnel"${forward}`,
+    { field: "address" },
   );
 }
 
@@ -150,12 +156,16 @@ export function destinationNotRoutable(op: IpvsOperation, service: ServiceKey, d
     op,
     ERRNO.EINVAL,
     `${inService(dest, service)}: the address is not a unicast or local address the kernel can route`,
+    { field: "address" },
   );
 }
 
-/** EINVAL for a field gorb cannot send: `subject` names the object, `problem` says what is wrong with which field. */
-export function invalidField(op: IpvsOperation, subject: string, problem: string): IpvsError {
-  return new IpvsError(op, ERRNO.EINVAL, `${subject}: ${problem}`);
+/**
+ * EINVAL for a field gorb cannot send: `field` is the attribute, `subject` names the object, `problem` says
+ * what is wrong with it.
+ */
+export function invalidField(op: IpvsOperation, field: IpvsField, subject: string, problem: string): IpvsError {
+  return new IpvsError(op, ERRNO.EINVAL, `${subject}: ${problem}`, { field });
 }
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
@@ -195,11 +205,33 @@ function isFullDestination(dest: DestinationKey | DestinationConfig | undefined)
   return dest !== undefined && "forward" in dest && "weight" in dest;
 }
 
+/** Where an errno came from: the kernel's extended-ack text and the transport error, when there are any. */
+export interface KernelReply {
+  readonly kernelMessage?: string | null;
+  readonly cause?: unknown;
+}
+
 /**
- * The IpvsError for an errno the kernel returned to `op`, with a message built from what the request carried.
+ * The IpvsError for an errno the kernel returned to `op`, with a message built from what the request carried
+ * and the attribute it concerns; `reply` adds the kernel's extended-ack text and the transport error as cause.
  * Both drivers use it, so the same failure has the same text whichever driver reports it.
  */
-export function ipvsErrorFor(op: IpvsOperation, errno: number, context: IpvsErrorContext = {}): IpvsError {
+export function ipvsErrorFor(
+  op: IpvsOperation,
+  errno: number,
+  context: IpvsErrorContext = {},
+  reply: KernelReply = {},
+): IpvsError {
+  const error = describeErrno(op, errno, context);
+  if ((reply.kernelMessage ?? null) === null && reply.cause === undefined) return error;
+  return new IpvsError(op, errno, error.message, {
+    field: error.field,
+    kernelMessage: reply.kernelMessage ?? null,
+    cause: reply.cause,
+  });
+}
+
+function describeErrno(op: IpvsOperation, errno: number, context: IpvsErrorContext): IpvsError {
   const service = context.service ?? context.serviceConfig?.key;
   const dest = context.destination;
   const isServiceOp = op === "add-service" || op === "update-service";
@@ -216,7 +248,7 @@ export function ipvsErrorFor(op: IpvsOperation, errno: number, context: IpvsErro
       // The kernel looks the scheduler up first, then the persistence engine; both fail with ENOENT.
       const knownScheduler = (SCHEDULERS as readonly string[]).includes(cfg.scheduler);
       if (cfg.pe === null || !knownScheduler) return unknownScheduler(op, service, cfg.scheduler);
-      if (cfg.pe !== "sip") return unknownPersistenceEngine(op, service, cfg.pe);
+      if (!(PERSISTENCE_ENGINES as readonly string[]).includes(cfg.pe)) return unknownPersistenceEngine(op, service, cfg.pe);
       return new IpvsError(
         op,
         errno,
@@ -224,7 +256,8 @@ export function ipvsErrorFor(op: IpvsOperation, errno: number, context: IpvsErro
           `(no ip_vs_${cfg.scheduler} or ip_vs_pe_${cfg.pe} module) for service ${serviceName(service)}`,
       );
     }
-    if (errno === ERRNO.EINVAL && service.family === "inet6" && (cfg.netmask < 1 || cfg.netmask > 128)) {
+    const v6 = NETMASK_RANGE.inet6;
+    if (errno === ERRNO.EINVAL && service.family === "inet6" && (cfg.netmask < v6.min || cfg.netmask > v6.max)) {
       return badIpv6Netmask(op, service, cfg.netmask);
     }
   }
@@ -234,7 +267,7 @@ export function ipvsErrorFor(op: IpvsOperation, errno: number, context: IpvsErro
     if (errno === ERRNO.ENOENT) return noSuchDestination(op, service, dest);
     if (isFullDestination(dest)) {
       if (errno === ERRNO.ERANGE) {
-        if (dest.weight < 0 || dest.weight > MAX_WEIGHT) return weightOutOfRange(op, service, dest);
+        if (dest.weight < 0 || dest.weight > IP_VS_MAX_WEIGHT) return weightOutOfRange(op, service, dest);
         if (dest.lowerThreshold > dest.upperThreshold) return thresholdsOutOfOrder(op, service, dest);
       }
       if (errno === ERRNO.EINVAL) {

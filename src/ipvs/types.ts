@@ -3,20 +3,33 @@
  * independent of how they travel over netlink. Addresses are canonical text (see ./address.ts).
  */
 
+/** Address families of services and destinations. */
+export const FAMILIES = ["inet", "inet6"] as const;
 /** Address family of a service or destination. */
-export type Family = "inet" | "inet6";
+export type Family = (typeof FAMILIES)[number];
 
+/** Transport protocols of a non-fwmark service. */
+export const PROTOCOLS = ["tcp", "udp", "sctp"] as const;
 /** Transport protocol of a non-fwmark service. */
-export type Protocol = "tcp" | "udp" | "sctp";
+export type Protocol = (typeof PROTOCOLS)[number];
 
+/** Packet forwarding methods of a destination (IP_VS_CONN_F_*). */
+export const FORWARD_METHODS = ["nat", "local", "tunnel", "dr", "bypass"] as const;
 /** Packet forwarding method of a destination (IP_VS_CONN_F_*). */
-export type ForwardMethod = "nat" | "local" | "tunnel" | "dr" | "bypass";
+export type ForwardMethod = (typeof FORWARD_METHODS)[number];
 
-/** Encapsulation of a tunnel destination (Linux 5.2+, GRE 5.3+). */
-export type TunnelType = "ipip" | "gue" | "gre";
+/** Encapsulations of a tunnel destination (Linux 5.2+, GRE 5.3+). */
+export const TUNNEL_TYPES = ["ipip", "gue", "gre"] as const;
+/** Encapsulation of a tunnel destination. */
+export type TunnelType = (typeof TUNNEL_TYPES)[number];
 
-/** Checksum mode of a GUE or GRE tunnel. remcsum is GUE only. */
-export type TunnelChecksum = "nocsum" | "csum" | "remcsum";
+/** Checksum modes of a GUE or GRE tunnel. remcsum is GUE only; ipip takes none. */
+export const TUNNEL_CHECKSUMS = ["nocsum", "csum", "remcsum"] as const;
+/** Checksum mode of a tunnel. */
+export type TunnelChecksum = (typeof TUNNEL_CHECKSUMS)[number];
+
+/** Persistence engines the kernel ships (ip_vs_pe_<name>). */
+export const PERSISTENCE_ENGINES = ["sip"] as const;
 
 /** The schedulers the kernel ships as ip_vs_<name> modules. */
 export const SCHEDULERS = [

@@ -6,38 +6,31 @@
  * thresholds, GUE port, mixed families) are NOT here: the kernel driver leaves them to the kernel and the
  * memory driver makes them in the kernel's order.
  *
- * Every check throws an IpvsError (EINVAL, or ERANGE for a weight) whose message names the object and the field.
+ * Every check throws an IpvsError (EINVAL, or ERANGE for a weight) whose `field` is the attribute and whose
+ * message names the object and the field. Request rules (what a client may ask for: defaults, which options go
+ * together) are core's (src/core/normalize.ts over src/contract/); these are only what the attributes can carry.
  *
  * This module also holds the canonical forms both drivers must read back (`canonicalServiceKey`,
  * `canonicalTunnel`), so a config written through either driver reads back identically.
  */
 import { addressFamily, canonicalAddress, describeDestination, describeService } from "./address.ts";
 import type { IpvsOperation } from "./errors.ts";
-import { MAX_WEIGHT, invalidField, weightOutOfRange } from "./messages.ts";
-import { IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN } from "./constants.ts";
-import type {
-  DestinationConfig,
-  DestinationKey,
-  Family,
-  ForwardMethod,
-  Protocol,
-  ServiceConfig,
-  ServiceKey,
-  Timeouts,
-  TunnelChecksum,
-  TunnelConfig,
-  TunnelType,
-} from "./types.ts";
-import { isFwmarkKey } from "./types.ts";
+import { invalidField, weightOutOfRange } from "./messages.ts";
+import {
+  IP_VS_MAX_WEIGHT,
+  IP_VS_PENAME_MAXLEN,
+  IP_VS_SCHEDNAME_MAXLEN,
+  NETMASK_RANGE,
+  U16_MAX,
+  U32_MAX,
+} from "./constants.ts";
+import type { DestinationConfig, DestinationKey, ForwardMethod, ServiceConfig, ServiceKey, Timeouts, TunnelConfig } from "./types.ts";
+import { FAMILIES, FORWARD_METHODS, PROTOCOLS, TUNNEL_CHECKSUMS, TUNNEL_TYPES, isFwmarkKey } from "./types.ts";
 
-const U16_MAX = 0xffff;
-const U32_MAX = 0xffffffff;
-
-const FAMILIES: readonly Family[] = ["inet", "inet6"];
-const PROTOCOLS: readonly Protocol[] = ["tcp", "udp", "sctp"];
-const FORWARDS: readonly ForwardMethod[] = ["nat", "local", "tunnel", "dr", "bypass"];
-const TUNNEL_TYPES: readonly TunnelType[] = ["ipip", "gue", "gre"];
-const CHECKSUMS: readonly TunnelChecksum[] = ["nocsum", "csum", "remcsum"];
+/** `list.includes(value)` for a value of any type (the lists are `as const` tuples of strings). */
+function oneOf(list: readonly string[], value: unknown): boolean {
+  return typeof value === "string" && list.includes(value);
+}
 
 /** A tunnel destination written without options: plain IPIP, no port, no checksum. */
 export const PLAIN_IPIP: TunnelConfig = Object.freeze({ type: "ipip", port: 0, checksum: "nocsum" });
@@ -57,36 +50,37 @@ function serviceSubject(key: ServiceKey): string {
 /** Throws EINVAL unless the key can be sent: a known family, and a fwmark 1..2^32-1 or protocol + address + port. */
 export function validateServiceKey(op: IpvsOperation, key: ServiceKey): void {
   const subject = serviceSubject(key);
-  if (!FAMILIES.includes(key.family)) {
-    throw invalidField(op, subject, `family ${show(key.family)} is not "inet" or "inet6"`);
+  if (!oneOf(FAMILIES, key.family)) {
+    throw invalidField(op, "family", subject, `family ${show(key.family)} is not "inet" or "inet6"`);
   }
   if (isFwmarkKey(key)) {
     if (!isIntIn(key.fwmark, 1, U32_MAX)) {
-      throw invalidField(op, subject, `fwmark ${show(key.fwmark)} is not an integer in 1..${U32_MAX}`);
+      throw invalidField(op, "fwmark", subject, `fwmark ${show(key.fwmark)} is not an integer in 1..${U32_MAX}`);
     }
     return;
   }
-  if (!PROTOCOLS.includes(key.protocol)) {
-    throw invalidField(op, subject, `protocol ${show(key.protocol)} is not one of ${PROTOCOLS.join(", ")}`);
+  if (!oneOf(PROTOCOLS, key.protocol)) {
+    throw invalidField(op, "protocol", subject, `protocol ${show(key.protocol)} is not one of ${PROTOCOLS.join(", ")}`);
   }
   const family = typeof key.address === "string" ? addressFamily(key.address) : null;
-  if (family === null) throw invalidField(op, subject, `address ${show(key.address)} is not an IP address`);
+  if (family === null) throw invalidField(op, "address", subject, `address ${show(key.address)} is not an IP address`);
   if (family !== key.family) {
-    throw invalidField(op, subject, `address ${key.address} is not an ${key.family} address`);
+    throw invalidField(op, "address", subject, `address ${key.address} is not an ${key.family} address`);
   }
   if (!isIntIn(key.port, 0, U16_MAX)) {
-    throw invalidField(op, subject, `port ${show(key.port)} is not an integer in 0..${U16_MAX}`);
+    throw invalidField(op, "port", subject, `port ${show(key.port)} is not an integer in 0..${U16_MAX}`);
   }
 }
 
-function checkName(op: IpvsOperation, subject: string, field: string, value: unknown, maxLen: number): void {
+function checkName(op: IpvsOperation, subject: string, field: "scheduler" | "pe", value: unknown, maxLen: number): void {
   if (typeof value !== "string" || value.length === 0) {
-    throw invalidField(op, subject, `${field} ${show(value)} is not a non-empty name`);
+    throw invalidField(op, field, subject, `${field} ${show(value)} is not a non-empty name`);
   }
   // The attribute is a NUL-terminated string; the kernel policy rejects longer ones.
   if (value.length > maxLen - 1 || !/^[A-Za-z0-9_-]+$/.test(value)) {
     throw invalidField(
       op,
+      field,
       subject,
       `${field} ${show(value)} must be up to ${maxLen - 1} letters, digits, "_" or "-"`,
     );
@@ -100,22 +94,22 @@ export function validateServiceConfig(op: IpvsOperation, config: ServiceConfig):
   checkName(op, subject, "scheduler", config.scheduler, IP_VS_SCHEDNAME_MAXLEN);
   if (config.pe !== null) checkName(op, subject, "pe", config.pe, IP_VS_PENAME_MAXLEN);
   const flags = config.flags as unknown;
-  if (typeof flags !== "object" || flags === null) throw invalidField(op, subject, "flags are missing");
+  if (typeof flags !== "object" || flags === null) throw invalidField(op, "flags", subject, "flags are missing");
   for (const name of ["persistent", "onePacket", "sched1", "sched2", "sched3"] as const) {
     if (typeof config.flags[name] !== "boolean") {
-      throw invalidField(op, subject, `flag ${name} is ${show(config.flags[name])}, not true or false`);
+      throw invalidField(op, "flags", subject, `flag ${name} is ${show(config.flags[name])}, not true or false`);
     }
   }
   if (!isIntIn(config.timeout, 0, U32_MAX)) {
-    throw invalidField(op, subject, `timeout ${show(config.timeout)} is not a number of seconds in 0..${U32_MAX}`);
+    throw invalidField(op, "timeout", subject, `timeout ${show(config.timeout)} is not a number of seconds in 0..${U32_MAX}`);
   }
   if (config.key.family === "inet") {
-    if (!isIntIn(config.netmask, 0, 32)) {
-      throw invalidField(op, subject, `netmask ${show(config.netmask)} is not an IPv4 prefix length (0..32)`);
+    if (!isIntIn(config.netmask, NETMASK_RANGE.inet.min, NETMASK_RANGE.inet.max)) {
+      throw invalidField(op, "netmask", subject, `netmask ${show(config.netmask)} is not an IPv4 prefix length (${NETMASK_RANGE.inet.min}..${NETMASK_RANGE.inet.max})`);
     }
   } else if (!isIntIn(config.netmask, 0, U32_MAX)) {
     // 1..128 is the kernel's own rule (EINVAL), checked by the kernel or, for the memory driver, in its place.
-    throw invalidField(op, subject, `netmask ${show(config.netmask)} is not an IPv6 prefix length (1..128)`);
+    throw invalidField(op, "netmask", subject, `netmask ${show(config.netmask)} is not an IPv6 prefix length (${NETMASK_RANGE.inet6.min}..${NETMASK_RANGE.inet6.max})`);
   }
 }
 
@@ -126,14 +120,14 @@ function destinationSubject(service: ServiceKey, dest: DestinationKey): string {
 /** Throws EINVAL unless the destination key can be sent (family, address of that family, port 0..65535). */
 export function validateDestinationKey(op: IpvsOperation, service: ServiceKey, dest: DestinationKey): void {
   const subject = destinationSubject(service, dest);
-  if (!FAMILIES.includes(dest.family)) {
-    throw invalidField(op, subject, `family ${show(dest.family)} is not "inet" or "inet6"`);
+  if (!oneOf(FAMILIES, dest.family)) {
+    throw invalidField(op, "family", subject, `family ${show(dest.family)} is not "inet" or "inet6"`);
   }
   const family = typeof dest.address === "string" ? addressFamily(dest.address) : null;
-  if (family === null) throw invalidField(op, subject, `address ${show(dest.address)} is not an IP address`);
-  if (family !== dest.family) throw invalidField(op, subject, `address ${dest.address} is not an ${dest.family} address`);
+  if (family === null) throw invalidField(op, "address", subject, `address ${show(dest.address)} is not an IP address`);
+  if (family !== dest.family) throw invalidField(op, "address", subject, `address ${dest.address} is not an ${dest.family} address`);
   if (!isIntIn(dest.port, 0, U16_MAX)) {
-    throw invalidField(op, subject, `port ${show(dest.port)} is not an integer in 0..${U16_MAX}`);
+    throw invalidField(op, "port", subject, `port ${show(dest.port)} is not an integer in 0..${U16_MAX}`);
   }
 }
 
@@ -145,40 +139,40 @@ export function validateDestinationKey(op: IpvsOperation, service: ServiceKey, d
 export function validateDestinationConfig(op: IpvsOperation, service: ServiceKey, dest: DestinationConfig): void {
   validateDestinationKey(op, service, dest);
   const subject = destinationSubject(service, dest);
-  if (!FORWARDS.includes(dest.forward)) {
-    throw invalidField(op, subject, `forward ${show(dest.forward)} is not one of ${FORWARDS.join(", ")}`);
+  if (!oneOf(FORWARD_METHODS, dest.forward)) {
+    throw invalidField(op, "forward", subject, `forward ${show(dest.forward)} is not one of ${FORWARD_METHODS.join(", ")}`);
   }
   if (typeof dest.weight !== "number" || !Number.isInteger(dest.weight)) {
-    throw invalidField(op, subject, `weight ${show(dest.weight)} is not an integer`);
+    throw invalidField(op, "weight", subject, `weight ${show(dest.weight)} is not an integer`);
   }
-  if (dest.weight < 0 || dest.weight > MAX_WEIGHT) throw weightOutOfRange(op, service, dest);
+  if (dest.weight < 0 || dest.weight > IP_VS_MAX_WEIGHT) throw weightOutOfRange(op, service, dest);
   for (const field of ["upperThreshold", "lowerThreshold"] as const) {
     if (!isIntIn(dest[field], 0, U32_MAX)) {
-      throw invalidField(op, subject, `${field} ${show(dest[field])} is not an integer in 0..${U32_MAX}`);
+      throw invalidField(op, field, subject, `${field} ${show(dest[field])} is not an integer in 0..${U32_MAX}`);
     }
   }
   const tunnel = dest.tunnel;
   if (tunnel === null) return;
   if (dest.forward !== "tunnel") {
-    throw invalidField(op, subject, `tunnel options need forward "tunnel", not ${JSON.stringify(dest.forward)}`);
+    throw invalidField(op, "tunnelType", subject, `tunnel options need forward "tunnel", not ${JSON.stringify(dest.forward)}`);
   }
-  if (!TUNNEL_TYPES.includes(tunnel.type)) {
-    throw invalidField(op, subject, `tunnel type ${show(tunnel.type)} is not one of ${TUNNEL_TYPES.join(", ")}`);
+  if (!oneOf(TUNNEL_TYPES, tunnel.type)) {
+    throw invalidField(op, "tunnelType", subject, `tunnel type ${show(tunnel.type)} is not one of ${TUNNEL_TYPES.join(", ")}`);
   }
   if (!isIntIn(tunnel.port, 0, U16_MAX)) {
-    throw invalidField(op, subject, `tunnel port ${show(tunnel.port)} is not an integer in 0..${U16_MAX}`);
+    throw invalidField(op, "tunnelPort", subject, `tunnel port ${show(tunnel.port)} is not an integer in 0..${U16_MAX}`);
   }
   if (tunnel.type !== "gue" && tunnel.port !== 0) {
-    throw invalidField(op, subject, `tunnel port ${tunnel.port} is only for gue tunnels, not ${tunnel.type}`);
+    throw invalidField(op, "tunnelPort", subject, `tunnel port ${tunnel.port} is only for gue tunnels, not ${tunnel.type}`);
   }
-  if (!CHECKSUMS.includes(tunnel.checksum)) {
-    throw invalidField(op, subject, `tunnel checksum ${show(tunnel.checksum)} is not one of ${CHECKSUMS.join(", ")}`);
+  if (!oneOf(TUNNEL_CHECKSUMS, tunnel.checksum)) {
+    throw invalidField(op, "tunnelChecksum", subject, `tunnel checksum ${show(tunnel.checksum)} is not one of ${TUNNEL_CHECKSUMS.join(", ")}`);
   }
   if (tunnel.checksum === "remcsum" && tunnel.type !== "gue") {
-    throw invalidField(op, subject, `tunnel checksum "remcsum" is only for gue tunnels, not ${tunnel.type}`);
+    throw invalidField(op, "tunnelChecksum", subject, `tunnel checksum "remcsum" is only for gue tunnels, not ${tunnel.type}`);
   }
   if (tunnel.type === "ipip" && tunnel.checksum !== "nocsum") {
-    throw invalidField(op, subject, `tunnel checksum ${JSON.stringify(tunnel.checksum)} is only for gue and gre tunnels`);
+    throw invalidField(op, "tunnelChecksum", subject, `tunnel checksum ${JSON.stringify(tunnel.checksum)} is only for gue and gre tunnels`);
   }
 }
 
@@ -187,7 +181,7 @@ export function validateTimeouts(op: IpvsOperation, timeouts: Partial<Timeouts>)
   for (const field of ["tcp", "tcpFin", "udp"] as const) {
     const value = timeouts[field];
     if (value !== undefined && !isIntIn(value, 0, U32_MAX)) {
-      throw invalidField(op, "timeouts", `${field} ${show(value)} is not a number of seconds in 0..${U32_MAX}`);
+      throw invalidField(op, "timeouts", "timeouts", `${field} ${show(value)} is not a number of seconds in 0..${U32_MAX}`);
     }
   }
 }

@@ -4,6 +4,7 @@
  * Messages are encoded by our codec and sent over the same libnl-backed transport as IPVS.
  */
 import { readFileSync } from "node:fs";
+import { ERRNO } from "../errno.ts";
 import { AttributeSet, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NETLINK_ROUTE } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
@@ -24,8 +25,6 @@ const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const EEXIST = 17;
-const EADDRNOTAVAIL = 99;
 
 /** An address of an interface. */
 export interface InterfaceAddress {
@@ -95,7 +94,7 @@ export class InterfaceAddresses {
       await this.conn.request(this.hostRequest(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, interfaceName, address));
       return true;
     } catch (e) {
-      if (e instanceof NetlinkError && e.errno === EEXIST) return false;
+      if (e instanceof NetlinkError && e.errno === ERRNO.EEXIST) return false;
       throw this.explain(e, `add ${address} to ${interfaceName}`);
     }
   }
@@ -105,7 +104,7 @@ export class InterfaceAddresses {
     try {
       await this.conn.request(this.hostRequest(RTM_DELADDR, 0, interfaceName, address));
     } catch (e) {
-      if (e instanceof NetlinkError && e.errno === EADDRNOTAVAIL) return;
+      if (e instanceof NetlinkError && e.errno === ERRNO.EADDRNOTAVAIL) return;
       throw this.explain(e, `remove ${address} from ${interfaceName}`);
     }
   }
@@ -132,7 +131,7 @@ export class InterfaceAddresses {
   }
 
   private explain(e: unknown, what: string): Error {
-    if (e instanceof NetlinkError) return new InterfaceError(`cannot ${what}: errno ${e.errno}${e.errno === 1 ? " (needs CAP_NET_ADMIN)" : ""}`);
+    if (e instanceof NetlinkError) return new InterfaceError(`cannot ${what}: errno ${e.errno}${e.errno === ERRNO.EPERM ? " (needs CAP_NET_ADMIN)" : ""}`);
     return e instanceof Error ? e : new Error(String(e));
   }
 }

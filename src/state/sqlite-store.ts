@@ -145,6 +145,19 @@ export class SqliteStateStore implements StateStore {
     })();
   }
 
+  /**
+   * A durable write that changes nothing gorb reads (the time of the probe in `meta`): gorb calls it after a
+   * failed commit to learn when the disk takes writes again. Throws while it cannot write.
+   */
+  probe(): void {
+    const db = this.#db;
+    db.transaction(() => {
+      db.run("INSERT INTO meta (name, value) VALUES ('probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [
+        new Date().toISOString(),
+      ]);
+    })();
+  }
+
   /** Release the database and its lock. */
   close(): void {
     this.#db.close();

@@ -6,6 +6,7 @@
  * between sends and every few received datagrams, so HTTP handlers and health checks keep running
  * during bulk kernel work; every individual socket call is bounded by the socket timeout.
  */
+import { ERRNO } from "../errno.ts";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
@@ -57,7 +58,7 @@ export class NetlinkConnection {
   /** Send one request with NLM_F_ACK and wait for its replies and ACK; throws NetlinkError on a kernel error. */
   async request(req: Request): Promise<NetlinkMessage[]> {
     const [outcome] = await this.batch([req]);
-    if (!outcome) throw new TransportError("no outcome for request", 5);
+    if (!outcome) throw new TransportError("no outcome for request", ERRNO.EIO);
     if (outcome.error) throw outcome.error;
     return outcome.replies;
   }

@@ -3,8 +3,9 @@
  * encoded bytes, recv(2) into one reusable buffer. Every blocking call has a timeout (SO_RCVTIMEO,
  * SO_SNDTIMEO), so a stuck kernel or a lost reply costs at most that long, never a frozen daemon.
  */
-import { EAGAIN, EINTR, MSG_TRUNC, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
-import { type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
+import { MSG_TRUNC, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
+import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
+import { ERRNO } from "../errno.ts";
 import { LibnlError, SyscallError } from "../../ffi/errors.ts";
 import { NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK } from "../netlink/constants.ts";
 import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
@@ -57,9 +58,9 @@ export class LibnlSocket implements DatagramSocket {
     try {
       this.nl.send(sock, bytes);
     } catch (e) {
-      // libnl maps EAGAIN (send timeout) to NLE_AGAIN (4).
-      if (e instanceof LibnlError && e.code === 4) throw new TransportTimeoutError("netlink send timed out", { cause: e });
-      throw new TransportError(`netlink send failed: ${e instanceof Error ? e.message : String(e)}`, 5, { cause: e });
+      // libnl maps EAGAIN (send timeout) to NLE_AGAIN.
+      if (e instanceof LibnlError && e.code === NLE_AGAIN) throw new TransportTimeoutError("netlink send timed out", { cause: e });
+      throw new TransportError(`netlink send failed: ${e instanceof Error ? e.message : String(e)}`, ERRNO.EIO, { cause: e });
     }
   }
 
@@ -68,11 +69,11 @@ export class LibnlSocket implements DatagramSocket {
     for (;;) {
       const n = recvInto(this.fd, this.buf, MSG_TRUNC);
       if (n >= 0) {
-        if (n > this.buf.length) throw new TransportError(`netlink datagram of ${n} bytes exceeds the ${this.buf.length}-byte buffer`, 90);
+        if (n > this.buf.length) throw new TransportError(`netlink datagram of ${n} bytes exceeds the ${this.buf.length}-byte buffer`, ERRNO.EMSGSIZE);
         return this.buf.subarray(0, n);
       }
-      if (-n === EINTR) continue;
-      if (-n === EAGAIN) throw new TransportTimeoutError("netlink receive timed out");
+      if (-n === ERRNO.EINTR) continue;
+      if (-n === ERRNO.EAGAIN) throw new TransportTimeoutError("netlink receive timed out");
       throw new TransportError(`netlink receive failed with errno ${-n}`, -n);
     }
   }
@@ -84,7 +85,7 @@ export class LibnlSocket implements DatagramSocket {
   }
 
   private open(): NlSocketHandle {
-    if (this.sock === null) throw new TransportError("netlink socket is closed", 9);
+    if (this.sock === null) throw new TransportError("netlink socket is closed", ERRNO.EBADF);
     return this.sock;
   }
 }

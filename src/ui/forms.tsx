@@ -84,6 +84,16 @@ function FieldSet(props: { fields: readonly Field[]; prefix: string; values: Val
     ),
   );
   if (props.legend === undefined) return <div class="fields">{inner}</div>;
+  if (props.prefix.split(".").length > 2) {
+    // A second-level group (pulse.args): folded unless one of its fields has a value or an error.
+    const used = Object.keys(props.values).some((k) => k.startsWith(props.prefix) && props.values[k] !== "") || Object.keys(props.errors).some((k) => k.startsWith(props.prefix));
+    return (
+      <details class="group" open={used}>
+        <summary>{props.legend}</summary>
+        <div class="fields">{inner}</div>
+      </details>
+    );
+  }
   return (
     <fieldset>
       <legend>{props.legend}</legend>

@@ -4,6 +4,7 @@
  */
 import { type ArgsDef, defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
+import { backendBody } from "../request-bodies.ts";
 import {
   type RawArgs,
   boolArg,
@@ -20,26 +21,37 @@ import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
 import { jsonText } from "../format.ts";
 import { backendSummary } from "../views.ts";
+import { BACKEND_FIELD_DEFS, DEFAULTS, LIMITS, PULSE_TYPES } from "../../contract/fields.ts";
+import { DEFAULT_TIMEOUT_MS, MAX_THRESHOLD } from "../../health/options.ts";
 
-const U32_MAX = 0xffffffff;
+const F = BACKEND_FIELD_DEFS;
+const range = (r: { readonly min: number; readonly max: number }) => `${r.min}-${r.max}`;
 
-/** Flags for the backend fields (without the pulse). */
+/** Flags for the backend fields (without the pulse): ranges, choices and defaults from the REST contract. */
 export const backendFieldArgs = {
   host: { type: "string", description: "Backend address or DNS name (required for add)", valueHint: "addr" },
   port: { type: "string", description: "Backend port (default: the service's port)", valueHint: "port" },
-  weight: { type: "string", description: "Weight 0-2147483647 (default 100; 0 = drained)", valueHint: "n" },
+  weight: {
+    type: "string",
+    description: `Weight ${range(LIMITS.weight)} (default ${DEFAULTS.weight}; 0 = drained)`,
+    valueHint: "n",
+  },
   forward: {
     type: "enum",
     alias: ["method"],
-    options: ["nat", "dr", "tunnel", "ipip", "local"],
-    description: "Forwarding method (default nat); --method is the GORB name",
+    options: [...F.method.values],
+    description: `Forwarding method (default ${DEFAULTS.backendMethod}); --method is the GORB name`,
   },
-  "tunnel-type": { type: "enum", options: ["ipip", "gue", "gre"], description: "Tunnel encapsulation (--forward tunnel; default ipip)" },
+  "tunnel-type": {
+    type: "enum",
+    options: [...F.tunnel_type.values],
+    description: `Tunnel encapsulation (--forward tunnel; default ${DEFAULTS.tunnelType})`,
+  },
   "tunnel-port": { type: "string", description: "GUE destination port (--tunnel-type gue)", valueHint: "port" },
   "tunnel-checksum": {
     type: "enum",
-    options: ["nocsum", "csum", "remcsum"],
-    description: "Tunnel checksum (gue, gre; default nocsum)",
+    options: [...F.tunnel_checksum.values],
+    description: `Tunnel checksum (gue, gre; default ${DEFAULTS.tunnelChecksum})`,
   },
   "upper-threshold": { type: "string", description: "Stop sending new connections above this many (0 = no limit)", valueHint: "n" },
   "lower-threshold": { type: "string", description: "Resume below this many connections", valueHint: "n" },
@@ -47,16 +59,20 @@ export const backendFieldArgs = {
 
 /** Flags for the health check (pulse). */
 export const pulseArgs = {
-  pulse: { type: "enum", options: ["tcp", "http", "https", "udp", "none"], description: "Health check type (default tcp)" },
-  "pulse-interval": { type: "string", description: "Time between checks, e.g. 5s, 1m (default 1m)", valueHint: "duration" },
-  "pulse-timeout": { type: "string", description: "Time limit of one check, e.g. 2s (default 5s)", valueHint: "duration" },
+  pulse: { type: "enum", options: [...PULSE_TYPES], description: `Health check type (default ${DEFAULTS.pulseType})` },
+  "pulse-interval": {
+    type: "string",
+    description: `Time between checks, e.g. 5s, 1m (default ${DEFAULTS.pulseInterval})`,
+    valueHint: "duration",
+  },
+  "pulse-timeout": { type: "string", description: `Time limit of one check, e.g. 2s (default ${DEFAULT_TIMEOUT_MS / 1000}s)`, valueHint: "duration" },
   "pulse-path": { type: "string", description: "HTTP(S) path and query (default /)", valueHint: "path" },
   "pulse-method": { type: "string", description: "HTTP(S) method (default GET)", valueHint: "method" },
   "pulse-expect": { type: "string", description: 'Accepted HTTP status: 200, "200,204", 200-299, 2xx (default 200)', valueHint: "codes" },
   "pulse-host": { type: "string", description: "Check this host instead of the backend's", valueHint: "host" },
   "pulse-port": { type: "string", description: "Check this port instead of the backend's", valueHint: "port" },
-  "pulse-rise": { type: "string", description: "Successes in a row to count as up (default 1)", valueHint: "n" },
-  "pulse-fall": { type: "string", description: "Failures in a row to count as down (default 1)", valueHint: "n" },
+  "pulse-rise": { type: "string", description: `Successes in a row to count as up (1-${MAX_THRESHOLD}; default 1)`, valueHint: "n" },
+  "pulse-fall": { type: "string", description: `Failures in a row to count as down (1-${MAX_THRESHOLD}; default 1)`, valueHint: "n" },
   "pulse-send": { type: "string", description: "UDP check: the datagram to send (text)", valueHint: "text" },
   "pulse-insecure": { type: "boolean", description: "HTTPS check: do not verify the certificate" },
 } satisfies ArgsDef;
@@ -75,10 +91,10 @@ export function pulseFromArgs(args: RawArgs): PulseChange | null {
     method: stringArg(args, "pulse-method"),
     expect: stringArg(args, "pulse-expect"),
     host: stringArg(args, "pulse-host"),
-    port: intArg(args, "pulse-port", 1, 65535),
+    port: intArg(args, "pulse-port", LIMITS.port.min, LIMITS.port.max),
     timeout: stringArg(args, "pulse-timeout"),
-    rise: intArg(args, "pulse-rise", 1, 100),
-    fall: intArg(args, "pulse-fall", 1, 100),
+    rise: intArg(args, "pulse-rise", 1, MAX_THRESHOLD),
+    fall: intArg(args, "pulse-fall", 1, MAX_THRESHOLD),
     send: stringArg(args, "pulse-send"),
     insecure: boolArg(args, "pulse-insecure"),
   });
@@ -90,28 +106,14 @@ export function pulseFromArgs(args: RawArgs): PulseChange | null {
   return change;
 }
 
-/** The GORB backend body from the flags given (only those), without the pulse. */
-export function backendBody(args: RawArgs): Record<string, unknown> {
-  return defined({
-    host: stringArg(args, "host"),
-    port: intArg(args, "port", 0, 65535),
-    weight: intArg(args, "weight", 0, 0x7fffffff),
-    method: stringArg(args, "forward"),
-    tunnel_type: stringArg(args, "tunnel-type"),
-    tunnel_port: intArg(args, "tunnel-port", 1, 65535),
-    tunnel_checksum: stringArg(args, "tunnel-checksum"),
-    upper_threshold: intArg(args, "upper-threshold", 0, U32_MAX),
-    lower_threshold: intArg(args, "lower-threshold", 0, U32_MAX),
-  });
-}
 
 /** The pulse of a PATCH: the backend's current pulse with the flags laid over it (the API replaces it whole). */
 export function mergePulse(current: unknown, change: PulseChange): Record<string, unknown> {
   const base = typeof current === "object" && current !== null ? (current as Record<string, unknown>) : {};
   const baseArgs = typeof base.args === "object" && base.args !== null ? (base.args as Record<string, unknown>) : {};
   const merged: Record<string, unknown> = {
-    type: change.type ?? base.type ?? "tcp",
-    interval: change.interval ?? base.interval ?? "1m",
+    type: change.type ?? base.type ?? DEFAULTS.pulseType,
+    interval: change.interval ?? base.interval ?? DEFAULTS.pulseInterval,
   };
   const args = { ...baseArgs, ...(change.args ?? {}) };
   if (Object.keys(args).length > 0) merged.args = args;

@@ -1,7 +1,8 @@
 /**
  * `gorb serve`: run the daemon. The flags are the original's (-l, -i, -f, -c, -v, plus --vip-interface for its
  * -vipi) and gorb's own (--token, --token-file, --allow, --allow-origin, --max-connections, --tls-cert/--tls-key,
- * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval, --no-ui). With --config,
+ * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval,
+ * --unknown-destinations, --no-ui). With --config,
  * the file's settings come first and the flags given override them (flags > GORB_TOKEN > file > defaults); a
  * file with an error stops the start with its location. They are checked here into DaemonOptions, the secret
  * files are read (and refused unless private: src/daemon/secrets.ts); src/daemon/run.ts builds and runs the stack.
@@ -17,6 +18,7 @@ import {
   DEFAULT_LISTEN,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_RECONCILE_INTERVAL,
+  DEFAULT_UNKNOWN_DESTINATIONS,
   DEFAULT_STATE_DIR,
   DaemonOptionError,
   parseDaemonOptions,
@@ -149,6 +151,23 @@ const serve = defineCommand({
       description: `Repair drift of the kernel table every so often, e.g. 30s, 5m; 0 = never (default: ${DEFAULT_RECONCILE_INTERVAL})`,
       valueHint: "duration",
     },
+    "unknown-destinations": {
+      type: "string",
+      description:
+        "At start, destinations of gorb's services that the saved state does not know: report (leave them), adopt, or remove " +
+        `(default: ${DEFAULT_UNKNOWN_DESTINATIONS})`,
+      valueHint: "report|adopt|remove",
+    },
+    "max-services": {
+      type: "string",
+      description: "Most services gorb holds; creating one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
+    "max-backends": {
+      type: "string",
+      description: "Most backends gorb holds over all services; one more answers 409 LIMIT (default: unlimited)",
+      valueHint: "n",
+    },
     ui: {
       type: "boolean",
       description: "Serve the web UI at /ui, embedded in gorb (default)",
@@ -185,6 +204,9 @@ const serve = defineCommand({
         consulToken:
           stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
         consulTokenFile: stringArg(args, "consul-token-file"),
+        unknownDestinations: stringArg(args, "unknown-destinations"),
+        maxServices: stringArg(args, "max-services"),
+        maxBackends: stringArg(args, "max-backends"),
         ui: boolArg(args, "ui"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));

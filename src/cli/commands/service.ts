@@ -4,6 +4,7 @@
  */
 import { type ArgsDef, defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
+import { serviceBody } from "../request-bodies.ts";
 import {
   type RawArgs,
   boolArg,
@@ -21,26 +22,29 @@ import { UsageError } from "../errors.ts";
 import { jsonText, table } from "../format.ts";
 import { serviceAddress, serviceSummary, statusBackend } from "../views.ts";
 import { statusTable } from "../format.ts";
+import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS } from "../../contract/fields.ts";
+import { NETMASK_RANGE } from "../../ipvs/constants.ts";
 
-const U32_MAX = 0xffffffff;
+const F = SERVICE_FIELD_DEFS;
+const range = (r: { readonly min: number; readonly max: number }) => `${r.min}-${r.max}`;
 
-/** Flags for every service field. */
+/** Flags for every service field: names, ranges, choices and defaults from the REST contract. */
 export const serviceFieldArgs = {
   host: {
     type: "string",
     description: "Virtual address or DNS name (default: the first address of the daemon's -i interface)",
     valueHint: "addr",
   },
-  port: { type: "string", description: "Port 1-65535 (required unless --fwmark)", valueHint: "port" },
-  protocol: { type: "enum", options: ["tcp", "udp", "sctp"], description: "Protocol (default tcp)" },
+  port: { type: "string", description: `Port ${range(LIMITS.port)} (required unless --fwmark)`, valueHint: "port" },
+  protocol: { type: "enum", options: [...F.protocol.values], description: `Protocol (default ${DEFAULTS.protocol})` },
   method: {
     type: "string",
-    description: "Scheduler: rr, wrr (default), lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos",
+    description: `Scheduler: ${F.method.values.join(", ")} (default ${DEFAULTS.scheduler})`,
     valueHint: "sched",
   },
   flags: {
     type: "string",
-    description: "Scheduler flags joined by | or ,: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3",
+    description: `Scheduler flags joined by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`,
     valueHint: "flags",
   },
   persistent: {
@@ -48,46 +52,31 @@ export const serviceFieldArgs = {
     description: "Client persistence (implied by --persistence-timeout, --netmask, --pe)",
     negativeDescription: "Turn persistence off",
   },
-  "persistence-timeout": { type: "string", description: "Persistence timeout in seconds (default 300)", valueHint: "seconds" },
+  "persistence-timeout": {
+    type: "string",
+    description: `Persistence timeout in seconds (default ${DEFAULTS.persistenceTimeout})`,
+    valueHint: "seconds",
+  },
   netmask: {
     type: "string",
-    description: "Persistence granularity as a prefix length (0-32 for IPv4, 1-128 for IPv6)",
+    description: `Persistence granularity as a prefix length (${range(NETMASK_RANGE.inet)} for IPv4, ${range(NETMASK_RANGE.inet6)} for IPv6)`,
     valueHint: "prefix",
   },
-  fwmark: { type: "string", description: "Firewall-mark service instead of host/port/protocol", valueHint: "mark" },
-  family: { type: "enum", options: ["inet", "inet6"], description: "Address family (fwmark services; default inet)" },
-  pe: { type: "enum", options: ["sip"], description: "Persistence engine" },
+  fwmark: { type: "string", description: `Firewall-mark service (${range(LIMITS.fwmark)}) instead of host/port/protocol`, valueHint: "mark" },
+  family: { type: "enum", options: [...F.family.values], description: `Address family (fwmark services; default ${DEFAULTS.fwmarkFamily})` },
+  pe: { type: "enum", options: [...F.pe.values], description: "Persistence engine" },
   "one-packet": {
     type: "boolean",
     description: "One-packet scheduling (udp and fwmark services)",
     negativeDescription: "Turn one-packet scheduling off",
   },
+  "panic-threshold": {
+    type: "string",
+    description: `Percent of backends that may be down at once before health checks stop draining (${range(LIMITS.panicThreshold)}; default ${DEFAULTS.panicThreshold} = off)`,
+    valueHint: "percent",
+  },
 } satisfies ArgsDef;
 
-/** The GORB service body from the flags given (only those). */
-export function serviceBody(args: RawArgs): Record<string, unknown> {
-  const persistenceTimeout = intArg(args, "persistence-timeout", 1, U32_MAX);
-  const netmask = intArg(args, "netmask", 0, 128);
-  const pe = stringArg(args, "pe");
-  let persistent = boolArg(args, "persistent");
-  if (persistent === undefined && (persistenceTimeout !== undefined || netmask !== undefined || pe !== undefined)) {
-    persistent = true;
-  }
-  return defined({
-    host: stringArg(args, "host"),
-    port: intArg(args, "port", 1, 65535),
-    protocol: stringArg(args, "protocol"),
-    method: stringArg(args, "method"),
-    flags: stringArg(args, "flags"),
-    persistent,
-    persistence_timeout: persistenceTimeout,
-    persistence_netmask: netmask,
-    fwmark: intArg(args, "fwmark", 1, U32_MAX),
-    family: stringArg(args, "family"),
-    pe,
-    one_packet: boolArg(args, "one-packet"),
-  });
-}
 
 function client(args: RawArgs): GorbClient {
   const ctx = cliContext();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
-import { BackendBody, ServiceBody } from "../../../src/api/models.ts";
+import { BackendBody, ServiceBody } from "../../../src/contract/schemas.ts";
 import { BACKEND_FIELDS, SERVICE_FIELDS } from "../../../src/core/normalize.ts";
 import { makeGorb, type TestStack } from "../core/fakes.ts";
 
@@ -110,7 +110,9 @@ describe("the seed README's requests", () => {
     const target = health.target("web", "web-1");
     expect([target.options.type as string, target.options.intervalMs]).toEqual([type, 5000]);
     const info = json(await call("GET", "/service/web/web-1")) as { options: { pulse: unknown } };
-    expect(info.options.pulse).toEqual({ type, interval: "5s", args: { method: "GET", path: "/health", expect: 200 } });
+    // http reads these args; tcp and none read none of them, so they are dropped rather than kept and echoed.
+    const args = type === "http" ? { method: "GET", path: "/health", expect: 200 } : {};
+    expect(info.options.pulse).toEqual({ type, interval: "5s", args });
   });
 
   test("pulse args as digit strings (what sky-uk/feed sends) work too", async () => {
@@ -384,17 +386,59 @@ describe("ids and routes", () => {
     expectError(await call("POST", "/service/web"), 404, "no route for POST /service/web");
   });
 
-  test("GET /openapi.json documents every route and the body schemas", async () => {
-    const { call } = setup({ version: "1.2.3" });
+  test("GET /openapi.json is generated from the routes: every route, its body and response schemas from the contract", async () => {
+    const { call, app } = setup({ version: "1.2.3" });
+    interface Operation {
+      requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown>; $ref?: string } }> };
+      responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+    }
     const doc = json(await call("GET", "/openapi.json")) as {
-      info: { version: string };
-      paths: Record<string, Record<string, unknown>>;
+      info: { version: string; title: string };
+      paths: Record<string, Record<string, Operation>>;
       components: { schemas: Record<string, { properties: Record<string, unknown> }> };
     };
-    expect(doc.info.version).toBe("1.2.3");
-    expect(Object.keys(doc.paths).sort()).toEqual(["/apply", "/metrics", "/openapi.json", "/reconcile", "/service", "/service/{service}", "/service/{service}/{backend}"]);
-    expect(Object.keys(doc.paths["/service/{service}/{backend}"] ?? {}).sort()).toEqual(["delete", "get", "parameters", "patch", "put"]);
+    expect([doc.info.title, doc.info.version]).toEqual(["gorb", "1.2.3"]);
+    // Every route the app has is in the document (the document's own route is hidden from it).
+    const routes = app.routes
+      .filter((r) => r.path !== "/openapi.json")
+      .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`)
+      .sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`))
+      .sort();
+    expect(documented).toEqual(routes);
+    expect(routes).toContain("put /service/{service}/{backend}");
+    // Bodies: the contract's schemas, field for field.
+    const body = (path: string, method: string) =>
+      Object.keys(doc.paths[path]?.[method]?.requestBody?.content["application/json"]?.schema.properties ?? {}).sort();
+    expect(body("/service/{service}", "put")).toEqual([...SERVICE_FIELDS].sort());
+    expect(body("/service/{service}", "patch")).toEqual([...SERVICE_FIELDS].sort());
+    expect(body("/service/{service}/{backend}", "put")).toEqual([...BACKEND_FIELDS].sort());
+    expect(body("/service/{service}/{backend}", "patch")).toEqual([...BACKEND_FIELDS].sort());
+    expect(doc.paths["/apply"]?.post?.requestBody?.content["application/json"]?.schema.$ref).toBe("#/components/schemas/ApplyBody");
     expect(Object.keys(doc.components.schemas.ServiceBody?.properties ?? {}).sort()).toEqual([...SERVICE_FIELDS].sort());
+    // Responses: every operation documents 200 and the error body.
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        expect([path, method, "200" in op.responses, "400" in op.responses]).toEqual([path, method, true, true]);
+      }
+    }
+    const info = doc.paths["/service/{service}"]?.get?.responses["200"]?.content?.["application/json"]?.schema as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "options", "stats"]);
+  });
+
+  test("GET /openapi.json over a real socket (Elysia finds the path after the host, so tests need a host name of 4+ characters)", async () => {
+    const { app } = setup();
+    app.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const reply = await fetch(`http://127.0.0.1:${app.server?.port}/openapi.json`);
+      expect(reply.status).toBe(200);
+      expect(((await reply.json()) as { openapi: string }).openapi).toStartWith("3.");
+    } finally {
+      await app.stop();
+    }
   });
 
   test("the TypeBox body schemas list exactly the fields the normaliser reads", () => {

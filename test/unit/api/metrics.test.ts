@@ -88,6 +88,7 @@ describe("GET /metrics", () => {
           family: "inet",
           pe: "",
           one_packet: false,
+          panic_threshold: 0,
           address: "10.0.0.1",
         },
         health: 1,

@@ -35,7 +35,7 @@ describe("gorb service", () => {
   test("add maps every service flag to its wire field", async () => {
     await ok([
       "service", "add", "dns", "--host", "10.0.0.53", "--port", "53", "--protocol", "udp", "--method", "sh",
-      "--flags", "sh-port", "--persistence-timeout", "600", "--netmask", "24", "--one-packet",
+      "--flags", "sh-port", "--persistence-timeout", "600", "--netmask", "24", "--one-packet", "--panic-threshold", "40",
     ]);
     await ok(["service", "add", "marked", "--fwmark", "7", "--family", "inet6", "--persistent", "--pe", "sip"]);
     expect(server.bodies).toEqual([
@@ -49,11 +49,16 @@ describe("gorb service", () => {
         persistence_timeout: 600,
         persistence_netmask: 24,
         one_packet: true,
+        panic_threshold: 40,
       },
       { fwmark: 7, family: "inet6", persistent: true, pe: "sip" },
     ]);
     const dns = await server.stack.gorb.getService("dns");
-    expect([dns.options.persistence_timeout, dns.options.persistence_netmask, dns.options.one_packet]).toEqual([600, 24, true]);
+    expect([dns.options.persistence_timeout, dns.options.persistence_netmask, dns.options.one_packet, dns.options.panic_threshold]).toEqual([
+      600, 24, true, 40,
+    ]);
+    const bad = await runGorb(["service", "add", "x", "--port", "80", "--panic-threshold", "101"], env);
+    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "error: --panic-threshold: must be 0-100, got 101"]);
   });
 
   test("set PATCHes the given fields; --no-persistent sends false", async () => {

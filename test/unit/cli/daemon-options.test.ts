@@ -83,6 +83,9 @@ describe("parseDaemonOptions", () => {
       bodyLimitBytes: 65536,
       stateDir: "/var/lib/gorb",
       reconcileIntervalMs: 30_000,
+      unknownDestinations: "report",
+      maxServices: null,
+      maxBackends: null,
       configPath: null,
       declared: null,
       ui: true,
@@ -131,6 +134,9 @@ describe("parseDaemonOptions", () => {
       bodyLimitBytes: 1048576,
       stateDir: "/srv/gorb",
       reconcileIntervalMs: 300_000,
+      unknownDestinations: "report",
+      maxServices: null,
+      maxBackends: null,
       configPath: null,
       declared: null,
       ui: true,
@@ -169,5 +175,16 @@ describe("parseDaemonOptions", () => {
       expect(error).toBeInstanceOf(DaemonOptionError);
       expect((error as Error).message).toStartWith(message);
     }
+  });
+});
+
+describe("--max-services and --max-backends", () => {
+  test("a whole number, or 0 / unlimited for none (the default)", () => {
+    const base = parseDaemonOptions({});
+    expect([base.maxServices, base.maxBackends]).toEqual([null, null]);
+    const set = parseDaemonOptions({ maxServices: "1000", maxBackends: "unlimited" });
+    expect([set.maxServices, set.maxBackends]).toEqual([1000, null]);
+    expect(parseDaemonOptions({ maxServices: "0" }).maxServices).toBeNull();
+    expect(() => parseDaemonOptions({ maxBackends: "-5" })).toThrow('--max-backends: expected a whole number (0 or unlimited: no limit), got "-5"');
   });
 });

@@ -159,3 +159,28 @@ describe("driver errors -> exit codes", () => {
     expect([eperm.code, eperm.stderr]).toEqual([EXIT.SERVER, expect.stringMatching(/--direct needs root\n$/)]);
   });
 });
+
+describe("--direct checks with the daemon's rules (core's normaliser and resolver)", () => {
+  test("a bad VIP, a bad scheduler and tunnel options without a tunnel are refused (exit 6) before the kernel", async () => {
+    const vip = await runGorb(["service", "add", "tcp:0.0.0.0:80", "--direct"]);
+    expect([vip.code, vip.stderr]).toEqual([
+      EXIT.REJECTED,
+      "error: host: 0.0.0.0 is an unspecified address; a VIP must be one host's unicast address\n",
+    ]);
+    const sched = await runGorb(["service", "add", "tcp:10.0.0.1:80", "--method", "fancy", "--direct"]);
+    expect(sched.code).toBe(EXIT.REJECTED);
+    expect(sched.stderr).toStartWith("error: method: must be one of rr, wrr,");
+    await ok(["service", "add", "tcp:10.0.0.1:80"]);
+    const tunnel = await runGorb(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--tunnel-checksum", "csum", "--direct"]);
+    expect([tunnel.code, tunnel.stderr]).toEqual([EXIT.REJECTED, 'error: tunnel_checksum: needs method "tunnel", not "nat"\n']);
+    expect(await driver.listServices()).toHaveLength(1);
+    expect(await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80"))).toEqual([]);
+  });
+
+  test("set keeps what the kernel has and turns persistence off with its options", async () => {
+    await ok(["service", "add", "tcp:10.0.0.1:80", "--method", "sh", "--flags", "sh-port", "--persistence-timeout", "60", "--netmask", "24"]);
+    await ok(["service", "set", "tcp:10.0.0.1:80", "--no-persistent"]);
+    const svc = await driver.getService(parseServiceName("tcp:10.0.0.1:80"));
+    expect([svc.scheduler, svc.flags.sched2, svc.flags.persistent, svc.timeout, svc.netmask]).toEqual(["sh", true, false, 0, 32]);
+  });
+});

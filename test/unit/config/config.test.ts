@@ -79,12 +79,12 @@ describe("configuration files", () => {
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1: { host: 10.1.0.1, weight: -1 }\n",
         "gorb.yaml:5: services.web.backends.b1.weight: must be 0-2147483647, got -1"],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    protcol: udp\n",
-        "gorb.yaml:4: services.web.protcol: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, backends"],
+        "gorb.yaml:4: services.web.protcol: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, backends"],
       ["gorb.yaml", "listen: 127.0.0.1\n", 'gorb.yaml:1: listen: missing port in "127.0.0.1"; use :PORT, HOST:PORT or [IPV6]:PORT'],
       ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
       ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],
       ["gorb.toml", 'vip_interface = "eth0/1"\n', 'gorb.toml:1: vip_interface: "eth0/1" is not a network interface name (1-15 characters)'],
-      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, ui, services"],
+      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, max_services, max_backends, ui, services"],
       ["gorb.yaml", "services:\n  - web\n", "gorb.yaml:1: services: must be a mapping of service ids to services, got a list"],
       ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
@@ -166,4 +166,27 @@ describe("gorb serve --config", () => {
     });
     expect(seen).toEqual([]);
   });
+
+  test("limits and panic_threshold: the file's keys are the flags' and the API's; --max-services wins over the file", async () => {
+    const seen = record();
+    const text =
+      "max_services: 10\nmax_backends: unlimited\nservices:\n  web:\n    port: 80\n    panic_threshold: 50\n" +
+      "    backends:\n      b1: { host: 10.1.0.1, pulse: { type: tcp, args: { path: /ignored, port: 8080 } } }\n";
+    const path = file("gorb.yaml", text);
+    expect((await runGorb(["serve", "--config", path])).code).toBe(0);
+    expect([seen[0]?.maxServices, seen[0]?.maxBackends]).toEqual([10, null]);
+    const web = seen[0]?.declared?.[0];
+    expect(Object.fromEntries(web?.fields ?? [])).toEqual({ port: 80, panic_threshold: 50 });
+    // The tcp pulse does not read `path`: it is dropped, like any arg its type does not read.
+    expect(Object.fromEntries(web?.backends[0]?.fields ?? [])).toEqual({ host: "10.1.0.1", pulse: { type: "tcp", args: { port: 8080 } } });
+    expect((await runGorb(["serve", "--config", path, "--max-services", "20"])).code).toBe(0);
+    expect(seen[1]?.maxServices).toBe(20);
+    expect(refusal("gorb.yaml", "services:\n  web: { port: 80, panic_threshold: 101 }\n")).toBe(
+      "gorb.yaml:2: services.web.panic_threshold: must be 0-100, got 101",
+    );
+    expect(refusal("gorb.yaml", "max_backends: lots\n")).toBe(
+      'gorb.yaml:1: max_backends: must be a whole number (max_services, max_backends: or "unlimited"), got "lots"',
+    );
+  });
 });
+

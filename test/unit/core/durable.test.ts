@@ -85,20 +85,21 @@ describe("saving", () => {
     expect(store.commits.length).toBe(before);
   });
 
-  test("a failed save answers 500 STATE; the change is live and the next commit saves it", async () => {
+  test("a failed save answers 503 and undoes the change in memory and in the kernel", async () => {
     const store = new MemoryStateStore();
-    const { gorb, driver, logger } = makeGorb({ store });
+    const { gorb, driver, vip, logger } = makeGorb({ store });
     store.failNext("No space left on device");
     const error = await gorb.createService("web", { host: "10.0.0.1", port: 80 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GorbError);
-    expect([(error as GorbError).status, (error as GorbError).code]).toEqual([500, "STATE"]);
-    expect((error as Error).message).toStartWith(
-      "the change is applied but could not be saved to memory:state (No space left on device)",
-    );
+    expect([(error as GorbError).status, (error as GorbError).code]).toEqual([503, "UNAVAILABLE"]);
+    expect((error as Error).message).toStartWith("the change could not be saved to memory:state (No space left on device) and was undone");
     expect(logger.lines).toContain("error cannot save the state to memory:state: No space left on device");
-    expect(gorb.listServices()).toEqual(["web"]);
-    expect(driver.peek().map((s) => s.service.key)).toEqual([KEY]);
+    expect(gorb.listServices()).toEqual([]);
+    expect(driver.peek()).toEqual([]);
+    expect(vip.addresses()).toEqual([]);
     expect(store.load().services).toEqual([]);
+    // The store writes again (the probe works): the next change is accepted and saved.
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
     await gorb.createBackend("web", "b1", { host: "10.1.0.1" });
     expect(store.load().services.map((s) => s.id)).toEqual(["web"]);
     expect(store.load().backends.map((b) => b.id)).toEqual(["b1"]);
@@ -113,7 +114,7 @@ describe("restore", () => {
     driver.clearWrites();
     const again = restarted(driver, store);
     const report = await again.gorb.restore(store.load());
-    expect(report).toEqual({ services: 2, backends: 3, dropped: [], repairs: [] });
+    expect(report).toEqual({ services: 2, backends: 3, dropped: [], repairs: [], unknown: [] });
     expect(driver.writes()).toEqual([]);
     expect(await apiState(again.gorb)).toEqual(before);
     // Health checks restart from "unknown" for every backend, under new watch ids.
@@ -141,14 +142,15 @@ describe("restore", () => {
       { service: "web", backend: null, reason: "tcp 10.0.0.1:80: scheduler wlc in IPVS, want rr", status: "done" },
       { service: "web", backend: "b1", reason: "10.1.0.1:80 is missing from IPVS", status: "done" },
       { service: "web", backend: "b2", reason: "10.1.0.2:8080: upper threshold 99 in IPVS, want 10", status: "done" },
-      { service: "web", backend: null, reason: "10.1.0.99:80 in tcp 10.0.0.1:80 is not one of gorb's backends", status: "done" },
       { service: "marked", backend: null, reason: "fwmark 7 is missing from IPVS", status: "done" },
     ]);
-    expect(driver.writes().map((w) => w.op)).toEqual(["update-service", "add-destination", "update-destination", "delete-destination", "add-service"]);
+    // 10.1.0.99, which the saved state does not know, is reported and left serving (see restore-unknown.test.ts).
+    expect(report.unknown).toEqual(['10.1.0.99:80 in service "web"']);
+    expect(driver.writes().map((w) => w.op)).toEqual(["update-service", "add-destination", "update-destination", "add-service"]);
     expect(driver.peek().map((s) => s.service.key)).toContainEqual(FOREIGN);
     // b1 was missing: it comes back at its configured weight.
     expect((await again.gorb.getBackend("web", "b1")).effective_weight).toBe(50);
-    expect(again.gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 5, failures: 0 });
+    expect(again.gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 4, failures: 0 });
   });
 
   test("a destination the kernel has keeps its weight until the first check; a 'none' pulse gets its configured weight", async () => {

@@ -6,9 +6,8 @@ import {
   NotFoundError,
   ValidationError,
   fromIpvsError,
-  hasErrno,
 } from "../../../src/core/errors.ts";
-import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
+import { ERRNO, IpvsError, type ErrnoName, type IpvsField, type IpvsOperation } from "../../../src/ipvs/errors.ts";
 import { ipvsErrorFor } from "../../../src/ipvs/messages.ts";
 import type { ServiceConfig } from "../../../src/ipvs/types.ts";
 import { NO_FLAGS } from "../../../src/ipvs/types.ts";
@@ -82,8 +81,37 @@ describe("fromIpvsError", () => {
     expect([error.status, error.message, error.cause]).toEqual([500, "internal error: boom", boom]);
   });
 
-  test("hasErrno", () => {
-    expect(hasErrno(new IpvsError("flush", ERRNO.ESRCH, "x"), "ESRCH")).toBe(true);
-    expect(hasErrno(new Error("ESRCH"), "ESRCH")).toBe(false);
+});
+
+describe("the IPVS -> HTTP mapping is a table over data", () => {
+  const cases: readonly [op: IpvsOperation, errno: ErrnoName, field: IpvsField | null, status: number, code: string, wire: string | null][] = [
+    ["add-service", "EEXIST", null, 409, "CONFLICT", null],
+    ["add-destination", "EEXIST", null, 409, "CONFLICT", null],
+    ["add-service", "ENOENT", "scheduler", 400, "VALIDATION", "method"],
+    ["update-service", "ENOENT", "pe", 400, "VALIDATION", "pe"],
+    ["update-destination", "ENOENT", null, 500, "KERNEL", null],
+    ["get-service", "ESRCH", null, 500, "KERNEL", null],
+    ["add-destination", "EINVAL", "address", 400, "VALIDATION", "host"],
+    ["add-destination", "ERANGE", "weight", 400, "VALIDATION", "weight"],
+    ["add-destination", "ERANGE", "lowerThreshold", 400, "VALIDATION", "lower_threshold"],
+    ["add-destination", "EINVAL", "tunnelPort", 400, "VALIDATION", "tunnel_port"],
+    ["update-service", "EINVAL", "netmask", 400, "VALIDATION", "persistence_netmask"],
+    ["add-service", "EINVAL", null, 400, "VALIDATION", "body"],
+    ["add-service", "EPERM", null, 500, "KERNEL", null],
+    ["apply", "ENOMEM", null, 500, "KERNEL", null],
+  ];
+  test.each(cases)("%s %s (field %s) -> %d %s, field %s", (op, errno, field, status, code, wire) => {
+    // The message says nothing about the field: the mapping must come from the data, never from the words.
+    const error = fromIpvsError(new IpvsError(op, ERRNO[errno], "the kernel said no", { field }));
+    expect([error.status, error.code as string]).toEqual([status, code]);
+    expect(error instanceof ValidationError ? error.field : null).toBe(wire);
+  });
+
+  test("the kernel's extended-ack text and the cause are kept", () => {
+    const cause = new Error("netlink");
+    const ipvs = new IpvsError("add-destination", ERRNO.EINVAL, "bad destination", { field: "port", kernelMessage: "Attribute failed policy validation", cause });
+    const error = fromIpvsError(ipvs);
+    expect([error.message, error.cause]).toEqual(["port: bad destination (kernel: Attribute failed policy validation)", ipvs]);
+    expect(ipvs.cause).toBe(cause);
   });
 });

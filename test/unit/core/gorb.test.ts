@@ -47,11 +47,13 @@ describe("services", () => {
         family: "inet",
         pe: "",
         one_packet: false,
+        panic_threshold: 0,
         address: "10.0.0.1",
       },
       health: 1,
       backends: [],
       stats: { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0, cps: 0, in_pps: 0, out_pps: 0, in_bps: 0, out_bps: 0 },
+      panic: false,
     });
     expect(gorb.listServices()).toEqual(["web"]);
   });
@@ -340,12 +342,24 @@ describe("backends", () => {
     expect(health.targets.size).toBe(0);
   });
 
-  test("an address the kernel refuses is a 400", async () => {
+  test("an address the kernel refuses is a 400 naming host (from the error's attribute)", async () => {
     const { gorb } = makeGorb();
-    await gorb.createService("web", WEB);
-    const error = await failure(gorb.createBackend("web", "b1", { host: "224.0.0.1" }));
+    await gorb.createService("web6", { host: "2001:db8::1", port: 80 });
+    const error = await failure(gorb.createBackend("web6", "b1", { host: "fe80::1" }));
     expect([error.status, (error as ValidationError).field]).toEqual([400, "host"]);
     expect(error.message).toContain("not a unicast or local address");
+  });
+
+  test("a multicast backend is refused by gorb before the kernel sees it", async () => {
+    const { gorb, driver } = makeGorb();
+    await gorb.createService("web", WEB);
+    const error = await failure(gorb.createBackend("web", "b1", { host: "224.0.0.1" }));
+    expect([error.status, (error as ValidationError).field, error.message]).toEqual([
+      400,
+      "host",
+      "host: 224.0.0.1 is a multicast address; a backend must be one host's unicast address",
+    ]);
+    expect(driver.peek()[0]?.destinations).toEqual([]);
   });
 
   test("delete: kernel first; a failure keeps the backend and its check; a vanished destination counts as deleted", async () => {
@@ -371,7 +385,8 @@ describe("PATCH backend", () => {
     driver.clearWrites();
     await gorb.updateBackend("web", "b1", {});
     await gorb.updateBackend("web", "b1", { upper_threshold: 100, lower_threshold: 10, method: "dr" });
-    expect(driver.writes().map((w) => w.op)).toEqual(["update-destination", "update-destination"]);
+    // The empty PATCH changes nothing, so nothing is written (matching entries are never rewritten).
+    expect(driver.writes().map((w) => w.op)).toEqual(["update-destination"]);
     expect(driver.peek()[0]?.destinations[0]).toMatchObject({
       weight: 30,
       forward: "dr",

@@ -8,13 +8,23 @@ export class MemoryStateStore implements StateStore {
   /** Every commit, in order. */
   readonly commits: StateChanges[] = [];
   #fail: string | null = null;
+  /** While set, every commit and probe throws this message (a full disk); set it to null to repair. */
+  broken: string | null = null;
+  /** Probes tried. */
+  probes = 0;
 
   /** Make the next commit throw `message` (and change nothing). */
   failNext(message = "disk full"): void {
     this.#fail = message;
   }
 
+  probe(): void {
+    this.probes++;
+    if (this.broken !== null) throw new Error(this.broken);
+  }
+
   commit(changes: StateChanges): void {
+    if (this.broken !== null) throw new Error(this.broken);
     if (this.#fail !== null) {
       const message = this.#fail;
       this.#fail = null;

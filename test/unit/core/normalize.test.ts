@@ -42,6 +42,7 @@ describe("normalizeService", () => {
       family: null,
       pe: null,
       onePacket: false,
+      panicThreshold: 0,
     });
   });
 
@@ -195,9 +196,9 @@ describe("normalizeBackend", () => {
     [{ host: "10.1.0.1", method: "tunnel", tunnel_type: "gre", tunnel_checksum: "remcsum" }, 'tunnel_checksum: "remcsum" is only for gue tunnels, not gre'],
     [{ host: "10.1.0.1", method: "tunnel", tunnel_checksum: "csum" }, 'tunnel_checksum: "csum" is only for gue and gre tunnels'],
     [{ host: "10.1.0.1", lower_threshold: 10 }, "lower_threshold: must not exceed upper_threshold (0), got 10"],
-    [{ host: "10.1.0.1", pulse: { type: "smtp" } }, 'pulse.type: unknown pulse type "smtp", use one of tcp, http, https, udp, none'],
+    [{ host: "10.1.0.1", pulse: { type: "smtp" } }, 'pulse.type: must be one of tcp, http, https, udp, none, got "smtp"'],
     [{ host: "10.1.0.1", pulse: { interval: "60" } }, 'pulse.interval: invalid interval "60", use e.g. 500ms, 5s, 1m, 2h'],
-    [{ host: "10.1.0.1", pulse: "tcp" }, 'pulse: must be an object such as {"type":"tcp","interval":"5s"}, got string "tcp"'],
+    [{ host: "10.1.0.1", pulse: "tcp" }, 'pulse: must be an object such as {"type":"tcp","interval":"5s"}, got "tcp"'],
   ])("%j -> %s", (body, message) => {
     expect(problem(() => normalizeBackend(body, web))).toBe(message);
   });
@@ -258,5 +259,13 @@ describe("PATCH merging", () => {
     const base = serviceFields({ port: 80, persistent: true, persistence_timeout: 60 });
     const spec = normalizeServiceFields(patchServiceFields(base, servicePatchFields({ Persistent: false })));
     expect(spec).toMatchObject({ persistent: false, persistenceTimeout: 0 });
+  });
+});
+
+describe("panic_threshold", () => {
+  test("is a percent 0-100, default 0 (off)", () => {
+    expect(normalizeService({ port: 80, panic_threshold: 50 }).panicThreshold).toBe(50);
+    expect(() => normalizeService({ port: 80, panic_threshold: 101 })).toThrow("panic_threshold: must be 0-100");
+    expect(() => normalizeService({ port: 80, panic_threshold: -1 })).toThrow("panic_threshold");
   });
 });

@@ -156,9 +156,9 @@ describe("applying", () => {
     const report = await gorb.apply(next);
     expect(report.ok).toBe(true);
     expect(driver.writes().map((w) => `${w.op}${"destination" in w ? ` ${w.destination.address}:${w.destination.port}` : ""}`)).toEqual([
+      "update-service",
       "delete-destination 10.1.0.2:80",
       "add-destination 10.1.0.2:8080",
-      "update-service",
       "update-destination 10.1.0.1:80",
     ]);
     expect((await gorb.getService("web")).options.method).toBe("wrr");

@@ -332,3 +332,29 @@ describe("ipvsErrorFor: the kernel driver's errno to message mapping", () => {
     );
   });
 });
+
+describe("IpvsError carries the attribute it is about, as data", () => {
+  test.each([
+    ["weight", dest("10.77.1.2", 80, { weight: -1 }), "ERANGE"],
+    ["weight", dest("10.77.1.2", 80, { weight: 1.5 }), "EINVAL"],
+    ["tunnelPort", dest("10.77.1.2", 80, { forward: "tunnel", tunnel: { type: "gre", port: 5, checksum: "nocsum" } }), "EINVAL"],
+    ["tunnelChecksum", dest("10.77.1.2", 80, { forward: "tunnel", tunnel: { type: "ipip", port: 0, checksum: "csum" } }), "EINVAL"],
+    ["upperThreshold", dest("10.77.1.2", 80, { upperThreshold: -1 }), "EINVAL"],
+    ["lowerThreshold", dest("10.77.1.2", 80, { upperThreshold: 1, lowerThreshold: 2 }), "ERANGE"],
+    ["port", dest("10.77.1.2", 70000), "EINVAL"],
+  ] as const)("%s (%j) -> %s", async (field, bad, code) => {
+    const driver = new MemoryIpvsDriver();
+    await driver.addService(svc(tcp()));
+    const error = await rejection(driver.addDestination(tcp(), bad));
+    expect([error.code, error.field, error.kernelMessage]).toEqual([code, field, null]);
+  });
+
+  test("service attributes: netmask, scheduler, pe", async () => {
+    const driver = new MemoryIpvsDriver();
+    expect((await rejection(driver.addService(svc(tcp(), { netmask: 33 })))).field).toBe("netmask");
+    expect((await rejection(driver.addService(svc(tcp(), { scheduler: "bad name!" })))).field).toBe("scheduler");
+    expect((await rejection(driver.addService(svc(tcp(), { scheduler: "nope" })))).field).toBe("scheduler");
+    expect((await rejection(driver.addService(svc(tcp(), { pe: "nope" })))).field).toBe("pe");
+    expect((await rejection(driver.addService(svc({ family: "inet", fwmark: 0 })))).field).toBe("fwmark");
+  });
+});

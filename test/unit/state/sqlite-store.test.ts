@@ -84,6 +84,18 @@ describe("SqliteStateStore", () => {
     expect(store.load()).toEqual({ services: [WEB], backends: [] });
   });
 
+  test("probe() is a durable write that leaves the saved state as it is; it throws when the store cannot write", () => {
+    const dir = tempDir();
+    const store = open(dir);
+    store.commit({ putServices: [WEB], deleteServices: [], putBackends: [], deleteBackends: [] });
+    store.probe();
+    store.probe();
+    expect(store.load()).toEqual({ services: [WEB], backends: [] });
+    const closed = SqliteStateStore.open(tempDir());
+    closed.close();
+    expect(() => closed.probe()).toThrow();
+  });
+
   test("a second store on the same directory is refused while the first is open, in this process or another", () => {
     const dir = tempDir();
     open(dir);

@@ -9,7 +9,6 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
-import { openApiDocument } from "../../../src/api/openapi.ts";
 import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
@@ -133,8 +132,8 @@ describe("GET /ui", () => {
   });
 });
 
-describe("the forms, from GET /openapi.json", () => {
-  const forms = formsOf(openApiDocument("test"));
+describe("the forms, from GET /openapi.json", async () => {
+  const forms = formsOf(await (await setup().request("GET", "/openapi.json")).json());
   const byName = (fields: readonly Field[], name: string) => fields.find((f) => f.name === name);
 
   test("every field of the service and backend bodies, with types, ranges and choices", () => {
@@ -148,10 +147,14 @@ describe("the forms, from GET /openapi.json", () => {
     const pulse = byName(forms.backend, "pulse");
     expect(pulse?.kind).toBe("object");
     expect(pulse?.fields.map((f) => f.name)).toEqual(["type", "interval", "args"]);
+    const args = pulse?.fields.find((f) => f.name === "args");
+    expect(args?.kind).toBe("object"); // every pulse arg the contract knows is a field of its own
+    expect(args?.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["path", "expect", "rise", "fall", "timeout", "send", "sendHex"]));
+    expect(byName(forms.service, "method")?.choices).toEqual(expect.arrayContaining(["rr", "wrr", "mh"]));
   });
 
   test("a create body holds what was filled in, typed", () => {
-    const body = bodyOf(forms.backend, { host: "10.1.0.1", port: "8080", weight: "", "pulse.type": "http", "pulse.interval": "5s", "pulse.args": "path=/h\nexpect=200\ninsecure=true" }, null);
+    const body = bodyOf(forms.backend, { host: "10.1.0.1", port: "8080", weight: "", "pulse.type": "http", "pulse.interval": "5s", "pulse.args.path": "/h", "pulse.args.expect": "200", "pulse.args.insecure": "true" }, null);
     expect(body).toEqual({ host: "10.1.0.1", port: 8080, pulse: { type: "http", interval: "5s", args: { path: "/h", expect: 200, insecure: true } } });
     expect(bodyOf(forms.service, { port: "70000x" }, null)).toEqual({ port: "70000x" }); // the API names the field
   });
@@ -159,18 +162,20 @@ describe("the forms, from GET /openapi.json", () => {
   test("an edit body holds only what changed; a changed pulse goes whole; a cleared field is null", () => {
     const options = { host: "10.1.0.1", port: 80, weight: 100, method: "nat", pulse: { type: "http", interval: "5s", args: { path: "/" } }, upper_threshold: 0 };
     const initial = flatten(forms.backend, options);
-    expect(initial["pulse.args"]).toBe("path=/");
+    expect(initial["pulse.args.path"]).toBe("/");
+    expect(initial["pulse.args.expect"]).toBe("");
     expect(bodyOf(forms.backend, { ...initial, weight: "0" }, initial)).toEqual({ weight: 0 });
     expect(bodyOf(forms.backend, { ...initial, "pulse.interval": "10s" }, initial)).toEqual({ pulse: { type: "http", interval: "10s", args: { path: "/" } } });
     expect(bodyOf(forms.backend, { ...initial, upper_threshold: "" }, initial)).toEqual({ upper_threshold: null });
   });
 
   test("an API error goes next to the field it names, a conflict next to the id", () => {
-    const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args"];
+    const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args.expect"];
     const error = (status: number, message: string) => new ApiError(status, "X", errorField(message), message);
     expect(errorPath(error(400, "port: must be 1-65535, got 70000"), paths)).toBe("port");
     expect(errorPath(error(400, "pulse.interval: must be at least 100ms"), paths)).toBe("pulse.interval");
-    expect(errorPath(error(400, "pulse.args.expect: not a status"), paths)).toBe("pulse.args");
+    expect(errorPath(error(400, "pulse.args.expect: not a status"), paths)).toBe("pulse.args.expect");
+    expect(errorPath(error(400, "pulse.args: must be an object"), paths)).toBe("pulse.args.expect");
     expect(errorPath(error(409, 'service "web" already exists'), paths)).toBe("id");
     expect(errorPath(error(500, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths)).toBe("");
   });

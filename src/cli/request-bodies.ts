@@ -1,0 +1,48 @@
+/**
+ * The REST request bodies the `service` and `backend` commands build from their flags (only the flags given), for
+ * the daemon and for `--direct` alike (which turns them into IPVS configs through core's normaliser). Ranges come
+ * from the REST contract.
+ */
+import { LIMITS } from "../contract/fields.ts";
+import { type RawArgs, boolArg, defined, intArg, stringArg } from "./_shared.ts";
+
+/** The GORB service body from the flags given (only those). */
+export function serviceBody(args: RawArgs): Record<string, unknown> {
+  const persistenceTimeout = intArg(args, "persistence-timeout", LIMITS.persistenceTimeout.min, LIMITS.persistenceTimeout.max);
+  const netmask = intArg(args, "netmask", LIMITS.persistenceNetmask.min, LIMITS.persistenceNetmask.max);
+  const pe = stringArg(args, "pe");
+  let persistent = boolArg(args, "persistent");
+  if (persistent === undefined && (persistenceTimeout !== undefined || netmask !== undefined || pe !== undefined)) {
+    persistent = true;
+  }
+  return defined({
+    host: stringArg(args, "host"),
+    port: intArg(args, "port", LIMITS.port.min, LIMITS.port.max),
+    protocol: stringArg(args, "protocol"),
+    method: stringArg(args, "method"),
+    flags: stringArg(args, "flags"),
+    persistent,
+    persistence_timeout: persistenceTimeout,
+    persistence_netmask: netmask,
+    fwmark: intArg(args, "fwmark", LIMITS.fwmark.min, LIMITS.fwmark.max),
+    family: stringArg(args, "family"),
+    pe,
+    one_packet: boolArg(args, "one-packet"),
+    panic_threshold: intArg(args, "panic-threshold", LIMITS.panicThreshold.min, LIMITS.panicThreshold.max),
+  });
+}
+
+/** The GORB backend body from the flags given (only those), without the pulse. */
+export function backendBody(args: RawArgs): Record<string, unknown> {
+  return defined({
+    host: stringArg(args, "host"),
+    port: intArg(args, "port", LIMITS.backendPort.min, LIMITS.backendPort.max),
+    weight: intArg(args, "weight", LIMITS.weight.min, LIMITS.weight.max),
+    method: stringArg(args, "forward"),
+    tunnel_type: stringArg(args, "tunnel-type"),
+    tunnel_port: intArg(args, "tunnel-port", LIMITS.tunnelPort.min, LIMITS.tunnelPort.max),
+    tunnel_checksum: stringArg(args, "tunnel-checksum"),
+    upper_threshold: intArg(args, "upper-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
+    lower_threshold: intArg(args, "lower-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * Reading a body against the contract, in two steps that every way in shares (API, configuration file,
+ * apply, saved state):
+ *
+ * 1. `canonicalBody` reads it the way Go's encoding/json did for the original: keys match field names
+ *    case-insensitively ("Port" is "port", a later key wins), unknown keys are dropped (so nothing gorb does not
+ *    use is kept, stored or echoed: `vsid`, comments, args a pulse type does not read), enum values are
+ *    lower-cased and "" means "the default". A JSON null means "not given" (PUT) or "back to the default"
+ *    (PATCH). The result has only known keys, so a hostile "__proto__" is just dropped.
+ * 2. `contractProblem` checks it against a TypeBox schema and says what is wrong in gorb's words:
+ *    `{field: "port", problem: "must be 1-65535, got 70000"}`. The API maps Elysia's validation errors with
+ *    `describeValueError`, so both paths word a problem the same way.
+ */
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import type { ValueError } from "@sinclair/typebox/errors";
+import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType } from "../health/options.ts";
+import { BACKEND_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+
+/** A problem with one field: the dotted path of the field and what is wrong with it. */
+export interface ContractProblem {
+  readonly field: string;
+  readonly problem: string;
+}
+
+/** PUT reads null as "not given"; PATCH keeps it as "back to the default". */
+export type BodyMode = "put" | "patch";
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null". */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") {
+    const text = value.length > 64 ? `${value.slice(0, 61)}...` : value;
+    return JSON.stringify(text);
+  }
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
+  if (value === null) return "null";
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "an array";
+  return `an ${typeof value}`;
+}
+
+/** The JSON type name of a value, for "must be a JSON object, got array". */
+export function jsonTypeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+/** `obj[key]`, else the first key equal to it case-insensitively (Go's decoder preferred an exact match). */
+function pickFolded(obj: Record<string, unknown>, key: string): unknown {
+  if (Object.hasOwn(obj, key)) return obj[key];
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === key) return obj[k];
+  return undefined;
+}
+
+/** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */
+function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
+  if (!isPlainObject(raw)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const name of PULSE_FIELDS) {
+    let value = pickFolded(raw, name);
+    if (value === undefined) continue;
+    if (name === "type" && typeof value === "string") value = value.trim().toLowerCase();
+    if (value === null || value === "") {
+      if (mode === "patch") out[name] = null;
+      continue;
+    }
+    out[name] = value;
+  }
+  const type = out.type === undefined || out.type === null ? PULSE_TYPES[0] : out.type;
+  if (isPlainObject(out.args) && (PULSE_TYPES as readonly unknown[]).includes(type)) {
+    const args = out.args;
+    const kept: Record<string, unknown> = {};
+    for (const key of PULSE_ARG_KEYS[type as PulseType]) if (Object.hasOwn(args, key)) kept[key] = args[key];
+    out.args = kept;
+  }
+  return out;
+}
+
+/**
+ * The known fields of a body in canonical form (see the module comment). A body that is not an object is
+ * returned as it is (the schema check then says so); undefined and null are {}.
+ */
+function canonicalBody(raw: unknown, defs: Readonly<Record<string, FieldDef>>, mode: BodyMode): unknown {
+  if (raw === undefined || raw === null) return {};
+  if (!isPlainObject(raw)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const [key, rawValue] of Object.entries(raw)) {
+    const name = key.toLowerCase();
+    if (!Object.hasOwn(defs, name)) continue;
+    const def = defs[name] as FieldDef;
+    let value = rawValue;
+    if (def.kind === "enum" && typeof value === "string") value = value.toLowerCase();
+    if (def.kind === "pulse") value = canonicalPulse(value, mode);
+    if (value === null || (def.kind === "enum" && value === "")) {
+      // PUT: null and "" leave the field out (Go left a non-pointer field alone). PATCH: back to the default.
+      if (mode === "patch") out[name] = null;
+      continue;
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/** A service body in canonical form. */
+export function canonicalServiceBody(raw: unknown, mode: BodyMode = "put"): unknown {
+  return canonicalBody(raw, SERVICE_FIELD_DEFS, mode);
+}
+
+/** A backend body in canonical form. */
+export function canonicalBackendBody(raw: unknown, mode: BodyMode = "put"): unknown {
+  return canonicalBody(raw, BACKEND_FIELD_DEFS, mode);
+}
+
+/** The members of a union schema, without the null a PATCH schema adds. */
+function members(schema: TSchema): TSchema[] {
+  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (!Array.isArray(anyOf)) return [schema];
+  return anyOf.filter((s) => (s as { type?: unknown }).type !== "null");
+}
+
+function range(schema: TSchema): string {
+  const s = schema as { minimum?: number; maximum?: number; "x-range"?: string };
+  return s["x-range"] ?? `${s.minimum ?? ""}-${s.maximum ?? ""}`;
+}
+
+/** What a value must be, in gorb's words, for a schema (and the value it failed with). */
+function problemOf(schema: TSchema, value: unknown, root: boolean): string {
+  const custom = (schema as { "x-problem"?: unknown })["x-problem"];
+  const got = describeValue(value);
+  const options = members(schema);
+  if (options.length > 1) {
+    const literals = options.map((s) => (s as { const?: unknown }).const);
+    if (literals.every((l) => typeof l === "string")) {
+      if (typeof value !== "string") return `must be a string, got ${got}`;
+      return `must be one of ${literals.join(", ")}, got ${got}`;
+    }
+    // A value of one member's type is described against that member ("at most 2048 characters").
+    const kind = typeof value === "number" && Number.isInteger(value) ? ["integer", "number"] : [typeof value];
+    const same = options.find((s) => kind.includes(String((s as { type?: unknown }).type)));
+    if (same !== undefined) return problemOf(same, value, root);
+    return `must be ${options.map((s) => `a ${String((s as { type?: unknown }).type)}`).join(" or ")}, got ${got}`;
+  }
+  const single = options[0] ?? schema;
+  const type = (single as { type?: unknown }).type;
+  const literal = (single as { const?: unknown }).const;
+  if (typeof literal === "string") {
+    return typeof value === "string" ? `must be one of ${literal}, got ${got}` : `must be a string, got ${got}`;
+  }
+  switch (type) {
+    case "integer":
+    case "number": {
+      if (typeof value !== "number" || (type === "integer" && !Number.isInteger(value))) {
+        return `must be an integer ${range(single)}, got ${got}`;
+      }
+      return `must be ${range(single)}, got ${got}`;
+    }
+    case "boolean":
+      return `must be true or false, got ${got}`;
+    case "string": {
+      if (typeof value !== "string") return `must be a string, got ${got}`;
+      if (typeof custom === "string") return `${custom}, got ${got}`;
+      const max = (single as { maxLength?: number }).maxLength;
+      if (max !== undefined && value.length > max) return `must be at most ${max} characters, got ${value.length}`;
+      return `is not valid, got ${got}`;
+    }
+    case "object":
+      if (root) return `must be a JSON object, got ${jsonTypeName(value)}`;
+      if (typeof custom === "string") return `${custom}, got ${got}`;
+      return `must be an object, got ${got}`;
+    case "array":
+      return `must be a list, got ${got}`;
+    default:
+      return `is not valid, got ${got}`;
+  }
+}
+
+/** "pulse.args.port" from a JSON pointer "/pulse/args/port"; "" is `root`. */
+function fieldOfPointer(pointer: string, root: string): string {
+  if (pointer === "" || pointer === "/") return root;
+  return pointer
+    .replace(/^\//, "")
+    .split("/")
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .join(".");
+}
+
+/** A TypeBox validation error (from TypeBox or from Elysia) as a field and a problem in gorb's words. */
+export function describeValueError(error: Pick<ValueError, "path" | "schema" | "value">, root = "body"): ContractProblem {
+  const field = fieldOfPointer(error.path, root);
+  return { field, problem: problemOf(error.schema, error.value, error.path === "" || error.path === "/") };
+}
+
+const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+/** The first problem of `value` against `schema`, or null when it conforms. `root` names the value itself. */
+export function contractProblem(schema: TSchema, value: unknown, root = "body"): ContractProblem | null {
+  let check = compiled.get(schema);
+  if (check === undefined) {
+    check = TypeCompiler.Compile(schema);
+    compiled.set(schema, check);
+  }
+  if (check.Check(value)) return null;
+  const first = check.Errors(value).First();
+  if (first === undefined) return { field: root, problem: "is not valid" };
+  return describeValueError(first, root);
+}

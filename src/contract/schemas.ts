@@ -1,0 +1,245 @@
+/**
+ * TypeBox schemas of the REST contract, built from the field tables in ./fields.ts. Elysia validates request
+ * bodies with them (src/api/app.ts) and @elysiajs/openapi generates GET /openapi.json from them; core checks
+ * every body against them too (src/core/normalize.ts), whichever way it came (API, configuration file, apply,
+ * saved state).
+ *
+ * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Two extension
+ * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be, `x-range`
+ * overrides the range an integer's error shows.
+ */
+import { Type, type TObject, type TSchema } from "@sinclair/typebox";
+import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_TYPES } from "../health/options.ts";
+import { BACKEND_FIELD_DEFS, MAX_LENGTH, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+
+/** Every args key any pulse type reads. */
+const PULSE_ARG_NAMES = [...new Set(Object.values(PULSE_ARG_KEYS).flat())];
+
+/** A pulse arg: text capped in length, or (for numeric and boolean args) a number or a boolean. */
+function pulseArg(name: string): TSchema {
+  const maxLength = PULSE_ARG_MAX_LENGTH[name] ?? 255;
+  return Type.Union([Type.String({ maxLength }), Type.Number(), Type.Boolean()], {
+    description: `used by ${Object.entries(PULSE_ARG_KEYS)
+      .filter(([, keys]) => keys.includes(name))
+      .map(([type]) => type)
+      .join(", ")}; at most ${maxLength} characters`,
+  });
+}
+
+/** `pulse`: {type, interval, args}; args a type does not read are dropped before validation. */
+const PulseBody = Type.Object(
+  {
+    type: Type.Optional(
+      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")` }),
+    ),
+    interval: Type.Optional(
+      Type.String({ maxLength: MAX_LENGTH.pulseInterval, description: "time between checks: 5s, 1m, 2h, 500ms (at least 100ms)" }),
+    ),
+    args: Type.Optional(
+      Type.Object(Object.fromEntries(PULSE_ARG_NAMES.map((n) => [n, Type.Optional(pulseArg(n))])), {
+        description: "probe arguments; keys are exact-case, unknown ones are dropped",
+      }),
+    ),
+  },
+  { description: "health check", "x-problem": 'must be an object such as {"type":"tcp","interval":"5s"}' },
+);
+
+/** The TypeBox schema of one field. */
+function fieldSchema(def: FieldDef): TSchema {
+  // Defaults go into the description, not a `default` keyword: Elysia would fill those in before core sees
+  // the body, and "left out" must stay distinguishable from "given" (e.g. persistence_timeout needs persistent).
+  const meta = { description: def.default === undefined ? def.description : `${def.description} (default: ${JSON.stringify(def.default)})` };
+  switch (def.kind) {
+    case "integer":
+      return Type.Integer({
+        minimum: def.min,
+        maximum: def.max,
+        ...(def.rangeText === undefined ? {} : { "x-range": def.rangeText }),
+        ...meta,
+      });
+    case "boolean":
+      return Type.Boolean(meta);
+    case "enum":
+      return Type.Union(
+        def.values.map((v) => Type.Literal(v)),
+        meta,
+      );
+    case "string":
+      return Type.String({
+        maxLength: def.maxLength,
+        ...(def.pattern === undefined ? {} : { pattern: def.pattern }),
+        ...(def.problem === undefined ? {} : { "x-problem": def.problem }),
+        ...meta,
+      });
+    case "pulse":
+      return PulseBody;
+  }
+}
+
+function bodySchema(defs: Readonly<Record<string, FieldDef>>, nullable: boolean, description: string): TObject {
+  const properties: Record<string, TSchema> = {};
+  for (const [name, def] of Object.entries(defs)) {
+    const schema = fieldSchema(def);
+    properties[name] = Type.Optional(nullable ? Type.Union([schema, Type.Null()], { description: def.description }) : schema);
+  }
+  return Type.Object(properties, { description });
+}
+
+const CASE = "Keys match case-insensitively; unknown keys are ignored and not kept.";
+
+/** Body of PUT /service/:service. */
+export const ServiceBody = bodySchema(SERVICE_FIELD_DEFS, false, `A virtual service. ${CASE}`);
+/** Body of PATCH /service/:service: the fields to change; null puts one back to its default. */
+export const ServicePatchBody = bodySchema(SERVICE_FIELD_DEFS, true, `Fields to change; null = default. ${CASE}`);
+/** Body of PUT /service/:service/:backend. */
+export const BackendBody = bodySchema(BACKEND_FIELD_DEFS, false, `A backend. ${CASE} vsid is accepted and dropped.`);
+/** Body of PATCH /service/:service/:backend. */
+export const BackendPatchBody = bodySchema(BACKEND_FIELD_DEFS, true, `Fields to change; null = default. ${CASE}`);
+
+/**
+ * Body of POST /apply: {"services": {id: {...service fields, "backends": {id: {...backend fields}}}}}. Unlike
+ * PUT, an unknown key is refused (in a file a typo would otherwise go unnoticed); the checks name the path.
+ */
+const ApplyBody = Type.Object(
+  {
+    services: Type.Optional(
+      Type.Record(
+        Type.String(),
+        Type.Composite([
+          Type.Partial(ServiceBody),
+          Type.Object({ backends: Type.Optional(Type.Record(Type.String(), Type.Partial(BackendBody))) }),
+        ]),
+        { description: "service id -> service" },
+      ),
+    ),
+  },
+  { description: "a declarative set of services" },
+);
+
+/** IPVS counters and rates. */
+const StatsView = Type.Object({
+  conns: Type.Number(),
+  in_pkts: Type.Number(),
+  out_pkts: Type.Number(),
+  in_bytes: Type.Number(),
+  out_bytes: Type.Number(),
+  cps: Type.Number(),
+  in_pps: Type.Number(),
+  out_pps: Type.Number(),
+  in_bps: Type.Number(),
+  out_bps: Type.Number(),
+});
+
+/** The resolved address, next to the fields (with defaults) of a view. */
+const ADDRESS = Type.String({ description: "the address the host resolved to" });
+
+/** `options` of GET /service/:service: every service field with its value or default. */
+const ServiceOptionsView = Type.Object({
+  host: Type.String(),
+  port: Type.Integer(),
+  protocol: Type.String({ description: '"" for a fwmark service' }),
+  method: Type.String(),
+  flags: Type.String(),
+  persistent: Type.Boolean(),
+  persistence_timeout: Type.Integer(),
+  persistence_netmask: Type.Integer(),
+  fwmark: Type.Integer({ description: "0 for an address service" }),
+  family: Type.String(),
+  pe: Type.String(),
+  one_packet: Type.Boolean(),
+  panic_threshold: Type.Integer(),
+  address: ADDRESS,
+});
+
+/** GET /service/:service. */
+export const ServiceInfo = Type.Object({
+  options: ServiceOptionsView,
+  health: Type.Number({ description: "mean health of the checked backends; 1 when none" }),
+  backends: Type.Array(Type.String()),
+  stats: Type.Union([StatsView, Type.Null()]),
+});
+
+/** `options` of GET /service/:service/:backend (`weight` is the configured weight). */
+const BackendOptionsView = Type.Object({
+  host: Type.String(),
+  port: Type.Integer(),
+  weight: Type.Integer(),
+  method: Type.String(),
+  pulse: Type.Object({
+    type: Type.String(),
+    interval: Type.String(),
+    args: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  }),
+  vsid: Type.String({ description: "the service id (GORB compatibility)" }),
+  upper_threshold: Type.Integer(),
+  lower_threshold: Type.Integer(),
+  tunnel_type: Type.String(),
+  tunnel_port: Type.Integer(),
+  tunnel_checksum: Type.String(),
+  address: ADDRESS,
+});
+
+/** `metrics` of a backend. */
+const BackendMetricsView = Type.Object({
+  status: Type.Integer({ description: "0 = up (or not checked yet), 1 = down" }),
+  state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("unknown")]),
+  health: Type.Number(),
+  uptime: Type.Integer({ description: "seconds" }),
+  last_check_ms: Type.Union([Type.Number(), Type.Null()]),
+  message: Type.String(),
+});
+
+/** GET /service/:service/:backend. */
+export const BackendInfo = Type.Object({
+  options: BackendOptionsView,
+  metrics: BackendMetricsView,
+  effective_weight: Type.Integer(),
+  stats: Type.Union([StatsView, Type.Null()]),
+  active_conns: Type.Union([Type.Integer(), Type.Null()]),
+  inactive_conns: Type.Union([Type.Integer(), Type.Null()]),
+  persistent_conns: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+/** GET /service: ids, or with ?detail=true every service with its backends. */
+export const ServiceList = Type.Union([
+  Type.Array(Type.String()),
+  Type.Array(
+    Type.Composite([
+      ServiceInfo,
+      Type.Object({ id: Type.String(), backend_details: Type.Array(Type.Composite([BackendInfo, Type.Object({ id: Type.String() })])) }),
+    ]),
+  ),
+]);
+
+/** One change of an apply or a repair of a reconcile, as reported. */
+const Change = Type.Object({}, { additionalProperties: true });
+
+/** POST /apply's answer. */
+export const ApplyReportView = Type.Object(
+  { changes: Type.Array(Change) },
+  { additionalProperties: true, description: "the plan and, unless dry_run, each change's outcome" },
+);
+
+/** POST /reconcile's answer. */
+export const ReconcileReportView = Type.Object({ repairs: Type.Array(Change) }, { description: "every difference found" });
+
+/** Every error body. */
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: "<field>: <problem>, or what went wrong" }),
+  code: Type.String({
+    description: "VALIDATION, NOT_FOUND, CONFLICT, KERNEL, STATE, UNAUTHORIZED, FORBIDDEN, TOO_LARGE, UNAVAILABLE, INTERNAL",
+  }),
+});
+
+/** The schemas the OpenAPI document names under components.schemas. */
+export const NAMED_SCHEMAS = {
+  ServiceBody,
+  ServicePatchBody,
+  BackendBody,
+  BackendPatchBody,
+  PulseBody,
+  ApplyBody,
+  ServiceInfo,
+  BackendInfo,
+  ErrorBody,
+} as const;

@@ -1,0 +1,119 @@
+/**
+ * Running a planned apply (./plan.ts) under gorb's lock: every change's steps as edits of the desired state
+ * (a step the desired state refuses fails its change at once, undone), then ONE kernel batch for every change,
+ * then the changes the kernel refused are undone (edits, and written back), then ONE commit for the rest. A
+ * failed commit undoes them all and throws 503. Each operation of the batch is charged to the change it came
+ * from (its service and backend), so a refusal fails only that change.
+ */
+import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";
+import type { Edits } from "./edits.ts";
+import { fromIpvsError } from "./errors.ts";
+import { BACKEND_FIELDS, SERVICE_FIELDS, backendFields, backendPatchFields, serviceFields, servicePatchFields } from "./normalize.ts";
+import type { ApplyStep, PlannedChange } from "./plan.ts";
+import type { Queries } from "./queries.ts";
+import type { HostResolver } from "./resolve.ts";
+import { fieldsToJson } from "./state.ts";
+import type { Transactions } from "./transactions.ts";
+import { Tx, mergeTargets, wantedFor } from "./tx.ts";
+import type { DesiredState } from "./desired-state.ts";
+
+
+/** What the runner works with. */
+export interface ApplyParts {
+  readonly desired: DesiredState;
+  readonly edits: Edits;
+  readonly queries: Queries;
+  readonly transactions: Transactions;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** One step as an edit of the desired state. */
+function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostResolver): Promise<void> | void {
+  const { edits, queries } = parts;
+  const service = () => queries.service(step.service);
+  switch (step.kind) {
+    case "create-service":
+      return edits.createService(tx, step.service, serviceFields(fieldsToJson(step.fields)), "file", resolver);
+    case "update-service":
+      return edits.updateService(tx, service(), servicePatchFields(replacementBody(SERVICE_FIELDS, step.fields)), resolver);
+    case "delete-service":
+      return edits.deleteService(tx, service());
+    case "create-backend":
+      return edits.createBackend(tx, service(), step.backend, backendFields(fieldsToJson(step.fields)), step.source, resolver);
+    case "update-backend": {
+      const s = service();
+      return edits.updateBackend(tx, s, queries.backend(s, step.backend), backendPatchFields(replacementBody(BACKEND_FIELDS, step.fields)), resolver);
+    }
+    case "delete-backend": {
+      const s = service();
+      return edits.deleteBackend(tx, s, queries.backend(s, step.backend));
+    }
+    case "take-over": {
+      const s = service();
+      return edits.setSource(tx, s, step.backend === null ? null : queries.backend(s, step.backend), "file");
+    }
+  }
+}
+
+/** Run `plan`; see the module comment. */
+export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
+  const { desired, transactions } = parts;
+  const txs = plan.map(() => new Tx());
+  const errors: (string | null)[] = plan.map(() => null);
+  for (const [i, change] of plan.entries()) {
+    const tx = txs[i] as Tx;
+    try {
+      for (const step of change.steps) await applyStep(parts, tx, step, resolver);
+    } catch (error) {
+      tx.undoEdits();
+      await tx.releaseClaims();
+      errors[i] = message(error);
+    }
+  }
+  const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
+  // The change an operation came from: its backend's change, else its service's, else any of that service.
+  const owner = new Map<string, number>();
+  for (const i of live) {
+    const c = plan[i] as PlannedChange;
+    for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0000`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
+  }
+  const ownerOf = (service: string, backend: string | null) =>
+    owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
+  const results = await transactions.execute(wantedFor(desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
+  for (const r of results) {
+    if (r.error === null) continue;
+    const i = ownerOf(r.operation.service, r.operation.backend);
+    if (i !== undefined && errors[i] === null) errors[i] = fromIpvsError(r.error).message;
+  }
+  const failed = live.filter((i) => errors[i] !== null);
+  for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
+  if (failed.length > 0) {
+    await transactions.writeBack(failed.flatMap((i) => (txs[i] as Tx).targets));
+    for (const i of failed) await (txs[i] as Tx).releaseClaims();
+  }
+  const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
+  try {
+    await transactions.commit(succeeded);
+  } catch (error) {
+    for (const tx of [...succeeded].reverse()) tx.undoEdits();
+    await transactions.writeBack(succeeded.flatMap((tx) => tx.targets));
+    for (const tx of succeeded) await tx.releaseClaims();
+    throw error;
+  }
+  for (const tx of succeeded) await transactions.effects(tx);
+  transactions.weightEvents(
+    results.filter((r) => {
+      const i = ownerOf(r.operation.service, r.operation.backend);
+      return i === undefined || errors[i] === null;
+    }),
+  );
+  const changes = plan.map((c, i): ChangeReport => {
+    const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };
+    const error = errors[i];
+    return error === null || error === undefined ? { ...base, status: "done" } : { ...base, status: "failed", error };
+  });
+  return { dry_run: false, ok: changes.every((c) => c.status === "done"), changes };
+}

@@ -1,0 +1,157 @@
+/**
+ * The desired state: every service and backend gorb manages, who owns each (API or file), and the runtime
+ * facts that decide each backend's desired effective weight (its health and the weight policy's memory).
+ *
+ * Indexes keep every lookup O(1): services by id and by IPVS key, backends by id within their service and
+ * by destination key, and backends by health-watch id. Nothing here does I/O; the reconciler turns it into
+ * IPVS writes (./reconcile.ts, ./kernel-writer.ts) and the change tracker into stored rows (./changes.ts).
+ */
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { DestinationConfig, DestinationKey, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
+import type { WeightState } from "../health/weight.ts";
+import type { Fields } from "./fields.ts";
+import type { BackendHealth } from "./health.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
+import type { WantedBackend, WantedService } from "./reconcile.ts";
+import { toDestinationConfig, type ResolvedAddress } from "./resolve.ts";
+import type { Source } from "./state.ts";
+
+/** A backend gorb manages. */
+export interface BackendRecord {
+  readonly id: string;
+  source: Source;
+  /** Unique per backend life, so updates for a deleted backend of the same name are ignored. */
+  readonly watchId: string;
+  /** The request fields the backend was created with, PATCHes applied (the base of the next PATCH). */
+  fields: Fields;
+  spec: BackendSpec;
+  readonly address: ResolvedAddress;
+  health: BackendHealth;
+  /** The weight policy's memory: its `effective` is the desired effective weight. */
+  weight: WeightState;
+}
+
+/** A service gorb manages. */
+export interface ServiceRecord {
+  readonly id: string;
+  source: Source;
+  fields: Fields;
+  spec: ServiceSpec;
+  /** The service as it must be in the kernel. */
+  config: ServiceConfig;
+  readonly backends: Map<string, BackendRecord>;
+  /** Backend id by destinationKeyId. */
+  readonly byDest: Map<string, string>;
+  /** Destinations found in the kernel at start-up that gorb leaves alone (reported, not adopted). */
+  readonly keep: Set<string>;
+  /** True while more than panic_threshold percent of the backends are down (weights are kept). */
+  panic: boolean;
+}
+
+/** The key of a backend's destination. */
+export function destinationKeyOfBackend(backend: Pick<BackendRecord, "address" | "spec">): DestinationKey {
+  return { family: backend.address.family, address: backend.address.address, port: backend.spec.port };
+}
+
+/** The destination a backend must have in the kernel: its spec at its desired effective weight. */
+export function desiredDestination(service: ServiceRecord, backend: BackendRecord): DestinationConfig {
+  return toDestinationConfig(backend.spec, backend.address, service.config.key, backend.weight.effective);
+}
+
+/** The desired state; see the module comment. */
+export class DesiredState {
+  readonly #services = new Map<string, ServiceRecord>();
+  readonly #byKey = new Map<string, string>();
+  readonly #watches = new Map<string, { service: ServiceRecord; backend: BackendRecord }>();
+
+  get size(): number {
+    return this.#services.size;
+  }
+
+  /** Backends over all services. */
+  get backendCount(): number {
+    return this.#watches.size;
+  }
+
+  services(): IterableIterator<ServiceRecord> {
+    return this.#services.values();
+  }
+
+  ids(): string[] {
+    return [...this.#services.keys()];
+  }
+
+  service(id: string): ServiceRecord | undefined {
+    return this.#services.get(id);
+  }
+
+  /** The id of the service using `key`, if any. */
+  serviceIdByKey(key: ServiceKey): string | undefined {
+    return this.#byKey.get(serviceKeyId(key));
+  }
+
+  /** True when a service gorb manages has this serviceKeyId. */
+  hasKeyId(keyId: string): boolean {
+    return this.#byKey.has(keyId);
+  }
+
+  /** The id of the backend of `service` using destination `key`, if any. */
+  backendIdByDest(service: ServiceRecord, key: DestinationKey): string | undefined {
+    return service.byDest.get(destinationKeyId(key));
+  }
+
+  watched(watchId: string): { service: ServiceRecord; backend: BackendRecord } | undefined {
+    return this.#watches.get(watchId);
+  }
+
+  /** Add a service (with the backends its record already holds). */
+  addService(record: ServiceRecord): void {
+    this.#services.set(record.id, record);
+    this.#byKey.set(serviceKeyId(record.config.key), record.id);
+    for (const backend of record.backends.values()) this.#watches.set(backend.watchId, { service: record, backend });
+  }
+
+  removeService(id: string): ServiceRecord | undefined {
+    const record = this.#services.get(id);
+    if (record === undefined) return undefined;
+    this.#services.delete(id);
+    if (this.#byKey.get(serviceKeyId(record.config.key)) === id) this.#byKey.delete(serviceKeyId(record.config.key));
+    for (const backend of record.backends.values()) this.#watches.delete(backend.watchId);
+    return record;
+  }
+
+  addBackend(service: ServiceRecord, backend: BackendRecord): void {
+    service.backends.set(backend.id, backend);
+    service.byDest.set(destinationKeyId(destinationKeyOfBackend(backend)), backend.id);
+    this.#watches.set(backend.watchId, { service, backend });
+  }
+
+  removeBackend(service: ServiceRecord, id: string): BackendRecord | undefined {
+    const backend = service.backends.get(id);
+    if (backend === undefined) return undefined;
+    service.backends.delete(id);
+    const destId = destinationKeyId(destinationKeyOfBackend(backend));
+    if (service.byDest.get(destId) === id) service.byDest.delete(destId);
+    this.#watches.delete(backend.watchId);
+    return backend;
+  }
+
+  /** The reconciler's view of one service: complete (every backend), or only the backends named. */
+  wanted(service: ServiceRecord, only?: Iterable<string>): WantedService {
+    const backends: WantedBackend[] = [];
+    if (only === undefined) {
+      for (const b of service.backends.values()) backends.push({ id: b.id, dest: desiredDestination(service, b) });
+      return { id: service.id, config: service.config, backends, complete: true, keep: service.keep };
+    }
+    for (const id of only) {
+      const b = service.backends.get(id);
+      if (b !== undefined) backends.push({ id, dest: desiredDestination(service, b) });
+    }
+    return { id: service.id, config: service.config, backends, complete: false };
+  }
+
+  /** The reconciler's view of every service, complete. */
+  wantedAll(): WantedService[] {
+    return [...this.#services.values()].map((s) => this.wanted(s));
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The edits of the desired state that requests and applies are made of: create, change or delete a service or
+ * a backend, or give one to a new owner. Each one checks what it must (conflicts through the indexes, no
+ * scan), changes the desired state, and records in its Tx how to undo that, what to do once it is committed,
+ * the rows it touched and the targets the reconciler must write. None of them writes IPVS; the only I/O is
+ * the VIP claim of a new service (before anything is written, so a failure changes nothing).
+ *
+ * Log lines: services at info; backends at debug (a bulk load of thousands of backends would otherwise spend
+ * more time formatting log lines than changing IPVS; the event stream carries every change).
+ */
+import type { Discovery } from "../discovery/discovery.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import { isFwmarkKey } from "../ipvs/types.ts";
+import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
+import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { ConflictError, LimitError, ValidationError } from "./errors.ts";
+import type { EventBus } from "./events.ts";
+import type { Fields } from "./fields.ts";
+import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
+import type { Logger } from "../log.ts";
+import type { BackendSpec } from "./model.ts";
+import {
+  BACKEND_IDENTITY_FIELDS,
+  SERVICE_IDENTITY_FIELDS,
+  normalizeBackendFields,
+  normalizeServiceFields,
+  patchBackendFields,
+  patchServiceFields,
+} from "./normalize.ts";
+import { samePulse } from "./pulse.ts";
+import { resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver } from "./resolve.ts";
+import type { Source } from "./state.ts";
+import type { Tx } from "./tx.ts";
+import type { VipLedger } from "./vip-ledger.ts";
+
+/** What the edits work on. */
+export interface EditParts {
+  readonly desired: DesiredState;
+  readonly vips: VipLedger;
+  readonly checks: HealthChecks;
+  readonly discovery: Discovery;
+  readonly events: EventBus;
+  readonly log: Logger;
+  readonly policy: WeightPolicy;
+  readonly defaultAddress: string | null;
+  /** The VIP interface's name (--vip-interface): a loopback VIP is accepted only on "lo". */
+  readonly vipInterface: string | null;
+  /** Most services and backends gorb holds (--max-services, --max-backends); null: unlimited. */
+  readonly limits: { readonly services: number | null; readonly backends: number | null };
+}
+
+const q = JSON.stringify;
+
+/** One step of the weight policy for a backend with `spec` and the latest `health`. */
+export function stepWeight(previous: WeightState, spec: BackendSpec, health: BackendHealth, policy: WeightPolicy): WeightState {
+  return nextWeight(
+    previous,
+    {
+      configured: spec.weight,
+      pulseType: spec.pulse.type,
+      status: health.state,
+      samples: health.samples,
+      samplesOk: health.samplesOk,
+      consecutiveOk: health.consecutiveOk,
+    },
+    policy,
+  );
+}
+
+/** See the module comment. */
+export class Edits {
+  readonly #p: EditParts;
+  #nextWatch = 1;
+
+  constructor(parts: EditParts) {
+    this.#p = parts;
+  }
+
+  /** A watch id unique per backend life. */
+  watchId(service: string, backend: string): string {
+    return `${service}/${backend}#${this.#nextWatch++}`;
+  }
+
+  async createService(tx: Tx, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
+    const { desired } = this.#p;
+    if (desired.service(id) !== undefined) throw new ConflictError(`service ${q(id)} already exists`);
+    const max = this.#p.limits.services;
+    if (max !== null && desired.size >= max) throw new LimitError("services", max);
+    const spec = normalizeServiceFields(fields);
+    const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
+    const config = toServiceConfig(spec, key);
+    const other = desired.serviceIdByKey(key);
+    if (other !== undefined) throw new ConflictError(`service ${q(other)} already uses ${describeService(key)}`);
+    if (await this.#p.vips.claim(id, key)) tx.onRollback(() => this.#p.vips.release(id, key));
+    const record: ServiceRecord = { id, source, fields, spec, config, backends: new Map(), byDest: new Map(), keep: new Set(), panic: false };
+    desired.addService(record);
+    tx.undo(() => desired.removeService(id));
+    tx.touch(id);
+    tx.target({ service: id, key, backends: null });
+    tx.after(() => {
+      if (!isFwmarkKey(key)) this.#p.discovery.expose({ id, address: key.address, port: key.port, protocol: key.protocol });
+      this.#p.log.info(`created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#p.events.publish("service.created", { service: id, source });
+    });
+  }
+
+  /** Change a service in place; `patch` holds the fields sent (null resets one). */
+  async updateService(tx: Tx, record: ServiceRecord, patch: Fields, resolver: HostResolver): Promise<void> {
+    if (patch.has("fwmark") && patch.get("fwmark") !== null && record.spec.fwmark === null) {
+      throw new ValidationError(
+        "fwmark",
+        `cannot turn service ${q(record.id)} (${describeService(record.config.key)}) into a fwmark service; delete it and create it again`,
+      );
+    }
+    const fields = patchServiceFields(record.fields, patch);
+    const spec = normalizeServiceFields(fields);
+    const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
+    let key = record.config.key;
+    if (touchesIdentity.length > 0) {
+      const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
+      if (serviceKeyId(next) !== serviceKeyId(key)) {
+        throw new ValidationError(
+          touchesIdentity[0] ?? "host",
+          `cannot move service ${q(record.id)} from ${describeService(key)} to ${describeService(next)}; delete it and create it again`,
+        );
+      }
+      key = next;
+    }
+    const config = toServiceConfig(spec, key);
+    const before = { fields: record.fields, spec: record.spec, config: record.config };
+    record.fields = fields;
+    record.spec = spec;
+    record.config = config;
+    tx.undo(() => Object.assign(record, before));
+    tx.touch(record.id);
+    tx.target({ service: record.id, key, backends: [] });
+    tx.after(() => {
+      this.#p.log.info(`updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#p.events.publish("service.changed", { service: record.id });
+    });
+  }
+
+  deleteService(tx: Tx, record: ServiceRecord): void {
+    const { desired } = this.#p;
+    const key = record.config.key;
+    desired.removeService(record.id);
+    tx.undo(() => desired.addService(record));
+    tx.touch(record.id);
+    tx.target({ service: record.id, key, backends: null });
+    tx.after(async () => {
+      for (const backend of record.backends.values()) this.#p.checks.remove(backend.watchId);
+      await this.#p.vips.release(record.id, key);
+      if (!isFwmarkKey(key)) this.#p.discovery.remove(record.id);
+      this.#p.log.info(`deleted service ${q(record.id)} (${describeService(key)})`);
+      this.#p.events.publish("service.deleted", { service: record.id });
+    });
+  }
+
+  async createBackend(tx: Tx, service: ServiceRecord, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
+    const { desired } = this.#p;
+    if (service.backends.has(id)) throw new ConflictError(`backend ${q(id)} of service ${q(service.id)} already exists`);
+    const max = this.#p.limits.backends;
+    if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
+    const spec = normalizeBackendFields(fields, service.spec);
+    const key = service.config.key;
+    const address = await resolveBackendAddress(spec, key, resolver);
+    const weight = initialWeightState(spec.weight);
+    const dest = toDestinationConfig(spec, address, key, weight.effective);
+    const other = desired.backendIdByDest(service, dest);
+    if (other !== undefined) {
+      throw new ConflictError(`backend ${q(other)} of service ${q(service.id)} already uses ${describeDestination(dest)}`);
+    }
+    const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight };
+    this.#adoptKept(tx, service, destinationKeyId(dest));
+    desired.addBackend(service, backend);
+    tx.undo(() => desired.removeBackend(service, id));
+    tx.touch(service.id, id);
+    tx.target({ service: service.id, key, backends: [{ id, key: dest }] });
+    tx.after(() => {
+      this.#p.checks.add(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
+      this.#p.log.debug(`created backend ${q(id)} of service ${q(service.id)}: ${describeDestination(dest)} weight ${spec.weight}`);
+      this.#p.events.publish("backend.created", { service: service.id, backend: id, source });
+    });
+  }
+
+  /** Change a backend in place; `patch` holds the fields sent (null resets one). */
+  async updateBackend(tx: Tx, service: ServiceRecord, backend: BackendRecord, patch: Fields, resolver: HostResolver): Promise<void> {
+    const fields = patchBackendFields(backend.fields, patch);
+    const spec = normalizeBackendFields(fields, service.spec);
+    const key = service.config.key;
+    let address = backend.address;
+    const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));
+    if (touchesIdentity.length > 0) address = await resolveBackendAddress(spec, key, resolver);
+    const from = destinationKeyOfBackend(backend);
+    if (address.address !== backend.address.address || spec.port !== backend.spec.port) {
+      const to = describeDestination({ family: address.family, address: address.address, port: spec.port });
+      throw new ValidationError(
+        touchesIdentity[0] ?? "host",
+        `cannot move backend ${q(backend.id)} from ${describeDestination(from)} to ${to}; delete it and create it again`,
+      );
+    }
+    const pulseChanged = !samePulse(spec.pulse, backend.spec.pulse);
+    // A different probe starts the health history over (the monitor's rule); timing changes keep it.
+    const probeChanged = spec.pulse.probeKey !== backend.spec.pulse.probeKey;
+    const health = probeChanged ? UNKNOWN_HEALTH : backend.health;
+    const weight = stepWeight(backend.weight, spec, health, this.#p.policy);
+    toDestinationConfig(spec, address, key, weight.effective); // checks the family rule
+    const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight };
+    Object.assign(backend, { fields, spec, health, weight });
+    tx.undo(() => Object.assign(backend, before));
+    tx.touch(service.id, backend.id);
+    tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
+    tx.after(() => {
+      if (pulseChanged) this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
+      this.#p.log.debug(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
+      this.#p.events.publish("backend.changed", { service: service.id, backend: backend.id });
+    });
+  }
+
+  deleteBackend(tx: Tx, service: ServiceRecord, backend: BackendRecord): void {
+    const { desired } = this.#p;
+    desired.removeBackend(service, backend.id);
+    tx.undo(() => desired.addBackend(service, backend));
+    tx.touch(service.id, backend.id);
+    tx.target({ service: service.id, key: service.config.key, backends: [{ id: backend.id, key: destinationKeyOfBackend(backend) }] });
+    tx.after(() => {
+      this.#p.checks.remove(backend.watchId);
+      this.#p.log.debug(`deleted backend ${q(backend.id)} of service ${q(service.id)}`);
+      this.#p.events.publish("backend.deleted", { service: service.id, backend: backend.id });
+    });
+  }
+
+  /** Give a service (backend null) or one backend to a new owner. */
+  setSource(tx: Tx, service: ServiceRecord, backend: BackendRecord | null, source: Source): void {
+    const target = backend ?? service;
+    const before = target.source;
+    target.source = source;
+    tx.undo(() => {
+      target.source = before;
+    });
+    tx.touch(service.id, backend?.id);
+  }
+
+  /** A destination reported at start-up and left alone becomes the new backend's (it is no longer foreign). */
+  #adoptKept(tx: Tx, service: ServiceRecord, destId: string): void {
+    if (!service.keep.delete(destId)) return;
+    tx.undo(() => service.keep.add(destId));
+  }
+}

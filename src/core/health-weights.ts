@@ -1,0 +1,94 @@
+/**
+ * Health → desired effective weights. A batch of health updates (those queued since the last drain) is
+ * recorded on the backends and stepped through the weight policy (src/health/weight.ts); the result is the
+ * desired effective weight, which the reconciler then writes. Nothing here writes IPVS.
+ *
+ * Panic threshold: when the share of a service's backends that are down is above its panic_threshold percent
+ * (0 = off), the backends that would be drained keep their weights (their policy state is not stepped on a
+ * down update), as Envoy's panic mode does: a mass failure is more likely gorb's view than the backends.
+ * When the share falls back to the threshold or below, the down backends are drained.
+ */
+import type { HealthUpdate } from "../health/monitor.ts";
+import type { WeightPolicy } from "../health/weight.ts";
+import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
+import { stepWeight } from "./edits.ts";
+import { backendHealthOf, type BackendHealth } from "./health.ts";
+
+/** A health state transition of a backend. */
+export interface HealthTransition {
+  readonly service: ServiceRecord;
+  readonly backend: BackendRecord;
+  readonly from: BackendHealth;
+  readonly to: BackendHealth;
+}
+
+/** A service entering (active) or leaving panic mode. */
+export interface PanicChange {
+  readonly service: ServiceRecord;
+  readonly active: boolean;
+  readonly down: number;
+  readonly total: number;
+  readonly threshold: number;
+}
+
+/** What a batch of updates did to the desired state. */
+export interface HealthStep {
+  readonly transitions: readonly HealthTransition[];
+  readonly panics: readonly PanicChange[];
+  /** The backends whose desired weight may have changed, by service. */
+  readonly touched: ReadonlyMap<ServiceRecord, ReadonlySet<string>>;
+}
+
+/** Backends of a service that count as down for the panic threshold (a "none" pulse never drains). */
+function downCount(service: ServiceRecord): number {
+  let down = 0;
+  for (const b of service.backends.values()) if (b.health.state === "down" && b.spec.pulse.type !== "none") down++;
+  return down;
+}
+
+/** True when `down` of `total` backends is above the service's threshold. */
+function inPanic(threshold: number, down: number, total: number): boolean {
+  return threshold > 0 && total > 0 && down * 100 > threshold * total;
+}
+
+/** Apply a batch of updates to the desired state; see the module comment. */
+export function applyHealthUpdates(desired: DesiredState, updates: readonly HealthUpdate[], policy: WeightPolicy): HealthStep {
+  const transitions: HealthTransition[] = [];
+  const steps: { service: ServiceRecord; backend: BackendRecord; health: BackendHealth }[] = [];
+  const touched = new Map<ServiceRecord, Set<string>>();
+  for (const update of updates) {
+    const entry = desired.watched(update.id);
+    if (entry === undefined) continue; // a backend deleted meanwhile
+    const { service, backend } = entry;
+    const health = backendHealthOf(update);
+    if (backend.health.state !== health.state) transitions.push({ service, backend, from: backend.health, to: health });
+    backend.health = health;
+    steps.push({ service, backend, health });
+    let set = touched.get(service);
+    if (set === undefined) touched.set(service, (set = new Set()));
+    set.add(backend.id);
+  }
+  const panics: PanicChange[] = [];
+  for (const [service, set] of touched) {
+    const threshold = service.spec.panicThreshold;
+    const total = service.backends.size;
+    const down = threshold > 0 ? downCount(service) : 0;
+    const panic = inPanic(threshold, down, total);
+    if (panic === service.panic) continue;
+    service.panic = panic;
+    panics.push({ service, active: panic, down, total, threshold });
+    if (panic) continue;
+    // Leaving panic: drain the backends that are down now.
+    for (const b of service.backends.values()) {
+      if (b.health.state === "down") {
+        steps.push({ service, backend: b, health: b.health });
+        set.add(b.id);
+      }
+    }
+  }
+  for (const { service, backend, health } of steps) {
+    if (service.panic && health.state === "down" && backend.spec.pulse.type !== "none") continue; // weights kept
+    backend.weight = stepWeight(backend.weight, backend.spec, health, policy);
+  }
+  return { transitions, panics, touched };
+}

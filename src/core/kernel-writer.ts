@@ -1,0 +1,114 @@
+/**
+ * The executor of the reconciler's plans, and the only code that writes IPVS: it sends a plan's operations as
+ * ONE driver batch (`driver.apply`, many requests per datagram) and keeps gorb's view of what the kernel has
+ * for the services gorb manages (what it read at the last reconcile, plus every write that succeeded since).
+ * Mutations plan against this view, so a change to one backend needs no table read.
+ *
+ * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted.
+ */
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { IpvsDriver } from "../ipvs/driver.ts";
+import { IpvsError } from "../ipvs/errors.ts";
+import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceWithDestinations } from "../ipvs/types.ts";
+import type { ObservedService, ObservedTable, Operation } from "./reconcile.ts";
+
+/** The outcome of one operation. */
+export interface OperationResult {
+  readonly operation: Operation;
+  /** null when it was done. */
+  readonly error: Error | null;
+  /** True for a delete of something that was already gone. */
+  readonly gone: boolean;
+  /** The destination as the view had it before (weight events), if any. */
+  readonly before: DestinationConfig | undefined;
+}
+
+interface MutableService {
+  config: ServiceConfig;
+  readonly dests: Map<string, DestinationConfig>;
+}
+
+function alreadyGone(op: IpvsOp, error: Error): boolean {
+  if (!(error instanceof IpvsError)) return false;
+  if (op.op === "delete-service") return error.code === "ESRCH";
+  if (op.op === "delete-destination") return error.code === "ENOENT" || error.code === "ESRCH";
+  return false;
+}
+
+/** See the module comment. */
+export class KernelWriter {
+  readonly #driver: IpvsDriver;
+  readonly #view = new Map<string, MutableService>();
+
+  constructor(driver: IpvsDriver) {
+    this.#driver = driver;
+  }
+
+  /** What gorb believes the kernel has, for its own services. */
+  get view(): ObservedTable {
+    return this.#view as ReadonlyMap<string, ObservedService>;
+  }
+
+  /** Take a table read as the view, for the service keys `managed` says are gorb's. */
+  replace(table: readonly ServiceWithDestinations[], managed: (keyId: string) => boolean): void {
+    this.#view.clear();
+    for (const entry of table) {
+      const id = serviceKeyId(entry.service.key);
+      if (!managed(id)) continue;
+      const dests = new Map<string, DestinationConfig>();
+      for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
+      this.#view.set(id, { config: entry.service, dests });
+    }
+  }
+
+  /** Delete every IPVS service (gorb's and everyone else's): `gorb serve -f`. */
+  async flush(): Promise<void> {
+    await this.#driver.flush();
+    this.#view.clear();
+  }
+
+  /** Run the operations as one batch, in order; a failed one does not stop the others. */
+  async run(operations: readonly Operation[]): Promise<OperationResult[]> {
+    if (operations.length === 0) return [];
+    let errors: (Error | null)[];
+    try {
+      errors = await this.#driver.apply(operations.map((o) => o.op));
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      errors = operations.map(() => failure);
+    }
+    return operations.map((operation, i) => {
+      const op = operation.op;
+      let error = errors[i] ?? null;
+      const gone = error !== null && alreadyGone(op, error);
+      if (gone) error = null;
+      const before = "destination" in op ? this.#view.get(serviceKeyId(op.service))?.dests.get(destinationKeyId(op.destination)) : undefined;
+      if (error === null) this.#record(op);
+      return { operation, error, gone, before };
+    });
+  }
+
+  /** Update the view after a write succeeded. */
+  #record(op: IpvsOp): void {
+    switch (op.op) {
+      case "add-service":
+      case "update-service": {
+        const id = serviceKeyId(op.service.key);
+        const found = this.#view.get(id);
+        if (found === undefined) this.#view.set(id, { config: op.service, dests: new Map() });
+        else found.config = op.service;
+        return;
+      }
+      case "delete-service":
+        this.#view.delete(serviceKeyId(op.key));
+        return;
+      case "add-destination":
+      case "update-destination":
+        this.#view.get(serviceKeyId(op.service))?.dests.set(destinationKeyId(op.destination), op.destination);
+        return;
+      case "delete-destination":
+        this.#view.get(serviceKeyId(op.service))?.dests.delete(destinationKeyId(op.destination));
+        return;
+    }
+  }
+}

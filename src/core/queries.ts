@@ -1,0 +1,143 @@
+/**
+ * The read side: what GET returns, built from the desired state, gorb's view of the kernel (effective
+ * weights), the health checks' live view and one kernel read for the counters. Nothing here changes state.
+ */
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { IpvsDriver } from "../ipvs/driver.ts";
+import type { Destination } from "../ipvs/types.ts";
+import { desiredDestination, destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { NotFoundError } from "./errors.ts";
+import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
+import type { KernelWriter } from "./kernel-writer.ts";
+import type { Logger } from "../log.ts";
+import {
+  backendOptionsView,
+  destinationCounters,
+  metricsView,
+  serviceHealth,
+  serviceOptionsView,
+  statsView,
+  type BackendInfo,
+  type ServiceDetail,
+  type ServiceInfo,
+} from "./views.ts";
+
+function byId<T extends { readonly id: string }>(a: T, b: T): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** See the module comment. */
+export class Queries {
+  readonly #desired: DesiredState;
+  readonly #writer: KernelWriter;
+  readonly #checks: HealthChecks;
+  readonly #driver: IpvsDriver;
+  readonly #log: Logger;
+
+  constructor(parts: { desired: DesiredState; writer: KernelWriter; checks: HealthChecks; driver: IpvsDriver; log: Logger }) {
+    this.#desired = parts.desired;
+    this.#writer = parts.writer;
+    this.#checks = parts.checks;
+    this.#driver = parts.driver;
+    this.#log = parts.log;
+  }
+
+  service(id: string): ServiceRecord {
+    const record = this.#desired.service(id);
+    if (record === undefined) throw new NotFoundError(`service ${JSON.stringify(id)} not found`);
+    return record;
+  }
+
+  backend(service: ServiceRecord, id: string): BackendRecord {
+    const backend = service.backends.get(id);
+    if (backend === undefined) {
+      throw new NotFoundError(`backend ${JSON.stringify(id)} of service ${JSON.stringify(service.id)} not found`);
+    }
+    return backend;
+  }
+
+  /** GET /service: ids, sorted. */
+  listServices(): string[] {
+    return this.#desired.ids().sort();
+  }
+
+  async getService(id: string): Promise<ServiceInfo> {
+    const record = this.service(id);
+    const view = this.#serviceInfo(record);
+    try {
+      view.stats = statsView((await this.#driver.getService(record.config.key)).stats);
+    } catch (error) {
+      this.#log.warn(`cannot read the counters of service ${JSON.stringify(id)}: ${String(error)}`);
+    }
+    return view;
+  }
+
+  async listServicesDetail(): Promise<ServiceDetail[]> {
+    const records = [...this.#desired.services()].sort(byId);
+    const kernel = new Map<string, { stats: ServiceInfo["stats"]; dests: Map<string, Destination> }>();
+    try {
+      for (const entry of await this.#driver.snapshot()) {
+        const dests = new Map(entry.destinations.map((d) => [destinationKeyId(d), d] as const));
+        kernel.set(serviceKeyId(entry.service.key), { stats: statsView(entry.service.stats), dests });
+      }
+    } catch (error) {
+      this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
+    }
+    return records.map((record) => {
+      const found = kernel.get(serviceKeyId(record.config.key));
+      const info = this.#serviceInfo(record);
+      info.stats = found?.stats ?? null;
+      const details = [...record.backends.values()].sort(byId).map((backend) => ({
+        id: backend.id,
+        ...this.#backendInfo(record, backend, found?.dests.get(destinationKeyId(destinationKeyOfBackend(backend))) ?? null),
+      }));
+      return { id: record.id, ...info, backend_details: details };
+    });
+  }
+
+  async getBackend(serviceId: string, backendId: string): Promise<BackendInfo> {
+    const service = this.service(serviceId);
+    const backend = this.backend(service, backendId);
+    let dest: Destination | null = null;
+    try {
+      const wanted = destinationKeyId(destinationKeyOfBackend(backend));
+      const dests = await this.#driver.listDestinations(service.config.key);
+      dest = dests.find((d) => destinationKeyId(d) === wanted) ?? null;
+    } catch (error) {
+      this.#log.warn(`cannot read the counters of backend ${JSON.stringify(backendId)}: ${String(error)}`);
+    }
+    return this.#backendInfo(service, backend, dest);
+  }
+
+  /** The weight the kernel has for a backend as gorb last wrote or read it; the desired one when unknown. */
+  effectiveWeight(service: ServiceRecord, backend: BackendRecord): number {
+    const written = this.#writer.view.get(serviceKeyId(service.config.key))?.dests.get(destinationKeyId(destinationKeyOfBackend(backend)));
+    return written?.weight ?? desiredDestination(service, backend).weight;
+  }
+
+  /** The backend's health for GET: the monitor's live view (uptime grows between checks), else the record. */
+  #liveHealth(backend: BackendRecord): BackendHealth {
+    const view = this.#checks.snapshot(backend.watchId);
+    return view === undefined ? backend.health : backendHealthOf(view);
+  }
+
+  #serviceInfo(record: ServiceRecord): ServiceInfo {
+    const backends = [...record.backends.values()];
+    return {
+      options: serviceOptionsView(record.spec, record.config),
+      health: serviceHealth(backends.map((b) => b.health)),
+      backends: backends.map((b) => b.id).sort(),
+      stats: null,
+      panic: record.panic,
+    };
+  }
+
+  #backendInfo(service: ServiceRecord, backend: BackendRecord, dest: Destination | null): BackendInfo {
+    return {
+      options: backendOptionsView(backend.spec, service.id, backend.address.address),
+      metrics: metricsView(this.#liveHealth(backend)),
+      effective_weight: this.effectiveWeight(service, backend),
+      ...destinationCounters(dest),
+    };
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Restore, the pure part: the saved rows read back into desired-state records, in one pass (linear in the
+ * number of rows: every check is an index lookup), with the weight each restored backend starts at taken from
+ * the kernel's table (restoredWeight). Rows that no longer read back are dropped with the reason.
+ *
+ * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
+ */
+import { describeDestination } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { DestinationConfig } from "../ipvs/types.ts";
+import { ConflictError, GorbError } from "./errors.ts";
+import type { ChangeTracker } from "./changes.ts";
+import type { BackendSpec } from "./model.ts";
+import type { Fields } from "./fields.ts";
+import { UNKNOWN_HEALTH } from "./health.ts";
+import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
+import { checkId } from "./ids.ts";
+import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
+import { restoredWeight, type ObservedTable } from "./reconcile.ts";
+import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
+import { type SavedBackend, type SavedState } from "./state.ts";
+
+/** The saved state read back. */
+export interface LoadedState {
+  readonly services: readonly ServiceRecord[];
+  /** Services whose VIP claim was saved. */
+  readonly vips: readonly ServiceRecord[];
+  readonly backends: number;
+  /** Rows that could not be read back: what ('service "web" ({...})') and why. */
+  readonly dropped: readonly { readonly what: string; readonly why: string }[];
+  /** Rows to delete from the store: [service] or [service, backend]. */
+  readonly drop: readonly (readonly [string, string?])[];
+}
+
+function why(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Read the saved rows back (see the module comment); `watchId` names each backend's health watch. */
+export function loadSavedState(state: SavedState, table: ObservedTable, watchId: (service: string, backend: string) => string): LoadedState {
+  const services: ServiceRecord[] = [];
+  const vips: ServiceRecord[] = [];
+  const dropped: { what: string; why: string }[] = [];
+  const drop: [string, string?][] = [];
+  const backendsOf = new Map<string, SavedBackend[]>();
+  for (const b of state.backends) {
+    let list = backendsOf.get(b.service);
+    if (list === undefined) backendsOf.set(b.service, (list = []));
+    list.push(b);
+  }
+  const keys = new Map<string, string>();
+  const saved = new Set<string>();
+  let backends = 0;
+  for (const row of state.services) {
+    saved.add(row.id);
+    const what = `service ${JSON.stringify(row.id)}`;
+    let record: ServiceRecord;
+    try {
+      checkId("service", row.id);
+      // Read as a request body: fields an older gorb kept but the contract drops (vsid, unused pulse args) go.
+      const fields = serviceFields(row.fields);
+      const spec = normalizeServiceFields(fields);
+      const config = toServiceConfig(spec, row.key);
+      const other = keys.get(serviceKeyId(row.key));
+      if (other !== undefined) throw new ConflictError(`service ${JSON.stringify(other)} already uses the same address`);
+      keys.set(serviceKeyId(row.key), row.id);
+      record = { id: row.id, source: row.source, fields, spec, config, backends: new Map(), byDest: new Map(), keep: new Set(), panic: false };
+    } catch (error) {
+      dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why: why(error) });
+      drop.push([row.id]);
+      continue;
+    }
+    const dests = table.get(serviceKeyId(record.config.key))?.dests;
+    for (const b of backendsOf.get(row.id) ?? []) {
+      try {
+        checkId("backend", b.id);
+        const fields = backendFields(b.fields);
+        const spec = normalizeBackendFields(fields, record.spec);
+        const destId = destinationKeyId({ ...b.address, port: spec.port });
+        const found = dests?.get(destId);
+        const weight = restoredWeight(spec.weight, spec.pulse.type, found?.weight ?? null);
+        const dest = toDestinationConfig(spec, b.address, record.config.key, weight.effective);
+        const other = record.byDest.get(destId);
+        if (other !== undefined) throw new ConflictError(`backend ${JSON.stringify(other)} already uses ${describeDestination(dest)}`);
+        const backend: BackendRecord = {
+          id: b.id,
+          source: b.source,
+          watchId: watchId(row.id, b.id),
+          fields,
+          spec,
+          address: b.address,
+          health: UNKNOWN_HEALTH,
+          weight,
+        };
+        record.backends.set(b.id, backend);
+        record.byDest.set(destId, b.id);
+        backends++;
+      } catch (error) {
+        dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why: why(error) });
+        drop.push([row.id, b.id]);
+      }
+    }
+    services.push(record);
+    if (row.vip) vips.push(record);
+  }
+  for (const [serviceId, rows] of backendsOf) {
+    if (saved.has(serviceId)) continue;
+    for (const b of rows) drop.push([serviceId, b.id]); // orphans
+  }
+  return { services, vips, backends, dropped, drop };
+}
+
+/** The request fields of an adopted destination: what the kernel has, with pulse none. */
+function adoptedFields(dest: DestinationConfig): Fields {
+  const fields: Fields = new Map<string, unknown>([
+    ["host", dest.address],
+    ["port", dest.port],
+    ["weight", dest.weight],
+    ["method", dest.forward === "bypass" ? "nat" : dest.forward],
+    ["pulse", { type: "none" }],
+  ]);
+  if (dest.upperThreshold !== 0) fields.set("upper_threshold", dest.upperThreshold);
+  if (dest.lowerThreshold !== 0) fields.set("lower_threshold", dest.lowerThreshold);
+  if (dest.forward === "tunnel" && dest.tunnel !== null) {
+    fields.set("tunnel_type", dest.tunnel.type);
+    if (dest.tunnel.port !== 0) fields.set("tunnel_port", dest.tunnel.port);
+    fields.set("tunnel_checksum", dest.tunnel.checksum);
+  }
+  return fields;
+}
+
+/** The id an adopted destination gets: its address and port ("10.1.0.9:80", "[2001:db8::1]:80"). */
+function adoptedId(dest: DestinationConfig, taken: (id: string) => boolean): string {
+  const base = describeDestination(dest);
+  let id = base;
+  for (let n = 2; taken(id); n++) id = `${base}-${n}`;
+  return id;
+}
+
+/**
+ * Take a destination the saved state does not know as an API-owned backend with pulse none, at the weight the
+ * kernel has; marks its row for the next commit. When its fields do not make a valid backend, it is kept
+ * (left serving) and the reason returned.
+ */
+export function adoptDestination(
+  desired: DesiredState,
+  service: ServiceRecord,
+  dest: DestinationConfig,
+  watchId: (service: string, backend: string) => string,
+  tracker: ChangeTracker,
+): string | null {
+  const fields = adoptedFields(dest);
+  let spec: BackendSpec;
+  try {
+    spec = normalizeBackendFields(fields, service.spec);
+  } catch (error) {
+    if (!(error instanceof GorbError)) throw error;
+    service.keep.add(destinationKeyId(dest));
+    return error.message;
+  }
+  const id = adoptedId(dest, (taken) => service.backends.has(taken));
+  desired.addBackend(service, {
+    id,
+    source: "api",
+    watchId: watchId(service.id, id),
+    fields,
+    spec,
+    address: { address: dest.address, family: dest.family },
+    health: UNKNOWN_HEALTH,
+    weight: { effective: spec.weight, recovering: false },
+  });
+  tracker.touch(service.id, id);
+  return null;
+}

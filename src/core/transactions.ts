@@ -1,0 +1,203 @@
+/**
+ * Running changes (Tx, ./tx.ts) to the end: the kernel write of a change (one batch, planned by the reconciler
+ * for the targets it concerns), its rollback, the commit of a group of changes to the state store, and the
+ * refusal (503) of every change while the store cannot write.
+ *
+ *   write     plan the change's targets against gorb's view of the kernel and run them as one batch; when an
+ *             operation fails, undo the change's edits, write its targets back, and throw the first error
+ *   commit    one store transaction for the rows a group of changes touched; a failure marks the store down
+ *             and throws 503 (the caller undoes the group)
+ *   check     while the store is down, a probe write decides: it still fails (503, nothing touched) or the
+ *             store is back (the refusal clears itself)
+ */
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { ChangeTracker } from "./changes.ts";
+import type { DesiredState } from "./desired-state.ts";
+import { UnavailableError, fromIpvsError } from "./errors.ts";
+import type { EventBus } from "./events.ts";
+import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
+import type { Logger } from "../log.ts";
+import { planOperations, type WantedService } from "./reconcile.ts";
+import type { StateStore } from "./state.ts";
+import { Tx, mergeTargets, wantedFor } from "./tx.ts";
+import type { VipLedger } from "./vip-ledger.ts";
+
+/** One queued request: its section (edits + write) and how to answer it. */
+export interface Request {
+  readonly section: (tx: Tx) => Promise<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const q = JSON.stringify;
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** See the module comment. */
+export class Transactions {
+  readonly #desired: DesiredState;
+  readonly #writer: KernelWriter;
+  readonly #store: StateStore | null;
+  readonly #vips: VipLedger;
+  readonly #events: EventBus;
+  readonly #log: Logger;
+  /** Set when a commit failed; cleared by a probe write that works. */
+  #storeDown = false;
+
+  constructor(parts: {
+    desired: DesiredState;
+    writer: KernelWriter;
+    store: StateStore | null;
+    vips: VipLedger;
+    events: EventBus;
+    log: Logger;
+  }) {
+    this.#desired = parts.desired;
+    this.#writer = parts.writer;
+    this.#store = parts.store;
+    this.#vips = parts.vips;
+    this.#events = parts.events;
+    this.#log = parts.log;
+  }
+
+  /**
+   * Run a group of requests: each one's section (edits and its own kernel batch, so a failed request never
+   * disturbs the others), then one commit for all; a failed commit undoes every request of the group.
+   */
+  async runGroup(requests: readonly Request[]): Promise<void> {
+    try {
+      await this.checkStore();
+    } catch (error) {
+      for (const r of requests) r.reject(error);
+      return;
+    }
+    const done: { request: Request; tx: Tx; result: unknown }[] = [];
+    for (const request of requests) {
+      const tx = new Tx();
+      try {
+        done.push({ request, tx, result: await request.section(tx) });
+      } catch (error) {
+        request.reject(error);
+      }
+    }
+    try {
+      await this.commit(done.map((d) => d.tx));
+    } catch (error) {
+      for (const d of [...done].reverse()) await this.rollback(d.tx);
+      for (const d of done) d.request.reject(error);
+      return;
+    }
+    for (const d of done) {
+      await this.effects(d.tx);
+      d.request.resolve(d.result);
+    }
+  }
+
+  /** Run what a committed change does afterwards (watches, discovery, events, log lines). */
+  async effects(tx: Tx): Promise<void> {
+    await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${message(error)}`));
+  }
+
+  /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
+  async checkStore(): Promise<void> {
+    const store = this.#store;
+    if (store === null || !this.#storeDown) return;
+    try {
+      if (store.probe !== undefined) await store.probe();
+      else await store.commit({ putServices: [], deleteServices: [], putBackends: [], deleteBackends: [] });
+    } catch (error) {
+      throw new UnavailableError(
+        "state",
+        `gorb cannot save its state to ${store.location} (${message(error)}); changes are refused until it can`,
+        { cause: error },
+      );
+    }
+    this.#storeDown = false;
+    this.#log.info(`the state can be saved to ${store.location} again; changes are accepted`);
+  }
+
+  /** Commit the rows the changes touched, in one transaction; a failure marks the store down and throws 503. */
+  async commit(txs: readonly Tx[]): Promise<void> {
+    const tracker = new ChangeTracker();
+    for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
+    await this.commitTracked(tracker);
+  }
+
+  /** Commit what `tracker` marked; see commit(). */
+  async commitTracked(tracker: ChangeTracker): Promise<void> {
+    const store = this.#store;
+    if (store === null || tracker.empty) return;
+    try {
+      await store.commit(tracker.changes(this.#desired, this.#vips));
+    } catch (error) {
+      this.#storeDown = true;
+      this.#log.error(`cannot save the state to ${store.location}: ${message(error)}`);
+      throw new UnavailableError(
+        "state",
+        `the change could not be saved to ${store.location} (${message(error)}) and was undone; ` +
+          "changes are refused until the state can be saved again",
+        { cause: error },
+      );
+    }
+  }
+
+  /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
+  async write(tx: Tx): Promise<void> {
+    const results = await this.execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
+    const failed = results.find((r) => r.error !== null);
+    if (failed !== undefined) {
+      await this.rollback(tx);
+      throw fromIpvsError(failed.error);
+    }
+    tx.after(() => this.weightEvents(results));
+  }
+
+  /** Undo a change's edits and write its targets back to the previous desired state. */
+  async rollback(tx: Tx): Promise<void> {
+    tx.undoEdits();
+    await this.writeBack(tx.targets);
+    await tx.releaseClaims();
+  }
+
+  /** Write `targets` as the desired state has them now (after an undo); failures are logged. */
+  async writeBack(targets: Tx["targets"]): Promise<void> {
+    const results = await this.execute(wantedFor(this.#desired, mergeTargets(targets)));
+    for (const r of results) {
+      if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
+    }
+  }
+
+  /** Plan `wanted` against gorb's view of the kernel and run it as one batch; log deletes already done. */
+  async execute(wanted: readonly WantedService[]): Promise<OperationResult[]> {
+    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
+    for (const r of results) {
+      if (!r.gone) continue;
+      const op = r.operation.op;
+      if (op.op === "delete-service") this.#log.warn(`service ${q(r.operation.service)} (${describeService(op.key)}) was already gone from IPVS`);
+      else if (op.op === "delete-destination") {
+        this.#log.warn(`backend ${q(r.operation.backend ?? "")} (${describeDestination(op.destination)}) was already gone`);
+      }
+    }
+    return results;
+  }
+
+  /** Publish backend.weight for every effective weight the kernel now has differently. */
+  weightEvents(results: readonly OperationResult[]): void {
+    for (const r of results) {
+      const op = r.operation.op;
+      if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null) continue;
+      const from = r.before?.weight;
+      if (from === undefined || from === op.destination.weight) continue;
+      const backend = this.#desired.service(r.operation.service)?.backends.get(r.operation.backend);
+      this.#events.publish("backend.weight", {
+        service: r.operation.service,
+        backend: r.operation.backend,
+        from,
+        to: op.destination.weight,
+        configured: backend?.spec.weight ?? op.destination.weight,
+      });
+    }
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * One change in progress (a request, or one change of an apply): how to undo its edits of the desired state,
+ * what to do once it is committed (health watches, discovery, events, log lines), the stored rows it touched,
+ * and the part of the kernel it concerns (targets), so the reconciler writes, and on failure rolls back, only
+ * that part.
+ */
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { DestinationKey, ServiceKey } from "../ipvs/types.ts";
+import { desiredDestination, destinationKeyOfBackend, type DesiredState } from "./desired-state.ts";
+import type { WantedBackend, WantedService } from "./reconcile.ts";
+
+/** The part of the kernel a change concerns: one service key, whole (backends null) or some destinations. */
+export interface Target {
+  readonly service: string;
+  readonly key: ServiceKey;
+  readonly backends: readonly { readonly id: string; readonly key: DestinationKey }[] | null;
+}
+
+/** See the module comment. */
+export class Tx {
+  readonly #undo: (() => void)[] = [];
+  readonly #release: (() => Promise<void>)[] = [];
+  readonly #after: (() => void | Promise<void>)[] = [];
+  readonly touched: (readonly [string, string?])[] = [];
+  readonly targets: Target[] = [];
+
+  /** Remember how to undo an edit of the desired state. */
+  undo(step: () => void): void {
+    this.#undo.push(step);
+  }
+
+  /** Something to release when the change is rolled back (a VIP claimed for it). */
+  onRollback(step: () => Promise<void>): void {
+    this.#release.push(step);
+  }
+
+  /** Something to do once the change is committed. */
+  after(step: () => void | Promise<void>): void {
+    this.#after.push(step);
+  }
+
+  touch(service: string, backend?: string): void {
+    this.touched.push(backend === undefined ? [service] : [service, backend]);
+  }
+
+  target(target: Target): void {
+    this.targets.push(target);
+  }
+
+  /** Undo every edit, newest first. */
+  undoEdits(): void {
+    for (let i = this.#undo.length - 1; i >= 0; i--) this.#undo[i]?.();
+    this.#undo.length = 0;
+  }
+
+  async releaseClaims(): Promise<void> {
+    for (const step of this.#release.splice(0).reverse()) await step();
+  }
+
+  async commitEffects(): Promise<void> {
+    for (const step of this.#after.splice(0)) await step();
+  }
+}
+
+/** Targets merged per service key: a whole-service target wins; destinations are united. */
+export function mergeTargets(targets: Iterable<Target>): Target[] {
+  const out = new Map<string, { service: string; key: ServiceKey; backends: Map<string, { id: string; key: DestinationKey }> | null }>();
+  for (const t of targets) {
+    const id = `${t.service}\u0000${serviceKeyId(t.key)}`;
+    let merged = out.get(id);
+    if (merged === undefined) out.set(id, (merged = { service: t.service, key: t.key, backends: new Map() }));
+    if (t.backends === null) merged.backends = null;
+    else if (merged.backends !== null) for (const b of t.backends) merged.backends.set(`${b.id}\u0000${destinationKeyId(b.key)}`, b);
+  }
+  return [...out.values()].map((m) => ({ service: m.service, key: m.key, backends: m.backends === null ? null : [...m.backends.values()] }));
+}
+
+/**
+ * What the desired state wants for each target now: the service when it still has the target's key (else
+ * absent), and each destination named when the backend still has it (else absent).
+ */
+export function wantedFor(desired: DesiredState, targets: readonly Target[]): WantedService[] {
+  return targets.map((t): WantedService => {
+    const record = desired.service(t.service);
+    if (record === undefined || serviceKeyId(record.config.key) !== serviceKeyId(t.key)) {
+      return { id: t.service, config: null, key: t.key, backends: [] };
+    }
+    if (t.backends === null) return desired.wanted(record);
+    const backends: WantedBackend[] = t.backends.map((b) => {
+      const backend = record.backends.get(b.id);
+      if (backend !== undefined && destinationKeyId(destinationKeyOfBackend(backend)) === destinationKeyId(b.key)) {
+        return { id: b.id, dest: desiredDestination(record, backend) };
+      }
+      // Another backend may have taken the destination over (an apply that renames a backend).
+      const owner = record.backends.get(record.byDest.get(destinationKeyId(b.key)) ?? "");
+      if (owner !== undefined) return { id: owner.id, dest: desiredDestination(record, owner) };
+      return { id: b.id, dest: null, key: b.key };
+    });
+    return { id: t.service, config: record.config, backends, complete: false };
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * Panic threshold (issue 15 #10): when more than panic_threshold percent of a service's backends would be
+ * down at once, gorb keeps the weights of the ones it would drain, warns, publishes service.panic and shows it
+ * in GET and /metrics; when the share falls back to the threshold, the down backends are drained.
+ */
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import type { GorbEvent } from "../../../src/core/events.ts";
+import { makeGorb } from "./fakes.ts";
+
+async function fourBackends(threshold: number) {
+  const stack = makeGorb();
+  const { gorb } = stack;
+  await gorb.createService("web", { host: "10.0.0.1", port: 80, panic_threshold: threshold });
+  for (const i of [1, 2, 3, 4]) await gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}` });
+  const events: GorbEvent[] = [];
+  gorb.events.subscribe((e) => events.push(e));
+  return { ...stack, events };
+}
+
+const weights = (stack: Awaited<ReturnType<typeof fourBackends>>) => stack.driver.peek()[0]!.destinations.map((d) => d.weight);
+
+describe("panic threshold", () => {
+  test("above the threshold the weights are kept; back at it, the down backends are drained", async () => {
+    const stack = await fourBackends(50);
+    const { gorb, health, logger, events } = stack;
+    health.report("web", "b1", "down");
+    health.report("web", "b2", "down");
+    await gorb.idle();
+    expect(weights(stack)).toEqual([0, 0, 100, 100]); // 2 of 4 = 50%: not above the threshold
+    expect((await gorb.getService("web")).panic).toBe(false);
+
+    health.report("web", "b3", "down"); // 3 of 4 = 75% > 50%: panic
+    await gorb.idle();
+    expect(weights(stack)).toEqual([0, 0, 100, 100]);
+    expect((await gorb.getService("web")).panic).toBe(true);
+    expect(logger.lines).toContain(
+      'warn service "web" is in panic mode (3 of 4 backends down, threshold 50%): keeping the weights of the down backends',
+    );
+    expect(events.filter((e) => e.type === "service.panic").map((e) => e.data)).toEqual([
+      { service: "web", down: 3, total: 4, threshold: 50, active: true },
+    ]);
+    const metrics = await (await createApp({ gorb, logger }).handle(new Request("http://gorb.test/metrics"))).text();
+    expect(metrics).toContain('gorb_service_panic{name="web",host="10.0.0.1",port="80",protocol="tcp"} 1\n');
+
+    health.report("web", "b3", "down"); // still in panic: still kept
+    await gorb.idle();
+    expect(weights(stack)).toEqual([0, 0, 100, 100]);
+
+    health.report("web", "b1", "up", { samples: 1, samplesOk: 1 }); // 2 of 4 again: b3 is drained now
+    await gorb.idle();
+    expect(weights(stack)).toEqual([100, 0, 0, 100]);
+    expect((await gorb.getService("web")).panic).toBe(false);
+    expect(events.filter((e) => e.type === "service.panic").map((e) => e.data)).toEqual([
+      { service: "web", down: 3, total: 4, threshold: 50, active: true },
+      { service: "web", down: 2, total: 4, threshold: 50, active: false },
+    ]);
+  });
+
+  test("threshold 0 (the default) is off: every down backend is drained", async () => {
+    const stack = await fourBackends(0);
+    for (const b of ["b1", "b2", "b3", "b4"]) stack.health.report("web", b, "down");
+    await stack.gorb.idle();
+    expect(weights(stack)).toEqual([0, 0, 0, 0]);
+    expect(stack.events.some((e) => e.type === "service.panic")).toBe(false);
+  });
+
+  test("a PATCH can set it; an out-of-range value is a 400 naming the field", async () => {
+    const { gorb } = makeGorb();
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.updateService("web", { panic_threshold: 30 });
+    await expect(gorb.updateService("web", { panic_threshold: 101 })).rejects.toThrow("panic_threshold: must be 0-100, got 101");
+  });
+});
