@@ -25,7 +25,7 @@ function stateBand(series: number): uPlot.Plugin {
         const top = u.bbox.top + u.bbox.height - 6 * uPlot.pxRatio;
         for (let i = 0; i < xs.length; i++) {
           const level = levels[i];
-          const x0 = u.valToPos(xs[i] ?? 0, "x", true);
+          const x0 = Math.max(u.valToPos(xs[i] ?? 0, "x", true), u.bbox.left);
           const x1 = i + 1 < xs.length ? u.valToPos(xs[i + 1] ?? 0, "x", true) : u.bbox.left + u.bbox.width;
           ctx.fillStyle = STATE_COLOURS.find(([l]) => l === level)?.[1] ?? "#9aa3ad";
           ctx.fillRect(x0, top, Math.max(x1 - x0, 1), 6 * uPlot.pxRatio);
@@ -41,18 +41,23 @@ interface ChartProps {
   readonly label: string;
 }
 
+/** The x axis always spans the last few minutes, ending at the newest point. */
+const SHOWN_S = 5 * 60;
+const xRange: uPlot.Range.Function = (_u, _min, max) => [max - SHOWN_S, max];
+
 function options(kind: ChartProps["kind"], width: number): uPlot.Options {
   const stepped = uPlot.paths.stepped?.({ align: 1 });
   const common = { width, height: kind === "timeline" ? 90 : 120, legend: { show: kind === "rates" }, cursor: { drag: { x: false, y: false } } };
+  const points = { show: false };
   if (kind === "timeline") {
     return {
       ...common,
       axes: [{ size: 24, font: "10px sans-serif" }, { size: 36, font: "10px sans-serif" }],
-      scales: { y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.1] }, state: { range: [0, 1] } },
+      scales: { x: { time: true, range: xRange }, y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.1] }, state: { range: [0, 1] } },
       series: [
         {},
-        { label: "effective weight", stroke: "#2563eb", width: 2, ...(stepped ? { paths: stepped } : {}), fill: "rgba(37,99,235,0.08)" },
-        { label: "configured weight", stroke: "#64748b", width: 1, dash: [4, 4], ...(stepped ? { paths: stepped } : {}) },
+        { label: "effective weight", stroke: "#2563eb", width: 2, points, ...(stepped ? { paths: stepped } : {}), fill: "rgba(37,99,235,0.08)" },
+        { label: "configured weight", stroke: "#64748b", width: 1, dash: [4, 4], points, ...(stepped ? { paths: stepped } : {}) },
         { label: "state", scale: "state", show: false },
       ],
       plugins: [stateBand(3)],
@@ -61,12 +66,12 @@ function options(kind: ChartProps["kind"], width: number): uPlot.Options {
   return {
     ...common,
     axes: [{ size: 24, font: "10px sans-serif" }, { size: 40, font: "10px sans-serif" }],
-    scales: { y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.1] } },
+    scales: { x: { time: true, range: xRange }, y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.1] } },
     series: [
       {},
-      { label: "conn/s", stroke: "#2563eb", width: 2 },
-      { label: "in pkt/s", stroke: "#16a34a", width: 1.5 },
-      { label: "out pkt/s", stroke: "#ea580c", width: 1.5 },
+      { label: "conn/s", stroke: "#2563eb", width: 2, points },
+      { label: "in pkt/s", stroke: "#16a34a", width: 1.5, points },
+      { label: "out pkt/s", stroke: "#ea580c", width: 1.5, points },
     ],
   };
 }
