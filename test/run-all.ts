@@ -1,7 +1,8 @@
 /**
- * `npm test`: the host unit suite, then the kernel suite inside the qemu rig (a real IPVS kernel), then one
- * sandbox boot checked from the host (`scripts/sandbox.ts --check`). Every stage always runs; the exit code is
- * non-zero if any failed or could not run. The last line is the plain "N passed, N failed" summary CI reads.
+ * `npm test`: the host unit suite, then the kernel suite inside the qemu rig (a real IPVS kernel), then the web UI
+ * in Chromium against the compiled gorb in the rig (test/browser), then one sandbox boot checked from the host
+ * (`scripts/sandbox.ts --check`). Every stage always runs; the exit code is non-zero if any failed or could not
+ * run. The last line is the plain "N passed, N failed" summary CI reads.
  */
 const bun = process.execPath;
 const root = new URL("..", import.meta.url).pathname;
@@ -16,6 +17,7 @@ const stages: Stage[] = [
   { name: "host unit tests", cmd: [bun, "test", "test/unit"] },
   { name: "compiled executable (e2e)", cmd: [bun, "test", "test/e2e"] },
   { name: "kernel suite (qemu rig, real IPVS)", cmd: [bun, "run", "test/rig/kernel-suite.ts"] },
+  { name: "web UI in Chromium (compiled gorb in the rig guest, real IPVS)", cmd: [bun, "test", "test/browser"] },
   { name: "sandbox (npm run sandbox -- --check: boot, gorb status from the host)", cmd: [bun, "run", "scripts/sandbox.ts", "--check"] },
 ];
 

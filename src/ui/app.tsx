@@ -317,8 +317,8 @@ export function App() {
   };
   const run = async (what: string, task: () => Promise<unknown>) => {
     try {
-      await task();
-      setNotice({ text: `${what}: done`, error: false });
+      const said = await task();
+      setNotice({ text: typeof said === "string" ? said : `${what}: done`, error: false });
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       setNotice({ text: `${what}: ${describeError(error)}`, error: true });
@@ -465,8 +465,8 @@ export function App() {
           </button>
           <button type="button" onClick={() => run("reconcile", async () => {
             const report = (await call("reconcile")) as { repairs: readonly unknown[] };
-            setNotice({ text: `reconcile: ${report.repairs.length} repair(s)`, error: false });
-          }).then(() => undefined)}>
+            return `reconcile: ${report.repairs.length} repair(s)`;
+          })}>
             Reconcile
           </button>
           <button type="button" onClick={() => setDialog({ kind: "metrics" })}>

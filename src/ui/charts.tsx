@@ -41,9 +41,13 @@ interface ChartProps {
   readonly label: string;
 }
 
-/** The x axis always spans the last few minutes, ending at the newest point. */
+/** The x axis spans the data, at least a minute and at most the last five, so a recent drain is not a sliver. */
 const SHOWN_S = 5 * 60;
-const xRange: uPlot.Range.Function = (_u, _min, max) => [max - SHOWN_S, max];
+const MIN_SHOWN_S = 60;
+const xRange: uPlot.Range.Function = (_u, min, max) => {
+  const from = Math.max(min, max - SHOWN_S);
+  return [from, Math.max(max, from + MIN_SHOWN_S)];
+};
 
 function options(kind: ChartProps["kind"], width: number): uPlot.Options {
   const stepped = uPlot.paths.stepped?.({ align: 1 });

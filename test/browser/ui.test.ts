@@ -1,0 +1,334 @@
+/**
+ * The web UI in a real browser, against the compiled gorb serving a real IPVS kernel.
+ *
+ * The host's kernel has no IPVS, so gorb runs in the rig's guest (test/rig: Debian's cloud kernel under qemu),
+ * as `npm run sandbox` does: the compiled executable (dist/gorb, built from these sources, the UI bundle inlined)
+ * runs `gorb serve` with backends be1..be3 in network namespaces (busybox httpd at 10.77.<i>.2), and qemu
+ * forwards the API and the VIP's port 80 to the host. A command port in the guest (busybox nc) runs `ipvsadm -Ln`
+ * and stops or starts a backend's server, so the test can look at the kernel's table and break a backend.
+ *
+ * Debian's Chromium, driven by playwright-core on the host (no browser download), opens /ui and does everything
+ * through the page: create a service and backends, see them in `ipvsadm -Ln`; a 409 next to the id field; a
+ * stopped backend marked down and drained to weight 0 without a reload, then climbing back; drain and restore;
+ * apply with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
+ * the main views go to test-artifacts/ (gitignored).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { buildGuestExecutable } from "../rig/compiled-exe.ts";
+import { PROJECT_ROOT } from "../rig/paths.ts";
+import { type GuestRunResult, runInGuest, tail } from "../rig/qemu.ts";
+
+const CHROMIUM = process.env.GORB_CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts");
+const VIP = "10.0.0.20";
+const GUEST_API_PORT = 4672;
+const GUEST_COMMAND_PORT = 4698;
+/** Longest wait for the guest to boot and gorb to answer (software emulation on a shared machine). */
+const BOOT_TIMEOUT_MS = 300_000;
+/** Longest wait for the UI to show a change (the guest is ~10x slower than the host). */
+const UI_TIMEOUT_MS = 60_000;
+
+/** The guest: gorb serve (compiled), three backends, the command port; runs until the host sends `quit`. */
+function guestScript(): string {
+  const backends = [1, 2, 3];
+  const rootBatch = backends
+    .flatMap((i) => [`netns add be${i}`, `link add veth-be${i} type veth peer name eth0 netns be${i}`, `addr add 10.77.${i}.1/24 dev veth-be${i}`, `link set veth-be${i} up`])
+    .join("\n");
+  return `set -e
+IP=/usr/sbin/ip
+( /usr/bin/gorb serve -l 0.0.0.0:${GUEST_API_PORT} --vip-interface lo --no-state & echo $! > /tmp/gorb.pid; wait $! || true; echo GORB_UI_SERVE_EXITED ) &
+watcher=$!
+$IP -b - <<EOF
+${rootBatch}
+EOF
+for i in ${backends.join(" ")}; do
+  $IP -n be$i -b - <<EOF
+link set lo up
+addr add 10.77.$i.2/24 dev eth0
+link set eth0 up
+route add default via 10.77.$i.1
+EOF
+  mkdir -p /tmp/www/be$i
+  echo "be$i" > /tmp/www/be$i/index.html
+  $IP netns exec be$i /bin/busybox httpd -f -p 10.77.$i.2:80 -h /tmp/www/be$i </dev/null >/dev/null 2>&1 &
+  echo $! > /tmp/be$i.pid
+done
+cat > /tmp/cmd.sh <<'EOF'
+#!/bin/sh
+read -r cmd arg
+case "$arg" in *[!0-9]*) arg="" ;; esac
+case "$cmd" in
+  ipvsadm) /usr/sbin/ipvsadm -Ln ;;
+  stop) [ -n "$arg" ] && kill "$(cat /tmp/be$arg.pid)" && echo "stopped be$arg" ;;
+  start) [ -n "$arg" ] && { /usr/sbin/ip netns exec be$arg /bin/busybox httpd -f -p 10.77.$arg.2:80 -h /tmp/www/be$arg </dev/null >/dev/null 2>&1 & echo $! > /tmp/be$arg.pid; echo "started be$arg"; } ;;
+  quit) touch /tmp/quit; echo bye ;;
+  *) echo "unknown command $cmd" ;;
+esac
+echo GORB_CMD_END
+EOF
+chmod +x /tmp/cmd.sh
+( while [ ! -e /tmp/quit ]; do /bin/busybox nc -l -p ${GUEST_COMMAND_PORT} -e /tmp/cmd.sh || true; done ) &
+echo GORB_UI_GUEST_UP
+while [ ! -e /tmp/quit ]; do sleep 1; done
+kill -TERM "$(cat /tmp/gorb.pid)" 2>/dev/null || true
+wait $watcher || true
+`;
+}
+
+function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
+const apiPort = freePort();
+const vipPort = freePort();
+const commandPort = freePort();
+const API = `http://127.0.0.1:${apiPort}`;
+
+let transcript = "";
+let guest: Promise<GuestRunResult> | undefined;
+let guestGone: string | null = null;
+let browser: Browser | undefined;
+let page: Page;
+
+/** Sends one command to the guest's command port and returns its output (retries until nc listens). */
+async function guestCommand(line: string): Promise<string> {
+  const deadline = performance.now() + BOOT_TIMEOUT_MS;
+  for (;;) {
+    if (guestGone !== null) throw new Error(`${guestGone}\n${tail(transcript)}`);
+    const result = Promise.withResolvers<string | null>();
+    let output = "";
+    try {
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: commandPort,
+        socket: {
+          data: (_s, data) => {
+            output += new TextDecoder().decode(data);
+            if (output.includes("GORB_CMD_END")) result.resolve(output.replace(/GORB_CMD_END\s*$/, ""));
+          },
+          close: () => result.resolve(null),
+          error: () => result.resolve(null),
+        },
+      });
+      socket.write(`${line}\n`);
+      const timer = setTimeout(() => result.resolve(null), 20_000);
+      const answer = await result.promise;
+      clearTimeout(timer);
+      socket.end();
+      if (answer !== null) return answer;
+    } catch {
+      // qemu not forwarding yet
+    }
+    if (performance.now() > deadline) throw new Error(`the guest's command port did not answer ${JSON.stringify(line)}`);
+    await Bun.sleep(200);
+  }
+}
+
+/** Polls `ipvsadm -Ln` in the guest until `ok` holds; returns the listing (throws with it when it never does). */
+async function kernelTable(ok: (listing: string) => boolean): Promise<string> {
+  const deadline = performance.now() + UI_TIMEOUT_MS;
+  let listing = "";
+  while (performance.now() < deadline) {
+    listing = await guestCommand("ipvsadm");
+    if (ok(listing)) return listing;
+    await Bun.sleep(300);
+  }
+  throw new Error(`ipvsadm -Ln never matched:\n${listing}`);
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `ui-${name}.png`), fullPage: true });
+}
+
+const backend = (id: string) => page.locator(`[data-backend="${id}"]`);
+const service = (id: string) => page.locator(`[data-service="${id}"]`);
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const exe = buildGuestExecutable((line) => console.error(line));
+  guest = runInGuest({
+    script: guestScript(),
+    timeoutMs: 900_000,
+    hostForwards: [
+      { host: apiPort, guest: GUEST_API_PORT },
+      { host: vipPort, guest: 80, guestAddress: VIP },
+      { host: commandPort, guest: GUEST_COMMAND_PORT },
+    ],
+    extraFiles: [exe],
+    log: (line) => console.error(line),
+    onOutput: (chunk) => {
+      transcript += chunk;
+    },
+  });
+  guest.then(
+    (r) => (guestGone = `the guest stopped (exit ${r.exitCode})`),
+    (e: unknown) => (guestGone = e instanceof Error ? e.message : String(e)),
+  );
+  // gorb answers, and the command port answers (the backends are up by then).
+  const deadline = performance.now() + BOOT_TIMEOUT_MS;
+  for (;;) {
+    if (guestGone !== null) throw new Error(`${guestGone}\n${tail(transcript)}`);
+    try {
+      const response = await fetch(`${API}/service`, { signal: AbortSignal.timeout(2_000) });
+      if (response.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > deadline) throw new Error(`gorb did not answer within ${BOOT_TIMEOUT_MS / 1000} s\n${tail(transcript)}`);
+    await Bun.sleep(200);
+  }
+  while (!transcript.includes("GORB_UI_GUEST_UP")) await Bun.sleep(100);
+  expect(await guestCommand("ipvsadm")).toContain("IP Virtual Server");
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(UI_TIMEOUT_MS);
+  page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+  await page.goto(`${API}/ui`);
+  await page.locator(".stream-live").waitFor();
+  // A marker that a reload would lose: the checks below prove the page was never reloaded.
+  await page.evaluate(() => {
+    (window as unknown as { gorbTestMarker: number }).gorbTestMarker = 42;
+  });
+}, BOOT_TIMEOUT_MS + 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (guest !== undefined && guestGone === null) {
+    await guestCommand("quit").catch(() => "");
+    await guest.catch(() => undefined);
+  }
+}, 60_000);
+
+async function notReloaded(): Promise<void> {
+  expect(await page.evaluate(() => (window as unknown as { gorbTestMarker?: number }).gorbTestMarker)).toBe(42);
+}
+
+describe("the web UI against a real IPVS kernel", () => {
+  test("create a service and backends through the forms; ipvsadm -Ln shows them", async () => {
+    await page.getByRole("button", { name: "New service" }).click();
+    const form = page.getByRole("form", { name: "Create service form" });
+    await form.getByLabel("service id").fill("web");
+    await form.locator("#service-form-host").fill(VIP);
+    await form.locator("#service-form-port").fill("80");
+    await form.locator("#service-form-method").selectOption("wrr");
+    await form.getByRole("button", { name: "Create service" }).click();
+    await service("web").waitFor();
+
+    for (const [id, i] of [["b1", 1], ["b2", 2]] as const) {
+      await service("web").getByRole("button", { name: "Add backend" }).click();
+      const add = page.getByRole("form", { name: "Add backend form" });
+      await add.getByLabel("backend id").fill(id);
+      await add.locator("#backend-form-host").fill(`10.77.${i}.2`);
+      await add.locator("#backend-form-pulse-type").selectOption("http");
+      await add.locator("#backend-form-pulse-interval").fill("1s");
+      await add.getByRole("button", { name: "Add backend" }).click();
+      await backend(id).waitFor();
+    }
+    const listing = await kernelTable((l) => l.includes("10.77.1.2:80") && l.includes("10.77.2.2:80"));
+    expect(listing).toMatch(/TCP\s+10\.0\.0\.20:80 wrr/);
+    expect(listing).toMatch(/->\s+10\.77\.1\.2:80\s+Masq\s+100/);
+    expect(listing).toMatch(/->\s+10\.77\.2\.2:80\s+Masq\s+100/);
+    await backend("b1").locator(".badge", { hasText: "up" }).waitFor();
+    await backend("b2").locator(".badge", { hasText: "up" }).waitFor();
+    // Some traffic through the VIP, for the rates picture.
+    for (let i = 0; i < 30; i++) await fetch(`http://127.0.0.1:${vipPort}/`, { headers: { Connection: "close" } }).then((r) => r.text());
+    await notReloaded();
+  }, 180_000);
+
+  test("a 409 is shown next to the field it is about", async () => {
+    await page.getByRole("button", { name: "New service" }).click();
+    const form = page.getByRole("form", { name: "Create service form" });
+    await form.getByLabel("service id").fill("web");
+    await form.locator("#service-form-host").fill("10.0.0.21");
+    await form.locator("#service-form-port").fill("80");
+    await form.getByRole("button", { name: "Create service" }).click();
+    const error = form.locator("#service-form-id-error");
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/^409 CONFLICT: .*web.*already exists/);
+    expect(await form.getByLabel("service id").getAttribute("aria-invalid")).toBe("true");
+    await shot("conflict");
+    // A 400 names its field: the error goes under that field.
+    await form.getByLabel("service id").fill("web2");
+    await form.locator("#service-form-port").fill("70000");
+    await form.getByRole("button", { name: "Create service" }).click();
+    await form.locator("#service-form-port-error").waitFor();
+    expect(await form.locator("#service-form-port-error").textContent()).toMatch(/^400 .*port/);
+    await page.keyboard.press("Escape");
+    await form.waitFor({ state: "detached" });
+    expect(await kernelTable(() => true)).not.toContain("10.0.0.21");
+  }, 120_000);
+
+  test("a stopped backend is marked down and drained to weight 0 without a reload, then climbs back", async () => {
+    expect(await guestCommand("stop 1")).toContain("stopped be1");
+    await backend("b1").locator(".badge", { hasText: "down" }).waitFor();
+    await backend("b1").locator("output", { hasText: /^0$/ }).waitFor();
+    await service("web").locator(".why", { hasText: "degraded: b1 down" }).waitFor();
+    await kernelTable((l) => /->\s+10\.77\.1\.2:80\s+Masq\s+0\s/.test(l));
+    await notReloaded();
+    await shot("degraded");
+    expect(await guestCommand("start 1")).toContain("started be1");
+    await backend("b1").locator(".badge", { hasText: "up" }).waitFor();
+    await backend("b1").locator("output", { hasText: /^100$/ }).waitFor(); // the gradual climb ends at the configured weight
+    await notReloaded();
+    await shot("recovered");
+  }, 180_000);
+
+  test("drain and restore reach the kernel", async () => {
+    await backend("b2").getByRole("button", { name: "Drain" }).click();
+    await backend("b2").getByRole("button", { name: "Restore" }).waitFor();
+    await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+0\s/.test(l));
+    await backend("b2").getByRole("button", { name: "Restore" }).click();
+    await backend("b2").getByRole("button", { name: "Drain" }).waitFor();
+    await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
+  }, 120_000);
+
+  test("apply shows the plan before it changes anything; reconcile answers", async () => {
+    await page.getByRole("button", { name: "Apply file" }).click();
+    const set = { services: { api: { host: "10.0.0.22", port: 8080, method: "rr", backends: { a1: { host: "10.77.3.2", port: 80, pulse: { type: "none" } } } } } };
+    await page.getByLabel(/Declarative set/).fill(JSON.stringify(set, null, 2));
+    const applyButton = page.getByRole("button", { name: "Apply this plan" });
+    expect(await applyButton.isDisabled()).toBe(true); // the plan comes first
+    await page.getByRole("button", { name: "Show plan" }).click();
+    const plan = page.locator("table.plan");
+    await plan.locator("caption", { hasText: "Plan: 2 change(s), nothing changed yet" }).waitFor();
+    expect(await plan.locator("tbody tr").allTextContents()).toEqual([expect.stringMatching(/^createapi/), expect.stringMatching(/^createapi\/a1/)]);
+    expect(await kernelTable(() => true)).not.toContain("10.0.0.22");
+    await shot("apply-plan");
+    await applyButton.click();
+    await plan.locator("caption", { hasText: "Applied: 2 change(s)" }).waitFor();
+    await page.keyboard.press("Escape");
+    await service("api").waitFor();
+    await kernelTable((l) => /TCP\s+10\.0\.0\.22:8080 rr/.test(l) && l.includes("10.77.3.2:80"));
+    await page.getByRole("button", { name: "Reconcile" }).click();
+    await page.locator(".notice", { hasText: /^reconcile: \d+ repair/ }).waitFor();
+    await shot("main");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot("phone");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBe(0); // readable at phone width: nothing wider than the screen
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }, 120_000);
+
+  test("delete everything through the UI: the kernel table is empty", async () => {
+    for (const id of ["api", "web"]) {
+      await service(id).getByRole("button", { name: "Delete service" }).click();
+      await service(id).getByRole("button", { name: "Yes, delete" }).click();
+      await service(id).waitFor({ state: "detached" });
+    }
+    await page.locator(".empty").waitFor();
+    const listing = await kernelTable((l) => !/^(TCP|UDP|SCTP|FWM)\s/m.test(l));
+    expect(listing).not.toMatch(/^\s+->\s+\d/m); // no destination left either
+    await notReloaded();
+  }, 120_000);
+});
