@@ -4,13 +4,15 @@
  * The host's kernel has no IPVS, so gorb runs in the rig's guest (test/rig: Debian's cloud kernel under qemu),
  * as `npm run sandbox` does: the compiled executable (dist/gorb, built from these sources, the UI bundle inlined)
  * runs `gorb serve` with backends be1..be3 in network namespaces (busybox httpd at 10.77.<i>.2), and qemu
- * forwards the API and the VIP's port 80 to the host. A command port in the guest (busybox nc) runs `ipvsadm -Ln`
- * and stops or starts a backend's server, so the test can look at the kernel's table and break a backend.
+ * forwards the API and the VIP's port 80 to the host. A command port in the guest (busybox nc) runs `ipvsadm -Ln`,
+ * stops or starts a backend's server and stops or starts gorb, so the test can look at the kernel's table, break
+ * a backend and cut the page's event stream.
  *
  * Debian's Chromium, driven by playwright-core on the host (no browser download), opens /ui and does everything
  * through the page: create a service and backends, see them in `ipvsadm -Ln`; a 409 next to the id field; a
  * stopped backend marked down and drained to weight 0 without a reload, then climbing back; drain and restore;
- * apply with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
+ * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
+ * with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
  * the main views go to test-artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -31,6 +33,9 @@ const BOOT_TIMEOUT_MS = 300_000;
 /** Longest wait for the UI to show a change (the guest is ~10x slower than the host). */
 const UI_TIMEOUT_MS = 60_000;
 
+/** gorb serve in the guest; the state is kept (in the guest's /var/lib/gorb) so that a restart restores it. */
+const SERVE_ARGS = `-l 0.0.0.0:${GUEST_API_PORT} --vip-interface lo`;
+
 /** The guest: gorb serve (compiled), three backends, the command port; runs until the host sends `quit`. */
 function guestScript(): string {
   const backends = [1, 2, 3];
@@ -39,7 +44,7 @@ function guestScript(): string {
     .join("\n");
   return `set -e
 IP=/usr/sbin/ip
-( /usr/bin/gorb serve -l 0.0.0.0:${GUEST_API_PORT} --vip-interface lo --no-state & echo $! > /tmp/gorb.pid; wait $! || true; echo GORB_UI_SERVE_EXITED ) &
+( /usr/bin/gorb serve ${SERVE_ARGS} & echo $! > /tmp/gorb.pid; wait $! || true; echo GORB_UI_SERVE_EXITED ) &
 watcher=$!
 $IP -b - <<EOF
 ${rootBatch}
@@ -64,6 +69,8 @@ case "$cmd" in
   ipvsadm) /usr/sbin/ipvsadm -Ln ;;
   stop) [ -n "$arg" ] && kill "$(cat /tmp/be$arg.pid)" && echo "stopped be$arg" ;;
   start) [ -n "$arg" ] && { /usr/sbin/ip netns exec be$arg /bin/busybox httpd -f -p 10.77.$arg.2:80 -h /tmp/www/be$arg </dev/null >/dev/null 2>&1 & echo $! > /tmp/be$arg.pid; echo "started be$arg"; } ;;
+  gorb-stop) kill -TERM "$(cat /tmp/gorb.pid)" && echo "gorb stopping" ;;
+  gorb-start) /usr/bin/gorb serve ${SERVE_ARGS} </dev/null >>/tmp/gorb-again.log 2>&1 & echo $! > /tmp/gorb.pid; echo "gorb starting" ;;
   quit) touch /tmp/quit; echo bye ;;
   *) echo "unknown command $cmd" ;;
 esac
@@ -292,6 +299,19 @@ describe("the web UI against a real IPVS kernel", () => {
     await backend("b2").getByRole("button", { name: "Drain" }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
   }, 120_000);
+
+  test("a lost stream shows reconnecting; when gorb is back the UI resumes, gets resync and re-reads, without a reload", async () => {
+    expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
+    await page.locator(".stream-reconnecting").waitFor();
+    await shot("reconnecting");
+    expect(await guestCommand("gorb-start")).toContain("gorb starting");
+    await page.locator(".stream-live").waitFor({ timeout: 120_000 });
+    // The last id it saw is from the previous run: gorb answers `resync`, and the UI reads the state again.
+    await page.locator(".activity .type", { hasText: /^resync$/ }).waitFor();
+    await backend("b1").locator(".badge", { hasText: "up" }).waitFor();
+    await backend("b2").locator(".badge", { hasText: "up" }).waitFor();
+    await notReloaded();
+  }, 180_000);
 
   test("apply shows the plan before it changes anything; reconcile answers", async () => {
     await page.getByRole("button", { name: "Apply file" }).click();
