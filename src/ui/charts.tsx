@@ -26,7 +26,8 @@ function stateBand(series: number): uPlot.Plugin {
         for (let i = 0; i < xs.length; i++) {
           const level = levels[i];
           const x0 = Math.max(u.valToPos(xs[i] ?? 0, "x", true), u.bbox.left);
-          const x1 = i + 1 < xs.length ? u.valToPos(xs[i + 1] ?? 0, "x", true) : u.bbox.left + u.bbox.width;
+          // The last stretch ends at the newest sample (the axis may reach further: it spans at least a minute).
+          const x1 = i + 1 < xs.length ? u.valToPos(xs[i + 1] ?? 0, "x", true) : x0 + 3 * uPlot.pxRatio;
           ctx.fillStyle = STATE_COLOURS.find(([l]) => l === level)?.[1] ?? "#9aa3ad";
           ctx.fillRect(x0, top, Math.max(x1 - x0, 1), 6 * uPlot.pxRatio);
         }
