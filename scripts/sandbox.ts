@@ -238,6 +238,7 @@ function banner(o: { api: string; apiPort: number; vipPort: number; firstAnswerM
     [`bun src/main.ts backend set web b1 --weight 0${server}`, "drain be1"],
     [`bun src/main.ts status --watch 2${server}`, "live weights, health and rates"],
     [`curl -s ${o.api}/service/web`, "the REST API itself"],
+    [`${o.api}/ui`, "the web UI, in a browser on this machine"],
   ];
   const width = Math.max(...tries.map(([command]) => command.length));
   return [

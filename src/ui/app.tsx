@@ -494,7 +494,7 @@ export function App() {
           <ol>
             {store.activity.map((a, i) => (
               <li key={`${a.time}-${i}`}>
-                <time>{a.time.slice(11, 19)}</time> <span class="type">{a.type}</span> {a.target} <span class="detail">{a.detail}</span>
+                <time dateTime={a.time}>{new Date(a.time).toLocaleTimeString()}</time> <span class="type">{a.type}</span> {a.target} <span class="detail">{a.detail}</span>
               </li>
             ))}
           </ol>
