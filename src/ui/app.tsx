@@ -413,7 +413,10 @@ export function App() {
         store.log({ time: typeof data.time === "string" ? data.time : new Date().toISOString(), type, target, detail });
       },
     });
-    const timer = setInterval(() => void reload().catch(() => {}), POLL_MS);
+    // Not while the tab is hidden: nobody looks, and a big table is not worth reading every 3 s for nothing.
+    const timer = setInterval(() => {
+      if (!document.hidden) void reload().catch(() => {});
+    }, POLL_MS);
     return () => {
       stop();
       clearInterval(timer);
