@@ -143,14 +143,17 @@ async function benchApply(size: Size): Promise<void> {
     stderr: "pipe",
     env: { ...process.env, NO_COLOR: "1" },
   });
+  const killer = setTimeout(() => cli.kill("SIGKILL"), WAIT_CAP_MS);
   const stderr = await new Response(cli.stderr).text();
-  const code = await cli.exited;
+  const exit = await cli.exited;
+  clearTimeout(killer);
+  const code = cli.signalCode === null ? exit : `${cli.signalCode} (killed at the ${duration(WAIT_CAP_MS)} cap)`;
   const cliMs = performance.now() - t0;
   const stderrLines = stderr.trim().split("\n").filter((l) => l !== "");
   if (code === 0) {
     const inKernel = kernelObjects();
     line("gorb apply -f (CLI exit 0)", `${duration(cliMs)}  ${ratioText(cliMs, anchor)}${inKernel === total ? "" : `  (kernel holds ${inKernel}, expected ${total})`}`);
-    if (stderrLines.length > 0) line("CLI progress (stderr, last line)", stderrLines[stderrLines.length - 1] ?? "");
+    if (stderrLines.length > 0) line(`CLI progress (${stderrLines.length} stderr lines), last`, stderrLines[stderrLines.length - 1] ?? "");
     summary.push({ what: `apply -f ${sizeText(size)}`, gorb: duration(cliMs), anchor: `ipvsadm -R ${duration(anchor)}`, ratio: ratioText(cliMs, anchor), verdict: verdict(cliMs / anchor, 1.0, 0.5) });
   } else {
     line(`gorb apply -f FAILED (CLI exit ${code})`, `after ${duration(cliMs)}: ${stderrLines[stderrLines.length - 1] ?? "(no message)"}`);
@@ -271,7 +274,7 @@ async function benchLatency(size: Size): Promise<void> {
 
   let settled = false;
   const a0 = performance.now();
-  const apply = fetch(`${daemon.url}/apply`, { method: "POST", headers: { "content-type": "application/json" }, body: applyFile(size) })
+  const apply = fetch(`${daemon.url}/apply`, { method: "POST", headers: { "content-type": "application/json" }, body: applyFile(size), timeout: false })
     .then(async (r) => `HTTP ${r.status} (${(await r.text()).length} bytes)`)
     .catch((e: unknown) => `request failed: ${e instanceof Error ? e.message : String(e)}`)
     .finally(() => {

@@ -164,6 +164,8 @@ export class GorbClient {
         method,
         headers,
         signal,
+        // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
+        ...(watch === null ? {} : { timeout: false }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       text = await response.text();
