@@ -36,7 +36,7 @@ export async function runDeclarative(args: RawArgs, command: string, dryRun: boo
   const backends = file.services.reduce((n, s) => n + s.backends.length, 0);
   const what = `${count(services, "service")} and ${count(backends, "backend")} of ${file.file}`;
   const onWaiting = (elapsedMs: number): void =>
-    ctx.io.stderr(`gorb is ${dryRun ? "planning" : "applying"} ${what}: ${Math.round(elapsedMs / 1000)}s, still working\n`);
+    ctx.io.stderr(`waiting for gorb to ${dryRun ? "plan" : "apply"} ${what}: ${Math.round(elapsedMs / 1000)}s (the daemon is up)\n`);
   const api = new GorbClient({ ...clientOptionsFrom(args, ctx.env, ctx.signal), wait: { onWaiting } });
   try {
     const report = await postApply(api, file, dryRun);
