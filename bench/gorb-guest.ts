@@ -10,8 +10,8 @@
  *              clients send them) vs as many sequential GET /service on the same daemon.
  *  3. latency  GET /service every BENCH_LATENCY_INTERVAL_MS (10) ms: p99 while a POST /apply of BENCH_APPLY_SIZE
  *              runs vs p99 of the same loop on the idle daemon for BENCH_LATENCY_IDLE_S (5) s.
- *  4. restore  `gorb serve` on a state directory holding each of BENCH_RESTORE_SIZES (1x2500,1x5000,1x10000,
- *              1x20000,1000x10) with the kernel already holding the rules, and each of BENCH_RESTORE_EMPTY
+ *  4. restore  `gorb serve` on a state directory holding each of BENCH_RESTORE_SIZES (1x1250,1x2500,1x5000,
+ *              1x10000,1x20000,1000x10) with the kernel already holding the rules, and each of BENCH_RESTORE_EMPTY
  *              (1x20000,1000x10) with an empty kernel: time from spawn to the first answered GET /service, per
  *              backend above the start-up of an empty state, and the daemon's restore log line. Each start is capped
  *              at BENCH_RESTORE_CAP_S (90) s; a 1xN size that hits the cap skips the larger 1xM ones.
@@ -37,7 +37,7 @@ const num = (name: string, fallback: number): number => {
 
 const APPLY_SIZE = parseSize(env.BENCH_APPLY_SIZE ?? "1000x10", "BENCH_APPLY_SIZE");
 const REST_SIZE = parseSize(env.BENCH_REST_SIZE ?? "200x10", "BENCH_REST_SIZE");
-const RESTORE_HELD = parseSizes(env.BENCH_RESTORE_SIZES ?? "1x2500,1x5000,1x10000,1x20000,1000x10", "BENCH_RESTORE_SIZES");
+const RESTORE_HELD = parseSizes(env.BENCH_RESTORE_SIZES ?? "1x1250,1x2500,1x5000,1x10000,1x20000,1000x10", "BENCH_RESTORE_SIZES");
 const RESTORE_EMPTY = parseSizes(env.BENCH_RESTORE_EMPTY ?? "1x20000,1000x10", "BENCH_RESTORE_EMPTY");
 const RESTORE_CAP_MS = num("BENCH_RESTORE_CAP_S", 90) * 1000;
 const IDLE_MS = num("BENCH_LATENCY_IDLE_S", 5) * 1000;
