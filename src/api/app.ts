@@ -262,7 +262,10 @@ export function createApp(options: AppOptions) {
     )
     .post(
       "/apply",
-      async ({ query, body }) => {
+      async ({ query, body, request, server }) => {
+        // A large set can take longer than the server's idle timeout (Elysia: 30 s): keep this connection open
+        // until the answer, so the client gets the real outcome (the CLI watches the daemon is alive meanwhile).
+        server?.timeout(request, 0);
         const declared = declaredSet(body as unknown);
         return jsonResponse(await gorb.apply(declared, { dryRun: query.dry_run === true }));
       },

@@ -13,12 +13,17 @@ import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
+import { LivenessWatch, type WaitOptions } from "./liveness.ts";
 
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
 /** DEFAULT_SERVER is where the daemon listens by default. */
 const DEFAULT_SERVER = "http://127.0.0.1:4672";
-/** REQUEST_TIMEOUT_MS bounds each request (the daemon answers from memory; the kernel is fast). */
+/**
+ * REQUEST_TIMEOUT_MS bounds each request (the daemon answers from memory; the kernel is fast). A client made with
+ * `wait` (long operations such as apply) has no bound on the whole request: it fails only when the daemon's port
+ * stops answering (see ./liveness.ts), and REQUEST_TIMEOUT_MS then bounds each liveness probe.
+ */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
 /** How to reach the daemon. */
@@ -30,7 +35,39 @@ export interface ClientOptions {
   readonly ca?: string | null;
   /** Aborts requests (Ctrl-C). */
   readonly signal?: AbortSignal;
+  /** Wait for answers as long as the daemon is alive, reporting progress (long operations: apply, diff). */
+  readonly wait?: WaitOptions;
+  /** Overrides REQUEST_TIMEOUT_MS (tests). */
+  readonly timeoutMs?: number;
 }
+
+/**
+ * LostContactError: a long request reached the daemon, which then went away (its port stopped answering, or the
+ * connection broke) before it answered. The request may have taken effect in part or in full.
+ */
+export class LostContactError extends CliError {
+  override readonly name = "LostContactError";
+  readonly server: string;
+  readonly request: string;
+  readonly reason: string;
+  readonly afterMs: number;
+
+  constructor(server: string, request: string, reason: string, afterMs: number, cause: unknown) {
+    super(
+      EXIT.UNREACHABLE,
+      `lost gorb at ${server} after ${Math.round(afterMs / 1000)}s waiting for the answer to ${request} (${reason}); ` +
+        "the request was sent, so it may have taken effect in part or in full",
+      { cause },
+    );
+    this.server = server;
+    this.request = request;
+    this.reason = reason;
+    this.afterMs = afterMs;
+  }
+}
+
+/** Fetch errors that mean no connection was ever made (as opposed to one that broke). */
+const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ConnectionRefused", "ENOTFOUND", "EAI_NONAME", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /** normalizeServer accepts "http://h:p", "https://h:p/prefix" or a bare "h:p" (taken as http). */
 function normalizeServer(text: string, source: string): string {
@@ -114,11 +151,11 @@ export function clientOptionsFrom(
 }
 
 /** A short reason for a fetch that never got an answer ("connection refused"). */
-export function unreachableReason(error: unknown): string {
+export function unreachableReason(error: unknown, timeoutMs: number = REQUEST_TIMEOUT_MS): string {
   const err = error as { name?: unknown; code?: unknown; message?: unknown } | null;
   const code = typeof err?.code === "string" ? err.code : "";
   const name = typeof err?.name === "string" ? err.name : "";
-  if (name === "TimeoutError") return `no answer within ${REQUEST_TIMEOUT_MS / 1000}s`;
+  if (name === "TimeoutError") return `no answer within ${timeoutMs / 1000}s`;
   switch (code) {
     case "ECONNREFUSED":
     case "ConnectionRefused":
@@ -175,8 +212,10 @@ export class GorbClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-    const signal = this.options.signal === undefined ? timeout : AbortSignal.any([timeout, this.options.signal]);
+    const timeoutMs = this.options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    const watch = this.options.wait === undefined ? null : new LivenessWatch(this.options.server, this.options.wait, timeoutMs);
+    const limit = watch === null ? AbortSignal.timeout(timeoutMs) : watch.signal;
+    const signal = this.options.signal === undefined ? limit : AbortSignal.any([limit, this.options.signal]);
     const url = `${this.options.server}${path}`;
     let response: Response;
     let text: string;
@@ -186,14 +225,19 @@ export class GorbClient {
         headers,
         signal,
         ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
+        // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
+        ...(watch === null ? {} : { timeout: false }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       text = await response.text();
     } catch (error) {
       if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
-      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error)), {
+      if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);
+      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error, timeoutMs)), {
         cause: error,
       });
+    } finally {
+      watch?.stop();
     }
     let parsed: unknown = null;
     if (text.trim() !== "") {
@@ -211,6 +255,16 @@ export class GorbClient {
       throw new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
     }
     return parsed;
+  }
+
+  /** Why a request made with `wait` failed: never reached (as without `wait`), or lost after reaching it. */
+  #waitFailure(watch: LivenessWatch, request: string, error: unknown): CliError {
+    const failure = watch.failure;
+    const code = (error as { code?: unknown } | null)?.code;
+    const neverConnected = failure !== null ? !failure.reachedBefore : typeof code === "string" && NEVER_CONNECTED.has(code);
+    const reason = failure?.reason ?? unreachableReason(error);
+    if (neverConnected) return new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, reason), { cause: error });
+    return new LostContactError(this.options.server, request, reason, watch.elapsedMs(), error);
   }
 
   /** GET /service: the service ids. */

@@ -297,7 +297,8 @@ export function buildProjectArchive(opts: ProjectArchiveOptions): Uint8Array {
   for (const entry of PROJECT_ENTRIES) {
     const host = join(PROJECT_ROOT, entry);
     if (!existsSync(host)) continue;
-    const st = lstatSync(host);
+    // stat, not lstat: a work tree's node_modules may be a symlink to another checkout's (absent in the guest).
+    const st = statSync(host);
     if (!st.isDirectory()) {
       addProjectPath(cpio, entry);
       continue;

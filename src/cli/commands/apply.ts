@@ -2,13 +2,18 @@
  * `gorb apply -f FILE`: make the daemon's file-owned services match the `services` of a configuration file
  * (create, update in place, re-create, delete); services created over the API, and services gorb does not
  * manage, are left alone. `--dry-run` (or `gorb diff`) only shows the changes.
+ *
+ * A large set can keep the daemon busy for a long time, so the request has no time limit: the client waits as
+ * long as the daemon is alive (./liveness.ts), prints a progress line to stderr every few seconds, and reports
+ * the daemon's real outcome. Only when the daemon goes away mid-request does it fail, saying so (exit 3) and how to
+ * see what was applied.
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
 import { type RawArgs, boolArg, jsonArgs, serverArgs, stringArg } from "../_shared.ts";
-import { GorbClient, clientOptionsFrom } from "../client.ts";
+import { GorbClient, LostContactError, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { postApply, printReport, readDeclaredFile } from "../declarative.ts";
 
 /** -f FILE, shared with `gorb diff`. */
@@ -27,9 +32,23 @@ export async function runDeclarative(args: RawArgs, command: string, dryRun: boo
   const path = stringArg(args, "file");
   if (path === undefined) throw new UsageError("missing -f FILE", command);
   const file = await readDeclaredFile(path, command);
-  const api = new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
-  const report = await postApply(api, file, dryRun);
-  return printReport(ctx.io, report, boolArg(args, "json") === true, file.file);
+  const services = file.services.length;
+  const backends = file.services.reduce((n, s) => n + s.backends.length, 0);
+  const what = `${count(services, "service")} and ${count(backends, "backend")} of ${file.file}`;
+  const onWaiting = (elapsedMs: number): void =>
+    ctx.io.stderr(`waiting for gorb to ${dryRun ? "plan" : "apply"} ${what}: ${Math.round(elapsedMs / 1000)}s (the daemon is up)\n`);
+  const api = new GorbClient({ ...clientOptionsFrom(args, ctx.env, ctx.signal), wait: { onWaiting } });
+  try {
+    const report = await postApply(api, file, dryRun);
+    return printReport(ctx.io, report, boolArg(args, "json") === true, file.file);
+  } catch (error) {
+    if (!(error instanceof LostContactError) || dryRun) throw error;
+    throw new CliError(error.exitCode, `${error.message}: see what is in place with \`gorb diff -f ${file.file}\``, { cause: error });
+  }
+}
+
+function count(n: number, noun: string): string {
+  return `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 const apply = defineCommand({

@@ -1,0 +1,47 @@
+/**
+ * `npm run bench`: ONE boot of the rig's real-kernel guest (qemu TCG, Debian cloud kernel) that runs
+ *   1. bench/ipvs-apply-guest.ts: gorb's kernel driver vs `ipvsadm -R` / `-Ln` (BENCH_SERVICES, BENCH_DESTS,
+ *      BENCH_ROUNDS), and
+ *   2. bench/gorb-guest.ts: the daemon-level figures of issue 14 (`gorb apply -f` vs `ipvsadm -R`, REST PUTs vs
+ *      GETs, API p99 during an apply, restore at start), sizes from BENCH_* (see that file's comment),
+ * and prints each figure with its anchor and the ratio. It prints; it asserts nothing. Every BENCH_* variable of
+ * the host's environment is passed into the guest. Exit: the guest's status (non-zero when a script crashed), 2
+ * when the rig itself failed.
+ */
+import { RigError, runInGuest } from "../test/rig/qemu.ts";
+
+const SAFE_VALUE = /^[A-Za-z0-9_.,x-]*$/;
+const passed: string[] = [];
+for (const [name, value] of Object.entries(process.env)) {
+  if (!name.startsWith("BENCH_") || value === undefined) continue;
+  if (!/^BENCH_[A-Z0-9_]+$/.test(name) || !SAFE_VALUE.test(value)) {
+    console.error(`${name}=${JSON.stringify(value)}: only letters, digits and _ . , x - are passed into the guest`);
+    process.exit(2);
+  }
+  passed.push(`${name}=${value}`);
+}
+const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
+
+const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
+bun bench/gorb-guest.ts; b=$?
+echo "bench: ipvs-apply-guest exit $a, gorb-guest exit $b"
+[ "$a" = 0 ] && [ "$b" = 0 ]
+`;
+
+try {
+  const r = await runInGuest({
+    script,
+    timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
+    memoryMb: 3072,
+    onOutput: (s) => process.stdout.write(s),
+  });
+  const t = r.timings;
+  console.log(`\nbench: guest exit ${r.exitCode}; boot ${(t.bootMs / 1000).toFixed(1)} s, scripts ${(t.scriptMs / 1000).toFixed(1)} s, total ${(t.totalMs / 1000).toFixed(1)} s`);
+  process.exit(r.exitCode);
+} catch (e) {
+  if (e instanceof RigError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}
