@@ -1,0 +1,102 @@
+/** The Apply panel (plan first, then apply) and the Metrics panel (GET /metrics as scraped). */
+import { useEffect, useState } from "preact/hooks";
+import { call } from "./api.ts";
+import { ApiError, describeError } from "./errors.ts";
+
+interface Change {
+  readonly action: string;
+  readonly service: string;
+  readonly backend: string | null;
+  readonly details: readonly string[];
+  readonly status: string;
+  readonly error?: string;
+}
+
+export function ApplyPanel({ onDone }: { onDone: (message: string) => void }) {
+  const [text, setText] = useState("");
+  const [plan, setPlan] = useState<{ text: string; changes: Change[]; ok: boolean; dryRun: boolean } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const send = async (dryRun: boolean) => {
+    setError(null);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      setError(`file: not JSON (${e instanceof Error ? e.message : String(e)}); YAML and TOML files go through gorb apply -f`);
+      return;
+    }
+    try {
+      const report = (await call("apply", { body, ...(dryRun ? { query: { dry_run: "true" } } : {}) })) as { ok: boolean; changes: Change[] };
+      setPlan({ text, changes: report.changes, ok: report.ok, dryRun });
+      if (!dryRun) onDone(`apply: ${report.changes.length} change(s)${report.ok ? "" : ", some failed"}`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      setError(describeError(e));
+    }
+  };
+  const planned = plan !== null && plan.dryRun && plan.text === text;
+  return (
+    <div class="apply">
+      <label for="apply-text">Declarative set (JSON: {'{"services": {...}}'})</label>
+      <textarea id="apply-text" rows={10} value={text} spellcheck={false} aria-invalid={error !== null} aria-describedby={error !== null ? "apply-error" : undefined} onInput={(e) => setText(e.currentTarget.value)} />
+      <label for="apply-file">or upload a file</label>
+      <input
+        id="apply-file"
+        type="file"
+        accept=".json,application/json"
+        onChange={async (e) => {
+          const file = e.currentTarget.files?.[0];
+          if (file !== undefined) setText(await file.text());
+        }}
+      />
+      {error !== null && (
+        <p id="apply-error" class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="buttons">
+        <button type="button" onClick={() => send(true)}>
+          Show plan
+        </button>
+        <button type="button" class="primary" disabled={!planned} onClick={() => send(false)} title={planned ? "" : "show the plan first"}>
+          Apply this plan
+        </button>
+      </div>
+      {plan !== null && (
+        <table class="plan">
+          <caption>{plan.dryRun ? `Plan: ${plan.changes.length} change(s), nothing changed yet` : `Applied: ${plan.changes.length} change(s)`}</caption>
+          <thead>
+            <tr>
+              <th scope="col">action</th>
+              <th scope="col">target</th>
+              <th scope="col">details</th>
+              <th scope="col">status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {plan.changes.map((c, i) => (
+              <tr key={i} class={`change-${c.action} status-${c.status}`}>
+                <td>{c.action}</td>
+                <td>{c.backend === null ? c.service : `${c.service}/${c.backend}`}</td>
+                <td>{c.details.join("; ")}</td>
+                <td>{c.error === undefined ? c.status : `${c.status}: ${c.error}`}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+export function MetricsPanel() {
+  const [text, setText] = useState("loading…");
+  useEffect(() => {
+    call("metrics").then(
+      (t) => setText(String(t)),
+      (e: unknown) => setText(e instanceof ApiError ? describeError(e) : String(e)),
+    );
+  }, []);
+  return <pre class="metrics">{text}</pre>;
+}
+

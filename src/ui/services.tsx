@@ -1,0 +1,122 @@
+/**
+ * A service's card: address, scheduler, health and why it is degraded, its rates chart, and its backends, each
+ * with its state, weights, timeline and actions (edit, drain, restore, delete). Actions go through ./api.ts.
+ */
+import { call } from "./api.ts";
+import { Chart } from "./charts.tsx";
+import { type BackendView, type ServiceView, Store } from "./store.ts";
+import { ConfirmButton, StateBadge } from "./widgets.tsx";
+
+/** The dialog open over the page. */
+export type Dialog =
+  | { kind: "new-service" }
+  | { kind: "edit-service"; service: ServiceView }
+  | { kind: "new-backend"; service: string }
+  | { kind: "edit-backend"; service: string; backend: BackendView }
+  | { kind: "apply" }
+  | { kind: "metrics" }
+  | null;
+
+/** What a card may do to the page. */
+export interface Actions {
+  run: (what: string, task: () => Promise<unknown>) => Promise<void>;
+  open: (dialog: Dialog) => void;
+}
+
+function address(s: ServiceView): string {
+  const o = s.options;
+  if (typeof o.fwmark === "number" && o.fwmark > 0) return `fwmark ${o.fwmark} (${String(o.family)})`;
+  const host = String(o.address ?? o.host);
+  return `${o.protocol} ${host.includes(":") ? `[${host}]` : host}:${o.port}`;
+}
+
+function BackendRow({ store, service, b, actions }: { store: Store; service: string; b: BackendView; actions: Actions }) {
+  const key = Store.key(service, b.id);
+  const series = store.timelines.get(key);
+  const drained = b.options.weight === 0;
+  const drain = () =>
+    actions.run(`drain ${key}`, async () => {
+      store.drainedFrom.set(key, b.options.weight);
+      await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
+    });
+  const restore = () =>
+    actions.run(`restore ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { weight: store.drainedFrom.get(key) ?? 100 } }));
+  return (
+    <li class={`backend state-${b.metrics.state}`} data-backend={b.id}>
+      <div class="backend-head">
+        <strong class="name">{b.id}</strong>
+        <span class="addr">
+          {b.options.host}:{b.options.port} · {b.options.method}
+        </span>
+        <StateBadge state={b.metrics.state} />
+        <span class="weight" title="effective weight / configured weight">
+          weight <output data-testid="effective-weight">{b.effective_weight}</output>/{b.options.weight}
+        </span>
+        <span class="conns">{b.active_conns ?? "–"} active</span>
+      </div>
+      {b.metrics.state === "down" && b.metrics.message !== "" && <p class="why">{b.metrics.message}</p>}
+      {series !== undefined && <Chart series={series} kind="timeline" label={`${b.id}: effective weight and health over the last minutes`} />}
+      <div class="buttons">
+        <button type="button" onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
+          Edit
+        </button>
+        {drained ? (
+          <button type="button" onClick={restore}>
+            Restore
+          </button>
+        ) : (
+          <button type="button" onClick={drain}>
+            Drain
+          </button>
+        )}
+        <ConfirmButton
+          label="Delete"
+          confirm={`Delete backend ${b.id}?`}
+          onConfirm={() => actions.run(`delete ${key}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
+        />
+      </div>
+    </li>
+  );
+}
+
+export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceView; actions: Actions }) {
+  const down = s.backend_details.filter((b) => b.metrics.state === "down");
+  const drained = s.backend_details.filter((b) => b.effective_weight === 0 && b.metrics.state !== "down");
+  const rates = store.rates.get(s.id);
+  return (
+    <section class={`service${down.length > 0 ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
+      <header>
+        <h2 id={`svc-${s.id}`}>{s.id}</h2>
+        <span class="addr">
+          {address(s)} · {s.options.method}
+        </span>
+        <span class="health" title="mean health of the checked backends">
+          health {Math.round(s.health * 100)}%
+        </span>
+        <span class="conns">{s.stats === null ? "" : `${s.stats.cps} conn/s`}</span>
+      </header>
+      {down.length > 0 && (
+        <p class="why" role="status">
+          degraded: {down.map((b) => `${b.id} down${b.metrics.message === "" ? "" : ` (${b.metrics.message})`}`).join(", ")}
+        </p>
+      )}
+      {drained.length > 0 && <p class="note">weight 0: {drained.map((b) => b.id).join(", ")}</p>}
+      {rates !== undefined && <Chart series={rates} kind="rates" label={`${s.id}: connections and packets per second over the last minutes`} />}
+      <ul class="backends">
+        {s.backend_details.map((b) => (
+          <BackendRow key={b.id} store={store} service={s.id} b={b} actions={actions} />
+        ))}
+      </ul>
+      <div class="buttons">
+        <button type="button" onClick={() => actions.open({ kind: "new-backend", service: s.id })}>
+          Add backend
+        </button>
+        <button type="button" onClick={() => actions.open({ kind: "edit-service", service: s })}>
+          Edit service
+        </button>
+        <ConfirmButton label="Delete service" confirm={`Delete ${s.id} and its backends?`} onConfirm={() => actions.run(`delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
+      </div>
+    </section>
+  );
+}
+

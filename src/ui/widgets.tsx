@@ -1,0 +1,74 @@
+/** Small pieces of the page: the modal dialog, the token prompt, a state badge, a two-step delete button. */
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { HealthState } from "./store.ts";
+
+/** A modal <dialog>: Escape and the Close button close it; focus goes into it. */
+export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (el !== null && !el.open) el.showModal();
+  }, []);
+  return (
+    <dialog ref={ref} onClose={onClose} aria-labelledby="dialog-title">
+      <header class="dialog-head">
+        <h2 id="dialog-title">{title}</h2>
+        <button type="button" class="close" onClick={onClose} aria-label="Close">
+          ×
+        </button>
+      </header>
+      {children}
+    </dialog>
+  );
+}
+
+export function TokenPrompt({ message, onToken }: { message: string; onToken: (token: string) => void }) {
+  const [token, setToken] = useState("");
+  return (
+    <main class="token">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          onToken(token.trim());
+        }}
+      >
+        <h1>gorb</h1>
+        <p>{message}</p>
+        <label for="token">API token</label>
+        <input id="token" type="password" autoComplete="off" autoFocus value={token} onInput={(e) => setToken(e.currentTarget.value)} />
+        <p class="help">Kept for this tab only (sessionStorage) and sent as an Authorization header.</p>
+        <button type="submit" class="primary">
+          Connect
+        </button>
+      </form>
+    </main>
+  );
+}
+
+export function StateBadge({ state }: { state: HealthState }) {
+  return <span class={`badge state-${state}`}>{state}</span>;
+}
+
+export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) {
+    return (
+      <button type="button" class="danger" onClick={() => setAsking(true)}>
+        {label}
+      </button>
+    );
+  }
+  return (
+    <span class="confirm" role="group" aria-label={confirm}>
+      <span>{confirm}</span>
+      <button type="button" class="danger" autoFocus onClick={() => { setAsking(false); onConfirm(); }}>
+        Yes, delete
+      </button>
+      <button type="button" onClick={() => setAsking(false)}>
+        No
+      </button>
+    </span>
+  );
+}
+
