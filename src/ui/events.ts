@@ -17,8 +17,8 @@ export interface StreamHandlers {
   onStatus(status: StreamStatus, detail: string): void;
 }
 
-/** Starts following; returns the function that stops. */
-export function followEvents(handlers: StreamHandlers): () => void {
+/** Starts following `url` (the page's own GET /events); returns the function that stops. */
+export function followEvents(handlers: StreamHandlers, url: string = actionPath("events")): () => void {
   let stopped = false;
   let lastId: string | null = null;
   let controller: AbortController | null = null;
@@ -30,7 +30,7 @@ export function followEvents(handlers: StreamHandlers): () => void {
       try {
         const headers: Record<string, string> = { ...authHeaders(), Accept: "text/event-stream" };
         if (lastId !== null) headers["Last-Event-ID"] = lastId;
-        const response = await fetch(actionPath("events"), { headers, signal: controller.signal, cache: "no-store" });
+        const response = await fetch(url, { headers, signal: controller.signal, cache: "no-store" });
         if (response.status === 401) {
           handlers.onStatus("unauthorized", "the token was refused");
           return;
