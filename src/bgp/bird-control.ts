@@ -69,7 +69,7 @@ export const BIRD_CODES = {
 } as const;
 
 /** True for the codes that end a reply with an error. */
-export function isErrorCode(code: number): boolean {
+function isErrorCode(code: number): boolean {
   return code >= 8000;
 }
 
@@ -77,7 +77,7 @@ export function isErrorCode(code: number): boolean {
  * Splits reply text into replies. Feed it chunks as they arrive; it returns the replies completed by this
  * chunk (each ends with a `CODE text` line) and keeps a partial one for the next chunk.
  */
-export class ReplyParser {
+class ReplyParser {
   #buffer = "";
   #lines: BirdLine[] = [];
   #lastCode = -1;

@@ -86,7 +86,7 @@ export interface VipControllerOptions {
 }
 
 /** Default hold-down before announcing. */
-export const DEFAULT_HOLD_DOWN_MS = 3000;
+const DEFAULT_HOLD_DOWN_MS = 3000;
 
 interface VipState {
   readonly vip: string;

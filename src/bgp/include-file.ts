@@ -11,16 +11,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
 import { dirname } from "node:path";
 
-/** Default path of the include file (on tmpfs: a reboot starts with nothing announced). */
-export const DEFAULT_INCLUDE_PATH = "/run/gorb/bird-vips.conf";
-/** Default name of the IPv4 static protocol; the IPv6 one is this name with "6" appended. */
-export const DEFAULT_PROTOCOL = "gorb_vips";
 
 /** BIRD symbol names: a letter or underscore, then letters, digits and underscores. */
 const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /** True when `name` can name a BIRD protocol. */
-export function isProtocolName(name: string): boolean {
+function isProtocolName(name: string): boolean {
   return SYMBOL.test(name);
 }
 

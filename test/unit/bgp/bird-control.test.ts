@@ -1,6 +1,6 @@
 /** The BIRD control-socket client against replies recorded from BIRD 2.0.12 (a fake server on a unix socket). */
 import { afterEach, describe, expect, test } from "bun:test";
-import { BirdControl, BirdReplyError, BirdSocketError, ReplyParser, routePrefixes } from "../../../src/bgp/bird-control.ts";
+import { BirdControl, BirdReplyError, BirdSocketError, routePrefixes } from "../../../src/bgp/bird-control.ts";
 import { FakeBird, RECORDED } from "./_fake-bird.ts";
 
 let bird: FakeBird | null = null;
@@ -9,35 +9,40 @@ afterEach(async () => {
   bird = null;
 });
 
-describe("ReplyParser", () => {
-  test("splits replies at the final `CODE text` line; continuation lines keep the previous code", () => {
-    const parser = new ReplyParser();
-    expect(parser.push(RECORDED.greeting)).toEqual([{ code: 1, lines: [{ code: 1, text: "BIRD 2.0.12 ready." }] }]);
-    const [reply] = parser.push(RECORDED.showRouteV4);
-    expect(reply?.code).toBe(0);
-    expect(reply?.lines.map((l) => l.code)).toEqual([1007, 1007, 1007, 0]);
-    expect(routePrefixes(reply!)).toEqual(["203.0.113.11/32", "203.0.113.10/32"]);
+describe("replies", () => {
+  /** The reply to one command from a fake BIRD that answers `text`. */
+  async function replyTo(text: string) {
+    bird = await FakeBird.start(() => text);
+    const control = await BirdControl.connect(bird.path);
+    try {
+      return await control.command("show route");
+    } finally {
+      control.close();
+    }
+  }
+
+  test("a reply ends at its `CODE text` line; continuation lines keep the previous code", async () => {
+    const reply = await replyTo(RECORDED.showRouteV4);
+    expect(reply.code).toBe(0);
+    expect(reply.lines.map((l) => l.code)).toEqual([1007, 1007, 1007, 0]);
+    expect(routePrefixes(reply)).toEqual(["203.0.113.11/32", "203.0.113.10/32"]);
   });
 
-  test("a reply split across chunks completes with its last line; asynchronous `+` lines are skipped", () => {
-    const parser = new ReplyParser();
-    const text = RECORDED.configureOk;
-    expect(parser.push("+ some log line\n")).toEqual([]);
-    expect(parser.push(text.slice(0, 10))).toEqual([]);
-    const replies = parser.push(text.slice(10));
-    expect(replies.map((r) => r.code)).toEqual([3]);
+  test("asynchronous `+` lines belong to no reply", async () => {
+    const reply = await replyTo(`+ some log line\n${RECORDED.configureOk}`);
+    expect(reply.code).toBe(3);
+    expect(reply.lines.map((l) => l.text)).toEqual(["Reading configuration from /etc/bird/bird.conf", "Reconfigured"]);
   });
 
-  test("a line that is not BIRD's is a protocol error", () => {
-    expect(() => new ReplyParser().push("HTTP/1.1 200 OK\n")).toThrow(SyntaxError);
+  test("a line that is not BIRD's is a protocol error", async () => {
+    expect(await replyTo("HTTP/1.1 200 OK\n").catch((e: unknown) => e)).toMatchObject({ name: "BirdSocketError", reason: "protocol" });
   });
 
-  test("show route of two tables (master4 then master6) lists both families", () => {
-    const parser = new ReplyParser();
-    const [reply] = parser.push(
+  test("show route of two tables (master4 then master6) lists both families", async () => {
+    const reply = await replyTo(
       "1007-Table master4:\n 203.0.113.10/32      blackhole [gorb_vips 14:41:16.445] * (200)\n \n Table master6:\n 2001:db8::10/128     blackhole [gorb_vips6 14:41:16.445] * (200)\n0000 \n",
     );
-    expect(routePrefixes(reply!)).toEqual(["203.0.113.10/32", "2001:db8::10/128"]);
+    expect(routePrefixes(reply)).toEqual(["203.0.113.10/32", "2001:db8::10/128"]);
   });
 });
 

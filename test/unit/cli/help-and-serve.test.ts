@@ -99,6 +99,7 @@ describe("gorb serve", () => {
         maxBackends: null,
         configPath: null,
         declared: null,
+        bgp: null,
       },
     ]);
   });
