@@ -72,7 +72,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
       const match = includes.find((glob) => globRegExp(glob).test(options.include));
       if (match !== undefined) add("ok", "include", `${options.birdConf} includes ${options.include} (include "${match}")`);
       else {
-        add("fail", "include", `${options.birdConf} has no include line for ${options.include} at the start of a line; add: include "${options.include.replace(/\.conf$/, "*.conf")}";`);
+        add("fail", "include", `${options.birdConf} has no include line for ${options.include} at the start of a line; add: include "${options.include.replace(/\/([^/]+)\/([^/]+)\.conf$/, "/$1*/$2*.conf")}";`);
       }
     }
   }

@@ -1,9 +1,9 @@
 /**
  * The BIRD include file gorb owns: two static protocols, `<name>` (ipv4) and `<name>6` (ipv6), each with one
  * `route <vip>/32 blackhole;` (or `/128`) per announced VIP. The operator's bird.conf includes it at the top
- * level (`include "/run/gorb/bird-vips*.conf";`: with the wildcard, a missing file is no error, so BIRD starts
- * with nothing announced after a reboot, /run being tmpfs) and exports `proto = "<name>"` / `"<name>6"` over
- * BGP; see docs/bird.conf.
+ * level, with wildcards in the directory and the file name (docs/bird.conf), so that a missing file or directory
+ * is no error: BIRD starts with nothing announced after a reboot, /run being tmpfs. It exports
+ * `proto = "<name>"` / `"<name>6"` over BGP.
  *
  * The file is written atomically: the text goes to `<path>.tmp` (which the `*.conf` wildcard does not match),
  * is flushed to disk, then renamed over the file, so BIRD never reads half a file.

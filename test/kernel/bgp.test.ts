@@ -61,15 +61,37 @@ function nextHops(prefix: string, v6 = false): string[] {
   return [...out.matchAll(/via (\S+)/g)].map((m) => m[1] ?? "").sort();
 }
 
+/**
+ * The client: `n` HTTP connections in a row (each a new TCP connection, so a new source port) from the client
+ * namespace to the VIP, printing each answer's body (the backend's name) or FAIL. Bun runs it there: the static
+ * busybox's wget crashes in the guest.
+ */
+const CLIENT = `const n = Number(process.argv[2]);
+for (let i = 0; i < n; i++) {
+  try {
+    const res = await fetch("http://${VIP}/", { headers: { Connection: "close" }, signal: AbortSignal.timeout(3000), keepalive: false });
+    console.log((await res.text()).trim());
+  } catch {
+    console.log("FAIL");
+  }
+}
+`;
+
 /** `n` HTTP connections from the client to the VIP; each answer's body (the backend's name) or "FAIL". */
 function connections(n: number): string[] {
-  const out = inNetns("bgpcl", [
-    "/bin/busybox",
-    "sh",
-    "-c",
-    `i=0; while [ $i -lt ${n} ]; do i=$((i+1)); /bin/busybox wget -q -T 3 -O - http://${VIP}/ 2>/dev/null || echo FAIL; done`,
-  ]);
+  const out = inNetns("bgpcl", [process.execPath, `${ROOT}/client.ts`, String(n)]);
   return out.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+}
+
+/** What the namespaces look like, for failure messages. */
+function diagnose(): string {
+  const script = [
+    `echo "== node1 ipvsadm"; ${IP} netns exec bgpn1 /usr/sbin/ipvsadm -Ln 2>&1`,
+    `echo "== node1 addr"; ${IP} -n bgpn1 addr 2>&1; ${IP} -n bgpn1 route 2>&1`,
+    `echo "== forward"; for ns in bgprt bgpn1 bgpn2; do ${IP} netns exec $ns /bin/busybox cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter; done`,
+    `echo "== router"; ${IP} -n bgprt route 2>&1; ${IP} -n bgprt neigh 2>&1`,
+  ].join("; ");
+  return sh(`${script}; true`);
 }
 
 function count(list: readonly string[]): Record<string, number> {
@@ -192,6 +214,7 @@ describe("anycast with BGP through BIRD: two gorb nodes, one router, real traffi
     sysctl("bgprt", "net.ipv4.ip_forward", "1");
     sysctl("bgprt", "net.ipv6.conf.all.forwarding", "1");
     sysctl("bgprt", "net.ipv4.fib_multipath_hash_policy", "1"); // L4 hash: connections spread, not only hosts
+    writeFileSync(`${ROOT}/client.ts`, CLIENT);
     mkdirSync(`${ROOT}/rt`, { recursive: true });
     writeFileSync(`${ROOT}/rt/bird.conf`, ROUTER_CONF);
     birds.set("rt", startBird("bgprt", `${ROOT}/rt/bird.conf`, `${ROOT}/rt`));
@@ -215,6 +238,7 @@ describe("anycast with BGP through BIRD: two gorb nodes, one router, real traffi
     });
     expect(nextHops(VIP)).toEqual(["172.31.1.2", "172.31.2.2"]);
     const served = count(connections(40));
+    if ((served.FAIL ?? 0) > 0) console.log(diagnose());
     expect(served.FAIL ?? 0).toBe(0);
     expect(served.bgpb1 ?? 0).toBeGreaterThan(0);
     expect(served.bgpb2 ?? 0).toBeGreaterThan(0);
@@ -238,6 +262,7 @@ describe("anycast with BGP through BIRD: two gorb nodes, one router, real traffi
       describe: logs,
     });
     const withdrawnMs = performance.now() - started;
+    console.log(`bgp: backend failure -> route withdrawn at the router: ${withdrawnMs.toFixed(0)} ms`);
     await pollUntil("every connection served by node 2", () => (connections(10).every((b) => b === "bgpb2") ? true : undefined), {
       timeoutMs: CONVERGE_MS,
       everyMs: 0,

@@ -20,7 +20,7 @@ const TOR_ALL = (filter: string) =>
   `1006-  BGP state:          Established\n   Channel ipv4\n     State:          UP\n     Input filter:   REJECT\n     Output filter:  ${filter}\n \n0000 \n`;
 const ROUTE = "1007-Table master4:\n 203.0.113.10/32      blackhole [gorb_vips 14:50:15.745] * (200)\n0000 \n";
 
-async function doctor(answers: Record<string, string>, conf = 'include "/run/gorb/bird-vips*.conf";\n') {
+async function doctor(answers: Record<string, string>, conf = 'include "/run/gorb*/bird-vips*.conf";\n') {
   const bird = await FakeBird.start((command) => answers[command] ?? RECORDED.noSuchProtocol);
   const dir = mkdtempSync(join(tmpdir(), "gorb-doctor-"));
   cleanups.push(() => bird.close(), () => rmSync(dir, { recursive: true, force: true }));
