@@ -78,6 +78,9 @@ for (let i = 0; i < n; i++) {
 }
 `;
 
+/** Prints GET /bgp of the gorb of the namespace it runs in. */
+const BGP_STATUS = `console.log(await (await fetch("http://127.0.0.1:4672/bgp", { signal: AbortSignal.timeout(10000) })).text());`;
+
 /** `n` HTTP connections from the client to the VIP; each answer's body (the backend's name) or "FAIL". */
 function connections(n: number): string[] {
   const out = inNetns("bgpcl", [process.execPath, `${ROOT}/client.ts`, String(n)]);
@@ -292,6 +295,31 @@ describe("anycast with BGP through BIRD: two gorb nodes, one router, real traffi
     expect(served.bgpb1 ?? 0).toBeGreaterThan(0);
     expect(served.bgpb2 ?? 0).toBeGreaterThan(0);
     expect(nextHops(VIP6, true)).toEqual(["fd90:1::2"]);
+  });
+
+  test("BIRD refuses the configuration (an error in bird.conf): its old routes stay, GET /bgp says why, gorb retries", async () => {
+    const conf = `${ROOT}/n1/bird.conf`;
+    writeFileSync(conf, `${birdConf(1)}this is not BIRD syntax\n`);
+    await stopProc(httpd.get(1)); // gorb now wants node 1's VIPs withdrawn; BIRD's configure check refuses
+    const refused = await pollUntil(
+      "GET /bgp on node 1 reporting BIRD's refusal",
+      () => {
+        const status = JSON.parse(inNetns("bgpn1", [process.execPath, "-e", BGP_STATUS])) as { vips: { vip: string; wanted: boolean; error: string | null }[] };
+        const vip = status.vips.find((v) => v.vip === VIP);
+        return vip !== undefined && !vip.wanted && vip.error !== null ? vip : undefined;
+      },
+      { timeoutMs: CONVERGE_MS, everyMs: 500, describe: logs },
+    );
+    expect(refused.error).toContain("BIRD 8002");
+    expect(nextHops(VIP)).toEqual(["172.31.1.2", "172.31.2.2"]); // BIRD kept running the old configuration
+    writeFileSync(conf, birdConf(1)); // the operator fixes bird.conf: gorb's next try goes through
+    await pollUntil("node 1's route withdrawn after the fix", () => (nextHops(VIP).join() === "172.31.2.2" ? true : undefined), {
+      timeoutMs: CONVERGE_MS,
+      everyMs: 100,
+      describe: logs,
+    });
+    startBackend(1);
+    await pollUntil("node 1 announced again", () => (nextHops(VIP).length === 2 ? true : undefined), { timeoutMs: CONVERGE_MS, everyMs: 100, describe: logs });
   });
 
   test("node 2's BIRD restarts: the route comes back (BIRD re-reads gorb's file)", async () => {
