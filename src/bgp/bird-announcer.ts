@@ -47,7 +47,8 @@ export class BirdAnnouncer implements Announcer {
   readonly #file: IncludeFile;
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
-  readonly #errors = new Map<string, string>();
+  /** The last error per prefix: BIRD refused the file that changed it, or BIRD could not be reached. */
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable"; readonly text: string }>();
   #control: BirdControl | null = null;
   #version: string | null = null;
   #lastError: string | null = null;
@@ -85,7 +86,7 @@ export class BirdAnnouncer implements Announcer {
       prefix,
       wanted: this.#wanted.has(prefix),
       confirmed: this.#confirmed.has(prefix),
-      error: this.#errors.get(prefix) ?? null,
+      error: this.#errors.get(prefix)?.text ?? null,
     }));
   }
 
@@ -186,7 +187,7 @@ export class BirdAnnouncer implements Announcer {
           if (changed) this.#restore(previous);
           const why = describe(error);
           this.#lastError = `configuration refused, previous include file restored: ${why}`;
-          for (const prefix of touched) this.#errors.set(prefix, why);
+          for (const prefix of touched) this.#errors.set(prefix, { kind: "refused", text: why });
           this.#options.log.error(`BIRD: ${this.#lastError}`);
         }
       }
@@ -224,9 +225,9 @@ export class BirdAnnouncer implements Announcer {
       }
     }
     this.#confirmed = confirmed;
-    for (const [prefix, why] of this.#errors) {
+    for (const [prefix, error] of this.#errors) {
       const gone = !this.#wanted.has(prefix) && !confirmed.has(prefix);
-      if (gone || (why.startsWith("BIRD unreachable") && confirmed.has(prefix))) this.#errors.delete(prefix);
+      if (gone || (error.kind === "unreachable" && confirmed.has(prefix))) this.#errors.delete(prefix);
     }
   }
 
@@ -237,6 +238,6 @@ export class BirdAnnouncer implements Announcer {
     this.#confirmed = new Set();
     this.#control?.close();
     this.#control = null;
-    for (const prefix of this.#wanted) if (!this.#errors.has(prefix)) this.#errors.set(prefix, why);
+    for (const prefix of this.#wanted) if (!this.#errors.has(prefix)) this.#errors.set(prefix, { kind: "unreachable", text: why });
   }
 }
