@@ -51,6 +51,7 @@ import { eventStream } from "./events.ts";
 import { emptyOk, jsonResponse } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
 import { UI_PATHS, uiRoutes } from "./ui.ts";
+import { BgpStatusView, bgpStatus, type BgpSource } from "./bgp.ts";
 
 /** The part of Gorb the API calls. */
 export type GorbApi = Pick<
@@ -94,6 +95,8 @@ export interface AppOptions {
   readonly maxRequests?: number;
   /** Serve the web UI at /ui (./ui.ts). @default false */
   readonly ui?: boolean;
+  /** What GET /bgp shows (the BGP announcer); without one GET /bgp is 404. */
+  readonly bgp?: BgpSource;
 }
 
 /** Default largest POST /apply body. */
@@ -289,11 +292,15 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters()), {
+        new Response(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status()), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
       { response: { 200: t.String({ description: "Prometheus text format" }), ...ERRORS }, detail: { summary: "Prometheus metrics" } },
     )
+    .get("/bgp", () => jsonResponse(bgpStatus(options.bgp)), {
+      response: { 200: BgpStatusView, ...ERRORS },
+      detail: { summary: "BGP: per VIP whether this node announces it, whether BIRD confirmed it, the last error" },
+    })
     .get(
       "/events",
       ({ request, server }) => {

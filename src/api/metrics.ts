@@ -15,6 +15,7 @@
  */
 import type { ReconcileCounters } from "../core/gorb.ts";
 import type { ServiceDetail, StatsView } from "../core/views.ts";
+import type { BgpStatus } from "../bgp/controller.ts";
 
 /** One metric family: its name, help, type and how to read its value from a row (undefined: no sample). */
 interface FamilySpec<Row> {
@@ -164,7 +165,7 @@ const LINES_PER_CHUNK = 2000;
  * HELP and TYPE lines and every sample. The route streams these chunks and lets the event loop run between
  * them, so a scrape of 10,000 backends never holds the loop for the whole render.
  */
-export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): Generator<string> {
+export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: ReconcileCounters, bgp?: BgpStatus): Generator<string> {
   const serviceRows: ServiceRow[] = [];
   const backendRows: BackendRow[] = [];
   for (const service of services) {
@@ -204,13 +205,20 @@ export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: R
     ];
     for (const [name, help, value] of counters) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${formatValue(value)}`);
   }
+  if (bgp !== undefined) {
+    const vips = bgp.vips.map((v) => ({ labels: labelText({ vip: v.vip, prefix: v.prefix }), row: v }));
+    type Vip = BgpStatus["vips"][number];
+    yield* family<Vip>({ name: "gorb_bgp_vip_wanted", help: "1 while gorb wants this node to announce the VIP over BGP, else 0.", type: "gauge", value: (v) => (v.wanted ? 1 : 0) }, vips);
+    yield* family<Vip>({ name: "gorb_bgp_vip_confirmed", help: "1 while BIRD has the VIP's route (read back with show route), else 0.", type: "gauge", value: (v) => (v.confirmed ? 1 : 0) }, vips);
+    lines.push("# HELP gorb_bgp_speaker_up 1 while BIRD's control socket answers, else 0.", "# TYPE gorb_bgp_speaker_up gauge", `gorb_bgp_speaker_up ${bgp.speaker.reachable ? 1 : 0}`);
+  }
   if (lines.length > 0) yield `${lines.join("\n")}\n`;
 }
 
 /** The whole /metrics body at once (tests, small tables). */
-export function renderMetrics(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): string {
+export function renderMetrics(services: readonly ServiceDetail[], reconcile?: ReconcileCounters, bgp?: BgpStatus): string {
   let text = "";
-  for (const chunk of metricsChunks(services, reconcile)) text += chunk;
+  for (const chunk of metricsChunks(services, reconcile, bgp)) text += chunk;
   return text;
 }
 
@@ -218,8 +226,8 @@ export function renderMetrics(services: readonly ServiceDetail[], reconcile?: Re
  * The /metrics body as a stream: one chunk per pull, so the event loop serves other requests (and health
  * checks) between chunks of a large scrape.
  */
-export function metricsStream(services: readonly ServiceDetail[], reconcile?: ReconcileCounters): ReadableStream<Uint8Array> {
-  const chunks = metricsChunks(services, reconcile);
+export function metricsStream(services: readonly ServiceDetail[], reconcile?: ReconcileCounters, bgp?: BgpStatus): ReadableStream<Uint8Array> {
+  const chunks = metricsChunks(services, reconcile, bgp);
   const encoder = new TextEncoder();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -29,6 +29,7 @@ export function serviceBody(args: RawArgs): Record<string, unknown> {
     pe,
     one_packet: boolArg(args, "one-packet"),
     panic_threshold: intArg(args, "panic-threshold", LIMITS.panicThreshold.min, LIMITS.panicThreshold.max),
+    announce_min_healthy: intArg(args, "announce-min-healthy", LIMITS.announceMinHealthy.min, LIMITS.announceMinHealthy.max),
   });
 }
 

@@ -78,6 +78,22 @@ export interface DaemonOptions {
   readonly declared: readonly DeclaredService[] | null;
   /** Serve the web UI at /ui (false: --no-ui). */
   readonly ui: boolean;
+  /** Announce healthy VIPs over BGP through BIRD (--bgp-bird-socket); null: no BGP. */
+  readonly bgp: BgpOptions | null;
+}
+
+/** The BGP announcer's settings (src/bgp/). */
+export interface BgpOptions {
+  /** BIRD's control socket. */
+  readonly socket: string;
+  /** The include file gorb owns (on tmpfs, /run). */
+  readonly include: string;
+  /** Name of the IPv4 static protocol in the include file; the IPv6 one is this name + "6". */
+  readonly protocol: string;
+  /** Milliseconds a VIP must stay healthy before it is announced. */
+  readonly holdDownMs: number;
+  /** Leave the VIPs announced when gorb stops (default: withdraw them). */
+  readonly keepOnExit: boolean;
 }
 
 /** The raw flag values `gorb serve` collected (strings as typed; undefined when not given). */
@@ -109,6 +125,11 @@ export interface DaemonFlags {
   readonly maxBackends?: string | undefined;
   /** false for --no-ui. */
   readonly ui?: boolean | undefined;
+  readonly bgpBirdSocket?: string | undefined;
+  readonly bgpInclude?: string | undefined;
+  readonly bgpProtocol?: string | undefined;
+  readonly bgpHoldDown?: string | undefined;
+  readonly bgpKeepOnExit?: boolean | undefined;
 }
 
 /**
@@ -126,6 +147,12 @@ export const DEFAULT_STATE_DIR = "/var/lib/gorb";
 export const DEFAULT_RECONCILE_INTERVAL = "30s";
 /** DEFAULT_UNKNOWN_DESTINATIONS: restore reports destinations it does not know and leaves them serving. */
 export const DEFAULT_UNKNOWN_DESTINATIONS: UnknownDestinationMode = "report";
+/** DEFAULT_BGP_INCLUDE: the include file gorb owns, on tmpfs so a reboot starts with nothing announced. */
+export const DEFAULT_BGP_INCLUDE = "/run/gorb/bird-vips.conf";
+/** DEFAULT_BGP_PROTOCOL: the IPv4 static protocol's name (IPv6: this + "6"). */
+export const DEFAULT_BGP_PROTOCOL = "gorb_vips";
+/** DEFAULT_BGP_HOLD_DOWN: how long a VIP must stay healthy before it is announced. */
+export const DEFAULT_BGP_HOLD_DOWN = "3s";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
@@ -349,6 +376,39 @@ function unknownDestinations(text: string | undefined): UnknownDestinationMode {
   return mode;
 }
 
+/** A hold-down: "0", "3s", "1500ms", up to 1h. */
+function holdDown(text: string): number {
+  const value = text.trim().toLowerCase();
+  if (value === "0") return 0;
+  const match = INTERVAL.exec(value);
+  const ms = match === null ? NaN : Number(match[1]) * (INTERVAL_UNIT[match[2] ?? "s"] ?? 1000);
+  if (!(ms >= 0 && ms <= 3_600_000)) {
+    throw new DaemonOptionError("bgp-hold-down", `expected a duration from 0 to 1h such as 3s or 500ms, got ${JSON.stringify(text)}`);
+  }
+  return ms;
+}
+
+function bgp(flags: DaemonFlags): BgpOptions | null {
+  const socket = filePath("bgp-bird-socket", flags.bgpBirdSocket);
+  if (socket === null) {
+    for (const [flag, value] of [["bgp-include", flags.bgpInclude], ["bgp-protocol", flags.bgpProtocol], ["bgp-hold-down", flags.bgpHoldDown]] as const) {
+      if (value !== undefined) throw new DaemonOptionError(flag, "needs --bgp-bird-socket");
+    }
+    return null;
+  }
+  const protocol = flags.bgpProtocol ?? DEFAULT_BGP_PROTOCOL;
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(protocol)) {
+    throw new DaemonOptionError("bgp-protocol", `must be a BIRD protocol name (letters, digits, _), got ${JSON.stringify(protocol)}`);
+  }
+  return {
+    socket,
+    include: filePath("bgp-include", flags.bgpInclude) ?? DEFAULT_BGP_INCLUDE,
+    protocol,
+    holdDownMs: holdDown(flags.bgpHoldDown ?? DEFAULT_BGP_HOLD_DOWN),
+    keepOnExit: flags.bgpKeepOnExit ?? false,
+  };
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -380,5 +440,6 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     configPath: null,
     declared: null,
     ui: flags.ui ?? true,
+    bgp: bgp(flags),
   };
 }

@@ -10,6 +10,8 @@
  *   tls_cert: /etc/gorb/cert.pem    tls_key: /etc/gorb/key.pem
  *   consul_token_file: /etc/gorb/consul-token
  *   max_services: 1000              max_backends: 20000   ui: true
+ *   bgp_bird_socket: /run/bird/bird.ctl   bgp_include: /run/gorb/bird-vips.conf
+ *   bgp_protocol: gorb_vips         bgp_hold_down: 3s        bgp_keep_on_exit: false
  *   services:
  *     web:                          # the service id, as in PUT /service/web
  *       host: 10.0.0.1              # PUT /service/web's body
@@ -50,6 +52,11 @@ const SETTINGS = {
   max_services: { flag: "maxServices", type: "count" },
   max_backends: { flag: "maxBackends", type: "count" },
   ui: { flag: "ui", type: "boolean" },
+  bgp_bird_socket: { flag: "bgpBirdSocket", type: "string" },
+  bgp_include: { flag: "bgpInclude", type: "string" },
+  bgp_protocol: { flag: "bgpProtocol", type: "string" },
+  bgp_hold_down: { flag: "bgpHoldDown", type: "string" },
+  bgp_keep_on_exit: { flag: "bgpKeepOnExit", type: "boolean" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

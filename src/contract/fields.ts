@@ -67,6 +67,8 @@ export const DEFAULTS = {
   tunnelChecksum: "nocsum",
   /** Percent of a service's backends that may be down before health stops draining (0 = off). */
   panicThreshold: 0,
+  /** Backends that must be up (with an effective weight > 0) for this node to announce the VIP over BGP. */
+  announceMinHealthy: 1,
   pulseType: "tcp",
   pulseInterval: DEFAULT_INTERVAL,
 } as const;
@@ -84,6 +86,8 @@ export const LIMITS = {
   threshold: { min: 0, max: U32_MAX },
   tunnelPort: { min: 1, max: U16_MAX },
   panicThreshold: { min: 0, max: 100 },
+  /** 0 = never announce the service's VIP. */
+  announceMinHealthy: { min: 0, max: U16_MAX },
 } as const;
 
 /** Longest strings accepted (a DNS name is at most 253 characters). */
@@ -146,6 +150,11 @@ export const SERVICE_FIELD_DEFS = {
     ...int(LIMITS.panicThreshold),
     default: DEFAULTS.panicThreshold,
     description: "percent of backends that may be down at once before health checks stop draining (0 = off)",
+  },
+  announce_min_healthy: {
+    ...int(LIMITS.announceMinHealthy),
+    default: DEFAULTS.announceMinHealthy,
+    description: "BGP: backends that must be up with weight > 0 for this node to announce the VIP (0 = never announce)",
   },
 
 } as const satisfies Record<string, FieldDef>;

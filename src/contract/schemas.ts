@@ -148,6 +148,7 @@ const ServiceOptionsView = Type.Object({
   pe: Type.String(),
   one_packet: Type.Boolean(),
   panic_threshold: Type.Integer(),
+  announce_min_healthy: Type.Integer(),
   address: ADDRESS,
 });
 

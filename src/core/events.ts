@@ -60,6 +60,13 @@ export interface EventPayloads {
     readonly threshold: number;
     readonly active: boolean;
   };
+  /**
+   * BGP (src/bgp/): this node starts announcing the VIP (`prefix`, e.g. "203.0.113.10/32"): its `services` have
+   * stayed healthy for the hold-down. Whether BIRD took it shows in GET /bgp.
+   */
+  "bgp.announced": { readonly vip: string; readonly prefix: string; readonly services: readonly string[] };
+  /** BGP: this node withdraws the VIP (its services turned unhealthy, were deleted, or gorb is stopping). */
+  "bgp.withdrawn": { readonly vip: string; readonly prefix: string; readonly reason: "unhealthy" | "deleted" | "shutdown" };
   /** The follower missed events that are no longer kept: read the whole state again. */
   resync: { readonly reason: string };
 }
@@ -78,6 +85,8 @@ export const EVENT_TYPES = [
   "backend.weight",
   "reconcile.repair",
   "service.panic",
+  "bgp.announced",
+  "bgp.withdrawn",
   "resync",
 ] as const satisfies readonly EventType[];
 

@@ -39,6 +39,8 @@ export interface ServiceSpec {
    * stop draining (panic mode). 0 = off.
    */
   readonly panicThreshold: number;
+  /** BGP: backends that must be up with weight > 0 for this node to announce the VIP; 0 = never announce. */
+  readonly announceMinHealthy: number;
 }
 
 /** Tunnel options of a tunnel backend. */
@@ -79,6 +81,7 @@ export interface ServiceOptionsView {
   pe: string;
   one_packet: boolean;
   panic_threshold: number;
+  announce_min_healthy: number;
   /** The address the service is bound to (the resolved host); "" for fwmark services. */
   address: string;
 }

@@ -174,6 +174,7 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
     throw new ValidationError("one_packet", `is only for udp and fwmark services, not ${protocol}`);
   }
   const panicThreshold = intField(fields, "panic_threshold", DEFAULTS.panicThreshold);
+  const announceMinHealthy = intField(fields, "announce_min_healthy", DEFAULTS.announceMinHealthy);
   return {
     host,
     port,
@@ -188,6 +189,7 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
     pe,
     onePacket,
     panicThreshold,
+    announceMinHealthy,
   };
 }
 

@@ -106,6 +106,7 @@ export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): Se
     pe: spec.pe ?? "",
     one_packet: spec.onePacket,
     panic_threshold: spec.panicThreshold,
+    announce_min_healthy: spec.announceMinHealthy,
     address: isFwmarkKey(key) ? "" : key.address,
   };
 }

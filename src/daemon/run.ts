@@ -14,10 +14,15 @@
  * Shutdown (SIGINT/SIGTERM): stop accepting requests (those in flight get STOP_DEADLINE_MS, then their
  * connections are closed), stop health checks, close the state, leave the kernel table and the Consul
  * registrations as they are (traffic keeps flowing and Consul DNS keeps answering while gorb restarts), exit 0.
+ * With --bgp-bird-socket, the VIP controller (src/bgp/) announces healthy VIPs through BIRD; at shutdown it
+ * withdraws them first (unless --bgp-keep-on-exit), so routers stop sending traffic before gorb goes.
  */
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
+import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
+import { VipController, announceInputs } from "../bgp/controller.ts";
+import { systemClock } from "../health/clock.ts";
 import { isLoopback, parseAddress } from "../config/cidr.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
@@ -149,9 +154,31 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     log.warn("the API token crosses the network in clear text: serve the API over HTTPS with --tls-cert and --tls-key");
   }
 
+  let bgp: VipController | null = null;
+  if (options.bgp !== null) {
+    const bgpLog = log.withTag("bgp");
+    bgp = new VipController({
+      announcer: new BirdAnnouncer({
+        socket: options.bgp.socket,
+        include: options.bgp.include,
+        protocol: options.bgp.protocol,
+        clock: systemClock,
+        log: bgpLog,
+      }),
+      source: async () => announceInputs(await gorb.listServicesDetail()),
+      events,
+      clock: systemClock,
+      holdDownMs: options.bgp.holdDownMs,
+      log: bgpLog,
+    });
+    await bgp.start();
+    log.info(`BGP: announcing healthy VIPs through BIRD (${options.bgp.socket}, ${options.bgp.include}, protocol ${options.bgp.protocol})`);
+  }
+
   const app = createApp({
     gorb,
     events,
+    ...(bgp !== null ? { bgp } : {}),
     logger: log.withTag("api"),
     ...(options.token !== null ? { token: options.token } : {}),
     bodyLimitBytes: options.bodyLimitBytes,
@@ -222,6 +249,11 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       log.info(`${signal}: stopping (the IPVS table is left as it is)`);
       void (async () => {
         if (timer !== null) clearInterval(timer);
+        if (bgp !== null) {
+          const keep = options.bgp?.keepOnExit === true;
+          await bgp.stop({ keep }).catch((error: unknown) => log.error(`BGP: ${error instanceof Error ? error.message : String(error)}`));
+          log.info(keep ? "BGP: VIPs left announced (--bgp-keep-on-exit)" : "BGP: every VIP withdrawn");
+        }
         events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
         const outcome = await api.stop();
         if (outcome === "forced") log.warn("requests still in flight at the stop deadline were cut off");

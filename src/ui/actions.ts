@@ -28,6 +28,7 @@ export const ACTIONS = {
   events: { method: "GET", path: "/events", use: "the live stream (fetch-based Server-Sent Events)" },
   metrics: { method: "GET", path: "/metrics", use: "the Metrics panel (Prometheus text, as scraped)" },
   openapi: { method: "GET", path: "/openapi.json", use: "the forms' fields, types, ranges and choices" },
+  bgp: { method: "GET", path: "/bgp", use: "the BGP panel: per VIP wanted, confirmed by BIRD, the last error (404: BGP off)" },
 } as const satisfies Record<string, Action>;
 
 export type ActionName = keyof typeof ACTIONS;

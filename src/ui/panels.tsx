@@ -1,4 +1,7 @@
-/** The Apply panel (plan first, then apply) and the Metrics panel (GET /metrics as scraped). */
+/**
+ * The Apply panel (plan first, then apply), the Metrics panel (GET /metrics as scraped) and the BGP panel
+ * (GET /bgp, re-read every 2 s while open).
+ */
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
@@ -100,3 +103,80 @@ export function MetricsPanel() {
   return <pre class="metrics">{text}</pre>;
 }
 
+
+interface BgpVip {
+  readonly vip: string;
+  readonly prefix: string;
+  readonly services: readonly string[];
+  readonly healthy: boolean;
+  readonly state: string;
+  readonly wanted: boolean;
+  readonly confirmed: boolean;
+  readonly error: string | null;
+}
+
+interface BgpView {
+  readonly speaker: { readonly reachable: boolean; readonly version: string | null; readonly lastError: string | null };
+  readonly vips: readonly BgpVip[];
+}
+
+/** Per VIP: wanted by gorb, confirmed by BIRD, the last error; "BGP is off" when the daemon has no BIRD socket. */
+export function BgpPanel() {
+  const [view, setView] = useState<BgpView | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    const read = () =>
+      call("bgp").then(
+        (v) => {
+          if (stopped) return;
+          setView(v as BgpView);
+          setError(null);
+        },
+        (e: unknown) => {
+          if (!stopped) setError(e instanceof ApiError ? describeError(e) : String(e));
+        },
+      );
+    void read();
+    const timer = setInterval(() => void read(), 2000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, []);
+  if (error !== null) return <p class="error" role="alert">{error}</p>;
+  if (view === null) return <p>loading…</p>;
+  return (
+    <div class="bgp">
+      <p>
+        BIRD: {view.speaker.reachable ? `reachable${view.speaker.version === null ? "" : ` (${view.speaker.version})`}` : "not reachable"}
+        {view.speaker.lastError !== null && <span class="why"> {view.speaker.lastError}</span>}
+      </p>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">prefix</th>
+            <th scope="col">services</th>
+            <th scope="col">state</th>
+            <th scope="col">wanted</th>
+            <th scope="col">confirmed</th>
+            <th scope="col">error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.vips.map((v) => (
+            <tr key={v.prefix} class={v.wanted === v.confirmed ? "" : "degraded"}>
+              <td>{v.prefix}</td>
+              <td>{v.services.join(", ")}</td>
+              <td>{v.state}</td>
+              <td>{v.wanted ? "yes" : "no"}</td>
+              <td>{v.confirmed ? "yes" : "no"}</td>
+              <td>{v.error ?? ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {view.vips.length === 0 && <p class="empty">No VIP to announce.</p>}
+    </div>
+  );
+}

@@ -15,6 +15,7 @@ export type Dialog =
   | { kind: "edit-backend"; service: string; backend: BackendView }
   | { kind: "apply" }
   | { kind: "metrics" }
+  | { kind: "bgp" }
   | null;
 
 /** What a card may do to the page. */

@@ -34,9 +34,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/core": ["src/log", "src/ipvs", "src/health", "src/discovery", "src/contract"],
   "src/state": ["src/log", "src/core"],
   "src/config": ["src/core"],
+  "src/bgp": ["src/log", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
   "src/ui": [],
-  "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui"],
+  "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui", "src/bgp"],
   "src/daemon": [
     "ffi",
     "src/log",
@@ -49,8 +50,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/state",
     "src/config",
     "src/api",
+    "src/bgp",
   ],
-  "src/cli": ["src/log", "src/version", "src/ipvs", "src/health", "src/contract", "src/core", "src/config", "src/embedded-libnl", "src/daemon"],
+  "src/cli": ["src/log", "src/version", "src/ipvs", "src/health", "src/contract", "src/core", "src/config", "src/embedded-libnl", "src/daemon", "src/bgp"],
   "src/main": ["src/cli"],
 };
 

@@ -14,6 +14,9 @@ import { cliContext } from "../context.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
 import { prepareLibnl } from "../native.ts";
 import {
+  DEFAULT_BGP_HOLD_DOWN,
+  DEFAULT_BGP_INCLUDE,
+  DEFAULT_BGP_PROTOCOL,
   DEFAULT_BODY_LIMIT,
   DEFAULT_LISTEN,
   DEFAULT_MAX_CONNECTIONS,
@@ -173,6 +176,30 @@ const serve = defineCommand({
       description: "Serve the web UI at /ui, embedded in gorb (default)",
       negativeDescription: "Do not serve the web UI (/ui answers 404)",
     },
+    "bgp-bird-socket": {
+      type: "string",
+      description: "Announce each healthy VIP over BGP through the BIRD 2 listening on this control socket, e.g. /run/bird/bird.ctl",
+      valueHint: "path",
+    },
+    "bgp-include": {
+      type: "string",
+      description: `The BIRD include file gorb owns (default: ${DEFAULT_BGP_INCLUDE})`,
+      valueHint: "path",
+    },
+    "bgp-protocol": {
+      type: "string",
+      description: `Name of the static protocol in the include file; IPv6: NAME6 (default: ${DEFAULT_BGP_PROTOCOL})`,
+      valueHint: "name",
+    },
+    "bgp-hold-down": {
+      type: "string",
+      description: `How long a VIP must stay healthy before it is announced, e.g. 3s; withdrawal is immediate (default: ${DEFAULT_BGP_HOLD_DOWN})`,
+      valueHint: "duration",
+    },
+    "bgp-keep-on-exit": {
+      type: "boolean",
+      description: "Leave the VIPs announced when gorb stops (default: SIGTERM withdraws them)",
+    },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -208,6 +235,11 @@ const serve = defineCommand({
         maxServices: stringArg(args, "max-services"),
         maxBackends: stringArg(args, "max-backends"),
         ui: boolArg(args, "ui"),
+        bgpBirdSocket: stringArg(args, "bgp-bird-socket"),
+        bgpInclude: stringArg(args, "bgp-include"),
+        bgpProtocol: stringArg(args, "bgp-protocol"),
+        bgpHoldDown: stringArg(args, "bgp-hold-down"),
+        bgpKeepOnExit: boolArg(args, "bgp-keep-on-exit"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {
@@ -293,4 +325,5 @@ export default withExamples(serve, [
   "gorb serve -l :4672 --tls-cert cert.pem --tls-key key.pem --token-file /etc/gorb/token",
   "gorb serve --config /etc/gorb/gorb.yaml # settings and services from a file; kill -HUP re-reads it",
   "gorb serve --state-dir /tmp/gorb --reconcile-interval 5s",
+  "gorb serve --bgp-bird-socket /run/bird/bird.ctl   # announce healthy VIPs through BIRD (docs/bird.conf)",
 ]);

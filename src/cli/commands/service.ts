@@ -75,6 +75,11 @@ export const serviceFieldArgs = {
     description: `Percent of backends that may be down at once before health checks stop draining (${range(LIMITS.panicThreshold)}; default ${DEFAULTS.panicThreshold} = off)`,
     valueHint: "percent",
   },
+  "announce-min-healthy": {
+    type: "string",
+    description: `BGP: backends that must be up for this node to announce the VIP (${range(LIMITS.announceMinHealthy)}; default ${DEFAULTS.announceMinHealthy}; 0 = never)`,
+    valueHint: "count",
+  },
 } satisfies ArgsDef;
 
 

@@ -17,6 +17,7 @@ import { CliError, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
 import { type StatusService, jsonText, statusTable } from "../format.ts";
 import { statusService } from "../views.ts";
+import { bgpTable, fetchBgp } from "./bgp.ts";
 
 /** The refresh interval of a bare --watch with --direct. */
 const DEFAULT_DIRECT_SECONDS = 2;
@@ -192,7 +193,9 @@ const status = defineCommand({
     };
     if (!watch) {
       const snap = await snapshot();
-      ctx.io.stdout(json ? jsonText(snap.json) : statusTable(snap.model));
+      // The BGP section (GET /bgp) under the whole table, when the daemon announces VIPs.
+      const bgp = !json && !direct && service === undefined ? await fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal))) : null;
+      ctx.io.stdout(json ? jsonText(snap.json) : statusTable(snap.model) + (bgp !== null ? `\n${bgpTable(bgp)}` : ""));
       return 0;
     }
     if (!direct) {

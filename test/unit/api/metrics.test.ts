@@ -89,6 +89,7 @@ describe("GET /metrics", () => {
           pe: "",
           one_packet: false,
           panic_threshold: 0,
+          announce_min_healthy: 1,
           address: "10.0.0.1",
         },
         health: 1,

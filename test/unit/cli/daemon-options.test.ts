@@ -89,6 +89,7 @@ describe("parseDaemonOptions", () => {
       configPath: null,
       declared: null,
       ui: true,
+      bgp: null,
     });
   });
 
@@ -140,6 +141,7 @@ describe("parseDaemonOptions", () => {
       configPath: null,
       declared: null,
       ui: true,
+      bgp: null,
     });
   });
 
@@ -186,5 +188,28 @@ describe("--max-services and --max-backends", () => {
     expect([set.maxServices, set.maxBackends]).toEqual([1000, null]);
     expect(parseDaemonOptions({ maxServices: "0" }).maxServices).toBeNull();
     expect(() => parseDaemonOptions({ maxBackends: "-5" })).toThrow('--max-backends: expected a whole number (0 or unlimited: no limit), got "-5"');
+  });
+});
+
+describe("--bgp-*", () => {
+  test("off without --bgp-bird-socket; with it: defaults /run/gorb/bird-vips.conf, gorb_vips, 3 s, withdraw on exit", () => {
+    expect(parseDaemonOptions({}).bgp).toBeNull();
+    expect(parseDaemonOptions({ bgpBirdSocket: "/run/bird/bird.ctl" }).bgp).toEqual({
+      socket: "/run/bird/bird.ctl",
+      include: "/run/gorb/bird-vips.conf",
+      protocol: "gorb_vips",
+      holdDownMs: 3000,
+      keepOnExit: false,
+    });
+    expect(
+      parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpInclude: "/tmp/v.conf", bgpProtocol: "anycast", bgpHoldDown: "500ms", bgpKeepOnExit: true }).bgp,
+    ).toEqual({ socket: "/b.ctl", include: "/tmp/v.conf", protocol: "anycast", holdDownMs: 500, keepOnExit: true });
+    expect(parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpHoldDown: "0" }).bgp?.holdDownMs).toBe(0);
+  });
+
+  test("bad values name the flag", () => {
+    expect(() => parseDaemonOptions({ bgpInclude: "/tmp/v.conf" })).toThrow("--bgp-include: needs --bgp-bird-socket");
+    expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpProtocol: "gorb vips" })).toThrow("--bgp-protocol: must be a BIRD protocol name");
+    expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpHoldDown: "2h" })).toThrow("--bgp-hold-down: expected a duration from 0 to 1h");
   });
 });

@@ -34,7 +34,7 @@ describe("--version and --help", () => {
       }
       return count;
     };
-    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1 + 3);
+    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1 + 3 + 3);
   });
 
   test("`gorb help service add` is `gorb service add --help`", async () => {
@@ -100,6 +100,7 @@ describe("gorb serve", () => {
         configPath: null,
         declared: null,
         ui: true,
+        bgp: null,
       },
     ]);
   });

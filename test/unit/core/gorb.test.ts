@@ -48,6 +48,7 @@ describe("services", () => {
         pe: "",
         one_packet: false,
         panic_threshold: 0,
+        announce_min_healthy: 1,
         address: "10.0.0.1",
       },
       health: 1,

@@ -43,6 +43,7 @@ describe("normalizeService", () => {
       pe: null,
       onePacket: false,
       panicThreshold: 0,
+      announceMinHealthy: 1,
     });
   });
 
@@ -267,5 +268,15 @@ describe("panic_threshold", () => {
     expect(normalizeService({ port: 80, panic_threshold: 50 }).panicThreshold).toBe(50);
     expect(() => normalizeService({ port: 80, panic_threshold: 101 })).toThrow("panic_threshold: must be 0-100");
     expect(() => normalizeService({ port: 80, panic_threshold: -1 })).toThrow("panic_threshold");
+  });
+});
+
+describe("announce_min_healthy", () => {
+  test("is a count 0-65535, default 1; 0 means never announce", () => {
+    expect(normalizeService({ port: 80 }).announceMinHealthy).toBe(1);
+    expect(normalizeService({ port: 80, announce_min_healthy: 0 }).announceMinHealthy).toBe(0);
+    expect(normalizeService({ port: 80, announce_min_healthy: 3 }).announceMinHealthy).toBe(3);
+    expect(() => normalizeService({ port: 80, announce_min_healthy: -1 })).toThrow("announce_min_healthy: must be 0-65535");
+    expect(() => normalizeService({ port: 80, announce_min_healthy: 1.5 })).toThrow("announce_min_healthy");
   });
 });

@@ -1,0 +1,243 @@
+/**
+ * The Announcer for BIRD 2: gorb owns one include file (./include-file.ts) and tells BIRD to re-read its
+ * configuration over the control socket (./bird-control.ts).
+ *
+ * One sync, serialised (a change during a sync runs one more sync after it):
+ *   1. render the wanted set; when the text differs from the file, write it atomically (the old text is kept);
+ *   2. `configure check` (0020): BIRD parses its whole configuration with the new file but applies nothing.
+ *      An error (8002 with file:line:col) puts the old file back, so a broken file never reaches BIRD, and
+ *      is reported on the prefixes that changed;
+ *   3. `configure` (0003 Reconfigured; 0004/0005 in progress/queued are confirmed by the next check);
+ *   4. `show route protocol <name>` and `<name>6`: the prefixes BIRD has are the confirmed ones.
+ * Re-assertion: when the control socket closes (BIRD stopped or restarted) gorb reconnects every
+ * `retryMs` and, once connected, configures and confirms again. BIRD itself re-reads the file when it starts,
+ * so routes come back even before that. Every `checkMs` the confirmed set is read again.
+ */
+import type { Logger } from "../log.ts";
+import type { MonitorClock } from "../health/clock.ts";
+import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
+import { BirdControl, BirdReplyError, BIRD_CODES, routePrefixes } from "./bird-control.ts";
+import { IncludeFile, protocolNames, renderInclude } from "./include-file.ts";
+import { unlinkSync } from "node:fs";
+
+export interface BirdAnnouncerOptions {
+  /** BIRD's control socket (/run/bird/bird.ctl). */
+  readonly socket: string;
+  /** The include file gorb owns. */
+  readonly include: string;
+  /** Name of the IPv4 static protocol (the IPv6 one is this name + "6"). */
+  readonly protocol: string;
+  readonly clock: MonitorClock;
+  readonly log: Logger;
+  /** Wait between two connection attempts while BIRD is unreachable (default 1 s). */
+  readonly retryMs?: number;
+  /** Period of the confirmation read (default 10 s). */
+  readonly checkMs?: number;
+}
+
+/** Text of an error for status and logs. */
+function describe(error: unknown): string {
+  if (error instanceof BirdReplyError) return `BIRD ${String(error.code).padStart(4, "0")} ${error.text}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** See the module comment. */
+export class BirdAnnouncer implements Announcer {
+  readonly #options: BirdAnnouncerOptions;
+  readonly #file: IncludeFile;
+  readonly #wanted = new Set<string>();
+  #confirmed = new Set<string>();
+  /** The last error per prefix: BIRD refused the file that changed it, or BIRD could not be reached. */
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable"; readonly text: string }>();
+  #control: BirdControl | null = null;
+  #version: string | null = null;
+  #lastError: string | null = null;
+  /** BIRD must be told to configure even if the file did not change (after a reconnect, or a failed try). */
+  #mustConfigure = true;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #timer: unknown = null;
+  #closed = false;
+  #started = false;
+
+  constructor(options: BirdAnnouncerOptions) {
+    this.#options = options;
+    this.#file = new IncludeFile(options.include);
+  }
+
+  start(): void {
+    this.#started = true;
+    void this.#sync();
+  }
+
+  announce(prefixes: readonly string[]): Promise<void> {
+    for (const prefix of prefixes) this.#wanted.add(prefix);
+    return this.#sync();
+  }
+
+  withdraw(prefixes: readonly string[]): Promise<void> {
+    for (const prefix of prefixes) this.#wanted.delete(prefix);
+    return this.#sync();
+  }
+
+  status(): readonly PrefixStatus[] {
+    const all = new Set([...this.#wanted, ...this.#confirmed]);
+    return [...all].sort().map((prefix) => ({
+      prefix,
+      wanted: this.#wanted.has(prefix),
+      confirmed: this.#confirmed.has(prefix),
+      error: this.#errors.get(prefix)?.text ?? null,
+    }));
+  }
+
+  speaker(): SpeakerStatus {
+    return { kind: "bird", reachable: this.#control?.open === true, version: this.#version, lastError: this.#lastError };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) this.#options.clock.clearTimer(this.#timer);
+    this.#timer = null;
+    await this.#running;
+    this.#control?.close();
+    this.#control = null;
+  }
+
+  /** Runs a sync now, or once more after the one running; resolves when the set given so far was handled. */
+  #sync(): Promise<void> {
+    if (this.#running !== null) {
+      this.#again = true;
+      return this.#running;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#syncOnce();
+        } while (this.#again && !this.#closed);
+      } finally {
+        this.#running = null;
+        this.#schedule();
+      }
+    })();
+    this.#running = run;
+    return run;
+  }
+
+  #schedule(): void {
+    if (this.#closed || !this.#started) return;
+    if (this.#timer !== null) this.#options.clock.clearTimer(this.#timer);
+    const pending = [...this.#wanted].some((p) => !this.#confirmed.has(p)) || [...this.#confirmed].some((p) => !this.#wanted.has(p));
+    const delay = this.#control === null || pending ? (this.#options.retryMs ?? 1000) : (this.#options.checkMs ?? 10_000);
+    this.#timer = this.#options.clock.setTimer(() => {
+      this.#timer = null;
+      void this.#sync();
+    }, delay);
+  }
+
+  async #connection(): Promise<BirdControl> {
+    if (this.#control?.open === true) return this.#control;
+    const control = await BirdControl.connect(this.#options.socket, { timeoutMs: 10_000 });
+    this.#version = control.greeting;
+    this.#control = control;
+    this.#mustConfigure = true;
+    this.#options.log.info(`BIRD control socket ${this.#options.socket}: ${control.greeting}`);
+    control.onClose(() => {
+      if (this.#control !== control) return;
+      this.#control = null;
+      this.#confirmed = new Set();
+      if (!this.#closed) {
+        this.#lastError = "BIRD control socket closed (BIRD stopped or restarted); reconnecting";
+        this.#options.log.warn(this.#lastError);
+        this.#schedule();
+      }
+    });
+    return control;
+  }
+
+  async #syncOnce(): Promise<void> {
+    const wanted = [...this.#wanted];
+    const text = renderInclude(this.#options.protocol, wanted);
+    const previous = this.#file.read();
+    const changed = previous !== text;
+    if (changed) this.#file.write(text);
+    const touched = changed ? this.#changedPrefixes(previous, wanted) : [];
+
+    let control: BirdControl;
+    try {
+      control = await this.#connection();
+    } catch (error) {
+      this.#unreachable(error);
+      return;
+    }
+    try {
+      if (changed || this.#mustConfigure) {
+        try {
+          await control.command("configure check");
+          const reply = await control.command("configure");
+          if (reply.code !== BIRD_CODES.reconfigured && reply.code !== BIRD_CODES.reconfigurationInProgress && reply.code !== BIRD_CODES.reconfigurationQueued) {
+            this.#options.log.warn(`BIRD answered configure with ${reply.code}: ${reply.lines.at(-1)?.text ?? ""}`);
+          }
+          this.#mustConfigure = false;
+          this.#errors.clear();
+          this.#lastError = null;
+        } catch (error) {
+          if (!(error instanceof BirdReplyError)) throw error;
+          // The new file is refused: put the old one back so that BIRD never loads it (not even at its next start).
+          if (changed) this.#restore(previous);
+          const why = describe(error);
+          this.#lastError = `configuration refused, previous include file restored: ${why}`;
+          for (const prefix of touched) this.#errors.set(prefix, { kind: "refused", text: why });
+          this.#options.log.error(`BIRD: ${this.#lastError}`);
+        }
+      }
+      await this.#confirm(control);
+    } catch (error) {
+      this.#unreachable(error);
+    }
+  }
+
+  /** Prefixes whose presence differs between the old file and the new wanted set. */
+  #changedPrefixes(previous: string | null, wanted: readonly string[]): string[] {
+    const before = new Set([...(previous ?? "").matchAll(/route (\S+) blackhole;/g)].map((m) => m[1] ?? ""));
+    const after = new Set(wanted);
+    return [...new Set([...before, ...after])].filter((p) => before.has(p) !== after.has(p));
+  }
+
+  #restore(previous: string | null): void {
+    try {
+      if (previous === null) unlinkSync(this.#file.path);
+      else this.#file.write(previous);
+    } catch (error) {
+      this.#options.log.error(`cannot restore ${this.#file.path}: ${describe(error)}`);
+    }
+  }
+
+  async #confirm(control: BirdControl): Promise<void> {
+    const names = protocolNames(this.#options.protocol);
+    const confirmed = new Set<string>();
+    for (const name of [names.inet, names.inet6]) {
+      try {
+        for (const prefix of routePrefixes(await control.command(`show route protocol ${name}`))) confirmed.add(prefix);
+      } catch (error) {
+        // 9001: BIRD has no such protocol (the include file is not loaded yet): it announces nothing of ours.
+        if (!(error instanceof BirdReplyError)) throw error;
+      }
+    }
+    this.#confirmed = confirmed;
+    for (const [prefix, error] of this.#errors) {
+      const gone = !this.#wanted.has(prefix) && !confirmed.has(prefix);
+      if (gone || (error.kind === "unreachable" && confirmed.has(prefix))) this.#errors.delete(prefix);
+    }
+  }
+
+  #unreachable(error: unknown): void {
+    const why = `BIRD unreachable: ${describe(error)}`;
+    if (this.#lastError !== why) this.#options.log.warn(why);
+    this.#lastError = why;
+    this.#confirmed = new Set();
+    this.#control?.close();
+    this.#control = null;
+    for (const prefix of this.#wanted) if (!this.#errors.has(prefix)) this.#errors.set(prefix, { kind: "unreachable", text: why });
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The VIP controller: decides which VIPs this node announces, from the health gorb already tracks, and hands
+ * the decisions to an Announcer (./announcer.ts).
+ *
+ * A service is healthy on this node when at least its `announce_min_healthy` backends (default 1) are up with
+ * an effective weight > 0 (a backend with pulse `none` counts as up). A VIP is announced when every service on
+ * it that announces (announce_min_healthy > 0; fwmark services have no VIP) is healthy: the route carries all
+ * of the VIP's ports, so a node that can serve only some of them leaves the VIP to the other nodes.
+ *
+ * Announcing waits for a hold-down (default 3 s): the VIP must stay healthy that long, so that a flapping
+ * service does not flap routes. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
+ * deleted, and (unless told to keep them) at shutdown. The controller re-evaluates after every event of the
+ * bus about services and backends, and every `recheckMs` as a safety net; it publishes `bgp.announced` and
+ * `bgp.withdrawn`.
+ *
+ * It only reads core (events, views); core knows nothing of it.
+ */
+import type { EventBus, GorbEvent } from "../core/events.ts";
+import type { ServiceDetail } from "../core/views.ts";
+import type { MonitorClock } from "../health/clock.ts";
+import type { Logger } from "../log.ts";
+import type { Announcer, SpeakerStatus } from "./announcer.ts";
+import { hostPrefix } from "./include-file.ts";
+
+/** What the controller reads of one service. */
+export interface AnnounceInput {
+  readonly id: string;
+  /** The resolved VIP; "" for a fwmark service. */
+  readonly address: string;
+  readonly minHealthy: number;
+  /** Backends that are up (or not checked: pulse none) with an effective weight > 0. */
+  readonly healthy: number;
+}
+
+/** The controller's inputs from GET views (/service?detail=true). */
+export function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
+  return details.map((service) => ({
+    id: service.id,
+    address: service.options.address,
+    minHealthy: service.options.announce_min_healthy,
+    healthy: service.backend_details.filter(
+      (b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none"),
+    ).length,
+  }));
+}
+
+/** One VIP as GET /bgp shows it. */
+export interface VipStatus {
+  readonly vip: string;
+  readonly prefix: string;
+  /** The services on this VIP that announce, sorted. */
+  readonly services: readonly string[];
+  /** Every one of them has enough healthy backends. */
+  readonly healthy: boolean;
+  /** "announced", "hold-down" (healthy, waiting), "withdrawn". */
+  readonly state: "announced" | "hold-down" | "withdrawn";
+  /** gorb wants BIRD to announce it. */
+  readonly wanted: boolean;
+  /** BIRD has it. */
+  readonly confirmed: boolean;
+  /** ISO time the hold-down ends, while in hold-down. */
+  readonly announce_at: string | null;
+  readonly error: string | null;
+}
+
+/** GET /bgp. */
+export interface BgpStatus {
+  readonly speaker: SpeakerStatus;
+  readonly hold_down_ms: number;
+  readonly vips: readonly VipStatus[];
+}
+
+export interface VipControllerOptions {
+  readonly announcer: Announcer;
+  /** Reads the services (the daemon gives announceInputs(await gorb.listServicesDetail())). */
+  readonly source: () => Promise<readonly AnnounceInput[]>;
+  readonly events?: EventBus;
+  readonly clock: MonitorClock;
+  /** Milliseconds a VIP must stay healthy before it is announced (default 3000). */
+  readonly holdDownMs?: number;
+  /** Period of the safety-net re-evaluation (default 5000; 0 = only on events). */
+  readonly recheckMs?: number;
+  readonly log: Logger;
+  /** Wall-clock time for `announce_at` (default Date.now). */
+  readonly wallNow?: () => number;
+}
+
+/** Default hold-down before announcing. */
+const DEFAULT_HOLD_DOWN_MS = 3000;
+
+interface VipState {
+  readonly vip: string;
+  readonly prefix: string;
+  services: string[];
+  healthy: boolean;
+  announced: boolean;
+  /** Hold-down timer and when (monotonic) it fires. */
+  hold: { readonly handle: unknown; readonly at: number } | null;
+}
+
+/** See the module comment. */
+export class VipController {
+  readonly #options: VipControllerOptions;
+  readonly #holdDownMs: number;
+  readonly #vips = new Map<string, VipState>();
+  #unsubscribe: (() => void) | null = null;
+  #recheck: unknown = null;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #stopped = false;
+
+  constructor(options: VipControllerOptions) {
+    this.#options = options;
+    this.#holdDownMs = options.holdDownMs ?? DEFAULT_HOLD_DOWN_MS;
+  }
+
+  /** Starts following the bus and the announcer; evaluates at once. Resolves after the first evaluation. */
+  start(): Promise<void> {
+    this.#options.announcer.start();
+    if (this.#options.events !== undefined) {
+      const subscription = this.#options.events.subscribe((event) => this.#onEvent(event));
+      this.#unsubscribe = () => subscription.unsubscribe();
+    }
+    this.#armRecheck();
+    return this.evaluate();
+  }
+
+  #onEvent(event: GorbEvent): void {
+    if (event.type.startsWith("service.") || event.type.startsWith("backend.") || event.type === "resync") void this.evaluate();
+  }
+
+  #armRecheck(): void {
+    const every = this.#options.recheckMs ?? 5000;
+    if (every <= 0 || this.#stopped) return;
+    this.#recheck = this.#options.clock.setTimer(() => {
+      this.#recheck = null;
+      void this.evaluate().finally(() => this.#armRecheck());
+    }, every);
+  }
+
+  /** Re-reads the services and decides; concurrent calls coalesce into one more run. */
+  evaluate(): Promise<void> {
+    if (this.#running !== null) {
+      this.#again = true;
+      return this.#running;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#evaluateOnce();
+        } while (this.#again && !this.#stopped);
+      } finally {
+        this.#running = null;
+      }
+    })();
+    this.#running = run;
+    return run;
+  }
+
+  async #evaluateOnce(): Promise<void> {
+    if (this.#stopped) return;
+    let inputs: readonly AnnounceInput[];
+    try {
+      inputs = await this.#options.source();
+    } catch (error) {
+      this.#options.log.error(`cannot read the services: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    const byVip = new Map<string, { prefix: string; services: string[]; healthy: boolean }>();
+    for (const input of inputs) {
+      if (input.minHealthy <= 0) continue;
+      const prefix = hostPrefix(input.address);
+      if (prefix === null) continue;
+      const entry = byVip.get(input.address) ?? { prefix, services: [], healthy: true };
+      entry.services.push(input.id);
+      entry.healthy &&= input.healthy >= input.minHealthy;
+      byVip.set(input.address, entry);
+    }
+    const withdraw: VipState[] = [];
+    for (const [vip, state] of this.#vips) {
+      if (byVip.has(vip)) continue;
+      this.#cancelHold(state);
+      this.#vips.delete(vip);
+      if (state.announced) withdraw.push(state);
+    }
+    for (const [vip, entry] of byVip) {
+      let state = this.#vips.get(vip);
+      if (state === undefined) {
+        state = { vip, prefix: entry.prefix, services: [], healthy: false, announced: false, hold: null };
+        this.#vips.set(vip, state);
+      }
+      state.services = entry.services.sort();
+      state.healthy = entry.healthy;
+      if (!entry.healthy) {
+        this.#cancelHold(state);
+        if (state.announced) withdraw.push(state);
+      } else if (!state.announced && state.hold === null) {
+        this.#startHold(state);
+      }
+    }
+    if (withdraw.length > 0) await this.#withdraw(withdraw, "unhealthy");
+  }
+
+  #startHold(state: VipState): void {
+    const at = this.#options.clock.now() + this.#holdDownMs;
+    const handle = this.#options.clock.setTimer(() => {
+      if (state.hold?.handle !== handle) return;
+      state.hold = null;
+      if (this.#stopped || this.#vips.get(state.vip) !== state || !state.healthy) return;
+      void this.#announce(state);
+    }, this.#holdDownMs);
+    state.hold = { handle, at };
+  }
+
+  #cancelHold(state: VipState): void {
+    if (state.hold === null) return;
+    this.#options.clock.clearTimer(state.hold.handle);
+    state.hold = null;
+  }
+
+  async #announce(state: VipState): Promise<void> {
+    state.announced = true;
+    this.#options.log.info(`announcing ${state.prefix} (${state.services.join(", ")} healthy for ${this.#holdDownMs} ms)`);
+    this.#options.events?.publish("bgp.announced", { vip: state.vip, prefix: state.prefix, services: state.services });
+    await this.#options.announcer.announce([state.prefix]);
+  }
+
+  async #withdraw(states: readonly VipState[], reason: "unhealthy" | "deleted" | "shutdown"): Promise<void> {
+    for (const state of states) {
+      state.announced = false;
+      const why = reason === "unhealthy" && !this.#vips.has(state.vip) ? "deleted" : reason;
+      this.#options.log.info(`withdrawing ${state.prefix} (${why})`);
+      this.#options.events?.publish("bgp.withdrawn", { vip: state.vip, prefix: state.prefix, reason: why });
+    }
+    await this.#options.announcer.withdraw(states.map((s) => s.prefix));
+  }
+
+  /** GET /bgp. */
+  status(): BgpStatus {
+    const byPrefix = new Map(this.#options.announcer.status().map((p) => [p.prefix, p] as const));
+    const wallNow = this.#options.wallNow ?? Date.now;
+    const vips: VipStatus[] = [...this.#vips.values()].map((state) => {
+      const prefix = byPrefix.get(state.prefix);
+      const announceAt = state.hold === null ? null : new Date(wallNow() + (state.hold.at - this.#options.clock.now())).toISOString();
+      return {
+        vip: state.vip,
+        prefix: state.prefix,
+        services: state.services,
+        healthy: state.healthy,
+        state: state.announced ? "announced" : state.hold !== null ? "hold-down" : "withdrawn",
+        wanted: prefix?.wanted ?? false,
+        confirmed: prefix?.confirmed ?? false,
+        announce_at: announceAt,
+        error: prefix?.error ?? null,
+      };
+    });
+    // Prefixes BIRD still has that no service names any more (e.g. a withdrawal BIRD has not taken yet).
+    for (const prefix of byPrefix.values()) {
+      if (vips.some((v) => v.prefix === prefix.prefix)) continue;
+      const vip = prefix.prefix.replace(/\/\d+$/, "");
+      vips.push({ vip, prefix: prefix.prefix, services: [], healthy: false, state: "withdrawn", wanted: prefix.wanted, confirmed: prefix.confirmed, announce_at: null, error: prefix.error });
+    }
+    vips.sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+    return { speaker: this.#options.announcer.speaker(), hold_down_ms: this.#holdDownMs, vips };
+  }
+
+  /** Stops deciding; withdraws every VIP unless `keep` (--bgp-keep-on-exit), then closes the announcer. */
+  async stop(options: { readonly keep: boolean }): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    if (this.#recheck !== null) this.#options.clock.clearTimer(this.#recheck);
+    await this.#running;
+    for (const state of this.#vips.values()) this.#cancelHold(state);
+    const announced = [...this.#vips.values()].filter((s) => s.announced);
+    if (!options.keep && announced.length > 0) await this.#withdraw(announced, "shutdown");
+    await this.#options.announcer.close();
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * `gorb bgp doctor`: checks a running BIRD against the contract of docs/bird.conf, over its control socket
+ * (and bird.conf itself, when it can be read):
+ *   - the control socket answers (0001 greeting);
+ *   - the include line is in bird.conf and matches gorb's include file;
+ *   - the static protocols `<name>` (ipv4) and `<name>6` (ipv6) exist: BIRD has loaded gorb's file;
+ *   - some BGP protocol has an export filter (not REJECT, the default; ACCEPT would export everything) and,
+ *     when its session is up, exports every VIP gorb has in BIRD;
+ *   - no kernel protocol exports the VIPs (BIRD would install the blackhole routes in this host's table).
+ * Each check is a finding with a level; the caller prints them.
+ */
+import { readFileSync } from "node:fs";
+import { BirdControl, BirdReplyError, BirdSocketError, routePrefixes, type BirdReply } from "./bird-control.ts";
+import { protocolNames } from "./include-file.ts";
+
+export interface Finding {
+  readonly level: "ok" | "warn" | "fail";
+  readonly check: string;
+  readonly message: string;
+}
+
+export interface DoctorOptions {
+  readonly socket: string;
+  readonly include: string;
+  readonly protocol: string;
+  /** bird.conf, read to find the include line; null to skip that check. */
+  readonly birdConf: string | null;
+}
+
+interface ProtocolRow {
+  readonly name: string;
+  readonly proto: string;
+  readonly state: string;
+  readonly info: string;
+}
+
+/** The rows of `show protocols` (codes 1002, continuation lines included). */
+function protocolRows(reply: BirdReply): ProtocolRow[] {
+  return reply.lines
+    .filter((line) => line.code === 1002)
+    .map((line) => {
+      const [name = "", proto = "", , state = "", , ...info] = line.text.trim().split(/\s+/);
+      return { name, proto, state, info: info.join(" ") };
+    });
+}
+
+/** The `Output filter:` values of `show protocols all <name>`. */
+function outputFilters(reply: BirdReply): string[] {
+  return reply.lines.map((line) => /^\s*Output filter:\s*(.+?)\s*$/.exec(line.text)?.[1]).filter((f): f is string => f !== undefined);
+}
+
+/** A glob of an include line as a RegExp (`*` and `?` only, as BIRD's wildcard includes). */
+function globRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", "[^/]*").replaceAll("?", "[^/]");
+  return new RegExp(`^${escaped}$`);
+}
+
+/** Runs every check; see the module comment. */
+export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const add = (level: Finding["level"], check: string, message: string) => findings.push({ level, check, message });
+
+  if (options.birdConf !== null) {
+    let text: string | null = null;
+    try {
+      text = readFileSync(options.birdConf, "utf8");
+    } catch (error) {
+      add("warn", "include", `cannot read ${options.birdConf} (${(error as NodeJS.ErrnoException).code ?? String(error)}); include line not checked`);
+    }
+    if (text !== null) {
+      const includes = [...text.matchAll(/^include\s+"([^"]+)"\s*;/gm)].map((m) => m[1] ?? "");
+      const match = includes.find((glob) => globRegExp(glob).test(options.include));
+      if (match !== undefined) add("ok", "include", `${options.birdConf} includes ${options.include} (include "${match}")`);
+      else {
+        add("fail", "include", `${options.birdConf} has no include line for ${options.include} at the start of a line; add: include "${options.include.replace(/\/([^/]+)\/([^/]+)\.conf$/, "/$1*/$2*.conf")}";`);
+      }
+    }
+  }
+
+  let control: BirdControl;
+  try {
+    control = await BirdControl.connect(options.socket, { timeoutMs: 5000 });
+  } catch (error) {
+    if (!(error instanceof BirdSocketError)) throw error;
+    add("fail", "socket", `${error.message}; is BIRD running, and is --bgp-bird-socket its control socket?`);
+    return findings;
+  }
+  try {
+    add("ok", "socket", `${options.socket}: ${control.greeting}`);
+    const rows = protocolRows(await control.command("show protocols"));
+    const names = protocolNames(options.protocol);
+    const vips: string[] = [];
+    for (const name of [names.inet, names.inet6]) {
+      const row = rows.find((r) => r.name === name);
+      if (row === undefined) {
+        add("fail", "static", `BIRD has no protocol ${name}: gorb's include file is not loaded (is gorb running with --bgp-include ${options.include}, and bird.conf including it?)`);
+      } else if (row.proto !== "Static") {
+        add("fail", "static", `${name} is a ${row.proto} protocol; the name belongs to gorb's static protocol (choose another --bgp-protocol)`);
+      } else {
+        const routes = routePrefixes(await control.command(`show route protocol ${name}`));
+        vips.push(...routes);
+        add("ok", "static", `${name}: static, ${row.state}, ${routes.length} route(s)`);
+      }
+    }
+
+    const bgp = rows.filter((r) => r.proto === "BGP");
+    if (bgp.length === 0) add("fail", "export", "BIRD has no BGP protocol: nothing is announced to routers");
+    let exporting = 0;
+    for (const row of bgp) {
+      const filters = outputFilters(await control.command(`show protocols all ${row.name}`));
+      if (filters.includes("ACCEPT")) add("warn", "export", `${row.name} exports everything (export all): use export where proto = "${names.inet}"`);
+      if (filters.some((f) => f !== "REJECT")) exporting++;
+      if (row.state !== "up") {
+        add("warn", "session", `${row.name} is ${row.state}${row.info !== "" ? ` (${row.info})` : ""}`);
+        continue;
+      }
+      let exported: string[] = [];
+      try {
+        exported = routePrefixes(await control.command(`show route export ${row.name}`));
+      } catch (error) {
+        if (!(error instanceof BirdReplyError)) throw error;
+      }
+      const missing = vips.filter((v) => !exported.includes(v));
+      if (missing.length === 0) add("ok", "export", `${row.name} exports the ${vips.length} VIP(s)`);
+      else add("fail", "export", `${row.name} does not export ${missing.join(", ")}: its export filter must accept proto = "${names.inet}" / "${names.inet6}"`);
+    }
+    if (bgp.length > 0 && exporting === 0) {
+      add("fail", "export", `no BGP channel has an export filter: add export where proto = "${names.inet}"; (and "${names.inet6}" on ipv6)`);
+    }
+
+    for (const row of rows.filter((r) => r.proto === "Kernel")) {
+      let exported: string[] = [];
+      try {
+        exported = routePrefixes(await control.command(`show route export ${row.name}`));
+      } catch (error) {
+        if (!(error instanceof BirdReplyError)) throw error;
+      }
+      const leaked = vips.filter((v) => exported.includes(v));
+      if (leaked.length > 0) {
+        add("fail", "kernel", `${row.name} exports ${leaked.join(", ")} to the kernel as blackhole routes: add where proto != "${names.inet}" to its export`);
+      } else add("ok", "kernel", `${row.name} does not export gorb's VIPs`);
+    }
+  } finally {
+    control.close();
+  }
+  return findings;
+}

@@ -1,0 +1,85 @@
+/**
+ * The BIRD include file gorb owns: two static protocols, `<name>` (ipv4) and `<name>6` (ipv6), each with one
+ * `route <vip>/32 blackhole;` (or `/128`) per announced VIP. The operator's bird.conf includes it at the top
+ * level, with wildcards in the directory and the file name (docs/bird.conf), so that a missing file or directory
+ * is no error: BIRD starts with nothing announced after a reboot, /run being tmpfs. It exports
+ * `proto = "<name>"` / `"<name>6"` over BGP.
+ *
+ * The file is written atomically: the text goes to `<path>.tmp` (which the `*.conf` wildcard does not match),
+ * is flushed to disk, then renamed over the file, so BIRD never reads half a file.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { dirname } from "node:path";
+
+
+/** BIRD symbol names: a letter or underscore, then letters, digits and underscores. */
+const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** True when `name` can name a BIRD protocol. */
+function isProtocolName(name: string): boolean {
+  return SYMBOL.test(name);
+}
+
+/** The names of the two static protocols. */
+export function protocolNames(name: string): { readonly inet: string; readonly inet6: string } {
+  return { inet: name, inet6: `${name}6` };
+}
+
+/** A host prefix `a.b.c.d/32` or `x::y/128` from an address (lower case); null for anything else. */
+export function hostPrefix(address: string): string | null {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return `${address}/32`;
+  if (address.includes(":") && /^[0-9a-fA-F:.]+$/.test(address)) return `${address.toLowerCase()}/128`;
+  return null;
+}
+
+/** The include file's text for these prefixes (sorted, so the same set always gives the same text). */
+export function renderInclude(protocol: string, prefixes: Iterable<string>): string {
+  if (!isProtocolName(protocol)) throw new RangeError(`protocol: ${JSON.stringify(protocol)} is not a BIRD protocol name`);
+  const names = protocolNames(protocol);
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const prefix of prefixes) {
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(prefix)) throw new RangeError(`prefix: ${JSON.stringify(prefix)} is not an address/length`);
+    (prefix.includes(":") ? v6 : v4).push(prefix);
+  }
+  const block = (name: string, channel: string, list: string[]) =>
+    `protocol static ${name} {\n  ${channel};\n${list.sort().map((p) => `  route ${p} blackhole;\n`).join("")}}\n`;
+  return (
+    "# Written by gorb (its BGP announcer): the VIPs this node announces. Do not edit; gorb rewrites it.\n" +
+    block(names.inet, "ipv4", v4) +
+    block(names.inet6, "ipv6", v6)
+  );
+}
+
+/** The include file on disk; see the module comment. */
+export class IncludeFile {
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** The file's text, or null when there is none. */
+  read(): string | null {
+    try {
+      return readFileSync(this.path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+  }
+
+  /** Replaces the file with `text` atomically (tmp + fsync + rename); creates the directory when missing. */
+  write(text: string): void {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
+    const tmp = `${this.path}.tmp`;
+    writeFileSync(tmp, text, { mode: 0o644 });
+    const fd = openSync(tmp, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+  }
+}

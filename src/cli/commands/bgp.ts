@@ -1,0 +1,88 @@
+/**
+ * `gorb bgp status`: what this node announces over BGP (GET /bgp). `gorb bgp doctor`: checks a running BIRD
+ * against docs/bird.conf (src/bgp/doctor.ts); exit 7 when a check fails.
+ */
+import { defineCommand } from "citty";
+import { withExamples } from "../_command.ts";
+import { boolArg, jsonArgs, serverArgs, stringArg } from "../_shared.ts";
+import { GorbClient, clientOptionsFrom } from "../client.ts";
+import { cliContext } from "../context.ts";
+import { CliError, EXIT } from "../errors.ts";
+import { jsonText, table } from "../format.ts";
+import type { BgpStatus } from "../../bgp/controller.ts";
+import { DEFAULT_BGP_INCLUDE, DEFAULT_BGP_PROTOCOL } from "../../config/daemon-options.ts";
+
+/** GET /bgp, or null when the daemon runs without BGP (404). */
+export async function fetchBgp(api: GorbClient): Promise<BgpStatus | null> {
+  try {
+    return (await api.request("GET", "/bgp")) as BgpStatus;
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === EXIT.NOT_FOUND) return null;
+    throw error;
+  }
+}
+
+/** The BGP section of `gorb status` and `gorb bgp status`. */
+export function bgpTable(status: BgpStatus): string {
+  const s = status.speaker;
+  const head = `BGP (${s.kind}): ${s.reachable ? "reachable" : "UNREACHABLE"}${s.version !== null ? `, ${s.version}` : ""}` +
+    `${s.lastError !== null ? `; last error: ${s.lastError}` : ""}; hold-down ${status.hold_down_ms} ms\n`;
+  if (status.vips.length === 0) return `${head}no VIP to announce\n`;
+  const rows = status.vips.map((v) => [
+    v.prefix,
+    v.services.join(",") || "-",
+    v.healthy ? "healthy" : "unhealthy",
+    v.state === "hold-down" && v.announce_at !== null ? `hold-down until ${v.announce_at}` : v.state,
+    v.wanted ? "yes" : "no",
+    v.confirmed ? "yes" : "no",
+    v.error ?? "",
+  ]);
+  return head + table(["PREFIX", "SERVICES", "HEALTH", "STATE", "WANTED", "IN BIRD", "ERROR"], rows);
+}
+
+const status = defineCommand({
+  meta: { name: "gorb bgp status", description: "What this node announces over BGP: per VIP wanted, confirmed by BIRD, last error" },
+  args: { ...serverArgs, ...jsonArgs },
+  async run({ args }) {
+    const ctx = cliContext();
+    const bgp = await fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal)));
+    if (bgp === null) throw new CliError(EXIT.NOT_FOUND, "BGP is off: the daemon runs without --bgp-bird-socket");
+    ctx.io.stdout(boolArg(args, "json") === true ? jsonText(bgp) : bgpTable(bgp));
+    return EXIT.OK;
+  },
+});
+
+const doctor = defineCommand({
+  meta: { name: "gorb bgp doctor", description: "Check a running BIRD against gorb's contract (docs/bird.conf)" },
+  args: {
+    socket: { type: "string", description: "BIRD's control socket (default: /run/bird/bird.ctl)", valueHint: "path" },
+    include: { type: "string", description: `gorb's include file (default: ${DEFAULT_BGP_INCLUDE})`, valueHint: "path" },
+    protocol: { type: "string", description: `gorb's static protocol name (default: ${DEFAULT_BGP_PROTOCOL})`, valueHint: "name" },
+    "bird-conf": { type: "string", description: "BIRD's configuration file, checked for the include line (default: /etc/bird/bird.conf)", valueHint: "file" },
+    ...jsonArgs,
+  },
+  async run({ args }) {
+    const ctx = cliContext();
+    const { runDoctor } = await import("../../bgp/doctor.ts");
+    const findings = await runDoctor({
+      socket: stringArg(args, "socket") ?? "/run/bird/bird.ctl",
+      include: stringArg(args, "include") ?? DEFAULT_BGP_INCLUDE,
+      protocol: stringArg(args, "protocol") ?? DEFAULT_BGP_PROTOCOL,
+      birdConf: stringArg(args, "bird-conf") ?? "/etc/bird/bird.conf",
+    });
+    if (boolArg(args, "json") === true) ctx.io.stdout(jsonText(findings));
+    else ctx.io.stdout(findings.map((f) => `${f.level.toUpperCase().padEnd(4)} ${f.check.padEnd(8)} ${f.message}\n`).join(""));
+    return findings.some((f) => f.level === "fail") ? EXIT.SERVER : EXIT.OK;
+  },
+});
+
+export default withExamples(
+  defineCommand({
+    meta: { name: "gorb bgp", description: "BGP announcements through BIRD: status, doctor" },
+    subCommands: { status, doctor },
+  }),
+  [
+    "gorb bgp status",
+    "gorb bgp doctor --socket /run/bird/bird.ctl --bird-conf /etc/bird/bird.conf",
+  ],
+);

@@ -1,0 +1,165 @@
+/**
+ * The BIRD announcer against a fake control socket (./_fake-bird.ts) that answers like BIRD 2.0.12 and reads
+ * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
+import { IncludeFile, hostPrefix, renderInclude } from "../../../src/bgp/include-file.ts";
+import { systemClock } from "../../../src/health/clock.ts";
+import { FakeBird, RECORDED, healthyBird } from "./_fake-bird.ts";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-bgp-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Routes in a rendered include file. */
+function routesOf(text: string | null): string[] {
+  return [...(text ?? "").matchAll(/route (\S+) blackhole;/g)].map((m) => m[1] ?? "");
+}
+
+/** A fake BIRD whose routes are those of the include file as of its last `configure` (like the real one). */
+async function birdReading(include: string) {
+  let loaded: string[] = [];
+  const base = healthyBird(() => loaded);
+  const bird = await FakeBird.start((command) => {
+    if (command === "configure") loaded = routesOf(existsSync(include) ? readFileSync(include, "utf8") : null);
+    return base(command);
+  });
+  cleanups.push(() => bird.close());
+  return { bird, loaded: () => loaded };
+}
+
+function announcer(socket: string, include: string) {
+  const a = new BirdAnnouncer({ socket, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000 });
+  cleanups.push(() => a.close());
+  return a;
+}
+
+describe("include file", () => {
+  test("renders an ipv4 and an ipv6 static protocol, routes sorted; host prefixes of both families", () => {
+    const text = renderInclude("gorb_vips", ["203.0.113.11/32", "2001:db8::10/128", "203.0.113.10/32"]);
+    expect(text).toContain("protocol static gorb_vips {\n  ipv4;\n  route 203.0.113.10/32 blackhole;\n  route 203.0.113.11/32 blackhole;\n}\n");
+    expect(text).toContain("protocol static gorb_vips6 {\n  ipv6;\n  route 2001:db8::10/128 blackhole;\n}\n");
+    expect([hostPrefix("203.0.113.10"), hostPrefix("2001:DB8::10"), hostPrefix("")]).toEqual(["203.0.113.10/32", "2001:db8::10/128", null]);
+    expect(() => renderInclude("bad name;", [])).toThrow("protocol:");
+    expect(() => renderInclude("gorb_vips", ["203.0.113.10/32; }"])).toThrow("prefix:");
+  });
+
+  test("is replaced atomically: the directory is created, no .tmp is left, the old text is never half-written", () => {
+    const dir = tempDir();
+    const file = new IncludeFile(join(dir, "sub", "bird-vips.conf"));
+    expect(file.read()).toBeNull();
+    file.write("one\n");
+    file.write("two\n");
+    expect(file.read()).toBe("two\n");
+    expect(existsSync(`${file.path}.tmp`)).toBe(false);
+  });
+});
+
+describe("BirdAnnouncer", () => {
+  test("announce: file written, configure check then configure, confirmed by show route; withdraw the same way", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32", "2001:db8::10/128"]);
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32", "2001:db8::10/128"]);
+    expect(bird.commands).toEqual(["configure check", "configure", "show route protocol gorb_vips", "show route protocol gorb_vips6"]);
+    expect(a.status()).toEqual([
+      { prefix: "2001:db8::10/128", wanted: true, confirmed: true, error: null },
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null },
+    ]);
+    expect(a.speaker()).toMatchObject({ kind: "bird", reachable: true, version: "BIRD 2.0.12 ready.", lastError: null });
+
+    await a.withdraw(["203.0.113.10/32"]);
+    expect(a.status().map((p) => [p.prefix, p.confirmed])).toEqual([["2001:db8::10/128", true]]);
+  });
+
+  test("an unchanged set is not configured again: only confirmed", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    bird.commands.length = 0;
+    await a.announce(["203.0.113.10/32"]);
+    expect(bird.commands).toEqual(["show route protocol gorb_vips", "show route protocol gorb_vips6"]);
+  });
+
+  test("a file BIRD refuses (8002 on configure check) never reaches it: the old file is put back, configure is not sent, the error is reported", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird, loaded } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    const good = readFileSync(include, "utf8");
+
+    const base = bird.script;
+    bird.script = (command) => (command === "configure check" ? RECORDED.configureError : base(command));
+    bird.commands.length = 0;
+    await a.announce(["203.0.113.11/32"]);
+    expect(bird.commands).not.toContain("configure");
+    expect(readFileSync(include, "utf8")).toBe(good);
+    expect(loaded()).toEqual(["203.0.113.10/32"]);
+    const refused = a.status().find((p) => p.prefix === "203.0.113.11/32");
+    expect(refused).toMatchObject({ wanted: true, confirmed: false, error: expect.stringContaining("BIRD 8002") });
+    expect(a.speaker().lastError).toContain("previous include file restored");
+
+    // BIRD accepts it again (the operator fixed bird.conf): the retry announces it and clears the error.
+    bird.script = base;
+    await a.announce([]);
+    expect(a.status().find((p) => p.prefix === "203.0.113.11/32")).toMatchObject({ confirmed: true, error: null });
+  });
+
+  test("a refused first file is removed again (there was none before)", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const bird = await FakeBird.start((command) => (command === "configure check" ? RECORDED.configureError : RECORDED.showRouteEmpty));
+    cleanups.push(() => bird.close());
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    expect(existsSync(include)).toBe(false);
+  });
+
+  test("BIRD unreachable: the file is still written (BIRD reads it when it starts), the prefix shows the error", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const a = announcer(join(tempDir(), "none.ctl"), include);
+    await a.announce(["203.0.113.10/32"]);
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32"]);
+    expect(a.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: true, confirmed: false, error: expect.stringContaining("BIRD unreachable") }]);
+    expect(a.speaker().reachable).toBe(false);
+  });
+
+  test("BIRD restarts: gorb reconnects by itself and configures again", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    a.start();
+    await a.announce(["203.0.113.10/32"]);
+    await bird.stop();
+    bird.commands.length = 0;
+    await bird.restart();
+    // The announcer retries every 20 ms; wait for its configure on the new connection.
+    for (let i = 0; i < 200 && !(bird.commands.includes("configure") && a.status()[0]?.confirmed === true); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(bird.commands.slice(0, 2)).toEqual(["configure check", "configure"]);
+    expect(a.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null }]);
+  });
+
+  test("writing over a stale file from an earlier run: what gorb wants replaces it", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    writeFileSync(include, renderInclude("gorb_vips", ["198.51.100.1/32"]));
+    const { bird } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32"]);
+  });
+});

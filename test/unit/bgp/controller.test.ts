@@ -1,0 +1,178 @@
+/**
+ * The VIP controller with a hand-driven clock: hold-down before announcing, immediate withdrawal,
+ * announce_min_healthy, several services on one VIP, events, shutdown. The announcer is a recording stand-in
+ * (BIRD is tested in ./bird-announcer.test.ts and for real in test/kernel/bgp.test.ts).
+ */
+import { describe, expect, test } from "bun:test";
+import type { Announcer, PrefixStatus } from "../../../src/bgp/announcer.ts";
+import { VipController, announceInputs, type AnnounceInput } from "../../../src/bgp/controller.ts";
+import { EventBus, type GorbEvent } from "../../../src/core/events.ts";
+import { ManualClock } from "../health/_manual-clock.ts";
+import { makeGorb } from "../core/fakes.ts";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+class RecordingAnnouncer implements Announcer {
+  readonly set = new Set<string>();
+  readonly calls: string[] = [];
+  closed = false;
+  async announce(prefixes: readonly string[]) {
+    for (const p of prefixes) this.set.add(p);
+    this.calls.push(`announce ${prefixes.join(",")}`);
+  }
+  async withdraw(prefixes: readonly string[]) {
+    for (const p of prefixes) this.set.delete(p);
+    this.calls.push(`withdraw ${prefixes.join(",")}`);
+  }
+  status(): PrefixStatus[] {
+    return [...this.set].sort().map((prefix) => ({ prefix, wanted: true, confirmed: true, error: null }));
+  }
+  speaker() {
+    return { kind: "test", reachable: true, version: null, lastError: null };
+  }
+  start() {}
+  async close() {
+    this.closed = true;
+  }
+}
+
+function setup(initial: AnnounceInput[]) {
+  let inputs = initial;
+  const clock = new ManualClock();
+  const announcer = new RecordingAnnouncer();
+  const events = new EventBus();
+  const seen: GorbEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const controller = new VipController({ announcer, source: async () => inputs, events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+  return {
+    clock,
+    announcer,
+    controller,
+    seen,
+    set: async (next: AnnounceInput[]) => {
+      inputs = next;
+      await controller.evaluate();
+    },
+  };
+}
+
+const web = (healthy: number, minHealthy = 1): AnnounceInput => ({ id: "web", address: "203.0.113.10", minHealthy, healthy });
+
+describe("VipController", () => {
+  test("announces after the hold-down, not before; withdraws at once", async () => {
+    const t = setup([web(1)]);
+    await t.controller.start();
+    expect(t.controller.status().vips[0]).toMatchObject({ vip: "203.0.113.10", state: "hold-down", healthy: true, wanted: false });
+    await t.clock.advance(2999);
+    expect(t.announcer.set.size).toBe(0);
+    await t.clock.advance(1);
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(t.controller.status().vips[0]).toMatchObject({ state: "announced", wanted: true, confirmed: true, services: ["web"] });
+
+    await t.set([web(0)]);
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.seen.map((e) => [e.type, e.data])).toEqual([
+      ["bgp.announced", { vip: "203.0.113.10", prefix: "203.0.113.10/32", services: ["web"] }],
+      ["bgp.withdrawn", { vip: "203.0.113.10", prefix: "203.0.113.10/32", reason: "unhealthy" }],
+    ]);
+  });
+
+  test("a flapping service does not flap the route: each recovery restarts the hold-down", async () => {
+    const t = setup([web(1)]);
+    await t.controller.start();
+    for (let i = 0; i < 5; i++) {
+      await t.clock.advance(2000);
+      await t.set([web(0)]);
+      await t.clock.advance(500);
+      await t.set([web(1)]);
+    }
+    expect(t.announcer.calls.filter((c) => c.startsWith("announce"))).toEqual([]);
+    await t.clock.advance(3000);
+    expect(t.announcer.calls.filter((c) => c.startsWith("announce"))).toEqual(["announce 203.0.113.10/32"]);
+  });
+
+  test("announce_min_healthy: 2 needs two healthy backends; 0 never announces", async () => {
+    const t = setup([web(1, 2), { id: "dns", address: "203.0.113.53", minHealthy: 0, healthy: 5 }]);
+    await t.controller.start();
+    await t.clock.advance(10_000);
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.controller.status().vips.map((v) => [v.vip, v.healthy])).toEqual([["203.0.113.10", false]]);
+    await t.set([web(2, 2), { id: "dns", address: "203.0.113.53", minHealthy: 0, healthy: 5 }]);
+    await t.clock.advance(3000);
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("services sharing a VIP: announced only while every one is healthy; fwmark services are ignored", async () => {
+    const https = (healthy: number): AnnounceInput => ({ id: "https", address: "203.0.113.10", minHealthy: 1, healthy });
+    const fw: AnnounceInput = { id: "fw", address: "", minHealthy: 1, healthy: 1 };
+    const t = setup([web(1), https(1), fw]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    expect(t.controller.status().vips).toMatchObject([{ prefix: "203.0.113.10/32", services: ["https", "web"], state: "announced" }]);
+    await t.set([web(1), https(0), fw]);
+    expect(t.announcer.set.size).toBe(0);
+  });
+
+  test("IPv6 VIPs are /128; a deleted service's VIP is withdrawn with reason deleted", async () => {
+    const v6: AnnounceInput = { id: "v6", address: "2001:db8::10", minHealthy: 1, healthy: 1 };
+    const t = setup([v6]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    expect([...t.announcer.set]).toEqual(["2001:db8::10/128"]);
+    await t.set([]);
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.seen.at(-1)).toMatchObject({ type: "bgp.withdrawn", data: { prefix: "2001:db8::10/128", reason: "deleted" } });
+  });
+
+  test("stop withdraws everything (reason shutdown) unless keep; a pending hold-down never fires afterwards", async () => {
+    const t = setup([web(1), { id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 1 }]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    expect(t.announcer.set.size).toBe(2);
+    await t.controller.stop({ keep: false });
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.announcer.closed).toBe(true);
+
+    const k = setup([web(1)]);
+    await k.controller.start();
+    await k.clock.advance(3000);
+    await k.set([web(1), { id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 1 }]);
+    await k.controller.stop({ keep: true });
+    await k.clock.advance(10_000);
+    expect([...k.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("follows gorb's event bus: health reports decide, announce_min_healthy set through the API", async () => {
+    const events = new EventBus();
+    const { gorb, health } = makeGorb({ events });
+    const clock = new ManualClock();
+    const announcer = new RecordingAnnouncer();
+    const controller = new VipController({
+      announcer,
+      source: async () => announceInputs(await gorb.listServicesDetail()),
+      events,
+      clock,
+      holdDownMs: 3000,
+      recheckMs: 0,
+      log: quiet,
+    });
+    await controller.start();
+    await gorb.createService("web", { host: "203.0.113.10", port: 80, announce_min_healthy: 2 });
+    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080 });
+    await gorb.createBackend("web", "b2", { host: "10.0.0.2", port: 8080 });
+    health.report("web", "b1", "up");
+    await clock.advance(3000);
+    expect(controller.status().vips).toMatchObject([{ healthy: false, state: "withdrawn" }]);
+    health.report("web", "b2", "up");
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    health.report("web", "b2", "down");
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
+    await gorb.updateService("web", { announce_min_healthy: 1 });
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+});
