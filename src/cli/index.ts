@@ -22,6 +22,7 @@ export const root = withExamples(
       apply: () => import("./commands/apply.ts").then((m) => m.default),
       diff: () => import("./commands/diff.ts").then((m) => m.default),
       reconcile: () => import("./commands/reconcile.ts").then((m) => m.default),
+      state: () => import("./commands/state.ts").then((m) => m.default),
       completion: () => import("./commands/completion.ts").then((m) => m.default),
     },
   }),

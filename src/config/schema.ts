@@ -49,6 +49,13 @@ const SETTINGS = {
   consul_token_file: { flag: "consulTokenFile", type: "string" },
   max_services: { flag: "maxServices", type: "count" },
   max_backends: { flag: "maxBackends", type: "count" },
+  store: { flag: "store", type: "string" },
+  node_id: { flag: "nodeId", type: "string" },
+  etcd_ca: { flag: "etcdCa", type: "string" },
+  etcd_cert: { flag: "etcdCert", type: "string" },
+  etcd_key: { flag: "etcdKey", type: "string" },
+  etcd_user: { flag: "etcdUser", type: "string" },
+  etcd_password_file: { flag: "etcdPasswordFile", type: "string" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

@@ -103,7 +103,7 @@ export class Transactions {
   /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
   async checkStore(): Promise<void> {
     const store = this.#store;
-    if (store === null || !this.#storeDown) return;
+    if (store === null || (!this.#storeDown && store.available?.() !== false)) return;
     try {
       if (store.probe !== undefined) await store.probe();
       else await store.commit({ putServices: [], deleteServices: [], putBackends: [], deleteBackends: [] });

@@ -35,7 +35,7 @@ import {
 } from "../core/state.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { EtcdClient, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
+import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
 
 /** Where remote changes go: Gorb.applyRemote. */
 export interface RemoteSink {
@@ -238,7 +238,14 @@ export class EtcdStateStore implements StateStore {
     // A backend created with its service: the service must still exist when it is written.
     for (const p of puts) ops.push({ put: p });
     if (ops.length === 0) return;
-    const { succeeded, revision } = await this.client.txn(compare, ops);
+    let answer: { succeeded: boolean; revision: number };
+    try {
+      answer = await this.client.txn(compare, ops);
+    } catch (error) {
+      if (error instanceof EtcdError) this.#fail(error, "cannot write the shared state to etcd");
+      throw error;
+    }
+    const { succeeded, revision } = answer;
     if (!succeeded) {
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
@@ -270,6 +277,13 @@ export class EtcdStateStore implements StateStore {
   /** A linearizable read: fails while etcd has no quorum (gorb calls it after a failed commit). */
   async probe(): Promise<void> {
     await this.client.range(`${this.prefix}/services/`, prefixEnd(`${this.prefix}/services/`));
+    this.#degraded = false;
+    this.#lastError = null;
+  }
+
+  /** False while etcd could not be reached (see StateStore.available). */
+  available(): boolean {
+    return !this.#degraded;
   }
 
   // ---- sync ---------------------------------------------------------------------------------------------

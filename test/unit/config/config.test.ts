@@ -84,7 +84,7 @@ describe("configuration files", () => {
       ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
       ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],
       ["gorb.toml", 'vip_interface = "eth0/1"\n', 'gorb.toml:1: vip_interface: "eth0/1" is not a network interface name (1-15 characters)'],
-      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, max_services, max_backends, services"],
+      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, max_services, max_backends, store, node_id, etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file, services"],
       ["gorb.yaml", "services:\n  - web\n", "gorb.yaml:1: services: must be a mapping of service ids to services, got a list"],
       ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
