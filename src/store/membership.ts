@@ -93,13 +93,17 @@ export class Membership {
     this.#timer = setInterval(() => void this.#tick(), Math.max(1000, (this.#ttl * 1000) / 3));
   }
 
-  /** Stop renewing and revoke the lease (the registration goes at once). */
-  async stop(): Promise<void> {
+  /**
+   * Stop renewing and revoke the lease (the registration goes at once); with `revoke: false` the registration
+   * stays until the lease's TTL runs out, as when the process is killed.
+   */
+  async stop(options: { readonly revoke?: boolean } = {}): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
     this.#unsubscribe?.();
     const lease = this.#lease;
     this.#lease = null;
-    if (lease !== null) await this.#o.client.leaseRevoke(lease).catch(() => undefined);
+    if (lease !== null && options.revoke !== false) await this.#o.client.leaseRevoke(lease).catch(() => undefined);
   }
 
   #record(): NodeRecord {

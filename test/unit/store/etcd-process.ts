@@ -9,6 +9,11 @@ import { join } from "node:path";
 
 export interface EtcdProcess {
   readonly endpoint: string;
+  /** SIGKILL the member, keeping its data. */
+  kill(): Promise<void>;
+  /** Start the killed member again on the same ports and data; resolves once it answers. */
+  restart(): Promise<void>;
+  /** SIGKILL it and delete its data. */
   stop(): Promise<void>;
 }
 
@@ -32,37 +37,50 @@ export async function startEtcd(): Promise<EtcdProcess> {
   const client = await freePort();
   const peer = await freePort();
   const endpoint = `http://127.0.0.1:${client}`;
-  const proc = Bun.spawn(
-    [
-      binary,
-      "--name", "t1",
-      "--data-dir", join(dir, "data"),
-      "--listen-client-urls", endpoint,
-      "--advertise-client-urls", endpoint,
-      "--listen-peer-urls", `http://127.0.0.1:${peer}`,
-      "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-      "--initial-cluster", `t1=http://127.0.0.1:${peer}`,
-      "--heartbeat-interval", "50",
-      "--election-timeout", "500",
-      "--logger", "zap",
-      "--log-outputs", join(dir, "etcd.log"),
-    ],
-    { stdout: "ignore", stderr: "ignore" },
-  );
-  // Poll the gateway until the member has elected itself (each attempt is a real request, bounded).
-  for (let i = 0; ; i++) {
-    if (proc.exitCode !== null) throw new Error(`etcd exited with ${proc.exitCode}; see ${join(dir, "etcd.log")}`);
-    try {
-      const response = await fetch(`${endpoint}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: "eA==" }), signal: AbortSignal.timeout(1000) });
-      if (response.ok) break;
-    } catch {
-      // not listening yet
+  const spawn = () =>
+    Bun.spawn(
+      [
+        binary,
+        "--name", "t1",
+        "--data-dir", join(dir, "data"),
+        "--listen-client-urls", endpoint,
+        "--advertise-client-urls", endpoint,
+        "--listen-peer-urls", `http://127.0.0.1:${peer}`,
+        "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
+        "--initial-cluster", `t1=http://127.0.0.1:${peer}`,
+        "--heartbeat-interval", "50",
+        "--election-timeout", "500",
+        "--logger", "zap",
+        "--log-outputs", join(dir, "etcd.log"),
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+  const ready = async (proc: ReturnType<typeof spawn>) => {
+    // Poll the gateway until the member has elected itself (each attempt is a real request, bounded).
+    for (let i = 0; ; i++) {
+      if (proc.exitCode !== null) throw new Error(`etcd exited with ${proc.exitCode}; see ${join(dir, "etcd.log")}`);
+      try {
+        const response = await fetch(`${endpoint}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: "eA==" }), signal: AbortSignal.timeout(1000) });
+        if (response.ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (i > 200) throw new Error("etcd did not answer within 20 s");
+      await Bun.sleep(100);
     }
-    if (i > 200) throw new Error("etcd did not answer within 20 s");
-    await Bun.sleep(100);
-  }
+  };
+  let proc = spawn();
+  await ready(proc);
   return {
     endpoint,
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+    async restart() {
+      proc = spawn();
+      await ready(proc);
+    },
     async stop() {
       proc.kill("SIGKILL");
       await proc.exited;
