@@ -45,7 +45,7 @@ import type { Gorb } from "../core/gorb.ts";
 import type { EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import type { Cidr } from "../config/cidr.ts";
-import { clusterRoutes, type ClusterApi } from "./cluster.ts";
+import { clusterRoutes, withStoreMetrics, type ClusterApi } from "./cluster.ts";
 import { createGuard } from "./guard.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
 import { errorResponse } from "./errors.ts";
@@ -293,7 +293,7 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters()), {
+        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters()), cluster), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
       { response: { 200: t.String({ description: "Prometheus text format" }), ...ERRORS }, detail: { summary: "Prometheus metrics" } },

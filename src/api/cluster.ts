@@ -41,6 +41,41 @@ export interface ClusterApi {
   members(): Promise<readonly ClusterMember[]>;
 }
 
+/**
+ * `/metrics` with the shared store's lines after the others: gorb_store_up (0 while etcd cannot be reached:
+ * the node keeps what it has and refuses writes), the applied revision and the relists.
+ */
+export function withStoreMetrics(metrics: ReadableStream<Uint8Array>, cluster: ClusterApi | undefined): ReadableStream<Uint8Array> {
+  if (cluster === undefined) return metrics;
+  const s = cluster.status();
+  const node = JSON.stringify(cluster.node);
+  const text =
+    "# HELP gorb_store_up 1 when the shared store (etcd) answers, 0 while it does not (degraded: writes refused).\n" +
+    "# TYPE gorb_store_up gauge\n" +
+    `gorb_store_up{node=${node}} ${s.state === "ok" ? 1 : 0}\n` +
+    "# HELP gorb_store_applied_revision The etcd revision this node's desired state and kernel have applied.\n" +
+    "# TYPE gorb_store_applied_revision gauge\n" +
+    `gorb_store_applied_revision{node=${node}} ${s.appliedRevision}\n` +
+    "# HELP gorb_store_relists_total Full reads of the shared state after a broken watch or on the resync timer.\n" +
+    "# TYPE gorb_store_relists_total counter\n" +
+    `gorb_store_relists_total{node=${node}} ${s.relists}\n`;
+  const reader = metrics.getReader();
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return;
+      const next = await reader.read();
+      if (!next.done) {
+        controller.enqueue(next.value);
+        return;
+      }
+      done = true;
+      controller.enqueue(new TextEncoder().encode(text));
+      controller.close();
+    },
+  });
+}
+
 /** A backend whose health differs between nodes. */
 export interface HealthSplit {
   readonly service: string;

@@ -65,7 +65,7 @@ async function node(name: string, prefix: string, endpoints = [etcd.endpoint]) {
     const text = await response.text();
     return { status: response.status, headers: response.headers, body: text === "" ? null : (JSON.parse(text) as unknown) };
   };
-  return { ...stack, store, membership, call };
+  return { ...stack, store, membership, call, app };
 }
 
 describe("fleet over the API", () => {
@@ -145,6 +145,8 @@ describe("fleet over the API", () => {
     expect(await a.driver.snapshot()).toEqual(tableA);
     expect(await b.driver.snapshot()).toEqual(tableB);
     expect((await a.call("GET", "/service/web")).status).toBe(200);
+    const metrics = await a.app.handle(new Request("http://gorb.test/metrics"));
+    expect(await metrics.text()).toContain('gorb_store_up{node="a"} 0\n');
 
     await own.restart();
     const again = await waitFor(async () => (await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 })).status === 200, 15000);
