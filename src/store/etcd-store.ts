@@ -17,7 +17,8 @@
  * and hands each batch of remote changes to the sink (Gorb.applyRemote). The applied revisions of the keys
  * are updated under gorb's lock once the sink has applied them, so a commit's compares always describe gorb's
  * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
- * difference (deletes included) applied, and a new watch from there. While etcd cannot be reached the node
+ * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
+ * (SIGSTOP, a frozen VM) for more than 5 s. While etcd cannot be reached the node
  * keeps its desired state and its kernel as they are and retries; `status()` says so.
  */
 import { ConflictError } from "../core/errors.ts";
@@ -60,6 +61,9 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   readonly retryMs?: number;
   readonly logger?: Logger;
 }
+
+/** A timer tick this much later than due means the process was paused. */
+const PAUSE_MS = 5000;
 
 interface Rev {
   readonly create: number;
@@ -294,7 +298,21 @@ export class EtcdStateStore implements StateStore {
     const stop = new AbortController();
     this.#stop = stop;
     const timer = setInterval(() => this.#watchAbort?.abort(), this.#resyncMs);
-    this.#loop = this.#run(sink, stop.signal).finally(() => clearInterval(timer));
+    // A process that was paused (SIGSTOP, a frozen VM) cannot trust its watch stream (it may be half-open, or
+    // far behind): a tick that comes much later than due relists at once.
+    let last = Date.now();
+    const pauses = setInterval(() => {
+      const now = Date.now();
+      if (now - last > PAUSE_MS) {
+        this.#log.warn(`this process was paused for ${Math.round((now - last) / 1000)} s; relisting the shared state`);
+        this.#watchAbort?.abort();
+      }
+      last = now;
+    }, 1000);
+    this.#loop = this.#run(sink, stop.signal).finally(() => {
+      clearInterval(timer);
+      clearInterval(pauses);
+    });
   }
 
   /** Stop watching. */
