@@ -246,7 +246,9 @@ export class EtcdStateStore implements StateStore {
     try {
       answer = await this.client.txn(compare, ops);
     } catch (error) {
-      if (error instanceof EtcdError) this.#fail(error, "cannot write the shared state to etcd");
+      // Unreachable or no quorum: degraded until etcd answers. A refusal (e.g. more keys than etcd's
+      // --max-txn-ops in one change) fails this change only.
+      if (error instanceof EtcdError && error.kind !== "rejected") this.#fail(error, "cannot write the shared state to etcd");
       throw error;
     }
     const { succeeded, revision } = answer;

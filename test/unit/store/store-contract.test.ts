@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { ConflictError } from "../../../src/core/errors.ts";
 import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
+import { EtcdError } from "../../../src/store/etcd-client.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
@@ -144,6 +145,16 @@ describe("shared store: etcd", () => {
     expect(refused).toBeInstanceOf(ConflictError);
     expect(summary((await b.load()).state)).toEqual(['service web {"host":"10.0.0.1","method":"rr","port":80}']);
     await b.commit(changes({ putServices: [service("web2", "10.0.0.2")] }));
+  });
+
+  test("a change with more keys than etcd's --max-txn-ops (128) is refused alone; the store stays writable", async () => {
+    const { a } = await pair();
+    const many = Array.from({ length: 130 }, (_, i) => backend("web", `b${i}`, `10.1.${Math.floor(i / 200)}.${(i % 200) + 1}`));
+    const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(EtcdError);
+    expect((refused as EtcdError).kind).toBe("rejected");
+    expect(a.available()).toBe(true);
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many.slice(0, 100) }));
   });
 
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
