@@ -8,6 +8,9 @@
  * without touching what already matches; destinations the state does not know are handled as
  * --unknown-destinations says: reported and left by default), report the services gorb does not manage,
  * apply the configuration file's services, then listen and reconcile every --reconcile-interval.
+ * With --store etcd://, the saved state is the shared one: read as a snapshot (retried while etcd cannot be
+ * reached; the kernel table is left as it is meanwhile), restored the same way, then followed with a watch
+ * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it listens.
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.

@@ -325,11 +325,6 @@ export class EtcdStateStore implements StateStore {
     this.#loop = null;
   }
 
-  /** Force a relist now (tests; the resync timer does the same). */
-  resync(): void {
-    this.#watchAbort?.abort();
-  }
-
   async #run(sink: RemoteSink, stop: AbortSignal): Promise<void> {
     let from = this.#appliedRevision + 1;
     while (!stop.aborted) {
