@@ -23,6 +23,7 @@ export const root = withExamples(
       diff: () => import("./commands/diff.ts").then((m) => m.default),
       reconcile: () => import("./commands/reconcile.ts").then((m) => m.default),
       bgp: () => import("./commands/bgp.ts").then((m) => m.default),
+      state: () => import("./commands/state.ts").then((m) => m.default),
       completion: () => import("./commands/completion.ts").then((m) => m.default),
     },
   }),

@@ -69,6 +69,13 @@ export interface DaemonOptions {
   readonly maxServices: number | null;
   /** Most backends gorb holds over all services (--max-backends); null = unlimited. */
   readonly maxBackends: number | null;
+  /**
+   * The shared desired state in etcd (--store etcd://HOST:PORT[,HOST:PORT...]/PREFIX; etcds:// for HTTPS), or
+   * null for the node's own SQLite state (--state-dir). With it, --state-dir is not used.
+   */
+  readonly sharedStore: SharedStoreOptions | null;
+  /** This node's name in the fleet (--node-id); null: the host name. */
+  readonly nodeId: string | null;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
   /**
@@ -94,6 +101,21 @@ export interface BgpOptions {
   readonly holdDownMs: number;
   /** Leave the VIPs announced when gorb stops (default: withdraw them). */
   readonly keepOnExit: boolean;
+}
+
+/** Where the shared desired state lives (see DaemonOptions.sharedStore). */
+export interface SharedStoreOptions {
+  /** Base URLs of the etcd members ("http://10.0.0.1:2379"). */
+  readonly endpoints: readonly string[];
+  /** Key prefix, starting with "/" and without a trailing "/" ("/gorb"). */
+  readonly prefix: string;
+  /** PEM files for HTTPS to etcd (--etcd-ca, --etcd-cert, --etcd-key); null each when not given. */
+  readonly caFile: string | null;
+  readonly certFile: string | null;
+  readonly keyFile: string | null;
+  /** etcd user (--etcd-user) and the file holding its password (--etcd-password-file). */
+  readonly user: string | null;
+  readonly passwordFile: string | null;
 }
 
 /** The raw flag values `gorb serve` collected (strings as typed; undefined when not given). */
@@ -130,6 +152,13 @@ export interface DaemonFlags {
   readonly bgpProtocol?: string | undefined;
   readonly bgpHoldDown?: string | undefined;
   readonly bgpKeepOnExit?: boolean | undefined;
+  readonly store?: string | undefined;
+  readonly nodeId?: string | undefined;
+  readonly etcdCa?: string | undefined;
+  readonly etcdCert?: string | undefined;
+  readonly etcdKey?: string | undefined;
+  readonly etcdUser?: string | undefined;
+  readonly etcdPasswordFile?: string | undefined;
 }
 
 /**
@@ -409,6 +438,53 @@ function bgp(flags: DaemonFlags): BgpOptions | null {
   };
 }
 
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const PREFIX = /^(?:\/[A-Za-z0-9._-]+)+$/;
+
+/** --store etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for HTTPS) and the etcd TLS/auth flags. */
+function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
+  const text = flags.store;
+  const caFile = filePath("etcd-ca", flags.etcdCa);
+  const certFile = filePath("etcd-cert", flags.etcdCert);
+  const keyFile = filePath("etcd-key", flags.etcdKey);
+  const user = flags.etcdUser === undefined || flags.etcdUser === "" ? null : flags.etcdUser;
+  const passwordFile = filePath("etcd-password-file", flags.etcdPasswordFile);
+  if (text === undefined || text === "" || text === "sqlite") {
+    for (const [flag, value] of [["etcd-ca", caFile], ["etcd-cert", certFile], ["etcd-key", keyFile], ["etcd-user", user], ["etcd-password-file", passwordFile]] as const) {
+      if (value !== null) throw new DaemonOptionError(flag, "needs --store etcd://...");
+    }
+    return null;
+  }
+  const match = /^(etcds?):\/\/([^/]+)(\/.*)?$/.exec(text);
+  if (match === null) {
+    throw new DaemonOptionError("store", `expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX, got ${JSON.stringify(text)}`);
+  }
+  const scheme = match[1] === "etcds" ? "https" : "http";
+  const hosts = (match[2] ?? "").split(",");
+  for (const host of hosts) {
+    if (!HOST_PORT.test(host)) throw new DaemonOptionError("store", `${JSON.stringify(host)} is not HOST:PORT`);
+  }
+  const prefix = (match[3] ?? "/gorb").replace(/\/+$/, "") || "/gorb";
+  if (!PREFIX.test(prefix)) {
+    throw new DaemonOptionError("store", `the key prefix must be /NAME[/NAME...] of letters, digits, ".", "_" or "-", got ${JSON.stringify(prefix)}`);
+  }
+  if ((certFile === null) !== (keyFile === null)) {
+    throw new DaemonOptionError(certFile === null ? "etcd-cert" : "etcd-key", "--etcd-cert and --etcd-key go together");
+  }
+  if ((user === null) !== (passwordFile === null)) {
+    throw new DaemonOptionError(user === null ? "etcd-user" : "etcd-password-file", "--etcd-user and --etcd-password-file go together");
+  }
+  return { endpoints: hosts.map((h) => `${scheme}://${h}`), prefix, caFile, certFile, keyFile, user, passwordFile };
+}
+
+function nodeId(text: string | undefined): string | null {
+  if (text === undefined || text === "") return null;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(text)) {
+    throw new DaemonOptionError("node-id", `must be 1-64 letters, digits, ".", "_" or "-", got ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -437,6 +513,8 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     unknownDestinations: unknownDestinations(flags.unknownDestinations),
     maxServices: parseLimit("max-services", flags.maxServices),
     maxBackends: parseLimit("max-backends", flags.maxBackends),
+    sharedStore: sharedStore(flags),
+    nodeId: nodeId(flags.nodeId),
     configPath: null,
     declared: null,
     ui: flags.ui ?? true,

@@ -57,6 +57,13 @@ const SETTINGS = {
   bgp_protocol: { flag: "bgpProtocol", type: "string" },
   bgp_hold_down: { flag: "bgpHoldDown", type: "string" },
   bgp_keep_on_exit: { flag: "bgpKeepOnExit", type: "boolean" },
+  store: { flag: "store", type: "string" },
+  node_id: { flag: "nodeId", type: "string" },
+  etcd_ca: { flag: "etcdCa", type: "string" },
+  etcd_cert: { flag: "etcdCert", type: "string" },
+  etcd_key: { flag: "etcdKey", type: "string" },
+  etcd_user: { flag: "etcdUser", type: "string" },
+  etcd_password_file: { flag: "etcdPasswordFile", type: "string" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

@@ -50,11 +50,12 @@ import { planApply, resolveDeclared, type DeclaredService, type ManagedService }
 import { Queries } from "./queries.ts";
 import { observedTable, planOperations, unknownDestinations, type Operation } from "./reconcile.ts";
 import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
+import { syncService } from "./remote.ts";
 import { adoptDestination, loadSavedState } from "./restore.ts";
 import { Transactions } from "./transactions.ts";
 import { runApplyPlan } from "./apply-runner.ts";
 import type { UnknownDestinationMode } from "./unknown-destinations.ts";
-import { type SavedState, type Source, type StateStore } from "./state.ts";
+import { type SavedBackend, type SavedService, type SavedState, type Source, type StateStore } from "./state.ts";
 import { Tx } from "./tx.ts";
 import { NoVipManager, type VipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
@@ -443,6 +444,48 @@ export class Gorb {
       }
       return { repairs };
     });
+  }
+
+  /**
+   * A shared store's change (another node's write, or a relist): make the services named in `ids` match the rows
+   * of `state` (a service without a row is deleted), through the same edits, reconciler and kernel writer as a
+   * request, without writing to the store (the rows came from it). Each service is one change of its own: one
+   * that fails (a conflict with a local service, a kernel error) is undone and logged, the others stay.
+   * `onApplied` runs under the lock once every service was handled, before any later request. Returns how many
+   * services changed.
+   */
+  applyRemote(state: SavedState, ids: Iterable<string>, onApplied?: () => void): Promise<number> {
+    const rows = new Map<string, SavedService>(state.services.map((s) => [s.id, s]));
+    const backendsOf = new Map<string, SavedBackend[]>();
+    for (const b of state.backends) {
+      let list = backendsOf.get(b.service);
+      if (list === undefined) backendsOf.set(b.service, (list = []));
+      list.push(b);
+    }
+    const wanted = [...new Set(ids)];
+    return this.#exclusive(async () => {
+      let changed = 0;
+      for (const id of wanted) {
+        const tx = new Tx();
+        try {
+          if (!(await syncService(this.#desired, this.#edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? []))) continue;
+        } catch (error) {
+          await this.#tx.rollback(tx);
+          this.#log.error(`cannot apply the shared state of service ${q(id)}: ${message(error)}`);
+          continue;
+        }
+        try {
+          await this.#tx.write(tx);
+        } catch (error) {
+          this.#log.error(`cannot apply the shared state of service ${q(id)} to IPVS: ${message(error)}`);
+          continue;
+        }
+        await this.#tx.effects(tx);
+        changed++;
+      }
+      onApplied?.();
+      return changed;
+    }, false);
   }
 
   /** Totals of every reconcile since start (restore included). */

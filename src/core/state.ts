@@ -74,6 +74,12 @@ export interface StateStore {
    * failed commit (disk full, read-only). Throws (or rejects) while it cannot. Without it, an empty commit.
    */
   probe?(): void | Promise<void>;
+  /**
+   * False while the store is known not to take writes (a shared store that lost its server): changes are then
+   * refused (503) before anything is touched, unless a probe works. Without it, a store is assumed available
+   * until a commit fails.
+   */
+  available?(): boolean;
 }
 
 

@@ -13,7 +13,7 @@
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { ChangeTracker } from "./changes.ts";
 import type { DesiredState } from "./desired-state.ts";
-import { UnavailableError, fromIpvsError } from "./errors.ts";
+import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
@@ -103,7 +103,7 @@ export class Transactions {
   /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
   async checkStore(): Promise<void> {
     const store = this.#store;
-    if (store === null || !this.#storeDown) return;
+    if (store === null || (!this.#storeDown && store.available?.() !== false)) return;
     try {
       if (store.probe !== undefined) await store.probe();
       else await store.commit({ putServices: [], deleteServices: [], putBackends: [], deleteBackends: [] });
@@ -132,6 +132,8 @@ export class Transactions {
     try {
       await store.commit(tracker.changes(this.#desired, this.#vips));
     } catch (error) {
+      // A shared store refused the change because another node changed the same rows first: the store works.
+      if (error instanceof ConflictError) throw error;
       this.#storeDown = true;
       this.#log.error(`cannot save the state to ${store.location}: ${message(error)}`);
       throw new UnavailableError(

@@ -8,6 +8,9 @@
  * without touching what already matches; destinations the state does not know are handled as
  * --unknown-destinations says: reported and left by default), report the services gorb does not manage,
  * apply the configuration file's services, then listen and reconcile every --reconcile-interval.
+ * With --store etcd://, the saved state is the shared one: read as a snapshot (retried while etcd cannot be
+ * reached; the kernel table is left as it is meanwhile), restored the same way, then followed with a watch
+ * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it listens.
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.
@@ -17,6 +20,7 @@
  * With --bgp-bird-socket, the VIP controller (src/bgp/) announces healthy VIPs through BIRD; at shutdown it
  * withdraws them first (unless --bgp-keep-on-exit), so routers stop sending traffic before gorb goes.
  */
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
@@ -29,7 +33,7 @@ import type { ApplyReport } from "../core/apply.ts";
 import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
 import type { DeclaredService } from "../core/plan.ts";
-import type { SavedState } from "../core/state.ts";
+import type { SavedState, StateStore } from "../core/state.ts";
 import type { VipManager } from "../core/vip.ts";
 import { ConsulDiscovery } from "../discovery/consul.ts";
 import type { Discovery } from "../discovery/discovery.ts";
@@ -38,6 +42,9 @@ import { HealthMonitor } from "../health/monitor.ts";
 import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
+import { EtcdStateStore } from "../store/etcd-store.ts";
+import { Membership, listMembers } from "../store/membership.ts";
+import type { ClusterApi } from "../api/cluster.ts";
 import { VERSION } from "../version.ts";
 import { startApiServer } from "./api-server.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
@@ -65,8 +72,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
 
   let store: SqliteStateStore | null = null;
+  let shared: EtcdStateStore | null = null;
   let saved: SavedState = { services: [], backends: [] };
-  if (options.stateDir !== null) {
+  if (options.sharedStore !== null) {
+    shared = openSharedStore(options.sharedStore, log);
+    saved = await loadShared(shared, log);
+  } else if (options.stateDir !== null) {
     store = SqliteStateStore.open(options.stateDir);
     saved = store.load();
     log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
@@ -111,7 +122,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     maxServices: options.maxServices,
     maxBackends: options.maxBackends,
     logger: log.withTag("core"),
-    ...(store !== null ? { store } : {}),
+    ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
   });
 
   if (options.flush) {
@@ -139,6 +150,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     const report = await gorb.adopt(false);
     for (const foreign of report.foreign) log.warn(`leaving alone a service gorb does not manage: ${foreign}`);
   }
+  // The shared state: follow every node's writes from the snapshot's revision on.
+  shared?.sync(gorb);
   if (options.declared !== null) await applyDeclared(gorb, options.declared, log, options.configPath ?? "the configuration file");
 
   if (options.token === null && !loopbackOnly(options.listen.host)) {
@@ -153,6 +166,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   if (options.token !== null && options.tls === null && !loopbackOnly(options.listen.host)) {
     log.warn("the API token crosses the network in clear text: serve the API over HTTPS with --tls-cert and --tls-key");
   }
+
+  const nodeName = options.nodeId ?? hostname();
 
   let bgp: VipController | null = null;
   if (options.bgp !== null) {
@@ -187,6 +202,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     allowOrigins: options.allowOrigins,
     maxRequests: options.maxConnections,
     ui: options.ui,
+    ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),
   });
   const api = startApiServer(app, {
     listen: options.listen,
@@ -197,6 +213,22 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   const port = api.port;
   log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
   if (options.ui) log.info(`web UI: ${api.protocol}://<this host>:${port}/ui (--no-ui turns it off)`);
+  let membership: Membership | null = null;
+  if (shared !== null) {
+    const store = shared;
+    membership = new Membership({
+      client: store.client,
+      prefix: store.prefix,
+      node: nodeName,
+      address: api.shown,
+      version: VERSION,
+      events,
+      status: () => store.status(),
+      logger: log.withTag("fleet"),
+    });
+    await membership.start();
+    log.info(`node ${nodeName} joined the fleet in ${store.location}`);
+  }
 
   if (consul !== null) {
     // Registrations outlive a restart (nothing is deregistered at shutdown): drop only this instance's
@@ -258,6 +290,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
         const outcome = await api.stop();
         if (outcome === "forced") log.warn("requests still in flight at the stop deadline were cut off");
         await reloading;
+        await membership?.stop();
+        await shared?.close();
         await gorb.close();
         store?.close();
         driver.close();
@@ -274,6 +308,50 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     if (hupEarly) onHup();
   });
   log.info("gorb stopped");
+}
+
+/** The etcd store of --store etcd://, with its TLS files and password read now. */
+function openSharedStore(o: NonNullable<DaemonOptions["sharedStore"]>, log: ConsolaInstance): EtcdStateStore {
+  const read = (file: string) => readFileSync(file, "utf8");
+  const tls = {
+    ...(o.caFile !== null ? { ca: read(o.caFile) } : {}),
+    ...(o.certFile !== null ? { cert: read(o.certFile) } : {}),
+    ...(o.keyFile !== null ? { key: read(o.keyFile) } : {}),
+  };
+  return new EtcdStateStore({
+    endpoints: o.endpoints,
+    prefix: o.prefix,
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    ...(o.user !== null && o.passwordFile !== null ? { auth: { user: o.user, password: read(o.passwordFile).trim() } } : {}),
+    logger: log.withTag("etcd"),
+  });
+}
+
+/** The snapshot to restore; while etcd cannot be reached, waits (the kernel table is left as it is). */
+async function loadShared(store: EtcdStateStore, log: ConsolaInstance): Promise<SavedState> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { state, revision } = await store.load();
+      log.info(`state: ${store.location} at revision ${revision} (${state.services.length} service(s), ${state.backends.length} backend(s))`);
+      return state;
+    } catch (error) {
+      if (attempt === 1 || attempt % 30 === 0) {
+        log.error(`cannot read the shared state from ${store.location} (${error instanceof Error ? error.message : String(error)}); retrying`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+/** What the fleet routes see of the shared store. */
+function clusterOf(store: EtcdStateStore, node: string): ClusterApi {
+  return {
+    node,
+    committedRevision: () => store.committedRevision,
+    status: () => store.status(),
+    waitApplied: (revision, timeoutMs) => store.waitApplied(revision, timeoutMs),
+    members: () => listMembers(store.client, store.prefix),
+  };
 }
 
 /** Apply the services a configuration file declares; a failure is logged and the running state stays. */

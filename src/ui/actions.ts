@@ -28,6 +28,8 @@ export const ACTIONS = {
   events: { method: "GET", path: "/events", use: "the live stream (fetch-based Server-Sent Events)" },
   metrics: { method: "GET", path: "/metrics", use: "the Metrics panel (Prometheus text, as scraped)" },
   openapi: { method: "GET", path: "/openapi.json", use: "the forms' fields, types, ranges and choices" },
+  cluster: { method: "GET", path: "/cluster", use: "the Fleet panel: every node, converged or not, backends up on one node and down on another" },
+  clusterRevision: { method: "GET", path: "/cluster/revision", use: "the Fleet panel: the etcd revision this node has applied" },
   bgp: { method: "GET", path: "/bgp", use: "the BGP panel: per VIP wanted, confirmed by BIRD, the last error (404: BGP off)" },
 } as const satisfies Record<string, Action>;
 

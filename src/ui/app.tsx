@@ -10,7 +10,7 @@ import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
 import { EntityForm } from "./forms.tsx";
-import { ApplyPanel, BgpPanel, MetricsPanel } from "./panels.tsx";
+import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type Actions, type Dialog, ServiceCard } from "./services.tsx";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
@@ -200,6 +200,9 @@ export function App() {
           <button type="button" onClick={() => setDialog({ kind: "metrics" })}>
             Metrics
           </button>
+          <button type="button" onClick={() => setDialog({ kind: "fleet" })}>
+            Fleet
+          </button>
           <button type="button" onClick={() => setDialog({ kind: "bgp" })}>
             BGP
           </button>
@@ -263,6 +266,11 @@ export function App() {
       {dialog?.kind === "metrics" && (
         <Modal title="Metrics (GET /metrics)" onClose={close}>
           <MetricsPanel />
+        </Modal>
+      )}
+      {dialog?.kind === "fleet" && (
+        <Modal title="Fleet (GET /cluster)" onClose={close}>
+          <FleetPanel />
         </Modal>
       )}
       {dialog?.kind === "bgp" && (

@@ -1,6 +1,6 @@
 /**
- * The Apply panel (plan first, then apply), the Metrics panel (GET /metrics as scraped) and the BGP panel
- * (GET /bgp, re-read every 2 s while open).
+ * The Apply panel (plan first, then apply), the Metrics panel (GET /metrics as scraped), the Fleet panel
+ * (GET /cluster and GET /cluster/revision) and the BGP panel (GET /bgp); the last two re-read every 2 s while open.
  */
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
@@ -122,28 +122,7 @@ interface BgpView {
 
 /** Per VIP: wanted by gorb, confirmed by BIRD, the last error; "BGP is off" when the daemon has no BIRD socket. */
 export function BgpPanel() {
-  const [view, setView] = useState<BgpView | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let stopped = false;
-    const read = () =>
-      call("bgp").then(
-        (v) => {
-          if (stopped) return;
-          setView(v as BgpView);
-          setError(null);
-        },
-        (e: unknown) => {
-          if (!stopped) setError(e instanceof ApiError ? describeError(e) : String(e));
-        },
-      );
-    void read();
-    const timer = setInterval(() => void read(), 2000);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
-  }, []);
+  const { value: view, error } = usePolled(async () => (await call("bgp")) as BgpView);
   if (error !== null) return <p class="error" role="alert">{error}</p>;
   if (view === null) return <p>loading…</p>;
   return (
@@ -177,6 +156,96 @@ export function BgpPanel() {
         </tbody>
       </table>
       {view.vips.length === 0 && <p class="empty">No VIP to announce.</p>}
+    </div>
+  );
+}
+
+/** Re-read `read` every 2 s while the panel is open; an API error is shown as the API gave it. */
+function usePolled<T>(read: () => Promise<T>): { value: T | null; error: string | null } {
+  const [value, setValue] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    const once = () =>
+      read().then(
+        (v) => {
+          if (stopped) return;
+          setValue(v);
+          setError(null);
+        },
+        (e: unknown) => {
+          if (!stopped) setError(e instanceof ApiError ? describeError(e) : String(e));
+        },
+      );
+    void once();
+    const timer = setInterval(() => void once(), 2000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, []);
+  return { value, error };
+}
+
+interface FleetView {
+  readonly node: string;
+  readonly revision: number;
+  readonly store: { readonly state: string; readonly lastError: string | null };
+  readonly nodes: readonly { readonly node: string; readonly address: string; readonly version: string; readonly appliedRevision: number; readonly store: string; readonly converged: boolean }[];
+  readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: readonly string[]; readonly down: readonly string[] }[];
+}
+
+/** Every node of the fleet, converged or not, and the backends whose health differs between nodes. */
+export function FleetPanel() {
+  const { value, error } = usePolled(async () => {
+    const [view, revision] = await Promise.all([call("cluster"), call("clusterRevision")]);
+    return { view: view as FleetView, applied: (revision as { applied: number }).applied };
+  });
+  if (error !== null) return <p class="error" role="alert">{error}</p>;
+  if (value === null) return <p>loading…</p>;
+  const { view, applied } = value;
+  return (
+    <div class="fleet">
+      <p>
+        This node: {view.node}, applied revision {applied} of {view.revision}; store {view.store.state}
+        {view.store.lastError !== null && <span class="why"> {view.store.lastError}</span>}
+      </p>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">node</th>
+            <th scope="col">address</th>
+            <th scope="col">version</th>
+            <th scope="col">applied</th>
+            <th scope="col">store</th>
+            <th scope="col">converged</th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.nodes.map((n) => (
+            <tr key={n.node} class={n.converged ? "" : "degraded"}>
+              <td>{n.node}</td>
+              <td>{n.address}</td>
+              <td>{n.version}</td>
+              <td>{n.appliedRevision}</td>
+              <td>{n.store}</td>
+              <td>{n.converged ? "yes" : "no"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3>Health that differs between nodes</h3>
+      {view.health_splits.length === 0 ? (
+        <p class="empty">Every backend has the same health on every node.</p>
+      ) : (
+        <ul>
+          {view.health_splits.map((s) => (
+            <li key={`${s.service}/${s.backend}`}>
+              {s.service}/{s.backend}: up on {s.up.join(", ")}; down on {s.down.join(", ")}
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }

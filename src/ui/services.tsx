@@ -16,6 +16,7 @@ export type Dialog =
   | { kind: "apply" }
   | { kind: "metrics" }
   | { kind: "bgp" }
+  | { kind: "fleet" }
   | null;
 
 /** What a card may do to the page. */

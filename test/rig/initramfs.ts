@@ -2,7 +2,8 @@
  * Builds the rig's initramfs as two newc archives that the kernel unpacks one after the other:
  *
  * - a cached, uncompressed **base** archive: busybox (with applet links), iproute2's `ip`, `ipvsadm`, BIRD 2's `bird`
- *   (the BGP speaker and router of test/kernel/bgp.test.ts), the Bun
+ *   (the BGP speaker and router of test/kernel/bgp.test.ts), `etcd` (the
+ *   fleet test's shared store, Debian's etcd-server), the Bun
  *   executable, the shared libraries `ldd` lists for them, libnl in the standard library directory, and the trimmed
  *   kernel modules. Uncompressed because inflating ~70 MB of gzip under software emulation cost about 3 s of boot
  *   (measured: boot 10.3 s gzip'd vs 7.2 s raw); copying 117 MB is cheaper;
@@ -136,6 +137,7 @@ function collectBaseInputs(kernel: RigKernel): BaseInputs {
   if (!existsSync(ip)) throw new Error("rig needs /usr/sbin/ip (Debian package iproute2); run .ci/rig-deps.sh");
   const ipvsadm = requireTool("ipvsadm", "ipvsadm");
   const bird = requireTool("bird", "bird2");
+  const etcd = requireTool("etcd", "etcd-server");
   if (!existsSync(BUN_EXECUTABLE)) throw new Error(`rig needs the Bun executable at ${BUN_EXECUTABLE} (run bun install)`);
 
   const placements: Placement[] = [
@@ -143,10 +145,11 @@ function collectBaseInputs(kernel: RigKernel): BaseInputs {
     { host: ip, guest: "usr/sbin/ip", mode: 0o755 },
     { host: ipvsadm, guest: "usr/sbin/ipvsadm", mode: 0o755 },
     { host: bird, guest: "usr/sbin/bird", mode: 0o755 },
+    { host: etcd, guest: "usr/bin/etcd", mode: 0o755 },
     { host: BUN_EXECUTABLE, guest: "usr/bin/bun", mode: 0o755 },
   ];
   const libs = new Set<string>();
-  for (const binary of [ip, ipvsadm, bird, BUN_EXECUTABLE]) for (const lib of librariesOf(binary)) libs.add(lib);
+  for (const binary of [ip, ipvsadm, bird, etcd, BUN_EXECUTABLE]) for (const lib of librariesOf(binary)) libs.add(lib);
   for (const soname of LIBNL_SONAMES) libs.add(findLibrary(soname));
   for (const lib of [...libs].sort()) placements.push({ host: lib, guest: guestLibPath(lib), mode: 0o755 });
 

@@ -33,6 +33,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/contract": ["src/ipvs", "src/health"],
   "src/core": ["src/log", "src/ipvs", "src/health", "src/discovery", "src/contract"],
   "src/state": ["src/log", "src/core"],
+  "src/store": ["src/log", "src/core"],
   "src/config": ["src/core"],
   "src/bgp": ["src/log", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
@@ -48,11 +49,25 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/discovery",
     "src/core",
     "src/state",
+    "src/store",
     "src/config",
     "src/api",
     "src/bgp",
   ],
-  "src/cli": ["src/log", "src/version", "src/ipvs", "src/health", "src/contract", "src/core", "src/config", "src/embedded-libnl", "src/daemon", "src/bgp"],
+  "src/cli": [
+    "src/log",
+    "src/version",
+    "src/ipvs",
+    "src/health",
+    "src/contract",
+    "src/core",
+    "src/config",
+    "src/state",
+    "src/store",
+    "src/embedded-libnl",
+    "src/daemon",
+    "src/bgp",
+  ],
   "src/main": ["src/cli"],
 };
 
@@ -105,7 +120,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/netlink/message.ts encodeMessage": "unit-tested directly in test/unit/netlink/message.test.ts",
   "src/netlink/message.ts writeGenlMessage": "unit-tested directly in test/unit/netlink/message.test.ts",
   "src/state/sqlite-store.ts SCHEMA_VERSION": "unit-tested directly in test/unit/state/sqlite-store.test.ts",
-  "src/state/sqlite-store.ts StateStoreError": "unit-tested directly in test/unit/state/sqlite-store.test.ts",
 };
 
 /**

@@ -200,6 +200,19 @@ const serve = defineCommand({
       type: "boolean",
       description: "Leave the VIPs announced when gorb stops (default: SIGTERM withdraws them)",
     },
+    store: {
+      type: "string",
+      description:
+        "Share the desired state with other gorb nodes in etcd: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for HTTPS); " +
+        "replaces --state-dir (default: the node's own state in --state-dir)",
+      valueHint: "url",
+    },
+    "node-id": { type: "string", description: "This node's name in the fleet (default: the host name)", valueHint: "name" },
+    "etcd-ca": { type: "string", description: "CA certificate (PEM) that signs the etcd members' certificates", valueHint: "file" },
+    "etcd-cert": { type: "string", description: "Client certificate (PEM) for etcd", valueHint: "file" },
+    "etcd-key": { type: "string", description: "Client key (PEM) for etcd", valueHint: "file" },
+    "etcd-user": { type: "string", description: "etcd user (with --etcd-password-file)", valueHint: "name" },
+    "etcd-password-file": { type: "string", description: "File holding the etcd user's password", valueHint: "file" },
   },
   async run({ args }) {
     const ctx = cliContext();
@@ -240,6 +253,13 @@ const serve = defineCommand({
         bgpProtocol: stringArg(args, "bgp-protocol"),
         bgpHoldDown: stringArg(args, "bgp-hold-down"),
         bgpKeepOnExit: boolArg(args, "bgp-keep-on-exit"),
+        store: stringArg(args, "store"),
+        nodeId: stringArg(args, "node-id"),
+        etcdCa: stringArg(args, "etcd-ca"),
+        etcdCert: stringArg(args, "etcd-cert"),
+        etcdKey: stringArg(args, "etcd-key"),
+        etcdUser: stringArg(args, "etcd-user"),
+        etcdPasswordFile: stringArg(args, "etcd-password-file"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {

@@ -7,6 +7,10 @@
  * and after a lost connection comes back or a `resync`. Connections and rates change without events: `--watch N`
  * also re-reads every N seconds. With --direct there is no daemon and no events: the kernel's table is read every
  * N seconds (default 2).
+ *
+ * `--cluster` (a daemon started with --store etcd://): every node of the fleet from GET /cluster, with the
+ * revision it has applied, whether it has converged and its store's state, then the backends that are up on
+ * one node and down on another.
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
@@ -15,7 +19,7 @@ import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom }
 import { type CliContext, cliContext } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
-import { type StatusService, jsonText, statusTable } from "../format.ts";
+import { type StatusService, jsonText, statusTable, table } from "../format.ts";
 import { statusService } from "../views.ts";
 import { bgpTable, fetchBgp } from "./bgp.ts";
 
@@ -163,6 +167,37 @@ async function watchDaemon(ctx: CliContext, client: ClientOptions, service: stri
   if (failure !== null) throw (failure as { readonly error: unknown }).error;
 }
 
+interface ClusterAnswer {
+  readonly node: string;
+  readonly revision: number;
+  readonly store: { readonly state: string; readonly appliedRevision: number; readonly lastError: string | null };
+  readonly nodes: readonly {
+    readonly node: string;
+    readonly address: string;
+    readonly version: string;
+    readonly startedAt: string;
+    readonly appliedRevision: number;
+    readonly store: string;
+    readonly converged: boolean;
+  }[];
+  readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: string[]; readonly down: string[] }[];
+}
+
+/** The fleet as text: one row per node, then the backends whose health differs between nodes. */
+function clusterText(c: ClusterAnswer): string {
+  const store = c.store.state === "ok" ? "ok" : `DEGRADED${c.store.lastError === null ? "" : `: ${c.store.lastError}`}`;
+  let out = `asked node ${c.node}: store ${store}, latest revision ${c.revision}\n\n`;
+  out += table(
+    ["NODE", "ADDRESS", "VERSION", "APPLIED", "CONVERGED", "STORE", "STARTED"],
+    c.nodes.map((n) => [n.node, n.address, n.version, String(n.appliedRevision), n.converged ? "yes" : "NO", n.store, n.startedAt]),
+  );
+  if (c.health_splits.length > 0) {
+    out += `\nbackends whose health differs between nodes (each node drains from its own checks):\n`;
+    out += table(["BACKEND", "UP ON", "DOWN ON"], c.health_splits.map((s) => [`${s.service}/${s.backend}`, s.up.join(","), s.down.join(",")]));
+  }
+  return out;
+}
+
 const status = defineCommand({
   meta: {
     name: "gorb status",
@@ -178,6 +213,7 @@ const status = defineCommand({
         `rates; --direct: every N seconds, default ${DEFAULT_DIRECT_SECONDS}); with --json, one JSON line per redraw`,
       valueHint: "[seconds]",
     },
+    cluster: { type: "boolean", description: "The fleet (a daemon with --store etcd://): every node, its applied revision, health that differs" },
     ...serverArgs,
     ...directArgs,
     ...jsonArgs,
@@ -185,6 +221,11 @@ const status = defineCommand({
   async run({ args }) {
     const ctx = cliContext();
     const json = boolArg(args, "json") === true;
+    if (boolArg(args, "cluster") === true) {
+      const answer = (await new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal)).request("GET", "/cluster")) as ClusterAnswer;
+      ctx.io.stdout(json ? jsonText(answer) : clusterText(answer));
+      return 0;
+    }
     const direct = boolArg(args, "direct") === true;
     const { watch, seconds, service } = parseWatch(args.watch, optionalPositional(args, "service"));
     const snapshot = async (): Promise<StatusSnapshot> => {
@@ -224,5 +265,6 @@ export default withExamples(status, [
   "gorb status --watch           # redraw on every change",
   "gorb status --watch 5         # ... and every 5 s for connections and rates",
   "gorb status --json",
+  "gorb status --cluster        # every node of the fleet (--store etcd://)",
   "gorb status --direct          # the kernel's table, without the daemon (root)",
 ]);

@@ -46,7 +46,7 @@ describe("the command tree", () => {
 describe("bash", () => {
   test("completes commands, sub-commands, flags and their values", async () => {
     const source = await script("bash");
-    expect(bashComplete(source, ["gorb", ""])).toEqual(["apply", "backend", "bgp", "completion", "diff", "reconcile", "serve", "service", "status"]);
+    expect(bashComplete(source, ["gorb", ""])).toEqual(["apply", "backend", "bgp", "completion", "diff", "reconcile", "serve", "service", "state", "status"]);
     expect(bashComplete(source, ["gorb", "se"])).toEqual(["serve", "service"]);
     expect(bashComplete(source, ["gorb", "service", "s"])).toEqual(["set", "show"]);
     expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse-r"])).toEqual(["--pulse-rise"]);

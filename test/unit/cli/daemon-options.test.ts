@@ -60,6 +60,33 @@ describe("parseInterval", () => {
 });
 
 describe("parseDaemonOptions", () => {
+  test("--store etcd://: endpoints, prefix, TLS and auth files; bad values name the flag", () => {
+    expect(parseDaemonOptions({ store: "etcd://10.0.0.1:2379,[2001:db8::1]:2379/gorb/prod/", nodeId: "lb-1" })).toMatchObject({
+      sharedStore: {
+        endpoints: ["http://10.0.0.1:2379", "http://[2001:db8::1]:2379"],
+        prefix: "/gorb/prod",
+        caFile: null,
+        user: null,
+      },
+      nodeId: "lb-1",
+    });
+    expect(parseDaemonOptions({ store: "etcds://etcd1:2379", etcdCa: "/ca.pem", etcdUser: "gorb", etcdPasswordFile: "/pw" }).sharedStore).toEqual({
+      endpoints: ["https://etcd1:2379"],
+      prefix: "/gorb",
+      caFile: "/ca.pem",
+      certFile: null,
+      keyFile: null,
+      user: "gorb",
+      passwordFile: "/pw",
+    });
+    expect(() => parseDaemonOptions({ store: "consul://x:1/gorb" })).toThrow("--store: expected etcd://");
+    expect(() => parseDaemonOptions({ store: "etcd://nohost/gorb" })).toThrow('--store: "nohost" is not HOST:PORT');
+    expect(() => parseDaemonOptions({ store: "etcd://h:1/a b" })).toThrow("--store: the key prefix");
+    expect(() => parseDaemonOptions({ etcdCa: "/ca.pem" })).toThrow("--etcd-ca: needs --store etcd://");
+    expect(() => parseDaemonOptions({ store: "etcd://h:1", etcdUser: "u" })).toThrow("--etcd-password-file: --etcd-user and --etcd-password-file go together");
+    expect(() => parseDaemonOptions({ nodeId: "a/b" })).toThrow("--node-id: must be");
+  });
+
   test("--no-state keeps nothing on disk whatever --state-dir says", () => {
     expect(parseDaemonOptions({ state: false, stateDir: "/srv/gorb" }).stateDir).toBeNull();
   });
@@ -86,6 +113,8 @@ describe("parseDaemonOptions", () => {
       unknownDestinations: "report",
       maxServices: null,
       maxBackends: null,
+      sharedStore: null,
+      nodeId: null,
       configPath: null,
       declared: null,
       ui: true,
@@ -138,6 +167,8 @@ describe("parseDaemonOptions", () => {
       unknownDestinations: "report",
       maxServices: null,
       maxBackends: null,
+      sharedStore: null,
+      nodeId: null,
       configPath: null,
       declared: null,
       ui: true,

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe("exit 2: usage errors", () => {
   const cases: [string, string[], string][] = [
-    ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, apply, diff, reconcile, bgp, completion)'],
+    ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
     ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
     ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show"],
     ["unknown flag", ["service", "ls", "--colour"], 'error: unknown option --colour for "gorb service ls"'],

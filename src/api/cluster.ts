@@ -1,0 +1,166 @@
+/**
+ * The fleet routes, present when the daemon shares its desired state in etcd (`--store etcd://...`):
+ *   GET /cluster                       every registered node (address, version, applied revision, store state),
+ *                                      whether it has converged, and the backends whose health differs between
+ *                                      nodes (up on one, down on another)
+ *   GET /cluster/revision?wait=N       the etcd revision this node has applied; with wait, answers once it has
+ *                                      applied N (read-your-writes after a write that answered
+ *                                      X-Gorb-Revision: N), or after timeout_ms (default 5000) with reached false
+ * Every successful mutation (PUT, PATCH, DELETE, POST /apply) carries X-Gorb-Revision: the etcd revision of this
+ * node's latest commit, which includes the mutation.
+ *
+ * The API layer sees the fleet through ClusterApi (the daemon adapts src/store to it).
+ */
+import { t } from "elysia";
+import { ErrorBody } from "../contract/schemas.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { jsonResponse } from "./json.ts";
+
+/** One node as it registered itself. */
+export interface ClusterMember {
+  readonly node: string;
+  readonly address: string;
+  readonly version: string;
+  readonly startedAt: string;
+  readonly appliedRevision: number;
+  readonly store: string;
+  readonly backends: Readonly<Record<string, string>>;
+}
+
+/** What the fleet routes need. */
+export interface ClusterApi {
+  /** This node's name. */
+  readonly node: string;
+  /** The revision of this node's latest commit (X-Gorb-Revision). */
+  committedRevision(): number;
+  /** The shared store as this node sees it. */
+  status(): { readonly state: string; readonly appliedRevision: number; readonly lastError: string | null; readonly relists: number };
+  /** Resolves true once this node has applied `revision`, false after `timeoutMs`. */
+  waitApplied(revision: number, timeoutMs: number): Promise<boolean>;
+  /** The registered nodes. */
+  members(): Promise<readonly ClusterMember[]>;
+}
+
+/**
+ * `/metrics` with the shared store's lines after the others: gorb_store_up (0 while etcd cannot be reached:
+ * the node keeps what it has and refuses writes), the applied revision and the relists.
+ */
+export function withStoreMetrics(metrics: ReadableStream<Uint8Array>, cluster: ClusterApi | undefined): ReadableStream<Uint8Array> {
+  if (cluster === undefined) return metrics;
+  const s = cluster.status();
+  const node = JSON.stringify(cluster.node);
+  const text =
+    "# HELP gorb_store_up 1 when the shared store (etcd) answers, 0 while it does not (degraded: writes refused).\n" +
+    "# TYPE gorb_store_up gauge\n" +
+    `gorb_store_up{node=${node}} ${s.state === "ok" ? 1 : 0}\n` +
+    "# HELP gorb_store_applied_revision The etcd revision this node's desired state and kernel have applied.\n" +
+    "# TYPE gorb_store_applied_revision gauge\n" +
+    `gorb_store_applied_revision{node=${node}} ${s.appliedRevision}\n` +
+    "# HELP gorb_store_relists_total Full reads of the shared state after a broken watch or on the resync timer.\n" +
+    "# TYPE gorb_store_relists_total counter\n" +
+    `gorb_store_relists_total{node=${node}} ${s.relists}\n`;
+  const reader = metrics.getReader();
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return;
+      const next = await reader.read();
+      if (!next.done) {
+        controller.enqueue(next.value);
+        return;
+      }
+      done = true;
+      controller.enqueue(new TextEncoder().encode(text));
+      controller.close();
+    },
+  });
+}
+
+/** A backend whose health differs between nodes. */
+export interface HealthSplit {
+  readonly service: string;
+  readonly backend: string;
+  readonly up: string[];
+  readonly down: string[];
+  readonly unknown: string[];
+}
+
+/** GET /cluster's answer. */
+function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, members: readonly ClusterMember[]) {
+  const latest = Math.max(status.appliedRevision, ...members.map((m) => m.appliedRevision));
+  const byBackend = new Map<string, HealthSplit>();
+  for (const m of members) {
+    for (const [path, state] of Object.entries(m.backends)) {
+      const slash = path.indexOf("/");
+      let split = byBackend.get(path);
+      if (split === undefined) {
+        split = { service: path.slice(0, slash), backend: path.slice(slash + 1), up: [], down: [], unknown: [] };
+        byBackend.set(path, split);
+      }
+      (state === "up" ? split.up : state === "down" ? split.down : split.unknown).push(m.node);
+    }
+  }
+  return {
+    node: self,
+    store: status,
+    revision: latest,
+    nodes: members.map((m) => ({ ...m, converged: m.appliedRevision >= latest })),
+    health_splits: [...byBackend.values()].filter((s) => s.up.length > 0 && s.down.length > 0),
+  };
+}
+
+const MemberView = t.Object({
+  node: t.String(),
+  address: t.String(),
+  version: t.String(),
+  startedAt: t.String(),
+  appliedRevision: t.Number(),
+  store: t.String(),
+  backends: t.Record(t.String(), t.String()),
+  converged: t.Boolean(),
+});
+const StoreView = t.Object({ state: t.String(), appliedRevision: t.Number(), lastError: t.Union([t.String(), t.Null()]), relists: t.Number() });
+const ClusterView = t.Object({
+  node: t.String(),
+  store: StoreView,
+  revision: t.Number(),
+  nodes: t.Array(MemberView),
+  health_splits: t.Array(
+    t.Object({ service: t.String(), backend: t.String(), up: t.Array(t.String()), down: t.Array(t.String()), unknown: t.Array(t.String()) }),
+  ),
+});
+const RevisionView = t.Object({ applied: t.Number(), reached: t.Boolean() });
+
+const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody };
+
+/** The fleet routes' handlers and hooks; without a cluster (no shared store) they answer 404. */
+export function clusterRoutes(fleet: ClusterApi | undefined) {
+  const need = (path: string): ClusterApi => {
+    if (fleet === undefined) throw new NotFoundError(`no route for GET ${path}: this gorb does not share its state (gorb serve --store etcd://...)`);
+    return fleet;
+  };
+  return {
+    view: {
+      handler: async () => {
+        const cluster = need("/cluster");
+        return jsonResponse(clusterView(cluster.node, cluster.status(), await cluster.members()));
+      },
+      hook: { response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
+    },
+    revision: {
+      handler: async ({ query }: { query: { wait?: number | undefined; timeout_ms?: number | undefined } }) => {
+        const cluster = need("/cluster/revision");
+        const reached = query.wait === undefined ? true : await cluster.waitApplied(query.wait, query.timeout_ms ?? 5000);
+        return jsonResponse({ applied: cluster.status().appliedRevision, reached });
+      },
+      hook: {
+        query: t.Object({
+          wait: t.Optional(t.Integer({ minimum: 0, error: "must be a revision (a whole number)" })),
+          timeout_ms: t.Optional(t.Integer({ minimum: 0, maximum: 60000, error: "must be 0-60000" })),
+        }),
+        response: { 200: RevisionView, ...ERRORS },
+        detail: { summary: "The etcd revision this node has applied; ?wait=N answers once it has applied N" },
+      },
+    },
+  };
+}

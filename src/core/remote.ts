@@ -1,0 +1,104 @@
+/**
+ * Remote changes: a shared store (etcd, see src/store/) tells this node what the desired state of some
+ * services now is, as saved rows written by any node. `syncService` turns the difference between gorb's
+ * desired state and those rows into the same edits a request makes (create, update, delete of services and
+ * backends), so the reconciler, the kernel writer, the health checks and the events see a remote change exactly
+ * like a local one. Nothing is written back to the store: the rows came from it.
+ *
+ * Rows carry the addresses their hosts resolved to on the node that wrote them; this node uses those (no DNS
+ * lookup), so every node programs the same destinations.
+ */
+import { serviceKeyId } from "./keys.ts";
+import type { ServiceKey } from "../ipvs/types.ts";
+import type { DesiredState, ServiceRecord } from "./desired-state.ts";
+import type { Edits } from "./edits.ts";
+import { fieldsToJson, type SavedBackend, type SavedService } from "./state.ts";
+import type { Fields } from "./fields.ts";
+import { backendFields, serviceFields } from "./normalize.ts";
+import type { HostResolver, ResolvedAddress } from "./resolve.ts";
+import type { Tx } from "./tx.ts";
+
+/** A resolver that answers every name with the address a row saved. */
+function savedAddress(address: ResolvedAddress | null): HostResolver {
+  return () => Promise.resolve(address === null ? [] : [address]);
+}
+
+function keyAddress(key: ServiceKey): ResolvedAddress | null {
+  return "address" in key ? { address: key.address, family: key.family } : null;
+}
+
+function sameFields(fields: Fields, row: Readonly<Record<string, unknown>>): boolean {
+  return JSON.stringify(fieldsToJson(fields)) === JSON.stringify(fieldsToJson(new Map(Object.entries(row))));
+}
+
+/** A PATCH taking `fields` to `row`: every field of the row, and null for each field the row dropped. */
+function patchTo(fields: Fields, row: Readonly<Record<string, unknown>>, read: (raw: unknown) => Fields): Fields {
+  const patch: Fields = read(row);
+  for (const name of fields.keys()) if (!patch.has(name)) patch.set(name, null);
+  return patch;
+}
+
+/**
+ * Edit service `id` in `desired` to match `row` and `backends` (row null: the service is gone). Returns false
+ * when it already matched (nothing edited). Throws the edit's error (the caller undoes `tx`).
+ */
+export async function syncService(
+  desired: DesiredState,
+  edits: Edits,
+  tx: Tx,
+  id: string,
+  row: SavedService | null,
+  backends: readonly SavedBackend[],
+): Promise<boolean> {
+  let record: ServiceRecord | undefined = desired.service(id);
+  let changed = false;
+  if (row === null) {
+    if (record === undefined) return false;
+    edits.deleteService(tx, record);
+    return true;
+  }
+  if (record !== undefined && serviceKeyId(record.config.key) !== serviceKeyId(row.key)) {
+    // Deleted and created again elsewhere with another address.
+    edits.deleteService(tx, record);
+    record = undefined;
+  }
+  if (record === undefined) {
+    await edits.createService(tx, id, serviceFields(row.fields), row.source, savedAddress(keyAddress(row.key)));
+    record = desired.service(id);
+    if (record === undefined) return true;
+    changed = true;
+  } else {
+    if (!sameFields(record.fields, row.fields)) {
+      await edits.updateService(tx, record, patchTo(record.fields, row.fields, serviceFields), savedAddress(keyAddress(row.key)));
+      changed = true;
+    }
+    if (record.source !== row.source) {
+      edits.setSource(tx, record, null, row.source);
+      changed = true;
+    }
+  }
+  const wanted = new Map(backends.map((b) => [b.id, b]));
+  for (const backend of [...record.backends.values()]) {
+    const want = wanted.get(backend.id);
+    if (want !== undefined && want.address.address === backend.address.address) continue;
+    edits.deleteBackend(tx, record, backend);
+    changed = true;
+  }
+  for (const want of backends) {
+    const backend = record.backends.get(want.id);
+    if (backend === undefined) {
+      await edits.createBackend(tx, record, want.id, backendFields(want.fields), want.source, savedAddress(want.address));
+      changed = true;
+      continue;
+    }
+    if (!sameFields(backend.fields, want.fields)) {
+      await edits.updateBackend(tx, record, backend, patchTo(backend.fields, want.fields, backendFields), savedAddress(want.address));
+      changed = true;
+    }
+    if (backend.source !== want.source) {
+      edits.setSource(tx, record, backend, want.source);
+      changed = true;
+    }
+  }
+  return changed;
+}

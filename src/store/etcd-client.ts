@@ -1,0 +1,399 @@
+/**
+ * A small etcd v3 client over etcd's JSON gateway (`POST /v3/kv/range|put|txn|deleterange`, `/v3/watch`,
+ * `/v3/lease/*`, `/v3/auth/authenticate`) with `fetch` only.
+ *
+ * Why not the npm `etcd3` package: it loads .proto files from disk when it is imported (which breaks
+ * `bun build --compile`) and rides HTTP/2 streams, where Bun has had streaming regressions; a silent watch
+ * stall is the worst failure for a reconciler. The gateway is plain HTTP/1.1 JSON, the same under `bun test`,
+ * `bun run` and the compiled executable, and etcd 3.4 (Debian's) to 3.6 all serve it under `/v3/`.
+ *
+ * Gateway facts this code relies on: keys and values are base64; int64 fields (revisions, lease ids, TTLs) are
+ * JSON strings; a watch answers a stream of newline-separated `{"result":{...}}` objects whose PUT events carry
+ * no `type` (proto3 default) while deletes carry `"type":"DELETE"`; a watch from a compacted revision ends with
+ * `{"result":{"canceled":true,"compact_revision":"N"}}`.
+ *
+ * Every request has a timeout (without quorum etcd holds requests instead of failing them). With several
+ * endpoints, a request that cannot connect moves on to the next one; a write that timed out is not retried
+ * elsewhere (it may have been applied), it fails with EtcdError kind "timeout".
+ */
+
+/** How a request to etcd failed. */
+export type EtcdErrorKind = "unreachable" | "timeout" | "rejected";
+
+/** EtcdError: `kind`, the endpoint, and the HTTP status / etcd message when etcd answered with an error. */
+export class EtcdError extends Error {
+  override readonly name = "EtcdError";
+  readonly kind: EtcdErrorKind;
+  readonly endpoint: string;
+  readonly status: number | null;
+
+  constructor(kind: EtcdErrorKind, endpoint: string, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+    this.endpoint = endpoint;
+    this.status = options.status ?? null;
+  }
+}
+
+/** TLS material for https endpoints (PEM text). */
+export interface EtcdTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface EtcdClientOptions {
+  /** Base URLs, "http://127.0.0.1:2379"; tried in order, the last one that answered first. */
+  readonly endpoints: readonly string[];
+  /** Timeout of every unary request. @default 3000 */
+  readonly timeoutMs?: number;
+  readonly tls?: EtcdTls;
+  /** etcd user and password: a token from /v3/auth/authenticate goes in every request's Authorization header. */
+  readonly auth?: { readonly user: string; readonly password: string };
+}
+
+/** One key-value as etcd has it (key and value decoded as UTF-8). */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly lease: string;
+}
+
+/** One watch event. */
+export interface WatchEvent {
+  readonly type: "put" | "delete";
+  readonly kv: KeyValue;
+}
+
+/** A compare of a txn. */
+export type Compare =
+  | { readonly key: string; readonly target: "create"; readonly op: "equal" | "greater"; readonly revision: number }
+  | { readonly key: string; readonly target: "mod"; readonly op: "equal"; readonly revision: number };
+
+/** An operation of a txn. */
+export type TxnOp =
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: string } }
+  | { readonly deleteRange: { readonly key: string; readonly rangeEnd?: string } }
+  | { readonly range: { readonly key: string; readonly rangeEnd?: string } };
+
+/** Why a watch ended. */
+export type WatchEnd =
+  | { readonly kind: "compacted"; readonly compactRevision: number }
+  | { readonly kind: "eof" }
+  | { readonly kind: "error"; readonly error: unknown }
+  | { readonly kind: "stopped" };
+
+/** gRPC status codes the gateway puts in `code`. */
+const GRPC_UNAVAILABLE = 14;
+const GRPC_UNAUTHENTICATED = 16;
+
+const enc = (text: string): string => Buffer.from(text, "utf8").toString("base64");
+const dec = (b64: unknown): string => (typeof b64 === "string" ? Buffer.from(b64, "base64").toString("utf8") : "");
+const int = (value: unknown): number => (typeof value === "string" || typeof value === "number" ? Number(value) : 0);
+
+/** The end of the range of every key starting with `prefix` (its last byte plus one). */
+export function prefixEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, "utf8");
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    const byte = bytes[i] ?? 0;
+    if (byte < 0xff) {
+      const out = Buffer.from(bytes.subarray(0, i + 1));
+      out[i] = byte + 1;
+      return out.toString("latin1");
+    }
+  }
+  return "\0";
+}
+
+/** Base64 of a range end from prefixEnd (latin1 bytes, not UTF-8 text). */
+function encEnd(end: string): string {
+  return Buffer.from(end, "latin1").toString("base64");
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function toKv(raw: unknown): KeyValue {
+  const r = isObject(raw) ? raw : {};
+  return {
+    key: dec(r.key),
+    value: dec(r.value),
+    createRevision: int(r.create_revision),
+    modRevision: int(r.mod_revision),
+    lease: typeof r.lease === "string" ? r.lease : "0",
+  };
+}
+
+function opJson(op: TxnOp): Record<string, unknown> {
+  if ("put" in op) {
+    const put: Record<string, unknown> = { key: enc(op.put.key), value: enc(op.put.value) };
+    if (op.put.lease !== undefined) put.lease = op.put.lease;
+    return { request_put: put };
+  }
+  if ("deleteRange" in op) {
+    const del: Record<string, unknown> = { key: enc(op.deleteRange.key) };
+    if (op.deleteRange.rangeEnd !== undefined) del.range_end = encEnd(op.deleteRange.rangeEnd);
+    return { request_delete_range: del };
+  }
+  const range: Record<string, unknown> = { key: enc(op.range.key) };
+  if (op.range.rangeEnd !== undefined) range.range_end = encEnd(op.range.rangeEnd);
+  return { request_range: range };
+}
+
+function compareJson(c: Compare): Record<string, unknown> {
+  if (c.target === "create") {
+    return { key: enc(c.key), target: "CREATE", result: c.op === "equal" ? "EQUAL" : "GREATER", create_revision: String(c.revision) };
+  }
+  return { key: enc(c.key), target: "MOD", result: "EQUAL", mod_revision: String(c.revision) };
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+}
+
+/** See the module comment. */
+export class EtcdClient {
+  readonly #endpoints: readonly string[];
+  readonly #timeoutMs: number;
+  readonly #tls: EtcdTls | undefined;
+  readonly #auth: { readonly user: string; readonly password: string } | undefined;
+  #current = 0;
+  #token: string | null = null;
+
+  constructor(options: EtcdClientOptions) {
+    if (options.endpoints.length === 0) throw new Error("etcd: no endpoints");
+    this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
+    this.#timeoutMs = options.timeoutMs ?? 3000;
+    this.#tls = options.tls;
+    this.#auth = options.auth;
+  }
+
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
+  /** The keys in [key, rangeEnd) (or `key` alone), and the store revision they were read at. */
+  async range(key: string, rangeEnd?: string): Promise<{ revision: number; kvs: KeyValue[] }> {
+    const body: Record<string, unknown> = { key: enc(key) };
+    if (rangeEnd !== undefined) body.range_end = encEnd(rangeEnd);
+    const answer = await this.#call("kv/range", body, true);
+    const kvs = Array.isArray(answer.kvs) ? answer.kvs.map(toKv) : [];
+    return { revision: this.#revision(answer), kvs };
+  }
+
+  /** Put one key; the revision it produced. */
+  async put(key: string, value: string, lease?: string): Promise<number> {
+    const body: Record<string, unknown> = { key: enc(key), value: enc(value) };
+    if (lease !== undefined) body.lease = lease;
+    return this.#revision(await this.#call("kv/put", body, false));
+  }
+
+  /** Delete one key or [key, rangeEnd); the revision and how many keys went. */
+  async deleteRange(key: string, rangeEnd?: string): Promise<{ revision: number; deleted: number }> {
+    const body: Record<string, unknown> = { key: enc(key) };
+    if (rangeEnd !== undefined) body.range_end = encEnd(rangeEnd);
+    const answer = await this.#call("kv/deleterange", body, false);
+    return { revision: this.#revision(answer), deleted: int(answer.deleted) };
+  }
+
+  /** One transaction: `success` when every compare holds, else `failure`; the revision after it. */
+  async txn(compare: readonly Compare[], success: readonly TxnOp[], failure: readonly TxnOp[] = []): Promise<{ succeeded: boolean; revision: number }> {
+    const answer = await this.#call(
+      "kv/txn",
+      { compare: compare.map(compareJson), success: success.map(opJson), failure: failure.map(opJson) },
+      false,
+    );
+    return { succeeded: answer.succeeded === true, revision: this.#revision(answer) };
+  }
+
+  /** Compact the key-value history up to `revision` (tests and operators). */
+  async compact(revision: number): Promise<void> {
+    await this.#call("kv/compaction", { revision: String(revision), physical: true }, false);
+  }
+
+  /** A lease of `ttlSeconds`; its id (an int64 as a string). */
+  async leaseGrant(ttlSeconds: number): Promise<string> {
+    const answer = await this.#call("lease/grant", { TTL: String(ttlSeconds) }, false);
+    if (typeof answer.ID !== "string") throw new EtcdError("rejected", this.#endpoint(), "etcd granted no lease id");
+    return answer.ID;
+  }
+
+  /** Renew a lease once; its remaining TTL (0 or less: the lease is gone). */
+  async leaseKeepAlive(id: string): Promise<number> {
+    const answer = await this.#call("lease/keepalive", { ID: id }, true);
+    const result = isObject(answer.result) ? answer.result : answer;
+    return int(result.TTL);
+  }
+
+  /** Revoke a lease (its keys go at once). */
+  async leaseRevoke(id: string): Promise<void> {
+    await this.#call("lease/revoke", { ID: id }, false);
+  }
+
+  /**
+   * Watch [key, rangeEnd) from `startRevision`: `onEvents` gets each batch with the revision it brings the
+   * watcher to (progress notifications included, with no events). Resolves with why the watch ended; it never
+   * rejects. `signal` stops it ("stopped").
+   */
+  async watch(
+    key: string,
+    rangeEnd: string,
+    startRevision: number,
+    onEvents: (events: readonly WatchEvent[], revision: number) => Promise<void> | void,
+    signal: AbortSignal,
+  ): Promise<WatchEnd> {
+    const endpoint = this.#endpoint();
+    let response: Response;
+    try {
+      response = await fetch(`${endpoint}/v3/watch`, {
+        ...this.#init(),
+        body: JSON.stringify({
+          create_request: { key: enc(key), range_end: encEnd(rangeEnd), start_revision: String(startRevision), progress_notify: true },
+        }),
+        signal,
+      } as RequestInit);
+    } catch (error) {
+      if (signal.aborted) return { kind: "stopped" };
+      this.#next();
+      return { kind: "error", error: new EtcdError("unreachable", endpoint, `cannot watch on ${endpoint}: ${String(error)}`, { cause: error }) };
+    }
+    if (!response.ok || response.body === null) {
+      return { kind: "error", error: new EtcdError("rejected", endpoint, `watch answered HTTP ${response.status}`, { status: response.status }) };
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return signal.aborted ? { kind: "stopped" } : { kind: "eof" };
+        buffered += decoder.decode(value, { stream: true });
+        let newline: number;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line === "") continue;
+          const message = JSON.parse(line) as unknown;
+          if (!isObject(message)) continue;
+          if (isObject(message.error)) {
+            return { kind: "error", error: new EtcdError("rejected", endpoint, `watch: ${String(message.error.message ?? "error")}`) };
+          }
+          const result = isObject(message.result) ? message.result : null;
+          if (result === null) continue;
+          if (result.canceled === true) {
+            const compact = int(result.compact_revision);
+            if (compact > 0) return { kind: "compacted", compactRevision: compact };
+            return { kind: "error", error: new EtcdError("rejected", endpoint, `watch canceled: ${String(result.cancel_reason ?? "")}`) };
+          }
+          if (result.created === true) continue;
+          const events: WatchEvent[] = Array.isArray(result.events)
+            ? result.events.map((e: unknown) => {
+                const ev = isObject(e) ? e : {};
+                return { type: ev.type === "DELETE" ? ("delete" as const) : ("put" as const), kv: toKv(ev.kv) };
+              })
+            : [];
+          const header = isObject(result.header) ? result.header : {};
+          await onEvents(events, int(header.revision));
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return { kind: "stopped" };
+      return { kind: "error", error };
+    } finally {
+      reader.cancel().catch(() => undefined);
+    }
+  }
+
+  #endpoint(): string {
+    return this.#endpoints[this.#current % this.#endpoints.length] ?? "";
+  }
+
+  #next(): void {
+    this.#current = (this.#current + 1) % this.#endpoints.length;
+  }
+
+  #init(): RequestInit {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (this.#token !== null) headers.authorization = this.#token;
+    const init: RequestInit & { tls?: EtcdTls } = { method: "POST", headers };
+    if (this.#tls !== undefined) init.tls = this.#tls;
+    return init;
+  }
+
+  #revision(answer: Record<string, unknown>): number {
+    const header = isObject(answer.header) ? answer.header : {};
+    return int(header.revision);
+  }
+
+  async #authenticate(endpoint: string): Promise<void> {
+    const auth = this.#auth;
+    if (auth === undefined) return;
+    const response = await fetch(`${endpoint}/v3/auth/authenticate`, {
+      ...this.#init(),
+      body: JSON.stringify({ name: auth.user, password: auth.password }),
+      signal: AbortSignal.timeout(this.#timeoutMs),
+    } as RequestInit);
+    const answer = (await response.json()) as unknown;
+    if (!response.ok || !isObject(answer) || typeof answer.token !== "string") {
+      throw new EtcdError("rejected", endpoint, `etcd refused user ${JSON.stringify(auth.user)}`, { status: response.status });
+    }
+    this.#token = answer.token;
+  }
+
+  /**
+   * POST one request; moves to the next endpoint when one cannot be reached (and, for `idempotent` requests,
+   * when one timed out). Throws EtcdError.
+   */
+  async #call(path: string, body: Record<string, unknown>, idempotent: boolean): Promise<Record<string, unknown>> {
+    let last: EtcdError | null = null;
+    for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
+      const endpoint = this.#endpoint();
+      let response: Response;
+      try {
+        if (this.#auth !== undefined && this.#token === null) await this.#authenticate(endpoint);
+        response = await fetch(`${endpoint}/v3/${path}`, {
+          ...this.#init(),
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        } as RequestInit);
+      } catch (error) {
+        if (error instanceof EtcdError) throw error;
+        if (isTimeout(error)) {
+          last = new EtcdError("timeout", endpoint, `etcd at ${endpoint} did not answer within ${this.#timeoutMs} ms`, { cause: error });
+          if (!idempotent) throw last;
+        } else {
+          last = new EtcdError("unreachable", endpoint, `cannot reach etcd at ${endpoint}: ${String(error)}`, { cause: error });
+        }
+        this.#next();
+        continue;
+      }
+      let answer: unknown;
+      try {
+        answer = await response.json();
+      } catch (error) {
+        throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} without JSON`, { status: response.status, cause: error });
+      }
+      if (!isObject(answer)) throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} with a non-object`);
+      if (!response.ok || (typeof answer.error === "string" && answer.code !== undefined)) {
+        const text = typeof answer.error === "string" ? answer.error : typeof answer.message === "string" ? answer.message : "";
+        const code = int(answer.code);
+        if (code === GRPC_UNAUTHENTICATED && this.#auth !== undefined && attempt === 0) {
+          this.#token = null; // expired token: authenticate again and retry once
+          continue;
+        }
+        // No leader / not enough members: another member may do better.
+        if (code === GRPC_UNAVAILABLE && idempotent) {
+          last = new EtcdError("unreachable", endpoint, `etcd at ${endpoint}: ${text}`, { status: response.status });
+          this.#next();
+          continue;
+        }
+        throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status });
+      }
+      return answer;
+    }
+    throw last ?? new EtcdError("unreachable", this.#endpoint(), "etcd: no endpoint answered");
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * gorb's desired state in etcd, shared by every node that points at the same prefix (`--store etcd://...`).
+ *
+ * Keys (ids never contain "/", so a key names one object and a prefix never catches a neighbour):
+ *   PREFIX/services/<service>              the saved service row (../core/state.ts), JSON
+ *   PREFIX/backends/<service>/<backend>    a saved backend row; `PREFIX/backends/web/` holds web's backends
+ *                                          and nothing of web2's
+ *   PREFIX/nodes/<node>                    membership, on the node's lease (./membership.ts)
+ *
+ * Writes: `commit` makes one etcd transaction of one group of requests. Each put or delete compares the key's
+ * revision with the one this node has applied: create_revision == 0 for a key it does not know (so a create
+ * that another node made first fails on every node), mod_revision == the applied one for a key it knows (so a
+ * change made elsewhere meanwhile is never overwritten). A failed compare is a ConflictError (409); deleting a
+ * service deletes `PREFIX/backends/<service>/` in the same transaction.
+ *
+ * Reads: `load` is the snapshot (one range, at revision R) restored at start-up; `sync` then watches from R+1
+ * and hands each batch of remote changes to the sink (Gorb.applyRemote). The applied revisions of the keys
+ * are updated under gorb's lock once the sink has applied them, so a commit's compares always describe gorb's
+ * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
+ * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
+ * (SIGSTOP, a frozen VM) for more than 5 s. While etcd cannot be reached the node
+ * keeps its desired state and its kernel as they are and retries; `status()` says so.
+ */
+import { ConflictError } from "../core/errors.ts";
+import {
+  SavedStateError,
+  decodeSavedBackend,
+  decodeSavedService,
+  encodeSavedBackend,
+  encodeSavedService,
+  type SavedBackend,
+  type SavedService,
+  type SavedState,
+  type StateChanges,
+  type StateStore,
+} from "../core/state.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
+
+/** Where remote changes go: Gorb.applyRemote. */
+export interface RemoteSink {
+  applyRemote(state: SavedState, ids: Iterable<string>, onApplied?: () => void): Promise<number>;
+}
+
+/** What `status()` reports. */
+export interface EtcdStoreStatus {
+  readonly state: "ok" | "degraded";
+  /** The etcd revision this node's desired state and kernel have applied. */
+  readonly appliedRevision: number;
+  readonly lastError: string | null;
+  readonly relists: number;
+}
+
+export interface EtcdStoreOptions extends EtcdClientOptions {
+  /** Key prefix, without a trailing "/" ("/gorb"). */
+  readonly prefix: string;
+  /** Full relist every this many ms (a safety net behind the watch). @default 300000 */
+  readonly resyncMs?: number;
+  /** Pause between attempts while etcd cannot be reached. @default 1000 */
+  readonly retryMs?: number;
+  readonly logger?: Logger;
+}
+
+/** A timer tick this much later than due means the process was paused. */
+const PAUSE_MS = 5000;
+
+interface Rev {
+  readonly create: number;
+  readonly mod: number;
+}
+
+function why(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** See the module comment. */
+export class EtcdStateStore implements StateStore {
+  readonly location: string;
+  readonly client: EtcdClient;
+  readonly prefix: string;
+  readonly #log: Logger;
+  readonly #resyncMs: number;
+  readonly #retryMs: number;
+  /** Every key under the prefix as last seen in etcd (watch or relist). */
+  #mirror = new Map<string, KeyValue>();
+  /** The revisions of the keys gorb's desired state has applied (what commits compare against). */
+  #applied = new Map<string, Rev>();
+  #appliedRevision = 0;
+  #lastError: string | null = null;
+  #degraded = false;
+  #relists = 0;
+  #stop: AbortController | null = null;
+  #watchAbort: AbortController | null = null;
+  #loop: Promise<void> | null = null;
+  #waiters: { revision: number; resolve: () => void }[] = [];
+
+  constructor(options: EtcdStoreOptions) {
+    this.client = new EtcdClient(options);
+    this.prefix = options.prefix.replace(/\/+$/, "");
+    this.location = `etcd ${options.endpoints.join(",")} ${this.prefix}/`;
+    this.#log = options.logger ?? silentLogger;
+    this.#resyncMs = options.resyncMs ?? 300_000;
+    this.#retryMs = options.retryMs ?? 1000;
+  }
+
+  get #services(): string {
+    return `${this.prefix}/services/`;
+  }
+
+  get #backends(): string {
+    return `${this.prefix}/backends/`;
+  }
+
+  /** The revision gorb has applied (read-your-writes: wait for the revision a write answered). */
+  get appliedRevision(): number {
+    return this.#appliedRevision;
+  }
+
+  status(): EtcdStoreStatus {
+    return { state: this.#degraded ? "degraded" : "ok", appliedRevision: this.#appliedRevision, lastError: this.#lastError, relists: this.#relists };
+  }
+
+  /** Resolves once this node has applied `revision` (true), or after `timeoutMs` (false). */
+  waitApplied(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.#appliedRevision >= revision) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      const waiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #advance(revision: number): void {
+    if (revision <= this.#appliedRevision) return;
+    this.#appliedRevision = revision;
+    const ready = this.#waiters.filter((w) => w.revision <= revision);
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.revision > revision);
+    for (const w of ready) w.resolve();
+  }
+
+  // ---- keys and rows ------------------------------------------------------------------------------------
+
+  #serviceKey(id: string): string {
+    return `${this.#services}${id}`;
+  }
+
+  #backendKey(service: string, id: string): string {
+    return `${this.#backends}${service}/${id}`;
+  }
+
+  /** The service id a key concerns, or null for keys outside services/ and backends/. */
+  #serviceOf(key: string): string | null {
+    if (key.startsWith(this.#services)) return key.slice(this.#services.length);
+    if (key.startsWith(this.#backends)) {
+      const rest = key.slice(this.#backends.length);
+      const slash = rest.indexOf("/");
+      return slash < 0 ? null : rest.slice(0, slash);
+    }
+    return null;
+  }
+
+  /** The rows of `ids` (every service when null) in the mirror; rows that do not read back are logged and skipped. */
+  #rows(ids: ReadonlySet<string> | null): SavedState {
+    const services: SavedService[] = [];
+    const backends: SavedBackend[] = [];
+    for (const kv of this.#mirror.values()) {
+      const service = this.#serviceOf(kv.key);
+      if (service === null || (ids !== null && !ids.has(service))) continue;
+      try {
+        if (kv.key.startsWith(this.#services)) services.push(decodeSavedService(service, JSON.parse(kv.value) as unknown));
+        else {
+          const id = kv.key.slice(this.#backendKey(service, "").length);
+          backends.push(decodeSavedBackend(service, id, JSON.parse(kv.value) as unknown));
+        }
+      } catch (error) {
+        const what = error instanceof SavedStateError ? error.message : why(error);
+        this.#log.error(`etcd key ${kv.key} cannot be read (${what}); ignoring it`);
+      }
+    }
+    return { services, backends };
+  }
+
+  // ---- snapshot -----------------------------------------------------------------------------------------
+
+  /** Range the whole prefix; the mirror and applied revisions become that snapshot. Returns its rows. */
+  async load(): Promise<{ state: SavedState; revision: number }> {
+    const { revision, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+    this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+    this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
+    this.#advance(revision);
+    return { state: this.#rows(null), revision };
+  }
+
+  // ---- writes -------------------------------------------------------------------------------------------
+
+  #compare(key: string): Compare {
+    const rev = this.#applied.get(key);
+    return rev === undefined ? { key, target: "create", op: "equal", revision: 0 } : { key, target: "mod", op: "equal", revision: rev.mod };
+  }
+
+  /** One transaction for one group of requests; see the module comment. */
+  async commit(changes: StateChanges): Promise<void> {
+    const compare: Compare[] = [];
+    const ops: TxnOp[] = [];
+    const puts: { key: string; value: string }[] = [];
+    const deletes: string[] = [];
+    const deletedServices: string[] = [];
+    for (const id of changes.deleteServices) {
+      const key = this.#serviceKey(id);
+      if (this.#applied.has(key)) compare.push(this.#compare(key));
+      ops.push({ deleteRange: { key } }, { deleteRange: { key: this.#backendKey(id, ""), rangeEnd: prefixEnd(this.#backendKey(id, "")) } });
+      deletes.push(key);
+      deletedServices.push(id);
+    }
+    for (const s of changes.putServices) {
+      const key = this.#serviceKey(s.id);
+      compare.push(this.#compare(key));
+      puts.push({ key, value: JSON.stringify(encodeSavedService(s)) });
+    }
+    for (const b of changes.deleteBackends) {
+      const key = this.#backendKey(b.service, b.id);
+      if (this.#applied.has(key)) compare.push(this.#compare(key));
+      ops.push({ deleteRange: { key } });
+      deletes.push(key);
+    }
+    for (const b of changes.putBackends) {
+      const key = this.#backendKey(b.service, b.id);
+      compare.push(this.#compare(key));
+      puts.push({ key, value: JSON.stringify(encodeSavedBackend(b)) });
+    }
+    // A backend created with its service: the service must still exist when it is written.
+    for (const p of puts) ops.push({ put: p });
+    if (ops.length === 0) return;
+    let answer: { succeeded: boolean; revision: number };
+    try {
+      answer = await this.client.txn(compare, ops);
+    } catch (error) {
+      // Unreachable or no quorum: degraded until etcd answers. A refusal (e.g. more keys than etcd's
+      // --max-txn-ops in one change) fails this change only.
+      if (error instanceof EtcdError && error.kind !== "rejected") this.#fail(error, "cannot write the shared state to etcd");
+      throw error;
+    }
+    const { succeeded, revision } = answer;
+    if (!succeeded) {
+      throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
+    }
+    for (const id of deletedServices) {
+      const backends = this.#backendKey(id, "");
+      for (const key of [...this.#applied.keys()]) if (key.startsWith(backends)) this.#applied.delete(key);
+      for (const key of [...this.#mirror.keys()]) if (key.startsWith(backends)) this.#mirror.delete(key);
+    }
+    for (const key of deletes) {
+      this.#applied.delete(key);
+      this.#mirror.delete(key);
+    }
+    for (const { key, value } of puts) {
+      const create = this.#applied.get(key)?.create ?? revision;
+      this.#applied.set(key, { create, mod: revision });
+      this.#mirror.set(key, { key, value, createRevision: create, modRevision: revision, lease: "0" });
+    }
+    this.#lastCommit = Math.max(this.#lastCommit, revision);
+    this.#degraded = false;
+  }
+
+  #lastCommit = 0;
+
+  /** The revision of this node's last commit (X-Gorb-Revision of a mutation's answer). */
+  get committedRevision(): number {
+    return this.#lastCommit;
+  }
+
+  /** A linearizable read: fails while etcd has no quorum (gorb calls it after a failed commit). */
+  async probe(): Promise<void> {
+    await this.client.range(`${this.prefix}/services/`, prefixEnd(`${this.prefix}/services/`));
+    this.#degraded = false;
+    this.#lastError = null;
+  }
+
+  /** False while etcd could not be reached (see StateStore.available). */
+  available(): boolean {
+    return !this.#degraded;
+  }
+
+  // ---- sync ---------------------------------------------------------------------------------------------
+
+  /** Watch from the snapshot's revision, relist when the watch ends or on the resync timer. */
+  sync(sink: RemoteSink): void {
+    if (this.#loop !== null) return;
+    const stop = new AbortController();
+    this.#stop = stop;
+    const timer = setInterval(() => this.#watchAbort?.abort(), this.#resyncMs);
+    // A process that was paused (SIGSTOP, a frozen VM) cannot trust its watch stream (it may be half-open, or
+    // far behind): a tick that comes much later than due relists at once.
+    let last = Date.now();
+    const pauses = setInterval(() => {
+      const now = Date.now();
+      if (now - last > PAUSE_MS) {
+        this.#log.warn(`this process was paused for ${Math.round((now - last) / 1000)} s; relisting the shared state`);
+        this.#watchAbort?.abort();
+      }
+      last = now;
+    }, 1000);
+    this.#loop = this.#run(sink, stop.signal).finally(() => {
+      clearInterval(timer);
+      clearInterval(pauses);
+    });
+  }
+
+  /** Stop watching. */
+  async close(): Promise<void> {
+    this.#stop?.abort();
+    this.#watchAbort?.abort();
+    await this.#loop;
+    this.#loop = null;
+  }
+
+  async #run(sink: RemoteSink, stop: AbortSignal): Promise<void> {
+    let from = this.#appliedRevision + 1;
+    while (!stop.aborted) {
+      const abort = new AbortController();
+      this.#watchAbort = abort;
+      const onStop = () => abort.abort();
+      stop.addEventListener("abort", onStop);
+      const end = await this.client.watch(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from, (events, revision) => this.#onEvents(sink, events, revision), abort.signal);
+      stop.removeEventListener("abort", onStop);
+      if (stop.aborted) return;
+      if (end.kind === "compacted") this.#log.warn(`etcd compacted past revision ${from} (now ${end.compactRevision}); relisting`);
+      else if (end.kind === "error") this.#fail(end.error, "the etcd watch broke");
+      else if (end.kind === "eof") this.#log.warn("the etcd watch ended; relisting");
+      from = (await this.#relist(sink, stop)) + 1;
+    }
+  }
+
+  #fail(error: unknown, what: string): void {
+    const text = why(error);
+    if (!this.#degraded || this.#lastError !== text) this.#log.error(`${what}: ${text}; keeping the desired state and IPVS as they are`);
+    this.#degraded = true;
+    this.#lastError = text;
+  }
+
+  /** Range again until it works; apply the difference; returns the revision read. */
+  async #relist(sink: RemoteSink, stop: AbortSignal): Promise<number> {
+    for (;;) {
+      if (stop.aborted) return this.#appliedRevision;
+      try {
+        const { revision, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+        const before = this.#mirror;
+        const mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+        const ids = new Set<string>();
+        for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#serviceOf(key) ?? "");
+        for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#serviceOf(key) ?? "");
+        ids.delete("");
+        this.#mirror = mirror;
+        this.#relists++;
+        const changed = await sink.applyRemote(this.#rows(ids), ids, () => {
+          this.#applied = new Map([...mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
+          this.#advance(revision);
+        });
+        if (this.#degraded) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
+        this.#degraded = false;
+        this.#lastError = null;
+        return revision;
+      } catch (error) {
+        this.#fail(error, "cannot read the shared state from etcd");
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.#retryMs);
+          stop.addEventListener("abort", () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+    }
+  }
+
+  /** One watch batch: update the mirror, apply what this node did not write itself, advance. */
+  async #onEvents(sink: RemoteSink, events: readonly WatchEvent[], revision: number): Promise<void> {
+    const ids = new Set<string>();
+    const touched: string[] = [];
+    for (const event of events) {
+      const service = this.#serviceOf(event.kv.key);
+      if (service === null) continue;
+      const applied = this.#applied.get(event.kv.key);
+      if (event.type === "put") {
+        this.#mirror.set(event.kv.key, event.kv);
+        // This node's own write, or an older state of a key it has already moved past: nothing to apply.
+        if (applied !== undefined && applied.mod >= event.kv.modRevision) continue;
+      } else {
+        this.#mirror.delete(event.kv.key);
+        if (applied === undefined) continue;
+      }
+      ids.add(service);
+      touched.push(event.kv.key);
+    }
+    if (ids.size === 0) {
+      this.#advance(revision);
+      return;
+    }
+    const mirror = this.#mirror;
+    await sink.applyRemote(this.#rows(ids), ids, () => {
+      for (const key of touched) {
+        const kv = mirror.get(key);
+        if (kv === undefined) this.#applied.delete(key);
+        else this.#applied.set(key, { create: kv.createRevision, mod: kv.modRevision });
+      }
+      this.#advance(revision);
+    });
+    if (this.#degraded) {
+      this.#degraded = false;
+      this.#lastError = null;
+    }
+  }
+}

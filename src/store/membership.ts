@@ -1,0 +1,146 @@
+/**
+ * Fleet membership: each node keeps `PREFIX/nodes/<node>` on a lease of its own, holding its API address,
+ * version, start time, the etcd revision it has applied and the health its own checks see for each backend.
+ * A node that dies stops renewing, so etcd deletes its key once the lease's TTL runs out.
+ *
+ * This is for people (GET /cluster, `gorb status --cluster`): which nodes run, whether each has caught up,
+ * where a backend is up on one node and down on another. Health is never used across nodes for IPVS
+ * decisions: every node drains from its own checks only.
+ */
+import type { EventBus, EventHealthState } from "../core/events.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { prefixEnd, type EtcdClient } from "./etcd-client.ts";
+
+/** What a node publishes about itself. */
+export interface NodeRecord {
+  readonly node: string;
+  /** The node's API address ("10.0.0.5:4672"). */
+  readonly address: string;
+  readonly version: string;
+  /** ISO 8601. */
+  readonly startedAt: string;
+  readonly appliedRevision: number;
+  /** "ok" or "degraded" (cannot reach etcd; the node keeps what it has). */
+  readonly store: string;
+  /** Health this node's checks see, by "service/backend". */
+  readonly backends: Readonly<Record<string, EventHealthState>>;
+}
+
+export interface MembershipOptions {
+  readonly client: EtcdClient;
+  readonly prefix: string;
+  readonly node: string;
+  readonly address: string;
+  readonly version: string;
+  /** The lease's TTL in seconds. @default 10 */
+  readonly ttlSeconds?: number;
+  readonly events: EventBus;
+  readonly status: () => { readonly appliedRevision: number; readonly state: string };
+  readonly logger?: Logger;
+}
+
+/** The nodes registered under `prefix`, sorted by name. */
+export async function listMembers(client: EtcdClient, prefix: string): Promise<NodeRecord[]> {
+  const dir = `${prefix}/nodes/`;
+  const { kvs } = await client.range(dir, prefixEnd(dir));
+  const out: NodeRecord[] = [];
+  for (const kv of kvs) {
+    try {
+      out.push(JSON.parse(kv.value) as NodeRecord);
+    } catch {
+      // a value another program wrote: not a gorb node
+    }
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+/** See the module comment. */
+export class Membership {
+  readonly #o: MembershipOptions;
+  readonly #log: Logger;
+  readonly #ttl: number;
+  readonly #startedAt = new Date().toISOString();
+  readonly #health = new Map<string, EventHealthState>();
+  #lease: string | null = null;
+  #published = "";
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #unsubscribe: (() => void) | null = null;
+  #ticking = false;
+
+  constructor(options: MembershipOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#ttl = options.ttlSeconds ?? 10;
+  }
+
+  get #key(): string {
+    return `${this.#o.prefix}/nodes/${this.#o.node}`;
+  }
+
+  /** Register now (errors are logged and retried on the next tick) and keep the registration fresh. */
+  async start(): Promise<void> {
+    const sub = this.#o.events.subscribe((event) => {
+      if (event.type === "backend.health") this.#health.set(`${event.data.service}/${event.data.backend}`, event.data.to);
+      else if (event.type === "backend.created") this.#health.set(`${event.data.service}/${event.data.backend}`, "unknown");
+      else if (event.type === "backend.deleted") this.#health.delete(`${event.data.service}/${event.data.backend}`);
+      else if (event.type === "service.deleted") {
+        for (const key of [...this.#health.keys()]) if (key.startsWith(`${event.data.service}/`)) this.#health.delete(key);
+      }
+    });
+    this.#unsubscribe = () => sub.unsubscribe();
+    await this.#tick();
+    this.#timer = setInterval(() => void this.#tick(), Math.max(1000, (this.#ttl * 1000) / 3));
+  }
+
+  /**
+   * Stop renewing and revoke the lease (the registration goes at once); with `revoke: false` the registration
+   * stays until the lease's TTL runs out, as when the process is killed.
+   */
+  async stop(options: { readonly revoke?: boolean } = {}): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#unsubscribe?.();
+    const lease = this.#lease;
+    this.#lease = null;
+    if (lease !== null && options.revoke !== false) await this.#o.client.leaseRevoke(lease).catch(() => undefined);
+  }
+
+  #record(): NodeRecord {
+    const status = this.#o.status();
+    return {
+      node: this.#o.node,
+      address: this.#o.address,
+      version: this.#o.version,
+      startedAt: this.#startedAt,
+      appliedRevision: status.appliedRevision,
+      store: status.state,
+      backends: Object.fromEntries([...this.#health].sort(([a], [b]) => a.localeCompare(b))),
+    };
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    try {
+      const client = this.#o.client;
+      if (this.#lease !== null && (await client.leaseKeepAlive(this.#lease)) <= 0) {
+        this.#log.warn(`the membership lease of node ${this.#o.node} expired; registering again`);
+        this.#lease = null;
+      }
+      if (this.#lease === null) {
+        this.#lease = await client.leaseGrant(this.#ttl);
+        this.#published = "";
+      }
+      const value = JSON.stringify(this.#record());
+      if (value !== this.#published) {
+        await client.put(this.#key, value, this.#lease);
+        this.#published = value;
+      }
+    } catch (error) {
+      this.#log.debug(`membership: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      this.#ticking = false;
+    }
+  }
+}

@@ -1,0 +1,329 @@
+/**
+ * The fleet in the real kernel: a 3-member etcd cluster (Debian's etcd in the guest, members on loopback, clients
+ * on every address) and two `gorb serve --store etcd://...` nodes, each in its own network namespace, so each has
+ * its own IPVS table; `ip netns exec NODE ipvsadm -Ln` is the independent view of each node's kernel.
+ *
+ *   root namespace: etcd m1..m3 (127.0.0.1 peers, clients on :12379/:22379/:32379), backends be1, be2
+ *   fleetA  10.88.1.2 (veth to 10.88.1.1)   gorb node "a", VIPs on its lo, API on 10.88.1.2:4672
+ *   fleetB  10.88.2.2 (veth to 10.88.2.1)   gorb node "b"
+ *
+ * Traffic: a client inside a node's namespace connects to the VIP (on that node's lo); IPVS sends it to a backend,
+ * whose answer comes back through the root namespace, which routes the VIP to the node under test.
+ *
+ * Prints the convergence time (write through A -> applied by B, measured with B's revision wait) and each
+ * node's resident memory.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { EtcdClient } from "../../src/store/etcd-client.ts";
+import { assertInGuest } from "./helpers/guest.ts";
+import { createBackends, destroyBackends, type Backend } from "./helpers/netns.ts";
+import { IP, inNetns, ip, run } from "./helpers/sh.ts";
+import { parseIpvsadmList } from "./helpers/ipvsadm.ts";
+
+const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
+const DATA = "/tmp/gorb-fleet-etcd";
+const MEMBERS = [1, 2, 3] as const;
+const CLUSTER = MEMBERS.map((i) => `m${i}=http://127.0.0.1:${i}2380`).join(",");
+const VIP = "10.0.0.40";
+const VIP2 = "10.0.0.41";
+
+interface Member {
+  proc: ReturnType<typeof Bun.spawn> | null;
+}
+const members = new Map<number, Member>();
+
+function startMember(i: number): void {
+  const proc = Bun.spawn(
+    [
+      "/usr/bin/etcd",
+      "--name", `m${i}`,
+      "--data-dir", `${DATA}/m${i}`,
+      "--listen-client-urls", `http://0.0.0.0:${i}2379`,
+      "--advertise-client-urls", `http://127.0.0.1:${i}2379`,
+      "--listen-peer-urls", `http://127.0.0.1:${i}2380`,
+      "--initial-advertise-peer-urls", `http://127.0.0.1:${i}2380`,
+      "--initial-cluster", CLUSTER,
+      "--initial-cluster-token", "gorb-fleet",
+      "--initial-cluster-state", "new",
+      "--heartbeat-interval", "100",
+      "--election-timeout", "1500",
+      "--logger", "zap",
+      "--log-outputs", `${DATA}/m${i}.log`,
+    ],
+    { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
+  );
+  members.set(i, { proc });
+}
+
+async function killMember(i: number): Promise<void> {
+  const m = members.get(i);
+  if (m?.proc) {
+    m.proc.kill("SIGKILL");
+    await m.proc.exited;
+    m.proc = null;
+  }
+}
+
+const etcd = new EtcdClient({ endpoints: MEMBERS.map((i) => `http://127.0.0.1:${i}2379`), timeoutMs: 3000 });
+
+/** Polls a bounded number of times until `check` holds (each attempt is a real request). */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < end) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = error;
+    }
+    await Bun.sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last === null ? "" : `: ${String(last)}`}`);
+}
+
+interface Node {
+  readonly name: string;
+  readonly ns: string;
+  readonly address: string;
+  readonly url: string;
+  proc: ReturnType<typeof Bun.spawn> | null;
+  log: string;
+}
+
+function nodeNetwork(ns: string, index: number): string {
+  const veth = `veth-${ns}`;
+  ip("netns", "add", ns);
+  ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns);
+  ip("addr", "add", `10.88.${index}.1/24`, "dev", veth);
+  ip("link", "set", veth, "up");
+  ip("-n", ns, "link", "set", "lo", "up");
+  ip("-n", ns, "addr", "add", `10.88.${index}.2/24`, "dev", "eth0");
+  ip("-n", ns, "link", "set", "eth0", "up");
+  ip("-n", ns, "route", "add", "default", "via", `10.88.${index}.1`);
+  inNetns(ns, ["/bin/busybox", "sysctl", "-w", "net.ipv4.vs.conntrack=1"]);
+  return `10.88.${index}.2`;
+}
+
+async function startNode(node: Node, index: number): Promise<void> {
+  const endpoints = MEMBERS.map((i) => `10.88.${index}.1:${i}2379`).join(",");
+  const proc = Bun.spawn(
+    [IP, "netns", "exec", node.ns, process.execPath, MAIN, "serve", "-l", `${node.address}:4672`, "--allow", "10.88.0.0/16",
+      "--store", `etcd://${endpoints}/gorb`, "--node-id", node.name, "--vip-interface", "lo", "--reconcile-interval", "0", "-v"],
+    { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1", CI: "1" } },
+  );
+  node.proc = proc;
+  const decoder = new TextDecoder();
+  for (const stream of [proc.stdout, proc.stderr]) {
+    void (async () => {
+      for await (const chunk of stream) node.log += decoder.decode(chunk);
+    })();
+  }
+  await until(`node ${node.name} to answer`, async () => (await call(node, "GET", "/service")).status === 200);
+}
+
+async function call(node: Node, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${node.url}${path}`, {
+    method,
+    headers: { Connection: "close" },
+    signal: AbortSignal.timeout(30_000),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, revision: Number(response.headers.get("X-Gorb-Revision") ?? "0"), json: text === "" ? null : (JSON.parse(text) as unknown) };
+}
+
+/** Wait until `node` has applied `revision` (its read-your-writes wait); returns the milliseconds it took. */
+async function applied(node: Node, revision: number): Promise<number> {
+  const start = performance.now();
+  const answer = await call(node, "GET", `/cluster/revision?wait=${revision}&timeout_ms=30000`);
+  expect(answer.json).toMatchObject({ reached: true });
+  return performance.now() - start;
+}
+
+/** The node's kernel table as ipvsadm shows it: "TCP 10.0.0.40:80 wrr -> 10.77.1.2:80 ..." lines, sorted. */
+function kernel(node: Node): string[] {
+  const listing = parseIpvsadmList(inNetns(node.ns, ["/usr/sbin/ipvsadm", "-Ln"]));
+  return listing.services
+    .map((s) => `${s.key} ${s.scheduler} -> ${s.destinations.map((d) => `${d.address}:${d.port}`).sort().join(",")}`)
+    .sort();
+}
+
+function rssKb(node: Node): number {
+  const status = readFileSync(`/proc/${node.proc?.pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
+}
+
+/** `count` HTTP requests (one connection each) from inside the node's namespace to the VIP; the backends' names. */
+function fetchThrough(node: Node, vip: string, count: number): string[] {
+  ip("route", "replace", `${vip}/32`, "via", node.address);
+  const script =
+    `const seen = []; for (let i = 0; i < ${count}; i++) { const r = await fetch("http://${vip}/", ` +
+    `{ headers: { Connection: "close" }, signal: AbortSignal.timeout(10000) }); seen.push((await r.text()).trim()); } ` +
+    `console.log(seen.join(","));`;
+  return run([IP, "netns", "exec", node.ns, process.execPath, "-e", script]).trim().split(",");
+}
+
+const A: Node = { name: "a", ns: "fleetA", address: "10.88.1.2", url: "http://10.88.1.2:4672", proc: null, log: "" };
+const B: Node = { name: "b", ns: "fleetB", address: "10.88.2.2", url: "http://10.88.2.2:4672", proc: null, log: "" };
+let backends: Backend[] = [];
+
+beforeAll(async () => {
+  assertInGuest();
+  rmSync(DATA, { recursive: true, force: true });
+  mkdirSync(DATA, { recursive: true });
+  for (const i of MEMBERS) startMember(i);
+  await until("the etcd cluster to elect a leader", async () => (await etcd.range("/probe")).revision > 0);
+  backends = await createBackends(2);
+  nodeNetwork(A.ns, 1);
+  nodeNetwork(B.ns, 2);
+  await startNode(A, 1);
+  await startNode(B, 2);
+}, 240_000);
+
+afterAll(async () => {
+  for (const node of [A, B]) {
+    if (node.proc !== null) {
+      node.proc.kill("SIGCONT");
+      node.proc.kill("SIGKILL");
+      await node.proc.exited;
+    }
+    try {
+      ip("netns", "del", node.ns);
+    } catch {
+      // already gone
+    }
+  }
+  for (const i of MEMBERS) await killMember(i);
+  await destroyBackends(backends);
+});
+
+describe("fleet: two gorb nodes on a 3-member etcd", () => {
+  test("a service created through A appears in B's kernel; traffic through both VIPs is served", async () => {
+    const created = await call(A, "PUT", "/service/web", { host: VIP, port: 80, method: "wrr" });
+    expect(created.status).toBe(200);
+    let last = 0;
+    for (const be of backends) {
+      const put = await call(A, "PUT", `/service/web/${be.name}`, { host: be.address, port: 80, pulse: { type: "none" } });
+      expect(put.status).toBe(200);
+      last = put.revision;
+    }
+    const ms = await applied(B, last);
+    const want = [`TCP ${VIP}:80 wrr -> ${backends.map((b) => `${b.address}:80`).join(",")}`];
+    expect(kernel(A)).toEqual(want);
+    expect(kernel(B)).toEqual(want);
+    console.log(`fleet: convergence (write through A -> applied by B, incl. the HTTP wait round trip): ${ms.toFixed(1)} ms`);
+
+    // Convergence over 10 single writes, each measured from the write's answer to B's applied revision.
+    const samples: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const put = await call(A, "PATCH", "/service/web/be1", { weight: 100 + i });
+      const start = performance.now();
+      await call(B, "GET", `/cluster/revision?wait=${put.revision}&timeout_ms=30000`);
+      samples.push(performance.now() - start);
+    }
+    samples.sort((x, y) => x - y);
+    console.log(`fleet: convergence over 10 writes: median ${samples[5]?.toFixed(1)} ms, max ${samples[9]?.toFixed(1)} ms`);
+
+    for (const node of [A, B]) {
+      const answers = fetchThrough(node, VIP, 8);
+      expect(answers).toHaveLength(8);
+      expect([...new Set(answers)].sort()).toEqual(["be1", "be2"]);
+    }
+  });
+
+  test("20 concurrent creates of one service across both nodes: exactly one succeeds, the rest are 409", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => call(i % 2 === 0 ? A : B, "PUT", "/service/race", { host: "10.0.0.50", port: 80 + i })),
+    );
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 409)).toHaveLength(19);
+    const winner = answers.find((a) => a.status === 200);
+    await applied(A, winner?.revision ?? 0);
+    await applied(B, winner?.revision ?? 0);
+    expect(kernel(A).filter((l) => l.includes("10.0.0.50"))).toHaveLength(1);
+    expect(kernel(B)).toEqual(kernel(A));
+    const gone = await call(A, "DELETE", "/service/race");
+    await applied(B, gone.revision);
+  });
+
+  test("deleting web2's neighbour web leaves web2 and its backends on every node", async () => {
+    await call(A, "PUT", "/service/web2", { host: VIP2, port: 80 });
+    const put = await call(B, "PUT", "/service/web2/be1", { host: backends[0]?.address, port: 80, pulse: { type: "none" } });
+    expect(put.status).toBe(200);
+    await applied(A, put.revision);
+    const del = await call(B, "DELETE", "/service/web");
+    expect(del.status).toBe(200);
+    await applied(A, del.revision);
+    const want = [`TCP ${VIP2}:80 wrr -> ${backends[0]?.address}:80`];
+    expect(kernel(A)).toEqual(want);
+    expect(kernel(B)).toEqual(want);
+  });
+
+  test("two etcd members killed: writes answer 503, both kernels unchanged, traffic served; restarted: writes work, nodes converge", async () => {
+    const before = [kernel(A), kernel(B)];
+    await killMember(2);
+    await killMember(3);
+    try {
+      const refused = await call(A, "PUT", "/service/lost", { host: "10.0.0.60", port: 80 });
+      expect(refused.status).toBe(503);
+      const refusedB = await call(B, "PATCH", "/service/web2", { method: "rr" });
+      expect(refusedB.status).toBe(503);
+      expect([kernel(A), kernel(B)]).toEqual(before);
+      for (const node of [A, B]) expect(fetchThrough(node, VIP2, 4)).toEqual(["be1", "be1", "be1", "be1"]);
+      const metrics = await (await fetch(`${A.url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
+      expect(metrics).toContain('gorb_store_up{node="a"} 0');
+    } finally {
+      // Later tests need the quorum back whatever happened above.
+      startMember(2);
+      startMember(3);
+    }
+    let revision = 0;
+    await until("writes to work again", async () => {
+      const put = await call(A, "PUT", "/service/back", { host: "10.0.0.61", port: 80 });
+      revision = put.revision;
+      return put.status === 200;
+    });
+    await applied(B, revision);
+    expect(kernel(B)).toEqual(kernel(A));
+    expect(kernel(B).some((l) => l.includes("10.0.0.61"))).toBe(true);
+  });
+
+  test("a node stopped (SIGSTOP) while 50 writes happen and etcd compacts: resumed, it converges, deletes included", async () => {
+    B.proc?.kill("SIGSTOP");
+    let revision = 0;
+    const write = async (method: string, path: string, body?: unknown) => {
+      const answer = await call(A, method, path, body);
+      expect(answer.status).toBe(200);
+      revision = answer.revision;
+    };
+    for (let i = 0; i < 25; i++) await write("PUT", `/service/s${i}`, { host: `10.0.1.${i + 1}`, port: 80 });
+    for (let i = 0; i < 24; i++) await write("DELETE", `/service/s${i}`);
+    await write("DELETE", "/service/back");
+    await etcd.compact(revision);
+    B.proc?.kill("SIGCONT");
+    await applied(B, revision);
+    expect(kernel(B)).toEqual(kernel(A));
+    expect(kernel(B).some((l) => l.includes("10.0.0.61"))).toBe(false);
+    expect(kernel(B).some((l) => l.includes("10.0.1.25:80"))).toBe(true);
+    // B noticed its pause and read the whole state again (the compacted history could not be replayed).
+    const cluster = (await call(B, "GET", "/cluster")).json as { store: { relists: number } };
+    expect(cluster.store.relists).toBeGreaterThanOrEqual(1);
+    expect(B.log).toContain("relisting the shared state");
+  });
+
+  test("memory per node; a killed node's membership disappears after its lease TTL", async () => {
+    console.log(`fleet: RSS node a ${(rssKb(A) / 1024).toFixed(1)} MiB, node b ${(rssKb(B) / 1024).toFixed(1)} MiB`);
+    const view = (await call(A, "GET", "/cluster")).json as { nodes: { node: string; converged: boolean }[] };
+    expect(view.nodes.map((n) => n.node)).toEqual(["a", "b"]);
+    B.proc?.kill("SIGKILL");
+    await B.proc?.exited;
+    B.proc = null;
+    // The registration stays until etcd expires the lease (TTL 10 s); each look is a real etcd read.
+    await until("node b's registration to expire", async () => {
+      const now = (await call(A, "GET", "/cluster")).json as { nodes: { node: string }[] };
+      return now.nodes.length === 1 && now.nodes[0]?.node === "a";
+    });
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The etcd client against a real etcd: failover past an endpoint that refuses connections, gateway details
+ * (empty and non-ASCII values, prefix ranges that stop at the prefix), lease grant/keepalive/revoke, and etcd
+ * authentication (a token from /v3/auth/authenticate; without it, requests are refused).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
+import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+
+let etcd: EtcdProcess;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd.stop();
+});
+
+test("an endpoint that refuses connections is skipped; values and prefix ranges read back exactly", async () => {
+  const client = new EtcdClient({ endpoints: ["http://127.0.0.1:1", etcd.endpoint], timeoutMs: 2000 });
+  await client.put("/c/web/a", "");
+  await client.put("/c/web/b", "grüße ✓");
+  await client.put("/c/web2/a", "other");
+  const { kvs, revision } = await client.range("/c/web/", prefixEnd("/c/web/"));
+  expect(kvs.map((kv) => [kv.key, kv.value])).toEqual([
+    ["/c/web/a", ""],
+    ["/c/web/b", "grüße ✓"],
+  ]);
+  expect(revision).toBeGreaterThan(0);
+  expect((await client.deleteRange("/c/web/", prefixEnd("/c/web/"))).deleted).toBe(2);
+  expect((await client.range("/c/", prefixEnd("/c/"))).kvs.map((kv) => kv.key)).toEqual(["/c/web2/a"]);
+});
+
+test("a lease keeps its key while renewed and takes it when revoked", async () => {
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  const lease = await client.leaseGrant(30);
+  await client.put("/lease/me", "x", lease);
+  expect(await client.leaseKeepAlive(lease)).toBeGreaterThan(0);
+  await client.leaseRevoke(lease);
+  expect((await client.range("/lease/me")).kvs).toEqual([]);
+  expect(await client.leaseKeepAlive(lease)).toBeLessThanOrEqual(0);
+});
+
+test("with etcd authentication on, a client with the user's password works and one without is refused", async () => {
+  const admin = new EtcdClient({ endpoints: [etcd.endpoint] });
+  const post = async (path: string, body: unknown) => {
+    const response = await fetch(`${etcd.endpoint}/v3/${path}`, { method: "POST", body: JSON.stringify(body) });
+    expect(response.status).toBe(200);
+  };
+  await post("auth/user/add", { name: "root", password: "rootpw" });
+  await post("auth/user/grant", { user: "root", role: "root" });
+  await post("auth/enable", {});
+  const authed = new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "rootpw" } });
+  await authed.put("/auth/x", "1");
+  expect((await authed.range("/auth/x")).kvs.map((kv) => kv.value)).toEqual(["1"]);
+  const refused = await admin.put("/auth/y", "1").catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(EtcdError);
+  expect((refused as EtcdError).kind).toBe("rejected");
+  const wrong = await new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "nope" } }).put("/auth/z", "1").catch((e: unknown) => e);
+  expect(wrong).toBeInstanceOf(EtcdError);
+});

@@ -1,0 +1,90 @@
+/**
+ * A real etcd (Debian's etcd-server, `etcd` on PATH) on loopback for the store tests: one member in a
+ * temporary directory, on free ports. Missing etcd is a failure, not a skip (.ci/rig-deps.sh installs it).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface EtcdProcess {
+  readonly endpoint: string;
+  /** SIGKILL the member, keeping its data. */
+  kill(): Promise<void>;
+  /** Start the killed member again on the same ports and data; resolves once it answers. */
+  restart(): Promise<void>;
+  /** SIGKILL it and delete its data. */
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start one etcd member; resolves once its gateway answers a range. Throws when `etcd` is not installed. */
+export async function startEtcd(): Promise<EtcdProcess> {
+  const binary = Bun.which("etcd") ?? Bun.which("etcd", { PATH: "/usr/bin:/usr/sbin" });
+  if (binary === null) throw new Error("etcd is not installed: apt-get install -y etcd-server (see .ci/rig-deps.sh)");
+  const dir = mkdtempSync(join(tmpdir(), "gorb-etcd-"));
+  const client = await freePort();
+  const peer = await freePort();
+  const endpoint = `http://127.0.0.1:${client}`;
+  const spawn = () =>
+    Bun.spawn(
+      [
+        binary,
+        "--name", "t1",
+        "--data-dir", join(dir, "data"),
+        "--listen-client-urls", endpoint,
+        "--advertise-client-urls", endpoint,
+        "--listen-peer-urls", `http://127.0.0.1:${peer}`,
+        "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
+        "--initial-cluster", `t1=http://127.0.0.1:${peer}`,
+        "--heartbeat-interval", "50",
+        "--election-timeout", "500",
+        "--logger", "zap",
+        "--log-outputs", join(dir, "etcd.log"),
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+  const ready = async (proc: ReturnType<typeof spawn>) => {
+    // Poll the gateway until the member has elected itself (each attempt is a real request, bounded).
+    for (let i = 0; ; i++) {
+      if (proc.exitCode !== null) throw new Error(`etcd exited with ${proc.exitCode}; see ${join(dir, "etcd.log")}`);
+      try {
+        const response = await fetch(`${endpoint}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: "eA==" }), signal: AbortSignal.timeout(1000) });
+        if (response.ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (i > 200) throw new Error("etcd did not answer within 20 s");
+      await Bun.sleep(100);
+    }
+  };
+  let proc = spawn();
+  await ready(proc);
+  return {
+    endpoint,
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+    async restart() {
+      proc = spawn();
+      await ready(proc);
+    },
+    async stop() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * The fleet over the REST API, two nodes (real Gorbs over the in-memory IPVS driver, each with its own etcd
+ * store) on one real etcd: a write through node A answers X-Gorb-Revision, node B answers
+ * GET /cluster/revision?wait=N once it has applied it and then serves what A wrote; a duplicate create through
+ * B is a 409; GET /cluster lists both registered nodes and a backend up on one node and down on the other;
+ * a node whose lease is revoked leaves the list, and one that stops renewing leaves it after its TTL; with
+ * etcd gone, writes answer 503 and the kernel keeps its table; `gorb state export` prints what apply reads.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import type { ClusterApi } from "../../../src/api/cluster.ts";
+import { EventBus } from "../../../src/core/events.ts";
+import { readServices } from "../../../src/config/services.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { declarativeDocument } from "../../../src/store/export.ts";
+import { Membership, listMembers } from "../../../src/store/membership.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+
+let etcd: EtcdProcess;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd.stop();
+});
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let prefixes = 0;
+
+async function node(name: string, prefix: string, endpoints = [etcd.endpoint]) {
+  const events = new EventBus();
+  const store = new EtcdStateStore({ endpoints, prefix, timeoutMs: 1000, retryMs: 100 });
+  const stack = makeGorb({ store, events });
+  await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  const membership = new Membership({
+    client: store.client,
+    prefix,
+    node: name,
+    address: `${name}:4672`,
+    version: "test",
+    events,
+    status: () => store.status(),
+    ttlSeconds: 2,
+  });
+  await membership.start();
+  cleanups.push(() => store.close(), () => membership.stop());
+  const cluster: ClusterApi = {
+    node: name,
+    committedRevision: () => store.committedRevision,
+    status: () => store.status(),
+    waitApplied: (revision, ms) => store.waitApplied(revision, ms),
+    members: () => listMembers(store.client, prefix),
+  };
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, cluster });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await app.handle(
+      new Request(`http://gorb.test${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }),
+    );
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text === "" ? null : (JSON.parse(text) as unknown) };
+  };
+  return { ...stack, store, membership, call, app };
+}
+
+describe("fleet over the API", () => {
+  test("a write through A is served by B once B has applied A's revision; a duplicate create through B is 409", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80, method: "wrr" });
+    expect(put.status).toBe(200);
+    const revision = Number(put.headers.get("X-Gorb-Revision"));
+    expect(revision).toBeGreaterThan(0);
+    const waited = await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=5000`);
+    expect(waited).toMatchObject({ status: 200, body: { reached: true } });
+    expect((waited.body as { applied: number }).applied).toBeGreaterThanOrEqual(revision);
+    expect((await b.call("GET", "/service/web")).status).toBe(200);
+    expect(await b.driver.snapshot()).toEqual(await a.driver.snapshot());
+
+    const again = await b.call("PUT", "/service/web", { host: "10.0.0.2", port: 80 });
+    expect(again.status).toBe(409);
+    expect(again.headers.get("X-Gorb-Revision")).toBeNull();
+  });
+
+  test("GET /cluster lists every node, converged, and a backend up on one node and down on the other", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const put = await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80, pulse: { type: "tcp" } });
+    await b.call("GET", `/cluster/revision?wait=${put.headers.get("X-Gorb-Revision")}`);
+    a.health.report("web", "b1", "up");
+    b.health.report("web", "b1", "down");
+    await a.gorb.idle();
+    await b.gorb.idle();
+    // Each node publishes on its next renewal; ask until both did (each answer is a real etcd read).
+    type View = { nodes: { node: string; converged: boolean }[]; health_splits: unknown[] };
+    let view: View | null = null;
+    for (let i = 0; i < 100; i++) {
+      view = (await a.call("GET", "/cluster")).body as View;
+      if (view !== null && view.health_splits.length > 0) break;
+      await Bun.sleep(50);
+    }
+    expect(view?.nodes.map((n) => n.node)).toEqual(["a", "b"]);
+    expect(view?.health_splits).toEqual([{ service: "web", backend: "b1", up: ["a"], down: ["b"], unknown: [] }]);
+  });
+
+  test("a node that stops renewing leaves the list after its lease's TTL; one that stops revokes at once", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const c = await node("c", prefix);
+    expect((await listMembers(a.store.client, prefix)).map((m) => m.node)).toEqual(["a", "b", "c"]);
+    await c.membership.stop();
+    expect((await listMembers(a.store.client, prefix)).map((m) => m.node)).toEqual(["a", "b"]);
+    // b "dies": its renewals stop, its lease is not revoked; etcd drops it when the 2 s TTL runs out.
+    await b.membership.stop({ revoke: false });
+    expect((await listMembers(a.store.client, prefix)).map((m) => m.node)).toEqual(["a", "b"]);
+    const gone = await waitFor(async () => !(await listMembers(a.store.client, prefix)).some((m) => m.node === "b"), 10000);
+    expect(gone).toBe(true);
+  });
+
+  test("etcd down: writes answer 503 and the kernel keeps its table; etcd back: writes work and the node catches up", async () => {
+    const own = await startEtcd();
+    cleanups.push(() => own.stop());
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix, [own.endpoint]);
+    const b = await node("b", prefix, [own.endpoint]);
+    await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const created = await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 });
+    await b.call("GET", `/cluster/revision?wait=${created.headers.get("X-Gorb-Revision")}`);
+    const tableA = await a.driver.snapshot();
+    const tableB = await b.driver.snapshot();
+
+    await own.kill();
+    const refused = await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 });
+    expect(refused.status).toBe(503);
+    expect((await a.call("DELETE", "/service/web")).status).toBe(503);
+    expect(await a.driver.snapshot()).toEqual(tableA);
+    expect(await b.driver.snapshot()).toEqual(tableB);
+    expect((await a.call("GET", "/service/web")).status).toBe(200);
+    const metrics = await a.app.handle(new Request("http://gorb.test/metrics"));
+    expect(await metrics.text()).toContain('gorb_store_up{node="a"} 0\n');
+
+    await own.restart();
+    const again = await waitFor(async () => (await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 })).status === 200, 15000);
+    expect(again).toBe(true);
+    const revision = a.store.committedRevision;
+    expect((await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=15000`)).body).toMatchObject({ reached: true });
+    expect(b.gorb.listServices()).toEqual(["web", "web2"]);
+    expect(b.store.status().state).toBe("ok");
+  });
+
+  test("gorb state export prints a document gorb apply reads back", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80, method: "wrr" });
+    await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 8080, weight: 50 });
+    const doc = declarativeDocument((await a.store.load()).state);
+    expect(doc).toEqual({
+      services: { web: { host: "10.0.0.1", port: 80, method: "wrr", backends: { b1: { host: "10.1.0.1", port: 8080, weight: 50 } } } },
+    });
+    const declared = readServices(doc.services);
+    expect(declared.map((s) => [s.id, s.backends.map((b) => b.id)])).toEqual([["web", ["b1"]]]);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await Bun.sleep(100);
+  }
+  return false;
+}

@@ -1,0 +1,230 @@
+/**
+ * The store contract, one suite run against the SQLite store and against a real etcd (Debian's etcd-server on
+ * loopback; missing etcd fails the test): what a commit writes reads back, updates replace, deleting a service
+ * deletes its backends and never a neighbour whose id starts the same (web / web2).
+ *
+ * Then what only a shared store does, against the real etcd: a create made first on another node is a
+ * conflict, 20 concurrent creates across two stores succeed once, a stale update is refused, a second node
+ * (a real Gorb over the in-memory IPVS driver) applies another node's writes through its watch, and a node
+ * whose watch start was compacted away relists and applies the deletes it missed.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConflictError } from "../../../src/core/errors.ts";
+import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
+import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
+import { EtcdError } from "../../../src/store/etcd-client.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+
+let etcd: EtcdProcess;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd.stop();
+});
+
+const service = (id: string, address: string, method = "rr"): SavedService => ({
+  id,
+  source: "api",
+  fields: { host: address, method, port: 80 },
+  key: { family: "inet", protocol: "tcp", address, port: 80 },
+  vip: false,
+});
+const backend = (serviceId: string, id: string, address: string): SavedBackend => ({
+  service: serviceId,
+  id,
+  source: "api",
+  fields: { host: address, port: 8080, weight: 100 },
+  address: { address, family: "inet" },
+});
+const changes = (c: Partial<StateChanges>): StateChanges => ({ putServices: [], deleteServices: [], putBackends: [], deleteBackends: [], ...c });
+
+function summary(state: SavedState): string[] {
+  return [
+    ...state.services.map((s) => `service ${s.id} ${JSON.stringify(s.fields)}`),
+    ...state.backends.map((b) => `backend ${b.service}/${b.id} ${JSON.stringify(b.fields)}`),
+  ].sort();
+}
+
+interface Opened {
+  readonly store: StateStore;
+  load(): Promise<SavedState>;
+}
+
+let prefixes = 0;
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const engines: Record<string, () => Opened> = {
+  sqlite: () => {
+    const dir = mkdtempSync(join(tmpdir(), "gorb-contract-"));
+    const store = SqliteStateStore.open(dir);
+    cleanups.push(() => {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return { store, load: () => Promise.resolve(store.load()) };
+  },
+  etcd: () => {
+    const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: `/contract${++prefixes}` });
+    return { store, load: async () => (await store.load()).state };
+  },
+};
+
+for (const [engine, open] of Object.entries(engines)) {
+  describe(`store contract: ${engine}`, () => {
+    test("a commit reads back: services and their backends", async () => {
+      const { store, load } = open();
+      await store.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: [backend("web", "b1", "10.1.0.1")] }));
+      expect(summary(await load())).toEqual([
+        'backend web/b1 {"host":"10.1.0.1","port":8080,"weight":100}',
+        'service web {"host":"10.0.0.1","method":"rr","port":80}',
+      ]);
+    });
+
+    test("an update replaces the row", async () => {
+      const { store, load } = open();
+      await load();
+      await store.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
+      await store.commit(changes({ putServices: [service("web", "10.0.0.1", "wrr")] }));
+      expect(summary(await load())).toEqual(['service web {"host":"10.0.0.1","method":"wrr","port":80}']);
+    });
+
+    test("deleting web deletes its backends and leaves web2 and its backends", async () => {
+      const { store, load } = open();
+      await load();
+      await store.commit(
+        changes({
+          putServices: [service("web", "10.0.0.1"), service("web2", "10.0.0.2")],
+          putBackends: [backend("web", "b1", "10.1.0.1"), backend("web2", "b1", "10.1.0.2"), backend("web2", "b2", "10.1.0.3")],
+        }),
+      );
+      await store.commit(changes({ deleteServices: ["web"] }));
+      expect(summary(await load())).toEqual([
+        'backend web2/b1 {"host":"10.1.0.2","port":8080,"weight":100}',
+        'backend web2/b2 {"host":"10.1.0.3","port":8080,"weight":100}',
+        'service web2 {"host":"10.0.0.2","method":"rr","port":80}',
+      ]);
+    });
+
+    test("deleting one backend leaves the others", async () => {
+      const { store, load } = open();
+      await load();
+      await store.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: [backend("web", "b1", "10.1.0.1"), backend("web", "b10", "10.1.0.2")] }));
+      await store.commit(changes({ deleteBackends: [{ service: "web", id: "b1" }] }));
+      expect(summary(await load())).toEqual([
+        'backend web/b10 {"host":"10.1.0.2","port":8080,"weight":100}',
+        'service web {"host":"10.0.0.1","method":"rr","port":80}',
+      ]);
+    });
+  });
+}
+
+describe("shared store: etcd", () => {
+  const pair = async () => {
+    const prefix = `/shared${++prefixes}`;
+    const a = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    const b = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    await a.load();
+    await b.load();
+    cleanups.push(() => a.close(), () => b.close());
+    return { a, b, prefix };
+  };
+
+  test("a create another node made first is a conflict, and the store stays writable", async () => {
+    const { a, b } = await pair();
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
+    const refused = await b.commit(changes({ putServices: [service("web", "10.0.0.1", "wrr")] })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect(summary((await b.load()).state)).toEqual(['service web {"host":"10.0.0.1","method":"rr","port":80}']);
+    await b.commit(changes({ putServices: [service("web2", "10.0.0.2")] }));
+  });
+
+  test("a change with more keys than etcd's --max-txn-ops (128) is refused alone; the store stays writable", async () => {
+    const { a } = await pair();
+    const many = Array.from({ length: 130 }, (_, i) => backend("web", `b${i}`, `10.1.${Math.floor(i / 200)}.${(i % 200) + 1}`));
+    const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(EtcdError);
+    expect((refused as EtcdError).kind).toBe("rejected");
+    expect(a.available()).toBe(true);
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many.slice(0, 100) }));
+  });
+
+  test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
+    const { a, b } = await pair();
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).commit(changes({ putServices: [service("web", `10.0.0.${i + 1}`)] }))),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ConflictError);
+  });
+
+  test("an update from a node that has not seen the latest change is refused", async () => {
+    const { a, b } = await pair();
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
+    await b.load();
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1", "wrr")] }));
+    const refused = await b.commit(changes({ putServices: [service("web", "10.0.0.1", "lc")] })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+  });
+
+  test("node B's kernel gets what node A wrote, through the watch; deletes too", async () => {
+    const prefix = `/nodes${++prefixes}`;
+    const storeA = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    const storeB = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    cleanups.push(() => storeA.close(), () => storeB.close());
+    const nodeA = makeGorb({ store: storeA });
+    const nodeB = makeGorb({ store: storeB });
+    await nodeA.gorb.restore((await storeA.load()).state);
+    await nodeB.gorb.restore((await storeB.load()).state);
+    storeA.sync(nodeA.gorb);
+    storeB.sync(nodeB.gorb);
+
+    await nodeA.gorb.createService("web", { host: "10.0.0.1", port: 80, method: "wrr" });
+    await nodeA.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 8080, weight: 50 });
+    expect(await storeB.waitApplied(storeA.committedRevision, 5000)).toBe(true);
+    const dump = async (driver: typeof nodeA.driver) =>
+      (await driver.snapshot()).map((e) => `${e.service.scheduler} ${JSON.stringify(e.service.key)} ${e.destinations.map((d) => `${d.address}:${d.port}`).join(",")}`);
+    expect(await dump(nodeB.driver)).toEqual(await dump(nodeA.driver));
+    expect(await dump(nodeB.driver)).toEqual(['wrr {"family":"inet","protocol":"tcp","address":"10.0.0.1","port":80} 10.1.0.1:8080']);
+
+    // A create of the same service through node B is a conflict (its desired state already has it).
+    expect(await nodeB.gorb.createService("web", { host: "10.0.0.9", port: 80 }).catch((e: unknown) => e)).toBeInstanceOf(ConflictError);
+
+    await nodeB.gorb.deleteService("web");
+    expect(await storeA.waitApplied(storeB.committedRevision, 5000)).toBe(true);
+    expect(await nodeA.driver.snapshot()).toEqual([]);
+  });
+
+  test("a node whose watch start was compacted relists and applies what it missed, deletes included", async () => {
+    const prefix = `/compact${++prefixes}`;
+    const writer = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    const storeB = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, logger: undefined });
+    cleanups.push(() => writer.close(), () => storeB.close());
+    await writer.load();
+    await writer.commit(changes({ putServices: [service("gone", "10.0.0.1")], putBackends: [backend("gone", "b1", "10.1.0.1")] }));
+    const nodeB = makeGorb({ store: storeB });
+    await nodeB.gorb.restore((await storeB.load()).state);
+    expect((await nodeB.driver.snapshot()).length).toBe(1);
+
+    // B is "stopped": it does not watch while 50 writes happen and etcd compacts.
+    await writer.commit(changes({ deleteServices: ["gone"] }));
+    for (let i = 0; i < 50; i++) await writer.commit(changes({ putServices: [service(`s${i}`, `10.0.1.${i + 1}`)] }));
+    await writer.client.compact(writer.committedRevision);
+
+    storeB.sync(nodeB.gorb);
+    expect(await storeB.waitApplied(writer.committedRevision, 10000)).toBe(true);
+    expect(storeB.status().relists).toBeGreaterThanOrEqual(1);
+    const services = (await nodeB.driver.snapshot()).map((e) => JSON.stringify(e.service.key));
+    expect(services).toHaveLength(50);
+    expect(services.some((k) => k.includes('"10.0.0.1"'))).toBe(false);
+    expect(nodeB.gorb.listServices()).not.toContain("gone");
+  });
+});
