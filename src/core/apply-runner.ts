@@ -5,6 +5,7 @@
  * failed commit undoes them all and throws 503. Each operation of the batch is charged to the change it came
  * from (its service and backend), so a refusal fails only that change.
  */
+import { Pacer } from "./pacer.ts";
 import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";
 import type { Edits } from "./edits.ts";
 import { fromIpvsError } from "./errors.ts";
@@ -63,7 +64,9 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
   const { desired, transactions } = parts;
   const txs = plan.map(() => new Tx());
   const errors: (string | null)[] = plan.map(() => null);
+  const pacer = new Pacer();
   for (const [i, change] of plan.entries()) {
+    await pacer.pace();
     const tx = txs[i] as Tx;
     try {
       for (const step of change.steps) await applyStep(parts, tx, step, resolver);
@@ -95,6 +98,7 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     for (const i of failed) await (txs[i] as Tx).releaseClaims();
   }
   const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
+  await pacer.pace();
   try {
     await transactions.commit(succeeded);
   } catch (error) {
@@ -103,7 +107,10 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     for (const tx of succeeded) await tx.releaseClaims();
     throw error;
   }
-  for (const tx of succeeded) await transactions.effects(tx);
+  for (const tx of succeeded) {
+    await pacer.pace();
+    await transactions.effects(tx);
+  }
   transactions.weightEvents(
     results.filter((r) => {
       const i = ownerOf(r.operation.service, r.operation.backend);

@@ -378,7 +378,7 @@ export class Gorb {
       if (this.#desired.size > 0) throw new ConflictError("restore() must run before any service is created");
       const table = await this.#kernel(() => this.#driver.snapshot());
       const tracker = new ChangeTracker();
-      const loaded = loadSavedState(state, observedTable(table), (s, b) => this.#edits.watchId(s, b));
+      const loaded = await loadSavedState(state, observedTable(table), (s, b) => this.#edits.watchId(s, b));
       for (const record of loaded.services) this.#desired.addService(record);
       for (const record of loaded.vips) this.#vips.remember(record.id, record.config.key);
       for (const d of loaded.dropped) this.#log.error(`cannot restore ${d.what} (removed from the saved state): ${d.why}`);

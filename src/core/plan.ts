@@ -21,6 +21,7 @@ import type { Fields } from "./fields.ts";
 import { initialWeightState } from "../health/weight.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
+import { Pacer } from "./pacer.ts";
 import { formatPath, underPath } from "./path.ts";
 import {
   resolveBackendAddress,
@@ -118,7 +119,9 @@ export async function resolveDeclared(
   vipInterface: string | null = null,
 ): Promise<ResolvedService[]> {
   const out: ResolvedService[] = [];
+  const pacer = new Pacer();
   for (const service of declared) {
+    await pacer.pace();
     const at = ["services", service.id];
     let spec: ServiceSpec;
     let key: ServiceKey;
@@ -132,6 +135,7 @@ export async function resolveDeclared(
     }
     const backends: ResolvedBackend[] = [];
     for (const backend of service.backends) {
+      await pacer.pace();
       try {
         const bspec = normalizeBackendFields(backend.fields, spec);
         const address = await resolveBackendAddress(bspec, key, resolver);

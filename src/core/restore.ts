@@ -5,6 +5,7 @@
  *
  * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
  */
+import { Pacer } from "./pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
@@ -37,7 +38,12 @@ function why(error: unknown): string {
 }
 
 /** Read the saved rows back (see the module comment); `watchId` names each backend's health watch. */
-export function loadSavedState(state: SavedState, table: ObservedTable, watchId: (service: string, backend: string) => string): LoadedState {
+export async function loadSavedState(
+  state: SavedState,
+  table: ObservedTable,
+  watchId: (service: string, backend: string) => string,
+): Promise<LoadedState> {
+  const pacer = new Pacer(); // signals, and a slow start-up's other work, are served during a large restore
   const services: ServiceRecord[] = [];
   const vips: ServiceRecord[] = [];
   const dropped: { what: string; why: string }[] = [];
@@ -72,6 +78,7 @@ export function loadSavedState(state: SavedState, table: ObservedTable, watchId:
     }
     const dests = table.get(serviceKeyId(record.config.key))?.dests;
     for (const b of backendsOf.get(row.id) ?? []) {
+      await pacer.pace();
       try {
         checkId("backend", b.id);
         const fields = backendFields(b.fields);

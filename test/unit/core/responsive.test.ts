@@ -1,0 +1,52 @@
+/**
+ * Bulk work never holds the event loop for its whole length: a large apply and a large restore let timers (the
+ * API's sockets, health checks, signals) run while they work.
+ */
+import { describe, expect, test } from "bun:test";
+import { readServices } from "../../../src/config/services.ts";
+import type { SavedBackend, SavedService } from "../../../src/core/state.ts";
+import { makeGorb } from "./fakes.ts";
+
+/** A timer set now has fired by the time `work` resolves. */
+async function timerFiresDuring(work: () => Promise<unknown>): Promise<boolean> {
+  let fired = false;
+  const done = work();
+  setTimeout(() => {
+    fired = true;
+  }, 0);
+  await done;
+  return fired;
+}
+
+describe("bulk work yields to the event loop", () => {
+  test("an apply of 300 services x 10 backends", async () => {
+    const { gorb } = makeGorb();
+    const services: Record<string, unknown> = {};
+    for (let s = 0; s < 300; s++) {
+      const backends: Record<string, unknown> = {};
+      for (let b = 0; b < 10; b++) backends[`b${b}`] = { host: `10.1.${s % 250}.${b + 1 + 10 * Math.floor(s / 250)}`, pulse: { type: "none" } };
+      services[`s${s}`] = { host: `10.2.${Math.floor(s / 250)}.${(s % 250) + 1}`, port: 80, backends };
+    }
+    const declared = readServices(services);
+    expect(await timerFiresDuring(() => gorb.apply(declared))).toBe(true);
+    expect(gorb.listServices()).toHaveLength(300);
+  });
+
+  test("a restore of 1 service x 5,000 backends", async () => {
+    const { gorb } = makeGorb();
+    const service: SavedService = {
+      id: "web",
+      source: "api",
+      fields: { host: "10.0.0.1", port: 80 },
+      key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 },
+      vip: false,
+    };
+    const backends: SavedBackend[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const address = `10.3.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+      backends.push({ service: "web", id: `b${i}`, source: "api", fields: { host: address, pulse: { type: "none" } }, address: { address, family: "inet" } });
+    }
+    expect(await timerFiresDuring(() => gorb.restore({ services: [service], backends }))).toBe(true);
+    expect((await gorb.getService("web")).backends).toHaveLength(5000);
+  }, 60_000);
+});
