@@ -29,11 +29,14 @@ function rig(plan: (n: number, target: ProbeTarget) => boolean | "hang" = () => 
       return Promise.resolve({ ok: outcome, durationMs: 1, message: outcome ? "fine" : "broken" });
     },
   };
+  // Many of these tests add several ids for one backend to exercise per-target scheduling: no probe sharing here
+  // (the "shared probes" tests turn it on).
   const monitor = new HealthMonitor({
     onUpdate: (u) => updates.push(u),
     clock,
     random: () => 0,
     checkerFor: () => checker,
+    shareProbes: false,
     ...extra,
   });
   return { clock, calls, updates, monitor };
@@ -128,6 +131,7 @@ describe("scheduling", () => {
       // First checks due at 0, 10, 20, 30, 40ms.
       random: () => (jitter++ * 10) / 10_000,
       maxInFlight: 2,
+      shareProbes: false,
       onCheckStart: (id, lateMs) => lates.push([id, lateMs]),
       checkerFor: () => ({ check: () => new Promise<CheckResult>((resolve) => resolvers.push(resolve)) }),
     });
