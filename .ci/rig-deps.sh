@@ -6,10 +6,11 @@
 #   ipvsadm          independent view of the kernel's IPVS table, copied into the guest
 #   libnl-3-200 libnl-genl-3-200   libraries ipvsadm and gorb's ffi load (by soname)
 #   kmod             depmod, to index the trimmed kernel module tree
+#   keepalived       the checker bench/checks.ts compares gorb's health checks with (copied into the guest per run)
 # The kernel itself is fetched by test/rig/kernel.ts with `apt-get download` (needs the apt lists updated here).
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static iproute2 ipvsadm libnl-3-200 libnl-genl-3-200 kmod)
+packages=(qemu-system-x86 busybox-static iproute2 ipvsadm libnl-3-200 libnl-genl-3-200 kmod keepalived)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
@@ -19,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 # Fail here, not in the middle of a test run, if anything is still missing.
-for tool in qemu-system-x86_64 busybox ipvsadm depmod; do
+for tool in qemu-system-x86_64 busybox ipvsadm depmod keepalived; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 ||
     { echo "rig-deps: $tool still missing after install" >&2; exit 1; }
 done
