@@ -147,7 +147,7 @@ async function window(checker: string, kind: string, pids: () => number[]): Prom
 async function runKeepalived(kind: string): Promise<Measure> {
   writeFileSync("/tmp/keepalived.conf", keepalivedConfig(kind));
   const proc = Bun.spawn(
-    ["/usr/sbin/keepalived", "--dont-fork", "--check", "--log-console", "-f", "/tmp/keepalived.conf", "-p", "/tmp/keepalived.pid", "-c", "/tmp/keepalived-checkers.pid"],
+    ["/usr/sbin/keepalived", "--dont-fork", "--check", "-f", "/tmp/keepalived.conf", "-p", "/tmp/keepalived.pid", "-c", "/tmp/keepalived-checkers.pid"],
     { stdout: Bun.file("/tmp/keepalived.log"), stderr: Bun.file("/tmp/keepalived.err") },
   );
   try {
