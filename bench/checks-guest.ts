@@ -166,13 +166,19 @@ async function runGorb(kind: string): Promise<Measure> {
     stderr: Bun.file("/tmp/gorb.err"),
   });
   try {
-    await waitFor("gorb's API", async () => {
-      try {
-        return (await fetch(`${API}/service`)).ok;
-      } catch {
-        return false;
-      }
-    });
+    try {
+      await waitFor("gorb's API", async () => {
+        if (proc.exitCode !== null) throw new Error(`gorb serve exited ${proc.exitCode}`);
+        try {
+          return (await fetch(`${API}/service`)).ok;
+        } catch {
+          return false;
+        }
+      });
+    } catch (error) {
+      for (const f of ["/tmp/gorb.log", "/tmp/gorb.err"]) console.log(`--- ${f}\n${readFileSync(f, "utf8").slice(-3000)}`);
+      throw error;
+    }
     const put = async (path: string, body: unknown) => {
       const r = await fetch(`${API}${path}`, { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
       if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);

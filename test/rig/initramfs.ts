@@ -309,7 +309,9 @@ export function buildProjectArchive(opts: ProjectArchiveOptions): Uint8Array {
   for (const entry of PROJECT_ENTRIES) {
     const host = join(PROJECT_ROOT, entry);
     if (!existsSync(host)) continue;
-    const st = lstatSync(host);
+    // NB: statSync follows a symlinked top-level entry (a git worktree's node_modules -> the main checkout's),
+    // which would otherwise reach the guest as a symlink to a path that does not exist there.
+    const st = statSync(host);
     if (!st.isDirectory()) {
       addProjectPath(cpio, entry);
       continue;

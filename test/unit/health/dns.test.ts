@@ -54,16 +54,13 @@ describe("dns codec (golden bytes)", () => {
 });
 
 describe("dns checker against a DNS server started here", () => {
-  type Udp = Awaited<ReturnType<typeof Bun.udpSocket>>;
-  let server: Udp;
+  let server: { readonly port: number; close(): void };
   let queries = 0;
   /** A tiny authoritative server: ok.test A 10.0.0.7 and AAAA 2001:db8::7; anything else NXDOMAIN. A query for
    * noisy.test first gets a reply with a wrong id (which the checker must ignore), then the right one. */
   beforeAll(async () => {
-    server = await Bun.udpSocket({
-      hostname: "127.0.0.1",
-      socket: {
-        data(s, data, port, addr) {
+    const handlers = {
+        data(s: { send(d: Uint8Array, port: number, addr: string): boolean }, data: Uint8Array, port: number, addr: string) {
           queries++;
           const q = decodeResponse(data); // a query parses like a response with no answers
           const qEnd = 12 + data.subarray(12).indexOf(0) + 5;
@@ -89,8 +86,8 @@ describe("dns checker against a DNS server started here", () => {
           if (q.questionName === "noisy.test") s.send(reply((q.id + 1) & 0xffff), port, addr);
           s.send(reply(q.id), port, addr);
         },
-      },
-    });
+    };
+    server = await Bun.udpSocket({ hostname: "127.0.0.1", socket: handlers });
   });
   afterAll(() => server.close());
 
