@@ -26,6 +26,13 @@ export interface ConnTls {
   readonly serverName: string | null;
 }
 
+/** bunTlsOptions is the `tls` option of Bun.connect for these settings (built once per checker). */
+function bunTlsOptions(t: ConnTls): { rejectUnauthorized: boolean; ca?: string; serverName?: string } {
+  return { rejectUnauthorized: t.verify, ...(t.ca === null ? {} : { ca: t.ca }), ...(t.serverName === null ? {} : { serverName: t.serverName }) };
+}
+
+const TLS_OPTIONS = new WeakMap<ConnTls, ReturnType<typeof bunTlsOptions>>();
+
 /** Shared by every probe of one checker (one monitor target): whether connects must be cancellable. */
 export interface ConnMode {
   cancellable: boolean;
@@ -81,8 +88,8 @@ export abstract class SocketProbe {
   }
 
   /** pass ends the check as passed and closes the connection. */
-  protected pass(message: string, code?: string): void {
-    this.settle({ ok: true, durationMs: elapsedSince(this.startedAt), message, kind: "pass", ...(code === undefined ? {} : { code }) });
+  protected pass(message: string, code = ""): void {
+    this.settle({ ok: true, durationMs: elapsedSince(this.startedAt), message, kind: "pass", code });
   }
 
   /** fail ends the check as failed and closes the connection. */
@@ -134,21 +141,16 @@ export abstract class SocketProbe {
   private connectBun(): void {
     try {
       const t = this.tls;
-      void Bun.connect<SocketProbe>({
-        hostname: this.target.host,
-        port: this.target.port,
-        data: this,
-        socket: BUN_HANDLERS,
-        ...(t === null
-          ? {}
-          : {
-              tls: {
-                rejectUnauthorized: t.verify,
-                ...(t.ca === null ? {} : { ca: t.ca }),
-                ...(t.serverName === null ? {} : { serverName: t.serverName }),
-              },
-            }),
-      });
+      if (t === null) {
+        void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS });
+      } else {
+        let tls = TLS_OPTIONS.get(t);
+        if (tls === undefined) {
+          tls = bunTlsOptions(t);
+          TLS_OPTIONS.set(t, tls);
+        }
+        void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS, tls });
+      }
     } catch (err) {
       this.failWith(err);
       this.gone();

@@ -17,6 +17,9 @@ import { type ConnMode, type ConnTls, SocketProbe } from "./conn.ts";
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
 export const USER_AGENT = "gorb-pulse";
 
+/** Status codes as text, made once. */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, i) => String(i));
+
 /** The longest status line read; a longer one is malformed. */
 const MAX_STATUS_LINE = 1024;
 
@@ -25,6 +28,8 @@ interface HttpPlan {
   readonly target: ProbeTarget;
   readonly request: Uint8Array;
   readonly what: string;
+  /** Messages by status code, made once each. */
+  readonly messages: Map<number, string>;
 }
 
 class HttpProbeRun extends SocketProbe {
@@ -64,14 +69,16 @@ class HttpProbeRun extends SocketProbe {
       this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
       return;
     }
-    const code = String(status);
-    if (matchesExpect(this.probe.expect, status)) {
-      this.pass(`${this.plan.what}: ${code}`, code);
-      return;
+    const ok = matchesExpect(this.probe.expect, status);
+    let message = this.plan.messages.get(status);
+    if (message === undefined) {
+      message = `${this.plan.what}: ${status}`;
+      if (!ok) message += `, expected ${formatExpect(this.probe.expect)}`;
+      if (!ok && status >= 300 && status < 400) message += " (redirect not followed)";
+      if (this.plan.messages.size < 64) this.plan.messages.set(status, message);
     }
-    let message = `${this.plan.what}: ${code}, expected ${formatExpect(this.probe.expect)}`;
-    if (status >= 300 && status < 400) message += " (redirect not followed)";
-    this.fail(message, code);
+    if (ok) this.pass(message, STATUS_TEXT[status] ?? String(status));
+    else this.fail(message, STATUS_TEXT[status] ?? String(status));
   }
 
   protected failure(code: string): string {
@@ -128,6 +135,7 @@ export function httpChecker(probe: HttpProbe): Checker {
       target,
       request: new TextEncoder().encode(httpRequest(probe, target)),
       what: `${probe.method} ${probe.scheme}://${formatHostPort({ host: target.host.replace("%", "%25"), port: target.port })}${probe.path}`,
+      messages: new Map(),
     };
     return plan;
   };

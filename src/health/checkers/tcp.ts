@@ -7,9 +7,17 @@ import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHost
 import type { ProbeTarget } from "../options.ts";
 import { type ConnMode, SocketProbe } from "./conn.ts";
 
+/** The words of a passed check, made once per probed address. */
+const PASSED = new WeakMap<ProbeTarget, string>();
+
 class TcpProbe extends SocketProbe {
   protected opened(): void {
-    this.pass(`connected to ${formatHostPort(this.target)}`);
+    let message = PASSED.get(this.target);
+    if (message === undefined) {
+      message = `connected to ${formatHostPort(this.target)}`;
+      PASSED.set(this.target, message);
+    }
+    this.pass(message);
   }
 
   protected failure(code: string): string {
