@@ -3,7 +3,7 @@
  * Pure (no I/O, no DNS): the monitor and the checkers only ever see normalised options.
  *
  * Decisions beyond the original (kobolog/gorb pulse/options.go, pulse/http.go):
- * - Types: tcp (default), http, https, udp, none. Top-level keys match case-insensitively, as Go's decoder did;
+ * - Types: tcp (default), http, https, udp, dns, tls, exec, none. Top-level keys match case-insensitively, as Go's decoder did;
  *   keys inside `args` are exact-case, as the original's map was.
  * - Durations (`interval`, `args.timeout`, `args.backoff`) use the original grammar plus `ms`; a unit is required.
  *   An interval below 100ms is refused so a typo ("5ms" for "5m") cannot flood a backend.
@@ -15,6 +15,10 @@
  *   because most UDP services stay silent on unknown input and a silent check would read as "always Down"
  *   (the original's UDP trap). For a UDP service with a TCP or HTTP health endpoint, use type tcp/http with
  *   `args.port` instead.
+ * - https and tls take `ca` (absolute path of a PEM bundle, read by the checker) and `serverName` (SNI and the name
+ *   the certificate must match; for https it defaults to `hostHeader` without its port).
+ * - dns takes `name` (required), `qtype`, `rcode`, `answer`, `recursion`; exec takes `command` (absolute program,
+ *   as a list or a space-split string) and `shell`; tls takes `expiryDays`.
  * - Args a type does not use are ignored (the original ignored all args except http's), so they are not validated.
  */
 import { type Duration, MAX_DURATION_MS, describeValue, parseDuration } from "./duration.ts";
