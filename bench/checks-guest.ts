@@ -128,20 +128,53 @@ interface Measure {
   readonly ticks: number;
   readonly seconds: number;
   readonly served: number;
+  /** TCP connects the checker started (root namespace ActiveOpens), and those the backends' kernel completed. */
+  readonly attempted: number;
+  readonly established: number;
+  /** Handshakes the backends' kernel dropped because the server's accept queue was full. */
+  readonly listenDrops: number;
+}
+
+/** Reads named counters of a /proc/net/{snmp,netstat} table ("Tcp", "TcpExt"), in the root namespace or `ns`. */
+function netCounters(file: "snmp" | "netstat", table: string, ns: string | null): Record<string, number> {
+  const text = ns === null ? readFileSync(`/proc/net/${file}`, "utf8") : sh([IP, "netns", "exec", ns, "cat", `/proc/net/${file}`]);
+  const lines = text.split("\n").filter((l) => l.startsWith(`${table}:`));
+  const names = (lines[0] ?? "").split(/\s+/).slice(1);
+  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
+function tcpCounters(): { attempted: number; established: number; listenDrops: number } {
+  return {
+    attempted: netCounters("snmp", "Tcp", null).ActiveOpens ?? 0,
+    established: netCounters("snmp", "Tcp", NS).PassiveOpens ?? 0,
+    listenDrops: netCounters("netstat", "TcpExt", NS).ListenDrops ?? 0,
+  };
 }
 
 async function window(checker: string, kind: string, pids: () => number[]): Promise<Measure> {
   await Bun.sleep(WARMUP * 1000);
   const p = pids();
   const c0 = serverCounts();
+  const k0 = tcpCounters();
   const t0 = ticks(p);
   const w0 = performance.now();
   await Bun.sleep(SECONDS * 1000);
   const t1 = ticks(p);
   const seconds = (performance.now() - w0) / 1000;
+  const k1 = tcpCounters();
   const c1 = serverCounts();
   const served = kind === "tcp" ? c1.tcp - c0.tcp : c1.http - c0.http;
-  return { checker, kind, ticks: t1 - t0, seconds, served };
+  return {
+    checker,
+    kind,
+    ticks: t1 - t0,
+    seconds,
+    served,
+    attempted: k1.attempted - k0.attempted,
+    established: k1.established - k0.established,
+    listenDrops: k1.listenDrops - k0.listenDrops,
+  };
 }
 
 async function runKeepalived(kind: string): Promise<Measure> {
@@ -222,9 +255,12 @@ async function main(): Promise<void> {
     for (const checker of CHECKERS) {
       const m = checker === "keepalived" ? await runKeepalived(kind) : await runGorb(kind);
       results.push(m);
+      const rate = (x: number) => (x / m.seconds).toFixed(0);
       console.log(
         `checks bench: ${m.checker.padEnd(10)} ${m.kind.padEnd(4)} ${N} backends/1s: ${m.ticks} ticks in ${m.seconds.toFixed(1)} s ` +
-          `(${((m.ticks / m.seconds)).toFixed(1)}% of one CPU), backends saw ${(m.served / m.seconds).toFixed(0)} ${m.kind === "tcp" ? "connections" : "requests"}/s`,
+          `(${(m.ticks / m.seconds).toFixed(1)}% of one CPU); connects started ${rate(m.attempted)}/s, completed ${rate(m.established)}/s, ` +
+          `dropped by the backends' full accept queue ${rate(m.listenDrops)}/s; server saw ${rate(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s; ` +
+          `${((m.ticks * 1000) / Math.max(1, m.established)).toFixed(0)} ticks per 1,000 completed checks`,
       );
     }
   }
@@ -233,7 +269,13 @@ async function main(): Promise<void> {
   for (const kind of KINDS) {
     const k = results.find((r) => r.kind === kind && r.checker === "keepalived");
     const g = results.find((r) => r.kind === kind && r.checker === "gorb");
-    if (k !== undefined && g !== undefined) lines.push(`checks bench: ${kind} gorb/keepalived CPU ratio ${(g.ticks / g.seconds / (k.ticks / k.seconds)).toFixed(2)} (gorb ${g.ticks}, keepalived ${k.ticks} ticks)`);
+    if (k !== undefined && g !== undefined) {
+      const perCheck = (m: Measure) => m.ticks / Math.max(1, m.established);
+      lines.push(
+        `checks bench: ${kind} gorb/keepalived CPU ratio ${(g.ticks / g.seconds / (k.ticks / k.seconds)).toFixed(2)} (gorb ${g.ticks}, keepalived ${k.ticks} ticks); ` +
+          `per completed check ${(perCheck(g) / perCheck(k)).toFixed(2)}`,
+      );
+    }
   }
   console.log(lines.join("\n"));
   console.log(`CHECKS_BENCH_JSON=${JSON.stringify(results)}`);

@@ -7,11 +7,11 @@
  *
  * Cancelling. A connection that is open is terminated at once. NB: Bun.connect has no handle before the
  * connection opens, so a connect cannot be cancelled on that path: the socket would stay in SYN_SENT until the
- * kernel gives up (about 2 minutes with the default tcp_syn_retries). So the first time a connect of a target
- * has to be cancelled, the target switches to node:net/node:tls, whose destroy() closes a connecting socket at
- * once (measured: 50 connects to a black hole, destroy() -> fds back to the baseline at once), and stays there
- * until a connection opens again. The one socket that could not be cancelled is still counted: `released` is
- * called only when its connect finally settles and it is closed.
+ * kernel gives up (about 2 minutes with the default tcp_syn_retries). So while a cancelled connect of a target is
+ * still pending, the target's next connects go through node:net/node:tls, whose destroy() closes a connecting
+ * socket at once (measured: 50 connects to a black hole, destroy() -> fds back to the baseline at once). The one
+ * socket that could not be cancelled is still counted: `released` is called only when its connect finally
+ * settles and it is closed.
  */
 import net from "node:net";
 import tls from "node:tls";
@@ -33,9 +33,14 @@ function bunTlsOptions(t: ConnTls): { rejectUnauthorized: boolean; ca?: string; 
 
 const TLS_OPTIONS = new WeakMap<ConnTls, ReturnType<typeof bunTlsOptions>>();
 
-/** Shared by every probe of one checker (one monitor target): whether connects must be cancellable. */
+/**
+ * Shared by every probe of one checker (one monitor target): how many of its cancelled Bun connects are still
+ * pending. While one is (a connect that neither opened nor failed since it was cancelled: a black hole), new
+ * connects go through node:net, which can cancel them. A connect that was cancelled only because the process was
+ * busy settles quickly, so an overloaded monitor does not switch to the costlier path.
+ */
 export interface ConnMode {
-  cancellable: boolean;
+  stuck: number;
 }
 
 const CONNECTING = 0;
@@ -48,6 +53,8 @@ const DONE = 2;
  */
 export abstract class SocketProbe {
   private state = CONNECTING;
+  /** True when this probe was cancelled while its Bun connect was pending (counted in mode.stuck). */
+  private stuck = false;
   private bun: Socket<SocketProbe> | null = null;
   private node: net.Socket | null = null;
   private closed = false;
@@ -76,7 +83,7 @@ export abstract class SocketProbe {
 
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
-    if (this.mode.cancellable) this.connectNode();
+    if (this.mode.stuck > 0) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
@@ -119,7 +126,10 @@ export abstract class SocketProbe {
     if (this.state === DONE) return;
     // A Bun connect still pending cannot be cancelled: close it when it settles, and make this target's next
     // connects cancellable.
-    if (this.state === CONNECTING && this.bun === null && this.node === null) this.mode.cancellable = true;
+    if (this.state === CONNECTING && this.bun === null && this.node === null) {
+      this.stuck = true;
+      this.mode.stuck++;
+    }
     this.state = DONE;
     this.close();
   };
@@ -133,7 +143,14 @@ export abstract class SocketProbe {
   private gone(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unstick();
     this.released();
+  }
+
+  private unstick(): void {
+    if (!this.stuck) return;
+    this.stuck = false;
+    this.mode.stuck--;
   }
 
   // ---- Bun.connect path --------------------------------------------------------------------------------
@@ -161,10 +178,10 @@ export abstract class SocketProbe {
   bunOpen(socket: Socket<SocketProbe>): void {
     this.bun = socket;
     if (this.state === DONE) {
+      this.unstick();
       socket.terminate();
       return;
     }
-    this.mode.cancellable = false;
     if (this.tls === null) {
       this.state = OPEN;
       this.opened();
@@ -231,7 +248,6 @@ export abstract class SocketProbe {
     this.node = s;
     s.on(t === null ? "connect" : "secureConnect", () => {
       if (this.state === DONE) return;
-      this.mode.cancellable = false;
       this.state = OPEN;
       this.opened();
     });

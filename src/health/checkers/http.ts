@@ -117,7 +117,7 @@ export function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
  * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
  */
 export function httpChecker(probe: HttpProbe): Checker {
-  const mode: ConnMode = { cancellable: false };
+  const mode: ConnMode = { stuck: 0 };
   let caError = "";
   let ca: string | null = null;
   if (probe.ca !== null) {

@@ -27,7 +27,7 @@ class TcpProbe extends SocketProbe {
 
 /** tcpChecker connects and disconnects; one checker per monitored target (it remembers the connect mode). */
 export function tcpChecker(): Checker {
-  const mode: ConnMode = { cancellable: false };
+  const mode: ConnMode = { stuck: 0 };
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe =>
     new TcpProbe(target, done, released, mode, null).begin();
   return checkerOf(run, (t, when, why) => `${why} ${when} connecting to ${formatHostPort(t)}`);

@@ -49,7 +49,7 @@ class TlsProbeRun extends SocketProbe {
 
 /** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
 export function tlsChecker(probe: TlsProbe): Checker {
-  const mode: ConnMode = { cancellable: false };
+  const mode: ConnMode = { stuck: 0 };
   let ca: string | null = null;
   let caError = "";
   if (probe.ca !== null) {
