@@ -185,7 +185,11 @@ async function runKeepalived(kind: string): Promise<Measure> {
   );
   try {
     await waitFor("keepalived's checker process", () => pidsNamed("keepalived").length >= 2);
-    return await window("keepalived", kind, () => pidsNamed("keepalived"));
+    const m = await window("keepalived", kind, () => pidsNamed("keepalived"));
+    const listing = sh(["/usr/sbin/ipvsadm", "-Ln"]);
+    const alive = listing.split("\n").filter((l) => l.includes("->") && /\s1\s+\d+\s+\d+\s*$/.test(l)).length;
+    console.log(`  keepalived ${kind}: ${alive} of ${N} real servers in the IPVS table with weight 1 at the end`);
+    return m;
   } finally {
     proc.kill("SIGTERM");
     await proc.exited;
@@ -229,8 +233,14 @@ async function runGorb(kind: string): Promise<Measure> {
       }),
     );
     const m = await window("gorb", kind, () => [proc.pid]);
-    const detail = (await (await fetch(`${API}/service/bench`)).json()) as { backends?: { metrics?: { state?: string } }[] } | null;
-    void detail;
+    // What the checks said at the end: states and messages (addresses folded), most common first.
+    const text = await (await fetch(`${API}/service/bench`)).text();
+    const counts = new Map<string, number>();
+    for (const match of text.matchAll(/"state":"(\w+)"[^}]*?"message":"([^"]*)"/g)) {
+      const key = `${match[1]}: ${(match[2] ?? "").replace(/10\.200\.\d+\.\d+/g, "<backend>")}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`  gorb ${kind}: ${n} x ${key}`);
     return m;
   } finally {
     proc.kill("SIGTERM");
