@@ -16,6 +16,8 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const N = Number(process.env.BENCH_BACKENDS ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+/** Seconds between checks of one backend (keepalived's delay_loop, gorb's interval). */
+const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 1);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 8);
 const KINDS = (process.env.BENCH_KINDS ?? "tcp,http").split(",");
 const CHECKERS = (process.env.BENCH_CHECKERS ?? "keepalived,gorb").split(",");
@@ -111,7 +113,7 @@ async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeo
 }
 
 function keepalivedConfig(kind: string): string {
-  const lines = ["global_defs {", "  router_id bench", "}", "virtual_server 10.100.0.1 80 {", "  delay_loop 1", "  lb_algo rr", "  lb_kind NAT", "  protocol TCP"];
+  const lines = ["global_defs {", "  router_id bench", "}", "virtual_server 10.100.0.1 80 {", `  delay_loop ${INTERVAL}`, "  lb_algo rr", "  lb_kind NAT", "  protocol TCP"];
   for (let i = 0; i < N; i++) {
     lines.push(`  real_server ${backend(i)} ${kind === "tcp" ? 81 : 80} {`, "    weight 1");
     if (kind === "tcp") lines.push("    TCP_CHECK {", "      connect_timeout 1", "    }");
@@ -221,7 +223,8 @@ async function runGorb(kind: string): Promise<Measure> {
       if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);
     };
     await put("/service/bench", { host: "10.100.0.2", port: 80, protocol: "tcp", method: "rr" });
-    const pulse = kind === "tcp" ? { type: "tcp", interval: "1s" } : { type: "http", interval: "1s", args: { path: "/health", expect: 200 } };
+    const interval = `${INTERVAL}s`;
+    const pulse = kind === "tcp" ? { type: "tcp", interval, args: { timeout: "1s" } } : { type: "http", interval, args: { path: "/health", expect: 200, timeout: "1s" } };
     const port = kind === "tcp" ? 81 : 80;
     let next = 0;
     await Promise.all(
@@ -267,7 +270,7 @@ async function main(): Promise<void> {
       results.push(m);
       const rate = (x: number) => (x / m.seconds).toFixed(0);
       console.log(
-        `checks bench: ${m.checker.padEnd(10)} ${m.kind.padEnd(4)} ${N} backends/1s: ${m.ticks} ticks in ${m.seconds.toFixed(1)} s ` +
+        `checks bench: ${m.checker.padEnd(10)} ${m.kind.padEnd(4)} ${N} backends/${INTERVAL}s: ${m.ticks} ticks in ${m.seconds.toFixed(1)} s ` +
           `(${(m.ticks / m.seconds).toFixed(1)}% of one CPU); connects started ${rate(m.attempted)}/s, completed ${rate(m.established)}/s, ` +
           `dropped by the backends' full accept queue ${rate(m.listenDrops)}/s; server saw ${rate(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s; ` +
           `${((m.ticks * 1000) / Math.max(1, m.established)).toFixed(0)} ticks per 1,000 completed checks`,

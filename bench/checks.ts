@@ -3,12 +3,13 @@
  * keepalived (Debian's, copied in with its libraries) and `gorb serve` checking the same 1,000 backends every
  * second, TCP then HTTP, with each one's CPU and the ratio gorb/keepalived. Printed, not asserted.
  * Knobs (passed into the guest): BENCH_BACKENDS (1000), BENCH_SECONDS (30), BENCH_WARMUP (8),
- * BENCH_KINDS (tcp,http), BENCH_CHECKERS (keepalived,gorb).
+ * BENCH_KINDS (tcp,http), BENCH_CHECKERS (keepalived,gorb), BENCH_INTERVAL (1: seconds between checks of one
+ * backend; a larger one gives a load both checkers can sustain on a slow guest).
  */
 import { hostToolFiles } from "../test/rig/initramfs.ts";
 import { RigError, runInGuest } from "../test/rig/qemu.ts";
 
-const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS"]
+const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS", "BENCH_INTERVAL"]
   .filter((k) => process.env[k] !== undefined)
   .map((k) => `${k}=${JSON.stringify(process.env[k])}`)
   .join(" ");

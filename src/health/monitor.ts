@@ -332,7 +332,7 @@ export class HealthMonitor {
       this.probes.set(key, old);
       this.retime(old, options);
     } else {
-      this.leave(sub, "health check changed");
+      this.leave(sub);
       let probe = existing;
       if (probe === undefined) {
         probe = this.newProbe(key, target, options);
@@ -355,7 +355,7 @@ export class HealthMonitor {
     const sub = this.entries.get(id);
     if (sub === undefined) return false;
     this.entries.delete(id);
-    this.leave(sub, "health target removed");
+    this.leave(sub);
     this.drain();
     this.arm();
     return true;
@@ -456,12 +456,11 @@ export class HealthMonitor {
   }
 
   /** leave detaches a subscriber from its probe; the last one out cancels the probe. */
-  private leave(sub: Sub, why: string): void {
+  private leave(sub: Sub): void {
     const p = sub.probe;
     const i = p.subs.indexOf(sub);
     if (i >= 0) p.subs.splice(i, 1);
     if (p.subs.length > 0) return;
-    void why;
     this.abandon(p);
     p.dead = true;
     if (this.probes.get(p.key) === p) this.probes.delete(p.key);
