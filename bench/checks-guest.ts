@@ -237,7 +237,7 @@ async function runGorb(kind: string): Promise<Measure> {
     );
     const m = await window("gorb", kind, () => [proc.pid]);
     // What the checks said at the end: states and messages (addresses folded), most common first.
-    const text = await (await fetch(`${API}/service/bench`)).text();
+    const text = await (await fetch(`${API}/service?detail=true`)).text();
     const counts = new Map<string, number>();
     for (const match of text.matchAll(/"state":"(\w+)"[^}]*?"message":"([^"]*)"/g)) {
       const key = `${match[1]}: ${(match[2] ?? "").replace(/10\.200\.\d+\.\d+/g, "<backend>")}`;
