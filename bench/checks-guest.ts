@@ -195,6 +195,8 @@ async function runKeepalived(kind: string): Promise<Measure> {
   } finally {
     proc.kill("SIGTERM");
     await proc.exited;
+    // The checker child can outlive the parent for a moment; its checks must not count for the next checker.
+    await waitFor("keepalived's processes to exit", () => pidsNamed("keepalived").length === 0, 30_000);
     sh(["/usr/sbin/ipvsadm", "-C"]);
   }
 }
