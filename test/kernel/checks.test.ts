@@ -120,10 +120,11 @@ describe("an EMFILE storm in gorb serve", () => {
     await put("/service/storm", { host: VIP, port: 80, protocol: "tcp", method: "rr" });
     for (const b of backends) await put(`/service/storm/${b.name}`, { host: b.address, port: b.port, method: "nat", weight: 100, pulse: { type: "tcp", interval: "200ms" } });
     const weights = () => serviceByKey(listIpvs(), `TCP ${VIP}:80`).destinations.map((d) => d.weight);
-    await until("both backends up", async () => {
-      const r = (await (await fetch(`${api}/service/storm`)).json()) as { backends?: { metrics?: { state?: string } }[] };
-      return JSON.stringify(r).split('"state":"up"').length - 1 >= 2;
-    });
+    const state = async (b: Backend) => {
+      const r = (await (await fetch(`${api}/service/storm/${b.name}`)).json()) as { metrics?: { state?: string } };
+      return r.metrics?.state;
+    };
+    await until("both backends up", async () => (await Promise.all(backends.map(state))).every((s) => s === "up"));
     expect(weights()).toEqual([100, 100]);
 
     // 400 idle connections: the daemon accepts until it runs out of descriptors.
