@@ -29,8 +29,9 @@ const { values } = parseArgs({
     hosts: { type: "string", default: "8" },
     ports: { type: "string", default: "8" },
     "max-in-flight": { type: "string", default: "4096" },
-    "max-fetch-in-flight": { type: "string", default: "1024" },
+    "max-fetch-in-flight": { type: "string", default: "256" },
     share: { type: "boolean", default: false },
+    batch: { type: "string" },
     serve: { type: "string" },
   },
 });
@@ -100,6 +101,7 @@ async function run(kind: string): Promise<void> {
   // measures 10,000 real checks per second unless --share is given.
   const monitor = new HealthMonitor({
     shareProbes: values.share,
+    ...(values.batch === undefined ? {} : { batchMs: Number(values.batch) }),
     maxInFlight: Number(values["max-in-flight"]),
     maxFetchInFlight: Number(values["max-fetch-in-flight"]),
     onCheckStart: (_id, late) => {
