@@ -246,6 +246,7 @@ async function runGorb(kind: string): Promise<Measure> {
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     for (const [key, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`  gorb ${kind}: ${n} x ${key}`);
+    if (counts.size === 0) console.log(`  gorb ${kind}: GET /service?detail=true said ${text.slice(0, 400)}`);
     return m;
   } finally {
     proc.kill("SIGTERM");
