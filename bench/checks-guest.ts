@@ -241,7 +241,7 @@ async function runGorb(kind: string): Promise<Measure> {
     // What the checks said at the end: states and messages (addresses folded), most common first.
     const text = await (await fetch(`${API}/service?detail=true`)).text();
     const counts = new Map<string, number>();
-    for (const match of text.matchAll(/"state":"(\w+)"[^}]*?"message":"([^"]*)"/g)) {
+    for (const match of text.matchAll(/"state":\s*"(\w+)"[^}]*?"message":\s*"([^"]*)"/g)) {
       const key = `${match[1]}: ${(match[2] ?? "").replace(/10\.200\.\d+\.\d+/g, "<backend>")}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
