@@ -7,9 +7,9 @@
  *
  * Cancelling. A connection that is open is terminated at once. NB: Bun.connect has no handle before the
  * connection opens, so a connect cannot be cancelled on that path: the socket would stay in SYN_SENT until the
- * kernel gives up (about 2 minutes with the default tcp_syn_retries). So while a cancelled connect of a target is
- * still pending, the target's next connects go through node:net/node:tls, whose destroy() closes a connecting
- * socket at once (measured: 50 connects to a black hole, destroy() -> fds back to the baseline at once). The one
+ * kernel gives up (about 2 minutes with the default tcp_syn_retries). So once a cancelled connect of a target has
+ * been pending for STUCK_MS, the target's next connects go through node:net/node:tls, whose destroy() closes a
+ * connecting socket at once (measured: 50 connects to a black hole, destroy() -> fds back to the baseline at once). The one
  * socket that could not be cancelled is still counted: `released` is called only when its connect finally
  * settles and it is closed.
  */
@@ -34,13 +34,28 @@ function bunTlsOptions(t: ConnTls): { rejectUnauthorized: boolean; ca?: string; 
 const TLS_OPTIONS = new WeakMap<ConnTls, ReturnType<typeof bunTlsOptions>>();
 
 /**
- * Shared by every probe of one checker (one monitor target): how many of its cancelled Bun connects are still
- * pending. While one is (a connect that neither opened nor failed since it was cancelled: a black hole), new
- * connects go through node:net, which can cancel them. A connect that was cancelled only because the process was
- * busy settles quickly, so an overloaded monitor does not switch to the costlier path.
+ * Shared by every probe of one checker (one monitor target): its cancelled Bun connects that are still pending,
+ * oldest first. While one has been pending for STUCK_MS (a connect that neither opened nor failed: a black
+ * hole), new connects go through node:net, which can cancel them. A connect that was cancelled only because the
+ * process was busy (its open callback had not run yet) settles within the event loop's lag, so an overloaded
+ * monitor does not switch to the costlier path (which would overload it further).
  */
 export interface ConnMode {
-  stuck: number;
+  readonly stuck: SocketProbe[];
+}
+
+/** How long a cancelled connect must stay pending before the target's connects become cancellable. */
+export const STUCK_MS = 1_000;
+
+/** newConnMode gives a checker's connect mode. */
+export function newConnMode(): ConnMode {
+  return { stuck: [] };
+}
+
+function useNode(mode: ConnMode, now: number): boolean {
+  const q = mode.stuck;
+  while (q.length > 0 && !(q[0] as SocketProbe).isStuck()) q.shift();
+  return q.length > 0 && now - (q[0] as SocketProbe).stuckAt >= STUCK_MS;
 }
 
 const CONNECTING = 0;
@@ -53,8 +68,10 @@ const DONE = 2;
  */
 export abstract class SocketProbe {
   private state = CONNECTING;
-  /** True when this probe was cancelled while its Bun connect was pending (counted in mode.stuck). */
+  /** True when this probe was cancelled while its Bun connect was pending (listed in mode.stuck), and since when. */
   private stuck = false;
+  /** @internal */
+  stuckAt = 0;
   private bun: Socket<SocketProbe> | null = null;
   private node: net.Socket | null = null;
   private closed = false;
@@ -83,7 +100,7 @@ export abstract class SocketProbe {
 
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
-    if (this.mode.stuck > 0) this.connectNode();
+    if (this.mode.stuck.length > 0 && useNode(this.mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
@@ -128,7 +145,8 @@ export abstract class SocketProbe {
     // connects cancellable.
     if (this.state === CONNECTING && this.bun === null && this.node === null) {
       this.stuck = true;
-      this.mode.stuck++;
+      this.stuckAt = performance.now();
+      this.mode.stuck.push(this);
     }
     this.state = DONE;
     this.close();
@@ -148,9 +166,12 @@ export abstract class SocketProbe {
   }
 
   private unstick(): void {
-    if (!this.stuck) return;
     this.stuck = false;
-    this.mode.stuck--;
+  }
+
+  /** @internal Whether this probe's cancelled connect is still pending. */
+  isStuck(): boolean {
+    return this.stuck;
   }
 
   // ---- Bun.connect path --------------------------------------------------------------------------------

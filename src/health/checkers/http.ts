@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
 import { formatExpect, matchesExpect } from "../expect.ts";
 import type { HttpProbe, ProbeTarget } from "../options.ts";
-import { type ConnMode, type ConnTls, SocketProbe } from "./conn.ts";
+import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
 export const USER_AGENT = "gorb-pulse";
@@ -117,7 +117,7 @@ export function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
  * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
  */
 export function httpChecker(probe: HttpProbe): Checker {
-  const mode: ConnMode = { stuck: 0 };
+  const mode: ConnMode = newConnMode();
   let caError = "";
   let ca: string | null = null;
   if (probe.ca !== null) {

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
 import type { ProbeTarget, TlsProbe } from "../options.ts";
-import { type ConnMode, type ConnTls, SocketProbe } from "./conn.ts";
+import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -49,7 +49,7 @@ class TlsProbeRun extends SocketProbe {
 
 /** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
 export function tlsChecker(probe: TlsProbe): Checker {
-  const mode: ConnMode = { stuck: 0 };
+  const mode: ConnMode = newConnMode();
   let ca: string | null = null;
   let caError = "";
   if (probe.ca !== null) {
