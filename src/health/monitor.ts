@@ -524,13 +524,25 @@ export class HealthMonitor {
     if (this.stopped) return;
     const now = this.clock.now();
     let budget = this.maxPerTick;
+    let expiring: { p: Probe; run: number }[] | null = null;
     for (let top = this.heap.peek(); top !== undefined && budget > 0; top = this.heap.peek()) {
       const early = top.phase === "running" ? SLACK_MS : Math.max(SLACK_MS, Math.min(this.batchMs, top.intervalMs / 20));
       if (top.at > now + early) break;
       budget--;
       this.heap.delete(top);
-      if (top.phase === "running") this.expire(top);
+      if (top.phase === "running") (expiring ??= []).push({ p: top, run: top.run });
       else this.ready(top);
+    }
+    // NB: a deadline is enforced only after one more pass of the event loop: when the process is busy, a reply
+    // may already be waiting in the socket while the timer runs first, and it must not count as a timeout.
+    if (expiring !== null) {
+      const due = expiring;
+      this.clock.setTimer(() => {
+        if (this.stopped) return;
+        for (const { p, run } of due) if (!p.dead && p.run === run && p.phase === "running") this.expire(p);
+        this.drain();
+        this.arm();
+      }, 0);
     }
     this.drain();
     this.arm();
