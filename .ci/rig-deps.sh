@@ -9,10 +9,11 @@
 #   kmod             depmod, to index the trimmed kernel module tree
 #   chromium         the browser test of the web UI (test/browser/), driven by playwright-core (no browser download)
 #   etcd-server      etcd 3.4, the shared store of the fleet tests (host store-contract test; copied into the guest)
+#   keepalived       the checker bench/checks.ts compares gorb's health checks with (copied into the guest per run)
 # The kernel itself is fetched by test/rig/kernel.ts with `apt-get download` (needs the apt lists updated here).
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static iproute2 ipvsadm libnl-3-200 libnl-genl-3-200 kmod chromium bird2 etcd-server)
+packages=(qemu-system-x86 busybox-static iproute2 ipvsadm libnl-3-200 libnl-genl-3-200 kmod chromium bird2 etcd-server keepalived)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
@@ -22,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 # Fail here, not in the middle of a test run, if anything is still missing.
-for tool in qemu-system-x86_64 busybox ipvsadm depmod chromium bird etcd; do
+for tool in qemu-system-x86_64 busybox ipvsadm depmod chromium bird etcd keepalived; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 ||
     { echo "rig-deps: $tool still missing after install" >&2; exit 1; }
 done

@@ -9,7 +9,7 @@
  * overrides the range an integer's error shows.
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
-import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_TYPES } from "../health/options.ts";
+import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
 import { BACKEND_FIELD_DEFS, MAX_LENGTH, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
 
 /** Every args key any pulse type reads. */
@@ -18,7 +18,9 @@ const PULSE_ARG_NAMES = [...new Set(Object.values(PULSE_ARG_KEYS).flat())];
 /** A pulse arg: text capped in length, or (for numeric and boolean args) a number or a boolean. */
 function pulseArg(name: string): TSchema {
   const maxLength = PULSE_ARG_MAX_LENGTH[name] ?? 255;
-  return Type.Union([Type.String({ maxLength }), Type.Number(), Type.Boolean()], {
+  const maxItems = PULSE_LIST_ARGS[name];
+  const list = maxItems === undefined ? [] : [Type.Array(Type.String({ maxLength }), { maxItems })];
+  return Type.Union([Type.String({ maxLength }), Type.Number(), Type.Boolean(), ...list], {
     description: `used by ${Object.entries(PULSE_ARG_KEYS)
       .filter(([, keys]) => keys.includes(name))
       .map(([type]) => type)

@@ -43,6 +43,15 @@ export class HealthWindow {
     return this.count === 0 ? 0 : this.passes / this.count;
   }
 
+  /** copyFrom replaces this window's results with another window's (same capacity). */
+  copyFrom(other: HealthWindow): void {
+    if (other.capacity !== this.capacity) throw new RangeError("windows of different capacities");
+    this.ring.set(other.ring);
+    this.head = other.head;
+    this.count = other.count;
+    this.passes = other.passes;
+  }
+
   /** reset forgets every result. */
   reset(): void {
     this.ring.fill(0);

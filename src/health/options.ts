@@ -3,7 +3,7 @@
  * Pure (no I/O, no DNS): the monitor and the checkers only ever see normalised options.
  *
  * Decisions beyond the original (kobolog/gorb pulse/options.go, pulse/http.go):
- * - Types: tcp (default), http, https, udp, none. Top-level keys match case-insensitively, as Go's decoder did;
+ * - Types: tcp (default), http, https, udp, dns, tls, exec, none. Top-level keys match case-insensitively, as Go's decoder did;
  *   keys inside `args` are exact-case, as the original's map was.
  * - Durations (`interval`, `args.timeout`, `args.backoff`) use the original grammar plus `ms`; a unit is required.
  *   An interval below 100ms is refused so a typo ("5ms" for "5m") cannot flood a backend.
@@ -15,6 +15,10 @@
  *   because most UDP services stay silent on unknown input and a silent check would read as "always Down"
  *   (the original's UDP trap). For a UDP service with a TCP or HTTP health endpoint, use type tcp/http with
  *   `args.port` instead.
+ * - https and tls take `ca` (absolute path of a PEM bundle, read by the checker) and `serverName` (SNI and the name
+ *   the certificate must match; for https it defaults to `hostHeader` without its port).
+ * - dns takes `name` (required), `qtype`, `rcode`, `answer`, `recursion`; exec takes `command` (absolute program,
+ *   as a list or a space-split string) and `shell`; tls takes `expiryDays`.
  * - Args a type does not use are dropped (the original ignored all args except http's): not validated, not kept,
  *   not echoed (PULSE_ARG_KEYS); string args are capped in length by the REST contract (PULSE_ARG_MAX_LENGTH).
  */
@@ -23,9 +27,10 @@ import { PulseOptionsError } from "./errors.ts";
 import { DEFAULT_EXPECT, type ExpectSpec, parseExpect } from "./expect.ts";
 
 /** PULSE_TYPES lists every PulseType, in the order error messages show them. */
-export const PULSE_TYPES = ["tcp", "http", "https", "udp", "none"] as const;
+export const PULSE_TYPES = ["tcp", "http", "https", "udp", "dns", "tls", "exec", "none"] as const;
 
-/** PulseType is the kind of probe: tcp connect, http(s) request, udp datagram, or none (always Up). */
+/** PulseType is the kind of probe: tcp connect, http(s) request, udp datagram, dns query, tls handshake, an
+ * operator's program (exec), or none (always Up). */
 export type PulseType = (typeof PULSE_TYPES)[number];
 
 /** The args every probing type reads. */
@@ -41,6 +46,9 @@ export const PULSE_ARG_KEYS: Readonly<Record<PulseType, readonly string[]>> = {
   http: HTTP_ARGS,
   https: [...HTTP_ARGS, "tls-verify", "insecure", "ca", "serverName"],
   udp: [...PROBE_ARGS, "send", "sendHex"],
+  dns: [...PROBE_ARGS, "name", "qtype", "rcode", "answer", "recursion"],
+  tls: [...PROBE_ARGS, "tls-verify", "insecure", "ca", "serverName", "expiryDays"],
+  exec: [...PROBE_ARGS, "command", "shell"],
   none: [],
 };
 
@@ -63,7 +71,18 @@ export const PULSE_ARG_MAX_LENGTH: Readonly<Record<string, number>> = {
   serverName: 255,
   send: 65_507,
   sendHex: 2 * 65_507 + 1024,
+  name: 255,
+  qtype: 16,
+  rcode: 16,
+  answer: 255,
+  recursion: 8,
+  expiryDays: 16,
+  command: 4096,
+  shell: 8,
 };
+
+/** Args that may also be a list of strings (exec's command: the program and its arguments). */
+export const PULSE_LIST_ARGS: Readonly<Record<string, number>> = { command: 64 };
 
 /** `args` with only the keys `type` uses (exact case); null stays null. */
 function knownPulseArgs(type: PulseType, args: Readonly<Record<string, unknown>> | null): Record<string, unknown> | null {
@@ -99,6 +118,40 @@ export interface HttpProbe {
   readonly hostHeader: string | null;
   /** False when certificate verification is off (https only; always true for http). */
   readonly tlsVerify: boolean;
+  /** https: path of a PEM CA bundle to verify against instead of the system's, or null. */
+  readonly ca: string | null;
+  /** https: the SNI name and the name the certificate must match; defaults to hostHeader (without a port). */
+  readonly serverName: string | null;
+}
+
+/** TlsProbe holds what a tls check verifies. */
+export interface TlsProbe {
+  readonly verify: boolean;
+  readonly ca: string | null;
+  readonly serverName: string | null;
+  /** Fail when the certificate expires within this many days; null: only an expired one fails (when verifying). */
+  readonly expiryDays: number | null;
+}
+
+/** DnsProbe holds the query a dns check sends and what the answer must be. */
+export interface DnsProbe {
+  readonly name: string;
+  /** Query type number (1 A, 28 AAAA, ...) and its name. */
+  readonly qtype: number;
+  readonly qtypeName: string;
+  /** The rcode that passes (0 NOERROR by default). */
+  readonly rcode: number;
+  /** An answer record that must be present (an address for A/AAAA, a name for CNAME/NS/PTR/MX, text for TXT), or null. */
+  readonly answer: string | null;
+  /** Ask for recursion (RD flag); default false: a health check asks the server about its own zones. */
+  readonly recursion: boolean;
+}
+
+/** ExecProbe holds the script an exec check runs. */
+export interface ExecProbe {
+  /** argv; with `shell`, ["/bin/sh", "-c", text]. argv[0] is an absolute path. */
+  readonly argv: readonly string[];
+  readonly shell: boolean;
 }
 
 /** UdpProbe holds the datagram a udp check sends, as lower-case hex. */
@@ -134,6 +187,9 @@ export type PulseOptions = PulseCommon &
     | { readonly type: "tcp" | "none"; readonly http: null; readonly udp: null }
     | { readonly type: "http" | "https"; readonly http: HttpProbe; readonly udp: null }
     | { readonly type: "udp"; readonly http: null; readonly udp: UdpProbe }
+    | { readonly type: "tls"; readonly http: null; readonly udp: null; readonly tls: TlsProbe }
+    | { readonly type: "dns"; readonly http: null; readonly udp: null; readonly dns: DnsProbe }
+    | { readonly type: "exec"; readonly http: null; readonly udp: null; readonly exec: ExecProbe }
   );
 
 /** DEFAULT_INTERVAL is the original's default interval text. */
@@ -207,6 +263,18 @@ export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}):
     const udp = parseUdpProbe(a, f);
     return { ...common, type, http: null, udp, probeKey: JSON.stringify([type, host, port, udp]) };
   }
+  if (type === "tls") {
+    const probe = parseTlsProbe(a, f);
+    return { ...common, type, http: null, udp: null, tls: probe, probeKey: JSON.stringify([type, host, port, probe]) };
+  }
+  if (type === "dns") {
+    const dns = parseDnsProbe(a, f);
+    return { ...common, type, http: null, udp: null, dns, probeKey: JSON.stringify([type, host, port, dns]) };
+  }
+  if (type === "exec") {
+    const exec = parseExecProbe(a, f);
+    return { ...common, type, http: null, udp: null, exec, probeKey: JSON.stringify([type, host, port, exec]) };
+  }
   return { ...common, type, http: null, udp: null, probeKey: JSON.stringify([type, host, port]) };
 }
 
@@ -269,15 +337,112 @@ function parseHttpProbe(type: "http" | "https", a: Record<string, unknown>, f: (
   const expect = a.expect === undefined ? DEFAULT_EXPECT : parseExpect(a.expect, f("expect"));
   const hostHeader = parseHostHeader(a, f);
   let tlsVerify = true;
+  let ca: string | null = null;
+  let serverName: string | null = null;
   if (type === "https") {
-    const verify = a["tls-verify"] === undefined ? undefined : parseBool(a["tls-verify"], f("tls-verify"));
-    const insecure = a.insecure === undefined ? undefined : parseBool(a.insecure, f("insecure"));
-    if (verify !== undefined && insecure !== undefined && verify === insecure) {
-      throw new PulseOptionsError(f("insecure"), `contradicts ${f("tls-verify")}`);
-    }
-    tlsVerify = verify ?? !(insecure ?? false);
+    tlsVerify = parseVerify(a, f);
+    ca = a.ca === undefined ? null : parseCaPath(a.ca, f("ca"));
+    serverName = a.serverName === undefined ? hostOnly(hostHeader) : parseServerName(a.serverName, f("serverName"));
   }
-  return { scheme: type, method, path, expect, hostHeader, tlsVerify };
+  return { scheme: type, method, path, expect, hostHeader, tlsVerify, ca, serverName };
+}
+
+function parseVerify(a: Record<string, unknown>, f: (k: string) => string): boolean {
+  const verify = a["tls-verify"] === undefined ? undefined : parseBool(a["tls-verify"], f("tls-verify"));
+  const insecure = a.insecure === undefined ? undefined : parseBool(a.insecure, f("insecure"));
+  if (verify !== undefined && insecure !== undefined && verify === insecure) {
+    throw new PulseOptionsError(f("insecure"), `contradicts ${f("tls-verify")}`);
+  }
+  return verify ?? !(insecure ?? false);
+}
+
+/** hostOnly strips a port from a Host header value ("api.example.org:8443" -> "api.example.org"). */
+function hostOnly(hostHeader: string | null): string | null {
+  if (hostHeader === null) return null;
+  if (hostHeader.startsWith("[")) return hostHeader.slice(1, hostHeader.indexOf("]"));
+  const colon = hostHeader.lastIndexOf(":");
+  return colon > 0 && hostHeader.indexOf(":") === colon ? hostHeader.slice(0, colon) : hostHeader;
+}
+
+function parseCaPath(value: unknown, field: string): string {
+  if (typeof value !== "string" || !value.startsWith("/") || value.split("/").includes("..") || !NO_SPACE_OR_CONTROL.test(value)) {
+    throw new PulseOptionsError(field, `must be the absolute path of a PEM file, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function parseServerName(value: unknown, field: string): string {
+  if (typeof value !== "string" || !HOSTNAME.test(value.trim()) || value.trim().length > 253) {
+    throw new PulseOptionsError(field, `must be a DNS name, got ${describeValue(value)}`);
+  }
+  return value.trim();
+}
+
+function parseTlsProbe(a: Record<string, unknown>, f: (k: string) => string): TlsProbe {
+  const verify = parseVerify(a, f);
+  const ca = a.ca === undefined ? null : parseCaPath(a.ca, f("ca"));
+  const serverName = a.serverName === undefined ? null : parseServerName(a.serverName, f("serverName"));
+  const expiryDays = a.expiryDays === undefined ? null : parseWhole(a.expiryDays, f("expiryDays"), 0, 3650);
+  return { verify, ca, serverName, expiryDays };
+}
+
+/** DNS_TYPES maps the query types a dns check can ask for to their numbers. */
+const DNS_TYPES: Readonly<Record<string, number>> = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, ANY: 255 };
+/** DNS_RCODES maps rcode names to numbers. */
+export const DNS_RCODES: Readonly<Record<string, number>> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+
+function parseDnsProbe(a: Record<string, unknown>, f: (k: string) => string): DnsProbe {
+  if (typeof a.name !== "string" || a.name.trim() === "") {
+    throw new PulseOptionsError(f("name"), `a dns pulse needs the name to query, e.g. "example.org", got ${describeValue(a.name)}`);
+  }
+  const name = a.name.trim().replace(/\.$/, "").toLowerCase();
+  const labels = name === "" ? [] : name.split(".");
+  if (name.length > 253 || labels.some((l) => l.length === 0 || l.length > 63 || !/^[a-z0-9_-]+$/.test(l))) {
+    throw new PulseOptionsError(f("name"), `invalid DNS name ${JSON.stringify(a.name)}`);
+  }
+  let qtypeName = "A";
+  if (a.qtype !== undefined) {
+    const t = typeof a.qtype === "string" ? a.qtype.trim().toUpperCase() : "";
+    if (DNS_TYPES[t] === undefined) {
+      throw new PulseOptionsError(f("qtype"), `unknown query type ${describeValue(a.qtype)}, use one of ${Object.keys(DNS_TYPES).join(", ")}`);
+    }
+    qtypeName = t;
+  }
+  let rcode = 0;
+  if (a.rcode !== undefined) {
+    const r = typeof a.rcode === "string" ? DNS_RCODES[a.rcode.trim().toUpperCase()] : undefined;
+    if (r !== undefined) rcode = r;
+    else rcode = parseWhole(a.rcode, f("rcode"), 0, 15);
+  }
+  let answer: string | null = null;
+  if (a.answer !== undefined) {
+    if (typeof a.answer !== "string" || a.answer.trim() === "") throw new PulseOptionsError(f("answer"), `must be a non-empty string, got ${describeValue(a.answer)}`);
+    answer = a.answer.trim();
+    if (qtypeName !== "TXT") answer = answer.replace(/\.$/, "").toLowerCase();
+  }
+  const recursion = a.recursion === undefined ? false : parseBool(a.recursion, f("recursion"));
+  return { name, qtype: DNS_TYPES[qtypeName] as number, qtypeName, rcode, answer, recursion };
+}
+
+function parseExecProbe(a: Record<string, unknown>, f: (k: string) => string): ExecProbe {
+  const shell = a.shell === undefined ? false : parseBool(a.shell, f("shell"));
+  let argv: string[];
+  if (typeof a.command === "string" && a.command.trim() !== "") {
+    argv = shell ? ["/bin/sh", "-c", a.command] : a.command.trim().split(/\s+/);
+  } else if (Array.isArray(a.command) && a.command.length > 0 && a.command.every((x) => typeof x === "string" && x !== "")) {
+    if (shell) throw new PulseOptionsError(f("shell"), `a shell runs a command string, not an argument list`);
+    argv = [...(a.command as string[])];
+  } else {
+    throw new PulseOptionsError(f("command"), `an exec pulse needs a command: an absolute path and arguments, as a list or a string, got ${describeValue(a.command)}`);
+  }
+  if (argv.length > 64 || argv.some((x) => x.length > 4096 || x.includes("\u0000"))) {
+    throw new PulseOptionsError(f("command"), `at most 64 arguments of 4096 bytes, without NUL`);
+  }
+  const exe = argv[0] as string;
+  if (!exe.startsWith("/") || exe.split("/").includes("..")) {
+    throw new PulseOptionsError(f("command"), `the program must be an absolute path without "..", got ${JSON.stringify(exe)}`);
+  }
+  return { argv, shell };
 }
 
 function parseHostHeader(a: Record<string, unknown>, f: (k: string) => string): string | null {

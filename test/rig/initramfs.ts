@@ -160,6 +160,18 @@ function collectBaseInputs(kernel: RigKernel): BaseInputs {
   return { busybox, applets, placements };
 }
 
+/**
+ * The files that put a host tool and the libraries `ldd` lists for it into the guest, for one run's extra
+ * archive (e.g. keepalived for bench/checks.ts). Kept out of the cached base archive so that tools only a
+ * benchmark needs do not rebuild the base for every test run. `pkg` names the Debian package in the error.
+ */
+export function hostToolFiles(binary: string, pkg: string): GuestFile[] {
+  if (!existsSync(binary)) throw new Error(`rig needs ${binary} on the host (Debian package ${pkg}); run .ci/rig-deps.sh`);
+  const files: GuestFile[] = [{ host: realpathSync(binary), guest: binary.replace(/^\/+/, "").replace(/^sbin\//, "usr/sbin/").replace(/^bin\//, "usr/bin/"), mode: 0o755 }];
+  for (const lib of librariesOf(binary)) files.push({ host: realpathSync(lib), guest: guestLibPath(lib), mode: 0o755 });
+  return files;
+}
+
 /** A content key for the base archive: changes whenever an input file or the kernel changes. */
 function baseKey(kernel: RigKernel, inputs: BaseInputs): string {
   const hash = createHash("sha256");
@@ -303,7 +315,8 @@ export function buildProjectArchive(opts: ProjectArchiveOptions): Uint8Array {
   for (const entry of PROJECT_ENTRIES) {
     const host = join(PROJECT_ROOT, entry);
     if (!existsSync(host)) continue;
-    // stat, not lstat: a work tree's node_modules may be a symlink to another checkout's (absent in the guest).
+    // NB: statSync follows a symlinked top-level entry (a git worktree's node_modules -> the main checkout's),
+    // which would otherwise reach the guest as a symlink to a path that does not exist there.
     const st = statSync(host);
     if (!st.isDirectory()) {
       addProjectPath(cpio, entry);

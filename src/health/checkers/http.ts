@@ -1,50 +1,152 @@
 /**
- * The `http` / `https` checker: one request, Up when the status is in `expect`.
+ * The `http` / `https` checker: one HTTP/1.1 request over a raw socket, Up when the status is in `expect`.
  *
- * Fixes over the original: redirects are never followed but a 3xx is compared with `expect` like any status;
- * the query string is sent verbatim; IPv6 hosts are bracketed; the response body is always cancelled (the
- * original leaked it); https exists, with optional no-verify; the Host header can be overridden.
+ * What it does per check: connect (TLS for https), write one precomputed request, read until the status line
+ * is complete, compare the status, close. Headers and body are never read (the connection is closed with them
+ * unread), redirects are never followed (a 3xx is compared with `expect` like any status), no proxy is ever
+ * used, certificates are verified unless `insecure`. `Connection: close` tells the server not to keep the
+ * connection. The message reports the status only, never what the backend sent (no Location, no reason phrase):
+ * a health endpoint's content can hold secrets and the API shows messages.
  */
-import { type CheckResult, type Checker, abortMessage, describeError, elapsedSince, formatHostPort } from "../checker.ts";
+import { readFileSync } from "node:fs";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
 import { formatExpect, matchesExpect } from "../expect.ts";
 import type { HttpProbe, ProbeTarget } from "../options.ts";
+import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
 export const USER_AGENT = "gorb-pulse";
 
-/** httpChecker builds a checker for one HttpProbe; it keeps no state between checks. */
-export function httpChecker(probe: HttpProbe): Checker {
-  const headers: Record<string, string> = { "user-agent": USER_AGENT };
-  if (probe.hostHeader !== null) headers.host = probe.hostHeader;
-  const tls = probe.scheme === "https" && !probe.tlsVerify ? { rejectUnauthorized: false } : undefined;
-  const expected = formatExpect(probe.expect);
+/** Status codes as text, made once. */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, i) => String(i));
 
-  return {
-    async check(target: ProbeTarget, signal: AbortSignal): Promise<CheckResult> {
-      const start = performance.now();
-      const url = `${probe.scheme}://${urlHost(target)}${probe.path}`;
-      const what = `${probe.method} ${url}`;
-      if (signal.aborted) return { ok: false, durationMs: 0, message: `${abortMessage(signal)} before ${what}` };
-      let response: Response;
-      try {
-        response = await fetch(url, { method: probe.method, headers, redirect: "manual", signal, ...(tls ? { tls } : {}) });
-      } catch (err) {
-        const why = signal.aborted ? abortMessage(signal) : describeError(err);
-        return { ok: false, durationMs: elapsedSince(start), message: `${what} failed: ${why}` };
-      }
-      // NB: cancel, don't read: the status is all we need, and an unread body would pin the connection.
-      await response.body?.cancel().catch(() => {});
-      const ok = matchesExpect(probe.expect, response.status);
-      let message = `${what}: ${response.status}`;
-      if (!ok) message += `, expected ${expected}`;
-      const location = response.headers.get("location");
-      if (response.status >= 300 && response.status < 400 && location !== null) message += ` (redirect to ${location} not followed)`;
-      return { ok, durationMs: elapsedSince(start), message };
-    },
-  };
+/** The longest status line read; a longer one is malformed. */
+const MAX_STATUS_LINE = 1024;
+
+/** The per-target constants of a checker: the request bytes and the words of its messages. */
+interface HttpPlan {
+  readonly target: ProbeTarget;
+  readonly request: Uint8Array;
+  readonly what: string;
+  /** Messages by status code, made once each. */
+  readonly messages: Map<number, string>;
 }
 
-function urlHost(target: ProbeTarget): string {
-  // A zone id in an IPv6 literal must be percent-encoded inside a URL (RFC 6874).
-  return formatHostPort({ host: target.host.replace("%", "%25"), port: target.port });
+class HttpProbeRun extends SocketProbe {
+  private head: Uint8Array | null = null;
+
+  constructor(
+    private readonly plan: HttpPlan,
+    private readonly probe: HttpProbe,
+    done: (r: CheckResult) => void,
+    released: () => void,
+    mode: ConnMode,
+    tls: ConnTls | null,
+  ) {
+    super(plan.target, done, released, mode, tls);
+  }
+
+  protected opened(): void {
+    this.write(this.plan.request);
+  }
+
+  protected override received(chunk: Uint8Array): void {
+    let buf = chunk;
+    if (this.head !== null) {
+      const joined = new Uint8Array(this.head.length + chunk.length);
+      joined.set(this.head);
+      joined.set(chunk, this.head.length);
+      buf = joined;
+    }
+    const end = buf.indexOf(0x0a);
+    if (end < 0) {
+      if (buf.length > MAX_STATUS_LINE) this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+      else this.head = buf === chunk ? chunk.slice() : buf;
+      return;
+    }
+    const status = parseStatusLine(buf, end);
+    if (status < 0) {
+      this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+      return;
+    }
+    const ok = matchesExpect(this.probe.expect, status);
+    let message = this.plan.messages.get(status);
+    if (message === undefined) {
+      message = `${this.plan.what}: ${status}`;
+      if (!ok) message += `, expected ${formatExpect(this.probe.expect)}`;
+      if (!ok && status >= 300 && status < 400) message += " (redirect not followed)";
+      if (this.plan.messages.size < 64) this.plan.messages.set(status, message);
+    }
+    if (ok) this.pass(message, STATUS_TEXT[status] ?? String(status));
+    else this.fail(message, STATUS_TEXT[status] ?? String(status));
+  }
+
+  protected failure(code: string): string {
+    return `${this.plan.what} failed: ${code}`;
+  }
+}
+
+/**
+ * parseStatusLine reads "HTTP/1.x NNN ..." from bytes [0, end) and returns NNN, or -1 when the line is not an
+ * HTTP/1 status line. Works on bytes: no text decoding per check.
+ */
+function parseStatusLine(buf: Uint8Array, end: number): number {
+  // "HTTP/" 1 "." d SP d d d
+  if (end < 12) return -1;
+  if (buf[0] !== 0x48 || buf[1] !== 0x54 || buf[2] !== 0x54 || buf[3] !== 0x50 || buf[4] !== 0x2f || buf[5] !== 0x31 || buf[6] !== 0x2e) return -1;
+  if (buf[8] !== 0x20) return -1;
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = (buf[i] as number) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    status = status * 10 + d;
+  }
+  if (end > 12 && buf[12] !== 0x20 && buf[12] !== 0x0d) return -1;
+  return status < 100 || status > 599 ? -1 : status;
+}
+
+/** httpRequest is the request an http probe sends to `target`. */
+function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
+  const host = probe.hostHeader ?? formatHostPort({ host: target.host.replace(/%.*$/, ""), port: target.port });
+  return `${probe.method} ${probe.path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: ${USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n`;
+}
+
+/**
+ * httpChecker builds a checker for one HttpProbe. The request bytes are built once per probed address (the
+ * monitor always passes the same target), not per check. A CA file is read when the checker is made; if it
+ * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
+ */
+export function httpChecker(probe: HttpProbe): Checker {
+  const mode: ConnMode = newConnMode();
+  let caError = "";
+  let ca: string | null = null;
+  if (probe.ca !== null) {
+    try {
+      ca = readFileSync(probe.ca, "utf8");
+    } catch (err) {
+      caError = errorCode(err) || "EIO";
+    }
+  }
+  const tls: ConnTls | null = probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null;
+  let plan: HttpPlan | null = null;
+  const planFor = (target: ProbeTarget): HttpPlan => {
+    if (plan !== null && (plan.target === target || (plan.target.host === target.host && plan.target.port === target.port))) return plan;
+    plan = {
+      target,
+      request: new TextEncoder().encode(httpRequest(probe, target)),
+      what: `${probe.method} ${probe.scheme}://${formatHostPort({ host: target.host.replace("%", "%25"), port: target.port })}${probe.path}`,
+      messages: new Map(),
+    };
+    return plan;
+  };
+  const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
+    const p = planFor(target);
+    if (caError !== "") {
+      done({ ok: false, durationMs: 0, message: `check error: ${p.what}: cannot read CA file ${probe.ca}: ${caError}`, kind: "local-error", code: caError });
+      released();
+      return () => {};
+    }
+    return new HttpProbeRun(p, probe, done, released, mode, tls).begin();
+  };
+  return checkerOf(run, (t, when, why) => (when === "before" ? `${why} before ${planFor(t).what}` : `${planFor(t).what} failed: ${why}`));
 }

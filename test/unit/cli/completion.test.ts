@@ -50,7 +50,7 @@ describe("bash", () => {
     expect(bashComplete(source, ["gorb", "se"])).toEqual(["serve", "service"]);
     expect(bashComplete(source, ["gorb", "service", "s"])).toEqual(["set", "show"]);
     expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse-r"])).toEqual(["--pulse-rise"]);
-    expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse", ""])).toEqual(["http", "https", "none", "tcp", "udp"]);
+    expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse", ""])).toEqual(["dns", "exec", "http", "https", "none", "tcp", "tls", "udp"]);
     expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--method", "t"])).toEqual(["tunnel"]);
     expect(bashComplete(source, ["gorb", "service", "add", "x", "--host", "10.0.0.1", "--pro"])).toEqual(["--protocol"]);
     expect(bashComplete(source, ["gorb", "serve", "-l", ":1", "--f"])).toEqual(["--flush"]);
@@ -71,7 +71,7 @@ describe("zsh and fish", () => {
   test("fish: complete lines per command path", async () => {
     const text = await script("fish");
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'" -a 'add' -d 'Create a virtual service'\n`);
-    expect(text).toContain("-l pulse -x -a 'tcp http https udp none' -d 'Health check type (default tcp)'");
+    expect(text).toContain("-l pulse -x -a 'tcp http https udp dns tls exec none' -d 'Health check type (default tcp)'");
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
   });
 });

@@ -197,7 +197,7 @@ describe("normalizeBackend", () => {
     [{ host: "10.1.0.1", method: "tunnel", tunnel_type: "gre", tunnel_checksum: "remcsum" }, 'tunnel_checksum: "remcsum" is only for gue tunnels, not gre'],
     [{ host: "10.1.0.1", method: "tunnel", tunnel_checksum: "csum" }, 'tunnel_checksum: "csum" is only for gue and gre tunnels'],
     [{ host: "10.1.0.1", lower_threshold: 10 }, "lower_threshold: must not exceed upper_threshold (0), got 10"],
-    [{ host: "10.1.0.1", pulse: { type: "smtp" } }, 'pulse.type: must be one of tcp, http, https, udp, none, got "smtp"'],
+    [{ host: "10.1.0.1", pulse: { type: "smtp" } }, 'pulse.type: must be one of tcp, http, https, udp, dns, tls, exec, none, got "smtp"'],
     [{ host: "10.1.0.1", pulse: { interval: "60" } }, 'pulse.interval: invalid interval "60", use e.g. 500ms, 5s, 1m, 2h'],
     [{ host: "10.1.0.1", pulse: "tcp" }, 'pulse: must be an object such as {"type":"tcp","interval":"5s"}, got "tcp"'],
   ])("%j -> %s", (body, message) => {

@@ -159,7 +159,9 @@ describe("http checker", () => {
     const count = seen.length;
     const down = await httpChecker(httpProbe("http", { path: "/redirect" })).check(at(), live());
     expect(down.ok).toBe(false);
-    expect(down.message).toBe(`GET http://127.0.0.1:${server.port}/redirect: 302, expected 200 (redirect to /elsewhere not followed)`);
+    // The Location is never reported: a backend's answer can carry secrets and the API shows messages.
+    expect(down.message).toBe(`GET http://127.0.0.1:${server.port}/redirect: 302, expected 200 (redirect not followed)`);
+    expect(down.code).toBe("302");
     const up = await httpChecker(httpProbe("http", { path: "/redirect", expect: "3xx" })).check(at(), live());
     expect(up.ok).toBe(true);
     expect(seen.slice(count).map((s) => new URL(s.url).pathname)).toEqual(["/redirect", "/redirect"]);

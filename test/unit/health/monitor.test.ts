@@ -29,11 +29,16 @@ function rig(plan: (n: number, target: ProbeTarget) => boolean | "hang" = () => 
       return Promise.resolve({ ok: outcome, durationMs: 1, message: outcome ? "fine" : "broken" });
     },
   };
+  // Many of these tests add several ids for one backend to exercise per-target scheduling: no probe sharing here
+  // (the "shared probes" tests turn it on).
   const monitor = new HealthMonitor({
     onUpdate: (u) => updates.push(u),
     clock,
     random: () => 0,
     checkerFor: () => checker,
+    shareProbes: false,
+    // Exact start times: no batching of nearby starts (the "batching" test turns it on).
+    batchMs: 1,
     ...extra,
   });
   return { clock, calls, updates, monitor };
@@ -83,6 +88,22 @@ describe("scheduling", () => {
     monitor.stop();
   });
 
+  test("batching: starts due within min(batchMs, interval/20) share one tick; deadlines are never early", async () => {
+    let n = 0;
+    // First checks due at 0, 30, 60 and 80ms; interval 1s (5% = 50ms), timeout 100ms.
+    const { clock, calls, monitor } = rig(() => "hang", { batchMs: 50, random: () => [0, 0.03, 0.06, 0.08][n++] ?? 0 });
+    for (const id of ["a", "b", "c", "d"]) monitor.add(id, BACKEND, opts({ interval: "1s", args: { timeout: "100ms" } }));
+    await clock.advance(0);
+    expect(starts(calls)).toEqual([0, 0]);
+    expect(clock.fired).toBe(1);
+    await clock.advance(99);
+    expect(starts(calls)).toEqual([0, 0, 60, 60]);
+    expect(calls.map((c) => c.signal.aborted)).toEqual([false, false, false, false]);
+    await clock.advance(1);
+    expect(calls.map((c) => c.signal.aborted)).toEqual([true, true, false, false]);
+    monitor.stop();
+  });
+
   test("many targets share one timer", async () => {
     const { clock, monitor } = rig(() => true, { random: Math.random });
     for (let i = 0; i < 1_000; i++) monitor.add(`t${i}`, BACKEND, opts({ interval: "1s" }));
@@ -128,6 +149,8 @@ describe("scheduling", () => {
       // First checks due at 0, 10, 20, 30, 40ms.
       random: () => (jitter++ * 10) / 10_000,
       maxInFlight: 2,
+      shareProbes: false,
+      batchMs: 1,
       onCheckStart: (id, lateMs) => lates.push([id, lateMs]),
       checkerFor: () => ({ check: () => new Promise<CheckResult>((resolve) => resolvers.push(resolve)) }),
     });

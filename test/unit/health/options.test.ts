@@ -122,7 +122,7 @@ describe("parsePulseOptions: defaults", () => {
 
   test("http defaults: GET / expecting 200, verify on", () => {
     const o = parsePulseOptions({ type: "http" });
-    expect(o.http).toEqual({ scheme: "http", method: "GET", path: "/", expect: [{ min: 200, max: 200 }], hostHeader: null, tlsVerify: true });
+    expect(o.http).toEqual({ scheme: "http", method: "GET", path: "/", expect: [{ min: 200, max: 200 }], hostHeader: null, tlsVerify: true, ca: null, serverName: null });
   });
 
   test("the timeout defaults to 5s but never more than the interval", () => {
@@ -202,7 +202,7 @@ describe("parsePulseOptions: bad values name their field", () => {
   const bad: [string, unknown, string, string][] = [
     ["not an object", "tcp", "pulse", 'must be an object such as {"type":"tcp","interval":"5s"}, got string "tcp"'],
     ["array", [], "pulse", 'must be an object such as {"type":"tcp","interval":"5s"}, got an array'],
-    ["unknown type", { type: "exec" }, "pulse.type", 'unknown pulse type "exec", use one of tcp, http, https, udp, none'],
+    ["unknown type", { type: "ftp" }, "pulse.type", 'unknown pulse type "ftp", use one of tcp, http, https, udp, dns, tls, exec, none'],
     ["type not a string", { type: 1 }, "pulse.type", "must be a string, got number 1"],
     ["interval grammar", { interval: "5 s" }, "pulse.interval", 'invalid interval "5 s", use e.g. 500ms, 5s, 1m, 2h'],
     ["interval zero", { interval: "0m" }, "pulse.interval", 'must be positive, got "0m"'],

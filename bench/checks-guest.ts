@@ -1,0 +1,298 @@
+/**
+ * Runs INSIDE the rig guest (real IPVS kernel): keepalived (Debian's) and `gorb serve --no-state` check the same
+ * 1,000 backends every second, TCP then HTTP, one after the other; prints each one's CPU over the measured window
+ * and the ratio gorb/keepalived. Started by bench/checks.ts on the host.
+ *
+ * Backends: 1,000 addresses on eth0 of network namespace `bk` (10.200.x.y), served by ONE Bun process in that
+ * namespace (this script with --serve): a TCP listener on :81 for tcp checks (accepts, waits for the client's
+ * close) and an HTTP server on :80 answering GET /health with 200. The server's own CPU is not counted; it
+ * reports how many connections and requests it saw, so the two checkers are shown to do the same work.
+ *
+ * CPU: utime+stime ticks from /proc/PID/stat of every process of the checker (keepalived: its parent and its
+ * checker child; gorb: the daemon), read at the start and the end of a BENCH_SECONDS window (default 30) that
+ * begins BENCH_WARMUP seconds (default 8) after the checker got its backends.
+ */
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+
+const N = Number(process.env.BENCH_BACKENDS ?? 1000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+/** Seconds between checks of one backend (keepalived's delay_loop, gorb's interval). */
+const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 1);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 8);
+const KINDS = (process.env.BENCH_KINDS ?? "tcp,http").split(",");
+const CHECKERS = (process.env.BENCH_CHECKERS ?? "keepalived,gorb").split(",");
+const IP = "/usr/sbin/ip";
+const NS = "bk";
+const API = "http://127.0.0.1:4672";
+
+const backend = (i: number) => `10.200.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+
+if (process.argv[2] === "--serve") {
+  await serve();
+} else {
+  await main();
+}
+
+/** The backends' server, run inside the namespace: counts TCP connections (:81) and HTTP requests (:80). */
+async function serve(): Promise<void> {
+  let tcp = 0;
+  let http = 0;
+  Bun.listen({ hostname: "0.0.0.0", port: 81, socket: { open() { tcp++; }, data() {}, close() {}, error() {} } });
+  Bun.serve({
+    hostname: "0.0.0.0",
+    port: 80,
+    fetch: () => {
+      http++;
+      return new Response("ok\n");
+    },
+  });
+  setInterval(() => writeFileSync("/tmp/bench-server.json", JSON.stringify({ tcp, http })), 250);
+  console.log("serving");
+  await new Promise(() => {});
+}
+
+function sh(argv: string[], stdin?: string): string {
+  const r = Bun.spawnSync(argv, { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
+  return r.stdout.toString();
+}
+
+function serverCounts(): { tcp: number; http: number } {
+  return JSON.parse(readFileSync("/tmp/bench-server.json", "utf8")) as { tcp: number; http: number };
+}
+
+/** Sum of utime+stime ticks of these pids (a pid that is gone counts 0). */
+function ticks(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      sum += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited
+    }
+  }
+  return sum;
+}
+
+function pidsNamed(name: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, "utf8").trim() === name) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function setup(): void {
+  for (const [k, v] of [["net/ipv4/neigh/default/gc_thresh1", "4096"], ["net/ipv4/neigh/default/gc_thresh2", "8192"], ["net/ipv4/neigh/default/gc_thresh3", "16384"]] as const) {
+    writeFileSync(`/proc/sys/${k}`, v);
+  }
+  sh([IP, "netns", "add", NS]);
+  sh([IP, "link", "add", "vb0", "type", "veth", "peer", "name", "eth0", "netns", NS]);
+  sh([IP, "addr", "add", "10.200.0.254/16", "dev", "vb0"]);
+  sh([IP, "link", "set", "vb0", "up"]);
+  const batch = ["link set lo up", "link set eth0 up"];
+  for (let i = 0; i < N; i++) batch.push(`addr add ${backend(i)}/16 dev eth0`);
+  sh([IP, "-n", NS, "-batch", "-"], `${batch.join("\n")}\n`);
+  sh([IP, "netns", "exec", NS, "sh", "-c", `for f in /proc/sys/net/ipv4/neigh/default/gc_thresh*; do echo 16384 > $f; done; echo 4096 > /proc/sys/net/core/somaxconn`]);
+}
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (performance.now() < end) {
+    if (await ok()) return;
+    await Bun.sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function keepalivedConfig(kind: string): string {
+  const lines = ["global_defs {", "  router_id bench", "}", "virtual_server 10.100.0.1 80 {", `  delay_loop ${INTERVAL}`, "  lb_algo rr", "  lb_kind NAT", "  protocol TCP"];
+  for (let i = 0; i < N; i++) {
+    lines.push(`  real_server ${backend(i)} ${kind === "tcp" ? 81 : 80} {`, "    weight 1");
+    if (kind === "tcp") lines.push("    TCP_CHECK {", "      connect_timeout 1", "    }");
+    else lines.push("    HTTP_GET {", "      url {", "        path /health", "        status_code 200", "      }", "      connect_timeout 1", "    }");
+    lines.push("  }");
+  }
+  lines.push("}");
+  return `${lines.join("\n")}\n`;
+}
+
+interface Measure {
+  readonly checker: string;
+  readonly kind: string;
+  readonly ticks: number;
+  readonly seconds: number;
+  readonly served: number;
+  /** TCP connects the checker started (root namespace ActiveOpens), and those the backends' kernel completed. */
+  readonly attempted: number;
+  readonly established: number;
+  /** Handshakes the backends' kernel dropped because the server's accept queue was full. */
+  readonly listenDrops: number;
+}
+
+/** Reads named counters of a /proc/net/{snmp,netstat} table ("Tcp", "TcpExt"), in the root namespace or `ns`. */
+function netCounters(file: "snmp" | "netstat", table: string, ns: string | null): Record<string, number> {
+  const text = ns === null ? readFileSync(`/proc/net/${file}`, "utf8") : sh([IP, "netns", "exec", ns, "cat", `/proc/net/${file}`]);
+  const lines = text.split("\n").filter((l) => l.startsWith(`${table}:`));
+  const names = (lines[0] ?? "").split(/\s+/).slice(1);
+  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
+function tcpCounters(): { attempted: number; established: number; listenDrops: number } {
+  return {
+    attempted: netCounters("snmp", "Tcp", null).ActiveOpens ?? 0,
+    established: netCounters("snmp", "Tcp", NS).PassiveOpens ?? 0,
+    listenDrops: netCounters("netstat", "TcpExt", NS).ListenDrops ?? 0,
+  };
+}
+
+async function window(checker: string, kind: string, pids: () => number[]): Promise<Measure> {
+  await Bun.sleep(WARMUP * 1000);
+  const p = pids();
+  const c0 = serverCounts();
+  const k0 = tcpCounters();
+  const t0 = ticks(p);
+  const w0 = performance.now();
+  await Bun.sleep(SECONDS * 1000);
+  const t1 = ticks(p);
+  const seconds = (performance.now() - w0) / 1000;
+  const k1 = tcpCounters();
+  const c1 = serverCounts();
+  const served = kind === "tcp" ? c1.tcp - c0.tcp : c1.http - c0.http;
+  return {
+    checker,
+    kind,
+    ticks: t1 - t0,
+    seconds,
+    served,
+    attempted: k1.attempted - k0.attempted,
+    established: k1.established - k0.established,
+    listenDrops: k1.listenDrops - k0.listenDrops,
+  };
+}
+
+async function runKeepalived(kind: string): Promise<Measure> {
+  writeFileSync("/tmp/keepalived.conf", keepalivedConfig(kind));
+  const proc = Bun.spawn(
+    ["/usr/sbin/keepalived", "--dont-fork", "--check", "-f", "/tmp/keepalived.conf", "-p", "/tmp/keepalived.pid", "-c", "/tmp/keepalived-checkers.pid"],
+    { stdout: Bun.file("/tmp/keepalived.log"), stderr: Bun.file("/tmp/keepalived.err") },
+  );
+  try {
+    await waitFor("keepalived's checker process", () => pidsNamed("keepalived").length >= 2);
+    const m = await window("keepalived", kind, () => pidsNamed("keepalived"));
+    const listing = sh(["/usr/sbin/ipvsadm", "-Ln"]);
+    const alive = listing.split("\n").filter((l) => l.includes("->") && /\s1\s+\d+\s+\d+\s*$/.test(l)).length;
+    console.log(`  keepalived ${kind}: ${alive} of ${N} real servers in the IPVS table with weight 1 at the end`);
+    return m;
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    // The checker child can outlive the parent for a moment; its checks must not count for the next checker.
+    await waitFor("keepalived's processes to exit", () => pidsNamed("keepalived").length === 0, 30_000);
+    sh(["/usr/sbin/ipvsadm", "-C"]);
+  }
+}
+
+async function runGorb(kind: string): Promise<Measure> {
+  const proc = Bun.spawn(["/usr/bin/bun", "src/main.ts", "serve", "-l", "127.0.0.1:4672", "--no-state", "--reconcile-interval", "0"], {
+    stdout: Bun.file("/tmp/gorb.log"),
+    stderr: Bun.file("/tmp/gorb.err"),
+  });
+  try {
+    try {
+      await waitFor("gorb's API", async () => {
+        if (proc.exitCode !== null) throw new Error(`gorb serve exited ${proc.exitCode}`);
+        try {
+          return (await fetch(`${API}/service`)).ok;
+        } catch {
+          return false;
+        }
+      });
+    } catch (error) {
+      for (const f of ["/tmp/gorb.log", "/tmp/gorb.err"]) console.log(`--- ${f}\n${readFileSync(f, "utf8").slice(-3000)}`);
+      throw error;
+    }
+    const put = async (path: string, body: unknown) => {
+      const r = await fetch(`${API}${path}`, { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+      if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);
+    };
+    await put("/service/bench", { host: "10.100.0.2", port: 80, protocol: "tcp", method: "rr" });
+    const interval = `${INTERVAL}s`;
+    const pulse = kind === "tcp" ? { type: "tcp", interval, args: { timeout: "1s" } } : { type: "http", interval, args: { path: "/health", expect: 200, timeout: "1s" } };
+    const port = kind === "tcp" ? 81 : 80;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < N) {
+          const i = next++;
+          await put(`/service/bench/b${i}`, { host: backend(i), port, method: "nat", weight: 1, pulse });
+        }
+      }),
+    );
+    const m = await window("gorb", kind, () => [proc.pid]);
+    // What the checks said at the end: states and messages (addresses folded), most common first.
+    const text = await (await fetch(`${API}/service?detail=true`)).text();
+    const counts = new Map<string, number>();
+    for (const match of text.matchAll(/"state":\s*"(\w+)"[^}]*?"message":\s*"([^"]*)"/g)) {
+      const key = `${match[1]}: ${(match[2] ?? "").replace(/10\.200\.\d+\.\d+/g, "<backend>")}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`  gorb ${kind}: ${n} x ${key}`);
+    if (counts.size === 0) console.log(`  gorb ${kind}: GET /service?detail=true said ${text.slice(0, 400)}`);
+    return m;
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    sh(["/usr/sbin/ipvsadm", "-C"]);
+  }
+}
+
+async function main(): Promise<void> {
+  setup();
+  const server = Bun.spawn([IP, "netns", "exec", NS, "/usr/bin/bun", import.meta.path, "--serve"], { stdout: "inherit", stderr: "inherit" });
+  await waitFor("the backends' server", () => {
+    try {
+      serverCounts();
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const results: Measure[] = [];
+  for (const kind of KINDS) {
+    for (const checker of CHECKERS) {
+      const m = checker === "keepalived" ? await runKeepalived(kind) : await runGorb(kind);
+      results.push(m);
+      const rate = (x: number) => (x / m.seconds).toFixed(0);
+      console.log(
+        `checks bench: ${m.checker.padEnd(10)} ${m.kind.padEnd(4)} ${N} backends/${INTERVAL}s: ${m.ticks} ticks in ${m.seconds.toFixed(1)} s ` +
+          `(${(m.ticks / m.seconds).toFixed(1)}% of one CPU); connects started ${rate(m.attempted)}/s, completed ${rate(m.established)}/s, ` +
+          `dropped by the backends' full accept queue ${rate(m.listenDrops)}/s; server saw ${rate(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s; ` +
+          `${((m.ticks * 1000) / Math.max(1, m.established)).toFixed(0)} ticks per 1,000 completed checks`,
+      );
+    }
+  }
+  server.kill();
+  const lines: string[] = [];
+  for (const kind of KINDS) {
+    const k = results.find((r) => r.kind === kind && r.checker === "keepalived");
+    const g = results.find((r) => r.kind === kind && r.checker === "gorb");
+    if (k !== undefined && g !== undefined) {
+      const perCheck = (m: Measure) => m.ticks / Math.max(1, m.established);
+      lines.push(
+        `checks bench: ${kind} gorb/keepalived CPU ratio ${(g.ticks / g.seconds / (k.ticks / k.seconds)).toFixed(2)} (gorb ${g.ticks}, keepalived ${k.ticks} ticks); ` +
+          `per completed check ${(perCheck(g) / perCheck(k)).toFixed(2)}`,
+      );
+    }
+  }
+  console.log(lines.join("\n"));
+  console.log(`CHECKS_BENCH_JSON=${JSON.stringify(results)}`);
+}

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench:checks`: boots the rig's real-kernel guest once and runs bench/checks-guest.ts there:
+ * keepalived (Debian's, copied in with its libraries) and `gorb serve` checking the same 1,000 backends every
+ * second, TCP then HTTP, with each one's CPU and the ratio gorb/keepalived. Printed, not asserted.
+ * Knobs (passed into the guest): BENCH_BACKENDS (1000), BENCH_SECONDS (30), BENCH_WARMUP (8),
+ * BENCH_KINDS (tcp,http), BENCH_CHECKERS (keepalived,gorb), BENCH_INTERVAL (1: seconds between checks of one
+ * backend; a larger one gives a load both checkers can sustain on a slow guest).
+ */
+import { hostToolFiles } from "../test/rig/initramfs.ts";
+import { RigError, runInGuest } from "../test/rig/qemu.ts";
+
+const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS", "BENCH_INTERVAL"]
+  .filter((k) => process.env[k] !== undefined)
+  .map((k) => `${k}=${JSON.stringify(process.env[k])}`)
+  .join(" ");
+
+try {
+  const r = await runInGuest({
+    script: `${env} bun bench/checks-guest.ts`,
+    timeoutMs: 30 * 60_000,
+    memoryMb: 3072,
+    extraFiles: hostToolFiles("/usr/sbin/keepalived", "keepalived"),
+    onOutput: (s) => process.stdout.write(s),
+  });
+  console.log(`\nbench: guest exit ${r.exitCode}, boot ${(r.timings.bootMs / 1000).toFixed(1)} s, total ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+  process.exit(r.exitCode);
+} catch (e) {
+  if (e instanceof RigError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}

@@ -1,0 +1,161 @@
+/**
+ * A minimal DNS message codec (RFC 1035) for health checks: one question out, a response in. Hand-written, no
+ * dependency: encodeQuery builds the query bytes; decodeResponse reads the header, skips the question and
+ * renders answer records (A, AAAA, names, TXT) as text for comparison. Compressed names (pointers) are followed
+ * with a bound, so a hostile response cannot loop; any malformed message throws DnsFormatError.
+ */
+
+/** DnsFormatError: the response is not a well-formed DNS message. */
+export class DnsFormatError extends Error {
+  override readonly name = "DnsFormatError";
+}
+
+/** One answer record, its data rendered as text ("192.0.2.1", "2001:db8::1", "ns1.example.org", TXT text). */
+export interface DnsAnswer {
+  readonly name: string;
+  readonly type: number;
+  readonly ttl: number;
+  readonly data: string;
+}
+
+/** The parts of a response a check needs. */
+export interface DnsResponse {
+  readonly id: number;
+  readonly isResponse: boolean;
+  readonly truncated: boolean;
+  readonly rcode: number;
+  readonly questionName: string;
+  readonly questionType: number;
+  readonly answers: readonly DnsAnswer[];
+}
+
+/** encodeQuery builds a standard query for `name` (no trailing dot) of type `qtype`, class IN. */
+export function encodeQuery(id: number, name: string, qtype: number, recursion: boolean): Uint8Array {
+  const labels = name === "" ? [] : name.split(".");
+  let size = 12 + 1 + 4;
+  for (const l of labels) size += 1 + l.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, id & 0xffff);
+  view.setUint16(2, recursion ? 0x0100 : 0);
+  view.setUint16(4, 1); // QDCOUNT
+  let o = 12;
+  for (const l of labels) {
+    out[o++] = l.length;
+    for (let i = 0; i < l.length; i++) out[o++] = l.charCodeAt(i);
+  }
+  out[o++] = 0;
+  view.setUint16(o, qtype);
+  view.setUint16(o + 2, 1); // IN
+  return out;
+}
+
+/** decodeResponse parses a DNS response; throws DnsFormatError when it is malformed. */
+export function decodeResponse(buf: Uint8Array): DnsResponse {
+  if (buf.length < 12) throw new DnsFormatError("shorter than a DNS header");
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const id = view.getUint16(0);
+  const flags = view.getUint16(2);
+  const qd = view.getUint16(4);
+  const an = view.getUint16(6);
+  let o = 12;
+  let questionName = "";
+  let questionType = 0;
+  for (let i = 0; i < qd; i++) {
+    const [name, next] = readName(buf, o);
+    if (next + 4 > buf.length) throw new DnsFormatError("question runs past the end");
+    if (i === 0) {
+      questionName = name;
+      questionType = view.getUint16(next);
+    }
+    o = next + 4;
+  }
+  const answers: DnsAnswer[] = [];
+  for (let i = 0; i < an; i++) {
+    const [name, next] = readName(buf, o);
+    if (next + 10 > buf.length) throw new DnsFormatError("answer runs past the end");
+    const type = view.getUint16(next);
+    const ttl = view.getUint32(next + 4);
+    const len = view.getUint16(next + 8);
+    const start = next + 10;
+    if (start + len > buf.length) throw new DnsFormatError("record data runs past the end");
+    answers.push({ name, type, ttl, data: renderData(buf, type, start, len) });
+    o = start + len;
+  }
+  return { id, isResponse: (flags & 0x8000) !== 0, truncated: (flags & 0x0200) !== 0, rcode: flags & 0x000f, questionName, questionType, answers };
+}
+
+/** readName reads a (possibly compressed) name at `offset`; returns it lower-cased without a trailing dot, and the offset after it. */
+export function readName(buf: Uint8Array, offset: number): [string, number] {
+  const labels: string[] = [];
+  let o = offset;
+  let after = -1;
+  for (let jumps = 0; ; ) {
+    if (o >= buf.length) throw new DnsFormatError("name runs past the end");
+    const len = buf[o] as number;
+    if (len === 0) {
+      o++;
+      break;
+    }
+    if ((len & 0xc0) === 0xc0) {
+      if (o + 1 >= buf.length) throw new DnsFormatError("name pointer runs past the end");
+      if (++jumps > 32) throw new DnsFormatError("name pointers loop");
+      if (after < 0) after = o + 2;
+      o = ((len & 0x3f) << 8) | (buf[o + 1] as number);
+      continue;
+    }
+    if ((len & 0xc0) !== 0) throw new DnsFormatError("unknown label type");
+    if (o + 1 + len > buf.length) throw new DnsFormatError("label runs past the end");
+    let label = "";
+    for (let i = 0; i < len; i++) label += String.fromCharCode(buf[o + 1 + i] as number);
+    labels.push(label.toLowerCase());
+    o += 1 + len;
+    if (labels.length > 127) throw new DnsFormatError("name too long");
+  }
+  return [labels.join("."), after < 0 ? o : after];
+}
+
+function renderData(buf: Uint8Array, type: number, start: number, len: number): string {
+  switch (type) {
+    case 1: // A
+      if (len !== 4) throw new DnsFormatError("A record is not 4 bytes");
+      return `${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`;
+    case 28: {
+      // AAAA
+      if (len !== 16) throw new DnsFormatError("AAAA record is not 16 bytes");
+      const groups: string[] = [];
+      for (let i = 0; i < 16; i += 2) groups.push((((buf[start + i] as number) << 8) | (buf[start + i + 1] as number)).toString(16));
+      return canonicalIpv6(groups.join(":"));
+    }
+    case 2: // NS
+    case 5: // CNAME
+    case 12: // PTR
+      return readName(buf, start)[0];
+    case 15: // MX: preference, exchange
+      return readName(buf, start + 2)[0];
+    case 33: // SRV: priority, weight, port, target
+      return readName(buf, start + 6)[0];
+    case 16: {
+      // TXT: one or more <len><text> strings, joined
+      let text = "";
+      for (let o = start; o < start + len; ) {
+        const n = buf[o] as number;
+        if (o + 1 + n > start + len) throw new DnsFormatError("TXT string runs past the record");
+        text += new TextDecoder().decode(buf.subarray(o + 1, o + 1 + n));
+        o += 1 + n;
+      }
+      return text;
+    }
+    default:
+      return Buffer.from(buf.subarray(start, start + len)).toString("hex");
+  }
+}
+
+/** canonicalIpv6 renders an IPv6 address in its canonical compressed form (RFC 5952), or returns the input when it is not one. */
+export function canonicalIpv6(text: string): string {
+  try {
+    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return text;
+  }
+}

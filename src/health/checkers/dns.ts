@@ -1,0 +1,110 @@
+/**
+ * The `dns` checker: one query over UDP to the backend (port: the backend's, or args.port), Up when a response
+ * to that query comes back with the expected rcode (NOERROR by default) and, with `args.answer`, that answer
+ * among the answer records. A response with another id or question is ignored (not ours); a truncated response
+ * still counts for its rcode and answers. An ICMP port-unreachable fails at once.
+ */
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
+import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
+import { canonicalIpv6, decodeResponse, DnsFormatError, encodeQuery } from "./dns-codec.ts";
+
+const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(DNS_RCODES).map(([k, v]) => [v, k]));
+
+/** rcodeName renders an rcode ("NXDOMAIN", or "RCODE9"). */
+function rcodeName(rcode: number): string {
+  return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
+}
+
+interface UdpLike {
+  close(): void;
+  send(data: Uint8Array): boolean;
+}
+
+/** dnsChecker builds a checker for one DnsProbe. */
+export function dnsChecker(probe: DnsProbe): Checker {
+  const wanted = probe.answer === null ? null : probe.qtype === 28 ? canonicalIpv6(probe.answer) : probe.answer;
+  const question = `${probe.qtypeName} ${probe.name}`;
+  const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
+    const start = performance.now();
+    const where = formatHostPort(target);
+    const id = (Math.random() * 0x10000) | 0;
+    const query = encodeQuery(id, probe.name, probe.qtype, probe.recursion);
+    let socket: UdpLike | null = null;
+    let settled = false;
+    let closed = false;
+    const close = () => {
+      if (closed || socket === null) return;
+      closed = true;
+      socket.close();
+      released();
+    };
+    const finish = (result: CheckResult) => {
+      if (settled) return;
+      settled = true;
+      close();
+      done(result);
+    };
+    const fail = (message: string, code: string) => finish({ ok: false, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${message}`, kind: "fail", code });
+    const onError = (err: unknown) => {
+      const code = errorCode(err) || describeError(err);
+      const local = localErrorOf(code === "ECONNREFUSED" ? "" : code);
+      if (local !== "") finish({ ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: ${local}`, kind: "local-error", code: local });
+      else fail(`failed: ${code}`, code);
+    };
+    const onData = (data: Uint8Array) => {
+      let response;
+      try {
+        response = decodeResponse(data);
+      } catch (err) {
+        if (err instanceof DnsFormatError) fail("malformed response", "FORMERR");
+        return;
+      }
+      if (!response.isResponse || response.id !== id || response.questionType !== probe.qtype || response.questionName !== probe.name) return;
+      if (response.rcode !== probe.rcode) {
+        fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
+        return;
+      }
+      const n = response.answers.length;
+      if (wanted !== null) {
+        const found = response.answers.some((a) => a.type === probe.qtype && (a.type === 28 ? canonicalIpv6(a.data) : a.data) === wanted);
+        if (!found) {
+          fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
+          return;
+        }
+      }
+      finish({ ok: true, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${rcodeName(response.rcode)}, ${n} answers`, kind: "pass", code: rcodeName(response.rcode) });
+    };
+    let opening: Promise<UdpLike>;
+    try {
+      opening = Bun.udpSocket({
+        ...(target.host.includes(":") ? { hostname: "::" } : {}),
+        connect: { hostname: target.host, port: target.port },
+        socket: {
+          data: (_s, data) => onData(data),
+          error: (err) => onError(err),
+        },
+      });
+    } catch (err) {
+      opening = Promise.reject(err);
+    }
+    opening.then(
+      (s) => {
+        socket = s;
+        if (settled) {
+          close();
+          return;
+        }
+        if (!s.send(query)) finish({ ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: query not sent`, kind: "local-error", code: "ENOBUFS" });
+      },
+      (err: unknown) => {
+        onError(err);
+        released();
+      },
+    );
+    return () => {
+      settled = true;
+      close();
+    };
+  };
+  return checkerOf(run, (t, _when, why) => `${why}: no answer from dns ${formatHostPort(t)} ${question}`);
+}

@@ -1,0 +1,72 @@
+/**
+ * The `tls` checker: Up when a TLS handshake with host:port completes and (unless `insecure`) the certificate
+ * verifies against the system's CAs or `args.ca`, for `args.serverName` (else the probed address). With
+ * `args.expiryDays: N`, a certificate that expires within N days fails ("expires in 3 days, wanted >= 14"),
+ * so an operator hears about a renewal that did not happen before clients do. Nothing is sent after the
+ * handshake; the connection is closed at once.
+ */
+import { readFileSync } from "node:fs";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
+import type { ProbeTarget, TlsProbe } from "../options.ts";
+import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
+
+const DAY_MS = 86_400_000;
+
+class TlsProbeRun extends SocketProbe {
+  constructor(
+    target: ProbeTarget,
+    private readonly probe: TlsProbe,
+    done: (r: CheckResult) => void,
+    released: () => void,
+    mode: ConnMode,
+    tls: ConnTls,
+  ) {
+    super(target, done, released, mode, tls);
+  }
+
+  protected opened(): void {
+    const where = formatHostPort(this.target);
+    const expiry = this.peerCertificateExpiry();
+    const days = Number.isNaN(expiry) ? Number.NaN : Math.floor((expiry - Date.now()) / DAY_MS);
+    const min = this.probe.expiryDays;
+    if (min !== null) {
+      if (Number.isNaN(days)) {
+        this.fail(`tls ${where}: no certificate expiry to check`, "NO_CERTIFICATE");
+        return;
+      }
+      if (days < min) {
+        this.fail(`tls ${where}: certificate expires in ${days} days, wanted at least ${min}`, "CERT_EXPIRES_SOON");
+        return;
+      }
+    }
+    this.pass(Number.isNaN(days) ? `tls ${where}: handshake ok` : `tls ${where}: handshake ok, certificate expires in ${days} days`);
+  }
+
+  protected failure(code: string): string {
+    return `tls ${formatHostPort(this.target)} failed: ${code}`;
+  }
+}
+
+/** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
+export function tlsChecker(probe: TlsProbe): Checker {
+  const mode: ConnMode = newConnMode();
+  let ca: string | null = null;
+  let caError = "";
+  if (probe.ca !== null) {
+    try {
+      ca = readFileSync(probe.ca, "utf8");
+    } catch (err) {
+      caError = errorCode(err) || "EIO";
+    }
+  }
+  const tls: ConnTls = { verify: probe.verify, ca, serverName: probe.serverName };
+  const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
+    if (caError !== "") {
+      done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${caError}`, kind: "local-error", code: caError });
+      released();
+      return () => {};
+    }
+    return new TlsProbeRun(target, probe, done, released, mode, tls).begin();
+  };
+  return checkerOf(run, (t, when, why) => `${why} ${when} tls ${formatHostPort(t)}`);
+}

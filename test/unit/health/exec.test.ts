@@ -1,0 +1,104 @@
+/** The exec checker with real scripts: pass, fail, hang (killed on cancel), environment, allowed directories. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execChecker } from "../../../src/health/checkers/exec.ts";
+import { type ExecProbe, parsePulseOptions } from "../../../src/health/options.ts";
+
+const live = () => new AbortController().signal;
+const dir = mkdtempSync(join(tmpdir(), "gorb-exec-"));
+const other = mkdtempSync(join(tmpdir(), "gorb-exec-other-"));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(other, { recursive: true, force: true });
+});
+
+function script(name: string, body: string, where = dir): string {
+  const path = join(where, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+function probe(args: Record<string, unknown>): ExecProbe {
+  const o = parsePulseOptions({ type: "exec", args });
+  if (o.type !== "exec") throw new Error("not exec");
+  return o.exec;
+}
+const target = { host: "10.1.2.3", port: 8080 };
+
+describe("exec checker", () => {
+  test("exit 0 passes; the environment describes the backend and nothing else of gorb's", async () => {
+    const out = join(dir, "env.out");
+    const path = script("env.sh", `env | sort > ${out}; [ "$GORB_HOST" = 10.1.2.3 ] && [ "$GORB_PORT" = 8080 ]`);
+    const r = await execChecker(probe({ command: path }), 2_000, [dir]).check(target, live());
+    expect(r).toMatchObject({ ok: true, kind: "pass", code: "exit 0", message: `exec ${path} for 10.1.2.3:8080: exit 0` });
+    const env = readFileSync(out, "utf8");
+    expect(env).toContain("GORB_TIMEOUT_MS=2000");
+    expect(env).not.toContain("HOME=");
+  });
+
+  test("another exit status fails with it; arguments are passed without a shell", async () => {
+    const path = script("args.sh", `[ "$1" = 'a b' ] && exit 3; exit 4`);
+    const r = await execChecker(probe({ command: [path, "a b"] }), 1_000, [dir]).check(target, live());
+    expect(r).toMatchObject({ ok: false, kind: "fail", code: "exit 3" });
+    // As a string, the command is split on spaces: "$1" is "a".
+    expect((await execChecker(probe({ command: `${path} a b` }), 1_000, [dir]).check(target, live())).code).toBe("exit 4");
+  });
+
+  test("output is discarded, never reported", async () => {
+    const path = script("talk.sh", "echo SECRET123; echo SECRET123 >&2; exit 1");
+    const r = await execChecker(probe({ command: path }), 1_000, [dir]).check(target, live());
+    expect(JSON.stringify(r)).not.toContain("SECRET123");
+  });
+
+  test("a hanging script is killed when the check is cancelled (the monitor's timeout)", async () => {
+    const pidFile = join(dir, "hang.pid");
+    const path = script("hang.sh", `echo $$ > ${pidFile}; exec sleep 30`);
+    const ctl = new AbortController();
+    const pending = execChecker(probe({ command: path }), 1_000, [dir]).check(target, ctl.signal);
+    while (!existsSync(pidFile) || readFileSync(pidFile, "utf8").trim() === "") await Bun.sleep(5);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    ctl.abort(new Error("timed out after 1s"));
+    const r = await pending;
+    expect(r).toMatchObject({ ok: false, kind: "timeout" });
+    // The process is gone (reaped): signal 0 fails with ESRCH.
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+        await Bun.sleep(5);
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe("ESRCH");
+        break;
+      }
+    }
+  });
+
+  test("a program outside the allowed directories is a check error, and never runs", async () => {
+    const marker = join(other, "ran");
+    const path = script("outside.sh", `touch ${marker}`, other);
+    const r = await execChecker(probe({ command: path }), 1_000, [dir]).check(target, live());
+    expect(r).toMatchObject({ ok: false, kind: "local-error", code: "EPERM" });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  test("a program that cannot be started is a check error", async () => {
+    const r = await execChecker(probe({ command: join(dir, "missing") }), 1_000, [dir]).check(target, live());
+    expect(r).toMatchObject({ ok: false, kind: "local-error" });
+  });
+
+  test("a shell only when asked, and only with / allowed", async () => {
+    const denied = await execChecker(probe({ command: "exit 0", shell: true }), 1_000, [dir]).check(target, live());
+    expect(denied).toMatchObject({ kind: "local-error", code: "EPERM" });
+    const r = await execChecker(probe({ command: 'test "$GORB_PORT" -eq 8080 && exit 0; exit 1', shell: true }), 1_000, ["/"]).check(target, live());
+    expect(r).toMatchObject({ ok: true, code: "exit 0", message: "exec shell command for 10.1.2.3:8080: exit 0" });
+  });
+
+  test("options: an absolute program is required; a shell takes a string", () => {
+    expect(() => parsePulseOptions({ type: "exec" })).toThrow("pulse.args.command: an exec pulse needs a command");
+    expect(() => parsePulseOptions({ type: "exec", args: { command: "check.sh" } })).toThrow("pulse.args.command: the program must be an absolute path");
+    expect(() => parsePulseOptions({ type: "exec", args: { command: ["/a/../b"] } })).toThrow('without ".."');
+    expect(() => parsePulseOptions({ type: "exec", args: { command: ["/bin/true"], shell: true } })).toThrow("pulse.args.shell:");
+    expect(probe({ command: "/usr/lib/check  --fast" }).argv).toEqual(["/usr/lib/check", "--fast"]);
+  });
+});

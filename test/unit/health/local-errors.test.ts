@@ -1,0 +1,30 @@
+/**
+ * An EMFILE storm: a monitor in a child process with `ulimit -n 128` runs out of file descriptors while its
+ * backends are healthy. Every check then fails locally; none may take a backend down.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+
+const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("ok") });
+afterAll(() => {
+  tcp.stop(true);
+  http.stop(true);
+});
+
+test("out of file descriptors: checks are check errors, backends stay Up, no update is sent", async () => {
+  const child = Bun.spawn(["sh", "-c", `ulimit -n 128 && exec "$0" "$@"`, process.execPath, join(import.meta.dir, "_emfile-child.ts"), String(tcp.port), String(http.port)], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
+  const r = JSON.parse(out.trim().split("\n").at(-1) as string) as Record<string, unknown>;
+  expect(r.held as number).toBeGreaterThan(0);
+  expect(r.errors as number).toBeGreaterThanOrEqual(10);
+  expect(r.updatesDuring).toEqual([]);
+  expect(r.duringStatus).toEqual(["up", "up"]);
+  expect(r.duringKinds).toEqual(["local-error", "local-error"]);
+  expect(r.duringCodes).toEqual(["EMFILE", "EMFILE"]);
+  expect(r.afterStatus).toEqual(["stopped", "up"]);
+}, 30_000);

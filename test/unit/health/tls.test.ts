@@ -1,0 +1,178 @@
+/**
+ * https with args.ca / args.serverName, the tls checker with a short-lived certificate made by openssl at test
+ * time, and what messages never contain (response content, Location). Real servers on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { httpChecker } from "../../../src/health/checkers/http.ts";
+import { tlsChecker } from "../../../src/health/checkers/tls.ts";
+import { type HttpProbe, type TlsProbe, parsePulseOptions } from "../../../src/health/options.ts";
+
+const live = () => new AbortController().signal;
+const dir = mkdtempSync(join(tmpdir(), "gorb-tls-"));
+const certPath = join(dir, "cert.pem");
+const keyPath = join(dir, "key.pem");
+
+/** A self-signed EC certificate for localhost and 127.0.0.1, valid `days` days, made now by openssl. */
+function makeCert(days: number): void {
+  const r = Bun.spawnSync(
+    ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyPath, "-out", certPath,
+      "-days", String(days), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
+}
+
+function httpsProbe(args: Record<string, unknown>): HttpProbe {
+  const o = parsePulseOptions({ type: "https", args });
+  if (o.http === null) throw new Error("not https");
+  return o.http;
+}
+function tlsProbe(args: Record<string, unknown>): TlsProbe {
+  const o = parsePulseOptions({ type: "tls", args });
+  if (o.type !== "tls") throw new Error("not tls");
+  return o.tls;
+}
+
+let server: ReturnType<typeof Bun.serve>;
+let plain: ReturnType<typeof Bun.serve>;
+const sni: string[] = [];
+beforeAll(() => {
+  makeCert(2); // expires in 2 days: "1 day left" after flooring
+  const tls = { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
+  server = Bun.serve({ hostname: "127.0.0.1", port: 0, tls, fetch: (req) => {
+    sni.push(req.headers.get("host") ?? "");
+    return new Response("ok");
+  } });
+  plain = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/redirect") return new Response(null, { status: 302, headers: { location: "http://10.0.0.5/admin?session=SECRET123" } });
+      if (path === "/error") return new Response("db password SECRET123", { status: 500, statusText: "SECRET123" });
+      return new Response("ok");
+    },
+  });
+});
+afterAll(() => {
+  server.stop(true);
+  plain.stop(true);
+  rmSync(dir, { recursive: true, force: true });
+});
+const at = () => ({ host: "127.0.0.1", port: server.port as number });
+
+describe("https: args.ca and args.serverName", () => {
+  test("the CA bundle from args.ca verifies the server", async () => {
+    const r = await httpChecker(httpsProbe({ ca: certPath })).check(at(), live());
+    expect(r).toMatchObject({ ok: true, code: "200" });
+  });
+
+  test("without it the self-signed certificate fails verification, with its code", async () => {
+    const r = await httpChecker(httpsProbe({})).check(at(), live());
+    expect(r).toMatchObject({ ok: false, kind: "fail" });
+    expect(r.code).toMatch(/SELF_SIGNED|UNABLE_TO|CERT/);
+  });
+
+  test("serverName must match the certificate; it defaults to hostHeader (without a port)", async () => {
+    expect((await httpChecker(httpsProbe({ ca: certPath, serverName: "localhost" })).check(at(), live())).ok).toBe(true);
+    const wrong = await httpChecker(httpsProbe({ ca: certPath, serverName: "wrong.example" })).check(at(), live());
+    expect(wrong).toMatchObject({ ok: false, code: "ERR_TLS_CERT_ALTNAME_INVALID" });
+    const byHost = await httpChecker(httpsProbe({ ca: certPath, hostHeader: "wrong.example:8443" })).check(at(), live());
+    expect(byHost).toMatchObject({ ok: false, code: "ERR_TLS_CERT_ALTNAME_INVALID" });
+    expect((await httpChecker(httpsProbe({ ca: certPath, hostHeader: "localhost:8443" })).check(at(), live())).ok).toBe(true);
+    expect(sni.at(-1)).toBe("localhost:8443");
+  });
+
+  test("an unreadable CA file is a check error, not a failure of the backend", async () => {
+    const r = await httpChecker(httpsProbe({ ca: join(dir, "missing.pem") })).check(at(), live());
+    expect(r).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
+  });
+
+  test("bad values name their field", () => {
+    expect(() => parsePulseOptions({ type: "https", args: { ca: "relative.pem" } })).toThrow("pulse.args.ca: must be the absolute path of a PEM file");
+    expect(() => parsePulseOptions({ type: "https", args: { serverName: "bad name" } })).toThrow("pulse.args.serverName: must be a DNS name");
+  });
+});
+
+describe("messages report status codes and error kinds, never response content", () => {
+  const plainAt = () => ({ host: "127.0.0.1", port: plain.port as number });
+  const probe = (path: string) => {
+    const o = parsePulseOptions({ type: "http", args: { path } });
+    if (o.http === null) throw new Error("not http");
+    return o.http;
+  };
+
+  test("a redirect's Location is not shown", async () => {
+    const r = await httpChecker(probe("/redirect")).check(plainAt(), live());
+    expect(r.message).toBe(`GET http://127.0.0.1:${plain.port}/redirect: 302, expected 200 (redirect not followed)`);
+    expect(JSON.stringify(r)).not.toContain("SECRET123");
+  });
+
+  test("neither the body nor the reason phrase of an error is shown", async () => {
+    const r = await httpChecker(probe("/error")).check(plainAt(), live());
+    expect(r).toMatchObject({ ok: false, code: "500", message: `GET http://127.0.0.1:${plain.port}/error: 500, expected 200` });
+    expect(JSON.stringify(r)).not.toContain("SECRET123");
+  });
+});
+
+describe("probes never use a proxy", () => {
+  test("with HTTP_PROXY pointing at a proxy that answers 200 to everything, a dead backend is still Down", async () => {
+    let proxied = 0;
+    const proxy = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => {
+      proxied++;
+      return new Response("proxy says ok");
+    } });
+    const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = dead.port;
+    dead.stop(true);
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy };
+    process.env.HTTP_PROXY = `http://127.0.0.1:${proxy.port}`;
+    process.env.http_proxy = `http://127.0.0.1:${proxy.port}`;
+    try {
+      // The trap is real: fetch goes through the proxy and sees 200 for the dead backend.
+      expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
+      expect(proxied).toBe(1);
+      const o = parsePulseOptions({ type: "http" });
+      if (o.http === null) throw new Error("not http");
+      const r = await httpChecker(o.http).check({ host: "127.0.0.1", port }, live());
+      expect(r).toMatchObject({ ok: false, code: "ECONNREFUSED" });
+      expect(proxied).toBe(1);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      proxy.stop(true);
+    }
+  });
+});
+
+describe("tls checker", () => {
+  test("a verified handshake passes and reports the days left", async () => {
+    const r = await tlsChecker(tlsProbe({ ca: certPath, serverName: "localhost" })).check(at(), live());
+    expect(r).toMatchObject({ ok: true, kind: "pass", message: `tls 127.0.0.1:${server.port}: handshake ok, certificate expires in 1 days` });
+  });
+
+  test("expiryDays: a certificate expiring within N days fails", async () => {
+    expect((await tlsChecker(tlsProbe({ ca: certPath, expiryDays: 1 })).check(at(), live())).ok).toBe(true);
+    const soon = await tlsChecker(tlsProbe({ ca: certPath, expiryDays: 14 })).check(at(), live());
+    expect(soon).toMatchObject({ ok: false, code: "CERT_EXPIRES_SOON", message: `tls 127.0.0.1:${server.port}: certificate expires in 1 days, wanted at least 14` });
+  });
+
+  test("verification is on by default; insecure skips it but still checks expiry", async () => {
+    expect((await tlsChecker(tlsProbe({})).check(at(), live())).ok).toBe(false);
+    expect((await tlsChecker(tlsProbe({ insecure: true })).check(at(), live())).ok).toBe(true);
+    expect((await tlsChecker(tlsProbe({ insecure: true, expiryDays: 30 })).check(at(), live())).code).toBe("CERT_EXPIRES_SOON");
+  });
+
+  test("a plain TCP server that speaks no TLS fails", async () => {
+    const raw = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open(s) { s.end("not tls\r\n"); }, data() {} } });
+    const r = await tlsChecker(tlsProbe({ insecure: true })).check({ host: "127.0.0.1", port: raw.port }, live());
+    raw.stop(true);
+    expect(r.ok).toBe(false);
+    expect(r.message).not.toContain("not tls");
+  });
+});
