@@ -41,10 +41,33 @@ function why(error: unknown): string {
 export class SqliteStateStore implements StateStore {
   readonly location: string;
   readonly #db: Database;
+  readonly #commit: (changes: StateChanges) => void;
+  /** The prepared statements, finalized on close (an open statement would keep the database, and its lock, open). */
+  readonly #statements: { finalize(): void }[];
 
   private constructor(location: string, db: Database) {
     this.location = location;
     this.#db = db;
+    // Statements and the transaction are prepared once: a commit per request is the hot path of every PUT.
+    const deleteService = db.prepare("DELETE FROM services WHERE id = ?");
+    const deleteServiceBackends = db.prepare("DELETE FROM backends WHERE service = ?");
+    const putService = db.prepare(
+      "INSERT INTO services (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+    );
+    const deleteBackend = db.prepare("DELETE FROM backends WHERE service = ? AND id = ?");
+    const putBackend = db.prepare(
+      "INSERT INTO backends (service, id, data) VALUES (?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET data = excluded.data",
+    );
+    this.#statements = [deleteService, deleteServiceBackends, putService, deleteBackend, putBackend];
+    this.#commit = db.transaction((changes: StateChanges) => {
+      for (const id of changes.deleteServices) {
+        deleteService.run(id);
+        deleteServiceBackends.run(id);
+      }
+      for (const service of changes.putServices) putService.run(service.id, JSON.stringify(encodeSavedService(service)));
+      for (const b of changes.deleteBackends) deleteBackend.run(b.service, b.id);
+      for (const b of changes.putBackends) putBackend.run(b.service, b.id, JSON.stringify(encodeSavedBackend(b)));
+    });
   }
 
   /**
@@ -122,27 +145,7 @@ export class SqliteStateStore implements StateStore {
 
   /** Apply one mutation's changes in one durable transaction. */
   commit(changes: StateChanges): void {
-    const db = this.#db;
-    db.transaction(() => {
-      for (const id of changes.deleteServices) {
-        db.run("DELETE FROM services WHERE id = ?", [id]);
-        db.run("DELETE FROM backends WHERE service = ?", [id]);
-      }
-      for (const service of changes.putServices) {
-        db.run("INSERT INTO services (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data", [
-          service.id,
-          JSON.stringify(encodeSavedService(service)),
-        ]);
-      }
-      for (const b of changes.deleteBackends) db.run("DELETE FROM backends WHERE service = ? AND id = ?", [b.service, b.id]);
-      for (const b of changes.putBackends) {
-        db.run("INSERT INTO backends (service, id, data) VALUES (?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET data = excluded.data", [
-          b.service,
-          b.id,
-          JSON.stringify(encodeSavedBackend(b)),
-        ]);
-      }
-    })();
+    this.#commit(changes);
   }
 
   /**
@@ -160,6 +163,7 @@ export class SqliteStateStore implements StateStore {
 
   /** Release the database and its lock. */
   close(): void {
+    for (const statement of this.#statements) statement.finalize();
     this.#db.close();
   }
 }
