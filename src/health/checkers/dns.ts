@@ -7,17 +7,13 @@
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
 import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
 import { canonicalIpv6, decodeResponse, DnsFormatError, encodeQuery } from "./dns-codec.ts";
+import { udpExchange } from "./udp-exchange.ts";
 
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(DNS_RCODES).map(([k, v]) => [v, k]));
 
 /** rcodeName renders an rcode ("NXDOMAIN", or "RCODE9"). */
 function rcodeName(rcode: number): string {
   return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
-}
-
-interface UdpLike {
-  close(): void;
-  send(data: Uint8Array): boolean;
 }
 
 /** dnsChecker builds a checker for one DnsProbe. */
@@ -29,82 +25,40 @@ export function dnsChecker(probe: DnsProbe): Checker {
     const where = formatHostPort(target);
     const id = (Math.random() * 0x10000) | 0;
     const query = encodeQuery(id, probe.name, probe.qtype, probe.recursion);
-    let socket: UdpLike | null = null;
-    let settled = false;
-    let closed = false;
-    const close = () => {
-      if (closed || socket === null) return;
-      closed = true;
-      socket.close();
-      released();
-    };
-    const finish = (result: CheckResult) => {
-      if (settled) return;
-      settled = true;
-      close();
-      done(result);
-    };
-    const fail = (message: string, code: string) => finish({ ok: false, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${message}`, kind: "fail", code });
-    const onError = (err: unknown) => {
-      const code = errorCode(err) || describeError(err);
-      const local = localErrorOf(code === "ECONNREFUSED" ? "" : code);
-      if (local !== "") finish({ ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: ${local}`, kind: "local-error", code: local });
-      else fail(`failed: ${code}`, code);
-    };
-    const onData = (data: Uint8Array) => {
-      let response;
-      try {
-        response = decodeResponse(data);
-      } catch (err) {
-        if (err instanceof DnsFormatError) fail("malformed response", "FORMERR");
-        return;
-      }
-      if (!response.isResponse || response.id !== id || response.questionType !== probe.qtype || response.questionName !== probe.name) return;
-      if (response.rcode !== probe.rcode) {
-        fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
-        return;
-      }
-      const n = response.answers.length;
-      if (wanted !== null) {
-        const found = response.answers.some((a) => a.type === probe.qtype && (a.type === 28 ? canonicalIpv6(a.data) : a.data) === wanted);
-        if (!found) {
-          fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
+    return udpExchange(target, query, done, released, {
+      data: (data, finish) => {
+        const fail = (message: string, code: string) =>
+          finish({ ok: false, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${message}`, kind: "fail", code });
+        let response;
+        try {
+          response = decodeResponse(data);
+        } catch (err) {
+          if (err instanceof DnsFormatError) fail("malformed response", "FORMERR");
           return;
         }
-      }
-      finish({ ok: true, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${rcodeName(response.rcode)}, ${n} answers`, kind: "pass", code: rcodeName(response.rcode) });
-    };
-    let opening: Promise<UdpLike>;
-    try {
-      opening = Bun.udpSocket({
-        ...(target.host.includes(":") ? { hostname: "::" } : {}),
-        connect: { hostname: target.host, port: target.port },
-        socket: {
-          data: (_s, data) => onData(data),
-          error: (err) => onError(err),
-        },
-      });
-    } catch (err) {
-      opening = Promise.reject(err);
-    }
-    opening.then(
-      (s) => {
-        socket = s;
-        if (settled) {
-          close();
+        if (!response.isResponse || response.id !== id || response.questionType !== probe.qtype || response.questionName !== probe.name) return;
+        if (response.rcode !== probe.rcode) {
+          fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
           return;
         }
-        if (!s.send(query)) finish({ ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: query not sent`, kind: "local-error", code: "ENOBUFS" });
+        const n = response.answers.length;
+        if (wanted !== null) {
+          const found = response.answers.some((a) => a.type === probe.qtype && (a.type === 28 ? canonicalIpv6(a.data) : a.data) === wanted);
+          if (!found) {
+            fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
+            return;
+          }
+        }
+        finish({ ok: true, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${rcodeName(response.rcode)}, ${n} answers`, kind: "pass", code: rcodeName(response.rcode) });
       },
-      (err: unknown) => {
-        onError(err);
-        released();
+      error: (err) => {
+        const code = errorCode(err) || describeError(err);
+        const local = localErrorOf(code === "ECONNREFUSED" ? "" : code);
+        if (local !== "") return { ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: ${local}`, kind: "local-error", code: local };
+        return { ok: false, durationMs: elapsedSince(start), message: `dns ${where} ${question}: failed: ${code}`, kind: "fail", code };
       },
-    );
-    return () => {
-      settled = true;
-      close();
-    };
+      notSent: () => ({ ok: false, durationMs: elapsedSince(start), message: `check error: dns ${where}: query not sent`, kind: "local-error", code: "ENOBUFS" }),
+    });
   };
   return checkerOf(run, (t, _when, why) => `${why}: no answer from dns ${formatHostPort(t)} ${question}`);
 }
