@@ -13,6 +13,7 @@
  * `retryMs` and, once connected, configures and confirms again. BIRD itself re-reads the file when it starts,
  * so routes come back even before that. Every `checkMs` the confirmed set is read again.
  */
+import { CoalescedRun } from "./coalesced-run.ts";
 import type { Logger } from "../log.ts";
 import type { MonitorClock } from "../health/clock.ts";
 import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
@@ -54,11 +55,11 @@ export class BirdAnnouncer implements Announcer {
   #lastError: string | null = null;
   /** BIRD must be told to configure even if the file did not change (after a reconnect, or a failed try). */
   #mustConfigure = true;
-  #running: Promise<void> | null = null;
-  #again = false;
   #timer: unknown = null;
   #closed = false;
   #started = false;
+
+  readonly #syncs = new CoalescedRun(() => this.#syncOnce(), () => this.#closed, () => this.#schedule());
 
   constructor(options: BirdAnnouncerOptions) {
     this.#options = options;
@@ -98,30 +99,14 @@ export class BirdAnnouncer implements Announcer {
     this.#closed = true;
     if (this.#timer !== null) this.#options.clock.clearTimer(this.#timer);
     this.#timer = null;
-    await this.#running;
+    await this.#syncs.idle();
     this.#control?.close();
     this.#control = null;
   }
 
   /** Runs a sync now, or once more after the one running; resolves when the set given so far was handled. */
   #sync(): Promise<void> {
-    if (this.#running !== null) {
-      this.#again = true;
-      return this.#running;
-    }
-    const run = (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#syncOnce();
-        } while (this.#again && !this.#closed);
-      } finally {
-        this.#running = null;
-        this.#schedule();
-      }
-    })();
-    this.#running = run;
-    return run;
+    return this.#syncs.run();
   }
 
   #schedule(): void {

@@ -15,6 +15,7 @@
  *
  * It only reads core (events, views); core knows nothing of it.
  */
+import { CoalescedRun } from "./coalesced-run.ts";
 import type { EventBus, GorbEvent } from "../core/events.ts";
 import type { ServiceDetail } from "../core/views.ts";
 import type { MonitorClock } from "../health/clock.ts";
@@ -105,9 +106,9 @@ export class VipController {
   readonly #vips = new Map<string, VipState>();
   #unsubscribe: (() => void) | null = null;
   #recheck: unknown = null;
-  #running: Promise<void> | null = null;
-  #again = false;
   #stopped = false;
+
+  readonly #evaluations = new CoalescedRun(() => this.#evaluateOnce(), () => this.#stopped);
 
   constructor(options: VipControllerOptions) {
     this.#options = options;
@@ -140,22 +141,7 @@ export class VipController {
 
   /** Re-reads the services and decides; concurrent calls coalesce into one more run. */
   evaluate(): Promise<void> {
-    if (this.#running !== null) {
-      this.#again = true;
-      return this.#running;
-    }
-    const run = (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#evaluateOnce();
-        } while (this.#again && !this.#stopped);
-      } finally {
-        this.#running = null;
-      }
-    })();
-    this.#running = run;
-    return run;
+    return this.#evaluations.run();
   }
 
   async #evaluateOnce(): Promise<void> {
@@ -270,7 +256,7 @@ export class VipController {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#recheck !== null) this.#options.clock.clearTimer(this.#recheck);
-    await this.#running;
+    await this.#evaluations.idle();
     for (const state of this.#vips.values()) this.#cancelHold(state);
     const announced = [...this.#vips.values()].filter((s) => s.announced);
     if (!options.keep && announced.length > 0) await this.#withdraw(announced, "shutdown");
