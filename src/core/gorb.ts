@@ -39,6 +39,9 @@ import { DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
+import { drainEvent, drainFields, drainTargets } from "./drain-targets.ts";
+import { DrainWatch, type DrainTarget } from "./drain-watch.ts";
+import { drainRequestOf, drainView, sameDrain, startDrain, type ConnCounts, type DrainView } from "./drain.ts";
 import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
 import { applyHealthUpdates } from "./health-weights.ts";
 import { checkId } from "./ids.ts";
@@ -90,6 +93,12 @@ export interface GorbOptions {
   readonly store?: StateStore;
   /** Where changes are published. @default a private bus */
   readonly events?: EventBus;
+  /** This node's name in a fleet (--store etcd://): drains record who started them. @default null (one node) */
+  readonly nodeId?: string | null;
+  /** Milliseconds between two reads of draining backends' connection counts. @default 1000 */
+  readonly drainPollMs?: number;
+  /** The wall clock (epoch ms) drains are timed with. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** What adopt() found or did at start-up. */
@@ -170,6 +179,9 @@ export class Gorb {
   #healthQueued = false;
   #closed = false;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
+  readonly #now: () => number;
+  readonly #nodeId: string | null;
+  readonly #drains: DrainWatch;
 
   constructor(options: GorbOptions) {
     this.#driver = options.driver;
@@ -196,7 +208,26 @@ export class Gorb {
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
     });
-    this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
+    this.#now = options.now ?? Date.now;
+    this.#nodeId = options.nodeId ?? null;
+    this.#queries = new Queries({
+      desired: this.#desired,
+      writer: this.#writer,
+      checks: this.#checks,
+      driver: this.#driver,
+      log: this.#log,
+      now: this.#now,
+    });
+    this.#drains = new DrainWatch({
+      targets: () => drainTargets(this.#desired),
+      read: (key) => this.#driver.listDestinations(key),
+      finish: (target, decision, conns) => this.#finishDrain(target, decision, conns),
+      progress: (target, conns) => this.#events.publish("backend.drain", drainEvent(target.service, target.backend, target.drain, "progress", conns)),
+      now: this.#now,
+      node: this.#nodeId,
+      pollMs: options.drainPollMs ?? 1000,
+      log: this.#log,
+    });
     this.#tx = new Transactions({
       desired: this.#desired,
       writer: this.#writer,
@@ -254,6 +285,7 @@ export class Gorb {
     await this.#exclusive(async () => {
       this.#closed = true;
     }, false);
+    this.#drains.stop();
     this.#checks.stop();
     await this.#discovery.close();
   }
@@ -363,6 +395,74 @@ export class Gorb {
     return this.#queries.getBackend(serviceId, backendId);
   }
 
+  // ---- drains ---------------------------------------------------------------------------------------------
+
+  /**
+   * POST /service/:service/:backend/drain — weight 0 at once (whatever health says), then wait for the
+   * backend's connections to end or the deadline (./drain.ts); then remove it or hold it at 0. A drain of a
+   * backend already draining replaces it (a new deadline). Answers the drain as GET shows it.
+   */
+  async drainBackend(serviceId: string, backendId: string, body: unknown): Promise<DrainView> {
+    checkId("service", serviceId);
+    checkId("backend", backendId);
+    const request = drainRequestOf(drainFields(body));
+    const drain = await this.#mutation(async (tx) => {
+      const service = this.#queries.service(serviceId);
+      const backend = this.#queries.backend(service, backendId);
+      const started = startDrain(request, this.#now(), this.#nodeId);
+      this.#edits.setDrain(tx, service, backend, started, () => {
+        this.#log.info(
+          `draining backend ${q(backendId)} of service ${q(serviceId)} until ${new Date(started.deadline).toISOString()}, then ${started.then}`,
+        );
+        this.#events.publish("backend.drain", drainEvent(serviceId, backendId, started, "started", null));
+      });
+      await this.#tx.write(tx);
+      return started;
+    });
+    this.#drains.kick();
+    return drainView(drain, this.#now());
+  }
+
+  /** DELETE /service/:service/:backend/drain — cancel a drain (or end a held one): the weight comes back. */
+  async undrainBackend(serviceId: string, backendId: string): Promise<void> {
+    checkId("service", serviceId);
+    checkId("backend", backendId);
+    return this.#mutation(async (tx) => {
+      const service = this.#queries.service(serviceId);
+      const backend = this.#queries.backend(service, backendId);
+      const drain = backend.drain;
+      if (drain === null) return;
+      this.#edits.setDrain(tx, service, backend, null, () => {
+        this.#log.info(`backend ${q(backendId)} of service ${q(serviceId)}: drain cancelled`);
+        this.#events.publish("backend.drain", drainEvent(serviceId, backendId, drain, "cancelled", null));
+      });
+      await this.#tx.write(tx);
+    });
+  }
+
+  /** End a drain the watcher found drained or timed out, if it is still the same drain. */
+  #finishDrain(target: DrainTarget, decision: "drained" | "timeout", conns: ConnCounts | null): Promise<void> {
+    return this.#mutation(async (tx) => {
+      const service = this.#desired.service(target.service);
+      const backend = service?.backends.get(target.backend);
+      if (service === undefined || backend === undefined || backend.drain === null || !sameDrain(backend.drain, target.drain)) return;
+      const drain = backend.drain;
+      const publish = () => {
+        const left = conns === null ? "" : ` (${conns.active} active, ${conns.inactive} inactive connection(s) left)`;
+        const how = decision === "drained" ? "drained" : `reached its drain deadline${left}`;
+        this.#log.info(`backend ${q(target.backend)} of service ${q(target.service)} ${how}; ${drain.then === "remove" ? "removing it" : "keeping it at weight 0"}`);
+        this.#events.publish("backend.drain", drainEvent(target.service, target.backend, drain, decision, conns));
+      };
+      if (drain.then === "remove") {
+        tx.after(publish);
+        this.#edits.deleteBackend(tx, service, backend);
+      } else {
+        this.#edits.setDrain(tx, service, backend, { ...drain, phase: "drained" }, publish);
+      }
+      await this.#tx.write(tx);
+    });
+  }
+
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------
 
   /**
@@ -421,6 +521,7 @@ export class Gorb {
         `restored ${this.#desired.size} service(s) and ${backends} backend(s) from ${this.#store?.location ?? "the saved state"}` +
           (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
       );
+      this.#drains.kick(); // drains saved before the restart carry on, against their saved deadline
       return { services: this.#desired.size, backends: loaded.backends, dropped: loaded.dropped.map((d) => `${d.what}: ${d.why}`), repairs, unknown };
     });
   }
@@ -484,6 +585,7 @@ export class Gorb {
         changed++;
       }
       onApplied?.();
+      if (changed > 0) this.#drains.kick(); // another node may have started a drain
       return changed;
     }, false);
   }
