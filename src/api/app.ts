@@ -108,6 +108,8 @@ export interface AppOptions {
   readonly bgp?: BgpSource;
   /** The fleet (--store etcd://): GET /cluster and X-Gorb-Revision (./cluster.ts); without it, no such route. */
   readonly cluster?: ClusterApi;
+  /** The IPVS sysctls read at start (src/daemon/ipvs-sysctls.ts), shown in /metrics as gorb_ipvs_sysctl. */
+  readonly sysctls?: Readonly<Record<string, number | null>>;
 }
 
 /** Default largest POST /apply body. */
@@ -332,7 +334,7 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status()), cluster), {
+        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status(), options.sysctls), cluster), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
       { response: { 200: t.String({ description: "Prometheus text format" }), ...ERRORS }, detail: { summary: "Prometheus metrics" } },
