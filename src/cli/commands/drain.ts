@@ -46,7 +46,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** Watch a drain until it ends; the exit code. */
 async function watch(api: GorbClient, service: string, name: string): Promise<number> {
   const ctx = cliContext();
-  const tty = process.stderr.isTTY === true;
+  const tty = ctx.io.isTTY;
   let last = "";
   for (;;) {
     if (ctx.signal.aborted) {
