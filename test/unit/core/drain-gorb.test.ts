@@ -7,20 +7,9 @@ import { describe, expect, test } from "bun:test";
 import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import { NotFoundError, ValidationError } from "../../../src/core/errors.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
-import { makeGorb, type TestStack } from "./fakes.ts";
+import { ConnsDriver, makeGorb, type TestStack } from "./fakes.ts";
 import { MemoryStateStore } from "./memory-store.ts";
 
-/** The memory driver, with connection counts per "address:port" set by the test. */
-class ConnsDriver extends MemoryIpvsDriver {
-  readonly conns = new Map<string, { active: number; inactive: number }>();
-  override async listDestinations(service: ServiceKey): Promise<Destination[]> {
-    return (await super.listDestinations(service)).map((d) => {
-      const c = this.conns.get(`${d.address}:${d.port}`);
-      return c === undefined ? d : { ...d, activeConns: c.active, inactiveConns: c.inactive };
-    });
-  }
-}
 
 type DrainPhase = EventPayloads["backend.drain"]["phase"];
 
