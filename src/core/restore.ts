@@ -86,8 +86,11 @@ export async function loadSavedState(
         const spec = normalizeBackendFields(fields, record.spec);
         const destId = destinationKeyId({ ...b.address, port: spec.port });
         const found = dests?.get(destId);
-        const weight = restoredWeight(spec.weight, spec.pulse.type, found?.weight ?? null);
         const drain = b.drain ?? null;
+        // Under maintenance or a drain the kernel's 0 is the override's, not health's: health starts from the
+        // configured weight (as for a new backend), so an undrain gives it back once the override ends.
+        const overridden = spec.maintenance || drain !== null;
+        const weight = restoredWeight(spec.weight, spec.pulse.type, overridden ? null : (found?.weight ?? null));
         const dest = toDestinationConfig(spec, b.address, record.config.key, overrideWeight(spec, drain, weight.effective));
         const other = record.byDest.get(destId);
         if (other !== undefined) throw new ConflictError(`backend ${JSON.stringify(other)} already uses ${describeDestination(dest)}`);

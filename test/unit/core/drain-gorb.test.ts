@@ -143,6 +143,28 @@ describe("drain", () => {
   });
 });
 
+describe("restart with an override", () => {
+  test("a kept drain and maintenance survive a restart; ending them gives back the configured weight at once", async () => {
+    const store = new MemoryStateStore();
+    const s = await stack({ store });
+    const held = drainEvent(s, "b1", "drained");
+    await s.gorb.drainBackend("web", "b1", { then: "keep" });
+    await held;
+    await s.gorb.updateBackend("web", "b2", { maintenance: true });
+    await s.gorb.close();
+
+    const driver = new ConnsDriver();
+    const again = makeGorb({ driver, drainPollMs: 5, store });
+    await again.gorb.restore(store.load());
+    expect(weights(driver)).toEqual({ "10.1.0.1:80": 0, "10.1.0.2:80": 0 });
+    expect((await again.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained" });
+    await again.gorb.undrainBackend("web", "b1");
+    await again.gorb.updateBackend("web", "b2", { maintenance: false });
+    expect(weights(driver)).toEqual({ "10.1.0.1:80": 100, "10.1.0.2:80": 100 });
+    await again.gorb.close();
+  });
+});
+
 describe("maintenance", () => {
   test("weight 0 while on, whatever health says; checks keep running; off restores health's weight", async () => {
     const s = await stack();
