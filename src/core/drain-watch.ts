@@ -76,7 +76,8 @@ export class DrainWatch {
     try {
       remaining = await this.#look();
     } catch (error) {
-      this.#p.log.error(`drain watch: ${error instanceof Error ? error.message : String(error)}`);
+      // An end refused (a store conflict, gorb stopping): looked at again at the next poll.
+      if (!this.#stopped) this.#p.log.error(`drain watch: ${error instanceof Error ? error.message : String(error)}`);
       remaining = 1;
     } finally {
       this.#running = false;
@@ -123,6 +124,7 @@ export class DrainWatch {
         }
         const decision: DrainDecision = drainDecision(t.drain, { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node });
         if (decision === "drained" || decision === "timeout") {
+          if (this.#stopped) return 0;
           await this.#p.finish(t, decision, conns);
           continue;
         }
