@@ -10,6 +10,7 @@
  *   durable state   ./changes.ts         rows changed -> one store commit per group of requests
  *   reads           ./queries.ts         what GET returns
  *   restore, apply  ./restore.ts, ./plan.ts, ./apply.ts
+ *   drains          ./drains.ts          drains with a deadline; maintenance and drains override health (./drain.ts)
  *
  * Rules it keeps:
  *   - Every change runs under the lock, in call order. Requests queued together run as one group and share
@@ -39,9 +40,9 @@ import { DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
-import { drainEvent, drainFields, drainTargets } from "./drain-targets.ts";
-import { DrainWatch, type DrainTarget } from "./drain-watch.ts";
-import { drainRequestOf, drainView, sameDrain, startDrain, type ConnCounts, type DrainView } from "./drain.ts";
+import { drainFields } from "./drain-targets.ts";
+import { drainRequestOf, type DrainView } from "./drain.ts";
+import { Drains } from "./drains.ts";
 import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
 import { applyHealthUpdates } from "./health-weights.ts";
 import { checkId } from "./ids.ts";
@@ -179,9 +180,7 @@ export class Gorb {
   #healthQueued = false;
   #closed = false;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
-  readonly #now: () => number;
-  readonly #nodeId: string | null;
-  readonly #drains: DrainWatch;
+  readonly #drains: Drains;
 
   constructor(options: GorbOptions) {
     this.#driver = options.driver;
@@ -208,26 +207,8 @@ export class Gorb {
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
     });
-    this.#now = options.now ?? Date.now;
-    this.#nodeId = options.nodeId ?? null;
-    this.#queries = new Queries({
-      desired: this.#desired,
-      writer: this.#writer,
-      checks: this.#checks,
-      driver: this.#driver,
-      log: this.#log,
-      now: this.#now,
-    });
-    this.#drains = new DrainWatch({
-      targets: () => drainTargets(this.#desired),
-      read: (key) => this.#driver.listDestinations(key),
-      finish: (target, decision, conns) => this.#finishDrain(target, decision, conns),
-      progress: (target, conns) => this.#events.publish("backend.drain", drainEvent(target.service, target.backend, target.drain, "progress", conns)),
-      now: this.#now,
-      node: this.#nodeId,
-      pollMs: options.drainPollMs ?? 1000,
-      log: this.#log,
-    });
+    const now = options.now ?? Date.now;
+    this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
     this.#tx = new Transactions({
       desired: this.#desired,
       writer: this.#writer,
@@ -236,6 +217,9 @@ export class Gorb {
       events: this.#events,
       log: this.#log,
     });
+    const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
+    const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
+    this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
     this.#queue = new WorkQueue<Job>(
       (job) => this.#runOne(job),
       (jobs) => {
@@ -405,62 +389,14 @@ export class Gorb {
   async drainBackend(serviceId: string, backendId: string, body: unknown): Promise<DrainView> {
     checkId("service", serviceId);
     checkId("backend", backendId);
-    const request = drainRequestOf(drainFields(body));
-    const drain = await this.#mutation(async (tx) => {
-      const service = this.#queries.service(serviceId);
-      const backend = this.#queries.backend(service, backendId);
-      const started = startDrain(request, this.#now(), this.#nodeId);
-      this.#edits.setDrain(tx, service, backend, started, () => {
-        this.#log.info(
-          `draining backend ${q(backendId)} of service ${q(serviceId)} until ${new Date(started.deadline).toISOString()}, then ${started.then}`,
-        );
-        this.#events.publish("backend.drain", drainEvent(serviceId, backendId, started, "started", null));
-      });
-      await this.#tx.write(tx);
-      return started;
-    });
-    this.#drains.kick();
-    return drainView(drain, this.#now());
+    return this.#drains.start(serviceId, backendId, drainRequestOf(drainFields(body)));
   }
 
   /** DELETE /service/:service/:backend/drain — cancel a drain (or end a held one): the weight comes back. */
   async undrainBackend(serviceId: string, backendId: string): Promise<void> {
     checkId("service", serviceId);
     checkId("backend", backendId);
-    return this.#mutation(async (tx) => {
-      const service = this.#queries.service(serviceId);
-      const backend = this.#queries.backend(service, backendId);
-      const drain = backend.drain;
-      if (drain === null) return;
-      this.#edits.setDrain(tx, service, backend, null, () => {
-        this.#log.info(`backend ${q(backendId)} of service ${q(serviceId)}: drain cancelled`);
-        this.#events.publish("backend.drain", drainEvent(serviceId, backendId, drain, "cancelled", null));
-      });
-      await this.#tx.write(tx);
-    });
-  }
-
-  /** End a drain the watcher found drained or timed out, if it is still the same drain. */
-  #finishDrain(target: DrainTarget, decision: "drained" | "timeout", conns: ConnCounts | null): Promise<void> {
-    return this.#mutation(async (tx) => {
-      const service = this.#desired.service(target.service);
-      const backend = service?.backends.get(target.backend);
-      if (service === undefined || backend === undefined || backend.drain === null || !sameDrain(backend.drain, target.drain)) return;
-      const drain = backend.drain;
-      const publish = () => {
-        const left = conns === null ? "" : ` (${conns.active} active, ${conns.inactive} inactive connection(s) left)`;
-        const how = decision === "drained" ? "drained" : `reached its drain deadline${left}`;
-        this.#log.info(`backend ${q(target.backend)} of service ${q(target.service)} ${how}; ${drain.then === "remove" ? "removing it" : "keeping it at weight 0"}`);
-        this.#events.publish("backend.drain", drainEvent(target.service, target.backend, drain, decision, conns));
-      };
-      if (drain.then === "remove") {
-        tx.after(publish);
-        this.#edits.deleteBackend(tx, service, backend);
-      } else {
-        this.#edits.setDrain(tx, service, backend, { ...drain, phase: "drained" }, publish);
-      }
-      await this.#tx.write(tx);
-    });
+    return this.#drains.cancel(serviceId, backendId);
   }
 
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------
