@@ -5,6 +5,8 @@
  *   GET    /service/:service           options, health, backends, stats
  *   PUT    /service/:service/:backend  create          PATCH  update in place     DELETE  remove
  *   GET    /service/:service/:backend  options, metrics, effective weight, stats
+ *   POST   /service/:service/:backend/drain   drain {"timeout": "5m", "then": "remove"|"keep"}; answers the drain
+ *   DELETE /service/:service/:backend/drain   cancel a drain (or end a held one)
  *   POST   /apply                      make the file-owned services match a declarative set {"services": {...}};
  *                                      ?dry_run=true only plans; answers the changes (ApplyReport)
  *   POST   /reconcile                  repair drift of the kernel table now; answers the repairs
@@ -27,12 +29,14 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import { readServices } from "../config/services.ts";
-import { canonicalBackendBody, canonicalServiceBody, type BodyMode } from "../contract/check.ts";
+import { canonicalBackendBody, canonicalDrainBody, canonicalServiceBody, type BodyMode } from "../contract/check.ts";
 import {
   ApplyReportView,
   BackendBody,
   BackendInfo,
   BackendPatchBody,
+  DrainBody,
+  DrainView,
   ErrorBody,
   NAMED_SCHEMAS,
   ReconcileReportView,
@@ -69,6 +73,8 @@ export type GorbApi = Pick<
   | "updateBackend"
   | "deleteBackend"
   | "getBackend"
+  | "drainBackend"
+  | "undrainBackend"
   | "apply"
   | "reconcile"
   | "reconcileCounters"
@@ -102,6 +108,8 @@ export interface AppOptions {
   readonly bgp?: BgpSource;
   /** The fleet (--store etcd://): GET /cluster and X-Gorb-Revision (./cluster.ts); without it, no such route. */
   readonly cluster?: ClusterApi;
+  /** The IPVS sysctls read at start (src/daemon/ipvs-sysctls.ts), shown in /metrics as gorb_ipvs_sysctl. */
+  readonly sysctls?: Readonly<Record<string, number | null>>;
 }
 
 /** Default largest POST /apply body. */
@@ -163,6 +171,7 @@ export function createApp(options: AppOptions) {
     canonicalServiceBody(await readJsonObject(request, limit), mode);
   const backendBody = (mode: BodyMode) => async ({ request }: { request: Request }) =>
     canonicalBackendBody(await readJsonObject(request, limit), mode);
+  const drainBody = async ({ request }: { request: Request }) => canonicalDrainBody(await readJsonObject(request, limit));
   // An empty apply body is refused (as {"services": {}} would delete every file-owned service, it must be said).
   const applyBody = async ({ request }: { request: Request }) => {
     const body = await readJsonBody(request, applyLimit);
@@ -276,6 +285,27 @@ export function createApp(options: AppOptions) {
       { response: { 200: BackendInfo, ...ERRORS }, detail: { summary: "A backend: options, health metrics, live weight, stats" } },
     )
     .post(
+      "/service/:service/:backend/drain",
+      async ({ params, body }) =>
+        jsonResponse(await gorb.drainBackend(param(params.service, "service"), param(params.backend, "backend"), body)),
+      {
+        parse: jsonParse(drainBody),
+        body: DrainBody,
+        response: { 200: DrainView, ...ERRORS },
+        detail: {
+          summary: "Drain a backend: weight 0 now; once its connections end (or at the deadline) remove it or keep it at weight 0",
+        },
+      },
+    )
+    .delete(
+      "/service/:service/:backend/drain",
+      async ({ params }) => {
+        await gorb.undrainBackend(param(params.service, "service"), param(params.backend, "backend"));
+        return emptyOk();
+      },
+      { parse: "none", detail: { summary: "Cancel a backend's drain (or end a held one): its weight comes back", responses: EMPTY_OK_RESPONSES } },
+    )
+    .post(
       "/apply",
       async ({ query, body, request, server }) => {
         // A large set can take longer than the server's idle timeout (Elysia: 30 s): keep this connection open
@@ -304,7 +334,7 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status()), cluster), {
+        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status(), options.sysctls), cluster), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
       { response: { 200: t.String({ description: "Prometheus text format" }), ...ERRORS }, detail: { summary: "Prometheus metrics" } },

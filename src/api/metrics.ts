@@ -141,6 +141,24 @@ const BACKEND_FAMILIES: readonly FamilySpec<Backend>[] = [
     type: "gauge",
     value: (b) => b.persistent_conns,
   },
+  {
+    name: "gorb_service_backend_maintenance",
+    help: "1 while the backend is in maintenance (weight 0 whatever its health), else 0.",
+    type: "gauge",
+    value: (b) => (b.options.maintenance === true ? 1 : 0),
+  },
+  {
+    name: "gorb_service_backend_draining",
+    help: "1 while a drain waits for the backend's connections to end, 2 once drained and held at weight 0, else 0.",
+    type: "gauge",
+    value: (b) => (b.drain === undefined || b.drain === null ? 0 : b.drain.state === "draining" ? 1 : 2),
+  },
+  {
+    name: "gorb_service_backend_drain_seconds_left",
+    help: "Seconds until the deadline of the backend's drain (absent without a drain).",
+    type: "gauge",
+    value: (b) => (b.drain === undefined || b.drain === null ? null : b.drain.seconds_left),
+  },
 ];
 
 const SERVICE_STATS: readonly FamilySpec<ServiceDetail>[] = STATS.map((s) => ({
@@ -165,7 +183,12 @@ const LINES_PER_CHUNK = 2000;
  * HELP and TYPE lines and every sample. The route streams these chunks and lets the event loop run between
  * them, so a scrape of 10,000 backends never holds the loop for the whole render.
  */
-export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: ReconcileCounters, bgp?: BgpStatus): Generator<string> {
+export function* metricsChunks(
+  services: readonly ServiceDetail[],
+  reconcile?: ReconcileCounters,
+  bgp?: BgpStatus,
+  sysctls?: Readonly<Record<string, number | null>>,
+): Generator<string> {
   const serviceRows: ServiceRow[] = [];
   const backendRows: BackendRow[] = [];
   for (const service of services) {
@@ -212,6 +235,11 @@ export function* metricsChunks(services: readonly ServiceDetail[], reconcile?: R
     yield* family<Vip>({ name: "gorb_bgp_vip_confirmed", help: "1 while BIRD has the VIP's route (read back with show route), else 0.", type: "gauge", value: (v) => (v.confirmed ? 1 : 0) }, vips);
     lines.push("# HELP gorb_bgp_speaker_up 1 while BIRD's control socket answers, else 0.", "# TYPE gorb_bgp_speaker_up gauge", `gorb_bgp_speaker_up ${bgp.speaker.reachable ? 1 : 0}`);
   }
+  if (sysctls !== undefined) {
+    const name = "gorb_ipvs_sysctl";
+    lines.push(`# HELP ${name} IPVS sysctls of gorb's network namespace (net.ipv4.vs.NAME), as read at start.`, `# TYPE ${name} gauge`);
+    for (const [key, value] of Object.entries(sysctls)) if (value !== null) lines.push(`${name}${labelText({ name: key })} ${formatValue(value)}`);
+  }
   if (lines.length > 0) yield `${lines.join("\n")}\n`;
 }
 
@@ -226,8 +254,13 @@ export function renderMetrics(services: readonly ServiceDetail[], reconcile?: Re
  * The /metrics body as a stream: one chunk per pull, so the event loop serves other requests (and health
  * checks) between chunks of a large scrape.
  */
-export function metricsStream(services: readonly ServiceDetail[], reconcile?: ReconcileCounters, bgp?: BgpStatus): ReadableStream<Uint8Array> {
-  const chunks = metricsChunks(services, reconcile, bgp);
+export function metricsStream(
+  services: readonly ServiceDetail[],
+  reconcile?: ReconcileCounters,
+  bgp?: BgpStatus,
+  sysctls?: Readonly<Record<string, number | null>>,
+): ReadableStream<Uint8Array> {
+  const chunks = metricsChunks(services, reconcile, bgp, sysctls);
   const encoder = new TextEncoder();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -272,7 +272,7 @@ export async function destinationConfigFrom(
   const service = normalizeService(keyBody(key));
   const spec = normalizeBackendFields(fields, service);
   const address = await resolveBackendAddress(spec, key, noDns);
-  return toDestinationConfig(spec, address, key, spec.weight);
+  return toDestinationConfig(spec, address, key, spec.maintenance ? 0 : spec.weight); // maintenance: weight 0, as the daemon
 }
 
 function statsJson(s: Stats) {

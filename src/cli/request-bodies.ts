@@ -45,5 +45,6 @@ export function backendBody(args: RawArgs): Record<string, unknown> {
     tunnel_checksum: stringArg(args, "tunnel-checksum"),
     upper_threshold: intArg(args, "upper-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
     lower_threshold: intArg(args, "lower-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
+    maintenance: boolArg(args, "maintenance"),
   });
 }

@@ -26,6 +26,16 @@ function forwardText(o: BackendOptions): string {
   return o.tunnel_type === "gue" ? `gue:${o.tunnel_port}` : o.tunnel_type;
 }
 
+/** What holds a backend at weight 0 besides health, for the state column: " maint", " draining 42s>remove", " drained". */
+function overrideText(b: BackendInfo): string {
+  let text = b.options.maintenance === true ? " maint" : "";
+  const drain = b.drain;
+  if (drain !== undefined && drain !== null) {
+    text += drain.state === "drained" ? " drained" : ` draining ${drain.seconds_left}s>${drain.then}`;
+  }
+  return text;
+}
+
 /** The status line of one backend from its GET answer. */
 export function statusBackend(id: string, b: BackendInfo): StatusBackend {
   return {
@@ -35,7 +45,7 @@ export function statusBackend(id: string, b: BackendInfo): StatusBackend {
     weight: b.options.weight,
     live: b.effective_weight,
     health: b.metrics.state === "unknown" ? null : b.metrics.health,
-    state: b.metrics.state,
+    state: b.metrics.state + overrideText(b),
     active: b.active_conns,
     inactive: b.inactive_conns,
     stats: b.stats,
@@ -118,6 +128,16 @@ export function backendSummary(service: string, id: string, b: BackendInfo): str
       (m.state === "up" ? `, up ${m.uptime}s` : "") +
       (m.message !== "" ? ` (${m.message})` : ""),
   ]);
+  if (o.maintenance === true) pairs.push(["maintenance", "on: weight 0 whatever the health checks say"]);
+  if (b.drain !== undefined && b.drain !== null) {
+    const d = b.drain;
+    pairs.push([
+      "drain",
+      d.state === "drained"
+        ? `drained since the drain ended; held at weight 0 (started ${d.started})`
+        : `draining since ${d.started}, deadline ${d.deadline} (${d.seconds_left}s left), then ${d.then}`,
+    ]);
+  }
   if (b.active_conns !== null) {
     pairs.push(["connections", `${b.active_conns} active, ${b.inactive_conns ?? 0} inactive, ${b.persistent_conns ?? 0} persistent`]);
   }

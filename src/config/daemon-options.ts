@@ -87,6 +87,8 @@ export interface DaemonOptions {
   readonly ui: boolean;
   /** Announce healthy VIPs over BGP through BIRD (--bgp-bird-socket); null: no BGP. */
   readonly bgp: BgpOptions | null;
+  /** Set net.ipv4.vs.expire_nodest_conn=1 and expire_quiescent_template=1 at start (false: --no-ipvs-sysctls). */
+  readonly ipvsSysctls: boolean;
 }
 
 /** The BGP announcer's settings (src/bgp/). */
@@ -159,6 +161,8 @@ export interface DaemonFlags {
   readonly etcdKey?: string | undefined;
   readonly etcdUser?: string | undefined;
   readonly etcdPasswordFile?: string | undefined;
+  /** false for --no-ipvs-sysctls. */
+  readonly ipvsSysctls?: boolean | undefined;
 }
 
 /**
@@ -519,5 +523,6 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     declared: null,
     ui: flags.ui ?? true,
     bgp: bgp(flags),
+    ipvsSysctls: flags.ipvsSysctls ?? true,
   };
 }

@@ -15,7 +15,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
 import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType } from "../health/options.ts";
-import { BACKEND_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
 
 /** A problem with one field: the dotted path of the field and what is wrong with it. */
 export interface ContractProblem {
@@ -114,6 +114,11 @@ export function canonicalServiceBody(raw: unknown, mode: BodyMode = "put"): unkn
 /** A backend body in canonical form. */
 export function canonicalBackendBody(raw: unknown, mode: BodyMode = "put"): unknown {
   return canonicalBody(raw, BACKEND_FIELD_DEFS, mode);
+}
+
+/** A drain body (POST /service/:service/:backend/drain) in canonical form. */
+export function canonicalDrainBody(raw: unknown): unknown {
+  return canonicalBody(raw, DRAIN_FIELD_DEFS, "put");
 }
 
 /** The members of a union schema, without the null a PATCH schema adds. */

@@ -156,6 +156,13 @@ export const SERVICE_FIELD_DEFS = {
     default: DEFAULTS.announceMinHealthy,
     description: "BGP: backends that must be up with weight > 0 for this node to announce the VIP (0 = never announce)",
   },
+  hash_fallback: {
+    ...bool,
+    default: true,
+    description:
+      "sh and mh only: also set the fallback flag (sh-fallback / mh-fallback) in IPVS, so new flows hashed to a backend at " +
+      "weight 0 (drained, in maintenance, down) go to another backend instead of being dropped; false: only the flags given",
+  },
 
 } as const satisfies Record<string, FieldDef>;
 
@@ -180,6 +187,11 @@ export const BACKEND_FIELD_DEFS = {
   upper_threshold: { ...int(LIMITS.threshold), default: 0, description: "connection threshold (0 = none)" },
   lower_threshold: { ...int(LIMITS.threshold), default: 0, description: "must not exceed upper_threshold" },
   pulse: { kind: "pulse", description: `health check; default {"type": "${DEFAULTS.pulseType}", "interval": "${DEFAULTS.pulseInterval}"}` },
+  maintenance: {
+    ...bool,
+    default: false,
+    description: "operator override: effective weight 0 while true, whatever the health checks say (they keep running)",
+  },
 } as const satisfies Record<string, FieldDef>;
 
 export type ServiceFieldName = keyof typeof SERVICE_FIELD_DEFS;
@@ -201,3 +213,30 @@ export const BACKEND_IDENTITY_FIELDS = ["host", "port"] as const;
 /** The pulse fields (keys matched case-insensitively, as the rest of a body). */
 export const PULSE_FIELDS = ["type", "interval", "args"] as const;
 export { PULSE_TYPES };
+
+/** Drains (POST /service/:service/:backend/drain): what happens when the drain ends. */
+export const DRAIN_THEN = ["remove", "keep"] as const;
+export type DrainThen = (typeof DRAIN_THEN)[number];
+
+/** Drain defaults and limits. */
+export const DRAIN = {
+  /** How long a drain waits for the backend's connections to end before it ends anyway. */
+  timeout: "5m",
+  /** remove: the backend is deleted when the drain ends; keep: it stays at weight 0 until undrained. */
+  then: "remove",
+  /** The longest drain accepted (7 days), in ms; 0s is accepted (end at once). */
+  maxTimeoutMs: 7 * 24 * 3600 * 1000,
+  /** Longest timeout text. */
+  timeoutLength: 32,
+} as const satisfies { then: DrainThen; [k: string]: unknown };
+
+/** The fields of POST /service/:service/:backend/drain. */
+export const DRAIN_FIELD_DEFS = {
+  timeout: {
+    kind: "string",
+    maxLength: DRAIN.timeoutLength,
+    description: "how long to wait for the backend's connections to end: 30s, 5m, 2h (0s: do not wait; at most 7 days)",
+    default: DRAIN.timeout,
+  },
+  then: { ...oneOf(DRAIN_THEN), default: DRAIN.then, description: "when the drain ends: remove the backend, or keep it at weight 0" },
+} as const satisfies Record<string, FieldDef>;

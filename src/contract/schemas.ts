@@ -10,7 +10,7 @@
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
-import { BACKEND_FIELD_DEFS, MAX_LENGTH, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, DRAIN_THEN, MAX_LENGTH, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
 
 /** Every args key any pulse type reads. */
 const PULSE_ARG_NAMES = [...new Set(Object.values(PULSE_ARG_KEYS).flat())];
@@ -151,6 +151,7 @@ const ServiceOptionsView = Type.Object({
   one_packet: Type.Boolean(),
   panic_threshold: Type.Integer(),
   announce_min_healthy: Type.Integer(),
+  hash_fallback: Type.Boolean(),
   address: ADDRESS,
 });
 
@@ -180,6 +181,7 @@ const BackendOptionsView = Type.Object({
   tunnel_port: Type.Integer(),
   tunnel_checksum: Type.String(),
   address: ADDRESS,
+  maintenance: Type.Boolean({ description: "operator override: effective weight 0 while true" }),
 });
 
 /** `metrics` of a backend. */
@@ -192,6 +194,24 @@ const BackendMetricsView = Type.Object({
   message: Type.String(),
 });
 
+/** Body of POST /service/:service/:backend/drain. */
+export const DrainBody = bodySchema(DRAIN_FIELD_DEFS, false, `Drain a backend: weight 0 now, then wait for its connections to end. ${CASE}`);
+
+/** A drain as GET and POST .../drain show it. */
+export const DrainView = Type.Object(
+  {
+    state: Type.Union([Type.Literal("draining"), Type.Literal("drained")], {
+      description: "draining: waiting for connections to end; drained: ended with then=keep, held at weight 0",
+    }),
+    started: Type.String({ description: "ISO 8601" }),
+    deadline: Type.String({ description: "ISO 8601: the drain ends then even if connections remain" }),
+    then: Type.Union(DRAIN_THEN.map((v) => Type.Literal(v))),
+    seconds_left: Type.Integer({ description: "until the deadline; 0 once passed or drained" }),
+    node: Type.Union([Type.String(), Type.Null()], { description: "the fleet node that started it (it decides the end); null on one node" }),
+  },
+  { description: "a drain in progress or held" },
+);
+
 /** GET /service/:service/:backend. */
 export const BackendInfo = Type.Object({
   options: BackendOptionsView,
@@ -201,6 +221,7 @@ export const BackendInfo = Type.Object({
   active_conns: Type.Union([Type.Integer(), Type.Null()]),
   inactive_conns: Type.Union([Type.Integer(), Type.Null()]),
   persistent_conns: Type.Union([Type.Integer(), Type.Null()]),
+  drain: Type.Optional(Type.Union([DrainView, Type.Null()])),
 });
 
 /** GET /service: ids, or with ?detail=true every service with its backends. */
@@ -245,4 +266,6 @@ export const NAMED_SCHEMAS = {
   ServiceInfo,
   BackendInfo,
   ErrorBody,
+  DrainBody,
+  DrainView,
 } as const;

@@ -58,7 +58,14 @@ export class ChangeTracker {
         const backend = service.backends.get(id);
         if (backend === undefined) deleteBackends.push({ service: serviceId, id });
         else {
-          putBackends.push({ service: serviceId, id, source: backend.source, fields: fieldsToJson(backend.fields), address: backend.address });
+          putBackends.push({
+            service: serviceId,
+            id,
+            source: backend.source,
+            fields: fieldsToJson(backend.fields),
+            address: backend.address,
+            ...(backend.drain !== null ? { drain: backend.drain } : {}),
+          });
         }
       }
     }

@@ -10,6 +10,7 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import type { WeightState } from "../health/weight.ts";
 import type { Fields } from "./fields.ts";
+import { overrideWeight, type DrainState } from "./drain.ts";
 import type { BackendHealth } from "./health.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import type { WantedBackend, WantedService } from "./reconcile.ts";
@@ -27,8 +28,10 @@ export interface BackendRecord {
   spec: BackendSpec;
   readonly address: ResolvedAddress;
   health: BackendHealth;
-  /** The weight policy's memory: its `effective` is the desired effective weight. */
+  /** The weight policy's memory: its `effective` is the weight health earned (before the overrides). */
   weight: WeightState;
+  /** A drain in progress or held (./drain.ts); null when none. Kept with the desired state. */
+  drain: DrainState | null;
 }
 
 /** A service gorb manages. */
@@ -53,9 +56,14 @@ export function destinationKeyOfBackend(backend: Pick<BackendRecord, "address" |
   return { family: backend.address.family, address: backend.address.address, port: backend.spec.port };
 }
 
+/** The weight a backend must have in the kernel: health's, or 0 under maintenance or a drain. */
+function desiredWeight(backend: Pick<BackendRecord, "spec" | "drain" | "weight">): number {
+  return overrideWeight(backend.spec, backend.drain, backend.weight.effective);
+}
+
 /** The destination a backend must have in the kernel: its spec at its desired effective weight. */
 export function desiredDestination(service: ServiceRecord, backend: BackendRecord): DestinationConfig {
-  return toDestinationConfig(backend.spec, backend.address, service.config.key, backend.weight.effective);
+  return toDestinationConfig(backend.spec, backend.address, service.config.key, desiredWeight(backend));
 }
 
 /** The desired state; see the module comment. */

@@ -15,6 +15,7 @@ import { isFwmarkKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
 import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { ConflictError, LimitError, ValidationError } from "./errors.ts";
+import { overrideWeight, type DrainState } from "./drain.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
@@ -166,12 +167,12 @@ export class Edits {
     const key = service.config.key;
     const address = await resolveBackendAddress(spec, key, resolver);
     const weight = initialWeightState(spec.weight);
-    const dest = toDestinationConfig(spec, address, key, weight.effective);
+    const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));
     const other = desired.backendIdByDest(service, dest);
     if (other !== undefined) {
       throw new ConflictError(`backend ${q(other)} of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
-    const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight };
+    const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight, drain: null };
     this.#adoptKept(tx, service, destinationKeyId(dest));
     desired.addBackend(service, backend);
     tx.undo(() => desired.removeBackend(service, id));
@@ -211,8 +212,13 @@ export class Edits {
     tx.undo(() => Object.assign(backend, before));
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
+    const maintenance = spec.maintenance !== before.spec.maintenance;
     tx.after(() => {
       if (pulseChanged) this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
+      if (maintenance) {
+        this.#p.log.info(`backend ${q(backend.id)} of service ${q(service.id)}: maintenance ${spec.maintenance ? "on" : "off"}`);
+        this.#p.events.publish("backend.maintenance", { service: service.id, backend: backend.id, on: spec.maintenance });
+      }
       this.#p.log.debug(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
       this.#p.events.publish("backend.changed", { service: service.id, backend: backend.id });
     });
@@ -229,6 +235,21 @@ export class Edits {
       this.#p.log.debug(`deleted backend ${q(backend.id)} of service ${q(service.id)}`);
       this.#p.events.publish("backend.deleted", { service: service.id, backend: backend.id });
     });
+  }
+
+  /**
+   * Start, change, end or cancel a backend's drain (null: none). The weight override follows from it
+   * (./drain.ts); `event` is published once the change is committed.
+   */
+  setDrain(tx: Tx, service: ServiceRecord, backend: BackendRecord, drain: DrainState | null, event: (() => void) | null): void {
+    const before = backend.drain;
+    backend.drain = drain;
+    tx.undo(() => {
+      backend.drain = before;
+    });
+    tx.touch(service.id, backend.id);
+    tx.target({ service: service.id, key: service.config.key, backends: [{ id: backend.id, key: destinationKeyOfBackend(backend) }] });
+    if (event !== null) tx.after(event);
   }
 
   /** Give a service (backend null) or one backend to a new owner. */

@@ -69,6 +69,23 @@ export interface EventPayloads {
   "bgp.withdrawn": { readonly vip: string; readonly prefix: string; readonly reason: "unhealthy" | "deleted" | "shutdown" };
   /** The follower missed events that are no longer kept: read the whole state again. */
   resync: { readonly reason: string };
+  /** A backend's maintenance override was turned on or off (its weight events come separately). */
+  "backend.maintenance": { readonly service: string; readonly backend: string; readonly on: boolean };
+  /**
+   * A backend's drain: `started` (weight 0 now), `progress` (its connection counts changed), `drained` (no
+   * connection left, or a UDP service), `timeout` (the deadline passed with connections left), `cancelled`
+   * (undrained). After drained or timeout the backend is removed (then "remove") or held at weight 0 ("keep").
+   * `active` and `inactive` are the kernel's counts (null when unknown); times are ISO 8601.
+   */
+  "backend.drain": {
+    readonly service: string;
+    readonly backend: string;
+    readonly phase: "started" | "progress" | "drained" | "timeout" | "cancelled";
+    readonly then: "remove" | "keep";
+    readonly deadline: string;
+    readonly active: number | null;
+    readonly inactive: number | null;
+  };
 }
 
 export type EventType = keyof EventPayloads;
@@ -88,6 +105,8 @@ export const EVENT_TYPES = [
   "bgp.announced",
   "bgp.withdrawn",
   "resync",
+  "backend.maintenance",
+  "backend.drain",
 ] as const satisfies readonly EventType[];
 
 /** One published event. */

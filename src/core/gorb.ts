@@ -10,6 +10,7 @@
  *   durable state   ./changes.ts         rows changed -> one store commit per group of requests
  *   reads           ./queries.ts         what GET returns
  *   restore, apply  ./restore.ts, ./plan.ts, ./apply.ts
+ *   drains          ./drains.ts          drains with a deadline; maintenance and drains override health (./drain.ts)
  *
  * Rules it keeps:
  *   - Every change runs under the lock, in call order. Requests queued together run as one group and share
@@ -39,6 +40,9 @@ import { DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
+import { drainFields } from "./drain-targets.ts";
+import { drainRequestOf, type DrainView } from "./drain.ts";
+import { Drains } from "./drains.ts";
 import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
 import { applyHealthUpdates } from "./health-weights.ts";
 import { checkId } from "./ids.ts";
@@ -90,6 +94,12 @@ export interface GorbOptions {
   readonly store?: StateStore;
   /** Where changes are published. @default a private bus */
   readonly events?: EventBus;
+  /** This node's name in a fleet (--store etcd://): drains record who started them. @default null (one node) */
+  readonly nodeId?: string | null;
+  /** Milliseconds between two reads of draining backends' connection counts. @default 1000 */
+  readonly drainPollMs?: number;
+  /** The wall clock (epoch ms) drains are timed with. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** What adopt() found or did at start-up. */
@@ -170,6 +180,7 @@ export class Gorb {
   #healthQueued = false;
   #closed = false;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
+  readonly #drains: Drains;
 
   constructor(options: GorbOptions) {
     this.#driver = options.driver;
@@ -196,7 +207,8 @@ export class Gorb {
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
     });
-    this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
+    const now = options.now ?? Date.now;
+    this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
     this.#tx = new Transactions({
       desired: this.#desired,
       writer: this.#writer,
@@ -205,6 +217,9 @@ export class Gorb {
       events: this.#events,
       log: this.#log,
     });
+    const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
+    const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
+    this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
     this.#queue = new WorkQueue<Job>(
       (job) => this.#runOne(job),
       (jobs) => {
@@ -254,6 +269,7 @@ export class Gorb {
     await this.#exclusive(async () => {
       this.#closed = true;
     }, false);
+    this.#drains.stop();
     this.#checks.stop();
     await this.#discovery.close();
   }
@@ -363,6 +379,26 @@ export class Gorb {
     return this.#queries.getBackend(serviceId, backendId);
   }
 
+  // ---- drains ---------------------------------------------------------------------------------------------
+
+  /**
+   * POST /service/:service/:backend/drain — weight 0 at once (whatever health says), then wait for the
+   * backend's connections to end or the deadline (./drain.ts); then remove it or hold it at 0. A drain of a
+   * backend already draining replaces it (a new deadline). Answers the drain as GET shows it.
+   */
+  async drainBackend(serviceId: string, backendId: string, body: unknown): Promise<DrainView> {
+    checkId("service", serviceId);
+    checkId("backend", backendId);
+    return this.#drains.start(serviceId, backendId, drainRequestOf(drainFields(body)));
+  }
+
+  /** DELETE /service/:service/:backend/drain — cancel a drain (or end a held one): the weight comes back. */
+  async undrainBackend(serviceId: string, backendId: string): Promise<void> {
+    checkId("service", serviceId);
+    checkId("backend", backendId);
+    return this.#drains.cancel(serviceId, backendId);
+  }
+
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------
 
   /**
@@ -421,6 +457,7 @@ export class Gorb {
         `restored ${this.#desired.size} service(s) and ${backends} backend(s) from ${this.#store?.location ?? "the saved state"}` +
           (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
       );
+      this.#drains.kick(); // drains saved before the restart carry on, against their saved deadline
       return { services: this.#desired.size, backends: loaded.backends, dropped: loaded.dropped.map((d) => `${d.what}: ${d.why}`), repairs, unknown };
     });
   }
@@ -484,6 +521,7 @@ export class Gorb {
         changed++;
       }
       onApplied?.();
+      if (changed > 0) this.#drains.kick(); // another node may have started a drain
       return changed;
     }, false);
   }

@@ -41,6 +41,8 @@ export interface ServiceSpec {
   readonly panicThreshold: number;
   /** BGP: backends that must be up with weight > 0 for this node to announce the VIP; 0 = never announce. */
   readonly announceMinHealthy: number;
+  /** sh/mh: also set the scheduler's fallback flag in IPVS (a weight-0 backend's flows go elsewhere). */
+  readonly hashFallback: boolean;
 }
 
 /** Tunnel options of a tunnel backend. */
@@ -64,6 +66,8 @@ export interface BackendSpec {
   /** Tunnel options; non-null exactly when method is "tunnel" or "ipip". */
   readonly tunnel: TunnelSpec | null;
   readonly pulse: PulseSpec;
+  /** Operator override: effective weight 0 while true, whatever health says. */
+  readonly maintenance: boolean;
 }
 
 /** `options` of GET /service/:service: the GORB fields first, in GORB's order, then gorb's own. */
@@ -82,6 +86,7 @@ export interface ServiceOptionsView {
   one_packet: boolean;
   panic_threshold: number;
   announce_min_healthy: number;
+  hash_fallback: boolean;
   /** The address the service is bound to (the resolved host); "" for fwmark services. */
   address: string;
 }
@@ -101,4 +106,5 @@ export interface BackendOptionsView {
   tunnel_checksum: string;
   /** The resolved address of the backend. */
   address: string;
+  maintenance: boolean;
 }

@@ -175,6 +175,7 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
   }
   const panicThreshold = intField(fields, "panic_threshold", DEFAULTS.panicThreshold);
   const announceMinHealthy = intField(fields, "announce_min_healthy", DEFAULTS.announceMinHealthy);
+  const hashFallback = boolField(fields, "hash_fallback", true);
   return {
     host,
     port,
@@ -190,6 +191,7 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
     onePacket,
     panicThreshold,
     announceMinHealthy,
+    hashFallback,
   };
 }
 
@@ -249,7 +251,8 @@ export function normalizeBackendFields(input: Fields, service: ServiceSpec): Bac
     );
   }
   const pulse = normalizePulse(fields.get("pulse"));
-  return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse };
+  const maintenance = boolField(fields, "maintenance", false);
+  return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse, maintenance };
 }
 
 /** A BackendSpec from a GORB backend body (PUT /service/:service/:backend). */

@@ -6,6 +6,7 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { Destination } from "../ipvs/types.ts";
 import { desiredDestination, destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { drainView } from "./drain.ts";
 import { NotFoundError } from "./errors.ts";
 import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
@@ -34,7 +35,10 @@ export class Queries {
   readonly #driver: IpvsDriver;
   readonly #log: Logger;
 
-  constructor(parts: { desired: DesiredState; writer: KernelWriter; checks: HealthChecks; driver: IpvsDriver; log: Logger }) {
+  readonly #now: () => number;
+
+  constructor(parts: { desired: DesiredState; writer: KernelWriter; checks: HealthChecks; driver: IpvsDriver; log: Logger; now?: () => number }) {
+    this.#now = parts.now ?? Date.now;
     this.#desired = parts.desired;
     this.#writer = parts.writer;
     this.#checks = parts.checks;
@@ -138,6 +142,7 @@ export class Queries {
       metrics: metricsView(this.#liveHealth(backend)),
       effective_weight: this.effectiveWeight(service, backend),
       ...destinationCounters(dest),
+      drain: backend.drain === null ? null : drainView(backend.drain, this.#now()),
     };
   }
 }

@@ -11,6 +11,7 @@
 import { serviceKeyId } from "./keys.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import type { DesiredState, ServiceRecord } from "./desired-state.ts";
+import { sameDrain } from "./drain.ts";
 import type { Edits } from "./edits.ts";
 import { fieldsToJson, type SavedBackend, type SavedService } from "./state.ts";
 import type { Fields } from "./fields.ts";
@@ -99,6 +100,14 @@ export async function syncService(
       edits.setSource(tx, record, backend, want.source);
       changed = true;
     }
+  }
+  for (const want of backends) {
+    // Drains are desired state too: every node holds the weight at 0 (./drain.ts says who ends one).
+    const backend = record.backends.get(want.id);
+    const drain = want.drain ?? null;
+    if (backend === undefined || sameDrain(backend.drain, drain)) continue;
+    edits.setDrain(tx, record, backend, drain, null);
+    changed = true;
   }
   return changed;
 }

@@ -106,6 +106,9 @@ export function serviceFlagsOf(spec: ServiceSpec): ServiceFlags {
   if (spec.flags !== "") {
     for (const name of spec.flags.split("|")) bits[SCHED_FLAG_NAMES[name as SchedFlagName]] = true;
   }
+  // sh and mh keep a weight-0 destination in their hash table: without the fallback flag, new flows hashed to
+  // a drained (or down, or in maintenance) backend are dropped. gorb sets it unless hash_fallback is false.
+  if (spec.hashFallback && (spec.method === "sh" || spec.method === "mh")) bits.sched1 = true;
   return { persistent: spec.persistent, onePacket: spec.onePacket, ...bits };
 }
 

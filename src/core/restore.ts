@@ -13,6 +13,7 @@ import { ConflictError, GorbError } from "./errors.ts";
 import type { ChangeTracker } from "./changes.ts";
 import type { BackendSpec } from "./model.ts";
 import type { Fields } from "./fields.ts";
+import { overrideWeight } from "./drain.ts";
 import { UNKNOWN_HEALTH } from "./health.ts";
 import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { checkId } from "./ids.ts";
@@ -85,8 +86,12 @@ export async function loadSavedState(
         const spec = normalizeBackendFields(fields, record.spec);
         const destId = destinationKeyId({ ...b.address, port: spec.port });
         const found = dests?.get(destId);
-        const weight = restoredWeight(spec.weight, spec.pulse.type, found?.weight ?? null);
-        const dest = toDestinationConfig(spec, b.address, record.config.key, weight.effective);
+        const drain = b.drain ?? null;
+        // Under maintenance or a drain the kernel's 0 is the override's, not health's: health starts from the
+        // configured weight (as for a new backend), so an undrain gives it back once the override ends.
+        const overridden = spec.maintenance || drain !== null;
+        const weight = restoredWeight(spec.weight, spec.pulse.type, overridden ? null : (found?.weight ?? null));
+        const dest = toDestinationConfig(spec, b.address, record.config.key, overrideWeight(spec, drain, weight.effective));
         const other = record.byDest.get(destId);
         if (other !== undefined) throw new ConflictError(`backend ${JSON.stringify(other)} already uses ${describeDestination(dest)}`);
         const backend: BackendRecord = {
@@ -98,6 +103,7 @@ export async function loadSavedState(
           address: b.address,
           health: UNKNOWN_HEALTH,
           weight,
+          drain,
         };
         record.backends.set(b.id, backend);
         record.byDest.set(destId, b.id);
@@ -175,6 +181,7 @@ export function adoptDestination(
     address: { address: dest.address, family: dest.family },
     health: UNKNOWN_HEALTH,
     weight: { effective: spec.weight, recovering: false },
+    drain: null,
   });
   tracker.touch(service.id, id);
   return null;

@@ -11,6 +11,7 @@
  */
 import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
 import type { Family, Protocol, ServiceKey } from "../ipvs/types.ts";
+import { decodeDrain, encodeDrain, type DrainState } from "./drain.ts";
 import type { Fields } from "./fields.ts";
 import type { ResolvedAddress } from "./resolve.ts";
 
@@ -43,6 +44,8 @@ export interface SavedBackend {
   readonly fields: Readonly<Record<string, unknown>>;
   /** The address the backend's host resolved to when it was created. */
   readonly address: ResolvedAddress;
+  /** Its drain (./drain.ts), when one is in progress or held; absent or null when none. */
+  readonly drain?: DrainState | null;
 }
 
 /** Everything on disk. */
@@ -161,12 +164,19 @@ export function decodeSavedBackend(service: string, id: string, data: unknown): 
   const what = `backend ${JSON.stringify(id)} of service ${JSON.stringify(service)}`;
   if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
   const family = familyOf(data.family, what);
+  let drain: DrainState | null;
+  try {
+    drain = decodeDrain(data.drain);
+  } catch (error) {
+    throw new SavedStateError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   return {
     service,
     id,
     source: sourceOf(data.source, what),
     fields: fieldsOf(data.fields, what),
     address: { address: addressOf(data.address, family, what), family },
+    ...(drain !== null ? { drain } : {}),
   };
 }
 
@@ -182,5 +192,6 @@ export function encodeSavedBackend(backend: SavedBackend): Record<string, unknow
     fields: backend.fields,
     address: backend.address.address,
     family: backend.address.family,
+    ...(backend.drain !== undefined && backend.drain !== null ? { drain: encodeDrain(backend.drain) } : {}),
   };
 }

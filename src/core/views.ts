@@ -5,6 +5,7 @@
  */
 import type { Destination, ServiceConfig, Stats } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
+import type { DrainView } from "./drain.ts";
 import type { BackendHealth } from "./health.ts";
 import type { BackendOptionsView, BackendSpec, ServiceOptionsView, ServiceSpec } from "./model.ts";
 import { pulseView } from "./pulse.ts";
@@ -64,6 +65,8 @@ export interface BackendInfo {
   active_conns: number | null;
   inactive_conns: number | null;
   persistent_conns: number | null;
+  /** The backend's drain, when one is in progress or held; null otherwise. Set by Gorb (optional for older callers). */
+  drain?: DrainView | null;
 }
 
 /** One entry of GET /service?detail=true. */
@@ -107,6 +110,7 @@ export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): Se
     one_packet: spec.onePacket,
     panic_threshold: spec.panicThreshold,
     announce_min_healthy: spec.announceMinHealthy,
+    hash_fallback: spec.hashFallback,
     address: isFwmarkKey(key) ? "" : key.address,
   };
 }
@@ -126,6 +130,7 @@ export function backendOptionsView(spec: BackendSpec, serviceId: string, address
     tunnel_port: spec.tunnel?.port ?? 0,
     tunnel_checksum: spec.tunnel?.checksum ?? "",
     address,
+    maintenance: spec.maintenance,
   };
 }
 

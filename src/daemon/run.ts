@@ -45,6 +45,7 @@ import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { EtcdStateStore } from "../store/etcd-store.ts";
 import { Membership, listMembers } from "../store/membership.ts";
 import type { ClusterApi } from "../api/cluster.ts";
+import { applyIpvsSysctls } from "./ipvs-sysctls.ts";
 import { VERSION } from "../version.ts";
 import { startApiServer } from "./api-server.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
@@ -70,6 +71,13 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   const driver = new KernelIpvsDriver();
   const info = await driver.info();
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
+  // ip_vs is loaded now (driver.info() resolved its family), so its sysctls exist in this namespace.
+  const sysctls = applyIpvsSysctls(options.ipvsSysctls);
+  for (const warning of sysctls.warnings) log.warn(`${warning}: drains may not end for persistent clients, and removed backends' connections stall`);
+  log.info(
+    `IPVS sysctls: ${Object.entries(sysctls.values).map(([k, v]) => `${k}=${v ?? "?"}`).join(" ")}` +
+      (options.ipvsSysctls ? "" : " (--no-ipvs-sysctls: left as they were)"),
+  );
 
   let store: SqliteStateStore | null = null;
   let shared: EtcdStateStore | null = null;
@@ -123,6 +131,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     maxBackends: options.maxBackends,
     logger: log.withTag("core"),
     ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
+    // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
+    nodeId: shared !== null ? (options.nodeId ?? hostname()) : null,
   });
 
   if (options.flush) {
@@ -203,6 +213,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     maxRequests: options.maxConnections,
     ui: options.ui,
     ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),
+    sysctls: sysctls.values,
   });
   const api = startApiServer(app, {
     listen: options.listen,

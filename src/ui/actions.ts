@@ -31,6 +31,8 @@ export const ACTIONS = {
   cluster: { method: "GET", path: "/cluster", use: "the Fleet panel: every node, converged or not, backends up on one node and down on another" },
   clusterRevision: { method: "GET", path: "/cluster/revision", use: "the Fleet panel: the etcd revision this node has applied" },
   bgp: { method: "GET", path: "/bgp", use: "the BGP panel: per VIP wanted, confirmed by BIRD, the last error (404: BGP off)" },
+  drainBackend: { method: "POST", path: "/service/:service/:backend/drain", use: "a backend's Drain… button (timeout, then remove or keep)" },
+  undrainBackend: { method: "DELETE", path: "/service/:service/:backend/drain", use: "a draining backend's Undrain button" },
 } as const satisfies Record<string, Action>;
 
 export type ActionName = keyof typeof ACTIONS;

@@ -128,6 +128,15 @@ export function App() {
             if (backend !== null) store.patchBackend(service, backend, { state: data.to as HealthState, message: String(data.message ?? "") }, time);
             detail = `${String(data.from)} → ${String(data.to)}${data.message ? `: ${String(data.message)}` : ""}`;
             break;
+          case "backend.drain":
+          case "backend.maintenance":
+            if (backend !== null && data.phase !== "drained" && data.phase !== "timeout") void refreshBackend(service, backend);
+            else if (backend !== null) void refreshService(service);
+            detail =
+              type === "backend.maintenance"
+                ? `maintenance ${data.on === true ? "on" : "off"}`
+                : `${String(data.phase)}${data.active === null || data.active === undefined ? "" : `: ${String(data.active)} active, ${String(data.inactive)} inactive`}; then ${String(data.then)}`;
+            break;
           case "reconcile.repair":
             void refreshService(service);
             detail = `${String(data.reason ?? "")} (${String(data.status ?? "")})`;

@@ -43,6 +43,13 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
     });
   const restore = () =>
     actions.run(`restore ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { weight: store.drainedFrom.get(key) ?? 100 } }));
+  const maintenance = b.options.maintenance === true;
+  const toggleMaintenance = () =>
+    actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
+  // "Retire": the connection drain (POST .../drain, default timeout) that removes the backend once it is empty.
+  const retire = () => actions.run(`retire ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body: { then: "remove" } }));
+  const cancelRetire = () => actions.run(`cancel retire ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
+  const connDrain = b.drain ?? null;
   return (
     <li class={`backend state-${b.metrics.state}`} data-backend={b.id}>
       <div class="backend-head">
@@ -57,6 +64,13 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         <span class="conns">{b.active_conns ?? "–"} active</span>
       </div>
       {b.metrics.state === "down" && b.metrics.message !== "" && <p class="why">{b.metrics.message}</p>}
+      {connDrain !== null && (
+        <p class="note" role="status" data-testid="drain">
+          {connDrain.state === "draining"
+            ? `retiring: ${b.active_conns ?? "–"} active, ${b.inactive_conns ?? "–"} inactive connections; ${connDrain.seconds_left}s left, then ${connDrain.then}`
+            : "retired: held at weight 0"}
+        </p>
+      )}
       {series !== undefined && <Chart series={series} kind="timeline" label={`${b.id}: effective weight and health over the last minutes`} />}
       <div class="buttons">
         <button type="button" onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
@@ -69,6 +83,16 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         ) : (
           <button type="button" onClick={drain}>
             Drain
+          </button>
+        )}
+        <label class="toggle" title="maintenance: weight 0 whatever the health checks say (they keep running)">
+          <input type="checkbox" checked={maintenance} onChange={toggleMaintenance} /> maintenance
+        </label>
+        {connDrain === null ? (
+          <ConfirmButton label="Retire" confirm={`Wait for ${b.id}'s connections to end (at most 5m), then remove it?`} onConfirm={() => void retire()} />
+        ) : (
+          <button type="button" onClick={cancelRetire} title="cancel the connection drain: its weight comes back">
+            Cancel retire
           </button>
         )}
         <ConfirmButton

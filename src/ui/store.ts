@@ -26,6 +26,8 @@ export interface BackendView {
   readonly stats: Stats | null;
   readonly active_conns: number | null;
   readonly inactive_conns: number | null;
+  /** The backend's connection drain (POST .../drain), when one runs or holds it at weight 0. */
+  readonly drain?: { readonly state: "draining" | "drained"; readonly then: string; readonly seconds_left: number; readonly deadline: string } | null;
 }
 
 /** GET /service/:service (with its id), and the backends of ?detail=true. */

@@ -4,6 +4,7 @@
  */
 import { type ArgsDef, defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
+import { drain, undrain } from "./drain.ts";
 import { backendBody } from "../request-bodies.ts";
 import {
   type RawArgs,
@@ -55,6 +56,11 @@ export const backendFieldArgs = {
   },
   "upper-threshold": { type: "string", description: "Stop sending new connections above this many (0 = no limit)", valueHint: "n" },
   "lower-threshold": { type: "string", description: "Resume below this many connections", valueHint: "n" },
+  maintenance: {
+    type: "boolean",
+    description: "Maintenance: weight 0 whatever the health checks say (they keep running); --no-maintenance ends it",
+    negativeDescription: "End maintenance",
+  },
 } satisfies ArgsDef;
 
 /** Flags for the health check (pulse). */
@@ -190,7 +196,11 @@ const set = withExamples(
       return 0;
     },
   }),
-  ["gorb backend set web b1 --weight 0          # drain", "gorb backend set web b1 --pulse-interval 10s --pulse-fall 3"],
+  [
+    "gorb backend set web b1 --weight 0          # weight 0 at once (see also gorb backend drain)",
+    "gorb backend set web b1 --maintenance       # weight 0 whatever health says; --no-maintenance ends it",
+    "gorb backend set web b1 --pulse-interval 10s --pulse-fall 3",
+  ],
 );
 
 const rm = withExamples(
@@ -227,6 +237,6 @@ const show = withExamples(
 );
 
 export default defineCommand({
-  meta: { name: "gorb backend", description: "Manage the backends of a service (add, set, rm, show)" },
-  subCommands: { add, set, rm, show },
+  meta: { name: "gorb backend", description: "Manage the backends of a service (add, set, rm, show, drain, undrain)" },
+  subCommands: { add, set, rm, show, drain, undrain },
 });

@@ -176,6 +176,11 @@ const serve = defineCommand({
       description: "Serve the web UI at /ui, embedded in gorb (default)",
       negativeDescription: "Do not serve the web UI (/ui answers 404)",
     },
+    "ipvs-sysctls": {
+      type: "boolean",
+      description: "Set net.ipv4.vs.expire_nodest_conn=1 and expire_quiescent_template=1 at start, for drains (default)",
+      negativeDescription: "Leave the IPVS sysctls as they are",
+    },
     "bgp-bird-socket": {
       type: "string",
       description: "Announce each healthy VIP over BGP through the BIRD 2 listening on this control socket, e.g. /run/bird/bird.ctl",
@@ -253,6 +258,7 @@ const serve = defineCommand({
         bgpProtocol: stringArg(args, "bgp-protocol"),
         bgpHoldDown: stringArg(args, "bgp-hold-down"),
         bgpKeepOnExit: boolArg(args, "bgp-keep-on-exit"),
+        ipvsSysctls: boolArg(args, "ipvs-sysctls"),
         store: stringArg(args, "store"),
         nodeId: stringArg(args, "node-id"),
         etcdCa: stringArg(args, "etcd-ca"),

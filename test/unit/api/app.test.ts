@@ -503,6 +503,8 @@ function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
     updateBackend: (...a) => gorb.updateBackend(...a),
     deleteBackend: (...a) => gorb.deleteBackend(...a),
     getBackend: (...a) => gorb.getBackend(...a),
+    drainBackend: (...a) => gorb.drainBackend(...a),
+    undrainBackend: (...a) => gorb.undrainBackend(...a),
     apply: (...a) => gorb.apply(...a),
     reconcile: () => gorb.reconcile(),
     reconcileCounters: () => gorb.reconcileCounters(),

@@ -90,6 +90,7 @@ describe("GET /metrics", () => {
           one_packet: false,
           panic_threshold: 0,
           announce_min_healthy: 1,
+          hash_fallback: true,
           address: "10.0.0.1",
         },
         health: 1,

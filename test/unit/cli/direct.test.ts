@@ -60,7 +60,8 @@ describe("gorb service --direct", () => {
       expect.objectContaining({
         key: { family: "inet", protocol: "udp", address: "10.0.0.53", port: 53 },
         scheduler: "sh",
-        flags: { persistent: true, onePacket: true, sched1: false, sched2: true, sched3: false },
+        // sh gets sh-fallback from gorb (hash_fallback defaults to true)
+        flags: { persistent: true, onePacket: true, sched1: true, sched2: true, sched3: false },
         timeout: 60,
         netmask: 24,
         pe: null,

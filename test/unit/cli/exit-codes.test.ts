@@ -25,7 +25,7 @@ describe("exit 2: usage errors", () => {
   const cases: [string, string[], string][] = [
     ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
     ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
-    ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show"],
+    ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show, drain, undrain"],
     ["unknown flag", ["service", "ls", "--colour"], 'error: unknown option --colour for "gorb service ls"'],
     ["unknown short flag", ["service", "ls", "-x"], 'error: unknown option -x for "gorb service ls"'],
     ["value flag without value", ["service", "add", "web", "--host"], "error: --host needs a value"],

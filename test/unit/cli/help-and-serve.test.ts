@@ -34,7 +34,7 @@ describe("--version and --help", () => {
       }
       return count;
     };
-    expect(await visit(root, [])).toBe(1 + 1 + 6 + 5 + 1 + 1 + 3 + 3 + 2);
+    expect(await visit(root, [])).toBe(1 + 1 + 6 + 7 + 1 + 1 + 3 + 3 + 2);
   });
 
   test("`gorb help service add` is `gorb service add --help`", async () => {
@@ -103,6 +103,7 @@ describe("gorb serve", () => {
         declared: null,
         ui: true,
         bgp: null,
+        ipvsSysctls: true,
       },
     ]);
   });

@@ -3,6 +3,7 @@
  * recording logger, and `makeGorb()` wiring them to a MemoryIpvsDriver and a MemoryVipManager.
  */
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
 import { Gorb, type GorbOptions } from "../../../src/core/gorb.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
 import type { HealthUpdate } from "../../../src/health/monitor.ts";
@@ -189,4 +190,18 @@ export function makeGorb(overrides: Partial<GorbOptions> = {}): TestStack {
     discovery,
     logger,
   };
+}
+
+/**
+ * The memory driver, with connection counts per "address:port" set by the test: the host has no IPVS, so this
+ * stands in for the kernel's ActiveConn/InActConn of draining backends (test/kernel/drain.test.ts has the real ones).
+ */
+export class ConnsDriver extends MemoryIpvsDriver {
+  readonly conns = new Map<string, { active: number; inactive: number }>();
+  override async listDestinations(service: ServiceKey): Promise<Destination[]> {
+    return (await super.listDestinations(service)).map((d) => {
+      const c = this.conns.get(`${d.address}:${d.port}`);
+      return c === undefined ? d : { ...d, activeConns: c.active, inactiveConns: c.inactive };
+    });
+  }
 }

@@ -49,6 +49,7 @@ describe("services", () => {
         one_packet: false,
         panic_threshold: 0,
         announce_min_healthy: 1,
+        hash_fallback: true,
         address: "10.0.0.1",
       },
       health: 1,

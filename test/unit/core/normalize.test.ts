@@ -44,6 +44,7 @@ describe("normalizeService", () => {
       onePacket: false,
       panicThreshold: 0,
       announceMinHealthy: 1,
+      hashFallback: true,
     });
   });
 

@@ -89,6 +89,15 @@ for (const [engine, open] of Object.entries(engines)) {
       ]);
     });
 
+    test("a backend's drain reads back with its absolute deadline; clearing it removes it", async () => {
+      const { store, load } = open();
+      const drain = { started: 1_700_000_000_000, deadline: 1_700_000_300_000, then: "keep" as const, phase: "draining" as const, node: "lb1" };
+      await store.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: [{ ...backend("web", "b1", "10.1.0.1"), drain }] }));
+      expect((await load()).backends.map((b) => b.drain)).toEqual([drain]);
+      await store.commit(changes({ putBackends: [backend("web", "b1", "10.1.0.1")] }));
+      expect((await load()).backends.map((b) => b.drain ?? null)).toEqual([null]);
+    });
+
     test("an update replaces the row", async () => {
       const { store, load } = open();
       await load();

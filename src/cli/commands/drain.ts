@@ -1,0 +1,123 @@
+/**
+ * `gorb backend drain SERVICE NAME [--timeout 5m] [--then remove|keep] [--no-wait]` and `gorb backend undrain
+ * SERVICE NAME`: the connection drain of POST/DELETE /service/:service/:backend/drain. Without --no-wait, drain
+ * shows a live progress line (connections left, time to the deadline) read from GET of the backend every
+ * second, until the backend is removed or held at weight 0. Ctrl-C stops watching; the drain goes on.
+ */
+import { defineCommand } from "citty";
+import { withExamples } from "../_command.ts";
+import { type RawArgs, boolArg, choiceArg, defined, positional, serverArgs, stringArg } from "../_shared.ts";
+import { type BackendInfo, GorbClient, backendPath, clientOptionsFrom } from "../client.ts";
+import { cliContext } from "../context.ts";
+import { CliError, EXIT } from "../errors.ts";
+import { DRAIN, DRAIN_THEN } from "../../contract/fields.ts";
+
+const ids = {
+  service: { type: "positional", description: "Service id" },
+  name: { type: "positional", description: "Backend id" },
+} as const;
+
+function client(args: RawArgs): GorbClient {
+  const ctx = cliContext();
+  return new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+}
+
+/** The progress line of a draining backend. */
+function drainProgressLine(service: string, name: string, info: BackendInfo): string {
+  const drain = info.drain;
+  if (drain === undefined || drain === null) return `${service}/${name}: not draining`;
+  const conns = `${info.active_conns ?? "?"} active, ${info.inactive_conns ?? "?"} inactive`;
+  if (drain.state === "drained") return `${service}/${name}: drained, held at weight 0`;
+  const m = Math.floor(drain.seconds_left / 60);
+  const s = String(drain.seconds_left % 60).padStart(2, "0");
+  return `${service}/${name}: draining, ${conns} connection(s) left, ${m}:${s} to the deadline, then ${drain.then}`;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** Watch a drain until it ends; the exit code. */
+async function watch(api: GorbClient, service: string, name: string): Promise<number> {
+  const ctx = cliContext();
+  const tty = ctx.io.isTTY;
+  let last = "";
+  for (;;) {
+    if (ctx.signal.aborted) {
+      ctx.io.stderr("\n");
+      ctx.log.info(`stopped watching; the drain of ${service}/${name} goes on (gorb backend show ${service} ${name})`);
+      return EXIT.INTERRUPTED;
+    }
+    let info: BackendInfo;
+    try {
+      info = await api.getBackend(service, name);
+    } catch (error) {
+      if (error instanceof CliError && error.exitCode === EXIT.NOT_FOUND) {
+        if (tty) ctx.io.stderr("\n");
+        ctx.log.success(`backend ${service}/${name} drained and removed`);
+        return 0;
+      }
+      throw error;
+    }
+    const line = drainProgressLine(service, name, info);
+    if (line !== last) ctx.io.stderr(tty ? `\r\u001b[2K${line}` : `${line}\n`);
+    last = line;
+    if (info.drain === undefined || info.drain === null) {
+      if (tty) ctx.io.stderr("\n");
+      throw new CliError(EXIT.CONFLICT, `the drain of ${service}/${name} was cancelled`);
+    }
+    if (info.drain.state === "drained") {
+      if (tty) ctx.io.stderr("\n");
+      ctx.log.success(`backend ${service}/${name} drained; kept at weight 0 (gorb backend undrain ${service} ${name} brings it back)`);
+      return 0;
+    }
+    await sleep(1000, ctx.signal);
+  }
+}
+
+export const drain = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend drain", description: "Drain a backend: weight 0 now, wait for its connections to end (or the timeout), then remove or keep it" },
+    args: {
+      ...ids,
+      timeout: { type: "string", description: `Longest wait for the connections to end: 30s, 5m, 2h (default ${DRAIN.timeout})`, valueHint: "duration" },
+      then: { type: "enum", options: [...DRAIN_THEN], description: `When the drain ends: remove the backend or keep it at weight 0 (default ${DRAIN.then})` },
+      wait: { type: "boolean", default: true, description: "Show the drain's progress until it ends (default)", negativeDescription: "Return at once" },
+      ...serverArgs,
+    },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      const body = defined({ timeout: stringArg(args, "timeout"), then: choiceArg(args, "then", DRAIN_THEN) });
+      const api = client(args);
+      await api.request("POST", `${backendPath(service, name)}/drain`, body);
+      if (boolArg(args, "wait") === false) {
+        cliContext().log.success(`backend ${service}/${name} is draining`);
+        return 0;
+      }
+      return watch(api, service, name);
+    },
+  }),
+  ["gorb backend drain web b1                      # wait up to 5m, then remove", "gorb backend drain web b1 --timeout 30m --then keep --no-wait"],
+);
+
+export const undrain = withExamples(
+  defineCommand({
+    meta: { name: "gorb backend undrain", description: "Cancel a backend's drain (or end a kept one): its weight comes back" },
+    args: { ...ids, ...serverArgs },
+    async run({ args }) {
+      const service = positional(args, "service");
+      const name = positional(args, "name");
+      await client(args).request("DELETE", `${backendPath(service, name)}/drain`);
+      cliContext().log.success(`backend ${service}/${name} is no longer drained`);
+      return 0;
+    },
+  }),
+  ["gorb backend undrain web b1"],
+);

@@ -1,0 +1,137 @@
+/**
+ * The drain watcher: while any backend is draining, it reads the kernel's connection counts of those backends'
+ * destinations every `pollMs` (one destination list per service with a drain), publishes a `progress` event
+ * when a count changes, and asks gorb to end a drain when ./drain.ts decides so (drained or timed out). The end
+ * itself (remove, or hold at weight 0) is a change under gorb's lock, committed like a request; the watcher
+ * never writes IPVS. With no drain left it stops its timer until kick() (a new drain, a restore, a remote change).
+ */
+import { destinationKeyId } from "./keys.ts";
+import type { Destination, ServiceKey } from "../ipvs/types.ts";
+import { drainDecision, type ConnCounts, type DrainDecision, type DrainState } from "./drain.ts";
+import type { Logger } from "../log.ts";
+
+/** One draining backend, as the watcher sees it. */
+export interface DrainTarget {
+  readonly service: string;
+  readonly backend: string;
+  readonly key: ServiceKey;
+  /** destinationKeyId of the backend's destination. */
+  readonly destId: string;
+  readonly drain: DrainState;
+  readonly udp: boolean;
+}
+
+/** What the watcher works with. */
+export interface DrainWatchParts {
+  /** Every backend whose drain is in phase "draining". */
+  readonly targets: () => DrainTarget[];
+  /** The kernel's destinations of a service. */
+  readonly read: (key: ServiceKey) => Promise<Destination[]>;
+  /** End a drain (under gorb's lock; it checks the drain is still the same one). */
+  readonly finish: (target: DrainTarget, decision: "drained" | "timeout", conns: ConnCounts | null) => Promise<void>;
+  /** A count changed. */
+  readonly progress: (target: DrainTarget, conns: ConnCounts) => void;
+  readonly now: () => number;
+  /** This node's name in the fleet; null on one node. */
+  readonly node: string | null;
+  readonly pollMs: number;
+  readonly log: Logger;
+}
+
+/** See the module comment. */
+export class DrainWatch {
+  readonly #p: DrainWatchParts;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #running = false;
+  #again = false;
+  #stopped = false;
+  /** Last counts seen, by "service/backend/started". */
+  readonly #seen = new Map<string, string>();
+
+  constructor(parts: DrainWatchParts) {
+    this.#p = parts;
+  }
+
+  /** Look now (a drain started or changed), and keep looking while drains remain. */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), 0);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  async #tick(): Promise<void> {
+    this.#timer = null;
+    this.#running = true;
+    let remaining = 0;
+    try {
+      remaining = await this.#look();
+    } catch (error) {
+      // An end refused (a store conflict, gorb stopping): looked at again at the next poll.
+      if (!this.#stopped) this.#p.log.error(`drain watch: ${error instanceof Error ? error.message : String(error)}`);
+      remaining = 1;
+    } finally {
+      this.#running = false;
+    }
+    if (this.#stopped) return;
+    if (this.#again) {
+      this.#again = false;
+      this.#timer = setTimeout(() => void this.#tick(), 0);
+    } else if (remaining > 0) {
+      this.#timer = setTimeout(() => void this.#tick(), this.#p.pollMs);
+    }
+  }
+
+  /** One look at every drain; returns how many are still waiting. */
+  async #look(): Promise<number> {
+    const targets = this.#p.targets();
+    const byService = new Map<string, DrainTarget[]>();
+    for (const t of targets) {
+      let list = byService.get(t.service);
+      if (list === undefined) byService.set(t.service, (list = []));
+      list.push(t);
+    }
+    const live = new Set<string>();
+    let waiting = 0;
+    for (const list of byService.values()) {
+      const first = list[0];
+      if (first === undefined) continue;
+      let counts: Map<string, ConnCounts> | null = null;
+      try {
+        counts = new Map((await this.#p.read(first.key)).map((d) => [destinationKeyId(d), { active: d.activeConns, inactive: d.inactiveConns }]));
+      } catch (error) {
+        this.#p.log.warn(`drain watch: cannot read the destinations of service ${JSON.stringify(first.service)}: ${String(error)}`);
+      }
+      for (const t of list) {
+        const id = `${t.service}/${t.backend}/${t.drain.started}`;
+        live.add(id);
+        // A destination missing from the kernel has no connection left (reconcile puts it back if it must be).
+        const conns = counts === null ? null : (counts.get(t.destId) ?? { active: 0, inactive: 0 });
+        if (conns !== null) {
+          const text = `${conns.active}/${conns.inactive}`;
+          const before = this.#seen.get(id);
+          this.#seen.set(id, text);
+          if (before !== text) this.#p.progress(t, conns);
+        }
+        const decision: DrainDecision = drainDecision(t.drain, { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node });
+        if (decision === "drained" || decision === "timeout") {
+          if (this.#stopped) return 0;
+          await this.#p.finish(t, decision, conns);
+          continue;
+        }
+        if (decision === "wait") waiting++;
+      }
+    }
+    for (const id of [...this.#seen.keys()]) if (!live.has(id)) this.#seen.delete(id);
+    return waiting;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Drains and maintenance, the pure part: the operator overrides that health checks cannot undo, and the
+ * decisions of a drain's state machine. No timers and no I/O here; ./drain-watch.ts reads the kernel's
+ * connection counts and acts on these decisions under gorb's lock.
+ *
+ * A drain (POST /service/:service/:backend/drain) sets the backend's effective weight to 0 at once, then waits
+ * until the kernel shows no active and no inactive connection to its destination, or until its deadline; then
+ * the backend is removed (then = "remove") or held at weight 0 (then = "keep", phase "drained") until the drain
+ * is cancelled. Maintenance (the backend field `maintenance: true`) holds the weight at 0 as long as it is set.
+ * Both sit on top of the health policy's weight (./health-weights.ts keeps stepping it, so the weight the
+ * backend returns to is the one its health earned meanwhile).
+ *
+ * Protocol policy: a UDP service has no connection end to wait for (its entries only expire), so its drains end
+ * at once. The deadline is absolute (epoch ms) and stored with the desired state, so a restart resumes a drain.
+ *
+ * Fleet (--store etcd://): the drain is desired state, shared by every node, which all set the weight to 0.
+ * The node that started it (`node`) decides its end from its own kernel's counts or the deadline; the others
+ * only end it themselves `FLEET_GRACE_MS` after the deadline (the starting node is gone, say).
+ */
+import { DRAIN, DRAIN_THEN, type DrainThen } from "../contract/fields.ts";
+import { ValidationError } from "./errors.ts";
+import type { BackendSpec } from "./model.ts";
+
+/** draining: waiting for connections to end; drained: ended with then = "keep", held at weight 0. */
+export type DrainPhase = "draining" | "drained";
+
+/** A drain, as kept with the desired state. */
+export interface DrainState {
+  /** Epoch ms when it started. */
+  readonly started: number;
+  /** Epoch ms when it ends even if connections remain. */
+  readonly deadline: number;
+  readonly then: DrainThen;
+  readonly phase: DrainPhase;
+  /** The fleet node that started it (it decides the end); null on a single node. */
+  readonly node: string | null;
+}
+
+/** How long after the deadline a node that did not start a drain ends it itself. */
+const FLEET_GRACE_MS = 10_000;
+
+/** The weight IPVS must have: 0 under maintenance or a drain, else the health policy's weight. */
+export function overrideWeight(spec: Pick<BackendSpec, "maintenance">, drain: DrainState | null, healthWeight: number): number {
+  return spec.maintenance || drain !== null ? 0 : healthWeight;
+}
+
+const DURATION = /^(\d{1,12})(ms|s|sec|m|min|h|d)$/i;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A drain timeout ("30s", "5m", "2h", "0s") in ms; a ValidationError on `timeout` otherwise. */
+function parseDrainTimeout(text: string): number {
+  const match = DURATION.exec(text.trim());
+  if (match === null) throw new ValidationError("timeout", `must be a duration such as 30s, 5m or 2h, got ${JSON.stringify(text)}`);
+  const ms = Number(match[1]) * (UNIT_MS[(match[2] ?? "s").toLowerCase()] ?? 1000);
+  if (ms > DRAIN.maxTimeoutMs) throw new ValidationError("timeout", `must be at most 7d, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** What a drain request asks for, defaults filled in. */
+export interface DrainRequest {
+  readonly timeoutMs: number;
+  readonly then: DrainThen;
+}
+
+/** A drain request from a body the contract accepted (canonical: lower-case keys, known fields only). */
+export function drainRequestOf(body: Readonly<Record<string, unknown>>): DrainRequest {
+  const timeout = typeof body.timeout === "string" ? body.timeout : DRAIN.timeout;
+  const then = DRAIN_THEN.find((t) => t === body.then) ?? DRAIN.then;
+  return { timeoutMs: parseDrainTimeout(timeout), then };
+}
+
+/** The drain a request starts at `now` on `node`. */
+export function startDrain(request: DrainRequest, now: number, node: string | null): DrainState {
+  return { started: now, deadline: now + request.timeoutMs, then: request.then, phase: "draining", node };
+}
+
+/** A destination's connection counts as the kernel shows them. */
+export interface ConnCounts {
+  readonly active: number;
+  readonly inactive: number;
+}
+
+/** What a drain should do now. */
+export type DrainDecision =
+  /** Keep waiting. */
+  | "wait"
+  /** Its connections are gone (or its protocol has none to wait for): end it. */
+  | "drained"
+  /** The deadline passed with connections left: end it anyway. */
+  | "timeout"
+  /** Nothing to do: it is held ("drained" phase). */
+  | "hold";
+
+/** What decides a drain's end, besides the drain itself. */
+export interface DrainFacts {
+  /** The kernel's counts for the destination; null when they could not be read. */
+  readonly conns: ConnCounts | null;
+  readonly now: number;
+  /** True for a UDP service: nothing to wait for. */
+  readonly udp: boolean;
+  /** This node's name in the fleet; null on a single node. */
+  readonly node: string | null;
+}
+
+/** The decision for `drain` (see the module comment). */
+export function drainDecision(drain: DrainState, facts: DrainFacts): DrainDecision {
+  if (drain.phase === "drained") return "hold";
+  const mine = drain.node === null || drain.node === facts.node;
+  if (!mine) return facts.now >= drain.deadline + FLEET_GRACE_MS ? "timeout" : "wait";
+  if (facts.udp) return "drained";
+  if (facts.conns !== null && facts.conns.active + facts.conns.inactive === 0) return "drained";
+  return facts.now >= drain.deadline ? "timeout" : "wait";
+}
+
+/** A drain as GET shows it. */
+export interface DrainView {
+  state: DrainPhase;
+  started: string;
+  deadline: string;
+  then: DrainThen;
+  seconds_left: number;
+  node: string | null;
+}
+
+/** The view of `drain` at `now`. */
+export function drainView(drain: DrainState, now: number): DrainView {
+  return {
+    state: drain.phase,
+    started: new Date(drain.started).toISOString(),
+    deadline: new Date(drain.deadline).toISOString(),
+    then: drain.then,
+    seconds_left: drain.phase === "drained" ? 0 : Math.max(0, Math.ceil((drain.deadline - now) / 1000)),
+    node: drain.node,
+  };
+}
+
+/** The JSON form of a drain in a saved backend row. */
+export function encodeDrain(drain: DrainState): Record<string, unknown> {
+  return { started: drain.started, deadline: drain.deadline, then: drain.then, phase: drain.phase, node: drain.node };
+}
+
+/** A drain read back from a saved row; null when absent; throws Error naming the problem when malformed. */
+export function decodeDrain(value: unknown): DrainState | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) throw new Error("drain must be an object");
+  const v = value as Record<string, unknown>;
+  const started = v.started;
+  const deadline = v.deadline;
+  if (typeof started !== "number" || !Number.isFinite(started)) throw new Error("drain.started must be a number");
+  if (typeof deadline !== "number" || !Number.isFinite(deadline)) throw new Error("drain.deadline must be a number");
+  const then = DRAIN_THEN.find((t) => t === v.then);
+  if (then === undefined) throw new Error(`drain.then must be remove or keep, got ${JSON.stringify(v.then)}`);
+  const phase = v.phase === "drained" ? "drained" : v.phase === "draining" ? "draining" : null;
+  if (phase === null) throw new Error(`drain.phase must be draining or drained, got ${JSON.stringify(v.phase)}`);
+  const node = typeof v.node === "string" ? v.node : null;
+  return { started, deadline, then, phase, node };
+}
+
+/** True when two drains (or their absence) are the same. */
+export function sameDrain(a: DrainState | null, b: DrainState | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.started === b.started && a.deadline === b.deadline && a.then === b.then && a.phase === b.phase && a.node === b.node;
+}

@@ -1,0 +1,99 @@
+/** `gorb backend drain`, `undrain`, `--maintenance` and how `gorb status` shows them, against a real local API. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { backendSummary, statusBackend } from "../../../src/cli/views.ts";
+import { type TestServer, runGorb, startServer } from "./_harness.ts";
+
+let server: TestServer;
+let env: Record<string, string>;
+
+beforeEach(async () => {
+  server = startServer();
+  env = { GORB_SERVER: server.url };
+  await server.stack.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await server.stack.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+  await server.stack.gorb.createBackend("web", "b2", { host: "10.1.0.2" });
+});
+
+afterEach(async () => {
+  await server.stop();
+});
+
+/** Resolves at the next `backend.drain` event of `phase` for b1. */
+function drainPhase(phase: string): Promise<void> {
+  return new Promise((resolve) => {
+    const sub = server.stack.gorb.events.subscribe((e) => {
+      if (e.type === "backend.drain" && e.data.backend === "b1" && e.data.phase === phase) {
+        sub.unsubscribe();
+        resolve();
+      }
+    });
+  });
+}
+
+describe("gorb backend drain and undrain", () => {
+  test("--no-wait starts the drain and returns; status and show display it; undrain cancels it", async () => {
+    const drained = drainPhase("drained");
+    const run = await runGorb(["backend", "drain", "web", "b1", "--timeout", "10m", "--then", "keep", "--no-wait"], env);
+    expect(run).toEqual({ code: 0, stdout: "", stderr: "backend web/b1 is draining\n" });
+    expect(server.requests).toContain("POST /service/web/b1/drain");
+    // No connections in the in-memory kernel: the drain ends at once and, with then keep, holds the weight at 0.
+    await drained;
+    await server.stack.gorb.idle();
+    const status = await runGorb(["status"], env);
+    expect(status.stdout).toMatch(/b1 .* 0 .*unknown drained/);
+    const show = await runGorb(["backend", "show", "web", "b1"], env);
+    expect(show.stdout).toMatch(/drain\s+drained since the drain ended; held at weight 0/);
+    expect(await runGorb(["backend", "undrain", "web", "b1"], env)).toEqual({ code: 0, stdout: "", stderr: "backend web/b1 is no longer drained\n" });
+    expect((await server.stack.gorb.getBackend("web", "b1")).drain).toBeNull();
+  });
+
+  test("waiting: a backend with no connection is drained and removed, and the command says so", async () => {
+    const run = await runGorb(["backend", "drain", "web", "b1"], env);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain("backend web/b1 drained and removed");
+    expect(await server.stack.gorb.getService("web")).toMatchObject({ backends: ["b2"] });
+  });
+
+  test("waiting with --then keep ends once it is held at weight 0", async () => {
+    const run = await runGorb(["backend", "drain", "web", "b2", "--then", "keep"], env);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain("backend web/b2 drained; kept at weight 0");
+  });
+
+  test("bad flags are usage errors; the daemon's refusals keep their exit codes", async () => {
+    expect((await runGorb(["backend", "drain", "web", "b1", "--then", "explode"], env)).code).toBe(2);
+    const bad = await runGorb(["backend", "drain", "web", "b1", "--timeout", "5"], env);
+    expect([bad.code, bad.stderr]).toEqual([6, expect.stringContaining("timeout: must be a duration")]);
+    expect((await runGorb(["backend", "drain", "web", "nope", "--no-wait"], env)).code).toBe(4);
+  });
+});
+
+describe("gorb backend set --maintenance", () => {
+  test("on and off, shown by status and show", async () => {
+    expect((await runGorb(["backend", "set", "web", "b1", "--maintenance"], env)).code).toBe(0);
+    expect(server.bodies.at(-1)).toEqual({ maintenance: true });
+    expect((await runGorb(["status"], env)).stdout).toMatch(/b1 .* maint/);
+    expect((await runGorb(["backend", "show", "web", "b1"], env)).stdout).toMatch(/maintenance\s+on/);
+    expect((await runGorb(["backend", "set", "web", "b1", "--no-maintenance"], env)).code).toBe(0);
+    expect(server.bodies.at(-1)).toEqual({ maintenance: false });
+    expect((await server.stack.gorb.getBackend("web", "b1")).effective_weight).toBe(100);
+  });
+});
+
+describe("how status and show word a drain", () => {
+  test("a running drain: seconds left and what follows", () => {
+    const info = {
+      options: { host: "10.1.0.1", port: 80, weight: 100, method: "nat", pulse: { type: "tcp" as const, interval: "1m", args: null }, vsid: "web",
+        upper_threshold: 0, lower_threshold: 0, tunnel_type: "", tunnel_port: 0, tunnel_checksum: "", address: "10.1.0.1", maintenance: true },
+      metrics: { status: 0 as const, state: "up" as const, health: 1, uptime: 5, last_check_ms: 1, message: "" },
+      effective_weight: 0,
+      stats: null,
+      active_conns: 3,
+      inactive_conns: 7,
+      persistent_conns: 0,
+      drain: { state: "draining" as const, started: "2026-12-02T12:00:00.000Z", deadline: "2026-12-02T12:05:00.000Z", then: "remove" as const, seconds_left: 241, node: null },
+    };
+    expect(statusBackend("b1", info).state).toBe("up maint draining 241s>remove");
+    expect(backendSummary("web", "b1", info)).toMatch(/drain\s+draining since 2026-12-02T12:00:00.000Z, deadline 2026-12-02T12:05:00.000Z \(241s left\), then remove/);
+  });
+});

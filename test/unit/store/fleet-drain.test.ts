@@ -1,0 +1,85 @@
+/**
+ * A drain in a fleet: two nodes (real Gorbs over the in-memory driver with test-set connection counts, each with
+ * its own etcd store) on one real etcd. The drain is desired state: both nodes hold the backend at weight 0 at
+ * once; only the node that started it ends it (from its own kernel's counts), and its removal reaches the other.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
+import type { Gorb } from "../../../src/core/gorb.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { ConnsDriver, makeGorb } from "../core/fakes.ts";
+import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+
+let etcd: EtcdProcess;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd.stop();
+});
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function node(name: string, prefix: string) {
+  const driver = new ConnsDriver();
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  const stack = makeGorb({ driver, store, nodeId: name, drainPollMs: 5 });
+  await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  cleanups.push(() => store.close(), () => stack.gorb.close());
+  return { ...stack, driver, store };
+}
+
+/** The first event on `gorb`'s bus that `match` accepts, from now on. */
+function next<T>(gorb: Gorb, match: (e: GorbEvent) => T | undefined): Promise<T> {
+  return new Promise((resolve) => {
+    const sub = gorb.events.subscribe((e) => {
+      const found = match(e);
+      if (found === undefined) return;
+      sub.unsubscribe();
+      resolve(found);
+    });
+  });
+}
+
+const drainPhase = (phase: EventPayloads["backend.drain"]["phase"]) => (e: GorbEvent) =>
+  e.type === "backend.drain" && e.data.phase === phase ? e.data : undefined;
+
+function weights(driver: ConnsDriver): Record<string, number> {
+  return Object.fromEntries(driver.peek().flatMap((s) => s.destinations.map((d) => [d.address, d.weight])));
+}
+
+describe("a drain in a fleet", () => {
+  test("every node holds weight 0; the starting node ends it from its own counts; the removal reaches every node", async () => {
+    const prefix = `/fleetdrain${Date.now()}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b2" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await a.gorb.createBackend("web", "b2", { host: "10.1.0.2", pulse: { type: "none" } });
+    await created;
+    a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
+
+    // B sees the drain, holds b1 at 0 and looks at its own kernel (no connection there), but it is A's drain.
+    const bLooked = next(b.gorb, drainPhase("progress"));
+    const view = await a.gorb.drainBackend("web", "b1", { timeout: "1h" });
+    expect(view.node).toBe("a");
+    expect(await bLooked).toMatchObject({ backend: "b1", active: 0, inactive: 0 });
+    await b.gorb.idle();
+    expect(weights(b.driver)).toEqual({ "10.1.0.1": 0, "10.1.0.2": 100 });
+    expect(weights(a.driver)).toEqual({ "10.1.0.1": 0, "10.1.0.2": 100 });
+    expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+
+    // A's last connection ends: A removes b1, and the removal reaches B.
+    const gone = next(b.gorb, (e) => (e.type === "backend.deleted" && e.data.backend === "b1" ? true : undefined));
+    a.driver.conns.set("10.1.0.1:80", { active: 0, inactive: 0 });
+    await gone;
+    await b.gorb.idle();
+    expect(weights(b.driver)).toEqual({ "10.1.0.2": 100 });
+    expect(weights(a.driver)).toEqual({ "10.1.0.2": 100 });
+  }, 30_000);
+});
