@@ -19,7 +19,10 @@ import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { Logger } from "../log.ts";
-import type { BackendSpec } from "./model.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
+import { DEFAULTS } from "../contract/fields.ts";
+import { hookProblem, sorryKeyId } from "./failover.ts";
+import type { SlowStart } from "./slow-start.ts";
 import {
   BACKEND_IDENTITY_FIELDS,
   SERVICE_IDENTITY_FIELDS,
@@ -48,6 +51,17 @@ export interface EditParts {
   readonly vipInterface: string | null;
   /** Most services and backends gorb holds (--max-services, --max-backends); null: unlimited. */
   readonly limits: { readonly services: number | null; readonly backends: number | null };
+  /** Slow-start ramps (./slow-start.ts) and the clock they run on. */
+  readonly slowStart?: SlowStart;
+  readonly now?: () => number;
+  /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
+  readonly hookDir?: string;
+}
+
+/** True when a service's failover changed (it is then written whole, so the sorry server follows). */
+function failoverChanged(a: ServiceSpec, b: ServiceSpec): boolean {
+  const facts = (s: ServiceSpec) => JSON.stringify([s.sorryServer, s.quorum, s.hysteresis]);
+  return facts(a) !== facts(b);
 }
 
 const q = JSON.stringify;
@@ -66,6 +80,14 @@ export function stepWeight(previous: WeightState, spec: BackendSpec, health: Bac
     },
     policy,
   );
+}
+
+/** A quorum hook must lie under the hook directory (the daemon checks the real path again when it runs it). */
+function checkHooks(spec: Pick<ServiceSpec, "quorumUp" | "quorumDown">, dir: string): void {
+  for (const [field, program] of [["quorum_up", spec.quorumUp], ["quorum_down", spec.quorumDown]] as const) {
+    const problem = hookProblem(program, dir);
+    if (problem !== null) throw new ValidationError(field, problem);
+  }
 }
 
 /** See the module comment. */
@@ -88,6 +110,7 @@ export class Edits {
     const max = this.#p.limits.services;
     if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const spec = normalizeServiceFields(fields);
+    checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     const config = toServiceConfig(spec, key);
     const other = desired.serviceIdByKey(key);
@@ -115,6 +138,10 @@ export class Edits {
     }
     const fields = patchServiceFields(record.fields, patch);
     const spec = normalizeServiceFields(fields);
+    checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
+    const sorry = sorryKeyId(spec, record.config.key.family);
+    const taken = sorry === null ? undefined : record.byDest.get(sorry);
+    if (taken !== undefined) throw new ConflictError(`sorry_server: backend ${q(taken)} of service ${q(record.id)} already uses it`);
     const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
     let key = record.config.key;
     if (touchesIdentity.length > 0) {
@@ -134,7 +161,7 @@ export class Edits {
     record.config = config;
     tx.undo(() => Object.assign(record, before));
     tx.touch(record.id);
-    tx.target({ service: record.id, key, backends: [] });
+    tx.target({ service: record.id, key, backends: failoverChanged(before.spec, spec) ? null : [] });
     tx.after(() => {
       this.#p.log.info(`updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.changed", { service: record.id });
@@ -171,7 +198,12 @@ export class Edits {
     if (other !== undefined) {
       throw new ConflictError(`backend ${q(other)} of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
+    if (sorryKeyId(service.spec, key.family) === destinationKeyId(dest)) {
+      throw new ConflictError(`the sorry server of service ${q(service.id)} already uses ${describeDestination(dest)}`);
+    }
     const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight };
+    const slowStart = this.#p.slowStart;
+    if (slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
     this.#adoptKept(tx, service, destinationKeyId(dest));
     desired.addBackend(service, backend);
     tx.undo(() => desired.removeBackend(service, id));
@@ -206,9 +238,11 @@ export class Edits {
     const health = probeChanged ? UNKNOWN_HEALTH : backend.health;
     const weight = stepWeight(backend.weight, spec, health, this.#p.policy);
     toDestinationConfig(spec, address, key, weight.effective); // checks the family rule
-    const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight };
+    const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };
     Object.assign(backend, { fields, spec, health, weight });
     tx.undo(() => Object.assign(backend, before));
+    // Given a weight again after a drain to 0: the slow start ramps it up.
+    if (before.spec.weight === 0 && spec.weight > 0) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     tx.after(() => {

@@ -61,6 +61,11 @@ import { NoVipManager, type VipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "./views.ts";
 import { WorkQueue, type QueuedJob } from "./work-queue.ts";
+import { DEFAULTS } from "../contract/fields.ts";
+import { systemClock, type MonitorClock } from "../health/clock.ts";
+import { evaluateQuorum, type QuorumChange } from "./desired-state.ts";
+import { hookEnvironment, sorryKeyId, type QuorumHookRunner } from "./failover.ts";
+import { SlowStart, TICK_MS } from "./slow-start.ts";
 
 /** What Gorb is built from. Only `driver` and `health` are required. */
 export interface GorbOptions {
@@ -90,6 +95,12 @@ export interface GorbOptions {
   readonly store?: StateStore;
   /** Where changes are published. @default a private bus */
   readonly events?: EventBus;
+  /** Runs quorum_up / quorum_down hooks (./failover.ts). @default none: hooks are logged, not run */
+  readonly hooks?: QuorumHookRunner;
+  /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
+  readonly hookDir?: string;
+  /** The clock slow-start ramps run on. @default systemClock */
+  readonly clock?: MonitorClock;
 }
 
 /** What adopt() found or did at start-up. */
@@ -169,6 +180,10 @@ export class Gorb {
   readonly #pendingHealth: HealthUpdate[] = [];
   #healthQueued = false;
   #closed = false;
+  readonly #clock: MonitorClock;
+  readonly #slowStart = new SlowStart();
+  #rampTimer: unknown = null;
+  readonly #hooks: QuorumHookRunner | null;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
 
   constructor(options: GorbOptions) {
@@ -183,6 +198,8 @@ export class Gorb {
     this.#events = options.events ?? new EventBus();
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
     this.#checks = options.health((update) => this.#onUpdate(update));
+    this.#clock = options.clock ?? systemClock;
+    this.#hooks = options.hooks ?? null;
     this.#writer = new KernelWriter(this.#driver);
     this.#edits = new Edits({
       desired: this.#desired,
@@ -195,6 +212,9 @@ export class Gorb {
       defaultAddress: this.#defaultAddress,
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
+      slowStart: this.#slowStart,
+      now: () => this.#clock.now(),
+      hookDir: options.hookDir ?? DEFAULTS.hookDir,
     });
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
     this.#tx = new Transactions({
@@ -204,11 +224,12 @@ export class Gorb {
       vips: this.#vips,
       events: this.#events,
       log: this.#log,
+      onQuorum: (change) => this.#quorumChanged(change),
     });
     this.#queue = new WorkQueue<Job>(
-      (job) => this.#runOne(job),
+      (job) => this.#runOne(job).finally(() => this.#armRamps()),
       (jobs) => {
-        if (!this.#closed) return this.#tx.runGroup(jobs);
+        if (!this.#closed) return this.#tx.runGroup(jobs).finally(() => this.#armRamps());
         for (const job of jobs) job.reject(new UnavailableError("shutdown", "gorb is shutting down"));
         return Promise.resolve();
       },
@@ -254,6 +275,8 @@ export class Gorb {
     await this.#exclusive(async () => {
       this.#closed = true;
     }, false);
+    if (this.#rampTimer !== null) this.#clock.clearTimer(this.#rampTimer);
+    this.#rampTimer = null;
     this.#checks.stop();
     await this.#discovery.close();
   }
@@ -403,7 +426,18 @@ export class Gorb {
         }
       }
 
+      // A service whose sorry server the kernel serves was in sorry mode: it stays there until its backends
+      // prove themselves again (./failover.ts).
+      const quorumChanges: QuorumChange[] = [];
+      for (const record of this.#desired.services()) {
+        const id = sorryKeyId(record.spec, record.config.key.family);
+        const dest = id === null ? undefined : this.#writer.view.get(serviceKeyId(record.config.key))?.dests.get(id);
+        if (dest !== undefined && dest.weight > 0) record.quorumUp = false;
+        const change = evaluateQuorum(record);
+        if (change !== null) quorumChanges.push(change);
+      }
       const repairs = await this.#repair(planOperations(this.#desired.wantedAll(), this.#writer.view));
+      for (const change of quorumChanges) this.#quorumChanged(change);
       // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
       await this.#vips.restoreMissing();
       let backends = 0;
@@ -644,9 +678,18 @@ export class Gorb {
       else this.#log.info(`service ${q(p.service.id)} left panic mode (${text}): draining the down backends`);
       this.#events.publish("service.panic", { service: p.service.id, down: p.down, total: p.total, threshold: p.threshold, active: p.active });
     }
-    const wanted = [...step.touched].map(([service, ids]) => this.#desired.wanted(service, ids));
+    const now = this.#clock.now();
+    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") this.#slowStart.start(t.service, t.backend, now);
+    const quorumChanges: QuorumChange[] = [];
+    const wanted = [...step.touched].map(([service, ids]) => {
+      const change = evaluateQuorum(service);
+      if (change === null) return this.#desired.wanted(service, ids);
+      quorumChanges.push(change);
+      return this.#desired.wanted(service); // the sorry server and every weight change together
+    });
     const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
     this.#tx.weightEvents(results);
+    for (const change of quorumChanges) this.#quorumChanged(change);
     for (const r of results) {
       if (r.error === null) continue;
       const op = r.operation.op;
@@ -657,5 +700,67 @@ export class Gorb {
     }
   }
 
-}
+  // ---- failover: quorum and slow start -------------------------------------------------------------------
 
+  /** A service's quorum state changed: log it, publish service.quorum and run its hook. */
+  #quorumChanged(change: QuorumChange): void {
+    const { service } = change;
+    const text = `${change.healthy} healthy backend(s), quorum ${change.quorum}, hysteresis ${change.hysteresis}`;
+    if (change.up) this.#log.info(`service ${q(service.id)} is up again (${text})`);
+    else this.#log.warn(`service ${q(service.id)} is down (${text})` + (change.sorry ? "; its sorry server serves" : ""));
+    this.#events.publish("service.quorum", {
+      service: service.id,
+      up: change.up,
+      healthy: change.healthy,
+      quorum: change.quorum,
+      hysteresis: change.hysteresis,
+      sorry: change.sorry,
+    });
+    const program = change.up ? service.spec.quorumUp : service.spec.quorumDown;
+    if (program === "") return;
+    if (this.#hooks === null) {
+      this.#log.info(`service ${q(service.id)}: no hook runner; not running ${program}`);
+      return;
+    }
+    const key = service.config.key;
+    const fwmark = isFwmarkKey(key);
+    this.#hooks(
+      program,
+      hookEnvironment({
+        ...change,
+        service: service.id,
+        address: fwmark ? "" : key.address,
+        port: fwmark ? 0 : key.port,
+        protocol: fwmark ? "" : key.protocol,
+        fwmark: fwmark ? key.fwmark : 0,
+      }),
+    );
+  }
+
+  /** Arm the slow-start timer while a ramp is in progress. */
+  #armRamps(): void {
+    if (this.#rampTimer !== null || this.#closed || this.#slowStart.size === 0) return;
+    this.#rampTimer = this.#clock.setTimer(() => {
+      this.#rampTimer = null;
+      this.#queue.push({
+        group: false,
+        section: () => this.#stepRamps(),
+        resolve: () => undefined,
+        reject: (error) => this.#log.error(`slow start failed: ${message(error)}`),
+      });
+    }, TICK_MS);
+  }
+
+  /** One slow-start step: every ramp moves to now, and the backends whose cap changed are written as one batch. */
+  async #stepRamps(): Promise<void> {
+    if (this.#closed) return;
+    const touched = this.#slowStart.tick(this.#clock.now(), (s, b) => this.#desired.service(s.id) === s && s.backends.get(b.id) === b);
+    if (touched.size === 0) return;
+    const wanted = [...touched].map(([service, ids]) => this.#desired.wanted(service, ids));
+    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
+    this.#tx.weightEvents(results);
+    for (const r of results) {
+      if (r.error !== null) this.#log.error(`slow start: cannot write ${r.operation.reason}: ${r.error.message}`);
+    }
+  }
+}

@@ -3,7 +3,7 @@
  * shapes they are shown as. A spec is what the client asked for with every default filled in; addresses are
  * resolved separately (./resolve.ts), so a spec still carries the host as the client wrote it.
  */
-import type { BackendMethod } from "../contract/fields.ts";
+import type { BackendMethod, SorryMethod } from "../contract/fields.ts";
 import type { Family, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
 import type { RenderedPulseWire } from "../health/options.ts";
 import type { PulseSpec } from "./pulse.ts";
@@ -41,6 +41,21 @@ export interface ServiceSpec {
   readonly panicThreshold: number;
   /** BGP: backends that must be up with weight > 0 for this node to announce the VIP; 0 = never announce. */
   readonly announceMinHealthy: number;
+  /** Failover (./failover.ts): the destination that serves alone while the service is down; null = none. */
+  readonly sorryServer: SorrySpec | null;
+  /** Healthy backends the service needs to be up; 0 = no quorum. */
+  readonly quorum: number;
+  readonly hysteresis: number;
+  /** Programs run when the service comes up / goes down ("" = none). */
+  readonly quorumUp: string;
+  readonly quorumDown: string;
+}
+
+/** A sorry server: an IP address literal (never resolved), a port (0: the service's) and a method. */
+export interface SorrySpec {
+  readonly host: string;
+  readonly port: number;
+  readonly method: SorryMethod;
 }
 
 /** Tunnel options of a tunnel backend. */
@@ -64,6 +79,8 @@ export interface BackendSpec {
   /** Tunnel options; non-null exactly when method is "tunnel" or "ipip". */
   readonly tunnel: TunnelSpec | null;
   readonly pulse: PulseSpec;
+  /** Slow start (./slow-start.ts): milliseconds of the linear weight ramp after creation or recovery; 0 = off. */
+  readonly slowStartMs: number;
 }
 
 /** `options` of GET /service/:service: the GORB fields first, in GORB's order, then gorb's own. */
@@ -82,6 +99,11 @@ export interface ServiceOptionsView {
   one_packet: boolean;
   panic_threshold: number;
   announce_min_healthy: number;
+  sorry_server: { host: string; port: number; method: string } | null;
+  quorum: number;
+  hysteresis: number;
+  quorum_up: string;
+  quorum_down: string;
   /** The address the service is bound to (the resolved host); "" for fwmark services. */
   address: string;
 }
@@ -99,6 +121,8 @@ export interface BackendOptionsView {
   tunnel_type: string;
   tunnel_port: number;
   tunnel_checksum: string;
+  /** The slow-start duration as given ("30s"); "" when off. */
+  slow_start: string;
   /** The resolved address of the backend. */
   address: string;
 }

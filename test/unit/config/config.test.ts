@@ -79,7 +79,7 @@ describe("configuration files", () => {
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1: { host: 10.1.0.1, weight: -1 }\n",
         "gorb.yaml:5: services.web.backends.b1.weight: must be 0-2147483647, got -1"],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    protcol: udp\n",
-        "gorb.yaml:4: services.web.protcol: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, backends"],
+        "gorb.yaml:4: services.web.protcol: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends"],
       ["gorb.yaml", "listen: 127.0.0.1\n", 'gorb.yaml:1: listen: missing port in "127.0.0.1"; use :PORT, HOST:PORT or [IPV6]:PORT'],
       ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
       ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],

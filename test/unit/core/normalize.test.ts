@@ -44,6 +44,11 @@ describe("normalizeService", () => {
       onePacket: false,
       panicThreshold: 0,
       announceMinHealthy: 1,
+      sorryServer: null,
+      quorum: 0,
+      hysteresis: 0,
+      quorumUp: "",
+      quorumDown: "",
     });
   });
 
