@@ -7,6 +7,7 @@
  */
 import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
+import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 
@@ -87,6 +88,8 @@ export interface DaemonOptions {
   readonly ui: boolean;
   /** Announce healthy VIPs over BGP through BIRD (--bgp-bird-socket); null: no BGP. */
   readonly bgp: BgpOptions | null;
+  /** Where quorum_up / quorum_down programs must live (--hook-dir). */
+  readonly hookDir: string;
 }
 
 /** The BGP announcer's settings (src/bgp/). */
@@ -159,6 +162,7 @@ export interface DaemonFlags {
   readonly etcdKey?: string | undefined;
   readonly etcdUser?: string | undefined;
   readonly etcdPasswordFile?: string | undefined;
+  readonly hookDir?: string | undefined;
 }
 
 /**
@@ -519,5 +523,16 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     declared: null,
     ui: flags.ui ?? true,
     bgp: bgp(flags),
+    hookDir: hookDir(flags.hookDir),
   };
+}
+
+/** --hook-dir: an absolute directory, without "." or ".." parts. */
+function hookDir(text: string | undefined): string {
+  if (text === undefined || text === "") return DEFAULT_HOOK_DIR;
+  const dir = text.length > 1 ? text.replace(/\/+$/, "") : text;
+  if (!dir.startsWith("/") || dir.split("/").some((p) => p === "." || p === "..") || /[\u0000-\u001f]/.test(dir)) {
+    throw new DaemonOptionError("hook-dir", `must be an absolute directory, got ${JSON.stringify(text)}`);
+  }
+  return dir;
 }

@@ -22,6 +22,7 @@
  * backends' weights before deleting the sorry server, so new connections always have somewhere to go.
  */
 import { normalize } from "node:path";
+import { DEFAULTS } from "../contract/fields.ts";
 import { destinationKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey } from "../ipvs/types.ts";
 import type { ResolvedAddress } from "./resolve.ts";
@@ -149,3 +150,8 @@ export function hookEnvironment(f: HookFacts): Record<string, string> {
     GORB_FWMARK: String(f.fwmark),
   };
 }
+
+/** Where quorum hooks must live unless the daemon's --hook-dir says otherwise. */
+export const DEFAULT_HOOK_DIR: string = DEFAULTS.hookDir;
+/** How long a quorum hook may run before it is killed. */
+export const HOOK_TIMEOUT_MS: number = DEFAULTS.hookTimeoutMs;

@@ -55,6 +55,11 @@ export const backendFieldArgs = {
   },
   "upper-threshold": { type: "string", description: "Stop sending new connections above this many (0 = no limit)", valueHint: "n" },
   "lower-threshold": { type: "string", description: "Resume below this many connections", valueHint: "n" },
+  "slow-start": {
+    type: "string",
+    description: "Failover: ramp the weight up over this long after creation or recovery, e.g. 30s (default off; not for sh/mh)",
+    valueHint: "duration",
+  },
 } satisfies ArgsDef;
 
 /** Flags for the health check (pulse). */

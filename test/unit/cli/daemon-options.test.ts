@@ -119,6 +119,7 @@ describe("parseDaemonOptions", () => {
       declared: null,
       ui: true,
       bgp: null,
+      hookDir: "/etc/gorb/hooks",
     });
   });
 
@@ -173,6 +174,7 @@ describe("parseDaemonOptions", () => {
       declared: null,
       ui: true,
       bgp: null,
+      hookDir: "/etc/gorb/hooks",
     });
   });
 
