@@ -49,7 +49,10 @@ const PulseBody = Type.Object(
 /** `sorry_server`: {host, port, method}; host is an IP address of the service's family (checked by core). */
 const SorryServerBody = Type.Object(
   {
-    host: Type.String({ maxLength: MAX_LENGTH.host, pattern: "^[0-9A-Fa-f.:]+$", "x-problem": "must be an IP address", description: "IP address" }),
+    // Optional here so a non-object is reported as one; core requires it ("sorry_server.host: is required").
+    host: Type.Optional(
+      Type.String({ maxLength: MAX_LENGTH.host, pattern: "^[0-9A-Fa-f.:]+$", "x-problem": "must be an IP address", description: "IP address (required)" }),
+    ),
     port: Type.Optional(Type.Integer({ minimum: LIMITS.port.min, maximum: LIMITS.port.max, description: "default: the service's port" })),
     method: Type.Optional(
       Type.Union(SORRY_METHODS.map((v) => Type.Literal(v)), { description: `forwarding method (default: "${DEFAULTS.sorryMethod}")` }),

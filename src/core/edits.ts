@@ -8,6 +8,7 @@
  * Log lines: services at info; backends at debug (a bulk load of thousands of backends would otherwise spend
  * more time formatting log lines than changing IPVS; the event stream carries every change).
  */
+import { isIP } from "node:net";
 import type { Discovery } from "../discovery/discovery.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
@@ -90,6 +91,13 @@ function checkHooks(spec: Pick<ServiceSpec, "quorumUp" | "quorumDown">, dir: str
   }
 }
 
+/** The sorry server's address must be of the service's family (known once the service's host is resolved). */
+function checkSorryFamily(spec: Pick<ServiceSpec, "sorryServer">, family: "inet" | "inet6"): void {
+  const host = spec.sorryServer?.host;
+  if (host === undefined || (isIP(host) === 4) === (family === "inet")) return;
+  throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${JSON.stringify(host)}`);
+}
+
 /** See the module comment. */
 export class Edits {
   readonly #p: EditParts;
@@ -112,6 +120,7 @@ export class Edits {
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
+    checkSorryFamily(spec, key.family);
     const config = toServiceConfig(spec, key);
     const other = desired.serviceIdByKey(key);
     if (other !== undefined) throw new ConflictError(`service ${q(other)} already uses ${describeService(key)}`);
@@ -139,6 +148,7 @@ export class Edits {
     const fields = patchServiceFields(record.fields, patch);
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
+    checkSorryFamily(spec, record.config.key.family);
     const sorry = sorryKeyId(spec, record.config.key.family);
     const taken = sorry === null ? undefined : record.byDest.get(sorry);
     if (taken !== undefined) throw new ConflictError(`sorry_server: backend ${q(taken)} of service ${q(record.id)} already uses it`);

@@ -215,6 +215,7 @@ function failoverOf(
   if (typeof raw === "object" && raw !== null) {
     const server = raw as { host?: unknown; port?: unknown; method?: unknown };
     const host = typeof server.host === "string" ? server.host : "";
+    if (host === "") throw new ValidationError("sorry_server.host", "is required (an IP address)");
     const ipFamily = isIP(host);
     if (ipFamily === 0) throw new ValidationError("sorry_server.host", `must be an IP address, got ${describeValue(host)}`);
     const hostFamily: Family = ipFamily === 4 ? "inet" : "inet6";
