@@ -247,3 +247,29 @@ describe("slow start through Gorb (hand-driven clock)", () => {
     expect(series).toEqual([1, 25, 50, 75, 100]);
   });
 });
+
+describe("the declarative set", () => {
+  test("POST /apply takes the failover fields; applying the same set again changes nothing", async () => {
+    const s = stack();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    const set = {
+      services: {
+        web: {
+          host: "10.0.0.1",
+          port: 80,
+          quorum: 2,
+          hysteresis: 1,
+          sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
+          backends: { b1: { host: "10.1.0.1", slow_start: "30s" } },
+        },
+      },
+    };
+    const post = async () =>
+      (await app.handle(new Request("http://gorb.test/apply", { method: "POST", body: JSON.stringify(set), headers: { "content-type": "application/json" } }))).json() as Promise<{
+        changes: unknown[];
+      }>;
+    expect((await post()).changes).toHaveLength(2);
+    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 1, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
+    expect((await post()).changes).toEqual([]);
+  });
+});
