@@ -222,6 +222,9 @@ export class Edits {
     tx.after(() => {
       this.#p.checks.add(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
       this.#p.log.debug(`created backend ${q(id)} of service ${q(service.id)}: ${describeDestination(dest)} weight ${spec.weight}`);
+      if (spec.slowStartMs > 0 && (service.spec.method === "sh" || service.spec.method === "mh")) {
+        this.#p.log.warn(`backend ${q(id)} of service ${q(service.id)}: slow start on a ${service.spec.method} service remaps new flows at every step`);
+      }
       this.#p.events.publish("backend.created", { service: service.id, backend: id, source });
     });
   }
