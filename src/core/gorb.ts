@@ -6,6 +6,8 @@
  *   reconciler      ./reconcile.ts       pure: desired + observed -> IPVS operations, with reasons
  *   executor        ./kernel-writer.ts   the only code that writes IPVS: one driver batch per plan
  *   health          ./health-weights.ts  health updates -> desired effective weights (panic threshold)
+ *   failover        ./failover.ts        quorum state and sorry server (pure); ./slow-start.ts ramps;
+ *                   ./failover-runner.ts events, hooks and the ramp timer
  *   VIPs            ./vip-ledger.ts      addresses gorb put on the VIP interface
  *   durable state   ./changes.ts         rows changed -> one store commit per group of requests
  *   reads           ./queries.ts         what GET returns
@@ -35,7 +37,7 @@ import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { dryRunReport, type ApplyReport } from "./apply.ts";
 import { ChangeTracker } from "./changes.ts";
-import { DesiredState } from "./desired-state.ts";
+import { DesiredState, evaluateQuorum, type QuorumChange } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
@@ -63,9 +65,8 @@ import type { BackendInfo, ServiceDetail, ServiceInfo } from "./views.ts";
 import { WorkQueue, type QueuedJob } from "./work-queue.ts";
 import { DEFAULTS } from "../contract/fields.ts";
 import { systemClock, type MonitorClock } from "../health/clock.ts";
-import { evaluateQuorum, type QuorumChange } from "./desired-state.ts";
-import { hookEnvironment, sorryKeyId, type QuorumHookRunner } from "./failover.ts";
-import { SlowStart, TICK_MS } from "./slow-start.ts";
+import type { QuorumHookRunner } from "./failover.ts";
+import { FailoverRunner } from "./failover-runner.ts";
 
 /** What Gorb is built from. Only `driver` and `health` are required. */
 export interface GorbOptions {
@@ -180,10 +181,7 @@ export class Gorb {
   readonly #pendingHealth: HealthUpdate[] = [];
   #healthQueued = false;
   #closed = false;
-  readonly #clock: MonitorClock;
-  readonly #slowStart = new SlowStart();
-  #rampTimer: unknown = null;
-  readonly #hooks: QuorumHookRunner | null;
+  readonly #failover: FailoverRunner;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
 
   constructor(options: GorbOptions) {
@@ -198,9 +196,18 @@ export class Gorb {
     this.#events = options.events ?? new EventBus();
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
     this.#checks = options.health((update) => this.#onUpdate(update));
-    this.#clock = options.clock ?? systemClock;
-    this.#hooks = options.hooks ?? null;
     this.#writer = new KernelWriter(this.#driver);
+    this.#failover = new FailoverRunner({
+      clock: options.clock ?? systemClock,
+      hooks: options.hooks ?? null,
+      log: this.#log,
+      events: this.#events,
+      desired: this.#desired,
+      writer: this.#writer,
+      transactions: () => this.#tx,
+      schedule: (section, what) =>
+        this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${message(error)}`) }),
+    });
     this.#edits = new Edits({
       desired: this.#desired,
       vips: this.#vips,
@@ -212,8 +219,8 @@ export class Gorb {
       defaultAddress: this.#defaultAddress,
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
-      slowStart: this.#slowStart,
-      now: () => this.#clock.now(),
+      slowStart: this.#failover.slowStart,
+      now: () => this.#failover.now(),
       hookDir: options.hookDir ?? DEFAULTS.hookDir,
     });
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log });
@@ -224,12 +231,12 @@ export class Gorb {
       vips: this.#vips,
       events: this.#events,
       log: this.#log,
-      onQuorum: (change) => this.#quorumChanged(change),
+      onQuorum: (change) => this.#failover.quorumChanged(change),
     });
     this.#queue = new WorkQueue<Job>(
-      (job) => this.#runOne(job).finally(() => this.#armRamps()),
+      (job) => this.#runOne(job).finally(() => this.#failover.arm()),
       (jobs) => {
-        if (!this.#closed) return this.#tx.runGroup(jobs).finally(() => this.#armRamps());
+        if (!this.#closed) return this.#tx.runGroup(jobs).finally(() => this.#failover.arm());
         for (const job of jobs) job.reject(new UnavailableError("shutdown", "gorb is shutting down"));
         return Promise.resolve();
       },
@@ -275,8 +282,7 @@ export class Gorb {
     await this.#exclusive(async () => {
       this.#closed = true;
     }, false);
-    if (this.#rampTimer !== null) this.#clock.clearTimer(this.#rampTimer);
-    this.#rampTimer = null;
+    this.#failover.stop();
     this.#checks.stop();
     await this.#discovery.close();
   }
@@ -426,18 +432,9 @@ export class Gorb {
         }
       }
 
-      // A service whose sorry server the kernel serves was in sorry mode: it stays there until its backends
-      // prove themselves again (./failover.ts).
-      const quorumChanges: QuorumChange[] = [];
-      for (const record of this.#desired.services()) {
-        const id = sorryKeyId(record.spec, record.config.key.family);
-        const dest = id === null ? undefined : this.#writer.view.get(serviceKeyId(record.config.key))?.dests.get(id);
-        if (dest !== undefined && dest.weight > 0) record.quorumUp = false;
-        const change = evaluateQuorum(record);
-        if (change !== null) quorumChanges.push(change);
-      }
+      const quorumChanges = this.#failover.restoreStates();
       const repairs = await this.#repair(planOperations(this.#desired.wantedAll(), this.#writer.view));
-      for (const change of quorumChanges) this.#quorumChanged(change);
+      for (const change of quorumChanges) this.#failover.quorumChanged(change);
       // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
       await this.#vips.restoreMissing();
       let backends = 0;
@@ -678,8 +675,8 @@ export class Gorb {
       else this.#log.info(`service ${q(p.service.id)} left panic mode (${text}): draining the down backends`);
       this.#events.publish("service.panic", { service: p.service.id, down: p.down, total: p.total, threshold: p.threshold, active: p.active });
     }
-    const now = this.#clock.now();
-    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") this.#slowStart.start(t.service, t.backend, now);
+    const now = this.#failover.now();
+    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") this.#failover.slowStart.start(t.service, t.backend, now);
     const quorumChanges: QuorumChange[] = [];
     const wanted = [...step.touched].map(([service, ids]) => {
       const change = evaluateQuorum(service);
@@ -689,7 +686,7 @@ export class Gorb {
     });
     const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
     this.#tx.weightEvents(results);
-    for (const change of quorumChanges) this.#quorumChanged(change);
+    for (const change of quorumChanges) this.#failover.quorumChanged(change);
     for (const r of results) {
       if (r.error === null) continue;
       const op = r.operation.op;
@@ -697,70 +694,6 @@ export class Gorb {
       this.#log.error(
         `cannot set the weight of backend ${q(r.operation.backend ?? "")} of service ${q(r.operation.service)} to ${weight}: ${String(r.error)}`,
       );
-    }
-  }
-
-  // ---- failover: quorum and slow start -------------------------------------------------------------------
-
-  /** A service's quorum state changed: log it, publish service.quorum and run its hook. */
-  #quorumChanged(change: QuorumChange): void {
-    const { service } = change;
-    const text = `${change.healthy} healthy backend(s), quorum ${change.quorum}, hysteresis ${change.hysteresis}`;
-    if (change.up) this.#log.info(`service ${q(service.id)} is up again (${text})`);
-    else this.#log.warn(`service ${q(service.id)} is down (${text})` + (change.sorry ? "; its sorry server serves" : ""));
-    this.#events.publish("service.quorum", {
-      service: service.id,
-      up: change.up,
-      healthy: change.healthy,
-      quorum: change.quorum,
-      hysteresis: change.hysteresis,
-      sorry: change.sorry,
-    });
-    const program = change.up ? service.spec.quorumUp : service.spec.quorumDown;
-    if (program === "") return;
-    if (this.#hooks === null) {
-      this.#log.info(`service ${q(service.id)}: no hook runner; not running ${program}`);
-      return;
-    }
-    const key = service.config.key;
-    const fwmark = isFwmarkKey(key);
-    this.#hooks(
-      program,
-      hookEnvironment({
-        ...change,
-        service: service.id,
-        address: fwmark ? "" : key.address,
-        port: fwmark ? 0 : key.port,
-        protocol: fwmark ? "" : key.protocol,
-        fwmark: fwmark ? key.fwmark : 0,
-      }),
-    );
-  }
-
-  /** Arm the slow-start timer while a ramp is in progress. */
-  #armRamps(): void {
-    if (this.#rampTimer !== null || this.#closed || this.#slowStart.size === 0) return;
-    this.#rampTimer = this.#clock.setTimer(() => {
-      this.#rampTimer = null;
-      this.#queue.push({
-        group: false,
-        section: () => this.#stepRamps(),
-        resolve: () => undefined,
-        reject: (error) => this.#log.error(`slow start failed: ${message(error)}`),
-      });
-    }, TICK_MS);
-  }
-
-  /** One slow-start step: every ramp moves to now, and the backends whose cap changed are written as one batch. */
-  async #stepRamps(): Promise<void> {
-    if (this.#closed) return;
-    const touched = this.#slowStart.tick(this.#clock.now(), (s, b) => this.#desired.service(s.id) === s && s.backends.get(b.id) === b);
-    if (touched.size === 0) return;
-    const wanted = [...touched].map(([service, ids]) => this.#desired.wanted(service, ids));
-    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
-    this.#tx.weightEvents(results);
-    for (const r of results) {
-      if (r.error !== null) this.#log.error(`slow start: cannot write ${r.operation.reason}: ${r.error.message}`);
     }
   }
 }
