@@ -152,7 +152,7 @@ export class Transactions {
 
   /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
   async write(tx: Tx): Promise<void> {
-    this.#quorum(tx);
+    this.quorum(tx);
     const results = await this.execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
@@ -167,7 +167,7 @@ export class Transactions {
    * flips is written whole (its backends' weights and the sorry server change together); the flip is undone
    * with the change and published once it is committed.
    */
-  #quorum(tx: Tx): void {
+  quorum(tx: Tx): void {
     const seen = new Set<string>();
     for (const t of [...tx.targets]) {
       if (seen.has(t.service)) continue;

@@ -258,7 +258,7 @@ describe("the declarative set", () => {
           host: "10.0.0.1",
           port: 80,
           quorum: 2,
-          hysteresis: 1,
+          hysteresis: 0,
           sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
           backends: { b1: { host: "10.1.0.1", slow_start: "30s" } },
         },
@@ -269,7 +269,11 @@ describe("the declarative set", () => {
         changes: unknown[];
       }>;
     expect((await post()).changes).toHaveLength(2);
-    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 1, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
+    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 0, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
+    // Applied like a request: the new service is below its quorum at once, and its sorry server serves.
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 2, hysteresis: 0, sorry: true }]);
     expect((await post()).changes).toEqual([]);
   });
 });
