@@ -82,6 +82,18 @@ const SERVICE_FAMILIES: readonly FamilySpec<ServiceDetail>[] = [
     type: "gauge",
     value: (s) => (s.panic === true ? 1 : 0),
   },
+  {
+    name: "gorb_service_quorum_up",
+    help: "1 while the service is up by its quorum (always 1 without quorum or sorry server), 0 while it is down.",
+    type: "gauge",
+    value: (s) => (s.quorum_up === false ? 0 : 1),
+  },
+  {
+    name: "gorb_service_sorry_active",
+    help: "1 while the service's sorry server serves in place of its backends, else 0.",
+    type: "gauge",
+    value: (s) => (s.sorry === true ? 1 : 0),
+  },
 ];
 
 type Backend = BackendRow["backend"];

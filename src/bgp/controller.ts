@@ -3,7 +3,8 @@
  * the decisions to an Announcer (./announcer.ts).
  *
  * A service is healthy on this node when at least its `announce_min_healthy` backends (default 1) are up with
- * an effective weight > 0 (a backend with pulse `none` counts as up). A VIP is announced when every service on
+ * an effective weight > 0 (a backend with pulse `none` counts as up), and it is not down by its quorum (a service
+ * below quorum, or serving from its sorry server, counts as having none). A VIP is announced when every service on
  * it that announces (announce_min_healthy > 0; fwmark services have no VIP) is healthy: the route carries all
  * of the VIP's ports, so a node that can serve only some of them leaves the VIP to the other nodes.
  *
@@ -39,9 +40,11 @@ export function announceInputs(details: readonly ServiceDetail[]): AnnounceInput
     id: service.id,
     address: service.options.address,
     minHealthy: service.options.announce_min_healthy,
-    healthy: service.backend_details.filter(
-      (b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none"),
-    ).length,
+    // A service down by its quorum (or serving from its sorry server) counts as having no healthy backend.
+    healthy:
+      service.quorum_up === false
+        ? 0
+        : service.backend_details.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length,
   }));
 }
 

@@ -181,6 +181,7 @@ function refuse(args: RawArgs, names: readonly string[], why: string): void {
 
 function serviceKeyFrom(name: string, args: RawArgs): ServiceKey {
   refuse(args, ["host", "port", "protocol", "fwmark"], "the service is named by its key, e.g. tcp:10.0.0.1:80 or fwmark:7");
+  refuse(args, ["sorry-server", "sorry-method", "quorum", "hysteresis", "quorum-up", "quorum-down"], "failover needs the daemon's health checks");
   const family = choiceArg(args, "family", FAMILIES);
   return parseServiceName(name, family);
 }
@@ -264,6 +265,7 @@ export async function destinationConfigFrom(
   base: Destination | null,
 ): Promise<DestinationConfig> {
   refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
+  refuse(args, ["slow-start"], "slow start needs the daemon");
   const flags = backendBody(args);
   const fields =
     base === null

@@ -90,6 +90,8 @@ export interface StatusService {
   readonly health: number | null;
   readonly stats: TrafficView | null;
   readonly backends: readonly StatusBackend[];
+  /** Failover state when it is not the ordinary one: "no quorum", "sorry 10.9.0.1:80"; null otherwise. */
+  readonly failover?: string | null;
 }
 
 const dash = (value: number | null, show: (v: number) => string = String): string => (value === null ? "-" : show(value));
@@ -113,11 +115,11 @@ export function statusTable(services: readonly StatusService[]): string {
       "",
       "",
       dash(s.health, (h) => h.toFixed(2)),
-      checked
+      (checked
         ? `${up}/${s.backends.length} up`
         : unchecked > 0
           ? `${unchecked} unchecked`
-          : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`,
+          : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`) + (s.failover != null ? `, ${s.failover.toUpperCase()}` : ""),
       `${active}/${inactive}`,
       dash(s.stats?.cps ?? null, compact),
       dash(s.stats?.in_bps ?? null, compact),

@@ -5,6 +5,7 @@
  */
 import { LIMITS } from "../contract/fields.ts";
 import { type RawArgs, boolArg, defined, intArg, stringArg } from "./_shared.ts";
+import { UsageError } from "./errors.ts";
 
 /** The GORB service body from the flags given (only those). */
 export function serviceBody(args: RawArgs): Record<string, unknown> {
@@ -30,7 +31,29 @@ export function serviceBody(args: RawArgs): Record<string, unknown> {
     one_packet: boolArg(args, "one-packet"),
     panic_threshold: intArg(args, "panic-threshold", LIMITS.panicThreshold.min, LIMITS.panicThreshold.max),
     announce_min_healthy: intArg(args, "announce-min-healthy", LIMITS.announceMinHealthy.min, LIMITS.announceMinHealthy.max),
+    sorry_server: sorryServerArg(args),
+    quorum: intArg(args, "quorum", LIMITS.quorum.min, LIMITS.quorum.max),
+    hysteresis: intArg(args, "hysteresis", LIMITS.quorum.min, LIMITS.quorum.max),
+    quorum_up: stringArg(args, "quorum-up"),
+    quorum_down: stringArg(args, "quorum-down"),
   });
+}
+
+/** --sorry-server IP[:PORT] ([IPv6]:PORT) with --sorry-method; "none" is null (PATCH: remove it). */
+function sorryServerArg(args: RawArgs): Record<string, unknown> | null | undefined {
+  const text = stringArg(args, "sorry-server")?.trim();
+  const method = stringArg(args, "sorry-method");
+  if (text === undefined) {
+    if (method !== undefined) throw new UsageError("--sorry-method needs --sorry-server");
+    return undefined;
+  }
+  if (text === "none") return null;
+  const match = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text) ?? [text, text, undefined];
+  const port = match[2] === undefined ? undefined : Number(match[2]);
+  if (port !== undefined && (port < LIMITS.port.min || port > LIMITS.port.max)) {
+    throw new UsageError(`--sorry-server: port must be ${LIMITS.port.min}-${LIMITS.port.max}, got ${port}`);
+  }
+  return defined({ host: match[1], port, method });
 }
 
 /** The GORB backend body from the flags given (only those), without the pulse. */
@@ -46,5 +69,6 @@ export function backendBody(args: RawArgs): Record<string, unknown> {
     upper_threshold: intArg(args, "upper-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
     lower_threshold: intArg(args, "lower-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
     maintenance: boolArg(args, "maintenance"),
+    slow_start: stringArg(args, "slow-start"),
   });
 }

@@ -62,7 +62,15 @@ export function statusService(d: ServiceDetail): StatusService {
     health: d.health,
     stats: d.stats,
     backends: d.backend_details.map((b) => statusBackend(b.id, b)),
+    failover: failoverText(d),
   };
+}
+
+/** "sorry 10.9.0.1:80" while the sorry server serves, "no quorum" while down without one; null otherwise. */
+function failoverText(info: ServiceInfo): string | null {
+  const sorry = info.options.sorry_server;
+  if (info.sorry === true && sorry != null) return `sorry ${hostPort(sorry.host, sorry.port)}`;
+  return info.quorum_up === false ? "no quorum" : null;
 }
 
 function persistenceText(o: ServiceOptions): string {
@@ -85,6 +93,9 @@ export function serviceSummary(id: string, info: ServiceInfo): string {
   ];
   if (o.one_packet) pairs.push(["one-packet", "yes"]);
   pairs.push(["health", info.health.toFixed(2)]);
+  const sorry = o.sorry_server;
+  if (o.quorum > 0) pairs.push(["quorum", `${o.quorum} (hysteresis ${o.hysteresis}): ${info.quorum_up === false ? "DOWN" : "up"}, ${info.healthy ?? 0} healthy`]);
+  if (sorry != null) pairs.push(["sorry server", `${hostPort(sorry.host, sorry.port)} (${sorry.method})${info.sorry === true ? ": SERVING" : ""}`]);
   if (info.stats !== null) {
     const s = info.stats;
     pairs.push([

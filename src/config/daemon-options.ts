@@ -7,6 +7,7 @@
  */
 import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
+import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 
@@ -89,6 +90,8 @@ export interface DaemonOptions {
   readonly bgp: BgpOptions | null;
   /** Set net.ipv4.vs.expire_nodest_conn=1 and expire_quiescent_template=1 at start (false: --no-ipvs-sysctls). */
   readonly ipvsSysctls: boolean;
+  /** Where quorum_up / quorum_down programs must live (--hook-dir). */
+  readonly hookDir: string;
 }
 
 /** The BGP announcer's settings (src/bgp/). */
@@ -163,6 +166,7 @@ export interface DaemonFlags {
   readonly etcdPasswordFile?: string | undefined;
   /** false for --no-ipvs-sysctls. */
   readonly ipvsSysctls?: boolean | undefined;
+  readonly hookDir?: string | undefined;
 }
 
 /**
@@ -524,5 +528,16 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     ui: flags.ui ?? true,
     bgp: bgp(flags),
     ipvsSysctls: flags.ipvsSysctls ?? true,
+    hookDir: hookDir(flags.hookDir),
   };
+}
+
+/** --hook-dir: an absolute directory, without "." or ".." parts. */
+function hookDir(text: string | undefined): string {
+  if (text === undefined || text === "") return DEFAULT_HOOK_DIR;
+  const dir = text.length > 1 ? text.replace(/\/+$/, "") : text;
+  if (!dir.startsWith("/") || dir.split("/").some((p) => p === "." || p === "..") || /[\u0000-\u001f]/.test(dir)) {
+    throw new DaemonOptionError("hook-dir", `must be an absolute directory, got ${JSON.stringify(text)}`);
+  }
+  return dir;
 }

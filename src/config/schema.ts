@@ -65,6 +65,7 @@ const SETTINGS = {
   etcd_user: { flag: "etcdUser", type: "string" },
   etcd_password_file: { flag: "etcdPasswordFile", type: "string" },
   ipvs_sysctls: { flag: "ipvsSysctls", type: "boolean" },
+  hook_dir: { flag: "hookDir", type: "string" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

@@ -15,7 +15,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
 import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType } from "../health/options.ts";
-import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, SORRY_FIELDS, type FieldDef } from "./fields.ts";
 
 /** A problem with one field: the dotted path of the field and what is wrong with it. */
 export interface ContractProblem {
@@ -81,6 +81,20 @@ function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
   return out;
 }
 
+/** A sorry server with its keys folded and its method lower-cased; unknown keys dropped. */
+function canonicalServer(raw: unknown): unknown {
+  if (!isPlainObject(raw)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const name of SORRY_FIELDS) {
+    let value = pickFolded(raw, name);
+    if (value === undefined || value === null || value === "") continue;
+    if (name === "method" && typeof value === "string") value = value.trim().toLowerCase();
+    if (name === "host" && typeof value === "string") value = value.trim();
+    out[name] = value;
+  }
+  return out;
+}
+
 /**
  * The known fields of a body in canonical form (see the module comment). A body that is not an object is
  * returned as it is (the schema check then says so); undefined and null are {}.
@@ -96,6 +110,7 @@ function canonicalBody(raw: unknown, defs: Readonly<Record<string, FieldDef>>, m
     let value = rawValue;
     if (def.kind === "enum" && typeof value === "string") value = value.toLowerCase();
     if (def.kind === "pulse") value = canonicalPulse(value, mode);
+    if (def.kind === "server") value = canonicalServer(value);
     if (value === null || (def.kind === "enum" && value === "")) {
       // PUT: null and "" leave the field out (Go left a non-pointer field alone). PATCH: back to the default.
       if (mode === "patch") out[name] = null;

@@ -69,6 +69,15 @@ export const DEFAULTS = {
   panicThreshold: 0,
   /** Backends that must be up (with an effective weight > 0) for this node to announce the VIP over BGP. */
   announceMinHealthy: 1,
+  /** Healthy backends a service needs to be up (0 = no quorum; a sorry server then serves when none is up). */
+  quorum: 0,
+  hysteresis: 0,
+  /** The sorry server's forwarding method. */
+  sorryMethod: "nat",
+  /** Daemon: where quorum_up / quorum_down programs must live (--hook-dir). */
+  hookDir: "/etc/gorb/hooks",
+  /** Daemon: how long a quorum hook may run before it is killed. */
+  hookTimeoutMs: 10_000,
   pulseType: "tcp",
   pulseInterval: DEFAULT_INTERVAL,
 } as const;
@@ -88,6 +97,8 @@ export const LIMITS = {
   panicThreshold: { min: 0, max: 100 },
   /** 0 = never announce the service's VIP. */
   announceMinHealthy: { min: 0, max: U16_MAX },
+  /** quorum and hysteresis: counts of backends. */
+  quorum: { min: 0, max: U16_MAX },
 } as const;
 
 /** Longest strings accepted (a DNS name is at most 253 characters). */
@@ -95,6 +106,8 @@ export const MAX_LENGTH = {
   host: 253,
   flags: 256,
   pulseInterval: 32,
+  slowStart: 32,
+  hook: 1024,
 } as const;
 
 /** How one field is typed on the wire. Enums are matched case-insensitively and "" means "the default". */
@@ -103,7 +116,8 @@ export type FieldType =
   | { readonly kind: "boolean" }
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "string"; readonly maxLength: number; readonly pattern?: string; readonly problem?: string }
-  | { readonly kind: "pulse" };
+  | { readonly kind: "pulse" }
+  | { readonly kind: "server" };
 
 /** One field of a body: its type, what it means and its default as the docs show it. */
 export type FieldDef = FieldType & { readonly description: string; readonly default?: string | number | boolean };
@@ -115,6 +129,21 @@ const HOST = {
   pattern: "^[^\\s\\u0000-\\u001f\\u007f]*$",
   problem: "must be an IP address or a DNS name",
 } as const;
+
+/** A quorum hook: "" (none) or an absolute path (checked against the daemon's --hook-dir by core). */
+const HOOK = {
+  kind: "string",
+  maxLength: MAX_LENGTH.hook,
+  pattern: "^(/[^\\u0000-\\u001f\\u007f]*)?$",
+  problem: "must be the absolute path of a program under the hook directory",
+} as const;
+
+/** Forwarding methods of a sorry server (a tunnel is IPIP). */
+export const SORRY_METHODS = ["nat", "dr", "ipip"] as const;
+export type SorryMethod = (typeof SORRY_METHODS)[number];
+
+/** The keys of a sorry_server object. */
+export const SORRY_FIELDS = ["host", "port", "method"] as const;
 
 const int = (range: { readonly min: number; readonly max: number }) => ({ kind: "integer", ...range }) as const;
 const oneOf = (values: readonly string[]) => ({ kind: "enum", values }) as const;
@@ -163,6 +192,22 @@ export const SERVICE_FIELD_DEFS = {
       "sh and mh only: also set the fallback flag (sh-fallback / mh-fallback) in IPVS, so new flows hashed to a backend at " +
       "weight 0 (drained, in maintenance, down) go to another backend instead of being dropped; false: only the flags given",
   },
+  sorry_server: {
+    kind: "server",
+    description: 'failover: {"host": IP, "port": N, "method": "nat"|"dr"|"ipip"} serving alone while the service is down (no quorum)',
+  },
+  quorum: {
+    ...int(LIMITS.quorum),
+    default: DEFAULTS.quorum,
+    description: "failover: healthy backends (up, configured weight > 0) the service needs to be up (0 = off)",
+  },
+  hysteresis: {
+    ...int(LIMITS.quorum),
+    default: DEFAULTS.hysteresis,
+    description: "failover: down below quorum - hysteresis healthy backends, up again at quorum + hysteresis",
+  },
+  quorum_up: { ...HOOK, description: "failover: program (under the daemon's --hook-dir) run when the service comes up" },
+  quorum_down: { ...HOOK, description: "failover: program (under the daemon's --hook-dir) run when the service goes down" },
 
 } as const satisfies Record<string, FieldDef>;
 
@@ -191,6 +236,11 @@ export const BACKEND_FIELD_DEFS = {
     ...bool,
     default: false,
     description: "operator override: effective weight 0 while true, whatever the health checks say (they keep running)",
+  },
+  slow_start: {
+    kind: "string",
+    maxLength: MAX_LENGTH.slowStart,
+    description: 'failover: ramp the weight up linearly over this long after creation or recovery ("30s"; off by default)',
   },
 } as const satisfies Record<string, FieldDef>;
 

@@ -10,7 +10,7 @@
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
-import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, DRAIN_THEN, MAX_LENGTH, SERVICE_FIELD_DEFS, type FieldDef } from "./fields.ts";
+import { BACKEND_FIELD_DEFS, DEFAULTS, DRAIN_FIELD_DEFS, DRAIN_THEN, LIMITS, MAX_LENGTH, SERVICE_FIELD_DEFS, SORRY_METHODS, type FieldDef } from "./fields.ts";
 
 /** Every args key any pulse type reads. */
 const PULSE_ARG_NAMES = [...new Set(Object.values(PULSE_ARG_KEYS).flat())];
@@ -46,6 +46,21 @@ const PulseBody = Type.Object(
   { description: "health check", "x-problem": 'must be an object such as {"type":"tcp","interval":"5s"}' },
 );
 
+/** `sorry_server`: {host, port, method}; host is an IP address of the service's family (checked by core). */
+const SorryServerBody = Type.Object(
+  {
+    // Optional here so a non-object is reported as one; core requires it ("sorry_server.host: is required").
+    host: Type.Optional(
+      Type.String({ maxLength: MAX_LENGTH.host, pattern: "^[0-9A-Fa-f.:]+$", "x-problem": "must be an IP address", description: "IP address (required)" }),
+    ),
+    port: Type.Optional(Type.Integer({ minimum: LIMITS.port.min, maximum: LIMITS.port.max, description: "default: the service's port" })),
+    method: Type.Optional(
+      Type.Union(SORRY_METHODS.map((v) => Type.Literal(v)), { description: `forwarding method (default: "${DEFAULTS.sorryMethod}")` }),
+    ),
+  },
+  { description: "sorry server", "x-problem": 'must be an object such as {"host":"10.0.0.9","port":80}' },
+);
+
 /** The TypeBox schema of one field. */
 function fieldSchema(def: FieldDef): TSchema {
   // Defaults go into the description, not a `default` keyword: Elysia would fill those in before core sees
@@ -75,6 +90,8 @@ function fieldSchema(def: FieldDef): TSchema {
       });
     case "pulse":
       return PulseBody;
+    case "server":
+      return SorryServerBody;
   }
 }
 
@@ -152,6 +169,14 @@ const ServiceOptionsView = Type.Object({
   panic_threshold: Type.Integer(),
   announce_min_healthy: Type.Integer(),
   hash_fallback: Type.Boolean(),
+  sorry_server: Type.Union([
+    Type.Object({ host: Type.String(), port: Type.Integer(), method: Type.String() }),
+    Type.Null(),
+  ]),
+  quorum: Type.Integer(),
+  hysteresis: Type.Integer(),
+  quorum_up: Type.String(),
+  quorum_down: Type.String(),
   address: ADDRESS,
 });
 
@@ -161,6 +186,9 @@ export const ServiceInfo = Type.Object({
   health: Type.Number({ description: "mean health of the checked backends; 1 when none" }),
   backends: Type.Array(Type.String()),
   stats: Type.Union([StatsView, Type.Null()]),
+  quorum_up: Type.Optional(Type.Boolean({ description: "false while the service is down (below quorum, or no backend up with a sorry server)" })),
+  sorry: Type.Optional(Type.Boolean({ description: "true while the sorry server serves in place of the backends" })),
+  healthy: Type.Optional(Type.Integer({ description: "backends counted for the quorum: up, with configured weight > 0" })),
 });
 
 /** `options` of GET /service/:service/:backend (`weight` is the configured weight). */
@@ -180,6 +208,7 @@ const BackendOptionsView = Type.Object({
   tunnel_type: Type.String(),
   tunnel_port: Type.Integer(),
   tunnel_checksum: Type.String(),
+  slow_start: Type.String({ description: '"" when off' }),
   address: ADDRESS,
   maintenance: Type.Boolean({ description: "operator override: effective weight 0 while true" }),
 });

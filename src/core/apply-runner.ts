@@ -77,6 +77,7 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
+  for (const i of live) transactions.quorum(txs[i] as Tx); // failover: a quorum flip writes its service whole
   // The change an operation came from: its backend's change, else its service's, else any of that service.
   const owner = new Map<string, number>();
   for (const i of live) {

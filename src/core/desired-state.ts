@@ -14,6 +14,7 @@ import { overrideWeight, type DrainState } from "./drain.ts";
 import type { BackendHealth } from "./health.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import type { WantedBackend, WantedService } from "./reconcile.ts";
+import { SORRY_ID, nextQuorumState, quorumCounts, quorumRule, sorryDestination, sorryKey, type QuorumCounts } from "./failover.ts";
 import { toDestinationConfig, type ResolvedAddress } from "./resolve.ts";
 import type { Source } from "./state.ts";
 
@@ -32,6 +33,16 @@ export interface BackendRecord {
   weight: WeightState;
   /** A drain in progress or held (./drain.ts); null when none. Kept with the desired state. */
   drain: DrainState | null;
+  /** Slow start (./slow-start.ts) while the weight ramps up: when it started and the cap it allows now. */
+  ramp?: Ramp | null;
+}
+
+/** A slow-start ramp in progress. */
+export interface Ramp {
+  /** Clock milliseconds the ramp started at. */
+  readonly startMs: number;
+  /** The highest effective weight the ramp allows now (1..configured). */
+  readonly cap: number;
 }
 
 /** A service gorb manages. */
@@ -49,6 +60,53 @@ export interface ServiceRecord {
   readonly keep: Set<string>;
   /** True while more than panic_threshold percent of the backends are down (weights are kept). */
   panic: boolean;
+  /** Failover (./failover.ts): false while the service is down (no quorum); undefined = up. */
+  quorumUp?: boolean;
+}
+
+/** A service going down (up false) or coming back up. */
+export interface QuorumChange {
+  readonly service: ServiceRecord;
+  readonly up: boolean;
+  readonly healthy: number;
+  readonly quorum: number;
+  readonly hysteresis: number;
+  /** True when the sorry server serves now (down with a sorry server). */
+  readonly sorry: boolean;
+}
+
+/** True while the sorry server serves in place of the backends. */
+export function sorryActive(service: ServiceRecord): boolean {
+  return service.spec.sorryServer !== null && service.quorumUp === false;
+}
+
+/** The counts the quorum looks at; a backend in maintenance or draining counts as weight 0 (it takes no new flows). */
+export function serviceQuorumCounts(service: ServiceRecord): QuorumCounts {
+  return quorumCounts(
+    [...service.backends.values()].map((b) => ({
+      state: b.health.state,
+      pulseNone: b.spec.pulse.type === "none",
+      configuredWeight: overrideWeight(b.spec, b.drain, b.spec.weight),
+    })),
+  );
+}
+
+/** Re-evaluate a service's quorum state (./failover.ts); the change, or null when it stays as it was. */
+export function evaluateQuorum(service: ServiceRecord): QuorumChange | null {
+  const rule = quorumRule(service.spec);
+  const was = service.quorumUp !== false;
+  const counts = serviceQuorumCounts(service);
+  const up = nextQuorumState(was, counts, rule);
+  if (up === was) return null;
+  service.quorumUp = up;
+  return {
+    service,
+    up,
+    healthy: counts.healthy,
+    quorum: rule?.quorum ?? 0,
+    hysteresis: rule?.hysteresis ?? 0,
+    sorry: sorryActive(service),
+  };
 }
 
 /** The key of a backend's destination. */
@@ -63,7 +121,18 @@ function desiredWeight(backend: Pick<BackendRecord, "spec" | "drain" | "weight">
 
 /** The destination a backend must have in the kernel: its spec at its desired effective weight. */
 export function desiredDestination(service: ServiceRecord, backend: BackendRecord): DestinationConfig {
-  return toDestinationConfig(backend.spec, backend.address, service.config.key, desiredWeight(backend));
+  // Sorry mode holds every backend at 0; maintenance and drains hold theirs at 0; a slow-start ramp caps the weight.
+  const weight = sorryActive(service) ? 0 : Math.min(desiredWeight(backend), backend.ramp?.cap ?? Number.POSITIVE_INFINITY);
+  return toDestinationConfig(backend.spec, backend.address, service.config.key, weight);
+}
+
+/** The sorry server's entry of a complete plan: added first while active, deleted last otherwise. */
+function sorryEntry(service: ServiceRecord): { readonly first: boolean; readonly entry: WantedBackend } | null {
+  const family = service.config.key.family;
+  const key = sorryKey(service.spec, family);
+  if (key === null) return null;
+  if (sorryActive(service)) return { first: true, entry: { id: SORRY_ID, dest: sorryDestination(service.spec, family) } };
+  return { first: false, entry: { id: SORRY_ID, dest: null, key } };
 }
 
 /** The desired state; see the module comment. */
@@ -149,6 +218,9 @@ export class DesiredState {
     const backends: WantedBackend[] = [];
     if (only === undefined) {
       for (const b of service.backends.values()) backends.push({ id: b.id, dest: desiredDestination(service, b) });
+      const sorry = sorryEntry(service);
+      if (sorry?.first === true) backends.unshift(sorry.entry);
+      else if (sorry !== null) backends.push(sorry.entry);
       return { id: service.id, config: service.config, backends, complete: true, keep: service.keep };
     }
     for (const id of only) {

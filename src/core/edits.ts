@@ -8,6 +8,7 @@
  * Log lines: services at info; backends at debug (a bulk load of thousands of backends would otherwise spend
  * more time formatting log lines than changing IPVS; the event stream carries every change).
  */
+import { isIP } from "node:net";
 import type { Discovery } from "../discovery/discovery.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
@@ -20,7 +21,10 @@ import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { Logger } from "../log.ts";
-import type { BackendSpec } from "./model.ts";
+import type { BackendSpec, ServiceSpec } from "./model.ts";
+import { DEFAULTS } from "../contract/fields.ts";
+import { hookProblem, sorryKeyId } from "./failover.ts";
+import type { SlowStart } from "./slow-start.ts";
 import {
   BACKEND_IDENTITY_FIELDS,
   SERVICE_IDENTITY_FIELDS,
@@ -49,6 +53,17 @@ export interface EditParts {
   readonly vipInterface: string | null;
   /** Most services and backends gorb holds (--max-services, --max-backends); null: unlimited. */
   readonly limits: { readonly services: number | null; readonly backends: number | null };
+  /** Slow-start ramps (./slow-start.ts) and the clock they run on. */
+  readonly slowStart?: SlowStart;
+  readonly now?: () => number;
+  /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
+  readonly hookDir?: string;
+}
+
+/** True when a service's failover changed (it is then written whole, so the sorry server follows). */
+function failoverChanged(a: ServiceSpec, b: ServiceSpec): boolean {
+  const facts = (s: ServiceSpec) => JSON.stringify([s.sorryServer, s.quorum, s.hysteresis]);
+  return facts(a) !== facts(b);
 }
 
 const q = JSON.stringify;
@@ -67,6 +82,21 @@ export function stepWeight(previous: WeightState, spec: BackendSpec, health: Bac
     },
     policy,
   );
+}
+
+/** A quorum hook must lie under the hook directory (the daemon checks the real path again when it runs it). */
+function checkHooks(spec: Pick<ServiceSpec, "quorumUp" | "quorumDown">, dir: string): void {
+  for (const [field, program] of [["quorum_up", spec.quorumUp], ["quorum_down", spec.quorumDown]] as const) {
+    const problem = hookProblem(program, dir);
+    if (problem !== null) throw new ValidationError(field, problem);
+  }
+}
+
+/** The sorry server's address must be of the service's family (known once the service's host is resolved). */
+function checkSorryFamily(spec: Pick<ServiceSpec, "sorryServer">, family: "inet" | "inet6"): void {
+  const host = spec.sorryServer?.host;
+  if (host === undefined || (isIP(host) === 4) === (family === "inet")) return;
+  throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${JSON.stringify(host)}`);
 }
 
 /** See the module comment. */
@@ -89,7 +119,9 @@ export class Edits {
     const max = this.#p.limits.services;
     if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const spec = normalizeServiceFields(fields);
+    checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
+    checkSorryFamily(spec, key.family);
     const config = toServiceConfig(spec, key);
     const other = desired.serviceIdByKey(key);
     if (other !== undefined) throw new ConflictError(`service ${q(other)} already uses ${describeService(key)}`);
@@ -116,6 +148,11 @@ export class Edits {
     }
     const fields = patchServiceFields(record.fields, patch);
     const spec = normalizeServiceFields(fields);
+    checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
+    checkSorryFamily(spec, record.config.key.family);
+    const sorry = sorryKeyId(spec, record.config.key.family);
+    const taken = sorry === null ? undefined : record.byDest.get(sorry);
+    if (taken !== undefined) throw new ConflictError(`sorry_server: backend ${q(taken)} of service ${q(record.id)} already uses it`);
     const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
     let key = record.config.key;
     if (touchesIdentity.length > 0) {
@@ -135,7 +172,7 @@ export class Edits {
     record.config = config;
     tx.undo(() => Object.assign(record, before));
     tx.touch(record.id);
-    tx.target({ service: record.id, key, backends: [] });
+    tx.target({ service: record.id, key, backends: failoverChanged(before.spec, spec) ? null : [] });
     tx.after(() => {
       this.#p.log.info(`updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.changed", { service: record.id });
@@ -172,7 +209,12 @@ export class Edits {
     if (other !== undefined) {
       throw new ConflictError(`backend ${q(other)} of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
+    if (sorryKeyId(service.spec, key.family) === destinationKeyId(dest)) {
+      throw new ConflictError(`the sorry server of service ${q(service.id)} already uses ${describeDestination(dest)}`);
+    }
     const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight, drain: null };
+    const slowStart = this.#p.slowStart;
+    if (slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
     this.#adoptKept(tx, service, destinationKeyId(dest));
     desired.addBackend(service, backend);
     tx.undo(() => desired.removeBackend(service, id));
@@ -181,6 +223,9 @@ export class Edits {
     tx.after(() => {
       this.#p.checks.add(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
       this.#p.log.debug(`created backend ${q(id)} of service ${q(service.id)}: ${describeDestination(dest)} weight ${spec.weight}`);
+      if (spec.slowStartMs > 0 && (service.spec.method === "sh" || service.spec.method === "mh")) {
+        this.#p.log.warn(`backend ${q(id)} of service ${q(service.id)}: slow start on a ${service.spec.method} service remaps new flows at every step`);
+      }
       this.#p.events.publish("backend.created", { service: service.id, backend: id, source });
     });
   }
@@ -207,9 +252,11 @@ export class Edits {
     const health = probeChanged ? UNKNOWN_HEALTH : backend.health;
     const weight = stepWeight(backend.weight, spec, health, this.#p.policy);
     toDestinationConfig(spec, address, key, weight.effective); // checks the family rule
-    const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight };
+    const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };
     Object.assign(backend, { fields, spec, health, weight });
     tx.undo(() => Object.assign(backend, before));
+    // Given a weight again after a drain to 0: the slow start ramps it up.
+    if (before.spec.weight === 0 && spec.weight > 0) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     const maintenance = spec.maintenance !== before.spec.maintenance;

@@ -61,6 +61,18 @@ export interface EventPayloads {
     readonly active: boolean;
   };
   /**
+   * Failover: a service went down (`up` false: below quorum - hysteresis, or no backend up with a sorry
+   * server) or came back up; `sorry` says whether the sorry server serves now.
+   */
+  "service.quorum": {
+    readonly service: string;
+    readonly up: boolean;
+    readonly healthy: number;
+    readonly quorum: number;
+    readonly hysteresis: number;
+    readonly sorry: boolean;
+  };
+  /**
    * BGP (src/bgp/): this node starts announcing the VIP (`prefix`, e.g. "203.0.113.10/32"): its `services` have
    * stayed healthy for the hold-down. Whether BIRD took it shows in GET /bgp.
    */
@@ -102,6 +114,7 @@ export const EVENT_TYPES = [
   "backend.weight",
   "reconcile.repair",
   "service.panic",
+  "service.quorum",
   "bgp.announced",
   "bgp.withdrawn",
   "resync",

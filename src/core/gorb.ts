@@ -6,6 +6,8 @@
  *   reconciler      ./reconcile.ts       pure: desired + observed -> IPVS operations, with reasons
  *   executor        ./kernel-writer.ts   the only code that writes IPVS: one driver batch per plan
  *   health          ./health-weights.ts  health updates -> desired effective weights (panic threshold)
+ *   failover        ./failover.ts        quorum state and sorry server (pure); ./slow-start.ts ramps;
+ *                   ./failover-runner.ts events, hooks and the ramp timer
  *   VIPs            ./vip-ledger.ts      addresses gorb put on the VIP interface
  *   durable state   ./changes.ts         rows changed -> one store commit per group of requests
  *   reads           ./queries.ts         what GET returns
@@ -36,7 +38,7 @@ import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { dryRunReport, type ApplyReport } from "./apply.ts";
 import { ChangeTracker } from "./changes.ts";
-import { DesiredState } from "./desired-state.ts";
+import { DesiredState, evaluateQuorum, type QuorumChange } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
@@ -65,6 +67,10 @@ import { NoVipManager, type VipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "./views.ts";
 import { WorkQueue, type QueuedJob } from "./work-queue.ts";
+import { DEFAULTS } from "../contract/fields.ts";
+import { systemClock, type MonitorClock } from "../health/clock.ts";
+import type { QuorumHookRunner } from "./failover.ts";
+import { FailoverRunner } from "./failover-runner.ts";
 
 /** What Gorb is built from. Only `driver` and `health` are required. */
 export interface GorbOptions {
@@ -100,6 +106,12 @@ export interface GorbOptions {
   readonly drainPollMs?: number;
   /** The wall clock (epoch ms) drains are timed with. @default Date.now */
   readonly now?: () => number;
+  /** Runs quorum_up / quorum_down hooks (./failover.ts). @default none: hooks are logged, not run */
+  readonly hooks?: QuorumHookRunner;
+  /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
+  readonly hookDir?: string;
+  /** The clock slow-start ramps run on. @default systemClock */
+  readonly clock?: MonitorClock;
 }
 
 /** What adopt() found or did at start-up. */
@@ -179,6 +191,7 @@ export class Gorb {
   readonly #pendingHealth: HealthUpdate[] = [];
   #healthQueued = false;
   #closed = false;
+  readonly #failover: FailoverRunner;
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
   readonly #drains: Drains;
 
@@ -195,6 +208,17 @@ export class Gorb {
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
     this.#checks = options.health((update) => this.#onUpdate(update));
     this.#writer = new KernelWriter(this.#driver);
+    this.#failover = new FailoverRunner({
+      clock: options.clock ?? systemClock,
+      hooks: options.hooks ?? null,
+      log: this.#log,
+      events: this.#events,
+      desired: this.#desired,
+      writer: this.#writer,
+      transactions: () => this.#tx,
+      schedule: (section, what) =>
+        this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${message(error)}`) }),
+    });
     this.#edits = new Edits({
       desired: this.#desired,
       vips: this.#vips,
@@ -206,6 +230,9 @@ export class Gorb {
       defaultAddress: this.#defaultAddress,
       vipInterface: options.vipInterface ?? null,
       limits: { services: options.maxServices ?? null, backends: options.maxBackends ?? null },
+      slowStart: this.#failover.slowStart,
+      now: () => this.#failover.now(),
+      hookDir: options.hookDir ?? DEFAULTS.hookDir,
     });
     const now = options.now ?? Date.now;
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
@@ -216,14 +243,15 @@ export class Gorb {
       vips: this.#vips,
       events: this.#events,
       log: this.#log,
+      onQuorum: (change) => this.#failover.quorumChanged(change),
     });
     const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
     const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
     this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
     this.#queue = new WorkQueue<Job>(
-      (job) => this.#runOne(job),
+      (job) => this.#runOne(job).finally(() => this.#failover.arm()),
       (jobs) => {
-        if (!this.#closed) return this.#tx.runGroup(jobs);
+        if (!this.#closed) return this.#tx.runGroup(jobs).finally(() => this.#failover.arm());
         for (const job of jobs) job.reject(new UnavailableError("shutdown", "gorb is shutting down"));
         return Promise.resolve();
       },
@@ -270,6 +298,7 @@ export class Gorb {
       this.#closed = true;
     }, false);
     this.#drains.stop();
+    this.#failover.stop();
     this.#checks.stop();
     await this.#discovery.close();
   }
@@ -439,7 +468,9 @@ export class Gorb {
         }
       }
 
+      const quorumChanges = this.#failover.restoreStates();
       const repairs = await this.#repair(planOperations(this.#desired.wantedAll(), this.#writer.view));
+      for (const change of quorumChanges) this.#failover.quorumChanged(change);
       // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
       await this.#vips.restoreMissing();
       let backends = 0;
@@ -682,9 +713,18 @@ export class Gorb {
       else this.#log.info(`service ${q(p.service.id)} left panic mode (${text}): draining the down backends`);
       this.#events.publish("service.panic", { service: p.service.id, down: p.down, total: p.total, threshold: p.threshold, active: p.active });
     }
-    const wanted = [...step.touched].map(([service, ids]) => this.#desired.wanted(service, ids));
+    const now = this.#failover.now();
+    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") this.#failover.slowStart.start(t.service, t.backend, now);
+    const quorumChanges: QuorumChange[] = [];
+    const wanted = [...step.touched].map(([service, ids]) => {
+      const change = evaluateQuorum(service);
+      if (change === null) return this.#desired.wanted(service, ids);
+      quorumChanges.push(change);
+      return this.#desired.wanted(service); // the sorry server and every weight change together
+    });
     const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
     this.#tx.weightEvents(results);
+    for (const change of quorumChanges) this.#failover.quorumChanged(change);
     for (const r of results) {
       if (r.error === null) continue;
       const op = r.operation.op;
@@ -694,6 +734,4 @@ export class Gorb {
       );
     }
   }
-
 }
-

@@ -3,7 +3,7 @@
  * shapes they are shown as. A spec is what the client asked for with every default filled in; addresses are
  * resolved separately (./resolve.ts), so a spec still carries the host as the client wrote it.
  */
-import type { BackendMethod } from "../contract/fields.ts";
+import type { BackendMethod, SorryMethod } from "../contract/fields.ts";
 import type { Family, Protocol, TunnelChecksum, TunnelType } from "../ipvs/types.ts";
 import type { RenderedPulseWire } from "../health/options.ts";
 import type { PulseSpec } from "./pulse.ts";
@@ -43,6 +43,21 @@ export interface ServiceSpec {
   readonly announceMinHealthy: number;
   /** sh/mh: also set the scheduler's fallback flag in IPVS (a weight-0 backend's flows go elsewhere). */
   readonly hashFallback: boolean;
+  /** Failover (./failover.ts): the destination that serves alone while the service is down; null = none. */
+  readonly sorryServer: SorrySpec | null;
+  /** Healthy backends the service needs to be up; 0 = no quorum. */
+  readonly quorum: number;
+  readonly hysteresis: number;
+  /** Programs run when the service comes up / goes down ("" = none). */
+  readonly quorumUp: string;
+  readonly quorumDown: string;
+}
+
+/** A sorry server: an IP address literal (never resolved), a port (0: the service's) and a method. */
+export interface SorrySpec {
+  readonly host: string;
+  readonly port: number;
+  readonly method: SorryMethod;
 }
 
 /** Tunnel options of a tunnel backend. */
@@ -68,6 +83,8 @@ export interface BackendSpec {
   readonly pulse: PulseSpec;
   /** Operator override: effective weight 0 while true, whatever health says. */
   readonly maintenance: boolean;
+  /** Slow start (./slow-start.ts): milliseconds of the linear weight ramp after creation or recovery; 0 = off. */
+  readonly slowStartMs: number;
 }
 
 /** `options` of GET /service/:service: the GORB fields first, in GORB's order, then gorb's own. */
@@ -87,6 +104,11 @@ export interface ServiceOptionsView {
   panic_threshold: number;
   announce_min_healthy: number;
   hash_fallback: boolean;
+  sorry_server: { host: string; port: number; method: string } | null;
+  quorum: number;
+  hysteresis: number;
+  quorum_up: string;
+  quorum_down: string;
   /** The address the service is bound to (the resolved host); "" for fwmark services. */
   address: string;
 }
@@ -104,6 +126,8 @@ export interface BackendOptionsView {
   tunnel_type: string;
   tunnel_port: number;
   tunnel_checksum: string;
+  /** The slow-start duration as given ("30s"); "" when off. */
+  slow_start: string;
   /** The resolved address of the backend. */
   address: string;
   maintenance: boolean;

@@ -27,8 +27,12 @@ import {
   SCHED_FLAG_NAMES,
   SERVICE_FIELDS,
   SERVICE_IDENTITY_FIELDS,
+  SORRY_METHODS,
   type SchedFlagName,
 } from "../contract/fields.ts";
+import { isIP } from "node:net";
+import { parseDuration } from "../health/duration.ts";
+import { PulseOptionsError } from "../health/errors.ts";
 import { BackendBody, BackendPatchBody, ServiceBody, ServicePatchBody } from "../contract/schemas.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import {
@@ -55,7 +59,7 @@ import {
   type Fields,
 } from "./fields.ts";
 import type { BackendMethod } from "../contract/fields.ts";
-import type { BackendSpec, ServiceSpec, TunnelSpec } from "./model.ts";
+import type { BackendSpec, ServiceSpec, SorrySpec, TunnelSpec } from "./model.ts";
 import { normalizePulse } from "./pulse.ts";
 
 export { BACKEND_FIELDS, BACKEND_IDENTITY_FIELDS, SERVICE_FIELDS, SERVICE_IDENTITY_FIELDS };
@@ -176,6 +180,7 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
   const panicThreshold = intField(fields, "panic_threshold", DEFAULTS.panicThreshold);
   const announceMinHealthy = intField(fields, "announce_min_healthy", DEFAULTS.announceMinHealthy);
   const hashFallback = boolField(fields, "hash_fallback", true);
+  const failover = failoverOf(fields, family, fwmark === null ? port : 0);
   return {
     host,
     port,
@@ -192,6 +197,43 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
     panicThreshold,
     announceMinHealthy,
     hashFallback,
+    ...failover,
+  };
+}
+
+/** The failover fields of a service (sorry server, quorum, hysteresis, hooks); see ./failover.ts. */
+function failoverOf(
+  fields: Fields,
+  family: Family | null,
+  servicePort: number,
+): Pick<ServiceSpec, "sorryServer" | "quorum" | "hysteresis" | "quorumUp" | "quorumDown"> {
+  const quorum = intField(fields, "quorum", DEFAULTS.quorum);
+  const hysteresis = intField(fields, "hysteresis", DEFAULTS.hysteresis);
+  if (hysteresis > 0 && hysteresis >= quorum) {
+    throw new ValidationError("hysteresis", `must be less than quorum (${quorum}), got ${hysteresis}`);
+  }
+  let sorryServer: SorrySpec | null = null;
+  const raw = fields.get("sorry_server");
+  if (typeof raw === "object" && raw !== null) {
+    const server = raw as { host?: unknown; port?: unknown; method?: unknown };
+    const host = typeof server.host === "string" ? server.host : "";
+    if (host === "") throw new ValidationError("sorry_server.host", "is required (an IP address)");
+    const ipFamily = isIP(host);
+    if (ipFamily === 0) throw new ValidationError("sorry_server.host", `must be an IP address, got ${describeValue(host)}`);
+    const hostFamily: Family = ipFamily === 4 ? "inet" : "inet6";
+    if (family !== null && family !== hostFamily) {
+      throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${describeValue(host)}`);
+    }
+    const port = typeof server.port === "number" ? server.port : servicePort;
+    const method = SORRY_METHODS.find((m) => m === server.method) ?? DEFAULTS.sorryMethod;
+    sorryServer = { host, port, method };
+  }
+  return {
+    sorryServer,
+    quorum,
+    hysteresis,
+    quorumUp: stringField(fields, "quorum_up", ""),
+    quorumDown: stringField(fields, "quorum_down", ""),
   };
 }
 
@@ -252,7 +294,20 @@ export function normalizeBackendFields(input: Fields, service: ServiceSpec): Bac
   }
   const pulse = normalizePulse(fields.get("pulse"));
   const maintenance = boolField(fields, "maintenance", false);
-  return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse, maintenance };
+  const slowStartMs = slowStartOf(fields);
+  return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse, maintenance, slowStartMs };
+}
+
+/** `slow_start` in milliseconds (the pulse duration grammar); 0 when left out or "". */
+function slowStartOf(fields: Fields): number {
+  const text = stringField(fields, "slow_start", "").trim();
+  if (text === "") return 0;
+  try {
+    return parseDuration(text, "slow_start").ms;
+  } catch (error) {
+    if (error instanceof PulseOptionsError) throw new ValidationError(error.field, error.problem, { cause: error });
+    throw error;
+  }
 }
 
 /** A BackendSpec from a GORB backend body (PUT /service/:service/:backend). */

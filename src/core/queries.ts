@@ -5,7 +5,7 @@
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { Destination } from "../ipvs/types.ts";
-import { desiredDestination, destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { desiredDestination, destinationKeyOfBackend, serviceQuorumCounts, sorryActive, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { drainView } from "./drain.ts";
 import { NotFoundError } from "./errors.ts";
 import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
@@ -133,6 +133,9 @@ export class Queries {
       backends: backends.map((b) => b.id).sort(),
       stats: null,
       panic: record.panic,
+      quorum_up: record.quorumUp !== false,
+      sorry: sorryActive(record),
+      healthy: serviceQuorumCounts(record).healthy,
     };
   }
 

@@ -12,7 +12,8 @@
  */
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { ChangeTracker } from "./changes.ts";
-import type { DesiredState } from "./desired-state.ts";
+import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
+import { SORRY_ID } from "./failover.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
@@ -43,6 +44,7 @@ export class Transactions {
   readonly #vips: VipLedger;
   readonly #events: EventBus;
   readonly #log: Logger;
+  readonly #onQuorum: (change: QuorumChange) => void;
   /** Set when a commit failed; cleared by a probe write that works. */
   #storeDown = false;
 
@@ -53,7 +55,10 @@ export class Transactions {
     vips: VipLedger;
     events: EventBus;
     log: Logger;
+    /** A service's quorum state changed (published and hooked once the change is committed). */
+    onQuorum?: (change: QuorumChange) => void;
   }) {
+    this.#onQuorum = parts.onQuorum ?? (() => undefined);
     this.#desired = parts.desired;
     this.#writer = parts.writer;
     this.#store = parts.store;
@@ -147,6 +152,7 @@ export class Transactions {
 
   /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
   async write(tx: Tx): Promise<void> {
+    this.quorum(tx);
     const results = await this.execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
@@ -154,6 +160,29 @@ export class Transactions {
       throw fromIpvsError(failed.error);
     }
     tx.after(() => this.weightEvents(results));
+  }
+
+  /**
+   * Re-evaluate the quorum state of the services a change concerns (./failover.ts). A service whose state
+   * flips is written whole (its backends' weights and the sorry server change together); the flip is undone
+   * with the change and published once it is committed.
+   */
+  quorum(tx: Tx): void {
+    const seen = new Set<string>();
+    for (const t of [...tx.targets]) {
+      if (seen.has(t.service)) continue;
+      seen.add(t.service);
+      const record = this.#desired.service(t.service);
+      if (record === undefined) continue;
+      const before = record.quorumUp;
+      const change = evaluateQuorum(record);
+      if (change === null) continue;
+      tx.undo(() => {
+        record.quorumUp = before;
+      });
+      tx.target({ service: record.id, key: record.config.key, backends: null });
+      tx.after(() => this.#onQuorum(change));
+    }
   }
 
   /** Undo a change's edits and write its targets back to the previous desired state. */
@@ -189,7 +218,7 @@ export class Transactions {
   weightEvents(results: readonly OperationResult[]): void {
     for (const r of results) {
       const op = r.operation.op;
-      if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null) continue;
+      if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null || r.operation.backend === SORRY_ID) continue;
       const from = r.before?.weight;
       if (from === undefined || from === op.destination.weight) continue;
       const backend = this.#desired.service(r.operation.service)?.backends.get(r.operation.backend);

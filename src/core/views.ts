@@ -9,6 +9,7 @@ import type { DrainView } from "./drain.ts";
 import type { BackendHealth } from "./health.ts";
 import type { BackendOptionsView, BackendSpec, ServiceOptionsView, ServiceSpec } from "./model.ts";
 import { pulseView } from "./pulse.ts";
+import { formatDuration } from "../health/duration.ts";
 
 /** IPVS counters (since the last zero) and rates (per second), snake_case on the wire. */
 export interface StatsView {
@@ -38,6 +39,15 @@ export interface ServiceInfo {
    * gorb keeps their weights instead of draining them. Always set by Gorb (optional for older callers).
    */
   panic?: boolean;
+  /**
+   * Failover (./failover.ts): false while the service is down (below quorum - hysteresis until it is back at
+   * quorum + hysteresis; with a sorry server and no quorum, while no backend is up). Always set by Gorb.
+   */
+  quorum_up?: boolean;
+  /** True while the sorry server serves in place of the backends. */
+  sorry?: boolean;
+  /** Backends counted for the quorum: up, with a configured weight > 0. */
+  healthy?: number;
 }
 
 /** `metrics` of GET /service/:service/:backend. */
@@ -111,6 +121,11 @@ export function serviceOptionsView(spec: ServiceSpec, config: ServiceConfig): Se
     panic_threshold: spec.panicThreshold,
     announce_min_healthy: spec.announceMinHealthy,
     hash_fallback: spec.hashFallback,
+    sorry_server: spec.sorryServer === null ? null : { host: spec.sorryServer.host, port: spec.sorryServer.port, method: spec.sorryServer.method },
+    quorum: spec.quorum,
+    hysteresis: spec.hysteresis,
+    quorum_up: spec.quorumUp,
+    quorum_down: spec.quorumDown,
     address: isFwmarkKey(key) ? "" : key.address,
   };
 }
@@ -129,6 +144,7 @@ export function backendOptionsView(spec: BackendSpec, serviceId: string, address
     tunnel_type: spec.tunnel?.type ?? "",
     tunnel_port: spec.tunnel?.port ?? 0,
     tunnel_checksum: spec.tunnel?.checksum ?? "",
+    slow_start: spec.slowStartMs === 0 ? "" : formatDuration(spec.slowStartMs),
     address,
     maintenance: spec.maintenance,
   };

@@ -20,6 +20,8 @@
  * With --bgp-bird-socket, the VIP controller (src/bgp/) announces healthy VIPs through BIRD; at shutdown it
  * withdraws them first (unless --bgp-keep-on-exit), so routers stop sending traffic before gorb goes.
  */
+import { quorumHookRunner } from "./hooks.ts";
+import { HOOK_TIMEOUT_MS } from "../core/failover.ts";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
@@ -129,6 +131,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     vipInterface: options.vipInterface,
     maxServices: options.maxServices,
     maxBackends: options.maxBackends,
+    hookDir: options.hookDir,
+    hooks: quorumHookRunner(options.hookDir, HOOK_TIMEOUT_MS, log.withTag("hooks")),
     logger: log.withTag("core"),
     ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
     // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).

@@ -126,6 +126,16 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           degraded: {down.map((b) => `${b.id} down${b.metrics.message === "" ? "" : ` (${b.metrics.message})`}`).join(", ")}
         </p>
       )}
+      {s.sorry === true && (
+        <p class="why" role="status">
+          sorry server {sorryText(s.options.sorry_server)} serves in place of the backends ({s.healthy ?? 0} healthy)
+        </p>
+      )}
+      {s.sorry !== true && s.quorum_up === false && (
+        <p class="why" role="status">
+          below quorum ({s.healthy ?? 0} healthy, quorum {String(s.options.quorum ?? "")})
+        </p>
+      )}
       {drained.length > 0 && <p class="note">weight 0: {drained.map((b) => b.id).join(", ")}</p>}
       {rates !== undefined && <Chart series={rates} kind="rates" label={`${s.id}: connections and packets per second over the last minutes`} />}
       <ul class="backends">
@@ -146,3 +156,9 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
   );
 }
 
+/** "10.9.0.1:8080" from a service's `sorry_server` option. */
+function sorryText(server: unknown): string {
+  if (typeof server !== "object" || server === null) return "";
+  const { host, port } = server as { host?: unknown; port?: unknown };
+  return `${String(host ?? "")}:${String(port ?? "")}`;
+}

@@ -38,6 +38,10 @@ export interface ServiceView {
   readonly backends: readonly string[];
   readonly stats: Stats | null;
   readonly backend_details: readonly BackendView[];
+  /** Failover (absent from older daemons): the sorry server serves; the service is up by its quorum; healthy count. */
+  readonly sorry?: boolean;
+  readonly quorum_up?: boolean;
+  readonly healthy?: number;
 }
 
 /** A time series: times in seconds since the epoch, and one array per line. */

@@ -61,6 +61,11 @@ export const backendFieldArgs = {
     description: "Maintenance: weight 0 whatever the health checks say (they keep running); --no-maintenance ends it",
     negativeDescription: "End maintenance",
   },
+  "slow-start": {
+    type: "string",
+    description: "Failover: ramp the weight up over this long after creation or recovery, e.g. 30s (default off; not for sh/mh)",
+    valueHint: "duration",
+  },
 } satisfies ArgsDef;
 
 /** Flags for the health check (pulse). */

@@ -10,6 +10,7 @@
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
 import { boolArg, stringArg } from "../_shared.ts";
+import { DEFAULTS } from "../../contract/fields.ts";
 import { cliContext } from "../context.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
 import { prepareLibnl } from "../native.ts";
@@ -154,6 +155,11 @@ const serve = defineCommand({
       description: `Repair drift of the kernel table every so often, e.g. 30s, 5m; 0 = never (default: ${DEFAULT_RECONCILE_INTERVAL})`,
       valueHint: "duration",
     },
+    "hook-dir": {
+      type: "string",
+      description: `Where quorum_up / quorum_down programs must live (default: ${DEFAULTS.hookDir})`,
+      valueHint: "dir",
+    },
     "unknown-destinations": {
       type: "string",
       description:
@@ -250,6 +256,7 @@ const serve = defineCommand({
           stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
         consulTokenFile: stringArg(args, "consul-token-file"),
         unknownDestinations: stringArg(args, "unknown-destinations"),
+        hookDir: stringArg(args, "hook-dir"),
         maxServices: stringArg(args, "max-services"),
         maxBackends: stringArg(args, "max-backends"),
         ui: boolArg(args, "ui"),

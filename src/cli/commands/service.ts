@@ -22,7 +22,7 @@ import { UsageError } from "../errors.ts";
 import { jsonText, table } from "../format.ts";
 import { serviceAddress, serviceSummary, statusBackend } from "../views.ts";
 import { statusTable } from "../format.ts";
-import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS } from "../../contract/fields.ts";
+import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS, SORRY_METHODS } from "../../contract/fields.ts";
 import { NETMASK_RANGE } from "../../ipvs/constants.ts";
 
 const F = SERVICE_FIELD_DEFS;
@@ -80,6 +80,24 @@ export const serviceFieldArgs = {
     description: `BGP: backends that must be up for this node to announce the VIP (${range(LIMITS.announceMinHealthy)}; default ${DEFAULTS.announceMinHealthy}; 0 = never)`,
     valueHint: "count",
   },
+  "sorry-server": {
+    type: "string",
+    description: "Failover: IP[:PORT] serving alone while the service is down (none: remove it)",
+    valueHint: "addr",
+  },
+  "sorry-method": { type: "enum", options: [...SORRY_METHODS], description: `Sorry server forwarding (default ${DEFAULTS.sorryMethod})` },
+  quorum: {
+    type: "string",
+    description: `Failover: healthy backends the service needs to be up (${range(LIMITS.quorum)}; default ${DEFAULTS.quorum} = off)`,
+    valueHint: "count",
+  },
+  hysteresis: {
+    type: "string",
+    description: `Failover: down below quorum - hysteresis, up again at quorum + hysteresis (default ${DEFAULTS.hysteresis})`,
+    valueHint: "count",
+  },
+  "quorum-up": { type: "string", description: `Program under the daemon's --hook-dir run when the service comes up`, valueHint: "path" },
+  "quorum-down": { type: "string", description: `Program under the daemon's --hook-dir run when the service goes down`, valueHint: "path" },
 } satisfies ArgsDef;
 
 

@@ -426,7 +426,7 @@ describe("ids and routes", () => {
     const info = doc.paths["/service/{service}"]?.get?.responses["200"]?.content?.["application/json"]?.schema as {
       properties: Record<string, unknown>;
     };
-    expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "options", "stats"]);
+    expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "healthy", "options", "quorum_up", "sorry", "stats"]);
   });
 
   test("GET /openapi.json over a real socket (Elysia finds the path after the host, so tests need a host name of 4+ characters)", async () => {

@@ -49,7 +49,7 @@ describe("POST /apply", () => {
     const { call, driver } = setup();
     const cases: [unknown, string][] = [
       [{ services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 70000 } } } } }, "services.web.backends.b1.port: must be 1-65535, got 70000"],
-      [{ services: { web: { port: 80, hots: "x" } } }, "services.web.hots: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, backends"],
+      [{ services: { web: { port: 80, hots: "x" } } }, "services.web.hots: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends"],
       [{ services: { web: { host: "nowhere.example", port: 80 } } }, 'services.web.host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example'],
       [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}'],
       [[], 'body: must be a JSON object {"services": {...}}'],

@@ -120,6 +120,7 @@ describe("parseDaemonOptions", () => {
       ui: true,
       bgp: null,
       ipvsSysctls: true,
+      hookDir: "/etc/gorb/hooks",
     });
   });
 
@@ -175,6 +176,7 @@ describe("parseDaemonOptions", () => {
       ui: true,
       bgp: null,
       ipvsSysctls: true,
+      hookDir: "/etc/gorb/hooks",
     });
   });
 

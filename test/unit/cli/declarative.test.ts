@@ -77,7 +77,7 @@ describe("gorb diff and gorb apply", () => {
     expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `error: ${path}:3: services.web.weight: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, backends\n`,
+      stderr: `error: ${path}:3: services.web.weight: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends\n`,
     });
     const noServices = file("settings.yaml", "listen: :4672\n");
     const run = await runGorb(["diff", "-f", noServices, "--server", server.url]);

@@ -84,7 +84,7 @@ describe("how status and show word a drain", () => {
   test("a running drain: seconds left and what follows", () => {
     const info = {
       options: { host: "10.1.0.1", port: 80, weight: 100, method: "nat", pulse: { type: "tcp" as const, interval: "1m", args: null }, vsid: "web",
-        upper_threshold: 0, lower_threshold: 0, tunnel_type: "", tunnel_port: 0, tunnel_checksum: "", address: "10.1.0.1", maintenance: true },
+        upper_threshold: 0, lower_threshold: 0, tunnel_type: "", tunnel_port: 0, tunnel_checksum: "", address: "10.1.0.1", maintenance: true, slow_start: "" },
       metrics: { status: 0 as const, state: "up" as const, health: 1, uptime: 5, last_check_ms: 1, message: "" },
       effective_weight: 0,
       stats: null,

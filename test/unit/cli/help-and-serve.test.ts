@@ -104,6 +104,7 @@ describe("gorb serve", () => {
         ui: true,
         bgp: null,
         ipvsSysctls: true,
+        hookDir: "/etc/gorb/hooks",
       },
     ]);
   });

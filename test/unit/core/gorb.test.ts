@@ -50,12 +50,20 @@ describe("services", () => {
         panic_threshold: 0,
         announce_min_healthy: 1,
         hash_fallback: true,
+        sorry_server: null,
+        quorum: 0,
+        hysteresis: 0,
+        quorum_up: "",
+        quorum_down: "",
         address: "10.0.0.1",
       },
       health: 1,
       backends: [],
       stats: { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0, cps: 0, in_pps: 0, out_pps: 0, in_bps: 0, out_bps: 0 },
       panic: false,
+      quorum_up: true,
+      sorry: false,
+      healthy: 0,
     });
     expect(gorb.listServices()).toEqual(["web"]);
   });

@@ -45,6 +45,11 @@ describe("normalizeService", () => {
       panicThreshold: 0,
       announceMinHealthy: 1,
       hashFallback: true,
+      sorryServer: null,
+      quorum: 0,
+      hysteresis: 0,
+      quorumUp: "",
+      quorumDown: "",
     });
   });
 

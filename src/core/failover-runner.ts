@@ -1,0 +1,135 @@
+/**
+ * The effects of failover (./failover.ts, ./slow-start.ts) that need I/O, kept out of the Gorb facade:
+ *   - at restore, a service whose sorry server the kernel serves starts down (it was in sorry mode);
+ *   - a quorum change is logged, published as `service.quorum` and runs the service's hook (through the runner
+ *     the daemon gives, which never blocks);
+ *   - slow-start ramps move on one timer about once a second (TICK_MS) while any is in progress; each step is a
+ *     job on Gorb's lock that writes the backends whose cap changed as one reconciler batch.
+ */
+import type { MonitorClock } from "../health/clock.ts";
+import { isFwmarkKey } from "../ipvs/types.ts";
+import type { Logger } from "../log.ts";
+import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
+import { serviceKeyId } from "./keys.ts";
+import type { EventBus } from "./events.ts";
+import { hookEnvironment, sorryKeyId, type QuorumHookRunner } from "./failover.ts";
+import type { KernelWriter } from "./kernel-writer.ts";
+import { planOperations } from "./reconcile.ts";
+import { SlowStart, TICK_MS } from "./slow-start.ts";
+import type { Transactions } from "./transactions.ts";
+
+const q = JSON.stringify;
+
+/** What the runner works with; `schedule` queues a job on Gorb's lock. */
+export interface FailoverParts {
+  readonly clock: MonitorClock;
+  readonly hooks: QuorumHookRunner | null;
+  readonly log: Logger;
+  readonly events: EventBus;
+  readonly desired: DesiredState;
+  readonly writer: KernelWriter;
+  readonly transactions: () => Transactions;
+  readonly schedule: (section: () => Promise<void>, what: string) => void;
+}
+
+/** See the module comment. */
+export class FailoverRunner {
+  readonly slowStart = new SlowStart();
+  readonly #p: FailoverParts;
+  #timer: unknown = null;
+  #stopped = false;
+
+  constructor(parts: FailoverParts) {
+    this.#p = parts;
+  }
+
+  /** The clock's now (for ramps started by edits). */
+  now(): number {
+    return this.#p.clock.now();
+  }
+
+  /**
+   * At restore: a service whose sorry server the kernel serves (weight > 0) was in sorry mode and stays there
+   * until its backends prove themselves again; every service is then evaluated. The changes, to publish once
+   * the kernel matches.
+   */
+  restoreStates(): QuorumChange[] {
+    const { desired, writer } = this.#p;
+    const changes: QuorumChange[] = [];
+    for (const record of desired.services()) {
+      const id = sorryKeyId(record.spec, record.config.key.family);
+      const dest = id === null ? undefined : writer.view.get(serviceKeyId(record.config.key))?.dests.get(id);
+      if (dest !== undefined && dest.weight > 0) record.quorumUp = false;
+      const change = evaluateQuorum(record);
+      if (change !== null) changes.push(change);
+    }
+    return changes;
+  }
+
+  /** A service's quorum state changed: log it, publish service.quorum and run its hook. */
+  quorumChanged(change: QuorumChange): void {
+    const { service } = change;
+    const { log } = this.#p;
+    const text = `${change.healthy} healthy backend(s), quorum ${change.quorum}, hysteresis ${change.hysteresis}`;
+    if (change.up) log.info(`service ${q(service.id)} is up again (${text})`);
+    else log.warn(`service ${q(service.id)} is down (${text})` + (change.sorry ? "; its sorry server serves" : ""));
+    this.#p.events.publish("service.quorum", {
+      service: service.id,
+      up: change.up,
+      healthy: change.healthy,
+      quorum: change.quorum,
+      hysteresis: change.hysteresis,
+      sorry: change.sorry,
+    });
+    const program = change.up ? service.spec.quorumUp : service.spec.quorumDown;
+    if (program === "") return;
+    const hooks = this.#p.hooks;
+    if (hooks === null) {
+      log.info(`service ${q(service.id)}: no hook runner; not running ${program}`);
+      return;
+    }
+    const key = service.config.key;
+    const fwmark = isFwmarkKey(key);
+    hooks(
+      program,
+      hookEnvironment({
+        ...change,
+        service: service.id,
+        address: fwmark ? "" : key.address,
+        port: fwmark ? 0 : key.port,
+        protocol: fwmark ? "" : key.protocol,
+        fwmark: fwmark ? key.fwmark : 0,
+      }),
+    );
+  }
+
+  /** Arm the slow-start timer while a ramp is in progress (called after every job). */
+  arm(): void {
+    if (this.#timer !== null || this.#stopped || this.slowStart.size === 0) return;
+    this.#timer = this.#p.clock.setTimer(() => {
+      this.#timer = null;
+      this.#p.schedule(() => this.#step(), "slow start");
+    }, TICK_MS);
+  }
+
+  /** Stop the timer for good (shutdown). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) this.#p.clock.clearTimer(this.#timer);
+    this.#timer = null;
+  }
+
+  /** One slow-start step: every ramp moves to now; the backends whose cap changed are written as one batch. */
+  async #step(): Promise<void> {
+    if (this.#stopped) return;
+    const { desired, writer } = this.#p;
+    const touched = this.slowStart.tick(this.#p.clock.now(), (s, b) => desired.service(s.id) === s && s.backends.get(b.id) === b);
+    if (touched.size === 0) return;
+    const wanted = [...touched].map(([service, ids]) => desired.wanted(service, ids));
+    const results = await writer.run(planOperations(wanted, writer.view));
+    this.#p.transactions().weightEvents(results);
+    for (const r of results) {
+      if (r.error !== null) this.#p.log.error(`slow start: cannot write ${r.operation.reason}: ${r.error.message}`);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Slow start (HAProxy's `slowstart`, nginx's `slow_start`): after a backend is created, comes back up after
+ * being down, or is given a weight again after a drain to 0, its effective weight ramps up linearly with time
+ * over its `slow_start` duration instead of jumping to the configured weight. Off unless the backend sets it.
+ *
+ *   cap(t) = max(1, floor(configured × (t − start) / duration)) while t − start < duration; no cap afterwards
+ *
+ * The cap bounds the weight policy's effective weight (./desired-state.ts desiredDestination takes the lower
+ * of the two), so a backend that is still proving itself by passes in a row stays as low as the policy says.
+ * The ramps are re-evaluated on one timer about once a second (TICK_MS); every tick is one reconciler batch for
+ * the backends whose cap changed, so the kernel sees at most one write per backend per step.
+ *
+ * Pure except for the registry of ramps in progress; the clock is the caller's (src/health/clock.ts).
+ */
+import type { BackendRecord, ServiceRecord } from "./desired-state.ts";
+
+/** How often ramps are re-evaluated. */
+export const TICK_MS = 1_000;
+
+/** The weight cap of a ramp at `nowMs`, or null once it is over (or when there is nothing to ramp). */
+function rampCap(configured: number, startMs: number, nowMs: number, durationMs: number): number | null {
+  if (durationMs <= 0 || configured <= 0) return null;
+  const elapsed = Math.max(0, nowMs - startMs);
+  if (elapsed >= durationMs) return null;
+  return Math.max(1, Math.floor((configured * elapsed) / durationMs));
+}
+
+/** The ramps in progress, by backend; see the module comment. */
+export class SlowStart {
+  readonly #ramping = new Map<BackendRecord, ServiceRecord>();
+
+  /** Backends ramping now. */
+  get size(): number {
+    return this.#ramping.size;
+  }
+
+  /** Start (or restart) a backend's ramp at `nowMs`, when it has a slow start; true when it did. */
+  start(service: ServiceRecord, backend: BackendRecord, nowMs: number): boolean {
+    const cap = rampCap(backend.spec.weight, nowMs, nowMs, backend.spec.slowStartMs);
+    if (cap === null) {
+      this.stop(backend);
+      return false;
+    }
+    backend.ramp = { startMs: nowMs, cap };
+    this.#ramping.set(backend, service);
+    return true;
+  }
+
+  /** Forget a backend's ramp (it ends, or the backend is deleted). */
+  stop(backend: BackendRecord): void {
+    backend.ramp = null;
+    this.#ramping.delete(backend);
+  }
+
+  /**
+   * Move every ramp to `nowMs`: the backends whose cap changed (or ended), by service. `alive` says whether a
+   * backend is still in the desired state (a deleted one is dropped silently).
+   */
+  tick(nowMs: number, alive: (service: ServiceRecord, backend: BackendRecord) => boolean): Map<ServiceRecord, Set<string>> {
+    const touched = new Map<ServiceRecord, Set<string>>();
+    for (const [backend, service] of [...this.#ramping]) {
+      if (!alive(service, backend) || backend.ramp === undefined || backend.ramp === null) {
+        this.#ramping.delete(backend);
+        continue;
+      }
+      const cap = rampCap(backend.spec.weight, backend.ramp.startMs, nowMs, backend.spec.slowStartMs);
+      if (cap === backend.ramp.cap) continue;
+      if (cap === null) this.stop(backend);
+      else backend.ramp = { startMs: backend.ramp.startMs, cap };
+      let set = touched.get(service);
+      if (set === undefined) touched.set(service, (set = new Set()));
+      set.add(backend.id);
+    }
+    return touched;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The failover flags of the client commands against a real REST API (createApp over the in-memory core): what
+ * they send, what `service show` and `status` print.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { type TestServer, runGorb, startServer } from "./_harness.ts";
+
+let server: TestServer;
+let env: Record<string, string>;
+
+beforeEach(() => {
+  server = startServer();
+  env = { GORB_SERVER: server.url };
+});
+
+afterEach(async () => {
+  await server.stop();
+});
+
+async function ok(args: string[]): Promise<string> {
+  const run = await runGorb(args, env);
+  expect({ code: run.code, stderr: run.code === 0 ? "" : run.stderr }).toEqual({ code: 0, stderr: "" });
+  return run.stdout;
+}
+
+describe("failover flags", () => {
+  test("service and backend flags map to the wire fields; show and status print the state", async () => {
+    await ok([
+      "service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--quorum", "2", "--hysteresis", "1",
+      "--sorry-server", "10.9.0.1:8080", "--sorry-method", "dr", "--quorum-down", "/etc/gorb/hooks/page",
+    ]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--slow-start", "30s"]);
+    expect(server.bodies.slice(0, 2)).toEqual([
+      {
+        host: "10.0.0.1",
+        port: 80,
+        quorum: 2,
+        hysteresis: 1,
+        sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
+        quorum_down: "/etc/gorb/hooks/page",
+      },
+      { host: "10.1.0.1", slow_start: "30s" },
+    ]);
+    const show = await ok(["service", "show", "web"]);
+    expect(show).toContain("quorum");
+    expect(show).toMatch(/sorry server\s+10\.9\.0\.1:8080 \(dr\): SERVING/);
+    expect(await ok(["status"])).toContain("SORRY 10.9.0.1:8080");
+    await ok(["service", "set", "web", "--sorry-server", "none"]);
+    expect(server.bodies.at(-1)).toEqual({ sorry_server: null });
+    expect(await ok(["status"])).toContain("NO QUORUM");
+  });
+
+  test("--sorry-method needs --sorry-server; a bad port is refused before anything is sent", async () => {
+    const run = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--sorry-method", "dr"], env);
+    expect([run.code, run.stderr]).toEqual([2, expect.stringContaining("--sorry-method needs --sorry-server")]);
+    const port = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--sorry-server", "10.9.0.1:0"], env);
+    expect([port.code, port.stderr]).toEqual([2, expect.stringContaining("--sorry-server: port must be 1-65535, got 0")]);
+    expect(server.bodies).toEqual([]);
+  });
+});

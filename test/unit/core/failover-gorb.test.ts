@@ -1,0 +1,294 @@
+/**
+ * Failover (issue 12 part B) through Gorb and the REST API: the sorry server switches in and out through the
+ * reconciler in the documented order, survives a reconcile and a restart in sorry mode, is cleaned up with the
+ * service or when unset; quorum transitions publish service.quorum and run the hooks with their environment;
+ * slow start ramps a new backend with time (a hand-driven clock, no sleeps); bad fields are 400s naming them.
+ */
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import type { GorbEvent } from "../../../src/core/events.ts";
+import type { GorbOptions } from "../../../src/core/gorb.ts";
+import { ManualClock } from "../health/_manual-clock.ts";
+import { makeGorb } from "./fakes.ts";
+import { MemoryStateStore } from "./memory-store.ts";
+
+const SORRY = { host: "10.9.0.1", port: 8080 };
+const HOOK = "/etc/gorb/hooks/page.sh";
+
+function stack(overrides: Partial<GorbOptions> = {}) {
+  const hooks: { program: string; env: Readonly<Record<string, string>> }[] = [];
+  const s = makeGorb({ hooks: (program, env) => hooks.push({ program, env }), ...overrides });
+  const events: GorbEvent[] = [];
+  s.gorb.events.subscribe((e) => events.push(e));
+  return { ...s, hooks, events };
+}
+
+type Stack = ReturnType<typeof stack>;
+
+const dests = (s: Stack) =>
+  (s.driver.peek()[0]?.destinations ?? []).map((d) => `${d.address}:${d.port} ${d.weight}`).sort();
+const writes = (s: Stack) =>
+  s.driver.writes().map((w) => `${w.op}${"destination" in w ? ` ${w.destination.address}${"weight" in w.destination ? ` ${w.destination.weight}` : ""}` : ""}`);
+const quorumEvents = (s: Stack) => s.events.filter((e) => e.type === "service.quorum").map((e) => e.data);
+
+async function twoBackends(body: Record<string, unknown>, overrides: Partial<GorbOptions> = {}) {
+  const s = stack(overrides);
+  await s.gorb.createService("web", { host: "10.0.0.1", port: 80, ...body });
+  await s.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+  await s.gorb.createBackend("web", "b2", { host: "10.1.0.2" });
+  for (const b of ["b1", "b2"]) s.health.report("web", b, "up");
+  await s.gorb.idle();
+  s.driver.clearWrites();
+  s.events.length = 0;
+  s.hooks.length = 0;
+  return s;
+}
+
+describe("sorry server", () => {
+  test("every backend down: the sorry server is added before the backends drain; one back: weights first, then it goes", async () => {
+    const s = await twoBackends({ sorry_server: SORRY, quorum_up: HOOK, quorum_down: HOOK });
+    s.health.report("web", "b1", "down");
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 100"]);
+    expect(quorumEvents(s)).toEqual([]);
+
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    expect(writes(s).slice(1)).toEqual(["add-destination 10.9.0.1 1", "update-destination 10.1.0.2 0"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 1, hysteresis: 0, sorry: true }]);
+    expect(s.logger.lines).toContain('warn service "web" is down (0 healthy backend(s), quorum 1, hysteresis 0); its sorry server serves');
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true, healthy: 0, backends: ["b1", "b2"] });
+    // Not a backend: GET lists b1 and b2 only, and no backend.weight event names it.
+    expect(s.events.filter((e) => e.type === "backend.weight").map((e) => (e.data as { backend: string }).backend)).toEqual(["b1", "b2"]);
+
+    s.driver.clearWrites();
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "delete-destination 10.9.0.1"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect(quorumEvents(s).at(-1)).toEqual({ service: "web", up: true, healthy: 1, quorum: 1, hysteresis: 0, sorry: false });
+    expect(s.hooks.map((h) => [h.program, h.env.GORB_STATE, h.env.GORB_SERVICE, h.env.GORB_SORRY, h.env.GORB_VIP, h.env.GORB_PORT])).toEqual([
+      [HOOK, "down", "web", "1", "10.0.0.1", "80"],
+      [HOOK, "up", "web", "0", "10.0.0.1", "80"],
+    ]);
+    const metrics = await (await createApp({ gorb: s.gorb, logger: s.logger }).handle(new Request("http://gorb.test/metrics"))).text();
+    expect(metrics).toContain('gorb_service_quorum_up{name="web",host="10.0.0.1",port="80",protocol="tcp"} 1\n');
+    expect(metrics).toContain('gorb_service_sorry_active{name="web",host="10.0.0.1",port="80",protocol="tcp"} 0\n');
+  });
+
+  test("every backend in maintenance or draining counts as not healthy: the sorry server serves until one is back", async () => {
+    const s = await twoBackends({ sorry_server: SORRY });
+    await s.gorb.updateBackend("web", "b1", { maintenance: true });
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 100"]);
+    await s.gorb.updateBackend("web", "b2", { maintenance: true });
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 1, hysteresis: 0, sorry: true }]);
+    await s.gorb.updateBackend("web", "b2", { maintenance: false });
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 100"]);
+    expect(quorumEvents(s).at(-1)).toMatchObject({ up: true, healthy: 1, sorry: false });
+  });
+
+  test("a reconcile in sorry mode keeps it; a restart in sorry mode keeps it until the backends prove themselves", async () => {
+    const store = new MemoryStateStore();
+    const s = await twoBackends({ sorry_server: SORRY }, { store });
+    for (const b of ["b1", "b2"]) s.health.report("web", b, "down");
+    await s.gorb.idle();
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(dests(s)).toContain("10.9.0.1:8080 1");
+    await s.gorb.close();
+
+    s.driver.clearWrites();
+    const again = stack({ driver: s.driver, store });
+    const report = await again.gorb.restore(store.load());
+    expect(report.repairs).toEqual([]);
+    expect(report.unknown).toEqual([]);
+    expect(s.driver.writes()).toEqual([]);
+    expect(await again.gorb.getService("web")).toMatchObject({ sorry: true, quorum_up: false });
+    again.health.report("web", "b2", "up");
+    await again.gorb.idle();
+    expect(dests(again)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 100"]);
+  });
+
+  test("a restart after the service came back removes a sorry server left in the kernel at weight 0", async () => {
+    const store = new MemoryStateStore();
+    const s = await twoBackends({ sorry_server: SORRY }, { store });
+    await s.gorb.close();
+    await s.driver.addDestination(s.driver.peek()[0]!.service.key, { family: "inet", address: "10.9.0.1", port: 8080, forward: "nat", weight: 0, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
+    const again = stack({ driver: s.driver, store });
+    const report = await again.gorb.restore(store.load());
+    expect(report.unknown).toEqual([]);
+    expect(dests(again)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100"]);
+  });
+
+  test("unsetting the sorry server or deleting the service removes it; changing it moves it", async () => {
+    const s = await twoBackends({ sorry_server: SORRY });
+    for (const b of ["b1", "b2"]) s.health.report("web", b, "down");
+    await s.gorb.idle();
+    await s.gorb.updateService("web", { sorry_server: { host: "10.9.0.2", port: 8080, method: "dr" } });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.2:8080 1"]);
+    expect(s.driver.peek()[0]!.destinations.find((d) => d.address === "10.9.0.2")?.forward).toBe("dr");
+    await s.gorb.updateService("web", { sorry_server: null });
+    // Without a sorry server and without quorum there is no failover state: the backends keep their (drained) weights.
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ sorry: false, quorum_up: true });
+    await s.gorb.updateService("web", { sorry_server: SORRY });
+    expect(dests(s)).toContain("10.9.0.1:8080 1");
+    await s.gorb.deleteService("web");
+    expect(s.driver.peek()).toEqual([]);
+  });
+
+  test("the sorry server may not be a backend's destination (409), and a backend may not take its address", async () => {
+    const s = await twoBackends({});
+    await expect(s.gorb.updateService("web", { sorry_server: { host: "10.1.0.1", port: 80 } })).rejects.toThrow('sorry_server: backend "b1"');
+    await s.gorb.updateService("web", { sorry_server: SORRY });
+    await expect(s.gorb.createBackend("web", "b3", { host: "10.9.0.1", port: 8080 })).rejects.toThrow("the sorry server of service");
+  });
+});
+
+describe("quorum", () => {
+  test("down below quorum - hysteresis, up at quorum + hysteresis; without a sorry server the weights follow health only", async () => {
+    const s = stack();
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80, quorum: 3, hysteresis: 1, quorum_down: HOOK });
+    for (const i of [1, 2, 3, 4]) await s.gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}` });
+    // A new service is down until quorum + hysteresis backends have passed a check.
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 3, hysteresis: 1, sorry: false }]);
+    for (const i of [1, 2, 3]) s.health.report("web", `b${i}`, "up");
+    await s.gorb.idle();
+    expect(quorumEvents(s)).toHaveLength(1);
+    s.health.report("web", "b4", "up");
+    await s.gorb.idle();
+    expect(quorumEvents(s).at(-1)).toMatchObject({ up: true, healthy: 4 });
+    s.events.length = 0;
+    s.hooks.length = 0;
+    s.health.report("web", "b1", "down");
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    expect(quorumEvents(s)).toEqual([]); // 2 healthy >= 3 - 1
+    s.health.report("web", "b3", "down");
+    await s.gorb.idle();
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 1, quorum: 3, hysteresis: 1, sorry: false }]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.1.0.3:80 0", "10.1.0.4:80 100"]);
+    expect(s.hooks.map((h) => [h.env.GORB_STATE, h.env.GORB_HEALTHY, h.env.GORB_QUORUM, h.env.GORB_HYSTERESIS])).toEqual([["down", "1", "3", "1"]]);
+    for (const b of ["b1", "b2"]) s.health.report("web", b, "up");
+    await s.gorb.idle();
+    expect(quorumEvents(s)).toHaveLength(1); // 3 healthy: back at quorum is not enough
+    s.health.report("web", "b3", "up");
+    await s.gorb.idle();
+    expect(quorumEvents(s).at(-1)).toMatchObject({ up: true, healthy: 4 });
+    expect(s.hooks).toHaveLength(1); // no quorum_up hook configured
+  });
+
+  test("a service below quorum is not healthy for BGP", async () => {
+    const { announceInputs } = await import("../../../src/bgp/controller.ts");
+    const s = stack();
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80, quorum: 2 });
+    for (const i of [1, 2]) await s.gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}` });
+    for (const i of [1, 2]) s.health.report("web", `b${i}`, "up");
+    await s.gorb.idle();
+    expect(announceInputs(await s.gorb.listServicesDetail())[0]?.healthy).toBe(2);
+    s.health.report("web", "b1", "down");
+    await s.gorb.idle();
+    expect(announceInputs(await s.gorb.listServicesDetail())[0]?.healthy).toBe(0);
+  });
+});
+
+describe("validation: a 400 naming the field, and nothing changes", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ sorry_server: { host: "10.9.0.1", port: 70000 } }, "sorry_server.port: must be 1-65535, got 70000"],
+    [{ sorry_server: { host: "sorry.example" } }, "sorry_server.host: must be an IP address"],
+    [{ sorry_server: { host: "2001:db8::1" } }, "sorry_server.host: must be an inet address like the service"],
+    [{ sorry_server: { host: "10.9.0.1", method: "tunnel" } }, "sorry_server.method: must be one of nat, dr, ipip"],
+    // (Elysia turns a non-object into {} before core sees it; core alone says "must be an object such as ...")
+    [{ sorry_server: "10.9.0.1" }, "sorry_server"],
+    [{ sorry_server: { port: 80 } }, "sorry_server.host: is required"],
+    [{ quorum: -1 }, "quorum: must be 0-65535, got -1"],
+    [{ quorum: 2, hysteresis: 2 }, "hysteresis: must be less than quorum (2), got 2"],
+    [{ quorum_up: "page.sh" }, "quorum_up: must be the absolute path of a program under the hook directory"],
+    [{ quorum_down: "/usr/bin/reboot" }, "quorum_down: must be a program under the hook directory /etc/gorb/hooks"],
+  ];
+  test.each(cases)("%o -> %s", async (body, error) => {
+    const s = stack();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    const res = await app.handle(
+      new Request("http://gorb.test/service/web", { method: "PUT", body: JSON.stringify({ host: "10.0.0.1", port: 80, ...body }), headers: { "content-type": "application/json" } }),
+    );
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toStartWith(error);
+    expect(s.driver.peek()).toEqual([]);
+  });
+
+  test("slow_start: a 400 naming the field; GET shows it", async () => {
+    const s = stack();
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await expect(s.gorb.createBackend("web", "b1", { host: "10.1.0.1", slow_start: "soon" })).rejects.toThrow("slow_start: invalid interval");
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1", slow_start: "90s" });
+    expect((await s.gorb.getBackend("web", "b1")).options.slow_start).toBe("90s");
+  });
+});
+
+describe("slow start through Gorb (hand-driven clock)", () => {
+  test("a new backend ramps with time, one batch per step; after a failure and recovery it ramps again", async () => {
+    const clock = new ManualClock();
+    const s = stack({ clock });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 100, slow_start: "4s" });
+    const series: number[] = [];
+    const sample = () => series.push(s.driver.peek()[0]!.destinations[0]!.weight);
+    sample();
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(1_000);
+      await s.gorb.idle();
+      sample();
+    }
+    expect(series).toEqual([1, 25, 50, 75, 100, 100]);
+    expect(clock.pending).toBe(0); // the timer stops once no ramp is left
+    expect(s.events.filter((e) => e.type === "backend.weight").map((e) => (e.data as { to: number }).to)).toEqual([25, 50, 75, 100]);
+
+    s.health.report("web", "b1", "down");
+    await s.gorb.idle();
+    s.health.report("web", "b1", "up"); // a full window of passes: the policy would give 100 at once
+    await s.gorb.idle();
+    series.length = 0;
+    sample();
+    for (let i = 0; i < 4; i++) {
+      await clock.advance(1_000);
+      await s.gorb.idle();
+      sample();
+    }
+    expect(series).toEqual([1, 25, 50, 75, 100]);
+  });
+});
+
+describe("the declarative set", () => {
+  test("POST /apply takes the failover fields; applying the same set again changes nothing", async () => {
+    const s = stack();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    const set = {
+      services: {
+        web: {
+          host: "10.0.0.1",
+          port: 80,
+          quorum: 2,
+          hysteresis: 0,
+          sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
+          backends: { b1: { host: "10.1.0.1", slow_start: "30s" } },
+        },
+      },
+    };
+    const post = async () =>
+      (await app.handle(new Request("http://gorb.test/apply", { method: "POST", body: JSON.stringify(set), headers: { "content-type": "application/json" } }))).json() as Promise<{
+        changes: unknown[];
+      }>;
+    expect((await post()).changes).toHaveLength(2);
+    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 0, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
+    // Applied like a request: the new service is below its quorum at once, and its sorry server serves.
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 2, hysteresis: 0, sorry: true }]);
+    expect((await post()).changes).toEqual([]);
+  });
+});

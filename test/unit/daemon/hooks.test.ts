@@ -1,0 +1,90 @@
+/**
+ * The daemon's quorum hook runner (src/daemon/hooks.ts) with real processes: a program under the hook directory
+ * runs with the environment it is given and nothing else; one outside it (also through a symlink) does not run;
+ * a non-zero exit and a hook that outlives its timeout are logged, and the runner never waits for a hook.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { quorumHookRunner } from "../../../src/daemon/hooks.ts";
+import type { Logger } from "../../../src/log.ts";
+
+const root = mkdtempSync(join(tmpdir(), "gorb-hooks-"));
+const dir = join(root, "hooks");
+const outside = join(root, "elsewhere");
+for (const d of [dir, outside]) Bun.spawnSync(["mkdir", "-p", d]);
+
+function script(path: string, body: string): string {
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** A logger whose lines can be awaited. */
+function waitingLogger() {
+  const lines: string[] = [];
+  const waiters: { match: string; resolve: (line: string) => void }[] = [];
+  const push = (line: string) => {
+    lines.push(line);
+    for (const w of [...waiters]) if (line.includes(w.match)) w.resolve(line);
+  };
+  const log: Logger = {
+    debug: (m) => push(`debug ${m}`),
+    info: (m) => push(`info ${m}`),
+    warn: (m) => push(`warn ${m}`),
+    error: (m) => push(`error ${m}`),
+  };
+  const line = (match: string) =>
+    new Promise<string>((resolve) => {
+      const found = lines.find((l) => l.includes(match));
+      if (found !== undefined) resolve(found);
+      else waiters.push({ match, resolve });
+    });
+  return { log, lines, line };
+}
+
+const ENV = { PATH: "/usr/bin:/bin", GORB_SERVICE: "web", GORB_STATE: "down", GORB_HEALTHY: "0" };
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("quorum hooks", () => {
+  test("a program under the hook directory runs with exactly the environment given", async () => {
+    const out = join(root, "env.txt");
+    const hook = script(join(dir, "dump.sh"), `env | sort > ${out}`);
+    const { log, line } = waitingLogger();
+    quorumHookRunner(dir, 10_000, log)(hook, ENV);
+    expect(await line("dump.sh")).toBe(`info quorum hook ${hook} (service "web" down): done`);
+    const env = readFileSync(out, "utf8").trim().split("\n").filter((l) => !l.startsWith("PWD=") && !l.startsWith("SHLVL=") && !l.startsWith("_="));
+    expect(env).toEqual(["GORB_HEALTHY=0", "GORB_SERVICE=web", "GORB_STATE=down", "PATH=/usr/bin:/bin"]);
+  });
+
+  test("outside the directory, also through a symlink inside it, nothing runs", async () => {
+    const marker = join(root, "ran-outside");
+    const evil = script(join(outside, "evil.sh"), `touch ${marker}`);
+    const link = join(dir, "link.sh");
+    symlinkSync(evil, link);
+    const { log, lines } = waitingLogger();
+    const run = quorumHookRunner(dir, 10_000, log);
+    run(evil, ENV);
+    run(link, ENV);
+    expect(lines).toEqual([
+      `error quorum hook ${evil} (service "web" down): not run: not a program under ${dir}`,
+      `error quorum hook ${link} (service "web" down): not run: not a program under ${dir}`,
+    ]);
+    await Bun.sleep(0);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  test("a failing hook and one that outlives its timeout are logged; the runner returns at once", async () => {
+    const failing = script(join(dir, "fail.sh"), "exit 3");
+    const slow = script(join(dir, "slow.sh"), "exec sleep 30");
+    const { log, line, lines } = waitingLogger();
+    const run = quorumHookRunner(dir, 200, log);
+    run(failing, ENV);
+    run(slow, ENV);
+    expect(lines).toEqual([]); // returned before either hook ended: the runner never waits for one
+    expect(await line("fail.sh")).toBe(`error quorum hook ${failing} (service "web" down): exit 3`);
+    expect(await line("slow.sh")).toBe(`error quorum hook ${slow} (service "web" down): killed after 200 ms`);
+  });
+});
