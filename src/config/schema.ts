@@ -64,6 +64,7 @@ const SETTINGS = {
   etcd_key: { flag: "etcdKey", type: "string" },
   etcd_user: { flag: "etcdUser", type: "string" },
   etcd_password_file: { flag: "etcdPasswordFile", type: "string" },
+  check_exec_dir: { flag: "checkExecDir", type: "list" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

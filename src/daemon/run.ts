@@ -114,7 +114,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   const gorb = new Gorb({
     driver,
     events,
-    health: (onUpdate) => new HealthMonitor({ onUpdate }),
+    health: (onUpdate) => new HealthMonitor({ onUpdate, ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}) }),
     ...(vip ? { vip } : {}),
     discovery,
     defaultAddress,

@@ -119,6 +119,7 @@ describe("parseDaemonOptions", () => {
       declared: null,
       ui: true,
       bgp: null,
+      checkExecDirs: null,
     });
   });
 
@@ -173,6 +174,7 @@ describe("parseDaemonOptions", () => {
       declared: null,
       ui: true,
       bgp: null,
+      checkExecDirs: null,
     });
   });
 

@@ -103,6 +103,7 @@ describe("gorb serve", () => {
         declared: null,
         ui: true,
         bgp: null,
+        checkExecDirs: null,
       },
     ]);
   });
