@@ -654,7 +654,7 @@ export class HealthMonitor {
     if (p.dead || p.run !== run || p.phase !== "running") return;
     p.run++;
     p.cancel = null;
-    this.heap.delete(p);
+    // settle moves the probe's heap entry from this check's deadline to its next due time (no delete + insert).
     this.settle(p, result);
     this.drain();
     this.arm();
