@@ -43,11 +43,6 @@ const API = "http://127.0.0.1:4672";
 
 const backend = (i: number) => `10.200.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
 
-if (process.argv[2] === "--serve") {
-  await serve();
-} else {
-  await main();
-}
 
 /** The backends' server, run inside the namespace: counts TCP connections (:81) and HTTP requests (:80). */
 async function serve(): Promise<void> {
@@ -381,4 +376,11 @@ async function main(): Promise<void> {
   server.kill();
   console.log(summary.join("\n"));
   console.log(`CHECKS_BENCH_JSON=${JSON.stringify({ backends: N, interval: INTERVAL, idleGorbPercent: idle, results })}`);
+}
+
+// Last, so every module-level binding above is initialised before it runs.
+if (process.argv[2] === "--serve") {
+  await serve();
+} else {
+  await main();
 }
