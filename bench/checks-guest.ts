@@ -72,6 +72,26 @@ function serverCounts(): { tcp: number; http: number } {
   return JSON.parse(readFileSync("/tmp/bench-server.json", "utf8")) as { tcp: number; http: number };
 }
 
+/** utime+stime ticks of every thread of `pid`, summed by thread name ("bun", "JITWorker", "HeapHelper", ...). */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out.set(comm, (out.get(comm) ?? 0) + Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // thread gone
+      }
+    }
+  } catch {
+    // process gone
+  }
+  return out;
+}
+
 /** Sum of utime+stime ticks of these pids (a pid that is gone counts 0). */
 function ticks(pids: readonly number[]): number {
   let sum = 0;
@@ -158,6 +178,8 @@ interface Measure {
   readonly established: number;
   /** Handshakes the backends' kernel dropped because the server's accept queue was full. */
   readonly listenDrops: number;
+  /** The checker's ticks by thread name in the window (gorb: the main thread "bun", JIT and GC helper threads). */
+  readonly threads: Record<string, number>;
 }
 
 /** Reads named counters of a /proc/net/{snmp,netstat} table ("Tcp", "TcpExt"), in the root namespace or `ns`. */
@@ -185,10 +207,12 @@ async function window(checker: string, label: string, kind: string, delaySeconds
   const c0 = serverCounts();
   const k0 = tcpCounters();
   const s0 = ticks([serverPid]);
+  const th0 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
   const t0 = ticks(p);
   const w0 = performance.now();
   await Bun.sleep(SECONDS * 1000);
   const t1 = ticks(p);
+  const th1 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
   const seconds = (performance.now() - w0) / 1000;
   const s1 = ticks([serverPid]);
   const k1 = tcpCounters();
@@ -206,6 +230,7 @@ async function window(checker: string, label: string, kind: string, delaySeconds
     attempted: k1.attempted - k0.attempted,
     established: k1.established - k0.established,
     listenDrops: k1.listenDrops - k0.listenDrops,
+    threads: Object.fromEntries([...th1].map(([name, t]) => [name, t - (th0.get(name) ?? 0)]).filter(([, t]) => (t as number) > 0)),
   };
   printMeasure(m);
   return m;
@@ -227,6 +252,8 @@ function printMeasure(m: Measure): void {
       `connects started ${per(m.attempted)}/s, completed ${per(m.established)}/s, dropped by a full accept queue ${per(m.listenDrops)}/s; ` +
       `backends' server ${(m.serverTicks / m.seconds).toFixed(0)}% CPU`,
   );
+  const threads = Object.entries(m.threads).sort((a, b) => b[1] - a[1]);
+  if (threads.length > 1) console.log(`  ${m.label} ${m.kind}: ticks by thread: ${threads.map(([n, t]) => `${n} ${t}`).join(", ")}`);
 }
 
 async function runKeepalived(kind: string, delayLoop: number, label: string): Promise<Measure> {
@@ -279,11 +306,12 @@ async function runGorb(kind: string, idleSeconds: number): Promise<{ m: Measure;
     };
     let idle: number | null = null;
     if (idleSeconds > 0) {
+      await Bun.sleep(idleSeconds * 1000); // let start-up work (JIT, GC) settle first
       const i0 = ticks([proc.pid]);
       const w0 = performance.now();
       await Bun.sleep(idleSeconds * 1000);
       idle = (ticks([proc.pid]) - i0) / ((performance.now() - w0) / 1000);
-      console.log(`checks bench: gorb idle (daemon up, no backends, ${idleSeconds} s): ${idle.toFixed(1)}% of one CPU`);
+      console.log(`checks bench: gorb idle (daemon up ${idleSeconds} s, no backends, next ${idleSeconds} s): ${idle.toFixed(1)}% of one CPU`);
     }
     await put("/service/bench", { host: "10.100.0.2", port: 80, protocol: "tcp", method: "rr" });
     const interval = `${INTERVAL}s`;
