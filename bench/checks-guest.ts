@@ -6,9 +6,10 @@
  *
  * Backends: 1,000 addresses on eth0 of network namespace `bk` (10.200.x.y), served by ONE Bun process in that
  * namespace (this script with --serve): a TCP listener on :81 for tcp checks (accepts, waits for the client's
- * close) and an HTTP server on :80 answering GET /health with 200. It counts the connections and requests it
- * sees: a checker's checks/s is what the backends saw, not what it was asked to do. The server's CPU is printed
- * (a saturated server would limit both checkers) but not counted.
+ * close) and an HTTP server on :80 answering GET /health with 200. A checker's checks/s is what the backends saw,
+ * not what it was asked to do: the TCP handshakes their kernel completed (PassiveOpens of the namespace; one check
+ * is one connection), with the server's own count of connections or requests beside it. The server's CPU is
+ * printed (a saturated server would limit both checkers) but not counted.
  *
  * Same work. gorb checks at a fixed rate (a check is due one interval after the previous one was due).
  * keepalived waits `delay_loop` after each check ENDS (check_tcp.c/check_http.c re-arm their timer in the
@@ -169,7 +170,7 @@ interface Measure {
   readonly delaySeconds: number;
   readonly ticks: number;
   readonly seconds: number;
-  /** Connections (tcp) or requests (http) the backends' server saw in the window: the checks really done. */
+  /** Connections (tcp) or requests (http) the backends' server saw in the window. */
   readonly served: number;
   /** CPU ticks of the backends' server in the window. */
   readonly serverTicks: number;
@@ -236,10 +237,15 @@ async function window(checker: string, label: string, kind: string, delaySeconds
   return m;
 }
 
-const rate = (m: Measure) => m.served / m.seconds;
+/**
+ * A check is one connection: its rate is the handshakes the backends' kernel completed (PassiveOpens in their
+ * namespace), which counts both checkers alike. (The server's own request count can differ: it once counted
+ * more HTTP requests than connections for keepalived.)
+ */
+const rate = (m: Measure) => m.established / m.seconds;
 const cpuPercent = (m: Measure) => m.ticks / m.seconds;
 /** CPU ticks (1/100 s) per 1,000 checks the backends saw. */
-const perThousand = (m: Measure) => (m.ticks * 1000) / Math.max(1, m.served);
+const perThousand = (m: Measure) => (m.ticks * 1000) / Math.max(1, m.established);
 const asked = N / INTERVAL;
 
 function printMeasure(m: Measure): void {
@@ -249,8 +255,8 @@ function printMeasure(m: Measure): void {
     `checks bench: ${`${m.label} ${m.kind}`.padEnd(23)} (${what}): ${rate(m).toFixed(0)} checks/s at the backends ` +
       `(${((rate(m) / asked) * 100).toFixed(0)}% of ${asked.toFixed(0)}/s asked); CPU ${m.ticks} ticks in ${m.seconds.toFixed(1)} s = ` +
       `${cpuPercent(m).toFixed(1)}% of one CPU, ${perThousand(m).toFixed(1)} ticks per 1,000 checks; ` +
-      `connects started ${per(m.attempted)}/s, completed ${per(m.established)}/s, dropped by a full accept queue ${per(m.listenDrops)}/s; ` +
-      `backends' server ${(m.serverTicks / m.seconds).toFixed(0)}% CPU`,
+      `connects started ${per(m.attempted)}/s, dropped by a full accept queue ${per(m.listenDrops)}/s; ` +
+      `the server saw ${per(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s and used ${(m.serverTicks / m.seconds).toFixed(0)}% CPU`,
   );
   const threads = Object.entries(m.threads).sort((a, b) => b[1] - a[1]);
   if (threads.length > 1) console.log(`  ${m.label} ${m.kind}: ticks by thread: ${threads.map(([n, t]) => `${n} ${t}`).join(", ")}`);
