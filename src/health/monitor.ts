@@ -172,8 +172,8 @@ type Phase = "waiting" | "queued" | "running";
  * own checks out (measured in the emulated guest: 1,000 http backends/s at 256 in flight, about 100 checks/s
  * possible, half the backends went down on timeouts).
  */
-const LAG_HIGH_MS = 100;
-const LAG_LOW_MS = 20;
+const LAG_HIGH_MS = 250;
+const LAG_LOW_MS = 50;
 const MIN_ADAPTIVE_IN_FLIGHT = 16;
 
 /** Lane is one class of probes with its own concurrency limit and FIFO queue. */
