@@ -1,16 +1,30 @@
 /**
  * Runs INSIDE the rig guest (real IPVS kernel): keepalived (Debian's) and `gorb serve --no-state` check the same
- * 1,000 backends every second, TCP then HTTP, one after the other; prints each one's CPU over the measured window
- * and the ratio gorb/keepalived. Started by bench/checks.ts on the host.
+ * 1,000 backends every second, TCP then HTTP, one after the other; prints each one's CPU over the measured window,
+ * the checks the backends really saw, the CPU per check, and the ratios gorb/keepalived. Started by
+ * bench/checks.ts on the host.
  *
  * Backends: 1,000 addresses on eth0 of network namespace `bk` (10.200.x.y), served by ONE Bun process in that
  * namespace (this script with --serve): a TCP listener on :81 for tcp checks (accepts, waits for the client's
- * close) and an HTTP server on :80 answering GET /health with 200. The server's own CPU is not counted; it
- * reports how many connections and requests it saw, so the two checkers are shown to do the same work.
+ * close) and an HTTP server on :80 answering GET /health with 200. A checker's checks/s is what the backends saw,
+ * not what it was asked to do: the TCP handshakes their kernel completed (PassiveOpens of the namespace; one check
+ * is one connection), with the server's own count of connections or requests beside it. The server's CPU is
+ * printed (a saturated server would limit both checkers) but not counted.
+ *
+ * Same work. gorb checks at a fixed rate (a check is due one interval after the previous one was due).
+ * keepalived waits `delay_loop` after each check ENDS (check_tcp.c/check_http.c re-arm their timer in the
+ * check's epilog), so its period per backend is delay_loop + the check's own duration (connect, request,
+ * response; up to connect_timeout), and on a slow guest it does fewer checks than asked. So keepalived runs
+ * twice: once with delay_loop = the interval (as configured by hand), and, when that fell more than 10% short of
+ * N/interval checks/s, once more with delay_loop shortened by the measured per-check delay (delay_loop accepts
+ * fractions since keepalived 2.0.12), which asks it for the same number of checks as gorb ("matched"). Both
+ * sides: connect timeout 1 s, one failure takes a backend down (gorb fall 1, keepalived retry 0), the same path
+ * and status for HTTP.
  *
  * CPU: utime+stime ticks from /proc/PID/stat of every process of the checker (keepalived: its parent and its
- * checker child; gorb: the daemon), read at the start and the end of a BENCH_SECONDS window (default 30) that
- * begins BENCH_WARMUP seconds (default 8) after the checker got its backends.
+ * checker child; gorb: the daemon, all threads), read at the start and the end of a BENCH_SECONDS window (default
+ * 30) that begins BENCH_WARMUP seconds (default 8) after the checker got its backends. Before the first phase,
+ * gorb's idle CPU (daemon up, no backends) is measured for BENCH_IDLE seconds (default 5; 0 skips it).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 
@@ -19,6 +33,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 /** Seconds between checks of one backend (keepalived's delay_loop, gorb's interval). */
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 1);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 8);
+const IDLE = Number(process.env.BENCH_IDLE ?? 5);
+/** Run keepalived a second time with a delay_loop that asks for gorb's rate, when the first run fell short. */
+const MATCH = process.env.BENCH_MATCH !== "0";
 const KINDS = (process.env.BENCH_KINDS ?? "tcp,http").split(",");
 const CHECKERS = (process.env.BENCH_CHECKERS ?? "keepalived,gorb").split(",");
 const IP = "/usr/sbin/ip";
@@ -27,11 +44,6 @@ const API = "http://127.0.0.1:4672";
 
 const backend = (i: number) => `10.200.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
 
-if (process.argv[2] === "--serve") {
-  await serve();
-} else {
-  await main();
-}
 
 /** The backends' server, run inside the namespace: counts TCP connections (:81) and HTTP requests (:80). */
 async function serve(): Promise<void> {
@@ -59,6 +71,26 @@ function sh(argv: string[], stdin?: string): string {
 
 function serverCounts(): { tcp: number; http: number } {
   return JSON.parse(readFileSync("/tmp/bench-server.json", "utf8")) as { tcp: number; http: number };
+}
+
+/** utime+stime ticks of every thread of `pid`, summed by thread name ("bun", "JITWorker", "HeapHelper", ...). */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out.set(comm, (out.get(comm) ?? 0) + Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // thread gone
+      }
+    }
+  } catch {
+    // process gone
+  }
+  return out;
 }
 
 /** Sum of utime+stime ticks of these pids (a pid that is gone counts 0). */
@@ -112,29 +144,43 @@ async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function keepalivedConfig(kind: string): string {
-  const lines = ["global_defs {", "  router_id bench", "}", "virtual_server 10.100.0.1 80 {", `  delay_loop ${INTERVAL}`, "  lb_algo rr", "  lb_kind NAT", "  protocol TCP"];
+function keepalivedConfig(kind: string, delayLoop: number): string {
+  const lines = ["global_defs {", "  router_id bench", "}", "virtual_server 10.100.0.1 80 {", `  delay_loop ${formatSeconds(delayLoop)}`, "  lb_algo rr", "  lb_kind NAT", "  protocol TCP"];
   for (let i = 0; i < N; i++) {
     lines.push(`  real_server ${backend(i)} ${kind === "tcp" ? 81 : 80} {`, "    weight 1");
-    if (kind === "tcp") lines.push("    TCP_CHECK {", "      connect_timeout 1", "    }");
-    else lines.push("    HTTP_GET {", "      url {", "        path /health", "        status_code 200", "      }", "      connect_timeout 1", "    }");
+    if (kind === "tcp") lines.push("    TCP_CHECK {", "      connect_timeout 1", "      retry 0", "    }");
+    else lines.push("    HTTP_GET {", "      url {", "        path /health", "        status_code 200", "      }", "      connect_timeout 1", "      retry 0", "    }");
     lines.push("  }");
   }
   lines.push("}");
   return `${lines.join("\n")}\n`;
 }
 
+/** Seconds with up to 3 decimals, no trailing zeros ("1", "0.415"). */
+function formatSeconds(s: number): string {
+  return String(Math.round(s * 1000) / 1000);
+}
+
 interface Measure {
   readonly checker: string;
+  /** "keepalived", "keepalived matched" or "gorb". */
+  readonly label: string;
   readonly kind: string;
+  /** keepalived's delay_loop, or gorb's interval, in seconds. */
+  readonly delaySeconds: number;
   readonly ticks: number;
   readonly seconds: number;
+  /** Connections (tcp) or requests (http) the backends' server saw in the window. */
   readonly served: number;
+  /** CPU ticks of the backends' server in the window. */
+  readonly serverTicks: number;
   /** TCP connects the checker started (root namespace ActiveOpens), and those the backends' kernel completed. */
   readonly attempted: number;
   readonly established: number;
   /** Handshakes the backends' kernel dropped because the server's accept queue was full. */
   readonly listenDrops: number;
+  /** The checker's ticks by thread name in the window (gorb: the main thread "bun", JIT and GC helper threads). */
+  readonly threads: Record<string, number>;
 }
 
 /** Reads named counters of a /proc/net/{snmp,netstat} table ("Tcp", "TcpExt"), in the root namespace or `ns`. */
@@ -154,40 +200,80 @@ function tcpCounters(): { attempted: number; established: number; listenDrops: n
   };
 }
 
-async function window(checker: string, kind: string, pids: () => number[]): Promise<Measure> {
+let serverPid = 0;
+
+async function window(checker: string, label: string, kind: string, delaySeconds: number, pids: () => number[]): Promise<Measure> {
   await Bun.sleep(WARMUP * 1000);
   const p = pids();
   const c0 = serverCounts();
   const k0 = tcpCounters();
+  const s0 = ticks([serverPid]);
+  const th0 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
   const t0 = ticks(p);
   const w0 = performance.now();
   await Bun.sleep(SECONDS * 1000);
   const t1 = ticks(p);
+  const th1 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
   const seconds = (performance.now() - w0) / 1000;
+  const s1 = ticks([serverPid]);
   const k1 = tcpCounters();
   const c1 = serverCounts();
   const served = kind === "tcp" ? c1.tcp - c0.tcp : c1.http - c0.http;
-  return {
+  const m: Measure = {
     checker,
+    label,
     kind,
+    delaySeconds,
     ticks: t1 - t0,
     seconds,
     served,
+    serverTicks: s1 - s0,
     attempted: k1.attempted - k0.attempted,
     established: k1.established - k0.established,
     listenDrops: k1.listenDrops - k0.listenDrops,
+    threads: Object.fromEntries([...th1].map(([name, t]) => [name, t - (th0.get(name) ?? 0)]).filter(([, t]) => (t as number) > 0)),
   };
+  printMeasure(m);
+  return m;
 }
 
-async function runKeepalived(kind: string): Promise<Measure> {
-  writeFileSync("/tmp/keepalived.conf", keepalivedConfig(kind));
+/**
+ * A check is one connection: its rate is the handshakes the backends' kernel completed (PassiveOpens in their
+ * namespace), which counts both checkers alike. (The server's own request count can differ: it once counted
+ * more HTTP requests than connections for keepalived.)
+ */
+const rate = (m: Measure) => m.established / m.seconds;
+const cpuPercent = (m: Measure) => m.ticks / m.seconds;
+/** CPU ticks (1/100 s) per 1,000 checks the backends saw. */
+const perThousand = (m: Measure) => (m.ticks * 1000) / Math.max(1, m.established);
+const asked = N / INTERVAL;
+
+function printMeasure(m: Measure): void {
+  const per = (x: number) => (x / m.seconds).toFixed(0);
+  const what = m.checker === "gorb" ? `interval ${formatSeconds(m.delaySeconds)}s` : `delay_loop ${formatSeconds(m.delaySeconds)}`;
+  console.log(
+    `checks bench: ${`${m.label} ${m.kind}`.padEnd(23)} (${what}): ${rate(m).toFixed(0)} checks/s at the backends ` +
+      `(${((rate(m) / asked) * 100).toFixed(0)}% of ${asked.toFixed(0)}/s asked); CPU ${m.ticks} ticks in ${m.seconds.toFixed(1)} s = ` +
+      `${cpuPercent(m).toFixed(1)}% of one CPU, ${perThousand(m).toFixed(1)} ticks per 1,000 checks; ` +
+      `connects started ${per(m.attempted)}/s, dropped by a full accept queue ${per(m.listenDrops)}/s; ` +
+      `the server saw ${per(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s and used ${(m.serverTicks / m.seconds).toFixed(0)}% CPU`,
+  );
+  const threads = Object.entries(m.threads).sort((a, b) => b[1] - a[1]);
+  if (threads.length > 1) console.log(`  ${m.label} ${m.kind}: ticks by thread: ${threads.map(([n, t]) => `${n} ${t}`).join(", ")}`);
+}
+
+async function runKeepalived(kind: string, delayLoop: number, label: string): Promise<Measure> {
+  writeFileSync("/tmp/keepalived.conf", keepalivedConfig(kind, delayLoop));
+  const test = Bun.spawnSync(["/usr/sbin/keepalived", "-t", "-l", "-D", "-f", "/tmp/keepalived.conf"], { stdout: "pipe", stderr: "pipe" });
+  const complaints = `${test.stdout.toString()}${test.stderr.toString()}`.trim();
+  if (complaints !== "") console.log(`  keepalived -t said: ${complaints.split("\n").slice(0, 5).join(" | ")}`);
   const proc = Bun.spawn(
     ["/usr/sbin/keepalived", "--dont-fork", "--check", "-f", "/tmp/keepalived.conf", "-p", "/tmp/keepalived.pid", "-c", "/tmp/keepalived-checkers.pid"],
     { stdout: Bun.file("/tmp/keepalived.log"), stderr: Bun.file("/tmp/keepalived.err") },
   );
   try {
     await waitFor("keepalived's checker process", () => pidsNamed("keepalived").length >= 2);
-    const m = await window("keepalived", kind, () => pidsNamed("keepalived"));
+    const m = await window("keepalived", label, kind, delayLoop, () => pidsNamed("keepalived"));
     const listing = sh(["/usr/sbin/ipvsadm", "-Ln"]);
     const alive = listing.split("\n").filter((l) => l.includes("->") && /\s1\s+\d+\s+\d+\s*$/.test(l)).length;
     console.log(`  keepalived ${kind}: ${alive} of ${N} real servers in the IPVS table with weight 1 at the end`);
@@ -201,7 +287,7 @@ async function runKeepalived(kind: string): Promise<Measure> {
   }
 }
 
-async function runGorb(kind: string): Promise<Measure> {
+async function runGorb(kind: string, idleSeconds: number): Promise<{ m: Measure; idle: number | null }> {
   const proc = Bun.spawn(["/usr/bin/bun", "src/main.ts", "serve", "-l", "127.0.0.1:4672", "--no-state", "--reconcile-interval", "0"], {
     stdout: Bun.file("/tmp/gorb.log"),
     stderr: Bun.file("/tmp/gorb.err"),
@@ -224,6 +310,15 @@ async function runGorb(kind: string): Promise<Measure> {
       const r = await fetch(`${API}${path}`, { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
       if (!r.ok) throw new Error(`PUT ${path}: ${r.status} ${await r.text()}`);
     };
+    let idle: number | null = null;
+    if (idleSeconds > 0) {
+      await Bun.sleep(idleSeconds * 1000); // let start-up work (JIT, GC) settle first
+      const i0 = ticks([proc.pid]);
+      const w0 = performance.now();
+      await Bun.sleep(idleSeconds * 1000);
+      idle = (ticks([proc.pid]) - i0) / ((performance.now() - w0) / 1000);
+      console.log(`checks bench: gorb idle (daemon up ${idleSeconds} s, no backends, next ${idleSeconds} s): ${idle.toFixed(1)}% of one CPU`);
+    }
     await put("/service/bench", { host: "10.100.0.2", port: 80, protocol: "tcp", method: "rr" });
     const interval = `${INTERVAL}s`;
     const pulse = kind === "tcp" ? { type: "tcp", interval, args: { timeout: "1s" } } : { type: "http", interval, args: { path: "/health", expect: 200, timeout: "1s" } };
@@ -237,7 +332,7 @@ async function runGorb(kind: string): Promise<Measure> {
         }
       }),
     );
-    const m = await window("gorb", kind, () => [proc.pid]);
+    const m = await window("gorb", "gorb", kind, INTERVAL, () => [proc.pid]);
     // What the checks said at the end: states and messages (addresses folded), most common first.
     const text = await (await fetch(`${API}/service?detail=true`)).text();
     const counts = new Map<string, number>();
@@ -247,7 +342,7 @@ async function runGorb(kind: string): Promise<Measure> {
     }
     for (const [key, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`  gorb ${kind}: ${n} x ${key}`);
     if (counts.size === 0) console.log(`  gorb ${kind}: GET /service?detail=true said ${text.slice(0, 400)}`);
-    return m;
+    return { m, idle };
   } finally {
     proc.kill("SIGTERM");
     await proc.exited;
@@ -266,33 +361,60 @@ async function main(): Promise<void> {
       return false;
     }
   });
+  // `ip netns exec` execs the command, so the server normally runs under the spawned pid; look it up to be sure.
+  serverPid =
+    pidsNamed("bun").find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--serve");
+      } catch {
+        return false;
+      }
+    }) ?? server.pid;
+  console.log(`checks bench: ${N} backends, every ${formatSeconds(INTERVAL)} s (${asked.toFixed(0)} checks/s asked), ${SECONDS} s windows after ${WARMUP} s warm-up; guest CPUs ${navigator.hardwareConcurrency}`);
   const results: Measure[] = [];
+  let idle: number | null = null;
+  const summary: string[] = [];
   for (const kind of KINDS) {
+    let k: Measure | undefined;
+    let matched: Measure | undefined;
+    let g: Measure | undefined;
     for (const checker of CHECKERS) {
-      const m = checker === "keepalived" ? await runKeepalived(kind) : await runGorb(kind);
-      results.push(m);
-      const rate = (x: number) => (x / m.seconds).toFixed(0);
-      console.log(
-        `checks bench: ${m.checker.padEnd(10)} ${m.kind.padEnd(4)} ${N} backends/${INTERVAL}s: ${m.ticks} ticks in ${m.seconds.toFixed(1)} s ` +
-          `(${(m.ticks / m.seconds).toFixed(1)}% of one CPU); connects started ${rate(m.attempted)}/s, completed ${rate(m.established)}/s, ` +
-          `dropped by the backends' full accept queue ${rate(m.listenDrops)}/s; server saw ${rate(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s; ` +
-          `${((m.ticks * 1000) / Math.max(1, m.established)).toFixed(0)} ticks per 1,000 completed checks`,
+      if (checker === "keepalived") {
+        k = await runKeepalived(kind, INTERVAL, "keepalived");
+        results.push(k);
+        // keepalived's period per backend is delay_loop + the check's duration: ask for gorb's rate.
+        if (MATCH && rate(k) < 0.9 * asked && rate(k) > 0) {
+          const extra = N / rate(k) - INTERVAL;
+          const delay = Math.max(0.1 * INTERVAL, INTERVAL - extra);
+          console.log(`  keepalived ${kind}: ${extra.toFixed(3)} s per check beyond delay_loop; again with delay_loop ${formatSeconds(delay)}`);
+          matched = await runKeepalived(kind, delay, "keepalived matched");
+          results.push(matched);
+        }
+      } else {
+        const r = await runGorb(kind, idle === null ? IDLE : 0);
+        idle ??= r.idle;
+        g = r.m;
+        results.push(g);
+      }
+    }
+    if (g === undefined) continue;
+    for (const ref of [k, matched]) {
+      if (ref === undefined) continue;
+      summary.push(
+        `checks bench: ${kind} gorb/${ref.label}: total CPU ${(cpuPercent(g) / Math.max(0.01, cpuPercent(ref))).toFixed(2)} ` +
+          `(gorb ${cpuPercent(g).toFixed(1)}% for ${rate(g).toFixed(0)} checks/s, ${ref.label} ${cpuPercent(ref).toFixed(1)}% for ${rate(ref).toFixed(0)} checks/s); ` +
+          `per check ${(perThousand(g) / Math.max(0.01, perThousand(ref))).toFixed(2)} (${perThousand(g).toFixed(1)} vs ${perThousand(ref).toFixed(1)} ticks per 1,000)`,
       );
     }
   }
   server.kill();
-  const lines: string[] = [];
-  for (const kind of KINDS) {
-    const k = results.find((r) => r.kind === kind && r.checker === "keepalived");
-    const g = results.find((r) => r.kind === kind && r.checker === "gorb");
-    if (k !== undefined && g !== undefined) {
-      const perCheck = (m: Measure) => m.ticks / Math.max(1, m.established);
-      lines.push(
-        `checks bench: ${kind} gorb/keepalived CPU ratio ${(g.ticks / g.seconds / (k.ticks / k.seconds)).toFixed(2)} (gorb ${g.ticks}, keepalived ${k.ticks} ticks); ` +
-          `per completed check ${(perCheck(g) / perCheck(k)).toFixed(2)}`,
-      );
-    }
-  }
-  console.log(lines.join("\n"));
-  console.log(`CHECKS_BENCH_JSON=${JSON.stringify(results)}`);
+  console.log(summary.join("\n"));
+  console.log(`CHECKS_BENCH_JSON=${JSON.stringify({ backends: N, interval: INTERVAL, idleGorbPercent: idle, results })}`);
+}
+
+// Last, so every module-level binding above is initialised before it runs.
+if (process.argv[2] === "--serve") {
+  await serve();
+} else {
+  await main();
 }

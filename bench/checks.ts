@@ -1,15 +1,18 @@
 /**
  * `npm run bench:checks`: boots the rig's real-kernel guest once and runs bench/checks-guest.ts there:
  * keepalived (Debian's, copied in with its libraries) and `gorb serve` checking the same 1,000 backends every
- * second, TCP then HTTP, with each one's CPU and the ratio gorb/keepalived. Printed, not asserted.
+ * second, TCP then HTTP: the checks the backends really saw, each one's CPU, CPU per check and the ratios
+ * gorb/keepalived (total and per check; keepalived also with a delay_loop matched to gorb's rate, see
+ * bench/checks-guest.ts). Printed, not asserted.
  * Knobs (passed into the guest): BENCH_BACKENDS (1000), BENCH_SECONDS (30), BENCH_WARMUP (8),
  * BENCH_KINDS (tcp,http), BENCH_CHECKERS (keepalived,gorb), BENCH_INTERVAL (1: seconds between checks of one
- * backend; a larger one gives a load both checkers can sustain on a slow guest).
+ * backend; a larger one gives a load both checkers can sustain on a slow guest), BENCH_IDLE (5: seconds of gorb
+ * idle measured first; 0 skips), BENCH_MATCH (1: 0 skips the matched keepalived run).
  */
 import { hostToolFiles } from "../test/rig/initramfs.ts";
 import { RigError, runInGuest } from "../test/rig/qemu.ts";
 
-const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS", "BENCH_INTERVAL"]
+const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS", "BENCH_INTERVAL", "BENCH_IDLE", "BENCH_MATCH"]
   .filter((k) => process.env[k] !== undefined)
   .map((k) => `${k}=${JSON.stringify(process.env[k])}`)
   .join(" ");

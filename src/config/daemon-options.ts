@@ -92,6 +92,11 @@ export interface DaemonOptions {
   readonly ipvsSysctls: boolean;
   /** Where quorum_up / quorum_down programs must live (--hook-dir). */
   readonly hookDir: string;
+  /**
+   * Directories `exec` checks may run programs from (--check-exec-dir), absolute paths; null: the checkers'
+   * default (/etc/gorb/checks). The daemon refuses to start when one is missing or writable by others.
+   */
+  readonly checkExecDirs: readonly string[] | null;
 }
 
 /** The BGP announcer's settings (src/bgp/). */
@@ -167,6 +172,8 @@ export interface DaemonFlags {
   /** false for --no-ipvs-sysctls. */
   readonly ipvsSysctls?: boolean | undefined;
   readonly hookDir?: string | undefined;
+  /** Comma-separated directories (the flag may be repeated; the values are joined). */
+  readonly checkExecDir?: string | undefined;
 }
 
 /**
@@ -493,6 +500,22 @@ function nodeId(text: string | undefined): string | null {
   return text;
 }
 
+/** --check-exec-dir: absolute directory paths, comma-separated; none given: null (the checkers' default). */
+function checkExecDirs(text: string | undefined): readonly string[] | null {
+  if (text === undefined) return null;
+  const dirs = text
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+  if (dirs.length === 0) throw new DaemonOptionError("check-exec-dir", "expected one or more absolute directory paths");
+  for (const dir of dirs) {
+    if (!dir.startsWith("/") || /[\u0000-\u001f]/.test(dir) || dir.split("/").includes("..")) {
+      throw new DaemonOptionError("check-exec-dir", `must be an absolute directory path without "..", got ${JSON.stringify(dir)}`);
+    }
+  }
+  return [...new Set(dirs.map((d) => d.replace(/\/+$/, "") || "/"))];
+}
+
 /**
  * parseDaemonOptions checks the flags of `gorb serve` and fills in defaults. Throws DaemonOptionError naming
  * the flag and the problem.
@@ -529,6 +552,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     bgp: bgp(flags),
     ipvsSysctls: flags.ipvsSysctls ?? true,
     hookDir: hookDir(flags.hookDir),
+    checkExecDirs: checkExecDirs(flags.checkExecDir),
   };
 }
 

@@ -66,6 +66,7 @@ const SETTINGS = {
   etcd_password_file: { flag: "etcdPasswordFile", type: "string" },
   ipvs_sysctls: { flag: "ipvsSysctls", type: "boolean" },
   hook_dir: { flag: "hookDir", type: "string" },
+  check_exec_dir: { flag: "checkExecDir", type: "list" },
 } as const satisfies Record<string, { flag: keyof DaemonFlags; type: string }>;
 
 type SettingKey = keyof typeof SETTINGS;

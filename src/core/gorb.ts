@@ -46,7 +46,7 @@ import { drainFields } from "./drain-targets.ts";
 import { drainRequestOf, type DrainView } from "./drain.ts";
 import { Drains } from "./drains.ts";
 import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
-import { applyHealthUpdates } from "./health-weights.ts";
+import { applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
 import { checkId } from "./ids.ts";
 import { KernelWriter } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
@@ -189,6 +189,8 @@ export class Gorb {
   readonly #tx: Transactions;
   readonly #queue: WorkQueue<Job>;
   readonly #pendingHealth: HealthUpdate[] = [];
+  /** Ids of the updates in #pendingHealth: a later update of one of them is never quiet. */
+  readonly #pendingHealthIds = new Set<string>();
   #healthQueued = false;
   #closed = false;
   readonly #failover: FailoverRunner;
@@ -678,6 +680,9 @@ export class Gorb {
 
   /** A health update: queue it; one drain handles every update queued meanwhile, as one batch. */
   #onUpdate(update: HealthUpdate): void {
+    // A check that changes nothing (see isQuietUpdate) costs nothing beyond the check itself.
+    if (!this.#pendingHealthIds.has(update.id) && isQuietUpdate(this.#desired, this.#writer.view, update, this.#policy)) return;
+    this.#pendingHealthIds.add(update.id);
     this.#pendingHealth.push(update);
     if (this.#healthQueued) return;
     this.#healthQueued = true;
@@ -692,6 +697,7 @@ export class Gorb {
   async #drainHealth(): Promise<void> {
     this.#healthQueued = false;
     const updates = this.#pendingHealth.splice(0);
+    this.#pendingHealthIds.clear();
     if (this.#closed) return;
     const step = applyHealthUpdates(this.#desired, updates, this.#policy);
     for (const t of step.transitions) {

@@ -10,9 +10,11 @@
  */
 import type { HealthUpdate } from "../health/monitor.ts";
 import type { WeightPolicy } from "../health/weight.ts";
-import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
+import { type BackendRecord, type DesiredState, destinationKeyOfBackend, type ServiceRecord } from "./desired-state.ts";
 import { stepWeight } from "./edits.ts";
 import { backendHealthOf, type BackendHealth } from "./health.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { ObservedTable } from "./reconcile.ts";
 
 /** A health state transition of a backend. */
 export interface HealthTransition {
@@ -91,4 +93,32 @@ export function applyHealthUpdates(desired: DesiredState, updates: readonly Heal
     backend.weight = stepWeight(backend.weight, backend.spec, health, policy);
   }
   return { transitions, panics, touched };
+}
+
+/**
+ * isQuietUpdate says whether recording `update` would change nothing anyone reads: no state transition, the same
+ * health fraction (so the service's health is the same), and a weight step that gives the same weight state,
+ * which `kernel` (the writer's view) already holds. Such an update (a pass of a backend that is up and not
+ * recovering, or a failure of one that is down) is dropped before any queueing, planning, store write or event.
+ * The record then keeps the counters of the last update that changed something (samples, streak, uptime, last
+ * check): GET reads the live health from the monitor, and the weight policy reads them only while an up backend
+ * is recovering, which is never quiet. Nor is a backend whose desired weight the kernel does not hold (the next
+ * update retries the write).
+ */
+export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, update: HealthUpdate, policy: WeightPolicy): boolean {
+  const entry = desired.watched(update.id);
+  if (entry === undefined) return false;
+  const { service, backend } = entry;
+  const recorded = backend.health;
+  if (
+    recorded.state !== update.status ||
+    recorded.health !== update.health ||
+    (backend.weight.recovering && update.status !== "down")
+  ) {
+    return false;
+  }
+  const next = stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
+  if (next.effective !== backend.weight.effective || next.recovering !== backend.weight.recovering) return false;
+  const held = kernel.get(serviceKeyId(service.config.key))?.dests.get(destinationKeyId(destinationKeyOfBackend(backend)));
+  return held !== undefined && held.weight === backend.weight.effective;
 }

@@ -51,6 +51,8 @@ export interface ApiServerOptions {
   readonly shutdown?: (fd: number) => number;
   /** Milliseconds between two shedder rounds. @default 1000 */
   readonly shedIntervalMs?: number;
+  /** Open fds known not to be API connections (health-check sockets in flight), for the shedder. */
+  readonly otherFds?: () => number;
   readonly logger?: Logger;
 }
 
@@ -73,6 +75,7 @@ export function startApiServer(app: ReturnType<typeof createApp>, options: ApiSe
       maxConnections: options.maxConnections,
       shutdown: options.shutdown ?? shutdownSocket,
       ...(options.shedIntervalMs !== undefined ? { intervalMs: options.shedIntervalMs } : {}),
+      ...(options.otherFds !== undefined ? { otherFds: options.otherFds } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
     });
   }

@@ -4,7 +4,10 @@
  * Bun.serve has no connection limit and no per-connection hook, and a connection that never sends a request is
  * only closed by Bun after about 10 s. A client holding hundreds of silent connections can therefore use up
  * gorb's file descriptors, and then the health checks cannot open sockets (EMFILE). So, every `intervalMs`:
- *   1. cheap: count the process's open fds (/proc/self/fd); below the cap there is nothing to look at;
+ *   1. cheap: count the process's open fds (/proc/self/fd), less those known to be something else (the health
+ *      checks' sockets in flight, `otherFds`); below the cap there is nothing to look at. Reading /proc/net/tcp
+ *      walks the kernel's whole connection table, which a busy health checker would otherwise pay every second;
+ *      and when the namespace holds no more connections on the API's port than the cap, no fd link is read;
  *   2. else find the API's accepted connections: the fds that are sockets whose inode /proc/net/tcp{,6} lists with
  *      the API's port as the LOCAL port (and not listening);
  *   3. if there are more than the cap, shut down the newest ones (highest inode) beyond it with shutdown(2).
@@ -41,6 +44,8 @@ export interface ConnectionShedderOptions {
   readonly intervalMs?: number;
   /** The soft RLIMIT_NOFILE. @default read from /proc/self/limits */
   readonly fdLimit?: number;
+  /** How many of the open fds are known to be something else (health-check sockets in flight). @default none */
+  readonly otherFds?: () => number;
   readonly logger?: Logger;
 }
 
@@ -69,7 +74,13 @@ export function socketInodesOnLocalPort(port: number): Set<number> {
       if (fdExhaustion(error)) throw error;
       continue; // no IPv6 in this kernel
     }
-    for (const line of text.split("\n").slice(1)) {
+    // Most lines are other sockets (health checks): only lines that name the port anywhere are split.
+    const needle = `:${hexPort} `;
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+      const start = text.lastIndexOf("\n", at) + 1;
+      const end = text.indexOf("\n", at);
+      const line = text.slice(start, end < 0 ? text.length : end);
+      if (start === 0) continue; // the header
       const fields = line.trim().split(/\s+/);
       const local = fields[1];
       const state = fields[3];
@@ -121,6 +132,7 @@ export class ConnectionShedder {
   readonly #shutdown: (fd: number) => number;
   readonly #log: Logger | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
+  readonly #otherFds: () => number;
   #lastWarning = 0;
   #reserve: number | null = openReserve();
   /** Connections shut down so far. */
@@ -132,6 +144,7 @@ export class ConnectionShedder {
     this.#cap = limit === null ? options.maxConnections : Math.max(1, Math.min(options.maxConnections, Math.floor(limit / 4)));
     this.#shutdown = options.shutdown;
     this.#log = options.logger;
+    this.#otherFds = options.otherFds ?? (() => 0);
     this.#timer = setInterval(() => this.check(), options.intervalMs ?? 1000);
     this.#timer.unref();
   }
@@ -161,8 +174,11 @@ export class ConnectionShedder {
 
   #round(): number {
     const open = readdirSync("/proc/self/fd").length;
-    if (open <= this.#cap) return 0;
-    const sockets = fdsOfSockets(socketInodesOnLocalPort(this.#port));
+    if (open - this.#otherFds() <= this.#cap) return 0;
+    // When the namespace holds no more connections on the API's port than the cap, this process cannot either.
+    const inodes = socketInodesOnLocalPort(this.#port);
+    if (inodes.size <= this.#cap) return 0;
+    const sockets = fdsOfSockets(inodes);
     const excess = sockets.length - this.#cap;
     if (excess <= 0) return 0;
     let shed = 0;

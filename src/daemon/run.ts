@@ -121,10 +121,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
 
   // What gorb publishes (creates, changes, health, weights, repairs) and GET /events follows.
   const events = new EventBus();
+  // The health checks' sockets in flight are not API connections: the connection shedder leaves them out.
+  let monitor: HealthMonitor | null = null;
   const gorb = new Gorb({
     driver,
     events,
-    health: (onUpdate) => new HealthMonitor({ onUpdate }),
+    health: (onUpdate) => (monitor = new HealthMonitor({ onUpdate, ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}) })),
     ...(vip ? { vip } : {}),
     discovery,
     defaultAddress,
@@ -223,6 +225,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     listen: options.listen,
     tls: options.tls,
     maxConnections: options.maxConnections,
+    otherFds: () => monitor?.stats().inFlight ?? 0,
     logger: log.withTag("api"),
   });
   const port = api.port;

@@ -29,6 +29,7 @@ import {
 } from "../../config/daemon-options.ts";
 import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
 import { SecretFileError, checkPrivateFile, loadSecrets } from "../../daemon/secrets.ts";
+import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -224,8 +225,15 @@ const serve = defineCommand({
     "etcd-key": { type: "string", description: "Client key (PEM) for etcd", valueHint: "file" },
     "etcd-user": { type: "string", description: "etcd user (with --etcd-password-file)", valueHint: "name" },
     "etcd-password-file": { type: "string", description: "File holding the etcd user's password", valueHint: "file" },
+    "check-exec-dir": {
+      type: "string",
+      description:
+        "A directory exec health checks may run programs from (absolute; repeat the flag or separate with commas; " +
+        "must exist and not be writable by others; default: /etc/gorb/checks)",
+      valueHint: "dir",
+    },
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const ctx = cliContext();
     const configPath = stringArg(args, "config");
     const file = configPath === undefined ? null : await readConfig(configPath);
@@ -273,6 +281,7 @@ const serve = defineCommand({
         etcdKey: stringArg(args, "etcd-key"),
         etcdUser: stringArg(args, "etcd-user"),
         etcdPasswordFile: stringArg(args, "etcd-password-file"),
+        checkExecDir: repeatedArg(rawArgs, "check-exec-dir") ?? stringArg(args, "check-exec-dir"),
       };
       options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
     } catch (error) {
@@ -282,6 +291,12 @@ const serve = defineCommand({
     if (file !== null) options = { ...options, configPath: file.file, declared: file.services };
     const loaded = options;
     options = await secretCheck(() => loadSecrets(loaded));
+    try {
+      checkExecDirs(options.checkExecDirs);
+    } catch (error) {
+      if (error instanceof ExecDirError) throw new CliError(EXIT.USAGE, `gorb serve: ${error.message}`, { cause: error });
+      throw error;
+    }
     for (const flag of ["token", "consul-token"]) {
       if (stringArg(args, flag) !== undefined) {
         ctx.log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
@@ -300,6 +315,26 @@ const serve = defineCommand({
     return EXIT.OK;
   },
 });
+
+/**
+ * Every value of a repeatable string flag, joined with commas (citty keeps only the last one); undefined when the
+ * flag is absent. Reads `--name VALUE` and `--name=VALUE` up to a lone `--`.
+ */
+function repeatedArg(rawArgs: readonly string[], name: string): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i] as string;
+    if (a === "--") break;
+    if (a === `--${name}`) {
+      const next = rawArgs[i + 1];
+      if (next !== undefined && !next.startsWith("-")) values.push(next);
+      i++;
+    } else if (a.startsWith(`--${name}=`)) {
+      values.push(a.slice(name.length + 3));
+    }
+  }
+  return values.length === 0 ? undefined : values.join(",");
+}
 
 /** The configuration file, checked; a bad one is one line naming its location (exit 2). */
 async function readConfig(path: string): Promise<ConfigFile> {

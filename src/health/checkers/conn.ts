@@ -31,7 +31,30 @@ function bunTlsOptions(t: ConnTls): { rejectUnauthorized: boolean; ca?: string; 
   return { rejectUnauthorized: t.verify, ...(t.ca === null ? {} : { ca: t.ca }), ...(t.serverName === null ? {} : { serverName: t.serverName }) };
 }
 
-const TLS_OPTIONS = new WeakMap<ConnTls, ReturnType<typeof bunTlsOptions>>();
+/**
+ * Connector: how the probes of one checker (one monitor target) connect, made once per checker by newConnector.
+ * It holds what every connection of the checker shares: the TLS settings (and Bun's form of them, built once) and
+ * the connect mode. Per-connection socket settings that a checker's options decide (a source address, a firewall
+ * mark for checks through the VIP) belong in ConnectorOptions and here, applied in SocketProbe.connectBun and
+ * connectNode; the checkers pass the object through untouched.
+ */
+export interface Connector {
+  readonly tls: ConnTls | null;
+  /** @internal Bun.connect's `tls` option for `tls`. */
+  readonly bunTls: ReturnType<typeof bunTlsOptions> | null;
+  readonly mode: ConnMode;
+}
+
+/** What newConnector takes: every field optional, so new socket settings can be added without touching callers. */
+export interface ConnectorOptions {
+  readonly tls?: ConnTls | null;
+}
+
+/** newConnector builds a checker's connector. */
+export function newConnector(options: ConnectorOptions = {}): Connector {
+  const tls = options.tls ?? null;
+  return { tls, bunTls: tls === null ? null : bunTlsOptions(tls), mode: newConnMode() };
+}
 
 /**
  * Shared by every probe of one checker (one monitor target): its cancelled Bun connects that are still pending,
@@ -48,7 +71,7 @@ export interface ConnMode {
 export const STUCK_MS = 1_000;
 
 /** newConnMode gives a checker's connect mode. */
-export function newConnMode(): ConnMode {
+function newConnMode(): ConnMode {
   return { stuck: [] };
 }
 
@@ -81,8 +104,7 @@ export abstract class SocketProbe {
     protected readonly target: ProbeTarget,
     private readonly done: (result: CheckResult) => void,
     private readonly released: () => void,
-    private readonly mode: ConnMode,
-    protected readonly tls: ConnTls | null,
+    private readonly connector: Connector,
   ) {}
 
   /** Called once the connection (and the TLS handshake, if any) is established. */
@@ -100,7 +122,8 @@ export abstract class SocketProbe {
 
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
-    if (this.mode.stuck.length > 0 && useNode(this.mode, this.startedAt)) this.connectNode();
+    const mode = this.connector.mode;
+    if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
@@ -146,7 +169,7 @@ export abstract class SocketProbe {
     if (this.state === CONNECTING && this.bun === null && this.node === null) {
       this.stuck = true;
       this.stuckAt = performance.now();
-      this.mode.stuck.push(this);
+      this.connector.mode.stuck.push(this);
     }
     this.state = DONE;
     this.close();
@@ -178,15 +201,10 @@ export abstract class SocketProbe {
 
   private connectBun(): void {
     try {
-      const t = this.tls;
-      if (t === null) {
+      const tls = this.connector.bunTls;
+      if (tls === null) {
         void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS });
       } else {
-        let tls = TLS_OPTIONS.get(t);
-        if (tls === undefined) {
-          tls = bunTlsOptions(t);
-          TLS_OPTIONS.set(t, tls);
-        }
         void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS, tls });
       }
     } catch (err) {
@@ -203,7 +221,7 @@ export abstract class SocketProbe {
       socket.terminate();
       return;
     }
-    if (this.tls === null) {
+    if (this.connector.tls === null) {
       this.state = OPEN;
       this.opened();
     }
@@ -213,7 +231,7 @@ export abstract class SocketProbe {
   bunHandshake(socket: Socket<SocketProbe>, success: boolean, error: Error | null): void {
     this.bun = socket;
     if (this.state === DONE) return;
-    if (!success || (this.tls?.verify === true && error !== null)) {
+    if (!success || (this.connector.tls?.verify === true && error !== null)) {
       this.state = OPEN;
       this.fail(this.failure(errorCode(error) || "TLS_HANDSHAKE_FAILED"), errorCode(error) || "TLS_HANDSHAKE_FAILED");
       return;
@@ -248,7 +266,7 @@ export abstract class SocketProbe {
   // ---- node:net path (cancellable connects) --------------------------------------------------------------
 
   private connectNode(): void {
-    const t = this.tls;
+    const t = this.connector.tls;
     let s: net.Socket;
     try {
       s =

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
 import { formatExpect, matchesExpect } from "../expect.ts";
 import type { HttpProbe, ProbeTarget } from "../options.ts";
-import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
+import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
 export const USER_AGENT = "gorb-pulse";
@@ -40,10 +40,9 @@ class HttpProbeRun extends SocketProbe {
     private readonly probe: HttpProbe,
     done: (r: CheckResult) => void,
     released: () => void,
-    mode: ConnMode,
-    tls: ConnTls | null,
+    connector: Connector,
   ) {
-    super(plan.target, done, released, mode, tls);
+    super(plan.target, done, released, connector);
   }
 
   protected opened(): void {
@@ -117,7 +116,6 @@ function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
  * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
  */
 export function httpChecker(probe: HttpProbe): Checker {
-  const mode: ConnMode = newConnMode();
   let caError = "";
   let ca: string | null = null;
   if (probe.ca !== null) {
@@ -127,7 +125,7 @@ export function httpChecker(probe: HttpProbe): Checker {
       caError = errorCode(err) || "EIO";
     }
   }
-  const tls: ConnTls | null = probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null;
+  const connector: Connector = newConnector({ tls: probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null });
   let plan: HttpPlan | null = null;
   const planFor = (target: ProbeTarget): HttpPlan => {
     if (plan !== null && (plan.target === target || (plan.target.host === target.host && plan.target.port === target.port))) return plan;
@@ -146,7 +144,7 @@ export function httpChecker(probe: HttpProbe): Checker {
       released();
       return () => {};
     }
-    return new HttpProbeRun(p, probe, done, released, mode, tls).begin();
+    return new HttpProbeRun(p, probe, done, released, connector).begin();
   };
   return checkerOf(run, (t, when, why) => (when === "before" ? `${why} before ${planFor(t).what}` : `${planFor(t).what} failed: ${why}`));
 }

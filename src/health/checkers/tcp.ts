@@ -5,7 +5,7 @@
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
-import { type ConnMode, newConnMode, SocketProbe } from "./conn.ts";
+import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 /** The words of a passed check, made once per probed address. */
 const PASSED = new WeakMap<ProbeTarget, string>();
@@ -25,10 +25,10 @@ class TcpProbe extends SocketProbe {
   }
 }
 
-/** tcpChecker connects and disconnects; one checker per monitored target (it remembers the connect mode). */
+/** tcpChecker connects and disconnects; one checker per monitored target (its connector remembers the connect mode). */
 export function tcpChecker(): Checker {
-  const mode: ConnMode = newConnMode();
+  const connector: Connector = newConnector();
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe =>
-    new TcpProbe(target, done, released, mode, null).begin();
+    new TcpProbe(target, done, released, connector).begin();
   return checkerOf(run, (t, when, why) => `${why} ${when} connecting to ${formatHostPort(t)}`);
 }

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
 import type { ProbeTarget, TlsProbe } from "../options.ts";
-import { type ConnMode, type ConnTls, newConnMode, SocketProbe } from "./conn.ts";
+import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -18,10 +18,9 @@ class TlsProbeRun extends SocketProbe {
     private readonly probe: TlsProbe,
     done: (r: CheckResult) => void,
     released: () => void,
-    mode: ConnMode,
-    tls: ConnTls,
+    connector: Connector,
   ) {
-    super(target, done, released, mode, tls);
+    super(target, done, released, connector);
   }
 
   protected opened(): void {
@@ -49,7 +48,6 @@ class TlsProbeRun extends SocketProbe {
 
 /** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
 export function tlsChecker(probe: TlsProbe): Checker {
-  const mode: ConnMode = newConnMode();
   let ca: string | null = null;
   let caError = "";
   if (probe.ca !== null) {
@@ -59,14 +57,14 @@ export function tlsChecker(probe: TlsProbe): Checker {
       caError = errorCode(err) || "EIO";
     }
   }
-  const tls: ConnTls = { verify: probe.verify, ca, serverName: probe.serverName };
+  const connector: Connector = newConnector({ tls: { verify: probe.verify, ca, serverName: probe.serverName } });
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
     if (caError !== "") {
       done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${caError}`, kind: "local-error", code: caError });
       released();
       return () => {};
     }
-    return new TlsProbeRun(target, probe, done, released, mode, tls).begin();
+    return new TlsProbeRun(target, probe, done, released, connector).begin();
   };
   return checkerOf(run, (t, when, why) => `${why} ${when} tls ${formatHostPort(t)}`);
 }

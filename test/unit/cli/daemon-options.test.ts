@@ -121,6 +121,7 @@ describe("parseDaemonOptions", () => {
       bgp: null,
       ipvsSysctls: true,
       hookDir: "/etc/gorb/hooks",
+      checkExecDirs: null,
     });
   });
 
@@ -177,6 +178,7 @@ describe("parseDaemonOptions", () => {
       bgp: null,
       ipvsSysctls: true,
       hookDir: "/etc/gorb/hooks",
+      checkExecDirs: null,
     });
   });
 

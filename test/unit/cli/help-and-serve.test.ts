@@ -105,6 +105,7 @@ describe("gorb serve", () => {
         bgp: null,
         ipvsSysctls: true,
         hookDir: "/etc/gorb/hooks",
+        checkExecDirs: null,
       },
     ]);
   });
