@@ -20,8 +20,7 @@ import { NETLINK_GENERIC } from "../netlink/constants.ts";
 import { type Outcome, NetlinkConnection, type Request } from "../transport/connection.ts";
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
-import { resolveGenlFamily } from "../transport/genl-family.ts";
-import { openLibnl } from "../../ffi/libnl.ts";
+import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
 import { LibnlSocket } from "../transport/libnl-socket.ts";
 import {
   decodeDestination,
@@ -100,7 +99,7 @@ export class KernelIpvsDriver implements IpvsDriver {
       );
     }
     this.family = family;
-    this.resolveFamily = options.resolveFamily ?? (() => openLibnl().resolveGenlFamily(IPVS_GENL_NAME));
+    this.resolveFamily = options.resolveFamily ?? (() => lookupGenlFamily(IPVS_GENL_NAME));
     const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs }));
     this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128 });
   }

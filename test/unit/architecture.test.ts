@@ -28,7 +28,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/transport": ["ffi", "src/errno", "src/netlink"],
   "src/ipvs": ["src/errno", "src/netlink", "src/transport"],
   "src/netif": ["src/errno", "src/netlink", "src/transport", "src/ipvs"],
-  "src/health": ["src/log"],
+  "src/health": ["src/log", "ffi"],
   "src/discovery": ["src/log"],
   "src/contract": ["src/ipvs", "src/health"],
   "src/core": ["src/log", "src/ipvs", "src/health", "src/discovery", "src/contract"],
