@@ -15,6 +15,8 @@ import { isFwmarkKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
 import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { ConflictError, LimitError, ValidationError } from "./errors.ts";
+import type { MarkRange } from "./mark-range.ts";
+import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
@@ -48,9 +50,21 @@ export interface EditParts {
   readonly vipInterface: string | null;
   /** Most services and backends gorb holds (--max-services, --max-backends); null: unlimited. */
   readonly limits: { readonly services: number | null; readonly backends: number | null };
+  /** gorb's firewall marks for checks through the VIP: a user fwmark service in the range is refused. */
+  readonly probeMarks: MarkRange;
 }
 
 const q = JSON.stringify;
+
+/**
+ * Checks through the VIP need the probe's source address to be the director's, on the route to the backend: so the
+ * backend must be of the service's family (a 6in4 backend would need an IPv6 source the backend routes back).
+ */
+function checkViaFamily(spec: BackendSpec, family: string, serviceFamily: string): void {
+  if (spec.pulse.via === "vip" && family !== serviceFamily) {
+    throw new ValidationError("pulse.args.via", `"vip" needs a backend of the service's family (${serviceFamily}), this one is ${family}`);
+  }
+}
 
 /** One step of the weight policy for a backend with `spec` and the latest `health`. */
 export function stepWeight(previous: WeightState, spec: BackendSpec, health: BackendHealth, policy: WeightPolicy): WeightState {
@@ -88,6 +102,7 @@ export class Edits {
     const max = this.#p.limits.services;
     if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const spec = normalizeServiceFields(fields);
+    checkUserFwmark(this.#p.probeMarks, spec.fwmark);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     const config = toServiceConfig(spec, key);
     const other = desired.serviceIdByKey(key);
@@ -165,6 +180,7 @@ export class Edits {
     const spec = normalizeBackendFields(fields, service.spec);
     const key = service.config.key;
     const address = await resolveBackendAddress(spec, key, resolver);
+    checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, weight.effective);
     const other = desired.backendIdByDest(service, dest);
@@ -192,6 +208,7 @@ export class Edits {
     let address = backend.address;
     const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));
     if (touchesIdentity.length > 0) address = await resolveBackendAddress(spec, key, resolver);
+    checkViaFamily(spec, address.family, key.family);
     const from = destinationKeyOfBackend(backend);
     if (address.address !== backend.address.address || spec.port !== backend.spec.port) {
       const to = describeDestination({ family: address.family, address: address.address, port: spec.port });

@@ -121,6 +121,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     vipInterface: options.vipInterface,
     maxServices: options.maxServices,
     maxBackends: options.maxBackends,
+    probeMarks: options.probeMarks,
     logger: log.withTag("core"),
     ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
   });

@@ -320,7 +320,7 @@ export function probeTarget(backend: ProbeTarget, options: PulseOptions): ProbeT
 }
 
 /** Where a check goes: see PulseCommon.via. */
-export const PULSE_VIAS = ["direct", "vip"] as const;
+const PULSE_VIAS = ["direct", "vip"] as const;
 export type PulseVia = (typeof PULSE_VIAS)[number];
 
 function parseVia(value: unknown, field: string): PulseVia {

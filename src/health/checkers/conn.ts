@@ -14,8 +14,10 @@
  * settles and it is closed.
  */
 import net from "node:net";
+import { constants as osConstants } from "node:os";
 import tls from "node:tls";
 import type { Socket } from "bun";
+import { closeDescriptor, connectState, routeSource, startMarkedConnect } from "../../../ffi/marked-socket.ts";
 import { type CheckResult, elapsedSince, errorCode, localErrorOf } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
 
@@ -75,6 +77,8 @@ export abstract class SocketProbe {
   private bun: Socket<SocketProbe> | null = null;
   private node: net.Socket | null = null;
   private closed = false;
+  /** A marked connect (checks through the VIP) still in progress: its descriptor, else -1. */
+  private markedFd = -1;
   private readonly startedAt = performance.now();
 
   constructor(
@@ -100,7 +104,8 @@ export abstract class SocketProbe {
 
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
-    if (this.mode.stuck.length > 0 && useNode(this.mode, this.startedAt)) this.connectNode();
+    if (this.target.mark !== undefined) this.connectMarked(this.target.mark);
+    else if (this.mode.stuck.length > 0 && useNode(this.mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
@@ -141,6 +146,11 @@ export abstract class SocketProbe {
 
   private readonly cancel = (): void => {
     if (this.state === DONE) return;
+    if (this.markedFd >= 0) {
+      this.state = DONE;
+      this.dropMarked();
+      return;
+    }
     // A Bun connect still pending cannot be cancelled: close it when it settles, and make this target's next
     // connects cancellable.
     if (this.state === CONNECTING && this.bun === null && this.node === null) {
@@ -245,6 +255,60 @@ export abstract class SocketProbe {
     this.gone();
   }
 
+  // ---- marked path (checks through the VIP) -----------------------------------------------------------------
+
+  /**
+   * The socket is made through ffi/marked-socket.ts (SO_MARK, source address of the route to the backend), its
+   * connect polled until it settles (1 ms, doubling to 32 ms), then handed to Bun.connect({ fd }), which treats it as
+   * open. Cancelling closes the descriptor at once.
+   */
+  private connectMarked(mark: number): void {
+    try {
+      const source = this.target.sourceFor === undefined ? null : routeSource(this.target.sourceFor);
+      this.markedFd = startMarkedConnect(this.target.host, this.target.port, mark, source);
+    } catch (err) {
+      this.failWith(Object.assign(new Error("marked connect"), { code: errnoName((err as { errno?: number }).errno) }));
+      this.gone();
+      return;
+    }
+    const poll = (delay: number): void => {
+      const fd = this.markedFd;
+      if (fd < 0) return; // cancelled
+      const state = connectState(fd);
+      if (state === null) {
+        setTimeout(poll, delay, Math.min(delay * 2, 32));
+        return;
+      }
+      this.markedFd = -1;
+      if (state !== 0) {
+        closeDescriptor(fd);
+        this.failWith(Object.assign(new Error("connect"), { code: errnoName(state) }));
+        this.gone();
+        return;
+      }
+      const t = this.tls;
+      let tlsOptions: ReturnType<typeof bunTlsOptions> | undefined;
+      if (t !== null) {
+        tlsOptions = TLS_OPTIONS.get(t) ?? bunTlsOptions(t);
+        TLS_OPTIONS.set(t, tlsOptions);
+      }
+      const connect = Bun.connect as unknown as (o: { fd: number; data: SocketProbe; socket: typeof BUN_HANDLERS; tls?: unknown }) => Promise<unknown>;
+      connect({ fd, data: this, socket: BUN_HANDLERS, ...(tlsOptions === undefined ? {} : { tls: tlsOptions }) }).catch((err: unknown) => {
+        this.failWith(err);
+        this.gone();
+      });
+    };
+    setTimeout(poll, 1, 2);
+  }
+
+  private dropMarked(): void {
+    const fd = this.markedFd;
+    if (fd < 0) return;
+    this.markedFd = -1;
+    closeDescriptor(fd);
+    this.gone();
+  }
+
   // ---- node:net path (cancellable connects) --------------------------------------------------------------
 
   private connectNode(): void {
@@ -308,3 +372,10 @@ const BUN_HANDLERS = {
     s.data.bunConnectError(error);
   },
 };
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name] as const));
+
+/** The errno name of a number ("ECONNREFUSED"), or "" when unknown. */
+function errnoName(errno: number | undefined): string {
+  return errno === undefined ? "" : (ERRNO_NAMES.get(errno) ?? `errno ${errno}`);
+}
