@@ -326,7 +326,7 @@ export type PulseVia = (typeof PULSE_VIAS)[number];
 function parseVia(value: unknown, field: string): PulseVia {
   const v = typeof value === "string" ? value.trim().toLowerCase() : value;
   for (const known of PULSE_VIAS) if (known === v) return known;
-  throw new PulseOptionsError(field, `must be one of ${PULSE_VIAS.join(", ")}, got ${describeValue(value)}`);
+  throw new PulseOptionsError(field, `must be one of ${PULSE_VIAS.join(", ")}, got ${typeof value === "string" ? JSON.stringify(value) : describeValue(value)}`);
 }
 
 function commonOf(

@@ -150,6 +150,10 @@ function directorToClient(): number {
 
 let gorb: Daemon;
 
+function probeCount(): number {
+  return listIpvs("default").services.filter((s) => s.fwmark !== null && s.fwmark >= 0x3000 && s.fwmark <= 0x30ff).length;
+}
+
 async function put(path: string, body: unknown): Promise<void> {
   const res = await gorb.request("PUT", path, body);
   if (res.status !== 200 && res.status !== 201) throw new Error(`PUT ${path} answered ${res.status}: ${res.text}\n${gorb.tail()}`);
@@ -227,10 +231,86 @@ describe("forwarding methods with real traffic", () => {
     expect(directorToClient() - before).toBeGreaterThanOrEqual(3 * REQUESTS);
   });
 
+  test("twos (Linux 6.2's scheduler) on this 6.1 kernel: IPVS finds no ip_vs_twos module and answers ENOENT, a 400", async () => {
+    const res = await gorb.request("PUT", "/service/twos", { host: "10.88.100.11", port: 80, method: "twos" });
+    expect(res.status).toBe(400);
+    expect((res.json as { error: string }).error).toContain('unknown scheduler "twos" (no ip_vs_twos module)');
+    expect((await gorb.request("GET", "/service/twos")).status).toBe(404);
+  });
+
+  const state = async (service: string, backend: string): Promise<string> => {
+    const res = await gorb.request("GET", `/service/${service}/${backend}`);
+    return (res.json as { metrics: { state: string } }).metrics.state;
+  };
+  const weightOf = (vip: string, backend: number): number | undefined =>
+    serviceByKey(listIpvs("default"), `TCP ${vip}:80`).destinations.find((d) => d.address === `10.89.${backend}.2`)?.weight;
+  const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> => {
+    const started = Date.now();
+    while (!(await ok())) {
+      if (Date.now() - started > ms) throw new Error(`${what} did not happen within ${ms} ms:\n${ipvsadm("-Ln")}\n${gorb.tail()}`);
+      await Bun.sleep(100);
+    }
+    return Date.now() - started;
+  };
+
+  test("checks through the VIP are refused for a nat backend (400 naming pulse.args.via); a user fwmark in gorb's range is refused (400 naming fwmark)", async () => {
+    await put("/service/plain", { host: "10.88.100.10", port: 80 });
+    const nat = await gorb.request("PUT", "/service/plain/b1", { host: "10.89.1.2", method: "nat", pulse: { type: "tcp", args: { via: "vip" } } });
+    expect(nat.status).toBe(400);
+    expect((nat.json as { error: string }).error).toStartWith("pulse.args.via: ");
+    const mark = await gorb.request("PUT", "/service/marked", { fwmark: 0x3005 });
+    expect(mark.status).toBe(400);
+    expect((mark.json as { error: string }).error).toStartWith("fwmark: ");
+    expect((await gorb.request("DELETE", "/service/plain")).status).toBe(200);
+  });
+
+  test("without checks through the VIP, a DR backend that lost its VIP passes its check and silently loses clients", async () => {
+    await service("silent", VIPS.silent, each({ method: "dr", pulse: { type: "tcp", interval: "1s" } }));
+    await until("every backend up", async () => (await Promise.all(BACKENDS.map((i) => state("silent", `b${i}`)))).every((s) => s === "up"));
+    nsIp("fb2", "addr", "del", `${VIPS.silent}/32`, "dev", "lo");
+    const r = JSON.parse(inNetns("fcl", [process.execPath, CLIENT, VIPS.silent, "80", "30", "1000"]).trim()) as Counts;
+    // Round robin sends every third connection to fb2, which drops them (the VIP is not its address any more).
+    expect(r.failures.length).toBeGreaterThanOrEqual(5);
+    expect(r.counts.fb2).toBeUndefined();
+    expect(await state("silent", "b2")).toBe("up");
+    expect(weightOf(VIPS.silent, 2)).toBeGreaterThan(0);
+  });
+
+  test("with checks through the VIP, a DR backend that lost its VIP is drained within interval x fall, and no client connection fails after", async () => {
+    for (const i of BACKENDS) sysctl(null, `net.ipv4.conf.dfb${i}.accept_local`, "1"); // replies come from the VIP, a local address
+    const pulse = { type: "tcp", interval: "1s", args: { via: "vip", fall: 2 } };
+    await service("probe", VIPS.probe, each({ method: "dr", pulse }));
+    await until("every backend up", async () => (await Promise.all(BACKENDS.map((i) => state("probe", `b${i}`)))).every((s) => s === "up"));
+    // gorb's own firewall-mark services, one per backend: in the kernel, not in the API.
+    const probes = listIpvs("default").services.filter((s) => s.fwmark !== null && s.fwmark >= 0x3000 && s.fwmark <= 0x30ff);
+    expect(probes.map((p) => p.destinations.map((d) => `${d.address}:${d.forward}:${d.weight}`)).flat().sort()).toEqual(
+      BACKENDS.map((i) => `10.89.${i}.2:Route:1`),
+    );
+    const ids = ((await gorb.request("GET", "/service")).json as string[]).sort();
+    expect(ids).toEqual(["dr", "gre", "gue", "ipip", "local", "probe", "silent", "six"]);
+
+    nsIp("fb2", "addr", "del", `${VIPS.probe}/32`, "dev", "lo");
+    const drainedIn = await until("b2 drained", () => weightOf(VIPS.probe, 2) === 0);
+    console.log(`forwarding: a DR backend without its VIP drained ${drainedIn} ms after the VIP was removed (interval 1s, fall 2)`);
+    expect(await state("probe", "b2")).toBe("down");
+    const r = fromClient(VIPS.probe);
+    expect(r.failures).toEqual([]);
+    expect(Object.keys(r.counts).sort()).toEqual(["fb1", "fb3"]);
+
+    nsIp("fb2", "addr", "add", `${VIPS.probe}/32`, "dev", "lo");
+    await until("b2 back", () => (weightOf(VIPS.probe, 2) ?? 0) > 0);
+
+    // Deleting a backend deletes its probe service; deleting the service deletes the rest.
+    expect((await gorb.request("DELETE", "/service/probe/b3")).status).toBe(200);
+    await until("b3's probe service gone", () => probeCount() === 2);
+    expect((await gorb.request("DELETE", "/service/probe")).status).toBe(200);
+    await until("every probe service gone", () => probeCount() === 0);
+  });
+
   // Module unload is global: this test runs last, with no other gorb in the guest.
   test("ip_vs reloaded: gorb resolves the new family, puts its table back and keeps serving its API", async () => {
     const before = listIpvs("default").services.length;
-    expect(before).toBe(6);
+    expect(before).toBe(7); // six forwarding services and "silent"
     // gorb's periodic reconcile (every 3 s) may put a service back between the flush and the unload, which then
     // fails with EAGAIN (the module is in use): flush and unload again until the unload wins.
     const unload = "/usr/sbin/ipvsadm -C && /sbin/modprobe -r ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs";
