@@ -229,7 +229,8 @@ export class Edits {
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     tx.after(() => {
-      if (pulseChanged) this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
+      // Checked through the VIP: its probe service follows the backend's method and tunnel (same probe, history kept).
+      if (pulseChanged || spec.pulse.via === "vip") this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
       this.#p.log.debug(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
       this.#p.events.publish("backend.changed", { service: service.id, backend: backend.id });
     });

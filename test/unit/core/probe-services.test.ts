@@ -66,6 +66,17 @@ describe("checks through the VIP", () => {
     expect(probeServices(driver.peek()).map((p) => p.service.key)).toEqual([{ family: "inet", fwmark: 0x3000 }]);
   });
 
+  test("a PATCH of the method or tunnel changes the probe service's destination in place", async () => {
+    const { gorb, driver } = makeGorb();
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", method: "dr", pulse: via });
+    await gorb.idle();
+    await gorb.updateBackend("web", "b1", { method: "tunnel", tunnel_type: "gre" });
+    await gorb.idle();
+    const [probe] = probeServices(driver.peek());
+    expect([probe?.service.key, probe?.destinations[0]?.forward, probe?.destinations[0]?.tunnel?.type]).toEqual([{ family: "inet", fwmark: 0x3000 }, "tunnel", "gre"]);
+  });
+
   test("switching a backend back to direct checks frees its mark and deletes its probe service", async () => {
     const { gorb, driver, health } = makeGorb();
     await gorb.createService("web", { host: "10.0.0.1", port: 80 });
