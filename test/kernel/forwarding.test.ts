@@ -39,6 +39,8 @@ const VIPS = {
   probe: "10.88.100.7",
   silent: "10.88.100.8",
   csum: "10.88.100.12",
+  remcsum: "10.88.100.13",
+  grecsum: "10.88.100.14",
 } as const;
 
 const servers: ReturnType<typeof Bun.spawn>[] = [];
@@ -110,7 +112,7 @@ function buildTopology(): void {
     nsIp(ns, "-6", "route", "add", "default", "via", `fd90:${i}::1`);
     // The VIPs on lo; ARP for them is left to the director (arp_ignore / arp_announce), decapsulated packets from a
     // source routed elsewhere are accepted (rp_filter off).
-    for (const vip of [VIPS.dr, VIPS.ipip, VIPS.gue, VIPS.gre, VIPS.probe, VIPS.silent, VIPS.csum]) nsIp(ns, "addr", "add", `${vip}/32`, "dev", "lo");
+    for (const vip of [VIPS.dr, VIPS.ipip, VIPS.gue, VIPS.gre, VIPS.probe, VIPS.silent, VIPS.csum, VIPS.remcsum, VIPS.grecsum]) nsIp(ns, "addr", "add", `${vip}/32`, "dev", "lo");
     nsIp(ns, "addr", "add", `${VIPS.six}/128`, "dev", "lo");
     sysctl(ns, "net.ipv4.conf.all.arp_ignore", "1");
     sysctl(ns, "net.ipv4.conf.all.arp_announce", "2");
@@ -224,18 +226,22 @@ describe("forwarding methods with real traffic", () => {
   });
 
   test("tunnel checksum flags (TUN_FLAGS) reach the kernel as sent and carry traffic: gue csum, gue remcsum, gre csum", async () => {
-    await service("csum", VIPS.csum, [
-      { id: "b1", body: { host: "10.89.1.2", method: "tunnel", tunnel_type: "gue", tunnel_port: GUE_PORT, tunnel_checksum: "csum" } },
-      { id: "b2", body: { host: "10.89.2.2", method: "tunnel", tunnel_type: "gue", tunnel_port: GUE_PORT, tunnel_checksum: "remcsum" } },
-      { id: "b3", body: { host: "10.89.3.2", method: "tunnel", tunnel_type: "gre", tunnel_checksum: "csum" } },
-    ]);
-    const tunnels = serviceByKey(listIpvs("tun-info"), `TCP ${VIPS.csum}:80`).destinations.map((d) => [d.address, d.tunnel]);
-    expect(tunnels.sort()).toEqual([
-      ["10.89.1.2", { type: "gue", port: GUE_PORT, checksum: "csum" }],
-      ["10.89.2.2", { type: "gue", port: GUE_PORT, checksum: "remcsum" }],
-      ["10.89.3.2", { type: "gre", port: null, checksum: "csum" }],
-    ]);
-    expectDirectReturn(VIPS.csum);
+    const variants = [
+      { id: "gue-csum", vip: VIPS.csum, body: { tunnel_type: "gue", tunnel_port: GUE_PORT, tunnel_checksum: "csum" }, info: { type: "gue", port: GUE_PORT, checksum: "csum" } },
+      { id: "gue-remcsum", vip: VIPS.remcsum, body: { tunnel_type: "gue", tunnel_port: GUE_PORT, tunnel_checksum: "remcsum" }, info: { type: "gue", port: GUE_PORT, checksum: "remcsum" } },
+      { id: "gre-csum", vip: VIPS.grecsum, body: { tunnel_type: "gre", tunnel_checksum: "csum" }, info: { type: "gre", port: null, checksum: "csum" } },
+    ] as const;
+    for (const v of variants) await service(v.id, v.vip, each({ method: "tunnel", ...v.body }));
+    const listing = listIpvs("tun-info");
+    for (const v of variants) {
+      expect(serviceByKey(listing, `TCP ${v.vip}:80`).destinations.map((d) => d.tunnel)).toEqual(BACKENDS.map(() => v.info));
+    }
+    const outcomes = variants.map((v) => {
+      const r = fromClient(v.vip, 12);
+      return `${v.id}: ${r.failures.length} failed, served by ${Object.keys(r.counts).sort().join(",") || "none"}`;
+    });
+    console.log(`forwarding: tunnel checksum flags: ${outcomes.join("; ")}`);
+    expect(outcomes).toEqual(variants.map((v) => `${v.id}: 0 failed, served by fb1,fb2,fb3`));
   });
 
   test("local: the director serves itself, and its replies do cross the counter (the counter's positive control)", async () => {
@@ -303,7 +309,7 @@ describe("forwarding methods with real traffic", () => {
       BACKENDS.map((i) => `10.89.${i}.2:Route:1`),
     );
     const ids = ((await gorb.request("GET", "/service")).json as string[]).sort();
-    expect(ids).toEqual(["csum", "dr", "gre", "gue", "ipip", "local", "probe", "silent", "six"]);
+    expect(ids).toEqual(["dr", "gre", "gre-csum", "gue", "gue-csum", "gue-remcsum", "ipip", "local", "probe", "silent", "six"]);
 
     nsIp("fb2", "addr", "del", `${VIPS.probe}/32`, "dev", "lo");
     const drainedIn = await until("b2 drained", () => weightOf(VIPS.probe, 2) === 0);
@@ -326,7 +332,7 @@ describe("forwarding methods with real traffic", () => {
   // Module unload is global: this test runs last, with no other gorb in the guest.
   test("ip_vs reloaded: gorb resolves the new family, puts its table back and keeps serving its API", async () => {
     const before = listIpvs("default").services.length;
-    expect(before).toBe(8); // seven forwarding services and "silent"
+    expect(before).toBe(10); // nine forwarding services and "silent"
     // gorb's periodic reconcile (every 3 s) may put a service back between the flush and the unload, which then
     // fails with EAGAIN (the module is in use): flush and unload again until the unload wins.
     const unload = "/usr/sbin/ipvsadm -C && /sbin/modprobe -r ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs";
