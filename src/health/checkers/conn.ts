@@ -267,7 +267,14 @@ export abstract class SocketProbe {
       const source = this.target.sourceFor === undefined ? null : routeSource(this.target.sourceFor);
       this.markedFd = startMarkedConnect(this.target.host, this.target.port, mark, source);
     } catch (err) {
-      this.failWith(Object.assign(new Error("marked connect"), { code: errnoName((err as { errno?: number }).errno) }));
+      const code = errnoName((err as { errno?: number }).errno);
+      if (code === "EPERM" || code === "EACCES") {
+        // SO_MARK needs CAP_NET_ADMIN: gorb's own limit, which says nothing about the backend.
+        const message = `check error: cannot mark the probe socket (${code}: SO_MARK needs CAP_NET_ADMIN)`;
+        this.settle({ ok: false, durationMs: elapsedSince(this.startedAt), message, kind: "local-error", code });
+      } else {
+        this.failWith(Object.assign(new Error("marked connect"), { code }));
+      }
       this.gone();
       return;
     }

@@ -60,4 +60,19 @@ describe("marked probes", () => {
     for (let i = 0; i < 50 && fds() > before; i++) await Bun.sleep(10);
     expect(fds()).toBeLessThanOrEqual(before);
   });
+
+  test("without CAP_NET_ADMIN the mark cannot be set: a check error (changes nothing), not a failed backend", async () => {
+    const script = `
+      const { tcpChecker } = await import(${JSON.stringify(new URL("../../../src/health/checkers/tcp.ts", import.meta.url).pathname)});
+      console.log(JSON.stringify(await tcpChecker().check({ host: "127.0.0.1", port: 9, mark: 0x3000 }, AbortSignal.timeout(2000))));
+    `;
+    // As root the probe runs in a child without privileges (user nobody); otherwise this process has none already.
+    const argv = process.getuid?.() === 0
+      ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script]
+      : [process.execPath, "-e", script];
+    const proc = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+    const result = JSON.parse(proc.stdout.toString().trim()) as { kind: string; code: string; message: string };
+    expect([result.kind, result.code]).toEqual(["local-error", "EPERM"]);
+    expect(result.message).toContain("SO_MARK needs CAP_NET_ADMIN");
+  });
 });
