@@ -250,6 +250,9 @@ describe("forwarding methods with real traffic", () => {
       "gue-remcsum: 0 failed, served by fb1,fb2,fb3",
       "gre-csum: 12 failed, served by none",
     ]);
+    // Each backend dropped them as GRE checksum errors (the "crc" column of "RX errors").
+    const crc = greErrors.map((text) => Number(/RX errors: length crc frame fifo overrun \d+ (\d+)/.exec(text)?.[1] ?? "0"));
+    for (const n of crc) expect(n).toBeGreaterThan(0);
   });
 
   test("local: the director serves itself, and its replies do cross the counter (the counter's positive control)", async () => {
@@ -359,7 +362,8 @@ describe("forwarding methods with real traffic", () => {
       if (Date.now() > deadline) throw new Error(`gorb did not restore its table after the reload:\n${ipvsadm("-Ln")}\n${gorb.tail()}`);
       await Bun.sleep(250);
     }
-    expect(gorb.log()).toContain("ip_vs module reloaded");
+    // The daemon's output is read by this process's event loop, which spawnSync (ipvsadm) blocks: let it catch up.
+    await until("gorb's log saying the family changed", () => gorb.log().includes("ip_vs module reloaded"), 15_000);
     expectDirectReturn(VIPS.dr);
     await service("after", "10.88.100.9", [{ id: "b1", body: { host: "10.89.1.2", method: "dr" } }]);
     expect(serviceByKey(listIpvs("default"), "TCP 10.88.100.9:80").destinations.length).toBe(1);
