@@ -8,7 +8,9 @@ import { describe, expect, test } from "bun:test";
 import { ValidationError } from "../../../src/core/errors.ts";
 import { wantedProbeServices } from "../../../src/core/probe-services.ts";
 import { observedTable } from "../../../src/core/reconcile.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { makeGorb } from "./fakes.ts";
+import { MemoryStateStore } from "./memory-store.ts";
 
 const via = { type: "tcp", interval: "1s", args: { via: "vip" } };
 
@@ -75,6 +77,34 @@ describe("checks through the VIP", () => {
     await gorb.idle();
     const [probe] = probeServices(driver.peek());
     expect([probe?.service.key, probe?.destinations[0]?.forward, probe?.destinations[0]?.tunnel?.type]).toEqual([{ family: "inet", fwmark: 0x3000 }, "tunnel", "gre"]);
+  });
+
+  test("a restarted gorb keeps its probe services as they are (same marks, no write); a state without them removes them", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const first = makeGorb({ driver, store });
+    await first.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await first.gorb.createBackend("web", "b1", { host: "10.1.0.1", method: "dr", pulse: via });
+    await first.gorb.createBackend("web", "b2", { host: "10.1.0.2", method: "dr", pulse: via });
+    await first.gorb.idle();
+    const table = driver.peek();
+    await first.gorb.close();
+    driver.clearWrites();
+
+    const again = makeGorb({ driver, store });
+    const report = await again.gorb.restore(store.load());
+    await again.gorb.idle();
+    expect(report.repairs).toEqual([]);
+    expect(driver.writes()).toEqual([]);
+    expect(driver.peek()).toEqual(table);
+    expect([...again.health.targets.values()].map((t) => t.backend.mark)).toEqual([0x3000, 0x3001]);
+    await again.gorb.close();
+
+    // Started without the saved state: the probe services are an earlier run's, removed at the first reconcile.
+    const bare = makeGorb({ driver });
+    await bare.gorb.restore({ services: [], backends: [] });
+    await bare.gorb.reconcile();
+    expect(probeServices(driver.peek())).toEqual([]);
   });
 
   test("switching a backend back to direct checks frees its mark and deletes its probe service", async () => {
