@@ -10,6 +10,7 @@ import { normalizeOrigin } from "./origin.ts";
 import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
+import { DEFAULT_PROBE_MARKS, MarkRangeError, parseMarkRange, type MarkRange } from "../core/mark-range.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -70,6 +71,8 @@ export interface DaemonOptions {
   readonly maxServices: number | null;
   /** Most backends gorb holds over all services (--max-backends); null = unlimited. */
   readonly maxBackends: number | null;
+  /** Firewall marks gorb keeps for checks through the VIP (--probe-marks FIRST-LAST). */
+  readonly probeMarks: MarkRange;
   /**
    * The shared desired state in etcd (--store etcd://HOST:PORT[,HOST:PORT...]/PREFIX; etcds:// for HTTPS), or
    * null for the node's own SQLite state (--state-dir). With it, --state-dir is not used.
@@ -155,6 +158,7 @@ export interface DaemonFlags {
   readonly unknownDestinations?: string | undefined;
   readonly maxServices?: string | undefined;
   readonly maxBackends?: string | undefined;
+  readonly probeMarks?: string | undefined;
   /** false for --no-ui. */
   readonly ui?: boolean | undefined;
   readonly bgpBirdSocket?: string | undefined;
@@ -326,6 +330,16 @@ export function parseInterval(flag: string, text: string): number {
 }
 
 /** A count limit: a whole number 1..10^9, or undefined/"0"/"unlimited" for none. */
+function probeMarks(text: string | undefined): MarkRange {
+  if (text === undefined) return DEFAULT_PROBE_MARKS;
+  try {
+    return parseMarkRange(text);
+  } catch (error) {
+    if (error instanceof MarkRangeError) throw new DaemonOptionError("probe-marks", error.problem);
+    throw error;
+  }
+}
+
 function parseLimit(flag: string, text: string | undefined): number | null {
   if (text === undefined) return null;
   const value = text.trim().toLowerCase();
@@ -544,6 +558,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     unknownDestinations: unknownDestinations(flags.unknownDestinations),
     maxServices: parseLimit("max-services", flags.maxServices),
     maxBackends: parseLimit("max-backends", flags.maxBackends),
+    probeMarks: probeMarks(flags.probeMarks),
     sharedStore: sharedStore(flags),
     nodeId: nodeId(flags.nodeId),
     configPath: null,

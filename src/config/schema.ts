@@ -51,6 +51,7 @@ const SETTINGS = {
   consul_token_file: { flag: "consulTokenFile", type: "string" },
   max_services: { flag: "maxServices", type: "count" },
   max_backends: { flag: "maxBackends", type: "count" },
+  probe_marks: { flag: "probeMarks", type: "string" },
   ui: { flag: "ui", type: "boolean" },
   bgp_bird_socket: { flag: "bgpBirdSocket", type: "string" },
   bgp_include: { flag: "bgpInclude", type: "string" },

@@ -17,6 +17,8 @@ import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } f
 import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { ConflictError, LimitError, ValidationError } from "./errors.ts";
 import { overrideWeight, type DrainState } from "./drain.ts";
+import type { MarkRange } from "./mark-range.ts";
+import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
@@ -58,6 +60,8 @@ export interface EditParts {
   readonly now?: () => number;
   /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
   readonly hookDir?: string;
+  /** gorb's firewall marks for checks through the VIP: a user fwmark service in the range is refused. */
+  readonly probeMarks: MarkRange;
 }
 
 /** True when a service's failover changed (it is then written whole, so the sorry server follows). */
@@ -67,6 +71,16 @@ function failoverChanged(a: ServiceSpec, b: ServiceSpec): boolean {
 }
 
 const q = JSON.stringify;
+
+/**
+ * Checks through the VIP need the probe's source address to be the director's, on the route to the backend: so the
+ * backend must be of the service's family (a 6in4 backend would need an IPv6 source the backend routes back).
+ */
+function checkViaFamily(spec: BackendSpec, family: string, serviceFamily: string): void {
+  if (spec.pulse.via === "vip" && family !== serviceFamily) {
+    throw new ValidationError("pulse.args.via", `"vip" needs a backend of the service's family (${serviceFamily}), this one is ${family}`);
+  }
+}
 
 /** One step of the weight policy for a backend with `spec` and the latest `health`. */
 export function stepWeight(previous: WeightState, spec: BackendSpec, health: BackendHealth, policy: WeightPolicy): WeightState {
@@ -120,6 +134,7 @@ export class Edits {
     if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
+    checkUserFwmark(this.#p.probeMarks, spec.fwmark);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     checkSorryFamily(spec, key.family);
     const config = toServiceConfig(spec, key);
@@ -203,6 +218,7 @@ export class Edits {
     const spec = normalizeBackendFields(fields, service.spec);
     const key = service.config.key;
     const address = await resolveBackendAddress(spec, key, resolver);
+    checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));
     const other = desired.backendIdByDest(service, dest);
@@ -238,6 +254,7 @@ export class Edits {
     let address = backend.address;
     const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));
     if (touchesIdentity.length > 0) address = await resolveBackendAddress(spec, key, resolver);
+    checkViaFamily(spec, address.family, key.family);
     const from = destinationKeyOfBackend(backend);
     if (address.address !== backend.address.address || spec.port !== backend.spec.port) {
       const to = describeDestination({ family: address.family, address: address.address, port: spec.port });
@@ -261,7 +278,8 @@ export class Edits {
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     const maintenance = spec.maintenance !== before.spec.maintenance;
     tx.after(() => {
-      if (pulseChanged) this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
+      // Checked through the VIP: its probe service follows the backend's method and tunnel (same probe, history kept).
+      if (pulseChanged || spec.pulse.via === "vip") this.#p.checks.update(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
       if (maintenance) {
         this.#p.log.info(`backend ${q(backend.id)} of service ${q(service.id)}: maintenance ${spec.maintenance ? "on" : "off"}`);
         this.#p.events.publish("backend.maintenance", { service: service.id, backend: backend.id, on: spec.maintenance });

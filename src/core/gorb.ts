@@ -55,6 +55,9 @@ import { backendFields, backendPatchFields, normalizeServiceFields, serviceField
 import { planApply, resolveDeclared, type DeclaredService, type ManagedService } from "./plan.ts";
 import { Queries } from "./queries.ts";
 import { observedTable, planOperations, unknownDestinations, type Operation } from "./reconcile.ts";
+import { ProbeChecks } from "./probe-checks.ts";
+import { DEFAULT_PROBE_MARKS, type MarkRange } from "./mark-range.ts";
+import { isProbeKey, PROBE_SERVICE_ID, wantedProbeServices } from "./probe-services.ts";
 import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
 import { syncService } from "./remote.ts";
 import { adoptDestination, loadSavedState } from "./restore.ts";
@@ -112,6 +115,8 @@ export interface GorbOptions {
   readonly hookDir?: string;
   /** The clock slow-start ramps run on. @default systemClock */
   readonly clock?: MonitorClock;
+  /** Firewall marks for checks through the VIP (--probe-marks); default DEFAULT_PROBE_MARKS. */
+  readonly probeMarks?: MarkRange;
 }
 
 /** What adopt() found or did at start-up. */
@@ -173,6 +178,8 @@ function message(error: unknown): string {
 export class Gorb {
   readonly #driver: IpvsDriver;
   readonly #checks: HealthChecks;
+  readonly #probes: ProbeChecks;
+  #probeSyncQueued = false;
   readonly #policy: WeightPolicy;
   readonly #vips: VipLedger;
   readonly #discovery: Discovery;
@@ -208,7 +215,14 @@ export class Gorb {
     this.#store = options.store ?? null;
     this.#events = options.events ?? new EventBus();
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
-    this.#checks = options.health((update) => this.#onUpdate(update));
+    this.#probes = new ProbeChecks(
+      options.health((update) => this.#onUpdate(update)),
+      this.#desired,
+      options.probeMarks ?? DEFAULT_PROBE_MARKS,
+      () => this.#queueProbeSync(),
+      (watchId) => this.#log.error(`no mark left in the --probe-marks range for ${watchId}: it is checked directly, not through the VIP`),
+    );
+    this.#checks = this.#probes;
     this.#writer = new KernelWriter(this.#driver);
     this.#failover = new FailoverRunner({
       clock: options.clock ?? systemClock,
@@ -235,6 +249,7 @@ export class Gorb {
       slowStart: this.#failover.slowStart,
       now: () => this.#failover.now(),
       hookDir: options.hookDir ?? DEFAULTS.hookDir,
+      probeMarks: options.probeMarks ?? DEFAULT_PROBE_MARKS,
     });
     const now = options.now ?? Date.now;
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
@@ -281,7 +296,7 @@ export class Gorb {
       const table = await this.#kernel(() => this.#driver.snapshot());
       const foreign: string[] = [];
       for (const entry of table) {
-        if (this.#desired.hasKeyId(serviceKeyId(entry.service.key))) continue;
+        if (this.#desired.hasKeyId(serviceKeyId(entry.service.key)) || isProbeKey(this.#probes.range, entry.service.key)) continue;
         const n = entry.destinations.length;
         const text = `${describeService(entry.service.key)} (${n} destination${n === 1 ? "" : "s"})`;
         foreign.push(text);
@@ -450,7 +465,7 @@ export class Gorb {
       for (const record of loaded.vips) this.#vips.remember(record.id, record.config.key);
       for (const d of loaded.dropped) this.#log.error(`cannot restore ${d.what} (removed from the saved state): ${d.why}`);
       for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
-      this.#writer.replace(table, (id) => this.#desired.hasKeyId(id));
+      this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
 
       const unknown: string[] = [];
       for (const { service: serviceId, dest } of unknownDestinations(this.#desired.wantedAll(), this.#writer.view)) {
@@ -502,8 +517,9 @@ export class Gorb {
   reconcile(): Promise<ReconcileReport> {
     return this.#exclusive(async () => {
       const table = await this.#kernel(() => this.#driver.snapshot());
-      this.#writer.replace(table, (id) => this.#desired.hasKeyId(id));
-      const repairs = await this.#repair(planOperations(this.#desired.wantedAll(), this.#writer.view));
+      this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
+      const probes = wantedProbeServices(this.#probes.routes(), this.#writer.view, this.#probes.range);
+      const repairs = await this.#repair(planOperations([...this.#desired.wantedAll(), ...probes], this.#writer.view));
       const vips = await this.#vips.restoreMissing();
       if (vips.restored + vips.failed > 0) {
         this.#counters = {
@@ -578,7 +594,7 @@ export class Gorb {
       if (options.dryRun !== true) await this.#tx.checkStore();
       const wanted = await resolveDeclared(declared, resolver, this.#defaultAddress, this.#vipInterface);
       const services = await this.#kernel(() => this.#driver.listServices());
-      const foreign = services.map((s) => s.key).filter((k) => !this.#desired.hasKeyId(serviceKeyId(k)));
+      const foreign = services.map((s) => s.key).filter((k) => !this.#desired.hasKeyId(serviceKeyId(k)) && !isProbeKey(this.#probes.range, k));
       const plan = planApply(this.managedServices(), wanted, foreign);
       if (options.dryRun === true) return dryRunReport(plan);
       const report = await runApplyPlan({ desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx }, plan, resolver);
@@ -645,8 +661,14 @@ export class Gorb {
   /** Run repairs in one batch; log, count and publish each one. */
   async #repair(operations: readonly Operation[]): Promise<RepairReport[]> {
     const results = await this.#writer.run(operations);
-    this.#tx.weightEvents(results);
-    const reports = results.map((r): RepairReport => {
+    this.#tx.weightEvents(results.filter((r) => r.operation.service !== PROBE_SERVICE_ID));
+    // The probe services are gorb's own (checks through the VIP): logged at debug, never reported or published.
+    for (const r of results) {
+      if (r.operation.service !== PROBE_SERVICE_ID) continue;
+      if (r.error === null) this.#log.debug(`reconcile: probe service: ${r.operation.reason}; repaired`);
+      else this.#log.error(`reconcile: probe service: ${r.operation.reason}; cannot repair: ${r.error.message}`);
+    }
+    const reports = results.filter((r) => r.operation.service !== PROBE_SERVICE_ID).map((r): RepairReport => {
       const { service, backend, reason } = r.operation;
       const where = backend === null ? `service ${q(service)}` : `backend ${q(backend)} of service ${q(service)}`;
       const report: RepairReport =
@@ -738,6 +760,32 @@ export class Gorb {
       this.#log.error(
         `cannot set the weight of backend ${q(r.operation.backend ?? "")} of service ${q(r.operation.service)} to ${weight}: ${String(r.error)}`,
       );
+    }
+  }
+
+
+  // ---- checks through the VIP -----------------------------------------------------------------------------
+
+  /** The set of backends checked through the VIP changed: write their probe services (one job for many changes). */
+  #queueProbeSync(): void {
+    if (this.#probeSyncQueued) return;
+    this.#probeSyncQueued = true;
+    this.#queue.push({
+      group: false,
+      section: () => this.#syncProbes(),
+      resolve: () => undefined,
+      reject: (error) => this.#log.error(`writing the probe services failed: ${message(error)}`),
+    });
+  }
+
+  async #syncProbes(): Promise<void> {
+    this.#probeSyncQueued = false;
+    if (this.#closed) return;
+    const wanted = wantedProbeServices(this.#probes.routes(), this.#writer.view, this.#probes.range);
+    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
+    for (const r of results) {
+      if (r.error !== null) this.#log.error(`probe service: ${r.operation.reason}: ${r.error.message}`);
+      else this.#log.debug(`probe service: ${r.operation.reason}; done`);
     }
   }
 }

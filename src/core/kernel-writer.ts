@@ -9,7 +9,7 @@
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { IpvsError } from "../ipvs/errors.ts";
-import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceWithDestinations } from "../ipvs/types.ts";
+import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceKey, ServiceWithDestinations } from "../ipvs/types.ts";
 import type { ObservedService, ObservedTable, Operation } from "./reconcile.ts";
 
 /** The outcome of one operation. */
@@ -50,11 +50,11 @@ export class KernelWriter {
   }
 
   /** Take a table read as the view, for the service keys `managed` says are gorb's. */
-  replace(table: readonly ServiceWithDestinations[], managed: (keyId: string) => boolean): void {
+  replace(table: readonly ServiceWithDestinations[], managed: (keyId: string, key: ServiceKey) => boolean): void {
     this.#view.clear();
     for (const entry of table) {
       const id = serviceKeyId(entry.service.key);
-      if (!managed(id)) continue;
+      if (!managed(id, entry.service.key)) continue;
       const dests = new Map<string, DestinationConfig>();
       for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
       this.#view.set(id, { config: entry.service, dests });

@@ -293,6 +293,13 @@ export function normalizeBackendFields(input: Fields, service: ServiceSpec): Bac
     );
   }
   const pulse = normalizePulse(fields.get("pulse"));
+  if (pulse.via === "vip") {
+    // The probe takes the path of a client's packets: only dr and tunnel backends keep the VIP as destination.
+    if (method !== "dr" && method !== "tunnel" && method !== "ipip") {
+      throw new ValidationError("pulse.args.via", `"vip" is for dr and tunnel backends, this one is ${method}`);
+    }
+    if (service.fwmark !== null) throw new ValidationError("pulse.args.via", `"vip" needs a service with an address; a fwmark service has none to probe`);
+  }
   const maintenance = boolField(fields, "maintenance", false);
   const slowStartMs = slowStartOf(fields);
   return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse, maintenance, slowStartMs };

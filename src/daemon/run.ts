@@ -135,6 +135,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     maxBackends: options.maxBackends,
     hookDir: options.hookDir,
     hooks: quorumHookRunner(options.hookDir, HOOK_TIMEOUT_MS, log.withTag("hooks")),
+    probeMarks: options.probeMarks,
     logger: log.withTag("core"),
     ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
     // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
@@ -256,17 +257,30 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   }
 
   let reconciling = false;
-  const reconcile = async () => {
-    if (reconciling) return;
+  let reconcileAgain = false;
+  /** `again`: when one is running, run once more after it (its table read may predate the change). */
+  const reconcile = async (again = false) => {
+    if (reconciling) {
+      if (again) reconcileAgain = true;
+      return;
+    }
     reconciling = true;
     try {
-      await gorb.reconcile();
+      do {
+        reconcileAgain = false;
+        await gorb.reconcile();
+      } while (reconcileAgain);
     } catch (error) {
       log.error(`reconcile failed: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
       reconciling = false;
     }
   };
+  // The ip_vs module was reloaded (a new family id, an empty table): put gorb's services back now.
+  driver.onFamilyChange(() => {
+    log.warn("the IPVS generic-netlink family changed (ip_vs module reloaded); reconciling");
+    void reconcile(true);
+  });
   const timer = options.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), options.reconcileIntervalMs) : null;
 
   let reloading: Promise<void> = Promise.resolve();

@@ -42,12 +42,12 @@ const HTTP_ARGS = [...PROBE_ARGS, "method", "path", "expect", "hostHeader", "vho
  * when a pulse is read: it is neither validated nor kept nor echoed.
  */
 export const PULSE_ARG_KEYS: Readonly<Record<PulseType, readonly string[]>> = {
-  tcp: PROBE_ARGS,
-  http: HTTP_ARGS,
-  https: [...HTTP_ARGS, "tls-verify", "insecure", "ca", "serverName"],
+  tcp: [...PROBE_ARGS, "via"],
+  http: [...HTTP_ARGS, "via"],
+  https: [...HTTP_ARGS, "tls-verify", "insecure", "ca", "serverName", "via"],
   udp: [...PROBE_ARGS, "send", "sendHex"],
   dns: [...PROBE_ARGS, "name", "qtype", "rcode", "answer", "recursion"],
-  tls: [...PROBE_ARGS, "tls-verify", "insecure", "ca", "serverName", "expiryDays"],
+  tls: [...PROBE_ARGS, "tls-verify", "insecure", "ca", "serverName", "expiryDays", "via"],
   exec: [...PROBE_ARGS, "command", "shell"],
   none: [],
 };
@@ -64,6 +64,7 @@ export const PULSE_ARG_MAX_LENGTH: Readonly<Record<string, number>> = {
   path: 2048,
   expect: 256,
   hostHeader: 255,
+  via: 8,
   vhost: 255,
   "tls-verify": 8,
   insecure: 8,
@@ -177,6 +178,11 @@ interface PulseCommon {
   readonly port: number | null;
   /** The args object as sent, echoed by renderPulseWire; null when none was sent. */
   readonly args: Readonly<Record<string, unknown>> | null;
+  /**
+   * "direct": probe the backend's own address; "vip": probe the service's address through IPVS, marked so that
+   * IPVS sends it to this backend the way it forwards clients (dr and tunnel backends; core wires it up).
+   */
+  readonly via: PulseVia;
   /** A string equal for two options exactly when they probe the same way (type, host/port override, probe args). */
   readonly probeKey: string;
 }
@@ -221,6 +227,18 @@ export interface ParsePulseOptions {
  * (tcp every 1m). Throws PulseOptionsError naming the first bad field.
  */
 export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}): PulseOptions {
+  const options = parseProbeOptions(input, opts);
+  const raw = options.args?.via;
+  if (raw === undefined) return options;
+  const via = parseVia(raw, `${opts.field ?? "pulse"}.args.via`);
+  if (via === "direct") return options;
+  if (options.host !== null) {
+    throw new PulseOptionsError(`${opts.field ?? "pulse"}.args.host`, `cannot be combined with "via": "vip" (the probe goes to the service's address)`);
+  }
+  return { ...options, via, probeKey: JSON.stringify([options.probeKey, via]) };
+}
+
+function parseProbeOptions(input: unknown, opts: ParsePulseOptions): PulseOptions {
   const base = opts.field ?? "pulse";
   const obj = input === undefined || input === null ? {} : input;
   if (!isPlainObject(obj)) {
@@ -287,11 +305,28 @@ export function renderPulseWire(options: PulseOptions): RenderedPulseWire {
 export interface ProbeTarget {
   readonly host: string;
   readonly port: number;
+  /**
+   * Checks through the VIP: the SO_MARK of the probe's socket (IPVS schedules the probe by it), and the address
+   * whose route gives the probe's source address (the backend's own: it answers there, not to the VIP).
+   */
+  readonly mark?: number;
+  readonly sourceFor?: string;
 }
 
 /** probeTarget applies the `args.host` / `args.port` overrides to a backend's address. */
 export function probeTarget(backend: ProbeTarget, options: PulseOptions): ProbeTarget {
-  return { host: options.host ?? backend.host, port: options.port ?? backend.port };
+  const target = { host: options.host ?? backend.host, port: options.port ?? backend.port };
+  return backend.mark === undefined ? target : { ...target, mark: backend.mark, sourceFor: backend.sourceFor ?? backend.host };
+}
+
+/** Where a check goes: see PulseCommon.via. */
+const PULSE_VIAS = ["direct", "vip"] as const;
+export type PulseVia = (typeof PULSE_VIAS)[number];
+
+function parseVia(value: unknown, field: string): PulseVia {
+  const v = typeof value === "string" ? value.trim().toLowerCase() : value;
+  for (const known of PULSE_VIAS) if (known === v) return known;
+  throw new PulseOptionsError(field, `must be one of ${PULSE_VIAS.join(", ")}, got ${typeof value === "string" ? JSON.stringify(value) : describeValue(value)}`);
 }
 
 function commonOf(
@@ -304,7 +339,7 @@ function commonOf(
   port: number | null,
   args: Readonly<Record<string, unknown>> | null,
 ): Omit<PulseCommon, "probeKey"> {
-  return { interval, intervalMs: interval.ms, timeoutMs, rise, fall, backoffMaxMs, host, port, args };
+  return { interval, intervalMs: interval.ms, timeoutMs, rise, fall, backoffMaxMs, host, port, args, via: "direct" };
 }
 
 function parseType(value: unknown, field: string): PulseType {

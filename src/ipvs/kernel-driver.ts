@@ -2,8 +2,16 @@
  * IpvsDriver over the kernel's IPVS generic-netlink family.
  *
  * One persistent netlink socket (reopened after a timeout or failure), requests encoded by our codec,
- * family id resolved once through libnl. Writes from apply() are packed many to a datagram; the kernel
+ * family id resolved through libnl. Writes from apply() are packed many to a datagram; the kernel
  * processes every message of a datagram and ACKs each one, so a failed op does not stop the rest.
+ *
+ * Module reload. The IPVS family id is allocated when ip_vs registers it: after `modprobe -r ip_vs` and a new
+ * `modprobe ip_vs` the family has another id (genetlink allocates ids cyclically) and the old one answers every
+ * request with ENOENT. So an ENOENT (which also means "no such destination" or "no such scheduler") makes the
+ * driver ask nlctrl for the family again: when the id changed, the request is sent again under the new id and
+ * the `onFamilyChange` listeners run (the daemon reconciles: the reloaded module starts with an empty table);
+ * when the family is gone, the error says the module is not loaded. The re-resolution never loads the module
+ * itself (only the constructor asks modprobe), though the kernel's nlctrl may autoload it by its alias.
  */
 import { NetlinkError } from "../netlink/errors.ts";
 import { type NetlinkMessage, decodeGenl, genlHeader } from "../netlink/message.ts";
@@ -12,7 +20,7 @@ import { NETLINK_GENERIC } from "../netlink/constants.ts";
 import { type Outcome, NetlinkConnection, type Request } from "../transport/connection.ts";
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
-import { resolveGenlFamily } from "../transport/genl-family.ts";
+import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
 import { LibnlSocket } from "../transport/libnl-socket.ts";
 import {
   decodeDestination,
@@ -63,6 +71,8 @@ export interface KernelDriverOptions {
   readonly openSocket?: () => DatagramSocket;
   /** Family id (tests); defaults to resolving "IPVS" through libnl. */
   readonly familyId?: number;
+  /** How to look the family up again after an ENOENT (tests); defaults to nlctrl through libnl, without modprobe. */
+  readonly resolveFamily?: () => number | null;
 }
 
 /** An encoded write with what is needed to explain its failure. */
@@ -74,7 +84,9 @@ interface PreparedOp {
 
 export class KernelIpvsDriver implements IpvsDriver {
   private readonly conn: NetlinkConnection;
-  private readonly family: number;
+  private family: number;
+  private readonly resolveFamily: () => number | null;
+  private readonly familyListeners: (() => void)[] = [];
 
   /** Resolve the IPVS family and open a socket; throws IpvsUnavailableError when the kernel has no IPVS. */
   constructor(options: KernelDriverOptions = {}) {
@@ -87,6 +99,7 @@ export class KernelIpvsDriver implements IpvsDriver {
       );
     }
     this.family = family;
+    this.resolveFamily = options.resolveFamily ?? (() => lookupGenlFamily(IPVS_GENL_NAME));
     const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs }));
     this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128 });
   }
@@ -120,13 +133,13 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   addService(service: ServiceConfig): Promise<void> {
-    return this.write(this.prepare({ op: "add-service", service }));
+    return this.write({ op: "add-service", service });
   }
   updateService(service: ServiceConfig): Promise<void> {
-    return this.write(this.prepare({ op: "update-service", service }));
+    return this.write({ op: "update-service", service });
   }
   deleteService(key: ServiceKey): Promise<void> {
-    return this.write(this.prepare({ op: "delete-service", key }));
+    return this.write({ op: "delete-service", key });
   }
 
   async getService(key: ServiceKey): Promise<Service> {
@@ -136,17 +149,17 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   async listServices(): Promise<Service[]> {
-    return this.dump("list-services", this.genl(IPVS_CMD.GET_SERVICE), {}, (m) => decodeService(decodeGenl(m.payload).attrs));
+    return this.dump("list-services", () => this.genl(IPVS_CMD.GET_SERVICE), {}, (m) => decodeService(decodeGenl(m.payload).attrs));
   }
 
   addDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
-    return this.write(this.prepare({ op: "add-destination", service, destination }));
+    return this.write({ op: "add-destination", service, destination });
   }
   updateDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
-    return this.write(this.prepare({ op: "update-destination", service, destination }));
+    return this.write({ op: "update-destination", service, destination });
   }
   deleteDestination(service: ServiceKey, destination: DestinationKey): Promise<void> {
-    return this.write(this.prepare({ op: "delete-destination", service, destination }));
+    return this.write({ op: "delete-destination", service, destination });
   }
 
   async listDestinations(service: ServiceKey): Promise<Destination[]> {
@@ -175,7 +188,15 @@ export class KernelIpvsDriver implements IpvsDriver {
         results[index] = e;
       }
     });
-    const outcomes = await this.transport("apply", () => this.conn.batch(prepared.map((x) => x.p.request)));
+    let outcomes = await this.transport("apply", () => this.conn.batch(prepared.map((x) => x.p.request)));
+    if (outcomes.some((o) => o.error?.errno === ERRNO.ENOENT) && this.familyChanged("apply")) {
+      // Sent under a stale family id: nothing of those reached IPVS. Send them again under the new one.
+      const again = prepared.filter((_, i) => outcomes[i]?.error?.errno === ERRNO.ENOENT).map((x) => ({ index: x.index, p: this.prepare(ops[x.index] as IpvsOp) }));
+      const retried = await this.transport("apply", () => this.conn.batch(again.map((x) => x.p.request)));
+      const byIndex = new Map(again.map((x, i) => [x.index, retried[i]] as const));
+      outcomes = prepared.map((x, i) => byIndex.get(x.index) ?? (outcomes[i] as Outcome));
+      this.notifyFamilyChange();
+    }
     outcomes.forEach((o: Outcome, i) => {
       const x = prepared[i];
       if (x && o.error) results[x.index] = ipvsErrorFor(x.p.op, o.error.errno, x.p.context, kernelReply(o.error));
@@ -183,12 +204,61 @@ export class KernelIpvsDriver implements IpvsDriver {
     return results;
   }
 
+  /** Call `listener` whenever the IPVS family id changed (the ip_vs module was reloaded: its table is empty). */
+  onFamilyChange(listener: () => void): void {
+    this.familyListeners.push(listener);
+  }
+
+  /** Look the family up again; true when its id changed (and the new one is taken). Throws when it is gone. */
+  private familyChanged(op: IpvsOperation): boolean {
+    let id: number | null;
+    try {
+      id = this.resolveFamily();
+    } catch {
+      return false; // nlctrl itself failed: keep the id, report the original error
+    }
+    if (id === null) {
+      throw new IpvsError(
+        op,
+        ERRNO.ENOENT,
+        "IPVS is not available: its generic-netlink family is gone (the ip_vs module was unloaded; modprobe ip_vs)",
+      );
+    }
+    if (id === this.family) return false;
+    this.family = id;
+    return true;
+  }
+
+  private notifyFamilyChange(): void {
+    for (const listener of this.familyListeners) {
+      try {
+        listener();
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  /** Run `fn` (which builds its request from the current family id); once more after a family change. */
+  private async sameFamily<T>(op: IpvsOperation, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof NetlinkError) || e.errno !== ERRNO.ENOENT || !this.familyChanged(op)) throw e;
+      try {
+        return await fn();
+      } finally {
+        this.notifyFamilyChange();
+      }
+    }
+  }
+
   close(): void {
     this.conn.close();
   }
 
   private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {
-    return this.dump("list-destinations", this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)), { service }, (m) =>
+    return this.dump("list-destinations", () => this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)), { service }, (m) =>
       decodeDestination(decodeGenl(m.payload).attrs, service.family),
     );
   }
@@ -234,10 +304,17 @@ export class KernelIpvsDriver implements IpvsDriver {
     }
   }
 
-  private async write(p: PreparedOp): Promise<void> {
+  private async write(op: IpvsOp): Promise<void> {
+    const p = this.prepare(op);
     await this.transport(p.op, async () => {
       try {
-        await this.conn.request(p.request);
+        // Encoded again for a retry: the request carries the family id.
+        let next: PreparedOp | null = p;
+        await this.sameFamily(p.op, () => {
+          const request = (next ?? this.prepare(op)).request;
+          next = null;
+          return this.conn.request(request);
+        });
       } catch (e) {
         if (e instanceof NetlinkError) throw ipvsErrorFor(p.op, e.errno, p.context, kernelReply(e));
         throw e;
@@ -248,7 +325,7 @@ export class KernelIpvsDriver implements IpvsDriver {
   private call(op: IpvsOperation, cmd: number, attrs: ((w: ByteWriter) => void) | undefined, context: IpvsErrorContext): Promise<NetlinkMessage[]> {
     return this.transport(op, async () => {
       try {
-        return await this.conn.request(this.genl(cmd, attrs));
+        return await this.sameFamily(op, () => this.conn.request(this.genl(cmd, attrs)));
       } catch (e) {
         if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
         throw e;
@@ -256,10 +333,10 @@ export class KernelIpvsDriver implements IpvsDriver {
     });
   }
 
-  private dump<T>(op: IpvsOperation, request: Request, context: IpvsErrorContext, decode: (m: NetlinkMessage) => T): Promise<T[]> {
+  private dump<T>(op: IpvsOperation, request: () => Request, context: IpvsErrorContext, decode: (m: NetlinkMessage) => T): Promise<T[]> {
     return this.transport(op, async () => {
       try {
-        return await this.conn.dump(request, decode);
+        return await this.sameFamily(op, () => this.conn.dump(request(), decode));
       } catch (e) {
         if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
         throw e;

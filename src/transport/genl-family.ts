@@ -21,3 +21,11 @@ function tryModprobe(moduleName: string): void {
     // No modprobe on this host (a container, a minimal image): the caller reports the family as missing.
   }
 }
+
+/**
+ * The family id as the kernel knows it now, or null when it does not (no modprobe: after an ENOENT the driver asks
+ * whether the family moved, e.g. because the ip_vs module was reloaded).
+ */
+export function lookupGenlFamily(name: string): number | null {
+  return openLibnl().resolveGenlFamily(name);
+}

@@ -28,6 +28,8 @@ export interface RigKernel {
   readonly modulesRoot: string;
   /** Paths of the kept modules, relative to `lib/modules/<kver>/`. */
   readonly modules: readonly string[];
+  /** The WANTED_MODULES selection the cache was built from (a changed selection rebuilds it). */
+  readonly selection?: string;
 }
 
 /**
@@ -54,6 +56,8 @@ export const WANTED_MODULES: readonly { path: string; required: boolean }[] = [
   { path: "net/ipv6/tunnel6.ko", required: false },
   { path: "net/ipv4/fou.ko", required: false },
   { path: "net/ipv6/fou6.ko", required: false },
+  // 6in4 (IPv6 service, IPv4 tunnel backend): the backend decapsulates protocol 41 with sit.
+  { path: "net/ipv6/sit.ko", required: false },
   { path: "net/ipv4/gre.ko", required: false },
   { path: "net/ipv4/ip_gre.ko", required: false },
   { path: "net/ipv6/ip6_gre.ko", required: false },
@@ -63,6 +67,9 @@ export const WANTED_MODULES: readonly { path: string; required: boolean }[] = [
   { path: "net/core/failover.ko", required: true },
   { path: "drivers/char/hw_random/virtio-rng.ko", required: false },
 ];
+
+/** WANTED_MODULES as one string: a cached kernel built from another selection is rebuilt. */
+export const MODULE_SELECTION = WANTED_MODULES.map((m) => `${m.path}${m.required ? "" : "?"}`).join(",");
 
 /** Files depmod and modprobe want next to the modules. */
 const MODULE_INDEX_FILES = ["modules.builtin", "modules.builtin.modinfo", "modules.order"] as const;
@@ -100,10 +107,11 @@ function readCachedKernel(dir: string): RigKernel | undefined {
   if (!existsSync(ready)) return undefined;
   const parsed: unknown = JSON.parse(readFileSync(ready, "utf8"));
   if (typeof parsed !== "object" || parsed === null) return undefined;
-  const { packageName, packageVersion, release, modules } = parsed as Partial<Record<keyof RigKernel, unknown>>;
+  const { packageName, packageVersion, release, modules, selection } = parsed as Partial<Record<keyof RigKernel, unknown>>;
   if (typeof packageName !== "string" || typeof packageVersion !== "string" || typeof release !== "string" || !Array.isArray(modules)) {
     return undefined;
   }
+  if (selection !== MODULE_SELECTION) return undefined;
   // Paths are rebuilt from `dir`, so a moved cache stays valid.
   const kernel: RigKernel = {
     packageName,
@@ -227,6 +235,7 @@ function buildKernel(packageName: string, packageVersion: string, dir: string, l
       vmlinuz: join(dir, `vmlinuz-${release}`),
       modulesRoot: join(dir, "root"),
       modules,
+      selection: MODULE_SELECTION,
     };
     writeFileSync(join(staging, READY_FILE), `${JSON.stringify(kernel, null, 2)}\n`);
     if (existsSync(dir) && !readCachedKernel(dir)) rmSync(dir, { recursive: true, force: true }); // incomplete leftover

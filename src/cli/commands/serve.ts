@@ -178,6 +178,11 @@ const serve = defineCommand({
       description: "Most backends gorb holds over all services; one more answers 409 LIMIT (default: unlimited)",
       valueHint: "n",
     },
+    "probe-marks": {
+      type: "string",
+      description: "Firewall marks gorb keeps for checks through the VIP (pulse args.via \"vip\"); user fwmark services in it are refused (default: 0x3000-0x30ff)",
+      valueHint: "first-last",
+    },
     ui: {
       type: "boolean",
       description: "Serve the web UI at /ui, embedded in gorb (default)",
@@ -267,6 +272,7 @@ const serve = defineCommand({
         hookDir: stringArg(args, "hook-dir"),
         maxServices: stringArg(args, "max-services"),
         maxBackends: stringArg(args, "max-backends"),
+        probeMarks: stringArg(args, "probe-marks"),
         ui: boolArg(args, "ui"),
         bgpBirdSocket: stringArg(args, "bgp-bird-socket"),
         bgpInclude: stringArg(args, "bgp-include"),

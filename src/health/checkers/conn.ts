@@ -14,8 +14,10 @@
  * settles and it is closed.
  */
 import net from "node:net";
+import { constants as osConstants } from "node:os";
 import tls from "node:tls";
 import type { Socket } from "bun";
+import { closeDescriptor, connectState, routeSource, startMarkedConnect } from "../../../ffi/marked-socket.ts";
 import { type CheckResult, elapsedSince, errorCode, localErrorOf } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
 
@@ -98,6 +100,8 @@ export abstract class SocketProbe {
   private bun: Socket<SocketProbe> | null = null;
   private node: net.Socket | null = null;
   private closed = false;
+  /** A marked connect (checks through the VIP) still in progress: its descriptor, else -1. */
+  private markedFd = -1;
   private readonly startedAt = performance.now();
 
   constructor(
@@ -123,7 +127,8 @@ export abstract class SocketProbe {
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
     const mode = this.connector.mode;
-    if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
+    if (this.target.mark !== undefined) this.connectMarked(this.target.mark);
+    else if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
@@ -164,6 +169,11 @@ export abstract class SocketProbe {
 
   private readonly cancel = (): void => {
     if (this.state === DONE) return;
+    if (this.markedFd >= 0) {
+      this.state = DONE;
+      this.dropMarked();
+      return;
+    }
     // A Bun connect still pending cannot be cancelled: close it when it settles, and make this target's next
     // connects cancellable.
     if (this.state === CONNECTING && this.bun === null && this.node === null) {
@@ -263,6 +273,62 @@ export abstract class SocketProbe {
     this.gone();
   }
 
+  // ---- marked path (checks through the VIP) -----------------------------------------------------------------
+
+  /**
+   * The socket is made through ffi/marked-socket.ts (SO_MARK, source address of the route to the backend), its
+   * connect polled until it settles (1 ms, doubling to 32 ms), then handed to Bun.connect({ fd }), which treats it as
+   * open. Cancelling closes the descriptor at once.
+   */
+  private connectMarked(mark: number): void {
+    try {
+      const source = this.target.sourceFor === undefined ? null : routeSource(this.target.sourceFor);
+      this.markedFd = startMarkedConnect(this.target.host, this.target.port, mark, source);
+    } catch (err) {
+      const code = errnoName((err as { errno?: number }).errno);
+      if (code === "EPERM" || code === "EACCES") {
+        // SO_MARK needs CAP_NET_ADMIN: gorb's own limit, which says nothing about the backend.
+        const message = `check error: cannot mark the probe socket (${code}: SO_MARK needs CAP_NET_ADMIN)`;
+        this.settle({ ok: false, durationMs: elapsedSince(this.startedAt), message, kind: "local-error", code });
+      } else {
+        this.failWith(Object.assign(new Error("marked connect"), { code }));
+      }
+      this.gone();
+      return;
+    }
+    const poll = (delay: number): void => {
+      const fd = this.markedFd;
+      if (fd < 0) return; // cancelled
+      const state = connectState(fd);
+      if (state === null) {
+        setTimeout(poll, delay, Math.min(delay * 2, 32));
+        return;
+      }
+      this.markedFd = -1;
+      if (state !== 0) {
+        closeDescriptor(fd);
+        this.failWith(Object.assign(new Error("connect"), { code: errnoName(state) }));
+        this.gone();
+        return;
+      }
+      const tlsOptions = this.connector.bunTls ?? undefined;
+      const connect = Bun.connect as unknown as (o: { fd: number; data: SocketProbe; socket: typeof BUN_HANDLERS; tls?: unknown }) => Promise<unknown>;
+      connect({ fd, data: this, socket: BUN_HANDLERS, ...(tlsOptions === undefined ? {} : { tls: tlsOptions }) }).catch((err: unknown) => {
+        this.failWith(err);
+        this.gone();
+      });
+    };
+    setTimeout(poll, 1, 2);
+  }
+
+  private dropMarked(): void {
+    const fd = this.markedFd;
+    if (fd < 0) return;
+    this.markedFd = -1;
+    closeDescriptor(fd);
+    this.gone();
+  }
+
   // ---- node:net path (cancellable connects) --------------------------------------------------------------
 
   private connectNode(): void {
@@ -326,3 +392,10 @@ const BUN_HANDLERS = {
     s.data.bunConnectError(error);
   },
 };
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name] as const));
+
+/** The errno name of a number ("ECONNREFUSED"), or "" when unknown. */
+function errnoName(errno: number | undefined): string {
+  return errno === undefined ? "" : (ERRNO_NAMES.get(errno) ?? `errno ${errno}`);
+}

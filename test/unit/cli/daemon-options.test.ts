@@ -113,6 +113,7 @@ describe("parseDaemonOptions", () => {
       unknownDestinations: "report",
       maxServices: null,
       maxBackends: null,
+      probeMarks: { first: 0x3000, last: 0x30ff },
       sharedStore: null,
       nodeId: null,
       configPath: null,
@@ -170,6 +171,7 @@ describe("parseDaemonOptions", () => {
       unknownDestinations: "report",
       maxServices: null,
       maxBackends: null,
+      probeMarks: { first: 0x3000, last: 0x30ff },
       sharedStore: null,
       nodeId: null,
       configPath: null,
@@ -225,6 +227,14 @@ describe("--max-services and --max-backends", () => {
     expect([set.maxServices, set.maxBackends]).toEqual([1000, null]);
     expect(parseDaemonOptions({ maxServices: "0" }).maxServices).toBeNull();
     expect(() => parseDaemonOptions({ maxBackends: "-5" })).toThrow('--max-backends: expected a whole number (0 or unlimited: no limit), got "-5"');
+  });
+
+  test("--probe-marks: the range of checks through the VIP, hex or decimal, inclusive", () => {
+    expect(parseDaemonOptions({ probeMarks: "0x10000-0x1ffff" }).probeMarks).toEqual({ first: 0x10000, last: 0x1ffff });
+    expect(parseDaemonOptions({ probeMarks: "100-100" }).probeMarks).toEqual({ first: 100, last: 100 });
+    expect(() => parseDaemonOptions({ probeMarks: "0x30ff-0x3000" })).toThrow("--probe-marks: must be 1 <= FIRST <= LAST <= 0xffffffff");
+    expect(() => parseDaemonOptions({ probeMarks: "0x3000" })).toThrow("--probe-marks: must be FIRST-LAST (e.g. 0x3000-0x30ff)");
+    expect(() => parseDaemonOptions({ probeMarks: "0-5" })).toThrow("--probe-marks: must be 1 <= FIRST");
   });
 });
 

@@ -97,6 +97,7 @@ describe("gorb serve", () => {
         unknownDestinations: "report",
         maxServices: null,
         maxBackends: null,
+        probeMarks: { first: 0x3000, last: 0x30ff },
         configPath: null,
         sharedStore: null,
         nodeId: null,

@@ -1,0 +1,129 @@
+/**
+ * The ip_vs module reloaded: the IPVS generic-netlink family gets a new id and the old one answers ENOENT. The
+ * driver looks the family up again, sends the request again under the new id and tells its listeners; when the
+ * family is gone the error says so. The fake socket stands in for the kernel (the host has no IPVS); the rig's
+ * forwarding test reloads the real module.
+ */
+import { describe, expect, test } from "bun:test";
+import { ERRNO } from "../../../src/errno.ts";
+import { IpvsError } from "../../../src/ipvs/errors.ts";
+import { KernelIpvsDriver } from "../../../src/ipvs/kernel-driver.ts";
+import { NO_FLAGS, type DestinationConfig, type ServiceConfig } from "../../../src/ipvs/types.ts";
+import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
+import { decodeMessages } from "../../../src/netlink/message.ts";
+import { TransportTimeoutError, type DatagramSocket } from "../../../src/transport/datagram-socket.ts";
+
+function message(type: number, flags: number, seq: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16 + payload.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, out.length, true);
+  v.setUint16(4, type, true);
+  v.setUint16(6, flags, true);
+  v.setUint32(8, seq, true);
+  out.set(payload, 16);
+  return out;
+}
+
+/** NLMSG_ERROR with `errno` (0 = ACK) echoing a request header. */
+function errorReply(seq: number, type: number, errno: number): Uint8Array {
+  const body = new Uint8Array(20);
+  const v = new DataView(body.buffer);
+  v.setInt32(0, -errno, true);
+  v.setUint32(4, 16, true);
+  v.setUint16(8, type, true);
+  v.setUint32(12, seq, true);
+  return message(NLMSG.ERROR, 0, seq, body);
+}
+
+/** A kernel whose IPVS family is `family` (null: unloaded); every other id answers ENOENT, as genetlink does. */
+class ReloadingKernel implements DatagramSocket {
+  family: number | null = 0x20;
+  readonly types: number[] = [];
+  private readonly queue: Uint8Array[] = [];
+  send(bytes: Uint8Array): void {
+    for (const m of decodeMessages(bytes)) {
+      this.types.push(m.type);
+      if (m.type !== this.family) this.queue.push(errorReply(m.seq, m.type, ERRNO.ENOENT));
+      else if ((m.flags & NLM_F.DUMP) === NLM_F.DUMP) this.queue.push(message(NLMSG.DONE, NLM_F.MULTI, m.seq, new Uint8Array(4)));
+      else this.queue.push(errorReply(m.seq, m.type, 0));
+    }
+  }
+  receive(): Uint8Array {
+    const next = this.queue.shift();
+    if (next === undefined) throw new TransportTimeoutError("nothing queued");
+    return next;
+  }
+  close(): void {}
+}
+
+const key = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+const service: ServiceConfig = { key, scheduler: "rr", flags: NO_FLAGS, timeout: 0, netmask: 32, pe: null };
+const dest: DestinationConfig = { family: "inet", address: "10.1.0.1", port: 80, forward: "dr", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null };
+
+function setup() {
+  const kernel = new ReloadingKernel();
+  let lookups = 0;
+  const driver = new KernelIpvsDriver({
+    openSocket: () => kernel,
+    familyId: 0x20,
+    resolveFamily: () => {
+      lookups++;
+      return kernel.family;
+    },
+  });
+  let changes = 0;
+  driver.onFamilyChange(() => changes++);
+  return { kernel, driver, lookups: () => lookups, changes: () => changes };
+}
+
+describe("ip_vs module reload", () => {
+  test("a write, a dump and a batch are sent again under the new family id; listeners hear of it once per change", async () => {
+    const t = setup();
+    await t.driver.addService(service);
+    expect(t.lookups()).toBe(0);
+    t.kernel.family = 0x21; // modprobe -r ip_vs; modprobe ip_vs
+    await t.driver.addService(service);
+    expect(t.kernel.types.slice(-2)).toEqual([0x20, 0x21]);
+    expect(t.changes()).toBe(1);
+    t.kernel.family = 0x22;
+    expect(await t.driver.listServices()).toEqual([]);
+    expect(t.changes()).toBe(2);
+    t.kernel.family = 0x23;
+    const results = await t.driver.apply([
+      { op: "add-service", service },
+      { op: "add-destination", service: key, destination: dest },
+    ]);
+    expect(results).toEqual([null, null]);
+    expect(t.kernel.types.slice(-4)).toEqual([0x22, 0x22, 0x23, 0x23]);
+    expect(t.changes()).toBe(3);
+  });
+
+  test("an ENOENT under the current id is the kernel's answer: no retry, no change", async () => {
+    const t = setup();
+    t.kernel.family = 0x20;
+    // A request type the fake does not serve stands for "no such destination": the id is unchanged.
+    const results = await t.driver.apply([{ op: "delete-destination", service: key, destination: dest }]);
+    expect(results[0]).toBeNull();
+    const kernel = t.kernel;
+    kernel.send = function (bytes: Uint8Array) {
+      for (const m of decodeMessages(bytes)) (this as unknown as { queue: Uint8Array[] }).queue.push(errorReply(m.seq, m.type, ERRNO.ENOENT));
+    };
+    const error = await t.driver.deleteDestination(key, dest).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IpvsError);
+    expect((error as IpvsError).code).toBe("ENOENT");
+    expect(t.lookups()).toBe(1);
+    expect(t.changes()).toBe(0);
+  });
+
+  test("the family gone (module unloaded): the error says the module is not loaded", async () => {
+    const t = setup();
+    t.kernel.family = null;
+    const error = await t.driver.listServices().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IpvsError);
+    expect((error as IpvsError).code).toBe("ENOENT");
+    expect((error as IpvsError).message).toContain("ip_vs module was unloaded");
+    t.kernel.family = 0x30;
+    expect(await t.driver.listServices()).toEqual([]);
+    expect(t.changes()).toBe(1);
+  });
+});
