@@ -2,58 +2,11 @@
  * Rendering of the daemon's GET answers for people: service and backend summaries and the status model.
  */
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
-import type { BackendInfo, ServiceDetail, ServiceInfo } from "./client.ts";
-import { type StatusBackend, type StatusService, compact, hostPort, keyValues } from "./format.ts";
+import { compact, keyValues } from "../render/format.ts";
+import { backendTarget, forwardText, serviceAddress } from "../render/status.ts";
+import type { BackendInfo, ServiceInfo } from "./client.ts";
 
 type ServiceOptions = ServiceInfo["options"];
-type BackendOptions = BackendInfo["options"];
-
-/** serviceAddress: "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7" or "fwmark 7 inet6". */
-export function serviceAddress(o: ServiceOptions): string {
-  if (o.fwmark > 0) return o.family === "inet6" ? `fwmark ${o.fwmark} inet6` : `fwmark ${o.fwmark}`;
-  const address = o.address !== "" ? o.address : o.host;
-  return `${o.protocol} ${hostPort(address, o.port)}`;
-}
-
-/** backendTarget: "10.1.0.1:8080". */
-function backendTarget(o: BackendOptions): string {
-  return hostPort(o.address !== "" ? o.address : o.host, o.port);
-}
-
-function forwardText(o: BackendOptions): string {
-  if (o.method !== "tunnel" && o.method !== "ipip") return o.method;
-  if (o.tunnel_type === "" || o.tunnel_type === "ipip") return "tunnel";
-  return o.tunnel_type === "gue" ? `gue:${o.tunnel_port}` : o.tunnel_type;
-}
-
-/** The status line of one backend from its GET answer. */
-export function statusBackend(id: string, b: BackendInfo): StatusBackend {
-  return {
-    name: id,
-    target: backendTarget(b.options),
-    forward: forwardText(b.options),
-    weight: b.options.weight,
-    live: b.effective_weight,
-    health: b.metrics.state === "unknown" ? null : b.metrics.health,
-    state: b.metrics.state,
-    active: b.active_conns,
-    inactive: b.inactive_conns,
-    stats: b.stats,
-    message: b.metrics.message,
-  };
-}
-
-/** The status block of one service from GET /service?detail=true. */
-export function statusService(d: ServiceDetail): StatusService {
-  return {
-    name: d.id,
-    address: serviceAddress(d.options),
-    scheduler: d.options.method,
-    health: d.health,
-    stats: d.stats,
-    backends: d.backend_details.map((b) => statusBackend(b.id, b)),
-  };
-}
 
 function persistenceText(o: ServiceOptions): string {
   if (!o.persistent) return "off";

@@ -8,7 +8,7 @@ import { boolArg, jsonArgs, serverArgs, stringArg } from "../_shared.ts";
 import { GorbClient, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { CliError, EXIT } from "../errors.ts";
-import { jsonText, table } from "../format.ts";
+import { jsonText, table } from "../../render/format.ts";
 import type { BgpStatus } from "../../bgp/controller.ts";
 import { DEFAULT_BGP_INCLUDE, DEFAULT_BGP_PROTOCOL } from "../../config/daemon-options.ts";
 
