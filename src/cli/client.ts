@@ -13,7 +13,7 @@ import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
-import { LivenessWatch, type WaitOptions } from "./liveness.ts";
+import type { LivenessWatch, WaitOptions } from "./liveness.ts";
 
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
@@ -248,7 +248,9 @@ export class GorbClient {
     if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const timeoutMs = this.options.timeoutMs ?? REQUEST_TIMEOUT_MS;
-    const watch = this.options.wait === undefined ? null : new LivenessWatch(this.options.server, this.options.wait, timeoutMs);
+    // Loaded only for `wait` (it needs node:net, which a plain request does not).
+    const watch =
+      this.options.wait === undefined ? null : new (await import("./liveness.ts")).LivenessWatch(this.options.server, this.options.wait, timeoutMs);
     const limit = watch === null ? AbortSignal.timeout(timeoutMs) : watch.signal;
     const signal = this.options.signal === undefined ? limit : AbortSignal.any([limit, this.options.signal]);
     const url = `${this.options.server}${path}`;

@@ -21,7 +21,7 @@ import { CliError, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
 import { jsonText, statusTable, table } from "../../render/format.ts";
 import { statusService } from "../../render/status.ts";
-import { bgpTable, fetchBgp } from "./bgp.ts";
+import { bgpTable, fetchBgp } from "../bgp-view.ts";
 
 /** The refresh interval of a bare --watch with --direct. */
 const DEFAULT_DIRECT_SECONDS = 2;
