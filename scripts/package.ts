@@ -85,6 +85,8 @@ export interface PackageOptions {
   readonly exe?: string;
   /** Directory the .deb is written to (default dist/). */
   readonly outDir?: string;
+  /** gzip the package (default); false stores it uncompressed (faster, for the test rig). */
+  readonly compress?: boolean;
 }
 
 /** Builds the package and returns the path of the .deb. */
@@ -124,7 +126,7 @@ export function buildPackage(options: PackageOptions = {}): string {
     // Directories 0755 whatever the umask; gzip at level 6 (xz takes minutes for the 110 MiB executable).
     run(["find", stage, "-type", "d", "-exec", "chmod", "0755", "{}", "+"]);
     const deb = join(outDir, packageFileName());
-    run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", stage, deb]);
+    run(["dpkg-deb", "--root-owner-group", ...(options.compress === false ? ["-Znone"] : ["-Zgzip", "-z6"]), "--build", stage, deb]);
     return deb;
   } finally {
     rmSync(stage, { recursive: true, force: true });
