@@ -101,6 +101,7 @@ describe("dpkg --root into a fresh root", () => {
     expect(unitValue(unit, "ExecReload")).toBe("/bin/kill -HUP $MAINPID");
     expect(unitValue(unit, "Restart")).toBe("on-failure");
     expect(unitValue(unit, "StateDirectory")).toBe("gorb");
+    expect(unitValue(unit, "RuntimeDirectory")).toBe("gorb"); // /run/gorb: the default BGP include file
     expect(unitValue(unit, "CapabilityBoundingSet")?.split(" ")).toContain("CAP_NET_ADMIN");
     expect(unitValue(unit, "RestrictAddressFamilies")?.split(" ")).toContain("AF_NETLINK");
     expect(unitValue(unit, "ProtectKernelTunables")).toBeUndefined(); // /proc/sys/net/ipv4/vs/* stays writable
