@@ -7,8 +7,8 @@
  * The daemon restores the table from a state directory written directly (bench/workload.ts), then each command is
  * run BENCH_STATUS_RUNS (5) times after one warm-up, alternating gorb and ipvsadm so drifting load hits both, and the
  * medians are compared. Every run is a whole process (start-up included), its output going to /dev/null. For the
- * breakdown it also prints `gorb --version` (the executable's start alone) and one `GET /service?detail=true`
- * (the daemon's share, transfer included).
+ * breakdown it also prints `gorb --version` (the executable's start alone) and, fetched from this (warm) process,
+ * `GET /service?detail=true` as JSON and as the rendered text `gorb status` asks for (the daemon's share).
  */
 import { existsSync, rmSync } from "node:fs";
 import { GUEST_EXECUTABLE } from "../test/kernel/helpers/executable.ts";
@@ -92,6 +92,7 @@ try {
   const ipvsadm: number[] = [];
   const version: number[] = [];
   const get: number[] = [];
+  const getText: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     gorb.push(await timeCommand(gorbArgv));
     ipvsadm.push(await timeCommand(ipvsadmArgv));
@@ -100,9 +101,13 @@ try {
     const res = await fetch(`${daemon.url}/service?detail=true`, { headers: { accept: "application/json" } });
     await res.arrayBuffer();
     get.push(performance.now() - t0);
+    const t1 = performance.now();
+    await (await fetch(`${daemon.url}/service?detail=true`, { headers: { accept: "text/plain" } })).arrayBuffer();
+    getText.push(performance.now() - t1);
   }
   line("gorb --version (executable start)", figure(version));
   line("GET /service?detail=true, JSON (daemon + transfer)", figure(get));
+  line("GET /service, text (the table gorb status prints)", figure(getText));
   line("ipvsadm -Ln --stats (anchor)", figure(ipvsadm));
   line("gorb status", `${figure(gorb)}  ${ratioText(okMedian(gorb), okMedian(ipvsadm))} (target <= 1.0)`);
   for (const f of failures) line("failure", f);
