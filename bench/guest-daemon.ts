@@ -46,16 +46,17 @@ export function logLines(log: string, pattern: RegExp): string[] {
 
 /**
  * Spawns `bun src/main.ts serve -l 127.0.0.1:<port> <flags>` and resolves once GET /service answers 200. Rejects
- * with DaemonStartError when it exits first or `capMs` passes (it is then killed with SIGKILL).
+ * with DaemonStartError when it exits first or `capMs` passes (it is then killed with SIGKILL). `gorb` is the
+ * command that runs gorb: the sources by default, or the compiled executable (`["/usr/bin/gorb"]`).
  */
-export async function startBenchDaemon(flags: readonly string[], capMs: number): Promise<BenchDaemon> {
+export async function startBenchDaemon(flags: readonly string[], capMs: number, gorb: readonly string[] = [process.execPath, MAIN]): Promise<BenchDaemon> {
   const port = nextPort++;
   const n = nextLog++;
   const outPath = `/tmp/gorb-bench-${n}.out`;
   const errPath = `/tmp/gorb-bench-${n}.err`;
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const proc = Bun.spawn([process.execPath, MAIN, "serve", "-l", `127.0.0.1:${port}`, ...flags], {
+  const proc = Bun.spawn([...gorb, "serve", "-l", `127.0.0.1:${port}`, ...flags], {
     stdin: "ignore",
     stdout: Bun.file(outPath),
     stderr: Bun.file(errPath),

@@ -4,10 +4,13 @@
  *      BENCH_ROUNDS), and
  *   2. bench/gorb-guest.ts: the daemon-level figures of issue 14 (`gorb apply -f` vs `ipvsadm -R`, REST PUTs vs
  *      GETs, API p99 during an apply, restore at start), sizes from BENCH_* (see that file's comment),
+ *   3. bench/status-guest.ts (section `status`, with the compiled executable built here first): `gorb status` of
+ *      1,000 x 10 vs `ipvsadm -Ln --stats` (BENCH_STATUS_SIZE, BENCH_STATUS_RUNS),
  * and prints each figure with its anchor and the ratio. It prints; it asserts nothing. Every BENCH_* variable of
  * the host's environment is passed into the guest. Exit: the guest's status (non-zero when a script crashed), 2
  * when the rig itself failed.
  */
+import { buildGuestExecutable } from "../test/rig/compiled-exe.ts";
 import { RigError, runInGuest } from "../test/rig/qemu.ts";
 
 const SAFE_VALUE = /^[A-Za-z0-9_.,x-]*$/;
@@ -22,10 +25,13 @@ for (const [name, value] of Object.entries(process.env)) {
 }
 const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
 
+const sections = new Set((process.env.BENCH_SECTIONS ?? "apply,rest,latency,restore,status").split(",").map((s) => s.trim()));
+const withStatus = sections.has("status");
 const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
 bun bench/gorb-guest.ts; b=$?
-echo "bench: ipvs-apply-guest exit $a, gorb-guest exit $b"
-[ "$a" = 0 ] && [ "$b" = 0 ]
+${withStatus ? "bun bench/status-guest.ts; c=$?" : "c=0"}
+echo "bench: ipvs-apply-guest exit $a, gorb-guest exit $b, status-guest exit $c"
+[ "$a" = 0 ] && [ "$b" = 0 ] && [ "$c" = 0 ]
 `;
 
 try {
@@ -33,6 +39,7 @@ try {
     script,
     timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
     memoryMb: 3072,
+    ...(withStatus ? { extraFiles: [buildGuestExecutable()] } : {}),
     onOutput: (s) => process.stdout.write(s),
   });
   const t = r.timings;

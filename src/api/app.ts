@@ -1,6 +1,7 @@
 /**
  * createApp builds gorb's REST API as an Elysia instance (it never listens; the daemon does). Routes:
- *   GET    /service                    ids; ?detail=true for every service with its backends
+ *   GET    /service                    ids; ?detail=true for every service with its backends; with
+ *                                      `Accept: text/plain`, the status table `gorb status` prints
  *   PUT    /service/:service           create          PATCH  update in place     DELETE  remove
  *   GET    /service/:service           options, health, backends, stats
  *   PUT    /service/:service/:backend  create          PATCH  update in place     DELETE  remove
@@ -59,6 +60,7 @@ import { emptyOk, jsonResponse } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
 import { UI_PATHS, uiRoutes } from "./ui.ts";
 import { BgpStatusView, bgpStatus, type BgpSource } from "./bgp.ts";
+import { statusText } from "../render/status.ts";
 
 /** The part of Gorb the API calls. */
 export type GorbApi = Pick<
@@ -206,11 +208,20 @@ export function createApp(options: AppOptions) {
     .use(uiRoutes(options.ui === true))
     .get(
       "/service",
-      async ({ query }) => jsonResponse(query.detail === true ? await gorb.listServicesDetail() : gorb.listServices()),
+      async ({ query, request }) => {
+        // `gorb status` asks for text: the table rendered here, where the code is warm, so the CLI only prints it
+        // (for 1,000 services of 10 backends about 1 MB of text instead of 9 MB of JSON to parse and format).
+        if (request.headers.get("accept")?.startsWith("text/plain") === true) {
+          return new Response(statusText(await gorb.listServicesDetail()), { headers: { "Content-Type": "text/plain; charset=utf-8" } });
+        }
+        return jsonResponse(query.detail === true ? await gorb.listServicesDetail() : gorb.listServices());
+      },
       {
         query: t.Object({ detail: t.Optional(t.Boolean({ error: "must be true or false" })) }),
         response: { 200: ServiceList, ...ERRORS },
-        detail: { summary: "Service ids, sorted; ?detail=true: every service with its backends" },
+        detail: {
+          summary: "Service ids, sorted; ?detail=true: every service with its backends; Accept: text/plain: the status table of `gorb status`",
+        },
       },
     )
     .put(

@@ -13,7 +13,7 @@ import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
-import { LivenessWatch, type WaitOptions } from "./liveness.ts";
+import type { LivenessWatch, WaitOptions } from "./liveness.ts";
 
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
@@ -209,36 +209,7 @@ export class GorbClient {
 
   /** Send one request; resolves with the parsed JSON body (null when empty). */
   async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const timeoutMs = this.options.timeoutMs ?? REQUEST_TIMEOUT_MS;
-    const watch = this.options.wait === undefined ? null : new LivenessWatch(this.options.server, this.options.wait, timeoutMs);
-    const limit = watch === null ? AbortSignal.timeout(timeoutMs) : watch.signal;
-    const signal = this.options.signal === undefined ? limit : AbortSignal.any([limit, this.options.signal]);
-    const url = `${this.options.server}${path}`;
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        signal,
-        ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
-        // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
-        ...(watch === null ? {} : { timeout: false }),
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      text = await response.text();
-    } catch (error) {
-      if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
-      if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);
-      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error, timeoutMs)), {
-        cause: error,
-      });
-    } finally {
-      watch?.stop();
-    }
+    const { response, text, url } = await this.#send(method, path, "application/json", body);
     let parsed: unknown = null;
     if (text.trim() !== "") {
       try {
@@ -249,12 +220,60 @@ export class GorbClient {
         }
       }
     }
-    if (!response.ok) {
-      const message = errorText(parsed, response.status, response.statusText);
-      const hint = response.status === 401 ? " (pass --token or set GORB_TOKEN)" : "";
-      throw new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
-    }
+    if (!response.ok) throw this.#failure(response, parsed);
     return parsed;
+  }
+
+  /** GET a text/plain answer; null when the daemon answers something else (a daemon older than the text form). */
+  async getText(path: string): Promise<string | null> {
+    const { response, text } = await this.#send("GET", path, "text/plain");
+    if (response.ok) return response.headers.get("content-type")?.startsWith("text/plain") === true ? text : null;
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text) as unknown;
+    } catch {
+      // not an error body: the status line says it
+    }
+    throw this.#failure(response, parsed);
+  }
+
+  #failure(response: Response, parsed: unknown): CliError {
+    const message = errorText(parsed, response.status, response.statusText);
+    const hint = response.status === 401 ? " (pass --token or set GORB_TOKEN)" : "";
+    return new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
+  }
+
+  async #send(method: string, path: string, accept: string, body?: unknown): Promise<{ response: Response; text: string; url: string }> {
+    const headers: Record<string, string> = { accept };
+    if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const timeoutMs = this.options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    // Loaded only for `wait` (it needs node:net, which a plain request does not).
+    const watch =
+      this.options.wait === undefined ? null : new (await import("./liveness.ts")).LivenessWatch(this.options.server, this.options.wait, timeoutMs);
+    const limit = watch === null ? AbortSignal.timeout(timeoutMs) : watch.signal;
+    const signal = this.options.signal === undefined ? limit : AbortSignal.any([limit, this.options.signal]);
+    const url = `${this.options.server}${path}`;
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        signal,
+        ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
+        // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
+        ...(watch === null ? {} : { timeout: false }),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { response, text: await response.text(), url };
+    } catch (error) {
+      if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
+      if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);
+      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error, timeoutMs)), {
+        cause: error,
+      });
+    } finally {
+      watch?.stop();
+    }
   }
 
   /** Why a request made with `wait` failed: never reached (as without `wait`), or lost after reaching it. */

@@ -49,7 +49,7 @@ import { type RawArgs, choiceArg } from "./_shared.ts";
 import { backendBody, serviceBody } from "./request-bodies.ts";
 import { cliContext } from "./context.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
-import { type StatusBackend, type StatusService, hostPort, jsonText, keyValues, statusTable, table } from "./format.ts";
+import { type StatusBackend, type StatusService, hostPort, jsonText, keyValues, statusTable, table } from "../render/format.ts";
 import { prepareLibnl } from "./native.ts";
 
 

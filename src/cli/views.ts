@@ -2,76 +2,11 @@
  * Rendering of the daemon's GET answers for people: service and backend summaries and the status model.
  */
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
-import type { BackendInfo, ServiceDetail, ServiceInfo } from "./client.ts";
-import { type StatusBackend, type StatusService, compact, hostPort, keyValues } from "./format.ts";
+import { compact, hostPort, keyValues } from "../render/format.ts";
+import { backendTarget, forwardText, serviceAddress } from "../render/status.ts";
+import type { BackendInfo, ServiceInfo } from "./client.ts";
 
 type ServiceOptions = ServiceInfo["options"];
-type BackendOptions = BackendInfo["options"];
-
-/** serviceAddress: "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7" or "fwmark 7 inet6". */
-export function serviceAddress(o: ServiceOptions): string {
-  if (o.fwmark > 0) return o.family === "inet6" ? `fwmark ${o.fwmark} inet6` : `fwmark ${o.fwmark}`;
-  const address = o.address !== "" ? o.address : o.host;
-  return `${o.protocol} ${hostPort(address, o.port)}`;
-}
-
-/** backendTarget: "10.1.0.1:8080". */
-function backendTarget(o: BackendOptions): string {
-  return hostPort(o.address !== "" ? o.address : o.host, o.port);
-}
-
-function forwardText(o: BackendOptions): string {
-  if (o.method !== "tunnel" && o.method !== "ipip") return o.method;
-  if (o.tunnel_type === "" || o.tunnel_type === "ipip") return "tunnel";
-  return o.tunnel_type === "gue" ? `gue:${o.tunnel_port}` : o.tunnel_type;
-}
-
-/** What holds a backend at weight 0 besides health, for the state column: " maint", " draining 42s>remove", " drained". */
-function overrideText(b: BackendInfo): string {
-  let text = b.options.maintenance === true ? " maint" : "";
-  const drain = b.drain;
-  if (drain !== undefined && drain !== null) {
-    text += drain.state === "drained" ? " drained" : ` draining ${drain.seconds_left}s>${drain.then}`;
-  }
-  return text;
-}
-
-/** The status line of one backend from its GET answer. */
-export function statusBackend(id: string, b: BackendInfo): StatusBackend {
-  return {
-    name: id,
-    target: backendTarget(b.options),
-    forward: forwardText(b.options),
-    weight: b.options.weight,
-    live: b.effective_weight,
-    health: b.metrics.state === "unknown" ? null : b.metrics.health,
-    state: b.metrics.state + overrideText(b),
-    active: b.active_conns,
-    inactive: b.inactive_conns,
-    stats: b.stats,
-    message: b.metrics.message,
-  };
-}
-
-/** The status block of one service from GET /service?detail=true. */
-export function statusService(d: ServiceDetail): StatusService {
-  return {
-    name: d.id,
-    address: serviceAddress(d.options),
-    scheduler: d.options.method,
-    health: d.health,
-    stats: d.stats,
-    backends: d.backend_details.map((b) => statusBackend(b.id, b)),
-    failover: failoverText(d),
-  };
-}
-
-/** "sorry 10.9.0.1:80" while the sorry server serves, "no quorum" while down without one; null otherwise. */
-function failoverText(info: ServiceInfo): string | null {
-  const sorry = info.options.sorry_server;
-  if (info.sorry === true && sorry != null) return `sorry ${hostPort(sorry.host, sorry.port)}`;
-  return info.quorum_up === false ? "no quorum" : null;
-}
 
 function persistenceText(o: ServiceOptions): string {
   if (!o.persistent) return "off";

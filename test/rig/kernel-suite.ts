@@ -6,7 +6,7 @@
  * or never reports (timeout, crash, setup failure) it prints why and exits 2.
  *
  * When the selected paths include a `compiled*.test.ts` file, dist/gorb is built first and placed at /usr/bin/gorb
- * in the guest (test/rig/compiled-exe.ts).
+ * in the guest, and the Debian package's other files are unpacked under /opt/gorb-deb (test/rig/compiled-exe.ts).
  *
  * Environment: GORB_RIG_TIMEOUT_MS bounds the whole guest run (default 1,200,000 = 20 min);
  * GORB_RIG_TEST_TIMEOUT_MS is bun test's per-test timeout inside the guest (default 180,000: the guest is emulated
@@ -14,7 +14,7 @@
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
-import { buildGuestExecutable, compiledTests } from "./compiled-exe.ts";
+import { buildGuestExecutable, buildGuestPackage, compiledTests } from "./compiled-exe.ts";
 import type { GuestFile } from "./initramfs.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { RigError, runInGuest, type GuestRunResult } from "./qemu.ts";
@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   }
   let extraFiles: GuestFile[] = [];
   try {
-    if (compiledTests(paths).length > 0) extraFiles = [buildGuestExecutable()];
+    if (compiledTests(paths).length > 0) extraFiles = [buildGuestExecutable(), ...buildGuestPackage()];
   } catch (err) {
     console.error(`kernel-suite: RIG FAILURE: cannot build the executable for the compiled tests: ${err instanceof Error ? err.message : String(err)}`);
     return RIG_FAILURE_EXIT;

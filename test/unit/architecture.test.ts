@@ -38,7 +38,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/bgp": ["src/log", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
   "src/ui": [],
-  "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui", "src/bgp"],
+  "src/render": ["src/core"],
+  "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui", "src/bgp", "src/render"],
   "src/daemon": [
     "ffi",
     "src/log",
@@ -67,6 +68,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/embedded-libnl",
     "src/daemon",
     "src/bgp",
+    "src/render",
   ],
   "src/main": ["src/cli"],
 };

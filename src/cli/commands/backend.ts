@@ -20,7 +20,7 @@ import {
 import { GorbClient, backendPath, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
-import { jsonText } from "../format.ts";
+import { jsonText } from "../../render/format.ts";
 import { backendSummary } from "../views.ts";
 import { BACKEND_FIELD_DEFS, DEFAULTS, LIMITS, PULSE_TYPES } from "../../contract/fields.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_THRESHOLD } from "../../health/options.ts";

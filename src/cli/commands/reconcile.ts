@@ -8,7 +8,7 @@ import { boolArg, jsonArgs, serverArgs } from "../_shared.ts";
 import { GorbClient, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { EXIT } from "../errors.ts";
-import { jsonText, table } from "../format.ts";
+import { jsonText, table } from "../../render/format.ts";
 import type { ReconcileReport } from "../../core/gorb.ts";
 
 const reconcile = defineCommand({

@@ -19,9 +19,10 @@ import {
 import { GorbClient, clientOptionsFrom, servicePath } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
-import { jsonText, table } from "../format.ts";
-import { serviceAddress, serviceSummary, statusBackend } from "../views.ts";
-import { statusTable } from "../format.ts";
+import { jsonText, table } from "../../render/format.ts";
+import { serviceSummary } from "../views.ts";
+import { serviceAddress, statusBackend } from "../../render/status.ts";
+import { statusTable } from "../../render/format.ts";
 import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS, SORRY_METHODS } from "../../contract/fields.ts";
 import { NETMASK_RANGE } from "../../ipvs/constants.ts";
 

@@ -10,7 +10,7 @@ import { withExamples } from "../_command.ts";
 import { stringArg } from "../_shared.ts";
 import { cliContext } from "../context.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
-import { jsonText } from "../format.ts";
+import { jsonText } from "../../render/format.ts";
 import { DEFAULT_STATE_DIR, DaemonOptionError, parseDaemonOptions } from "../../config/daemon-options.ts";
 import type { SavedState } from "../../core/state.ts";
 

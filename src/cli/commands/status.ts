@@ -19,18 +19,18 @@ import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom }
 import { type CliContext, cliContext } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
-import { type StatusService, jsonText, statusTable, table } from "../format.ts";
-import { statusService } from "../views.ts";
-import { bgpTable, fetchBgp } from "./bgp.ts";
+import { jsonText, statusTable, table } from "../../render/format.ts";
+import { statusService } from "../../render/status.ts";
+import { bgpTable, fetchBgp } from "../bgp-view.ts";
 
 /** The refresh interval of a bare --watch with --direct. */
 const DEFAULT_DIRECT_SECONDS = 2;
 /** Move to the top-left corner and clear the screen. */
 const CLEAR = "\u001b[H\u001b[2J";
 
-/** One snapshot: the table model and what --json prints. */
+/** One snapshot: the table (rendered on demand) and what --json prints. */
 interface StatusSnapshot {
-  readonly model: readonly StatusService[];
+  table(): string;
   readonly json: unknown;
 }
 
@@ -53,8 +53,17 @@ function parseWatch(
   throw new UsageError(`--watch: expected seconds, got ${JSON.stringify(text)}`);
 }
 
-async function daemonSnapshot(client: ClientOptions, service: string | undefined): Promise<StatusSnapshot> {
+/**
+ * The daemon's status. The whole table comes rendered by the daemon (GET /service with Accept: text/plain): its code
+ * is warm, and the CLI then neither parses GET /service?detail=true (9 MB of JSON for 1,000 x 10) nor formats it.
+ * --json, one service, and a daemon too old to render (it answers JSON) take the JSON and render here.
+ */
+async function daemonSnapshot(client: ClientOptions, service: string | undefined, json: boolean): Promise<StatusSnapshot> {
   const api = new GorbClient(client);
+  if (!json && service === undefined) {
+    const text = await api.getText("/service?detail=true");
+    if (text !== null) return { table: () => text, json: null };
+  }
   let details: ServiceDetail[];
   if (service === undefined) {
     details = await api.listServices();
@@ -63,7 +72,7 @@ async function daemonSnapshot(client: ClientOptions, service: string | undefined
     const backends = await Promise.all(info.backends.map(async (id) => ({ ...(await api.getBackend(service, id)), id })));
     details = [{ ...info, id: service, backend_details: backends }];
   }
-  return { model: details.map(statusService), json: details };
+  return { table: () => statusTable(details.map(statusService)), json: details };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -84,7 +93,7 @@ function screen(ctx: CliContext, json: boolean, heading: string) {
   return {
     show(snap: StatusSnapshot) {
       if (json) ctx.io.stdout(`${JSON.stringify(snap.json)}\n`);
-      else ctx.io.stdout(`${CLEAR}${heading}, ${new Date().toLocaleTimeString()} (Ctrl-C to stop)\n\n${statusTable(snap.model)}`);
+      else ctx.io.stdout(`${CLEAR}${heading}, ${new Date().toLocaleTimeString()} (Ctrl-C to stop)\n\n${snap.table()}`);
     },
     /** An error in place of the table: the watch goes on (the daemon may come back). */
     error(error: CliError) {
@@ -117,7 +126,7 @@ async function watchDaemon(ctx: CliContext, client: ClientOptions, service: stri
     do {
       again = false;
       try {
-        out.show(await daemonSnapshot({ ...client, signal }, service));
+        out.show(await daemonSnapshot({ ...client, signal }, service, json));
       } catch (error) {
         if (signal.aborted) return;
         if (!(error instanceof CliError)) {
@@ -229,14 +238,17 @@ const status = defineCommand({
     const direct = boolArg(args, "direct") === true;
     const { watch, seconds, service } = parseWatch(args.watch, optionalPositional(args, "service"));
     const snapshot = async (): Promise<StatusSnapshot> => {
-      if (direct) return (await import("../direct.ts")).directStatus(service);
-      return daemonSnapshot(clientOptionsFrom(args, ctx.env, ctx.signal), service);
+      if (direct) {
+        const kernel = await (await import("../direct.ts")).directStatus(service);
+        return { table: () => statusTable(kernel.model), json: kernel.json };
+      }
+      return daemonSnapshot(clientOptionsFrom(args, ctx.env, ctx.signal), service, json);
     };
     if (!watch) {
       const snap = await snapshot();
       // The BGP section (GET /bgp) under the whole table, when the daemon announces VIPs.
       const bgp = !json && !direct && service === undefined ? await fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal))) : null;
-      ctx.io.stdout(json ? jsonText(snap.json) : statusTable(snap.model) + (bgp !== null ? `\n${bgpTable(bgp)}` : ""));
+      ctx.io.stdout(json ? jsonText(snap.json) : snap.table() + (bgp !== null ? `\n${bgpTable(bgp)}` : ""));
       return 0;
     }
     if (!direct) {

@@ -11,6 +11,13 @@ import { CommandError, IPVSADM } from "./sh.ts";
 /** Where the executable lives in the guest. */
 export const GUEST_EXECUTABLE = "/usr/bin/gorb";
 
+/**
+ * Where the Debian package's files are in the guest for test/kernel/compiled-package.test.ts: its tree as `dpkg -x`
+ * unpacks it (the maintainer scripts under DEBIAN/), without usr/bin/gorb, which is byte for byte
+ * {@link GUEST_EXECUTABLE} (test/rig/compiled-exe.ts checks that on the host).
+ */
+export const GUEST_PACKAGE_ROOT = "/opt/gorb-deb";
+
 /** Directories the dynamic loader searches in the guest (it has no ld.so.cache; /lib is a link to usr/lib). */
 export const GUEST_LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"] as const;
 

@@ -3,6 +3,9 @@
  * send, what they print, --json.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { ServiceDetail } from "../../../src/core/views.ts";
+import { statusTable } from "../../../src/render/format.ts";
+import { statusService } from "../../../src/render/status.ts";
 import { type TestServer, runGorb, startServer } from "./_harness.ts";
 
 let server: TestServer;
@@ -235,6 +238,49 @@ describe("gorb status", () => {
 
   test("no services", async () => {
     expect(await ok(["status"])).toBe("no services\n");
+  });
+
+  test("the daemon renders the table (one GET with Accept: text/plain), the same table the CLI renders from the JSON", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["service", "add", "dns", "--host", "10.0.0.53", "--port", "53", "--protocol", "udp"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    await ok(["backend", "add", "web", "b2", "--host", "10.1.0.2", "--weight", "50"]);
+    server.stack.health.report("web", "b2", "down");
+    await server.stack.gorb.idle();
+    const seen = server.requests.length;
+    const text = await ok(["status"]);
+    expect(server.requests.slice(seen)).toEqual(["GET /service?detail=true", "GET /bgp"]);
+    const details = JSON.parse(await ok(["status", "--json"])) as ServiceDetail[];
+    expect(text).toBe(statusTable(details.map(statusService)));
+    expect(text).toContain("connection refused");
+
+    const asText = await fetch(`${server.url}/service`, { headers: { accept: "text/plain" } });
+    expect([asText.status, asText.headers.get("content-type"), await asText.text()]).toEqual([200, "text/plain; charset=utf-8", text]);
+    const asJson = await fetch(`${server.url}/service`, { headers: { accept: "application/json" } });
+    expect(await asJson.json()).toEqual(["dns", "web"]);
+  });
+
+  test("a daemon that answers JSON to Accept: text/plain (older than the text table) gets the table rendered by the CLI", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    const expected = await ok(["status"]);
+    // The older daemon: the same API, with the Accept header dropped on the way.
+    const old = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(request) {
+        const url = new URL(request.url);
+        return fetch(`${server.url}${url.pathname}${url.search}`, { method: request.method, headers: { accept: "application/json" } });
+      },
+    });
+    try {
+      const seen = server.requests.length;
+      const run = await runGorb(["status"], { GORB_SERVER: `http://127.0.0.1:${old.port}` });
+      expect(run).toEqual({ code: 0, stdout: expected, stderr: "" });
+      expect(server.requests.slice(seen)).toEqual(["GET /service?detail=true", "GET /service?detail=true", "GET /bgp"]);
+    } finally {
+      await old.stop(true);
+    }
   });
 
   // --watch: ./status-watch.test.ts.

@@ -1,6 +1,7 @@
 /** `gorb backend drain`, `undrain`, `--maintenance` and how `gorb status` shows them, against a real local API. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { backendSummary, statusBackend } from "../../../src/cli/views.ts";
+import { backendSummary } from "../../../src/cli/views.ts";
+import { statusBackend } from "../../../src/render/status.ts";
 import { type TestServer, runGorb, startServer } from "./_harness.ts";
 
 let server: TestServer;

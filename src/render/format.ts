@@ -6,18 +6,31 @@
 /** Column alignment. */
 export type Align = "left" | "right";
 
-/** table renders rows under headers, columns separated by two spaces, trailing spaces trimmed. */
+/**
+ * table renders rows under headers, columns separated by two spaces, trailing spaces trimmed. Plain loops: it
+ * renders `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit).
+ */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    widths
-      .map((w, i) => {
-        const cell = cells[i] ?? "";
-        return align[i] === "right" ? cell.padStart(w) : cell.padEnd(w);
-      })
-      .join("  ")
-      .trimEnd();
-  return `${[line(headers), ...rows.map(line)].join("\n")}\n`;
+  const widths = headers.map((h) => h.length);
+  for (const row of rows) {
+    for (let i = 0; i < widths.length; i++) {
+      const n = (row[i] ?? "").length;
+      if (n > (widths[i] ?? 0)) widths[i] = n;
+    }
+  }
+  const line = (cells: readonly string[]): string => {
+    let text = "";
+    for (let i = 0; i < widths.length; i++) {
+      const cell = cells[i] ?? "";
+      const w = widths[i] ?? 0;
+      if (i > 0) text += "  ";
+      text += align[i] === "right" ? cell.padStart(w) : cell.padEnd(w);
+    }
+    return text.trimEnd();
+  };
+  const lines = [line(headers)];
+  for (const row of rows) lines.push(line(row));
+  return `${lines.join("\n")}\n`;
 }
 
 /** keyValues renders "key  value" lines with the keys aligned. */
