@@ -13,7 +13,8 @@
  * Everything is checked before anything changes: a bad field, a name that does not resolve or a conflict
  * rejects the whole set, with the path of the problem ("services.web.backends.b1.port: ...").
  */
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { ConflictError } from "./errors.ts";
