@@ -121,10 +121,12 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     await transactions.effects(tx);
   }
   transactions.weightEvents(
-    results.filter((r) => {
-      const i = ownerOf(r.operation.service, r.operation.backend);
-      return i === undefined || errors[i] === null;
-    }),
+    errors.every((e) => e === null)
+      ? results
+      : results.filter((r) => {
+          const i = ownerOf(r.operation.service, r.operation.backend);
+          return i === undefined || errors[i] === null;
+        }),
   );
   const changes = plan.map((c, i): ChangeReport => {
     const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };

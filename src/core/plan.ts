@@ -351,7 +351,10 @@ export function planApply(
 
   const phase = (c: PlannedChange) => PHASE[`${c.action}:${c.backend === null ? "service" : "backend"}`] ?? 9;
   // A stable sort keeps the declared order within a phase (and a service's backends after it).
-  return changes.map((c, i) => ({ c, i })).sort((a, b) => phase(a.c) - phase(b.c) || a.i - b.i).map((x) => x.c);
+  return changes
+    .map((c, i) => ({ c, i, p: phase(c) }))
+    .sort((a, b) => a.p - b.p || a.i - b.i)
+    .map((x) => x.c);
 }
 
 function createBackend(service: string, b: ResolvedBackend, notes: readonly string[]): PlannedChange {
