@@ -24,7 +24,7 @@ import {
 } from "../core/state.ts";
 
 /** File name of the database inside the state directory. */
-export const STATE_FILE = "state.db";
+const STATE_FILE = "state.db";
 /** The schema this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
 
