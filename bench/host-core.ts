@@ -2,8 +2,10 @@
  * `bun bench/host-core.ts [apply|rest|both]`: gorb's own JavaScript cost of the issue 14 figures on the host, with
  * the in-memory IPVS driver (bench/host-daemon.ts) and the state on tmpfs (/dev/shm): the time of `gorb apply -f`
  * (the CLI process, from source) of BENCH_APPLY_SIZE (1000x10), and of BENCH_REST_SIZE (200x10) sequential PUTs
- * against as many GET /service, as bench/gorb-guest.ts measures them in the guest. BENCH_DAEMON_ARGS adds bun
- * flags to the daemon (e.g. `--cpu-prof`), BENCH_CLI_ARGS to the CLI. Prints; asserts nothing.
+ * against as many GET /service, as bench/gorb-guest.ts measures them in the guest, each with the CPU time the
+ * daemon (and for the apply, the CLI) used: on a shared machine the CPU time moves less than the wall time.
+ * BENCH_DAEMON_ARGS adds bun flags to the daemon (e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_CLI_ARGS to the CLI.
+ * Prints; asserts nothing.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
