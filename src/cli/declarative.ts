@@ -33,7 +33,7 @@ function fieldsToJson(fields: Fields): Record<string, unknown> {
 }
 
 /** The JSON body of POST /apply for declared services. */
-export function applyBody(services: readonly DeclaredService[]): { services: Record<string, unknown> } {
+function applyBody(services: readonly DeclaredService[]): { services: Record<string, unknown> } {
   const out: Record<string, unknown> = {};
   for (const s of services) {
     const backends: Record<string, unknown> = {};
@@ -69,7 +69,7 @@ function target(change: Pick<ChangeReport, "service" | "backend">): string {
 }
 
 /** The changes as a table (ACTION, SERVICE[/BACKEND], DETAILS[, RESULT]). */
-export function changesTable(report: ApplyReport): string {
+function changesTable(report: ApplyReport): string {
   const rows = report.changes.map((c) => {
     const row = [c.action, target(c), c.details.join("; ")];
     if (!report.dry_run) row.push(c.status === "failed" ? `FAILED: ${c.error ?? ""}` : c.status);

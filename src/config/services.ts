@@ -21,7 +21,7 @@ import { PathError, underPath, type PathSegment } from "../core/path.ts";
 import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
 
 /** True for a mapping (an object that is not a list or a date). */
-export function isMapping(value: unknown): value is Record<string, unknown> {
+function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 

@@ -9,6 +9,7 @@ import { Pacer } from "./pacer.ts";
 import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";
 import type { Edits } from "./edits.ts";
 import { fromIpvsError } from "./errors.ts";
+import { isChecked, type Fields } from "./fields.ts";
 import { BACKEND_FIELDS, SERVICE_FIELDS, backendFields, backendPatchFields, serviceFields, servicePatchFields } from "./normalize.ts";
 import type { ApplyStep, PlannedChange } from "./plan.ts";
 import type { Queries } from "./queries.ts";
@@ -31,19 +32,27 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * `fields` as a checked field map: as it is when the contract checked it already (a declared set's fields,
+ * read by readServices; field maps are never changed once built), else read again with `read`.
+ */
+function checkedFields(fields: Fields, read: (raw: unknown) => Fields): Fields {
+  return isChecked(fields) ? fields : read(fieldsToJson(fields));
+}
+
 /** One step as an edit of the desired state. */
 function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostResolver): Promise<void> | void {
   const { edits, queries } = parts;
   const service = () => queries.service(step.service);
   switch (step.kind) {
     case "create-service":
-      return edits.createService(tx, step.service, serviceFields(fieldsToJson(step.fields)), "file", resolver);
+      return edits.createService(tx, step.service, checkedFields(step.fields, serviceFields), "file", resolver);
     case "update-service":
       return edits.updateService(tx, service(), servicePatchFields(replacementBody(SERVICE_FIELDS, step.fields)), resolver);
     case "delete-service":
       return edits.deleteService(tx, service());
     case "create-backend":
-      return edits.createBackend(tx, service(), step.backend, backendFields(fieldsToJson(step.fields)), step.source, resolver);
+      return edits.createBackend(tx, service(), step.backend, checkedFields(step.fields, backendFields), step.source, resolver);
     case "update-backend": {
       const s = service();
       return edits.updateBackend(tx, s, queries.backend(s, step.backend), backendPatchFields(replacementBody(BACKEND_FIELDS, step.fields)), resolver);
@@ -62,7 +71,7 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
 /** Run `plan`; see the module comment. */
 export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
   const { desired, transactions } = parts;
-  const txs = plan.map(() => new Tx());
+  const txs = plan.map(() => new Tx(true));
   const errors: (string | null)[] = plan.map(() => null);
   const pacer = new Pacer();
   for (const [i, change] of plan.entries()) {
@@ -113,10 +122,12 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     await transactions.effects(tx);
   }
   transactions.weightEvents(
-    results.filter((r) => {
-      const i = ownerOf(r.operation.service, r.operation.backend);
-      return i === undefined || errors[i] === null;
-    }),
+    errors.every((e) => e === null)
+      ? results
+      : results.filter((r) => {
+          const i = ownerOf(r.operation.service, r.operation.backend);
+          return i === undefined || errors[i] === null;
+        }),
   );
   const changes = plan.map((c, i): ChangeReport => {
     const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };

@@ -6,7 +6,8 @@
  * the VIP claim of a new service (before anything is written, so a failure changes nothing).
  *
  * Log lines: services at info; backends at debug (a bulk load of thousands of backends would otherwise spend
- * more time formatting log lines than changing IPVS; the event stream carries every change).
+ * more time formatting log lines than changing IPVS; the event stream carries every change). The changes of a
+ * bulk run (Tx.bulk: an apply, which logs its own summary) log services at debug too.
  */
 import { isIP } from "node:net";
 import type { Discovery } from "../discovery/discovery.ts";
@@ -148,7 +149,7 @@ export class Edits {
     tx.target({ service: id, key, backends: null });
     tx.after(() => {
       if (!isFwmarkKey(key)) this.#p.discovery.expose({ id, address: key.address, port: key.port, protocol: key.protocol });
-      this.#p.log.info(`created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#info(tx, `created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.created", { service: id, source });
     });
   }
@@ -189,7 +190,7 @@ export class Edits {
     tx.touch(record.id);
     tx.target({ service: record.id, key, backends: failoverChanged(before.spec, spec) ? null : [] });
     tx.after(() => {
-      this.#p.log.info(`updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#info(tx, `updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.changed", { service: record.id });
     });
   }
@@ -205,7 +206,7 @@ export class Edits {
       for (const backend of record.backends.values()) this.#p.checks.remove(backend.watchId);
       await this.#p.vips.release(record.id, key);
       if (!isFwmarkKey(key)) this.#p.discovery.remove(record.id);
-      this.#p.log.info(`deleted service ${q(record.id)} (${describeService(key)})`);
+      this.#info(tx, `deleted service ${q(record.id)} (${describeService(key)})`);
       this.#p.events.publish("service.deleted", { service: record.id });
     });
   }
@@ -326,6 +327,12 @@ export class Edits {
       target.source = before;
     });
     tx.touch(service.id, backend?.id);
+  }
+
+  /** An info line, at debug for a change of a bulk run (see the module comment). */
+  #info(tx: Tx, text: string): void {
+    if (tx.bulk) this.#p.log.debug(text);
+    else this.#p.log.info(text);
   }
 
   /** A destination reported at start-up and left alone becomes the new backend's (it is no longer foreign). */

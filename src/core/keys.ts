@@ -1,6 +1,6 @@
 /**
- * Map keys of IPVS service and destination keys, in the same format as src/ipvs/address.ts's serviceKeyId
- * and destinationKeyId, without re-canonicalising the address: every address core holds is canonical already
+ * Map keys of IPVS service and destination keys ("inet/tcp/10.0.0.1/80", "inet/10.1.0.1/8080"), without
+ * re-canonicalising the address: every address core holds is canonical already
  * (resolve.ts and state.ts canonicalise what comes in; the driver returns canonical text). Parsing an address
  * on every lookup was a measurable part of each request.
  */

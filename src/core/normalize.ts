@@ -141,6 +141,20 @@ function within(name: string, value: number, min: number, max: number, why = "")
  */
 export function normalizeServiceFields(input: Fields): ServiceSpec {
   const fields = isChecked(input) ? input : serviceFields(objectOf(input));
+  let spec = SERVICE_SPECS.get(fields);
+  if (spec === undefined) SERVICE_SPECS.set(fields, (spec = serviceSpecOf(fields)));
+  return spec;
+}
+
+/**
+ * Specs already worked out, by checked field map (field maps are never changed once built, specs are read-only):
+ * an apply reads each declared object's fields when the set arrives, when it is planned and when it is run.
+ */
+const SERVICE_SPECS = new WeakMap<Fields, ServiceSpec>();
+/** The same for backends, with the service's port and fwmark they were worked out for. */
+const BACKEND_SPECS = new WeakMap<Fields, { readonly port: number; readonly fwmark: number | null; readonly spec: BackendSpec }>();
+
+function serviceSpecOf(fields: Fields): ServiceSpec {
   const fwmark = intField(fields, "fwmark", null);
   let host = "";
   let port = 0;
@@ -278,6 +292,14 @@ function tunnelOf(fields: Fields, method: BackendMethod): TunnelSpec | null {
  */
 export function normalizeBackendFields(input: Fields, service: ServiceSpec): BackendSpec {
   const fields = isChecked(input) ? input : backendFields(objectOf(input));
+  const known = BACKEND_SPECS.get(fields);
+  if (known !== undefined && known.port === service.port && known.fwmark === service.fwmark) return known.spec;
+  const spec = backendSpecOf(fields, service);
+  BACKEND_SPECS.set(fields, { port: service.port, fwmark: service.fwmark, spec });
+  return spec;
+}
+
+function backendSpecOf(fields: Fields, service: ServiceSpec): BackendSpec {
   const host = hostText(fields, true);
   const port = intField(fields, "port", service.port);
   if (service.fwmark === null) within("port", port, LIMITS.port.min, LIMITS.port.max);

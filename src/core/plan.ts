@@ -13,7 +13,8 @@
  * Everything is checked before anything changes: a bad field, a name that does not resolve or a conflict
  * rejects the whole set, with the path of the problem ("services.web.backends.b1.port: ...").
  */
-import { describeDestination, describeService, destinationKeyId, serviceKeyId } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { ConflictError } from "./errors.ts";
@@ -350,7 +351,10 @@ export function planApply(
 
   const phase = (c: PlannedChange) => PHASE[`${c.action}:${c.backend === null ? "service" : "backend"}`] ?? 9;
   // A stable sort keeps the declared order within a phase (and a service's backends after it).
-  return changes.map((c, i) => ({ c, i })).sort((a, b) => phase(a.c) - phase(b.c) || a.i - b.i).map((x) => x.c);
+  return changes
+    .map((c, i) => ({ c, i, p: phase(c) }))
+    .sort((a, b) => a.p - b.p || a.i - b.i)
+    .map((x) => x.c);
 }
 
 function createBackend(service: string, b: ResolvedBackend, notes: readonly string[]): PlannedChange {

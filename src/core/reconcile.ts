@@ -99,7 +99,7 @@ function flagsText(config: Pick<ServiceConfig, "flags">): string {
 }
 
 /** What differs between the service gorb wants and the one IPVS has, as "scheduler rr in IPVS, want wrr". */
-export function serviceDifferences(wanted: ServiceConfig, found: ServiceConfig): string[] {
+function serviceDifferences(wanted: ServiceConfig, found: ServiceConfig): string[] {
   const out: string[] = [];
   if (wanted.scheduler !== found.scheduler) out.push(`scheduler ${found.scheduler} in IPVS, want ${wanted.scheduler}`);
   if (flagsText(wanted) !== flagsText(found)) out.push(`flags ${flagsText(found)} in IPVS, want ${flagsText(wanted)}`);
@@ -115,7 +115,7 @@ function tunnelText(dest: Pick<DestinationConfig, "forward" | "tunnel">): string
 }
 
 /** What differs between the destination gorb wants and the one IPVS has. */
-export function destinationDifferences(wanted: DestinationConfig, found: DestinationConfig): string[] {
+function destinationDifferences(wanted: DestinationConfig, found: DestinationConfig): string[] {
   const out: string[] = [];
   if (wanted.weight !== found.weight) out.push(`weight ${found.weight} in IPVS, want ${wanted.weight}`);
   if (wanted.forward !== found.forward) out.push(`forwarding ${found.forward} in IPVS, want ${wanted.forward}`);

@@ -18,11 +18,20 @@ export interface Target {
 
 /** See the module comment. */
 export class Tx {
+  /**
+   * True for the changes of a bulk run (an apply): their per-object log lines go to debug, as the run logs one
+   * summary line (the event stream still carries every change).
+   */
+  readonly bulk: boolean;
   readonly #undo: (() => void)[] = [];
   readonly #release: (() => Promise<void>)[] = [];
   readonly #after: (() => void | Promise<void>)[] = [];
   readonly touched: (readonly [string, string?])[] = [];
   readonly targets: Target[] = [];
+
+  constructor(bulk = false) {
+    this.bulk = bulk;
+  }
 
   /** Remember how to undo an edit of the desired state. */
   undo(step: () => void): void {

@@ -55,6 +55,8 @@ export function bytesToAddress(bytes: Uint8Array, family: Family): string {
 
 /** Canonical text of an address literal (e.g. "2001:DB8:0::1" -> "2001:db8::1"). */
 export function canonicalAddress(text: string): string {
+  // A dotted quad the pattern accepts has no leading zeros: it is canonical already.
+  if (IPV4.test(text)) return text;
   const family = addressFamily(text);
   if (family === null) throw new TypeError(`not an IP address: ${JSON.stringify(text)}`);
   return bytesToAddress(addressToBytes(text), family);
@@ -124,16 +126,4 @@ export function describeService(key: ServiceKey): string {
 /** "10.1.0.1:8080" or "[2001:db8::2]:8080". */
 export function describeDestination(key: DestinationKey): string {
   return hostPort(key.address, key.port, key.family);
-}
-
-/** A string that identifies a service key, for maps. */
-export function serviceKeyId(key: ServiceKey): string {
-  return isFwmarkKey(key)
-    ? `${key.family}/fwmark/${key.fwmark}`
-    : `${key.family}/${key.protocol}/${canonicalAddress(key.address)}/${key.port}`;
-}
-
-/** A string that identifies a destination within its service, for maps. */
-export function destinationKeyId(key: DestinationKey): string {
-  return `${key.family}/${canonicalAddress(key.address)}/${key.port}`;
 }

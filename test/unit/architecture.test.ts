@@ -140,14 +140,9 @@ const NOT_IMPORTED: readonly string[] = [
   "src/cli/commands/backend.ts pulseFromArgs",
   "src/cli/commands/serve.ts mergeFlags",
   "src/cli/commands/service.ts serviceFieldArgs",
-  "src/cli/declarative.ts applyBody",
-  "src/cli/declarative.ts changesTable",
   "src/config/daemon-options.ts MIN_RECONCILE_INTERVAL_MS",
   "src/config/schema.ts CONFIG_KEYS",
-  "src/config/services.ts isMapping",
   "src/core/ids.ts MAX_ID_LENGTH",
-  "src/core/reconcile.ts destinationDifferences",
-  "src/core/reconcile.ts serviceDifferences",
   "src/health/checkers/http.ts USER_AGENT",
   "src/health/health-window.ts WINDOW_SIZE",
   "src/health/monitor.ts DEFAULT_MAX_FETCH_IN_FLIGHT",
@@ -169,7 +164,6 @@ const NOT_IMPORTED: readonly string[] = [
   "src/ipvs/constants.ts IP_VS_SVC_F_USER_MASK",
   "src/ipvs/memory-driver.ts DEFAULT_INFO",
   "src/ipvs/memory-driver.ts DEFAULT_TIMEOUTS",
-  "src/state/sqlite-store.ts STATE_FILE",
 ];
 
 /** Names an import uses from its target: a set, or every export (`import *` used whole, `export *`). */

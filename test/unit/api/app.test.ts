@@ -344,6 +344,15 @@ describe("request bodies", () => {
     expect(json(await defaults.call("GET", "/service"))).toEqual([]);
   });
 
+  test("a body longer than its Content-Length says is a 413 all the same", async () => {
+    const { app, gorb } = setup({ bodyLimitBytes: 1024 });
+    const big = JSON.stringify({ host: "10.0.0.1", port: 80, pad: "x".repeat(2000) });
+    const request = new Request("http://gorb.test/service/web", { method: "PUT", body: big, headers: { "content-length": "40" } });
+    const reply = await app.handle(request);
+    expect(reply.status).toBe(413);
+    expect(gorb.listServices()).toEqual([]);
+  });
+
   test("a body that is not UTF-8 is a 400", async () => {
     const { app } = setup();
     const reply = await app.handle(

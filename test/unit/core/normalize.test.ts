@@ -286,3 +286,24 @@ describe("announce_min_healthy", () => {
     expect(() => normalizeService({ port: 80, announce_min_healthy: 1.5 })).toThrow("announce_min_healthy");
   });
 });
+
+describe("the same field map read again", () => {
+  test("gives the same spec, worked out for the service it is read for", () => {
+    const fields = backendFields({ host: "10.1.0.1" });
+    const https = normalizeService({ host: "10.0.0.1", port: 443 });
+    const first = normalizeBackendFields(fields, web);
+    expect(normalizeBackendFields(fields, web)).toBe(first);
+    expect(first.port).toBe(80);
+    expect(normalizeBackendFields(fields, https).port).toBe(443);
+    expect(normalizeBackendFields(fields, web).port).toBe(80);
+    const service = serviceFields({ host: "10.0.0.1", port: 80 });
+    expect(normalizeServiceFields(service)).toBe(normalizeServiceFields(service));
+  });
+
+  test("a field map that fails is refused every time", () => {
+    const fields = backendFields({ host: "10.1.0.1", upper_threshold: 1, lower_threshold: 2 });
+    const first = problem(() => normalizeBackendFields(fields, web));
+    expect(first).toBe("lower_threshold: must not exceed upper_threshold (1), got 2");
+    expect(problem(() => normalizeBackendFields(fields, web))).toBe(first);
+  });
+});

@@ -167,6 +167,16 @@ describe("applying", () => {
     expect((await gorb.getService("web")).backends).toEqual(["b1", "b2", "extra"]);
   });
 
+  test("an apply logs one summary line at info, each created service at debug; a request's create is at info", async () => {
+    const { gorb, logger } = makeGorb();
+    await gorb.apply(declare(FILE));
+    const info = logger.lines.filter((l) => l.startsWith("info "));
+    expect(info).toEqual(["info applied the declarative set: 6 change(s) done, 0 failed"]);
+    expect(logger.lines).toContain('debug created service "web": tcp 10.0.0.1:80 (rr)');
+    await gorb.createService("manual", { host: "10.0.0.2", port: 80 });
+    expect(logger.lines.at(-1)).toBe('info created service "manual": tcp 10.0.0.2:80 (wrr)');
+  });
+
   test("an empty set deletes what the file created and nothing else", async () => {
     const { gorb, driver } = await applied();
     const report = await gorb.apply([]);

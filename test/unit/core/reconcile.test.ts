@@ -8,7 +8,7 @@ import {
   type Operation,
   type WantedService,
 } from "../../../src/core/reconcile.ts";
-import { destinationKeyId } from "../../../src/ipvs/address.ts";
+import { destinationKeyId } from "../../../src/core/keys.ts";
 import {
   NO_FLAGS,
   ZERO_STATS,
