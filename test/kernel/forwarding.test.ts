@@ -153,6 +153,26 @@ function directorToClient(): number {
 
 let gorb: Daemon;
 
+/** Loaded modules that use ip_vs (schedulers, persistence engines, helpers), from /proc/modules' "used by" lists. */
+function ipvsUsers(): string[] {
+  const users = new Map<string, string[]>();
+  for (const line of readFileSync("/proc/modules", "utf8").split("\n")) {
+    const [name, , , usedBy] = line.split(" ");
+    if (name !== undefined && usedBy !== undefined) users.set(name, usedBy === "-" ? [] : usedBy.split(",").filter((u) => u !== ""));
+  }
+  // Dependents first: a module that uses ip_vs_foo must go before ip_vs_foo.
+  const order: string[] = [];
+  const visit = (name: string): void => {
+    for (const user of users.get(name) ?? []) {
+      if (order.includes(user)) continue;
+      visit(user);
+      order.push(user);
+    }
+  };
+  visit("ip_vs");
+  return order;
+}
+
 function probeCount(): number {
   return listIpvs("default").services.filter((s) => s.fwmark !== null && s.fwmark >= 0x3000 && s.fwmark <= 0x30ff).length;
 }
@@ -344,16 +364,25 @@ describe("forwarding methods with real traffic", () => {
   test("ip_vs reloaded: gorb resolves the new family, puts its table back and keeps serving its API", async () => {
     const before = listIpvs("default").services.length;
     expect(before).toBe(10); // nine forwarding services and "silent"
-    // gorb's periodic reconcile (every 3 s) may put a service back between the flush and the unload, which then
-    // fails with EAGAIN (the module is in use): flush and unload again until the unload wins.
-    const unload = "/usr/sbin/ipvsadm -C && /sbin/modprobe -r ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs";
+    // Earlier test files in the same guest may have left ip_vs users behind: services in other network namespaces
+    // (they hold scheduler and persistence-engine modules) and modules built on ip_vs (ip_vs_pe_sip, ip_vs_ftp).
+    // Flush every namespace and unload every module that uses ip_vs, then ip_vs. gorb's periodic reconcile (every
+    // 3 s) may put a service back between the flush and the unload, which then fails with EAGAIN (in use): flush
+    // and unload again until the unload wins.
+    const unload = (): void => {
+      ipvsadm("-C");
+      for (const ns of ip("netns", "list").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n !== "")) {
+        inNetns(ns, ["/usr/sbin/ipvsadm", "-C"]);
+      }
+      run(["/sbin/modprobe", "-r", ...ipvsUsers(), "ip_vs"]);
+    };
     const unloadBy = Date.now() + 60_000;
     for (;;) {
       try {
-        sh(unload);
+        unload();
         break;
       } catch (error) {
-        if (Date.now() > unloadBy) throw error;
+        if (Date.now() > unloadBy) throw new Error(`cannot unload ip_vs: ${String(error)}\n${readFileSync("/proc/modules", "utf8")}`);
       }
     }
     run(["/sbin/modprobe", "ip_vs"]);
