@@ -13,7 +13,8 @@
  * stopped backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore;
  * the maintenance checkbox (weight 0 in the kernel, the health checks untouched, then the weight back); Drain…
  * with `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
- * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel;
+ * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
+ * service below its quorum (no sorry server), said in its row while the kernel keeps the weights;
  * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
  * with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
  * the main views go to test-artifacts/ (gitignored).
@@ -424,6 +425,26 @@ describe("the web UI against a real IPVS kernel", () => {
     await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === null && (kernelWeight(l, SHOP, "10.77.1.2:80") ?? 0) > 0);
     await backend("b1").locator("output", { hasText: /^100$/ }).waitFor(); // web's b1 (same server) is back as well
   }, 240_000);
+
+  test("below quorum: set from the Edit service form, said in the row live; the kernel keeps the weights (no sorry server)", async () => {
+    const edit = async (quorum: string) => {
+      await service("web").getByRole("button", { name: "Edit service" }).click();
+      const form = page.getByRole("form", { name: "Save service form" });
+      await form.locator("#service-form-quorum").fill(quorum);
+      await form.getByRole("button", { name: "Save service" }).click();
+      await form.waitFor({ state: "detached" });
+    };
+    await edit("3"); // two healthy backends: down
+    const below = service("web").locator(".why", { hasText: "below quorum (2 healthy, quorum 3)" });
+    await below.waitFor();
+    await page.locator(".activity li", { hasText: /service\.quorum.*web.*down: 2 healthy, quorum 3/ }).first().waitFor();
+    const listing = await kernelTable(() => true);
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.1.2:80")).toBe(100);
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.2.2:80")).toBe(100);
+    await edit("0");
+    await below.waitFor({ state: "detached" });
+    await notReloaded();
+  }, 120_000);
 
   test("a lost stream shows reconnecting; when gorb is back the UI resumes, gets resync and re-reads, without a reload", async () => {
     expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
