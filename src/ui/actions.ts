@@ -20,7 +20,7 @@ export const ACTIONS = {
   deleteService: { method: "DELETE", path: "/service/:service", use: "a service's Delete button" },
   getService: { method: "GET", path: "/service/:service", use: "a service's details after a service event" },
   createBackend: { method: "PUT", path: "/service/:service/:backend", use: "the Add backend form" },
-  updateBackend: { method: "PATCH", path: "/service/:service/:backend", use: "the Edit backend form, Drain (weight 0) and Restore" },
+  updateBackend: { method: "PATCH", path: "/service/:service/:backend", use: "the Edit backend form, Weight 0 and Restore, the maintenance checkbox" },
   deleteBackend: { method: "DELETE", path: "/service/:service/:backend", use: "a backend's Delete button" },
   getBackend: { method: "GET", path: "/service/:service/:backend", use: "a backend's details after a backend event" },
   apply: { method: "POST", path: "/apply", use: "the Apply panel: ?dry_run=true shows the plan, then apply" },
@@ -31,7 +31,7 @@ export const ACTIONS = {
   cluster: { method: "GET", path: "/cluster", use: "the Fleet panel: every node, converged or not, backends up on one node and down on another" },
   clusterRevision: { method: "GET", path: "/cluster/revision", use: "the Fleet panel: the etcd revision this node has applied" },
   bgp: { method: "GET", path: "/bgp", use: "the BGP panel: per VIP wanted, confirmed by BIRD, the last error (404: BGP off)" },
-  drainBackend: { method: "POST", path: "/service/:service/:backend/drain", use: "a backend's Drain… button (timeout, then remove or keep)" },
+  drainBackend: { method: "POST", path: "/service/:service/:backend/drain", use: "a backend's Drain… button (deadline, then remove or keep)" },
   undrainBackend: { method: "DELETE", path: "/service/:service/:backend/drain", use: "a draining backend's Undrain button" },
 } as const satisfies Record<string, Action>;
 

@@ -1,7 +1,7 @@
 /**
  * The web UI's one page: a header with the stream's state and the global actions (new service, apply a file,
  * reconcile, metrics), one card per service (degraded ones first, with why), its rates, and its backends with
- * their timelines and actions (edit, drain, restore, delete). Everything goes through the REST API (./api.ts);
+ * their timelines and actions (edit, weight 0, restore, maintenance, drain, undrain, delete). Everything goes through the REST API (./api.ts);
  * the event stream patches what changed, and a read every few seconds samples the rates.
  */
 import { useEffect, useMemo, useState } from "preact/hooks";
@@ -130,12 +130,22 @@ export function App() {
             break;
           case "backend.drain":
           case "backend.maintenance":
-            if (backend !== null && data.phase !== "drained" && data.phase !== "timeout") void refreshBackend(service, backend);
-            else if (backend !== null) void refreshService(service);
+            // A drain that ends removes the backend (the GET answers 404) or keeps it at weight 0 (its row says so);
+            // either way the service's counts change too.
+            if (backend !== null) void refreshBackend(service, backend).then(() => refreshService(service));
             detail =
               type === "backend.maintenance"
                 ? `maintenance ${data.on === true ? "on" : "off"}`
                 : `${String(data.phase)}${data.active === null || data.active === undefined ? "" : `: ${String(data.active)} active, ${String(data.inactive)} inactive`}; then ${String(data.then)}`;
+            break;
+          case "service.quorum":
+            // Failover: the row says when the sorry server serves or the service is below its quorum.
+            void refreshService(service);
+            detail = `${data.up === true ? "up" : "down"}: ${String(data.healthy)} healthy, quorum ${String(data.quorum)}${data.sorry === true ? "; sorry server serves" : ""}`;
+            break;
+          case "service.panic":
+            void refreshService(service);
+            detail = `panic ${data.active === true ? "on" : "off"}: ${String(data.down)} of ${String(data.total)} down`;
             break;
           case "reconcile.repair":
             void refreshService(service);

@@ -1,7 +1,13 @@
 /**
  * A service's card: address, scheduler, health and why it is degraded, its rates chart, and its backends, each
- * with its state, weights, timeline and actions (edit, drain, restore, delete). Actions go through ./api.ts.
+ * with its state, weights, timeline and actions (edit, weight 0 and restore, maintenance, drain and undrain,
+ * delete). Actions go through ./api.ts.
+ *
+ * Naming follows the CLI and the README: "Drain…" is `gorb backend drain` (POST .../drain: weight 0, wait for the
+ * connections to end or the deadline, then remove or keep), "Undrain" is `gorb backend undrain`; "Weight 0" and
+ * "Restore" only set the configured weight (PATCH), like `gorb backend set --weight 0`.
  */
+import { useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
@@ -35,9 +41,9 @@ function address(s: ServiceView): string {
 function BackendRow({ store, service, b, actions }: { store: Store; service: string; b: BackendView; actions: Actions }) {
   const key = Store.key(service, b.id);
   const series = store.timelines.get(key);
-  const drained = b.options.weight === 0;
-  const drain = () =>
-    actions.run(`drain ${key}`, async () => {
+  const zeroed = b.options.weight === 0;
+  const weightZero = () =>
+    actions.run(`weight 0 ${key}`, async () => {
       store.drainedFrom.set(key, b.options.weight);
       await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
     });
@@ -46,9 +52,8 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
     actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
-  // "Retire": the connection drain (POST .../drain, default timeout) that removes the backend once it is empty.
-  const retire = () => actions.run(`retire ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body: { then: "remove" } }));
-  const cancelRetire = () => actions.run(`cancel retire ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
+  const drain = (body: { timeout: string; then: "remove" | "keep" }) => actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }));
+  const undrain = () => actions.run(`undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
   const connDrain = b.drain ?? null;
   return (
     <li class={`backend state-${b.metrics.state}`} data-backend={b.id}>
@@ -58,6 +63,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           {b.options.host}:{b.options.port} · {b.options.method}
         </span>
         <StateBadge state={b.metrics.state} />
+        {maintenance && <span class="badge maint">maintenance</span>}
         <span class="weight" title="effective weight / configured weight">
           weight <output data-testid="effective-weight">{b.effective_weight}</output>/{b.options.weight}
         </span>
@@ -67,8 +73,8 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       {connDrain !== null && (
         <p class="note" role="status" data-testid="drain">
           {connDrain.state === "draining"
-            ? `retiring: ${b.active_conns ?? "–"} active, ${b.inactive_conns ?? "–"} inactive connections; ${connDrain.seconds_left}s left, then ${connDrain.then}`
-            : "retired: held at weight 0"}
+            ? `draining: ${b.active_conns ?? "–"} active, ${b.inactive_conns ?? "–"} inactive connections; ${connDrain.seconds_left}s left, then ${connDrain.then}`
+            : "drained: held at weight 0 until Undrain"}
         </p>
       )}
       {series !== undefined && <Chart series={series} kind="timeline" label={`${b.id}: effective weight and health over the last minutes`} />}
@@ -76,23 +82,23 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         <button type="button" onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
           Edit
         </button>
-        {drained ? (
+        {zeroed ? (
           <button type="button" onClick={restore}>
             Restore
           </button>
         ) : (
-          <button type="button" onClick={drain}>
-            Drain
+          <button type="button" onClick={weightZero} title="configured weight 0 (PATCH); Restore puts it back">
+            Weight 0
           </button>
         )}
         <label class="toggle" title="maintenance: weight 0 whatever the health checks say (they keep running)">
           <input type="checkbox" checked={maintenance} onChange={toggleMaintenance} /> maintenance
         </label>
         {connDrain === null ? (
-          <ConfirmButton label="Retire" confirm={`Wait for ${b.id}'s connections to end (at most 5m), then remove it?`} onConfirm={() => void retire()} />
+          <DrainButton backend={b.id} onStart={(body) => void drain(body)} />
         ) : (
-          <button type="button" onClick={cancelRetire} title="cancel the connection drain: its weight comes back">
-            Cancel retire
+          <button type="button" onClick={undrain} title="end the drain: its weight comes back">
+            Undrain
           </button>
         )}
         <ConfirmButton
@@ -102,6 +108,49 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         />
       </div>
     </li>
+  );
+}
+
+/**
+ * "Drain…": asks for the deadline and what happens then (remove, the default, or keep at weight 0), then starts
+ * the drain (POST .../drain).
+ */
+function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [deadline, setDeadline] = useState("5m");
+  const [then, setThen] = useState<"remove" | "keep">("remove");
+  if (!asking) {
+    return (
+      <button type="button" onClick={() => setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
+        Drain…
+      </button>
+    );
+  }
+  const id = `drain-${backend}`;
+  return (
+    <span class="confirm" role="group" aria-label={`Drain ${backend}`}>
+      <label for={`${id}-timeout`}>at most</label>
+      <input id={`${id}-timeout`} class="short" type="text" value={deadline} onInput={(e) => setDeadline(e.currentTarget.value)} />
+      <label for={`${id}-then`}>then</label>
+      <select id={`${id}-then`} value={then} onChange={(e) => setThen(e.currentTarget.value === "keep" ? "keep" : "remove")}>
+        <option value="remove">remove</option>
+        <option value="keep">keep at weight 0</option>
+      </select>
+      <button
+        type="button"
+        class="danger"
+        autoFocus
+        onClick={() => {
+          setAsking(false);
+          onStart({ timeout: deadline.trim() === "" ? "5m" : deadline.trim(), then });
+        }}
+      >
+        Start drain
+      </button>
+      <button type="button" onClick={() => setAsking(false)}>
+        No
+      </button>
+    </span>
   );
 }
 

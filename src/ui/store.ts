@@ -79,7 +79,7 @@ export class Store {
   readonly timelines = new Map<string, Series>();
   readonly rates = new Map<string, Series>();
   readonly activity: Activity[] = [];
-  /** Configured weights of backends drained from this tab, for Restore. */
+  /** Configured weights of backends set to Weight 0 from this tab, for Restore. */
   readonly drainedFrom = new Map<string, number>();
   #listeners = new Set<() => void>();
 

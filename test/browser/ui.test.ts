@@ -10,7 +10,11 @@
  *
  * Debian's Chromium, driven by playwright-core on the host (no browser download), opens /ui and does everything
  * through the page: create a service and backends, see them in `ipvsadm -Ln`; a 409 next to the id field; a
- * stopped backend marked down and drained to weight 0 without a reload, then climbing back; drain and restore;
+ * stopped backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore;
+ * the maintenance checkbox (weight 0 in the kernel, the health checks untouched, then the weight back); Drain…
+ * with `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
+ * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
+ * service below its quorum (no sorry server), said in its row while the kernel keeps the weights;
  * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
  * with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
  * the main views go to test-artifacts/ (gitignored).
@@ -153,8 +157,28 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `ui-${name}.png`), fullPage: true });
 }
 
-const backend = (id: string) => page.locator(`[data-backend="${id}"]`);
 const service = (id: string) => page.locator(`[data-service="${id}"]`);
+/** A backend's row, inside its service's card (ids repeat across services). */
+const backend = (id: string, of = "web") => service(of).locator(`[data-backend="${id}"]`);
+
+/** One virtual service's part of an `ipvsadm -Ln` listing: its line and its destinations ("" when absent). */
+function virtualService(listing: string, address: string): string {
+  const lines = listing.split("\n");
+  const header = /^(TCP|UDP|SCTP|FWM)\s/;
+  const start = lines.findIndex((l) => header.test(l) && l.split(/\s+/)[1] === address);
+  if (start < 0) return "";
+  const end = lines.findIndex((l, i) => i > start && header.test(l));
+  return lines.slice(start, end < 0 ? undefined : end).join("\n");
+}
+
+/** The weight of destination `dest` ("10.77.1.2:80") of virtual service `address` in the listing, or null. */
+function kernelWeight(listing: string, address: string, dest: string): number | null {
+  const line = virtualService(listing, address)
+    .split("\n")
+    .find((l) => l.trim().startsWith(`-> ${dest} `));
+  const weight = line?.trim().split(/\s+/)[3];
+  return weight === undefined ? null : Number(weight);
+}
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -292,13 +316,134 @@ describe("the web UI against a real IPVS kernel", () => {
     await shot("recovered");
   }, 180_000);
 
-  test("drain and restore reach the kernel", async () => {
-    await backend("b2").getByRole("button", { name: "Drain" }).click();
-    await backend("b2").getByRole("button", { name: "Restore" }).waitFor();
+  test("Weight 0 and Restore reach the kernel", async () => {
+    await backend("b2").getByRole("button", { name: "Weight 0", exact: true }).click();
+    await backend("b2").getByRole("button", { name: "Restore", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+0\s/.test(l));
-    await backend("b2").getByRole("button", { name: "Restore" }).click();
-    await backend("b2").getByRole("button", { name: "Drain" }).waitFor();
+    await backend("b2").getByRole("button", { name: "Restore", exact: true }).click();
+    await backend("b2").getByRole("button", { name: "Weight 0", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
+  }, 120_000);
+
+  test("maintenance from the checkbox: the row says so and the kernel has weight 0; unchecked, the weight comes back", async () => {
+    const box = backend("b1").getByRole("checkbox", { name: "maintenance" });
+    expect(await box.isChecked()).toBe(false);
+    await box.click();
+    await backend("b1").locator(".badge", { hasText: /^maintenance$/ }).waitFor();
+    await backend("b1").locator("output", { hasText: /^0$/ }).waitFor();
+    expect(await box.isChecked()).toBe(true);
+    await service("web").locator(".note", { hasText: "weight 0: b1" }).waitFor();
+    await page.locator(".activity li", { hasText: "maintenance on" }).first().waitFor(); // from the event stream
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.1.2:80") === 0);
+    // The health checks keep running: still up, configured weight unchanged.
+    expect(await backend("b1").locator(".badge.state-up").count()).toBe(1);
+    expect(await backend("b1").locator(".weight").textContent()).toMatch(/\/100$/);
+    await shot("maintenance");
+
+    await box.click();
+    await backend("b1").locator(".badge", { hasText: /^maintenance$/ }).waitFor({ state: "detached" });
+    await backend("b1").locator("output", { hasText: /^100$/ }).waitFor();
+    expect(await box.isChecked()).toBe(false);
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.1.2:80") === 100);
+    await notReloaded();
+  }, 120_000);
+
+  test("Drain… with then keep holds the backend at weight 0 until Undrain; with then remove it leaves the page and the kernel", async () => {
+    await service("web").getByRole("button", { name: "Add backend" }).click();
+    const add = page.getByRole("form", { name: "Add backend form" });
+    await add.getByLabel("backend id").fill("b3");
+    await add.locator("#backend-form-host").fill("10.77.3.2");
+    await add.locator("#backend-form-pulse-type").selectOption("none");
+    await add.getByRole("button", { name: "Add backend" }).click();
+    await backend("b3").waitFor();
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 100);
+
+    // No connection ever went to b3: the drain ends at once and keeps it at weight 0.
+    await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
+    const ask = backend("b3").getByRole("group", { name: "Drain b3" });
+    expect(await ask.getByLabel("at most").inputValue()).toBe("5m");
+    await ask.getByLabel("then").selectOption("keep");
+    await ask.getByRole("button", { name: "Start drain" }).click();
+    await backend("b3").getByTestId("drain").filter({ hasText: "drained: held at weight 0" }).waitFor();
+    await backend("b3").locator("output", { hasText: /^0$/ }).waitFor();
+    await page.locator(".activity li", { hasText: /drained.*then keep/ }).first().waitFor();
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 0);
+    await shot("drained-keep");
+
+    await backend("b3").getByRole("button", { name: "Undrain", exact: true }).click();
+    await backend("b3").getByTestId("drain").waitFor({ state: "detached" });
+    await backend("b3").locator("output", { hasText: /^100$/ }).waitFor();
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 100);
+
+    // The default: remove once it is empty.
+    await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
+    await backend("b3").getByRole("group", { name: "Drain b3" }).getByRole("button", { name: "Start drain" }).click();
+    await backend("b3").waitFor({ state: "detached" });
+    const listing = await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === null);
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.1.2:80")).toBe(100); // the others untouched
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.2.2:80")).toBe(100);
+    await notReloaded();
+  }, 180_000);
+
+  test("a sorry server: the row says when it serves, live, and the kernel has it while the only backend fails", async () => {
+    const SHOP = "10.0.0.23:80";
+    await page.getByRole("button", { name: "New service" }).click();
+    const form = page.getByRole("form", { name: "Create service form" });
+    await form.getByLabel("service id").fill("shop");
+    await form.locator("#service-form-host").fill("10.0.0.23");
+    await form.locator("#service-form-port").fill("80");
+    await form.locator("#service-form-sorry_server-host").fill("10.77.3.2");
+    await form.getByRole("button", { name: "Create service" }).click();
+    // Created before its backends: the sorry server serves at once.
+    const sorry = service("shop").locator(".why", { hasText: "sorry server 10.77.3.2:80 serves in place of the backends" });
+    await sorry.waitFor();
+    await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === 1);
+
+    await service("shop").getByRole("button", { name: "Add backend" }).click();
+    const add = page.getByRole("form", { name: "Add backend form" });
+    await add.getByLabel("backend id").fill("s1");
+    await add.locator("#backend-form-host").fill("10.77.1.2");
+    await add.locator("#backend-form-pulse-type").selectOption("http");
+    await add.locator("#backend-form-pulse-interval").fill("2s");
+    await add.getByRole("button", { name: "Add backend" }).click();
+    await backend("s1", "shop").locator(".badge", { hasText: "up" }).waitFor();
+    await sorry.waitFor({ state: "detached" });
+    await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === null && kernelWeight(l, SHOP, "10.77.1.2:80") === 100);
+
+    // Its only backend fails its checks: the sorry server serves again, the backend is kept at weight 0.
+    expect(await guestCommand("stop 1")).toContain("stopped be1");
+    await sorry.waitFor();
+    expect(await sorry.textContent()).toContain("(0 healthy)");
+    await page.locator(".activity li", { hasText: /service\.quorum.*shop.*sorry server serves/ }).first().waitFor();
+    const listing = await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === 1 && kernelWeight(l, SHOP, "10.77.1.2:80") === 0);
+    expect(virtualService(listing, SHOP)).toMatch(/->\s+10\.77\.3\.2:80\s+Masq\s+1\s/);
+    await notReloaded();
+    await shot("sorry");
+
+    expect(await guestCommand("start 1")).toContain("started be1");
+    await sorry.waitFor({ state: "detached" });
+    await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === null && (kernelWeight(l, SHOP, "10.77.1.2:80") ?? 0) > 0);
+    await backend("b1").locator("output", { hasText: /^100$/ }).waitFor(); // web's b1 (same server) is back as well
+  }, 240_000);
+
+  test("below quorum: set from the Edit service form, said in the row live; the kernel keeps the weights (no sorry server)", async () => {
+    const edit = async (quorum: string) => {
+      await service("web").getByRole("button", { name: "Edit service" }).click();
+      const form = page.getByRole("form", { name: "Save service form" });
+      await form.locator("#service-form-quorum").fill(quorum);
+      await form.getByRole("button", { name: "Save service" }).click();
+      await form.waitFor({ state: "detached" });
+    };
+    await edit("3"); // two healthy backends: down
+    const below = service("web").locator(".why", { hasText: "below quorum (2 healthy, quorum 3)" });
+    await below.waitFor();
+    await page.locator(".activity li", { hasText: /service\.quorum.*web.*down: 2 healthy, quorum 3/ }).first().waitFor();
+    const listing = await kernelTable(() => true);
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.1.2:80")).toBe(100);
+    expect(kernelWeight(listing, `${VIP}:80`, "10.77.2.2:80")).toBe(100);
+    await edit("0");
+    await below.waitFor({ state: "detached" });
+    await notReloaded();
   }, 120_000);
 
   test("a lost stream shows reconnecting; when gorb is back the UI resumes, gets resync and re-reads, without a reload", async () => {
@@ -342,7 +487,7 @@ describe("the web UI against a real IPVS kernel", () => {
   }, 120_000);
 
   test("delete everything through the UI: the kernel table is empty", async () => {
-    for (const id of ["api", "web"]) {
+    for (const id of ["api", "shop", "web"]) {
       await service(id).getByRole("button", { name: "Delete service" }).click();
       await service(id).getByRole("button", { name: "Yes, delete" }).click();
       await service(id).waitFor({ state: "detached" });
