@@ -29,7 +29,7 @@
  */
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
-import { readServices } from "../config/services.ts";
+import { readServicesPaced } from "../config/services.ts";
 import { canonicalBackendBody, canonicalDrainBody, canonicalServiceBody, type BodyMode } from "../contract/check.ts";
 import {
   ApplyReportView,
@@ -117,15 +117,18 @@ export interface AppOptions {
 /** Default largest POST /apply body. */
 export const DEFAULT_APPLY_LIMIT_BYTES = 8 * 1024 * 1024;
 
-/** The declared services of a POST /apply body: {"services": {id: {...fields, backends: {id: {...}}}}}. */
-function declaredSet(body: unknown) {
+/**
+ * The declared services of a POST /apply body: {"services": {id: {...fields, backends: {id: {...}}}}}, checked
+ * with turns of the event loop in between (a set of 10,000 backends is not one long block).
+ */
+async function declaredSet(body: unknown) {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ValidationError("body", 'must be a JSON object {"services": {...}}');
   }
   for (const key of Object.keys(body)) {
     if (key !== "services") throw new ValidationError(key, 'unknown field; the body is {"services": {...}}');
   }
-  return readServices((body as { services?: unknown }).services);
+  return await readServicesPaced((body as { services?: unknown }).services);
 }
 
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */
@@ -325,11 +328,11 @@ export function createApp(options: AppOptions) {
         // A large set can take longer than the server's idle timeout (Elysia: 30 s): keep this connection open
         // until the answer, so the client gets the real outcome (the CLI watches the daemon is alive meanwhile).
         server?.timeout(request, 0);
-        const declared = declaredSet(body as unknown);
+        const declared = await declaredSet(body as unknown);
         return jsonResponse(await gorb.apply(declared, { dryRun: query.dry_run === true }));
       },
       {
-        // The set is checked by readServices (file semantics: unknown keys refused, errors name the path), so
+        // The set is checked by readServicesPaced (file semantics: unknown keys refused, errors name the path), so
         // it has no body hook; the document still shows the contract's ApplyBody.
         parse: applyBody,
         query: t.Object({ dry_run: t.Optional(t.Boolean({ error: "must be true or false" })) }),

@@ -17,6 +17,7 @@ import {
   normalizeServiceFields,
   serviceFields,
 } from "../core/normalize.ts";
+import { Pacer } from "../core/pacer.ts";
 import { PathError, underPath, type PathSegment } from "../core/path.ts";
 import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
 
@@ -79,30 +80,46 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
   return out;
 }
 
+/** One declared service: its id checked, its fields and its backends'. Throws PathError. */
+function readService(id: string, body: unknown, path: readonly PathSegment[]): DeclaredService {
+  const at = [...path, id];
+  checkedId("service", id, at);
+  const obj = mapping(body ?? {}, at, "service fields");
+  refuseUnknown(obj, [...SERVICE_FIELDS, "backends"], at);
+  const backendsKey = Object.keys(obj).find((k) => k.toLowerCase() === "backends");
+  let fields: Fields;
+  let spec: ServiceSpec;
+  try {
+    fields = serviceFields(obj);
+    spec = normalizeServiceFields(fields);
+  } catch (error) {
+    throw underPath(error, at);
+  }
+  const backends = readBackends(backendsKey === undefined ? undefined : obj[backendsKey], spec, [...at, backendsKey ?? "backends"]);
+  return { id, fields, backends };
+}
+
 /**
  * The declared services of a `services` value (a mapping of service ids to service bodies, each with an
  * optional `backends` mapping). `path` is where the value sits (["services"] in a file). Throws PathError.
  */
 export function readServices(value: unknown, path: readonly PathSegment[] = ["services"]): DeclaredService[] {
   if (value === null || value === undefined) return [];
-  const services = mapping(value, path, "service ids to services");
+  return Object.entries(mapping(value, path, "service ids to services")).map(([id, body]) => readService(id, body, path));
+}
+
+/**
+ * readServices for the daemon (POST /apply): the same checks, with a turn of the event loop every few
+ * milliseconds of work (./../core/pacer.ts), so checking a set of 10,000 backends never holds up other requests
+ * and health checks for long.
+ */
+export async function readServicesPaced(value: unknown, path: readonly PathSegment[] = ["services"]): Promise<DeclaredService[]> {
+  if (value === null || value === undefined) return [];
+  const pacer = new Pacer();
   const out: DeclaredService[] = [];
-  for (const [id, body] of Object.entries(services)) {
-    const at = [...path, id];
-    checkedId("service", id, at);
-    const obj = mapping(body ?? {}, at, "service fields");
-    refuseUnknown(obj, [...SERVICE_FIELDS, "backends"], at);
-    const backendsKey = Object.keys(obj).find((k) => k.toLowerCase() === "backends");
-    let fields: Fields;
-    let spec: ServiceSpec;
-    try {
-      fields = serviceFields(obj);
-      spec = normalizeServiceFields(fields);
-    } catch (error) {
-      throw underPath(error, at);
-    }
-    const backends = readBackends(backendsKey === undefined ? undefined : obj[backendsKey], spec, [...at, backendsKey ?? "backends"]);
-    out.push({ id, fields, backends });
+  for (const [id, body] of Object.entries(mapping(value, path, "service ids to services"))) {
+    await pacer.pace();
+    out.push(readService(id, body, path));
   }
   return out;
 }

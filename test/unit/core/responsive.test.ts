@@ -3,7 +3,7 @@
  * API's sockets, health checks, signals) run while they work.
  */
 import { describe, expect, test } from "bun:test";
-import { readServices } from "../../../src/config/services.ts";
+import { readServices, readServicesPaced } from "../../../src/config/services.ts";
 import type { SavedBackend, SavedService } from "../../../src/core/state.ts";
 import { makeGorb } from "./fakes.ts";
 
@@ -30,6 +30,19 @@ describe("bulk work yields to the event loop", () => {
     const declared = readServices(services);
     expect(await timerFiresDuring(() => gorb.apply(declared))).toBe(true);
     expect(gorb.listServices()).toHaveLength(300);
+  });
+
+  test("checking a POST /apply body of 1,000 services x 10 backends; the result is readServices'", async () => {
+    const services: Record<string, unknown> = {};
+    for (let s = 0; s < 1000; s++) {
+      const backends: Record<string, unknown> = {};
+      for (let b = 0; b < 10; b++) backends[`b${b}`] = { host: `10.1.${s % 250}.${b + 1 + 10 * Math.floor(s / 250)}`, pulse: { type: "none" } };
+      services[`s${s}`] = { host: `10.2.${Math.floor(s / 250)}.${(s % 250) + 1}`, port: 80, backends };
+    }
+    let paced: Awaited<ReturnType<typeof readServicesPaced>> = [];
+    expect(await timerFiresDuring(async () => (paced = await readServicesPaced(services)))).toBe(true);
+    expect(paced).toEqual(readServices(services));
+    await expect(readServicesPaced({ web: { port: 70000 } })).rejects.toThrow("services.web.port: must be 1-65535, got 70000");
   });
 
   test("a restore of 1 service x 5,000 backends", async () => {
