@@ -78,16 +78,21 @@ if (what === "core" || what === "both") {
   await gorb.restore(store.load());
   driver.readFromDumps();
   let a = "";
-  await compare("status table in the daemon", {
+  const variants: Record<string, () => Promise<unknown>> = {
     "JSON views (listServicesDetail)": async () => gorb.listServicesDetail(),
-    "JSON views + statusText (before)": async () => {
+    "JSON views + statusText": async () => {
       a = statusText(await gorb.listServicesDetail());
     },
-    "status views (listServicesStatus)": async () => gorb.listServicesStatus(),
-    "status views + statusText (GET as text)": async () => {
-      a = statusText(await gorb.listServicesStatus());
-    },
-  });
+  };
+  // Absent before the status query existed (the same script measures the code before it, checked out elsewhere).
+  const status = (gorb as Partial<Pick<Gorb, "listServicesStatus">>).listServicesStatus?.bind(gorb);
+  if (status !== undefined) {
+    variants["status views (listServicesStatus)"] = async () => status();
+    variants["status views + statusText (GET as text)"] = async () => {
+      a = statusText(await status());
+    };
+  }
+  await compare("status table in the daemon", variants);
   console.log(`  (table: ${a.length} characters)`);
   await gorb.close();
   store.close();
