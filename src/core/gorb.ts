@@ -68,7 +68,7 @@ import { type SavedBackend, type SavedService, type SavedState, type Source, typ
 import { Tx } from "./tx.ts";
 import { NoVipManager, type VipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
-import type { BackendInfo, ServiceDetail, ServiceInfo } from "./views.ts";
+import type { BackendInfo, ServiceDetail, ServiceInfo, ServiceStatusView } from "./views.ts";
 import { WorkQueue, type QueuedJob } from "./work-queue.ts";
 import { DEFAULTS } from "../contract/fields.ts";
 import { systemClock, type MonitorClock } from "../health/clock.ts";
@@ -375,6 +375,11 @@ export class Gorb {
   /** GET /service?detail=true — every service with its backends, health and counters, from one table read. */
   listServicesDetail(): Promise<ServiceDetail[]> {
     return this.#queries.listServicesDetail();
+  }
+
+  /** GET /service as text (`gorb status`): only what the status table shows, from one table read. */
+  listServicesStatus(): Promise<ServiceStatusView[]> {
+    return this.#queries.listServicesStatus();
   }
 
   // ---- backends -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
-import type { Destination } from "../ipvs/types.ts";
+import { type Destination, type ServiceWithDestinations, isFwmarkKey } from "../ipvs/types.ts";
 import { desiredDestination, destinationKeyOfBackend, serviceQuorumCounts, sorryActive, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { drainView } from "./drain.ts";
 import { NotFoundError } from "./errors.ts";
@@ -18,7 +18,10 @@ import {
   serviceHealth,
   serviceOptionsView,
   statsView,
+  trafficStatsView,
   type BackendInfo,
+  type BackendStatusView,
+  type ServiceStatusView,
   type ServiceDetail,
   type ServiceInfo,
 } from "./views.ts";
@@ -97,6 +100,84 @@ export class Queries {
       }));
       return { id: record.id, ...info, backend_details: details };
     });
+  }
+
+  /**
+   * What the status table shows (`gorb status`, GET /service as text), built from the desired state and one
+   * kernel read like listServicesDetail, but only the columns the table has: no full views of options, pulse,
+   * metrics and drains for 10,000s of backends. Each field is taken where the full view takes it, so the table
+   * is the same from either (test/unit/core/status-view.test.ts).
+   */
+  async listServicesStatus(): Promise<ServiceStatusView[]> {
+    const records = [...this.#desired.services()].sort(byId);
+    let kernel: Map<string, ServiceWithDestinations> | null = null;
+    try {
+      const table = await this.#driver.snapshot();
+      kernel = new Map();
+      for (const entry of table) kernel.set(serviceKeyId(entry.service.key), entry);
+    } catch (error) {
+      this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
+    }
+    const now = this.#now();
+    const out: ServiceStatusView[] = [];
+    for (const record of records) {
+      const keyId = serviceKeyId(record.config.key);
+      const entry = kernel?.get(keyId);
+      const dests = new Map<string, Destination>();
+      if (entry !== undefined) for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
+      const written = this.#writer.view.get(keyId)?.dests;
+      const backends: BackendStatusView[] = [];
+      for (const backend of [...record.backends.values()].sort(byId)) {
+        const destId = destinationKeyId(destinationKeyOfBackend(backend));
+        const dest = dests.get(destId) ?? null;
+        const spec = backend.spec;
+        const view = this.#checks.snapshot(backend.watchId);
+        backends.push({
+          id: backend.id,
+          options: {
+            host: spec.host,
+            address: backend.address.address,
+            port: spec.port,
+            weight: spec.weight,
+            method: spec.method,
+            tunnel_type: spec.tunnel?.type ?? "",
+            tunnel_port: spec.tunnel?.port ?? 0,
+            maintenance: spec.maintenance,
+          },
+          metrics:
+            view === undefined
+              ? { state: backend.health.state, health: backend.health.health, message: backend.health.message }
+              : { state: view.status, health: view.health, message: view.lastCheck?.message ?? "" },
+          effective_weight: written?.get(destId)?.weight ?? desiredDestination(record, backend).weight,
+          stats: dest === null ? null : trafficStatsView(dest.stats),
+          active_conns: dest === null ? null : dest.activeConns,
+          inactive_conns: dest === null ? null : dest.inactiveConns,
+          drain: backend.drain === null ? null : drainView(backend.drain, now),
+        });
+      }
+      const spec = record.spec;
+      const key = record.config.key;
+      const fwmark = isFwmarkKey(key);
+      out.push({
+        id: record.id,
+        options: {
+          host: spec.host,
+          address: fwmark ? "" : key.address,
+          port: spec.port,
+          protocol: fwmark ? "" : spec.protocol,
+          fwmark: spec.fwmark ?? 0,
+          family: key.family,
+          method: spec.method,
+          sorry_server: spec.sorryServer,
+        },
+        health: serviceHealth([...record.backends.values()].map((b) => b.health)),
+        stats: entry === undefined ? null : trafficStatsView(entry.service.stats),
+        quorum_up: record.quorumUp !== false,
+        sorry: sorryActive(record),
+        backend_details: backends,
+      });
+    }
+    return out;
   }
 
   async getBackend(serviceId: string, backendId: string): Promise<BackendInfo> {

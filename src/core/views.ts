@@ -85,6 +85,40 @@ export interface ServiceDetail extends ServiceInfo {
   backend_details: (BackendInfo & { id: string })[];
 }
 
+/** The counters and rates the status table shows (a part of StatsView). */
+export type TrafficStatsView = Pick<StatsView, "conns" | "cps" | "in_bps" | "out_bps">;
+
+/**
+ * The part of a backend's view the status table shows (`gorb status`): the same field names as BackendInfo, so a
+ * ServiceDetail of GET /service?detail=true is a ServiceStatusView too, and both render through the same code.
+ */
+export interface BackendStatusView {
+  readonly id: string;
+  readonly options: Pick<BackendOptionsView, "host" | "address" | "port" | "weight" | "method" | "tunnel_type" | "tunnel_port" | "maintenance">;
+  readonly metrics: Pick<BackendMetricsView, "state" | "health" | "message">;
+  readonly effective_weight: number;
+  readonly stats: TrafficStatsView | null;
+  readonly active_conns: number | null;
+  readonly inactive_conns: number | null;
+  readonly drain?: Pick<DrainView, "state" | "seconds_left" | "then"> | null;
+}
+
+/** The part of a service's view the status table shows (see BackendStatusView). */
+export interface ServiceStatusView {
+  readonly id: string;
+  readonly options: Pick<ServiceOptionsView, "host" | "address" | "port" | "protocol" | "fwmark" | "family" | "method" | "sorry_server">;
+  readonly health: number;
+  readonly stats: TrafficStatsView | null;
+  readonly quorum_up?: boolean;
+  readonly sorry?: boolean;
+  readonly backend_details: readonly BackendStatusView[];
+}
+
+/** The counters and rates of the status table from the kernel's stats. */
+export function trafficStatsView(stats: Stats): TrafficStatsView {
+  return { conns: stats.conns, cps: stats.cps, in_bps: stats.inBps, out_bps: stats.outBps };
+}
+
 /** The wire form of IPVS stats. */
 export function statsView(stats: Stats): StatsView {
   return {

@@ -27,7 +27,6 @@ import {
   NETMASK_RANGE,
 } from "./constants.ts";
 import {
-  type Destination,
   type DestinationConfig,
   type DestinationKey,
   type Family,
@@ -266,37 +265,12 @@ export function decodeService(msgAttrs: AttributeSet): Service {
   };
 }
 
-/**
- * A Destination from the attributes of a NEW_DEST dump message. `serviceFamily` is the family to assume
- * when the kernel predates IPVS_DEST_ATTR_ADDR_FAMILY (Linux < 3.18).
- */
-export function decodeDestination(msgAttrs: AttributeSet, serviceFamily: Family): Destination {
-  const a = required(msgAttrs.nested(IPVS_CMD_ATTR.DEST), "IPVS_CMD_ATTR_DEST");
-  const afNum = a.u16(IPVS_DEST_ATTR.ADDR_FAMILY);
-  const family = afNum === undefined ? serviceFamily : familyFromNumber(afNum);
-  const forward = forwardFromNumber(required(a.u32(IPVS_DEST_ATTR.FWD_METHOD), "destination forwarding method"));
-  let tunnel: TunnelConfig | null = null;
-  const tunType = a.u8(IPVS_DEST_ATTR.TUN_TYPE);
-  if (forward === "tunnel" && tunType !== undefined) {
-    tunnel = {
-      type: tunnelTypeFromNumber(tunType),
-      port: a.u16be(IPVS_DEST_ATTR.TUN_PORT) ?? 0,
-      checksum: tunnelChecksumFromNumber(a.u16(IPVS_DEST_ATTR.TUN_FLAGS) ?? 0),
-    };
-  }
+/** The tunnel options of a tunnel destination's nest that carries IPVS_DEST_ATTR_TUN_TYPE. */
+export function tunnelFromAttributes(a: AttributeSet): TunnelConfig {
   return {
-    family,
-    address: bytesToAddress(required(a.bytes(IPVS_DEST_ATTR.ADDR), "destination address"), family),
-    port: required(a.u16be(IPVS_DEST_ATTR.PORT), "destination port"),
-    forward,
-    weight: required(a.u32(IPVS_DEST_ATTR.WEIGHT), "destination weight"),
-    upperThreshold: a.u32(IPVS_DEST_ATTR.U_THRESH) ?? 0,
-    lowerThreshold: a.u32(IPVS_DEST_ATTR.L_THRESH) ?? 0,
-    tunnel,
-    activeConns: a.u32(IPVS_DEST_ATTR.ACTIVE_CONNS) ?? 0,
-    inactiveConns: a.u32(IPVS_DEST_ATTR.INACT_CONNS) ?? 0,
-    persistentConns: a.u32(IPVS_DEST_ATTR.PERSIST_CONNS) ?? 0,
-    stats: decodeStats(a, IPVS_DEST_ATTR.STATS64, IPVS_DEST_ATTR.STATS),
+    type: tunnelTypeFromNumber(required(a.u8(IPVS_DEST_ATTR.TUN_TYPE), "tunnel type")),
+    port: a.u16be(IPVS_DEST_ATTR.TUN_PORT) ?? 0,
+    checksum: tunnelChecksumFromNumber(a.u16(IPVS_DEST_ATTR.TUN_FLAGS) ?? 0),
   };
 }
 

@@ -14,7 +14,7 @@
  * itself (only the constructor asks modprobe), though the kernel's nlctrl may autoload it by its alias.
  */
 import { NetlinkError } from "../netlink/errors.ts";
-import { type NetlinkMessage, decodeGenl, genlHeader } from "../netlink/message.ts";
+import { type MessageCursor, type NetlinkMessage, decodeGenl, genlHeader } from "../netlink/message.ts";
 import type { ByteWriter } from "../netlink/attributes.ts";
 import { NETLINK_GENERIC } from "../netlink/constants.ts";
 import { type Outcome, NetlinkConnection, type Request } from "../transport/connection.ts";
@@ -22,8 +22,8 @@ import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
 import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
 import { LibnlSocket } from "../transport/libnl-socket.ts";
+import { decodeDestinationAt, decodeServiceAt } from "./dump-decode.ts";
 import {
-  decodeDestination,
   decodeInfo,
   decodeService,
   decodeTimeouts,
@@ -149,7 +149,7 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   async listServices(): Promise<Service[]> {
-    return this.dump("list-services", () => this.genl(IPVS_CMD.GET_SERVICE), {}, (m) => decodeService(decodeGenl(m.payload).attrs));
+    return this.dump("list-services", () => this.genl(IPVS_CMD.GET_SERVICE), {}, (c) => decodeServiceAt(c.view, c.start, c.end));
   }
 
   addDestination(service: ServiceKey, destination: DestinationConfig): Promise<void> {
@@ -170,11 +170,31 @@ export class KernelIpvsDriver implements IpvsDriver {
     return this.dumpDestinations(service);
   }
 
+  /** One dump of the services, then every service's destinations in one series of dumps (one queue turn). */
   async snapshot(): Promise<ServiceWithDestinations[]> {
     const services = await this.listServices();
-    const out: ServiceWithDestinations[] = [];
-    for (const service of services) out.push({ service, destinations: await this.dumpDestinations(service.key) });
-    return out;
+    const op: IpvsOperation = "list-destinations";
+    const context: { service?: ServiceKey } = {};
+    const dests = await this.transport(op, async () => {
+      try {
+        return await this.sameFamily(op, () =>
+          this.conn.dumpSeries(
+            services.map((s) => {
+              validateServiceKey(op, s.key);
+              return this.genl(IPVS_CMD.GET_DEST, (w) => {
+                context.service = s.key; // the service of a failure is the last one encoded
+                writeServiceKey(w, s.key);
+              });
+            }),
+            (i, c) => decodeDestinationAt(c.view, c.start, c.end, (services[i] as Service).key.family),
+          ),
+        );
+      } catch (e) {
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
+        throw e;
+      }
+    });
+    return services.map((service, i) => ({ service, destinations: dests[i] ?? [] }));
   }
 
   async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
@@ -258,8 +278,8 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {
-    return this.dump("list-destinations", () => this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)), { service }, (m) =>
-      decodeDestination(decodeGenl(m.payload).attrs, service.family),
+    return this.dump("list-destinations", () => this.genl(IPVS_CMD.GET_DEST, (w) => writeServiceKey(w, service)), { service }, (c) =>
+      decodeDestinationAt(c.view, c.start, c.end, service.family),
     );
   }
 
@@ -333,10 +353,10 @@ export class KernelIpvsDriver implements IpvsDriver {
     });
   }
 
-  private dump<T>(op: IpvsOperation, request: () => Request, context: IpvsErrorContext, decode: (m: NetlinkMessage) => T): Promise<T[]> {
+  private dump<T>(op: IpvsOperation, request: () => Request, context: IpvsErrorContext, decode: (c: MessageCursor) => T): Promise<T[]> {
     return this.transport(op, async () => {
       try {
-        return await this.sameFamily(op, () => this.conn.dump(request(), decode));
+        return await this.sameFamily(op, () => this.conn.dumpEach(request(), decode));
       } catch (e) {
         if (e instanceof NetlinkError) throw ipvsErrorFor(op, e.errno, context, kernelReply(e));
         throw e;

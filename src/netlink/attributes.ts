@@ -24,13 +24,24 @@ export class ByteWriter {
   private len = 0;
 
   constructor(initialCapacity = 256) {
-    this.buf = new Uint8Array(initialCapacity);
-    this.view = new DataView(this.buf.buffer);
+    const memory = new ArrayBuffer(initialCapacity);
+    this.buf = new Uint8Array(memory);
+    this.view = new DataView(memory);
   }
 
   /** Bytes written so far. */
   get length(): number {
     return this.len;
+  }
+
+  /** Start over (the capacity is kept). */
+  reset(): void {
+    this.len = 0;
+  }
+
+  /** The bytes written so far, as a view valid until the next write or reset. */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
   }
 
   /** A copy of the bytes written so far. */
@@ -81,33 +92,45 @@ export class ByteWriter {
     return this;
   }
 
+  /** Reserve a padded attribute with an n-byte payload, zeroed, header written; returns the payload's offset. */
+  private fixed(type: number, n: number): number {
+    const at = this.reserve(align4(NLA_HDRLEN + n));
+    this.view.setUint16(at, NLA_HDRLEN + n, HOST_LITTLE_ENDIAN);
+    this.view.setUint16(at + 2, type, HOST_LITTLE_ENDIAN);
+    return at + NLA_HDRLEN;
+  }
+
   u8(type: number, v: number): this {
-    return this.attr(type, Uint8Array.of(v & 0xff));
+    const at = this.fixed(type, 1);
+    this.view.setUint8(at, v & 0xff);
+    return this;
   }
   u16(type: number, v: number): this {
-    const b = new Uint8Array(2);
-    new DataView(b.buffer).setUint16(0, v, HOST_LITTLE_ENDIAN);
-    return this.attr(type, b);
+    const at = this.fixed(type, 2);
+    this.view.setUint16(at, v, HOST_LITTLE_ENDIAN);
+    return this;
   }
   /** A u16 in network byte order (IPVS ports). */
   u16be(type: number, v: number): this {
-    return this.attr(type, Uint8Array.of((v >> 8) & 0xff, v & 0xff));
+    const at = this.fixed(type, 2);
+    this.view.setUint16(at, v & 0xffff, false);
+    return this;
   }
   u32(type: number, v: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, HOST_LITTLE_ENDIAN);
-    return this.attr(type, b);
+    const at = this.fixed(type, 4);
+    this.view.setUint32(at, v >>> 0, HOST_LITTLE_ENDIAN);
+    return this;
   }
   /** A u32 in network byte order (IPv4 netmask). */
   u32be(type: number, v: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, false);
-    return this.attr(type, b);
+    const at = this.fixed(type, 4);
+    this.view.setUint32(at, v >>> 0, false);
+    return this;
   }
   u64(type: number, v: bigint): this {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, HOST_LITTLE_ENDIAN);
-    return this.attr(type, b);
+    const at = this.fixed(type, 8);
+    this.view.setBigUint64(at, v, HOST_LITTLE_ENDIAN);
+    return this;
   }
   /** A NUL-terminated string. */
   string(type: number, s: string): this {
@@ -131,10 +154,11 @@ export class ByteWriter {
     if (this.len + n <= this.buf.length) return;
     let cap = this.buf.length * 2;
     while (cap < this.len + n) cap *= 2;
-    const next = new Uint8Array(cap);
+    const memory = new ArrayBuffer(cap);
+    const next = new Uint8Array(memory);
     next.set(this.buf.subarray(0, this.len));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(memory);
   }
 }
 
@@ -164,6 +188,28 @@ export function splitAttributes(bytes: Uint8Array): RawAttribute[] {
     off += align4(len);
   }
   return out;
+}
+
+/**
+ * The one-pass reader of the hot dump path: records the payload offset and length of every attribute in
+ * [start, end) of `view` by type (flags stripped; the last one wins, as in nla_parse) into `offs` and `lens`,
+ * which the caller owns and reuses: no object per attribute or per message. Absent types read -1; types beyond
+ * the tables' length are skipped. Throws NetlinkDecodeError on a length that runs past `end`, as AttributeSet does.
+ */
+export function scanAttributes(view: DataView, start: number, end: number, offs: Int32Array, lens: Int32Array): void {
+  offs.fill(-1);
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
+    const len = view.getUint16(off, HOST_LITTLE_ENDIAN);
+    const type = view.getUint16(off + 2, HOST_LITTLE_ENDIAN) & NLA_TYPE_MASK;
+    if (len < NLA_HDRLEN) throw new NetlinkDecodeError(`attribute at offset ${off - start} has length ${len} < 4`);
+    if (off + len > end) throw new NetlinkDecodeError(`attribute ${type} at offset ${off - start} runs past the end (${len} > ${end - off})`);
+    if (type < offs.length) {
+      offs[type] = off + NLA_HDRLEN;
+      lens[type] = len - NLA_HDRLEN;
+    }
+    off += (len + 3) & ~3;
+  }
 }
 
 /**

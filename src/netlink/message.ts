@@ -112,6 +112,66 @@ export function decodeMessages(bytes: Uint8Array): NetlinkMessage[] {
   return out;
 }
 
+/**
+ * Walks the messages of received datagrams without an object per message (the dump path: 10,000 destinations
+ * are 10,000 messages). `reset(datagram)` starts on a datagram, reusing its DataView while datagrams come from the
+ * same receive buffer; each `next()` moves to the following message and sets `type`, `flags`, `seq` and the
+ * payload's range [`start`, `end`) in `view` (offsets from the datagram's first byte). Throws NetlinkDecodeError on
+ * an impossible length, as decodeMessages does.
+ */
+export class MessageCursor {
+  /** The current datagram, and a view of it (both with the same offsets). */
+  bytes: Uint8Array = new Uint8Array(0);
+  view: DataView = new DataView(new ArrayBuffer(0));
+  type = 0;
+  flags = 0;
+  seq = 0;
+  /** The payload of the current message (after the nlmsghdr). */
+  start = 0;
+  end = 0;
+  #next = 0;
+
+  reset(bytes: Uint8Array): void {
+    if (bytes.buffer !== this.view.buffer || bytes.byteOffset !== this.view.byteOffset || bytes.length > this.view.byteLength) {
+      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.buffer.byteLength - bytes.byteOffset);
+    }
+    this.bytes = bytes;
+    this.#next = 0;
+  }
+
+  /** Move to the next message; false at the end of the datagram. */
+  next(): boolean {
+    const off = this.#next;
+    const total = this.bytes.length;
+    if (off + NLMSG_HDRLEN > total) {
+      if (off === 0 && total > 0) throw new NetlinkDecodeError(`datagram of ${total} bytes holds no complete message`);
+      return false;
+    }
+    const view = this.view;
+    const len = view.getUint32(off, HOST_LITTLE_ENDIAN);
+    if (len < NLMSG_HDRLEN) throw new NetlinkDecodeError(`message at offset ${off} has length ${len} < ${NLMSG_HDRLEN}`);
+    if (off + len > total) throw new NetlinkDecodeError(`message at offset ${off} runs past the end (${len} > ${total - off})`);
+    this.type = view.getUint16(off + 4, HOST_LITTLE_ENDIAN);
+    this.flags = view.getUint16(off + 6, HOST_LITTLE_ENDIAN);
+    this.seq = view.getUint32(off + 8, HOST_LITTLE_ENDIAN);
+    this.start = off + NLMSG_HDRLEN;
+    this.end = off + len;
+    this.#next = off + align4(len);
+    return true;
+  }
+
+  /** The current message as an object (its payload a view into the datagram). */
+  message(): NetlinkMessage {
+    return {
+      type: this.type,
+      flags: this.flags,
+      seq: this.seq,
+      pid: this.view.getUint32(this.start - 4, HOST_LITTLE_ENDIAN),
+      payload: this.bytes.subarray(this.start, this.end),
+    };
+  }
+}
+
 /** A decoded generic-netlink message body. */
 export interface GenlMessage {
   readonly cmd: number;

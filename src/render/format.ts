@@ -8,28 +8,35 @@ export type Align = "left" | "right";
 
 /**
  * table renders rows under headers, columns separated by two spaces, trailing spaces trimmed. Plain loops: it
- * renders `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit).
+ * renders `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit),
+ * padding with slices of one string of spaces, and the last column unpadded (what trimming would remove).
  */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
+  const n = headers.length;
   const widths = headers.map((h) => h.length);
   for (const row of rows) {
-    for (let i = 0; i < widths.length; i++) {
-      const n = (row[i] ?? "").length;
-      if (n > (widths[i] ?? 0)) widths[i] = n;
+    for (let i = 0; i < n; i++) {
+      const len = (row[i] ?? "").length;
+      if (len > (widths[i] ?? 0)) widths[i] = len;
     }
   }
+  const right = widths.map((_, i) => align[i] === "right");
+  const spaces = " ".repeat(Math.max(0, ...widths));
   const line = (cells: readonly string[]): string => {
     let text = "";
-    for (let i = 0; i < widths.length; i++) {
+    for (let i = 0; i < n; i++) {
       const cell = cells[i] ?? "";
-      const w = widths[i] ?? 0;
+      const pad = (widths[i] ?? 0) - cell.length;
       if (i > 0) text += "  ";
-      text += align[i] === "right" ? cell.padStart(w) : cell.padEnd(w);
+      if (pad <= 0) text += cell;
+      else if (right[i] === true) text += spaces.substring(0, pad) + cell;
+      else text += i === n - 1 ? cell : cell + spaces.substring(0, pad);
     }
     return text.trimEnd();
   };
-  const lines = [line(headers)];
-  for (const row of rows) lines.push(line(row));
+  const lines = new Array<string>(rows.length + 1);
+  lines[0] = line(headers);
+  for (let r = 0; r < rows.length; r++) lines[r + 1] = line(rows[r] ?? []);
   return `${lines.join("\n")}\n`;
 }
 
@@ -39,16 +46,18 @@ export function keyValues(pairs: readonly (readonly [string, string])[], indent 
   return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd()).join("\n") + "\n";
 }
 
+const SI_UNITS: readonly (readonly [number, string])[] = [
+  [1e12, "T"],
+  [1e9, "G"],
+  [1e6, "M"],
+  [1e3, "k"],
+];
+
 /** compact writes a count or rate with an SI suffix: 0, 950, 1.2k, 34M. */
 export function compact(value: number): string {
   const abs = Math.abs(value);
-  const units: [number, string][] = [
-    [1e12, "T"],
-    [1e9, "G"],
-    [1e6, "M"],
-    [1e3, "k"],
-  ];
-  for (const [size, suffix] of units) {
+  if (abs < 1e3) return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  for (const [size, suffix] of SI_UNITS) {
     if (abs >= size) {
       const scaled = value / size;
       return `${Math.abs(scaled) >= 100 ? scaled.toFixed(0) : scaled.toFixed(1).replace(/\.0$/, "")}${suffix}`;

@@ -3,11 +3,11 @@
  * its backends. Shared by the CLI, which renders it for `gorb service show` and an older daemon, and the daemon,
  * which serves it rendered (GET /service with Accept: text/plain) so `gorb status` only prints it.
  */
-import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
+import type { BackendStatusView, ServiceStatusView } from "../core/views.ts";
 import { type StatusBackend, type StatusService, hostPort, statusTable } from "./format.ts";
 
-type ServiceOptions = ServiceInfo["options"];
-type BackendOptions = BackendInfo["options"];
+type ServiceOptions = ServiceStatusView["options"];
+type BackendOptions = BackendStatusView["options"];
 
 /** serviceAddress: "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7" or "fwmark 7 inet6". */
 export function serviceAddress(o: ServiceOptions): string {
@@ -29,7 +29,7 @@ export function forwardText(o: BackendOptions): string {
 }
 
 /** What holds a backend at weight 0 besides health, for the state column: " maint", " draining 42s>remove", " drained". */
-function overrideText(b: BackendInfo): string {
+function overrideText(b: Omit<BackendStatusView, "id">): string {
   let text = b.options.maintenance === true ? " maint" : "";
   const drain = b.drain;
   if (drain !== undefined && drain !== null) {
@@ -39,14 +39,14 @@ function overrideText(b: BackendInfo): string {
 }
 
 /** "sorry 10.9.0.1:80" while the sorry server serves, "no quorum" while down without one; null otherwise. */
-function failoverText(info: ServiceInfo): string | null {
+function failoverText(info: ServiceStatusView): string | null {
   const sorry = info.options.sorry_server;
   if (info.sorry === true && sorry != null) return `sorry ${hostPort(sorry.host, sorry.port)}`;
   return info.quorum_up === false ? "no quorum" : null;
 }
 
-/** The status line of one backend from its GET answer. */
-export function statusBackend(id: string, b: BackendInfo): StatusBackend {
+/** The status line of one backend from its GET answer (or the status query's part of it). */
+export function statusBackend(id: string, b: Omit<BackendStatusView, "id">): StatusBackend {
   return {
     name: id,
     target: backendTarget(b.options),
@@ -62,8 +62,8 @@ export function statusBackend(id: string, b: BackendInfo): StatusBackend {
   };
 }
 
-/** The status block of one service from GET /service?detail=true. */
-export function statusService(d: ServiceDetail): StatusService {
+/** The status block of one service from GET /service?detail=true (or the status query, which has only its part). */
+export function statusService(d: ServiceStatusView): StatusService {
   return {
     name: d.id,
     address: serviceAddress(d.options),
@@ -76,6 +76,6 @@ export function statusService(d: ServiceDetail): StatusService {
 }
 
 /** The status table of every service, as `gorb status` prints it. */
-export function statusText(details: readonly ServiceDetail[]): string {
+export function statusText(details: readonly ServiceStatusView[]): string {
   return statusTable(details.map(statusService));
 }

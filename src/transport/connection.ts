@@ -10,7 +10,7 @@ import { ERRNO } from "../errno.ts";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
-import { type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
+import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
 import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 
 /** A request without its sequence number (the connection assigns it). */
@@ -44,6 +44,8 @@ export class NetlinkConnection {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly batchSize: number;
   private readonly yieldEvery: number;
+  /** Walks received dump datagrams (dumps are serialized, so one is enough). */
+  private readonly cursor = new MessageCursor();
 
   constructor(
     private readonly openSocket: () => DatagramSocket,
@@ -87,38 +89,63 @@ export class NetlinkConnection {
   dump<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T[]>;
   dump<T>(req: Request, decode?: (m: NetlinkMessage) => T): Promise<(T | NetlinkMessage)[]> {
     const fn: (m: NetlinkMessage) => T | NetlinkMessage = decode ?? copyMessage;
-    return this.serialize(() => this.failClosedAsync(() => this.runDump(req, fn)));
+    return this.dumpEach(req, (c) => fn(c.message()));
   }
 
-  private async runDump<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T[]> {
-    {
-      const sock = this.ensureSocket();
+  /**
+   * The same without an object per message: `decode` reads the current message from the cursor (its payload is
+   * [c.start, c.end) of c.view), while the receive buffer holds it. The path of the big dumps.
+   */
+  dumpEach<T>(req: Request, decode: (c: MessageCursor) => T): Promise<T[]> {
+    return this.serialize(() => this.failClosedAsync(async () => (await this.runDumps([req], (_, c) => decode(c)))[0] ?? []));
+  }
+
+  /**
+   * Run many dumps one after the other as one operation (one turn of the queue, one request buffer), e.g. the
+   * destinations of every service: `decode(i, c)` reads a message of the i-th dump. The results in request order.
+   * Throws NetlinkError on the first kernel error (the dumps after it are not run).
+   */
+  dumpSeries<T>(reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
+    return this.serialize(() => this.failClosedAsync(() => this.runDumps(reqs, decode)));
+  }
+
+  private async runDumps<T>(reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
+    const sock = this.ensureSocket();
+    const w = new ByteWriter(256);
+    const c = this.cursor;
+    const results: T[][] = [];
+    let datagrams = 0;
+    for (let i = 0; i < reqs.length; i++) {
+      const req = reqs[i] as Request;
       const seq = this.nextSeq();
-      const w = new ByteWriter(256);
-      writeMessage(w, { ...req, seq, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP });
+      w.reset();
+      writeMessage(w, { type: req.type, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq, header: req.header, ...(req.attrs ? { attrs: req.attrs } : {}) });
+      this.guard(() => sock.send(w.bytes()));
       const out: T[] = [];
-      this.guard(() => sock.send(w.toBytes()));
-      let datagrams = 0;
-      for (;;) {
-        const dgram = this.guard(() => sock.receive());
-        for (const m of decodeMessages(dgram)) {
-          if (m.seq !== seq) continue; // a stale reply of an earlier, abandoned request
-          if (m.type === NLMSG.DONE) {
+      results.push(out);
+      for (let done = false; !done; ) {
+        c.reset(this.guard(() => sock.receive()));
+        while (c.next()) {
+          if (c.seq !== seq) continue; // a stale reply of an earlier, abandoned request
+          if (c.type === NLMSG.DONE) {
             // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
-            const status = m.payload.length >= 4 ? new DataView(m.payload.buffer, m.payload.byteOffset, 4).getInt32(0, HOST_LITTLE_ENDIAN) : 0;
+            const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
             if (status < 0) throw new NetlinkError(-status, seq);
-            return out;
+            done = true;
+            break;
           }
-          if (m.type === NLMSG.ERROR) {
-            const body = decodeErrorBody(m);
+          if (c.type === NLMSG.ERROR) {
+            const body = decodeErrorBody(c.message());
             if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
-            return out;
+            done = true;
+            break;
           }
-          out.push(decode(m));
+          out.push(decode(i, c));
         }
         if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
       }
     }
+    return results;
   }
 
   /** Close the socket; the next request opens a new one. */

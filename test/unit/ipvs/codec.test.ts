@@ -3,8 +3,8 @@ import fc from "fast-check";
 import { AttributeSet, ByteWriter } from "../../../src/netlink/attributes.ts";
 import { encodeGenlMessage } from "../../../src/netlink/message.ts";
 import { bytesToAddress } from "../../../src/ipvs/address.ts";
+import { decodeDestinationAt } from "../../../src/ipvs/dump-decode.ts";
 import {
-  decodeDestination,
   decodeInfo,
   decodeService,
   writeDestinationConfig,
@@ -195,12 +195,14 @@ describe("IPVS codec round trip (property)", () => {
     })
     .map(({ a4, a6, tunnel, ...d }) => ({ ...d, address: d.family === "inet" ? a4 : a6, tunnel: d.forward === "tunnel" ? tunnel : null }));
 
-  test("decodeDestination(encode(d)) == d", () => {
+  test("decodeDestinationAt(encode(d)) == d", () => {
     fc.assert(
       fc.property(dest, (d) => {
         const w = new ByteWriter();
+        w.putBytes(Uint8Array.of(IPVS_CMD.NEW_DEST, 1, 0, 0)); // genlmsghdr
         writeDestinationConfig(w, d);
-        const { stats, activeConns, inactiveConns, persistentConns, ...back } = decodeDestination(new AttributeSet(w.toBytes()), d.family);
+        const bytes = w.toBytes();
+        const { stats, activeConns, inactiveConns, persistentConns, ...back } = decodeDestinationAt(new DataView(bytes.buffer), 0, bytes.length, d.family);
         expect(back).toEqual(d);
         expect([activeConns, inactiveConns, persistentConns, stats.conns]).toEqual([0, 0, 0, 0]);
       }),
