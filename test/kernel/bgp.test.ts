@@ -294,6 +294,8 @@ describe("anycast with BGP through BIRD: two gorb nodes, one router, real traffi
     expect(served.FAIL ?? 0).toBe(0);
     expect(served.bgpb1 ?? 0).toBeGreaterThan(0);
     expect(served.bgpb2 ?? 0).toBeGreaterThan(0);
+    // The IPv6 VIP comes back too (its own BIRD protocol may reach the router a moment later).
+    await pollUntil("the IPv6 VIP re-announced", () => (nextHops(VIP6, true).length > 0 ? true : undefined), { timeoutMs: CONVERGE_MS, describe: logs });
     expect(nextHops(VIP6, true)).toEqual(["fd90:1::2"]);
   });
 

@@ -125,7 +125,12 @@ describe("the Debian package's unit, config and postinst, on a real IPVS kernel"
     }
     expect(serviceByKey(ipvs(), `TCP ${FILE_VIP}:80`).destinations.map((d) => [d.address, d.weight])).toEqual([[be.address, 7]]);
     expect(serviceByKey(ipvs(), `TCP ${API_VIP}:80`).destinations.length).toBe(1); // the API's service is left alone
-    expect(log).toContain("SIGHUP: re-read /etc/gorb/gorb.yaml");
+    // The daemon's output is read by this process's event loop, which spawnSync (ipvsadm) blocks: let it catch up.
+    const logBy = Date.now() + 15_000;
+    while (!log.includes("SIGHUP: re-read /etc/gorb/gorb.yaml")) {
+      if (Date.now() > logBy) throw new Error(`no "SIGHUP: re-read /etc/gorb/gorb.yaml" in the daemon's log:\n${log}`);
+      await Bun.sleep(100);
+    }
   });
 
   test("SIGTERM (systemctl stop) exits 0 and leaves the kernel table serving", async () => {
