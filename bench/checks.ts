@@ -10,27 +10,16 @@
  * idle measured first; 0 skips), BENCH_MATCH (1: 0 skips the matched keepalived run).
  */
 import { hostToolFiles } from "../test/rig/initramfs.ts";
-import { RigError, runInGuest } from "../test/rig/qemu.ts";
+import { benchInGuest } from "./guest-main.ts";
 
 const env = ["BENCH_BACKENDS", "BENCH_SECONDS", "BENCH_WARMUP", "BENCH_KINDS", "BENCH_CHECKERS", "BENCH_INTERVAL", "BENCH_IDLE", "BENCH_MATCH"]
   .filter((k) => process.env[k] !== undefined)
   .map((k) => `${k}=${JSON.stringify(process.env[k])}`)
   .join(" ");
 
-try {
-  const r = await runInGuest({
-    script: `${env} bun bench/checks-guest.ts`,
-    timeoutMs: 30 * 60_000,
-    memoryMb: 3072,
-    extraFiles: hostToolFiles("/usr/sbin/keepalived", "keepalived"),
-    onOutput: (s) => process.stdout.write(s),
-  });
-  console.log(`\nbench: guest exit ${r.exitCode}, boot ${(r.timings.bootMs / 1000).toFixed(1)} s, total ${(r.timings.totalMs / 1000).toFixed(1)} s`);
-  process.exit(r.exitCode);
-} catch (e) {
-  if (e instanceof RigError) {
-    console.error(e.message);
-    process.exit(2);
-  }
-  throw e;
-}
+await benchInGuest("bench", () => ({
+  script: `${env} bun bench/checks-guest.ts`,
+  timeoutMs: 30 * 60_000,
+  memoryMb: 3072,
+  extraFiles: hostToolFiles("/usr/sbin/keepalived", "keepalived"),
+}));

@@ -11,7 +11,7 @@
  * when the rig itself failed.
  */
 import { buildGuestExecutable } from "../test/rig/compiled-exe.ts";
-import { RigError, runInGuest } from "../test/rig/qemu.ts";
+import { benchInGuest } from "./guest-main.ts";
 
 const SAFE_VALUE = /^[A-Za-z0-9_.,x-]*$/;
 const passed: string[] = [];
@@ -34,21 +34,9 @@ echo "bench: ipvs-apply-guest exit $a, gorb-guest exit $b, status-guest exit $c"
 [ "$a" = 0 ] && [ "$b" = 0 ] && [ "$c" = 0 ]
 `;
 
-try {
-  const r = await runInGuest({
-    script,
-    timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
-    memoryMb: 3072,
-    ...(withStatus ? { extraFiles: [buildGuestExecutable()] } : {}),
-    onOutput: (s) => process.stdout.write(s),
-  });
-  const t = r.timings;
-  console.log(`\nbench: guest exit ${r.exitCode}; boot ${(t.bootMs / 1000).toFixed(1)} s, scripts ${(t.scriptMs / 1000).toFixed(1)} s, total ${(t.totalMs / 1000).toFixed(1)} s`);
-  process.exit(r.exitCode);
-} catch (e) {
-  if (e instanceof RigError) {
-    console.error(e.message);
-    process.exit(2);
-  }
-  throw e;
-}
+await benchInGuest("bench", () => ({
+  script,
+  timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
+  memoryMb: 3072,
+  ...(withStatus ? { extraFiles: [buildGuestExecutable()] } : {}),
+}));

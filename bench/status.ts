@@ -5,7 +5,7 @@
  * status, 2 when the rig itself failed.
  */
 import { buildGuestExecutable } from "../test/rig/compiled-exe.ts";
-import { RigError, runInGuest } from "../test/rig/qemu.ts";
+import { benchInGuest } from "./guest-main.ts";
 
 const passed = ["BENCH_STATUS_SIZE", "BENCH_STATUS_RUNS"].flatMap((name) => {
   const value = process.env[name];
@@ -17,22 +17,9 @@ const passed = ["BENCH_STATUS_SIZE", "BENCH_STATUS_RUNS"].flatMap((name) => {
   return [`${name}=${value}`];
 });
 
-try {
-  const exe = buildGuestExecutable();
-  const r = await runInGuest({
-    script: `${passed.length > 0 ? `export ${passed.join(" ")}\n` : ""}exec bun bench/status-guest.ts\n`,
-    timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 20 * 60_000),
-    memoryMb: 3072,
-    extraFiles: [exe],
-    onOutput: (s) => process.stdout.write(s),
-  });
-  const t = r.timings;
-  console.log(`\nbench:status: guest exit ${r.exitCode}; boot ${(t.bootMs / 1000).toFixed(1)} s, script ${(t.scriptMs / 1000).toFixed(1)} s`);
-  process.exit(r.exitCode);
-} catch (e) {
-  if (e instanceof RigError) {
-    console.error(e.message);
-    process.exit(2);
-  }
-  throw e;
-}
+await benchInGuest("bench:status", () => ({
+  script: `${passed.length > 0 ? `export ${passed.join(" ")}\n` : ""}exec bun bench/status-guest.ts\n`,
+  timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 20 * 60_000),
+  memoryMb: 3072,
+  extraFiles: [buildGuestExecutable()],
+}));

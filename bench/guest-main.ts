@@ -1,0 +1,22 @@
+/**
+ * The host side of a guest benchmark: boot the rig's real-kernel guest once with `options`, stream its output,
+ * print the boot and run times, and exit with the guest script's status (2 when the rig itself failed, with the
+ * reason). Every `npm run bench*` entry point that runs in the guest ends here.
+ */
+import { type GuestRunOptions, RigError, runInGuest } from "../test/rig/qemu.ts";
+
+export async function benchInGuest(label: string, options: () => Omit<GuestRunOptions, "onOutput">): Promise<never> {
+  try {
+    const r = await runInGuest({ ...options(), onOutput: (s) => process.stdout.write(s) });
+    const t = r.timings;
+    const s = (ms: number) => (ms / 1000).toFixed(1);
+    console.log(`\n${label}: guest exit ${r.exitCode}; boot ${s(t.bootMs)} s, script ${s(t.scriptMs)} s, total ${s(t.totalMs)} s`);
+    process.exit(r.exitCode);
+  } catch (e) {
+    if (e instanceof RigError) {
+      console.error(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
