@@ -27,6 +27,7 @@ import { destinationKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey } from "../ipvs/types.ts";
 import type { ResolvedAddress } from "./resolve.ts";
 import type { ServiceSpec } from "./model.ts";
+import type { EventPayloads } from "./events.ts";
 
 /** The backend id the sorry server's operations carry (a "/" makes it impossible as a real backend id). */
 export const SORRY_ID = "/sorry-server";
@@ -119,14 +120,8 @@ export function hookProblem(program: string, dir: string): string | null {
 /** Runs a quorum hook: never blocks, never throws (the daemon's runner logs failures and kills it on timeout). */
 export type QuorumHookRunner = (program: string, env: Readonly<Record<string, string>>) => void;
 
-/** What a quorum hook's environment says about the service and its new state. */
-export interface HookFacts {
-  readonly service: string;
-  readonly up: boolean;
-  readonly healthy: number;
-  readonly quorum: number;
-  readonly hysteresis: number;
-  readonly sorry: boolean;
+/** What a quorum hook's environment says about the service and its new state: the service.quorum event, plus its address. */
+export interface HookFacts extends Readonly<EventPayloads["service.quorum"]> {
   /** The VIP ("" for fwmark), port, protocol and fwmark (0 for address services). */
   readonly address: string;
   readonly port: number;
