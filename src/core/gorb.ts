@@ -249,7 +249,7 @@ export class Gorb {
       slowStart: this.#failover.slowStart,
       now: () => this.#failover.now(),
       hookDir: options.hookDir ?? DEFAULTS.hookDir,
-      probeMarks: options.probeMarks ?? DEFAULT_PROBE_MARKS,
+      probeMarks: this.#probes.range,
     });
     const now = options.now ?? Date.now;
     this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
