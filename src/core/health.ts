@@ -7,7 +7,7 @@
  * monitor takes its listener in its constructor, Gorb is given a factory:
  *   health: (onUpdate) => new HealthMonitor({ onUpdate })
  */
-import type { HealthSnapshot, HealthUpdate } from "../health/monitor.ts";
+import type { HealthBrief, HealthSnapshot, HealthUpdate } from "../health/monitor.ts";
 import type { ProbeTarget, PulseOptions } from "../health/options.ts";
 
 /** What core reads of a target's live state (for GET: uptime grows between checks). */
@@ -26,6 +26,8 @@ export interface HealthChecks {
   remove(id: string): unknown;
   /** A target's live state, or undefined for an unknown id. */
   snapshot(id: string): HealthView | undefined;
+  /** What a status table shows of a target (status, health, last message), or undefined for an unknown id. */
+  brief(id: string): HealthBrief | undefined;
   /** Stop every check for good. */
   stop(): void;
 }

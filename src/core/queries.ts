@@ -131,7 +131,7 @@ export class Queries {
         const destId = destinationKeyId(destinationKeyOfBackend(backend));
         const dest = dests.get(destId) ?? null;
         const spec = backend.spec;
-        const view = this.#checks.snapshot(backend.watchId);
+        const brief = this.#checks.brief(backend.watchId);
         backends.push({
           id: backend.id,
           options: {
@@ -145,9 +145,9 @@ export class Queries {
             maintenance: spec.maintenance,
           },
           metrics:
-            view === undefined
+            brief === undefined
               ? { state: backend.health.state, health: backend.health.health, message: backend.health.message }
-              : { state: view.status, health: view.health, message: view.lastCheck?.message ?? "" },
+              : { state: brief.status, health: brief.health, message: brief.message },
           effective_weight: written?.get(destId)?.weight ?? desiredDestination(record, backend).weight,
           stats: dest === null ? null : trafficStatsView(dest.stats),
           active_conns: dest === null ? null : dest.activeConns,

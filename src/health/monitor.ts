@@ -95,6 +95,14 @@ export interface HealthSnapshot {
   readonly sharedBy: number;
 }
 
+/** The part of a target's state a status table shows, read without the clock (see HealthMonitor.brief). */
+export interface HealthBrief {
+  readonly status: HealthStatus;
+  readonly health: number;
+  /** What the last check said, or "" before the first one. */
+  readonly message: string;
+}
+
 /** MonitorStats are running totals, for benchmarks and metrics. */
 export interface MonitorStats {
   /** Targets (subscribers), as added. */
@@ -429,6 +437,13 @@ export class HealthMonitor {
       checking: p.phase === "running",
       sharedBy: p.subs.length,
     };
+  }
+
+  /** brief returns what a status table shows of a target (no uptime, so no clock read), or undefined. */
+  brief(id: string): HealthBrief | undefined {
+    const p = this.entries.get(id)?.probe;
+    if (p === undefined) return undefined;
+    return { status: p.status, health: p.window.health, message: p.lastCheck?.message ?? "" };
   }
 
   /** stats returns running totals. */

@@ -7,9 +7,10 @@
 export type Align = "left" | "right";
 
 /**
- * table renders rows under headers, columns separated by two spaces, trailing spaces trimmed. Plain loops: it
- * renders `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit),
- * padding with slices of one string of spaces, and the last column unpadded (what trimming would remove).
+ * table renders rows under headers, columns separated by two spaces, no trailing spaces. Plain loops: it renders
+ * `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit). A line
+ * ends at its last cell with text (trailing blank cells and the padding before them are never written), padding
+ * comes from slices of one string of spaces, and every piece goes into one array joined once at the end.
  */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
   const n = headers.length;
@@ -21,23 +22,35 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
     }
   }
   const right = widths.map((_, i) => align[i] === "right");
-  const spaces = " ".repeat(Math.max(0, ...widths));
-  const line = (cells: readonly string[]): string => {
-    let text = "";
-    for (let i = 0; i < n; i++) {
-      const cell = cells[i] ?? "";
+  const pads = Array.from({ length: Math.max(0, ...widths) + 1 }, (_, k) => " ".repeat(k));
+  const parts: string[] = [];
+  const line = (cells: readonly string[]): void => {
+    let last = n - 1;
+    while (last >= 0 && isBlank(cells[last] ?? "")) last--;
+    for (let i = 0; i <= last; i++) {
+      let cell = cells[i] ?? "";
+      if (i === last && endsInSpace(cell)) cell = cell.trimEnd();
+      if (i > 0) parts.push("  ");
       const pad = (widths[i] ?? 0) - cell.length;
-      if (i > 0) text += "  ";
-      if (pad <= 0) text += cell;
-      else if (right[i] === true) text += spaces.substring(0, pad) + cell;
-      else text += i === n - 1 ? cell : cell + spaces.substring(0, pad);
+      if (pad <= 0) parts.push(cell);
+      else if (right[i] === true) parts.push(pads[pad] ?? "", cell);
+      else if (i < last) parts.push(cell, pads[pad] ?? "");
+      else parts.push(cell);
     }
-    return text.trimEnd();
+    parts.push("\n");
   };
-  const lines = new Array<string>(rows.length + 1);
-  lines[0] = line(headers);
-  for (let r = 0; r < rows.length; r++) lines[r + 1] = line(rows[r] ?? []);
-  return `${lines.join("\n")}\n`;
+  line(headers);
+  for (const row of rows) line(row);
+  return parts.join("");
+}
+
+function endsInSpace(text: string): boolean {
+  return text.length > 0 && text.charCodeAt(text.length - 1) <= 32;
+}
+
+/** Empty, or only what trimEnd removes. */
+function isBlank(text: string): boolean {
+  return text.length === 0 || (endsInSpace(text) && text.trimEnd() === "");
 }
 
 /** keyValues renders "key  value" lines with the keys aligned. */

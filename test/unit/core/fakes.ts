@@ -6,7 +6,7 @@ import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
 import { Gorb, type GorbOptions } from "../../../src/core/gorb.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
-import type { HealthUpdate } from "../../../src/health/monitor.ts";
+import type { HealthBrief, HealthUpdate } from "../../../src/health/monitor.ts";
 import type { ProbeTarget, PulseOptions } from "../../../src/health/options.ts";
 import type { Logger } from "../../../src/log.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
@@ -59,6 +59,11 @@ export class FakeHealthChecks implements HealthChecks {
 
   snapshot(id: string): HealthView | undefined {
     return this.views.get(id);
+  }
+
+  brief(id: string): HealthBrief | undefined {
+    const view = this.views.get(id);
+    return view === undefined ? undefined : { status: view.status, health: view.health, message: view.lastCheck?.message ?? "" };
   }
 
   stop(): void {
