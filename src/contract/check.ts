@@ -103,11 +103,11 @@ function canonicalBody(raw: unknown, defs: Readonly<Record<string, FieldDef>>, m
   if (raw === undefined || raw === null) return {};
   if (!isPlainObject(raw)) return raw;
   const out: Record<string, unknown> = {};
-  for (const [key, rawValue] of Object.entries(raw)) {
+  for (const key of Object.keys(raw)) {
     const name = key.toLowerCase();
     if (!Object.hasOwn(defs, name)) continue;
     const def = defs[name] as FieldDef;
-    let value = rawValue;
+    let value = raw[key];
     if (def.kind === "enum" && typeof value === "string") value = value.toLowerCase();
     if (def.kind === "pulse") value = canonicalPulse(value, mode);
     if (def.kind === "server") value = canonicalServer(value);

@@ -19,7 +19,11 @@ const CHECKED = new WeakSet<Fields>();
 /** A checked, canonical body (a plain object of known fields) as a field map. */
 export function fieldsOf(body: unknown): Fields {
   const fields: Fields = new Map();
-  if (typeof body === "object" && body !== null) for (const [name, value] of Object.entries(body)) fields.set(name, value);
+  if (typeof body === "object" && body !== null) {
+    // Object.keys, not Object.entries: no [name, value] array per field (this runs for every object of an apply).
+    const obj = body as Record<string, unknown>;
+    for (const name of Object.keys(obj)) fields.set(name, obj[name]);
+  }
   CHECKED.add(fields);
   return fields;
 }
