@@ -245,9 +245,9 @@ const status = defineCommand({
       return daemonSnapshot(clientOptionsFrom(args, ctx.env, ctx.signal), service, json);
     };
     if (!watch) {
-      const snap = await snapshot();
-      // The BGP section (GET /bgp) under the whole table, when the daemon announces VIPs.
-      const bgp = !json && !direct && service === undefined ? await fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal))) : null;
+      // The BGP section (GET /bgp) under the whole table, when the daemon announces VIPs; asked for alongside it.
+      const bgpAnswer = !json && !direct && service === undefined ? fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal))) : null;
+      const [snap, bgp] = await Promise.all([snapshot(), bgpAnswer]);
       ctx.io.stdout(json ? jsonText(snap.json) : snap.table() + (bgp !== null ? `\n${bgpTable(bgp)}` : ""));
       return 0;
     }
