@@ -42,7 +42,7 @@ import { DesiredState, evaluateQuorum, type QuorumChange } from "./desired-state
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
 import { EventBus } from "./events.ts";
-import { drainFields } from "./drain-targets.ts";
+import { drainEvent, drainFields } from "./drain-targets.ts";
 import { drainRequestOf, type DrainView } from "./drain.ts";
 import { Drains } from "./drains.ts";
 import { type HealthChecks, type HealthChecksFactory } from "./health.ts";
@@ -59,7 +59,7 @@ import { ProbeChecks } from "./probe-checks.ts";
 import { DEFAULT_PROBE_MARKS, type MarkRange } from "./mark-range.ts";
 import { isProbeKey, PROBE_SERVICE_ID, wantedProbeServices } from "./probe-services.ts";
 import { DEFAULT_RESOLVE_TIMEOUT_MS, dnsResolver, namesOf, prefetchHosts, withTimeout, type HostResolver } from "./resolve.ts";
-import { syncService } from "./remote.ts";
+import { type RemoteDrainListener, syncService } from "./remote.ts";
 import { adoptDestination, loadSavedState } from "./restore.ts";
 import { Transactions } from "./transactions.ts";
 import { runApplyPlan } from "./apply-runner.ts";
@@ -545,6 +545,12 @@ export class Gorb {
    * `onApplied` runs under the lock once every service was handled, before any later request. Returns how many
    * services changed.
    */
+  /** A drain another node started or cancelled, announced on this node's log and event stream too. */
+  readonly #onRemoteDrain: RemoteDrainListener = (service, backend, drain, phase) => {
+    this.#log.info(`backend ${q(backend)} of service ${q(service)}: drain ${phase} on node ${q(drain.node ?? "")}`);
+    this.#events.publish("backend.drain", drainEvent(service, backend, drain, phase, null));
+  };
+
   applyRemote(state: SavedState, ids: Iterable<string>, onApplied?: () => void): Promise<number> {
     const rows = new Map<string, SavedService>(state.services.map((s) => [s.id, s]));
     const backendsOf = new Map<string, SavedBackend[]>();
@@ -559,7 +565,7 @@ export class Gorb {
       for (const id of wanted) {
         const tx = new Tx();
         try {
-          if (!(await syncService(this.#desired, this.#edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? []))) continue;
+          if (!(await syncService(this.#desired, this.#edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], this.#onRemoteDrain))) continue;
         } catch (error) {
           await this.#tx.rollback(tx);
           this.#log.error(`cannot apply the shared state of service ${q(id)}: ${message(error)}`);

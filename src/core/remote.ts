@@ -11,7 +11,7 @@
 import { serviceKeyId } from "./keys.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import type { DesiredState, ServiceRecord } from "./desired-state.ts";
-import { sameDrain } from "./drain.ts";
+import { type DrainState, sameDrain } from "./drain.ts";
 import type { Edits } from "./edits.ts";
 import { fieldsToJson, type SavedBackend, type SavedService } from "./state.ts";
 import type { Fields } from "./fields.ts";
@@ -40,8 +40,22 @@ function patchTo(fields: Fields, row: Readonly<Record<string, unknown>>, read: (
 }
 
 /**
+ * What another node's drain does here, for the `backend.drain` event once committed: a drain that appears (or
+ * replaces another) has `started`, one that goes while the backend stays was `cancelled`. How a drain ended
+ * (drained or timeout) is the starting node's to say; here it shows as the backend's removal or its held drain.
+ */
+export type RemoteDrainListener = (service: string, backend: string, drain: DrainState, phase: "started" | "cancelled") => void;
+
+function remoteDrainPhase(before: DrainState | null, after: DrainState | null): "started" | "cancelled" | null {
+  if (after !== null && after.phase === "draining" && (before === null || before.started !== after.started || before.node !== after.node)) return "started";
+  if (after === null && before !== null && before.phase === "draining") return "cancelled";
+  return null;
+}
+
+/**
  * Edit service `id` in `desired` to match `row` and `backends` (row null: the service is gone). Returns false
- * when it already matched (nothing edited). Throws the edit's error (the caller undoes `tx`).
+ * when it already matched (nothing edited). Throws the edit's error (the caller undoes `tx`). `onDrain` hears of
+ * drains other nodes started or cancelled, after the commit.
  */
 export async function syncService(
   desired: DesiredState,
@@ -50,6 +64,7 @@ export async function syncService(
   id: string,
   row: SavedService | null,
   backends: readonly SavedBackend[],
+  onDrain?: RemoteDrainListener,
 ): Promise<boolean> {
   let record: ServiceRecord | undefined = desired.service(id);
   let changed = false;
@@ -106,7 +121,11 @@ export async function syncService(
     const backend = record.backends.get(want.id);
     const drain = want.drain ?? null;
     if (backend === undefined || sameDrain(backend.drain, drain)) continue;
-    edits.setDrain(tx, record, backend, drain, null);
+    const before = backend.drain;
+    const phase = remoteDrainPhase(before, drain);
+    const announced = (phase === "started" ? drain : before) as DrainState;
+    const serviceId = record.id;
+    edits.setDrain(tx, record, backend, drain, phase === null || onDrain === undefined ? null : () => onDrain(serviceId, want.id, announced, phase));
     changed = true;
   }
   return changed;

@@ -82,4 +82,26 @@ describe("a drain in a fleet", () => {
     expect(weights(b.driver)).toEqual({ "10.1.0.2": 100 });
     expect(weights(a.driver)).toEqual({ "10.1.0.2": 100 });
   }, 30_000);
+
+  test("a drain another node starts or cancels is announced on this node's event stream too", async () => {
+    const prefix = `/fleetdrainev${Date.now()}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await created;
+    a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
+
+    const started = next(b.gorb, drainPhase("started"));
+    const view = await a.gorb.drainBackend("web", "b1", { timeout: "1h", then: "keep" });
+    expect(await started).toEqual({ service: "web", backend: "b1", phase: "started", then: "keep", deadline: view.deadline, active: null, inactive: null });
+
+    const cancelled = next(b.gorb, drainPhase("cancelled"));
+    const restored = next(b.gorb, (e) => (e.type === "backend.weight" && e.data.backend === "b1" && e.data.to === 100 ? true : undefined));
+    await a.gorb.undrainBackend("web", "b1");
+    expect(await cancelled).toMatchObject({ service: "web", backend: "b1", phase: "cancelled", then: "keep", deadline: view.deadline });
+    await restored;
+    expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
+  }, 30_000);
 });
