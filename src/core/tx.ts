@@ -67,7 +67,11 @@ export class Tx {
   }
 
   async commitEffects(): Promise<void> {
-    for (const step of this.#after.splice(0)) await step();
+    for (const step of this.#after.splice(0)) {
+      // Most steps are synchronous: only a step that returns a promise is waited for.
+      const done = step();
+      if (done instanceof Promise) await done;
+    }
   }
 }
 
