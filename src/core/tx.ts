@@ -77,6 +77,11 @@ export class Tx {
 
 /** Targets merged per service key: a whole-service target wins; destinations are united. */
 export function mergeTargets(targets: Iterable<Target>): Target[] {
+  // One target with at most one destination (a request's usual change) has nothing to merge.
+  if (Array.isArray(targets) && targets.length === 1) {
+    const only = targets[0] as Target;
+    if (only.backends === null || only.backends.length <= 1) return [only];
+  }
   const out = new Map<string, { service: string; key: ServiceKey; backends: Map<string, { id: string; key: DestinationKey }> | null }>();
   for (const t of targets) {
     const id = `${t.service}\u0000${serviceKeyId(t.key)}`;
