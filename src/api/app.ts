@@ -25,7 +25,7 @@
  * says (GORB clients send none, curl -d sends a form type), within the size limit, then put in the contract's
  * canonical form (keys case-insensitive, unknown keys dropped, src/contract/check.ts). Elysia then validates
  * it against the route's schema from src/contract/schemas.ts, the same schemas the OpenAPI document shows, and
- * core checks the rules between fields.
+ * core checks the rules between fields. The checked body goes to core as a field map core does not check again.
  */
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
@@ -47,6 +47,7 @@ import {
   ServicePatchBody,
 } from "../contract/schemas.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { fieldsOf } from "../core/fields.ts";
 import type { Gorb } from "../core/gorb.ts";
 import type { EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
@@ -234,7 +235,7 @@ export function createApp(options: AppOptions) {
     .put(
       "/service/:service",
       async ({ params, body }) => {
-        await gorb.createService(param(params.service, "service"), body);
+        await gorb.createService(param(params.service, "service"), fieldsOf(body));
         return emptyOk();
       },
       { parse: jsonParse(serviceBody("put")), body: ServiceBody, detail: { summary: "Create a virtual service", responses: EMPTY_OK_RESPONSES } },
@@ -242,7 +243,7 @@ export function createApp(options: AppOptions) {
     .patch(
       "/service/:service",
       async ({ params, body }) => {
-        await gorb.updateService(param(params.service, "service"), body);
+        await gorb.updateService(param(params.service, "service"), fieldsOf(body));
         return emptyOk();
       },
       {
@@ -269,7 +270,7 @@ export function createApp(options: AppOptions) {
     .put(
       "/service/:service/:backend",
       async ({ params, body }) => {
-        await gorb.createBackend(param(params.service, "service"), param(params.backend, "backend"), body);
+        await gorb.createBackend(param(params.service, "service"), param(params.backend, "backend"), fieldsOf(body));
         return emptyOk();
       },
       { parse: jsonParse(backendBody("put")), body: BackendBody, detail: { summary: "Add a backend", responses: EMPTY_OK_RESPONSES } },
@@ -277,7 +278,7 @@ export function createApp(options: AppOptions) {
     .patch(
       "/service/:service/:backend",
       async ({ params, body }) => {
-        await gorb.updateBackend(param(params.service, "service"), param(params.backend, "backend"), body);
+        await gorb.updateBackend(param(params.service, "service"), param(params.backend, "backend"), fieldsOf(body));
         return emptyOk();
       },
       {

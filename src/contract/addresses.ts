@@ -6,7 +6,7 @@
  * A loopback address (127.0.0.0/8, ::1) is a VIP only when the VIP interface is `lo` (anywhere else it would
  * put 127.x on a real interface); as a backend it is the local host and is allowed.
  */
-import { addressToBytes } from "../ipvs/address.ts";
+import { addressFamily, addressToBytes } from "../ipvs/address.ts";
 import type { Family } from "../ipvs/types.ts";
 
 /** The loopback interface, the only one a loopback VIP may be put on. */
@@ -17,6 +17,15 @@ export type AddressRole = "vip" | "backend";
 
 /** The kind of a special address, or null for an ordinary unicast one. */
 function specialAddress(address: string, family: Family): "unspecified" | "broadcast" | "multicast" | "loopback" | null {
+  if (family === "inet" && addressFamily(address) === "inet") {
+    // A dotted quad as the pattern accepts it (no leading zeros): its first number and its text say it all.
+    const first = Number(address.slice(0, address.indexOf(".")));
+    if (first === 0) return "unspecified";
+    if (address === "255.255.255.255") return "broadcast";
+    if (first >= 224 && first <= 239) return "multicast";
+    if (first === 127) return "loopback";
+    return null;
+  }
   const b = addressToBytes(address);
   if (family === "inet") {
     const first = b[0] ?? 0;

@@ -95,6 +95,8 @@ export function serviceQuorumCounts(service: ServiceRecord): QuorumCounts {
 export function evaluateQuorum(service: ServiceRecord): QuorumChange | null {
   const rule = quorumRule(service.spec);
   const was = service.quorumUp !== false;
+  // Without a rule the state is up: nothing to count unless it was down (the hot path of every request).
+  if (rule === null && was) return null;
   const counts = serviceQuorumCounts(service);
   const up = nextQuorumState(was, counts, rule);
   if (up === was) return null;

@@ -71,11 +71,21 @@ function checked(schema: TSchema, canonical: unknown): Fields {
   return fieldsOf(canonical);
 }
 
+/**
+ * A field map the caller already built from a body the contract accepted (the API: its route checked the
+ * canonical body against the same schema), as it is; anything else is read and checked here.
+ */
+function alreadyChecked(raw: unknown): raw is Fields {
+  return raw instanceof Map && isChecked(raw);
+}
+
 function serviceFieldsOf(raw: unknown, mode: BodyMode): Fields {
+  if (alreadyChecked(raw)) return raw;
   return checked(mode === "put" ? ServiceBody : ServicePatchBody, canonicalServiceBody(raw, mode));
 }
 
 function backendFieldsOf(raw: unknown, mode: BodyMode): Fields {
+  if (alreadyChecked(raw)) return raw;
   return checked(mode === "put" ? BackendBody : BackendPatchBody, canonicalBackendBody(raw, mode));
 }
 

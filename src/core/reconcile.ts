@@ -98,11 +98,15 @@ function flagsText(config: Pick<ServiceConfig, "flags">): string {
   return names.length === 0 ? "none" : names.join("|");
 }
 
+function sameFlags(a: ServiceConfig["flags"], b: ServiceConfig["flags"]): boolean {
+  return a.persistent === b.persistent && a.onePacket === b.onePacket && a.sched1 === b.sched1 && a.sched2 === b.sched2 && a.sched3 === b.sched3;
+}
+
 /** What differs between the service gorb wants and the one IPVS has, as "scheduler rr in IPVS, want wrr". */
 function serviceDifferences(wanted: ServiceConfig, found: ServiceConfig): string[] {
   const out: string[] = [];
   if (wanted.scheduler !== found.scheduler) out.push(`scheduler ${found.scheduler} in IPVS, want ${wanted.scheduler}`);
-  if (flagsText(wanted) !== flagsText(found)) out.push(`flags ${flagsText(found)} in IPVS, want ${flagsText(wanted)}`);
+  if (!sameFlags(wanted.flags, found.flags)) out.push(`flags ${flagsText(found)} in IPVS, want ${flagsText(wanted)}`);
   if (wanted.timeout !== found.timeout) out.push(`timeout ${found.timeout} in IPVS, want ${wanted.timeout}`);
   if (wanted.netmask !== found.netmask) out.push(`netmask /${found.netmask} in IPVS, want /${wanted.netmask}`);
   if ((wanted.pe ?? "") !== (found.pe ?? "")) out.push(`pe ${found.pe ?? "none"} in IPVS, want ${wanted.pe ?? "none"}`);

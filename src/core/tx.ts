@@ -67,12 +67,21 @@ export class Tx {
   }
 
   async commitEffects(): Promise<void> {
-    for (const step of this.#after.splice(0)) await step();
+    for (const step of this.#after.splice(0)) {
+      // Most steps are synchronous: only a step that returns a promise is waited for.
+      const done = step();
+      if (done instanceof Promise) await done;
+    }
   }
 }
 
 /** Targets merged per service key: a whole-service target wins; destinations are united. */
 export function mergeTargets(targets: Iterable<Target>): Target[] {
+  // One target with at most one destination (a request's usual change) has nothing to merge.
+  if (Array.isArray(targets) && targets.length === 1) {
+    const only = targets[0] as Target;
+    if (only.backends === null || only.backends.length <= 1) return [only];
+  }
   const out = new Map<string, { service: string; key: ServiceKey; backends: Map<string, { id: string; key: DestinationKey }> | null }>();
   for (const t of targets) {
     const id = `${t.service}\u0000${serviceKeyId(t.key)}`;
