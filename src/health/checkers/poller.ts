@@ -60,6 +60,8 @@ export function watch(fd: number, eventMask: number, target: PollTarget): number
   }
   const r = epollAdd(ep, fd, eventMask, target.tag);
   if (r < 0) return r;
+  // Grown densely (a hole far past the end would turn the array into a slow sparse one).
+  while (watched.length <= fd) watched.push(undefined);
   if (watched[fd] === undefined) count++;
   watched[fd] = target;
   soon();
