@@ -1,9 +1,15 @@
 /**
  * One TCP (optionally TLS) connection per probe, over raw sockets, for the tcp, http(s) and tls checkers.
  *
- * Cost: a probe is one object; Bun.connect gets one shared handler table and the probe as the socket's `data`,
- * so a check allocates no closures, no promise chain and no AbortController. Raw sockets also mean no proxy:
- * HTTP_PROXY/http_proxy are never consulted (fetch honoured them, so a dead backend could read as Up).
+ * Paths. An IP-literal target without TLS and without a mark (every plain tcp and http check) is one socket of
+ * ffi/probe-socket.ts watched by ./poller.ts: socket, connect, the request sent at once when the handshake is
+ * already done (a backend on this host) or when the connect completes, one epoll add, recv, close; no Socket
+ * object, no promise, and event-loop wake-ups shared by all probes. Its cancel closes the socket at once, also
+ * while connecting. TLS and host names go through Bun.connect (below); a mark through ffi/marked-socket.ts.
+ *
+ * Cost on the Bun.connect path: a probe is one object; Bun.connect gets one shared handler table and the probe as
+ * the socket's `data`, so a check allocates no closures, no promise chain and no AbortController. Raw sockets also
+ * mean no proxy: HTTP_PROXY/http_proxy are never consulted (fetch honoured them, so a dead backend could read as Up).
  *
  * Cancelling. A connection that is open is terminated at once. NB: Bun.connect has no handle before the
  * connection opens, so a connect cannot be cancelled on that path: the socket would stay in SYN_SENT until the
