@@ -97,8 +97,13 @@ const CONNECTING = 0;
 const OPEN = 1;
 const DONE = 2;
 
-/** The raw path's read buffer, shared by every probe (`received` copies what it keeps). */
-const READ_BUFFER = new Uint8Array(2048);
+/**
+ * The raw path's read buffer, shared by every probe (`received` copies what it keeps). Small on purpose: a status
+ * line fits, and what a full read leaves in the socket makes close() send the reset by itself (the kernel resets
+ * a connection closed with unread data), which saves the SO_LINGER call; after a read that emptied the socket,
+ * close() sets SO_LINGER 0 first.
+ */
+const READ_BUFFER = new Uint8Array(64);
 const NOTHING = new Uint8Array(0);
 
 /**
@@ -126,6 +131,8 @@ export abstract class SocketProbe implements PollTarget, Deferred {
   private fd = -1;
   tag = 0;
   private connected = false;
+  /** Raw path: the last read filled READ_BUFFER, so bytes are likely left unread (close resets by itself). */
+  private unread = false;
   /** Raw path: inside begin(), where a result is kept (`result`) and delivered at the next poll. */
   private sync = false;
   private result: CheckResult | null = null;
@@ -257,7 +264,7 @@ export abstract class SocketProbe implements PollTarget, Deferred {
       const fd = this.fd;
       this.fd = -1;
       forget(fd, this);
-      closeSocket(fd, this.connected);
+      closeSocket(fd, this.connected && !this.unread);
     } else if (this.bun !== null) this.bun.terminate();
     else if (this.node !== null) this.node.destroy();
   }
@@ -341,6 +348,7 @@ export abstract class SocketProbe implements PollTarget, Deferred {
         this.failWith(n === 0 ? closedError() : errnoError(-n));
         return;
       }
+      this.unread = n === READ_BUFFER.length;
       this.received(READ_BUFFER.subarray(0, n));
     }
   }
