@@ -5,7 +5,8 @@
  * epoll add/modify/delete, send, recv, SO_LINGER, close) and two event-loop wake-ups (connected, reply), plus a
  * Socket object and a promise. Here: socket, connect, send (when the handshake finished inside connect, as it does
  * for a backend on this host, the request goes out at once; otherwise the send says EAGAIN and the socket is
- * watched for the connect), one epoll add, recv, SO_LINGER, close; wake-ups are shared by all probes.
+ * watched for the connect), one epoll add, recv, close (SO_LINGER 0 first only when nothing was left unread: the
+ * kernel resets a connection closed with unread bytes by itself); wake-ups are shared by all probes.
  *
  * Every call returns a number: >= 0 on success, the negative errno on failure. Nothing throws or allocates on
  * the per-check path; the caller keeps the address bytes (sockaddrOf) once per target.
