@@ -42,6 +42,7 @@
 import type { CancelProbe, CheckResult, Checker } from "./checker.ts";
 import { formatHostPort } from "./checker.ts";
 import { type CheckerFactory, checkersWith } from "./checkers/for-options.ts";
+import { pollSockets } from "./checkers/poller.ts";
 import { type MonitorClock, systemClock } from "./clock.ts";
 import { formatDuration } from "./duration.ts";
 import { HealthWindow } from "./health-window.ts";
@@ -587,6 +588,8 @@ export class HealthMonitor {
       const due = expiring;
       this.clock.setTimer(() => {
         if (this.stopped) return;
+        // Replies waiting in raw probe sockets are collected first (checkers/poller.ts polls them on a timer).
+        pollSockets();
         for (const { p, run } of due) if (!p.dead && p.run === run && p.phase === "running") this.expire(p);
         this.drain();
         this.arm();

@@ -1,9 +1,15 @@
 /**
  * One TCP (optionally TLS) connection per probe, over raw sockets, for the tcp, http(s) and tls checkers.
  *
- * Cost: a probe is one object; Bun.connect gets one shared handler table and the probe as the socket's `data`,
- * so a check allocates no closures, no promise chain and no AbortController. Raw sockets also mean no proxy:
- * HTTP_PROXY/http_proxy are never consulted (fetch honoured them, so a dead backend could read as Up).
+ * Paths. An IP-literal target without TLS and without a mark (every plain tcp and http check) is one socket of
+ * ffi/probe-socket.ts watched by ./poller.ts: socket, connect, the request sent at once when the handshake is
+ * already done (a backend on this host) or when the connect completes, one epoll add, recv, close; no Socket
+ * object, no promise, and event-loop wake-ups shared by all probes. Its cancel closes the socket at once, also
+ * while connecting. TLS and host names go through Bun.connect (below); a mark through ffi/marked-socket.ts.
+ *
+ * Cost on the Bun.connect path: a probe is one object; Bun.connect gets one shared handler table and the probe as
+ * the socket's `data`, so a check allocates no closures, no promise chain and no AbortController. Raw sockets also
+ * mean no proxy: HTTP_PROXY/http_proxy are never consulted (fetch honoured them, so a dead backend could read as Up).
  *
  * Cancelling. A connection that is open is terminated at once. NB: Bun.connect has no handle before the
  * connection opens, so a connect cannot be cancelled on that path: the socket would stay in SYN_SENT until the
@@ -18,8 +24,10 @@ import { constants as osConstants } from "node:os";
 import tls from "node:tls";
 import type { Socket } from "bun";
 import { closeDescriptor, connectState, routeSource, startMarkedConnect } from "../../../ffi/marked-socket.ts";
+import { EAGAIN, EPOLLET, EPOLLIN, EPOLLOUT, closeSocket, openTcp, recvInto, sendBytes, sockaddrOf } from "../../../ffi/probe-socket.ts";
 import { type CheckResult, elapsedSince, errorCode, localErrorOf } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
+import { type Deferred, type PollTarget, defer, forget, newTag, watch } from "./poller.ts";
 
 /** TLS settings of a connection: verification, CA bundle (PEM text) and SNI name. */
 export interface ConnTls {
@@ -45,6 +53,8 @@ export interface Connector {
   /** @internal Bun.connect's `tls` option for `tls`. */
   readonly bunTls: ReturnType<typeof bunTlsOptions> | null;
   readonly mode: ConnMode;
+  /** @internal The raw path's address (sockaddr bytes) of the last target, or null when it has none (a name, a zone). */
+  raw: { host: string; port: number; sockaddr: Uint8Array | null } | null;
 }
 
 /** What newConnector takes: every field optional, so new socket settings can be added without touching callers. */
@@ -55,7 +65,7 @@ export interface ConnectorOptions {
 /** newConnector builds a checker's connector. */
 export function newConnector(options: ConnectorOptions = {}): Connector {
   const tls = options.tls ?? null;
-  return { tls, bunTls: tls === null ? null : bunTlsOptions(tls), mode: newConnMode() };
+  return { tls, bunTls: tls === null ? null : bunTlsOptions(tls), mode: newConnMode(), raw: null };
 }
 
 /**
@@ -88,10 +98,23 @@ const OPEN = 1;
 const DONE = 2;
 
 /**
- * SocketProbe is one check over one connection. Subclasses say what an open connection means (`opened`) and
- * what incoming bytes mean (`received`); they end the check with `pass`/`fail`.
+ * The raw path's read buffer, shared by every probe (`received` copies what it keeps). Small on purpose: a status
+ * line fits, and what a full read leaves in the socket makes close() send the reset by itself (the kernel resets
+ * a connection closed with unread data), which saves the SO_LINGER call; after a read that emptied the socket,
+ * close() sets SO_LINGER 0 first.
  */
-export abstract class SocketProbe {
+const READ_BUFFER = new Uint8Array(64);
+const NOTHING = new Uint8Array(0);
+
+/**
+ * SocketProbe is one check over one connection. Subclasses say what to send first (`greeting`), what an open
+ * connection means (`opened`) and what incoming bytes mean (`received`); they end the check with `pass`/`fail`.
+ *
+ * Paths: an IP-literal target without TLS or mark goes over a raw socket watched by ./poller.ts (the cheapest:
+ * see ffi/probe-socket.ts); TLS and host names through Bun.connect (or node:net while connects are stuck, see
+ * above); a target with a mark through ffi/marked-socket.ts.
+ */
+export abstract class SocketProbe implements PollTarget, Deferred {
   private state = CONNECTING;
   /** True when this probe was cancelled while its Bun connect was pending (listed in mode.stuck), and since when. */
   private stuck = false;
@@ -103,6 +126,17 @@ export abstract class SocketProbe {
   /** A marked connect (checks through the VIP) still in progress: its descriptor, else -1. */
   private markedFd = -1;
   private readonly startedAt = performance.now();
+  /** Raw path: the descriptor (-1 once closed), the watch tag, whether the connect completed. */
+  private raw = false;
+  private fd = -1;
+  tag = 0;
+  private connected = false;
+  /** Raw path: the last read filled READ_BUFFER, so bytes are likely left unread (close resets by itself). */
+  private unread = false;
+  /** Raw path: inside begin(), where a result is kept (`result`) and delivered at the next poll. */
+  private sync = false;
+  private result: CheckResult | null = null;
+  private cancelled = false;
 
   constructor(
     protected readonly target: ProbeTarget,
@@ -111,7 +145,11 @@ export abstract class SocketProbe {
     private readonly connector: Connector,
   ) {}
 
-  /** Called once the connection (and the TLS handshake, if any) is established. */
+  /** Bytes to send as soon as the connection is up (an HTTP request), or null. */
+  protected greeting(): Uint8Array | null {
+    return null;
+  }
+  /** Called once the connection (and the TLS handshake, if any) is established and the greeting written. */
   protected abstract opened(): void;
   /** Called for incoming bytes while the check is still running. */
   protected received(_chunk: Uint8Array): void {}
@@ -127,16 +165,29 @@ export abstract class SocketProbe {
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
     const mode = this.connector.mode;
-    if (this.target.mark !== undefined) this.connectMarked(this.target.mark);
+    if (this.target.mark !== undefined) {
+      this.connectMarked(this.target.mark);
+      return this.cancel;
+    }
+    const sockaddr = this.connector.tls === null ? rawAddress(this.connector, this.target) : null;
+    if (sockaddr !== null) this.connectRaw(sockaddr);
     else if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
   }
 
-  /** write sends bytes on the open connection. */
-  protected write(bytes: Uint8Array): void {
+  /** write sends bytes on an open Bun or node:net connection. */
+  private write(bytes: Uint8Array): void {
     if (this.bun !== null) this.bun.write(bytes);
     else this.node?.write(bytes);
+  }
+
+  /** openedNow: the Bun/node:net connection is up: write the greeting, then tell the subclass. */
+  private openedNow(): void {
+    this.state = OPEN;
+    const greeting = this.greeting();
+    if (greeting !== null) this.write(greeting);
+    this.opened();
   }
 
   /** pass ends the check as passed and closes the connection. */
@@ -164,11 +215,34 @@ export abstract class SocketProbe {
     if (this.state === DONE) return;
     this.state = DONE;
     this.close();
-    this.done(result);
+    if (!this.raw) {
+      this.done(result);
+    } else if (this.sync) {
+      this.result = result;
+      defer(this);
+    } else {
+      this.done(result);
+      this.gone();
+    }
+  }
+
+  /** @internal Poller: deliver the result kept while inside begin(), unless cancelled since. */
+  deliver(): void {
+    const result = this.result;
+    this.result = null;
+    if (result !== null && !this.cancelled) this.done(result);
+    this.gone();
   }
 
   private readonly cancel = (): void => {
+    this.cancelled = true;
     if (this.state === DONE) return;
+    if (this.raw) {
+      this.state = DONE;
+      this.close();
+      this.gone();
+      return;
+    }
     if (this.markedFd >= 0) {
       this.state = DONE;
       this.dropMarked();
@@ -186,7 +260,12 @@ export abstract class SocketProbe {
   };
 
   private close(): void {
-    if (this.bun !== null) this.bun.terminate();
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      forget(fd, this);
+      closeSocket(fd, this.connected && !this.unread);
+    } else if (this.bun !== null) this.bun.terminate();
     else if (this.node !== null) this.node.destroy();
   }
 
@@ -205,6 +284,77 @@ export abstract class SocketProbe {
   /** @internal Whether this probe's cancelled connect is still pending. */
   isStuck(): boolean {
     return this.stuck;
+  }
+
+  // ---- raw path (IP literals, no TLS, no mark) ---------------------------------------------------------------
+
+  /**
+   * socket + connect, then at once the greeting (an empty send for tcp: it only asks whether the connection is
+   * up). On a backend of this host the handshake has completed inside connect, so the request goes out now and
+   * a tcp check is over; otherwise the send says EAGAIN and the socket is watched for the connect.
+   */
+  private connectRaw(sockaddr: Uint8Array): void {
+    this.raw = true;
+    this.sync = true;
+    const fd = openTcp(sockaddr);
+    if (fd < 0) {
+      this.failWith(errnoError(-fd));
+    } else {
+      this.fd = fd;
+      this.tag = newTag();
+      this.rawSend(true);
+    }
+    this.sync = false;
+  }
+
+  private rawSend(first: boolean): void {
+    const greeting = this.greeting() ?? NOTHING;
+    const n = sendBytes(this.fd, greeting);
+    if (n === -EAGAIN) {
+      if (first) this.rawWatch(EPOLLOUT | EPOLLIN | EPOLLET);
+      return;
+    }
+    if (n < 0) {
+      this.failWith(errnoError(-n));
+      return;
+    }
+    this.connected = true;
+    this.state = OPEN;
+    // A fresh connection takes a few hundred bytes whole (its send buffer is several KiB); anything else is
+    // this host's problem, not the backend's.
+    if (n < greeting.length) {
+      this.localError("ENOBUFS");
+      return;
+    }
+    this.opened();
+    if (first && this.state === OPEN) this.rawWatch(EPOLLIN | EPOLLET);
+  }
+
+  private rawWatch(events: number): void {
+    const r = watch(this.fd, events, this);
+    if (r < 0) this.localError(errnoName(-r) || "ENOMEM");
+  }
+
+  /** @internal Poller: the socket is ready (edge-triggered: read until EAGAIN). */
+  ready(events: number): void {
+    if (this.state === CONNECTING) {
+      this.rawSend(false);
+      if ((events & EPOLLIN) === 0) return;
+    }
+    while (this.state === OPEN) {
+      const n = recvInto(this.fd, READ_BUFFER);
+      if (n === -EAGAIN) return;
+      if (n <= 0) {
+        this.failWith(n === 0 ? closedError() : errnoError(-n));
+        return;
+      }
+      this.unread = n === READ_BUFFER.length;
+      this.received(READ_BUFFER.subarray(0, n));
+    }
+  }
+
+  private localError(code: string): void {
+    this.settle({ ok: false, durationMs: elapsedSince(this.startedAt), message: `check error: ${this.failure(code)}`, kind: "local-error", code });
   }
 
   // ---- Bun.connect path --------------------------------------------------------------------------------
@@ -231,10 +381,7 @@ export abstract class SocketProbe {
       socket.terminate();
       return;
     }
-    if (this.connector.tls === null) {
-      this.state = OPEN;
-      this.opened();
-    }
+    if (this.connector.tls === null) this.openedNow();
   }
 
   /** @internal Bun handler: TLS handshake finished. */
@@ -246,8 +393,7 @@ export abstract class SocketProbe {
       this.fail(this.failure(errorCode(error) || "TLS_HANDSHAKE_FAILED"), errorCode(error) || "TLS_HANDSHAKE_FAILED");
       return;
     }
-    this.state = OPEN;
-    this.opened();
+    this.openedNow();
   }
 
   /** @internal Bun handler: bytes arrived. */
@@ -258,7 +404,7 @@ export abstract class SocketProbe {
   /** @internal Bun handler: the connection broke or the peer closed before the check ended. */
   bunError(error: Error | undefined): void {
     if (this.state === DONE) return;
-    this.failWith(error ?? Object.assign(new Error("closed"), { code: "ECONNRESET" }));
+    this.failWith(error ?? closedError());
   }
 
   /** @internal Bun handler: the socket is closed. */
@@ -353,8 +499,7 @@ export abstract class SocketProbe {
     this.node = s;
     s.on(t === null ? "connect" : "secureConnect", () => {
       if (this.state === DONE) return;
-      this.state = OPEN;
-      this.opened();
+      this.openedNow();
     });
     s.on("data", (chunk: Buffer) => {
       if (this.state === OPEN) this.received(chunk);
@@ -363,7 +508,7 @@ export abstract class SocketProbe {
       if (this.state !== DONE) this.failWith(err);
     });
     s.on("close", () => {
-      if (this.state !== DONE) this.failWith(Object.assign(new Error("closed"), { code: "ECONNRESET" }));
+      if (this.state !== DONE) this.failWith(closedError());
       this.gone();
     });
   }
@@ -392,6 +537,24 @@ const BUN_HANDLERS = {
     s.data.bunConnectError(error);
   },
 };
+
+/** rawAddress gives the raw path's socket address of a target (made once per target), or null: not an IP literal. */
+function rawAddress(connector: Connector, target: ProbeTarget): Uint8Array | null {
+  const r = connector.raw;
+  if (r !== null && r.host === target.host && r.port === target.port) return r.sockaddr;
+  const sockaddr = sockaddrOf(target.host, target.port);
+  connector.raw = { host: target.host, port: target.port, sockaddr };
+  return sockaddr;
+}
+
+/** The error of a connection the peer closed before the check ended. */
+function closedError(): Error {
+  return Object.assign(new Error("closed"), { code: "ECONNRESET" });
+}
+
+function errnoError(errno: number): Error {
+  return Object.assign(new Error("socket"), { code: errnoName(errno) || "EIO" });
+}
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name] as const));
 

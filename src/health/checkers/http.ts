@@ -45,9 +45,11 @@ class HttpProbeRun extends SocketProbe {
     super(plan.target, done, released, connector);
   }
 
-  protected opened(): void {
-    this.write(this.plan.request);
+  protected override greeting(): Uint8Array {
+    return this.plan.request;
   }
+
+  protected opened(): void {}
 
   protected override received(chunk: Uint8Array): void {
     let buf = chunk;

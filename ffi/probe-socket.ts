@@ -1,0 +1,189 @@
+/**
+ * Raw non-blocking TCP sockets for health probes, and one epoll set to watch them (src/health/checkers/poller.ts).
+ *
+ * Why not Bun.connect: a check through it costs 11 system calls for HTTP (socket, connect, TCP_NODELAY twice,
+ * epoll add/modify/delete, send, recv, SO_LINGER, close) and two event-loop wake-ups (connected, reply), plus a
+ * Socket object and a promise. Here: socket, connect, send (when the handshake finished inside connect, as it does
+ * for a backend on this host, the request goes out at once; otherwise the send says EAGAIN and the socket is
+ * watched for the connect), one epoll add, recv, close (SO_LINGER 0 first only when nothing was left unread: the
+ * kernel resets a connection closed with unread bytes by itself); wake-ups are shared by all probes.
+ *
+ * Every call returns a number: >= 0 on success, the negative errno on failure. Nothing throws or allocates on
+ * the per-check path; the caller keeps the address bytes (sockaddrOf) once per target.
+ */
+import { FFIType, dlopen, read } from "bun:ffi";
+import { LibraryLoadError } from "./errors.ts";
+import { findSystemLibrary } from "./library-path.ts";
+
+const symbols = {
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  epoll_create1: { args: [FFIType.i32], returns: FFIType.i32 },
+  epoll_ctl: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  epoll_wait: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+} as const;
+
+type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let lib: Symbols | null = null;
+
+function libc(): Symbols {
+  if (lib) return lib;
+  const path = findSystemLibrary("libc.so.6");
+  if (path === null) throw new LibraryLoadError("libc.so.6", "libc6", new Error("not found in the ld.so cache or the system library directories"));
+  try {
+    lib = dlopen(path, symbols).symbols;
+  } catch (e) {
+    throw new LibraryLoadError("libc.so.6", "libc6", e);
+  }
+  return lib;
+}
+
+function negErrno(c: Symbols): number {
+  const p = c.__errno_location();
+  return p === null ? -5 : -read.i32(p, 0);
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_LINGER = 13;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const EPOLL_CTL_ADD = 1;
+
+/** EAGAIN: the send or recv would block (still connecting, nothing to read yet). */
+export const EAGAIN = 11;
+/** EINPROGRESS: connect's answer on a non-blocking socket. */
+const EINPROGRESS = 115;
+
+/** epoll event bits. */
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLET = 0x80000000;
+
+/**
+ * The layout of struct epoll_event: packed (12 bytes, data at offset 4) on x86-64 only; elsewhere the 64-bit
+ * data field is aligned (16 bytes, data at 8).
+ */
+export const EVENT_SIZE = process.arch === "x64" ? 12 : 16;
+const DATA_OFFSET = process.arch === "x64" ? 4 : 8;
+export const EVENT_DATA_OFFSET = DATA_OFFSET;
+
+/** The sockaddr_in/sockaddr_in6 of an IPv4 or IPv6 literal (no zone) and port, or null for anything else. */
+export function sockaddrOf(host: string, port: number): Uint8Array | null {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (v4 !== null) {
+    const bytes = v4.slice(1).map(Number);
+    if (bytes.some((b) => b > 255)) return null;
+    const out = new Uint8Array(16);
+    const view = new DataView(out.buffer);
+    view.setUint16(0, AF_INET, true);
+    view.setUint16(2, port, false);
+    out.set(bytes, 4);
+    return out;
+  }
+  const v6 = ipv6Bytes(host);
+  if (v6 === null) return null;
+  const out = new Uint8Array(28);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, AF_INET6, true);
+  view.setUint16(2, port, false);
+  out.set(v6, 8);
+  return out;
+}
+
+function ipv6Bytes(host: string): Uint8Array | null {
+  if (!host.includes(":") || host.includes("%") || host.includes(".")) return null;
+  const [head = "", tail, extra] = host.split("::");
+  if (extra !== undefined) return null;
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const fill = 8 - h.length - t.length;
+  if (fill < 0 || (tail === undefined && fill !== 0) || (tail !== undefined && fill === 0)) return null;
+  const all = [...h, ...Array<string>(fill).fill("0"), ...t];
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const g = all[i] ?? "";
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+    const v = Number.parseInt(g, 16);
+    out[2 * i] = v >> 8;
+    out[2 * i + 1] = v & 0xff;
+  }
+  return out;
+}
+
+/** openTcp makes a non-blocking socket and starts its connect: the descriptor, or -errno (the socket closed). */
+export function openTcp(sockaddr: Uint8Array): number {
+  const c = libc();
+  const fd = c.socket(sockaddr.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return negErrno(c);
+  if (c.connect(fd, sockaddr, sockaddr.length) !== 0) {
+    const e = negErrno(c);
+    if (e !== -EINPROGRESS) {
+      c.close(fd);
+      return e;
+    }
+  }
+  return fd;
+}
+
+/**
+ * sendBytes sends `bytes` (may be empty: then it only asks whether the connection is up): the count sent, or
+ * -errno (-EAGAIN while the connect is still in progress; the connect's error once it failed).
+ */
+export function sendBytes(fd: number, bytes: Uint8Array): number {
+  const c = libc();
+  const n = Number(c.send(fd, bytes, bytes.length, MSG_DONTWAIT | MSG_NOSIGNAL));
+  return n < 0 ? negErrno(c) : n;
+}
+
+/** recvInto reads into `buffer`: the count read (0: the peer closed), or -errno. */
+export function recvInto(fd: number, buffer: Uint8Array): number {
+  const c = libc();
+  const n = Number(c.recv(fd, buffer, buffer.length, MSG_DONTWAIT));
+  return n < 0 ? negErrno(c) : n;
+}
+
+const LINGER_RESET = new Int32Array([1, 0]);
+
+/** closeSocket closes a probe socket; `reset` first sets SO_LINGER 0 so a connected one ends with RST, no TIME_WAIT. */
+export function closeSocket(fd: number, reset: boolean): void {
+  const c = libc();
+  if (reset) c.setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_RESET, 8);
+  c.close(fd);
+}
+
+/** epollCreate makes an epoll set (close-on-exec): its descriptor, or -errno. */
+export function epollCreate(): number {
+  const c = libc();
+  const fd = c.epoll_create1(SOCK_CLOEXEC);
+  return fd < 0 ? negErrno(c) : fd;
+}
+
+const ADD_EVENT = new Uint8Array(EVENT_SIZE);
+const ADD_VIEW = new DataView(ADD_EVENT.buffer);
+
+/** epollAdd watches `fd` for `events`, tagged with (fd, tag) in the event's data: 0, or -errno. */
+export function epollAdd(ep: number, fd: number, events: number, tag: number): number {
+  const c = libc();
+  ADD_VIEW.setUint32(0, events >>> 0, true);
+  ADD_VIEW.setUint32(DATA_OFFSET, fd, true);
+  ADD_VIEW.setUint32(DATA_OFFSET + 4, tag >>> 0, true);
+  return c.epoll_ctl(ep, EPOLL_CTL_ADD, fd, ADD_EVENT) === 0 ? 0 : negErrno(c);
+}
+
+/** epollPoll collects ready events without waiting: the count written into `events` (EVENT_SIZE each), or -errno. */
+export function epollPoll(ep: number, events: Uint8Array): number {
+  const c = libc();
+  const n = c.epoll_wait(ep, events, Math.floor(events.length / EVENT_SIZE), 0);
+  return n < 0 ? negErrno(c) : n;
+}
