@@ -5,8 +5,7 @@
  *
  *  1. apply    `gorb apply -f` (the CLI against a running `gorb serve --state-dir`) of BENCH_APPLY_SIZE
  *              (1000x10) vs `ipvsadm -R` of the same rules, run before and after gorb (kernel flushed between;
- *              the mean is the anchor). If the CLI fails, the time until the kernel held everything is used. Both
- *              are the compiled executable when bench/run.ts placed it at /usr/bin/gorb (as shipped), else sources.
+ *              the mean is the anchor). If the CLI fails, the time until the kernel held everything is used.
  *  2. rest     BENCH_REST_SIZE (200x10): one PUT per service and per backend, sequential, no Content-Type (as GORB
  *              clients send them) vs as many sequential GET /service on the same daemon.
  *  3. latency  GET /service every BENCH_LATENCY_INTERVAL_MS (10) ms: p99 while a POST /apply of BENCH_APPLY_SIZE
@@ -20,8 +19,7 @@
  * BENCH_SECTIONS (apply,rest,latency,restore) picks sections. Every daemon runs from source with a fresh state
  * directory and --reconcile-interval 0 (no periodic reconcile in the middle of a measurement).
  */
-import { existsSync, rmSync, writeFileSync } from "node:fs";
-import { GUEST_EXECUTABLE } from "../test/kernel/helpers/executable.ts";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DaemonStartError, type BenchDaemon, logLines, startBenchDaemon } from "./guest-daemon.ts";
 import { type Size, duration, parseSize, parseSizes, percentile, median, ratioText, sizeText, verdict } from "./stats.ts";
@@ -172,13 +170,9 @@ async function benchApply(size: Size): Promise<void> {
   const file = "/tmp/gorb-bench-apply.json";
   writeFileSync(file, applyFile(size));
   freshIpvs();
-  // The executable as shipped when bench/run.ts placed it in the guest (a CLI run from source also transpiles its
-  // modules at every start), else the sources.
-  const gorb = existsSync(GUEST_EXECUTABLE) ? [GUEST_EXECUTABLE] : [process.execPath, MAIN];
-  line("gorb (daemon and CLI)", gorb.length === 1 ? `the compiled executable ${GUEST_EXECUTABLE}` : "from source (bun src/main.ts)");
-  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, gorb);
+  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS);
   const t0 = performance.now();
-  const cli = Bun.spawn([...gorb, "apply", "-f", file, "--server", daemon.url], {
+  const cli = Bun.spawn([process.execPath, MAIN, "apply", "-f", file, "--server", daemon.url], {
     stdin: "ignore",
     stdout: Bun.file("/tmp/gorb-bench-apply.out"),
     stderr: "pipe",

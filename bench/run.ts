@@ -2,9 +2,8 @@
  * `npm run bench`: ONE boot of the rig's real-kernel guest (qemu TCG, Debian cloud kernel) that runs
  *   1. bench/ipvs-apply-guest.ts: gorb's kernel driver vs `ipvsadm -R` / `-Ln` (BENCH_SERVICES, BENCH_DESTS,
  *      BENCH_ROUNDS), and
- *   2. bench/gorb-guest.ts: the daemon-level figures of issue 14 (`gorb apply -f` vs `ipvsadm -R`, with the compiled
- *      executable built here first; REST PUTs vs GETs, API p99 during an apply, restore at start), sizes from BENCH_*
- *      (see that file's comment),
+ *   2. bench/gorb-guest.ts: the daemon-level figures of issue 14 (`gorb apply -f` vs `ipvsadm -R`, REST PUTs vs
+ *      GETs, API p99 during an apply, restore at start), sizes from BENCH_* (see that file's comment),
  *   3. bench/status-guest.ts (section `status`, with the compiled executable built here first): `gorb status` of
  *      1,000 x 10 vs `ipvsadm -Ln --stats` (BENCH_STATUS_SIZE, BENCH_STATUS_RUNS),
  * and prints each figure with its anchor and the ratio. It prints; it asserts nothing. Every BENCH_* variable of
@@ -28,8 +27,6 @@ const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
 
 const sections = new Set((process.env.BENCH_SECTIONS ?? "apply,rest,latency,restore,status").split(",").map((s) => s.trim()));
 const withStatus = sections.has("status");
-// The compiled executable (as shipped) for `gorb status` and for the daemon and CLI of `gorb apply -f`.
-const withExecutable = withStatus || sections.has("apply");
 const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
 bun bench/gorb-guest.ts; b=$?
 ${withStatus ? "bun bench/status-guest.ts; c=$?" : "c=0"}
@@ -41,5 +38,5 @@ await benchInGuest("bench", () => ({
   script,
   timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
   memoryMb: 3072,
-  ...(withExecutable ? { extraFiles: [buildGuestExecutable()] } : {}),
+  ...(withStatus ? { extraFiles: [buildGuestExecutable()] } : {}),
 }));
