@@ -45,7 +45,7 @@ function libc(): Symbols {
 
 function negErrno(c: Symbols): number {
   const p = c.__errno_location();
-  return p === null ? -5 : -read.i32(p, 0);
+  return p === null ? -EIO : -read.i32(p, 0);
 }
 
 const AF_INET = 2;
@@ -61,6 +61,8 @@ const EPOLL_CTL_ADD = 1;
 
 /** EAGAIN: the send or recv would block (still connecting, nothing to read yet). */
 export const EAGAIN = 11;
+/** EIO: what a failure reads as when errno itself cannot be read. */
+const EIO = 5;
 /** EINPROGRESS: connect's answer on a non-blocking socket. */
 const EINPROGRESS = 115;
 
