@@ -20,3 +20,17 @@ export async function benchInGuest(label: string, options: () => Omit<GuestRunOp
     throw e;
   }
 }
+
+/** `export NAME=value` for each of `names` set in the host's environment (digits and x only), for a guest script. */
+export function sizeEnvLine(names: readonly string[]): string {
+  const passed = names.flatMap((name) => {
+    const value = process.env[name];
+    if (value === undefined) return [];
+    if (!/^[0-9x]+$/.test(value)) {
+      console.error(`${name}=${JSON.stringify(value)}: expected digits (and x)`);
+      process.exit(2);
+    }
+    return [`${name}=${value}`];
+  });
+  return passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
+}

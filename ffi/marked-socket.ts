@@ -12,6 +12,7 @@
 import { FFIType, dlopen, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
 import { findSystemLibrary } from "./library-path.ts";
+import { AF_INET, AF_INET6, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
 
 const symbols = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -41,8 +42,6 @@ function errno(): number {
   return p === null ? 0 : read.i32(p, 0);
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
@@ -51,43 +50,12 @@ const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const SO_MARK = 36;
 const EINPROGRESS = 115;
+const EINVAL = 22;
 const POLLOUT = 4;
 
-/** The bytes of an IPv4 or IPv6 literal, or null when it is neither. */
-function addressBytes(address: string): Uint8Array | null {
-  const bare = address.replace(/%.*$/, "");
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bare)) {
-    const parts = bare.split(".").map(Number);
-    return parts.every((p) => p <= 255) ? Uint8Array.from(parts) : null;
-  }
-  if (!bare.includes(":")) return null;
-  const [head = "", tail, extra] = bare.split("::");
-  if (extra !== undefined) return null;
-  const groups = (s: string) => (s === "" ? [] : s.split(":"));
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const fill = 8 - h.length - t.length;
-  if (fill < 0 || (tail === undefined && fill !== 0)) return null;
-  const all = [...h, ...Array<string>(fill).fill("0"), ...t];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const g = all[i] ?? "";
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-    const v = Number.parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  }
-  return out;
-}
-
-function sockaddr(address: Uint8Array, port: number): Uint8Array {
-  const v6 = address.length === 16;
-  const out = new Uint8Array(v6 ? 28 : 16);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, v6 ? AF_INET6 : AF_INET, true);
-  view.setUint16(2, port, false);
-  out.set(address, v6 ? 8 : 4);
-  return out;
+/** The bytes of an IPv4 or IPv6 literal (a zone, "%eth0", is dropped), or null when it is neither. */
+function literalBytes(address: string): Uint8Array | null {
+  return addressBytes(address.replace(/%.*$/, ""));
 }
 
 function text(address: Uint8Array): string {
@@ -102,19 +70,19 @@ function text(address: Uint8Array): string {
  * descriptor; throws SyscallError (with its errno) when the socket cannot be made or the connect fails at once.
  */
 export function startMarkedConnect(address: string, port: number, mark: number, source: string | null): number {
-  const dest = addressBytes(address);
-  if (dest === null) throw new SyscallError(`connect ${address}: not an address literal`, 22);
+  const dest = literalBytes(address);
+  if (dest === null) throw new SyscallError(`connect ${address}: not an address literal`, EINVAL);
   const c = libc();
   const fd = c.socket(dest.length === 16 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new SyscallError("socket", errno());
   try {
     if (c.setsockopt(fd, SOL_SOCKET, SO_MARK, new Uint32Array([mark >>> 0]), 4) !== 0) throw new SyscallError("setsockopt(SO_MARK)", errno());
-    const from = source === null ? null : addressBytes(source);
+    const from = source === null ? null : literalBytes(source);
     if (from !== null && from.length === dest.length) {
-      const sa = sockaddr(from, 0);
+      const sa = sockaddrOfBytes(from, 0);
       if (c.bind(fd, sa, sa.length) !== 0) throw new SyscallError(`bind ${source}`, errno());
     }
-    const sa = sockaddr(dest, port);
+    const sa = sockaddrOfBytes(dest, port);
     if (c.connect(fd, sa, sa.length) !== 0) {
       const e = errno();
       if (e !== EINPROGRESS) throw new SyscallError(`connect ${address}:${port}`, e);
@@ -149,13 +117,13 @@ export function closeDescriptor(fd: number): void {
 
 /** The source address the kernel would use towards `address`, or null when it has no route (or no literal). */
 export function routeSource(address: string): string | null {
-  const dest = addressBytes(address);
+  const dest = literalBytes(address);
   if (dest === null) return null;
   const c = libc();
   const fd = c.socket(dest.length === 16 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return null;
   try {
-    const sa = sockaddr(dest, 9);
+    const sa = sockaddrOfBytes(dest, 9);
     if (c.connect(fd, sa, sa.length) !== 0) return null;
     const out = new Uint8Array(28);
     const len = new Uint32Array([out.length]);

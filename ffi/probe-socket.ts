@@ -14,6 +14,7 @@
 import { FFIType, dlopen, read } from "bun:ffi";
 import { LibraryLoadError } from "./errors.ts";
 import { findSystemLibrary } from "./library-path.ts";
+import { AF_INET, AF_INET6, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
 
 const symbols = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -48,8 +49,6 @@ function negErrno(c: Symbols): number {
   return p === null ? -EIO : -read.i32(p, 0);
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
@@ -81,46 +80,8 @@ export const EVENT_DATA_OFFSET = DATA_OFFSET;
 
 /** The sockaddr_in/sockaddr_in6 of an IPv4 or IPv6 literal (no zone) and port, or null for anything else. */
 export function sockaddrOf(host: string, port: number): Uint8Array | null {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (v4 !== null) {
-    const bytes = v4.slice(1).map(Number);
-    if (bytes.some((b) => b > 255)) return null;
-    const out = new Uint8Array(16);
-    const view = new DataView(out.buffer);
-    view.setUint16(0, AF_INET, true);
-    view.setUint16(2, port, false);
-    out.set(bytes, 4);
-    return out;
-  }
-  const v6 = ipv6Bytes(host);
-  if (v6 === null) return null;
-  const out = new Uint8Array(28);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, AF_INET6, true);
-  view.setUint16(2, port, false);
-  out.set(v6, 8);
-  return out;
-}
-
-function ipv6Bytes(host: string): Uint8Array | null {
-  if (!host.includes(":") || host.includes("%") || host.includes(".")) return null;
-  const [head = "", tail, extra] = host.split("::");
-  if (extra !== undefined) return null;
-  const groups = (s: string) => (s === "" ? [] : s.split(":"));
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const fill = 8 - h.length - t.length;
-  if (fill < 0 || (tail === undefined && fill !== 0) || (tail !== undefined && fill === 0)) return null;
-  const all = [...h, ...Array<string>(fill).fill("0"), ...t];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const g = all[i] ?? "";
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-    const v = Number.parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  }
-  return out;
+  const bytes = addressBytes(host);
+  return bytes === null ? null : sockaddrOfBytes(bytes, port);
 }
 
 /** openTcp makes a non-blocking socket and starts its connect: the descriptor, or -errno (the socket closed). */
