@@ -22,7 +22,8 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
     }
   }
   const right = widths.map((_, i) => align[i] === "right");
-  const pads = Array.from({ length: Math.max(0, ...widths) + 1 }, (_, k) => " ".repeat(k));
+  // One string of spaces, sliced: a table of pad strings would grow with the square of the widest cell.
+  const spaces = " ".repeat(Math.max(0, ...widths));
   const parts: string[] = [];
   const line = (cells: readonly string[]): void => {
     let last = n - 1;
@@ -33,8 +34,8 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
       if (i > 0) parts.push("  ");
       const pad = (widths[i] ?? 0) - cell.length;
       if (pad <= 0) parts.push(cell);
-      else if (right[i] === true) parts.push(pads[pad] ?? "", cell);
-      else if (i < last) parts.push(cell, pads[pad] ?? "");
+      else if (right[i] === true) parts.push(spaces.substring(0, pad), cell);
+      else if (i < last) parts.push(cell, spaces.substring(0, pad));
       else parts.push(cell);
     }
     parts.push("\n");
