@@ -3,7 +3,7 @@
  * buffer, setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the daemon sheds
  * API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute path.
  */
-import { FFIType, dlopen, read } from "bun:ffi";
+import { FFIType, type FFIFunction, dlopen, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
 import { findSystemLibrary } from "./library-path.ts";
 
@@ -16,21 +16,28 @@ const symbols = {
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
-type LibcSymbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let libc: LibcSymbols | null = null;
-
-function lib(): LibcSymbols {
-  if (libc) return libc;
-  // By absolute path (./library-path.ts): a bare soname could be found in the current directory.
+/**
+ * dlopen libc by absolute path (./library-path.ts: a bare soname could be found in the current directory) with
+ * `table`'s symbols; LibraryLoadError when it is missing or a symbol cannot be bound. Every libc binding of ffi/
+ * loads through here, each with its own table, once.
+ */
+function openLibc<const S extends Record<string, FFIFunction>>(table: S): ReturnType<typeof dlopen<S>>["symbols"] {
   const path = findSystemLibrary(LIBC_SONAME);
   if (path === null) throw new LibraryLoadError(LIBC_SONAME, "libc6", new Error("not found in the ld.so cache or the system library directories"));
   try {
-    libc = dlopen(path, symbols).symbols;
+    return dlopen(path, table).symbols;
   } catch (e) {
     throw new LibraryLoadError(LIBC_SONAME, "libc6", e);
   }
-  return libc;
 }
+
+/** `table`'s libc functions, loaded on the first call of the returned function. */
+export function lazyLibc<const S extends Record<string, FFIFunction>>(table: S): () => ReturnType<typeof dlopen<S>>["symbols"] {
+  let loaded: ReturnType<typeof dlopen<S>>["symbols"] | null = null;
+  return () => (loaded ??= openLibc(table));
+}
+
+const lib = lazyLibc(symbols);
 
 /** The calling thread's errno. */
 export function errno(): number {

@@ -9,10 +9,10 @@
  * `routeSource` asks the kernel which source address it would use towards an address (a connected UDP socket's
  * local address: no packet is sent), which is the director address a backend routes back to.
  */
-import { FFIType, dlopen, read } from "bun:ffi";
-import { LibraryLoadError, SyscallError } from "./errors.ts";
-import { findSystemLibrary } from "./library-path.ts";
-import { AF_INET, AF_INET6, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
+import { FFIType, read } from "bun:ffi";
+import { SyscallError } from "./errors.ts";
+import { lazyLibc } from "./libc.ts";
+import { AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
 
 const symbols = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -26,27 +26,13 @@ const symbols = {
   __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
-type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let lib: Symbols | null = null;
-
-function libc(): Symbols {
-  if (lib) return lib;
-  const path = findSystemLibrary("libc.so.6");
-  if (path === null) throw new LibraryLoadError("libc.so.6", "libc6", new Error("not found in the ld.so cache or the system library directories"));
-  lib = dlopen(path, symbols).symbols;
-  return lib;
-}
+const libc = lazyLibc(symbols);
 
 function errno(): number {
   const p = libc().__errno_location();
   return p === null ? 0 : read.i32(p, 0);
 }
 
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const SO_MARK = 36;
 const EINPROGRESS = 115;

@@ -11,10 +11,9 @@
  * Every call returns a number: >= 0 on success, the negative errno on failure. Nothing throws or allocates on
  * the per-check path; the caller keeps the address bytes (sockaddrOf) once per target.
  */
-import { FFIType, dlopen, read } from "bun:ffi";
-import { LibraryLoadError } from "./errors.ts";
-import { findSystemLibrary } from "./library-path.ts";
-import { AF_INET, AF_INET6, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
+import { FFIType, read } from "bun:ffi";
+import { lazyLibc } from "./libc.ts";
+import { AF_INET, AF_INET6, SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, addressBytes, sockaddrOfBytes } from "./sockaddr.ts";
 
 const symbols = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -29,30 +28,14 @@ const symbols = {
   __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
-type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let lib: Symbols | null = null;
-
-function libc(): Symbols {
-  if (lib) return lib;
-  const path = findSystemLibrary("libc.so.6");
-  if (path === null) throw new LibraryLoadError("libc.so.6", "libc6", new Error("not found in the ld.so cache or the system library directories"));
-  try {
-    lib = dlopen(path, symbols).symbols;
-  } catch (e) {
-    throw new LibraryLoadError("libc.so.6", "libc6", e);
-  }
-  return lib;
-}
+const libc = lazyLibc(symbols);
+type Symbols = ReturnType<typeof libc>;
 
 function negErrno(c: Symbols): number {
   const p = c.__errno_location();
   return p === null ? -EIO : -read.i32(p, 0);
 }
 
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_LINGER = 13;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;

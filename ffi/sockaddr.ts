@@ -1,10 +1,16 @@
 /**
  * Socket addresses for the raw sockets of ffi/ (probe-socket.ts, marked-socket.ts): the bytes of an IPv4 or IPv6
- * literal and the struct sockaddr_in / sockaddr_in6 carrying it. Pure: no library is loaded here.
+ * literal and the struct sockaddr_in / sockaddr_in6 carrying it, and the socket(2) constants both use. Pure: no
+ * library is loaded here.
  */
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
 
 /** The 4 or 16 bytes of an IPv4 or IPv6 literal (no zone, no dotted IPv4 tail), or null for anything else. */
 export function addressBytes(host: string): Uint8Array | null {
