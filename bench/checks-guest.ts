@@ -95,17 +95,25 @@ function threadTicks(pid: number): Map<string, number> {
 
 /** Sum of utime+stime ticks of these pids (a pid that is gone counts 0). */
 function ticks(pids: readonly number[]): number {
-  let sum = 0;
+  const t = userSystemTicks(pids);
+  return t.user + t.system;
+}
+
+/** utime and stime ticks of these pids, summed (a pid that is gone counts 0). */
+function userSystemTicks(pids: readonly number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      sum += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      system += Number(fields[12]);
     } catch {
       // exited
     }
   }
-  return sum;
+  return { user, system };
 }
 
 function pidsNamed(name: string): number[] {
@@ -181,6 +189,8 @@ interface Measure {
   readonly listenDrops: number;
   /** The checker's ticks by thread name in the window (gorb: the main thread "bun", JIT and GC helper threads). */
   readonly threads: Record<string, number>;
+  /** Of `ticks`, those spent in the kernel (stime: system calls, the TCP stack on their behalf). */
+  readonly systemTicks: number;
 }
 
 /** Reads named counters of a /proc/net/{snmp,netstat} table ("Tcp", "TcpExt"), in the root namespace or `ns`. */
@@ -209,10 +219,10 @@ async function window(checker: string, label: string, kind: string, delaySeconds
   const k0 = tcpCounters();
   const s0 = ticks([serverPid]);
   const th0 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
-  const t0 = ticks(p);
+  const t0 = userSystemTicks(p);
   const w0 = performance.now();
   await Bun.sleep(SECONDS * 1000);
-  const t1 = ticks(p);
+  const t1 = userSystemTicks(p);
   const th1 = p.length === 1 ? threadTicks(p[0] as number) : new Map<string, number>();
   const seconds = (performance.now() - w0) / 1000;
   const s1 = ticks([serverPid]);
@@ -224,7 +234,8 @@ async function window(checker: string, label: string, kind: string, delaySeconds
     label,
     kind,
     delaySeconds,
-    ticks: t1 - t0,
+    ticks: t1.user + t1.system - t0.user - t0.system,
+    systemTicks: t1.system - t0.system,
     seconds,
     served,
     serverTicks: s1 - s0,
@@ -254,7 +265,7 @@ function printMeasure(m: Measure): void {
   console.log(
     `checks bench: ${`${m.label} ${m.kind}`.padEnd(23)} (${what}): ${rate(m).toFixed(0)} checks/s at the backends ` +
       `(${((rate(m) / asked) * 100).toFixed(0)}% of ${asked.toFixed(0)}/s asked); CPU ${m.ticks} ticks in ${m.seconds.toFixed(1)} s = ` +
-      `${cpuPercent(m).toFixed(1)}% of one CPU, ${perThousand(m).toFixed(1)} ticks per 1,000 checks; ` +
+      `${cpuPercent(m).toFixed(1)}% of one CPU (${((m.systemTicks / Math.max(1, m.ticks)) * 100).toFixed(0)}% of it in the kernel), ${perThousand(m).toFixed(1)} ticks per 1,000 checks; ` +
       `connects started ${per(m.attempted)}/s, dropped by a full accept queue ${per(m.listenDrops)}/s; ` +
       `the server saw ${per(m.served)} ${m.kind === "tcp" ? "connections" : "requests"}/s and used ${(m.serverTicks / m.seconds).toFixed(0)}% CPU`,
   );
