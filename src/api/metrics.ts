@@ -13,7 +13,7 @@
  * gorb_reconcile_repairs_total: differences between the kernel and gorb's state repaired, e.g. a service
  * deleted with ipvsadm; gorb_reconcile_failures_total: repairs the kernel refused).
  */
-import type { ReconcileCounters } from "../core/gorb.ts";
+import type { ReconcileCounters } from "../core/repairs.ts";
 import type { ServiceDetail, StatsView } from "../core/views.ts";
 import type { BgpStatus } from "../bgp/controller.ts";
 

@@ -18,6 +18,11 @@ import { fieldsToJson } from "./state.ts";
 import type { Transactions } from "./transactions.ts";
 import { Tx, mergeTargets, wantedFor } from "./tx.ts";
 import type { DesiredState } from "./desired-state.ts";
+import { dryRunReport } from "./apply.ts";
+import type { ServiceKey } from "../ipvs/types.ts";
+import type { Logger } from "../log.ts";
+import { serviceKeyId } from "./keys.ts";
+import { planApply, resolveDeclared, type DeclaredService, type ManagedService } from "./plan.ts";
 
 
 /** What the runner works with. */
@@ -69,7 +74,7 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
 }
 
 /** Run `plan`; see the module comment. */
-export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
+async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
   const { desired, transactions } = parts;
   const txs = plan.map(() => new Tx(true));
   const errors: (string | null)[] = plan.map(() => null);
@@ -135,4 +140,46 @@ export async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChan
     return error === null || error === undefined ? { ...base, status: "done" } : { ...base, status: "failed", error };
   });
   return { dry_run: false, ok: changes.every((c) => c.status === "done"), changes };
+}
+
+/** Every service of the desired state, with its owner and request fields, for planning an apply. */
+export function managedServicesOf(desired: DesiredState): ManagedService[] {
+  return [...desired.services()].map((s) => ({
+    id: s.id,
+    source: s.source,
+    fields: new Map(s.fields),
+    spec: s.spec,
+    config: s.config,
+    backends: [...s.backends.values()].map((b) => ({ id: b.id, source: b.source, fields: new Map(b.fields), spec: b.spec, address: b.address })),
+  }));
+}
+
+/** What applyDeclared needs beyond ApplyParts: the kernel's service keys, and which of them are gorb's own. */
+export interface DeclaredApplyParts extends ApplyParts {
+  readonly log: Logger;
+  readonly defaultAddress: string | null;
+  readonly vipInterface: string | null;
+  /** The kernel's service keys (a driver call that throws a GorbError). */
+  readonly kernelServices: () => Promise<readonly ServiceKey[]>;
+  /** True for gorb's own services that are not in the desired state (the probe services). */
+  readonly isOwn: (key: ServiceKey) => boolean;
+}
+
+/**
+ * Apply a declarative set under gorb's lock (names already looked up by `resolver`): plan it against the managed
+ * services and the kernel's foreign ones (./plan.ts), then run the plan (runApplyPlan), or only report it
+ * (`dryRun`). The store is asked first whether it takes writes, so a set is not run only to fail its commit.
+ */
+export async function applyDeclared(parts: DeclaredApplyParts, declared: readonly DeclaredService[], resolver: HostResolver, dryRun: boolean): Promise<ApplyReport> {
+  const { desired, log } = parts;
+  if (!dryRun) await parts.transactions.checkStore();
+  const wanted = await resolveDeclared(declared, resolver, parts.defaultAddress, parts.vipInterface);
+  const foreign = (await parts.kernelServices()).filter((k) => !desired.hasKeyId(serviceKeyId(k)) && !parts.isOwn(k));
+  const plan = planApply(managedServicesOf(desired), wanted, foreign);
+  if (dryRun) return dryRunReport(plan);
+  const report = await runApplyPlan(parts, plan, resolver);
+  const failed = report.changes.filter((c) => c.status === "failed");
+  if (plan.length > 0) log.info(`applied the declarative set: ${plan.length - failed.length} change(s) done, ${failed.length} failed`);
+  for (const c of failed) log.error(`apply: ${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} failed: ${c.error ?? ""}`);
+  return report;
 }

@@ -13,11 +13,13 @@ import type { ServiceKey } from "../ipvs/types.ts";
 import type { DesiredState, ServiceRecord } from "./desired-state.ts";
 import { type DrainState, sameDrain } from "./drain.ts";
 import type { Edits } from "./edits.ts";
-import { fieldsToJson, type SavedBackend, type SavedService } from "./state.ts";
+import { fieldsToJson, type SavedBackend, type SavedService, type SavedState } from "./state.ts";
 import type { Fields } from "./fields.ts";
 import { backendFields, serviceFields } from "./normalize.ts";
 import type { HostResolver, ResolvedAddress } from "./resolve.ts";
-import type { Tx } from "./tx.ts";
+import type { Logger } from "../log.ts";
+import type { Transactions } from "./transactions.ts";
+import { Tx } from "./tx.ts";
 
 /** A resolver that answers every name with the address a row saved. */
 function savedAddress(address: ResolvedAddress | null): HostResolver {
@@ -57,7 +59,7 @@ function remoteDrainPhase(before: DrainState | null, after: DrainState | null): 
  * when it already matched (nothing edited). Throws the edit's error (the caller undoes `tx`). `onDrain` hears of
  * drains other nodes started or cancelled, after the commit.
  */
-export async function syncService(
+async function syncService(
   desired: DesiredState,
   edits: Edits,
   tx: Tx,
@@ -127,6 +129,52 @@ export async function syncService(
     const serviceId = record.id;
     edits.setDrain(tx, record, backend, drain, phase === null || onDrain === undefined ? null : () => onDrain(serviceId, want.id, announced, phase));
     changed = true;
+  }
+  return changed;
+}
+
+/**
+ * Make the services named in `ids` match the rows of `state` (a service without a row is deleted), each one a
+ * change of its own through syncService: one that fails (a conflict with a local service, a kernel error) is undone
+ * and logged, the others stay. Runs on Gorb's lock. Returns how many services changed.
+ */
+export async function applyRemoteRows(
+  parts: {
+    readonly desired: DesiredState;
+    readonly edits: Edits;
+    readonly transactions: Transactions;
+    readonly log: Logger;
+    readonly onDrain: RemoteDrainListener;
+  },
+  state: SavedState,
+  ids: readonly string[],
+): Promise<number> {
+  const { desired, edits, transactions, log } = parts;
+  const rows = new Map<string, SavedService>(state.services.map((s) => [s.id, s]));
+  const backendsOf = new Map<string, SavedBackend[]>();
+  for (const b of state.backends) {
+    let list = backendsOf.get(b.service);
+    if (list === undefined) backendsOf.set(b.service, (list = []));
+    list.push(b);
+  }
+  let changed = 0;
+  for (const id of ids) {
+    const tx = new Tx();
+    try {
+      if (!(await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain))) continue;
+    } catch (error) {
+      await transactions.rollback(tx);
+      log.error(`cannot apply the shared state of service ${JSON.stringify(id)}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    try {
+      await transactions.write(tx);
+    } catch (error) {
+      log.error(`cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    await transactions.effects(tx);
+    changed++;
   }
   return changed;
 }

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { type Daemon, startDaemon } from "./helpers/daemon.ts";
 import { assertInGuest } from "./helpers/guest.ts";
 import { listIpvs, serviceByKey } from "./helpers/ipvsadm.ts";
-import { IP, inNetns, ip, ipvsadm, run, sh } from "./helpers/sh.ts";
+import { IP, inNetns, ip, ipvsadm, run } from "./helpers/sh.ts";
 
 const BACKENDS = [1, 2, 3] as const;
 const REQUESTS = 60;

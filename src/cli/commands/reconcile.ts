@@ -9,7 +9,7 @@ import { GorbClient, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { EXIT } from "../errors.ts";
 import { jsonText, table } from "../../render/format.ts";
-import type { ReconcileReport } from "../../core/gorb.ts";
+import type { ReconcileReport } from "../../core/repairs.ts";
 
 const reconcile = defineCommand({
   meta: { name: "gorb reconcile", description: "Repair drift of the kernel's IPVS table from the daemon's state now" },

@@ -8,13 +8,10 @@ import { serviceBody } from "../request-bodies.ts";
 import {
   type RawArgs,
   boolArg,
-  defined,
   directArgs,
-  intArg,
   jsonArgs,
   positional,
   serverArgs,
-  stringArg,
 } from "../_shared.ts";
 import { GorbClient, clientOptionsFrom, servicePath } from "../client.ts";
 import { cliContext } from "../context.ts";

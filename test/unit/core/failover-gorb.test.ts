@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { GorbEvent } from "../../../src/core/events.ts";
-import type { GorbOptions } from "../../../src/core/gorb.ts";
+import type { GorbOptions } from "../../../src/core/gorb-options.ts";
 import { ManualClock } from "../health/_manual-clock.ts";
 import { makeGorb } from "./fakes.ts";
 import { MemoryStateStore } from "./memory-store.ts";

@@ -4,7 +4,8 @@
  */
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
-import { Gorb, type GorbOptions } from "../../../src/core/gorb.ts";
+import { Gorb } from "../../../src/core/gorb.ts";
+import type { GorbOptions } from "../../../src/core/gorb-options.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
 import type { HealthBrief, HealthUpdate } from "../../../src/health/monitor.ts";
 import type { ProbeTarget, PulseOptions } from "../../../src/health/options.ts";

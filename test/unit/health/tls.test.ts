@@ -3,7 +3,7 @@
  * time, and what messages never contain (response content, Location). Real servers on loopback.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpChecker } from "../../../src/health/checkers/http.ts";

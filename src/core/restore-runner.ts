@@ -1,0 +1,118 @@
+/**
+ * Restore at start-up, the part with I/O (the pure part is ./restore.ts): read the kernel's table once, take
+ * over the saved services and backends, deal with the destinations of gorb's services that the saved state does
+ * not know (`--unknown-destinations`: report and leave serving, adopt, or remove), make the kernel match in one
+ * batch without touching what already matches, put missing VIPs back, start the health checks and discovery,
+ * and record the rows dropped or adopted. Runs on Gorb's lock before any other change.
+ */
+import type { Discovery } from "../discovery/discovery.ts";
+import { describeDestination } from "../ipvs/address.ts";
+import type { IpvsDriver } from "../ipvs/driver.ts";
+import { isFwmarkKey } from "../ipvs/types.ts";
+import type { Logger } from "../log.ts";
+import { ChangeTracker } from "./changes.ts";
+import type { DesiredState } from "./desired-state.ts";
+import type { Drains } from "./drains.ts";
+import type { Edits } from "./edits.ts";
+import type { FailoverRunner } from "./failover-runner.ts";
+import type { HealthChecks } from "./health.ts";
+import type { KernelWriter } from "./kernel-writer.ts";
+import { destinationKeyId } from "./keys.ts";
+import type { MarkRange } from "./mark-range.ts";
+import { isProbeKey } from "./probe-services.ts";
+import { observedTable, planOperations, unknownDestinations } from "./reconcile.ts";
+import type { ReconcileReport, Repairs } from "./repairs.ts";
+import { adoptDestination, loadSavedState } from "./restore.ts";
+import type { SavedState, StateStore } from "./state.ts";
+import type { Transactions } from "./transactions.ts";
+import type { UnknownDestinationMode } from "./unknown-destinations.ts";
+import type { VipLedger } from "./vip-ledger.ts";
+
+/** What restore() did at start-up. */
+export interface RestoreReport extends ReconcileReport {
+  readonly services: number;
+  readonly backends: number;
+  /** Saved services and backends that could not be read back (removed from the state), with the reason. */
+  readonly dropped: readonly string[];
+  /**
+   * Serving destinations of gorb's services that the saved state does not know, e.g. "10.1.0.9:80 in service
+   * \"web\"": left alone ("report"), taken as backends ("adopt") or deleted ("remove").
+   */
+  readonly unknown: readonly string[];
+}
+
+/** What a restore works with (Gorb's parts). */
+export interface RestoreParts {
+  readonly driver: IpvsDriver;
+  readonly desired: DesiredState;
+  readonly edits: Edits;
+  readonly writer: KernelWriter;
+  readonly vips: VipLedger;
+  readonly checks: HealthChecks;
+  readonly probeMarks: MarkRange;
+  readonly discovery: Discovery;
+  readonly failover: FailoverRunner;
+  readonly repairs: Repairs;
+  readonly transactions: Transactions;
+  readonly drains: Drains;
+  readonly store: StateStore | null;
+  readonly log: Logger;
+  /** Runs a driver call, turning its failure into a GorbError. */
+  readonly kernel: <T>(call: () => Promise<T>) => Promise<T>;
+}
+
+const q = JSON.stringify;
+
+/** See the module comment. The desired state must be empty. */
+export async function runRestore(p: RestoreParts, state: SavedState, mode: UnknownDestinationMode): Promise<RestoreReport> {
+  const { desired, edits, writer, log } = p;
+  const table = await p.kernel(() => p.driver.snapshot());
+  const tracker = new ChangeTracker();
+  const loaded = await loadSavedState(state, observedTable(table), (s, b) => edits.watchId(s, b));
+  for (const record of loaded.services) desired.addService(record);
+  for (const record of loaded.vips) p.vips.remember(record.id, record.config.key);
+  for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (removed from the saved state): ${d.why}`);
+  for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
+  writer.replace(table, (id, key) => desired.hasKeyId(id) || isProbeKey(p.probeMarks, key));
+
+  const unknown: string[] = [];
+  for (const { service: serviceId, dest } of unknownDestinations(desired.wantedAll(), writer.view)) {
+    const service = desired.service(serviceId);
+    if (service === undefined) continue;
+    const text = `${describeDestination(dest)} in service ${q(serviceId)}`;
+    unknown.push(text);
+    if (mode === "report") {
+      service.keep.add(destinationKeyId(dest));
+      log.warn(`restore: IPVS serves ${text}, which the saved state does not know; leaving it (--unknown-destinations report)`);
+    } else if (mode === "adopt") {
+      const refused = adoptDestination(desired, service, dest, (s, b) => edits.watchId(s, b), tracker);
+      if (refused === null) log.warn(`restore: IPVS serves ${text}, which the saved state does not know; adopted it as an API backend`);
+      else log.error(`restore: cannot adopt ${text}: ${refused}; leaving it`);
+    } else {
+      log.warn(`restore: IPVS serves ${text}, which the saved state does not know; removing it (--unknown-destinations remove)`);
+    }
+  }
+
+  const quorumChanges = p.failover.restoreStates();
+  const repairs = await p.repairs.run(planOperations(desired.wantedAll(), writer.view));
+  for (const change of quorumChanges) p.failover.quorumChanged(change);
+  // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
+  await p.vips.restoreMissing();
+  let backends = 0;
+  for (const record of desired.services()) {
+    for (const backend of record.backends.values()) {
+      p.checks.add(backend.watchId, { host: backend.address.address, port: backend.spec.port }, backend.spec.pulse);
+      backends++;
+    }
+    const key = record.config.key;
+    if (!isFwmarkKey(key)) p.discovery.expose({ id: record.id, address: key.address, port: key.port, protocol: key.protocol });
+  }
+  // Rows dropped or adopted; a failure is logged and refuses changes until the disk takes writes again.
+  await p.transactions.commitTracked(tracker).catch(() => undefined);
+  log.info(
+    `restored ${desired.size} service(s) and ${backends} backend(s) from ${p.store?.location ?? "the saved state"}` +
+      (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
+  );
+  p.drains.kick(); // drains saved before the restart carry on, against their saved deadline
+  return { services: desired.size, backends: loaded.backends, dropped: loaded.dropped.map((d) => `${d.what}: ${d.why}`), repairs, unknown };
+}
