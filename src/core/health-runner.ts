@@ -6,7 +6,7 @@
  * Transitions are logged and published (`backend.health`, `service.panic`); a backend coming back up starts its
  * slow-start ramp.
  */
-import type { HealthUpdate } from "../health/monitor.ts";
+import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
 import type { Logger } from "../log.ts";
 import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";

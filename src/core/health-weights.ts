@@ -8,7 +8,7 @@
  * down update), as Envoy's panic mode does: a mass failure is more likely gorb's view than the backends.
  * When the share falls back to the threshold or below, the down backends are drained.
  */
-import type { HealthUpdate } from "../health/monitor.ts";
+import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
 import { type BackendRecord, type DesiredState, destinationKeyOfBackend, type ServiceRecord } from "./desired-state.ts";
 import { stepWeight } from "./edits.ts";

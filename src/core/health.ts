@@ -7,7 +7,7 @@
  * monitor takes its listener in its constructor, Gorb is given a factory:
  *   health: (onUpdate) => new HealthMonitor({ onUpdate })
  */
-import type { HealthBrief, HealthSnapshot, HealthUpdate } from "../health/monitor.ts";
+import type { HealthBrief, HealthSnapshot, HealthUpdate } from "../health/target-state.ts";
 import type { ProbeTarget, PulseOptions } from "../health/options.ts";
 
 /** What core reads of a target's live state (for GET: uptime grows between checks). */

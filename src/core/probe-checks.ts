@@ -7,7 +7,7 @@
  * first, so a restart in the same order gets the same marks; the probe services follow (./probe-services.ts), written
  * by the reconciler whenever the set changes (`onChange`) and at every reconcile.
  */
-import type { HealthBrief } from "../health/monitor.ts";
+import type { HealthBrief } from "../health/target-state.ts";
 import type { ProbeTarget, PulseOptions } from "../health/options.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { type DesiredState, desiredDestination } from "./desired-state.ts";

@@ -48,77 +48,8 @@ import { formatDuration } from "./duration.ts";
 import { HealthWindow } from "./health-window.ts";
 import { type ProbeTarget, type PulseOptions, probeTarget } from "./options.ts";
 import { type HeapItem, TimerHeap } from "./timer-heap.ts";
-
-/** HealthStatus is a target's state: unknown before its first result, then up or down. */
-export type HealthStatus = "up" | "down" | "unknown";
-
-/** HealthUpdate is emitted after every finished check of a target. */
-export interface HealthUpdate {
-  readonly id: string;
-  readonly status: "up" | "down";
-  readonly previousStatus: HealthStatus;
-  /** Fraction of passed checks among the last `samples` (at most 100), in [0, 1]. */
-  readonly health: number;
-  /** Number of results in the window (at most 100). */
-  readonly samples: number;
-  /** Number of passed results in the window; health = samplesOk / samples, exactly. */
-  readonly samplesOk: number;
-  /** Whole seconds since the status last became Up; 0 when Down. */
-  readonly uptimeSeconds: number;
-  readonly lastCheck: CheckResult;
-  readonly consecutiveOk: number;
-  readonly consecutiveFail: number;
-}
-
-/** HealthSnapshot is a target's current state, for GET responses and metrics. */
-export interface HealthSnapshot {
-  readonly id: string;
-  readonly backend: ProbeTarget;
-  /** The address actually probed (backend with args.host/args.port applied). */
-  readonly probe: ProbeTarget;
-  readonly options: PulseOptions;
-  readonly status: HealthStatus;
-  readonly health: number;
-  readonly samples: number;
-  readonly samplesOk: number;
-  readonly uptimeSeconds: number;
-  /** The last check, including a check error (kind "local-error") that changed nothing. */
-  readonly lastCheck: CheckResult | null;
-  readonly consecutiveOk: number;
-  readonly consecutiveFail: number;
-  /** Checks finished since the probe was created (or its probe last changed); check errors included. */
-  readonly checks: number;
-  /** The current wait between check starts: the interval, or longer while backing off. */
-  readonly intervalMs: number;
-  /** True while a check is running. */
-  readonly checking: boolean;
-  /** How many targets share this target's probe (1 when it is not shared). */
-  readonly sharedBy: number;
-}
-
-/** The part of a target's state a status table shows, read without the clock (see HealthMonitor.brief). */
-export interface HealthBrief {
-  readonly status: HealthStatus;
-  readonly health: number;
-  /** What the last check said, or "" before the first one. */
-  readonly message: string;
-}
-
-/** MonitorStats are running totals, for benchmarks and metrics. */
-export interface MonitorStats {
-  /** Targets (subscribers), as added. */
-  readonly targets: number;
-  /** Distinct probes run for them (shared probes count once). */
-  readonly probes: number;
-  /** Probes holding a socket or process (running, or cancelled and not yet closed). */
-  readonly inFlight: number;
-  readonly queued: number;
-  readonly started: number;
-  readonly finished: number;
-  readonly timedOut: number;
-  /** Checks that could not run for a local reason (kind "local-error"). */
-  readonly checkErrors: number;
-}
+import { Lane } from "./lane.ts";
+import type { HealthBrief, HealthSnapshot, HealthStatus, HealthUpdate, MonitorStats } from "./target-state.ts";
 
 /** MonitorOptions wire a monitor to its listener and, for tests and benchmarks, to fake time and checkers. */
 export interface MonitorOptions {
@@ -172,63 +103,6 @@ const DEFAULT_BATCH_MS = 50;
 
 type Phase = "waiting" | "queued" | "running";
 
-/**
- * LAG_HIGH_MS, LAG_LOW_MS: when the monitor's timer fires more than LAG_HIGH_MS late (the event loop is saturated:
- * more checks are in flight than this process can serve, so their replies wait and they would time out), every
- * lane's in-flight limit halves, down to MIN_ADAPTIVE_IN_FLIGHT; while it fires less than LAG_LOW_MS late, the limit
- * climbs back by an eighth per tick, up to its maximum. Checks beyond the limit wait in the FIFO queue, and their timeout
- * only starts when they start, so an overloaded monitor checks fewer backends per second instead of timing its
- * own checks out (measured in the emulated guest: 1,000 http backends/s at 256 in flight, about 100 checks/s
- * possible, half the backends went down on timeouts).
- */
-const LAG_HIGH_MS = 250;
-const LAG_LOW_MS = 50;
-const MIN_ADAPTIVE_IN_FLIGHT = 16;
-
-/** Lane is one class of probes with its own concurrency limit and FIFO queue. */
-class Lane {
-  /** Probes of this lane holding resources. */
-  open = 0;
-  /** The limit in force: `max`, or less while the event loop lags (see LAG_HIGH_MS). */
-  limit: number;
-  private queue: Probe[] = [];
-  private head = 0;
-
-  constructor(readonly max: number) {
-    this.limit = max;
-  }
-
-  /** adapt moves the limit for an event-loop lag of `lagMs` (see LAG_HIGH_MS). */
-  adapt(lagMs: number): void {
-    if (lagMs > LAG_HIGH_MS) this.limit = Math.max(Math.min(MIN_ADAPTIVE_IN_FLIGHT, this.max), this.limit >> 1);
-    else if (lagMs < LAG_LOW_MS && this.limit < this.max) this.limit = Math.min(this.max, this.limit + Math.max(1, this.limit >> 3));
-  }
-
-  get queued(): number {
-    return this.queue.length - this.head;
-  }
-
-  push(p: Probe): void {
-    this.queue.push(p);
-  }
-
-  /** shift returns the next queued probe, or undefined; stale entries are the caller's to skip. */
-  shift(): Probe | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const p = this.queue[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return p;
-  }
-
-  clear(): void {
-    this.queue = [];
-    this.head = 0;
-  }
-}
-
 /** A subscriber: one id the caller added. */
 interface Sub {
   readonly id: string;
@@ -242,7 +116,7 @@ interface Probe extends HeapItem {
   key: string;
   readonly subs: Sub[];
   target: ProbeTarget;
-  lane: Lane;
+  lane: Lane<Probe>;
   options: PulseOptions;
   checker: Checker;
   phase: Phase;
@@ -273,8 +147,8 @@ export class HealthMonitor {
   private readonly entries = new Map<string, Sub>();
   private readonly probes = new Map<string, Probe>();
   private readonly heap = new TimerHeap<Probe>();
-  private readonly fetchLane: Lane;
-  private readonly socketLane: Lane;
+  private readonly fetchLane: Lane<Probe>;
+  private readonly socketLane: Lane<Probe>;
   private open = 0;
   private timer: unknown = null;
   private armedAt = Number.POSITIVE_INFINITY;
@@ -601,11 +475,11 @@ export class HealthMonitor {
 
   // ---- running checks ------------------------------------------------------------------------------------
 
-  private laneFor(options: PulseOptions): Lane {
+  private laneFor(options: PulseOptions): Lane<Probe> {
     return options.type === "http" || options.type === "https" ? this.fetchLane : this.socketLane;
   }
 
-  private canStart(lane: Lane): boolean {
+  private canStart(lane: Lane<Probe>): boolean {
     return this.open < this.maxInFlight && lane.open < lane.limit;
   }
 
@@ -629,7 +503,7 @@ export class HealthMonitor {
     }
   }
 
-  private release(lane: Lane): void {
+  private release(lane: Lane<Probe>): void {
     this.open--;
     lane.open--;
     if (!this.stopped && (this.socketLane.queued > 0 || this.fetchLane.queued > 0)) {

@@ -23,7 +23,7 @@
  *      without traffic until health was exactly 1.
  * 6. A configured weight of 0 (drained) stays 0 in every case.
  */
-import type { HealthStatus } from "./monitor.ts";
+import type { HealthStatus } from "./target-state.ts";
 import type { PulseType } from "./options.ts";
 
 /** WeightState is what the policy remembers per backend between updates. */

@@ -7,7 +7,7 @@ import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
 import { Gorb } from "../../../src/core/gorb.ts";
 import type { GorbOptions } from "../../../src/core/gorb-options.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
-import type { HealthBrief, HealthUpdate } from "../../../src/health/monitor.ts";
+import type { HealthBrief, HealthUpdate } from "../../../src/health/target-state.ts";
 import type { ProbeTarget, PulseOptions } from "../../../src/health/options.ts";
 import type { Logger } from "../../../src/log.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";

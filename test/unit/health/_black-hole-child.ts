@@ -4,7 +4,8 @@
  * and http every 200ms (timeout 150ms) for `argv[2]` ms, sampling descriptors; prints one JSON line.
  */
 import { readdirSync } from "node:fs";
-import { HealthMonitor, type HealthUpdate } from "../../../src/health/monitor.ts";
+import { HealthMonitor } from "../../../src/health/monitor.ts";
+import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { parsePulseOptions } from "../../../src/health/options.ts";
 
 const ms = Number(process.argv[2]);

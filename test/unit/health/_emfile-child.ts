@@ -4,7 +4,8 @@
  * connect fails with EMFILE (which Bun reports as ECONNREFUSED). Prints one JSON line with what happened.
  */
 import { closeSync, openSync } from "node:fs";
-import { HealthMonitor, type HealthUpdate } from "../../../src/health/monitor.ts";
+import { HealthMonitor } from "../../../src/health/monitor.ts";
+import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { parsePulseOptions } from "../../../src/health/options.ts";
 
 const [tcpPort, httpPort] = [Number(process.argv[2]), Number(process.argv[3])];

@@ -4,7 +4,8 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import type { CancelProbe, CheckResult, Checker } from "../../../src/health/checker.ts";
-import { HealthMonitor, type HealthUpdate } from "../../../src/health/monitor.ts";
+import { HealthMonitor } from "../../../src/health/monitor.ts";
+import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { type ProbeTarget, parsePulseOptions } from "../../../src/health/options.ts";
 import { ManualClock } from "./_manual-clock.ts";
 

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { CheckResult, Checker } from "../../../src/health/checker.ts";
-import { HealthMonitor, type HealthUpdate, type MonitorOptions } from "../../../src/health/monitor.ts";
+import { HealthMonitor, type MonitorOptions } from "../../../src/health/monitor.ts";
+import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { type ProbeTarget, parsePulseOptions } from "../../../src/health/options.ts";
 import { ManualClock, settle } from "./_manual-clock.ts";
 
