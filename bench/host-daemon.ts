@@ -1,10 +1,11 @@
 /**
  * `bun bench/host-daemon.ts PORT STATE_DIR`: the daemon's stack as src/daemon/run.ts builds it (core, health
- * monitor, SQLite state, REST API, consola logging to stdout), but on the in-memory IPVS driver, so the host
+ * monitor, SQLite state, REST API, its log lines to stdout), but on the in-memory IPVS driver, so the host
  * (which has no IPVS) can measure gorb's own JavaScript: the kernel's share is what the rig's guest measures.
  * Started by bench/host-core.ts. Stops on SIGTERM.
  */
-import { createConsola } from "consola";
+import { createConsola } from "consola/core";
+import { daemonReporter } from "../src/daemon/log-lines.ts";
 import { createApp } from "../src/api/app.ts";
 import { EventBus } from "../src/core/events.ts";
 import { Gorb } from "../src/core/gorb.ts";
@@ -16,7 +17,7 @@ import { DEFAULT_MAX_CONNECTIONS } from "../src/config/daemon-options.ts";
 
 const [portText, stateDir] = process.argv.slice(2);
 if (portText === undefined || stateDir === undefined) throw new Error("usage: host-daemon.ts PORT STATE_DIR");
-const log = createConsola({ level: 3 }).withTag("gorb");
+const log = createConsola({ level: 3, reporters: [daemonReporter()] }).withTag("gorb");
 const store = SqliteStateStore.open(stateDir);
 const events = new EventBus();
 const gorb = new Gorb({

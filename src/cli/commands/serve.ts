@@ -308,8 +308,8 @@ const serve = defineCommand({
         ctx.log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
       }
     }
-    const { createConsola } = await import("consola");
-    const log = createConsola({ level: options.verbose ? 4 : 3 }).withTag("gorb");
+    const [{ createConsola }, { daemonReporter }] = await Promise.all([import("consola/core"), import("../../daemon/log-lines.ts")]);
+    const log = createConsola({ level: options.verbose ? 4 : 3, reporters: [daemonReporter()] }).withTag("gorb");
 
     try {
       const source = await prepareLibnl(ctx.env);
