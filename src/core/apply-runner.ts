@@ -8,7 +8,7 @@
 import { Pacer } from "./pacer.ts";
 import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";
 import type { Edits } from "./edits.ts";
-import { fromIpvsError } from "./errors.ts";
+import { fromIpvsError, errorMessage } from "./errors.ts";
 import { isChecked, type Fields } from "./fields.ts";
 import { BACKEND_FIELDS, SERVICE_FIELDS, backendFields, backendPatchFields, serviceFields, servicePatchFields } from "./normalize.ts";
 import type { ApplyStep, PlannedChange } from "./plan.ts";
@@ -31,10 +31,6 @@ export interface ApplyParts {
   readonly edits: Edits;
   readonly queries: Queries;
   readonly transactions: Transactions;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
@@ -87,7 +83,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     } catch (error) {
       tx.undoEdits();
       await tx.releaseClaims();
-      errors[i] = message(error);
+      errors[i] = errorMessage(error);
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);

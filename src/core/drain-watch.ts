@@ -5,6 +5,7 @@
  * itself (remove, or hold at weight 0) is a change under gorb's lock, committed like a request; the watcher
  * never writes IPVS. With no drain left it stops its timer until kick() (a new drain, a restore, a remote change).
  */
+import { errorMessage } from "./errors.ts";
 import { destinationKeyId } from "./keys.ts";
 import type { Destination, ServiceKey } from "../ipvs/types.ts";
 import { drainDecision, type ConnCounts, type DrainDecision, type DrainState } from "./drain.ts";
@@ -77,7 +78,7 @@ export class DrainWatch {
       remaining = await this.#look();
     } catch (error) {
       // An end refused (a store conflict, gorb stopping): looked at again at the next poll.
-      if (!this.#stopped) this.#p.log.error(`drain watch: ${error instanceof Error ? error.message : String(error)}`);
+      if (!this.#stopped) this.#p.log.error(`drain watch: ${errorMessage(error)}`);
       remaining = 1;
     } finally {
       this.#running = false;

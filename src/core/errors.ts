@@ -174,6 +174,11 @@ export function ipvsOutcome(error: IpvsError): IpvsOutcome {
   return row?.outcome ?? "kernel";
 }
 
+/** The text of a thrown value: an Error's message, or the value as a string. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
  * The GorbError for a failure of the IPVS driver, by IPVS_ERROR_TABLE. An "invalid" error without an
  * attribute (the kernel refused the request as a whole) names "body". A GorbError passes through unchanged;
@@ -182,8 +187,7 @@ export function ipvsOutcome(error: IpvsError): IpvsOutcome {
 export function fromIpvsError(error: unknown): GorbError {
   if (error instanceof GorbError) return error;
   if (!(error instanceof IpvsError)) {
-    const text = error instanceof Error ? error.message : String(error);
-    return new KernelError(`internal error: ${text}`, "", { cause: error });
+    return new KernelError(`internal error: ${errorMessage(error)}`, "", { cause: error });
   }
   switch (ipvsOutcome(error)) {
     case "conflict":

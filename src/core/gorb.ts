@@ -42,7 +42,7 @@ import type { ServiceKey } from "../ipvs/types.ts";
 import type { ApplyReport } from "./apply.ts";
 import { DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
-import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
+import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import { EventBus } from "./events.ts";
 import { drainEvent, drainFields } from "./drain-targets.ts";
 import { drainRequestOf, type DrainView } from "./drain.ts";
@@ -96,10 +96,6 @@ interface Job extends QueuedJob {
 
 const q = JSON.stringify;
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The core facade; see the module comment. */
 export class Gorb {
   readonly #driver: IpvsDriver;
@@ -139,7 +135,7 @@ export class Gorb {
     this.#events = options.events ?? new EventBus();
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
     const schedule = (section: () => Promise<void>, what: string): void =>
-      this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${message(error)}`) });
+      this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${errorMessage(error)}`) });
     const closed = () => this.#closed;
     this.#writer = new KernelWriter(this.#driver);
     this.#probeSync = new ProbeSync({ probes: () => this.#probes, writer: this.#writer, log: this.#log, schedule, closed });

@@ -8,6 +8,7 @@
  * Rows carry the addresses their hosts resolved to on the node that wrote them; this node uses those (no DNS
  * lookup), so every node programs the same destinations.
  */
+import { errorMessage } from "./errors.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import type { DesiredState, ServiceRecord } from "./desired-state.ts";
@@ -164,13 +165,13 @@ export async function applyRemoteRows(
       if (!(await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain))) continue;
     } catch (error) {
       await transactions.rollback(tx);
-      log.error(`cannot apply the shared state of service ${JSON.stringify(id)}: ${error instanceof Error ? error.message : String(error)}`);
+      log.error(`cannot apply the shared state of service ${JSON.stringify(id)}: ${errorMessage(error)}`);
       continue;
     }
     try {
       await transactions.write(tx);
     } catch (error) {
-      log.error(`cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${error instanceof Error ? error.message : String(error)}`);
+      log.error(`cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${errorMessage(error)}`);
       continue;
     }
     await transactions.effects(tx);

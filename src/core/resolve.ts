@@ -10,7 +10,7 @@ import { addressFamily, canonicalAddress, describeService } from "../ipvs/addres
 import type { DestinationConfig, Family, ServiceConfig, ServiceFlags, ServiceKey } from "../ipvs/types.ts";
 import { addressProblem, type AddressRole } from "../contract/addresses.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
-import { ValidationError } from "./errors.ts";
+import { ValidationError, errorMessage } from "./errors.ts";
 import { describeValue } from "./fields.ts";
 import { FORWARD_OF, SCHED_FLAG_NAMES, type SchedFlagName } from "../contract/fields.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
@@ -88,8 +88,7 @@ async function lookupHost(
   try {
     found = await resolver(host);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ValidationError(field, `cannot resolve ${describeValue(host)}: ${why}`, { cause: error });
+    throw new ValidationError(field, `cannot resolve ${describeValue(host)}: ${errorMessage(error)}`, { cause: error });
   }
   const prefer = required ?? options.prefer ?? "inet";
   const match = found.find((a) => a.family === prefer) ?? (required === null ? found[0] : undefined);

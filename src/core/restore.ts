@@ -9,7 +9,7 @@ import { Pacer } from "./pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
-import { ConflictError, GorbError } from "./errors.ts";
+import { ConflictError, GorbError, errorMessage } from "./errors.ts";
 import type { ChangeTracker } from "./changes.ts";
 import type { BackendSpec } from "./model.ts";
 import type { Fields } from "./fields.ts";
@@ -32,10 +32,6 @@ export interface LoadedState {
   readonly dropped: readonly { readonly what: string; readonly why: string }[];
   /** Rows to delete from the store: [service] or [service, backend]. */
   readonly drop: readonly (readonly [string, string?])[];
-}
-
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Read the saved rows back (see the module comment); `watchId` names each backend's health watch. */
@@ -73,7 +69,7 @@ export async function loadSavedState(
       keys.set(serviceKeyId(row.key), row.id);
       record = { id: row.id, source: row.source, fields, spec, config, backends: new Map(), byDest: new Map(), keep: new Set(), panic: false };
     } catch (error) {
-      dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why: why(error) });
+      dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why: errorMessage(error) });
       drop.push([row.id]);
       continue;
     }
@@ -109,7 +105,7 @@ export async function loadSavedState(
         record.byDest.set(destId, b.id);
         backends++;
       } catch (error) {
-        dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why: why(error) });
+        dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why: errorMessage(error) });
         drop.push([row.id, b.id]);
       }
     }

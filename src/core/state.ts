@@ -9,6 +9,7 @@
  * Core defines the rows and the `StateStore` port; the store itself (SQLite) lives in src/state/. Rows are
  * plain JSON values; `decodeSavedService` and `decodeSavedBackend` check a row read back from disk.
  */
+import { errorMessage } from "./errors.ts";
 import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
 import type { Family, Protocol, ServiceKey } from "../ipvs/types.ts";
 import { decodeDrain, encodeDrain, type DrainState } from "./drain.ts";
@@ -168,7 +169,7 @@ export function decodeSavedBackend(service: string, id: string, data: unknown): 
   try {
     drain = decodeDrain(data.drain);
   } catch (error) {
-    throw new SavedStateError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new SavedStateError(`${what}: ${errorMessage(error)}`);
   }
   return {
     service,

@@ -14,7 +14,7 @@ import { describeDestination, describeService } from "../ipvs/address.ts";
 import { ChangeTracker } from "./changes.ts";
 import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
 import { SORRY_ID } from "./failover.ts";
-import { ConflictError, UnavailableError, fromIpvsError } from "./errors.ts";
+import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
@@ -31,10 +31,6 @@ export interface Request {
 }
 
 const q = JSON.stringify;
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** See the module comment. */
 export class Transactions {
@@ -102,7 +98,7 @@ export class Transactions {
 
   /** Run what a committed change does afterwards (watches, discovery, events, log lines). */
   async effects(tx: Tx): Promise<void> {
-    await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${message(error)}`));
+    await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${errorMessage(error)}`));
   }
 
   /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
@@ -115,7 +111,7 @@ export class Transactions {
     } catch (error) {
       throw new UnavailableError(
         "state",
-        `gorb cannot save its state to ${store.location} (${message(error)}); changes are refused until it can`,
+        `gorb cannot save its state to ${store.location} (${errorMessage(error)}); changes are refused until it can`,
         { cause: error },
       );
     }
@@ -140,10 +136,10 @@ export class Transactions {
       // A shared store refused the change because another node changed the same rows first: the store works.
       if (error instanceof ConflictError) throw error;
       this.#storeDown = true;
-      this.#log.error(`cannot save the state to ${store.location}: ${message(error)}`);
+      this.#log.error(`cannot save the state to ${store.location}: ${errorMessage(error)}`);
       throw new UnavailableError(
         "state",
-        `the change could not be saved to ${store.location} (${message(error)}) and was undone; ` +
+        `the change could not be saved to ${store.location} (${errorMessage(error)}) and was undone; ` +
           "changes are refused until the state can be saved again",
         { cause: error },
       );

@@ -5,7 +5,7 @@
  */
 import type { ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
-import { KernelError } from "./errors.ts";
+import { KernelError, errorMessage } from "./errors.ts";
 import type { Logger } from "../log.ts";
 import type { VipManager } from "./vip.ts";
 
@@ -46,8 +46,7 @@ export class VipLedger {
     try {
       added = await this.#vip.add(key.address, key.family);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      throw new KernelError(`cannot add VIP ${key.address} to the VIP interface: ${why}`, "", { cause: error });
+      throw new KernelError(`cannot add VIP ${key.address} to the VIP interface: ${errorMessage(error)}`, "", { cause: error });
     }
     if (!added) return false; // already there, not gorb's: never removed
     this.#claims.set(key.address, { family: key.family, owners: new Set([id]) });
