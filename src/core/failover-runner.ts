@@ -17,6 +17,7 @@ import type { KernelWriter } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
 import { SlowStart, TICK_MS } from "./slow-start.ts";
 import type { Transactions } from "./transactions.ts";
+import type { ScheduleJob } from "./work-queue.ts";
 
 const q = JSON.stringify;
 
@@ -29,7 +30,7 @@ export interface FailoverParts {
   readonly desired: DesiredState;
   readonly writer: KernelWriter;
   readonly transactions: () => Transactions;
-  readonly schedule: (section: () => Promise<void>, what: string) => void;
+  readonly schedule: ScheduleJob;
 }
 
 /** See the module comment. */

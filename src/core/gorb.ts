@@ -69,7 +69,7 @@ import { Tx } from "./tx.ts";
 import { NoVipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo, ServiceStatusView } from "./views.ts";
-import { WorkQueue, type QueuedJob } from "./work-queue.ts";
+import { WorkQueue, type QueuedJob, type ScheduleJob } from "./work-queue.ts";
 import { DEFAULTS } from "../contract/fields.ts";
 import { systemClock } from "../health/clock.ts";
 import type { GorbOptions } from "./gorb-options.ts";
@@ -134,7 +134,7 @@ export class Gorb {
     this.#store = options.store ?? null;
     this.#events = options.events ?? new EventBus();
     this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
-    const schedule = (section: () => Promise<void>, what: string): void =>
+    const schedule: ScheduleJob = (section, what) =>
       this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${errorMessage(error)}`) });
     const closed = () => this.#closed;
     this.#writer = new KernelWriter(this.#driver);

@@ -8,27 +8,17 @@
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
-import type { Logger } from "../log.ts";
-import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
-import type { EventBus } from "./events.ts";
-import type { FailoverRunner } from "./failover-runner.ts";
+import { evaluateQuorum, type QuorumChange } from "./desired-state.ts";
+import type { FailoverParts, FailoverRunner } from "./failover-runner.ts";
 import { applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
-import type { KernelWriter } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
-import type { Transactions } from "./transactions.ts";
 
 const q = JSON.stringify;
 
-/** What the runner works with; `schedule` queues a job on Gorb's lock, `closed` tells whether Gorb shut down. */
-export interface HealthRunnerParts {
-  readonly desired: DesiredState;
-  readonly writer: KernelWriter;
+/** What the runner works with: the failover runner's parts, and `closed`, which tells whether Gorb shut down. */
+export interface HealthRunnerParts extends Pick<FailoverParts, "desired" | "writer" | "events" | "log" | "transactions" | "schedule"> {
   readonly policy: WeightPolicy;
-  readonly events: EventBus;
-  readonly log: Logger;
   readonly failover: FailoverRunner;
-  readonly transactions: () => Transactions;
-  readonly schedule: (section: () => Promise<void>, what: string) => void;
   readonly closed: () => boolean;
 }
 

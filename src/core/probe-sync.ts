@@ -8,6 +8,7 @@ import type { KernelWriter } from "./kernel-writer.ts";
 import type { ProbeChecks } from "./probe-checks.ts";
 import { wantedProbeServices } from "./probe-services.ts";
 import { planOperations } from "./reconcile.ts";
+import type { ScheduleJob } from "./work-queue.ts";
 
 /** See the module comment. `schedule` queues a job on Gorb's lock; `closed` tells whether Gorb shut down. */
 export class ProbeSync {
@@ -18,7 +19,7 @@ export class ProbeSync {
       readonly probes: () => ProbeChecks;
       readonly writer: KernelWriter;
       readonly log: Logger;
-      readonly schedule: (section: () => Promise<void>, what: string) => void;
+      readonly schedule: ScheduleJob;
       readonly closed: () => boolean;
     },
   ) {}

@@ -10,6 +10,12 @@ export interface QueuedJob {
   readonly group: boolean;
 }
 
+/**
+ * Queues a background job (a health batch, a ramp step, a probe-service sync) to run alone on gorb's lock; its
+ * failure is logged as "`what` failed: ...". Gorb gives one to the runners that need it.
+ */
+export type ScheduleJob = (section: () => Promise<void>, what: string) => void;
+
 /** See the module comment. */
 export class WorkQueue<J extends QueuedJob> {
   readonly #queue: J[] = [];
