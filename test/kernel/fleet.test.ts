@@ -249,7 +249,10 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
   });
 
   test("deleting web2's neighbour web leaves web2 and its backends on every node", async () => {
-    await call(A, "PUT", "/service/web2", { host: VIP2, port: 80 });
+    const created = await call(A, "PUT", "/service/web2", { host: VIP2, port: 80 });
+    expect(created.status).toBe(200);
+    // B knows web2 once it has applied A's write (without this wait, B's PUT races the watch and can get 404).
+    await applied(B, created.revision);
     const put = await call(B, "PUT", "/service/web2/be1", { host: backends[0]?.address, port: 80, pulse: { type: "none" } });
     expect(put.status).toBe(200);
     await applied(A, put.revision);
