@@ -125,6 +125,7 @@ export async function compile(outfile: string, libnl: LibnlFiles): Promise<void>
     entrypoints: [join(ROOT, "src", "main.ts")],
     compile: { outfile: resolve(outfile) },
     bytecode: true,
+    splitting: true,
     format: "esm",
     target: "bun",
     throw: false,

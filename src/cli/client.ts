@@ -209,7 +209,7 @@ export class GorbClient {
 
   /** Send one request; resolves with the parsed JSON body (null when empty). */
   async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    const { response, text, url } = await this.#send(method, path, "application/json", body);
+    const { response, body: text, url } = await this.#send(method, path, "application/json", body, (r) => r.text());
     let parsed: unknown = null;
     if (text.trim() !== "") {
       try {
@@ -224,13 +224,17 @@ export class GorbClient {
     return parsed;
   }
 
-  /** GET a text/plain answer; null when the daemon answers something else (a daemon older than the text form). */
-  async getText(path: string): Promise<string | null> {
-    const { response, text } = await this.#send("GET", path, "text/plain");
-    if (response.ok) return response.headers.get("content-type")?.startsWith("text/plain") === true ? text : null;
+  /**
+   * GET a text/plain answer as its UTF-8 bytes, to be written out as they came (a table of 10,000s of lines is
+   * neither decoded into a string nor encoded again); null when the daemon answers something else (a daemon older
+   * than the text form).
+   */
+  async getTextBytes(path: string): Promise<Uint8Array | null> {
+    const { response, body } = await this.#send("GET", path, "text/plain", undefined, (r) => r.bytes());
+    if (response.ok) return response.headers.get("content-type")?.startsWith("text/plain") === true ? body : null;
     let parsed: unknown = null;
     try {
-      parsed = JSON.parse(text) as unknown;
+      parsed = JSON.parse(new TextDecoder().decode(body)) as unknown;
     } catch {
       // not an error body: the status line says it
     }
@@ -243,7 +247,14 @@ export class GorbClient {
     return new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
   }
 
-  async #send(method: string, path: string, accept: string, body?: unknown): Promise<{ response: Response; text: string; url: string }> {
+  /** Send one request and read its body with `read` (both within the request's timeout and error mapping). */
+  async #send<T>(
+    method: string,
+    path: string,
+    accept: string,
+    body: unknown,
+    read: (response: Response) => Promise<T>,
+  ): Promise<{ response: Response; body: T; url: string }> {
     const headers: Record<string, string> = { accept };
     if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -264,7 +275,7 @@ export class GorbClient {
         ...(watch === null ? {} : { timeout: false }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
-      return { response, text: await response.text(), url };
+      return { response, body: await read(response), url };
     } catch (error) {
       if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
       if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);

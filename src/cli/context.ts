@@ -10,7 +10,8 @@ import type { AnyCommand } from "./_command.ts";
 
 /** CliIo is where a command writes. */
 export interface CliIo {
-  stdout(text: string): void;
+  /** Text, or UTF-8 bytes written as they are (a daemon's rendered table). */
+  stdout(text: string | Uint8Array): void;
   stderr(text: string): void;
   /** True when stdout is a terminal (tables may use width and colour; --watch clears the screen). */
   readonly isTTY: boolean;
@@ -33,8 +34,8 @@ export interface CliContext {
  * without losing any. A non-blocking descriptor that is full (EAGAIN) is retried after 1 ms; a reader that went
  * away (EPIPE: `gorb status | head`) ends the writing silently.
  */
-function writeAll(fd: number, text: string): void {
-  let rest = Buffer.from(text);
+function writeAll(fd: number, text: string | Uint8Array): void {
+  let rest = typeof text === "string" ? Buffer.from(text) : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
   while (rest.length > 0) {
     try {
       rest = rest.subarray(writeSync(fd, rest));

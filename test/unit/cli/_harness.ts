@@ -69,7 +69,8 @@ export async function runGorb(
   let stdout = "";
   let stderr = "";
   const io: CliIo = {
-    stdout: (text) => {
+    stdout: (output) => {
+      const text = typeof output === "string" ? output : new TextDecoder().decode(output);
       stdout += text;
       options.onStdout?.(text);
     },
