@@ -1,9 +1,9 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned
- * buffer, setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the daemon sheds
+ * buffer, recvmmsg into a set of them (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the daemon sheds
  * API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute path.
  */
-import { FFIType, type FFIFunction, dlopen, read } from "bun:ffi";
+import { FFIType, type FFIFunction, dlopen, ptr, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
 import { findSystemLibrary } from "./library-path.ts";
 
@@ -11,6 +11,7 @@ const LIBC_SONAME = "libc.so.6";
 
 const symbols = {
   recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
+  recvmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -60,6 +61,69 @@ export const SO_SNDTIMEO = 21;
 export function recvInto(fd: number, buf: Uint8Array, flags: number): number {
   const n = Number(lib().recv(fd, buf, buf.length, flags));
   return n < 0 ? -errno() : n;
+}
+
+/** MSG_WAITFORONE flag for recvmmsg: block for the first datagram only, then take what is already queued. */
+export const MSG_WAITFORONE = 0x10000;
+
+/** struct mmsghdr on 64-bit Linux: a struct msghdr (56 bytes) and msg_len, padded to 64. */
+const MMSGHDR_SIZE = 64;
+const MSGHDR_IOV = 16;
+const MSGHDR_IOVLEN = 24;
+const MMSGHDR_LEN = 56;
+const IOVEC_SIZE = 16;
+
+/**
+ * `count` receive buffers of `size` bytes each, with the iovecs and message headers recvmmsg(2) fills: one call
+ * takes every datagram already queued (a batch's ACKs, a dump's data and its NLMSG_DONE) instead of one call per
+ * datagram. Every array is an ArrayBuffer of its own allocated once (never moved), so the pointers written into
+ * the headers stay valid for the slots' life.
+ */
+export class ReceiveSlots {
+  readonly count: number;
+  readonly size: number;
+  private readonly data: Uint8Array;
+  private readonly headers: Uint8Array;
+  private readonly headerView: DataView;
+  /** Keeps the iovec array (pointed to by the headers) alive. */
+  private readonly iovecs: Uint8Array;
+
+  constructor(count: number, size: number) {
+    this.count = count;
+    this.size = size;
+    this.data = new Uint8Array(new ArrayBuffer(count * size));
+    this.iovecs = new Uint8Array(new ArrayBuffer(count * IOVEC_SIZE));
+    this.headers = new Uint8Array(new ArrayBuffer(count * MMSGHDR_SIZE));
+    this.headerView = new DataView(this.headers.buffer);
+    const iov = new DataView(this.iovecs.buffer);
+    const dataPtr = ptr(this.data);
+    const iovPtr = ptr(this.iovecs);
+    for (let i = 0; i < count; i++) {
+      iov.setBigUint64(i * IOVEC_SIZE, BigInt(dataPtr + i * size), true);
+      iov.setBigUint64(i * IOVEC_SIZE + 8, BigInt(size), true);
+      this.headerView.setBigUint64(i * MMSGHDR_SIZE + MSGHDR_IOV, BigInt(iovPtr + i * IOVEC_SIZE), true);
+      this.headerView.setBigUint64(i * MMSGHDR_SIZE + MSGHDR_IOVLEN, 1n, true);
+    }
+  }
+
+  /**
+   * recvmmsg(2) into the slots with `flags` (MSG_WAITFORONE: wait for the first datagram only): how many
+   * datagrams it received, or -errno. With MSG_TRUNC a slot's length may exceed its size (the datagram was cut).
+   */
+  receive(fd: number, flags: number): number {
+    const n = lib().recvmmsg(fd, this.headers, this.count, flags, null);
+    return n < 0 ? -errno() : n;
+  }
+
+  /** The length of the datagram slot `i` received (its real length when MSG_TRUNC was given). */
+  length(i: number): number {
+    return this.headerView.getUint32(i * MMSGHDR_SIZE + MMSGHDR_LEN, true);
+  }
+
+  /** Slot `i`'s first `length` bytes; valid until the next receive. */
+  slot(i: number, length: number): Uint8Array {
+    return this.data.subarray(i * this.size, i * this.size + Math.min(length, this.size));
+  }
 }
 
 /** setsockopt(2) with an int value. */

@@ -31,6 +31,11 @@ export interface ConnectionOptions {
   readonly yieldEvery?: number;
 }
 
+/** The datagrams of one receive: every one already queued when the socket can (receiveMany), else one. */
+function receiveSome(sock: DatagramSocket): readonly Uint8Array[] {
+  return sock.receiveMany !== undefined ? sock.receiveMany() : [sock.receive()];
+}
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function copyMessage(m: NetlinkMessage): NetlinkMessage {
@@ -124,25 +129,26 @@ export class NetlinkConnection {
       const out: T[] = [];
       results.push(out);
       for (let done = false; !done; ) {
-        c.reset(this.guard(() => sock.receive()));
-        while (c.next()) {
-          if (c.seq !== seq) continue; // a stale reply of an earlier, abandoned request
-          if (c.type === NLMSG.DONE) {
-            // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
-            const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
-            if (status < 0) throw new NetlinkError(-status, seq);
-            done = true;
-            break;
+        // Nothing follows a dump's NLMSG_DONE (the next request is not sent yet), so a batch ends with it.
+        for (const dgram of this.guard(() => receiveSome(sock))) {
+          c.reset(dgram);
+          while (!done && c.next()) {
+            if (c.seq !== seq) continue; // a stale reply of an earlier, abandoned request
+            if (c.type === NLMSG.DONE) {
+              // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
+              const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
+              if (status < 0) throw new NetlinkError(-status, seq);
+              done = true;
+            } else if (c.type === NLMSG.ERROR) {
+              const body = decodeErrorBody(c.message());
+              if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
+              done = true;
+            } else {
+              out.push(decode(i, c));
+            }
           }
-          if (c.type === NLMSG.ERROR) {
-            const body = decodeErrorBody(c.message());
-            if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
-            done = true;
-            break;
-          }
-          out.push(decode(i, c));
+          if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
         }
-        if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
       }
     }
     return results;
@@ -168,20 +174,21 @@ export class NetlinkConnection {
     }
     this.guard(() => sock.send(w.toBytes()));
     while (pending.size > 0) {
-      const dgram = this.guard(() => sock.receive());
-      for (const m of decodeMessages(dgram)) {
-        if (m.type === NLMSG.ERROR) {
-          const body = decodeErrorBody(m);
-          const idx = pending.get(body.request.seq);
-          if (idx === undefined) continue;
-          pending.delete(body.request.seq);
-          const o = outcomes[idx];
-          if (o && body.errno !== 0) outcomes[idx] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
-          continue;
+      for (const dgram of this.guard(() => receiveSome(sock))) {
+        for (const m of decodeMessages(dgram)) {
+          if (m.type === NLMSG.ERROR) {
+            const body = decodeErrorBody(m);
+            const idx = pending.get(body.request.seq);
+            if (idx === undefined) continue;
+            pending.delete(body.request.seq);
+            const o = outcomes[idx];
+            if (o && body.errno !== 0) outcomes[idx] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+            continue;
+          }
+          const idx = pending.get(m.seq);
+          if (idx === undefined || m.type === NLMSG.NOOP || m.type === NLMSG.DONE) continue;
+          outcomes[idx]?.replies.push(copyMessage(m));
         }
-        const idx = pending.get(m.seq);
-        if (idx === undefined || m.type === NLMSG.NOOP || m.type === NLMSG.DONE) continue;
-        outcomes[idx]?.replies.push(copyMessage(m));
       }
     }
   }

@@ -27,5 +27,11 @@ export interface DatagramSocket {
    * Throws TransportTimeoutError when nothing arrived within the socket's timeout.
    */
   receive(): Uint8Array;
+  /**
+   * Receive one datagram as receive() does, then every further one already queued, up to the socket's limit, in
+   * one system call. The views are only valid until the next receive. Optional: without it the connection
+   * calls receive() once per datagram.
+   */
+  receiveMany?(): readonly Uint8Array[];
   close(): void;
 }

@@ -3,7 +3,7 @@
  * encoded bytes, recv(2) into one reusable buffer. Every blocking call has a timeout (SO_RCVTIMEO,
  * SO_SNDTIMEO), so a stuck kernel or a lost reply costs at most that long, never a frozen daemon.
  */
-import { MSG_TRUNC, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
+import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
 import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
 import { ERRNO } from "../errno.ts";
 import { LibnlError, SyscallError } from "../../ffi/errors.ts";
@@ -22,6 +22,13 @@ export interface LibnlSocketOptions {
 }
 
 const RECEIVE_CHUNK = 256 * 1024;
+/**
+ * receiveMany's slots: 16 of 64 KiB. The kernel sizes a dump's datagrams to at most 32 KiB, and each ACK is a
+ * datagram of its own, so a batch of 128 requests is read in 8 calls instead of 128, and a dump's last data and
+ * its NLMSG_DONE in one.
+ */
+const SLOTS = 16;
+const SLOT_BYTES = 64 * 1024;
 
 /** A netlink socket opened through libnl. */
 export class LibnlSocket implements DatagramSocket {
@@ -29,6 +36,9 @@ export class LibnlSocket implements DatagramSocket {
   private sock: NlSocketHandle | null;
   private readonly fd: number;
   private readonly buf = new Uint8Array(RECEIVE_CHUNK);
+  private slots: ReceiveSlots | null = null;
+  /** System calls that received (receive and receiveMany), and the datagrams they brought. */
+  readonly counts = { receiveCalls: 0, datagrams: 0 };
 
   constructor(options: LibnlSocketOptions) {
     this.nl = openLibnl();
@@ -68,13 +78,33 @@ export class LibnlSocket implements DatagramSocket {
     this.open();
     for (;;) {
       const n = recvInto(this.fd, this.buf, MSG_TRUNC);
+      this.counts.receiveCalls++;
       if (n >= 0) {
-        if (n > this.buf.length) throw new TransportError(`netlink datagram of ${n} bytes exceeds the ${this.buf.length}-byte buffer`, ERRNO.EMSGSIZE);
+        if (n > this.buf.length) throw tooLong(n, this.buf.length);
+        this.counts.datagrams++;
         return this.buf.subarray(0, n);
       }
-      if (-n === ERRNO.EINTR) continue;
-      if (-n === ERRNO.EAGAIN) throw new TransportTimeoutError("netlink receive timed out");
-      throw new TransportError(`netlink receive failed with errno ${-n}`, -n);
+      receiveFailure(-n);
+    }
+  }
+
+  receiveMany(): readonly Uint8Array[] {
+    this.open();
+    const slots = (this.slots ??= new ReceiveSlots(SLOTS, SLOT_BYTES));
+    for (;;) {
+      const n = slots.receive(this.fd, MSG_TRUNC | MSG_WAITFORONE);
+      this.counts.receiveCalls++;
+      if (n > 0) {
+        const out: Uint8Array[] = [];
+        for (let i = 0; i < n; i++) {
+          const length = slots.length(i);
+          if (length > slots.size) throw tooLong(length, slots.size);
+          out.push(slots.slot(i, length));
+        }
+        this.counts.datagrams += n;
+        return out;
+      }
+      receiveFailure(n === 0 ? ERRNO.EIO : -n);
     }
   }
 
@@ -88,6 +118,17 @@ export class LibnlSocket implements DatagramSocket {
     if (this.sock === null) throw new TransportError("netlink socket is closed", ERRNO.EBADF);
     return this.sock;
   }
+}
+
+function tooLong(length: number, limit: number): TransportError {
+  return new TransportError(`netlink datagram of ${length} bytes exceeds the ${limit}-byte buffer`, ERRNO.EMSGSIZE);
+}
+
+/** A failed receive: returns for EINTR (the caller retries), throws the timeout or the error otherwise. */
+function receiveFailure(errno: number): void {
+  if (errno === ERRNO.EINTR) return;
+  if (errno === ERRNO.EAGAIN) throw new TransportTimeoutError("netlink receive timed out");
+  throw new TransportError(`netlink receive failed with errno ${errno}`, errno);
 }
 
 function tryOpt(fn: () => void): void {

@@ -57,6 +57,33 @@ test("a dump over a libnl socket lists every generic netlink family, nlctrl incl
   expect(names.length).toBeGreaterThan(1);
 });
 
+test("a batch over a libnl socket reads the kernel's replies and ACKs many datagrams per system call", async () => {
+  const { LibnlSocket } = await import("../../../src/transport/libnl-socket.ts");
+  const { NetlinkConnection } = await import("../../../src/transport/connection.ts");
+  const { decodeGenl } = await import("../../../src/netlink/message.ts");
+  const { GENL_ID_CTRL, CTRL_CMD, CTRL_ATTR, NETLINK_GENERIC } = await import("../../../src/netlink/constants.ts");
+  let sock: InstanceType<typeof LibnlSocket> | null = null;
+  const conn = new NetlinkConnection(() => (sock = new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs: 2000 })));
+  const names = ["nlctrl", "GORB_NO_SUCH_FAMILY"];
+  const outcomes = await conn.batch(
+    Array.from({ length: 64 }, (_, i) => ({
+      type: GENL_ID_CTRL,
+      flags: 0,
+      header: Uint8Array.of(CTRL_CMD.GETFAMILY, 1, 0, 0),
+      attrs: (w: import("../../../src/netlink/attributes.ts").ByteWriter) => w.string(CTRL_ATTR.FAMILY_NAME, names[i % 2]!),
+    })),
+  );
+  const counts = { ...sock!.counts };
+  conn.close();
+  // nlctrl answers with its family (a reply, then the ACK); the unknown name fails (an error ACK).
+  expect(outcomes.map((o) => (o.error === null ? "ok" : "failed"))).toEqual(Array.from({ length: 64 }, (_, i) => (i % 2 === 0 ? "ok" : "failed")));
+  expect(outcomes.filter((_, i) => i % 2 === 0).map((o) => decodeGenl(o.replies[0]!.payload).attrs.u16(CTRL_ATTR.FAMILY_ID))).toEqual(
+    Array.from({ length: 32 }, () => 0x10),
+  );
+  expect(counts.datagrams).toBe(32 * 2 + 32);
+  expect(counts.receiveCalls).toBeLessThanOrEqual(Math.ceil(counts.datagrams / 16) + 1);
+});
+
 test("without libnl on the host, the error names the libraries and the Debian packages to install", () => {
   // A private mount namespace hides the system copies (bind /dev/null over them) for one process only.
   const libs = ["libnl-3.so.200", "libnl-genl-3.so.200"].map((l) => `/usr/lib/x86_64-linux-gnu/${l}`);

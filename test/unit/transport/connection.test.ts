@@ -37,6 +37,22 @@ class FakeSocket implements DatagramSocket {
   }
 }
 
+/** The fake kernel read the way LibnlSocket reads it: every datagram queued (up to `limit`) in one call. */
+class ManySocket extends FakeSocket {
+  receiveCalls = 0;
+  constructor(
+    answer: (m: NetlinkMessage, sock: FakeSocket) => void,
+    private readonly limit: number,
+  ) {
+    super(answer);
+  }
+  receiveMany(): readonly Uint8Array[] {
+    this.receiveCalls++;
+    if (this.queue.length === 0) throw new TransportTimeoutError("nothing queued");
+    return this.queue.splice(0, this.limit);
+  }
+}
+
 function ack(req: NetlinkMessage, errno = 0): Uint8Array {
   const p = new Uint8Array(20);
   const v = new DataView(p.buffer);
@@ -163,6 +179,45 @@ describe("NetlinkConnection", () => {
     clearInterval(timer);
     expect(sock.sent.length).toBe(20);
     expect(ticks).toBeGreaterThan(0);
+  });
+
+  test("receiveMany: a batch's ACKs, one datagram each, are read several per call, each outcome matched", async () => {
+    const sock = new ManySocket((m, s) => s.push(ack(m, m.seq % 3 === 0 ? 17 : 0)), 4);
+    const conn = new NetlinkConnection(() => sock, { batchSize: 10 });
+    const reqs = Array.from({ length: 10 }, () => req(1));
+    const outcomes = await conn.batch(reqs);
+    const seqs = sock.sent[0]!.map((m) => m.seq);
+    expect(outcomes.map((o) => o.error?.errno ?? 0)).toEqual(seqs.map((q) => (q % 3 === 0 ? 17 : 0)));
+    expect(sock.receiveCalls).toBe(3); // 4 + 4 + 2 ACKs
+  });
+
+  test("receiveMany: a series of dumps reads each dump's last part and its DONE in one call", async () => {
+    const sock = new ManySocket((m, s) => {
+      s.push(reply(m, NLM_F.MULTI, Uint8Array.of(m.seq & 0xff, 1, 0, 0)));
+      s.push(reply(m, NLM_F.MULTI, Uint8Array.of(m.seq & 0xff, 2, 0, 0)), done(m));
+    }, 8);
+    const conn = new NetlinkConnection(() => sock);
+    const parts = await conn.dumpSeries([req(4), req(4), req(4)], (_i, c) => c.view.getUint8(c.start + 1));
+    expect(parts).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+    expect(sock.receiveCalls).toBe(3);
+    expect(sock.queue.length).toBe(0);
+  });
+
+  test("receiveMany: a dump's error ends it, and the next operation runs on the same socket", async () => {
+    let n = 0;
+    const sock = new ManySocket((m, s) => {
+      if ((m.flags & NLM_F.DUMP) !== 0 && n++ === 0) s.push(done(m, -22));
+      else s.push(ack(m));
+    }, 8);
+    const conn = new NetlinkConnection(() => sock);
+    const err = await conn.dump(req(4)).catch((e: unknown) => e);
+    expect((err as NetlinkError).errno).toBe(22);
+    expect(await conn.request(req(1))).toEqual([]);
+    expect(sock.closed).toBe(false);
   });
 
   test("the ByteWriter used for batches grows past its initial capacity", () => {
