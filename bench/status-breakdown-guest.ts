@@ -2,7 +2,7 @@
  * Runs INSIDE the rig guest: where the time of `gorb status` of BENCH_STATUS_SIZE (1000x10) goes, next to
  * `ipvsadm -Ln --stats` of the same table, each part measured alone (medians of BENCH_STATUS_RUNS, 5, after one
  * warm-up): the processes' start (`bun -e 0`, `gorb --version`), the kernel's share of the netlink read (every
- * service's destination dump sent and received, nothing decoded), the decoding of those same datagrams, the
+ * service's destination dump sent and received as the driver receives, nothing decoded), the decoding of those same datagrams, the
  * driver's whole snapshot(), the status query and the rendering of the table in this process, and
  * /proc/net/ip_vs (the kernel's text view, which has no counters) for scale. Started by bench/status-breakdown.ts.
  * It prints; it asserts nothing.
@@ -80,11 +80,13 @@ const dumpAll = (keep: boolean) => {
   for (const request of requests) {
     new DataView(request.buffer, request.byteOffset).setUint32(8, seq++, true);
     sock.send(request);
-    for (;;) {
-      const datagram = sock.receive();
-      const type = new DataView(datagram.buffer, datagram.byteOffset).getUint16(4, true);
-      if (type === NLMSG.DONE || type === NLMSG.ERROR) break;
-      if (keep) captured.push(datagram.slice());
+    // As the driver reads: every datagram already queued per call (the last part and NLMSG_DONE together).
+    for (let done = false; !done; ) {
+      for (const datagram of sock.receiveMany()) {
+        const type = new DataView(datagram.buffer, datagram.byteOffset).getUint16(4, true);
+        if (type === NLMSG.DONE || type === NLMSG.ERROR) done = true;
+        else if (keep) captured.push(datagram.slice());
+      }
     }
   }
 };

@@ -62,6 +62,7 @@ import { metricsStream } from "./metrics.ts";
 import { UI_PATHS, uiRoutes } from "./ui.ts";
 import { BgpStatusView, bgpStatus, type BgpSource } from "./bgp.ts";
 import { statusText } from "../render/status.ts";
+import { bgpTable } from "../render/bgp.ts";
 
 /** The part of Gorb the API calls. */
 export type GorbApi = Pick<
@@ -218,9 +219,11 @@ export function createApp(options: AppOptions) {
       "/service",
       async ({ query, request }) => {
         // `gorb status` asks for text: the table rendered here, where the code is warm, so the CLI only prints it
-        // (for 1,000 services of 10 backends about 1 MB of text instead of 9 MB of JSON to parse and format).
+        // (for 1,000 services of 10 backends about 1 MB of text instead of 9 MB of JSON to parse and format), with
+        // the BGP section under it when this node announces VIPs.
         if (request.headers.get("accept")?.startsWith("text/plain") === true) {
-          return new Response(statusText(await gorb.listServicesStatus()), { headers: { "Content-Type": "text/plain; charset=utf-8" } });
+          const bgp = options.bgp === undefined ? "" : `\n${bgpTable(options.bgp.status())}`;
+          return new Response(statusText(await gorb.listServicesStatus()) + bgp, { headers: { "Content-Type": "text/plain; charset=utf-8" } });
         }
         return jsonResponse(query.detail === true ? await gorb.listServicesDetail() : gorb.listServices());
       },
@@ -228,7 +231,8 @@ export function createApp(options: AppOptions) {
         query: t.Object({ detail: t.Optional(t.Boolean({ error: "must be true or false" })) }),
         response: { 200: ServiceList, ...ERRORS },
         detail: {
-          summary: "Service ids, sorted; ?detail=true: every service with its backends; Accept: text/plain: the status table of `gorb status`",
+          summary:
+            "Service ids, sorted; ?detail=true: every service with its backends; Accept: text/plain: the status table of `gorb status` (and its BGP section when BGP is on)",
         },
       },
     )

@@ -38,7 +38,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/bgp": ["src/log", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
   "src/ui": [],
-  "src/render": ["src/core"],
+  "src/render": ["src/core", "src/bgp"],
   "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui", "src/bgp", "src/render"],
   "src/daemon": [
     "ffi",

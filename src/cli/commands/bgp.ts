@@ -10,7 +10,8 @@ import { cliContext } from "../context.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { jsonText } from "../../render/format.ts";
 import { DEFAULT_BGP_INCLUDE, DEFAULT_BGP_PROTOCOL } from "../../config/daemon-options.ts";
-import { bgpTable, fetchBgp } from "../bgp-view.ts";
+import { fetchBgp } from "../bgp-view.ts";
+import { bgpTable } from "../../render/bgp.ts";
 
 const status = defineCommand({
   meta: { name: "gorb bgp status", description: "What this node announces over BGP: per VIP wanted, confirmed by BIRD, last error" },

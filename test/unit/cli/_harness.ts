@@ -2,6 +2,7 @@
  * CLI test harness: a real gorb REST API (createApp over the in-memory core from test/unit/core/fakes.ts)
  * listening on a loopback port, and runGorb() running the CLI in-process with captured stdout/stderr.
  */
+import type { BgpSource } from "../../../src/api/bgp.ts";
 import { createApp } from "../../../src/api/app.ts";
 import type { CliIo } from "../../../src/cli/context.ts";
 import { runCli } from "../../../src/cli/run.ts";
@@ -29,7 +30,7 @@ export interface TestServer {
 }
 
 /** startServer runs createApp on 127.0.0.1:0 (a token makes every route require it). */
-export function startServer(options: { token?: string } = {}): TestServer {
+export function startServer(options: { token?: string; bgp?: BgpSource } = {}): TestServer {
   const stack = makeGorb();
   const bus = new EventBus();
   const app = createApp({ gorb: stack.gorb, logger: stack.logger, events: bus, ...options });

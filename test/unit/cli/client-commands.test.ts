@@ -2,6 +2,7 @@
  * Client commands against a real REST API (createApp over the in-memory core) on a loopback port: what they
  * send, what they print, --json.
  */
+import type { BgpStatus } from "../../../src/bgp/controller.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { ServiceDetail } from "../../../src/core/views.ts";
 import { statusTable } from "../../../src/render/format.ts";
@@ -249,8 +250,8 @@ describe("gorb status", () => {
     await server.stack.gorb.idle();
     const seen = server.requests.length;
     const text = await ok(["status"]);
-    // The two are asked for at once (their order is not defined).
-    expect(server.requests.slice(seen).sort()).toEqual(["GET /bgp", "GET /service?detail=true"]);
+    // One request: this daemon has no BGP, so there is no section to ask for.
+    expect(server.requests.slice(seen)).toEqual(["GET /service?detail=true"]);
     const details = JSON.parse(await ok(["status", "--json"])) as ServiceDetail[];
     expect(text).toBe(statusTable(details.map(statusService)));
     expect(text).toContain("connection refused");
@@ -278,9 +279,41 @@ describe("gorb status", () => {
       const seen = server.requests.length;
       const run = await runGorb(["status"], { GORB_SERVER: `http://127.0.0.1:${old.port}` });
       expect(run).toEqual({ code: 0, stdout: expected, stderr: "" });
-      expect(server.requests.slice(seen).sort()).toEqual(["GET /bgp", "GET /service?detail=true", "GET /service?detail=true"]);
+      // The text (answered as JSON), the JSON, then the BGP section, which an older daemon does not render.
+      expect(server.requests.slice(seen)).toEqual(["GET /service?detail=true", "GET /service?detail=true", "GET /bgp"]);
     } finally {
       await old.stop(true);
+    }
+  });
+
+  test("a daemon that announces VIPs renders the BGP section under the table, in the same answer", async () => {
+    const bgp: BgpStatus = {
+      speaker: { kind: "bird", reachable: true, version: "BIRD 2.0.12", lastError: null },
+      hold_down_ms: 3000,
+      vips: [
+        { vip: "10.0.0.1", prefix: "10.0.0.1/32", services: ["web"], healthy: true, state: "announced", wanted: true, confirmed: true, announce_at: null, error: null },
+        { vip: "10.0.0.2", prefix: "10.0.0.2/32", services: [], healthy: false, state: "withdrawn", wanted: false, confirmed: false, announce_at: null, error: "no route" },
+      ],
+    };
+    const announcing = startServer({ bgp: { status: () => bgp } });
+    try {
+      const env = { GORB_SERVER: announcing.url };
+      expect((await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"], env)).code).toBe(0);
+      const run = await runGorb(["status"], env);
+      expect(run.code).toBe(0);
+      const [table, section] = run.stdout.split("\n\n");
+      expect(table).toStartWith("NAME  ADDRESS");
+      expect(section).toBe(
+        "BGP (bird): reachable, BIRD 2.0.12; hold-down 3000 ms\n" +
+          "PREFIX       SERVICES  HEALTH     STATE      WANTED  IN BIRD  ERROR\n" +
+          "10.0.0.1/32  web       healthy    announced  yes     yes\n" +
+          "10.0.0.2/32  -         unhealthy  withdrawn  no      no       no route\n",
+      );
+      expect(announcing.requests.filter((r) => r.startsWith("GET"))).toEqual(["GET /service?detail=true"]);
+      // `gorb bgp status` shows the same section from GET /bgp.
+      expect((await runGorb(["bgp", "status"], env)).stdout).toBe(section ?? "");
+    } finally {
+      await announcing.stop();
     }
   });
 
