@@ -35,13 +35,21 @@ export async function argsOf(cmd: AnyCommand): Promise<ArgsDef> {
   return cmd.args === undefined ? {} : await resolveValue(cmd.args);
 }
 
-/** The sub-commands of a command, resolved ({} when none). */
+/** The sub-command definitions of a command as given: lazy ones not loaded ({} when none). */
+async function subCommandDefs(cmd: AnyCommand): Promise<SubCommandsDef> {
+  return cmd.subCommands === undefined ? {} : await resolveValue(cmd.subCommands);
+}
+
+/** The sub-commands of a command, resolved ({} when none): every lazy one is loaded (help, completion). */
 export async function subCommandsOf(cmd: AnyCommand): Promise<Record<string, AnyCommand>> {
-  if (cmd.subCommands === undefined) return {};
-  const subs: SubCommandsDef = await resolveValue(cmd.subCommands);
   const out: Record<string, AnyCommand> = {};
-  for (const [name, sub] of Object.entries(subs)) out[name] = (await resolveValue(sub)) as AnyCommand;
+  for (const [name, sub] of Object.entries(await subCommandDefs(cmd))) out[name] = (await resolveValue(sub)) as AnyCommand;
   return out;
+}
+
+/** The names of a command's sub-commands, without loading any of them. */
+export async function subCommandNames(cmd: AnyCommand): Promise<string[]> {
+  return Object.keys(await subCommandDefs(cmd));
 }
 
 /** The aliases of a command from its meta. */
@@ -52,10 +60,11 @@ export function aliasesOf(meta: CommandMeta): string[] {
 
 /** A sub-command by name or alias, or null. */
 export async function findSubCommand(cmd: AnyCommand, name: string): Promise<{ name: string; cmd: AnyCommand } | null> {
-  const subs = await subCommandsOf(cmd);
-  const direct = subs[name];
-  if (direct !== undefined && Object.hasOwn(subs, name)) return { name, cmd: direct };
-  for (const [subName, sub] of Object.entries(subs)) {
+  const defs = await subCommandDefs(cmd);
+  // By name, only that command is loaded (`gorb status` loads no other command's modules); aliases need them all.
+  if (Object.hasOwn(defs, name)) return { name, cmd: (await resolveValue(defs[name])) as AnyCommand };
+  for (const [subName, def] of Object.entries(defs)) {
+    const sub = (await resolveValue(def)) as AnyCommand;
     if (aliasesOf(await metaOf(sub)).includes(name)) return { name: subName, cmd: sub };
   }
   return null;

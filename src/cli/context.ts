@@ -4,7 +4,6 @@
  * (citty does not pass data down to sub-commands, hence a module-level slot rather than an argument).
  */
 import { writeSync } from "node:fs";
-import { isatty } from "node:tty";
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
 import type { AnyCommand } from "./_command.ts";
 
@@ -54,10 +53,14 @@ function writeAll(fd: number, text: string | Uint8Array): void {
  * profile).
  */
 export function processIo(): CliIo {
+  let tty: boolean | null = null;
   return {
     stdout: (text) => writeAll(1, text),
     stderr: (text) => writeAll(2, text),
-    isTTY: isatty(1),
+    // Asked on first use: node:tty loads Node's stream modules, which most commands never need.
+    get isTTY() {
+      return (tty ??= (require("node:tty") as typeof import("node:tty")).isatty(1));
+    },
   };
 }
 

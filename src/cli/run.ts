@@ -8,7 +8,7 @@
 import { runCommand } from "citty";
 import type { ArgsDef } from "citty";
 import { VERSION } from "../version.ts";
-import { type AnyCommand, argsOf, findSubCommand, metaOf, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, argsOf, findSubCommand, metaOf, subCommandNames } from "./_command.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { renderHelp } from "./help.ts";
@@ -168,8 +168,7 @@ async function resolveCommand(
   let cmd = rootCmd;
   let rest = args;
   for (;;) {
-    const subs = await subCommandsOf(cmd);
-    const names = Object.keys(subs);
+    const names = await subCommandNames(cmd);
     if (names.length === 0) return { path, cmd, rest };
     const index = firstPositional(rest, await argsOf(cmd));
     if (index < 0) {

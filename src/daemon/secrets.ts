@@ -4,8 +4,7 @@
  * a secret file any other user can read hands them the load balancer: such a file is refused at start, naming the
  * file, its mode and the fix, instead of being used.
  */
-import { statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 
 /** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */
@@ -58,7 +57,9 @@ export async function readSecretFile(flag: string, file: string): Promise<string
   checkPrivateFile(flag, file);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    // A few bytes, read at start-up and reload: synchronously (node:fs/promises would load with every CLI command
+    // that imports this module for checkPrivateFile).
+    text = readFileSync(file, "utf8");
   } catch (error) {
     throw new SecretFileError(flag, file, `cannot read it (${String((error as { code?: unknown }).code ?? error)})`, null, {
       cause: error,

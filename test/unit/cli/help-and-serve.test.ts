@@ -37,6 +37,27 @@ describe("--version and --help", () => {
     expect(await visit(root, [])).toBe(1 + 1 + 6 + 7 + 1 + 1 + 3 + 3 + 2);
   });
 
+  test("a command loads its own module only, also when found by an alias", () => {
+    // A fresh process: this one has every command loaded already. The modules evaluated are in require.cache.
+    const loaded = (args: string[]) => {
+      const script = `
+        const { runCli } = await import(${JSON.stringify(new URL("../../../src/cli/run.ts", import.meta.url).pathname)});
+        const io = { stdout: () => {}, stderr: () => {}, isTTY: false };
+        const code = await runCli(${JSON.stringify(args)}, { io, env: { GORB_SERVER: "http://127.0.0.1:1" } });
+        const commands = Object.keys(require.cache).filter((k) => k.includes("/src/cli/commands/")).map((k) => k.replace(/.*\\/commands\\//, ""));
+        console.log(JSON.stringify({ code, commands: commands.sort() }));`;
+      const r = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+      expect(r.stderr.toString()).toBe("");
+      return JSON.parse(r.stdout.toString()) as { code: number; commands: string[] };
+    };
+    expect(loaded(["status"])).toEqual({ code: EXIT.UNREACHABLE, commands: ["status.ts"] });
+    expect(loaded(["--version"])).toEqual({ code: 0, commands: [] });
+    // The backend command's module holds its sub-commands (drain and undrain come from drain.ts).
+    expect(loaded(["backend", "add", "web", "b1", "--host", "10.1.0.1"])).toEqual({ code: EXIT.UNREACHABLE, commands: ["backend.ts", "drain.ts"] });
+    // `backend create` is `backend add` by its alias.
+    expect(loaded(["backend", "create", "web", "b1", "--host", "10.1.0.1"])).toEqual({ code: EXIT.UNREACHABLE, commands: ["backend.ts", "drain.ts"] });
+  });
+
   test("`gorb help service add` is `gorb service add --help`", async () => {
     expect(await runGorb(["help", "service", "add"])).toEqual(await runGorb(["service", "add", "--help"]));
   });
