@@ -1,7 +1,8 @@
 /**
- * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned
- * buffer, recvmmsg into a set of them (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the daemon sheds
- * API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute path.
+ * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned buffer,
+ * recvmmsg into a set of them (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and
+ * shutdown, with which the daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded
+ * on first use, by absolute path.
  */
 import { FFIType, type FFIFunction, dlopen, ptr, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";

@@ -1,7 +1,8 @@
 /**
  * A DatagramSocket over libnl: nl_socket_alloc/nl_connect for the socket, nl_sendto to send our own
- * encoded bytes, recv(2) into one reusable buffer. Every blocking call has a timeout (SO_RCVTIMEO,
- * SO_SNDTIMEO), so a stuck kernel or a lost reply costs at most that long, never a frozen daemon.
+ * encoded bytes, recv(2) into one reusable buffer, or recvmmsg(2) into fixed slots for every datagram already
+ * queued (receiveMany). Every blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO), so a stuck kernel or a lost
+ * reply costs at most that long, never a frozen daemon.
  */
 import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
 import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";

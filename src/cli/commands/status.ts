@@ -58,9 +58,9 @@ function parseWatch(
 
 /**
  * The daemon's status. The whole table comes rendered by the daemon (GET /service with Accept: text/plain, with the
- * BGP section under it when the daemon announces VIPs: one request): its code
- * is warm, and the CLI then neither parses GET /service?detail=true (9 MB of JSON for 1,000 x 10) nor formats it,
- * nor decodes the text: its bytes go to stdout as they came (about 150 ms of 1.4 s in the emulated guest).
+ * BGP section under it when the daemon announces VIPs: one request): its code is warm, and the CLI then neither
+ * parses GET /service?detail=true (9 MB of JSON for 1,000 x 10) nor formats it, nor decodes the text: its bytes go
+ * to stdout as they came (decoding and encoding again cost about 150 ms of 1.4 s in the emulated guest).
  * --json, one service, and a daemon too old to render (it answers JSON) take the JSON and render here.
  */
 async function daemonSnapshot(client: ClientOptions, service: string | undefined, json: boolean): Promise<StatusSnapshot> {
