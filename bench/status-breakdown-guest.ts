@@ -82,7 +82,7 @@ const dumpAll = (keep: boolean) => {
     sock.send(request);
     // As the driver reads: every datagram already queued per call (the last part and NLMSG_DONE together).
     for (let done = false; !done; ) {
-      for (const datagram of sock.receiveMany()) {
+      for (const datagram of sock.receive()) {
         const type = new DataView(datagram.buffer, datagram.byteOffset).getUint16(4, true);
         if (type === NLMSG.DONE || type === NLMSG.ERROR) done = true;
         else if (keep) captured.push(datagram.slice());

@@ -1,8 +1,8 @@
 /**
- * The few libc calls the netlink transport needs that libnl does not wrap: recv into a caller-owned buffer,
- * recvmmsg into a set of them (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and
- * shutdown, with which the daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded
- * on first use, by absolute path.
+ * The few libc calls the netlink transport needs that libnl does not wrap: recvmmsg into caller-owned buffers
+ * (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the
+ * daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute
+ * path.
  */
 import { FFIType, type FFIFunction, dlopen, ptr, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";
@@ -11,7 +11,6 @@ import { findSystemLibrary } from "./library-path.ts";
 const LIBC_SONAME = "libc.so.6";
 
 const symbols = {
-  recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
   recvmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
@@ -47,22 +46,13 @@ export function errno(): number {
   return p === null ? 0 : read.i32(p, 0);
 }
 
-/** MSG_TRUNC flag for recv. */
+/** MSG_TRUNC flag for recvmmsg: a datagram's real length, also when it was cut. */
 export const MSG_TRUNC = 0x20;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
-
-/**
- * recv(2) into `buf`. With MSG_TRUNC the result is the datagram's real length, which may exceed buf.length.
- * Returns -errno on failure instead of throwing, so callers can tell a timeout (EAGAIN) from a real error.
- */
-export function recvInto(fd: number, buf: Uint8Array, flags: number): number {
-  const n = Number(lib().recv(fd, buf, buf.length, flags));
-  return n < 0 ? -errno() : n;
-}
 
 /** MSG_WAITFORONE flag for recvmmsg: block for the first datagram only, then take what is already queued. */
 export const MSG_WAITFORONE = 0x10000;

@@ -31,11 +31,6 @@ export interface ConnectionOptions {
   readonly yieldEvery?: number;
 }
 
-/** The datagrams of one receive: every one already queued when the socket can (receiveMany), else one. */
-function receiveSome(sock: DatagramSocket): readonly Uint8Array[] {
-  return sock.receiveMany !== undefined ? sock.receiveMany() : [sock.receive()];
-}
-
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function copyMessage(m: NetlinkMessage): NetlinkMessage {
@@ -130,7 +125,7 @@ export class NetlinkConnection {
       results.push(out);
       for (let done = false; !done; ) {
         // Nothing follows a dump's NLMSG_DONE (the next request is not sent yet), so a batch ends with it.
-        for (const dgram of this.guard(() => receiveSome(sock))) {
+        for (const dgram of this.guard(() => sock.receive())) {
           c.reset(dgram);
           while (!done && c.next()) {
             if (c.seq !== seq) continue; // a stale reply of an earlier, abandoned request
@@ -174,7 +169,7 @@ export class NetlinkConnection {
     }
     this.guard(() => sock.send(w.toBytes()));
     while (pending.size > 0) {
-      for (const dgram of this.guard(() => receiveSome(sock))) {
+      for (const dgram of this.guard(() => sock.receive())) {
         for (const m of decodeMessages(dgram)) {
           if (m.type === NLMSG.ERROR) {
             const body = decodeErrorBody(m);

@@ -23,15 +23,10 @@ export interface DatagramSocket {
   /** Send one datagram (it may hold several messages). Throws TransportTimeoutError or TransportError. */
   send(bytes: Uint8Array): void;
   /**
-   * Receive one datagram. The returned view is only valid until the next receive.
-   * Throws TransportTimeoutError when nothing arrived within the socket's timeout.
+   * Receive one datagram, waiting for it, then every further one already queued, up to the socket's limit (a
+   * batch's ACKs, a dump's last part and its NLMSG_DONE), in one system call. The views are only valid until the
+   * next receive. Throws TransportTimeoutError when nothing arrived within the socket's timeout.
    */
-  receive(): Uint8Array;
-  /**
-   * Receive one datagram as receive() does, then every further one already queued, up to the socket's limit, in
-   * one system call. The views are only valid until the next receive. Optional: without it the connection
-   * calls receive() once per datagram.
-   */
-  receiveMany?(): readonly Uint8Array[];
+  receive(): readonly Uint8Array[];
   close(): void;
 }

@@ -1,10 +1,9 @@
 /**
  * A DatagramSocket over libnl: nl_socket_alloc/nl_connect for the socket, nl_sendto to send our own
- * encoded bytes, recv(2) into one reusable buffer, or recvmmsg(2) into fixed slots for every datagram already
- * queued (receiveMany). Every blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO), so a stuck kernel or a lost
+ * encoded bytes, recvmmsg(2) into fixed slots for every datagram already queued. Every blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO), so a stuck kernel or a lost
  * reply costs at most that long, never a frozen daemon.
  */
-import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, recvInto, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
+import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
 import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
 import { ERRNO } from "../errno.ts";
 import { LibnlError, SyscallError } from "../../ffi/errors.ts";
@@ -22,9 +21,8 @@ export interface LibnlSocketOptions {
   readonly sendBufferBytes?: number;
 }
 
-const RECEIVE_CHUNK = 256 * 1024;
 /**
- * receiveMany's slots: 16 of 64 KiB. The kernel sizes a dump's datagrams to at most 32 KiB, and each ACK is a
+ * The receive slots: 16 of 64 KiB. The kernel sizes a dump's datagrams to at most 32 KiB, and each ACK is a
  * datagram of its own, so a batch of 128 requests is read in 8 calls instead of 128, and a dump's last data and
  * its NLMSG_DONE in one.
  */
@@ -36,10 +34,7 @@ export class LibnlSocket implements DatagramSocket {
   private readonly nl: Libnl;
   private sock: NlSocketHandle | null;
   private readonly fd: number;
-  private readonly buf = new Uint8Array(RECEIVE_CHUNK);
   private slots: ReceiveSlots | null = null;
-  /** System calls that received (receive and receiveMany), and the datagrams they brought. */
-  readonly counts = { receiveCalls: 0, datagrams: 0 };
 
   constructor(options: LibnlSocketOptions) {
     this.nl = openLibnl();
@@ -75,34 +70,18 @@ export class LibnlSocket implements DatagramSocket {
     }
   }
 
-  receive(): Uint8Array {
-    this.open();
-    for (;;) {
-      const n = recvInto(this.fd, this.buf, MSG_TRUNC);
-      this.counts.receiveCalls++;
-      if (n >= 0) {
-        if (n > this.buf.length) throw tooLong(n, this.buf.length);
-        this.counts.datagrams++;
-        return this.buf.subarray(0, n);
-      }
-      receiveFailure(-n);
-    }
-  }
-
-  receiveMany(): readonly Uint8Array[] {
+  receive(): readonly Uint8Array[] {
     this.open();
     const slots = (this.slots ??= new ReceiveSlots(SLOTS, SLOT_BYTES));
     for (;;) {
       const n = slots.receive(this.fd, MSG_TRUNC | MSG_WAITFORONE);
-      this.counts.receiveCalls++;
       if (n > 0) {
         const out: Uint8Array[] = [];
         for (let i = 0; i < n; i++) {
           const length = slots.length(i);
-          if (length > slots.size) throw tooLong(length, slots.size);
+          if (length > slots.size) throw new TransportError(`netlink datagram of ${length} bytes exceeds the ${slots.size}-byte buffer`, ERRNO.EMSGSIZE);
           out.push(slots.slot(i, length));
         }
-        this.counts.datagrams += n;
         return out;
       }
       receiveFailure(n === 0 ? ERRNO.EIO : -n);
@@ -119,10 +98,6 @@ export class LibnlSocket implements DatagramSocket {
     if (this.sock === null) throw new TransportError("netlink socket is closed", ERRNO.EBADF);
     return this.sock;
   }
-}
-
-function tooLong(length: number, limit: number): TransportError {
-  return new TransportError(`netlink datagram of ${length} bytes exceeds the ${limit}-byte buffer`, ERRNO.EMSGSIZE);
 }
 
 /** A failed receive: returns for EINTR (the caller retries), throws the timeout or the error otherwise. */

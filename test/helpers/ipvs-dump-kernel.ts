@@ -152,8 +152,8 @@ export class IpvsDumpKernel implements DatagramSocket {
     }
   }
 
-  /** Like the libnl socket: the next datagram copied into one reused receive buffer, a view of it returned. */
-  receive(): Uint8Array {
+  /** One datagram per receive (a socket whose limit is one), copied into one reused buffer, a view of it returned. */
+  receive(): readonly Uint8Array[] {
     const next = this.#queue.shift();
     if (next === undefined) throw new TransportTimeoutError("nothing queued");
     this.received++;
@@ -161,7 +161,7 @@ export class IpvsDumpKernel implements DatagramSocket {
     this.#buf.set(d);
     const view = this.#view;
     for (let off = 0; off + 16 <= d.length; off += (view.getUint32(off, true) + 3) & ~3) view.setUint32(off + 8, next.seq, true);
-    return this.#buf.subarray(0, d.length);
+    return [this.#buf.subarray(0, d.length)];
   }
 
   close(): void {}

@@ -48,10 +48,10 @@ class ReloadingKernel implements DatagramSocket {
       else this.queue.push(errorReply(m.seq, m.type, 0));
     }
   }
-  receive(): Uint8Array {
+  receive(): readonly Uint8Array[] {
     const next = this.queue.shift();
     if (next === undefined) throw new TransportTimeoutError("nothing queued");
-    return next;
+    return [next];
   }
   close(): void {}
 }

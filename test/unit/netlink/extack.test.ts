@@ -41,10 +41,10 @@ class ExtAckKernel implements DatagramSocket {
   send(bytes: Uint8Array): void {
     for (const m of decodeMessages(bytes)) this.queue.push(goldenFor(m));
   }
-  receive(): Uint8Array {
+  receive(): readonly Uint8Array[] {
     const next = this.queue.shift();
     if (next === undefined) throw new TransportTimeoutError("nothing queued");
-    return next;
+    return [next];
   }
   close(): void {}
 }

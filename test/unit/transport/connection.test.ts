@@ -17,10 +17,11 @@ class FakeSocket implements DatagramSocket {
     this.sent.push(msgs);
     for (const m of msgs) this.answer(m, this);
   }
-  receive(): Uint8Array {
+  /** One datagram per call, as a socket with a limit of one reads. */
+  receive(): readonly Uint8Array[] {
     const d = this.queue.shift();
     if (!d) throw new TransportTimeoutError("nothing queued");
-    return d;
+    return [d];
   }
   close(): void {
     this.closed = true;
@@ -46,7 +47,7 @@ class ManySocket extends FakeSocket {
   ) {
     super(answer);
   }
-  receiveMany(): readonly Uint8Array[] {
+  override receive(): readonly Uint8Array[] {
     this.receiveCalls++;
     if (this.queue.length === 0) throw new TransportTimeoutError("nothing queued");
     return this.queue.splice(0, this.limit);
@@ -181,7 +182,7 @@ describe("NetlinkConnection", () => {
     expect(ticks).toBeGreaterThan(0);
   });
 
-  test("receiveMany: a batch's ACKs, one datagram each, are read several per call, each outcome matched", async () => {
+  test("several datagrams per receive: a batch's ACKs, one datagram each, are read several per call, each outcome matched", async () => {
     const sock = new ManySocket((m, s) => s.push(ack(m, m.seq % 3 === 0 ? 17 : 0)), 4);
     const conn = new NetlinkConnection(() => sock, { batchSize: 10 });
     const reqs = Array.from({ length: 10 }, () => req(1));
@@ -191,7 +192,7 @@ describe("NetlinkConnection", () => {
     expect(sock.receiveCalls).toBe(3); // 4 + 4 + 2 ACKs
   });
 
-  test("receiveMany: a series of dumps reads each dump's last part and its DONE in one call", async () => {
+  test("several datagrams per receive: a series of dumps reads each dump's last part and its DONE in one call", async () => {
     const sock = new ManySocket((m, s) => {
       s.push(reply(m, NLM_F.MULTI, Uint8Array.of(m.seq & 0xff, 1, 0, 0)));
       s.push(reply(m, NLM_F.MULTI, Uint8Array.of(m.seq & 0xff, 2, 0, 0)), done(m));
@@ -207,7 +208,7 @@ describe("NetlinkConnection", () => {
     expect(sock.queue.length).toBe(0);
   });
 
-  test("receiveMany: a dump's error ends it, and the next operation runs on the same socket", async () => {
+  test("several datagrams per receive: a dump's error ends it, and the next operation runs on the same socket", async () => {
     let n = 0;
     const sock = new ManySocket((m, s) => {
       if ((m.flags & NLM_F.DUMP) !== 0 && n++ === 0) s.push(done(m, -22));
