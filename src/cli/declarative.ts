@@ -28,17 +28,22 @@ export async function readDeclaredFile(path: string, command: string): Promise<C
   return { ...file, services: file.services };
 }
 
+/** A field map as the object it was read from (core/fields.ts has objectOf, but this module stays light). */
 function fieldsToJson(fields: Fields): Record<string, unknown> {
-  return Object.fromEntries([...fields].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of fields) out[name] = value;
+  return out;
 }
 
-/** The JSON body of POST /apply for declared services. */
+/** The JSON body of POST /apply for declared services: each one's checked fields, in the order they were read. */
 function applyBody(services: readonly DeclaredService[]): { services: Record<string, unknown> } {
   const out: Record<string, unknown> = {};
   for (const s of services) {
     const backends: Record<string, unknown> = {};
     for (const b of s.backends) backends[b.id] = fieldsToJson(b.fields);
-    out[s.id] = { ...fieldsToJson(s.fields), backends };
+    const body = fieldsToJson(s.fields);
+    body.backends = backends;
+    out[s.id] = body;
   }
   return { services: out };
 }

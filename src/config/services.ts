@@ -118,7 +118,7 @@ export async function readServicesPaced(value: unknown, path: readonly PathSegme
   const pacer = new Pacer();
   const out: DeclaredService[] = [];
   for (const [id, body] of Object.entries(mapping(value, path, "service ids to services"))) {
-    await pacer.pace();
+    if (pacer.due()) await pacer.turn();
     out.push(readService(id, body, path));
   }
   return out;

@@ -76,7 +76,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const errors: (string | null)[] = plan.map(() => null);
   const pacer = new Pacer();
   for (const [i, change] of plan.entries()) {
-    await pacer.pace();
+    if (pacer.due()) await pacer.turn();
     const tx = txs[i] as Tx;
     try {
       for (const step of change.steps) await applyStep(parts, tx, step, resolver);
@@ -109,7 +109,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     for (const i of failed) await (txs[i] as Tx).releaseClaims();
   }
   const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
-  await pacer.pace();
+  if (pacer.due()) await pacer.turn();
   try {
     await transactions.commit(succeeded);
   } catch (error) {
@@ -119,7 +119,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     throw error;
   }
   for (const tx of succeeded) {
-    await pacer.pace();
+    if (pacer.due()) await pacer.turn();
     await transactions.effects(tx);
   }
   transactions.weightEvents(

@@ -122,7 +122,7 @@ export async function resolveDeclared(
   const out: ResolvedService[] = [];
   const pacer = new Pacer();
   for (const service of declared) {
-    await pacer.pace();
+    if (pacer.due()) await pacer.turn();
     const at = ["services", service.id];
     let spec: ServiceSpec;
     let key: ServiceKey;
@@ -136,7 +136,7 @@ export async function resolveDeclared(
     }
     const backends: ResolvedBackend[] = [];
     for (const backend of service.backends) {
-      await pacer.pace();
+      if (pacer.due()) await pacer.turn();
       try {
         const bspec = normalizeBackendFields(backend.fields, spec);
         const address = await resolveBackendAddress(bspec, key, resolver);

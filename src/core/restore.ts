@@ -75,7 +75,7 @@ export async function loadSavedState(
     }
     const dests = table.get(serviceKeyId(record.config.key))?.dests;
     for (const b of backendsOf.get(row.id) ?? []) {
-      await pacer.pace();
+      if (pacer.due()) await pacer.turn();
       try {
         checkId("backend", b.id);
         const fields = backendFields(b.fields);
