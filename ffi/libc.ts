@@ -15,6 +15,7 @@ const symbols = {
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  getpagesize: { args: [], returns: FFIType.i32 },
 } as const;
 
 /**
@@ -44,6 +45,11 @@ const lib = lazyLibc(symbols);
 export function errno(): number {
   const p = lib().__errno_location();
   return p === null ? 0 : read.i32(p, 0);
+}
+
+/** The kernel's page size in bytes (getpagesize(2)). */
+export function pageSize(): number {
+  return lib().getpagesize();
 }
 
 /** MSG_TRUNC flag for recvmmsg: a datagram's real length, also when it was cut. */

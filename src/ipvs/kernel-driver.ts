@@ -21,7 +21,7 @@ import { type Outcome, NetlinkConnection, type Request } from "../transport/conn
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
 import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
-import { LibnlSocket } from "../transport/libnl-socket.ts";
+import { LibnlSocket, smallMessageDatagramBytes } from "../transport/libnl-socket.ts";
 import { decodeDestinationAt, decodeServiceAt } from "./dump-decode.ts";
 import {
   decodeInfo,
@@ -100,7 +100,9 @@ export class KernelIpvsDriver implements IpvsDriver {
     }
     this.family = family;
     this.resolveFamily = options.resolveFamily ?? (() => lookupGenlFamily(IPVS_GENL_NAME));
-    const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs }));
+    // Page-sized receive buffers: in the emulated guest a snapshot of 1,000 x 10 took 347 ms against 482 ms with
+    // 64 KiB ones (medians of 12, alternating, one boot), the kernel no longer allocating 32 KiB per dump pass.
+    const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs, datagramBytes: smallMessageDatagramBytes() }));
     this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128 });
   }
 

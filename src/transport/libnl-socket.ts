@@ -3,7 +3,7 @@
  * encoded bytes, recvmmsg(2) into fixed slots for every datagram already queued. Every blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO), so a stuck kernel or a lost
  * reply costs at most that long, never a frozen daemon.
  */
-import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
+import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, pageSize, SOL_SOCKET, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUFFORCE, SO_SNDTIMEO, setSockOptInt, setSockOptTimeval } from "../../ffi/libc.ts";
 import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi/libnl.ts";
 import { ERRNO } from "../errno.ts";
 import { LibnlError, SyscallError } from "../../ffi/errors.ts";
@@ -19,15 +19,32 @@ export interface LibnlSocketOptions {
   /** Receive buffer (SO_RCVBUF); large so that bursts of ACKs and dumps never overflow. */
   readonly receiveBufferBytes?: number;
   readonly sendBufferBytes?: number;
+  /**
+   * The largest datagram the socket is read with (each receive slot's size; default 64 KiB). The kernel sizes the
+   * buffer of every dump pass to the reader's buffer (max_recvmsg_len, at most 32 KiB), so a socket that only sees
+   * small messages can ask for less: see KernelIpvsDriver. A datagram larger than this is an error, never cut.
+   */
+  readonly datagramBytes?: number;
 }
 
 /**
- * The receive slots: 16 of 64 KiB. The kernel sizes a dump's datagrams to at most 32 KiB, and each ACK is a
- * datagram of its own, so a batch of 128 requests is read in 8 calls instead of 128, and a dump's last data and
- * its NLMSG_DONE in one.
+ * The receive slots: 16, of 64 KiB unless the socket says otherwise (datagramBytes). The kernel sizes a dump's
+ * datagrams to at most 32 KiB, and each ACK is a datagram of its own, so a batch of 128 requests is read in 8 calls
+ * instead of 128, and a dump's last data and its NLMSG_DONE in one.
  */
 const SLOTS = 16;
-const SLOT_BYTES = 64 * 1024;
+const DEFAULT_DATAGRAM_BYTES = 64 * 1024;
+
+/**
+ * The datagram size for a socket whose messages are all small (IPVS: every message is well under a page): one
+ * page, at least 4 KiB and at most 8 KiB. The kernel fills a dump datagram up to the larger of NLMSG_GOODSIZE (a
+ * page less the kernel's own overhead, 8 KiB less it on larger pages) and the reader's buffer, so a page-sized
+ * buffer takes every datagram the kernel makes and keeps each dump pass in one page of kernel memory; a 64 KiB
+ * buffer had every pass allocate 32 KiB for a few hundred bytes.
+ */
+export function smallMessageDatagramBytes(): number {
+  return Math.min(8192, Math.max(4096, pageSize()));
+}
 
 /** A netlink socket opened through libnl. */
 export class LibnlSocket implements DatagramSocket {
@@ -35,8 +52,10 @@ export class LibnlSocket implements DatagramSocket {
   private sock: NlSocketHandle | null;
   private readonly fd: number;
   private slots: ReceiveSlots | null = null;
+  private readonly datagramBytes: number;
 
   constructor(options: LibnlSocketOptions) {
+    this.datagramBytes = options.datagramBytes ?? DEFAULT_DATAGRAM_BYTES;
     this.nl = openLibnl();
     const sock = this.nl.openSocket(options.protocol);
     this.sock = sock;
@@ -72,7 +91,7 @@ export class LibnlSocket implements DatagramSocket {
 
   receive(): readonly Uint8Array[] {
     this.open();
-    const slots = (this.slots ??= new ReceiveSlots(SLOTS, SLOT_BYTES));
+    const slots = (this.slots ??= new ReceiveSlots(SLOTS, this.datagramBytes));
     for (;;) {
       const n = slots.receive(this.fd, MSG_TRUNC | MSG_WAITFORONE);
       if (n > 0) {

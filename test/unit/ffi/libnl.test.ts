@@ -57,6 +57,47 @@ test("a dump over a libnl socket lists every generic netlink family, nlctrl incl
   expect(names.length).toBeGreaterThan(1);
 });
 
+test("page-sized receive buffers take a whole dump: every family, each datagram within a page", async () => {
+  const { LibnlSocket, smallMessageDatagramBytes } = await import("../../../src/transport/libnl-socket.ts");
+  const { NetlinkConnection } = await import("../../../src/transport/connection.ts");
+  const { decodeGenl } = await import("../../../src/netlink/message.ts");
+  const { GENL_ID_CTRL, CTRL_CMD, CTRL_ATTR, NETLINK_GENERIC } = await import("../../../src/netlink/constants.ts");
+  const size = smallMessageDatagramBytes();
+  expect(size).toBe(4096); // x86-64: 4 KiB pages
+  const read = (datagramBytes?: number) => {
+    const sizes: number[] = [];
+    const conn = new NetlinkConnection(() => {
+      const sock = new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs: 2000, ...(datagramBytes === undefined ? {} : { datagramBytes }) });
+      return {
+        send: (bytes: Uint8Array) => sock.send(bytes),
+        receive: () => {
+          const datagrams = sock.receive();
+          for (const d of datagrams) sizes.push(d.length);
+          return datagrams;
+        },
+        close: () => sock.close(),
+      };
+    });
+    return { conn, sizes };
+  };
+  const small = read(size);
+  const big = read();
+  // Two dumps per socket: the second runs after the kernel has seen the reader's buffer size (max_recvmsg_len).
+  const dump = async (conn: InstanceType<typeof NetlinkConnection>) => {
+    const names: (string | undefined)[][] = [];
+    for (let i = 0; i < 2; i++) {
+      const parts = await conn.dump({ type: GENL_ID_CTRL, flags: 0, header: Uint8Array.of(CTRL_CMD.GETFAMILY, 1, 0, 0) });
+      names.push(parts.map((p) => decodeGenl(p.payload).attrs.string(CTRL_ATTR.FAMILY_NAME)));
+    }
+    conn.close();
+    return names;
+  };
+  const names = await dump(small.conn);
+  expect(names).toEqual(await dump(big.conn));
+  expect(names[1]).toContain("nlctrl");
+  expect(Math.max(...small.sizes)).toBeLessThanOrEqual(size);
+});
+
 test("a batch over a libnl socket reads the kernel's replies and ACKs many datagrams per system call", async () => {
   const { LibnlSocket } = await import("../../../src/transport/libnl-socket.ts");
   const { NetlinkConnection } = await import("../../../src/transport/connection.ts");
