@@ -5,7 +5,7 @@
  * returns 16 bytes even for IPv4); the netmask is the raw 4 bytes the kernel stores, which is the
  * dotted mask in network order for IPv4 and the prefix length in host order for IPv6.
  */
-import { AttributeSet, type ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
+import { AttributeSet, ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NetlinkDecodeError } from "../netlink/errors.ts";
 import { addressToBytes, bytesToAddress, maskToPrefix, prefixToMask } from "./address.ts";
 import {
@@ -138,6 +138,13 @@ function writeServiceIdentity(w: ByteWriter, key: ServiceKey): void {
 /** IPVS_CMD_ATTR_SERVICE with the identity only. */
 export function writeServiceKey(w: ByteWriter, key: ServiceKey): void {
   w.nested(IPVS_CMD_ATTR.SERVICE, (n) => writeServiceIdentity(n, key));
+}
+
+/** writeServiceKey's bytes on their own (to be written again with ByteWriter.putBytes). */
+export function encodeServiceKey(key: ServiceKey): Uint8Array {
+  const w = new ByteWriter(64);
+  writeServiceKey(w, key);
+  return w.toBytes();
 }
 
 /** IPVS_CMD_ATTR_SERVICE with every field NEW_SERVICE / SET_SERVICE need (a full replace). */

@@ -23,10 +23,12 @@ import { TransportError, TransportTimeoutError } from "../transport/datagram-soc
 import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
 import { LibnlSocket, smallMessageDatagramBytes } from "../transport/libnl-socket.ts";
 import { decodeDestinationAt, decodeServiceAt } from "./dump-decode.ts";
+import { describeService } from "./address.ts";
 import {
   decodeInfo,
   decodeService,
   decodeTimeouts,
+  encodeServiceKey,
   writeDestinationConfig,
   writeDestinationKey,
   writeServiceConfig,
@@ -82,11 +84,16 @@ interface PreparedOp {
   readonly context: IpvsErrorContext;
 }
 
+/** The genlmsghdr of each IPVS command, made once (requests only read it). */
+const GENL_HEADERS: Uint8Array[] = [];
+
 export class KernelIpvsDriver implements IpvsDriver {
   private readonly conn: NetlinkConnection;
   private family: number;
   private readonly resolveFamily: () => number | null;
   private readonly familyListeners: (() => void)[] = [];
+  /** The encoded key of every service of the latest snapshot, by describeService text. */
+  private keyNests = new Map<string, Uint8Array>();
 
   /** Resolve the IPVS family and open a socket; throws IpvsUnavailableError when the kernel has no IPVS. */
   constructor(options: KernelDriverOptions = {}) {
@@ -177,17 +184,29 @@ export class KernelIpvsDriver implements IpvsDriver {
     const services = await this.listServices();
     const op: IpvsOperation = "list-destinations";
     const context: { service?: ServiceKey } = {};
+    // Each service's key, encoded once and kept for the next snapshot (`gorb status` asks for the same 1,000 dumps
+    // every time); the map holds the keys of the latest snapshot only.
+    const nests = new Map<string, Uint8Array>();
+    const requests = services.map((s) => {
+      const id = describeService(s.key);
+      let nest = this.keyNests.get(id);
+      if (nest === undefined) {
+        validateServiceKey(op, s.key);
+        nest = encodeServiceKey(s.key);
+      }
+      nests.set(id, nest);
+      const bytes = nest;
+      return this.genl(IPVS_CMD.GET_DEST, (w) => {
+        context.service = s.key; // the service of a failure is the last one encoded
+        w.putBytes(bytes);
+      });
+    });
+    this.keyNests = nests;
     const dests = await this.transport(op, async () => {
       try {
         return await this.sameFamily(op, () =>
           this.conn.dumpSeries(
-            services.map((s) => {
-              validateServiceKey(op, s.key);
-              return this.genl(IPVS_CMD.GET_DEST, (w) => {
-                context.service = s.key; // the service of a failure is the last one encoded
-                writeServiceKey(w, s.key);
-              });
-            }),
+            requests,
             (i, c) => decodeDestinationAt(c.view, c.start, c.end, (services[i] as Service).key.family),
           ),
         );
@@ -381,7 +400,8 @@ export class KernelIpvsDriver implements IpvsDriver {
 
   /** An IPVS request (flags are added by the connection: ACK for writes, DUMP for dumps). */
   private genl(cmd: number, attrs?: (w: ByteWriter) => void): Request {
-    return { type: this.family, flags: 0, header: genlHeader(cmd, IPVS_GENL_VERSION), ...(attrs ? { attrs } : {}) };
+    const header = (GENL_HEADERS[cmd] ??= genlHeader(cmd, IPVS_GENL_VERSION));
+    return { type: this.family, flags: 0, header, ...(attrs ? { attrs } : {}) };
   }
 
   private attrsOf(reply: NetlinkMessage | undefined, op: IpvsOperation) {

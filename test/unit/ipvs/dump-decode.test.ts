@@ -63,4 +63,27 @@ describe("the table read through the one-pass decoder", () => {
     expect(await driver.listServices()).toEqual(table.map((e) => e.service));
     driver.close();
   });
+
+  test("each snapshot asks for the services the kernel lists then, re-using the requests of the ones seen before", async () => {
+    const a = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+    const b = { family: "inet", protocol: "tcp", address: "10.0.0.2", port: 80 } as const;
+    const c = { family: "inet", protocol: "udp", address: "10.0.0.1", port: 80 } as const;
+    const before: ServiceWithDestinations[] = [
+      { service: service(a), destinations: [dest("10.1.0.1", 1)] },
+      { service: service(b), destinations: [dest("10.1.0.2", 2)] },
+    ];
+    // b is gone, c is new (a's key with another protocol), and a has other destinations now.
+    const after: ServiceWithDestinations[] = [
+      { service: service(c), destinations: [dest("10.1.0.3", 3)] },
+      { service: service(a), destinations: [dest("10.1.0.4", 4), dest("10.1.0.5", 5)] },
+    ];
+    let kernel = new IpvsDumpKernel(FAMILY, { services: before });
+    const socket = { send: (bytes: Uint8Array) => kernel.send(bytes), receive: () => kernel.receive(), close: () => undefined };
+    const driver = new KernelIpvsDriver({ familyId: FAMILY, openSocket: () => socket, resolveFamily: () => FAMILY });
+    expect(await driver.snapshot()).toEqual(before);
+    expect(await driver.snapshot()).toEqual(before);
+    kernel = new IpvsDumpKernel(FAMILY, { services: after });
+    expect(await driver.snapshot()).toEqual(after);
+    driver.close();
+  });
 });
