@@ -411,7 +411,9 @@ export class HealthMonitor {
   }
 
   private scheduleFirst(p: Probe): void {
-    const due = this.clock.now() + this.random() * p.options.intervalMs;
+    // A first check is spread over the interval so probes do not all start at once; a `none` probe touches nothing,
+    // so it settles at once (its only check: see settle) instead of showing "unknown" for up to an interval.
+    const due = this.clock.now() + (p.options.type === "none" ? 0 : this.random() * p.options.intervalMs);
     p.phase = "waiting";
     p.dueAt = due;
     this.heap.set(p, due);

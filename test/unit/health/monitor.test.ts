@@ -71,21 +71,21 @@ describe("scheduling", () => {
     monitor.stop();
   });
 
-  test("a `none` probe settles at its first check and is not checked again, until its timing changes", async () => {
+  test("a `none` probe settles at once and is not checked again, until its timing changes", async () => {
     const { clock, calls, updates, monitor } = rig(() => true, { random: () => 0.5 });
     const unchecked: ProbeTarget = { host: "10.0.0.2", port: 80 };
     monitor.add("n", unchecked, opts({ type: "none", interval: "1s" }));
     monitor.add("t", BACKEND, opts({ type: "tcp", interval: "1s" }));
     await clock.advance(10_000);
     const of = (host: string) => starts(calls.filter((c) => c.target.host === host));
-    expect(of("10.0.0.2")).toEqual([500]);
+    expect(of("10.0.0.2")).toEqual([0]); // at once: nothing to spread
     expect(of("10.0.0.1")).toHaveLength(10); // the tcp probe beside it keeps its schedule
     expect(updates.filter((u) => u.id === "n").map((u) => u.status)).toEqual(["up"]);
     expect(monitor.snapshot("n")).toMatchObject({ status: "up", checks: 1, checking: false });
     // A new interval re-times it: one more check, then it rests again.
     monitor.update("n", unchecked, opts({ type: "none", interval: "2s" }));
     await clock.advance(10_000);
-    expect(of("10.0.0.2")).toEqual([500, 10_000]);
+    expect(of("10.0.0.2")).toEqual([0, 10_000]);
     monitor.stop();
   });
 
