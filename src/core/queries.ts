@@ -26,6 +26,22 @@ import {
   type ServiceInfo,
 } from "./views.ts";
 
+/**
+ * A lookup of a service's kernel destinations by address and port: a scan for the usual handful (no key string per
+ * destination), a map by key for a large service.
+ */
+function destinationFinder(list: readonly Destination[]): (address: string, port: number, keyId: string) => Destination | null {
+  if (list.length <= 16) {
+    return (address, port) => {
+      for (const d of list) if (d.port === port && d.address === address) return d;
+      return null;
+    };
+  }
+  const byKey = new Map<string, Destination>();
+  for (const d of list) byKey.set(destinationKeyId(d), d);
+  return (_address, _port, keyId) => byKey.get(keyId) ?? null;
+}
+
 function byId<T extends { readonly id: string }>(a: T, b: T): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
@@ -123,13 +139,12 @@ export class Queries {
     for (const record of records) {
       const keyId = serviceKeyId(record.config.key);
       const entry = kernel?.get(keyId);
-      const dests = new Map<string, Destination>();
-      if (entry !== undefined) for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
+      const dests = entry === undefined ? null : destinationFinder(entry.destinations);
       const written = this.#writer.view.get(keyId)?.dests;
       const backends: BackendStatusView[] = [];
       for (const backend of [...record.backends.values()].sort(byId)) {
         const destId = destinationKeyId(destinationKeyOfBackend(backend));
-        const dest = dests.get(destId) ?? null;
+        const dest = dests === null ? null : dests(backend.address.address, backend.spec.port, destId);
         const spec = backend.spec;
         const brief = this.#checks.brief(backend.watchId);
         backends.push({
@@ -170,7 +185,7 @@ export class Queries {
           method: spec.method,
           sorry_server: spec.sorryServer,
         },
-        health: serviceHealth([...record.backends.values()].map((b) => b.health)),
+        health: serviceHealth(record.backends.values()),
         stats: entry === undefined ? null : trafficStatsView(entry.service.stats),
         quorum_up: record.quorumUp !== false,
         sorry: sorryActive(record),
@@ -210,7 +225,7 @@ export class Queries {
     const backends = [...record.backends.values()];
     return {
       options: serviceOptionsView(record.spec, record.config),
-      health: serviceHealth(backends.map((b) => b.health)),
+      health: serviceHealth(backends),
       backends: backends.map((b) => b.id).sort(),
       stats: null,
       panic: record.panic,

@@ -197,10 +197,15 @@ export function metricsView(health: BackendHealth): BackendMetricsView {
 }
 
 /** Mean health of the checked backends; 1 when none has been checked (GORB said 1 with no backends). */
-export function serviceHealth(backends: readonly BackendHealth[]): number {
-  const checked = backends.filter((h) => h.state !== "unknown");
-  if (checked.length === 0) return 1;
-  return checked.reduce((sum, h) => sum + h.health, 0) / checked.length;
+export function serviceHealth(backends: Iterable<{ readonly health: BackendHealth }>): number {
+  let checked = 0;
+  let sum = 0;
+  for (const { health } of backends) {
+    if (health.state === "unknown") continue;
+    checked++;
+    sum += health.health;
+  }
+  return checked === 0 ? 1 : sum / checked;
 }
 
 /** The kernel's view of a destination for BackendInfo, or nulls when it could not be read. */

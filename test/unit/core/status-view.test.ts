@@ -86,6 +86,9 @@ async function richTable(): Promise<TestStack & { counting: CountingDriver }> {
   await gorb.createService("six", { host: "2001:db8::1", port: 80 });
   await gorb.createBackend("six", "s1", { host: "2001:db8::10", port: 8080 });
   await gorb.createService("empty", { host: "10.0.0.9", port: 80 });
+  // More destinations than the status query looks up by scanning: its by-key lookup, each with its own counters.
+  await gorb.createService("big", { host: "10.0.0.10", port: 80 });
+  for (let i = 0; i < 20; i++) await gorb.createBackend("big", `b${String(i).padStart(2, "0")}`, { host: `10.5.0.${20 - i}`, port: 8000 + (i % 3) });
   await gorb.idle();
 
   await gorb.drainBackend("web", "draining", { timeout: "1h" });
@@ -124,6 +127,8 @@ describe("the status query", () => {
       "unchecked",
       "2.5M",
       "1.2k",
+      "10.5.0.1:8001",
+      "57/19",
     ]) {
       expect(fromStatus).toContain(part);
     }
