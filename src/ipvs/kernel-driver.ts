@@ -187,7 +187,7 @@ export class KernelIpvsDriver implements IpvsDriver {
     // Each service's key, encoded once and kept for the next snapshot (`gorb status` asks for the same 1,000 dumps
     // every time); the map holds the keys of the latest snapshot only.
     const nests = new Map<string, Uint8Array>();
-    const requests = services.map((s) => {
+    const keys = services.map((s) => {
       const id = describeService(s.key);
       let nest = this.keyNests.get(id);
       if (nest === undefined) {
@@ -195,18 +195,20 @@ export class KernelIpvsDriver implements IpvsDriver {
         nest = encodeServiceKey(s.key);
       }
       nests.set(id, nest);
-      const bytes = nest;
-      return this.genl(IPVS_CMD.GET_DEST, (w) => {
-        context.service = s.key; // the service of a failure is the last one encoded
-        w.putBytes(bytes);
-      });
+      return nest;
     });
     this.keyNests = nests;
     const dests = await this.transport(op, async () => {
       try {
         return await this.sameFamily(op, () =>
           this.conn.dumpSeries(
-            requests,
+            // Made at each try: a retry after the family id changed carries the new one.
+            services.map((s, i) =>
+              this.genl(IPVS_CMD.GET_DEST, (w) => {
+                context.service = s.key; // the service of a failure is the last one encoded
+                w.putBytes(keys[i] as Uint8Array);
+              }),
+            ),
             (i, c) => decodeDestinationAt(c.view, c.start, c.end, (services[i] as Service).key.family),
           ),
         );

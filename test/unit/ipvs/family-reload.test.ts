@@ -8,10 +8,13 @@ import { describe, expect, test } from "bun:test";
 import { ERRNO } from "../../../src/errno.ts";
 import { IpvsError } from "../../../src/ipvs/errors.ts";
 import { KernelIpvsDriver } from "../../../src/ipvs/kernel-driver.ts";
-import { NO_FLAGS, type DestinationConfig, type ServiceConfig } from "../../../src/ipvs/types.ts";
+import { IPVS_CMD } from "../../../src/ipvs/constants.ts";
+import { NO_FLAGS, ZERO_STATS, type DestinationConfig, type ServiceConfig } from "../../../src/ipvs/types.ts";
+import { ByteWriter } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
 import { decodeMessages } from "../../../src/netlink/message.ts";
 import { TransportTimeoutError, type DatagramSocket } from "../../../src/transport/datagram-socket.ts";
+import { writeServiceDump } from "../../helpers/ipvs-dump-kernel.ts";
 
 function message(type: number, flags: number, seq: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(16 + payload.length);
@@ -96,6 +99,29 @@ describe("ip_vs module reload", () => {
     expect(results).toEqual([null, null]);
     expect(t.kernel.types.slice(-4)).toEqual([0x22, 0x22, 0x23, 0x23]);
     expect(t.changes()).toBe(3);
+  });
+
+  test("a snapshot whose destination dumps meet a reload sends them again under the new id", async () => {
+    const t = setup();
+    const kernel = t.kernel;
+    const served = kernel.send.bind(kernel);
+    // The service dump lists one service; the module is reloaded right after it.
+    kernel.send = function (bytes: Uint8Array) {
+      const [m] = decodeMessages(bytes);
+      if (m !== undefined && m.type === kernel.family && m.payload[0] === IPVS_CMD.GET_SERVICE) {
+        const w = new ByteWriter();
+        w.putBytes(Uint8Array.of(IPVS_CMD.NEW_SERVICE, 1, 0, 0));
+        writeServiceDump(w, { ...service, stats: ZERO_STATS });
+        const queue = (this as unknown as { queue: Uint8Array[] }).queue;
+        queue.push(message(m.type, NLM_F.MULTI, m.seq, w.toBytes()), message(NLMSG.DONE, NLM_F.MULTI, m.seq, new Uint8Array(4)));
+        kernel.family = 0x21;
+        return;
+      }
+      served(bytes);
+    };
+    expect(await t.driver.snapshot()).toEqual([{ service: { ...service, stats: ZERO_STATS }, destinations: [] }]);
+    expect(kernel.types.slice(-2)).toEqual([0x20, 0x21]); // the destination dump, under the old id and again
+    expect(t.changes()).toBe(1);
   });
 
   test("an ENOENT under the current id is the kernel's answer: no retry, no change", async () => {
