@@ -28,20 +28,13 @@ export async function readDeclaredFile(path: string, command: string): Promise<C
   return { ...file, services: file.services };
 }
 
-/** A field map as the object it was read from (core/fields.ts has objectOf, but this module stays light). */
-function fieldsToJson(fields: Fields): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of fields) out[name] = value;
-  return out;
-}
-
 /** The JSON body of POST /apply for declared services: each one's checked fields, in the order they were read. */
-function applyBody(services: readonly DeclaredService[]): { services: Record<string, unknown> } {
+function applyBody(services: readonly DeclaredService[], objectOf: (fields: Fields) => Record<string, unknown>): { services: Record<string, unknown> } {
   const out: Record<string, unknown> = {};
   for (const s of services) {
     const backends: Record<string, unknown> = {};
-    for (const b of s.backends) backends[b.id] = fieldsToJson(b.fields);
-    const body = fieldsToJson(s.fields);
+    for (const b of s.backends) backends[b.id] = objectOf(b.fields);
+    const body = objectOf(s.fields);
     body.backends = backends;
     out[s.id] = body;
   }
@@ -51,8 +44,10 @@ function applyBody(services: readonly DeclaredService[]): { services: Record<str
 /** POST /apply; an error about a path of the set names the file and the line too. */
 export async function postApply(api: GorbClient, file: ConfigFile, dryRun: boolean): Promise<ApplyReport> {
   const services = file.services ?? [];
+  // Loaded already by the file's check (readDeclaredFile); imported here so --help and completion do not load it.
+  const { objectOf } = await import("../core/fields.ts");
   try {
-    return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, applyBody(services))) as ApplyReport;
+    return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, applyBody(services, objectOf))) as ApplyReport;
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     const match = /^(services[^:\s]*): /.exec(error.message);
