@@ -1,6 +1,6 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recvmmsg into caller-owned buffers
- * (ReceiveSlots), setsockopt for timeouts and netlink options, close, and errno; and shutdown, with which the
+ * (ReceiveSlots), setsockopt for timeouts and netlink options, send for the dump thread, close, and errno; and shutdown, with which the
  * daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute
  * path.
  */
@@ -16,6 +16,7 @@ const symbols = {
   __errno_location: { args: [], returns: FFIType.ptr },
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   getpagesize: { args: [], returns: FFIType.i32 },
+  send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
 } as const;
 
 /**
@@ -50,6 +51,15 @@ export function errno(): number {
 /** The kernel's page size in bytes (getpagesize(2)). */
 export function pageSize(): number {
   return lib().getpagesize();
+}
+
+/**
+ * send(2) one datagram on `fd`, blocking up to the socket's SO_SNDTIMEO: the bytes sent, or -errno. The dump thread
+ * (src/transport/dump-worker.ts) sends with it on a netlink socket libnl opened in the main thread.
+ */
+export function sendDatagram(fd: number, bytes: Uint8Array): number {
+  const n = Number(lib().send(fd, bytes, bytes.length, 0));
+  return n < 0 ? -errno() : n;
 }
 
 /** MSG_TRUNC flag for recvmmsg: a datagram's real length, also when it was cut. */

@@ -125,7 +125,9 @@ export function libnlFiles(options: BuildOptions = {}): LibnlFiles {
 /** Compiles src/main.ts into the executable `outfile` with the given libnl files; throws with bun's messages. */
 export async function compile(outfile: string, libnl: LibnlFiles): Promise<void> {
   const result = await Bun.build({
-    entrypoints: [join(ROOT, "src", "main.ts")],
+    // The dump thread's worker is an entry point of its own: Bun embeds it, and src/transport/dump-thread.ts
+    // starts it by a URL relative to its own module.
+    entrypoints: [join(ROOT, "src", "main.ts"), join(ROOT, "src", "transport", "dump-worker.ts")],
     compile: { outfile: resolve(outfile) },
     bytecode: true,
     splitting: true,

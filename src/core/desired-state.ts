@@ -116,6 +116,22 @@ export function destinationKeyOfBackend(backend: Pick<BackendRecord, "address" |
   return { family: backend.address.family, address: backend.address.address, port: backend.spec.port };
 }
 
+/** Each backend's destinationKeyId, made once: a backend never moves (updateBackend refuses a new address or port). */
+const DEST_IDS = new WeakMap<Pick<BackendRecord, "address" | "spec">, string>();
+
+/**
+ * backendDestId(backend), kept per backend: building the string anew for each lookup
+ * (and hashing it) was most of the status query's own time for 10,000 backends.
+ */
+export function backendDestId(backend: Pick<BackendRecord, "address" | "spec">): string {
+  let id = DEST_IDS.get(backend);
+  if (id === undefined) {
+    id = destinationKeyId(destinationKeyOfBackend(backend));
+    DEST_IDS.set(backend, id);
+  }
+  return id;
+}
+
 /** The weight a backend must have in the kernel: health's, or 0 under maintenance or a drain. */
 function desiredWeight(backend: Pick<BackendRecord, "spec" | "drain" | "weight">): number {
   return overrideWeight(backend.spec, backend.drain, backend.weight.effective);
@@ -201,7 +217,7 @@ export class DesiredState {
 
   addBackend(service: ServiceRecord, backend: BackendRecord): void {
     service.backends.set(backend.id, backend);
-    service.byDest.set(destinationKeyId(destinationKeyOfBackend(backend)), backend.id);
+    service.byDest.set(backendDestId(backend), backend.id);
     this.#watches.set(backend.watchId, { service, backend });
   }
 
@@ -209,7 +225,7 @@ export class DesiredState {
     const backend = service.backends.get(id);
     if (backend === undefined) return undefined;
     service.backends.delete(id);
-    const destId = destinationKeyId(destinationKeyOfBackend(backend));
+    const destId = backendDestId(backend);
     if (service.byDest.get(destId) === id) service.byDest.delete(destId);
     this.#watches.delete(backend.watchId);
     return backend;

@@ -5,12 +5,11 @@
 import { canonicalDrainBody, contractProblem } from "../contract/check.ts";
 import { DrainBody } from "../contract/schemas.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
-import { destinationKeyOfBackend, type DesiredState } from "./desired-state.ts";
+import { backendDestId, type DesiredState } from "./desired-state.ts";
 import type { ConnCounts, DrainState } from "./drain.ts";
 import type { DrainTarget } from "./drain-watch.ts";
 import { ValidationError } from "./errors.ts";
 import type { EventPayloads } from "./events.ts";
-import { destinationKeyId } from "./keys.ts";
 
 /** A drain body in canonical form, checked against the contract; a ValidationError naming the field otherwise. */
 export function drainFields(raw: unknown): Record<string, unknown> {
@@ -29,7 +28,7 @@ export function drainTargets(desired: DesiredState): DrainTarget[] {
     for (const backend of service.backends.values()) {
       const drain = backend.drain;
       if (drain === null || drain.phase !== "draining") continue;
-      out.push({ service: service.id, backend: backend.id, key, destId: destinationKeyId(destinationKeyOfBackend(backend)), drain, udp });
+      out.push({ service: service.id, backend: backend.id, key, destId: backendDestId(backend), drain, udp });
     }
   }
   return out;

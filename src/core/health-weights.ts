@@ -10,10 +10,10 @@
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
-import { type BackendRecord, type DesiredState, destinationKeyOfBackend, type ServiceRecord } from "./desired-state.ts";
+import { type BackendRecord, type DesiredState, backendDestId, type ServiceRecord } from "./desired-state.ts";
 import { stepWeight } from "./edits.ts";
 import { backendHealthOf, type BackendHealth } from "./health.ts";
-import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import { serviceKeyId } from "./keys.ts";
 import type { ObservedTable } from "./reconcile.ts";
 
 /** A health state transition of a backend. */
@@ -119,6 +119,6 @@ export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, upda
   }
   const next = stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
   if (next.effective !== backend.weight.effective || next.recovering !== backend.weight.recovering) return false;
-  const held = kernel.get(serviceKeyId(service.config.key))?.dests.get(destinationKeyId(destinationKeyOfBackend(backend)));
+  const held = kernel.get(serviceKeyId(service.config.key))?.dests.get(backendDestId(backend));
   return held !== undefined && held.weight === backend.weight.effective;
 }

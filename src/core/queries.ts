@@ -5,12 +5,13 @@
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { type Destination, type ServiceWithDestinations, isFwmarkKey } from "../ipvs/types.ts";
-import { desiredDestination, destinationKeyOfBackend, serviceQuorumCounts, sorryActive, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { desiredDestination, backendDestId, serviceQuorumCounts, sorryActive, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { drainView } from "./drain.ts";
 import { NotFoundError } from "./errors.ts";
 import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
+import { Pacer } from "./pacer.ts";
 import {
   backendOptionsView,
   destinationCounters,
@@ -44,6 +45,16 @@ function destinationFinder(list: readonly Destination[]): (address: string, port
 
 function byId<T extends { readonly id: string }>(a: T, b: T): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** A view whose kernel fields are filled in after it is built. */
+type Unfrozen<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A service's status view while the kernel read runs, with what is needed to find its destinations. */
+interface StatusRows {
+  readonly keyId: string;
+  readonly view: Unfrozen<ServiceStatusView>;
+  readonly backends: { readonly view: Unfrozen<BackendStatusView>; readonly address: string; readonly port: number; readonly destId: string }[];
 }
 
 /** See the module comment. */
@@ -112,7 +123,7 @@ export class Queries {
       info.stats = found?.stats ?? null;
       const details = [...record.backends.values()].sort(byId).map((backend) => ({
         id: backend.id,
-        ...this.#backendInfo(record, backend, found?.dests.get(destinationKeyId(destinationKeyOfBackend(backend))) ?? null),
+        ...this.#backendInfo(record, backend, found?.dests.get(backendDestId(backend)) ?? null),
       }));
       return { id: record.id, ...info, backend_details: details };
     });
@@ -125,74 +136,101 @@ export class Queries {
    * is the same from either (test/unit/core/status-view.test.ts).
    */
   async listServicesStatus(): Promise<ServiceStatusView[]> {
+    // The kernel read starts first and the rows are built while it runs: the daemon's driver reads the dumps on a
+    // thread of their own (src/transport/dump-thread.ts), so that work and this building take two CPUs. The
+    // building gives the event loop a turn every slice (the read's own steps run in those turns).
+    const reading = this.#driver.snapshot().then(
+      (table) => table,
+      (error: unknown) => {
+        this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
+        return null;
+      },
+    );
+    const pacer = new Pacer();
+    await pacer.turn();
     const records = [...this.#desired.services()].sort(byId);
-    let kernel: Map<string, ServiceWithDestinations> | null = null;
-    try {
-      const table = await this.#driver.snapshot();
-      kernel = new Map();
-      for (const entry of table) kernel.set(serviceKeyId(entry.service.key), entry);
-    } catch (error) {
-      this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
-    }
     const now = this.#now();
-    const out: ServiceStatusView[] = [];
+    const rows: StatusRows[] = [];
     for (const record of records) {
-      const keyId = serviceKeyId(record.config.key);
-      const entry = kernel?.get(keyId);
-      const dests = entry === undefined ? null : destinationFinder(entry.destinations);
-      const written = this.#writer.view.get(keyId)?.dests;
-      const backends: BackendStatusView[] = [];
-      for (const backend of [...record.backends.values()].sort(byId)) {
-        const destId = destinationKeyId(destinationKeyOfBackend(backend));
-        const dest = dests === null ? null : dests(backend.address.address, backend.spec.port, destId);
-        const spec = backend.spec;
-        const brief = this.#checks.brief(backend.watchId);
-        backends.push({
-          id: backend.id,
-          options: {
-            host: spec.host,
-            address: backend.address.address,
-            port: spec.port,
-            weight: spec.weight,
-            method: spec.method,
-            tunnel_type: spec.tunnel?.type ?? "",
-            tunnel_port: spec.tunnel?.port ?? 0,
-            maintenance: spec.maintenance,
-          },
-          metrics:
-            brief === undefined
-              ? { state: backend.health.state, health: backend.health.health, message: backend.health.message }
-              : { state: brief.status, health: brief.health, message: brief.message },
-          effective_weight: written?.get(destId)?.weight ?? desiredDestination(record, backend).weight,
-          stats: dest === null ? null : trafficStatsView(dest.stats),
-          active_conns: dest === null ? null : dest.activeConns,
-          inactive_conns: dest === null ? null : dest.inactiveConns,
-          drain: backend.drain === null ? null : drainView(backend.drain, now),
-        });
+      if (pacer.due()) await pacer.turn();
+      rows.push(this.#statusRows(record, now));
+    }
+    const table = await reading;
+    const kernel = new Map<string, ServiceWithDestinations>();
+    for (const entry of table ?? []) kernel.set(serviceKeyId(entry.service.key), entry);
+    for (const { keyId, view, backends } of rows) {
+      const entry = kernel.get(keyId);
+      if (entry === undefined) continue;
+      view.stats = trafficStatsView(entry.service.stats);
+      const dests = destinationFinder(entry.destinations);
+      for (const b of backends) {
+        const dest = dests(b.address, b.port, b.destId);
+        if (dest === null) continue;
+        b.view.stats = trafficStatsView(dest.stats);
+        b.view.active_conns = dest.activeConns;
+        b.view.inactive_conns = dest.inactiveConns;
       }
-      const spec = record.spec;
-      const key = record.config.key;
-      const fwmark = isFwmarkKey(key);
-      out.push({
-        id: record.id,
+    }
+    return rows.map((r) => r.view);
+  }
+
+  /** A service's status view without the kernel's counters (filled in once the read is back), and its backends'. */
+  #statusRows(record: ServiceRecord, now: number): StatusRows {
+    const keyId = serviceKeyId(record.config.key);
+    const written = this.#writer.view.get(keyId)?.dests;
+    const backends: StatusRows["backends"] = [];
+    const views: BackendStatusView[] = [];
+    for (const backend of [...record.backends.values()].sort(byId)) {
+      const destId = backendDestId(backend);
+      const spec = backend.spec;
+      const brief = this.#checks.brief(backend.watchId);
+      const view: Unfrozen<BackendStatusView> = {
+        id: backend.id,
         options: {
           host: spec.host,
-          address: fwmark ? "" : key.address,
+          address: backend.address.address,
           port: spec.port,
-          protocol: fwmark ? "" : spec.protocol,
-          fwmark: spec.fwmark ?? 0,
-          family: key.family,
+          weight: spec.weight,
           method: spec.method,
-          sorry_server: spec.sorryServer,
+          tunnel_type: spec.tunnel?.type ?? "",
+          tunnel_port: spec.tunnel?.port ?? 0,
+          maintenance: spec.maintenance,
         },
-        health: serviceHealth(record.backends.values()),
-        stats: entry === undefined ? null : trafficStatsView(entry.service.stats),
-        quorum_up: record.quorumUp !== false,
-        sorry: sorryActive(record),
-        backend_details: backends,
-      });
+        metrics:
+          brief === undefined
+            ? { state: backend.health.state, health: backend.health.health, message: backend.health.message }
+            : { state: brief.status, health: brief.health, message: brief.message },
+        effective_weight: written?.get(destId)?.weight ?? desiredDestination(record, backend).weight,
+        stats: null,
+        active_conns: null,
+        inactive_conns: null,
+        drain: backend.drain === null ? null : drainView(backend.drain, now),
+      };
+      views.push(view);
+      backends.push({ view, address: backend.address.address, port: spec.port, destId });
     }
-    return out;
+    const spec = record.spec;
+    const key = record.config.key;
+    const fwmark = isFwmarkKey(key);
+    const view: Unfrozen<ServiceStatusView> = {
+      id: record.id,
+      options: {
+        host: spec.host,
+        address: fwmark ? "" : key.address,
+        port: spec.port,
+        protocol: fwmark ? "" : spec.protocol,
+        fwmark: spec.fwmark ?? 0,
+        family: key.family,
+        method: spec.method,
+        sorry_server: spec.sorryServer,
+      },
+      health: serviceHealth(record.backends.values()),
+      stats: null,
+      quorum_up: record.quorumUp !== false,
+      sorry: sorryActive(record),
+      backend_details: views,
+    };
+    return { keyId, view, backends };
   }
 
   async getBackend(serviceId: string, backendId: string): Promise<BackendInfo> {
@@ -200,7 +238,7 @@ export class Queries {
     const backend = this.backend(service, backendId);
     let dest: Destination | null = null;
     try {
-      const wanted = destinationKeyId(destinationKeyOfBackend(backend));
+      const wanted = backendDestId(backend);
       const dests = await this.#driver.listDestinations(service.config.key);
       dest = dests.find((d) => destinationKeyId(d) === wanted) ?? null;
     } catch (error) {
@@ -211,7 +249,7 @@ export class Queries {
 
   /** The weight the kernel has for a backend as gorb last wrote or read it; the desired one when unknown. */
   effectiveWeight(service: ServiceRecord, backend: BackendRecord): number {
-    const written = this.#writer.view.get(serviceKeyId(service.config.key))?.dests.get(destinationKeyId(destinationKeyOfBackend(backend)));
+    const written = this.#writer.view.get(serviceKeyId(service.config.key))?.dests.get(backendDestId(backend));
     return written?.weight ?? desiredDestination(service, backend).weight;
   }
 

@@ -6,7 +6,7 @@
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationKey, ServiceKey } from "../ipvs/types.ts";
-import { desiredDestination, destinationKeyOfBackend, type DesiredState } from "./desired-state.ts";
+import { desiredDestination, backendDestId, type DesiredState } from "./desired-state.ts";
 import type { WantedBackend, WantedService } from "./reconcile.ts";
 
 /** The part of the kernel a change concerns: one service key, whole (backends null) or some destinations. */
@@ -106,7 +106,7 @@ export function wantedFor(desired: DesiredState, targets: readonly Target[]): Wa
     if (t.backends === null) return desired.wanted(record);
     const backends: WantedBackend[] = t.backends.map((b) => {
       const backend = record.backends.get(b.id);
-      if (backend !== undefined && destinationKeyId(destinationKeyOfBackend(backend)) === destinationKeyId(b.key)) {
+      if (backend !== undefined && backendDestId(backend) === destinationKeyId(b.key)) {
         return { id: b.id, dest: desiredDestination(record, backend) };
       }
       // Another backend may have taken the destination over (an apply that renames a backend).

@@ -70,7 +70,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     hupEarly = true;
   };
   process.on("SIGHUP", () => onHup());
-  const driver = new KernelIpvsDriver();
+  // The daemon reads big dump series (`gorb status`, reconcile) on a thread of their own, so it keeps answering.
+  const driver = new KernelIpvsDriver({ dumpThread: true });
   const info = await driver.info();
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
   // ip_vs is loaded now (driver.info() resolved its family), so its sysctls exist in this namespace.

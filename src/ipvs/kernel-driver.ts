@@ -20,6 +20,7 @@ import { NETLINK_GENERIC } from "../netlink/constants.ts";
 import { type Outcome, NetlinkConnection, type Request } from "../transport/connection.ts";
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { TransportError, TransportTimeoutError } from "../transport/datagram-socket.ts";
+import { DumpThread } from "../transport/dump-thread.ts";
 import { lookupGenlFamily, resolveGenlFamily } from "../transport/genl-family.ts";
 import { LibnlSocket, smallMessageDatagramBytes } from "../transport/libnl-socket.ts";
 import { decodeDestinationAt, decodeServiceAt } from "./dump-decode.ts";
@@ -75,6 +76,12 @@ export interface KernelDriverOptions {
   readonly familyId?: number;
   /** How to look the family up again after an ENOENT (tests); defaults to nlctrl through libnl, without modprobe. */
   readonly resolveFamily?: () => number | null;
+  /**
+   * Read the dumps (snapshot()'s 1,000s above all) on a thread of their own, another CPU, while the caller goes on:
+   * the daemon's choice (src/transport/dump-thread.ts). Default false: in the calling thread, as a short-lived CLI
+   * wants (no thread to start).
+   */
+  readonly dumpThread?: boolean;
 }
 
 /** An encoded write with what is needed to explain its failure. */
@@ -89,6 +96,7 @@ const GENL_HEADERS: Uint8Array[] = [];
 
 export class KernelIpvsDriver implements IpvsDriver {
   private readonly conn: NetlinkConnection;
+  private readonly dumpThread: DumpThread | null;
   private family: number;
   private readonly resolveFamily: () => number | null;
   private readonly familyListeners: (() => void)[] = [];
@@ -110,7 +118,8 @@ export class KernelIpvsDriver implements IpvsDriver {
     // Page-sized receive buffers: in the emulated guest a snapshot of 1,000 x 10 took 347 ms against 482 ms with
     // 64 KiB ones (medians of 12, alternating, one boot), the kernel no longer allocating 32 KiB per dump pass.
     const open = options.openSocket ?? (() => new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs, datagramBytes: smallMessageDatagramBytes() }));
-    this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128 });
+    this.dumpThread = options.dumpThread === true ? new DumpThread() : null;
+    this.conn = new NetlinkConnection(open, { batchSize: options.batchSize ?? 128, ...(this.dumpThread !== null ? { dumpThread: this.dumpThread } : {}) });
   }
 
   async info(): Promise<IpvsInfo> {
@@ -298,6 +307,7 @@ export class KernelIpvsDriver implements IpvsDriver {
 
   close(): void {
     this.conn.close();
+    this.dumpThread?.close();
   }
 
   private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {

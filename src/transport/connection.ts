@@ -11,7 +11,8 @@ import { ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
 import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
-import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
+import { type DatagramSocket, type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
+import type { DumpThread } from "./dump-thread.ts";
 
 /** A request without its sequence number (the connection assigns it). */
 export type Request = Omit<MessageRequest, "seq">;
@@ -29,12 +30,66 @@ export interface ConnectionOptions {
   readonly batchSize?: number;
   /** Yield to the event loop after this many received datagrams. */
   readonly yieldEvery?: number;
+  /** Run series of dumps (dumpSeries) on this thread when the socket has a descriptor (default: in the caller's). */
+  readonly dumpThread?: DumpThread;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function copyMessage(m: NetlinkMessage): NetlinkMessage {
   return { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid, payload: m.payload.slice() };
+}
+
+/** Encode a dump request (NLM_F_REQUEST | NLM_F_DUMP) with sequence number `seq`. */
+function writeDumpRequest(w: ByteWriter, req: Request, seq: number): void {
+  writeMessage(w, { type: req.type, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq, header: req.header, ...(req.attrs ? { attrs: req.attrs } : {}) });
+}
+
+/**
+ * Reads the datagrams of a series of dumps, one dump at a time (begin), into one result list per dump: messages
+ * of other sequence numbers (stale replies) are skipped, NLMSG_DONE ends the dump (a negative status in it throws
+ * NetlinkError, as does an NLMSG_ERROR), everything else goes through `decode` while the datagram holds it.
+ */
+class DumpReader<T> {
+  readonly results: T[][] = [];
+  done = true;
+  #index = 0;
+  #seq = 0;
+  #out: T[] = [];
+
+  constructor(
+    private readonly c: MessageCursor,
+    private readonly decode: (index: number, c: MessageCursor) => T,
+  ) {}
+
+  begin(index: number, seq: number): void {
+    this.#index = index;
+    this.#seq = seq;
+    this.#out = [];
+    this.results.push(this.#out);
+    this.done = false;
+  }
+
+  /** Read one datagram; what follows the dump's end in it is ignored. */
+  read(dgram: Uint8Array): void {
+    const c = this.c;
+    c.reset(dgram);
+    while (!this.done && c.next()) {
+      if (c.seq !== this.#seq) continue; // a stale reply of an earlier, abandoned request
+      if (c.type === NLMSG.DONE) {
+        // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
+        const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
+        if (status < 0) throw new NetlinkError(-status, this.#seq);
+        this.done = true;
+      } else if (c.type === NLMSG.ERROR) {
+        const body = decodeErrorBody(c.message());
+        if (body.errno !== 0) throw new NetlinkError(body.errno, this.#seq, body.extAck);
+        this.done = true;
+      } else {
+        this.#out.push(this.decode(this.#index, c));
+      }
+    }
+  }
 }
 
 /** A serialized request/response channel over one netlink socket, reopened after a failure. */
@@ -44,6 +99,7 @@ export class NetlinkConnection {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly batchSize: number;
   private readonly yieldEvery: number;
+  private readonly dumpThread: DumpThread | null;
   /** Walks received dump datagrams (dumps are serialized, so one is enough). */
   private readonly cursor = new MessageCursor();
 
@@ -53,6 +109,7 @@ export class NetlinkConnection {
   ) {
     this.batchSize = Math.max(1, options.batchSize ?? 128);
     this.yieldEvery = Math.max(1, options.yieldEvery ?? 64);
+    this.dumpThread = options.dumpThread ?? null;
     // Start somewhere unpredictable so a reopened socket never mistakes an old reply for a new one.
     this.seq = (Math.floor(Math.random() * 0x7fffffff) | 1) >>> 0;
   }
@@ -111,42 +168,55 @@ export class NetlinkConnection {
 
   private async runDumps<T>(reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
     const sock = this.ensureSocket();
+    const handle = this.dumpThread !== null ? (sock.handle?.() ?? null) : null;
+    if (handle !== null && this.dumpThread !== null) return this.runDumpsOnThread(this.dumpThread, handle, reqs, decode);
     const w = new ByteWriter(256);
-    const c = this.cursor;
-    const results: T[][] = [];
+    const reader = new DumpReader(this.cursor, decode);
     let datagrams = 0;
     for (let i = 0; i < reqs.length; i++) {
-      const req = reqs[i] as Request;
       const seq = this.nextSeq();
       w.reset();
-      writeMessage(w, { type: req.type, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq, header: req.header, ...(req.attrs ? { attrs: req.attrs } : {}) });
+      writeDumpRequest(w, reqs[i] as Request, seq);
       this.guard(() => sock.send(w.bytes()));
-      const out: T[] = [];
-      results.push(out);
-      for (let done = false; !done; ) {
+      reader.begin(i, seq);
+      while (!reader.done) {
         // Nothing follows a dump's NLMSG_DONE (the next request is not sent yet), so a batch ends with it.
         for (const dgram of this.guard(() => sock.receive())) {
-          c.reset(dgram);
-          while (!done && c.next()) {
-            if (c.seq !== seq) continue; // a stale reply of an earlier, abandoned request
-            if (c.type === NLMSG.DONE) {
-              // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
-              const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
-              if (status < 0) throw new NetlinkError(-status, seq);
-              done = true;
-            } else if (c.type === NLMSG.ERROR) {
-              const body = decodeErrorBody(c.message());
-              if (body.errno !== 0) throw new NetlinkError(body.errno, seq, body.extAck);
-              done = true;
-            } else {
-              out.push(decode(i, c));
-            }
-          }
+          reader.read(dgram);
           if (++datagrams % this.yieldEvery === 0) await yieldToEventLoop();
         }
       }
     }
-    return results;
+    return reader.results;
+  }
+
+  /** The same series read by the dump thread (another CPU) and decoded here, part by part, as it reads on. */
+  private async runDumpsOnThread<T>(thread: DumpThread, handle: SocketHandle, reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
+    const w = new ByteWriter(64 * reqs.length);
+    const offsets = new Uint32Array(reqs.length + 1);
+    const seqs = new Uint32Array(reqs.length);
+    for (let i = 0; i < reqs.length; i++) {
+      seqs[i] = this.nextSeq();
+      writeDumpRequest(w, reqs[i] as Request, seqs[i] as number);
+      offsets[i + 1] = w.length;
+    }
+    const reader = new DumpReader(this.cursor, decode);
+    let next = 0; // the dump the next datagram belongs to once the current one is done
+    await this.guardAsync(() =>
+      thread.run(handle, w.bytes(), offsets, seqs, (bytes, ends) => {
+        let start = 0;
+        for (const end of ends) {
+          if (reader.done && next < seqs.length) {
+            reader.begin(next, seqs[next] as number);
+            next++;
+          }
+          reader.read(bytes.subarray(start, end));
+          start = end;
+        }
+      }),
+    );
+    if (next < seqs.length || !reader.done) throw new TransportError(`the dump thread ended before dump ${next} of ${seqs.length} was complete`, ERRNO.EIO);
+    return reader.results;
   }
 
   /** Close the socket; the next request opens a new one. */
@@ -212,6 +282,15 @@ export class NetlinkConnection {
   private guard<T>(fn: () => T): T {
     try {
       return fn();
+    } catch (e) {
+      if (e instanceof TransportTimeoutError || e instanceof TransportError) this.close();
+      throw e;
+    }
+  }
+
+  private async guardAsync<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
     } catch (e) {
       if (e instanceof TransportTimeoutError || e instanceof TransportError) this.close();
       throw e;

@@ -29,4 +29,15 @@ export interface DatagramSocket {
    */
   receive(): readonly Uint8Array[];
   close(): void;
+  /**
+   * What another thread needs to run dumps on this socket (./dump-thread.ts): its descriptor and the datagram size
+   * it reads with. Absent on sockets that have no descriptor (test fakes): their dumps run in the calling thread.
+   */
+  handle?(): SocketHandle;
+}
+
+/** A socket's descriptor and the largest datagram it is read with. */
+export interface SocketHandle {
+  readonly fd: number;
+  readonly datagramBytes: number;
 }

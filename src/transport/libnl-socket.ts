@@ -8,7 +8,7 @@ import { NLE_AGAIN, type Libnl, type NlSocketHandle, openLibnl } from "../../ffi
 import { ERRNO } from "../errno.ts";
 import { LibnlError, SyscallError } from "../../ffi/errors.ts";
 import { NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK } from "../netlink/constants.ts";
-import { type DatagramSocket, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
+import { type DatagramSocket, type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 
 /** Options of a libnl-backed socket. */
 export interface LibnlSocketOptions {
@@ -105,6 +105,11 @@ export class LibnlSocket implements DatagramSocket {
       }
       receiveFailure(n === 0 ? ERRNO.EIO : -n);
     }
+  }
+
+  handle(): SocketHandle {
+    this.open();
+    return { fd: this.fd, datagramBytes: this.datagramBytes };
   }
 
   close(): void {

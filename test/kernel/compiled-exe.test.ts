@@ -148,6 +148,20 @@ describe("compiled gorb without libnl on a real IPVS kernel", () => {
     expect((result.counts[be1.name] ?? 0) + (result.counts[be2.name] ?? 0)).toBe(REQUESTS);
   });
 
+  test("status then shows the kernel's connection counts, read by the daemon's dump thread (an embedded worker)", async () => {
+    // ACT/INACT of each backend as `ipvsadm -Ln` has them: the connections just made linger as inactive (TIME_WAIT).
+    const kernel = serviceByKey(listIpvsWithHiddenLibnl(), SERVICE_KEY).destinations;
+    const table = rows(ok(await gorbExe(["status"]), "gorb status"));
+    const counts = (name: string) => table.find((r) => r[0] === name)?.find((cell) => /^\d+\/\d+$/.test(cell));
+    const expected = (address: string) => {
+      const d = kernel.find((x) => x.address === address);
+      return d === undefined ? undefined : `${d.activeConns ?? "?"}/${d.inactiveConns ?? "?"}`;
+    };
+    expect([counts("b1"), counts("b2")]).toEqual([expected(be1.address), expected(be2.address)]);
+    const total = kernel.reduce((sum, d) => sum + (d.activeConns ?? 0) + (d.inactiveConns ?? 0), 0);
+    expect(total).toBeGreaterThan(0);
+  });
+
   test("backend rm removes the destination; traffic goes to the one left", async () => {
     expect(ok(await gorbExe(["backend", "rm", "web", "b2"]), "gorb backend rm")).toContain("backend web/b2 removed");
     expect(serviceByKey(listIpvsWithHiddenLibnl(), SERVICE_KEY).destinations.map((d) => d.address)).toEqual([be1.address]);

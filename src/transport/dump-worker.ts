@@ -1,0 +1,108 @@
+/**
+ * The dump thread's body (a Worker started by ./dump-thread.ts): it runs a series of netlink dump requests on a
+ * socket the main thread opened (given by its descriptor), one after the other, and posts back every datagram the
+ * kernel answered with, raw. Decoding stays in the main thread. A dump's work happens in the kernel inside the
+ * reader's own system calls, so here it takes another CPU while the main thread goes on (building `gorb status`'s
+ * rows, answering requests).
+ *
+ * The messages are only walked for the end of each dump: NLMSG_DONE or NLMSG_ERROR carrying the request's
+ * sequence number. After a dump that ended in an error the series stops (the main thread reports that error).
+ * What was received goes back in parts, after every CHUNK_DUMPS dumps, so the main thread decodes one part while
+ * the next is read; the last part says it is the last.
+ */
+import { parentPort } from "node:worker_threads";
+import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, sendDatagram } from "../../ffi/libc.ts";
+import { ERRNO } from "../errno.ts";
+import { HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
+import { NLMSG } from "../netlink/constants.ts";
+import { MessageCursor } from "../netlink/message.ts";
+import type { DumpJob, DumpReply } from "./dump-thread.ts";
+
+/** As the main thread's sockets: 16 slots per receive. */
+const SLOTS = 16;
+/** Dumps per part sent back (a 1,000-service snapshot comes back in 16 parts). */
+const CHUNK_DUMPS = 64;
+
+let slots: ReceiveSlots | null = null;
+
+/** The datagrams received, appended to one buffer that grows by doubling. */
+class Collected {
+  bytes = new Uint8Array(64 * 1024);
+  used = 0;
+  readonly ends: number[] = [];
+
+  add(datagram: Uint8Array): void {
+    if (this.used + datagram.length > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + datagram.length));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.set(datagram, this.used);
+    this.used += datagram.length;
+    this.ends.push(this.used);
+  }
+}
+
+/** How a dump ended in a datagram: 0 not yet, 1 cleanly, -1 with an error (the series stops). */
+function endOf(cursor: MessageCursor, datagram: Uint8Array, seq: number): number {
+  cursor.reset(datagram);
+  while (cursor.next()) {
+    if (cursor.seq !== seq) continue;
+    if (cursor.type === NLMSG.DONE || cursor.type === NLMSG.ERROR) {
+      // Both carry an int first: DONE the dump's status, ERROR the errno (0 for an ACK).
+      const status = cursor.end - cursor.start >= 4 ? cursor.view.getInt32(cursor.start, HOST_LITTLE_ENDIAN) : 0;
+      return status < 0 ? -1 : 1;
+    }
+  }
+  return 0;
+}
+
+/** Run the job, posting its parts; the last one (or the failure) is returned for the caller to post. */
+function run(job: DumpJob, post: (part: DumpReply) => void): DumpReply {
+  if (slots === null || slots.size !== job.datagramBytes) slots = new ReceiveSlots(SLOTS, job.datagramBytes);
+  const s = slots;
+  let out = new Collected();
+  const cursor = new MessageCursor();
+  const part = (last: boolean): DumpReply => ({ id: job.id, ok: true, last, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) });
+  const failed = (errno: number, what: string): DumpReply => ({ id: job.id, ok: false, errno, what });
+  for (let i = 0; i < job.seqs.length; i++) {
+    const seq = job.seqs[i] as number;
+    const sent = sendDatagram(job.fd, job.requests.subarray(job.offsets[i], job.offsets[i + 1]));
+    if (sent < 0) return failed(-sent, "send");
+    let end = 0;
+    while (end === 0) {
+      const n = s.receive(job.fd, MSG_TRUNC | MSG_WAITFORONE);
+      if (n < 0 && -n === ERRNO.EINTR) continue;
+      if (n <= 0) return failed(n === 0 ? ERRNO.EIO : -n, "receive");
+      for (let k = 0; k < n; k++) {
+        const length = s.length(k);
+        if (length > s.size) return failed(ERRNO.EMSGSIZE, `receive: a datagram of ${length} bytes exceeds the ${s.size}-byte buffer`);
+        const datagram = s.slot(k, length);
+        out.add(datagram);
+        if (end === 0) end = endOf(cursor, datagram, seq);
+      }
+    }
+    if (end < 0) break;
+    if ((i + 1) % CHUNK_DUMPS === 0 && i + 1 < job.seqs.length) {
+      post(part(false));
+      out = new Collected();
+    }
+  }
+  return part(true);
+}
+
+const port = parentPort;
+if (port === null) throw new Error("src/transport/dump-worker.ts runs only as the dump thread's worker");
+const post = (reply: DumpReply): void => {
+  if (reply.ok) port.postMessage(reply, [reply.bytes]);
+  else port.postMessage(reply);
+};
+port.on("message", (job: DumpJob) => {
+  let reply: DumpReply;
+  try {
+    reply = run(job, post);
+  } catch (error) {
+    reply = { id: job.id, ok: false, errno: ERRNO.EIO, what: error instanceof Error ? error.message : String(error) };
+  }
+  post(reply);
+});
