@@ -3,7 +3,9 @@
  * `ipvsadm -Ln --stats` of the same table, each part measured alone (medians of BENCH_STATUS_RUNS, 5, after one
  * warm-up): the processes' start (`bun -e 0`, `gorb --version`), the kernel's share of the netlink read (every
  * service's destination dump sent and received as the driver receives, nothing decoded), the decoding of those same datagrams, the
- * driver's whole snapshot(), the status query and the rendering of the table in this process, and
+ * driver's whole snapshot() (in the calling thread, and on the daemon's dump thread), the status query and the
+ * rendering of the table in this process, the two together as the daemon answers (the table drafted while the
+ * counters are read) against one after the other, and
  * /proc/net/ip_vs (the kernel's text view, which has no counters) for scale. Started by bench/status-breakdown.ts.
  * It prints; it asserts nothing.
  */
@@ -17,7 +19,7 @@ import { KernelIpvsDriver } from "../src/ipvs/kernel-driver.ts";
 import { ByteWriter } from "../src/netlink/attributes.ts";
 import { NETLINK_GENERIC, NLM_F, NLMSG } from "../src/netlink/constants.ts";
 import { MessageCursor, genlHeader, writeMessage } from "../src/netlink/message.ts";
-import { statusText } from "../src/render/status.ts";
+import { draftStatusText, statusText } from "../src/render/status.ts";
 import { SqliteStateStore } from "../src/state/sqlite-store.ts";
 import { lookupGenlFamily } from "../src/transport/genl-family.ts";
 import { LibnlSocket } from "../src/transport/libnl-socket.ts";
@@ -114,6 +116,25 @@ await gorb.restore(store.load());
 const query = await measure("the status query (listServicesStatus, snapshot on the dump thread)", () => gorb.listServicesStatus());
 const views = await gorb.listServicesStatus();
 const render = await measure("rendering the table (statusText)", () => statusText(views));
+// The daemon's text answer as GET /service does it: the table drafted while the counters are read, finished after;
+// against the query and the rendering one after the other. Interleaved, so drifting load hits both.
+const sequential: number[] = [];
+const drafted: number[] = [];
+for (let i = 0; i <= RUNS; i++) {
+  let t0 = performance.now();
+  statusText(await gorb.listServicesStatus());
+  if (i > 0) sequential.push(performance.now() - t0);
+  t0 = performance.now();
+  const read = await gorb.readServicesStatus();
+  const draft = draftStatusText(read.views);
+  await read.counters;
+  draft.finish();
+  if (i > 0) drafted.push(performance.now() - t0);
+}
+const line = (label: string, xs: number[]) =>
+  console.log(`  ${label.padEnd(58)} ${duration(median(xs)).padStart(8)}  (min ${duration(Math.min(...xs))}, max ${duration(Math.max(...xs))})`);
+line("the query, then statusText", sequential);
+line("the daemon's text answer (drafted during the read)", drafted);
 console.log(
   `  kernel ${duration(kernel)} + decode ${duration(decode)} of a snapshot's ${duration(snapshot)} (${duration(threadedSnapshot)} with the dump thread); ` +
     `query beyond the threaded snapshot ${duration(query - threadedSnapshot)}; rendering ${duration(render)}; ipvsadm ${duration(ipvsadm)}`,

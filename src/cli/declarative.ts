@@ -10,7 +10,8 @@ import type { DeclaredService } from "../core/plan.ts";
 import type { ConfigFile } from "../config/load.ts";
 import type { GorbClient } from "./client.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
-import { jsonText, table } from "../render/format.ts";
+import { jsonText } from "../render/format.ts";
+import { table } from "../render/table.ts";
 
 /** The configuration file's declared services, checked; a bad file is one line with its location (exit 2). */
 export async function readDeclaredFile(path: string, command: string): Promise<ConfigFile & { services: readonly DeclaredService[] }> {

@@ -307,6 +307,11 @@ export class Gorb {
     return this.#queries.listServicesStatus();
   }
 
+  /** The same in two steps, the kernel's counters coming in after the views (see Queries.readServicesStatus). */
+  readServicesStatus(): Promise<{ readonly views: readonly ServiceStatusView[]; readonly counters: Promise<void> }> {
+    return this.#queries.readServicesStatus();
+  }
+
   // ---- backends -----------------------------------------------------------------------------------------
 
   /** PUT /service/:service/:backend — add a backend and start its health checks. `source`: see createService. */

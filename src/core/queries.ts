@@ -136,9 +136,21 @@ export class Queries {
    * is the same from either (test/unit/core/status-view.test.ts).
    */
   async listServicesStatus(): Promise<ServiceStatusView[]> {
-    // The kernel read starts first and the rows are built while it runs: the daemon's driver reads the dumps on a
-    // thread of their own (src/transport/dump-thread.ts), so that work and this building take two CPUs. The
-    // building gives the event loop a turn every slice (the read's own steps run in those turns).
+    const read = await this.readServicesStatus();
+    await read.counters;
+    return read.views;
+  }
+
+  /**
+   * listServicesStatus in two steps: resolves once the views are built, their kernel counters (stats, active and
+   * inactive connections) still null; `counters` resolves once the kernel's read is back and its counters are in
+   * those same views (they stay null when the read failed, which is logged). The read starts first and the views
+   * are built while it runs: the daemon's driver reads the dumps on a thread of their own
+   * (src/transport/dump-thread.ts), so that work and this take two CPUs, and the caller can go on with the views
+   * (the daemon drafts the status table) until the counters are in. The building gives the event loop a turn
+   * every slice (the read's own steps run in those turns).
+   */
+  async readServicesStatus(): Promise<{ readonly views: ServiceStatusView[]; readonly counters: Promise<void> }> {
     const reading = this.#driver.snapshot().then(
       (table) => table,
       (error: unknown) => {
@@ -155,23 +167,24 @@ export class Queries {
       if (pacer.due()) await pacer.turn();
       rows.push(this.#statusRows(record, now));
     }
-    const table = await reading;
-    const kernel = new Map<string, ServiceWithDestinations>();
-    for (const entry of table ?? []) kernel.set(serviceKeyId(entry.service.key), entry);
-    for (const { keyId, view, backends } of rows) {
-      const entry = kernel.get(keyId);
-      if (entry === undefined) continue;
-      view.stats = trafficStatsView(entry.service.stats);
-      const dests = destinationFinder(entry.destinations);
-      for (const b of backends) {
-        const dest = dests(b.address, b.port, b.destId);
-        if (dest === null) continue;
-        b.view.stats = trafficStatsView(dest.stats);
-        b.view.active_conns = dest.activeConns;
-        b.view.inactive_conns = dest.inactiveConns;
+    const counters = reading.then((table) => {
+      const kernel = new Map<string, ServiceWithDestinations>();
+      for (const entry of table ?? []) kernel.set(serviceKeyId(entry.service.key), entry);
+      for (const { keyId, view, backends } of rows) {
+        const entry = kernel.get(keyId);
+        if (entry === undefined) continue;
+        view.stats = trafficStatsView(entry.service.stats);
+        const dests = destinationFinder(entry.destinations);
+        for (const b of backends) {
+          const dest = dests(b.address, b.port, b.destId);
+          if (dest === null) continue;
+          b.view.stats = trafficStatsView(dest.stats);
+          b.view.active_conns = dest.activeConns;
+          b.view.inactive_conns = dest.inactiveConns;
+        }
       }
-    }
-    return rows.map((r) => r.view);
+    });
+    return { views: rows.map((r): ServiceStatusView => r.view), counters };
   }
 
   /** A service's status view without the kernel's counters (filled in once the read is back), and its backends'. */

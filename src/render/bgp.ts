@@ -3,7 +3,7 @@
  * The daemon renders it under the status table it answers as text; `gorb bgp status` renders it from GET /bgp.
  */
 import type { BgpStatus } from "../bgp/controller.ts";
-import { table } from "./format.ts";
+import { table } from "./table.ts";
 
 /** The BGP section of `gorb status` and `gorb bgp status`. */
 export function bgpTable(status: BgpStatus): string {

@@ -1,65 +1,8 @@
 /**
- * Human-readable output: aligned tables, compact rates, addresses, and the status table shared by the daemon
- * view (`gorb status`) and the kernel view (`gorb status --direct`).
+ * Human-readable output: compact rates, addresses, and the status table shared by the daemon view (`gorb status`)
+ * and the kernel view (`gorb status --direct`); the table layout itself is ./table.ts.
  */
-
-/** Column alignment. */
-export type Align = "left" | "right";
-
-/**
- * table renders rows under headers, columns separated by two spaces, no trailing spaces. Plain loops: it renders
- * `gorb status` of 10,000s of rows (no spread of every row into Math.max, which also has an argument limit). A line
- * ends at its last cell with text (trailing blank cells and the padding before them are never written). The spaces
- * between two cells (the separator, the left cell's padding, the right-aligned cell's) are one piece, a slice of
- * one string of spaces cached by its length, and every piece goes into one array joined once at the end: in the
- * emulated guest this loop was the daemon's hottest code of `gorb status` (its own profile, 1,000 x 10).
- */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
-  const n = headers.length;
-  const widths = headers.map((h) => h.length);
-  for (const row of rows) {
-    for (let i = 0; i < n; i++) {
-      const len = (row[i] ?? "").length;
-      if (len > (widths[i] ?? 0)) widths[i] = len;
-    }
-  }
-  const right = widths.map((_, i) => align[i] === "right");
-  let widest = 0;
-  for (const w of widths) if (w > widest) widest = w;
-  // Gaps are at most two cells' padding and a separator; cached by length (at most widest * 2 + 2 of them).
-  const spaces = " ".repeat(2 * widest + 2);
-  const gaps: string[] = [];
-  const gapOf = (length: number): string => gaps[length] ?? (gaps[length] = spaces.substring(0, length));
-  const parts: string[] = [];
-  const line = (cells: readonly string[]): void => {
-    let last = n - 1;
-    while (last >= 0 && isBlank(cells[last] ?? "")) last--;
-    let gap = 0; // the spaces owed before the next cell: the separator and a left-aligned cell's padding
-    for (let i = 0; i <= last; i++) {
-      let cell = cells[i] ?? "";
-      if (i === last && endsInSpace(cell)) cell = cell.trimEnd();
-      const room = (widths[i] ?? 0) - cell.length;
-      const alignRight = right[i] === true;
-      if (alignRight && room > 0) gap += room;
-      if (gap > 0) parts.push(gapOf(gap));
-      parts.push(cell);
-      gap = alignRight || room <= 0 ? 2 : 2 + room;
-    }
-    parts.push("\n");
-  };
-  line(headers);
-  for (const row of rows) line(row);
-  return parts.join("");
-}
-
-function endsInSpace(text: string): boolean {
-  return text.length > 0 && text.charCodeAt(text.length - 1) <= 32;
-}
-
-/** Empty, or only what trimEnd removes. */
-function isBlank(text: string): boolean {
-  return text.length === 0 || (endsInSpace(text) && text.trimEnd() === "");
-}
+import { type Align, SplitTable } from "./table.ts";
 
 /** keyValues renders "key  value" lines with the keys aligned. */
 export function keyValues(pairs: readonly (readonly [string, string])[], indent = ""): string {
@@ -139,25 +82,33 @@ export interface StatusService {
 
 const dash = (value: number | null, show: (v: number) => string = String): string => (value === null ? "-" : show(value));
 
+const STATUS_HEADERS = ["NAME", "ADDRESS", "MODE", "WEIGHT", "LIVE", "HEALTH", "STATE", "ACT/INACT", "CPS", "IN B/s", "OUT B/s", "CHECK"];
+const STATUS_ALIGN: Align[] = ["left", "left", "left", "right", "right", "right", "left", "right", "right", "right", "right", "left"];
+/** The first of the status table's columns that hold the kernel's counters (ACT/INACT). */
+const STATUS_COUNTERS = 7;
+
 /** statusTable renders services and their backends as one table (backends indented under their service). */
 export function statusTable(services: readonly StatusService[]): string {
-  if (services.length === 0) return "no services\n";
-  const headers = ["NAME", "ADDRESS", "MODE", "WEIGHT", "LIVE", "HEALTH", "STATE", "ACT/INACT", "CPS", "IN B/s", "OUT B/s", "CHECK"];
-  const align: Align[] = ["left", "left", "left", "right", "right", "right", "left", "right", "right", "right", "right", "left"];
+  return draftStatusTable(services).finish();
+}
+
+/**
+ * The status table in two steps: drafted from what the services and backends are (names, addresses, weights,
+ * health), finished once their counters are in. finish() reads `active`, `inactive` and `stats` of the same objects
+ * then, so a caller may fill those in between (the daemon drafts while the kernel is read).
+ */
+export function draftStatusTable(services: readonly StatusService[]): { finish(): string } {
+  if (services.length === 0) return { finish: () => "no services\n" };
   const rows: string[][] = [];
   for (const s of services) {
     // One pass over the backends for the service's line.
     let up = 0;
     let down = 0;
     let unchecked = 0;
-    let active = 0;
-    let inactive = 0;
     for (const b of s.backends) {
       if (b.state === "up") up++;
       else if (b.state === "down") down++;
       else if (b.state === "unknown") unchecked++;
-      active += b.active ?? 0;
-      inactive += b.inactive ?? 0;
     }
     const checked = up + down > 0;
     rows.push([
@@ -172,11 +123,6 @@ export function statusTable(services: readonly StatusService[]): string {
         : unchecked > 0
           ? `${unchecked} unchecked`
           : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`) + (s.failover != null ? `, ${s.failover.toUpperCase()}` : ""),
-      `${active}/${inactive}`,
-      dash(s.stats?.cps ?? null, compact),
-      dash(s.stats?.in_bps ?? null, compact),
-      dash(s.stats?.out_bps ?? null, compact),
-      "",
     ]);
     s.backends.forEach((b, i) => {
       rows.push([
@@ -187,13 +133,33 @@ export function statusTable(services: readonly StatusService[]): string {
         dash(b.live),
         dash(b.health, (h) => h.toFixed(2)),
         b.state,
-        b.active === null ? "-" : `${b.active}/${b.inactive ?? 0}`,
-        dash(b.stats?.cps ?? null, compact),
-        dash(b.stats?.in_bps ?? null, compact),
-        dash(b.stats?.out_bps ?? null, compact),
-        b.state === "up" ? "" : b.message,
       ]);
     });
   }
-  return table(headers, rows, align);
+  const drafted = new SplitTable(STATUS_HEADERS, STATUS_ALIGN, STATUS_COUNTERS);
+  drafted.draft(rows);
+  return {
+    finish() {
+      const rest: string[][] = [];
+      for (const s of services) {
+        let active = 0;
+        let inactive = 0;
+        for (const b of s.backends) {
+          active += b.active ?? 0;
+          inactive += b.inactive ?? 0;
+        }
+        rest.push([`${active}/${inactive}`, dash(s.stats?.cps ?? null, compact), dash(s.stats?.in_bps ?? null, compact), dash(s.stats?.out_bps ?? null, compact), ""]);
+        for (const b of s.backends) {
+          rest.push([
+            b.active === null ? "-" : `${b.active}/${b.inactive ?? 0}`,
+            dash(b.stats?.cps ?? null, compact),
+            dash(b.stats?.in_bps ?? null, compact),
+            dash(b.stats?.out_bps ?? null, compact),
+            b.state === "up" ? "" : b.message,
+          ]);
+        }
+      }
+      return drafted.finish(rest);
+    },
+  };
 }

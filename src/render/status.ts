@@ -4,7 +4,7 @@
  * which serves it rendered (GET /service with Accept: text/plain) so `gorb status` only prints it.
  */
 import type { BackendStatusView, ServiceStatusView } from "../core/views.ts";
-import { type StatusBackend, type StatusService, hostPort, statusTable } from "./format.ts";
+import { type StatusBackend, type StatusService, draftStatusTable, hostPort, statusTable } from "./format.ts";
 
 type ServiceOptions = ServiceStatusView["options"];
 type BackendOptions = BackendStatusView["options"];
@@ -63,7 +63,7 @@ export function statusBackend(id: string, b: Omit<BackendStatusView, "id">): Sta
 }
 
 /** The status block of one service from GET /service?detail=true (or the status query, which has only its part). */
-export function statusService(d: ServiceStatusView): StatusService {
+function statusService(d: ServiceStatusView): StatusService {
   return {
     name: d.id,
     address: serviceAddress(d.options),
@@ -78,4 +78,35 @@ export function statusService(d: ServiceStatusView): StatusService {
 /** The status table of every service, as `gorb status` prints it. */
 export function statusText(details: readonly ServiceStatusView[]): string {
   return statusTable(details.map(statusService));
+}
+
+/** A status line whose counters are set after it is made. */
+type Counted<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * statusText in two steps, for the daemon: drafted from views whose kernel counters are not in yet (everything but
+ * the counter columns is laid out then), finished once they are (see Queries.readServicesStatus): finish() takes
+ * the counters from the same views.
+ */
+export function draftStatusText(views: readonly ServiceStatusView[]): { finish(): string } {
+  // Fresh objects of statusService's: their counters are set in place at finish.
+  const services: Counted<StatusService>[] = views.map(statusService);
+  const drafted = draftStatusTable(services);
+  return {
+    finish() {
+      views.forEach((v, i) => {
+        const s = services[i];
+        if (s === undefined) return;
+        s.stats = v.stats;
+        v.backend_details.forEach((b, j) => {
+          const line: Counted<StatusBackend> | undefined = s.backends[j];
+          if (line === undefined) return;
+          line.active = b.active_conns;
+          line.inactive = b.inactive_conns;
+          line.stats = b.stats;
+        });
+      });
+      return drafted.finish();
+    },
+  };
 }

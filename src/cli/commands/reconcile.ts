@@ -8,7 +8,8 @@ import { boolArg, jsonArgs, serverArgs } from "../_shared.ts";
 import { GorbClient, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { EXIT } from "../errors.ts";
-import { jsonText, table } from "../../render/format.ts";
+import { jsonText } from "../../render/format.ts";
+import { table } from "../../render/table.ts";
 import type { ReconcileReport } from "../../core/repairs.ts";
 
 const reconcile = defineCommand({

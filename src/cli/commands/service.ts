@@ -16,7 +16,8 @@ import {
 import { GorbClient, clientOptionsFrom, servicePath } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
-import { jsonText, table } from "../../render/format.ts";
+import { jsonText } from "../../render/format.ts";
+import { table } from "../../render/table.ts";
 import { serviceSummary } from "../views.ts";
 import { serviceAddress, statusBackend } from "../../render/status.ts";
 import { statusTable } from "../../render/format.ts";

@@ -19,8 +19,9 @@ import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom }
 import { type CliContext, cliContext } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
-import { jsonText, statusTable, table } from "../../render/format.ts";
-import { statusService } from "../../render/status.ts";
+import { jsonText, statusTable } from "../../render/format.ts";
+import { table } from "../../render/table.ts";
+import { statusText } from "../../render/status.ts";
 import { fetchBgp } from "../bgp-view.ts";
 import { bgpTable } from "../../render/bgp.ts";
 
@@ -77,7 +78,7 @@ async function daemonSnapshot(client: ClientOptions, service: string | undefined
     const backends = await Promise.all(info.backends.map(async (id) => ({ ...(await api.getBackend(service, id)), id })));
     details = [{ ...info, id: service, backend_details: backends }];
   }
-  return { table: () => statusTable(details.map(statusService)), json: details };
+  return { table: () => statusText(details), json: details };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -508,7 +508,7 @@ function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
     getService: (...a) => gorb.getService(...a),
     listServices: () => gorb.listServices(),
     listServicesDetail: () => gorb.listServicesDetail(),
-    listServicesStatus: () => gorb.listServicesStatus(),
+    readServicesStatus: () => gorb.readServicesStatus(),
     createBackend: (...a) => gorb.createBackend(...a),
     updateBackend: (...a) => gorb.updateBackend(...a),
     deleteBackend: (...a) => gorb.deleteBackend(...a),

@@ -5,8 +5,7 @@
 import type { BgpStatus } from "../../../src/bgp/controller.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { ServiceDetail } from "../../../src/core/views.ts";
-import { statusTable } from "../../../src/render/format.ts";
-import { statusService } from "../../../src/render/status.ts";
+import { statusText } from "../../../src/render/status.ts";
 import { type TestServer, runGorb, startServer } from "./_harness.ts";
 
 let server: TestServer;
@@ -253,7 +252,7 @@ describe("gorb status", () => {
     // One request: this daemon has no BGP, so there is no section to ask for.
     expect(server.requests.slice(seen)).toEqual(["GET /service?detail=true"]);
     const details = JSON.parse(await ok(["status", "--json"])) as ServiceDetail[];
-    expect(text).toBe(statusTable(details.map(statusService)));
+    expect(text).toBe(statusText(details));
     expect(text).toContain("connection refused");
 
     const asText = await fetch(`${server.url}/service`, { headers: { accept: "text/plain" } });

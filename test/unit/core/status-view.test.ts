@@ -9,9 +9,10 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
+import type { ServiceStatusView } from "../../../src/core/views.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, ServiceKey, ServiceWithDestinations } from "../../../src/ipvs/types.ts";
-import { statusText } from "../../../src/render/status.ts";
+import { draftStatusText, statusText } from "../../../src/render/status.ts";
 import { makeGorb, type TestStack } from "./fakes.ts";
 
 /**
@@ -155,6 +156,39 @@ describe("the status query", () => {
     const reply = await app.handle(new Request("http://gorb.test/service?detail=true", { headers: { accept: "text/plain" } }));
     expect(reply.headers.get("content-type")).toStartWith("text/plain");
     expect(await reply.text()).toBe(statusText(await s.gorb.listServicesDetail()));
+    await s.gorb.close();
+  });
+
+  test("drafted before the counters are in and finished after, the table is the one of the finished views", async () => {
+    const s = await richTable();
+    const whole = await s.gorb.listServicesStatus();
+    // The same views as the daemon has them when it drafts: every counter still null.
+    const views: ServiceStatusView[] = whole.map((v) => ({
+      ...v,
+      stats: null,
+      backend_details: v.backend_details.map((b) => ({ ...b, stats: null, active_conns: null, inactive_conns: null })),
+    }));
+    const table = draftStatusText(views);
+    // Then the read comes back: the counters go into those same views, as Queries.readServicesStatus fills them.
+    whole.forEach((v, i) => {
+      const view = views[i];
+      if (view === undefined) return;
+      Object.assign(view, { stats: v.stats });
+      v.backend_details.forEach((b, j) => Object.assign(view.backend_details[j] ?? {}, { stats: b.stats, active_conns: b.active_conns, inactive_conns: b.inactive_conns }));
+    });
+    const text = table.finish();
+    expect(text).toBe(statusText(whole));
+    // Counters that widen their columns (57/19, 2.5M) were only known at finish.
+    expect(text).toContain("57/19");
+    expect(text).toContain("2.5M");
+    await s.gorb.close();
+  });
+
+  test("the two steps of the status query: the views first, their counters once the kernel read is back", async () => {
+    const s = await richTable();
+    const read = await s.gorb.readServicesStatus();
+    await read.counters;
+    expect(statusText(read.views)).toBe(statusText(await s.gorb.listServicesDetail()));
     await s.gorb.close();
   });
 });
