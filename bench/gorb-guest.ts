@@ -16,17 +16,25 @@
  *              backend above the start-up of an empty state, and the daemon's restore log line. Each start is capped
  *              at BENCH_RESTORE_CAP_S (90) s; a 1xN size that hits the cap skips the larger 1xM ones.
  *
- * BENCH_SECTIONS (apply,rest,latency,restore) picks sections. Every daemon runs from source with a fresh state
- * directory and --reconcile-interval 0 (no periodic reconcile in the middle of a measurement).
+ * BENCH_SECTIONS (apply,rest,latency,restore) picks sections. Every daemon runs with a fresh state directory and
+ * --reconcile-interval 0 (no periodic reconcile in the middle of a measurement), from source, or with
+ * BENCH_GORB=compiled as the single executable users install (/usr/bin/gorb, built by bench/run.ts), the daemon and
+ * the CLI alike.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { GUEST_EXECUTABLE } from "../test/kernel/helpers/executable.ts";
 import { DaemonStartError, type BenchDaemon, logLines, startBenchDaemon } from "./guest-daemon.ts";
 import { type Size, duration, parseSize, parseSizes, percentile, median, ratioText, sizeText, verdict } from "./stats.ts";
 import { applyFile, backendBody, backendId, ipvsadmRules, routesFor, serviceBody, serviceId, writeStateDir } from "./workload.ts";
 
 const MAIN = join(import.meta.dir, "..", "src", "main.ts");
 const env = process.env;
+if (env.BENCH_GORB !== undefined && env.BENCH_GORB !== "compiled" && env.BENCH_GORB !== "source") {
+  throw new Error(`BENCH_GORB must be compiled or source, got ${JSON.stringify(env.BENCH_GORB)}`);
+}
+/** The gorb command line the daemons and the CLI run with. */
+const GORB: readonly string[] = env.BENCH_GORB === "compiled" ? [GUEST_EXECUTABLE] : [process.execPath, MAIN];
 const num = (name: string, fallback: number): number => {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -170,9 +178,9 @@ async function benchApply(size: Size): Promise<void> {
   const file = "/tmp/gorb-bench-apply.json";
   writeFileSync(file, applyFile(size));
   freshIpvs();
-  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS);
+  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
   const t0 = performance.now();
-  const cli = Bun.spawn([process.execPath, MAIN, "apply", "-f", file, "--server", daemon.url], {
+  const cli = Bun.spawn([...GORB, "apply", "-f", file, "--server", daemon.url], {
     stdin: "ignore",
     stdout: Bun.file("/tmp/gorb-bench-apply.out"),
     stderr: "pipe",
@@ -232,7 +240,7 @@ async function benchRest(size: Size): Promise<void> {
   section(`2. REST: ${requests.toLocaleString("en-US")} sequential PUTs (${sizeText(size)}, one object each, no Content-Type) vs as many GET /service`);
   routes(size);
   freshIpvs();
-  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS);
+  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
   let failed = 0;
   let firstFailure = "";
   const puts: number[] = [];
@@ -312,7 +320,7 @@ async function benchLatency(size: Size): Promise<void> {
   section(`3. API latency: GET /service every ${INTERVAL_MS} ms, idle for ${duration(IDLE_MS)} vs during POST /apply of ${sizeText(size)}`);
   routes(size);
   freshIpvs();
-  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS);
+  const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
   const i0 = performance.now();
   const idle = await latencyLoop(daemon.url, () => performance.now() - i0 >= IDLE_MS);
   line("idle daemon", latencyText(idle));
@@ -359,7 +367,7 @@ async function restoreOnce(c: RestoreCase | null): Promise<{ ms: number; text: s
   }
   writeStateDir(dir, c?.size ?? { services: 0, backends: 0 });
   try {
-    const daemon = await startBenchDaemon(daemonFlags(dir), c === null ? DAEMON_START_CAP_MS : RESTORE_CAP_MS);
+    const daemon = await startBenchDaemon(daemonFlags(dir), c === null ? DAEMON_START_CAP_MS : RESTORE_CAP_MS, GORB);
     const restored = logLines(daemon.log(), /restored \d+ service/);
     const stop = await daemon.stop();
     return { ms: daemon.firstOkMs, text: `${restored[0]?.replace(/^.*?(restored)/, "$1") ?? "(no restore line)"}; stop: ${stop}`, capped: false };

@@ -27,6 +27,8 @@ const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
 
 const sections = new Set((process.env.BENCH_SECTIONS ?? "apply,rest,latency,restore,status").split(",").map((s) => s.trim()));
 const withStatus = sections.has("status");
+// The executable goes into the guest for the status section and for BENCH_GORB=compiled (bench/gorb-guest.ts).
+const withExecutable = withStatus || process.env.BENCH_GORB === "compiled";
 const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
 bun bench/gorb-guest.ts; b=$?
 ${withStatus ? "bun bench/status-guest.ts; c=$?" : "c=0"}
@@ -38,5 +40,5 @@ await benchInGuest("bench", () => ({
   script,
   timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
   memoryMb: 3072,
-  ...(withStatus ? { extraFiles: [buildGuestExecutable()] } : {}),
+  ...(withExecutable ? { extraFiles: [buildGuestExecutable()] } : {}),
 }));

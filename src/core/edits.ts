@@ -22,7 +22,7 @@ import type { MarkRange } from "./mark-range.ts";
 import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
-import { UNKNOWN_HEALTH, type BackendHealth, type HealthChecks } from "./health.ts";
+import { startingHealth, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { Logger } from "../log.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { DEFAULTS } from "../contract/fields.ts";
@@ -229,7 +229,7 @@ export class Edits {
     if (sorryKeyId(service.spec, key.family) === destinationKeyId(dest)) {
       throw new ConflictError(`the sorry server of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
-    const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: UNKNOWN_HEALTH, weight, drain: null };
+    const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: startingHealth(spec.pulse), weight, drain: null };
     const slowStart = this.#p.slowStart;
     if (slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
     this.#adoptKept(tx, service, destinationKeyId(dest));
@@ -267,7 +267,7 @@ export class Edits {
     const pulseChanged = !samePulse(spec.pulse, backend.spec.pulse);
     // A different probe starts the health history over (the monitor's rule); timing changes keep it.
     const probeChanged = spec.pulse.probeKey !== backend.spec.pulse.probeKey;
-    const health = probeChanged ? UNKNOWN_HEALTH : backend.health;
+    const health = probeChanged ? startingHealth(spec.pulse) : backend.health;
     const weight = stepWeight(backend.weight, spec, health, this.#p.policy);
     toDestinationConfig(spec, address, key, weight.effective); // checks the family rule
     const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };

@@ -14,7 +14,7 @@ import type { ChangeTracker } from "./changes.ts";
 import type { BackendSpec } from "./model.ts";
 import type { Fields } from "./fields.ts";
 import { overrideWeight } from "./drain.ts";
-import { UNKNOWN_HEALTH } from "./health.ts";
+import { startingHealth } from "./health.ts";
 import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { checkId } from "./ids.ts";
 import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
@@ -97,7 +97,7 @@ export async function loadSavedState(
           fields,
           spec,
           address: b.address,
-          health: UNKNOWN_HEALTH,
+          health: startingHealth(spec.pulse),
           weight,
           drain,
         };
@@ -175,7 +175,7 @@ export function adoptDestination(
     fields,
     spec,
     address: { address: dest.address, family: dest.family },
-    health: UNKNOWN_HEALTH,
+    health: startingHealth(spec.pulse),
     weight: { effective: spec.weight, recovering: false },
     drain: null,
   });

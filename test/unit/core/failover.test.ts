@@ -5,7 +5,10 @@
 import { describe, expect, test } from "bun:test";
 import { DesiredState, evaluateQuorum, type BackendRecord, type ServiceRecord } from "../../../src/core/desired-state.ts";
 import { SORRY_ID, hookProblem, nextQuorumState, quorumCounts, quorumRule, type QuorumCounts } from "../../../src/core/failover.ts";
-import { UNKNOWN_HEALTH, type BackendHealth } from "../../../src/core/health.ts";
+import { startingHealth, type BackendHealth } from "../../../src/core/health.ts";
+
+/** The health of a backend that has not been checked yet. */
+const UNKNOWN_HEALTH = startingHealth({ type: "tcp" });
 import { fieldsOf } from "../../../src/core/fields.ts";
 import { normalizeBackend, normalizeService } from "../../../src/core/normalize.ts";
 import { planOperations, type ObservedTable } from "../../../src/core/reconcile.ts";

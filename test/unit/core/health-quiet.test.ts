@@ -98,4 +98,27 @@ describe("quiet health updates", () => {
     expect(driver.writes()).toEqual([]);
     await gorb.close();
   });
+
+  test("a backend without a health check (pulse none) is up from its creation: its one check is quiet, no event, no log", async () => {
+    const driver = new MemoryIpvsDriver();
+    const events = new EventBus();
+    const seen: string[] = [];
+    events.subscribe((e) => seen.push(e.type));
+    const logger = new RecordingLogger();
+    const clock = new ManualClock();
+    const gorb = new Gorb({ driver, events, health: (onUpdate) => new HealthMonitor({ onUpdate, clock }), logger, resolver: async () => [] });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    for (let i = 1; i <= 20; i++) await gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}`, weight: 7, pulse: { type: "none" } });
+    // Each one's single check (run at once) reports what core recorded at the creation.
+    await clock.advance(0);
+    await gorb.idle();
+    expect((await gorb.getBackend("web", "b20")).metrics).toMatchObject({ state: "up", health: 1, message: "no health check (type none)" });
+    expect(seen.filter((t) => t !== "backend.created" && t !== "service.created")).toEqual([]);
+    expect(logger.lines.filter((l) => l.includes(" is up"))).toEqual([]);
+    expect(driver.peek()[0]?.destinations.map((d) => d.weight)).toEqual(Array.from({ length: 20 }, () => 7));
+    // A probe given later starts the health history over: unknown until its first check.
+    await gorb.updateBackend("web", "b1", { pulse: { type: "tcp", interval: "1m" } });
+    expect((await gorb.getBackend("web", "b1")).metrics.state).toBe("unknown");
+    await gorb.close();
+  });
 });
