@@ -306,8 +306,9 @@ export class KernelIpvsDriver implements IpvsDriver {
   }
 
   close(): void {
+    // The thread first: a read it is in ends before the socket is closed under it.
+    void this.dumpThread?.close();
     this.conn.close();
-    this.dumpThread?.close();
   }
 
   private async dumpDestinations(service: ServiceKey): Promise<Destination[]> {

@@ -100,6 +100,9 @@ export class NetlinkConnection {
   private readonly batchSize: number;
   private readonly yieldEvery: number;
   private readonly dumpThread: DumpThread | null;
+  /** The socket the dump thread is using, and whether it is to be closed once the thread is done with it. */
+  private lent: DatagramSocket | null = null;
+  private closeLent = false;
   /** Walks received dump datagrams (dumps are serialized, so one is enough). */
   private readonly cursor = new MessageCursor();
 
@@ -169,7 +172,7 @@ export class NetlinkConnection {
   private async runDumps<T>(reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
     const sock = this.ensureSocket();
     const handle = this.dumpThread !== null ? (sock.handle?.() ?? null) : null;
-    if (handle !== null && this.dumpThread !== null) return this.runDumpsOnThread(this.dumpThread, handle, reqs, decode);
+    if (handle !== null && this.dumpThread !== null) return this.runDumpsOnThread(this.dumpThread, sock, handle, reqs, decode);
     const w = new ByteWriter(256);
     const reader = new DumpReader(this.cursor, decode);
     let datagrams = 0;
@@ -190,8 +193,17 @@ export class NetlinkConnection {
     return reader.results;
   }
 
-  /** The same series read by the dump thread (another CPU) and decoded here, part by part, as it reads on. */
-  private async runDumpsOnThread<T>(thread: DumpThread, handle: SocketHandle, reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
+  /**
+   * The same series read by the dump thread (another CPU) on `sock` and decoded here, part by part, as it reads
+   * on. The socket is lent to the thread until the job is over: close() waits for that.
+   */
+  private async runDumpsOnThread<T>(
+    thread: DumpThread,
+    sock: DatagramSocket,
+    handle: SocketHandle,
+    reqs: readonly Request[],
+    decode: (index: number, c: MessageCursor) => T,
+  ): Promise<T[][]> {
     const w = new ByteWriter(64 * reqs.length);
     const offsets = new Uint32Array(reqs.length + 1);
     const seqs = new Uint32Array(reqs.length);
@@ -202,27 +214,41 @@ export class NetlinkConnection {
     }
     const reader = new DumpReader(this.cursor, decode);
     let next = 0; // the dump the next datagram belongs to once the current one is done
-    await this.guardAsync(() =>
-      thread.run(handle, w.bytes(), offsets, seqs, (bytes, ends) => {
-        let start = 0;
-        for (const end of ends) {
-          if (reader.done && next < seqs.length) {
-            reader.begin(next, seqs[next] as number);
-            next++;
-          }
-          reader.read(bytes.subarray(start, end));
-          start = end;
+    const readPart = (bytes: Uint8Array, ends: Uint32Array): void => {
+      let start = 0;
+      for (const end of ends) {
+        if (reader.done && next < seqs.length) {
+          reader.begin(next, seqs[next] as number);
+          next++;
         }
-      }),
-    );
+        reader.read(bytes.subarray(start, end));
+        start = end;
+      }
+    };
+    this.lent = sock;
+    try {
+      await this.guardAsync(() => thread.run(handle, w.bytes(), offsets, seqs, readPart));
+    } finally {
+      this.lent = null;
+      if (this.closeLent) {
+        this.closeLent = false;
+        sock.close();
+      }
+    }
     if (next < seqs.length || !reader.done) throw new TransportError(`the dump thread ended before dump ${next} of ${seqs.length} was complete`, ERRNO.EIO);
     return reader.results;
   }
 
-  /** Close the socket; the next request opens a new one. */
+  /**
+   * Close the socket; the next request opens a new one. A socket lent to the dump thread is closed when the thread
+   * is done with it (never under a read it may still be in: its descriptor could be reused meanwhile).
+   */
   close(): void {
-    this.socket?.close();
+    const sock = this.socket;
     this.socket = null;
+    if (sock === null) return;
+    if (sock === this.lent) this.closeLent = true;
+    else sock.close();
   }
 
   private sendAndCollect(reqs: readonly Request[], start: number, end: number, outcomes: Outcome[]): void {

@@ -95,16 +95,21 @@ export class DumpThread {
     });
   }
 
-  /** Stop the worker (jobs waiting on it fail). */
-  close(): void {
-    this.#fail(new TransportError("the netlink dump thread was stopped", ERRNO.EIO));
+  /**
+   * Stop the worker. Jobs waiting on it fail once it has exited (a read it is blocked in ends within the socket's
+   * timeout), so their socket is never closed while the worker may still use its descriptor.
+   */
+  close(): Promise<void> {
+    return this.#fail(new TransportError("the netlink dump thread was stopped", ERRNO.EIO));
   }
 
   #started(): ThreadWorker {
     if (this.#worker !== null) return this.#worker;
     const worker = this.#make();
     worker.on("message", (reply: DumpReply) => this.#answer(reply));
-    const died = (why: string) => this.#worker === worker && this.#fail(new TransportError(`the netlink dump thread ${why}`, ERRNO.EIO));
+    const died = (why: string) => {
+      if (this.#worker === worker) void this.#fail(new TransportError(`the netlink dump thread ${why}`, ERRNO.EIO));
+    };
     worker.on("error", (error: Error) => died(`failed: ${error.message}`));
     worker.on("exit", (code: number) => died(`exited (${code})`));
     worker.unref();
@@ -136,12 +141,13 @@ export class DumpThread {
     }
   }
 
-  #fail(error: Error): void {
+  async #fail(error: Error): Promise<void> {
     const worker = this.#worker;
     this.#worker = null;
-    void worker?.terminate();
     const waiting = [...this.#waiting.values()];
     this.#waiting.clear();
+    // Dead already (error, exit) or stopped here: either way the thread is gone before anyone hears of it.
+    await worker?.terminate();
     for (const w of waiting) w.reject(error);
   }
 }

@@ -100,6 +100,38 @@ test("a thread that dies fails its series with a TransportError, and the next se
   }
 });
 
+test("closing the connection while the thread reads on its socket closes that socket only once the thread is done", async () => {
+  const { thread } = countedThread();
+  const closes: string[] = [];
+  let decoded = 0;
+  const conn = new NetlinkConnection(() => {
+    const sock = new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs: 2000 });
+    return {
+      send: (bytes: Uint8Array) => sock.send(bytes),
+      receive: () => sock.receive(),
+      handle: () => sock.handle(),
+      close: () => {
+        closes.push(`closed after ${decoded} decoded`);
+        sock.close();
+      },
+    };
+  }, { dumpThread: thread });
+  open.push({ conn, thread });
+  const names = await conn.dumpSeries(
+    Array.from({ length: 150 }, () => families),
+    (i, c) => {
+      // Closed in the middle of the series, from the first part it hands over.
+      if (decoded++ === 0) conn.close();
+      return nameOf(i, c);
+    },
+  );
+  expect(names).toHaveLength(150);
+  expect(names[149]).toContain("nlctrl");
+  expect(closes).toEqual([`closed after ${decoded} decoded`]);
+  // The next request opens a new socket.
+  expect((await conn.dumpSeries([families], nameOf))[0]).toContain("nlctrl");
+});
+
 test("a thread that cannot be started fails the series with a TransportError that says so", async () => {
   const thread = new DumpThread(() => {
     throw new Error("no threads here");
