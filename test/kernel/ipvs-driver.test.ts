@@ -122,3 +122,12 @@ describeIpvsDriver("KernelIpvsDriver on a real IPVS kernel, checked against ipvs
   const driver = new KernelIpvsDriver();
   return { driver, afterWrite: compareWithIpvsadm };
 });
+
+// The same contract with the daemon's driver: every dump (each read, and each comparison with ipvsadm after a
+// write) read by the dump thread on the connection's socket and decoded in this thread.
+describeIpvsDriver("KernelIpvsDriver reading on its dump thread (as gorb serve), checked against ipvsadm", async () => {
+  assertInGuest();
+  ip("route", "replace", "10.77.0.0/16", "dev", "lo");
+  const driver = new KernelIpvsDriver({ dumpThread: true });
+  return { driver, afterWrite: compareWithIpvsadm };
+});
