@@ -1,8 +1,8 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recvmmsg into caller-owned buffers
- * (ReceiveSlots), setsockopt for timeouts and netlink options, send for the dump thread, close, and errno; and shutdown, with which the
- * daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded on first use, by absolute
- * path.
+ * (ReceiveSlots), setsockopt for timeouts and netlink options, send for the dump thread, close, and errno; and
+ * shutdown, with which the daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded
+ * on first use, by absolute path.
  */
 import { FFIType, type FFIFunction, dlopen, ptr, read } from "bun:ffi";
 import { LibraryLoadError, SyscallError } from "./errors.ts";

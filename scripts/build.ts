@@ -125,8 +125,8 @@ export function libnlFiles(options: BuildOptions = {}): LibnlFiles {
 /** Compiles src/main.ts into the executable `outfile` with the given libnl files; throws with bun's messages. */
 export async function compile(outfile: string, libnl: LibnlFiles): Promise<void> {
   const result = await Bun.build({
-    // The dump thread's worker is an entry point of its own: Bun embeds it, and src/transport/dump-thread.ts
-    // starts it by a URL relative to its own module.
+    // The dump thread's worker is an entry point of its own: Bun embeds it (as transport/dump-worker.js below the
+    // entry points' common directory), and src/transport/dump-thread.ts starts it by that absolute embedded URL.
     entrypoints: [join(ROOT, "src", "main.ts"), join(ROOT, "src", "transport", "dump-worker.ts")],
     compile: { outfile: resolve(outfile) },
     bytecode: true,

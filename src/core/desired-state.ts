@@ -120,8 +120,8 @@ export function destinationKeyOfBackend(backend: Pick<BackendRecord, "address" |
 const DEST_IDS = new WeakMap<Pick<BackendRecord, "address" | "spec">, string>();
 
 /**
- * backendDestId(backend), kept per backend: building the string anew for each lookup
- * (and hashing it) was most of the status query's own time for 10,000 backends.
+ * destinationKeyId(destinationKeyOfBackend(backend)), made once per backend: not a new string (to hash) for each
+ * lookup of each of 10,000 backends in a status query, a reconcile or a health batch.
  */
 export function backendDestId(backend: Pick<BackendRecord, "address" | "spec">): string {
   let id = DEST_IDS.get(backend);

@@ -30,7 +30,7 @@ export interface ConnectionOptions {
   readonly batchSize?: number;
   /** Yield to the event loop after this many received datagrams. */
   readonly yieldEvery?: number;
-  /** Run series of dumps (dumpSeries) on this thread when the socket has a descriptor (default: in the caller's). */
+  /** Run dumps (dumpEach, dumpSeries) on this thread when the socket has a descriptor (default: in the caller's). */
   readonly dumpThread?: DumpThread;
 }
 

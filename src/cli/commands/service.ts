@@ -16,11 +16,10 @@ import {
 import { GorbClient, clientOptionsFrom, servicePath } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { UsageError } from "../errors.ts";
-import { jsonText } from "../../render/format.ts";
+import { jsonText, statusTable } from "../../render/format.ts";
 import { table } from "../../render/table.ts";
 import { serviceSummary } from "../views.ts";
 import { serviceAddress, statusBackend } from "../../render/status.ts";
-import { statusTable } from "../../render/format.ts";
 import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS, SORRY_METHODS } from "../../contract/fields.ts";
 import { NETMASK_RANGE } from "../../ipvs/constants.ts";
 
