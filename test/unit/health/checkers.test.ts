@@ -285,6 +285,14 @@ describe("none checker and the factory", () => {
     expect(await noneChecker().check({ host: "192.0.2.1", port: 1 }, live())).toEqual({ ok: true, durationMs: 0, message: "no health check (type none)" });
   });
 
+  test("none's run (the monitor's path) answers and releases within the call", () => {
+    const seen: string[] = [];
+    const run = noneChecker().run;
+    expect(run).toBeDefined();
+    run?.({ host: "192.0.2.1", port: 1 }, (r) => seen.push(`done ${r.ok} ${r.message}`), () => seen.push("released"));
+    expect(seen).toEqual(["done true no health check (type none)", "released"]);
+  });
+
   test("checkerFor picks the checker by type", async () => {
     const r = await checkerFor(parsePulseOptions({ type: "none" })).check({ host: "192.0.2.1", port: 1 }, live());
     expect(r.message).toBe("no health check (type none)");
