@@ -151,13 +151,10 @@ export class Queries {
    * every slice (the read's own steps run in those turns).
    */
   async readServicesStatus(): Promise<{ readonly views: ServiceStatusView[]; readonly counters: Promise<void> }> {
-    const reading = this.#driver.snapshot().then(
-      (table) => table,
-      (error: unknown) => {
-        this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
-        return null;
-      },
-    );
+    const reading = this.#driver.snapshot().catch((error: unknown) => {
+      this.#log.warn(`cannot read the IPVS table: ${String(error)}`);
+      return null;
+    });
     const pacer = new Pacer();
     await pacer.turn();
     const records = [...this.#desired.services()].sort(byId);

@@ -4,7 +4,7 @@
  * Pure functions: no I/O.
  */
 import { AttributeSet, ByteWriter, HOST_LITTLE_ENDIAN, align4 } from "./attributes.ts";
-import { GENL_HDRLEN, NLMSGERR_ATTR, NLMSG_HDRLEN, NLM_F } from "./constants.ts";
+import { GENL_HDRLEN, NLMSG, NLMSGERR_ATTR, NLMSG_HDRLEN, NLM_F } from "./constants.ts";
 import { type ExtendedAck, NetlinkDecodeError } from "./errors.ts";
 
 /** A decoded netlink message. `payload` is everything after the 16-byte header. */
@@ -158,6 +158,16 @@ export class MessageCursor {
     this.end = off + len;
     this.#next = off + align4(len);
     return true;
+  }
+
+  /**
+   * Whether the current message ends a dump, and how: null when it is neither NLMSG_DONE nor NLMSG_ERROR, else the
+   * int both begin with (NLMSG_DONE's final status, NLMSG_ERROR's negative errno; 0 for a clean end or an ACK).
+   */
+  dumpEnd(): number | null {
+    if (this.type !== NLMSG.DONE && this.type !== NLMSG.ERROR) return null;
+    // Since Linux 4.x NLMSG_DONE carries the dump's final status; an older kernel's may be empty.
+    return this.end - this.start >= 4 ? this.view.getInt32(this.start, HOST_LITTLE_ENDIAN) : 0;
   }
 
   /** The current message as an object (its payload a view into the datagram). */

@@ -7,7 +7,7 @@
  * during bulk kernel work; every individual socket call is bounded by the socket timeout.
  */
 import { ERRNO } from "../errno.ts";
-import { ByteWriter, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
+import { ByteWriter } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
 import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
@@ -76,18 +76,19 @@ class DumpReader<T> {
     c.reset(dgram);
     while (!this.done && c.next()) {
       if (c.seq !== this.#seq) continue; // a stale reply of an earlier, abandoned request
-      if (c.type === NLMSG.DONE) {
-        // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
-        const status = c.end - c.start >= 4 ? c.view.getInt32(c.start, HOST_LITTLE_ENDIAN) : 0;
-        if (status < 0) throw new NetlinkError(-status, this.#seq);
-        this.done = true;
-      } else if (c.type === NLMSG.ERROR) {
+      const end = c.dumpEnd();
+      if (end === null) {
+        this.#out.push(this.decode(this.#index, c));
+        continue;
+      }
+      if (c.type === NLMSG.ERROR) {
+        // The whole body: its errno, and the kernel's extended ack.
         const body = decodeErrorBody(c.message());
         if (body.errno !== 0) throw new NetlinkError(body.errno, this.#seq, body.extAck);
-        this.done = true;
-      } else {
-        this.#out.push(this.decode(this.#index, c));
+      } else if (end < 0) {
+        throw new NetlinkError(-end, this.#seq);
       }
+      this.done = true;
     }
   }
 }
@@ -171,8 +172,9 @@ export class NetlinkConnection {
 
   private async runDumps<T>(reqs: readonly Request[], decode: (index: number, c: MessageCursor) => T): Promise<T[][]> {
     const sock = this.ensureSocket();
-    const handle = this.dumpThread !== null ? (sock.handle?.() ?? null) : null;
-    if (handle !== null && this.dumpThread !== null) return this.runDumpsOnThread(this.dumpThread, sock, handle, reqs, decode);
+    const thread = this.dumpThread;
+    const handle = thread === null ? null : (sock.handle?.() ?? null);
+    if (thread !== null && handle !== null) return this.runDumpsOnThread(thread, sock, handle, reqs, decode);
     const w = new ByteWriter(256);
     const reader = new DumpReader(this.cursor, decode);
     let datagrams = 0;

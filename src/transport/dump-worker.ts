@@ -13,8 +13,6 @@
 import { parentPort } from "node:worker_threads";
 import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, sendDatagram } from "../../ffi/libc.ts";
 import { ERRNO } from "../errno.ts";
-import { HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
-import { NLMSG } from "../netlink/constants.ts";
 import { MessageCursor } from "../netlink/message.ts";
 import type { DumpJob, DumpReply } from "./dump-thread.ts";
 
@@ -48,11 +46,8 @@ function endOf(cursor: MessageCursor, datagram: Uint8Array, seq: number): number
   cursor.reset(datagram);
   while (cursor.next()) {
     if (cursor.seq !== seq) continue;
-    if (cursor.type === NLMSG.DONE || cursor.type === NLMSG.ERROR) {
-      // Both carry an int first: DONE the dump's status, ERROR the errno (0 for an ACK).
-      const status = cursor.end - cursor.start >= 4 ? cursor.view.getInt32(cursor.start, HOST_LITTLE_ENDIAN) : 0;
-      return status < 0 ? -1 : 1;
-    }
+    const end = cursor.dumpEnd();
+    if (end !== null) return end < 0 ? -1 : 1;
   }
   return 0;
 }
