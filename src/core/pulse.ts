@@ -10,14 +10,60 @@ import { ValidationError } from "./errors.ts";
 /** Normalised pulse options of a backend. */
 export type PulseSpec = PulseOptions;
 
+/**
+ * Pulses already parsed, by the JSON text of what was sent: a set of 10,000 backends usually holds a handful of
+ * distinct pulses, and parsing one was a quarter of checking a backend. Only plain JSON values are keyed (see
+ * plainKey), so two inputs that parse differently never share a key. The options are frozen: one object is
+ * shared by every backend with that pulse. Bounded: cleared when full.
+ */
+const PARSED = new Map<string, PulseSpec>();
+const PARSED_MAX = 512;
+/** Longest key kept; a larger pulse is parsed each time. */
+const KEY_MAX = 1024;
+
+/**
+ * The JSON text of `value` when it holds only what JSON.parse gives (strings, finite numbers, booleans, null,
+ * plain objects and arrays, a few levels deep), else null: a Date, NaN or a missing value would print as
+ * something else and could meet a different input's key.
+ */
+function plainKey(value: unknown): string | null {
+  const plain = (v: unknown, depth: number): boolean => {
+    if (v === null || typeof v === "string" || typeof v === "boolean") return true;
+    if (typeof v === "number") return Number.isFinite(v);
+    if (typeof v !== "object" || depth > 3) return false;
+    if (Array.isArray(v)) return v.every((item) => plain(item, depth + 1));
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const key of Object.keys(v)) if (!plain((v as Record<string, unknown>)[key], depth + 1)) return false;
+    return true;
+  };
+  if (value === undefined) return "";
+  if (!plain(value, 0)) return null;
+  const text = JSON.stringify(value);
+  return text.length > KEY_MAX ? null : text;
+}
+
+function frozen(spec: PulseSpec): PulseSpec {
+  for (const part of Object.values(spec)) if (typeof part === "object" && part !== null) Object.freeze(part);
+  return Object.freeze(spec);
+}
+
 /** The pulse of a backend body (`undefined` = all defaults: tcp every 1m). */
 export function normalizePulse(raw: unknown): PulseSpec {
+  const key = plainKey(raw);
+  const known = key === null ? undefined : PARSED.get(key);
+  if (known !== undefined) return known;
+  let spec: PulseSpec;
   try {
-    return parsePulseOptions(raw);
+    spec = parsePulseOptions(raw);
   } catch (error) {
     if (error instanceof PulseOptionsError) throw new ValidationError(error.field, error.problem, { cause: error });
     throw error;
   }
+  if (key === null) return spec;
+  if (PARSED.size >= PARSED_MAX) PARSED.clear();
+  PARSED.set(key, frozen(spec));
+  return spec;
 }
 
 /** The GORB wire shape of a pulse for GET: {type, interval, args}. */

@@ -12,7 +12,7 @@ import {
   serviceFields,
   servicePatchFields,
 } from "../../../src/core/normalize.ts";
-import { pulseView } from "../../../src/core/pulse.ts";
+import { normalizePulse, pulseView } from "../../../src/core/pulse.ts";
 
 /** The message of the ValidationError `fn` throws (fails the test when it throws something else). */
 function problem(fn: () => unknown): string {
@@ -305,5 +305,24 @@ describe("the same field map read again", () => {
     const first = problem(() => normalizeBackendFields(fields, web));
     expect(first).toBe("lower_threshold: must not exceed upper_threshold (1), got 2");
     expect(problem(() => normalizeBackendFields(fields, web))).toBe(first);
+  });
+});
+
+describe("a pulse parsed once", () => {
+  test("equal pulses share one frozen spec; a pulse that parses differently never meets its key", () => {
+    const first = normalizePulse({ type: "http", interval: "5s", args: { path: "/health" } });
+    const again = normalizePulse({ type: "http", interval: "5s", args: { path: "/health" } });
+    expect(again).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.http) && Object.isFrozen(first.interval)).toBe(true);
+    expect(normalizePulse({ type: "http", interval: "6s", args: { path: "/health" } }).intervalMs).toBe(6000);
+    // A date prints in JSON as the text below, and NaN as null: neither may take the answer of what it prints as.
+    expect(normalizePulse({ type: "tcp", interval: "" }).intervalMs).toBe(60_000);
+    expect(normalizePulse({ type: "tcp", args: { port: 8080 } }).port).toBe(8080);
+    expect(normalizePulse({ type: "tcp", args: null }).args).toBe(null);
+    expect(problem(() => normalizePulse({ type: "tcp", args: Number.NaN }))).toStartWith("pulse.args: must be an object");
+    expect(problem(() => normalizePulse({ type: "tcp", interval: Number.NaN }))).toStartWith("pulse.interval:");
+    expect(problem(() => normalizePulse({ type: "tcp", interval: new Date(0) }))).toStartWith("pulse.interval:");
+    expect(normalizePulse(undefined).type).toBe("tcp");
+    expect(problem(() => normalizePulse({ type: "tcp", interval: "1970-01-01T00:00:00.000Z" }))).toStartWith("pulse.interval:");
   });
 });
