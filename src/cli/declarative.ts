@@ -1,24 +1,24 @@
 /**
- * The client side of `gorb apply` and `gorb diff`: read and check the file locally (so a bad file is refused
- * with its line before the daemon is asked), send its services to POST /apply, and print the changes.
- * A path the daemon refuses (a name that does not resolve, a conflict) is traced back to its line in the file.
- * Loaded with every command (completion, --help), so the checking code is imported only when used.
+ * The client side of `gorb apply` and `gorb diff`: read the file and check its syntax and settings locally, send its
+ * services to POST /apply, and print the changes. The daemon checks the services (with the same code the file's
+ * check uses) before it changes anything; a path it refuses (a bad field, a name that does not resolve, a
+ * conflict) is traced back to its line in the file.
+ * Loaded with every command (completion, --help), so the reading code is imported only when used.
  */
 import type { ApplyReport, ChangeReport } from "../core/apply.ts";
-import type { Fields } from "../core/fields.ts";
-import type { DeclaredService } from "../core/plan.ts";
-import type { ConfigFile } from "../config/load.ts";
+import type { DeclaredFile } from "../config/load.ts";
+import type { ServicesToSend } from "../config/schema.ts";
 import type { GorbClient } from "./client.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { jsonText } from "../render/format.ts";
 import { table } from "../render/table.ts";
 
-/** The configuration file's declared services, checked; a bad file is one line with its location (exit 2). */
-export async function readDeclaredFile(path: string, command: string): Promise<ConfigFile & { services: readonly DeclaredService[] }> {
-  const { ConfigError, loadConfigFile } = await import("../config/load.ts");
-  let file: ConfigFile;
+/** The configuration file's declared services; a file that cannot be read or parsed is one line with its location (exit 2). */
+export async function readDeclaredFile(path: string, command: string): Promise<DeclaredFile & { services: ServicesToSend }> {
+  const { ConfigError, loadDeclaredFile } = await import("../config/load.ts");
+  let file: DeclaredFile;
   try {
-    file = await loadConfigFile(path);
+    file = await loadDeclaredFile(path);
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(EXIT.USAGE, error.message, { cause: error });
     throw error;
@@ -29,26 +29,10 @@ export async function readDeclaredFile(path: string, command: string): Promise<C
   return { ...file, services: file.services };
 }
 
-/** The JSON body of POST /apply for declared services: each one's checked fields, in the order they were read. */
-function applyBody(services: readonly DeclaredService[], objectOf: (fields: Fields) => Record<string, unknown>): { services: Record<string, unknown> } {
-  const out: Record<string, unknown> = {};
-  for (const s of services) {
-    const backends: Record<string, unknown> = {};
-    for (const b of s.backends) backends[b.id] = objectOf(b.fields);
-    const body = objectOf(s.fields);
-    body.backends = backends;
-    out[s.id] = body;
-  }
-  return { services: out };
-}
-
 /** POST /apply; an error about a path of the set names the file and the line too. */
-export async function postApply(api: GorbClient, file: ConfigFile, dryRun: boolean): Promise<ApplyReport> {
-  const services = file.services ?? [];
-  // Loaded already by the file's check (readDeclaredFile); imported here so --help and completion do not load it.
-  const { objectOf } = await import("../core/fields.ts");
+export async function postApply(api: GorbClient, file: DeclaredFile & { services: ServicesToSend }, dryRun: boolean): Promise<ApplyReport> {
   try {
-    return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, applyBody(services, objectOf))) as ApplyReport;
+    return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, { services: file.services.body })) as ApplyReport;
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     const match = /^(services[^:\s]*): /.exec(error.message);

@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { PathError } from "../core/path.ts";
 import { lineOfPath } from "./locate.ts";
-import { readConfigDocument, type ConfigDocument } from "./schema.ts";
+import { readConfigDocument, readServicesToSend, type ConfigDocument, type ServicesToSend } from "./schema.ts";
 import { ConfigSyntaxError, formatOf, parseConfigText, type ConfigFormat } from "./syntax.ts";
 
 /** ConfigError: a configuration file that cannot be used, with where and why. */
@@ -48,6 +48,11 @@ export interface ConfigFile extends ConfigDocument {
 
 /** Check the text of the configuration file `file` (its name chooses the format). Throws ConfigError. */
 export function parseConfigFile(file: string, text: string): ConfigFile {
+  return { file, format: formatOf(file), ...readText(file, text, readConfigDocument) };
+}
+
+/** Parse `text` as `file`'s format and read it with `read`; any problem is a ConfigError naming the line. */
+function readText<T>(file: string, text: string, read: (doc: unknown) => T): T {
   const format = formatOf(file);
   let doc: unknown;
   try {
@@ -58,22 +63,37 @@ export function parseConfigFile(file: string, text: string): ConfigFile {
     throw new ConfigError(file, { line: error.line, column: error.column }, null, problem, { cause: error });
   }
   try {
-    return { file, format, ...readConfigDocument(doc) };
+    return read(doc);
   } catch (error) {
     if (!(error instanceof PathError)) throw error;
     throw new ConfigError(file, { line: lineOfPath(text, format, error.path) }, error.field, error.problem, { cause: error });
   }
 }
 
-/** Read and check the configuration file at `file`. Throws ConfigError. */
-export async function loadConfigFile(file: string): Promise<ConfigFile> {
-  let text: string;
+async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, "utf8");
+    return await readFile(file, "utf8");
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const why = code === "ENOENT" ? "no such file" : error instanceof Error ? error.message : String(error);
     throw new ConfigError(file, { line: null }, null, `cannot read the configuration file: ${why}`, { cause: error });
   }
-  return parseConfigFile(file, text);
+}
+
+/** Read and check the configuration file at `file`. Throws ConfigError. */
+export async function loadConfigFile(file: string): Promise<ConfigFile> {
+  return parseConfigFile(file, await readConfigText(file));
+}
+
+/** A configuration file read for `gorb apply`: its settings checked, its services to send (see readServicesToSend). */
+export interface DeclaredFile {
+  readonly file: string;
+  readonly format: ConfigFormat;
+  readonly services: ServicesToSend | null;
+}
+
+/** Read the configuration file at `file` for `gorb apply`. Throws ConfigError. */
+export async function loadDeclaredFile(file: string): Promise<DeclaredFile> {
+  const text = await readConfigText(file);
+  return { file, format: formatOf(file), services: readText(file, text, readServicesToSend).services };
 }

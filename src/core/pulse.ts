@@ -5,6 +5,7 @@
  */
 import { PulseOptionsError } from "../health/errors.ts";
 import { parsePulseOptions, renderPulseWire, type PulseOptions, type RenderedPulseWire } from "../health/options.ts";
+import { isPlainJson } from "../contract/check.ts";
 import { ValidationError } from "./errors.ts";
 
 /** Normalised pulse options of a backend. */
@@ -21,24 +22,10 @@ const PARSED_MAX = 512;
 /** Longest key kept; a larger pulse is parsed each time. */
 const KEY_MAX = 1024;
 
-/**
- * The JSON text of `value` when it holds only what JSON.parse gives (strings, finite numbers, booleans, null,
- * plain objects and arrays, a few levels deep), else null: a Date, NaN or a missing value would print as
- * something else and could meet a different input's key.
- */
+/** The JSON text of `value` when it holds only plain JSON values (see isPlainJson) and is short, else null. */
 function plainKey(value: unknown): string | null {
-  const plain = (v: unknown, depth: number): boolean => {
-    if (v === null || typeof v === "string" || typeof v === "boolean") return true;
-    if (typeof v === "number") return Number.isFinite(v);
-    if (typeof v !== "object" || depth > 3) return false;
-    if (Array.isArray(v)) return v.every((item) => plain(item, depth + 1));
-    const proto = Object.getPrototypeOf(v) as unknown;
-    if (proto !== Object.prototype && proto !== null) return false;
-    for (const key of Object.keys(v)) if (!plain((v as Record<string, unknown>)[key], depth + 1)) return false;
-    return true;
-  };
   if (value === undefined) return "";
-  if (!plain(value, 0)) return null;
+  if (!isPlainJson(value, 4)) return null;
   const text = JSON.stringify(value);
   return text.length > KEY_MAX ? null : text;
 }

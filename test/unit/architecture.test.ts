@@ -34,7 +34,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/core": ["src/log", "src/ipvs", "src/health", "src/discovery", "src/contract"],
   "src/state": ["src/log", "src/core"],
   "src/store": ["src/log", "src/core"],
-  "src/config": ["src/core"],
+  "src/config": ["src/core", "src/contract"],
   "src/bgp": ["src/log", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
   "src/ui": [],

@@ -32,9 +32,7 @@ export async function runDeclarative(args: RawArgs, command: string, dryRun: boo
   const path = stringArg(args, "file");
   if (path === undefined) throw new UsageError("missing -f FILE", command);
   const file = await readDeclaredFile(path, command);
-  const services = file.services.length;
-  const backends = file.services.reduce((n, s) => n + s.backends.length, 0);
-  const what = `${count(services, "service")} and ${count(backends, "backend")} of ${file.file}`;
+  const what = `${count(file.services.services, "service")} and ${count(file.services.backends, "backend")} of ${file.file}`;
   const onWaiting = (elapsedMs: number): void =>
     ctx.io.stderr(`waiting for gorb to ${dryRun ? "plan" : "apply"} ${what}: ${Math.round(elapsedMs / 1000)}s (the daemon is up)\n`);
   const api = new GorbClient({ ...clientOptionsFrom(args, ctx.env, ctx.signal), wait: { onWaiting } });
@@ -47,8 +45,9 @@ export async function runDeclarative(args: RawArgs, command: string, dryRun: boo
   }
 }
 
+/** "10,000 backends" (digits grouped by hand: the Intl data behind toLocaleString is costly to load in a short run). */
 function count(n: number, noun: string): string {
-  return `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
+  return `${String(n).replace(/\B(?=(\d{3})+$)/g, ",")} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 const apply = defineCommand({

@@ -72,17 +72,36 @@ describe("gorb diff and gorb apply", () => {
     });
   });
 
-  test("a bad file is refused locally with its location (exit 2): nothing is sent", async () => {
-    const path = file("services.toml", "[services.web]\nport = 80\nweight = 3\n");
-    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+  test("a file that does not parse, or whose settings are wrong, is refused locally with its location (exit 2): nothing is sent", async () => {
+    const broken = file("services.toml", "[services.web]\nport = = 80\n");
+    const syntax = await runGorb(["apply", "-f", broken, "--server", server.url]);
+    expect([syntax.code, syntax.stderr.startsWith(`error: ${broken}:2: `)]).toEqual([2, true]);
+    const setting = file("settings.yaml", "listen: 5\nservices: {}\n");
+    expect(await runGorb(["apply", "-f", setting, "--server", server.url])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `error: ${path}:3: services.web.weight: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends\n`,
+      stderr: `error: ${setting}:1: listen: must be a string, got 5\n`,
     });
-    const noServices = file("settings.yaml", "listen: :4672\n");
+    const noServices = file("no-services.yaml", "listen: :4672\n");
     const run = await runGorb(["diff", "-f", noServices, "--server", server.url]);
     expect([run.code, run.stderr.split("\n")[0]]).toEqual([2, `error: ${noServices} declares no services (no "services" key); an empty set is "services: {}"`]);
+    // A value JSON cannot carry (YAML's .nan would arrive as null: "not given") is checked here, not sent.
+    const nan = file("nan.yaml", "services:\n  web:\n    host: 10.0.0.1\n    port: .nan\n");
+    const refused = await runGorb(["apply", "-f", nan, "--server", server.url]);
+    expect(refused).toEqual({ code: 2, stdout: "", stderr: `error: ${nan}:4: services.web.port: must be an integer 1-65535, got NaN\n` });
     expect(server.requests).toEqual([]);
+  });
+
+  test("a bad field of a service is refused by the daemon before any change, traced to its line (exit 6)", async () => {
+    const path = file("services.toml", "[services.web]\nport = 80\n[services.web.backends.b1]\nhost = \"10.1.0.1\"\n[services.db]\nport = 5432\nweight = 3\n");
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 6,
+      stdout: "",
+      stderr: `error: ${path}:7: services.db.weight: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends\n`,
+    });
+    expect(server.requests).toEqual(["POST /apply"]);
+    expect(server.stack.gorb.listServices()).toEqual([]);
+    expect(server.stack.driver.peek()).toEqual([]);
   });
 
   test("what the daemon refuses (a name it cannot resolve) is traced back to the line of the file (exit 6)", async () => {
