@@ -68,8 +68,9 @@ const UNKNOWN_HEALTH: BackendHealth = Object.freeze({
 
 /**
  * The health of a backend with pulse `none` from its creation: it is never checked, so it is up at once, as the
- * monitor's one check of it reports (one pass, health 1): that check is then a quiet update, which costs no job on
- * the lock, no log line and no event for each of 10,000 backends loaded at once.
+ * monitor's one check of it reports (one pass, health 1). The monitor runs that check within `add`, before the
+ * target is attached, so it sends no update: no job on the lock, no log line and no event for each of 10,000
+ * backends loaded at once.
  */
 const UNCHECKED_HEALTH: BackendHealth = Object.freeze({
   state: "up",

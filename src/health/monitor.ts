@@ -201,7 +201,10 @@ export class HealthMonitor {
     return this.entries.has(id);
   }
 
-  /** add starts checking a new target; a new probe's first check is after a random delay in [0, interval). */
+  /**
+   * add starts checking a new target; a new probe's first check is after a random delay in [0, interval), but a
+   * `none` probe's, which runs within the call (see scheduleFirst).
+   */
   add(id: string, backend: ProbeTarget, options: PulseOptions): void {
     if (this.stopped) throw new Error("health monitor is stopped");
     if (this.entries.has(id)) throw new Error(`health target ${JSON.stringify(id)} already exists`);
@@ -411,8 +414,14 @@ export class HealthMonitor {
   }
 
   private scheduleFirst(p: Probe): void {
-    // A first check is spread over the interval so probes do not all start at once; a `none` probe touches nothing,
-    // so it settles at once (its only check: see settle) instead of showing "unknown" for up to an interval.
+    // A `none` probe touches nothing, so its only check (see settle) runs now, in the call, before the target is
+    // attached: it is up from the start without a timer, a turn of the event loop, or an update to send.
+    if (p.options.type === "none" && this.canStart(p.lane)) {
+      p.dueAt = this.clock.now();
+      this.start(p);
+      return;
+    }
+    // A first check is spread over the interval so probes do not all start at once.
     const due = this.clock.now() + (p.options.type === "none" ? 0 : this.random() * p.options.intervalMs);
     p.phase = "waiting";
     p.dueAt = due;

@@ -4,6 +4,7 @@ import { HealthMonitor, type MonitorOptions } from "../../../src/health/monitor.
 import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { type ProbeTarget, parsePulseOptions } from "../../../src/health/options.ts";
 import { ManualClock, settle } from "./_manual-clock.ts";
+import { NO_CHECK_MESSAGE } from "../../../src/health/checkers/none.ts";
 
 const BACKEND: ProbeTarget = { host: "10.0.0.1", port: 80 };
 
@@ -86,6 +87,21 @@ describe("scheduling", () => {
     monitor.update("n", unchecked, opts({ type: "none", interval: "2s" }));
     await clock.advance(10_000);
     expect(of("10.0.0.2")).toEqual([0, 10_000]);
+    monitor.stop();
+  });
+
+  test("a `none` probe with the real checker is up within add: no timer, no turn of the event loop, no update", () => {
+    const clock = new ManualClock();
+    const updates: HealthUpdate[] = [];
+    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0.5 });
+    for (let i = 0; i < 100; i++) monitor.add(`n${i}`, { host: `10.0.1.${i}`, port: 80 }, opts({ type: "none" }));
+    expect(clock.pending).toBe(0);
+    expect(monitor.snapshot("n42")).toMatchObject({ status: "up", health: 1, checks: 1, checking: false, lastCheck: { ok: true, message: NO_CHECK_MESSAGE } });
+    expect(monitor.stats()).toMatchObject({ targets: 100, started: 100, finished: 100, inFlight: 0 });
+    expect(updates).toEqual([]);
+    // A probe added beside them is scheduled as usual.
+    monitor.add("t", BACKEND, opts({ type: "tcp", interval: "1s" }));
+    expect(clock.pending).toBe(1);
     monitor.stop();
   });
 
