@@ -53,7 +53,7 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
     case "delete-service":
       return edits.deleteService(tx, service());
     case "create-backend":
-      return edits.createBackend(tx, service(), step.backend, checkedFields(step.fields, backendFields), step.source, resolver);
+      return edits.createBackend(tx, service(), step.backend, checkedFields(step.fields, backendFields), step.source, resolver, step.address);
     case "update-backend": {
       const s = service();
       return edits.updateBackend(tx, s, queries.backend(s, step.backend), backendPatchFields(replacementBody(BACKEND_FIELDS, step.fields)), resolver);

@@ -37,7 +37,7 @@ import {
   patchServiceFields,
 } from "./normalize.ts";
 import { samePulse } from "./pulse.ts";
-import { resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver } from "./resolve.ts";
+import { resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver, type ResolvedAddress } from "./resolve.ts";
 import type { Source } from "./state.ts";
 import type { Tx } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
@@ -211,14 +211,23 @@ export class Edits {
     });
   }
 
-  async createBackend(tx: Tx, service: ServiceRecord, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
+  /** Create a backend; `known` is its address when the caller resolved it already for this service (an apply's plan). */
+  async createBackend(
+    tx: Tx,
+    service: ServiceRecord,
+    id: string,
+    fields: Fields,
+    source: Source,
+    resolver: HostResolver,
+    known?: ResolvedAddress,
+  ): Promise<void> {
     const { desired } = this.#p;
     if (service.backends.has(id)) throw new ConflictError(`backend ${q(id)} of service ${q(service.id)} already exists`);
     const max = this.#p.limits.backends;
     if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
     const spec = normalizeBackendFields(fields, service.spec);
     const key = service.config.key;
-    const address = await resolveBackendAddress(spec, key, resolver);
+    const address = known ?? (await resolveBackendAddress(spec, key, resolver));
     checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));

@@ -93,7 +93,15 @@ export type ApplyStep =
   | { readonly kind: "create-service"; readonly service: string; readonly fields: Fields }
   | { readonly kind: "update-service"; readonly service: string; readonly fields: Fields }
   | { readonly kind: "delete-service"; readonly service: string }
-  | { readonly kind: "create-backend"; readonly service: string; readonly backend: string; readonly fields: Fields; readonly source: Source }
+  | {
+      readonly kind: "create-backend";
+      readonly service: string;
+      readonly backend: string;
+      readonly fields: Fields;
+      readonly source: Source;
+      /** The address the plan resolved the declared host to, for the service's family (not looked up again). */
+      readonly address?: ResolvedAddress;
+    }
   | { readonly kind: "update-backend"; readonly service: string; readonly backend: string; readonly fields: Fields }
   | { readonly kind: "delete-backend"; readonly service: string; readonly backend: string }
   | { readonly kind: "take-over"; readonly service: string; readonly backend: string | null };
@@ -333,7 +341,7 @@ export function planApply(
           details: [...diffs, `${describeDestination(oldDest)} -> ${describeDestination(b.dest)}: a new IPVS destination`],
           steps: [
             { kind: "delete-backend", service: want.id, backend: b.id },
-            { kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "file" },
+            { kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "file", address: b.address },
           ],
         });
         continue;
@@ -363,6 +371,6 @@ function createBackend(service: string, b: ResolvedBackend, notes: readonly stri
     service,
     backend: b.id,
     details: [[backendSummary(b.dest, b.spec), ...notes].join("; ")],
-    steps: [{ kind: "create-backend", service, backend: b.id, fields: b.fields, source: "file" }],
+    steps: [{ kind: "create-backend", service, backend: b.id, fields: b.fields, source: "file", address: b.address }],
   };
 }
