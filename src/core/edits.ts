@@ -240,7 +240,8 @@ export class Edits {
     }
     const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: startingHealth(spec.pulse), weight, drain: null };
     const slowStart = this.#p.slowStart;
-    if (slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
+    // A new backend without a slow start has no ramp to start (nor to stop): no clock reading for it.
+    if (spec.slowStartMs > 0 && slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
     this.#adoptKept(tx, service, destinationKeyId(dest));
     desired.addBackend(service, backend);
     tx.undo(() => desired.removeBackend(service, id));

@@ -90,11 +90,14 @@ describe("scheduling", () => {
     monitor.stop();
   });
 
-  test("a `none` probe with the real checker is up within add: no timer, no turn of the event loop, no update", () => {
+  test("a `none` probe with the real checker is up within add: no timer, no turn of the event loop, no update, one clock reading", () => {
     const clock = new ManualClock();
+    let readings = 0;
+    const counted = { now: () => (readings++, clock.now()), setTimer: clock.setTimer.bind(clock), clearTimer: clock.clearTimer.bind(clock) };
     const updates: HealthUpdate[] = [];
-    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0.5 });
+    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock: counted, random: () => 0.5 });
     for (let i = 0; i < 100; i++) monitor.add(`n${i}`, { host: `10.0.1.${i}`, port: 80 }, opts({ type: "none" }));
+    expect(readings).toBe(100);
     expect(clock.pending).toBe(0);
     expect(monitor.snapshot("n42")).toMatchObject({ status: "up", health: 1, checks: 1, checking: false, lastCheck: { ok: true, message: NO_CHECK_MESSAGE } });
     expect(monitor.stats()).toMatchObject({ targets: 100, started: 100, finished: 100, inFlight: 0 });
