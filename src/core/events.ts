@@ -181,6 +181,12 @@ export class EventBus {
   readonly #pending: GorbEvent[] = [];
   #delivering = false;
   #closed = false;
+  /**
+   * The time text of the events of this turn of the event loop, read once per turn: an apply of 10,000 backends
+   * publishes its events in slices of synchronous work, and a clock reading with its ISO text was a visible part
+   * of each in the emulated test guest. Within a turn nothing can see an event yet (followers write it out later).
+   */
+  #turnTime: string | null = null;
 
   constructor(options: { readonly capacity?: number; readonly now?: () => Date; readonly run?: string } = {}) {
     const capacity = options.capacity ?? DEFAULT_EVENT_BUFFER;
@@ -209,11 +215,21 @@ export class EventBus {
    */
   publish<K extends EventType>(type: K, data: EventPayloads[K]): GorbEvent {
     const id = ++this.#lastId;
-    const event = { id, time: this.#now().toISOString(), type, data } as GorbEvent;
+    const event = { id, time: this.#time(), type, data } as GorbEvent;
     this.#ring[id % this.#capacity] = event;
     this.#pending.push(event);
     if (!this.#delivering) this.#deliver();
     return event;
+  }
+
+  #time(): string {
+    if (this.#turnTime === null) {
+      this.#turnTime = this.#now().toISOString();
+      setImmediate(() => {
+        this.#turnTime = null;
+      });
+    }
+    return this.#turnTime;
   }
 
   #deliver(): void {

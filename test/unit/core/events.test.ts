@@ -24,6 +24,16 @@ describe("publish", () => {
     expect(bus.lastId).toBe(2);
   });
 
+  test("the events of one turn of the event loop share one clock reading; the next turn reads it again", async () => {
+    let readings = 0;
+    const bus = new EventBus({ now: () => new Date(Date.UTC(2026, 0, 2, 3, 4, 5, readings++)) });
+    const first = publishServices(bus, ["a", "b", "c"]);
+    expect(first.map((e) => e.time)).toEqual(Array(3).fill("2026-01-02T03:04:05.000Z"));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(publishServices(bus, ["d"]).map((e) => e.time)).toEqual(["2026-01-02T03:04:05.001Z"]);
+    expect(readings).toBe(2);
+  });
+
   test("every follower gets every event once, in order", () => {
     const bus = new EventBus();
     const seen: number[][] = [[], []];
