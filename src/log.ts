@@ -10,6 +10,13 @@ export interface Logger {
   info(message: string, ...args: unknown[]): void;
   warn(message: string, ...args: unknown[]): void;
   error(message: string, ...args: unknown[]): void;
+  /** consola's level: debug lines are written from 4 up. Absent (a test's logger): every line is written. */
+  readonly level?: number;
+}
+
+/** True when `log` writes debug lines: code that builds a debug line per object of a bulk run asks first. */
+export function debugOn(log: Logger): boolean {
+  return log.level === undefined || log.level >= 4;
 }
 
 /** A logger that drops everything. */

@@ -23,7 +23,7 @@ import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
 import type { Fields } from "./fields.ts";
 import { startingHealth, type BackendHealth, type HealthChecks } from "./health.ts";
-import type { Logger } from "../log.ts";
+import { debugOn, type Logger } from "../log.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { DEFAULTS } from "../contract/fields.ts";
 import { hookProblem, sorryKeyId } from "./failover.ts";
@@ -149,7 +149,7 @@ export class Edits {
     tx.target({ service: id, key, backends: null });
     tx.after(() => {
       if (!isFwmarkKey(key)) this.#p.discovery.expose({ id, address: key.address, port: key.port, protocol: key.protocol });
-      this.#info(tx, `created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#info(tx, () => `created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.created", { service: id, source });
     });
   }
@@ -190,7 +190,7 @@ export class Edits {
     tx.touch(record.id);
     tx.target({ service: record.id, key, backends: failoverChanged(before.spec, spec) ? null : [] });
     tx.after(() => {
-      this.#info(tx, `updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
+      this.#info(tx, () => `updated service ${q(record.id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.changed", { service: record.id });
     });
   }
@@ -206,7 +206,7 @@ export class Edits {
       for (const backend of record.backends.values()) this.#p.checks.remove(backend.watchId);
       await this.#p.vips.release(record.id, key);
       if (!isFwmarkKey(key)) this.#p.discovery.remove(record.id);
-      this.#info(tx, `deleted service ${q(record.id)} (${describeService(key)})`);
+      this.#info(tx, () => `deleted service ${q(record.id)} (${describeService(key)})`);
       this.#p.events.publish("service.deleted", { service: record.id });
     });
   }
@@ -249,7 +249,8 @@ export class Edits {
     tx.target({ service: service.id, key, backends: [{ id, key: dest }] });
     tx.after(() => {
       this.#p.checks.add(backend.watchId, { host: address.address, port: spec.port }, spec.pulse);
-      this.#p.log.debug(`created backend ${q(id)} of service ${q(service.id)}: ${describeDestination(dest)} weight ${spec.weight}`);
+      const log = this.#p.log;
+      if (debugOn(log)) log.debug(`created backend ${q(id)} of service ${q(service.id)}: ${describeDestination(dest)} weight ${spec.weight}`);
       if (spec.slowStartMs > 0 && (service.spec.method === "sh" || service.spec.method === "mh")) {
         this.#p.log.warn(`backend ${q(id)} of service ${q(service.id)}: slow start on a ${service.spec.method} service remaps new flows at every step`);
       }
@@ -340,9 +341,12 @@ export class Edits {
   }
 
   /** An info line, at debug for a change of a bulk run (see the module comment). */
-  #info(tx: Tx, text: string): void {
-    if (tx.bulk) this.#p.log.debug(text);
-    else this.#p.log.info(text);
+  #info(tx: Tx, text: string | (() => string)): void {
+    const log = this.#p.log;
+    if (tx.bulk && !debugOn(log)) return;
+    const line = typeof text === "string" ? text : text();
+    if (tx.bulk) log.debug(line);
+    else log.info(line);
   }
 
   /** A destination reported at start-up and left alone becomes the new backend's (it is no longer foreign). */
