@@ -120,7 +120,8 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   }
   for (const tx of succeeded) {
     if (pacer.due()) await pacer.turn();
-    await transactions.effects(tx);
+    const pending = transactions.effects(tx);
+    if (pending !== undefined) await pending;
   }
   transactions.weightEvents(
     errors.every((e) => e === null)

@@ -97,8 +97,14 @@ export class Transactions {
   }
 
   /** Run what a committed change does afterwards (watches, discovery, events, log lines). */
-  async effects(tx: Tx): Promise<void> {
-    await tx.commitEffects().catch((error: unknown) => this.#log.error(`after a change: ${errorMessage(error)}`));
+  effects(tx: Tx): Promise<void> | void {
+    const failed = (error: unknown) => this.#log.error(`after a change: ${errorMessage(error)}`);
+    try {
+      const pending = tx.commitEffects();
+      if (pending !== undefined) return pending.catch(failed);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   /** Refuse (503) while the store cannot write; a probe write that works clears the state. */
