@@ -37,7 +37,7 @@ import {
   patchServiceFields,
 } from "./normalize.ts";
 import { samePulse } from "./pulse.ts";
-import { resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver, type ResolvedAddress } from "./resolve.ts";
+import { backendLiteral, resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver, type ResolvedAddress } from "./resolve.ts";
 import type { Source } from "./state.ts";
 import type { Tx } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
@@ -227,7 +227,7 @@ export class Edits {
     if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
     const spec = normalizeBackendFields(fields, service.spec);
     const key = service.config.key;
-    const address = known ?? (await resolveBackendAddress(spec, key, resolver));
+    const address = known ?? backendLiteral(spec, key) ?? (await resolveBackendAddress(spec, key, resolver));
     checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));

@@ -25,6 +25,7 @@ import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
 import { Pacer } from "./pacer.ts";
 import { formatPath, underPath } from "./path.ts";
 import {
+  backendLiteral,
   resolveBackendAddress,
   resolveServiceKey,
   toDestinationConfig,
@@ -147,7 +148,7 @@ export async function resolveDeclared(
       if (pacer.due()) await pacer.turn();
       try {
         const bspec = normalizeBackendFields(backend.fields, spec);
-        const address = await resolveBackendAddress(bspec, key, resolver);
+        const address = backendLiteral(bspec, key) ?? (await resolveBackendAddress(bspec, key, resolver));
         const dest = toDestinationConfig(bspec, address, key, initialWeightState(bspec.weight).effective);
         backends.push({ id: backend.id, fields: backend.fields, spec: bspec, address, dest });
       } catch (error) {
