@@ -28,6 +28,27 @@ const STATE_FILE = "state.db";
 /** The schema this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
 
+/** Rows written in one piece; a commit of more is written in slices of this many (see #commitSliced). */
+const SLICE_ROWS = 500;
+
+/** Writing one row (its statements prepared once). */
+interface RowWriters {
+  deleteService(id: string): void;
+  putService(service: SavedService): void;
+  deleteBackend(b: { readonly service: string; readonly id: string }): void;
+  putBackend(b: SavedBackend): void;
+}
+
+/** Every row write of `changes`, in the order a commit writes them (services deleted first, backends put last). */
+function rowSteps(w: RowWriters, changes: StateChanges): (() => void)[] {
+  const steps: (() => void)[] = [];
+  for (const id of changes.deleteServices) steps.push(() => w.deleteService(id));
+  for (const service of changes.putServices) steps.push(() => w.putService(service));
+  for (const b of changes.deleteBackends) steps.push(() => w.deleteBackend(b));
+  for (const b of changes.putBackends) steps.push(() => w.putBackend(b));
+  return steps;
+}
+
 /** StateStoreError reports a state directory or database gorb cannot use; the message says what to do. */
 export class StateStoreError extends Error {
   override readonly name = "StateStoreError";
@@ -44,6 +65,9 @@ export class SqliteStateStore implements StateStore {
   readonly #commit: (changes: StateChanges) => void;
   /** The prepared statements, finalized on close (an open statement would keep the database, and its lock, open). */
   readonly #statements: { finalize(): void }[];
+  readonly #rowWriters: RowWriters;
+  /** The sliced commit in progress; every commit meanwhile waits for it (it holds the one open transaction). */
+  #sliced: Promise<void> | null = null;
 
   private constructor(location: string, db: Database) {
     this.location = location;
@@ -59,25 +83,26 @@ export class SqliteStateStore implements StateStore {
       "INSERT INTO backends (service, id, data) VALUES (?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET data = excluded.data",
     );
     this.#statements = [deleteService, deleteServiceBackends, putService, deleteBackend, putBackend];
-    const many = db.transaction((changes: StateChanges) => {
-      for (const id of changes.deleteServices) {
+    const w: RowWriters = {
+      deleteService: (id) => {
         deleteService.run(id);
         deleteServiceBackends.run(id);
-      }
-      for (const service of changes.putServices) putService.run(service.id, JSON.stringify(encodeSavedService(service)));
-      for (const b of changes.deleteBackends) deleteBackend.run(b.service, b.id);
-      for (const b of changes.putBackends) putBackend.run(b.service, b.id, JSON.stringify(encodeSavedBackend(b)));
+      },
+      putService: (service) => putService.run(service.id, JSON.stringify(encodeSavedService(service))),
+      deleteBackend: (b) => deleteBackend.run(b.service, b.id),
+      putBackend: (b) => putBackend.run(b.service, b.id, JSON.stringify(encodeSavedBackend(b))),
+    };
+    this.#rowWriters = w;
+    const many = db.transaction((changes: StateChanges) => {
+      for (const step of rowSteps(w, changes)) step();
     });
     // One row written (a request's PUT or PATCH, the hot path) is one statement, atomic and durable on its own in
     // autocommit mode: the same WAL append and fsync without a BEGIN and a COMMIT to run.
     this.#commit = (changes) => {
       const { putServices, putBackends, deleteServices, deleteBackends } = changes;
       if (deleteServices.length + deleteBackends.length > 0 || putServices.length + putBackends.length !== 1) many(changes);
-      else if (putServices[0] !== undefined) putService.run(putServices[0].id, JSON.stringify(encodeSavedService(putServices[0])));
-      else if (putBackends[0] !== undefined) {
-        const b = putBackends[0];
-        putBackend.run(b.service, b.id, JSON.stringify(encodeSavedBackend(b)));
-      }
+      else if (putServices[0] !== undefined) w.putService(putServices[0]);
+      else if (putBackends[0] !== undefined) w.putBackend(putBackends[0]);
     };
   }
 
@@ -154,16 +179,63 @@ export class SqliteStateStore implements StateStore {
     return { services, backends };
   }
 
-  /** Apply one mutation's changes in one durable transaction. */
-  commit(changes: StateChanges): void {
-    this.#commit(changes);
+  /**
+   * Apply one mutation's changes in one durable transaction. Up to SLICE_ROWS rows, in the call; more, as one
+   * transaction written in slices with a turn of the event loop between them (the returned promise settles once it
+   * is committed, or rolled back whole). A commit made while a sliced one runs waits for it.
+   */
+  commit(changes: StateChanges): void | Promise<void> {
+    const rows = changes.putServices.length + changes.deleteServices.length + changes.putBackends.length + changes.deleteBackends.length;
+    if (this.#sliced === null && rows <= SLICE_ROWS) {
+      this.#commit(changes);
+      return;
+    }
+    const previous = this.#sliced ?? Promise.resolve();
+    const run = previous.then(() => (rows <= SLICE_ROWS ? this.#commit(changes) : this.#commitSliced(changes)));
+    const settled: Promise<void> = run.then(
+      () => this.#release(settled),
+      () => this.#release(settled),
+    );
+    this.#sliced = settled;
+    return run;
+  }
+
+  #release(done: Promise<void>): void {
+    if (this.#sliced === done) this.#sliced = null;
+  }
+
+  /**
+   * One transaction of many rows: BEGIN, the rows SLICE_ROWS at a time with a turn of the event loop in between
+   * (requests and health checks are answered meanwhile; nothing else writes: every commit waits for this one),
+   * then COMMIT, fsync'd as any other. Any failure rolls the whole transaction back. A crash before COMMIT leaves
+   * the state before it (the WAL holds no commit record for it).
+   */
+  async #commitSliced(changes: StateChanges): Promise<void> {
+    const db = this.#db;
+    const steps = rowSteps(this.#rowWriters, changes);
+    db.run("BEGIN IMMEDIATE");
+    try {
+      for (let i = 0; i < steps.length; i++) {
+        if (i > 0 && i % SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        (steps[i] as () => void)();
+      }
+      db.run("COMMIT");
+    } catch (error) {
+      try {
+        if (db.inTransaction) db.run("ROLLBACK");
+      } catch {
+        // Closed meanwhile (shutdown): SQLite rolled the transaction back itself.
+      }
+      throw error;
+    }
   }
 
   /**
    * A durable write that changes nothing gorb reads (the time of the probe in `meta`): gorb calls it after a
    * failed commit to learn when the disk takes writes again. Throws while it cannot write.
    */
-  probe(): void {
+  probe(): void | Promise<void> {
+    if (this.#sliced !== null) return this.#sliced.then(() => this.probe());
     const db = this.#db;
     db.transaction(() => {
       db.run("INSERT INTO meta (name, value) VALUES ('probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [

@@ -84,6 +84,34 @@ describe("SqliteStateStore", () => {
     expect(store.load()).toEqual({ services: [WEB], backends: [] });
   });
 
+  test("a commit of many rows is one transaction written in slices: the event loop turns meanwhile, a failure undoes all of it", async () => {
+    const store = open(tempDir());
+    store.commit(changes({ putServices: [WEB] }));
+    const many = Array.from({ length: 1_500 }, (_, i): SavedBackend => ({ ...B1, id: `b${i}` }));
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const bad = { ...B1, id: "bad", fields: { weight: 10n } } as unknown as SavedBackend;
+    const failing = store.commit(changes({ putServices: [MARKED], putBackends: [...many.slice(0, 1_200), bad, ...many.slice(1_200)] }));
+    await expect(failing).rejects.toThrow();
+    expect(store.load()).toEqual({ services: [WEB], backends: [] });
+    turns = 0;
+    const big = store.commit(changes({ putBackends: many }));
+    // Issued while the big one is written: it waits for it, and its row lands after it.
+    const after = store.commit(changes({ putBackends: [{ ...B1, id: "b7", fields: { host: "10.1.0.1", weight: 9 } }] }));
+    expect(big).toBeInstanceOf(Promise);
+    expect(after).toBeInstanceOf(Promise);
+    await big;
+    const turnsDuring = turns;
+    await after;
+    clearInterval(ticker);
+    expect(turnsDuring).toBeGreaterThan(0);
+    const saved = store.load();
+    expect(saved.backends.length).toBe(1_500);
+    expect(saved.backends.find((b) => b.id === "b7")?.fields).toEqual({ host: "10.1.0.1", weight: 9 });
+    store.commit(changes({ putServices: [MARKED] }));
+    expect(store.load().services.map((s) => s.id)).toEqual(["web", "marked"]);
+  });
+
   test("probe() is a durable write that leaves the saved state as it is; it throws when the store cannot write", () => {
     const dir = tempDir();
     const store = open(dir);
