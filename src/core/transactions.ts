@@ -20,7 +20,7 @@ import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
 import { planOperations, type WantedService } from "./reconcile.ts";
 import type { StateStore } from "./state.ts";
-import { Tx, mergeTargets, wantedFor } from "./tx.ts";
+import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
 /** One queued request: its section (edits + write) and how to answer it. */
@@ -170,10 +170,16 @@ export class Transactions {
    * with the change and published once it is committed.
    */
   quorum(tx: Tx): void {
-    const seen = new Set<string>();
-    for (const t of [...tx.targets]) {
-      if (seen.has(t.service)) continue;
-      seen.add(t.service);
+    // The targets this adds (a flipped service's) are not looked at again. Most changes have one target: no set.
+    const targets = tx.targets;
+    const n = targets.length;
+    const seen = n > 1 ? new Set<string>() : null;
+    for (let i = 0; i < n; i++) {
+      const t = targets[i] as Target;
+      if (seen !== null) {
+        if (seen.has(t.service)) continue;
+        seen.add(t.service);
+      }
       const record = this.#desired.service(t.service);
       if (record === undefined) continue;
       const before = record.quorumUp;
