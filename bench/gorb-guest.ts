@@ -365,7 +365,7 @@ async function restoreOnce(c: RestoreCase | null): Promise<{ ms: number; text: s
     routes(c.size);
     if (c.held) sh([IPVSADM, "-R"], ipvsadmRules(c.size));
   }
-  writeStateDir(dir, c?.size ?? { services: 0, backends: 0 });
+  await writeStateDir(dir, c?.size ?? { services: 0, backends: 0 });
   try {
     const daemon = await startBenchDaemon(daemonFlags(dir), c === null ? DAEMON_START_CAP_MS : RESTORE_CAP_MS, GORB);
     const restored = logLines(daemon.log(), /restored \d+ service/);

@@ -71,7 +71,7 @@ class DumpReadDriver extends MemoryIpvsDriver {
 if (what === "core" || what === "both") {
   const dir = `/dev/shm/gorb-host-status-${process.pid}`;
   rmSync(dir, { recursive: true, force: true });
-  writeStateDir(dir, SIZE);
+  await writeStateDir(dir, SIZE);
   const store = SqliteStateStore.open(dir);
   const driver = new DumpReadDriver({ isRoutable: () => true });
   const gorb = new Gorb({ driver, health: (onUpdate) => new HealthMonitor({ onUpdate }), store });

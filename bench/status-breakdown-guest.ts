@@ -109,7 +109,7 @@ const threadedSnapshot = await measure("the same with the daemon's dump thread",
 
 const dir = "/tmp/gorb-status-breakdown-state";
 rmSync(dir, { recursive: true, force: true });
-writeStateDir(dir, SIZE);
+await writeStateDir(dir, SIZE);
 const store = SqliteStateStore.open(dir);
 const gorb = new Gorb({ driver: threaded, health: (onUpdate) => new HealthMonitor({ onUpdate }), store });
 await gorb.restore(store.load());

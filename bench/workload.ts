@@ -71,7 +71,7 @@ export function routesFor(size: Size): string[] {
 }
 
 /** Writes `size` as API-owned services and backends into a fresh state directory `dir` (see the module comment). */
-export function writeStateDir(dir: string, size: Size): void {
+export async function writeStateDir(dir: string, size: Size): Promise<void> {
   const store = SqliteStateStore.open(dir);
   try {
     const putServices: SavedService[] = [];
@@ -94,7 +94,8 @@ export function writeStateDir(dir: string, size: Size): void {
         });
       }
     }
-    store.commit({ putServices, deleteServices: [], putBackends, deleteBackends: [] });
+    // A large commit is written in slices and settles later: the store is closed only once it is on disk.
+    await store.commit({ putServices, deleteServices: [], putBackends, deleteBackends: [] });
   } finally {
     store.close();
   }
