@@ -32,6 +32,9 @@ export interface Request {
 
 const q = JSON.stringify;
 
+/** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
+const PACED_ROWS = 500;
+
 /** See the module comment. */
 export class Transactions {
   readonly #desired: DesiredState;
@@ -137,7 +140,8 @@ export class Transactions {
     const store = this.#store;
     if (store === null || tracker.empty) return;
     try {
-      await store.commit(tracker.changes(this.#desired, this.#vips));
+      const changes = tracker.size > PACED_ROWS ? await tracker.changesPaced(this.#desired, this.#vips) : tracker.changes(this.#desired, this.#vips);
+      await store.commit(changes);
     } catch (error) {
       // A shared store refused the change because another node changed the same rows first: the store works.
       if (error instanceof ConflictError) throw error;
