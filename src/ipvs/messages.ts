@@ -164,8 +164,9 @@ export function destinationNotRoutable(op: IpvsOperation, service: ServiceKey, d
  * EINVAL for a field gorb cannot send: `field` is the attribute, `subject` names the object, `problem` says
  * what is wrong with it.
  */
-export function invalidField(op: IpvsOperation, field: IpvsField, subject: string, problem: string): IpvsError {
-  return new IpvsError(op, ERRNO.EINVAL, `${subject}: ${problem}`, { field });
+export function invalidField(op: IpvsOperation, field: IpvsField, subject: string | (() => string), problem: string): IpvsError {
+  // A function: the subject's text is made only for an error (every destination of a batch is checked).
+  return new IpvsError(op, ERRNO.EINVAL, `${typeof subject === "string" ? subject : subject()}: ${problem}`, { field });
 }
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {

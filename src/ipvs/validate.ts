@@ -49,7 +49,7 @@ function serviceSubject(key: ServiceKey): string {
 
 /** Throws EINVAL unless the key can be sent: a known family, and a fwmark 1..2^32-1 or protocol + address + port. */
 export function validateServiceKey(op: IpvsOperation, key: ServiceKey): void {
-  const subject = serviceSubject(key);
+  const subject = (): string => serviceSubject(key);
   if (!oneOf(FAMILIES, key.family)) {
     throw invalidField(op, "family", subject, `family ${show(key.family)} is not "inet" or "inet6"`);
   }
@@ -72,7 +72,7 @@ export function validateServiceKey(op: IpvsOperation, key: ServiceKey): void {
   }
 }
 
-function checkName(op: IpvsOperation, subject: string, field: "scheduler" | "pe", value: unknown, maxLen: number): void {
+function checkName(op: IpvsOperation, subject: () => string, field: "scheduler" | "pe", value: unknown, maxLen: number): void {
   if (typeof value !== "string" || value.length === 0) {
     throw invalidField(op, field, subject, `${field} ${show(value)} is not a non-empty name`);
   }
@@ -90,7 +90,7 @@ function checkName(op: IpvsOperation, subject: string, field: "scheduler" | "pe"
 /** Throws EINVAL unless the whole service can be sent (key, scheduler and PE names, flags, timeout, netmask). */
 export function validateServiceConfig(op: IpvsOperation, config: ServiceConfig): void {
   validateServiceKey(op, config.key);
-  const subject = serviceSubject(config.key);
+  const subject = (): string => serviceSubject(config.key);
   checkName(op, subject, "scheduler", config.scheduler, IP_VS_SCHEDNAME_MAXLEN);
   if (config.pe !== null) checkName(op, subject, "pe", config.pe, IP_VS_PENAME_MAXLEN);
   const flags = config.flags as unknown;
@@ -119,7 +119,7 @@ function destinationSubject(service: ServiceKey, dest: DestinationKey): string {
 
 /** Throws EINVAL unless the destination key can be sent (family, address of that family, port 0..65535). */
 export function validateDestinationKey(op: IpvsOperation, service: ServiceKey, dest: DestinationKey): void {
-  const subject = destinationSubject(service, dest);
+  const subject = (): string => destinationSubject(service, dest);
   if (!oneOf(FAMILIES, dest.family)) {
     throw invalidField(op, "family", subject, `family ${show(dest.family)} is not "inet" or "inet6"`);
   }
@@ -138,7 +138,7 @@ export function validateDestinationKey(op: IpvsOperation, service: ServiceKey, d
  */
 export function validateDestinationConfig(op: IpvsOperation, service: ServiceKey, dest: DestinationConfig): void {
   validateDestinationKey(op, service, dest);
-  const subject = destinationSubject(service, dest);
+  const subject = (): string => destinationSubject(service, dest);
   if (!oneOf(FORWARD_METHODS, dest.forward)) {
     throw invalidField(op, "forward", subject, `forward ${show(dest.forward)} is not one of ${FORWARD_METHODS.join(", ")}`);
   }
