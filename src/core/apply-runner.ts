@@ -172,7 +172,7 @@ export async function applyDeclared(parts: DeclaredApplyParts, declared: readonl
   if (!dryRun) await parts.transactions.checkStore();
   const wanted = await resolveDeclared(declared, resolver, parts.defaultAddress, parts.vipInterface);
   const foreign = (await parts.kernelServices()).filter((k) => !desired.hasKeyId(serviceKeyId(k)) && !parts.isOwn(k));
-  const plan = planApply(managedServicesOf(desired), wanted, foreign);
+  const plan = await planApply(managedServicesOf(desired), wanted, foreign);
   if (dryRun) return dryRunReport(plan);
   const report = await runApplyPlan(parts, plan, resolver);
   const failed = report.changes.filter((c) => c.status === "failed");

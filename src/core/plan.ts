@@ -210,14 +210,30 @@ function keyOwner(id: string): string {
  * `foreign` lists the keys of IPVS services gorb does not manage. Throws ConflictError, naming the path,
  * when a declared service or backend would take an address that something kept already uses.
  */
-export function planApply(
+export async function planApply(
   managed: readonly ManagedService[],
   wanted: readonly ResolvedService[],
   foreign: readonly ServiceKey[],
-): PlannedChange[] {
+): Promise<PlannedChange[]> {
+  const changes: PlannedChange[] = [];
+  const pacer = new Pacer();
+  for (const _ of planSteps(managed, wanted, foreign, changes)) if (pacer.due()) await pacer.turn();
+  return byPhase(changes);
+}
+
+/**
+ * The work of planApply, adding to `changes` in the declared order; it yields before each declared service, and
+ * planApply takes a turn of the event loop every few milliseconds (./pacer.ts) there: planning 10,000 backends was
+ * one block of work for the requests waiting meanwhile.
+ */
+function* planSteps(
+  managed: readonly ManagedService[],
+  wanted: readonly ResolvedService[],
+  foreign: readonly ServiceKey[],
+  changes: PlannedChange[],
+): Generator<void> {
   const current = new Map(managed.map((s) => [s.id, s] as const));
   const declared = new Set(wanted.map((s) => s.id));
-  const changes: PlannedChange[] = [];
 
   // Keys that stay taken whatever the file says: services created over the API that the file does not declare,
   // and services gorb does not manage at all.
@@ -252,6 +268,7 @@ export function planApply(
   }
 
   for (const want of wanted) {
+    yield;
     const at = ["services", want.id];
     const have = current.get(want.id);
     const keptApi = have === undefined ? [] : have.backends.filter((b) => b.source === "api" && !want.backends.some((w) => w.id === b.id));
@@ -358,8 +375,13 @@ export function planApply(
     }
   }
 
-  // By phase, keeping the declared order within a phase (and a service's backends after it): one bucket per phase,
-  // not a sort of 11,000 changes.
+}
+
+/**
+ * The changes by phase, keeping the declared order within a phase (and a service's backends after it): one bucket
+ * per phase, not a sort of 11,000 changes.
+ */
+function byPhase(changes: readonly PlannedChange[]): PlannedChange[] {
   const buckets: PlannedChange[][] = [];
   for (const c of changes) {
     const p = PHASE[`${c.action}:${c.backend === null ? "service" : "backend"}`] ?? 9;
