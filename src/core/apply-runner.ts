@@ -87,7 +87,10 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
-  for (const i of live) transactions.quorum(txs[i] as Tx); // failover: a quorum flip writes its service whole
+  for (const i of live) {
+    if (pacer.due()) await pacer.turn();
+    transactions.quorum(txs[i] as Tx); // failover: a quorum flip writes its service whole
+  }
   // The change an operation came from: its backend's change, else its service's, else any of that service.
   const owner = new Map<string, number>();
   for (const i of live) {
