@@ -341,12 +341,10 @@ export class Edits {
   }
 
   /** An info line, at debug for a change of a bulk run (see the module comment). */
-  #info(tx: Tx, text: string | (() => string)): void {
+  #info(tx: Tx, text: () => string): void {
     const log = this.#p.log;
-    if (tx.bulk && !debugOn(log)) return;
-    const line = typeof text === "string" ? text : text();
-    if (tx.bulk) log.debug(line);
-    else log.info(line);
+    if (!tx.bulk) log.info(text());
+    else if (debugOn(log)) log.debug(text());
   }
 
   /** A destination reported at start-up and left alone becomes the new backend's (it is no longer foreign). */

@@ -39,14 +39,12 @@ interface RowWriters {
   putBackend(b: SavedBackend): void;
 }
 
-/** Every row write of `changes`, in the order a commit writes them (services deleted first, backends put last). */
-function rowSteps(w: RowWriters, changes: StateChanges): (() => void)[] {
-  const steps: (() => void)[] = [];
-  for (const id of changes.deleteServices) steps.push(() => w.deleteService(id));
-  for (const service of changes.putServices) steps.push(() => w.putService(service));
-  for (const b of changes.deleteBackends) steps.push(() => w.deleteBackend(b));
-  for (const b of changes.putBackends) steps.push(() => w.putBackend(b));
-  return steps;
+/** Writes the rows of `changes` in the order a commit writes them (services deleted first), yielding after each. */
+function* writeRows(w: RowWriters, changes: StateChanges): Generator<void> {
+  for (const id of changes.deleteServices) yield w.deleteService(id);
+  for (const service of changes.putServices) yield w.putService(service);
+  for (const b of changes.deleteBackends) yield w.deleteBackend(b);
+  for (const b of changes.putBackends) yield w.putBackend(b);
 }
 
 /** StateStoreError reports a state directory or database gorb cannot use; the message says what to do. */
@@ -94,7 +92,7 @@ export class SqliteStateStore implements StateStore {
     };
     this.#rowWriters = w;
     const many = db.transaction((changes: StateChanges) => {
-      for (const step of rowSteps(w, changes)) step();
+      for (const _ of writeRows(w, changes));
     });
     // One row written (a request's PUT or PATCH, the hot path) is one statement, atomic and durable on its own in
     // autocommit mode: the same WAL append and fsync without a BEGIN and a COMMIT to run.
@@ -212,12 +210,11 @@ export class SqliteStateStore implements StateStore {
    */
   async #commitSliced(changes: StateChanges): Promise<void> {
     const db = this.#db;
-    const steps = rowSteps(this.#rowWriters, changes);
     db.run("BEGIN IMMEDIATE");
     try {
-      for (let i = 0; i < steps.length; i++) {
-        if (i > 0 && i % SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        (steps[i] as () => void)();
+      let written = 0;
+      for (const _ of writeRows(this.#rowWriters, changes)) {
+        if (++written % SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       db.run("COMMIT");
     } catch (error) {
