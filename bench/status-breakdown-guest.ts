@@ -18,7 +18,7 @@ import { decodeDestinationAt } from "../src/ipvs/dump-decode.ts";
 import { KernelIpvsDriver } from "../src/ipvs/kernel-driver.ts";
 import { ByteWriter } from "../src/netlink/attributes.ts";
 import { NETLINK_GENERIC, NLM_F, NLMSG } from "../src/netlink/constants.ts";
-import { MessageCursor, genlHeader, writeMessage } from "../src/netlink/message.ts";
+import { MessageCursor, genlHeader, writeMessageAs } from "../src/netlink/message.ts";
 import { draftStatusText, statusText } from "../src/render/status.ts";
 import { SqliteStateStore } from "../src/state/sqlite-store.ts";
 import { lookupGenlFamily } from "../src/transport/genl-family.ts";
@@ -73,7 +73,7 @@ if (family === null) throw new Error("no IPVS generic netlink family");
 const sock = new LibnlSocket({ protocol: NETLINK_GENERIC, timeoutMs: 10_000 });
 const requests = services.map((s) => {
   const w = new ByteWriter(128);
-  writeMessage(w, { type: family, flags: NLM_F.REQUEST | NLM_F.DUMP, seq: 0, header: genlHeader(IPVS_CMD.GET_DEST, IPVS_GENL_VERSION), attrs: (a) => writeServiceKey(a, s.key) });
+  writeMessageAs(w, { type: family, header: genlHeader(IPVS_CMD.GET_DEST, IPVS_GENL_VERSION), attrs: (a) => writeServiceKey(a, s.key) }, NLM_F.REQUEST | NLM_F.DUMP, 0);
   return w.toBytes();
 });
 let seq = 1;

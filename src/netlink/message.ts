@@ -28,12 +28,15 @@ export interface MessageRequest {
   readonly attrs?: (w: ByteWriter) => void;
 }
 
-/** Append one netlink message to a writer (several can share a writer: one send, many requests). */
-export function writeMessage(w: ByteWriter, req: MessageRequest): void {
+/**
+ * Append one netlink message to a writer (several can share a writer: one send, many requests), with `flags` and
+ * `seq` in place of the request's own: a connection numbers its requests and adds REQUEST, ACK or DUMP.
+ */
+export function writeMessageAs(w: ByteWriter, req: Pick<MessageRequest, "type" | "header" | "attrs">, flags: number, seq: number): void {
   const start = w.reserve(NLMSG_HDRLEN);
   w.putU16At(start + 4, req.type);
-  w.putU16At(start + 6, req.flags);
-  w.putU32At(start + 8, req.seq);
+  w.putU16At(start + 6, flags);
+  w.putU32At(start + 8, seq);
   w.putU32At(start + 12, 0);
   w.putBytes(req.header);
   w.pad();
@@ -61,7 +64,7 @@ export interface GenlRequest {
 
 /** Append one generic-netlink message to a writer (several can share a writer: one send, many requests). */
 export function writeGenlMessage(w: ByteWriter, req: GenlRequest): void {
-  writeMessage(w, { type: req.family, flags: req.flags, seq: req.seq, header: genlHeader(req.cmd, req.version), ...(req.attrs ? { attrs: req.attrs } : {}) });
+  writeMessageAs(w, { type: req.family, header: genlHeader(req.cmd, req.version), ...(req.attrs ? { attrs: req.attrs } : {}) }, req.flags, req.seq);
 }
 
 /** Encode one generic-netlink message. */
@@ -86,38 +89,11 @@ export function encodeMessage(msg: NetlinkMessage): Uint8Array {
 }
 
 /**
- * Split a datagram into messages. Throws NetlinkDecodeError when a length field is impossible.
- * The payloads are views into `bytes`: copy them if `bytes` is a reused receive buffer.
- */
-export function decodeMessages(bytes: Uint8Array): NetlinkMessage[] {
-  const out: NetlinkMessage[] = [];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let off = 0;
-  while (off + NLMSG_HDRLEN <= bytes.length) {
-    const len = view.getUint32(off, HOST_LITTLE_ENDIAN);
-    if (len < NLMSG_HDRLEN) throw new NetlinkDecodeError(`message at offset ${off} has length ${len} < ${NLMSG_HDRLEN}`);
-    if (off + len > bytes.length)
-      throw new NetlinkDecodeError(`message at offset ${off} runs past the end (${len} > ${bytes.length - off})`);
-    out.push({
-      type: view.getUint16(off + 4, HOST_LITTLE_ENDIAN),
-      flags: view.getUint16(off + 6, HOST_LITTLE_ENDIAN),
-      seq: view.getUint32(off + 8, HOST_LITTLE_ENDIAN),
-      pid: view.getUint32(off + 12, HOST_LITTLE_ENDIAN),
-      payload: bytes.subarray(off + NLMSG_HDRLEN, off + len),
-    });
-    off += align4(len);
-  }
-  if (off < bytes.length && bytes.length - off >= 1 && out.length === 0)
-    throw new NetlinkDecodeError(`datagram of ${bytes.length} bytes holds no complete message`);
-  return out;
-}
-
-/**
  * Walks the messages of received datagrams without an object per message (the dump path: 10,000 destinations
  * are 10,000 messages). `reset(datagram)` starts on a datagram, reusing its DataView while datagrams come from the
  * same receive buffer; each `next()` moves to the following message and sets `type`, `flags`, `seq` and the
  * payload's range [`start`, `end`) in `view` (offsets from the datagram's first byte). Throws NetlinkDecodeError on
- * an impossible length, as decodeMessages does.
+ * an impossible length.
  */
 export class MessageCursor {
   /** The current datagram, and a view of it (both with the same offsets). */
@@ -168,6 +144,21 @@ export class MessageCursor {
     if (this.type !== NLMSG.DONE && this.type !== NLMSG.ERROR) return null;
     // Since Linux 4.x NLMSG_DONE carries the dump's final status; an older kernel's may be empty.
     return this.end - this.start >= 4 ? this.view.getInt32(this.start, HOST_LITTLE_ENDIAN) : 0;
+  }
+
+  /**
+   * For an NLMSG_ERROR message: its errno (positive, 0 for an ACK) and the sequence number of the request it
+   * answers, read in place. -1 for both when the message is too short to say.
+   */
+  errorErrno(): number {
+    if (this.end - this.start < 4 + NLMSG_HDRLEN) return -1;
+    const error = this.view.getInt32(this.start, HOST_LITTLE_ENDIAN);
+    return error === 0 ? 0 : -error;
+  }
+
+  errorSeq(): number {
+    if (this.end - this.start < 4 + NLMSG_HDRLEN) return -1;
+    return this.view.getUint32(this.start + 4 + 8, HOST_LITTLE_ENDIAN);
   }
 
   /** The current message as an object (its payload a view into the datagram). */

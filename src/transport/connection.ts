@@ -10,7 +10,7 @@ import { ERRNO } from "../errno.ts";
 import { ByteWriter } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
-import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, decodeMessages, writeMessage } from "../netlink/message.ts";
+import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, writeMessageAs } from "../netlink/message.ts";
 import { type DatagramSocket, type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 import type { DumpThread } from "./dump-thread.ts";
 
@@ -20,7 +20,7 @@ export type Request = Omit<MessageRequest, "seq">;
 /** The outcome of one request in a batch. */
 export interface Outcome {
   /** Reply messages (doit replies), copied out of the receive buffer. */
-  readonly replies: NetlinkMessage[];
+  readonly replies: readonly NetlinkMessage[];
   /** The kernel's error, or null when it acknowledged the request. */
   readonly error: NetlinkError | null;
 }
@@ -34,6 +34,9 @@ export interface ConnectionOptions {
   readonly dumpThread?: DumpThread;
 }
 
+/** The outcome of an acknowledged request without replies, shared. */
+const ACKED: Outcome = Object.freeze({ replies: Object.freeze([]) as readonly NetlinkMessage[], error: null });
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function copyMessage(m: NetlinkMessage): NetlinkMessage {
@@ -42,7 +45,7 @@ function copyMessage(m: NetlinkMessage): NetlinkMessage {
 
 /** Encode a dump request (NLM_F_REQUEST | NLM_F_DUMP) with sequence number `seq`. */
 function writeDumpRequest(w: ByteWriter, req: Request, seq: number): void {
-  writeMessage(w, { type: req.type, flags: req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq, header: req.header, ...(req.attrs ? { attrs: req.attrs } : {}) });
+  writeMessageAs(w, req, req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq);
 }
 
 /**
@@ -123,7 +126,7 @@ export class NetlinkConnection {
     const [outcome] = await this.batch([req]);
     if (!outcome) throw new TransportError("no outcome for request", ERRNO.EIO);
     if (outcome.error) throw outcome.error;
-    return outcome.replies;
+    return [...outcome.replies];
   }
 
   /**
@@ -253,34 +256,54 @@ export class NetlinkConnection {
     else sock.close();
   }
 
+  /**
+   * One datagram of requests [start, end) with NLM_F_ACK, and every answer read: an ACK leaves the request's
+   * shared OK outcome, an error or a reply gets an outcome of its own. The requests are numbered consecutively
+   * (the run never wraps past 0), so an answer's request is found from its sequence number without a map; the
+   * ACKs are read in place, with no object per message.
+   */
   private sendAndCollect(reqs: readonly Request[], start: number, end: number, outcomes: Outcome[]): void {
     const sock = this.ensureSocket();
-    const pending = new Map<number, number>();
-    const w = new ByteWriter(256 * (end - start));
-    for (let i = start; i < end; i++) {
-      const req = reqs[i];
-      if (!req) continue;
-      const seq = this.nextSeq();
-      pending.set(seq, i);
-      outcomes[i] = { replies: [], error: null };
-      writeMessage(w, { ...req, seq, flags: req.flags | NLM_F.REQUEST | NLM_F.ACK });
+    const count = end - start;
+    if (this.seq + count >= 0xffffffff) this.seq = 0;
+    const first = (this.seq + 1) >>> 0;
+    this.seq = (this.seq + count) >>> 0;
+    const answered = new Uint8Array(count);
+    let pending = 0;
+    const w = new ByteWriter(256 * count);
+    for (let i = 0; i < count; i++) {
+      const req = reqs[start + i];
+      if (!req) {
+        answered[i] = 1;
+        continue;
+      }
+      pending++;
+      outcomes[start + i] = ACKED;
+      writeMessageAs(w, req, req.flags | NLM_F.REQUEST | NLM_F.ACK, (first + i) >>> 0);
     }
     this.guard(() => sock.send(w.toBytes()));
-    while (pending.size > 0) {
+    const c = this.cursor;
+    while (pending > 0) {
       for (const dgram of this.guard(() => sock.receive())) {
-        for (const m of decodeMessages(dgram)) {
-          if (m.type === NLMSG.ERROR) {
-            const body = decodeErrorBody(m);
-            const idx = pending.get(body.request.seq);
-            if (idx === undefined) continue;
-            pending.delete(body.request.seq);
-            const o = outcomes[idx];
-            if (o && body.errno !== 0) outcomes[idx] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+        c.reset(dgram);
+        while (c.next()) {
+          if (c.type === NLMSG.ERROR) {
+            const k = (c.errorSeq() - first) >>> 0;
+            if (k >= count || answered[k] === 1) continue;
+            answered[k] = 1;
+            pending--;
+            const errno = c.errorErrno();
+            if (errno === 0) continue;
+            const o = outcomes[start + k] as Outcome;
+            const body = decodeErrorBody(c.message());
+            outcomes[start + k] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
             continue;
           }
-          const idx = pending.get(m.seq);
-          if (idx === undefined || m.type === NLMSG.NOOP || m.type === NLMSG.DONE) continue;
-          outcomes[idx]?.replies.push(copyMessage(m));
+          if (c.type === NLMSG.NOOP || c.type === NLMSG.DONE) continue;
+          const k = (c.seq - first) >>> 0;
+          if (k >= count || answered[k] === 1) continue;
+          const o = outcomes[start + k] as Outcome;
+          outcomes[start + k] = { replies: [...o.replies, copyMessage(c.message())], error: o.error };
         }
       }
     }

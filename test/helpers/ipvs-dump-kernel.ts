@@ -7,7 +7,8 @@
  */
 import { ByteWriter } from "../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../src/netlink/constants.ts";
-import { decodeMessages, writeMessage } from "../../src/netlink/message.ts";
+import { writeMessageAs } from "../../src/netlink/message.ts";
+import { decodeMessages } from "./netlink-messages.ts";
 import { addressToBytes } from "../../src/ipvs/address.ts";
 import { familyNumber, flagsToBits, forwardNumber, protocolNumber, writeServiceKey } from "../../src/ipvs/codec.ts";
 import { IPVS_CMD, IPVS_CMD_ATTR, IPVS_DEST_ATTR, IPVS_GENL_VERSION, IPVS_STATS_ATTR, IPVS_SVC_ATTR } from "../../src/ipvs/constants.ts";
@@ -132,10 +133,10 @@ export class IpvsDumpKernel implements DatagramSocket {
     };
     for (const body of bodies) {
       if (w.length > 0 && w.length + 16 + body.length > DATAGRAM) flush();
-      writeMessage(w, { type: this.#family, flags: NLM_F.MULTI, seq: 0, header: body });
+      writeMessageAs(w, { type: this.#family, header: body }, NLM_F.MULTI, 0);
     }
     if (w.length + 20 > DATAGRAM) flush();
-    writeMessage(w, { type: NLMSG.DONE, flags: NLM_F.MULTI, seq: 0, header: new Uint8Array(4) });
+    writeMessageAs(w, { type: NLMSG.DONE, header: new Uint8Array(4) }, NLM_F.MULTI, 0);
     flush();
     return out;
   }

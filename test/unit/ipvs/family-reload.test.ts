@@ -12,7 +12,7 @@ import { IPVS_CMD } from "../../../src/ipvs/constants.ts";
 import { NO_FLAGS, ZERO_STATS, type DestinationConfig, type ServiceConfig } from "../../../src/ipvs/types.ts";
 import { ByteWriter } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
-import { decodeMessages } from "../../../src/netlink/message.ts";
+import { decodeMessages } from "../../helpers/netlink-messages.ts";
 import { TransportTimeoutError, type DatagramSocket } from "../../../src/transport/datagram-socket.ts";
 import { writeServiceDump } from "../../helpers/ipvs-dump-kernel.ts";
 

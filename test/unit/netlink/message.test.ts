@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { ByteWriter } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
 import { NetlinkDecodeError } from "../../../src/netlink/errors.ts";
-import { decodeErrorBody, decodeGenl, decodeMessages, encodeGenlMessage, encodeMessage, writeGenlMessage } from "../../../src/netlink/message.ts";
+import { decodeErrorBody, decodeGenl, encodeGenlMessage, encodeMessage, writeGenlMessage } from "../../../src/netlink/message.ts";
+import { decodeMessages } from "../../helpers/netlink-messages.ts";
 import { hex, toHex } from "../../helpers/hex.ts";
 
 describe("generic netlink message: golden bytes", () => {

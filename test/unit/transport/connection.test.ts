@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
 import { NetlinkError } from "../../../src/netlink/errors.ts";
-import { type NetlinkMessage, decodeMessages, encodeMessage } from "../../../src/netlink/message.ts";
+import { type NetlinkMessage, encodeMessage } from "../../../src/netlink/message.ts";
+import { decodeMessages } from "../../helpers/netlink-messages.ts";
 import { NetlinkConnection } from "../../../src/transport/connection.ts";
 import { type DatagramSocket, TransportTimeoutError } from "../../../src/transport/datagram-socket.ts";
 
