@@ -84,11 +84,42 @@ export interface KernelDriverOptions {
   readonly dumpThread?: boolean;
 }
 
-/** An encoded write with what is needed to explain its failure. */
-interface PreparedOp {
-  readonly op: IpvsOperation;
-  readonly request: Request;
-  readonly context: IpvsErrorContext;
+/**
+ * Throws IpvsError for a write the kernel could not even be sent. `checkedKey` is a service key already checked
+ * (the same object is not checked again); returns the service key this write names, checked.
+ */
+function validateOp(op: IpvsOp, checkedKey: ServiceKey | null): ServiceKey | null {
+  switch (op.op) {
+    case "add-service":
+    case "update-service":
+      validateServiceConfig(op.op, op.service);
+      return op.service.key;
+    case "delete-service":
+      validateServiceKey(op.op, op.key);
+      return op.key;
+    case "add-destination":
+    case "update-destination":
+      if (op.service !== checkedKey) validateServiceKey(op.op, op.service);
+      validateDestinationConfig(op.op, op.service, op.destination);
+      return op.service;
+    case "delete-destination":
+      if (op.service !== checkedKey) validateServiceKey(op.op, op.service);
+      validateDestinationKey(op.op, op.service, op.destination);
+      return op.service;
+  }
+}
+
+/** What an error about `op` names. */
+function contextOf(op: IpvsOp): IpvsErrorContext {
+  switch (op.op) {
+    case "add-service":
+    case "update-service":
+      return { serviceConfig: op.service };
+    case "delete-service":
+      return { service: op.key };
+    default:
+      return { service: op.service, destination: op.destination };
+  }
 }
 
 /** Writes checked and encoded between two turns of the event loop in apply(). */
@@ -234,30 +265,39 @@ export class KernelIpvsDriver implements IpvsDriver {
 
   async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
     const results: ApplyResult = new Array<IpvsError | null>(ops.length).fill(null);
-    const prepared: { index: number; p: PreparedOp }[] = [];
+    // The writes that passed the check, by index into ops, and their requests.
+    const sent: number[] = [];
+    const requests: Request[] = [];
+    // A batch names each service for every one of its destinations, with the same key object: checked once.
+    let checkedKey: ServiceKey | null = null;
     for (let index = 0; index < ops.length; index++) {
       // Checking and encoding 11,000 writes is a block of work: the event loop turns between slices of it.
       if (index > 0 && index % PREPARE_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const op = ops[index] as IpvsOp;
       try {
-        prepared.push({ index, p: this.prepare(ops[index] as IpvsOp) });
+        checkedKey = validateOp(op, checkedKey);
+        requests.push(this.encode(op));
+        sent.push(index);
       } catch (e) {
         if (!(e instanceof IpvsError)) throw e;
         results[index] = e;
       }
     }
-    let outcomes = await this.transport("apply", () => this.conn.batch(prepared.map((x) => x.p.request)));
+    let outcomes = await this.transport("apply", () => this.conn.batch(requests));
     if (outcomes.some((o) => o.error?.errno === ERRNO.ENOENT) && this.familyChanged("apply")) {
       // Sent under a stale family id: nothing of those reached IPVS. Send them again under the new one.
-      const again = prepared.filter((_, i) => outcomes[i]?.error?.errno === ERRNO.ENOENT).map((x) => ({ index: x.index, p: this.prepare(ops[x.index] as IpvsOp) }));
-      const retried = await this.transport("apply", () => this.conn.batch(again.map((x) => x.p.request)));
-      const byIndex = new Map(again.map((x, i) => [x.index, retried[i]] as const));
-      outcomes = prepared.map((x, i) => byIndex.get(x.index) ?? (outcomes[i] as Outcome));
+      const again = sent.filter((_, i) => outcomes[i]?.error?.errno === ERRNO.ENOENT);
+      const retried = await this.transport("apply", () => this.conn.batch(again.map((index) => this.encode(ops[index] as IpvsOp))));
+      const byIndex = new Map(again.map((index, i) => [index, retried[i]] as const));
+      outcomes = sent.map((index, i) => byIndex.get(index) ?? (outcomes[i] as Outcome));
       this.notifyFamilyChange();
     }
-    outcomes.forEach((o: Outcome, i) => {
-      const x = prepared[i];
-      if (x && o.error) results[x.index] = ipvsErrorFor(x.p.op, o.error.errno, x.p.context, kernelReply(o.error));
-    });
+    for (let i = 0; i < outcomes.length; i++) {
+      const error = (outcomes[i] as Outcome).error;
+      if (error === null) continue;
+      const op = ops[sent[i] as number] as IpvsOp;
+      results[sent[i] as number] = ipvsErrorFor(op.op, error.errno, contextOf(op), kernelReply(error));
+    }
     return results;
   }
 
@@ -322,60 +362,37 @@ export class KernelIpvsDriver implements IpvsDriver {
     );
   }
 
-  /** Validate and encode one write. Throws IpvsError for input the kernel could not even be sent. */
-  private prepare(op: IpvsOp): PreparedOp {
-    const req = (cmd: number, attrs: (w: ByteWriter) => void): Request => this.genl(cmd, attrs);
+  /** Encode one write (checked by validateOp). */
+  private encode(op: IpvsOp): Request {
     switch (op.op) {
       case "add-service":
-      case "update-service": {
-        validateServiceConfig(op.op, op.service);
-        const cmd = op.op === "add-service" ? IPVS_CMD.NEW_SERVICE : IPVS_CMD.SET_SERVICE;
-        return { op: op.op, request: req(cmd, (w) => writeServiceConfig(w, op.service)), context: { serviceConfig: op.service } };
-      }
+        return this.genl(IPVS_CMD.NEW_SERVICE, (w) => writeServiceConfig(w, op.service));
+      case "update-service":
+        return this.genl(IPVS_CMD.SET_SERVICE, (w) => writeServiceConfig(w, op.service));
       case "delete-service":
-        validateServiceKey(op.op, op.key);
-        return { op: op.op, request: req(IPVS_CMD.DEL_SERVICE, (w) => writeServiceKey(w, op.key)), context: { service: op.key } };
+        return this.genl(IPVS_CMD.DEL_SERVICE, (w) => writeServiceKey(w, op.key));
       case "add-destination":
-      case "update-destination": {
-        validateServiceKey(op.op, op.service);
-        validateDestinationConfig(op.op, op.service, op.destination);
-        const cmd = op.op === "add-destination" ? IPVS_CMD.NEW_DEST : IPVS_CMD.SET_DEST;
-        return {
-          op: op.op,
-          request: req(cmd, (w) => {
-            writeServiceKey(w, op.service);
-            writeDestinationConfig(w, op.destination);
-          }),
-          context: { service: op.service, destination: op.destination },
-        };
-      }
+      case "update-destination":
+        return this.genl(op.op === "add-destination" ? IPVS_CMD.NEW_DEST : IPVS_CMD.SET_DEST, (w) => {
+          writeServiceKey(w, op.service);
+          writeDestinationConfig(w, op.destination);
+        });
       case "delete-destination":
-        validateServiceKey(op.op, op.service);
-        validateDestinationKey(op.op, op.service, op.destination);
-        return {
-          op: op.op,
-          request: req(IPVS_CMD.DEL_DEST, (w) => {
-            writeServiceKey(w, op.service);
-            writeDestinationKey(w, op.destination);
-          }),
-          context: { service: op.service, destination: op.destination },
-        };
+        return this.genl(IPVS_CMD.DEL_DEST, (w) => {
+          writeServiceKey(w, op.service);
+          writeDestinationKey(w, op.destination);
+        });
     }
   }
 
   private async write(op: IpvsOp): Promise<void> {
-    const p = this.prepare(op);
-    await this.transport(p.op, async () => {
+    validateOp(op, null);
+    await this.transport(op.op, async () => {
       try {
         // Encoded again for a retry: the request carries the family id.
-        let next: PreparedOp | null = p;
-        await this.sameFamily(p.op, () => {
-          const request = (next ?? this.prepare(op)).request;
-          next = null;
-          return this.conn.request(request);
-        });
+        await this.sameFamily(op.op, () => this.conn.request(this.encode(op)));
       } catch (e) {
-        if (e instanceof NetlinkError) throw ipvsErrorFor(p.op, e.errno, p.context, kernelReply(e));
+        if (e instanceof NetlinkError) throw ipvsErrorFor(op.op, e.errno, contextOf(op), kernelReply(e));
         throw e;
       }
     });
@@ -419,7 +436,7 @@ export class KernelIpvsDriver implements IpvsDriver {
   /** An IPVS request (flags are added by the connection: ACK for writes, DUMP for dumps). */
   private genl(cmd: number, attrs?: (w: ByteWriter) => void): Request {
     const header = (GENL_HEADERS[cmd] ??= genlHeader(cmd, IPVS_GENL_VERSION));
-    return { type: this.family, flags: 0, header, ...(attrs ? { attrs } : {}) };
+    return attrs === undefined ? { type: this.family, flags: 0, header } : { type: this.family, flags: 0, header, attrs };
   }
 
   private attrsOf(reply: NetlinkMessage | undefined, op: IpvsOperation) {
