@@ -6,7 +6,7 @@
  * in one piece), and while reading a chunked body; a body longer than declared is refused all the same.
  * An empty body reads as `undefined` (which core treats as {}).
  */
-import { jsonTypeName } from "../contract/check.ts";
+import { jsonTypeName } from "../contract/json-values.ts";
 import { ValidationError } from "../core/errors.ts";
 import { PayloadTooLargeError } from "./errors.ts";
 

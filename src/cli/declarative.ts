@@ -6,8 +6,7 @@
  * Loaded with every command (completion, --help), so the reading code is imported only when used.
  */
 import type { ApplyReport, ChangeReport } from "../core/apply.ts";
-import type { DeclaredFile } from "../config/load.ts";
-import type { ServicesToSend } from "../config/schema.ts";
+import type { DeclaredFile, ServicesToSend } from "../config/declared.ts";
 import type { GorbClient } from "./client.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { jsonText } from "../render/format.ts";
@@ -15,7 +14,7 @@ import { table } from "../render/table.ts";
 
 /** The configuration file's declared services; a file that cannot be read or parsed is one line with its location (exit 2). */
 export async function readDeclaredFile(path: string, command: string): Promise<DeclaredFile & { services: ServicesToSend }> {
-  const { ConfigError, loadDeclaredFile } = await import("../config/load.ts");
+  const { ConfigError, loadDeclaredFile } = await import("../config/declared.ts");
   let file: DeclaredFile;
   try {
     file = await loadDeclaredFile(path);

@@ -6,7 +6,7 @@
  *
  * Field maps are `Map`s, never plain objects, so a hostile "__proto__" key is just an unknown key.
  */
-import { describeValue } from "../contract/check.ts";
+import { describeValue } from "../contract/json-values.ts";
 
 export { describeValue };
 

@@ -5,7 +5,7 @@
  */
 import { PulseOptionsError } from "../health/errors.ts";
 import { parsePulseOptions, renderPulseWire, type PulseOptions, type RenderedPulseWire } from "../health/options.ts";
-import { isPlainJson } from "../contract/check.ts";
+import { isPlainJson } from "../contract/json-values.ts";
 import { ValidationError } from "./errors.ts";
 
 /** Normalised pulse options of a backend. */

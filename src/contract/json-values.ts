@@ -1,0 +1,44 @@
+/**
+ * What a JSON value is, in words and in kind, without the contract's schemas: small enough for the CLI to load
+ * when it only reads a file and sends it.
+ */
+
+/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null". */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") {
+    const text = value.length > 64 ? `${value.slice(0, 61)}...` : value;
+    return JSON.stringify(text);
+  }
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
+  if (value === null) return "null";
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "an array";
+  return `an ${typeof value}`;
+}
+
+/**
+ * True when `value` holds only what JSON.parse gives (strings, finite numbers, booleans, null, plain objects and
+ * arrays) no deeper than `maxDepth`. Anything else (a YAML NaN, a TOML date, undefined) would turn into something
+ * else in JSON text: null, a string, nothing.
+ */
+export function isPlainJson(value: unknown, maxDepth: number): boolean {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object" || maxDepth <= 0) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainJson(item, maxDepth - 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  const obj = value as Record<string, unknown>;
+  for (const key of Object.keys(obj)) if (!isPlainJson(obj[key], maxDepth - 1)) return false;
+  return true;
+}
+
+/** The JSON type name of a value, for "must be a JSON object, got array". */
+export function jsonTypeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
