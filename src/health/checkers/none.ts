@@ -4,7 +4,8 @@ import type { CheckResult, Checker } from "../checker.ts";
 /** What a `none` check says (core records it as a `none` backend's health from the start). */
 export const NO_CHECK_MESSAGE = "no health check (type none)";
 
-const RESULT: CheckResult = { ok: true, durationMs: 0, message: NO_CHECK_MESSAGE };
+/** Every `none` check's result (frozen: it is shared). */
+export const NO_CHECK_RESULT: CheckResult = Object.freeze({ ok: true, durationMs: 0, message: NO_CHECK_MESSAGE });
 
 /** Nothing to cancel: the check is over before it is returned. */
 const NOTHING_TO_CANCEL = (): void => {};
@@ -19,9 +20,9 @@ export function noneChecker(): Checker {
 
 /** The one `none` checker: it holds no state, so every probe shares it. */
 const NONE: Checker = Object.freeze({
-  check: () => Promise.resolve(RESULT),
+  check: () => Promise.resolve(NO_CHECK_RESULT),
   run(_target: unknown, done: (result: CheckResult) => void, released: () => void) {
-    done(RESULT);
+    done(NO_CHECK_RESULT);
     released();
     return NOTHING_TO_CANCEL;
   },

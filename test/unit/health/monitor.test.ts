@@ -108,6 +108,19 @@ describe("scheduling", () => {
     monitor.stop();
   });
 
+  test("a `none` probe settled within add is checked once more when its timing changes, as any other", async () => {
+    const clock = new ManualClock();
+    const monitor = new HealthMonitor({ onUpdate: () => {}, clock, random: () => 0.5 });
+    const target = { host: "10.0.1.1", port: 80 };
+    monitor.add("n", target, opts({ type: "none", interval: "1s" }));
+    expect(clock.pending).toBe(0);
+    monitor.update("n", target, opts({ type: "none", interval: "2s" }));
+    await clock.advance(2_000);
+    expect(monitor.snapshot("n")).toMatchObject({ status: "up", checks: 2, checking: false });
+    expect(clock.pending).toBe(0);
+    monitor.stop();
+  });
+
   test("first delays are spread over [0, interval), never reaching the interval", async () => {
     // A seeded generator keeps the test deterministic; the last call returns the largest double below 1.
     const seeded = mulberry32(42);
