@@ -34,6 +34,9 @@ export interface ConnectionOptions {
   readonly dumpThread?: DumpThread;
 }
 
+/** Batches of at least this many requests go by the dump thread when there is one (fewer are not worth a hand-over). */
+const THREAD_BATCH_MIN = 256;
+
 /** The outcome of an acknowledged request without replies, shared. */
 const ACKED: Outcome = Object.freeze({ replies: Object.freeze([]) as readonly NetlinkMessage[], error: null });
 
@@ -136,6 +139,12 @@ export class NetlinkConnection {
   batch(reqs: readonly Request[]): Promise<Outcome[]> {
     return this.serialize(async () => {
       const outcomes: Outcome[] = new Array<Outcome>(reqs.length);
+      const thread = this.dumpThread;
+      if (thread !== null && reqs.length >= THREAD_BATCH_MIN) {
+        const sock = this.ensureSocket();
+        const handle = sock.handle?.() ?? null;
+        if (handle !== null) return this.failClosedAsync(() => this.batchOnThread(thread, sock, handle, reqs, outcomes));
+      }
       for (let start = 0; start < reqs.length; start += this.batchSize) {
         const end = Math.min(reqs.length, start + this.batchSize);
         this.failClosed(() => this.sendAndCollect(reqs, start, end, outcomes));
@@ -242,6 +251,65 @@ export class NetlinkConnection {
     }
     if (next < seqs.length || !reader.done) throw new TransportError(`the dump thread ended before dump ${next} of ${seqs.length} was complete`, ERRNO.EIO);
     return reader.results;
+  }
+
+  /**
+   * A batch sent and answered by the dump thread (another CPU: the kernel does each write inside the sender's
+   * system call), datagram by datagram as sendAndCollect would; the main thread only encodes it and reads the
+   * errors and replies back. The socket is lent to the thread until the batch is over.
+   */
+  private async batchOnThread(thread: DumpThread, sock: DatagramSocket, handle: SocketHandle, reqs: readonly Request[], outcomes: Outcome[]): Promise<Outcome[]> {
+    const count = reqs.length;
+    if (this.seq + count >= 0xffffffff) this.seq = 0;
+    const first = (this.seq + 1) >>> 0;
+    this.seq = (this.seq + count) >>> 0;
+    const datagrams = Math.ceil(count / this.batchSize);
+    const offsets = new Uint32Array(datagrams + 1);
+    const firstSeqs = new Uint32Array(datagrams);
+    const counts = new Uint32Array(datagrams);
+    const w = new ByteWriter(128 * count);
+    for (let d = 0; d < datagrams; d++) {
+      const start = d * this.batchSize;
+      const end = Math.min(count, start + this.batchSize);
+      firstSeqs[d] = (first + start) >>> 0;
+      counts[d] = end - start;
+      for (let i = start; i < end; i++) {
+        const req = reqs[i] as Request;
+        outcomes[i] = ACKED;
+        writeMessageAs(w, req, req.flags | NLM_F.REQUEST | NLM_F.ACK, (first + i) >>> 0);
+      }
+      offsets[d + 1] = w.length;
+    }
+    const c = this.cursor;
+    const read = (bytes: Uint8Array, ends: Uint32Array): void => {
+      let at = 0;
+      for (const end of ends) {
+        c.reset(bytes.subarray(at, end));
+        at = end;
+        if (!c.next()) continue;
+        const isError = c.type === NLMSG.ERROR;
+        const k = ((isError ? c.errorSeq() : c.seq) - first) >>> 0;
+        const o = outcomes[k];
+        if (o === undefined) continue;
+        if (isError) {
+          const body = decodeErrorBody(c.message());
+          outcomes[k] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+        } else {
+          outcomes[k] = { replies: [...o.replies, copyMessage(c.message())], error: o.error };
+        }
+      }
+    };
+    this.lent = sock;
+    try {
+      await this.guardAsync(() => thread.runAcks(handle, w.bytes(), offsets, firstSeqs, counts, read));
+    } finally {
+      this.lent = null;
+      if (this.closeLent) {
+        this.closeLent = false;
+        sock.close();
+      }
+    }
+    return outcomes;
   }
 
   /**

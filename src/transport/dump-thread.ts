@@ -12,14 +12,20 @@ import { Worker } from "node:worker_threads";
 import { ERRNO } from "../errno.ts";
 import { type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 
-/** One series of dumps for the worker: the encoded requests back to back, request i at [offsets[i], offsets[i+1]). */
+/**
+ * One job for the worker, its datagrams back to back (datagram i at [offsets[i], offsets[i+1])):
+ *   - "dumps": a series of dumps, one request per datagram, seqs[i] its sequence number;
+ *   - "acks": a batch of writes with NLM_F_ACK, counts[i] requests per datagram numbered from seqs[i].
+ */
 export interface DumpJob {
   readonly id: number;
+  readonly kind: "dumps" | "acks";
   readonly fd: number;
   readonly datagramBytes: number;
   readonly requests: Uint8Array;
   readonly offsets: Uint32Array;
   readonly seqs: Uint32Array;
+  readonly counts?: Uint32Array;
 }
 
 /**
@@ -79,8 +85,21 @@ export class DumpThread {
    * within the socket's timeout, TransportError when a socket call failed or the thread died.
    */
   run(socket: SocketHandle, requests: Uint8Array, offsets: Uint32Array, seqs: Uint32Array, read: PartReader): Promise<void> {
-    const id = this.#nextId++;
-    const job: DumpJob = { id, fd: socket.fd, datagramBytes: socket.datagramBytes, requests, offsets, seqs };
+    return this.#run({ id: this.#nextId++, kind: "dumps", fd: socket.fd, datagramBytes: socket.datagramBytes, requests, offsets, seqs }, read);
+  }
+
+  /**
+   * Send a batch of writes (datagram i of `requests` holds counts[i] requests with NLM_F_ACK, numbered from
+   * firstSeqs[i]), each datagram once the previous one is answered, and hand `read` the kernel's errors and any
+   * replies, one message per entry (an ACK is only counted). Rejects as run() does.
+   */
+  runAcks(socket: SocketHandle, requests: Uint8Array, offsets: Uint32Array, firstSeqs: Uint32Array, counts: Uint32Array, read: PartReader): Promise<void> {
+    const job: DumpJob = { id: this.#nextId++, kind: "acks", fd: socket.fd, datagramBytes: socket.datagramBytes, requests, offsets, seqs: firstSeqs, counts };
+    return this.#run(job, read);
+  }
+
+  #run(job: DumpJob, read: PartReader): Promise<void> {
+    const id = job.id;
     return new Promise<void>((resolve, reject) => {
       let worker: ThreadWorker;
       try {

@@ -13,6 +13,7 @@
 import { parentPort } from "node:worker_threads";
 import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, sendDatagram } from "../../ffi/libc.ts";
 import { ERRNO } from "../errno.ts";
+import { NLMSG, NLMSG_HDRLEN } from "../netlink/constants.ts";
 import { MessageCursor } from "../netlink/message.ts";
 import type { DumpJob, DumpReply } from "./dump-thread.ts";
 
@@ -52,10 +53,56 @@ function endOf(cursor: MessageCursor, datagram: Uint8Array, seq: number): number
   return 0;
 }
 
+/**
+ * A batch of writes (job.kind "acks"): datagram i holds job.counts[i] requests numbered from job.seqs[i], each with
+ * NLM_F_ACK. Each datagram is sent once the previous one's requests are all answered. Only what the main thread
+ * needs comes back: the kernel's errors and any reply messages, each as its own entry; an ACK is only counted.
+ */
+function runAcks(job: DumpJob, s: ReceiveSlots): DumpReply {
+  const out = new Collected();
+  const cursor = new MessageCursor();
+  const counts = job.counts ?? new Uint32Array(0);
+  const failed = (errno: number, what: string): DumpReply => ({ id: job.id, ok: false, errno, what });
+  for (let i = 0; i < job.seqs.length; i++) {
+    const first = job.seqs[i] as number;
+    const count = counts[i] as number;
+    const answered = new Uint8Array(count);
+    let pending = count;
+    const sent = sendDatagram(job.fd, job.requests.subarray(job.offsets[i], job.offsets[i + 1]));
+    if (sent < 0) return failed(-sent, "send");
+    while (pending > 0) {
+      const n = s.receive(job.fd, MSG_TRUNC | MSG_WAITFORONE);
+      if (n < 0 && -n === ERRNO.EINTR) continue;
+      if (n <= 0) return failed(n === 0 ? ERRNO.EIO : -n, "receive");
+      for (let k = 0; k < n; k++) {
+        const length = s.length(k);
+        if (length > s.size) return failed(ERRNO.EMSGSIZE, `receive: a datagram of ${length} bytes exceeds the ${s.size}-byte buffer`);
+        const datagram = s.slot(k, length);
+        cursor.reset(datagram);
+        while (cursor.next()) {
+          const isError = cursor.type === NLMSG.ERROR;
+          const j = ((isError ? cursor.errorSeq() : cursor.seq) - first) >>> 0;
+          if (j >= count || answered[j] === 1) continue; // a stale answer, or not this datagram's
+          if (isError) {
+            answered[j] = 1;
+            pending--;
+            if (cursor.errorErrno() === 0) continue;
+          } else if (cursor.type === NLMSG.NOOP || cursor.type === NLMSG.DONE) {
+            continue;
+          }
+          out.add(datagram.subarray(cursor.start - NLMSG_HDRLEN, cursor.end));
+        }
+      }
+    }
+  }
+  return { id: job.id, ok: true, last: true, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) };
+}
+
 /** Run the job, posting its parts; the last one (or the failure) is returned for the caller to post. */
 function run(job: DumpJob, post: (part: DumpReply) => void): DumpReply {
   if (slots === null || slots.size !== job.datagramBytes) slots = new ReceiveSlots(SLOTS, job.datagramBytes);
   const s = slots;
+  if (job.kind === "acks") return runAcks(job, s);
   let out = new Collected();
   const cursor = new MessageCursor();
   const part = (last: boolean): DumpReply => ({ id: job.id, ok: true, last, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) });

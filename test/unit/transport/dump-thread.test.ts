@@ -66,6 +66,23 @@ test("a series of 150 dumps read on the dump thread decodes as the same series r
   expect(started()).toBe(1);
 });
 
+test("a batch of 300 writes answered on the thread has the outcomes it has in the calling thread: ACKs, replies and errors in place", async () => {
+  const named = (name: string): Request => ({ ...families, attrs: (w) => w.string(CTRL_ATTR.FAMILY_NAME, name) });
+  // A reply and an ACK; an error (no such family); an error (no such command): 100 times over, interleaved.
+  const reqs = Array.from({ length: 300 }, (_, i) => [named("nlctrl"), named("no-such-family"), unsupported][i % 3] as Request);
+  const summary = (outcomes: readonly { replies: readonly { type: number }[]; error: NetlinkError | null }[]) =>
+    outcomes.map((o) => `${o.error?.errno ?? 0}:${o.replies.map((r) => r.type).join(",")}`);
+  const here = summary(await connection(null).batch(reqs));
+  const { thread, started } = countedThread();
+  const conn = connection(thread);
+  const there = summary(await conn.batch(reqs));
+  expect(started()).toBe(1);
+  expect(there).toEqual(here);
+  expect(there.slice(0, 3)).toEqual([`0:${GENL_ID_CTRL}`, `${ERRNO.ENOENT}:`, `${ERRNO.EOPNOTSUPP}:`]);
+  // The socket is left ready: a small batch runs in this thread on it.
+  expect(summary(await conn.batch(reqs.slice(0, 3)))).toEqual(here.slice(0, 3));
+});
+
 test("a dump the kernel refuses stops the series with its error; the connection and the thread go on", async () => {
   const { thread, started } = countedThread();
   const conn = connection(thread);
