@@ -1,8 +1,9 @@
 /**
  * Running a planned apply (./plan.ts) under gorb's lock: every change's steps as edits of the desired state
  * (a step the desired state refuses fails its change at once, undone), then ONE kernel batch for every change,
- * then the changes the kernel refused are undone (edits, and written back), then ONE commit for the rest. A
- * failed commit undoes them all and throws 503. Each operation of the batch is charged to the change it came
+ * then the changes the kernel refused are undone (edits, and written back), then ONE commit for the rest. The
+ * commit's rows are written while the kernel batch runs and made durable only after it (dropped and written again
+ * without them when the kernel refused some changes). A failed commit undoes them all and throws 503. Each operation of the batch is charged to the change it came
  * from (its service and backend), so a refusal fails only that change.
  */
 import { Pacer } from "./pacer.ts";
@@ -99,13 +100,28 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   }
   const ownerOf = (service: string, backend: string | null) =>
     owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
-  const results = await transactions.execute(wantedFor(desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
+  const executing = transactions.execute(wantedFor(desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
+  // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
+  // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
+  const staging = transactions.stage(live.map((i) => txs[i] as Tx)).then(
+    (pending) => ({ pending, error: null }),
+    (error: unknown) => ({ pending: null, error }),
+  );
+  let results: Awaited<typeof executing>;
+  try {
+    results = await executing;
+  } catch (error) {
+    await (await staging).pending?.abort();
+    throw error;
+  }
+  const staged = await staging;
   for (const r of results) {
     if (r.error === null) continue;
     const i = ownerOf(r.operation.service, r.operation.backend);
     if (i !== undefined && errors[i] === null) errors[i] = fromIpvsError(r.error).message;
   }
   const failed = live.filter((i) => errors[i] !== null);
+  if (failed.length > 0) await staged.pending?.abort();
   for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
   if (failed.length > 0) {
     await transactions.writeBack(failed.flatMap((i) => (txs[i] as Tx).targets));
@@ -114,7 +130,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
   if (pacer.due()) await pacer.turn();
   try {
-    await transactions.commit(succeeded);
+    if (staged.error !== null) throw staged.error;
+    if (failed.length === 0) await staged.pending?.commit();
+    else await transactions.commit(succeeded);
   } catch (error) {
     for (const tx of [...succeeded].reverse()) tx.undoEdits();
     await transactions.writeBack(succeeded.flatMap((tx) => tx.targets));

@@ -65,6 +65,14 @@ export interface StateChanges {
   readonly deleteBackends: readonly { readonly service: string; readonly id: string }[];
 }
 
+/** Changes written by StateStore.stage, to be made durable or dropped (exactly one of the two, once). */
+export interface StagedCommit {
+  /** Make the changes durable; rejects (and nothing of them is saved) when they cannot be. */
+  commit(): Promise<void>;
+  /** Drop the changes: nothing of them is saved. */
+  abort(): Promise<void>;
+}
+
 /**
  * StateStore keeps SavedState durable. `commit` applies the changes of one mutation atomically and returns
  * only once they are on disk (fsync'd); it throws (or rejects) when they could not be written.
@@ -78,6 +86,12 @@ export interface StateStore {
    * failed commit (disk full, read-only). Throws (or rejects) while it cannot. Without it, an empty commit.
    */
   probe?(): void | Promise<void>;
+  /**
+   * Write `changes` without making them durable yet, while the caller waits for something else (an apply's kernel
+   * batch); nothing else commits until the staged commit is committed or aborted. Rejects as commit() does, and
+   * then nothing was written. Without it, the caller commits once it is done waiting.
+   */
+  stage?(changes: StateChanges): Promise<StagedCommit>;
   /**
    * False while the store is known not to take writes (a shared store that lost its server): changes are then
    * refused (503) before anything is touched, unless a probe works. Without it, a store is assumed available

@@ -19,7 +19,7 @@ import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
 import { planOperations, type WantedService } from "./reconcile.ts";
-import type { StateStore } from "./state.ts";
+import type { StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
@@ -31,6 +31,14 @@ export interface Request {
 }
 
 const q = JSON.stringify;
+
+/** A commit started by Transactions.stage: commit or abort it, exactly one of the two, once. */
+export interface PendingCommit {
+  /** Make the rows durable; rejects with commit()'s 503 (nothing saved) when they cannot be. */
+  commit(): Promise<void>;
+  /** Drop the rows: nothing of them is saved. */
+  abort(): Promise<void>;
+}
 
 /** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
 const PACED_ROWS = 500;
@@ -140,20 +148,57 @@ export class Transactions {
     const store = this.#store;
     if (store === null || tracker.empty) return;
     try {
-      const changes = tracker.size > PACED_ROWS ? await tracker.changesPaced(this.#desired, this.#vips) : tracker.changes(this.#desired, this.#vips);
-      await store.commit(changes);
+      await store.commit(await this.#changesOf(tracker));
     } catch (error) {
-      // A shared store refused the change because another node changed the same rows first: the store works.
-      if (error instanceof ConflictError) throw error;
-      this.#storeDown = true;
-      this.#log.error(`cannot save the state to ${store.location}: ${errorMessage(error)}`);
-      throw new UnavailableError(
-        "state",
-        `the change could not be saved to ${store.location} (${errorMessage(error)}) and was undone; ` +
-          "changes are refused until the state can be saved again",
-        { cause: error },
-      );
+      throw this.#saveFailed(store, error);
     }
+  }
+
+  /**
+   * Write the rows the changes touched while the caller waits for their kernel batch (StateStore.stage), so the
+   * store's work and the kernel's overlap; the caller then commits or aborts it (exactly one of the two). A store
+   * without staging commits when committed, as commit() does. A failure is commit()'s 503.
+   */
+  async stage(txs: readonly Tx[]): Promise<PendingCommit> {
+    const store = this.#store;
+    if (store?.stage === undefined) return { commit: () => this.commit(txs), abort: () => Promise.resolve() };
+    const tracker = new ChangeTracker();
+    for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
+    if (tracker.empty) return { commit: () => Promise.resolve(), abort: () => Promise.resolve() };
+    let staged: StagedCommit;
+    try {
+      staged = await store.stage(await this.#changesOf(tracker));
+    } catch (error) {
+      throw this.#saveFailed(store, error);
+    }
+    return {
+      commit: async () => {
+        try {
+          await staged.commit();
+        } catch (error) {
+          throw this.#saveFailed(store, error);
+        }
+      },
+      abort: () => staged.abort(),
+    };
+  }
+
+  #changesOf(tracker: ChangeTracker): StateChanges | Promise<StateChanges> {
+    return tracker.size > PACED_ROWS ? tracker.changesPaced(this.#desired, this.#vips) : tracker.changes(this.#desired, this.#vips);
+  }
+
+  /** A failed save: the store is marked down (commit()'s 503), unless another node changed the rows first. */
+  #saveFailed(store: StateStore, error: unknown): Error {
+    // A shared store refused the change because another node changed the same rows first: the store works.
+    if (error instanceof ConflictError) return error;
+    this.#storeDown = true;
+    this.#log.error(`cannot save the state to ${store.location}: ${errorMessage(error)}`);
+    return new UnavailableError(
+      "state",
+      `the change could not be saved to ${store.location} (${errorMessage(error)}) and was undone; ` +
+        "changes are refused until the state can be saved again",
+      { cause: error },
+    );
   }
 
   /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */

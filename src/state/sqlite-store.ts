@@ -19,6 +19,7 @@ import {
   type SavedBackend,
   type SavedService,
   type SavedState,
+  type StagedCommit,
   type StateChanges,
   type StateStore,
 } from "../core/state.ts";
@@ -209,6 +210,12 @@ export class SqliteStateStore implements StateStore {
    * the state before it (the WAL holds no commit record for it).
    */
   async #commitSliced(changes: StateChanges): Promise<void> {
+    await this.#writeSliced(changes);
+    this.#end("COMMIT");
+  }
+
+  /** BEGIN and the rows, in slices; on a failure the transaction is rolled back and the error thrown. */
+  async #writeSliced(changes: StateChanges): Promise<void> {
     const db = this.#db;
     db.run("BEGIN IMMEDIATE");
     try {
@@ -216,15 +223,61 @@ export class SqliteStateStore implements StateStore {
       for (const _ of writeRows(this.#rowWriters, changes)) {
         if (++written % SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      db.run("COMMIT");
     } catch (error) {
-      try {
-        if (db.inTransaction) db.run("ROLLBACK");
-      } catch {
-        // Closed meanwhile (shutdown): SQLite rolled the transaction back itself.
-      }
+      this.#rollback();
       throw error;
     }
+  }
+
+  /** COMMIT (or ROLLBACK) the open transaction; a failed COMMIT rolls it back and throws. */
+  #end(statement: "COMMIT" | "ROLLBACK"): void {
+    try {
+      this.#db.run(statement);
+    } catch (error) {
+      this.#rollback();
+      throw error;
+    }
+  }
+
+  #rollback(): void {
+    try {
+      if (this.#db.inTransaction) this.#db.run("ROLLBACK");
+    } catch {
+      // Closed meanwhile (shutdown): SQLite rolled the transaction back itself.
+    }
+  }
+
+  /**
+   * The rows written in one transaction, in slices as a sliced commit writes them, and left open: COMMIT when the
+   * staged commit is committed, ROLLBACK when it is aborted. Every other commit waits until then.
+   */
+  stage(changes: StateChanges): Promise<StagedCommit> {
+    const previous = this.#sliced ?? Promise.resolve();
+    let over = (): void => {};
+    const ended = new Promise<void>((resolve) => {
+      over = resolve;
+    });
+    const written = previous.then(() => this.#writeSliced(changes));
+    const settled: Promise<void> = written.then(
+      () => ended.then(() => this.#release(settled)),
+      () => this.#release(settled),
+    );
+    this.#sliced = settled;
+    let done = false;
+    const finish = (statement: "COMMIT" | "ROLLBACK"): Promise<void> => {
+      if (done) return Promise.reject(new Error("this staged commit was already committed or aborted"));
+      done = true;
+      try {
+        if (statement === "COMMIT") this.#end(statement);
+        else this.#rollback();
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      } finally {
+        over();
+      }
+    };
+    return written.then(() => ({ commit: () => finish("COMMIT"), abort: () => finish("ROLLBACK") }));
   }
 
   /**

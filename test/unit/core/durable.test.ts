@@ -8,9 +8,9 @@ import { createApp } from "../../../src/api/app.ts";
 import { GorbError } from "../../../src/core/errors.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import type { ServiceKey } from "../../../src/ipvs/types.ts";
+import type { ApplyResult, IpvsOp, ServiceKey } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "./fakes.ts";
-import { MemoryStateStore } from "./memory-store.ts";
+import { MemoryStateStore, StagingMemoryStore } from "./memory-store.ts";
 
 const KEY: ServiceKey = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 };
 const FOREIGN: ServiceKey = { family: "inet", protocol: "udp", address: "10.9.9.9", port: 53 };
@@ -85,6 +85,77 @@ describe("saving", () => {
     expect(store.commits).toHaveLength(1);
     expect([store.services.size, store.backends.size]).toEqual([60, 600]);
     expect(store.backends.get("s59/b9")).toMatchObject({ service: "s59", id: "b9", source: "file", fields: { host: "10.1.59.10", weight: 9 }, address: { address: "10.1.59.10", family: "inet" } });
+  });
+
+  describe("an apply on a store that stages", () => {
+    /** 20 services x 5 backends, as readServices gives them. */
+    const declared = () =>
+      Array.from({ length: 20 }, (_, i) => ({
+        id: `s${i}`,
+        fields: new Map<string, unknown>([["host", `10.0.${i}.1`], ["port", 80]]),
+        backends: Array.from({ length: 5 }, (_, j) => ({ id: `b${j}`, fields: new Map<string, unknown>([["host", `10.1.${i}.${j + 1}`]]) })),
+      }));
+
+    /** A memory driver whose batches wait for `open()`, so a test can look while the kernel batch is under way. */
+    class GatedDriver extends MemoryIpvsDriver {
+      #open: () => void = () => {};
+      #gate = new Promise<void>((resolve) => {
+        this.#open = resolve;
+      });
+      batches = 0;
+      open(): void {
+        this.#open();
+      }
+      override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+        this.batches++;
+        await this.#gate;
+        return super.apply(ops);
+      }
+    }
+
+    test("its rows are written while its kernel batch runs, and made durable once the batch worked", async () => {
+      const store = new StagingMemoryStore();
+      const driver = new GatedDriver();
+      const { gorb } = makeGorb({ store, driver });
+      const applying = gorb.apply(declared());
+      for (let i = 0; i < 50 && (driver.batches === 0 || store.stagings.length === 0); i++) await new Promise<void>((r) => setImmediate(r));
+      expect(driver.batches).toBe(1);
+      expect(store.stagings.map((x) => x.ended)).toEqual(["open"]);
+      expect(store.commits).toHaveLength(0);
+      driver.open();
+      expect((await applying).ok).toBe(true);
+      expect(store.stagings.map((x) => x.ended)).toEqual(["committed"]);
+      expect(store.commits).toHaveLength(1);
+      expect([store.services.size, store.backends.size]).toEqual([20, 100]);
+    });
+
+    test("a change the kernel refuses: the staged rows are dropped, and the rest is committed without it", async () => {
+      const store = new StagingMemoryStore();
+      const { gorb, driver } = makeGorb({ store });
+      driver.failNext("add-destination", "ENOMEM");
+      const report = await gorb.apply(declared());
+      expect(report.changes.filter((c) => c.status === "failed")).toHaveLength(1);
+      expect(store.stagings.map((x) => x.ended)).toEqual(["aborted"]);
+      expect(store.commits).toHaveLength(1);
+      expect([store.services.size, store.backends.size]).toEqual([20, 99]);
+      const failed = report.changes.find((c) => c.status === "failed");
+      expect(store.backends.has(`${failed?.service}/${failed?.backend}`)).toBe(false);
+    });
+
+    for (const where of ["staging", "committing"] as const) {
+      test(`a store that fails while ${where} answers 503, and the apply is undone in memory and in the kernel`, async () => {
+        const store = new StagingMemoryStore();
+        const { gorb, driver } = makeGorb({ store });
+        if (where === "staging") store.failNextStage("No space left on device");
+        else store.failNextStagedCommit("No space left on device");
+        const error = await gorb.apply(declared()).catch((e: unknown) => e);
+        expect([(error as GorbError).status, (error as GorbError).code]).toEqual([503, "UNAVAILABLE"]);
+        expect(gorb.listServices()).toEqual([]);
+        expect(driver.peek()).toEqual([]);
+        expect(store.load()).toEqual({ services: [], backends: [] });
+        expect(store.stagings.map((x) => x.ended)).toEqual(where === "staging" ? [] : ["committed"]);
+      });
+    }
   });
 
   test("a refused change commits nothing; health updates commit nothing", async () => {

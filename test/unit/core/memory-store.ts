@@ -1,5 +1,5 @@
 /** A StateStore in memory for core tests: applies commits to maps, counts them, and can fail the next one. */
-import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
+import type { SavedBackend, SavedService, SavedState, StagedCommit, StateChanges, StateStore } from "../../../src/core/state.ts";
 
 export class MemoryStateStore implements StateStore {
   readonly location = "memory:state";
@@ -43,5 +43,49 @@ export class MemoryStateStore implements StateStore {
   /** What a restart would load. */
   load(): SavedState {
     return { services: [...this.services.values()], backends: [...this.backends.values()] };
+  }
+}
+
+/** A MemoryStateStore that stages (StateStore.stage): what was staged, aborted and committed is recorded. */
+export class StagingMemoryStore extends MemoryStateStore {
+  /** Every staging, in order, with how it ended: "open", "committed" or "aborted". */
+  readonly stagings: { readonly changes: StateChanges; ended: "open" | "committed" | "aborted" }[] = [];
+  #failStage: string | null = null;
+  #failCommit: string | null = null;
+
+  /** Make the next stage() reject with `message` (nothing written). */
+  failNextStage(message = "disk full"): void {
+    this.#failStage = message;
+  }
+
+  /** Make the next staged commit's commit() reject with `message` (nothing saved). */
+  failNextStagedCommit(message = "disk full"): void {
+    this.#failCommit = message;
+  }
+
+  stage(changes: StateChanges): Promise<StagedCommit> {
+    if (this.#failStage !== null) {
+      const message = this.#failStage;
+      this.#failStage = null;
+      return Promise.reject(new Error(message));
+    }
+    const entry: { readonly changes: StateChanges; ended: "open" | "committed" | "aborted" } = { changes, ended: "open" };
+    this.stagings.push(entry);
+    const end = (how: "committed" | "aborted") => {
+      if (entry.ended !== "open") throw new Error("this staged commit was already committed or aborted");
+      entry.ended = how;
+    };
+    return Promise.resolve({
+      commit: async () => {
+        end("committed");
+        if (this.#failCommit !== null) {
+          const message = this.#failCommit;
+          this.#failCommit = null;
+          throw new Error(message);
+        }
+        this.commit(changes);
+      },
+      abort: async () => end("aborted"),
+    });
   }
 }

@@ -118,6 +118,39 @@ describe("SqliteStateStore", () => {
     expect(store.load().services.map((s) => s.id)).toEqual(["web", "marked"]);
   });
 
+  test("a staged commit: its rows wait in an open transaction, saved only once committed; aborted or cut short, nothing is", async () => {
+    const dir = tempDir();
+    let store = open(dir);
+    store.commit(changes({ putServices: [WEB] }));
+    const many = Array.from({ length: 1_200 }, (_, i): SavedBackend => ({ ...B1, id: `b${i}` }));
+    // Aborted: nothing of it; a commit issued while it was open waits for it and lands after it.
+    const dropped = await store.stage(changes({ putServices: [MARKED], putBackends: many }));
+    let landed = false;
+    const meanwhile = Promise.resolve(store.commit(changes({ putBackends: [B1] }))).then(() => {
+      landed = true;
+    });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(landed).toBe(false);
+    await dropped.abort();
+    await meanwhile;
+    expect(store.load()).toEqual({ services: [WEB], backends: [B1] });
+    await expect(dropped.commit()).rejects.toThrow("already");
+    // Cut short (the daemon stops before the commit): nothing of it after a restart.
+    await store.stage(changes({ putBackends: many }));
+    store.close();
+    stores.splice(stores.indexOf(store), 1);
+    store = open(dir);
+    expect(store.load().backends).toEqual([B1]);
+    // Committed: all of it, durable.
+    const kept = await store.stage(changes({ putServices: [MARKED], putBackends: many }));
+    await kept.commit();
+    store.close();
+    stores.splice(stores.indexOf(store), 1);
+    store = open(dir);
+    expect(store.load().services.map((x) => x.id)).toEqual(["web", "marked"]);
+    expect(store.load().backends).toHaveLength(1_200);
+  });
+
   test("probe() is a durable write that leaves the saved state as it is; it throws when the store cannot write", () => {
     const dir = tempDir();
     const store = open(dir);
