@@ -8,7 +8,8 @@ import { createApp } from "../../../src/api/app.ts";
 import { GorbError } from "../../../src/core/errors.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import type { ApplyResult, IpvsOp, ServiceKey } from "../../../src/ipvs/types.ts";
+import type { ApplyResult } from "../../../src/ipvs/driver.ts";
+import type { IpvsOp, ServiceKey } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "./fakes.ts";
 import { MemoryStateStore, StagingMemoryStore } from "./memory-store.ts";
 
