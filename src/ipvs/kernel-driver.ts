@@ -124,6 +124,8 @@ function contextOf(op: IpvsOp): IpvsErrorContext {
 
 /** Writes checked and encoded between two turns of the event loop in apply(). */
 const PREPARE_SLICE = 512;
+/** apply() sends its writes in chunks of about this many (a multiple of PREPARE_SLICE), each once encoded. */
+const SEND_CHUNK = 2048;
 
 /** The genlmsghdr of each IPVS command, made once (requests only read it). */
 const GENL_HEADERS: Uint8Array[] = [];
@@ -265,14 +267,24 @@ export class KernelIpvsDriver implements IpvsDriver {
 
   async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
     const results: ApplyResult = new Array<IpvsError | null>(ops.length).fill(null);
-    // The writes that passed the check, by index into ops, and their requests.
-    const sent: number[] = [];
-    const requests: Request[] = [];
+    // Sent in chunks, each as soon as it is encoded: the kernel (on the dump thread for a big chunk) works on one
+    // while the next is checked and encoded. The connection runs them in order, one after the other.
+    const chunks: Promise<void>[] = [];
+    let sent: number[] = [];
+    let requests: Request[] = [];
+    const flush = (): void => {
+      if (requests.length > 0) chunks.push(this.sendChunk(ops, sent, requests, results));
+      sent = [];
+      requests = [];
+    };
     // A batch names each service for every one of its destinations, with the same key object: checked once.
     let checkedKey: ServiceKey | null = null;
     for (let index = 0; index < ops.length; index++) {
       // Checking and encoding 11,000 writes is a block of work: the event loop turns between slices of it.
-      if (index > 0 && index % PREPARE_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (index > 0 && index % PREPARE_SLICE === 0) {
+        if (requests.length >= SEND_CHUNK) flush();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       const op = ops[index] as IpvsOp;
       try {
         checkedKey = validateOp(op, checkedKey);
@@ -283,14 +295,29 @@ export class KernelIpvsDriver implements IpvsDriver {
         results[index] = e;
       }
     }
+    flush();
+    // Every chunk settles before the first failure is thrown (none is left running behind the caller).
+    const settled = await Promise.allSettled(chunks);
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
+    return results;
+  }
+
+  /** Send one chunk of `ops` (the indexes `sent`, encoded as `requests`) and put its errors in `results`. */
+  private async sendChunk(ops: readonly IpvsOp[], sent: readonly number[], requests: readonly Request[], results: ApplyResult): Promise<void> {
     let outcomes = await this.transport("apply", () => this.conn.batch(requests));
-    if (outcomes.some((o) => o.error?.errno === ERRNO.ENOENT) && this.familyChanged("apply")) {
-      // Sent under a stale family id: nothing of those reached IPVS. Send them again under the new one.
-      const again = sent.filter((_, i) => outcomes[i]?.error?.errno === ERRNO.ENOENT);
-      const retried = await this.transport("apply", () => this.conn.batch(again.map((index) => this.encode(ops[index] as IpvsOp))));
-      const byIndex = new Map(again.map((index, i) => [index, retried[i]] as const));
-      outcomes = sent.map((index, i) => byIndex.get(index) ?? (outcomes[i] as Outcome));
-      this.notifyFamilyChange();
+    const enoent = (i: number): boolean => outcomes[i]?.error?.errno === ERRNO.ENOENT;
+    if (outcomes.some((_, i) => enoent(i))) {
+      // Sent under a stale family id (the ip_vs module was reloaded): nothing of those reached IPVS. Send them again
+      // under the new one: the family is looked up when a request sent under the current id was refused; a request
+      // encoded before another chunk found the change carries the old id already.
+      const found = requests.some((r, i) => enoent(i) && r.type === this.family) && this.familyChanged("apply");
+      const again = sent.filter((_, i) => enoent(i) && (requests[i] as Request).type !== this.family);
+      if (again.length > 0) {
+        const retried = await this.transport("apply", () => this.conn.batch(again.map((index) => this.encode(ops[index] as IpvsOp))));
+        const byIndex = new Map(again.map((index, i) => [index, retried[i]] as const));
+        outcomes = sent.map((index, i) => byIndex.get(index) ?? (outcomes[i] as Outcome));
+      }
+      if (found) this.notifyFamilyChange();
     }
     for (let i = 0; i < outcomes.length; i++) {
       const error = (outcomes[i] as Outcome).error;
@@ -298,7 +325,6 @@ export class KernelIpvsDriver implements IpvsDriver {
       const op = ops[sent[i] as number] as IpvsOp;
       results[sent[i] as number] = ipvsErrorFor(op.op, error.errno, contextOf(op), kernelReply(error));
     }
-    return results;
   }
 
   /** Call `listener` whenever the IPVS family id changed (the ip_vs module was reloaded: its table is empty). */

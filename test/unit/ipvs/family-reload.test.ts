@@ -101,6 +101,21 @@ describe("ip_vs module reload", () => {
     expect(t.changes()).toBe(3);
   });
 
+  test("a big apply goes out in chunks; after a reload every write refused under the old id is sent again, once", async () => {
+    const t = setup();
+    const ops = Array.from({ length: 5_000 }, (_, i) => ({ op: "add-destination" as const, service: key, destination: { ...dest, port: 1 + i } }));
+    t.kernel.family = 0x21;
+    const results = await t.driver.apply(ops);
+    expect(results.every((r) => r === null)).toBe(true);
+    expect(t.changes()).toBe(1);
+    expect(t.lookups()).toBe(1);
+    // Every write reached the kernel under the new id exactly once.
+    expect(t.kernel.types.filter((type) => type === 0x21)).toHaveLength(5_000);
+    const old = t.kernel.types.filter((type) => type === 0x20).length;
+    expect(old).toBeGreaterThanOrEqual(2_048);
+    expect(t.kernel.types).toHaveLength(5_000 + old);
+  });
+
   test("a snapshot whose destination dumps meet a reload sends them again under the new id", async () => {
     const t = setup();
     const kernel = t.kernel;
