@@ -17,7 +17,7 @@
  *   - unknown keys (also `vsid`, and pulse args a type does not read) are dropped, not kept.
  */
 import type { TSchema } from "@sinclair/typebox";
-import { canonicalBackendBody, canonicalServiceBody, contractProblem, type BodyMode } from "../contract/check.ts";
+import { canonicalBackendBody, canonicalServiceBody, compileChecks, contractProblem, type BodyMode } from "../contract/check.ts";
 import {
   BACKEND_FIELDS,
   BACKEND_IDENTITY_FIELDS,
@@ -87,6 +87,14 @@ function serviceFieldsOf(raw: unknown, mode: BodyMode): Fields {
 function backendFieldsOf(raw: unknown, mode: BodyMode): Fields {
   if (alreadyChecked(raw)) return raw;
   return checked(mode === "put" ? BackendBody : BackendPatchBody, canonicalBackendBody(raw, mode));
+}
+
+/**
+ * Compile the body checks of this module (a declared set's, a PATCH's) ahead of their first use; see compileChecks.
+ * The API's routes have their own, compiled by Elysia.
+ */
+export function precompileBodyChecks(): Promise<void> {
+  return compileChecks([ServiceBody, BackendBody, ServicePatchBody, BackendPatchBody]);
 }
 
 /** The known fields of a service body, checked against the contract (nulls dropped). */

@@ -52,6 +52,7 @@ import { VERSION } from "../version.ts";
 import { startApiServer } from "./api-server.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
+import { precompileBodyChecks } from "../core/normalize.ts";
 
 /** True when the API is reachable only from this machine. */
 function loopbackOnly(host: string | null): boolean {
@@ -233,6 +234,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   const port = api.port;
   log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
   if (options.ui) log.info(`web UI: ${api.protocol}://<this host>:${port}/ui (--no-ui turns it off)`);
+  // Once listening: the body checks a declared set and a PATCH go through are compiled before the first one comes.
+  void precompileBodyChecks();
   let membership: Membership | null = null;
   if (shared !== null) {
     const store = shared;
