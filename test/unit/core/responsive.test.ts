@@ -7,14 +7,16 @@ import { readServices, readServicesPaced } from "../../../src/config/services.ts
 import type { SavedBackend, SavedService } from "../../../src/core/state.ts";
 import { makeGorb } from "./fakes.ts";
 
-/** A timer set now has fired by the time `work` resolves. */
+/**
+ * A timer set before `work` starts has fired by the time it resolves. Set before: the work's first slice runs within
+ * the call, and a timer set after it could come due only after the work's last turn when the work is quick.
+ */
 async function timerFiresDuring(work: () => Promise<unknown>): Promise<boolean> {
   let fired = false;
-  const done = work();
   setTimeout(() => {
     fired = true;
   }, 0);
-  await done;
+  await work();
   return fired;
 }
 
