@@ -182,9 +182,10 @@ export class EventBus {
   #delivering = false;
   #closed = false;
   /**
-   * The time text of the events of this turn of the event loop, read once per turn: an apply of 10,000 backends
-   * publishes its events in slices of synchronous work, and a clock reading with its ISO text was a visible part
-   * of each in the emulated test guest. Within a turn nothing can see an event yet (followers write it out later).
+   * The time text of the events published in one run of synchronous code (until the next microtask), read once:
+   * an apply of 10,000 backends publishes its events in slices of synchronous work, and a clock reading with its
+   * ISO text was a visible part of each in the emulated test guest. Within it nothing can see an event yet
+   * (followers write it out later).
    */
   #turnTime: string | null = null;
 
@@ -224,12 +225,32 @@ export class EventBus {
 
   #time(): string {
     if (this.#turnTime === null) {
-      this.#turnTime = this.#now().toISOString();
-      setImmediate(() => {
+      this.#turnTime = this.#isoTime(this.#now());
+      queueMicrotask(() => {
         this.#turnTime = null;
       });
     }
     return this.#turnTime;
+  }
+
+  /** The second of the last time formatted, and its ISO text up to the seconds ("2026-12-03T16:56:10"). */
+  #second = Number.NaN;
+  #secondText = "";
+
+  /** `date` as toISOString() writes it, the text up to the seconds reused within a second. */
+  #isoTime(date: Date): string {
+    const ms = date.getTime();
+    const second = Math.floor(ms / 1000);
+    if (second !== this.#second || !Number.isFinite(second)) {
+      const text = date.toISOString();
+      // Years 0-9999 only (the text is then 24 characters); another stays whole.
+      if (text.length !== 24) return text;
+      this.#second = second;
+      this.#secondText = text.slice(0, 19);
+      return text;
+    }
+    const millis = ms - second * 1000;
+    return `${this.#secondText}.${millis < 10 ? "00" : millis < 100 ? "0" : ""}${millis}Z`;
   }
 
   #deliver(): void {

@@ -24,7 +24,7 @@ describe("publish", () => {
     expect(bus.lastId).toBe(2);
   });
 
-  test("the events of one turn of the event loop share one clock reading; the next turn reads it again", async () => {
+  test("the events of one run of synchronous code share one clock reading; the next run reads it again", async () => {
     let readings = 0;
     const bus = new EventBus({ now: () => new Date(Date.UTC(2026, 0, 2, 3, 4, 5, readings++)) });
     const first = publishServices(bus, ["a", "b", "c"]);
@@ -32,6 +32,26 @@ describe("publish", () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(publishServices(bus, ["d"]).map((e) => e.time)).toEqual(["2026-01-02T03:04:05.001Z"]);
     expect(readings).toBe(2);
+  });
+
+  test("an event's time is its clock reading as toISOString writes it, within a second, across seconds and years", async () => {
+    const times = [
+      Date.UTC(2026, 0, 2, 3, 4, 5, 7),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 42),
+      Date.UTC(2026, 0, 2, 3, 4, 5, 999),
+      Date.UTC(2026, 0, 2, 3, 4, 6, 100),
+      Date.UTC(1969, 11, 31, 23, 59, 59, 1),
+      Date.UTC(12026, 0, 1, 0, 0, 0, 5),
+      Date.UTC(12026, 0, 1, 0, 0, 0, 6),
+    ];
+    let next = 0;
+    const bus = new EventBus({ now: () => new Date(times[next++] as number) });
+    const seen: string[] = [];
+    for (let i = 0; i < times.length; i++) {
+      seen.push(bus.publish("service.changed", { service: `s${i}` }).time);
+      await Promise.resolve(); // a new run of synchronous code: a new reading
+    }
+    expect(seen).toEqual(times.map((t) => new Date(t).toISOString()));
   });
 
   test("every follower gets every event once, in order", () => {
