@@ -22,9 +22,18 @@ const PARSED_MAX = 512;
 /** Longest key kept; a larger pulse is parsed each time. */
 const KEY_MAX = 1024;
 
-/** The JSON text of `value` when it holds only plain JSON values (see isPlainJson) and is short, else null. */
+/**
+ * The JSON text of `value` when it holds only plain JSON values (see isPlainJson) and is short, else null. A pulse
+ * that is only a type ({"type": "none"}, most of them) is keyed by the type, behind a character no JSON text starts
+ * with.
+ */
 function plainKey(value: unknown): string | null {
   if (value === undefined) return "";
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    const keys = Object.keys(value);
+    const type = (value as { type?: unknown }).type;
+    if (keys.length === 1 && keys[0] === "type" && typeof type === "string" && type.length <= KEY_MAX) return `\u0000${type}`;
+  }
   if (!isPlainJson(value, 4)) return null;
   const text = JSON.stringify(value);
   return text.length > KEY_MAX ? null : text;
