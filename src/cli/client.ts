@@ -259,22 +259,32 @@ export class GorbClient {
     if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const timeoutMs = this.options.timeoutMs ?? REQUEST_TIMEOUT_MS;
-    // Loaded only for `wait` (it needs node:net, which a plain request does not).
-    const watch =
-      this.options.wait === undefined ? null : new (await import("./liveness.ts")).LivenessWatch(this.options.server, this.options.wait, timeoutMs);
-    const limit = watch === null ? AbortSignal.timeout(timeoutMs) : watch.signal;
+    const wait = this.options.wait;
+    // With `wait`, a failed liveness probe ends the request (the watch starts once the request is on its way).
+    const lost = wait === undefined ? null : new AbortController();
+    const limit = lost === null ? AbortSignal.timeout(timeoutMs) : lost.signal;
     const signal = this.options.signal === undefined ? limit : AbortSignal.any([limit, this.options.signal]);
     const url = `${this.options.server}${path}`;
+    let watch: LivenessWatch | null = null;
     try {
-      const response = await fetch(url, {
+      const pending = fetch(url, {
         method,
         headers,
         signal,
         ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
         // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
-        ...(watch === null ? {} : { timeout: false }),
+        ...(wait === undefined ? {} : { timeout: false }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
+      // Awaited below; a failure before then (while the watch loads) must not count as unhandled meanwhile.
+      pending.catch(() => {});
+      if (wait !== undefined && lost !== null) {
+        // Loaded only for `wait` (it needs node:net, which a plain request does not), while the request is sent.
+        const started = new (await import("./liveness.ts")).LivenessWatch(this.options.server, wait, timeoutMs);
+        watch = started;
+        started.signal.addEventListener("abort", () => lost.abort(started.signal.reason), { once: true });
+      }
+      const response = await pending;
       return { response, body: await read(response), url };
     } catch (error) {
       if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
