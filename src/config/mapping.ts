@@ -27,9 +27,14 @@ export function mapping(value: unknown, path: readonly PathSegment[], what: stri
  * lower-case, as the API reads them (`anyCase`); a file's settings must be written as documented.
  */
 export function refuseUnknown(obj: Record<string, unknown>, known: readonly string[], path: readonly PathSegment[], anyCase = true): void {
+  let names = KNOWN.get(known);
+  if (names === undefined) KNOWN.set(known, (names = new Set(known)));
   for (const key of Object.keys(obj)) {
-    if (!known.includes(anyCase ? key.toLowerCase() : key)) {
+    if (!names.has(anyCase ? key.toLowerCase() : key)) {
       throw new PathError([...path, key], `unknown field; known: ${known.join(", ")}`);
     }
   }
 }
+
+/** The known names of each list refuseUnknown is given (the lists are constants), as a set. */
+const KNOWN = new WeakMap<readonly string[], ReadonlySet<string>>();

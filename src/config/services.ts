@@ -30,6 +30,9 @@ function checkedId(field: "service" | "backend", id: string, path: readonly Path
   }
 }
 
+/** The keys of a declared service: its fields and its backends. */
+const SERVICE_KEYS: readonly string[] = [...SERVICE_FIELDS, "backends"];
+
 function readBackends(value: unknown, service: ServiceSpec, path: readonly PathSegment[]): DeclaredBackend[] {
   if (value === undefined || value === null) return [];
   const backends = mapping(value, path, "backend ids to backends");
@@ -56,7 +59,7 @@ function readService(id: string, body: unknown, path: readonly PathSegment[]): D
   const at = [...path, id];
   checkedId("service", id, at);
   const obj = mapping(body ?? {}, at, "service fields");
-  refuseUnknown(obj, [...SERVICE_FIELDS, "backends"], at);
+  refuseUnknown(obj, SERVICE_KEYS, at);
   const backendsKey = Object.keys(obj).find((k) => k.toLowerCase() === "backends");
   let fields: Fields;
   let spec: ServiceSpec;
