@@ -92,14 +92,19 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     if (pacer.due()) await pacer.turn();
     transactions.quorum(txs[i] as Tx); // failover: a quorum flip writes its service whole
   }
-  // The change an operation came from: its backend's change, else its service's, else any of that service.
-  const owner = new Map<string, number>();
-  for (const i of live) {
-    const c = plan[i] as PlannedChange;
-    for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0000`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
-  }
-  const ownerOf = (service: string, backend: string | null) =>
-    owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
+  // The change an operation came from: its backend's change, else its service's, else any of that service. Only
+  // a refused operation needs one: the map is made at the first.
+  let owner: Map<string, number> | null = null;
+  const ownerOf = (service: string, backend: string | null): number | undefined => {
+    if (owner === null) {
+      owner = new Map<string, number>();
+      for (const i of live) {
+        const c = plan[i] as PlannedChange;
+        for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0000`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
+      }
+    }
+    return owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
+  };
   const executing = transactions.execute(wantedFor(desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
