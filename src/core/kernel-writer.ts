@@ -77,19 +77,41 @@ export class KernelWriter {
       const failure = error instanceof Error ? error : new Error(String(error));
       errors = operations.map(() => failure);
     }
+    // A batch names one service for all of its destinations in a row (the same key object): looked up once.
+    let lastKey: ServiceKey | null = null;
+    let lastEntry: MutableService | undefined;
+    const entryOf = (key: ServiceKey): MutableService | undefined => {
+      if (key !== lastKey) {
+        lastKey = key;
+        lastEntry = this.#view.get(serviceKeyId(key));
+      }
+      return lastEntry;
+    };
     return operations.map((operation, i) => {
       const op = operation.op;
       let error = errors[i] ?? null;
       const gone = error !== null && alreadyGone(op, error);
       if (gone) error = null;
-      const before = "destination" in op ? this.#view.get(serviceKeyId(op.service))?.dests.get(destinationKeyId(op.destination)) : undefined;
-      if (error === null) this.#record(op);
+      if (!("destination" in op)) {
+        if (error === null) {
+          this.#record(op);
+          lastKey = null; // the service's entry may have changed
+        }
+        return { operation, error, gone, before: undefined };
+      }
+      const entry = entryOf(op.service);
+      const destKey = destinationKeyId(op.destination);
+      const before = entry?.dests.get(destKey);
+      if (error === null && entry !== undefined) {
+        if (op.op === "delete-destination") entry.dests.delete(destKey);
+        else entry.dests.set(destKey, op.destination);
+      }
       return { operation, error, gone, before };
     });
   }
 
-  /** Update the view after a write succeeded. */
-  #record(op: IpvsOp): void {
+  /** Update the view after a write to a service succeeded (run() records the destinations' itself). */
+  #record(op: Exclude<IpvsOp, { readonly destination: unknown }>): void {
     switch (op.op) {
       case "add-service":
       case "update-service": {
@@ -102,13 +124,7 @@ export class KernelWriter {
       case "delete-service":
         this.#view.delete(serviceKeyId(op.key));
         return;
-      case "add-destination":
-      case "update-destination":
-        this.#view.get(serviceKeyId(op.service))?.dests.set(destinationKeyId(op.destination), op.destination);
-        return;
-      case "delete-destination":
-        this.#view.get(serviceKeyId(op.service))?.dests.delete(destinationKeyId(op.destination));
-        return;
     }
   }
+
 }
