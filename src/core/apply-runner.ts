@@ -3,8 +3,9 @@
  * (a step the desired state refuses fails its change at once, undone), then ONE kernel batch for every change,
  * then the changes the kernel refused are undone (edits, and written back), then ONE commit for the rest. The
  * commit's rows are written while the kernel batch runs and made durable only after it (dropped and written again
- * without them when the kernel refused some changes). A failed commit undoes them all and throws 503. Each operation of the batch is charged to the change it came
- * from (its service and backend), so a refusal fails only that change.
+ * without them when the kernel refused some changes). A failed commit undoes them all and throws 503. Each
+ * operation of the batch is charged to the change it came from (its service and backend), so a refusal fails only
+ * that change.
  */
 import { Pacer } from "./pacer.ts";
 import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";

@@ -211,7 +211,7 @@ export class SqliteStateStore implements StateStore {
    */
   async #commitSliced(changes: StateChanges): Promise<void> {
     await this.#writeSliced(changes);
-    this.#end("COMMIT");
+    this.#commitOpen();
   }
 
   /** BEGIN and the rows, in slices; on a failure the transaction is rolled back and the error thrown. */
@@ -229,10 +229,10 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
-  /** COMMIT (or ROLLBACK) the open transaction; a failed COMMIT rolls it back and throws. */
-  #end(statement: "COMMIT" | "ROLLBACK"): void {
+  /** COMMIT the open transaction; when that fails it is rolled back, and the error thrown. */
+  #commitOpen(): void {
     try {
-      this.#db.run(statement);
+      this.#db.run("COMMIT");
     } catch (error) {
       this.#rollback();
       throw error;
@@ -268,7 +268,7 @@ export class SqliteStateStore implements StateStore {
       if (done) return Promise.reject(new Error("this staged commit was already committed or aborted"));
       done = true;
       try {
-        if (statement === "COMMIT") this.#end(statement);
+        if (statement === "COMMIT") this.#commitOpen();
         else this.#rollback();
         return Promise.resolve();
       } catch (error) {

@@ -1,7 +1,7 @@
 /**
- * A thread for big dump series (the destinations of every service, for `gorb status` and each reconcile): the
- * kernel does a dump's work inside the reader's system calls, so while ./dump-worker.ts reads on another CPU the
- * main thread keeps answering and building. The worker only sends the requests and collects the raw datagrams on
+ * A thread for big dump series (the destinations of every service, for `gorb status` and each reconcile) and big
+ * batches of writes (an apply's): the kernel does a dump's or a write's work inside the caller's system calls, so
+ * while ./dump-worker.ts sends and reads on another CPU the main thread keeps answering and building. The worker only sends the requests and collects the raw datagrams on
  * the connection's own socket (by descriptor: one socket, used by one thread at a time because the connection
  * serializes its operations); the connection decodes them as if it had read them itself.
  *

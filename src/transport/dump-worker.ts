@@ -9,6 +9,9 @@
  * sequence number. After a dump that ended in an error the series stops (the main thread reports that error).
  * What was received goes back in parts, after every CHUNK_DUMPS dumps, so the main thread decodes one part while
  * the next is read; the last part says it is the last.
+ *
+ * A batch of writes (an "acks" job) is sent the same way, datagram by datagram, each once the previous one's
+ * requests are all answered; only the kernel's errors and any replies go back (see runAcks).
  */
 import { parentPort } from "node:worker_threads";
 import { MSG_TRUNC, MSG_WAITFORONE, ReceiveSlots, sendDatagram } from "../../ffi/libc.ts";
