@@ -60,6 +60,7 @@ export function located<T>(file: string, text: string, check: () => T): T {
   }
 }
 
+/** The text of the file at `file`; a ConfigError saying why it cannot be read otherwise. */
 export async function readConfigText(file: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
