@@ -56,6 +56,24 @@ function endOf(cursor: MessageCursor, datagram: Uint8Array, seq: number): number
   return 0;
 }
 
+/** The reply for a job that stopped: the errno and what failed. */
+function failedReply(job: DumpJob, errno: number, what: string): DumpReply {
+  return { id: job.id, ok: false, errno, what };
+}
+
+/** One receive call, each datagram it got handed to `read`; the failure reply when it failed (EINTR is no failure). */
+function receiveSome(job: DumpJob, s: ReceiveSlots, read: (datagram: Uint8Array) => void): DumpReply | null {
+  const n = s.receive(job.fd, MSG_TRUNC | MSG_WAITFORONE);
+  if (n < 0 && -n === ERRNO.EINTR) return null;
+  if (n <= 0) return failedReply(job, n === 0 ? ERRNO.EIO : -n, "receive");
+  for (let k = 0; k < n; k++) {
+    const length = s.length(k);
+    if (length > s.size) return failedReply(job, ERRNO.EMSGSIZE, `receive: a datagram of ${length} bytes exceeds the ${s.size}-byte buffer`);
+    read(s.slot(k, length));
+  }
+  return null;
+}
+
 /**
  * A batch of writes (job.kind "acks"): datagram i holds job.counts[i] requests numbered from job.seqs[i], each with
  * NLM_F_ACK. Each datagram is sent once the previous one's requests are all answered. Only what the main thread
@@ -65,37 +83,32 @@ function runAcks(job: DumpJob, s: ReceiveSlots): DumpReply {
   const out = new Collected();
   const cursor = new MessageCursor();
   const counts = job.counts ?? new Uint32Array(0);
-  const failed = (errno: number, what: string): DumpReply => ({ id: job.id, ok: false, errno, what });
   for (let i = 0; i < job.seqs.length; i++) {
     const first = job.seqs[i] as number;
     const count = counts[i] as number;
     const answered = new Uint8Array(count);
     let pending = count;
     const sent = sendDatagram(job.fd, job.requests.subarray(job.offsets[i], job.offsets[i + 1]));
-    if (sent < 0) return failed(-sent, "send");
-    while (pending > 0) {
-      const n = s.receive(job.fd, MSG_TRUNC | MSG_WAITFORONE);
-      if (n < 0 && -n === ERRNO.EINTR) continue;
-      if (n <= 0) return failed(n === 0 ? ERRNO.EIO : -n, "receive");
-      for (let k = 0; k < n; k++) {
-        const length = s.length(k);
-        if (length > s.size) return failed(ERRNO.EMSGSIZE, `receive: a datagram of ${length} bytes exceeds the ${s.size}-byte buffer`);
-        const datagram = s.slot(k, length);
-        cursor.reset(datagram);
-        while (cursor.next()) {
-          const isError = cursor.type === NLMSG.ERROR;
-          const j = ((isError ? cursor.errorSeq() : cursor.seq) - first) >>> 0;
-          if (j >= count || answered[j] === 1) continue; // a stale answer, or not this datagram's
-          if (isError) {
-            answered[j] = 1;
-            pending--;
-            if (cursor.errorErrno() === 0) continue;
-          } else if (cursor.type === NLMSG.NOOP || cursor.type === NLMSG.DONE) {
-            continue;
-          }
-          out.add(datagram.subarray(cursor.start - NLMSG_HDRLEN, cursor.end));
+    if (sent < 0) return failedReply(job, -sent, "send");
+    const read = (datagram: Uint8Array): void => {
+      cursor.reset(datagram);
+      while (cursor.next()) {
+        const isError = cursor.type === NLMSG.ERROR;
+        const j = ((isError ? cursor.errorSeq() : cursor.seq) - first) >>> 0;
+        if (j >= count || answered[j] === 1) continue; // a stale answer, or not this datagram's
+        if (isError) {
+          answered[j] = 1;
+          pending--;
+          if (cursor.errorErrno() === 0) continue;
+        } else if (cursor.type === NLMSG.NOOP || cursor.type === NLMSG.DONE) {
+          continue;
         }
+        out.add(datagram.subarray(cursor.start - NLMSG_HDRLEN, cursor.end));
       }
+    };
+    while (pending > 0) {
+      const failure = receiveSome(job, s, read);
+      if (failure !== null) return failure;
     }
   }
   return { id: job.id, ok: true, last: true, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) };
@@ -109,23 +122,18 @@ function run(job: DumpJob, post: (part: DumpReply) => void): DumpReply {
   let out = new Collected();
   const cursor = new MessageCursor();
   const part = (last: boolean): DumpReply => ({ id: job.id, ok: true, last, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) });
-  const failed = (errno: number, what: string): DumpReply => ({ id: job.id, ok: false, errno, what });
   for (let i = 0; i < job.seqs.length; i++) {
     const seq = job.seqs[i] as number;
     const sent = sendDatagram(job.fd, job.requests.subarray(job.offsets[i], job.offsets[i + 1]));
-    if (sent < 0) return failed(-sent, "send");
+    if (sent < 0) return failedReply(job, -sent, "send");
     let end = 0;
+    const read = (datagram: Uint8Array): void => {
+      out.add(datagram);
+      if (end === 0) end = endOf(cursor, datagram, seq);
+    };
     while (end === 0) {
-      const n = s.receive(job.fd, MSG_TRUNC | MSG_WAITFORONE);
-      if (n < 0 && -n === ERRNO.EINTR) continue;
-      if (n <= 0) return failed(n === 0 ? ERRNO.EIO : -n, "receive");
-      for (let k = 0; k < n; k++) {
-        const length = s.length(k);
-        if (length > s.size) return failed(ERRNO.EMSGSIZE, `receive: a datagram of ${length} bytes exceeds the ${s.size}-byte buffer`);
-        const datagram = s.slot(k, length);
-        out.add(datagram);
-        if (end === 0) end = endOf(cursor, datagram, seq);
-      }
+      const failure = receiveSome(job, s, read);
+      if (failure !== null) return failure;
     }
     if (end < 0) break;
     if ((i + 1) % CHUNK_DUMPS === 0 && i + 1 < job.seqs.length) {
