@@ -159,8 +159,9 @@ function within(name: string, value: number, min: number, max: number, why = "")
  */
 export function normalizeServiceFields(input: Fields): ServiceSpec {
   const fields = isChecked(input) ? input : serviceFields(objectOf(input));
-  let spec = SERVICE_SPECS.get(fields);
-  if (spec === undefined) SERVICE_SPECS.set(fields, (spec = serviceSpecOf(fields)));
+  const kept = fields as WithSpecs;
+  let spec = kept[SERVICE_SPEC];
+  if (spec === undefined) kept[SERVICE_SPEC] = spec = serviceSpecOf(fields);
   return spec;
 }
 
@@ -168,9 +169,14 @@ export function normalizeServiceFields(input: Fields): ServiceSpec {
  * Specs already worked out, by checked field map (field maps are never changed once built, specs are read-only):
  * an apply reads each declared object's fields when the set arrives, when it is planned and when it is run.
  */
-const SERVICE_SPECS = new WeakMap<Fields, ServiceSpec>();
+const SERVICE_SPEC: unique symbol = Symbol("service spec");
 /** The same for backends, with the service's port and fwmark they were worked out for. */
-const BACKEND_SPECS = new WeakMap<Fields, { readonly port: number; readonly fwmark: number | null; readonly spec: BackendSpec }>();
+const BACKEND_SPEC: unique symbol = Symbol("backend spec");
+/** A field map with the specs worked out from it, kept on the map itself (a WeakMap's insert costs more). */
+type WithSpecs = Fields & {
+  [SERVICE_SPEC]?: ServiceSpec;
+  [BACKEND_SPEC]?: { readonly port: number; readonly fwmark: number | null; readonly spec: BackendSpec };
+};
 
 function serviceSpecOf(fields: Fields): ServiceSpec {
   const fwmark = intField(fields, "fwmark", null);
@@ -310,10 +316,11 @@ function tunnelOf(fields: Fields, method: BackendMethod): TunnelSpec | null {
  */
 export function normalizeBackendFields(input: Fields, service: ServiceSpec): BackendSpec {
   const fields = isChecked(input) ? input : backendFields(objectOf(input));
-  const known = BACKEND_SPECS.get(fields);
+  const kept = fields as WithSpecs;
+  const known = kept[BACKEND_SPEC];
   if (known !== undefined && known.port === service.port && known.fwmark === service.fwmark) return known.spec;
   const spec = backendSpecOf(fields, service);
-  BACKEND_SPECS.set(fields, { port: service.port, fwmark: service.fwmark, spec });
+  kept[BACKEND_SPEC] = { port: service.port, fwmark: service.fwmark, spec };
   return spec;
 }
 
