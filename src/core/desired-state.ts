@@ -122,6 +122,11 @@ export function destinationKeyOfBackend(backend: Pick<BackendRecord, "address" |
  */
 const DEST_ID: unique symbol = Symbol("destination id");
 
+/** Keep `destId`, made by the caller from the backend's address and port, as its backendDestId. */
+export function keepDestId(backend: Pick<BackendRecord, "address" | "spec">, destId: string): void {
+  (backend as Pick<BackendRecord, "address" | "spec"> & { [DEST_ID]?: string })[DEST_ID] = destId;
+}
+
 /**
  * destinationKeyId(destinationKeyOfBackend(backend)), made once per backend: not a new string (to hash) for each
  * lookup of each of 10,000 backends in a status query, a reconcile or a health batch.
@@ -191,9 +196,9 @@ export class DesiredState {
     return this.#byKey.has(keyId);
   }
 
-  /** The id of the backend of `service` using destination `key`, if any. */
-  backendIdByDest(service: ServiceRecord, key: DestinationKey): string | undefined {
-    return service.byDest.get(destinationKeyId(key));
+  /** The id of the backend of `service` using the destination whose destinationKeyId is `destId`, if any. */
+  backendIdByDestId(service: ServiceRecord, destId: string): string | undefined {
+    return service.byDest.get(destId);
   }
 
   watched(watchId: string): { service: ServiceRecord; backend: BackendRecord } | undefined {

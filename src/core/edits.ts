@@ -15,7 +15,7 @@ import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
-import { destinationKeyOfBackend, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
+import { destinationKeyOfBackend, keepDestId, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { ConflictError, LimitError, ValidationError } from "./errors.ts";
 import { overrideWeight, type DrainState } from "./drain.ts";
 import type { MarkRange } from "./mark-range.ts";
@@ -231,18 +231,20 @@ export class Edits {
     checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));
-    const other = desired.backendIdByDest(service, dest);
+    const destId = destinationKeyId(dest);
+    const other = desired.backendIdByDestId(service, destId);
     if (other !== undefined) {
       throw new ConflictError(`backend ${q(other)} of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
-    if (sorryKeyId(service.spec, key.family) === destinationKeyId(dest)) {
+    if (sorryKeyId(service.spec, key.family) === destId) {
       throw new ConflictError(`the sorry server of service ${q(service.id)} already uses ${describeDestination(dest)}`);
     }
     const backend: BackendRecord = { id, source, watchId: this.watchId(service.id, id), fields, spec, address, health: startingHealth(spec.pulse), weight, drain: null };
+    keepDestId(backend, destId);
     const slowStart = this.#p.slowStart;
     // A new backend without a slow start has no ramp to start (nor to stop): no clock reading for it.
     if (spec.slowStartMs > 0 && slowStart?.start(service, backend, this.#p.now?.() ?? 0) === true) tx.undo(() => slowStart.stop(backend));
-    this.#adoptKept(tx, service, destinationKeyId(dest));
+    this.#adoptKept(tx, service, destId);
     desired.addBackend(service, backend);
     tx.undo(() => desired.removeBackend(service, id));
     tx.touch(service.id, id);
