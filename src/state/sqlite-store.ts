@@ -189,10 +189,17 @@ export class SqliteStateStore implements StateStore {
       this.#commit(changes);
       return;
     }
-    const previous = this.#sliced ?? Promise.resolve();
-    const run = previous.then(() => (rows <= SLICE_ROWS ? this.#commit(changes) : this.#commitSliced(changes)));
+    return this.#queued(() => (rows <= SLICE_ROWS ? this.#commit(changes) : this.#commitSliced(changes)));
+  }
+
+  /**
+   * `work` once the sliced or staged commit in progress is over; commits made meanwhile wait for it in turn, and
+   * also for `held` when given (a staged commit's end). Returns what `work` returns.
+   */
+  #queued<T>(work: () => T | Promise<T>, held: Promise<void> = Promise.resolve()): Promise<T> {
+    const run = (this.#sliced ?? Promise.resolve()).then(work);
     const settled: Promise<void> = run.then(
-      () => this.#release(settled),
+      () => held.then(() => this.#release(settled)),
       () => this.#release(settled),
     );
     this.#sliced = settled;
@@ -252,17 +259,11 @@ export class SqliteStateStore implements StateStore {
    * staged commit is committed, ROLLBACK when it is aborted. Every other commit waits until then.
    */
   stage(changes: StateChanges): Promise<StagedCommit> {
-    const previous = this.#sliced ?? Promise.resolve();
     let over = (): void => {};
     const ended = new Promise<void>((resolve) => {
       over = resolve;
     });
-    const written = previous.then(() => this.#writeSliced(changes));
-    const settled: Promise<void> = written.then(
-      () => ended.then(() => this.#release(settled)),
-      () => this.#release(settled),
-    );
-    this.#sliced = settled;
+    const written = this.#queued(() => this.#writeSliced(changes), ended);
     let done = false;
     const finish = (statement: "COMMIT" | "ROLLBACK"): Promise<void> => {
       if (done) return Promise.reject(new Error("this staged commit was already committed or aborted"));
