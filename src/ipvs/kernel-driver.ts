@@ -273,7 +273,13 @@ export class KernelIpvsDriver implements IpvsDriver {
     let sent: number[] = [];
     let requests: Request[] = [];
     const flush = (): void => {
-      if (requests.length > 0) chunks.push(this.sendChunk(ops, sent, requests, results));
+      if (requests.length > 0) {
+        const chunk = this.sendChunk(ops, sent, requests, results);
+        // Its failure is thrown below, once every chunk settled; until then it must not count as unhandled (it can
+        // fail while later chunks are still being encoded).
+        chunk.catch(() => {});
+        chunks.push(chunk);
+      }
       sent = [];
       requests = [];
     };

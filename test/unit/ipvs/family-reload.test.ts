@@ -116,6 +116,16 @@ describe("ip_vs module reload", () => {
     expect(t.kernel.types).toHaveLength(5_000 + old);
   });
 
+  test("a big apply whose first chunk gets no answer fails with the timeout once every chunk has settled", async () => {
+    const t = setup();
+    const kernel = t.kernel;
+    kernel.send = () => {}; // nothing answers: every receive times out
+    const ops = Array.from({ length: 5_000 }, (_, i) => ({ op: "add-destination" as const, service: key, destination: { ...dest, port: 1 + i } }));
+    const error = await t.driver.apply(ops).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IpvsError);
+    expect((error as IpvsError).code).toBe("ETIMEDOUT");
+  });
+
   test("a snapshot whose destination dumps meet a reload sends them again under the new id", async () => {
     const t = setup();
     const kernel = t.kernel;
