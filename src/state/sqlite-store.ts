@@ -196,10 +196,11 @@ export class SqliteStateStore implements StateStore {
    * `work` once the sliced or staged commit in progress is over; commits made meanwhile wait for it in turn, and
    * also for `held` when given (a staged commit's end). Returns what `work` returns.
    */
-  #queued<T>(work: () => T | Promise<T>, held: Promise<void> = Promise.resolve()): Promise<T> {
+  #queued<T>(work: () => T | Promise<T>, held?: Promise<void>): Promise<T> {
     const run = (this.#sliced ?? Promise.resolve()).then(work);
+    // Released as soon as the work is over (the caller's next commit then runs in its call), or once `held` is.
     const settled: Promise<void> = run.then(
-      () => held.then(() => this.#release(settled)),
+      held === undefined ? () => this.#release(settled) : () => held.then(() => this.#release(settled)),
       () => this.#release(settled),
     );
     this.#sliced = settled;
