@@ -36,8 +36,10 @@ export class WorkQueue<J extends QueuedJob> {
   async #drain(): Promise<void> {
     this.#running = true;
     try {
-      // Let the requests that arrive meanwhile (same turn of the event loop) join the first group.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Let the requests queued by the code running now join the first group (one microtask, not a turn of the
+      // event loop: a lone request, the usual case, starts at once). Requests that arrive while a group runs wait
+      // and form the next group together.
+      await null;
       while (this.#queue.length > 0) {
         const head = this.#queue[0] as J;
         if (!head.group) {

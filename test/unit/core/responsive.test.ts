@@ -76,7 +76,7 @@ describe("bulk work yields to the event loop", () => {
       const address = `10.3.${Math.floor(i / 250)}.${(i % 250) + 1}`;
       backends.push({ service: "web", id: `b${i}`, source: "api", fields: { host: address, pulse: { type: "none" } }, address: { address, family: "inet" } });
     }
-    expect(await timerFiresDuring(() => gorb.restore({ services: [service], backends }))).toBe(true);
+    expect(await turnsDuring(() => gorb.restore({ services: [service], backends }))).toBeGreaterThan(0);
     expect((await gorb.getService("web")).backends).toHaveLength(5000);
   }, 60_000);
 });
