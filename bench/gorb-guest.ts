@@ -7,7 +7,9 @@
  *              (1000x10) vs `ipvsadm -R` of the same rules, run before and after gorb (kernel flushed between;
  *              the mean is the anchor). If the CLI fails, the time until the kernel held everything is used.
  *  2. rest     BENCH_REST_SIZE (200x10): one PUT per service and per backend, sequential, no Content-Type (as GORB
- *              clients send them) vs as many sequential GET /service on the same daemon.
+ *              clients send them) vs as many sequential GET /service on the same daemon; then the same requests
+ *              against bench/rest-floor-server.ts (a bare server that only writes the kernel and a durable row), the
+ *              floor any PUT path reaches in this guest.
  *  3. latency  GET /service every BENCH_LATENCY_INTERVAL_MS (10) ms: p99 while a POST /apply of BENCH_APPLY_SIZE
  *              runs vs p99 of the same loop on the idle daemon for BENCH_LATENCY_IDLE_S (5) s.
  *  4. restore  `gorb serve` on a state directory holding each of BENCH_RESTORE_SIZES (1x1250,1x2500,1x5000,
@@ -235,30 +237,60 @@ async function call(method: string, url: string, body?: unknown): Promise<number
   return response.status;
 }
 
+/** The PUTs and GETs of section 2 against `url`, interleaved per service; each round trip's time. */
+async function restRequests(url: string, size: Size): Promise<{ puts: number[]; gets: number[]; failed: number; firstFailure: string }> {
+  const out = { puts: [] as number[], gets: [] as number[], failed: 0, firstFailure: "" };
+  const timedCall = async (into: number[], method: string, target: string, body?: unknown): Promise<void> => {
+    const t0 = performance.now();
+    const status = await call(method, target, body);
+    into.push(performance.now() - t0);
+    if (status >= 300 && out.failed++ === 0) out.firstFailure = `${method} ${target}: HTTP ${status}`;
+  };
+  // Interleaved per service (its PUTs, then as many GETs), so both see the same load on a shared machine.
+  for (let i = 0; i < size.services; i++) {
+    const service = `${url}/service/${serviceId(i)}`;
+    await timedCall(out.puts, "PUT", service, serviceBody(i));
+    for (let j = 0; j < size.backends; j++) await timedCall(out.puts, "PUT", `${service}/${backendId(j)}`, backendBody(size, i, j));
+    for (let k = 0; k <= size.backends; k++) await timedCall(out.gets, "GET", `${url}/service`);
+  }
+  return out;
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * The same requests against bench/rest-floor-server.ts: the least a PUT must do (the body read, one kernel write
+ * through gorb's driver, one durable SQLite row) with no framework and no checks, against its own GET.
+ */
+async function restFloor(size: Size): Promise<{ putMs: number; getMs: number; failed: number }> {
+  freshIpvs();
+  const port = 4790;
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "rest-floor-server.ts"), String(port), freshStateDir()], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: Bun.file("/tmp/gorb-bench-floor.err"),
+  });
+  try {
+    const reader = proc.stdout.getReader();
+    const first = await reader.read();
+    reader.releaseLock();
+    if (first.done === true) throw new Error(`the floor server exited (${await proc.exited}) before listening`);
+    const r = await restRequests(`http://127.0.0.1:${port}`, size);
+    return { putMs: sum(r.puts), getMs: sum(r.gets), failed: r.failed };
+  } finally {
+    proc.kill();
+    await proc.exited;
+    flushKernel();
+  }
+}
+
 async function benchRest(size: Size): Promise<void> {
   const requests = size.services * (1 + size.backends);
   section(`2. REST: ${requests.toLocaleString("en-US")} sequential PUTs (${sizeText(size)}, one object each, no Content-Type) vs as many GET /service`);
   routes(size);
   freshIpvs();
   const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
-  let failed = 0;
-  let firstFailure = "";
-  const puts: number[] = [];
-  const gets: number[] = [];
-  const timedCall = async (into: number[], method: string, url: string, body?: unknown): Promise<void> => {
-    const t0 = performance.now();
-    const status = await call(method, url, body);
-    into.push(performance.now() - t0);
-    if (status >= 300 && failed++ === 0) firstFailure = `${method} ${url}: HTTP ${status}`;
-  };
-  // Interleaved per service (its PUTs, then as many GETs), so both see the same load on a shared machine.
-  for (let i = 0; i < size.services; i++) {
-    const service = `${daemon.url}/service/${serviceId(i)}`;
-    await timedCall(puts, "PUT", service, serviceBody(i));
-    for (let j = 0; j < size.backends; j++) await timedCall(puts, "PUT", `${service}/${backendId(j)}`, backendBody(size, i, j));
-    for (let k = 0; k <= size.backends; k++) await timedCall(gets, "GET", `${daemon.url}/service`);
-  }
-  const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+  const { puts, gets, failed, firstFailure } = await restRequests(daemon.url, size);
   const putMs = sum(puts);
   const getMs = sum(gets);
   line(`${requests} x GET /service`, `${duration(getMs)}  (median ${duration(median(gets))}, p99 ${duration(percentile(gets, 99))})`);
@@ -280,6 +312,19 @@ async function benchRest(size: Size): Promise<void> {
   });
   await stopDaemon(daemon);
   flushKernel();
+  // What the target leaves to gorb: the floor's PUTs against gorb's GETs is the best any PUT that writes the kernel
+  // and a durable row could reach in this guest.
+  const floor = await restFloor(size);
+  line("floor server: PUT / its own GET", `${duration(floor.putMs)} / ${duration(floor.getMs)}  ${ratioText(floor.putMs, floor.getMs)}${floor.failed > 0 ? `  (${floor.failed} FAILED)` : ""}`);
+  line("floor server's PUTs / gorb's GETs", ratioText(floor.putMs, getMs));
+  line("gorb's PUTs / the floor server's PUTs", ratioText(putMs, floor.putMs));
+  summary.push({
+    what: `REST floor, a bare server (not gorb): ${requests} PUT`,
+    gorb: duration(floor.putMs),
+    anchor: `gorb's ${requests} GET ${duration(getMs)}`,
+    ratio: ratioText(floor.putMs, getMs),
+    verdict: floor.failed > 0 ? `${floor.failed} FAILED` : `no target; its own GETs ${duration(floor.getMs)}`,
+  });
 }
 
 // ---- 3. API latency during an apply ----
