@@ -5,10 +5,12 @@
  *
  *  1. apply    `gorb apply -f` (the CLI against a running `gorb serve --state-dir`) of BENCH_APPLY_SIZE
  *              (1000x10) vs `ipvsadm -R` of the same rules, run before and after gorb (kernel flushed between;
- *              the mean is the anchor). If the CLI fails, the time until the kernel held everything is used.
+ *              the mean is the anchor). If the CLI fails, the time until the kernel held everything is used. Then
+ *              the same file through bench/floor-client.ts and bench/floor-server.ts (read, POST, one driver batch,
+ *              one transaction of rows, a printed report): the floor any apply reaches in this guest.
  *  2. rest     BENCH_REST_SIZE (200x10): one PUT per service and per backend, sequential, no Content-Type (as GORB
  *              clients send them) vs as many sequential GET /service on the same daemon; then the same requests
- *              against bench/rest-floor-server.ts (a bare server that only writes the kernel and a durable row), the
+ *              against bench/floor-server.ts (a bare server that only writes the kernel and a durable row), the
  *              floor any PUT path reaches in this guest.
  *  3. latency  GET /service every BENCH_LATENCY_INTERVAL_MS (10) ms: p99 while a POST /apply of BENCH_APPLY_SIZE
  *              runs vs p99 of the same loop on the idle daemon for BENCH_LATENCY_IDLE_S (5) s.
@@ -214,9 +216,12 @@ async function benchApply(size: Size): Promise<void> {
     notes.push(`apply: the CLI exited ${code} after ${duration(cliMs)} ("${lastLine}"); ${daemonText}; the ratio uses that time.`);
   }
   await stopDaemon(daemon);
+  const floor = await applyFloor(file, total);
   const after = anchorRun("after gorb");
   const anchor = (before + after) / 2;
   line("gorb / mean of the two ipvsadm -R", ratioText(gorbMs, anchor));
+  line("floor / mean of the two ipvsadm -R", floor.text === "" ? ratioText(floor.ms, anchor) : floor.text);
+  if (floor.text === "") line("gorb / the floor", ratioText(gorbMs, floor.ms));
   summary.push({
     what: `apply -f ${sizeText(size)}`,
     gorb: gorbText,
@@ -224,6 +229,40 @@ async function benchApply(size: Size): Promise<void> {
     ratio: ratioText(gorbMs, anchor),
     verdict: code === 0 ? verdict(gorbMs / anchor, 1.0, 0.5) : "CLI FAILED",
   });
+  summary.push({
+    what: `apply floor, a bare client and server (not gorb)`,
+    gorb: floor.text === "" ? duration(floor.ms) : "FAILED",
+    anchor: `ipvsadm -R ${duration(anchor)}`,
+    ratio: floor.text === "" ? ratioText(floor.ms, anchor) : "",
+    verdict: floor.text === "" ? "no target" : floor.text,
+  });
+}
+
+/**
+ * The apply file through bench/floor-client.ts against bench/floor-server.ts: the least an apply must do (read the
+ * file, send it, one driver batch, one durable transaction of rows, a report printed) with no checks and no plan.
+ * Its time from the client's spawn to its exit, and text saying why when it failed (else "").
+ */
+async function applyFloor(file: string, total: number): Promise<{ ms: number; text: string }> {
+  freshIpvs();
+  const floor = await startFloor();
+  try {
+    const t0 = performance.now();
+    const client = Bun.spawn([process.execPath, join(import.meta.dir, "floor-client.ts"), file, floor.url], {
+      stdin: "ignore",
+      stdout: Bun.file("/tmp/gorb-bench-floor-apply.out"),
+      stderr: "pipe",
+    });
+    const stderr = await new Response(client.stderr).text();
+    const exit = await client.exited;
+    const ms = performance.now() - t0;
+    const held = kernelObjects();
+    line(`floor: bare client and server (exit ${exit})`, `${duration(ms)}${held === total ? "" : `  (kernel holds ${held}, expected ${total})`}`);
+    if (exit !== 0 || held !== total) return { ms, text: `FAILED: exit ${exit}, kernel holds ${held} of ${total}; ${stderr.trim().split("\n").at(-1) ?? ""}` };
+    return { ms, text: "" };
+  } finally {
+    await floor.stop();
+  }
 }
 
 // ---- 2. REST PUTs vs GETs ----
@@ -258,29 +297,41 @@ async function restRequests(url: string, size: Size): Promise<{ puts: number[]; 
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-/**
- * The same requests against bench/rest-floor-server.ts: the least a PUT must do (the body read, one kernel write
- * through gorb's driver, one durable SQLite row) with no framework and no checks, against its own GET.
- */
-async function restFloor(size: Size): Promise<{ putMs: number; getMs: number; failed: number }> {
-  freshIpvs();
+/** bench/floor-server.ts on a fresh state directory, once it listens; stop() kills it and flushes the kernel. */
+async function startFloor(): Promise<{ url: string; stop(): Promise<void> }> {
   const port = 4790;
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "rest-floor-server.ts"), String(port), freshStateDir()], {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "floor-server.ts"), String(port), freshStateDir()], {
     stdin: "ignore",
     stdout: "pipe",
     stderr: Bun.file("/tmp/gorb-bench-floor.err"),
   });
-  try {
-    const reader = proc.stdout.getReader();
-    const first = await reader.read();
-    reader.releaseLock();
-    if (first.done === true) throw new Error(`the floor server exited (${await proc.exited}) before listening`);
-    const r = await restRequests(`http://127.0.0.1:${port}`, size);
-    return { putMs: sum(r.puts), getMs: sum(r.gets), failed: r.failed };
-  } finally {
+  const reader = proc.stdout.getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  const stop = async (): Promise<void> => {
     proc.kill();
     await proc.exited;
     flushKernel();
+  };
+  if (first.done === true) {
+    await stop();
+    throw new Error(`the floor server exited (${proc.exitCode}) before listening`);
+  }
+  return { url: `http://127.0.0.1:${port}`, stop };
+}
+
+/**
+ * The same requests against bench/floor-server.ts: the least a PUT must do (the body read, one kernel write through
+ * gorb's driver, one durable SQLite row) with no framework and no checks, against its own GET.
+ */
+async function restFloor(size: Size): Promise<{ putMs: number; getMs: number; failed: number }> {
+  freshIpvs();
+  const floor = await startFloor();
+  try {
+    const r = await restRequests(floor.url, size);
+    return { putMs: sum(r.puts), getMs: sum(r.gets), failed: r.failed };
+  } finally {
+    await floor.stop();
   }
 }
 
