@@ -242,14 +242,17 @@ function* planSteps(
     if (!declared.has(s.id) && s.source === "api") taken.set(serviceKeyId(s.config.key), keyOwner(s.id));
   }
   for (const key of foreign) taken.set(serviceKeyId(key), `a service in IPVS that gorb does not manage`);
+  // Who claimed each key (a service id): its path is written only into an error.
   const claimed = new Map<string, string>();
   for (const s of wanted) {
     const id = serviceKeyId(s.config.key);
     const other = claimed.get(id);
     if (other !== undefined) {
-      throw new ConflictError(`${formatPath(["services", s.id])}: ${describeService(s.config.key)} is also the address of ${other}`);
+      throw new ConflictError(
+        `${formatPath(["services", s.id])}: ${describeService(s.config.key)} is also the address of ${formatPath(["services", other])}`,
+      );
     }
-    claimed.set(id, formatPath(["services", s.id]));
+    claimed.set(id, s.id);
     const owner = taken.get(id);
     if (owner !== undefined) {
       throw new ConflictError(`${formatPath(["services", s.id])}: ${describeService(s.config.key)} is already used by ${owner}`);
@@ -272,18 +275,18 @@ function* planSteps(
     const at = ["services", want.id];
     const have = current.get(want.id);
     const keptApi = have === undefined ? [] : have.backends.filter((b) => b.source === "api" && !want.backends.some((w) => w.id === b.id));
-    // Destinations must stay distinct within the service: the declared ones and the API's that are kept.
+    // Destinations must stay distinct within the service: the declared ones and the API's that are kept (whose ids
+    // are not declared). Each is kept with the id of the backend that has it; its text is written only into an error.
     const dests = new Map<string, string>();
-    for (const b of keptApi) {
-      dests.set(destinationKeyId({ ...b.address, port: b.spec.port }), `backend ${JSON.stringify(b.id)} (created over the API)`);
-    }
+    for (const b of keptApi) dests.set(destinationKeyId({ ...b.address, port: b.spec.port }), b.id);
     for (const b of want.backends) {
       const id = destinationKeyId(b.dest);
       const other = dests.get(id);
       if (other !== undefined) {
-        throw new ConflictError(`${formatPath([...at, "backends", b.id])}: ${describeDestination(b.dest)} is also the address of ${other}`);
+        const owner = keptApi.some((k) => k.id === other) ? `backend ${JSON.stringify(other)} (created over the API)` : formatPath([...at, "backends", other]);
+        throw new ConflictError(`${formatPath([...at, "backends", b.id])}: ${describeDestination(b.dest)} is also the address of ${owner}`);
       }
-      dests.set(id, formatPath([...at, "backends", b.id]));
+      dests.set(id, b.id);
     }
 
     if (have === undefined) {
