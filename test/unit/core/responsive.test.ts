@@ -5,25 +5,8 @@
 import { describe, expect, test } from "bun:test";
 import { readServices, readServicesPaced } from "../../../src/config/services.ts";
 import type { SavedBackend, SavedService } from "../../../src/core/state.ts";
+import { turnsDuring } from "../../helpers/turns.ts";
 import { makeGorb } from "./fakes.ts";
-
-/**
- * Whether the event loop turned while `work` ran: a chain of immediates started before it (each schedules the next)
- * runs once per turn, and a turn is where sockets and timers are served. Counted, not timed: a fast machine checks
- * a set in two or three slices, and a timer of 1 ms might come due only after the last of them.
- */
-async function turnsDuring(work: () => Promise<unknown>): Promise<number> {
-  let turns = 0;
-  let ticking = true;
-  const tick = (): void => {
-    turns++;
-    if (ticking) setImmediate(tick);
-  };
-  setImmediate(tick);
-  await work();
-  ticking = false;
-  return turns;
-}
 
 describe("bulk work yields to the event loop", () => {
   // 1,000 x 10: each phase of the apply (resolve, plan, edits, kernel batch, commit, effects) paces itself, and

@@ -4,6 +4,7 @@ import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
 import { NetlinkError } from "../../../src/netlink/errors.ts";
 import { type NetlinkMessage, encodeMessage } from "../../../src/netlink/message.ts";
 import { decodeMessages } from "../../helpers/netlink-messages.ts";
+import { turnsDuring } from "../../helpers/turns.ts";
 import { NetlinkConnection } from "../../../src/transport/connection.ts";
 import { type DatagramSocket, TransportTimeoutError } from "../../../src/transport/datagram-socket.ts";
 
@@ -176,15 +177,7 @@ describe("NetlinkConnection", () => {
     const sock = new FakeSocket((m, s) => s.push(ack(m)));
     const conn = new NetlinkConnection(() => sock, { batchSize: 10 });
     // Turns counted by a chain of immediates, not a timer: the batch can be over within a timer's 1 ms.
-    let ticks = 0;
-    let ticking = true;
-    const tick = (): void => {
-      ticks++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    await conn.batch(Array.from({ length: 200 }, () => req(1)));
-    ticking = false;
+    const ticks = await turnsDuring(() => conn.batch(Array.from({ length: 200 }, () => req(1))));
     expect(sock.sent.length).toBe(20);
     expect(ticks).toBeGreaterThan(0);
   });
