@@ -46,6 +46,17 @@ function copyMessage(m: NetlinkMessage): NetlinkMessage {
   return { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid, payload: m.payload.slice() };
 }
 
+/** `o` with the kernel's error at the cursor (an NLMSG_ERROR with a non-zero errno) as its error. */
+function withError(o: Outcome, c: MessageCursor): Outcome {
+  const body = decodeErrorBody(c.message());
+  return { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+}
+
+/** `o` with the reply message at the cursor added (copied: the receive buffer is reused). */
+function withReply(o: Outcome, c: MessageCursor): Outcome {
+  return { replies: [...o.replies, copyMessage(c.message())], error: o.error };
+}
+
 /** Encode a dump request (NLM_F_REQUEST | NLM_F_DUMP) with sequence number `seq`. */
 function writeDumpRequest(w: ByteWriter, req: Request, seq: number): void {
   writeMessageAs(w, req, req.flags | NLM_F.REQUEST | NLM_F.DUMP, seq);
@@ -291,12 +302,7 @@ export class NetlinkConnection {
         const k = ((isError ? c.errorSeq() : c.seq) - first) >>> 0;
         const o = outcomes[k];
         if (o === undefined) continue;
-        if (isError) {
-          const body = decodeErrorBody(c.message());
-          outcomes[k] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
-        } else {
-          outcomes[k] = { replies: [...o.replies, copyMessage(c.message())], error: o.error };
-        }
+        outcomes[k] = isError ? withError(o, c) : withReply(o, c);
       }
     };
     this.lent = sock;
@@ -360,18 +366,13 @@ export class NetlinkConnection {
             if (k >= count || answered[k] === 1) continue;
             answered[k] = 1;
             pending--;
-            const errno = c.errorErrno();
-            if (errno === 0) continue;
-            const o = outcomes[start + k] as Outcome;
-            const body = decodeErrorBody(c.message());
-            outcomes[start + k] = { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+            if (c.errorErrno() !== 0) outcomes[start + k] = withError(outcomes[start + k] as Outcome, c);
             continue;
           }
           if (c.type === NLMSG.NOOP || c.type === NLMSG.DONE) continue;
           const k = (c.seq - first) >>> 0;
           if (k >= count || answered[k] === 1) continue;
-          const o = outcomes[start + k] as Outcome;
-          outcomes[start + k] = { replies: [...o.replies, copyMessage(c.message())], error: o.error };
+          outcomes[start + k] = withReply(outcomes[start + k] as Outcome, c);
         }
       }
     }
