@@ -266,15 +266,12 @@ export class SqliteStateStore implements StateStore {
     });
     const written = this.#queued(() => this.#writeSliced(changes), ended);
     let done = false;
-    const finish = (statement: "COMMIT" | "ROLLBACK"): Promise<void> => {
-      if (done) return Promise.reject(new Error("this staged commit was already committed or aborted"));
+    const finish = async (statement: "COMMIT" | "ROLLBACK"): Promise<void> => {
+      if (done) throw new Error("this staged commit was already committed or aborted");
       done = true;
       try {
         if (statement === "COMMIT") this.#commitOpen();
         else this.#rollback();
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       } finally {
         over();
       }
