@@ -1,9 +1,10 @@
 /**
  * A thread for big dump series (the destinations of every service, for `gorb status` and each reconcile) and big
  * batches of writes (an apply's): the kernel does a dump's or a write's work inside the caller's system calls, so
- * while ./dump-worker.ts sends and reads on another CPU the main thread keeps answering and building. The worker only sends the requests and collects the raw datagrams on
- * the connection's own socket (by descriptor: one socket, used by one thread at a time because the connection
- * serializes its operations); the connection decodes them as if it had read them itself.
+ * while ./dump-worker.ts sends and reads on another CPU the main thread keeps answering and building. The worker
+ * only sends the requests and collects the raw datagrams on the connection's own socket (by descriptor: one
+ * socket, used by one thread at a time because the connection serializes its operations); the connection decodes
+ * them as if it had read them itself.
  *
  * The worker is started on first use and does not keep the process alive. If it dies, every job waiting on it
  * fails with a TransportError and the next job starts a new one.
