@@ -21,14 +21,16 @@
  *              at BENCH_RESTORE_CAP_S (90) s; a 1xN size that hits the cap skips the larger 1xM ones.
  *
  * BENCH_SECTIONS (apply,rest,latency,restore) picks sections. Every daemon runs with a fresh state directory and
- * --reconcile-interval 0 (no periodic reconcile in the middle of a measurement), from source, or with
- * BENCH_GORB=compiled as the single executable users install (/usr/bin/gorb, built by bench/run.ts), the daemon and
- * the CLI alike.
+ * --reconcile-interval 0 (no periodic reconcile in the middle of a measurement), as the single executable users
+ * install (/usr/bin/gorb, built by bench/run.ts), the daemon and the CLI alike; BENCH_GORB=source runs the sources
+ * with bun instead. Under the apply and the REST figures it prints the CPU each kind of the daemon's threads used
+ * (./threads.ts).
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GUEST_EXECUTABLE } from "../test/kernel/helpers/executable.ts";
 import { DaemonStartError, type BenchDaemon, logLines, startBenchDaemon } from "./guest-daemon.ts";
+import { threadCpu, threadCpuText } from "./threads.ts";
 import { type Size, duration, parseSize, parseSizes, percentile, median, ratioText, sizeText, verdict } from "./stats.ts";
 import { applyFile, backendBody, backendId, ipvsadmRules, routesFor, serviceBody, serviceId, writeStateDir } from "./workload.ts";
 
@@ -38,7 +40,7 @@ if (env.BENCH_GORB !== undefined && env.BENCH_GORB !== "compiled" && env.BENCH_G
   throw new Error(`BENCH_GORB must be compiled or source, got ${JSON.stringify(env.BENCH_GORB)}`);
 }
 /** The gorb command line the daemons and the CLI run with. */
-const GORB: readonly string[] = env.BENCH_GORB === "compiled" ? [GUEST_EXECUTABLE] : [process.execPath, MAIN];
+const GORB: readonly string[] = env.BENCH_GORB === "source" ? [process.execPath, MAIN] : [GUEST_EXECUTABLE];
 const num = (name: string, fallback: number): number => {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -183,6 +185,7 @@ async function benchApply(size: Size): Promise<void> {
   writeFileSync(file, applyFile(size));
   freshIpvs();
   const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
+  const cpu0 = threadCpu(daemon.pid);
   const t0 = performance.now();
   const cli = Bun.spawn([...GORB, "apply", "-f", file, "--server", daemon.url], {
     stdin: "ignore",
@@ -196,6 +199,8 @@ async function benchApply(size: Size): Promise<void> {
   clearTimeout(killer);
   const code = cli.signalCode === null ? exit : `${cli.signalCode} (killed at the ${duration(WAIT_CAP_MS)} cap)`;
   const cliMs = performance.now() - t0;
+  const cpuText = threadCpuText(cpu0, threadCpu(daemon.pid));
+  const usage = cli.resourceUsage();
   const stderrLines = stderr.trim().split("\n").filter((l) => l !== "");
   const lastLine = stderrLines[stderrLines.length - 1] ?? "(nothing on stderr)";
   let gorbMs = cliMs;
@@ -205,6 +210,9 @@ async function benchApply(size: Size): Promise<void> {
     gorbText = duration(cliMs);
     line("gorb apply -f (CLI exit 0)", `${duration(cliMs)}${inKernel === total ? "" : `  (kernel holds ${inKernel}, expected ${total})`}`);
     if (stderrLines.length > 0) line(`  CLI stderr (${stderrLines.length} progress lines), last`, lastLine);
+    // Two emulated CPUs: the daemon's compiler and collector threads compete with its JavaScript thread and the CLI.
+    line("  CPU: the daemon's threads", cpuText);
+    if (usage !== undefined) line("  CPU: the CLI", `${Math.round(Number(usage.cpuTime.user + usage.cpuTime.system) / 1000).toLocaleString("en-US")} ms`);
   } else {
     line(`gorb apply -f FAILED (CLI exit ${code})`, `after ${duration(cliMs)}: ${lastLine}`);
     gorbMs = await waitForKernel(total, t0, WAIT_CAP_MS);
@@ -341,7 +349,9 @@ async function benchRest(size: Size): Promise<void> {
   routes(size);
   freshIpvs();
   const daemon = await startBenchDaemon(daemonFlags(freshStateDir()), DAEMON_START_CAP_MS, GORB);
+  const cpu0 = threadCpu(daemon.pid);
   const { puts, gets, failed, firstFailure } = await restRequests(daemon.url, size);
+  const cpuText = threadCpuText(cpu0, threadCpu(daemon.pid));
   const putMs = sum(puts);
   const getMs = sum(gets);
   line(`${requests} x GET /service`, `${duration(getMs)}  (median ${duration(median(gets))}, p99 ${duration(percentile(gets, 99))})`);
@@ -351,6 +361,7 @@ async function benchRest(size: Size): Promise<void> {
   // half of the requests shows the cost with more of it compiled (printed; the ratio above is the figure).
   const half = (xs: readonly number[]) => xs.slice(Math.floor(xs.length / 2));
   line("second half of the requests, PUT / GET", `${duration(sum(half(puts)))} / ${duration(sum(half(gets)))}  ${ratioText(sum(half(puts)), sum(half(gets)))}`);
+  line("CPU: the daemon's threads, PUTs and GETs", cpuText);
   if (failed > 0) line("FAILED requests", `${failed}, first: ${firstFailure}`);
   const inKernel = kernelObjects();
   if (inKernel !== requests) line("kernel objects after the PUTs", `${inKernel} (expected ${requests})`);
@@ -519,7 +530,7 @@ async function benchRestore(): Promise<void> {
 // ---- main ----
 
 console.log(
-  `\ngorb benchmarks (issue 14) in the rig guest; sections ${[...SECTIONS].join(",")}; apply ${sizeText(APPLY_SIZE)}, REST ${sizeText(REST_SIZE)}, ` +
+  `\ngorb benchmarks (issue 14) in the rig guest, gorb ${GORB.join(" ")}; sections ${[...SECTIONS].join(",")}; apply ${sizeText(APPLY_SIZE)}, REST ${sizeText(REST_SIZE)}, ` +
     `restore held [${RESTORE_HELD.map(sizeText).join("; ")}] empty [${RESTORE_EMPTY.map(sizeText).join("; ")}]`,
 );
 const started = performance.now();

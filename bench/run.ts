@@ -27,8 +27,8 @@ const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
 
 const sections = new Set((process.env.BENCH_SECTIONS ?? "apply,rest,latency,restore,status").split(",").map((s) => s.trim()));
 const withStatus = sections.has("status");
-// The executable goes into the guest for the status section and for BENCH_GORB=compiled (bench/gorb-guest.ts).
-const withExecutable = withStatus || process.env.BENCH_GORB === "compiled";
+// The executable goes into the guest for the status section and for bench/gorb-guest.ts (unless BENCH_GORB=source).
+const withExecutable = withStatus || process.env.BENCH_GORB !== "source";
 const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
 bun bench/gorb-guest.ts; b=$?
 ${withStatus ? "bun bench/status-guest.ts; c=$?" : "c=0"}
