@@ -1,6 +1,9 @@
 /**
  * The one place where errors become HTTP responses. Every error body is {"error": "<message>", "code": "..."}
- * (GORB clients read `error`; `code` is gorb's addition):
+ * (GORB clients read `error`; `code` is gorb's addition). A 400 about a field also carries that field as data,
+ * `field` (its wire name: "pulse.interval", "services.web.port"), and an error about a path into an apply's set
+ * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]), so a client
+ * need not parse them back out of the message:
  *   GorbError (core and API)        its status: 400, 401, 403, 404, 409, 413, 500, 503
  *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
  *                                   (src/contract/check.ts, the same words core uses), the path of the first
@@ -13,6 +16,7 @@
  */
 import { describeValueError } from "../contract/check.ts";
 import { GorbError, ValidationError } from "../core/errors.ts";
+import { PathConflictError, PathError } from "../core/path.ts";
 import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
 
@@ -39,6 +43,18 @@ export function errorBody(status: number, code: string, message: string, headers
   return jsonResponse({ error: message, code }, status, headers);
 }
 
+/** The JSON error response of a GorbError: its status, code and message, and the field (and path) it concerns. */
+export function gorbErrorBody(error: GorbError): Response {
+  const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
+  const about =
+    error instanceof PathError || error instanceof PathConflictError
+      ? { field: error.field, path: error.path }
+      : error instanceof ValidationError
+        ? { field: error.field }
+        : {};
+  return jsonResponse({ error: error.message, code: error.code, ...about }, error.status, headers);
+}
+
 /** Structural view of Elysia's ValidationError (its class is generic over the route; only these fields matter). */
 interface ElysiaValidation {
   readonly type?: unknown;
@@ -54,34 +70,33 @@ function describeFound(value: unknown): string {
   return Array.isArray(value) ? "an array" : `an ${typeof value}`;
 }
 
-/** "detail: expected boolean, got \"maybe\"" from an Elysia validation error. */
-export function describeElysiaValidation(error: unknown): string {
+/** An Elysia validation error as gorb's: ValidationError("detail", "expected boolean, got \"maybe\""). */
+function elysiaValidationError(error: unknown): ValidationError {
   const v = (error as ElysiaValidation).valueError;
   if ((error as ElysiaValidation).type === "body" && typeof v?.path === "string" && typeof v.schema === "object" && v.schema !== null) {
     const { field, problem } = describeValueError({ path: v.path, schema: v.schema as never, value: v.value }, "body");
-    return `${field}: ${problem}`;
+    return new ValidationError(field, problem);
   }
   const path = typeof v?.path === "string" ? v.path.replace(/^\//, "").replaceAll("/", ".") : "";
   const field = path === "" ? String((error as ElysiaValidation).type ?? "request") : path;
   const custom = (error as ElysiaValidation).customError;
   const problem = typeof custom === "string" ? custom : typeof v?.message === "string" ? v.message : "is invalid";
-  return `${field}: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}, got ${describeFound(v?.value)}`;
+  return new ValidationError(field, `${problem.charAt(0).toLowerCase()}${problem.slice(1)}, got ${describeFound(v?.value)}`);
 }
 
 /** The response for an error thrown anywhere in a route (Elysia's `code` tells its own errors apart). */
 export function errorResponse(code: unknown, error: unknown, request: Request, log: Logger): Response {
   if (error instanceof GorbError) {
-    const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
     if (error.status >= 500) log.error(`${request.method} ${new URL(request.url).pathname}: ${error.message}`);
-    return errorBody(error.status, error.code, error.message, headers);
+    return gorbErrorBody(error);
   }
-  if (code === "VALIDATION") return errorBody(400, "VALIDATION", describeElysiaValidation(error));
+  if (code === "VALIDATION") return gorbErrorBody(elysiaValidationError(error));
   if (code === "PARSE" && error instanceof Error && error.cause instanceof GorbError) {
     return errorResponse(undefined, error.cause, request, log);
   }
   if (code === "PARSE") {
     const why = error instanceof Error ? error.message : String(error);
-    return errorBody(400, "VALIDATION", new ValidationError("body", `cannot parse: ${why}`).message);
+    return gorbErrorBody(new ValidationError("body", `cannot parse: ${why}`));
   }
   if (code === "NOT_FOUND") {
     const url = new URL(request.url);

@@ -18,7 +18,7 @@
 import { GorbError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
 import { type Cidr, cidrContains, isLoopback, parseAddress } from "../config/cidr.ts";
-import { errorBody } from "./errors.ts";
+import { errorBody, gorbErrorBody } from "./errors.ts";
 import { normalizeOrigin } from "../config/origin.ts";
 
 /** ForbiddenError: the peer or the browser origin may not use the API (403). */
@@ -109,8 +109,7 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
       return null;
     } catch (error) {
       if (!(error instanceof GorbError)) throw error;
-      const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
-      return errorBody(error.status, error.code, error.message, headers);
+      return gorbErrorBody(error);
     }
   };
 }

@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
-import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
+import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
 import type { LivenessWatch, WaitOptions } from "./liveness.ts";
 
@@ -199,6 +199,13 @@ export function errorText(body: unknown, status: number, statusText: string): st
   return statusText !== "" ? `HTTP ${status} ${statusText}` : `HTTP ${status}`;
 }
 
+/** The data of an error answer: its `code`, `field` and `path` when present and well-formed. */
+function errorAbout(body: unknown): { code: string | null; field: string | null; path: readonly (string | number)[] | null } {
+  const b = typeof body === "object" && body !== null ? (body as { code?: unknown; field?: unknown; path?: unknown }) : {};
+  const path = Array.isArray(b.path) && b.path.every((p) => typeof p === "string" || Number.isInteger(p)) ? (b.path as (string | number)[]) : null;
+  return { code: typeof b.code === "string" ? b.code : null, field: typeof b.field === "string" ? b.field : null, path };
+}
+
 /** GorbClient speaks the REST API. Paths are built from ids with encodeURIComponent. */
 export class GorbClient {
   readonly options: ClientOptions;
@@ -241,10 +248,10 @@ export class GorbClient {
     throw this.#failure(response, parsed);
   }
 
-  #failure(response: Response, parsed: unknown): CliError {
+  #failure(response: Response, parsed: unknown): ApiError {
     const message = errorText(parsed, response.status, response.statusText);
     const hint = response.status === 401 ? " (pass --token or set GORB_TOKEN)" : "";
-    return new CliError(exitCodeForStatus(response.status), `${message}${hint}`);
+    return new ApiError(response.status, `${message}${hint}`, errorAbout(parsed));
   }
 
   /** Send one request and read its body with `read` (both within the request's timeout and error mapping). */

@@ -8,7 +8,7 @@
 import type { ApplyReport, ChangeReport } from "../core/apply.ts";
 import type { DeclaredFile, ServicesToSend } from "../config/declared.ts";
 import type { GorbClient } from "./client.ts";
-import { CliError, EXIT, UsageError } from "./errors.ts";
+import { ApiError, CliError, EXIT, UsageError } from "./errors.ts";
 import { jsonText } from "../render/format.ts";
 import { table } from "../render/table.ts";
 
@@ -28,22 +28,14 @@ export async function readDeclaredFile(path: string, command: string): Promise<D
   return { ...file, services: file.services };
 }
 
-/** POST /apply; an error about a path of the set names the file and the line too. */
+/** POST /apply; an error about a path of the set (the answer's `path`) names the file and the line too. */
 export async function postApply(api: GorbClient, file: DeclaredFile & { services: ServicesToSend }, dryRun: boolean): Promise<ApplyReport> {
   try {
     return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, { services: file.services.body })) as ApplyReport;
   } catch (error) {
-    if (!(error instanceof CliError)) throw error;
-    const match = /^(services[^:\s]*): /.exec(error.message);
-    if (match === null) throw error;
-    const [{ parsePath }, { lineOfPath }, { readFile }] = await Promise.all([
-      import("../core/path.ts"),
-      import("../config/locate.ts"),
-      import("node:fs/promises"),
-    ]);
-    const path = parsePath(match[1] ?? "");
-    if (path === null) throw error;
-    const line = lineOfPath(await readFile(file.file, "utf8").catch(() => ""), file.format, path);
+    if (!(error instanceof ApiError) || error.path?.[0] !== "services") throw error;
+    const [{ lineOfPath }, { readFile }] = await Promise.all([import("../config/locate.ts"), import("node:fs/promises")]);
+    const line = lineOfPath(await readFile(file.file, "utf8").catch(() => ""), file.format, error.path);
     throw new CliError(error.exitCode, `${file.file}${line === null ? "" : `:${line}`}: ${error.message}`, { cause: error });
   }
 }

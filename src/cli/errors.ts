@@ -41,6 +41,26 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * ApiError is the daemon's error answer: its HTTP status, its `code`, and for a 400 about a field that field and,
+ * for a path into an apply's set, the path's segments (null when the answer has none).
+ */
+export class ApiError extends CliError {
+  override readonly name = "ApiError";
+  readonly status: number;
+  readonly code: string | null;
+  readonly field: string | null;
+  readonly path: readonly (string | number)[] | null;
+
+  constructor(status: number, message: string, about: { code: string | null; field: string | null; path: readonly (string | number)[] | null }) {
+    super(exitCodeForStatus(status), message);
+    this.status = status;
+    this.code = about.code;
+    this.field = about.field;
+    this.path = about.path;
+  }
+}
+
 /** UsageError is a bad command line (exit 2); `usageOf` names the command whose usage to point at. */
 export class UsageError extends CliError {
   override readonly name = "UsageError";

@@ -282,6 +282,14 @@ export const ErrorBody = Type.Object({
   code: Type.String({
     description: "VALIDATION, NOT_FOUND, CONFLICT, KERNEL, STATE, UNAUTHORIZED, FORBIDDEN, TOO_LARGE, UNAVAILABLE, INTERNAL",
   }),
+  field: Type.Optional(
+    Type.String({ description: "VALIDATION (and POST /apply's CONFLICT): the field or path the error is about, as in `error`" }),
+  ),
+  path: Type.Optional(
+    Type.Array(Type.Union([Type.String(), Type.Integer()]), {
+      description: "POST /apply's VALIDATION or CONFLICT about a path of the set: its segments (services, web, backends, b1, port)",
+    }),
+  ),
 });
 
 /** The schemas the OpenAPI document names under components.schemas. */

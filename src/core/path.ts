@@ -2,7 +2,7 @@
  * Paths into a declarative document, for error messages: "services.web.backends.b1.port". A segment that is
  * not a plain name (an id with a dot, a space, a quote...) is written in brackets: services["api.v2"].port.
  */
-import { ValidationError } from "./errors.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
 
 /** One step of a path: an object key or a list index. */
 export type PathSegment = string | number;
@@ -37,6 +37,21 @@ export class PathError extends ValidationError {
 }
 
 /**
+ * PathConflictError is a ConflictError (409) about an object of a declarative set, at `path` ("services.web.backends.b1:
+ * 10.1.0.1:80 is also the address of services.web.backends.b2"); `field` is the formatted path.
+ */
+export class PathConflictError extends ConflictError {
+  readonly path: readonly PathSegment[];
+  readonly field: string;
+
+  constructor(path: readonly PathSegment[], problem: string) {
+    super(`${formatPath(path)}: ${problem}`);
+    this.path = path;
+    this.field = formatPath(path);
+  }
+}
+
+/**
  * A ValidationError about a field of a request body, re-addressed under `prefix`: "port: must be 1-65535"
  * under ["services", "web"] becomes the PathError "services.web.port: must be 1-65535". Other errors pass
  * through unchanged.
@@ -47,22 +62,4 @@ export function underPath(error: unknown, prefix: readonly PathSegment[]): unkno
   const problem = error.message.startsWith(`${error.field}: `) ? error.message.slice(error.field.length + 2) : error.message;
   const field = error.field === "body" ? [] : error.field.split(".");
   return new PathError([...prefix, ...field], problem, { cause: error });
-}
-
-/**
- * The segments of a path written by formatPath ("services.web", 'services["a.b"].port', "services[0]"), or
- * null when `text` is not one.
- */
-export function parsePath(text: string): PathSegment[] | null {
-  const out: PathSegment[] = [];
-  const re = /\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/y;
-  while (re.lastIndex < text.length) {
-    const start = re.lastIndex;
-    const match = re.exec(text);
-    if (match === null || (start === 0 && match[0].startsWith("."))) return null;
-    if (match[1] !== undefined) out.push(match[1]);
-    else if (match[2] !== undefined) out.push(Number(match[2]));
-    else out.push(JSON.parse(match[3] ?? '""') as string);
-  }
-  return out.length === 0 ? null : out;
 }

@@ -17,13 +17,12 @@ import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
-import { ConflictError } from "./errors.ts";
 import type { Fields } from "./fields.ts";
 import { initialWeightState } from "../health/weight.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
 import { Pacer } from "./pacer.ts";
-import { formatPath, underPath } from "./path.ts";
+import { PathConflictError, formatPath, underPath } from "./path.ts";
 import {
   backendLiteral,
   resolveBackendAddress,
@@ -207,7 +206,7 @@ function keyOwner(id: string): string {
 
 /**
  * The changes that turn `managed` into `wanted` (see the module comment), in the order they must run.
- * `foreign` lists the keys of IPVS services gorb does not manage. Throws ConflictError, naming the path,
+ * `foreign` lists the keys of IPVS services gorb does not manage. Throws PathConflictError, naming the path,
  * when a declared service or backend would take an address that something kept already uses.
  */
 export async function planApply(
@@ -248,14 +247,12 @@ function* planSteps(
     const id = serviceKeyId(s.config.key);
     const other = claimed.get(id);
     if (other !== undefined) {
-      throw new ConflictError(
-        `${formatPath(["services", s.id])}: ${describeService(s.config.key)} is also the address of ${formatPath(["services", other])}`,
-      );
+      throw new PathConflictError(["services", s.id], `${describeService(s.config.key)} is also the address of ${formatPath(["services", other])}`);
     }
     claimed.set(id, s.id);
     const owner = taken.get(id);
     if (owner !== undefined) {
-      throw new ConflictError(`${formatPath(["services", s.id])}: ${describeService(s.config.key)} is already used by ${owner}`);
+      throw new PathConflictError(["services", s.id], `${describeService(s.config.key)} is already used by ${owner}`);
     }
   }
 
@@ -284,7 +281,7 @@ function* planSteps(
       const other = dests.get(id);
       if (other !== undefined) {
         const owner = keptApi.some((k) => k.id === other) ? `backend ${JSON.stringify(other)} (created over the API)` : formatPath([...at, "backends", other]);
-        throw new ConflictError(`${formatPath([...at, "backends", b.id])}: ${describeDestination(b.dest)} is also the address of ${owner}`);
+        throw new PathConflictError([...at, "backends", b.id], `${describeDestination(b.dest)} is also the address of ${owner}`);
       }
       dests.set(id, b.id);
     }

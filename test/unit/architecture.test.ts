@@ -133,7 +133,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
  */
 const NOT_IMPORTED: readonly string[] = [
   "src/api/app.ts DEFAULT_APPLY_LIMIT_BYTES",
-  "src/api/errors.ts describeElysiaValidation",
   "src/cli/commands/backend.ts backendFieldArgs",
   "src/cli/commands/backend.ts mergePulse",
   "src/cli/commands/backend.ts pulseArgs",

@@ -40,10 +40,12 @@ function json(reply: Reply): unknown {
 }
 
 /** Expects an error reply with `status` and exactly `message`. */
+/** An error answer; a 400 also names its field as data, the one its message starts with. */
 function expectError(reply: Reply, status: number, message: string): void {
+  const field = status === 400 ? { field: message.slice(0, message.indexOf(": ")) } : {};
   expect({ status: reply.status, body: json(reply), type: reply.contentType }).toEqual({
     status,
-    body: { error: message, code: expect.any(String) },
+    body: { error: message, code: expect.any(String), ...field },
     type: "application/json",
   });
 }
@@ -358,7 +360,7 @@ describe("request bodies", () => {
     const reply = await app.handle(
       new Request("http://gorb.test/service/web", { method: "PUT", body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }),
     );
-    expect([reply.status, (await reply.json()) as unknown]).toEqual([400, { error: "body: is not valid UTF-8", code: "VALIDATION" }]);
+    expect([reply.status, (await reply.json()) as unknown]).toEqual([400, { error: "body: is not valid UTF-8", code: "VALIDATION", field: "body" }]);
   });
 
   test("a __proto__ key does not pollute anything", async () => {

@@ -45,32 +45,49 @@ describe("POST /apply", () => {
     expect((await call("POST", "/apply", SET)).body).toEqual({ dry_run: false, ok: true, changes: [] });
   });
 
-  test("a bad set is a 400 naming the path, and nothing changes", async () => {
+  test("a bad set is a 400 naming the path, in its message and as data, and nothing changes", async () => {
     const { call, driver } = setup();
-    const cases: [unknown, string][] = [
-      [{ services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 70000 } } } } }, "services.web.backends.b1.port: must be 1-65535, got 70000"],
-      [{ services: { web: { port: 80, hots: "x" } } }, "services.web.hots: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends"],
-      [{ services: { web: { host: "nowhere.example", port: 80 } } }, 'services.web.host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example'],
-      [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}'],
-      [[], 'body: must be a JSON object {"services": {...}}'],
-      ["", 'body: must be a JSON object {"services": {...}}'],
+    const cases: [unknown, string, Record<string, unknown>][] = [
+      [
+        { services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 70000 } } } } },
+        "services.web.backends.b1.port: must be 1-65535, got 70000",
+        { field: "services.web.backends.b1.port", path: ["services", "web", "backends", "b1", "port"] },
+      ],
+      [
+        { services: { web: { port: 80, hots: "x" } } },
+        "services.web.hots: unknown field; known: host, port, protocol, method, flags, persistent, persistence_timeout, persistence_netmask, fwmark, family, pe, one_packet, panic_threshold, announce_min_healthy, hash_fallback, sorry_server, quorum, hysteresis, quorum_up, quorum_down, backends",
+        { field: "services.web.hots", path: ["services", "web", "hots"] },
+      ],
+      [
+        { services: { "api.v2": { host: "nowhere.example", port: 80 } } },
+        'services["api.v2"].host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example',
+        { field: 'services["api.v2"].host', path: ["services", "api.v2", "host"] },
+      ],
+      [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}', { field: "servics" }],
+      [[], 'body: must be a JSON object {"services": {...}}', { field: "body" }],
+      ["", 'body: must be a JSON object {"services": {...}}', { field: "body" }],
     ];
-    for (const [body, message] of cases) {
-      expect(await call("POST", "/apply", body)).toEqual({ status: 400, body: { error: message, code: "VALIDATION" } });
+    for (const [body, message, about] of cases) {
+      expect(await call("POST", "/apply", body)).toEqual({ status: 400, body: { error: message, code: "VALIDATION", ...about } });
     }
     expect(await call("POST", "/apply?dry_run=maybe", SET)).toEqual({
       status: 400,
-      body: { error: 'dry_run: must be true or false, got "maybe"', code: "VALIDATION" },
+      body: { error: 'dry_run: must be true or false, got "maybe"', code: "VALIDATION", field: "dry_run" },
     });
     expect(driver.peek()).toEqual([]);
   });
 
-  test("a conflict is a 409; a body over the apply limit is a 413", async () => {
+  test("a conflict is a 409 naming the path, in its message and as data; a body over the apply limit is a 413", async () => {
     const { call, gorb } = setup({ bodyLimitBytes: 1024, applyLimitBytes: 2048 });
     await gorb.createService("manual", { host: "10.0.0.1", port: 80 });
     expect(await call("POST", "/apply", SET)).toEqual({
       status: 409,
-      body: { error: 'services.web: tcp 10.0.0.1:80 is already used by service "manual" (created over the API)', code: "CONFLICT" },
+      body: {
+        error: 'services.web: tcp 10.0.0.1:80 is already used by service "manual" (created over the API)',
+        code: "CONFLICT",
+        field: "services.web",
+        path: ["services", "web"],
+      },
     });
     const big = { services: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`s${i}`, { host: "10.0.0.1", port: 1000 + i }])) };
     expect((await call("POST", "/apply", big)).status).toBe(413);

@@ -38,7 +38,7 @@ describe("VIPs and backends must be one host's unicast address", () => {
   ])("VIP %s: 400 naming host, nothing created", async (host, problem) => {
     const { call, driver, vip } = setup();
     const reply = await call("PUT", "/service/web", { host, port: 80 });
-    expect([reply.status, reply.json]).toEqual([400, { error: `host: ${problem}`, code: "VALIDATION" }]);
+    expect([reply.status, reply.json]).toEqual([400, { error: `host: ${problem}`, code: "VALIDATION", field: "host" }]);
     expect([driver.peek(), vip.addresses()]).toEqual([[], []]);
   });
 
@@ -48,6 +48,7 @@ describe("VIPs and backends must be one host's unicast address", () => {
     expect(reply.json).toEqual({
       error: "host: 127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo (the VIP interface is eth0)",
       code: "VALIDATION",
+      field: "host",
     });
   });
 
@@ -115,7 +116,7 @@ describe("unknown fields are dropped, not kept, stored or echoed", () => {
     const { call } = setup();
     await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
     const reply = await call("PUT", "/service/web/b1", { host: "10.1.0.1", pulse: { type: "http", args: { [key]: value } } });
-    expect([reply.status, reply.json]).toEqual([400, { error: message, code: "VALIDATION" }]);
+    expect([reply.status, reply.json]).toEqual([400, { error: message, code: "VALIDATION", field: `pulse.args.${key}` }]);
   });
 });
 
@@ -136,9 +137,9 @@ describe("the schema is checked on the route, before core", () => {
     const app = createApp({ gorb: api, logger });
     const put = (path: string, body: string) => app.handle(new Request(`http://gorb.test${path}`, { method: "PUT", body }));
     const reply = await put("/service/web", '{"Port": 70000}');
-    expect([reply.status, await reply.json()]).toEqual([400, { error: "port: must be 1-65535, got 70000", code: "VALIDATION" }]);
+    expect([reply.status, await reply.json()]).toEqual([400, { error: "port: must be 1-65535, got 70000", code: "VALIDATION", field: "port" }]);
     const nested = await put("/service/web/b1", '{"host": "10.1.0.1", "pulse": {"interval": 5}}');
-    expect(await nested.json()).toEqual({ error: "pulse.interval: must be a string, got 5", code: "VALIDATION" });
+    expect(await nested.json()).toEqual({ error: "pulse.interval: must be a string, got 5", code: "VALIDATION", field: "pulse.interval" });
     expect(calls).toEqual([]);
   });
 
@@ -196,7 +197,7 @@ describe("PATCH through the route schema", () => {
     expect((await call("PATCH", "/service/web/b1", { Weight: null })).status).toBe(200);
     expect(driver.peek()[0]?.destinations[0]?.weight).toBe(100);
     const bad = await call("PATCH", "/service/web/b1", { weight: "heavy" });
-    expect(bad.json).toEqual({ error: 'weight: must be an integer 0-2147483647, got "heavy"', code: "VALIDATION" });
+    expect(bad.json).toEqual({ error: 'weight: must be an integer 0-2147483647, got "heavy"', code: "VALIDATION", field: "weight" });
   });
 });
 

@@ -113,6 +113,19 @@ describe("gorb diff and gorb apply", () => {
     });
   });
 
+  test("an address used twice in the file (a 409) is traced to the line of the second (exit 5), nothing changes", async () => {
+    const path = file(
+      "services.yaml",
+      'services:\n  web:\n    host: 10.0.0.1\n    port: 80\n    backends:\n      b1: { host: 10.1.0.1 }\n      "b.2": { host: 10.1.0.1 }\n',
+    );
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 5,
+      stdout: "",
+      stderr: `error: ${path}:7: services.web.backends["b.2"]: 10.1.0.1:80 is also the address of services.web.backends.b1\n`,
+    });
+    expect(server.stack.driver.peek()).toEqual([]);
+  });
+
   test("a change the kernel refuses is shown as FAILED and the exit code is 7", async () => {
     const path = file("services.yaml", YAML);
     server.stack.driver.failNext("add-destination", "ENOMEM");
