@@ -1,10 +1,10 @@
 /**
  * The UI's HTTP client: every call names an action of ./actions.ts, carries the token (when one was given) as
  * an Authorization header, and turns an error answer into an ApiError that keeps the status, gorb's code and
- * the field the message names ({"error": "<field>: <problem>", "code"}).
+ * the field the answer names ({"error": "<field>: <problem>", "code", "field"}).
  */
 import { ACTIONS, type ActionName, actionPath } from "./actions.ts";
-import { ApiError, errorField } from "./errors.ts";
+import { ApiError } from "./errors.ts";
 
 const TOKEN_KEY = "gorb.token";
 
@@ -53,14 +53,16 @@ export async function call(name: ActionName, options: CallOptions = {}): Promise
   if (!response.ok) {
     let message = text === "" ? response.statusText : text;
     let code = "";
+    let field: string | null = null;
     try {
-      const parsed = JSON.parse(text) as { error?: unknown; code?: unknown };
+      const parsed = JSON.parse(text) as { error?: unknown; code?: unknown; field?: unknown };
       if (typeof parsed.error === "string") message = parsed.error;
       if (typeof parsed.code === "string") code = parsed.code;
+      if (typeof parsed.field === "string") field = parsed.field;
     } catch {
       // not JSON: keep the text
     }
-    throw new ApiError(response.status, code, errorField(message), message);
+    throw new ApiError(response.status, code, field, message);
   }
   if (text === "") return null;
   const type = response.headers.get("content-type") ?? "";

@@ -1,6 +1,6 @@
 /**
- * An API error as the UI keeps it: status, gorb's code, the message, and the field the message names
- * ({"error": "<field>: <problem>", "code"}), so a form can show it next to that field.
+ * An API error as the UI keeps it: status, gorb's code, the message, and the field the answer names
+ * ({"error": "<field>: <problem>", "code", "field"}), so a form can show it next to that field.
  */
 
 /** An answer other than 2xx, as the API gave it. */
@@ -10,19 +10,12 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
-    /** The field the message names ("port", "pulse.interval"), or null. */
+    /** The field the answer names ("port", "pulse.interval"), or null. */
     readonly field: string | null,
     message: string,
   ) {
     super(message);
   }
-}
-
-const FIELD = /^([A-Za-z_][\w.[\]-]*): /;
-
-/** The field a gorb error message names: the text before the first ": ", when it looks like a field path. */
-export function errorField(message: string): string | null {
-  return FIELD.exec(message)?.[1] ?? null;
 }
 
 /** "409 CONFLICT: service "web" already exists" */

@@ -12,7 +12,7 @@ import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
-import { ApiError, errorField } from "../../../src/ui/errors.ts";
+import { ApiError } from "../../../src/ui/errors.ts";
 import { bodyOf, errorPath, flatten } from "../../../src/ui/form-body.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
@@ -171,13 +171,13 @@ describe("the forms, from GET /openapi.json", async () => {
 
   test("an API error goes next to the field it names, a conflict next to the id", () => {
     const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args.expect"];
-    const error = (status: number, message: string) => new ApiError(status, "X", errorField(message), message);
-    expect(errorPath(error(400, "port: must be 1-65535, got 70000"), paths)).toBe("port");
-    expect(errorPath(error(400, "pulse.interval: must be at least 100ms"), paths)).toBe("pulse.interval");
-    expect(errorPath(error(400, "pulse.args.expect: not a status"), paths)).toBe("pulse.args.expect");
-    expect(errorPath(error(400, "pulse.args: must be an object"), paths)).toBe("pulse.args.expect");
-    expect(errorPath(error(409, 'service "web" already exists'), paths)).toBe("id");
-    expect(errorPath(error(500, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths)).toBe("");
+    const error = (status: number, field: string | null, message: string) => new ApiError(status, "X", field, message);
+    expect(errorPath(error(400, "port", "port: must be 1-65535, got 70000"), paths)).toBe("port");
+    expect(errorPath(error(400, "pulse.interval", "pulse.interval: must be at least 100ms"), paths)).toBe("pulse.interval");
+    expect(errorPath(error(400, "pulse.args.expect", "pulse.args.expect: not a status"), paths)).toBe("pulse.args.expect");
+    expect(errorPath(error(400, "pulse.args", "pulse.args: must be an object"), paths)).toBe("pulse.args.expect");
+    expect(errorPath(error(409, null, 'service "web" already exists'), paths)).toBe("id");
+    expect(errorPath(error(500, null, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths)).toBe("");
   });
 });
 
