@@ -204,14 +204,19 @@ export const DEFAULT_BGP_HOLD_DOWN = "3s";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
-/** DaemonOptionError reports a bad flag value; `flag` is the long flag name without dashes ("listen"). */
+/**
+ * DaemonOptionError reports a bad flag value; `flag` is the long flag name without dashes ("listen") and `problem`
+ * what is wrong with its value.
+ */
 export class DaemonOptionError extends Error {
   override readonly name = "DaemonOptionError";
   readonly flag: string;
+  readonly problem: string;
 
   constructor(flag: string, problem: string) {
     super(`--${flag}: ${problem}`);
     this.flag = flag;
+    this.problem = problem;
   }
 }
 

@@ -7,6 +7,7 @@
  * ("services.web.backends.b1.port: must be 1-65535, got 70000").
  */
 import type { Fields } from "../core/fields.ts";
+import { ValidationError } from "../core/errors.ts";
 import { checkId } from "../core/ids.ts";
 import type { ServiceSpec } from "../core/model.ts";
 import {
@@ -26,7 +27,8 @@ function checkedId(field: "service" | "backend", id: string, path: readonly Path
   try {
     return checkId(field, id);
   } catch (error) {
-    throw new PathError(path, error instanceof Error ? error.message.replace(/^(service|backend): /, "") : String(error));
+    if (error instanceof ValidationError) throw new PathError(path, error.problem, { cause: error });
+    throw error;
   }
 }
 

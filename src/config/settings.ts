@@ -103,8 +103,7 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
     parseDaemonOptions(settings);
   } catch (error) {
     if (!(error instanceof DaemonOptionError)) throw error;
-    const problem = error.message.slice(`--${error.flag}: `.length);
-    throw new PathError([settingOfFlag(error.flag)], problem, { cause: error });
+    throw new PathError([settingOfFlag(error.flag)], error.problem, { cause: error });
   }
   return settings;
 }

@@ -36,15 +36,17 @@ export class GorbError extends Error {
 
 /**
  * ValidationError reports bad input (400). `field` is the wire name of the offending field ("port",
- * "pulse.interval", "service" for an id); the message reads "<field>: <problem>".
+ * "pulse.interval", "service" for an id) and `problem` what is wrong with it; the message reads "<field>: <problem>".
  */
 export class ValidationError extends GorbError {
   override readonly name = "ValidationError";
   readonly field: string;
+  readonly problem: string;
 
   constructor(field: string, problem: string, options?: { cause?: unknown }) {
     super(400, "VALIDATION", `${field}: ${problem}`, options);
     this.field = field;
+    this.problem = problem;
   }
 }
 

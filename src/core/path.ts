@@ -27,12 +27,10 @@ export function formatPath(segments: readonly PathSegment[]): string {
  */
 export class PathError extends ValidationError {
   readonly path: readonly PathSegment[];
-  readonly problem: string;
 
   constructor(path: readonly PathSegment[], problem: string, options?: { cause?: unknown }) {
     super(formatPath(path), problem, options);
     this.path = path;
-    this.problem = problem;
   }
 }
 
@@ -59,7 +57,6 @@ export class PathConflictError extends ConflictError {
 export function underPath(error: unknown, prefix: readonly PathSegment[]): unknown {
   if (error instanceof PathError) return new PathError([...prefix, ...error.path], error.problem, { cause: error });
   if (!(error instanceof ValidationError)) return error;
-  const problem = error.message.startsWith(`${error.field}: `) ? error.message.slice(error.field.length + 2) : error.message;
   const field = error.field === "body" ? [] : error.field.split(".");
-  return new PathError([...prefix, ...field], problem, { cause: error });
+  return new PathError([...prefix, ...field], error.problem, { cause: error });
 }
