@@ -2,8 +2,8 @@
  * The one place where errors become HTTP responses. Every error body is {"error": "<message>", "code": "..."}
  * (GORB clients read `error`; `code` is gorb's addition). A 400 about a field also carries that field as data,
  * `field` (its wire name: "pulse.interval", "services.web.port"), and an error about a path into an apply's set
- * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]), so a client
- * need not parse them back out of the message:
+ * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]); a kernel error
+ * (500 KERNEL) carries the kernel's errno name, `errno` ("EPERM"). So a client need not parse them out of the message:
  *   GorbError (core and API)        its status: 400, 401, 403, 404, 409, 413, 500, 503
  *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
  *                                   (src/contract/check.ts, the same words core uses), the path of the first
@@ -15,7 +15,7 @@
  *   anything else                   500 "internal error", logged with its stack
  */
 import { describeValueError } from "../contract/check.ts";
-import { GorbError, ValidationError } from "../core/errors.ts";
+import { GorbError, KernelError, ValidationError } from "../core/errors.ts";
 import { PathConflictError, PathError } from "../core/path.ts";
 import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
@@ -51,7 +51,9 @@ export function gorbErrorBody(error: GorbError): Response {
       ? { field: error.field, path: error.path }
       : error instanceof ValidationError
         ? { field: error.field }
-        : {};
+        : error instanceof KernelError && error.errno !== ""
+          ? { errno: error.errno }
+          : {};
   return jsonResponse({ error: error.message, code: error.code, ...about }, error.status, headers);
 }
 

@@ -290,6 +290,7 @@ export const ErrorBody = Type.Object({
       description: "POST /apply's VALIDATION or CONFLICT about a path of the set: its segments (services, web, backends, b1, port)",
     }),
   ),
+  errno: Type.Optional(Type.String({ description: "KERNEL: the errno name the kernel answered (EPERM, ENOMEM)" })),
 });
 
 /** The schemas the OpenAPI document names under components.schemas. */

@@ -218,8 +218,9 @@ describe("services", () => {
     driver.failNext("add-service", "EPERM");
     const reply = await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
     expect(reply.status).toBe(500);
-    expect((json(reply) as { error: string; code: string }).code).toBe("KERNEL");
-    expect((json(reply) as { error: string }).error).toContain("CAP_NET_ADMIN");
+    const body = json(reply) as { error: string; code: string; errno: string };
+    expect([body.code, body.errno]).toEqual(["KERNEL", "EPERM"]);
+    expect(body.error).toContain("CAP_NET_ADMIN");
     expect(json(await call("GET", "/service"))).toEqual([]);
     expect(vip.addresses()).toEqual([]);
   });
