@@ -27,6 +27,7 @@
  * gorb's idle CPU (daemon up, no backends) is measured for BENCH_IDLE seconds (default 5; 0 skips it).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { threadCpu } from "./threads.ts";
 
 const N = Number(process.env.BENCH_BACKENDS ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
@@ -73,24 +74,9 @@ function serverCounts(): { tcp: number; http: number } {
   return JSON.parse(readFileSync("/tmp/bench-server.json", "utf8")) as { tcp: number; http: number };
 }
 
-/** utime+stime ticks of every thread of `pid`, summed by thread name ("bun", "JITWorker", "HeapHelper", ...). */
+/** utime+stime ticks of every thread of `pid`, summed by kind of thread ("bun", "JITWorker", "HeapHelper", ...). */
 function threadTicks(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        out.set(comm, (out.get(comm) ?? 0) + Number(fields[11]) + Number(fields[12]));
-      } catch {
-        // thread gone
-      }
-    }
-  } catch {
-    // process gone
-  }
-  return out;
+  return new Map([...threadCpu(pid)].map(([name, cpu]) => [name, (cpu.user + cpu.system) / 10]));
 }
 
 /** Sum of utime+stime ticks of these pids (a pid that is gone counts 0). */

@@ -2,8 +2,9 @@
  * Where a process's CPU time went, by kind of thread, from /proc/PID/task/TID/stat (user and system time, in clock
  * ticks of 10 ms): the JavaScript thread ("bun" or "gorb"), JavaScriptCore's compiler threads ("JITWorker"), its
  * garbage collector's helpers ("HeapHelper"), its page warm-up ("JSCWarmUp"), gorb's kernel dump thread ("Worker"),
- * and so on. On the guest's two emulated CPUs these threads compete with the JavaScript thread and the client, so the
- * bench prints them next to an apply's time. Linux only; a thread that ends between two readings loses its share.
+ * and so on. On the guest's two emulated CPUs these threads compete with the JavaScript thread and the client, so
+ * bench/gorb-guest.ts prints them under the apply and the REST figures, and bench/checks-guest.ts per checker.
+ * Linux only; a thread that ends between two readings loses its share.
  */
 import { readFileSync, readdirSync } from "node:fs";
 
