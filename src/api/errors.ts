@@ -43,7 +43,7 @@ export function errorBody(status: number, code: string, message: string, headers
   return jsonResponse({ error: message, code }, status, headers);
 }
 
-/** The JSON error response of a GorbError: its status, code and message, and the field (and path) it concerns. */
+/** The JSON error response of a GorbError: its status, code and message, and its data (field, path, errno; above). */
 export function gorbErrorBody(error: GorbError): Response {
   const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
   const about =
