@@ -18,7 +18,7 @@ import {
   normalizeServiceFields,
   serviceFields,
 } from "../core/normalize.ts";
-import { Pacer } from "../core/pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { PathError, underPath, type PathSegment } from "../core/path.ts";
 import { mapping, refuseUnknown } from "./mapping.ts";
 import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
@@ -86,7 +86,7 @@ export function readServices(value: unknown, path: readonly PathSegment[] = ["se
 
 /**
  * readServices for the daemon (POST /apply): the same checks, with a turn of the event loop every few
- * milliseconds of work (./../core/pacer.ts), so checking a set of 10,000 backends never holds up other requests
+ * milliseconds of work (../pacer.ts), so checking a set of 10,000 backends never holds up other requests
  * and health checks for long.
  */
 export async function readServicesPaced(value: unknown, path: readonly PathSegment[] = ["services"]): Promise<DeclaredService[]> {

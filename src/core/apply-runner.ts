@@ -7,7 +7,7 @@
  * operation of the batch is charged to the change it came from (its service and backend), so a refusal fails only
  * that change.
  */
-import { Pacer } from "./pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { replacementBody, type ApplyReport, type ChangeReport } from "./apply.ts";
 import type { Edits } from "./edits.ts";
 import { fromIpvsError, errorMessage } from "./errors.ts";

@@ -3,7 +3,7 @@
  * the rows to write or delete (StateChanges) from the desired state at commit time.
  */
 import type { DesiredState } from "./desired-state.ts";
-import { Pacer } from "./pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { fieldsToJson, type SavedBackend, type SavedService, type StateChanges } from "./state.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
@@ -48,7 +48,7 @@ export class ChangeTracker {
   }
 
   /**
-   * changes() with a turn of the event loop every few milliseconds (./pacer.ts): the rows of an apply of 10,000
+   * changes() with a turn of the event loop every few milliseconds (../pacer.ts): the rows of an apply of 10,000
    * backends are a visible block of work. The caller holds gorb's lock, so the desired state does not change
    * between turns.
    */

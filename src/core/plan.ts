@@ -21,7 +21,7 @@ import type { Fields } from "./fields.ts";
 import { initialWeightState } from "../health/weight.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { normalizeBackendFields, normalizeServiceFields } from "./normalize.ts";
-import { Pacer } from "./pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { PathConflictError, formatPath, underPath } from "./path.ts";
 import {
   backendLiteral,
@@ -222,7 +222,7 @@ export async function planApply(
 
 /**
  * The work of planApply, adding to `changes` in the declared order; it yields before each declared service, and
- * planApply takes a turn of the event loop every few milliseconds (./pacer.ts) there: planning 10,000 backends was
+ * planApply takes a turn of the event loop every few milliseconds (../pacer.ts) there: planning 10,000 backends was
  * one block of work for the requests waiting meanwhile.
  */
 function* planSteps(

@@ -11,7 +11,7 @@ import { NotFoundError } from "./errors.ts";
 import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
-import { Pacer } from "./pacer.ts";
+import { Pacer } from "../pacer.ts";
 import {
   backendOptionsView,
   destinationCounters,

@@ -5,7 +5,7 @@
  *
  * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
  */
-import { Pacer } from "./pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";

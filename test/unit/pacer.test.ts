@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Pacer } from "../../../src/core/pacer.ts";
+import { Pacer } from "../../src/pacer.ts";
 
 /** A clock that advances only when an item "works" (by `cost(i)` ms), counting how often it is read. */
 function fakeClock() {

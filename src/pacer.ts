@@ -1,6 +1,6 @@
 /**
- * Pacer: long loops of synchronous work (planning and running an apply of 11,000 objects, restoring a saved
- * state) ask `due()` between items and, when it says so, `await turn()`: one turn of the event loop (API requests,
+ * Pacer: long loops of synchronous work (planning and running an apply of 11,000 objects, encoding its kernel
+ * writes, restoring a saved state) ask `due()` between items and, when it says so, `await turn()`: one turn of the event loop (API requests,
  * health checks, timers) once every `sliceMs` of work. Awaiting an already-resolved promise does not do that: only
  * a macrotask turn does.
  *
