@@ -18,7 +18,7 @@ import type { Queries } from "./queries.ts";
 import type { HostResolver } from "./resolve.ts";
 import { fieldsToJson } from "./state.ts";
 import type { Transactions } from "./transactions.ts";
-import { Tx, mergeTargets, wantedFor } from "./tx.ts";
+import { MergedTargets, Tx } from "./tx.ts";
 import type { DesiredState } from "./desired-state.ts";
 import { dryRunReport } from "./apply.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
@@ -73,7 +73,7 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
 
 /** Run `plan`; see the module comment. */
 async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
-  const { desired, transactions } = parts;
+  const { transactions } = parts;
   const txs = plan.map(() => new Tx(true));
   const errors: (string | null)[] = plan.map(() => null);
   const pacer = new Pacer();
@@ -89,9 +89,12 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
+  const targets = new MergedTargets();
   for (const i of live) {
     if (pacer.due()) await pacer.turn();
-    transactions.quorum(txs[i] as Tx); // failover: a quorum flip writes its service whole
+    const tx = txs[i] as Tx;
+    transactions.quorum(tx); // failover: a quorum flip writes its service whole
+    targets.add(tx.targets);
   }
   // The change an operation came from: its backend's change, else its service's, else any of that service. Only
   // a refused operation needs one: the map is made at the first.
@@ -106,7 +109,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     return owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
   };
-  const executing = transactions.execute(wantedFor(desired, mergeTargets(live.flatMap((i) => (txs[i] as Tx).targets))));
+  const executing = transactions.run(await transactions.plan(targets.list(), pacer));
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
   const staging = transactions.stage(live.map((i) => txs[i] as Tx)).then(

@@ -139,86 +139,105 @@ function destinationKeyOf(d: DestinationKey): DestinationKey {
 
 /** The writes that make `observed` match `wanted` (see the module comment); [] when it already does. */
 export function planOperations(wanted: readonly WantedService[], observed: ObservedTable): Operation[] {
-  const deletes: Operation[] = [];
-  const ops: Operation[] = [];
-  for (const svc of wanted) {
-    const key = svc.config?.key ?? svc.key;
-    if (key === undefined) continue;
-    const found = observed.get(serviceKeyId(key));
-    if (svc.config === null) {
-      if (found !== undefined) {
-        deletes.push({ op: { op: "delete-service", key }, service: svc.id, backend: null, reason: `${describeService(key)} is not wanted` });
-      }
-      continue;
+  const plan = new OperationPlan();
+  for (const svc of wanted) plan.add(svc, observed);
+  return plan.operations();
+}
+
+/**
+ * planOperations one service at a time, for a caller that takes turns of the event loop between services (an
+ * apply's 1,000): add() each, then operations() in planOperations' order (service deletes first).
+ */
+export class OperationPlan {
+  readonly #deletes: Operation[] = [];
+  readonly #ops: Operation[] = [];
+
+  add(svc: WantedService, observed: ObservedTable): void {
+    planService(svc, observed, this.#deletes, this.#ops);
+  }
+
+  operations(): Operation[] {
+    return [...this.#deletes, ...this.#ops];
+  }
+}
+
+/** The writes for one wanted service: its delete into `deletes`, every other write into `ops`. */
+function planService(svc: WantedService, observed: ObservedTable, deletes: Operation[], ops: Operation[]): void {
+  const key = svc.config?.key ?? svc.key;
+  if (key === undefined) return;
+  const found = observed.get(serviceKeyId(key));
+  if (svc.config === null) {
+    if (found !== undefined) {
+      deletes.push({ op: { op: "delete-service", key }, service: svc.id, backend: null, reason: `${describeService(key)} is not wanted` });
     }
-    const config = svc.config;
-    const complete = svc.complete ?? true;
-    if (found === undefined) {
-      ops.push({ op: { op: "add-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)} is missing from IPVS` });
-      for (const b of svc.backends) {
-        if (b.dest === null) continue;
-        ops.push({
-          op: { op: "add-destination", service: key, destination: b.dest },
-          service: svc.id,
-          backend: b.id,
-          reason: `${describeDestination(b.dest)} is missing from IPVS`,
-        });
-      }
-      continue;
-    }
-    const diffs = serviceDifferences(config, found.config);
-    if (diffs.length > 0) {
-      ops.push({ op: { op: "update-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)}: ${diffs.join(", ")}` });
-    }
-    const listed = complete ? new Set<string>() : null;
+    return;
+  }
+  const config = svc.config;
+  const complete = svc.complete ?? true;
+  if (found === undefined) {
+    ops.push({ op: { op: "add-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)} is missing from IPVS` });
     for (const b of svc.backends) {
-      const destKey = b.dest ?? b.key;
-      if (destKey === undefined) continue;
-      const id = destinationKeyId(destKey);
-      listed?.add(id);
-      const dest = found.dests.get(id);
-      if (b.dest === null) {
-        if (dest !== undefined) {
-          ops.push({
-            op: { op: "delete-destination", service: key, destination: destinationKeyOf(destKey) },
-            service: svc.id,
-            backend: b.id,
-            reason: `${describeDestination(destKey)} is not wanted`,
-          });
-        }
-        continue;
-      }
-      if (dest === undefined) {
-        ops.push({
-          op: { op: "add-destination", service: key, destination: b.dest },
-          service: svc.id,
-          backend: b.id,
-          reason: `${describeDestination(b.dest)} is missing from IPVS`,
-        });
-        continue;
-      }
-      const destDiffs = destinationDifferences(b.dest, dest);
-      if (destDiffs.length > 0) {
-        ops.push({
-          op: { op: "update-destination", service: key, destination: b.dest },
-          service: svc.id,
-          backend: b.id,
-          reason: `${describeDestination(b.dest)}: ${destDiffs.join(", ")}`,
-        });
-      }
-    }
-    if (listed === null) continue;
-    for (const [id, extra] of found.dests) {
-      if (listed.has(id) || svc.keep?.has(id) === true) continue;
+      if (b.dest === null) continue;
       ops.push({
-        op: { op: "delete-destination", service: key, destination: destinationKeyOf(extra) },
+        op: { op: "add-destination", service: key, destination: b.dest },
         service: svc.id,
-        backend: null,
-        reason: `${describeDestination(extra)} in ${describeService(key)} is not one of gorb's backends`,
+        backend: b.id,
+        reason: `${describeDestination(b.dest)} is missing from IPVS`,
+      });
+    }
+    return;
+  }
+  const diffs = serviceDifferences(config, found.config);
+  if (diffs.length > 0) {
+    ops.push({ op: { op: "update-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)}: ${diffs.join(", ")}` });
+  }
+  const listed = complete ? new Set<string>() : null;
+  for (const b of svc.backends) {
+    const destKey = b.dest ?? b.key;
+    if (destKey === undefined) continue;
+    const id = destinationKeyId(destKey);
+    listed?.add(id);
+    const dest = found.dests.get(id);
+    if (b.dest === null) {
+      if (dest !== undefined) {
+        ops.push({
+          op: { op: "delete-destination", service: key, destination: destinationKeyOf(destKey) },
+          service: svc.id,
+          backend: b.id,
+          reason: `${describeDestination(destKey)} is not wanted`,
+        });
+      }
+      continue;
+    }
+    if (dest === undefined) {
+      ops.push({
+        op: { op: "add-destination", service: key, destination: b.dest },
+        service: svc.id,
+        backend: b.id,
+        reason: `${describeDestination(b.dest)} is missing from IPVS`,
+      });
+      continue;
+    }
+    const destDiffs = destinationDifferences(b.dest, dest);
+    if (destDiffs.length > 0) {
+      ops.push({
+        op: { op: "update-destination", service: key, destination: b.dest },
+        service: svc.id,
+        backend: b.id,
+        reason: `${describeDestination(b.dest)}: ${destDiffs.join(", ")}`,
       });
     }
   }
-  return [...deletes, ...ops];
+  if (listed === null) return;
+  for (const [id, extra] of found.dests) {
+    if (listed.has(id) || svc.keep?.has(id) === true) continue;
+    ops.push({
+      op: { op: "delete-destination", service: key, destination: destinationKeyOf(extra) },
+      service: svc.id,
+      backend: null,
+      reason: `${describeDestination(extra)} in ${describeService(key)} is not one of gorb's backends`,
+    });
+  }
 }
 
 /**

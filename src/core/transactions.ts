@@ -18,7 +18,8 @@ import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
-import { planOperations, type WantedService } from "./reconcile.ts";
+import type { Pacer } from "../pacer.ts";
+import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
 import type { StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
@@ -258,8 +259,28 @@ export class Transactions {
   }
 
   /** Plan `wanted` against gorb's view of the kernel and run it as one batch; log deletes already done. */
-  async execute(wanted: readonly WantedService[]): Promise<OperationResult[]> {
-    const results = await this.#writer.run(planOperations(wanted, this.#writer.view));
+  execute(wanted: readonly WantedService[]): Promise<OperationResult[]> {
+    return this.run(planOperations(wanted, this.#writer.view));
+  }
+
+  /**
+   * The writes for the targets of a bulk change (an apply's 1,000 services) against gorb's view of the kernel,
+   * worked out one target at a time (what the desired state wants for it, then its writes), with a turn of the
+   * event loop whenever `pacer` says so: in one block this was about 200 ms of work in the emulated guest. Run them
+   * with run().
+   */
+  async plan(targets: readonly Target[], pacer: Pacer): Promise<Operation[]> {
+    const plan = new OperationPlan();
+    for (const target of targets) {
+      if (pacer.due()) await pacer.turn();
+      for (const wanted of wantedFor(this.#desired, [target])) plan.add(wanted, this.#writer.view);
+    }
+    return plan.operations();
+  }
+
+  /** Run planned writes as one batch; log deletes already done. */
+  async run(operations: readonly Operation[]): Promise<OperationResult[]> {
+    const results = await this.#writer.run(operations);
     for (const r of results) {
       if (!r.gone) continue;
       const op = r.operation.op;

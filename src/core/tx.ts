@@ -95,15 +95,29 @@ export function mergeTargets(targets: Iterable<Target>): Target[] {
     const only = targets[0] as Target;
     if (only.backends === null || only.backends.length <= 1) return [only];
   }
-  const out = new Map<string, { service: string; key: ServiceKey; backends: Map<string, { id: string; key: DestinationKey }> | null }>();
-  for (const t of targets) {
-    const id = `${t.service}\u0000${serviceKeyId(t.key)}`;
-    let merged = out.get(id);
-    if (merged === undefined) out.set(id, (merged = { service: t.service, key: t.key, backends: new Map() }));
-    if (t.backends === null) merged.backends = null;
-    else if (merged.backends !== null) for (const b of t.backends) merged.backends.set(`${b.id}\u0000${destinationKeyId(b.key)}`, b);
+  const merged = new MergedTargets();
+  merged.add(targets);
+  return merged.list();
+}
+
+/** mergeTargets a few targets at a time (an apply adds each change's between turns of the event loop). */
+export class MergedTargets {
+  readonly #out = new Map<string, { service: string; key: ServiceKey; backends: Map<string, { id: string; key: DestinationKey }> | null }>();
+
+  add(targets: Iterable<Target>): void {
+    for (const t of targets) {
+      const id = `${t.service}\u0000${serviceKeyId(t.key)}`;
+      let merged = this.#out.get(id);
+      if (merged === undefined) this.#out.set(id, (merged = { service: t.service, key: t.key, backends: new Map() }));
+      if (t.backends === null) merged.backends = null;
+      else if (merged.backends !== null) for (const b of t.backends) merged.backends.set(`${b.id}\u0000${destinationKeyId(b.key)}`, b);
+    }
   }
-  return [...out.values()].map((m) => ({ service: m.service, key: m.key, backends: m.backends === null ? null : [...m.backends.values()] }));
+
+  /** The targets merged so far, in the order their service key was first added. */
+  list(): Target[] {
+    return [...this.#out.values()].map((m) => ({ service: m.service, key: m.key, backends: m.backends === null ? null : [...m.backends.values()] }));
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   observedTable,
+  OperationPlan,
   planOperations,
   restoredWeight,
   unknownDestinations,
@@ -177,6 +178,21 @@ describe("planOperations (desired + observed -> operations)", () => {
       expect(planOperations(row.wanted, observedTable(row.observed)).map(line)).toEqual(row.ops);
     });
   }
+
+  test("OperationPlan, given the services one at a time, plans each row as planOperations does, deletes first", () => {
+    for (const row of ROWS) {
+      const plan = new OperationPlan();
+      const observed = observedTable(row.observed);
+      for (const svc of row.wanted) plan.add(svc, observed);
+      expect({ row: row.name, ops: plan.operations().map(line) }).toEqual({ row: row.name, ops: row.ops });
+    }
+    // A service delete after another service's writes still comes first.
+    const plan = new OperationPlan();
+    const observed = observedTable(table(CONFIG, [dest(B1)]));
+    plan.add({ id: "other", config: { ...CONFIG, key: FOREIGN_KEY }, backends: [{ id: "b2", dest: B2 }] }, observed);
+    plan.add({ id: "web", config: null, key: KEY, backends: [] }, observed);
+    expect(plan.operations().map((o) => `${o.op.op} ${o.service}`)).toEqual(["delete-service web", "add-service other", "add-destination other"]);
+  });
 
   test("unknownDestinations lists what the kernel serves in gorb's services and gorb does not know", () => {
     const wanted: WantedService[] = [{ id: "web", config: CONFIG, backends: [{ id: "b1", dest: B1 }] }];
