@@ -161,6 +161,11 @@ export class OperationPlan {
   }
 }
 
+/** The add of a destination the kernel lacks. */
+function missingDestination(service: string, key: ServiceKey, backend: string, dest: DestinationConfig): Operation {
+  return { op: { op: "add-destination", service: key, destination: dest }, service, backend, reason: `${describeDestination(dest)} is missing from IPVS` };
+}
+
 /** The writes for one wanted service: its delete into `deletes`, every other write into `ops`. */
 function planService(svc: WantedService, observed: ObservedTable, deletes: Operation[], ops: Operation[]): void {
   const key = svc.config?.key ?? svc.key;
@@ -176,15 +181,7 @@ function planService(svc: WantedService, observed: ObservedTable, deletes: Opera
   const complete = svc.complete ?? true;
   if (found === undefined) {
     ops.push({ op: { op: "add-service", service: config }, service: svc.id, backend: null, reason: `${describeService(key)} is missing from IPVS` });
-    for (const b of svc.backends) {
-      if (b.dest === null) continue;
-      ops.push({
-        op: { op: "add-destination", service: key, destination: b.dest },
-        service: svc.id,
-        backend: b.id,
-        reason: `${describeDestination(b.dest)} is missing from IPVS`,
-      });
-    }
+    for (const b of svc.backends) if (b.dest !== null) ops.push(missingDestination(svc.id, key, b.id, b.dest));
     return;
   }
   const diffs = serviceDifferences(config, found.config);
@@ -210,12 +207,7 @@ function planService(svc: WantedService, observed: ObservedTable, deletes: Opera
       continue;
     }
     if (dest === undefined) {
-      ops.push({
-        op: { op: "add-destination", service: key, destination: b.dest },
-        service: svc.id,
-        backend: b.id,
-        reason: `${describeDestination(b.dest)} is missing from IPVS`,
-      });
+      ops.push(missingDestination(svc.id, key, b.id, b.dest));
       continue;
     }
     const destDiffs = destinationDifferences(b.dest, dest);
