@@ -131,7 +131,12 @@ async function declaredSet(body: unknown) {
   for (const key of Object.keys(body)) {
     if (key !== "services") throw new ValidationError(key, 'unknown field; the body is {"services": {...}}');
   }
-  return await readServicesPaced((body as { services?: unknown }).services);
+  // A set with no `services` would delete every file-owned service: refused, as `gorb apply` refuses such a file.
+  const services = (body as { services?: unknown }).services;
+  if (services === undefined || services === null) {
+    throw new ValidationError("services", 'required: the set to apply; an empty set is {"services": {}}');
+  }
+  return await readServicesPaced(services);
 }
 
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */

@@ -121,15 +121,13 @@ export const BackendPatchBody = bodySchema(BACKEND_FIELD_DEFS, true, `Fields to 
  */
 const ApplyBody = Type.Object(
   {
-    services: Type.Optional(
-      Type.Record(
-        Type.String(),
-        Type.Composite([
-          Type.Partial(ServiceBody),
-          Type.Object({ backends: Type.Optional(Type.Record(Type.String(), Type.Partial(BackendBody))) }),
-        ]),
-        { description: "service id -> service" },
-      ),
+    services: Type.Record(
+      Type.String(),
+      Type.Composite([
+        Type.Partial(ServiceBody),
+        Type.Object({ backends: Type.Optional(Type.Record(Type.String(), Type.Partial(BackendBody))) }),
+      ]),
+      { description: "service id -> service (required; the empty set is {})" },
     ),
   },
   { description: "a declarative set of services" },

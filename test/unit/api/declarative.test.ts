@@ -45,6 +45,20 @@ describe("POST /apply", () => {
     expect((await call("POST", "/apply", SET)).body).toEqual({ dry_run: false, ok: true, changes: [] });
   });
 
+  test("a body with no set ({} or services: null) is a 400 and deletes none of the file-owned services", async () => {
+    const { call, driver, gorb } = setup();
+    expect((await call("POST", "/apply", SET)).status).toBe(200);
+    const before = driver.peek();
+    for (const body of [{}, { services: null }]) {
+      expect(await call("POST", "/apply", body)).toEqual({
+        status: 400,
+        body: { error: 'services: required: the set to apply; an empty set is {"services": {}}', code: "VALIDATION", field: "services" },
+      });
+    }
+    expect(gorb.listServices()).toEqual(["web"]);
+    expect(driver.peek()).toEqual(before);
+  });
+
   test("a bad set is a 400 naming the path, in its message and as data, and nothing changes", async () => {
     const { call, driver } = setup();
     const cases: [unknown, string, Record<string, unknown>][] = [
@@ -64,6 +78,8 @@ describe("POST /apply", () => {
         { field: 'services["api.v2"].host', path: ["services", "api.v2", "host"] },
       ],
       [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}', { field: "servics" }],
+      [{}, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],
+      [{ services: null }, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],
       [[], 'body: must be a JSON object {"services": {...}}', { field: "body" }],
       ["", 'body: must be a JSON object {"services": {...}}', { field: "body" }],
     ];
