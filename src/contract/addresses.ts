@@ -12,8 +12,10 @@ import type { Family } from "../ipvs/types.ts";
 /** The loopback interface, the only one a loopback VIP may be put on. */
 const LOOPBACK_INTERFACE = "lo";
 
-/** What an address is used as. */
-export type AddressRole = "vip" | "backend";
+/** What an address is used as ("sorry": a service's sorry server, a destination like a backend). */
+export type AddressRole = "vip" | "backend" | "sorry";
+
+const ROLE_TEXT: Record<AddressRole, string> = { vip: "a VIP", backend: "a backend", sorry: "a sorry server" };
 
 /** The kind of a special address, or null for an ordinary unicast one. */
 function specialAddress(address: string, family: Family): "unspecified" | "broadcast" | "multicast" | "loopback" | null {
@@ -53,7 +55,7 @@ function specialAddress(address: string, family: Family): "unspecified" | "broad
 export function addressProblem(address: string, family: Family, role: AddressRole, vipInterface: string | null): string | null {
   const kind = specialAddress(address, family);
   if (kind === null) return null;
-  const unicast = `${role === "vip" ? "a VIP" : "a backend"} must be one host's unicast address`;
+  const unicast = `${ROLE_TEXT[role]} must be one host's unicast address`;
   switch (kind) {
     case "unspecified":
       return `is an unspecified address; ${unicast}`;
@@ -62,7 +64,7 @@ export function addressProblem(address: string, family: Family, role: AddressRol
     case "multicast":
       return `is a multicast address; ${unicast}`;
     case "loopback":
-      if (role === "backend" || vipInterface === LOOPBACK_INTERFACE) return null;
+      if (role !== "vip" || vipInterface === LOOPBACK_INTERFACE) return null;
       return `is a loopback address; it is a VIP only with --vip-interface ${LOOPBACK_INTERFACE}` +
         (vipInterface === null ? "" : ` (the VIP interface is ${vipInterface})`);
   }

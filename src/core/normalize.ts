@@ -31,6 +31,8 @@ import {
   type SchedFlagName,
 } from "../contract/fields.ts";
 import { isIP } from "node:net";
+import { addressProblem } from "../contract/addresses.ts";
+import { canonicalAddress } from "../ipvs/address.ts";
 import { parseDuration } from "../health/duration.ts";
 import { PulseOptionsError } from "../health/errors.ts";
 import { BackendBody, BackendPatchBody, ServiceBody, ServicePatchBody } from "../contract/schemas.ts";
@@ -262,9 +264,12 @@ function failoverOf(
     if (family !== null && family !== hostFamily) {
       throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${describeValue(host)}`);
     }
+    const problem = addressProblem(host, hostFamily, "sorry", null);
+    if (problem !== null) throw new ValidationError("sorry_server.host", `${host} ${problem}`);
     const port = typeof server.port === "number" ? server.port : servicePort;
     const method = SORRY_METHODS.find((m) => m === server.method) ?? DEFAULTS.sorryMethod;
-    sorryServer = { host, port, method };
+    // Kept in canonical form, as backends' addresses are: it is compared with theirs (2001:DB8::A is 2001:db8::a).
+    sorryServer = { host: hostFamily === "inet" ? host : canonicalAddress(host), port, method };
   }
   return {
     sorryServer,

@@ -149,6 +149,18 @@ describe("sorry server", () => {
   });
 });
 
+describe("an IPv6 sorry server is compared in canonical form", () => {
+  test("written in capitals it is still a backend's destination (409), and a backend spelt otherwise may not take it", async () => {
+    const s = stack();
+    await s.gorb.createService("v6", { host: "2001:db8::100", port: 80 });
+    await s.gorb.createBackend("v6", "b6", { host: "2001:db8::a" });
+    await expect(s.gorb.updateService("v6", { sorry_server: { host: "2001:DB8::A" } })).rejects.toThrow('sorry_server: backend "b6"');
+    await s.gorb.updateService("v6", { sorry_server: { host: "2001:DB8:0::BB" } });
+    expect((await s.gorb.getService("v6")).options.sorry_server).toMatchObject({ host: "2001:db8::bb" });
+    await expect(s.gorb.createBackend("v6", "b7", { host: "2001:db8::bb" })).rejects.toThrow("the sorry server of service");
+  });
+});
+
 describe("quorum", () => {
   test("down below quorum - hysteresis, up at quorum + hysteresis; without a sorry server the weights follow health only", async () => {
     const s = stack();
@@ -201,6 +213,9 @@ describe("validation: a 400 naming the field, and nothing changes", () => {
     [{ sorry_server: { host: "10.9.0.1", port: 70000 } }, "sorry_server.port: must be 1-65535, got 70000"],
     [{ sorry_server: { host: "sorry.example" } }, "sorry_server.host: must be an IP address"],
     [{ sorry_server: { host: "2001:db8::1" } }, "sorry_server.host: must be an inet address like the service"],
+    [{ sorry_server: { host: "0.0.0.0" } }, "sorry_server.host: 0.0.0.0 is an unspecified address; a sorry server must be one host's unicast address"],
+    [{ sorry_server: { host: "255.255.255.255" } }, "sorry_server.host: 255.255.255.255 is the broadcast address"],
+    [{ sorry_server: { host: "224.0.0.1" } }, "sorry_server.host: 224.0.0.1 is a multicast address"],
     [{ sorry_server: { host: "10.9.0.1", method: "tunnel" } }, "sorry_server.method: must be one of nat, dr, ipip"],
     // (Elysia turns a non-object into {} before core sees it; core alone says "must be an object such as ...")
     [{ sorry_server: "10.9.0.1" }, "sorry_server"],
