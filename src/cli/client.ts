@@ -9,6 +9,8 @@
  * be private (mode 0600 or stricter), as the daemon's.
  */
 import { readFileSync } from "node:fs";
+import { ValidationError } from "../core/errors.ts";
+import { checkId } from "../core/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
@@ -341,12 +343,26 @@ export class GorbClient {
   }
 }
 
+/**
+ * An id as a URL path segment, checked first: "." and ".." survive encodeURIComponent and a URL's normalisation
+ * would drop them ("/service/web/." is "/service/web/"), so `backend rm web .` would delete the service.
+ */
+function segment(field: "service" | "backend", id: string): string {
+  try {
+    checkId(field, id);
+  } catch (error) {
+    if (error instanceof ValidationError) throw new UsageError(error.message);
+    throw error;
+  }
+  return encodeURIComponent(id);
+}
+
 /** The URL path of a service. */
 export function servicePath(id: string): string {
-  return `/service/${encodeURIComponent(id)}`;
+  return `/service/${segment("service", id)}`;
 }
 
 /** The URL path of a backend. */
 export function backendPath(service: string, backend: string): string {
-  return `${servicePath(service)}/${encodeURIComponent(backend)}`;
+  return `${servicePath(service)}/${segment("backend", backend)}`;
 }

@@ -26,6 +26,28 @@ async function ok(args: string[]): Promise<string> {
   return run.stdout;
 }
 
+describe('ids "." and ".." (which a URL would drop from its path)', () => {
+  test("are usage errors (exit 2) naming the id; nothing is sent and the service keeps its backends", async () => {
+    await ok(["service", "add", "victim", "--host", "10.0.0.123", "--port", "80"]);
+    await ok(["backend", "add", "victim", "vb", "--host", "10.1.0.123", "--pulse", "none"]);
+    const sent = server.bodies.length;
+    const cases: [string[], string][] = [
+      [["backend", "rm", "victim", "."], 'backend: id must not be "."'],
+      [["backend", "add", "victim", "..", "--host", "10.1.0.124"], 'backend: id must not be ".."'],
+      [["backend", "set", "victim", ".", "--weight", "5"], 'backend: id must not be "."'],
+      [["service", "rm", "."], 'service: id must not be "."'],
+      [["service", "add", "..", "--host", "10.0.0.124", "--port", "80"], 'service: id must not be ".."'],
+    ];
+    for (const [args, message] of cases) {
+      const run = await runGorb(args, env);
+      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 2, stdout: "" });
+      expect(run.stderr).toContain(message);
+    }
+    expect(server.bodies.length).toBe(sent);
+    expect((await server.stack.gorb.getService("victim")).backends).toEqual(["vb"]);
+  });
+});
+
 describe("gorb service", () => {
   test("add sends only the flags given, and the service exists afterwards", async () => {
     const run = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--method", "rr"], env);
