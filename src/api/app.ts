@@ -139,6 +139,26 @@ async function declaredSet(body: unknown) {
   return await readServicesPaced(services);
 }
 
+/**
+ * Throws the 400 of a /service/:service[/:backend...] path whose id segment is not valid percent-encoded UTF-8.
+ * Bun's router decodes such a segment lossily ("%FF" and "%ZZ" both become U+FFFD), so different URLs would name
+ * one object; the raw path is checked here, before routing. Only paths with a "%" are looked at.
+ */
+function checkIdEncoding(request: Request): void {
+  const url = request.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0 || !url.startsWith("/service/", start) || !url.includes("%", start)) return;
+  const end = url.indexOf("?", start);
+  const segments = url.slice(start + "/service/".length, end < 0 ? undefined : end).split("/");
+  segments.slice(0, 2).forEach((segment, i) => {
+    try {
+      decodeURIComponent(segment);
+    } catch {
+      throw new ValidationError(i === 0 ? "service" : "backend", "id is not valid percent-encoded UTF-8");
+    }
+  });
+}
+
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */
 function param(value: string | undefined, field: "service" | "backend"): string {
   if (typeof value !== "string") throw new ValidationError(field, "id is not valid percent-encoded UTF-8");
@@ -199,7 +219,11 @@ export function createApp(options: AppOptions) {
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
   // each body without unknown keys only cost each request time.
   return new Elysia({ normalize: false })
-    .onRequest(({ request, server }) => guard(request, server) ?? undefined)
+    .onRequest(({ request, server }) => {
+      const refused = guard(request, server);
+      if (refused !== null) return refused;
+      checkIdEncoding(request);
+    })
     .onAfterHandle(({ request, responseValue }) => {
       if (cluster === undefined || request.method === "GET" || !(responseValue instanceof Response) || !responseValue.ok) return;
       responseValue.headers.set("X-Gorb-Revision", String(cluster.committedRevision()));

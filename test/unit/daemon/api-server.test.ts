@@ -181,3 +181,24 @@ describe("HTTPS (--tls-cert/--tls-key)", () => {
     expect(plain).not.toBe(200);
   });
 });
+
+describe("ids whose percent-encoding is not UTF-8, through Bun's router", () => {
+  test("are a 400 naming the segment (Bun decoded each to U+FFFD, so they all named one service)", async () => {
+    const { server, gorb } = serve();
+    const put = (path: string, body: unknown) => fetch(`http://127.0.0.1:${server.port}${path}`, { method: "PUT", body: JSON.stringify(body) });
+    for (const bad of ["%ZZ", "%FF", "%", "%E0%A4", "%C0%AF", "a%2"]) {
+      for (const [path, field] of [[`/service/${bad}`, "service"], [`/service/web/${bad}`, "backend"]] as const) {
+        const reply = await put(path, { host: "10.0.1.28", port: 80 });
+        expect({ path, status: reply.status, body: await reply.json() }).toEqual({
+          path,
+          status: 400,
+          body: { error: `${field}: id is not valid percent-encoded UTF-8`, code: "VALIDATION", field },
+        });
+      }
+    }
+    expect(gorb.listServices()).toEqual([]);
+    // U+FFFD itself, properly encoded, is an id like any other; a "%" in the query is not the id's.
+    expect((await put("/service/%EF%BF%BD?x=%ZZ", { host: "10.0.1.28", port: 80 })).status).toBe(200);
+    expect(gorb.listServices()).toEqual(["\uFFFD"]);
+  });
+});
