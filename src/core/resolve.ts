@@ -90,6 +90,12 @@ async function lookupName(host: string, resolver: HostResolver, options: Resolve
   if (!/^[A-Za-z0-9_.-]+$/.test(host)) {
     throw new ValidationError(field, `must be an IP address or a DNS name, got ${describeValue(host)}`);
   }
+  // A name's last label is never all digits or hex (RFC 3696, 2): such text is an address the resolver would read
+  // with inet_aton's rules ("010.0.0.1" is 8.0.0.1, "0x0a000001" is 10.0.0.1), not what the client meant.
+  const last = host.replace(/\.$/, "").split(".").pop() ?? "";
+  if (/^(\d+|0x[0-9a-f]*)$/i.test(last)) {
+    throw new ValidationError(field, `${describeValue(host)} is not an IP address as gorb reads them (dotted decimal without leading zeros, or IPv6) nor a DNS name`);
+  }
   let found: readonly ResolvedAddress[];
   try {
     found = await resolver(host);

@@ -61,6 +61,15 @@ describe("resolveHost", () => {
     );
   });
 
+  test("text the system resolver would read as an octal, hex or short IPv4 address is a 400, never resolved", async () => {
+    // Without the check getaddrinfo reads these with inet_aton's rules: "010.0.0.1" is 8.0.0.1.
+    for (const host of ["10.0.0.010", "010.000.000.005", "0x0a000001", "167772161", "10.1", "10.0.0.010.", "10.0x1"]) {
+      expect(await rejection(resolveHost(host, dnsResolver(), { field: "host" }))).toBe(
+        `host: "${host}" is not an IP address as gorb reads them (dotted decimal without leading zeros, or IPv6) nor a DNS name`,
+      );
+    }
+  });
+
   test("the system resolver finds localhost", async () => {
     const found = await dnsResolver()("localhost");
     expect(found.some((a) => a.address === "127.0.0.1" || a.address === "::1")).toBe(true);
