@@ -9,8 +9,7 @@
  * be private (mode 0600 or stricter), as the daemon's.
  */
 import { readFileSync } from "node:fs";
-import { ValidationError } from "../core/errors.ts";
-import { checkId } from "../core/ids.ts";
+import { idProblem } from "../contract/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
@@ -348,12 +347,8 @@ export class GorbClient {
  * would drop them ("/service/web/." is "/service/web/"), so `backend rm web .` would delete the service.
  */
 function segment(field: "service" | "backend", id: string): string {
-  try {
-    checkId(field, id);
-  } catch (error) {
-    if (error instanceof ValidationError) throw new UsageError(error.message);
-    throw error;
-  }
+  const problem = idProblem(id);
+  if (problem !== null) throw new UsageError(`${field}: ${problem}`);
   return encodeURIComponent(id);
 }
 

@@ -142,7 +142,6 @@ const NOT_IMPORTED: readonly string[] = [
   "src/cli/commands/service.ts serviceFieldArgs",
   "src/config/daemon-options.ts MIN_RECONCILE_INTERVAL_MS",
   "src/config/settings.ts CONFIG_KEYS",
-  "src/core/ids.ts MAX_ID_LENGTH",
   "src/health/checkers/http.ts USER_AGENT",
   "src/health/health-window.ts WINDOW_SIZE",
   "src/health/monitor.ts DEFAULT_MAX_FETCH_IN_FLIGHT",
