@@ -14,6 +14,7 @@ import {
   BACKEND_FIELDS,
   SERVICE_FIELDS,
   backendFields,
+  checkProbePort,
   normalizeBackendFields,
   normalizeServiceFields,
   serviceFields,
@@ -47,7 +48,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     let fields: Fields;
     try {
       fields = backendFields(obj);
-      normalizeBackendFields(fields, service);
+      checkProbePort(normalizeBackendFields(fields, service));
     } catch (error) {
       throw underPath(error, at);
     }

@@ -31,6 +31,7 @@ import type { SlowStart } from "./slow-start.ts";
 import {
   BACKEND_IDENTITY_FIELDS,
   SERVICE_IDENTITY_FIELDS,
+  checkProbePort,
   normalizeBackendFields,
   normalizeServiceFields,
   patchBackendFields,
@@ -226,6 +227,7 @@ export class Edits {
     const max = this.#p.limits.backends;
     if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
     const spec = normalizeBackendFields(fields, service.spec);
+    checkProbePort(spec);
     const key = service.config.key;
     const address = known ?? backendLiteral(spec, key) ?? (await resolveBackendAddress(spec, key, resolver));
     checkViaFamily(spec, address.family, key.family);
@@ -264,6 +266,7 @@ export class Edits {
   async updateBackend(tx: Tx, service: ServiceRecord, backend: BackendRecord, patch: Fields, resolver: HostResolver): Promise<void> {
     const fields = patchBackendFields(backend.fields, patch);
     const spec = normalizeBackendFields(fields, service.spec);
+    if (patch.has("pulse") || patch.has("port")) checkProbePort(spec);
     const key = service.config.key;
     let address = backend.address;
     const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));

@@ -357,6 +357,20 @@ function backendSpecOf(fields: Fields, service: ServiceSpec): BackendSpec {
   return { host, port, weight, method, upperThreshold, lowerThreshold, tunnel, pulse, maintenance, slowStartMs };
 }
 
+/**
+ * Refuses a backend whose check would connect to port 0: a fwmark service's backend without a port keeps the
+ * packet's port, so a check that connects (every type but exec and none) needs `pulse.args.port`. Called where
+ * a backend is created or its port or pulse changed, not on restore or adoption (a saved backend stays as it was).
+ */
+export function checkProbePort(spec: BackendSpec): void {
+  const pulse = spec.pulse;
+  if (spec.port !== 0 || pulse.port !== null || pulse.type === "exec" || pulse.type === "none") return;
+  throw new ValidationError(
+    "pulse.args.port",
+    `is required: this backend has no port (a fwmark service's backend keeps the packet's port), so its ${pulse.type} check needs one; or use pulse type none`,
+  );
+}
+
 /** `slow_start` in milliseconds (the pulse duration grammar); 0 when left out or "". */
 function slowStartOf(fields: Fields): number {
   const text = stringField(fields, "slow_start", "").trim();
