@@ -117,11 +117,24 @@ export function canonicalDrainBody(raw: unknown): unknown {
   return canonicalBody(raw, DRAIN_FIELD_DEFS, "put");
 }
 
-/** The members of a union schema, without the null a PATCH schema adds. */
+/**
+ * The members of a union schema, without the null a PATCH schema adds; a union of one member and null (a PATCH
+ * field whose own schema is a union, such as an enum) gives that member's members.
+ */
 function members(schema: TSchema): TSchema[] {
   const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
   if (!Array.isArray(anyOf)) return [schema];
-  return anyOf.filter((s) => (s as { type?: unknown }).type !== "null");
+  const kept = anyOf.filter((s) => (s as { type?: unknown }).type !== "null");
+  const only = kept.length === 1 ? kept[0] : undefined;
+  return only !== undefined && kept.length < anyOf.length ? members(only) : kept;
+}
+
+/** The schema a PATCH field wraps as "it or null", or null when `schema` is not such a union. */
+function nullableInner(schema: TSchema): TSchema | null {
+  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (!Array.isArray(anyOf) || anyOf.length !== 2) return null;
+  const kept = anyOf.filter((s) => (s as { type?: unknown }).type !== "null");
+  return kept.length === 1 ? (kept[0] ?? null) : null;
 }
 
 function range(schema: TSchema): string {
@@ -192,8 +205,21 @@ function fieldOfPointer(pointer: string, root: string): string {
 
 /** A TypeBox validation error (from TypeBox or from Elysia) as a field and a problem in gorb's words. */
 export function describeValueError(error: Pick<ValueError, "path" | "schema" | "value">, root = "body"): ContractProblem {
+  return describeAt(error, root, true);
+}
+
+/** describeValueError; `top`: the value checked is the body itself (its own problem is "must be a JSON object"). */
+function describeAt(error: Pick<ValueError, "path" | "schema" | "value">, root: string, top: boolean): ContractProblem {
+  const atRoot = error.path === "" || error.path === "/";
   const field = fieldOfPointer(error.path, root);
-  return { field, problem: problemOf(error.schema, error.value, error.path === "" || error.path === "/") };
+  // A PATCH field is "its schema or null", and TypeBox reports a value that is neither at the union: check the
+  // value against the field's own schema, so PATCH names the same field and problem as PUT ("pulse.interval").
+  const inner = error.value === null ? null : nullableInner(error.schema);
+  if (inner !== null) {
+    const nested = firstProblem(inner, error.value, field, top && atRoot);
+    if (nested !== null) return nested.field === field ? nested : { field: `${field}.${nested.field}`, problem: nested.problem };
+  }
+  return { field, problem: problemOf(error.schema, error.value, top && atRoot) };
 }
 
 const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
@@ -222,9 +248,13 @@ export async function compileChecks(schemas: readonly TSchema[]): Promise<void> 
 
 /** The first problem of `value` against `schema`, or null when it conforms. `root` names the value itself. */
 export function contractProblem(schema: TSchema, value: unknown, root = "body"): ContractProblem | null {
+  return firstProblem(schema, value, root, true);
+}
+
+function firstProblem(schema: TSchema, value: unknown, root: string, top: boolean): ContractProblem | null {
   const check = compiledCheck(schema);
   if (check.Check(value)) return null;
   const first = check.Errors(value).First();
   if (first === undefined) return { field: root, problem: "is not valid" };
-  return describeValueError(first, root);
+  return describeAt(first, root, top);
 }

@@ -194,6 +194,30 @@ describe("services", () => {
     expectError(await call("PATCH", "/service/nope", {}), 404, 'service "nope" not found');
   });
 
+  test("PATCH names the same field and problem as PUT, nested and enum fields too, and changes nothing", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1" });
+    const before = driver.peek();
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["/service/web/b1", { pulse: { interval: 5 } }, "pulse.interval: must be a string, got 5"],
+      ["/service/web/b1", { pulse: { args: [] } }, "pulse.args: must be an object, got an array"],
+      ["/service/web/b1", { pulse: { type: "bad" } }, 'pulse.type: must be one of tcp, http, https, udp, dns, tls, exec, none, got "bad"'],
+      ["/service/web/b1", { pulse: "x" }, 'pulse: must be an object such as {"type":"tcp","interval":"5s"}, got "x"'],
+      ["/service/web/b1", { method: "bad" }, 'method: must be one of nat, dr, tunnel, ipip, local, got "bad"'],
+      ["/service/web/b1", { tunnel_type: "x" }, 'tunnel_type: must be one of ipip, gue, gre, got "x"'],
+      ["/service/web", { method: "bad" }, 'method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "bad"'],
+      ["/service/web", { sorry_server: { host: 1 } }, "sorry_server.host: must be a string, got 1"],
+      ["/service/web", { sorry_server: "x" }, 'sorry_server: must be an object such as {"host":"10.0.0.9","port":80}, got "x"'],
+    ];
+    for (const [path, body, message] of cases) {
+      expectError(await call("PATCH", path, body), 400, message);
+      const put = path === "/service/web" ? { host: "10.0.0.2", port: 81, ...body } : { host: "10.1.0.2", ...body };
+      expectError(await call("PUT", `${path}2`, put), 400, message);
+    }
+    expect(driver.peek()).toEqual(before);
+  });
+
   test("409 for an existing service; 409 for one the kernel already has", async () => {
     const { call, driver } = setup();
     await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
