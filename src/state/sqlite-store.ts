@@ -8,8 +8,8 @@
  * pointed at the same directory fails at start-up instead of writing over the first one's state.
  */
 import { Database } from "bun:sqlite";
-import { chmodSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import {
   SavedStateError,
   decodeSavedBackend,
@@ -50,7 +50,25 @@ function* writeRows(w: RowWriters, changes: StateChanges): Generator<void> {
 
 /** StateStoreError reports a state directory or database gorb cannot use; the message says what to do. */
 export class StateStoreError extends Error {
-  override readonly name = "StateStoreError";
+  override readonly name: string = "StateStoreError";
+}
+
+/**
+ * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir` (the
+ * directory or its state.db does not exist). Nothing was created.
+ */
+export class StateMissingError extends StateStoreError {
+  override readonly name = "StateMissingError";
+  /** The state directory asked for, as given. */
+  readonly dir: string;
+  /** The database file that is missing, as an absolute path ("/var/lib/gorb/state.db"). */
+  readonly location: string;
+
+  constructor(dir: string, location: string) {
+    super(`no gorb state in ${dir} (${location} does not exist)`);
+    this.dir = dir;
+    this.location = location;
+  }
 }
 
 function why(error: unknown): string {
@@ -107,19 +125,25 @@ export class SqliteStateStore implements StateStore {
 
   /**
    * Open (creating the directory, mode 0700, and the database when missing) and lock the state in `dir`.
-   * Throws StateStoreError when the directory cannot be created, the database cannot be read, it was written
-   * by a newer gorb, or another process holds it.
+   * With `create: false` (a reader such as `gorb state export`) nothing is created: a missing directory or
+   * database throws StateMissingError. Throws StateStoreError when the directory cannot be created, the database
+   * cannot be read, it was written by a newer gorb, or another process holds it.
    */
-  static open(dir: string): SqliteStateStore {
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      throw new StateStoreError(`cannot create the state directory ${dir}: ${why(error)}`);
-    }
+  static open(dir: string, options: { readonly create?: boolean } = {}): SqliteStateStore {
+    const create = options.create ?? true;
     const location = join(dir, STATE_FILE);
+    if (create) {
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        throw new StateStoreError(`cannot create the state directory ${dir}: ${why(error)}`);
+      }
+    } else if (!existsSync(location)) {
+      throw new StateMissingError(dir, resolve(location));
+    }
     let db: Database;
     try {
-      db = new Database(location, { create: true, strict: true });
+      db = new Database(location, { create, strict: true });
     } catch (error) {
       throw new StateStoreError(`cannot open the state database ${location}: ${why(error)}`);
     }

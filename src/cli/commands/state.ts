@@ -33,15 +33,21 @@ async function readState(stateDir: string | undefined, store: string | undefined
       });
     }
   }
-  const { SqliteStateStore, StateStoreError } = await import("../../state/sqlite-store.ts");
+  const { SqliteStateStore, StateMissingError, StateStoreError } = await import("../../state/sqlite-store.ts");
   try {
-    const sqlite = SqliteStateStore.open(stateDir ?? DEFAULT_STATE_DIR);
+    // Reading must not create: a mistyped --state-dir would export an empty set, which `gorb apply -f` takes as
+    // "delete every file-owned service".
+    const sqlite = SqliteStateStore.open(stateDir ?? DEFAULT_STATE_DIR, { create: false });
     try {
       return sqlite.load();
     } finally {
       sqlite.close();
     }
   } catch (error) {
+    if (error instanceof StateMissingError) {
+      const hint = stateDir === undefined ? "; that is the default: name the node's state directory with --state-dir DIR" : "";
+      throw new CliError(EXIT.USAGE, `gorb state export: --state-dir: ${error.message}${hint}`, { cause: error });
+    }
     if (error instanceof StateStoreError) throw new CliError(EXIT.USAGE, `gorb state export: ${error.message}`, { cause: error });
     throw error;
   }

@@ -1,11 +1,12 @@
 /**
  * `gorb state export`: a node's SQLite state (its daemon stopped) printed as the JSON document `gorb apply -f`
- * reads; a state directory in use by another process is refused with exit 2; a bad --store names the flag.
+ * reads; a state directory in use by another process is refused with exit 2; a bad --store names the flag; a
+ * --state-dir without a state is refused with exit 2 and nothing is created there.
  */
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { readServices } from "../../../src/config/services.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
 import { runGorb } from "../cli/_harness.ts";
@@ -49,4 +50,24 @@ test("a state directory its daemon still holds is refused (exit 2); a bad --stor
   const bad = await runGorb(["state", "export", "--store", "consul://x:1/gorb"]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain("--store: expected etcd://");
+});
+
+test("a --state-dir without a state (missing, a relative typo, or a directory without state.db) is refused; nothing is created", async () => {
+  const parent = mkdtempSync(join(tmpdir(), "gorb-export-"));
+  dirs.push(parent);
+  const missing = join(parent, "nonexistent");
+  const typo = relative(process.cwd(), join(parent, "typo"));
+  for (const dir of [missing, typo]) {
+    const run = await runGorb(["state", "export", "--state-dir", dir]);
+    expect(run).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: gorb state export: --state-dir: no gorb state in ${dir} (${join(parent, dir === typo ? "typo" : "nonexistent", "state.db")} does not exist)\n`,
+    });
+  }
+  expect(existsSync(missing)).toBe(false);
+  const empty = await runGorb(["state", "export", "--state-dir", parent]);
+  expect([empty.code, empty.stdout]).toEqual([2, ""]);
+  expect(empty.stderr).toContain(`--state-dir: no gorb state in ${parent}`);
+  expect(readdirSync(parent)).toEqual([]);
 });
