@@ -3,7 +3,8 @@
  * -vipi) and gorb's own (--token, --token-file, --allow, --allow-origin, --max-connections, --tls-cert/--tls-key,
  * --consul-token(-file), --body-limit, --config, --state-dir, --no-state, --reconcile-interval,
  * --unknown-destinations, --no-ui). With --config,
- * the file's settings come first and the flags given override them (flags > GORB_TOKEN > file > defaults); a
+ * the file's settings come first and the flags given override them: flags > environment (GORB_TOKEN,
+ * CONSUL_HTTP_TOKEN) > file > defaults, so --token-file beats GORB_TOKEN, which beats the file's token_file; a
  * file with an error stops the start with its location. They are checked here into DaemonOptions, the secret
  * files are read (and refused unless private: src/daemon/secrets.ts); src/daemon/run.ts builds and runs the stack.
  */
@@ -254,7 +255,7 @@ const serve = defineCommand({
         consul: stringArg(args, "consul"),
         verbose: boolArg(args, "verbose"),
         vipInterface: stringArg(args, "vip-interface"),
-        token: stringArg(args, "token") ?? (ctx.env.GORB_TOKEN === "" ? undefined : ctx.env.GORB_TOKEN),
+        token: stringArg(args, "token"),
         bodyLimit: stringArg(args, "body-limit"),
         state: boolArg(args, "state"),
         stateDir: stringArg(args, "state-dir"),
@@ -265,8 +266,7 @@ const serve = defineCommand({
         maxConnections: stringArg(args, "max-connections"),
         tlsCert: stringArg(args, "tls-cert"),
         tlsKey: stringArg(args, "tls-key"),
-        consulToken:
-          stringArg(args, "consul-token") ?? (ctx.env.CONSUL_HTTP_TOKEN === "" ? undefined : ctx.env.CONSUL_HTTP_TOKEN),
+        consulToken: stringArg(args, "consul-token"),
         consulTokenFile: stringArg(args, "consul-token-file"),
         unknownDestinations: stringArg(args, "unknown-destinations"),
         hookDir: stringArg(args, "hook-dir"),
@@ -289,7 +289,10 @@ const serve = defineCommand({
         etcdPasswordFile: stringArg(args, "etcd-password-file"),
         checkExecDir: repeatedArg(rawArgs, "check-exec-dir") ?? stringArg(args, "check-exec-dir"),
       };
-      options = parseDaemonOptions(mergeFlags(file?.flags ?? {}, given));
+      // The environment's tokens sit between the file and the flags: --token-file beats GORB_TOKEN, which beats
+      // the file's token or token_file (an environment variable set for the whole host is not a conflict).
+      const environment: DaemonFlags = { token: envValue(ctx.env.GORB_TOKEN), consulToken: envValue(ctx.env.CONSUL_HTTP_TOKEN) };
+      options = parseDaemonOptions(mergeFlags(mergeFlags(file?.flags ?? {}, environment), given));
     } catch (error) {
       if (error instanceof DaemonOptionError) throw new UsageError(error.message, "gorb serve");
       throw error;
@@ -363,19 +366,27 @@ async function secretCheck<T>(check: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** Settings that say the same thing in two ways: giving one on the command line replaces both of the file's. */
+/** An environment variable's value; unset and empty are both undefined. */
+function envValue(value: string | undefined): string | undefined {
+  return value === "" ? undefined : value;
+}
+
+/** Settings that say the same thing in two ways: giving one in a higher layer replaces both of the lower one's. */
 const ALTERNATIVES: readonly (readonly (keyof DaemonFlags)[])[] = [
   ["token", "tokenFile"],
   ["consulToken", "consulTokenFile"],
 ];
 
-/** The file's settings with the flags given on top (a flag left out keeps the file's value). */
-export function mergeFlags(file: DaemonFlags, given: DaemonFlags): DaemonFlags {
-  const merged: Record<string, unknown> = { ...file };
+/**
+ * The lower layer's settings with the higher one's on top (a setting the higher layer leaves out keeps the lower
+ * one's): file < environment < flags. Only two alternatives of the same layer can conflict.
+ */
+export function mergeFlags(lower: DaemonFlags, higher: DaemonFlags): DaemonFlags {
+  const merged: Record<string, unknown> = { ...lower };
   for (const group of ALTERNATIVES) {
-    if (group.some((name) => given[name] !== undefined)) for (const name of group) delete merged[name];
+    if (group.some((name) => higher[name] !== undefined)) for (const name of group) delete merged[name];
   }
-  for (const [name, value] of Object.entries(given)) if (value !== undefined) merged[name] = value;
+  for (const [name, value] of Object.entries(higher)) if (value !== undefined) merged[name] = value;
   return merged as DaemonFlags;
 }
 

@@ -85,6 +85,42 @@ describe("token file", () => {
   });
 });
 
+describe("precedence: flags > environment > file", () => {
+  test("--token-file beats GORB_TOKEN and --consul-token-file beats CONSUL_HTTP_TOKEN (no conflict)", async () => {
+    const seen = record();
+    const token = file("precedence-token", "from-flag-file\n", 0o600);
+    const consul = file("precedence-consul", "consul-from-flag-file\n", 0o600);
+    const env = { GORB_TOKEN: "from-env", CONSUL_HTTP_TOKEN: "consul-from-env" };
+    expect(await runGorb(["serve", "--token-file", token, "--consul-token-file", consul], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(seen.map((o) => [o.token, o.tokenFile, o.consulToken, o.consulTokenFile])).toEqual([
+      ["from-flag-file", token, "consul-from-flag-file", consul],
+    ]);
+  });
+
+  test("the environment beats the file's token and token_file; a flag beats both", async () => {
+    const seen = record();
+    const token = file("precedence-file-token", "from-file\n", 0o600);
+    const config = file("precedence.yaml", `token: in-file\nconsul_token_file: ${token}\n`, 0o600);
+    const env = { GORB_TOKEN: "from-env", CONSUL_HTTP_TOKEN: "consul-from-env" };
+    expect((await runGorb(["serve", "--config", config], env)).code).toBe(0);
+    expect((await runGorb(["serve", "--config", config, "--token-file", token], env)).code).toBe(0);
+    expect(seen.map((o) => [o.token, o.consulToken])).toEqual([
+      ["from-env", "consul-from-env"],
+      ["from-file", "consul-from-env"],
+    ]);
+  });
+
+  test("--token with --token-file (or --consul-token with --consul-token-file) on the command line is still refused", async () => {
+    const seen = record();
+    const token = file("both-token", "t\n", 0o600);
+    const run = await runGorb(["serve", "--token", "t", "--token-file", token]);
+    expect([run.code, run.stderr]).toEqual([2, "error: --token-file: give either --token or --token-file, not both\nRun \"gorb serve --help\" for usage.\n"]);
+    const consul = await runGorb(["serve", "--consul-token", "c", "--consul-token-file", token], { CONSUL_HTTP_TOKEN: "e" });
+    expect([consul.code, consul.stderr]).toEqual([2, "error: --consul-token-file: give either --consul-token or --consul-token-file, not both\nRun \"gorb serve --help\" for usage.\n"]);
+    expect(seen).toEqual([]);
+  });
+});
+
 describe("configuration file", () => {
   test("a configuration file holding a token that others may read is refused; a private one is used", async () => {
     const seen = record();
