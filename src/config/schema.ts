@@ -8,7 +8,7 @@
  *   reconcile_interval: 30s         token_file: /etc/gorb/token   allow: [10.0.0.0/8]
  *   allow_origin: https://ops.example.com   max_connections: 256
  *   tls_cert: /etc/gorb/cert.pem    tls_key: /etc/gorb/key.pem
- *   consul_token_file: /etc/gorb/consul-token
+ *   consul_token_file: /etc/gorb/consul-token   unknown_destinations: report
  *   max_services: 1000              max_backends: 20000   ui: true
  *   bgp_bird_socket: /run/bird/bird.ctl   bgp_include: /run/gorb/bird-vips.conf
  *   bgp_protocol: gorb_vips         bgp_hold_down: 3s        bgp_keep_on_exit: false

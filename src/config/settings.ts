@@ -28,6 +28,7 @@ const SETTINGS = {
   tls_key: { flag: "tlsKey", type: "string" },
   consul_token: { flag: "consulToken", type: "string" },
   consul_token_file: { flag: "consulTokenFile", type: "string" },
+  unknown_destinations: { flag: "unknownDestinations", type: "string" },
   max_services: { flag: "maxServices", type: "count" },
   max_backends: { flag: "maxBackends", type: "count" },
   probe_marks: { flag: "probeMarks", type: "string" },

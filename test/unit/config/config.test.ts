@@ -6,7 +6,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { argsOf, subCommandsOf } from "../../../src/cli/_command.ts";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
+import { root } from "../../../src/cli/index.ts";
+import { CONFIG_KEYS } from "../../../src/config/settings.ts";
 import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
 import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import { runGorb } from "../cli/_harness.ts";
@@ -84,7 +87,7 @@ describe("configuration files", () => {
       ["gorb.yaml", "verbose: yes\n", 'gorb.yaml:1: verbose: must be true or false, got "yes"'],
       ["gorb.yaml", "flush: false\nreconcile_interval: 10\n", 'gorb.yaml:2: reconcile_interval: must be a duration such as "30s" (0 or "off": never), got 10'],
       ["gorb.toml", 'vip_interface = "eth0/1"\n', 'gorb.toml:1: vip_interface: "eth0/1" is not a network interface name (1-15 characters)'],
-      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, max_services, max_backends, probe_marks, ui, bgp_bird_socket, bgp_include, bgp_protocol, bgp_hold_down, bgp_keep_on_exit, store, node_id, etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file, ipvs_sysctls, hook_dir, check_exec_dir, services"],
+      ["gorb.yaml", "Listen: :1\n", "gorb.yaml:1: Listen: unknown field; known: listen, interface, flush, consul, verbose, vip_interface, token, body_limit, state, state_dir, reconcile_interval, token_file, allow, allow_origin, max_connections, tls_cert, tls_key, consul_token, consul_token_file, unknown_destinations, max_services, max_backends, probe_marks, ui, bgp_bird_socket, bgp_include, bgp_protocol, bgp_hold_down, bgp_keep_on_exit, store, node_id, etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file, ipvs_sysctls, hook_dir, check_exec_dir, services"],
       ["gorb.yaml", "services:\n  - web\n", "gorb.yaml:1: services: must be a mapping of service ids to services, got a list"],
       ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
@@ -104,6 +107,22 @@ describe("configuration files", () => {
       'gorb.json:3:24: JSON syntax error: expected a key in double quotes, found "}"',
     );
     expect(refusal("gorb.json", '{"listen": ":1"}\n}')).toBe('gorb.json:2:1: JSON syntax error: unexpected "}" after the end of the document');
+  });
+
+  test("every gorb serve flag is a key of the file, in snake_case, and every setting key is a flag", async () => {
+    // Flags the file cannot hold, each with the reason.
+    const flagOnly: Readonly<Record<string, string>> = {
+      config: "names the file itself",
+    };
+    const serve = (await subCommandsOf(root)).serve;
+    if (serve === undefined) throw new Error("gorb has no serve command");
+    const flags = Object.keys(await argsOf(serve));
+    expect(flags).toContain("listen");
+    const settings = CONFIG_KEYS.filter((key) => key !== "services");
+    expect(flags.filter((flag) => !Object.hasOwn(flagOnly, flag) && !settings.includes(flag.replaceAll("-", "_")))).toEqual([]);
+    expect(settings.filter((key) => !flags.includes(key.replaceAll("_", "-")))).toEqual([]);
+    // The flag-only list names only real flags that really have no key.
+    expect(Object.keys(flagOnly).filter((flag) => !flags.includes(flag) || settings.includes(flag.replaceAll("-", "_")))).toEqual([]);
   });
 
   test("a missing file says so", async () => {
@@ -153,6 +172,17 @@ describe("gorb serve --config", () => {
     expect(seen[0]?.declared?.map((s) => [s.id, Object.fromEntries(s.fields)])).toEqual([["web", { port: 80 }]]);
     expect((await runGorb(["serve", "--config", path, "-l", ":6000", "--no-flush", "--no-state", "--reconcile-interval", "0"], { GORB_TOKEN: "env" })).code).toBe(0);
     expect(seen[1]).toMatchObject({ listen: { host: null, port: 6000 }, flush: false, token: "env", stateDir: null, reconcileIntervalMs: 0 });
+  });
+
+  test("unknown_destinations: the flag's values, checked the same way; --unknown-destinations wins over the file", async () => {
+    const seen = record();
+    const path = file("gorb.yaml", "unknown_destinations: adopt\n");
+    expect((await runGorb(["serve", "--config", path])).code).toBe(0);
+    expect((await runGorb(["serve", "--config", path, "--unknown-destinations", "remove"])).code).toBe(0);
+    expect(seen.map((o) => o.unknownDestinations)).toEqual(["adopt", "remove"]);
+    expect(refusal("gorb.yaml", "unknown_destinations: delete\n")).toBe(
+      'gorb.yaml:1: unknown_destinations: must be one of report, adopt, remove, got "delete"',
+    );
   });
 
   test("a file with an error stops the start with its location; the daemon is not started", async () => {
