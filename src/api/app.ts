@@ -410,7 +410,14 @@ export function createApp(options: AppOptions) {
       },
       {
         response: { 200: t.String({ description: "text/event-stream: one event per change (id, event, data)" }), ...ERRORS },
-        detail: { summary: "The event stream (Server-Sent Events), resumable with Last-Event-ID" },
+        detail: {
+          summary: "The event stream (Server-Sent Events), resumable with Last-Event-ID",
+          // Read by ./events.ts itself (a bad value is a 400 naming it), so documented here rather than as a hook.
+          parameters: [
+            { name: "Last-Event-ID", in: "header", required: false, schema: { type: "string" }, description: "resume after this event id (EventSource sends it when it reconnects); wins over last_event_id" },
+            { name: "last_event_id", in: "query", required: false, schema: { type: "string" }, description: "resume after this event id" },
+          ],
+        },
       },
     );
 }

@@ -427,6 +427,7 @@ describe("ids and routes", () => {
     interface Operation {
       requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown>; $ref?: string } }> };
       responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+      parameters?: { name: string; in: string }[];
     }
     const doc = json(await call("GET", "/openapi.json")) as {
       info: { version: string; title: string };
@@ -463,6 +464,8 @@ describe("ids and routes", () => {
       properties: Record<string, unknown>;
     };
     expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "healthy", "options", "quorum_up", "sorry", "stats"]);
+    // The event stream's resume position, read by the route itself, is documented too.
+    expect(doc.paths["/events"]?.get?.parameters?.map((p) => `${p.in} ${p.name}`)).toEqual(["header Last-Event-ID", "query last_event_id"]);
   });
 
   test("GET /openapi.json over a real socket (Elysia finds the path after the host, so tests need a host name of 4+ characters)", async () => {
