@@ -61,8 +61,9 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** describeValue names a JSON value's type and shows it briefly, for error messages. */
+/** describeValue names a JSON value's type and shows it briefly, for error messages ("nothing" when missing). */
 export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") return "an object";

@@ -237,6 +237,9 @@ describe("parsePulseOptions: bad values name their field", () => {
     ["udp both payloads", { type: "udp", args: { send: "a", sendHex: "61" } }, "pulse.args.sendHex", "give either pulse.args.send or pulse.args.sendHex, not both"],
     ["udp bad hex", { type: "udp", args: { sendHex: "abc" } }, "pulse.args.sendHex", 'must be a string of hex byte pairs such as "0a0b", got string "abc"'],
     ["udp send type", { type: "udp", args: { send: 5 } }, "pulse.args.send", "must be a string, got number 5"],
+    ["dns without a name", { type: "dns" }, "pulse.args.name", 'a dns pulse needs the name to query, e.g. "example.org", got nothing'],
+    ["dns name null", { type: "dns", args: { name: null } }, "pulse.args.name", 'a dns pulse needs the name to query, e.g. "example.org", got null'],
+    ["exec without a command", { type: "exec", args: {} }, "pulse.args.command", "an exec pulse needs a command: an absolute path and arguments, as a list or a string, got nothing"],
   ];
   for (const [name, input, field, problem] of bad) {
     test(name, () => {
