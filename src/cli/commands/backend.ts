@@ -24,6 +24,7 @@ import { jsonText } from "../../render/format.ts";
 import { backendSummary } from "../views.ts";
 import { BACKEND_FIELD_DEFS, DEFAULTS, LIMITS, PULSE_TYPES } from "../../contract/fields.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_THRESHOLD } from "../../health/options.ts";
+import { DEFAULT_EXEC_DIRS } from "../../health/checkers/exec.ts";
 
 const F = BACKEND_FIELD_DEFS;
 const range = (r: { readonly min: number; readonly max: number }) => `${r.min}-${r.max}`;
@@ -85,6 +86,14 @@ export const pulseArgs = {
   "pulse-rise": { type: "string", description: `Successes in a row to count as up (1-${MAX_THRESHOLD}; default 1)`, valueHint: "n" },
   "pulse-fall": { type: "string", description: `Failures in a row to count as down (1-${MAX_THRESHOLD}; default 1)`, valueHint: "n" },
   "pulse-send": { type: "string", description: "UDP check: the datagram to send (text)", valueHint: "text" },
+  "pulse-name": { type: "string", description: "DNS check: the name to query, e.g. example.org (required with --pulse dns)", valueHint: "name" },
+  "pulse-command": {
+    type: "string",
+    description:
+      "Exec check: the program (an absolute path under the daemon's --check-exec-dir, default " +
+      `${DEFAULT_EXEC_DIRS.join(", ")}) and its arguments, split on spaces (required with --pulse exec)`,
+    valueHint: "command",
+  },
   "pulse-insecure": { type: "boolean", description: "HTTPS check: do not verify the certificate" },
 } satisfies ArgsDef;
 
@@ -107,6 +116,8 @@ export function pulseFromArgs(args: RawArgs): PulseChange | null {
     rise: intArg(args, "pulse-rise", 1, MAX_THRESHOLD),
     fall: intArg(args, "pulse-fall", 1, MAX_THRESHOLD),
     send: stringArg(args, "pulse-send"),
+    name: stringArg(args, "pulse-name"),
+    command: stringArg(args, "pulse-command"),
     insecure: boolArg(args, "pulse-insecure"),
   });
   const type = stringArg(args, "pulse");

@@ -186,6 +186,18 @@ describe("gorb backend", () => {
     expect([info.options.tunnel_type, info.options.tunnel_port, info.options.upper_threshold]).toEqual(["gue", 6080, 100]);
   });
 
+  test("--pulse dns takes its name from --pulse-name, --pulse exec its command from --pulse-command", async () => {
+    await ok(["backend", "add", "web", "d1", "--host", "10.1.0.4", "--pulse", "dns", "--pulse-name", "example.org"]);
+    expect(server.bodies.at(-1)).toEqual({ host: "10.1.0.4", pulse: { type: "dns", args: { name: "example.org" } } });
+    const dns = (await server.stack.gorb.getBackend("web", "d1")).options.pulse as { type: string; args: unknown };
+    expect([dns.type, dns.args]).toEqual(["dns", { name: "example.org" }]);
+    const command = "/etc/gorb/checks/db-ready --quick";
+    await ok(["backend", "add", "web", "e1", "--host", "10.1.0.5", "--pulse", "exec", "--pulse-command", command]);
+    expect(server.bodies.at(-1)).toEqual({ host: "10.1.0.5", pulse: { type: "exec", args: { command } } });
+    const exec = (await server.stack.gorb.getBackend("web", "e1")).options.pulse as { type: string; args: unknown };
+    expect([exec.type, exec.args]).toEqual(["exec", { command }]);
+  });
+
   test("set with pulse flags merges them into the current pulse (the API replaces it whole)", async () => {
     await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "http", "--pulse-path", "/h"]);
     await ok(["backend", "set", "web", "b1", "--pulse-interval", "5s", "--weight", "7"]);
