@@ -2,6 +2,9 @@
  * Shell completion scripts generated from the citty command tree: every command path, its sub-commands, its
  * flags (long names and one-letter aliases) and, for enum flags, their values. The scripts embed that table, so
  * completing never runs gorb.
+ *
+ * Conventions read from a string argument's valueHint: "a|b|c" lists its choices (completed like an enum's),
+ * "file" completes file names, "dir" directory names.
  */
 import type { ArgsDef } from "citty";
 import { type AnyCommand, aliasesOf, argsOf, metaOf, subCommandsOf } from "./_command.ts";
@@ -12,8 +15,10 @@ export interface CompletionFlag {
   readonly names: readonly string[];
   readonly description: string;
   readonly takesValue: boolean;
-  /** Values to offer (enum flags). */
+  /** Values to offer (enum flags, and string flags whose valueHint lists choices). */
   readonly values: readonly string[];
+  /** Local names to offer as the value: files, directories, or none. */
+  readonly localNames: LocalNames;
 }
 
 /** One command of the tree. */
@@ -28,29 +33,38 @@ export interface CompletionNode {
   readonly positionalValues: readonly string[];
 }
 
+/** What a value names on the local host, for completion: a file, a directory, or nothing local. */
+export type LocalNames = "file" | "dir" | null;
+
+/** The choices a valueHint such as "report|adopt|remove" lists ([] for any other hint). */
+function hintChoices(valueHint: string | undefined): string[] {
+  return valueHint?.includes("|") === true && !valueHint.startsWith("[") ? valueHint.split("|") : [];
+}
+
 function kebab(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 }
 
 function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[] } {
   const flags: CompletionFlag[] = [
-    { names: ["--help", "-h"], description: "Show help", takesValue: false, values: [] },
+    { names: ["--help", "-h"], description: "Show help", takesValue: false, values: [], localNames: null },
   ];
   let positionalValues: string[] = [];
   for (const [name, def] of Object.entries(defs)) {
     if (def.type === "positional") {
-      // Convention: a positional whose valueHint lists choices as "a|b|c" completes to them.
-      if (positionalValues.length === 0 && def.valueHint?.includes("|") === true) positionalValues = def.valueHint.split("|");
+      if (positionalValues.length === 0) positionalValues = hintChoices(def.valueHint);
       continue;
     }
     const alias = "alias" in def && def.alias !== undefined ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
     const names = [`--${kebab(name)}`, ...alias.map((a: string) => (a.length === 1 ? `-${a}` : `--${a}`))];
     if (def.type === "boolean" && (def.negativeDescription !== undefined || def.default === true)) names.push(`--no-${kebab(name)}`);
+    const hint = def.type === "string" ? def.valueHint : undefined;
     flags.push({
       names,
       description: def.description ?? "",
       takesValue: def.type === "string" || def.type === "enum",
-      values: def.type === "enum" ? (def.options ?? []) : [],
+      values: def.type === "enum" ? (def.options ?? []) : hintChoices(hint),
+      localNames: hint === "file" || hint === "dir" ? hint : null,
     });
   }
   return { flags, positionalValues };
@@ -95,6 +109,7 @@ export function bashScript(prog: string, tree: readonly CompletionNode[]): strin
   const subs = tree.map((n) => `    ${sq(n.path.join(" "))}) echo ${sq(n.subcommands.map((s) => s.name).join(" "))} ;;`);
   const flags = tree.map((n) => `    ${sq(n.path.join(" "))}) echo ${sq(n.flags.flatMap((f) => f.names).join(" "))} ;;`);
   const valueCases: string[] = [];
+  const localCases: string[] = [];
   const takesValue: string[] = [];
   for (const n of tree) {
     for (const f of n.flags) {
@@ -102,6 +117,7 @@ export function bashScript(prog: string, tree: readonly CompletionNode[]): strin
       for (const name of f.names) {
         takesValue.push(sq(`${n.path.join(" ")}|${name}`));
         if (f.values.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|${name}`)}) echo ${sq(f.values.join(" "))} ;;`);
+        if (f.localNames !== null) localCases.push(`    ${sq(`${n.path.join(" ")}|${name}`)}) echo ${f.localNames} ;;`);
       }
     }
     if (n.positionalValues.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|#1`)}) echo ${sq(n.positionalValues.join(" "))} ;;`);
@@ -120,6 +136,11 @@ ${flags.join("\n")}
 ${fn}_values() {
   case "$1" in
 ${valueCases.join("\n")}
+  esac
+}
+${fn}_local() {
+  case "$1" in
+${localCases.join("\n")}
   esac
 }
 ${fn}_takes_value() {
@@ -141,7 +162,11 @@ ${fn}() {
   done
   local prev="\${COMP_WORDS[COMP_CWORD-1]}"
   if [[ "$prev" == -* ]] && ${fn}_takes_value "$path|$prev"; then
-    COMPREPLY=($(compgen -W "$(${fn}_values "$path|$prev")" -- "$cur"))
+    case "$(${fn}_local "$path|$prev")" in
+      file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+      dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+      *) COMPREPLY=($(compgen -W "$(${fn}_values "$path|$prev")" -- "$cur")) ;;
+    esac
     return
   fi
   if [[ "$cur" == -* ]]; then
@@ -172,7 +197,8 @@ export function zshScript(prog: string, tree: readonly CompletionNode[]): string
     const specs: string[] = [];
     for (const f of n.flags) {
       const desc = zshEscape(f.description);
-      const value = f.takesValue ? `:value:${f.values.length > 0 ? `(${f.values.join(" ")})` : ""}` : "";
+      const action = f.values.length > 0 ? `(${f.values.join(" ")})` : f.localNames === "file" ? "_files" : f.localNames === "dir" ? "_files -/" : "";
+      const value = f.takesValue ? `:${f.localNames ?? "value"}:${action}` : "";
       const exclusive = f.names.length > 1 ? `(${f.names.join(" ")})` : "";
       for (const name of f.names) {
         const eq = f.takesValue && name.startsWith("--") ? "=" : "";
@@ -247,7 +273,8 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     for (const f of n.flags) {
       const parts = [`complete -c ${prog} -n ${cond}`];
       for (const name of f.names) parts.push(name.startsWith("--") ? `-l ${name.slice(2)}` : `-s ${name.slice(1)}`);
-      if (f.takesValue) parts.push("-x"); // a value is required, and it is never a file
+      // A value is required; only file and dir values complete local names (-F: files despite the -f above).
+      if (f.takesValue) parts.push(f.localNames !== null ? "-r -F" : "-x");
       if (f.values.length > 0) parts.push(`-a ${fq(f.values.join(" "))}`);
       parts.push(`-d ${fq(f.description)}`);
       lines.push(parts.join(" "));

@@ -31,6 +31,7 @@ import {
 import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
 import { SecretFileError, checkPrivateFile, loadSecrets } from "../../daemon/secrets.ts";
 import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
+import { UNKNOWN_DESTINATION_MODES } from "../../core/unknown-destinations.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -167,7 +168,7 @@ const serve = defineCommand({
       description:
         "At start, destinations of gorb's services that the saved state does not know: report (leave them), adopt, or remove " +
         `(default: ${DEFAULT_UNKNOWN_DESTINATIONS})`,
-      valueHint: "report|adopt|remove",
+      valueHint: UNKNOWN_DESTINATION_MODES.join("|"),
     },
     "max-services": {
       type: "string",

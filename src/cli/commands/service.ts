@@ -35,11 +35,8 @@ export const serviceFieldArgs = {
   },
   port: { type: "string", description: `Port ${range(LIMITS.port)} (required unless --fwmark)`, valueHint: "port" },
   protocol: { type: "enum", options: [...F.protocol.values], description: `Protocol (default ${DEFAULTS.protocol})` },
-  method: {
-    type: "string",
-    description: `Scheduler: ${F.method.values.join(", ")} (default ${DEFAULTS.scheduler})`,
-    valueHint: "sched",
-  },
+  // A string, not an enum: a scheduler matches in any case ("SH"); the choices in valueHint complete it.
+  method: { type: "string", description: `Scheduler (default ${DEFAULTS.scheduler})`, valueHint: F.method.values.join("|") },
   flags: {
     type: "string",
     description: `Scheduler flags joined by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`,

@@ -3,6 +3,9 @@
  * set as bash would set them; zsh and fish scripts are checked for the entries they must carry.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { completionTree } from "../../../src/cli/completion.ts";
 import { root } from "../../../src/cli/index.ts";
 import { runGorb } from "./_harness.ts";
@@ -13,11 +16,11 @@ async function script(shell: string): Promise<string> {
   return run.stdout;
 }
 
-/** What bash offers after `words` (the last word is the one being completed). */
-function bashComplete(source: string, words: string[]): string[] {
+/** What bash offers after `words` (the last word is the one being completed), run in `cwd`. */
+function bashComplete(source: string, words: string[], cwd?: string): string[] {
   const quoted = words.map((w) => `'${w}'`).join(" ");
   const program = `${source}\nCOMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
-  const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", program], { stderr: "pipe" });
+  const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", program], { stderr: "pipe", ...(cwd === undefined ? {} : { cwd }) });
   expect(proc.stderr.toString()).toBe("");
   return proc.stdout.toString().split("\n").filter((l) => l !== "").sort();
 }
@@ -36,6 +39,7 @@ describe("the command tree", () => {
       description: expect.any(String),
       takesValue: true,
       values: ["nat", "dr", "tunnel", "ipip", "local"],
+      localNames: null,
     });
     const serve = tree.find((n) => n.path.join(" ") === "serve");
     expect(serve?.flags.find((f) => f.names.includes("--listen"))?.names).toEqual(["--listen", "-l"]);
@@ -57,6 +61,28 @@ describe("bash", () => {
     expect(bashComplete(source, ["gorb", "completion", ""])).toEqual(["bash", "fish", "zsh"]);
     expect(bashComplete(source, ["gorb", "serve", "-l", ""])).toEqual([]);
   });
+
+  test("completes file names for file flags, directories for dir flags, and the choices of string flags", async () => {
+    const source = await script("bash");
+    const dir = mkdtempSync(join(tmpdir(), "gorb-completion-"));
+    try {
+      writeFileSync(join(dir, "services.yaml"), "");
+      writeFileSync(join(dir, "token"), "");
+      mkdirSync(join(dir, "state dir"));
+      expect(bashComplete(source, ["gorb", "apply", "-f", ""], dir)).toEqual(["services.yaml", "state dir", "token"]);
+      expect(bashComplete(source, ["gorb", "diff", "--file", "se"], dir)).toEqual(["services.yaml"]);
+      expect(bashComplete(source, ["gorb", "serve", "--config", "s"], dir)).toEqual(["services.yaml", "state dir"]);
+      expect(bashComplete(source, ["gorb", "status", "--token-file", "t"], dir)).toEqual(["token"]);
+      expect(bashComplete(source, ["gorb", "service", "ls", "--ca", "to"], dir)).toEqual(["token"]);
+      expect(bashComplete(source, ["gorb", "serve", "--state-dir", ""], dir)).toEqual(["state dir"]);
+      expect(bashComplete(source, ["gorb", "service", "add", "web", "--method", "w"])).toEqual(["wlc", "wrr"]);
+      expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", ""])).toEqual(["adopt", "remove", "report"]);
+      // Values that are not local names get none.
+      expect(bashComplete(source, ["gorb", "service", "add", "web", "--host", ""], dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("zsh and fish", () => {
@@ -66,6 +92,9 @@ describe("zsh and fish", () => {
     expect(text).toContain("'serve:Run the gorb daemon");
     expect(text).toContain("'(--forward --method)--forward=[Forwarding method (default nat); --method is the GORB name]:value:(nat dr tunnel ipip local)'");
     expect(text).toContain("compdef _gorb gorb");
+    expect(text).toContain("'(--file -f)--file=[Configuration file with a services\\: section (.yaml, .yml, .json or .toml)]:file:_files'");
+    expect(text).toContain("'--method=[Scheduler (default wrr)]:value:(rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)'");
+    expect(text).toContain(":dir:_files -/'");
   });
 
   test("fish: complete lines per command path", async () => {
@@ -73,5 +102,7 @@ describe("zsh and fish", () => {
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'" -a 'add' -d 'Create a virtual service'\n`);
     expect(text).toContain("-l pulse -x -a 'tcp http https udp dns tls exec none' -d 'Health check type (default tcp)'");
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'apply'" -l file -s f -r -F -d 'Configuration file`);
+    expect(text).toContain(`-l unknown-destinations -x -a 'report adopt remove'`);
   });
 });
