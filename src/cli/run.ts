@@ -83,7 +83,10 @@ function flagTable(defs: ArgsDef): Map<string, FlagShape> {
   return table;
 }
 
-/** Throws UsageError for an unknown flag, a value flag without its value, or an extra argument. */
+/**
+ * Throws UsageError for an unknown flag, a value flag without its value (at the end, or followed by a "--" flag),
+ * or an extra argument.
+ */
 function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void {
   const table = flagTable(defs);
   const tokens = optionTokens(args);
@@ -114,6 +117,10 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
       const next = tokens[i + 1];
       if (shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-"))) continue;
       if (next === undefined) throw new UsageError(`--${shape.canonical} needs a value`, path);
+      // The next flag is not this one's value (`--host --port 80` left out the host): --host=--x gives one.
+      if (next.startsWith("--")) {
+        throw new UsageError(`--${shape.canonical} needs a value (got the flag ${next}; for a value that starts with "--", write --${shape.canonical}=VALUE)`, path);
+      }
       i++;
     }
   }
