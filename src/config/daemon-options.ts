@@ -235,12 +235,21 @@ function isIpv6(text: string): boolean {
 
 /**
  * parseListen reads a listen address: ":4672" (every address), "127.0.0.1:4672", "[::1]:4672",
- * "localhost:4672". The port is required (0 = any free port).
+ * "localhost:4672". The port is required (0 = any free port); a URL ("http://127.0.0.1:80") is refused as one.
  */
 export function parseListen(text: string): ListenAddress {
   const value = text.trim();
   const bad = (why: string): DaemonOptionError =>
     new DaemonOptionError("listen", `${why} in ${JSON.stringify(text)}; use :PORT, HOST:PORT or [IPV6]:PORT`);
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value);
+  if (scheme !== null) {
+    const address = value.slice(scheme[0].length).replace(/\/.*$/, "");
+    throw new DaemonOptionError(
+      "listen",
+      `${JSON.stringify(text)} is a URL: the listen address is HOST:PORT without a scheme, e.g. ${JSON.stringify(address)} ` +
+        "(HTTPS comes from --tls-cert and --tls-key)",
+    );
+  }
   let hostPart: string;
   let portPart: string;
   if (value.startsWith("[")) {

@@ -28,6 +28,8 @@ describe("parseListen", () => {
       ["1.2.3.4:70000", "port must be 0-65535"],
       ["1.2.3.4:", "port must be 0-65535"],
       ["bad host:80", '"bad host" is not an address or host name'],
+      ["http://127.0.0.1:80", '"http://127.0.0.1:80" is a URL: the listen address is HOST:PORT without a scheme, e.g. "127.0.0.1:80" (HTTPS comes from --tls-cert and --tls-key)'],
+      ["https://[::1]:8443/", '"https://[::1]:8443/" is a URL: the listen address is HOST:PORT without a scheme, e.g. "[::1]:8443" (HTTPS comes from --tls-cert and --tls-key)'],
     ];
     for (const [text, problem] of cases) {
       expect(() => parseListen(text)).toThrow(`--listen: ${problem}`);
