@@ -1,7 +1,7 @@
 /**
  * The CLI's HTTP client for the daemon's REST API. Client commands reach gorb only through here, so they need
  * neither root nor libnl. Every failure becomes a CliError with the exit code of its class (see ./errors.ts):
- * an unreachable daemon is one line that says so and suggests --direct.
+ * an unreachable daemon is one line that says so and, for a command that has --direct, suggests it.
  *
  * HTTPS: the daemon's certificate is always verified, against the system's CAs or the PEM file of --ca/GORB_CA
  * (the daemon's own self-signed certificate will do); there is no switch to turn verification off.
@@ -40,6 +40,8 @@ export interface ClientOptions {
   readonly wait?: WaitOptions;
   /** Overrides REQUEST_TIMEOUT_MS (tests). */
   readonly timeoutMs?: number;
+  /** The command has --direct: the message of an unreachable daemon suggests it. @default false */
+  readonly offersDirect?: boolean;
 }
 
 /**
@@ -184,12 +186,13 @@ export function unreachableReason(error: unknown, timeoutMs: number = REQUEST_TI
   return code !== "" && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
-/** unreachableMessage is the one line shown when the daemon cannot be reached. */
-export function unreachableMessage(server: string, reason: string): string {
-  return (
-    `cannot reach gorb at ${server} (${reason}); is \`gorb serve\` running? ` +
-    "Use --direct to read/change the kernel table without a daemon."
-  );
+/**
+ * unreachableMessage is the one line shown when the daemon cannot be reached; it suggests --direct only to a
+ * command that has it (`offersDirect`).
+ */
+export function unreachableMessage(server: string, reason: string, offersDirect: boolean): string {
+  const message = `cannot reach gorb at ${server} (${reason}); is \`gorb serve\` running?`;
+  return offersDirect ? `${message} Use --direct to read/change the kernel table without a daemon.` : message;
 }
 
 /** The message of an error answer: its `error` field, else the HTTP status. */
@@ -297,7 +300,8 @@ export class GorbClient {
     } catch (error) {
       if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
       if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);
-      throw new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, unreachableReason(error, timeoutMs)), {
+      const message = unreachableMessage(this.options.server, unreachableReason(error, timeoutMs), this.options.offersDirect === true);
+      throw new CliError(EXIT.UNREACHABLE, message, {
         cause: error,
       });
     } finally {
@@ -311,7 +315,9 @@ export class GorbClient {
     const code = (error as { code?: unknown } | null)?.code;
     const neverConnected = failure !== null ? !failure.reachedBefore : typeof code === "string" && NEVER_CONNECTED.has(code);
     const reason = failure?.reason ?? unreachableReason(error);
-    if (neverConnected) return new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, reason), { cause: error });
+    if (neverConnected) {
+      return new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, reason, this.options.offersDirect === true), { cause: error });
+    }
     return new LostContactError(this.options.server, request, reason, watch.elapsedMs(), error);
   }
 

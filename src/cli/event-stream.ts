@@ -27,6 +27,8 @@ export interface EventStreamOptions {
   /** The daemon's base URL, without a trailing slash. */
   readonly server: string;
   readonly token: string | null;
+  /** The command has --direct: the message of an unreachable daemon suggests it. @default false */
+  readonly offersDirect?: boolean;
   /** Stops following (followEvents then resolves). */
   readonly signal: AbortSignal;
   /** First wait before a reconnect, in ms; doubles after each failed attempt. @default 1000 */
@@ -191,7 +193,7 @@ async function connect(
     } catch (error) {
       if (options.signal.aborted) return false;
       const reason = connection.signal.aborted ? why : unreachableReason(error);
-      handlers.onError(new CliError(EXIT.UNREACHABLE, unreachableMessage(options.server, reason), { cause: error }));
+      handlers.onError(new CliError(EXIT.UNREACHABLE, unreachableMessage(options.server, reason, options.offersDirect === true), { cause: error }));
       return false;
     }
     if (!response.ok) {

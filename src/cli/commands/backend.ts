@@ -144,7 +144,7 @@ export function mergePulse(current: unknown, change: PulseChange): Record<string
 
 function client(args: RawArgs): GorbClient {
   const ctx = cliContext();
-  return new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+  return new GorbClient({ ...clientOptionsFrom(args, ctx.env, ctx.signal), offersDirect: true });
 }
 
 async function direct() {

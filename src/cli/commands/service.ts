@@ -98,7 +98,7 @@ export const serviceFieldArgs = {
 
 function client(args: RawArgs): GorbClient {
   const ctx = cliContext();
-  return new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
+  return new GorbClient({ ...clientOptionsFrom(args, ctx.env, ctx.signal), offersDirect: true });
 }
 
 async function direct() {

@@ -163,7 +163,7 @@ async function watchDaemon(ctx: CliContext, client: ClientOptions, service: stri
   })();
   try {
     await followEvents(
-      { server: client.server, token: client.token, signal },
+      { server: client.server, token: client.token, offersDirect: client.offersDirect === true, signal },
       {
         onOpen: refresh,
         onEvent: (event) => {
@@ -236,8 +236,9 @@ const status = defineCommand({
   async run({ args }) {
     const ctx = cliContext();
     const json = boolArg(args, "json") === true;
+    const daemon = (): ClientOptions => ({ ...clientOptionsFrom(args, ctx.env, ctx.signal), offersDirect: true });
     if (boolArg(args, "cluster") === true) {
-      const answer = (await new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal)).request("GET", "/cluster")) as ClusterAnswer;
+      const answer = (await new GorbClient(daemon()).request("GET", "/cluster")) as ClusterAnswer;
       ctx.io.stdout(json ? jsonText(answer) : clusterText(answer));
       return 0;
     }
@@ -248,7 +249,7 @@ const status = defineCommand({
         const kernel = await (await import("../direct.ts")).directStatus(service);
         return { table: () => statusTable(kernel.model), json: kernel.json };
       }
-      return daemonSnapshot(clientOptionsFrom(args, ctx.env, ctx.signal), service, json);
+      return daemonSnapshot(daemon(), service, json);
     };
     if (!watch) {
       const snap = await snapshot();
@@ -260,13 +261,13 @@ const status = defineCommand({
       // The daemon renders the BGP section (when it announces VIPs) under the table it answers; a daemon older than
       // that answered JSON, and its section comes from GET /bgp.
       if (!direct && service === undefined && snap.bytes === undefined) {
-        const bgp = await fetchBgp(new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal)));
+        const bgp = await fetchBgp(new GorbClient(daemon()));
         if (bgp !== null) ctx.io.stdout(`\n${bgpTable(bgp)}`);
       }
       return 0;
     }
     if (!direct) {
-      await watchDaemon(ctx, clientOptionsFrom(args, ctx.env, ctx.signal), service, json, seconds);
+      await watchDaemon(ctx, daemon(), service, json, seconds);
       return 0;
     }
     const interval = seconds ?? DEFAULT_DIRECT_SECONDS;

@@ -133,7 +133,7 @@ describe("a request made with wait", () => {
     expect(error).not.toBeInstanceOf(LostContactError);
     expect([(error as CliError).exitCode, (error as CliError).message]).toEqual([
       EXIT.UNREACHABLE,
-      `cannot reach gorb at ${url} (connection refused); is \`gorb serve\` running? Use --direct to read/change the kernel table without a daemon.`,
+      `cannot reach gorb at ${url} (connection refused); is \`gorb serve\` running?`,
     ]);
   });
 });

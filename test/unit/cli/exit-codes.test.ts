@@ -3,6 +3,9 @@
  * errors) and its documented code. The daemon side is a real REST API on a loopback port.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { defineCommand } from "citty";
 import { EXIT } from "../../../src/cli/errors.ts";
 import { runCli } from "../../../src/cli/run.ts";
@@ -73,11 +76,26 @@ describe("exit 3: daemon unreachable", () => {
     });
   });
 
-  test("every client command reports it the same way", async () => {
+  test("every client command reports it the same way; only those that have --direct suggest it", async () => {
     const url = `http://127.0.0.1:${closedPort()}`;
-    for (const args of [["service", "ls"], ["service", "add", "w", "--port", "1"], ["backend", "rm", "w", "b"], ["backend", "show", "w", "b", "--json"]]) {
+    const line = `error: cannot reach gorb at ${url} (connection refused); is \`gorb serve\` running?`;
+    const hint = " Use --direct to read/change the kernel table without a daemon.";
+    const withDirect = [["service", "ls"], ["service", "add", "w", "--port", "1"], ["backend", "rm", "w", "b"], ["backend", "show", "w", "b", "--json"], ["status", "--json"]];
+    for (const args of withDirect) {
       const run = await runGorb([...args, "--server", url], {});
-      expect([run.code, run.stderr]).toEqual([EXIT.UNREACHABLE, expect.stringContaining(`cannot reach gorb at ${url} (connection refused)`)]);
+      expect([args, run.code, run.stderr]).toEqual([args, EXIT.UNREACHABLE, `${line}${hint}\n`]);
+    }
+    const dir = mkdtempSync(join(tmpdir(), "gorb-unreachable-"));
+    try {
+      const file = join(dir, "services.yaml");
+      writeFileSync(file, "services: {}\n");
+      const withoutDirect = [["apply", "-f", file], ["diff", "-f", file], ["reconcile"], ["backend", "drain", "w", "b"], ["backend", "undrain", "w", "b"], ["bgp", "status"]];
+      for (const args of withoutDirect) {
+        const run = await runGorb([...args, "--server", url], {});
+        expect([args, run.code, run.stderr]).toEqual([args, EXIT.UNREACHABLE, `${line}\n`]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
