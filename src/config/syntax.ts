@@ -48,18 +48,53 @@ function problemOf(error: unknown): string {
   return text.replace(/^(YAML|TOML|JSON) Parse error:\s*/i, "");
 }
 
-/** The first line of `text` that no continuation can make parse (see the module comment). */
+/**
+ * How many lines a flow collection or quoted string may span and still be told from a syntax error: a prefix that
+ * ends inside one fails to parse too, and is known for what it is when one of the next SPAN prefixes parses again.
+ */
+const SPAN = 32;
+
+/**
+ * The first line of `text` that no continuation can make parse (see the module comment): the line after the
+ * longest prefix of whole lines that parses. Found by bisection, a few dozen parses however long the text: the
+ * prefixes that parse are those before the error, except those that end inside a multi-line flow collection or
+ * quoted string. A prefix that fails is taken for the error only when none of the next SPAN prefixes parse; once
+ * one did, the file has such constructs and every failing prefix of the search is checked so. A construct longer
+ * than SPAN lines before the error may be given as the error's line.
+ */
 function firstBadLine(text: string, format: ConfigFormat): number {
-  const lines = text.split("\n");
-  for (let keep = lines.length - 1; keep > 0; keep--) {
+  const ends: number[] = [];
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) ends.push(i);
+  ends.push(text.length);
+  const n = ends.length;
+  /** Whether the first `k` lines parse (k < n; the empty text does). */
+  const parses = (k: number): boolean => {
     try {
-      rawParse(lines.slice(0, keep).join("\n"), format);
-      return keep + 1;
+      rawParse(k === 0 ? "" : text.slice(0, ends[k - 1]), format);
+      return true;
     } catch {
-      // still broken: look at a shorter prefix
+      return false;
     }
+  };
+  /** The first of the SPAN prefixes after `k` (and below `below`) that parses, or null. */
+  const reopens = (k: number, below: number): number | null => {
+    for (let j = k + 1; j <= k + SPAN && j < below; j++) if (parses(j)) return j;
+    return null;
+  };
+  let careful = false;
+  for (;;) {
+    // The first `lo` lines parse; the first `hi` do not (the whole text does not).
+    let lo = 0;
+    let hi = n;
+    while (hi - lo > 1) {
+      const mid = lo + ((hi - lo) >> 1);
+      const after = parses(mid) ? mid : careful ? reopens(mid, hi) : null;
+      if (after === null) hi = mid;
+      else lo = after;
+    }
+    if (careful || reopens(hi, n) === null) return hi;
+    careful = true;
   }
-  return 1;
 }
 
 /** The value of a configuration text; throws ConfigSyntaxError with the line of the problem. */

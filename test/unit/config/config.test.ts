@@ -125,6 +125,48 @@ describe("configuration files", () => {
     expect(Object.keys(flagOnly).filter((flag) => !flags.includes(flag) || settings.includes(flag.replaceAll("-", "_")))).toEqual([]);
   });
 
+  test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {
+    // Every prefix of this file past line 4 fails: trying them one by one took minutes.
+    const text = `listen: :1\nservices:\n  web:\n    port: 80: 81\n${"# a comment that pads the file to a large size\n".repeat(60_000)}`;
+    expect(refusal("gorb.yaml", text)).toBe("gorb.yaml:4: YAML syntax error: Unexpected token");
+    const toml = `[services.web]\nport =\n${"# a comment that pads the file to a large size\n".repeat(60_000)}`;
+    expect(refusal("gorb.toml", toml)).toStartWith("gorb.toml:2: TOML syntax error: ");
+  });
+
+  test("a flow collection or quoted string over several lines is not taken for the syntax error", () => {
+    /** The line after the longest prefix of whole lines that parses, one prefix at a time (slow but sure). */
+    const slowly = (text: string, parse: (text: string) => unknown): number => {
+      const lines = text.split("\n");
+      for (let keep = lines.length - 1; keep > 0; keep--) {
+        try {
+          parse(lines.slice(0, keep).join("\n"));
+          return keep + 1;
+        } catch {
+          // still broken
+        }
+      }
+      return 1;
+    };
+    const lineOf = (name: string, text: string): number => Number(/^[^:]+:(\d+):/.exec(refusal(name, text))?.[1]);
+    const backend = (i: number) => `      b${i}: { host: 10.1.0.${i},\n            port: 8080,\n            weight: 10 }\n`;
+    const yaml = ["services:\n  web:\n    port: 80\n    backends:\n"];
+    for (let i = 1; i <= 40; i++) yaml.push(backend(i));
+    const table = (i: number) => `[services.s${i}]\nport = 80\nflags = [\n  "sh-fallback",\n  "sh-port",\n]\n`;
+    const toml: string[] = [];
+    for (let i = 1; i <= 40; i++) toml.push(table(i));
+    for (const [name, parts, bad, parse] of [
+      ["gorb.yaml", yaml, "    bad: [\n", Bun.YAML.parse],
+      ["gorb.toml", toml, "port = \n", Bun.TOML.parse],
+    ] as const) {
+      for (let at = 1; at <= parts.length; at += 3) {
+        const text = [...parts.slice(0, at), bad, ...parts.slice(at)].join("");
+        const expected = slowly(text, parse);
+        expect(expected).toBe(parts.slice(0, at).join("").split("\n").length);
+        expect(lineOf(name, text)).toBe(expected);
+      }
+    }
+  });
+
   test("a missing file says so", async () => {
     const error = await loadConfigFile("/nonexistent/gorb.yaml").catch((e: unknown) => e);
     expect((error as Error).message).toBe("/nonexistent/gorb.yaml: cannot read the configuration file: no such file");
