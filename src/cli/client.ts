@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { idProblem } from "../contract/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
+import { FileProblemError, readRegularFile } from "../config/regular-file.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
@@ -103,13 +104,16 @@ function readTokenFile(source: string, file: string): string {
   return token;
 }
 
+/** Largest --ca / GORB_CA file read: 4 MiB (a system's whole CA bundle is a few hundred KiB). */
+const CA_FILE_LIMIT = 4 * 1024 * 1024;
+
 function readCa(source: string, file: string): string {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readRegularFile(file, CA_FILE_LIMIT);
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new UsageError(`${source}: ${file}: ${code === "ENOENT" ? "no such file" : `cannot read it (${String(code)})`}`);
+    if (error instanceof FileProblemError) throw new UsageError(`${source}: ${file}: ${error.problem}`);
+    throw error;
   }
   if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`${source}: ${file}: not a PEM certificate file`);
   return text;

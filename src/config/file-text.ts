@@ -5,9 +5,9 @@
  *   /etc/gorb/gorb.yaml:14: services.web.backends.b1.port: must be 1-65535, got 70000
  *   /etc/gorb/gorb.toml:3: TOML syntax error: Missing value after '='
  */
-import { readFile } from "node:fs/promises";
 import { PathError } from "../core/path.ts";
 import { lineOfPath } from "./locate.ts";
+import { FileProblemError, readRegularFile } from "./regular-file.ts";
 import { ConfigSyntaxError, formatOf, parseConfigText } from "./syntax.ts";
 
 /** ConfigError: a configuration file that cannot be used, with where and why. */
@@ -60,13 +60,18 @@ export function located<T>(file: string, text: string, check: () => T): T {
   }
 }
 
-/** The text of the file at `file`; a ConfigError saying why it cannot be read otherwise. */
+/** Largest configuration file read (`gorb serve --config`, SIGHUP, `gorb apply -f`, `gorb diff -f`): 64 MiB. */
+const CONFIG_FILE_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * The text of the file at `file`; a ConfigError saying why it cannot be read otherwise, or why it is not read: not a
+ * regular file (a device or a FIFO would be read without end) or over CONFIG_FILE_LIMIT.
+ */
 export async function readConfigText(file: string): Promise<string> {
   try {
-    return await readFile(file, "utf8");
+    return readRegularFile(file, CONFIG_FILE_LIMIT);
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    const why = code === "ENOENT" ? "no such file" : error instanceof Error ? error.message : String(error);
-    throw new ConfigError(file, { line: null }, null, `cannot read the configuration file: ${why}`, { cause: error });
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new ConfigError(file, { line: null }, null, `cannot read the configuration file: ${error.problem}`, { cause: error });
   }
 }

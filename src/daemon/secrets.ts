@@ -4,7 +4,8 @@
  * a secret file any other user can read hands them the load balancer: such a file is refused at start, naming the
  * file, its mode and the fix, instead of being used.
  */
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { FileProblemError, checkRegularFile } from "../config/regular-file.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 
 /** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */
@@ -29,18 +30,12 @@ export class SecretFileError extends Error {
 /** Throws SecretFileError when `file` is missing, not a regular file, or readable or writable by group or others. */
 export function checkPrivateFile(flag: string, file: string): void {
   let mode: number;
-  let isFile: boolean;
   try {
-    const stat = statSync(file);
-    mode = stat.mode & 0o7777;
-    isFile = stat.isFile();
+    mode = checkRegularFile(file, null);
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new SecretFileError(flag, file, code === "ENOENT" ? "no such file" : `cannot read it (${String(code ?? error)})`, null, {
-      cause: error,
-    });
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
   }
-  if (!isFile) throw new SecretFileError(flag, file, "is not a regular file");
   if ((mode & 0o077) !== 0) {
     throw new SecretFileError(
       flag,

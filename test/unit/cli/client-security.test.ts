@@ -38,6 +38,10 @@ describe("HTTPS", () => {
     const bad = await runGorb(["service", "ls", "--server", url, "--ca", tokenFile]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toStartWith(`error: --ca: ${tokenFile}: not a PEM certificate file\n`);
+    // A device is not read (/dev/zero would be read without end).
+    const device = await runGorb(["service", "ls", "--server", url, "--ca", "/dev/null"]);
+    expect(device.code).toBe(2);
+    expect(device.stderr).toStartWith("error: --ca: /dev/null: is not a regular file (a character device)\n");
   });
 });
 

@@ -33,6 +33,19 @@ const YAML = `services:
 `;
 
 describe("gorb diff and gorb apply", () => {
+  test("a file that is not a regular file (a FIFO, a device) is refused without being read or sent", async () => {
+    const fifo = join(dir, "set.yaml");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    for (const [path, what] of [[fifo, "a FIFO"], ["/dev/null", "a character device"]] as const) {
+      expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `error: ${path}: cannot read the configuration file: is not a regular file (${what})\n`,
+      });
+    }
+    expect(server.requests).toEqual([]);
+  });
+
   test("diff shows the plan and changes nothing; apply makes it; a second diff finds nothing", async () => {
     const path = file("services.yaml", YAML);
     const diff = await runGorb(["diff", "-f", path, "--server", server.url]);

@@ -3,7 +3,7 @@
  * path, and `gorb serve --config` (flags override the file; a bad file stops the start with its location).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { argsOf, subCommandsOf } from "../../../src/cli/_command.ts";
@@ -237,6 +237,26 @@ describe("gorb serve --config", () => {
       stderr: `error: ${path}:3: services.web.method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "fastest"\n`,
     });
     expect(seen).toEqual([]);
+  });
+
+  test("a file that is not a regular file (a device, a FIFO) or is over 64 MiB is not read (at start and at SIGHUP alike)", async () => {
+    record();
+    expect(await runGorb(["serve", "--config", "/dev/null"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "error: /dev/null: cannot read the configuration file: is not a regular file (a character device)\n",
+    });
+    // A FIFO without a writer would block the read for ever; /dev/zero would be read without end.
+    const fifo = file("fifo.yaml", "");
+    rmSync(fifo);
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    // loadConfigFile is what SIGHUP re-reads the file with.
+    const refused = (path: string) => loadConfigFile(path).then(() => "read", (e: unknown) => (e as Error).message);
+    expect(await refused(fifo)).toBe(`${fifo}: cannot read the configuration file: is not a regular file (a FIFO)`);
+    const huge = join(dir, "huge.yaml");
+    writeFileSync(huge, "");
+    truncateSync(huge, 64 * 1024 * 1024 + 1); // sparse: takes no room
+    expect(await refused(huge)).toBe(`${huge}: cannot read the configuration file: is 67108865 bytes, over the limit of 64 MiB`);
   });
 
   test("limits and panic_threshold: the file's keys are the flags' and the API's; --max-services wins over the file", async () => {
