@@ -1,6 +1,7 @@
 /**
  * A small JSON reader that only keeps positions: the line of every object key (by path) and, for a text that
  * is not valid JSON, the line and column of the first error. JSON.parse gives the values; it says neither.
+ * A key given twice in one object is an error here (JSON.parse keeps the last one without a word).
  */
 
 /** Where a key is: its path (keys lower-cased, list indexes as numbers) and its 1-based line. */
@@ -92,11 +93,18 @@ export function scanJson(text: string): JsonPositions {
         pos++;
         return;
       }
+      const seen = new Map<string, number>();
       for (;;) {
         ws();
         const at = pos;
         if (text[pos] !== '"') fail(`expected a key in double quotes, found ${found()}`);
         const key = string();
+        const first = seen.get(key);
+        if (first !== undefined) {
+          pos = at;
+          fail(`duplicate key ${JSON.stringify(key)} (first on line ${first})`);
+        }
+        seen.set(key, lineOf(at));
         const keyPath = [...path, key];
         lines.set(pathKey(keyPath), lineOf(at));
         ws();

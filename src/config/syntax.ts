@@ -3,6 +3,8 @@
  * extension. Bun's parsers say what is wrong but not where, so the line of a syntax error is found here:
  * JSON by ./json-scan.ts, YAML and TOML as the first line after the longest run of leading lines that still
  * parses (a syntax error cannot be repaired by what follows it, so every prefix that includes it fails).
+ * A key given twice in one mapping is an error in JSON (found here) and TOML (Bun.TOML); Bun.YAML keeps the last one
+ * and says nothing, and has no option to refuse it, so it is not found in YAML.
  */
 import { scanJson } from "./json-scan.ts";
 
@@ -97,16 +99,45 @@ function firstBadLine(text: string, format: ConfigFormat): number {
   }
 }
 
+/** How many keys the objects of a parsed JSON value hold, all depths. */
+function keysIn(value: unknown): number {
+  let n = 0;
+  const todo = [value];
+  while (todo.length > 0) {
+    const next = todo.pop();
+    if (typeof next !== "object" || next === null) continue;
+    const children: unknown[] = Array.isArray(next) ? next : Object.values(next);
+    if (!Array.isArray(next)) n += children.length;
+    for (const child of children) todo.push(child);
+  }
+  return n;
+}
+
+/**
+ * How many object keys a valid JSON text spells out, duplicates included: every string of the text is matched in
+ * turn (outside strings a `"` only opens one), and a key is a string followed by ":".
+ */
+function keysOf(text: string): number {
+  let n = 0;
+  for (const match of text.matchAll(/"(?:[^"\\]|\\.)*"(\s*:)?/g)) if (match[1] !== undefined) n++;
+  return n;
+}
+
 /** The value of a configuration text; throws ConfigSyntaxError with the line of the problem. */
 export function parseConfigText(text: string, format: ConfigFormat): unknown {
   if (format === "json") {
-    // JSON.parse is many times faster than the scan; the scan runs only to say where a text that fails is wrong.
+    // JSON.parse is many times faster than the scan; the scan runs only to say where a text that fails is wrong, or
+    // that has a key twice (JSON.parse keeps the last one).
+    let value: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      value = JSON.parse(text) as unknown;
     } catch {
-      const scan = scanJson(text);
-      if (scan.error !== null) throw new ConfigSyntaxError("json", scan.error.line, scan.error.column, scan.error.message);
+      value = undefined;
     }
+    if (value !== undefined && keysIn(value) === keysOf(text)) return value;
+    const scan = scanJson(text);
+    if (scan.error !== null) throw new ConfigSyntaxError("json", scan.error.line, scan.error.column, scan.error.message);
+    if (value !== undefined) return value;
   }
   try {
     return rawParse(text, format);

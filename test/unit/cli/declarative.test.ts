@@ -33,6 +33,16 @@ const YAML = `services:
 `;
 
 describe("gorb diff and gorb apply", () => {
+  test("a JSON set that names a service twice is refused with the line (exit 2), not applied with the last one", async () => {
+    const path = file("set.json", '{"services": {\n  "web": {"host": "10.0.0.1", "port": 80},\n  "web": {"host": "10.0.0.2", "port": 80}\n}}\n');
+    expect(await runGorb(["diff", "-f", path, "--server", server.url])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${path}:3:3: JSON syntax error: duplicate key "web" (first on line 2)\n`,
+    });
+    expect(server.requests).toEqual([]);
+  });
+
   test("a file that is not a regular file (a FIFO, a device) is refused without being read or sent", async () => {
     const fifo = join(dir, "set.yaml");
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);

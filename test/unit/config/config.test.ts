@@ -125,6 +125,17 @@ describe("configuration files", () => {
     expect(Object.keys(flagOnly).filter((flag) => !flags.includes(flag) || settings.includes(flag.replaceAll("-", "_")))).toEqual([]);
   });
 
+  test("a JSON key given twice in one object is refused with its line, as TOML refuses it", () => {
+    expect(refusal("gorb.json", '{\n  "services": {\n    "web": {"port": 80},\n    "web": {"port": 81}\n  }\n}\n')).toBe(
+      'gorb.json:4:5: JSON syntax error: duplicate key "web" (first on line 3)',
+    );
+    expect(refusal("gorb.json", '{"listen": ":1",\n "listen": ":2"}\n')).toBe('gorb.json:2:2: JSON syntax error: duplicate key "listen" (first on line 1)');
+    // The same key spelt with an escape is the same key; the same key in two objects, or ":" inside strings, is fine.
+    expect(refusal("gorb.json", '{"flush": true, "\\u0066lush": false}')).toBe('gorb.json:1:17: JSON syntax error: duplicate key "flush" (first on line 1)');
+    expect(parseConfigFile("gorb.json", '{"services": {"a": {"port": 80, "backends": {"b": {"host": "10.1.0.1"}}}, "b": {"port": 81, "backends": {"b": {"host": "x\\":"}}}}}').services?.length).toBe(2);
+    expect(refusal("gorb.toml", 'listen = ":1"\nlisten = ":2"\n')).toStartWith("gorb.toml:2: TOML syntax error: Cannot redefine key");
+  });
+
   test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {
     // Every prefix of this file past line 4 fails: trying them one by one took minutes.
     const text = `listen: :1\nservices:\n  web:\n    port: 80: 81\n${"# a comment that pads the file to a large size\n".repeat(60_000)}`;
