@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { idProblem } from "../contract/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
-import { FileProblemError, readRegularFile } from "../config/regular-file.ts";
+import { FileProblemError, readRegularFile } from "../regular-file.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";

@@ -7,7 +7,7 @@
  */
 import { PathError } from "../core/path.ts";
 import { lineOfPath } from "./locate.ts";
-import { FileProblemError, readRegularFile } from "./regular-file.ts";
+import { FileProblemError, readRegularFile } from "../regular-file.ts";
 import { ConfigSyntaxError, formatOf, parseConfigText } from "./syntax.ts";
 
 /** ConfigError: a configuration file that cannot be used, with where and why. */

@@ -5,7 +5,7 @@
  * file, its mode and the fix, instead of being used.
  */
 import { readFileSync } from "node:fs";
-import { FileProblemError, checkRegularFile } from "../config/regular-file.ts";
+import { FileProblemError, checkRegularFile } from "../regular-file.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 
 /** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */

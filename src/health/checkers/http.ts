@@ -8,10 +8,10 @@
  * connection. The message reports the status only, never what the backend sent (no Location, no reason phrase):
  * a health endpoint's content can hold secrets and the API shows messages.
  */
-import { readFileSync } from "node:fs";
-import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
 import { formatExpect, matchesExpect } from "../expect.ts";
 import type { HttpProbe, ProbeTarget } from "../options.ts";
+import { readCaFile } from "./ca-file.ts";
 import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
@@ -118,15 +118,8 @@ function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
  * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
  */
 export function httpChecker(probe: HttpProbe): Checker {
-  let caError = "";
-  let ca: string | null = null;
-  if (probe.ca !== null) {
-    try {
-      ca = readFileSync(probe.ca, "utf8");
-    } catch (err) {
-      caError = errorCode(err) || "EIO";
-    }
-  }
+  const caFile = probe.ca === null ? null : readCaFile(probe.ca);
+  const ca = caFile?.ca ?? null;
   const connector: Connector = newConnector({ tls: probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null });
   let plan: HttpPlan | null = null;
   const planFor = (target: ProbeTarget): HttpPlan => {
@@ -141,8 +134,9 @@ export function httpChecker(probe: HttpProbe): Checker {
   };
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
     const p = planFor(target);
-    if (caError !== "") {
-      done({ ok: false, durationMs: 0, message: `check error: ${p.what}: cannot read CA file ${probe.ca}: ${caError}`, kind: "local-error", code: caError });
+    const caError = caFile?.error ?? null;
+    if (caError !== null) {
+      done({ ok: false, durationMs: 0, message: `check error: ${p.what}: cannot read CA file ${probe.ca}: ${caError.problem}`, kind: "local-error", code: caError.code });
       released();
       return () => {};
     }

@@ -5,9 +5,9 @@
  * so an operator hears about a renewal that did not happen before clients do. Nothing is sent after the
  * handshake; the connection is closed at once.
  */
-import { readFileSync } from "node:fs";
-import { type CancelProbe, type CheckResult, type Checker, checkerOf, errorCode, formatHostPort } from "../checker.ts";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
 import type { ProbeTarget, TlsProbe } from "../options.ts";
+import { readCaFile } from "./ca-file.ts";
 import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 const DAY_MS = 86_400_000;
@@ -48,19 +48,12 @@ class TlsProbeRun extends SocketProbe {
 
 /** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
 export function tlsChecker(probe: TlsProbe): Checker {
-  let ca: string | null = null;
-  let caError = "";
-  if (probe.ca !== null) {
-    try {
-      ca = readFileSync(probe.ca, "utf8");
-    } catch (err) {
-      caError = errorCode(err) || "EIO";
-    }
-  }
-  const connector: Connector = newConnector({ tls: { verify: probe.verify, ca, serverName: probe.serverName } });
+  const caFile = probe.ca === null ? null : readCaFile(probe.ca);
+  const caError = caFile?.error ?? null;
+  const connector: Connector = newConnector({ tls: { verify: probe.verify, ca: caFile?.ca ?? null, serverName: probe.serverName } });
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
-    if (caError !== "") {
-      done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${caError}`, kind: "local-error", code: caError });
+    if (caError !== null) {
+      done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${caError.problem}`, kind: "local-error", code: caError.code });
       released();
       return () => {};
     }

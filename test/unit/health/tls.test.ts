@@ -91,6 +91,23 @@ describe("https: args.ca and args.serverName", () => {
     expect(r).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
   });
 
+  test("a CA path that is not a regular file (/dev/zero, a FIFO) or is over 4 MiB is refused unread: a check error", async () => {
+    // An API client names the path and the daemon runs as root: reading /dev/zero grew memory without end, and a
+    // FIFO blocked the event loop for good. /dev/null stands for them here (the same check refuses every file that
+    // is not regular), so that code without the check fails this test instead of hanging the run.
+    const huge = join(dir, "huge.pem");
+    expect(Bun.spawnSync(["truncate", "-s", String(4 * 1024 * 1024 + 1), huge]).exitCode).toBe(0);
+    for (const [ca, code, problem] of [
+      ["/dev/null", "EINVAL", "is not a regular file (a character device)"],
+      [huge, "EFBIG", "is 4194305 bytes, over the limit of 4 MiB"],
+    ] as const) {
+      const viaHttps = await httpChecker(httpsProbe({ ca })).check(at(), live());
+      expect(viaHttps).toMatchObject({ ok: false, kind: "local-error", code });
+      expect(viaHttps.message).toEndWith(`cannot read CA file ${ca}: ${problem}`);
+      expect(await tlsChecker(tlsProbe({ ca })).check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code });
+    }
+  });
+
   test("bad values name their field", () => {
     expect(() => parsePulseOptions({ type: "https", args: { ca: "relative.pem" } })).toThrow("pulse.args.ca: must be the absolute path of a PEM file");
     expect(() => parsePulseOptions({ type: "https", args: { serverName: "bad name" } })).toThrow("pulse.args.serverName: must be a DNS name");
