@@ -225,6 +225,7 @@ export class HealthMonitor {
     sub.probe = probe;
     probe.subs.push(sub);
     this.entries.set(id, sub);
+    this.joined(sub);
     this.arm();
   }
 
@@ -265,9 +266,25 @@ export class HealthMonitor {
       }
       sub.probe = probe;
       probe.subs.push(sub);
+      if (probe === existing) this.joined(sub);
     }
     this.drain();
     this.arm();
+  }
+
+  /**
+   * A target that joined a probe which already has a status is told it at once (after the caller's turn), as if
+   * the probe's last check had just settled: without this it stayed unknown to the listener until the probe's next
+   * check, up to an interval later, while snapshot() already showed the probe's status.
+   */
+  private joined(sub: Sub): void {
+    // (A `none` probe's subscribers get no update at all: their listener knows they are up.)
+    if (sub.probe.status === "unknown" || sub.probe.options.type === "none") return;
+    queueMicrotask(() => {
+      const p = sub.probe;
+      if (this.stopped || this.entries.get(sub.id) !== sub || p.lastCheck === null || p.status === "unknown") return;
+      this.emit(sub, p, "unknown", p.lastCheck, this.clock.now());
+    });
   }
 
   /** remove stops checking a target (a probe no one else shares is cancelled, its result dropped); false if unknown. */
@@ -705,33 +722,36 @@ export class HealthMonitor {
     if (p.options.type === "none" && result.ok) this.heap.delete(p);
     else this.heap.set(p, due);
 
-    const status = p.status === "up" ? "up" : "down";
-    const uptime = this.uptimeSeconds(p, now);
     // NB: a listener may remove or add subscribers; iterate over a copy when there is more than one.
     const subs = p.subs.length === 1 ? p.subs : [...p.subs];
     for (const s of subs) {
       if (this.entries.get(s.id) !== s) continue;
-      const update: HealthUpdate = {
-        id: s.id,
-        status,
-        previousStatus: previous,
-        health: p.window.health,
-        samples: p.window.samples,
-        samplesOk: p.window.samplesOk,
-        uptimeSeconds: uptime,
-        lastCheck: result,
-        consecutiveOk: p.consecutiveOk,
-        consecutiveFail: p.consecutiveFail,
-      };
-      try {
-        this.hooks.onUpdate(update);
-      } catch (err) {
-        if (this.hooks.onListenerError) this.hooks.onListenerError(err, update);
-        else
-          queueMicrotask(() => {
-            throw err;
-          });
-      }
+      this.emit(s, p, previous, result, now);
+    }
+  }
+
+  /** Sends one subscriber the probe's status after `result`. */
+  private emit(s: Sub, p: Probe, previous: HealthStatus, result: CheckResult, now: number): void {
+    const update: HealthUpdate = {
+      id: s.id,
+      status: p.status === "up" ? "up" : "down",
+      previousStatus: previous,
+      health: p.window.health,
+      samples: p.window.samples,
+      samplesOk: p.window.samplesOk,
+      uptimeSeconds: this.uptimeSeconds(p, now),
+      lastCheck: result,
+      consecutiveOk: p.consecutiveOk,
+      consecutiveFail: p.consecutiveFail,
+    };
+    try {
+      this.hooks.onUpdate(update);
+    } catch (err) {
+      if (this.hooks.onListenerError) this.hooks.onListenerError(err, update);
+      else
+        queueMicrotask(() => {
+          throw err;
+        });
     }
   }
 

@@ -86,6 +86,54 @@ function scripted() {
   return { runs, checker };
 }
 
+describe("a target that joins a probe with a status is told it without waiting for the next check", () => {
+  test("added, or moved onto it by update(): one update each, from unknown, within the caller's turn", async () => {
+    const clock = new ManualClock();
+    const { runs, checker } = scripted();
+    const updates: HealthUpdate[] = [];
+    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0, checkerFor: () => checker });
+    const pulse = parsePulseOptions({ interval: "1m" });
+    const target = { host: "10.0.0.1", port: 80 };
+    monitor.add("web/b1", target, pulse);
+    await clock.advance(0);
+    runs[0]?.done({ ok: false, durationMs: 1, message: "connect to 10.0.0.1:80 failed: ECONNREFUSED", kind: "fail" });
+    runs[0]?.released();
+    expect(updates.map((u) => [u.id, u.status])).toEqual([["web/b1", "down"]]);
+    // Another service's backend on the same address and pulse shares the probe: it is down now, not in a minute.
+    monitor.add("api/b1", target, pulse);
+    monitor.add("admin/b1", { host: "10.0.0.9", port: 80 }, pulse);
+    expect(updates).toHaveLength(1); // not from within add()
+    await Promise.resolve();
+    expect(updates.slice(1).map((u) => [u.id, u.status, u.previousStatus, u.consecutiveFail])).toEqual([["api/b1", "down", "unknown", 1]]);
+    // One moved onto the probe by update() is told too.
+    monitor.update("admin/b1", target, pulse);
+    await Promise.resolve();
+    expect(updates.slice(2).map((u) => [u.id, u.status, u.previousStatus])).toEqual([["admin/b1", "down", "unknown"]]);
+    expect(monitor.stats()).toMatchObject({ targets: 3, probes: 1 });
+    expect(runs).toHaveLength(1); // nothing was probed for the joins
+    monitor.stop();
+  });
+
+  test("a target removed before its turn, or joining a probe without a status yet, gets nothing", async () => {
+    const clock = new ManualClock();
+    const { runs, checker } = scripted();
+    const updates: HealthUpdate[] = [];
+    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0, checkerFor: () => checker });
+    const pulse = parsePulseOptions({ interval: "1m" });
+    const target = { host: "10.0.0.1", port: 80 };
+    monitor.add("a", target, pulse);
+    monitor.add("b", target, pulse); // the probe has no result yet
+    await clock.advance(0);
+    runs[0]?.done({ ok: true, durationMs: 1, message: "connected", kind: "pass" });
+    expect(updates.map((u) => u.id)).toEqual(["a", "b"]);
+    monitor.add("c", target, pulse);
+    monitor.remove("c");
+    await Promise.resolve();
+    expect(updates.map((u) => u.id)).toEqual(["a", "b"]);
+    monitor.stop();
+  });
+});
+
 describe("check errors (local errors) change nothing", () => {
   test("EMFILE while Up: no update, status and counters unchanged, reported in the snapshot and stats", async () => {
     const clock = new ManualClock();
