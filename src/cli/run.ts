@@ -186,6 +186,14 @@ async function resolveCommand(
     const found = await findSubCommand(cmd, name);
     if (found === null) {
       if (cmd.run !== undefined) return { path, cmd, rest };
+      const flag = index > 0 ? (rest[index - 1] ?? "") : "";
+      if (flag.startsWith("-")) {
+        // `gorb --server URL service ls`: the flag's value was read as the command.
+        throw new UsageError(
+          `${flag} comes before the command: flags follow the command they belong to ("${path.join(" ")} COMMAND ... ${flag} ${name}")`,
+          path.join(" "),
+        );
+      }
       throw new UsageError(
         `unknown command "${name}" for "${path.join(" ")}" (commands: ${names.join(", ")})`,
         path.join(" "),

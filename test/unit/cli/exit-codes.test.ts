@@ -28,6 +28,8 @@ describe("exit 2: usage errors", () => {
   const cases: [string, string[], string][] = [
     ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
     ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
+    ["a flag before the command", ["--server", "http://127.0.0.1:4672", "service", "ls"], 'error: --server comes before the command: flags follow the command they belong to ("gorb COMMAND ... --server http://127.0.0.1:4672")'],
+    ["a flag before the sub-command", ["service", "--token", "t", "ls"], 'error: --token comes before the command: flags follow the command they belong to ("gorb service COMMAND ... --token t")'],
     ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show, drain, undrain"],
     ["unknown flag", ["service", "ls", "--colour"], 'error: unknown option --colour for "gorb service ls"'],
     ["unknown short flag", ["service", "ls", "-x"], 'error: unknown option -x for "gorb service ls"'],
