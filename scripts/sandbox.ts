@@ -231,12 +231,14 @@ async function hostGorb(api: string, args: readonly string[]): Promise<string> {
 
 function banner(o: { api: string; apiPort: number; vipPort: number; firstAnswerMs: number; readyMs: number; compiled: boolean }): string {
   const server = o.apiPort === 4672 ? "" : ` --server ${o.api}`;
+  // Bun comes from npm (node_modules/.bin), so it need not be on PATH.
+  const gorb = "./node_modules/.bin/bun src/main.ts";
   const tries: [command: string, note: string][] = [
-    [`bun src/main.ts status${server}`, "or dist/gorb status (bun run build)"],
+    [`${gorb} status${server}`, "or dist/gorb status (npm run build)"],
     [`curl -s http://127.0.0.1:${o.vipPort}/`, "answered by be1 or be2, through IPVS"],
-    [`bun src/main.ts backend add web b3 --host 10.77.3.2 --pulse http${server}`, "add the spare backend"],
-    [`bun src/main.ts backend set web b1 --weight 0${server}`, "drain be1"],
-    [`bun src/main.ts status --watch 2${server}`, "live weights, health and rates"],
+    [`${gorb} backend add web b3 --host 10.77.3.2 --pulse http${server}`, "add the spare backend"],
+    [`${gorb} backend set web b1 --weight 0${server}`, "drain be1"],
+    [`${gorb} status --watch 2${server}`, "live weights, health and rates"],
     [`curl -s ${o.api}/service/web`, "the REST API itself"],
     [`${o.api}/ui`, "the web UI, in a browser on this machine"],
   ];
