@@ -44,8 +44,7 @@ export function readText<T>(file: string, text: string, read: (doc: unknown) => 
     doc = parseConfigText(text, formatOf(file));
   } catch (error) {
     if (!(error instanceof ConfigSyntaxError)) throw error;
-    const problem = error.message.replace(/^line \d+(, column \d+)?: /, "");
-    throw new ConfigError(file, { line: error.line, column: error.column }, null, problem, { cause: error });
+    throw new ConfigError(file, { line: error.line, column: error.column }, null, error.detail, { cause: error });
   }
   return located(file, text, () => read(doc));
 }

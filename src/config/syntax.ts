@@ -17,12 +17,16 @@ export class ConfigSyntaxError extends Error {
   readonly line: number;
   readonly column: number | null;
   readonly problem: string;
+  /** What is wrong without where: "YAML syntax error: Unexpected token". */
+  readonly detail: string;
 
   constructor(format: ConfigFormat, line: number, column: number | null, problem: string) {
-    super(`line ${line}${column === null ? "" : `, column ${column}`}: ${format.toUpperCase()} syntax error: ${problem}`);
+    const detail = `${format.toUpperCase()} syntax error: ${problem}`;
+    super(`line ${line}${column === null ? "" : `, column ${column}`}: ${detail}`);
     this.line = line;
     this.column = column;
     this.problem = problem;
+    this.detail = detail;
   }
 }
 
