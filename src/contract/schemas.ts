@@ -6,7 +6,8 @@
  *
  * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Two extension
  * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be, `x-range`
- * overrides the range an integer's error shows.
+ * overrides the range an integer's error shows. A third, `x-default`, carries a field's default as data for
+ * clients (the web UI's placeholders); it is not `default`, which Elysia would fill in (see fieldSchema).
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
@@ -32,7 +33,7 @@ function pulseArg(name: string): TSchema {
 const PulseBody = Type.Object(
   {
     type: Type.Optional(
-      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")` }),
+      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")`, "x-default": PULSE_TYPES[0] }),
     ),
     interval: Type.Optional(
       Type.String({ maxLength: MAX_LENGTH.pulseInterval, description: "time between checks: 5s, 1m, 2h, 500ms (at least 100ms)" }),
@@ -55,7 +56,7 @@ const SorryServerBody = Type.Object(
     ),
     port: Type.Optional(Type.Integer({ minimum: LIMITS.port.min, maximum: LIMITS.port.max, description: "default: the service's port" })),
     method: Type.Optional(
-      Type.Union(SORRY_METHODS.map((v) => Type.Literal(v)), { description: `forwarding method (default: "${DEFAULTS.sorryMethod}")` }),
+      Type.Union(SORRY_METHODS.map((v) => Type.Literal(v)), { description: `forwarding method (default: "${DEFAULTS.sorryMethod}")`, "x-default": DEFAULTS.sorryMethod }),
     ),
   },
   { description: "sorry server", "x-problem": 'must be an object such as {"host":"10.0.0.9","port":80}' },
@@ -65,7 +66,10 @@ const SorryServerBody = Type.Object(
 function fieldSchema(def: FieldDef): TSchema {
   // Defaults go into the description, not a `default` keyword: Elysia would fill those in before core sees
   // the body, and "left out" must stay distinguishable from "given" (e.g. persistence_timeout needs persistent).
-  const meta = { description: def.default === undefined ? def.description : `${def.description} (default: ${JSON.stringify(def.default)})` };
+  const meta =
+    def.default === undefined
+      ? { description: def.description }
+      : { description: `${def.description} (default: ${JSON.stringify(def.default)})`, "x-default": def.default };
   switch (def.kind) {
     case "integer":
       return Type.Integer({

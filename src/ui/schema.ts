@@ -15,7 +15,7 @@ export interface Field {
   readonly choices: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  /** The default the description states ("(default: 300)"), for the placeholder. */
+  /** The field's default (the contract's `x-default`), as text for the placeholder. */
   readonly placeholder: string;
   /** Sub-fields of an `object` field. */
   readonly fields: readonly Field[];
@@ -64,7 +64,8 @@ function field(doc: Json, name: string, raw: unknown): Field {
   const alts = withoutTextForms(alternatives(doc, outer));
   const schema = alts.length === 1 ? { ...alts[0], description: alts[0]?.description ?? outer.description } : outer;
   const description = typeof schema.description === "string" ? schema.description : typeof outer.description === "string" ? outer.description : "";
-  const placeholder = /\(default: ([^)]*)\)/.exec(description)?.[1]?.replace(/^"(.*)"$/, "$1") ?? "";
+  const fallback = schema["x-default"] ?? outer["x-default"];
+  const placeholder = fallback === undefined || fallback === null ? "" : String(fallback);
   const base = { name, description, choices: [] as string[], placeholder, fields: [] as Field[], loose: false };
   const consts = alts.map((a) => a.const);
   if (alts.length > 1 && consts.every((c) => typeof c === "string")) return { ...base, kind: "choice", choices: consts as string[] };

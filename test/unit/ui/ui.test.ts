@@ -16,6 +16,7 @@ import { ApiError } from "../../../src/ui/errors.ts";
 import { bodyOf, errorPath, flatten } from "../../../src/ui/form-body.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
+import { DEFAULTS } from "../../../src/contract/fields.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 const BASE = "http://127.0.0.1:4672";
@@ -151,6 +152,19 @@ describe("the forms, from GET /openapi.json", async () => {
     expect(args?.kind).toBe("object"); // every pulse arg the contract knows is a field of its own
     expect(args?.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["path", "expect", "rise", "fall", "timeout", "send", "sendHex"]));
     expect(byName(forms.service, "method")?.choices).toEqual(expect.arrayContaining(["rr", "wrr", "mh"]));
+  });
+
+  test("placeholders are the contract's defaults, read from the schema as data", () => {
+    // (A choice's select shows its choices, not a placeholder: the document's inline bodies list them as an enum.)
+    const placeholders = (fields: readonly Field[], names: string[]) => names.map((n) => byName(fields, n)?.placeholder);
+    expect(placeholders(forms.service, ["persistence_timeout", "persistent", "quorum", "panic_threshold", "port"])).toEqual([
+      String(DEFAULTS.persistenceTimeout),
+      "false",
+      String(DEFAULTS.quorum),
+      String(DEFAULTS.panicThreshold),
+      "",
+    ]);
+    expect(placeholders(forms.backend, ["weight", "upper_threshold"])).toEqual([String(DEFAULTS.weight), "0"]);
   });
 
   test("a create body holds what was filled in, typed", () => {
