@@ -103,27 +103,48 @@ function firstBadLine(text: string, format: ConfigFormat): number {
   }
 }
 
-/** How many keys the objects of a parsed JSON value hold, all depths. */
+/** How many keys the objects of a parsed JSON value hold, all depths (no recursion: JSON.parse takes any depth). */
 function keysIn(value: unknown): number {
   let n = 0;
-  const todo = [value];
+  const todo: unknown[] = [value];
   while (todo.length > 0) {
     const next = todo.pop();
     if (typeof next !== "object" || next === null) continue;
-    const children: unknown[] = Array.isArray(next) ? next : Object.values(next);
-    if (!Array.isArray(next)) n += children.length;
-    for (const child of children) todo.push(child);
+    if (Array.isArray(next)) {
+      for (const item of next) if (typeof item === "object" && item !== null) todo.push(item);
+      continue;
+    }
+    for (const key in next) {
+      n++;
+      const child = (next as Record<string, unknown>)[key];
+      if (typeof child === "object" && child !== null) todo.push(child);
+    }
   }
   return n;
 }
 
 /**
- * How many object keys a valid JSON text spells out, duplicates included: every string of the text is matched in
+ * How many object keys a valid JSON text spells out, duplicates included: every string of the text is found in
  * turn (outside strings a `"` only opens one), and a key is a string followed by ":".
  */
 function keysOf(text: string): number {
   let n = 0;
-  for (const match of text.matchAll(/"(?:[^"\\]|\\.)*"(\s*:)?/g)) if (match[1] !== undefined) n++;
+  let at = text.indexOf('"');
+  while (at !== -1) {
+    // The closing quote: the next one not escaped (preceded by an even number of backslashes).
+    let end = text.indexOf('"', at + 1);
+    for (;;) {
+      if (end === -1) return n;
+      let slashes = 0;
+      while (text.charCodeAt(end - 1 - slashes) === 92) slashes++;
+      if (slashes % 2 === 0) break;
+      end = text.indexOf('"', end + 1);
+    }
+    let next = end + 1;
+    while (next < text.length && (text.charCodeAt(next) === 32 || text.charCodeAt(next) === 10 || text.charCodeAt(next) === 13 || text.charCodeAt(next) === 9)) next++;
+    if (text.charCodeAt(next) === 58) n++;
+    at = text.indexOf('"', next);
+  }
   return n;
 }
 

@@ -10,6 +10,7 @@ import { argsOf, subCommandsOf } from "../../../src/cli/_command.ts";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { root } from "../../../src/cli/index.ts";
 import { CONFIG_KEYS } from "../../../src/config/settings.ts";
+import { parseConfigText } from "../../../src/config/syntax.ts";
 import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
 import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import { runGorb } from "../cli/_harness.ts";
@@ -123,6 +124,12 @@ describe("configuration files", () => {
     expect(settings.filter((key) => !flags.includes(key.replaceAll("_", "-")))).toEqual([]);
     // The flag-only list names only real flags that really have no key.
     expect(Object.keys(flagOnly).filter((flag) => !flags.includes(flag) || settings.includes(flag.replaceAll("-", "_")))).toEqual([]);
+  });
+
+  test("a JSON document nested deeper than any stack still reads (the duplicate-key count does not recurse)", () => {
+    const depth = 200_000;
+    const text = `{"listen": ":1", "deep": ${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    expect((parseConfigText(text, "json") as { listen?: string }).listen).toBe(":1");
   });
 
   test("a JSON key given twice in one object is refused with its line, as TOML refuses it", () => {
