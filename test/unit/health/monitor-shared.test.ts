@@ -87,13 +87,17 @@ function scripted() {
 }
 
 describe("a target that joins a probe with a status is told it without waiting for the next check", () => {
-  test("added, or moved onto it by update(): one update each, from unknown, within the caller's turn", async () => {
+  /** A monitor on a hand-driven clock and a scripted checker, and one address probed every minute. */
+  const joinSetup = () => {
     const clock = new ManualClock();
     const { runs, checker } = scripted();
     const updates: HealthUpdate[] = [];
     const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0, checkerFor: () => checker });
-    const pulse = parsePulseOptions({ interval: "1m" });
-    const target = { host: "10.0.0.1", port: 80 };
+    return { clock, runs, updates, monitor, pulse: parsePulseOptions({ interval: "1m" }), target: { host: "10.0.0.1", port: 80 } };
+  };
+
+  test("added, or moved onto it by update(): one update each, from unknown, within the caller's turn", async () => {
+    const { clock, runs, updates, monitor, pulse, target } = joinSetup();
     monitor.add("web/b1", target, pulse);
     await clock.advance(0);
     runs[0]?.done({ ok: false, durationMs: 1, message: "connect to 10.0.0.1:80 failed: ECONNREFUSED", kind: "fail" });
@@ -115,12 +119,7 @@ describe("a target that joins a probe with a status is told it without waiting f
   });
 
   test("a target removed before its turn, or joining a probe without a status yet, gets nothing", async () => {
-    const clock = new ManualClock();
-    const { runs, checker } = scripted();
-    const updates: HealthUpdate[] = [];
-    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock, random: () => 0, checkerFor: () => checker });
-    const pulse = parsePulseOptions({ interval: "1m" });
-    const target = { host: "10.0.0.1", port: 80 };
+    const { clock, runs, updates, monitor, pulse, target } = joinSetup();
     monitor.add("a", target, pulse);
     monitor.add("b", target, pulse); // the probe has no result yet
     await clock.advance(0);
