@@ -53,11 +53,30 @@ function typed(f: Field, value: string | boolean): unknown {
   return text; // a non-number in a number field is sent as is: the API's error names the field
 }
 
-function filled(f: Field, value: string | boolean | undefined): boolean {
-  return f.kind === "boolean" ? value === true : value !== undefined && String(value).trim() !== "";
+/** A checkbox's state when the user has not touched it: the contract's default (x-default), else unchecked. */
+function booleanDefault(f: Field): boolean {
+  return f.default === true;
 }
 
-/** The body of a create (every filled field) or an edit (changed fields; an object field whole). */
+/** The starting values of a create form: every checkbox at its default, so `hash_fallback` starts checked. */
+export function startValues(fields: readonly Field[], prefix = ""): Values {
+  const out: Values = {};
+  for (const f of fields) {
+    if (f.kind === "object") Object.assign(out, startValues(f.fields, `${prefix}${f.name}.`));
+    else if (f.kind === "boolean" && typeof f.default === "boolean") out[prefix + f.name] = f.default;
+  }
+  return out;
+}
+
+/** Whether a create sends the field: text when not blank; a boolean when it differs from its default. */
+function filled(f: Field, value: string | boolean | undefined): boolean {
+  return f.kind === "boolean" ? value !== undefined && value !== booleanDefault(f) : value !== undefined && String(value).trim() !== "";
+}
+
+/**
+ * The body of a create (every filled field; a checkbox when it differs from its default, so unchecking
+ * `hash_fallback` sends false) or an edit (changed fields; an object field whole).
+ */
 export function bodyOf(fields: readonly Field[], values: Values, initial: Values | null, prefix = ""): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const f of fields) {

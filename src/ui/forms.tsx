@@ -6,7 +6,7 @@
  */
 import { useState } from "preact/hooks";
 import { ApiError, describeError } from "./errors.ts";
-import { type Values, allPaths, bodyOf, errorPath } from "./form-body.ts";
+import { type Values, allPaths, bodyOf, errorPath, startValues } from "./form-body.ts";
 import type { Field } from "./schema.ts";
 
 interface InputProps {
@@ -116,7 +116,7 @@ export interface EntityFormProps {
 
 /** A create or edit form; on an ApiError it shows the error next to the field and keeps the values. */
 export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, onCancel }: EntityFormProps) {
-  const [values, setValues] = useState<Values>(initial ?? {});
+  const [values, setValues] = useState<Values>(initial ?? startValues(fields));
   const [name, setName] = useState(id ?? "");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);

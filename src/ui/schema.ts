@@ -17,6 +17,8 @@ export interface Field {
   readonly max?: number;
   /** The field's default (the contract's `x-default`), as text for the placeholder. */
   readonly placeholder: string;
+  /** The contract's `x-default` as it is (a checkbox starts from it); undefined when the field has none. */
+  readonly default: unknown;
   /** Sub-fields of an `object` field. */
   readonly fields: readonly Field[];
   /** A union of text, number and boolean (pulse args): digits are sent as numbers, true/false as booleans. */
@@ -66,7 +68,7 @@ function field(doc: Json, name: string, raw: unknown): Field {
   const description = typeof schema.description === "string" ? schema.description : typeof outer.description === "string" ? outer.description : "";
   const fallback = schema["x-default"] ?? outer["x-default"];
   const placeholder = fallback === undefined || fallback === null ? "" : String(fallback);
-  const base = { name, description, choices: [] as string[], placeholder, fields: [] as Field[], loose: false };
+  const base = { name, description, choices: [] as string[], placeholder, default: fallback ?? undefined, fields: [] as Field[], loose: false };
   const consts = alts.map((a) => a.const);
   if (alts.length > 1 && consts.every((c) => typeof c === "string")) return { ...base, kind: "choice", choices: consts as string[] };
   if (Array.isArray(schema.enum) && schema.enum.every((c) => typeof c === "string")) return { ...base, kind: "choice", choices: schema.enum as string[] };

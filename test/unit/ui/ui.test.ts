@@ -13,7 +13,7 @@ import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
 import { ApiError } from "../../../src/ui/errors.ts";
-import { bodyOf, errorPath, flatten } from "../../../src/ui/form-body.ts";
+import { bodyOf, errorPath, flatten, startValues } from "../../../src/ui/form-body.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
 import { DEFAULTS } from "../../../src/contract/fields.ts";
@@ -171,6 +171,21 @@ describe("the forms, from GET /openapi.json", async () => {
     const body = bodyOf(forms.backend, { host: "10.1.0.1", port: "8080", weight: "", "pulse.type": "http", "pulse.interval": "5s", "pulse.args.path": "/h", "pulse.args.expect": "200", "pulse.args.insecure": "true" }, null);
     expect(body).toEqual({ host: "10.1.0.1", port: 8080, pulse: { type: "http", interval: "5s", args: { path: "/h", expect: 200, insecure: true } } });
     expect(bodyOf(forms.service, { port: "70000x" }, null)).toEqual({ port: "70000x" }); // the API names the field
+  });
+
+  test("a checkbox starts at the contract's default; a create sends it only when it differs, so false can be sent", () => {
+    const start = startValues(forms.service);
+    expect(start).toMatchObject({ hash_fallback: true, persistent: false, one_packet: false });
+    expect(byName(forms.service, "hash_fallback")?.default).toBe(true);
+    const address = { host: "10.0.0.1", port: "80" };
+    expect(bodyOf(forms.service, { ...start, ...address }, null)).toEqual({ host: "10.0.0.1", port: 80 });
+    expect(bodyOf(forms.service, { ...start, ...address, hash_fallback: false }, null)).toEqual({ host: "10.0.0.1", port: 80, hash_fallback: false });
+    expect(bodyOf(forms.service, { ...start, ...address, persistent: true }, null)).toEqual({ host: "10.0.0.1", port: 80, persistent: true });
+    expect(startValues(forms.backend)).toEqual({ maintenance: false }); // nothing in pulse.args: its group stays folded
+    // An edit still sends only what changed, a checkbox included.
+    const initial = flatten(forms.service, { host: "10.0.0.1", port: 80, method: "sh", hash_fallback: true, persistent: false });
+    expect(bodyOf(forms.service, { ...initial }, initial)).toEqual({});
+    expect(bodyOf(forms.service, { ...initial, hash_fallback: false }, initial)).toEqual({ hash_fallback: false });
   });
 
   test("an edit body holds only what changed; a changed pulse goes whole; a cleared field is null", () => {
