@@ -95,15 +95,25 @@ export function bodyOf(fields: readonly Field[], values: Values, initial: Values
   return body;
 }
 
-/** Where an API error goes: the path of the field it names (longest match), "id" for a conflict, or "" (top). */
-export function errorPath(error: ApiError, paths: readonly string[]): string {
+/**
+ * Where an API error goes: "id" when it names the id (the API calls it `service` or `backend`, as `what` says, e.g.
+ * `service: id must not contain "/"`) or is a conflict; else the path of the field it names (longest match), or
+ * "" (top).
+ */
+export function errorPath(error: ApiError, paths: readonly string[], what: string): string {
   const named = error.field?.toLowerCase() ?? null;
+  if (named === what) return "id";
   if (named !== null) {
     const match = [...paths].sort((a, b) => b.length - a.length).find((p) => named === p || named.startsWith(`${p}.`) || p.startsWith(`${named}.`));
     if (match !== undefined) return match;
   }
   if (error.status === 409) return "id";
   return "";
+}
+
+/** What is wrong with a form's id before any request, or null: an empty one would be `PUT /service/`, no route. */
+export function idProblem(what: string, id: string): string | null {
+  return id === "" ? `${what} id: required` : null;
 }
 
 export function allPaths(fields: readonly Field[], prefix = ""): string[] {

@@ -6,7 +6,7 @@
  */
 import { useState } from "preact/hooks";
 import { ApiError, describeError } from "./errors.ts";
-import { type Values, allPaths, bodyOf, errorPath, startValues } from "./form-body.ts";
+import { type Values, allPaths, bodyOf, errorPath, idProblem, startValues } from "./form-body.ts";
 import type { Field } from "./schema.ts";
 
 interface InputProps {
@@ -124,13 +124,18 @@ export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, o
   const onInput = (path: string, value: string | boolean) => setValues((v) => ({ ...v, [path]: value }));
   const submit = async (event: Event) => {
     event.preventDefault();
+    const problem = idProblem(what, name);
+    if (problem !== null) {
+      setErrors({ id: problem });
+      return;
+    }
     setBusy(true);
     setErrors({});
     try {
       await onSubmit(name, bodyOf(fields, values, initial));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      setErrors({ [errorPath(error, ["id", ...allPaths(fields)])]: describeError(error) });
+      setErrors({ [errorPath(error, ["id", ...allPaths(fields)], what)]: describeError(error) });
     } finally {
       setBusy(false);
     }

@@ -290,6 +290,13 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await error.textContent()).toMatch(/^409 CONFLICT: .*web.*already exists/);
     expect(await form.getByLabel("service id").getAttribute("aria-invalid")).toBe("true");
     await shot("conflict");
+    // An id the API refuses (its error names the field `service`) and an empty one (no request) go under the id.
+    await form.getByLabel("service id").fill("we/b");
+    await form.getByRole("button", { name: "Create service" }).click();
+    await error.filter({ hasText: /^400 VALIDATION: service: id must not contain "\/"/ }).waitFor();
+    await form.getByLabel("service id").fill("");
+    await form.getByRole("button", { name: "Create service" }).click();
+    await error.filter({ hasText: /^service id: required$/ }).waitFor();
     // A 400 names its field: the error goes under that field.
     await form.getByLabel("service id").fill("web2");
     await form.locator("#service-form-port").fill("70000");

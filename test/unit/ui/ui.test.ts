@@ -13,7 +13,7 @@ import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
 import { ApiError } from "../../../src/ui/errors.ts";
-import { bodyOf, errorPath, flatten, startValues } from "../../../src/ui/form-body.ts";
+import { allPaths, bodyOf, errorPath, flatten, idProblem, startValues } from "../../../src/ui/form-body.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
 import { DEFAULTS } from "../../../src/contract/fields.ts";
@@ -201,12 +201,26 @@ describe("the forms, from GET /openapi.json", async () => {
   test("an API error goes next to the field it names, a conflict next to the id", () => {
     const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args.expect"];
     const error = (status: number, field: string | null, message: string) => new ApiError(status, "X", field, message);
-    expect(errorPath(error(400, "port", "port: must be 1-65535, got 70000"), paths)).toBe("port");
-    expect(errorPath(error(400, "pulse.interval", "pulse.interval: must be at least 100ms"), paths)).toBe("pulse.interval");
-    expect(errorPath(error(400, "pulse.args.expect", "pulse.args.expect: not a status"), paths)).toBe("pulse.args.expect");
-    expect(errorPath(error(400, "pulse.args", "pulse.args: must be an object"), paths)).toBe("pulse.args.expect");
-    expect(errorPath(error(409, null, 'service "web" already exists'), paths)).toBe("id");
-    expect(errorPath(error(500, null, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths)).toBe("");
+    expect(errorPath(error(400, "port", "port: must be 1-65535, got 70000"), paths, "service")).toBe("port");
+    expect(errorPath(error(400, "pulse.interval", "pulse.interval: must be at least 100ms"), paths, "backend")).toBe("pulse.interval");
+    expect(errorPath(error(400, "pulse.args.expect", "pulse.args.expect: not a status"), paths, "backend")).toBe("pulse.args.expect");
+    expect(errorPath(error(400, "pulse.args", "pulse.args: must be an object"), paths, "backend")).toBe("pulse.args.expect");
+    expect(errorPath(error(409, null, 'service "web" already exists'), paths, "service")).toBe("id");
+    expect(errorPath(error(500, null, "no such service tcp 10.0.0.1:80 (ESRCH)"), paths, "service")).toBe("");
+  });
+
+  test("an error about the id goes under the id: the API names it service or backend; an empty id is caught before any request", async () => {
+    const paths = ["id", ...allPaths(forms.service)];
+    const { request } = setup();
+    const answer = await request("PUT", "/service/a%2Fb", { body: JSON.stringify({ host: "10.0.0.1", port: 80 }), headers: { "Content-Type": "application/json" } });
+    const body = (await answer.json()) as { error: string; code: string; field: string };
+    expect(body.field).toBe("service");
+    expect(errorPath(new ApiError(answer.status, body.code, body.field, body.error), paths, "service")).toBe("id");
+    expect(errorPath(new ApiError(400, "VALIDATION", "backend", 'backend: id must not contain "/", got "a/b"'), ["id", ...allPaths(forms.backend)], "backend")).toBe("id");
+    // A backend form does not take the service's id for its own.
+    expect(errorPath(new ApiError(400, "VALIDATION", "service", "service: ..."), ["id", ...allPaths(forms.backend)], "backend")).toBe("");
+    expect(idProblem("service", "")).toBe("service id: required");
+    expect(idProblem("backend", "b1")).toBeNull();
   });
 });
 
