@@ -111,6 +111,12 @@ export function errorPath(error: ApiError, paths: readonly string[], what: strin
   return "";
 }
 
+/** Restore's PATCH body: the weight typed, a number when it is one (else as typed: the API's error names weight). */
+export function restoreBody(weight: string): { weight: number | string } {
+  const text = weight.trim();
+  return { weight: /^-?\d+$/.test(text) ? Number(text) : text };
+}
+
 /** What is wrong with a form's id before any request, or null: an empty one would be `PUT /service/`, no route. */
 export function idProblem(what: string, id: string): string | null {
   return id === "" ? `${what} id: required` : null;

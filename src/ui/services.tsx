@@ -5,11 +5,13 @@
  *
  * Naming follows the CLI and the README: "Drain…" is `gorb backend drain` (POST .../drain: weight 0, wait for the
  * connections to end or the deadline, then remove or keep), "Undrain" is `gorb backend undrain`; "Weight 0" and
- * "Restore" only set the configured weight (PATCH), like `gorb backend set --weight 0`.
+ * "Restore" only set the configured weight (PATCH), like `gorb backend set --weight 0`. gorb keeps no earlier
+ * weight for a backend set to 0, so Restore asks for the weight (offered when this tab set Weight 0 itself).
  */
 import { useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
+import { restoreBody } from "./form-body.ts";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
 import { ConfirmButton, StateBadge } from "./widgets.tsx";
 
@@ -44,11 +46,15 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   const zeroed = b.options.weight === 0;
   const weightZero = () =>
     actions.run(`weight 0 ${key}`, async () => {
-      store.drainedFrom.set(key, b.options.weight);
+      const had = b.options.weight;
       await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
+      store.drainedFrom.set(key, had);
     });
-  const restore = () =>
-    actions.run(`restore ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { weight: store.drainedFrom.get(key) ?? 100 } }));
+  const restore = (weight: string) =>
+    actions.run(`restore ${key}`, async () => {
+      await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
+      store.drainedFrom.delete(key);
+    });
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
     actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
@@ -83,11 +89,9 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           Edit
         </button>
         {zeroed ? (
-          <button type="button" onClick={restore}>
-            Restore
-          </button>
+          <RestoreButton backend={b.id} offer={store.restoreOffer(service, b.id)} onSet={(weight) => void restore(weight)} />
         ) : (
-          <button type="button" onClick={weightZero} title="configured weight 0 (PATCH); Restore puts it back">
+          <button type="button" onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
             Weight 0
           </button>
         )}
@@ -108,6 +112,52 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         />
       </div>
     </li>
+  );
+}
+
+/**
+ * "Restore": asks for the configured weight to set back (PATCH), prefilled with `offer` (the weight this tab saw
+ * before its own Weight 0) or empty: gorb keeps no earlier weight, and a guess such as 100 could overload a
+ * backend that had 10.
+ */
+function RestoreButton({ backend, offer, onSet }: { backend: string; offer: string; onSet: (weight: string) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [weight, setWeight] = useState("");
+  if (!asking) {
+    return (
+      <button
+        type="button"
+        onClick={() => {
+          setWeight(offer);
+          setAsking(true);
+        }}
+        title="set the configured weight back: asks for it"
+      >
+        Restore
+      </button>
+    );
+  }
+  const id = `restore-${backend}`;
+  return (
+    <form
+      class="confirm"
+      aria-label={`Restore ${backend}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (weight.trim() === "") return;
+        setAsking(false);
+        onSet(weight);
+      }}
+    >
+      <label for={id}>weight</label>
+      <input id={id} class="short" type="text" inputMode="numeric" value={weight} autoFocus onInput={(e) => setWeight(e.currentTarget.value)} />
+      <button type="submit" class="primary" disabled={weight.trim() === ""}>
+        Set weight
+      </button>
+      <button type="button" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
+    </form>
   );
 }
 

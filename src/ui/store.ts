@@ -96,6 +96,15 @@ export class Store {
     return `${service}/${backend}`;
   }
 
+  /**
+   * The weight Restore offers: the one the backend had when this tab set it to Weight 0, else "" (the user types
+   * it: gorb keeps no earlier weight, after a reload or a Weight 0 from elsewhere nobody knows it).
+   */
+  restoreOffer(service: string, backend: string): string {
+    const had = this.drainedFrom.get(Store.key(service, backend));
+    return had === undefined ? "" : String(had);
+  }
+
   #sampleBackend(service: string, b: BackendView, t: number): void {
     const key = Store.key(service, b.id);
     let series = this.timelines.get(key);

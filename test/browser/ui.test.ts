@@ -10,7 +10,8 @@
  *
  * Debian's Chromium, driven by playwright-core on the host (no browser download), opens /ui and does everything
  * through the page: create a service and backends, see them in `ipvsadm -Ln`; a 409 next to the id field; a
- * stopped backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore;
+ * stopped backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore
+ * (the weight offered when the page set Weight 0, asked for when another client did);
  * the maintenance checkbox (weight 0 in the kernel, the health checks untouched, then the weight back); Drain…
  * with `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
  * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
@@ -323,12 +324,26 @@ describe("the web UI against a real IPVS kernel", () => {
     await shot("recovered");
   }, 180_000);
 
-  test("Weight 0 and Restore reach the kernel", async () => {
-    await backend("b2").getByRole("button", { name: "Weight 0", exact: true }).click();
-    await backend("b2").getByRole("button", { name: "Restore", exact: true }).waitFor();
+  test("Weight 0 and Restore reach the kernel; Restore asks for the weight, offered only when this tab knows it", async () => {
+    const b2 = backend("b2");
+    const weight = b2.getByLabel("weight", { exact: true });
+    await b2.getByRole("button", { name: "Weight 0", exact: true }).click();
+    await b2.getByRole("button", { name: "Restore", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+0\s/.test(l));
-    await backend("b2").getByRole("button", { name: "Restore", exact: true }).click();
-    await backend("b2").getByRole("button", { name: "Weight 0", exact: true }).waitFor();
+    await b2.getByRole("button", { name: "Restore", exact: true }).click();
+    expect(await weight.inputValue()).toBe("100"); // this tab set Weight 0: it knows the weight b2 had
+    await b2.getByRole("button", { name: "Set weight" }).click();
+    await b2.getByRole("button", { name: "Weight 0", exact: true }).waitFor();
+    await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
+    // Weight 0 from another client: gorb keeps no earlier weight, so Restore offers none and waits for one.
+    const other = await fetch(`${API}/service/web/b2`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ weight: 0 }) });
+    expect(other.status).toBe(200);
+    await b2.getByRole("button", { name: "Restore", exact: true }).click();
+    expect(await weight.inputValue()).toBe("");
+    expect(await b2.getByRole("button", { name: "Set weight" }).isDisabled()).toBe(true);
+    await weight.fill("100");
+    await weight.press("Enter");
+    await b2.getByRole("button", { name: "Weight 0", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
   }, 120_000);
 

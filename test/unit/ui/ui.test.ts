@@ -13,8 +13,9 @@ import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
 import { ApiError } from "../../../src/ui/errors.ts";
-import { allPaths, bodyOf, errorPath, flatten, idProblem, startValues } from "../../../src/ui/form-body.ts";
+import { allPaths, bodyOf, errorPath, flatten, idProblem, restoreBody, startValues } from "../../../src/ui/form-body.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
+import { Store } from "../../../src/ui/store.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
 import { DEFAULTS } from "../../../src/contract/fields.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -221,6 +222,21 @@ describe("the forms, from GET /openapi.json", async () => {
     expect(errorPath(new ApiError(400, "VALIDATION", "service", "service: ..."), ["id", ...allPaths(forms.backend)], "backend")).toBe("");
     expect(idProblem("service", "")).toBe("service id: required");
     expect(idProblem("backend", "b1")).toBeNull();
+  });
+});
+
+describe("Restore", () => {
+  test("offers the weight only when this tab set Weight 0 itself; else the user types it, never a guessed 100", () => {
+    const store = new Store();
+    expect(store.restoreOffer("web", "b1")).toBe(""); // after a reload, or a Weight 0 from elsewhere
+    store.drainedFrom.set(Store.key("web", "b1"), 30);
+    expect(store.restoreOffer("web", "b1")).toBe("30");
+    expect(store.restoreOffer("web", "b2")).toBe("");
+  });
+
+  test("sends the weight typed: a number when it is one, else as typed for the API to name the field", () => {
+    expect(restoreBody(" 30 ")).toEqual({ weight: 30 });
+    expect(restoreBody("3x")).toEqual({ weight: "3x" });
   });
 });
 
