@@ -5,22 +5,21 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
+import { type Change, appliedMessage, replanMessage } from "./plan.ts";
 
-interface Change {
-  readonly action: string;
-  readonly service: string;
-  readonly backend: string | null;
-  readonly details: readonly string[];
-  readonly status: string;
-  readonly error?: string;
-}
-
+/**
+ * Paste or upload a set, Show plan (a dry run), then Apply this plan: it plans again first and applies only when
+ * that plan is the one shown; else it shows the new plan and waits for a new click. After the apply it says when
+ * the changes made were not the ones confirmed.
+ */
 export function ApplyPanel({ onDone }: { onDone: (message: string) => void }) {
   const [text, setText] = useState("");
   const [plan, setPlan] = useState<{ text: string; changes: Change[]; ok: boolean; dryRun: boolean } | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [warning, setWarning] = useState<string | null>(null);
   const send = async (dryRun: boolean) => {
     setError(null);
+    setWarning(null);
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -28,10 +27,21 @@ export function ApplyPanel({ onDone }: { onDone: (message: string) => void }) {
       setError(`file: not JSON (${e instanceof Error ? e.message : String(e)}); YAML and TOML files go through gorb apply -f`);
       return;
     }
+    const apply = async (dry: boolean) => (await call("apply", { body, ...(dry ? { query: { dry_run: "true" } } : {}) })) as { ok: boolean; changes: Change[] };
+    const confirmed = plan?.changes ?? [];
     try {
-      const report = (await call("apply", { body, ...(dryRun ? { query: { dry_run: "true" } } : {}) })) as { ok: boolean; changes: Change[] };
-      setPlan({ text, changes: report.changes, ok: report.ok, dryRun });
-      if (!dryRun) onDone(`apply: ${report.changes.length} change(s)${report.ok ? "" : ", some failed"}`);
+      const planNow = await apply(true);
+      const changed = dryRun ? null : replanMessage(confirmed, planNow.changes);
+      if (dryRun || changed !== null) {
+        setPlan({ text, changes: planNow.changes, ok: planNow.ok, dryRun: true });
+        setWarning(changed);
+        return;
+      }
+      const report = await apply(false);
+      const drift = appliedMessage(confirmed, report.changes);
+      setPlan({ text, changes: report.changes, ok: report.ok, dryRun: false });
+      setWarning(drift);
+      onDone(`apply: ${report.changes.length} change(s)${report.ok ? "" : ", some failed"}${drift === null ? "" : ", not the confirmed plan"}`);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       setError(describeError(e));
@@ -55,6 +65,11 @@ export function ApplyPanel({ onDone }: { onDone: (message: string) => void }) {
       {error !== null && (
         <p id="apply-error" class="error" role="alert">
           {error}
+        </p>
+      )}
+      {warning !== null && (
+        <p id="apply-warning" class="error" role="alert">
+          {warning}
         </p>
       )}
       <div class="buttons">

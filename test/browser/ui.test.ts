@@ -17,8 +17,9 @@
  * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
  * service below its quorum (no sorry server), said in its row while the kernel keeps the weights;
  * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
- * with the plan shown first; reconcile; delete everything and the kernel table is empty. Screenshots of
- * the main views go to test-artifacts/ (gitignored).
+ * with the plan shown first, and planned again at the click (a plan changed meanwhile is shown, not applied);
+ * reconcile; delete everything and the kernel table is empty. Screenshots of the main views go to test-artifacts/
+ * (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
@@ -493,8 +494,17 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await plan.locator("tbody tr").allTextContents()).toEqual([expect.stringMatching(/^createapi/), expect.stringMatching(/^createapi\/a1/)]);
     expect(await kernelTable(() => true)).not.toContain("10.0.0.22");
     await shot("apply-plan");
+    // Another client creates api between the plan shown and the click: the click plans again, shows the new plan
+    // and applies nothing; the next click applies that plan.
+    const other = await fetch(`${API}/service/api`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ host: "10.0.0.22", port: 8080, method: "wrr" }) });
+    expect(other.status).toBe(200);
+    await applyButton.click();
+    await page.locator("#apply-warning", { hasText: /^The plan changed since it was shown .* nothing was applied\. new: update api / }).waitFor();
+    expect(await plan.locator("caption").textContent()).toMatch(/^Plan: 2 change\(s\), nothing changed yet/);
+    expect(await plan.locator("tbody tr").allTextContents()).toEqual([expect.stringMatching(/^updateapi/), expect.stringMatching(/^createapi\/a1/)]);
     await applyButton.click();
     await plan.locator("caption", { hasText: "Applied: 2 change(s)" }).waitFor();
+    expect(await page.locator("#apply-warning").count()).toBe(0); // it made the plan confirmed
     await page.keyboard.press("Escape");
     await service("api").waitFor();
     await kernelTable((l) => /TCP\s+10\.0\.0\.22:8080 rr/.test(l) && l.includes("10.77.3.2:80"));

@@ -14,6 +14,7 @@ import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
 import { ApiError } from "../../../src/ui/errors.ts";
 import { allPaths, bodyOf, errorPath, flatten, idProblem, restoreBody, startValues } from "../../../src/ui/form-body.ts";
+import { type Change, appliedMessage, replanMessage } from "../../../src/ui/plan.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
 import { Store } from "../../../src/ui/store.ts";
 import { type Field, formsOf } from "../../../src/ui/schema.ts";
@@ -237,6 +238,39 @@ describe("Restore", () => {
   test("sends the weight typed: a number when it is one, else as typed for the API to name the field", () => {
     expect(restoreBody(" 30 ")).toEqual({ weight: 30 });
     expect(restoreBody("3x")).toEqual({ weight: "3x" });
+  });
+});
+
+describe("the Apply panel's plans", () => {
+  const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+  const set = { services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 80, weight: 100, pulse: { type: "none" } } } } } };
+
+  test("planned again right before the apply: the same plan when nothing changed, the difference when another client changed the state", async () => {
+    const { request } = setup();
+    const plan = async () => ((await (await request("POST", "/apply?dry_run=true", json(set))).json()) as { changes: Change[] }).changes;
+    await request("POST", "/apply", json(set));
+    const shown = await plan(); // the set is in place: nothing to do
+    expect(shown).toEqual([]);
+    expect(replanMessage(shown, await plan())).toBeNull();
+    // Another client sets b1 to weight 0 between the plan shown and the click: the plan now has a change.
+    expect((await request("PATCH", "/service/web/b1", json({ weight: 0 }))).status).toBe(200);
+    const now = await plan();
+    expect(now.map((c) => `${c.action} ${c.service}/${c.backend}`)).toEqual(["update web/b1"]);
+    const message = replanMessage(shown, now) ?? "";
+    expect(message).toStartWith("The plan changed since it was shown (the state changed meanwhile), so nothing was applied. new: update web/b1 (");
+    expect(message).toEndWith("Check the new plan below; Apply this plan applies it");
+  });
+
+  test("a plan's planned change and an apply's done change are the same; what differs is listed", () => {
+    const change = (backend: string, details: string[], status = "planned"): Change => ({ action: "update", service: "web", backend, details, status });
+    const confirmed = [change("b1", ["weight 0 -> 100"])];
+    expect(appliedMessage(confirmed, [change("b1", ["weight 0 -> 100"], "done")])).toBeNull();
+    expect(appliedMessage(confirmed, [change("b1", ["weight 0 -> 100"], "done"), change("b1", ["weight 0 -> 100"], "done")])).toBe(
+      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update web/b1 (weight 0 -> 100)",
+    );
+    expect(appliedMessage(confirmed, [change("b1", ["weight 50 -> 100"], "done"), change("b2", ["weight 0 -> 100"], "done")])).toBe(
+      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update web/b1 (weight 50 -> 100), update web/b2 (weight 0 -> 100). not made: update web/b1 (weight 0 -> 100)",
+    );
   });
 });
 

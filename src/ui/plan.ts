@@ -1,0 +1,68 @@
+/**
+ * An apply's changes as the Apply panel shows them (POST /apply's report), and how two lists of changes differ.
+ * The state can change between the plan the user saw and the apply (another client PATCHes), so the panel plans
+ * again right before it applies and applies only the plan that was confirmed; afterwards it says when the
+ * changes made were not the ones confirmed (the state changed between the second plan and the apply).
+ */
+
+/** One change of POST /apply's report. */
+export interface Change {
+  readonly action: string;
+  readonly service: string;
+  readonly backend: string | null;
+  readonly details: readonly string[];
+  readonly status: string;
+  readonly error?: string;
+}
+
+/** "update web/b1 (weight 100 -> 0)" */
+function changeText(c: Change): string {
+  const target = c.backend === null ? c.service : `${c.service}/${c.backend}`;
+  return `${c.action} ${target}${c.details.length === 0 ? "" : ` (${c.details.join("; ")})`}`;
+}
+
+/** What a change does, without how it went (a plan's "planned" and an apply's "done" are the same change). */
+function key(c: Change): string {
+  return JSON.stringify([c.action, c.service, c.backend, c.details]);
+}
+
+/** The changes of `now` that `before` lacks (added), and those of `before` that `now` lacks (missing). */
+function planDifference(before: readonly Change[], now: readonly Change[]): { added: Change[]; missing: Change[] } {
+  const take = (from: readonly Change[], minus: readonly Change[]): Change[] => {
+    const left = new Map<string, number>();
+    for (const c of minus) left.set(key(c), (left.get(key(c)) ?? 0) + 1);
+    return from.filter((c) => {
+      const n = left.get(key(c)) ?? 0;
+      if (n > 0) left.set(key(c), n - 1);
+      return n === 0;
+    });
+  };
+  return { added: take(now, before), missing: take(before, now) };
+}
+
+function listed(label: string, changes: readonly Change[]): string[] {
+  return changes.length === 0 ? [] : [`${label}: ${changes.map(changeText).join(", ")}`];
+}
+
+/** Null when the plan made just before applying is the one shown; else why nothing was applied. */
+export function replanMessage(shown: readonly Change[], now: readonly Change[]): string | null {
+  const { added, missing } = planDifference(shown, now);
+  if (added.length === 0 && missing.length === 0) return null;
+  return [
+    "The plan changed since it was shown (the state changed meanwhile), so nothing was applied",
+    ...listed("new", added),
+    ...listed("no longer planned", missing),
+    "Check the new plan below; Apply this plan applies it",
+  ].join(". ");
+}
+
+/** Null when the apply made exactly the confirmed changes; else what differed. */
+export function appliedMessage(confirmed: readonly Change[], applied: readonly Change[]): string | null {
+  const { added, missing } = planDifference(confirmed, applied);
+  if (added.length === 0 && missing.length === 0) return null;
+  return [
+    "The apply did not match the confirmed plan (the state changed meanwhile)",
+    ...listed("also made", added),
+    ...listed("not made", missing),
+  ].join(". ");
+}
