@@ -1,17 +1,31 @@
 /** Small pieces of the page: the modal dialog, the token prompt, a state badge, a two-step delete button. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { HealthState } from "./store.ts";
 
-/** A modal <dialog>: Escape and the Close button close it; focus goes into it. */
+/**
+ * A modal <dialog>: Escape and the Close button close it; focus goes into it, and back to the element that had it
+ * (the button that opened it) however it closes: Escape, ×, Cancel, or a form sent (the page unmounts it then).
+ */
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
+  const gone = useRef(false);
+  // A layout effect: its cleanup runs while the dialog is still on the page (a passive one runs after paint,
+  // once the dialog and the focus in it are gone).
+  useLayoutEffect(() => {
     const el = ref.current;
+    const opener = document.activeElement;
     if (el !== null && !el.open) el.showModal();
+    return () => {
+      // Unmounted while open: the page behind it is still inert, so close it first (its close event, which comes
+      // later, must not close a dialog opened since), then focus the opener if it is still on the page.
+      gone.current = true;
+      if (el !== null && el.open) el.close();
+      if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    };
   }, []);
   return (
-    <dialog ref={ref} onClose={onClose} aria-labelledby="dialog-title">
+    <dialog ref={ref} onClose={() => gone.current || onClose()} aria-labelledby="dialog-title">
       <header class="dialog-head">
         <h2 id="dialog-title">{title}</h2>
         <button type="button" class="close" onClick={onClose} aria-label="Close">

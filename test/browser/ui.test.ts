@@ -162,6 +162,8 @@ async function shot(name: string): Promise<void> {
 const service = (id: string) => page.locator(`[data-service="${id}"]`);
 /** A backend's row, inside its service's card (ids repeat across services). */
 const backend = (id: string, of = "web") => service(of).locator(`[data-backend="${id}"]`);
+/** Whether the element has the keyboard focus. */
+const focused = (locator: ReturnType<Page["locator"]>) => locator.evaluate((el) => el === document.activeElement);
 
 /** One virtual service's part of an `ipvsadm -Ln` listing: its line and its destinations ("" when absent). */
 function virtualService(listing: string, address: string): string {
@@ -266,6 +268,8 @@ describe("the web UI against a real IPVS kernel", () => {
       await add.locator("#backend-form-pulse-type").selectOption("http");
       await add.locator("#backend-form-pulse-interval").fill("2s");
       await add.getByRole("button", { name: "Add backend" }).click();
+      await add.waitFor({ state: "detached" });
+      expect(await focused(service("web").getByRole("button", { name: "Add backend" }))).toBe(true); // back to the opener
       await backend(id).waitFor();
     }
     // Both at their configured weight (a check that times out on this busy emulated machine drains one for a
