@@ -13,7 +13,7 @@ import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
-import { ConfirmButton, StateBadge } from "./widgets.tsx";
+import { ConfirmButton, StateBadge, useInlineConfirm } from "./widgets.tsx";
 
 /** The dialog open over the page. */
 export type Dialog =
@@ -166,19 +166,19 @@ function RestoreButton({ backend, offer, onSet }: { backend: string; offer: stri
  * the drain (POST .../drain).
  */
 function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => void }) {
-  const [asking, setAsking] = useState(false);
+  const ask = useInlineConfirm();
   const [deadline, setDeadline] = useState("5m");
   const [then, setThen] = useState<"remove" | "keep">("remove");
-  if (!asking) {
+  if (!ask.asking) {
     return (
-      <button type="button" onClick={() => setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
+      <button type="button" ref={ask.opener} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
         Drain…
       </button>
     );
   }
   const id = `drain-${backend}`;
   return (
-    <span class="confirm" role="group" aria-label={`Drain ${backend}`}>
+    <span class="confirm" role="group" aria-label={`Drain ${backend}`} onKeyDown={ask.onKeyDown}>
       <label for={`${id}-timeout`}>at most</label>
       <input id={`${id}-timeout`} class="short" type="text" value={deadline} onInput={(e) => setDeadline(e.currentTarget.value)} />
       <label for={`${id}-then`}>then</label>
@@ -189,15 +189,15 @@ function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { 
       <button
         type="button"
         class="danger"
-        autoFocus
+        ref={ask.confirm}
         onClick={() => {
-          setAsking(false);
+          ask.setAsking(false);
           onStart({ timeout: deadline.trim() === "" ? "5m" : deadline.trim(), then });
         }}
       >
         Start drain
       </button>
-      <button type="button" onClick={() => setAsking(false)}>
+      <button type="button" onClick={() => ask.setAsking(false)}>
         No
       </button>
     </span>

@@ -64,22 +64,45 @@ export function StateBadge({ state }: { state: HealthState }) {
   return <span class={`badge state-${state}`}>{state}</span>;
 }
 
-export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {
+/**
+ * An inline confirmation that takes the place of the button that opens it (Delete's "Yes, delete / No", Drain…'s
+ * deadline): when it appears, focus goes to its confirm button (`autoFocus` does nothing after the page has loaded);
+ * Escape cancels it; however it goes away, focus goes back to the button that opened it.
+ */
+export function useInlineConfirm() {
   const [asking, setAsking] = useState(false);
-  if (!asking) {
+  const opener = useRef<HTMLButtonElement>(null);
+  const confirm = useRef<HTMLButtonElement>(null);
+  const wasAsking = useRef(false);
+  useLayoutEffect(() => {
+    if (asking) confirm.current?.focus();
+    else if (wasAsking.current) opener.current?.focus();
+    wasAsking.current = asking;
+  }, [asking]);
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key !== "Escape") return;
+    e.preventDefault();
+    setAsking(false);
+  };
+  return { asking, setAsking, opener, confirm, onKeyDown };
+}
+
+export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {
+  const ask = useInlineConfirm();
+  if (!ask.asking) {
     return (
-      <button type="button" class="danger" onClick={() => setAsking(true)}>
+      <button type="button" class="danger" ref={ask.opener} onClick={() => ask.setAsking(true)}>
         {label}
       </button>
     );
   }
   return (
-    <span class="confirm" role="group" aria-label={confirm}>
+    <span class="confirm" role="group" aria-label={confirm} onKeyDown={ask.onKeyDown}>
       <span>{confirm}</span>
-      <button type="button" class="danger" autoFocus onClick={() => { setAsking(false); onConfirm(); }}>
+      <button type="button" class="danger" ref={ask.confirm} onClick={() => { ask.setAsking(false); onConfirm(); }}>
         Yes, delete
       </button>
-      <button type="button" onClick={() => setAsking(false)}>
+      <button type="button" onClick={() => ask.setAsking(false)}>
         No
       </button>
     </span>

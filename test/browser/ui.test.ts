@@ -388,6 +388,11 @@ describe("the web UI against a real IPVS kernel", () => {
     // No connection ever went to b3: the drain ends at once and keeps it at weight 0.
     await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
     const ask = backend("b3").getByRole("group", { name: "Drain b3" });
+    expect(await focused(ask.getByRole("button", { name: "Start drain" }))).toBe(true);
+    await page.keyboard.press("Escape"); // cancels, focus back on Drain…
+    await ask.waitFor({ state: "detached" });
+    expect(await focused(backend("b3").getByRole("button", { name: "Drain…", exact: true }))).toBe(true);
+    await page.keyboard.press("Enter");
     expect(await ask.getByLabel("at most").inputValue()).toBe("5m");
     await ask.getByLabel("then").selectOption("keep");
     await ask.getByRole("button", { name: "Start drain" }).click();
