@@ -11,6 +11,7 @@ import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
+import { Reads } from "./reads.ts";
 import { type Actions, type Dialog, ServiceCard } from "./services.tsx";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
@@ -68,6 +69,7 @@ export function App() {
   // The event stream patches what changed; a full read at (re)open without a position and on resync.
   useEffect(() => {
     if (forms === null) return;
+    const reads = new Reads(reload);
     const refreshService = async (id: string) => {
       try {
         const info = (await call("getService", { params: { service: id } })) as Omit<ServiceView, "id" | "backend_details">;
@@ -86,7 +88,7 @@ export function App() {
     };
     const stop = followEvents({
       onOpen: (resumed) => {
-        if (!resumed) void reload().catch(() => {});
+        if (!resumed) void reads.request();
       },
       onStatus: (status, detail) => {
         setStream({ status, detail });
@@ -103,7 +105,7 @@ export function App() {
         let detail = "";
         switch (type) {
           case "resync":
-            void reload().catch(() => {});
+            void reads.request();
             detail = String(data.reason ?? "");
             break;
           case "service.created":
@@ -158,11 +160,13 @@ export function App() {
       },
     });
     // Not while the tab is hidden: nobody looks, and a big table is not worth reading every 3 s for nothing.
+    // A tick while the last read is still in flight (a slow API) is skipped.
     const timer = setInterval(() => {
-      if (!document.hidden) void reload().catch(() => {});
+      if (!document.hidden) void reads.tick();
     }, POLL_MS);
     return () => {
       stop();
+      reads.close();
       clearInterval(timer);
     };
   }, [forms]);
