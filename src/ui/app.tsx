@@ -11,7 +11,7 @@ import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
-import { Reads } from "./reads.ts";
+import { type ReadFailure, Reads } from "./reads.ts";
 import { type Actions, type Dialog, ServiceCard } from "./services.tsx";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
@@ -36,6 +36,7 @@ export function App() {
   const [dialog, setDialog] = useState<Dialog>(null);
   const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
   const [attempt, setAttempt] = useState(0);
+  const [stale, setStale] = useState<ReadFailure | null>(null);
 
   const reload = async () => {
     const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
@@ -69,7 +70,10 @@ export function App() {
   // The event stream patches what changed; a full read at (re)open without a position and on resync.
   useEffect(() => {
     if (forms === null) return;
-    const reads = new Reads(reload);
+    const reads = new Reads(reload, {
+      report: setStale,
+      describe: (error) => (error instanceof ApiError ? describeError(error) : error instanceof Error ? error.message : String(error)),
+    });
     const refreshService = async (id: string) => {
       try {
         const info = (await call("getService", { params: { service: id } })) as Omit<ServiceView, "id" | "backend_details">;
@@ -167,6 +171,7 @@ export function App() {
     return () => {
       stop();
       reads.close();
+      setStale(null);
       clearInterval(timer);
     };
   }, [forms]);
@@ -204,6 +209,11 @@ export function App() {
         <span class={`stream stream-${stream.status}`} role="status" aria-live="polite" title={stream.detail}>
           {stream.status === "live" ? "live" : stream.status === "reconnecting" ? "reconnecting…" : stream.status}
         </span>
+        {stale !== null && (
+          <span class="stale" role="alert" data-testid="stale" title="the page shows what the last good read of GET /service?detail=true gave">
+            stale: reads failing since {new Date(stale.since).toLocaleTimeString()} ({stale.error})
+          </span>
+        )}
         <span class="summary">
           {services.length} services · {backends} backends · <span class={down > 0 ? "bad" : ""}>{down} down</span>
         </span>

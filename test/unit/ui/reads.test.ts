@@ -1,10 +1,13 @@
 /**
  * The page's full reads (src/ui/reads.ts): one at a time. A poll tick while a read is in flight starts nothing (a
  * slow API must not pile up reads); a read asked for (stream opened, resync) while one is in flight runs once after
- * it; a failed read does not stop the next; after close nothing starts.
+ * it; a failed read does not stop the next; after close nothing starts. A failed read is reported with its error and
+ * since when the reads fail, until the next good read clears it.
  */
 import { expect, test } from "bun:test";
-import { Reads } from "../../../src/ui/reads.ts";
+import { type ReadFailure, Reads, type ReadsOptions } from "../../../src/ui/reads.ts";
+
+const quiet: ReadsOptions = { report: () => {}, describe: String };
 
 /** A read function whose calls the test ends by hand. */
 function controlledRead() {
@@ -28,7 +31,7 @@ function controlledRead() {
 
 test("a tick while a read is in flight starts nothing; the next tick after it does", async () => {
   const r = controlledRead();
-  const reads = new Reads(r.read);
+  const reads = new Reads(r.read, quiet);
   void reads.tick();
   void reads.tick();
   void reads.tick();
@@ -43,7 +46,7 @@ test("a tick while a read is in flight starts nothing; the next tick after it do
 
 test("a slow API: many ticks, never two reads at once", async () => {
   const r = controlledRead();
-  const reads = new Reads(r.read);
+  const reads = new Reads(r.read, quiet);
   let most = 0;
   for (let tick = 0; tick < 30; tick++) {
     void reads.tick();
@@ -56,7 +59,7 @@ test("a slow API: many ticks, never two reads at once", async () => {
 
 test("a read asked for while one is in flight runs once after it, however many were asked", async () => {
   const r = controlledRead();
-  const reads = new Reads(r.read);
+  const reads = new Reads(r.read, quiet);
   const first = reads.request();
   const second = reads.request();
   void reads.request();
@@ -72,7 +75,7 @@ test("a read asked for while one is in flight runs once after it, however many w
 
 test("a failed read does not stop the next, nor the read asked for after it", async () => {
   const r = controlledRead();
-  const reads = new Reads(r.read);
+  const reads = new Reads(r.read, quiet);
   const done = reads.tick();
   void reads.request();
   await r.finish(new Error("500"));
@@ -85,7 +88,7 @@ test("a failed read does not stop the next, nor the read asked for after it", as
 
 test("after close no read starts, and none is asked for again", async () => {
   const r = controlledRead();
-  const reads = new Reads(r.read);
+  const reads = new Reads(r.read, quiet);
   void reads.tick();
   void reads.request();
   reads.close();
@@ -94,4 +97,49 @@ test("after close no read starts, and none is asked for again", async () => {
   void reads.request();
   expect(r.started()).toBe(1);
   expect(reads.busy).toBe(false);
+});
+
+test("a failed read is reported with its error and since when; failures after it keep the first time; a good read clears it", async () => {
+  const r = controlledRead();
+  let clock = 1_000;
+  const reports: (ReadFailure | null)[] = [];
+  const reads = new Reads(r.read, { report: (f) => reports.push(f), describe: (e) => `said: ${e instanceof Error ? e.message : String(e)}`, now: () => clock });
+  void reads.tick();
+  await r.finish();
+  expect(reports).toEqual([]); // nothing to say while reads succeed
+  expect(reads.failure).toBeNull();
+
+  clock = 2_000;
+  void reads.tick();
+  await r.finish(new Error("500 INTERNAL: boom"));
+  expect(reads.failure).toEqual({ error: "said: 500 INTERNAL: boom", since: 2_000 });
+  clock = 5_000;
+  void reads.tick();
+  await r.finish(new Error("gorb did not answer"));
+  expect(reads.failure).toEqual({ error: "said: gorb did not answer", since: 2_000 });
+  expect(reports).toEqual([
+    { error: "said: 500 INTERNAL: boom", since: 2_000 },
+    { error: "said: gorb did not answer", since: 2_000 },
+  ]);
+
+  void reads.tick();
+  await r.finish();
+  expect(reads.failure).toBeNull();
+  expect(reports.at(-1)).toBeNull();
+  expect(reports.length).toBe(3);
+
+  clock = 9_000; // a new run of failures starts its own time
+  void reads.tick();
+  await r.finish(new Error("again"));
+  expect(reads.failure).toEqual({ error: "said: again", since: 9_000 });
+});
+
+test("after close a read that ends reports nothing (the page has moved on)", async () => {
+  const r = controlledRead();
+  const reports: (ReadFailure | null)[] = [];
+  const reads = new Reads(r.read, { report: (f) => reports.push(f), describe: String });
+  void reads.tick();
+  reads.close();
+  await r.finish(new Error("late"));
+  expect(reports).toEqual([]);
 });
