@@ -9,6 +9,7 @@ import { call, saveToken, savedToken } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
+import { visibleText } from "./ids.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type ReadFailure, Reads } from "./reads.ts";
@@ -243,7 +244,7 @@ export function App() {
       </header>
       {notice !== null && (
         <p class={`notice${notice.error ? " error" : ""}`} role={notice.error ? "alert" : "status"}>
-          {notice.text}
+          {visibleText(notice.text)}
           <button type="button" class="close" aria-label="Dismiss" onClick={() => setNotice(null)}>
             ×
           </button>
@@ -261,7 +262,7 @@ export function App() {
           <ol>
             {store.activity.map((a, i) => (
               <li key={`${a.time}-${i}`}>
-                <time dateTime={a.time}>{new Date(a.time).toLocaleTimeString()}</time> <span class="type">{a.type}</span> {a.target} <span class="detail">{a.detail}</span>
+                <time dateTime={a.time}>{new Date(a.time).toLocaleTimeString()}</time> <span class="type">{a.type}</span> <bdi>{visibleText(a.target)}</bdi> <span class="detail">{a.detail}</span>
               </li>
             ))}
           </ol>

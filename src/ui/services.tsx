@@ -8,12 +8,13 @@
  * "Restore" only set the configured weight (PATCH), like `gorb backend set --weight 0`. gorb keeps no earlier
  * weight for a backend set to 0, so Restore asks for the weight (offered when this tab set Weight 0 itself).
  */
+import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
-import { ConfirmButton, StateBadge, useInlineConfirm } from "./widgets.tsx";
+import { ConfirmButton, Id, StateBadge, useInlineConfirm } from "./widgets.tsx";
 
 /** The dialog open over the page. */
 export type Dialog =
@@ -64,7 +65,9 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   return (
     <li class={`backend state-${b.metrics.state}`} data-backend={b.id}>
       <div class="backend-head">
-        <strong class="name">{b.id}</strong>
+        <strong class="name">
+          <Id id={b.id} />
+        </strong>
         <span class="addr">
           {b.options.host}:{b.options.port} · {b.options.method}
         </span>
@@ -211,7 +214,9 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
   return (
     <section class={`service${down.length > 0 ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
       <header>
-        <h2 id={`svc-${s.id}`}>{s.id}</h2>
+        <h2 id={`svc-${s.id}`}>
+          <Id id={s.id} />
+        </h2>
         <span class="addr">
           {address(s)} · {s.options.method}
         </span>
@@ -222,7 +227,13 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
       </header>
       {down.length > 0 && (
         <p class="why" role="status">
-          degraded: {down.map((b) => `${b.id} down${b.metrics.message === "" ? "" : ` (${b.metrics.message})`}`).join(", ")}
+          degraded:{" "}
+          {down.map((b, i) => (
+            <Fragment key={b.id}>
+              {i > 0 && ", "}
+              <Id id={b.id} /> down{b.metrics.message === "" ? "" : ` (${b.metrics.message})`}
+            </Fragment>
+          ))}
         </p>
       )}
       {s.sorry === true && (
@@ -235,7 +246,17 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           below quorum ({s.healthy ?? 0} healthy, quorum {String(s.options.quorum ?? "")})
         </p>
       )}
-      {drained.length > 0 && <p class="note">weight 0: {drained.map((b) => b.id).join(", ")}</p>}
+      {drained.length > 0 && (
+        <p class="note">
+          weight 0:{" "}
+          {drained.map((b, i) => (
+            <Fragment key={b.id}>
+              {i > 0 && ", "}
+              <Id id={b.id} />
+            </Fragment>
+          ))}
+        </p>
+      )}
       {rates !== undefined && <Chart series={rates} kind="rates" label={`${s.id}: connections and packets per second over the last minutes`} />}
       <ul class="backends">
         {s.backend_details.map((b) => (

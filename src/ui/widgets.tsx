@@ -1,7 +1,13 @@
 /** Small pieces of the page: the modal dialog, the token prompt, a state badge, a two-step delete button. */
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { visibleText } from "./ids.ts";
 import type { HealthState } from "./store.ts";
+
+/** An id as the page draws it: isolated from the text around it, its bidirectional controls shown (./ids.ts). */
+export function Id({ id }: { id: string }) {
+  return <bdi class="id">{visibleText(id)}</bdi>;
+}
 
 /**
  * A modal <dialog>: Escape and the Close button close it; focus goes into it, and back to the element that had it
@@ -27,7 +33,7 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
   return (
     <dialog ref={ref} onClose={() => gone.current || onClose()} aria-labelledby="dialog-title">
       <header class="dialog-head">
-        <h2 id="dialog-title">{title}</h2>
+        <h2 id="dialog-title">{visibleText(title)}</h2>
         <button type="button" class="close" onClick={onClose} aria-label="Close">
           ×
         </button>
@@ -97,8 +103,8 @@ export function ConfirmButton({ label, confirm, onConfirm }: { label: string; co
     );
   }
   return (
-    <span class="confirm" role="group" aria-label={confirm} onKeyDown={ask.onKeyDown}>
-      <span>{confirm}</span>
+    <span class="confirm" role="group" aria-label={visibleText(confirm)} onKeyDown={ask.onKeyDown}>
+      <span>{visibleText(confirm)}</span>
       <button type="button" class="danger" ref={ask.confirm} onClick={() => { ask.setAsking(false); onConfirm(); }}>
         Yes, delete
       </button>
