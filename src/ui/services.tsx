@@ -124,15 +124,16 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
  * backend that had 10.
  */
 function RestoreButton({ backend, offer, onSet }: { backend: string; offer: string; onSet: (weight: string) => void }) {
-  const [asking, setAsking] = useState(false);
+  const ask = useInlineConfirm<HTMLInputElement>();
   const [weight, setWeight] = useState("");
-  if (!asking) {
+  if (!ask.asking) {
     return (
       <button
         type="button"
+        ref={ask.opener}
         onClick={() => {
           setWeight(offer);
-          setAsking(true);
+          ask.setAsking(true);
         }}
         title="set the configured weight back: asks for it"
       >
@@ -145,19 +146,20 @@ function RestoreButton({ backend, offer, onSet }: { backend: string; offer: stri
     <form
       class="confirm"
       aria-label={`Restore ${backend}`}
+      onKeyDown={ask.onKeyDown}
       onSubmit={(e) => {
         e.preventDefault();
         if (weight.trim() === "") return;
-        setAsking(false);
+        ask.setAsking(false);
         onSet(weight);
       }}
     >
       <label for={id}>weight</label>
-      <input id={id} class="short" type="text" inputMode="numeric" value={weight} autoFocus onInput={(e) => setWeight(e.currentTarget.value)} />
+      <input id={id} class="short" type="text" inputMode="numeric" value={weight} ref={ask.confirm} onInput={(e) => setWeight(e.currentTarget.value)} />
       <button type="submit" class="primary" disabled={weight.trim() === ""}>
         Set weight
       </button>
-      <button type="button" onClick={() => setAsking(false)}>
+      <button type="button" onClick={() => ask.setAsking(false)}>
         Cancel
       </button>
     </form>

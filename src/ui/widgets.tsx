@@ -72,13 +72,14 @@ export function StateBadge({ state }: { state: HealthState }) {
 
 /**
  * An inline confirmation that takes the place of the button that opens it (Delete's "Yes, delete / No", Drain…'s
- * deadline): when it appears, focus goes to its confirm button (`autoFocus` does nothing after the page has loaded);
+ * deadline, Restore's weight): when it appears, focus goes to its confirm element, a button or the field to fill
+ * (`autoFocus` does nothing after the page has loaded);
  * Escape cancels it; however it goes away, focus goes back to the button that opened it.
  */
-export function useInlineConfirm() {
+export function useInlineConfirm<T extends HTMLElement = HTMLButtonElement>() {
   const [asking, setAsking] = useState(false);
   const opener = useRef<HTMLButtonElement>(null);
-  const confirm = useRef<HTMLButtonElement>(null);
+  const confirm = useRef<T>(null);
   const wasAsking = useRef(false);
   useLayoutEffect(() => {
     if (asking) confirm.current?.focus();

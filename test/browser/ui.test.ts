@@ -346,6 +346,12 @@ describe("the web UI against a real IPVS kernel", () => {
     await b2.getByRole("button", { name: "Restore", exact: true }).click();
     expect(await weight.inputValue()).toBe("");
     expect(await b2.getByRole("button", { name: "Set weight" }).isDisabled()).toBe(true);
+    // The field takes the focus; Escape gives it back to Restore, and Enter there asks again.
+    expect(await focused(weight)).toBe(true);
+    await weight.press("Escape");
+    expect(await focused(b2.getByRole("button", { name: "Restore", exact: true }))).toBe(true);
+    await page.keyboard.press("Enter");
+    expect(await focused(weight)).toBe(true);
     await weight.fill("100");
     await weight.press("Enter");
     await b2.getByRole("button", { name: "Weight 0", exact: true }).waitFor();
