@@ -27,15 +27,15 @@ export class SecretFileError extends Error {
   }
 }
 
-/** Throws SecretFileError when `file` is missing, not a regular file, or readable or writable by group or others. */
-export function checkPrivateFile(flag: string, file: string): void {
-  let mode: number;
-  try {
-    mode = checkRegularFile(file, null);
-  } catch (error) {
-    if (!(error instanceof FileProblemError)) throw error;
-    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
-  }
+/** Largest secret or certificate file read at start (a token or a key is a few KiB, a CA bundle a few hundred). */
+const SECRET_FILE_LIMIT = 1024 * 1024;
+
+/**
+ * Throws SecretFileError when `file` is missing, not a regular file, over `limit` bytes, or readable or writable by
+ * group or others. (A configuration file holding a token has its own limit, checked when it is read: null here.)
+ */
+export function checkPrivateFile(flag: string, file: string, limit: number | null = SECRET_FILE_LIMIT): void {
+  const mode = checkFile(flag, file, limit);
   if ((mode & 0o077) !== 0) {
     throw new SecretFileError(
       flag,
@@ -44,6 +44,16 @@ export function checkPrivateFile(flag: string, file: string): void {
         `run: chmod 600 ${file}`,
       mode,
     );
+  }
+}
+
+/** The mode of `file`, a regular file of at most `limit` bytes; throws SecretFileError naming `flag`. */
+function checkFile(flag: string, file: string, limit: number | null = SECRET_FILE_LIMIT): number {
+  try {
+    return checkRegularFile(file, limit);
+  } catch (error) {
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
   }
 }
 
@@ -77,5 +87,14 @@ export async function loadSecrets(options: DaemonOptions): Promise<DaemonOptions
   const consulToken =
     options.consulTokenFile !== null ? await readSecretFile("consul-token-file", options.consulTokenFile) : options.consulToken;
   if (options.tls !== null) checkPrivateFile("tls-key", options.tls.keyFile);
+  // The etcd files are read when the store opens, after IPVS is found: checked here, so a wrong one is a usage error
+  // naming its flag, before anything starts. The client key and the password are secrets like the token.
+  const etcd = options.sharedStore;
+  if (etcd !== null) {
+    if (etcd.caFile !== null) checkFile("etcd-ca", etcd.caFile);
+    if (etcd.certFile !== null) checkFile("etcd-cert", etcd.certFile);
+    if (etcd.keyFile !== null) checkPrivateFile("etcd-key", etcd.keyFile);
+    if (etcd.passwordFile !== null) checkPrivateFile("etcd-password-file", etcd.passwordFile);
+  }
   return { ...options, token, consulToken };
 }

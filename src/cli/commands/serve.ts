@@ -245,7 +245,7 @@ const serve = defineCommand({
     const configPath = stringArg(args, "config");
     const file = configPath === undefined ? null : await readConfig(configPath);
     if (file !== null && (file.flags.token !== undefined || file.flags.consulToken !== undefined)) {
-      await secretCheck(() => checkPrivateFile("config", file.file));
+      await secretCheck(() => checkPrivateFile("config", file.file, null));
     }
     let options: DaemonOptions;
     try {

@@ -72,6 +72,33 @@ describe("token file", () => {
     expect([run.code, run.stderr]).toEqual([2, refusal("tls-key", key, "0644")]);
   });
 
+  test("the etcd files are checked before anything starts: key and password private, none a device or over 1 MiB", async () => {
+    const seen = record();
+    const store = ["serve", "--store", "etcds://127.0.0.1:2379/gorb"];
+    const ca = file("etcd-ca.pem", "ca", 0o644);
+    const cert = file("etcd-cert.pem", "cert", 0o644);
+    const key = file("etcd-key.pem", "key", 0o600);
+    const password = file("etcd-password", "pw\n", 0o600);
+    const good = [...store, "--etcd-ca", ca, "--etcd-cert", cert, "--etcd-key", key, "--etcd-user", "gorb", "--etcd-password-file", password];
+    expect(await runGorb(good)).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(seen).toHaveLength(1);
+    const openKey = file("etcd-key-644.pem", "key", 0o644);
+    const openPassword = file("etcd-password-644", "pw\n", 0o644);
+    const big = file("etcd-big.pem", "x".repeat(1024 * 1024 + 1), 0o644);
+    const cases: [string[], string][] = [
+      [[...store, "--etcd-key", openKey, "--etcd-cert", cert], refusal("etcd-key", openKey, "0644")],
+      [[...store, "--etcd-user", "gorb", "--etcd-password-file", openPassword], refusal("etcd-password-file", openPassword, "0644")],
+      [[...store, "--etcd-ca", "/dev/null"], "error: gorb serve: --etcd-ca: /dev/null: is not a regular file (a character device)\n"],
+      [[...store, "--etcd-ca", big], `error: gorb serve: --etcd-ca: ${big}: is 1048577 bytes, over the limit of 1 MiB\n`],
+      [["serve", "--token-file", file("token-big", "x".repeat(1024 * 1024 + 1), 0o600)], `error: gorb serve: --token-file: ${join(dir, "token-big")}: is 1048577 bytes, over the limit of 1 MiB\n`],
+    ];
+    for (const [args, stderr] of cases) {
+      const run = await runGorb(args);
+      expect([run.code, run.stderr]).toEqual([2, stderr]);
+    }
+    expect(seen).toHaveLength(1);
+  });
+
   test("the Consul token: a private file, CONSUL_HTTP_TOKEN, or the flag with a warning", async () => {
     const seen = record();
     const consul = file("consul", "c0nsul\n", 0o400);
