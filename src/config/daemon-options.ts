@@ -373,11 +373,15 @@ function stateDir(flags: DaemonFlags): string | null {
   return dir;
 }
 
+/** What is wrong with a token's text (the API's or Consul's), or null. */
+export function secretProblem(text: string): string | null {
+  return /[\s\u0000-\u001f\u007f]/.test(text) ? "must not contain whitespace or control characters" : null;
+}
+
 function secret(flag: string, value: string | undefined): string | null {
   const text = value === undefined || value === "" ? null : value;
-  if (text !== null && /[\s\u0000-\u001f\u007f]/.test(text)) {
-    throw new DaemonOptionError(flag, "must not contain whitespace or control characters");
-  }
+  const problem = text === null ? null : secretProblem(text);
+  if (problem !== null) throw new DaemonOptionError(flag, problem);
   return text;
 }
 

@@ -27,6 +27,7 @@ import {
   DEFAULT_STATE_DIR,
   DaemonOptionError,
   parseDaemonOptions,
+  secretProblem,
 } from "../../config/daemon-options.ts";
 import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
 import { SecretFileError, checkPrivateFile, loadSecrets } from "../../daemon/secrets.ts";
@@ -292,7 +293,12 @@ const serve = defineCommand({
       };
       // The environment's tokens sit between the file and the flags: --token-file beats GORB_TOKEN, which beats
       // the file's token or token_file (an environment variable set for the whole host is not a conflict).
-      const environment: DaemonFlags = { token: envValue(ctx.env.GORB_TOKEN), consulToken: envValue(ctx.env.CONSUL_HTTP_TOKEN) };
+      // (Read only when no flag replaces it: a bad GORB_TOKEN does not stop a start with --token-file.)
+      const environment: DaemonFlags = {
+        token: given.token === undefined && given.tokenFile === undefined ? envValue("GORB_TOKEN", ctx.env.GORB_TOKEN) : undefined,
+        consulToken:
+          given.consulToken === undefined && given.consulTokenFile === undefined ? envValue("CONSUL_HTTP_TOKEN", ctx.env.CONSUL_HTTP_TOKEN) : undefined,
+      };
       options = parseDaemonOptions(mergeFlags(mergeFlags(file?.flags ?? {}, environment), given));
     } catch (error) {
       if (error instanceof DaemonOptionError) throw new UsageError(error.message, "gorb serve");
@@ -367,9 +373,12 @@ async function secretCheck<T>(check: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** An environment variable's value; unset and empty are both undefined. */
-function envValue(value: string | undefined): string | undefined {
-  return value === "" ? undefined : value;
+/** A token from the environment; unset and empty are both undefined; a bad one is an error naming the variable. */
+function envValue(name: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  const problem = secretProblem(value);
+  if (problem !== null) throw new UsageError(`${name}: ${problem}`, "gorb serve");
+  return value;
 }
 
 /** Settings that say the same thing in two ways: giving one in a higher layer replaces both of the lower one's. */

@@ -146,6 +146,19 @@ describe("precedence: flags > environment > file", () => {
     expect([consul.code, consul.stderr]).toEqual([2, "error: --consul-token-file: give either --consul-token or --consul-token-file, not both\nRun \"gorb serve --help\" for usage.\n"]);
     expect(seen).toEqual([]);
   });
+
+  test("a bad token in the environment is named by its variable, and only when it is used", async () => {
+    const seen = record();
+    for (const [name, value] of [["GORB_TOKEN", "two words"], ["CONSUL_HTTP_TOKEN", "tab\there"]] as const) {
+      const run = await runGorb(["serve"], { [name]: value });
+      expect([run.code, run.stderr]).toEqual([2, `error: ${name}: must not contain whitespace or control characters\nRun "gorb serve --help" for usage.\n`]);
+    }
+    expect(seen).toEqual([]);
+    // A flag replaces it: it is not read, so it is no error.
+    const token = file("env-token", "t\n", 0o600);
+    expect(await runGorb(["serve", "--token-file", token, "--consul-token-file", token], { GORB_TOKEN: "two words", CONSUL_HTTP_TOKEN: "a b" })).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect([seen[0]?.token, seen[0]?.consulToken]).toEqual(["t", "t"]);
+  });
 });
 
 describe("configuration file", () => {
