@@ -5,6 +5,9 @@
  */
 import { type Stats, readFileSync, statSync } from "node:fs";
 
+/** Largest CA bundle read (`--ca`, `GORB_CA`, a check's `args.ca`): Debian's whole system bundle is about 220 KiB. */
+export const CA_FILE_LIMIT = 4 * 1024 * 1024;
+
 /** What is wrong with a file: missing, unreadable (stat failed), not a regular file, over the size limit. */
 export type FileProblemKind = "missing" | "unreadable" | "not-regular" | "too-large";
 

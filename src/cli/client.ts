@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { idProblem } from "../contract/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
-import { FileProblemError, readRegularFile } from "../regular-file.ts";
+import { CA_FILE_LIMIT, FileProblemError, readRegularFile } from "../regular-file.ts";
 import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
@@ -103,9 +103,6 @@ function readTokenFile(source: string, file: string): string {
   }
   return token;
 }
-
-/** Largest --ca / GORB_CA file read: 4 MiB (a system's whole CA bundle is a few hundred KiB). */
-const CA_FILE_LIMIT = 4 * 1024 * 1024;
 
 function readCa(source: string, file: string): string {
   let text: string;

@@ -3,11 +3,8 @@
  * API client and the daemon runs as root, so only a regular file of at most CA_FILE_LIMIT bytes is read: /dev/zero
  * or a FIFO would be read without end (growing memory, or blocking the event loop for good).
  */
-import { FileProblemError, readRegularFile } from "../../regular-file.ts";
+import { CA_FILE_LIMIT, FileProblemError, readRegularFile } from "../../regular-file.ts";
 import { errorCode } from "../checker.ts";
-
-/** Largest CA bundle read (Debian's whole system bundle is about 220 KiB). */
-const CA_FILE_LIMIT = 4 * 1024 * 1024;
 
 /** A CA file's text, or why it could not be read: an errno-like code and the problem in words. */
 export type CaFile = { readonly ca: string; readonly error: null } | { readonly ca: null; readonly error: { readonly code: string; readonly problem: string } };
