@@ -40,29 +40,33 @@ function planDifference(before: readonly Change[], now: readonly Change[]): { ad
   return { added: take(now, before), missing: take(before, now) };
 }
 
-function listed(label: string, changes: readonly Change[]): string[] {
-  return changes.length === 0 ? [] : [`${label}: ${changes.map(changeText).join(", ")}`];
+/** Null when `now` holds the changes of `before`; else the sentences naming what differs, between `head` and `tail`. */
+function differenceMessage(
+  before: readonly Change[],
+  now: readonly Change[],
+  words: { readonly head: string; readonly added: string; readonly missing: string; readonly tail?: string },
+): string | null {
+  const { added, missing } = planDifference(before, now);
+  if (added.length === 0 && missing.length === 0) return null;
+  const listed = (label: string, changes: readonly Change[]) => (changes.length === 0 ? [] : [`${label}: ${changes.map(changeText).join(", ")}`]);
+  return [words.head, ...listed(words.added, added), ...listed(words.missing, missing), ...(words.tail === undefined ? [] : [words.tail])].join(". ");
 }
 
 /** Null when the plan made just before applying is the one shown; else why nothing was applied. */
 export function replanMessage(shown: readonly Change[], now: readonly Change[]): string | null {
-  const { added, missing } = planDifference(shown, now);
-  if (added.length === 0 && missing.length === 0) return null;
-  return [
-    "The plan changed since it was shown (the state changed meanwhile), so nothing was applied",
-    ...listed("new", added),
-    ...listed("no longer planned", missing),
-    "Check the new plan below; Apply this plan applies it",
-  ].join(". ");
+  return differenceMessage(shown, now, {
+    head: "The plan changed since it was shown (the state changed meanwhile), so nothing was applied",
+    added: "new",
+    missing: "no longer planned",
+    tail: "Check the new plan below; Apply this plan applies it",
+  });
 }
 
 /** Null when the apply made exactly the confirmed changes; else what differed. */
 export function appliedMessage(confirmed: readonly Change[], applied: readonly Change[]): string | null {
-  const { added, missing } = planDifference(confirmed, applied);
-  if (added.length === 0 && missing.length === 0) return null;
-  return [
-    "The apply did not match the confirmed plan (the state changed meanwhile)",
-    ...listed("also made", added),
-    ...listed("not made", missing),
-  ].join(". ");
+  return differenceMessage(confirmed, applied, {
+    head: "The apply did not match the confirmed plan (the state changed meanwhile)",
+    added: "also made",
+    missing: "not made",
+  });
 }
