@@ -128,7 +128,16 @@ export async function compile(outfile: string, libnl: LibnlFiles): Promise<void>
     // The dump thread's worker is an entry point of its own: Bun embeds it (as transport/dump-worker.js below the
     // entry points' common directory), and src/transport/dump-thread.ts starts it by that absolute embedded URL.
     entrypoints: [join(ROOT, "src", "main.ts"), join(ROOT, "src", "transport", "dump-worker.ts")],
-    compile: { outfile: resolve(outfile) },
+    // A root daemon and CLI never take code or settings from the directory they are started in: without these,
+    // the executable reads bunfig.toml (its `preload` runs code), .env, tsconfig.json and package.json from the
+    // working directory and its parents, so a bunfig.toml in a shared /tmp ran as root with `gorb status`.
+    compile: {
+      outfile: resolve(outfile),
+      autoloadBunfig: false,
+      autoloadDotenv: false,
+      autoloadTsconfig: false,
+      autoloadPackageJson: false,
+    },
     bytecode: true,
     splitting: true,
     format: "esm",

@@ -4,7 +4,7 @@
  * system libnl to prove the embedded copy is used); the host has no IPVS, so --direct ends with exit 8.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
@@ -66,6 +66,23 @@ describe("compiled gorb", () => {
   test("a bad serve flag exits 2 before anything starts", async () => {
     const run = await gorb(["serve", "-l", "nowhere"]);
     expect([run.code, run.stderr.split("\n")[0]]).toEqual([2, 'error: --listen: missing port in "nowhere"; use :PORT, HOST:PORT or [IPV6]:PORT']);
+  });
+
+  test("takes no code or settings from the working directory (bunfig.toml's preload, .env)", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "gorb-e2e-cwd-"));
+    try {
+      const marker = join(cwd, "preload-ran");
+      writeFileSync(join(cwd, "preload.ts"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+      writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+      const fromDotenv = `http://127.0.0.1:${closedPort()}`;
+      writeFileSync(join(cwd, ".env"), `GORB_SERVER=${fromDotenv}\n`);
+      const proc = Bun.spawn([exe, "status"], { cwd, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1" }, stdout: "pipe", stderr: "pipe" });
+      const [stderr] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      expect(existsSync(marker)).toBe(false);
+      expect(stderr).not.toContain(fromDotenv);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   test("an unreachable daemon exits 3 with one line", async () => {
