@@ -3,10 +3,13 @@
  * extension. Bun's parsers say what is wrong but not where, so the line of a syntax error is found here:
  * JSON by ./json-scan.ts, YAML and TOML as the first line after the longest run of leading lines that still
  * parses (a syntax error cannot be repaired by what follows it, so every prefix that includes it fails).
- * A key given twice in one mapping is an error in JSON (found here) and TOML (Bun.TOML); Bun.YAML keeps the last one
- * and says nothing, and has no option to refuse it, so it is not found in YAML.
+ * A key given twice in one mapping is an error in all three: TOML's by Bun.TOML; JSON.parse and Bun.YAML keep the last
+ * one and say nothing, so JSON's is found here (./json-scan.ts) and YAML's by ./yaml-duplicates.ts. Either runs only
+ * when the keys the text spells out (keysOf, ./yaml-key-count.ts) are not as many as the value's (keysIn).
  */
 import { scanJson } from "./json-scan.ts";
+import { duplicateYamlKey } from "./yaml-duplicates.ts";
+import { yamlKeyCount } from "./yaml-key-count.ts";
 
 /** The formats of a configuration file. */
 export type ConfigFormat = "yaml" | "json" | "toml";
@@ -103,13 +106,22 @@ function firstBadLine(text: string, format: ConfigFormat): number {
   }
 }
 
-/** How many keys the objects of a parsed JSON value hold, all depths (no recursion: JSON.parse takes any depth). */
-function keysIn(value: unknown): number {
+/**
+ * How many keys the objects of a parsed JSON or YAML value hold, all depths (no recursion: JSON.parse takes any
+ * depth). With `aliases` (a YAML text with a `*`), an object met again is not counted again: Bun.YAML gives an alias
+ * the anchored object itself (a cycle, even: `a: &a [*a]`), whose keys the text spells out once.
+ */
+function keysIn(value: unknown, aliases = false): number {
   let n = 0;
+  const met = aliases ? new Set<object>() : null;
   const todo: unknown[] = [value];
   while (todo.length > 0) {
     const next = todo.pop();
     if (typeof next !== "object" || next === null) continue;
+    if (met !== null) {
+      if (met.has(next)) continue;
+      met.add(next);
+    }
     if (Array.isArray(next)) {
       for (const item of next) if (typeof item === "object" && item !== null) todo.push(item);
       continue;
@@ -164,9 +176,18 @@ export function parseConfigText(text: string, format: ConfigFormat): unknown {
     if (scan.error !== null) throw new ConfigSyntaxError("json", scan.error.line, scan.error.column, scan.error.message);
     if (value !== undefined) return value;
   }
+  let value: unknown;
   try {
-    return rawParse(text, format);
+    value = rawParse(text, format);
   } catch (error) {
     throw new ConfigSyntaxError(format, firstBadLine(text, format), null, problemOf(error));
   }
+  if (format === "yaml" && yamlKeyCount(text) !== keysIn(value, text.includes("*"))) {
+    const duplicate = duplicateYamlKey(text);
+    if (duplicate !== null) {
+      const { key, line, column, firstLine } = duplicate;
+      throw new ConfigSyntaxError("yaml", line, column, `duplicate key ${JSON.stringify(key)} (first on line ${firstLine})`);
+    }
+  }
+  return value;
 }

@@ -43,6 +43,16 @@ describe("gorb diff and gorb apply", () => {
     expect(server.requests).toEqual([]);
   });
 
+  test("a YAML set that names a backend twice is refused with both lines (exit 2), not applied with the last one", async () => {
+    const path = file("set.yaml", `${YAML}      b2: { host: 10.1.0.2 }\n      b1: { host: 10.1.0.3 }\n`);
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${path}:8:7: YAML syntax error: duplicate key "b1" (first on line 6)\n`,
+    });
+    expect(server.requests).toEqual([]);
+  });
+
   test("a file that is not a regular file (a FIFO, a device) is refused without being read or sent", async () => {
     const fifo = join(dir, "set.yaml");
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);

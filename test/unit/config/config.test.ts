@@ -10,7 +10,7 @@ import { argsOf, subCommandsOf } from "../../../src/cli/_command.ts";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { root } from "../../../src/cli/index.ts";
 import { CONFIG_KEYS } from "../../../src/config/settings.ts";
-import { parseConfigText } from "../../../src/config/syntax.ts";
+import { ConfigSyntaxError, parseConfigText } from "../../../src/config/syntax.ts";
 import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
 import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import { runGorb } from "../cli/_harness.ts";
@@ -141,6 +141,64 @@ describe("configuration files", () => {
     expect(refusal("gorb.json", '{"flush": true, "\\u0066lush": false}')).toBe('gorb.json:1:17: JSON syntax error: duplicate key "flush" (first on line 1)');
     expect(parseConfigFile("gorb.json", '{"services": {"a": {"port": 80, "backends": {"b": {"host": "10.1.0.1"}}}, "b": {"port": 81, "backends": {"b": {"host": "x\\":"}}}}}').services?.length).toBe(2);
     expect(refusal("gorb.toml", 'listen = ":1"\nlisten = ":2"\n')).toStartWith("gorb.toml:2: TOML syntax error: Cannot redefine key");
+  });
+
+  test("a YAML key given twice in one mapping is refused with both lines, whatever its quoting, block or flow, at any depth", () => {
+    const service = (backends: string) => `listen: ":1"\nservices:\n  web:\n    host: 10.0.0.1\n    port: 80\n    backends:\n${backends}`;
+    // Two backends of one service called b1: Bun.YAML kept the second and dropped the first without a word.
+    expect(refusal("gorb.yaml", service("      b1: { host: 10.1.0.1 }\n      b2: { host: 10.1.0.2 }\n      b1:\n        host: 10.1.0.3\n"))).toBe(
+      'gorb.yaml:9:7: YAML syntax error: duplicate key "b1" (first on line 7)',
+    );
+    expect(refusal("gorb.yaml", service("      b1: { host: 10.1.0.1, weight: 5, weight: 50 }\n"))).toBe(
+      'gorb.yaml:7:40: YAML syntax error: duplicate key "weight" (first on line 7)',
+    );
+    expect(refusal("gorb.yml", service("      b1:\n        host: 10.1.0.1\n        pulse:\n          type: tcp\n          'type': http\n"))).toBe(
+      'gorb.yml:11:11: YAML syntax error: duplicate key "type" (first on line 10)',
+    );
+    expect(refusal("gorb.yaml", 'listen: ":1"\n"listen": ":2"\n')).toBe('gorb.yaml:2:1: YAML syntax error: duplicate key "listen" (first on line 1)');
+    // A flow mapping over several lines, a key after a multi-line quoted value; CRLF lines.
+    expect(refusal("gorb.yaml", 'services: {\n  web: {port: 80},\n  "web": {port: 81}\n}\n')).toBe('gorb.yaml:3:3: YAML syntax error: duplicate key "web" (first on line 2)');
+    expect(refusal("gorb.yaml", 'token: "a\n  b"\nflush: true\nflush: false\n')).toBe('gorb.yaml:4:1: YAML syntax error: duplicate key "flush" (first on line 3)');
+    expect(refusal("gorb.yaml", "flush: true\r\nflush: false\r\n")).toBe('gorb.yaml:2:1: YAML syntax error: duplicate key "flush" (first on line 1)');
+    // Where the key count does not follow the text (a merge key, a tag, a block scalar), the parser still finds it.
+    expect(refusal("gorb.yaml", "x: &d { port: 80 }\nservices:\n  web:\n    <<: *d\n    port: 81\n    host: 10.0.0.1\n    host: 10.0.0.2\n")).toBe(
+      'gorb.yaml:7:5: YAML syntax error: duplicate key "host" (first on line 6)',
+    );
+    expect(refusal("gorb.yaml", 'token: !!str |\n  a: 1\n  a: 2\nlisten: ":1"\nlisten: ":2"\n')).toBe('gorb.yaml:5:1: YAML syntax error: duplicate key "listen" (first on line 4)');
+    // The same key in two mappings, in two entries of a sequence, as `a: 1` entries of a flow sequence, or
+    // overriding a merged key, is not given twice; neither is a key in a block scalar or a comment.
+    const fine = [
+      service("      b1: { host: 10.1.0.1, weight: 5 }\n      b2: { host: 10.1.0.2, weight: 5 }\n"),
+      "a:\n  - k: 1\n  - k: 2\nb: [k: 1, k: 2]\n",
+      "base: &b { port: 80, host: x }\nweb:\n  <<: *b\n  port: 81\n",
+      "a: |\n  k: 1\n  k: 2\nb: 1 # b: 2\n# b: 3\n",
+      "a: &a { k: 1 }\nb: *a\nc: *a\n",
+    ];
+    for (const text of fine) expect(() => parseConfigText(text, "yaml")).not.toThrow();
+  });
+
+  test("YAML keys are the same when Bun makes them one property: by value, whatever the quoting; numbers and null as Bun reads them", () => {
+    const duplicate = (text: string): string | null => {
+      try {
+        parseConfigText(text, "yaml");
+        return null;
+      } catch (error) {
+        return error instanceof ConfigSyntaxError ? error.detail : String(error);
+      }
+    };
+    expect(duplicate("a: 1\n'a': 2\n")).toBe('YAML syntax error: duplicate key "a" (first on line 1)');
+    expect(duplicate('"\\x61": 1\na: 2\n')).toBe('YAML syntax error: duplicate key "a" (first on line 1)');
+    expect(duplicate("{a, b, a: 1}")).toBe('YAML syntax error: duplicate key "a" (first on line 1)');
+    expect(duplicate("1: a\n0x1: b\n")).toBe('YAML syntax error: duplicate key "0x1" (first on line 1)');
+    expect(duplicate("~: a\nnull: b\n")).toBe('YAML syntax error: duplicate key "null" (first on line 1)');
+    expect(duplicate('1: a\n"1": b\n')).toBe('YAML syntax error: duplicate key "1" (first on line 1)');
+    expect(duplicate("? [a, b]\n: 1\n? [a, b]\n: 2\n")).toBe('YAML syntax error: duplicate key "[a, b]" (first on line 1)');
+    // Deeper down, and the first of two by where the second one is.
+    expect(duplicate("a:\n  b:\n    c: [{ d: 1, d: 2 }]\ne: 1\ne: 2\n")).toBe('YAML syntax error: duplicate key "d" (first on line 3)');
+    // Not the same: Web and web, 1 and "01", two merges, keys of separate documents.
+    for (const text of ["Web: 1\nweb: 2\n", '1: a\n"01": b\n', "a: &a {x: 1}\nb: &b {y: 1}\nc:\n  <<: *a\n  <<: *b\n", "a: 1\n---\na: 2\n"]) {
+      expect(duplicate(text)).toBeNull();
+    }
   });
 
   test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {
