@@ -18,8 +18,9 @@
  *   GET    /cluster, /cluster/revision the fleet, with --store etcd:// only (./cluster.ts); mutations then
  *                                      answer X-Gorb-Revision
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
- * {"error", "code"} (./errors.ts). Every request first passes ./guard.ts (allowed peer, load, browser origin,
- * token).
+ * {"error", "code"} (./errors.ts). Every answer but the web UI's files has Cache-Control: no-store and
+ * X-Content-Type-Options: nosniff (ANSWER_HEADERS). Every request first passes ./guard.ts (allowed peer, load,
+ * browser origin, token).
  *
  * Request bodies: every route reads its body with its own parser (./body.ts): JSON whatever the Content-Type
  * says (GORB clients send none, curl -d sends a form type), within the size limit, then put in the contract's
@@ -165,6 +166,14 @@ function param(value: string | undefined, field: "service" | "backend"): string 
   return value;
 }
 
+/**
+ * Headers of every answer: they tell the state of a load balancer, behind a token, so no cache (a browser's, a
+ * proxy's) keeps one, and no browser takes one for another type than it says. Set for the request before anything
+ * can answer it (./guard.ts, a route, ./errors.ts, the event stream), so every answer has them; a header an answer
+ * sets itself wins (the web UI's files are revalidated: no-cache and an ETag, ./ui.ts).
+ */
+const ANSWER_HEADERS = { "cache-control": "no-store", "x-content-type-options": "nosniff" } as const;
+
 /** The error answers every route may give, for the OpenAPI document. */
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 /**
@@ -219,7 +228,8 @@ export function createApp(options: AppOptions) {
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
   // each body without unknown keys only cost each request time.
   return new Elysia({ normalize: false })
-    .onRequest(({ request, server }) => {
+    .onRequest(({ request, server, set }) => {
+      Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);
       if (refused !== null) return refused;
       checkIdEncoding(request);

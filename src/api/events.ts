@@ -129,9 +129,9 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
   );
   server?.timeout(request, 0);
   return new Response(stream, {
+    // Cache-Control: no-store, as every answer of the API (./app.ts).
     headers: {
       "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache",
       // nginx and similar proxies would otherwise hold events back in their buffers.
       "X-Accel-Buffering": "no",
     },

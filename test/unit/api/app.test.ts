@@ -513,6 +513,55 @@ describe("bearer token", () => {
   });
 });
 
+describe("answer headers", () => {
+  /** The two headers every answer of the API carries (state of a load balancer, behind a token). */
+  const expectNoStore = (reply: Reply, what: string) =>
+    expect(`${what}: ${reply.headers.get("cache-control")}, ${reply.headers.get("x-content-type-options")}`).toBe(`${what}: no-store, nosniff`);
+
+  test("every answer is Cache-Control: no-store and nosniff: JSON, empty 200s, errors (400, 404, 409, 413), /metrics, the status text", async () => {
+    const { call } = setup({ bodyLimitBytes: 64 });
+    const answers: [string, Reply, number][] = [
+      ["PUT a service", await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }), 200],
+      ["GET /service", await call("GET", "/service"), 200],
+      ["GET /service as text", await call("GET", "/service", undefined, { Accept: "text/plain" }), 200],
+      ["GET a service", await call("GET", "/service/web"), 200],
+      ["PATCH a service", await call("PATCH", "/service/web", { method: "rr" }), 200],
+      ["a 400", await call("PUT", "/service/api", { host: "10.0.0.2", port: 70000 }), 400],
+      ["a 400 body that is not JSON", await call("PUT", "/service/api", "{"), 400],
+      ["a 404 object", await call("GET", "/service/nope"), 404],
+      ["a 404 route", await call("GET", "/nope"), 404],
+      ["a 409", await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }), 409],
+      ["a 413", await call("PUT", "/service/api", { host: "10.0.0.2", port: 80, pad: "x".repeat(100) }), 413],
+      ["GET /metrics", await call("GET", "/metrics"), 200],
+      ["GET /openapi.json", await call("GET", "/openapi.json"), 200],
+      ["DELETE a service", await call("DELETE", "/service/web"), 200],
+    ];
+    for (const [what, reply, status] of answers) {
+      expect(`${what}: ${reply.status}`).toBe(`${what}: ${status}`);
+      expectNoStore(reply, what);
+    }
+  });
+
+  test("the guard's answers have them too: a 401 (a token is configured), a 403 (a browser origin not trusted)", async () => {
+    const { call } = setup({ token: "s3cret" });
+    const refused = await call("GET", "/service");
+    expect(refused.status).toBe(401);
+    expectNoStore(refused, "a 401");
+    expectNoStore(await call("GET", "/metrics", undefined, { Authorization: "Bearer s3cret" }), "GET /metrics with the token");
+    const origin = await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }, { Authorization: "Bearer s3cret", Origin: "http://evil.test" });
+    expect(origin.status).toBe(403);
+    expectNoStore(origin, "a 403");
+  });
+
+  test("the web UI's files keep their own: revalidated (no-cache, ETag), nosniff", async () => {
+    const { call } = setup({ ui: true, token: "s3cret" });
+    for (const path of ["/ui", "/ui/app.js", "/ui/app.css"]) {
+      const reply = await call("GET", path);
+      expect([path, reply.status, reply.headers.get("cache-control"), reply.headers.get("x-content-type-options")]).toEqual([path, 200, "no-cache", "nosniff"]);
+    }
+  });
+});
+
 describe("errors and logging", () => {
   test("a kernel failure is logged; an unexpected exception is a 500 that hides the details", async () => {
     const { call, driver, logger, gorb } = setup();

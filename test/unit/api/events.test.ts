@@ -94,7 +94,8 @@ describe("GET /events", () => {
     const follower = await follow(`${url}/events`);
     expect(follower.response.status).toBe(200);
     expect(follower.response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
-    expect(follower.response.headers.get("cache-control")).toBe("no-cache");
+    expect(follower.response.headers.get("cache-control")).toBe("no-store");
+    expect(follower.response.headers.get("x-content-type-options")).toBe("nosniff");
     await follower.until((text) => text.startsWith(": gorb events\n\n"));
     expect(bus.followers).toBe(1);
     bus.publish("service.created", { service: "web", source: "api" });

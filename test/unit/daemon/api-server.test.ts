@@ -79,6 +79,8 @@ describe("--max-connections", () => {
     const refused = await fetch(`http://127.0.0.1:${server.port}/service`);
     expect(refused.status).toBe(503);
     expect(refused.headers.get("connection")).toBe("close");
+    // Over a real socket too, the guard's answer is not to be kept by a cache (as every answer of the API).
+    expect([refused.headers.get("cache-control"), refused.headers.get("x-content-type-options")]).toEqual(["no-store", "nosniff"]);
     expect(await refused.json()).toEqual({
       error: "connections: more than 2 requests in flight; try again",
       code: "UNAVAILABLE",
