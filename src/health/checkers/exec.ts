@@ -3,6 +3,10 @@
  * status (or a kill by signal) a fail. The monitor's timeout kills it (SIGKILL). No shell unless `args.shell` is
  * true; the program's output is discarded (never shown: it is not the API's to reveal); stdin is /dev/null.
  *
+ * The program runs in a process group of its own (a new session), and the whole group is killed at the timeout
+ * and once the program has exited: a shell script's `curl` or `sleep` (or anything it put in the background)
+ * does not outlive its check. Killing the program alone left them running, one more per timed-out check.
+ *
  * Environment (nothing of gorb's own environment leaks in): PATH=/usr/sbin:/usr/bin:/sbin:/bin,
  * GORB_HOST and GORB_PORT (the probed address), GORB_TIMEOUT_MS (the check's timeout).
  *
@@ -39,6 +43,19 @@ function allowedProgram(exe: string, dirs: readonly string[]): boolean {
   });
 }
 
+/**
+ * killGroup sends SIGKILL to the process group `pgid` (the check program's: it leads its own session); false
+ * when no process of it is left (ESRCH) or it cannot be signalled.
+ */
+function killGroup(pgid: number): boolean {
+  try {
+    process.kill(-pgid, "SIGKILL");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** execChecker builds a checker for one ExecProbe; `timeoutMs` goes into the environment. */
 export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly string[] = DEFAULT_EXEC_DIRS): Checker {
   const program = probe.shell ? (probe.argv[2] ?? "") : (probe.argv[0] as string);
@@ -63,14 +80,17 @@ export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly 
         stdin: "ignore",
         stdout: "ignore",
         stderr: "ignore",
+        detached: true,
       });
     } catch (err) {
       const code = errorCode(err) || "ESPAWN";
       return local(code, `cannot start: ${code}`);
     }
     let cancelled = false;
+    const pid = child.pid;
     child.exited.then(
       (status) => {
+        killGroup(pid);
         released();
         if (cancelled) return;
         const sig = child.signalCode;
@@ -79,13 +99,14 @@ export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly 
         else done({ ok: false, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: ${code}`, kind: "fail", code });
       },
       () => {
+        killGroup(pid);
         released();
       },
     );
     return () => {
       if (cancelled) return;
       cancelled = true;
-      child.kill("SIGKILL");
+      if (!killGroup(pid)) child.kill("SIGKILL");
     };
   };
   return checkerOf(run, (t, when, why) => `${why} ${when} exec ${name} for ${formatHostPort(t)}`);

@@ -27,6 +27,37 @@ function probe(args: Record<string, unknown>): ExecProbe {
 }
 const target = { host: "10.1.2.3", port: 8080 };
 
+/** The pid a script wrote to `file`, once it is there. */
+async function pidIn(file: string): Promise<number> {
+  while (!existsSync(file) || !readFileSync(file, "utf8").endsWith("\n")) await Bun.sleep(5);
+  return Number(readFileSync(file, "utf8"));
+}
+
+/** A process of the same parent as `sibling` other than it (the script's foreground child), once it exists. */
+async function childOf(sibling: number): Promise<number> {
+  const parent = Number(readFileSync(`/proc/${sibling}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
+  for (;;) {
+    const children = readFileSync(`/proc/${parent}/task/${parent}/children`, "utf8").trim().split(/\s+/).map(Number);
+    const other = children.find((c) => c !== sibling && c > 0);
+    if (other !== undefined) return other;
+    await Bun.sleep(5);
+  }
+}
+
+/** Whether `pid` is gone or a zombie (killed, not yet reaped by its new parent) within 2 s. */
+async function dead(pid: number): Promise<boolean> {
+  for (const until = performance.now() + 2_000; performance.now() < until; await Bun.sleep(5)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return true;
+    }
+    if (stat.split(") ")[1]?.startsWith("Z")) return true;
+  }
+  return false;
+}
+
 describe("exec checker", () => {
   test("exit 0 passes; the environment describes the backend and nothing else of gorb's", async () => {
     const out = join(dir, "env.out");
@@ -72,6 +103,25 @@ describe("exec checker", () => {
         break;
       }
     }
+  });
+
+  test("the program's own children die with it: at the timeout, and when it exits leaving one behind", async () => {
+    const pidFile = join(dir, "tree.pid");
+    // A script that runs sleep in the background and in the foreground (no exec): killing the shell alone left both.
+    const hang = script("tree.sh", `sleep 30 & echo $! > ${pidFile}; sleep 30`);
+    const ctl = new AbortController();
+    const pending = execChecker(probe({ command: hang }), 1_000, [dir]).check(target, ctl.signal);
+    const background = await pidIn(pidFile);
+    const foreground = await childOf(background);
+    ctl.abort(new Error("timed out after 1s"));
+    expect(await pending).toMatchObject({ ok: false, kind: "timeout" });
+    expect(await dead(background)).toBe(true);
+    expect(await dead(foreground)).toBe(true);
+
+    const leftFile = join(dir, "left.pid");
+    const leaves = script("leaves.sh", `sleep 30 & echo $! > ${leftFile}; exit 0`);
+    expect(await execChecker(probe({ command: leaves }), 1_000, [dir]).check(target, live())).toMatchObject({ ok: true });
+    expect(await dead(await pidIn(leftFile))).toBe(true);
   });
 
   test("a program outside the allowed directories is a check error, and never runs", async () => {
