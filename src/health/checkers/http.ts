@@ -1,9 +1,10 @@
 /**
  * The `http` / `https` checker: one HTTP/1.1 request over a raw socket, Up when the status is in `expect`.
  *
- * What it does per check: connect (TLS for https), write one precomputed request, read until the status line
- * is complete, compare the status, close. Headers and body are never read (the connection is closed with them
- * unread), redirects are never followed (a 3xx is compared with `expect` like any status), no proxy is ever
+ * What it does per check: connect (TLS for https), write one precomputed request, read until the final status
+ * line is complete, compare the status, close. Interim responses (1xx but 101: 100 Continue, 103 Early Hints, which
+ * RFC 9110 says a client must accept before the final one even unasked) are skipped up to the empty line that ends
+ * them. The final response's headers and body are never read (the connection is closed with them unread), redirects are never followed (a 3xx is compared with `expect` like any status), no proxy is ever
  * used, certificates are verified unless `insecure`. `Connection: close` tells the server not to keep the
  * connection. The message reports the status only, never what the backend sent (no Location, no reason phrase):
  * a health endpoint's content can hold secrets and the API shows messages.
@@ -23,6 +24,13 @@ const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, i) => Str
 /** The longest status line read; a longer one is malformed. */
 const MAX_STATUS_LINE = 1024;
 
+/**
+ * The most bytes of interim (1xx) responses read before the final status line; more is a malformed response (a
+ * backend sending 1xx responses without end is failed at once, not read until the timeout).
+ */
+const MAX_INTERIM = 64 * 1024;
+const TOO_LONG = -2;
+
 /** The per-target constants of a checker: the request bytes and the words of its messages. */
 interface HttpPlan {
   readonly target: ProbeTarget;
@@ -33,7 +41,12 @@ interface HttpPlan {
 }
 
 class HttpProbeRun extends SocketProbe {
+  /** The start of a status line whose end has not arrived yet. */
   private head: Uint8Array | null = null;
+  /** Inside an interim response's header block: the length of its current line so far; -1 otherwise. */
+  private interimLine = -1;
+  /** Bytes of interim responses read so far. */
+  private interimBytes = 0;
 
   constructor(
     private readonly plan: HttpPlan,
@@ -52,24 +65,72 @@ class HttpProbeRun extends SocketProbe {
   protected opened(): void {}
 
   protected override received(chunk: Uint8Array): void {
-    let buf = chunk;
-    if (this.head !== null) {
-      const joined = new Uint8Array(this.head.length + chunk.length);
-      joined.set(this.head);
-      joined.set(chunk, this.head.length);
-      buf = joined;
-    }
-    const end = buf.indexOf(0x0a);
-    if (end < 0) {
-      if (buf.length > MAX_STATUS_LINE) this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
-      else this.head = buf === chunk ? chunk.slice() : buf;
+    for (let rest = chunk; rest.length > 0; ) {
+      if (this.interimLine >= 0) {
+        const at = this.skipInterim(rest);
+        if (at === TOO_LONG) {
+          this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+          return;
+        }
+        if (at < 0) return;
+        rest = rest.subarray(at);
+        continue;
+      }
+      let buf = rest;
+      if (this.head !== null) {
+        const joined = new Uint8Array(this.head.length + rest.length);
+        joined.set(this.head);
+        joined.set(rest, this.head.length);
+        buf = joined;
+      }
+      const end = buf.indexOf(0x0a);
+      if (end < 0) {
+        if (buf.length > MAX_STATUS_LINE) this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+        else this.head = buf === rest ? rest.slice() : buf;
+        return;
+      }
+      this.head = null;
+      const status = parseStatusLine(buf, end);
+      if (status < 0) {
+        this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+        return;
+      }
+      if (status < 200 && status !== 101) {
+        // An interim response (100 Continue, 103 Early Hints): its header block is skipped, the final one follows.
+        this.interimBytes += end + 1;
+        this.interimLine = 0;
+        rest = buf.subarray(end + 1);
+        continue;
+      }
+      this.finalStatus(status);
       return;
     }
-    const status = parseStatusLine(buf, end);
-    if (status < 0) {
-      this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
-      return;
+  }
+
+  /**
+   * skipInterim reads `bytes` as part of an interim response's header block: the index just past the empty line
+   * that ends it, -1 when it does not end in them, TOO_LONG once interim responses exceed MAX_INTERIM bytes.
+   */
+  private skipInterim(bytes: Uint8Array): number {
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i];
+      if (b === 0x0a) {
+        if (this.interimLine === 0) {
+          this.interimLine = -1;
+          this.interimBytes += i + 1;
+          return this.interimBytes > MAX_INTERIM ? TOO_LONG : i + 1;
+        }
+        this.interimLine = 0;
+      } else if (b !== 0x0d) {
+        this.interimLine++;
+      }
     }
+    this.interimBytes += bytes.length;
+    return this.interimBytes > MAX_INTERIM ? TOO_LONG : -1;
+  }
+
+  /** finalStatus ends the check on the final response's status. */
+  private finalStatus(status: number): void {
     const ok = matchesExpect(this.probe.expect, status);
     let message = this.plan.messages.get(status);
     if (message === undefined) {
