@@ -124,8 +124,13 @@ export function elapsedSince(start: number): number {
   return Math.round((performance.now() - start) * 10) / 10;
 }
 
-/** LOCAL_ERROR_CODES are errors of the checking host itself, not of the backend. */
-export const LOCAL_ERROR_CODES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "EADDRNOTAVAIL", "ENOMEM"]);
+/**
+ * LOCAL_ERROR_CODES are errors of the checking host itself, not of the backend: out of descriptors, buffers,
+ * local ports or memory, and a name (`args.host`) this host's resolver could not look up for its own reasons
+ * (EAI_AGAIN: the resolver is unreachable, timed out or answered SERVFAIL; EAI_FAIL: it refused the query).
+ * ENOTFOUND, a name that does not exist, stays the backend's failure.
+ */
+export const LOCAL_ERROR_CODES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "EADDRNOTAVAIL", "ENOMEM", "EAI_AGAIN", "EAI_FAIL", "EAI_MEMORY", "EAI_SYSTEM"]);
 
 /**
  * localErrorOf says whether a failed connect was the checker's own fault, returning the local code or "".
