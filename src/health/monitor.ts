@@ -101,6 +101,18 @@ export const SLACK_MS = 1;
  * Deadlines are never early: a timeout fires at most SLACK_MS before it is due.
  */
 const DEFAULT_BATCH_MS = 50;
+/**
+ * STARVED_MS: a check that lost this much of its timeout to gorb itself (its deadline handled this late, or the
+ * monitor's timer firing this late in total while it ran: a long synchronous task, a GC pause, a backlog of the
+ * monitor's own) did not get its timeout's worth of a running process: replies waiting in its socket were not
+ * read, its next packets not sent (a TLS handshake needs several turns). Only lags of STALL_MS or more add up
+ * (a busy monitor's timer is a few ms late on every tick, which starves nothing). It is given its timeout once more
+ * instead of timing out; a second expiry counts. A timeout shorter than 4 × STARVED_MS is starved by a quarter
+ * of itself.
+ */
+const STARVED_MS = 250;
+/** STALL_MS: a lag of the monitor's timer this long or longer is a stall (shorter ones are a busy loop's jitter). */
+const STALL_MS = 50;
 
 type Phase = "waiting" | "queued" | "running";
 
@@ -127,6 +139,10 @@ interface Probe extends HeapItem {
   startedAt: number;
   /** Bumped whenever a running check ends or is abandoned, so a late result is ignored. */
   run: number;
+  /** The monitor's stalledMs when the running check started. */
+  stalledAtStart: number;
+  /** The run whose deadline was moved once because gorb starved it (see STARVED_MS); -1 for none. */
+  graceRun: number;
   cancel: CancelProbe | null;
   intervalMs: number;
   readonly window: HealthWindow;
@@ -166,6 +182,8 @@ export class HealthMonitor {
   private timedOut = 0;
   private checkErrors = 0;
   private nextPrivateKey = 0;
+  /** How late the monitor's timer has fired, in total, counting stalls only (see STALL_MS). */
+  private stalledMs = 0;
 
   private readonly clock: MonitorClock;
   private readonly random: () => number;
@@ -382,6 +400,8 @@ export class HealthMonitor {
       dueAt: 0,
       startedAt: -1,
       run: 0,
+      stalledAtStart: 0,
+      graceRun: -1,
       cancel: null,
       intervalMs: options.intervalMs,
       window: new HealthWindow(this.windowSize),
@@ -497,16 +517,17 @@ export class HealthMonitor {
     if (this.stopped) return;
     const now = this.clock.now();
     const lag = now - this.fireAt;
+    if (lag >= STALL_MS) this.stalledMs += lag;
     this.socketLane.adapt(lag);
     this.fetchLane.adapt(lag);
     let budget = this.maxPerTick;
-    let expiring: { p: Probe; run: number }[] | null = null;
+    let expiring: { p: Probe; run: number; late: number }[] | null = null;
     for (let top = this.heap.peek(); top !== undefined && budget > 0; top = this.heap.peek()) {
       const early = top.phase === "running" ? SLACK_MS : Math.max(SLACK_MS, Math.min(this.batchMs, top.intervalMs / 20));
       if (top.at > now + early) break;
       budget--;
       this.heap.delete(top);
-      if (top.phase === "running") (expiring ??= []).push({ p: top, run: top.run });
+      if (top.phase === "running") (expiring ??= []).push({ p: top, run: top.run, late: now - top.at });
       else this.ready(top);
     }
     // NB: a deadline is enforced only after one more pass of the event loop: when the process is busy, a reply
@@ -517,7 +538,7 @@ export class HealthMonitor {
         if (this.stopped) return;
         // Replies waiting in raw probe sockets are collected first (checkers/poller.ts polls them on a timer).
         pollSockets();
-        for (const { p, run } of due) if (!p.dead && p.run === run && p.phase === "running") this.expire(p);
+        for (const { p, run, late } of due) if (!p.dead && p.run === run && p.phase === "running") this.expireUnlessStarved(p, late);
         this.drain();
         this.arm();
       }, 0);
@@ -568,6 +589,7 @@ export class HealthMonitor {
   private start(p: Probe, now: number = this.clock.now()): void {
     p.phase = "running";
     p.startedAt = now;
+    p.stalledAtStart = this.stalledMs;
     const run = ++p.run;
     this.open++;
     p.lane.open++;
@@ -638,6 +660,20 @@ export class HealthMonitor {
     this.settle(p, result);
     this.drain();
     this.arm();
+  }
+
+  /**
+   * A check whose deadline passed `late` ms ago times out, unless gorb starved it (see STARVED_MS): then, once per
+   * check, it gets its timeout again from now.
+   */
+  private expireUnlessStarved(p: Probe, late: number): void {
+    const lost = Math.max(late, this.stalledMs - p.stalledAtStart);
+    if (p.graceRun !== p.run && lost >= Math.min(STARVED_MS, p.options.timeoutMs / 4)) {
+      p.graceRun = p.run;
+      this.heap.set(p, this.clock.now() + p.options.timeoutMs);
+      return;
+    }
+    this.expire(p);
   }
 
   /** expire handles a check whose deadline passed: cancel it (its socket closes) and count it as failed. */
