@@ -156,7 +156,8 @@ function parseStatusLine(buf: Uint8Array, end: number): number {
   // "HTTP/" 1 "." d SP d d d
   if (end < 12) return -1;
   if (buf[0] !== 0x48 || buf[1] !== 0x54 || buf[2] !== 0x54 || buf[3] !== 0x50 || buf[4] !== 0x2f || buf[5] !== 0x31 || buf[6] !== 0x2e) return -1;
-  if (buf[8] !== 0x20) return -1;
+  const minor = (buf[7] as number) - 0x30;
+  if (minor < 0 || minor > 9 || buf[8] !== 0x20) return -1;
   let status = 0;
   for (let i = 9; i < 12; i++) {
     const d = (buf[i] as number) - 0x30;
