@@ -8,7 +8,9 @@
  * does not outlive its check. Killing the program alone left them running, one more per timed-out check.
  *
  * Environment (nothing of gorb's own environment leaks in): PATH=/usr/sbin:/usr/bin:/sbin:/bin,
- * GORB_HOST and GORB_PORT (the probed address), GORB_TIMEOUT_MS (the check's timeout).
+ * GORB_HOST and GORB_PORT (the probed address), GORB_TIMEOUT_MS (the check's timeout). The working directory is
+ * `/`, not gorb's: a relative path in a check (`./lib.sh`, a shell command) never reaches the directory gorb was
+ * started from.
  *
  * Programs run with gorb's privileges (root on a load balancer), so they must live under an allowed directory
  * (DEFAULT_EXEC_DIRS, or the monitor's `execDirs`): an API client can only pick among the programs an operator
@@ -81,6 +83,7 @@ export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly 
         stdout: "ignore",
         stderr: "ignore",
         detached: true,
+        cwd: "/",
       });
     } catch (err) {
       const code = errorCode(err) || "ESPAWN";

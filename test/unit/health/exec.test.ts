@@ -69,6 +69,14 @@ describe("exec checker", () => {
     expect(env).not.toContain("HOME=");
   });
 
+  test("the program runs in /, not in gorb's working directory", async () => {
+    const out = join(dir, "pwd.out");
+    const path = script("pwd.sh", `pwd > ${out}`);
+    expect(process.cwd()).not.toBe("/");
+    expect(await execChecker(probe({ command: path }), 1_000, [dir]).check(target, live())).toMatchObject({ ok: true });
+    expect(readFileSync(out, "utf8")).toBe("/\n");
+  });
+
   test("another exit status fails with it; arguments are passed without a shell", async () => {
     const path = script("args.sh", `[ "$1" = 'a b' ] && exit 3; exit 4`);
     const r = await execChecker(probe({ command: [path, "a b"] }), 1_000, [dir]).check(target, live());
