@@ -6,7 +6,9 @@
  * - `run(target, done, released)`: the monitor's path. No promise, no AbortController: the checker calls `done`
  *   once with the result, and `released` once every OS resource of the probe (socket, child process) is gone;
  *   the returned function cancels the probe and releases its resources at once (a socket is destroyed, not left
- *   to the kernel's SYN timeout; a child process is killed). After a cancel `done` is never called.
+ *   to the kernel's SYN timeout; a child process is killed). After a cancel `done` is never called; within the
+ *   cancel call it may be, once, with a check error ("local-error"), when the probe was still waiting on this host
+ *   rather than on the backend (a host name's lookup): the monitor then records that instead of a timeout.
  * - `check(target, signal)`: the same probe as a promise, for tests and one-off callers (see checkWithSignal).
  *
  * Results carry data, not only words: `kind` says whether the probe passed, failed, timed out, or could not
@@ -32,7 +34,7 @@ export interface CheckResult {
   readonly code?: string;
 }
 
-/** Cancels a running probe and releases its resources; harmless after the probe ended. */
+/** Cancels a running probe and releases its resources; harmless after the probe ended. It may answer with a check error through `done` (see the module comment). */
 export type CancelProbe = () => void;
 
 /** Checker probes a target. */
@@ -70,8 +72,9 @@ function checkWithSignal(
     let settled = false;
     const onAbort = () => {
       if (settled) return;
+      cancel(); // may answer with a check error (see the module comment)
+      if (settled) return;
       settled = true;
-      cancel();
       resolve({ ok: false, durationMs: elapsedSince(start), message: what(target, "while", abortMessage(signal)), kind: "timeout" });
     };
     const cancel = run(

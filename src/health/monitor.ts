@@ -679,11 +679,14 @@ export class HealthMonitor {
   /** expire handles a check whose deadline passed: cancel it (its socket closes) and count it as failed. */
   private expire(p: Probe): void {
     const timeout = formatDuration(p.options.timeoutMs);
-    this.timedOut++;
-    p.run++;
+    const run = p.run;
     const cancel = p.cancel;
     p.cancel = null;
     cancel?.();
+    // A probe may answer its cancel with a check error (see CancelProbe): then that is the result, not a timeout.
+    if (p.run !== run || p.phase !== "running") return;
+    this.timedOut++;
+    p.run++;
     this.settle(p, {
       ok: false,
       durationMs: p.options.timeoutMs,

@@ -5,7 +5,8 @@
  * ffi/probe-socket.ts watched by ./poller.ts: socket, connect, the request sent at once when the handshake is
  * already done (a backend on this host) or when the connect completes, one epoll add, recv, close; no Socket
  * object, no promise, and event-loop wake-ups shared by all probes. Its cancel closes the socket at once, also
- * while connecting. TLS and host names go through Bun.connect (below); a mark through ffi/marked-socket.ts.
+ * while connecting. TLS goes through Bun.connect (below); a mark through ffi/marked-socket.ts. A host name is
+ * looked up first (./names.ts) and its address connected to the same way.
  *
  * Cost on the Bun.connect path: a probe is one object; Bun.connect gets one shared handler table and the probe as
  * the socket's `data`, so a check allocates no closures, no promise chain and no AbortController. Raw sockets also
@@ -27,6 +28,7 @@ import { closeDescriptor, connectState, routeSource, startMarkedConnect } from "
 import { EAGAIN, EPOLLET, EPOLLIN, EPOLLOUT, closeSocket, openTcp, recvInto, sendBytes, sockaddrOf } from "../../../ffi/probe-socket.ts";
 import { type CheckResult, elapsedSince, errorCode, localErrorOf } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
+import { lookupName } from "./names.ts";
 import { type Deferred, type PollTarget, defer, forget, newTag, watch } from "./poller.ts";
 
 /** TLS settings of a connection: verification, CA bundle (PEM text) and SNI name. */
@@ -55,6 +57,8 @@ export interface Connector {
   readonly mode: ConnMode;
   /** @internal The raw path's address (sockaddr bytes) of the last target, or null when it has none (a name, a zone). */
   raw: { host: string; port: number; sockaddr: Uint8Array | null } | null;
+  /** @internal For a host name reached at its address: `bunTls` naming it (SNI, and the name the certificate must match). */
+  named: { host: string; bunTls: ReturnType<typeof bunTlsOptions> } | null;
 }
 
 /** What newConnector takes: every field optional, so new socket settings can be added without touching callers. */
@@ -65,7 +69,7 @@ export interface ConnectorOptions {
 /** newConnector builds a checker's connector. */
 export function newConnector(options: ConnectorOptions = {}): Connector {
   const tls = options.tls ?? null;
-  return { tls, bunTls: tls === null ? null : bunTlsOptions(tls), mode: newConnMode(), raw: null };
+  return { tls, bunTls: tls === null ? null : bunTlsOptions(tls), mode: newConnMode(), raw: null, named: null };
 }
 
 /**
@@ -111,7 +115,7 @@ const NOTHING = new Uint8Array(0);
  * connection means (`opened`) and what incoming bytes mean (`received`); they end the check with `pass`/`fail`.
  *
  * Paths: an IP-literal target without TLS or mark goes over a raw socket watched by ./poller.ts (the cheapest:
- * see ffi/probe-socket.ts); TLS and host names through Bun.connect (or node:net while connects are stuck, see
+ * see ffi/probe-socket.ts); TLS through Bun.connect (or node:net while connects are stuck, see
  * above); a target with a mark through ffi/marked-socket.ts.
  */
 export abstract class SocketProbe implements PollTarget, Deferred {
@@ -137,6 +141,9 @@ export abstract class SocketProbe implements PollTarget, Deferred {
   private sync = false;
   private result: CheckResult | null = null;
   private cancelled = false;
+  /** A host-name target: its address once looked up (null before), and whether the lookup is still running. */
+  private address: string | null = null;
+  private resolving = false;
 
   constructor(
     protected readonly target: ProbeTarget,
@@ -171,9 +178,49 @@ export abstract class SocketProbe implements PollTarget, Deferred {
     }
     const sockaddr = this.connector.tls === null ? rawAddress(this.connector, this.target) : null;
     if (sockaddr !== null) this.connectRaw(sockaddr);
+    else if (net.isIP(this.target.host) === 0) this.lookUp();
     else if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
     else this.connectBun();
     return this.cancel;
+  }
+
+  /**
+   * A host name is looked up first (./names.ts), then its address connected to as an IP target would be (TLS still
+   * sends and verifies the name). While the lookup runs the probe holds no socket, and a cancel then (the
+   * monitor's timeout) answers with a check error: this host's resolver, not the backend, used the time.
+   */
+  private lookUp(): void {
+    this.resolving = true;
+    lookupName(this.target.host, (error, address) => {
+      if (!this.resolving) return; // cancelled meanwhile
+      this.resolving = false;
+      if (error !== null) {
+        this.failWith(error);
+        this.gone();
+        return;
+      }
+      this.address = address;
+      const sockaddr = this.connector.tls === null ? sockaddrOf(address, this.target.port) : null;
+      if (sockaddr !== null) this.connectRaw(sockaddr);
+      else if (this.connector.mode.stuck.length > 0 && useNode(this.connector.mode, performance.now())) this.connectNode();
+      else this.connectBun();
+    });
+  }
+
+  /** The host to connect to: a name's looked-up address, else the target's host. */
+  private get connectHost(): string {
+    return this.address ?? this.target.host;
+  }
+
+  /** Bun.connect's `tls` option: the checker's, naming the host name when connecting to its address. */
+  private bunTlsFor(): ReturnType<typeof bunTlsOptions> | null {
+    const t = this.connector.bunTls;
+    if (t === null || this.address === null || t.serverName !== undefined) return t;
+    const named = this.connector.named;
+    if (named !== null && named.host === this.target.host) return named.bunTls;
+    const bunTls = { ...t, serverName: this.target.host };
+    this.connector.named = { host: this.target.host, bunTls };
+    return bunTls;
   }
 
   /** write sends bytes on an open Bun or node:net connection. */
@@ -237,6 +284,14 @@ export abstract class SocketProbe implements PollTarget, Deferred {
   private readonly cancel = (): void => {
     this.cancelled = true;
     if (this.state === DONE) return;
+    if (this.resolving) {
+      // The check error is this probe's answer to the cancel (see CancelProbe): no socket was opened.
+      this.resolving = false;
+      const code = "EAI_AGAIN";
+      this.settle({ ok: false, durationMs: elapsedSince(this.startedAt), message: `check error: ${this.failure(code)} (the name's lookup did not finish)`, kind: "local-error", code });
+      this.gone();
+      return;
+    }
     if (this.raw) {
       this.state = DONE;
       this.close();
@@ -361,11 +416,11 @@ export abstract class SocketProbe implements PollTarget, Deferred {
 
   private connectBun(): void {
     try {
-      const tls = this.connector.bunTls;
+      const tls = this.bunTlsFor();
       if (tls === null) {
-        void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS });
+        void Bun.connect<SocketProbe>({ hostname: this.connectHost, port: this.target.port, data: this, socket: BUN_HANDLERS });
       } else {
-        void Bun.connect<SocketProbe>({ hostname: this.target.host, port: this.target.port, data: this, socket: BUN_HANDLERS, tls });
+        void Bun.connect<SocketProbe>({ hostname: this.connectHost, port: this.target.port, data: this, socket: BUN_HANDLERS, tls });
       }
     } catch (err) {
       this.failWith(err);
@@ -481,15 +536,16 @@ export abstract class SocketProbe implements PollTarget, Deferred {
     const t = this.connector.tls;
     let s: net.Socket;
     try {
+      const serverName = t?.serverName ?? (this.address === null ? null : this.target.host);
       s =
         t === null
-          ? net.connect({ host: this.target.host, port: this.target.port })
+          ? net.connect({ host: this.connectHost, port: this.target.port })
           : tls.connect({
-              host: this.target.host,
+              host: this.connectHost,
               port: this.target.port,
               rejectUnauthorized: t.verify,
               ...(t.ca === null ? {} : { ca: t.ca }),
-              ...(t.serverName === null || net.isIP(t.serverName) !== 0 ? {} : { servername: t.serverName }),
+              ...(serverName === null || net.isIP(serverName) !== 0 ? {} : { servername: serverName }),
             });
     } catch (err) {
       this.failWith(err);

@@ -2,10 +2,13 @@
  * One connected-UDP exchange per check, shared by the `udp` and `dns` checkers: open a socket connected to the
  * target (an IPv6 target needs an IPv6 bind), send one datagram, hand every datagram that comes back to `data`
  * until the check settles. The socket is closed, and `released` called, exactly once; a cancel (the monitor's
- * timeout) settles the check without a result.
+ * timeout) settles the check without a result, but while a host name's lookup (./names.ts) still runs: then it
+ * answers with the `error` handler's result for EAI_AGAIN (a check error: this host's resolver used the time).
  */
+import net from "node:net";
 import type { CancelProbe, CheckResult } from "../checker.ts";
 import type { ProbeTarget } from "../options.ts";
+import { lookupName } from "./names.ts";
 
 interface UdpLike {
   close(): void;
@@ -45,34 +48,58 @@ export function udpExchange(
     close();
     done(result);
   };
-  let opening: Promise<UdpLike>;
-  try {
-    opening = Bun.udpSocket({
-      ...(target.host.includes(":") ? { hostname: "::" } : {}),
-      connect: { hostname: target.host, port: target.port },
-      socket: {
-        data: (_s, data) => handlers.data(data, finish),
-        error: (err) => finish(handlers.error(err)),
+  const open = (host: string) => {
+    let opening: Promise<UdpLike>;
+    try {
+      opening = Bun.udpSocket({
+        ...(host.includes(":") ? { hostname: "::" } : {}),
+        connect: { hostname: host, port: target.port },
+        socket: {
+          data: (_s, data) => handlers.data(data, finish),
+          error: (err) => finish(handlers.error(err)),
+        },
+      });
+    } catch (err) {
+      opening = Promise.reject(err);
+    }
+    opening.then(
+      (s) => {
+        socket = s;
+        if (settled) {
+          close();
+          return;
+        }
+        if (!s.send(payload)) finish(handlers.notSent());
       },
-    });
-  } catch (err) {
-    opening = Promise.reject(err);
-  }
-  opening.then(
-    (s) => {
-      socket = s;
-      if (settled) {
-        close();
+      (err: unknown) => {
+        finish(handlers.error(err));
+        released(); // no socket was opened: close() had nothing to release
+      },
+    );
+  };
+  let resolving = false;
+  if (net.isIP(target.host) !== 0) {
+    open(target.host);
+  } else {
+    resolving = true;
+    lookupName(target.host, (error, address) => {
+      if (!resolving) return; // cancelled meanwhile
+      resolving = false;
+      if (error === null) {
+        open(address);
         return;
       }
-      if (!s.send(payload)) finish(handlers.notSent());
-    },
-    (err: unknown) => {
-      finish(handlers.error(err));
-      released(); // no socket was opened: close() had nothing to release
-    },
-  );
+      finish(handlers.error(error));
+      released();
+    });
+  }
   return () => {
+    if (resolving) {
+      resolving = false;
+      finish(handlers.error(Object.assign(new Error("lookup did not finish"), { code: "EAI_AGAIN" })));
+      released();
+      return;
+    }
     settled = true;
     close();
   };

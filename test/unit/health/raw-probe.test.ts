@@ -3,7 +3,7 @@
  * on what checkers.test.ts does not reach: a status line that arrives in pieces (the edge-triggered read must
  * come back for the rest), a peer that closes without answering, a connect that completes only after connect()
  * returned (the request is sent when the socket turns writable: the path of every backend across a wire), a
- * host name (which takes the Bun.connect path), and a cancel while the result waits for the poller.
+ * host name (looked up first, then probed at its address), and a cancel while the result waits for the poller.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -53,7 +53,7 @@ describe("raw probe sockets", () => {
     expect(r).toMatchObject({ ok: false, kind: "fail", code: "ECONNRESET" });
   });
 
-  test("a host name goes through Bun.connect and passes the same way", async () => {
+  test("a host name is looked up, then probed at its address the same way", async () => {
     mode = "split";
     const r = await httpChecker(httpProbe({ expect: 204 })).check({ host: "localhost", port: server.port }, live());
     expect(r).toMatchObject({ ok: true, code: "204" });

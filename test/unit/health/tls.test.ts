@@ -86,6 +86,15 @@ describe("https: args.ca and args.serverName", () => {
     expect(sni.at(-1)).toBe("localhost:8443");
   });
 
+  test("a host name target is looked up, connected at its address, and still the name the certificate must match", async () => {
+    const byName = { host: "localhost", port: server.port as number };
+    expect(await httpChecker(httpsProbe({ ca: certPath })).check(byName, live())).toMatchObject({ ok: true, code: "200" });
+    expect(sni.at(-1)).toBe(`localhost:${server.port}`);
+    const wrong = await httpChecker(httpsProbe({ ca: certPath, serverName: "wrong.example" })).check(byName, live());
+    expect(wrong).toMatchObject({ ok: false, code: "ERR_TLS_CERT_ALTNAME_INVALID" });
+    expect(await tlsChecker(tlsProbe({ ca: certPath })).check(byName, live())).toMatchObject({ ok: true });
+  });
+
   test("an unreadable CA file is a check error, not a failure of the backend", async () => {
     const r = await httpChecker(httpsProbe({ ca: join(dir, "missing.pem") })).check(at(), live());
     expect(r).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
