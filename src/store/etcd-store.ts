@@ -19,7 +19,8 @@
  * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
  * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
  * (SIGSTOP, a frozen VM) for more than 5 s. While etcd cannot be reached the node
- * keeps its desired state and its kernel as they are and retries; `status()` says so.
+ * keeps its desired state and its kernel as they are and retries; `status()` says so. A key whose value does not
+ * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again.
  */
 import { ConflictError } from "../core/errors.ts";
 import {
@@ -94,6 +95,11 @@ export class EtcdStateStore implements StateStore {
   #watchAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
   #waiters: { revision: number; resolve: () => void }[] = [];
+  /**
+   * Services with a key that does not read back (not JSON, not a row: another etcd client wrote it): this node
+   * leaves them as they are, and keeps their keys' applied revisions, so its own writes to them are conflicts.
+   */
+  #unreadable = new Set<string>();
 
   constructor(options: EtcdStoreOptions) {
     this.client = new EtcdClient(options);
@@ -170,10 +176,14 @@ export class EtcdStateStore implements StateStore {
     return null;
   }
 
-  /** The rows of `ids` (every service when null) in the mirror; rows that do not read back are logged and skipped. */
-  #rows(ids: ReadonlySet<string> | null): SavedState {
+  /**
+   * The rows of `ids` (every service when null) in the mirror that read back, and the services with a key that
+   * does not (not JSON, not a row): each such key is logged.
+   */
+  #rows(ids: ReadonlySet<string> | null): { state: SavedState; unreadable: Set<string> } {
     const services: SavedService[] = [];
     const backends: SavedBackend[] = [];
+    const unreadable = new Set<string>();
     for (const kv of this.#mirror.values()) {
       const service = this.#serviceOf(kv.key);
       if (service === null || (ids !== null && !ids.has(service))) continue;
@@ -185,10 +195,14 @@ export class EtcdStateStore implements StateStore {
         }
       } catch (error) {
         const what = error instanceof SavedStateError ? error.message : why(error);
-        this.#log.error(`etcd key ${kv.key} cannot be read (${what}); ignoring it`);
+        this.#log.error(
+          `etcd key ${kv.key} (revision ${kv.modRevision}) cannot be read (${what}); ` +
+            `service ${JSON.stringify(service)} is left as it is on this node until its keys read again`,
+        );
+        unreadable.add(service);
       }
     }
-    return { services, backends };
+    return { state: { services, backends }, unreadable };
   }
 
   // ---- snapshot -----------------------------------------------------------------------------------------
@@ -199,7 +213,14 @@ export class EtcdStateStore implements StateStore {
     this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
     this.#advance(revision);
-    return { state: this.#rows(null), revision };
+    // A service with an unreadable key is restored with the rows that read (a destination of an unreadable
+    // backend is an unknown one, left serving); the backends of an unreadable service row are left out, or the
+    // restore would drop them from the shared state as orphans. Such a service follows etcd again once its keys
+    // read.
+    const { state, unreadable } = this.#rows(null);
+    this.#unreadable = unreadable;
+    const restored = new Set(state.services.map((s) => s.id));
+    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision };
   }
 
   // ---- writes -------------------------------------------------------------------------------------------
@@ -363,8 +384,18 @@ export class EtcdStateStore implements StateStore {
         ids.delete("");
         this.#mirror = mirror;
         this.#relists++;
-        const changed = await sink.applyRemote(this.#rows(ids), ids, () => {
-          this.#applied = new Map([...mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
+        const { state, unreadable } = this.#rows(ids);
+        const follow = [...ids].filter((id) => !unreadable.has(id));
+        // Unreadable now, or before and untouched since: their keys keep the revisions last applied.
+        const frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
+        const changed = await sink.applyRemote(state, follow, () => {
+          const applied = new Map<string, Rev>();
+          for (const [key, rev] of this.#applied) if (frozen.has(this.#serviceOf(key) ?? "")) applied.set(key, rev);
+          for (const kv of mirror.values()) {
+            if (!frozen.has(this.#serviceOf(kv.key) ?? "")) applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+          }
+          this.#applied = applied;
+          this.#unreadable = frozen;
           this.#advance(revision);
         });
         if (this.#degraded) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
@@ -392,13 +423,15 @@ export class EtcdStateStore implements StateStore {
       const service = this.#serviceOf(event.kv.key);
       if (service === null) continue;
       const applied = this.#applied.get(event.kv.key);
+      // A service left as it is (an unreadable key) is read again on any change of its keys.
+      const frozen = this.#unreadable.has(service);
       if (event.type === "put") {
         this.#mirror.set(event.kv.key, event.kv);
         // This node's own write, or an older state of a key it has already moved past: nothing to apply.
-        if (applied !== undefined && applied.mod >= event.kv.modRevision) continue;
+        if (!frozen && applied !== undefined && applied.mod >= event.kv.modRevision) continue;
       } else {
         this.#mirror.delete(event.kv.key);
-        if (applied === undefined) continue;
+        if (!frozen && applied === undefined) continue;
       }
       ids.add(service);
       touched.push(event.kv.key);
@@ -408,12 +441,25 @@ export class EtcdStateStore implements StateStore {
       return;
     }
     const mirror = this.#mirror;
-    await sink.applyRemote(this.#rows(ids), ids, () => {
+    const { state, unreadable } = this.#rows(ids);
+    const follow = [...ids].filter((id) => !unreadable.has(id));
+    // A service whose keys read again: every key of it is applied now, those that changed while it was not too.
+    const thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
+    await sink.applyRemote(state, follow, () => {
       for (const key of touched) {
+        if (unreadable.has(this.#serviceOf(key) ?? "")) continue;
         const kv = mirror.get(key);
         if (kv === undefined) this.#applied.delete(key);
         else this.#applied.set(key, { create: kv.createRevision, mod: kv.modRevision });
       }
+      if (thawed.size > 0) {
+        for (const key of [...this.#applied.keys()]) if (thawed.has(this.#serviceOf(key) ?? "") && !mirror.has(key)) this.#applied.delete(key);
+        for (const kv of mirror.values()) {
+          if (thawed.has(this.#serviceOf(kv.key) ?? "")) this.#applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+        }
+      }
+      for (const id of thawed) this.#unreadable.delete(id);
+      for (const id of unreadable) this.#unreadable.add(id);
       this.#advance(revision);
     });
     if (this.#degraded) {
