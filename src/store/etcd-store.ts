@@ -22,6 +22,7 @@
  * keeps its desired state and its kernel as they are and retries; `status()` says so. A key whose value does not
  * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again.
  */
+import { checkId } from "../core/ids.ts";
 import { ConflictError } from "../core/errors.ts";
 import {
   SavedStateError,
@@ -73,6 +74,17 @@ interface Rev {
 
 function why(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** What makes the ids of a key ones the API could never have made, or null. */
+function idError(service: string, backend: string): string | null {
+  try {
+    checkId("service", service);
+    checkId("backend", backend);
+    return null;
+  } catch (error) {
+    return why(error);
+  }
 }
 
 /** See the module comment. */
@@ -187,12 +199,17 @@ export class EtcdStateStore implements StateStore {
     for (const kv of this.#mirror.values()) {
       const service = this.#serviceOf(kv.key);
       if (service === null || (ids !== null && !ids.has(service))) continue;
+      const isService = kv.key.startsWith(this.#services);
+      const id = isService ? service : kv.key.slice(this.#backendKey(service, "").length);
+      // An id the API could never have made ("a/b", "..", ""): not a gorb key; it changes nothing.
+      const problem = idError(service, id);
+      if (problem !== null) {
+        this.#log.error(`etcd key ${kv.key} (revision ${kv.modRevision}) is not a gorb key (${problem}); ignoring it`);
+        continue;
+      }
       try {
-        if (kv.key.startsWith(this.#services)) services.push(decodeSavedService(service, JSON.parse(kv.value) as unknown));
-        else {
-          const id = kv.key.slice(this.#backendKey(service, "").length);
-          backends.push(decodeSavedBackend(service, id, JSON.parse(kv.value) as unknown));
-        }
+        if (isService) services.push(decodeSavedService(service, JSON.parse(kv.value) as unknown));
+        else backends.push(decodeSavedBackend(service, id, JSON.parse(kv.value) as unknown));
       } catch (error) {
         const what = error instanceof SavedStateError ? error.message : why(error);
         this.#log.error(

@@ -2,7 +2,8 @@
  * Keys another etcd client wrote under gorb's prefix (etcdctl put, a bug in another tool): a value that is not
  * JSON or not a row never reads as "the service or backend is gone". The node leaves that service as it is in its
  * desired state and its kernel, names the key in its log, refuses its own writes to it (they would overwrite a
- * change it could not read) and follows the service again once its keys read. Against a real etcd.
+ * change it could not read) and follows the service again once its keys read. A key whose id the API could not
+ * make is ignored. Against a real etcd.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ConflictError } from "../../../src/core/errors.ts";
@@ -119,5 +120,32 @@ describe("keys another etcd client wrote", () => {
     expect(b.gorb.listServices()).toEqual(["other", "web"]);
     expect((await b.driver.snapshot())[0]?.destinations.map((d) => d.address)).toEqual(["10.1.0.1", "10.1.0.2"]);
     expect(log.lines.some((l) => l.startsWith(`error etcd key ${prefix}/services/web (revision ${bad}) cannot be read`))).toBe(true);
+  });
+
+  test("a key whose id the API could not make (\"a/b\", \"..\", empty) is ignored and named in the log", async () => {
+    const prefix = `/foreign${++prefixes}`;
+    const a = await node(prefix);
+    const b = await node(prefix);
+    expect(await b.store.waitApplied(await web(a), 5000)).toBe(true);
+    const row = (address: string) =>
+      JSON.stringify({ source: "api", fields: { host: address, port: 80 }, key: { family: "inet", protocol: "tcp", address, port: 80 }, vip: false });
+    const backendRow = (address: string) => JSON.stringify({ source: "api", fields: { host: address, port: 80 }, address, family: "inet" });
+    await a.store.client.put(`${prefix}/services/a/b`, row("10.0.0.9"));
+    await a.store.client.put(`${prefix}/services/..`, row("10.0.0.10"));
+    await a.store.client.put(`${prefix}/services/`, row("10.0.0.11"));
+    await a.store.client.put(`${prefix}/backends/web/x/y`, backendRow("10.1.0.9"));
+    const last = await a.store.client.put(`${prefix}/backends/web/..`, backendRow("10.1.0.10"));
+    expect(await b.store.waitApplied(last, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(b.gorb.listServices()).toEqual(["web"]);
+    expect(await b.kernel()).toEqual(["inet 10.0.0.1 10.1.0.1:10,10.1.0.2:20"]);
+    for (const key of ["services/a/b", "services/..", "services/", "backends/web/x/y", "backends/web/.."]) {
+      expect(b.log.lines.some((l) => l.startsWith(`error etcd key ${prefix}/${key} (revision `) && l.includes("is not a gorb key"))).toBe(true);
+    }
+    // web is still followed: a change through a reaches b.
+    await a.gorb.updateBackend("web", "b1", { weight: 30 });
+    expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(await b.kernel()).toEqual(["inet 10.0.0.1 10.1.0.1:30,10.1.0.2:20"]);
   });
 });
