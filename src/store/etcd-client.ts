@@ -175,13 +175,17 @@ export class EtcdClient {
     return this.#endpoints;
   }
 
-  /** The keys in [key, rangeEnd) (or `key` alone), and the store revision they were read at. */
-  async range(key: string, rangeEnd?: string): Promise<{ revision: number; kvs: KeyValue[] }> {
+  /**
+   * The keys in [key, rangeEnd) (or `key` alone), the store revision they were read at, and the id of the etcd
+   * cluster that answered (a uint64 as a string; "" when the answer has none).
+   */
+  async range(key: string, rangeEnd?: string): Promise<{ revision: number; clusterId: string; kvs: KeyValue[] }> {
     const body: Record<string, unknown> = { key: enc(key) };
     if (rangeEnd !== undefined) body.range_end = encEnd(rangeEnd);
     const answer = await this.#call("kv/range", body, true);
     const kvs = Array.isArray(answer.kvs) ? answer.kvs.map(toKv) : [];
-    return { revision: this.#revision(answer), kvs };
+    const header = isObject(answer.header) ? answer.header : {};
+    return { revision: this.#revision(answer), clusterId: typeof header.cluster_id === "string" ? header.cluster_id : "", kvs };
   }
 
   /** Put one key; the revision it produced. */

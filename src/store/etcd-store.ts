@@ -20,7 +20,9 @@
  * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
  * (SIGSTOP, a frozen VM) for more than 5 s. While etcd cannot be reached the node
  * keeps its desired state and its kernel as they are and retries; `status()` says so. A key whose value does not
- * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again.
+ * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again. An
+ * etcd that answers from another history (its revision below the applied one: it lost its data) is never
+ * followed again by this process (StoreDivergedError).
  */
 import { checkId } from "../core/ids.ts";
 import { ConflictError } from "../core/errors.ts";
@@ -62,6 +64,36 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   /** Pause between attempts while etcd cannot be reached. @default 1000 */
   readonly retryMs?: number;
   readonly logger?: Logger;
+}
+
+/**
+ * etcd answered from another history than the one this node followed: its revision is below the one the node
+ * has applied (etcd lost its data, or was restored from an older backup), or another cluster answers. Applying
+ * that state would delete what the node serves without anyone asking for it.
+ */
+class StoreDivergedError extends Error {
+  override readonly name = "StoreDivergedError";
+  /** etcd's revision and cluster id in the answer that showed it. */
+  readonly revision: number;
+  readonly clusterId: string;
+  /** What this node had followed. */
+  readonly appliedRevision: number;
+  readonly followedClusterId: string;
+
+  constructor(found: { revision: number; clusterId: string }, followed: { appliedRevision: number; clusterId: string }) {
+    const what =
+      found.clusterId !== followed.clusterId
+        ? `another etcd cluster answers (cluster id ${found.clusterId}, this node followed ${followed.clusterId})`
+        : `etcd's revision ${found.revision} is below the revision ${followed.appliedRevision} this node has applied (etcd lost its data or was restored from an older backup)`;
+    super(
+      `${what}; this node keeps its desired state and IPVS as they are, refuses changes and no longer follows etcd: ` +
+        "restart gorb to take etcd's state as it is",
+    );
+    this.revision = found.revision;
+    this.clusterId = found.clusterId;
+    this.appliedRevision = followed.appliedRevision;
+    this.followedClusterId = followed.clusterId;
+  }
 }
 
 /** A timer tick this much later than due means the process was paused. */
@@ -112,6 +144,10 @@ export class EtcdStateStore implements StateStore {
    * leaves them as they are, and keeps their keys' applied revisions, so its own writes to them are conflicts.
    */
   #unreadable = new Set<string>();
+  /** The etcd cluster the snapshot came from ("" until load, or when etcd does not say). */
+  #clusterId = "";
+  /** Set for good once etcd answered from another history (see StoreDivergedError): nothing is followed after. */
+  #diverged: StoreDivergedError | null = null;
 
   constructor(options: EtcdStoreOptions) {
     this.client = new EtcdClient(options);
@@ -165,6 +201,16 @@ export class EtcdStateStore implements StateStore {
     if (ready.length === 0) return;
     this.#waiters = this.#waiters.filter((w) => w.revision > revision);
     for (const w of ready) w.resolve();
+  }
+
+  /** Throws (and remembers) StoreDivergedError when an answer comes from another history than the one followed. */
+  #checkHistory(revision: number, clusterId: string): void {
+    if (this.#diverged !== null) throw this.#diverged;
+    const otherCluster = clusterId !== "" && this.#clusterId !== "" && clusterId !== this.#clusterId;
+    if (!otherCluster && revision >= this.#appliedRevision) return;
+    this.#diverged = new StoreDivergedError({ revision, clusterId }, { appliedRevision: this.#appliedRevision, clusterId: this.#clusterId });
+    this.#watchAbort?.abort();
+    throw this.#diverged;
   }
 
   // ---- keys and rows ------------------------------------------------------------------------------------
@@ -226,7 +272,8 @@ export class EtcdStateStore implements StateStore {
 
   /** Range the whole prefix; the mirror and applied revisions become that snapshot. Returns its rows. */
   async load(): Promise<{ state: SavedState; revision: number }> {
-    const { revision, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+    const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+    this.#clusterId = clusterId;
     this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
     this.#advance(revision);
@@ -280,6 +327,7 @@ export class EtcdStateStore implements StateStore {
     // A backend created with its service: the service must still exist when it is written.
     for (const p of puts) ops.push({ put: p });
     if (ops.length === 0) return;
+    if (this.#diverged !== null) throw this.#diverged;
     let answer: { succeeded: boolean; revision: number };
     try {
       answer = await this.client.txn(compare, ops);
@@ -290,6 +338,12 @@ export class EtcdStateStore implements StateStore {
       throw error;
     }
     const { succeeded, revision } = answer;
+    try {
+      this.#checkHistory(revision, "");
+    } catch (error) {
+      this.#fail(error, "cannot write the shared state to etcd");
+      throw error;
+    }
     if (!succeeded) {
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
@@ -320,7 +374,8 @@ export class EtcdStateStore implements StateStore {
 
   /** A linearizable read: fails while etcd has no quorum (gorb calls it after a failed commit). */
   async probe(): Promise<void> {
-    await this.client.range(`${this.prefix}/services/`, prefixEnd(`${this.prefix}/services/`));
+    const { revision, clusterId } = await this.client.range(`${this.prefix}/services/`, prefixEnd(`${this.prefix}/services/`));
+    this.#checkHistory(revision, clusterId);
     this.#degraded = false;
     this.#lastError = null;
   }
@@ -392,7 +447,8 @@ export class EtcdStateStore implements StateStore {
     for (;;) {
       if (stop.aborted) return this.#appliedRevision;
       try {
-        const { revision, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+        const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
+        this.#checkHistory(revision, clusterId);
         const before = this.#mirror;
         const mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
         const ids = new Set<string>();
@@ -421,8 +477,10 @@ export class EtcdStateStore implements StateStore {
         return revision;
       } catch (error) {
         this.#fail(error, "cannot read the shared state from etcd");
+        const diverged = error instanceof StoreDivergedError;
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.#retryMs);
+          // Diverged: nothing to retry; wait for close().
+          const t = diverged ? undefined : setTimeout(resolve, this.#retryMs);
           stop.addEventListener("abort", () => {
             clearTimeout(t);
             resolve();

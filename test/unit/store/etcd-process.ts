@@ -13,6 +13,8 @@ export interface EtcdProcess {
   kill(): Promise<void>;
   /** Start the killed member again on the same ports and data; resolves once it answers. */
   restart(): Promise<void>;
+  /** SIGKILL it, delete its data and start it again empty (same ports and cluster id); resolves once it answers. */
+  wipe(): Promise<void>;
   /** SIGKILL it and delete its data. */
   stop(): Promise<void>;
 }
@@ -78,6 +80,13 @@ export async function startEtcd(): Promise<EtcdProcess> {
       await proc.exited;
     },
     async restart() {
+      proc = spawn();
+      await ready(proc);
+    },
+    async wipe() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      rmSync(join(dir, "data"), { recursive: true, force: true });
       proc = spawn();
       await ready(proc);
     },
