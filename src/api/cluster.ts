@@ -23,6 +23,8 @@ export interface ClusterMember {
   readonly version: string;
   readonly startedAt: string;
   readonly appliedRevision: number;
+  /** The revision of the latest change of services or backends the node has applied (absent: an older gorb). */
+  readonly changeRevision?: number;
   readonly store: string;
   readonly backends: Readonly<Record<string, string>>;
 }
@@ -34,7 +36,13 @@ export interface ClusterApi {
   /** The revision of this node's latest commit (X-Gorb-Revision). */
   committedRevision(): number;
   /** The shared store as this node sees it. */
-  status(): { readonly state: string; readonly appliedRevision: number; readonly lastError: string | null; readonly relists: number };
+  status(): {
+    readonly state: string;
+    readonly appliedRevision: number;
+    readonly changeRevision: number;
+    readonly lastError: string | null;
+    readonly relists: number;
+  };
   /** Resolves true once this node has applied `revision`, false after `timeoutMs`. */
   waitApplied(revision: number, timeoutMs: number): Promise<boolean>;
   /** The registered nodes. */
@@ -87,7 +95,9 @@ export interface HealthSplit {
 
 /** GET /cluster's answer. */
 function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, members: readonly ClusterMember[]) {
-  const latest = Math.max(status.appliedRevision, ...members.map((m) => m.appliedRevision));
+  // Converged: the node has applied the latest change of services or backends any node knows of. Membership
+  // records move etcd's revision too, so comparing applied revisions alone never settles.
+  const latest = Math.max(status.changeRevision, ...members.map((m) => m.changeRevision ?? 0));
   const byBackend = new Map<string, HealthSplit>();
   for (const m of members) {
     for (const [path, state] of Object.entries(m.backends)) {
@@ -115,11 +125,18 @@ const MemberView = t.Object({
   version: t.String(),
   startedAt: t.String(),
   appliedRevision: t.Number(),
+  changeRevision: t.Optional(t.Number()),
   store: t.String(),
   backends: t.Record(t.String(), t.String()),
   converged: t.Boolean(),
 });
-const StoreView = t.Object({ state: t.String(), appliedRevision: t.Number(), lastError: t.Union([t.String(), t.Null()]), relists: t.Number() });
+const StoreView = t.Object({
+  state: t.String(),
+  appliedRevision: t.Number(),
+  changeRevision: t.Number(),
+  lastError: t.Union([t.String(), t.Null()]),
+  relists: t.Number(),
+});
 const ClusterView = t.Object({
   node: t.String(),
   store: StoreView,

@@ -52,6 +52,11 @@ export interface EtcdStoreStatus {
   readonly state: "ok" | "degraded";
   /** The etcd revision this node's desired state and kernel have applied. */
   readonly appliedRevision: number;
+  /**
+   * The revision of the latest change of services or backends this node has applied (its own writes included);
+   * unlike appliedRevision, membership records and progress notifications do not move it.
+   */
+  readonly changeRevision: number;
   readonly lastError: string | null;
   readonly relists: number;
 }
@@ -132,6 +137,7 @@ export class EtcdStateStore implements StateStore {
   /** The revisions of the keys gorb's desired state has applied (what commits compare against). */
   #applied = new Map<string, Rev>();
   #appliedRevision = 0;
+  #changeRevision = 0;
   #lastError: string | null = null;
   #degraded = false;
   #relists = 0;
@@ -172,7 +178,13 @@ export class EtcdStateStore implements StateStore {
   }
 
   status(): EtcdStoreStatus {
-    return { state: this.#degraded ? "degraded" : "ok", appliedRevision: this.#appliedRevision, lastError: this.#lastError, relists: this.#relists };
+    return {
+      state: this.#degraded ? "degraded" : "ok",
+      appliedRevision: this.#appliedRevision,
+      changeRevision: this.#changeRevision,
+      lastError: this.#lastError,
+      relists: this.#relists,
+    };
   }
 
   /** Resolves once this node has applied `revision` (true), or after `timeoutMs` (false). */
@@ -276,6 +288,7 @@ export class EtcdStateStore implements StateStore {
     this.#clusterId = clusterId;
     this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
+    for (const kv of this.#mirror.values()) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
     this.#advance(revision);
     // A service with an unreadable key is restored with the rows that read (a destination of an unreadable
     // backend is an unknown one, left serving); the backends of an unreadable service row are left out, or the
@@ -362,6 +375,7 @@ export class EtcdStateStore implements StateStore {
       this.#mirror.set(key, { key, value, createRevision: create, modRevision: revision, lease: "0" });
     }
     this.#lastCommit = Math.max(this.#lastCommit, revision);
+    this.#changeRevision = Math.max(this.#changeRevision, revision);
     this.#degraded = false;
   }
 
@@ -465,7 +479,10 @@ export class EtcdStateStore implements StateStore {
           const applied = new Map<string, Rev>();
           for (const [key, rev] of this.#applied) if (frozen.has(this.#serviceOf(key) ?? "")) applied.set(key, rev);
           for (const kv of mirror.values()) {
-            if (!frozen.has(this.#serviceOf(kv.key) ?? "")) applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+            if (frozen.has(this.#serviceOf(kv.key) ?? "")) continue;
+            applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+            // A delete found by a relist has no revision to go by: only puts move changeRevision here.
+            if (ids.has(this.#serviceOf(kv.key) ?? "")) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
           }
           this.#applied = applied;
           this.#unreadable = frozen;
@@ -493,7 +510,7 @@ export class EtcdStateStore implements StateStore {
   /** One watch batch: update the mirror, apply what this node did not write itself, advance. */
   async #onEvents(sink: RemoteSink, events: readonly WatchEvent[], revision: number): Promise<void> {
     const ids = new Set<string>();
-    const touched: string[] = [];
+    const touched: { key: string; revision: number }[] = [];
     for (const event of events) {
       const service = this.#serviceOf(event.kv.key);
       if (service === null) continue;
@@ -509,7 +526,8 @@ export class EtcdStateStore implements StateStore {
         if (!frozen && applied === undefined) continue;
       }
       ids.add(service);
-      touched.push(event.kv.key);
+      // A delete event's kv carries the revision of the delete.
+      touched.push({ key: event.kv.key, revision: event.kv.modRevision });
     }
     if (ids.size === 0) {
       this.#advance(revision);
@@ -521,8 +539,9 @@ export class EtcdStateStore implements StateStore {
     // A service whose keys read again: every key of it is applied now, those that changed while it was not too.
     const thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
     await sink.applyRemote(state, follow, () => {
-      for (const key of touched) {
+      for (const { key, revision: changed } of touched) {
         if (unreadable.has(this.#serviceOf(key) ?? "")) continue;
+        this.#changeRevision = Math.max(this.#changeRevision, changed);
         const kv = mirror.get(key);
         if (kv === undefined) this.#applied.delete(key);
         else this.#applied.set(key, { create: kv.createRevision, mod: kv.modRevision });

@@ -20,7 +20,13 @@ export interface NodeRecord {
   readonly version: string;
   /** ISO 8601. */
   readonly startedAt: string;
+  /**
+   * The etcd revision the node had applied when it last applied a change of services or backends (not moved by
+   * membership records: republishing each of those would make every node rewrite its record after each other's).
+   */
   readonly appliedRevision: number;
+  /** The revision of the latest change of services or backends the node has applied (absent: an older gorb). */
+  readonly changeRevision?: number;
   /** "ok" or "degraded" (cannot reach etcd; the node keeps what it has). */
   readonly store: string;
   /** Health this node's checks see, by "service/backend". */
@@ -36,7 +42,7 @@ export interface MembershipOptions {
   /** The lease's TTL in seconds. @default 10 */
   readonly ttlSeconds?: number;
   readonly events: EventBus;
-  readonly status: () => { readonly appliedRevision: number; readonly state: string };
+  readonly status: () => { readonly appliedRevision: number; readonly changeRevision: number; readonly state: string };
   readonly logger?: Logger;
 }
 
@@ -64,6 +70,9 @@ export class Membership {
   readonly #health = new Map<string, EventHealthState>();
   #lease: string | null = null;
   #published = "";
+  /** The changeRevision published, and the appliedRevision taken when it last moved. */
+  #change = -1;
+  #applied = 0;
   #timer: ReturnType<typeof setInterval> | null = null;
   #unsubscribe: (() => void) | null = null;
   #ticking = false;
@@ -108,12 +117,17 @@ export class Membership {
 
   #record(): NodeRecord {
     const status = this.#o.status();
+    if (status.changeRevision !== this.#change) {
+      this.#change = status.changeRevision;
+      this.#applied = status.appliedRevision;
+    }
     return {
       node: this.#o.node,
       address: this.#o.address,
       version: this.#o.version,
       startedAt: this.#startedAt,
-      appliedRevision: status.appliedRevision,
+      appliedRevision: this.#applied,
+      changeRevision: this.#change,
       store: status.state,
       backends: Object.fromEntries([...this.#health].sort(([a], [b]) => a.localeCompare(b))),
     };

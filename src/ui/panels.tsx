@@ -222,7 +222,7 @@ export function FleetPanel() {
   return (
     <div class="fleet">
       <p>
-        This node: {view.node}, applied revision {applied} of {view.revision}; store {view.store.state}
+        This node: {view.node}, applied revision {applied} (latest change of the services: revision {view.revision}); store {view.store.state}
         {view.store.lastError !== null && <span class="why"> {view.store.lastError}</span>}
       </p>
       <table>

@@ -201,7 +201,7 @@ interface ClusterAnswer {
 /** The fleet as text: one row per node, then the backends whose health differs between nodes. */
 function clusterText(c: ClusterAnswer): string {
   const store = c.store.state === "ok" ? "ok" : `DEGRADED${c.store.lastError === null ? "" : `: ${c.store.lastError}`}`;
-  let out = `asked node ${c.node}: store ${store}, latest revision ${c.revision}\n\n`;
+  let out = `asked node ${c.node}: store ${store}, latest change of the services at revision ${c.revision}\n\n`;
   out += table(
     ["NODE", "ADDRESS", "VERSION", "APPLIED", "CONVERGED", "STORE", "STARTED"],
     c.nodes.map((n) => [n.node, n.address, n.version, String(n.appliedRevision), n.converged ? "yes" : "NO", n.store, n.startedAt]),

@@ -11,6 +11,7 @@ import { createApp } from "../../../src/api/app.ts";
 import type { ClusterApi } from "../../../src/api/cluster.ts";
 import { EventBus } from "../../../src/core/events.ts";
 import { readServices } from "../../../src/config/services.ts";
+import { prefixEnd } from "../../../src/store/etcd-client.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { declarativeDocument } from "../../../src/store/export.ts";
 import { Membership, listMembers } from "../../../src/store/membership.ts";
@@ -110,6 +111,30 @@ describe("fleet over the API", () => {
     expect(view?.nodes.map((n) => n.node)).toEqual(["a", "b"]);
     expect(view?.health_splits).toEqual([{ service: "web", backend: "b1", up: ["a"], down: ["b"], unknown: [] }]);
   });
+
+  test("every node converges once it has applied the latest change; idle nodes do not rewrite their records", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const revision = Number(put.headers.get("X-Gorb-Revision"));
+    expect((await b.call("GET", `/cluster/revision?wait=${revision}`)).body).toMatchObject({ reached: true });
+    // Each node publishes on its next renewal (1 s here); ask until both did (each answer is a real etcd read).
+    type View = { revision: number; nodes: { node: string; converged: boolean; changeRevision: number }[] };
+    const settled = async () => {
+      const view = (await b.call("GET", "/cluster")).body as View;
+      return view.revision === revision && view.nodes.length === 2 && view.nodes.every((n) => n.converged && n.changeRevision === revision);
+    };
+    expect(await waitFor(settled, 5000)).toBe(true);
+    // Nothing changes now: no record is written again over two renewals (each one used to move etcd's revision,
+    // so every other node's applied revision, which it then published in turn).
+    const nodes = `${prefix}/nodes/`;
+    const from = (await a.store.client.range(nodes, prefixEnd(nodes))).revision + 1;
+    const writes: string[] = [];
+    await a.store.client.watch(nodes, prefixEnd(nodes), from, (events) => void writes.push(...events.map((e) => e.kv.key)), AbortSignal.timeout(2500));
+    expect(writes).toEqual([]);
+    expect(await settled()).toBe(true);
+  }, 15000);
 
   test("a node that stops renewing leaves the list after its lease's TTL; one that stops revokes at once", async () => {
     const prefix = `/fleet${++prefixes}`;
