@@ -101,6 +101,13 @@ class StoreDivergedError extends Error {
   }
 }
 
+/** A key under the prefix that was left out of the rows: its revision and why. */
+export interface SkippedKey {
+  readonly key: string;
+  readonly revision: number;
+  readonly why: string;
+}
+
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
 
@@ -250,10 +257,11 @@ export class EtcdStateStore implements StateStore {
    * The rows of `ids` (every service when null) in the mirror that read back, and the services with a key that
    * does not (not JSON, not a row): each such key is logged.
    */
-  #rows(ids: ReadonlySet<string> | null): { state: SavedState; unreadable: Set<string> } {
+  #rows(ids: ReadonlySet<string> | null): { state: SavedState; unreadable: Set<string>; skipped: SkippedKey[] } {
     const services: SavedService[] = [];
     const backends: SavedBackend[] = [];
     const unreadable = new Set<string>();
+    const skipped: SkippedKey[] = [];
     for (const kv of this.#mirror.values()) {
       const service = this.#serviceOf(kv.key);
       if (service === null || (ids !== null && !ids.has(service))) continue;
@@ -263,6 +271,7 @@ export class EtcdStateStore implements StateStore {
       const problem = idError(service, id);
       if (problem !== null) {
         this.#log.error(`etcd key ${kv.key} (revision ${kv.modRevision}) is not a gorb key (${problem}); ignoring it`);
+        skipped.push({ key: kv.key, revision: kv.modRevision, why: problem });
         continue;
       }
       try {
@@ -275,15 +284,16 @@ export class EtcdStateStore implements StateStore {
             `service ${JSON.stringify(service)} is left as it is on this node until its keys read again`,
         );
         unreadable.add(service);
+        skipped.push({ key: kv.key, revision: kv.modRevision, why: what });
       }
     }
-    return { state: { services, backends }, unreadable };
+    return { state: { services, backends }, unreadable, skipped };
   }
 
   // ---- snapshot -----------------------------------------------------------------------------------------
 
   /** Range the whole prefix; the mirror and applied revisions become that snapshot. Returns its rows. */
-  async load(): Promise<{ state: SavedState; revision: number }> {
+  async load(): Promise<{ state: SavedState; revision: number; skipped: readonly SkippedKey[] }> {
     const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
     this.#clusterId = clusterId;
     this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
@@ -294,10 +304,10 @@ export class EtcdStateStore implements StateStore {
     // backend is an unknown one, left serving); the backends of an unreadable service row are left out, or the
     // restore would drop them from the shared state as orphans. Such a service follows etcd again once its keys
     // read.
-    const { state, unreadable } = this.#rows(null);
+    const { state, unreadable, skipped } = this.#rows(null);
     this.#unreadable = unreadable;
     const restored = new Set(state.services.map((s) => s.id));
-    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision };
+    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision, skipped };
   }
 
   // ---- writes -------------------------------------------------------------------------------------------

@@ -25,13 +25,20 @@ async function readState(stateDir: string | undefined, store: string | undefined
     }
     if (shared === null) throw new UsageError("--store: expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX", "gorb state export");
     const { EtcdStateStore } = await import("../../store/etcd-store.ts");
+    let loaded;
     try {
-      return (await new EtcdStateStore({ endpoints: shared.endpoints, prefix: shared.prefix }).load()).state;
+      loaded = await new EtcdStateStore({ endpoints: shared.endpoints, prefix: shared.prefix }).load();
     } catch (error) {
       throw new CliError(EXIT.UNREACHABLE, `cannot read the shared state from ${store}: ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
       });
     }
+    // A document without them would make `gorb apply -f` delete what those keys hold: refuse it whole.
+    if (loaded.skipped.length > 0) {
+      const keys = loaded.skipped.map((k) => `${k.key} (revision ${k.revision}): ${k.why}`).join("; ");
+      throw new CliError(EXIT.SERVER, `gorb state export: ${loaded.skipped.length} key(s) of ${store} cannot be read: ${keys}; nothing printed`);
+    }
+    return loaded.state;
   }
   const { SqliteStateStore, StateMissingError, StateStoreError } = await import("../../state/sqlite-store.ts");
   try {

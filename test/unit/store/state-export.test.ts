@@ -1,7 +1,9 @@
 /**
  * `gorb state export`: a node's SQLite state (its daemon stopped) printed as the JSON document `gorb apply -f`
  * reads; a state directory in use by another process is refused with exit 2; a bad --store names the flag; a
- * --state-dir without a state is refused with exit 2 and nothing is created there.
+ * --state-dir without a state is refused with exit 2 and nothing is created there; a shared state in etcd with a key
+ * that does not read (another client wrote it) is refused whole with exit 7, naming the key (the document without
+ * it would make `gorb apply -f` delete what it holds).
  */
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -9,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { readServices } from "../../../src/config/services.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
+import { EtcdClient } from "../../../src/store/etcd-client.ts";
 import { runGorb } from "../cli/_harness.ts";
+import { startEtcd } from "./etcd-process.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -70,4 +74,25 @@ test("a --state-dir without a state (missing, a relative typo, or a directory wi
   expect([empty.code, empty.stdout]).toEqual([2, ""]);
   expect(empty.stderr).toContain(`--state-dir: no gorb state in ${parent}`);
   expect(readdirSync(parent)).toEqual([]);
+});
+
+test("--store with a key that does not read back is refused whole (exit 7) naming the key; without it, the state prints", async () => {
+  const etcd = await startEtcd();
+  try {
+    const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+    const web = { source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false };
+    await client.put("/gorb/services/web", JSON.stringify(web));
+    await client.put("/gorb/backends/web/b1", JSON.stringify({ source: "api", fields: { host: "10.1.0.1", port: 80 }, address: "10.1.0.1", family: "inet" }));
+    const bad = await client.put("/gorb/backends/web/b2", "{truncated");
+    const url = `${etcd.endpoint.replace("http://", "etcd://")}/gorb`;
+    const refused = await runGorb(["state", "export", "--store", url]);
+    expect([refused.code, refused.stdout]).toEqual([7, ""]);
+    expect(refused.stderr).toContain(`1 key(s) of ${url} cannot be read: /gorb/backends/web/b2 (revision ${bad}): `);
+    await client.deleteRange("/gorb/backends/web/b2");
+    const run = await runGorb(["state", "export", "--store", url]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 80 } } } } });
+  } finally {
+    await etcd.stop();
+  }
 });
