@@ -87,6 +87,30 @@ export class LimitError extends GorbError {
 }
 
 /**
+ * StoreTooLargeError reports a change the shared store refused for its size (413, code TOO_LARGE): more keys
+ * than etcd takes in one transaction (--max-txn-ops) or more bytes than one request (--max-request-bytes). Only
+ * this change failed; the store works. `operations` is how many puts and deletes its transaction has; `reason`,
+ * etcd's words.
+ */
+export class StoreTooLargeError extends GorbError {
+  override readonly name = "StoreTooLargeError";
+  readonly operations: number;
+  readonly reason: string;
+
+  constructor(operations: number, reason: string, options?: { cause?: unknown }) {
+    super(
+      413,
+      "TOO_LARGE",
+      `the change is too large for the shared store (${operations} etcd operations; ${reason}): nothing changed; send it in smaller parts, ` +
+        "or start etcd with a larger --max-txn-ops (default 128) or --max-request-bytes (default 1.5 MiB)",
+      options,
+    );
+    this.operations = operations;
+    this.reason = reason;
+  }
+}
+
+/**
  * KernelError reports an IPVS (or VIP) operation that failed for a reason the client cannot fix by changing the
  * request (500). `errno` is the errno name, e.g. "EPERM", or "" when there is none.
  */

@@ -14,7 +14,7 @@ import { describeDestination, describeService } from "../ipvs/address.ts";
 import { ChangeTracker } from "./changes.ts";
 import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
 import { SORRY_ID } from "./failover.ts";
-import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
+import { ConflictError, StoreTooLargeError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
@@ -192,6 +192,8 @@ export class Transactions {
   #saveFailed(store: StateStore, error: unknown): Error {
     // A shared store refused the change because another node changed the same rows first: the store works.
     if (error instanceof ConflictError) return error;
+    // Refused for its size: this change only; the store works.
+    if (error instanceof StoreTooLargeError) return error;
     this.#storeDown = true;
     this.#log.error(`cannot save the state to ${store.location}: ${errorMessage(error)}`);
     return new UnavailableError(

@@ -25,7 +25,7 @@
  * followed again by this process (StoreDivergedError).
  */
 import { checkId } from "../core/ids.ts";
-import { ConflictError } from "../core/errors.ts";
+import { ConflictError, StoreTooLargeError } from "../core/errors.ts";
 import {
   SavedStateError,
   decodeSavedBackend,
@@ -107,6 +107,9 @@ export interface SkippedKey {
   readonly revision: number;
   readonly why: string;
 }
+
+/** etcd's words for a transaction refused for its size (gRPC InvalidArgument, which also covers other refusals). */
+const TOO_LARGE = ["too many operations in txn request", "request is too large"];
 
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
@@ -355,9 +358,12 @@ export class EtcdStateStore implements StateStore {
     try {
       answer = await this.client.txn(compare, ops);
     } catch (error) {
-      // Unreachable or no quorum: degraded until etcd answers. A refusal (e.g. more keys than etcd's
-      // --max-txn-ops in one change) fails this change only.
+      // Unreachable or no quorum: degraded until etcd answers. A refusal fails this change only; one for its
+      // size (more keys than etcd's --max-txn-ops, more bytes than --max-request-bytes) says so.
       if (error instanceof EtcdError && error.kind !== "rejected") this.#fail(error, "cannot write the shared state to etcd");
+      if (error instanceof EtcdError && error.kind === "rejected" && TOO_LARGE.some((text) => error.message.includes(text))) {
+        throw new StoreTooLargeError(ops.length, error.message.replace(/^.*?etcdserver: /, ""), { cause: error });
+      }
       throw error;
     }
     const { succeeded, revision } = answer;

@@ -182,6 +182,21 @@ describe("fleet over the API", () => {
     expect(b.store.status().state).toBe("ok");
   });
 
+  test("an apply with more keys than etcd takes in one transaction is 413 TOO_LARGE, alone: the next write works", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const backends = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`b${i}`, { host: `10.1.0.${i + 1}`, port: 80 }]));
+    const refused = await a.call("POST", "/apply", { services: { web: { host: "10.0.0.1", port: 80, backends } } });
+    expect(refused.status).toBe(413);
+    expect(refused.body).toMatchObject({ code: "TOO_LARGE" });
+    expect((refused.body as { error: string }).error).toContain("131 etcd operations; too many operations in txn request");
+    expect(await a.driver.snapshot()).toEqual([]);
+    const metrics = await a.app.handle(new Request("http://gorb.test/metrics"));
+    expect(await metrics.text()).toContain('gorb_store_up{node="a"} 1\n');
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect(a.logger.lines.filter((l) => l.startsWith("error"))).toEqual([]);
+  });
+
   test("gorb state export prints a document gorb apply reads back", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConflictError } from "../../../src/core/errors.ts";
+import { ConflictError, StoreTooLargeError } from "../../../src/core/errors.ts";
 import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
 import { EtcdError } from "../../../src/store/etcd-client.ts";
@@ -160,10 +160,21 @@ describe("shared store: etcd", () => {
     const { a } = await pair();
     const many = Array.from({ length: 130 }, (_, i) => backend("web", `b${i}`, `10.1.${Math.floor(i / 200)}.${(i % 200) + 1}`));
     const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many })).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(EtcdError);
-    expect((refused as EtcdError).kind).toBe("rejected");
+    expect(refused).toBeInstanceOf(StoreTooLargeError);
+    expect(refused).toMatchObject({ status: 413, code: "TOO_LARGE", operations: 131, reason: "too many operations in txn request" });
+    expect((refused as Error).cause).toBeInstanceOf(EtcdError);
     expect(a.available()).toBe(true);
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many.slice(0, 100) }));
+  });
+
+  test("a change of more bytes than etcd's --max-request-bytes (1.5 MiB) is refused alone, for its size", async () => {
+    const { a } = await pair();
+    const big = Array.from({ length: 20 }, (_, i) => ({ ...backend("web", `b${i}`, `10.1.0.${i + 1}`), fields: { host: `10.1.0.${i + 1}`, note: "x".repeat(100_000) } }));
+    const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreTooLargeError);
+    expect(refused).toMatchObject({ operations: 21, reason: "request is too large" });
+    expect(a.available()).toBe(true);
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big.slice(0, 2) }));
   });
 
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
