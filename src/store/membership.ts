@@ -46,17 +46,41 @@ export interface MembershipOptions {
   readonly logger?: Logger;
 }
 
-/** The nodes registered under `prefix`, sorted by name. */
+const HEALTH_STATES: ReadonlySet<string> = new Set<EventHealthState>(["up", "down", "unknown"]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The NodeRecord in a membership value, or null when it is not one (another program wrote it). */
+function decodeNodeRecord(text: string): NodeRecord | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+  if (!isObject(value)) return null;
+  const { node, address, version, startedAt, appliedRevision, changeRevision, store, backends } = value;
+  if (typeof node !== "string" || typeof address !== "string" || typeof version !== "string" || typeof startedAt !== "string") return null;
+  if (typeof appliedRevision !== "number" || typeof store !== "string" || !isObject(backends)) return null;
+  if (changeRevision !== undefined && typeof changeRevision !== "number") return null;
+  const health: Record<string, EventHealthState> = {};
+  for (const [path, state] of Object.entries(backends)) {
+    if (typeof state !== "string" || !HEALTH_STATES.has(state) || !path.includes("/")) return null;
+    health[path] = state as EventHealthState;
+  }
+  return { node, address, version, startedAt, appliedRevision, ...(changeRevision !== undefined ? { changeRevision } : {}), store, backends: health };
+}
+
+/** The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. */
 export async function listMembers(client: EtcdClient, prefix: string): Promise<NodeRecord[]> {
   const dir = `${prefix}/nodes/`;
   const { kvs } = await client.range(dir, prefixEnd(dir));
   const out: NodeRecord[] = [];
   for (const kv of kvs) {
-    try {
-      out.push(JSON.parse(kv.value) as NodeRecord);
-    } catch {
-      // a value another program wrote: not a gorb node
-    }
+    const record = decodeNodeRecord(kv.value);
+    if (record !== null) out.push(record);
   }
   return out.sort((a, b) => a.node.localeCompare(b.node));
 }

@@ -136,6 +136,17 @@ describe("fleet over the API", () => {
     expect(await settled()).toBe(true);
   }, 15000);
 
+  test("GET /cluster leaves out values under nodes/ that are not node records (another program wrote them)", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const record = { node: "evil", address: "x:1", version: "1", startedAt: "now", appliedRevision: 1, store: "ok", backends: {} };
+    const values = ["null", "not json", "[]", JSON.stringify({ ...record, backends: null }), JSON.stringify({ ...record, backends: "up" }), JSON.stringify({ ...record, node: 7 })];
+    for (const [i, value] of values.entries()) await a.store.client.put(`${prefix}/nodes/evil${i}`, value);
+    const view = await a.call("GET", "/cluster");
+    expect(view.status).toBe(200);
+    expect((view.body as { nodes: { node: string }[] }).nodes.map((n) => n.node)).toEqual(["a"]);
+  });
+
   test("a node that stops renewing leaves the list after its lease's TTL; one that stops revokes at once", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
