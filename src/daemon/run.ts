@@ -22,7 +22,6 @@
  */
 import { quorumHookRunner } from "./hooks.ts";
 import { HOOK_TIMEOUT_MS } from "../core/failover.ts";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
@@ -44,7 +43,8 @@ import { HealthMonitor } from "../health/monitor.ts";
 import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
-import { EtcdStateStore } from "../store/etcd-store.ts";
+import type { EtcdStateStore } from "../store/etcd-store.ts";
+import { openSharedStore } from "./shared-store.ts";
 import { Membership, listMembers } from "../store/membership.ts";
 import type { ClusterApi } from "../api/cluster.ts";
 import { applyIpvsSysctls } from "./ipvs-sysctls.ts";
@@ -87,7 +87,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   let shared: EtcdStateStore | null = null;
   let saved: SavedState = { services: [], backends: [] };
   if (options.sharedStore !== null) {
-    shared = openSharedStore(options.sharedStore, log);
+    shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
     saved = await loadShared(shared, log);
   } else if (options.stateDir !== null) {
     store = SqliteStateStore.open(options.stateDir);
@@ -344,23 +344,6 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     if (hupEarly) onHup();
   });
   log.info("gorb stopped");
-}
-
-/** The etcd store of --store etcd://, with its TLS files and password read now. */
-function openSharedStore(o: NonNullable<DaemonOptions["sharedStore"]>, log: ConsolaInstance): EtcdStateStore {
-  const read = (file: string) => readFileSync(file, "utf8");
-  const tls = {
-    ...(o.caFile !== null ? { ca: read(o.caFile) } : {}),
-    ...(o.certFile !== null ? { cert: read(o.certFile) } : {}),
-    ...(o.keyFile !== null ? { key: read(o.keyFile) } : {}),
-  };
-  return new EtcdStateStore({
-    endpoints: o.endpoints,
-    prefix: o.prefix,
-    ...(Object.keys(tls).length > 0 ? { tls } : {}),
-    ...(o.user !== null && o.passwordFile !== null ? { auth: { user: o.user, password: read(o.passwordFile).trim() } } : {}),
-    logger: log.withTag("etcd"),
-  });
 }
 
 /** The snapshot to restore; while etcd cannot be reached, waits (the kernel table is left as it is). */

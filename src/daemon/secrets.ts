@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { FileProblemError, checkRegularFile } from "../regular-file.ts";
-import type { DaemonOptions } from "../config/daemon-options.ts";
+import type { DaemonOptions, SharedStoreOptions } from "../config/daemon-options.ts";
 
 /** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */
 export class SecretFileError extends Error {
@@ -89,12 +89,17 @@ export async function loadSecrets(options: DaemonOptions): Promise<DaemonOptions
   if (options.tls !== null) checkPrivateFile("tls-key", options.tls.keyFile);
   // The etcd files are read when the store opens, after IPVS is found: checked here, so a wrong one is a usage error
   // naming its flag, before anything starts. The client key and the password are secrets like the token.
-  const etcd = options.sharedStore;
-  if (etcd !== null) {
-    if (etcd.caFile !== null) checkFile("etcd-ca", etcd.caFile);
-    if (etcd.certFile !== null) checkFile("etcd-cert", etcd.certFile);
-    if (etcd.keyFile !== null) checkPrivateFile("etcd-key", etcd.keyFile);
-    if (etcd.passwordFile !== null) checkPrivateFile("etcd-password-file", etcd.passwordFile);
-  }
+  if (options.sharedStore !== null) checkEtcdFiles(options.sharedStore);
   return { ...options, token, consulToken };
+}
+
+/**
+ * The etcd files of --store (gorb serve, gorb state export): regular files of at most 1 MiB, the client key and
+ * the password file private. Throws SecretFileError naming the flag.
+ */
+export function checkEtcdFiles(etcd: SharedStoreOptions): void {
+  if (etcd.caFile !== null) checkFile("etcd-ca", etcd.caFile);
+  if (etcd.certFile !== null) checkFile("etcd-cert", etcd.certFile);
+  if (etcd.keyFile !== null) checkPrivateFile("etcd-key", etcd.keyFile);
+  if (etcd.passwordFile !== null) checkPrivateFile("etcd-password-file", etcd.passwordFile);
 }

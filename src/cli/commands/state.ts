@@ -14,20 +14,36 @@ import { jsonText } from "../../render/format.ts";
 import { DEFAULT_STATE_DIR, DaemonOptionError, parseDaemonOptions } from "../../config/daemon-options.ts";
 import type { SavedState } from "../../core/state.ts";
 
-async function readState(stateDir: string | undefined, store: string | undefined): Promise<SavedState> {
-  if (store !== undefined) {
+/** The etcd flags, as `gorb serve` takes them. */
+interface EtcdFlags {
+  readonly etcdCa: string | undefined;
+  readonly etcdCert: string | undefined;
+  readonly etcdKey: string | undefined;
+  readonly etcdUser: string | undefined;
+  readonly etcdPasswordFile: string | undefined;
+}
+
+async function readState(stateDir: string | undefined, store: string | undefined, etcd: EtcdFlags): Promise<SavedState> {
+  if (store !== undefined || Object.values(etcd).some((v) => v !== undefined)) {
     let shared;
     try {
-      shared = parseDaemonOptions({ store }).sharedStore;
+      shared = parseDaemonOptions({ store, ...etcd }).sharedStore;
     } catch (error) {
       if (error instanceof DaemonOptionError) throw new UsageError(error.message, "gorb state export");
       throw error;
     }
     if (shared === null) throw new UsageError("--store: expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX", "gorb state export");
-    const { EtcdStateStore } = await import("../../store/etcd-store.ts");
+    const { checkEtcdFiles, SecretFileError } = await import("../../daemon/secrets.ts");
+    try {
+      checkEtcdFiles(shared);
+    } catch (error) {
+      if (error instanceof SecretFileError) throw new UsageError(error.message, "gorb state export");
+      throw error;
+    }
+    const { openSharedStore } = await import("../../daemon/shared-store.ts");
     let loaded;
     try {
-      loaded = await new EtcdStateStore({ endpoints: shared.endpoints, prefix: shared.prefix }).load();
+      loaded = await openSharedStore(shared).load();
     } catch (error) {
       throw new CliError(EXIT.UNREACHABLE, `cannot read the shared state from ${store}: ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
@@ -65,11 +81,23 @@ const exportCommand = defineCommand({
   args: {
     "state-dir": { type: "string", description: `A node's state directory (default: ${DEFAULT_STATE_DIR}); its daemon must be stopped`, valueHint: "dir" },
     store: { type: "string", description: "Read the shared state instead: etcd://HOST:PORT[,HOST:PORT...]/PREFIX", valueHint: "url" },
+    "etcd-ca": { type: "string", description: "CA certificate (PEM) that signs the etcd members' certificates (etcds://)", valueHint: "file" },
+    "etcd-cert": { type: "string", description: "Client certificate (PEM) for etcd", valueHint: "file" },
+    "etcd-key": { type: "string", description: "Client key (PEM) for etcd (private, mode 0600)", valueHint: "file" },
+    "etcd-user": { type: "string", description: "etcd user (with --etcd-password-file)", valueHint: "name" },
+    "etcd-password-file": { type: "string", description: "File holding the etcd user's password (private, mode 0600)", valueHint: "file" },
   },
   async run({ args }) {
     const ctx = cliContext();
     const { declarativeDocument } = await import("../../store/export.ts");
-    ctx.io.stdout(jsonText(declarativeDocument(await readState(stringArg(args, "state-dir"), stringArg(args, "store")))));
+    const etcd: EtcdFlags = {
+      etcdCa: stringArg(args, "etcd-ca"),
+      etcdCert: stringArg(args, "etcd-cert"),
+      etcdKey: stringArg(args, "etcd-key"),
+      etcdUser: stringArg(args, "etcd-user"),
+      etcdPasswordFile: stringArg(args, "etcd-password-file"),
+    };
+    ctx.io.stdout(jsonText(declarativeDocument(await readState(stringArg(args, "state-dir"), stringArg(args, "store"), etcd))));
     return EXIT.OK;
   },
 });

@@ -6,7 +6,7 @@
  * it would make `gorb apply -f` delete what it holds).
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { readServices } from "../../../src/config/services.ts";
@@ -92,6 +92,41 @@ test("--store with a key that does not read back is refused whole (exit 7) namin
     const run = await runGorb(["state", "export", "--store", url]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({ services: { web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 80 } } } } });
+  } finally {
+    await etcd.stop();
+  }
+});
+
+test("--store with etcd authentication: --etcd-user and --etcd-password-file, the file private as gorb serve wants it", async () => {
+  const etcd = await startEtcd();
+  try {
+    const post = async (path: string, body: unknown) => {
+      const response = await fetch(`${etcd.endpoint}/v3/${path}`, { method: "POST", body: JSON.stringify(body) });
+      expect(response.status).toBe(200);
+    };
+    await post("auth/user/add", { name: "root", password: "rootpw" });
+    await post("auth/user/grant", { user: "root", role: "root" });
+    await post("auth/enable", {});
+    const client = new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "rootpw" } });
+    const web = { source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false };
+    await client.put("/gorb/services/web", JSON.stringify(web));
+    const dir = mkdtempSync(join(tmpdir(), "gorb-export-"));
+    dirs.push(dir);
+    const password = join(dir, "etcd-password");
+    writeFileSync(password, "rootpw\n");
+    chmodSync(password, 0o644);
+    const url = `${etcd.endpoint.replace("http://", "etcd://")}/gorb`;
+    const open = await runGorb(["state", "export", "--store", url, "--etcd-user", "root", "--etcd-password-file", password]);
+    expect([open.code, open.stdout]).toEqual([2, ""]);
+    expect(open.stderr).toContain(`--etcd-password-file: ${password}`);
+    chmodSync(password, 0o600);
+    const run = await runGorb(["state", "export", "--store", url, "--etcd-user", "root", "--etcd-password-file", password]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ services: { web: { host: "10.0.0.1", port: 80 } } });
+    const alone = await runGorb(["state", "export", "--etcd-user", "root", "--etcd-password-file", password]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain("needs --store etcd://");
   } finally {
     await etcd.stop();
   }
