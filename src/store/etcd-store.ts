@@ -345,10 +345,19 @@ export class EtcdStateStore implements StateStore {
       ops.push({ deleteRange: { key } });
       deletes.push(key);
     }
+    // A backend is written only into the service this node knows: another node may have deleted it (and its
+    // backends) meanwhile, and the backend would stay behind without a service, to come back with the next service
+    // of that id. Its key's create revision says it is the same service; its other changes do not matter here.
+    const guarded = new Set(changes.putServices.map((s) => s.id));
     for (const b of changes.putBackends) {
       const key = this.#backendKey(b.service, b.id);
       compare.push(this.#compare(key));
       puts.push({ key, value: JSON.stringify(encodeSavedBackend(b)) });
+      if (guarded.has(b.service)) continue;
+      guarded.add(b.service);
+      const service = this.#serviceKey(b.service);
+      const rev = this.#applied.get(service);
+      if (rev !== undefined) compare.push({ key: service, target: "create", op: "equal", revision: rev.create });
     }
     // A backend created with its service: the service must still exist when it is written.
     for (const p of puts) ops.push({ put: p });

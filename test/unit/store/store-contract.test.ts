@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { ConflictError, StoreTooLargeError } from "../../../src/core/errors.ts";
 import type { SavedBackend, SavedService, SavedState, StateChanges, StateStore } from "../../../src/core/state.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
-import { EtcdError } from "../../../src/store/etcd-client.ts";
+import { EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
@@ -175,6 +175,25 @@ describe("shared store: etcd", () => {
     expect(refused).toMatchObject({ operations: 21, reason: "request is too large" });
     expect(a.available()).toBe(true);
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big.slice(0, 2) }));
+  });
+
+  test("a backend written into a service another node deleted (or deleted and created again) meanwhile is a conflict; its other changes are not", async () => {
+    const { a, b, prefix } = await pair();
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
+    await b.load();
+    // b has web; a changes its scheduler: b's backends still go in (same service).
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1", "wrr")] }));
+    await b.commit(changes({ putBackends: [backend("web", "b1", "10.1.0.1")] }));
+    // a deletes web (its backends with it) before b has applied that: b's new backend would be left behind.
+    await a.load();
+    await a.commit(changes({ deleteServices: ["web"] }));
+    const refused = await b.commit(changes({ putBackends: [backend("web", "b2", "10.1.0.2")] })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect((await a.client.range(`${prefix}/backends/`, prefixEnd(`${prefix}/backends/`))).kvs).toEqual([]);
+    // web created again: still another service than the one b knows.
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
+    expect(await b.commit(changes({ putBackends: [backend("web", "b2", "10.1.0.2")] })).catch((e: unknown) => e)).toBeInstanceOf(ConflictError);
+    expect(summary((await a.load()).state)).toEqual(['service web {"host":"10.0.0.1","method":"rr","port":80}']);
   });
 
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
