@@ -440,17 +440,19 @@ export class Gorb {
 
   /**
    * A shared store's change (another node's write, or a relist): make the services named in `ids` match the rows
-   * of `state` (a service without a row is deleted), through the same edits, reconciler and kernel writer as a
+   * of `state` (a service without a row is deleted), both given by `read` once the lock is held (so they include
+   * every change this node committed before), through the same edits, reconciler and kernel writer as a
    * request, without writing to the store (the rows came from it). Each service is one change of its own: one
    * that fails (a conflict with a local service, a kernel error) is undone and logged, the others stay.
    * `onApplied` runs under the lock once every service was handled, before any later request. Returns how many
    * services changed.
    */
-  applyRemote(state: SavedState, ids: Iterable<string>, onApplied?: () => void): Promise<number> {
-    const wanted = [...new Set(ids)];
+  applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: () => void): Promise<number> {
     const parts = { desired: this.#desired, edits: this.#edits, transactions: this.#tx, log: this.#log, onDrain: this.#onRemoteDrain };
     return this.#exclusive(async () => {
-      const changed = await applyRemoteRows(parts, state, wanted);
+      // Read under the lock: a change this node made meanwhile is in the rows.
+      const { state, ids } = read();
+      const changed = await applyRemoteRows(parts, state, [...new Set(ids)]);
       onApplied?.();
       if (changed > 0) this.#drains.kick(); // another node may have started a drain
       return changed;

@@ -42,9 +42,12 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
 
-/** Where remote changes go: Gorb.applyRemote. */
+/**
+ * Where remote changes go: Gorb.applyRemote. `read` runs under gorb's lock, so the rows are the mirror's as of
+ * then: a change this node committed after the event came (its answer and its event race) is in them.
+ */
 export interface RemoteSink {
-  applyRemote(state: SavedState, ids: Iterable<string>, onApplied?: () => void): Promise<number>;
+  applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: () => void): Promise<number>;
 }
 
 /** What `status()` reports. */
@@ -496,11 +499,14 @@ export class EtcdStateStore implements StateStore {
         ids.delete("");
         this.#mirror = mirror;
         this.#relists++;
-        const { state, unreadable } = this.#rows(ids);
-        const follow = [...ids].filter((id) => !unreadable.has(id));
-        // Unreadable now, or before and untouched since: their keys keep the revisions last applied.
-        const frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
-        const changed = await sink.applyRemote(state, follow, () => {
+        let frozen = new Set<string>();
+        const read = () => {
+          const { state, unreadable } = this.#rows(ids);
+          // Unreadable now, or before and untouched since: their keys keep the revisions last applied.
+          frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
+          return { state, ids: [...ids].filter((id) => !unreadable.has(id)) };
+        };
+        const changed = await sink.applyRemote(read, () => {
           const applied = new Map<string, Rev>();
           for (const [key, rev] of this.#applied) if (frozen.has(this.#serviceOf(key) ?? "")) applied.set(key, rev);
           for (const kv of mirror.values()) {
@@ -559,11 +565,17 @@ export class EtcdStateStore implements StateStore {
       return;
     }
     const mirror = this.#mirror;
-    const { state, unreadable } = this.#rows(ids);
-    const follow = [...ids].filter((id) => !unreadable.has(id));
-    // A service whose keys read again: every key of it is applied now, those that changed while it was not too.
-    const thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
-    await sink.applyRemote(state, follow, () => {
+    let unreadable = new Set<string>();
+    let thawed = new Set<string>();
+    const read = () => {
+      const rows = this.#rows(ids);
+      unreadable = rows.unreadable;
+      const follow = [...ids].filter((id) => !unreadable.has(id));
+      // A service whose keys read again: every key of it is applied now, those that changed while it was not too.
+      thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
+      return { state: rows.state, ids: follow };
+    };
+    await sink.applyRemote(read, () => {
       for (const { key, revision: changed } of touched) {
         if (unreadable.has(this.#serviceOf(key) ?? "")) continue;
         this.#changeRevision = Math.max(this.#changeRevision, changed);
