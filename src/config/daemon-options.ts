@@ -515,6 +515,12 @@ function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
   if (!PREFIX.test(prefix)) {
     throw new DaemonOptionError("store", `the key prefix must be /NAME[/NAME...] of letters, digits, ".", "_" or "-", got ${JSON.stringify(prefix)}`);
   }
+  if (scheme === "http") {
+    // Plain HTTP has no use for them: taking them silently would leave the connection (and a password) in clear.
+    for (const [flag, value] of [["etcd-ca", caFile], ["etcd-cert", certFile], ["etcd-key", keyFile]] as const) {
+      if (value !== null) throw new DaemonOptionError(flag, `needs etcds://... (etcd:// is plain HTTP, where the file would be ignored)`);
+    }
+  }
   if ((certFile === null) !== (keyFile === null)) {
     throw new DaemonOptionError(certFile === null ? "etcd-cert" : "etcd-key", "--etcd-cert and --etcd-key go together");
   }

@@ -85,6 +85,10 @@ describe("parseDaemonOptions", () => {
     expect(() => parseDaemonOptions({ store: "etcd://nohost/gorb" })).toThrow('--store: "nohost" is not HOST:PORT');
     expect(() => parseDaemonOptions({ store: "etcd://h:1/a b" })).toThrow("--store: the key prefix");
     expect(() => parseDaemonOptions({ etcdCa: "/ca.pem" })).toThrow("--etcd-ca: needs --store etcd://");
+    // TLS files with plain HTTP would be ignored: the connection would be in clear.
+    for (const [flags, flag] of [[{ etcdCa: "/ca.pem" }, "etcd-ca"], [{ etcdCert: "/c.pem", etcdKey: "/k.pem" }, "etcd-cert"]] as const) {
+      expect(() => parseDaemonOptions({ store: "etcd://h:1/gorb", ...flags })).toThrow(`--${flag}: needs etcds://... (etcd:// is plain HTTP`);
+    }
     expect(() => parseDaemonOptions({ store: "etcd://h:1", etcdUser: "u" })).toThrow("--etcd-password-file: --etcd-user and --etcd-password-file go together");
     expect(() => parseDaemonOptions({ nodeId: "a/b" })).toThrow("--node-id: must be");
   });
