@@ -10,7 +10,7 @@
 import type { EventBus, EventHealthState } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { prefixEnd, type EtcdClient } from "./etcd-client.ts";
+import { prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
 
 /** What a node publishes about itself. */
 export interface NodeRecord {
@@ -94,6 +94,10 @@ export class Membership {
   readonly #health = new Map<string, EventHealthState>();
   #lease: string | null = null;
   #published = "";
+  /** The revision of this process's last write of its record; 0: not registered. */
+  #putRevision = 0;
+  /** Who holds the key when this process could not register ("" when it could), to warn once. */
+  #holder = "";
   /** The changeRevision published, and the appliedRevision taken when it last moved. */
   #change = -1;
   #applied = 0;
@@ -157,6 +161,36 @@ export class Membership {
     };
   }
 
+  /**
+   * Write the record, as long as the key is this process's: created here (nobody held it: create revision 0) or
+   * last written here. Another process with the same node id (a cloned host keeps its host name) would otherwise
+   * overwrite it, and its stop would delete the record of a node still running.
+   */
+  async #publish(value: string, lease: string): Promise<void> {
+    const key = this.#key;
+    const mine: Compare =
+      this.#putRevision === 0 ? { key, target: "create", op: "equal", revision: 0 } : { key, target: "mod", op: "equal", revision: this.#putRevision };
+    const { succeeded, revision } = await this.#o.client.txn([mine], [{ put: { key, value, lease } }]);
+    if (succeeded) {
+      this.#putRevision = revision;
+      this.#published = value;
+      this.#holder = "";
+      return;
+    }
+    this.#putRevision = 0;
+    this.#published = "";
+    const held = (await this.#o.client.range(key)).kvs[0];
+    const holder = held === undefined ? null : decodeNodeRecord(held.value);
+    const who = holder === null ? "another program" : `the gorb at ${holder.address} started ${holder.startedAt}`;
+    if (who !== this.#holder) {
+      this.#log.warn(
+        `node id ${this.#o.node} is registered by ${who} (another node with this --node-id, or this node before a restart); ` +
+          "this node registers once that registration ends; give every node its own --node-id",
+      );
+      this.#holder = who;
+    }
+  }
+
   async #tick(): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
@@ -169,12 +203,10 @@ export class Membership {
       if (this.#lease === null) {
         this.#lease = await client.leaseGrant(this.#ttl);
         this.#published = "";
+        this.#putRevision = 0;
       }
       const value = JSON.stringify(this.#record());
-      if (value !== this.#published) {
-        await client.put(this.#key, value, this.#lease);
-        this.#published = value;
-      }
+      if (value !== this.#published) await this.#publish(value, this.#lease);
     } catch (error) {
       this.#log.debug(`membership: ${error instanceof Error ? error.message : String(error)}`);
     } finally {

@@ -11,11 +11,11 @@ import { createApp } from "../../../src/api/app.ts";
 import type { ClusterApi } from "../../../src/api/cluster.ts";
 import { EventBus } from "../../../src/core/events.ts";
 import { readServices } from "../../../src/config/services.ts";
-import { prefixEnd } from "../../../src/store/etcd-client.ts";
+import { EtcdClient, prefixEnd } from "../../../src/store/etcd-client.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { declarativeDocument } from "../../../src/store/export.ts";
 import { Membership, listMembers } from "../../../src/store/membership.ts";
-import { makeGorb } from "../core/fakes.ts";
+import { RecordingLogger, makeGorb } from "../core/fakes.ts";
 import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
 
 let etcd: EtcdProcess;
@@ -160,6 +160,30 @@ describe("fleet over the API", () => {
     expect((await listMembers(a.store.client, prefix)).map((m) => m.node)).toEqual(["a", "b"]);
     const gone = await waitFor(async () => !(await listMembers(a.store.client, prefix)).some((m) => m.node === "b"), 10000);
     expect(gone).toBe(true);
+  });
+
+  test("a second process with a running node's id neither takes its record over nor deletes it when it stops", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+    const member = (address: string, logger = new RecordingLogger()) =>
+      new Membership({ client, prefix, node: "a", address, version: "test", events: new EventBus(), status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }), ttlSeconds: 2, logger });
+    const addresses = async () => (await listMembers(client, prefix)).map((m) => m.address);
+    const first = member("10.0.0.1:4672");
+    await first.start();
+    cleanups.push(() => first.stop());
+    const log = new RecordingLogger();
+    const second = member("10.0.0.2:4672", log);
+    await second.start();
+    expect(await addresses()).toEqual(["10.0.0.1:4672"]);
+    expect(log.lines.filter((l) => l.includes("node id a is registered by the gorb at 10.0.0.1:4672"))).toHaveLength(1);
+    await second.stop();
+    expect(await addresses()).toEqual(["10.0.0.1:4672"]);
+    // Once the first is gone, the id is free again.
+    await first.stop();
+    const third = member("10.0.0.3:4672");
+    await third.start();
+    cleanups.push(() => third.stop());
+    expect(await addresses()).toEqual(["10.0.0.3:4672"]);
   });
 
   test("etcd down: writes answer 503 and the kernel keeps its table; etcd back: writes work and the node catches up", async () => {
