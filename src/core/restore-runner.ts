@@ -71,8 +71,13 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   const loaded = await loadSavedState(state, observedTable(table), (s, b) => edits.watchId(s, b));
   for (const record of loaded.services) desired.addService(record);
   for (const record of loaded.vips) p.vips.remember(record.id, record.config.key);
-  for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (removed from the saved state): ${d.why}`);
-  for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
+  // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
+  // lost an address race here); it stays, and this node leaves it out.
+  const shared = p.store?.shared === true;
+  for (const d of loaded.dropped) {
+    log.error(`cannot restore ${d.what} (${shared ? "left in the shared state; not served by this node" : "removed from the saved state"}): ${d.why}`);
+  }
+  if (!shared) for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
   writer.replace(table, (id, key) => desired.hasKeyId(id) || isProbeKey(p.probeMarks, key));
 
   const unknown: string[] = [];

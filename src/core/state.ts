@@ -98,6 +98,11 @@ export interface StateStore {
    * until a commit fails.
    */
   available?(): boolean;
+  /**
+   * True when other nodes share this state (etcd): a row this node cannot restore (a field its version does not
+   * know, an address another service holds) is left in it, since other nodes may serve it.
+   */
+  readonly shared?: boolean;
 }
 
 

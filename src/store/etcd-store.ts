@@ -140,6 +140,8 @@ function idError(service: string, backend: string): string | null {
 /** See the module comment. */
 export class EtcdStateStore implements StateStore {
   readonly location: string;
+  /** Other nodes share it: a row this node cannot restore stays (StateStore.shared). */
+  readonly shared = true;
   readonly client: EtcdClient;
   readonly prefix: string;
   readonly #log: Logger;

@@ -196,6 +196,34 @@ describe("shared store: etcd", () => {
     expect(summary((await a.load()).state)).toEqual(['service web {"host":"10.0.0.1","method":"rr","port":80}']);
   });
 
+  test("a row a starting node cannot restore stays in the shared state: another node that serves it keeps it", async () => {
+    const prefix = `/restore${++prefixes}`;
+    const storeB = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    cleanups.push(() => storeB.close());
+    const nodeB = makeGorb({ store: storeB });
+    await nodeB.gorb.restore((await storeB.load()).state);
+    storeB.sync(nodeB.gorb);
+    await nodeB.gorb.createService("web2", { host: "10.0.0.50", port: 80 });
+    // Another node made "web" at the same address at the same moment: B cannot take it and keeps web2.
+    const raced = await storeB.client.put(`${prefix}/services/web`, JSON.stringify({ source: "api", fields: { host: "10.0.0.50", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.50", port: 80 }, vip: false }));
+    expect(await storeB.waitApplied(raced, 5000)).toBe(true);
+    expect(nodeB.gorb.listServices()).toEqual(["web2"]);
+
+    // Node C starts: it restores web and cannot restore web2 (same address); web2 is not C's to delete.
+    const storeC = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    cleanups.push(() => storeC.close());
+    const nodeC = makeGorb({ store: storeC });
+    await nodeC.gorb.restore((await storeC.load()).state);
+    expect(nodeC.gorb.listServices()).toEqual(["web"]);
+    const now = (await storeB.client.range(`${prefix}/services/`, prefixEnd(`${prefix}/services/`))).revision;
+    expect(await storeB.waitApplied(now, 5000)).toBe(true);
+    await nodeB.gorb.idle();
+    expect(nodeB.gorb.listServices()).toEqual(["web2"]);
+    expect((await nodeB.driver.snapshot()).map((e) => JSON.stringify(e.service.key))).toEqual(['{"family":"inet","protocol":"tcp","address":"10.0.0.50","port":80}']);
+    expect((await storeB.client.range(`${prefix}/services/web2`)).kvs).toHaveLength(1);
+    expect(nodeC.logger.lines.some((l) => l.startsWith('error cannot restore service "web2"') && l.includes("left in the shared state"))).toBe(true);
+  });
+
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
     const { a, b } = await pair();
     const results = await Promise.allSettled(
