@@ -5,6 +5,8 @@
  *   PREFIX/services/<service>              the saved service row (../core/state.ts), JSON
  *   PREFIX/backends/<service>/<backend>    a saved backend row; `PREFIX/backends/web/` holds web's backends
  *                                          and nothing of web2's
+ *   PREFIX/addresses/<service address>     the id of the service on that address (inet/tcp/10.0.0.1/80): one
+ *                                          service per address across the fleet
  *   PREFIX/nodes/<node>                    membership, on the node's lease (./membership.ts)
  *
  * Writes: `commit` makes one etcd transaction of one group of requests. Each put or delete compares the key's
@@ -26,6 +28,7 @@
  */
 import { checkId } from "../core/ids.ts";
 import { ConflictError, StoreTooLargeError } from "../core/errors.ts";
+import { serviceKeyId } from "../core/keys.ts";
 import {
   SavedStateError,
   decodeSavedBackend,
@@ -187,6 +190,21 @@ export class EtcdStateStore implements StateStore {
     return `${this.prefix}/backends/`;
   }
 
+  get #addresses(): string {
+    return `${this.prefix}/addresses/`;
+  }
+
+  /** The address claim of service `id` as this node has its row, or null (no row, or one that does not read). */
+  #claimOf(id: string): string | null {
+    const kv = this.#mirror.get(this.#serviceKey(id));
+    if (kv === undefined) return null;
+    try {
+      return `${this.#addresses}${serviceKeyId(decodeSavedService(id, JSON.parse(kv.value) as unknown).key)}`;
+    } catch {
+      return null;
+    }
+  }
+
   /** The revision gorb has applied (read-your-writes: wait for the revision a write answered). */
   get appliedRevision(): number {
     return this.#appliedRevision;
@@ -326,12 +344,26 @@ export class EtcdStateStore implements StateStore {
   }
 
   /** One transaction for one group of requests; see the module comment. */
-  async commit(changes: StateChanges): Promise<void> {
+  async commit(changes: StateChanges, retry = true): Promise<void> {
     const compare: Compare[] = [];
     const ops: TxnOp[] = [];
     const puts: { key: string; value: string }[] = [];
     const deletes: string[] = [];
     const deletedServices: string[] = [];
+    // Address claims (PREFIX/addresses/<address>): one service per address across the fleet. Each node checks
+    // its own desired state, but two nodes creating two services on one address at the same moment would both
+    // succeed, and each node would then refuse the other's service: the fleet would serve different services.
+    const claims = new Map<string, string>();
+    const taken: string[] = [];
+    const claimOf = (s: SavedService) => `${this.#addresses}${serviceKeyId(s.key)}`;
+    // Every claim this change gives up, first: an address may move from one service to another in one change.
+    const released = new Set<string>();
+    for (const id of changes.deleteServices) released.add(this.#claimOf(id) ?? "");
+    for (const s of changes.putServices) {
+      const held = this.#claimOf(s.id);
+      if (held !== null && held !== claimOf(s)) released.add(held);
+    }
+    released.delete("");
     for (const id of changes.deleteServices) {
       const key = this.#serviceKey(id);
       if (this.#applied.has(key)) compare.push(this.#compare(key));
@@ -343,7 +375,17 @@ export class EtcdStateStore implements StateStore {
       const key = this.#serviceKey(s.id);
       compare.push(this.#compare(key));
       puts.push({ key, value: JSON.stringify(encodeSavedService(s)) });
+      const held = this.#claimOf(s.id);
+      const claim = claimOf(s);
+      // A new address must be free; one this change releases (a rename in one apply) is taken over.
+      if (held !== claim && !released.has(claim)) {
+        compare.push({ key: claim, target: "create", op: "equal", revision: 0 });
+        taken.push(claim);
+      }
+      claims.set(claim, s.id);
     }
+    // etcd refuses a transaction that deletes and puts one key: a claim taken over is only put.
+    for (const claim of released) if (!claims.has(claim)) ops.push({ deleteRange: { key: claim } });
     for (const b of changes.deleteBackends) {
       const key = this.#backendKey(b.service, b.id);
       if (this.#applied.has(key)) compare.push(this.#compare(key));
@@ -366,6 +408,7 @@ export class EtcdStateStore implements StateStore {
     }
     // A backend created with its service: the service must still exist when it is written.
     for (const p of puts) ops.push({ put: p });
+    for (const [key, value] of claims) ops.push({ put: { key, value } });
     if (ops.length === 0) return;
     if (this.#diverged !== null) throw this.#diverged;
     let answer: { succeeded: boolean; revision: number };
@@ -388,6 +431,9 @@ export class EtcdStateStore implements StateStore {
       throw error;
     }
     if (!succeeded) {
+      // A claim left behind (by a gorb from before claims, which deletes a service without its claim) is dropped
+      // and the change tried once more.
+      if (retry && (await this.#dropStaleClaims(taken))) return this.commit(changes, false);
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
     for (const id of deletedServices) {
@@ -410,6 +456,38 @@ export class EtcdStateStore implements StateStore {
   }
 
   #lastCommit = 0;
+
+  /**
+   * Delete the claims of `keys` whose service, as etcd has it now, is gone or on another address; true when one
+   * went. Each delete compares the claim's and the service's revisions as read, so a service created meanwhile
+   * keeps its claim.
+   */
+  async #dropStaleClaims(keys: readonly string[]): Promise<boolean> {
+    let dropped = false;
+    for (const key of keys) {
+      const claim = (await this.client.range(key)).kvs[0];
+      if (claim === undefined) continue;
+      const serviceKey = this.#serviceKey(claim.value);
+      const row = (await this.client.range(serviceKey)).kvs[0];
+      let address: string | null = null;
+      if (row !== undefined) {
+        try {
+          address = `${this.#addresses}${serviceKeyId(decodeSavedService(claim.value, JSON.parse(row.value) as unknown).key)}`;
+        } catch {
+          continue; // a service row that does not read: not this node's to judge
+        }
+      }
+      if (address === key) continue;
+      const serviceHolds: Compare =
+        row === undefined ? { key: serviceKey, target: "create", op: "equal", revision: 0 } : { key: serviceKey, target: "mod", op: "equal", revision: row.modRevision };
+      const { succeeded } = await this.client.txn([{ key, target: "mod", op: "equal", revision: claim.modRevision }, serviceHolds], [{ deleteRange: { key } }]);
+      if (succeeded) {
+        this.#log.warn(`etcd key ${key} claimed ${JSON.stringify(claim.value)}, which is ${row === undefined ? "gone" : "on another address"}; dropped it`);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
 
   /** The revision of this node's last commit (X-Gorb-Revision of a mutation's answer). */
   get committedRevision(): number {

@@ -89,6 +89,26 @@ describe("fleet over the API", () => {
     expect(again.headers.get("X-Gorb-Revision")).toBeNull();
   });
 
+  test("two services on one address created through two nodes at once: one is refused, and both nodes serve the other", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const [web, web2] = await Promise.all([
+      a.call("PUT", "/service/web", { host: "10.0.0.50", port: 80 }),
+      b.call("PUT", "/service/web2", { host: "10.0.0.50", port: 80 }),
+    ]);
+    expect([web.status, web2.status].sort()).toEqual([200, 409]);
+    const winner = web.status === 200 ? web : web2;
+    const revision = Number(winner.headers.get("X-Gorb-Revision"));
+    expect(await a.store.waitApplied(revision, 5000)).toBe(true);
+    expect(await b.store.waitApplied(revision, 5000)).toBe(true);
+    await a.gorb.idle();
+    await b.gorb.idle();
+    const id = web.status === 200 ? "web" : "web2";
+    expect(a.gorb.listServices()).toEqual([id]);
+    expect(b.gorb.listServices()).toEqual([id]);
+  });
+
   test("GET /cluster lists every node, converged, and a backend up on one node and down on the other", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
@@ -224,7 +244,7 @@ describe("fleet over the API", () => {
     const refused = await a.call("POST", "/apply", { services: { web: { host: "10.0.0.1", port: 80, backends } } });
     expect(refused.status).toBe(413);
     expect(refused.body).toMatchObject({ code: "TOO_LARGE" });
-    expect((refused.body as { error: string }).error).toContain("131 etcd operations; too many operations in txn request");
+    expect((refused.body as { error: string }).error).toContain("132 etcd operations; too many operations in txn request");
     expect(await a.driver.snapshot()).toEqual([]);
     const metrics = await a.app.handle(new Request("http://gorb.test/metrics"));
     expect(await metrics.text()).toContain('gorb_store_up{node="a"} 1\n');

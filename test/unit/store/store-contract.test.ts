@@ -161,7 +161,7 @@ describe("shared store: etcd", () => {
     const many = Array.from({ length: 130 }, (_, i) => backend("web", `b${i}`, `10.1.${Math.floor(i / 200)}.${(i % 200) + 1}`));
     const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(StoreTooLargeError);
-    expect(refused).toMatchObject({ status: 413, code: "TOO_LARGE", operations: 131, reason: "too many operations in txn request" });
+    expect(refused).toMatchObject({ status: 413, code: "TOO_LARGE", operations: 132, reason: "too many operations in txn request" });
     expect((refused as Error).cause).toBeInstanceOf(EtcdError);
     expect(a.available()).toBe(true);
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: many.slice(0, 100) }));
@@ -172,7 +172,7 @@ describe("shared store: etcd", () => {
     const big = Array.from({ length: 20 }, (_, i) => ({ ...backend("web", `b${i}`, `10.1.0.${i + 1}`), fields: { host: `10.1.0.${i + 1}`, note: "x".repeat(100_000) } }));
     const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(StoreTooLargeError);
-    expect(refused).toMatchObject({ operations: 21, reason: "request is too large" });
+    expect(refused).toMatchObject({ operations: 22, reason: "request is too large" });
     expect(a.available()).toBe(true);
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big.slice(0, 2) }));
   });
@@ -222,6 +222,39 @@ describe("shared store: etcd", () => {
     expect((await nodeB.driver.snapshot()).map((e) => JSON.stringify(e.service.key))).toEqual(['{"family":"inet","protocol":"tcp","address":"10.0.0.50","port":80}']);
     expect((await storeB.client.range(`${prefix}/services/web2`)).kvs).toHaveLength(1);
     expect(nodeC.logger.lines.some((l) => l.startsWith('error cannot restore service "web2"') && l.includes("left in the shared state"))).toBe(true);
+  });
+
+  test("two services on one address through two nodes at once: the second is a conflict; a delete or a rename frees the address", async () => {
+    const { a, b, prefix } = await pair();
+    await a.commit(changes({ putServices: [service("web", "10.0.0.50")] }));
+    // b has not seen web: its own state has nothing at 10.0.0.50, etcd has.
+    const refused = await b.commit(changes({ putServices: [service("web2", "10.0.0.50")] })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect(summary((await a.load()).state)).toEqual(['service web {"host":"10.0.0.50","method":"rr","port":80}']);
+    // Renamed in one change (an apply): the address goes from web to web3.
+    await a.commit(changes({ deleteServices: ["web"], putServices: [service("web3", "10.0.0.50")] }));
+    // Moved to another address: the old one is free for b.
+    await a.commit(changes({ putServices: [service("web3", "10.0.0.51")] }));
+    await b.load();
+    await b.commit(changes({ putServices: [service("web2", "10.0.0.50")] }));
+    expect(summary((await a.load()).state)).toEqual([
+      'service web2 {"host":"10.0.0.50","method":"rr","port":80}',
+      'service web3 {"host":"10.0.0.51","method":"rr","port":80}',
+    ]);
+    // Deleted: its address is free too.
+    await a.commit(changes({ deleteServices: ["web3"] }));
+    await b.load();
+    await b.commit(changes({ putServices: [service("web4", "10.0.0.51")] }));
+    expect((await a.client.range(`${prefix}/addresses/`, prefixEnd(`${prefix}/addresses/`))).kvs.map((kv) => [kv.key.slice(prefix.length), kv.value])).toEqual([
+      ["/addresses/inet/tcp/10.0.0.50/80", "web2"],
+      ["/addresses/inet/tcp/10.0.0.51/80", "web4"],
+    ]);
+    // A claim left behind (a gorb from before claims deleted its service, or moved it) does not block the address.
+    await a.client.put(`${prefix}/addresses/inet/tcp/10.0.0.52/80`, "gone");
+    await a.client.put(`${prefix}/addresses/inet/tcp/10.0.0.53/80`, "web2");
+    await b.commit(changes({ putServices: [service("web5", "10.0.0.52"), service("web6", "10.0.0.53")] }));
+    expect((await a.client.range(`${prefix}/addresses/inet/tcp/10.0.0.52/80`)).kvs[0]?.value).toBe("web5");
+    expect((await a.client.range(`${prefix}/addresses/inet/tcp/10.0.0.53/80`)).kvs[0]?.value).toBe("web6");
   });
 
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
