@@ -111,6 +111,20 @@ export class StoreTooLargeError extends GorbError {
 }
 
 /**
+ * StoreOutcomeUnknownError: a shared store did not answer a write in time, so the write may still take effect
+ * there (a timed-out etcd transaction is not known to have failed). Carries the store's error as `cause`.
+ */
+export class StoreOutcomeUnknownError extends Error {
+  override readonly name = "StoreOutcomeUnknownError";
+  readonly timeoutMs: number;
+
+  constructor(message: string, timeoutMs: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
  * KernelError reports an IPVS (or VIP) operation that failed for a reason the client cannot fix by changing the
  * request (500). `errno` is the errno name, e.g. "EPERM", or "" when there is none.
  */

@@ -14,7 +14,7 @@ import { describeDestination, describeService } from "../ipvs/address.ts";
 import { ChangeTracker } from "./changes.ts";
 import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
 import { SORRY_ID } from "./failover.ts";
-import { ConflictError, StoreTooLargeError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
+import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
@@ -196,9 +196,14 @@ export class Transactions {
     if (error instanceof StoreTooLargeError) return error;
     this.#storeDown = true;
     this.#log.error(`cannot save the state to ${store.location}: ${errorMessage(error)}`);
+    // Not answered in time: undone here, but the store may still apply it (this node then follows it).
+    const outcome =
+      error instanceof StoreOutcomeUnknownError
+        ? "was undone here, but the store may still apply it, and then every node serves it: read it again before retrying"
+        : "was undone";
     return new UnavailableError(
       "state",
-      `the change could not be saved to ${store.location} (${errorMessage(error)}) and was undone; ` +
+      `the change could not be saved to ${store.location} (${errorMessage(error)}) and ${outcome}; ` +
         "changes are refused until the state can be saved again",
       { cause: error },
     );

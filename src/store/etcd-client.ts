@@ -175,6 +175,11 @@ export class EtcdClient {
     return this.#endpoints;
   }
 
+  /** The timeout of every unary request. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
   /**
    * The keys in [key, rangeEnd) (or `key` alone), the store revision they were read at, and the id of the etcd
    * cluster that answered (a uint64 as a string; "" when the answer has none).

@@ -15,6 +15,9 @@ export interface EtcdProcess {
   restart(): Promise<void>;
   /** SIGKILL it, delete its data and start it again empty (same ports and cluster id); resolves once it answers. */
   wipe(): Promise<void>;
+  /** SIGSTOP it (requests hang, as without quorum); resume() goes on. */
+  pause(): void;
+  resume(): void;
   /** SIGKILL it and delete its data. */
   stop(): Promise<void>;
 }
@@ -89,6 +92,12 @@ export async function startEtcd(): Promise<EtcdProcess> {
       rmSync(join(dir, "data"), { recursive: true, force: true });
       proc = spawn();
       await ready(proc);
+    },
+    pause() {
+      proc.kill("SIGSTOP");
+    },
+    resume() {
+      proc.kill("SIGCONT");
     },
     async stop() {
       proc.kill("SIGKILL");

@@ -237,6 +237,27 @@ describe("fleet over the API", () => {
     expect(b.store.status().state).toBe("ok");
   });
 
+  test("a write etcd does not answer in time is a 503 that says etcd may still apply it; the node then follows etcd", async () => {
+    const own = await startEtcd();
+    cleanups.push(() => own.stop());
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix, [own.endpoint]);
+    own.pause();
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    own.resume();
+    expect(put.status).toBe(503);
+    expect((put.body as { error: string }).error).toContain("did not answer within 1000 ms) and was undone here, but the store may still apply it");
+    // Whichever way etcd went (it may take the held request after it answers others), the node ends up with what
+    // etcd has: each look reads etcd, waits for the node to apply that revision, and compares.
+    const agree = async () => {
+      const { revision, kvs } = await a.store.client.range(`${prefix}/services/`, prefixEnd(`${prefix}/services/`));
+      if (!(await a.store.waitApplied(revision, 5000))) return false;
+      await a.gorb.idle();
+      return JSON.stringify(a.gorb.listServices()) === JSON.stringify(kvs.map((kv) => kv.key.slice(`${prefix}/services/`.length)));
+    };
+    expect(await waitFor(agree, 5000)).toBe(true);
+  }, 15000);
+
   test("an apply with more keys than etcd takes in one transaction is 413 TOO_LARGE, alone: the next write works", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
