@@ -137,7 +137,8 @@ async function syncService(
 /**
  * Make the services named in `ids` match the rows of `state` (a service without a row is deleted), each one a
  * change of its own through syncService: one that fails (a conflict with a local service, a kernel error) is undone
- * and logged, the others stay. Runs on Gorb's lock. Returns how many services changed.
+ * and logged, the others stay. Runs on Gorb's lock. Returns how many services changed, and the ids of those that
+ * failed (to be tried again with the next change: the local service they conflicted with may be gone by then).
  */
 export async function applyRemoteRows(
   parts: {
@@ -149,7 +150,7 @@ export async function applyRemoteRows(
   },
   state: SavedState,
   ids: readonly string[],
-): Promise<number> {
+): Promise<{ readonly changed: number; readonly failed: readonly string[] }> {
   const { desired, edits, transactions, log } = parts;
   const rows = new Map<string, SavedService>(state.services.map((s) => [s.id, s]));
   const backendsOf = new Map<string, SavedBackend[]>();
@@ -159,6 +160,7 @@ export async function applyRemoteRows(
     list.push(b);
   }
   let changed = 0;
+  const failed: string[] = [];
   for (const id of ids) {
     const tx = new Tx();
     try {
@@ -166,16 +168,18 @@ export async function applyRemoteRows(
     } catch (error) {
       await transactions.rollback(tx);
       log.error(`cannot apply the shared state of service ${JSON.stringify(id)}: ${errorMessage(error)}`);
+      failed.push(id);
       continue;
     }
     try {
       await transactions.write(tx);
     } catch (error) {
       log.error(`cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${errorMessage(error)}`);
+      failed.push(id);
       continue;
     }
     await transactions.effects(tx);
     changed++;
   }
-  return changed;
+  return { changed, failed };
 }

@@ -50,7 +50,10 @@ import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions,
  * then: a change this node committed after the event came (its answer and its event race) is in them.
  */
 export interface RemoteSink {
-  applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: () => void): Promise<number>;
+  applyRemote(
+    read: () => { readonly state: SavedState; readonly ids: Iterable<string> },
+    onApplied?: () => void,
+  ): Promise<{ readonly changed: number; readonly failed: readonly string[] }>;
 }
 
 /** What `status()` reports. */
@@ -168,6 +171,11 @@ export class EtcdStateStore implements StateStore {
    * leaves them as they are, and keeps their keys' applied revisions, so its own writes to them are conflicts.
    */
   #unreadable = new Set<string>();
+  /**
+   * Services whose last remote change this node could not apply (a conflict with one of its services, a kernel
+   * error): tried again with the next change of any service, and on each relist.
+   */
+  #failed = new Set<string>();
   /** The etcd cluster the snapshot came from ("" until load, or when etcd does not say). */
   #clusterId = "";
   /** Set for good once etcd answered from another history (see StoreDivergedError): nothing is followed after. */
@@ -452,6 +460,8 @@ export class EtcdStateStore implements StateStore {
       this.#applied.set(key, { create, mod: revision });
       this.#mirror.set(key, { key, value, createRevision: create, modRevision: revision, lease: "0" });
     }
+    // This change may have removed what kept a failed remote change out (a service it conflicted with).
+    if (this.#failed.size > 0) void this.#retryFailed();
     this.#lastCommit = Math.max(this.#lastCommit, revision);
     this.#changeRevision = Math.max(this.#changeRevision, revision);
     this.#degraded = false;
@@ -511,9 +521,30 @@ export class EtcdStateStore implements StateStore {
 
   // ---- sync ---------------------------------------------------------------------------------------------
 
+  /** Apply again the remote changes that failed (queued behind the change that called it). */
+  async #retryFailed(): Promise<void> {
+    const sink = this.#sink;
+    if (sink === null) return;
+    const retried = [...this.#failed];
+    const read = () => {
+      const { state, unreadable } = this.#rows(new Set(retried));
+      return { state, ids: retried.filter((id) => !unreadable.has(id)) };
+    };
+    try {
+      const { failed } = await sink.applyRemote(read);
+      for (const id of retried) this.#failed.delete(id);
+      for (const id of failed) this.#failed.add(id);
+    } catch (error) {
+      this.#log.error(`cannot apply the shared state again: ${why(error)}`);
+    }
+  }
+
+  #sink: RemoteSink | null = null;
+
   /** Watch from the snapshot's revision, relist when the watch ends or on the resync timer. */
   sync(sink: RemoteSink): void {
     if (this.#loop !== null) return;
+    this.#sink = sink;
     const stop = new AbortController();
     this.#stop = stop;
     const timer = setInterval(() => this.#watchAbort?.abort(), this.#resyncMs);
@@ -578,6 +609,7 @@ export class EtcdStateStore implements StateStore {
         const ids = new Set<string>();
         for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#serviceOf(key) ?? "");
         for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#serviceOf(key) ?? "");
+        for (const id of this.#failed) ids.add(id);
         ids.delete("");
         this.#mirror = mirror;
         this.#relists++;
@@ -588,7 +620,7 @@ export class EtcdStateStore implements StateStore {
           frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
           return { state, ids: [...ids].filter((id) => !unreadable.has(id)) };
         };
-        const changed = await sink.applyRemote(read, () => {
+        const { changed, failed } = await sink.applyRemote(read, () => {
           const applied = new Map<string, Rev>();
           for (const [key, rev] of this.#applied) if (frozen.has(this.#serviceOf(key) ?? "")) applied.set(key, rev);
           for (const kv of mirror.values()) {
@@ -601,6 +633,7 @@ export class EtcdStateStore implements StateStore {
           this.#unreadable = frozen;
           this.#advance(revision);
         });
+        this.#failed = new Set(failed);
         if (this.#degraded) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
         this.#degraded = false;
         this.#lastError = null;
@@ -646,6 +679,9 @@ export class EtcdStateStore implements StateStore {
       this.#advance(revision);
       return;
     }
+    // A change elsewhere may have removed what kept a failed one out (the service it conflicted with).
+    const retried = [...this.#failed];
+    for (const id of retried) ids.add(id);
     const mirror = this.#mirror;
     let unreadable = new Set<string>();
     let thawed = new Set<string>();
@@ -657,7 +693,7 @@ export class EtcdStateStore implements StateStore {
       thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
       return { state: rows.state, ids: follow };
     };
-    await sink.applyRemote(read, () => {
+    const { failed } = await sink.applyRemote(read, () => {
       for (const { key, revision: changed } of touched) {
         if (unreadable.has(this.#serviceOf(key) ?? "")) continue;
         this.#changeRevision = Math.max(this.#changeRevision, changed);
@@ -675,6 +711,8 @@ export class EtcdStateStore implements StateStore {
       for (const id of unreadable) this.#unreadable.add(id);
       this.#advance(revision);
     });
+    for (const id of retried) this.#failed.delete(id);
+    for (const id of failed) this.#failed.add(id);
     if (this.#degraded) {
       this.#degraded = false;
       this.#lastError = null;

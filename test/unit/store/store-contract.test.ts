@@ -257,6 +257,36 @@ describe("shared store: etcd", () => {
     expect((await a.client.range(`${prefix}/addresses/inet/tcp/10.0.0.53/80`)).kvs[0]?.value).toBe("web6");
   });
 
+  test("a remote service refused for a local one's address is applied once that service is deleted, on every node", async () => {
+    const prefix = `/retry${++prefixes}`;
+    const open = async () => {
+      const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+      cleanups.push(() => store.close());
+      const node = makeGorb({ store });
+      await node.gorb.restore((await store.load()).state);
+      store.sync(node.gorb);
+      return { store, node };
+    };
+    const a = await open();
+    const b = await open();
+    await b.node.gorb.createService("web2", { host: "10.0.0.50", port: 80 });
+    expect(await a.store.waitApplied(b.store.committedRevision, 5000)).toBe(true);
+    // "web" on the same address, written past the address claim (another program, or a gorb from before claims):
+    // both nodes keep web2 and refuse web.
+    const raced = await a.store.client.put(`${prefix}/services/web`, JSON.stringify({ source: "api", fields: { host: "10.0.0.50", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.50", port: 80 }, vip: false }));
+    expect(await a.store.waitApplied(raced, 5000)).toBe(true);
+    expect(await b.store.waitApplied(raced, 5000)).toBe(true);
+    expect(a.node.gorb.listServices()).toEqual(["web2"]);
+    expect(b.node.gorb.listServices()).toEqual(["web2"]);
+    // web2 deleted through a: a (its own change) and b (through its watch) take web now.
+    await a.node.gorb.deleteService("web2");
+    expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+    await a.node.gorb.idle();
+    await b.node.gorb.idle();
+    expect(a.node.gorb.listServices()).toEqual(["web"]);
+    expect(b.node.gorb.listServices()).toEqual(["web"]);
+  });
+
   test("20 concurrent creates of one service across two stores: exactly one succeeds", async () => {
     const { a, b } = await pair();
     const results = await Promise.allSettled(
