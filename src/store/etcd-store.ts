@@ -1,13 +1,9 @@
 /**
  * gorb's desired state in etcd, shared by every node that points at the same prefix (`--store etcd://...`).
  *
- * Keys (ids never contain "/", so a key names one object and a prefix never catches a neighbour):
- *   PREFIX/services/<service>              the saved service row (../core/state.ts), JSON
- *   PREFIX/backends/<service>/<backend>    a saved backend row; `PREFIX/backends/web/` holds web's backends
- *                                          and nothing of web2's
- *   PREFIX/addresses/<service address>     the id of the service on that address (inet/tcp/10.0.0.1/80): one
- *                                          service per address across the fleet
- *   PREFIX/nodes/<node>                    membership, on the node's lease (./membership.ts)
+ * Keys (./layout.ts; ids never contain "/", so a key names one object and a prefix never catches a neighbour):
+ * PREFIX/services/<service>, PREFIX/backends/<service>/<backend>, PREFIX/addresses/<address> (./claims.ts) and
+ * PREFIX/nodes/<node> (./membership.ts).
  *
  * Writes: `commit` makes one etcd transaction of one group of requests. Each put or delete compares the key's
  * revision with the one this node has applied: create_revision == 0 for a key it does not know (so a create
@@ -26,17 +22,10 @@
  * etcd that answers from another history (its revision below the applied one: it lost its data) is never
  * followed again by this process (StoreDivergedError).
  */
-import { checkId } from "../core/ids.ts";
 import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError } from "../core/errors.ts";
-import { serviceKeyId } from "../core/keys.ts";
 import {
-  SavedStateError,
-  decodeSavedBackend,
-  decodeSavedService,
   encodeSavedBackend,
   encodeSavedService,
-  type SavedBackend,
-  type SavedService,
   type SavedState,
   type StateChanges,
   type StateStore,
@@ -44,6 +33,9 @@ import {
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
+import { claimOps, dropStaleClaims } from "./claims.ts";
+import { StoreDivergedError } from "./diverged.ts";
+import { KeyLayout, type Rows, type SkippedKey } from "./layout.ts";
 
 /**
  * Where remote changes go: Gorb.applyRemote. `read` runs under gorb's lock, so the rows are the mirror's as of
@@ -80,43 +72,6 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   readonly logger?: Logger;
 }
 
-/**
- * etcd answered from another history than the one this node followed: its revision is below the one the node
- * has applied (etcd lost its data, or was restored from an older backup), or another cluster answers. Applying
- * that state would delete what the node serves without anyone asking for it.
- */
-class StoreDivergedError extends Error {
-  override readonly name = "StoreDivergedError";
-  /** etcd's revision and cluster id in the answer that showed it. */
-  readonly revision: number;
-  readonly clusterId: string;
-  /** What this node had followed. */
-  readonly appliedRevision: number;
-  readonly followedClusterId: string;
-
-  constructor(found: { revision: number; clusterId: string }, followed: { appliedRevision: number; clusterId: string }) {
-    const what =
-      found.clusterId !== followed.clusterId
-        ? `another etcd cluster answers (cluster id ${found.clusterId}, this node followed ${followed.clusterId})`
-        : `etcd's revision ${found.revision} is below the revision ${followed.appliedRevision} this node has applied (etcd lost its data or was restored from an older backup)`;
-    super(
-      `${what}; this node keeps its desired state and IPVS as they are, refuses changes and no longer follows etcd: ` +
-        "restart gorb to take etcd's state as it is",
-    );
-    this.revision = found.revision;
-    this.clusterId = found.clusterId;
-    this.appliedRevision = followed.appliedRevision;
-    this.followedClusterId = followed.clusterId;
-  }
-}
-
-/** A key under the prefix that was left out of the rows: its revision and why. */
-export interface SkippedKey {
-  readonly key: string;
-  readonly revision: number;
-  readonly why: string;
-}
-
 /** etcd's words for a transaction refused for its size (gRPC InvalidArgument, which also covers other refusals). */
 const TOO_LARGE = ["too many operations in txn request", "request is too large"];
 
@@ -132,17 +87,6 @@ function why(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** What makes the ids of a key ones the API could never have made, or null. */
-function idError(service: string, backend: string): string | null {
-  try {
-    checkId("service", service);
-    checkId("backend", backend);
-    return null;
-  } catch (error) {
-    return why(error);
-  }
-}
-
 /** See the module comment. */
 export class EtcdStateStore implements StateStore {
   readonly location: string;
@@ -150,6 +94,7 @@ export class EtcdStateStore implements StateStore {
   readonly shared = true;
   readonly client: EtcdClient;
   readonly prefix: string;
+  readonly #keys: KeyLayout;
   readonly #log: Logger;
   readonly #resyncMs: number;
   readonly #retryMs: number;
@@ -184,33 +129,11 @@ export class EtcdStateStore implements StateStore {
   constructor(options: EtcdStoreOptions) {
     this.client = new EtcdClient(options);
     this.prefix = options.prefix.replace(/\/+$/, "");
+    this.#keys = new KeyLayout(this.prefix);
     this.location = `etcd ${options.endpoints.join(",")} ${this.prefix}/`;
     this.#log = options.logger ?? silentLogger;
     this.#resyncMs = options.resyncMs ?? 300_000;
     this.#retryMs = options.retryMs ?? 1000;
-  }
-
-  get #services(): string {
-    return `${this.prefix}/services/`;
-  }
-
-  get #backends(): string {
-    return `${this.prefix}/backends/`;
-  }
-
-  get #addresses(): string {
-    return `${this.prefix}/addresses/`;
-  }
-
-  /** The address claim of service `id` as this node has its row, or null (no row, or one that does not read). */
-  #claimOf(id: string): string | null {
-    const kv = this.#mirror.get(this.#serviceKey(id));
-    if (kv === undefined) return null;
-    try {
-      return `${this.#addresses}${serviceKeyId(decodeSavedService(id, JSON.parse(kv.value) as unknown).key)}`;
-    } catch {
-      return null;
-    }
   }
 
   /** The revision gorb has applied (read-your-writes: wait for the revision a write answered). */
@@ -266,62 +189,9 @@ export class EtcdStateStore implements StateStore {
     throw this.#diverged;
   }
 
-  // ---- keys and rows ------------------------------------------------------------------------------------
-
-  #serviceKey(id: string): string {
-    return `${this.#services}${id}`;
-  }
-
-  #backendKey(service: string, id: string): string {
-    return `${this.#backends}${service}/${id}`;
-  }
-
-  /** The service id a key concerns, or null for keys outside services/ and backends/. */
-  #serviceOf(key: string): string | null {
-    if (key.startsWith(this.#services)) return key.slice(this.#services.length);
-    if (key.startsWith(this.#backends)) {
-      const rest = key.slice(this.#backends.length);
-      const slash = rest.indexOf("/");
-      return slash < 0 ? null : rest.slice(0, slash);
-    }
-    return null;
-  }
-
-  /**
-   * The rows of `ids` (every service when null) in the mirror that read back, and the services with a key that
-   * does not (not JSON, not a row): each such key is logged.
-   */
-  #rows(ids: ReadonlySet<string> | null): { state: SavedState; unreadable: Set<string>; skipped: SkippedKey[] } {
-    const services: SavedService[] = [];
-    const backends: SavedBackend[] = [];
-    const unreadable = new Set<string>();
-    const skipped: SkippedKey[] = [];
-    for (const kv of this.#mirror.values()) {
-      const service = this.#serviceOf(kv.key);
-      if (service === null || (ids !== null && !ids.has(service))) continue;
-      const isService = kv.key.startsWith(this.#services);
-      const id = isService ? service : kv.key.slice(this.#backendKey(service, "").length);
-      // An id the API could never have made ("a/b", "..", ""): not a gorb key; it changes nothing.
-      const problem = idError(service, id);
-      if (problem !== null) {
-        this.#log.error(`etcd key ${kv.key} (revision ${kv.modRevision}) is not a gorb key (${problem}); ignoring it`);
-        skipped.push({ key: kv.key, revision: kv.modRevision, why: problem });
-        continue;
-      }
-      try {
-        if (isService) services.push(decodeSavedService(service, JSON.parse(kv.value) as unknown));
-        else backends.push(decodeSavedBackend(service, id, JSON.parse(kv.value) as unknown));
-      } catch (error) {
-        const what = error instanceof SavedStateError ? error.message : why(error);
-        this.#log.error(
-          `etcd key ${kv.key} (revision ${kv.modRevision}) cannot be read (${what}); ` +
-            `service ${JSON.stringify(service)} is left as it is on this node until its keys read again`,
-        );
-        unreadable.add(service);
-        skipped.push({ key: kv.key, revision: kv.modRevision, why: what });
-      }
-    }
-    return { state: { services, backends }, unreadable, skipped };
+  /** The rows of `ids` (every service when null) in the mirror; see KeyLayout.readRows. */
+  #rows(ids: ReadonlySet<string> | null): Rows {
+    return this.#keys.readRows(this.#mirror.values(), ids, this.#log);
   }
 
   // ---- snapshot -----------------------------------------------------------------------------------------
@@ -330,7 +200,7 @@ export class EtcdStateStore implements StateStore {
   async load(): Promise<{ state: SavedState; revision: number; skipped: readonly SkippedKey[] }> {
     const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
     this.#clusterId = clusterId;
-    this.#mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+    this.#mirror = new Map(kvs.filter((kv) => this.#keys.serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
     for (const kv of this.#mirror.values()) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
     this.#advance(revision);
@@ -358,44 +228,24 @@ export class EtcdStateStore implements StateStore {
     const puts: { key: string; value: string }[] = [];
     const deletes: string[] = [];
     const deletedServices: string[] = [];
-    // Address claims (PREFIX/addresses/<address>): one service per address across the fleet. Each node checks
-    // its own desired state, but two nodes creating two services on one address at the same moment would both
-    // succeed, and each node would then refuse the other's service: the fleet would serve different services.
-    const claims = new Map<string, string>();
-    const taken: string[] = [];
-    const claimOf = (s: SavedService) => `${this.#addresses}${serviceKeyId(s.key)}`;
-    // Every claim this change gives up, first: an address may move from one service to another in one change.
-    const released = new Set<string>();
-    for (const id of changes.deleteServices) released.add(this.#claimOf(id) ?? "");
-    for (const s of changes.putServices) {
-      const held = this.#claimOf(s.id);
-      if (held !== null && held !== claimOf(s)) released.add(held);
-    }
-    released.delete("");
+    // Address claims: one service per address across the fleet (./claims.ts).
+    const claims = claimOps(this.#keys, changes, (id) => this.#keys.claimOfRow(id, this.#mirror.get(this.#keys.serviceKey(id))));
+    compare.push(...claims.compare);
     for (const id of changes.deleteServices) {
-      const key = this.#serviceKey(id);
+      const key = this.#keys.serviceKey(id);
       if (this.#applied.has(key)) compare.push(this.#compare(key));
-      ops.push({ deleteRange: { key } }, { deleteRange: { key: this.#backendKey(id, ""), rangeEnd: prefixEnd(this.#backendKey(id, "")) } });
+      ops.push({ deleteRange: { key } }, { deleteRange: { key: this.#keys.backendKey(id, ""), rangeEnd: prefixEnd(this.#keys.backendKey(id, "")) } });
       deletes.push(key);
       deletedServices.push(id);
     }
     for (const s of changes.putServices) {
-      const key = this.#serviceKey(s.id);
+      const key = this.#keys.serviceKey(s.id);
       compare.push(this.#compare(key));
       puts.push({ key, value: JSON.stringify(encodeSavedService(s)) });
-      const held = this.#claimOf(s.id);
-      const claim = claimOf(s);
-      // A new address must be free; one this change releases (a rename in one apply) is taken over.
-      if (held !== claim && !released.has(claim)) {
-        compare.push({ key: claim, target: "create", op: "equal", revision: 0 });
-        taken.push(claim);
-      }
-      claims.set(claim, s.id);
     }
-    // etcd refuses a transaction that deletes and puts one key: a claim taken over is only put.
-    for (const claim of released) if (!claims.has(claim)) ops.push({ deleteRange: { key: claim } });
+    ops.push(...claims.release);
     for (const b of changes.deleteBackends) {
-      const key = this.#backendKey(b.service, b.id);
+      const key = this.#keys.backendKey(b.service, b.id);
       if (this.#applied.has(key)) compare.push(this.#compare(key));
       ops.push({ deleteRange: { key } });
       deletes.push(key);
@@ -405,18 +255,18 @@ export class EtcdStateStore implements StateStore {
     // of that id. Its key's create revision says it is the same service; its other changes do not matter here.
     const guarded = new Set(changes.putServices.map((s) => s.id));
     for (const b of changes.putBackends) {
-      const key = this.#backendKey(b.service, b.id);
+      const key = this.#keys.backendKey(b.service, b.id);
       compare.push(this.#compare(key));
       puts.push({ key, value: JSON.stringify(encodeSavedBackend(b)) });
       if (guarded.has(b.service)) continue;
       guarded.add(b.service);
-      const service = this.#serviceKey(b.service);
+      const service = this.#keys.serviceKey(b.service);
       const rev = this.#applied.get(service);
       if (rev !== undefined) compare.push({ key: service, target: "create", op: "equal", revision: rev.create });
     }
     // A backend created with its service: the service must still exist when it is written.
     for (const p of puts) ops.push({ put: p });
-    for (const [key, value] of claims) ops.push({ put: { key, value } });
+    ops.push(...claims.claim);
     if (ops.length === 0) return;
     if (this.#diverged !== null) throw this.#diverged;
     let answer: { succeeded: boolean; revision: number };
@@ -443,11 +293,11 @@ export class EtcdStateStore implements StateStore {
     if (!succeeded) {
       // A claim left behind (by a gorb from before claims, which deletes a service without its claim) is dropped
       // and the change tried once more.
-      if (retry && (await this.#dropStaleClaims(taken))) return this.commit(changes, false);
+      if (retry && (await dropStaleClaims(this.client, this.#keys, claims.taken, this.#log))) return this.commit(changes, false);
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
     for (const id of deletedServices) {
-      const backends = this.#backendKey(id, "");
+      const backends = this.#keys.backendKey(id, "");
       for (const key of [...this.#applied.keys()]) if (key.startsWith(backends)) this.#applied.delete(key);
       for (const key of [...this.#mirror.keys()]) if (key.startsWith(backends)) this.#mirror.delete(key);
     }
@@ -468,38 +318,6 @@ export class EtcdStateStore implements StateStore {
   }
 
   #lastCommit = 0;
-
-  /**
-   * Delete the claims of `keys` whose service, as etcd has it now, is gone or on another address; true when one
-   * went. Each delete compares the claim's and the service's revisions as read, so a service created meanwhile
-   * keeps its claim.
-   */
-  async #dropStaleClaims(keys: readonly string[]): Promise<boolean> {
-    let dropped = false;
-    for (const key of keys) {
-      const claim = (await this.client.range(key)).kvs[0];
-      if (claim === undefined) continue;
-      const serviceKey = this.#serviceKey(claim.value);
-      const row = (await this.client.range(serviceKey)).kvs[0];
-      let address: string | null = null;
-      if (row !== undefined) {
-        try {
-          address = `${this.#addresses}${serviceKeyId(decodeSavedService(claim.value, JSON.parse(row.value) as unknown).key)}`;
-        } catch {
-          continue; // a service row that does not read: not this node's to judge
-        }
-      }
-      if (address === key) continue;
-      const serviceHolds: Compare =
-        row === undefined ? { key: serviceKey, target: "create", op: "equal", revision: 0 } : { key: serviceKey, target: "mod", op: "equal", revision: row.modRevision };
-      const { succeeded } = await this.client.txn([{ key, target: "mod", op: "equal", revision: claim.modRevision }, serviceHolds], [{ deleteRange: { key } }]);
-      if (succeeded) {
-        this.#log.warn(`etcd key ${key} claimed ${JSON.stringify(claim.value)}, which is ${row === undefined ? "gone" : "on another address"}; dropped it`);
-        dropped = true;
-      }
-    }
-    return dropped;
-  }
 
   /** The revision of this node's last commit (X-Gorb-Revision of a mutation's answer). */
   get committedRevision(): number {
@@ -605,10 +423,10 @@ export class EtcdStateStore implements StateStore {
         const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
         this.#checkHistory(revision, clusterId);
         const before = this.#mirror;
-        const mirror = new Map(kvs.filter((kv) => this.#serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+        const mirror = new Map(kvs.filter((kv) => this.#keys.serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
         const ids = new Set<string>();
-        for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#serviceOf(key) ?? "");
-        for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#serviceOf(key) ?? "");
+        for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#keys.serviceOf(key) ?? "");
+        for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#keys.serviceOf(key) ?? "");
         for (const id of this.#failed) ids.add(id);
         ids.delete("");
         this.#mirror = mirror;
@@ -622,12 +440,12 @@ export class EtcdStateStore implements StateStore {
         };
         const { changed, failed } = await sink.applyRemote(read, () => {
           const applied = new Map<string, Rev>();
-          for (const [key, rev] of this.#applied) if (frozen.has(this.#serviceOf(key) ?? "")) applied.set(key, rev);
+          for (const [key, rev] of this.#applied) if (frozen.has(this.#keys.serviceOf(key) ?? "")) applied.set(key, rev);
           for (const kv of mirror.values()) {
-            if (frozen.has(this.#serviceOf(kv.key) ?? "")) continue;
+            if (frozen.has(this.#keys.serviceOf(kv.key) ?? "")) continue;
             applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
             // A delete found by a relist has no revision to go by: only puts move changeRevision here.
-            if (ids.has(this.#serviceOf(kv.key) ?? "")) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
+            if (ids.has(this.#keys.serviceOf(kv.key) ?? "")) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
           }
           this.#applied = applied;
           this.#unreadable = frozen;
@@ -658,7 +476,7 @@ export class EtcdStateStore implements StateStore {
     const ids = new Set<string>();
     const touched: { key: string; revision: number }[] = [];
     for (const event of events) {
-      const service = this.#serviceOf(event.kv.key);
+      const service = this.#keys.serviceOf(event.kv.key);
       if (service === null) continue;
       const applied = this.#applied.get(event.kv.key);
       // A service left as it is (an unreadable key) is read again on any change of its keys.
@@ -695,16 +513,16 @@ export class EtcdStateStore implements StateStore {
     };
     const { failed } = await sink.applyRemote(read, () => {
       for (const { key, revision: changed } of touched) {
-        if (unreadable.has(this.#serviceOf(key) ?? "")) continue;
+        if (unreadable.has(this.#keys.serviceOf(key) ?? "")) continue;
         this.#changeRevision = Math.max(this.#changeRevision, changed);
         const kv = mirror.get(key);
         if (kv === undefined) this.#applied.delete(key);
         else this.#applied.set(key, { create: kv.createRevision, mod: kv.modRevision });
       }
       if (thawed.size > 0) {
-        for (const key of [...this.#applied.keys()]) if (thawed.has(this.#serviceOf(key) ?? "") && !mirror.has(key)) this.#applied.delete(key);
+        for (const key of [...this.#applied.keys()]) if (thawed.has(this.#keys.serviceOf(key) ?? "") && !mirror.has(key)) this.#applied.delete(key);
         for (const kv of mirror.values()) {
-          if (thawed.has(this.#serviceOf(kv.key) ?? "")) this.#applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+          if (thawed.has(this.#keys.serviceOf(kv.key) ?? "")) this.#applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
         }
       }
       for (const id of thawed) this.#unreadable.delete(id);
