@@ -3,17 +3,11 @@
  * (empty and non-ASCII values, prefix ranges that stop at the prefix), lease grant/keepalive/revoke, and etcd
  * authentication (a token from /v3/auth/authenticate; without it, requests are refused).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
+const etcd = etcdForFile();
 
 test("an endpoint that refuses connections is skipped; values and prefix ranges read back exactly", async () => {
   const client = new EtcdClient({ endpoints: ["http://127.0.0.1:1", etcd.endpoint], timeoutMs: 2000 });

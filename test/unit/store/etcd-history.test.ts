@@ -4,16 +4,13 @@
  * empty state as "every service was deleted": it keeps its desired state and kernel, says why in status(),
  * refuses changes, and stays so even once etcd's new revisions pass its old one. Against a real etcd.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { UnavailableError } from "../../../src/core/errors.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { makeGorb } from "../core/fakes.ts";
-import { startEtcd } from "./etcd-process.ts";
+import { cleanupsAfterEach, startEtcd } from "./etcd-process.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;

@@ -2,6 +2,7 @@
  * A real etcd (Debian's etcd-server, `etcd` on PATH) on loopback for the store tests: one member in a
  * temporary directory, on free ports. Missing etcd is a failure, not a skip (.ci/rig-deps.sh installs it).
  */
+import { afterAll, afterEach, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -105,4 +106,42 @@ export async function startEtcd(): Promise<EtcdProcess> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One etcd member for the calling test file: started in its beforeAll, stopped in its afterAll. The object stands
+ * for the member (its endpoint and controls), usable once the file's tests run.
+ */
+export function etcdForFile(): EtcdProcess {
+  let member: EtcdProcess | undefined;
+  beforeAll(async () => {
+    member = await startEtcd();
+  });
+  afterAll(async () => {
+    await member?.stop();
+  });
+  const started = (): EtcdProcess => {
+    if (member === undefined) throw new Error("the file's etcd is used before its beforeAll started it");
+    return member;
+  };
+  return {
+    get endpoint() {
+      return started().endpoint;
+    },
+    kill: () => started().kill(),
+    restart: () => started().restart(),
+    wipe: () => started().wipe(),
+    pause: () => started().pause(),
+    resume: () => started().resume(),
+    stop: () => started().stop(),
+  };
+}
+
+/** A list of cleanups the calling test file fills; after each test they run, the last added first. */
+export function cleanupsAfterEach(): (() => Promise<void> | void)[] {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return cleanups;
 }

@@ -3,25 +3,16 @@
  * its own etcd store) on one real etcd. The drain is desired state: both nodes hold the backend at weight 0 at
  * once; only the node that started it ends it (from its own kernel's counts), and its removal reaches the other.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import type { Gorb } from "../../../src/core/gorb.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { ConnsDriver, makeGorb } from "../core/fakes.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
+const etcd = etcdForFile();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function node(name: string, prefix: string) {
   const driver = new ConnsDriver();

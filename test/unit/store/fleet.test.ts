@@ -6,7 +6,7 @@
  * a node whose lease is revoked leaves the list, and one that stops renewing leaves it after its TTL; with
  * etcd gone, writes answer 503 and the kernel keeps its table; `gorb state export` prints what apply reads.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { ClusterApi } from "../../../src/api/cluster.ts";
 import { EventBus } from "../../../src/core/events.ts";
@@ -16,20 +16,11 @@ import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { declarativeDocument } from "../../../src/store/export.ts";
 import { Membership, listMembers } from "../../../src/store/membership.ts";
 import { RecordingLogger, makeGorb } from "../core/fakes.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach, startEtcd } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
+const etcd = etcdForFile();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 let prefixes = 0;
 

@@ -5,24 +5,15 @@
  * change it could not read) and follows the service again once its keys read. A key whose id the API could not
  * make is ignored. Against a real etcd.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ConflictError } from "../../../src/core/errors.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { RecordingLogger, makeGorb } from "../core/fakes.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
+const etcd = etcdForFile();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 let prefixes = 0;
 

@@ -5,22 +5,13 @@
  * write is programmed over the newer one, and the newer one's event is then skipped as already applied. Against a
  * real etcd; the race is forced by holding the first write's answer until its event has been handed over.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { makeGorb } from "../core/fakes.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const etcd = etcdForFile();
+const cleanups = cleanupsAfterEach();
 
 test("an own write seen by the watch before its answer never undoes a later local write", async () => {
   const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: "/own" });

@@ -8,7 +8,7 @@
  * (a real Gorb over the in-memory IPVS driver) applies another node's writes through its watch, and a node
  * whose watch start was compacted away relists and applies the deletes it missed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,15 +18,9 @@ import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
 import { EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { makeGorb } from "../core/fakes.ts";
-import { startEtcd, type EtcdProcess } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
-let etcd: EtcdProcess;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-});
+const etcd = etcdForFile();
 
 const service = (id: string, address: string, method = "rr"): SavedService => ({
   id,
@@ -57,10 +51,7 @@ interface Opened {
 }
 
 let prefixes = 0;
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const engines: Record<string, () => Opened> = {
   sqlite: () => {
