@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
-import { etcdForFile } from "./etcd-process.ts";
+import { enableRootAuth, etcdForFile } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
 
@@ -36,13 +36,7 @@ test("a lease keeps its key while renewed and takes it when revoked", async () =
 
 test("with etcd authentication on, a client with the user's password works and one without is refused", async () => {
   const admin = new EtcdClient({ endpoints: [etcd.endpoint] });
-  const post = async (path: string, body: unknown) => {
-    const response = await fetch(`${etcd.endpoint}/v3/${path}`, { method: "POST", body: JSON.stringify(body) });
-    expect(response.status).toBe(200);
-  };
-  await post("auth/user/add", { name: "root", password: "rootpw" });
-  await post("auth/user/grant", { user: "root", role: "root" });
-  await post("auth/enable", {});
+  await enableRootAuth(etcd.endpoint, "rootpw");
   const authed = new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "rootpw" } });
   await authed.put("/auth/x", "1");
   expect((await authed.range("/auth/x")).kvs.map((kv) => kv.value)).toEqual(["1"]);

@@ -145,3 +145,15 @@ export function cleanupsAfterEach(): (() => Promise<void> | void)[] {
   });
   return cleanups;
 }
+
+/** Turns authentication on in the member at `endpoint` with one user, root, holding `password`. */
+export async function enableRootAuth(endpoint: string, password: string): Promise<void> {
+  for (const [path, body] of [
+    ["auth/user/add", { name: "root", password }],
+    ["auth/user/grant", { user: "root", role: "root" }],
+    ["auth/enable", {}],
+  ] as const) {
+    const response = await fetch(`${endpoint}/v3/${path}`, { method: "POST", body: JSON.stringify(body) });
+    if (response.status !== 200) throw new Error(`etcd ${path}: ${response.status} ${await response.text()}`);
+  }
+}

@@ -13,7 +13,7 @@ import { readServices } from "../../../src/config/services.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
 import { runGorb } from "../cli/_harness.ts";
-import { startEtcd } from "./etcd-process.ts";
+import { enableRootAuth, startEtcd } from "./etcd-process.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -100,13 +100,7 @@ test("--store with a key that does not read back is refused whole (exit 7) namin
 test("--store with etcd authentication: --etcd-user and --etcd-password-file, the file private as gorb serve wants it", async () => {
   const etcd = await startEtcd();
   try {
-    const post = async (path: string, body: unknown) => {
-      const response = await fetch(`${etcd.endpoint}/v3/${path}`, { method: "POST", body: JSON.stringify(body) });
-      expect(response.status).toBe(200);
-    };
-    await post("auth/user/add", { name: "root", password: "rootpw" });
-    await post("auth/user/grant", { user: "root", role: "root" });
-    await post("auth/enable", {});
+    await enableRootAuth(etcd.endpoint, "rootpw");
     const client = new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "rootpw" } });
     const web = { source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false };
     await client.put("/gorb/services/web", JSON.stringify(web));
