@@ -510,6 +510,8 @@ function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
   const hosts = (match[2] ?? "").split(",");
   for (const host of hosts) {
     if (!HOST_PORT.test(host)) throw new DaemonOptionError("store", `${JSON.stringify(host)} is not HOST:PORT`);
+    const port = Number(host.slice(host.lastIndexOf(":") + 1));
+    if (port < 1 || port > 65535) throw new DaemonOptionError("store", `port ${port} of ${JSON.stringify(host)} is not 1-65535`);
   }
   const prefix = (match[3] ?? "/gorb").replace(/\/+$/, "") || "/gorb";
   if (!PREFIX.test(prefix)) {

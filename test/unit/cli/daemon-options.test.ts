@@ -83,6 +83,8 @@ describe("parseDaemonOptions", () => {
     });
     expect(() => parseDaemonOptions({ store: "consul://x:1/gorb" })).toThrow("--store: expected etcd://");
     expect(() => parseDaemonOptions({ store: "etcd://nohost/gorb" })).toThrow('--store: "nohost" is not HOST:PORT');
+    expect(() => parseDaemonOptions({ store: "etcd://h:99999/gorb" })).toThrow('--store: port 99999 of "h:99999" is not 1-65535');
+    expect(() => parseDaemonOptions({ store: "etcd://127.0.0.1:2379,[::1]:0/gorb" })).toThrow('--store: port 0 of "[::1]:0" is not 1-65535');
     expect(() => parseDaemonOptions({ store: "etcd://h:1/a b" })).toThrow("--store: the key prefix");
     expect(() => parseDaemonOptions({ etcdCa: "/ca.pem" })).toThrow("--etcd-ca: needs --store etcd://");
     // TLS files with plain HTTP would be ignored: the connection would be in clear.
