@@ -28,7 +28,6 @@ import { createApp } from "../api/app.ts";
 import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
 import { VipController, announceInputs } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
-import { isLoopback, parseAddress } from "../config/cidr.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
 import { EventBus } from "../core/events.ts";
@@ -53,14 +52,7 @@ import { startApiServer } from "./api-server.ts";
 import type { DaemonOptions } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
-
-/** True when the API is reachable only from this machine. */
-function loopbackOnly(host: string | null): boolean {
-  if (host === null) return false;
-  if (host === "localhost") return true;
-  const bytes = parseAddress(host);
-  return bytes !== null && isLoopback(bytes);
-}
+import { startupWarnings } from "./startup-warnings.ts";
 
 /** runDaemon runs gorb's daemon until SIGINT or SIGTERM. */
 export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): Promise<void> {
@@ -173,18 +165,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
   shared?.sync(gorb);
   if (options.declared !== null) await applyDeclared(gorb, options.declared, log, options.configPath ?? "the configuration file");
 
-  if (options.token === null && !loopbackOnly(options.listen.host)) {
-    const who = options.allow.length > 0 ? `any host in ${options.allow.map((n) => n.text).join(", ")}` : "anyone";
-    log.warn(
-      `the API listens on ${options.listen.host ?? "every address"} without a token: ${who} who can reach port ` +
-        `${options.listen.port} can change the load balancer. Set --token-file (or GORB_TOKEN), restrict peers ` +
-        "with --allow, or listen on 127.0.0.1.",
-    );
-  }
-
-  if (options.token !== null && options.tls === null && !loopbackOnly(options.listen.host)) {
-    log.warn("the API token crosses the network in clear text: serve the API over HTTPS with --tls-cert and --tls-key");
-  }
+  for (const warning of startupWarnings(options)) log.warn(warning);
 
   const nodeName = options.nodeId ?? hostname();
 
