@@ -171,17 +171,22 @@ export abstract class SocketProbe implements PollTarget, Deferred {
 
   /** begin connects; the returned function cancels the check. */
   begin(): () => void {
-    const mode = this.connector.mode;
     if (this.target.mark !== undefined) {
       this.connectMarked(this.target.mark);
       return this.cancel;
     }
     const sockaddr = this.connector.tls === null ? rawAddress(this.connector, this.target) : null;
-    if (sockaddr !== null) this.connectRaw(sockaddr);
-    else if (net.isIP(this.target.host) === 0) this.lookUp();
-    else if (mode.stuck.length > 0 && useNode(mode, this.startedAt)) this.connectNode();
-    else this.connectBun();
+    if (sockaddr === null && net.isIP(this.target.host) === 0) this.lookUp();
+    else this.connect(sockaddr, this.startedAt);
     return this.cancel;
+  }
+
+  /** Opens the connection: a raw socket to `sockaddr` when there is one, else node:net while connects are stuck, else Bun.connect. */
+  private connect(sockaddr: Uint8Array | null, now: number): void {
+    const mode = this.connector.mode;
+    if (sockaddr !== null) this.connectRaw(sockaddr);
+    else if (mode.stuck.length > 0 && useNode(mode, now)) this.connectNode();
+    else this.connectBun();
   }
 
   /**
@@ -200,10 +205,7 @@ export abstract class SocketProbe implements PollTarget, Deferred {
         return;
       }
       this.address = address;
-      const sockaddr = this.connector.tls === null ? sockaddrOf(address, this.target.port) : null;
-      if (sockaddr !== null) this.connectRaw(sockaddr);
-      else if (this.connector.mode.stuck.length > 0 && useNode(this.connector.mode, performance.now())) this.connectNode();
-      else this.connectBun();
+      this.connect(this.connector.tls === null ? sockaddrOf(address, this.target.port) : null, performance.now());
     });
   }
 
