@@ -38,9 +38,11 @@ describe("shared probes, counted at the backend", () => {
 
   test("a target that joins a running probe sees its state at once; the last one out stops the probe", async () => {
     const updates: HealthUpdate[] = [];
-    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u) });
+    const clock = new ManualClock();
+    const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), clock });
     const pulse = parsePulseOptions({ type: "tcp", interval: "100ms" });
     monitor.add("a", backend, pulse);
+    await clock.advance(100); // the first check is due within one interval; it connects for real
     while (updates.length < 1) await Bun.sleep(5);
     monitor.add("b", backend, pulse);
     expect(monitor.snapshot("b")?.status).toBe("up");
@@ -48,8 +50,10 @@ describe("shared probes, counted at the backend", () => {
     expect(monitor.stats()).toMatchObject({ targets: 1, probes: 1 });
     monitor.remove("b");
     expect(monitor.stats()).toMatchObject({ targets: 0, probes: 0 });
+    // Stopped means no timer left to fire: ten intervals later not one more connection was opened.
+    expect(clock.pending).toBe(0);
     const before = connections;
-    await Bun.sleep(250);
+    await clock.advance(1_000);
     expect(connections).toBe(before);
     monitor.stop();
   });
