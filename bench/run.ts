@@ -11,34 +11,20 @@
  * when the rig itself failed.
  */
 import { buildGuestExecutable } from "../test/rig/compiled-exe.ts";
+import { benchScript } from "./bench-script.ts";
 import { benchInGuest } from "./guest-main.ts";
 
-const SAFE_VALUE = /^[A-Za-z0-9_.,x-]*$/;
-const passed: string[] = [];
-for (const [name, value] of Object.entries(process.env)) {
-  if (!name.startsWith("BENCH_") || value === undefined) continue;
-  if (!/^BENCH_[A-Z0-9_]+$/.test(name) || !SAFE_VALUE.test(value)) {
-    console.error(`${name}=${JSON.stringify(value)}: only letters, digits and _ . , x - are passed into the guest`);
-    process.exit(2);
-  }
-  passed.push(`${name}=${value}`);
+let bench: ReturnType<typeof benchScript>;
+try {
+  bench = benchScript(process.env);
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
 }
-const envPrefix = passed.length > 0 ? `export ${passed.join(" ")}\n` : "";
-
-const sections = new Set((process.env.BENCH_SECTIONS ?? "apply,rest,latency,restore,status").split(",").map((s) => s.trim()));
-const withStatus = sections.has("status");
-// The executable goes into the guest for the status section and for bench/gorb-guest.ts (unless BENCH_GORB=source).
-const withExecutable = withStatus || process.env.BENCH_GORB !== "source";
-const script = `${envPrefix}bun bench/ipvs-apply-guest.ts; a=$?
-bun bench/gorb-guest.ts; b=$?
-${withStatus ? "bun bench/status-guest.ts; c=$?" : "c=0"}
-echo "bench: ipvs-apply-guest exit $a, gorb-guest exit $b, status-guest exit $c"
-[ "$a" = 0 ] && [ "$b" = 0 ] && [ "$c" = 0 ]
-`;
 
 await benchInGuest("bench", () => ({
-  script,
+  script: bench.script,
   timeoutMs: Number(process.env.GORB_RIG_TIMEOUT_MS ?? 40 * 60_000),
   memoryMb: 3072,
-  ...(withExecutable ? { extraFiles: [buildGuestExecutable()] } : {}),
+  ...(bench.withExecutable ? { extraFiles: [buildGuestExecutable()] } : {}),
 }));
