@@ -22,7 +22,7 @@
  * Why a ReadableStream and not Elysia's generator handlers (`sse()`): a generator only notices a closed
  * connection at its next `yield`, so a quiet stream would keep its subscription until the next event or
  * heartbeat; the stream's `cancel` (and the request's abort signal) fire as soon as Bun sees the client go, and
- * the bus listener can enqueue directly without a queue in between. The stream also exposes its backlog
+ * the bus listener gathers what one turn of the event loop publishes into one chunk of the stream. The stream also exposes its backlog
  * (`desiredSize`): a follower that stops reading is dropped once more than `maxQueuedBytes` wait for it (it
  * reconnects with its last id and gets the rest, or a `resync`), so it cannot make the daemon buffer without end.
  * Bun's idle timeout (10 s by default) would cut a stream between two heartbeats, so it is turned off for this
@@ -65,10 +65,28 @@ function position(text: string | null, field: string, run: string): EventPositio
   return { id: Number(match[1]), run: match[2] ?? run };
 }
 
+/** The event framed last, with its bytes: the bus hands an event to every follower in turn, so it is framed once. */
+let lastFramed: { readonly event: GorbEvent; readonly run: string; readonly bytes: Uint8Array } | null = null;
+
 /** One event in the text/event-stream format. */
 function frame(event: GorbEvent, run: string): Uint8Array {
+  if (lastFramed !== null && lastFramed.event === event && lastFramed.run === run) return lastFramed.bytes;
   const data = JSON.stringify({ ...event.data, time: event.time });
-  return encoder.encode(`id: ${event.id}@${run}\nevent: ${event.type}\ndata: ${data}\n\n`);
+  const bytes = encoder.encode(`id: ${event.id}@${run}\nevent: ${event.type}\ndata: ${data}\n\n`);
+  lastFramed = { event, run, bytes };
+  return bytes;
+}
+
+/** `parts` as one array (one chunk for the stream). */
+function concat(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
 }
 
 /** The response of GET /events for `request`; see the module comment. */
@@ -85,24 +103,48 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
     {
       start(controller) {
         let open = true;
-        const send = (bytes: Uint8Array) => {
-          if (!open) return;
+        // What this turn of the event loop sent, enqueued as one chunk at its end: an apply publishes thousands
+        // of events in one synchronous run, and a stream enqueue per event and follower held the loop for
+        // seconds with a few hundred followers.
+        let batch: Uint8Array[] = [];
+        let batchBytes = 0;
+        /** The stream's desiredSize when the batch began (nothing is read from it until the batch is flushed). */
+        let room = 0;
+        const drop = () => {
+          // The follower stopped reading: drop it rather than buffer for it without end. Erroring the stream
+          // resets the connection and frees its queue; with no reason, Bun does not log it as a server error.
+          cleanup();
+          batch = [];
+          controller.error();
+        };
+        const flush = () => {
+          if (!open || batch.length === 0) return;
+          const chunk = concat(batch, batchBytes);
+          batch = [];
+          batchBytes = 0;
           try {
-            controller.enqueue(bytes);
+            controller.enqueue(chunk);
           } catch {
             cleanup(); // the stream is closed already
             return;
           }
-          if ((controller.desiredSize ?? 0) < -maxQueued) {
-            // The follower stopped reading: drop it rather than buffer for it without end. Erroring the stream
-            // resets the connection and frees its queue; with no reason, Bun does not log it as a server error.
-            cleanup();
-            controller.error();
+          if ((controller.desiredSize ?? 0) < -maxQueued) drop();
+        };
+        const send = (bytes: Uint8Array) => {
+          if (!open) return;
+          if (batch.length === 0) {
+            queueMicrotask(flush);
+            room = controller.desiredSize ?? 0;
           }
+          batch.push(bytes);
+          batchBytes += bytes.byteLength;
+          if (room - batchBytes < -maxQueued) drop();
         };
         const end = () => {
           // The daemon is stopping: end the response, so the server's graceful stop does not wait for it.
           if (!open) return;
+          flush();
+          if (!open) return; // the flush found the follower too far behind and dropped it
           cleanup();
           controller.close();
         };

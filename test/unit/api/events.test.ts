@@ -6,7 +6,7 @@
  * The events are published on the bus by the test: that is what core does on each change; here the stream
  * is under test, not core.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { eventStream } from "../../../src/api/events.ts";
 import { EventBus } from "../../../src/core/events.ts";
@@ -249,4 +249,66 @@ test("a follower that stops reading is dropped once too much waits for it", asyn
     if (i % 64 === 0) await Bun.sleep(0);
   }
   expect(bus.followers).toBe(0);
+});
+
+describe("many events for many followers", () => {
+  /** The stream of `response` read until `done` holds for the text received. */
+  async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, done: (text: string) => boolean): Promise<{ text: string; reads: number }> {
+    const decoder = new TextDecoder();
+    let text = "";
+    let reads = 0;
+    while (!done(text)) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error(`the stream ended; received:\n${text}`);
+      reads++;
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    return { text, reads };
+  }
+
+  test("the events published in one turn reach a follower as one chunk (one stream write, not one per event)", async () => {
+    const bus = new EventBus({ run: "r1", now: () => new Date(TIME) });
+    const response = eventStream(new Request("http://gorb.test/events"), null, { bus });
+    const reader = response.body?.getReader();
+    if (reader === undefined) throw new Error("no body");
+    await readUntil(reader, (text) => text === ": gorb events\n\n");
+    for (let i = 0; i < 500; i++) bus.publish("backend.changed", { service: "web", backend: `b${i}` });
+    const { text, reads } = await readUntil(reader, count(500));
+    expect([reads, frames(text).length, frames(text)[499]?.[0]]).toEqual([1, 500, "500@r1"]);
+    await reader.cancel();
+    expect(bus.followers).toBe(0);
+  });
+
+  test("an event is serialized once, however many follow it", async () => {
+    const bus = new EventBus({ run: "r1", now: () => new Date(TIME) });
+    const readers = Array.from({ length: 50 }, () => {
+      const reader = eventStream(new Request("http://gorb.test/events"), null, { bus }).body?.getReader();
+      if (reader === undefined) throw new Error("no body");
+      return reader;
+    });
+    await Promise.all(readers.map((reader) => readUntil(reader, (text) => text === ": gorb events\n\n")));
+    const stringify = spyOn(JSON, "stringify");
+    try {
+      bus.publish("service.deleted", { service: "web" });
+      const received = await Promise.all(readers.map((reader) => readUntil(reader, count(1))));
+      expect(new Set(received.map((r) => r.text)).size).toBe(1);
+      expect(stringify).toHaveBeenCalledTimes(1);
+    } finally {
+      stringify.mockRestore();
+    }
+    await Promise.all(readers.map((reader) => reader.cancel()));
+  });
+
+  test("a burst larger than the allowance drops the follower at once, without waiting for the end of the turn", async () => {
+    const bus = new EventBus({ run: "r1" });
+    const response = eventStream(new Request("http://gorb.test/events"), null, { bus, maxQueuedBytes: 64 * 1024 });
+    expect(bus.followers).toBe(1);
+    const message = "x".repeat(1024);
+    for (let i = 0; i < 200 && bus.followers > 0; i++) bus.publish("backend.health", { service: "web", backend: "b1", from: "up", to: "down", message });
+    expect(bus.followers).toBe(0);
+    // The stream is errored (the connection is reset), with nothing queued for it.
+    const reader = response.body?.getReader();
+    if (reader === undefined) throw new Error("no body");
+    await expect(reader.read()).rejects.toBeUndefined();
+  });
 });
