@@ -171,6 +171,8 @@ export class ConsulDiscovery implements Discovery {
     if (typeof listed !== "object" || listed === null) return;
     const prefix = `${this.#instance}-`;
     for (const entry of Object.values(listed as Record<string, unknown>)) {
+      // Whatever answered may not be an agent: an entry that is not an object is not one of ours.
+      if (typeof entry !== "object" || entry === null) continue;
       const s = entry as { ID?: unknown; Service?: unknown; Tags?: unknown };
       if (typeof s.ID !== "string" || typeof s.Service !== "string" || !Array.isArray(s.Tags)) continue;
       if (!s.ID.startsWith(prefix) || !s.Tags.includes(SERVICE_TAG) || s.ID !== this.consulId(s.Service)) continue;

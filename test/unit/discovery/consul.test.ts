@@ -259,6 +259,26 @@ describe("ConsulDiscovery", () => {
     expect(seen).toEqual(["GET /v1/agent/services t", "PUT /v1/agent/service/deregister/lb1-gone t"]);
   });
 
+  test("prune skips entries of the agent's answer that are not services (null, numbers) and withdraws the rest", async () => {
+    const seen: string[] = [];
+    const agent = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(request) {
+        const url = new URL(request.url);
+        seen.push(`${request.method} ${url.pathname}`);
+        const listed = { a: null, b: 3, c: "x", "lb1-gone": { ID: "lb1-gone", Service: "gone", Tags: ["gorb", "tcp"] } };
+        return url.pathname === "/v1/agent/services" ? Response.json(listed) : new Response("");
+      },
+    });
+    servers.push(agent);
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${agent.port}`, instance: "lb1" });
+    // The daemon does not wait for prune (`void consul.prune(...)`): a rejection there stopped the process.
+    await discovery.prune([]);
+    await discovery.whenIdle();
+    expect(seen).toEqual(["GET /v1/agent/services", "PUT /v1/agent/service/deregister/lb1-gone"]);
+  });
+
   test("the per-call timeout counts as a failure", async () => {
     const hang = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
     servers.push(hang);
