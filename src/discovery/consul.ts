@@ -319,6 +319,12 @@ export class ConsulDiscovery implements Discovery {
     if (body !== undefined) init.body = body;
     const response = await this.#fetch(url, init);
     const text = await response.text().catch(() => "");
+    // The agent answers 404 "Unknown service ID" to a deregister of an ID it does not have (a service deleted
+    // before its registration went through, or withdrawn by hand): what the deregister wants already holds.
+    if (operation.kind === "deregister" && response.status === 404) {
+      this.#log.debug(`consul: ${consulId} was not registered`);
+      return;
+    }
     if (!response.ok) {
       throw new Error(`HTTP ${response.status}${text === "" ? "" : `: ${text.trim().slice(0, 200)}`}`);
     }

@@ -30,7 +30,8 @@ function fakeConsul(port = 0, status: () => number = () => 200) {
         token: request.headers.get("x-consul-token"),
         body: await request.text(),
       });
-      return new Response(status() === 200 ? "" : "agent unhappy", { status: status() });
+      const code = status();
+      return new Response(code === 200 ? "" : "agent unhappy", { status: code });
     },
   });
   return { server, seen, url: `http://127.0.0.1:${server.port}` };
@@ -116,6 +117,31 @@ describe("ConsulDiscovery", () => {
     await discovery.whenIdle();
     expect(consul.seen.filter((s) => s.path === "/v1/agent/service/register").length).toBeGreaterThanOrEqual(2);
     expect(logger.lines.some((l) => l.includes("HTTP 500: agent unhappy"))).toBe(true);
+  });
+
+  test("a deregister the agent answers 404 (Unknown service ID) is done, not retried", async () => {
+    // Consul's agent answers 404 to a deregister of an ID it does not have: here the service is deleted
+    // before its registration was sent (Consul was down, or the queue was long).
+    const consul = fakeConsul(0, () => 404);
+    servers.push(consul.server);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1", retryInitialMs: 5, logger });
+    discovery.remove("web");
+    await discovery.whenIdle();
+    expect(consul.seen.map((s) => `${s.method} ${s.path}`)).toEqual(["PUT /v1/agent/service/deregister/lb1-web"]);
+    expect(logger.lines.filter((l) => l.includes("could not"))).toEqual([]);
+  });
+
+  test("a register the agent answers 404 is still a failure, retried", async () => {
+    let calls = 0;
+    const consul = fakeConsul(0, () => (++calls === 1 ? 404 : 200));
+    servers.push(consul.server);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1", retryInitialMs: 5, logger });
+    discovery.expose(WEB);
+    await discovery.whenIdle();
+    expect(consul.seen.map((s) => s.path)).toEqual(["/v1/agent/service/register", "/v1/agent/service/register"]);
+    expect(logger.lines.some((l) => l.includes("could not register lb1-web (attempt 1): HTTP 404"))).toBe(true);
   });
 
   test("the latest operation per service wins: a remove replaces a pending register", async () => {
