@@ -160,6 +160,7 @@ export class ConsulDiscovery implements Discovery {
       const response = await this.#fetch(this.#url("/v1/agent/services"), {
         method: "GET",
         headers: this.#headers(),
+        redirect: "manual",
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -315,7 +316,9 @@ export class ConsulDiscovery implements Discovery {
       consulId = operation.consulId;
       url = this.#url(`/v1/agent/service/deregister/${encodeURIComponent(consulId)}`);
     }
-    const init: RequestInit = { method: "PUT", headers, signal: AbortSignal.timeout(this.#timeoutMs) };
+    // No redirects: fetch would send X-Consul-Token to wherever one points (it only drops Authorization), and
+    // the agent's API never redirects. A 3xx is a failed call.
+    const init: RequestInit = { method: "PUT", headers, redirect: "manual", signal: AbortSignal.timeout(this.#timeoutMs) };
     if (body !== undefined) init.body = body;
     const response = await this.#fetch(url, init);
     const text = await response.text().catch(() => "");

@@ -305,6 +305,28 @@ describe("ConsulDiscovery", () => {
     expect(seen).toEqual(["GET /v1/agent/services", "PUT /v1/agent/service/deregister/lb1-gone"]);
   });
 
+  test("a redirect is not followed: the ACL token never reaches another host, and the call failed", async () => {
+    const elsewhere = fakeConsul();
+    servers.push(elsewhere.server);
+    const redirector = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (request) => new Response(null, { status: 307, headers: { location: `${elsewhere.url}${new URL(request.url).pathname}` } }),
+    });
+    servers.push(redirector);
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: `http://127.0.0.1:${redirector.port}`, instance: "lb1", token: "acl-token", logger });
+    await discovery.prune([]);
+    discovery.expose(WEB);
+    while (!logger.lines.some((l) => l.includes("could not register lb1-web"))) await Bun.sleep(5);
+    await discovery.close();
+    expect(elsewhere.seen).toEqual([]);
+    expect(logger.lines.filter((l) => l.startsWith("warn")).map((l) => l.replace(/; retrying in \d+ ms$/, ""))).toEqual([
+      "warn consul: could not list the agent's services to withdraw stale ones: HTTP 307",
+      "warn consul: could not register lb1-web (attempt 1): HTTP 307",
+    ]);
+  });
+
   test("the per-call timeout counts as a failure", async () => {
     const hang = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
     servers.push(hang);
