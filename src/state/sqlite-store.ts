@@ -23,6 +23,8 @@ import {
   type StateChanges,
   type StateStore,
 } from "../core/state.ts";
+import { StateMissingError, StateStoreError } from "./errors.ts";
+import { checkStateDir, checkStateFiles } from "./state-path.ts";
 
 /** File name of the database inside the state directory. */
 const STATE_FILE = "state.db";
@@ -46,29 +48,6 @@ function* writeRows(w: RowWriters, changes: StateChanges): Generator<void> {
   for (const service of changes.putServices) yield w.putService(service);
   for (const b of changes.deleteBackends) yield w.deleteBackend(b);
   for (const b of changes.putBackends) yield w.putBackend(b);
-}
-
-/** StateStoreError reports a state directory or database gorb cannot use; the message says what to do. */
-export class StateStoreError extends Error {
-  override readonly name: string = "StateStoreError";
-}
-
-/**
- * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir` (the
- * directory or its state.db does not exist). Nothing was created.
- */
-export class StateMissingError extends StateStoreError {
-  override readonly name = "StateMissingError";
-  /** The state directory asked for, as given. */
-  readonly dir: string;
-  /** The database file that is missing, as an absolute path ("/var/lib/gorb/state.db"). */
-  readonly location: string;
-
-  constructor(dir: string, location: string) {
-    super(`no gorb state in ${dir} (${location} does not exist)`);
-    this.dir = dir;
-    this.location = location;
-  }
 }
 
 function why(error: unknown): string {
@@ -141,14 +120,24 @@ export class SqliteStateStore implements StateStore {
     } else if (!existsSync(location)) {
       throw new StateMissingError(dir, resolve(location));
     }
+    // gorb runs as root: a link another user planted on the way must not make it write (or chmod) elsewhere.
+    let real: string;
+    try {
+      const uid = process.geteuid?.() ?? 0;
+      real = join(checkStateDir(dir, uid), STATE_FILE);
+      checkStateFiles(real, uid);
+    } catch (error) {
+      if (error instanceof StateStoreError) throw error;
+      throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
+    }
     let db: Database;
     try {
-      db = new Database(location, { create, strict: true });
+      db = new Database(real, { create, strict: true });
     } catch (error) {
       throw new StateStoreError(`cannot open the state database ${location}: ${why(error)}`);
     }
     try {
-      chmodSync(location, 0o600);
+      chmodSync(real, 0o600);
       db.run("PRAGMA busy_timeout = 0");
       db.run("PRAGMA locking_mode = EXCLUSIVE");
       db.run("PRAGMA journal_mode = WAL");

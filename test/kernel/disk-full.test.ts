@@ -61,7 +61,8 @@ describe("disk full, then restart", () => {
     removeVip(VIP);
     backends = await createBackends(2, { firstIndex: FIRST_BACKEND });
     mkdirSync(STATE, { recursive: true });
-    run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", STATE]);
+    // mode 0700: a new tmpfs is 1777, which gorb refuses for its state (others could plant links in it).
+    run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", STATE]);
     mounted = true;
     await start();
   });

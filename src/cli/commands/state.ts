@@ -56,7 +56,8 @@ async function readState(stateDir: string | undefined, store: string | undefined
     }
     return loaded.state;
   }
-  const { SqliteStateStore, StateMissingError, StateStoreError } = await import("../../state/sqlite-store.ts");
+  const { SqliteStateStore } = await import("../../state/sqlite-store.ts");
+  const { StateMissingError, StateStoreError } = await import("../../state/errors.ts");
   try {
     // Reading must not create: a mistyped --state-dir would export an empty set, which `gorb apply -f` takes as
     // "delete every file-owned service".

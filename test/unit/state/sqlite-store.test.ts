@@ -5,11 +5,12 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lchownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SavedBackend, SavedService, StateChanges } from "../../../src/core/state.ts";
-import { SCHEMA_VERSION, SqliteStateStore, StateStoreError } from "../../../src/state/sqlite-store.ts";
+import { SCHEMA_VERSION, SqliteStateStore } from "../../../src/state/sqlite-store.ts";
+import { StateStoreError, UnsafeStatePathError } from "../../../src/state/errors.ts";
 
 const dirs: string[] = [];
 const stores: SqliteStateStore[] = [];
@@ -196,6 +197,69 @@ describe("SqliteStateStore", () => {
     db2.close();
     const store = open(damaged);
     expect(() => store.load()).toThrow('is damaged (service "web": source must be "api" or "file", got "someone"); move it away to start empty');
+  });
+
+  test("a path another user could swap (a link in place of state.db, a directory of theirs or one all may write) is refused before anything is written", () => {
+    // Making a file another user's takes root, as gorb serve runs.
+    if (process.geteuid?.() !== 0) throw new Error("this test must run as root: it gives files to another user (lchown)");
+    const NOBODY = 65534;
+    const refused = (dir: string): UnsafeStatePathError => {
+      try {
+        SqliteStateStore.open(dir).close();
+      } catch (error) {
+        if (error instanceof UnsafeStatePathError) return error;
+        throw error;
+      }
+      throw new Error(`${dir} was opened`);
+    };
+    const root = tempDir();
+
+    // state.db a link to a file that does not exist: not created; to one that does: neither chmod'ed nor written.
+    const linked = join(root, "linked");
+    mkdirSync(linked);
+    symlinkSync(join(root, "planted.db"), join(linked, "state.db"));
+    expect(refused(linked)).toMatchObject({ path: join(linked, "state.db"), kind: "link" });
+    expect(existsSync(join(root, "planted.db"))).toBe(false);
+    writeFileSync(join(root, "passwd"), "root:x:0:0::/root:/bin/sh\n", { mode: 0o644 });
+    rmSync(join(linked, "state.db"));
+    symlinkSync(join(root, "passwd"), join(linked, "state.db"));
+    expect(refused(linked).kind).toBe("link");
+    expect(statSync(join(root, "passwd")).mode & 0o777).toBe(0o644);
+    // So is a link in place of the write-ahead log.
+    const wal = join(root, "wal");
+    open(wal).close();
+    stores.pop();
+    rmSync(join(wal, "state.db-wal"), { force: true });
+    symlinkSync(join(root, "planted-wal"), join(wal, "state.db-wal"));
+    expect(refused(wal)).toMatchObject({ path: join(wal, "state.db-wal"), kind: "link" });
+    expect(existsSync(join(root, "planted-wal"))).toBe(false);
+
+    // A state directory another user owns, or one all may write to.
+    const theirs = join(root, "theirs");
+    mkdirSync(theirs, { mode: 0o700 });
+    lchownSync(theirs, NOBODY, NOBODY);
+    expect(refused(theirs)).toMatchObject({ path: theirs, kind: "owner", uid: NOBODY });
+    const open777 = join(root, "open");
+    mkdirSync(open777);
+    chmodSync(open777, 0o777);
+    expect(refused(open777)).toMatchObject({ path: open777, kind: "writable", mode: 0o777 });
+    expect(existsSync(join(open777, "state.db"))).toBe(false);
+    // A parent all may write to: refused, unless it has the sticky bit (as /tmp), where no one renames root's entries.
+    const parent = join(root, "parent");
+    mkdirSync(parent);
+    chmodSync(parent, 0o777);
+    expect(refused(join(parent, "gorb"))).toMatchObject({ path: parent, kind: "writable" });
+    chmodSync(parent, 0o1777);
+    open(join(parent, "gorb"));
+
+    // A link to the state directory: fine when root made it; refused when another user did (in a sticky directory).
+    const target = join(root, "target");
+    symlinkSync(target, join(parent, "by-root"));
+    mkdirSync(target, { mode: 0o700 });
+    open(join(parent, "by-root"));
+    symlinkSync(target, join(parent, "by-them"));
+    lchownSync(join(parent, "by-them"), NOBODY, NOBODY);
+    expect(refused(join(parent, "by-them"))).toMatchObject({ path: join(parent, "by-them"), kind: "owner" });
   });
 
   test("crash safety: a writer killed with SIGKILL keeps every acknowledged commit and no partial one", async () => {

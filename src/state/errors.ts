@@ -1,0 +1,51 @@
+/** The errors of the SQLite state store (./sqlite-store.ts) and of the checks of its path (./state-path.ts). */
+
+/** StateStoreError reports a state directory or database gorb cannot use; the message says what to do. */
+export class StateStoreError extends Error {
+  override readonly name: string = "StateStoreError";
+}
+
+/**
+ * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir` (the
+ * directory or its state.db does not exist). Nothing was created.
+ */
+export class StateMissingError extends StateStoreError {
+  override readonly name = "StateMissingError";
+  /** The state directory asked for, as given. */
+  readonly dir: string;
+  /** The database file that is missing, as an absolute path ("/var/lib/gorb/state.db"). */
+  readonly location: string;
+
+  constructor(dir: string, location: string) {
+    super(`no gorb state in ${dir} (${location} does not exist)`);
+    this.dir = dir;
+    this.location = location;
+  }
+}
+
+/**
+ * What makes a path on the way to the state unsafe for gorb to write through:
+ *   "owner"          owned by a user other than root and gorb's own (that user could swap what gorb writes)
+ *   "writable"       a directory group or others may write to (without the sticky bit, or the state directory)
+ *   "not-directory"  a component of the state directory's path that is neither a directory nor a link to one
+ *   "link"           state.db (or its -wal, -shm, -journal) is a symbolic link or not a regular file
+ *   "loop"           too many symbolic links on the way
+ */
+export type UnsafePathKind = "owner" | "writable" | "not-directory" | "link" | "loop";
+
+/** UnsafeStatePathError: the state is refused because of `path`; `kind` says why, `uid` and `mode` are its own. */
+export class UnsafeStatePathError extends StateStoreError {
+  override readonly name = "UnsafeStatePathError";
+  readonly path: string;
+  readonly kind: UnsafePathKind;
+  readonly uid: number | null;
+  readonly mode: number | null;
+
+  constructor(path: string, kind: UnsafePathKind, problem: string, stat: { readonly uid: number; readonly mode: number } | null) {
+    super(`the state's path is not safe to write through: ${path}: ${problem}`);
+    this.path = path;
+    this.kind = kind;
+    this.uid = stat?.uid ?? null;
+    this.mode = stat === null ? null : stat.mode & 0o7777;
+  }
+}
