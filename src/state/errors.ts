@@ -49,3 +49,30 @@ export class UnsafeStatePathError extends StateStoreError {
     this.mode = stat === null ? null : stat.mode & 0o7777;
   }
 }
+
+/**
+ * What a database gorb will not use as its state holds:
+ *   "foreign"  tables but no gorb schema: another program's database (`tables` names them)
+ *   "unknown"  a schema value that is not a version number (`schema`)
+ *   "newer"    a schema newer than this gorb reads (`schema`)
+ */
+export type StateSchemaKind = "foreign" | "unknown" | "newer";
+
+/** StateSchemaError: the database at `location` is not one gorb can use (see StateSchemaKind); it was left as it was. */
+export class StateSchemaError extends StateStoreError {
+  override readonly name = "StateSchemaError";
+  readonly location: string;
+  readonly kind: StateSchemaKind;
+  /** The schema value it holds, when it has one. */
+  readonly schema: string | null;
+  /** Its tables. */
+  readonly tables: readonly string[];
+
+  constructor(location: string, kind: StateSchemaKind, problem: string, schema: string | null, tables: readonly string[]) {
+    super(`the state database ${location} ${problem}; it was left as it is`);
+    this.location = location;
+    this.kind = kind;
+    this.schema = schema;
+    this.tables = tables;
+  }
+}

@@ -7,7 +7,7 @@
  * The database is opened with an exclusive lock, held until close (or the process's death): a second daemon
  * pointed at the same directory fails at start-up instead of writing over the first one's state.
  */
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
@@ -23,7 +23,7 @@ import {
   type StateChanges,
   type StateStore,
 } from "../core/state.ts";
-import { StateMissingError, StateStoreError } from "./errors.ts";
+import { StateMissingError, StateSchemaError, StateStoreError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
 
 /** File name of the database inside the state directory. */
@@ -54,6 +54,42 @@ function why(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The statements `sql` names, prepared; when one does not prepare, those already prepared are finalized. */
+function prepareAll<K extends string>(db: Database, sql: Readonly<Record<K, string>>): Record<K, Statement> {
+  const prepared: Partial<Record<K, Statement>> = {};
+  try {
+    for (const name of Object.keys(sql) as K[]) prepared[name] = db.prepare(sql[name]);
+  } catch (error) {
+    // A statement left open would keep the database, and its lock, open after close().
+    for (const statement of Object.values<Statement | undefined>(prepared)) statement?.finalize();
+    throw error;
+  }
+  return prepared as Record<K, Statement>;
+}
+
+/**
+ * The schema version of the database `db` (at `location`), or null for a new one (no tables yet). Throws
+ * StateSchemaError for another program's database (tables but no gorb schema), a schema value that is not a version,
+ * or a newer schema than SCHEMA_VERSION.
+ */
+function readSchema(db: Database, location: string): number | null {
+  const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  if (tables.length === 0) return null;
+  const row = tables.includes("meta") ? (db.query("SELECT value FROM meta WHERE name = 'schema'").get() as { value: unknown } | null) : null;
+  if (row === null) {
+    throw new StateSchemaError(location, "foreign", `is not a gorb state (it holds the tables ${tables.join(", ")} and no gorb schema)`, null, tables);
+  }
+  const value = String(row.value);
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) {
+    throw new StateSchemaError(location, "unknown", `has schema ${JSON.stringify(value)}, not a version gorb knows`, value, tables);
+  }
+  const version = Number(value);
+  if (version > SCHEMA_VERSION) {
+    throw new StateSchemaError(location, "newer", `has schema ${value}, written by a newer gorb (this one reads ${SCHEMA_VERSION})`, value, tables);
+  }
+  return version;
+}
+
 /** SqliteStateStore keeps gorb's state in `<dir>/state.db`. */
 export class SqliteStateStore implements StateStore {
   readonly location: string;
@@ -69,15 +105,14 @@ export class SqliteStateStore implements StateStore {
     this.location = location;
     this.#db = db;
     // Statements and the transaction are prepared once: a commit per request is the hot path of every PUT.
-    const deleteService = db.prepare("DELETE FROM services WHERE id = ?");
-    const deleteServiceBackends = db.prepare("DELETE FROM backends WHERE service = ?");
-    const putService = db.prepare(
-      "INSERT INTO services (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-    );
-    const deleteBackend = db.prepare("DELETE FROM backends WHERE service = ? AND id = ?");
-    const putBackend = db.prepare(
-      "INSERT INTO backends (service, id, data) VALUES (?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET data = excluded.data",
-    );
+    const { deleteService, deleteServiceBackends, putService, deleteBackend, putBackend } = prepareAll(db, {
+      deleteService: "DELETE FROM services WHERE id = ?",
+      deleteServiceBackends: "DELETE FROM backends WHERE service = ?",
+      putService: "INSERT INTO services (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+      deleteBackend: "DELETE FROM backends WHERE service = ? AND id = ?",
+      putBackend:
+        "INSERT INTO backends (service, id, data) VALUES (?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET data = excluded.data",
+    });
     this.#statements = [deleteService, deleteServiceBackends, putService, deleteBackend, putBackend];
     const w: RowWriters = {
       deleteService: (id) => {
@@ -137,9 +172,11 @@ export class SqliteStateStore implements StateStore {
       throw new StateStoreError(`cannot open the state database ${location}: ${why(error)}`);
     }
     try {
-      chmodSync(real, 0o600);
       db.run("PRAGMA busy_timeout = 0");
       db.run("PRAGMA locking_mode = EXCLUSIVE");
+      // Read before anything is written: another program's database, or a newer gorb's, is left as it is.
+      const schema = readSchema(db, location);
+      chmodSync(real, 0o600);
       db.run("PRAGMA journal_mode = WAL");
       db.run("PRAGMA synchronous = FULL");
       // Take the lock now: the first write in exclusive mode keeps it until close.
@@ -149,14 +186,7 @@ export class SqliteStateStore implements StateStore {
       db.run(
         "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
       );
-      const row = db.query("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | null;
-      if (row === null) {
-        db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
-      } else if (Number(row.value) > SCHEMA_VERSION) {
-        throw new StateStoreError(
-          `the state database ${location} has schema ${row.value}, written by a newer gorb (this one reads ${SCHEMA_VERSION})`,
-        );
-      }
+      if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
       db.run("COMMIT");
     } catch (error) {
       db.close();
@@ -167,7 +197,13 @@ export class SqliteStateStore implements StateStore {
       }
       throw new StateStoreError(`cannot use the state database ${location}: ${text}`);
     }
-    return new SqliteStateStore(location, db);
+    try {
+      return new SqliteStateStore(location, db);
+    } catch (error) {
+      // Its tables are not the ones gorb made (a statement does not prepare): the database was edited.
+      db.close();
+      throw new StateStoreError(`the state database ${location} is damaged (${why(error)}); move it away to start empty`, { cause: error });
+    }
   }
 
   /** Everything saved. Throws StateStoreError naming a row that cannot be read (the database was edited?). */

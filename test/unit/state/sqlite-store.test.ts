@@ -5,12 +5,12 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lchownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, lchownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SavedBackend, SavedService, StateChanges } from "../../../src/core/state.ts";
 import { SCHEMA_VERSION, SqliteStateStore } from "../../../src/state/sqlite-store.ts";
-import { StateStoreError, UnsafeStatePathError } from "../../../src/state/errors.ts";
+import { StateSchemaError, StateStoreError, UnsafeStatePathError } from "../../../src/state/errors.ts";
 
 const dirs: string[] = [];
 const stores: SqliteStateStore[] = [];
@@ -197,6 +197,49 @@ describe("SqliteStateStore", () => {
     db2.close();
     const store = open(damaged);
     expect(() => store.load()).toThrow('is damaged (service "web": source must be "api" or "file", got "someone"); move it away to start empty');
+  });
+
+  test("another program's database, a schema that is no version and tables gorb did not make are refused; the file is left as it was", () => {
+    const schemaError = (dir: string): StateSchemaError => {
+      try {
+        SqliteStateStore.open(dir).close();
+      } catch (error) {
+        if (error instanceof StateSchemaError) return error;
+        throw error;
+      }
+      throw new Error(`${dir} was opened`);
+    };
+    const made = (statements: readonly string[]): { dir: string; file: string; bytes: Buffer } => {
+      const dir = tempDir();
+      const file = join(dir, "state.db");
+      const db = new Database(file);
+      for (const statement of statements) db.run(statement);
+      db.close();
+      return { dir, file, bytes: readFileSync(file) };
+    };
+
+    const foreign = made(["CREATE TABLE users (name TEXT)", "INSERT INTO users VALUES ('alice')"]);
+    expect(schemaError(foreign.dir)).toMatchObject({ kind: "foreign", tables: ["users"], schema: null });
+    expect(readFileSync(foreign.file).equals(foreign.bytes)).toBe(true);
+
+    const unknown = made(["CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)", "INSERT INTO meta VALUES ('schema', '2.0-beta')"]);
+    expect(schemaError(unknown.dir)).toMatchObject({ kind: "unknown", schema: "2.0-beta" });
+    expect(readFileSync(unknown.file).equals(unknown.bytes)).toBe(true);
+
+    // gorb's schema, but a services table of another shape: damaged, and the database is closed (its lock let go).
+    const edited = made([
+      "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+      `INSERT INTO meta VALUES ('schema', '${SCHEMA_VERSION}')`,
+      "CREATE TABLE services (id INTEGER PRIMARY KEY, name TEXT)",
+    ]);
+    expect(() => SqliteStateStore.open(edited.dir)).toThrow(StateStoreError);
+    expect(() => SqliteStateStore.open(edited.dir)).toThrow(/is damaged .*move it away to start empty/);
+    const db = new Database(edited.file);
+    db.run("PRAGMA busy_timeout = 0");
+    db.run("DROP TABLE services");
+    db.close();
+    open(edited.dir).close();
+    stores.pop();
   });
 
   test("a path another user could swap (a link in place of state.db, a directory of theirs or one all may write) is refused before anything is written", () => {
