@@ -6,20 +6,23 @@ export class StateStoreError extends Error {
 }
 
 /**
- * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir` (the
- * directory or its state.db does not exist). Nothing was created.
+ * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir`: the
+ * directory or its state.db does not exist ("missing"), or state.db holds no tables ("empty": an empty file). Nothing
+ * was created or written.
  */
 export class StateMissingError extends StateStoreError {
   override readonly name = "StateMissingError";
   /** The state directory asked for, as given. */
   readonly dir: string;
-  /** The database file that is missing, as an absolute path ("/var/lib/gorb/state.db"). */
+  /** The database file, as an absolute path ("/var/lib/gorb/state.db"). */
   readonly location: string;
+  readonly reason: "missing" | "empty";
 
-  constructor(dir: string, location: string) {
-    super(`no gorb state in ${dir} (${location} does not exist)`);
+  constructor(dir: string, location: string, reason: "missing" | "empty" = "missing") {
+    super(`no gorb state in ${dir} (${location} ${reason === "missing" ? "does not exist" : "holds no tables"})`);
     this.dir = dir;
     this.location = location;
+    this.reason = reason;
   }
 }
 

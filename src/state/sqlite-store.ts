@@ -139,9 +139,9 @@ export class SqliteStateStore implements StateStore {
 
   /**
    * Open (creating the directory, mode 0700, and the database when missing) and lock the state in `dir`.
-   * With `create: false` (a reader such as `gorb state export`) nothing is created: a missing directory or
-   * database throws StateMissingError. Throws StateStoreError when the directory cannot be created, the database
-   * cannot be read, it was written by a newer gorb, or another process holds it.
+   * With `create: false` (a reader such as `gorb state export`) nothing is created or written: a missing directory
+   * or database, or an empty one, throws StateMissingError. Throws StateStoreError when the directory cannot be
+   * created, the database cannot be read, it was written by a newer gorb, or another process holds it.
    */
   static open(dir: string, options: { readonly create?: boolean } = {}): SqliteStateStore {
     const create = options.create ?? true;
@@ -176,18 +176,24 @@ export class SqliteStateStore implements StateStore {
       db.run("PRAGMA locking_mode = EXCLUSIVE");
       // Read before anything is written: another program's database, or a newer gorb's, is left as it is.
       const schema = readSchema(db, location);
-      chmodSync(real, 0o600);
-      db.run("PRAGMA journal_mode = WAL");
-      db.run("PRAGMA synchronous = FULL");
-      // Take the lock now: the first write in exclusive mode keeps it until close.
-      db.run("BEGIN EXCLUSIVE");
-      db.run("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
-      db.run("CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, data TEXT NOT NULL)");
-      db.run(
-        "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
-      );
-      if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
-      db.run("COMMIT");
+      // A reader (`gorb state export`) writes nothing: an empty file is no state (printed, it would read as "no
+      // services"), and the rest is left as it is. The read above holds the lock until close.
+      if (!create) {
+        if (schema === null) throw new StateMissingError(dir, resolve(location), "empty");
+      } else {
+        chmodSync(real, 0o600);
+        db.run("PRAGMA journal_mode = WAL");
+        db.run("PRAGMA synchronous = FULL");
+        // Take the lock now: the first write in exclusive mode keeps it until close.
+        db.run("BEGIN EXCLUSIVE");
+        db.run("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        db.run("CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, data TEXT NOT NULL)");
+        db.run(
+          "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
+        );
+        if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
+        db.run("COMMIT");
+      }
     } catch (error) {
       db.close();
       if (error instanceof StateStoreError) throw error;

@@ -6,7 +6,7 @@
  * it would make `gorb apply -f` delete what it holds).
  */
 import { afterEach, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { readServices } from "../../../src/config/services.ts";
@@ -74,6 +74,16 @@ test("a --state-dir without a state (missing, a relative typo, or a directory wi
   expect([empty.code, empty.stdout]).toEqual([2, ""]);
   expect(empty.stderr).toContain(`--state-dir: no gorb state in ${parent}`);
   expect(readdirSync(parent)).toEqual([]);
+  // An empty state.db (a gorb that could not write its first page, a `touch`): no state either, and left empty.
+  writeFileSync(join(parent, "state.db"), "", { mode: 0o600 });
+  const blank = await runGorb(["state", "export", "--state-dir", parent]);
+  expect(blank).toEqual({
+    code: 2,
+    stdout: "",
+    stderr: `error: gorb state export: --state-dir: no gorb state in ${parent} (${join(parent, "state.db")} holds no tables)\n`,
+  });
+  expect(readdirSync(parent)).toEqual(["state.db"]);
+  expect(statSync(join(parent, "state.db")).size).toBe(0);
 });
 
 test("--store with a key that does not read back is refused whole (exit 7) naming the key; without it, the state prints", async () => {
