@@ -4,6 +4,8 @@
  *
  * One sync, serialised (a change during a sync runs one more sync after it):
  *   1. render the wanted set; when the text differs from the file, write it atomically (the old text is kept);
+ *      a file that cannot be written (full or read-only disk) stays as it was, and the prefixes it holds back
+ *      show the error until a later sync writes it;
  *   2. `configure check` (0020): BIRD parses its whole configuration with the new file but applies nothing.
  *      An error (8002 with file:line:col) puts the old file back, so a broken file never reaches BIRD, and
  *      is reported on the prefixes that changed;
@@ -18,7 +20,7 @@ import type { Logger } from "../log.ts";
 import type { MonitorClock } from "../health/clock.ts";
 import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
 import { BirdControl, BirdReplyError, BIRD_CODES, routePrefixes } from "./bird-control.ts";
-import { IncludeFile, protocolNames, renderInclude } from "./include-file.ts";
+import { IncludeFile, IncludeFileError, protocolNames, renderInclude } from "./include-file.ts";
 import { unlinkSync } from "node:fs";
 
 export interface BirdAnnouncerOptions {
@@ -48,8 +50,8 @@ export class BirdAnnouncer implements Announcer {
   readonly #file: IncludeFile;
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
-  /** The last error per prefix: BIRD refused the file that changed it, or BIRD could not be reached. */
-  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable"; readonly text: string }>();
+  /** The last error per prefix: BIRD refused the file that changed it, BIRD could not be reached, or the file could not be written. */
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten"; readonly text: string }>();
   #control: BirdControl | null = null;
   #version: string | null = null;
   #lastError: string | null = null;
@@ -143,11 +145,28 @@ export class BirdAnnouncer implements Announcer {
   async #syncOnce(): Promise<void> {
     const wanted = [...this.#wanted];
     const text = renderInclude(this.#options.protocol, wanted);
-    const previous = this.#file.read();
-    const changed = previous !== text;
-    if (changed) this.#file.write(text);
-    const touched = changed ? this.#changedPrefixes(previous, wanted) : [];
+    let previous: string | null = null;
+    let changed = false;
+    let unwritten: IncludeFileError | null = null;
+    try {
+      previous = this.#file.read();
+      changed = previous !== text;
+      if (changed) this.#file.write(text);
+    } catch (error) {
+      if (!(error instanceof IncludeFileError)) throw error;
+      // The file stays as it was (a full or read-only disk): BIRD is configured and read as usual, the error is
+      // reported on the prefixes it holds back, and the next sync (every retryMs while they differ) tries again.
+      unwritten = error;
+      changed = false;
+    }
+    try {
+      await this.#configureAndConfirm(changed, changed ? this.#changedPrefixes(previous, wanted) : [], previous);
+    } finally {
+      if (unwritten !== null) this.#unwritten(unwritten);
+    }
+  }
 
+  async #configureAndConfirm(changed: boolean, touched: readonly string[], previous: string | null): Promise<void> {
     let control: BirdControl;
     try {
       control = await this.#connection();
@@ -212,8 +231,18 @@ export class BirdAnnouncer implements Announcer {
     this.#confirmed = confirmed;
     for (const [prefix, error] of this.#errors) {
       const gone = !this.#wanted.has(prefix) && !confirmed.has(prefix);
-      if (gone || (error.kind === "unreachable" && confirmed.has(prefix))) this.#errors.delete(prefix);
+      const done = this.#wanted.has(prefix) === confirmed.has(prefix);
+      if (gone || (error.kind === "unreachable" && confirmed.has(prefix)) || (error.kind === "unwritten" && done)) this.#errors.delete(prefix);
     }
+  }
+
+  /** The include file could not be written: every prefix whose announcement it holds back shows why. */
+  #unwritten(error: IncludeFileError): void {
+    const why = `include file not written: ${describe(error)}`;
+    if (this.#lastError !== why) this.#options.log.error(why);
+    this.#lastError = why;
+    for (const prefix of this.#wanted) if (!this.#confirmed.has(prefix)) this.#errors.set(prefix, { kind: "unwritten", text: why });
+    for (const prefix of this.#confirmed) if (!this.#wanted.has(prefix)) this.#errors.set(prefix, { kind: "unwritten", text: why });
   }
 
   #unreachable(error: unknown): void {

@@ -8,9 +8,25 @@
  * The file is written atomically: the text goes to `<path>.tmp` (which the `*.conf` wildcard does not match),
  * is flushed to disk, then renamed over the file, so BIRD never reads half a file.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 
+/** The include file could not be read or written (a full or read-only file system, a path that is not a file). */
+export class IncludeFileError extends Error {
+  override readonly name = "IncludeFileError";
+  readonly path: string;
+  readonly operation: "read" | "write";
+  /** The errno name (ENOSPC, EROFS, ...); "" when the cause carries none. */
+  readonly code: string;
+
+  constructor(path: string, operation: IncludeFileError["operation"], cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | null)?.code ?? "";
+    super(`${operation} ${path}: ${code !== "" ? code : String(cause)}`, { cause });
+    this.path = path;
+    this.operation = operation;
+    this.code = code;
+  }
+}
 
 /** BIRD symbol names: a letter or underscore, then letters, digits and underscores. */
 const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -59,27 +75,39 @@ export class IncludeFile {
     this.path = path;
   }
 
-  /** The file's text, or null when there is none. */
+  /** The file's text, or null when there is none; throws IncludeFileError. */
   read(): string | null {
     try {
       return readFileSync(this.path, "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw error;
+      throw new IncludeFileError(this.path, "read", error);
     }
   }
 
-  /** Replaces the file with `text` atomically (tmp + fsync + rename); creates the directory when missing. */
+  /**
+   * Replaces the file with `text` atomically (tmp + fsync + rename); creates the directory when missing. On an
+   * error (ENOSPC, EROFS) the file is left as it was, the partial tmp is removed, and IncludeFileError is thrown.
+   */
   write(text: string): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o644 });
-    const fd = openSync(tmp, "r");
     try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
+      writeFileSync(tmp, text, { mode: 0o644 });
+      const fd = openSync(tmp, "r");
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (error) {
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // a read-only file system: there is no partial tmp to remove either
+      }
+      throw new IncludeFileError(this.path, "write", error);
     }
-    renameSync(tmp, this.path);
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * The BIRD announcer against a real BIRD 2 (./_real-bird.ts): what `birdc show route` lists is the judge.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
+import { systemClock } from "../../../src/health/clock.ts";
+import { startBird, until } from "./_real-bird.ts";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-bgp-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A tmpfs of two pages (the include file and one more), mounted for this test; needs root. */
+function tinyTmpfs(): string {
+  const dir = tempDir();
+  const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8k,mode=0755", "gorb-test", dir], { stderr: "pipe" });
+  if (mount.exitCode !== 0) throw new Error(`mount tmpfs on ${dir} (the test needs root): ${mount.stderr.toString()}`);
+  cleanups.push(() => {
+    Bun.spawnSync(["umount", dir]);
+  });
+  return dir;
+}
+
+/** Fills the file system of `dir` up to its last byte. */
+function fill(dir: string): string {
+  const file = join(dir, "fill");
+  try {
+    writeFileSync(file, Buffer.alloc(1 << 20));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+    return file;
+  }
+  throw new Error(`${dir} took 1 MiB: not the tiny tmpfs`);
+}
+
+async function setup(include: string) {
+  const bird = await startBird(include);
+  cleanups.push(() => bird.stop());
+  const announcer = new BirdAnnouncer({ socket: bird.socket, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000 });
+  cleanups.push(() => announcer.close());
+  return { bird, announcer };
+}
+
+describe("BirdAnnouncer with a real BIRD", () => {
+  test("announce and withdraw, IPv4 and IPv6: BIRD has exactly the wanted routes", async () => {
+    const { bird, announcer } = await setup(join(tempDir(), "gorb", "bird-vips.conf"));
+    await announcer.announce(["203.0.113.10/32", "2001:db8::10/128"]);
+    expect(await bird.routes()).toEqual(["2001:db8::10/128", "203.0.113.10/32"]);
+    expect(announcer.status().map((p) => [p.prefix, p.confirmed])).toEqual([["2001:db8::10/128", true], ["203.0.113.10/32", true]]);
+    await announcer.withdraw(["2001:db8::10/128"]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("a full disk: the include file cannot be written; the error is reported, no partial file is left, and the withdrawal reaches BIRD once there is room", async () => {
+    const disk = tinyTmpfs();
+    mkdirSync(join(disk, "gorb"));
+    const include = join(disk, "gorb", "bird-vips.conf");
+    const { bird, announcer } = await setup(include);
+    announcer.start();
+    await announcer.announce(["203.0.113.10/32"]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+
+    const filler = fill(disk);
+    await announcer.withdraw(["203.0.113.10/32"]);
+    expect(announcer.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: false, confirmed: true, error: expect.stringContaining("ENOSPC") }]);
+    expect(announcer.speaker().lastError).toContain(include);
+    expect(existsSync(`${include}.tmp`)).toBe(false);
+
+    rmSync(filler);
+    await until("BIRD to drop the route", async () => (await bird.routes()).length === 0);
+    await until("the status to follow", () => announcer.status().length === 0);
+  });
+});
