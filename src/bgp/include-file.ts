@@ -6,9 +6,10 @@
  * `proto = "<name>"` / `"<name>6"` over BGP.
  *
  * The file is written atomically: the text goes to `<path>.tmp` (which the `*.conf` wildcard does not match),
- * is flushed to disk, then renamed over the file, so BIRD never reads half a file.
+ * is flushed to disk, then renamed over the file, so BIRD never reads half a file. Neither the file nor the tmp is
+ * opened through a symbolic link.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** The include file could not be read or written (a full or read-only file system, a path that is not a file). */
@@ -67,6 +68,9 @@ export function renderInclude(protocol: string, prefixes: Iterable<string>): str
   );
 }
 
+/** The largest include file read back (about 200,000 VIPs). */
+const INCLUDE_READ_LIMIT = 8 * 1024 * 1024;
+
 /** The include file on disk; see the module comment. */
 export class IncludeFile {
   readonly path: string;
@@ -75,13 +79,29 @@ export class IncludeFile {
     this.path = path;
   }
 
-  /** The file's text, or null when there is none; throws IncludeFileError. */
+  /**
+   * The file's text, or null when there is none or what is there is not a regular file of at most
+   * INCLUDE_READ_LIMIT bytes (a symbolic link, a FIFO: not gorb's file, replaced by the next write). Opened
+   * without following a link and without blocking, so a FIFO put in the directory cannot stall gorb.
+   * Throws IncludeFileError.
+   */
   read(): string | null {
+    let fd: number;
     try {
-      return readFileSync(this.path, "utf8");
+      fd = openSync(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENXIO") return null;
       throw new IncludeFileError(this.path, "read", error);
+    }
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile() || stat.size > INCLUDE_READ_LIMIT) return null;
+      return readFileSync(fd, "utf8");
+    } catch (error) {
+      throw new IncludeFileError(this.path, "read", error);
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -93,9 +113,12 @@ export class IncludeFile {
     const tmp = `${this.path}.tmp`;
     try {
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
-      writeFileSync(tmp, text, { mode: 0o644 });
-      const fd = openSync(tmp, "r");
+      // A fresh file, never one already there: a link planted as the tmp (the directory may be writable by
+      // another user, such as BIRD's /run/bird) would make gorb, as root, overwrite whatever it points to.
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
       try {
+        writeFileSync(fd, text);
         fsyncSync(fd);
       } finally {
         closeSync(fd);

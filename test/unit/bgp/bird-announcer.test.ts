@@ -3,7 +3,7 @@
  * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
@@ -64,6 +64,38 @@ describe("include file", () => {
     file.write("two\n");
     expect(file.read()).toBe("two\n");
     expect(existsSync(`${file.path}.tmp`)).toBe(false);
+  });
+});
+
+describe("include file in a directory another user can write (BIRD's /run/bird)", () => {
+  test("a link planted as the tmp is not followed: its target is untouched and the file is a regular file again", () => {
+    const dir = tempDir();
+    const victim = join(tempDir(), "victim");
+    writeFileSync(victim, "precious\n");
+    const file = new IncludeFile(join(dir, "bird-vips.conf"));
+    symlinkSync(victim, `${file.path}.tmp`);
+    file.write("one\n");
+    expect(readFileSync(victim, "utf8")).toBe("precious\n");
+    expect(lstatSync(file.path).isFile()).toBe(true);
+    expect(file.read()).toBe("one\n");
+  });
+
+  test("a link or a FIFO in the file's place is not read (a FIFO would block gorb) and is replaced by the next write", () => {
+    const dir = tempDir();
+    const victim = join(tempDir(), "victim");
+    writeFileSync(victim, "precious\n");
+    const file = new IncludeFile(join(dir, "bird-vips.conf"));
+    symlinkSync(victim, file.path);
+    expect(file.read()).toBeNull();
+    file.write("one\n");
+    expect(readFileSync(victim, "utf8")).toBe("precious\n");
+
+    rmSync(file.path);
+    const mkfifo = Bun.spawnSync(["mkfifo", file.path], { stderr: "pipe" });
+    if (mkfifo.exitCode !== 0) throw new Error(`mkfifo: ${mkfifo.stderr.toString()}`);
+    expect(file.read()).toBeNull();
+    file.write("two\n");
+    expect(file.read()).toBe("two\n");
   });
 });
 
