@@ -9,7 +9,8 @@
  * table rows and headers, 8xxx run-time errors (8002: configuration file error), 9xxx parse errors.
  *
  * Replies are returned as data; a reply whose final code is 8xxx or 9xxx is thrown as BirdReplyError with the
- * command, the code and BIRD's text. Commands on one connection are serialised.
+ * command, the code and BIRD's text. Commands on one connection are serialised. A reply line longer than
+ * 64 KiB, or one that is not BIRD's, ends the connection as a protocol error.
  */
 import { createConnection, type Socket } from "node:net";
 
@@ -73,6 +74,9 @@ function isErrorCode(code: number): boolean {
   return code >= 8000;
 }
 
+/** The longest reply line taken (BIRD's are at most a few hundred characters). */
+const MAX_LINE_CHARS = 64 * 1024;
+
 /**
  * Splits reply text into replies. Feed it chunks as they arrive; it returns the replies completed by this
  * chunk (each ends with a `CODE text` line) and keeps a partial one for the next chunk.
@@ -94,7 +98,7 @@ class ReplyParser {
         continue;
       }
       const match = /^(\d{4})([ -])(.*)$/.exec(raw);
-      if (match === null) throw new SyntaxError(`not a BIRD reply line: ${JSON.stringify(raw)}`);
+      if (match === null) throw new SyntaxError(`not a BIRD reply line: ${JSON.stringify(raw.slice(0, 80))}`);
       const code = Number(match[1]);
       this.#lastCode = code;
       this.#lines.push({ code, text: match[3] ?? "" });
@@ -103,6 +107,8 @@ class ReplyParser {
         this.#lines = [];
       }
     }
+    // BIRD's lines are short; a peer that never ends one would otherwise grow this buffer until the timeout.
+    if (this.#buffer.length > MAX_LINE_CHARS) throw new SyntaxError(`a reply line longer than ${MAX_LINE_CHARS} characters`);
     return done;
   }
 }

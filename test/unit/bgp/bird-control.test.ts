@@ -38,6 +38,11 @@ describe("replies", () => {
     expect(await replyTo("HTTP/1.1 200 OK\n").catch((e: unknown) => e)).toMatchObject({ name: "BirdSocketError", reason: "protocol" });
   });
 
+  test("a line that never ends is a protocol error once it passes 64 KiB, not memory held until the timeout (30 s)", async () => {
+    const error = await replyTo("A".repeat(65 * 1024)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "BirdSocketError", reason: "protocol", message: expect.stringContaining("longer than 65536") });
+  });
+
   test("show route of two tables (master4 then master6) lists both families", async () => {
     const reply = await replyTo(
       "1007-Table master4:\n 203.0.113.10/32      blackhole [gorb_vips 14:41:16.445] * (200)\n \n Table master6:\n 2001:db8::10/128     blackhole [gorb_vips6 14:41:16.445] * (200)\n0000 \n",
