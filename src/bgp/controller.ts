@@ -74,6 +74,16 @@ export interface BgpStatus {
   readonly vips: readonly VipStatus[];
 }
 
+/** What stop() did. */
+export interface StopOutcome {
+  /** The speaker confirmed it (true when there was nothing to withdraw, or with keep). */
+  readonly confirmed: boolean;
+  /** Prefixes the speaker still has. */
+  readonly stillAnnounced: readonly string[];
+  /** The speaker's last error when it did not confirm. */
+  readonly lastError: string | null;
+}
+
 export interface VipControllerOptions {
   readonly announcer: Announcer;
   /** Reads the services (the daemon gives announceInputs(await gorb.listServicesDetail())). */
@@ -254,15 +264,26 @@ export class VipController {
     return { speaker: this.#options.announcer.speaker(), hold_down_ms: this.#holdDownMs, vips };
   }
 
-  /** Stops deciding; withdraws every VIP unless `keep` (--bgp-keep-on-exit), then closes the announcer. */
-  async stop(options: { readonly keep: boolean }): Promise<void> {
+  /**
+   * Stops deciding; withdraws every VIP unless `keep` (--bgp-keep-on-exit), then closes the announcer. Says
+   * whether the speaker confirmed the withdrawal: it answered, took the change and no longer has any of them.
+   */
+  async stop(options: { readonly keep: boolean }): Promise<StopOutcome> {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#recheck !== null) this.#options.clock.clearTimer(this.#recheck);
     await this.#evaluations.idle();
     for (const state of this.#vips.values()) this.#cancelHold(state);
     const announced = [...this.#vips.values()].filter((s) => s.announced);
-    if (!options.keep && announced.length > 0) await this.#withdraw(announced, "shutdown");
+    let outcome: StopOutcome = { confirmed: true, stillAnnounced: [], lastError: null };
+    if (!options.keep && announced.length > 0) {
+      await this.#withdraw(announced, "shutdown");
+      const speaker = this.#options.announcer.speaker();
+      const still = this.#options.announcer.status().filter((p) => p.confirmed).map((p) => p.prefix);
+      const confirmed = speaker.reachable && speaker.lastError === null && still.length === 0;
+      outcome = { confirmed, stillAnnounced: still, lastError: speaker.lastError };
+    }
     await this.#options.announcer.close();
+    return outcome;
   }
 }

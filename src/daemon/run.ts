@@ -300,8 +300,16 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
         if (timer !== null) clearInterval(timer);
         if (bgp !== null) {
           const keep = options.bgp?.keepOnExit === true;
-          await bgp.stop({ keep }).catch((error: unknown) => log.error(`BGP: ${error instanceof Error ? error.message : String(error)}`));
-          log.info(keep ? "BGP: VIPs left announced (--bgp-keep-on-exit)" : "BGP: every VIP withdrawn");
+          const result = await bgp.stop({ keep }).catch((error: unknown) => {
+            log.error(`BGP: ${error instanceof Error ? error.message : String(error)}`);
+            return null;
+          });
+          if (keep) log.info("BGP: VIPs left announced (--bgp-keep-on-exit)");
+          else if (result?.confirmed === true) log.info("BGP: every VIP withdrawn");
+          else {
+            const still = result === null || result.stillAnnounced.length === 0 ? "" : ` (BIRD still has ${result.stillAnnounced.join(", ")})`;
+            log.error(`BGP: BIRD did not confirm the withdrawal${still}: ${result?.lastError ?? "stop failed"}; it may keep announcing this node's VIPs`);
+          }
         }
         events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
         const outcome = await api.stop();

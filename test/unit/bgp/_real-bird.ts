@@ -56,10 +56,10 @@ export async function startBird(include: string): Promise<RealBird> {
     await until("BIRD's control socket", async () => (await birdc(socket, "show status")).code === 0);
   };
   const pid = () => Number(readFileSync(pidFile, "utf8").trim());
+  /** Running: a zombie (killed, not yet reaped by whoever adopted the daemon) counts as gone. */
   const alive = (p: number) => {
     try {
-      process.kill(p, 0);
-      return true;
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, "utf8"));
     } catch {
       return false;
     }

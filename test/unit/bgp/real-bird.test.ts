@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
+import { VipController } from "../../../src/bgp/controller.ts";
 import { systemClock } from "../../../src/health/clock.ts";
 import { startBird, until } from "./_real-bird.ts";
 
@@ -80,5 +81,38 @@ describe("BirdAnnouncer with a real BIRD", () => {
     rmSync(filler);
     await until("BIRD to drop the route", async () => (await bird.routes()).length === 0);
     await until("the status to follow", () => announcer.status().length === 0);
+  });
+});
+
+describe("VipController stopping with a real BIRD", () => {
+  async function announced(include: string) {
+    const { bird, announcer } = await setup(include);
+    const controller = new VipController({
+      announcer,
+      source: async () => [{ id: "web", address: "203.0.113.10", minHealthy: 1, healthy: 1 }],
+      clock: systemClock,
+      holdDownMs: 0,
+      recheckMs: 0,
+      log: quiet,
+    });
+    await controller.start();
+    await until("BIRD to have the route", async () => (await bird.routes()).length === 1);
+    return { bird, controller };
+  }
+
+  test("stop withdraws and says BIRD confirmed it", async () => {
+    const { bird, controller } = await announced(join(tempDir(), "gorb", "bird-vips.conf"));
+    expect(await controller.stop({ keep: false })).toEqual({ confirmed: true, stillAnnounced: [], lastError: null });
+    expect(await bird.routes()).toEqual([]);
+  });
+
+  test("stop while BIRD is down says the withdrawal is not confirmed (the daemon logs it), and the file no longer holds the VIP", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const { bird, controller } = await announced(include);
+    await bird.kill();
+    const outcome = await controller.stop({ keep: false });
+    expect(outcome).toMatchObject({ confirmed: false, lastError: expect.stringContaining("BIRD") });
+    await bird.start();
+    expect(await bird.routes()).toEqual([]);
   });
 });
