@@ -35,7 +35,7 @@ export interface AnnounceInput {
 }
 
 /** The controller's inputs from GET views (/service?detail=true). */
-export function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
+function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
   return details.map((service) => ({
     id: service.id,
     address: service.options.address,
@@ -46,6 +46,19 @@ export function announceInputs(details: readonly ServiceDetail[]): AnnounceInput
         ? 0
         : service.backend_details.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length,
   }));
+}
+
+/** What servicesSource reads: gorb's views without the kernel's counters. */
+export interface ServiceViews {
+  listServicesDetail(options: { readonly counters: false }): Promise<readonly ServiceDetail[]>;
+}
+
+/**
+ * The controller's source in the daemon: health and weights come from gorb's desired state, so the IPVS table
+ * (a dump per service) is not read on every event and every recheck.
+ */
+export function servicesSource(gorb: ServiceViews): () => Promise<AnnounceInput[]> {
+  return async () => announceInputs(await gorb.listServicesDetail({ counters: false }));
 }
 
 /** One VIP as GET /bgp shows it. */
@@ -86,7 +99,7 @@ export interface StopOutcome {
 
 export interface VipControllerOptions {
   readonly announcer: Announcer;
-  /** Reads the services (the daemon gives announceInputs(await gorb.listServicesDetail())). */
+  /** Reads the services (the daemon gives servicesSource(gorb)). */
   readonly source: () => Promise<readonly AnnounceInput[]>;
   readonly events?: EventBus;
   readonly clock: MonitorClock;

@@ -297,9 +297,12 @@ export class Gorb {
     return this.#queries.getService(id);
   }
 
-  /** GET /service?detail=true — every service with its backends, health and counters, from one table read. */
-  listServicesDetail(): Promise<ServiceDetail[]> {
-    return this.#queries.listServicesDetail();
+  /**
+   * GET /service?detail=true — every service with its backends, health and counters, from one table read.
+   * `counters: false` (the BGP controller, which needs only health and weights) leaves the kernel unread.
+   */
+  listServicesDetail(options: { readonly counters?: boolean } = {}): Promise<ServiceDetail[]> {
+    return this.#queries.listServicesDetail(options);
   }
 
   /** GET /service as text (`gorb status`): only what the status table shows, from one table read. */

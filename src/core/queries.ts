@@ -106,11 +106,12 @@ export class Queries {
     return view;
   }
 
-  async listServicesDetail(): Promise<ServiceDetail[]> {
+  /** Every service's view; `counters: false` leaves out the kernel's counters (null) and does not read the table. */
+  async listServicesDetail(options: { readonly counters?: boolean } = {}): Promise<ServiceDetail[]> {
     const records = [...this.#desired.services()].sort(byId);
     const kernel = new Map<string, { stats: ServiceInfo["stats"]; dests: Map<string, Destination> }>();
     try {
-      for (const entry of await this.#driver.snapshot()) {
+      for (const entry of options.counters === false ? [] : await this.#driver.snapshot()) {
         const dests = new Map(entry.destinations.map((d) => [destinationKeyId(d), d] as const));
         kernel.set(serviceKeyId(entry.service.key), { stats: statsView(entry.service.stats), dests });
       }

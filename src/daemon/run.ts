@@ -26,7 +26,7 @@ import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
 import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
-import { VipController, announceInputs } from "../bgp/controller.ts";
+import { VipController, servicesSource } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
@@ -180,7 +180,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
         clock: systemClock,
         log: bgpLog,
       }),
-      source: async () => announceInputs(await gorb.listServicesDetail()),
+      source: servicesSource(gorb),
       events,
       clock: systemClock,
       holdDownMs: options.bgp.holdDownMs,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Announcer, PrefixStatus } from "../../../src/bgp/announcer.ts";
-import { VipController, announceInputs, type AnnounceInput } from "../../../src/bgp/controller.ts";
+import { VipController, servicesSource, type AnnounceInput } from "../../../src/bgp/controller.ts";
 import { EventBus, type GorbEvent } from "../../../src/core/events.ts";
 import { ManualClock } from "../health/_manual-clock.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -149,7 +149,7 @@ describe("VipController", () => {
     const announcer = new RecordingAnnouncer();
     const controller = new VipController({
       announcer,
-      source: async () => announceInputs(await gorb.listServicesDetail()),
+      source: servicesSource(gorb),
       events,
       clock,
       holdDownMs: 3000,
@@ -172,6 +172,32 @@ describe("VipController", () => {
     await gorb.updateService("web", { announce_min_healthy: 1 });
     await clock.advance(3000);
     expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
+  test("decides from gorb's health without reading the IPVS table (a dump per service) on each event and recheck", async () => {
+    const events = new EventBus();
+    const { gorb, health, driver } = makeGorb({ events });
+    let snapshots = 0;
+    const snapshot = driver.snapshot.bind(driver);
+    driver.snapshot = () => {
+      snapshots++;
+      return snapshot();
+    };
+    const clock = new ManualClock();
+    const announcer = new RecordingAnnouncer();
+    const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 5000, log: quiet });
+    await controller.start();
+    await gorb.createService("web", { host: "203.0.113.10", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080 });
+    health.report("web", "b1", "up");
+    await clock.advance(5000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    health.report("web", "b1", "down");
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
+    expect(snapshots).toBe(0);
     await controller.stop({ keep: false });
     await gorb.close();
   });

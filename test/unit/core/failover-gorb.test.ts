@@ -195,16 +195,17 @@ describe("quorum", () => {
   });
 
   test("a service below quorum is not healthy for BGP", async () => {
-    const { announceInputs } = await import("../../../src/bgp/controller.ts");
+    const { servicesSource } = await import("../../../src/bgp/controller.ts");
     const s = stack();
+    const inputs = servicesSource(s.gorb);
     await s.gorb.createService("web", { host: "10.0.0.1", port: 80, quorum: 2 });
     for (const i of [1, 2]) await s.gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}` });
     for (const i of [1, 2]) s.health.report("web", `b${i}`, "up");
     await s.gorb.idle();
-    expect(announceInputs(await s.gorb.listServicesDetail())[0]?.healthy).toBe(2);
+    expect((await inputs())[0]?.healthy).toBe(2);
     s.health.report("web", "b1", "down");
     await s.gorb.idle();
-    expect(announceInputs(await s.gorb.listServicesDetail())[0]?.healthy).toBe(0);
+    expect((await inputs())[0]?.healthy).toBe(0);
   });
 });
 
