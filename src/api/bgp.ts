@@ -28,7 +28,7 @@ export const BgpStatusView = t.Object({
       healthy: t.Boolean({ description: "every one of them has at least announce_min_healthy backends up with weight > 0" }),
       state: t.Union([t.Literal("announced"), t.Literal("hold-down"), t.Literal("withdrawn")]),
       wanted: t.Boolean({ description: "gorb wants BIRD to announce it" }),
-      confirmed: t.Boolean({ description: "BIRD has the route (show route protocol ...)" }),
+      confirmed: t.Boolean({ description: "BIRD has the route as its best for the prefix, which BGP exports (show route protocol ...)" }),
       announce_at: t.Union([t.String(), t.Null()], { description: "end of the hold-down (ISO time)" }),
       error: t.Union([t.String(), t.Null()]),
     }),

@@ -244,7 +244,7 @@ export function* metricsChunks(
     const vips = bgp.vips.map((v) => ({ labels: labelText({ vip: v.vip, prefix: v.prefix }), row: v }));
     type Vip = BgpStatus["vips"][number];
     yield* family<Vip>({ name: "gorb_bgp_vip_wanted", help: "1 while gorb wants this node to announce the VIP over BGP, else 0.", type: "gauge", value: (v) => (v.wanted ? 1 : 0) }, vips);
-    yield* family<Vip>({ name: "gorb_bgp_vip_confirmed", help: "1 while BIRD has the VIP's route (read back with show route), else 0.", type: "gauge", value: (v) => (v.confirmed ? 1 : 0) }, vips);
+    yield* family<Vip>({ name: "gorb_bgp_vip_confirmed", help: "1 while BIRD has the VIP's route as its best for the prefix (read back with show route), else 0.", type: "gauge", value: (v) => (v.confirmed ? 1 : 0) }, vips);
     lines.push("# HELP gorb_bgp_speaker_up 1 while BIRD's control socket answers, else 0.", "# TYPE gorb_bgp_speaker_up gauge", `gorb_bgp_speaker_up ${bgp.speaker.reachable ? 1 : 0}`);
   }
   if (sysctls !== undefined) {

@@ -12,7 +12,7 @@ export interface PrefixStatus {
   readonly prefix: string;
   /** gorb wants it announced. */
   readonly wanted: boolean;
-  /** The speaker has it (read back from it), so routers are told. */
+  /** The speaker has it as its best route for the prefix (read back from it), so routers are told. */
   readonly confirmed: boolean;
   /** The last error about this prefix (a refused configuration, an unreachable speaker); null when none. */
   readonly error: string | null;

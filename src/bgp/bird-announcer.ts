@@ -10,7 +10,8 @@
  *      An error (8002 with file:line:col) puts the old file back, so a broken file never reaches BIRD, and
  *      is reported on the prefixes that changed;
  *   3. `configure` (0003 Reconfigured; 0004/0005 in progress/queued are confirmed by the next check);
- *   4. `show route protocol <name>` and `<name>6`: the prefixes BIRD has are the confirmed ones.
+ *   4. `show route protocol <name>` and `<name>6`: the prefixes BIRD has as its best route (the ones its BGP
+ *      sessions can export) are the confirmed ones; one that loses to another protocol's route shows why.
  * Re-assertion: when the control socket closes (BIRD stopped or restarted) gorb reconnects every
  * `retryMs` and, once connected, configures and confirms again. BIRD itself re-reads the file when it starts,
  * so routes come back even before that. Every `checkMs` the confirmed set is read again.
@@ -51,7 +52,7 @@ export class BirdAnnouncer implements Announcer {
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
   /** The last error per prefix: BIRD refused the file that changed it, BIRD could not be reached, or the file could not be written. */
-  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten"; readonly text: string }>();
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed"; readonly text: string }>();
   #control: BirdControl | null = null;
   #version: string | null = null;
   #lastError: string | null = null;
@@ -220,9 +221,12 @@ export class BirdAnnouncer implements Announcer {
   async #confirm(control: BirdControl): Promise<void> {
     const names = protocolNames(this.#options.protocol);
     const confirmed = new Set<string>();
+    const shadowed = new Set<string>();
     for (const name of [names.inet, names.inet6]) {
       try {
-        for (const prefix of routePrefixes(await control.command(`show route protocol ${name}`))) confirmed.add(prefix);
+        const reply = await control.command(`show route protocol ${name}`);
+        const primary = new Set(routePrefixes(reply, { primary: true }));
+        for (const prefix of routePrefixes(reply)) (primary.has(prefix) ? confirmed : shadowed).add(prefix);
       } catch (error) {
         // 9001: BIRD has no such protocol (the include file is not loaded yet): it announces nothing of ours.
         if (!(error instanceof BirdReplyError)) throw error;
@@ -232,7 +236,11 @@ export class BirdAnnouncer implements Announcer {
     for (const [prefix, error] of this.#errors) {
       const gone = !this.#wanted.has(prefix) && !confirmed.has(prefix);
       const done = this.#wanted.has(prefix) === confirmed.has(prefix);
-      if (gone || (error.kind === "unreachable" && confirmed.has(prefix)) || (error.kind === "unwritten" && done)) this.#errors.delete(prefix);
+      const stale = (error.kind === "unreachable" && confirmed.has(prefix)) || (error.kind === "unwritten" && done) || (error.kind === "shadowed" && !shadowed.has(prefix));
+      if (gone || stale) this.#errors.delete(prefix);
+    }
+    for (const prefix of shadowed) {
+      if (this.#wanted.has(prefix)) this.#errors.set(prefix, { kind: "shadowed", text: "BIRD has it, but another protocol's route to it is preferred, so it is not exported" });
     }
   }
 

@@ -253,13 +253,21 @@ export class BirdControl {
   }
 }
 
-/** The prefixes (`203.0.113.10/32`, `2001:db8::10/128`) of a `show route` reply, in order, without repeats. */
-export function routePrefixes(reply: BirdReply): string[] {
+/**
+ * The prefixes (`203.0.113.10/32`, `2001:db8::10/128`) of a `show route` reply, in order, without repeats. With
+ * `primary`, only those whose listed route is BIRD's best for the prefix (marked ` *`, or ` !` for a kernel sync
+ * error, after the `[protocol time]`): a route that loses to another protocol's (say `protocol direct` with the VIP
+ * on lo) is in the table but not exported.
+ */
+export function routePrefixes(reply: BirdReply, options: { readonly primary?: boolean } = {}): string[] {
   const seen = new Set<string>();
+  let current: string | null = null;
   for (const line of reply.lines) {
     if (line.code !== BIRD_CODES.routeList) continue;
     const first = line.text.trim().split(/\s+/)[0] ?? "";
-    if (/^[0-9a-f.:]+\/\d{1,3}$/i.test(first)) seen.add(first.toLowerCase());
+    if (/^[0-9a-f.:]+\/\d{1,3}$/i.test(first)) current = first.toLowerCase();
+    if (current === null) continue;
+    if (options.primary !== true || /\] [*!]( |$)/.test(line.text)) seen.add(current);
   }
   return [...seen];
 }

@@ -11,7 +11,7 @@ import { dirname, basename, join } from "node:path";
 export interface RealBird {
   /** The control socket. */
   readonly socket: string;
-  /** The routes BIRD has from gorb's static protocols, as `birdc show route` lists them (sorted). */
+  /** The routes BIRD has from gorb's static protocols gorb_vips and gorb_vips6, best or not (sorted). */
   routes(): Promise<string[]>;
   /** SIGKILL it; the control socket file stays, as after a crash. */
   kill(): Promise<void>;
@@ -39,15 +39,15 @@ async function birdc(socket: string, command: string): Promise<{ code: number; o
   return { code: await proc.exited, out };
 }
 
-/** Starts BIRD including `include` (a wildcard on its directory and name, as docs/bird.conf does). */
-export async function startBird(include: string): Promise<RealBird> {
+/** Starts BIRD including `include` (a wildcard on its directory and name, as docs/bird.conf does), then `extra`. */
+export async function startBird(include: string, extra = ""): Promise<RealBird> {
   if (!existsSync(BIRD) || !existsSync(BIRDC)) throw new Error(`${BIRD} or ${BIRDC} missing: apt-get install -y bird2 (see .ci/debian-packages)`);
   const dir = mkdtempSync(join(tmpdir(), "gorb-bird-"));
   const socket = join(dir, "bird.ctl");
   const pidFile = join(dir, "bird.pid");
   const conf = join(dir, "bird.conf");
   const glob = join(`${dirname(include)}*`, basename(include).replace(/\.conf$/, "*.conf"));
-  writeFileSync(conf, `router id 192.0.2.1;\nprotocol device {}\ninclude "${glob}";\n`);
+  writeFileSync(conf, `router id 192.0.2.1;\nprotocol device {}\ninclude "${glob}";\n${extra}`);
 
   const start = async () => {
     const proc = Bun.spawn([BIRD, "-c", conf, "-s", socket, "-P", pidFile], { stdout: "pipe", stderr: "pipe" });
@@ -73,7 +73,7 @@ export async function startBird(include: string): Promise<RealBird> {
   return {
     socket,
     routes: async () => {
-      const { out } = await birdc(socket, "show route");
+      const out = (await birdc(socket, "show route protocol gorb_vips")).out + (await birdc(socket, "show route protocol gorb_vips6")).out;
       return [...out.matchAll(/^\s*(\S+\/\d+)\s+blackhole/gm)].map((m) => m[1] ?? "").sort();
     },
     kill,

@@ -45,8 +45,8 @@ function fill(dir: string): string {
   throw new Error(`${dir} took 1 MiB: not the tiny tmpfs`);
 }
 
-async function setup(include: string) {
-  const bird = await startBird(include);
+async function setup(include: string, extra = "") {
+  const bird = await startBird(include, extra);
   cleanups.push(() => bird.stop());
   const announcer = new BirdAnnouncer({ socket: bird.socket, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000 });
   cleanups.push(() => announcer.close());
@@ -61,6 +61,17 @@ describe("BirdAnnouncer with a real BIRD", () => {
     expect(announcer.status().map((p) => [p.prefix, p.confirmed])).toEqual([["2001:db8::10/128", true], ["203.0.113.10/32", true]]);
     await announcer.withdraw(["2001:db8::10/128"]);
     expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("a VIP whose best route in BIRD is another protocol's (protocol direct with the VIP on lo) is not exported: not confirmed, and the error says why", async () => {
+    const other = "protocol static other_vips { ipv4 { preference 240; }; route 203.0.113.10/32 blackhole; }\n";
+    const { bird, announcer } = await setup(join(tempDir(), "gorb", "bird-vips.conf"), other);
+    await announcer.announce(["203.0.113.10/32", "203.0.113.11/32"]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32", "203.0.113.11/32"]);
+    expect(announcer.status()).toEqual([
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: false, error: expect.stringContaining("another protocol's route") },
+      { prefix: "203.0.113.11/32", wanted: true, confirmed: true, error: null },
+    ]);
   });
 
   test("a full disk: the include file cannot be written; the error is reported, no partial file is left, and the withdrawal reaches BIRD once there is room", async () => {
