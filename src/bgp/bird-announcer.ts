@@ -191,9 +191,11 @@ export class BirdAnnouncer implements Announcer {
           // The new file is refused: put the old one back so that BIRD never loads it (not even at its next start).
           if (changed) this.#restore(previous);
           const why = describe(error);
-          this.#lastError = `configuration refused, previous include file restored: ${why}`;
+          const refused = `configuration refused, previous include file restored: ${why}`;
+          // Tried again every retryMs until BIRD takes it: logged once, not every second.
+          if (this.#lastError !== refused) this.#options.log.error(`BIRD: ${refused}`);
+          this.#lastError = refused;
           for (const prefix of touched) this.#errors.set(prefix, { kind: "refused", text: why });
-          this.#options.log.error(`BIRD: ${this.#lastError}`);
         }
       }
       await this.#confirm(control);

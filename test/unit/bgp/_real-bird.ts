@@ -11,6 +11,8 @@ import { dirname, basename, join } from "node:path";
 export interface RealBird {
   /** The control socket. */
   readonly socket: string;
+  /** Its bird.conf. */
+  readonly conf: string;
   /** The routes BIRD has from gorb's static protocols gorb_vips and gorb_vips6, best or not (sorted). */
   routes(): Promise<string[]>;
   /** SIGKILL it; the control socket file stays, as after a crash. */
@@ -72,6 +74,7 @@ export async function startBird(include: string, extra = ""): Promise<RealBird> 
   await start();
   return {
     socket,
+    conf,
     routes: async () => {
       const out = (await birdc(socket, "show route protocol gorb_vips")).out + (await birdc(socket, "show route protocol gorb_vips6")).out;
       return [...out.matchAll(/^\s*(\S+\/\d+)\s+blackhole/gm)].map((m) => m[1] ?? "").sort();

@@ -2,7 +2,7 @@
  * The BIRD announcer against a real BIRD 2 (./_real-bird.ts): what `birdc show route` lists is the judge.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
@@ -72,6 +72,31 @@ describe("BirdAnnouncer with a real BIRD", () => {
       { prefix: "203.0.113.10/32", wanted: true, confirmed: false, error: expect.stringContaining("another protocol's route") },
       { prefix: "203.0.113.11/32", wanted: true, confirmed: true, error: null },
     ]);
+  });
+
+  test("bird.conf broken by the operator: the withdrawal is refused (8002) and tried again every retry, logged once, and goes through once it is fixed", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const bird = await startBird(include);
+    cleanups.push(() => bird.stop());
+    const errors: string[] = [];
+    let timers = 0;
+    const clock = { ...systemClock, setTimer: (callback: () => void, ms: number) => (timers++, systemClock.setTimer(callback, ms)) };
+    const log = { ...quiet, error: (message: string) => errors.push(message) };
+    const announcer = new BirdAnnouncer({ socket: bird.socket, include, protocol: "gorb_vips", clock, log, retryMs: 20, checkMs: 60_000 });
+    cleanups.push(() => announcer.close());
+    announcer.start();
+    await announcer.announce(["203.0.113.10/32"]);
+
+    const good = readFileSync(bird.conf, "utf8");
+    writeFileSync(bird.conf, `${good}protocol nonsense {}\n`);
+    await announcer.withdraw(["203.0.113.10/32"]);
+    const after = timers;
+    await until("five more tries", () => timers >= after + 5);
+    expect(errors).toEqual([expect.stringContaining("BIRD 8002")]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+
+    writeFileSync(bird.conf, good);
+    await until("BIRD to drop the route", async () => (await bird.routes()).length === 0);
   });
 
   test("a full disk: the include file cannot be written; the error is reported, no partial file is left, and the withdrawal reaches BIRD once there is room", async () => {
