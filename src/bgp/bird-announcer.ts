@@ -52,7 +52,9 @@ export class BirdAnnouncer implements Announcer {
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
   /** The last error per prefix: BIRD refused the file that changed it, BIRD could not be reached, or the file could not be written. */
-  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed"; readonly text: string }>();
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed" | "not-loaded"; readonly text: string }>();
+  /** The static protocols BIRD lacked at the last confirmation ("" when none), to log a change once. */
+  #notLoaded = "";
   #control: BirdControl | null = null;
   #version: string | null = null;
   #lastError: string | null = null;
@@ -224,25 +226,42 @@ export class BirdAnnouncer implements Announcer {
     const names = protocolNames(this.#options.protocol);
     const confirmed = new Set<string>();
     const shadowed = new Set<string>();
-    for (const name of [names.inet, names.inet6]) {
+    /** The family ("4" or "6") whose protocol BIRD does not have, with its name. */
+    const missing = new Map<string, string>();
+    for (const [family, name] of [["4", names.inet], ["6", names.inet6]] as const) {
       try {
         const reply = await control.command(`show route protocol ${name}`);
         const primary = new Set(routePrefixes(reply, { primary: true }));
         for (const prefix of routePrefixes(reply)) (primary.has(prefix) ? confirmed : shadowed).add(prefix);
       } catch (error) {
-        // 9001: BIRD has no such protocol (the include file is not loaded yet): it announces nothing of ours.
+        // 9001: BIRD has no such protocol (its configuration does not include the file): it announces nothing of ours.
         if (!(error instanceof BirdReplyError)) throw error;
+        missing.set(family, name);
       }
     }
     this.#confirmed = confirmed;
+    const familyOf = (prefix: string) => (prefix.includes(":") ? "6" : "4");
     for (const [prefix, error] of this.#errors) {
       const gone = !this.#wanted.has(prefix) && !confirmed.has(prefix);
       const done = this.#wanted.has(prefix) === confirmed.has(prefix);
-      const stale = (error.kind === "unreachable" && confirmed.has(prefix)) || (error.kind === "unwritten" && done) || (error.kind === "shadowed" && !shadowed.has(prefix));
+      const stale =
+        (error.kind === "unreachable" && confirmed.has(prefix)) ||
+        (error.kind === "unwritten" && done) ||
+        (error.kind === "shadowed" && !shadowed.has(prefix)) ||
+        (error.kind === "not-loaded" && !missing.has(familyOf(prefix)));
       if (gone || stale) this.#errors.delete(prefix);
     }
     for (const prefix of shadowed) {
       if (this.#wanted.has(prefix)) this.#errors.set(prefix, { kind: "shadowed", text: "BIRD has it, but another protocol's route to it is preferred, so it is not exported" });
+    }
+    const notLoaded = [...missing.values()].join(", ");
+    if (notLoaded !== "" && notLoaded !== this.#notLoaded) {
+      this.#options.log.warn(`BIRD has no protocol ${notLoaded}: its configuration does not include ${this.#file.path} (see gorb bgp doctor)`);
+    }
+    this.#notLoaded = notLoaded;
+    for (const prefix of this.#wanted) {
+      const name = missing.get(familyOf(prefix));
+      if (name !== undefined) this.#errors.set(prefix, { kind: "not-loaded", text: `BIRD has no protocol ${name}: its configuration does not include ${this.#file.path}` });
     }
   }
 

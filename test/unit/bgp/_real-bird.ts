@@ -41,15 +41,18 @@ async function birdc(socket: string, command: string): Promise<{ code: number; o
   return { code: await proc.exited, out };
 }
 
-/** Starts BIRD including `include` (a wildcard on its directory and name, as docs/bird.conf does), then `extra`. */
-export async function startBird(include: string, extra = ""): Promise<RealBird> {
+/**
+ * Starts BIRD including `include` (a wildcard on its directory and name, as docs/bird.conf does; `include: null`:
+ * a bird.conf without the include line), then `extra`.
+ */
+export async function startBird(include: string | null, extra = ""): Promise<RealBird> {
   if (!existsSync(BIRD) || !existsSync(BIRDC)) throw new Error(`${BIRD} or ${BIRDC} missing: apt-get install -y bird2 (see .ci/debian-packages)`);
   const dir = mkdtempSync(join(tmpdir(), "gorb-bird-"));
   const socket = join(dir, "bird.ctl");
   const pidFile = join(dir, "bird.pid");
   const conf = join(dir, "bird.conf");
-  const glob = join(`${dirname(include)}*`, basename(include).replace(/\.conf$/, "*.conf"));
-  writeFileSync(conf, `router id 192.0.2.1;\nprotocol device {}\ninclude "${glob}";\n${extra}`);
+  const line = include === null ? "" : `include "${join(`${dirname(include)}*`, basename(include).replace(/\.conf$/, "*.conf"))}";\n`;
+  writeFileSync(conf, `router id 192.0.2.1;\nprotocol device {}\n${line}${extra}`);
 
   const start = async () => {
     const proc = Bun.spawn([BIRD, "-c", conf, "-s", socket, "-P", pidFile], { stdout: "pipe", stderr: "pipe" });

@@ -99,6 +99,18 @@ describe("BirdAnnouncer with a real BIRD", () => {
     await until("BIRD to drop the route", async () => (await bird.routes()).length === 0);
   });
 
+  test("a bird.conf without the include line: BIRD takes the configuration but has no gorb_vips, and the VIP's error says so", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const bird = await startBird(null);
+    cleanups.push(() => bird.stop());
+    const announcer = new BirdAnnouncer({ socket: bird.socket, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000 });
+    cleanups.push(() => announcer.close());
+    await announcer.announce(["203.0.113.10/32"]);
+    expect(announcer.status()).toEqual([
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: false, error: `BIRD has no protocol gorb_vips: its configuration does not include ${include}` },
+    ]);
+  });
+
   test("a full disk: the include file cannot be written; the error is reported, no partial file is left, and the withdrawal reaches BIRD once there is room", async () => {
     const disk = tinyTmpfs();
     mkdirSync(join(disk, "gorb"));
