@@ -3,7 +3,8 @@
  * (and bird.conf itself, when it can be read):
  *   - the control socket answers (0001 greeting);
  *   - the include line is in bird.conf and matches gorb's include file;
- *   - the static protocols `<name>` (ipv4) and `<name>6` (ipv6) exist: BIRD has loaded gorb's file;
+ *   - the static protocols `<name>` (ipv4) and `<name>6` (ipv6) exist: BIRD has loaded gorb's file; and their
+ *     routes are BIRD's best for each VIP (no other protocol, such as direct, has a preferred one);
  *   - some BGP protocol has an export filter (not REJECT, the default; ACCEPT would export everything) and,
  *     when its session is up, exports every VIP gorb has in BIRD;
  *   - no kernel protocol exports the VIPs (BIRD would install the blackhole routes in this host's table).
@@ -97,9 +98,13 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
       } else if (row.proto !== "Static") {
         add("fail", "static", `${name} is a ${row.proto} protocol; the name belongs to gorb's static protocol (choose another --bgp-protocol)`);
       } else {
-        const routes = routePrefixes(await control.command(`show route protocol ${name}`));
+        const reply = await control.command(`show route protocol ${name}`);
+        const routes = routePrefixes(reply);
+        const primary = new Set(routePrefixes(reply, { primary: true }));
+        const shadowed = routes.filter((r) => !primary.has(r));
         vips.push(...routes);
-        add("ok", "static", `${name}: static, ${row.state}, ${routes.length} route(s)`);
+        if (shadowed.length === 0) add("ok", "static", `${name}: static, ${row.state}, ${routes.length} route(s)`);
+        else add("fail", "static", `${name}: another protocol's route is preferred for ${shadowed.join(", ")}, so BGP does not export gorb's (a protocol direct with the VIP on lo?); keep the VIPs out of it`);
       }
     }
 

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { VipController } from "../../../src/bgp/controller.ts";
+import { runDoctor } from "../../../src/bgp/doctor.ts";
 import { systemClock } from "../../../src/health/clock.ts";
 import { startBird, until } from "./_real-bird.ts";
 
@@ -162,5 +163,19 @@ describe("VipController stopping with a real BIRD", () => {
     expect(outcome).toMatchObject({ confirmed: false, lastError: expect.stringContaining("BIRD") });
     await bird.start();
     expect(await bird.routes()).toEqual([]);
+  });
+});
+
+describe("gorb bgp doctor with a real BIRD", () => {
+  test("a VIP whose best route is another protocol's fails the static check", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const other = "protocol static other_vips { ipv4 { preference 240; }; route 203.0.113.10/32 blackhole; }\n";
+    const { bird, announcer } = await setup(include, other);
+    await announcer.announce(["203.0.113.10/32"]);
+    const findings = await runDoctor({ socket: bird.socket, include, protocol: "gorb_vips", birdConf: bird.conf });
+    expect(findings.filter((f) => f.check === "static")).toEqual([
+      { level: "fail", check: "static", message: expect.stringContaining("another protocol's route is preferred for 203.0.113.10/32") },
+      { level: "ok", check: "static", message: "gorb_vips6: static, up, 0 route(s)" },
+    ]);
   });
 });
