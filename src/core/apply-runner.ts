@@ -109,7 +109,15 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     return owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
   };
-  const executing = transactions.run(await transactions.plan(targets.list(), pacer));
+  const operations = await transactions.plan(targets.list(), pacer);
+  try {
+    await transactions.intend(operations);
+  } catch (error) {
+    for (const i of [...live].reverse()) (txs[i] as Tx).undoEdits();
+    for (const i of live) await (txs[i] as Tx).releaseClaims();
+    throw error;
+  }
+  const executing = transactions.run(operations);
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
   const staging = transactions.stage(live.map((i) => txs[i] as Tx)).then(
@@ -121,6 +129,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     results = await executing;
   } catch (error) {
     await (await staging).pending?.abort();
+    await transactions.forgetIntents();
     throw error;
   }
   const staged = await staging;
@@ -146,8 +155,10 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     for (const tx of [...succeeded].reverse()) tx.undoEdits();
     await transactions.writeBack(succeeded.flatMap((tx) => tx.targets));
     for (const tx of succeeded) await tx.releaseClaims();
+    await transactions.forgetIntents();
     throw error;
   }
+
   for (const tx of succeeded) {
     if (pacer.due()) await pacer.turn();
     const pending = transactions.effects(tx);

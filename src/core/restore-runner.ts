@@ -6,7 +6,7 @@
  * and record the rows dropped or adopted. Runs on Gorb's lock before any other change.
  */
 import type { Discovery } from "../discovery/discovery.ts";
-import { describeDestination } from "../ipvs/address.ts";
+import { describeDestination, describeService } from "../ipvs/address.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
@@ -17,12 +17,12 @@ import type { Edits } from "./edits.ts";
 import type { FailoverRunner } from "./failover-runner.ts";
 import type { HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
-import { destinationKeyId } from "./keys.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { MarkRange } from "./mark-range.ts";
 import { isProbeKey } from "./probe-services.ts";
 import { observedTable, planOperations, unknownDestinations } from "./reconcile.ts";
 import type { ReconcileReport, Repairs } from "./repairs.ts";
-import { adoptDestination, loadSavedState } from "./restore.ts";
+import { adoptDestination, loadSavedState, unsavedCreations } from "./restore.ts";
 import type { SavedState, StateStore } from "./state.ts";
 import type { Transactions } from "./transactions.ts";
 import type { UnknownDestinationMode } from "./unknown-destinations.ts";
@@ -39,6 +39,8 @@ export interface RestoreReport extends ReconcileReport {
    * \"web\"": left alone ("report"), taken as backends ("adopt") or deleted ("remove").
    */
   readonly unknown: readonly string[];
+  /** Services gorb was creating when it stopped, before it saved them, removed from IPVS ("tcp 10.0.0.1:80"). */
+  readonly removedUnsaved: readonly string[];
 }
 
 /** What a restore works with (Gorb's parts). */
@@ -78,7 +80,22 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     log.error(`cannot restore ${d.what} (${shared ? "left in the shared state; not served by this node" : "removed from the saved state"}): ${d.why}`);
   }
   if (!shared) for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
-  writer.replace(table, (id, key) => desired.hasKeyId(id) || isProbeKey(p.probeMarks, key));
+  // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
+  const unsaved = unsavedCreations(state.creating ?? [], observedTable(table), (id) => desired.hasKeyId(id));
+  const unsavedIds = new Set(unsaved.map((key) => serviceKeyId(key)));
+  writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key));
+  const removedUnsaved: string[] = [];
+  if (unsaved.length > 0) {
+    const gone = unsaved.map((key) => ({ id: describeService(key), config: null, key, backends: [] }));
+    for (const r of await p.transactions.run(planOperations(gone, writer.view))) {
+      if (r.error !== null) {
+        log.error(`restore: cannot remove ${r.operation.service}, which gorb was creating when it stopped: ${r.error.message}; IPVS keeps it`);
+      } else {
+        removedUnsaved.push(r.operation.service);
+        log.warn(`restore: removed ${r.operation.service} from IPVS: gorb was creating it when it stopped, before saving it (the change was never answered)`);
+      }
+    }
+  }
 
   const unknown: string[] = [];
   for (const { service: serviceId, dest } of unknownDestinations(desired.wantedAll(), writer.view)) {
@@ -112,12 +129,20 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     const key = record.config.key;
     if (!isFwmarkKey(key)) p.discovery.expose({ id: record.id, address: key.address, port: key.port, protocol: key.protocol });
   }
-  // Rows dropped or adopted; a failure is logged and refuses changes until the disk takes writes again.
+  // Rows dropped or adopted, and the record of services being created cleared; a failure is logged and refuses
+  // changes until the disk takes writes again.
   await p.transactions.commitTracked(tracker).catch(() => undefined);
   log.info(
     `restored ${desired.size} service(s) and ${backends} backend(s) from ${p.store?.location ?? "the saved state"}` +
       (repairs.length === 0 ? "; the kernel already matched" : `; ${repairs.length} repair(s)`),
   );
   p.drains.kick(); // drains saved before the restart carry on, against their saved deadline
-  return { services: desired.size, backends: loaded.backends, dropped: loaded.dropped.map((d) => `${d.what}: ${d.why}`), repairs, unknown };
+  return {
+    services: desired.size,
+    backends: loaded.backends,
+    dropped: loaded.dropped.map((d) => `${d.what}: ${d.why}`),
+    repairs,
+    unknown,
+    removedUnsaved,
+  };
 }

@@ -8,7 +8,7 @@
 import { Pacer } from "../pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
-import type { DestinationConfig } from "../ipvs/types.ts";
+import type { DestinationConfig, ServiceKey } from "../ipvs/types.ts";
 import { ConflictError, GorbError, errorMessage } from "./errors.ts";
 import type { ChangeTracker } from "./changes.ts";
 import type { BackendSpec } from "./model.ts";
@@ -181,4 +181,21 @@ export function adoptDestination(
   });
   tracker.touch(service.id, id);
   return null;
+}
+
+/**
+ * Of the services gorb was creating when it stopped (SavedState.creating), the ones to remove at start-up: those
+ * IPVS holds and the saved state does not (`saved` tells by serviceKeyId). A service the state holds was saved
+ * after all; one IPVS does not hold was never made, or undone. Each key once, in the order recorded.
+ */
+export function unsavedCreations(creating: readonly ServiceKey[], kernel: ObservedTable, saved: (keyId: string) => boolean): ServiceKey[] {
+  const out: ServiceKey[] = [];
+  const seen = new Set<string>();
+  for (const key of creating) {
+    const id = serviceKeyId(key);
+    if (seen.has(id) || saved(id) || !kernel.has(id)) continue;
+    seen.add(id);
+    out.push(key);
+  }
+  return out;
 }

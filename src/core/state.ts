@@ -53,6 +53,12 @@ export interface SavedBackend {
 export interface SavedState {
   readonly services: readonly SavedService[];
   readonly backends: readonly SavedBackend[];
+  /**
+   * Services gorb was creating in IPVS when it stopped, before the commit that would have saved them
+   * (StateStore.intend): the ones the saved services do not hold are gorb's, made for a change it never answered,
+   * and restore removes them. Absent: none (or a store that does not record them).
+   */
+  readonly creating?: readonly ServiceKey[];
 }
 
 /** The rows one mutation changed: a store applies them in one transaction. */
@@ -92,6 +98,15 @@ export interface StateStore {
    * then nothing was written. Without it, the caller commits once it is done waiting.
    */
   stage?(changes: StateChanges): Promise<StagedCommit>;
+  /**
+   * Record durably that gorb is about to create the services `keys` in IPVS, before it does: should gorb stop before
+   * the commit that saves them, the next start reads them back (SavedState.creating) and removes those the saved
+   * state does not hold, which would otherwise stay in the kernel as services gorb does not manage. Keys add up
+   * until the next commit that works, which clears the record in its own transaction; so does `intend([])`
+   * (nothing to write when none is recorded). Throws (or rejects) as commit() does, and then gorb creates nothing. Without it, nothing is
+   * recorded.
+   */
+  intend?(keys: readonly ServiceKey[]): void | Promise<void>;
   /**
    * False while the store is known not to take writes (a shared store that lost its server): changes are then
    * refused (503) before anything is touched, unless a probe works. Without it, a store is assumed available
@@ -164,6 +179,11 @@ function keyOf(value: unknown, what: string): ServiceKey {
     throw new SavedStateError(`${what}: port must be 1-65535, got ${JSON.stringify(port)}`);
   }
   return { family, protocol: protocol satisfies Protocol, address: addressOf(value.address, family, what), port };
+}
+
+/** The ServiceKey of a row of services being created (StateStore.intend); throws SavedStateError naming it. */
+export function decodeServiceKey(data: unknown): ServiceKey {
+  return keyOf(data, "service being created");
 }
 
 /** The SavedService of a row (`id` and its JSON `data`); throws SavedStateError naming the problem. */

@@ -22,6 +22,7 @@ import type { Pacer } from "../pacer.ts";
 import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
 import type { StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
+import type { ServiceKey } from "../ipvs/types.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
 /** One queued request: its section (edits + write) and how to answer it. */
@@ -147,7 +148,8 @@ export class Transactions {
   /** Commit what `tracker` marked; see commit(). */
   async commitTracked(tracker: ChangeTracker): Promise<void> {
     const store = this.#store;
-    if (store === null || tracker.empty) return;
+    if (store === null) return;
+    if (tracker.empty) return this.forgetIntents();
     try {
       await store.commit(await this.#changesOf(tracker));
     } catch (error) {
@@ -212,13 +214,45 @@ export class Transactions {
   /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
   async write(tx: Tx): Promise<void> {
     this.quorum(tx);
-    const results = await this.execute(wantedFor(this.#desired, mergeTargets(tx.targets)));
+    const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets)), this.#writer.view);
+    await this.intend(operations);
+    const results = await this.run(operations);
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
       await this.rollback(tx);
       throw fromIpvsError(failed.error);
     }
     tx.after(() => this.weightEvents(results));
+  }
+
+  /**
+   * Before `operations` run: record durably the services they create (StateStore.intend), so that a crash before
+   * the commit does not leave them in IPVS as services gorb does not manage (the next start removes them). A
+   * failure to record is the commit's 503, and nothing was written to the kernel.
+   */
+  async intend(operations: readonly Operation[]): Promise<void> {
+    const store = this.#store;
+    if (store?.intend === undefined) return;
+    let keys: ServiceKey[] | null = null;
+    for (const o of operations) if (o.op.op === "add-service") (keys ??= []).push(o.op.service.key);
+    if (keys === null) return;
+    try {
+      await store.intend(keys);
+    } catch (error) {
+      throw this.#saveFailed(store, error);
+    }
+  }
+
+  /**
+   * Clear the record of services being created when no commit will (the changes failed and were rolled back, or
+   * left nothing to save): every change under way is over. A failure is logged: the next commit clears it.
+   */
+  async forgetIntents(): Promise<void> {
+    try {
+      await this.#store?.intend?.([]);
+    } catch (error) {
+      this.#log.error(`cannot clear the record of services being created in ${this.#store?.location ?? "the state"}: ${errorMessage(error)}`);
+    }
   }
 
   /**

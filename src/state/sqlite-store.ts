@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import {
   SavedStateError,
   decodeSavedBackend,
+  decodeServiceKey,
   decodeSavedService,
   encodeSavedBackend,
   encodeSavedService,
@@ -25,6 +26,9 @@ import {
 } from "../core/state.ts";
 import { StateMissingError, StateSchemaError, StateStoreError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
+
+/** A service's IPVS key, as core's state records it (the state layer does not import the driver's types). */
+type ServiceKey = NonNullable<SavedState["creating"]>[number];
 
 /** File name of the database inside the state directory. */
 const STATE_FILE = "state.db";
@@ -100,6 +104,8 @@ export class SqliteStateStore implements StateStore {
   readonly #rowWriters: RowWriters;
   /** The sliced commit in progress; every commit meanwhile waits for it (it holds the one open transaction). */
   #sliced: Promise<void> | null = null;
+  /** True while the table `creating` holds rows (intend()): the next commit clears it in its transaction. */
+  #intended = false;
 
   private constructor(location: string, db: Database) {
     this.location = location;
@@ -124,14 +130,18 @@ export class SqliteStateStore implements StateStore {
       putBackend: (b) => putBackend.run(b.service, b.id, JSON.stringify(encodeSavedBackend(b))),
     };
     this.#rowWriters = w;
-    const many = db.transaction((changes: StateChanges) => {
+    const many = db.transaction((changes: StateChanges, clearIntents: boolean) => {
+      if (clearIntents) db.run("DELETE FROM creating");
       for (const _ of writeRows(w, changes));
     });
     // One row written (a request's PUT or PATCH, the hot path) is one statement, atomic and durable on its own in
     // autocommit mode: the same WAL append and fsync without a BEGIN and a COMMIT to run.
     this.#commit = (changes) => {
       const { putServices, putBackends, deleteServices, deleteBackends } = changes;
-      if (deleteServices.length + deleteBackends.length > 0 || putServices.length + putBackends.length !== 1) many(changes);
+      if (this.#intended) {
+        many(changes, true);
+        this.#intended = false;
+      } else if (deleteServices.length + deleteBackends.length > 0 || putServices.length + putBackends.length !== 1) many(changes, false);
       else if (putServices[0] !== undefined) w.putService(putServices[0]);
       else if (putBackends[0] !== undefined) w.putBackend(putBackends[0]);
     };
@@ -191,6 +201,8 @@ export class SqliteStateStore implements StateStore {
         db.run(
           "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
         );
+        // Services being created in IPVS, recorded before the kernel write (intend()); empty but for a crash.
+        db.run("CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY)");
         if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
         db.run("COMMIT");
       }
@@ -216,6 +228,7 @@ export class SqliteStateStore implements StateStore {
   load(): SavedState {
     const services: SavedService[] = [];
     const backends: SavedBackend[] = [];
+    const creating: ServiceKey[] = [];
     try {
       for (const row of this.#db.query("SELECT id, data FROM services ORDER BY rowid").all() as { id: string; data: string }[]) {
         services.push(decodeSavedService(row.id, JSON.parse(row.data) as unknown));
@@ -226,11 +239,37 @@ export class SqliteStateStore implements StateStore {
         data: string;
       }[];
       for (const row of rows) backends.push(decodeSavedBackend(row.service, row.id, JSON.parse(row.data) as unknown));
+      // A database of an earlier gorb opened only to read (state export) may not have the table.
+      if (this.#db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'creating'").get() !== null) {
+        for (const row of this.#db.query("SELECT key FROM creating").all() as { key: string }[]) creating.push(decodeServiceKey(JSON.parse(row.key) as unknown));
+      }
     } catch (error) {
       const what = error instanceof SavedStateError ? error.message : `unreadable row: ${why(error)}`;
       throw new StateStoreError(`the state database ${this.location} is damaged (${what}); move it away to start empty`);
     }
-    return { services, backends };
+    this.#intended = creating.length > 0;
+    return creating.length > 0 ? { services, backends, creating } : { services, backends };
+  }
+
+  /**
+   * Record the services about to be created in IPVS (see StateStore.intend), durably, with any recorded since the
+   * last commit (the changes of one group are committed together); [] clears the record (no write when it is empty
+   * already). Waits for a sliced or staged commit in progress, as a commit does.
+   */
+  intend(keys: readonly ServiceKey[]): void | Promise<void> {
+    if (keys.length === 0 && !this.#intended) return;
+    if (this.#sliced !== null) return this.#queued(() => this.intend(keys));
+    const db = this.#db;
+    db.transaction(() => {
+      if (keys.length === 0) db.run("DELETE FROM creating");
+      const insert = db.prepare("INSERT OR IGNORE INTO creating (key) VALUES (?)");
+      try {
+        for (const key of keys) insert.run(JSON.stringify(key));
+      } finally {
+        insert.finalize();
+      }
+    })();
+    this.#intended = keys.length > 0;
   }
 
   /**
@@ -282,6 +321,7 @@ export class SqliteStateStore implements StateStore {
     const db = this.#db;
     db.run("BEGIN IMMEDIATE");
     try {
+      if (this.#intended) db.run("DELETE FROM creating");
       let written = 0;
       for (const _ of writeRows(this.#rowWriters, changes)) {
         if (++written % SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -296,6 +336,7 @@ export class SqliteStateStore implements StateStore {
   #commitOpen(): void {
     try {
       this.#db.run("COMMIT");
+      this.#intended = false;
     } catch (error) {
       this.#rollback();
       throw error;

@@ -348,3 +348,42 @@ describe("SqliteStateStore", () => {
     }
   }, 60_000);
 });
+
+describe("the record of services being created (intend)", () => {
+  const KEY7 = { family: "inet", protocol: "tcp", address: "10.0.0.7", port: 80 } as const;
+
+  test("is durable, adds up until a commit clears it, survives an aborted staged commit and is cleared by a committed one", async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    await store.intend([WEB.key]);
+    await store.intend([KEY7, WEB.key]);
+    expect(store.load().creating).toEqual([WEB.key, KEY7]);
+    const aborted = await store.stage(changes({ putServices: [WEB] }));
+    await aborted.abort();
+    expect(store.load()).toEqual({ services: [], backends: [], creating: [WEB.key, KEY7] });
+    const committed = await store.stage(changes({ putServices: [WEB] }));
+    await committed.commit();
+    expect(store.load()).toEqual({ services: [WEB], backends: [] });
+    await store.intend([KEY7]);
+    await store.commit(changes({ putBackends: [B1] })); // the one-row fast path clears it too
+    expect(store.load().creating).toBeUndefined();
+    await store.intend([KEY7]);
+    await store.intend([]);
+    expect(store.load().creating).toBeUndefined();
+  });
+
+  test("a database from before the record (no table) reads with none, and gets the table when gorb opens it to write", () => {
+    const dir = tempDir();
+    open(dir).close();
+    stores.pop();
+    const db = new Database(join(dir, "state.db"));
+    db.run("DROP TABLE creating");
+    db.close();
+    const reader = SqliteStateStore.open(dir, { create: false });
+    expect(reader.load()).toEqual({ services: [], backends: [] });
+    reader.close();
+    const writer = open(dir);
+    writer.intend([KEY7]);
+    expect(writer.load().creating).toEqual([KEY7]);
+  });
+});
