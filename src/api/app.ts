@@ -47,7 +47,7 @@ import {
   ServiceList,
   ServicePatchBody,
 } from "../contract/schemas.ts";
-import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { NotFoundError, UnavailableError, ValidationError } from "../core/errors.ts";
 import { fieldsOf } from "../core/fields.ts";
 import type { Gorb } from "../core/gorb.ts";
 import type { EventBus } from "../core/events.ts";
@@ -208,6 +208,9 @@ export function createApp(options: AppOptions) {
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const version = options.version ?? "dev";
   const applyLimit = Math.max(options.applyLimitBytes ?? DEFAULT_APPLY_LIMIT_BYTES, limit);
+  // GET /events streams open at once: a quarter of the requests in flight --max-connections allows.
+  const maxEventStreams = options.maxRequests === undefined ? undefined : Math.max(1, Math.floor(options.maxRequests / 4));
+  let eventStreams = 0;
   // Route parsers: the body as a JSON object whatever the Content-Type, in the contract's canonical form.
   const serviceBody = (mode: BodyMode) => async ({ request }: { request: Request }) =>
     canonicalServiceBody(await readJsonObject(request, limit), mode);
@@ -415,8 +418,18 @@ export function createApp(options: AppOptions) {
       "/events",
       ({ request, server }) => {
         if (options.events === undefined) throw new NotFoundError("no route for GET /events");
+        // Each stream is a request in flight for as long as it lasts: without a cap, followers (status --watch,
+        // UI tabs) could hold every slot of --max-connections and the API would answer nothing else but 503.
+        if (maxEventStreams !== undefined && eventStreams >= maxEventStreams) {
+          throw new UnavailableError("events", `${maxEventStreams} event streams are open already (a quarter of --max-connections); try again later`);
+        }
+        eventStreams++;
         const heartbeat = options.eventHeartbeatMs;
-        return eventStream(request, server, { bus: options.events, ...(heartbeat !== undefined ? { heartbeatMs: heartbeat } : {}) });
+        return eventStream(request, server, {
+          bus: options.events,
+          onEnd: () => eventStreams--,
+          ...(heartbeat !== undefined ? { heartbeatMs: heartbeat } : {}),
+        });
       },
       {
         response: { 200: t.String({ description: "text/event-stream: one event per change (id, event, data)" }), ...ERRORS },

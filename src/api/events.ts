@@ -45,6 +45,8 @@ export interface EventStreamOptions {
   readonly heartbeatMs?: number;
   /** Bytes waiting for a follower that does not read, past which it is dropped. @default 8 MiB */
   readonly maxQueuedBytes?: number;
+  /** Called once when the stream ends, however it ends (the follower left or was dropped, the bus closed). */
+  readonly onEnd?: () => void;
 }
 
 /** The part of Bun's server the route uses (Elysia passes null when the app is called with `.handle()`). */
@@ -156,6 +158,7 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
           clearInterval(heartbeat);
           subscription.unsubscribe();
           request.signal.removeEventListener("abort", cleanup);
+          options.onEnd?.();
         };
         request.signal.addEventListener("abort", cleanup, { once: true });
         if (request.signal.aborted) cleanup();

@@ -210,6 +210,24 @@ describe("GET /events", () => {
     bus.publish("service.deleted", { service: "web" });
   });
 
+  test("streams are capped at a quarter of --max-connections: one more is 503, and a slot frees when a follower leaves", async () => {
+    const { url, bus } = serve({ maxRequests: 8 });
+    const a = await follow(`${url}/events`);
+    const b = await follow(`${url}/events`);
+    await Promise.all([a, b].map((f) => f.until((text) => text.startsWith(": gorb events"))));
+    const refused = await fetch(`${url}/events`);
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ code: "UNAVAILABLE" });
+    // Other requests still get through while the streams are open.
+    expect((await fetch(`${url}/service`)).status).toBe(200);
+    expect(bus.followers).toBe(2);
+    a.close();
+    await eventually(() => bus.followers === 1);
+    const c = await follow(`${url}/events`);
+    expect(c.response.status).toBe(200);
+    await c.until((text) => text.startsWith(": gorb events"));
+  });
+
   test("closing the bus (the daemon stops) ends every stream, so the server's graceful stop completes", async () => {
     const bus = new EventBus();
     const stack = makeGorb();
