@@ -210,10 +210,14 @@ export class SqliteStateStore implements StateStore {
       db.close();
       if (error instanceof StateStoreError) throw error;
       const text = why(error);
-      if (/locked|busy/i.test(text)) {
-        throw new StateStoreError(`the state database ${location} is in use by another process (another gorb?): ${text}`);
+      const code = (error as { code?: unknown }).code;
+      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+        throw new StateStoreError(`the state database ${location} is in use by another process (another gorb?): ${text}`, { cause: error });
       }
-      throw new StateStoreError(`cannot use the state database ${location}: ${text}`);
+      if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+        throw new StateStoreError(`the state database ${location} is damaged (${text}); move it away to start empty`, { cause: error });
+      }
+      throw new StateStoreError(`cannot use the state database ${location}: ${text}`, { cause: error });
     }
     try {
       return new SqliteStateStore(location, db);

@@ -175,6 +175,14 @@ describe("SqliteStateStore", () => {
     expect(other.stdout.toString()).toContain("is in use by another process");
   });
 
+  test("a state.db that is not a database (truncated, overwritten) is refused as damaged, with what to do, and left as it is", () => {
+    const dir = tempDir();
+    const garbage = "not an SQLite database ".repeat(200);
+    writeFileSync(join(dir, "state.db"), garbage, { mode: 0o600 });
+    expect(() => SqliteStateStore.open(dir)).toThrow(/state\.db is damaged \(file is not a database\); move it away to start empty/);
+    expect(readFileSync(join(dir, "state.db"), "utf8")).toBe(garbage);
+  });
+
   test("a directory that cannot be created, a newer schema and a damaged row are refused with what to do", () => {
     const dir = tempDir();
     Bun.write(join(dir, "file"), "x");
