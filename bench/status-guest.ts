@@ -69,7 +69,7 @@ for (const r of routesFor(SIZE)) sh(["/usr/sbin/ip", "route", "replace", r, "dev
 sh([IPVSADM, "-C"]);
 const stateDir = "/tmp/gorb-bench-status-state";
 rmSync(stateDir, { recursive: true, force: true });
-writeStateDir(stateDir, SIZE);
+await writeStateDir(stateDir, SIZE);
 
 let daemon;
 try {
