@@ -1,7 +1,8 @@
 /**
  * A stand-in for BIRD's control socket: a real unix socket server that greets and answers each command with
- * replies recorded from BIRD 2.0.12 (bird2 is not installed on the test host; the rig runs the real one). The
- * answers come from a script function, so a test can make `configure check` fail the way BIRD does (8002).
+ * replies recorded from BIRD 2.0.12, for what the real BIRD cannot be made to do on demand: hang, answer slowly or
+ * with garbage, refuse a `configure check` (8002) at a given moment. The answers come from a script function.
+ * real-bird.test.ts (and the rig's bgp.test.ts) run the real BIRD.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
