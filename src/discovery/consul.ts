@@ -2,7 +2,8 @@
  * ConsulDiscovery registers gorb's virtual services with a Consul agent:
  *   PUT <consul>/v1/agent/service/register            {"ID","Name","Address","Port","Tags":["gorb",<protocol>]}
  *   PUT <consul>/v1/agent/service/deregister/<ID>      (empty body)
- *   GET <consul>/v1/agent/services                     (at start: find this instance's stale registrations)
+ *   GET <consul>/v1/agent/services                     (at start: find this instance's stale registrations; then
+ *                                                       every minute: find registrations the agent lost)
  * The ID is "<instance>-<service id>" so two gorbs on one agent do not overwrite each other (the original used
  * the service id alone); the Name is the service id, so Consul DNS answers <service id>.service.consul.
  * The daemon's own API registers under the reserved ID "gorb:<instance>" (Name "gorb", tag "gorb-api"): no
@@ -15,6 +16,10 @@
  * has. A TTL check was the alternative; it was not chosen because it marks every service critical whenever gorb
  * is stopped or slow for longer than the TTL, which is exactly the outage this avoids (and it adds a heartbeat).
  * A decommissioned host's registrations go with its Consul agent. `deregisterOnClose` restores the old behaviour.
+ *
+ * An agent that restarts without its data directory (a `-dev` agent, a lost disk) forgets every registration, and
+ * nothing would tell gorb: every `resyncIntervalMs` gorb lists the agent's services and registers again those of its
+ * own that are missing (resync()).
  *
  * Calls never fail the API request that caused them. Each service has at most one pending operation (the latest
  * wins: a remove replaces a pending expose); operations on different services go out in parallel, at most
@@ -42,6 +47,8 @@ export interface ConsulDiscoveryOptions {
   readonly retryInitialMs?: number;
   /** Longest delay between retries in ms. @default 60000 */
   readonly retryMaxMs?: number;
+  /** How often the agent's services are checked for registrations it lost (resync()), in ms; 0: never. @default 60000 */
+  readonly resyncIntervalMs?: number;
   readonly logger?: Logger;
   /** The fetch to use (tests). @default globalThis.fetch */
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
@@ -70,6 +77,8 @@ interface Pending {
 const SELF_KEY = "/gorb";
 /** The tag of every service registration gorb makes (and of nothing else it registers). */
 const SERVICE_TAG = "gorb";
+/** Default of ConsulDiscoveryOptions.resyncIntervalMs. */
+const DEFAULT_RESYNC_MS = 60_000;
 
 /** Discovery through a Consul agent's HTTP API, with a background retry queue. */
 export class ConsulDiscovery implements Discovery {
@@ -88,9 +97,10 @@ export class ConsulDiscovery implements Discovery {
   readonly #pending = new Map<string, Pending>();
   /** Keys with a call in flight (one at a time per key, so a service's calls stay in order). */
   readonly #inFlight = new Set<string>();
-  /** Keys whose registration Consul accepted (and that were not deregistered since), with their Consul ID. */
-  readonly #registered = new Map<string, string>();
+  /** Keys whose registration Consul accepted (and that were not deregistered since), with what was registered. */
+  readonly #registered = new Map<string, ConsulService>();
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #resyncTimer: ReturnType<typeof setInterval> | null = null;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
 
@@ -117,6 +127,11 @@ export class ConsulDiscovery implements Discovery {
     this.#retryMaxMs = options.retryMaxMs ?? 60_000;
     this.#log = options.logger ?? silentLogger;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    const resyncMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_MS;
+    if (resyncMs > 0) {
+      this.#resyncTimer = setInterval(() => void this.resync(), resyncMs);
+      this.#resyncTimer.unref(); // the daemon's life is not this timer's to decide
+    }
   }
 
   /** The Consul service ID of a gorb service id. */
@@ -155,6 +170,40 @@ export class ConsulDiscovery implements Discovery {
    */
   async prune(keep: Iterable<string>): Promise<void> {
     const kept = new Set(keep);
+    const listed = await this.#listAgent("to withdraw stale ones");
+    if (listed === null) return;
+    const prefix = `${this.#instance}-`;
+    for (const s of listed) {
+      if (typeof s.Service !== "string" || !Array.isArray(s.Tags)) continue;
+      if (!s.ID.startsWith(prefix) || !s.Tags.includes(SERVICE_TAG) || s.ID !== this.consulId(s.Service)) continue;
+      if (kept.has(s.Service) || this.#pending.has(s.Service)) continue;
+      this.#log.info(`consul: withdrawing ${s.ID}: gorb no longer has service ${JSON.stringify(s.Service)}`);
+      this.remove(s.Service);
+    }
+  }
+
+  /**
+   * Register again what the agent lost: each registration Consul accepted earlier (and nothing pending replaces)
+   * whose ID the agent no longer lists. One attempt to list; a failure is logged and the next round tries again.
+   * Resolves with the number queued.
+   */
+  async resync(): Promise<number> {
+    if (this.#closed || this.#registered.size === 0) return 0;
+    const listed = await this.#listAgent("to find registrations it lost");
+    if (listed === null || this.#closed) return 0;
+    const present = new Set(listed.map((s) => s.ID));
+    let queued = 0;
+    for (const [key, service] of this.#registered) {
+      if (present.has(service.ID) || this.#pending.has(key) || this.#inFlight.has(key)) continue;
+      this.#log.warn(`consul: the agent no longer has ${service.ID} (restarted without its data?); registering it again`);
+      this.#enqueue(key, { kind: "register", service });
+      queued++;
+    }
+    return queued;
+  }
+
+  /** The agent's services (GET /v1/agent/services), each with a string ID; null when they cannot be read (logged). */
+  async #listAgent(why: string): Promise<{ readonly ID: string; readonly Service?: unknown; readonly Tags?: unknown }[] | null> {
     let listed: unknown;
     try {
       const response = await this.#fetch(this.#url("/v1/agent/services"), {
@@ -166,21 +215,18 @@ export class ConsulDiscovery implements Discovery {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       listed = await response.json();
     } catch (error) {
-      this.#log.warn(`consul: could not list the agent's services to withdraw stale ones: ${reason(error)}`);
-      return;
+      this.#log.warn(`consul: could not list the agent's services ${why}: ${reason(error)}`);
+      return null;
     }
-    if (typeof listed !== "object" || listed === null) return;
-    const prefix = `${this.#instance}-`;
+    if (typeof listed !== "object" || listed === null) return null;
+    const out: { ID: string; Service?: unknown; Tags?: unknown }[] = [];
     for (const entry of Object.values(listed as Record<string, unknown>)) {
       // Whatever answered may not be an agent: an entry that is not an object is not one of ours.
       if (typeof entry !== "object" || entry === null) continue;
       const s = entry as { ID?: unknown; Service?: unknown; Tags?: unknown };
-      if (typeof s.ID !== "string" || typeof s.Service !== "string" || !Array.isArray(s.Tags)) continue;
-      if (!s.ID.startsWith(prefix) || !s.Tags.includes(SERVICE_TAG) || s.ID !== this.consulId(s.Service)) continue;
-      if (kept.has(s.Service) || this.#pending.has(s.Service)) continue;
-      this.#log.info(`consul: withdrawing ${s.ID}: gorb no longer has service ${JSON.stringify(s.Service)}`);
-      this.remove(s.Service);
+      if (typeof s.ID === "string") out.push({ ID: s.ID, Service: s.Service, Tags: s.Tags });
     }
+    return out;
   }
 
   /** Number of operations waiting to be sent or retried. */
@@ -203,7 +249,9 @@ export class ConsulDiscovery implements Discovery {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    const withdraw = new Map(this.#registered);
+    if (this.#resyncTimer !== null) clearInterval(this.#resyncTimer);
+    this.#resyncTimer = null;
+    const withdraw = new Map([...this.#registered].map(([key, service]) => [key, service.ID] as const));
     for (const pending of this.#pending.values()) {
       if (pending.operation.kind === "register" && (pending.attempts > 0 || this.#inFlight.has(pending.key))) {
         withdraw.set(pending.key, pending.operation.service.ID);
@@ -259,7 +307,7 @@ export class ConsulDiscovery implements Discovery {
     const consulId = operation.kind === "register" ? operation.service.ID : operation.consulId;
     try {
       await this.#send(operation);
-      if (operation.kind === "register") this.#registered.set(pending.key, consulId);
+      if (operation.kind === "register") this.#registered.set(pending.key, operation.service);
       else this.#registered.delete(pending.key);
       if (this.#pending.get(pending.key) === pending) this.#pending.delete(pending.key);
     } catch (error) {

@@ -355,3 +355,74 @@ describe("NoDiscovery", () => {
     expect(await none.close()).toBeUndefined();
   });
 });
+
+/** A stand-in agent that keeps what is registered (register, deregister, list), and can forget it all. */
+function rememberingConsul() {
+  const services = new Map<string, unknown>();
+  let registers = 0;
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      if (request.method === "GET" && url.pathname === "/v1/agent/services") return Response.json(Object.fromEntries(services));
+      if (request.method === "PUT" && url.pathname === "/v1/agent/service/register") {
+        const body = (await request.json()) as { ID: string; Name: string; Tags: string[] };
+        services.set(body.ID, { ID: body.ID, Service: body.Name, Tags: body.Tags });
+        registers++;
+        return new Response("");
+      }
+      const id = url.pathname.replace("/v1/agent/service/deregister/", "");
+      if (request.method === "PUT" && id !== url.pathname) {
+        return services.delete(decodeURIComponent(id)) ? new Response("") : new Response("Unknown service ID", { status: 404 });
+      }
+      return new Response("no such route", { status: 404 });
+    },
+  });
+  servers.push(server);
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    ids: () => [...services.keys()].sort(),
+    registers: () => registers,
+    /** The agent restarted without its data directory. */
+    forget: () => services.clear(),
+  };
+}
+
+describe("an agent that lost its registrations", () => {
+  test("resync registers again what the agent no longer lists, and nothing it still has", async () => {
+    const agent = rememberingConsul();
+    const logger = new RecordingLogger();
+    const discovery = new ConsulDiscovery({ url: agent.url, instance: "lb1", logger, resyncIntervalMs: 0 });
+    discovery.expose(WEB);
+    discovery.expose({ ...WEB, id: "api", port: 8080 });
+    discovery.exposeSelf({ address: "10.0.0.254", port: 4672 });
+    await discovery.whenIdle();
+    expect(await discovery.resync()).toBe(0);
+    expect(agent.registers()).toBe(3);
+    agent.forget();
+    expect(await discovery.resync()).toBe(3);
+    await discovery.whenIdle();
+    expect(agent.ids()).toEqual(["gorb:lb1", "lb1-api", "lb1-web"]);
+    expect(logger.lines.filter((l) => l.includes("no longer has lb1-web"))).toHaveLength(1);
+    // A service removed meanwhile is not brought back.
+    discovery.remove("api");
+    await discovery.whenIdle();
+    agent.forget();
+    expect(await discovery.resync()).toBe(2);
+    await discovery.whenIdle();
+    expect(agent.ids()).toEqual(["gorb:lb1", "lb1-web"]);
+    await discovery.close();
+  });
+
+  test("by itself, every resyncIntervalMs", async () => {
+    const agent = rememberingConsul();
+    const discovery = new ConsulDiscovery({ url: agent.url, instance: "lb1", resyncIntervalMs: 20 });
+    discovery.expose(WEB);
+    await discovery.whenIdle();
+    agent.forget();
+    for (let i = 0; i < 500 && agent.ids().length === 0; i++) await Bun.sleep(5);
+    expect(agent.ids()).toEqual(["lb1-web"]);
+    await discovery.close();
+  });
+});
