@@ -2,26 +2,16 @@
  * The BIRD announcer against a fake control socket (./_fake-bird.ts) that answers like BIRD 2.0.12 and reads
  * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { IncludeFile, hostPrefix, renderInclude } from "../../../src/bgp/include-file.ts";
 import { systemClock } from "../../../src/health/clock.ts";
 import { FakeBird, RECORDED, healthyBird } from "./_fake-bird.ts";
+import { bgpFixtures, quiet } from "./_fixtures.ts";
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "gorb-bgp-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = bgpFixtures();
 
 /** Routes in a rendered include file. */
 function routesOf(text: string | null): string[] {

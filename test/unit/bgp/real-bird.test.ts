@@ -1,27 +1,17 @@
 /**
  * The BIRD announcer against a real BIRD 2 (./_real-bird.ts): what `birdc show route` lists is the judge.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { VipController } from "../../../src/bgp/controller.ts";
 import { runDoctor } from "../../../src/bgp/doctor.ts";
 import { systemClock } from "../../../src/health/clock.ts";
 import { startBird, until } from "./_real-bird.ts";
+import { bgpFixtures, quiet } from "./_fixtures.ts";
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "gorb-bgp-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = bgpFixtures();
 
 /** A tmpfs of two pages (the include file and one more), mounted for this test; needs root. */
 function tinyTmpfs(): string {
