@@ -1,6 +1,6 @@
 /**
- * Bulk work never holds the event loop for its whole length: a large apply and a large restore let the event loop
- * turn (the API's sockets, health checks' timers, signals) while they work.
+ * Bulk work never holds the event loop for its whole length: a large apply, a large restore and the views of what
+ * they made let the event loop turn (the API's sockets, health checks' timers, signals) while they work.
  */
 import { describe, expect, test } from "bun:test";
 import { readServices, readServicesPaced } from "../../../src/config/services.ts";
@@ -54,5 +54,10 @@ describe("bulk work yields to the event loop", () => {
     }
     expect(await turnsDuring(() => gorb.restore({ services: [service], backends }))).toBeGreaterThan(0);
     expect((await gorb.getService("web")).backends).toHaveLength(20000);
+    // Then every view of them (GET /metrics, GET /service?detail=true), built in slices too.
+    let views: Awaited<ReturnType<typeof gorb.listServicesDetail>> = [];
+    expect(await turnsDuring(async () => (views = await gorb.listServicesDetail()))).toBeGreaterThan(0);
+    expect(views[0]?.backend_details).toHaveLength(20000);
+    expect(views[0]?.backend_details[19999]?.id).toBe("b9999");
   }, 60_000);
 });
