@@ -105,6 +105,23 @@ describe("a crash between the kernel write and the commit", () => {
     reopened.close();
   });
 
+  test("services created by requests that share one group commit are all recorded, and all removed after the crash", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new DyingStore(SqliteStateStore.open(stateDir()));
+    const { gorb } = makeGorb({ driver, store });
+    store.die();
+    // Sent together: they queue behind each other and share the group's one (never coming) commit.
+    for (let i = 1; i <= 3; i++) void gorb.createService(`s${i}`, { host: `10.0.9.${i}`, port: 80 });
+    await untilKernelHolds(driver, 3);
+
+    const { store: reopened, saved } = reopen(store);
+    expect(saved.creating).toEqual([tcp("10.0.9.1"), tcp("10.0.9.2"), tcp("10.0.9.3")]);
+    const next = makeGorb({ driver, store: reopened });
+    expect((await next.gorb.restore(saved)).removedUnsaved).toEqual(["tcp 10.0.9.1:80", "tcp 10.0.9.2:80", "tcp 10.0.9.3:80"]);
+    expect(await kernelKeys(driver)).toEqual([]);
+    reopened.close();
+  });
+
   test("an apply's services are recorded before its kernel batch: all of them are removed after a crash before its commit", async () => {
     const driver = new MemoryIpvsDriver();
     const store = new DyingStore(SqliteStateStore.open(stateDir()));
