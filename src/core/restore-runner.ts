@@ -82,11 +82,11 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   if (!shared) for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observedTable(table), (id) => desired.hasKeyId(id));
-  const unsavedIds = new Set(unsaved.map((key) => serviceKeyId(key)));
+  const unsavedIds = new Set(unsaved.map((entry) => serviceKeyId(entry.key)));
   writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key));
   const removedUnsaved: string[] = [];
   if (unsaved.length > 0) {
-    const gone = unsaved.map((key) => ({ id: describeService(key), config: null, key, backends: [] }));
+    const gone = unsaved.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
     for (const r of await p.transactions.run(planOperations(gone, writer.view))) {
       if (r.error !== null) {
         log.error(`restore: cannot remove ${r.operation.service}, which gorb was creating when it stopped: ${r.error.message}; IPVS keeps it`);
@@ -94,6 +94,10 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
         removedUnsaved.push(r.operation.service);
         log.warn(`restore: removed ${r.operation.service} from IPVS: gorb was creating it when it stopped, before saving it (the change was never answered)`);
       }
+    }
+    // The address gorb put on the VIP interface for such a service goes too, unless a saved service claims it.
+    for (const { key, vip } of unsaved) {
+      if (vip && (await p.vips.dropUnclaimed(key)) && !isFwmarkKey(key)) log.warn(`restore: removed VIP ${key.address}, which gorb added for ${describeService(key)}`);
     }
   }
 

@@ -8,7 +8,7 @@
 import { Pacer } from "../pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
-import type { DestinationConfig, ServiceKey } from "../ipvs/types.ts";
+import type { DestinationConfig } from "../ipvs/types.ts";
 import { ConflictError, GorbError, errorMessage } from "./errors.ts";
 import type { ChangeTracker } from "./changes.ts";
 import type { BackendSpec } from "./model.ts";
@@ -20,7 +20,7 @@ import { checkId } from "./ids.ts";
 import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
 import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
-import { type SavedBackend, type SavedState } from "./state.ts";
+import { type Creating, type SavedBackend, type SavedState } from "./state.ts";
 
 /** The saved state read back. */
 export interface LoadedState {
@@ -188,14 +188,14 @@ export function adoptDestination(
  * IPVS holds and the saved state does not (`saved` tells by serviceKeyId). A service the state holds was saved
  * after all; one IPVS does not hold was never made, or undone. Each key once, in the order recorded.
  */
-export function unsavedCreations(creating: readonly ServiceKey[], kernel: ObservedTable, saved: (keyId: string) => boolean): ServiceKey[] {
-  const out: ServiceKey[] = [];
+export function unsavedCreations(creating: readonly Creating[], kernel: ObservedTable, saved: (keyId: string) => boolean): Creating[] {
+  const out: Creating[] = [];
   const seen = new Set<string>();
-  for (const key of creating) {
-    const id = serviceKeyId(key);
+  for (const entry of creating) {
+    const id = serviceKeyId(entry.key);
     if (seen.has(id) || saved(id) || !kernel.has(id)) continue;
     seen.add(id);
-    out.push(key);
+    out.push(entry);
   }
   return out;
 }

@@ -58,7 +58,14 @@ export interface SavedState {
    * (StateStore.intend): the ones the saved services do not hold are gorb's, made for a change it never answered,
    * and restore removes them. Absent: none (or a store that does not record them).
    */
-  readonly creating?: readonly ServiceKey[];
+  readonly creating?: readonly Creating[];
+}
+
+/** A service gorb was about to create in IPVS (StateStore.intend), and whether it put its address on the VIP interface. */
+export interface Creating {
+  readonly key: ServiceKey;
+  /** True when gorb added the service's address to the VIP interface for it (no other service held the address). */
+  readonly vip: boolean;
 }
 
 /** The rows one mutation changed: a store applies them in one transaction. */
@@ -106,7 +113,7 @@ export interface StateStore {
    * (nothing to write when none is recorded). Throws (or rejects) as commit() does, and then gorb creates nothing. Without it, nothing is
    * recorded.
    */
-  intend?(keys: readonly ServiceKey[]): void | Promise<void>;
+  intend?(entries: readonly Creating[]): void | Promise<void>;
   /**
    * False while the store is known not to take writes (a shared store that lost its server): changes are then
    * refused (503) before anything is touched, unless a probe works. Without it, a store is assumed available
@@ -181,9 +188,9 @@ function keyOf(value: unknown, what: string): ServiceKey {
   return { family, protocol: protocol satisfies Protocol, address: addressOf(value.address, family, what), port };
 }
 
-/** The ServiceKey of a row of services being created (StateStore.intend); throws SavedStateError naming it. */
-export function decodeServiceKey(data: unknown): ServiceKey {
-  return keyOf(data, "service being created");
+/** A row of services being created (StateStore.intend): its key's JSON and its vip flag; throws SavedStateError. */
+export function decodeCreating(key: unknown, vip: unknown): Creating {
+  return { key: keyOf(key, "service being created"), vip: vip === 1 || vip === true };
 }
 
 /** The SavedService of a row (`id` and its JSON `data`); throws SavedStateError naming the problem. */

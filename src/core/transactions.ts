@@ -20,9 +20,8 @@ import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
 import type { Pacer } from "../pacer.ts";
 import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
-import type { StagedCommit, StateChanges, StateStore } from "./state.ts";
+import type { Creating, StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
-import type { ServiceKey } from "../ipvs/types.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
 /** One queued request: its section (edits + write) and how to answer it. */
@@ -233,11 +232,15 @@ export class Transactions {
   async intend(operations: readonly Operation[]): Promise<void> {
     const store = this.#store;
     if (store?.intend === undefined) return;
-    let keys: ServiceKey[] | null = null;
-    for (const o of operations) if (o.op.op === "add-service") (keys ??= []).push(o.op.service.key);
-    if (keys === null) return;
+    let entries: Creating[] | null = null;
+    for (const o of operations) {
+      if (o.op.op !== "add-service") continue;
+      const key = o.op.service.key;
+      (entries ??= []).push({ key, vip: this.#vips.holds(o.service, key) });
+    }
+    if (entries === null) return;
     try {
-      await store.intend(keys);
+      await store.intend(entries);
     } catch (error) {
       throw this.#saveFailed(store, error);
     }

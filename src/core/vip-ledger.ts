@@ -74,6 +74,22 @@ export class VipLedger {
     }
   }
 
+  /**
+   * Remove the address of `key` from the VIP interface unless a service holds a claim on it: gorb added it for a
+   * service it never saved (it stopped before the commit; restore remembered the saved claims first). Resolves true
+   * when it was removed; a failure is logged.
+   */
+  async dropUnclaimed(key: ServiceKey): Promise<boolean> {
+    if (isFwmarkKey(key) || this.#claims.has(key.address)) return false;
+    try {
+      await this.#vip.remove(key.address, key.family);
+      return true;
+    } catch (error) {
+      this.#log.warn(`cannot remove VIP ${key.address} from the VIP interface: ${String(error)}`);
+      return false;
+    }
+  }
+
   /** Put back every claimed address that has gone from the interface; returns how many were put back / failed. */
   async restoreMissing(): Promise<{ restored: number; failed: number }> {
     let restored = 0;

@@ -13,7 +13,8 @@ import { join, resolve } from "node:path";
 import {
   SavedStateError,
   decodeSavedBackend,
-  decodeServiceKey,
+  decodeCreating,
+  type Creating,
   decodeSavedService,
   encodeSavedBackend,
   encodeSavedService,
@@ -27,8 +28,6 @@ import {
 import { StateMissingError, StateSchemaError, StateStoreError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
 
-/** A service's IPVS key, as core's state records it (the state layer does not import the driver's types). */
-type ServiceKey = NonNullable<SavedState["creating"]>[number];
 
 /** File name of the database inside the state directory. */
 const STATE_FILE = "state.db";
@@ -202,7 +201,7 @@ export class SqliteStateStore implements StateStore {
           "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
         );
         // Services being created in IPVS, recorded before the kernel write (intend()); empty but for a crash.
-        db.run("CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY)");
+        db.run("CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, vip INTEGER NOT NULL DEFAULT 0)");
         if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
         db.run("COMMIT");
       }
@@ -232,7 +231,7 @@ export class SqliteStateStore implements StateStore {
   load(): SavedState {
     const services: SavedService[] = [];
     const backends: SavedBackend[] = [];
-    const creating: ServiceKey[] = [];
+    const creating: Creating[] = [];
     try {
       for (const row of this.#db.query("SELECT id, data FROM services ORDER BY rowid").all() as { id: string; data: string }[]) {
         services.push(decodeSavedService(row.id, JSON.parse(row.data) as unknown));
@@ -245,7 +244,9 @@ export class SqliteStateStore implements StateStore {
       for (const row of rows) backends.push(decodeSavedBackend(row.service, row.id, JSON.parse(row.data) as unknown));
       // A database of an earlier gorb opened only to read (state export) may not have the table.
       if (this.#db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'creating'").get() !== null) {
-        for (const row of this.#db.query("SELECT key FROM creating").all() as { key: string }[]) creating.push(decodeServiceKey(JSON.parse(row.key) as unknown));
+        for (const row of this.#db.query("SELECT key, vip FROM creating ORDER BY rowid").all() as { key: string; vip: number }[]) {
+          creating.push(decodeCreating(JSON.parse(row.key) as unknown, row.vip));
+        }
       }
     } catch (error) {
       const what = error instanceof SavedStateError ? error.message : `unreadable row: ${why(error)}`;
@@ -260,20 +261,20 @@ export class SqliteStateStore implements StateStore {
    * last commit (the changes of one group are committed together); [] clears the record (no write when it is empty
    * already). Waits for a sliced or staged commit in progress, as a commit does.
    */
-  intend(keys: readonly ServiceKey[]): void | Promise<void> {
-    if (keys.length === 0 && !this.#intended) return;
-    if (this.#sliced !== null) return this.#queued(() => this.intend(keys));
+  intend(entries: readonly Creating[]): void | Promise<void> {
+    if (entries.length === 0 && !this.#intended) return;
+    if (this.#sliced !== null) return this.#queued(() => this.intend(entries));
     const db = this.#db;
     db.transaction(() => {
-      if (keys.length === 0) db.run("DELETE FROM creating");
-      const insert = db.prepare("INSERT OR IGNORE INTO creating (key) VALUES (?)");
+      if (entries.length === 0) db.run("DELETE FROM creating");
+      const insert = db.prepare("INSERT OR IGNORE INTO creating (key, vip) VALUES (?, ?)");
       try {
-        for (const key of keys) insert.run(JSON.stringify(key));
+        for (const entry of entries) insert.run(JSON.stringify(entry.key), entry.vip ? 1 : 0);
       } finally {
         insert.finalize();
       }
     })();
-    this.#intended = keys.length > 0;
+    this.#intended = entries.length > 0;
   }
 
   /**

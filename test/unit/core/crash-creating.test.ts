@@ -9,7 +9,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SavedState, StagedCommit, StateChanges, StateStore } from "../../../src/core/state.ts";
+import type { Creating, SavedState, StagedCommit, StateChanges, StateStore } from "../../../src/core/state.ts";
+import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { ServiceKey } from "../../../src/ipvs/types.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
@@ -50,8 +51,8 @@ class DyingStore implements StateStore {
   probe(): void | Promise<void> {
     return this.inner.probe();
   }
-  intend(keys: readonly ServiceKey[]): void | Promise<void> {
-    return this.inner.intend(keys);
+  intend(entries: readonly Creating[]): void | Promise<void> {
+    return this.inner.intend(entries);
   }
 }
 
@@ -79,24 +80,33 @@ function reopen(store: DyingStore): { store: SqliteStateStore; saved: SavedState
 }
 
 describe("a crash between the kernel write and the commit", () => {
-  test("a service created over the API and never saved is removed at the next start; a foreign one stays", async () => {
+  test("a service created over the API and never saved is removed at the next start, with the VIP gorb added for it; a foreign one stays", async () => {
     const driver = new MemoryIpvsDriver();
+    const vip = new MemoryVipManager(["10.0.0.3"]); // an address the interface had: never gorb's
     const store = new DyingStore(SqliteStateStore.open(stateDir()));
-    const { gorb } = makeGorb({ driver, store });
+    const { gorb } = makeGorb({ driver, store, vip });
     await gorb.createService("kept", { host: "10.0.0.1", port: 80 });
     const kept = driver.peek()[0]?.service;
     if (kept === undefined) throw new Error("the kernel holds no service after createService");
     await driver.addService({ ...kept, key: tcp("10.9.9.9", 53) }); // someone else's
     store.die();
     void gorb.createService("lost", { host: "10.0.0.2", port: 80 });
-    await untilKernelHolds(driver, 3);
+    void gorb.createService("lost-too", { host: "10.0.0.1", port: 443 }); // kept's address: its VIP stays
+    void gorb.createService("lost-on-3", { host: "10.0.0.3", port: 80 }); // the interface's own address
+    await untilKernelHolds(driver, 5);
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
 
     const { store: reopened, saved } = reopen(store);
     expect(saved.services.map((s) => s.id)).toEqual(["kept"]);
-    expect(saved.creating).toEqual([tcp("10.0.0.2")]);
-    const next = makeGorb({ driver, store: reopened });
+    expect(saved.creating).toEqual([
+      { key: tcp("10.0.0.2"), vip: true },
+      { key: tcp("10.0.0.1", 443), vip: true },
+      { key: tcp("10.0.0.3"), vip: false },
+    ]);
+    const next = makeGorb({ driver, store: reopened, vip });
     const report = await next.gorb.restore(saved);
-    expect(report.removedUnsaved).toEqual(["tcp 10.0.0.2:80"]);
+    expect(report.removedUnsaved).toEqual(["tcp 10.0.0.2:80", "tcp 10.0.0.1:443", "tcp 10.0.0.3:80"]);
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.3"]);
     expect(await kernelKeys(driver)).toEqual([JSON.stringify(tcp("10.0.0.1")), JSON.stringify(tcp("10.9.9.9", 53))].sort());
     // The record is cleared, and the same request now works (it was a 409: "a service gorb does not manage").
     expect(reopened.load().creating).toBeUndefined();
@@ -115,7 +125,7 @@ describe("a crash between the kernel write and the commit", () => {
     await untilKernelHolds(driver, 3);
 
     const { store: reopened, saved } = reopen(store);
-    expect(saved.creating).toEqual([tcp("10.0.9.1"), tcp("10.0.9.2"), tcp("10.0.9.3")]);
+    expect(saved.creating?.map((c) => c.key)).toEqual([tcp("10.0.9.1"), tcp("10.0.9.2"), tcp("10.0.9.3")]);
     const next = makeGorb({ driver, store: reopened });
     expect((await next.gorb.restore(saved)).removedUnsaved).toEqual(["tcp 10.0.9.1:80", "tcp 10.0.9.2:80", "tcp 10.0.9.3:80"]);
     expect(await kernelKeys(driver)).toEqual([]);
@@ -175,9 +185,9 @@ describe("the record of services being created", () => {
     await gorb.createService("web", { host: "10.0.0.1", port: 80 });
     await gorb.close();
     // Recorded, then a crash before the commit cleared them: one saved after all, one never made.
-    await sqlite.intend([tcp("10.0.0.1"), tcp("10.0.0.7")]);
+    await sqlite.intend([{ key: tcp("10.0.0.1"), vip: true }, { key: tcp("10.0.0.7"), vip: false }]);
     const saved = sqlite.load();
-    expect(saved.creating).toEqual([tcp("10.0.0.1"), tcp("10.0.0.7")]);
+    expect(saved.creating).toEqual([{ key: tcp("10.0.0.1"), vip: true }, { key: tcp("10.0.0.7"), vip: false }]);
     const next = makeGorb({ driver, store: sqlite });
     const report = await next.gorb.restore(saved);
     expect(report.removedUnsaved).toEqual([]);

@@ -363,19 +363,19 @@ describe("the record of services being created (intend)", () => {
   test("is durable, adds up until a commit clears it, survives an aborted staged commit and is cleared by a committed one", async () => {
     const dir = tempDir();
     const store = open(dir);
-    await store.intend([WEB.key]);
-    await store.intend([KEY7, WEB.key]);
-    expect(store.load().creating).toEqual([WEB.key, KEY7]);
+    await store.intend([{ key: WEB.key, vip: true }]);
+    await store.intend([{ key: KEY7, vip: false }, { key: WEB.key, vip: true }]);
+    expect(store.load().creating).toEqual([{ key: WEB.key, vip: true }, { key: KEY7, vip: false }]);
     const aborted = await store.stage(changes({ putServices: [WEB] }));
     await aborted.abort();
-    expect(store.load()).toEqual({ services: [], backends: [], creating: [WEB.key, KEY7] });
+    expect(store.load()).toEqual({ services: [], backends: [], creating: [{ key: WEB.key, vip: true }, { key: KEY7, vip: false }] });
     const committed = await store.stage(changes({ putServices: [WEB] }));
     await committed.commit();
     expect(store.load()).toEqual({ services: [WEB], backends: [] });
-    await store.intend([KEY7]);
+    await store.intend([{ key: KEY7, vip: false }]);
     await store.commit(changes({ putBackends: [B1] })); // the one-row fast path clears it too
     expect(store.load().creating).toBeUndefined();
-    await store.intend([KEY7]);
+    await store.intend([{ key: KEY7, vip: false }]);
     await store.intend([]);
     expect(store.load().creating).toBeUndefined();
   });
@@ -391,7 +391,7 @@ describe("the record of services being created (intend)", () => {
     expect(reader.load()).toEqual({ services: [], backends: [] });
     reader.close();
     const writer = open(dir);
-    writer.intend([KEY7]);
-    expect(writer.load().creating).toEqual([KEY7]);
+    writer.intend([{ key: KEY7, vip: true }]);
+    expect(writer.load().creating).toEqual([{ key: KEY7, vip: true }]);
   });
 });
