@@ -214,7 +214,12 @@ export class Transactions {
   async write(tx: Tx): Promise<void> {
     this.quorum(tx);
     const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets)), this.#writer.view);
-    await this.intend(operations);
+    try {
+      await this.intend(operations);
+    } catch (error) {
+      await this.rollback(tx); // nothing was written to the kernel: this undoes the edits and the VIP claims
+      throw error;
+    }
     const results = await this.run(operations);
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {

@@ -157,6 +157,24 @@ describe("a crash between the kernel write and the commit", () => {
 });
 
 describe("the record of services being created", () => {
+  test("when it cannot be written (a full disk), the change is refused with 503 and nothing of it stays", async () => {
+    const driver = new MemoryIpvsDriver();
+    const vip = new MemoryVipManager();
+    const store = new (class extends DyingStore {
+      override intend(entries: readonly Creating[]): void {
+        if (entries.length > 0) throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      }
+    })(SqliteStateStore.open(stateDir()));
+    const { gorb } = makeGorb({ driver, store, vip });
+    await expect(gorb.createService("web", { host: "10.0.0.1", port: 80 })).rejects.toMatchObject({ status: 503 });
+    const declared = [{ id: "api", fields: new Map<string, unknown>([["host", "10.0.0.2"], ["port", 80]]), backends: [] }];
+    await expect(gorb.apply(declared)).rejects.toMatchObject({ status: 503 });
+    expect(gorb.listServices()).toEqual([]);
+    expect(await kernelKeys(driver)).toEqual([]);
+    expect(vip.addresses()).toEqual([]);
+    store.inner.close();
+  });
+
   test("is cleared by the commit of the change that created them, and after changes the kernel refused", async () => {
     const refusing = new MemoryIpvsDriver();
     const sqlite = SqliteStateStore.open(stateDir());
