@@ -70,7 +70,8 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   const { desired, edits, writer, log } = p;
   const table = await p.kernel(() => p.driver.snapshot());
   const tracker = new ChangeTracker();
-  const loaded = await loadSavedState(state, observedTable(table), (s, b) => edits.watchId(s, b));
+  const observed = observedTable(table); // by key: every destination in a map, built once for the whole restore
+  const loaded = await loadSavedState(state, observed, (s, b) => edits.watchId(s, b));
   for (const record of loaded.services) desired.addService(record);
   for (const record of loaded.vips) p.vips.remember(record.id, record.config.key);
   // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
@@ -81,7 +82,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   }
   if (!shared) for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
-  const unsaved = unsavedCreations(state.creating ?? [], observedTable(table), (id) => desired.hasKeyId(id));
+  const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
   const unsavedIds = new Set(unsaved.map((entry) => serviceKeyId(entry.key)));
   writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key));
   const removedUnsaved: string[] = [];
