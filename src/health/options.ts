@@ -204,6 +204,11 @@ export const DEFAULT_INTERVAL = "1m";
 export const DEFAULT_TIMEOUT_MS = 5_000;
 /** MIN_INTERVAL_MS is the shortest interval accepted. */
 export const MIN_INTERVAL_MS = 100;
+/**
+ * MIN_TIMEOUT_MS is the shortest check timeout accepted: below it a healthy backend's answer, or gorb's own timer
+ * slack, fails the check, and every backend is drained for a typo ("5ms" for "5s").
+ */
+const MIN_TIMEOUT_MS = 50;
 /** MAX_THRESHOLD is the largest rise/fall: the size of the health window. */
 export const MAX_THRESHOLD = 100;
 /** BACKOFF_FACTOR: `backoff: true` caps the back-off at this many intervals. */
@@ -532,6 +537,7 @@ function parseHost(value: unknown, field: string): string {
 
 function parseTimeout(value: unknown, field: string, interval: Duration): number {
   const t = parseDuration(value, field);
+  if (t.ms < MIN_TIMEOUT_MS) throw new PulseOptionsError(field, `${JSON.stringify(t.text)} is too short, at least ${MIN_TIMEOUT_MS}ms`);
   if (t.ms > interval.ms) {
     throw new PulseOptionsError(
       field,

@@ -219,6 +219,7 @@ describe("parsePulseOptions: bad values name their field", () => {
     ["host junk", { args: { host: "a b" } }, "pulse.args.host", 'invalid host "a b", use an IP address or a DNS name'],
     ["host number", { args: { host: 5 } }, "pulse.args.host", "must be a string, got number 5"],
     ["timeout > interval", { interval: "5s", args: { timeout: "10s" } }, "pulse.args.timeout", '"10s" is longer than the interval "5s"; a check must end before the next one starts'],
+    ["timeout too short", { interval: "5s", args: { timeout: "5ms" } }, "pulse.args.timeout", '"5ms" is too short, at least 50ms'],
     ["timeout grammar", { args: { timeout: "soon" } }, "pulse.args.timeout", 'invalid interval "soon", use e.g. 500ms, 5s, 1m, 2h'],
     ["backoff below interval", { interval: "1m", args: { backoff: "30s" } }, "pulse.args.backoff", 'maximum "30s" is shorter than the interval "1m"'],
     ["backoff number", { args: { backoff: 60 } }, "pulse.args.backoff", 'must be true, false or a maximum interval such as "10m", got number 60'],
