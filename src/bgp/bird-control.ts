@@ -254,6 +254,21 @@ export class BirdControl {
 }
 
 /**
+ * A prefix as gorb writes it (RFC 5952 lower case, no dotted tail): BIRD prints an IPv4-mapped address with one
+ * (`::ffff:198.51.100.7/128` for gorb's `::ffff:c633:6407/128`), which would otherwise never match.
+ */
+function canonicalPrefix(prefix: string): string {
+  const slash = prefix.indexOf("/");
+  const address = prefix.slice(0, slash);
+  if (!address.includes(":")) return prefix;
+  try {
+    return `${new URL(`http://[${address}]/`).hostname.slice(1, -1)}${prefix.slice(slash)}`;
+  } catch {
+    return prefix.toLowerCase();
+  }
+}
+
+/**
  * The prefixes (`203.0.113.10/32`, `2001:db8::10/128`) of a `show route` reply, in order, without repeats. With
  * `primary`, only those whose listed route is BIRD's best for the prefix (marked ` *`, or ` !` for a kernel sync
  * error, after the `[protocol time]`): a route that loses to another protocol's (say `protocol direct` with the VIP
@@ -265,7 +280,7 @@ export function routePrefixes(reply: BirdReply, options: { readonly primary?: bo
   for (const line of reply.lines) {
     if (line.code !== BIRD_CODES.routeList) continue;
     const first = line.text.trim().split(/\s+/)[0] ?? "";
-    if (/^[0-9a-f.:]+\/\d{1,3}$/i.test(first)) current = first.toLowerCase();
+    if (/^[0-9a-f.:]+\/\d{1,3}$/i.test(first)) current = canonicalPrefix(first);
     if (current === null) continue;
     if (options.primary !== true || /\] [*!]( |$)/.test(line.text)) seen.add(current);
   }

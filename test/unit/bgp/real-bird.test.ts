@@ -54,6 +54,13 @@ describe("BirdAnnouncer with a real BIRD", () => {
     expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
   });
 
+  test("an IPv4-mapped IPv6 VIP, which BIRD prints with a dotted tail (::ffff:198.51.100.7), is confirmed", async () => {
+    const { bird, announcer } = await setup(join(tempDir(), "gorb", "bird-vips.conf"));
+    await announcer.announce(["::ffff:c633:6407/128"]);
+    expect(await bird.routes()).toEqual(["::ffff:198.51.100.7/128"]);
+    expect(announcer.status()).toEqual([{ prefix: "::ffff:c633:6407/128", wanted: true, confirmed: true, error: null }]);
+  });
+
   test("a VIP whose best route in BIRD is another protocol's (protocol direct with the VIP on lo) is not exported: not confirmed, and the error says why", async () => {
     const other = "protocol static other_vips { ipv4 { preference 240; }; route 203.0.113.10/32 blackhole; }\n";
     const { bird, announcer } = await setup(join(tempDir(), "gorb", "bird-vips.conf"), other);
