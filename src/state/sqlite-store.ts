@@ -8,8 +8,9 @@
  * pointed at the same directory fails at start-up instead of writing over the first one's state.
  */
 import { Database, type Statement } from "bun:sqlite";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import {
   SavedStateError,
   decodeSavedBackend,
@@ -97,6 +98,8 @@ function readSchema(db: Database, location: string): number | null {
 export class SqliteStateStore implements StateStore {
   readonly location: string;
   readonly #db: Database;
+  /** Removes the private copy a reader of read-only media opened (privateCopy); null otherwise. */
+  readonly #onClose: (() => void) | null;
   readonly #commit: (changes: StateChanges) => void;
   /** The prepared statements, finalized on close (an open statement would keep the database, and its lock, open). */
   readonly #statements: { finalize(): void }[];
@@ -106,9 +109,10 @@ export class SqliteStateStore implements StateStore {
   /** True while the table `creating` holds rows (intend()): the next commit clears it in its transaction. */
   #intended = false;
 
-  private constructor(location: string, db: Database) {
+  private constructor(location: string, db: Database, onClose: (() => void) | null = null) {
     this.location = location;
     this.#db = db;
+    this.#onClose = onClose;
     // Statements and the transaction are prepared once: a commit per request is the hot path of every PUT.
     const { deleteService, deleteServiceBackends, putService, deleteBackend, putBackend } = prepareAll(db, {
       deleteService: "DELETE FROM services WHERE id = ?",
@@ -174,10 +178,13 @@ export class SqliteStateStore implements StateStore {
       if (error instanceof StateStoreError) throw error;
       throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
     }
+    // A reader of a directory it cannot write (read-only media) reads a private copy: SQLite could not lock it.
+    const copy = !create && !writableDir(dirname(real)) ? privateCopy(real) : null;
     let db: Database;
     try {
-      db = new Database(real, { create, strict: true });
+      db = new Database(copy?.path ?? real, { create, strict: true });
     } catch (error) {
+      copy?.remove();
       throw new StateStoreError(`cannot open the state database ${location}: ${why(error)}`);
     }
     try {
@@ -207,6 +214,7 @@ export class SqliteStateStore implements StateStore {
       }
     } catch (error) {
       db.close();
+      copy?.remove();
       if (error instanceof StateStoreError) throw error;
       const text = why(error);
       const code = (error as { code?: unknown }).code;
@@ -219,10 +227,11 @@ export class SqliteStateStore implements StateStore {
       throw new StateStoreError(`cannot use the state database ${location}: ${text}`, { cause: error });
     }
     try {
-      return new SqliteStateStore(location, db);
+      return new SqliteStateStore(location, db, copy === null ? null : copy.remove);
     } catch (error) {
       // Its tables are not the ones gorb made (a statement does not prepare): the database was edited.
       db.close();
+      copy?.remove();
       throw new StateStoreError(`the state database ${location} is damaged (${why(error)}); move it away to start empty`, { cause: error });
     }
   }
@@ -398,5 +407,35 @@ export class SqliteStateStore implements StateStore {
   close(): void {
     for (const statement of this.#statements) statement.finalize();
     this.#db.close();
+    this.#onClose?.();
+  }
+}
+
+/** True when this process may create files in `dir` (false on a read-only mount, or a directory it cannot write). */
+function writableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A private copy of the database `real` (and its write-ahead log, whose committed rows it may still hold) for a
+ * reader where SQLite cannot take its lock or make its shared-memory file: a read-only mount, a snapshot. Nothing
+ * else can write there, so the copy is the state; it is removed when the reader closes.
+ */
+function privateCopy(real: string): { readonly path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-state-read-"));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  try {
+    const path = join(dir, STATE_FILE);
+    copyFileSync(real, path);
+    if (existsSync(`${real}-wal`)) copyFileSync(`${real}-wal`, `${path}-wal`);
+    return { path, remove };
+  } catch (error) {
+    remove();
+    throw new StateStoreError(`cannot read the state database ${real} from its read-only directory: ${why(error)}`, { cause: error });
   }
 }
