@@ -8,7 +8,7 @@ import { KernelIpvsDriver } from "../../src/ipvs/kernel-driver.ts";
 import { isFwmarkKey, type ServiceWithDestinations } from "../../src/ipvs/types.ts";
 import { assertInGuest } from "./helpers/guest.ts";
 import { type IpvsadmListing, parseIpvsadmList } from "./helpers/ipvsadm.ts";
-import { ip, ipvsadm } from "./helpers/sh.ts";
+import { IPVSADM, ip, runAsync } from "./helpers/sh.ts";
 
 const FORWARD = { Masq: "nat", Route: "dr", Tunnel: "tunnel", Local: "local" } as const;
 
@@ -106,12 +106,15 @@ function fromIpvsadm(main: IpvsadmListing, thresholds: IpvsadmListing, tun: Ipvs
 }
 
 async function compareWithIpvsadm(driver: IpvsDriver): Promise<void> {
-  const gorb = fromGorb(await driver.snapshot());
-  const theirs = fromIpvsadm(
-    parseIpvsadmList(ipvsadm("-Ln")),
-    parseIpvsadmList(ipvsadm("-Ln", "--thresholds")),
-    parseIpvsadmList(ipvsadm("-Ln", "--tun-info")),
-  );
+  // The three listings are read side by side: spawning ipvsadm is most of this suite's time in the emulated guest.
+  const [main, thresholds, tun, snap] = await Promise.all([
+    runAsync([IPVSADM, "-Ln"]),
+    runAsync([IPVSADM, "-Ln", "--thresholds"]),
+    runAsync([IPVSADM, "-Ln", "--tun-info"]),
+    driver.snapshot(),
+  ]);
+  const gorb = fromGorb(snap);
+  const theirs = fromIpvsadm(parseIpvsadmList(main), parseIpvsadmList(thresholds), parseIpvsadmList(tun));
   expect(gorb).toEqual(theirs);
 }
 

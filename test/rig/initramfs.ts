@@ -351,13 +351,16 @@ function removeStaleRunArchives(): void {
   }
 }
 
+/** Per-run archives made by this process: part of their names, as guests of one process may start in the same ms. */
+let runArchives = 0;
+
 /** Builds (or reuses) the base archive and writes base + a fresh project archive into one per-run file. */
 export function buildInitramfs(kernel: RigKernel, opts: ProjectArchiveOptions, log?: (line: string) => void): RigInitramfs {
   const started = performance.now();
   const base = buildBaseArchive(kernel, log);
   const project = buildProjectArchive(opts);
   removeStaleRunArchives();
-  const path = join(INITRAMFS_CACHE, `run-${process.pid}-${Date.now().toString(36)}.cpio`);
+  const path = join(INITRAMFS_CACHE, `run-${process.pid}-${Date.now().toString(36)}-${++runArchives}.cpio`);
   copyFileSync(base.path, path);
   appendFileSync(path, project);
   if (opts.extraFiles !== undefined && opts.extraFiles.length > 0) {

@@ -46,6 +46,25 @@ export function run(argv: readonly string[], opts: { stdin?: string; cwd?: strin
   return stdout;
 }
 
+/**
+ * Runs `argv` to completion without blocking this thread, so several commands can run side by side on the guest's
+ * CPUs; returns its stdout and throws {@link CommandError} like {@link run}.
+ */
+export async function runAsync(argv: readonly string[]): Promise<string> {
+  let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", "pipe">>;
+  try {
+    proc = Bun.spawn([...argv], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  } catch (err) {
+    throw new CommandError(`cannot start \`${argv.join(" ")}\`: ${err instanceof Error ? err.message : String(err)}`, argv, null, "", "");
+  }
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (exitCode !== 0) {
+    const status = proc.signalCode !== null ? `killed by ${proc.signalCode}` : `exit ${exitCode}`;
+    throw new CommandError(`\`${argv.join(" ")}\` failed (${status}): ${stderr.trim() || stdout.trim() || "no output"}`, argv, exitCode, stdout, stderr);
+  }
+  return stdout;
+}
+
 /** Runs a shell snippet with `/bin/sh -c` and returns its stdout; throws {@link CommandError} on failure. */
 export function sh(script: string): string {
   return run(["/bin/sh", "-c", script]);
