@@ -16,8 +16,8 @@
  * that guest, and the Debian package's other files are unpacked under /opt/gorb-deb (test/rig/compiled-exe.ts).
  *
  * Environment: GORB_RIG_TIMEOUT_MS bounds each guest run (default 2,700,000 = 45 min: a guard against a hung
- * guest, not a speed target; in one guest the suite took 15-16 min on one CI machine and over 20 on a slower one,
- * where the old 20-minute bound killed it in its last file); GORB_RIG_GUESTS (default 2);
+ * guest, not a speed target; in one guest the suite took 15-16 min in fresh-clone runs of .ci/run and over 20 on
+ * CI's machine of 2026-12-04, where the old 20-minute bound killed it in its last file); GORB_RIG_GUESTS (default 2);
  * GORB_RIG_TEST_TIMEOUT_MS is bun test's per-test timeout inside the guest (default 180,000: the guest is emulated
  * and runs about 10x slower than the host); GORB_RIG_CPUS, GORB_RIG_VERBOSE=1 (all kernel messages).
  */
