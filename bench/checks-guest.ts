@@ -371,7 +371,16 @@ async function runGorb(kind: string, idleSeconds: number): Promise<{ m: Measure;
     );
     const m = await window("gorb", "gorb", kind, INTERVAL, () => [proc.pid]);
     // What the checks said at the end: states and messages (addresses folded), most common first.
-    const text = await (await fetch(`${API}/service?detail=true`)).text();
+    // A daemon saturated by its checks may shed this connection (ECONNRESET): the figures are taken already, so a
+    // failed read is printed and the bench goes on; it is tried three times.
+    let text = "";
+    for (let attempt = 1; attempt <= 3 && text === ""; attempt++) {
+      try {
+        text = await (await fetch(`${API}/service?detail=true`)).text();
+      } catch (error) {
+        console.log(`  gorb ${kind}: GET /service?detail=true, attempt ${attempt} of 3: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
     const counts = new Map<string, number>();
     for (const match of text.matchAll(/"state":\s*"(\w+)"[^}]*?"message":\s*"([^"]*)"/g)) {
       const key = `${match[1]}: ${(match[2] ?? "").replace(/10\.200\.\d+\.\d+/g, "<backend>")}`;
