@@ -148,6 +148,41 @@ function fillOptionalValues(defs: ArgsDef, args: readonly string[]): string[] {
   });
 }
 
+/**
+ * `args` with only the last occurrence of each boolean flag, whatever its spelling (`--state`, `--state=false`,
+ * `--no-state`, an alias such as `-f`): citty reads a `--no-x` anywhere as false, so `--no-state --state` kept
+ * nothing on disk; as for every other flag, the last one given wins.
+ */
+function lastBooleanWins(defs: ArgsDef, args: readonly string[]): string[] {
+  const table = flagTable(defs);
+  const tokens = optionTokens(args);
+  /** The canonical name of the boolean flag at each index that holds one. */
+  const booleans = new Map<number, string>();
+  const last = new Map<string, number>();
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] ?? "";
+    if (!token.startsWith("-") || token === "-") continue;
+    const body = token.slice(token.startsWith("--") ? 2 : 1);
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    const negated = token.startsWith("--") && eq < 0 && name.startsWith("no-") ? table.get(name.slice(3)) : undefined;
+    const shape = table.get(name) ?? (negated?.boolean === true ? negated : undefined);
+    if (shape === undefined) continue;
+    if (shape.boolean) {
+      booleans.set(i, shape.canonical);
+      last.set(shape.canonical, i);
+    } else if (shape.takesValue && eq < 0) {
+      // Its value is the next token (as checkFlags reads it), not a flag of its own.
+      const next = tokens[i + 1];
+      if (!(shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-")))) i++;
+    }
+  }
+  return args.filter((_, i) => {
+    const canonical = booleans.get(i);
+    return canonical === undefined || last.get(canonical) === i;
+  });
+}
+
 /** Index of the first positional token (the sub-command name), skipping flags and their values. */
 function firstPositional(args: readonly string[], defs: ArgsDef): number {
   const table = flagTable(defs);
@@ -259,7 +294,8 @@ async function dispatch(
     checkFlags(await argsOf(resolved.cmd), resolved.rest, path);
     const untrap = sigint !== null && path !== "gorb serve" ? trapSigint(sigint) : () => {};
     try {
-      const rawArgs = fillOptionalValues(await argsOf(resolved.cmd), resolved.rest);
+      const defs = await argsOf(resolved.cmd);
+      const rawArgs = lastBooleanWins(defs, fillOptionalValues(defs, resolved.rest));
       const { result } = await runCommand(resolved.cmd, { rawArgs });
       return typeof result === "number" ? result : EXIT.OK;
     } finally {
