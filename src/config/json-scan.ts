@@ -2,6 +2,7 @@
  * A small JSON reader that only keeps positions: the line of every object key (by path) and, for a text that
  * is not valid JSON, the line and column of the first error. JSON.parse gives the values; it says neither.
  * A key given twice in one object is an error here (JSON.parse keeps the last one without a word).
+ * A UTF-8 byte order mark at the start (Notepad, PowerShell's Out-File) is not part of the text, as in YAML and TOML.
  */
 
 /** Where a key is: its path (keys lower-cased, list indexes as numbers) and its 1-based line. */
@@ -26,9 +27,10 @@ export function pathKey(path: readonly (string | number)[]): string {
   return JSON.stringify(path.map((p) => (typeof p === "string" ? p.toLowerCase() : p)));
 }
 
-/** Scan `text`; see JsonPositions. */
+/** Scan `text`; see JsonPositions. A leading byte order mark is skipped, and columns on line 1 count from after it. */
 export function scanJson(text: string): JsonPositions {
-  const starts = [0];
+  const bom = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  const starts = [bom];
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
   const lineOf = (offset: number): number => {
     let lo = 0;
@@ -41,7 +43,7 @@ export function scanJson(text: string): JsonPositions {
     return lo + 1;
   };
   const lines = new Map<string, number>();
-  let pos = 0;
+  let pos = bom;
 
   const fail = (message: string): never => {
     throw new JsonSyntax(pos, message);

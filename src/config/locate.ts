@@ -97,5 +97,7 @@ export function lineOfPath(text: string, format: ConfigFormat, path: readonly Pa
   if (path.length === 0) return null;
   if (format === "json") return jsonLine(text, path);
   const keys = path.map(lower);
-  return format === "yaml" ? yamlLine(text, keys) : tomlLine(text, keys);
+  // A byte order mark is not indentation.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return format === "yaml" ? yamlLine(body, keys) : tomlLine(body, keys);
 }

@@ -165,13 +165,15 @@ export function parseConfigText(text: string, format: ConfigFormat): unknown {
   if (format === "json") {
     // JSON.parse is many times faster than the scan; the scan runs only to say where a text that fails is wrong, or
     // that has a key twice (JSON.parse keeps the last one).
+    // JSON.parse refuses a byte order mark, which Bun.YAML and Bun.TOML skip (and the scan too).
+    const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
     let value: unknown;
     try {
-      value = JSON.parse(text) as unknown;
+      value = JSON.parse(body) as unknown;
     } catch {
       value = undefined;
     }
-    if (value !== undefined && keysIn(value) === keysOf(text)) return value;
+    if (value !== undefined && keysIn(value) === keysOf(body)) return value;
     const scan = scanJson(text);
     if (scan.error !== null) throw new ConfigSyntaxError("json", scan.error.line, scan.error.column, scan.error.message);
     if (value !== undefined) return value;

@@ -1,0 +1,46 @@
+/**
+ * Configuration files as editors and careless hands write them: a byte order mark, a second YAML document, a value
+ * written unquoted where the flag takes text (a hold-down of 0, a token of digits).
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "gorb-config-edges-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The message parseConfigFile throws for `text` in a file named `name`. */
+function refusal(name: string, text: string): string {
+  try {
+    parseConfigFile(name, text);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
+describe("configuration file edges", () => {
+  test("a UTF-8 byte order mark (Notepad, PowerShell) is read in JSON as it is in YAML and TOML", async () => {
+    const bom = "\uFEFF";
+    for (const [name, text] of [
+      ["gorb.json", '{"listen": "127.0.0.1:5000", "services": {}}\n'],
+      ["gorb.yaml", 'listen: "127.0.0.1:5000"\nservices: {}\n'],
+      ["gorb.toml", 'listen = "127.0.0.1:5000"\n[services]\n'],
+    ] as const) {
+      const path = join(dir, name);
+      writeFileSync(path, bom + text);
+      const file = await loadConfigFile(path);
+      expect([name, file.flags.listen, file.services]).toEqual([name, "127.0.0.1:5000", []]);
+    }
+    // A syntax error after the mark is still placed by its line and column, as without it.
+    expect(refusal("gorb.json", `${bom}{\n  "listen": ":1",\n}\n`)).toBe('gorb.json:3:1: JSON syntax error: expected a key in double quotes, found "}"');
+    expect(refusal("gorb.json", `${bom}{"listen": ":1",}`)).toBe('gorb.json:1:17: JSON syntax error: expected a key in double quotes, found "}"');
+    // A bad value is placed by its line too.
+    expect(refusal("gorb.json", `${bom}{\n  "services": {\n    "web": {"port": 70000}\n  }\n}\n`)).toBe(
+      "gorb.json:3: services.web.port: must be 1-65535, got 70000",
+    );
+  });
+});
