@@ -6,9 +6,10 @@
  * A key given twice in one mapping is an error in all three: TOML's by Bun.TOML; JSON.parse and Bun.YAML keep the last
  * one and say nothing, so JSON's is found here (./json-scan.ts) and YAML's by ./yaml-duplicates.ts. Either runs only
  * when the keys the text spells out (keysOf, ./yaml-key-count.ts) are not as many as the value's (keysIn).
+ * A YAML stream of several documents, which Bun reads as the list of them, is an error at the second one's line.
  */
 import { scanJson } from "./json-scan.ts";
-import { duplicateYamlKey } from "./yaml-duplicates.ts";
+import { duplicateYamlKey, secondYamlDocumentLine } from "./yaml-duplicates.ts";
 import { yamlKeyCount } from "./yaml-key-count.ts";
 
 /** The formats of a configuration file. */
@@ -183,6 +184,12 @@ export function parseConfigText(text: string, format: ConfigFormat): unknown {
     value = rawParse(text, format);
   } catch (error) {
     throw new ConfigSyntaxError(format, firstBadLine(text, format), null, problemOf(error));
+  }
+  if (format === "yaml" && Array.isArray(value)) {
+    // Bun reads a stream of several documents as the list of them: say so where the second starts, rather than
+    // "got a list" at no line for a file that holds no list.
+    const line = secondYamlDocumentLine(text);
+    if (line !== null) throw new ConfigSyntaxError("yaml", line, null, "a second YAML document starts here: a configuration file is one document");
   }
   if (format === "yaml" && yamlKeyCount(text) !== keysIn(value, text.includes("*"))) {
     const duplicate = duplicateYamlKey(text);

@@ -195,10 +195,12 @@ describe("configuration files", () => {
     expect(duplicate("? [a, b]\n: 1\n? [a, b]\n: 2\n")).toBe('YAML syntax error: duplicate key "[a, b]" (first on line 1)');
     // Deeper down, and the first of two by where the second one is.
     expect(duplicate("a:\n  b:\n    c: [{ d: 1, d: 2 }]\ne: 1\ne: 2\n")).toBe('YAML syntax error: duplicate key "d" (first on line 3)');
-    // Not the same: Web and web, 1 and "01", two merges, keys of separate documents.
-    for (const text of ["Web: 1\nweb: 2\n", '1: a\n"01": b\n', "a: &a {x: 1}\nb: &b {y: 1}\nc:\n  <<: *a\n  <<: *b\n", "a: 1\n---\na: 2\n"]) {
+    // Not the same: Web and web, 1 and "01", two merges.
+    for (const text of ["Web: 1\nweb: 2\n", '1: a\n"01": b\n', "a: &a {x: 1}\nb: &b {y: 1}\nc:\n  <<: *a\n  <<: *b\n"]) {
       expect(duplicate(text)).toBeNull();
     }
+    // Keys of separate documents are not the same either; a second document is refused for what it is.
+    expect(duplicate("a: 1\n---\na: 2\n")).toBe("YAML syntax error: a second YAML document starts here: a configuration file is one document");
   });
 
   test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {

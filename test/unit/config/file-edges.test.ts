@@ -43,4 +43,16 @@ describe("configuration file edges", () => {
       "gorb.json:3: services.web.port: must be 1-65535, got 70000",
     );
   });
+
+  test("a second YAML document is refused at its --- line, not as a list at no line", () => {
+    expect(refusal("gorb.yaml", 'listen: "127.0.0.1:4672"\n---\nservices: {}\n')).toBe(
+      "gorb.yaml:2: YAML syntax error: a second YAML document starts here: a configuration file is one document",
+    );
+    expect(refusal("gorb.yaml", "---\nlisten: :1\n...\n---\nflush: true\n")).toBe(
+      "gorb.yaml:4: YAML syntax error: a second YAML document starts here: a configuration file is one document",
+    );
+    // One document, with its markers, is one; a list at the top is still a list.
+    expect(parseConfigFile("gorb.yaml", "---\nlisten: :1\n...\n").flags).toEqual({ listen: ":1" });
+    expect(refusal("gorb.yaml", "- 1\n- 2\n")).toBe("gorb.yaml: (top level): must be a mapping of settings, got a list");
+  });
 });
