@@ -36,7 +36,7 @@ const SETTINGS = {
   bgp_bird_socket: { flag: "bgpBirdSocket", type: "string" },
   bgp_include: { flag: "bgpInclude", type: "string" },
   bgp_protocol: { flag: "bgpProtocol", type: "string" },
-  bgp_hold_down: { flag: "bgpHoldDown", type: "string" },
+  bgp_hold_down: { flag: "bgpHoldDown", type: "hold-down" },
   bgp_keep_on_exit: { flag: "bgpKeepOnExit", type: "boolean" },
   store: { flag: "store", type: "string" },
   node_id: { flag: "nodeId", type: "string" },
@@ -94,6 +94,13 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
       case "interval":
         if (typeof value !== "string" && value !== 0) {
           throw new PathError([key], `must be a duration such as "30s" (0 or "off": never), got ${describeValue(value)}`);
+        }
+        flags[spec.flag] = String(value);
+        break;
+      case "hold-down":
+        // 0 as a number too, as for the interval (YAML, TOML and JSON read `0` as one).
+        if (typeof value !== "string" && value !== 0) {
+          throw new PathError([key], `must be a duration such as "3s" (0: none), got ${describeValue(value)}`);
         }
         flags[spec.flag] = String(value);
         break;

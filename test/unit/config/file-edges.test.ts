@@ -55,4 +55,17 @@ describe("configuration file edges", () => {
     expect(parseConfigFile("gorb.yaml", "---\nlisten: :1\n...\n").flags).toEqual({ listen: ":1" });
     expect(refusal("gorb.yaml", "- 1\n- 2\n")).toBe("gorb.yaml: (top level): must be a mapping of settings, got a list");
   });
+
+  test("bgp_hold_down takes 0, as --bgp-hold-down 0 does, written as a number too", () => {
+    for (const [name, text] of [
+      ["gorb.yaml", "bgp_bird_socket: /run/bird/bird.ctl\nbgp_hold_down: 0\n"],
+      ["gorb.json", '{"bgp_bird_socket": "/run/bird/bird.ctl", "bgp_hold_down": 0}'],
+      ["gorb.toml", 'bgp_bird_socket = "/run/bird/bird.ctl"\nbgp_hold_down = 0\n'],
+    ] as const) {
+      expect([name, parseConfigFile(name, text).flags.bgpHoldDown]).toEqual([name, "0"]);
+    }
+    expect(refusal("gorb.yaml", "bgp_bird_socket: /run/bird/bird.ctl\nbgp_hold_down: 3\n")).toBe(
+      'gorb.yaml:2: bgp_hold_down: must be a duration such as "3s" (0: none), got 3',
+    );
+  });
 });
