@@ -15,7 +15,7 @@ const SETTINGS = {
   consul: { flag: "consul", type: "string" },
   verbose: { flag: "verbose", type: "boolean" },
   vip_interface: { flag: "vipInterface", type: "string" },
-  token: { flag: "token", type: "string" },
+  token: { flag: "token", type: "secret" },
   body_limit: { flag: "bodyLimit", type: "size" },
   state: { flag: "state", type: "boolean" },
   state_dir: { flag: "stateDir", type: "string" },
@@ -26,7 +26,7 @@ const SETTINGS = {
   max_connections: { flag: "maxConnections", type: "count" },
   tls_cert: { flag: "tlsCert", type: "string" },
   tls_key: { flag: "tlsKey", type: "string" },
-  consul_token: { flag: "consulToken", type: "string" },
+  consul_token: { flag: "consulToken", type: "secret" },
   consul_token_file: { flag: "consulTokenFile", type: "string" },
   unknown_destinations: { flag: "unknownDestinations", type: "string" },
   max_services: { flag: "maxServices", type: "count" },
@@ -60,6 +60,13 @@ function settingOfFlag(flag: string): string {
   return flag.replaceAll("-", "_");
 }
 
+/** What a value is, without the value itself. */
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (value instanceof Date) return "a date";
+  return typeof value === "object" ? "a mapping" : `a ${typeof value}`;
+}
+
 function readSettings(doc: Record<string, unknown>): DaemonFlags {
   const flags: Record<string, string | boolean> = {};
   for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
@@ -72,6 +79,11 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
         break;
       case "string":
         if (typeof value !== "string") throw new PathError([key], `must be a string, got ${describeValue(value)}`);
+        flags[spec.flag] = value;
+        break;
+      case "secret":
+        // The value is not repeated: the message goes to the terminal, and to the journal on SIGHUP.
+        if (typeof value !== "string") throw new PathError([key], `must be a string (quote it), got ${kindOf(value)}`);
         flags[spec.flag] = value;
         break;
       case "size":

@@ -68,4 +68,12 @@ describe("configuration file edges", () => {
       'gorb.yaml:2: bgp_hold_down: must be a duration such as "3s" (0: none), got 3',
     );
   });
+
+  test("a token the file gives as a number is refused without printing it (the error goes to the journal on SIGHUP)", () => {
+    for (const key of ["token", "consul_token"]) {
+      const message = refusal("gorb.yaml", `${key}: 73915508124417\n`);
+      expect(message).toBe(`gorb.yaml:1: ${key}: must be a string (quote it), got a number`);
+      expect(message).not.toContain("73915508124417");
+    }
+  });
 });
