@@ -24,15 +24,24 @@ export function mapping(value: unknown, path: readonly PathSegment[], what: stri
 
 /**
  * Throws for the first key of `obj` that is not in `known`. Service and backend fields are compared
- * lower-case, as the API reads them (`anyCase`); a file's settings must be written as documented.
+ * lower-case, as the API reads them (`anyCase`), so two keys that differ only in case (`port` and `Port`) are one
+ * field given twice, refused as a duplicate key is (one of them would be dropped without a word); a file's settings
+ * must be written as documented.
  */
 export function refuseUnknown(obj: Record<string, unknown>, known: readonly string[], path: readonly PathSegment[], anyCase = true): void {
   let names = KNOWN.get(known);
   if (names === undefined) KNOWN.set(known, (names = new Set(known)));
+  const seen = anyCase ? new Map<string, string>() : null;
   for (const key of Object.keys(obj)) {
-    if (!names.has(anyCase ? key.toLowerCase() : key)) {
+    const name = anyCase ? key.toLowerCase() : key;
+    if (!names.has(name)) {
       throw new PathError([...path, key], `unknown field; known: ${known.join(", ")}`);
     }
+    const first = seen?.get(name);
+    if (first !== undefined) {
+      throw new PathError([...path, key], `the same field as ${JSON.stringify(first)} (fields are read in any case): give it once`);
+    }
+    seen?.set(name, key);
   }
 }
 

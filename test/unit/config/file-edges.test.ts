@@ -76,4 +76,19 @@ describe("configuration file edges", () => {
       expect(message).not.toContain("73915508124417");
     }
   });
+
+  test("a field given twice in two cases (port and Port) is refused, not read as one of them", () => {
+    expect(refusal("gorb.yaml", "services:\n  web:\n    host: 10.0.0.1\n    port: 80\n    Port: 8080\n")).toBe(
+      'gorb.yaml:4: services.web.Port: the same field as "port" (fields are read in any case): give it once',
+    );
+    // backends: {} then Backends: {b1: ...} declared no backend at all.
+    expect(refusal("gorb.yaml", "services:\n  web:\n    host: 10.0.0.1\n    port: 80\n    backends: {}\n    Backends:\n      b1: { host: 10.1.0.1 }\n")).toBe(
+      'gorb.yaml:5: services.web.Backends: the same field as "backends" (fields are read in any case): give it once',
+    );
+    expect(refusal("gorb.json", '{"services": {"web": {"host": "10.0.0.1", "port": 80, "backends": {"b1": {"host": "10.1.0.1", "Weight": 1, "weight": 0}}}}}')).toBe(
+      'gorb.json:1: services.web.backends.b1.weight: the same field as "Weight" (fields are read in any case): give it once',
+    );
+    // Ids are not fields: web and Web are two services.
+    expect(parseConfigFile("gorb.yaml", "services:\n  web: { host: 10.0.0.1, port: 80 }\n  Web: { host: 10.0.0.2, port: 80 }\n").services?.map((s) => s.id)).toEqual(["web", "Web"]);
+  });
 });
