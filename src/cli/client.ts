@@ -86,7 +86,17 @@ function normalizeServer(text: string, source: string): string {
     throw new UsageError(`${source}: must be an http:// or https:// URL, got ${JSON.stringify(text)}`);
   }
   if (url.search !== "" || url.hash !== "") throw new UsageError(`${source}: must not have a query or fragment`);
+  // Not echoed: the URL holds a password. Sent, it would be a Basic header beside the bearer token.
+  if (url.username !== "" || url.password !== "") {
+    throw new UsageError(`${source}: must not hold a user or password (gorb authenticates with --token or --token-file)`);
+  }
   return url.href.replace(/\/+$/, "");
+}
+
+/** A token given on the command line or in the environment: one word (a header cannot carry a line break). */
+function checkToken(source: string, token: string): string {
+  if (/[\s\u0000-\u001f\u007f]/.test(token)) throw new UsageError(`${source}: must be one token without whitespace or control characters`);
+  return token;
 }
 
 /** The token of a token file, as the daemon reads it (private file, one token). */
@@ -142,10 +152,11 @@ export function clientOptionsFrom(
   const flagTokenFile = stringArg(args, "token-file");
   if (flagToken !== undefined && flagTokenFile !== undefined) throw new UsageError("give either --token or --token-file, not both");
   const envTokenFile = envValue(env, "GORB_TOKEN_FILE");
+  const envToken = envValue(env, "GORB_TOKEN");
   const token =
-    flagToken ??
+    (flagToken !== undefined ? checkToken("--token", flagToken) : undefined) ??
     (flagTokenFile !== undefined ? readTokenFile("--token-file", flagTokenFile) : undefined) ??
-    envValue(env, "GORB_TOKEN") ??
+    (envToken !== undefined ? checkToken("GORB_TOKEN", envToken) : undefined) ??
     (envTokenFile !== undefined ? readTokenFile("GORB_TOKEN_FILE", envTokenFile) : undefined) ??
     null;
   const flagCa = stringArg(args, "ca");

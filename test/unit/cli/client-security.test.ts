@@ -64,3 +64,24 @@ describe("token file", () => {
     );
   });
 });
+
+describe("secrets given where they do not belong", () => {
+  test("a user and password in --server or GORB_SERVER are refused as usage, and never printed", async () => {
+    for (const [args, env, source] of [
+      [["service", "ls", "--server", "http://admin:hunter2@127.0.0.1:1"], {}, "--server"],
+      [["service", "ls"], { GORB_SERVER: "http://admin:hunter2@127.0.0.1:1" }, "GORB_SERVER"],
+    ] as const) {
+      const run = await runGorb([...args], { ...env });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toStartWith(`error: ${source}: must not hold a user or password (gorb authenticates with --token or --token-file)`);
+      expect(run.stdout + run.stderr).not.toContain("hunter2");
+    }
+  });
+
+  test("a --token or GORB_TOKEN with a control character (a pasted line break) is a usage error naming it, not 'cannot reach'", async () => {
+    const flag = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert, "--token", "s3\r\ncret"]);
+    expect([flag.code, flag.stderr]).toEqual([2, expect.stringContaining("error: --token: must be one token without whitespace or control characters")]);
+    const env = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert], { GORB_TOKEN: "s3\ncret" });
+    expect([env.code, env.stderr]).toEqual([2, expect.stringContaining("error: GORB_TOKEN: must be one token without whitespace or control characters")]);
+  });
+});
