@@ -238,6 +238,9 @@ const status = defineCommand({
     const json = boolArg(args, "json") === true;
     const daemon = (): ClientOptions => ({ ...clientOptionsFrom(args, ctx.env, ctx.signal), offersDirect: true });
     if (boolArg(args, "cluster") === true) {
+      if (optionalPositional(args, "service") !== undefined || args.watch !== undefined || boolArg(args, "direct") === true) {
+        throw new UsageError("--cluster shows every node of the fleet: it takes no SERVICE, --watch or --direct");
+      }
       const answer = (await new GorbClient(daemon()).request("GET", "/cluster")) as ClusterAnswer;
       ctx.io.stdout(json ? jsonText(answer) : clusterText(answer));
       return 0;
