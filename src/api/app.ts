@@ -425,11 +425,18 @@ export function createApp(options: AppOptions) {
         }
         eventStreams++;
         const heartbeat = options.eventHeartbeatMs;
-        return eventStream(request, server, {
-          bus: options.events,
-          onEnd: () => eventStreams--,
-          ...(heartbeat !== undefined ? { heartbeatMs: heartbeat } : {}),
-        });
+        try {
+          return eventStream(request, server, {
+            bus: options.events,
+            onEnd: () => eventStreams--,
+            ...(heartbeat !== undefined ? { heartbeatMs: heartbeat } : {}),
+          });
+        } catch (error) {
+          // A refused Last-Event-ID (400) opened no stream, so onEnd never runs: give the slot back here, or a few
+          // bad ids would leave GET /events answering 503 until the daemon restarts.
+          eventStreams--;
+          throw error;
+        }
       },
       {
         response: { 200: t.String({ description: "text/event-stream: one event per change (id, event, data)" }), ...ERRORS },

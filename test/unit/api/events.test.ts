@@ -228,6 +228,23 @@ describe("GET /events", () => {
     await c.until((text) => text.startsWith(": gorb events"));
   });
 
+  test("a refused Last-Event-ID does not take a stream slot: after as many 400s as there are slots, a stream still opens", async () => {
+    const { url, bus } = serve({ maxRequests: 8 });
+    for (let i = 0; i < 3; i++) {
+      const refused = await fetch(`${url}/events`, { headers: { "Last-Event-ID": "yesterday" } });
+      expect(refused.status).toBe(400);
+      await refused.text();
+    }
+    const a = await follow(`${url}/events`);
+    expect(a.response.status).toBe(200);
+    const b = await follow(`${url}/events?last_event_id=x`);
+    expect(b.response.status).toBe(400);
+    const c = await follow(`${url}/events`);
+    expect(c.response.status).toBe(200);
+    await Promise.all([a, c].map((f) => f.until((text) => text.startsWith(": gorb events"))));
+    expect(bus.followers).toBe(2);
+  });
+
   test("closing the bus (the daemon stops) ends every stream, so the server's graceful stop completes", async () => {
     const bus = new EventBus();
     const stack = makeGorb();
