@@ -171,6 +171,8 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
       if (typeof value !== "number" || (type === "integer" && !Number.isInteger(value))) {
         return `must be an integer ${range(single)}, got ${got}`;
       }
+      // JSON's 1e400 parses to Infinity, which no number schema takes; one without bounds has no range to show.
+      if (!Number.isFinite(value)) return `must be a finite number, got ${got}`;
       return `must be ${range(single)}, got ${got}`;
     }
     case "boolean":

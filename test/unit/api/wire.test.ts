@@ -1,0 +1,54 @@
+/**
+ * Hostile and careless requests against a real gorb API listening on loopback (Bun's server, real sockets, raw
+ * request lines where a client would tidy the URL): what the guard lets through and how errors are worded.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import { makeGorb } from "../core/fakes.ts";
+
+const stops: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+
+function serve(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}) {
+  const stack = makeGorb();
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
+  app.listen({ hostname: "127.0.0.1", port: 0 });
+  stops.push(async () => {
+    await app.stop(true);
+  });
+  const port = app.server?.port ?? 0;
+  return { ...stack, port, url: `http://127.0.0.1:${port}` };
+}
+
+/** Send `request` as written (no URL clean-up by a client) and resolve with the whole answer once the server closes. */
+function raw(port: number, request: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(request));
+    let text = "";
+    socket.on("data", (data) => {
+      text += data.toString("utf8");
+    });
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+      resolve({ status, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
+    });
+  });
+}
+
+describe("error wording", () => {
+  test("a pulse arg of 1e400 (Infinity once parsed) is a 400 that says a finite number is wanted", async () => {
+    const { url } = serve();
+    const put = (path: string, body: string) => fetch(`${url}${path}`, { method: "PUT", body });
+    expect((await put("/service/web", '{"host":"10.0.0.1","port":80}')).status).toBe(200);
+    const reply = await put("/service/web/b1", '{"host":"10.1.0.1","pulse":{"type":"http","args":{"expect":1e400}}}');
+    expect([reply.status, await reply.json()]).toEqual([
+      400,
+      { error: "pulse.args.expect: must be a finite number, got Infinity", code: "VALIDATION", field: "pulse.args.expect" },
+    ]);
+  });
+});
