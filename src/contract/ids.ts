@@ -1,7 +1,8 @@
 /**
  * Service and backend ids: the `:service` and `:backend` path segments. Free-form as in the original (any
- * Unicode), but never empty, ".", "..", longer than 256 characters, or containing "/" or control characters,
- * so an id always round-trips through a URL path segment, a Prometheus label and a Consul service ID.
+ * Unicode), but never empty, ".", "..", longer than 256 characters, or containing "/", control characters or a lone
+ * UTF-16 surrogate (an apply's JSON can say "\ud800", no UTF-8 URL can), so an id always round-trips through a URL
+ * path segment, a Prometheus label and a Consul service ID.
  * Small and free of the contract's schemas: the CLI checks ids with it before it sends anything.
  */
 import { describeValue } from "./json-values.ts";
@@ -16,5 +17,6 @@ export function idProblem(id: string): string | null {
   if (id === "." || id === "..") return `id must not be ${describeValue(id)}`;
   if (id.includes("/")) return `id must not contain "/", got ${describeValue(id)}`;
   if (/[\u0000-\u001f\u007f]/.test(id)) return `id must not contain control characters, got ${describeValue(id)}`;
+  if (/\p{Cs}/u.test(id)) return `id must be valid Unicode (a lone surrogate), got ${describeValue(id)}`;
   return null;
 }

@@ -52,3 +52,18 @@ describe("error wording", () => {
     ]);
   });
 });
+
+describe("ids", () => {
+  test("an apply cannot create a service or backend whose id no URL can name (a lone UTF-16 surrogate)", async () => {
+    const { url, gorb } = serve();
+    const apply = (body: string) => fetch(`${url}/apply`, { method: "POST", body });
+    const service = await apply('{"services":{"\\ud800":{"host":"10.0.0.1","port":80}}}');
+    expect([service.status, await service.json()]).toMatchObject([400, { code: "VALIDATION", path: ["services", "\ud800"] }]);
+    const backend = await apply('{"services":{"web":{"host":"10.0.0.1","port":80,"backends":{"b\\udfff":{"host":"10.1.0.1"}}}}}');
+    expect([backend.status, await backend.json()]).toMatchObject([400, { code: "VALIDATION", path: ["services", "web", "backends", "b\udfff"] }]);
+    expect(gorb.listServices()).toEqual([]);
+    // A surrogate pair is one character, and a URL names it.
+    expect((await apply('{"services":{"web\\ud83d\\ude00":{"host":"10.0.0.1","port":80}}}')).status).toBe(200);
+    expect((await fetch(`${url}/service/${encodeURIComponent("web\u{1f600}")}`)).status).toBe(200);
+  });
+});
