@@ -171,9 +171,10 @@ export function clusterRoutes(fleet: ClusterApi | undefined) {
         return jsonResponse({ applied: cluster.status().appliedRevision, reached });
       },
       hook: {
+        // `x-field`: Elysia reports a number out of range without the parameter's name (./errors.ts).
         query: t.Object({
-          wait: t.Optional(t.Integer({ minimum: 0, error: "must be a revision (a whole number)" })),
-          timeout_ms: t.Optional(t.Integer({ minimum: 0, maximum: 60000, error: "must be 0-60000" })),
+          wait: t.Optional(t.Integer({ minimum: 0, error: "must be a revision (a whole number)", "x-field": "wait" })),
+          timeout_ms: t.Optional(t.Integer({ minimum: 0, maximum: 60000, error: "must be 0-60000", "x-field": "timeout_ms" })),
         }),
         response: { 200: RevisionView, ...ERRORS },
         detail: { summary: "The etcd revision this node has applied; ?wait=N answers once it has applied N" },

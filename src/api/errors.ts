@@ -80,7 +80,10 @@ function elysiaValidationError(error: unknown): ValidationError {
     return new ValidationError(field, problem);
   }
   const path = typeof v?.path === "string" ? v.path.replace(/^\//, "").replaceAll("/", ".") : "";
-  const field = path === "" ? String((error as ElysiaValidation).type ?? "request") : path;
+  // A query number out of range is checked after Elysia converted it, as a "property" without a path: the
+  // parameter's schema names it (`x-field`).
+  const named = typeof v?.schema === "object" && v.schema !== null ? (v.schema as { "x-field"?: unknown })["x-field"] : undefined;
+  const field = path !== "" ? path : typeof named === "string" ? named : String((error as ElysiaValidation).type ?? "request");
   const custom = (error as ElysiaValidation).customError;
   const problem = typeof custom === "string" ? custom : typeof v?.message === "string" ? v.message : "is invalid";
   return new ValidationError(field, `${problem.charAt(0).toLowerCase()}${problem.slice(1)}, got ${describeFound(v?.value)}`);

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import type { ClusterApi } from "../../../src/api/cluster.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 const stops: (() => Promise<void>)[] = [];
@@ -50,6 +51,28 @@ describe("error wording", () => {
       400,
       { error: "pulse.args.expect: must be a finite number, got Infinity", code: "VALIDATION", field: "pulse.args.expect" },
     ]);
+  });
+});
+
+/** A fleet of one node that has applied revision 7 and never gets further. */
+const FLEET: ClusterApi = {
+  node: "lb1",
+  committedRevision: () => 7,
+  status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 0 }),
+  waitApplied: (revision) => Promise.resolve(revision <= 7),
+  members: () => Promise.resolve([]),
+};
+
+describe("query parameters", () => {
+  test.each([
+    ["wait=-1", "wait: must be a revision (a whole number), got -1", "wait"],
+    ["wait=5&timeout_ms=70000", "timeout_ms: must be 0-60000, got 70000", "timeout_ms"],
+    ["wait=5&timeout_ms=-5", "timeout_ms: must be 0-60000, got -5", "timeout_ms"],
+  ])("GET /cluster/revision?%s out of range is a 400 naming the parameter", async (query, error, field) => {
+    const { url } = serve({ cluster: FLEET });
+    const reply = await fetch(`${url}/cluster/revision?${query}`);
+    expect([reply.status, await reply.json()]).toEqual([400, { error, code: "VALIDATION", field }]);
+    expect(await (await fetch(`${url}/cluster/revision?wait=7&timeout_ms=0`)).json()).toEqual({ applied: 7, reached: true });
   });
 });
 
