@@ -358,6 +358,9 @@ export class EtcdClient {
    */
   async #call(path: string, body: Record<string, unknown>, idempotent: boolean): Promise<Record<string, unknown>> {
     let last: EtcdError | null = null;
+    // A token etcd no longer takes (its TTL ran out, its user's password changed): renewed once, on the same
+    // endpoint, without using up an attempt (with one endpoint there is no other).
+    let renewed = false;
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoint();
       let response: Response;
@@ -389,8 +392,10 @@ export class EtcdClient {
       if (!response.ok || (typeof answer.error === "string" && answer.code !== undefined)) {
         const text = typeof answer.error === "string" ? answer.error : typeof answer.message === "string" ? answer.message : "";
         const code = int(answer.code);
-        if (code === GRPC_UNAUTHENTICATED && this.#auth !== undefined && attempt === 0) {
-          this.#token = null; // expired token: authenticate again and retry once
+        if (code === GRPC_UNAUTHENTICATED && this.#auth !== undefined && !renewed) {
+          this.#token = null;
+          renewed = true;
+          attempt--;
           continue;
         }
         // No leader / not enough members: another member may do better.

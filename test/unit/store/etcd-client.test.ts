@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
-import { enableRootAuth, etcdForFile } from "./etcd-process.ts";
+import { enableRootAuth, etcdForFile, startEtcd } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
 
@@ -46,3 +46,21 @@ test("with etcd authentication on, a client with the user's password works and o
   const wrong = await new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "nope" } }).put("/auth/z", "1").catch((e: unknown) => e);
   expect(wrong).toBeInstanceOf(EtcdError);
 });
+
+test("a token etcd no longer takes (expired, or its user's password changed) is renewed and the request goes on, with one endpoint", async () => {
+  // A member of its own: authentication on from the start, whatever the tests above did.
+  const member = await startEtcd();
+  try {
+    await enableRootAuth(member.endpoint, "rootpw");
+    const client = new EtcdClient({ endpoints: [member.endpoint], auth: { user: "root", password: "rootpw" } });
+    await client.put("/auth/renew", "1");
+    // etcd drops every token of a user whose password is set (as when a token's TTL runs out).
+    const authenticated = await fetch(`${member.endpoint}/v3/auth/authenticate`, { method: "POST", body: JSON.stringify({ name: "root", password: "rootpw" }) });
+    const { token } = (await authenticated.json()) as { token: string };
+    const changed = await fetch(`${member.endpoint}/v3/auth/user/changepw`, { method: "POST", headers: { authorization: token }, body: JSON.stringify({ name: "root", password: "rootpw" }) });
+    expect(changed.status).toBe(200);
+    expect((await client.range("/auth/renew")).kvs.map((kv) => kv.value)).toEqual(["1"]);
+  } finally {
+    await member.stop();
+  }
+}, 30_000);
