@@ -72,8 +72,12 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   readonly logger?: Logger;
 }
 
-/** etcd's words for a transaction refused for its size (gRPC InvalidArgument, which also covers other refusals). */
-const TOO_LARGE = ["too many operations in txn request", "request is too large"];
+/**
+ * etcd's words for a transaction refused for its size: gRPC InvalidArgument (which also covers other refusals)
+ * past --max-txn-ops or --max-request-bytes, and ResourceExhausted from its gRPC server past --max-request-bytes
+ * plus 512 KiB, which refuses the request before etcd reads it.
+ */
+const TOO_LARGE = ["too many operations in txn request", "request is too large", "received message larger than max"];
 
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
@@ -279,7 +283,7 @@ export class EtcdStateStore implements StateStore {
       // Sent, and not answered in time: etcd may still apply it.
       if (error instanceof EtcdError && error.kind === "timeout") throw new StoreOutcomeUnknownError(error.message, this.client.timeoutMs, { cause: error });
       if (error instanceof EtcdError && error.kind === "rejected" && TOO_LARGE.some((text) => error.message.includes(text))) {
-        throw new StoreTooLargeError(ops.length, error.message.replace(/^.*?etcdserver: /, ""), { cause: error });
+        throw new StoreTooLargeError(ops.length, error.message.replace(/^.*?(?:etcdserver|grpc): /, ""), { cause: error });
       }
       throw error;
     }

@@ -168,6 +168,18 @@ describe("shared store: etcd", () => {
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big.slice(0, 2) }));
   });
 
+  test("a change of more bytes than etcd's gRPC server takes (--max-request-bytes + 512 KiB) is refused alone, for its size", async () => {
+    // 2.2 MB takes etcd's gateway a second to decode here: more time than the default 3 s on a loaded machine.
+    const a = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: `/shared${++prefixes}`, timeoutMs: 30_000 });
+    await a.load();
+    const big = Array.from({ length: 22 }, (_, i) => ({ ...backend("web", `b${i}`, `10.1.0.${i + 1}`), fields: { host: `10.1.0.${i + 1}`, note: "x".repeat(100_000) } }));
+    const refused = await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreTooLargeError);
+    expect((refused as StoreTooLargeError).reason).toMatch(/^received message larger than max \(\d+ vs\. 2097152\)$/);
+    expect(a.available()).toBe(true);
+    await a.commit(changes({ putServices: [service("web", "10.0.0.1")], putBackends: big.slice(0, 2) }));
+  }, 60_000);
+
   test("a backend written into a service another node deleted (or deleted and created again) meanwhile is a conflict; its other changes are not", async () => {
     const { a, b, prefix } = await pair();
     await a.commit(changes({ putServices: [service("web", "10.0.0.1")] }));
