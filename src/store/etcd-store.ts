@@ -426,6 +426,9 @@ export class EtcdStateStore implements StateStore {
       try {
         const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
         this.#checkHistory(revision, clusterId);
+        // A change this node committed after etcd served this range (its answer read first) is newer than the
+        // snapshot: applied, the snapshot would take it back, in the kernel too, until the watch brought it again.
+        if (this.#lastCommit > revision) continue;
         const before = this.#mirror;
         const mirror = new Map(kvs.filter((kv) => this.#keys.serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
         const ids = new Set<string>();

@@ -1,0 +1,79 @@
+/**
+ * An HTTP proxy in front of the real etcd for the store tests, to reproduce the network's timing: it forwards
+ * every request, and can hold etcd's answers to ranges (etcd has served them, the client has not read them) and
+ * break the watch streams in flight (as a connection reset does).
+ */
+export interface EtcdProxy {
+  readonly endpoint: string;
+  /**
+   * Hold the answer of the next range etcd serves; `served` resolves once etcd has answered it, and `release`
+   * lets it through.
+   */
+  holdNextRange(): { readonly served: Promise<void>; release(): void };
+  /** End every watch stream in flight (the client sees its watch break). */
+  breakWatches(): void;
+  stop(): void;
+}
+
+export function startEtcdProxy(upstream: string): EtcdProxy {
+  let hold: { served: () => void; released: Promise<void> } | null = null;
+  const watches = new Set<() => void>();
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 0,
+    async fetch(request) {
+      const path = new URL(request.url).pathname;
+      const body = await request.arrayBuffer();
+      const init = { method: request.method, headers: request.headers, body };
+      if (path === "/v3/watch") {
+        const answer = await fetch(`${upstream}${path}`, init);
+        const reader = answer.body?.getReader();
+        if (reader === undefined) return new Response(null, { status: answer.status });
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            const end = () => {
+              watches.delete(end);
+              reader.cancel().catch(() => undefined);
+              controller.close();
+            };
+            watches.add(end);
+          },
+          async pull(controller) {
+            const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+            if (done) controller.close();
+            else controller.enqueue(value);
+          },
+        });
+        return new Response(stream, { status: answer.status, headers: { "content-type": "application/json" } });
+      }
+      const answer = await fetch(`${upstream}${path}`, init);
+      const text = await answer.arrayBuffer();
+      const held = path === "/v3/kv/range" ? hold : null;
+      if (held !== null) {
+        hold = null;
+        held.served();
+        await held.released;
+      }
+      return new Response(text, { status: answer.status, headers: { "content-type": "application/json" } });
+    },
+  });
+  return {
+    endpoint: `http://127.0.0.1:${server.port}`,
+    holdNextRange() {
+      let served!: () => void;
+      let release!: () => void;
+      const servedP = new Promise<void>((r) => (served = r));
+      const released = new Promise<void>((r) => (release = r));
+      hold = { served, released };
+      return { served: servedP, release };
+    },
+    breakWatches() {
+      for (const end of [...watches]) end();
+    },
+    stop() {
+      this.breakWatches();
+      void server.stop(true);
+    },
+  };
+}
