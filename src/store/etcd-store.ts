@@ -125,6 +125,11 @@ export class EtcdStateStore implements StateStore {
    * error): tried again with the next change of any service, and on each relist.
    */
   #failed = new Set<string>();
+  /**
+   * The keys this node's commits put or deleted, with the revision of that commit, until the watch (or a relist)
+   * has passed it: an event of such a key older than that revision is already superseded here.
+   */
+  #own = new Map<string, number>();
   /** The etcd cluster the snapshot came from ("" until load, or when etcd does not say). */
   #clusterId = "";
   /** Set for good once etcd answered from another history (see StoreDivergedError): nothing is followed after. */
@@ -177,6 +182,7 @@ export class EtcdStateStore implements StateStore {
   #advance(revision: number): void {
     if (revision <= this.#appliedRevision) return;
     this.#appliedRevision = revision;
+    for (const [key, own] of this.#own) if (own <= revision) this.#own.delete(key);
     const ready = this.#waiters.filter((w) => w.revision <= revision);
     if (ready.length === 0) return;
     this.#waiters = this.#waiters.filter((w) => w.revision > revision);
@@ -303,13 +309,19 @@ export class EtcdStateStore implements StateStore {
     for (const id of deletedServices) {
       const backends = this.#keys.backendKey(id, "");
       for (const key of [...this.#applied.keys()]) if (key.startsWith(backends)) this.#applied.delete(key);
-      for (const key of [...this.#mirror.keys()]) if (key.startsWith(backends)) this.#mirror.delete(key);
+      for (const key of [...this.#mirror.keys()]) {
+        if (!key.startsWith(backends)) continue;
+        this.#mirror.delete(key);
+        this.#own.set(key, revision);
+      }
     }
     for (const key of deletes) {
       this.#applied.delete(key);
       this.#mirror.delete(key);
+      this.#own.set(key, revision);
     }
     for (const { key, value } of puts) {
+      this.#own.set(key, revision);
       const create = this.#applied.get(key)?.create ?? revision;
       this.#applied.set(key, { create, mod: revision });
       this.#mirror.set(key, { key, value, createRevision: create, modRevision: revision, lease: "0" });
@@ -485,6 +497,10 @@ export class EtcdStateStore implements StateStore {
     for (const event of events) {
       const service = this.#keys.serviceOf(event.kv.key);
       if (service === null) continue;
+      // Older than this node's own write of the key (its watch is behind its commits): the mirror already has
+      // what came after. Applied, another node's earlier create or delete would take this node's change back.
+      const own = this.#own.get(event.kv.key);
+      if (own !== undefined && event.kv.modRevision < own) continue;
       const applied = this.#applied.get(event.kv.key);
       // A service left as it is (an unreadable key) is read again on any change of its keys.
       const frozen = this.#unreadable.has(service);

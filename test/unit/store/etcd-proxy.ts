@@ -1,7 +1,8 @@
 /**
  * An HTTP proxy in front of the real etcd for the store tests, to reproduce the network's timing: it forwards
- * every request, and can hold etcd's answers to ranges (etcd has served them, the client has not read them) and
- * break the watch streams in flight (as a connection reset does).
+ * every request, and can hold etcd's answers to ranges (etcd has served them, the client has not read them), hold
+ * what the watch streams carry (a watcher behind etcd) and break the watch streams in flight (as a connection reset
+ * does).
  */
 export interface EtcdProxy {
   readonly endpoint: string;
@@ -10,6 +11,8 @@ export interface EtcdProxy {
    * lets it through.
    */
   holdNextRange(): { readonly served: Promise<void>; release(): void };
+  /** Hold what etcd sends on the watch streams until `release` (the client's watch lags behind etcd). */
+  holdWatches(): { release(): void };
   /** End every watch stream in flight (the client sees its watch break). */
   breakWatches(): void;
   stop(): void;
@@ -18,6 +21,7 @@ export interface EtcdProxy {
 export function startEtcdProxy(upstream: string): EtcdProxy {
   let hold: { served: () => void; released: Promise<void> } | null = null;
   const watches = new Set<() => void>();
+  let watchGate: Promise<void> = Promise.resolve();
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -41,6 +45,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
           },
           async pull(controller) {
             const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+            await watchGate;
             if (done) controller.close();
             else controller.enqueue(value);
           },
@@ -67,6 +72,11 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
       const released = new Promise<void>((r) => (release = r));
       hold = { served, released };
       return { served: servedP, release };
+    },
+    holdWatches() {
+      let release!: () => void;
+      watchGate = new Promise<void>((r) => (release = r));
+      return { release };
     },
     breakWatches() {
       for (const end of [...watches]) end();
