@@ -54,7 +54,10 @@ export interface EtcdClientOptions {
 
 /** One key-value as etcd has it (key and value decoded as UTF-8). */
 export interface KeyValue {
+  /** The key; one whose bytes are not UTF-8 (another client wrote it) shows each byte above 0x7f as `\xNN`. */
   readonly key: string;
+  /** True when the key's bytes are not UTF-8: `key` is not the key's text, and no text names it. */
+  readonly binaryKey?: true;
   readonly value: string;
   readonly createRevision: number;
   readonly modRevision: number;
@@ -116,10 +119,24 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A key's text, or, for bytes that are not UTF-8, the bytes with each one above 0x7f as `\xNN`. */
+function decKey(b64: unknown): { key: string; binaryKey?: true } {
+  const bytes = Buffer.from(typeof b64 === "string" ? b64 : "", "base64");
+  try {
+    return { key: strictUtf8.decode(bytes) };
+  } catch {
+    let key = "";
+    for (const byte of bytes) key += byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, "0")}`;
+    return { key, binaryKey: true };
+  }
+}
+
 function toKv(raw: unknown): KeyValue {
   const r = isObject(raw) ? raw : {};
   return {
-    key: dec(r.key),
+    ...decKey(r.key),
     value: dec(r.value),
     createRevision: int(r.create_revision),
     modRevision: int(r.mod_revision),

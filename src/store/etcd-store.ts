@@ -199,6 +199,25 @@ export class EtcdStateStore implements StateStore {
     throw this.#diverged;
   }
 
+  /**
+   * The keys of services and backends among `kvs`. A key whose bytes are not UTF-8 (another client wrote it) is
+   * none: the API never makes one, and its text is not the key (two such keys, or one and a real id, could read
+   * the same). It is logged, added to `skipped`, and left out of the mirror.
+   */
+  #rowKeys(kvs: readonly KeyValue[], skipped: SkippedKey[] = []): KeyValue[] {
+    return kvs.filter((kv) => {
+      if (this.#keys.serviceOf(kv.key) === null) return false;
+      if (kv.binaryKey !== true) return true;
+      this.#notUtf8(kv);
+      skipped.push({ key: kv.key, revision: kv.modRevision, why: "the key is not UTF-8" });
+      return false;
+    });
+  }
+
+  #notUtf8(kv: KeyValue): void {
+    this.#log.error(`etcd key ${kv.key} (revision ${kv.modRevision}) is not a gorb key (the key is not UTF-8); ignoring it`);
+  }
+
   /** The rows of `ids` (every service when null) in the mirror; see KeyLayout.readRows. */
   #rows(ids: ReadonlySet<string> | null): Rows {
     return this.#keys.readRows(this.#mirror.values(), ids, this.#log);
@@ -210,7 +229,8 @@ export class EtcdStateStore implements StateStore {
   async load(): Promise<{ state: SavedState; revision: number; skipped: readonly SkippedKey[] }> {
     const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
     this.#clusterId = clusterId;
-    this.#mirror = new Map(kvs.filter((kv) => this.#keys.serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+    const binary: SkippedKey[] = [];
+    this.#mirror = new Map(this.#rowKeys(kvs, binary).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
     for (const kv of this.#mirror.values()) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
     this.#advance(revision);
@@ -221,7 +241,7 @@ export class EtcdStateStore implements StateStore {
     const { state, unreadable, skipped } = this.#rows(null);
     this.#unreadable = unreadable;
     const restored = new Set(state.services.map((s) => s.id));
-    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision, skipped };
+    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision, skipped: [...binary, ...skipped] };
   }
 
   // ---- writes -------------------------------------------------------------------------------------------
@@ -442,7 +462,7 @@ export class EtcdStateStore implements StateStore {
         // snapshot: applied, the snapshot would take it back, in the kernel too, until the watch brought it again.
         if (this.#lastCommit > revision) continue;
         const before = this.#mirror;
-        const mirror = new Map(kvs.filter((kv) => this.#keys.serviceOf(kv.key) !== null).map((kv) => [kv.key, kv]));
+        const mirror = new Map(this.#rowKeys(kvs).map((kv) => [kv.key, kv]));
         const ids = new Set<string>();
         for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#keys.serviceOf(key) ?? "");
         for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#keys.serviceOf(key) ?? "");
@@ -497,6 +517,10 @@ export class EtcdStateStore implements StateStore {
     for (const event of events) {
       const service = this.#keys.serviceOf(event.kv.key);
       if (service === null) continue;
+      if (event.kv.binaryKey === true) {
+        if (event.type === "put") this.#notUtf8(event.kv);
+        continue;
+      }
       // Older than this node's own write of the key (its watch is behind its commits): the mirror already has
       // what came after. Applied, another node's earlier create or delete would take this node's change back.
       const own = this.#own.get(event.kv.key);

@@ -139,4 +139,25 @@ describe("keys another etcd client wrote", () => {
     await b.gorb.idle();
     expect(await b.kernel()).toEqual(["inet 10.0.0.1 10.1.0.1:30,10.1.0.2:20"]);
   });
+  test("a key that is not UTF-8 is not a gorb key: ignored and named in the log, never a service no path can delete", async () => {
+    const prefix = `/foreign${++prefixes}`;
+    const a = await node(prefix);
+    const b = await node(prefix);
+    expect(await b.store.waitApplied(await web(a), 5000)).toBe(true);
+    const row = JSON.stringify({ source: "api", fields: { host: "10.0.0.9", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.9", port: 80 }, vip: false });
+    // Written with etcd's own client: the key's last byte is 0xff, which UTF-8 never has.
+    const key = Buffer.concat([Buffer.from(`${prefix}/services/`), Buffer.from([0xff])]);
+    const response = await fetch(`${etcd.endpoint}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key: key.toString("base64"), value: Buffer.from(row).toString("base64") }) });
+    const put = Number(((await response.json()) as { header: { revision: string } }).header.revision);
+    expect(await b.store.waitApplied(put, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(b.gorb.listServices()).toEqual(["web"]);
+    expect(await b.kernel()).toEqual(["inet 10.0.0.1 10.1.0.1:10,10.1.0.2:20"]);
+    expect(b.log.lines.some((l) => l.startsWith(`error etcd key ${prefix}/services/\\xff (revision ${put})`) && l.includes("is not a gorb key"))).toBe(true);
+    // A node that starts reads it the same way, and gorb state export names it.
+    const c = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
+    const loaded = await c.load();
+    expect(loaded.state.services.map((s) => s.id)).toEqual(["web"]);
+    expect(loaded.skipped.map((k) => [k.key, k.revision])).toEqual([[`${prefix}/services/\\xff`, put]]);
+  });
 });
