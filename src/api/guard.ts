@@ -12,7 +12,13 @@
  *     form type). "Own origin" means the Origin equals the request's own scheme://host:port AND that host is an IP
  *     literal or "localhost": a page on a rebound DNS name (DNS rebinding) is same-origin with itself, so a name
  *     must be listed with --allow-origin to be trusted.
- *  4. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
+ *  4. Browser reads on a name: a request a page sent (`Sec-Fetch-Site` other than "none", which marks what the user
+ *     typed or clicked) to a host that is a DNS name, not an IP literal or "localhost", gets 403 FORBIDDEN unless
+ *     that origin is an --allow-origin one. A page whose name an attacker rebound to gorb's address (DNS rebinding)
+ *     is same-origin with itself and sends no Origin on a GET, so without this it read every service, backend
+ *     and event of a daemon without a token. The web UI's static files (`openPaths`) are served, so the UI can
+ *     show the refusal. Clients that are not browsers send no Sec-Fetch-Site and reach gorb by any name.
+ *  5. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
  *     `openPaths` (the web UI's static files, which hold no data: ./ui.ts) needs no token.
  */
 import { GorbError } from "../core/errors.ts";
@@ -74,6 +80,18 @@ function browserWriteRefusal(request: Request, trusted: ReadonlySet<string>): st
   return null;
 }
 
+/** Why a request a page sent to a DNS name is refused (step 4), or null when it may go on. */
+function browserOnNameRefusal(request: Request, trusted: ReadonlySet<string>): string | null {
+  const site = request.headers.get("sec-fetch-site");
+  if (site === null || site.toLowerCase() === "none" || ownOrigin(request) !== null) return null;
+  const url = new URL(request.url);
+  if (trusted.has(url.origin)) return null;
+  return (
+    `host: ${JSON.stringify(url.host.slice(0, 200))} is a name, and a page could have rebound it to gorb (DNS rebinding): ` +
+    `a browser is answered on an IP address, on localhost, or on an origin given with --allow-origin`
+  );
+}
+
 /**
  * createGuard returns the request hook: null when the request may go on, else the error Response to send.
  * `server` is null when the app is called in-process (app.handle): then the peer is unknown, which an allow
@@ -103,6 +121,10 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
       }
       if (WRITES.has(request.method)) {
         const refusal = browserWriteRefusal(request, trusted);
+        if (refusal !== null) throw new ForbiddenError(refusal);
+      }
+      if (!open(request)) {
+        const refusal = browserOnNameRefusal(request, trusted);
         if (refusal !== null) throw new ForbiddenError(refusal);
       }
       if (token !== undefined && !open(request)) checkBearer(request.headers.get("authorization"), token);

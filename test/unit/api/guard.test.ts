@@ -18,7 +18,8 @@ function setup(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}, base 
   const call = async (method: string, path: string, body: string | undefined, headers: Record<string, string> = {}) => {
     const response = await app.handle(new Request(`${base}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }));
     const text = await response.text();
-    return { status: response.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
+    const json = response.headers.get("content-type")?.includes("json") === true;
+    return { status: response.status, body: text === "" ? null : json ? (JSON.parse(text) as unknown) : text };
   };
   return { ...stack, call };
 }
@@ -81,6 +82,33 @@ describe("browser writes from another origin", () => {
     expect((await rebound.call("PUT", "/service/a", WEB, { Origin: "http://attacker.example:4672" })).status).toBe(403);
     const named = setup({ allowOrigins: ["http://gorb.internal:4672"] }, "http://gorb.internal:4672");
     expect((await named.call("PUT", "/service/a", WEB, { Origin: "http://gorb.internal:4672" })).status).toBe(200);
+  });
+
+  test("a page's read of a DNS name is refused unless the name is allowed (DNS rebinding: a same-origin GET has no Origin)", async () => {
+    const rebound = setup({ ui: true }, "http://attacker.example:4672");
+    expect((await rebound.call("PUT", "/service/web", WEB)).status).toBe(200);
+    const refusal = {
+      status: 403,
+      body: {
+        error:
+          'host: "attacker.example:4672" is a name, and a page could have rebound it to gorb (DNS rebinding): ' +
+          "a browser is answered on an IP address, on localhost, or on an origin given with --allow-origin",
+        code: "FORBIDDEN",
+      },
+    };
+    for (const path of ["/service", "/service/web", "/events", "/metrics"]) {
+      expect(await rebound.call("GET", path, undefined, { "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors" })).toEqual(refusal);
+    }
+    // Not a page: a client that is no browser (curl, Go clients, gorb's CLI) by name; what the user typed ("none").
+    expect((await rebound.call("GET", "/service", undefined)).status).toBe(200);
+    expect((await rebound.call("GET", "/service", undefined, { "Sec-Fetch-Site": "none" })).status).toBe(200);
+    // The UI's files hold no data: served, so the UI can say why its reads are refused.
+    expect((await rebound.call("GET", "/ui", undefined, { "Sec-Fetch-Site": "same-origin" })).status).toBe(200);
+    const named = setup({ allowOrigins: ["http://gorb.internal:4672"] }, "http://gorb.internal:4672");
+    expect((await named.call("GET", "/service", undefined, { "Sec-Fetch-Site": "same-origin" })).status).toBe(200);
+    for (const base of ["http://127.0.0.1:4672", "http://localhost:4672", "http://[::1]:4672"]) {
+      expect((await setup({}, base).call("GET", "/service", undefined, { "Sec-Fetch-Site": "same-origin" })).status).toBe(200);
+    }
   });
 
   test("the origin check comes before the token: a foreign page with a stolen token still gets 403", async () => {
