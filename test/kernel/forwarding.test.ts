@@ -367,8 +367,10 @@ describe("forwarding methods with real traffic", () => {
     // Earlier test files in the same guest may have left ip_vs users behind: services in other network namespaces
     // (they hold scheduler and persistence-engine modules) and modules built on ip_vs (ip_vs_pe_sip, ip_vs_ftp).
     // Flush every namespace and unload every module that uses ip_vs, then ip_vs. gorb's periodic reconcile (every
-    // 3 s) may put a service back between the flush and the unload, which then fails with EAGAIN (in use): flush
-    // and unload again until the unload wins.
+    // 3 s) would put its services back between the flush and the unload (EAGAIN, in use), and on a loaded host the
+    // flush took longer than that every time (CI, 2026-12-04): gorb is stopped (SIGSTOP) for the flush and the
+    // unload and resumed with ip_vs gone, as after a real unload; the unload is still tried again while something
+    // else holds the module for a moment.
     const unload = (): void => {
       ipvsadm("-C");
       for (const ns of ip("netns", "list").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n !== "")) {
@@ -377,13 +379,18 @@ describe("forwarding methods with real traffic", () => {
       run(["/sbin/modprobe", "-r", ...ipvsUsers(), "ip_vs"]);
     };
     const unloadBy = Date.now() + 60_000;
-    for (;;) {
-      try {
-        unload();
-        break;
-      } catch (error) {
-        if (Date.now() > unloadBy) throw new Error(`cannot unload ip_vs: ${String(error)}\n${readFileSync("/proc/modules", "utf8")}`);
+    process.kill(gorb.pid, "SIGSTOP");
+    try {
+      for (;;) {
+        try {
+          unload();
+          break;
+        } catch (error) {
+          if (Date.now() > unloadBy) throw new Error(`cannot unload ip_vs: ${String(error)}\n${readFileSync("/proc/modules", "utf8")}`);
+        }
       }
+    } finally {
+      process.kill(gorb.pid, "SIGCONT");
     }
     run(["/sbin/modprobe", "ip_vs"]);
     const deadline = Date.now() + 60_000;
