@@ -14,11 +14,12 @@
  *
  * Every request has a timeout (without quorum etcd holds requests instead of failing them). With several
  * endpoints, a request that cannot connect moves on to the next one; a write that timed out is not retried
- * elsewhere (it may have been applied), it fails with EtcdError kind "timeout".
+ * elsewhere (it may have been applied), it fails with EtcdError kind "timeout"; a write etcd answered with gRPC
+ * Unavailable ("request timed out", "leader changed": its proposal may still commit) fails with kind "unavailable".
  */
 
 /** How a request to etcd failed. */
-export type EtcdErrorKind = "unreachable" | "timeout" | "rejected";
+export type EtcdErrorKind = "unreachable" | "timeout" | "unavailable" | "rejected";
 
 /** EtcdError: `kind`, the endpoint, and the HTTP status / etcd message when etcd answered with an error. */
 export class EtcdError extends Error {
@@ -421,6 +422,8 @@ export class EtcdClient {
           this.#next();
           continue;
         }
+        // A write: etcd may have proposed it already, and the proposal may still commit.
+        if (code === GRPC_UNAVAILABLE) throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint}: ${text}`, { status: response.status });
         throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status });
       }
       return answer;

@@ -306,8 +306,10 @@ export class EtcdStateStore implements StateStore {
       // Unreachable or no quorum: degraded until etcd answers. A refusal fails this change only; one for its
       // size (more keys than etcd's --max-txn-ops, more bytes than --max-request-bytes) says so.
       if (error instanceof EtcdError && error.kind !== "rejected") this.#fail(error, "cannot write the shared state to etcd");
-      // Sent, and not answered in time: etcd may still apply it.
-      if (error instanceof EtcdError && error.kind === "timeout") throw new StoreOutcomeUnknownError(error.message, this.client.timeoutMs, { cause: error });
+      // Sent, and not answered in time, or answered Unavailable (its proposal may still commit): etcd may still apply it.
+      if (error instanceof EtcdError && (error.kind === "timeout" || error.kind === "unavailable")) {
+        throw new StoreOutcomeUnknownError(error.message, this.client.timeoutMs, { cause: error });
+      }
       if (error instanceof EtcdError && error.kind === "rejected" && TOO_LARGE.some((text) => error.message.includes(text))) {
         throw new StoreTooLargeError(ops.length, error.message.replace(/^.*?(?:etcdserver|grpc): /, ""), { cause: error });
       }

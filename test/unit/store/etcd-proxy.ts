@@ -15,6 +15,11 @@ export interface EtcdProxy {
   holdWatches(): { release(): void };
   /** End every watch stream in flight (the client sees its watch break). */
   breakWatches(): void;
+  /**
+   * Forward the next transaction to etcd (it is applied) and answer it as etcd does when its leader commits a
+   * proposal after the request's own deadline: HTTP 503, gRPC Unavailable, "etcdserver: request timed out".
+   */
+  timeOutNextTxn(): void;
   stop(): void;
 }
 
@@ -22,6 +27,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
   let hold: { served: () => void; released: Promise<void> } | null = null;
   const watches = new Set<() => void>();
   let watchGate: Promise<void> = Promise.resolve();
+  let timeOutTxn = false;
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -54,6 +60,11 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
       }
       const answer = await fetch(`${upstream}${path}`, init);
       const text = await answer.arrayBuffer();
+      if (path === "/v3/kv/txn" && timeOutTxn) {
+        timeOutTxn = false;
+        const error = "etcdserver: request timed out";
+        return Response.json({ error, code: 14, message: error }, { status: 503 });
+      }
       const held = path === "/v3/kv/range" ? hold : null;
       if (held !== null) {
         hold = null;
@@ -80,6 +91,9 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
     },
     breakWatches() {
       for (const end of [...watches]) end();
+    },
+    timeOutNextTxn() {
+      timeOutTxn = true;
     },
     stop() {
       this.breakWatches();
