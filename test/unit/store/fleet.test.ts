@@ -226,7 +226,7 @@ describe("fleet over the API", () => {
     expect((await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=15000`)).body).toMatchObject({ reached: true });
     expect(b.gorb.listServices()).toEqual(["web", "web2"]);
     expect(b.store.status().state).toBe("ok");
-  });
+  }, 30000); // etcd killed and restarted, with waits of up to 15 s: not bun's default 5 s
 
   test("a write etcd does not answer in time is a 503 that says etcd may still apply it; the node then follows etcd", async () => {
     const own = await startEtcd();
