@@ -102,6 +102,8 @@ export class Membership {
   #change = -1;
   #applied = 0;
   #timer: ReturnType<typeof setInterval> | null = null;
+  /** The last registration error said (null once a tick succeeded), so that each is logged once. */
+  #failing: string | null = null;
   #unsubscribe: (() => void) | null = null;
   #ticking = false;
 
@@ -207,8 +209,16 @@ export class Membership {
       }
       const value = JSON.stringify(this.#record());
       if (value !== this.#published) await this.#publish(value, this.#lease);
+      if (this.#failing !== null) {
+        this.#log.info(`membership: node ${this.#o.node} is registered again`);
+        this.#failing = null;
+      }
     } catch (error) {
-      this.#log.debug(`membership: ${error instanceof Error ? error.message : String(error)}`);
+      // Said once, not every tick: until then the node is missing from GET /cluster (no leader, a permission denied
+      // on nodes/, a record over etcd's request size), and nothing else would say why.
+      const text = error instanceof Error ? error.message : String(error);
+      if (text !== this.#failing) this.#log.warn(`membership: node ${this.#o.node} cannot register in etcd, so GET /cluster leaves it out: ${text}`);
+      this.#failing = text;
     } finally {
       this.#ticking = false;
     }

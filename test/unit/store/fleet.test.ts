@@ -173,6 +173,31 @@ describe("fleet over the API", () => {
     expect(gone).toBe(true);
   });
 
+  test("a node that cannot register says so once, not at every tick, and says when it is registered again", async () => {
+    const own = await startEtcd();
+    cleanups.push(() => own.stop());
+    const prefix = `/fleet${++prefixes}`;
+    let grants = 0;
+    class CountingClient extends EtcdClient {
+      override leaseGrant(ttlSeconds: number): Promise<string> {
+        grants++;
+        return super.leaseGrant(ttlSeconds);
+      }
+    }
+    const client = new CountingClient({ endpoints: [own.endpoint], timeoutMs: 500 });
+    await own.kill();
+    const log = new RecordingLogger();
+    const member = new Membership({ client, prefix, node: "a", address: "10.0.0.1:4672", version: "test", events: new EventBus(), status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }), ttlSeconds: 2, logger: log });
+    await member.start();
+    cleanups.push(() => member.stop());
+    expect(await waitFor(async () => grants >= 3, 15000)).toBe(true);
+    const warned = log.lines.filter((l) => l.startsWith("warn membership: node a cannot register in etcd, so GET /cluster leaves it out: "));
+    expect(warned).toHaveLength(1);
+    await own.restart();
+    expect(await waitFor(async () => (await listMembers(client, prefix)).some((m) => m.node === "a"), 15000)).toBe(true);
+    expect(log.lines).toContain("info membership: node a is registered again");
+  }, 40000);
+
   test("a second process with a running node's id neither takes its record over nor deletes it when it stops", async () => {
     const prefix = `/fleet${++prefixes}`;
     const client = new EtcdClient({ endpoints: [etcd.endpoint] });
