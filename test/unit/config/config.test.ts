@@ -11,7 +11,8 @@ import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/se
 import { root } from "../../../src/cli/index.ts";
 import { CONFIG_KEYS } from "../../../src/config/settings.ts";
 import { ConfigSyntaxError, parseConfigText } from "../../../src/config/syntax.ts";
-import { ConfigError, type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+import { type ConfigFile, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+import { refusal } from "./_refusal.ts";
 import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
 import { runGorb } from "../cli/_harness.ts";
 
@@ -20,17 +21,6 @@ const FIXTURES = join(import.meta.dir, "fixtures");
 /** A ConfigFile as plain JSON (Fields maps as objects), without where it came from. */
 function plain(file: ConfigFile): unknown {
   return JSON.parse(JSON.stringify({ flags: file.flags, services: file.services }, (_, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v)));
-}
-
-/** The message parseConfigFile throws for `text` in a file named `name`. */
-function refusal(name: string, text: string): string {
-  try {
-    parseConfigFile(name, text);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error(`${name} was accepted`);
 }
 
 describe("configuration files", () => {

@@ -6,21 +6,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+import { loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
+import { refusal } from "./_refusal.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "gorb-config-edges-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The message parseConfigFile throws for `text` in a file named `name`. */
-function refusal(name: string, text: string): string {
-  try {
-    parseConfigFile(name, text);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error(`${name} was accepted`);
-}
 
 describe("configuration file edges", () => {
   test("a UTF-8 byte order mark (Notepad, PowerShell) is read in JSON as it is in YAML and TOML", async () => {
