@@ -396,6 +396,22 @@ describe("the record of services being created (intend)", () => {
   });
 });
 
+/** What a reader (gorb state export) loads from `dir` bind-mounted read-only over itself; needs root. */
+function loadReadOnly(dir: string): ReturnType<SqliteStateStore["load"]> {
+  const mount = Bun.spawnSync(["mount", "--bind", "-o", "ro", dir, dir], { stderr: "pipe" });
+  if (mount.exitCode !== 0) throw new Error(`bind-mount ${dir} read-only (the test needs root): ${mount.stderr.toString()}`);
+  try {
+    const reader = SqliteStateStore.open(dir, { create: false });
+    try {
+      return reader.load();
+    } finally {
+      reader.close();
+    }
+  } finally {
+    Bun.spawnSync(["umount", dir]);
+  }
+}
+
 describe("reading a state on read-only media (gorb state export of a snapshot or a rescue mount)", () => {
   test("a saved state on a read-only bind mount is read whole, and nothing is written next to it", async () => {
     const dir = tempDir();
@@ -403,40 +419,18 @@ describe("reading a state on read-only media (gorb state export of a snapshot or
     await store.commit(changes({ putServices: [WEB], putBackends: [B1] }));
     store.close();
     stores.pop();
-    const mount = Bun.spawnSync(["mount", "--bind", "-o", "ro", dir, dir], { stderr: "pipe" });
-    if (mount.exitCode !== 0) throw new Error(`bind-mount ${dir} read-only (the test needs root): ${mount.stderr.toString()}`);
-    try {
-      const reader = SqliteStateStore.open(dir, { create: false });
-      try {
-        expect(reader.load()).toEqual({ services: [WEB], backends: [B1] });
-      } finally {
-        reader.close();
-      }
-    } finally {
-      Bun.spawnSync(["umount", dir]);
-    }
+    expect(loadReadOnly(dir)).toEqual({ services: [WEB], backends: [B1] });
     expect(existsSync(join(dir, "state.db-wal")) || existsSync(join(dir, "state.db-shm"))).toBe(false);
   });
-});
 
-test("a snapshot taken while gorb ran (rows still in the write-ahead log) is read whole from read-only media", async () => {
-  const live = tempDir();
-  const store = open(live);
-  await store.commit(changes({ putServices: [WEB], putBackends: [B1] }));
-  const snapshot = tempDir();
-  chmodSync(snapshot, 0o700);
-  expect(statSync(join(live, "state.db-wal")).size).toBeGreaterThan(0); // the rows are (also) in the log
-  for (const name of ["state.db", "state.db-wal"]) writeFileSync(join(snapshot, name), readFileSync(join(live, name)), { mode: 0o600 });
-  const mount = Bun.spawnSync(["mount", "--bind", "-o", "ro", snapshot, snapshot], { stderr: "pipe" });
-  if (mount.exitCode !== 0) throw new Error(`bind-mount ${snapshot} read-only (the test needs root): ${mount.stderr.toString()}`);
-  try {
-    const reader = SqliteStateStore.open(snapshot, { create: false });
-    try {
-      expect(reader.load()).toEqual({ services: [WEB], backends: [B1] });
-    } finally {
-      reader.close();
-    }
-  } finally {
-    Bun.spawnSync(["umount", snapshot]);
-  }
+  test("a snapshot taken while gorb ran (rows still in the write-ahead log) is read whole from read-only media", async () => {
+    const live = tempDir();
+    const store = open(live);
+    await store.commit(changes({ putServices: [WEB], putBackends: [B1] }));
+    const snapshot = tempDir();
+    chmodSync(snapshot, 0o700);
+    expect(statSync(join(live, "state.db-wal")).size).toBeGreaterThan(0); // the rows are (also) in the log
+    for (const name of ["state.db", "state.db-wal"]) writeFileSync(join(snapshot, name), readFileSync(join(live, name)), { mode: 0o600 });
+    expect(loadReadOnly(snapshot)).toEqual({ services: [WEB], backends: [B1] });
+  });
 });
