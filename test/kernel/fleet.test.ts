@@ -76,6 +76,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
     try {
       if (await check()) return;
     } catch (error) {
+      if (error instanceof NodeExited) throw error;
       last = error;
     }
     await Bun.sleep(200);
@@ -120,8 +121,24 @@ async function startNode(node: Node, index: number): Promise<void> {
       for await (const chunk of stream) node.log += decoder.decode(chunk);
     })();
   }
-  await until(`node ${node.name} to answer`, async () => (await call(node, "GET", "/service")).status === 200);
+  // From source, on a 3-member etcd, in an emulated guest shared with another: 10-30 s, and over 60 s once on a slow
+  // CI machine. A node that exits fails at once, with what it said; one still silent at the bound shows its log too.
+  try {
+    await until(
+      `node ${node.name} to answer`,
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new NodeExited(`exited (${proc.exitCode ?? proc.signalCode})`);
+        return (await call(node, "GET", "/service")).status === 200;
+      },
+      180_000,
+    );
+  } catch (error) {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- node ${node.name} said ---\n${node.log.slice(-4000)}`);
+  }
 }
+
+/** The node's process ended while it was awaited: nothing to wait for. */
+class NodeExited extends Error {}
 
 async function call(node: Node, method: string, path: string, body?: unknown) {
   const response = await fetch(`${node.url}${path}`, {
@@ -180,7 +197,7 @@ beforeAll(async () => {
   nodeNetwork(B.ns, 2);
   await startNode(A, 1);
   await startNode(B, 2);
-}, 240_000);
+}, 480_000);
 
 afterAll(async () => {
   for (const node of [A, B]) {
