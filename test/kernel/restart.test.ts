@@ -241,7 +241,11 @@ describe("restarts keep everything", () => {
     const metrics = (await api().request("GET", "/metrics")).text;
     const repairs = Number(/^gorb_reconcile_repairs_total (\d+)$/m.exec(metrics)?.[1] ?? "NaN");
     expect(repairs).toBeGreaterThanOrEqual(5); // service + 2 destinations, then scheduler + weight
-    expect(metrics).toMatch(/^gorb_reconcile_failures_total 0$/m);
+    // A failed reconcile says why in the daemon's log (once, on a slow machine, the count was not 0): show it.
+    if (!/^gorb_reconcile_failures_total 0$/m.test(metrics)) {
+      const reconcileLines = api().log().split("\n").filter((l) => l.includes("reconcile"));
+      throw new Error(`${/^gorb_reconcile_failures_total .*$/m.exec(metrics)?.[0] ?? "no gorb_reconcile_failures_total"}; the daemon's reconcile lines:\n${reconcileLines.slice(-20).join("\n")}`);
+    }
   });
 
   test("a configuration file: applied at start; with an error it is refused with its location and nothing changes; fixed, it applies in place", async () => {
