@@ -76,7 +76,7 @@ import type { GorbOptions } from "./gorb-options.ts";
 import { FailoverRunner } from "./failover-runner.ts";
 import { HealthRunner } from "./health-runner.ts";
 import { ProbeSync } from "./probe-sync.ts";
-import { type ReconcileCounters, type ReconcileReport, Repairs } from "./repairs.ts";
+import { type ReconcileCounters, type ReconcileReport, type RepairReport, Repairs } from "./repairs.ts";
 import { type RestoreReport, runRestore } from "./restore-runner.ts";
 
 /** What adopt() found or did at start-up. */
@@ -426,10 +426,16 @@ export class Gorb {
    */
   reconcile(): Promise<ReconcileReport> {
     return this.#exclusive(async () => {
-      const table = await this.#kernel(() => this.#driver.snapshot());
-      this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
-      const probes = wantedProbeServices(this.#probes.routes(), this.#writer.view, this.#probes.range);
-      const repairs = await this.#repairs.run(planOperations([...this.#desired.wantedAll(), ...probes], this.#writer.view));
+      // Read, plan, write; once more when the table changed between the read and the write (ipvsadm -C meanwhile).
+      const repairs: RepairReport[] = [];
+      for (let readAgain = true; ; readAgain = false) {
+        const table = await this.#kernel(() => this.#driver.snapshot());
+        this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
+        const probes = wantedProbeServices(this.#probes.routes(), this.#writer.view, this.#probes.range);
+        const run = await this.#repairs.run(planOperations([...this.#desired.wantedAll(), ...probes], this.#writer.view), { readAgain });
+        repairs.push(...run.reports);
+        if (!run.raced) break;
+      }
       this.#repairs.countVips(await this.#vips.restoreMissing());
       return { repairs };
     });

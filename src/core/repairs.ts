@@ -10,6 +10,7 @@ import type { KernelWriter } from "./kernel-writer.ts";
 import { PROBE_SERVICE_ID } from "./probe-services.ts";
 import type { Operation } from "./reconcile.ts";
 import type { Transactions } from "./transactions.ts";
+import { IpvsError } from "../ipvs/errors.ts";
 
 /** One repair of a reconcile, as reported. */
 export interface RepairReport {
@@ -35,6 +36,25 @@ export interface ReconcileCounters {
 
 const q = JSON.stringify;
 
+/**
+ * The errors of a write planned from a table that changed before it was sent: the service is gone (ESRCH) or
+ * there again (EEXIST), the destination gone (ENOENT). The kernel dumps the services and then their destinations,
+ * and a service deleted in between (ipvsadm -C) dumps none, without an error: the plan adds them to a service
+ * that is no longer there.
+ */
+const RACED = new Set(["ESRCH", "EEXIST", "ENOENT"]);
+
+function raced(error: Error | null): boolean {
+  return error instanceof IpvsError && RACED.has(error.code);
+}
+
+/** What Repairs.run did: the repairs reported, and whether some were left for a fresh read of the table. */
+export interface RepairRun {
+  readonly reports: RepairReport[];
+  /** True when `readAgain` was asked and some repair failed as if the table changed since it was read. */
+  readonly raced: boolean;
+}
+
 /** Runs repairs and keeps their totals. */
 export class Repairs {
   #counters: ReconcileCounters = { runs: 0, repairs: 0, failures: 0 };
@@ -53,10 +73,19 @@ export class Repairs {
     return this.#counters;
   }
 
-  /** Run repairs in one batch; log, count and publish each one. */
-  async run(operations: readonly Operation[]): Promise<RepairReport[]> {
+  /**
+   * Run repairs in one batch; log, count and publish each one. With `readAgain`, a repair that failed as if the
+   * table changed since it was read (see RACED) is neither reported nor counted: the caller reads the table again
+   * and plans once more (`raced`), and the second run's failures count.
+   */
+  async run(operations: readonly Operation[], options: { readonly readAgain?: boolean } = {}): Promise<RepairRun> {
     const { writer, log, events } = this.deps;
-    const results = await writer.run(operations);
+    let results = await writer.run(operations);
+    const left = options.readAgain === true ? results.filter((r) => r.operation.service !== PROBE_SERVICE_ID && raced(r.error)).length : 0;
+    if (left > 0) {
+      log.info(`reconcile: the IPVS table changed while it was read (${left} repair${left === 1 ? "" : "s"} no longer applied); reading it again`);
+      results = results.filter((r) => !raced(r.error));
+    }
     this.deps.transactions().weightEvents(results.filter((r) => r.operation.service !== PROBE_SERVICE_ID));
     for (const r of results) {
       if (r.operation.service !== PROBE_SERVICE_ID) continue;
@@ -77,11 +106,11 @@ export class Repairs {
       });
     const failed = reports.filter((r) => r.status === "failed").length;
     this.#counters = {
-      runs: this.#counters.runs + 1,
+      runs: this.#counters.runs + (left > 0 ? 0 : 1),
       repairs: this.#counters.repairs + reports.length - failed,
       failures: this.#counters.failures + failed,
     };
-    return reports;
+    return { reports, raced: left > 0 };
   }
 
   /** VIP addresses a reconcile put back (or could not) count as repairs (and failures) too. */

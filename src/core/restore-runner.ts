@@ -121,7 +121,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   }
 
   const quorumChanges = p.failover.restoreStates();
-  const repairs = await p.repairs.run(planOperations(desired.wantedAll(), writer.view));
+  const { reports: repairs } = await p.repairs.run(planOperations(desired.wantedAll(), writer.view));
   for (const change of quorumChanges) p.failover.quorumChanged(change);
   // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
   await p.vips.restoreMissing();

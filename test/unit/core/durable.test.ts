@@ -345,6 +345,47 @@ describe("reconcile", () => {
     expect(gorb.reconcileCounters()).toEqual({ runs: 2, repairs: 1, failures: 1 });
   });
 
+  test("ipvsadm -C between the read of the services and of their destinations: the table is read again, not a failure", async () => {
+    // The kernel dumps services and destinations apart, and a service gone by then dumps no destinations (no
+    // error): the reconcile sees services without destinations, and adding those fails (no such service).
+    class TornRead extends MemoryIpvsDriver {
+      tear = false;
+      override async snapshot() {
+        const table = await super.snapshot();
+        if (!this.tear) return table;
+        this.tear = false;
+        await this.flush();
+        return table.map((entry) => ({ ...entry, destinations: [] }));
+      }
+    }
+    const driver = new TornRead();
+    const { gorb, logger } = makeGorb({ driver });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await gorb.createBackend("web", "b2", { host: "10.1.0.2", pulse: { type: "none" } });
+    const expected = driver.peek();
+    driver.tear = true;
+    const report = await gorb.reconcile();
+    expect(driver.peek()).toEqual(expected);
+    expect(report.repairs.map((r) => `${r.service}${r.backend === null ? "" : `/${r.backend}`}: ${r.status}`)).toEqual([
+      "web: done",
+      "web/b1: done",
+      "web/b2: done",
+    ]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 3, failures: 0 });
+    expect(logger.lines.filter((l) => l.startsWith("error"))).toEqual([]);
+    expect(logger.lines).toContain("info reconcile: the IPVS table changed while it was read (2 repairs no longer applied); reading it again");
+  });
+
+  test("a repair that fails again after the table was read again is a failure", async () => {
+    const { gorb, driver } = await populated();
+    await driver.deleteService({ family: "inet", fwmark: 7 });
+    driver.failNext("add-service", "EEXIST", 2);
+    const report = await gorb.reconcile();
+    expect(report.repairs.map((r) => [r.service, r.status])).toEqual([["marked", "failed"]]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 0, failures: 1 });
+  });
+
   test("/metrics counts reconciles, repairs and failures", async () => {
     const { gorb, driver, logger } = await populated();
     await driver.deleteService({ family: "inet", fwmark: 7 });
