@@ -146,6 +146,11 @@ const ClusterView = t.Object({
     t.Object({ service: t.String(), backend: t.String(), up: t.Array(t.String()), down: t.Array(t.String()), unknown: t.Array(t.String()) }),
   ),
 });
+/** A revision in decimal, up to 15 digits (an exact JavaScript number). */
+const REVISION_PATTERN = "^(0|[1-9][0-9]{0,14})$";
+/** 0-60000 in decimal. */
+const TIMEOUT_MS_PATTERN = "^(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)$";
+
 const RevisionView = t.Object({ applied: t.Number(), reached: t.Boolean() });
 
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody };
@@ -165,16 +170,18 @@ export function clusterRoutes(fleet: ClusterApi | undefined) {
       hook: { response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
     },
     revision: {
-      handler: async ({ query }: { query: { wait?: number | undefined; timeout_ms?: number | undefined } }) => {
+      handler: async ({ query }: { query: { wait?: string | undefined; timeout_ms?: string | undefined } }) => {
         const cluster = need("/cluster/revision");
-        const reached = query.wait === undefined ? true : await cluster.waitApplied(query.wait, query.timeout_ms ?? 5000);
+        const timeoutMs = query.timeout_ms === undefined ? 5000 : Number(query.timeout_ms);
+        const reached = query.wait === undefined ? true : await cluster.waitApplied(Number(query.wait), timeoutMs);
         return jsonResponse({ applied: cluster.status().appliedRevision, reached });
       },
       hook: {
-        // `x-field`: Elysia reports a number out of range without the parameter's name (./errors.ts).
+        // Decimal digits only: a number parameter would take what JavaScript's Number() does ("0x10", "1e3", " 7",
+        // 1e20). `x-field`: Elysia reports a failed parameter without its name (./errors.ts).
         query: t.Object({
-          wait: t.Optional(t.Integer({ minimum: 0, error: "must be a revision (a whole number)", "x-field": "wait" })),
-          timeout_ms: t.Optional(t.Integer({ minimum: 0, maximum: 60000, error: "must be 0-60000", "x-field": "timeout_ms" })),
+          wait: t.Optional(t.String({ pattern: REVISION_PATTERN, error: "must be a revision (a whole number)", "x-field": "wait" })),
+          timeout_ms: t.Optional(t.String({ pattern: TIMEOUT_MS_PATTERN, error: "must be 0-60000", "x-field": "timeout_ms" })),
         }),
         response: { 200: RevisionView, ...ERRORS },
         detail: { summary: "The etcd revision this node has applied; ?wait=N answers once it has applied N" },

@@ -65,10 +65,19 @@ const FLEET: ClusterApi = {
 
 describe("query parameters", () => {
   test.each([
-    ["wait=-1", "wait: must be a revision (a whole number), got -1", "wait"],
-    ["wait=5&timeout_ms=70000", "timeout_ms: must be 0-60000, got 70000", "timeout_ms"],
-    ["wait=5&timeout_ms=-5", "timeout_ms: must be 0-60000, got -5", "timeout_ms"],
-  ])("GET /cluster/revision?%s out of range is a 400 naming the parameter", async (query, error, field) => {
+    ["wait=-1", "wait: must be a revision (a whole number), got \"-1\"", "wait"],
+    ["wait=5&timeout_ms=70000", "timeout_ms: must be 0-60000, got \"70000\"", "timeout_ms"],
+    ["wait=5&timeout_ms=-5", "timeout_ms: must be 0-60000, got \"-5\"", "timeout_ms"],
+    ["wait=5&timeout_ms=60001", "timeout_ms: must be 0-60000, got \"60001\"", "timeout_ms"],
+    // What Number() reads but a revision is not written as.
+    ["wait=0x10", 'wait: must be a revision (a whole number), got "0x10"', "wait"],
+    ["wait=1e1", 'wait: must be a revision (a whole number), got "1e1"', "wait"],
+    ["wait=7.0", 'wait: must be a revision (a whole number), got "7.0"', "wait"],
+    ["wait=%207", 'wait: must be a revision (a whole number), got " 7"', "wait"],
+    ["wait=99999999999999999999", 'wait: must be a revision (a whole number), got "99999999999999999999"', "wait"],
+    ["wait=", 'wait: must be a revision (a whole number), got ""', "wait"],
+    ["wait=5&timeout_ms=0x10", 'timeout_ms: must be 0-60000, got "0x10"', "timeout_ms"],
+  ])("GET /cluster/revision?%s is a 400 naming the parameter", async (query, error, field) => {
     const { url } = serve({ cluster: FLEET });
     const reply = await fetch(`${url}/cluster/revision?${query}`);
     expect([reply.status, await reply.json()]).toEqual([400, { error, code: "VALIDATION", field }]);
