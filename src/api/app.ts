@@ -160,6 +160,21 @@ function checkIdEncoding(request: Request): void {
   });
 }
 
+/**
+ * Throws ValidationError for a query parameter given twice: Elysia keeps the last, so `?dry_run=true&dry_run=false`
+ * (a preview asked for, then taken back) would change the kernel. Every parameter of the API takes one value.
+ */
+function checkQueryOnce(request: Request): void {
+  const url = request.url;
+  const start = url.indexOf("?");
+  if (start < 0 || url.indexOf("&", start) < 0) return;
+  const seen = new Set<string>();
+  for (const name of new URLSearchParams(url.slice(start)).keys()) {
+    if (seen.has(name)) throw new ValidationError(name, "given more than once; give it once");
+    seen.add(name);
+  }
+}
+
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */
 function param(value: string | undefined, field: "service" | "backend"): string {
   if (typeof value !== "string") throw new ValidationError(field, "id is not valid percent-encoded UTF-8");
@@ -236,6 +251,7 @@ export function createApp(options: AppOptions) {
       const refused = guard(request, server);
       if (refused !== null) return refused;
       checkIdEncoding(request);
+      checkQueryOnce(request);
     })
     .onAfterHandle(({ request, responseValue }) => {
       if (cluster === undefined || request.method === "GET" || !(responseValue instanceof Response) || !responseValue.ok) return;

@@ -85,6 +85,22 @@ describe("query parameters", () => {
   });
 });
 
+describe("repeated query parameters", () => {
+  test("a parameter given twice is a 400 naming it, and nothing changes (?dry_run=true&dry_run=false did apply)", async () => {
+    const { url, gorb } = serve({ cluster: FLEET });
+    const body = JSON.stringify({ services: { web: { host: "10.0.0.1", port: 80 } } });
+    const twice = await fetch(`${url}/apply?dry_run=true&dry_run=false`, { method: "POST", body });
+    expect([twice.status, await twice.json()]).toEqual([400, { error: "dry_run: given more than once; give it once", code: "VALIDATION", field: "dry_run" }]);
+    expect(gorb.listServices()).toEqual([]);
+    const wait = await fetch(`${url}/cluster/revision?wait=1&timeout_ms=0&wait=9`);
+    expect([wait.status, await wait.json()]).toMatchObject([400, { field: "wait" }]);
+    // Once each: as before.
+    expect((await fetch(`${url}/apply?dry_run=true`, { method: "POST", body })).status).toBe(200);
+    expect(gorb.listServices()).toEqual([]);
+    expect((await fetch(`${url}/service?detail=true`)).status).toBe(200);
+  });
+});
+
 describe("ids", () => {
   test("an apply cannot create a service or backend whose id no URL can name (a lone UTF-16 surrogate)", async () => {
     const { url, gorb } = serve();
