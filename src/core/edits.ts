@@ -26,7 +26,7 @@ import { startingHealth, type BackendHealth, type HealthChecks } from "./health.
 import { debugOn, type Logger } from "../log.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 import { DEFAULTS } from "../contract/fields.ts";
-import { hookProblem, sorryKeyId } from "./failover.ts";
+import { hookProblem, sorryKey, sorryKeyId } from "./failover.ts";
 import type { SlowStart } from "./slow-start.ts";
 import {
   BACKEND_IDENTITY_FIELDS,
@@ -167,9 +167,18 @@ export class Edits {
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     checkSorryFamily(spec, record.config.key.family);
-    const sorry = sorryKeyId(spec, record.config.key.family);
+    const sorryDest = sorryKey(spec, record.config.key.family);
+    const sorry = sorryDest === null ? null : destinationKeyId(sorryDest);
     const taken = sorry === null ? undefined : record.byDest.get(sorry);
     if (taken !== undefined) throw new ConflictError(`sorry_server: backend ${q(taken)} of service ${q(record.id)} already uses it`);
+    // A destination found at start-up and left serving: as the sorry server it would be deleted whenever the service
+    // is up, which is removing a serving destination nobody asked gorb to remove.
+    if (sorryDest !== null && sorry !== null && record.keep.has(sorry)) {
+      throw new ConflictError(
+        `sorry_server: IPVS serves ${describeDestination(sorryDest)} in service ${q(record.id)}, a destination gorb found at ` +
+          "start-up and leaves alone; remove it from IPVS, or create a backend on it, first",
+      );
+    }
     const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
     let key = record.config.key;
     if (touchesIdentity.length > 0) {

@@ -149,6 +149,24 @@ describe("sorry server", () => {
   });
 });
 
+describe("a sorry server on a destination gorb leaves alone", () => {
+  test("a destination reported at start-up may not become the sorry server (409): it would be deleted while the service is up", async () => {
+    const store = new MemoryStateStore();
+    const first = stack({ store });
+    await first.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await first.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    await first.gorb.close();
+    // Added by hand while gorb was stopped: reported at start-up and left serving.
+    const key = first.driver.peek()[0]!.service.key;
+    await first.driver.addDestination(key, { family: "inet", address: "10.9.0.1", port: 8080, forward: "nat", weight: 30, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
+    const s = stack({ driver: first.driver, store });
+    expect((await s.gorb.restore(store.load())).unknown).toEqual(['10.9.0.1:8080 in service "web"']);
+    await expect(s.gorb.updateService("web", { sorry_server: SORRY })).rejects.toThrow("sorry_server: IPVS serves 10.9.0.1:8080");
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.9.0.1:8080 30"]);
+    expect((await s.gorb.getService("web")).options.sorry_server).toBeNull();
+  });
+});
+
 describe("an IPv6 sorry server is compared in canonical form", () => {
   test("written in capitals it is still a backend's destination (409), and a backend spelt otherwise may not take it", async () => {
     const s = stack();
