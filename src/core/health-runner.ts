@@ -8,7 +8,9 @@
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
-import { evaluateQuorum, type QuorumChange } from "./desired-state.ts";
+import { describeDestination } from "../ipvs/address.ts";
+import { evaluateQuorum, type QuorumChange, type ServiceRecord } from "./desired-state.ts";
+import { SORRY_ID } from "./failover.ts";
 import type { FailoverParts, FailoverRunner } from "./failover-runner.ts";
 import { applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
 import { planOperations } from "./reconcile.ts";
@@ -29,21 +31,59 @@ export class HealthRunner {
   /** Ids of the updates in #pending: a later update of one of them is never quiet. */
   readonly #pendingIds = new Set<string>();
   #queued = false;
+  /** Services whose sorry server the kernel refused: their next update is never quiet, so it tries again. */
+  readonly #retry = new Set<ServiceRecord>();
 
   constructor(parts: HealthRunnerParts) {
     this.#p = parts;
   }
 
+  /** True when `watchId`'s service waits for another try at its sorry server. */
+  #retrying(watchId: string): boolean {
+    if (this.#retry.size === 0) return false;
+    const service = this.#p.desired.watched(watchId)?.service;
+    return service !== undefined && this.#retry.has(service);
+  }
+
   /** A health update: queue it; one drain handles every update queued meanwhile, as one batch. */
   readonly onUpdate = (update: HealthUpdate): void => {
     const { desired, writer, policy } = this.#p;
-    if (!this.#pendingIds.has(update.id) && isQuietUpdate(desired, writer.view, update, policy)) return;
+    if (!this.#pendingIds.has(update.id) && !this.#retrying(update.id) && isQuietUpdate(desired, writer.view, update, policy)) return;
     this.#pendingIds.add(update.id);
     this.#pending.push(update);
     if (this.#queued) return;
     this.#queued = true;
     this.#p.schedule(() => this.#drain(), "health update");
   };
+
+  /**
+   * Entering sorry mode holds every backend at 0, which is safe only once the sorry server serves: a batch goes on
+   * past a failed operation, so its add runs first, alone. A service whose sorry server the kernel refuses stays up
+   * (its backends keep their weights) and is evaluated again at its backends' next check, quiet or not. The
+   * services refused.
+   */
+  async #addSorryServers(changes: readonly QuorumChange[]): Promise<Set<ServiceRecord>> {
+    const refused = new Set<ServiceRecord>();
+    const entering = changes.filter((c) => c.sorry);
+    if (entering.length === 0) return refused;
+    const { desired, writer, log } = this.#p;
+    const wanted = entering.map((c) => {
+      const all = desired.wanted(c.service);
+      return { ...all, backends: all.backends.filter((b) => b.id === SORRY_ID), complete: false };
+    });
+    for (const r of await writer.run(planOperations(wanted, writer.view))) {
+      if (r.error === null) continue;
+      const service = entering.find((c) => c.service.id === r.operation.service)?.service;
+      if (service === undefined || refused.has(service)) continue;
+      refused.add(service);
+      service.quorumUp = true;
+      this.#retry.add(service);
+      const op = r.operation.op;
+      const where = "destination" in op ? ` (${describeDestination(op.destination)})` : "";
+      log.error(`cannot add the sorry server of service ${q(service.id)}${where}: ${r.error.message}; the service stays up with its backends until a check tries again`);
+    }
+    return refused;
+  }
 
   async #drain(): Promise<void> {
     this.#queued = false;
@@ -68,15 +108,18 @@ export class HealthRunner {
     const now = failover.now();
     for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") failover.slowStart.start(t.service, t.backend, now);
     const quorumChanges: QuorumChange[] = [];
-    const wanted = [...step.touched].map(([service, ids]) => {
+    for (const service of step.touched.keys()) {
+      this.#retry.delete(service);
       const change = evaluateQuorum(service);
-      if (change === null) return desired.wanted(service, ids);
-      quorumChanges.push(change);
-      return desired.wanted(service); // the sorry server and every weight change together
-    });
+      if (change !== null) quorumChanges.push(change);
+    }
+    const refused = await this.#addSorryServers(quorumChanges);
+    const flipped = new Set(quorumChanges.map((c) => c.service).filter((service) => !refused.has(service)));
+    // A flipped service is written whole: the sorry server and every weight change together.
+    const wanted = [...step.touched].map(([service, ids]) => (flipped.has(service) ? desired.wanted(service) : desired.wanted(service, ids)));
     const results = await writer.run(planOperations(wanted, writer.view));
     this.#p.transactions().weightEvents(results);
-    for (const change of quorumChanges) failover.quorumChanged(change);
+    for (const change of quorumChanges) if (!refused.has(change.service)) failover.quorumChanged(change);
     for (const r of results) {
       if (r.error === null) continue;
       const op = r.operation.op;

@@ -149,6 +149,35 @@ describe("sorry server", () => {
   });
 });
 
+describe("a sorry server the kernel refuses", () => {
+  test("the backends are not held at 0 without it: the service stays up, and the next check tries again", async () => {
+    const s = await twoBackends({ quorum: 2, sorry_server: SORRY, quorum_down: HOOK });
+    await s.gorb.createBackend("web", "b3", { host: "10.1.0.3" });
+    s.health.report("web", "b3", "up");
+    await s.gorb.idle();
+    s.events.length = 0;
+    s.driver.failNext("add-destination", "ENOMEM");
+    s.health.report("web", "b1", "down");
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    // b3 still serves: zeroing it with no sorry server would leave new connections nowhere to go.
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.1.0.3:80 100"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: true, sorry: false });
+    expect(quorumEvents(s)).toEqual([]);
+    expect(s.hooks).toEqual([]);
+    expect(s.logger.lines.filter((l) => l.startsWith("error"))).toEqual([
+      'error cannot add the sorry server of service "web" (10.9.0.1:8080): add-destination destination 10.9.0.1:8080 in service tcp 10.0.0.1:80 failed: out of memory (ENOMEM); the service stays up with its backends until a check tries again',
+    ]);
+
+    // The next check of any of its backends, even one that changes nothing, tries again.
+    s.health.report("web", "b3", "up");
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.1.0.3:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 1, quorum: 2, hysteresis: 0, sorry: true }]);
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["down"]);
+  });
+});
+
 describe("a sorry server on a destination gorb leaves alone", () => {
   test("a destination reported at start-up may not become the sorry server (409): it would be deleted while the service is up", async () => {
     const store = new MemoryStateStore();
