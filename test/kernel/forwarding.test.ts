@@ -198,8 +198,10 @@ function expectDirectReturn(vip: string): void {
   expect(Object.keys(r.counts).sort()).toEqual(BACKENDS.map((i) => `fb${i}`));
   expect(Object.values(r.counts).reduce((a, b) => a + b, 0)).toBe(REQUESTS);
   // A connection's replies are at least SYN-ACK, data and FIN: had they crossed the director, it would have sent
-  // 3 x REQUESTS packets to the client. A few are tolerated (neighbour discovery answers).
-  expect(sent).toBeLessThan(5);
+  // 3 x REQUESTS packets to the client. The interface's count also has its own control traffic (neighbour
+  // discovery, MLD reports for IPv6), more of it when the machine is loaded (5 once, in a CI run at load 11):
+  // fewer than REQUESTS packets is far from 3 x REQUESTS and leaves room for that.
+  expect(sent).toBeLessThan(REQUESTS);
 }
 
 describe("forwarding methods with real traffic", () => {
