@@ -89,7 +89,8 @@ export interface BgpStatus {
 
 /** What stop() did. */
 export interface StopOutcome {
-  /** The speaker confirmed it (true when there was nothing to withdraw, or with keep). */
+  /** The speaker confirmed it (true when there was nothing to withdraw, or with keep). A VIP withdrawn before the
+   * stop that the speaker still has counts as one to withdraw. */
   readonly confirmed: boolean;
   /** Prefixes the speaker still has. */
   readonly stillAnnounced: readonly string[];
@@ -288,9 +289,13 @@ export class VipController {
     await this.#evaluations.idle();
     for (const state of this.#vips.values()) this.#cancelHold(state);
     const announced = [...this.#vips.values()].filter((s) => s.announced);
+    // A VIP gorb stopped announcing earlier can still be in the speaker (BIRD refused its withdrawal, or the file
+    // could not be written): there is something to withdraw then too, tried once more and judged the same way.
+    const lingering = this.#options.announcer.status().some((p) => p.confirmed);
     let outcome: StopOutcome = { confirmed: true, stillAnnounced: [], lastError: null };
-    if (!options.keep && announced.length > 0) {
-      await this.#withdraw(announced, "shutdown");
+    if (!options.keep && (announced.length > 0 || lingering)) {
+      if (announced.length > 0) await this.#withdraw(announced, "shutdown");
+      else await this.#options.announcer.withdraw([]);
       const speaker = this.#options.announcer.speaker();
       const still = this.#options.announcer.status().filter((p) => p.confirmed).map((p) => p.prefix);
       const confirmed = speaker.reachable && speaker.lastError === null && still.length === 0;

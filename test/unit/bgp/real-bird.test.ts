@@ -131,11 +131,12 @@ describe("BirdAnnouncer with a real BIRD", () => {
 });
 
 describe("VipController stopping with a real BIRD", () => {
-  async function announced(include: string) {
+  /** `health.healthy` is what the service's source says at each evaluation. */
+  async function announced(include: string, health = { healthy: 1 }) {
     const { bird, announcer } = await setup(include);
     const controller = new VipController({
       announcer,
-      source: async () => [{ id: "web", address: "203.0.113.10", minHealthy: 1, healthy: 1 }],
+      source: async () => [{ id: "web", address: "203.0.113.10", minHealthy: 1, healthy: health.healthy }],
       clock: systemClock,
       holdDownMs: 0,
       recheckMs: 0,
@@ -160,6 +161,17 @@ describe("VipController stopping with a real BIRD", () => {
     expect(outcome).toMatchObject({ confirmed: false, lastError: expect.stringContaining("BIRD") });
     await bird.start();
     expect(await bird.routes()).toEqual([]);
+  });
+
+  test("stop after a withdrawal BIRD refused (bird.conf broken): nothing is announced any more, yet BIRD still has the VIP, and stop says so", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const health = { healthy: 1 };
+    const { bird, controller } = await announced(include, health);
+    writeFileSync(bird.conf, `${readFileSync(bird.conf, "utf8")}protocol nonsense {}\n`);
+    health.healthy = 0;
+    await controller.evaluate();
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+    expect(await controller.stop({ keep: false })).toEqual({ confirmed: false, stillAnnounced: ["203.0.113.10/32"], lastError: expect.stringContaining("BIRD 8002") });
   });
 });
 
