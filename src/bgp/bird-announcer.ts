@@ -8,7 +8,7 @@
  *      show the error until a later sync writes it;
  *   2. `configure check` (0020): BIRD parses its whole configuration with the new file but applies nothing.
  *      An error (8002 with file:line:col) puts the old file back, so a broken file never reaches BIRD, and
- *      is reported on the prefixes that changed;
+ *      is reported on the prefixes that changed; the next sync checks again even when the file did not change;
  *   3. `configure` (0003 Reconfigured; 0004/0005 in progress/queued are confirmed by the next check);
  *   4. `show route protocol <name>` and `<name>6`: the prefixes BIRD has as its best route (the ones its BGP
  *      sessions can export) are the confirmed ones; one that loses to another protocol's route shows why.
@@ -22,7 +22,7 @@ import type { MonitorClock } from "../health/clock.ts";
 import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
 import { BirdControl, BirdReplyError, BIRD_CODES, routePrefixes } from "./bird-control.ts";
 import { IncludeFile, IncludeFileError, protocolNames, renderInclude } from "./include-file.ts";
-import { unlinkSync } from "node:fs";
+import { rmSync } from "node:fs";
 
 export interface BirdAnnouncerOptions {
   /** BIRD's control socket (/run/bird/bird.ctl). */
@@ -60,6 +60,11 @@ export class BirdAnnouncer implements Announcer {
   #lastError: string | null = null;
   /** BIRD must be told to configure even if the file did not change (after a reconnect, or a failed try). */
   #mustConfigure = true;
+  /**
+   * Set when BIRD refused a file and putting the previous one back failed (a full disk): the file on disk is one
+   * BIRD refused, `previous` is what it held before. Put back at the next refusal; cleared once BIRD takes a file.
+   */
+  #restorePending: { readonly previous: string | null } | null = null;
   #timer: unknown = null;
   #closed = false;
   #started = false;
@@ -186,14 +191,20 @@ export class BirdAnnouncer implements Announcer {
             this.#options.log.warn(`BIRD answered configure with ${reply.code}: ${reply.lines.at(-1)?.text ?? ""}`);
           }
           this.#mustConfigure = false;
+          this.#restorePending = null;
           this.#errors.clear();
           this.#lastError = null;
         } catch (error) {
           if (!(error instanceof BirdReplyError)) throw error;
           // The new file is refused: put the old one back so that BIRD never loads it (not even at its next start).
-          if (changed) this.#restore(previous);
+          // When that fails too, the file on disk equals the wanted text at the next sync, so that sync must still
+          // configure (check) rather than take the unchanged file for one BIRD has, and put the old file back then.
+          const back = this.#restorePending ?? (changed ? { previous } : null);
+          if (back !== null) this.#restore(back);
+          this.#mustConfigure = true;
           const why = describe(error);
-          const refused = `configuration refused, previous include file restored: ${why}`;
+          const restored = this.#restorePending === null ? "previous include file restored" : "previous include file not restored yet";
+          const refused = `configuration refused, ${restored}: ${why}`;
           // Tried again every retryMs until BIRD takes it: logged once, not every second.
           if (this.#lastError !== refused) this.#options.log.error(`BIRD: ${refused}`);
           this.#lastError = refused;
@@ -213,12 +224,15 @@ export class BirdAnnouncer implements Announcer {
     return [...new Set([...before, ...after])].filter((p) => before.has(p) !== after.has(p));
   }
 
-  #restore(previous: string | null): void {
+  /** Puts `back.previous` in the file's place; on failure it stays pending for the next refusal (#restorePending). */
+  #restore(back: { readonly previous: string | null }): void {
     try {
-      if (previous === null) unlinkSync(this.#file.path);
-      else this.#file.write(previous);
+      if (back.previous === null) rmSync(this.#file.path, { force: true });
+      else this.#file.write(back.previous);
+      this.#restorePending = null;
     } catch (error) {
-      this.#options.log.error(`cannot restore ${this.#file.path}: ${describe(error)}`);
+      if (this.#restorePending === null) this.#options.log.error(`cannot restore ${this.#file.path}: ${describe(error)}`);
+      this.#restorePending = back;
     }
   }
 

@@ -3,13 +3,14 @@
  * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { IncludeFile, hostPrefix, renderInclude } from "../../../src/bgp/include-file.ts";
 import { systemClock } from "../../../src/health/clock.ts";
 import { FakeBird, RECORDED, healthyBird } from "./_fake-bird.ts";
 import { bgpFixtures, quiet } from "./_fixtures.ts";
+import { until } from "./_real-bird.ts";
 
 const { cleanups, tempDir } = bgpFixtures();
 
@@ -139,6 +140,38 @@ describe("BirdAnnouncer", () => {
     bird.script = base;
     await a.announce([]);
     expect(a.status().find((p) => p.prefix === "203.0.113.11/32")).toMatchObject({ confirmed: true, error: null });
+  });
+
+  test("a refused file that cannot be put back (the restore fails) is put back and checked again at the next tries, and reaches BIRD once BIRD takes it", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird, loaded } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    a.start();
+    await a.announce(["203.0.113.10/32"]);
+    const good = readFileSync(include, "utf8");
+
+    // BIRD refuses the next file, and at that moment the restore's tmp cannot be made (a directory in its place).
+    const base = bird.script;
+    bird.script = (command) => {
+      if (command !== "configure check") return base(command);
+      if (!existsSync(`${include}.tmp`)) mkdirSync(`${include}.tmp`);
+      return RECORDED.configureError;
+    };
+    await a.announce(["203.0.113.11/32"]);
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32", "203.0.113.11/32"]);
+    expect(a.speaker().lastError).toContain("previous include file not restored yet");
+
+    rmSync(`${include}.tmp`, { recursive: true });
+    bird.script = (command) => (command === "configure check" ? RECORDED.configureError : base(command));
+    await until("the refused file to be put back", () => readFileSync(include, "utf8") === good);
+    expect(loaded()).toEqual(["203.0.113.10/32"]);
+
+    bird.script = base;
+    await until("BIRD to take the new file", () => loaded().includes("203.0.113.11/32"));
+    expect(a.status()).toEqual([
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null },
+      { prefix: "203.0.113.11/32", wanted: true, confirmed: true, error: null },
+    ]);
   });
 
   test("a refused first file is removed again (there was none before)", async () => {
