@@ -2,7 +2,7 @@
  * `gorb bgp doctor`: checks a running BIRD against the contract of docs/bird.conf, over its control socket
  * (and bird.conf itself, when it can be read):
  *   - the control socket answers (0001 greeting);
- *   - the include line is in bird.conf and matches gorb's include file;
+ *   - the include line is in bird.conf (or a file it includes) and matches gorb's include file;
  *   - the static protocols `<name>` (ipv4) and `<name>6` (ipv6) exist: BIRD has loaded gorb's file; and their
  *     routes are BIRD's best for each VIP (no other protocol, such as direct, has a preferred one);
  *   - some BGP protocol has an export filter (not REJECT, the default; ACCEPT would export everything) and,
@@ -10,7 +10,8 @@
  *   - no kernel protocol exports the VIPs (BIRD would install the blackhole routes in this host's table).
  * Each check is a finding with a level; the caller prints them.
  */
-import { readFileSync } from "node:fs";
+import { globSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
 import { BirdControl, BirdReplyError, BirdSocketError, routePrefixes, type BirdReply } from "./bird-control.ts";
 import { protocolNames } from "./include-file.ts";
 
@@ -56,6 +57,34 @@ function globRegExp(glob: string): RegExp {
   return new RegExp(`^${escaped}$`);
 }
 
+/** BIRD's own limit on nested includes. */
+const MAX_INCLUDE_DEPTH = 8;
+
+/**
+ * The include line (and the file it is in) whose glob matches `include`: in `file`'s text, or in the files its
+ * include lines name, as deep as BIRD follows them (`include "conf.d/*.conf";` holding gorb's line is common). A
+ * relative glob is relative to the including file's directory, as in BIRD. Files that cannot be read are skipped.
+ */
+function findInclude(file: string, text: string, include: string, depth = 1): { readonly glob: string; readonly file: string } | null {
+  const globs = [...text.matchAll(/^include\s+"([^"]+)"\s*;/gm)].map((m) => m[1] ?? "").map((g) => (isAbsolute(g) ? g : join(dirname(file), g)));
+  const direct = globs.find((glob) => globRegExp(glob).test(include));
+  if (direct !== undefined) return { glob: direct, file };
+  if (depth >= MAX_INCLUDE_DEPTH) return null;
+  for (const glob of globs) {
+    for (const nested of globSync(glob)) {
+      let nestedText: string;
+      try {
+        nestedText = readFileSync(nested, "utf8");
+      } catch {
+        continue;
+      }
+      const found = findInclude(nested, nestedText, include, depth + 1);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}
+
 /** Runs every check; see the module comment. */
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
@@ -69,10 +98,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
       add("warn", "include", `cannot read ${options.birdConf} (${(error as NodeJS.ErrnoException).code ?? String(error)}); include line not checked`);
     }
     if (text !== null) {
-      const includes = [...text.matchAll(/^include\s+"([^"]+)"\s*;/gm)].map((m) => m[1] ?? "");
-      const match = includes.find((glob) => globRegExp(glob).test(options.include));
-      if (match !== undefined) add("ok", "include", `${options.birdConf} includes ${options.include} (include "${match}")`);
-      else {
+      const match = findInclude(options.birdConf, text, options.include);
+      if (match !== null) {
+        const where = match.file === options.birdConf ? "" : ` in ${match.file}`;
+        add("ok", "include", `${options.birdConf} includes ${options.include} (include "${match.glob}"${where})`);
+      } else {
         add("fail", "include", `${options.birdConf} has no include line for ${options.include} at the start of a line; add: include "${options.include.replace(/\/([^/]+)\/([^/]+)\.conf$/, "/$1*/$2*.conf")}";`);
       }
     }

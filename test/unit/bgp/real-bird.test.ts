@@ -176,6 +176,22 @@ describe("VipController stopping with a real BIRD", () => {
 });
 
 describe("gorb bgp doctor with a real BIRD", () => {
+  test("the include line in a file bird.conf includes (conf.d/*.conf), which BIRD follows: the include check passes", async () => {
+    const include = join(tempDir(), "gorb", "bird-vips.conf");
+    const confd = tempDir();
+    writeFileSync(join(confd, "gorb.conf"), `include "${include.replace(/\/gorb\/bird-vips\.conf$/, "/gorb*/bird-vips*.conf")}";\n`);
+    const bird = await startBird(null, `include "${confd}/*.conf";\n`);
+    cleanups.push(() => bird.stop());
+    const announcer = new BirdAnnouncer({ socket: bird.socket, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000 });
+    cleanups.push(() => announcer.close());
+    await announcer.announce(["203.0.113.10/32"]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+    const findings = await runDoctor({ socket: bird.socket, include, protocol: "gorb_vips", birdConf: bird.conf });
+    expect(findings.filter((f) => f.check === "include")).toEqual([
+      { level: "ok", check: "include", message: expect.stringContaining(`${include} (include "${include.replace(/\/gorb\/bird-vips\.conf$/, "/gorb*/bird-vips*.conf")}" in ${join(confd, "gorb.conf")})`) },
+    ]);
+  });
+
   test("a VIP whose best route is another protocol's fails the static check", async () => {
     const include = join(tempDir(), "gorb", "bird-vips.conf");
     const other = "protocol static other_vips { ipv4 { preference 240; }; route 203.0.113.10/32 blackhole; }\n";
