@@ -9,7 +9,10 @@
  * of the VIP's ports, so a node that can serve only some of them leaves the VIP to the other nodes.
  *
  * Announcing waits for a hold-down (default 3 s): the VIP must stay healthy that long, so that a flapping
- * service does not flap routes. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
+ * service does not flap routes. A service still being set up (no backends yet, or backends not checked yet:
+ * created, or their check changed) does not make an announced VIP unhealthy until their first checks say so:
+ * otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
+ * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
  * deleted, and (unless told to keep them) at shutdown. The controller re-evaluates after every event of the
  * bus about services and backends, and every `recheckMs` as a safety net; it publishes `bgp.announced` and
  * `bgp.withdrawn`.
@@ -32,20 +35,33 @@ export interface AnnounceInput {
   readonly minHealthy: number;
   /** Backends that are up (or not checked: pulse none) with an effective weight > 0. */
   readonly healthy: number;
+  /**
+   * True when the service, short of healthy backends, is still being set up: it has no backends yet, or enough of
+   * them are not checked yet (state unknown, a pulse other than none, a configured weight > 0, not in maintenance
+   * nor drained) to be healthy once they are. Default false.
+   */
+  readonly settingUp?: boolean;
 }
 
 /** The controller's inputs from GET views (/service?detail=true). */
 function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
-  return details.map((service) => ({
-    id: service.id,
-    address: service.options.address,
-    minHealthy: service.options.announce_min_healthy,
+  return details.map((service) => {
     // A service down by its quorum (or serving from its sorry server) counts as having no healthy backend.
-    healthy:
-      service.quorum_up === false
-        ? 0
-        : service.backend_details.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length,
-  }));
+    const down = service.quorum_up === false;
+    const backends = service.backend_details;
+    const minHealthy = service.options.announce_min_healthy;
+    const healthy = down ? 0 : backends.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length;
+    const unchecked = backends.filter(
+      (b) => b.metrics.state === "unknown" && b.options.pulse.type !== "none" && b.options.weight > 0 && b.options.maintenance !== true && (b.drain ?? null) === null,
+    ).length;
+    return {
+      id: service.id,
+      address: service.options.address,
+      minHealthy,
+      healthy,
+      settingUp: !down && (backends.length === 0 || healthy + unchecked >= minHealthy),
+    };
+  });
 }
 
 /** What servicesSource reads: gorb's views without the kernel's counters. */
@@ -180,14 +196,17 @@ export class VipController {
       this.#options.log.error(`cannot read the services: ${error instanceof Error ? error.message : String(error)}`);
       return;
     }
-    const byVip = new Map<string, { prefix: string; services: string[]; healthy: boolean }>();
+    // `healthy`: every service has enough healthy backends; `keep`: every one has, or is still being set up (what
+    // an announced VIP needs to stay announced).
+    const byVip = new Map<string, { prefix: string; services: string[]; healthy: boolean; keep: boolean }>();
     for (const input of inputs) {
       if (input.minHealthy <= 0) continue;
       const prefix = hostPrefix(input.address);
       if (prefix === null) continue;
-      const entry = byVip.get(input.address) ?? { prefix, services: [], healthy: true };
+      const entry = byVip.get(input.address) ?? { prefix, services: [], healthy: true, keep: true };
       entry.services.push(input.id);
       entry.healthy &&= input.healthy >= input.minHealthy;
+      entry.keep &&= input.healthy >= input.minHealthy || input.settingUp === true;
       byVip.set(input.address, entry);
     }
     const withdraw: VipState[] = [];
@@ -205,10 +224,11 @@ export class VipController {
       }
       state.services = entry.services.sort();
       state.healthy = entry.healthy;
-      if (!entry.healthy) {
+      if (state.announced) {
+        if (!entry.keep) withdraw.push(state);
+      } else if (!entry.healthy) {
         this.#cancelHold(state);
-        if (state.announced) withdraw.push(state);
-      } else if (!state.announced && state.hold === null) {
+      } else if (state.hold === null) {
         this.#startHold(state);
       }
     }

@@ -113,6 +113,28 @@ describe("VipController", () => {
     expect(t.announcer.set.size).toBe(0);
   });
 
+  test("a service not checked yet keeps an announced VIP until its checks say down; it keeps an unannounced one back", async () => {
+    const https = (healthy: number, settingUp: boolean): AnnounceInput => ({ id: "https", address: "203.0.113.10", minHealthy: 1, healthy, settingUp });
+    const t = setup([web(1)]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+    // The same change on every node at once: withdrawing here would withdraw the VIP everywhere.
+    await t.set([web(1), https(0, true)]);
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(t.controller.status().vips).toMatchObject([{ services: ["https", "web"], healthy: false, state: "announced" }]);
+    await t.set([web(1), https(0, false)]); // its checks failed
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.seen.at(-1)).toMatchObject({ type: "bgp.withdrawn", data: { reason: "unhealthy" } });
+    // Not announced: waiting for checks is not healthy, and no hold-down starts.
+    await t.set([web(1), https(0, true)]);
+    await t.clock.advance(10_000);
+    expect(t.announcer.set.size).toBe(0);
+    await t.set([web(1), https(1, false)]);
+    await t.clock.advance(3000);
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
   test("IPv6 VIPs are /128; a deleted service's VIP is withdrawn with reason deleted", async () => {
     const v6: AnnounceInput = { id: "v6", address: "2001:db8::10", minHealthy: 1, healthy: 1 };
     const t = setup([v6]);
@@ -172,6 +194,40 @@ describe("VipController", () => {
     await gorb.updateService("web", { announce_min_healthy: 1 });
     await clock.advance(3000);
     expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
+  test("through gorb: a new service on an announced VIP waits for its first checks; unchecked means not checked yet, in service", async () => {
+    const events = new EventBus();
+    const { gorb, health } = makeGorb({ events });
+    const clock = new ManualClock();
+    const announcer = new RecordingAnnouncer();
+    const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+    await controller.start();
+    await gorb.createService("web", { host: "203.0.113.10", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
+    health.report("web", "b1", "up");
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    // A GORB client's order: the service, then its backends; the controller looks in between.
+    await gorb.createService("https", { host: "203.0.113.10", port: 443 });
+    await clock.advance(0);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await gorb.createBackend("https", "h1", { host: "10.0.0.1", port: 8443, pulse: { type: "tcp" } });
+    await clock.advance(0);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    health.report("https", "h1", "down");
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
+    // A backend in maintenance, not checked yet, will not serve once checked: it keeps nothing announced.
+    await gorb.deleteService("https");
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await gorb.createService("https", { host: "203.0.113.10", port: 443 });
+    await gorb.createBackend("https", "h1", { host: "10.0.0.1", port: 8443, pulse: { type: "tcp" }, maintenance: true });
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
     await controller.stop({ keep: false });
     await gorb.close();
   });
