@@ -215,8 +215,10 @@ export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
   let extAck: ExtendedAck = {};
   if (msg.flags & NLM_F.ACK_TLVS) {
     // The echoed request is the header only when CAPPED, else the whole request.
-    const echoed = msg.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : align4(Math.max(request.len, NLMSG_HDRLEN));
-    const tlvStart = 4 + echoed;
+    const echoed = msg.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : Math.max(request.len, NLMSG_HDRLEN);
+    // The echoed length is a u32 off the wire: bounded by the body before align4, whose 32-bit arithmetic wraps a
+    // length past 2^31 to a negative offset (TLVs read from the start of the body).
+    const tlvStart = echoed <= p.length ? 4 + align4(echoed) : p.length + 1;
     if (tlvStart <= p.length) {
       const set = new AttributeSet(p.subarray(tlvStart));
       const message = set.string(NLMSGERR_ATTR.MSG);

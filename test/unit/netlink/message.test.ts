@@ -87,6 +87,14 @@ describe("NLMSG_ERROR bodies", () => {
     expect(e.extAck.message).toBe("bad");
   });
 
+  test("an uncapped echo whose length is past 2^31 leaves no room for TLVs (it does not wrap to the start of the body)", () => {
+    for (const len of ["fc ff ff ff", "00 00 00 80"]) {
+      const body = hex`ea ff ff ff | ${len} 23 00 05 00 01 00 00 00 00 00 00 00 | 08 00 01 00 62 61 64 00`;
+      const e = decodeErrorBody({ type: 2, flags: NLM_F.ACK_TLVS, seq: 1, pid: 0, payload: body });
+      expect([e.errno, e.extAck]).toEqual([22, {}]);
+    }
+  });
+
   test("a body too short to hold nlmsgerr is rejected", () => {
     expect(() => decodeErrorBody({ type: 2, flags: 0, seq: 1, pid: 0, payload: hex`00 00 00 00` })).toThrow(NetlinkDecodeError);
   });
