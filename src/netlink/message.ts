@@ -219,12 +219,24 @@ export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
     // The echoed length is a u32 off the wire: bounded by the body before align4, whose 32-bit arithmetic wraps a
     // length past 2^31 to a negative offset (TLVs read from the start of the body).
     const tlvStart = echoed <= p.length ? 4 + align4(echoed) : p.length + 1;
-    if (tlvStart <= p.length) {
-      const set = new AttributeSet(p.subarray(tlvStart));
-      const message = set.string(NLMSGERR_ATTR.MSG);
-      const offset = set.u32(NLMSGERR_ATTR.OFFS);
-      extAck = { ...(message !== undefined ? { message } : {}), ...(offset !== undefined ? { offset } : {}) };
-    }
+    if (tlvStart <= p.length) extAck = decodeExtAck(p.subarray(tlvStart));
   }
   return { errno: error === 0 ? 0 : -error, request, extAck };
+}
+
+/**
+ * The extended-ack TLVs of an NLMSG_ERROR, or none when they do not decode (a length past the body, an offset of
+ * fewer than 4 bytes). They only explain the errno, which is the answer: a request the kernel refused stays
+ * refused with its errno (EEXIST still reads as "already there"), as iproute2's nl_dump_ext_ack ignores them too.
+ */
+function decodeExtAck(tlvs: Uint8Array): ExtendedAck {
+  try {
+    const set = new AttributeSet(tlvs);
+    const message = set.string(NLMSGERR_ATTR.MSG);
+    const offset = set.u32(NLMSGERR_ATTR.OFFS);
+    return { ...(message !== undefined ? { message } : {}), ...(offset !== undefined ? { offset } : {}) };
+  } catch (e) {
+    if (e instanceof NetlinkDecodeError) return {};
+    throw e;
+  }
 }

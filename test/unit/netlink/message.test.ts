@@ -87,6 +87,13 @@ describe("NLMSG_ERROR bodies", () => {
     expect(e.extAck.message).toBe("bad");
   });
 
+  test("extended ack TLVs that run past the body are dropped: the errno is still the answer", () => {
+    // NLMSGERR_ATTR_MSG claims 0x40 bytes where 8 are left (iproute2's nl_dump_ext_ack ignores such TLVs too).
+    const body = hex`ea ff ff ff | 14 00 00 00 23 00 05 00 01 00 00 00 00 00 00 00 | 40 00 01 00 62 61 64 00`;
+    const e = decodeErrorBody({ type: 2, flags: NLM_F.CAPPED | NLM_F.ACK_TLVS, seq: 1, pid: 0, payload: body });
+    expect([e.errno, e.request.seq, e.extAck]).toEqual([22, 1, {}]);
+  });
+
   test("an uncapped echo whose length is past 2^31 leaves no room for TLVs (it does not wrap to the start of the body)", () => {
     for (const len of ["fc ff ff ff", "00 00 00 80"]) {
       const body = hex`ea ff ff ff | ${len} 23 00 05 00 01 00 00 00 00 00 00 00 | 08 00 01 00 62 61 64 00`;

@@ -116,6 +116,22 @@ describe("NetlinkConnection", () => {
     expect(outcomes.map((o) => o.error?.errno ?? 0)).toEqual([0, 0, 17, 0, 0, 0, 0, 17, 0, 0]);
   });
 
+  test("batch: an error whose extended-ack TLVs do not decode is still that request's errno, the others keep theirs", async () => {
+    const sock = new FakeSocket((m, s) => {
+      if (m.payload[0] !== 2) return s.push(ack(m));
+      // EEXIST, then NLMSGERR_ATTR_MSG claiming 0x40 bytes where 8 are left.
+      const bad = ack(m, 17);
+      const tlv = Uint8Array.of(0x40, 0, 1, 0, 0x62, 0x61, 0x64, 0);
+      const withTlv = encodeMessage({ type: NLMSG.ERROR, flags: NLM_F.CAPPED | NLM_F.ACK_TLVS, seq: m.seq, pid: 0, payload: new Uint8Array([...bad.subarray(16), ...tlv]) });
+      s.push(withTlv);
+    });
+    const conn = new NetlinkConnection(() => sock);
+    const outcomes = await conn.batch([req(1), req(2), req(1)]);
+    expect(outcomes.map((o) => o.error?.errno ?? 0)).toEqual([0, 17, 0]);
+    expect(outcomes[1]?.error?.extAck).toEqual({});
+    expect(sock.closed).toBe(false);
+  });
+
   test("dump: NLM_F_DUMP without ACK, parts across datagrams, ends at DONE", async () => {
     const sock = new FakeSocket((m, s) => {
       s.push(reply(m, NLM_F.MULTI), reply(m, NLM_F.MULTI));
