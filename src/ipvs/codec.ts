@@ -200,6 +200,17 @@ export function writeTimeouts(w: ByteWriter, t: Partial<Timeouts>): void {
   if (t.udp !== undefined) w.u32(IPVS_CMD_ATTR.TIMEOUT_UDP, t.udp);
 }
 
+/**
+ * The text of an address attribute of a reply. IPVS sends the 16 bytes of a union nf_inet_addr for either family
+ * (IPv4 in the first 4); fewer than the family needs is a malformed reply, not a caller's bad literal (the
+ * TypeError of bytesToAddress).
+ */
+export function addressFromReply(bytes: Uint8Array, family: Family, what: string): string {
+  const need = family === "inet" ? 4 : 16;
+  if (bytes.length < need) throw new NetlinkDecodeError(`${what} of ${bytes.length} bytes for ${family} (needs ${need})`);
+  return bytesToAddress(bytes, family);
+}
+
 function required<T>(v: T | undefined, what: string): T {
   if (v === undefined) throw new NetlinkDecodeError(`missing ${what}`);
   return v;
@@ -253,7 +264,7 @@ export function decodeService(msgAttrs: AttributeSet): Service {
     key = {
       family,
       protocol: protocolFromNumber(required(a.u16(IPVS_SVC_ATTR.PROTOCOL), "service protocol")),
-      address: bytesToAddress(required(a.bytes(IPVS_SVC_ATTR.ADDR), "service address"), family),
+      address: addressFromReply(required(a.bytes(IPVS_SVC_ATTR.ADDR), "service address"), family, "service address"),
       port: required(a.u16be(IPVS_SVC_ATTR.PORT), "service port"),
     };
   }

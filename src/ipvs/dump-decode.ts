@@ -7,8 +7,7 @@
 import { AttributeSet, HOST_LITTLE_ENDIAN, scanAttributes } from "../netlink/attributes.ts";
 import { GENL_HDRLEN } from "../netlink/constants.ts";
 import { NetlinkDecodeError } from "../netlink/errors.ts";
-import { bytesToAddress } from "./address.ts";
-import { decodeService, familyFromNumber, forwardFromNumber, tunnelFromAttributes } from "./codec.ts";
+import { addressFromReply, decodeService, familyFromNumber, forwardFromNumber, tunnelFromAttributes } from "./codec.ts";
 import { IPVS_CMD_ATTR, IPVS_DEST_ATTR, IPVS_STATS_ATTR } from "./constants.ts";
 import { type Destination, type Family, type Service, type Stats, ZERO_STATS } from "./types.ts";
 
@@ -115,7 +114,7 @@ export function decodeDestinationAt(view: DataView, start: number, end: number, 
   if (family === "inet" && addrLen >= 4) {
     address = `${view.getUint8(addrOff)}.${view.getUint8(addrOff + 1)}.${view.getUint8(addrOff + 2)}.${view.getUint8(addrOff + 3)}`;
   } else {
-    address = bytesToAddress(bytesOf(view).subarray(addrOff, addrOff + addrLen), family);
+    address = addressFromReply(bytesOf(view).subarray(addrOff, addrOff + addrLen), family, "destination address");
   }
   const portOff = at(o, l, IPVS_DEST_ATTR.PORT, 2);
   if (portOff < 0) missing("destination port");

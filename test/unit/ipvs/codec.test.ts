@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { AttributeSet, ByteWriter } from "../../../src/netlink/attributes.ts";
+import { NetlinkDecodeError } from "../../../src/netlink/errors.ts";
 import { encodeGenlMessage } from "../../../src/netlink/message.ts";
 import { bytesToAddress } from "../../../src/ipvs/address.ts";
 import { decodeDestinationAt } from "../../../src/ipvs/dump-decode.ts";
@@ -130,6 +131,25 @@ describe("IPVS replies", () => {
     expect(s.timeout).toBe(360);
     expect(s.stats.conns).toBe(5_000_000_000);
     expect(s.stats.inBytes).toBe(77);
+  });
+
+  test("an address shorter than its family needs is a NetlinkDecodeError naming it (service and destination)", () => {
+    const svc = new ByteWriter();
+    svc.nested(IPVS_CMD_ATTR.SERVICE, (s) => {
+      s.u16(1, 10).u16(2, 6); // AF_INET6, tcp
+      s.attr(3, Uint8Array.of(10, 0, 0, 1)); // 4 bytes for inet6
+      s.u16be(4, 80).string(6, "wrr").attr(7, new Uint8Array(8));
+    });
+    expect(() => decodeService(new AttributeSet(svc.toBytes()))).toThrow(new NetlinkDecodeError("service address of 4 bytes for inet6 (needs 16)"));
+    for (const [family, addr] of [["inet", Uint8Array.of(10, 0)], ["inet6", Uint8Array.of(10, 0, 0, 1)]] as const) {
+      const w = new ByteWriter();
+      w.putBytes(Uint8Array.of(IPVS_CMD.NEW_DEST, 1, 0, 0));
+      w.nested(IPVS_CMD_ATTR.DEST, (d) => d.attr(1, addr).u16be(2, 80).u32(3, 0).u32(4, 1)); // no ADDR_FAMILY: the service's
+      const bytes = w.toBytes();
+      expect(() => decodeDestinationAt(new DataView(bytes.buffer), 0, bytes.length, family)).toThrow(
+        new NetlinkDecodeError(`destination address of ${addr.length} bytes for ${family} (needs ${family === "inet" ? 4 : 16})`),
+      );
+    }
   });
 
   test("GET_INFO reply: version code rendered as text", () => {
