@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { ERRNO } from "../errno.ts";
 import { AttributeSet, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NETLINK_ROUTE } from "../netlink/constants.ts";
-import { NetlinkError } from "../netlink/errors.ts";
+import { NetlinkDecodeError, NetlinkError } from "../netlink/errors.ts";
 import { NetlinkConnection, type Request } from "../transport/connection.ts";
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { LibnlSocket } from "../transport/libnl-socket.ts";
@@ -80,6 +80,10 @@ export class InterfaceAddresses {
       const attrs = new AttributeSet(m.payload.subarray(8));
       const raw = attrs.bytes(IFA_LOCAL) ?? attrs.bytes(IFA_ADDRESS);
       if (!raw) continue;
+      // rtnetlink sends exactly the family's length; anything else would read as another address (16 bytes taken
+      // as IPv4 are their first 4) or not at all.
+      const need = fam === "inet" ? 4 : 16;
+      if (raw.length !== need) throw new NetlinkDecodeError(`interface address of ${raw.length} bytes for ${fam} (needs ${need})`);
       out.push({ family: fam, address: bytesToAddress(raw, fam), prefixLength: m.payload[1] ?? 0 });
     }
     return out;
