@@ -8,6 +8,7 @@ import { ERRNO } from "../errno.ts";
 import { AttributeSet, HOST_LITTLE_ENDIAN } from "../netlink/attributes.ts";
 import { NETLINK_ROUTE } from "../netlink/constants.ts";
 import { NetlinkDecodeError, NetlinkError } from "../netlink/errors.ts";
+import type { NetlinkMessage } from "../netlink/message.ts";
 import { NetlinkConnection, type Request } from "../transport/connection.ts";
 import type { DatagramSocket } from "../transport/datagram-socket.ts";
 import { LibnlSocket } from "../transport/libnl-socket.ts";
@@ -25,6 +26,8 @@ const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const AF_INET = 2;
 const AF_INET6 = 10;
+/** How many times an address dump the kernel flags interrupted is run before its EINTR is the answer. */
+const DUMP_ATTEMPTS = 3;
 
 /** An address of an interface. */
 export interface InterfaceAddress {
@@ -69,7 +72,7 @@ export class InterfaceAddresses {
   /** Every address of the interface, in kernel order. */
   async list(interfaceName: string): Promise<InterfaceAddress[]> {
     const index = interfaceIndex(interfaceName);
-    const msgs = await this.conn.dump({ type: RTM_GETADDR, flags: 0, header: ifaddrmsg(0, 0, 0, 0) });
+    const msgs = await this.dumpAddresses();
     const out: InterfaceAddress[] = [];
     for (const m of msgs) {
       if (m.type !== RTM_NEWADDR || m.payload.length < 8) continue;
@@ -115,6 +118,20 @@ export class InterfaceAddresses {
 
   close(): void {
     this.conn.close();
+  }
+
+  /**
+   * Every RTM_NEWADDR message of a consistent dump. An address added or removed while the kernel dumps makes it
+   * flag the dump interrupted (the connection's NetlinkError EINTR): it is run again, a few times at most.
+   */
+  private async dumpAddresses(): Promise<NetlinkMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.conn.dump({ type: RTM_GETADDR, flags: 0, header: ifaddrmsg(0, 0, 0, 0) });
+      } catch (e) {
+        if (!(e instanceof NetlinkError) || e.errno !== ERRNO.EINTR || attempt >= DUMP_ATTEMPTS) throw e;
+      }
+    }
   }
 
   private hostRequest(type: number, flags: number, interfaceName: string, address: string): Request {

@@ -66,6 +66,8 @@ function writeDumpRequest(w: ByteWriter, req: Request, seq: number): void {
  * Reads the datagrams of a series of dumps, one dump at a time (begin), into one result list per dump: messages
  * of other sequence numbers (stale replies) are skipped, NLMSG_DONE ends the dump (a negative status in it throws
  * NetlinkError, as does an NLMSG_ERROR), everything else goes through `decode` while the datagram holds it.
+ * A dump the kernel flagged NLM_F_DUMP_INTR (the table changed between its parts: rtnetlink does, IPVS does not)
+ * is read to its end, then thrown as NetlinkError EINTR, as iproute2 reports it: its result may be inconsistent.
  */
 class DumpReader<T> {
   readonly results: T[][] = [];
@@ -73,6 +75,7 @@ class DumpReader<T> {
   #index = 0;
   #seq = 0;
   #out: T[] = [];
+  #interrupted = false;
 
   constructor(
     private readonly c: MessageCursor,
@@ -85,6 +88,7 @@ class DumpReader<T> {
     this.#out = [];
     this.results.push(this.#out);
     this.done = false;
+    this.#interrupted = false;
   }
 
   /** Read one datagram; what follows the dump's end in it is ignored. */
@@ -93,6 +97,7 @@ class DumpReader<T> {
     c.reset(dgram);
     while (!this.done && c.next()) {
       if (c.seq !== this.#seq) continue; // a stale reply of an earlier, abandoned request
+      if ((c.flags & NLM_F.DUMP_INTR) !== 0) this.#interrupted = true;
       const end = c.dumpEnd();
       if (end === null) {
         this.#out.push(this.decode(this.#index, c));
@@ -106,6 +111,8 @@ class DumpReader<T> {
         throw new NetlinkError(-end, this.#seq);
       }
       this.done = true;
+      // Read to its end first: the socket holds nothing more of it, and the caller may run it again.
+      if (this.#interrupted) throw new NetlinkError(ERRNO.EINTR, this.#seq, { message: "the dump was interrupted and may be inconsistent" });
     }
   }
 }

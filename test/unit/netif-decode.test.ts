@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../src/netlink/constants.ts";
-import { NetlinkDecodeError } from "../../src/netlink/errors.ts";
+import { NetlinkDecodeError, NetlinkError } from "../../src/netlink/errors.ts";
 import { encodeMessage } from "../../src/netlink/message.ts";
 import { InterfaceAddresses, interfaceIndex } from "../../src/netif/interface-addresses.ts";
 import { type DatagramSocket, TransportTimeoutError } from "../../src/transport/datagram-socket.ts";
@@ -74,5 +74,17 @@ describe("interface addresses from an rtnetlink dump", () => {
       const ifs = new InterfaceAddresses(() => new FakeRtnetlink([[bad]]));
       expect(await ifs.list("lo").catch((e: unknown) => e)).toBeInstanceOf(NetlinkDecodeError);
     }
+  });
+
+  test("a dump the kernel flags interrupted (NLM_F_DUMP_INTR) is run again; after 3 such dumps its EINTR is the answer", async () => {
+    const old = { family: AF_INET, prefix: 8, local: Uint8Array.of(10, 0, 0, 1), flags: NLM_F.DUMP_INTR };
+    const now = { family: AF_INET, prefix: 8, local: Uint8Array.of(10, 0, 0, 2) };
+    const once = new FakeRtnetlink([[old], [now]]);
+    expect(await new InterfaceAddresses(() => once).list("lo")).toEqual([{ family: "inet", address: "10.0.0.2", prefixLength: 8 }]);
+    expect(once.dumps).toBe(2);
+    const always = new FakeRtnetlink([[old]]);
+    const err = await new InterfaceAddresses(() => always).list("lo").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkError);
+    expect([(err as NetlinkError).errno, always.dumps]).toEqual([4, 3]); // EINTR
   });
 });

@@ -149,6 +149,21 @@ describe("NetlinkConnection", () => {
     expect((err as NetlinkError).errno).toBe(22);
   });
 
+  test("dump: a part flagged NLM_F_DUMP_INTR makes the dump NetlinkError EINTR once it is read to its DONE; the socket stays", async () => {
+    const sock = new FakeSocket((m, s) => {
+      if ((m.flags & NLM_F.DUMP) === 0) return s.push(ack(m));
+      s.push(reply(m, NLM_F.MULTI), reply(m, NLM_F.MULTI | NLM_F.DUMP_INTR));
+      s.push(reply(m, NLM_F.MULTI), done(m));
+    });
+    const conn = new NetlinkConnection(() => sock);
+    const err = await conn.dump(req(4)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkError);
+    expect((err as NetlinkError).errno).toBe(4); // EINTR
+    expect(sock.queue.length).toBe(0); // read to its end
+    expect(await conn.request(req(1))).toEqual([]);
+    expect(sock.closed).toBe(false);
+  });
+
   test("replies with a stale sequence number are ignored", async () => {
     const sock = new FakeSocket((m, s) => {
       s.push(ack({ ...m, seq: m.seq - 100 }, 2), reply({ ...m, seq: 1 }));
