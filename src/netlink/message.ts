@@ -205,6 +205,8 @@ export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
   if (p.length < 4 + NLMSG_HDRLEN) throw new NetlinkDecodeError(`NLMSG_ERROR payload of ${p.length} bytes`);
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
   const error = view.getInt32(0, HOST_LITTLE_ENDIAN);
+  // A negative errno or 0: anything else would come out as a negative errno nobody can name.
+  if (error > 0) throw new NetlinkDecodeError(`NLMSG_ERROR with a positive error ${error}`);
   const request = {
     len: view.getUint32(4, HOST_LITTLE_ENDIAN),
     type: view.getUint16(8, HOST_LITTLE_ENDIAN),

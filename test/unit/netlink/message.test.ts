@@ -102,6 +102,11 @@ describe("NLMSG_ERROR bodies", () => {
     }
   });
 
+  test("a positive error (nlmsgerr.error is a negative errno or 0) is rejected, not reported as errno -5", () => {
+    const body = hex`05 00 00 00 | 14 00 00 00 23 00 05 00 01 00 00 00 00 00 00 00`;
+    expect(() => decodeErrorBody({ type: 2, flags: NLM_F.CAPPED, seq: 1, pid: 0, payload: body })).toThrow(new NetlinkDecodeError("NLMSG_ERROR with a positive error 5"));
+  });
+
   test("a body too short to hold nlmsgerr is rejected", () => {
     expect(() => decodeErrorBody({ type: 2, flags: 0, seq: 1, pid: 0, payload: hex`00 00 00 00` })).toThrow(NetlinkDecodeError);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
-import { NetlinkError } from "../../../src/netlink/errors.ts";
+import { NetlinkDecodeError, NetlinkError } from "../../../src/netlink/errors.ts";
 import { type NetlinkMessage, encodeMessage } from "../../../src/netlink/message.ts";
 import { decodeMessages } from "../../helpers/netlink-messages.ts";
 import { turnsDuring } from "../../helpers/turns.ts";
@@ -130,6 +130,13 @@ describe("NetlinkConnection", () => {
     expect(outcomes.map((o) => o.error?.errno ?? 0)).toEqual([0, 17, 0]);
     expect(outcomes[1]?.error?.extAck).toEqual({});
     expect(sock.closed).toBe(false);
+  });
+
+  test("batch: an NLMSG_ERROR with a positive error is a NetlinkDecodeError and the socket is reset", async () => {
+    const sock = new FakeSocket((m, s) => s.push(ack(m, -5)));
+    const err = await new NetlinkConnection(() => sock).batch([req(1)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkDecodeError);
+    expect(sock.closed).toBe(true);
   });
 
   test("dump: NLM_F_DUMP without ACK, parts across datagrams, ends at DONE", async () => {
