@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { HOST_LITTLE_ENDIAN } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
+import { NetlinkDecodeError, NetlinkError } from "../../../src/netlink/errors.ts";
 import { type NetlinkMessage, encodeMessage } from "../../../src/netlink/message.ts";
 import { NetlinkConnection } from "../../../src/transport/connection.ts";
 import { type DatagramSocket, TransportTimeoutError } from "../../../src/transport/datagram-socket.ts";
@@ -137,6 +138,35 @@ describe("reply matching (property)", () => {
         },
       ),
       { numRuns: 150 },
+    );
+  });
+
+  test("hostile answers (the right sequence numbers, bytes flipped and cut) end the operation with a value or a typed error", async () => {
+    const typed = (e: unknown) => e instanceof NetlinkDecodeError || e instanceof NetlinkError || e instanceof TransportTimeoutError;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 }),
+        fc.nat(12),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        async (edits, cut, cuts) => {
+          const garble = (msgs: Uint8Array[]): Uint8Array[] => {
+            const all = new Uint8Array(msgs.flatMap((m) => [...m]));
+            for (const [at, v] of edits) all[at % all.length] = v;
+            return [all.subarray(0, Math.max(0, all.length - cut))];
+          };
+          const batch = new ScriptedSocket((sent) => garble(sent.flatMap((m) => [replyMessage(m.seq, 1), errorMessage(m.seq, 17)])), cuts);
+          await new NetlinkConnection(() => batch).batch([req, req]).then(
+            (o) => expect(o).toHaveLength(2),
+            (e: unknown) => expect(typed(e)).toBe(true),
+          );
+          const dump = new ScriptedSocket((sent) => garble([replyMessage(sent[0]!.seq, 1, NLM_F.MULTI), doneMessage(sent[0]!.seq)]), cuts);
+          await new NetlinkConnection(() => dump).dump(req).then(
+            (parts) => expect(parts.length).toBeLessThanOrEqual(2),
+            (e: unknown) => expect(typed(e)).toBe(true),
+          );
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });
