@@ -227,7 +227,16 @@ export function decodeErrorBody(msg: NetlinkMessage): NetlinkErrorBody {
 }
 
 /**
- * The extended-ack TLVs of an NLMSG_ERROR, or none when they do not decode (a length past the body, an offset of
+ * The extended ack of an NLMSG_DONE that ends a dump with an error: the kernel (netlink_dump_done) puts the TLVs
+ * right after the int status, flagged NLM_F_ACK_TLVS, when the dump set a message.
+ */
+export function decodeDoneExtAck(msg: NetlinkMessage): ExtendedAck {
+  if ((msg.flags & NLM_F.ACK_TLVS) === 0 || msg.payload.length < 4) return {};
+  return decodeExtAck(msg.payload.subarray(4));
+}
+
+/**
+ * The extended-ack TLVs of an NLMSG_ERROR or NLMSG_DONE, or none when they do not decode (a length past the body, an offset of
  * fewer than 4 bytes). They only explain the errno, which is the answer: a request the kernel refused stays
  * refused with its errno (EEXIST still reads as "already there"), as iproute2's nl_dump_ext_ack ignores them too.
  */

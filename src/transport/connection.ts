@@ -10,7 +10,7 @@ import { ERRNO } from "../errno.ts";
 import { ByteWriter } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
 import { NetlinkError } from "../netlink/errors.ts";
-import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeErrorBody, writeMessageAs } from "../netlink/message.ts";
+import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeDoneExtAck, decodeErrorBody, writeMessageAs } from "../netlink/message.ts";
 import { type DatagramSocket, type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 import type { DumpThread } from "./dump-thread.ts";
 
@@ -108,7 +108,7 @@ class DumpReader<T> {
         const body = decodeErrorBody(c.message());
         if (body.errno !== 0) throw new NetlinkError(body.errno, this.#seq, body.extAck);
       } else if (end < 0) {
-        throw new NetlinkError(-end, this.#seq);
+        throw new NetlinkError(-end, this.#seq, decodeDoneExtAck(c.message()));
       }
       this.done = true;
       // Read to its end first: the socket holds nothing more of it, and the caller may run it again.

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { ByteWriter } from "../../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../../src/netlink/constants.ts";
 import { NetlinkDecodeError } from "../../../src/netlink/errors.ts";
-import { decodeErrorBody, decodeGenl, encodeGenlMessage, encodeMessage, writeGenlMessage } from "../../../src/netlink/message.ts";
+import { decodeDoneExtAck, decodeErrorBody, decodeGenl, encodeGenlMessage, encodeMessage, writeGenlMessage } from "../../../src/netlink/message.ts";
 import { decodeMessages } from "../../helpers/netlink-messages.ts";
 import { hex, toHex } from "../../helpers/hex.ts";
 
@@ -105,6 +105,14 @@ describe("NLMSG_ERROR bodies", () => {
   test("a positive error (nlmsgerr.error is a negative errno or 0) is rejected, not reported as errno -5", () => {
     const body = hex`05 00 00 00 | 14 00 00 00 23 00 05 00 01 00 00 00 00 00 00 00`;
     expect(() => decodeErrorBody({ type: 2, flags: NLM_F.CAPPED, seq: 1, pid: 0, payload: body })).toThrow(new NetlinkDecodeError("NLMSG_ERROR with a positive error 5"));
+  });
+
+  test("NLMSG_DONE's extended ack follows its status; none without NLM_F_ACK_TLVS or when the TLVs do not decode", () => {
+    const done = (flags: number, payload: Uint8Array) => decodeDoneExtAck({ type: NLMSG.DONE, flags, seq: 1, pid: 0, payload });
+    expect(done(NLM_F.MULTI | NLM_F.ACK_TLVS, hex`ea ff ff ff | 08 00 01 00 62 61 64 00`)).toEqual({ message: "bad" });
+    expect(done(NLM_F.MULTI, hex`ea ff ff ff | 08 00 01 00 62 61 64 00`)).toEqual({});
+    expect(done(NLM_F.MULTI | NLM_F.ACK_TLVS, hex`ea ff ff ff | 40 00 01 00 62 61 64 00`)).toEqual({});
+    expect(done(NLM_F.MULTI | NLM_F.ACK_TLVS, hex`ea ff`)).toEqual({});
   });
 
   test("a body too short to hold nlmsgerr is rejected", () => {

@@ -171,6 +171,19 @@ describe("NetlinkConnection", () => {
     expect(sock.closed).toBe(false);
   });
 
+  test("dump: a DONE with an error carries the kernel's extended-ack text after its status (NLM_F_ACK_TLVS)", async () => {
+    const sock = new FakeSocket((m, s) => {
+      const w = new ByteWriter();
+      w.reserve(4);
+      w.putU32At(0, -22);
+      w.string(1, "no such service");
+      s.push(encodeMessage({ type: NLMSG.DONE, flags: NLM_F.MULTI | NLM_F.ACK_TLVS, seq: m.seq, pid: 0, payload: w.toBytes() }));
+    });
+    const err = await new NetlinkConnection(() => sock).dump(req(4)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkError);
+    expect([(err as NetlinkError).errno, (err as NetlinkError).extAck]).toEqual([22, { message: "no such service" }]);
+  });
+
   test("replies with a stale sequence number are ignored", async () => {
     const sock = new FakeSocket((m, s) => {
       s.push(ack({ ...m, seq: m.seq - 100 }, 2), reply({ ...m, seq: 1 }));
