@@ -121,3 +121,43 @@ describe("message readers on hostile bytes", () => {
     );
   });
 });
+
+describe("NLMSG_ERROR round trip (property)", () => {
+  test("an error as the kernel builds it (capped or not, with or without a message and an offset) decodes to what was put in", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4095 }),
+        fc.record({ type: fc.integer({ min: 0, max: 0xffff }), flags: fc.integer({ min: 0, max: 0xffff }), seq: fc.nat(0xffffffff), pid: fc.nat(0xffffffff) }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.boolean(),
+        fc.option(fc.string({ maxLength: 60 }).filter((t) => !t.includes("\0")), { nil: undefined }),
+        fc.option(fc.nat(0xffffffff), { nil: undefined }),
+        (errno, request, requestPayload, capped, message, offset) => {
+          const w = new ByteWriter();
+          const at = w.reserve(4 + 16);
+          w.putU32At(at, -errno);
+          w.putU32At(at + 4, 16 + requestPayload.length);
+          w.putU16At(at + 8, request.type);
+          w.putU16At(at + 10, request.flags);
+          w.putU32At(at + 12, request.seq);
+          w.putU32At(at + 16, request.pid);
+          if (!capped) {
+            w.putBytes(requestPayload);
+            w.pad();
+          }
+          if (message !== undefined) w.string(1, message);
+          if (offset !== undefined) w.u32(2, offset);
+          const tlvs = message !== undefined || offset !== undefined;
+          const flags = (capped ? NLM_F.CAPPED : 0) | (tlvs ? NLM_F.ACK_TLVS : 0);
+          const body = decodeErrorBody({ type: NLMSG.ERROR, flags, seq: request.seq, pid: 0, payload: w.toBytes() });
+          expect(body).toEqual({
+            errno,
+            request: { len: 16 + requestPayload.length, ...request },
+            extAck: { ...(message !== undefined ? { message } : {}), ...(offset !== undefined ? { offset } : {}) },
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
