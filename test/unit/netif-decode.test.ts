@@ -3,6 +3,8 @@
  * decodes from an address dump, and what it refuses. (netif.test.ts reads the host's real one.)
  */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { bytesToAddress } from "../../src/ipvs/address.ts";
 import { ByteWriter, HOST_LITTLE_ENDIAN } from "../../src/netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../../src/netlink/constants.ts";
 import { NetlinkDecodeError, NetlinkError } from "../../src/netlink/errors.ts";
@@ -86,5 +88,22 @@ describe("interface addresses from an rtnetlink dump", () => {
     const err = await new InterfaceAddresses(() => always).list("lo").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetlinkError);
     expect([(err as NetlinkError).errno, always.dumps]).toEqual([4, 3]); // EINTR
+  });
+
+  test("any family and address length: the right length decodes, a wrong one is a NetlinkDecodeError, another family is skipped (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ family: fc.constantFrom(AF_INET, AF_INET6, 0, 7), prefix: fc.nat(255), local: fc.uint8Array({ maxLength: 20 }) }), { maxLength: 4 }),
+        async (addrs) => {
+          const ifs = new InterfaceAddresses(() => new FakeRtnetlink([addrs]));
+          const known = addrs.filter((a) => a.family === AF_INET || a.family === AF_INET6);
+          const valid = known.every((a) => a.local.length === (a.family === AF_INET ? 4 : 16));
+          const got = await ifs.list("lo").catch((e: unknown) => e);
+          if (!valid) return expect(got).toBeInstanceOf(NetlinkDecodeError);
+          expect(got).toEqual(known.map((a) => ({ family: a.family === AF_INET ? "inet" : "inet6", address: bytesToAddress(a.local, a.family === AF_INET ? "inet" : "inet6"), prefixLength: a.prefix })));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
