@@ -245,8 +245,16 @@ describe("fleet over the API", () => {
     expect(await metrics.text()).toContain('gorb_store_up{node="a"} 0\n');
 
     await own.restart();
-    const again = await waitFor(async () => (await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 })).status === 200, 15000);
-    expect(again).toBe(true);
+    // On a loaded machine a write can outlast the store's 1 s timeout: a 503 that says etcd may still apply it, and
+    // if etcd did, the next PUT is a 409 for a service A then has. Either way web2 ends up created; the answers
+    // are kept to say what happened when it does not.
+    const answers: string[] = [];
+    const again = await waitFor(async () => {
+      const put = await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 });
+      answers.push(`${put.status} ${JSON.stringify(put.body)}`);
+      return put.status === 200 || (put.status === 409 && (await a.call("GET", "/service/web2")).status === 200);
+    }, 15000);
+    expect({ again, answers: again ? [] : answers.slice(-5) }).toEqual({ again: true, answers: [] });
     const revision = a.store.committedRevision;
     expect((await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=15000`)).body).toMatchObject({ reached: true });
     expect(b.gorb.listServices()).toEqual(["web", "web2"]);
