@@ -4,6 +4,9 @@
  * what the watch streams carry (a watcher behind etcd) and break the watch streams in flight (as a connection reset
  * does).
  */
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { makeGorb } from "../core/fakes.ts";
+
 export interface EtcdProxy {
   readonly endpoint: string;
   /**
@@ -100,4 +103,18 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
       void server.stop(true);
     },
   };
+}
+
+/**
+ * A node of the store tests that reaches etcd through a proxy: the proxy, its EtcdStateStore under `prefix`, and a
+ * Gorb restored from it (not yet following the store's watch); `cleanups` stops the proxy and closes the store.
+ */
+export async function proxiedNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[]) {
+  const proxy = startEtcdProxy(upstream);
+  cleanups.push(() => proxy.stop());
+  const store = new EtcdStateStore({ endpoints: [proxy.endpoint], prefix });
+  cleanups.push(() => store.close());
+  const node = makeGorb({ store });
+  await node.gorb.restore((await store.load()).state);
+  return { proxy, store, node };
 }

@@ -8,20 +8,14 @@
 import { expect, test } from "bun:test";
 import type { SavedState } from "../../../src/core/state.ts";
 import { EtcdStateStore, type RemoteSink } from "../../../src/store/etcd-store.ts";
-import { makeGorb } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
-import { startEtcdProxy } from "./etcd-proxy.ts";
+import { proxiedNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
 
 test("a relist whose range is older than a change this node committed meanwhile does not take that change back", async () => {
-  const proxy = startEtcdProxy(etcd.endpoint);
-  cleanups.push(() => proxy.stop());
-  const store = new EtcdStateStore({ endpoints: [proxy.endpoint], prefix: "/relist-race" });
-  cleanups.push(() => store.close());
-  const node = makeGorb({ store });
-  await node.gorb.restore((await store.load()).state);
+  const { proxy, store, node } = await proxiedNode(etcd.endpoint, "/relist-race", cleanups);
   // What the kernel has once the first relist was applied, before the watch that follows it starts.
   let relisted: (schedulers: string[]) => void = () => undefined;
   const relist = new Promise<string[]>((resolve) => (relisted = resolve));
@@ -48,14 +42,10 @@ test("a relist whose range is older than a change this node committed meanwhile 
 });
 
 test("a watch behind this node's own writes does not apply the older events of a key it has written since", async () => {
-  const proxy = startEtcdProxy(etcd.endpoint);
-  cleanups.push(() => proxy.stop());
   const prefix = "/watch-behind";
-  const store = new EtcdStateStore({ endpoints: [proxy.endpoint], prefix });
+  const { proxy, store, node } = await proxiedNode(etcd.endpoint, prefix, cleanups);
   const other = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
-  cleanups.push(() => store.close(), () => other.close());
-  const node = makeGorb({ store });
-  await node.gorb.restore((await store.load()).state);
+  cleanups.push(() => other.close());
   await other.load();
   // The services in the kernel after each batch the watch applied.
   const kernels: string[][] = [];

@@ -4,21 +4,14 @@
  */
 import { expect, test } from "bun:test";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
-import { makeGorb } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
-import { startEtcdProxy } from "./etcd-proxy.ts";
+import { proxiedNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
 
 test("a write etcd answers 'request timed out' (and applies) is reported as possibly applied, and the node serves it once the watch brings it", async () => {
-  const proxy = startEtcdProxy(etcd.endpoint);
-  cleanups.push(() => proxy.stop());
-  const store = new EtcdStateStore({ endpoints: [proxy.endpoint], prefix: "/unknown-outcome" });
-  cleanups.push(() => store.close());
-  const node = makeGorb({ store });
-  await node.gorb.restore((await store.load()).state);
+  const { proxy, store, node } = await proxiedNode(etcd.endpoint, "/unknown-outcome", cleanups);
   store.sync(node.gorb);
 
   proxy.timeOutNextTxn();
