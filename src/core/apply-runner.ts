@@ -141,8 +141,13 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const failed = live.filter((i) => errors[i] !== null);
   if (failed.length > 0) await staged.pending?.abort();
   for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
+  // A quorum flip that a change which worked made may have counted a refused one: the services of the refused
+  // changes are counted again without them, and a flip back is written with the undo and published after the commit.
+  const recount = new Tx(true);
   if (failed.length > 0) {
-    await transactions.writeBack(failed.flatMap((i) => (txs[i] as Tx).targets));
+    for (const i of failed) for (const t of (txs[i] as Tx).targets) recount.target(t);
+    transactions.quorum(recount);
+    await transactions.writeBack(recount.targets);
     for (const i of failed) await (txs[i] as Tx).releaseClaims();
   }
   const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
@@ -152,8 +157,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     if (failed.length === 0) await staged.pending?.commit();
     else await transactions.commit(succeeded);
   } catch (error) {
+    recount.undoEdits();
     for (const tx of [...succeeded].reverse()) tx.undoEdits();
-    await transactions.writeBack(succeeded.flatMap((tx) => tx.targets));
+    await transactions.writeBack([...succeeded.flatMap((tx) => tx.targets), ...recount.targets]);
     for (const tx of succeeded) await tx.releaseClaims();
     await transactions.forgetIntents();
     throw error;
@@ -164,6 +170,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     const pending = transactions.effects(tx);
     if (pending !== undefined) await pending;
   }
+  await transactions.effects(recount);
   transactions.weightEvents(
     errors.every((e) => e === null)
       ? results

@@ -355,3 +355,49 @@ describe("the declarative set", () => {
     expect((await post()).changes).toEqual([]);
   });
 });
+
+describe("an apply the kernel refuses in part", () => {
+  test("the quorum is counted again without the refused change: a flip made with it does not stand", async () => {
+    const s = stack();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    const set = (b1Weight: number, withB2: boolean) => ({
+      services: {
+        web: {
+          host: "10.0.0.1",
+          port: 80,
+          quorum: 2,
+          sorry_server: SORRY,
+          quorum_up: HOOK,
+          quorum_down: HOOK,
+          backends: {
+            b1: { host: "10.1.0.1", weight: b1Weight, pulse: { type: "none" } },
+            ...(withB2 ? { b2: { host: "10.1.0.2", pulse: { type: "none" } } } : {}),
+          },
+        },
+      },
+    });
+    const post = async (body: unknown) =>
+      (await app.handle(new Request("http://gorb.test/apply", { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }))).json() as Promise<{
+        changes: { backend: string | null; status: string }[];
+      }>;
+    await post(set(0, false));
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:8080 1"]);
+    s.events.length = 0;
+    s.hooks.length = 0;
+
+    // b1 back to 100 and a new b2 would make two healthy backends (up); the kernel refuses b2.
+    s.driver.failNext("add-destination", "ENOMEM");
+    const report = await post(set(100, true));
+    expect(report.changes.map((c) => [c.backend, c.status])).toEqual([
+      ["b1", "done"],
+      ["b2", "failed"],
+    ]);
+    // One healthy backend is below quorum 2: the service is still down and its sorry server serves.
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true, backends: ["b1"] });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:8080 1"]);
+    // What the kernel went through is published: up with the batch, down once b2 was refused.
+    expect(quorumEvents(s).map((e) => (e as { up: boolean }).up)).toEqual([true, false]);
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up", "down"]);
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+  });
+});
