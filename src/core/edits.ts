@@ -298,8 +298,9 @@ export class Edits {
     const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };
     Object.assign(backend, { fields, spec, health, weight });
     tx.undo(() => Object.assign(backend, before));
-    // Given a weight again after a drain to 0: the slow start ramps it up.
+    // Given a weight again after a drain to 0: the slow start ramps it up. Mid-ramp, the cap follows the new spec.
     if (before.spec.weight === 0 && spec.weight > 0) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
+    else if (before.ramp !== null) this.#p.slowStart?.refresh(backend, this.#p.now?.() ?? 0);
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
     const maintenance = spec.maintenance !== before.spec.maintenance;

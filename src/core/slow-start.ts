@@ -46,6 +46,18 @@ export class SlowStart {
     return true;
   }
 
+  /**
+   * A ramping backend's weight or slow start changed: its cap follows the new spec at once (from the same start),
+   * so the weight does not step when the next tick catches up; a ramp that is over by the new spec ends.
+   */
+  refresh(backend: BackendRecord, nowMs: number): void {
+    const ramp = backend.ramp;
+    if (ramp === undefined || ramp === null) return;
+    const cap = rampCap(backend.spec.weight, ramp.startMs, nowMs, backend.spec.slowStartMs);
+    // Left in the registry: the next tick drops a backend whose ramp is null (and an undo may bring it back).
+    backend.ramp = cap === null ? null : { startMs: ramp.startMs, cap };
+  }
+
   /** Forget a backend's ramp (it ends, or the backend is deleted). */
   stop(backend: BackendRecord): void {
     backend.ramp = null;

@@ -324,6 +324,29 @@ describe("slow start through Gorb (hand-driven clock)", () => {
     }
     expect(series).toEqual([1, 25, 50, 75, 100]);
   });
+
+  test("a weight changed mid-ramp moves the cap at once: no step a second later", async () => {
+    const clock = new ManualClock();
+    const s = stack({ clock });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 100, slow_start: "4s" });
+    const weight = () => s.driver.peek()[0]!.destinations[0]!.weight;
+    await clock.advance(2_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(50);
+    // Halfway through the ramp: half of the new weight, now, not 50 (then 5 at the next step).
+    await s.gorb.updateBackend("web", "b1", { weight: 10 });
+    expect(weight()).toBe(5);
+    await s.gorb.updateBackend("web", "b1", { weight: 1000 });
+    expect(weight()).toBe(500);
+    // A shorter slow start that is over already ends the ramp.
+    await s.gorb.updateBackend("web", "b1", { slow_start: "1s" });
+    expect(weight()).toBe(1000);
+    await clock.advance(1_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(1000);
+    expect(clock.pending).toBe(0);
+  });
 });
 
 describe("the declarative set", () => {
