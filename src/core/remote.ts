@@ -44,14 +44,15 @@ function patchTo(fields: Fields, row: Readonly<Record<string, unknown>>, read: (
 
 /**
  * What another node's drain does here, for the `backend.drain` event once committed: a drain that appears (or
- * replaces another) has `started`, one that goes while the backend stays was `cancelled`. How a drain ended
- * (drained or timeout) is the starting node's to say; here it shows as the backend's removal or its held drain.
+ * replaces another) has `started`, one that goes while the backend stays (draining, or held after it ended with
+ * then = keep) was `cancelled`. How a drain ended (drained or timeout) is the starting node's to say; here it
+ * shows as the backend's removal or its held drain.
  */
 export type RemoteDrainListener = (service: string, backend: string, drain: DrainState, phase: "started" | "cancelled") => void;
 
 function remoteDrainPhase(before: DrainState | null, after: DrainState | null): "started" | "cancelled" | null {
   if (after !== null && after.phase === "draining" && (before === null || before.started !== after.started || before.node !== after.node)) return "started";
-  if (after === null && before !== null && before.phase === "draining") return "cancelled";
+  if (after === null && before !== null) return "cancelled";
   return null;
 }
 

@@ -95,4 +95,29 @@ describe("a drain in a fleet", () => {
     await restored;
     expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
   }, 30_000);
+
+  test("a held drain (then keep, drained) that its node ends is announced as cancelled on the other node too", async () => {
+    const prefix = `/fleetdrainkept${Date.now()}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await created;
+
+    // No connection on A: its drain ends at once, held at weight 0 on both nodes.
+    const drained = next(a.gorb, drainPhase("drained"));
+    const view = await a.gorb.drainBackend("web", "b1", { timeout: "1h", then: "keep" });
+    await drained;
+    expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", node: "a" });
+
+    const cancelled = next(b.gorb, drainPhase("cancelled"));
+    const restored = next(b.gorb, (e) => (e.type === "backend.weight" && e.data.backend === "b1" && e.data.to === 100 ? true : undefined));
+    await a.gorb.undrainBackend("web", "b1");
+    expect(await cancelled).toMatchObject({ service: "web", backend: "b1", phase: "cancelled", then: "keep", deadline: view.deadline });
+    await restored;
+    expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
+  }, 30_000);
 });
