@@ -9,7 +9,7 @@
 import { ERRNO } from "../errno.ts";
 import { ByteWriter } from "../netlink/attributes.ts";
 import { NLMSG, NLM_F } from "../netlink/constants.ts";
-import { NetlinkError } from "../netlink/errors.ts";
+import { NetlinkDecodeError, NetlinkError } from "../netlink/errors.ts";
 import { MessageCursor, type MessageRequest, type NetlinkMessage, decodeDoneExtAck, decodeErrorBody, writeMessageAs } from "../netlink/message.ts";
 import { type DatagramSocket, type SocketHandle, TransportError, TransportTimeoutError } from "./datagram-socket.ts";
 import type { DumpThread } from "./dump-thread.ts";
@@ -50,6 +50,17 @@ function copyMessage(m: NetlinkMessage): NetlinkMessage {
 function withError(o: Outcome, c: MessageCursor): Outcome {
   const body = decodeErrorBody(c.message());
   return { replies: o.replies, error: new NetlinkError(body.errno, body.request.seq, body.extAck) };
+}
+
+/**
+ * The request an NLMSG_ERROR at the cursor answers (its echoed header's sequence number). One too short to say is
+ * malformed: a NetlinkDecodeError (the socket is reset), not an answer skipped while its request waits out the
+ * socket's timeout.
+ */
+function errorSeqOf(c: MessageCursor): number {
+  const seq = c.errorSeq();
+  if (seq === -1) throw new NetlinkDecodeError(`NLMSG_ERROR payload of ${c.end - c.start} bytes, too short for its request's header`);
+  return seq;
 }
 
 /** `o` with the reply message at the cursor added (copied: the receive buffer is reused). */
@@ -306,7 +317,7 @@ export class NetlinkConnection {
         at = end;
         if (!c.next()) continue;
         const isError = c.type === NLMSG.ERROR;
-        const k = ((isError ? c.errorSeq() : c.seq) - first) >>> 0;
+        const k = ((isError ? errorSeqOf(c) : c.seq) - first) >>> 0;
         const o = outcomes[k];
         if (o === undefined) continue;
         outcomes[k] = isError ? withError(o, c) : withReply(o, c);
@@ -369,7 +380,7 @@ export class NetlinkConnection {
         c.reset(dgram);
         while (c.next()) {
           if (c.type === NLMSG.ERROR) {
-            const k = (c.errorSeq() - first) >>> 0;
+            const k = (errorSeqOf(c) - first) >>> 0;
             if (k >= count || answered[k] === 1) continue;
             answered[k] = 1;
             pending--;

@@ -88,12 +88,19 @@ function runAcks(job: DumpJob, s: ReceiveSlots): DumpReply {
     const count = counts[i] as number;
     const answered = new Uint8Array(count);
     let pending = count;
+    let malformed = false;
     const sent = sendDatagram(job.fd, job.requests.subarray(job.offsets[i], job.offsets[i + 1]));
     if (sent < 0) return failedReply(job, -sent, "send");
     const read = (datagram: Uint8Array): void => {
       cursor.reset(datagram);
       while (cursor.next()) {
         const isError = cursor.type === NLMSG.ERROR;
+        // An error too short to name its request goes back as it is (the main thread fails the batch with it).
+        if (isError && cursor.errorSeq() === -1) {
+          out.add(datagram.subarray(cursor.start - NLMSG_HDRLEN, cursor.end));
+          malformed = true;
+          return;
+        }
         const j = ((isError ? cursor.errorSeq() : cursor.seq) - first) >>> 0;
         if (j >= count || answered[j] === 1) continue; // a stale answer, or not this datagram's
         if (isError) {
@@ -106,10 +113,11 @@ function runAcks(job: DumpJob, s: ReceiveSlots): DumpReply {
         out.add(datagram.subarray(cursor.start - NLMSG_HDRLEN, cursor.end));
       }
     };
-    while (pending > 0) {
+    while (pending > 0 && !malformed) {
       const failure = receiveSome(job, s, read);
       if (failure !== null) return failure;
     }
+    if (malformed) break;
   }
   return { id: job.id, ok: true, last: true, bytes: out.bytes.buffer.slice(0, out.used), ends: Uint32Array.from(out.ends) };
 }

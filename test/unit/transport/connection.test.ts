@@ -139,6 +139,19 @@ describe("NetlinkConnection", () => {
     expect(sock.closed).toBe(true);
   });
 
+  test("batch: an NLMSG_ERROR too short to name its request fails the batch at once (NetlinkDecodeError) and resets the socket", async () => {
+    const sock = new FakeSocket((m, s) => {
+      if (m.payload[0] !== 2) return s.push(ack(m));
+      // errno -EEXIST and no echoed header: the outer header's seq is right, the body cannot say.
+      s.push(encodeMessage({ type: NLMSG.ERROR, flags: 0, seq: m.seq, pid: 0, payload: ack(m, 17).subarray(16, 20) }));
+      s.push(ack(m)); // what a well-behaved kernel would have answered; never read
+    });
+    const err = await new NetlinkConnection(() => sock).batch([req(1), req(2), req(1)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetlinkDecodeError);
+    expect((err as Error).message).toContain("NLMSG_ERROR payload of 4 bytes");
+    expect(sock.closed).toBe(true);
+  });
+
   test("dump: NLM_F_DUMP without ACK, parts across datagrams, ends at DONE", async () => {
     const sock = new FakeSocket((m, s) => {
       s.push(reply(m, NLM_F.MULTI), reply(m, NLM_F.MULTI));
