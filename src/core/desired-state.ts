@@ -62,6 +62,8 @@ export interface ServiceRecord {
   panic: boolean;
   /** Failover (./failover.ts): false while the service is down (no quorum); undefined = up. */
   quorumUp?: boolean;
+  /** True while the kernel refused its sorry server: its backends' next check, quiet or not, tries again. */
+  sorryRetry?: boolean;
 }
 
 /** A service going down (up false) or coming back up. */

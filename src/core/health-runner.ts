@@ -31,18 +31,17 @@ export class HealthRunner {
   /** Ids of the updates in #pending: a later update of one of them is never quiet. */
   readonly #pendingIds = new Set<string>();
   #queued = false;
-  /** Services whose sorry server the kernel refused: their next update is never quiet, so it tries again. */
-  readonly #retry = new Set<ServiceRecord>();
 
   constructor(parts: HealthRunnerParts) {
     this.#p = parts;
   }
 
-  /** True when `watchId`'s service waits for another try at its sorry server. */
+  /**
+   * True when `watchId`'s service waits for another try at its sorry server: its update is never quiet. The flag
+   * lives on the service's record, so a service deleted meanwhile takes it along.
+   */
   #retrying(watchId: string): boolean {
-    if (this.#retry.size === 0) return false;
-    const service = this.#p.desired.watched(watchId)?.service;
-    return service !== undefined && this.#retry.has(service);
+    return this.#p.desired.watched(watchId)?.service.sorryRetry === true;
   }
 
   /** A health update: queue it; one drain handles every update queued meanwhile, as one batch. */
@@ -77,7 +76,7 @@ export class HealthRunner {
       if (service === undefined || refused.has(service)) continue;
       refused.add(service);
       service.quorumUp = true;
-      this.#retry.add(service);
+      service.sorryRetry = true;
       const op = r.operation.op;
       const where = "destination" in op ? ` (${describeDestination(op.destination)})` : "";
       log.error(`cannot add the sorry server of service ${q(service.id)}${where}: ${r.error.message}; the service stays up with its backends until a check tries again`);
@@ -109,7 +108,7 @@ export class HealthRunner {
     for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") failover.slowStart.start(t.service, t.backend, now);
     const quorumChanges: QuorumChange[] = [];
     for (const service of step.touched.keys()) {
-      this.#retry.delete(service);
+      if (service.sorryRetry === true) service.sorryRetry = false;
       const change = evaluateQuorum(service);
       if (change !== null) quorumChanges.push(change);
     }
