@@ -11,6 +11,7 @@ import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
 import { ChangeTracker } from "./changes.ts";
+import { errorMessage } from "./errors.ts";
 import type { DesiredState } from "./desired-state.ts";
 import type { Drains } from "./drains.ts";
 import type { Edits } from "./edits.ts";
@@ -77,10 +78,27 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
   // lost an address race here); it stays, and this node leaves it out.
   const shared = p.store?.shared === true;
-  for (const d of loaded.dropped) {
-    log.error(`cannot restore ${d.what} (${shared ? "left in the shared state; not served by this node" : "removed from the saved state"}): ${d.why}`);
+  // This node's own rows are set aside in the store (kept verbatim, never read back), or deleted by a store that
+  // cannot, or when setting them aside fails.
+  let where = "left in the shared state; not served by this node";
+  if (!shared && loaded.drop.length > 0) {
+    const store = p.store;
+    let setAside = false;
+    if (store?.setAside !== undefined) {
+      try {
+        await store.setAside(loaded.drop);
+        setAside = true;
+      } catch (error) {
+        log.error(`restore: cannot set aside the rows it cannot read in ${store.location} (${errorMessage(error)}); removing them`);
+      }
+    }
+    if (setAside) where = `set aside in ${store?.location ?? "the saved state"} (table set_aside), not restored`;
+    else {
+      where = "removed from the saved state";
+      for (const row of loaded.drop) tracker.touch(row.service, row.backend ?? undefined);
+    }
   }
-  if (!shared) for (const [service, backend] of loaded.drop) tracker.touch(service, backend);
+  for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (${where}): ${d.why}`);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
   const unsavedIds = new Set(unsaved.map((entry) => serviceKeyId(entry.key)));

@@ -20,7 +20,7 @@ import { checkId } from "./ids.ts";
 import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
 import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
-import { type Creating, type SavedBackend, type SavedState } from "./state.ts";
+import { type Creating, type SavedBackend, type SavedState, type SetAsideRow } from "./state.ts";
 
 /** The saved state read back. */
 export interface LoadedState {
@@ -30,8 +30,8 @@ export interface LoadedState {
   readonly backends: number;
   /** Rows that could not be read back: what ('service "web" ({...})') and why. */
   readonly dropped: readonly { readonly what: string; readonly why: string }[];
-  /** Rows to delete from the store: [service] or [service, backend]. */
-  readonly drop: readonly (readonly [string, string?])[];
+  /** The rows to take out of the saved state (a service's with its backends'), with why. */
+  readonly drop: readonly SetAsideRow[];
 }
 
 /** Read the saved rows back (see the module comment); `watchId` names each backend's health watch. */
@@ -44,7 +44,7 @@ export async function loadSavedState(
   const services: ServiceRecord[] = [];
   const vips: ServiceRecord[] = [];
   const dropped: { what: string; why: string }[] = [];
-  const drop: [string, string?][] = [];
+  const drop: SetAsideRow[] = [];
   const backendsOf = new Map<string, SavedBackend[]>();
   for (const b of state.backends) {
     let list = backendsOf.get(b.service);
@@ -69,8 +69,9 @@ export async function loadSavedState(
       keys.set(serviceKeyId(row.key), row.id);
       record = { id: row.id, source: row.source, fields, spec, config, backends: new Map(), byDest: new Map(), keep: new Set(), panic: false };
     } catch (error) {
-      dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why: errorMessage(error) });
-      drop.push([row.id]);
+      const why = errorMessage(error);
+      dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why });
+      drop.push({ service: row.id, backend: null, why });
       continue;
     }
     const dests = table.get(serviceKeyId(record.config.key))?.dests;
@@ -105,8 +106,9 @@ export async function loadSavedState(
         record.byDest.set(destId, b.id);
         backends++;
       } catch (error) {
-        dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why: errorMessage(error) });
-        drop.push([row.id, b.id]);
+        const why = errorMessage(error);
+        dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why });
+        drop.push({ service: row.id, backend: b.id, why });
       }
     }
     services.push(record);
@@ -114,7 +116,7 @@ export async function loadSavedState(
   }
   for (const [serviceId, rows] of backendsOf) {
     if (saved.has(serviceId)) continue;
-    for (const b of rows) drop.push([serviceId, b.id]); // orphans
+    for (const b of rows) drop.push({ service: serviceId, backend: b.id, why: "its service has no row" }); // orphans
   }
   return { services, vips, backends, dropped, drop };
 }

@@ -125,6 +125,20 @@ export interface StateStore {
    * know, an address another service holds) is left in it, since other nodes may serve it.
    */
   readonly shared?: boolean;
+  /**
+   * Move rows restore cannot read out of the state, durably and in one transaction, into a place of their own that
+   * is never read back (so they cannot come back under a service made later with the same id), kept verbatim with
+   * why and when. A service's row goes with its backends' rows. Rows already gone are skipped. Throws (or rejects)
+   * as commit() does, and then nothing moved. Without it, such rows are deleted.
+   */
+  setAside?(rows: readonly SetAsideRow[]): void | Promise<void>;
+}
+
+/** A saved row restore could not read: a service's (backend null) or a backend's, and why. */
+export interface SetAsideRow {
+  readonly service: string;
+  readonly backend: string | null;
+  readonly why: string;
 }
 
 

@@ -22,6 +22,7 @@ import {
   type SavedBackend,
   type SavedService,
   type SavedState,
+  type SetAsideRow,
   type StagedCommit,
   type StateChanges,
   type StateStore,
@@ -209,6 +210,10 @@ export class SqliteStateStore implements StateStore {
         );
         // Services being created in IPVS, recorded before the kernel write (intend()); empty but for a crash.
         db.run("CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, vip INTEGER NOT NULL DEFAULT 0)");
+        // Rows restore could not read (setAside()), kept verbatim and never read back; an older gorb ignores the table.
+        db.run(
+          "CREATE TABLE IF NOT EXISTS set_aside (service TEXT NOT NULL, backend TEXT, data TEXT NOT NULL, why TEXT NOT NULL, at TEXT NOT NULL)",
+        );
         if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
         db.run("COMMIT");
       }
@@ -284,6 +289,52 @@ export class SqliteStateStore implements StateStore {
       }
     })();
     this.#intended = entries.length > 0;
+  }
+
+  /**
+   * Move rows restore could not read into the table set_aside (see StateStore.setAside), in one durable
+   * transaction, after any commit in progress.
+   */
+  setAside(rows: readonly SetAsideRow[]): void | Promise<void> {
+    if (rows.length === 0) return;
+    const move = () => {
+      const db = this.#db;
+      const at = new Date().toISOString();
+      const keep = db.prepare("INSERT INTO set_aside (service, backend, data, why, at) VALUES (?, ?, ?, ?, ?)");
+      try {
+        db.transaction(() => {
+          for (const row of rows) {
+            if (row.backend === null) {
+              const service = db.query("SELECT data FROM services WHERE id = ?").get(row.service) as { data: string } | null;
+              if (service !== null) keep.run(row.service, null, service.data, row.why, at);
+              const backends = db.query("SELECT id, data FROM backends WHERE service = ? ORDER BY rowid").all(row.service) as { id: string; data: string }[];
+              for (const b of backends) keep.run(row.service, b.id, b.data, `its service was set aside: ${row.why}`, at);
+              this.#rowWriters.deleteService(row.service);
+            } else {
+              const backend = db.query("SELECT data FROM backends WHERE service = ? AND id = ?").get(row.service, row.backend) as { data: string } | null;
+              if (backend === null) continue;
+              keep.run(row.service, row.backend, backend.data, row.why, at);
+              this.#rowWriters.deleteBackend({ service: row.service, id: row.backend });
+            }
+          }
+        })();
+      } finally {
+        keep.finalize();
+      }
+    };
+    if (this.#sliced === null) return move();
+    return this.#queued(move);
+  }
+
+  /** The rows set aside so far (setAside), oldest first. */
+  setAsideRows(): { readonly service: string; readonly backend: string | null; readonly why: string; readonly at: string }[] {
+    if (this.#db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'set_aside'").get() === null) return [];
+    return this.#db.query("SELECT service, backend, why, at FROM set_aside ORDER BY rowid").all() as {
+      service: string;
+      backend: string | null;
+      why: string;
+      at: string;
+    }[];
   }
 
   /**

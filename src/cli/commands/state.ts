@@ -23,7 +23,11 @@ interface EtcdFlags {
   readonly etcdPasswordFile: string | undefined;
 }
 
-async function readState(stateDir: string | undefined, store: string | undefined, etcd: EtcdFlags): Promise<SavedState> {
+/**
+ * The saved state, and a note for stderr when some of it is not in the document: rows a restore could not read
+ * and set aside (SQLite's table set_aside).
+ */
+async function readState(stateDir: string | undefined, store: string | undefined, etcd: EtcdFlags): Promise<{ state: SavedState; note: string | null }> {
   if (store !== undefined || Object.values(etcd).some((v) => v !== undefined)) {
     let shared;
     try {
@@ -54,7 +58,7 @@ async function readState(stateDir: string | undefined, store: string | undefined
       const keys = loaded.skipped.map((k) => `${k.key} (revision ${k.revision}): ${k.why}`).join("; ");
       throw new CliError(EXIT.SERVER, `gorb state export: ${loaded.skipped.length} key(s) of ${store} cannot be read: ${keys}; nothing printed`);
     }
-    return loaded.state;
+    return { state: loaded.state, note: null };
   }
   const { SqliteStateStore } = await import("../../state/sqlite-store.ts");
   const { StateMissingError, StateStoreError } = await import("../../state/errors.ts");
@@ -63,7 +67,16 @@ async function readState(stateDir: string | undefined, store: string | undefined
     // "delete every file-owned service".
     const sqlite = SqliteStateStore.open(stateDir ?? DEFAULT_STATE_DIR, { create: false });
     try {
-      return sqlite.load();
+      const state = sqlite.load();
+      const aside = sqlite.setAsideRows();
+      if (aside.length === 0) return { state, note: null };
+      const rows = aside.map((r) => `${r.backend === null ? `service ${r.service}` : `backend ${r.service}/${r.backend}`} (${r.at}: ${r.why})`);
+      return {
+        state,
+        note:
+          `gorb state export: ${aside.length} row(s) a restore could not read were set aside and are not in this document: ${rows.join("; ")}; ` +
+          `they are kept as saved in the table set_aside of ${sqlite.location}\n`,
+      };
     } finally {
       sqlite.close();
     }
@@ -98,7 +111,9 @@ const exportCommand = defineCommand({
       etcdUser: stringArg(args, "etcd-user"),
       etcdPasswordFile: stringArg(args, "etcd-password-file"),
     };
-    ctx.io.stdout(jsonText(declarativeDocument(await readState(stringArg(args, "state-dir"), stringArg(args, "store"), etcd))));
+    const { state, note } = await readState(stringArg(args, "state-dir"), stringArg(args, "store"), etcd);
+    ctx.io.stdout(jsonText(declarativeDocument(state)));
+    if (note !== null) ctx.io.stderr(note);
     return EXIT.OK;
   },
 });

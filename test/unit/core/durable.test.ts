@@ -277,8 +277,8 @@ describe("restore", () => {
     expect(interfaceNow.addresses()).toEqual([]);
   });
 
-  test("a saved row that no longer reads back is dropped from the state, with an error naming it", async () => {
-    const store = new MemoryStateStore();
+  /** A store holding rows that do not read back: web/b1 (weight -5), the service "bad", and an orphan gone/b1. */
+  function unreadableRows(store: MemoryStateStore): MemoryStateStore {
     store.commit({
       putServices: [
         { id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: KEY, vip: false },
@@ -292,16 +292,51 @@ describe("restore", () => {
       ],
       deleteBackends: [],
     });
+    return store;
+  }
+
+  test("a saved row that no longer reads back is set aside in the store (kept, never read back), with an error naming it", async () => {
+    const store = unreadableRows(new MemoryStateStore());
     const { gorb, logger } = makeGorb({ store });
     const report = await gorb.restore(store.load());
     expect(report.dropped).toEqual([
       'backend "b1" of service "web" ({"host":"10.1.0.1","weight":-5}): weight: must be 0-2147483647, got -5',
       'service "bad" ({"port":80,"method":"nope"}): method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "nope"',
     ]);
-    expect(logger.lines.filter((l) => l.startsWith("error cannot restore"))).toHaveLength(2);
+    expect(logger.lines.filter((l) => l.startsWith("error cannot restore"))).toEqual([
+      'error cannot restore backend "b1" of service "web" ({"host":"10.1.0.1","weight":-5}) (set aside in memory:state (table set_aside), not restored): weight: must be 0-2147483647, got -5',
+      'error cannot restore service "bad" ({"port":80,"method":"nope"}) (set aside in memory:state (table set_aside), not restored): method: must be one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "nope"',
+    ]);
     expect(gorb.listServices()).toEqual(["web"]);
     expect(store.load().services.map((s) => s.id)).toEqual(["web"]);
     expect(store.load().backends.map((b) => `${b.service}/${b.id}`)).toEqual(["web/b2"]);
+    // Kept as they were saved, the orphan included.
+    expect(store.setAsideRows.map(({ row, saved }) => [row.service, row.backend, JSON.stringify(saved.fields)])).toEqual([
+      ["web", "b1", '{"host":"10.1.0.1","weight":-5}'],
+      ["bad", null, '{"port":80,"method":"nope"}'],
+      ["gone", "b1", '{"host":"10.1.0.1"}'],
+    ]);
+    expect(store.setAsideRows[2]?.row.why).toBe("its service has no row");
+  });
+
+  test("rows that cannot be set aside (the store fails) are removed as before, and the failure is logged", async () => {
+    const store = unreadableRows(new MemoryStateStore());
+    const setAside = store.setAside.bind(store);
+    store.setAside = () => {
+      throw new Error("disk I/O error");
+    };
+    const { gorb, logger } = makeGorb({ store });
+    await gorb.restore(store.load());
+    expect(logger.lines.filter((l) => l.includes("set aside") || l.startsWith("error cannot restore")).map((l) => l.split(": ")[0])).toEqual([
+      "error restore",
+      'error cannot restore backend "b1" of service "web" ({"host":"10.1.0.1","weight":-5}) (removed from the saved state)',
+      'error cannot restore service "bad" ({"port":80,"method":"nope"}) (removed from the saved state)',
+    ]);
+    expect(logger.lines).toContain("error restore: cannot set aside the rows it cannot read in memory:state (disk I/O error); removing them");
+    expect(store.load().services.map((s) => s.id)).toEqual(["web"]);
+    expect(store.load().backends.map((b) => `${b.service}/${b.id}`)).toEqual(["web/b2"]);
+    expect(store.setAsideRows).toEqual([]);
+    store.setAside = setAside;
   });
 
   test("restore must come first", async () => {

@@ -1,5 +1,5 @@
 /** A StateStore in memory for core tests: applies commits to maps, counts them, and can fail the next one. */
-import type { SavedBackend, SavedService, SavedState, StagedCommit, StateChanges, StateStore } from "../../../src/core/state.ts";
+import type { SavedBackend, SavedService, SavedState, SetAsideRow, StagedCommit, StateChanges, StateStore } from "../../../src/core/state.ts";
 
 export class MemoryStateStore implements StateStore {
   readonly location = "memory:state";
@@ -38,6 +38,31 @@ export class MemoryStateStore implements StateStore {
     for (const s of changes.putServices) this.services.set(s.id, s);
     for (const b of changes.deleteBackends) this.backends.delete(`${b.service}/${b.id}`);
     for (const b of changes.putBackends) this.backends.set(`${b.service}/${b.id}`, b);
+  }
+
+  /** The rows set aside (setAside), with their saved rows. */
+  readonly setAsideRows: { readonly row: SetAsideRow; readonly saved: SavedService | SavedBackend }[] = [];
+
+  setAside(rows: readonly SetAsideRow[]): void {
+    if (this.broken !== null) throw new Error(this.broken);
+    for (const row of rows) {
+      if (row.backend === null) {
+        const service = this.services.get(row.service);
+        if (service !== undefined) this.setAsideRows.push({ row, saved: service });
+        for (const [key, b] of this.backends) {
+          if (b.service !== row.service) continue;
+          this.setAsideRows.push({ row: { service: b.service, backend: b.id, why: `its service was set aside: ${row.why}` }, saved: b });
+          this.backends.delete(key);
+        }
+        this.services.delete(row.service);
+      } else {
+        const key = `${row.service}/${row.backend}`;
+        const backend = this.backends.get(key);
+        if (backend === undefined) continue;
+        this.setAsideRows.push({ row, saved: backend });
+        this.backends.delete(key);
+      }
+    }
   }
 
   /** What a restart would load. */

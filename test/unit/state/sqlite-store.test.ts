@@ -396,6 +396,48 @@ describe("the record of services being created (intend)", () => {
   });
 });
 
+describe("rows restore cannot read (setAside)", () => {
+  test("move to table set_aside verbatim, with why and when, in one durable transaction; a service takes its backends along", () => {
+    const dir = tempDir();
+    const store = open(dir);
+    const B2: SavedBackend = { ...B1, id: "b2", fields: { host: "10.1.0.2" }, address: { address: "10.1.0.2", family: "inet" } };
+    store.commit(changes({ putServices: [WEB, MARKED], putBackends: [B1, B2, { ...B1, service: "marked" }] }));
+    store.setAside([
+      { service: "web", backend: "b1", why: "weight: must be 0-2147483647, got -5" },
+      { service: "marked", backend: null, why: "a newer field" },
+      { service: "web", backend: "nothere", why: "gone already" },
+    ]);
+    store.close();
+    stores.pop();
+    const again = open(dir);
+    expect(again.load()).toEqual({ services: [WEB], backends: [B2] });
+    const rows = again.setAsideRows();
+    expect(rows.map((r) => [r.service, r.backend, r.why])).toEqual([
+      ["web", "b1", "weight: must be 0-2147483647, got -5"],
+      ["marked", null, "a newer field"],
+      ["marked", "b1", "its service was set aside: a newer field"],
+    ]);
+    expect(Date.parse(rows[0]?.at ?? "")).toBeGreaterThan(Date.now() - 60_000);
+    // The rows as they were saved, for an operator (or a later gorb) to read with sqlite3 once gorb stopped.
+    again.close();
+    stores.pop();
+    const db = new Database(join(dir, "state.db"), { readonly: true });
+    const data = db.query("SELECT data FROM set_aside ORDER BY rowid").all() as { data: string }[];
+    db.close();
+    expect(data.map((d) => (JSON.parse(d.data) as { fields: unknown }).fields)).toEqual([B1.fields, MARKED.fields, B1.fields]);
+  });
+
+  test("a failure part-way moves nothing", () => {
+    const dir = tempDir();
+    const store = open(dir);
+    store.commit(changes({ putServices: [WEB], putBackends: [B1] }));
+    // A row whose why cannot be stored (NOT NULL) fails the second insert: the first row's move is rolled back.
+    expect(() => store.setAside([{ service: "web", backend: "b1", why: "first" }, { service: "web", backend: null, why: null as unknown as string }])).toThrow();
+    expect(store.load()).toEqual({ services: [WEB], backends: [B1] });
+    expect(store.setAsideRows()).toEqual([]);
+  });
+});
+
 /** What a reader (gorb state export) loads from `dir` bind-mounted read-only over itself; needs root. */
 function loadReadOnly(dir: string): ReturnType<SqliteStateStore["load"]> {
   const mount = Bun.spawnSync(["mount", "--bind", "-o", "ro", dir, dir], { stderr: "pipe" });

@@ -45,6 +45,17 @@ test("prints the saved services as a document gorb apply reads", async () => {
   expect(readServices(doc.services).map((s) => s.id)).toEqual(["web"]);
 });
 
+test("rows a restore set aside are not in the document, and stderr says which, why and where they are kept", async () => {
+  const { dir, store } = stateWithWeb();
+  store.setAside([{ service: "web", backend: "b1", why: "port: must be 1-65535, got 0" }]);
+  store.close();
+  const run = await runGorb(["state", "export", "--state-dir", dir]);
+  expect(run.code).toBe(0);
+  expect(JSON.parse(run.stdout)).toEqual({ services: { web: { host: "10.0.0.1", method: "wrr", port: 80 } } });
+  expect(run.stderr).toContain("1 row(s) a restore could not read were set aside and are not in this document: backend web/b1 (");
+  expect(run.stderr).toContain(`: port: must be 1-65535, got 0); they are kept as saved in the table set_aside of ${join(dir, "state.db")}`);
+});
+
 test("a state directory its daemon still holds is refused (exit 2); a bad --store names the flag", async () => {
   const { dir, store } = stateWithWeb();
   const held = await runGorb(["state", "export", "--state-dir", dir]);
