@@ -22,6 +22,7 @@
  * - Args a type does not use are dropped (the original ignored all args except http's): not validated, not kept,
  *   not echoed (PULSE_ARG_KEYS); string args are capped in length by the REST contract (PULSE_ARG_MAX_LENGTH).
  */
+import { isIP } from "node:net";
 import { type Duration, MAX_DURATION_MS, describeValue, parseDuration } from "./duration.ts";
 import { PulseOptionsError } from "./errors.ts";
 import { DEFAULT_EXPECT, type ExpectSpec, parseExpect } from "./expect.ts";
@@ -220,6 +221,8 @@ const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/;
 const IPV6ISH = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+/** Dotted digits only: meant as an IPv4 address, never a DNS name (a top-level label is not all digits). */
+const IPV4ISH = /^[0-9.]+$/;
 const NO_SPACE_OR_CONTROL = /^[^\u0000-\u0020\u007f]+$/;
 
 /** Where errors point: the prefix of every field name, "pulse" unless the caller nests it elsewhere. */
@@ -530,7 +533,13 @@ function parseHost(value: unknown, field: string): string {
   if (typeof value !== "string") throw new PulseOptionsError(field, `must be a string, got ${describeValue(value)}`);
   let host = value.trim();
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  const ok = host.includes(":") ? IPV6ISH.test(host) : HOSTNAME.test(host) && host.length <= 253;
+  // An address must be a valid one: a typo ("10.0.0.300", "fd00::1::2") looked up as a name fails every check with
+  // ENOTFOUND and drains the backend.
+  const ok = host.includes(":")
+    ? IPV6ISH.test(host) && isIP(host) === 6
+    : IPV4ISH.test(host)
+      ? isIP(host) === 4
+      : HOSTNAME.test(host) && host.length <= 253;
   if (!ok) throw new PulseOptionsError(field, `invalid host ${JSON.stringify(value)}, use an IP address or a DNS name`);
   return host;
 }
