@@ -131,6 +131,7 @@ interface Probe extends HeapItem {
   target: ProbeTarget;
   lane: Lane<Probe>;
   options: PulseOptions;
+  /** Made from `options` (see retime). */
   checker: Checker;
   phase: Phase;
   /** When the next (or current) check was due. */
@@ -444,6 +445,9 @@ export class HealthMonitor {
 
   /** retime applies new timing to a probe whose probe is unchanged: the next check is re-timed from the last start. */
   private retime(p: Probe, options: PulseOptions): void {
+    // A checker is made from the options in force: an exec program is told its timeout (GORB_TIMEOUT_MS). A check
+    // still running keeps the checker it started with (its cancel is its own).
+    if (p.options.timeoutMs !== options.timeoutMs) p.checker = this.checkerFor(options);
     p.options = options;
     p.intervalMs = options.intervalMs;
     const now = this.clock.now();
