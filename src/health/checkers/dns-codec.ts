@@ -1,8 +1,9 @@
 /**
  * A minimal DNS message codec (RFC 1035) for health checks: one question out, a response in. Hand-written, no
  * dependency: encodeQuery builds the query bytes; decodeResponse reads the header, skips the question and
- * renders answer records (A, AAAA, names, TXT) as text for comparison. Compressed names (pointers) are followed
- * with a bound, so a hostile response cannot loop; any malformed message throws DnsFormatError.
+ * renders answer records (A, AAAA, names, an SOA's primary name server, TXT) as text for comparison. Compressed
+ * names (pointers) are followed with a bound, so a hostile response cannot loop; any malformed message throws
+ * DnsFormatError.
  */
 
 /** DnsFormatError: the response is not a well-formed DNS message. */
@@ -129,6 +130,7 @@ function renderData(buf: Uint8Array, type: number, start: number, len: number): 
     }
     case 2: // NS
     case 5: // CNAME
+    case 6: // SOA: its primary name server (MNAME) first
     case 12: // PTR
       return readName(buf, start)[0];
     case 15: // MX: preference, exchange

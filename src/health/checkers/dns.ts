@@ -6,8 +6,11 @@
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
 import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
-import { canonicalIpv6, decodeResponse, DnsFormatError, encodeQuery } from "./dns-codec.ts";
+import { canonicalIpv6, type DnsAnswer, decodeResponse, DnsFormatError, encodeQuery } from "./dns-codec.ts";
 import { udpExchange } from "./udp-exchange.ts";
+
+/** The query type ANY (255). */
+const QTYPE_ANY = 255;
 
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(DNS_RCODES).map(([k, v]) => [v, k]));
 
@@ -16,9 +19,20 @@ function rcodeName(rcode: number): string {
   return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
 }
 
+/**
+ * answerText is a record's data as `args.answer` is compared with it: AAAA in canonical form; with ANY lower-cased
+ * (`answer` was, its qtype not being TXT), so that a TXT record among the answers matches too.
+ */
+function answerText(a: DnsAnswer, any: boolean): string {
+  if (a.type === 28) return canonicalIpv6(a.data);
+  return any ? a.data.toLowerCase() : a.data;
+}
+
 /** dnsChecker builds a checker for one DnsProbe. */
 export function dnsChecker(probe: DnsProbe): Checker {
-  const wanted = probe.answer === null ? null : probe.qtype === 28 ? canonicalIpv6(probe.answer) : probe.answer;
+  // ANY is asked, never answered: its records are of their own types (A, AAAA, MX, ...), and any of them may match.
+  const any = probe.qtype === QTYPE_ANY;
+  const wanted = probe.answer === null ? null : probe.qtype === 28 || any ? canonicalIpv6(probe.answer) : probe.answer;
   const question = `${probe.qtypeName} ${probe.name}`;
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
     const start = performance.now();
@@ -43,7 +57,7 @@ export function dnsChecker(probe: DnsProbe): Checker {
         }
         const n = response.answers.length;
         if (wanted !== null) {
-          const found = response.answers.some((a) => a.type === probe.qtype && (a.type === 28 ? canonicalIpv6(a.data) : a.data) === wanted);
+          const found = response.answers.some((a) => (any || a.type === probe.qtype) && answerText(a, any) === wanted);
           if (!found) {
             fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
             return;
