@@ -445,7 +445,11 @@ export abstract class SocketProbe implements PollTarget, Deferred {
   bunHandshake(socket: Socket<SocketProbe>, success: boolean, error: Error | null): void {
     this.bun = socket;
     if (this.state === DONE) return;
-    if (!success || (this.connector.tls?.verify === true && error !== null)) {
+    // NB: Bun reports a handshake whose certificate does not name the SNI name as unsuccessful even when nothing is
+    // verified (rejectUnauthorized false). Without verification, a handshake that gave a peer certificate is done.
+    const verify = this.connector.tls?.verify === true;
+    const done = success || (!verify && hasPeerCertificate(socket));
+    if (!done || (verify && error !== null)) {
       this.state = OPEN;
       this.fail(this.failure(errorCode(error) || "TLS_HANDSHAKE_FAILED"), errorCode(error) || "TLS_HANDSHAKE_FAILED");
       return;
@@ -595,6 +599,12 @@ const BUN_HANDLERS = {
     s.data.bunConnectError(error);
   },
 };
+
+/** Whether a TLS socket holds its peer's certificate: its handshake got that far. */
+function hasPeerCertificate(socket: Socket<SocketProbe>): boolean {
+  const cert: unknown = socket.getPeerCertificate();
+  return typeof cert === "object" && cert !== null && Object.keys(cert).length > 0;
+}
 
 /** rawAddress gives the raw path's socket address of a target (made once per target), or null: not an IP literal. */
 function rawAddress(connector: Connector, target: ProbeTarget): Uint8Array | null {
