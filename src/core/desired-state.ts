@@ -145,11 +145,15 @@ function desiredWeight(backend: Pick<BackendRecord, "spec" | "drain" | "weight">
   return overrideWeight(backend.spec, backend.drain, backend.weight.effective);
 }
 
+/** The weight a backend must have in the kernel. */
+export function desiredKernelWeight(service: ServiceRecord, backend: BackendRecord): number {
+  // Sorry mode holds every backend at 0; maintenance and drains hold theirs at 0; a slow-start ramp caps the weight.
+  return sorryActive(service) ? 0 : Math.min(desiredWeight(backend), backend.ramp?.cap ?? Number.POSITIVE_INFINITY);
+}
+
 /** The destination a backend must have in the kernel: its spec at its desired effective weight. */
 export function desiredDestination(service: ServiceRecord, backend: BackendRecord): DestinationConfig {
-  // Sorry mode holds every backend at 0; maintenance and drains hold theirs at 0; a slow-start ramp caps the weight.
-  const weight = sorryActive(service) ? 0 : Math.min(desiredWeight(backend), backend.ramp?.cap ?? Number.POSITIVE_INFINITY);
-  return toDestinationConfig(backend.spec, backend.address, service.config.key, weight);
+  return toDestinationConfig(backend.spec, backend.address, service.config.key, desiredKernelWeight(service, backend));
 }
 
 /** The sorry server's entry of a complete plan: added first while active, deleted last otherwise. */

@@ -10,7 +10,7 @@
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
-import { type BackendRecord, type DesiredState, backendDestId, type ServiceRecord } from "./desired-state.ts";
+import { type BackendRecord, type DesiredState, backendDestId, desiredKernelWeight, type ServiceRecord } from "./desired-state.ts";
 import { stepWeight } from "./edits.ts";
 import { backendHealthOf, type BackendHealth } from "./health.ts";
 import { serviceKeyId } from "./keys.ts";
@@ -119,6 +119,8 @@ export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, upda
   }
   const next = stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
   if (next.effective !== backend.weight.effective || next.recovering !== backend.weight.recovering) return false;
+  // Compared with what the kernel must hold, not health's weight: maintenance, a drain, sorry mode or a slow-start
+  // ramp hold it elsewhere, and every check of such a backend was news.
   const held = kernel.get(serviceKeyId(service.config.key))?.dests.get(backendDestId(backend));
-  return held !== undefined && held.weight === backend.weight.effective;
+  return held !== undefined && held.weight === desiredKernelWeight(service, backend);
 }
