@@ -117,7 +117,9 @@ export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, upda
   ) {
     return false;
   }
-  const next = stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
+  // In panic mode a down backend's weight is kept, not stepped (applyHealthUpdates).
+  const kept = service.panic && update.status === "down" && backend.spec.pulse.type !== "none";
+  const next = kept ? backend.weight : stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
   if (next.effective !== backend.weight.effective || next.recovering !== backend.weight.recovering) return false;
   // Compared with what the kernel must hold, not health's weight: maintenance, a drain, sorry mode or a slow-start
   // ramp hold it elsewhere, and every check of such a backend was news.

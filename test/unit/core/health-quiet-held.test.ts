@@ -75,3 +75,15 @@ test("and still quiet as before for a backend with nothing holding its weight", 
   const { desired, kernel } = setup({});
   expect(isQuietUpdate(desired, kernel, pass, DEFAULT_WEIGHT_POLICY)).toBe(true);
 });
+
+test("in panic mode a steady failure of a down backend, whose weight panic keeps, is quiet", () => {
+  const { desired, kernel, backend } = setup({});
+  const service = desired.watched("web/b1#1")?.service as ServiceRecord;
+  service.panic = true;
+  backend.health = { ...UP, state: "down", health: 0, samples: 100, samplesOk: 0, consecutiveOk: 0 };
+  const failure: HealthUpdate = { ...pass, status: "down", previousStatus: "down", health: 0, samples: 100, samplesOk: 0, consecutiveOk: 0, consecutiveFail: 150, lastCheck: { ok: false, durationMs: 1, message: "refused", kind: "fail" } };
+  expect(isQuietUpdate(desired, kernel, failure, DEFAULT_WEIGHT_POLICY)).toBe(true);
+  // Out of panic, the same failure drains it: news.
+  service.panic = false;
+  expect(isQuietUpdate(desired, kernel, failure, DEFAULT_WEIGHT_POLICY)).toBe(false);
+});
