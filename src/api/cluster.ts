@@ -6,6 +6,7 @@
  *   GET /cluster/revision?wait=N       the etcd revision this node has applied; with wait, answers once it has
  *                                      applied N (read-your-writes after a write that answered
  *                                      X-Gorb-Revision: N), or after timeout_ms (default 5000) with reached false
+ *                                      (the server's idle timeout is lifted for that long)
  * Every successful mutation (PUT, PATCH, DELETE, POST /apply) carries X-Gorb-Revision: the etcd revision of this
  * node's latest commit, which includes the mutation.
  *
@@ -155,6 +156,16 @@ const RevisionView = t.Object({ applied: t.Number(), reached: t.Boolean() });
 
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 
+/** Seconds a /cluster/revision?wait= connection may stay silent beyond its timeout_ms. */
+const WAIT_MARGIN_S = 10;
+
+/** What the /cluster/revision handler reads of Elysia's context (`server` is null under app.handle()). */
+interface RevisionContext {
+  readonly query: { wait?: string | undefined; timeout_ms?: string | undefined };
+  readonly request: Request;
+  readonly server: { timeout(request: Request, seconds: number): void } | null;
+}
+
 /** The fleet routes' handlers and hooks; without a cluster (no shared store) they answer 404. */
 export function clusterRoutes(fleet: ClusterApi | undefined) {
   const need = (path: string): ClusterApi => {
@@ -170,9 +181,12 @@ export function clusterRoutes(fleet: ClusterApi | undefined) {
       hook: { response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
     },
     revision: {
-      handler: async ({ query }: { query: { wait?: string | undefined; timeout_ms?: string | undefined } }) => {
+      handler: async ({ query, request, server }: RevisionContext) => {
         const cluster = need("/cluster/revision");
         const timeoutMs = query.timeout_ms === undefined ? 5000 : Number(query.timeout_ms);
+        // The wait may outlast the server's idle timeout (10 s), which would cut the connection before the answer:
+        // this request gets the wait and a margin instead.
+        if (query.wait !== undefined) server?.timeout(request, Math.ceil(timeoutMs / 1000) + WAIT_MARGIN_S);
         const reached = query.wait === undefined ? true : await cluster.waitApplied(Number(query.wait), timeoutMs);
         return jsonResponse({ applied: cluster.status().appliedRevision, reached });
       },

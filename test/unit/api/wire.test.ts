@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
-import type { ClusterApi } from "../../../src/api/cluster.ts";
+import { type ClusterApi, clusterRoutes } from "../../../src/api/cluster.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 const stops: (() => Promise<void>)[] = [];
@@ -113,5 +113,26 @@ describe("ids", () => {
     // A surrogate pair is one character, and a URL names it.
     expect((await apply('{"services":{"web\\ud83d\\ude00":{"host":"10.0.0.1","port":80}}}')).status).toBe(200);
     expect((await fetch(`${url}/service/${encodeURIComponent("web\u{1f600}")}`)).status).toBe(200);
+  });
+});
+
+describe("GET /cluster/revision?wait= and the server's idle timeout", () => {
+  test("a wait longer than the idle timeout (10 s) lifts it for this request, so the answer is not cut off", async () => {
+    // Bun closes a connection silent for idleTimeout seconds, also while its handler awaits: a wait of
+    // timeout_ms=30000 on a node that never got there was answered with a reset connection after ~10 s instead
+    // of {"reached": false}. Watching that takes seconds, so this stand-in for Bun's server records what the
+    // route asks of it (as the /events test does).
+    const calls: number[] = [];
+    const request = new Request("http://127.0.0.1:4672/cluster/revision?wait=9&timeout_ms=30000");
+    const server = { timeout: (r: Request, seconds: number) => void (r === request && calls.push(seconds)) };
+    const fleet: ClusterApi = { ...FLEET, waitApplied: () => Promise.resolve(false) };
+    const reply = await clusterRoutes(fleet).revision.handler({ query: { wait: "9", timeout_ms: "30000" }, request, server });
+    expect(await reply.json()).toEqual({ applied: 7, reached: false });
+    expect(calls.length).toBe(1);
+    expect(calls[0]).toBeGreaterThan(30);
+    // Without wait the answer is immediate: the timeout stays.
+    calls.length = 0;
+    await clusterRoutes(fleet).revision.handler({ query: {}, request, server });
+    expect(calls).toEqual([]);
   });
 });
