@@ -56,7 +56,12 @@ class EventStreamParser {
   #started = false;
   #type = "";
   #data: string[] = [];
-  /** The id of the last event (EventSource's "last event ID"): sent back when reconnecting. */
+  /** The `id:` of the event being received (EventSource's "last event ID buffer"); it counts once dispatched. */
+  #id = "";
+  /**
+   * The id of the last event dispatched (EventSource's "last event ID string"): sent back when reconnecting. An
+   * id whose event was cut off with the connection is not: the daemon would resume after an event never seen.
+   */
   lastId = "";
   /** A `retry:` the server asked for, in ms. */
   retryMs: number | null = null;
@@ -68,6 +73,7 @@ class EventStreamParser {
     this.#started = false;
     this.#type = "";
     this.#data = [];
+    this.#id = this.lastId;
   }
 
   /** Feed decoded text; returns the events it completed. */
@@ -105,7 +111,7 @@ class EventStreamParser {
         this.#data.push(value);
         break;
       case "id":
-        if (!value.includes("\u0000")) this.lastId = value;
+        if (!value.includes("\u0000")) this.#id = value;
         break;
       case "retry":
         if (/^\d+$/.test(value)) this.retryMs = Number(value);
@@ -115,6 +121,7 @@ class EventStreamParser {
   }
 
   #dispatch(): StreamEvent | null {
+    this.lastId = this.#id;
     const type = this.#type === "" ? "message" : this.#type;
     const lines = this.#data;
     this.#type = "";

@@ -150,8 +150,24 @@ describe("parsing", () => {
       "event 1 message 1",
       "error 3 lost the event stream of " + `http://127.0.0.1:${server.port}` + " (the daemon closed the stream); reconnecting",
       "open",
-      "event 2 message 3",
+      // The cut-off event's id never counted: the event after the reconnect still carries the last dispatched one.
+      "event 1 message 3",
     ]);
+  });
+
+  test("a reconnect resumes after the last event received whole, not after one cut off with the connection", async () => {
+    // The connection ends after "id: 2" arrived but before the blank line that completes event 2. Sending
+    // Last-Event-ID: 2 made the daemon resume after event 2, which the follower never saw: it was lost.
+    const resumedAfter: (string | null)[] = [];
+    const server = rawServer((n, request) => {
+      if (n === 1) return new Response("id: 1@r1\ndata: 1\n\nid: 2@r1\nevent: backend.health\ndata: 2\n", { headers: { "content-type": "text/event-stream" } });
+      resumedAfter.push(request.headers.get("last-event-id"));
+      return chunked(["id: 2@r1\ndata: 2\n\n"]);
+    });
+    const f = start(`http://127.0.0.1:${server.port}`);
+    await f.until((line) => line === "event 2@r1 message 2");
+    expect(resumedAfter).toEqual(["1@r1"]);
+    expect(f.lines.filter((line) => line.startsWith("event"))).toEqual(["event 1@r1 message 1", "event 2@r1 message 2"]);
   });
 });
 
