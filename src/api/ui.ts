@@ -66,6 +66,23 @@ function loadAssets(): Promise<Record<string, Asset>> {
   return assets;
 }
 
+/**
+ * Whether an Accept-Encoding header takes gzip: "gzip" (or "x-gzip", or "*" when gzip is not named) with a
+ * quality above 0. "gzip;q=0" says the client cannot read it (RFC 9110, 12.5.3).
+ */
+function acceptsGzip(header: string | null): boolean {
+  let named: boolean | null = null;
+  let any = false;
+  for (const item of (header ?? "").split(",")) {
+    const [name = "", ...params] = item.split(";").map((part) => part.trim().toLowerCase());
+    const q = params.find((param) => param.startsWith("q="));
+    const wanted = q === undefined || Number(q.slice(2)) > 0;
+    if (name === "gzip" || name === "x-gzip") named = (named ?? false) || wanted;
+    else if (name === "*") any = wanted;
+  }
+  return named ?? any;
+}
+
 async function serve(path: string, request: Request): Promise<Response> {
   const file = (await loadAssets())[path];
   if (file === undefined) return new Response("not found", { status: 404 });
@@ -79,7 +96,7 @@ async function serve(path: string, request: Request): Promise<Response> {
     Vary: "Accept-Encoding",
   };
   if (request.headers.get("if-none-match") === file.etag) return new Response(null, { status: 304, headers });
-  const gzip = /\bgzip\b/.test(request.headers.get("accept-encoding") ?? "");
+  const gzip = acceptsGzip(request.headers.get("accept-encoding"));
   if (gzip) headers["Content-Encoding"] = "gzip";
   return new Response(gzip ? file.gzip : file.body, { headers });
 }

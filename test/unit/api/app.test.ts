@@ -599,3 +599,18 @@ function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
     reconcileCounters: () => gorb.reconcileCounters(),
   };
 }
+
+describe("the web UI's files and Accept-Encoding", () => {
+  test("gzip only to a client that takes it: gzip;q=0 (refused) gets the plain file", async () => {
+    const { call } = setup({ ui: true });
+    const encoding = async (accept: string) => (await call("GET", "/ui/app.css", undefined, { "Accept-Encoding": accept })).headers.get("content-encoding");
+    // A client that says it cannot read gzip was sent gzip: /\bgzip\b/ matched "gzip;q=0".
+    expect(await encoding("gzip;q=0, identity")).toBeNull();
+    expect(await encoding("identity, gzip; q=0.000")).toBeNull();
+    expect(await encoding("*;q=0")).toBeNull();
+    expect(await encoding("br")).toBeNull();
+    expect(await encoding("gzip, deflate, br")).toBe("gzip");
+    expect(await encoding("GZIP;q=0.5")).toBe("gzip");
+    expect(await encoding("*")).toBe("gzip");
+  });
+});
