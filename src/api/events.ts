@@ -25,6 +25,8 @@
  * the bus listener gathers what one turn of the event loop publishes into one chunk of the stream. The stream also exposes its backlog
  * (`desiredSize`): a follower that stops reading is dropped once more than `maxQueuedBytes` wait for it (it
  * reconnects with its last id and gets the rest, or a `resync`), so it cannot make the daemon buffer without end.
+ * A backlog larger than that allowance is sent as one `resync` instead, so a resuming follower is not dropped by
+ * its own backlog again and again.
  * Bun's idle timeout (10 s by default) would cut a stream between two heartbeats, so it is turned off for this
  * request.
  */
@@ -77,6 +79,27 @@ function frame(event: GorbEvent, run: string): Uint8Array {
   const bytes = encoder.encode(`id: ${event.id}@${run}\nevent: ${event.type}\ndata: ${data}\n\n`);
   lastFramed = { event, run, bytes };
   return bytes;
+}
+
+/**
+ * The frames of a resuming follower's backlog; a single `resync` in their place when they are more than may wait
+ * for a follower (`maxQueued`): sent whole, they would get it dropped at once, and it would come back with the
+ * same id and be dropped again, for as long as those events are kept.
+ */
+function backlogFrames(backlog: readonly GorbEvent[], run: string, maxQueued: number): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let bytes = 0;
+  for (const event of backlog) {
+    const bytesOf = frame(event, run);
+    bytes += bytesOf.byteLength;
+    if (bytes > maxQueued) {
+      const last = backlog[backlog.length - 1] ?? event;
+      const reason = "too many events were missed to send them again";
+      return [frame({ id: last.id, time: new Date().toISOString(), type: "resync", data: { reason } }, run)];
+    }
+    frames.push(bytesOf);
+  }
+  return frames;
 }
 
 /** `parts` as one array (one chunk for the stream). */
@@ -164,7 +187,7 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
         if (request.signal.aborted) cleanup();
         // A first line, so the client sees the response (and the subscription exists) before any event.
         send(encoder.encode(": gorb events\n\n"));
-        for (const event of subscription.backlog) send(frame(event, bus.run));
+        for (const bytes of backlogFrames(subscription.backlog, bus.run, maxQueued)) send(bytes);
       },
       cancel() {
         cleanup();

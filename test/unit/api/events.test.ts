@@ -347,3 +347,47 @@ describe("many events for many followers", () => {
     await expect(reader.read()).rejects.toBeUndefined();
   });
 });
+
+describe("a resume whose backlog is larger than a follower's allowance", () => {
+  test("gets one resync instead of being dropped by its own backlog on every reconnect", async () => {
+    // 200 kept events of ~1 KiB: more than the 64 KiB that may wait for a follower (beyond the stream's own 64 KiB).
+    // Sent whole, the backlog got the follower dropped at once; it came back with the same id and was dropped
+    // again, for as long as the events were kept, never seeing a live event.
+    const bus = new EventBus({ run: "r1", capacity: 200, now: () => new Date(TIME) });
+    const message = "x".repeat(1024);
+    for (let i = 0; i < 200; i++) bus.publish("backend.health", { service: "web", backend: "b1", from: "up", to: "down", message });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const request = new Request("http://gorb.test/events", { headers: { "Last-Event-ID": "1@r1" } });
+      const reader = eventStream(request, null, { bus, maxQueuedBytes: 64 * 1024 }).body?.getReader();
+      if (reader === undefined) throw new Error("no body");
+      expect(bus.followers).toBe(1);
+      const decoder = new TextDecoder();
+      let text = "";
+      while (!text.includes("event: resync")) {
+        const chunk = await reader.read();
+        if (chunk.done) throw new Error(`the stream ended; received:\n${text}`);
+        text += decoder.decode(chunk.value, { stream: true });
+      }
+      expect(frames(text).map(([id, type]) => [id, type])).toEqual([[`${bus.lastId}@r1`, "resync"]]);
+      expect(bus.followers).toBe(1);
+      // Live events follow.
+      bus.publish("service.deleted", { service: "web" });
+      while (!text.includes("event: service.deleted")) text += decoder.decode((await reader.read()).value, { stream: true });
+      expect(frames(text).at(-1)?.[0]).toBe(`${bus.lastId}@r1`);
+      await reader.cancel();
+      expect(bus.followers).toBe(0);
+    }
+  });
+
+  test("a backlog within the allowance is sent whole, as before", async () => {
+    const bus = new EventBus({ run: "r1", capacity: 100, now: () => new Date(TIME) });
+    for (let i = 0; i < 10; i++) bus.publish("backend.changed", { service: "web", backend: `b${i}` });
+    const request = new Request("http://gorb.test/events", { headers: { "Last-Event-ID": "4@r1" } });
+    const reader = eventStream(request, null, { bus, maxQueuedBytes: 64 * 1024 }).body?.getReader();
+    if (reader === undefined) throw new Error("no body");
+    let text = "";
+    while (!text.includes("id: 10@r1")) text += new TextDecoder().decode((await reader.read()).value);
+    expect(frames(text).map(([id]) => id)).toEqual(["5@r1", "6@r1", "7@r1", "8@r1", "9@r1", "10@r1"]);
+    await reader.cancel();
+  });
+});
