@@ -89,10 +89,15 @@ function elysiaValidationError(error: unknown): ValidationError {
   return new ValidationError(field, `${problem.charAt(0).toLowerCase()}${problem.slice(1)}, got ${describeFound(v?.value)}`);
 }
 
+/** The request's path, for messages and the log; never throws (a request without a Host has a relative URL). */
+function pathOf(request: Request): string {
+  return URL.parse(request.url)?.pathname ?? request.url.split("?")[0] ?? "";
+}
+
 /** The response for an error thrown anywhere in a route (Elysia's `code` tells its own errors apart). */
 export function errorResponse(code: unknown, error: unknown, request: Request, log: Logger): Response {
   if (error instanceof GorbError) {
-    if (error.status >= 500) log.error(`${request.method} ${new URL(request.url).pathname}: ${error.message}`);
+    if (error.status >= 500) log.error(`${request.method} ${pathOf(request)}: ${error.message}`);
     return gorbErrorBody(error);
   }
   if (code === "VALIDATION") return gorbErrorBody(elysiaValidationError(error));
@@ -104,9 +109,8 @@ export function errorResponse(code: unknown, error: unknown, request: Request, l
     return gorbErrorBody(new ValidationError("body", `cannot parse: ${why}`));
   }
   if (code === "NOT_FOUND") {
-    const url = new URL(request.url);
-    return errorBody(404, "NOT_FOUND", `no route for ${request.method} ${url.pathname}`);
+    return errorBody(404, "NOT_FOUND", `no route for ${request.method} ${pathOf(request)}`);
   }
-  log.error(`${request.method} ${new URL(request.url).pathname}: internal error`, error);
+  log.error(`${request.method} ${pathOf(request)}: internal error`, error);
   return errorBody(500, "INTERNAL", "internal error (see the gorb log)");
 }

@@ -5,6 +5,8 @@
  *     else gets 403 FORBIDDEN. The peer is the TCP peer address (Bun's server.requestIP), never a header.
  *  2. Load (--max-connections): a request that arrives while that many are already in flight gets 503
  *     UNAVAILABLE with "Connection: close", so its connection is closed at once instead of being kept alive.
+ *  Then a request without a Host header (HTTP/1.0, or an empty one) gets 400 VALIDATION naming `host`: it has no
+ *  URL to check (Bun gives it a relative one).
  *  3. Browser writes: a PUT, PATCH, DELETE or POST that carries an `Origin` header other than the API's own
  *     origin or an --allow-origin one, or that says `Sec-Fetch-Site: cross-site`, gets 403 FORBIDDEN. Browsers
  *     add these headers themselves and pages cannot forge them; curl, Go clients (sky-uk/feed) and gorb's CLI send
@@ -21,7 +23,7 @@
  *  5. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
  *     `openPaths` (the web UI's static files, which hold no data: ./ui.ts) needs no token.
  */
-import { GorbError } from "../core/errors.ts";
+import { GorbError, ValidationError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
 import { type Cidr, cidrContains, isLoopback, parseAddress } from "../config/cidr.ts";
 import { errorBody, gorbErrorBody } from "./errors.ts";
@@ -118,6 +120,11 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
           Connection: "close",
           "Retry-After": "1",
         });
+      }
+      // Without a Host (HTTP/1.0, or an empty one) Bun's request URL is relative ("/service"): the checks below
+      // cannot tell the request's own origin, and every new URL() of it throws.
+      if (!URL.canParse(request.url)) {
+        throw new ValidationError("host", "the request has no Host header, or one that is not a host; give the address gorb is reached at");
       }
       if (WRITES.has(request.method)) {
         const refusal = browserWriteRefusal(request, trusted);

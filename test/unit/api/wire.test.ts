@@ -136,3 +136,25 @@ describe("GET /cluster/revision?wait= and the server's idle timeout", () => {
     expect(calls).toEqual([]);
   });
 });
+
+describe("a request without a Host", () => {
+  test.each([
+    ["HTTP/1.1 with an empty Host", "GET /service HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n"],
+    ["HTTP/1.0 with no Host", "GET /metrics HTTP/1.0\r\n\r\n"],
+    ["a write with no Host", "DELETE /service/web HTTP/1.0\r\nOrigin: http://evil.example\r\n\r\n"],
+    ["a Host that is not a host", "GET /service HTTP/1.1\r\nHost: bad host\r\nConnection: close\r\n\r\n"],
+  ])("%s is a 400 naming the Host header, not a 500 with Bun's stack-trace page", async (_name, request) => {
+    // Bun gives such a request a relative URL ("/service"): the guard's new URL() threw, then the error handler's
+    // own new URL() threw too, and Bun answered 500 with its development error page (source lines and paths). The
+    // web UI is on, as gorb serve has it by default.
+    const { port, logger } = serve({ token: "s3cret", ui: true });
+    const reply = await raw(port, request);
+    expect(reply.status).toBe(400);
+    expect(JSON.parse(reply.body)).toEqual({
+      error: "host: the request has no Host header, or one that is not a host; give the address gorb is reached at",
+      code: "VALIDATION",
+      field: "host",
+    });
+    expect(logger.lines.filter((line) => line.startsWith("error"))).toEqual([]);
+  });
+});
