@@ -16,6 +16,7 @@ import { t } from "elysia";
 import { ErrorBody } from "../contract/schemas.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { jsonResponse } from "./json.ts";
+import { escapeLabel } from "./metrics.ts";
 
 /** One node as it registered itself. */
 export interface ClusterMember {
@@ -57,7 +58,8 @@ export interface ClusterApi {
 export function withStoreMetrics(metrics: ReadableStream<Uint8Array>, cluster: ClusterApi | undefined): ReadableStream<Uint8Array> {
   if (cluster === undefined) return metrics;
   const s = cluster.status();
-  const node = JSON.stringify(cluster.node);
+  // Escaped as every label value of /metrics (./metrics.ts); JSON's escapes (\t, \u0001) are not the text format's.
+  const node = `"${escapeLabel(cluster.node)}"`;
   const text =
     "# HELP gorb_store_up 1 when the shared store (etcd) answers, 0 while it does not (degraded: writes refused).\n" +
     "# TYPE gorb_store_up gauge\n" +

@@ -102,7 +102,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/daemon/connection-shedder.ts socketInodesOnLocalPort": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
   "src/daemon/secrets.ts readSecretFile": "unit-tested directly in test/unit/cli/daemon-options-secrets.test.ts",
   "ffi/libc.ts errno": "unit-tested directly in test/unit/netlink/message.test.ts",
-  "src/api/metrics.ts escapeLabel": "unit-tested directly in test/unit/api/metrics.test.ts",
   "src/api/metrics.ts metricsChunks": "unit-tested directly in test/unit/api/metrics.test.ts (chunk bounds)",
   "src/api/metrics.ts renderMetrics": "unit-tested directly in test/unit/api/metrics.test.ts (hand-built views)",
   "src/cli/commands/serve.ts setDaemonRunner": "test seam: tests run `gorb serve` with a recorder instead of the daemon",

@@ -125,3 +125,21 @@ describe("GET /metrics of a large table", () => {
     expect(body).toBe(whole);
   });
 });
+
+describe("GET /metrics with a shared store", () => {
+  test("the node label is escaped as the text format says, not as JSON (a host name with a tab or a quote)", async () => {
+    // JSON.stringify wrote "lb\t1": \t is no escape of the Prometheus text format (only \\, \" and \n are), so a
+    // parser refused the scrape or read a backslash and a t.
+    const stack = makeGorb();
+    const cluster = {
+      node: 'lb\t"1"\\',
+      committedRevision: () => 7,
+      status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 2 }),
+      waitApplied: () => Promise.resolve(true),
+      members: () => Promise.resolve([]),
+    };
+    const { lines } = await scrape(createApp({ gorb: stack.gorb, logger: stack.logger, cluster }));
+    expect(samples(lines, "gorb_store_up")).toEqual(['gorb_store_up{node="lb\t\\"1\\"\\\\"} 1']);
+    expect(samples(lines, "gorb_store_relists_total")).toEqual(['gorb_store_relists_total{node="lb\t\\"1\\"\\\\"} 2']);
+  });
+});
