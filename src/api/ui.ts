@@ -42,12 +42,24 @@ interface Asset {
   readonly type: string;
   readonly body: Uint8Array<ArrayBuffer>;
   readonly gzip: Uint8Array<ArrayBuffer>;
+  /** The ETag of the plain file; the gzipped one's is another (other bytes, another representation). */
   readonly etag: string;
+  readonly gzipEtag: string;
 }
 
 function asset(type: string, text: string): Asset {
   const body = new TextEncoder().encode(text);
-  return { type, body, gzip: Bun.gzipSync(body), etag: `"${Bun.hash(body).toString(36)}"` };
+  const hash = Bun.hash(body).toString(36);
+  return { type, body, gzip: Bun.gzipSync(body), etag: `"${hash}"`, gzipEtag: `"${hash}-gzip"` };
+}
+
+/** Whether an If-None-Match header names `etag` (weak comparison, lists and "*" included; RFC 9110, 13.1.2). */
+function matches(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  return header.split(",").some((tag) => {
+    const trimmed = tag.trim();
+    return trimmed === "*" || trimmed.replace(/^W\//, "") === etag;
+  });
 }
 
 let assets: Promise<Record<string, Asset>> | null = null;
@@ -89,14 +101,15 @@ async function serve(path: string, request: Request): Promise<Response> {
   const headers: Record<string, string> = {
     "Content-Type": file.type,
     "Cache-Control": "no-cache",
-    ETag: file.etag,
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     Vary: "Accept-Encoding",
   };
-  if (request.headers.get("if-none-match") === file.etag) return new Response(null, { status: 304, headers });
+  // One ETag for both encodings let a cache revalidate its gzipped copy for a client that cannot read gzip (304).
   const gzip = acceptsGzip(request.headers.get("accept-encoding"));
+  headers.ETag = gzip ? file.gzipEtag : file.etag;
+  if (matches(request.headers.get("if-none-match"), headers.ETag)) return new Response(null, { status: 304, headers });
   if (gzip) headers["Content-Encoding"] = "gzip";
   return new Response(gzip ? file.gzip : file.body, { headers });
 }

@@ -613,4 +613,23 @@ describe("the web UI's files and Accept-Encoding", () => {
     expect(await encoding("GZIP;q=0.5")).toBe("gzip");
     expect(await encoding("*")).toBe("gzip");
   });
+
+  test("the gzipped file has its own ETag: a cache holding it gets no 304 for a client that cannot read gzip", async () => {
+    // Both encodings had one ETag, so a shared cache (Vary: Accept-Encoding) that revalidated its gzipped copy
+    // for a client without gzip got 304 and handed that client bytes it cannot decode.
+    const { call } = setup({ ui: true });
+    const zipped = await call("GET", "/ui/app.js", undefined, { "Accept-Encoding": "gzip" });
+    const plain = await call("GET", "/ui/app.js");
+    const zippedTag = zipped.headers.get("etag") ?? "";
+    const plainTag = plain.headers.get("etag") ?? "";
+    expect(zippedTag).not.toBe(plainTag);
+    const revalidate = (tag: string, accept?: string) =>
+      call("GET", "/ui/app.js", undefined, { "If-None-Match": tag, ...(accept !== undefined ? { "Accept-Encoding": accept } : {}) });
+    const refreshed = await revalidate(zippedTag);
+    expect([refreshed.status, refreshed.headers.get("content-encoding"), refreshed.headers.get("etag")]).toEqual([200, null, plainTag]);
+    expect((await revalidate(zippedTag, "gzip")).status).toBe(304);
+    expect((await revalidate(plainTag)).status).toBe(304);
+    // A list, and a weak tag, as caches send them.
+    expect((await revalidate(`"other", W/${plainTag}`)).status).toBe(304);
+  });
 });
