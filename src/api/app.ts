@@ -108,6 +108,8 @@ export interface AppOptions {
   readonly allowOrigins?: readonly string[];
   /** Most requests in flight at once; more get 503 and their connection closed (./guard.ts). */
   readonly maxRequests?: number;
+  /** The daemon listens on loopback only: a request to a DNS name (not localhost) is refused (./guard.ts). @default false */
+  readonly localOnly?: boolean;
   /** Serve the web UI at /ui (./ui.ts). @default false */
   readonly ui?: boolean;
   /** What GET /bgp shows (the BGP announcer); without one GET /bgp is 404. */

@@ -20,6 +20,11 @@
  *     is same-origin with itself and sends no Origin on a GET, so without this it read every service, backend
  *     and event of a daemon without a token. The web UI's static files (`openPaths`) are served, so the UI can
  *     show the refusal. Clients that are not browsers send no Sec-Fetch-Site and reach gorb by any name.
+ *     Browsers send Sec-Fetch-Site only to potentially trustworthy URLs (HTTPS, localhost, loopback addresses),
+ *     so over plain HTTP a rebound page's read carries neither header. Hence, when gorb listens on loopback only
+ *     (`localOnly`, the default), any request to a host that is a DNS name other than "localhost" gets 403 unless
+ *     that origin is an --allow-origin one: only this host's clients reach it, and they have 127.0.0.1, [::1] and
+ *     localhost. On other listen addresses a rebound page can read (not write) without a token.
  *  5. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
  *     `openPaths` (the web UI's static files, which hold no data: ./ui.ts) needs no token.
  */
@@ -56,6 +61,8 @@ export interface GuardOptions {
   readonly maxRequests?: number | undefined;
   /** Paths a GET or HEAD may fetch without the token (the web UI's files). */
   readonly openPaths?: readonly string[] | undefined;
+  /** True when the daemon listens on loopback only: a host that is a DNS name is refused (step 4). */
+  readonly localOnly?: boolean | undefined;
 }
 
 const WRITES = new Set(["PUT", "PATCH", "DELETE", "POST"]);
@@ -82,15 +89,23 @@ function browserWriteRefusal(request: Request, trusted: ReadonlySet<string>): st
   return null;
 }
 
-/** Why a request a page sent to a DNS name is refused (step 4), or null when it may go on. */
-function browserOnNameRefusal(request: Request, trusted: ReadonlySet<string>): string | null {
+/** Why a request a page sent to a DNS name, or any request to one on a loopback-only daemon, is refused (step 4). */
+function onNameRefusal(request: Request, trusted: ReadonlySet<string>, localOnly: boolean): string | null {
+  if (ownOrigin(request) !== null) return null;
   const site = request.headers.get("sec-fetch-site");
-  if (site === null || site.toLowerCase() === "none" || ownOrigin(request) !== null) return null;
+  const page = site !== null && site.toLowerCase() !== "none";
+  if (!page && !localOnly) return null;
   const url = new URL(request.url);
   if (trusted.has(url.origin)) return null;
+  if (page) {
+    return (
+      `host: ${JSON.stringify(url.host.slice(0, 200))} is a name, and a page could have rebound it to gorb (DNS rebinding): ` +
+      `a browser is answered on an IP address, on localhost, or on an origin given with --allow-origin`
+    );
+  }
   return (
-    `host: ${JSON.stringify(url.host.slice(0, 200))} is a name, and a page could have rebound it to gorb (DNS rebinding): ` +
-    `a browser is answered on an IP address, on localhost, or on an origin given with --allow-origin`
+    `host: ${JSON.stringify(url.host.slice(0, 200))} is a name, and gorb listens on loopback only, where a page could have ` +
+    `rebound a name to it (DNS rebinding): reach it as 127.0.0.1, [::1] or localhost, or trust the origin with --allow-origin`
   );
 }
 
@@ -104,6 +119,7 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
   const trusted = new Set(options.allowOrigins ?? []);
   const { token, maxRequests } = options;
   const openPaths = new Set(options.openPaths ?? []);
+  const localOnly = options.localOnly === true;
   const open = (request: Request): boolean =>
     openPaths.size > 0 && (request.method === "GET" || request.method === "HEAD") && openPaths.has(new URL(request.url).pathname);
   return (request, server) => {
@@ -132,7 +148,7 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
       }
       // The UI's files need neither check below (one URL parse per request, not two).
       if (!open(request)) {
-        const refusal = browserOnNameRefusal(request, trusted);
+        const refusal = onNameRefusal(request, trusted, localOnly);
         if (refusal !== null) throw new ForbiddenError(refusal);
         if (token !== undefined) checkBearer(request.headers.get("authorization"), token);
       }

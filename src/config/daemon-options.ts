@@ -5,7 +5,7 @@
  * It lives with the configuration file's reader, below the daemon, because both the file and the command line
  * are checked with it.
  */
-import { type Cidr, CidrError, parseCidrList } from "./cidr.ts";
+import { type Cidr, CidrError, isLoopback, parseAddress, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
 import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
 import type { DeclaredService } from "../core/plan.ts";
@@ -270,6 +270,14 @@ export function parseListen(text: string): ListenAddress {
   }
   if (!/^\d{1,5}$/.test(portPart) || Number(portPart) > 65535) throw bad(`port must be 0-65535`);
   return { host: hostPart === "" ? null : hostPart, port: Number(portPart) };
+}
+
+/** True when the listen address is loopback only ("127.0.0.1", "::1", "localhost"); every address (null) is not. */
+export function isLoopbackListen(listen: ListenAddress): boolean {
+  if (listen.host === null) return false;
+  if (listen.host.toLowerCase() === "localhost") return true;
+  const bytes = parseAddress(listen.host);
+  return bytes !== null && isLoopback(bytes);
 }
 
 /** formatListen writes a ListenAddress back as text (":4672", "[::1]:4672"). */

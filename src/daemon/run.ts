@@ -49,7 +49,7 @@ import type { ClusterApi } from "../api/cluster.ts";
 import { applyIpvsSysctls } from "./ipvs-sysctls.ts";
 import { VERSION } from "../version.ts";
 import { startApiServer } from "./api-server.ts";
-import type { DaemonOptions } from "../config/daemon-options.ts";
+import { type DaemonOptions, isLoopbackListen } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
 import { startupWarnings } from "./startup-warnings.ts";
@@ -200,6 +200,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     version: VERSION,
     allow: options.allow,
     allowOrigins: options.allowOrigins,
+    localOnly: isLoopbackListen(options.listen),
     maxRequests: options.maxConnections,
     ui: options.ui,
     ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),

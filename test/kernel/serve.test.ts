@@ -218,6 +218,30 @@ describe("gorb serve against the real kernel", () => {
     }),
   );
 
+  test(
+    "listening on loopback (the default), a request to a DNS name is refused: a page that rebound its name sends no other sign over HTTP",
+    withLog(async () => {
+      const statusFor = async (host: string): Promise<string> => {
+        let text = "";
+        const { promise, resolve } = Promise.withResolvers<string>();
+        await Bun.connect({
+          hostname: "127.0.0.1",
+          port: API_PORT,
+          socket: {
+            open: (socket) => void socket.write(`GET /service HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+            data: (_socket, chunk) => void (text += chunk.toString()),
+            close: () => resolve(text.split("\r\n")[0] ?? ""),
+            error: () => resolve(text.split("\r\n")[0] ?? ""),
+          },
+        });
+        return promise;
+      };
+      expect(await statusFor(`attacker.example:${API_PORT}`)).toBe("HTTP/1.1 403 Forbidden");
+      expect(await statusFor(`127.0.0.1:${API_PORT}`)).toBe("HTTP/1.1 200 OK");
+      expect(await statusFor(`localhost:${API_PORT}`)).toBe("HTTP/1.1 200 OK");
+    }),
+  );
+
   describe("the seed README's requests, checked in the kernel", () => {
     const key = `TCP ${README_VIP}:${README_PORT}`;
     const udpKey = `UDP ${README_VIP}:${README_PORT}`;

@@ -111,6 +111,33 @@ describe("browser writes from another origin", () => {
     }
   });
 
+  test("on a daemon that listens on loopback only, any request to a DNS name is refused: over HTTP a rebound page sends no Sec-Fetch-Site", async () => {
+    const rebound = setup({ ui: true, localOnly: true }, "http://attacker.example:4672");
+    const refusal = {
+      status: 403,
+      body: {
+        error:
+          'host: "attacker.example:4672" is a name, and gorb listens on loopback only, where a page could have rebound a name to it ' +
+          "(DNS rebinding): reach it as 127.0.0.1, [::1] or localhost, or trust the origin with --allow-origin",
+        code: "FORBIDDEN",
+      },
+    };
+    // What Chromium sends to http://attacker.example (not a potentially trustworthy URL): no Origin, no Sec-Fetch-*.
+    for (const path of ["/service", "/events", "/metrics", "/openapi.json"]) expect(await rebound.call("GET", path, undefined)).toEqual(refusal);
+    expect(await rebound.call("PUT", "/service/web", WEB)).toEqual(refusal);
+    expect(rebound.gorb.listServices()).toEqual([]);
+    // The UI's files hold no data: served, so the UI can say why its reads are refused.
+    expect((await rebound.call("GET", "/ui", undefined)).status).toBe(200);
+    // This host's own names, and a name trusted with --allow-origin, are answered.
+    for (const base of ["http://127.0.0.1:4672", "http://localhost:4672", "http://[::1]:4672"]) {
+      expect((await setup({ localOnly: true }, base).call("GET", "/service", undefined)).status).toBe(200);
+    }
+    const named = setup({ localOnly: true, allowOrigins: ["http://gorb.internal:4672"] }, "http://gorb.internal:4672");
+    expect((await named.call("GET", "/service", undefined)).status).toBe(200);
+    // Listening on other addresses, a client that is no browser reaches gorb by any name (GORB clients do).
+    expect((await setup({}, "http://lb1.example:4672").call("GET", "/service", undefined)).status).toBe(200);
+  });
+
   test("the origin check comes before the token: a foreign page with a stolen token still gets 403", async () => {
     const { call } = setup({ token: "s3cret" });
     expect((await call("PUT", "/service/a", WEB, { Origin: EVIL, Authorization: "Bearer s3cret" })).status).toBe(403);

@@ -5,11 +5,19 @@ import { describe, expect, test } from "bun:test";
 import {
   DaemonOptionError,
   formatListen,
+  isLoopbackListen,
   parseDaemonOptions,
   parseInterval,
   parseListen,
   parseSize,
 } from "../../../src/config/daemon-options.ts";
+
+describe("isLoopbackListen (the API's DNS-rebinding rule applies to loopback-only daemons)", () => {
+  test("loopback addresses and localhost are; every address, another address and a name are not", () => {
+    for (const text of ["127.0.0.1:4672", "127.1.2.3:4672", "[::1]:4672", "localhost:4672", "LOCALHOST:1"]) expect(isLoopbackListen(parseListen(text))).toBe(true);
+    for (const text of [":4672", "0.0.0.0:4672", "[::]:4672", "10.0.0.1:4672", "lb1.example:4672"]) expect(isLoopbackListen(parseListen(text))).toBe(false);
+  });
+});
 
 describe("parseListen", () => {
   test("accepts :PORT, HOST:PORT, [IPV6]:PORT and port 0", () => {
