@@ -110,6 +110,8 @@ export interface AppOptions {
   readonly maxRequests?: number;
   /** The daemon listens on loopback only: a request to a DNS name (not localhost) is refused (./guard.ts). @default false */
   readonly localOnly?: boolean;
+  /** The server's idle timeout, given back to a write's connection once it is answered. @default IDLE_TIMEOUT_S */
+  readonly idleTimeoutS?: number;
   /** Serve the web UI at /ui (./ui.ts). @default false */
   readonly ui?: boolean;
   /** What GET /bgp shows (the BGP announcer); without one GET /bgp is 404. */
@@ -119,6 +121,9 @@ export interface AppOptions {
   /** The IPVS sysctls read at start (src/daemon/ipvs-sysctls.ts), shown in /metrics as gorb_ipvs_sysctl. */
   readonly sysctls?: Readonly<Record<string, number | null>>;
 }
+
+/** Seconds a connection may stay silent before the server closes it (src/daemon/api-server.ts). */
+export const IDLE_TIMEOUT_S = 10;
 
 /** Default largest POST /apply body. */
 export const DEFAULT_APPLY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -224,6 +229,7 @@ export function createApp(options: AppOptions) {
   const guard = createGuard({ ...options, openPaths: options.ui === true ? UI_PATHS : [] });
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const version = options.version ?? "dev";
+  const idleTimeoutS = options.idleTimeoutS ?? IDLE_TIMEOUT_S;
   const applyLimit = Math.max(options.applyLimitBytes ?? DEFAULT_APPLY_LIMIT_BYTES, limit);
   // GET /events streams open at once: a quarter of the requests in flight --max-connections allows.
   const maxEventStreams = options.maxRequests === undefined ? undefined : Math.max(1, Math.floor(options.maxRequests / 4));
@@ -255,11 +261,24 @@ export function createApp(options: AppOptions) {
       checkIdEncoding(request);
       checkQueryOnce(request);
     })
-    .onAfterHandle(({ request, responseValue }) => {
-      if (cluster === undefined || request.method === "GET" || !(responseValue instanceof Response) || !responseValue.ok) return;
+    // Bun closes a connection silent for its idle timeout also while the handler awaits: a write queued behind a
+    // long apply, a slow kernel or a slow store would lose its connection while gorb goes on and makes the change.
+    // Once the request is read, a write keeps its connection until the answer; then the idle timeout is back for
+    // the connection's keep-alive (Bun keeps the request's own timeout for the rest of the connection).
+    // (set before the handler returns: Bun applies a request's timeout once its answer is written).
+    .onBeforeHandle(({ request, server }) => {
+      if (request.method !== "GET" && request.method !== "HEAD") server?.timeout(request, 0);
+    })
+    .onAfterHandle(({ request, responseValue, server }) => {
+      if (request.method === "GET" || request.method === "HEAD") return;
+      server?.timeout(request, idleTimeoutS);
+      if (cluster === undefined || !(responseValue instanceof Response) || !responseValue.ok) return;
       responseValue.headers.set("X-Gorb-Revision", String(cluster.committedRevision()));
     })
-    .onError(({ code, error, request }) => errorResponse(code, error, request, logger))
+    .onError(({ code, error, request, server }) => {
+      if (request.method !== "GET" && request.method !== "HEAD") server?.timeout(request, idleTimeoutS);
+      return errorResponse(code, error, request, logger);
+    })
     .use(
       openapi({
         provider: null,

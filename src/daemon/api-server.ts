@@ -14,13 +14,11 @@
  * (a client holding a request open can no longer delay a restart).
  */
 import { shutdownSocket } from "../../ffi/libc.ts";
-import type { createApp } from "../api/app.ts";
+import { IDLE_TIMEOUT_S, type createApp } from "../api/app.ts";
 import type { Logger } from "../log.ts";
 import { ConnectionShedder } from "./connection-shedder.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
 
-/** Seconds a connection may stay silent before it is closed. */
-export const IDLE_TIMEOUT_S = 10;
 /** Default time requests in flight get to finish at shutdown. */
 export const STOP_DEADLINE_MS = 5000;
 

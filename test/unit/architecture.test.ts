@@ -95,7 +95,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/api/auth.ts tokensEqual": "unit-tested directly in test/unit/api/guard.test.ts (constant-time compare)",
   "src/config/cidr.ts parseCidr": "unit-tested directly in test/unit/api/guard.test.ts",
   "src/api/guard.ts ForbiddenError": "unit-tested directly in test/unit/api/guard.test.ts",
-  "src/daemon/api-server.ts IDLE_TIMEOUT_S": "tests wait for the server's idle timeout",
   "src/daemon/api-server.ts STOP_DEADLINE_MS": "tests check the stop deadline",
   "src/daemon/connection-shedder.ts fdsOfSockets": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
   "src/daemon/connection-shedder.ts openFilesLimit": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",
