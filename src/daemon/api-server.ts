@@ -62,6 +62,8 @@ export function startApiServer(app: ReturnType<typeof createApp>, options: ApiSe
     ...(options.tls !== null ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
     idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
     reusePort: false,
+    // An error that escaped every handler would otherwise get Bun's development page: stack, source lines, paths.
+    development: false,
   });
   const server = app.server;
   if (server === null) throw new Error("the API server did not start");

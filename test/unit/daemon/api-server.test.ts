@@ -25,7 +25,7 @@ function serve(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}, host 
   const app = createApp({ gorb: stack.gorb, logger: stack.logger, ...options });
   const server = startApiServer(app, { listen: { host, port: 0 }, tls: null });
   running.push(server);
-  return { ...stack, server };
+  return { ...stack, server, app };
 }
 
 /** Opens a raw connection and sends the head of a PUT whose body never completes: a request held in flight. */
@@ -46,6 +46,13 @@ async function holdRequest(port: number): Promise<{ socket: Socket; closed: Prom
 async function inFlight(app: { server: { pendingRequests: number } | null }, n: number): Promise<void> {
   while ((app.server?.pendingRequests ?? 0) < n) await Bun.sleep(2);
 }
+
+describe("errors", () => {
+  test("the server runs out of development mode: an error no handler caught never gets Bun's page with the stack and source", async () => {
+    const { app } = serve();
+    expect(app.server?.development).toBe(false);
+  });
+});
 
 describe("shutdown", () => {
   test("a client holding a request open cannot delay the stop past the deadline: its connection is closed", async () => {
