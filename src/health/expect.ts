@@ -3,7 +3,8 @@
  *
  * Accepted forms (numbers and digit strings alike, unlike the original, which only took a digit string):
  * `200`, `"200"`, `"200,204"`, `"200-299"`, `"2xx"`, `"200-299, 404"`, and arrays of any of these
- * (`[200, "3xx"]`). Every code must be a real HTTP status, 100-599.
+ * (`[200, "3xx"]`). Every code must be a real HTTP status, 100-599, and at least one must end a response (101, or
+ * 200 and above: interim 1xx responses are read past).
  */
 import { describeValue } from "./duration.ts";
 import { PulseOptionsError } from "./errors.ts";
@@ -39,6 +40,13 @@ export function parseExpect(value: unknown, field: string): ExpectSpec {
         `must be a status code, a list such as "200,204" or a range such as "200-299", got ${describeValue(item)}`,
       );
     }
+  }
+  // The check reads past interim responses (1xx but 101) to the final one: a spec of only those never matches.
+  if (!out.some((r) => r.max >= 200 || (r.min <= 101 && r.max >= 101))) {
+    throw new PulseOptionsError(
+      field,
+      "lists only interim codes (1xx other than 101), which never end a response: the backend would always be down; expect a final status such as 200",
+    );
   }
   return out;
 }

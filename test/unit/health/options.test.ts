@@ -93,6 +93,9 @@ describe("parseExpect", () => {
     ["299-200", 'range "299-200" is backwards (299 > 200)'],
     [[], "must list at least one status code"],
     [true, 'must be a status code, a list such as "200,204" or a range such as "200-299", got boolean true'],
+    // Interim responses are read past to the final one: a check expecting only them could never pass.
+    ["100", 'lists only interim codes (1xx other than 101), which never end a response: the backend would always be down; expect a final status such as 200'],
+    [[100, "102-199"], 'lists only interim codes (1xx other than 101), which never end a response: the backend would always be down; expect a final status such as 200'],
   ];
   for (const [value, problem] of bad) {
     test(`rejects ${JSON.stringify(value)}`, () => {
