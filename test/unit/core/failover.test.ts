@@ -10,6 +10,7 @@ import { startingHealth, type BackendHealth } from "../../../src/core/health.ts"
 /** The health of a backend that has not been checked yet. */
 const UNKNOWN_HEALTH = startingHealth({ type: "tcp" });
 import { fieldsOf } from "../../../src/core/fields.ts";
+import { webService } from "./_records.ts";
 import { normalizeBackend, normalizeService } from "../../../src/core/normalize.ts";
 import { planOperations, type ObservedTable } from "../../../src/core/reconcile.ts";
 import { destinationKeyId, serviceKeyId } from "../../../src/core/keys.ts";
@@ -78,22 +79,9 @@ function up(): BackendHealth {
 }
 
 function record(body: Record<string, unknown>, backends: [string, string, BackendHealth][]): ServiceRecord {
-  const spec = normalizeService({ host: "10.0.0.1", port: 80, ...body });
-  const service: ServiceRecord = {
-    id: "web",
-    source: "api",
-    fields: fieldsOf({}),
-    spec,
-    config: { key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, scheduler: "wrr", flags: { persistent: false, onePacket: false, sched1: false, sched2: false, sched3: false }, timeout: 0, netmask: 32, pe: null },
-    backends: new Map(),
-    byDest: new Map(),
-    keep: new Set(),
-    panic: false,
-  };
-  const desired = new DesiredState();
-  desired.addService(service);
+  const { desired, service } = webService(body);
   for (const [id, host, health] of backends) {
-    const bspec = normalizeBackend({ host, pulse: { type: "http" } }, spec);
+    const bspec = normalizeBackend({ host, pulse: { type: "http" } }, service.spec);
     const b: BackendRecord = { id, source: "api", watchId: `web/${id}#1`, fields: fieldsOf({}), spec: bspec, address: { address: host, family: "inet" }, health, weight: initialWeightState(bspec.weight), drain: null };
     desired.addBackend(service, b);
   }

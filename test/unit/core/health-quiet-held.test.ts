@@ -8,9 +8,10 @@
 import { expect, test } from "bun:test";
 import { DesiredState, desiredDestination, type BackendRecord, type Ramp, type ServiceRecord } from "../../../src/core/desired-state.ts";
 import { fieldsOf } from "../../../src/core/fields.ts";
+import { webService } from "./_records.ts";
 import { isQuietUpdate } from "../../../src/core/health-weights.ts";
 import { destinationKeyId, serviceKeyId } from "../../../src/core/keys.ts";
-import { normalizeBackend, normalizeService } from "../../../src/core/normalize.ts";
+import { normalizeBackend } from "../../../src/core/normalize.ts";
 import type { ObservedTable } from "../../../src/core/reconcile.ts";
 import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { DEFAULT_WEIGHT_POLICY, initialWeightState } from "../../../src/health/weight.ts";
@@ -19,20 +20,8 @@ const UP = { state: "up", health: 1, uptimeSeconds: 0, lastCheckMs: 1, message: 
 
 /** A service with one up backend (`body` its fields, `ramp` its slow start) and the kernel holding exactly what is desired. */
 function setup(body: Record<string, unknown>, ramp: Ramp | null = null): { desired: DesiredState; kernel: ObservedTable; backend: BackendRecord } {
-  const spec = normalizeService({ host: "10.0.0.1", port: 80 });
-  const service: ServiceRecord = {
-    id: "web",
-    source: "api",
-    fields: fieldsOf({}),
-    spec,
-    config: { key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, scheduler: "wrr", flags: { persistent: false, onePacket: false, sched1: false, sched2: false, sched3: false }, timeout: 0, netmask: 32, pe: null },
-    backends: new Map(),
-    byDest: new Map(),
-    keep: new Set(),
-    panic: false,
-  };
-  const desired = new DesiredState();
-  desired.addService(service);
+  const { desired, service } = webService();
+  const spec = service.spec;
   const bspec = normalizeBackend({ host: "10.1.0.1", ...body }, spec);
   const backend: BackendRecord = { id: "b1", source: "api", watchId: "web/b1#1", fields: fieldsOf({}), spec: bspec, address: { address: "10.1.0.1", family: "inet" }, health: UP, weight: initialWeightState(bspec.weight), drain: null, ramp };
   desired.addBackend(service, backend);

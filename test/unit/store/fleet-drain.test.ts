@@ -43,6 +43,29 @@ function weights(driver: ConnsDriver): Record<string, number> {
   return Object.fromEntries(driver.peek().flatMap((s) => s.destinations.map((d) => [d.address, d.weight])));
 }
 
+/** Nodes a and b on `prefix`, service web with backend b1 (pulse none) created through a, once b has it. */
+async function twoNodesWithB1(prefix: string) {
+  const a = await node("a", prefix);
+  const b = await node("b", prefix);
+  const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+  await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+  await created;
+  return { a, b };
+}
+
+type FleetNode = Awaited<ReturnType<typeof node>>;
+
+/** a cancels b1's drain (then keep, deadline `deadline`): b announces it cancelled and gives b1 its weight back. */
+async function cancelOnA(a: FleetNode, b: FleetNode, deadline: string): Promise<void> {
+  const cancelled = next(b.gorb, drainPhase("cancelled"));
+  const restored = next(b.gorb, (e) => (e.type === "backend.weight" && e.data.backend === "b1" && e.data.to === 100 ? true : undefined));
+  await a.gorb.undrainBackend("web", "b1");
+  expect(await cancelled).toMatchObject({ service: "web", backend: "b1", phase: "cancelled", then: "keep", deadline });
+  await restored;
+  expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
+}
+
 describe("a drain in a fleet", () => {
   test("every node holds weight 0; the starting node ends it from its own counts; the removal reaches every node", async () => {
     const prefix = `/fleetdrain${Date.now()}`;
@@ -76,34 +99,19 @@ describe("a drain in a fleet", () => {
 
   test("a drain another node starts or cancels is announced on this node's event stream too", async () => {
     const prefix = `/fleetdrainev${Date.now()}`;
-    const a = await node("a", prefix);
-    const b = await node("b", prefix);
-    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
-    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
-    await created;
+    const { a, b } = await twoNodesWithB1(prefix);
     a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
 
     const started = next(b.gorb, drainPhase("started"));
     const view = await a.gorb.drainBackend("web", "b1", { timeout: "1h", then: "keep" });
     expect(await started).toEqual({ service: "web", backend: "b1", phase: "started", then: "keep", deadline: view.deadline, active: null, inactive: null });
 
-    const cancelled = next(b.gorb, drainPhase("cancelled"));
-    const restored = next(b.gorb, (e) => (e.type === "backend.weight" && e.data.backend === "b1" && e.data.to === 100 ? true : undefined));
-    await a.gorb.undrainBackend("web", "b1");
-    expect(await cancelled).toMatchObject({ service: "web", backend: "b1", phase: "cancelled", then: "keep", deadline: view.deadline });
-    await restored;
-    expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
+    await cancelOnA(a, b, view.deadline);
   }, 30_000);
 
   test("a held drain (then keep, drained) that its node ends is announced as cancelled on the other node too", async () => {
     const prefix = `/fleetdrainkept${Date.now()}`;
-    const a = await node("a", prefix);
-    const b = await node("b", prefix);
-    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
-    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
-    await created;
+    const { a, b } = await twoNodesWithB1(prefix);
 
     // No connection on A: its drain ends at once, held at weight 0 on both nodes.
     const drained = next(a.gorb, drainPhase("drained"));
@@ -113,11 +121,6 @@ describe("a drain in a fleet", () => {
     await b.gorb.idle();
     expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", node: "a" });
 
-    const cancelled = next(b.gorb, drainPhase("cancelled"));
-    const restored = next(b.gorb, (e) => (e.type === "backend.weight" && e.data.backend === "b1" && e.data.to === 100 ? true : undefined));
-    await a.gorb.undrainBackend("web", "b1");
-    expect(await cancelled).toMatchObject({ service: "web", backend: "b1", phase: "cancelled", then: "keep", deadline: view.deadline });
-    await restored;
-    expect(weights(b.driver)).toEqual({ "10.1.0.1": 100 });
+    await cancelOnA(a, b, view.deadline);
   }, 30_000);
 });
