@@ -129,11 +129,25 @@ export function elapsedSince(start: number): number {
 
 /**
  * LOCAL_ERROR_CODES are errors of the checking host itself, not of the backend: out of descriptors, buffers,
- * local ports or memory, and a name (`args.host`) this host's resolver could not look up for its own reasons
- * (EAI_AGAIN: the resolver is unreachable, timed out or answered SERVFAIL; EAI_FAIL: it refused the query).
- * ENOTFOUND, a name that does not exist, stays the backend's failure.
+ * local ports or memory; a connect this host's own firewall forbids (EPERM: an OUTPUT rule drops the packet on the
+ * way out; no ICMP error maps to EPERM, while EACCES can be a remote IPv6 "administratively prohibited", the
+ * backend's side); and a name (`args.host`) this
+ * host's resolver could not look up for its own reasons (EAI_AGAIN: the resolver is unreachable, timed out or
+ * answered SERVFAIL; EAI_FAIL: it refused the query). ENOTFOUND, a name that does not exist, stays the backend's
+ * failure, as does a refusal the backend's side sends (ECONNREFUSED, a REJECT with a reset).
  */
-export const LOCAL_ERROR_CODES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "EADDRNOTAVAIL", "ENOMEM", "EAI_AGAIN", "EAI_FAIL", "EAI_MEMORY", "EAI_SYSTEM"]);
+export const LOCAL_ERROR_CODES: ReadonlySet<string> = new Set([
+  "EMFILE",
+  "ENFILE",
+  "ENOBUFS",
+  "EADDRNOTAVAIL",
+  "ENOMEM",
+  "EPERM",
+  "EAI_AGAIN",
+  "EAI_FAIL",
+  "EAI_MEMORY",
+  "EAI_SYSTEM",
+]);
 
 /**
  * localErrorOf says whether a failed connect was the checker's own fault, returning the local code or "".

@@ -4,6 +4,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import { localErrorOf } from "../../../src/health/checker.ts";
 
 const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
 const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("ok") });
@@ -28,3 +29,10 @@ test("out of file descriptors: checks are check errors, backends stay Up, no upd
   expect(r.duringCodes).toEqual(["EMFILE", "EMFILE"]);
   expect(r.afterStatus).toEqual(["stopped", "up"]);
 }, 30_000);
+
+test("a connect this host's own firewall forbids (EPERM: an OUTPUT rule that drops) is a check error, not the backend's failure", () => {
+  expect(["EPERM", "EMFILE", "EADDRNOTAVAIL", "EAI_AGAIN"].map(localErrorOf)).toEqual(["EPERM", "EMFILE", "EADDRNOTAVAIL", "EAI_AGAIN"]);
+  // What the backend's side says stays its failure (with descriptors to spare, a refusal is the backend's), EACCES
+  // included: a remote IPv6 "administratively prohibited" arrives as EACCES.
+  expect(["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ETIMEDOUT", "ENOTFOUND", "EACCES"].map(localErrorOf)).toEqual(["", "", "", "", "", ""]);
+});
