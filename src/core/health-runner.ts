@@ -36,18 +36,10 @@ export class HealthRunner {
     this.#p = parts;
   }
 
-  /**
-   * True when `watchId`'s service waits for another try at its sorry server: its update is never quiet. The flag
-   * lives on the service's record, so a service deleted meanwhile takes it along.
-   */
-  #retrying(watchId: string): boolean {
-    return this.#p.desired.watched(watchId)?.service.sorryRetry === true;
-  }
-
   /** A health update: queue it; one drain handles every update queued meanwhile, as one batch. */
   readonly onUpdate = (update: HealthUpdate): void => {
     const { desired, writer, policy } = this.#p;
-    if (!this.#pendingIds.has(update.id) && !this.#retrying(update.id) && isQuietUpdate(desired, writer.view, update, policy)) return;
+    if (!this.#pendingIds.has(update.id) && isQuietUpdate(desired, writer.view, update, policy)) return;
     this.#pendingIds.add(update.id);
     this.#pending.push(update);
     if (this.#queued) return;

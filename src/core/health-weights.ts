@@ -103,7 +103,8 @@ export function applyHealthUpdates(desired: DesiredState, updates: readonly Heal
  * The record then keeps the counters of the last update that changed something (samples, streak, uptime, last
  * check): GET reads the live health from the monitor, and the weight policy reads them only while an up backend
  * is recovering, which is never quiet. Nor is a backend whose desired weight the kernel does not hold (the next
- * update retries the write).
+ * update retries the write), nor one of a service whose sorry server the kernel refused (the next update tries it
+ * again: ServiceRecord.sorryRetry).
  */
 export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, update: HealthUpdate, policy: WeightPolicy): boolean {
   const entry = desired.watched(update.id);
@@ -111,6 +112,7 @@ export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, upda
   const { service, backend } = entry;
   const recorded = backend.health;
   if (
+    service.sorryRetry === true ||
     recorded.state !== update.status ||
     recorded.health !== update.health ||
     (backend.weight.recovering && update.status !== "down")
