@@ -71,7 +71,12 @@ const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
 /** The request's own origin when it is one a DNS-rebinding page cannot share (an IP literal or localhost). */
 function ownOrigin(request: Request): string | null {
   const url = new URL(request.url);
-  return IP_HOST.test(url.hostname) || url.hostname === "localhost" ? url.origin : null;
+  return isLocalName(url) ? url.origin : null;
+}
+
+/** True when `url`'s host is one a DNS-rebinding page cannot use: an IP literal or "localhost". */
+function isLocalName(url: URL): boolean {
+  return IP_HOST.test(url.hostname) || url.hostname === "localhost";
 }
 
 /** Why a browser write is refused, or null when it may go on. */
@@ -91,12 +96,11 @@ function browserWriteRefusal(request: Request, trusted: ReadonlySet<string>): st
 
 /** Why a request a page sent to a DNS name, or any request to one on a loopback-only daemon, is refused (step 4). */
 function onNameRefusal(request: Request, trusted: ReadonlySet<string>, localOnly: boolean): string | null {
-  if (ownOrigin(request) !== null) return null;
   const site = request.headers.get("sec-fetch-site");
   const page = site !== null && site.toLowerCase() !== "none";
   if (!page && !localOnly) return null;
   const url = new URL(request.url);
-  if (trusted.has(url.origin)) return null;
+  if (isLocalName(url) || trusted.has(url.origin)) return null;
   if (page) {
     return (
       `host: ${JSON.stringify(url.host.slice(0, 200))} is a name, and a page could have rebound it to gorb (DNS rebinding): ` +
