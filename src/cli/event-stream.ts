@@ -33,8 +33,12 @@ export interface EventStreamOptions {
   readonly signal: AbortSignal;
   /** First wait before a reconnect, in ms; doubles after each failed attempt. @default 1000 */
   readonly retryMs?: number;
-  /** Longest wait before a reconnect, in ms. @default 10000 */
+  /** Longest wait before a reconnect, in ms; a server's `retry:` above it is taken as this. @default 10000 */
   readonly maxRetryMs?: number;
+  /** Shortest wait before a reconnect, in ms; a server's `retry:` below it (0) is taken as this. @default 100 */
+  readonly minRetryMs?: number;
+  /** How the wait before a reconnect is waited (ms, then a signal that ends it early). @default a timer */
+  readonly pause?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** A connection that delivers nothing (not even a keepalive) for this long is dropped and reopened. @default 45000 */
   readonly idleMs?: number;
 }
@@ -159,6 +163,8 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 export async function followEvents(options: EventStreamOptions, handlers: EventStreamHandlers): Promise<void> {
   const firstRetry = options.retryMs ?? 1000;
   const maxRetry = options.maxRetryMs ?? 10_000;
+  const minRetry = Math.min(options.minRetryMs ?? 100, maxRetry);
+  const wait = options.pause ?? pause;
   const idleMs = options.idleMs ?? 45_000;
   const parser = new EventStreamParser();
   let retry = firstRetry;
@@ -166,7 +172,9 @@ export async function followEvents(options: EventStreamOptions, handlers: EventS
     const opened = await connect(options, handlers, parser, idleMs);
     if (options.signal.aborted) break;
     retry = opened ? firstRetry : Math.min(retry * 2, maxRetry);
-    await pause(parser.retryMs ?? retry, options.signal);
+    // A server's retry: is taken within the client's bounds: 0 would reconnect in a tight loop, and a timer of
+    // more than 2^31 - 1 ms fires at once.
+    await wait(Math.min(Math.max(parser.retryMs ?? retry, minRetry), maxRetry), options.signal);
   }
 }
 

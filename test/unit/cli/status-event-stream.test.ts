@@ -289,6 +289,24 @@ describe("failures", () => {
     await f.until((line) => line.startsWith("event"));
   });
 
+  test("a server's retry: is taken within the client's bounds: 0 is not a tight loop, 2^31 ms and more is not 'at once'", async () => {
+    const asked = ["0", "3000000000", "99999999999999999999999", "40"];
+    const server = rawServer((n) =>
+      n <= asked.length ? new Response(`retry: ${asked[n - 1]}\n\n`, { headers: { "content-type": "text/event-stream" } }) : chunked(["data: back\n\n"]),
+    );
+    const waits: number[] = [];
+    const f = start(`http://127.0.0.1:${server.port}`, {
+      retryMs: 5,
+      minRetryMs: 25,
+      maxRetryMs: 50,
+      pause: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    await f.until((line) => line.startsWith("event"));
+    expect(waits).toEqual([25, 50, 50, 40]);
+  });
+
   test("no route (an older gorb) and an answer that is not an event stream are thrown", async () => {
     const older = createApp({ gorb: makeGorb().gorb, logger: makeGorb().logger });
     older.listen({ hostname: "127.0.0.1", port: 0 });
