@@ -53,6 +53,7 @@ import type { Gorb } from "../core/gorb.ts";
 import type { EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import type { Cidr } from "../config/cidr.ts";
+import { prefersText } from "./accept.ts";
 import { clusterRoutes, withStoreMetrics, type ClusterApi } from "./cluster.ts";
 import { createGuard } from "./guard.ts";
 import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
@@ -301,7 +302,7 @@ export function createApp(options: AppOptions) {
         // (for 1,000 services of 10 backends about 1 MB of text instead of 9 MB of JSON to parse and format), with
         // the BGP section under it when this node announces VIPs. The table is drafted while the kernel's counters
         // are still being read (on the driver's dump thread), and only their columns are laid out after.
-        if (request.headers.get("accept")?.startsWith("text/plain") === true) {
+        if (prefersText(request.headers.get("accept"))) {
           const read = await gorb.readServicesStatus();
           const table = draftStatusText(read.views);
           await read.counters;

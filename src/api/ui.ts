@@ -7,6 +7,7 @@
  * this origin: no inline script, nothing from elsewhere. `gorb serve --no-ui` leaves these routes out.
  */
 import { Elysia } from "elysia";
+import { qualities } from "./accept.ts";
 
 /** The UI's paths: the token is not needed to GET them (see the module comment). */
 export const UI_PATHS = ["/ui", "/ui/", "/ui/app.js", "/ui/app.css"] as const;
@@ -85,12 +86,9 @@ function loadAssets(): Promise<Record<string, Asset>> {
 function acceptsGzip(header: string | null): boolean {
   let named: boolean | null = null;
   let any = false;
-  for (const item of (header ?? "").split(",")) {
-    const [name = "", ...params] = item.split(";").map((part) => part.trim().toLowerCase());
-    const q = params.find((param) => param.startsWith("q="));
-    const wanted = q === undefined || Number(q.slice(2)) > 0;
-    if (name === "gzip" || name === "x-gzip") named = (named ?? false) || wanted;
-    else if (name === "*") any = wanted;
+  for (const { name, q } of qualities(header)) {
+    if (name === "gzip" || name === "x-gzip") named = (named ?? false) || q > 0;
+    else if (name === "*") any = q > 0;
   }
   return named ?? any;
 }

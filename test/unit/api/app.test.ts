@@ -600,6 +600,26 @@ function gorbApi(gorb: TestStack["gorb"]): AppOptions["gorb"] {
   };
 }
 
+describe("GET /service and Accept", () => {
+  test("the status table only to a client that prefers text/plain to JSON; JSON otherwise", async () => {
+    const { call } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const type = async (accept: string) => (await call("GET", "/service", undefined, { Accept: accept })).headers.get("content-type");
+    const text = "text/plain; charset=utf-8";
+    expect(await type("text/plain")).toBe(text);
+    expect(await type("application/json;q=0.5, text/plain")).toBe(text);
+    expect(await type("text/*")).toBe(text);
+    // "text/plain;q=0" says text is not acceptable: it got the table (a prefix match on "text/plain").
+    expect(await type("text/plain;q=0, application/json")).not.toBe(text);
+    expect(await type("text/plain;q=0")).not.toBe(text);
+    expect(await type("text/plainish")).not.toBe(text);
+    // A tie, a browser's list, and anything else get JSON, the default.
+    expect(await type("application/json, text/plain")).not.toBe(text);
+    expect(await type("text/html,application/xhtml+xml,*/*;q=0.8")).not.toBe(text);
+    expect(await type("*/*")).not.toBe(text);
+  });
+});
+
 describe("the web UI's files and Accept-Encoding", () => {
   test("gzip only to a client that takes it: gzip;q=0 (refused) gets the plain file", async () => {
     const { call } = setup({ ui: true });
