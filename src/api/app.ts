@@ -249,7 +249,7 @@ export function createApp(options: AppOptions) {
   };
 
   const cluster = options.cluster;
-  const fleet = clusterRoutes(cluster);
+  const fleet = clusterRoutes(cluster, idleTimeoutS);
 
   // No normalisation by Elysia: every body is put in the contract's canonical form (only known keys) by its
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of

@@ -168,8 +168,11 @@ interface RevisionContext {
   readonly server: { timeout(request: Request, seconds: number): void } | null;
 }
 
-/** The fleet routes' handlers and hooks; without a cluster (no shared store) they answer 404. */
-export function clusterRoutes(fleet: ClusterApi | undefined) {
+/**
+ * The fleet routes' handlers and hooks; without a cluster (no shared store) they answer 404. `idleTimeoutS` is the
+ * server's idle timeout, given back to a waiting request's connection once it is answered.
+ */
+export function clusterRoutes(fleet: ClusterApi | undefined, idleTimeoutS: number) {
   const need = (path: string): ClusterApi => {
     if (fleet === undefined) throw new NotFoundError(`no route for GET ${path}: this gorb does not share its state (gorb serve --store etcd://...)`);
     return fleet;
@@ -186,11 +189,17 @@ export function clusterRoutes(fleet: ClusterApi | undefined) {
       handler: async ({ query, request, server }: RevisionContext) => {
         const cluster = need("/cluster/revision");
         const timeoutMs = query.timeout_ms === undefined ? 5000 : Number(query.timeout_ms);
+        if (query.wait === undefined) return jsonResponse({ applied: cluster.status().appliedRevision, reached: true });
         // The wait may outlast the server's idle timeout (10 s), which would cut the connection before the answer:
-        // this request gets the wait and a margin instead.
-        if (query.wait !== undefined) server?.timeout(request, Math.ceil(timeoutMs / 1000) + WAIT_MARGIN_S);
-        const reached = query.wait === undefined ? true : await cluster.waitApplied(Number(query.wait), timeoutMs);
-        return jsonResponse({ applied: cluster.status().appliedRevision, reached });
+        // this request gets the wait and a margin instead. Then the idle timeout is back for the connection's
+        // keep-alive (Bun keeps a request's own timeout for the rest of its connection; set before the answer).
+        server?.timeout(request, Math.ceil(timeoutMs / 1000) + WAIT_MARGIN_S);
+        try {
+          const reached = await cluster.waitApplied(Number(query.wait), timeoutMs);
+          return jsonResponse({ applied: cluster.status().appliedRevision, reached });
+        } finally {
+          server?.timeout(request, idleTimeoutS);
+        }
       },
       hook: {
         // Decimal digits only: a number parameter would take what JavaScript's Number() does ("0x10", "1e3", " 7",

@@ -129,13 +129,21 @@ describe("GET /cluster/revision?wait= and the server's idle timeout", () => {
     const request = new Request("http://127.0.0.1:4672/cluster/revision?wait=9&timeout_ms=30000");
     const server = { timeout: (r: Request, seconds: number) => void (r === request && calls.push(seconds)) };
     const fleet: ClusterApi = { ...FLEET, waitApplied: () => Promise.resolve(false) };
-    const reply = await clusterRoutes(fleet).revision.handler({ query: { wait: "9", timeout_ms: "30000" }, request, server });
+    const reply = await clusterRoutes(fleet, 10).revision.handler({ query: { wait: "9", timeout_ms: "30000" }, request, server });
     expect(await reply.json()).toEqual({ applied: 7, reached: false });
-    expect(calls.length).toBe(1);
+    // Then the server's idle timeout is back: Bun keeps a request's own for the rest of its keep-alive connection,
+    // which stayed open for 40 s of silence after the answer.
+    expect(calls.length).toBe(2);
     expect(calls[0]).toBeGreaterThan(30);
+    expect(calls[1]).toBe(10);
+    // Also when the wait fails.
+    calls.length = 0;
+    const failing: ClusterApi = { ...FLEET, waitApplied: () => Promise.reject(new Error("store gone")) };
+    await expect(clusterRoutes(failing, 10).revision.handler({ query: { wait: "9", timeout_ms: "30000" }, request, server })).rejects.toThrow("store gone");
+    expect(calls.slice(1)).toEqual([10]);
     // Without wait the answer is immediate: the timeout stays.
     calls.length = 0;
-    await clusterRoutes(fleet).revision.handler({ query: {}, request, server });
+    await clusterRoutes(fleet, 10).revision.handler({ query: {}, request, server });
     expect(calls).toEqual([]);
   });
 });
