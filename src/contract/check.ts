@@ -14,7 +14,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
-import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType } from "../health/options.ts";
+import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType, pickFolded } from "../health/options.ts";
 import { describeValue, jsonTypeName } from "./json-values.ts";
 import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, SORRY_FIELDS, type FieldDef } from "./fields.ts";
 
@@ -29,13 +29,6 @@ export type BodyMode = "put" | "patch";
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** `obj[key]`, else the first key equal to it case-insensitively (Go's decoder preferred an exact match). */
-function pickFolded(obj: Record<string, unknown>, key: string): unknown {
-  if (Object.hasOwn(obj, key)) return obj[key];
-  for (const k of Object.keys(obj)) if (k.toLowerCase() === key) return obj[k];
-  return undefined;
 }
 
 /** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */

@@ -593,8 +593,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** pickFolded reads a key exactly, else case-insensitively (Go's encoding/json matched struct keys that way). */
-function pickFolded(obj: Record<string, unknown>, key: string): unknown {
+/**
+ * `obj[key]`, else the first key equal to it case-insensitively (Go's encoding/json matched struct keys that way,
+ * preferring an exact match). Shared with the contract's body checks.
+ */
+export function pickFolded(obj: Record<string, unknown>, key: string): unknown {
   if (Object.hasOwn(obj, key)) return obj[key];
   for (const k of Object.keys(obj)) if (k.toLowerCase() === key) return obj[k];
   return undefined;
