@@ -50,7 +50,7 @@ import {
 import { NotFoundError, UnavailableError, ValidationError } from "../core/errors.ts";
 import { fieldsOf } from "../core/fields.ts";
 import type { Gorb } from "../core/gorb.ts";
-import type { EventBus } from "../core/events.ts";
+import { EVENT_TYPES, type EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import type { Cidr } from "../config/cidr.ts";
 import { prefersText } from "./accept.ts";
@@ -477,7 +477,7 @@ export function createApp(options: AppOptions) {
         }
       },
       {
-        response: { 200: t.String({ description: "text/event-stream: one event per change (id, event, data)" }), ...ERRORS },
+        response: { 200: t.String({ description: `text/event-stream: one event per change (id, event, data); events: ${EVENT_TYPES.join(", ")}` }), ...ERRORS },
         detail: {
           summary: "The event stream (Server-Sent Events), resumable with Last-Event-ID",
           // Read by ./events.ts itself (a bad value is a 400 naming it), so documented here rather than as a hook.

@@ -109,7 +109,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/config/daemon-options.ts parseListen": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/daemon-options.ts parseSize": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/load.ts parseConfigFile": "unit-tested directly in test/unit/config/config.test.ts",
-  "src/core/events.ts EVENT_TYPES": "the list of event types, for the schemas of the contract work (not merged yet)",
   "src/core/normalize.ts normalizeBackend": "unit-tested directly in test/unit/core/resolve.test.ts",
   "src/core/resolve.ts resolveHost": "unit-tested directly in test/unit/core/resolve.test.ts",
   "src/core/resolve.ts serviceFlagsOf": "unit-tested directly in test/unit/core/resolve.test.ts",

@@ -466,6 +466,9 @@ describe("ids and routes", () => {
     expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "healthy", "options", "quorum_up", "sorry", "stats"]);
     // The event stream's resume position, read by the route itself, is documented too.
     expect(doc.paths["/events"]?.get?.parameters?.map((p) => `${p.in} ${p.name}`)).toEqual(["header Last-Event-ID", "query last_event_id"]);
+    // And the event types it sends, from the one list of them.
+    const stream = JSON.stringify(doc.paths["/events"]?.get?.responses["200"]);
+    for (const type of ["service.created", "backend.health", "backend.drain", "bgp.withdrawn", "resync"]) expect(stream).toContain(type);
   });
 
   test("GET /openapi.json over a real socket (Elysia finds the path after the host, so tests need a host name of 4+ characters)", async () => {
