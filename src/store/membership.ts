@@ -182,6 +182,13 @@ export class Membership {
     this.#putRevision = 0;
     this.#published = "";
     const held = (await this.#o.client.range(key)).kvs[0];
+    if (held !== undefined && held.lease === lease) {
+      // This process's own write, which etcd applied without saying so (it answered Unavailable or not in time):
+      // the record is still this node's, at a revision it did not learn. Taken as written; the next tick goes on.
+      this.#putRevision = held.modRevision;
+      this.#published = held.value;
+      return;
+    }
     const holder = held === undefined ? null : decodeNodeRecord(held.value);
     const who = holder === null ? "another program" : `the gorb at ${holder.address} started ${holder.startedAt}`;
     if (who !== this.#holder) {
