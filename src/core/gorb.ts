@@ -453,19 +453,20 @@ export class Gorb {
    * every change this node committed before), through the same edits, reconciler and kernel writer as a
    * request, without writing to the store (the rows came from it). Each service is one change of its own: one
    * that fails (a conflict with a local service, a kernel error) is undone and logged, the others stay.
-   * `onApplied` runs under the lock once every service was handled, before any later request. Returns how many
-   * services changed, and the ids of those that failed (the caller tries them again with a later change).
+   * `onApplied` runs under the lock once every service was handled, before any later request, with the ids of
+   * the services that failed. Returns how many services changed, and the ids of those that failed (the caller
+   * tries them again with a later change).
    */
   applyRemote(
     read: () => { readonly state: SavedState; readonly ids: Iterable<string> },
-    onApplied?: () => void,
+    onApplied?: (failed: ReadonlySet<string>) => void,
   ): Promise<{ readonly changed: number; readonly failed: readonly string[] }> {
     const parts = { desired: this.#desired, edits: this.#edits, transactions: this.#tx, log: this.#log, onDrain: this.#onRemoteDrain };
     return this.#exclusive(async () => {
       // Read under the lock: a change this node made meanwhile is in the rows.
       const { state, ids } = read();
       const result = await applyRemoteRows(parts, state, [...new Set(ids)]);
-      onApplied?.();
+      onApplied?.(new Set(result.failed));
       if (result.changed > 0) this.#drains.kick(); // another node may have started a drain
       return result;
     }, false);

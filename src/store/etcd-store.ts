@@ -40,11 +40,13 @@ import { KeyLayout, type Rows, type SkippedKey } from "./layout.ts";
 /**
  * Where remote changes go: Gorb.applyRemote. `read` runs under gorb's lock, so the rows are the mirror's as of
  * then: a change this node committed after the event came (its answer and its event race) is in them.
+ * `onApplied` gets the services that failed: their keys keep the revisions this node last applied, so that its
+ * own writes to them are conflicts (they would put its older rows back) until a later try applies them.
  */
 export interface RemoteSink {
   applyRemote(
     read: () => { readonly state: SavedState; readonly ids: Iterable<string> },
-    onApplied?: () => void,
+    onApplied?: (failed: ReadonlySet<string>) => void,
   ): Promise<{ readonly changed: number; readonly failed: readonly string[] }>;
 }
 
@@ -326,6 +328,9 @@ export class EtcdStateStore implements StateStore {
       // A claim left behind (by a gorb from before claims, which deletes a service without its claim) is dropped
       // and the change tried once more.
       if (retry && (await dropStaleClaims(this.client, this.#keys, claims.taken, this.#log))) return this.commit(changes, false);
+      // The conflict may be a remote change this node could not apply (see RemoteSink): tried again now, so that
+      // the caller's next try, after reading the service again, can go through.
+      if (this.#failed.size > 0) void this.#retryFailed();
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
     for (const id of deletedServices) {
@@ -382,12 +387,14 @@ export class EtcdStateStore implements StateStore {
     const sink = this.#sink;
     if (sink === null) return;
     const retried = [...this.#failed];
+    let follow: string[] = [];
     const read = () => {
       const { state, unreadable } = this.#rows(new Set(retried));
-      return { state, ids: retried.filter((id) => !unreadable.has(id)) };
+      follow = retried.filter((id) => !unreadable.has(id));
+      return { state, ids: follow };
     };
     try {
-      const { failed } = await sink.applyRemote(read);
+      const { failed } = await sink.applyRemote(read, (failed) => this.#caughtUp(new Set(follow.filter((id) => !failed.has(id)))));
       for (const id of retried) this.#failed.delete(id);
       for (const id of failed) this.#failed.add(id);
     } catch (error) {
@@ -396,6 +403,17 @@ export class EtcdStateStore implements StateStore {
   }
 
   #sink: RemoteSink | null = null;
+
+  /** Services now applied as the mirror has them (a failed change applied at last): their keys take its revisions. */
+  #caughtUp(ids: ReadonlySet<string>): void {
+    if (ids.size === 0) return;
+    for (const key of [...this.#applied.keys()]) if (ids.has(this.#keys.serviceOf(key) ?? "") && !this.#mirror.has(key)) this.#applied.delete(key);
+    for (const kv of this.#mirror.values()) {
+      if (!ids.has(this.#keys.serviceOf(kv.key) ?? "")) continue;
+      this.#applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
+      this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
+    }
+  }
 
   /** Watch from the snapshot's revision, relist when the watch ends or on the resync timer. */
   sync(sink: RemoteSink): void {
@@ -479,7 +497,9 @@ export class EtcdStateStore implements StateStore {
           frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
           return { state, ids: [...ids].filter((id) => !unreadable.has(id)) };
         };
-        const { changed, failed } = await sink.applyRemote(read, () => {
+        const { changed, failed } = await sink.applyRemote(read, (failed) => {
+          // A service this node could not apply keeps the revisions it last applied, as an unreadable one does.
+          frozen = new Set([...frozen, ...failed]);
           const applied = new Map<string, Rev>();
           for (const [key, rev] of this.#applied) if (frozen.has(this.#keys.serviceOf(key) ?? "")) applied.set(key, rev);
           for (const kv of mirror.values()) {
@@ -489,7 +509,7 @@ export class EtcdStateStore implements StateStore {
             if (ids.has(this.#keys.serviceOf(kv.key) ?? "")) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
           }
           this.#applied = applied;
-          this.#unreadable = frozen;
+          this.#unreadable = new Set([...frozen].filter((id) => !failed.has(id) || this.#unreadable.has(id)));
           this.#advance(revision);
         });
         this.#failed = new Set(failed);
@@ -560,21 +580,19 @@ export class EtcdStateStore implements StateStore {
       thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
       return { state: rows.state, ids: follow };
     };
-    const { failed } = await sink.applyRemote(read, () => {
+    const { failed } = await sink.applyRemote(read, (failed) => {
       for (const { key, revision: changed } of touched) {
-        if (unreadable.has(this.#keys.serviceOf(key) ?? "")) continue;
+        const service = this.#keys.serviceOf(key) ?? "";
+        // Not applied: the key keeps the revision this node last applied (see RemoteSink).
+        if (unreadable.has(service) || failed.has(service)) continue;
         this.#changeRevision = Math.max(this.#changeRevision, changed);
         const kv = mirror.get(key);
         if (kv === undefined) this.#applied.delete(key);
         else this.#applied.set(key, { create: kv.createRevision, mod: kv.modRevision });
       }
-      if (thawed.size > 0) {
-        for (const key of [...this.#applied.keys()]) if (thawed.has(this.#keys.serviceOf(key) ?? "") && !mirror.has(key)) this.#applied.delete(key);
-        for (const kv of mirror.values()) {
-          if (thawed.has(this.#keys.serviceOf(kv.key) ?? "")) this.#applied.set(kv.key, { create: kv.createRevision, mod: kv.modRevision });
-        }
-      }
-      for (const id of thawed) this.#unreadable.delete(id);
+      // Failed before and applied now: every key of it is applied, those that changed while it was failing too.
+      this.#caughtUp(new Set([...thawed, ...retried.filter((id) => !unreadable.has(id))].filter((id) => !failed.has(id))));
+      for (const id of thawed) if (!failed.has(id)) this.#unreadable.delete(id);
       for (const id of unreadable) this.#unreadable.add(id);
       this.#advance(revision);
     });

@@ -20,7 +20,7 @@ test("a relist whose range is older than a change this node committed meanwhile 
   let relisted: (schedulers: string[]) => void = () => undefined;
   const relist = new Promise<string[]>((resolve) => (relisted = resolve));
   const sink: RemoteSink = {
-    async applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: () => void) {
+    async applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
       const result = await node.gorb.applyRemote(read, onApplied);
       if (store.status().relists === 1) relisted((await node.driver.snapshot()).map((e) => e.service.scheduler));
       return result;
@@ -50,7 +50,7 @@ test("a watch behind this node's own writes does not apply the older events of a
   // The services in the kernel after each batch the watch applied.
   const kernels: string[][] = [];
   const sink: RemoteSink = {
-    async applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: () => void) {
+    async applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
       const result = await node.gorb.applyRemote(read, onApplied);
       kernels.push((await node.driver.snapshot()).map((e) => `${e.service.scheduler} ${"address" in e.service.key ? e.service.key.address : ""}`));
       return result;

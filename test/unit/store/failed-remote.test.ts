@@ -1,0 +1,59 @@
+/**
+ * A remote change a node cannot apply (its kernel refuses it) leaves that node's desired state as it was. Its
+ * writes to that service must then be conflicts, as for any change it has not applied: a write that went through
+ * would put the node's older rows back in etcd, and take the other node's change back on every node.
+ */
+import { expect, test } from "bun:test";
+import { ConflictError } from "../../../src/core/errors.ts";
+import { EtcdClient } from "../../../src/store/etcd-client.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
+
+const etcd = etcdForFile();
+const cleanups = cleanupsAfterEach();
+
+async function node(prefix: string) {
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, retryMs: 100 });
+  const stack = makeGorb({ store });
+  await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  cleanups.push(() => store.close());
+  return { ...stack, store };
+}
+
+test("a node whose kernel refused another node's change answers 409 to a write of that service, and does not undo the change in etcd", async () => {
+  const prefix = "/failed-remote";
+  const a = await node(prefix);
+  const b = await node(prefix);
+  await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80, weight: 100 });
+  expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+
+  // B changes b1's weight; A's kernel refuses the change, so A keeps weight 100.
+  a.driver.failNext("update-destination", "ENOMEM");
+  await b.gorb.updateBackend("web", "b1", { weight: 50 });
+  expect(await a.store.waitApplied(b.store.committedRevision, 5000)).toBe(true);
+  await a.gorb.idle();
+  expect(a.logger.lines.some((l) => l.startsWith('error cannot apply the shared state of service "web" to IPVS'))).toBe(true);
+  expect((await a.gorb.getBackend("web", "b1")).options.weight).toBe(100);
+
+  // A write of b1 through A: A has not applied B's change, so it is a conflict, and etcd keeps weight 50.
+  const write = await a.gorb.updateBackend("web", "b1", { pulse: { type: "tcp" } }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(write).toBeInstanceOf(ConflictError);
+  const row = (await new EtcdClient({ endpoints: [etcd.endpoint] }).range(`${prefix}/backends/web/b1`)).kvs[0];
+  expect(JSON.parse(row?.value ?? "{}")).toMatchObject({ fields: { weight: 50 } });
+
+  // The conflict had A try B's change again; its kernel takes it now, and A's next write goes through.
+  await a.gorb.idle();
+  expect((await a.gorb.getBackend("web", "b1")).options.weight).toBe(50);
+  await a.gorb.updateBackend("web", "b1", { pulse: { type: "tcp" } });
+  const after = (await new EtcdClient({ endpoints: [etcd.endpoint] }).range(`${prefix}/backends/web/b1`)).kvs[0];
+  expect(JSON.parse(after?.value ?? "{}")).toMatchObject({ fields: { weight: 50, pulse: { type: "tcp" } } });
+  expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+  await b.gorb.idle();
+  expect(await b.driver.snapshot()).toEqual(await a.driver.snapshot());
+});
