@@ -43,6 +43,11 @@ export interface MembershipOptions {
   readonly ttlSeconds?: number;
   readonly events: EventBus;
   readonly status: () => { readonly appliedRevision: number; readonly changeRevision: number; readonly state: string };
+  /**
+   * The health of every backend when the node registers, by "service/backend": what was checked before (a
+   * restored backend with pulse none is up at once, and never changes after) has no event left to tell it.
+   */
+  readonly health?: () => Promise<Iterable<readonly [string, EventHealthState]>>;
   readonly logger?: Logger;
 }
 
@@ -119,15 +124,29 @@ export class Membership {
 
   /** Register now (errors are logged and retried on the next tick) and keep the registration fresh. */
   async start(): Promise<void> {
+    // What events said while the health was read: newer than it (a backend deleted since is not put back).
+    let gone: Set<string> | null = new Set<string>();
     const sub = this.#o.events.subscribe((event) => {
       if (event.type === "backend.health") this.#health.set(`${event.data.service}/${event.data.backend}`, event.data.to);
       else if (event.type === "backend.created") this.#health.set(`${event.data.service}/${event.data.backend}`, "unknown");
-      else if (event.type === "backend.deleted") this.#health.delete(`${event.data.service}/${event.data.backend}`);
-      else if (event.type === "service.deleted") {
+      else if (event.type === "backend.deleted") {
+        this.#health.delete(`${event.data.service}/${event.data.backend}`);
+        gone?.add(`${event.data.service}/${event.data.backend}`);
+      } else if (event.type === "service.deleted") {
         for (const key of [...this.#health.keys()]) if (key.startsWith(`${event.data.service}/`)) this.#health.delete(key);
+        gone?.add(`${event.data.service}/`);
       }
     });
     this.#unsubscribe = () => sub.unsubscribe();
+    try {
+      for (const [path, state] of (await this.#o.health?.()) ?? []) {
+        const deleted = gone.has(path) || gone.has(`${path.slice(0, path.indexOf("/"))}/`);
+        if (!this.#health.has(path) && !deleted) this.#health.set(path, state);
+      }
+    } catch (error) {
+      this.#log.warn(`membership: cannot read the backends' health: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    gone = null;
     await this.#tick();
     this.#timer = setInterval(() => void this.#tick(), Math.max(1000, (this.#ttl * 1000) / 3));
   }

@@ -1,7 +1,9 @@
 /**
- * A membership write etcd applies but answers with gRPC Unavailable ("request timed out": its proposal committed
- * after the request's deadline) leaves the node's record written by its own lease at a revision the node did not
- * learn. The node must take that record as its own and go on updating it, not take it for another holder's.
+ * Fleet membership (src/store/membership.ts). A record write etcd applies but answers with gRPC Unavailable
+ * ("request timed out": its proposal committed after the request's deadline) leaves the node's record written by
+ * its own lease at a revision the node did not learn: the node must take that record as its own and go on
+ * updating it, not take it for another holder's. And the record holds the health of backends checked before the
+ * node registered, which no later event would bring.
  */
 import { expect, test } from "bun:test";
 import { EventBus } from "../../../src/core/events.ts";
@@ -56,3 +58,32 @@ test("a record write etcd applied but answered 'request timed out' does not lock
   expect(await waitFor(async () => (await health()) === "down", 10_000)).toBe(true);
   expect(log.lines.filter((l) => l.includes("is registered by"))).toEqual([]);
 }, 30_000);
+
+test("the record holds the health of backends checked before the node registered, not those deleted meanwhile", async () => {
+  const prefix = "/membership-seed";
+  const events = new EventBus();
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  // Checked before the membership starts (a restored backend with pulse none is up at once): no event will say it.
+  events.publish("backend.health", { service: "web", backend: "b1", from: "unknown", to: "up", message: "" });
+  const member = new Membership({
+    client,
+    prefix,
+    node: "a",
+    address: "10.0.0.1:4672",
+    version: "test",
+    events,
+    status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }),
+    ttlSeconds: 3,
+    health: async () => {
+      const health = [["web/b1", "up"], ["web/b2", "down"], ["api/b1", "down"]] as const;
+      // Deleted while the health was read: the event is newer.
+      events.publish("backend.deleted", { service: "web", backend: "b2" });
+      events.publish("service.deleted", { service: "api" });
+      return health;
+    },
+  });
+  await member.start();
+  cleanups.push(() => member.stop());
+  const record = (await listMembers(client, prefix)).find((m) => m.node === "a");
+  expect(record?.backends).toEqual({ "web/b1": "up" });
+});
