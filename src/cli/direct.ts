@@ -183,6 +183,8 @@ function refuse(args: RawArgs, names: readonly string[], why: string): void {
 function serviceKeyFrom(name: string, args: RawArgs): ServiceKey {
   refuse(args, ["host", "port", "protocol", "fwmark"], "the service is named by its key, e.g. tcp:10.0.0.1:80 or fwmark:7");
   refuse(args, ["sorry-server", "sorry-method", "quorum", "hysteresis", "quorum-up", "quorum-down"], "failover needs the daemon's health checks");
+  refuse(args, ["panic-threshold"], "panic mode needs the daemon's health checks");
+  refuse(args, ["announce-min-healthy"], "BGP announcements need the daemon");
   const family = choiceArg(args, "family", FAMILIES);
   return parseServiceName(name, family);
 }

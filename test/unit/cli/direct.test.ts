@@ -178,6 +178,16 @@ describe("--direct checks with the daemon's rules (core's normaliser and resolve
     expect(await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80"))).toEqual([]);
   });
 
+  test("daemon-only service flags (panic mode, BGP) are refused, not dropped: the kernel has no place for them", async () => {
+    for (const [flag, value] of [["--panic-threshold", "50"], ["--announce-min-healthy", "2"]] as const) {
+      for (const command of ["add", "set"]) {
+        const run = await runGorb(["service", command, "tcp:10.0.0.1:80", flag, value, "--direct"]);
+        expect([run.code, run.stderr]).toEqual([EXIT.USAGE, expect.stringContaining(`error: ${flag} is not used with --direct:`)]);
+      }
+    }
+    expect(await driver.listServices()).toEqual([]);
+  });
+
   test("set keeps what the kernel has and turns persistence off with its options", async () => {
     await ok(["service", "add", "tcp:10.0.0.1:80", "--method", "sh", "--flags", "sh-port", "--persistence-timeout", "60", "--netmask", "24"]);
     await ok(["service", "set", "tcp:10.0.0.1:80", "--no-persistent"]);
