@@ -107,7 +107,13 @@ function readTokenFile(source: string, file: string): string {
     if (error instanceof SecretFileError) throw new UsageError(`${source}: ${file}: ${error.problem}`);
     throw error;
   }
-  const token = readFileSync(file, "utf8").trim();
+  let token: string;
+  try {
+    token = readFileSync(file, "utf8").trim();
+  } catch (error) {
+    // Private but not ours to read (a root-owned 0600 token and a user's CLI): a usage error naming it, not a crash.
+    throw new UsageError(`${source}: ${file}: cannot read it (${String((error as { code?: unknown }).code ?? error)})`);
+  }
   if (token === "" || /[\s\u0000-\u001f\u007f]/.test(token)) {
     throw new UsageError(`${source}: ${file}: must hold one token without whitespace or control characters`);
   }

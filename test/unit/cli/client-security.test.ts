@@ -65,6 +65,21 @@ describe("token file", () => {
   });
 });
 
+describe("an unreadable token file", () => {
+  test("is a usage error naming the file and why, not an unexpected error", async () => {
+    // Private and regular, but not readable: what a root-owned 0600 token is to a user's CLI (EACCES). As root,
+    // /proc/self/mem (0600, a regular file of size 0 whose read at offset 0 fails with EIO) stands in for it.
+    const unreadable = "/proc/self/mem";
+    for (const [args, env, source] of [
+      [["--token-file", unreadable], {}, "--token-file"],
+      [[], { GORB_TOKEN_FILE: unreadable }, "GORB_TOKEN_FILE"],
+    ] as const) {
+      const run = await runGorb(["service", "ls", "--server", url, ...args], env);
+      expect([run.code, run.stderr]).toEqual([2, expect.stringMatching(new RegExp(`^error: ${source}: ${unreadable}: cannot read it \\(E[A-Z]+\\)\n`))]);
+    }
+  });
+});
+
 describe("secrets given where they do not belong", () => {
   test("a user and password in --server or GORB_SERVER are refused as usage, and never printed", async () => {
     for (const [args, env, source] of [
