@@ -2,23 +2,19 @@
  * The shape checks every part of a configuration document shares: a value that must be a mapping, and keys that
  * must be known. Each problem is a PathError naming the path.
  */
+import { isDateValue, isPlainMapping } from "../contract/json-values.ts";
 import { PathError, type PathSegment } from "../core/path.ts";
-
-/** True for a mapping (an object that is not a list or a date). */
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
-  if (value instanceof Date) return "a date";
+  if (isDateValue(value)) return "a date or time";
   return `a ${typeof value}`;
 }
 
 /** `value` as a mapping; a PathError at `path` otherwise. */
 export function mapping(value: unknown, path: readonly PathSegment[], what: string): Record<string, unknown> {
-  if (!isMapping(value)) throw new PathError(path, `must be a mapping of ${what}, got ${typeName(value)}`);
+  if (!isPlainMapping(value)) throw new PathError(path, `must be a mapping of ${what}, got ${typeName(value)}`);
   return value;
 }
 

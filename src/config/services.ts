@@ -6,6 +6,7 @@
  * file a typo would otherwise go unnoticed. An error is a PathError naming the path
  * ("services.web.backends.b1.port: must be 1-65535, got 70000").
  */
+import { describeValue, isDateValue } from "../contract/json-values.ts";
 import type { Fields } from "../core/fields.ts";
 import { ValidationError } from "../core/errors.ts";
 import { checkId } from "../core/ids.ts";
@@ -23,6 +24,17 @@ import { Pacer } from "../pacer.ts";
 import { PathError, underPath, type PathSegment } from "../core/path.ts";
 import { mapping, refuseUnknown } from "./mapping.ts";
 import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
+
+/**
+ * A PathError for the first date or time (a TOML `pulse = 2024-01-01`) left in a body whose fields were checked: the
+ * contract takes it where it takes an object (`pulse`, `pulse.args`, `sorry_server`), as one without keys, so the
+ * check would pass and the default be used. JSON, and so the API, has no dates.
+ */
+function refuseDates(value: unknown, path: readonly PathSegment[]): void {
+  if (isDateValue(value)) throw new PathError(path, `must be a mapping, got ${describeValue(value)}`);
+  if (typeof value !== "object" || value === null) return;
+  for (const [key, item] of Object.entries(value)) refuseDates(item, [...path, key]);
+}
 
 function checkedId(field: "service" | "backend", id: string, path: readonly PathSegment[]): string {
   try {
@@ -48,6 +60,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     let fields: Fields;
     try {
       fields = backendFields(obj);
+      refuseDates(obj, []);
       checkProbePort(normalizeBackendFields(fields, service));
     } catch (error) {
       throw underPath(error, at);
@@ -68,6 +81,7 @@ function readService(id: string, body: unknown, path: readonly PathSegment[]): D
   let spec: ServiceSpec;
   try {
     fields = serviceFields(obj);
+    for (const [key, value] of Object.entries(obj)) if (key !== backendsKey) refuseDates(value, [key]);
     spec = normalizeServiceFields(fields);
   } catch (error) {
     throw underPath(error, at);

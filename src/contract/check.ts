@@ -15,7 +15,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
 import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType, pickFolded } from "../health/options.ts";
-import { describeValue, jsonTypeName } from "./json-values.ts";
+import { describeValue, isPlainMapping, jsonTypeName } from "./json-values.ts";
 import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, SORRY_FIELDS, type FieldDef } from "./fields.ts";
 
 /** A problem with one field: the dotted path of the field and what is wrong with it. */
@@ -27,13 +27,9 @@ export interface ContractProblem {
 /** PUT reads null as "not given"; PATCH keeps it as "back to the default". */
 export type BodyMode = "put" | "patch";
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */
 function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
-  if (!isPlainObject(raw)) return raw;
+  if (!isPlainMapping(raw)) return raw;
   const out: Record<string, unknown> = {};
   for (const name of PULSE_FIELDS) {
     let value = pickFolded(raw, name);
@@ -46,7 +42,7 @@ function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
     out[name] = value;
   }
   const type = out.type === undefined || out.type === null ? PULSE_TYPES[0] : out.type;
-  if (isPlainObject(out.args) && (PULSE_TYPES as readonly unknown[]).includes(type)) {
+  if (isPlainMapping(out.args) && (PULSE_TYPES as readonly unknown[]).includes(type)) {
     const args = out.args;
     const kept: Record<string, unknown> = {};
     for (const key of PULSE_ARG_KEYS[type as PulseType]) if (Object.hasOwn(args, key)) kept[key] = args[key];
@@ -57,7 +53,7 @@ function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
 
 /** A sorry server with its keys folded and its method lower-cased; unknown keys dropped. */
 function canonicalServer(raw: unknown): unknown {
-  if (!isPlainObject(raw)) return raw;
+  if (!isPlainMapping(raw)) return raw;
   const out: Record<string, unknown> = {};
   for (const name of SORRY_FIELDS) {
     let value = pickFolded(raw, name);
@@ -75,7 +71,7 @@ function canonicalServer(raw: unknown): unknown {
  */
 function canonicalBody(raw: unknown, defs: Readonly<Record<string, FieldDef>>, mode: BodyMode): unknown {
   if (raw === undefined || raw === null) return {};
-  if (!isPlainObject(raw)) return raw;
+  if (!isPlainMapping(raw)) return raw;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(raw)) {
     const name = key.toLowerCase();

@@ -3,7 +3,7 @@
  * when it only reads a file and sends it.
  */
 
-/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null". */
+/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null", "a date or time". */
 export function describeValue(value: unknown): string {
   if (typeof value === "string") {
     const text = value.length > 64 ? `${value.slice(0, 61)}...` : value;
@@ -13,7 +13,26 @@ export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return "an array";
+  if (isDateValue(value)) return "a date or time";
   return `an ${typeof value}`;
+}
+
+/**
+ * True for a date or time a YAML or TOML file can hold unquoted (`port = 2024-01-01`, `interval = 00:00:05`):
+ * Bun.TOML gives Temporal values (Temporal.PlainDate, PlainTime, ...), objects without own keys, and a Date is one too.
+ */
+export function isDateValue(value: unknown): boolean {
+  return value instanceof Date || (typeof value === "object" && value !== null && Object.prototype.toString.call(value).startsWith("[object Temporal."));
+}
+
+/**
+ * True for a mapping as JSON.parse gives one: an object whose prototype is Object.prototype or null. A date or time
+ * of a file (isDateValue), a list or any other object is not, so it is never read as an empty mapping.
+ */
+export function isPlainMapping(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 /**

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadDeclaredFile } from "../../../src/config/declared.ts";
 import { loadConfigFile, parseConfigFile } from "../../../src/config/load.ts";
 import { refusal } from "./_refusal.ts";
 
@@ -32,6 +33,32 @@ describe("configuration file edges", () => {
     expect(refusal("gorb.json", `${bom}{\n  "services": {\n    "web": {"port": 70000}\n  }\n}\n`)).toBe(
       "gorb.json:3: services.web.port: must be 1-65535, got 70000",
     );
+  });
+
+  test("a TOML date or time is called one, and is never read as an empty mapping (no services, a default pulse)", async () => {
+    const date = "a date or time";
+    const web = '[services.web]\nhost = "10.0.0.1"\nport = 80\n';
+    const b1 = `${web}[services.web.backends.b1]\nhost = "10.1.0.1"\n`;
+    for (const [text, error] of [
+      ["listen = 2024-01-01\n", `gorb.toml:1: listen: must be a string, got ${date}`],
+      ["token = 2024-01-01\n", `gorb.toml:1: token: must be a string (quote it), got ${date}`],
+      ['[services.web]\nhost = "10.0.0.1"\nport = 2024-01-01\n', `gorb.toml:3: services.web.port: must be an integer 1-65535, got ${date}`],
+      [`${b1}pulse = { interval = 00:00:05 }\n`, `gorb.toml:6: services.web.backends.b1.pulse.interval: must be a string, got ${date}`],
+      // Read as mappings without keys, these were an empty set (deleting every file-owned service), no backends,
+      // and the default pulse.
+      ["services = 2024-01-01\n", `gorb.toml:1: services: must be a mapping of service ids to services, got ${date}`],
+      ["[services]\nweb = 1979-05-27T07:32:00Z\n", `gorb.toml:2: services.web: must be a mapping of service fields, got ${date}`],
+      [`${web}backends = 2024-01-01\n`, `gorb.toml:4: services.web.backends: must be a mapping of backend ids to backends, got ${date}`],
+      [`${b1}pulse = 2024-01-01\n`, `gorb.toml:6: services.web.backends.b1.pulse: must be a mapping, got ${date}`],
+      [`${b1}pulse = { type = "http", args = 07:32:00 }\n`, `gorb.toml:6: services.web.backends.b1.pulse.args: must be a mapping, got ${date}`],
+      [`${web}sorry_server = 2024-01-01\n`, `gorb.toml:4: services.web.sorry_server: must be a mapping, got ${date}`],
+    ] as const) {
+      expect(refusal("gorb.toml", text)).toBe(error);
+    }
+    // gorb apply -f checks such a set in the CLI (it cannot be sent as JSON): refused there too.
+    const path = join(dir, "dated.toml");
+    writeFileSync(path, "services = 2024-01-01\n");
+    await expect(loadDeclaredFile(path)).rejects.toThrow(`${path}:1: services: must be a mapping of service ids to services, got ${date}`);
   });
 
   test("a second YAML document is refused at its --- line, not as a list at no line", () => {
