@@ -88,7 +88,7 @@ export const drain = withExamples(
       ...ids,
       timeout: { type: "string", description: `Longest wait for the connections to end: 30s, 5m, 2h (default ${DRAIN.timeout})`, valueHint: "duration" },
       then: { type: "enum", options: [...DRAIN_THEN], description: `When the drain ends: remove the backend or keep it at weight 0 (default ${DRAIN.then})` },
-      wait: { type: "boolean", default: true, description: "Show the drain's progress until it ends (default)", negativeDescription: "Return at once" },
+      wait: { type: "boolean", default: true, description: "Show the drain's progress until it ends", negativeDescription: "Return at once" },
       ...serverArgs,
     },
     async run({ args }) {

@@ -23,6 +23,8 @@ describe("--version and --help", () => {
       expect([run.code, run.stderr]).toEqual([0, ""]);
       expect(run.stdout).toStartWith(`gorb${path.map((p) => ` ${p}`).join("")} - `);
       expect(run.stdout).toContain("Usage: gorb");
+      // A flag's default is said once: its description does not say "(default)" beside the rendered "(default: x)".
+      expect(run.stdout).not.toMatch(/\(default\) \(default: /);
       const args = cmd.args === undefined ? {} : (cmd.args as Record<string, { type?: string }>);
       for (const [name, def] of Object.entries(args)) {
         if (def.type !== "positional") expect(run.stdout).toContain(`--${name}`);
