@@ -22,7 +22,12 @@ export function describeValue(value: unknown): string {
  * Bun.TOML gives Temporal values (Temporal.PlainDate, PlainTime, ...), objects without own keys, and a Date is one too.
  */
 export function isDateValue(value: unknown): boolean {
-  return value instanceof Date || (typeof value === "object" && value !== null && Object.prototype.toString.call(value).startsWith("[object Temporal."));
+  if (typeof value !== "object" || value === null) return false;
+  if (value instanceof Date) return true;
+  // A mapping or a list as JSON.parse gives them (every object of an API body): no tag to build and read.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) return false;
+  return Object.prototype.toString.call(value).startsWith("[object Temporal.");
 }
 
 /**
