@@ -29,6 +29,8 @@ interface EtcdFlags {
  */
 async function readState(stateDir: string | undefined, store: string | undefined, etcd: EtcdFlags): Promise<{ state: SavedState; note: string | null }> {
   if (store !== undefined || Object.values(etcd).some((v) => v !== undefined)) {
+    // One source: a --state-dir beside --store was ignored without a word (an export of the other state).
+    if (stateDir !== undefined) throw new UsageError("--state-dir and --store are two sources: give one", "gorb state export");
     let shared;
     try {
       shared = parseDaemonOptions({ store, ...etcd }).sharedStore;

@@ -65,6 +65,10 @@ test("a state directory its daemon still holds is refused (exit 2); a bad --stor
   const bad = await runGorb(["state", "export", "--store", "consul://x:1/gorb"]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain("--store: expected etcd://");
+  // Both sources: refused, not one of them read and the other dropped.
+  const both = await runGorb(["state", "export", "--state-dir", dir, "--store", "etcd://127.0.0.1:1/gorb"]);
+  expect([both.code, both.stdout]).toEqual([2, ""]);
+  expect(both.stderr).toContain("--state-dir and --store are two sources: give one");
 });
 
 test("a --state-dir without a state (missing, a relative typo, or a directory without state.db) is refused; nothing is created", async () => {
