@@ -204,19 +204,37 @@ export const DEFAULT_BGP_HOLD_DOWN = "3s";
 /** The shortest reconcile period accepted. */
 export const MIN_RECONCILE_INTERVAL_MS = 1000;
 
+/** How a setting is named where the error is shown: a flag ("--etcd-user") or a configuration file's key ("etcd_user"). */
+export type SettingNamer = (flag: string) => string;
+
+/** The command line's names. */
+const asFlag: SettingNamer = (flag) => `--${flag}`;
+
 /**
  * DaemonOptionError reports a bad flag value; `flag` is the long flag name without dashes ("listen") and `problem`
- * what is wrong with its value.
+ * what is wrong with its value, naming other settings as flags. A problem that names other settings is given as a
+ * function of how to name them, so a configuration file's error names its keys (`problemAs`).
  */
 export class DaemonOptionError extends Error {
   override readonly name = "DaemonOptionError";
   readonly flag: string;
-  readonly problem: string;
+  readonly #problem: (name: SettingNamer) => string;
 
-  constructor(flag: string, problem: string) {
-    super(`--${flag}: ${problem}`);
+  constructor(flag: string, problem: string | ((name: SettingNamer) => string)) {
+    const say = typeof problem === "string" ? () => problem : problem;
+    super(`--${flag}: ${say(asFlag)}`);
     this.flag = flag;
-    this.problem = problem;
+    this.#problem = say;
+  }
+
+  /** What is wrong, other settings named as flags. */
+  get problem(): string {
+    return this.#problem(asFlag);
+  }
+
+  /** What is wrong, other settings named by `name`. */
+  problemAs(name: SettingNamer): string {
+    return this.#problem(name);
   }
 }
 
@@ -405,7 +423,7 @@ function filePath(flag: string, value: string | undefined): string | null {
 function secretOrFile(flag: string, value: string | undefined, fileFlag: string, file: string | undefined) {
   const inline = secret(flag, value);
   const path = filePath(fileFlag, file);
-  if (inline !== null && path !== null) throw new DaemonOptionError(fileFlag, `give either --${flag} or --${fileFlag}, not both`);
+  if (inline !== null && path !== null) throw new DaemonOptionError(fileFlag, (n) => `give either ${n(flag)} or ${n(fileFlag)}, not both`);
   return { inline, path };
 }
 
@@ -446,8 +464,8 @@ function tls(flags: DaemonFlags): DaemonOptions["tls"] {
   const certFile = filePath("tls-cert", flags.tlsCert);
   const keyFile = filePath("tls-key", flags.tlsKey);
   if (certFile === null && keyFile === null) return null;
-  if (certFile === null) throw new DaemonOptionError("tls-cert", "is required with --tls-key");
-  if (keyFile === null) throw new DaemonOptionError("tls-key", "is required with --tls-cert");
+  if (certFile === null) throw new DaemonOptionError("tls-cert", (n) => `is required with ${n("tls-key")}`);
+  if (keyFile === null) throw new DaemonOptionError("tls-key", (n) => `is required with ${n("tls-cert")}`);
   return { certFile, keyFile };
 }
 
@@ -476,7 +494,7 @@ function bgp(flags: DaemonFlags): BgpOptions | null {
   const socket = filePath("bgp-bird-socket", flags.bgpBirdSocket);
   if (socket === null) {
     for (const [flag, value] of [["bgp-include", flags.bgpInclude], ["bgp-protocol", flags.bgpProtocol], ["bgp-hold-down", flags.bgpHoldDown]] as const) {
-      if (value !== undefined) throw new DaemonOptionError(flag, "needs --bgp-bird-socket");
+      if (value !== undefined) throw new DaemonOptionError(flag, (n) => `needs ${n("bgp-bird-socket")}`);
     }
     return null;
   }
@@ -506,7 +524,7 @@ function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
   const passwordFile = filePath("etcd-password-file", flags.etcdPasswordFile);
   if (text === undefined || text === "" || text === "sqlite") {
     for (const [flag, value] of [["etcd-ca", caFile], ["etcd-cert", certFile], ["etcd-key", keyFile], ["etcd-user", user], ["etcd-password-file", passwordFile]] as const) {
-      if (value !== null) throw new DaemonOptionError(flag, "needs --store etcd://...");
+      if (value !== null) throw new DaemonOptionError(flag, (n) => `needs ${n("store")} etcd://...`);
     }
     return null;
   }
@@ -532,10 +550,10 @@ function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
     }
   }
   if ((certFile === null) !== (keyFile === null)) {
-    throw new DaemonOptionError(certFile === null ? "etcd-cert" : "etcd-key", "--etcd-cert and --etcd-key go together");
+    throw new DaemonOptionError(certFile === null ? "etcd-cert" : "etcd-key", (n) => `${n("etcd-cert")} and ${n("etcd-key")} go together`);
   }
   if ((user === null) !== (passwordFile === null)) {
-    throw new DaemonOptionError(user === null ? "etcd-user" : "etcd-password-file", "--etcd-user and --etcd-password-file go together");
+    throw new DaemonOptionError(user === null ? "etcd-user" : "etcd-password-file", (n) => `${n("etcd-user")} and ${n("etcd-password-file")} go together`);
   }
   return { endpoints: hosts.map((h) => `${scheme}://${h}`), prefix, caFile, certFile, keyFile, user, passwordFile };
 }

@@ -123,7 +123,7 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
     parseDaemonOptions(settings);
   } catch (error) {
     if (!(error instanceof DaemonOptionError)) throw error;
-    throw new PathError([settingOfFlag(error.flag)], error.problem, { cause: error });
+    throw new PathError([settingOfFlag(error.flag)], error.problemAs(settingOfFlag), { cause: error });
   }
   return settings;
 }

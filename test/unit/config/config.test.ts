@@ -84,6 +84,11 @@ describe("configuration files", () => {
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
         'gorb.yaml:9: services.web.backends.b1.pulse.interval: invalid interval "5 seconds", use e.g. 500ms, 5s, 1m, 2h'],
       ["gorb.yaml", "- 1\n", "gorb.yaml: (top level): must be a mapping of settings, got a list"],
+      // Settings that go together are named as the file names them, not as flags.
+      ["gorb.yaml", "store: etcd://10.0.0.1:2379/gorb\netcd_user: root\n", "gorb.yaml: etcd_password_file: etcd_user and etcd_password_file go together"],
+      ["gorb.yaml", "tls_key: /etc/gorb/key.pem\n", "gorb.yaml: tls_cert: is required with tls_key"],
+      ["gorb.yaml", "bgp_include: /etc/bird/gorb.conf\n", "gorb.yaml:1: bgp_include: needs bgp_bird_socket"],
+      ["gorb.yaml", "token: abc\ntoken_file: /etc/gorb/token\n", "gorb.yaml:2: token_file: give either token or token_file, not both"],
     ];
     for (const [name, text, message] of cases) expect(refusal(name, text)).toBe(message);
   });
