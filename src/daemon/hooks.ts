@@ -6,7 +6,9 @@
  * Programs run with gorb's privileges, so, like exec health checks, only programs under the hook directory
  * (--hook-dir, default /etc/gorb/hooks) run: the API refuses other paths, and the runner checks the real path
  * (symlinks resolved) again. A hook never blocks the daemon: it is started and left to run; one that outlives
- * the timeout is killed (SIGKILL). A hook that cannot start, exits non-zero or is killed is logged, nothing more.
+ * the timeout is killed (SIGKILL) with its whole process group: it runs in a session of its own, so a shell
+ * script's `curl` or `sleep` (or anything it put in the background) dies with it; killing the script alone left
+ * them running past the timeout. A hook that cannot start, exits non-zero or is killed is logged, nothing more.
  * Its stdin is /dev/null and its output is discarded.
  */
 import { realpathSync } from "node:fs";
@@ -34,7 +36,7 @@ export function quorumHookRunner(dir: string, timeoutMs: number, log: Logger): Q
     }
     let child: ReturnType<typeof Bun.spawn>;
     try {
-      child = Bun.spawn([program], { env: { ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+      child = Bun.spawn([program], { env: { ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
     } catch (error) {
       log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
       return;
@@ -42,7 +44,11 @@ export function quorumHookRunner(dir: string, timeoutMs: number, log: Logger): Q
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGKILL");
+      try {
+        process.kill(-child.pid, "SIGKILL"); // the hook leads its own process group: its children die with it
+      } catch {
+        child.kill("SIGKILL");
+      }
     }, timeoutMs);
     child.exited.then(
       (status) => {

@@ -44,6 +44,26 @@ function waitingLogger() {
   return { log, lines, line };
 }
 
+/** The pid a script wrote to `file`, once it is there. */
+async function pidIn(file: string): Promise<number> {
+  while (!existsSync(file) || !readFileSync(file, "utf8").endsWith("\n")) await Bun.sleep(5);
+  return Number(readFileSync(file, "utf8"));
+}
+
+/** Whether `pid` is gone or a zombie (killed, not yet reaped by its new parent) within 2 s. */
+async function dead(pid: number): Promise<boolean> {
+  for (const until = performance.now() + 2_000; performance.now() < until; await Bun.sleep(5)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return true;
+    }
+    if (stat.split(") ")[1]?.startsWith("Z")) return true;
+  }
+  return false;
+}
+
 const ENV = { PATH: "/usr/bin:/bin", GORB_SERVICE: "web", GORB_STATE: "down", GORB_HEALTHY: "0" };
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -86,5 +106,17 @@ describe("quorum hooks", () => {
     expect(lines).toEqual([]); // returned before either hook ended: the runner never waits for one
     expect(await line("fail.sh")).toBe(`error quorum hook ${failing} (service "web" down): exit 3`);
     expect(await line("slow.sh")).toBe(`error quorum hook ${slow} (service "web" down): killed after 200 ms`);
+  });
+
+  test("a hook killed at its timeout takes its children with it (a script's sleep or curl)", async () => {
+    const pidFile = join(root, "tree.pid");
+    const tree = script(join(dir, "tree.sh"), `sleep 30 & echo $! > ${pidFile}; sleep 30`);
+    const { log, line } = waitingLogger();
+    quorumHookRunner(dir, 1_000, log)(tree, ENV);
+    const background = await pidIn(pidFile);
+    expect(await line("tree.sh")).toBe(`error quorum hook ${tree} (service "web" down): killed after 1000 ms`);
+    const alive = !(await dead(background));
+    if (alive) process.kill(background, "SIGKILL");
+    expect(alive).toBe(false);
   });
 });
