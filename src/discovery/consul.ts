@@ -165,8 +165,8 @@ export class ConsulDiscovery implements Discovery {
 
   /**
    * Withdraw this instance's service registrations whose service gorb no longer has (deleted while gorb was
-   * stopped): the agent's services with this instance's ID prefix and the "gorb" tag, minus `keep` and anything
-   * queued. One attempt to list; a failure is logged and the next start tries again. Resolves when queued.
+   * stopped): the agent's services with this instance's ID prefix and the "gorb" tag, minus `keep`, anything
+   * queued and anything registered since start. One attempt to list; a failure is logged and the next start tries again. Resolves when queued.
    */
   async prune(keep: Iterable<string>): Promise<void> {
     const kept = new Set(keep);
@@ -176,7 +176,8 @@ export class ConsulDiscovery implements Discovery {
     for (const s of listed) {
       if (typeof s.Service !== "string" || !Array.isArray(s.Tags)) continue;
       if (!s.ID.startsWith(prefix) || !s.Tags.includes(SERVICE_TAG) || s.ID !== this.consulId(s.Service)) continue;
-      if (kept.has(s.Service) || this.#pending.has(s.Service)) continue;
+      // Registered since start: created (and registered) while the list was on its way, not stale.
+      if (kept.has(s.Service) || this.#pending.has(s.Service) || this.#registered.has(s.Service)) continue;
       this.#log.info(`consul: withdrawing ${s.ID}: gorb no longer has service ${JSON.stringify(s.Service)}`);
       this.remove(s.Service);
     }

@@ -305,6 +305,31 @@ describe("ConsulDiscovery", () => {
     expect(seen).toEqual(["GET /v1/agent/services", "PUT /v1/agent/service/deregister/lb1-gone"]);
   });
 
+  test("prune never withdraws a service created (and registered) while the agent's list was on its way", async () => {
+    const agent = rememberingConsul();
+    let answer = () => {};
+    const listAsked = Promise.withResolvers<void>();
+    const slowList = (input: string, init: RequestInit) => {
+      if (new URL(input).pathname !== "/v1/agent/services") return fetch(input, init);
+      listAsked.resolve();
+      // The agent answers the list only after the new service's registration reached it.
+      return new Promise<Response>((resolve) => {
+        answer = () => resolve(fetch(input, init));
+      });
+    };
+    const discovery = new ConsulDiscovery({ url: agent.url, instance: "lb1", resyncIntervalMs: 0, fetch: slowList });
+    const pruned = discovery.prune([]); // gorb had no service at start
+    await listAsked.promise;
+    discovery.expose(WEB); // created through the API meanwhile
+    await discovery.whenIdle();
+    expect(agent.ids()).toEqual(["lb1-web"]);
+    answer();
+    await pruned;
+    await discovery.whenIdle();
+    expect(agent.ids()).toEqual(["lb1-web"]);
+    await discovery.close();
+  });
+
   test("a redirect is not followed: the ACL token never reaches another host, and the call failed", async () => {
     const elsewhere = fakeConsul();
     servers.push(elsewhere.server);
