@@ -2,7 +2,9 @@
  * Follows GET /events with fetch (not EventSource, which cannot send headers: the token goes in the
  * Authorization header, never in the URL). Parses the Server-Sent Events text, keeps the last id and sends it
  * as Last-Event-ID when it reconnects, so the daemon replays what was missed (or answers `resync`). A lost
- * connection is reported as "reconnecting" and retried with a growing pause (0.5 s doubling to 5 s).
+ * connection is reported as "reconnecting" and retried with a growing pause (0.5 s doubling to 5 s). So is one
+ * that stays silent for longer than three of the daemon's 15 s keepalives (a daemon or network path that vanished
+ * without closing the socket): without that limit the page said "live" forever and showed nothing new.
  */
 import { actionPath } from "./actions.ts";
 import { authHeaders } from "./api.ts";
@@ -17,8 +19,11 @@ export interface StreamHandlers {
   onStatus(status: StreamStatus, detail: string): void;
 }
 
+/** How long a connection may deliver nothing (not even a keepalive) before it is dropped and reopened. */
+const IDLE_MS = 45_000;
+
 /** Starts following `url` (the page's own GET /events); returns the function that stops. */
-export function followEvents(handlers: StreamHandlers, url: string = actionPath("events")): () => void {
+export function followEvents(handlers: StreamHandlers, url: string = actionPath("events"), idleMs: number = IDLE_MS): () => void {
   let stopped = false;
   let lastId: string | null = null;
   let controller: AbortController | null = null;
@@ -26,11 +31,18 @@ export function followEvents(handlers: StreamHandlers, url: string = actionPath(
 
   const run = async (): Promise<void> => {
     while (!stopped) {
-      controller = new AbortController();
+      const connection = new AbortController();
+      controller = connection;
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const rearm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => connection.abort(new Error(`nothing received for ${idleMs / 1000}s`)), idleMs);
+      };
+      rearm();
       try {
         const headers: Record<string, string> = { ...authHeaders(), Accept: "text/event-stream" };
         if (lastId !== null) headers["Last-Event-ID"] = lastId;
-        const response = await fetch(url, { headers, signal: controller.signal, cache: "no-store" });
+        const response = await fetch(url, { headers, signal: connection.signal, cache: "no-store" });
         if (response.status === 401) {
           handlers.onStatus("unauthorized", "the token was refused");
           return;
@@ -44,6 +56,7 @@ export function followEvents(handlers: StreamHandlers, url: string = actionPath(
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          rearm();
           const { blocks, rest } = parseBlocks(buffer + value);
           buffer = rest;
           for (const block of blocks) {
@@ -60,7 +73,11 @@ export function followEvents(handlers: StreamHandlers, url: string = actionPath(
         if (!stopped) handlers.onStatus("reconnecting", "the stream ended");
       } catch (error) {
         if (stopped) return;
-        handlers.onStatus("reconnecting", error instanceof Error ? error.message : String(error));
+        const why = connection.signal.aborted ? connection.signal.reason : error;
+        handlers.onStatus("reconnecting", why instanceof Error ? why.message : String(why));
+      } finally {
+        clearTimeout(idle);
+        connection.abort(); // a connection given up on (ended, silent, refused) is closed, never left open
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
       pause = Math.min(pause * 2, 5000);

@@ -105,3 +105,29 @@ test("a refused token is reported as unauthorized at the first answer, and the c
   expect(seen.opens).toEqual([]);
   expect(requests).toBe(1); // reported at the first 401, not after retries
 });
+
+test("a connection that goes silent (no event, no keepalive) is dropped and reopened, not left 'live' forever", async () => {
+  // A daemon (or a network path) that vanished without closing the socket: the answer came, then nothing.
+  let requests = 0;
+  const server = serve(() => {
+    requests++;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(": keepalive\n\n"));
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+  });
+  const { seen, next, handlers } = recorder();
+  const details: string[] = [];
+  const stop = followEvents(
+    { ...handlers, onStatus: (status, detail) => (details.push(detail), handlers.onStatus(status)) },
+    `http://127.0.0.1:${server.port}/events`,
+    100,
+  );
+  cleanups.push(stop, () => server.stop(true));
+  await next(() => seen.opens.length === 2);
+  expect(seen.statuses.slice(0, 3)).toEqual(["live", "reconnecting", "live"]);
+  expect(details[1]).toBe("nothing received for 0.1s");
+  expect(requests).toBe(2);
+});
