@@ -166,7 +166,8 @@ export class ConsulDiscovery implements Discovery {
   /**
    * Withdraw this instance's service registrations whose service gorb no longer has (deleted while gorb was
    * stopped): the agent's services with this instance's ID prefix and the "gorb" tag, minus `keep`, anything
-   * queued and anything registered since start. One attempt to list; a failure is logged and the next start tries again. Resolves when queued.
+   * queued and anything registered since start. One attempt to list; a failure is logged and the next start tries
+   * again. Resolves when queued.
    */
   async prune(keep: Iterable<string>): Promise<void> {
     const kept = new Set(keep);
