@@ -7,11 +7,16 @@ interface Block {
   data: string;
 }
 
-/** Splits SSE text into complete blocks; returns them and the unfinished rest. */
+/**
+ * Splits SSE text into complete blocks; returns them and the unfinished rest. A CR that ends the text is kept in the
+ * rest as it is: it may be the first half of a CRLF split between two reads, which read as two line ends would
+ * end the event in its middle.
+ */
 export function parseBlocks(text: string): { blocks: Block[]; rest: string } {
   const blocks: Block[] = [];
-  const parts = text.replace(/\r\n?/g, "\n").split("\n\n");
-  const rest = parts.pop() ?? "";
+  const held = text.endsWith("\r") ? "\r" : "";
+  const parts = (held === "" ? text : text.slice(0, -1)).replace(/\r\n?/g, "\n").split("\n\n");
+  const rest = (parts.pop() ?? "") + held;
   for (const part of parts) {
     const block: Block = { id: null, type: "message", data: "" };
     const data: string[] = [];

@@ -282,4 +282,12 @@ describe("the event stream's parser", () => {
     expect(rest).toBe('id: 2@r\nevent: resync\ndata: {"reason"');
     expect(parseBlocks(`${rest}:"x"}\n\n`).blocks).toEqual([{ id: "2@r", type: "resync", data: '{"reason":"x"}' }]);
   });
+
+  test("a CRLF split between two reads is one line end: the event is not cut in two", () => {
+    const first = parseBlocks('id: 3@r\r\nevent: backend.health\r');
+    expect(first.blocks).toEqual([]);
+    const second = parseBlocks(`${first.rest}\ndata: {"to":"up"}\r\n\r\n`);
+    expect(second.blocks).toEqual([{ id: "3@r", type: "backend.health", data: '{"to":"up"}' }]);
+    expect(second.rest).toBe("");
+  });
 });
