@@ -10,6 +10,10 @@
  * script's `curl` or `sleep` (or anything it put in the background) dies with it; killing the script alone left
  * them running past the timeout. A hook that cannot start, exits non-zero or is killed is logged, nothing more.
  * Its stdin is /dev/null and its output is discarded.
+ *
+ * A service's hooks run one at a time, in order: a flapping service's slow `quorum_down` and the `quorum_up` after
+ * it would otherwise run at once and could end in either order, leaving what they drive (a DNS record, a page) in
+ * the older state. While one runs, only the service's latest change waits; one it supersedes is dropped and logged.
  */
 import { realpathSync } from "node:fs";
 import type { QuorumHookRunner } from "../core/failover.ts";
@@ -28,39 +32,77 @@ function underDir(program: string, dir: string): boolean {
 
 /** A runner for Gorb's `hooks` option; see the module comment. */
 export function quorumHookRunner(dir: string, timeoutMs: number, log: Logger): QuorumHookRunner {
-  return (program, env) => {
-    const what = `quorum hook ${program} (service ${JSON.stringify(env.GORB_SERVICE ?? "")} ${env.GORB_STATE ?? ""})`;
-    if (!underDir(program, dir)) {
-      log.error(`${what}: not run: not a program under ${dir}`);
-      return;
+  /** By service: the hook that waits for the running one to end (null: none waits). No entry: none runs. */
+  const waiting = new Map<string, { readonly what: string; readonly start: () => void } | null>();
+  const finished = (service: string): void => {
+    const next = waiting.get(service);
+    if (next === undefined) return;
+    if (next === null) waiting.delete(service);
+    else {
+      waiting.set(service, null);
+      next.start();
     }
-    let child: ReturnType<typeof Bun.spawn>;
-    try {
-      child = Bun.spawn([program], { env: { ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
-    } catch (error) {
-      log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
-      return;
-    }
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid, "SIGKILL"); // the hook leads its own process group: its children die with it
-      } catch {
-        child.kill("SIGKILL");
-      }
-    }, timeoutMs);
-    child.exited.then(
-      (status) => {
-        clearTimeout(timer);
-        if (timedOut) log.error(`${what}: killed after ${timeoutMs} ms`);
-        else if (status !== 0) log.error(`${what}: exit ${status}`);
-        else log.info(`${what}: done`);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        log.error(`${what}: ${String(error)}`);
-      },
-    );
   };
+  return (program, env) => {
+    const service = env.GORB_SERVICE ?? "";
+    const what = `quorum hook ${program} (service ${JSON.stringify(service)} ${env.GORB_STATE ?? ""})`;
+    const start = () => {
+      if (!runHook(program, env, what, dir, timeoutMs, log, () => finished(service))) finished(service);
+    };
+    if (!waiting.has(service)) {
+      waiting.set(service, null);
+      start();
+      return;
+    }
+    const superseded = waiting.get(service);
+    if (superseded !== undefined && superseded !== null) log.warn(`${superseded.what}: not run: superseded by a later change of the service`);
+    waiting.set(service, { what, start });
+  };
+}
+
+/** Start one hook; `ended` is called once it has ended. False when it did not start (logged; `ended` is not called). */
+function runHook(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  what: string,
+  dir: string,
+  timeoutMs: number,
+  log: Logger,
+  ended: () => void,
+): boolean {
+  if (!underDir(program, dir)) {
+    log.error(`${what}: not run: not a program under ${dir}`);
+    return false;
+  }
+  let child: ReturnType<typeof Bun.spawn>;
+  try {
+    child = Bun.spawn([program], { env: { ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
+  } catch (error) {
+    log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid, "SIGKILL"); // the hook leads its own process group: its children die with it
+    } catch {
+      child.kill("SIGKILL");
+    }
+  }, timeoutMs);
+  child.exited.then(
+    (status) => {
+      clearTimeout(timer);
+      if (timedOut) log.error(`${what}: killed after ${timeoutMs} ms`);
+      else if (status !== 0) log.error(`${what}: exit ${status}`);
+      else log.info(`${what}: done`);
+      ended();
+    },
+    (error: unknown) => {
+      clearTimeout(timer);
+      log.error(`${what}: ${String(error)}`);
+      ended();
+    },
+  );
+  return true;
 }

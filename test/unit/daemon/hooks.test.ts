@@ -108,6 +108,28 @@ describe("quorum hooks", () => {
     expect(await line("slow.sh")).toBe(`error quorum hook ${slow} (service "web" down): killed after 200 ms`);
   });
 
+  test("a service's hooks run one at a time, in order; while one runs only the latest change waits", async () => {
+    // A flapping service: a slow quorum_down, then up, then down again before it ends. Run at once, the first down
+    // could end after the up and leave what it drives "down"; the up is superseded by the second down anyway.
+    const order = join(root, "order.txt");
+    const go = join(root, "go");
+    const slow = script(join(dir, "slow-down.sh"), `echo "start $GORB_STATE" >> ${order}; while [ ! -e ${go} ]; do sleep 0.01; done; echo "end $GORB_STATE" >> ${order}`);
+    const quick = script(join(dir, "quick.sh"), `echo "ran $GORB_SERVICE $GORB_STATE" >> ${order}`);
+    const { log, line, lines } = waitingLogger();
+    const run = quorumHookRunner(dir, 10_000, log);
+    run(slow, { ...ENV, GORB_STATE: "down" });
+    while (!existsSync(order)) await Bun.sleep(5);
+    run(quick, { ...ENV, GORB_STATE: "up" });
+    run(quick, { ...ENV, GORB_STATE: "down" });
+    // Another service's hook does not wait for web's.
+    run(quick, { ...ENV, GORB_SERVICE: "api", GORB_STATE: "up" });
+    expect(await line('(service "api" up): done')).toBe(`info quorum hook ${quick} (service "api" up): done`);
+    expect(lines).toContain(`warn quorum hook ${quick} (service "web" up): not run: superseded by a later change of the service`);
+    writeFileSync(go, "");
+    await line(`quick.sh (service "web" down): done`);
+    expect(readFileSync(order, "utf8").split("\n").filter((l) => l !== "")).toEqual(["start down", "ran api up", "end down", "ran web down"]);
+  });
+
   test("a hook killed at its timeout takes its children with it (a script's sleep or curl)", async () => {
     const pidFile = join(root, "tree.pid");
     const tree = script(join(dir, "tree.sh"), `sleep 30 & echo $! > ${pidFile}; sleep 30`);
