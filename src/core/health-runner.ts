@@ -13,6 +13,7 @@ import { evaluateQuorum, type QuorumChange, type ServiceRecord } from "./desired
 import { SORRY_ID } from "./failover.ts";
 import type { FailoverParts, FailoverRunner } from "./failover-runner.ts";
 import { applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
+import type { OperationResult } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
 
 const q = JSON.stringify;
@@ -76,6 +77,36 @@ export class HealthRunner {
     return refused;
   }
 
+  /**
+   * Leaving sorry mode gives the backends their weights back before the sorry server goes, which is safe only once
+   * the kernel took them: a batch goes on past a failed operation, so the sorry server is deleted afterwards, alone,
+   * for the services whose writes all worked. A service with a write the kernel refused stays down (the sorry
+   * server keeps serving, its backends go back to 0) and is evaluated again at its backends' next check, quiet or
+   * not. The services refused.
+   */
+  async #removeSorryServers(leaving: ReadonlySet<ServiceRecord>, results: readonly OperationResult[]): Promise<Set<ServiceRecord>> {
+    const refused = new Set<ServiceRecord>();
+    if (leaving.size === 0) return refused;
+    const { desired, writer, log } = this.#p;
+    for (const r of results) {
+      const service = desired.service(r.operation.service);
+      if (r.error === null || service === undefined || !leaving.has(service) || refused.has(service)) continue;
+      refused.add(service);
+      service.quorumUp = false;
+      service.sorryRetry = true;
+      log.error(`service ${q(service.id)} keeps its sorry server: the kernel refused ${r.operation.reason} (${r.error.message}); its backends' next check tries again`);
+    }
+    const wanted = [...leaving].map((service) => {
+      const all = desired.wanted(service);
+      // Refused: written whole again (the weights that were taken go back to 0); else only the sorry server's delete.
+      return refused.has(service) ? all : { ...all, backends: all.backends.filter((b) => b.id === SORRY_ID), complete: false };
+    });
+    for (const r of await writer.run(planOperations(wanted, writer.view))) {
+      if (r.error !== null) log.error(`service ${q(r.operation.service)}: cannot write ${r.operation.reason}: ${r.error.message}`);
+    }
+    return refused;
+  }
+
   async #drain(): Promise<void> {
     this.#queued = false;
     const updates = this.#pending.splice(0);
@@ -106,9 +137,16 @@ export class HealthRunner {
     }
     const refused = await this.#addSorryServers(quorumChanges);
     const flipped = new Set(quorumChanges.map((c) => c.service).filter((service) => !refused.has(service)));
+    // Leaving sorry mode: the sorry server stays until the backends' weights are written (#removeSorryServers).
+    const leaving = new Set(quorumChanges.filter((c) => c.up && c.service.spec.sorryServer !== null).map((c) => c.service));
     // A flipped service is written whole: the sorry server and every weight change together.
-    const wanted = [...step.touched].map(([service, ids]) => (flipped.has(service) ? desired.wanted(service) : desired.wanted(service, ids)));
+    const wanted = [...step.touched].map(([service, ids]) => {
+      if (!flipped.has(service)) return desired.wanted(service, ids);
+      const all = desired.wanted(service);
+      return leaving.has(service) ? { ...all, backends: all.backends.filter((b) => b.id !== SORRY_ID), complete: false } : all;
+    });
     const results = await writer.run(planOperations(wanted, writer.view));
+    for (const service of await this.#removeSorryServers(leaving, results)) refused.add(service);
     this.#p.transactions().weightEvents(results);
     for (const change of quorumChanges) if (!refused.has(change.service)) failover.quorumChanged(change);
     for (const r of results) {

@@ -178,6 +178,42 @@ describe("a sorry server the kernel refuses", () => {
   });
 });
 
+describe("leaving sorry mode when the kernel refuses a backend's weight", () => {
+  test("the sorry server is not deleted before the weights are in: it keeps serving, and the next check tries again", async () => {
+    const s = await twoBackends({ sorry_server: SORRY, quorum_up: HOOK });
+    s.health.report("web", "b1", "down");
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    s.events.length = 0;
+    s.logger.lines.length = 0;
+
+    // Both come back; the kernel refuses b1's weight (written first) and takes b2's.
+    s.driver.failNext("update-destination", "ENOMEM");
+    s.health.report("web", "b2", "up");
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    // Deleting the sorry server with b1 at 0 would break the documented order: it stays, the service stays down, b2 back to 0.
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+    expect(quorumEvents(s)).toEqual([]);
+    expect(s.hooks).toEqual([]);
+    expect(s.logger.lines.filter((l) => l.startsWith("error service"))).toEqual([
+      'error service "web" keeps its sorry server: the kernel refused 10.1.0.1:80: weight 0 in IPVS, want 100 (update-destination destination 10.1.0.1:80 in service tcp 10.0.0.1:80 failed: out of memory (ENOMEM)); its backends\' next check tries again',
+    ]);
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+
+    // The next check, even one that changes nothing, tries again: weights first, then the sorry server goes.
+    s.driver.clearWrites();
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "update-destination 10.1.0.2 100", "delete-destination 10.9.0.1"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: true, healthy: 2, quorum: 1, hysteresis: 0, sorry: false }]);
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up"]);
+  });
+});
+
 describe("a sorry server on a destination gorb leaves alone", () => {
   test("a destination reported at start-up may not become the sorry server (409): it would be deleted while the service is up", async () => {
     const store = new MemoryStateStore();
