@@ -126,11 +126,17 @@ export class FailoverRunner {
     const { desired, writer } = this.#p;
     const touched = this.slowStart.tick(this.#p.clock.now(), (s, b) => desired.service(s.id) === s && s.backends.get(b.id) === b);
     if (touched.size === 0) return;
-    const wanted = [...touched].map(([service, ids]) => desired.wanted(service, ids));
+    const wanted = [...touched].map(([service, ramps]) => desired.wanted(service, ramps.keys()));
     const results = await writer.run(planOperations(wanted, writer.view));
     this.#p.transactions().weightEvents(results);
     for (const r of results) {
-      if (r.error !== null) this.#p.log.error(`slow start: cannot write ${r.operation.reason}: ${r.error.message}`);
+      if (r.error === null) continue;
+      this.#p.log.error(`slow start: cannot write ${r.operation.reason}: ${r.error.message}; the next step tries again`);
+      // The kernel keeps the step's previous weight: so does the desired state, and the ramp goes on from there.
+      const service = desired.service(r.operation.service);
+      const backend = service?.backends.get(r.operation.backend ?? "");
+      const before = service === undefined ? undefined : touched.get(service)?.get(r.operation.backend ?? "");
+      if (service !== undefined && backend !== undefined && before !== undefined) this.slowStart.undo(service, backend, before);
     }
   }
 }

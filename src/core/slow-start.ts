@@ -12,7 +12,7 @@
  *
  * Pure except for the registry of ramps in progress; the clock is the caller's (src/health/clock.ts).
  */
-import type { BackendRecord, ServiceRecord } from "./desired-state.ts";
+import type { BackendRecord, Ramp, ServiceRecord } from "./desired-state.ts";
 
 /** How often ramps are re-evaluated. */
 export const TICK_MS = 1_000;
@@ -65,24 +65,35 @@ export class SlowStart {
   }
 
   /**
-   * Move every ramp to `nowMs`: the backends whose cap changed (or ended), by service. `alive` says whether a
-   * backend is still in the desired state (a deleted one is dropped silently).
+   * Move every ramp to `nowMs`: the backends whose cap changed (or ended), by service, each with its ramp before
+   * the step (for undo()). `alive` says whether a backend is still in the desired state (a deleted one is dropped
+   * silently).
    */
-  tick(nowMs: number, alive: (service: ServiceRecord, backend: BackendRecord) => boolean): Map<ServiceRecord, Set<string>> {
-    const touched = new Map<ServiceRecord, Set<string>>();
+  tick(nowMs: number, alive: (service: ServiceRecord, backend: BackendRecord) => boolean): Map<ServiceRecord, Map<string, Ramp>> {
+    const touched = new Map<ServiceRecord, Map<string, Ramp>>();
     for (const [backend, service] of [...this.#ramping]) {
-      if (!alive(service, backend) || backend.ramp === undefined || backend.ramp === null) {
+      const before = backend.ramp;
+      if (!alive(service, backend) || before === undefined || before === null) {
         this.#ramping.delete(backend);
         continue;
       }
-      const cap = rampCap(backend.spec.weight, backend.ramp.startMs, nowMs, backend.spec.slowStartMs);
-      if (cap === backend.ramp.cap) continue;
+      const cap = rampCap(backend.spec.weight, before.startMs, nowMs, backend.spec.slowStartMs);
+      if (cap === before.cap) continue;
       if (cap === null) this.stop(backend);
-      else backend.ramp = { startMs: backend.ramp.startMs, cap };
-      let set = touched.get(service);
-      if (set === undefined) touched.set(service, (set = new Set()));
-      set.add(backend.id);
+      else backend.ramp = { startMs: before.startMs, cap };
+      let map = touched.get(service);
+      if (map === undefined) touched.set(service, (map = new Map()));
+      map.set(backend.id, before);
     }
     return touched;
+  }
+
+  /**
+   * Take a step of tick() back: the backend's ramp is `before` again (the cap the kernel still holds when the step's
+   * write was refused), so the next tick writes the step again.
+   */
+  undo(service: ServiceRecord, backend: BackendRecord, before: Ramp): void {
+    backend.ramp = before;
+    this.#ramping.set(backend, service);
   }
 }

@@ -385,6 +385,33 @@ describe("slow start through Gorb (hand-driven clock)", () => {
   });
 });
 
+describe("a slow-start step the kernel refuses", () => {
+  test("the desired weight stays at the step the kernel holds, and the next tick writes it again (also the last step)", async () => {
+    const clock = new ManualClock();
+    const s = stack({ clock });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 100, slow_start: "2s", pulse: { type: "none" } });
+    const weight = () => s.driver.peek()[0]!.destinations[0]!.weight;
+    await clock.advance(1_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(50);
+    // The last step: the ramp ends, and no check will ever write the weight (pulse none).
+    s.driver.failNext("update-destination", "ENOMEM");
+    await clock.advance(1_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(50);
+    expect(s.logger.lines.filter((l) => l.startsWith("error"))).toEqual([
+      "error slow start: cannot write 10.1.0.1:80: weight 50 in IPVS, want 100: update-destination destination 10.1.0.1:80 in service tcp 10.0.0.1:80 failed: out of memory (ENOMEM); the next step tries again",
+    ]);
+    expect((await s.gorb.reconcile()).repairs).toEqual([]); // gorb's state is what the kernel has
+    expect(clock.pending).toBe(1);
+    await clock.advance(1_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(100);
+    expect(clock.pending).toBe(0);
+  });
+});
+
 describe("the declarative set", () => {
   test("POST /apply takes the failover fields; applying the same set again changes nothing", async () => {
     const s = stack();

@@ -174,10 +174,10 @@ describe("slow start", () => {
     ramps.start(service, slow, 0);
     ramps.start(service, gone, 0);
     const touched = ramps.tick(1_000, (_s, b) => b !== gone);
-    expect([...(touched.get(service) ?? [])]).toEqual([]); // 3 × 1/60 floors to the same cap 1
+    expect([...(touched.get(service)?.keys() ?? [])]).toEqual([]); // 3 × 1/60 floors to the same cap 1
     expect(ramps.size).toBe(1);
     expect(ramps.tick(20_000, () => true).size).toBe(0); // 3 × 20/60 = 1: no write
-    expect([...(ramps.tick(40_000, () => true).get(service) ?? [])]).toEqual(["slow"]); // 3 × 40/60 = 2
+    expect([...(ramps.tick(40_000, () => true).get(service) ?? [])]).toEqual([["slow", { startMs: 0, cap: 1 }]]); // 3 × 40/60 = 2
     expect(slow.ramp?.cap).toBe(2);
   });
 
