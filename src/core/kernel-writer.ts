@@ -75,7 +75,10 @@ export class KernelWriter {
       errors = await this.#driver.apply(operations.map((o) => o.op));
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
-      errors = operations.map(() => failure);
+      // The batch broke off (a transport failure): the kernel may have taken any part of it. The view of the services
+      // it concerned is read again, so a rollback planned against it undoes what was taken.
+      await this.#readAgain(operations);
+      return operations.map((operation) => ({ operation, error: failure, gone: false, before: undefined }));
     }
     // A batch names one service for all of its destinations in a row (the same key object): looked up once.
     let lastKey: ServiceKey | null = null;
@@ -108,6 +111,28 @@ export class KernelWriter {
       }
       return { operation, error, gone, before };
     });
+  }
+
+  /**
+   * Read the services `operations` concern from the kernel into the view (gone: out of it). One that cannot be read
+   * keeps its entry: the periodic reconcile reads the whole table again.
+   */
+  async #readAgain(operations: readonly Operation[]): Promise<void> {
+    const keys = new Map<string, ServiceKey>();
+    for (const { op } of operations) {
+      const key = op.op === "add-service" || op.op === "update-service" ? op.service.key : op.op === "delete-service" ? op.key : op.service;
+      keys.set(serviceKeyId(key), key);
+    }
+    for (const [id, key] of keys) {
+      try {
+        const config = await this.#driver.getService(key);
+        const dests = new Map<string, DestinationConfig>();
+        for (const d of await this.#driver.listDestinations(key)) dests.set(destinationKeyId(d), d);
+        this.#view.set(id, { config, dests });
+      } catch (error) {
+        if (error instanceof IpvsError && error.code === "ESRCH") this.#view.delete(id);
+      }
+    }
   }
 
   /** Update the view after a write to a service succeeded (run() records the destinations' itself). */

@@ -1,0 +1,57 @@
+/**
+ * A kernel batch that breaks off (a netlink timeout or transport failure: driver.apply throws instead of answering
+ * per operation) may have been taken in part. Gorb reads the services concerned again, so undoing the failed change
+ * removes what the kernel took, and nothing of it is left in IPVS as a service gorb does not manage.
+ */
+import { expect, test } from "bun:test";
+import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import type { ApplyResult } from "../../../src/ipvs/driver.ts";
+import type { IpvsOp } from "../../../src/ipvs/types.ts";
+import type { DeclaredService } from "../../../src/core/plan.ts";
+import { fieldsOf } from "../../../src/core/fields.ts";
+import { makeGorb } from "./fakes.ts";
+
+/** The memory driver, whose next batch runs its first `n` operations and then throws as a netlink timeout does. */
+class BreakingDriver extends MemoryIpvsDriver {
+  #cut: number | null = null;
+  breakNextAfter(n: number): void {
+    this.#cut = n;
+  }
+  override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+    const n = this.#cut;
+    if (n === null) return super.apply(ops);
+    this.#cut = null;
+    await super.apply(ops.slice(0, n));
+    throw new IpvsError("apply", ERRNO.ETIMEDOUT, "IPVS did not answer within the netlink timeout (apply); the socket was reset");
+  }
+}
+
+const declared = (backends: boolean): DeclaredService[] => [
+  { id: "web", fields: fieldsOf({ host: "10.0.0.1", port: 80 }), backends: backends ? [{ id: "b1", fields: fieldsOf({ host: "10.1.0.1" }) }] : [] },
+];
+
+test("an apply whose batch broke off after the service was added: undone in the kernel too, and applying again works", async () => {
+  const driver = new BreakingDriver();
+  const s = makeGorb({ driver });
+  driver.breakNextAfter(1);
+  const report = await s.gorb.apply(declared(true));
+  expect(report.changes.map((c) => c.status)).toEqual(["failed", "failed"]);
+  expect(s.gorb.listServices()).toEqual([]);
+  expect(driver.peek()).toEqual([]);
+  const again = await s.gorb.apply(declared(true));
+  expect(again.ok).toBe(true);
+  expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port} ${d.weight}`)).toEqual(["10.1.0.1:80 100"]);
+});
+
+test("a request whose batch broke off after its write was taken: undone, and the kernel matches gorb", async () => {
+  const driver = new BreakingDriver();
+  const s = makeGorb({ driver });
+  await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await s.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+  driver.breakNextAfter(1);
+  await expect(s.gorb.updateBackend("web", "b1", { weight: 7 })).rejects.toThrow("netlink timeout");
+  expect((await s.gorb.getBackend("web", "b1")).options.weight).toBe(100);
+  expect(driver.peek()[0]?.destinations.map((d) => d.weight)).toEqual([100]);
+  expect((await s.gorb.reconcile()).repairs).toEqual([]);
+});
