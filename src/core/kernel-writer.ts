@@ -115,7 +115,8 @@ export class KernelWriter {
 
   /**
    * Read the services `operations` concern from the kernel into the view (gone: out of it). One that cannot be read
-   * keeps its entry: the periodic reconcile reads the whole table again.
+   * keeps its entry, and so do the rest: a kernel that does not answer one read would make each of them wait out
+   * the netlink timeout under gorb's lock. The periodic reconcile reads the whole table again.
    */
   async #readAgain(operations: readonly Operation[]): Promise<void> {
     const keys = new Map<string, ServiceKey>();
@@ -130,7 +131,8 @@ export class KernelWriter {
         for (const d of await this.#driver.listDestinations(key)) dests.set(destinationKeyId(d), d);
         this.#view.set(id, { config, dests });
       } catch (error) {
-        if (error instanceof IpvsError && error.code === "ESRCH") this.#view.delete(id);
+        if (!(error instanceof IpvsError && error.code === "ESRCH")) return;
+        this.#view.delete(id);
       }
     }
   }

@@ -55,3 +55,27 @@ test("a request whose batch broke off after its write was taken: undone, and the
   expect(driver.peek()[0]?.destinations.map((d) => d.weight)).toEqual([100]);
   expect((await s.gorb.reconcile()).repairs).toEqual([]);
 });
+
+test("a kernel that does not answer the read after a broken batch is not asked again for each service: the rest waits for reconcile", async () => {
+  // Each read of a kernel that stopped answering waits out the netlink timeout under gorb's lock: one is enough.
+  class SilentAfterBreak extends BreakingDriver {
+    reads = 0;
+    silent = false;
+    override async getService(...args: Parameters<MemoryIpvsDriver["getService"]>) {
+      if (!this.silent) return super.getService(...args);
+      this.reads++;
+      throw new IpvsError("get-service", ERRNO.ETIMEDOUT, "IPVS did not answer within the netlink timeout");
+    }
+  }
+  const driver = new SilentAfterBreak();
+  const s = makeGorb({ driver });
+  const two: DeclaredService[] = [
+    { id: "web", fields: fieldsOf({ host: "10.0.0.1", port: 80 }), backends: [] },
+    { id: "api", fields: fieldsOf({ host: "10.0.0.2", port: 80 }), backends: [] },
+  ];
+  driver.breakNextAfter(1);
+  driver.silent = true;
+  const report = await s.gorb.apply(two);
+  expect(report.ok).toBe(false);
+  expect(driver.reads).toBe(1);
+});
