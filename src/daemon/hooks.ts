@@ -9,7 +9,8 @@
  * the timeout is killed (SIGKILL) with its whole process group: it runs in a session of its own, so a shell
  * script's `curl` or `sleep` (or anything it put in the background) dies with it; killing the script alone left
  * them running past the timeout. A hook that cannot start, exits non-zero or is killed is logged, nothing more.
- * Its stdin is /dev/null and its output is discarded.
+ * Its stdin is /dev/null, its output is discarded, and it runs in `/` (as exec checks do), not in gorb's working
+ * directory.
  *
  * A service's hooks run one at a time, in order: a flapping service's slow `quorum_down` and the `quorum_up` after
  * it would otherwise run at once and could end in either order, leaving what they drive (a DNS record, a page) in
@@ -76,7 +77,7 @@ function runHook(
   }
   let child: ReturnType<typeof Bun.spawn>;
   try {
-    child = Bun.spawn([program], { env: { ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
+    child = Bun.spawn([program], { env: { ...env }, cwd: "/", stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
   } catch (error) {
     log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return false;

@@ -71,12 +71,13 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe("quorum hooks", () => {
   test("a program under the hook directory runs with exactly the environment given", async () => {
     const out = join(root, "env.txt");
-    const hook = script(join(dir, "dump.sh"), `env | sort > ${out}`);
+    const hook = script(join(dir, "dump.sh"), `env | sort > ${out}; echo "CWD=$(pwd)" >> ${out}`);
     const { log, line } = waitingLogger();
     quorumHookRunner(dir, 10_000, log)(hook, ENV);
     expect(await line("dump.sh")).toBe(`info quorum hook ${hook} (service "web" down): done`);
     const env = readFileSync(out, "utf8").trim().split("\n").filter((l) => !l.startsWith("PWD=") && !l.startsWith("SHLVL=") && !l.startsWith("_="));
-    expect(env).toEqual(["GORB_HEALTHY=0", "GORB_SERVICE=web", "GORB_STATE=down", "PATH=/usr/bin:/bin"]);
+    // ... in /, not in gorb's working directory (as exec checks).
+    expect(env).toEqual(["GORB_HEALTHY=0", "GORB_SERVICE=web", "GORB_STATE=down", "PATH=/usr/bin:/bin", "CWD=/"]);
   });
 
   test("outside the directory, also through a symlink inside it, nothing runs", async () => {
