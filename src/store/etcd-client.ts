@@ -345,7 +345,9 @@ export class EtcdClient {
   #init(): RequestInit {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.#token !== null) headers.authorization = this.#token;
-    const init: RequestInit & { tls?: EtcdTls } = { method: "POST", headers };
+    // No redirects: fetch would send the body (the password of /v3/auth/authenticate, every write) to wherever a
+    // 307 points, and take that host's answers as etcd's. The gateway never redirects; a 3xx is a failed call.
+    const init: RequestInit & { tls?: EtcdTls } = { method: "POST", headers, redirect: "manual" };
     if (this.#tls !== undefined) init.tls = this.#tls;
     return init;
   }
@@ -363,6 +365,9 @@ export class EtcdClient {
       body: JSON.stringify({ name: auth.user, password: auth.password }),
       signal: AbortSignal.timeout(this.#timeoutMs),
     } as RequestInit);
+    if (response.status >= 300 && response.status < 400) {
+      throw new EtcdError("rejected", endpoint, `etcd at ${endpoint} answered HTTP ${response.status}, a redirect (not followed)`, { status: response.status });
+    }
     const answer = (await response.json()) as unknown;
     if (!response.ok || !isObject(answer) || typeof answer.token !== "string") {
       throw new EtcdError("rejected", endpoint, `etcd refused user ${JSON.stringify(auth.user)}`, { status: response.status });
