@@ -57,20 +57,23 @@ function checkFile(flag: string, file: string, limit: number | null = SECRET_FIL
   }
 }
 
-/** The secret in `file` (private, see checkPrivateFile), without surrounding whitespace; an empty one is refused. */
-export async function readSecretFile(flag: string, file: string): Promise<string> {
-  checkPrivateFile(flag, file);
-  let text: string;
+/** The text of a checked secret file, without surrounding whitespace; SecretFileError naming `flag` when unreadable. */
+function readPrivateText(flag: string, file: string): string {
   try {
     // A few bytes, read at start-up and reload: synchronously (node:fs/promises would load with every CLI command
     // that imports this module for checkPrivateFile).
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8").trim();
   } catch (error) {
     throw new SecretFileError(flag, file, `cannot read it (${String((error as { code?: unknown }).code ?? error)})`, null, {
       cause: error,
     });
   }
-  const value = text.trim();
+}
+
+/** The secret in `file` (private, see checkPrivateFile), without surrounding whitespace; an empty one is refused. */
+export async function readSecretFile(flag: string, file: string): Promise<string> {
+  checkPrivateFile(flag, file);
+  const value = readPrivateText(flag, file);
   if (value === "") throw new SecretFileError(flag, file, "is empty");
   if (/[\s\u0000-\u001f\u007f]/.test(value)) {
     throw new SecretFileError(flag, file, "must hold one token without whitespace or control characters");
@@ -101,5 +104,9 @@ export function checkEtcdFiles(etcd: SharedStoreOptions): void {
   if (etcd.caFile !== null) checkFile("etcd-ca", etcd.caFile);
   if (etcd.certFile !== null) checkFile("etcd-cert", etcd.certFile);
   if (etcd.keyFile !== null) checkPrivateFile("etcd-key", etcd.keyFile);
-  if (etcd.passwordFile !== null) checkPrivateFile("etcd-password-file", etcd.passwordFile);
+  if (etcd.passwordFile !== null) {
+    checkPrivateFile("etcd-password-file", etcd.passwordFile);
+    // An empty one would start gorb with every etcd call refused ("refused user"); as an empty token file, refused.
+    if (readPrivateText("etcd-password-file", etcd.passwordFile) === "") throw new SecretFileError("etcd-password-file", etcd.passwordFile, "is empty");
+  }
 }

@@ -88,6 +88,8 @@ describe("token file", () => {
     const cases: [string[], string][] = [
       [[...store, "--etcd-key", openKey, "--etcd-cert", cert], refusal("etcd-key", openKey, "0644")],
       [[...store, "--etcd-user", "gorb", "--etcd-password-file", openPassword], refusal("etcd-password-file", openPassword, "0644")],
+      // Empty: every etcd call would be refused once gorb is up.
+      [[...store, "--etcd-user", "gorb", "--etcd-password-file", file("etcd-password-empty", " \n", 0o600)], `error: gorb serve: --etcd-password-file: ${join(dir, "etcd-password-empty")}: is empty\n`],
       [[...store, "--etcd-ca", "/dev/null"], "error: gorb serve: --etcd-ca: /dev/null: is not a regular file (a character device)\n"],
       [[...store, "--etcd-ca", big], `error: gorb serve: --etcd-ca: ${big}: is 1048577 bytes, over the limit of 1 MiB\n`],
       [["serve", "--token-file", file("token-big", "x".repeat(1024 * 1024 + 1), 0o600)], `error: gorb serve: --token-file: ${join(dir, "token-big")}: is 1048577 bytes, over the limit of 1 MiB\n`],
