@@ -83,7 +83,12 @@ export async function completionTree(root: AnyCommand): Promise<CompletionNode[]
       subcommands.push({ name, description: subMeta.description ?? "" });
       for (const alias of aliasesOf(subMeta)) subcommands.push({ name: alias, description: subMeta.description ?? "" });
     }
-    out.push({ path, description: meta.description ?? "", subcommands, ...flagsOf(await argsOf(cmd)) });
+    const { flags, positionalValues } = flagsOf(await argsOf(cmd));
+    // runCli answers --version (-V) on the root command itself (it is no citty arg).
+    if (path.length === 0 && meta.version !== undefined) {
+      flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, values: [], localNames: null });
+    }
+    out.push({ path, description: meta.description ?? "", subcommands, flags, positionalValues });
     for (const [name, sub] of Object.entries(subs)) {
       await visit(sub, [...path, name]);
       for (const alias of aliasesOf(await metaOf(sub))) await visit(sub, [...path, alias]);

@@ -52,6 +52,8 @@ describe("bash", () => {
     const source = await script("bash");
     expect(bashComplete(source, ["gorb", ""])).toEqual(["apply", "backend", "bgp", "completion", "diff", "reconcile", "serve", "service", "state", "status"]);
     expect(bashComplete(source, ["gorb", "se"])).toEqual(["serve", "service"]);
+    expect(bashComplete(source, ["gorb", "-"])).toEqual(["--help", "--version", "-V", "-h"]);
+    expect(bashComplete(source, ["gorb", "serve", "--ver"])).toEqual(["--verbose"]);
     expect(bashComplete(source, ["gorb", "service", "s"])).toEqual(["set", "show"]);
     expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse-r"])).toEqual(["--pulse-rise"]);
     expect(bashComplete(source, ["gorb", "backend", "add", "web", "b1", "--pulse", ""])).toEqual(["dns", "exec", "http", "https", "none", "tcp", "tls", "udp"]);
