@@ -57,7 +57,9 @@ function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: st
     }
     const alias = "alias" in def && def.alias !== undefined ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
     const names = [`--${kebab(name)}`, ...alias.map((a: string) => (a.length === 1 ? `-${a}` : `--${a}`))];
-    if (def.type === "boolean" && (def.negativeDescription !== undefined || def.default === true)) names.push(`--no-${kebab(name)}`);
+    const negative = def.type === "boolean" && (def.negativeDescription !== undefined || def.default === true);
+    // A --no- form with a description of its own is a flag of its own: zsh and fish show each name's description.
+    if (negative && def.negativeDescription === undefined) names.push(`--no-${kebab(name)}`);
     const hint = def.type === "string" ? def.valueHint : undefined;
     flags.push({
       names,
@@ -66,6 +68,9 @@ function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: st
       values: def.type === "enum" ? (def.options ?? []) : hintChoices(hint),
       localNames: hint === "file" || hint === "dir" ? hint : null,
     });
+    if (negative && def.negativeDescription !== undefined) {
+      flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, values: [], localNames: null });
+    }
   }
   return { flags, positionalValues };
 }

@@ -97,6 +97,8 @@ describe("zsh and fish", () => {
     expect(text).toContain("'(--file -f)--file=[Configuration file with a services\\: section (.yaml, .yml, .json or .toml)]:file:_files'");
     expect(text).toContain("'--method=[Scheduler (default wrr)]:value:(rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)'");
     expect(text).toContain(":dir:_files -/'");
+    // A --no- flag shows its own description, not the positive flag's.
+    expect(text).toContain("'--no-state[Keep nothing on disk\\: services are lost when gorb stops]'");
   });
 
   test("fish: complete lines per command path", async () => {
@@ -106,5 +108,6 @@ describe("zsh and fish", () => {
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'apply'" -l file -s f -r -F -d 'Configuration file`);
     expect(text).toContain(`-l unknown-destinations -x -a 'report adopt remove'`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l no-ui -d 'Do not serve the web UI (/ui answers 404)'\n`);
   });
 });
