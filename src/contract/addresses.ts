@@ -65,7 +65,7 @@ export function addressProblem(address: string, family: Family, role: AddressRol
       return `is a multicast address; ${unicast}`;
     case "loopback":
       if (role !== "vip" || vipInterface === LOOPBACK_INTERFACE) return null;
-      return `is a loopback address; it is a VIP only with --vip-interface ${LOOPBACK_INTERFACE}` +
+      return `is a loopback address; it is a VIP only when gorb serve has --vip-interface ${LOOPBACK_INTERFACE}` +
         (vipInterface === null ? "" : ` (the VIP interface is ${vipInterface})`);
   }
 }

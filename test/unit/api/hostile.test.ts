@@ -29,12 +29,12 @@ describe("VIPs and backends must be one host's unicast address", () => {
     ["224.0.0.1", "224.0.0.1 is a multicast address; a VIP must be one host's unicast address"],
     ["239.255.255.250", "239.255.255.250 is a multicast address; a VIP must be one host's unicast address"],
     ["ff02::1", "ff02::1 is a multicast address; a VIP must be one host's unicast address"],
-    ["127.0.0.1", "127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo"],
-    ["127.8.9.10", "127.8.9.10 is a loopback address; it is a VIP only with --vip-interface lo"],
-    ["::1", "::1 is a loopback address; it is a VIP only with --vip-interface lo"],
-    ["::ffff:127.0.0.1", "::ffff:127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo"],
+    ["127.0.0.1", "127.0.0.1 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo"],
+    ["127.8.9.10", "127.8.9.10 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo"],
+    ["::1", "::1 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo"],
+    ["::ffff:127.0.0.1", "::ffff:127.0.0.1 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo"],
     ["::ffff:0.0.0.0", "::ffff:0.0.0.0 is an unspecified address; a VIP must be one host's unicast address"],
-    ["localhost", '"localhost" resolves to 127.0.0.1, which is a loopback address; it is a VIP only with --vip-interface lo'],
+    ["localhost", '"localhost" resolves to 127.0.0.1, which is a loopback address; it is a VIP only when gorb serve has --vip-interface lo'],
   ])("VIP %s: 400 naming host, nothing created", async (host, problem) => {
     const { call, driver, vip } = setup();
     const reply = await call("PUT", "/service/web", { host, port: 80 });
@@ -46,7 +46,7 @@ describe("VIPs and backends must be one host's unicast address", () => {
     const { call } = setup({ vipInterface: "eth0" });
     const reply = await call("PUT", "/service/web", { host: "127.0.0.1", port: 80 });
     expect(reply.json).toEqual({
-      error: "host: 127.0.0.1 is a loopback address; it is a VIP only with --vip-interface lo (the VIP interface is eth0)",
+      error: "host: 127.0.0.1 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo (the VIP interface is eth0)",
       code: "VALIDATION",
       field: "host",
     });

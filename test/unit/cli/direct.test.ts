@@ -188,6 +188,13 @@ describe("--direct checks with the daemon's rules (core's normaliser and resolve
     expect(await driver.listServices()).toEqual([]);
   });
 
+  test("a loopback VIP is refused, naming what allows one (the daemon's --vip-interface lo, not a flag of this command)", async () => {
+    const run = await runGorb(["service", "add", "tcp:127.0.0.1:80", "--direct"]);
+    expect(run.stderr).toContain("127.0.0.1 is a loopback address; it is a VIP only when gorb serve has --vip-interface lo");
+    expect(run.code).not.toBe(0);
+    expect(await driver.listServices()).toEqual([]);
+  });
+
   test("set keeps what the kernel has and turns persistence off with its options", async () => {
     await ok(["service", "add", "tcp:10.0.0.1:80", "--method", "sh", "--flags", "sh-port", "--persistence-timeout", "60", "--netmask", "24"]);
     await ok(["service", "set", "tcp:10.0.0.1:80", "--no-persistent"]);
