@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { quorumHookRunner } from "../../../src/daemon/hooks.ts";
 import type { Logger } from "../../../src/log.ts";
+import { dead, pidIn } from "../_process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "gorb-hooks-"));
 const dir = join(root, "hooks");
@@ -42,26 +43,6 @@ function waitingLogger() {
       else waiters.push({ match, resolve });
     });
   return { log, lines, line };
-}
-
-/** The pid a script wrote to `file`, once it is there. */
-async function pidIn(file: string): Promise<number> {
-  while (!existsSync(file) || !readFileSync(file, "utf8").endsWith("\n")) await Bun.sleep(5);
-  return Number(readFileSync(file, "utf8"));
-}
-
-/** Whether `pid` is gone or a zombie (killed, not yet reaped by its new parent) within 2 s. */
-async function dead(pid: number): Promise<boolean> {
-  for (const until = performance.now() + 2_000; performance.now() < until; await Bun.sleep(5)) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      return true;
-    }
-    if (stat.split(") ")[1]?.startsWith("Z")) return true;
-  }
-  return false;
 }
 
 const ENV = { PATH: "/usr/bin:/bin", GORB_SERVICE: "web", GORB_STATE: "down", GORB_HEALTHY: "0" };

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execChecker } from "../../../src/health/checkers/exec.ts";
 import { type ExecProbe, parsePulseOptions } from "../../../src/health/options.ts";
+import { dead, pidIn } from "../_process.ts";
 
 const live = () => new AbortController().signal;
 const dir = mkdtempSync(join(tmpdir(), "gorb-exec-"));
@@ -27,12 +28,6 @@ function probe(args: Record<string, unknown>): ExecProbe {
 }
 const target = { host: "10.1.2.3", port: 8080 };
 
-/** The pid a script wrote to `file`, once it is there. */
-async function pidIn(file: string): Promise<number> {
-  while (!existsSync(file) || !readFileSync(file, "utf8").endsWith("\n")) await Bun.sleep(5);
-  return Number(readFileSync(file, "utf8"));
-}
-
 /** A process of the same parent as `sibling` other than it (the script's foreground child), once it exists. */
 async function childOf(sibling: number): Promise<number> {
   const parent = Number(readFileSync(`/proc/${sibling}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
@@ -42,20 +37,6 @@ async function childOf(sibling: number): Promise<number> {
     if (other !== undefined) return other;
     await Bun.sleep(5);
   }
-}
-
-/** Whether `pid` is gone or a zombie (killed, not yet reaped by its new parent) within 2 s. */
-async function dead(pid: number): Promise<boolean> {
-  for (const until = performance.now() + 2_000; performance.now() < until; await Bun.sleep(5)) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      return true;
-    }
-    if (stat.split(") ")[1]?.startsWith("Z")) return true;
-  }
-  return false;
 }
 
 describe("exec checker", () => {

@@ -157,3 +157,13 @@ export async function enableRootAuth(endpoint: string, password: string): Promis
     if (response.status !== 200) throw new Error(`etcd ${path}: ${response.status} ${await response.text()}`);
   }
 }
+
+/** Polls `check` (what etcd holds, read back) until it is true or `ms` pass; whether it became true. */
+export async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await Bun.sleep(100);
+  }
+  return false;
+}

@@ -16,7 +16,7 @@ import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { declarativeDocument } from "../../../src/store/export.ts";
 import { Membership, listMembers } from "../../../src/store/membership.ts";
 import { RecordingLogger, makeGorb } from "../core/fakes.ts";
-import { etcdForFile, cleanupsAfterEach, startEtcd } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach, startEtcd, waitFor } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
 
@@ -311,11 +311,3 @@ describe("fleet over the API", () => {
   });
 });
 
-async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await Bun.sleep(100);
-  }
-  return false;
-}

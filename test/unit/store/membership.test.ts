@@ -10,20 +10,11 @@ import { EventBus } from "../../../src/core/events.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
 import { Membership, listMembers } from "../../../src/store/membership.ts";
 import { RecordingLogger } from "../core/fakes.ts";
-import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
+import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
 import { startEtcdProxy } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
-
-async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await Bun.sleep(100);
-  }
-  return false;
-}
 
 test("a record write etcd applied but answered 'request timed out' does not lock the node out of its own record", async () => {
   const proxy = startEtcdProxy(etcd.endpoint);
