@@ -8,13 +8,28 @@
 import { expect, test } from "bun:test";
 import { EventBus } from "../../../src/core/events.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { Membership, listMembers } from "../../../src/store/membership.ts";
+import { Membership, type MembershipOptions, listMembers } from "../../../src/store/membership.ts";
 import { RecordingLogger } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
 import { startEtcdProxy } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
+
+/** Node "a"'s membership, started (and stopped after the test), with the given client, prefix and events. */
+async function started(options: Pick<MembershipOptions, "client" | "prefix" | "events" | "logger" | "health">): Promise<Membership> {
+  const member = new Membership({
+    node: "a",
+    address: "10.0.0.1:4672",
+    version: "test",
+    status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }),
+    ttlSeconds: 3,
+    ...options,
+  });
+  await member.start();
+  cleanups.push(() => member.stop());
+  return member;
+}
 
 test("a record write etcd applied but answered 'request timed out' does not lock the node out of its own record", async () => {
   const proxy = startEtcdProxy(etcd.endpoint);
@@ -23,19 +38,7 @@ test("a record write etcd applied but answered 'request timed out' does not lock
   const events = new EventBus();
   const log = new RecordingLogger();
   const client = new EtcdClient({ endpoints: [proxy.endpoint] });
-  const member = new Membership({
-    client,
-    prefix,
-    node: "a",
-    address: "10.0.0.1:4672",
-    version: "test",
-    events,
-    status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }),
-    ttlSeconds: 3,
-    logger: log,
-  });
-  await member.start();
-  cleanups.push(() => member.stop());
+  await started({ client, prefix, events, logger: log });
   const direct = new EtcdClient({ endpoints: [etcd.endpoint] });
   const health = async () => (await listMembers(direct, prefix)).find((m) => m.node === "a")?.backends["web/b1"];
 
@@ -56,15 +59,10 @@ test("the record holds the health of backends checked before the node registered
   const client = new EtcdClient({ endpoints: [etcd.endpoint] });
   // Checked before the membership starts (a restored backend with pulse none is up at once): no event will say it.
   events.publish("backend.health", { service: "web", backend: "b1", from: "unknown", to: "up", message: "" });
-  const member = new Membership({
+  await started({
     client,
     prefix,
-    node: "a",
-    address: "10.0.0.1:4672",
-    version: "test",
     events,
-    status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }),
-    ttlSeconds: 3,
     health: async () => {
       const health = [["web/b1", "up"], ["web/b2", "down"], ["api/b1", "down"]] as const;
       // Deleted while the health was read: the event is newer.
@@ -73,8 +71,6 @@ test("the record holds the health of backends checked before the node registered
       return health;
     },
   });
-  await member.start();
-  cleanups.push(() => member.stop());
   const record = (await listMembers(client, prefix)).find((m) => m.node === "a");
   expect(record?.backends).toEqual({ "web/b1": "up" });
 });
