@@ -2,13 +2,13 @@
  * The shape checks every part of a configuration document shares: a value that must be a mapping, and keys that
  * must be known. Each problem is a PathError naming the path.
  */
-import { isDateValue, isPlainMapping } from "../contract/json-values.ts";
+import { DATE_OR_TIME, isDateValue, isPlainMapping } from "../contract/json-values.ts";
 import { PathError, type PathSegment } from "../core/path.ts";
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
-  if (isDateValue(value)) return "a date or time";
+  if (isDateValue(value)) return DATE_OR_TIME;
   return `a ${typeof value}`;
 }
 

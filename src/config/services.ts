@@ -6,7 +6,7 @@
  * file a typo would otherwise go unnoticed. An error is a PathError naming the path
  * ("services.web.backends.b1.port: must be 1-65535, got 70000").
  */
-import { describeValue, isDateValue } from "../contract/json-values.ts";
+import { DATE_OR_TIME, isDateValue } from "../contract/json-values.ts";
 import type { Fields } from "../core/fields.ts";
 import { ValidationError } from "../core/errors.ts";
 import { checkId } from "../core/ids.ts";
@@ -32,10 +32,10 @@ import type { DeclaredBackend, DeclaredService } from "../core/plan.ts";
  */
 function refuseDates(value: unknown, path: readonly PathSegment[]): void {
   const at = dateAt(value);
-  if (at !== null) throw new PathError([...path, ...at], `must be a mapping, got ${describeValue(at.reduce<unknown>((v, key) => (v as Record<string, unknown>)[key], value))}`);
+  if (at !== null) throw new PathError([...path, ...at], `must be a mapping, got ${DATE_OR_TIME}`);
 }
 
-/** The path to the first date or time in `value`, or null. Allocates nothing on the way: it runs for every object of an apply. */
+/** The path to the first date or time in `value`, or null; built only for one found (this runs for every object of an apply). */
 function dateAt(value: unknown): string[] | null {
   if (typeof value !== "object" || value === null) return null;
   if (isDateValue(value)) return [];

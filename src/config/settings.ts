@@ -2,7 +2,7 @@
  * A configuration document's top level: the server settings (every `gorb serve` option under its flag's name in
  * snake_case, see ./schema.ts) checked as the flags they stand for, and the `services` value handed to a reader.
  */
-import { describeValue, isDateValue } from "../contract/json-values.ts";
+import { DATE_OR_TIME, describeValue, isDateValue } from "../contract/json-values.ts";
 import { PathError } from "../core/path.ts";
 import { DaemonOptionError, parseDaemonOptions, type DaemonFlags } from "./daemon-options.ts";
 import { mapping, refuseUnknown } from "./mapping.ts";
@@ -63,7 +63,7 @@ function settingOfFlag(flag: string): string {
 /** What a value is, without the value itself. */
 function kindOf(value: unknown): string {
   if (Array.isArray(value)) return "a list";
-  if (isDateValue(value)) return "a date or time";
+  if (isDateValue(value)) return DATE_OR_TIME;
   return typeof value === "object" ? "a mapping" : `a ${typeof value}`;
 }
 

@@ -3,7 +3,10 @@
  * when it only reads a file and sends it.
  */
 
-/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null", "a date or time". */
+/** How an error message names a date or time a YAML or TOML file holds (see isDateValue). */
+export const DATE_OR_TIME = "a date or time";
+
+/** A short, quoted description of a value for error messages: "70000", "\"80\"", "an array", "null", DATE_OR_TIME. */
 export function describeValue(value: unknown): string {
   if (typeof value === "string") {
     const text = value.length > 64 ? `${value.slice(0, 61)}...` : value;
@@ -13,7 +16,7 @@ export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return "an array";
-  if (isDateValue(value)) return "a date or time";
+  if (isDateValue(value)) return DATE_OR_TIME;
   return `an ${typeof value}`;
 }
 
