@@ -41,6 +41,17 @@ export interface PendingCommit {
   abort(): Promise<void>;
 }
 
+/**
+ * `operations` split in two, in order: the rest, and the deletes of a sorry server (SORRY_ID) or of a destination that
+ * is no backend of gorb's (backend null: a sorry server the change unset or moved), which Transactions.write runs
+ * only once the rest worked.
+ */
+function sorryDeletesLast(operations: readonly Operation[]): [readonly Operation[], readonly Operation[]] {
+  const isLast = (o: Operation) => o.op.op === "delete-destination" && (o.backend === SORRY_ID || o.backend === null);
+  if (!operations.some(isLast)) return [operations, []];
+  return [operations.filter((o) => !isLast(o)), operations.filter(isLast)];
+}
+
 /** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
 const PACED_ROWS = 500;
 
@@ -220,7 +231,12 @@ export class Transactions {
       await this.rollback(tx); // nothing was written to the kernel: this undoes the edits and the VIP claims
       throw error;
     }
-    const results = await this.run(operations);
+    // A batch goes on past a failed operation: the sorry server's delete in the same batch as the backends' weights
+    // would leave nothing serving when the kernel refuses one (until the rollback adds it back). As the health path
+    // does, it is deleted afterwards, alone, and only once every other write of the change worked.
+    const [writes, sorryDeletes] = sorryDeletesLast(operations);
+    let results = await this.run(writes);
+    if (sorryDeletes.length > 0 && results.every((r) => r.error === null)) results = [...results, ...(await this.run(sorryDeletes))];
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
       await this.rollback(tx);

@@ -8,6 +8,9 @@ import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { GorbEvent } from "../../../src/core/events.ts";
 import type { GorbOptions } from "../../../src/core/gorb-options.ts";
+import type { ApplyResult } from "../../../src/ipvs/driver.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import type { IpvsOp } from "../../../src/ipvs/types.ts";
 import { ManualClock } from "../health/_manual-clock.ts";
 import { makeGorb } from "./fakes.ts";
 import { MemoryStateStore } from "./memory-store.ts";
@@ -211,6 +214,96 @@ describe("leaving sorry mode when the kernel refuses a backend's weight", () => 
     expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100"]);
     expect(quorumEvents(s)).toEqual([{ service: "web", up: true, healthy: 2, quorum: 1, hysteresis: 0, sorry: false }]);
     expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up"]);
+  });
+});
+
+/**
+ * The memory driver, which runs a batch one operation at a time and looks at the table after each: `gaps` lists
+ * the operations after which the sorry server (SORRY) was not in the table, i.e. nothing may have served the VIP.
+ */
+class SorryWatchDriver extends MemoryIpvsDriver {
+  readonly gaps: string[] = [];
+  override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+    const results: ApplyResult = [];
+    for (const op of ops) {
+      results.push(...(await super.apply([op])));
+      const serving = this.peek().some((s) => s.destinations.some((d) => d.address === SORRY.host && d.port === SORRY.port));
+      if (!serving) this.gaps.push(`${op.op}${"destination" in op ? ` ${op.destination.address}` : ""}`);
+    }
+    return results;
+  }
+}
+
+/** Two backends under quorum 2 on a SorryWatchDriver, in sorry mode by `enter` (b2 down, by default). */
+async function inSorryMode(enter: (s: Stack) => Promise<void> | void = (s) => s.health.report("web", "b2", "down")) {
+  const driver = new SorryWatchDriver();
+  const s = await twoBackends({ quorum: 2, sorry_server: SORRY, quorum_up: HOOK }, { driver });
+  await enter(s);
+  await s.gorb.idle();
+  expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+  expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+  s.driver.clearWrites();
+  driver.gaps.length = 0; // before: a new service is down (sorry server first), and up once both backends passed
+  s.events.length = 0;
+  s.hooks.length = 0;
+  return { ...s, driver };
+}
+
+describe("a request that takes the sorry server out when the kernel refuses another of its writes", () => {
+  test("PATCH lowering quorum: the sorry server is never deleted, and the failed request changes nothing", async () => {
+    const s = await inSorryMode();
+    s.driver.failNext("update-destination", "ENOMEM");
+    await expect(s.gorb.updateService("web", { quorum: 1 })).rejects.toThrow("out of memory (ENOMEM)");
+    // Deleted in the same batch as b1's refused weight, then added back by the rollback: for that moment nothing served.
+    expect(s.driver.gaps).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ options: { quorum: 2 }, quorum_up: false, sorry: true });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(quorumEvents(s)).toEqual([]);
+    expect(s.hooks).toEqual([]);
+
+    // Once the kernel takes the weight, the same request works: weights first, then the sorry server goes.
+    s.driver.clearWrites();
+    await s.gorb.updateService("web", { quorum: 1 });
+    expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "delete-destination 10.9.0.1"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: true, healthy: 1, quorum: 1, hysteresis: 0, sorry: false }]);
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up"]);
+  });
+
+  test("PATCH of a backend out of maintenance: the sorry server is never deleted, and the failed request changes nothing", async () => {
+    const s = await inSorryMode(async (s) => {
+      await s.gorb.updateBackend("web", "b2", { maintenance: true });
+    });
+    // b1's weight is refused, b2's is taken: the rollback sets b2 back to 0.
+    s.driver.failNext("update-destination", "ENOMEM");
+    await expect(s.gorb.updateBackend("web", "b2", { maintenance: false })).rejects.toThrow("out of memory (ENOMEM)");
+    expect(s.driver.gaps).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect((await s.gorb.getBackend("web", "b2")).options.maintenance).toBe(true);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(quorumEvents(s)).toEqual([]);
+    expect(s.hooks).toEqual([]);
+  });
+
+  test("PATCH moving or unsetting the sorry server: the one serving stays until every other write worked", async () => {
+    const s = await inSorryMode();
+    // The new sorry server is refused: the one serving stays.
+    s.driver.failNext("add-destination", "ENOMEM");
+    await expect(s.gorb.updateService("web", { sorry_server: { host: "10.9.0.2", port: 8080 } })).rejects.toThrow("out of memory (ENOMEM)");
+    // Unset, the backends take over: b1's weight is refused, so the sorry server stays.
+    s.driver.failNext("update-destination", "ENOMEM");
+    await expect(s.gorb.updateService("web", { sorry_server: null })).rejects.toThrow("out of memory (ENOMEM)");
+    expect(s.driver.gaps).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ options: { sorry_server: { host: "10.9.0.1", port: 8080 } }, sorry: true });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+
+    s.driver.clearWrites();
+    await s.gorb.updateService("web", { sorry_server: null });
+    expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "delete-destination 10.9.0.1"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
   });
 });
 
