@@ -27,17 +27,25 @@ export function mapping(value: unknown, path: readonly PathSegment[], what: stri
 export function refuseUnknown(obj: Record<string, unknown>, known: readonly string[], path: readonly PathSegment[], anyCase = true): void {
   let names = KNOWN.get(known);
   if (names === undefined) KNOWN.set(known, (names = new Set(known)));
-  const seen = anyCase ? new Map<string, string>() : null;
-  for (const key of Object.keys(obj)) {
+  const keys = Object.keys(obj);
+  // Keys already lower-case (nearly every body) cannot repeat one another: the map of keys seen is built only from
+  // the first key that is not, with the keys before it (this runs for every backend of an apply).
+  let seen: Map<string, string> | null = null;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
     const name = anyCase ? key.toLowerCase() : key;
     if (!names.has(name)) {
       throw new PathError([...path, key], `unknown field; known: ${known.join(", ")}`);
     }
-    const first = seen?.get(name);
+    if (seen === null) {
+      if (name === key) continue;
+      seen = new Map(keys.slice(0, i).map((k) => [k, k]));
+    }
+    const first = seen.get(name);
     if (first !== undefined) {
       throw new PathError([...path, key], `the same field as ${JSON.stringify(first)} (fields are read in any case): give it once`);
     }
-    seen?.set(name, key);
+    seen.set(name, key);
   }
 }
 
