@@ -1,9 +1,10 @@
 /**
  * Reading a file a setting names (a configuration file, a CA certificate, a token file) only when it is a regular
  * file within a size: a character device (/dev/zero) or a FIFO would be read without end, growing memory, and a
- * huge file only to be refused later. The file's type and size are checked before it is opened.
+ * huge file only to be refused later. The file's type and size are checked before it is opened, and again on the
+ * open descriptor, which is then read.
  */
-import { type Stats, readFileSync, statSync } from "node:fs";
+import { type Stats, closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 
 /** Largest CA bundle read (`--ca`, `GORB_CA`, a check's `args.ca`): Debian's whole system bundle is about 220 KiB. */
 export const CA_FILE_LIMIT = 4 * 1024 * 1024;
@@ -40,32 +41,87 @@ function typeOf(stat: Stats): string {
   return "not a file";
 }
 
+/** Throws FileProblemError when `stat` (of `file`) is not a regular file of at most `limit` bytes (null: any size). */
+function checkStat(file: string, stat: Stats, limit: number | null): void {
+  if (!stat.isFile()) throw new FileProblemError(file, "not-regular", `is not a regular file (${typeOf(stat)})`);
+  if (limit !== null && stat.size > limit) {
+    throw new FileProblemError(file, "too-large", `is ${stat.size} bytes, over the limit of ${sizeText(limit)}`);
+  }
+}
+
+function unreadable(file: string, error: unknown): FileProblemError {
+  const code = (error as { code?: unknown }).code;
+  if (code === "ENOENT") return new FileProblemError(file, "missing", "no such file", { cause: error });
+  return new FileProblemError(file, "unreadable", `cannot read it (${String(code ?? error)})`, { cause: error });
+}
+
+/** The Stats of `file` (a symbolic link is followed), a regular file of at most `limit` bytes (null: any size). */
+function statRegularFile(file: string, limit: number | null): Stats {
+  let stat: Stats;
+  try {
+    stat = statSync(file);
+  } catch (error) {
+    throw unreadable(file, error);
+  }
+  checkStat(file, stat, limit);
+  return stat;
+}
+
 /**
  * The permission bits of `file`, a regular file of at most `limit` bytes (null: any size); throws FileProblemError.
  * A symbolic link is followed.
  */
 export function checkRegularFile(file: string, limit: number | null): number {
-  let stat: Stats;
-  try {
-    stat = statSync(file);
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === "ENOENT") throw new FileProblemError(file, "missing", "no such file", { cause: error });
-    throw new FileProblemError(file, "unreadable", `cannot read it (${String(code ?? error)})`, { cause: error });
-  }
-  if (!stat.isFile()) throw new FileProblemError(file, "not-regular", `is not a regular file (${typeOf(stat)})`);
-  if (limit !== null && stat.size > limit) {
-    throw new FileProblemError(file, "too-large", `is ${stat.size} bytes, over the limit of ${sizeText(limit)}`);
-  }
-  return stat.mode & 0o7777;
+  return statRegularFile(file, limit).mode & 0o7777;
 }
 
-/** The UTF-8 text of `file`, a regular file of at most `limit` bytes (see checkRegularFile); throws FileProblemError. */
-export function readRegularFile(file: string, limit: number): string {
-  checkRegularFile(file, limit);
+/**
+ * Opens `file`, a regular file of at most `limit` bytes (null: any size), and returns its descriptor (the caller
+ * closes it); throws FileProblemError, or what `check` (more checks of the file's Stats: its mode) throws. The path
+ * is checked first, so a device or FIFO is never opened (opening some devices acts: a watchdog starts); then the
+ * open descriptor is checked again, and that is what counts: what is read from the descriptor is the file checked,
+ * even if the path was made to name another file in between. O_NONBLOCK: a FIFO swapped in after the first check
+ * does not block the open (its fstat refuses it); reads of a regular file ignore the flag.
+ */
+export function openRegularFile(file: string, limit: number | null, check: (stat: Stats) => void = () => {}): number {
+  check(statRegularFile(file, limit));
+  let fd: number;
   try {
-    return readFileSync(file, "utf8");
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {
-    throw new FileProblemError(file, "unreadable", `cannot read it (${String((error as { code?: unknown }).code ?? error)})`, { cause: error });
+    throw unreadable(file, error);
+  }
+  try {
+    let stat: Stats;
+    try {
+      stat = fstatSync(fd);
+    } catch (error) {
+      throw unreadable(file, error);
+    }
+    checkStat(file, stat, limit);
+    check(stat);
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** The UTF-8 text of the file open as `fd` (see openRegularFile), from its start; throws FileProblemError naming `file`. */
+export function readOpenFile(file: string, fd: number): string {
+  try {
+    return readFileSync(fd, "utf8");
+  } catch (error) {
+    throw unreadable(file, error);
+  }
+}
+
+/** The UTF-8 text of `file`, a regular file of at most `limit` bytes (see openRegularFile); throws FileProblemError. */
+export function readRegularFile(file: string, limit: number): string {
+  const fd = openRegularFile(file, limit);
+  try {
+    return readOpenFile(file, fd);
+  } finally {
+    closeSync(fd);
   }
 }

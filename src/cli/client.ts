@@ -8,11 +8,10 @@
  * The token comes from --token, --token-file, GORB_TOKEN or GORB_TOKEN_FILE (in that order); a token file must
  * be private (mode 0600 or stricter), as the daemon's.
  */
-import { readFileSync } from "node:fs";
 import { idProblem } from "../contract/ids.ts";
 import type { BackendInfo, ServiceDetail, ServiceInfo } from "../core/views.ts";
 import { CA_FILE_LIMIT, FileProblemError, readRegularFile } from "../regular-file.ts";
-import { SecretFileError, checkPrivateFile } from "../daemon/secrets.ts";
+import { SecretFileError, readPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
 import type { LivenessWatch, WaitOptions } from "./liveness.ts";
@@ -99,20 +98,15 @@ function checkToken(source: string, token: string): string {
   return token;
 }
 
-/** The token of a token file, as the daemon reads it (private file, one token). */
+/** The token of a token file, as the daemon reads it (private file, one token, read from the descriptor checked). */
 function readTokenFile(source: string, file: string): string {
-  try {
-    checkPrivateFile(source, file);
-  } catch (error) {
-    if (error instanceof SecretFileError) throw new UsageError(`${source}: ${file}: ${error.problem}`);
-    throw error;
-  }
   let token: string;
   try {
-    token = readFileSync(file, "utf8").trim();
+    token = readPrivateFile(source, file).trim();
   } catch (error) {
     // Private but not ours to read (a root-owned 0600 token and a user's CLI): a usage error naming it, not a crash.
-    throw new UsageError(`${source}: ${file}: cannot read it (${String((error as { code?: unknown }).code ?? error)})`);
+    if (error instanceof SecretFileError) throw new UsageError(`${source}: ${file}: ${error.problem}`);
+    throw error;
   }
   if (token === "" || /[\s\u0000-\u001f\u007f]/.test(token)) {
     throw new UsageError(`${source}: ${file}: must hold one token without whitespace or control characters`);

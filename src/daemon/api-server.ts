@@ -17,6 +17,7 @@ import { shutdownSocket } from "../../ffi/libc.ts";
 import { IDLE_TIMEOUT_S, type createApp } from "../api/app.ts";
 import type { Logger } from "../log.ts";
 import { ConnectionShedder } from "./connection-shedder.ts";
+import { readPrivateFile } from "./secrets.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
 
 /** Default time requests in flight get to finish at shutdown. */
@@ -54,12 +55,15 @@ export interface ApiServerOptions {
   readonly logger?: Logger;
 }
 
-/** Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded. */
+/**
+ * Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded, and
+ * SecretFileError when the TLS key is no longer private (it is read from the descriptor checked, not by name).
+ */
 export function startApiServer(app: ReturnType<typeof createApp>, options: ApiServerOptions): ApiServer {
   app.listen({
     port: options.listen.port,
     ...(options.listen.host !== null ? { hostname: options.listen.host } : {}),
-    ...(options.tls !== null ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
+    ...(options.tls !== null ? { tls: { cert: Bun.file(options.tls.certFile), key: readPrivateFile("tls-key", options.tls.keyFile) } } : {}),
     idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
     reusePort: false,
     // An error that escaped every handler would otherwise get Bun's development page: stack, source lines, paths.

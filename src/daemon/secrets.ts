@@ -2,10 +2,13 @@
  * Secrets on disk: the API token file (--token-file), the Consul token file (--consul-token-file), the TLS
  * private key (--tls-key) and a configuration file that holds `token:` or `consul_token:`. gorb runs as root, so
  * a secret file any other user can read hands them the load balancer: such a file is refused at start, naming the
- * file, its mode and the fix, instead of being used.
+ * file, its mode and the fix, instead of being used. So is one owned by another user (as ssh and sudo refuse it):
+ * they could make it readable, or write the secret gorb then trusts. A secret file is opened once, and the open
+ * descriptor is what is checked and read: a path checked, then read again by name, may name another file by then
+ * (anyone who may write to its directory can swap it).
  */
-import { readFileSync } from "node:fs";
-import { FileProblemError, checkRegularFile } from "../regular-file.ts";
+import { type Stats, closeSync } from "node:fs";
+import { FileProblemError, checkRegularFile, openRegularFile, readOpenFile } from "../regular-file.ts";
 import type { DaemonOptions, SharedStoreOptions } from "../config/daemon-options.ts";
 
 /** SecretFileError: a secret file that cannot be used; `file` is its path, `flag` the setting that named it. */
@@ -31,11 +34,11 @@ export class SecretFileError extends Error {
 const SECRET_FILE_LIMIT = 1024 * 1024;
 
 /**
- * Throws SecretFileError when `file` is missing, not a regular file, over `limit` bytes, or readable or writable by
- * group or others. (A configuration file holding a token has its own limit, checked when it is read: null here.)
+ * Throws SecretFileError unless `stat` (of `file`) is private: no permission for group or others, and owned by root
+ * or by the user gorb runs as.
  */
-export function checkPrivateFile(flag: string, file: string, limit: number | null = SECRET_FILE_LIMIT): void {
-  const mode = checkFile(flag, file, limit);
+function checkPrivate(flag: string, file: string, stat: Stats): void {
+  const mode = stat.mode & 0o7777;
   if ((mode & 0o077) !== 0) {
     throw new SecretFileError(
       flag,
@@ -45,6 +48,35 @@ export function checkPrivateFile(flag: string, file: string, limit: number | nul
       mode,
     );
   }
+  const euid = process.geteuid?.() ?? 0;
+  if (stat.uid !== euid && stat.uid !== 0) {
+    const owners = euid === 0 ? "not root" : `neither root nor the user gorb runs as, uid ${euid}`;
+    throw new SecretFileError(
+      flag,
+      file,
+      `holds a secret but is owned by uid ${stat.uid} (${owners}), who could change it; ` +
+        `run: chown ${euid === 0 ? "root" : euid} ${file}`,
+    );
+  }
+}
+
+/** `file` opened as a private file (see checkPrivate) of at most `limit` bytes; the caller closes the descriptor. */
+function openPrivateFile(flag: string, file: string, limit: number | null): number {
+  try {
+    return openRegularFile(file, limit, (stat) => checkPrivate(flag, file, stat));
+  } catch (error) {
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+  }
+}
+
+/**
+ * Throws SecretFileError when `file` is missing, not a regular file, over `limit` bytes, readable or writable by
+ * group or others, or owned by another user than root or gorb's. (A configuration file holding a token has its own
+ * limit, checked when it is read: null here.)
+ */
+export function checkPrivateFile(flag: string, file: string, limit: number | null = SECRET_FILE_LIMIT): void {
+  closeSync(openPrivateFile(flag, file, limit));
 }
 
 /** The mode of `file`, a regular file of at most `limit` bytes; throws SecretFileError naming `flag`. */
@@ -57,23 +89,27 @@ function checkFile(flag: string, file: string, limit: number | null = SECRET_FIL
   }
 }
 
-/** The text of a checked secret file, without surrounding whitespace; SecretFileError naming `flag` when unreadable. */
-function readPrivateText(flag: string, file: string): string {
+/**
+ * The text of `file`, a private file (see checkPrivateFile), read from the descriptor that was checked; throws
+ * SecretFileError naming `flag`.
+ */
+export function readPrivateFile(flag: string, file: string): string {
+  // A few bytes, read at start-up and reload: synchronously (node:fs/promises would load with every CLI command
+  // that imports this module for checkPrivateFile).
+  const fd = openPrivateFile(flag, file, SECRET_FILE_LIMIT);
   try {
-    // A few bytes, read at start-up and reload: synchronously (node:fs/promises would load with every CLI command
-    // that imports this module for checkPrivateFile).
-    return readFileSync(file, "utf8").trim();
+    return readOpenFile(file, fd);
   } catch (error) {
-    throw new SecretFileError(flag, file, `cannot read it (${String((error as { code?: unknown }).code ?? error)})`, null, {
-      cause: error,
-    });
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+  } finally {
+    closeSync(fd);
   }
 }
 
 /** The secret in `file` (private, see checkPrivateFile), without surrounding whitespace; an empty one is refused. */
 export async function readSecretFile(flag: string, file: string): Promise<string> {
-  checkPrivateFile(flag, file);
-  const value = readPrivateText(flag, file);
+  const value = readPrivateFile(flag, file).trim();
   if (value === "") throw new SecretFileError(flag, file, "is empty");
   if (/[\s\u0000-\u001f\u007f]/.test(value)) {
     throw new SecretFileError(flag, file, "must hold one token without whitespace or control characters");
@@ -105,8 +141,7 @@ export function checkEtcdFiles(etcd: SharedStoreOptions): void {
   if (etcd.certFile !== null) checkFile("etcd-cert", etcd.certFile);
   if (etcd.keyFile !== null) checkPrivateFile("etcd-key", etcd.keyFile);
   if (etcd.passwordFile !== null) {
-    checkPrivateFile("etcd-password-file", etcd.passwordFile);
     // An empty one would start gorb with every etcd call refused ("refused user"); as an empty token file, refused.
-    if (readPrivateText("etcd-password-file", etcd.passwordFile) === "") throw new SecretFileError("etcd-password-file", etcd.passwordFile, "is empty");
+    if (readPrivateFile("etcd-password-file", etcd.passwordFile).trim() === "") throw new SecretFileError("etcd-password-file", etcd.passwordFile, "is empty");
   }
 }

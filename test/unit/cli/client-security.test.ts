@@ -3,7 +3,7 @@
  * is verified, --ca / GORB_CA name the one to trust; --token-file / GORB_TOKEN_FILE, refused unless private.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../../src/api/app.ts";
 import { startApiServer } from "../../../src/daemon/api-server.ts";
@@ -61,6 +61,16 @@ describe("token file", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toStartWith(
       `error: --token-file: ${open}: holds a secret but its mode is 0644 (group or others may read it); run: chmod 600 ${open}\n`,
+    );
+  });
+  test("a token file owned by another user is refused, though private: they could change the token", async () => {
+    const theirs = join(tls.dir, "their-token");
+    writeFileSync(theirs, "s3cret\n", { mode: 0o600 });
+    chownSync(theirs, 65534, 65534);
+    const run = await runGorb(["service", "ls", "--server", url, "--ca", tls.cert, "--token-file", theirs]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toStartWith(
+      `error: --token-file: ${theirs}: holds a secret but is owned by uid 65534 (not root), who could change it; run: chown root ${theirs}\n`,
     );
   });
 });

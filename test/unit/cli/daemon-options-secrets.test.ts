@@ -3,7 +3,7 @@
  * and the access settings from a configuration file. A recorder stands in for the daemon; the files are real.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
@@ -99,6 +99,41 @@ describe("token file", () => {
       expect([run.code, run.stderr]).toEqual([2, stderr]);
     }
     expect(seen).toHaveLength(1);
+  });
+
+  test("a secret file owned by another user is refused, naming the setting, the file and the fix; mode 0600 is not enough", async () => {
+    const seen = record();
+    // The tests run as root: a file of nobody's, who could rewrite the secret or chmod it readable.
+    const NOBODY = 65534;
+    const theirs = (name: string, text: string) => {
+      const path = file(name, text, 0o600);
+      chownSync(path, NOBODY, NOBODY);
+      return path;
+    };
+    const owned = (flag: string, path: string) =>
+      `error: gorb serve: --${flag}: ${path}: holds a secret but is owned by uid ${NOBODY} (not root), who could change it; run: chown root ${path}\n`;
+    const token = theirs("token-nobody", "t0k3n\n");
+    const consul = theirs("consul-nobody", "c0nsul\n");
+    const key = theirs("key-nobody.pem", "key");
+    const password = theirs("etcd-password-nobody", "pw\n");
+    // A link of root's to their file: the file itself is what counts.
+    const link = join(dir, "token-link");
+    symlinkSync(token, link);
+    const cert = file("cert-nobody.pem", "cert", 0o644);
+    const store = ["serve", "--store", "etcds://127.0.0.1:2379/gorb"];
+    const cases: [string[], string][] = [
+      [["serve", "--token-file", token], owned("token-file", token)],
+      [["serve", "--token-file", link], owned("token-file", link)],
+      [["serve", "--consul-token-file", consul], owned("consul-token-file", consul)],
+      [["serve", "--tls-cert", cert, "--tls-key", key], owned("tls-key", key)],
+      [[...store, "--etcd-cert", cert, "--etcd-key", key], owned("etcd-key", key)],
+      [[...store, "--etcd-user", "gorb", "--etcd-password-file", password], owned("etcd-password-file", password)],
+    ];
+    for (const [args, stderr] of cases) {
+      const run = await runGorb(args);
+      expect([run.code, run.stderr]).toEqual([2, stderr]);
+    }
+    expect(seen).toEqual([]);
   });
 
   test("the Consul token: a private file, CONSUL_HTTP_TOKEN, or the flag with a warning", async () => {
