@@ -85,7 +85,7 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/health/checkers/conn.ts STUCK_MS": "tests wait past the stuck-connect grace (black-hole tests)",
   "src/health/checkers/dns-codec.ts readName": "unit-tested directly in test/unit/health/dns.test.ts (golden bytes)",
   "src/health/checkers/for-options.ts checkerFor": "tests build checkers for options directly",
-  "src/health/checkers/names.ts ageNames": "tests age the looked-up addresses to reach the stale-while-revalidating path (resolver-outage tests)",
+  "src/health/checkers/names.ts ageNames": "tests age the looked-up addresses to reach the stale-while-revalidating path (resolver-outage tests) and the forgetting of unused names (names.test.ts)",
   "src/cli/liveness.ts endpointOf": "unit-tested directly in test/unit/cli/client-wait.test.ts",
   "src/cli/liveness.ts probe": "unit-tested directly in test/unit/cli/client-wait.test.ts",
   "src/core/resolve.ts ResolveTimeoutError": "tests check the slow-DNS error by class (test/unit/core/lock.test.ts)",

@@ -8,6 +8,9 @@
  *   the checks of a name that resolved once, and its outage is not the backends' failure.
  * - A name the resolver says does not exist (ENOTFOUND) is forgotten, so the next check fails on it.
  * - One lookup at a time per name, shared by every probe waiting on it.
+ * - A name no check asked for in NAME_UNUSED_MS is forgotten (swept as names are looked up): its backends were
+ *   removed or now go by other names, and a daemon whose backends' names churn would otherwise keep every name it
+ *   ever checked. A check rarer than that looks its name up anew each time, as a first check does.
  */
 import dns from "node:dns";
 import { errorCode } from "../checker.ts";
@@ -15,22 +18,32 @@ import { errorCode } from "../checker.ts";
 /** How long a looked-up address is used before it is looked up again (still used while that runs). */
 const NAME_TTL_MS = 30_000;
 
+/** How long a name no check asks for is kept. */
+const NAME_UNUSED_MS = 10 * 60_000;
+
 /** Called with the address, or with the lookup's error. */
 export type NameWaiter = (error: unknown, address: string) => void;
 
 interface Known {
   readonly address: string;
   readonly until: number;
+  /** When a check last asked for it (performance.now()). */
+  used: number;
 }
 
 const known = new Map<string, Known>();
 const pending = new Map<string, NameWaiter[]>();
+/** When `known` is next swept for unused names: at most once per NAME_TTL_MS, so a lookup stays O(1) on average. */
+let nextSweep = 0;
 
 /** lookupName gives `host`'s address to `waiter`: at once when known (see the module comment), else once looked up. */
 export function lookupName(host: string, waiter: NameWaiter): void {
+  const now = performance.now();
+  if (now >= nextSweep) sweep(now);
   const k = known.get(host);
   if (k !== undefined) {
-    if (k.until <= performance.now() && !pending.has(host)) start(host, []);
+    k.used = now;
+    if (k.until <= now && !pending.has(host)) start(host, []);
     waiter(null, k.address);
     return;
   }
@@ -45,7 +58,9 @@ function start(host: string, waiters: NameWaiter[]): void {
     const all = pending.get(host) ?? [];
     pending.delete(host);
     if (error === null) {
-      known.set(host, { address, until: performance.now() + NAME_TTL_MS });
+      const now = performance.now();
+      // A revalidation keeps when the name was last asked for; a first lookup was asked for now.
+      known.set(host, { address, until: now + NAME_TTL_MS, used: known.get(host)?.used ?? now });
     } else if (errorCode(error) === "ENOTFOUND") {
       known.delete(host);
     }
@@ -53,7 +68,17 @@ function start(host: string, waiters: NameWaiter[]): void {
   });
 }
 
-/** @internal Tests: make every known address due for a new lookup (as NAME_TTL_MS later). */
-export function ageNames(): void {
-  for (const [host, k] of known) known.set(host, { address: k.address, until: 0 });
+/** Forgets the names no check asked for in NAME_UNUSED_MS. */
+function sweep(now: number): void {
+  nextSweep = now + NAME_TTL_MS;
+  for (const [host, k] of known) if (now - k.used >= NAME_UNUSED_MS) known.delete(host);
+}
+
+/**
+ * @internal Tests: make every known address `ms` older (default NAME_TTL_MS: due for a new lookup), as `ms` later;
+ * the sweep for unused names is then due too.
+ */
+export function ageNames(ms: number = NAME_TTL_MS): void {
+  for (const [host, k] of known) known.set(host, { address: k.address, until: k.until - ms, used: k.used - ms });
+  nextSweep -= ms;
 }
