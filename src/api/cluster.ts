@@ -177,13 +177,18 @@ export function clusterRoutes(fleet: ClusterApi | undefined, idleTimeoutS: numbe
     if (fleet === undefined) throw new NotFoundError(`no route for GET ${path}: this gorb does not share its state (gorb serve --store etcd://...)`);
     return fleet;
   };
+  // Checked before the query is validated (Elysia's transform runs first): without a cluster there is no such
+  // route, whatever the query says, as GET /cluster/revision without one answers.
+  const present = (path: string) => () => {
+    need(path);
+  };
   return {
     view: {
       handler: async () => {
         const cluster = need("/cluster");
         return jsonResponse(clusterView(cluster.node, cluster.status(), await cluster.members()));
       },
-      hook: { response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
+      hook: { transform: present("/cluster"), response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
     },
     revision: {
       handler: async ({ query, request, server }: RevisionContext) => {
@@ -202,6 +207,7 @@ export function clusterRoutes(fleet: ClusterApi | undefined, idleTimeoutS: numbe
         }
       },
       hook: {
+        transform: present("/cluster/revision"),
         // Decimal digits only: a number parameter would take what JavaScript's Number() does ("0x10", "1e3", " 7",
         // 1e20). `x-field`: Elysia reports a failed parameter without its name (./errors.ts).
         query: t.Object({

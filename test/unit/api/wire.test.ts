@@ -88,6 +88,23 @@ describe("query parameters", () => {
   });
 });
 
+describe("GET /cluster/revision without a cluster", () => {
+  test("is a 404 whatever the query (a bad wait too), as without one; with a cluster a bad wait stays a 400", async () => {
+    const { url } = serve();
+    const absent = {
+      error: "no route for GET /cluster/revision: this gorb does not share its state (gorb serve --store etcd://...)",
+      code: "NOT_FOUND",
+    };
+    for (const query of ["", "?wait=7", "?wait=abc", "?wait=5&timeout_ms=70000", "?timeout_ms=x"]) {
+      const reply = await fetch(`${url}/cluster/revision${query}`);
+      expect([query, reply.status, await reply.json()]).toEqual([query, 404, absent]);
+    }
+    const fleet = serve({ cluster: FLEET });
+    const bad = await fetch(`${fleet.url}/cluster/revision?wait=abc`);
+    expect([bad.status, await bad.json()]).toEqual([400, { error: 'wait: must be a revision (a whole number), got "abc"', code: "VALIDATION", field: "wait" }]);
+  });
+});
+
 describe("repeated query parameters", () => {
   test("a parameter given twice is a 400 naming it, and nothing changes (?dry_run=true&dry_run=false did apply)", async () => {
     const { url, gorb } = serve({ cluster: FLEET });
