@@ -28,7 +28,7 @@
  * gorb's idle CPU (daemon up, no backends) is measured for BENCH_IDLE seconds (default 5; 0 skips it).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { threadCpu } from "./threads.ts";
+import { threadCpu, waitForQuiet } from "./threads.ts";
 
 const N = Number(process.env.BENCH_BACKENDS ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
@@ -219,16 +219,7 @@ async function settleCompiler(pid: number): Promise<{ seconds: number; lastPerce
     for (const [name, t] of threadTicks(pid)) if (name !== "JITWorker") others += t;
     return ticks([pid]) - others;
   };
-  let waited = 0;
-  let percent = Number.POSITIVE_INFINITY;
-  while (waited < SETTLE_MAX_S) {
-    const before = compiler();
-    await Bun.sleep(SETTLE_STEP_S * 1000);
-    waited += SETTLE_STEP_S;
-    percent = (compiler() - before) / SETTLE_STEP_S; // ticks of 10 ms per second = percent of one CPU
-    if (percent <= SETTLE_PERCENT) break;
-  }
-  return { seconds: waited, lastPercent: percent };
+  return waitForQuiet(compiler, { stepS: SETTLE_STEP_S, percent: SETTLE_PERCENT, maxS: SETTLE_MAX_S });
 }
 
 async function window(checker: string, label: string, kind: string, delaySeconds: number, pids: () => number[]): Promise<Measure> {

@@ -49,3 +49,32 @@ export function threadCpuText(before: ThreadCpu, after: ThreadCpu): string {
     .map((u) => `${u.name} ${(u.user + u.system).toLocaleString("en-US")} ms (sys ${u.system})`)
     .join(", ");
 }
+
+/** The CPU time (user + system) `pid` has used so far, ended threads included, in clock ticks of 10 ms; 0 if it is gone. */
+export function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits, in `stepS` steps, until `ticks()` (a CPU figure in clock ticks of 10 ms: a process's, or its compiler
+ * threads') grew by at most `percent` of one CPU over the last step, or `maxS` passed. Under emulation a fresh bun
+ * process goes on compiling for seconds after it first answers. The seconds waited, and the last step's percent.
+ */
+export async function waitForQuiet(ticks: () => number, o: { readonly stepS: number; readonly percent: number; readonly maxS: number }): Promise<{ seconds: number; lastPercent: number }> {
+  let waited = 0;
+  let percent = Number.POSITIVE_INFINITY;
+  while (waited < o.maxS) {
+    const before = ticks();
+    await Bun.sleep(o.stepS * 1000);
+    waited += o.stepS;
+    percent = (ticks() - before) / o.stepS; // ticks of 10 ms per second = percent of one CPU
+    if (percent <= o.percent) break;
+  }
+  return { seconds: waited, lastPercent: percent };
+}
