@@ -5,7 +5,7 @@
  *   /etc/gorb/gorb.yaml:14: services.web.backends.b1.port: must be 1-65535, got 70000
  *   /etc/gorb/gorb.toml:3: TOML syntax error: Missing value after '='
  */
-import { PathError } from "../core/path.ts";
+import { formatPath, PathError } from "../core/path.ts";
 import { lineOfPath } from "./locate.ts";
 import { FileProblemError, readRegularFile } from "../regular-file.ts";
 import { ConfigSyntaxError, formatOf, parseConfigText } from "./syntax.ts";
@@ -44,7 +44,7 @@ export function readText<T>(file: string, text: string, read: (doc: unknown) => 
     doc = parseConfigText(text, formatOf(file));
   } catch (error) {
     if (!(error instanceof ConfigSyntaxError)) throw error;
-    throw new ConfigError(file, { line: error.line, column: error.column }, null, error.detail, { cause: error });
+    throw new ConfigError(file, { line: error.line, column: error.column }, error.path === null ? null : formatPath(error.path), error.detail, { cause: error });
   }
   return located(file, text, () => read(doc));
 }

@@ -7,15 +7,23 @@
  * one and say nothing, so JSON's is found here (./json-scan.ts) and YAML's by ./yaml-duplicates.ts. Either runs only
  * when the keys the text spells out (keysOf, ./yaml-key-count.ts) are not as many as the value's (keysIn).
  * A YAML stream of several documents, which Bun reads as the list of them, is an error at the second one's line.
+ * A YAML key that is a sequence or a mapping (`[a, b]: 1`), which Bun makes a string ("a,b"), is an error anywhere in
+ * the document, at its line and with the path of the mapping that holds it: the key count does not follow such a key,
+ * so the search runs, and it tells ./yaml-collection-keys.ts to find which.
  */
+import { formatPath, type PathSegment } from "../core/path.ts";
 import { scanJson } from "./json-scan.ts";
-import { duplicateYamlKey, secondYamlDocumentLine } from "./yaml-duplicates.ts";
+import { collectionYamlKey } from "./yaml-collection-keys.ts";
+import { searchYamlKeys, secondYamlDocumentLine } from "./yaml-duplicates.ts";
 import { yamlKeyCount } from "./yaml-key-count.ts";
 
 /** The formats of a configuration file. */
 export type ConfigFormat = "yaml" | "json" | "toml";
 
-/** ConfigSyntaxError: the text is not valid YAML, JSON or TOML; `line` (1-based) says where. */
+/**
+ * ConfigSyntaxError: the text is not valid YAML, JSON or TOML; `line` (1-based) says where, and `path`, when the
+ * problem is a key, which mapping holds it.
+ */
 export class ConfigSyntaxError extends Error {
   override readonly name = "ConfigSyntaxError";
   readonly line: number;
@@ -23,14 +31,17 @@ export class ConfigSyntaxError extends Error {
   readonly problem: string;
   /** What is wrong without where: "YAML syntax error: Unexpected token". */
   readonly detail: string;
+  /** The path of the mapping that holds the bad key ([] for the top level); null when it is no key's problem. */
+  readonly path: readonly PathSegment[] | null;
 
-  constructor(format: ConfigFormat, line: number, column: number | null, problem: string) {
+  constructor(format: ConfigFormat, line: number, column: number | null, problem: string, path: readonly PathSegment[] | null = null) {
     const detail = `${format.toUpperCase()} syntax error: ${problem}`;
-    super(`line ${line}${column === null ? "" : `, column ${column}`}: ${detail}`);
+    super(`line ${line}${column === null ? "" : `, column ${column}`}: ${path === null ? "" : `${formatPath(path)}: `}${detail}`);
     this.line = line;
     this.column = column;
     this.problem = problem;
     this.detail = detail;
+    this.path = path;
   }
 }
 
@@ -192,7 +203,13 @@ export function parseConfigText(text: string, format: ConfigFormat): unknown {
     if (line !== null) throw new ConfigSyntaxError("yaml", line, null, "a second YAML document starts here: a configuration file is one document");
   }
   if (format === "yaml" && yamlKeyCount(text) !== keysIn(value, text.includes("*"))) {
-    const duplicate = duplicateYamlKey(text);
+    const { duplicate, nodeKeys } = searchYamlKeys(text);
+    const collection = nodeKeys ? collectionYamlKey(text) : null;
+    if (collection !== null) {
+      const { path, line, column, text: key, kind, alias } = collection;
+      const what = alias ? `an alias of a ${kind}` : `a ${kind}`;
+      throw new ConfigSyntaxError("yaml", line, column, `the key ${key} is ${what}: a key must be a name`, path);
+    }
     if (duplicate !== null) {
       const { key, line, column, firstLine } = duplicate;
       throw new ConfigSyntaxError("yaml", line, column, `duplicate key ${JSON.stringify(key)} (first on line ${firstLine})`);

@@ -11,7 +11,8 @@
  *     written in the mapping itself overrides a merged one, as the merge key is meant to. Two of them are two merges
  *     (Bun applies both).
  *   - A complex key (a mapping or a sequence: Bun makes it a string such as "a,b" or "[object Object]", which is no
- *     gorb field), an alias or a tagged scalar as a key compares as written, with such keys only.
+ *     gorb field), an alias or a tagged scalar as a key compares as written, with such keys only. The walk also says
+ *     whether it met a collection or an alias as a key, for ./yaml-collection-keys.ts to refuse the first collection.
  *
  * secondYamlDocumentLine finds with the same parser where a second document starts, for a text Bun read as a list.
  *
@@ -64,9 +65,16 @@ function keyOf(cst: typeof CST, item: CST.CollectionItem): Key | null | undefine
   return { id: scalar.value, text: scalar.value };
 }
 
-/** The first key given twice in one mapping (first by the position of the second), or null. */
-function firstDuplicate(cst: typeof CST, documents: readonly CST.Token[]): { key: string; offset: number; first: number } | null {
+/** What the walk of a text's mappings found (see searchYamlKeys). */
+interface Walked {
+  readonly found: { key: string; offset: number; first: number } | null;
+  readonly nodeKeys: boolean;
+}
+
+/** The first key given twice in one mapping (first by the position of the second), and whether a key is a collection or an alias. */
+function walk(cst: typeof CST, documents: readonly CST.Token[]): Walked {
   let found: { key: string; offset: number; first: number } | null = null;
+  let nodeKeys = false;
   const todo = [...documents];
   for (let node = todo.pop(); node !== undefined; node = todo.pop()) {
     if (node.type !== "block-map" && node.type !== "block-seq" && node.type !== "flow-collection") continue;
@@ -75,6 +83,9 @@ function firstDuplicate(cst: typeof CST, documents: readonly CST.Token[]): { key
     for (const item of node.items) {
       if (item.key !== undefined && item.key !== null) todo.push(item.key);
       if (item.value !== undefined) todo.push(item.value);
+      // A flow mapping's `{[a]}` holds its key as the value, as keyOf reads it.
+      const keyNode = item.key !== undefined ? item.key : seen !== null && item.sep === undefined ? item.value : undefined;
+      if (keyNode !== undefined && keyNode !== null && !cst.isScalar(keyNode)) nodeKeys = true;
       if (seen === null) continue;
       const key = keyOf(cst, item);
       if (key === null || key === undefined) continue;
@@ -84,7 +95,7 @@ function firstDuplicate(cst: typeof CST, documents: readonly CST.Token[]): { key
       else if (found === null || offset < found.offset) found = { key: key.text, offset, first };
     }
   }
-  return found;
+  return { found, nodeKeys };
 }
 
 /** The line (1-based) of `offset` in `text`, and the offset of that line's start. */
@@ -98,15 +109,23 @@ function lineAt(text: string, offset: number): { line: number; start: number } {
   return { line, start };
 }
 
-/** The first key given twice in one mapping of `text` (first by the position of the second), or null. */
-export function duplicateYamlKey(text: string): YamlDuplicate | null {
+/** What searchYamlKeys found in a text's mappings. */
+export interface YamlKeySearch {
+  /** The first key given twice in one mapping (first by the position of the second), or null. */
+  readonly duplicate: YamlDuplicate | null;
+  /** Whether a key is a collection or an alias (which may name one): ./yaml-collection-keys.ts says which. */
+  readonly nodeKeys: boolean;
+}
+
+/** The keys of `text`'s mappings searched: the first given twice in one mapping, and whether any is not a scalar. */
+export function searchYamlKeys(text: string): YamlKeySearch {
   const { CST: cst, Parser } = require("yaml") as typeof import("yaml");
   const documents: CST.Token[] = [];
   for (const token of new Parser().parse(text)) if (token.type === "document" && token.value !== undefined) documents.push(token.value);
-  const found = firstDuplicate(cst, documents);
-  if (found === null) return null;
+  const { found, nodeKeys } = walk(cst, documents);
+  if (found === null) return { duplicate: null, nodeKeys };
   const { line, start } = lineAt(text, found.offset);
-  return { key: found.key, line, column: found.offset - start + 1, firstLine: lineAt(text, found.first).line };
+  return { duplicate: { key: found.key, line, column: found.offset - start + 1, firstLine: lineAt(text, found.first).line }, nodeKeys };
 }
 
 /**

@@ -9,7 +9,8 @@
  * (over several lines too), plain and quoted scalars, block scalars as a key's value (`key: |`), comments, anchors and
  * aliases (Bun gives an alias the anchored object itself, counted once), one leading `---`. It is null for the rest,
  * which the parser then searches: merge keys (they bring in keys the text does not spell), tags, explicit keys (`?`),
- * other block scalars (`- |`), directives, more than one document, an alias as a key.
+ * other block scalars (`- |`), directives, more than one document, an alias or a flow collection as a key (`[a, b]: 1`,
+ * `{[a]: 1}`: Bun makes such a key a string, "a,b", and ./syntax.ts has the parser refuse it).
  *
  * Counted as a key: in block context, a node followed by `:` and a space or the end of its line; an entry of a flow
  * mapping (`{a, b: 1}` has two); an entry of a flow sequence that holds a `:` (a mapping of one key: `[a: 1]`). The
@@ -109,6 +110,10 @@ function count(text: string): number {
     // mapping's) or a `:` (a sequence's): either makes the entry a key when it ends.
     const mappings: boolean[] = [];
     const entries: boolean[] = [];
+    /** Per open collection: whether its current entry has had its `:` (before it, a mapping's entry is its key). */
+    const values: boolean[] = [];
+    /** Whether a node at `top` is a key of a flow mapping (`{[a]: 1}`, `{[a]}`, `{*k}`): not followed. */
+    const inKey = (top: number): boolean => mappings[top] === true && values[top] !== true;
     const close = () => {
       if (entries[entries.length - 1] === true) keys++;
     };
@@ -116,6 +121,8 @@ function count(text: string): number {
     let adjacent = false;
     /** After a plain scalar, the next line goes on with it up to an indicator (`"` there is a character of it). */
     let plain = false;
+    /** After a collection or an alias: a `:` now makes it a key, which the count does not follow. */
+    let collection = false;
     let j = i;
     for (;;) {
       const c = at(j);
@@ -137,10 +144,14 @@ function count(text: string): number {
         continue;
       }
       plain = false;
+      const afterCollection = collection;
+      collection = false;
       if (c === OPEN_MAP || c === OPEN_SEQ) {
+        if (inKey(top)) give();
         if (mappings[top] === true) entries[top] = true;
         mappings.push(c === OPEN_MAP);
         entries.push(false);
+        values.push(false);
         adjacent = false;
         j++;
       } else if (c === CLOSE_MAP || c === CLOSE_SEQ) {
@@ -148,16 +159,21 @@ function count(text: string): number {
         close();
         mappings.pop();
         entries.pop();
+        values.pop();
         j++;
         if (mappings.length === 0) return j;
         adjacent = true;
+        collection = true;
       } else if (c === COMMA) {
         close();
         entries[top] = false;
+        values[top] = false;
         adjacent = false;
         j++;
       } else if (c === COLON && indicator) {
+        if (afterCollection) give();
         entries[top] = true;
+        values[top] = true;
         adjacent = false;
         j++;
       } else if (c === DOUBLE || c === SINGLE) {
@@ -166,9 +182,11 @@ function count(text: string): number {
         adjacent = true;
       } else if (c === AMPERSAND || c === STAR) {
         // An anchor (of the node after it) or an alias (a node).
+        if (c === STAR && inKey(top)) give();
         if (mappings[top] === true) entries[top] = true;
         j = name(j);
         adjacent = false;
+        collection = c === STAR;
       } else if (unfollowed(c) || c === COLON || (c === DASH && (blank(at(j + 1)) || ends(at(j + 1))))) {
         give();
       } else {
@@ -282,10 +300,13 @@ function count(text: string): number {
       continue;
     }
     const column = i - lineStart;
-    const quotedOrFlow = at(i) === DOUBLE || at(i) === SINGLE || at(i) === OPEN_MAP || at(i) === OPEN_SEQ;
+    const flowNode = at(i) === OPEN_MAP || at(i) === OPEN_SEQ;
+    const quotedOrFlow = flowNode || at(i) === DOUBLE || at(i) === SINGLE;
     i = node(i);
     const after = skipBlank(i);
     if (at(after) === COLON && (blank(at(after + 1)) || ends(at(after + 1)))) {
+      // A flow collection as a key (`[a, b]: 1`): not followed (see the module comment).
+      if (flowNode) give();
       keys++;
       let value = skipBlank(after + 1);
       if (at(value) === AMPERSAND) value = skipBlank(name(value));

@@ -53,6 +53,16 @@ describe("gorb diff and gorb apply", () => {
     expect(server.requests).toEqual([]);
   });
 
+  test("a YAML service id written as a sequence is refused with its line and path (exit 2), not sent as the service \"a,b\"", async () => {
+    const path = file("set.yaml", YAML.replace("  web:", "  [a, b]:"));
+    expect(await runGorb(["apply", "-f", path, "--server", server.url])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${path}:2:3: services: YAML syntax error: the key [a, b] is a sequence: a key must be a name\n`,
+    });
+    expect(server.requests).toEqual([]);
+  });
+
   test("a file that is not a regular file (a FIFO, a device) is refused without being read or sent", async () => {
     const fifo = join(dir, "set.yaml");
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);

@@ -187,7 +187,7 @@ describe("configuration files", () => {
     expect(duplicate("1: a\n0x1: b\n")).toBe('YAML syntax error: duplicate key "0x1" (first on line 1)');
     expect(duplicate("~: a\nnull: b\n")).toBe('YAML syntax error: duplicate key "null" (first on line 1)');
     expect(duplicate('1: a\n"1": b\n')).toBe('YAML syntax error: duplicate key "1" (first on line 1)');
-    expect(duplicate("? [a, b]\n: 1\n? [a, b]\n: 2\n")).toBe('YAML syntax error: duplicate key "[a, b]" (first on line 1)');
+    expect(duplicate("a: &k x\n*k : 1\n*k : 2\n")).toBe('YAML syntax error: duplicate key "*k" (first on line 2)');
     // Deeper down, and the first of two by where the second one is.
     expect(duplicate("a:\n  b:\n    c: [{ d: 1, d: 2 }]\ne: 1\ne: 2\n")).toBe('YAML syntax error: duplicate key "d" (first on line 3)');
     // Not the same: Web and web, 1 and "01", two merges.
@@ -196,6 +196,30 @@ describe("configuration files", () => {
     }
     // Keys of separate documents are not the same either; a second document is refused for what it is.
     expect(duplicate("a: 1\n---\na: 2\n")).toBe("YAML syntax error: a second YAML document starts here: a configuration file is one document");
+  });
+
+  test("a YAML key that is a sequence or a mapping is refused at its line with the path of its mapping, anywhere in the document", () => {
+    // Bun.YAML made these keys strings: the service "a,b", the setting "[object Object]", without a word.
+    expect(refusal("gorb.yaml", "services:\n  [a, b]:\n    port: 80\n")).toBe("gorb.yaml:2:3: services: YAML syntax error: the key [a, b] is a sequence: a key must be a name");
+    expect(refusal("gorb.yaml", 'listen: ":1"\n{x: 1}: true\n')).toBe("gorb.yaml:2:1: (top level): YAML syntax error: the key {x: 1} is a mapping: a key must be a name");
+    expect(refusal("gorb.yaml", "services:\n  web:\n    backends:\n      b1: {host: x, [port]: 1}\n")).toBe(
+      "gorb.yaml:4:21: services.web.backends.b1: YAML syntax error: the key [port] is a sequence: a key must be a name",
+    );
+    // In flow mappings and sequences, as an explicit key, an entry with no value, and an alias of a collection.
+    expect(refusal("gorb.yaml", "services: {[a]}\n")).toBe("gorb.yaml:1:12: services: YAML syntax error: the key [a] is a sequence: a key must be a name");
+    expect(refusal("gorb.yaml", "allow: [[a]: 1]\n")).toBe("gorb.yaml:1:9: allow[0]: YAML syntax error: the key [a] is a sequence: a key must be a name");
+    expect(refusal("gorb.yaml", "? [a,\n  b]\n: 1\n")).toBe("gorb.yaml:1:3: (top level): YAML syntax error: the key [a, b] is a sequence: a key must be a name");
+    expect(refusal("gorb.yaml", "x: &k [a, b]\nservices:\n  *k : {port: 80}\n")).toBe(
+      "gorb.yaml:3:3: services: YAML syntax error: the key *k is an alias of a sequence: a key must be a name",
+    );
+    // Where the key count gives up anyway (a merge key), and before a key given twice.
+    expect(refusal("gorb.yaml", "x: &d {port: 80}\nservices:\n  web:\n    <<: *d\n    {a: 1}: 2\n    port: 1\n    port: 2\n")).toBe(
+      "gorb.yaml:5:5: services.web: YAML syntax error: the key {a: 1} is a mapping: a key must be a name",
+    );
+    // A scalar key is fine however written: quoted, with commas or brackets in it, an alias of a scalar.
+    for (const text of ['"[a, b]": 1\n', "a,b: 1\n", "x: &k y\n*k : 1\n", "{a: [1], b: {c: 2}}\n", "a: [b, {c: 1}]\n"]) {
+      expect(() => parseConfigText(text, "yaml")).not.toThrow();
+    }
   });
 
   test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {

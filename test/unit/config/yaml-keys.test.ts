@@ -45,6 +45,14 @@ describe("the YAML key count", () => {
       "a: 1\n---\nb: 1\n",
       "a: 1\n...\n",
       "*a : 1\n",
+      // A collection or an alias as a key, which ./syntax.ts has the parser refuse.
+      "[a, b]: 1\n",
+      "- {x: 1}: 1\n",
+      "a: {[b]: 1}\n",
+      "a: {[b]}\n",
+      "a: [[b] : 1]\n",
+      "a: {*k }\n",
+      "a: [*k : 1]\n",
     ]) {
       expect(yamlKeyCount(text)).toBeNull();
     }
