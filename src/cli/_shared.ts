@@ -75,16 +75,24 @@ export function intArg(args: RawArgs, name: string, min: number, max: number): n
   return value;
 }
 
-/** A flag that must be one of `allowed` (compared lower-case), or undefined when absent. */
-export function choiceArg<T extends string>(args: RawArgs, name: string, allowed: readonly T[]): T | undefined {
-  const text = stringArg(args, name);
-  if (text === undefined) return undefined;
+/**
+ * The value `text` of the flag --`name` as the one of `allowed` it spells, in any case and with blanks around it, as
+ * the REST API reads an enum value ("TCP" is tcp); a UsageError naming the flag and the choices otherwise.
+ */
+export function choiceOf<T extends string>(name: string, text: string, allowed: readonly T[], usageOf: string | null = null): T {
   const lower = text.trim().toLowerCase();
   const found = allowed.find((a) => a === lower);
   if (found === undefined) {
-    throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(text)}`);
+    if (lower === "") throw new UsageError(`--${name} needs a value`, usageOf);
+    throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(text)}`, usageOf);
   }
   return found;
+}
+
+/** A flag that must be one of `allowed` (see choiceOf), or undefined when absent. */
+export function choiceArg<T extends string>(args: RawArgs, name: string, allowed: readonly T[]): T | undefined {
+  const text = stringArg(args, name);
+  return text === undefined ? undefined : choiceOf(name, text, allowed);
 }
 
 /** A boolean flag: true, false (--no-NAME) or undefined when absent. */

@@ -9,6 +9,7 @@ import { runCommand } from "citty";
 import type { ArgsDef } from "citty";
 import { VERSION } from "../version.ts";
 import { type AnyCommand, argsOf, findSubCommand, metaOf, subCommandNames } from "./_command.ts";
+import { choiceOf } from "./_shared.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { renderHelp } from "./help.ts";
@@ -55,6 +56,8 @@ interface FlagShape {
   /** The value may be left out (a string flag whose valueHint is "[...]", as `--watch [seconds]`). */
   readonly optionalValue: boolean;
   readonly boolean: boolean;
+  /** An enum flag's choices (citty's options), null for any other flag. */
+  readonly choices: readonly string[] | null;
 }
 
 function kebab(name: string): string {
@@ -75,6 +78,7 @@ function flagTable(defs: ArgsDef): Map<string, FlagShape> {
       takesValue: def.type === "string" || def.type === "enum",
       optionalValue: def.type === "string" && def.valueHint?.startsWith("[") === true,
       boolean: def.type === "boolean",
+      choices: def.type === "enum" ? (def.options ?? []) : null,
     };
     for (const spelling of [name, kebab(name), camel(name)]) table.set(spelling, shape);
     const alias = "alias" in def ? def.alias : undefined;
@@ -130,6 +134,39 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
     const extra = positionals[expected] ?? "";
     throw new UsageError(`unexpected argument ${JSON.stringify(extra)} for "${path}"`, path);
   }
+}
+
+/**
+ * `args` with the value of each enum flag as the choice it spells (choiceOf: in any case, as the REST API reads an enum
+ * value), whatever the flag's spelling (`--protocol TCP`, `--protocol=Udp`, an alias such as `--method`). citty
+ * compares an enum's value as written: `--protocol TCP` was its "Invalid value" while the API takes "TCP". A value
+ * that is none of the choices is a UsageError naming the flag and them. Runs after checkFlags: every value is there.
+ */
+function canonicalChoices(defs: ArgsDef, args: readonly string[], path: string): string[] {
+  const table = flagTable(defs);
+  const tokens = optionTokens(args);
+  const out = [...args];
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] ?? "";
+    if (!token.startsWith("-") || token === "-") continue;
+    const long = token.startsWith("--");
+    const body = token.slice(long ? 2 : 1);
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    const shape = table.get(name);
+    if (shape === undefined || !shape.takesValue) continue;
+    // Named as given (`--method`, the alias of backend's --forward), a one-letter flag by its long name.
+    const flag = long ? name : shape.canonical;
+    if (eq >= 0) {
+      if (shape.choices !== null) out[i] = `${token.slice(0, token.length - body.length + eq + 1)}${choiceOf(flag, body.slice(eq + 1), shape.choices, path)}`;
+      continue;
+    }
+    const next = tokens[i + 1];
+    if (next === undefined || (shape.optionalValue && next.startsWith("-") && next !== "-")) continue;
+    if (shape.choices !== null) out[i + 1] = choiceOf(flag, next, shape.choices, path);
+    i++;
+  }
+  return out;
 }
 
 /**
@@ -295,7 +332,7 @@ async function dispatch(
     const untrap = sigint !== null && path !== "gorb serve" ? trapSigint(sigint) : () => {};
     try {
       const defs = await argsOf(resolved.cmd);
-      const rawArgs = lastBooleanWins(defs, fillOptionalValues(defs, resolved.rest));
+      const rawArgs = lastBooleanWins(defs, fillOptionalValues(defs, canonicalChoices(defs, resolved.rest, path)));
       const { result } = await runCommand(resolved.cmd, { rawArgs });
       return typeof result === "number" ? result : EXIT.OK;
     } finally {

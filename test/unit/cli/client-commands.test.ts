@@ -86,6 +86,16 @@ describe("gorb service", () => {
     expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "error: --panic-threshold: must be 0-100, got 101"]);
   });
 
+  test("enum flags take any case, as the API does, and send the canonical value: --protocol UDP, --family=INET6, --pe SIP", async () => {
+    await ok(["service", "add", "dns", "--host", "10.0.0.53", "--port", "53", "--protocol", "UDP", "--sorry-server", "10.9.0.1", "--sorry-method", "Dr"]);
+    await ok(["service", "add", "marked", "--fwmark", "7", "--family=INET6", "--pe", " SIP "]);
+    expect(server.bodies).toEqual([
+      { host: "10.0.0.53", port: 53, protocol: "udp", sorry_server: { host: "10.9.0.1", method: "dr" } },
+      { fwmark: 7, family: "inet6", persistent: true, pe: "sip" },
+    ]);
+    expect((await server.stack.gorb.getService("dns")).options.protocol).toBe("udp");
+  });
+
   test("set PATCHes the given fields; --no-persistent sends false", async () => {
     await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--persistent"]);
     await ok(["service", "set", "web", "--method", "lc", "--no-persistent"]);
@@ -156,6 +166,13 @@ describe("gorb backend", () => {
     const info = await server.stack.gorb.getBackend("web", "b1");
     expect([info.options.port, info.options.weight, info.options.method]).toEqual([8080, 100, "nat"]);
     expect((info.options.pulse as { type: string }).type).toBe("http");
+  });
+
+  test("enum flags take any case: --method TUNNEL (the alias of --forward), --tunnel-type Gue, --pulse HTTP", async () => {
+    await ok(["backend", "add", "web", "b3", "--host", "10.1.0.3", "--method", "TUNNEL", "--tunnel-type", "Gue", "--tunnel-port", "6080", "--tunnel-checksum", "CSUM", "--pulse", "HTTP"]);
+    expect(server.bodies.at(-1)).toEqual({ host: "10.1.0.3", method: "tunnel", tunnel_type: "gue", tunnel_port: 6080, tunnel_checksum: "csum", pulse: { type: "http" } });
+    const info = await server.stack.gorb.getBackend("web", "b3");
+    expect([info.options.method, info.options.tunnel_type, (info.options.pulse as { type: string }).type]).toEqual(["tunnel", "gue", "http"]);
   });
 
   test("add maps every backend and pulse flag to its wire field", async () => {

@@ -133,6 +133,13 @@ describe("gorb backend --direct", () => {
     expect(await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80"))).toEqual([]);
   });
 
+  test("enum flags take any case, as without --direct: --forward DR, --family INET6", async () => {
+    await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.2", "--forward", "DR"]);
+    expect((await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80")))[0]?.forward).toBe("dr");
+    await ok(["service", "add", "fwmark:9", "--family", "INET6"]);
+    expect((await driver.listServices()).map((s) => s.key.family)).toContain("inet6");
+  });
+
   test("status --direct shows live weights and connections per destination", async () => {
     await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1:8080", "--weight", "3"]);
     const rows = (await ok(["status"])).trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
