@@ -1,6 +1,6 @@
 /**
- * Small additions to citty's command definitions: usage examples (shown at the end of --help) and the
- * resolution of lazy sub-commands for the runner, the help text and the completion generator.
+ * Small additions to citty's command definitions: usage examples (shown at the end of --help), groups of flags
+ * that --help lists apart, and the resolution of lazy sub-commands for the runner, the help text and the completion generator.
  */
 import type { ArgsDef, CommandDef, CommandMeta, Resolvable, SubCommandsDef } from "citty";
 
@@ -18,6 +18,27 @@ export function withExamples<T extends ArgsDef>(cmd: CommandDef<T>, lines: reado
 /** examplesOf returns the examples attached with withExamples ([] when none). */
 export function examplesOf(cmd: object): readonly string[] {
   return examples.get(cmd) ?? [];
+}
+
+/** Flags of a command that --help lists apart from its other options, under a heading of their own. */
+export interface FlagGroup {
+  /** The heading, without its colon: what the flags have in common. */
+  readonly heading: string;
+  /** The flags' names, as keys of the command's args. */
+  readonly flags: readonly string[];
+}
+
+const flagGroups = new WeakMap<object, readonly FlagGroup[]>();
+
+/** withFlagGroups attaches groups of flags that --help lists apart (`gorb service set`'s identity flags). */
+export function withFlagGroups<T extends ArgsDef>(cmd: CommandDef<T>, groups: readonly FlagGroup[]): CommandDef<T> {
+  flagGroups.set(cmd, groups);
+  return cmd;
+}
+
+/** flagGroupsOf returns the groups attached with withFlagGroups ([] when none). */
+export function flagGroupsOf(cmd: object): readonly FlagGroup[] {
+  return flagGroups.get(cmd) ?? [];
 }
 
 /** resolveValue unwraps citty's Resolvable (a value, a promise, or a function returning either). */

@@ -1,9 +1,9 @@
 /**
  * --help text, rendered from the citty definitions: usage line, arguments, options (with defaults and enum
- * values), sub-commands and examples. Plain text, left-aligned, no colour (it is often piped to a pager).
+ * values; a command's flag groups under their own headings, after the others), sub-commands and examples. Plain text, left-aligned, no colour (it is often piped to a pager).
  */
 import type { ArgDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, examplesOf, metaOf, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, examplesOf, flagGroupsOf, metaOf, subCommandsOf } from "./_command.ts";
 
 /** Flag column width; longer flag spellings put their description on the next line. */
 const COLUMN = 32;
@@ -71,16 +71,25 @@ export async function renderHelp(cmd: AnyCommand, path: readonly string[]): Prom
     }
     lines.push("");
   }
-  lines.push("Options:");
-  for (const [flagName, def] of flags) {
-    lines.push(row(flagSpelling(flagName, def), flagDescription(def)));
-    if (def.type === "boolean" && "negativeDescription" in def && def.negativeDescription !== undefined) {
-      lines.push(row(`--no-${kebab(flagName)}`, def.negativeDescription));
+  const groups = flagGroupsOf(cmd);
+  const flagRows = (list: readonly (readonly [string, ArgDef])[]): void => {
+    for (const [flagName, def] of list) {
+      lines.push(row(flagSpelling(flagName, def), flagDescription(def)));
+      if (def.type === "boolean" && "negativeDescription" in def && def.negativeDescription !== undefined) {
+        lines.push(row(`--no-${kebab(flagName)}`, def.negativeDescription));
+      }
     }
-  }
+  };
+  lines.push("Options:");
+  flagRows(flags.filter(([flagName]) => !groups.some((g) => g.flags.includes(flagName))));
   lines.push(row("-h, --help", "Show this help"));
   if (path.length === 1) lines.push(row("-V, --version", "Print the version"));
   lines.push("");
+  for (const group of groups) {
+    lines.push(`${group.heading}:`);
+    flagRows(flags.filter(([flagName]) => group.flags.includes(flagName)));
+    lines.push("");
+  }
 
   if (Object.keys(subs).length > 0) lines.push(`Run "${name} <command> --help" for the options of a command.`, "");
   const examples = examplesOf(cmd);

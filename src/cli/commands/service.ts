@@ -3,7 +3,7 @@
  * kernel's IPVS table (see ../direct.ts).
  */
 import { type ArgsDef, defineCommand } from "citty";
-import { withExamples } from "../_command.ts";
+import { withExamples, withFlagGroups } from "../_command.ts";
 import { serviceBody } from "../request-bodies.ts";
 import {
   type RawArgs,
@@ -130,10 +130,26 @@ const add = withExamples(
   ],
 );
 
-const set = withExamples(
+/**
+ * The flags that say which kernel service a service is: `service set` takes them only as they are (the API refuses a
+ * change, 400: delete it and create it again), so its --help lists them apart.
+ */
+const IDENTITY_FLAGS = ["host", "port", "protocol", "fwmark", "family"] as const satisfies readonly (keyof typeof serviceFieldArgs)[];
+
+/** `service set`'s service flags: the identity flags described as what they are there, the service's own. */
+const setFieldArgs = {
+  ...serviceFieldArgs,
+  host: { ...serviceFieldArgs.host, description: "The service's virtual address (or a DNS name of it)" },
+  port: { ...serviceFieldArgs.port, description: "The service's port" },
+  protocol: { ...serviceFieldArgs.protocol, description: "The service's protocol" },
+  fwmark: { ...serviceFieldArgs.fwmark, description: "The service's firewall mark" },
+  family: { ...serviceFieldArgs.family, description: "The service's address family (fwmark services; with --direct, of fwmark:N)" },
+} satisfies ArgsDef;
+
+const set = withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb service set", description: "Change a virtual service in place (scheduler, flags, persistence)", alias: ["update"] },
-    args: { ...nameArg, ...serviceFieldArgs, ...serverArgs, ...directArgs },
+    args: { ...nameArg, ...setFieldArgs, ...serverArgs, ...directArgs },
     async run({ args }) {
       const name = positional(args, "name");
       if (boolArg(args, "direct") === true) return (await direct()).serviceSet(name, args);
@@ -145,7 +161,7 @@ const set = withExamples(
     },
   }),
   ["gorb service set web --method lc", "gorb service set web --no-persistent"],
-);
+), [{ heading: "Identity options (they must match the service: to change one, delete the service and add it again)", flags: IDENTITY_FLAGS }]);
 
 const rm = withExamples(
   defineCommand({

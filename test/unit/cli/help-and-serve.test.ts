@@ -72,6 +72,22 @@ describe("--version and --help", () => {
     expect(backend).toContain("--forward, --method <nat|dr|tunnel|ipip|local>");
     expect(backend).toContain("Examples:\n  gorb backend add web b1 --host 10.1.0.1 --pulse http\n");
   });
+
+  test("service set lists the flags that identify the service apart: they must match it, a change is refused", async () => {
+    const set = (await runGorb(["service", "set", "--help"])).stdout;
+    const [options, identity] = set.split("\nIdentity options (they must match the service: to change one, delete the service and add it again):\n");
+    expect(identity).toBeDefined();
+    for (const flag of ["--host <addr>", "--port <port>", "--protocol <tcp|udp|sctp>", "--fwmark <mark>", "--family <inet|inet6>"]) {
+      expect(options).not.toContain(`  ${flag} `);
+      expect(identity).toContain(`  ${flag} `);
+    }
+    expect(identity).toContain("The service's port\n");
+    expect(options).toContain("  --method <");
+    // service add lists them with the other options, as what they create.
+    const add = (await runGorb(["service", "add", "--help"])).stdout;
+    expect(add).not.toContain("Identity options");
+    expect(add).toContain("  --port <port>                   Port 1-65535 (required unless --fwmark)\n");
+  });
 });
 
 describe("gorb serve", () => {
