@@ -3,7 +3,7 @@
  * through the daemon or, with --direct, as destinations in the kernel's IPVS table (no health checks there).
  */
 import { type ArgsDef, defineCommand } from "citty";
-import { withExamples } from "../_command.ts";
+import { withExamples, withFlagGroups } from "../_command.ts";
 import { drain, undrain } from "./drain.ts";
 import { backendBody } from "../request-bodies.ts";
 import {
@@ -189,10 +189,20 @@ const add = withExamples(
   ],
 );
 
-const set = withExamples(
+/** `backend set`'s flags that name the destination: a backend is not moved in place (a 400 says so). */
+const IDENTITY_FLAGS = ["host", "port"] as const satisfies readonly (keyof typeof backendFieldArgs)[];
+
+/** `backend set`'s backend flags: the identity flags described as what they are there, the backend's own. */
+const setFieldArgs = {
+  ...backendFieldArgs,
+  host: { ...backendFieldArgs.host, description: "The backend's address (or a DNS name that gives the same address)" },
+  port: { ...backendFieldArgs.port, description: "The backend's port" },
+} satisfies ArgsDef;
+
+const set = withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb backend set", description: "Change a backend in place (weight, forwarding, thresholds, pulse)", alias: ["update"] },
-    args: { ...ids, ...backendFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
+    args: { ...ids, ...setFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
     async run({ args }) {
       const service = positional(args, "service");
       const name = positional(args, "name");
@@ -217,7 +227,7 @@ const set = withExamples(
     "gorb backend set web b1 --maintenance       # weight 0 whatever health says; --no-maintenance ends it",
     "gorb backend set web b1 --pulse-interval 10s --pulse-fall 3",
   ],
-);
+), [{ heading: "Identity options (they must match the backend: to move it, delete it and add it again)", flags: IDENTITY_FLAGS }]);
 
 const rm = withExamples(
   defineCommand({

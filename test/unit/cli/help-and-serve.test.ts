@@ -88,6 +88,21 @@ describe("--version and --help", () => {
     expect(add).not.toContain("Identity options");
     expect(add).toContain("  --port <port>                   Port 1-65535 (required unless --fwmark)\n");
   });
+
+  test("backend set lists --host and --port apart: they must match the backend, which is not moved in place", async () => {
+    const set = (await runGorb(["backend", "set", "--help"])).stdout;
+    const [options, identity] = set.split("\nIdentity options (they must match the backend: to move it, delete it and add it again):\n");
+    expect(identity).toBeDefined();
+    for (const flag of ["--host <addr>", "--port <port>"]) {
+      expect(options).not.toContain(`  ${flag} `);
+      expect(identity).toContain(`  ${flag} `);
+    }
+    expect(identity).toContain("The backend's port\n");
+    expect(options).toContain("  --weight <");
+    const add = (await runGorb(["backend", "add", "--help"])).stdout;
+    expect(add).not.toContain("Identity options");
+    expect(add).toContain("(required for add)");
+  });
 });
 
 describe("gorb serve", () => {
