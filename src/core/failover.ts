@@ -17,9 +17,11 @@
  * has its sorry server (it was in sorry mode), else up.
  *
  * Sorry mode (down with a sorry server): the sorry server is a destination of gorb's own (weight 1, never a
- * backend, never counted), and every backend is held at weight 0 (kept, so its connections finish). Order in
- * one batch: entering sorry mode adds the sorry server before draining the backends; leaving it restores the
- * backends' weights before deleting the sorry server, so new connections always have somewhere to go.
+ * backend, never counted), and every backend is held at weight 0 (kept, so its connections finish). Order:
+ * entering sorry mode adds the sorry server before draining the backends; leaving it restores the backends'
+ * weights before deleting the sorry server, so new connections always have somewhere to go. A batch goes on past a
+ * refused write, so the writers run the sorry server's add alone before the rest, and its delete alone after it
+ * (HealthRunner, Transactions.runSorrySafe).
  */
 import { normalize } from "node:path";
 import { DEFAULTS } from "../contract/fields.ts";

@@ -3,8 +3,9 @@
  * for the targets it concerns), its rollback, the commit of a group of changes to the state store, and the
  * refusal (503) of every change while the store cannot write.
  *
- *   write     plan the change's targets against gorb's view of the kernel and run them as one batch; when an
- *             operation fails, undo the change's edits, write its targets back, and throw the first error
+ *   write     plan the change's targets against gorb's view of the kernel and run them as one batch (three when
+ *             a sorry server comes or goes: runSorrySafe); when an operation fails, undo the change's edits, write
+ *             its targets back, and throw the first error
  *   commit    one store transaction for the rows a group of changes touched; a failure marks the store down
  *             and throws 503 (the caller undoes the group)
  *   check     while the store is down, a probe write decides: it still fails (503, nothing touched) or the
@@ -42,14 +43,32 @@ export interface PendingCommit {
 }
 
 /**
- * `operations` split in two, in order: the rest, and the deletes of a sorry server (SORRY_ID) or of a destination that
- * is no backend of gorb's (backend null: a sorry server the change unset or moved), which Transactions.write runs
- * only once the rest worked.
+ * `operations` split in three, each in order, for Transactions.runSorrySafe:
+ *   first  the add (or change) of a sorry server (SORRY_ID), with what must precede it: service deletes (they free
+ *          keys) and its own service's write; empty when no service enters sorry mode
+ *   last   the deletes of a sorry server or of a destination that is no backend of gorb's (backend null: a sorry
+ *          server the change unset or moved)
+ *   rest   everything else (the backends' writes)
  */
-function sorryDeletesLast(operations: readonly Operation[]): [readonly Operation[], readonly Operation[]] {
+function sorryPhases(operations: readonly Operation[]): { first: readonly Operation[]; rest: readonly Operation[]; last: readonly Operation[] } {
+  const isSorryAdd = (o: Operation) => o.backend === SORRY_ID && (o.op.op === "add-destination" || o.op.op === "update-destination");
   const isLast = (o: Operation) => o.op.op === "delete-destination" && (o.backend === SORRY_ID || o.backend === null);
-  if (!operations.some(isLast)) return [operations, []];
-  return [operations.filter((o) => !isLast(o)), operations.filter(isLast)];
+  // An apply of 10,000 backends has neither: one pass over it, and it stays one batch.
+  let entering: Set<string> | null = null;
+  let anyLast = false;
+  for (const o of operations) {
+    if (isSorryAdd(o)) (entering ??= new Set()).add(o.service);
+    else if (!anyLast && isLast(o)) anyLast = true;
+  }
+  if (entering === null && !anyLast) return { first: [], rest: operations, last: [] };
+  const inFirst = (o: Operation) =>
+    entering !== null &&
+    (isSorryAdd(o) || o.op.op === "delete-service" || (entering.has(o.service) && (o.op.op === "add-service" || o.op.op === "update-service")));
+  const first: Operation[] = [];
+  const rest: Operation[] = [];
+  const last: Operation[] = [];
+  for (const o of operations) (inFirst(o) ? first : isLast(o) ? last : rest).push(o);
+  return { first, rest, last };
 }
 
 /** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
@@ -221,7 +240,7 @@ export class Transactions {
     );
   }
 
-  /** Write a change's targets as one batch; on failure, roll the change back and throw the first error. */
+  /** Write a change's targets (runSorrySafe); on failure, roll the change back and throw the first error. */
   async write(tx: Tx): Promise<void> {
     this.quorum(tx);
     const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets)), this.#writer.view);
@@ -231,12 +250,7 @@ export class Transactions {
       await this.rollback(tx); // nothing was written to the kernel: this undoes the edits and the VIP claims
       throw error;
     }
-    // A batch goes on past a failed operation: the sorry server's delete in the same batch as the backends' weights
-    // would leave nothing serving when the kernel refuses one (until the rollback adds it back). As the health path
-    // does, it is deleted afterwards, alone, and only once every other write of the change worked.
-    const [writes, sorryDeletes] = sorryDeletesLast(operations);
-    let results = await this.run(writes);
-    if (sorryDeletes.length > 0 && results.every((r) => r.error === null)) results = [...results, ...(await this.run(sorryDeletes))];
+    const { results } = await this.runSorrySafe(operations);
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
       await this.rollback(tx);
@@ -315,17 +329,16 @@ export class Transactions {
     await tx.releaseClaims();
   }
 
-  /** Write `targets` as the desired state has them now (after an undo); failures are logged. */
+  /**
+   * Write `targets` as the desired state has them now (after an undo); failures are logged. In the order of
+   * runSorrySafe: a rollback that takes a sorry server out deletes it only once the backends' weights are back, and
+   * one that brings it back zeroes no backend without it (the periodic reconcile writes what was not).
+   */
   async writeBack(targets: Tx["targets"]): Promise<void> {
-    const results = await this.execute(wantedFor(this.#desired, mergeTargets(targets)));
+    const { results } = await this.runSorrySafe(planOperations(wantedFor(this.#desired, mergeTargets(targets)), this.#writer.view));
     for (const r of results) {
       if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
     }
-  }
-
-  /** Plan `wanted` against gorb's view of the kernel and run it as one batch; log deletes already done. */
-  execute(wanted: readonly WantedService[]): Promise<OperationResult[]> {
-    return this.run(planOperations(wanted, this.#writer.view));
   }
 
   /**
@@ -341,6 +354,32 @@ export class Transactions {
       for (const wanted of wantedFor(this.#desired, [target])) plan.add(wanted, this.#writer.view);
     }
     return plan.operations();
+  }
+
+  /**
+   * Run planned writes so that no service is left with nothing serving when the kernel refuses one: a batch goes on
+   * past a failed operation, so a sorry server's add in the same batch as the backends going to 0 (or its delete in
+   * the same batch as their weights coming back) would leave the VIP nowhere to send new connections when the kernel
+   * refuses it (or one of them). As the health path does, up to three batches, each service's later ones only when
+   * its writes so far all worked: the sorry servers' adds (with what must precede them), then the rest, then the
+   * sorry servers' deletes. Writes with neither (an apply's 10,000 backends) are one batch. `held`: the services
+   * whose later writes were not run, each with the batch that stopped them ("first": their backends' writes did not
+   * run, "rest": only their sorry server's delete did not).
+   */
+  async runSorrySafe(operations: readonly Operation[]): Promise<{ results: OperationResult[]; held: ReadonlyMap<string, "first" | "rest"> }> {
+    const { first, rest, last } = sorryPhases(operations);
+    const held = new Map<string, "first" | "rest">();
+    const running = (ops: readonly Operation[]) => (held.size === 0 ? ops : ops.filter((o) => !held.has(o.service)));
+    const results: OperationResult[] = first.length === 0 ? [] : await this.run(first);
+    for (const r of results) if (r.error !== null) held.set(r.operation.service, "first");
+    const more = await this.run(running(rest));
+    if (first.length === 0 && last.length === 0) return { results: more, held };
+    for (const r of more) {
+      if (r.error !== null && !held.has(r.operation.service)) held.set(r.operation.service, "rest");
+      results.push(r);
+    }
+    if (last.length > 0) for (const r of await this.run(running(last))) results.push(r);
+    return { results, held };
   }
 
   /** Run planned writes as one batch; log deletes already done. */

@@ -219,31 +219,45 @@ describe("leaving sorry mode when the kernel refuses a backend's weight", () => 
 
 /**
  * The memory driver, which runs a batch one operation at a time and looks at the table after each: `gaps` lists
- * the operations after which the sorry server (SORRY) was not in the table, i.e. nothing may have served the VIP.
+ * the operations after which the sorry server (SORRY) was not in the table (in sorry mode: the documented order was
+ * broken), `dark` those after which a service had no destination of weight > 0 (nothing served its VIP). Both are
+ * cleared by the tests once the service is set up (a new service has nothing to serve with).
  */
-class SorryWatchDriver extends MemoryIpvsDriver {
+class WatchDriver extends MemoryIpvsDriver {
   readonly gaps: string[] = [];
+  readonly dark: string[] = [];
+  /** Writes to refuse once with ENOMEM, as "op address:port" (failNext can only refuse the next of a kind). */
+  readonly refuse = new Set<string>();
   override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
     const results: ApplyResult = [];
     for (const op of ops) {
+      const id = "destination" in op ? `${op.op} ${op.destination.address}:${op.destination.port}` : op.op;
+      if (this.refuse.delete(id)) this.failNext(op.op, "ENOMEM");
       results.push(...(await super.apply([op])));
-      const serving = this.peek().some((s) => s.destinations.some((d) => d.address === SORRY.host && d.port === SORRY.port));
-      if (!serving) this.gaps.push(`${op.op}${"destination" in op ? ` ${op.destination.address}` : ""}`);
+      const table = this.peek();
+      const what = `${op.op}${"destination" in op ? ` ${op.destination.address}` : ""}`;
+      if (!table.some((s) => s.destinations.some((d) => d.address === SORRY.host && d.port === SORRY.port))) this.gaps.push(what);
+      if (table.some((s) => !s.destinations.some((d) => d.weight > 0))) this.dark.push(what);
     }
     return results;
   }
+
+  clearWatch(): void {
+    this.gaps.length = 0;
+    this.dark.length = 0;
+  }
 }
 
-/** Two backends under quorum 2 on a SorryWatchDriver, in sorry mode by `enter` (b2 down, by default). */
+/** Two backends under quorum 2 on a WatchDriver, in sorry mode by `enter` (b2 down, by default). */
 async function inSorryMode(enter: (s: Stack) => Promise<void> | void = (s) => s.health.report("web", "b2", "down")) {
-  const driver = new SorryWatchDriver();
+  const driver = new WatchDriver();
   const s = await twoBackends({ quorum: 2, sorry_server: SORRY, quorum_up: HOOK }, { driver });
   await enter(s);
   await s.gorb.idle();
   expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
   expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
   s.driver.clearWrites();
-  driver.gaps.length = 0; // before: a new service is down (sorry server first), and up once both backends passed
+  driver.clearWatch(); // before: a new service is down (sorry server first), and up once both backends passed
   s.events.length = 0;
   s.hooks.length = 0;
   return { ...s, driver };
@@ -256,6 +270,7 @@ describe("a request that takes the sorry server out when the kernel refuses anot
     await expect(s.gorb.updateService("web", { quorum: 1 })).rejects.toThrow("out of memory (ENOMEM)");
     // Deleted in the same batch as b1's refused weight, then added back by the rollback: for that moment nothing served.
     expect(s.driver.gaps).toEqual([]);
+    expect(s.driver.dark).toEqual([]);
     expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
     expect(await s.gorb.getService("web")).toMatchObject({ options: { quorum: 2 }, quorum_up: false, sorry: true });
     expect((await s.gorb.reconcile()).repairs).toEqual([]);
@@ -279,6 +294,7 @@ describe("a request that takes the sorry server out when the kernel refuses anot
     s.driver.failNext("update-destination", "ENOMEM");
     await expect(s.gorb.updateBackend("web", "b2", { maintenance: false })).rejects.toThrow("out of memory (ENOMEM)");
     expect(s.driver.gaps).toEqual([]);
+    expect(s.driver.dark).toEqual([]);
     expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
     expect((await s.gorb.getBackend("web", "b2")).options.maintenance).toBe(true);
     expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
@@ -296,6 +312,7 @@ describe("a request that takes the sorry server out when the kernel refuses anot
     s.driver.failNext("update-destination", "ENOMEM");
     await expect(s.gorb.updateService("web", { sorry_server: null })).rejects.toThrow("out of memory (ENOMEM)");
     expect(s.driver.gaps).toEqual([]);
+    expect(s.driver.dark).toEqual([]);
     expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
     expect(await s.gorb.getService("web")).toMatchObject({ options: { sorry_server: { host: "10.9.0.1", port: 8080 } }, sorry: true });
     expect((await s.gorb.reconcile()).repairs).toEqual([]);
@@ -304,6 +321,79 @@ describe("a request that takes the sorry server out when the kernel refuses anot
     await s.gorb.updateService("web", { sorry_server: null });
     expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "delete-destination 10.9.0.1"]);
     expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+  });
+});
+
+/**
+ * Two backends on a WatchDriver, b1 serving and b2 down: up under quorum 1 (`body` adds to the service), or down
+ * under quorum 2 without a sorry server (the weights follow health).
+ */
+async function oneServing(body: Record<string, unknown>) {
+  const driver = new WatchDriver();
+  const s = await twoBackends(body, { driver });
+  s.health.report("web", "b2", "down");
+  await s.gorb.idle();
+  expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+  s.driver.clearWrites();
+  driver.clearWatch();
+  s.events.length = 0;
+  s.hooks.length = 0;
+  return { ...s, driver };
+}
+
+describe("a request that brings the sorry server in when the kernel refuses it", () => {
+  test("PATCH raising quorum: the backends keep serving, and the failed request changes nothing", async () => {
+    const s = await oneServing({ quorum: 1, sorry_server: SORRY, quorum_down: HOOK });
+    s.driver.failNext("add-destination", "ENOMEM");
+    await expect(s.gorb.updateService("web", { quorum: 2 })).rejects.toThrow("out of memory (ENOMEM)");
+    // b1 went to 0 in the same batch as the refused sorry server: nothing served until the rollback gave it back.
+    expect(s.driver.dark).toEqual([]);
+    expect(writes(s)).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ options: { quorum: 1 }, quorum_up: true, sorry: false });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(quorumEvents(s)).toEqual([]);
+    expect(s.hooks).toEqual([]);
+
+    // Once the kernel takes it, the same request works: the sorry server first, then the backends go to 0.
+    s.driver.clearWrites();
+    await s.gorb.updateService("web", { quorum: 2 });
+    expect(writes(s)).toEqual(["add-destination 10.9.0.1 1", "update-destination 10.1.0.1 0"]);
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 1, quorum: 2, hysteresis: 0, sorry: true }]);
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["down"]);
+  });
+
+  test("PATCH setting sorry_server on a service below quorum: the backends keep serving, and the failed request changes nothing", async () => {
+    const s = await oneServing({ quorum: 2 });
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: false });
+    s.driver.failNext("add-destination", "ENOMEM");
+    await expect(s.gorb.updateService("web", { sorry_server: SORRY })).rejects.toThrow("out of memory (ENOMEM)");
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect((await s.gorb.getService("web")).options.sorry_server).toBeNull();
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+
+    s.driver.clearWrites();
+    await s.gorb.updateService("web", { sorry_server: SORRY });
+    expect(writes(s)).toEqual(["add-destination 10.9.0.1 1", "update-destination 10.1.0.1 0"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+  });
+
+  test("PATCH of a backend into maintenance: the other keeps serving, and the failed request changes nothing", async () => {
+    const driver = new WatchDriver();
+    const s = await twoBackends({ quorum: 2, sorry_server: SORRY }, { driver });
+    driver.clearWatch();
+    s.driver.failNext("add-destination", "ENOMEM");
+    await expect(s.gorb.updateBackend("web", "b2", { maintenance: true })).rejects.toThrow("out of memory (ENOMEM)");
+    expect(driver.dark).toEqual([]);
+    expect(writes(s)).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100"]);
+    expect((await s.gorb.getBackend("web", "b2")).options.maintenance).toBe(false);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: true, sorry: false });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(quorumEvents(s)).toEqual([]);
   });
 });
 
