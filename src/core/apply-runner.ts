@@ -1,7 +1,8 @@
 /**
  * Running a planned apply (./plan.ts) under gorb's lock: every change's steps as edits of the desired state
- * (a step the desired state refuses fails its change at once, undone), then ONE kernel batch for every change,
- * then the changes the kernel refused are undone (edits, and written back), then ONE commit for the rest. The
+ * (a step the desired state refuses fails its change at once, undone), then ONE kernel batch for every change
+ * (up to three when sorry servers come or go: Transactions.runSorrySafe), then the changes the kernel refused are
+ * undone (edits, and written back), then ONE commit for the rest. The
  * commit's rows are written while the kernel batch runs and made durable only after it (dropped and written again
  * without them when the kernel refused some changes). A failed commit undoes them all and throws 503. Each
  * operation of the batch is charged to the change it came from (its service and backend), so a refusal fails only
@@ -117,16 +118,17 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     for (const i of live) await (txs[i] as Tx).releaseClaims();
     throw error;
   }
-  const executing = transactions.run(operations);
+  const executing = transactions.runSorrySafe(operations);
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
   const staging = transactions.stage(live.map((i) => txs[i] as Tx)).then(
     (pending) => ({ pending, error: null }),
     (error: unknown) => ({ pending: null, error }),
   );
-  let results: Awaited<typeof executing>;
+  let results: Awaited<typeof executing>["results"];
+  let held: Awaited<typeof executing>["held"];
   try {
-    results = await executing;
+    ({ results, held } = await executing);
   } catch (error) {
     await (await staging).pending?.abort();
     await transactions.forgetIntents();
@@ -138,6 +140,18 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     const i = ownerOf(r.operation.service, r.operation.backend);
     if (i !== undefined && errors[i] === null) errors[i] = fromIpvsError(r.error).message;
   }
+  // A service whose sorry server the kernel refused (or what must precede it) had none of its other writes run: every
+  // change of it fails, so that it is as before the apply. Failing only the change charged with the refusal would
+  // leave another that takes the service down standing without the sorry server it needs.
+  if (held.size > 0) {
+    const refused = new Map<string, string>();
+    for (const r of results) {
+      if (r.error !== null && held.get(r.operation.service) === "first" && !refused.has(r.operation.service)) {
+        refused.set(r.operation.service, fromIpvsError(r.error).message);
+      }
+    }
+    for (const i of live) if (errors[i] === null) errors[i] = refused.get((plan[i] as PlannedChange).service) ?? null;
+  }
   const failed = live.filter((i) => errors[i] !== null);
   if (failed.length > 0) await staged.pending?.abort();
   for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
@@ -146,6 +160,12 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const recount = new Tx(true);
   if (failed.length > 0) {
     for (const i of failed) for (const t of (txs[i] as Tx).targets) recount.target(t);
+    // A service whose sorry server's delete did not run (another of its writes was refused) is written whole: its
+    // sorry server goes, after the weights, when the changes that worked leave it up.
+    for (const [service, stopped] of held) {
+      const record = stopped === "rest" ? parts.desired.service(service) : undefined;
+      if (record !== undefined) recount.target({ service, key: record.config.key, backends: null });
+    }
     transactions.quorum(recount);
     await transactions.writeBack(recount.targets);
     for (const i of failed) await (txs[i] as Tx).releaseClaims();

@@ -670,3 +670,79 @@ describe("an apply the kernel refuses in part", () => {
     expect((await s.gorb.reconcile()).repairs).toEqual([]);
   });
 });
+
+describe("an apply that brings the sorry server in or takes it out when the kernel refuses a write", () => {
+  /** A stack on a WatchDriver, and POST /apply of service web (quorum `quorum`, SORRY) with `weights` (pulse none). */
+  function applying() {
+    const driver = new WatchDriver();
+    const s = stack({ driver });
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    const post = async (quorum: number, weights: Record<string, number>) => {
+      const backends = Object.fromEntries(Object.entries(weights).map(([id, weight], i) => [id, { host: `10.1.0.${i + 1}`, weight, pulse: { type: "none" } }]));
+      const body = { services: { web: { host: "10.0.0.1", port: 80, quorum, sorry_server: SORRY, quorum_down: HOOK, backends } } };
+      const res = await app.handle(new Request("http://gorb.test/apply", { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }));
+      const report = (await res.json()) as { changes: { backend: string | null; status: string; error?: string }[] };
+      return report.changes.map((c) => `${c.backend ?? "-"} ${c.status}`);
+    };
+    return { ...s, driver, post };
+  }
+
+  test("the sorry server refused: no backend goes to 0 without it, and every change of its service fails", async () => {
+    const s = applying();
+    await s.post(3, { b1: 100, b2: 100, b3: 100 });
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100", "10.1.0.3:80 100"]);
+    s.driver.clearWatch();
+    s.events.length = 0;
+
+    // b2 and b3 drained: one healthy backend of quorum 3, and the kernel refuses the sorry server. In one batch every
+    // backend went to 0 past the refusal: nothing served until the undo. And b3's change, which alone keeps the
+    // service down, stood without the sorry server it needs.
+    s.driver.failNext("add-destination", "ENOMEM");
+    expect(await s.post(3, { b1: 100, b2: 0, b3: 0 })).toEqual(["b2 failed", "b3 failed"]);
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 100", "10.1.0.3:80 100"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: true, sorry: false });
+    expect((await s.gorb.getBackend("web", "b3")).options.weight).toBe(100);
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+    expect(quorumEvents(s)).toEqual([]);
+
+    // Taken, the same apply works: the sorry server first, then the backends go to 0.
+    s.driver.clearWrites();
+    expect(await s.post(3, { b1: 100, b2: 0, b3: 0 })).toEqual(["b2 done", "b3 done"]);
+    expect(writes(s)).toEqual(["add-destination 10.9.0.1 1", "update-destination 10.1.0.1 0", "update-destination 10.1.0.2 0", "update-destination 10.1.0.3 0"]);
+    expect(s.driver.dark).toEqual([]);
+  });
+
+  test("a backend's weight refused: the sorry server is not deleted before the weights are in", async () => {
+    const s = applying();
+    await s.post(1, { b1: 0, b2: 0 });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    s.driver.clearWatch();
+
+    // Both back: the kernel refuses both weights. The sorry server deleted in the same batch left nothing serving.
+    s.driver.failNext("update-destination", "ENOMEM", 2);
+    expect(await s.post(1, { b1: 100, b2: 100 })).toEqual(["b1 failed", "b2 failed"]);
+    expect(s.driver.dark).toEqual([]);
+    expect(s.driver.gaps).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+  });
+
+  test("one backend's weight refused, the other's taken: the service is up, and the sorry server goes once the weights are in", async () => {
+    const s = applying();
+    await s.post(1, { b1: 0, b2: 0 });
+    s.driver.clearWatch();
+    s.driver.clearWrites();
+
+    // b2's weight is refused, b1's taken: b1 alone is quorum 1, so the service is up. The sorry server's delete, held
+    // back by the refusal, runs with the undo (b1's change, which made the flip, is not undone).
+    s.driver.refuse.add("update-destination 10.1.0.2:80");
+    expect(await s.post(1, { b1: 100, b2: 100 })).toEqual(["b1 done", "b2 failed"]);
+    expect(writes(s)).toEqual(["update-destination 10.1.0.1 100", "delete-destination 10.9.0.1"]);
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: true, sorry: false });
+    expect((await s.gorb.reconcile()).repairs).toEqual([]);
+  });
+});
