@@ -2,7 +2,7 @@
  * Small additions to citty's command definitions: usage examples (shown at the end of --help), groups of flags
  * that --help lists apart, and the resolution of lazy sub-commands for the runner, the help text and the completion generator.
  */
-import type { ArgsDef, CommandDef, CommandMeta, Resolvable, SubCommandsDef } from "citty";
+import type { ArgDef, ArgsDef, CommandDef, CommandMeta, Resolvable, SubCommandsDef } from "citty";
 
 /** Any citty command (the helpers here do not depend on its args' types). */
 type AnyCommand = CommandDef<ArgsDef>;
@@ -71,6 +71,14 @@ export async function subCommandsOf(cmd: AnyCommand): Promise<Record<string, Any
 /** The names of a command's sub-commands, without loading any of them. */
 export async function subCommandNames(cmd: AnyCommand): Promise<string[]> {
   return Object.keys(await subCommandDefs(cmd));
+}
+
+/**
+ * Whether a flag's value may be left out: a string flag whose valueHint is "[...]", as `--watch [seconds]`. The
+ * runner, the help text and the completion scripts all read it from here.
+ */
+export function optionalValue(def: ArgDef): boolean {
+  return def.type === "string" && def.valueHint?.startsWith("[") === true;
 }
 
 /** The aliases of a command from its meta. */

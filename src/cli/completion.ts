@@ -4,10 +4,13 @@
  * completing never runs gorb.
  *
  * Conventions read from a string argument's valueHint: "a|b|c" lists its choices (completed like an enum's),
- * "file" completes file names, "dir" directory names.
+ * "file" completes file names, "dir" directory names, "[...]" (as `--watch [seconds]`) marks a value that may be left
+ * out: what follows such a flag is completed as its value and as what may come next.
+ *
+ * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed.
  */
 import type { ArgsDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, metaOf, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, metaOf, optionalValue, subCommandsOf } from "./_command.ts";
 
 /** One flag of a command. */
 export interface CompletionFlag {
@@ -15,6 +18,8 @@ export interface CompletionFlag {
   readonly names: readonly string[];
   readonly description: string;
   readonly takesValue: boolean;
+  /** The value may be left out (`--watch [seconds]`): the next word may as well be another flag or an argument. */
+  readonly optionalValue: boolean;
   /** Values to offer (enum flags, and string flags whose valueHint lists choices). */
   readonly values: readonly string[];
   /** Local names to offer as the value: files, directories, or none. */
@@ -47,7 +52,7 @@ function kebab(name: string): string {
 
 function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[] } {
   const flags: CompletionFlag[] = [
-    { names: ["--help", "-h"], description: "Show help", takesValue: false, values: [], localNames: null },
+    { names: ["--help", "-h"], description: "Show help", takesValue: false, optionalValue: false, values: [], localNames: null },
   ];
   let positionalValues: string[] = [];
   for (const [name, def] of Object.entries(defs)) {
@@ -65,11 +70,12 @@ function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: st
       names,
       description: def.description ?? "",
       takesValue: def.type === "string" || def.type === "enum",
+      optionalValue: optionalValue(def),
       values: def.type === "enum" ? (def.options ?? []) : hintChoices(hint),
       localNames: hint === "file" || hint === "dir" ? hint : null,
     });
     if (negative && def.negativeDescription !== undefined) {
-      flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, values: [], localNames: null });
+      flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, optionalValue: false, values: [], localNames: null });
     }
   }
   return { flags, positionalValues };
@@ -91,7 +97,7 @@ export async function completionTree(root: AnyCommand): Promise<CompletionNode[]
     const { flags, positionalValues } = flagsOf(await argsOf(cmd));
     // runCli answers --version (-V) on the root command itself (it is no citty arg).
     if (path.length === 0 && meta.version !== undefined) {
-      flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, values: [], localNames: null });
+      flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, optionalValue: false, values: [], localNames: null });
     }
     out.push({ path, description: meta.description ?? "", subcommands, flags, positionalValues });
     for (const [name, sub] of Object.entries(subs)) {
@@ -121,11 +127,12 @@ export function bashScript(prog: string, tree: readonly CompletionNode[]): strin
   const valueCases: string[] = [];
   const localCases: string[] = [];
   const takesValue: string[] = [];
+  const optional: string[] = [];
   for (const n of tree) {
     for (const f of n.flags) {
       if (!f.takesValue) continue;
       for (const name of f.names) {
-        takesValue.push(sq(`${n.path.join(" ")}|${name}`));
+        (f.optionalValue ? optional : takesValue).push(sq(`${n.path.join(" ")}|${name}`));
         if (f.values.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|${name}`)}) echo ${sq(f.values.join(" "))} ;;`);
         if (f.localNames !== null) localCases.push(`    ${sq(`${n.path.join(" ")}|${name}`)}) echo ${f.localNames} ;;`);
       }
@@ -153,30 +160,70 @@ ${fn}_local() {
 ${localCases.join("\n")}
   esac
 }
+# A flag whose value is required (it is the next word unless given as --flag=VALUE).
 ${fn}_takes_value() {
   case "$1" in
     ${takesValue.length > 0 ? takesValue.join("|") : "''"}) return 0 ;;
   esac
   return 1
 }
+# A flag whose value may be left out (\`--watch [seconds]\`): the next word is its value unless it is a flag.
+${fn}_optional_value() {
+  case "$1" in
+    ${optional.length > 0 ? optional.join("|") : "''"}) return 0 ;;
+  esac
+  return 1
+}
 ${fn}() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w i subs npos=0
-  for ((i = 1; i < COMP_CWORD; i++)); do
+  # COMP_WORDBREAKS holds "=" by default, so bash splits --pulse=http into "--pulse" "=" "http" (and --pulse= into
+  # "--pulse" "="): a flag's =VALUE is joined back into one word. joined: the word being completed was joined so,
+  # and bash then replaces only what follows its "=".
+  local -a words=()
+  local i w n joined=0
+  for ((i = 0; i <= COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
+    n=\${#words[@]}
+    if [[ "$w" == "=" ]] && ((n > 1)) && [[ "\${words[n-1]}" == -* && "\${words[n-1]}" != *=* ]]; then
+      words[n-1]+="="
+      if ((i < COMP_CWORD)); then ((i++)); words[n-1]+="\${COMP_WORDS[i]}"; fi
+      joined=1
+      continue
+    fi
+    words+=("$w")
+    joined=0
+  done
+  local cword=$((\${#words[@]} - 1))
+  local cur="\${words[cword]}" path="" subs npos=0
+  for ((i = 1; i < cword; i++)); do
+    w="\${words[i]}"
     if [[ "$w" == -* ]]; then
-      if [[ "$w" != *=* ]] && ${fn}_takes_value "$path|$w"; then ((i++)); fi
+      if [[ "$w" == *=* ]]; then continue; fi
+      if ${fn}_takes_value "$path|$w"; then
+        ((i++))
+      elif ${fn}_optional_value "$path|$w" && ((i + 1 < cword)) && [[ "\${words[i+1]}" != -?* ]]; then
+        ((i++))
+      fi
       continue
     fi
     subs=" $(${fn}_subs "$path") "
     if [[ "$subs" == *" $w "* ]]; then path="\${path:+$path }$w"; else ((npos++)); fi
   done
-  local prev="\${COMP_WORDS[COMP_CWORD-1]}"
-  if [[ "$prev" == -* ]] && ${fn}_takes_value "$path|$prev"; then
-    case "$(${fn}_local "$path|$prev")" in
-      file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-      dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-      *) COMPREPLY=($(compgen -W "$(${fn}_values "$path|$prev")" -- "$cur")) ;;
+  # The flag whose value is being completed, if any: --flag=VALUE, or a flag that requires one before this word.
+  local flag="" value="$cur" prefix="" prev="\${words[cword-1]}"
+  if [[ "$cur" == -*=* ]]; then
+    flag="\${cur%%=*}" value="\${cur#*=}"
+    # Unsplit (no "=" in COMP_WORDBREAKS), bash replaces the whole word: each value keeps the --flag= in front.
+    ((joined)) || prefix="$flag="
+  elif ((cword > 1)) && [[ "$prev" == -* && "$prev" != *=* ]] && ${fn}_takes_value "$path|$prev"; then
+    flag="$prev"
+  fi
+  if [[ -n "$flag" ]]; then
+    case "$(${fn}_local "$path|$flag")" in
+      file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$value") ;;
+      dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$value") ;;
+      *) COMPREPLY=($(compgen -W "$(${fn}_values "$path|$flag")" -- "$value")) ;;
     esac
+    if [[ -n "$prefix" ]]; then COMPREPLY=("\${COMPREPLY[@]/#/$prefix}"); fi
     return
   fi
   if [[ "$cur" == -* ]]; then
@@ -208,7 +255,8 @@ export function zshScript(prog: string, tree: readonly CompletionNode[]): string
     for (const f of n.flags) {
       const desc = zshEscape(f.description);
       const action = f.values.length > 0 ? `(${f.values.join(" ")})` : f.localNames === "file" ? "_files" : f.localNames === "dir" ? "_files -/" : "";
-      const value = f.takesValue ? `:${f.localNames ?? "value"}:${action}` : "";
+      // "::" marks an optional argument: after a bare --watch, zsh offers the other flags and the arguments too.
+      const value = f.takesValue ? `${f.optionalValue ? "::" : ":"}${f.localNames ?? "value"}:${action}` : "";
       const exclusive = f.names.length > 1 ? `(${f.names.join(" ")})` : "";
       for (const name of f.names) {
         const eq = f.takesValue && name.startsWith("--") ? "=" : "";
@@ -283,8 +331,9 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     for (const f of n.flags) {
       const parts = [`complete -c ${prog} -n ${cond}`];
       for (const name of f.names) parts.push(name.startsWith("--") ? `-l ${name.slice(2)}` : `-s ${name.slice(1)}`);
-      // A value is required; only file and dir values complete local names (-F: files despite the -f above).
-      if (f.takesValue) parts.push(f.localNames !== null ? "-r -F" : "-x");
+      // A value is required (unless it may be left out: then what follows is completed as after any flag); only
+      // file and dir values complete local names (-F: files despite the -f above).
+      if (f.takesValue && !f.optionalValue) parts.push(f.localNames !== null ? "-r -F" : "-x");
       if (f.values.length > 0) parts.push(`-a ${fq(f.values.join(" "))}`);
       parts.push(`-d ${fq(f.description)}`);
       lines.push(parts.join(" "));

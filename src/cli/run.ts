@@ -8,7 +8,7 @@
 import { runCommand } from "citty";
 import type { ArgsDef } from "citty";
 import { VERSION } from "../version.ts";
-import { type AnyCommand, argsOf, findSubCommand, metaOf, subCommandNames } from "./_command.ts";
+import { type AnyCommand, argsOf, findSubCommand, metaOf, optionalValue, subCommandNames } from "./_command.ts";
 import { choiceOf } from "./_shared.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
@@ -76,7 +76,7 @@ function flagTable(defs: ArgsDef): Map<string, FlagShape> {
     const shape: FlagShape = {
       canonical: kebab(name),
       takesValue: def.type === "string" || def.type === "enum",
-      optionalValue: def.type === "string" && def.valueHint?.startsWith("[") === true,
+      optionalValue: optionalValue(def),
       boolean: def.type === "boolean",
       choices: def.type === "enum" ? (def.options ?? []) : null,
     };

@@ -38,12 +38,15 @@ describe("the command tree", () => {
       names: ["--forward", "--method"],
       description: expect.any(String),
       takesValue: true,
+      optionalValue: false,
       values: ["nat", "dr", "tunnel", "ipip", "local"],
       localNames: null,
     });
     const serve = tree.find((n) => n.path.join(" ") === "serve");
     expect(serve?.flags.find((f) => f.names.includes("--listen"))?.names).toEqual(["--listen", "-l"]);
     expect(tree.find((n) => n.path.join(" ") === "completion")?.positionalValues).toEqual(["bash", "zsh", "fish"]);
+    const status = tree.find((n) => n.path.join(" ") === "status");
+    expect(status?.flags.find((f) => f.names.includes("--watch"))).toMatchObject({ takesValue: true, optionalValue: true });
   });
 });
 
@@ -64,6 +67,34 @@ describe("bash", () => {
     expect(bashComplete(source, ["gorb", "serve", "-l", ""])).toEqual([]);
   });
 
+  test("after a flag whose value may be left out (--watch [seconds]), completes what may come next", async () => {
+    const source = await script("bash");
+    const statusFlags = ["--ca", "--cluster", "--direct", "--help", "--json", "--server", "--token", "--token-file", "--watch", "-h", "-w"];
+    expect(bashComplete(source, ["gorb", "status", "--watch", "-"])).toEqual(statusFlags);
+    expect(bashComplete(source, ["gorb", "status", "-w", "--j"])).toEqual(["--json"]);
+    expect(bashComplete(source, ["gorb", "status", "--watch", "5", "--j"])).toEqual(["--json"]);
+    // A flag's value still is its value: after --watch 5 comes no other value of --watch.
+    expect(bashComplete(source, ["gorb", "status", "--watch", "5", "--server", "x", "--c"])).toEqual(["--ca", "--cluster"]);
+  });
+
+  test("completes --flag=VALUE, whether or not bash split the word at its '='", async () => {
+    const source = await script("bash");
+    const pulses = ["dns", "exec", "http", "https", "none", "tcp", "tls", "udp"];
+    const add = ["gorb", "backend", "add", "web", "b1"];
+    // "=" in COMP_WORDBREAKS (bash's default): --pulse= arrives as "--pulse" "=", and bash replaces what follows the "=".
+    expect(bashComplete(source, [...add, "--pulse", "="])).toEqual(pulses);
+    expect(bashComplete(source, [...add, "--pulse", "=", "ht"])).toEqual(["http", "https"]);
+    expect(bashComplete(source, [...add, "--method", "=", "t"])).toEqual(["tunnel"]);
+    // Without it the word is whole, and so is each completion.
+    expect(bashComplete(source, [...add, "--pulse="])).toEqual(pulses.map((p) => `--pulse=${p}`));
+    expect(bashComplete(source, [...add, "--pulse=ht"])).toEqual(["--pulse=http", "--pulse=https"]);
+    // A value given so is the flag's, not an argument; the words after it complete as usual.
+    expect(bashComplete(source, [...add, "--pulse", "=", "http", "--pulse-r"])).toEqual(["--pulse-rise"]);
+    expect(bashComplete(source, [...add, "--pulse=http", "--pulse-r"])).toEqual(["--pulse-rise"]);
+    expect(bashComplete(source, ["gorb", "completion", "--help", "=", "x", ""])).toEqual(["bash", "fish", "zsh"]);
+    expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", "=", "r"])).toEqual(["remove", "report"]);
+  });
+
   test("completes file names for file flags, directories for dir flags, and the choices of string flags", async () => {
     const source = await script("bash");
     const dir = mkdtempSync(join(tmpdir(), "gorb-completion-"));
@@ -77,6 +108,8 @@ describe("bash", () => {
       expect(bashComplete(source, ["gorb", "status", "--token-file", "t"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "service", "ls", "--ca", "to"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "serve", "--state-dir", ""], dir)).toEqual(["state dir"]);
+      expect(bashComplete(source, ["gorb", "apply", "--file", "=", "se"], dir)).toEqual(["services.yaml"]);
+      expect(bashComplete(source, ["gorb", "apply", "--file=se"], dir)).toEqual(["--file=services.yaml"]);
       expect(bashComplete(source, ["gorb", "service", "add", "web", "--method", "w"])).toEqual(["wlc", "wrr"]);
       expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", ""])).toEqual(["adopt", "remove", "report"]);
       // Values that are not local names get none.
@@ -97,6 +130,9 @@ describe("zsh and fish", () => {
     expect(text).toContain("'(--file -f)--file=[Configuration file with a services\\: section (.yaml, .yml, .json or .toml)]:file:_files'");
     expect(text).toContain("'--method=[Scheduler (default wrr)]:value:(rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)'");
     expect(text).toContain(":dir:_files -/'");
+    // --watch's value may be left out ("::"): zsh then offers the other flags too.
+    expect(text).toContain("'(--watch -w)--watch=[Redraw on every change");
+    expect(text).toMatch(/'\(--watch -w\)--watch=\[[^\]]*\]::value:'/);
     // A --no- flag shows its own description, not the positive flag's.
     expect(text).toContain("'--no-state[Keep nothing on disk\\: services are lost when gorb stops]'");
   });
@@ -108,6 +144,8 @@ describe("zsh and fish", () => {
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'apply'" -l file -s f -r -F -d 'Configuration file`);
     expect(text).toContain(`-l unknown-destinations -x -a 'report adopt remove'`);
+    // --watch's value may be left out: no -x (which would make the next word its value).
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'status'" -l watch -s w -d 'Redraw on every change`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l no-ui -d 'Do not serve the web UI (/ui answers 404)'\n`);
   });
 });
