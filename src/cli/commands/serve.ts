@@ -403,6 +403,9 @@ export function mergeFlags(lower: DaemonFlags, higher: DaemonFlags): DaemonFlags
 /** The CliError for a daemon that could not start or stopped with an error. */
 function daemonFailure(error: unknown): CliError {
   if (error instanceof CliError) return error;
+  // The daemon reads the TLS key (and the etcd key and password) again as it starts, from the descriptor it checks
+  // then: a file made readable or given away since the option checks is refused there, as those checks refuse it.
+  if (error instanceof SecretFileError) return new CliError(EXIT.USAGE, `gorb serve: ${error.message}`, { cause: error });
   const name = error instanceof Error ? error.name : "";
   const message = error instanceof Error ? error.message : String(error);
   if (name === "IpvsUnavailableError" || name === "LibraryLoadError") {

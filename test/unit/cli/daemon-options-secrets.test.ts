@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import type { DaemonOptions } from "../../../src/config/daemon-options.ts";
+import { readPrivateFile } from "../../../src/daemon/secrets.ts";
 import { runGorb } from "./_harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "gorb-secrets-"));
@@ -70,6 +71,19 @@ describe("token file", () => {
     const key = file("key.pem", "key", 0o644);
     const run = await runGorb(["serve", "--tls-cert", cert, "--tls-key", key]);
     expect([run.code, run.stderr]).toEqual([2, refusal("tls-key", key, "0644")]);
+  });
+
+  test("a TLS key that stops being private after the checks is refused as the daemon starts: one line, exit 2", async () => {
+    const cert = file("late-cert.pem", "cert", 0o644);
+    const key = file("late-key.pem", "key", 0o600);
+    // The daemon reads the key when it starts listening (src/daemon/api-server.ts): made readable in between, it
+    // throws there, past the option checks.
+    previous = setDaemonRunner(async (options) => {
+      chmodSync(key, 0o644);
+      readPrivateFile("tls-key", options.tls?.keyFile ?? "");
+    });
+    const run = await runGorb(["serve", "--tls-cert", cert, "--tls-key", key]);
+    expect([run.code, run.stdout, run.stderr]).toEqual([2, "", refusal("tls-key", key, "0644")]);
   });
 
   test("the etcd files are checked before anything starts: key and password private, none a device or over 1 MiB", async () => {
