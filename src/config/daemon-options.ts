@@ -5,6 +5,7 @@
  * It lives with the configuration file's reader, below the daemon, because both the file and the command line
  * are checked with it.
  */
+import { isBirdReservedWord } from "./bird-reserved.ts";
 import { type Cidr, CidrError, isLoopback, parseAddress, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
 import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
@@ -501,6 +502,16 @@ function bgp(flags: DaemonFlags): BgpOptions | null {
   const protocol = flags.bgpProtocol ?? DEFAULT_BGP_PROTOCOL;
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(protocol)) {
     throw new DaemonOptionError("bgp-protocol", `must be a BIRD protocol name (letters, digits, _), got ${JSON.stringify(protocol)}`);
+  }
+  // The include file names the IPv6 protocol <name>6 (src/bgp/include-file.ts): "ipv" gives "ipv6", a keyword.
+  for (const name of [protocol, `${protocol}6`]) {
+    if (isBirdReservedWord(name)) {
+      const which = name === protocol ? "" : ` (the name of its IPv6 protocol, ${JSON.stringify(name)})`;
+      throw new DaemonOptionError(
+        "bgp-protocol",
+        `${JSON.stringify(protocol)}${which} is a word BIRD reserves (a keyword or predefined name) and refuses as a protocol name; choose another, e.g. ${DEFAULT_BGP_PROTOCOL}`,
+      );
+    }
   }
   return {
     socket,

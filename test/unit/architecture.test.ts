@@ -94,6 +94,7 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "ffi/library-path.ts libraryDirs": "unit-tested directly in test/unit/ffi/libnl.test.ts",
   "src/api/auth.ts tokensEqual": "unit-tested directly in test/unit/api/guard.test.ts (constant-time compare)",
   "src/config/cidr.ts parseCidr": "unit-tested directly in test/unit/api/guard.test.ts",
+  "src/config/bird-reserved.ts BIRD_RESERVED_WORDS": "each word checked against a real BIRD in test/unit/config/bird-reserved.test.ts",
   "src/api/guard.ts ForbiddenError": "unit-tested directly in test/unit/api/guard.test.ts",
   "src/daemon/api-server.ts STOP_DEADLINE_MS": "tests check the stop deadline",
   "src/daemon/connection-shedder.ts fdsOfSockets": "unit-tested directly in test/unit/daemon/connection-shedder.test.ts",

@@ -275,4 +275,19 @@ describe("--bgp-*", () => {
     expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpProtocol: "gorb vips" })).toThrow("--bgp-protocol: must be a BIRD protocol name");
     expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpHoldDown: "2h" })).toThrow("--bgp-hold-down: expected a duration from 0 to 1h");
   });
+
+  test("--bgp-protocol refuses a word BIRD reserves, as the name or as its IPv6 protocol's (<name>6)", () => {
+    for (const word of ["bgp", "static", "protocol", "filter", "table", "where", "all", "RTS_STATIC"]) {
+      expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpProtocol: word })).toThrow(
+        `--bgp-protocol: ${JSON.stringify(word)} is a word BIRD reserves (a keyword or predefined name) and refuses as a protocol name; choose another, e.g. gorb_vips`,
+      );
+    }
+    expect(() => parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpProtocol: "ipv" })).toThrow(
+      '--bgp-protocol: "ipv" (the name of its IPv6 protocol, "ipv6") is a word BIRD reserves',
+    );
+    // BIRD's keywords are case-sensitive: BGP is a name.
+    for (const name of ["gorb_vips", "BGP", "anycast"]) {
+      expect(parseDaemonOptions({ bgpBirdSocket: "/b.ctl", bgpProtocol: name }).bgp?.protocol).toBe(name);
+    }
+  });
 });
