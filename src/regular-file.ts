@@ -4,7 +4,7 @@
  * huge file only to be refused later. The file's type and size are checked before it is opened, and again on the
  * open descriptor, which is then read.
  */
-import { type Stats, closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { type Stats, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 
 /** Largest CA bundle read (`--ca`, `GORB_CA`, a check's `args.ca`): Debian's whole system bundle is about 220 KiB. */
 export const CA_FILE_LIMIT = 4 * 1024 * 1024;
@@ -107,20 +107,46 @@ export function openRegularFile(file: string, limit: number | null, check: (stat
   }
 }
 
-/** The UTF-8 text of the file open as `fd` (see openRegularFile), from its start; throws FileProblemError naming `file`. */
-export function readOpenFile(file: string, fd: number): string {
-  try {
-    return readFileSync(fd, "utf8");
-  } catch (error) {
-    throw unreadable(file, error);
+/** Bytes read from a descriptor at a time, past what its fstat said (a file that grows as it is read). */
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * The UTF-8 text of the file open as `fd` (see openRegularFile), from its start; throws FileProblemError naming `file`.
+ * At most `limit` bytes (null: any size) are read: the size was checked on the descriptor, but a file that grew since
+ * would otherwise be read to its end, however long it grew.
+ */
+export function readOpenFile(file: string, fd: number, limit: number | null): string {
+  if (limit === null) {
+    try {
+      return readFileSync(fd, "utf8");
+    } catch (error) {
+      throw unreadable(file, error);
+    }
   }
+  const chunks: Buffer[] = [];
+  let length = 0;
+  // One byte past the limit tells a file that grew over it from one that is exactly at it.
+  while (length <= limit) {
+    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit + 1 - length));
+    let n: number;
+    try {
+      n = readSync(fd, chunk, 0, chunk.length, length);
+    } catch (error) {
+      throw unreadable(file, error);
+    }
+    if (n === 0) break;
+    chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    length += n;
+  }
+  if (length > limit) throw new FileProblemError(file, "too-large", `grew over the limit of ${sizeText(limit)} as it was read`);
+  return Buffer.concat(chunks, length).toString("utf8");
 }
 
 /** The UTF-8 text of `file`, a regular file of at most `limit` bytes (see openRegularFile); throws FileProblemError. */
 export function readRegularFile(file: string, limit: number): string {
   const fd = openRegularFile(file, limit);
   try {
-    return readOpenFile(file, fd);
+    return readOpenFile(file, fd, limit);
   } finally {
     closeSync(fd);
   }

@@ -98,7 +98,7 @@ export function readPrivateFile(flag: string, file: string): string {
   // that imports this module for checkPrivateFile).
   const fd = openPrivateFile(flag, file, SECRET_FILE_LIMIT);
   try {
-    return readOpenFile(file, fd);
+    return readOpenFile(file, fd, SECRET_FILE_LIMIT);
   } catch (error) {
     if (!(error instanceof FileProblemError)) throw error;
     throw new SecretFileError(flag, file, error.problem, null, { cause: error });

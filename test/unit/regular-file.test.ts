@@ -3,7 +3,7 @@
  * the same name between the checks (by anyone who may write to its directory) is what the descriptor sees.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { type Stats, closeSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { type Stats, appendFileSync, closeSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileProblemError, openRegularFile, readOpenFile } from "../../src/regular-file.ts";
@@ -39,7 +39,7 @@ describe("openRegularFile", () => {
     const fd = openRegularFile(file, 1024);
     try {
       renameSync(theirs, file);
-      expect(readOpenFile(file, fd)).toBe("ours\n");
+      expect(readOpenFile(file, fd, 1024)).toBe("ours\n");
     } finally {
       closeSync(fd);
     }
@@ -50,5 +50,29 @@ describe("openRegularFile", () => {
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
     expect(() => openRegularFile(fifo, 1024)).toThrow(new FileProblemError(fifo, "not-regular", "is not a regular file (a FIFO)"));
     expect(() => openRegularFile(dir, 1024)).toThrow(new FileProblemError(dir, "not-regular", "is not a regular file (a directory)"));
+  });
+
+  test("a file that grew over the limit after the descriptor was checked is refused, not read to its end", () => {
+    const file = join(dir, "growing");
+    writeFileSync(file, "0123456789", { mode: 0o600 });
+    const fd = openRegularFile(file, 16);
+    try {
+      appendFileSync(file, "x".repeat(100));
+      expect(() => readOpenFile(file, fd, 16)).toThrow(new FileProblemError(file, "too-large", "grew over the limit of 16 bytes as it was read"));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("a file read from its descriptor is read whole up to the limit, in more than one read", () => {
+    const file = join(dir, "big");
+    const text = "é".repeat(100_000); // 200,000 bytes: several reads, a character split between two
+    writeFileSync(file, text, { mode: 0o600 });
+    const fd = openRegularFile(file, 200_000);
+    try {
+      expect(readOpenFile(file, fd, 200_000)).toBe(text);
+    } finally {
+      closeSync(fd);
+    }
   });
 });
