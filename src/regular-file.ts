@@ -142,9 +142,12 @@ export function readOpenFile(file: string, fd: number, limit: number | null): st
   return Buffer.concat(chunks, length).toString("utf8");
 }
 
-/** The UTF-8 text of `file`, a regular file of at most `limit` bytes (see openRegularFile); throws FileProblemError. */
-export function readRegularFile(file: string, limit: number): string {
-  const fd = openRegularFile(file, limit);
+/**
+ * The UTF-8 text of `file`, a regular file of at most `limit` bytes (see openRegularFile, which calls `check` with the
+ * path's Stats, then with the descriptor's: the last call is of the file read); throws FileProblemError.
+ */
+export function readRegularFile(file: string, limit: number, check?: (stat: Stats) => void): string {
+  const fd = openRegularFile(file, limit, check);
   try {
     return readOpenFile(file, fd, limit);
   } finally {

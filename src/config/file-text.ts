@@ -7,6 +7,7 @@
  */
 import { formatPath, PathError } from "../core/path.ts";
 import { lineOfPath } from "./locate.ts";
+import type { Stats } from "node:fs";
 import { FileProblemError, readRegularFile } from "../regular-file.ts";
 import { ConfigSyntaxError, formatOf, parseConfigText } from "./syntax.ts";
 
@@ -64,11 +65,11 @@ const CONFIG_FILE_LIMIT = 64 * 1024 * 1024;
 
 /**
  * The text of the file at `file`; a ConfigError saying why it cannot be read otherwise, or why it is not read: not a
- * regular file (a device or a FIFO would be read without end) or over CONFIG_FILE_LIMIT.
+ * regular file (a device or a FIFO would be read without end) or over CONFIG_FILE_LIMIT. `check`: see readRegularFile.
  */
-export async function readConfigText(file: string): Promise<string> {
+export async function readConfigText(file: string, check?: (stat: Stats) => void): Promise<string> {
   try {
-    return readRegularFile(file, CONFIG_FILE_LIMIT);
+    return readRegularFile(file, CONFIG_FILE_LIMIT, check);
   } catch (error) {
     if (!(error instanceof FileProblemError)) throw error;
     throw new ConfigError(file, { line: null }, null, `cannot read the configuration file: ${error.problem}`, { cause: error });

@@ -60,6 +60,14 @@ function checkPrivate(flag: string, file: string, stat: Stats): void {
   }
 }
 
+/**
+ * Throws SecretFileError unless `stat`, the Stats of the descriptor `file` was read from (a configuration file holding
+ * a token: ../config/load.ts ConfigFile.stat), is of a private file (see checkPrivateFile).
+ */
+export function checkPrivateStat(flag: string, file: string, stat: Stats): void {
+  checkPrivate(flag, file, stat);
+}
+
 /** `file` opened as a private file (see checkPrivate) of at most `limit` bytes; the caller closes the descriptor. */
 function openPrivateFile(flag: string, file: string, limit: number | null): number {
   try {

@@ -30,7 +30,7 @@ import {
   secretProblem,
 } from "../../config/daemon-options.ts";
 import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts";
-import { SecretFileError, checkPrivateFile, loadSecrets } from "../../daemon/secrets.ts";
+import { SecretFileError, checkPrivateFile, checkPrivateStat, loadSecrets } from "../../daemon/secrets.ts";
 import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
 import { UNKNOWN_DESTINATION_MODES } from "../../core/unknown-destinations.ts";
 import type { ConsolaInstance } from "consola";
@@ -246,7 +246,9 @@ const serve = defineCommand({
     const configPath = stringArg(args, "config");
     const file = configPath === undefined ? null : await readConfig(configPath);
     if (file !== null && (file.flags.token !== undefined || file.flags.consulToken !== undefined)) {
-      await secretCheck(() => checkPrivateFile("config", file.file, null));
+      // The file read is checked (its descriptor's Stats), not the path again: it may name another file by now.
+      const read = file.stat;
+      await secretCheck(() => (read !== undefined ? checkPrivateStat("config", file.file, read) : checkPrivateFile("config", file.file, null)));
     }
     let options: DaemonOptions;
     try {
