@@ -74,13 +74,14 @@ export class Repairs {
   }
 
   /**
-   * Run repairs in one batch; log, count and publish each one. With `readAgain`, a repair that failed as if the
-   * table changed since it was read (see RACED) is neither reported nor counted: the caller reads the table again
-   * and plans once more (`raced`), and the second run's failures count.
+   * Run repairs in one batch (three when a sorry server comes or goes, in the order Transactions.runSorrySafe
+   * keeps: a refused sorry server leaves its backends serving); log, count and publish each one. With `readAgain`,
+   * a repair that failed as if the table changed since it was read (see RACED) is neither reported nor counted:
+   * the caller reads the table again and plans once more (`raced`), and the second run's failures count.
    */
   async run(operations: readonly Operation[], options: { readonly readAgain?: boolean } = {}): Promise<RepairRun> {
     const { writer, log, events } = this.deps;
-    let results = await writer.run(operations);
+    let { results } = await this.deps.transactions().runSorrySafe(operations, (ops) => writer.run(ops));
     const left = options.readAgain === true ? results.filter((r) => r.operation.service !== PROBE_SERVICE_ID && raced(r.error)).length : 0;
     if (left > 0) {
       log.info(`reconcile: the IPVS table changed while it was read (${left} repair${left === 1 ? "" : "s"} no longer applied); reading it again`);

@@ -364,21 +364,25 @@ export class Transactions {
    * its writes so far all worked: the sorry servers' adds (with what must precede them), then the rest, then the
    * sorry servers' deletes. Writes with neither (an apply's 10,000 backends) are one batch. `held`: the services
    * whose later writes were not run, each with the batch that stopped them ("first": their backends' writes did not
-   * run, "rest": only their sorry server's delete did not).
+   * run, "rest": only their sorry server's delete did not). `run` sends one batch (the reconcile's repairs send
+   * theirs without this class's logging of deletes already done).
    */
-  async runSorrySafe(operations: readonly Operation[]): Promise<{ results: OperationResult[]; held: ReadonlyMap<string, "first" | "rest"> }> {
+  async runSorrySafe(
+    operations: readonly Operation[],
+    run: (operations: readonly Operation[]) => Promise<OperationResult[]> = (ops) => this.run(ops),
+  ): Promise<{ results: OperationResult[]; held: ReadonlyMap<string, "first" | "rest"> }> {
     const { first, rest, last } = sorryPhases(operations);
     const held = new Map<string, "first" | "rest">();
     const running = (ops: readonly Operation[]) => (held.size === 0 ? ops : ops.filter((o) => !held.has(o.service)));
-    const results: OperationResult[] = first.length === 0 ? [] : await this.run(first);
+    const results: OperationResult[] = first.length === 0 ? [] : await run(first);
     for (const r of results) if (r.error !== null) held.set(r.operation.service, "first");
-    const more = await this.run(running(rest));
+    const more = await run(running(rest));
     if (first.length === 0 && last.length === 0) return { results: more, held };
     for (const r of more) {
       if (r.error !== null && !held.has(r.operation.service)) held.set(r.operation.service, "rest");
       results.push(r);
     }
-    if (last.length > 0) for (const r of await this.run(running(last))) results.push(r);
+    if (last.length > 0) for (const r of await run(running(last))) results.push(r);
     return { results, held };
   }
 

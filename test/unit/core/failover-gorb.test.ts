@@ -397,6 +397,34 @@ describe("a request that brings the sorry server in when the kernel refuses it",
   });
 });
 
+describe("a reconcile that brings the sorry server back when the kernel refuses it", () => {
+  test("the backend someone put back to work keeps serving; the next reconcile, with the kernel taking it, repairs both", async () => {
+    const s = await inSorryMode();
+    // Behind gorb's back (ipvsadm -e, -d): b1 back at 100, the sorry server gone. Something still serves: b1.
+    const [service] = s.driver.peek();
+    const key = service!.service.key;
+    const b1 = service!.destinations.find((d) => d.address === "10.1.0.1")!;
+    const sorry = service!.destinations.find((d) => d.address === SORRY.host)!;
+    await s.driver.updateDestination(key, { ...b1, weight: 100 });
+    await s.driver.deleteDestination(key, { address: sorry.address, port: sorry.port, family: sorry.family });
+    s.driver.clearWatch();
+    s.driver.clearWrites();
+    s.driver.failNext("add-destination", "ENOMEM");
+    const first = await s.gorb.reconcile();
+    // One batch sent b1 to 0 after the refused sorry server: nothing served until the next reconcile.
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 100", "10.1.0.2:80 0"]);
+    expect(first.repairs.map((r) => r.status)).toEqual(["failed"]);
+
+    s.driver.clearWrites();
+    const second = await s.gorb.reconcile();
+    expect(writes(s)).toEqual(["add-destination 10.9.0.1 1", "update-destination 10.1.0.1 0"]);
+    expect(second.repairs.map((r) => r.status)).toEqual(["done", "done"]);
+    expect(s.driver.dark).toEqual([]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+  });
+});
+
 describe("a sorry server on a destination gorb leaves alone", () => {
   test("a destination reported at start-up may not become the sorry server (409): it would be deleted while the service is up", async () => {
     const store = new MemoryStateStore();
