@@ -7,6 +7,10 @@
  * The `yaml` package's Document holds each key's node, an alias resolved to the node it names: this reads it, for a
  * text whose keys ./yaml-duplicates.ts found a collection or an alias among (it walks the concrete syntax tree, which
  * has no aliases resolved). The package is loaded for the first such text.
+ *
+ * In linear time, however large the text: the package's own checks that would not be (each key of a mapping compared
+ * with those before it, each alias resolved by a walk of the document) are left out, keys given twice being
+ * ./yaml-duplicates.ts's to find and the anchors being followed here as the walk meets them.
  */
 import type { PathSegment } from "../core/path.ts";
 
@@ -26,9 +30,11 @@ export interface YamlCollectionKey {
 export function collectionYamlKey(text: string): YamlCollectionKey | null {
   const yaml = require("yaml") as typeof import("yaml");
   const lineCounter = new yaml.LineCounter();
-  const doc = yaml.parseDocument(text, { lineCounter });
+  const doc = yaml.parseDocument(text, { lineCounter, uniqueKeys: false });
+  /** Each anchor's node so far: an alias names the last node before it with its anchor. */
+  const anchors = new Map<string, unknown>();
   /** The node a key is, an alias resolved (undefined for an alias of nothing). */
-  const nodeOf = (key: unknown): unknown => (yaml.isAlias(key) ? key.resolve(doc) : key);
+  const nodeOf = (key: unknown): unknown => (yaml.isAlias(key) ? anchors.get(key.source) : key);
   /** A path segment for a scalar key, as Bun names the property (String of its value). */
   const segmentOf = (key: unknown): string => {
     const node = nodeOf(key);
@@ -36,6 +42,9 @@ export function collectionYamlKey(text: string): YamlCollectionKey | null {
   };
   let found: YamlCollectionKey | null = null;
   yaml.visit(doc, {
+    Node(_, node) {
+      if (!yaml.isAlias(node) && node.anchor !== undefined) anchors.set(node.anchor, node);
+    },
     Pair(_, pair, ancestors) {
       const node = nodeOf(pair.key);
       if (!yaml.isCollection(node) || !yaml.isNode(pair.key)) return undefined;

@@ -222,6 +222,18 @@ describe("configuration files", () => {
     }
   });
 
+  test("the search for a YAML key that is a collection takes linear time: many aliases as keys, a large mapping", () => {
+    // Each alias key was resolved by a walk of the whole document, and each key of a mapping compared with those
+    // before it: 3000 aliases as keys took about a minute, 20000 services beside a [a, b] key some 40 s.
+    const anchors = Array.from({ length: 3000 }, (_, i) => `  a${i}: &k${i} n${i}\n`).join("");
+    const aliasKeys = Array.from({ length: 3000 }, (_, i) => `  *k${i} : ${i}\n`).join("");
+    expect(() => parseConfigText(`anchors:\n${anchors}m:\n${aliasKeys}`, "yaml")).not.toThrow();
+    const services = Array.from({ length: 20_000 }, (_, i) => `  s${i}:\n    <<: *b\n`).join("");
+    expect(refusal("gorb.yaml", `base: &b {port: 80}\nservices:\n${services}  [a, b]: 1\n`)).toBe(
+      "gorb.yaml:40003:3: services: YAML syntax error: the key [a, b] is a sequence: a key must be a name",
+    );
+  }, 15_000);
+
   test("the line of a YAML or TOML syntax error is found in a few parses, however long the file", () => {
     // Every prefix of this file past line 4 fails: trying them one by one took minutes.
     const text = `listen: :1\nservices:\n  web:\n    port: 80: 81\n${"# a comment that pads the file to a large size\n".repeat(60_000)}`;
