@@ -137,6 +137,35 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
 }
 
 /**
+ * `args` with each flag written with one dash that checkFlags reads as a known flag, other than a one-letter flag
+ * alone (`-f file`, `-v`), written with two: `-f=x` as `--file=x`, `-protocol` as `--protocol`. citty (node:util's
+ * parseArgs) read `-f=x`'s value as "=x" (and `-v=false` as true), and `-protocol` as the one-letter flags p, r, o, ...:
+ * `-protocol udp` was accepted and its value went nowhere.
+ */
+function longSpellings(defs: ArgsDef, args: readonly string[]): string[] {
+  const table = flagTable(defs);
+  const tokens = optionTokens(args);
+  const out = [...args];
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] ?? "";
+    if (!token.startsWith("-") || token === "-") continue;
+    const long = token.startsWith("--");
+    const body = token.slice(long ? 2 : 1);
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    const shape = table.get(name);
+    if (shape === undefined) continue;
+    if (!long && (eq >= 0 || name.length > 1)) out[i] = `--${shape.canonical}${eq < 0 ? "" : body.slice(eq)}`;
+    if (shape.takesValue && eq < 0) {
+      // Its value is the next token (as checkFlags reads it), not a flag of its own.
+      const next = tokens[i + 1];
+      if (!(shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-")))) i++;
+    }
+  }
+  return out;
+}
+
+/**
  * `args` with the value of each enum flag as the choice it spells (choiceOf: in any case, as the REST API reads an enum
  * value), whatever the flag's spelling (`--protocol TCP`, `--protocol=Udp`, an alias such as `--method`). citty
  * compares an enum's value as written: `--protocol TCP` was its "Invalid value" while the API takes "TCP". A value
@@ -332,7 +361,7 @@ async function dispatch(
     const untrap = sigint !== null && path !== "gorb serve" ? trapSigint(sigint) : () => {};
     try {
       const defs = await argsOf(resolved.cmd);
-      const rawArgs = lastBooleanWins(defs, fillOptionalValues(defs, canonicalChoices(defs, resolved.rest, path)));
+      const rawArgs = lastBooleanWins(defs, fillOptionalValues(defs, canonicalChoices(defs, longSpellings(defs, resolved.rest), path)));
       const { result } = await runCommand(resolved.cmd, { rawArgs });
       return typeof result === "number" ? result : EXIT.OK;
     } finally {

@@ -51,3 +51,23 @@ describe("a flag given twice", () => {
     ]);
   });
 });
+
+describe("a flag written with one dash", () => {
+  test("is read as checkFlags reads it: -f=VALUE gives VALUE, -protocol is --protocol (citty read \"=VALUE\", and -p -r -o ...)", async () => {
+    const seen: DaemonOptions[] = [];
+    const previous = setDaemonRunner(async (options) => {
+      seen.push(options);
+    });
+    try {
+      expect((await runGorb(["serve", "-l=127.0.0.1:4673", "-f=false", "-verbose"])).code).toBe(0);
+      expect((await runGorb(["serve", "-listen", "127.0.0.1:4674", "-f=true"])).code).toBe(0);
+    } finally {
+      setDaemonRunner(previous);
+    }
+    expect(seen.map((o) => [o.listen.port, o.flush])).toEqual([[4673, false], [4674, true]]);
+    const sent = server.bodies.length;
+    const run = await runGorb(["service", "add", "one-dash", "-host", "10.0.0.9", "-port=80", "-protocol", "UDP"], { GORB_SERVER: server.url });
+    expect([run.code, run.stderr]).toEqual([0, "service one-dash created\n"]);
+    expect(server.bodies.slice(sent)).toEqual([{ host: "10.0.0.9", port: 80, protocol: "udp" }]);
+  });
+});
