@@ -136,16 +136,25 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
   }
 }
 
-/**
- * `args` with each flag written with one dash that checkFlags reads as a known flag, other than a one-letter flag
- * alone (`-f file`, `-v`), written with two: `-f=x` as `--file=x`, `-protocol` as `--protocol`. citty (node:util's
- * parseArgs) read `-f=x`'s value as "=x" (and `-v=false` as true), and `-protocol` as the one-letter flags p, r, o, ...:
- * `-protocol udp` was accepted and its value went nowhere.
- */
-function longSpellings(defs: ArgsDef, args: readonly string[]): string[] {
+/** A known flag among `args` (before "--"), as checkFlags reads it: where it is, how it is written, where its value is. */
+interface FlagToken {
+  readonly index: number;
+  readonly token: string;
+  /** Written with two dashes. */
+  readonly long: boolean;
+  /** The token without its dashes, and where its "=" is in that (-1: none). */
+  readonly body: string;
+  readonly eq: number;
+  readonly name: string;
+  readonly shape: FlagShape;
+  /** The index of its value when that is the next token; null when it has none there (given with "=", or left out). */
+  readonly valueAt: number | null;
+}
+
+/** The known flags of `args`, in order, each with its value's place as checkFlags reads it (the walk both passes below share). */
+function* flagTokens(defs: ArgsDef, args: readonly string[]): Generator<FlagToken> {
   const table = flagTable(defs);
   const tokens = optionTokens(args);
-  const out = [...args];
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i] ?? "";
     if (!token.startsWith("-") || token === "-") continue;
@@ -155,12 +164,26 @@ function longSpellings(defs: ArgsDef, args: readonly string[]): string[] {
     const name = eq < 0 ? body : body.slice(0, eq);
     const shape = table.get(name);
     if (shape === undefined) continue;
-    if (!long && (eq >= 0 || name.length > 1)) out[i] = `--${shape.canonical}${eq < 0 ? "" : body.slice(eq)}`;
+    const index = i;
+    let valueAt: number | null = null;
     if (shape.takesValue && eq < 0) {
-      // Its value is the next token (as checkFlags reads it), not a flag of its own.
       const next = tokens[i + 1];
-      if (!(shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-")))) i++;
+      if (next !== undefined && !(shape.optionalValue && next.startsWith("-") && next !== "-")) valueAt = ++i;
     }
+    yield { index, token, long, body, eq, name, shape, valueAt };
+  }
+}
+
+/**
+ * `args` with each flag written with one dash that checkFlags reads as a known flag, other than a one-letter flag
+ * alone (`-f file`, `-v`), written with two: `-f=x` as `--file=x`, `-protocol` as `--protocol`. citty (node:util's
+ * parseArgs) read `-f=x`'s value as "=x" (and `-v=false` as true), and `-protocol` as the one-letter flags p, r, o, ...:
+ * `-protocol udp` was accepted and its value went nowhere.
+ */
+function longSpellings(defs: ArgsDef, args: readonly string[]): string[] {
+  const out = [...args];
+  for (const f of flagTokens(defs, args)) {
+    if (!f.long && (f.eq >= 0 || f.name.length > 1)) out[f.index] = `--${f.shape.canonical}${f.eq < 0 ? "" : f.body.slice(f.eq)}`;
   }
   return out;
 }
@@ -172,28 +195,17 @@ function longSpellings(defs: ArgsDef, args: readonly string[]): string[] {
  * that is none of the choices is a UsageError naming the flag and them. Runs after checkFlags: every value is there.
  */
 function canonicalChoices(defs: ArgsDef, args: readonly string[], path: string): string[] {
-  const table = flagTable(defs);
-  const tokens = optionTokens(args);
   const out = [...args];
-  for (let i = 0; i < tokens.length; i++) {
-    const token = tokens[i] ?? "";
-    if (!token.startsWith("-") || token === "-") continue;
-    const long = token.startsWith("--");
-    const body = token.slice(long ? 2 : 1);
-    const eq = body.indexOf("=");
-    const name = eq < 0 ? body : body.slice(0, eq);
-    const shape = table.get(name);
-    if (shape === undefined || !shape.takesValue) continue;
+  for (const f of flagTokens(defs, args)) {
+    const choices = f.shape.choices;
+    if (choices === null) continue;
     // Named as given (`--method`, the alias of backend's --forward), a one-letter flag by its long name.
-    const flag = long ? name : shape.canonical;
-    if (eq >= 0) {
-      if (shape.choices !== null) out[i] = `${token.slice(0, token.length - body.length + eq + 1)}${choiceOf(flag, body.slice(eq + 1), shape.choices, path)}`;
-      continue;
+    const flag = f.long ? f.name : f.shape.canonical;
+    if (f.eq >= 0) {
+      out[f.index] = `${f.token.slice(0, f.token.length - f.body.length + f.eq + 1)}${choiceOf(flag, f.body.slice(f.eq + 1), choices, path)}`;
+    } else if (f.valueAt !== null) {
+      out[f.valueAt] = choiceOf(flag, args[f.valueAt] ?? "", choices, path);
     }
-    const next = tokens[i + 1];
-    if (next === undefined || (shape.optionalValue && next.startsWith("-") && next !== "-")) continue;
-    if (shape.choices !== null) out[i + 1] = choiceOf(flag, next, shape.choices, path);
-    i++;
   }
   return out;
 }
