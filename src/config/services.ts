@@ -59,7 +59,13 @@ function checkedId(field: "service" | "backend", id: string, path: readonly Path
 /** The keys of a declared service: its fields and its backends. */
 const SERVICE_KEYS: readonly string[] = [...SERVICE_FIELDS, "backends"];
 
-function readBackends(value: unknown, service: ServiceSpec, path: readonly PathSegment[]): DeclaredBackend[] {
+/**
+ * Whether the value being read may hold dates: one parsed from a file may (TOML, YAML); one parsed from JSON (a
+ * POST /apply body) cannot, and is not searched for them.
+ */
+type Source = "file" | "json";
+
+function readBackends(value: unknown, service: ServiceSpec, path: readonly PathSegment[], source: Source): DeclaredBackend[] {
   if (value === undefined || value === null) return [];
   const backends = mapping(value, path, "backend ids to backends");
   const out: DeclaredBackend[] = [];
@@ -71,7 +77,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     let fields: Fields;
     try {
       fields = backendFields(obj);
-      refuseDates(obj, []);
+      if (source === "file") refuseDates(obj, []);
       checkProbePort(normalizeBackendFields(fields, service));
     } catch (error) {
       throw underPath(error, at);
@@ -82,7 +88,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
 }
 
 /** One declared service: its id checked, its fields and its backends'. Throws PathError. */
-function readService(id: string, body: unknown, path: readonly PathSegment[]): DeclaredService {
+function readService(id: string, body: unknown, path: readonly PathSegment[], source: Source): DeclaredService {
   const at = [...path, id];
   checkedId("service", id, at);
   const obj = mapping(body ?? {}, at, "service fields");
@@ -92,12 +98,12 @@ function readService(id: string, body: unknown, path: readonly PathSegment[]): D
   let spec: ServiceSpec;
   try {
     fields = serviceFields(obj);
-    for (const [key, value] of Object.entries(obj)) if (key !== backendsKey) refuseDates(value, [key]);
+    if (source === "file") for (const [key, value] of Object.entries(obj)) if (key !== backendsKey) refuseDates(value, [key]);
     spec = normalizeServiceFields(fields);
   } catch (error) {
     throw underPath(error, at);
   }
-  const backends = readBackends(backendsKey === undefined ? undefined : obj[backendsKey], spec, [...at, backendsKey ?? "backends"]);
+  const backends = readBackends(backendsKey === undefined ? undefined : obj[backendsKey], spec, [...at, backendsKey ?? "backends"], source);
   return { id, fields, backends };
 }
 
@@ -107,13 +113,13 @@ function readService(id: string, body: unknown, path: readonly PathSegment[]): D
  */
 export function readServices(value: unknown, path: readonly PathSegment[] = ["services"]): DeclaredService[] {
   if (value === null || value === undefined) return [];
-  return Object.entries(mapping(value, path, "service ids to services")).map(([id, body]) => readService(id, body, path));
+  return Object.entries(mapping(value, path, "service ids to services")).map(([id, body]) => readService(id, body, path, "file"));
 }
 
 /**
  * readServices for the daemon (POST /apply): the same checks, with a turn of the event loop every few
  * milliseconds of work (../pacer.ts), so checking a set of 10,000 backends never holds up other requests
- * and health checks for long.
+ * and health checks for long. `value` is parsed JSON, which has no dates: they are not searched for.
  */
 export async function readServicesPaced(value: unknown, path: readonly PathSegment[] = ["services"]): Promise<DeclaredService[]> {
   if (value === null || value === undefined) return [];
@@ -121,7 +127,7 @@ export async function readServicesPaced(value: unknown, path: readonly PathSegme
   const out: DeclaredService[] = [];
   for (const [id, body] of Object.entries(mapping(value, path, "service ids to services"))) {
     if (pacer.due()) await pacer.turn();
-    out.push(readService(id, body, path));
+    out.push(readService(id, body, path, "json"));
   }
   return out;
 }

@@ -6,39 +6,46 @@ import type { DestinationKey, Family, ServiceKey } from "./types.ts";
 import { isFwmarkKey } from "./types.ts";
 
 /**
- * Bytes of a dotted quad (four decimal numbers 0-255, no leading zeros, nothing else), or null. A loop over the
- * characters, not a pattern and a split: every request that names a service or destination encodes its address,
- * 1,000s of times for one `gorb status` or apply.
+ * Whether `text` is a dotted quad (four decimal numbers 0-255, no leading zeros, nothing else), its bytes written to
+ * `out` when given. A loop over the characters, not a pattern and a split: every request that names a service or
+ * destination reads its address, 1,000s of times for one `gorb status` or apply, and most readers only ask which
+ * family it is (no bytes allocated for them).
  */
-function parseIpv4(text: string): Uint8Array | null {
+function scanIpv4(text: string, out: Uint8Array | null): boolean {
   const n = text.length;
-  if (n < 7 || n > 15) return null;
-  const out = new Uint8Array(4);
+  if (n < 7 || n > 15) return false;
   let part = 0;
   let value = 0;
   let digits = 0;
   for (let i = 0; i <= n; i++) {
     const c = i < n ? text.charCodeAt(i) : 46; // the end closes the last part like a "."
     if (c === 46) {
-      if (digits === 0 || part > 3) return null;
-      out[part++] = value;
+      if (digits === 0 || part > 3) return false;
+      if (out !== null) out[part] = value;
+      part++;
       value = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && value === 0) return null; // a leading zero
+      if (digits > 0 && value === 0) return false; // a leading zero
       value = value * 10 + (c - 48);
-      if (value > 255) return null;
+      if (value > 255) return false;
       digits++;
     } else {
-      return null;
+      return false;
     }
   }
-  return part === 4 ? out : null;
+  return part === 4;
+}
+
+/** Bytes of a dotted quad (see scanIpv4), or null. */
+function parseIpv4(text: string): Uint8Array | null {
+  const out = new Uint8Array(4);
+  return scanIpv4(text, out) ? out : null;
 }
 
 /** The family of an address literal, or null when it is not one. */
 export function addressFamily(text: string): Family | null {
-  if (parseIpv4(text) !== null) return "inet";
+  if (scanIpv4(text, null)) return "inet";
   return parseIpv6(text) === null ? null : "inet6";
 }
 
@@ -85,8 +92,8 @@ export function bytesToAddress(bytes: Uint8Array, family: Family): string {
 
 /** Canonical text of an address literal (e.g. "2001:DB8:0::1" -> "2001:db8::1"). */
 export function canonicalAddress(text: string): string {
-  // A dotted quad parseIpv4 accepts has no leading zeros: it is canonical already.
-  if (parseIpv4(text) !== null) return text;
+  // A dotted quad scanIpv4 accepts has no leading zeros: it is canonical already.
+  if (scanIpv4(text, null)) return text;
   const family = addressFamily(text);
   if (family === null) throw new TypeError(`not an IP address: ${JSON.stringify(text)}`);
   return bytesToAddress(addressToBytes(text), family);
