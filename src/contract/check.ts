@@ -131,6 +131,25 @@ function range(schema: TSchema): string {
   return s["x-range"] ?? `${s.minimum ?? ""}-${s.maximum ?? ""}`;
 }
 
+/** A JSON Schema type in gorb's words, with its article: "a string", "an integer", "a list". */
+function typeWord(type: string): string {
+  if (type === "array") return "a list";
+  if (type === "boolean") return "true or false";
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** What is wrong with a list `value` that `schema` (an array schema) refused: too many items, or its first bad item. */
+function listProblem(schema: TSchema, value: readonly unknown[]): string {
+  const { maxItems, items } = schema as { maxItems?: number; items?: TSchema };
+  if (maxItems !== undefined && value.length > maxItems) return `must have at most ${maxItems} items, got ${value.length}`;
+  if (items !== undefined) {
+    const check = compiledCheck(items);
+    const bad = value.findIndex((item) => !check.Check(item));
+    if (bad >= 0) return `item ${bad + 1} ${problemOf(items, value[bad], false)}`;
+  }
+  return `is not a valid list, got ${describeValue(value)}`;
+}
+
 /** What a value must be, in gorb's words, for a schema (and the value it failed with). */
 function problemOf(schema: TSchema, value: unknown, root: boolean): string {
   const custom = (schema as { "x-problem"?: unknown })["x-problem"];
@@ -142,11 +161,11 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
       if (typeof value !== "string") return `must be a string, got ${got}`;
       return `must be one of ${literals.join(", ")}, got ${got}`;
     }
-    // A value of one member's type is described against that member ("at most 2048 characters").
-    const kind = typeof value === "number" && Number.isInteger(value) ? ["integer", "number"] : [typeof value];
+    // A value of one member's type is described against that member ("at most 2048 characters", "item 2: ...").
+    const kind = typeof value === "number" && Number.isInteger(value) ? ["integer", "number"] : Array.isArray(value) ? ["array"] : [typeof value];
     const same = options.find((s) => kind.includes(String((s as { type?: unknown }).type)));
     if (same !== undefined) return problemOf(same, value, root);
-    return `must be ${options.map((s) => `a ${String((s as { type?: unknown }).type)}`).join(" or ")}, got ${got}`;
+    return `must be ${options.map((s) => typeWord(String((s as { type?: unknown }).type))).join(" or ")}, got ${got}`;
   }
   const single = options[0] ?? schema;
   const type = (single as { type?: unknown }).type;
@@ -178,7 +197,7 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
       if (typeof custom === "string") return `${custom}, got ${got}`;
       return `must be an object, got ${got}`;
     case "array":
-      return `must be a list, got ${got}`;
+      return Array.isArray(value) ? listProblem(single, value) : `must be a list, got ${got}`;
     default:
       return `is not valid, got ${got}`;
   }

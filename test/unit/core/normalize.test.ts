@@ -206,6 +206,12 @@ describe("normalizeBackend", () => {
     [{ host: "10.1.0.1", pulse: { type: "smtp" } }, 'pulse.type: must be one of tcp, http, https, udp, dns, tls, exec, none, got "smtp"'],
     [{ host: "10.1.0.1", pulse: { interval: "60" } }, 'pulse.interval: invalid interval "60", use e.g. 500ms, 5s, 1m, 2h'],
     [{ host: "10.1.0.1", pulse: "tcp" }, 'pulse: must be an object such as {"type":"tcp","interval":"5s"}, got "tcp"'],
+    // A list the command's list schema refuses says what is wrong with it, not "must be ... or a array, got an array".
+    [{ host: "10.1.0.1", pulse: { type: "exec", args: { command: ["/bin/check", ["-v"]] } } }, "pulse.args.command: item 2 must be a string, got an array"],
+    [{ host: "10.1.0.1", pulse: { type: "exec", args: { command: [7] } } }, "pulse.args.command: item 1 must be a string, got 7"],
+    [{ host: "10.1.0.1", pulse: { type: "exec", args: { command: Array(65).fill("/bin/true") } } }, "pulse.args.command: must have at most 64 items, got 65"],
+    [{ host: "10.1.0.1", pulse: { type: "exec", args: { command: ["/bin/check", "x".repeat(4097)] } } }, "pulse.args.command: item 2 must be at most 4096 characters, got 4097"],
+    [{ host: "10.1.0.1", pulse: { type: "exec", args: { command: { program: "/bin/check" } } } }, "pulse.args.command: must be a string or a number or true or false or a list, got an object"],
   ])("%j -> %s", (body, message) => {
     expect(problem(() => normalizeBackend(body, web))).toBe(message);
   });
