@@ -6,7 +6,9 @@
  * file a typo would otherwise go unnoticed. An error is a PathError naming the path
  * ("services.web.backends.b1.port: must be 1-65535, got 70000").
  */
-import { DATE_OR_TIME, isDateValue } from "../contract/json-values.ts";
+import { PULSE_FIELDS, SORRY_FIELDS } from "../contract/fields.ts";
+import { unknownPulseArg } from "../contract/check.ts";
+import { DATE_OR_TIME, isDateValue, isPlainMapping } from "../contract/json-values.ts";
 import type { Fields } from "../core/fields.ts";
 import { ValidationError } from "../core/errors.ts";
 import { checkId } from "../core/ids.ts";
@@ -56,6 +58,34 @@ function checkedId(field: "service" | "backend", id: string, path: readonly Path
   }
 }
 
+/** The key of `obj` that names `field` in any case (refuseUnknown lets at most one through), or undefined. */
+function keyFor(obj: Record<string, unknown>, field: string): string | undefined {
+  if (Object.hasOwn(obj, field)) return field;
+  return Object.keys(obj).find((k) => k.toLowerCase() === field);
+}
+
+/**
+ * Refuses an unknown key in the mapping a field holds: a pulse's fields, an arg no pulse type reads (exact case, as
+ * pulses read them), a sorry server's fields. The API drops such keys, as it drops unknown fields; in a file a typo
+ * (`intervall: 5s`, `args: {pth: /health}`) would leave the default in force without a word. An arg another pulse
+ * type reads is dropped (see unknownPulseArg). A value that is not a mapping, or a pulse type that does not exist,
+ * is left to the field checks.
+ */
+function refuseUnknownWithin(obj: Record<string, unknown>, field: "pulse" | "sorry_server", at: readonly PathSegment[]): void {
+  const key = keyFor(obj, field);
+  const value = key === undefined ? undefined : obj[key];
+  if (key === undefined || !isPlainMapping(value)) return;
+  const path = [...at, key];
+  if (field === "sorry_server") return refuseUnknown(value, SORRY_FIELDS, path);
+  refuseUnknown(value, PULSE_FIELDS, path);
+  const argsKey = keyFor(value, "args");
+  const args = argsKey === undefined ? undefined : value[argsKey];
+  if (argsKey === undefined || !isPlainMapping(args)) return;
+  const typeKey = keyFor(value, "type");
+  const unread = unknownPulseArg(typeKey === undefined ? undefined : value[typeKey], args);
+  if (unread !== null) throw new PathError([...path, argsKey, unread.key], unread.problem);
+}
+
 /** The keys of a declared service: its fields and its backends. */
 const SERVICE_KEYS: readonly string[] = [...SERVICE_FIELDS, "backends"];
 
@@ -74,6 +104,7 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     checkedId("backend", id, at);
     const obj = mapping(body ?? {}, at, "backend fields");
     refuseUnknown(obj, BACKEND_FIELDS, at);
+    refuseUnknownWithin(obj, "pulse", at);
     let fields: Fields;
     try {
       fields = backendFields(obj);
@@ -93,6 +124,7 @@ function readService(id: string, body: unknown, path: readonly PathSegment[], so
   checkedId("service", id, at);
   const obj = mapping(body ?? {}, at, "service fields");
   refuseUnknown(obj, SERVICE_KEYS, at);
+  refuseUnknownWithin(obj, "sorry_server", at);
   const backendsKey = Object.keys(obj).find((k) => k.toLowerCase() === "backends");
   let fields: Fields;
   let spec: ServiceSpec;

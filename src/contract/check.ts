@@ -51,6 +51,24 @@ function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
   return out;
 }
 
+/** Every key of a pulse's args that some pulse type reads. */
+const ANY_PULSE_ARG: ReadonlySet<string> = new Set(Object.values(PULSE_ARG_KEYS).flat());
+
+/**
+ * The first key of a pulse's `args` that no pulse type reads (args are exact-case: `Path` is not `path`), with what
+ * to say of it; null when there is none, or when `type` (as given: any case, "" or absent for the default) is not a
+ * pulse type (the field checks say so). An arg another type reads (`path` under a tcp pulse) is dropped by
+ * canonicalPulse, as the API drops it; a configuration file refuses only what can only be a typo.
+ */
+export function unknownPulseArg(type: unknown, args: Readonly<Record<string, unknown>>): { readonly key: string; readonly problem: string } | null {
+  const name = type === undefined || type === null || type === "" ? PULSE_TYPES[0] : typeof type === "string" ? type.trim().toLowerCase() : null;
+  if (!(PULSE_TYPES as readonly unknown[]).includes(name)) return null;
+  const key = Object.keys(args).find((k) => !ANY_PULSE_ARG.has(k));
+  if (key === undefined) return null;
+  const known = PULSE_ARG_KEYS[name as PulseType];
+  return { key, problem: known.length === 0 ? `unknown arg (type ${String(name)} reads none)` : `unknown arg; type ${String(name)} reads: ${known.join(", ")}` };
+}
+
 /** A sorry server with its keys folded and its method lower-cased; unknown keys dropped. */
 function canonicalServer(raw: unknown): unknown {
   if (!isPlainMapping(raw)) return raw;

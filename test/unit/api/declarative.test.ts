@@ -77,6 +77,11 @@ describe("POST /apply", () => {
         'services["api.v2"].host: cannot resolve "nowhere.example": getaddrinfo ENOTFOUND nowhere.example',
         { field: 'services["api.v2"].host', path: ["services", "api.v2", "host"] },
       ],
+      [
+        { services: { web: { port: 80, backends: { b1: { host: "10.1.0.1", pulse: { type: "http", args: { pth: "/health" } } } } } } },
+        "services.web.backends.b1.pulse.args.pth: unknown arg; type http reads: host, port, timeout, rise, fall, backoff, method, path, expect, hostHeader, vhost, via",
+        { field: "services.web.backends.b1.pulse.args.pth", path: ["services", "web", "backends", "b1", "pulse", "args", "pth"] },
+      ],
       [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}', { field: "servics" }],
       [{}, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],
       [{ services: null }, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],

@@ -83,6 +83,15 @@ describe("configuration files", () => {
       ["gorb.yaml", 'services:\n  "a/b": { port: 80 }\n', 'gorb.yaml:2: services["a/b"]: id must not contain "/", got "a/b"'],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          interval: 5 seconds\n",
         'gorb.yaml:9: services.web.backends.b1.pulse.interval: invalid interval "5 seconds", use e.g. 500ms, 5s, 1m, 2h'],
+      // Inside a pulse and a sorry server too: a typo would leave the default in force (a check of "/" every minute).
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: http\n          intervall: 5s\n",
+        "gorb.yaml:9: services.web.backends.b1.pulse.intervall: unknown field; known: type, interval, args"],
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        pulse:\n          type: HTTP\n          args:\n            pth: /health\n",
+        "gorb.yaml:10: services.web.backends.b1.pulse.args.pth: unknown arg; type http reads: host, port, timeout, rise, fall, backoff, method, path, expect, hostHeader, vhost, via"],
+      ["gorb.toml", '[services.web]\nport = 80\n\n[services.web.backends.b1]\nhost = "10.1.0.1"\npulse = { args = { Port = 8080 } }\n',
+        "gorb.toml:6: services.web.backends.b1.pulse.args.Port: unknown arg; type tcp reads: host, port, timeout, rise, fall, backoff, via"],
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    sorry_server:\n      host: 10.0.0.9\n      prot: 8080\n",
+        "gorb.yaml:6: services.web.sorry_server.prot: unknown field; known: host, port, method"],
       ["gorb.yaml", "- 1\n", "gorb.yaml: (top level): must be a mapping of settings, got a list"],
       // Settings that go together are named as the file names them, not as flags.
       ["gorb.yaml", "store: etcd://10.0.0.1:2379/gorb\netcd_user: root\n", "gorb.yaml: etcd_password_file: etcd_user and etcd_password_file go together"],
