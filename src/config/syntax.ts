@@ -65,6 +65,8 @@ function rawParse(text: string, format: ConfigFormat): unknown {
 }
 
 function problemOf(error: unknown): string {
+  // Bun's YAML parser recurses: a document nested a few thousand levels deep runs it out of stack.
+  if (error instanceof RangeError) return "nested too deeply to read (the parser ran out of stack)";
   const text = error instanceof Error ? error.message : String(error);
   return text.replace(/^(YAML|TOML|JSON) Parse error:\s*/i, "");
 }

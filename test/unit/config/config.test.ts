@@ -102,6 +102,11 @@ describe("configuration files", () => {
     for (const [name, text, message] of cases) expect(refusal(name, text)).toBe(message);
   });
 
+  test("a YAML document nested deeper than its parser reaches is refused as such, at its line", () => {
+    const deep = `services:\n  web:\n    port: 80\n    x: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n`;
+    expect(refusal("gorb.yaml", deep)).toBe("gorb.yaml:4: YAML syntax error: nested too deeply to read (the parser ran out of stack)");
+  });
+
   test("a syntax error is refused with its line", () => {
     expect(refusal("gorb.yaml", "listen: :1\nservices:\n  web:\n    port: 80\n   bad: [\n")).toBe("gorb.yaml:5: YAML syntax error: Unexpected token");
     expect(refusal("gorb.toml", 'listen = ":1"\n\n[services.web]\nport =\n')).toBe(
