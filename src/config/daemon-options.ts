@@ -241,6 +241,11 @@ export class DaemonOptionError extends Error {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/**
+ * A host of numbers only (decimal, 0-octal or 0x-hex parts between dots): not a DNS name, but an IPv4 address in a
+ * form the resolver also reads (inet_aton), short ("127.1"), octal ("010.0.0.1") or one number ("0", "2130706433").
+ */
+const NUMERIC_HOST = /^(?:0x[0-9a-f]*|\d+)(?:\.(?:0x[0-9a-f]*|\d+))*$/i;
 /** Linux interface names: 1-15 bytes, no "/" or whitespace (dev_valid_name). */
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
@@ -285,6 +290,11 @@ export function parseListen(text: string): ListenAddress {
     if (hostPart.includes(":")) throw bad("an IPv6 address needs brackets");
     if (hostPart !== "" && !IPV4.test(hostPart) && !HOSTNAME.test(hostPart)) {
       throw bad(`${JSON.stringify(hostPart)} is not an address or host name`);
+    }
+    if (hostPart !== "" && !IPV4.test(hostPart) && NUMERIC_HOST.test(hostPart)) {
+      // The resolver reads it as an IPv4 address (inet_aton: "127.1" is 127.0.0.1, "010.0.0.1" is 8.0.0.1, "0" is
+      // every address), which gorb would not see as the address it is (loopback or not).
+      throw bad(`${JSON.stringify(hostPart)} is not an IPv4 address written in full (four decimal numbers, e.g. 127.0.0.1)`);
     }
   }
   if (!/^\d{1,5}$/.test(portPart) || Number(portPart) > 65535) throw bad(`port must be 0-65535`);

@@ -44,6 +44,20 @@ describe("parseListen", () => {
     }
   });
 
+  test("an IPv4 address in a short, octal or hex form is refused: the resolver would bind what gorb does not see", () => {
+    // Bun binds "127.1" to 127.0.0.1 (loopback, which gorb took for a DNS name: no rebinding rule, a false warning),
+    // "010.0.0.1" to 8.0.0.1 and "0" to every address.
+    for (const host of ["127.1", "0", "010.0.0.1", "127.000.000.001", "0x7f000001", "2130706433", "0.0", "1.2.3.4.5"]) {
+      expect(() => parseListen(`${host}:4672`)).toThrow(
+        `--listen: ${JSON.stringify(host)} is not an IPv4 address written in full (four decimal numbers, e.g. 127.0.0.1) in ${JSON.stringify(`${host}:4672`)}`,
+      );
+    }
+    // Names with digits are names; a full address is an address.
+    expect(parseListen("1.example:80")).toEqual({ host: "1.example", port: 80 });
+    expect(parseListen("lb-01:80")).toEqual({ host: "lb-01", port: 80 });
+    expect(parseListen("10.0.0.1:80")).toEqual({ host: "10.0.0.1", port: 80 });
+  });
+
   test("formatListen round-trips", () => {
     for (const text of [":4672", "127.0.0.1:1", "[::1]:4672", "gorb.example:80"]) expect(formatListen(parseListen(text))).toBe(text);
   });
