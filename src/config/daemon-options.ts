@@ -416,7 +416,10 @@ export function secretProblem(text: string): string | null {
 }
 
 function secret(flag: string, value: string | undefined): string | null {
-  const text = value === undefined || value === "" ? null : value;
+  // Only a configuration file can give an empty one (the command line refuses it, the environment's is unset): taken
+  // as none, `token: ""` would start an API open to anyone who reaches it.
+  if (value === "") throw new DaemonOptionError(flag, (n) => `is empty: give the token, or leave ${n(flag)} out for none`);
+  const text = value ?? null;
   const problem = text === null ? null : secretProblem(text);
   if (problem !== null) throw new DaemonOptionError(flag, problem);
   return text;

@@ -98,6 +98,9 @@ describe("configuration files", () => {
       ["gorb.yaml", "tls_key: /etc/gorb/key.pem\n", "gorb.yaml: tls_cert: is required with tls_key"],
       ["gorb.yaml", "bgp_include: /etc/bird/gorb.conf\n", "gorb.yaml:1: bgp_include: needs bgp_bird_socket"],
       ["gorb.yaml", "token: abc\ntoken_file: /etc/gorb/token\n", "gorb.yaml:2: token_file: give either token or token_file, not both"],
+      // An empty token is not "no token": it was an API open to anyone, without a word.
+      ["gorb.yaml", 'listen: ":4672"\ntoken: ""\n', "gorb.yaml:2: token: is empty: give the token, or leave token out for none"],
+      ["gorb.toml", 'consul = "http://127.0.0.1:8500"\nconsul_token = ""\n', "gorb.toml:2: consul_token: is empty: give the token, or leave consul_token out for none"],
     ];
     for (const [name, text, message] of cases) expect(refusal(name, text)).toBe(message);
   });
