@@ -394,11 +394,12 @@ function probeMarks(text: string | undefined): MarkRange {
 function parseLimit(flag: string, text: string | undefined): number | null {
   if (text === undefined) return null;
   const value = text.trim().toLowerCase();
-  if (value === "0" || value === "unlimited") return null;
+  if (value === "unlimited") return null;
   if (!/^\d{1,10}$/.test(value) || Number(value) > 1e9) {
     throw new DaemonOptionError(flag, `expected a whole number (0 or unlimited: no limit), got ${JSON.stringify(text)}`);
   }
-  return Number(value);
+  // 0 however written ("00" too) is no limit: as a limit it would refuse every service or backend.
+  return Number(value) === 0 ? null : Number(value);
 }
 
 function stateDir(flags: DaemonFlags): string | null {

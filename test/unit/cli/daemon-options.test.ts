@@ -256,6 +256,9 @@ describe("--max-services and --max-backends", () => {
     const set = parseDaemonOptions({ maxServices: "1000", maxBackends: "unlimited" });
     expect([set.maxServices, set.maxBackends]).toEqual([1000, null]);
     expect(parseDaemonOptions({ maxServices: "0" }).maxServices).toBeNull();
+    // 0 is 0 however it is written: "00" was a limit of 0, every create refused 409 LIMIT.
+    expect([parseDaemonOptions({ maxServices: "00" }).maxServices, parseDaemonOptions({ maxBackends: "0000000000" }).maxBackends]).toEqual([null, null]);
+    expect(parseDaemonOptions({ maxServices: "010" }).maxServices).toBe(10);
     expect(() => parseDaemonOptions({ maxBackends: "-5" })).toThrow('--max-backends: expected a whole number (0 or unlimited: no limit), got "-5"');
   });
 
