@@ -8,7 +8,7 @@
  * pointed at the same directory fails at start-up instead of writing over the first one's state.
  */
 import { Database, type Statement } from "bun:sqlite";
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import {
@@ -27,7 +27,7 @@ import {
   type StateChanges,
   type StateStore,
 } from "../core/state.ts";
-import { StateMissingError, StateSchemaError, StateStoreError } from "./errors.ts";
+import { StateMissingError, StateSchemaError, StateStoreError, UnsafeStatePathError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
 
 
@@ -160,22 +160,18 @@ export class SqliteStateStore implements StateStore {
   static open(dir: string, options: { readonly create?: boolean } = {}): SqliteStateStore {
     const create = options.create ?? true;
     const location = join(dir, STATE_FILE);
-    if (create) {
-      try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
-      } catch (error) {
-        throw new StateStoreError(`cannot create the state directory ${dir}: ${why(error)}`);
-      }
-    } else if (!existsSync(location)) {
-      throw new StateMissingError(dir, resolve(location));
-    }
-    // gorb runs as root: a link another user planted on the way must not make it write (or chmod) elsewhere.
+    if (!create && !existsSync(location)) throw new StateMissingError(dir, resolve(location));
+    // gorb runs as root: a link another user planted on the way must not make it write (or chmod) elsewhere, nor
+    // create the directory there (a missing one is made only inside directories that passed the checks).
     let real: string;
     try {
       const uid = process.geteuid?.() ?? 0;
-      real = join(checkStateDir(dir, uid), STATE_FILE);
+      real = join(checkStateDir(dir, uid, create), STATE_FILE);
       checkStateFiles(real, uid);
     } catch (error) {
+      if (create && error instanceof UnsafeStatePathError && error.kind === "not-directory") {
+        throw new StateStoreError(`cannot create the state directory ${dir}: ${error.path} is not a directory`, { cause: error });
+      }
       if (error instanceof StateStoreError) throw error;
       throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
     }

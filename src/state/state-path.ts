@@ -9,9 +9,9 @@
  * Otherwise another user could plant a link where gorb writes (state.db -> /etc/passwd): gorb would create or
  * chmod a file of their choice as root and keep its state there.
  */
-import { type Stats, lstatSync, readlinkSync } from "node:fs";
+import { type Stats, lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
-import { UnsafeStatePathError } from "./errors.ts";
+import { StateStoreError, UnsafeStatePathError } from "./errors.ts";
 
 /** Links followed on the way before the path is refused as a loop (Linux's own limit). */
 const MAX_LINKS = 40;
@@ -28,11 +28,31 @@ function checkOwner(path: string, stat: Stats, uid: number): void {
   throw new UnsafeStatePathError(path, "owner", `owned by uid ${stat.uid}, neither root nor gorb's user (uid ${uid})`, stat);
 }
 
+/** lstat of `path`, made first (a directory, mode 0700) when `create` and it is missing. */
+function lstatOrMake(path: string, create: boolean): Stats {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "ENOENT" || !create) throw error;
+  }
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (error) {
+    // Made meanwhile: what is there now is checked as anything found on the way.
+    if ((error as { code?: unknown }).code !== "EEXIST") {
+      throw new StateStoreError(`cannot create the state directory ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+  return lstatSync(path);
+}
+
 /**
- * The real path of the state directory `dir` (it must exist), once every component on the way is checked (see
- * the module comment); `uid` is gorb's effective user id. Throws UnsafeStatePathError, or a file system error.
+ * The real path of the state directory `dir`, once every component on the way is checked (see the module
+ * comment); `uid` is gorb's effective user id. With `create`, a missing directory on the way is made (mode 0700),
+ * each only once its parent passed the checks: never through another user's link or in a directory others may
+ * write to. Without it, `dir` must exist. Throws UnsafeStatePathError, or a file system error.
  */
-export function checkStateDir(dir: string, uid: number): string {
+export function checkStateDir(dir: string, uid: number, create = false): string {
   let links = 0;
   // `path` is absolute and normalised; `last`: its final component is the state directory. Returns its real path.
   const visit = (path: string, last: boolean): string => {
@@ -42,7 +62,7 @@ export function checkStateDir(dir: string, uid: number): string {
     for (const [i, name] of names.entries()) {
       const next = at === "/" ? `/${name}` : `${at}/${name}`;
       const final = last && i === names.length - 1;
-      const stat = lstatSync(next);
+      const stat = lstatOrMake(next, create);
       checkOwner(next, stat, uid);
       if (stat.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw new UnsafeStatePathError(next, "loop", `more than ${MAX_LINKS} symbolic links on the way`, stat);

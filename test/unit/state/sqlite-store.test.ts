@@ -313,6 +313,32 @@ describe("SqliteStateStore", () => {
     expect(refused(join(parent, "by-them"))).toMatchObject({ path: join(parent, "by-them"), kind: "owner" });
   });
 
+  test("a missing state directory is created only inside directories already checked: nothing through another user's link or open directory", () => {
+    if (process.geteuid?.() !== 0) throw new Error("this test must run as root: it gives files to another user (lchown)");
+    const NOBODY = 65534;
+    const root = tempDir();
+    // A directory all may write to (no sticky bit) on the way: refused, and no directory made in it.
+    const open777 = join(root, "open");
+    mkdirSync(open777);
+    chmodSync(open777, 0o777);
+    expect(() => SqliteStateStore.open(join(open777, "gorb", "state"))).toThrow(UnsafeStatePathError);
+    expect(existsSync(join(open777, "gorb"))).toBe(false);
+    // Another user's link on the way (in a sticky directory, as /tmp): refused before root makes a directory where it points.
+    const sticky = join(root, "sticky");
+    mkdirSync(sticky);
+    chmodSync(sticky, 0o1777);
+    const elsewhere = join(root, "elsewhere");
+    mkdirSync(elsewhere, { mode: 0o755 });
+    symlinkSync(elsewhere, join(sticky, "theirs"));
+    lchownSync(join(sticky, "theirs"), NOBODY, NOBODY);
+    expect(() => SqliteStateStore.open(join(sticky, "theirs", "gorb"))).toThrow(UnsafeStatePathError);
+    expect(existsSync(join(elsewhere, "gorb"))).toBe(false);
+    // Safe directories on the way: every missing one is made, mode 0700.
+    const store = open(join(sticky, "mine", "a", "b"));
+    for (const made of ["mine", "mine/a", "mine/a/b"]) expect(statSync(join(sticky, made)).mode & 0o777).toBe(0o700);
+    expect(store.load()).toEqual({ services: [], backends: [] });
+  });
+
   test("crash safety: a writer killed with SIGKILL keeps every acknowledged commit and no partial one", async () => {
     for (const killAfter of [1, 25, 200]) {
       const dir = tempDir();
