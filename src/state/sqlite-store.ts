@@ -176,7 +176,14 @@ export class SqliteStateStore implements StateStore {
       throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
     }
     // A reader of a directory it cannot write (read-only media) reads a private copy: SQLite could not lock it.
-    const copy = !create && !writableDir(dirname(real)) ? privateCopy(real) : null;
+    // gorb serve cannot work there: said so, instead of SQLite's "disk I/O error".
+    const unwritable = writeProblem(dirname(real));
+    if (create && unwritable !== null) {
+      throw new StateStoreError(
+        `the state directory ${dir} ${unwritable}: gorb writes every change there; make it writable, or choose another --state-dir (--no-state keeps nothing)`,
+      );
+    }
+    const copy = !create && unwritable !== null ? privateCopy(real) : null;
     let db: Database;
     try {
       db = new Database(copy?.path ?? real, { create, strict: true });
@@ -458,13 +465,13 @@ export class SqliteStateStore implements StateStore {
   }
 }
 
-/** True when this process may create files in `dir` (false on a read-only mount, or a directory it cannot write). */
-function writableDir(dir: string): boolean {
+/** Why this process may not create files in `dir` (a read-only mount, a directory it cannot write), or null when it may. */
+function writeProblem(dir: string): string | null {
   try {
     accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EROFS" ? "is on a read-only file system" : `cannot be written to (${why(error)})`;
   }
 }
 

@@ -480,6 +480,28 @@ function loadReadOnly(dir: string): ReturnType<SqliteStateStore["load"]> {
   }
 }
 
+describe("a state directory gorb serve cannot write to", () => {
+  test("on a read-only mount: refused at start, saying so and what to do, and left as it is", async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    await store.commit(changes({ putServices: [WEB] }));
+    store.close();
+    stores.pop();
+    const before = readFileSync(join(dir, "state.db"));
+    const mount = Bun.spawnSync(["mount", "--bind", "-o", "ro", dir, dir], { stderr: "pipe" });
+    if (mount.exitCode !== 0) throw new Error(`bind-mount ${dir} read-only (the test needs root): ${mount.stderr.toString()}`);
+    try {
+      expect(() => SqliteStateStore.open(dir)).toThrow(
+        `the state directory ${dir} is on a read-only file system: gorb writes every change there; make it writable, or choose another --state-dir (--no-state keeps nothing)`,
+      );
+      expect(() => SqliteStateStore.open(join(dir, "sub"))).toThrow(`cannot create the state directory ${join(dir, "sub")}: EROFS`);
+    } finally {
+      Bun.spawnSync(["umount", dir]);
+    }
+    expect(readFileSync(join(dir, "state.db")).equals(before)).toBe(true);
+  });
+});
+
 describe("reading a state on read-only media (gorb state export of a snapshot or a rescue mount)", () => {
   test("a saved state on a read-only bind mount is read whole, and nothing is written next to it", async () => {
     const dir = tempDir();
