@@ -28,7 +28,6 @@ import { createApp } from "../api/app.ts";
 import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
 import { VipController, servicesSource } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
-import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { ApplyReport } from "../core/apply.ts";
 import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
@@ -53,6 +52,7 @@ import { type DaemonOptions, isLoopbackListen } from "../config/daemon-options.t
 import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
 import { startupWarnings } from "./startup-warnings.ts";
+import { reloadConfig } from "./reload.ts";
 
 /** runDaemon runs gorb's daemon until SIGINT or SIGTERM. */
 export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): Promise<void> {
@@ -277,20 +277,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       log.warn("SIGHUP: gorb was started without --config; nothing to re-read");
       return;
     }
-    let file;
-    try {
-      file = await loadConfigFile(options.configPath);
-    } catch (error) {
-      const why = error instanceof ConfigError ? error.message : String(error);
-      log.error(`SIGHUP: ${why}; the file is refused whole and nothing changed`);
-      return;
-    }
-    log.info(`SIGHUP: re-read ${file.file}; settings other than services take effect at the next start`);
-    if (file.services === null) {
-      log.info("SIGHUP: the file declares no services (no `services` key); gorb's services are left as they are");
-      return;
-    }
-    await applyDeclared(gorb, file.services, log, file.file);
+    await reloadConfig(options.configPath, log, (services, file) => applyDeclared(gorb, services, log, file));
   };
 
   await new Promise<void>((resolve) => {

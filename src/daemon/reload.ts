@@ -1,0 +1,29 @@
+/**
+ * SIGHUP: the configuration file read again and checked (its syntax and values), then its services handed to the
+ * daemon to apply. A file with an error is refused whole, with why, and nothing changes.
+ */
+import { ConfigError, loadConfigFile } from "../config/load.ts";
+import type { DeclaredService } from "../core/plan.ts";
+import type { Logger } from "../log.ts";
+
+/** Re-read the configuration file `path` and apply its services with `apply` (the file's name for its log lines). */
+export async function reloadConfig(
+  path: string,
+  log: Logger,
+  apply: (services: readonly DeclaredService[], file: string) => Promise<void>,
+): Promise<void> {
+  let file;
+  try {
+    file = await loadConfigFile(path);
+  } catch (error) {
+    const why = error instanceof ConfigError ? error.message : String(error);
+    log.error(`SIGHUP: ${why}; the file is refused whole and nothing changed`);
+    return;
+  }
+  log.info(`SIGHUP: re-read ${file.file}; settings other than services take effect at the next start`);
+  if (file.services === null) {
+    log.info("SIGHUP: the file declares no services (no `services` key); gorb's services are left as they are");
+    return;
+  }
+  await apply(file.services, file.file);
+}

@@ -1,0 +1,40 @@
+/**
+ * SIGHUP's re-read of the configuration file (src/daemon/reload.ts): a file `gorb serve` would refuse at start is
+ * refused whole, with why, and nothing is applied; a good one has its services applied.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { reloadConfig } from "../../../src/daemon/reload.ts";
+import { RecordingLogger } from "../core/fakes.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "gorb-reload-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** What one SIGHUP logged, and the ids of the services it applied (null: nothing applied). */
+async function hup(name: string, text: string, mode = 0o600): Promise<{ lines: string[]; applied: string[] | null }> {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  chmodSync(path, mode);
+  const log = new RecordingLogger();
+  let applied: string[] | null = null;
+  await reloadConfig(path, log, async (services) => {
+    applied = services.map((s) => s.id);
+  });
+  return { lines: log.lines, applied };
+}
+
+describe("SIGHUP", () => {
+  test("a good file: its services are applied", async () => {
+    const run = await hup("good.yaml", "services:\n  web: { port: 80 }\n");
+    expect(run.applied).toEqual(["web"]);
+    expect(run.lines[0]).toStartWith("info SIGHUP: re-read ");
+  });
+
+  test("a file with an error is refused whole with its location, and nothing is applied", async () => {
+    const path = join(dir, "bad.yaml");
+    const run = await hup("bad.yaml", "services:\n  web: { port: 70000 }\n");
+    expect(run).toEqual({ lines: [`error SIGHUP: ${path}:2: services.web.port: must be 1-65535, got 70000; the file is refused whole and nothing changed`], applied: null });
+  });
+});
