@@ -1,10 +1,12 @@
 /**
- * SIGHUP: the configuration file read again and checked (its syntax and values), then its services handed to the
- * daemon to apply. A file with an error is refused whole, with why, and nothing changes.
+ * SIGHUP: the configuration file read again and checked as `gorb serve` checks it at start (its syntax and
+ * values, and, when it holds `token:` or `consul_token:`, that no other user may read it), then its services
+ * handed to the daemon to apply. A file start-up would refuse is refused whole, with why, and nothing changes.
  */
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import type { Logger } from "../log.ts";
+import { SecretFileError, checkPrivateFile, checkPrivateStat } from "./secrets.ts";
 
 /** Re-read the configuration file `path` and apply its services with `apply` (the file's name for its log lines). */
 export async function reloadConfig(
@@ -15,8 +17,13 @@ export async function reloadConfig(
   let file;
   try {
     file = await loadConfigFile(path);
+    if (file.flags.token !== undefined || file.flags.consulToken !== undefined) {
+      // As at start: the descriptor read is checked, not the path again.
+      if (file.stat !== undefined) checkPrivateStat("config", file.file, file.stat);
+      else checkPrivateFile("config", file.file, null);
+    }
   } catch (error) {
-    const why = error instanceof ConfigError ? error.message : String(error);
+    const why = error instanceof ConfigError || error instanceof SecretFileError ? error.message : String(error);
     log.error(`SIGHUP: ${why}; the file is refused whole and nothing changed`);
     return;
   }

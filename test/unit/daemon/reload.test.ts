@@ -37,4 +37,18 @@ describe("SIGHUP", () => {
     const run = await hup("bad.yaml", "services:\n  web: { port: 70000 }\n");
     expect(run).toEqual({ lines: [`error SIGHUP: ${path}:2: services.web.port: must be 1-65535, got 70000; the file is refused whole and nothing changed`], applied: null });
   });
+
+  test("a file holding a token that others may read is refused, as at start: gorb serve would not start with it", async () => {
+    for (const key of ["token", "consul_token"]) {
+      const path = join(dir, `${key}.yaml`);
+      const run = await hup(`${key}.yaml`, `${key}: s3cret\nservices:\n  web: { port: 80 }\n`, 0o644);
+      expect(run).toEqual({
+        lines: [
+          `error SIGHUP: --config: ${path}: holds a secret but its mode is 0644 (group or others may read it); run: chmod 600 ${path}; the file is refused whole and nothing changed`,
+        ],
+        applied: null,
+      });
+    }
+    expect((await hup("private.yaml", "token: s3cret\nservices:\n  web: { port: 80 }\n", 0o600)).applied).toEqual(["web"]);
+  });
 });
