@@ -374,6 +374,7 @@ export function parseInterval(flag: string, text: string): number {
     throw new DaemonOptionError(flag, `expected a duration such as 30s, 5m or 1500ms (0 or off: never), got ${JSON.stringify(text)}`);
   }
   const ms = Number(match[1]) * (INTERVAL_UNIT[match[2] ?? "s"] ?? 1000);
+  if (ms === 0) return 0; // "0s", "0m": off, as "0" is
   if (ms < MIN_RECONCILE_INTERVAL_MS || ms > 24 * 3_600_000) {
     throw new DaemonOptionError(flag, `must be between 1s and 24h (or 0 to turn it off), got ${JSON.stringify(text)}`);
   }

@@ -8,7 +8,7 @@ import type { DaemonOptions } from "../config/daemon-options.ts";
 /** True when `host` (an address literal or "localhost") is only reachable from this machine; null: every address. */
 function loopbackOnly(host: string | null): boolean {
   if (host === null) return false;
-  if (host === "localhost") return true;
+  if (host.toLowerCase() === "localhost") return true; // a host name: any case, as isLoopbackListen reads it
   const bytes = parseAddress(host.replace(/^\[(.*)\]$/, "$1"));
   return bytes !== null && isLoopback(bytes);
 }

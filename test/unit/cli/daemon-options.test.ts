@@ -80,6 +80,8 @@ describe("parseInterval", () => {
     expect(parseInterval("reconcile-interval", "2m")).toBe(120_000);
     expect(parseInterval("reconcile-interval", "0")).toBe(0);
     expect(parseInterval("reconcile-interval", "off")).toBe(0);
+    expect(parseInterval("reconcile-interval", "0s")).toBe(0);
+    expect(parseInterval("reconcile-interval", "0ms")).toBe(0);
   });
 });
 

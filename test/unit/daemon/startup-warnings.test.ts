@@ -22,6 +22,7 @@ describe("startupWarnings", () => {
     ["every address, no token", { listen: { host: null, port: 4672 } }, ["the API listens on every address without a token: anyone"]],
     ["an address with --allow, no token", { listen: { host: "10.0.0.1", port: 80 }, allow: parseCidrList("10.0.0.0/8") }, ["the API listens on 10.0.0.1 without a token: any host in 10.0.0.0/8"]],
     ["::1 with no token", { listen: { host: "::1", port: 4672 } }, []],
+    ["LOCALHOST (a host name, any case) with no token", { listen: { host: "LOCALHOST", port: 4672 } }, []],
     ["a token over plain HTTP on every address", { token: "t", listen: { host: null, port: 4672 } }, ["the API token crosses the network in clear text"]],
     ["a token over HTTPS on every address", { token: "t", tls, listen: { host: null, port: 4672 } }, []],
     ["a token over plain HTTP on loopback", { token: "t" }, []],
