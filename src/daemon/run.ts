@@ -63,9 +63,15 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     hupEarly = true;
   };
   process.on("SIGHUP", () => onHup());
+  // The state directory is opened (checked, locked) before IPVS is touched: one gorb cannot use stops the start
+  // before the sysctls are set, and a second daemon on the same directory stops there too.
+  const store = options.sharedStore === null && options.stateDir !== null ? SqliteStateStore.open(options.stateDir) : null;
   // The daemon reads big dump series (`gorb status`, reconcile) on a thread of their own, so it keeps answering.
   const driver = new KernelIpvsDriver({ dumpThread: true });
-  const info = await driver.info();
+  const info = await driver.info().catch((error: unknown) => {
+    store?.close();
+    throw error;
+  });
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
   // ip_vs is loaded now (driver.info() resolved its family), so its sysctls exist in this namespace.
   const sysctls = applyIpvsSysctls(options.ipvsSysctls);
@@ -75,15 +81,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       (options.ipvsSysctls ? "" : " (--no-ipvs-sysctls: left as they were)"),
   );
 
-  let store: SqliteStateStore | null = null;
   let shared: EtcdStateStore | null = null;
-  let saved: SavedState = { services: [], backends: [] };
+  let saved: SavedState = store?.load() ?? { services: [], backends: [] };
   if (options.sharedStore !== null) {
     shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
     saved = await loadShared(shared, log);
-  } else if (options.stateDir !== null) {
-    store = SqliteStateStore.open(options.stateDir);
-    saved = store.load();
+  } else if (store !== null) {
     log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
   } else {
     log.warn("--no-state: nothing is kept on disk; the services are lost when gorb stops");
