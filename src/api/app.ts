@@ -149,21 +149,26 @@ async function declaredSet(body: unknown) {
 }
 
 /**
- * Throws the 400 of a /service/:service[/:backend...] path whose id segment is not valid percent-encoded UTF-8.
- * Bun's router decodes such a segment lossily ("%FF" and "%ZZ" both become U+FFFD), so different URLs would name
- * one object; the raw path is checked here, before routing. Only paths with a "%" are looked at.
+ * Throws the 400 of a /service/:service[/:backend...] path whose id segment is empty or not valid percent-encoded
+ * UTF-8. An empty one ("/service/web/", "/service//b1") names no object: without this check a trailing slash was
+ * dropped, so `DELETE /service/web/` (a client's empty backend variable) deleted the whole service. Bun's router
+ * decodes a bad segment lossily ("%FF" and "%ZZ" both become U+FFFD), so different URLs would name one object; the
+ * raw path is checked here, before routing.
  */
-function checkIdEncoding(request: Request): void {
+function checkIds(request: Request): void {
   const url = request.url;
   const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0 || !url.startsWith("/service/", start) || !url.includes("%", start)) return;
+  if (start < 0 || !url.startsWith("/service/", start)) return;
   const end = url.indexOf("?", start);
   const segments = url.slice(start + "/service/".length, end < 0 ? undefined : end).split("/");
   segments.slice(0, 2).forEach((segment, i) => {
+    const field = i === 0 ? "service" : "backend";
+    if (segment === "") throw new ValidationError(field, "id must not be empty");
+    if (!segment.includes("%")) return;
     try {
       decodeURIComponent(segment);
     } catch {
-      throw new ValidationError(i === 0 ? "service" : "backend", "id is not valid percent-encoded UTF-8");
+      throw new ValidationError(field, "id is not valid percent-encoded UTF-8");
     }
   });
 }
@@ -254,12 +259,13 @@ export function createApp(options: AppOptions) {
   // No normalisation by Elysia: every body is put in the contract's canonical form (only known keys) by its
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
   // each body without unknown keys only cost each request time.
-  return new Elysia({ normalize: false })
+  // strictPath: a path is routed as written; Elysia's default also routes "/service/web/" as "/service/web".
+  return new Elysia({ normalize: false, strictPath: true })
     .onRequest(({ request, server, set }) => {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);
       if (refused !== null) return refused;
-      checkIdEncoding(request);
+      checkIds(request);
       checkQueryOnce(request);
     })
     // Bun closes a connection silent for its idle timeout also while the handler awaits: a write queued behind a

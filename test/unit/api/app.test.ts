@@ -411,6 +411,23 @@ describe("ids and routes", () => {
     expectError(await call("PUT", "/service/a/b/c", { port: 80 }), 404, "no route for PUT /service/a/b/c");
   });
 
+  test("an empty id (a trailing slash, an empty variable) is a 400 naming it, and changes nothing", async () => {
+    const { call, driver } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }));
+    expectEmptyOk(await call("PUT", "/service/web/b1", { host: "10.1.0.1" }));
+    const before = driver.peek();
+    expectError(await call("DELETE", "/service/web/"), 400, "backend: id must not be empty");
+    expectError(await call("PATCH", "/service/web/", { method: "rr" }), 400, "backend: id must not be empty");
+    expectError(await call("PUT", "/service/web/", { host: "10.1.0.2" }), 400, "backend: id must not be empty");
+    expectError(await call("DELETE", "/service/web//drain"), 400, "backend: id must not be empty");
+    expectError(await call("DELETE", "/service/"), 400, "service: id must not be empty");
+    expectError(await call("PUT", "/service//b1", { host: "10.1.0.2" }), 400, "service: id must not be empty");
+    // A slash after a backend's id is no route either: not the backend.
+    expectError(await call("DELETE", "/service/web/b1/"), 404, "no route for DELETE /service/web/b1/");
+    expect(driver.peek()).toEqual(before);
+    expect(json(await call("GET", "/service/web"))).toMatchObject({ options: { method: "wrr" }, backends: ["b1"] });
+  });
+
   test("bad percent-encoding is a 400", async () => {
     const { call } = setup();
     expectError(await call("GET", "/service/%E0%A4%A"), 400, "service: id is not valid percent-encoded UTF-8");
