@@ -119,6 +119,8 @@ export interface AppOptions {
   readonly bgp?: BgpSource;
   /** The fleet (--store etcd://): GET /cluster and X-Gorb-Revision (./cluster.ts); without it, no such route. */
   readonly cluster?: ClusterApi;
+  /** The server speaks HTTPS (--tls-cert): its request URLs start with "https://" (see createApp). @default false */
+  readonly https?: boolean;
   /** The IPVS sysctls read at start (src/daemon/ipvs-sysctls.ts), shown in /metrics as gorb_ipvs_sysctl. */
   readonly sysctls?: Readonly<Record<string, number | null>>;
 }
@@ -260,7 +262,12 @@ export function createApp(options: AppOptions) {
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
   // each body without unknown keys only cost each request time.
   // strictPath: a path is routed as written; Elysia's default also routes "/service/web/" as "/service/web".
-  return new Elysia({ normalize: false, strictPath: true })
+  // standardHostname: Elysia finds the path at the first "/" from the 12th character of the URL (a host of 4+
+  // characters after "http://"), so `Host: lb1` made "http://lb1/gorb/service/web" the path "/service/web": a
+  // DELETE of a path that is no route deleted the service. Over HTTP it searches from the 8th character, right
+  // for every host; over HTTPS that would be the second "/" of "https://", so there the default stays (a host of
+  // 3+ characters).
+  return new Elysia({ normalize: false, strictPath: true, handler: { standardHostname: options.https === true } })
     .onRequest(({ request, server, set }) => {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);

@@ -208,6 +208,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     ui: options.ui,
     ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),
     sysctls: sysctls.values,
+    https: options.tls !== null,
   });
   const api = startApiServer(app, {
     listen: options.listen,

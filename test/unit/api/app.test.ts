@@ -428,6 +428,33 @@ describe("ids and routes", () => {
     expect(json(await call("GET", "/service/web"))).toMatchObject({ options: { method: "wrr" }, backends: ["b1"] });
   });
 
+  test("a short Host (lb1, port 80) routes the path as written: /gorb/service/web is no route, not /service/web", async () => {
+    const { app, call, driver } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }));
+    const before = driver.peek();
+    const send = async (url: string, method = "GET") => {
+      const reply = await app.handle(new Request(url, { method }));
+      return { status: reply.status, body: (await reply.json()) as unknown };
+    };
+    expect(await send("http://lb1/gorb/service/web", "DELETE")).toEqual({
+      status: 404,
+      body: { error: "no route for DELETE /gorb/service/web", code: "NOT_FOUND" },
+    });
+    expect(await send("http://x/v1/service/web", "DELETE")).toEqual({ status: 404, body: { error: "no route for DELETE /v1/service/web", code: "NOT_FOUND" } });
+    expect(driver.peek()).toEqual(before);
+    expect(await send("http://lb1/service")).toEqual({ status: 200, body: ["web"] });
+    expect((await send("http://x/service/web")).status).toBe(200);
+  });
+
+  test("over HTTPS (the daemon's --tls-cert) the path is found after https://", async () => {
+    const { app, call } = setup({ https: true });
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }));
+    const reply = await app.handle(new Request("https://lb1/service"));
+    expect([reply.status, await reply.json()]).toEqual([200, ["web"]]);
+    const prefixed = await app.handle(new Request("https://lb1.example/gorb/service/web", { method: "DELETE" }));
+    expect(prefixed.status).toBe(404);
+  });
+
   test("bad percent-encoding is a 400", async () => {
     const { call } = setup();
     expectError(await call("GET", "/service/%E0%A4%A"), 400, "service: id is not valid percent-encoded UTF-8");
@@ -488,7 +515,7 @@ describe("ids and routes", () => {
     for (const type of ["service.created", "backend.health", "backend.drain", "bgp.withdrawn", "resync"]) expect(stream).toContain(type);
   });
 
-  test("GET /openapi.json over a real socket (Elysia finds the path after the host, so tests need a host name of 4+ characters)", async () => {
+  test("GET /openapi.json over a real socket", async () => {
     const { app } = setup();
     app.listen({ hostname: "127.0.0.1", port: 0 });
     try {

@@ -57,6 +57,18 @@ describe("error wording", () => {
   });
 });
 
+describe("a short Host header", () => {
+  test("Host: lb1 (port 80): a path that is no route is a 404, not the route of its tail, and deletes nothing", async () => {
+    const { port, url, gorb } = serve();
+    const request = (line: string) => raw(port, `${line} HTTP/1.1\r\nHost: lb1\r\nConnection: close\r\n\r\n`);
+    expect((await fetch(`${url}/service/web`, { method: "PUT", body: '{"host":"10.0.0.1","port":80}' })).status).toBe(200);
+    const reply = await request("DELETE /gorb/service/web");
+    expect([reply.status, JSON.parse(reply.body)]).toEqual([404, { error: "no route for DELETE /gorb/service/web", code: "NOT_FOUND" }]);
+    expect(gorb.listServices()).toEqual(["web"]);
+    expect((await request("GET /service/web")).status).toBe(200);
+  });
+});
+
 /** A fleet of one node that has applied revision 7 and never gets further. */
 const FLEET: ClusterApi = {
   node: "lb1",

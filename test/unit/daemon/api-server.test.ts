@@ -172,7 +172,7 @@ describe("HTTPS (--tls-cert/--tls-key)", () => {
 
   test("the API answers over TLS to a client that trusts the certificate, and not to one that does not", async () => {
     const stack = makeGorb();
-    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger, https: true });
     const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile: tls.cert, keyFile: tls.key } });
     running.push(server);
     expect(server.protocol).toBe("https");
