@@ -190,6 +190,33 @@ function checkQueryOnce(request: Request): void {
   }
 }
 
+/**
+ * The query parameters each route reads; a route not listed reads none. Elysia refuses another parameter only on
+ * the routes with a query schema, so on the others one was ignored: `DELETE /service/web?dry_run=true` deleted.
+ */
+const QUERY_NAMES: Readonly<Record<string, readonly string[]>> = {
+  "/service": ["detail"],
+  "/apply": ["dry_run"],
+  "/events": ["last_event_id"],
+  "/cluster/revision": ["wait", "timeout_ms"],
+};
+
+/**
+ * Throws ValidationError for a query parameter the request's route does not read (QUERY_NAMES). A route this gorb
+ * does not have (`absent`: /cluster without a shared store) stays a 404 whatever the query.
+ */
+function checkQueryNames(request: Request, route: string, absent: ReadonlySet<string>): void {
+  const url = request.url;
+  const start = url.indexOf("?");
+  if (start < 0 || absent.has(route)) return;
+  const names = QUERY_NAMES[route] ?? [];
+  for (const name of new URLSearchParams(url.slice(start)).keys()) {
+    if (names.includes(name)) continue;
+    const takes = names.length === 0 ? "takes none" : `takes only ${names.join(", ")}`;
+    throw new ValidationError(name, `unknown query parameter; ${request.method} ${route} ${takes}`);
+  }
+}
+
 /** A path parameter; Elysia leaves it undefined when its percent-encoding is not valid UTF-8. */
 function param(value: string | undefined, field: "service" | "backend"): string {
   if (typeof value !== "string") throw new ValidationError(field, "id is not valid percent-encoded UTF-8");
@@ -257,6 +284,12 @@ export function createApp(options: AppOptions) {
 
   const cluster = options.cluster;
   const fleet = clusterRoutes(cluster, idleTimeoutS);
+  // The routes that answer 404 in this gorb (a feature it runs without).
+  const absentRoutes = new Set([
+    ...(cluster === undefined ? ["/cluster", "/cluster/revision"] : []),
+    ...(options.events === undefined ? ["/events"] : []),
+    ...(options.bgp === undefined ? ["/bgp"] : []),
+  ]);
 
   // No normalisation by Elysia: every body is put in the contract's canonical form (only known keys) by its
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
@@ -275,6 +308,8 @@ export function createApp(options: AppOptions) {
       checkIds(request);
       checkQueryOnce(request);
     })
+    // Before the route's own checks (its query schema's included), so every route words an unknown parameter alike.
+    .onTransform(({ request, route }) => checkQueryNames(request, route, absentRoutes))
     // Bun closes a connection silent for its idle timeout also while the handler awaits: a write queued behind a
     // long apply, a slow kernel or a slow store would lose its connection while gorb goes on and makes the change.
     // Once the request is read, a write keeps its connection until the answer; then the idle timeout is back for

@@ -455,6 +455,26 @@ describe("ids and routes", () => {
     expect(prefixed.status).toBe(404);
   });
 
+  test("a query parameter the route does not read is a 400 naming it, and changes nothing", async () => {
+    const { call, driver } = setup();
+    expectError(
+      await call("PUT", "/service/web?dry_run=true", { host: "10.0.0.1", port: 80 }),
+      400,
+      "dry_run: unknown query parameter; PUT /service/:service takes none",
+    );
+    expect(driver.peek()).toEqual([]);
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }));
+    const before = driver.peek();
+    expectError(await call("DELETE", "/service/web?dry_run=true"), 400, "dry_run: unknown query parameter; DELETE /service/:service takes none");
+    expectError(await call("PATCH", "/service/web?force=1", { method: "rr" }), 400, "force: unknown query parameter; PATCH /service/:service takes none");
+    expectError(await call("GET", "/service?details=true"), 400, "details: unknown query parameter; GET /service takes only detail");
+    expectError(await call("POST", "/apply?dryrun=true", { services: {} }), 400, "dryrun: unknown query parameter; POST /apply takes only dry_run");
+    expect(driver.peek()).toEqual(before);
+    // The ones a route reads still work; a route this gorb does not have stays a 404 whatever the query.
+    expect((await call("GET", "/service?detail=true")).status).toBe(200);
+    expect((await call("GET", "/cluster?x=1")).status).toBe(404);
+  });
+
   test("bad percent-encoding is a 400", async () => {
     const { call } = setup();
     expectError(await call("GET", "/service/%E0%A4%A"), 400, "service: id is not valid percent-encoded UTF-8");

@@ -207,7 +207,9 @@ describe("ids whose percent-encoding is not UTF-8, through Bun's router", () => 
     }
     expect(gorb.listServices()).toEqual([]);
     // U+FFFD itself, properly encoded, is an id like any other; a "%" in the query is not the id's.
-    expect((await put("/service/%EF%BF%BD?x=%ZZ", { host: "10.0.1.28", port: 80 })).status).toBe(200);
+    expect((await put("/service/%EF%BF%BD", { host: "10.0.1.28", port: 80 })).status).toBe(200);
     expect(gorb.listServices()).toEqual(["\uFFFD"]);
+    const query = await put("/service/%EF%BF%BD/b1?x=%ZZ", { host: "10.0.1.29" });
+    expect([query.status, ((await query.json()) as { field: string }).field]).toEqual([400, "x"]);
   });
 });
