@@ -13,7 +13,7 @@ import { isIP } from "node:net";
 import type { Discovery } from "../discovery/discovery.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
-import { isFwmarkKey } from "../ipvs/types.ts";
+import { isFwmarkKey, type ServiceKey } from "../ipvs/types.ts";
 import { initialWeightState, nextWeight, type WeightPolicy, type WeightState } from "../health/weight.ts";
 import { destinationKeyOfBackend, keepDestId, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { ConflictError, LimitError, ValidationError } from "./errors.ts";
@@ -115,6 +115,13 @@ function checkSorryFamily(spec: Pick<ServiceSpec, "sorryServer">, family: "inet"
   throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${JSON.stringify(host)}`);
 }
 
+/** The part of a service's key that an identity field sets (null: the key has no such part). */
+function keyPart(key: ServiceKey, field: (typeof SERVICE_IDENTITY_FIELDS)[number]): string | number | null {
+  if (field === "family") return key.family;
+  if (isFwmarkKey(key)) return field === "fwmark" ? key.fwmark : null;
+  return field === "host" ? key.address : field === "fwmark" ? null : key[field];
+}
+
 /** See the module comment. */
 export class Edits {
   readonly #p: EditParts;
@@ -184,8 +191,9 @@ export class Edits {
     if (touchesIdentity.length > 0) {
       const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
       if (serviceKeyId(next) !== serviceKeyId(key)) {
+        // The field whose value moves it: {"host": <the same>, "port": 81} is about port.
         throw new ValidationError(
-          touchesIdentity[0] ?? "host",
+          touchesIdentity.find((f) => keyPart(next, f) !== keyPart(key, f)) ?? touchesIdentity[0] ?? "host",
           `cannot move service ${q(record.id)} from ${describeService(key)} to ${describeService(next)}; delete it and create it again`,
         );
       }
@@ -284,8 +292,9 @@ export class Edits {
     const from = destinationKeyOfBackend(backend);
     if (address.address !== backend.address.address || spec.port !== backend.spec.port) {
       const to = describeDestination({ family: address.family, address: address.address, port: spec.port });
+      const moved = touchesIdentity.find((f) => (f === "host" ? address.address !== backend.address.address : spec.port !== backend.spec.port));
       throw new ValidationError(
-        touchesIdentity[0] ?? "host",
+        moved ?? touchesIdentity[0] ?? "host",
         `cannot move backend ${q(backend.id)} from ${describeDestination(from)} to ${to}; delete it and create it again`,
       );
     }

@@ -194,6 +194,29 @@ describe("services", () => {
     expectError(await call("PATCH", "/service/nope", {}), 404, 'service "nope" not found');
   });
 
+  test("an identity change names the field that changed, not the first one sent (the same host is no move)", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1" });
+    const before = driver.peek();
+    expectError(
+      await call("PATCH", "/service/web", { host: "10.0.0.1", port: 81 }),
+      400,
+      'port: cannot move service "web" from tcp 10.0.0.1:80 to tcp 10.0.0.1:81; delete it and create it again',
+    );
+    expectError(
+      await call("PATCH", "/service/web", { host: "10.0.0.1", port: 80, protocol: "udp" }),
+      400,
+      'protocol: cannot move service "web" from tcp 10.0.0.1:80 to udp 10.0.0.1:80; delete it and create it again',
+    );
+    expectError(
+      await call("PATCH", "/service/web/b1", { host: "10.1.0.1", port: 81 }),
+      400,
+      'port: cannot move backend "b1" from 10.1.0.1:80 to 10.1.0.1:81; delete it and create it again',
+    );
+    expect(driver.peek()).toEqual(before);
+  });
+
   test("PATCH names the same field and problem as PUT, nested and enum fields too, and changes nothing", async () => {
     const { call, driver } = setup();
     await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
