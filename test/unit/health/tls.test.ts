@@ -3,7 +3,7 @@
  * time, and what messages never contain (response content, Location). Real servers on loopback.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpChecker } from "../../../src/health/checkers/http.ts";
@@ -115,6 +115,27 @@ describe("https: args.ca and args.serverName", () => {
       expect(viaHttps.message).toEndWith(`cannot read CA file ${ca}: ${problem}`);
       expect(await tlsChecker(tlsProbe({ ca })).check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code });
     }
+  });
+
+  test("a CA file the TLS library cannot use (empty, the key instead of the certificate, a corrupt certificate) is a check error, not a failure of the backend", async () => {
+    const empty = join(dir, "empty.pem");
+    const corrupt = join(dir, "corrupt.pem");
+    writeFileSync(empty, "");
+    writeFileSync(corrupt, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    for (const [ca, problem] of [
+      [empty, "holds no PEM certificate"],
+      [keyPath, "holds no PEM certificate"],
+      [corrupt, "is not a bundle of PEM certificates the TLS library can read"],
+    ] as const) {
+      const viaHttps = await httpChecker(httpsProbe({ ca })).check(at(), live());
+      expect(viaHttps).toMatchObject({ ok: false, kind: "local-error", code: "EINVAL" });
+      expect(viaHttps.message).toEndWith(`cannot read CA file ${ca}: ${problem}`);
+      expect(await tlsChecker(tlsProbe({ ca })).check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code: "EINVAL" });
+    }
+    // A bundle with text around its certificates (comments, as in the system's bundle) is fine.
+    const commented = join(dir, "commented.pem");
+    writeFileSync(commented, `# the test CA\n${readFileSync(certPath, "utf8")}\n# end\n`);
+    expect(await httpChecker(httpsProbe({ ca: commented })).check(at(), live())).toMatchObject({ ok: true, code: "200" });
   });
 
   test("bad values name their field", () => {
