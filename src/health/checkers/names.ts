@@ -6,14 +6,18 @@
  * - A name's address is kept NAME_TTL_MS (Bun's connect cache kept it as long). After that it is still used, and a
  *   new lookup runs meanwhile (stale while revalidating): a resolver that became slow or unreachable does not stop
  *   the checks of a name that resolved once, and its outage is not the backends' failure.
- * - A name the resolver says does not exist (ENOTFOUND) is forgotten, so the next check fails on it.
+ * - A name the resolver says does not exist (ENOTFOUND) is forgotten, so the next check fails on it. Any other failure
+ *   is the resolver's (EAI_AGAIN: unreachable, timed out, SERVFAIL, whatever code Bun gives it: ESERVFAIL, ETIMEOUT,
+ *   ...), and a failure while this process is out of file descriptors is EMFILE/ENFILE whatever it said: glibc then
+ *   cannot open /etc/hosts nor a socket to the resolver, and Bun reports the name as not found (ENOTFOUND) or
+ *   ESERVFAIL, which failed the backend (and forgot its address) for gorb's own shortage.
  * - One lookup at a time per name, shared by every probe waiting on it.
  * - A name no check asked for in NAME_UNUSED_MS is forgotten (swept as names are looked up): its backends were
  *   removed or now go by other names, and a daemon whose backends' names churn would otherwise keep every name it
  *   ever checked. A check rarer than that looks its name up anew each time, as a first check does.
  */
 import dns from "node:dns";
-import { errorCode } from "../checker.ts";
+import { errorCode, LOCAL_ERROR_CODES, localErrorOf } from "../checker.ts";
 
 /** How long a looked-up address is used before it is looked up again (still used while that runs). */
 const NAME_TTL_MS = 30_000;
@@ -52,9 +56,21 @@ export function lookupName(host: string, waiter: NameWaiter): void {
   else start(host, [waiter]);
 }
 
+/** The codes of a lookup that found the name has no address: the backend's failure (every other one is the resolver's). */
+const NO_ADDRESS: ReadonlySet<string> = new Set(["ENOTFOUND", "ENODATA"]);
+
+/** What a failed lookup means for a check (see the module comment): an error whose code says whose failure it is. */
+function lookupError(error: Error): Error {
+  const code = errorCode(error);
+  const local = LOCAL_ERROR_CODES.has(code) ? code : localErrorOf("");
+  const kept = local === "" ? (NO_ADDRESS.has(code) ? code : "EAI_AGAIN") : local;
+  return kept === code ? error : Object.assign(new Error(`lookup failed (${code || error.name})`), { code: kept });
+}
+
 function start(host: string, waiters: NameWaiter[]): void {
   pending.set(host, waiters);
-  dns.lookup(host, (error, address) => {
+  dns.lookup(host, (failure, address) => {
+    const error = failure === null ? null : lookupError(failure);
     const all = pending.get(host) ?? [];
     pending.delete(host);
     if (error === null) {

@@ -30,6 +30,19 @@ test("out of file descriptors: checks are check errors, backends stay Up, no upd
   expect(r.afterStatus).toEqual(["stopped", "up"]);
 }, 30_000);
 
+test("out of file descriptors while a backend's name is looked up: a check error for every probing type, not a name that does not exist", async () => {
+  // glibc cannot open /etc/hosts nor a socket to the resolver then, and Bun said ENOTFOUND (or ESERVFAIL): the
+  // backend failed, its name was forgotten, for gorb's own shortage.
+  const child = Bun.spawn(["sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, process.execPath, join(import.meta.dir, "_emfile-lookup-child.ts"), String(tcp.port)], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
+  const local = ["local-error", "EMFILE"];
+  expect(JSON.parse(out.trim().split("\n").at(-1) as string)).toEqual({ tcp: local, http: local, https: local, tls: local, udp: local, dns: local, after: ["pass", ""] });
+}, 30_000);
+
 test("a connect this host's own firewall forbids (EPERM: an OUTPUT rule that drops) is a check error, not the backend's failure", () => {
   expect(["EPERM", "EMFILE", "EADDRNOTAVAIL", "EAI_AGAIN"].map(localErrorOf)).toEqual(["EPERM", "EMFILE", "EADDRNOTAVAIL", "EAI_AGAIN"]);
   // What the backend's side says stays its failure (with descriptors to spare, a refusal is the backend's), EACCES
