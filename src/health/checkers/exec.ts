@@ -15,7 +15,8 @@
  * Programs run with gorb's privileges (root on a load balancer), so they must live under an allowed directory
  * (DEFAULT_EXEC_DIRS, or the monitor's `execDirs`): an API client can only pick among the programs an operator
  * installed there, not run arbitrary commands. A program outside them, or one that cannot be started, is a
- * check error (local), which never changes the backend's state.
+ * check error (local), which never changes the backend's state; so is a shell command that exits 126 or 127, the
+ * shell's word for a program it could not execute or find.
  */
 import { realpathSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, elapsedSince, errorCode, formatHostPort } from "../checker.ts";
@@ -44,6 +45,13 @@ function allowedProgram(exe: string, dirs: readonly string[]): boolean {
     return real.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
   });
 }
+
+/**
+ * The exit statuses a POSIX shell keeps for a command it could not run (126: found but not executable, 127: not
+ * found). A shell command's program is not checked before it runs (the shell finds it), so these are what a missing
+ * or non-executable program gives there: a check error, as it is when the program is run without a shell.
+ */
+const SHELL_CANNOT_RUN: Readonly<Record<number, string>> = { 126: "the shell cannot execute the command", 127: "the shell cannot find the command" };
 
 /**
  * killGroup sends SIGKILL to the process group `pgid` (the check program's: it leads its own session); false
@@ -98,7 +106,9 @@ export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly 
         if (cancelled) return;
         const sig = child.signalCode;
         const code = sig !== null && sig !== undefined ? String(sig) : `exit ${status}`;
-        if (status === 0) done({ ok: true, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: exit 0`, kind: "pass", code });
+        const cannotRun = probe.shell && (sig === null || sig === undefined) ? SHELL_CANNOT_RUN[status] : undefined;
+        if (cannotRun !== undefined) done({ ok: false, durationMs: elapsedSince(start), message: `check error: exec ${name} for ${where}: ${code} (${cannotRun})`, kind: "local-error", code });
+        else if (status === 0) done({ ok: true, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: exit 0`, kind: "pass", code });
         else done({ ok: false, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: ${code}`, kind: "fail", code });
       },
       () => {

@@ -133,6 +133,17 @@ describe("exec checker", () => {
     expect(r).toMatchObject({ ok: true, code: "exit 0", message: "exec shell command for 10.1.2.3:8080: exit 0" });
   });
 
+  test("a shell command whose program is missing or not executable (the shell exits 127 or 126) is a check error, as without a shell", async () => {
+    const check = (command: string) => execChecker(probe({ command, shell: true }), 1_000, ["/"]).check(target, live());
+    expect(await check(join(dir, "missing.sh"))).toMatchObject({ ok: false, kind: "local-error", code: "exit 127" });
+    const notExecutable = script("not-executable.sh", "exit 0");
+    chmodSync(notExecutable, 0o644);
+    expect(await check(`${notExecutable} --fast`)).toMatchObject({ ok: false, kind: "local-error", code: "exit 126" });
+    // Any other status is the check's verdict, as is what the command itself makes of a missing program.
+    expect(await check("exit 2")).toMatchObject({ ok: false, kind: "fail", code: "exit 2" });
+    expect(await check(`${join(dir, "missing.sh")} || exit 1`)).toMatchObject({ ok: false, kind: "fail", code: "exit 1" });
+  });
+
   test("options: an absolute program is required; a shell takes a string", () => {
     expect(() => parsePulseOptions({ type: "exec" })).toThrow("pulse.args.command: an exec pulse needs a command");
     expect(() => parsePulseOptions({ type: "exec", args: { command: "check.sh" } })).toThrow("pulse.args.command: the program must be an absolute path");
