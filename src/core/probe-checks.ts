@@ -2,7 +2,7 @@
  * Checks through the VIP, the health side: the HealthChecks core hands to Edits and restore, wrapping the real ones.
  * A backend whose pulse says `"via": "vip"` (validated: a dr or tunnel backend of an address service, same family)
  * gets a mark of gorb's range for as long as it is checked that way; its probe goes to the service's address and
- * port (or args.port) with that mark, from the director's address on the route to the backend (a DR backend
+ * port (or args.port; never the backend's own port) with that mark, from the director's address on the route to the backend (a DR backend
  * holds the VIP itself: a probe from the VIP would be answered locally on the backend). Marks are handed out lowest
  * first, so a restart in the same order gets the same marks; the probe services follow (./probe-services.ts), written
  * by the reconciler whenever the set changes (`onChange`) and at every reconcile.
@@ -93,9 +93,11 @@ export class ProbeChecks implements HealthChecks {
     } else {
       this.#onChange(); // the destination may have changed (method, tunnel)
     }
-    // The mark is part of what is probed: two backends of one service never share a probe.
+    // The mark is part of what is probed: two backends of one service never share a probe. The port is the
+    // service's, as a client's: IPVS forwards a dr or tunnel packet unchanged, so a port the backend names is never
+    // used on that path (args.port still overrides it).
     return [
-      { host: key.address, port: backend.port, mark, sourceFor: backend.host },
+      { host: key.address, port: key.port, mark, sourceFor: backend.host },
       { ...options, probeKey: JSON.stringify([options.probeKey, mark]) },
     ];
   }

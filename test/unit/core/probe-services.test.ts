@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { ValidationError } from "../../../src/core/errors.ts";
 import { wantedProbeServices } from "../../../src/core/probe-services.ts";
+import { probeTarget } from "../../../src/health/options.ts";
 import { observedTable } from "../../../src/core/reconcile.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { makeGorb } from "./fakes.ts";
@@ -39,6 +40,20 @@ describe("checks through the VIP", () => {
     ]);
     // Never a user service: not listed, not counted.
     expect(gorb.listServices()).toEqual(["web"]);
+  });
+
+  test("the probe goes to the service's port, as a client does, not to a port the dr backend names (args.port still overrides it)", async () => {
+    const { gorb, health } = makeGorb();
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    // IPVS forwards a dr or tunnel packet unchanged, port included: the backend's own port is never used on that path.
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 8080, method: "dr", pulse: via });
+    await gorb.createBackend("web", "b2", { host: "10.1.0.2", port: 8080, method: "dr", pulse: { ...via, args: { via: "vip", port: 8443 } } });
+    await gorb.idle();
+    const probes = [...health.targets.values()].map((t) => probeTarget(t.backend, t.options));
+    expect(probes).toEqual([
+      { host: "10.0.0.1", port: 80, mark: 0x3000, sourceFor: "10.1.0.1" },
+      { host: "10.0.0.1", port: 8443, mark: 0x3001, sourceFor: "10.1.0.2" },
+    ]);
   });
 
   test("a drained backend's probe service keeps weight 1; deleting the backend or the service deletes its probe service", async () => {
