@@ -12,7 +12,7 @@ import { CA_FILE_LIMIT, FileProblemError, readRegularFile } from "../../regular-
 import { errorCode } from "../checker.ts";
 
 /** A CA file's text, or why it could not be read: an errno-like code and the problem in words. */
-export type CaFile = { readonly ca: string; readonly error: null } | { readonly ca: null; readonly error: { readonly code: string; readonly problem: string } };
+type CaFile = { readonly ca: string; readonly error: null } | { readonly ca: null; readonly error: { readonly code: string; readonly problem: string } };
 
 const CODES: Readonly<Record<FileProblemError["kind"], string>> = { missing: "ENOENT", unreadable: "EIO", "not-regular": "EINVAL", "too-large": "EFBIG" };
 
@@ -20,7 +20,7 @@ const CODES: Readonly<Record<FileProblemError["kind"], string>> = { missing: "EN
 const PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----";
 
 /** Reads the CA bundle at `path` (see the module comment). */
-export function readCaFile(path: string): CaFile {
+function readCaFile(path: string): CaFile {
   let ca: string;
   try {
     ca = readRegularFile(path, CA_FILE_LIMIT);
@@ -37,4 +37,42 @@ export function readCaFile(path: string): CaFile {
     return { ca: null, error: { code: "EINVAL", problem: "is not a bundle of PEM certificates the TLS library can read" } };
   }
   return { ca, error: null };
+}
+
+/** Why a CA file cannot be used: an errno-like code and the problem in words. */
+type CaProblem = NonNullable<CaFile["error"]>;
+
+/**
+ * The connector of a checker whose TLS settings may name a CA file (`path`; null: the system's CAs): made once the
+ * file reads. Until it does, each `get` reads it again, so a CA file that appears or is fixed after the checker was
+ * made (gorb started before the file was installed) is used from the next check on; it was a check error until the
+ * pulse changed or gorb restarted, and the backend was never checked meanwhile.
+ */
+export class CaConnector<C> {
+  #made: C | null = null;
+  #problem: CaProblem | null = null;
+
+  constructor(
+    private readonly path: string | null,
+    private readonly make: (ca: string | null) => C,
+  ) {
+    this.#load();
+  }
+
+  /** The connector, or why the CA file cannot be used yet. */
+  get(): { readonly connector: C; readonly problem: null } | { readonly connector: null; readonly problem: CaProblem } {
+    if (this.#made === null) this.#load();
+    if (this.#made !== null) return { connector: this.#made, problem: null };
+    return { connector: null, problem: this.#problem ?? { code: "EIO", problem: "not read" } };
+  }
+
+  #load(): void {
+    if (this.path === null) {
+      this.#made = this.make(null);
+      return;
+    }
+    const file = readCaFile(this.path);
+    if (file.error !== null) this.#problem = file.error;
+    else this.#made = this.make(file.ca);
+  }
 }

@@ -12,7 +12,7 @@
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
 import { formatExpect, matchesExpect } from "../expect.ts";
 import type { HttpProbe, ProbeTarget } from "../options.ts";
-import { readCaFile } from "./ca-file.ts";
+import { CaConnector } from "./ca-file.ts";
 import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
@@ -176,13 +176,14 @@ function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
 
 /**
  * httpChecker builds a checker for one HttpProbe. The request bytes are built once per probed address (the
- * monitor always passes the same target), not per check. A CA file is read when the checker is made; if it
- * cannot be read, every check is a check error (local, not the backend's fault) naming the error code.
+ * monitor always passes the same target), not per check. A CA file is read when the checker is made; while it
+ * cannot be read, every check is a check error (local, not the backend's fault) naming the error code, and the
+ * next check reads it again (see CaConnector).
  */
 export function httpChecker(probe: HttpProbe): Checker {
-  const caFile = probe.ca === null ? null : readCaFile(probe.ca);
-  const ca = caFile?.ca ?? null;
-  const connector: Connector = newConnector({ tls: probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null });
+  const connectors = new CaConnector(probe.ca, (ca) =>
+    newConnector({ tls: probe.scheme === "https" ? { verify: probe.tlsVerify, ca, serverName: probe.serverName } : null }),
+  );
   let plan: HttpPlan | null = null;
   const planFor = (target: ProbeTarget): HttpPlan => {
     if (plan !== null && (plan.target === target || (plan.target.host === target.host && plan.target.port === target.port))) return plan;
@@ -196,9 +197,9 @@ export function httpChecker(probe: HttpProbe): Checker {
   };
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
     const p = planFor(target);
-    const caError = caFile?.error ?? null;
-    if (caError !== null) {
-      done({ ok: false, durationMs: 0, message: `check error: ${p.what}: cannot read CA file ${probe.ca}: ${caError.problem}`, kind: "local-error", code: caError.code });
+    const { connector, problem } = connectors.get();
+    if (connector === null) {
+      done({ ok: false, durationMs: 0, message: `check error: ${p.what}: cannot read CA file ${probe.ca}: ${problem.problem}`, kind: "local-error", code: problem.code });
       released();
       return () => {};
     }

@@ -7,7 +7,7 @@
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
 import type { ProbeTarget, TlsProbe } from "../options.ts";
-import { readCaFile } from "./ca-file.ts";
+import { CaConnector } from "./ca-file.ts";
 import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 const DAY_MS = 86_400_000;
@@ -46,14 +46,13 @@ class TlsProbeRun extends SocketProbe {
   }
 }
 
-/** tlsChecker builds a checker for one TlsProbe (the CA file is read once, here). */
+/** tlsChecker builds a checker for one TlsProbe (the CA file is read here, and again at each check until it reads: see CaConnector). */
 export function tlsChecker(probe: TlsProbe): Checker {
-  const caFile = probe.ca === null ? null : readCaFile(probe.ca);
-  const caError = caFile?.error ?? null;
-  const connector: Connector = newConnector({ tls: { verify: probe.verify, ca: caFile?.ca ?? null, serverName: probe.serverName } });
+  const connectors = new CaConnector(probe.ca, (ca) => newConnector({ tls: { verify: probe.verify, ca, serverName: probe.serverName } }));
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {
-    if (caError !== null) {
-      done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${caError.problem}`, kind: "local-error", code: caError.code });
+    const { connector, problem } = connectors.get();
+    if (connector === null) {
+      done({ ok: false, durationMs: 0, message: `check error: tls ${formatHostPort(target)}: cannot read CA file ${probe.ca}: ${problem.problem}`, kind: "local-error", code: problem.code });
       released();
       return () => {};
     }

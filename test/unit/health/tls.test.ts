@@ -100,6 +100,17 @@ describe("https: args.ca and args.serverName", () => {
     expect(r).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
   });
 
+  test("a CA file that cannot be read yet is read again at the next check: once it is there, the same checker verifies with it", async () => {
+    const later = join(dir, "later.pem");
+    const https = httpChecker(httpsProbe({ ca: later }));
+    const tls = tlsChecker(tlsProbe({ ca: later }));
+    expect(await https.check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
+    expect(await tls.check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
+    writeFileSync(later, readFileSync(certPath, "utf8"));
+    expect(await https.check(at(), live())).toMatchObject({ ok: true, code: "200" });
+    expect(await tls.check(at(), live())).toMatchObject({ ok: true, kind: "pass" });
+  });
+
   test("a CA path that is not a regular file (/dev/zero, a FIFO) or is over 4 MiB is refused unread: a check error", async () => {
     // An API client names the path and the daemon runs as root: reading /dev/zero grew memory without end, and a
     // FIFO blocked the event loop for good. /dev/null stands for them here (the same check refuses every file that
