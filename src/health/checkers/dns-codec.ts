@@ -25,6 +25,8 @@ export interface DnsResponse {
   readonly isResponse: boolean;
   readonly truncated: boolean;
   readonly rcode: number;
+  /** How many questions the response repeats (QDCOUNT); an error response may repeat none. */
+  readonly questions: number;
   readonly questionName: string;
   readonly questionType: number;
   readonly answers: readonly DnsAnswer[];
@@ -83,7 +85,7 @@ export function decodeResponse(buf: Uint8Array): DnsResponse {
     answers.push({ name, type, ttl, data: renderData(buf, type, start, len) });
     o = start + len;
   }
-  return { id, isResponse: (flags & 0x8000) !== 0, truncated: (flags & 0x0200) !== 0, rcode: flags & 0x000f, questionName, questionType, answers };
+  return { id, isResponse: (flags & 0x8000) !== 0, truncated: (flags & 0x0200) !== 0, rcode: flags & 0x000f, questions: qd, questionName, questionType, answers };
 }
 
 /** readName reads a (possibly compressed) name at `offset`; returns it lower-cased without a trailing dot, and the offset after it. */

@@ -1,7 +1,8 @@
 /**
  * The `dns` checker: one query over UDP to the backend (port: the backend's, or args.port), Up when a response
  * to that query comes back with the expected rcode (NOERROR by default) and, with `args.answer`, that answer
- * among the answer records. A response with another id or question is ignored (not ours); a truncated response
+ * among the answer records. A response with another id or question is ignored (not ours), one without a question
+ * section (an error answer may leave it out) is taken by its id; a truncated response
  * still counts for its rcode and answers. An ICMP port-unreachable fails at once.
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
@@ -50,7 +51,10 @@ export function dnsChecker(probe: DnsProbe): Checker {
           if (err instanceof DnsFormatError) fail("malformed response", "FORMERR");
           return;
         }
-        if (!response.isResponse || response.id !== id || response.questionType !== probe.qtype || response.questionName !== probe.name) return;
+        if (!response.isResponse || response.id !== id) return;
+        // A server may answer an error (FORMERR, NOTIMP, REFUSED) without repeating the question: its id says it is
+        // ours. One that repeats a question must repeat this one.
+        if (response.questions > 0 && (response.questionType !== probe.qtype || response.questionName !== probe.name)) return;
         if (response.rcode !== probe.rcode) {
           fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
           return;

@@ -83,6 +83,15 @@ describe("dns checker against a DNS server started here", () => {
             v.setUint16(6, answers.length);
             return Buffer.concat([header, question, ...answers]);
           };
+          if (q.questionName === "refused.test") {
+            // REFUSED without the question section (QDCOUNT 0), as some servers answer what they will not serve.
+            const header = new Uint8Array(12);
+            const v = new DataView(header.buffer);
+            v.setUint16(0, q.id);
+            v.setUint16(2, 0x8005);
+            s.send(header, port, addr);
+            return;
+          }
           if (q.questionName === "noisy.test") s.send(reply((q.id + 1) & 0xffff), port, addr);
           s.send(reply(q.id), port, addr);
         },
@@ -117,6 +126,12 @@ describe("dns checker against a DNS server started here", () => {
     expect(r).toMatchObject({ ok: false, kind: "fail", code: "NXDOMAIN" });
     expect(r.message).toBe(`dns 127.0.0.1:${server.port} A missing.test: NXDOMAIN, expected NOERROR`);
     expect((await dnsChecker(probe({ name: "missing.test", rcode: "NXDOMAIN" })).check(at(), live())).ok).toBe(true);
+  });
+
+  test("an error answer without the question section is taken by its id: it fails at once, or passes as the expected rcode", async () => {
+    const r = await dnsChecker(probe({ name: "refused.test" })).check(at(), live());
+    expect(r).toMatchObject({ ok: false, kind: "fail", code: "REFUSED" });
+    expect((await dnsChecker(probe({ name: "refused.test", rcode: "REFUSED" })).check(at(), live())).ok).toBe(true);
   });
 
   test("a reply with another id is ignored; the real one decides", async () => {
