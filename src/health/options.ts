@@ -431,8 +431,20 @@ function parseTlsProbe(a: Record<string, unknown>, f: (k: string) => string): Tl
 
 /** DNS_TYPES maps the query types a dns check can ask for to their numbers. */
 const DNS_TYPES: Readonly<Record<string, number>> = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, ANY: 255 };
-/** DNS_RCODES maps rcode names to numbers. */
-export const DNS_RCODES: Readonly<Record<string, number>> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+/** DNS_RCODES maps rcode names to numbers: every name the 4-bit header rcode has (RFC 1035, RFC 2136). */
+export const DNS_RCODES: Readonly<Record<string, number>> = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+  YXDOMAIN: 6,
+  YXRRSET: 7,
+  NXRRSET: 8,
+  NOTAUTH: 9,
+  NOTZONE: 10,
+};
 
 function parseDnsProbe(a: Record<string, unknown>, f: (k: string) => string): DnsProbe {
   if (typeof a.name !== "string" || a.name.trim() === "") {

@@ -164,6 +164,12 @@ describe("dns options", () => {
   test("defaults: A, NOERROR, no answer, no recursion; names are lower-cased without the final dot", () => {
     expect(probe2({ name: "Example.ORG." })).toEqual({ name: "example.org", qtype: 1, qtypeName: "A", rcode: 0, answer: null, recursion: false });
   });
+  test("rcode: every name the header's rcode has, any case, or its number", () => {
+    expect(probe2({ name: "a", rcode: "notauth" }).rcode).toBe(9);
+    expect(probe2({ name: "a", rcode: "NOTZONE" }).rcode).toBe(10);
+    expect(probe2({ name: "a", rcode: "YXDOMAIN" }).rcode).toBe(6);
+    expect(probe2({ name: "a", rcode: 9 }).rcode).toBe(9);
+  });
   test("bad values name their field", () => {
     expect(() => parsePulseOptions({ type: "dns" })).toThrow("pulse.args.name: a dns pulse needs the name to query");
     expect(() => parsePulseOptions({ type: "dns", args: { name: "a..b" } })).toThrow("pulse.args.name: invalid DNS name");
