@@ -64,7 +64,7 @@ function position(text: string | null, field: string, run: string): EventPositio
   if (text === null || text.trim() === "") return undefined;
   const match = EVENT_ID.exec(text.trim());
   if (match === null) {
-    throw new ValidationError(field, `must be an event id such as 42@${run} (the id of the last event seen)`);
+    throw new ValidationError(field, `must be an event id such as 42@${run} (the id of the last event seen), got ${JSON.stringify(text.slice(0, 80))}`);
   }
   return { id: Number(match[1]), run: match[2] ?? run };
 }

@@ -310,9 +310,8 @@ export class EventBus {
     ];
     const position = typeof after === "number" ? { run: this.run, id: after } : after;
     if (position.run !== this.run) return resync("the event id is from another run of gorb");
-    if (!Number.isSafeInteger(position.id) || position.id < 0 || position.id > this.#lastId) {
-      return resync("the event id is from another run of gorb");
-    }
+    if (!Number.isSafeInteger(position.id) || position.id < 0) return resync("the event id is not one gorb gives");
+    if (position.id > this.#lastId) return resync(`the event id is ahead of this run of gorb (its last event is ${this.#lastId})`);
     const oldestKept = Math.max(1, this.#lastId - this.#capacity + 1);
     if (position.id + 1 < oldestKept) return resync("events were missed");
     const backlog: GorbEvent[] = [];

@@ -153,11 +153,11 @@ describe("GET /events", () => {
     const query = await fetch(`${url}/events?last_event_id=1@r1@r2`);
     expect([header.status, await header.json()]).toEqual([
       400,
-      { error: "last-event-id: must be an event id such as 42@r1 (the id of the last event seen)", code: "VALIDATION", field: "last-event-id" },
+      { error: 'last-event-id: must be an event id such as 42@r1 (the id of the last event seen), got "yesterday"', code: "VALIDATION", field: "last-event-id" },
     ]);
     expect([query.status, ((await query.json()) as { error: string }).error]).toEqual([
       400,
-      "last_event_id: must be an event id such as 42@r1 (the id of the last event seen)",
+      'last_event_id: must be an event id such as 42@r1 (the id of the last event seen), got "1@r1@r2"',
     ]);
     expect(bus.followers).toBe(0);
   });

@@ -194,12 +194,21 @@ describe("subscribe after an id (resume)", () => {
   test("an id ahead of the bus, or a position of another run: resync", () => {
     const bus = new EventBus({ run: "now" });
     publishServices(bus, ["a", "b"]);
-    for (const after of [3, 1000, { run: "before", id: 1 }, { run: "before", id: 2 }, -1, 1.5]) {
+    const cases: [number | { run: string; id: number }, string][] = [
+      [3, "the event id is ahead of this run of gorb (its last event is 2)"],
+      [1000, "the event id is ahead of this run of gorb (its last event is 2)"],
+      [{ run: "now", id: 9 }, "the event id is ahead of this run of gorb (its last event is 2)"],
+      [{ run: "before", id: 1 }, "the event id is from another run of gorb"],
+      [{ run: "before", id: 2 }, "the event id is from another run of gorb"],
+      [-1, "the event id is not one gorb gives"],
+      [1.5, "the event id is not one gorb gives"],
+    ];
+    for (const [after, reason] of cases) {
       const backlog = bus.subscribe(() => {}, after).backlog;
       expect(backlog).toHaveLength(1);
       expect(backlog[0]?.type).toBe("resync");
       expect(backlog[0]?.id).toBe(2);
-      expect(backlog[0]?.data).toEqual({ reason: "the event id is from another run of gorb" });
+      expect(backlog[0]?.data).toEqual({ reason });
     }
   });
 
