@@ -3,8 +3,8 @@
  * the daemon and for `--direct` alike (which turns them into IPVS configs through core's normaliser). Ranges come
  * from the REST contract.
  */
-import { LIMITS } from "../contract/fields.ts";
-import { type RawArgs, boolArg, defined, intArg, stringArg } from "./_shared.ts";
+import { LIMITS, SERVICE_FIELD_DEFS } from "../contract/fields.ts";
+import { type RawArgs, boolArg, choiceArg, defined, intArg, stringArg } from "./_shared.ts";
 import { UsageError } from "./errors.ts";
 
 /** The GORB service body from the flags given (only those). */
@@ -20,7 +20,8 @@ export function serviceBody(args: RawArgs): Record<string, unknown> {
     host: stringArg(args, "host"),
     port: intArg(args, "port", LIMITS.port.min, LIMITS.port.max),
     protocol: stringArg(args, "protocol"),
-    method: stringArg(args, "method"),
+    // A string flag (its choices complete it), checked here as an enum flag is: "SH" is sh, "foo" a usage error.
+    method: choiceArg(args, "method", SERVICE_FIELD_DEFS.method.values),
     flags: stringArg(args, "flags"),
     persistent,
     persistence_timeout: persistenceTimeout,

@@ -96,6 +96,16 @@ describe("gorb service", () => {
     expect((await server.stack.gorb.getService("dns")).options.protocol).toBe("udp");
   });
 
+  test("--method takes a scheduler in any case (SH is sh); another value is a usage error listing them, and nothing is sent", async () => {
+    await ok(["service", "add", "dns", "--host", "10.0.0.53", "--port", "53", "--method", "SH"]);
+    expect(server.bodies).toEqual([{ host: "10.0.0.53", port: 53, method: "sh" }]);
+    for (const args of [["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--method", "foo"], ["service", "set", "dns", "--method=foo"]]) {
+      const run = await runGorb(args, env);
+      expect([run.code, run.stderr.split("\n")[0]]).toEqual([2, 'error: --method: expected one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, got "foo"']);
+    }
+    expect(server.bodies.length).toBe(1);
+  });
+
   test("set PATCHes the given fields; --no-persistent sends false", async () => {
     await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--persistent"]);
     await ok(["service", "set", "web", "--method", "lc", "--no-persistent"]);

@@ -122,9 +122,9 @@ describe("HTTP errors", () => {
   });
 
   test("400 -> exit 6 with the server's message naming the field", async () => {
-    const run = await runGorb(["service", "add", "x", "--host", "10.0.0.9", "--port", "80", "--method", "bogus"], env);
+    const run = await runGorb(["service", "add", "x", "--host", "10.0.0.9", "--port", "80", "--flags", "bogus"], env);
     expect(run.code).toBe(EXIT.REJECTED);
-    expect(run.stderr).toStartWith('error: method: must be one of rr, wrr,');
+    expect(run.stderr).toStartWith('error: flags: unknown flag "bogus"; known: sh-fallback,');
     const pulse = await runGorb(["backend", "add", "web", "b9", "--host", "10.1.0.9", "--pulse-interval", "5 minutes"], env);
     expect([pulse.code, pulse.stderr]).toEqual([EXIT.REJECTED, expect.stringContaining("pulse.interval")]);
   });
