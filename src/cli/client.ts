@@ -248,6 +248,19 @@ export class GorbClient {
   }
 
   /**
+   * Send one request whose answer is a JSON object with `shape`'s keys holding an object or a list each, as every
+   * such answer of gorb's does; anything else (another server's JSON, an empty body) is exit 7 naming the request and
+   * what it should have been, not a crash of the command that reads it.
+   */
+  async requestObject(method: string, path: string, what: string, shape: Readonly<Record<string, "object" | "list">>, body?: unknown): Promise<Record<string, unknown>> {
+    const answer = await this.request(method, path, body);
+    const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+    const fits = isObject(answer) && Object.entries(shape).every(([key, kind]) => (kind === "list" ? Array.isArray(answer[key]) : isObject(answer[key])));
+    if (!fits) throw new CliError(EXIT.SERVER, `${method} ${path}: expected ${what} (is ${this.options.server} a gorb daemon?)`);
+    return answer;
+  }
+
+  /**
    * GET a text/plain answer as its UTF-8 bytes, to be written out as they came (a table of 10,000s of lines is
    * neither decoded into a string nor encoded again); null when the daemon answers something else (a daemon older
    * than the text form).
@@ -351,12 +364,12 @@ export class GorbClient {
 
   /** GET /service/:service. */
   async getService(id: string): Promise<ServiceInfo> {
-    return (await this.request("GET", servicePath(id))) as ServiceInfo;
+    return (await this.requestObject("GET", servicePath(id), "a service", { options: "object", backends: "list" })) as unknown as ServiceInfo;
   }
 
   /** GET /service/:service/:backend. */
   async getBackend(service: string, backend: string): Promise<BackendInfo> {
-    return (await this.request("GET", backendPath(service, backend))) as BackendInfo;
+    return (await this.requestObject("GET", backendPath(service, backend), "a backend", { options: "object", metrics: "object" })) as unknown as BackendInfo;
   }
 }
 

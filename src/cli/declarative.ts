@@ -31,7 +31,8 @@ export async function readDeclaredFile(path: string, command: string): Promise<D
 /** POST /apply; an error about a path of the set (the answer's `path`) names the file and the line too. */
 export async function postApply(api: GorbClient, file: DeclaredFile & { services: ServicesToSend }, dryRun: boolean): Promise<ApplyReport> {
   try {
-    return (await api.request("POST", `/apply${dryRun ? "?dry_run=true" : ""}`, { services: file.services.body })) as ApplyReport;
+    const path = `/apply${dryRun ? "?dry_run=true" : ""}`;
+    return (await api.requestObject("POST", path, "an apply report", { changes: "list" }, { services: file.services.body })) as unknown as ApplyReport;
   } catch (error) {
     if (!(error instanceof ApiError) || error.path?.[0] !== "services") throw error;
     const [{ lineOfPath }, { readFile }] = await Promise.all([import("../config/locate.ts"), import("node:fs/promises")]);

@@ -241,7 +241,8 @@ const status = defineCommand({
       if (optionalPositional(args, "service") !== undefined || args.watch !== undefined || boolArg(args, "direct") === true) {
         throw new UsageError("--cluster shows every node of the fleet: it takes no SERVICE, --watch or --direct");
       }
-      const answer = (await new GorbClient(daemon()).request("GET", "/cluster")) as ClusterAnswer;
+      const shape = { store: "object", nodes: "list", health_splits: "list" } as const;
+      const answer = (await new GorbClient(daemon()).requestObject("GET", "/cluster", "the fleet's state", shape)) as unknown as ClusterAnswer;
       ctx.io.stdout(json ? jsonText(answer) : clusterText(answer));
       return 0;
     }

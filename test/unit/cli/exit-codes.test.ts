@@ -150,6 +150,44 @@ describe("HTTP errors", () => {
   });
 });
 
+describe("exit 7: a 200 answer that is not what gorb answers", () => {
+  test("an empty body or another server's JSON is one line naming the request and what it should be, not a crash (exit 1)", async () => {
+    let answer = "";
+    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(answer, { headers: { "content-type": "application/json" } }) });
+    const url = `http://127.0.0.1:${other.port}`;
+    const dir = mkdtempSync(join(tmpdir(), "gorb-shape-"));
+    try {
+      const file = join(dir, "s.json");
+      writeFileSync(file, '{"services": {}}');
+      const cases: [string[], string][] = [
+        [["service", "show", "web"], "GET /service/web: expected a service"],
+        [["backend", "show", "web", "b1"], "GET /service/web/b1: expected a backend"],
+        [["reconcile"], "POST /reconcile: expected a reconcile report"],
+        [["bgp", "status"], "GET /bgp: expected the BGP status"],
+        [["apply", "-f", file], "POST /apply: expected an apply report"],
+        [["diff", "-f", file], "POST /apply?dry_run=true: expected an apply report"],
+        [["status", "--cluster"], "GET /cluster: expected the fleet's state"],
+      ];
+      for (const body of ["", '{"foo": 1}', "[]"]) {
+        answer = body;
+        for (const [args, message] of cases) {
+          const run = await runGorb(args, { GORB_SERVER: url });
+          expect({ body, args, code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({
+            body,
+            args,
+            code: EXIT.SERVER,
+            stdout: "",
+            stderr: `error: ${message} (is ${url} a gorb daemon?)\n`,
+          });
+        }
+      }
+    } finally {
+      other.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("exit 8: --direct without IPVS", () => {
   test("this host's kernel has no IPVS", async () => {
     const run = await runGorb(["status", "--direct"], {});
