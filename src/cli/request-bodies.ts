@@ -7,6 +7,15 @@ import { LIMITS, SERVICE_FIELD_DEFS } from "../contract/fields.ts";
 import { type RawArgs, boolArg, choiceArg, defined, intArg, stringArg } from "./_shared.ts";
 import { UsageError } from "./errors.ts";
 
+/**
+ * A string flag that `none` clears: null, which a PATCH reads as "back to the default" (no scheduler flags, no
+ * slow start, no hook) and a PUT as not given. None of these flags has a value "none" of its own.
+ */
+function clearableArg(args: RawArgs, name: string): string | null | undefined {
+  const text = stringArg(args, name);
+  return text?.trim().toLowerCase() === "none" ? null : text;
+}
+
 /** The GORB service body from the flags given (only those). */
 export function serviceBody(args: RawArgs): Record<string, unknown> {
   const persistenceTimeout = intArg(args, "persistence-timeout", LIMITS.persistenceTimeout.min, LIMITS.persistenceTimeout.max);
@@ -22,7 +31,7 @@ export function serviceBody(args: RawArgs): Record<string, unknown> {
     protocol: stringArg(args, "protocol"),
     // A string flag (its choices complete it), checked here as an enum flag is: "SH" is sh, "foo" a usage error.
     method: choiceArg(args, "method", SERVICE_FIELD_DEFS.method.values),
-    flags: stringArg(args, "flags"),
+    flags: clearableArg(args, "flags"),
     persistent,
     persistence_timeout: persistenceTimeout,
     persistence_netmask: netmask,
@@ -35,8 +44,8 @@ export function serviceBody(args: RawArgs): Record<string, unknown> {
     sorry_server: sorryServerArg(args),
     quorum: intArg(args, "quorum", LIMITS.quorum.min, LIMITS.quorum.max),
     hysteresis: intArg(args, "hysteresis", LIMITS.quorum.min, LIMITS.quorum.max),
-    quorum_up: stringArg(args, "quorum-up"),
-    quorum_down: stringArg(args, "quorum-down"),
+    quorum_up: clearableArg(args, "quorum-up"),
+    quorum_down: clearableArg(args, "quorum-down"),
   });
 }
 
@@ -70,6 +79,6 @@ export function backendBody(args: RawArgs): Record<string, unknown> {
     upper_threshold: intArg(args, "upper-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
     lower_threshold: intArg(args, "lower-threshold", LIMITS.threshold.min, LIMITS.threshold.max),
     maintenance: boolArg(args, "maintenance"),
-    slow_start: stringArg(args, "slow-start"),
+    slow_start: clearableArg(args, "slow-start"),
   });
 }

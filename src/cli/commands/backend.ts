@@ -64,7 +64,7 @@ export const backendFieldArgs = {
   },
   "slow-start": {
     type: "string",
-    description: "Failover: ramp the weight up over this long after creation or recovery, e.g. 30s (default off; not for sh/mh)",
+    description: "Failover: ramp the weight up over this long after creation or recovery, e.g. 30s (default off, none: turn it off; not for sh/mh)",
     valueHint: "duration",
   },
 } satisfies ArgsDef;

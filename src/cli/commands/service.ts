@@ -39,7 +39,7 @@ export const serviceFieldArgs = {
   method: { type: "string", description: `Scheduler (default ${DEFAULTS.scheduler})`, valueHint: F.method.values.join("|") },
   flags: {
     type: "string",
-    description: `Scheduler flags joined by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`,
+    description: `Scheduler flags joined by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")} (none: clear them)`,
     valueHint: "flags",
   },
   persistent: {
@@ -91,8 +91,8 @@ export const serviceFieldArgs = {
     description: `Failover: down below quorum - hysteresis, up again at quorum + hysteresis (default ${DEFAULTS.hysteresis})`,
     valueHint: "count",
   },
-  "quorum-up": { type: "string", description: `Program under the daemon's --hook-dir run when the service comes up`, valueHint: "path" },
-  "quorum-down": { type: "string", description: `Program under the daemon's --hook-dir run when the service goes down`, valueHint: "path" },
+  "quorum-up": { type: "string", description: `Program under the daemon's --hook-dir run when the service comes up (none: no program)`, valueHint: "path" },
+  "quorum-down": { type: "string", description: `Program under the daemon's --hook-dir run when the service goes down (none: no program)`, valueHint: "path" },
 } satisfies ArgsDef;
 
 

@@ -50,6 +50,20 @@ describe("failover flags", () => {
     expect(await ok(["status"])).toContain("NO QUORUM");
   });
 
+  test("none turns off what a set gave: --flags, --slow-start, --quorum-up, --quorum-down (as --sorry-server none does)", async () => {
+    await ok([
+      "service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--method", "sh", "--flags", "sh-port",
+      "--quorum-up", "/etc/gorb/hooks/up", "--quorum-down", "/etc/gorb/hooks/down",
+    ]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "none", "--slow-start", "30s"]);
+    await ok(["service", "set", "web", "--flags", "none", "--quorum-up", "None", "--quorum-down=none"]);
+    await ok(["backend", "set", "web", "b1", "--slow-start", "none"]);
+    expect(server.bodies.slice(-2)).toEqual([{ flags: null, quorum_up: null, quorum_down: null }, { slow_start: null }]);
+    const service = (await server.stack.gorb.getService("web")).options;
+    expect([service.flags, service.quorum_up, service.quorum_down]).toEqual(["", "", ""]);
+    expect((await server.stack.gorb.getBackend("web", "b1")).options.slow_start).toBe("");
+  });
+
   test("--sorry-method needs --sorry-server; a bad port is refused before anything is sent", async () => {
     const run = await runGorb(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--sorry-method", "dr"], env);
     expect([run.code, run.stderr]).toEqual([2, expect.stringContaining("--sorry-method needs --sorry-server")]);
