@@ -307,6 +307,9 @@ export class GorbClient {
         method,
         headers,
         signal,
+        // gorb never redirects: a 3xx is from something else at that URL, and following it would send the token's
+        // request (a PUT or DELETE and its body, on a 307) to wherever it points.
+        redirect: "manual",
         ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
         // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
         ...(wait === undefined ? {} : { timeout: false }),
@@ -321,8 +324,16 @@ export class GorbClient {
         started.signal.addEventListener("abort", () => lost.abort(started.signal.reason), { once: true });
       }
       const response = await pending;
+      if (response.status >= 300 && response.status < 400) {
+        const to = response.headers.get("location");
+        throw new CliError(
+          EXIT.SERVER,
+          `${method} ${url}: answered ${response.status}, a redirect${to === null ? "" : ` to ${to}`}, which gorb never sends (is ${this.options.server} a gorb daemon? give its own URL); not followed`,
+        );
+      }
       return { response, body: await read(response), url };
     } catch (error) {
+      if (error instanceof CliError) throw error; // the redirect refused above
       if (this.options.signal?.aborted === true) throw new CliError(EXIT.INTERRUPTED, "interrupted");
       if (watch !== null) throw this.#waitFailure(watch, `${method} ${path}`, error);
       const message = unreachableMessage(this.options.server, unreachableReason(error, timeoutMs), this.options.offersDirect === true);

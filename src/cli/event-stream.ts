@@ -204,12 +204,20 @@ async function connect(
   try {
     let response: Response;
     try {
-      response = await fetch(url, { headers, signal });
+      // Not followed: gorb never redirects, so a 3xx is from something else at that URL (see GorbClient).
+      response = await fetch(url, { headers, signal, redirect: "manual" });
     } catch (error) {
       if (options.signal.aborted) return false;
       const reason = connection.signal.aborted ? why : unreachableReason(error);
       handlers.onError(new CliError(EXIT.UNREACHABLE, unreachableMessage(options.server, reason, options.offersDirect === true), { cause: error }));
       return false;
+    }
+    if (response.status >= 300 && response.status < 400) {
+      const to = response.headers.get("location");
+      throw new CliError(
+        EXIT.SERVER,
+        `GET /events: answered ${response.status}, a redirect${to === null ? "" : ` to ${to}`}, which gorb never sends (is ${options.server} a gorb daemon? give its own URL); not followed`,
+      );
     }
     if (!response.ok) {
       const text = await response.text().catch(() => "");

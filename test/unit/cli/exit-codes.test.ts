@@ -150,6 +150,27 @@ describe("HTTP errors", () => {
   });
 });
 
+describe("exit 7: a redirect", () => {
+  test("is not followed: one line naming the request and where it pointed, and nothing is sent there", async () => {
+    let reached = 0;
+    const elsewhere = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => (reached++, new Response("{}")) });
+    const to = `http://127.0.0.1:${elsewhere.port}/service/web`;
+    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(null, { status: 307, headers: { location: to } }) });
+    const url = `http://127.0.0.1:${other.port}`;
+    try {
+      const run = await runGorb(["service", "rm", "web"], { GORB_SERVER: url, GORB_TOKEN: "secret" });
+      expect({ code: run.code, stderr: run.stderr }).toEqual({
+        code: EXIT.SERVER,
+        stderr: `error: DELETE ${url}/service/web: answered 307, a redirect to ${to}, which gorb never sends (is ${url} a gorb daemon? give its own URL); not followed\n`,
+      });
+      expect(reached).toBe(0);
+    } finally {
+      other.stop(true);
+      elsewhere.stop(true);
+    }
+  });
+});
+
 describe("exit 7: a 200 answer that is not what gorb answers", () => {
   test("an empty body or another server's JSON is one line naming the request and what it should be, not a crash (exit 1)", async () => {
     let answer = "";

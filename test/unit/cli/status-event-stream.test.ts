@@ -314,9 +314,18 @@ describe("failures", () => {
       await older.stop(true);
     });
     const notSse = rawServer(() => Response.json([]));
+    // A redirect is not followed (nor retried): the stream is gorb's own or nothing.
+    let redirected = 0;
+    const elsewhere = rawServer(() => (redirected++, new Response("", { headers: { "content-type": "text/event-stream" } })));
+    const redirect = rawServer(() => new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${elsewhere.port}/events` } }));
     for (const [url, exit, message] of [
       [`http://127.0.0.1:${older.server?.port ?? 0}`, 4, "GET /events: no route for GET /events"],
       [`http://127.0.0.1:${notSse.port}`, 7, `GET /events: the answer is not an event stream (is http://127.0.0.1:${notSse.port} a gorb daemon?)`],
+      [
+        `http://127.0.0.1:${redirect.port}`,
+        7,
+        `GET /events: answered 302, a redirect to http://127.0.0.1:${elsewhere.port}/events, which gorb never sends (is http://127.0.0.1:${redirect.port} a gorb daemon? give its own URL); not followed`,
+      ],
     ] as const) {
       const error = await start(url).done.then(
         () => null,
@@ -325,5 +334,6 @@ describe("failures", () => {
       expect(error).toBeInstanceOf(CliError);
       expect([(error as CliError).exitCode, (error as CliError).message]).toEqual([exit, message]);
     }
+    expect(redirected).toBe(0);
   });
 });
