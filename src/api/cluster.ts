@@ -8,7 +8,8 @@
  *                                      X-Gorb-Revision: N), or after timeout_ms (default 5000) with reached false
  *                                      (the server's idle timeout is lifted for that long)
  * Every successful mutation (PUT, PATCH, DELETE, POST /apply) carries X-Gorb-Revision: the etcd revision of this
- * node's latest commit, which includes the mutation.
+ * node's latest commit, which includes the mutation, or of the latest change it applied from another node when
+ * later (a write that found everything as asked commits nothing).
  *
  * The API layer sees the fleet through ClusterApi (the daemon adapts src/store to it).
  */
@@ -35,7 +36,7 @@ export interface ClusterMember {
 export interface ClusterApi {
   /** This node's name. */
   readonly node: string;
-  /** The revision of this node's latest commit (X-Gorb-Revision). */
+  /** X-Gorb-Revision: this node's latest commit, or the latest change it applied from others when later. */
   committedRevision(): number;
   /** The shared store as this node sees it. */
   status(): {

@@ -362,9 +362,13 @@ export class EtcdStateStore implements StateStore {
 
   #lastCommit = 0;
 
-  /** The revision of this node's last commit (X-Gorb-Revision of a mutation's answer). */
+  /**
+   * The revision a mutation's answer names (X-Gorb-Revision): this node's last commit, or the latest change of
+   * services and backends it has applied from other nodes when that is later. A write that found everything as
+   * asked (another node made the same change) commits nothing, and what it answers holds from that change on.
+   */
   get committedRevision(): number {
-    return this.#lastCommit;
+    return Math.max(this.#lastCommit, this.#changeRevision);
   }
 
   /** A linearizable read: fails while etcd has no quorum (gorb calls it after a failed commit). */
