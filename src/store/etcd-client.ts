@@ -15,7 +15,8 @@
  * Every request has a timeout (without quorum etcd holds requests instead of failing them). With several
  * endpoints, a request that cannot connect moves on to the next one; a write that timed out is not retried
  * elsewhere (it may have been applied), it fails with EtcdError kind "timeout"; a write etcd answered with gRPC
- * Unavailable ("request timed out", "leader changed": its proposal may still commit) fails with kind "unavailable".
+ * Unavailable ("request timed out", "leader changed": its proposal may still commit), or whose connection closed
+ * after it was sent (a reset: the member may have it), fails with kind "unavailable".
  */
 
 /** How a request to etcd failed. */
@@ -170,6 +171,17 @@ function compareJson(c: Compare): Record<string, unknown> {
 
 function isTimeout(error: unknown): boolean {
   return error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+}
+
+/**
+ * Connection errors that can come after the request went out (the member crashed, or something between reset the
+ * connection, before the answer): etcd may have it. Refused connections and failed lookups never sent anything.
+ */
+const CLOSED_AFTER_SEND: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ConnectionClosed"]);
+
+function closedAfterSend(error: unknown): boolean {
+  if (!(error instanceof Error) || !("code" in error)) return false;
+  return typeof error.code === "string" && CLOSED_AFTER_SEND.has(error.code);
 }
 
 /** See the module comment. */
@@ -399,6 +411,9 @@ export class EtcdClient {
         if (isTimeout(error)) {
           last = new EtcdError("timeout", endpoint, `etcd at ${endpoint} did not answer within ${this.#timeoutMs} ms`, { cause: error });
           if (!idempotent) throw last;
+        } else if (closedAfterSend(error) && !idempotent) {
+          // A write may have been applied: not sent again elsewhere (it would fail its own compares), and not known to have failed.
+          throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint} closed the connection before answering: ${String(error)}`, { cause: error });
         } else {
           last = new EtcdError("unreachable", endpoint, `cannot reach etcd at ${endpoint}: ${String(error)}`, { cause: error });
         }
