@@ -166,7 +166,9 @@ export class Membership {
 
   #record(): NodeRecord {
     const status = this.#o.status();
-    if (status.changeRevision !== this.#change) {
+    // Also while the applied revision is below the change: the node's own write moves the change at once, and
+    // its watch passes it a moment later; the record must say so then, not at the next change.
+    if (status.changeRevision !== this.#change || this.#applied < this.#change) {
       this.#change = status.changeRevision;
       this.#applied = status.appliedRevision;
     }
