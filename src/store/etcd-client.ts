@@ -335,7 +335,11 @@ export class EtcdClient {
               })
             : [];
           const header = isObject(result.header) ? result.header : {};
-          await onEvents(events, int(header.revision));
+          // A watch behind etcd gets what it missed in batches of at most 1,000 revisions, each with etcd's current
+          // revision in its header: a batch with events brings the watcher to its last event, no further. (A live
+          // watch's batch is one revision, its header's; a progress notification has no events.)
+          const last = events.reduce((max, e) => Math.max(max, e.kv.modRevision), 0);
+          await onEvents(events, events.length > 0 ? last : int(header.revision));
         }
       }
     } catch (error) {
