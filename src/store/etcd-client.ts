@@ -403,8 +403,19 @@ export class EtcdClient {
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoint();
       let response: Response;
+      if (this.#auth !== undefined && this.#token === null) {
+        try {
+          await this.#authenticate(endpoint);
+        } catch (error) {
+          if (error instanceof EtcdError) throw error;
+          // The login writes nothing: whatever became of it (no answer in time, a reset), the request was not sent,
+          // so it goes to the next endpoint as when this one cannot be reached, a write too.
+          last = new EtcdError("unreachable", endpoint, `cannot log in to etcd at ${endpoint}: ${String(error)}`, { cause: error });
+          this.#next();
+          continue;
+        }
+      }
       try {
-        if (this.#auth !== undefined && this.#token === null) await this.#authenticate(endpoint);
         response = await fetch(`${endpoint}/v3/${path}`, {
           ...this.#init(),
           body: JSON.stringify(body),

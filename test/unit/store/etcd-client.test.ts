@@ -4,6 +4,7 @@
  * authentication (a token from /v3/auth/authenticate; without it, requests are refused).
  */
 import { expect, test } from "bun:test";
+import { createServer } from "node:net";
 import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
 import { enableRootAuth, etcdForFile, startEtcd } from "./etcd-process.ts";
 
@@ -64,3 +65,24 @@ test("a token etcd no longer takes (expired, or its user's password changed) is 
     await member.stop();
   }
 }, 30_000);
+
+test("a login that fails before the request (a reset, no answer) moves a write on to the next endpoint: nothing was written", async () => {
+  const member = await startEtcd();
+  // A member that resets every connection at its first bytes: the login request, sent before the write.
+  const resetting = createServer((socket) => {
+    socket.on("data", () => socket.resetAndDestroy());
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", () => resolve()));
+  const address = resetting.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  try {
+    await enableRootAuth(member.endpoint, "rootpw");
+    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`, member.endpoint], auth: { user: "root", password: "rootpw" } });
+    await client.put("/auth/login-reset", "1");
+    expect((await client.range("/auth/login-reset")).kvs.map((kv) => kv.value)).toEqual(["1"]);
+  } finally {
+    resetting.close();
+    await member.stop();
+  }
+});
