@@ -188,6 +188,9 @@ export const ServiceInfo = Type.Object({
   health: Type.Number({ description: "mean health of the checked backends; 1 when none" }),
   backends: Type.Array(Type.String()),
   stats: Type.Union([StatsView, Type.Null()]),
+  panic: Type.Optional(
+    Type.Boolean({ description: "true while the service is in panic mode (more than panic_threshold percent of its backends down: weights kept)" }),
+  ),
   quorum_up: Type.Optional(Type.Boolean({ description: "false while the service is down (below quorum, or no backend up with a sorry server)" })),
   sorry: Type.Optional(Type.Boolean({ description: "true while the sorry server serves in place of the backends" })),
   healthy: Type.Optional(Type.Integer({ description: "backends counted for the quorum: up, with configured weight > 0" })),
