@@ -44,7 +44,6 @@ import {
   ReconcileReportView,
   ServiceBody,
   ServiceInfo,
-  ServiceList,
   ServicePatchBody,
 } from "../contract/schemas.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../core/errors.ts";
@@ -233,19 +232,24 @@ const ANSWER_HEADERS = { "cache-control": "no-store", "x-content-type-options": 
 
 /** The error answers every route may give, for the OpenAPI document. */
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
+/** ERRORS as OpenAPI response objects, for the routes whose responses are written out (see okResponses). */
+const ERROR_RESPONSES = Object.fromEntries(
+  Object.keys(ERRORS).map((status) => [
+    status,
+    { description: "error", content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorBody" } } } },
+  ]),
+);
 /**
- * The OpenAPI responses of PUT, PATCH and DELETE (200 with an empty body, or an error body). Written out
- * because the plugin has no schema for "empty"; the error schema is the contract's ErrorBody.
+ * OpenAPI responses written out: a 200 in the media types given, and the error body. For the answers the plugin
+ * cannot word from a `response` schema (it shows one as JSON, or a string as text/plain): the event stream
+ * (text/event-stream), or a route with two media types.
  */
-const EMPTY_OK_RESPONSES = {
-  200: { description: "done; empty body" },
-  ...Object.fromEntries(
-    Object.keys(ERRORS).map((status) => [
-      status,
-      { description: "error", content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorBody" } } } },
-    ]),
-  ),
-};
+function okResponses<C extends Readonly<Record<string, object>>>(description: string, content: C) {
+  const media = Object.fromEntries(Object.entries(content).map(([type, schema]) => [type, { schema }])) as { [K in keyof C]: { schema: C[K] } };
+  return { 200: { description, content: media }, ...ERROR_RESPONSES };
+}
+/** The OpenAPI responses of PUT, PATCH and DELETE: 200 with an empty body (the plugin has no schema for "empty"), or an error body. */
+const EMPTY_OK_RESPONSES = { 200: { description: "done; empty body" }, ...ERROR_RESPONSES };
 
 /**
  * A route's body parsers: ours reads JSON whatever the Content-Type and always answers, so Elysia's own
@@ -332,6 +336,9 @@ export function createApp(options: AppOptions) {
       openapi({
         provider: null,
         specPath: "/openapi.json",
+        // The plugin leaves out a path with a dot as a static file: the UI's /ui/app.js and /ui/app.css are routes
+        // of this API like the others (./ui.ts documents them). The document's own route hides itself.
+        exclude: { staticFile: false },
         documentation: {
           info: {
             title: "gorb",
@@ -361,10 +368,14 @@ export function createApp(options: AppOptions) {
       },
       {
         query: t.Object({ detail: t.Optional(t.Boolean({ error: "must be true or false" })) }),
-        response: { 200: ServiceList, ...ERRORS },
         detail: {
           summary:
             "Service ids, sorted; ?detail=true: every service with its backends; Accept: text/plain: the status table of `gorb status` (and its BGP section when BGP is on)",
+          // Written out: a `response` schema would show JSON only, and `Accept: text/plain` answers the table.
+          responses: okResponses("ids, or with ?detail=true every service; with Accept: text/plain the status table", {
+            "application/json": { $ref: "#/components/schemas/ServiceList" },
+            "text/plain": { type: "string" as const, description: "the status table of `gorb status`" },
+          }),
         },
       },
     )
@@ -525,9 +536,12 @@ export function createApp(options: AppOptions) {
         }
       },
       {
-        response: { 200: t.String({ description: `text/event-stream: one event per change (id, event, data); events: ${EVENT_TYPES.join(", ")}` }), ...ERRORS },
         detail: {
           summary: "The event stream (Server-Sent Events), resumable with Last-Event-ID",
+          // Written out: a `response` string schema is shown as text/plain, and the stream is text/event-stream.
+          responses: okResponses("the event stream", {
+            "text/event-stream": { type: "string" as const, description: `one event per change (id, event, data); events: ${EVENT_TYPES.join(", ")}` },
+          }),
           // Read by ./events.ts itself (a bad value is a 400 naming it), so documented here rather than as a hook.
           parameters: [
             { name: "Last-Event-ID", in: "header", required: false, schema: { type: "string" }, description: "resume after this event id (EventSource sends it when it reconnects); wins over last_event_id" },

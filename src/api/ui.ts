@@ -12,6 +12,14 @@ import { qualities } from "./accept.ts";
 /** The UI's paths: the token is not needed to GET them (see the module comment). */
 export const UI_PATHS = ["/ui", "/ui/", "/ui/app.js", "/ui/app.css"] as const;
 
+/** The media type of each file (the Content-Type it is served with, without its charset). */
+const MEDIA_TYPES: Readonly<Record<(typeof UI_PATHS)[number], string>> = {
+  "/ui": "text/html",
+  "/ui/": "text/html",
+  "/ui/app.js": "text/javascript",
+  "/ui/app.css": "text/css",
+};
+
 const CSP = [
   "default-src 'none'",
   "script-src 'self'",
@@ -68,12 +76,12 @@ let assets: Promise<Record<string, Asset>> | null = null;
 /** The UI's files, built (from source) or taken from the executable on first use. */
 function loadAssets(): Promise<Record<string, Asset>> {
   assets ??= import("./ui-assets.ts").then(({ UI_BUNDLE }) => {
-    const page = asset("text/html; charset=utf-8", PAGE);
+    const page = asset(`${MEDIA_TYPES["/ui"]}; charset=utf-8`, PAGE);
     return {
       "/ui": page,
       "/ui/": page,
-      "/ui/app.js": asset("text/javascript; charset=utf-8", UI_BUNDLE.js),
-      "/ui/app.css": asset("text/css; charset=utf-8", UI_BUNDLE.css),
+      "/ui/app.js": asset(`${MEDIA_TYPES["/ui/app.js"]}; charset=utf-8`, UI_BUNDLE.js),
+      "/ui/app.css": asset(`${MEDIA_TYPES["/ui/app.css"]}; charset=utf-8`, UI_BUNDLE.css),
     };
   });
   return assets;
@@ -116,6 +124,17 @@ async function serve(path: string, request: Request): Promise<Response> {
 export function uiRoutes(enabled: boolean) {
   const app = new Elysia({ name: "gorb-ui" });
   if (!enabled) return app;
-  for (const path of UI_PATHS) app.get(path, ({ request }) => serve(path, request));
+  for (const path of UI_PATHS) {
+    const type = MEDIA_TYPES[path];
+    app.get(path, ({ request }) => serve(path, request), {
+      detail: {
+        summary: `The web UI's ${path.endsWith(".js") ? "script" : path.endsWith(".css") ? "style" : "page"} (no token needed; gzipped when asked, with an ETag)`,
+        responses: {
+          200: { description: "the file", content: { [type]: { schema: { type: "string" } } } },
+          304: { description: "not modified (If-None-Match names its ETag)" },
+        },
+      },
+    });
+  }
   return app;
 }

@@ -259,7 +259,7 @@ export const BackendInfo = Type.Object({
 });
 
 /** GET /service: ids, or with ?detail=true every service with its backends. */
-export const ServiceList = Type.Union([
+const ServiceList = Type.Union([
   Type.Array(Type.String()),
   Type.Array(
     Type.Composite([
@@ -307,6 +307,7 @@ export const NAMED_SCHEMAS = {
   PulseBody,
   ApplyBody,
   ServiceInfo,
+  ServiceList,
   BackendInfo,
   ErrorBody,
   DrainBody,

@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
+import { EventBus } from "../../../src/core/events.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 /** The subset of JSON Schema the document uses. */
@@ -23,7 +24,7 @@ interface Schema {
 }
 
 interface Operation {
-  readonly responses: Readonly<Record<string, { readonly content?: Readonly<Record<string, { readonly schema: Schema }>> }>>;
+  readonly responses?: Readonly<Record<string, { readonly content?: Readonly<Record<string, { readonly schema: Schema }>> }>>;
 }
 
 interface Document {
@@ -110,8 +111,41 @@ describe("GET /openapi.json describes the real answers", () => {
     ];
     for (const [path, method, what, body] of checked) {
       const status = what === "404" ? "404" : "200";
-      const schema = doc.paths[path]?.[method]?.responses[status]?.content?.["application/json"]?.schema;
+      const schema = doc.paths[path]?.[method]?.responses?.[status]?.content?.["application/json"]?.schema;
       expect([what, schema === undefined ? ["no schema"] : problems(doc, schema, body)]).toEqual([what, []]);
     }
+  });
+});
+
+describe("GET /openapi.json gives the media types the routes answer with", () => {
+  test("every GET route of the document answers 200 in a media type the document lists for it, and every route is in it", async () => {
+    const { call, app } = setup({ ui: true, events: new EventBus() });
+    const doc = (await (await call("GET", "/openapi.json")).json()) as Document;
+    const answered: string[] = [];
+    const asked: [string, string, Record<string, string>][] = [
+      ["/service", "/service", {}],
+      ["/service", "/service", { accept: "text/plain" }],
+      ["/metrics", "/metrics", {}],
+      ["/events", "/events", {}],
+      ["/ui", "/ui", {}],
+      ["/ui/", "/ui/", {}],
+      ["/ui/app.js", "/ui/app.js", {}],
+      ["/ui/app.css", "/ui/app.css", {}],
+    ];
+    for (const [path, url, headers] of asked) {
+      const reply = await app.handle(new Request(`http://gorb.test${url}`, { headers }));
+      await reply.body?.cancel();
+      const type = (reply.headers.get("content-type") ?? "").split(";")[0] ?? "";
+      const listed = Object.keys(doc.paths[path]?.get?.responses?.["200"]?.content ?? {});
+      answered.push(`${path} ${reply.status} ${type}: ${listed.includes(type) ? "listed" : `not in [${listed.join(", ")}]`}`);
+    }
+    expect(answered).toEqual(asked.map(([path, , headers]) => {
+      const type = path === "/events" ? "text/event-stream" : path === "/metrics" || headers.accept !== undefined ? "text/plain" : path === "/service" ? "application/json" : path.endsWith(".js") ? "text/javascript" : path.endsWith(".css") ? "text/css" : "text/html";
+      return `${path} 200 ${type}: listed`;
+    }));
+    // And every route of the app is in the document (its own route aside), the UI's files included.
+    const routes = [...new Set(app.routes.filter((r) => r.path !== "/openapi.json").map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`))].sort();
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`)).sort();
+    expect(documented).toEqual(routes);
   });
 });
