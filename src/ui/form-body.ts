@@ -75,7 +75,7 @@ function filled(f: Field, value: string | boolean | undefined): boolean {
 
 /**
  * The body of a create (every filled field; a checkbox when it differs from its default, so unchecking
- * `hash_fallback` sends false) or an edit (changed fields; an object field whole).
+ * `hash_fallback` sends false) or an edit (changed fields; an object field whole, or null when it was cleared whole).
  */
 export function bodyOf(fields: readonly Field[], values: Values, initial: Values | null, prefix = ""): Record<string, unknown> {
   const body: Record<string, unknown> = {};
@@ -84,7 +84,9 @@ export function bodyOf(fields: readonly Field[], values: Values, initial: Values
     if (f.kind === "object") {
       const inner = bodyOf(f.fields, values, null, `${path}.`);
       const changed = initial === null ? Object.keys(inner).length > 0 : Object.keys(values).some((k) => k.startsWith(`${path}.`) && values[k] !== initial[k]);
-      if (changed) body[f.name] = inner;
+      // An edit that clears every sub-field clears the field (null, as a cleared field is): `{}` is not "none"
+      // (a sorry_server of {} is refused for its missing host, so the sorry server could never be taken away).
+      if (changed) body[f.name] = initial !== null && Object.keys(inner).length === 0 ? null : inner;
       continue;
     }
     const value = values[path];

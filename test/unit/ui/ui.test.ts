@@ -200,6 +200,24 @@ describe("the forms, from GET /openapi.json", async () => {
     expect(bodyOf(forms.backend, { ...initial, upper_threshold: "" }, initial)).toEqual({ upper_threshold: null });
   });
 
+  test("an edit whose object field is cleared whole sends null: the sorry server can be taken away", async () => {
+    const { request } = setup();
+    const send = async (method: string, path: string, body: unknown) =>
+      (await request(method, path, { body: JSON.stringify(body) })).status;
+    expect(await send("PUT", "/service/web", { host: "10.0.0.1", port: 80, sorry_server: { host: "10.0.0.9", port: 8080 } })).toBe(200);
+    const before = (await (await request("GET", "/service/web")).json()) as { options: Record<string, unknown> };
+    const initial = flatten(forms.service, before.options);
+    expect([initial["sorry_server.host"], initial["sorry_server.port"]]).toEqual(["10.0.0.9", "8080"]);
+    const cleared = { ...initial, "sorry_server.host": "", "sorry_server.port": "", "sorry_server.method": "" };
+    const body = bodyOf(forms.service, cleared, initial);
+    expect(body).toEqual({ sorry_server: null });
+    expect(await send("PATCH", "/service/web", body)).toBe(200);
+    const after = (await (await request("GET", "/service/web")).json()) as { options: Record<string, unknown> };
+    expect(after.options.sorry_server).toBeNull();
+    // Only part of it cleared is still a change of that part: the object goes whole, without the cleared field.
+    expect(bodyOf(forms.service, { ...initial, "sorry_server.port": "" }, initial)).toEqual({ sorry_server: { host: "10.0.0.9", method: "nat" } });
+  });
+
   test("an API error goes next to the field it names, a conflict next to the id", () => {
     const paths = ["id", "host", "port", "pulse.type", "pulse.interval", "pulse.args.expect"];
     const error = (status: number, field: string | null, message: string) => new ApiError(status, "X", field, message);
