@@ -150,6 +150,12 @@ export class VipController {
   #unsubscribe: (() => void) | null = null;
   #recheck: unknown = null;
   #stopped = false;
+  /**
+   * Withdrawals handed to the announcer and not yet carried out. An evaluation does not wait for them (BIRD can take
+   * seconds, or hang until its timeout), so that the next one, and its own withdrawals, are not held back meanwhile;
+   * evaluate() and stop() do.
+   */
+  readonly #inFlight = new Set<Promise<void>>();
 
   readonly #evaluations = new CoalescedRun(() => this.#evaluateOnce(), () => this.#stopped);
 
@@ -182,9 +188,15 @@ export class VipController {
     }, every);
   }
 
-  /** Re-reads the services and decides; concurrent calls coalesce into one more run. */
-  evaluate(): Promise<void> {
-    return this.#evaluations.run();
+  /** Re-reads the services and decides; concurrent calls coalesce into one more run. Resolves once the announcer carried out the decisions. */
+  async evaluate(): Promise<void> {
+    await this.#evaluations.run();
+    await this.#settled();
+  }
+
+  /** Resolves once no withdrawal is in flight. */
+  async #settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   async #evaluateOnce(): Promise<void> {
@@ -232,7 +244,11 @@ export class VipController {
         this.#startHold(state);
       }
     }
-    if (withdraw.length > 0) await this.#withdraw(withdraw, "unhealthy");
+    if (withdraw.length === 0) return;
+    const done: Promise<void> = this.#withdraw(withdraw, "unhealthy")
+      .catch((error: unknown) => this.#options.log.error(`withdrawing: ${error instanceof Error ? error.message : String(error)}`))
+      .finally(() => this.#inFlight.delete(done));
+    this.#inFlight.add(done);
   }
 
   #startHold(state: VipState): void {
@@ -307,6 +323,7 @@ export class VipController {
     this.#unsubscribe?.();
     if (this.#recheck !== null) this.#options.clock.clearTimer(this.#recheck);
     await this.#evaluations.idle();
+    await this.#settled();
     for (const state of this.#vips.values()) this.#cancelHold(state);
     const announced = [...this.#vips.values()].filter((s) => s.announced);
     // A VIP gorb stopped announcing earlier can still be in the speaker (BIRD refused its withdrawal, or the file

@@ -16,6 +16,8 @@ class RecordingAnnouncer implements Announcer {
   readonly set = new Set<string>();
   readonly calls: string[] = [];
   closed = false;
+  /** While set, withdraw() resolves only once it settles: a speaker slow to take the change (BIRD busy or hung). */
+  gate: Promise<void> | null = null;
   async announce(prefixes: readonly string[]) {
     for (const p of prefixes) this.set.add(p);
     this.calls.push(`announce ${prefixes.join(",")}`);
@@ -23,6 +25,7 @@ class RecordingAnnouncer implements Announcer {
   async withdraw(prefixes: readonly string[]) {
     for (const p of prefixes) this.set.delete(p);
     this.calls.push(`withdraw ${prefixes.join(",")}`);
+    await this.gate;
   }
   status(): PrefixStatus[] {
     return [...this.set].sort().map((prefix) => ({ prefix, wanted: true, confirmed: true, error: null }));
@@ -133,6 +136,29 @@ describe("VipController", () => {
     await t.set([web(1), https(1, false)]);
     await t.clock.advance(3000);
     expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("a withdrawal the speaker is slow to take holds back no other decision: a VIP turning unhealthy meanwhile is withdrawn at once, one in hold-down that turns unhealthy is not announced", async () => {
+    const vip = (id: string, address: string, healthy: number): AnnounceInput => ({ id, address, minHealthy: 1, healthy });
+    const t = setup([vip("a", "203.0.113.1", 1), vip("b", "203.0.113.2", 1)]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    await t.set([vip("a", "203.0.113.1", 1), vip("b", "203.0.113.2", 1), vip("c", "203.0.113.3", 1)]);
+    expect(t.controller.status().vips.map((v) => v.state)).toEqual(["announced", "announced", "hold-down"]);
+
+    let release = () => {};
+    t.announcer.gate = new Promise<void>((resolve) => (release = resolve));
+    const first = t.set([vip("a", "203.0.113.1", 0), vip("b", "203.0.113.2", 1), vip("c", "203.0.113.3", 1)]);
+    await t.clock.advance(0);
+    const second = t.set([vip("a", "203.0.113.1", 0), vip("b", "203.0.113.2", 0), vip("c", "203.0.113.3", 0)]);
+    await t.clock.advance(3000);
+    expect(t.announcer.calls.slice(-2)).toEqual(["withdraw 203.0.113.1/32", "withdraw 203.0.113.2/32"]);
+    expect(t.announcer.set.size).toBe(0);
+    expect(t.controller.status().vips.map((v) => v.state)).toEqual(["withdrawn", "withdrawn", "withdrawn"]);
+
+    release();
+    await Promise.all([first, second]);
+    expect(t.announcer.set.size).toBe(0);
   });
 
   test("IPv6 VIPs are /128; a deleted service's VIP is withdrawn with reason deleted", async () => {
