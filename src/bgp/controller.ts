@@ -9,7 +9,7 @@
  * of the VIP's ports, so a node that can serve only some of them leaves the VIP to the other nodes.
  *
  * Announcing waits for a hold-down (default 3 s): the VIP must stay healthy that long, so that a flapping
- * service does not flap routes. A service still being set up (no backends yet, or backends not checked yet:
+ * service does not flap routes. A service still being set up (no backends yet, not all deleted; or backends not checked yet:
  * created, or their check changed) does not make an announced VIP unhealthy until their first checks say so:
  * otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
  * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
@@ -41,6 +41,8 @@ export interface AnnounceInput {
    * nor drained) to be healthy once they are. Default false.
    */
   readonly settingUp?: boolean;
+  /** How many backends it has (unknown when absent). One that had some and has none left is not being set up. */
+  readonly backends?: number;
 }
 
 /** The controller's inputs from GET views (/service?detail=true). */
@@ -60,6 +62,7 @@ function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
       minHealthy,
       healthy,
       settingUp: !down && (backends.length === 0 || healthy + unchecked >= minHealthy),
+      backends: backends.length,
     };
   });
 }
@@ -156,6 +159,11 @@ export class VipController {
    * evaluate() and stop() do.
    */
   readonly #inFlight = new Set<Promise<void>>();
+  /**
+   * Services seen with backends since they were created: with none left (all deleted) such a service is not one
+   * "with no backends yet", and an announced VIP it is on is withdrawn.
+   */
+  readonly #hadBackends = new Set<string>();
 
   readonly #evaluations = new CoalescedRun(() => this.#evaluateOnce(), () => this.#stopped);
 
@@ -176,6 +184,8 @@ export class VipController {
   }
 
   #onEvent(event: GorbEvent): void {
+    // A service created (again, under an id seen before) is a new one: it has had no backends yet.
+    if (event.type === "service.created" || event.type === "service.deleted") this.#hadBackends.delete(event.data.service);
     if (event.type.startsWith("service.") || event.type.startsWith("backend.") || event.type === "resync") void this.evaluate();
   }
 
@@ -211,14 +221,18 @@ export class VipController {
     // `healthy`: every service has enough healthy backends; `keep`: every one has, or is still being set up (what
     // an announced VIP needs to stay announced).
     const byVip = new Map<string, { prefix: string; services: string[]; healthy: boolean; keep: boolean }>();
+    const present = new Set(inputs.map((input) => input.id));
+    for (const id of this.#hadBackends) if (!present.has(id)) this.#hadBackends.delete(id);
     for (const input of inputs) {
+      const emptied = input.backends === 0 && this.#hadBackends.has(input.id);
+      if ((input.backends ?? 0) > 0) this.#hadBackends.add(input.id);
       if (input.minHealthy <= 0) continue;
       const prefix = hostPrefix(input.address);
       if (prefix === null) continue;
       const entry = byVip.get(input.address) ?? { prefix, services: [], healthy: true, keep: true };
       entry.services.push(input.id);
       entry.healthy &&= input.healthy >= input.minHealthy;
-      entry.keep &&= input.healthy >= input.minHealthy || input.settingUp === true;
+      entry.keep &&= input.healthy >= input.minHealthy || (input.settingUp === true && !emptied);
       byVip.set(input.address, entry);
     }
     const withdraw: VipState[] = [];

@@ -258,6 +258,41 @@ describe("VipController", () => {
     await gorb.close();
   });
 
+  test("through gorb: a service whose last backend is deleted is not one being set up: its announced VIP is withdrawn at once; a service created again is", async () => {
+    const events = new EventBus();
+    const { gorb, health } = makeGorb({ events });
+    const clock = new ManualClock();
+    const announcer = new RecordingAnnouncer();
+    const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+    await controller.start();
+    await gorb.createService("web", { host: "203.0.113.10", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
+    health.report("web", "b1", "up");
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    // The operator takes the service out of this node: nothing is left to serve the VIP.
+    await gorb.deleteBackend("web", "b1");
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
+    expect(controller.status().vips).toMatchObject([{ services: ["web"], healthy: false, state: "withdrawn" }]);
+
+    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
+    await gorb.createService("https", { host: "203.0.113.10", port: 443 });
+    await gorb.createBackend("https", "h1", { host: "10.0.0.1", port: 8443, pulse: { type: "tcp" } });
+    health.report("web", "b1", "up");
+    health.report("https", "h1", "up");
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    // Deleted and created again (an apply that changes what identifies it): a new service, still being set up.
+    await gorb.deleteService("https");
+    await gorb.createService("https", { host: "203.0.113.10", port: 443 });
+    await clock.advance(0);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(controller.status().vips).toMatchObject([{ services: ["https", "web"], healthy: false, state: "announced" }]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
   test("decides from gorb's health without reading the IPVS table (a dump per service) on each event and recheck", async () => {
     const events = new EventBus();
     const { gorb, health, driver } = makeGorb({ events });
