@@ -12,6 +12,7 @@
  *   3. `configure` (0003 Reconfigured; 0004/0005 in progress/queued are confirmed by the next check);
  *   4. `show route protocol <name>` and `<name>6`: the prefixes BIRD has as its best route (the ones its BGP
  *      sessions can export) are the confirmed ones; one that loses to another protocol's route shows why.
+ *      One BIRD lacks although it took the file (protocol disabled with birdc, a loopback route it drops) says so.
  * Re-assertion: when the control socket closes (BIRD stopped or restarted) gorb reconnects every
  * `retryMs` and, once connected, configures and confirms again. BIRD itself re-reads the file when it starts,
  * so routes come back even before that. Every `checkMs` the confirmed set is read again.
@@ -39,6 +40,11 @@ export interface BirdAnnouncerOptions {
   readonly checkMs?: number;
 }
 
+/** The prefixes of the `route ... blackhole;` lines of an include file's text. */
+function routesIn(text: string | null): string[] {
+  return [...(text ?? "").matchAll(/route (\S+) blackhole;/g)].map((m) => m[1] ?? "");
+}
+
 /** Text of an error for status and logs. */
 function describe(error: unknown): string {
   if (error instanceof BirdReplyError) return `BIRD ${String(error.code).padStart(4, "0")} ${error.text}`;
@@ -52,7 +58,13 @@ export class BirdAnnouncer implements Announcer {
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
   /** The last error per prefix: BIRD refused the file that changed it, BIRD could not be reached, or the file could not be written. */
-  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed" | "not-loaded"; readonly text: string }>();
+  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed" | "not-loaded" | "absent"; readonly text: string }>();
+  /**
+   * The routes of the include file BIRD took at its last `configure` answered 0003 (done) on this connection: BIRD
+   * should have each of them. One it has not (its static protocol disabled with birdc, or a route BIRD drops, such as
+   * to a loopback or link-local address) gets an error saying so instead of none.
+   */
+  #taken = new Set<string>();
   /** The static protocols BIRD lacked at the last confirmation ("" when none), to log a change once. */
   #notLoaded = "";
   #control: BirdControl | null = null;
@@ -136,6 +148,7 @@ export class BirdAnnouncer implements Announcer {
     this.#version = control.greeting;
     this.#control = control;
     this.#mustConfigure = true;
+    this.#taken = new Set();
     this.#options.log.info(`BIRD control socket ${this.#options.socket}: ${control.greeting}`);
     control.onClose(() => {
       if (this.#control !== control) return;
@@ -168,13 +181,13 @@ export class BirdAnnouncer implements Announcer {
       changed = false;
     }
     try {
-      await this.#configureAndConfirm(changed, changed ? this.#changedPrefixes(previous, wanted) : [], previous);
+      await this.#configureAndConfirm(changed, changed ? this.#changedPrefixes(previous, wanted) : [], previous, changed ? wanted : routesIn(previous));
     } finally {
       if (unwritten !== null) this.#unwritten(unwritten);
     }
   }
 
-  async #configureAndConfirm(changed: boolean, touched: readonly string[], previous: string | null): Promise<void> {
+  async #configureAndConfirm(changed: boolean, touched: readonly string[], previous: string | null, onDisk: readonly string[]): Promise<void> {
     let control: BirdControl;
     try {
       control = await this.#connection();
@@ -191,6 +204,7 @@ export class BirdAnnouncer implements Announcer {
             this.#options.log.warn(`BIRD answered configure with ${reply.code}: ${reply.lines.at(-1)?.text ?? ""}`);
           }
           this.#mustConfigure = false;
+          if (reply.code === BIRD_CODES.reconfigured) this.#taken = new Set(onDisk);
           this.#restorePending = null;
           this.#errors.clear();
           this.#lastError = null;
@@ -219,7 +233,7 @@ export class BirdAnnouncer implements Announcer {
 
   /** Prefixes whose presence differs between the old file and the new wanted set. */
   #changedPrefixes(previous: string | null, wanted: readonly string[]): string[] {
-    const before = new Set([...(previous ?? "").matchAll(/route (\S+) blackhole;/g)].map((m) => m[1] ?? ""));
+    const before = new Set(routesIn(previous));
     const after = new Set(wanted);
     return [...new Set([...before, ...after])].filter((p) => before.has(p) !== after.has(p));
   }
@@ -262,8 +276,17 @@ export class BirdAnnouncer implements Announcer {
         (error.kind === "unreachable" && confirmed.has(prefix)) ||
         (error.kind === "unwritten" && done) ||
         (error.kind === "shadowed" && !shadowed.has(prefix)) ||
-        (error.kind === "not-loaded" && !missing.has(familyOf(prefix)));
+        (error.kind === "not-loaded" && !missing.has(familyOf(prefix))) ||
+        (error.kind === "absent" && (confirmed.has(prefix) || shadowed.has(prefix)));
       if (gone || stale) this.#errors.delete(prefix);
+    }
+    for (const prefix of this.#wanted) {
+      if (!this.#taken.has(prefix) || confirmed.has(prefix) || shadowed.has(prefix) || missing.has(familyOf(prefix))) continue;
+      const name = familyOf(prefix) === "6" ? names.inet6 : names.inet;
+      this.#errors.set(prefix, {
+        kind: "absent",
+        text: `BIRD took the include file but has no route to it: ${name} is disabled (birdc disable), or BIRD drops the route (a loopback or link-local address is not routed)`,
+      });
     }
     for (const prefix of shadowed) {
       if (this.#wanted.has(prefix)) this.#errors.set(prefix, { kind: "shadowed", text: "BIRD has it, but another protocol's route to it is preferred, so it is not exported" });

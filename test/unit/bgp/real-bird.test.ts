@@ -72,6 +72,28 @@ describe("BirdAnnouncer with a real BIRD", () => {
     ]);
   });
 
+  test("a route BIRD took the file for but does not have (one it drops: loopback, link-local; gorb_vips disabled with birdc) is not confirmed, and its error says so instead of none", async () => {
+    const { bird, announcer } = await setup(join(tempDir(), "gorb", "bird-vips.conf"));
+    await announcer.announce(["127.0.0.10/32", "203.0.113.10/32", "fe80::10/128"]);
+    expect(await bird.routes()).toEqual(["203.0.113.10/32"]);
+    expect(announcer.status()).toEqual([
+      { prefix: "127.0.0.10/32", wanted: true, confirmed: false, error: expect.stringContaining("BIRD took the include file but has no route to it") },
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null },
+      { prefix: "fe80::10/128", wanted: true, confirmed: false, error: expect.stringContaining("gorb_vips6 is disabled") },
+    ]);
+
+    await announcer.withdraw(["127.0.0.10/32", "fe80::10/128"]);
+    expect(Bun.spawnSync(["/usr/sbin/birdc", "-s", bird.socket, "disable gorb_vips"]).exitCode).toBe(0);
+    await announcer.announce([]);
+    expect(announcer.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: true, confirmed: false, error: expect.stringContaining("gorb_vips is disabled") }]);
+    // gorb's next configure enables it again (BIRD takes the file's protocol as it is written).
+    await announcer.announce(["203.0.113.11/32"]);
+    expect(announcer.status()).toEqual([
+      { prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null },
+      { prefix: "203.0.113.11/32", wanted: true, confirmed: true, error: null },
+    ]);
+  });
+
   test("bird.conf broken by the operator: the withdrawal is refused (8002) and tried again every retry, logged once, and goes through once it is fixed", async () => {
     const include = join(tempDir(), "gorb", "bird-vips.conf");
     const bird = await startBird(include);
