@@ -38,7 +38,19 @@ export interface BirdAnnouncerOptions {
   readonly retryMs?: number;
   /** Period of the confirmation read (default 10 s). */
   readonly checkMs?: number;
+  /** How long BIRD may take to answer a command (default 10 s), but `configure check` and `configure`. */
+  readonly replyTimeoutMs?: number;
+  /** How long BIRD may take to read its configuration (`configure check`, `configure`; default 2 min). */
+  readonly configureTimeoutMs?: number;
 }
+
+/** How long BIRD may take to answer a command, but a configure (see BirdAnnouncerOptions). */
+const REPLY_TIMEOUT_MS = 10_000;
+/**
+ * How long BIRD may take to read its configuration: a large one (prefix sets of a full table) takes tens of seconds,
+ * and a configure given up on is started over by the next sync, so one shorter than BIRD needs never completes.
+ */
+const CONFIGURE_TIMEOUT_MS = 120_000;
 
 /** The prefixes of the `route ... blackhole;` lines of an include file's text. */
 function routesIn(text: string | null): string[] {
@@ -144,7 +156,7 @@ export class BirdAnnouncer implements Announcer {
 
   async #connection(): Promise<BirdControl> {
     if (this.#control?.open === true) return this.#control;
-    const control = await BirdControl.connect(this.#options.socket, { timeoutMs: 10_000 });
+    const control = await BirdControl.connect(this.#options.socket, { timeoutMs: this.#options.replyTimeoutMs ?? REPLY_TIMEOUT_MS });
     this.#version = control.greeting;
     this.#control = control;
     this.#mustConfigure = true;
@@ -198,8 +210,9 @@ export class BirdAnnouncer implements Announcer {
     try {
       if (changed || this.#mustConfigure) {
         try {
-          await control.command("configure check");
-          const reply = await control.command("configure");
+          const configureMs = this.#options.configureTimeoutMs ?? CONFIGURE_TIMEOUT_MS;
+          await control.command("configure check", configureMs);
+          const reply = await control.command("configure", configureMs);
           if (reply.code !== BIRD_CODES.reconfigured && reply.code !== BIRD_CODES.reconfigurationInProgress && reply.code !== BIRD_CODES.reconfigurationQueued) {
             this.#options.log.warn(`BIRD answered configure with ${reply.code}: ${reply.lines.at(-1)?.text ?? ""}`);
           }

@@ -190,22 +190,25 @@ export class BirdControl {
     else this.#onClose.push(listener);
   }
 
-  /** Sends one command; resolves with its reply, throws BirdReplyError for 8xxx/9xxx, BirdSocketError when the socket fails. */
-  command(command: string): Promise<BirdReply> {
+  /**
+   * Sends one command; resolves with its reply, throws BirdReplyError for 8xxx/9xxx, BirdSocketError when the socket
+   * fails or no reply comes within `timeoutMs` (default: the connection's).
+   */
+  command(command: string, timeoutMs: number = this.#timeoutMs): Promise<BirdReply> {
     if (/[\r\n]/.test(command)) return Promise.reject(new RangeError("command: must be one line"));
-    const run = this.#queue.then(() => this.#send(command));
+    const run = this.#queue.then(() => this.#send(command, timeoutMs));
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  #send(command: string): Promise<BirdReply> {
+  #send(command: string, timeoutMs: number): Promise<BirdReply> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     return new Promise<BirdReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting = null;
         reject(new BirdSocketError(this.path, "timeout", `no reply to ${JSON.stringify(command)}`));
         this.close();
-      }, this.#timeoutMs);
+      }, timeoutMs);
       this.#waiting = {
         resolve: (reply) => {
           clearTimeout(timer);

@@ -24,7 +24,8 @@ export const RECORDED = {
     "2002-Name       Proto      Table      State  Since         Info\n1002-device1    Device     ---        up     14:41:16.445  \n gorb_vips  Static     master4    up     14:41:16.445  \n gorb_vips6 Static     master6    up     14:41:16.445  \n0000 \n",
 } as const;
 
-export type Script = (command: string) => string;
+/** The reply to a command, or a promise of it (a BIRD that answers late). */
+export type Script = (command: string) => string | Promise<string>;
 
 /** The fake server; `commands` records every command received, in order. */
 export class FakeBird {
@@ -60,7 +61,9 @@ export class FakeBird {
           const command = buffer.slice(0, nl);
           buffer = buffer.slice(nl + 1);
           this.commands.push(command);
-          socket.write(this.script(command));
+          const reply = this.script(command);
+          if (typeof reply === "string") socket.write(reply);
+          else void reply.then((text) => socket.write(text));
         }
       });
     });

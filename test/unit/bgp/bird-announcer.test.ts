@@ -108,6 +108,29 @@ describe("BirdAnnouncer", () => {
     expect(a.status().map((p) => [p.prefix, p.confirmed])).toEqual([["2001:db8::10/128", true]]);
   });
 
+  test("a configure may take longer than any other command: a slow one completes, a show route as slow times out", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    let loaded: string[] = [];
+    let slowShow = false;
+    const base = healthyBird(() => loaded);
+    const late = (reply: string) => new Promise<string>((resolve) => setTimeout(() => resolve(reply), 300));
+    const bird = await FakeBird.start((command) => {
+      if (command === "configure") loaded = routesOf(readFileSync(include, "utf8"));
+      if (command.startsWith("configure")) return late(base(command) as string);
+      return slowShow ? late(base(command) as string) : base(command);
+    });
+    cleanups.push(() => bird.close());
+    // Replies within 50 ms, but a configure, which has the default (minutes: a large bird.conf takes a while).
+    const a = new BirdAnnouncer({ socket: bird.path, include, protocol: "gorb_vips", clock: systemClock, log: quiet, retryMs: 20, checkMs: 60_000, replyTimeoutMs: 50 });
+    cleanups.push(() => a.close());
+    await a.announce(["203.0.113.10/32"]);
+    expect(bird.commands.filter((c) => c.startsWith("configure"))).toEqual(["configure check", "configure"]);
+    expect(a.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null }]);
+    slowShow = true;
+    await a.announce(["203.0.113.10/32"]);
+    expect(a.speaker().lastError).toContain('no reply to "show route protocol gorb_vips"');
+  });
+
   test("an unchanged set is not configured again: only confirmed", async () => {
     const include = join(tempDir(), "bird-vips.conf");
     const { bird } = await birdReading(include);
