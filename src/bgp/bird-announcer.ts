@@ -223,6 +223,19 @@ export class BirdAnnouncer implements Announcer {
           this.#lastError = null;
         } catch (error) {
           if (!(error instanceof BirdReplyError)) throw error;
+          if (error.code !== BIRD_CODES.configurationError) {
+            // Not the file's fault (a control socket restricted to reading answers 8007 Access denied): the new file
+            // stays, for BIRD to read when it can, and the configure is tried again at the next sync.
+            this.#mustConfigure = true;
+            const hint = error.code === BIRD_CODES.accessDenied ? " (a restricted control socket: gorb needs BIRD's full one)" : "";
+            const why = `${describe(error)}${hint}`;
+            const failed = `configure not done: ${why}`;
+            if (this.#lastError !== failed) this.#options.log.error(`BIRD: ${failed}`);
+            this.#lastError = failed;
+            for (const prefix of touched) this.#errors.set(prefix, { kind: "unreachable", text: why });
+            await this.#confirm(control);
+            return;
+          }
           // The new file is refused: put the old one back so that BIRD never loads it (not even at its next start).
           // When that fails too, the file on disk equals the wanted text at the next sync, so that sync must still
           // configure (check) rather than take the unchanged file for one BIRD has, and put the old file back then.

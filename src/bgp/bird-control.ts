@@ -66,6 +66,7 @@ export const BIRD_CODES = {
   routeList: 1007,
   networkNotFound: 8001,
   configurationError: 8002,
+  accessDenied: 8007,
   parseError: 9001,
 } as const;
 

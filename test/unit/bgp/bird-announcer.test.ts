@@ -165,6 +165,25 @@ describe("BirdAnnouncer", () => {
     expect(a.status().find((p) => p.prefix === "203.0.113.11/32")).toMatchObject({ confirmed: true, error: null });
   });
 
+  test("a configure BIRD refuses for another reason than the file (8007: a restricted control socket) keeps the new file and says why", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird, loaded } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    const base = bird.script;
+    bird.script = (command) => (command.startsWith("configure") ? "8007 Access denied\n" : base(command));
+    await a.announce(["203.0.113.11/32"]);
+    // The file is what gorb wants (BIRD reads it when it can, at the latest at its next start); BIRD has the old set.
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32", "203.0.113.11/32"]);
+    expect(loaded()).toEqual(["203.0.113.10/32"]);
+    expect(a.status().find((p) => p.prefix === "203.0.113.11/32")).toMatchObject({ confirmed: false, error: "BIRD 8007 Access denied (a restricted control socket: gorb needs BIRD's full one)" });
+    expect(a.speaker().lastError).toBe("configure not done: BIRD 8007 Access denied (a restricted control socket: gorb needs BIRD's full one)");
+    // Given the full socket's rights again, the next sync configures and confirms it.
+    bird.script = base;
+    await a.announce([]);
+    expect(a.status().find((p) => p.prefix === "203.0.113.11/32")).toMatchObject({ confirmed: true, error: null });
+  });
+
   test("a refused file that cannot be put back (the restore fails) is put back and checked again at the next tries, and reaches BIRD once BIRD takes it", async () => {
     const include = join(tempDir(), "bird-vips.conf");
     const { bird, loaded } = await birdReading(include);
