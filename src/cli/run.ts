@@ -391,7 +391,9 @@ async function dispatch(
       return error.exitCode;
     }
     if (isCittyUsageError(error)) {
-      log.error(error.message.replace(ANSI, ""));
+      // Worded as gorb's own usage errors ("missing ...", not citty's "Missing ...").
+      const message = error.message.replace(ANSI, "");
+      log.error(`${message.charAt(0).toLowerCase()}${message.slice(1)}`);
       const where = resolved?.path.join(" ") ?? "gorb";
       io.stderr(`Run "${where} --help" for usage.\n`);
       return EXIT.USAGE;

@@ -37,7 +37,7 @@ describe("exit 2: usage errors", () => {
     ["value flag followed by a flag", ["service", "add", "s9", "--host", "--port", "80"], 'error: --host needs a value (got the flag --port; for a value that starts with "--", write --host=VALUE)'],
     ["enum flag followed by a flag", ["backend", "add", "web", "b", "--pulse", "--pulse-path", "/h"], 'error: --pulse needs a value (got the flag --pulse-path; for a value that starts with "--", write --pulse=VALUE)'],
     ["short value flag followed by a flag", ["serve", "-l", "--flush"], 'error: --listen needs a value (got the flag --flush; for a value that starts with "--", write --listen=VALUE)'],
-    ["missing positional", ["service", "show"], "error: Missing required positional argument: NAME"],
+    ["missing positional", ["service", "show"], "error: missing required positional argument: NAME"],
     ["extra argument", ["service", "show", "web", "extra"], 'error: unexpected argument "extra" for "gorb service show"'],
     ["extra argument after --", ["status", "web", "--", "x"], 'error: unexpected argument "x" for "gorb status"'],
     ["not an integer", ["service", "add", "x", "--port", "eighty"], 'error: --port: expected an integer 1-65535, got "eighty"'],
