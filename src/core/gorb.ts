@@ -186,6 +186,7 @@ export class Gorb {
       events: this.#events,
       log: this.#log,
       onQuorum: (change) => this.#failover.quorumChanged(change),
+      policy: this.#policy,
     });
     const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
     const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };

@@ -12,7 +12,7 @@ import { describeDestination } from "../ipvs/address.ts";
 import { evaluateQuorum, type QuorumChange, type ServiceRecord } from "./desired-state.ts";
 import { SORRY_ID } from "./failover.ts";
 import type { FailoverParts, FailoverRunner } from "./failover-runner.ts";
-import { applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
+import { announcePanic, applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
 import type { OperationResult } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
 
@@ -121,12 +121,7 @@ export class HealthRunner {
       log[how](`backend ${q(t.backend.id)} of service ${q(t.service.id)} is ${t.to.state}` + (t.to.message === "" ? "" : `: ${t.to.message}`));
       events.publish("backend.health", { service: t.service.id, backend: t.backend.id, from: t.from.state, to: t.to.state, message: t.to.message });
     }
-    for (const p of step.panics) {
-      const text = `${p.down} of ${p.total} backends down, threshold ${p.threshold}%`;
-      if (p.active) log.warn(`service ${q(p.service.id)} is in panic mode (${text}): keeping the weights of the down backends`);
-      else log.info(`service ${q(p.service.id)} left panic mode (${text}): draining the down backends`);
-      events.publish("service.panic", { service: p.service.id, down: p.down, total: p.total, threshold: p.threshold, active: p.active });
-    }
+    for (const p of step.panics) announcePanic(p, log, events);
     const now = failover.now();
     for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") failover.slowStart.start(t.service, t.backend, now);
     const quorumChanges: QuorumChange[] = [];

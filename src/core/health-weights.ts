@@ -15,6 +15,8 @@ import { stepWeight } from "./edits.ts";
 import { backendHealthOf, type BackendHealth } from "./health.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { ObservedTable } from "./reconcile.ts";
+import type { EventBus } from "./events.ts";
+import type { Logger } from "../log.ts";
 
 /** A health state transition of a backend. */
 export interface HealthTransition {
@@ -53,6 +55,49 @@ function inPanic(threshold: number, down: number, total: number): boolean {
   return threshold > 0 && total > 0 && down * 100 > threshold * total;
 }
 
+/** The service's panic state as its backends and threshold have it now, when it is not the recorded one; else null. */
+function panicChange(service: ServiceRecord): PanicChange | null {
+  const threshold = service.spec.panicThreshold;
+  const total = service.backends.size;
+  const down = threshold > 0 ? downCount(service) : 0;
+  const active = inPanic(threshold, down, total);
+  return active === service.panic ? null : { service, active, down, total, threshold };
+}
+
+/**
+ * Re-evaluate a service's panic state after an edit (its panic_threshold changed, backends were created or
+ * deleted, a pulse became "none"): health updates are not the only thing that moves the share of down backends, and
+ * the update of a backend that stays down is quiet (isQuietUpdate), so it would never end a panic. Leaving panic
+ * drains the down backends whose weights it kept, as a health update does. The change, with how to undo it, or
+ * null when the state stays as it was.
+ */
+export function reevaluatePanic(service: ServiceRecord, policy: WeightPolicy): { readonly change: PanicChange; readonly undo: () => void } | null {
+  const change = panicChange(service);
+  if (change === null) return null;
+  const kept: [BackendRecord, BackendRecord["weight"]][] = [];
+  service.panic = change.active;
+  if (!change.active) {
+    for (const b of service.backends.values()) {
+      if (b.health.state !== "down" || b.spec.pulse.type === "none") continue;
+      kept.push([b, b.weight]);
+      b.weight = stepWeight(b.weight, b.spec, b.health, policy);
+    }
+  }
+  const undo = () => {
+    service.panic = !change.active;
+    for (const [b, weight] of kept) b.weight = weight;
+  };
+  return { change, undo };
+}
+
+/** Log and publish (service.panic) a service entering or leaving panic mode. */
+export function announcePanic(p: PanicChange, log: Logger, events: EventBus): void {
+  const text = `${p.down} of ${p.total} backends down, threshold ${p.threshold}%`;
+  if (p.active) log.warn(`service ${JSON.stringify(p.service.id)} is in panic mode (${text}): keeping the weights of the down backends`);
+  else log.info(`service ${JSON.stringify(p.service.id)} left panic mode (${text}): draining the down backends`);
+  events.publish("service.panic", { service: p.service.id, down: p.down, total: p.total, threshold: p.threshold, active: p.active });
+}
+
 /** Apply a batch of updates to the desired state; see the module comment. */
 export function applyHealthUpdates(desired: DesiredState, updates: readonly HealthUpdate[], policy: WeightPolicy): HealthStep {
   const transitions: HealthTransition[] = [];
@@ -72,14 +117,11 @@ export function applyHealthUpdates(desired: DesiredState, updates: readonly Heal
   }
   const panics: PanicChange[] = [];
   for (const [service, set] of touched) {
-    const threshold = service.spec.panicThreshold;
-    const total = service.backends.size;
-    const down = threshold > 0 ? downCount(service) : 0;
-    const panic = inPanic(threshold, down, total);
-    if (panic === service.panic) continue;
-    service.panic = panic;
-    panics.push({ service, active: panic, down, total, threshold });
-    if (panic) continue;
+    const change = panicChange(service);
+    if (change === null) continue;
+    service.panic = change.active;
+    panics.push(change);
+    if (change.active) continue;
     // Leaving panic: drain the backends that are down now.
     for (const b of service.backends.values()) {
       if (b.health.state === "down") {

@@ -24,6 +24,8 @@ import { OperationPlan, planOperations, type Operation, type WantedService } fro
 import type { Creating, StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
 import type { VipLedger } from "./vip-ledger.ts";
+import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
+import { announcePanic, reevaluatePanic } from "./health-weights.ts";
 
 /** One queued request: its section (edits + write) and how to answer it. */
 export interface Request {
@@ -83,6 +85,7 @@ export class Transactions {
   readonly #events: EventBus;
   readonly #log: Logger;
   readonly #onQuorum: (change: QuorumChange) => void;
+  readonly #policy: WeightPolicy;
   /** Set when a commit failed; cleared by a probe write that works. */
   #storeDown = false;
 
@@ -95,8 +98,11 @@ export class Transactions {
     log: Logger;
     /** A service's quorum state changed (published and hooked once the change is committed). */
     onQuorum?: (change: QuorumChange) => void;
+    /** The weight policy that drains the down backends of a service an edit takes out of panic mode. */
+    policy?: WeightPolicy;
   }) {
     this.#onQuorum = parts.onQuorum ?? (() => undefined);
+    this.#policy = parts.policy ?? DEFAULT_WEIGHT_POLICY;
     this.#desired = parts.desired;
     this.#writer = parts.writer;
     this.#store = parts.store;
@@ -294,9 +300,9 @@ export class Transactions {
   }
 
   /**
-   * Re-evaluate the quorum state of the services a change concerns (./failover.ts). A service whose state
-   * flips is written whole (its backends' weights and the sorry server change together); the flip is undone
-   * with the change and published once it is committed.
+   * Re-evaluate the panic and quorum states of the services a change concerns (./health-weights.ts,
+   * ./failover.ts). A service whose state flips is written whole (its backends' weights and the sorry server
+   * change together); the flip is undone with the change and published once it is committed.
    */
   quorum(tx: Tx): void {
     // The targets this adds (a flipped service's) are not looked at again. Most changes have one target: no set.
@@ -311,6 +317,14 @@ export class Transactions {
       }
       const record = this.#desired.service(t.service);
       if (record === undefined) continue;
+      // An edit moves the share of down backends too (a new threshold, backends created or deleted): a service it
+      // takes out of panic mode has its down backends drained, written whole with it.
+      const panic = reevaluatePanic(record, this.#policy);
+      if (panic !== null) {
+        tx.undo(panic.undo);
+        if (!panic.change.active) tx.target({ service: record.id, key: record.config.key, backends: null });
+        tx.after(() => announcePanic(panic.change, this.#log, this.#events));
+      }
       const before = record.quorumUp;
       const change = evaluateQuorum(record);
       if (change === null) continue;

@@ -72,3 +72,56 @@ describe("panic threshold", () => {
     await expect(gorb.updateService("web", { panic_threshold: 101 })).rejects.toThrow("panic_threshold: must be 0-100, got 101");
   });
 });
+
+describe("panic mode after an edit", () => {
+  test("a threshold lowered to off, or new backends, end a panic: the down backends are drained and it is published", async () => {
+    const stack = await fourBackends(50);
+    const { gorb, health, events, logger } = stack;
+    for (const b of ["b1", "b2", "b3"]) health.report("web", b, "down"); // one batch: 3 of 4 down at once, all kept
+    await gorb.idle();
+    expect(weights(stack)).toEqual([100, 100, 100, 100]);
+    expect((await gorb.getService("web")).panic).toBe(true);
+
+    // Two new backends: 3 of 6 down, not above 50%. A down backend's next failed check is quiet: only the edit
+    // itself can end the panic.
+    await gorb.createBackend("web", "b5", { host: "10.1.0.5" });
+    await gorb.createBackend("web", "b6", { host: "10.1.0.6" });
+    health.report("web", "b3", "down");
+    await gorb.idle();
+    expect(weights(stack)).toEqual([0, 0, 0, 100, 100, 100]);
+    expect((await gorb.getService("web")).panic).toBe(false);
+    expect(events.filter((e) => e.type === "service.panic").map((e) => e.data)).toEqual([
+      { service: "web", down: 3, total: 4, threshold: 50, active: true },
+      { service: "web", down: 3, total: 6, threshold: 50, active: false },
+    ]);
+    expect(logger.lines).toContain('info service "web" left panic mode (3 of 6 backends down, threshold 50%): draining the down backends');
+  });
+
+  test("a PATCH turning the threshold off ends a panic; one raising it back above the share starts one again", async () => {
+    const stack = await fourBackends(50);
+    const { gorb, health, events } = stack;
+    for (const b of ["b1", "b2", "b3"]) health.report("web", b, "down");
+    await gorb.idle();
+    expect((await gorb.getService("web")).panic).toBe(true);
+
+    await gorb.updateService("web", { panic_threshold: 0 });
+    expect(weights(stack)).toEqual([0, 0, 0, 100]);
+    expect((await gorb.getService("web")).panic).toBe(false);
+
+    await gorb.updateService("web", { panic_threshold: 60 }); // 3 of 4 = 75% > 60%: panic again (nothing to keep)
+    expect(weights(stack)).toEqual([0, 0, 0, 100]);
+    expect((await gorb.getService("web")).panic).toBe(true);
+    expect(events.filter((e) => e.type === "service.panic").map((e) => (e.data as { active: boolean }).active)).toEqual([true, false, true]);
+  });
+
+  test("an edit the kernel refuses changes nothing: the panic and its kept weights stay", async () => {
+    const stack = await fourBackends(50);
+    const { gorb, health, driver } = stack;
+    for (const b of ["b1", "b2", "b3"]) health.report("web", b, "down");
+    await gorb.idle();
+    driver.failNext("update-destination", "ENOMEM");
+    await expect(gorb.updateService("web", { panic_threshold: 0 })).rejects.toThrow();
+    expect(weights(stack)).toEqual([100, 100, 100, 100]);
+    expect((await gorb.getService("web")).panic).toBe(true);
+  });
+});
