@@ -8,7 +8,9 @@
  * (symlinks resolved) again. A hook never blocks the daemon: it is started and left to run; one that outlives
  * the timeout is killed (SIGKILL) with its whole process group: it runs in a session of its own, so a shell
  * script's `curl` or `sleep` (or anything it put in the background) dies with it; killing the script alone left
- * them running past the timeout. A hook that cannot start, exits non-zero or is killed is logged, nothing more.
+ * them running past the timeout. When the hook exits, what it left running in its group is killed too: a
+ * `quorum_down`'s `curl ... &` could otherwise outlive the timeout and act after the `quorum_up` that followed.
+ * A hook that cannot start, exits non-zero or is killed is logged, nothing more.
  * Its stdin is /dev/null, its output is discarded, and it runs in `/` (as exec checks do), not in gorb's working
  * directory.
  *
@@ -83,17 +85,26 @@ function runHook(
     return false;
   }
   let timedOut = false;
+  const pid = child.pid;
+  /** SIGKILL to the hook's process group (it leads its own session); false when none of it is left. */
+  const killGroup = (): boolean => {
+    try {
+      process.kill(-pid, "SIGKILL");
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      process.kill(-child.pid, "SIGKILL"); // the hook leads its own process group: its children die with it
-    } catch {
-      child.kill("SIGKILL");
-    }
+    if (!killGroup()) child.kill("SIGKILL"); // the hook leads its own process group: its children die with it
   }, timeoutMs);
   child.exited.then(
     (status) => {
       clearTimeout(timer);
+      // What it left running when it exited (`curl ... &`) dies with it: else it would outlive the timeout and
+      // could act after the service's next hook, undoing the order the hooks run in.
+      killGroup();
       if (timedOut) log.error(`${what}: killed after ${timeoutMs} ms`);
       else if (status !== 0) log.error(`${what}: exit ${status}`);
       else log.info(`${what}: done`);
@@ -101,6 +112,7 @@ function runHook(
     },
     (error: unknown) => {
       clearTimeout(timer);
+      killGroup();
       log.error(`${what}: ${String(error)}`);
       ended();
     },

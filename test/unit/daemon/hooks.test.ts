@@ -123,4 +123,24 @@ describe("quorum hooks", () => {
     if (alive) process.kill(background, "SIGKILL");
     expect(alive).toBe(false);
   });
+  test("what a hook leaves running when it exits dies with it: it cannot act after the service's next hook", async () => {
+    // A quorum_down that sends its call in the background and exits at once: left running, the call could land
+    // after the quorum_up that followed, or hang past the timeout.
+    const pidFile = join(root, "left.pid");
+    const order = join(root, "left-order.txt");
+    const go = join(root, "left-go");
+    const down = script(join(dir, "left-down.sh"), `(while [ ! -e ${go} ]; do sleep 0.01; done; echo down >> ${order}) & echo $! > ${pidFile}; exit 0`);
+    const up = script(join(dir, "left-up.sh"), `echo up >> ${order}`);
+    const { log, line } = waitingLogger();
+    const run = quorumHookRunner(dir, 10_000, log);
+    run(down, { ...ENV, GORB_STATE: "down" });
+    const background = await pidIn(pidFile);
+    expect(await line("left-down.sh")).toBe(`info quorum hook ${down} (service "web" down): done`);
+    run(up, { ...ENV, GORB_STATE: "up" });
+    await line("left-up.sh");
+    const alive = !(await dead(background));
+    if (alive) process.kill(background, "SIGKILL");
+    writeFileSync(go, ""); // lets a survivor end
+    expect(alive).toBe(false);
+  });
 });
