@@ -342,9 +342,13 @@ export class ConsulDiscovery implements Discovery {
     for (const wake of waiters) wake();
   }
 
+  /**
+   * `path` (/v1/...) under the base URL's own path (a Consul behind a proxy at http://proxy/consul stays there), with
+   * its query (?dc=east).
+   */
   #url(path: string): string {
     const url = new URL(this.#base.href);
-    url.pathname = path;
+    url.pathname = `${url.pathname.replace(/\/+$/, "")}${path}`;
     return url.href;
   }
 

@@ -83,6 +83,20 @@ describe("ConsulDiscovery", () => {
     expect([consul.seen[0]?.search, consul.seen[0]?.token]).toEqual(["?dc=east", "s3cret"]);
   });
 
+  test("a path on the Consul URL (a proxy's) is kept: the calls go under it", async () => {
+    const consul = fakeConsul();
+    servers.push(consul.server);
+    const discovery = new ConsulDiscovery({ url: `${consul.url}/consul/?dc=east`, instance: "lb1" });
+    discovery.expose(WEB);
+    discovery.remove("old");
+    await discovery.whenIdle();
+    // Sent concurrently: compared in sorted order.
+    expect(consul.seen.map((s) => `${s.path}${s.search}`).sort()).toEqual([
+      "/consul/v1/agent/service/deregister/lb1-old?dc=east",
+      "/consul/v1/agent/service/register?dc=east",
+    ]);
+  });
+
   test("Consul down at first, then up: the registration arrives later, and the failure is logged", async () => {
     // Find a free port, then leave nothing listening on it.
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
