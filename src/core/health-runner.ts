@@ -123,7 +123,8 @@ export class HealthRunner {
     }
     for (const p of step.panics) announcePanic(p, log, events);
     const now = failover.now();
-    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up") failover.slowStart.start(t.service, t.backend, now);
+    // A backend back up ramps up from a drained weight; one panic mode kept at its weight while down serves on as it was.
+    for (const t of step.transitions) if (t.from.state === "down" && t.to.state === "up" && !t.wasServing) failover.slowStart.start(t.service, t.backend, now);
     const quorumChanges: QuorumChange[] = [];
     for (const service of step.touched.keys()) {
       if (service.sorryRetry === true) service.sorryRetry = false;

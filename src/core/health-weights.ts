@@ -24,6 +24,8 @@ export interface HealthTransition {
   readonly backend: BackendRecord;
   readonly from: BackendHealth;
   readonly to: BackendHealth;
+  /** The backend kept a weight above 0 in its old state (panic mode keeps a down backend's): it was not drained. */
+  readonly wasServing: boolean;
 }
 
 /** A service entering (active) or leaving panic mode. */
@@ -108,7 +110,7 @@ export function applyHealthUpdates(desired: DesiredState, updates: readonly Heal
     if (entry === undefined) continue; // a backend deleted meanwhile
     const { service, backend } = entry;
     const health = backendHealthOf(update);
-    if (backend.health.state !== health.state) transitions.push({ service, backend, from: backend.health, to: health });
+    if (backend.health.state !== health.state) transitions.push({ service, backend, from: backend.health, to: health, wasServing: backend.weight.effective > 0 });
     backend.health = health;
     steps.push({ service, backend, health });
     let set = touched.get(service);

@@ -572,6 +572,27 @@ describe("slow start through Gorb (hand-driven clock)", () => {
     expect(series).toEqual([1, 25, 50, 75, 100]);
   });
 
+  test("a backend panic mode kept at its weight while down is not ramped from 1 again when it comes back up", async () => {
+    const clock = new ManualClock();
+    const s = stack({ clock });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80, panic_threshold: 50 });
+    for (const i of [1, 2, 3, 4]) await s.gorb.createBackend("web", `b${i}`, { host: `10.1.0.${i}`, weight: 100, slow_start: "4s" });
+    await clock.advance(4_000);
+    await s.gorb.idle();
+    const weights = () => s.driver.peek()[0]!.destinations.map((d) => d.weight);
+    expect(weights()).toEqual([100, 100, 100, 100]);
+    s.health.report("web", "b1", "down");
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    s.health.report("web", "b3", "down");
+    await s.gorb.idle();
+    expect(weights()).toEqual([0, 0, 100, 100]); // b3 went down in panic (3 of 4): kept at 100
+    s.health.report("web", "b3", "up");
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    expect(weights()).toEqual([1, 0, 100, 100]); // b1 was drained: it ramps; b3 served all along: no ramp
+  });
+
   test("a weight changed mid-ramp moves the cap at once: no step a second later", async () => {
     const clock = new ManualClock();
     const s = stack({ clock });
