@@ -123,7 +123,8 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   const unknown: string[] = [];
   for (const { service: serviceId, dest } of unknownDestinations(desired.wantedAll(), writer.view)) {
     const service = desired.service(serviceId);
-    if (service === undefined) continue;
+    // A destination kept already is a backend row that no longer reads (logged with it): left alone.
+    if (service === undefined || service.keep.has(destinationKeyId(dest))) continue;
     const text = `${describeDestination(dest)} in service ${q(serviceId)}`;
     unknown.push(text);
     if (mode === "report") {

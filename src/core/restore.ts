@@ -109,6 +109,9 @@ export async function loadSavedState(
         const why = errorMessage(error);
         dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why });
         drop.push({ service: row.id, backend: b.id, why });
+        // What the kernel serves for it is left alone, whatever --unknown-destinations says: it is not unknown.
+        const destId = droppedDestId(b, record.spec.port);
+        if (!record.byDest.has(destId)) record.keep.add(destId);
       }
     }
     services.push(record);
@@ -119,6 +122,15 @@ export async function loadSavedState(
     for (const b of rows) drop.push({ service: serviceId, backend: b.id, why: "its service has no row" }); // orphans
   }
   return { services, vips, backends, dropped, drop };
+}
+
+/**
+ * The destination a backend row that no longer reads stands for: its saved address, at the port its fields give
+ * when that is a port number, else at the service's (a backend's default).
+ */
+function droppedDestId(b: SavedBackend, servicePort: number): string {
+  const port = b.fields["port"];
+  return destinationKeyId({ ...b.address, port: typeof port === "number" && Number.isInteger(port) ? port : servicePort });
 }
 
 /** The request fields of an adopted destination: what the kernel has, with pulse none. */
