@@ -59,6 +59,15 @@ function why(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The JSON of a row (`what` names it); SavedStateError naming the row when it is not JSON (the database was edited). */
+function parseRow(data: string, what: string): unknown {
+  try {
+    return JSON.parse(data) as unknown;
+  } catch (error) {
+    throw new SavedStateError(`${what}: its data is not JSON (${why(error)})`);
+  }
+}
+
 /** The statements `sql` names, prepared; when one does not prepare, those already prepared are finalized. */
 function prepareAll<K extends string>(db: Database, sql: Readonly<Record<K, string>>): Record<K, Statement> {
   const prepared: Partial<Record<K, Statement>> = {};
@@ -251,18 +260,21 @@ export class SqliteStateStore implements StateStore {
     const creating: Creating[] = [];
     try {
       for (const row of this.#db.query("SELECT id, data FROM services ORDER BY rowid").all() as { id: string; data: string }[]) {
-        services.push(decodeSavedService(row.id, JSON.parse(row.data) as unknown));
+        services.push(decodeSavedService(row.id, parseRow(row.data, `service ${JSON.stringify(row.id)}`)));
       }
       const rows = this.#db.query("SELECT service, id, data FROM backends ORDER BY rowid").all() as {
         service: string;
         id: string;
         data: string;
       }[];
-      for (const row of rows) backends.push(decodeSavedBackend(row.service, row.id, JSON.parse(row.data) as unknown));
+      for (const row of rows) {
+        const what = `backend ${JSON.stringify(row.id)} of service ${JSON.stringify(row.service)}`;
+        backends.push(decodeSavedBackend(row.service, row.id, parseRow(row.data, what)));
+      }
       // A database of an earlier gorb opened only to read (state export) may not have the table.
       if (this.#db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'creating'").get() !== null) {
         for (const row of this.#db.query("SELECT key, vip FROM creating ORDER BY rowid").all() as { key: string; vip: number }[]) {
-          creating.push(decodeCreating(JSON.parse(row.key) as unknown, row.vip));
+          creating.push(decodeCreating(parseRow(row.key, `service being created ${JSON.stringify(row.key)}`), row.vip));
         }
       }
     } catch (error) {

@@ -207,6 +207,24 @@ describe("SqliteStateStore", () => {
     expect(() => store.load()).toThrow('is damaged (service "web": source must be "api" or "file", got "someone"); move it away to start empty');
   });
 
+  test("a row whose data is not JSON is refused naming the row", () => {
+    const dir = tempDir();
+    const first = open(dir);
+    first.commit({
+      putServices: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false }],
+      deleteServices: [],
+      putBackends: [{ service: "web", id: "b1", source: "api", fields: { host: "10.1.0.1" }, address: { address: "10.1.0.1", family: "inet" } }],
+      deleteBackends: [],
+    });
+    first.close();
+    stores.pop();
+    const db = new Database(join(dir, "state.db"));
+    db.run("UPDATE backends SET data = '{truncated' WHERE id = 'b1'");
+    db.close();
+    const store = open(dir);
+    expect(() => store.load()).toThrow(/is damaged \(backend "b1" of service "web": its data is not JSON \(.+\)\); move it away to start empty$/);
+  });
+
   test("another program's database, a schema that is no version and tables gorb did not make are refused; the file is left as it was", () => {
     const schemaError = (dir: string): StateSchemaError => {
       try {
