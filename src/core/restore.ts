@@ -55,6 +55,7 @@ export async function loadSavedState(
   const saved = new Set<string>();
   let backends = 0;
   for (const row of state.services) {
+    if (pacer.due()) await pacer.turn(); // 20,000 services without backends held the event loop for a second
     saved.add(row.id);
     const what = `service ${JSON.stringify(row.id)}`;
     let record: ServiceRecord;

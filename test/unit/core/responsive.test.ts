@@ -60,4 +60,16 @@ describe("bulk work yields to the event loop", () => {
     expect(views[0]?.backend_details).toHaveLength(20000);
     expect(views[0]?.backend_details[19999]?.id).toBe("b9999");
   }, 60_000);
+
+  // Only the backends' rows were read back in slices: 20,000 services without backends never let the loop turn.
+  test("a restore of 20,000 services without backends", async () => {
+    const { gorb } = makeGorb();
+    const services: SavedService[] = [];
+    for (let i = 0; i < 20000; i++) {
+      const address = `10.4.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+      services.push({ id: `s${i}`, source: "api", fields: { host: address, port: 80 }, key: { family: "inet", protocol: "tcp", address, port: 80 }, vip: false });
+    }
+    expect(await turnsDuring(() => gorb.restore({ services, backends: [] }))).toBeGreaterThan(0);
+    expect(gorb.listServices()).toHaveLength(20000);
+  }, 60_000);
 });
