@@ -56,6 +56,9 @@ describe("drain requests", () => {
     expect(problem({ timeout: "5" })).toStartWith("timeout: must be a duration such as 30s");
     expect(problem({ timeout: "-5s" })).toStartWith("timeout: must be a duration");
     expect(problem({ timeout: "8d" })).toBe('timeout: must be at most 7d, got "8d"');
+    // Too many digits is too long a drain, not a malformed duration.
+    expect(problem({ timeout: "99999999999999999999d" })).toBe('timeout: must be at most 7d, got "99999999999999999999d"');
+    expect(problem({ timeout: "0000000000000000000030s" })).toBe("accepted");
     expect(problem({ timeout: 5 })).toStartWith("timeout:");
     expect(problem({ then: "delete" })).toStartWith("then:");
     expect(problem({ Timeout: "1m", THEN: "KEEP", other: 1 })).toBe("accepted");
