@@ -204,7 +204,10 @@ function problemOf(schema: TSchema, value: unknown, root: boolean): string {
     case "boolean":
       return `must be true or false, got ${got}`;
     case "string": {
-      if (typeof value !== "string") return `must be a string, got ${got}`;
+      if (typeof value !== "string") {
+        const anyType = (single as { "x-problem-any-type"?: unknown })["x-problem-any-type"] === true;
+        return anyType && typeof custom === "string" ? `${custom}, got ${got}` : `must be a string, got ${got}`;
+      }
       if (typeof custom === "string") return `${custom}, got ${got}`;
       const max = (single as { maxLength?: number }).maxLength;
       if (max !== undefined && value.length > max) return `must be at most ${max} characters, got ${value.length}`;

@@ -115,7 +115,15 @@ export type FieldType =
   | { readonly kind: "integer"; readonly min: number; readonly max: number; readonly rangeText?: string }
   | { readonly kind: "boolean" }
   | { readonly kind: "enum"; readonly values: readonly string[] }
-  | { readonly kind: "string"; readonly maxLength: number; readonly pattern?: string; readonly problem?: string }
+  | {
+      readonly kind: "string";
+      readonly maxLength: number;
+      readonly pattern?: string;
+      /** What the value must be, in a 400 ("must be an IP address"). */
+      readonly problem?: string;
+      /** True: `problem` words a value of another type too (`5` for "5m"), not "must be a string". */
+      readonly problemOfAnyType?: boolean;
+    }
   | { readonly kind: "pulse" }
   | { readonly kind: "server" };
 
@@ -278,6 +286,8 @@ export const DRAIN = {
   maxTimeoutMs: 7 * 24 * 3600 * 1000,
   /** Longest timeout text. */
   timeoutLength: 32,
+  /** What a timeout must be, in the 400 of a bad one (a string of another form, or a value of another type). */
+  timeoutProblem: "must be a duration such as 30s, 5m or 2h",
 } as const satisfies { then: DrainThen; [k: string]: unknown };
 
 /** The fields of POST /service/:service/:backend/drain. */
@@ -285,6 +295,8 @@ export const DRAIN_FIELD_DEFS = {
   timeout: {
     kind: "string",
     maxLength: DRAIN.timeoutLength,
+    problem: DRAIN.timeoutProblem,
+    problemOfAnyType: true,
     description: "how long to wait for the backend's connections to end: 30s, 5m, 2h (0s: do not wait; at most 7 days)",
     default: DRAIN.timeout,
   },

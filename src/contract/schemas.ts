@@ -5,8 +5,8 @@
  * saved state).
  *
  * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Two extension
- * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be, `x-range`
- * overrides the range an integer's error shows. A third, `x-default`, carries a field's default as data for
+ * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be (and, with
+ * `x-problem-any-type`, a value of another type too), `x-range` overrides the range an integer's error shows. Another, `x-default`, carries a field's default as data for
  * clients (the web UI's placeholders); it is not `default`, which Elysia would fill in (see fieldSchema).
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
@@ -90,6 +90,7 @@ function fieldSchema(def: FieldDef): TSchema {
         maxLength: def.maxLength,
         ...(def.pattern === undefined ? {} : { pattern: def.pattern }),
         ...(def.problem === undefined ? {} : { "x-problem": def.problem }),
+        ...(def.problemOfAnyType === true ? { "x-problem-any-type": true } : {}),
         ...meta,
       });
     case "pulse":

@@ -50,7 +50,7 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, 
 /** A drain timeout ("30s", "5m", "2h", "0s") in ms; a ValidationError on `timeout` otherwise. */
 function parseDrainTimeout(text: string): number {
   const match = DURATION.exec(text.trim());
-  if (match === null) throw new ValidationError("timeout", `must be a duration such as 30s, 5m or 2h, got ${JSON.stringify(text)}`);
+  if (match === null) throw new ValidationError("timeout", `${DRAIN.timeoutProblem}, got ${JSON.stringify(text)}`);
   // Any number of digits (the contract bounds the text's length): a huge one is above the maximum, not malformed.
   const ms = Number(match[1]) * (UNIT_MS[(match[2] ?? "s").toLowerCase()] ?? 1000);
   if (ms > DRAIN.maxTimeoutMs) throw new ValidationError("timeout", `must be at most 7d, got ${JSON.stringify(text)}`);

@@ -57,6 +57,11 @@ describe("POST and DELETE /service/:service/:backend/drain", () => {
       expect(reply.body).toMatchObject({ code: "VALIDATION" });
       expect((reply.body as { error: string }).error).toStartWith(`${field}: `);
     }
+    // The API's own schema check words a timeout of another type as the README says (as core does).
+    expect((await call("POST", "/service/web/b1/drain", { timeout: 300 })).body).toMatchObject({
+      field: "timeout",
+      error: "timeout: must be a duration such as 30s, 5m or 2h, got 300",
+    });
     expect((await call("POST", "/service/web/nope/drain", {})).status).toBe(404);
     expect((await call("POST", "/service/nope/b1/drain", {})).status).toBe(404);
     expect((await call("DELETE", "/service/web/nope/drain")).status).toBe(404);

@@ -59,7 +59,9 @@ describe("drain requests", () => {
     // Too many digits is too long a drain, not a malformed duration.
     expect(problem({ timeout: "99999999999999999999d" })).toBe('timeout: must be at most 7d, got "99999999999999999999d"');
     expect(problem({ timeout: "0000000000000000000030s" })).toBe("accepted");
-    expect(problem({ timeout: 5 })).toStartWith("timeout:");
+    // A number (seconds meant) is worded as the README says, not "must be a string".
+    expect(problem({ timeout: 5 })).toBe("timeout: must be a duration such as 30s, 5m or 2h, got 5");
+    expect(problem({ timeout: true })).toBe("timeout: must be a duration such as 30s, 5m or 2h, got true");
     expect(problem({ then: "delete" })).toStartWith("then:");
     expect(problem({ Timeout: "1m", THEN: "KEEP", other: 1 })).toBe("accepted");
     expect(drainFields({ Timeout: "1m", THEN: "KEEP", other: 1 })).toEqual({ timeout: "1m", then: "keep" });
