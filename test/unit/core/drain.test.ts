@@ -43,6 +43,17 @@ describe("drain requests", () => {
     expect(drainRequestOf({ timeout: "1500ms" }).timeoutMs).toBe(1500);
   });
 
+  test("the grammar README states: units in any case, sec and min too, spaces around but not inside", () => {
+    expect(drainRequestOf({ timeout: "5M" }).timeoutMs).toBe(300_000);
+    expect(drainRequestOf({ timeout: "5MS" }).timeoutMs).toBe(5);
+    expect(drainRequestOf({ timeout: "2Min" }).timeoutMs).toBe(120_000);
+    expect(drainRequestOf({ timeout: "30sec" }).timeoutMs).toBe(30_000);
+    expect(drainRequestOf({ timeout: " 1D " }).timeoutMs).toBe(86_400_000);
+    for (const bad of ["5 m", "1.5h", "+5s", "5", "", "5w", "5minutes"]) {
+      expect(() => drainRequestOf({ timeout: bad })).toThrow(`timeout: must be a duration such as 30s, 5m or 2h, got ${JSON.stringify(bad)}`);
+    }
+  });
+
   test("bad input is a ValidationError naming the field", () => {
     const problem = (body: unknown) => {
       try {
