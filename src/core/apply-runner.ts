@@ -55,8 +55,15 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
       return edits.updateService(tx, service(), servicePatchFields(replacementBody(SERVICE_FIELDS, step.fields)), resolver);
     case "delete-service":
       return edits.deleteService(tx, service());
-    case "create-backend":
-      return edits.createBackend(tx, service(), step.backend, checkedFields(step.fields, backendFields), step.source, resolver, step.address);
+    case "create-backend": {
+      const drain = step.drain;
+      if (drain === undefined) return edits.createBackend(tx, service(), step.backend, checkedFields(step.fields, backendFields), step.source, resolver, step.address);
+      return (async () => {
+        const s = service();
+        await edits.createBackend(tx, s, step.backend, checkedFields(step.fields, backendFields), step.source, resolver, step.address);
+        edits.setDrain(tx, s, queries.backend(s, step.backend), drain, null);
+      })();
+    }
     case "update-backend": {
       const s = service();
       return edits.updateBackend(tx, s, queries.backend(s, step.backend), backendPatchFields(replacementBody(BACKEND_FIELDS, step.fields)), resolver);
@@ -215,7 +222,7 @@ export function managedServicesOf(desired: DesiredState): ManagedService[] {
     fields: new Map(s.fields),
     spec: s.spec,
     config: s.config,
-    backends: [...s.backends.values()].map((b) => ({ id: b.id, source: b.source, fields: new Map(b.fields), spec: b.spec, address: b.address })),
+    backends: [...s.backends.values()].map((b) => ({ id: b.id, source: b.source, fields: new Map(b.fields), spec: b.spec, address: b.address, drain: b.drain })),
   }));
 }
 

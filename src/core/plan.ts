@@ -15,8 +15,9 @@
  */
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
-import type { DestinationConfig, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
+import type { DestinationConfig, DestinationKey, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
+import type { DrainState } from "./drain.ts";
 import type { Fields } from "./fields.ts";
 import { initialWeightState } from "../health/weight.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
@@ -55,6 +56,8 @@ export interface ManagedBackend {
   readonly fields: Fields;
   readonly spec: BackendSpec;
   readonly address: ResolvedAddress;
+  /** Its drain (./drain.ts), in progress or held; absent or null when none. */
+  readonly drain?: DrainState | null;
 }
 
 /** A service gorb manages, as the planner sees it. */
@@ -101,6 +104,8 @@ export type ApplyStep =
       readonly source: Source;
       /** The address the plan resolved the declared host to, for the service's family (not looked up again). */
       readonly address?: ResolvedAddress;
+      /** The drain the backend had in the service this re-creates: it goes on (an apply leaves drains alone). */
+      readonly drain?: DrainState;
     }
   | { readonly kind: "update-backend"; readonly service: string; readonly backend: string; readonly fields: Fields }
   | { readonly kind: "delete-backend"; readonly service: string; readonly backend: string }
@@ -311,14 +316,25 @@ function* planSteps(
           { kind: "create-service", service: want.id, fields: want.fields },
         ],
       });
-      for (const b of want.backends) changes.push(createBackend(want.id, b, ["re-added to the re-created service"]));
+      // A backend re-added on its destination keeps its drain: an operator's drain is not the file's to end.
+      const before = new Map(have.backends.map((o) => [o.id, o] as const));
+      const drainOf = (id: string, dest: DestinationKey): DrainState | null => {
+        const old = before.get(id);
+        const same = old !== undefined && destinationKeyId({ ...old.address, port: old.spec.port }) === destinationKeyId(dest);
+        return same ? (old.drain ?? null) : null;
+      };
+      for (const b of want.backends) changes.push(createBackend(want.id, b, ["re-added to the re-created service"], drainOf(b.id, b.dest)));
       for (const b of keptApi) {
+        const drain = drainOf(b.id, { ...b.address, port: b.spec.port });
         changes.push({
           action: "create",
           service: want.id,
           backend: b.id,
-          details: [`${describeDestination({ ...b.address, port: b.spec.port })}, created over the API; re-added to the re-created service`],
-          steps: [{ kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "api" }],
+          details: [
+            `${describeDestination({ ...b.address, port: b.spec.port })}, created over the API; re-added to the re-created service` +
+              (drain === null ? "" : `; its drain goes on (${drain.phase})`),
+          ],
+          steps: [{ kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "api", ...(drain === null ? {} : { drain }) }],
         });
       }
       continue;
@@ -390,12 +406,13 @@ function byPhase(changes: readonly PlannedChange[]): PlannedChange[] {
   return buckets.flatMap((bucket) => bucket ?? []);
 }
 
-function createBackend(service: string, b: ResolvedBackend, notes: readonly string[]): PlannedChange {
+function createBackend(service: string, b: ResolvedBackend, notes: readonly string[], drain: DrainState | null = null): PlannedChange {
+  const kept = drain === null ? [] : [`its drain goes on (${drain.phase})`];
   return {
     action: "create",
     service,
     backend: b.id,
-    details: [[backendSummary(b.dest, b.spec), ...notes].join("; ")],
-    steps: [{ kind: "create-backend", service, backend: b.id, fields: b.fields, source: "file", address: b.address }],
+    details: [[backendSummary(b.dest, b.spec), ...notes, ...kept].join("; ")],
+    steps: [{ kind: "create-backend", service, backend: b.id, fields: b.fields, source: "file", address: b.address, ...(drain === null ? {} : { drain }) }],
   };
 }

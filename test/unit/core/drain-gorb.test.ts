@@ -6,6 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import { NotFoundError, ValidationError } from "../../../src/core/errors.ts";
+import { fieldsOf } from "../../../src/core/fields.ts";
+import type { DeclaredService } from "../../../src/core/plan.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { ConnsDriver, makeGorb, type TestStack } from "./fakes.ts";
 import { MemoryStateStore } from "./memory-store.ts";
@@ -140,6 +142,43 @@ describe("drain", () => {
     expect(weights(driver)).toEqual({ "10.1.0.2:80": 100 });
     expect(store.backends.has("web/b1")).toBe(false);
     await again.gorb.close();
+  });
+});
+
+describe("an apply leaves drains alone", () => {
+  test("a service the file re-creates (a new protocol) re-adds its drained backends still drained, a held one held", async () => {
+    const driver = new ConnsDriver();
+    const s = makeGorb({ driver, drainPollMs: 5 });
+    const declared = (protocol: string): DeclaredService[] => [
+      {
+        id: "web",
+        fields: fieldsOf({ ...WEB, protocol }),
+        backends: [
+          { id: "b1", fields: fieldsOf({ host: "10.1.0.1" }) },
+          { id: "b2", fields: fieldsOf({ host: "10.1.0.2" }) },
+        ],
+      },
+    ];
+    await s.gorb.apply(declared("tcp"));
+    await s.gorb.createBackend("web", "b3", { host: "10.1.0.3" }); // over the API: kept by the apply
+    const held = drainEvent(s, "b1", "drained");
+    await s.gorb.drainBackend("web", "b1", { then: "keep" });
+    await held;
+    driver.conns.set("10.1.0.3:80", { active: 1, inactive: 0 });
+    const watched = drainEvent(s, "b3", "progress");
+    await s.gorb.drainBackend("web", "b3", { timeout: "1h", then: "keep" });
+    await watched;
+
+    const report = await s.gorb.apply(declared("sctp"));
+    expect(report.changes.filter((c) => c.backend !== null).map((c) => `${c.backend} ${c.status} ${c.details.join(" ")}`)).toEqual([
+      "b1 done 10.1.0.1:80, nat, weight 100; re-added to the re-created service; its drain goes on (drained)",
+      "b2 done 10.1.0.2:80, nat, weight 100; re-added to the re-created service",
+      "b3 done 10.1.0.3:80, created over the API; re-added to the re-created service; its drain goes on (draining)",
+    ]);
+    expect(weights(driver)).toEqual({ "10.1.0.1:80": 0, "10.1.0.2:80": 100, "10.1.0.3:80": 0 });
+    expect((await s.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", then: "keep" });
+    expect((await s.gorb.getBackend("web", "b3")).drain).toMatchObject({ state: "draining", then: "keep" });
+    await s.gorb.close();
   });
 });
 
