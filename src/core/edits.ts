@@ -307,8 +307,10 @@ export class Edits {
     const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };
     Object.assign(backend, { fields, spec, health, weight });
     tx.undo(() => Object.assign(backend, before));
-    // Given a weight again after a drain to 0: the slow start ramps it up. Mid-ramp, the cap follows the new spec.
-    if (before.spec.weight === 0 && spec.weight > 0) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
+    // Given a weight again after a drain to 0, or out of maintenance: the slow start ramps it up (a ramp started
+    // before the hold ran on under it). Mid-ramp, the cap follows the new spec.
+    const released = (before.spec.weight === 0 && spec.weight > 0) || (before.spec.maintenance && !spec.maintenance);
+    if (released) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
     else if (before.ramp !== null) this.#p.slowStart?.refresh(backend, this.#p.now?.() ?? 0);
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key, backends: [{ id: backend.id, key: from }] });
@@ -344,10 +346,14 @@ export class Edits {
    */
   setDrain(tx: Tx, service: ServiceRecord, backend: BackendRecord, drain: DrainState | null, event: (() => void) | null): void {
     const before = backend.drain;
+    const ramp = backend.ramp ?? null;
     backend.drain = drain;
     tx.undo(() => {
       backend.drain = before;
+      backend.ramp = ramp;
     });
+    // Given traffic again (undrained): the slow start ramps it up, as after maintenance.
+    if (before !== null && drain === null) this.#p.slowStart?.start(service, backend, this.#p.now?.() ?? 0);
     tx.touch(service.id, backend.id);
     tx.target({ service: service.id, key: service.config.key, backends: [{ id: backend.id, key: destinationKeyOfBackend(backend) }] });
     if (event !== null) tx.after(event);

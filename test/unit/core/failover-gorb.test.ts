@@ -593,6 +593,32 @@ describe("slow start through Gorb (hand-driven clock)", () => {
     expect(weights()).toEqual([1, 0, 100, 100]); // b1 was drained: it ramps; b3 served all along: no ramp
   });
 
+  test("out of maintenance, or undrained, a backend ramps up again: a ramp that ran out under the hold does not give it its full weight at once", async () => {
+    const clock = new ManualClock();
+    const s = stack({ clock });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 100, slow_start: "4s" });
+    const weight = () => s.driver.peek()[0]!.destinations[0]!.weight;
+    await s.gorb.updateBackend("web", "b1", { maintenance: true }); // held at 0 at once, its ramp just started
+    await clock.advance(5_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(0);
+    await s.gorb.updateBackend("web", "b1", { maintenance: false });
+    expect(weight()).toBe(1);
+    await clock.advance(1_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(25);
+    await clock.advance(3_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(100);
+    await s.gorb.drainBackend("web", "b1", { then: "keep" });
+    await clock.advance(5_000);
+    await s.gorb.idle();
+    expect(weight()).toBe(0);
+    await s.gorb.undrainBackend("web", "b1");
+    expect(weight()).toBe(1);
+  });
+
   test("a weight changed mid-ramp moves the cap at once: no step a second later", async () => {
     const clock = new ManualClock();
     const s = stack({ clock });
