@@ -27,6 +27,8 @@
  *     localhost. On other listen addresses a rebound page can read (not write) without a token.
  *  5. Token: with a token configured, "Authorization: Bearer <token>" (./auth.ts), else 401. A GET of one of
  *     `openPaths` (the web UI's static files, which hold no data: ./ui.ts) needs no token.
+ *  Every refusal (400, 401, 403, 503) carries "Connection: close": a refused client cannot keep a connection open
+ *  by sending refused requests, and so cannot hold the slots of --max-connections.
  */
 import { GorbError, ValidationError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
@@ -159,7 +161,12 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
       return null;
     } catch (error) {
       if (!(error instanceof GorbError)) throw error;
-      return gorbErrorBody(error);
+      // A refused client does not keep its connection: answering it keep-alive let one without the token, or from
+      // outside --allow, hold a connection for ever with a refused request every few seconds, and with
+      // --max-connections of them the shedder closed every newer connection, the operator's included.
+      const refused = gorbErrorBody(error);
+      refused.headers.set("Connection", "close");
+      return refused;
     }
   };
 }

@@ -95,6 +95,49 @@ describe("--max-connections", () => {
   });
 });
 
+/**
+ * Writes `requests` on one connection at once (pipelined) and resolves with the status lines answered, once the
+ * server has closed the connection or has answered them all.
+ */
+async function pipelined(port: number, requests: readonly string[], host = "127.0.0.1"): Promise<{ statuses: string[]; closed: boolean }> {
+  const socket = connect({ host, port });
+  sockets.push(socket);
+  socket.on("error", () => {});
+  let text = "";
+  const statuses = () => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1] ?? "");
+  return await new Promise((resolve) => {
+    socket.on("data", (chunk) => {
+      text += chunk.toString();
+      if (statuses().length === requests.length) resolve({ statuses: statuses(), closed: false });
+    });
+    socket.on("close", () => resolve({ statuses: statuses(), closed: true }));
+    socket.on("connect", () => socket.write(requests.join("")));
+  });
+}
+
+describe("--max-connections: refused clients do not keep their connection", () => {
+  // A refused request kept its connection alive: a client without the token, or from outside --allow, held a
+  // connection for ever by sending a request every few seconds, and with --max-connections of them open, the
+  // shedder closed every newer connection, the operator's included.
+  test("a request refused for its token, its origin or its peer is answered and its connection closed", async () => {
+    const { server } = serve({ token: "sekrit" });
+    const get = "GET /service HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    expect(await pipelined(server.port, [get, get])).toEqual({ statuses: ["401"], closed: true });
+    const foreign = "DELETE /service/web HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nAuthorization: Bearer sekrit\r\n\r\n";
+    expect(await pipelined(server.port, [foreign, get])).toEqual({ statuses: ["403"], closed: true });
+    // The token's owner keeps the connection for the next request.
+    const owner = "GET /service HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sekrit\r\n\r\n";
+    expect(await pipelined(server.port, [owner, owner])).toEqual({ statuses: ["200", "200"], closed: false });
+  });
+
+  test("a peer outside --allow is answered 403 and its connection closed", async () => {
+    const address = externalAddress();
+    const { server } = serve({ allow: [parseCidr("198.51.100.0/24")] }, "0.0.0.0");
+    const get = `GET /service HTTP/1.1\r\nHost: ${address}\r\n\r\n`;
+    expect(await pipelined(server.port, [get, get], address)).toEqual({ statuses: ["403"], closed: true });
+  });
+});
+
 describe("--max-connections: silent connections beyond the cap", () => {
   test("connections beyond the cap are shut down, also ones that never finish a request", async () => {
     const stack = makeGorb();
