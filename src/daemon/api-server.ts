@@ -6,9 +6,9 @@
  * three ways: `idleTimeout` closes a keep-alive connection idle for IDLE_TIMEOUT_S seconds (Bun closes one that
  * never sent a request after about 10 s whatever the setting); the guard (src/api/guard.ts) answers a request
  * that arrives while --max-connections are in flight with 503 and "Connection: close"; and ./connection-shedder.ts
- * shuts down, every second, the newest API connections beyond the cap, silent ones included, so they cannot use
- * up the file descriptors the health checks need. `reusePort` is off: a second gorb on the same port must fail
- * to bind, not share it.
+ * shuts down, every second, the API connections beyond the cap (peers outside --allow first, loopback last, the
+ * newest first), silent ones included, so they cannot use up the file descriptors the health checks need.
+ * `reusePort` is off: a second gorb on the same port must fail to bind, not share it.
  *
  * Stop: stop accepting, let requests in flight finish for up to the deadline, then close every connection
  * (a client holding a request open can no longer delay a restart).
@@ -19,6 +19,7 @@ import type { Logger } from "../log.ts";
 import { ConnectionShedder } from "./connection-shedder.ts";
 import { readPrivateFile } from "./secrets.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
+import type { Cidr } from "../config/cidr.ts";
 
 /** Default time requests in flight get to finish at shutdown. */
 export const STOP_DEADLINE_MS = 5000;
@@ -52,6 +53,8 @@ export interface ApiServerOptions {
   readonly shedIntervalMs?: number;
   /** Open fds known not to be API connections (health-check sockets in flight), for the shedder. */
   readonly otherFds?: () => number;
+  /** --allow: the shedder closes connections of peers outside it first (loopback last). */
+  readonly allow?: readonly Cidr[];
   readonly logger?: Logger;
 }
 
@@ -80,6 +83,7 @@ export function startApiServer(app: ReturnType<typeof createApp>, options: ApiSe
       shutdown: options.shutdown ?? shutdownSocket,
       ...(options.shedIntervalMs !== undefined ? { intervalMs: options.shedIntervalMs } : {}),
       ...(options.otherFds !== undefined ? { otherFds: options.otherFds } : {}),
+      ...(options.allow !== undefined ? { allow: options.allow } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
     });
   }

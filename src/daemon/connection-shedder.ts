@@ -10,7 +10,12 @@
  *      and when the namespace holds no more connections on the API's port than the cap, no fd link is read;
  *   2. else find the API's accepted connections: the fds that are sockets whose inode /proc/net/tcp{,6} lists with
  *      the API's port as the LOCAL port (and not listening);
- *   3. if there are more than the cap, shut down the newest ones (highest inode) beyond it with shutdown(2).
+ *   3. if there are more than the cap, shut down the ones beyond it with shutdown(2): first the connections of peers
+ *      outside --allow (their requests are refused anyway), then those of other peers, those from loopback (the
+ *      operator's own CLI on this host) last; within each, the newest (highest inode) first. Shedding the newest
+ *      whoever they were let anyone who held the cap's worth of connections (silent ones, reopened as Bun closed
+ *      them) have every newer connection closed within a round, so the operator's `gorb status --watch`, a long
+ *      apply or the web UI's event stream was cut again and again. /proc/net/tcp names each connection's peer.
  * shutdown(2), not close(2): Bun's event loop sees end-of-file and closes the fd itself, so no fd number is ever
  * closed behind its back (a reused number would be someone else's socket). The scan and the shutdowns run in
  * one synchronous turn of the event loop, which is the thread that closes API sockets, so an fd found in step 2 is
@@ -24,12 +29,16 @@
  * runs the round in the slot that frees (each step opens one file at a time), and takes the reserve back.
  */
 import { closeSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { endianness } from "node:os";
+import { type AddressBytes, type Cidr, cidrContains, isLoopback } from "../config/cidr.ts";
 import type { Logger } from "../log.ts";
 
 /** One accepted API connection. */
 export interface ApiSocket {
   readonly fd: number;
   readonly inode: number;
+  /** The peer's address (an IPv4-mapped one as IPv4), or null when /proc did not say. */
+  readonly peer: AddressBytes | null;
 }
 
 /** Options of ConnectionShedder. */
@@ -46,6 +55,8 @@ export interface ConnectionShedderOptions {
   readonly fdLimit?: number;
   /** How many of the open fds are known to be something else (health-check sockets in flight). @default none */
   readonly otherFds?: () => number;
+  /** --allow: connections of peers outside these networks (and loopback) are shed first. @default every peer allowed */
+  readonly allow?: readonly Cidr[];
   readonly logger?: Logger;
 }
 
@@ -62,9 +73,31 @@ export function openFilesLimit(): number | null {
   }
 }
 
-/** Inodes of the sockets /proc/net/tcp and tcp6 list with local port `port`, except listening ones. */
-export function socketInodesOnLocalPort(port: number): Set<number> {
-  const inodes = new Set<number>();
+const LITTLE_ENDIAN = endianness() === "LE";
+
+/**
+ * The bytes of an address as /proc/net/tcp{,6} prints it: 8 or 32 hex digits, each 32-bit word in the host's byte
+ * order; an IPv4-mapped IPv6 address as IPv4 (as config/cidr.ts parseAddress); null when it is not one.
+ */
+function procAddress(hex: string): AddressBytes | null {
+  if (!/^([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32})$/.test(hex)) return null;
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let word = 0; word < bytes.length / 4; word++) {
+    for (let i = 0; i < 4; i++) {
+      const at = LITTLE_ENDIAN ? word * 4 + 3 - i : word * 4 + i;
+      bytes[at] = Number.parseInt(hex.slice(word * 8 + i * 2, word * 8 + i * 2 + 2), 16);
+    }
+  }
+  const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? bytes.slice(12) : bytes;
+}
+
+/**
+ * The sockets /proc/net/tcp and tcp6 list with local port `port`, except listening ones: inode to the peer's
+ * address (null when it does not read).
+ */
+export function socketInodesOnLocalPort(port: number): Map<number, AddressBytes | null> {
+  const inodes = new Map<number, AddressBytes | null>();
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
@@ -83,17 +116,18 @@ export function socketInodesOnLocalPort(port: number): Set<number> {
       if (start === 0) continue; // the header
       const fields = line.trim().split(/\s+/);
       const local = fields[1];
+      const remote = fields[2] ?? "";
       const state = fields[3];
       const inode = Number(fields[9]);
       if (local === undefined || !local.endsWith(`:${hexPort}`) || state === "0A" || !(inode > 0)) continue;
-      inodes.add(inode);
+      inodes.set(inode, procAddress(remote.slice(0, remote.indexOf(":"))));
     }
   }
   return inodes;
 }
 
-/** The fds of this process that are the sockets in `inodes`, oldest (lowest inode) first. */
-export function fdsOfSockets(inodes: ReadonlySet<number>): ApiSocket[] {
+/** The fds of this process that are the sockets in `inodes` (inode to peer), oldest (lowest inode) first. */
+export function fdsOfSockets(inodes: ReadonlyMap<number, AddressBytes | null>): ApiSocket[] {
   const found: ApiSocket[] = [];
   const entries = readdirSync("/proc/self/fd");
   for (const entry of entries) {
@@ -106,7 +140,7 @@ export function fdsOfSockets(inodes: ReadonlySet<number>): ApiSocket[] {
     const match = /^socket:\[(\d+)\]$/.exec(target);
     if (match === null) continue;
     const inode = Number(match[1]);
-    if (inodes.has(inode)) found.push({ fd: Number(entry), inode });
+    if (inodes.has(inode)) found.push({ fd: Number(entry), inode, peer: inodes.get(inode) ?? null });
   }
   return found.sort((a, b) => a.inode - b.inode);
 }
@@ -133,6 +167,7 @@ export class ConnectionShedder {
   readonly #log: Logger | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #otherFds: () => number;
+  readonly #allow: readonly Cidr[];
   #lastWarning = 0;
   #reserve: number | null = openReserve();
   /** Connections shut down so far. */
@@ -145,6 +180,7 @@ export class ConnectionShedder {
     this.#shutdown = options.shutdown;
     this.#log = options.logger;
     this.#otherFds = options.otherFds ?? (() => 0);
+    this.#allow = options.allow ?? [];
     this.#timer = setInterval(() => this.check(), options.intervalMs ?? 1000);
     this.#timer.unref();
   }
@@ -181,15 +217,28 @@ export class ConnectionShedder {
     const sockets = fdsOfSockets(inodes);
     const excess = sockets.length - this.#cap;
     if (excess <= 0) return 0;
+    // Kept first: loopback, then allowed peers, oldest first in each; the tail beyond the cap is shed.
+    const kept = sockets
+      .map((socket) => ({ socket, rank: this.#rank(socket.peer) }))
+      .sort((a, b) => b.rank - a.rank || a.socket.inode - b.socket.inode);
     let shed = 0;
-    for (const socket of sockets.slice(-excess)) if (this.#shutdown(socket.fd) === 0) shed++;
+    for (const { socket } of kept.slice(-excess)) if (this.#shutdown(socket.fd) === 0) shed++;
     this.shed += shed;
     const now = Date.now();
     if (now - this.#lastWarning >= 10_000) {
       this.#lastWarning = now;
-      this.#log?.warn(`API: ${sockets.length} connections open, over the cap of ${this.#cap}: closed the ${shed} newest`);
+      this.#log?.warn(
+        `API: ${sockets.length} connections open, over the cap of ${this.#cap}: closed ${shed} (peers outside --allow first, loopback last, the newest first)`,
+      );
     }
     return shed;
+  }
+
+  /** How much a connection from `peer` is kept: 2 loopback, 1 an allowed (or unknown) peer, 0 one outside --allow. */
+  #rank(peer: AddressBytes | null): number {
+    if (peer === null) return 1;
+    if (isLoopback(peer)) return 2;
+    return this.#allow.length === 0 || this.#allow.some((network) => cidrContains(network, peer)) ? 1 : 0;
   }
 
   stop(): void {

@@ -215,6 +215,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     tls: options.tls,
     maxConnections: options.maxConnections,
     otherFds: () => monitor?.stats().inFlight ?? 0,
+    allow: options.allow,
     logger: log.withTag("api"),
   });
   const port = api.port;
