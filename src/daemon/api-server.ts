@@ -17,7 +17,7 @@ import { shutdownSocket } from "../../ffi/libc.ts";
 import { IDLE_TIMEOUT_S, type createApp } from "../api/app.ts";
 import type { Logger } from "../log.ts";
 import { ConnectionShedder } from "./connection-shedder.ts";
-import { readPrivateFile } from "./secrets.ts";
+import { readPrivateFile, readPublicFile } from "./secrets.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
 import type { Cidr } from "../config/cidr.ts";
 
@@ -60,13 +60,18 @@ export interface ApiServerOptions {
 
 /**
  * Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded, and
- * SecretFileError when the TLS key is no longer private (it is read from the descriptor checked, not by name).
+ * SecretFileError when the TLS key is no longer private (it is read from the descriptor checked, not by name), or
+ * the certificate or the key is not a regular file of at most 1 MiB.
  */
 export function startApiServer(app: ReturnType<typeof createApp>, options: ApiServerOptions): ApiServer {
   app.listen({
     port: options.listen.port,
     ...(options.listen.host !== null ? { hostname: options.listen.host } : {}),
-    ...(options.tls !== null ? { tls: { cert: Bun.file(options.tls.certFile), key: readPrivateFile("tls-key", options.tls.keyFile) } } : {}),
+    // The certificate is read as the key is, a regular file of at most 1 MiB: Bun.file() of a FIFO blocked the start
+    // for ever, and of /dev/zero read until memory ran out.
+    ...(options.tls !== null
+      ? { tls: { cert: readPublicFile("tls-cert", options.tls.certFile), key: readPrivateFile("tls-key", options.tls.keyFile) } }
+      : {}),
     idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
     reusePort: false,
     // An error that escaped every handler would otherwise get Bun's development page: stack, source lines, paths.

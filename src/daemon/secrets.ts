@@ -98,6 +98,28 @@ function checkFile(flag: string, file: string, limit: number | null = SECRET_FIL
 }
 
 /**
+ * The text of `file`, a regular file of at most 1 MiB that need not be private (a certificate), read from the
+ * descriptor that was checked; throws SecretFileError naming `flag`.
+ */
+export function readPublicFile(flag: string, file: string): string {
+  let fd: number;
+  try {
+    fd = openRegularFile(file, SECRET_FILE_LIMIT);
+  } catch (error) {
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+  }
+  try {
+    return readOpenFile(file, fd, SECRET_FILE_LIMIT);
+  } catch (error) {
+    if (!(error instanceof FileProblemError)) throw error;
+    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * The text of `file`, a private file (see checkPrivateFile), read from the descriptor that was checked; throws
  * SecretFileError naming `flag`.
  */
@@ -133,7 +155,10 @@ export async function loadSecrets(options: DaemonOptions): Promise<DaemonOptions
   const token = options.tokenFile !== null ? await readSecretFile("token-file", options.tokenFile) : options.token;
   const consulToken =
     options.consulTokenFile !== null ? await readSecretFile("consul-token-file", options.consulTokenFile) : options.consulToken;
-  if (options.tls !== null) checkPrivateFile("tls-key", options.tls.keyFile);
+  if (options.tls !== null) {
+    checkFile("tls-cert", options.tls.certFile);
+    checkPrivateFile("tls-key", options.tls.keyFile);
+  }
   // The etcd files are read when the store opens, after IPVS is found: checked here, so a wrong one is a usage error
   // naming its flag, before anything starts. The client key and the password are secrets like the token.
   if (options.sharedStore !== null) checkEtcdFiles(options.sharedStore);

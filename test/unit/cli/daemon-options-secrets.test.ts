@@ -73,6 +73,21 @@ describe("token file", () => {
     expect([run.code, run.stderr]).toEqual([2, refusal("tls-key", key, "0644")]);
   });
 
+  test("a TLS certificate that is a device or over 1 MiB is refused before anything starts, naming --tls-cert", async () => {
+    const seen = record();
+    const key = file("cert-check-key.pem", "key", 0o600);
+    const big = file("cert-big.pem", "x".repeat(1024 * 1024 + 1), 0o644);
+    const cases: [string, string][] = [
+      ["/dev/zero", "error: gorb serve: --tls-cert: /dev/zero: is not a regular file (a character device)\n"],
+      [big, `error: gorb serve: --tls-cert: ${big}: is 1048577 bytes, over the limit of 1 MiB\n`],
+    ];
+    for (const [cert, stderr] of cases) {
+      const run = await runGorb(["serve", "--tls-cert", cert, "--tls-key", key]);
+      expect([run.code, run.stderr]).toEqual([2, stderr]);
+    }
+    expect(seen).toHaveLength(0);
+  });
+
   test("a TLS key that stops being private after the checks is refused as the daemon starts: one line, exit 2", async () => {
     const cert = file("late-cert.pem", "cert", 0o644);
     const key = file("late-key.pem", "key", 0o600);

@@ -5,11 +5,14 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
+import { writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import { join } from "node:path";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { parseCidr } from "../../../src/config/cidr.ts";
 import { type ApiServer, startApiServer } from "../../../src/daemon/api-server.ts";
 import { ConnectionShedder } from "../../../src/daemon/connection-shedder.ts";
+import { SecretFileError } from "../../../src/daemon/secrets.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { makeCertificate } from "./_openssl-cert.ts";
 
@@ -231,6 +234,31 @@ describe("HTTPS (--tls-cert/--tls-key)", () => {
       () => "refused",
     );
     expect(plain).not.toBe(200);
+  });
+});
+
+describe("HTTPS: a certificate file that is not a regular file of at most 1 MiB", () => {
+  const tls = makeCertificate();
+  afterAll(() => tls.remove());
+
+  // Bun.file() of the certificate read whatever the path named: a FIFO blocked the start for ever, /dev/zero was read
+  // until memory ran out, and a huge file was read whole only to be refused by OpenSSL without naming it.
+  test("is refused naming --tls-cert and the file, before it is read", () => {
+    const huge = join(tls.dir, "huge.pem");
+    writeFileSync(huge, Buffer.alloc(2 * 1024 * 1024, 0x41));
+    const start = (certFile: string) => {
+      const stack = makeGorb();
+      const app = createApp({ gorb: stack.gorb, logger: stack.logger, https: true });
+      try {
+        running.push(startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile, keyFile: tls.key } }));
+        return "started";
+      } catch (error) {
+        return error instanceof SecretFileError ? error.message : `other error: ${String(error)}`;
+      }
+    };
+    expect(start(huge)).toBe(`--tls-cert: ${huge}: is 2097152 bytes, over the limit of 1 MiB`);
+    expect(start(tls.dir)).toBe(`--tls-cert: ${tls.dir}: is not a regular file (a directory)`);
+    expect(start(tls.cert)).toBe("started");
   });
 });
 
