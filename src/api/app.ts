@@ -175,6 +175,20 @@ function checkIds(request: Request): void {
 }
 
 /**
+ * Throws the 400 of an HTTPS request whose host has fewer than 3 characters (`Host: a`). Elysia finds the path of an
+ * HTTPS request at the first "/" from the URL's 12th character (see createApp), so for "https://a/x/service/web" it
+ * routed "/service/web": `DELETE /x/service/web` deleted service web, and the id checks (checkIds), which read the
+ * real path, did not see it.
+ */
+function checkHttpsHost(request: Request): void {
+  const url = request.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start >= 0 && start < 11) {
+    throw new ValidationError("host", "over HTTPS the Host header must name a host of at least 3 characters (the address gorb is reached at)");
+  }
+}
+
+/**
  * Throws ValidationError for a query parameter given twice: Elysia keeps the last, so `?dry_run=true&dry_run=false`
  * (a preview asked for, then taken back) would change the kernel. Every parameter of the API takes one value.
  */
@@ -309,6 +323,7 @@ export function createApp(options: AppOptions) {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);
       if (refused !== null) return refused;
+      if (options.https === true) checkHttpsHost(request);
       checkIds(request);
       checkQueryOnce(request);
     })

@@ -5,9 +5,10 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { parseCidr } from "../../../src/config/cidr.ts";
 import { type ApiServer, startApiServer } from "../../../src/daemon/api-server.ts";
@@ -234,6 +235,40 @@ describe("HTTPS (--tls-cert/--tls-key)", () => {
       () => "refused",
     );
     expect(plain).not.toBe(200);
+  });
+});
+
+describe("HTTPS: a Host of fewer than 3 characters", () => {
+  const tls = makeCertificate();
+  afterAll(() => tls.remove());
+
+  /** One request over TLS, written raw (fetch sends the URL's host); resolves with the status line. */
+  function rawTls(port: number, head: string): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = tlsConnect({ host: "127.0.0.1", port, ca: readFileSync(tls.cert) });
+      let text = "";
+      socket.on("data", (chunk) => (text += chunk.toString()));
+      socket.on("error", () => {});
+      socket.on("close", () => resolve(text.split("\r\n")[0] ?? ""));
+      socket.on("secureConnect", () => socket.write(head));
+    });
+  }
+
+  // Elysia finds an HTTPS request's path from the URL's 12th character: for "https://a/x/service/web" it routed
+  // "/service/web", so a DELETE of a path that is no route deleted the service.
+  test("is a 400 naming host: a path that is no route never reaches another route", async () => {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger, https: true });
+    const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile: tls.cert, keyFile: tls.key } });
+    running.push(server);
+    await stack.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    for (const host of ["a", "ab"]) {
+      const status = await rawTls(server.port, `DELETE /x/service/web HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect([host, status]).toEqual([host, "HTTP/1.1 400 Bad Request"]);
+    }
+    expect(stack.gorb.listServices()).toEqual(["web"]);
+    const own = await rawTls(server.port, "GET /service/web HTTP/1.1\r\nHost: abc\r\nConnection: close\r\n\r\n");
+    expect(own).toBe("HTTP/1.1 200 OK");
   });
 });
 
