@@ -234,6 +234,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
       version: VERSION,
       events,
       status: () => store.status(),
+      onStale: (reason) => store.resync(reason),
       health: async () =>
         (await gorb.listServicesDetail({ counters: false })).flatMap((s) => s.backend_details.map((b) => [`${s.id}/${b.id}`, b.metrics.state] as const)),
       logger: log.withTag("fleet"),

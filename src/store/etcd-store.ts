@@ -16,7 +16,9 @@
  * are updated under gorb's lock once the sink has applied them, so a commit's compares always describe gorb's
  * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
  * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
- * (SIGSTOP, a frozen VM) for more than 5 s. While etcd cannot be reached the node
+ * (SIGSTOP, a frozen VM) for more than 5 s, and so does evidence from membership that the node lost touch with
+ * etcd for longer than its lease (`resync`: a watch held up by the network says nothing), the store degraded until
+ * that relist is applied. While etcd cannot be reached the node
  * keeps its desired state and its kernel as they are and retries; `status()` says so. A key whose value does not
  * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again. An
  * etcd that answers from another history (its revision below the applied one: it lost its data) is never
@@ -112,6 +114,13 @@ export class EtcdStateStore implements StateStore {
   #changeRevision = 0;
   #lastError: string | null = null;
   #degraded = false;
+  /**
+   * Why this node's view may be stale although its watch said nothing (see resync): status says degraded until
+   * a relist read after it has been applied. `#staleAsks` counts the calls, so that a relist whose range was
+   * read before the last one does not clear it.
+   */
+  #stale: string | null = null;
+  #staleAsks = 0;
   #relists = 0;
   #stop: AbortController | null = null;
   #watchAbort: AbortController | null = null;
@@ -154,10 +163,10 @@ export class EtcdStateStore implements StateStore {
 
   status(): EtcdStoreStatus {
     return {
-      state: this.#degraded ? "degraded" : "ok",
+      state: this.#degraded || this.#stale !== null ? "degraded" : "ok",
       appliedRevision: this.#appliedRevision,
       changeRevision: this.#changeRevision,
-      lastError: this.#lastError,
+      lastError: this.#lastError ?? this.#stale,
       relists: this.#relists,
     };
   }
@@ -443,6 +452,21 @@ export class EtcdStateStore implements StateStore {
     });
   }
 
+  /**
+   * Evidence from outside the watch that this node may have missed changes (its membership lease expired, its
+   * keepalives went unanswered for longer than the lease): a watch held up somewhere (a half-open connection, a
+   * partition) says nothing, not even that it is stale. The store says degraded (status, gorb_store_up 0) and the
+   * watch is restarted from a fresh list, whose difference is applied as for any relist; it says ok again once
+   * a list read after this call is applied.
+   */
+  resync(reason: string): void {
+    if (this.#loop === null || this.#diverged !== null) return;
+    if (this.#stale === null) this.#log.warn(`${reason}: the etcd watch may have missed changes; relisting the shared state`);
+    this.#stale = reason;
+    this.#staleAsks++;
+    this.#watchAbort?.abort();
+  }
+
   /** Stop watching. */
   async close(): Promise<void> {
     this.#stop?.abort();
@@ -479,6 +503,7 @@ export class EtcdStateStore implements StateStore {
   async #relist(sink: RemoteSink, stop: AbortSignal): Promise<number> {
     for (;;) {
       if (stop.aborted) return this.#appliedRevision;
+      const asks = this.#staleAsks;
       try {
         const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
         this.#checkHistory(revision, clusterId);
@@ -517,9 +542,12 @@ export class EtcdStateStore implements StateStore {
           this.#advance(revision);
         });
         this.#failed = new Set(failed);
-        if (this.#degraded) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
+        if (this.#degraded || this.#stale !== null) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
         this.#degraded = false;
         this.#lastError = null;
+        // Told again that the view may be stale while this range was read: it may predate what was missed.
+        if (this.#staleAsks !== asks) continue;
+        this.#stale = null;
         return revision;
       } catch (error) {
         this.#fail(error, "cannot read the shared state from etcd");

@@ -48,6 +48,11 @@ export interface MembershipOptions {
    * restored backend with pulse none is up at once, and never changes after) has no event left to tell it.
    */
   readonly health?: () => Promise<Iterable<readonly [string, EventHealthState]>>;
+  /**
+   * Told when the node has lost touch with etcd for longer than its lease (the lease expired, or no keepalive was
+   * answered for longer than its TTL): its watch may have missed changes without saying so (EtcdStateStore.resync).
+   */
+  readonly onStale?: (reason: string) => void;
   readonly logger?: Logger;
 }
 
@@ -111,6 +116,9 @@ export class Membership {
   #failing: string | null = null;
   #unsubscribe: (() => void) | null = null;
   #ticking = false;
+  /** When etcd last renewed (or granted) the lease; whether onStale was told since. */
+  #renewedAt = Date.now();
+  #staleTold = false;
 
   constructor(options: MembershipOptions) {
     this.#o = options;
@@ -221,6 +229,11 @@ export class Membership {
     }
   }
 
+  #stale(reason: string): void {
+    this.#staleTold = true;
+    this.#o.onStale?.(reason);
+  }
+
   async #tick(): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
@@ -229,12 +242,15 @@ export class Membership {
       if (this.#lease !== null && (await client.leaseKeepAlive(this.#lease)) <= 0) {
         this.#log.warn(`the membership lease of node ${this.#o.node} expired; registering again`);
         this.#lease = null;
+        this.#stale(`the membership lease of node ${this.#o.node} expired`);
       }
       if (this.#lease === null) {
         this.#lease = await client.leaseGrant(this.#ttl);
         this.#published = "";
         this.#putRevision = 0;
       }
+      this.#renewedAt = Date.now();
+      this.#staleTold = false;
       const value = JSON.stringify(this.#record());
       if (value !== this.#published) await this.#publish(value, this.#lease);
       if (this.#failing !== null) {
@@ -245,6 +261,10 @@ export class Membership {
       // Said once, not every tick: until then the node is missing from GET /cluster (no leader, a permission denied
       // on nodes/, a record over etcd's request size), and nothing else would say why.
       const text = error instanceof Error ? error.message : String(error);
+      const silent = Date.now() - this.#renewedAt;
+      if (silent > this.#ttl * 1000 && !this.#staleTold) {
+        this.#stale(`etcd has not renewed the membership lease of node ${this.#o.node} for ${Math.round(silent / 1000)} s (${text})`);
+      }
       if (text !== this.#failing) this.#log.warn(`membership: node ${this.#o.node} cannot register in etcd, so GET /cluster leaves it out: ${text}`);
       this.#failing = text;
     } finally {

@@ -19,6 +19,11 @@ export interface EtcdProxy {
   /** End every watch stream in flight (the client sees its watch break). */
   breakWatches(): void;
   /**
+   * Cut the client off etcd for every request but the watch streams (hold them too with holdWatches): requests
+   * go unanswered, never reaching etcd, until `heal`, when each is answered 504 (its client gave up long before).
+   */
+  partition(): { heal(): void };
+  /**
    * Forward the next transaction to etcd (it is applied) and answer it as etcd does when its leader commits a
    * proposal after the request's own deadline: HTTP 503, gRPC Unavailable, "etcdserver: request timed out".
    */
@@ -31,6 +36,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
   const watches = new Set<() => void>();
   let watchGate: Promise<void> = Promise.resolve();
   let timeOutTxn = false;
+  let cut: Promise<void> | null = null;
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -43,23 +49,39 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
         const answer = await fetch(`${upstream}${path}`, init);
         const reader = answer.body?.getReader();
         if (reader === undefined) return new Response(null, { status: answer.status });
+        // Closed: ended here (breakWatches) or canceled by the client (its watch aborted); nothing more goes in.
+        let closed = false;
+        let close = (): void => undefined;
+        const end = () => {
+          closed = true;
+          watches.delete(close);
+          reader.cancel().catch(() => undefined);
+        };
         const stream = new ReadableStream<Uint8Array>({
           start(controller) {
-            const end = () => {
-              watches.delete(end);
-              reader.cancel().catch(() => undefined);
+            close = () => {
+              if (closed) return;
+              end();
               controller.close();
             };
-            watches.add(end);
+            watches.add(close);
           },
           async pull(controller) {
             const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
             await watchGate;
-            if (done) controller.close();
-            else controller.enqueue(value);
+            if (closed) return;
+            if (done) {
+              end();
+              controller.close();
+            } else controller.enqueue(value);
           },
+          cancel: end,
         });
         return new Response(stream, { status: answer.status, headers: { "content-type": "application/json" } });
+      }
+      if (cut !== null) {
+        await cut;
+        return new Response(null, { status: 504 });
       }
       const answer = await fetch(`${upstream}${path}`, init);
       const text = await answer.arrayBuffer();
@@ -94,6 +116,16 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
     },
     breakWatches() {
       for (const end of [...watches]) end();
+    },
+    partition() {
+      let heal!: () => void;
+      cut = new Promise<void>((r) => (heal = r));
+      return {
+        heal() {
+          cut = null;
+          heal();
+        },
+      };
     },
     timeOutNextTxn() {
       timeOutTxn = true;
