@@ -17,9 +17,10 @@
  * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
  * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
  * (SIGSTOP, a frozen VM) for more than 5 s, and so does evidence from membership that the node lost touch with
- * etcd for longer than its lease (`resync`: a watch held up by the network says nothing), the store degraded until
- * that relist is applied. While etcd cannot be reached the node
- * keeps its desired state and its kernel as they are and retries; `status()` says so. A key whose value does not
+ * etcd for longer than its lease (`resync`: a watch held up by the network says nothing) or a watch silent for
+ * three of etcd's progress intervals (once one was seen), the store degraded until that relist is applied.
+ * While etcd cannot be reached the node keeps its desired state and its kernel as they are and retries;
+ * `status()` says so. A key whose value does not
  * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again. An
  * etcd that answers from another history (its revision below the applied one: it lost its data) is never
  * followed again by this process (StoreDivergedError).
@@ -86,6 +87,13 @@ const TOO_LARGE = ["too many operations in txn request", "request is too large",
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
 
+/**
+ * A watch that has sent nothing for this many of etcd's progress intervals is dead. etcd sends a progress
+ * notification each interval (plus up to a tenth) to a watch it sent no events in the interval before, so a
+ * live watch is never silent for much more than two.
+ */
+const SILENT_INTERVALS = 3;
+
 interface Rev {
   readonly create: number;
   readonly mod: number;
@@ -122,6 +130,15 @@ export class EtcdStateStore implements StateStore {
   #stale: string | null = null;
   #staleAsks = 0;
   #relists = 0;
+  /**
+   * The watch's silence: when it last sent something (or started; null while no watch runs), whether a batch is
+   * being applied (the watch is not read meanwhile), since when it has sent only progress notifications (null
+   * after events), and the interval etcd's progress notifications came at, once seen (see #watched).
+   */
+  #heardAt: number | null = null;
+  #applying = false;
+  #quietSince: number | null = null;
+  #progressMs: number | null = null;
   #stop: AbortController | null = null;
   #watchAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -443,6 +460,12 @@ export class EtcdStateStore implements StateStore {
       if (now - last > PAUSE_MS) {
         this.#log.warn(`this process was paused for ${Math.round((now - last) / 1000)} s; relisting the shared state`);
         this.#watchAbort?.abort();
+      } else if (this.#progressMs !== null && this.#heardAt !== null && !this.#applying && now - this.#heardAt > SILENT_INTERVALS * this.#progressMs) {
+        const silent = ((now - this.#heardAt) / 1000).toFixed(1);
+        this.resync(`the etcd watch sent nothing for ${silent} s, not even the progress notification etcd sends every ${(this.#progressMs / 1000).toFixed(1)} s`);
+        // Until a notification measures it again: etcd restarted with a longer interval would otherwise have every
+        // new watch taken for dead before its first notification, one relist after another.
+        this.#progressMs *= 2;
       }
       last = now;
     }, 1000);
@@ -482,7 +505,10 @@ export class EtcdStateStore implements StateStore {
       this.#watchAbort = abort;
       const onStop = () => abort.abort();
       stop.addEventListener("abort", onStop);
-      const end = await this.client.watch(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from, (events, revision) => this.#onEvents(sink, events, revision), abort.signal);
+      this.#heardAt = Date.now();
+      this.#quietSince = this.#heardAt;
+      const end = await this.client.watch(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from, (events, revision) => this.#watched(sink, events, revision), abort.signal);
+      this.#heardAt = null;
       stop.removeEventListener("abort", onStop);
       if (stop.aborted) return;
       if (end.kind === "compacted") this.#log.warn(`etcd compacted past revision ${from} (now ${end.compactRevision}); relisting`);
@@ -561,6 +587,28 @@ export class EtcdStateStore implements StateStore {
           });
         });
       }
+    }
+  }
+
+  /**
+   * One message of the watch: its silence starts again once the batch is applied. A progress notification after
+   * nothing else since the last one (or since the watch started) measures etcd's progress interval
+   * (--experimental-watch-progress-notify-interval, 10 minutes unless set): from then on, a watch silent for
+   * SILENT_INTERVALS of them is taken for dead (the network holds it up) and the store relists.
+   */
+  async #watched(sink: RemoteSink, events: readonly WatchEvent[], revision: number): Promise<void> {
+    const now = Date.now();
+    if (events.length > 0) this.#quietSince = null;
+    else {
+      if (this.#quietSince !== null) this.#progressMs = now - this.#quietSince;
+      this.#quietSince = now;
+    }
+    this.#applying = true;
+    try {
+      await this.#onEvents(sink, events, revision);
+    } finally {
+      this.#applying = false;
+      this.#heardAt = Date.now();
     }
   }
 

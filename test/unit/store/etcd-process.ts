@@ -35,8 +35,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Start one etcd member; resolves once its gateway answers a range. Throws when `etcd` is not installed. */
-export async function startEtcd(): Promise<EtcdProcess> {
+/**
+ * Start one etcd member (with `flags` added to its command line); resolves once its gateway answers a range.
+ * Throws when `etcd` is not installed.
+ */
+export async function startEtcd(flags: readonly string[] = []): Promise<EtcdProcess> {
   const binary = Bun.which("etcd") ?? Bun.which("etcd", { PATH: "/usr/bin:/usr/sbin" });
   if (binary === null) throw new Error("etcd is not installed: apt-get install -y etcd-server (see .ci/rig-deps.sh)");
   const dir = mkdtempSync(join(tmpdir(), "gorb-etcd-"));
@@ -58,6 +61,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
         "--election-timeout", "500",
         "--logger", "zap",
         "--log-outputs", join(dir, "etcd.log"),
+        ...flags,
       ],
       { stdout: "ignore", stderr: "ignore" },
     );
@@ -109,13 +113,14 @@ export async function startEtcd(): Promise<EtcdProcess> {
 }
 
 /**
- * One etcd member for the calling test file: started in its beforeAll, stopped in its afterAll. The object stands
- * for the member (its endpoint and controls), usable once the file's tests run.
+ * One etcd member (with `flags` added to its command line) for the calling test file: started in its beforeAll,
+ * stopped in its afterAll. The object stands for the member (its endpoint and controls), usable once the file's
+ * tests run.
  */
-export function etcdForFile(): EtcdProcess {
+export function etcdForFile(flags: readonly string[] = []): EtcdProcess {
   let member: EtcdProcess | undefined;
   beforeAll(async () => {
-    member = await startEtcd();
+    member = await startEtcd(flags);
   });
   afterAll(async () => {
     await member?.stop();
