@@ -128,6 +128,11 @@ export function wantedFor(desired: DesiredState, targets: readonly Target[]): Wa
   return targets.map((t): WantedService => {
     const record = desired.service(t.service);
     if (record === undefined || serviceKeyId(record.config.key) !== serviceKeyId(t.key)) {
+      // Another service may have taken the key over (an apply that renames a service, or moves one onto the
+      // address another leaves): that one's own target writes it, and deleting it here would take it away. No key:
+      // nothing to write.
+      const holder = desired.serviceIdByKey(t.key);
+      if (holder !== undefined && holder !== t.service) return { id: t.service, config: null, backends: [] };
       return { id: t.service, config: null, key: t.key, backends: [] };
     }
     if (t.backends === null) return desired.wanted(record);

@@ -224,6 +224,23 @@ describe("applying", () => {
     ]);
   });
 
+  test("a service renamed keeping its address stays in IPVS, changed in place to what the new one declares", async () => {
+    const { gorb, driver } = await applied();
+    const { old: _old, ...rest } = FILE;
+    const report = await gorb.apply(declare({ ...rest, legacy: { host: "10.0.0.9", port: 9000, method: "rr", backends: { l1: { host: "10.1.0.9" } } } }));
+    expect(lines(report)).toEqual([
+      "delete old: tcp 10.0.0.9:9000, wrr, 0 backends; no longer declared",
+      "create legacy: tcp 10.0.0.9:9000, rr, 1 backend",
+      "create legacy/l1: 10.1.0.9:9000, nat, weight 100",
+    ]);
+    expect(report.ok).toBe(true);
+    expect(driver.writes().map((w) => w.op)).toEqual(["update-service", "add-destination"]);
+    const held = driver.peek().find((s) => "address" in s.service.key && s.service.key.address === "10.0.0.9");
+    expect(held?.service.scheduler).toBe("rr");
+    expect(held?.destinations.map((d) => d.address)).toEqual(["10.1.0.9"]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+  });
+
   test("a fwmark service turned into an address service is re-created", async () => {
     const { gorb } = makeGorb();
     await gorb.apply(declare({ m: { fwmark: 5 } }));
