@@ -79,28 +79,54 @@ function applyStep(parts: ApplyParts, tx: Tx, step: ApplyStep, resolver: HostRes
   }
 }
 
+/** Why a change run together with `plan[at]` failed: that one did. */
+function withFailed(plan: readonly PlannedChange[], at: number, error: string): string {
+  const c = plan[at] as PlannedChange;
+  return `not applied: it goes with the ${c.action} of ${c.backend === null ? c.service : `${c.service}/${c.backend}`}, which failed: ${error}`;
+}
+
 /** Run `plan`; see the module comment. */
 async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
   const { transactions } = parts;
-  const txs = plan.map(() => new Tx(true));
+  // Changes run together (PlannedChange.together) share one Tx: one undo for all of them.
+  const members = new Map<number, number[]>();
+  for (const [i, c] of plan.entries()) {
+    if (c.together === undefined) continue;
+    const list = members.get(c.together);
+    if (list === undefined) members.set(c.together, [i]);
+    else list.push(i);
+  }
+  const shared = new Map([...members.keys()].map((g) => [g, new Tx(true)] as const));
+  const txs = plan.map((c) => (c.together === undefined ? undefined : shared.get(c.together)) ?? new Tx(true));
+  const only = (indexes: readonly number[]): Tx[] => [...new Set(indexes.map((i) => txs[i] as Tx))];
   const errors: (string | null)[] = plan.map(() => null);
   const pacer = new Pacer();
   for (const [i, change] of plan.entries()) {
     if (pacer.due()) await pacer.turn();
     const tx = txs[i] as Tx;
+    const group = change.together === undefined ? [i] : (members.get(change.together) ?? [i]);
+    if (group[0] !== i) continue; // run with the first of its group
+    // A group's deletes (the keys its members free) run before any of its creates.
+    const order = group.length === 1 ? [{ i, steps: change.steps }] : [
+      ...group.map((m) => ({ i: m, steps: (plan[m] as PlannedChange).steps.filter((s) => s.kind.startsWith("delete-")) })),
+      ...group.map((m) => ({ i: m, steps: (plan[m] as PlannedChange).steps.filter((s) => !s.kind.startsWith("delete-")) })),
+    ];
+    let at = i;
     try {
-      for (const step of change.steps) await applyStep(parts, tx, step, resolver);
+      for (const part of order) {
+        at = part.i;
+        for (const step of part.steps) await applyStep(parts, tx, step, resolver);
+      }
     } catch (error) {
       tx.undoEdits();
       await tx.releaseClaims();
-      errors[i] = errorMessage(error);
+      for (const m of group) errors[m] = m === at ? errorMessage(error) : withFailed(plan, at, errorMessage(error));
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
   const targets = new MergedTargets();
-  for (const i of live) {
+  for (const tx of only(live)) {
     if (pacer.due()) await pacer.turn();
-    const tx = txs[i] as Tx;
     transactions.quorum(tx); // failover: a quorum flip writes its service whole
     targets.add(tx.targets);
   }
@@ -121,14 +147,14 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   try {
     await transactions.intend(operations);
   } catch (error) {
-    for (const i of [...live].reverse()) (txs[i] as Tx).undoEdits();
-    for (const i of live) await (txs[i] as Tx).releaseClaims();
+    for (const tx of only(live).reverse()) tx.undoEdits();
+    for (const tx of only(live)) await tx.releaseClaims();
     throw error;
   }
   const executing = transactions.runSorrySafe(operations);
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
-  const staging = transactions.stage(live.map((i) => txs[i] as Tx)).then(
+  const staging = transactions.stage(only(live)).then(
     (pending) => ({ pending, error: null }),
     (error: unknown) => ({ pending: null, error }),
   );
@@ -159,14 +185,19 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     for (const i of live) if (errors[i] === null) errors[i] = refused.get((plan[i] as PlannedChange).service) ?? null;
   }
+  // A change run together with others fails with them: they share their edits.
+  for (const group of members.values()) {
+    const at = group.find((m) => errors[m] !== null);
+    if (at !== undefined) for (const m of group) errors[m] ??= withFailed(plan, at, errors[at] ?? "");
+  }
   const failed = live.filter((i) => errors[i] !== null);
   if (failed.length > 0) await staged.pending?.abort();
-  for (const i of [...failed].reverse()) (txs[i] as Tx).undoEdits();
+  for (const tx of only(failed).reverse()) tx.undoEdits();
   // A quorum flip that a change which worked made may have counted a refused one: the services of the refused
   // changes are counted again without them, and a flip back is written with the undo and published after the commit.
   const recount = new Tx(true);
   if (failed.length > 0) {
-    for (const i of failed) for (const t of (txs[i] as Tx).targets) recount.target(t);
+    for (const tx of only(failed)) for (const t of tx.targets) recount.target(t);
     // A service whose sorry server's delete did not run (another of its writes was refused) is written whole: its
     // sorry server goes, after the weights, when the changes that worked leave it up.
     for (const [service, stopped] of held) {
@@ -175,9 +206,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     transactions.quorum(recount);
     await transactions.writeBack(recount.targets);
-    for (const i of failed) await (txs[i] as Tx).releaseClaims();
+    for (const tx of only(failed)) await tx.releaseClaims();
   }
-  const succeeded = live.filter((i) => errors[i] === null).map((i) => txs[i] as Tx);
+  const succeeded = only(live.filter((i) => errors[i] === null));
   if (pacer.due()) await pacer.turn();
   try {
     if (staged.error !== null) throw staged.error;

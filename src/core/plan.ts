@@ -120,6 +120,12 @@ export interface PlannedChange {
   /** What it is or what changes, e.g. ["tcp 10.0.0.1:80, wrr"] or ["method: \"wrr\" -> \"rr\""]. */
   readonly details: readonly string[];
   readonly steps: readonly ApplyStep[];
+  /**
+   * Re-creations that take the address another one frees (a service moved to the address another moves off, two
+   * backends that swap addresses) share a number: they run as one, every delete of them before any create, and fail
+   * together. Absent for the others.
+   */
+  readonly together?: number;
 }
 
 /**
@@ -220,9 +226,45 @@ export async function planApply(
   foreign: readonly ServiceKey[],
 ): Promise<PlannedChange[]> {
   const changes: PlannedChange[] = [];
+  const moves = new Map<PlannedChange, Move>();
   const pacer = new Pacer();
-  for (const _ of planSteps(managed, wanted, foreign, changes)) if (pacer.due()) await pacer.turn();
-  return byPhase(changes);
+  for (const _ of planSteps(managed, wanted, foreign, changes, moves)) if (pacer.due()) await pacer.turn();
+  return byPhase(joinMoves(changes, moves));
+}
+
+/** The key a re-creation frees and the one it takes (a service's, or a backend's within its service). */
+interface Move {
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * `changes` with the re-creations that depend on each other (one takes the key another frees, in a chain or a
+ * cycle) numbered together (PlannedChange.together). Run one by one, the first of them would find its new key still
+ * held, fail, and in a cycle fail again at every apply.
+ */
+function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>): PlannedChange[] {
+  if (moves.size < 2) return [...changes];
+  const list = [...moves];
+  const parent = list.map((_, i) => i);
+  const root = (i: number): number => {
+    while (parent[i] !== i) i = parent[i] = parent[parent[i] as number] as number;
+    return i;
+  };
+  const freeing = new Map(list.map(([, m], i) => [m.from, i] as const));
+  for (const [i, [, m]] of list.entries()) {
+    const j = freeing.get(m.to);
+    if (j !== undefined && j !== i) parent[root(i)] = root(j);
+  }
+  const size = new Map<number, number>();
+  for (const i of list.keys()) size.set(root(i), (size.get(root(i)) ?? 0) + 1);
+  const group = new Map<PlannedChange, number>();
+  for (const [i, [change]] of list.entries()) if ((size.get(root(i)) ?? 0) > 1) group.set(change, root(i));
+  if (group.size === 0) return [...changes];
+  return changes.map((c) => {
+    const together = group.get(c);
+    return together === undefined ? c : { ...c, together };
+  });
 }
 
 /**
@@ -235,6 +277,7 @@ function* planSteps(
   wanted: readonly ResolvedService[],
   foreign: readonly ServiceKey[],
   changes: PlannedChange[],
+  moves: Map<PlannedChange, Move>,
 ): Generator<void> {
   const current = new Map(managed.map((s) => [s.id, s] as const));
   const declared = new Set(wanted.map((s) => s.id));
@@ -306,7 +349,7 @@ function* planSteps(
     const serviceDiffs = viewDifferences(serviceView(have.spec, have.config), serviceView(want.spec, want.config), []);
     if (serviceKeyId(have.config.key) !== serviceKeyId(want.config.key) || isFwmarkKey(have.config.key) !== isFwmarkKey(want.config.key)) {
       const details = [...serviceDiffs, `${describeService(have.config.key)} -> ${describeService(want.config.key)}: a new IPVS service`];
-      changes.push({
+      const recreate: PlannedChange = {
         action: "recreate",
         service: want.id,
         backend: null,
@@ -315,7 +358,9 @@ function* planSteps(
           { kind: "delete-service", service: want.id },
           { kind: "create-service", service: want.id, fields: want.fields },
         ],
-      });
+      };
+      changes.push(recreate);
+      moves.set(recreate, { from: `s\u0000${serviceKeyId(have.config.key)}`, to: `s\u0000${serviceKeyId(want.config.key)}` });
       // A backend re-added on its destination keeps its drain: an operator's drain is not the file's to end.
       const before = new Map(have.backends.map((o) => [o.id, o] as const));
       const drainOf = (id: string, dest: DestinationKey): DrainState | null => {
@@ -368,7 +413,7 @@ function* planSteps(
       const diffs = viewDifferences(backendView(old.spec, old.address), backendView(b.spec, b.address), ["vsid"]);
       const oldDest = { ...old.address, port: old.spec.port };
       if (destinationKeyId(oldDest) !== destinationKeyId(b.dest)) {
-        changes.push({
+        const recreate: PlannedChange = {
           action: "recreate",
           service: want.id,
           backend: b.id,
@@ -377,7 +422,10 @@ function* planSteps(
             { kind: "delete-backend", service: want.id, backend: b.id },
             { kind: "create-backend", service: want.id, backend: b.id, fields: b.fields, source: "file", address: b.address },
           ],
-        });
+        };
+        changes.push(recreate);
+        const within = `b\u0000${want.id}\u0000`;
+        moves.set(recreate, { from: within + destinationKeyId(oldDest), to: within + destinationKeyId(b.dest) });
         continue;
       }
       if (diffs.length > 0 || old.source !== "file") {

@@ -241,6 +241,67 @@ describe("applying", () => {
     expect((await gorb.reconcile()).repairs).toEqual([]);
   });
 
+  test("services and backends that swap addresses, or take one another frees, are applied in one apply", async () => {
+    const { gorb, driver } = makeGorb();
+    const first = {
+      a: { host: "10.0.0.1", port: 80, backends: { x: { host: "10.1.0.1" }, y: { host: "10.1.0.2", weight: 20 } } },
+      b: { host: "10.0.0.2", port: 80, backends: { z: { host: "10.1.0.3" } } },
+      c: { host: "10.0.0.3", port: 80 },
+    };
+    expect((await gorb.apply(declare(first))).ok).toBe(true);
+    // a takes b's address, b takes c's, c takes a's (a cycle of three); c's backends x and y swap destinations.
+    const next = declare({
+      a: { host: "10.0.0.2", port: 80, backends: { x: { host: "10.1.0.1" }, y: { host: "10.1.0.2", weight: 20 } } },
+      b: { host: "10.0.0.3", port: 80, backends: { z: { host: "10.1.0.3" } } },
+      c: { host: "10.0.0.1", port: 80, backends: { x: { host: "10.1.0.2" }, y: { host: "10.1.0.1" } } },
+    });
+    const planned = await gorb.apply(next, { dryRun: true });
+    const report = await gorb.apply(next);
+    expect(report.changes.map((c) => [c.action, c.service, c.backend, c.status])).toEqual(
+      planned.changes.map((c) => [c.action, c.service, c.backend, "done"]),
+    );
+    expect((await gorb.apply(next)).changes).toEqual([]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    const table = driver.peek().map((s) => ["address" in s.service.key ? s.service.key.address : "", s.destinations.map((d) => `${d.address}/${d.weight}`).sort()]);
+    expect(table).toEqual([
+      ["10.0.0.1", ["10.1.0.1/100", "10.1.0.2/100"]],
+      ["10.0.0.2", ["10.1.0.1/100", "10.1.0.2/20"]],
+      ["10.0.0.3", ["10.1.0.3/100"]],
+    ]);
+
+    const { gorb: other } = makeGorb();
+    const pair = { x: { host: "10.1.0.1" }, y: { host: "10.1.0.2" } };
+    await other.apply(declare({ a: { host: "10.0.0.1", port: 80, backends: pair } }));
+    const swapped = declare({ a: { host: "10.0.0.1", port: 80, backends: { x: pair.y, y: pair.x } } });
+    expect((await other.apply(swapped)).changes.map((c) => `${c.action} ${c.backend} ${c.status}`)).toEqual(["recreate x done", "recreate y done"]);
+    expect((await other.getBackend("a", "x")).options.host).toBe("10.1.0.2");
+    expect((await other.apply(swapped)).changes).toEqual([]);
+  });
+
+  test("services that swap addresses fail together when the kernel refuses one of them, and nothing is lost", async () => {
+    const { gorb, driver } = makeGorb();
+    const first = {
+      a: { host: "10.0.0.1", port: 80, method: "rr", backends: { x: { host: "10.1.0.1" } } },
+      b: { host: "10.0.0.2", port: 80, backends: { y: { host: "10.1.0.2" } } },
+    };
+    await gorb.apply(declare(first));
+    const next = declare({ a: { ...first.a, host: "10.0.0.2" }, b: { ...first.b, host: "10.0.0.1" }, d: { host: "10.0.0.4", port: 80 } });
+    driver.failNext("update-service", "ENOMEM"); // a's scheduler on the address it takes
+    const report = await gorb.apply(next);
+    expect(report.changes.filter((c) => c.backend === null).map((c) => `${c.action} ${c.service} ${c.status}`)).toEqual([
+      "recreate a failed",
+      "recreate b failed",
+      "create d done",
+    ]);
+    expect(report.changes[0]?.error).toContain("ENOMEM");
+    expect(report.changes[1]?.error).toStartWith("not applied: it goes with the recreate of a, which failed: ");
+    expect((await gorb.getService("a")).options.host).toBe("10.0.0.1");
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    expect((await gorb.apply(next)).ok).toBe(true);
+    expect((await gorb.getService("a")).options.host).toBe("10.0.0.2");
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+  });
+
   test("a fwmark service turned into an address service is re-created", async () => {
     const { gorb } = makeGorb();
     await gorb.apply(declare({ m: { fwmark: 5 } }));
