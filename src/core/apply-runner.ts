@@ -185,10 +185,12 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     for (const i of live) if (errors[i] === null) errors[i] = refused.get((plan[i] as PlannedChange).service) ?? null;
   }
-  // A change run together with others fails with them: they share their edits.
+  // A change run together with others fails with them: they share their edits. The first that failed (in plan order:
+  // a re-created service before its backends) is named in the others, whose own errors follow from it (a backend
+  // added to a service the kernel refused is "no such service").
   for (const group of members.values()) {
     const at = group.find((m) => errors[m] !== null);
-    if (at !== undefined) for (const m of group) errors[m] ??= withFailed(plan, at, errors[at] ?? "");
+    if (at !== undefined) for (const m of group) if (m !== at) errors[m] = withFailed(plan, at, errors[at] ?? "");
   }
   const failed = live.filter((i) => errors[i] !== null);
   if (failed.length > 0) await staged.pending?.abort();

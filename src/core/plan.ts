@@ -122,8 +122,8 @@ export interface PlannedChange {
   readonly steps: readonly ApplyStep[];
   /**
    * Re-creations that take the address another one frees (a service moved to the address another moves off, two
-   * backends that swap addresses) share a number: they run as one, every delete of them before any create, and fail
-   * together. Absent for the others.
+   * backends that swap addresses), and a re-created service with its re-added backends, share a number: they run as
+   * one, every delete of them before any create, and fail together. Absent for the others.
    */
   readonly together?: number;
 }
@@ -227,9 +227,10 @@ export async function planApply(
 ): Promise<PlannedChange[]> {
   const changes: PlannedChange[] = [];
   const moves = new Map<PlannedChange, Move>();
+  const links = new Map<PlannedChange, PlannedChange>();
   const pacer = new Pacer();
-  for (const _ of planSteps(managed, wanted, foreign, changes, moves)) if (pacer.due()) await pacer.turn();
-  return byPhase(joinMoves(changes, moves));
+  for (const _ of planSteps(managed, wanted, foreign, changes, moves, links)) if (pacer.due()) await pacer.turn();
+  return byPhase(joinMoves(changes, moves, links));
 }
 
 /** The key a re-creation frees and the one it takes (a service's, or a backend's within its service). */
@@ -240,30 +241,40 @@ interface Move {
 
 /**
  * `changes` with the re-creations that depend on each other (one takes the key another frees, in a chain or a
- * cycle) numbered together (PlannedChange.together). Run one by one, the first of them would find its new key still
- * held, fail, and in a cycle fail again at every apply.
+ * cycle) numbered together (PlannedChange.together), and with each re-created service's re-added backends (`links`:
+ * backend change -> its service's re-creation). Run one by one, the first of a chain would find its new key still
+ * held, fail, and in a cycle fail again at every apply; a backend re-added to a re-creation that failed would be
+ * left on a service record its undo took away.
  */
-function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>): PlannedChange[] {
-  if (moves.size < 2) return [...changes];
-  const list = [...moves];
-  const parent = list.map((_, i) => i);
-  const root = (i: number): number => {
-    while (parent[i] !== i) i = parent[i] = parent[parent[i] as number] as number;
-    return i;
+function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>, links: ReadonlyMap<PlannedChange, PlannedChange>): PlannedChange[] {
+  if (moves.size < 2 && links.size === 0) return [...changes];
+  const parent = new Map<PlannedChange, PlannedChange>();
+  const root = (c: PlannedChange): PlannedChange => {
+    let at = c;
+    for (let up = parent.get(at); up !== undefined && up !== at; up = parent.get(at)) at = up;
+    parent.set(c, at);
+    return at;
   };
-  const freeing = new Map(list.map(([, m], i) => [m.from, i] as const));
-  for (const [i, [, m]] of list.entries()) {
-    const j = freeing.get(m.to);
-    if (j !== undefined && j !== i) parent[root(i)] = root(j);
+  const join = (a: PlannedChange, b: PlannedChange) => {
+    const [ra, rb] = [root(a), root(b)];
+    if (ra !== rb) parent.set(ra, rb);
+  };
+  const freeing = new Map([...moves].map(([c, m]) => [m.from, c] as const));
+  for (const [c, m] of moves) {
+    const other = freeing.get(m.to);
+    if (other !== undefined && other !== c) join(c, other);
   }
-  const size = new Map<number, number>();
-  for (const i of list.keys()) size.set(root(i), (size.get(root(i)) ?? 0) + 1);
-  const group = new Map<PlannedChange, number>();
-  for (const [i, [change]] of list.entries()) if ((size.get(root(i)) ?? 0) > 1) group.set(change, root(i));
-  if (group.size === 0) return [...changes];
+  for (const [backend, service] of links) join(backend, service);
+  const size = new Map<PlannedChange, number>();
+  for (const c of parent.keys()) size.set(root(c), (size.get(root(c)) ?? 0) + 1);
+  const numbers = new Map<PlannedChange, number>();
+  let next = 0;
   return changes.map((c) => {
-    const together = group.get(c);
-    return together === undefined ? c : { ...c, together };
+    if (!parent.has(c) || (size.get(root(c)) ?? 0) < 2) return c;
+    const r = root(c);
+    let together = numbers.get(r);
+    if (together === undefined) numbers.set(r, (together = next++));
+    return { ...c, together };
   });
 }
 
@@ -278,6 +289,7 @@ function* planSteps(
   foreign: readonly ServiceKey[],
   changes: PlannedChange[],
   moves: Map<PlannedChange, Move>,
+  links: Map<PlannedChange, PlannedChange>,
 ): Generator<void> {
   const current = new Map(managed.map((s) => [s.id, s] as const));
   const declared = new Set(wanted.map((s) => s.id));
@@ -368,10 +380,15 @@ function* planSteps(
         const same = old !== undefined && destinationKeyId({ ...old.address, port: old.spec.port }) === destinationKeyId(dest);
         return same ? (old.drain ?? null) : null;
       };
-      for (const b of want.backends) changes.push(createBackend(want.id, b, ["re-added to the re-created service"], drainOf(b.id, b.dest)));
+      // Its backends are re-added with it, as one change set (see joinMoves).
+      const readd = (change: PlannedChange) => {
+        changes.push(change);
+        links.set(change, recreate);
+      };
+      for (const b of want.backends) readd(createBackend(want.id, b, ["re-added to the re-created service"], drainOf(b.id, b.dest)));
       for (const b of keptApi) {
         const drain = drainOf(b.id, { ...b.address, port: b.spec.port });
-        changes.push({
+        readd({
           action: "create",
           service: want.id,
           backend: b.id,

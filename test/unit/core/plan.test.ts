@@ -295,11 +295,38 @@ describe("applying", () => {
     ]);
     expect(report.changes[0]?.error).toContain("ENOMEM");
     expect(report.changes[1]?.error).toStartWith("not applied: it goes with the recreate of a, which failed: ");
+    // Their re-added backends with them: they were re-added to the re-creations that failed.
+    expect(report.changes.filter((c) => c.backend !== null).map((c) => `${c.service}/${c.backend} ${c.status}`)).toEqual(["a/x failed", "b/y failed"]);
     expect((await gorb.getService("a")).options.host).toBe("10.0.0.1");
     expect((await gorb.reconcile()).repairs).toEqual([]);
     expect((await gorb.apply(next)).ok).toBe(true);
     expect((await gorb.getService("a")).options.host).toBe("10.0.0.2");
     expect((await gorb.reconcile()).repairs).toEqual([]);
+  });
+
+  test("a re-created service and its re-added backends fail together: the saved rows and the state agree after a refusal", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ driver, store });
+    const first = { a: { host: "10.0.0.1", port: 80, backends: { x: { host: "10.1.0.1", weight: 50 } } } };
+    await gorb.apply(declare(first));
+    const next = declare({ a: { host: "10.0.0.5", port: 80, backends: { x: { host: "10.1.0.1", weight: 70 } } } });
+    driver.failNext("add-service", "ENOMEM"); // the re-created service's address
+    const report = await gorb.apply(next);
+    expect(report.changes.map((c) => `${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} ${c.status}`)).toEqual([
+      "recreate a failed",
+      "create a/x failed",
+    ]);
+    expect(report.changes[1]?.error).toStartWith("not applied: it goes with the recreate of a, which failed: ");
+    // As before the apply, in gorb, in the kernel and in the saved rows (what a restart reads).
+    expect([(await gorb.getService("a")).options.host, (await gorb.getBackend("a", "x")).options.weight]).toEqual(["10.0.0.1", 50]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    await gorb.close();
+    const again = makeGorb({ driver, store });
+    await again.gorb.restore(store.load());
+    expect([(await again.gorb.getService("a")).options.host, (await again.gorb.getBackend("a", "x")).options.weight]).toEqual(["10.0.0.1", 50]);
+    expect((await again.gorb.apply(next)).ok).toBe(true);
+    expect((await again.gorb.getBackend("a", "x")).options.weight).toBe(70);
   });
 
   test("a fwmark service turned into an address service is re-created", async () => {
