@@ -7,7 +7,8 @@
  * "file" completes file names, "dir" directory names, "[...]" (as `--watch [seconds]`) marks a value that may be left
  * out: what follows such a flag is completed as its value and as what may come next.
  *
- * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed.
+ * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed. After
+ * "--" every word is an argument, as the runner reads it: no flag and no command is completed there.
  */
 import type { ArgsDef } from "citty";
 import { type AnyCommand, aliasesOf, argsOf, metaOf, optionalValue, subCommandsOf } from "./_command.ts";
@@ -193,9 +194,12 @@ ${fn}() {
     joined=0
   done
   local cword=$((\${#words[@]} - 1))
-  local cur="\${words[cword]}" path="" subs npos=0
+  local cur="\${words[cword]}" path="" subs npos=0 ended=0
   for ((i = 1; i < cword; i++)); do
     w="\${words[i]}"
+    # After "--" every word is an argument (gorb reads no flag and no command there).
+    if ((ended)); then ((npos++)); continue; fi
+    if [[ "$w" == "--" ]]; then ended=1; continue; fi
     if [[ "$w" == -* ]]; then
       if [[ "$w" == *=* ]]; then continue; fi
       if ${fn}_takes_value "$path|$w"; then
@@ -210,6 +214,13 @@ ${fn}() {
   done
   # The flag whose value is being completed, if any: --flag=VALUE, or a flag that requires one before this word.
   local flag="" value="$cur" prefix="" prev="\${words[cword-1]}"
+  if ((ended)); then
+    # Only a command's own arguments: the first one's values, once, and never a sub-command.
+    if [[ -z "$(${fn}_subs "$path")" ]] && ((npos == 0)); then
+      COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
+    fi
+    return
+  fi
   if [[ "$cur" == -*=* ]]; then
     flag="\${cur%%=*}" value="\${cur#*=}"
     # Unsplit (no "=" in COMP_WORDBREAKS), bash replaces the whole word: each value keeps the --flag= in front.

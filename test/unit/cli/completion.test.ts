@@ -95,6 +95,18 @@ describe("bash", () => {
     expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", "=", "r"])).toEqual(["remove", "report"]);
   });
 
+  test("after \"--\" completes no flag and no command: gorb reads every word there as an argument", async () => {
+    const source = await script("bash");
+    // `gorb service rm -- -x` removes the service "-x"; `gorb service -- add` is a missing command.
+    expect(bashComplete(source, ["gorb", "service", "rm", "--", "-"])).toEqual([]);
+    expect(bashComplete(source, ["gorb", "service", "--", ""])).toEqual([]);
+    expect(bashComplete(source, ["gorb", "--", "se"])).toEqual([]);
+    // A command's own argument still completes there, once; "--" itself is still completed as a flag's start.
+    expect(bashComplete(source, ["gorb", "completion", "--", "b"])).toEqual(["bash"]);
+    expect(bashComplete(source, ["gorb", "completion", "--", "bash", ""])).toEqual([]);
+    expect(bashComplete(source, ["gorb", "service", "rm", "web", "--s"])).toEqual(["--server"]);
+  });
+
   test("completes file names for file flags, directories for dir flags, and the choices of string flags", async () => {
     const source = await script("bash");
     const dir = mkdtempSync(join(tmpdir(), "gorb-completion-"));
