@@ -149,6 +149,19 @@ describe("zsh and fish", () => {
     expect(text).toContain("'--no-state[Keep nothing on disk\\: services are lost when gorb stops]'");
   });
 
+  test("zsh: flags of commands with sub-commands, no stacked one-letter flags, none after \"--\"", async () => {
+    const text = await script("zsh");
+    // gorb -<TAB> offers --help and --version, gorb service -<TAB> --help, beside the sub-commands.
+    const rootCase = text.slice(text.indexOf("\n    '')\n"), text.indexOf("\n    'serve')\n"));
+    expect(rootCase).toContain("'(--version -V)--version[Print the version]'");
+    expect(rootCase).toContain("'1:command:{_describe -t commands command cmds}'");
+    const serviceCase = text.slice(text.indexOf("\n    'service')\n"), text.indexOf("\n    'service add')\n"));
+    expect(serviceCase).toContain("'(--help -h)--help[Show help]'");
+    // gorb refuses -fv ("unknown option"): -s would offer it after -f. -S: after "--" every word is an argument.
+    expect(text).not.toContain("_arguments -s ");
+    expect(text.match(/_arguments -S /g)?.length).toBe((await completionTree(root)).length);
+  });
+
   test("fish: complete lines per command path", async () => {
     const text = await script("fish");
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'" -a 'add' -d 'Create a virtual service'\n`);
