@@ -334,6 +334,23 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     `function ${fn}_at`,
     `    test (${fn}_path) = "$argv[1]"`,
     "end",
+    // True while no argument follows the command path $argv[1]; $argv[2..] are its flags that take a value.
+    `function ${fn}_no_arg`,
+    "    set -l skip 0",
+    "    set -l words (commandline -opc)",
+    "    set -e words[1..(math 1 + (count (string split -n ' ' -- $argv[1])))]",
+    "    for w in $words",
+    "        if test $skip = 1",
+    "            set skip 0",
+    "        else if test \"$w\" = --",
+    "            set skip 2",
+    "        else if test $skip = 2; or not string match -q -- '-?*' $w",
+    "            return 1",
+    "        else if contains -- $w $argv[2..-1]",
+    "            set skip 1",
+    "        end",
+    "    end",
+    "end",
     `complete -c ${prog} -f`,
   ];
   for (const n of tree) {
@@ -347,12 +364,19 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
       for (const name of f.names) parts.push(name.startsWith("--") ? `-l ${name.slice(2)}` : `-s ${name.slice(1)}`);
       // A value is required (unless it may be left out: then what follows is completed as after any flag); only
       // file and dir values complete local names (-F: files despite the -f above).
-      if (f.takesValue && !f.optionalValue) parts.push(f.localNames !== null ? "-r -F" : "-x");
+      if (f.takesValue && !f.optionalValue) parts.push(f.localNames === "file" ? "-r -F" : "-x");
       if (f.values.length > 0) parts.push(`-a ${fq(f.values.join(" "))}`);
+      // Directories only: the part of the word after a --flag= (fish would otherwise complete "--flag=--flag=dir/").
+      if (f.localNames === "dir") parts.push(`-a ${fq('(__fish_complete_directories (string replace -r -- "^-[^=]*=" "" (commandline -ct)))')}`);
       parts.push(`-d ${fq(f.description)}`);
       lines.push(parts.join(" "));
     }
-    if (n.positionalValues.length > 0) lines.push(`complete -c ${prog} -n ${cond} -a ${fq(n.positionalValues.join(" "))}`);
+    if (n.positionalValues.length > 0) {
+      // The first argument's values, while it is not given: gorb refuses a second one.
+      const valueFlags = n.flags.filter((f) => f.takesValue && !f.optionalValue).flatMap((f) => f.names);
+      const first = `"${fn}_at '${n.path.join(" ")}'; and ${fn}_no_arg '${[n.path.join(" "), ...valueFlags].join("' '")}'"`;
+      lines.push(`complete -c ${prog} -n ${first} -a ${fq(n.positionalValues.join(" "))}`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

@@ -173,4 +173,16 @@ describe("zsh and fish", () => {
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'status'" -l watch -s w -d 'Redraw on every change`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l no-ui -d 'Do not serve the web UI (/ui answers 404)'\n`);
   });
+
+  test("fish: directories (not files) after a dir flag, and a command's first argument only while it is not given", async () => {
+    const text = await script("fish");
+    const dirs = `-x -a '(__fish_complete_directories (string replace -r -- "^-[^=]*=" "" (commandline -ct)))'`;
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l state-dir ${dirs} -d 'Directory of the durable state`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l check-exec-dir ${dirs} -d `);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'state export'" -l state-dir ${dirs} -d `);
+    expect(text).not.toMatch(/-l (state-dir|hook-dir|check-exec-dir) -r -F/);
+    // `gorb completion bash fish` is an unexpected argument: bash, zsh and fish are offered before the shell only.
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'completion'; and __gorb_no_arg 'completion'" -a 'bash zsh fish'\n`);
+    expect(text).toContain("function __gorb_no_arg\n");
+  });
 });
