@@ -102,18 +102,22 @@ function checkFile(flag: string, file: string, limit: number | null = SECRET_FIL
  * descriptor that was checked; throws SecretFileError naming `flag`.
  */
 export function readPublicFile(flag: string, file: string): string {
-  let fd: number;
+  return readChecked(flag, file, () => openRegularFile(file, SECRET_FILE_LIMIT));
+}
+
+/** `open` (a FileProblemError as SecretFileError naming `flag`), then the text read from that descriptor, closed after. */
+function readChecked(flag: string, file: string, open: () => number): string {
+  const named = <T>(work: () => T): T => {
+    try {
+      return work();
+    } catch (error) {
+      if (!(error instanceof FileProblemError)) throw error;
+      throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+    }
+  };
+  const fd = named(open);
   try {
-    fd = openRegularFile(file, SECRET_FILE_LIMIT);
-  } catch (error) {
-    if (!(error instanceof FileProblemError)) throw error;
-    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
-  }
-  try {
-    return readOpenFile(file, fd, SECRET_FILE_LIMIT);
-  } catch (error) {
-    if (!(error instanceof FileProblemError)) throw error;
-    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
+    return named(() => readOpenFile(file, fd, SECRET_FILE_LIMIT));
   } finally {
     closeSync(fd);
   }
@@ -126,15 +130,7 @@ export function readPublicFile(flag: string, file: string): string {
 export function readPrivateFile(flag: string, file: string): string {
   // A few bytes, read at start-up and reload: synchronously (node:fs/promises would load with every CLI command
   // that imports this module for checkPrivateFile).
-  const fd = openPrivateFile(flag, file, SECRET_FILE_LIMIT);
-  try {
-    return readOpenFile(file, fd, SECRET_FILE_LIMIT);
-  } catch (error) {
-    if (!(error instanceof FileProblemError)) throw error;
-    throw new SecretFileError(flag, file, error.problem, null, { cause: error });
-  } finally {
-    closeSync(fd);
-  }
+  return readChecked(flag, file, () => openPrivateFile(flag, file, SECRET_FILE_LIMIT));
 }
 
 /** The secret in `file` (private, see checkPrivateFile), without surrounding whitespace; an empty one is refused. */

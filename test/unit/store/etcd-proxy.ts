@@ -4,7 +4,11 @@
  * what the watch streams carry (a watcher behind etcd) and break the watch streams in flight (as a connection reset
  * does).
  */
-import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { expect } from "bun:test";
+import { EventBus } from "../../../src/core/events.ts";
+import type { SavedState } from "../../../src/core/state.ts";
+import { EtcdStateStore, type RemoteSink } from "../../../src/store/etcd-store.ts";
+import { Membership } from "../../../src/store/membership.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 export interface EtcdProxy {
@@ -149,4 +153,47 @@ export async function proxiedNode(upstream: string, prefix: string, cleanups: ((
   const node = makeGorb({ store });
   await node.gorb.restore((await store.load()).state);
   return { proxy, store, node };
+}
+
+/**
+ * proxiedNode following the store, serving service web (10.0.0.1:80) with backend b1; `states` gets the store's
+ * state (ok, degraded) at each apply of what other nodes wrote.
+ */
+export async function servingNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[]) {
+  const { proxy, store, node } = await proxiedNode(upstream, prefix, cleanups);
+  const states: string[] = [];
+  const sink: RemoteSink = {
+    applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
+      states.push(store.status().state);
+      return node.gorb.applyRemote(read, onApplied);
+    },
+  };
+  store.sync(sink);
+  await node.gorb.createService("web", { host: "10.0.0.1", port: 80, method: "rr" });
+  await node.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80 });
+  expect(await store.waitApplied(store.committedRevision, 5000)).toBe(true);
+  return { proxy, store, node, states };
+}
+
+/** The membership of node "a" (lease TTL 2 s) over `store`, started; `cleanups` stops it. */
+export async function memberA(
+  store: EtcdStateStore,
+  prefix: string,
+  cleanups: (() => Promise<void> | void)[],
+  onStale?: (reason: string) => void,
+): Promise<Membership> {
+  const member = new Membership({
+    client: store.client,
+    prefix,
+    node: "a",
+    address: "10.0.0.1:4672",
+    version: "test",
+    events: new EventBus(),
+    status: () => store.status(),
+    ...(onStale === undefined ? {} : { onStale }),
+    ttlSeconds: 2,
+  });
+  await member.start();
+  cleanups.push(() => member.stop());
+  return member;
 }

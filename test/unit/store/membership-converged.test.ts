@@ -5,10 +5,9 @@
  * services or backends, so GET /cluster showed a node that had applied everything as not converged for as long.
  */
 import { expect, test } from "bun:test";
-import { EventBus } from "../../../src/core/events.ts";
-import { Membership, listMembers } from "../../../src/store/membership.ts";
+import { listMembers } from "../../../src/store/membership.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
-import { proxiedNode } from "./etcd-proxy.ts";
+import { memberA, proxiedNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
@@ -17,18 +16,7 @@ test("a record published while the node's watch was behind its own write says co
   const prefix = "/membership-converged";
   const { proxy, store, node } = await proxiedNode(etcd.endpoint, prefix, cleanups);
   store.sync(node.gorb);
-  const member = new Membership({
-    client: store.client,
-    prefix,
-    node: "a",
-    address: "10.0.0.1:4672",
-    version: "test",
-    events: new EventBus(),
-    status: () => store.status(),
-    ttlSeconds: 2,
-  });
-  await member.start();
-  cleanups.push(() => member.stop());
+  const member = await memberA(store, prefix, cleanups);
 
   const held = proxy.holdWatches();
   await node.gorb.createService("web", { host: "10.0.0.1", port: 80 });

@@ -5,29 +5,17 @@
  * degraded and relists. etcd here sends them every second (--experimental-watch-progress-notify-interval).
  */
 import { expect, test } from "bun:test";
-import type { SavedState } from "../../../src/core/state.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { EtcdStateStore, type RemoteSink } from "../../../src/store/etcd-store.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
-import { proxiedNode } from "./etcd-proxy.ts";
+import { servingNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile(["--experimental-watch-progress-notify-interval", "1s"]);
 const cleanups = cleanupsAfterEach();
 
 test("a watch silent for several progress intervals is taken for dead: degraded, relisted, and nothing served is removed", async () => {
   const prefix = "/silent-watch";
-  const { proxy, store, node } = await proxiedNode(etcd.endpoint, prefix, cleanups);
-  const states: string[] = [];
-  const sink: RemoteSink = {
-    applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
-      states.push(store.status().state);
-      return node.gorb.applyRemote(read, onApplied);
-    },
-  };
-  store.sync(sink);
-  await node.gorb.createService("web", { host: "10.0.0.1", port: 80, method: "rr" });
-  await node.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80 });
-  expect(await store.waitApplied(store.committedRevision, 5000)).toBe(true);
+  const { proxy, store, node, states } = await servingNode(etcd.endpoint, prefix, cleanups);
   // Two progress notifications in a row: a key outside the prefix changes nothing the watch sends events for, so
   // the node passes its revision only with the progress notification that follows it.
   const direct = new EtcdClient({ endpoints: [etcd.endpoint] });

@@ -5,13 +5,10 @@
  * changes until the watch spoke again or the 5-minute relist ran. It now says degraded and relists at once.
  */
 import { expect, test } from "bun:test";
-import { EventBus } from "../../../src/core/events.ts";
-import type { SavedState } from "../../../src/core/state.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { EtcdStateStore, type RemoteSink } from "../../../src/store/etcd-store.ts";
-import { Membership } from "../../../src/store/membership.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
-import { proxiedNode } from "./etcd-proxy.ts";
+import { memberA, servingNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
@@ -23,31 +20,8 @@ const api = { source: "api", fields: { host: "10.0.0.9", port: 80, method: "wrr"
  * web with backend b1; another node's store on etcd directly. `states` gets the store's state at each apply.
  */
 async function partitioned(prefix: string) {
-  const { proxy, store, node } = await proxiedNode(etcd.endpoint, prefix, cleanups);
-  const states: string[] = [];
-  const sink: RemoteSink = {
-    applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
-      states.push(store.status().state);
-      return node.gorb.applyRemote(read, onApplied);
-    },
-  };
-  store.sync(sink);
-  await node.gorb.createService("web", { host: "10.0.0.1", port: 80, method: "rr" });
-  await node.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80 });
-  expect(await store.waitApplied(store.committedRevision, 5000)).toBe(true);
-  const member = new Membership({
-    client: store.client,
-    prefix,
-    node: "a",
-    address: "10.0.0.1:4672",
-    version: "test",
-    events: new EventBus(),
-    status: () => store.status(),
-    onStale: (reason) => store.resync(reason),
-    ttlSeconds: 2,
-  });
-  await member.start();
-  cleanups.push(() => member.stop());
+  const { proxy, store, node, states } = await servingNode(etcd.endpoint, prefix, cleanups);
+  const member = await memberA(store, prefix, cleanups, (reason) => store.resync(reason));
   const other = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix });
   cleanups.push(() => other.close());
   await other.load();
