@@ -12,6 +12,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
+import { raw } from "./_raw.ts";
 import { createApp } from "../../../src/api/app.ts";
 import { makeGorb } from "../core/fakes.ts";
 
@@ -197,21 +198,6 @@ function serve() {
   return { ...stack, port: app.server?.port ?? 0 };
 }
 
-/** Write `request` byte for byte on one connection and resolve with the status and body once the server closes it. */
-function raw(port: number, request: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(request));
-    let text = "";
-    socket.on("data", (data) => {
-      text += data.toString("utf8");
-    });
-    socket.on("error", reject);
-    socket.on("end", () => {
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-      resolve({ status, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
-    });
-  });
-}
 
 /** A request as Go's net/http writes it (Host, User-Agent, Content-Length, Accept-Encoding; no Content-Type). */
 function goRequest(port: number, method: string, path: string, body?: string): string {

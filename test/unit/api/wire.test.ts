@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
+import { raw } from "./_raw.ts";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { type ClusterApi, clusterRoutes } from "../../../src/api/cluster.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -28,21 +29,6 @@ function serve(options: Partial<Omit<AppOptions, "gorb" | "logger">> = {}, drive
   return { ...stack, port, url: `http://127.0.0.1:${port}` };
 }
 
-/** Send `request` as written (no URL clean-up by a client) and resolve with the whole answer once the server closes. */
-function raw(port: number, request: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(request));
-    let text = "";
-    socket.on("data", (data) => {
-      text += data.toString("utf8");
-    });
-    socket.on("error", reject);
-    socket.on("end", () => {
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-      resolve({ status, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
-    });
-  });
-}
 
 describe("error wording", () => {
   test("a pulse arg of 1e400 (Infinity once parsed) is a 400 that says a finite number is wanted", async () => {

@@ -61,6 +61,25 @@ function setup(initial: AnnounceInput[]) {
 
 const web = (healthy: number, minHealthy = 1): AnnounceInput => ({ id: "web", address: "203.0.113.10", minHealthy, healthy });
 
+/**
+ * A controller following a Gorb (hold-down 3 s, hand-driven clock) that announces web's VIP 203.0.113.10: web with
+ * backend b1, checked up, held down for 3 s.
+ */
+async function announcedThroughGorb() {
+  const events = new EventBus();
+  const { gorb, health } = makeGorb({ events });
+  const clock = new ManualClock();
+  const announcer = new RecordingAnnouncer();
+  const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+  await controller.start();
+  await gorb.createService("web", { host: "203.0.113.10", port: 80 });
+  await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
+  health.report("web", "b1", "up");
+  await clock.advance(3000);
+  expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+  return { gorb, health, clock, announcer, controller };
+}
+
 describe("VipController", () => {
   test("announces after the hold-down, not before; withdraws at once", async () => {
     const t = setup([web(1)]);
@@ -225,17 +244,7 @@ describe("VipController", () => {
   });
 
   test("through gorb: a new service on an announced VIP waits for its first checks; unchecked means not checked yet, in service", async () => {
-    const events = new EventBus();
-    const { gorb, health } = makeGorb({ events });
-    const clock = new ManualClock();
-    const announcer = new RecordingAnnouncer();
-    const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
-    await controller.start();
-    await gorb.createService("web", { host: "203.0.113.10", port: 80 });
-    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
-    health.report("web", "b1", "up");
-    await clock.advance(3000);
-    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    const { gorb, health, clock, announcer, controller } = await announcedThroughGorb();
     // A GORB client's order: the service, then its backends; the controller looks in between.
     await gorb.createService("https", { host: "203.0.113.10", port: 443 });
     await clock.advance(0);
@@ -259,17 +268,7 @@ describe("VipController", () => {
   });
 
   test("through gorb: a service whose last backend is deleted is not one being set up: its announced VIP is withdrawn at once; a service created again is", async () => {
-    const events = new EventBus();
-    const { gorb, health } = makeGorb({ events });
-    const clock = new ManualClock();
-    const announcer = new RecordingAnnouncer();
-    const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
-    await controller.start();
-    await gorb.createService("web", { host: "203.0.113.10", port: 80 });
-    await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
-    health.report("web", "b1", "up");
-    await clock.advance(3000);
-    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    const { gorb, health, clock, announcer, controller } = await announcedThroughGorb();
     // The operator takes the service out of this node: nothing is left to serve the VIP.
     await gorb.deleteBackend("web", "b1");
     await clock.advance(0);
