@@ -4,10 +4,11 @@
  * every body against them too (src/core/normalize.ts), whichever way it came (API, configuration file, apply,
  * saved state).
  *
- * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Two extension
- * keywords word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be (and, with
- * `x-problem-any-type`, a value of another type too), `x-range` overrides the range an integer's error shows. Another, `x-default`, carries a field's default as data for
- * clients (the web UI's placeholders); it is not `default`, which Elysia would fill in (see fieldSchema).
+ * PATCH bodies take the same fields, each of which may also be null ("back to the default"). Extension keywords
+ * word errors in gorb's way (src/contract/check.ts): `x-problem` says what a value must be (and, with
+ * `x-problem-any-type`, a value of another type too), `x-range` overrides the range an integer's error shows.
+ * Another, `x-default`, carries a field's default as data for clients (the web UI's placeholders); it is not
+ * `default`, which Elysia would fill in (see fieldSchema).
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
