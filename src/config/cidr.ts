@@ -105,6 +105,10 @@ export function parseCidr(text: string): Cidr {
       throw new CidrError(text, `has bits set after the /${prefix} prefix; did you mean ${formatBytes(mask(bytes, prefix))}/${prefix}?`);
     }
   }
+  // An IPv4-mapped network (::ffff:10.0.0.0/104) is the IPv4 one (10.0.0.0/8): peers are matched as IPv4 addresses
+  // (parseAddress), so kept in IPv6 form it would never match one.
+  const mapped = bytes.length === 16 && prefix >= 96 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return { bytes: bytes.slice(12), prefix: prefix - 96, text: `${formatBytes(bytes.slice(12))}/${prefix - 96}` };
   return { bytes, prefix, text: `${formatBytes(bytes)}/${prefix}` };
 }
 

@@ -215,6 +215,16 @@ describe("addresses and networks", () => {
     expect(isLoopback(parseAddress("127.255.0.1") ?? new Uint8Array())).toBe(true);
     expect(isLoopback(parseAddress("::2") ?? new Uint8Array())).toBe(false);
   });
+
+  test("an IPv4-mapped network is the IPv4 one: it matches the peers it names (they are read as IPv4)", () => {
+    const mapped = parseCidr("::ffff:10.0.0.0/104");
+    expect(mapped.text).toBe("10.0.0.0/8");
+    expect(cidrContains(mapped, parseAddress("::ffff:10.1.2.3") ?? new Uint8Array())).toBe(true);
+    expect(cidrContains(mapped, parseAddress("10.1.2.3") ?? new Uint8Array())).toBe(true);
+    expect(cidrContains(mapped, parseAddress("11.0.0.1") ?? new Uint8Array())).toBe(false);
+    expect(parseCidr("::ffff:192.0.2.7").text).toBe("192.0.2.7/32");
+    expect(parseCidr("::ffff:0:0/96").text).toBe("0.0.0.0/0");
+  });
 });
 
 describe("token comparison", () => {
