@@ -44,10 +44,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Watch a drain until it ends; the exit code. */
-async function watch(api: GorbClient, service: string, name: string): Promise<number> {
+async function watch(api: GorbClient, service: string, name: string, started: string | null): Promise<number> {
   const ctx = cliContext();
   const tty = ctx.io.isTTY;
   let last = "";
+  // What the drain was to do when it ends, as last seen: a backend gone while its drain was to keep it was deleted
+  // by someone else, not removed by the drain.
+  let then = started;
   for (;;) {
     if (ctx.signal.aborted) {
       ctx.io.stderr("\n");
@@ -60,11 +63,13 @@ async function watch(api: GorbClient, service: string, name: string): Promise<nu
     } catch (error) {
       if (error instanceof CliError && error.exitCode === EXIT.NOT_FOUND) {
         if (tty) ctx.io.stderr("\n");
+        if (then !== "remove") throw new CliError(EXIT.NOT_FOUND, `backend ${service}/${name} was deleted while it drained, not by its drain (it was to keep it): ${error.message}`);
         ctx.log.success(`backend ${service}/${name} drained and removed`);
         return 0;
       }
       throw error;
     }
+    then = info.drain?.then ?? then;
     const line = drainProgressLine(service, name, info);
     if (line !== last) ctx.io.stderr(tty ? `\r\u001b[2K${line}` : `${line}\n`);
     last = line;
@@ -96,12 +101,13 @@ export const drain = withExamples(
       const name = positional(args, "name");
       const body = defined({ timeout: stringArg(args, "timeout"), then: choiceArg(args, "then", DRAIN_THEN) });
       const api = client(args);
-      await api.request("POST", `${backendPath(service, name)}/drain`, body);
+      const started = await api.request("POST", `${backendPath(service, name)}/drain`, body);
       if (boolArg(args, "wait") === false) {
         cliContext().log.success(`backend ${service}/${name} is draining`);
         return 0;
       }
-      return watch(api, service, name);
+      const then = typeof started === "object" && started !== null && "then" in started && typeof started.then === "string" ? started.then : null;
+      return watch(api, service, name, then);
     },
   }),
   ["gorb backend drain web b1                      # wait up to 5m, then remove", "gorb backend drain web b1 --timeout 30m --then keep --no-wait"],

@@ -61,6 +61,31 @@ describe("gorb backend drain and undrain", () => {
     expect(run.stderr).toContain("backend web/b2 drained; kept at weight 0");
   });
 
+  test("a backend gone while its drain was to keep it was deleted by someone else: not reported as drained and removed", async () => {
+    // A daemon whose drain answers with its `then`, and whose backend is then gone (deleted meanwhile).
+    let then = "keep";
+    const fake = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) =>
+        request.method === "POST"
+          ? Response.json({ state: "draining", started: "2026-12-05T08:00:00.000Z", deadline: "2026-12-05T08:05:00.000Z", then, seconds_left: 300, node: null })
+          : Response.json({ error: 'backend "b1" of service "web" not found', code: "NOT_FOUND" }, { status: 404 }),
+    });
+    try {
+      const kept = await runGorb(["backend", "drain", "web", "b1", "--then", "keep"], { GORB_SERVER: `http://127.0.0.1:${fake.port}` });
+      expect([kept.code, kept.stderr]).toEqual([
+        4,
+        'error: backend web/b1 was deleted while it drained, not by its drain (it was to keep it): backend "b1" of service "web" not found\n',
+      ]);
+      then = "remove";
+      const removed = await runGorb(["backend", "drain", "web", "b1"], { GORB_SERVER: `http://127.0.0.1:${fake.port}` });
+      expect([removed.code, removed.stderr]).toEqual([0, expect.stringContaining("backend web/b1 drained and removed")]);
+    } finally {
+      fake.stop(true);
+    }
+  });
+
   test("bad flags are usage errors; the daemon's refusals keep their exit codes", async () => {
     expect((await runGorb(["backend", "drain", "web", "b1", "--then", "explode"], env)).code).toBe(2);
     const bad = await runGorb(["backend", "drain", "web", "b1", "--timeout", "5"], env);
