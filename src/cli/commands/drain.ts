@@ -120,8 +120,12 @@ export const undrain = withExamples(
     async run({ args }) {
       const service = positional(args, "service");
       const name = positional(args, "name");
-      await client(args).request("DELETE", `${backendPath(service, name)}/drain`);
-      cliContext().log.success(`backend ${service}/${name} is no longer drained`);
+      const api = client(args);
+      // Said as it was: the DELETE answers the same whether a drain was cancelled or there was none.
+      const before = await api.getBackend(service, name);
+      await api.request("DELETE", `${backendPath(service, name)}/drain`);
+      const was = before.drain === undefined || before.drain === null ? "was not drained: nothing to cancel" : "is no longer drained";
+      cliContext().log.success(`backend ${service}/${name} ${was}`);
       return 0;
     },
   }),

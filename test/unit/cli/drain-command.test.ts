@@ -55,6 +55,10 @@ describe("gorb backend drain and undrain", () => {
     expect(await server.stack.gorb.getService("web")).toMatchObject({ backends: ["b2"] });
   });
 
+  test("undrain of a backend that is not drained says there was nothing to cancel", async () => {
+    expect(await runGorb(["backend", "undrain", "web", "b2"], env)).toEqual({ code: 0, stdout: "", stderr: "backend web/b2 was not drained: nothing to cancel\n" });
+  });
+
   test("waiting with --then keep ends once it is held at weight 0", async () => {
     const run = await runGorb(["backend", "drain", "web", "b2", "--then", "keep"], env);
     expect(run.code).toBe(0);
