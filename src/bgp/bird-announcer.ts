@@ -38,13 +38,13 @@ export interface BirdAnnouncerOptions {
   readonly retryMs?: number;
   /** Period of the confirmation read (default 10 s). */
   readonly checkMs?: number;
-  /** How long BIRD may take to answer a command (default 10 s), but `configure check` and `configure`. */
+  /** How long BIRD may take to answer a command other than `configure check` and `configure` (default 10 s). */
   readonly replyTimeoutMs?: number;
   /** How long BIRD may take to read its configuration (`configure check`, `configure`; default 2 min). */
   readonly configureTimeoutMs?: number;
 }
 
-/** How long BIRD may take to answer a command, but a configure (see BirdAnnouncerOptions). */
+/** How long BIRD may take to answer a command other than a configure (see BirdAnnouncerOptions). */
 const REPLY_TIMEOUT_MS = 10_000;
 /**
  * How long BIRD may take to read its configuration: a large one (prefix sets of a full table) takes tens of seconds,

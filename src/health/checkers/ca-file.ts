@@ -1,5 +1,6 @@
 /**
- * The CA bundle an https or tls check names (`args.ca`), read once when its checker is made. The path comes from an
+ * The CA bundle an https or tls check names (`args.ca`), read when its checker is made (and again at each check while
+ * it cannot be used: see CaConnector). The path comes from an
  * API client and the daemon runs as root, so only a regular file of at most CA_FILE_LIMIT bytes is read: /dev/zero
  * or a FIFO would be read without end (growing memory, or blocking the event loop for good).
  *
