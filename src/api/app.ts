@@ -203,29 +203,47 @@ function checkQueryOnce(request: Request): void {
   }
 }
 
-/**
- * The query parameters each route reads; a route not listed reads none. Elysia refuses another parameter only on
- * the routes with a query schema, so on the others one was ignored: `DELETE /service/web?dry_run=true` deleted.
- */
-const QUERY_NAMES: Readonly<Record<string, readonly string[]>> = {
-  "/service": ["detail"],
-  "/apply": ["dry_run"],
-  "/events": ["last_event_id"],
-  "/cluster/revision": ["wait", "timeout_ms"],
-};
+/** What a route declares, as Elysia lists it (`app.routes`). */
+interface DeclaredRoute {
+  readonly path: string;
+  readonly hooks: unknown;
+}
 
 /**
- * Throws ValidationError for a query parameter the request's route does not read (QUERY_NAMES). A route this gorb
- * does not have (`absent`: /cluster without a shared store) stays a 404 whatever the query.
+ * The query parameters each route reads, from what the route declares: its query schema's properties, and the query
+ * parameters its OpenAPI detail lists (a route that reads one itself, as GET /events does). By path; a route of
+ * none reads none.
  */
-function checkQueryNames(request: Request, route: string, absent: ReadonlySet<string>): void {
+function queryNamesOf(routes: readonly DeclaredRoute[]): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  for (const { path, hooks } of routes) {
+    const h = (typeof hooks === "object" && hooks !== null ? hooks : {}) as { query?: { properties?: unknown }; detail?: { parameters?: unknown } };
+    const props = h.query?.properties;
+    const declared = typeof props === "object" && props !== null ? Object.keys(props) : [];
+    const parameters: unknown[] = Array.isArray(h.detail?.parameters) ? h.detail.parameters : [];
+    for (const p of parameters) {
+      const { in: where, name } = (typeof p === "object" && p !== null ? p : {}) as { in?: unknown; name?: unknown };
+      if (where === "query" && typeof name === "string") declared.push(name);
+    }
+    if (declared.length > 0) names.set(path, [...new Set([...(names.get(path) ?? []), ...declared])]);
+  }
+  return names;
+}
+
+/**
+ * Throws ValidationError for a query parameter the request's route does not read (`names`, see queryNamesOf).
+ * Elysia refuses another parameter only on the routes with a query schema, so on the others one was ignored:
+ * `DELETE /service/web?dry_run=true` deleted. A route this gorb does not have (`absent`: /cluster without a shared
+ * store) stays a 404 whatever the query.
+ */
+function checkQueryNames(request: Request, route: string, absent: ReadonlySet<string>, names: ReadonlyMap<string, readonly string[]>): void {
   const url = request.url;
   const start = url.indexOf("?");
   if (start < 0 || absent.has(route)) return;
-  const names = QUERY_NAMES[route] ?? [];
+  const reads = names.get(route) ?? [];
   for (const name of new URLSearchParams(url.slice(start)).keys()) {
-    if (names.includes(name)) continue;
-    const takes = names.length === 0 ? "takes none" : `takes only ${names.join(", ")}`;
+    if (reads.includes(name)) continue;
+    const takes = reads.length === 0 ? "takes none" : `takes only ${reads.join(", ")}`;
     throw new ValidationError(name, `unknown query parameter; ${request.method} ${route} ${takes}`);
   }
 }
@@ -318,7 +336,10 @@ export function createApp(options: AppOptions) {
   // DELETE of a path that is no route deleted the service. Over HTTP it searches from the 8th character, right
   // for every host; over HTTPS that would be the second "/" of "https://", so there the default stays (a host of
   // 3+ characters).
-  return new Elysia({ normalize: false, strictPath: true, handler: { standardHostname: options.https === true } })
+  // The query parameters of each route, read from the routes once they are all declared (at the first request).
+  let declaredRoutes: () => readonly DeclaredRoute[] = () => [];
+  let queryNames: Map<string, string[]> | null = null;
+  const app = new Elysia({ normalize: false, strictPath: true, handler: { standardHostname: options.https === true } })
     .onRequest(({ request, server, set }) => {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);
@@ -328,7 +349,7 @@ export function createApp(options: AppOptions) {
       checkQueryOnce(request);
     })
     // Before the route's own checks (its query schema's included), so every route words an unknown parameter alike.
-    .onTransform(({ request, route }) => checkQueryNames(request, route, absentRoutes))
+    .onTransform(({ request, route }) => checkQueryNames(request, route, absentRoutes, (queryNames ??= queryNamesOf(declaredRoutes()))))
     // Bun closes a connection silent for its idle timeout also while the handler awaits: a write queued behind a
     // long apply, a slow kernel or a slow store would lose its connection while gorb goes on and makes the change.
     // Once the request is read, a write keeps its connection until the answer; then the idle timeout is back for
@@ -565,5 +586,7 @@ export function createApp(options: AppOptions) {
         },
       },
     );
+  declaredRoutes = () => app.routes;
+  return app;
 }
 
