@@ -222,6 +222,19 @@ function errorAbout(body: unknown): { code: string | null; field: string | null;
   return { code: typeof b.code === "string" ? b.code : null, field: typeof b.field === "string" ? b.field : null, path };
 }
 
+/**
+ * Throws for a redirect (exit 7): gorb never sends one, so a 3xx is from something else at `server`, and following it
+ * would send the request (a PUT or DELETE and its body, on a 307) wherever it points. `request` names it in the message.
+ */
+export function refuseRedirect(request: string, server: string, response: Response): void {
+  if (response.status < 300 || response.status >= 400) return;
+  const to = response.headers.get("location");
+  throw new CliError(
+    EXIT.SERVER,
+    `${request}: answered ${response.status}, a redirect${to === null ? "" : ` to ${to}`}, which gorb never sends (is ${server} a gorb daemon? give its own URL); not followed`,
+  );
+}
+
 /** GorbClient speaks the REST API. Paths are built from ids with encodeURIComponent. */
 export class GorbClient {
   readonly options: ClientOptions;
@@ -307,8 +320,7 @@ export class GorbClient {
         method,
         headers,
         signal,
-        // gorb never redirects: a 3xx is from something else at that URL, and following it would send the token's
-        // request (a PUT or DELETE and its body, on a 307) to wherever it points.
+        // Not followed: see refuseRedirect.
         redirect: "manual",
         ...(this.options.ca != null ? { tls: { ca: this.options.ca, rejectUnauthorized: true } } : {}),
         // Bun's fetch drops a connection idle for 5 minutes; with `wait`, the liveness probe decides instead.
@@ -324,13 +336,7 @@ export class GorbClient {
         started.signal.addEventListener("abort", () => lost.abort(started.signal.reason), { once: true });
       }
       const response = await pending;
-      if (response.status >= 300 && response.status < 400) {
-        const to = response.headers.get("location");
-        throw new CliError(
-          EXIT.SERVER,
-          `${method} ${url}: answered ${response.status}, a redirect${to === null ? "" : ` to ${to}`}, which gorb never sends (is ${this.options.server} a gorb daemon? give its own URL); not followed`,
-        );
-      }
+      refuseRedirect(`${method} ${url}`, this.options.server, response);
       return { response, body: await read(response), url };
     } catch (error) {
       if (error instanceof CliError) throw error; // the redirect refused above

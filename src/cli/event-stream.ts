@@ -10,7 +10,7 @@
  * 10 s, or the server's `retry:`).
  */
 import { CliError, EXIT, exitCodeForStatus } from "./errors.ts";
-import { REQUEST_TIMEOUT_MS, errorText, unreachableMessage, unreachableReason } from "./client.ts";
+import { REQUEST_TIMEOUT_MS, errorText, refuseRedirect, unreachableMessage, unreachableReason } from "./client.ts";
 
 /** One event of the stream. */
 export interface StreamEvent {
@@ -212,13 +212,7 @@ async function connect(
       handlers.onError(new CliError(EXIT.UNREACHABLE, unreachableMessage(options.server, reason, options.offersDirect === true), { cause: error }));
       return false;
     }
-    if (response.status >= 300 && response.status < 400) {
-      const to = response.headers.get("location");
-      throw new CliError(
-        EXIT.SERVER,
-        `GET /events: answered ${response.status}, a redirect${to === null ? "" : ` to ${to}`}, which gorb never sends (is ${options.server} a gorb daemon? give its own URL); not followed`,
-      );
-    }
+    refuseRedirect("GET /events", options.server, response);
     if (!response.ok) {
       const text = await response.text().catch(() => "");
       let body: unknown = null;
