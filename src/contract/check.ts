@@ -27,6 +27,13 @@ export interface ContractProblem {
 /** PUT reads null as "not given"; PATCH keeps it as "back to the default". */
 export type BodyMode = "put" | "patch";
 
+/** The pulse type `value` names (any case; absent, null or "": the default), or null when it names none. */
+function pulseTypeOf(value: unknown): PulseType | null {
+  if (value === undefined || value === null || value === "") return PULSE_TYPES[0];
+  const name = typeof value === "string" ? value.trim().toLowerCase() : null;
+  return PULSE_TYPES.find((t) => t === name) ?? null;
+}
+
 /** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */
 function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
   if (!isPlainMapping(raw)) return raw;
@@ -41,11 +48,11 @@ function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
     }
     out[name] = value;
   }
-  const type = out.type === undefined || out.type === null ? PULSE_TYPES[0] : out.type;
-  if (isPlainMapping(out.args) && (PULSE_TYPES as readonly unknown[]).includes(type)) {
+  const type = pulseTypeOf(out.type);
+  if (isPlainMapping(out.args) && type !== null) {
     const args = out.args;
     const kept: Record<string, unknown> = {};
-    for (const key of PULSE_ARG_KEYS[type as PulseType]) if (Object.hasOwn(args, key)) kept[key] = args[key];
+    for (const key of PULSE_ARG_KEYS[type]) if (Object.hasOwn(args, key)) kept[key] = args[key];
     out.args = kept;
   }
   return out;
@@ -61,12 +68,12 @@ const ANY_PULSE_ARG: ReadonlySet<string> = new Set(Object.values(PULSE_ARG_KEYS)
  * canonicalPulse, as the API drops it; a configuration file refuses only what can only be a typo.
  */
 export function unknownPulseArg(type: unknown, args: Readonly<Record<string, unknown>>): { readonly key: string; readonly problem: string } | null {
-  const name = type === undefined || type === null || type === "" ? PULSE_TYPES[0] : typeof type === "string" ? type.trim().toLowerCase() : null;
-  if (!(PULSE_TYPES as readonly unknown[]).includes(name)) return null;
+  const name = pulseTypeOf(type);
+  if (name === null) return null;
   const key = Object.keys(args).find((k) => !ANY_PULSE_ARG.has(k));
   if (key === undefined) return null;
-  const known = PULSE_ARG_KEYS[name as PulseType];
-  return { key, problem: known.length === 0 ? `unknown arg (type ${String(name)} reads none)` : `unknown arg; type ${String(name)} reads: ${known.join(", ")}` };
+  const known = PULSE_ARG_KEYS[name];
+  return { key, problem: known.length === 0 ? `unknown arg (type ${name} reads none)` : `unknown arg; type ${name} reads: ${known.join(", ")}` };
 }
 
 /** A sorry server with its keys folded and its method lower-cased; unknown keys dropped. */
