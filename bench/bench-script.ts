@@ -1,7 +1,8 @@
 /**
  * The script `npm run bench` runs inside a guest (the rig's qemu guest, or the user-mode Linux of bench/uml.ts):
  * bench/ipvs-apply-guest.ts, bench/gorb-guest.ts and, with section `status`, bench/status-guest.ts, each in turn,
- * with every BENCH_* variable of the host's environment exported into it. The guest starts it in the project's
+ * with every BENCH_* variable of the host's environment exported into it, and every BUN_JSC_* one (the JavaScript
+ * engine's options, read by the daemon and the CLI at their start: `BUN_JSC_useFTLJIT=0`, for one). The guest starts it in the project's
  * directory with `bun` on its PATH.
  */
 
@@ -18,8 +19,8 @@ export interface BenchScript {
 export function benchScript(env: Record<string, string | undefined>): BenchScript {
   const passed: string[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith("BENCH_") || value === undefined) continue;
-    if (!/^BENCH_[A-Z0-9_]+$/.test(name) || !SAFE_VALUE.test(value)) {
+    if (!(name.startsWith("BENCH_") || name.startsWith("BUN_JSC_")) || value === undefined) continue;
+    if (!/^(BENCH_[A-Z0-9_]+|BUN_JSC_[A-Za-z0-9_]+)$/.test(name) || !SAFE_VALUE.test(value)) {
       throw new Error(`${name}=${JSON.stringify(value)}: only letters, digits and _ . , x - are passed into the guest`);
     }
     passed.push(`${name}=${value}`);
