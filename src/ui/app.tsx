@@ -9,6 +9,7 @@ import { call, saveToken, savedToken } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
+import { InOrder } from "./in-order.ts";
 import { visibleText } from "./ids.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
@@ -75,22 +76,26 @@ export function App() {
       report: setStale,
       describe: (error) => (error instanceof ApiError ? describeError(error) : error instanceof Error ? error.message : String(error)),
     });
-    const refreshService = async (id: string) => {
-      try {
-        const info = (await call("getService", { params: { service: id } })) as Omit<ServiceView, "id" | "backend_details">;
-        store.putService(id, info);
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) store.removeService(id);
-      }
-    };
-    const refreshBackend = async (service: string, backend: string) => {
-      try {
-        const info = (await call("getBackend", { params: { service, backend } })) as Omit<BackendView, "id">;
-        store.putBackend(service, { ...info, id: backend });
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) store.removeBackend(service, backend);
-      }
-    };
+    // A service's reads and its backends' are applied in the order their events came (./in-order.ts).
+    const inOrder = new InOrder();
+    const refreshService = (id: string) =>
+      inOrder.run(id, async () => {
+        try {
+          const info = (await call("getService", { params: { service: id } })) as Omit<ServiceView, "id" | "backend_details">;
+          store.putService(id, info);
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) store.removeService(id);
+        }
+      });
+    const refreshBackend = (service: string, backend: string) =>
+      inOrder.run(service, async () => {
+        try {
+          const info = (await call("getBackend", { params: { service, backend } })) as Omit<BackendView, "id">;
+          store.putBackend(service, { ...info, id: backend });
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) store.removeBackend(service, backend);
+        }
+      });
     const stop = followEvents({
       onOpen: (resumed) => {
         if (!resumed) void reads.request();

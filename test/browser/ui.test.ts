@@ -18,7 +18,8 @@
  * service below its quorum (no sorry server), said in its row while the kernel keeps the weights;
  * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
  * with the plan shown first, and planned again at the click (a plan changed meanwhile is shown, not applied);
- * reconcile; delete everything and the kernel table is empty. Screenshots of the main views go to test-artifacts/
+ * reconcile; a backend created right after its service shown at once, whatever order the page's reads are
+ * answered in; delete everything and the kernel table is empty. Screenshots of the main views go to test-artifacts/
  * (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -531,6 +532,57 @@ describe("the web UI against a real IPVS kernel", () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow).toBe(0); // readable at phone width: nothing wider than the screen
     await page.setViewportSize({ width: 1280, height: 900 });
+  }, 120_000);
+
+  test("a backend added right after its service is shown at once, whatever order the page's reads are answered in", async () => {
+    // The page's full reads are held, so no poll can mend what the event-driven reads leave; the service's first read
+    // reads the service before its backend exists and is answered only once the backend's own read is over.
+    const heldReads: (() => void)[] = [];
+    const full = (url: URL) => url.pathname === "/service" && url.searchParams.get("detail") === "true";
+    await page.route(full, async (route) => {
+      await new Promise<void>((resume) => heldReads.push(resume));
+      await route.continue().catch(() => undefined);
+    });
+    let firstRead = false;
+    let fetched!: () => void;
+    const serviceFetched = new Promise<void>((resolve) => (fetched = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const serviceRead = (url: URL) => url.pathname === "/service/late";
+    await page.route(serviceRead, async (route) => {
+      if (firstRead) return route.continue();
+      firstRead = true;
+      const response = await route.fetch();
+      fetched();
+      await released;
+      await route.fulfill({ response });
+    });
+    let backendRead: Promise<unknown> | null = null;
+    const onRequest = (request: { url(): string }) => {
+      if (backendRead !== null || new URL(request.url()).pathname !== "/service/late/b1") return;
+      backendRead = new Promise((resolve) => page.on("requestfinished", (r) => r === request && resolve(null)));
+    };
+    page.on("request", onRequest);
+    const put = (path: string, body: unknown) => fetch(`${API}${path}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    try {
+      expect((await put("/service/late", { host: "10.0.0.24", port: 80 })).status).toBe(200);
+      await serviceFetched;
+      expect((await put("/service/late/b1", { host: "10.77.3.2", port: 80, pulse: { type: "none" } })).status).toBe(200);
+      await page.locator(".activity li", { hasText: "backend.created" }).filter({ hasText: "late/b1" }).waitFor();
+      // Read as soon as its event came, the backend's answer is in before the service's (the order that lost it).
+      if (backendRead !== null) await backendRead;
+      release();
+      await backend("b1", "late").waitFor();
+      await notReloaded();
+    } finally {
+      release();
+      page.off("request", onRequest);
+      await page.unroute(serviceRead);
+      await page.unroute(full);
+      for (const resume of heldReads) resume();
+    }
+    expect((await fetch(`${API}/service/late`, { method: "DELETE" })).status).toBe(200);
+    await service("late").waitFor({ state: "detached" });
   }, 120_000);
 
   test("delete everything through the UI: the kernel table is empty", async () => {
