@@ -10,7 +10,6 @@
  * bulk run (Tx.bulk: an apply, which logs its own summary) log services at debug too.
  */
 import { isIP } from "node:net";
-import type { Discovery } from "../discovery/discovery.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { isFwmarkKey, type ServiceKey } from "../ipvs/types.ts";
@@ -21,6 +20,7 @@ import { overrideWeight, type DrainState } from "./drain.ts";
 import type { MarkRange } from "./mark-range.ts";
 import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
+import type { Exposure } from "./exposure.ts";
 import type { Fields } from "./fields.ts";
 import { startingHealth, type BackendHealth, type HealthChecks } from "./health.ts";
 import { debugOn, type Logger } from "../log.ts";
@@ -48,7 +48,8 @@ export interface EditParts {
   readonly desired: DesiredState;
   readonly vips: VipLedger;
   readonly checks: HealthChecks;
-  readonly discovery: Discovery;
+  /** Registers a created service with discovery, withdraws a deleted one. */
+  readonly exposure: Exposure;
   readonly events: EventBus;
   readonly log: Logger;
   readonly policy: WeightPolicy;
@@ -156,7 +157,7 @@ export class Edits {
     tx.touch(id);
     tx.target({ service: id, key, backends: null });
     tx.after(() => {
-      if (!isFwmarkKey(key)) this.#p.discovery.expose({ id, address: key.address, port: key.port, protocol: key.protocol });
+      this.#p.exposure.expose(record);
       this.#info(tx, () => `created service ${q(id)}: ${describeService(key)} (${config.scheduler})`);
       this.#p.events.publish("service.created", { service: id, source });
     });
@@ -223,7 +224,7 @@ export class Edits {
     tx.after(async () => {
       for (const backend of record.backends.values()) this.#p.checks.remove(backend.watchId);
       await this.#p.vips.release(record.id, key);
-      if (!isFwmarkKey(key)) this.#p.discovery.remove(record.id);
+      this.#p.exposure.withdraw(record.id, key);
       this.#info(tx, () => `deleted service ${q(record.id)} (${describeService(key)})`);
       this.#p.events.publish("service.deleted", { service: record.id });
     });

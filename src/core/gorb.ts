@@ -34,6 +34,7 @@
  */
 import type { Discovery } from "../discovery/discovery.ts";
 import { NoDiscovery } from "../discovery/none.ts";
+import { Exposure } from "./exposure.ts";
 import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
 import { describeService } from "../ipvs/address.ts";
 import { serviceKeyId } from "./keys.ts";
@@ -119,6 +120,7 @@ export class Gorb {
   readonly #health: HealthRunner;
   readonly #probeSync: ProbeSync;
   readonly #repairs: Repairs;
+  readonly #exposure: Exposure;
   #closed = false;
   readonly #failover: FailoverRunner;
   readonly #drains: Drains;
@@ -160,11 +162,12 @@ export class Gorb {
     const health = { desired: this.#desired, writer: this.#writer, events: this.#events, log: this.#log, transactions: () => this.#tx };
     this.#health = new HealthRunner({ ...health, policy: this.#policy, failover: this.#failover, schedule, closed });
     this.#repairs = new Repairs(health);
+    this.#exposure = new Exposure({ desired: this.#desired, writer: this.#writer, vips: this.#vips, discovery: this.#discovery });
     this.#edits = new Edits({
       desired: this.#desired,
       vips: this.#vips,
       checks: this.#checks,
-      discovery: this.#discovery,
+      exposure: this.#exposure,
       events: this.#events,
       log: this.#log,
       policy: this.#policy,
@@ -406,7 +409,7 @@ export class Gorb {
           vips: this.#vips,
           checks: this.#checks,
           probeMarks: this.#probes.range,
-          discovery: this.#discovery,
+          exposure: this.#exposure,
           failover: this.#failover,
           repairs: this.#repairs,
           transactions: this.#tx,
@@ -437,7 +440,7 @@ export class Gorb {
         repairs.push(...run.reports);
         if (!run.raced) break;
       }
-      this.#repairs.countVips(await this.#vips.restoreMissing());
+      this.#repairs.countVips(await this.#exposure.sync());
       return { repairs };
     });
   }

@@ -2,16 +2,17 @@
  * Restore at start-up, the part with I/O (the pure part is ./restore.ts): read the kernel's table once, take
  * over the saved services and backends, deal with the destinations of gorb's services that the saved state does
  * not know (`--unknown-destinations`: report and leave serving, adopt, or remove), make the kernel match in one
- * batch without touching what already matches, put missing VIPs back, start the health checks and discovery,
- * and record the rows dropped or adopted. Runs on Gorb's lock before any other change.
+ * batch without touching what already matches, put missing VIPs back and register the services with discovery
+ * (those the kernel has: ./exposure.ts), start the health checks, and record the rows dropped or adopted. Runs
+ * on Gorb's lock before any other change.
  */
-import type { Discovery } from "../discovery/discovery.ts";
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
 import { ChangeTracker } from "./changes.ts";
 import { errorMessage } from "./errors.ts";
+import type { Exposure } from "./exposure.ts";
 import type { DesiredState } from "./desired-state.ts";
 import type { Drains } from "./drains.ts";
 import type { Edits } from "./edits.ts";
@@ -53,7 +54,7 @@ export interface RestoreParts {
   readonly vips: VipLedger;
   readonly checks: HealthChecks;
   readonly probeMarks: MarkRange;
-  readonly discovery: Discovery;
+  readonly exposure: Exposure;
   readonly failover: FailoverRunner;
   readonly repairs: Repairs;
   readonly transactions: Transactions;
@@ -142,16 +143,16 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   const quorumChanges = p.failover.restoreStates();
   const { reports: repairs } = await p.repairs.run(planOperations(desired.wantedAll(), writer.view));
   for (const change of quorumChanges) p.failover.quorumChanged(change);
-  // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair.
-  await p.vips.restoreMissing();
+  // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair. A
+  // service the kernel refused is neither given its VIP nor registered (./exposure.ts): a reconcile does that.
+  await p.exposure.sync();
   let backends = 0;
   for (const record of desired.services()) {
     for (const backend of record.backends.values()) {
       p.checks.add(backend.watchId, { host: backend.address.address, port: backend.spec.port }, backend.spec.pulse);
       backends++;
     }
-    const key = record.config.key;
-    if (!isFwmarkKey(key)) p.discovery.expose({ id: record.id, address: key.address, port: key.port, protocol: key.protocol });
+    p.exposure.expose(record);
   }
   // Rows dropped or adopted, and the record of services being created cleared; a failure is logged and refuses
   // changes until the disk takes writes again.

@@ -90,11 +90,15 @@ export class VipLedger {
     }
   }
 
-  /** Put back every claimed address that has gone from the interface; returns how many were put back / failed. */
-  async restoreMissing(): Promise<{ restored: number; failed: number }> {
+  /**
+   * Put back every claimed address that has gone from the interface and that a service `serving` says yes to
+   * claims; returns how many were put back / failed.
+   */
+  async restoreMissing(serving: (id: string) => boolean): Promise<{ restored: number; failed: number }> {
     let restored = 0;
     let failed = 0;
     for (const [address, claim] of this.#claims) {
+      if (![...claim.owners].some(serving)) continue;
       try {
         if (await this.#vip.add(address, claim.family)) {
           restored++;
