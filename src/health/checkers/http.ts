@@ -176,9 +176,9 @@ function httpRequest(probe: HttpProbe, target: ProbeTarget): string {
 
 /**
  * httpChecker builds a checker for one HttpProbe. The request bytes are built once per probed address (the
- * monitor always passes the same target), not per check. A CA file is read when the checker is made; while it
- * cannot be read, every check is a check error (local, not the backend's fault) naming the error code, and the
- * next check reads it again (see CaConnector).
+ * monitor always passes the same target), not per check. A CA file is read when the checker is made, and again
+ * at a check once it changed (a rotated CA); while it cannot be read, every check is a check error (local, not the
+ * backend's fault) naming the error code, and the next check reads it again (see CaConnector).
  */
 export function httpChecker(probe: HttpProbe): Checker {
   const connectors = new CaConnector(probe.ca, (ca) =>

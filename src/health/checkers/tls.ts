@@ -46,7 +46,7 @@ class TlsProbeRun extends SocketProbe {
   }
 }
 
-/** tlsChecker builds a checker for one TlsProbe (the CA file is read here, and again at each check until it reads: see CaConnector). */
+/** tlsChecker builds a checker for one TlsProbe (the CA file is read here, and again at a check while it cannot be used or once it changed: see CaConnector). */
 export function tlsChecker(probe: TlsProbe): Checker {
   const connectors = new CaConnector(probe.ca, (ca) => newConnector({ tls: { verify: probe.verify, ca, serverName: probe.serverName } }));
   const run = (target: ProbeTarget, done: (r: CheckResult) => void, released: () => void): CancelProbe => {

@@ -3,12 +3,14 @@
  * time, and what messages never contain (response content, Location). Real servers on loopback.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CaConnector } from "../../../src/health/checkers/ca-file.ts";
 import { httpChecker } from "../../../src/health/checkers/http.ts";
 import { tlsChecker } from "../../../src/health/checkers/tls.ts";
 import { type HttpProbe, type TlsProbe, parsePulseOptions } from "../../../src/health/options.ts";
+import { TEST_CERT } from "./_tls-fixture.ts";
 
 const live = () => new AbortController().signal;
 const dir = mkdtempSync(join(tmpdir(), "gorb-tls-"));
@@ -109,6 +111,48 @@ describe("https: args.ca and args.serverName", () => {
     writeFileSync(later, readFileSync(certPath, "utf8"));
     expect(await https.check(at(), live())).toMatchObject({ ok: true, code: "200" });
     expect(await tls.check(at(), live())).toMatchObject({ ok: true, kind: "pass" });
+  });
+
+  test("a rotated CA file is used from the next check on: a file renamed over it, one rewritten in place, one removed", async () => {
+    // TEST_CERT is another CA (it did not sign the server's certificate); certPath is the server's own.
+    const rotated = join(dir, "rotated.pem");
+    writeFileSync(rotated, TEST_CERT);
+    const https = httpChecker(httpsProbe({ ca: rotated }));
+    const tls = tlsChecker(tlsProbe({ ca: rotated }));
+    const unverified = { ok: false, kind: "fail", code: expect.stringMatching(/SELF_SIGNED|UNABLE_TO|CERT/) };
+    expect(await https.check(at(), live())).toMatchObject(unverified);
+    expect(await tls.check(at(), live())).toMatchObject(unverified);
+    // Replaced the way an operator (or a config manager) does: a new file renamed over the old one.
+    writeFileSync(`${rotated}.new`, readFileSync(certPath, "utf8"));
+    renameSync(`${rotated}.new`, rotated);
+    expect(await https.check(at(), live())).toMatchObject({ ok: true, code: "200" });
+    expect(await tls.check(at(), live())).toMatchObject({ ok: true, kind: "pass" });
+    // Rewritten in place (same inode).
+    writeFileSync(rotated, TEST_CERT);
+    expect(await https.check(at(), live())).toMatchObject(unverified);
+    expect(await tls.check(at(), live())).toMatchObject(unverified);
+    // Removed: what the file holds now counts, so a check error (the backend's state does not move).
+    rmSync(rotated);
+    expect(await https.check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
+    expect(await tls.check(at(), live())).toMatchObject({ ok: false, kind: "local-error", code: "ENOENT" });
+  });
+
+  test("an unchanged CA file is not read again: its connector is kept from check to check", () => {
+    const kept = join(dir, "kept.pem");
+    writeFileSync(kept, readFileSync(certPath, "utf8"));
+    const made: (string | null)[] = [];
+    const connectors = new CaConnector(kept, (ca) => {
+      made.push(ca);
+      return { ca };
+    });
+    const first = connectors.get().connector;
+    expect(first).not.toBeNull();
+    expect(connectors.get().connector).toBe(first);
+    expect(connectors.get().connector).toBe(first);
+    expect(made).toHaveLength(1);
+    writeFileSync(kept, TEST_CERT);
+    expect(connectors.get().connector).toEqual({ ca: TEST_CERT });
+    expect(made).toHaveLength(2);
   });
 
   test("a CA path that is not a regular file (/dev/zero, a FIFO) or is over 4 MiB is refused unread: a check error", async () => {
