@@ -8,12 +8,13 @@
  *              port, protocol, fwmark or family; a backend's address or port);
  *   delete     created by the file, and no longer declared.
  * Services and backends created over the API and not declared are kept; services in IPVS that gorb does not
- * manage are never touched (declaring one of their keys is a conflict).
+ * manage are never touched (declaring one of their keys is a conflict). A host that spells the same address
+ * another way ("2001:0DB8::1" for "2001:db8::1") is no change: nothing would change in IPVS.
  *
  * Everything is checked before anything changes: a bad field, a name that does not resolve or a conflict
  * rejects the whole set, with the path of the problem ("services.web.backends.b1.port: ...").
  */
-import { describeDestination, describeService } from "../ipvs/address.ts";
+import { addressFamily, canonicalAddress, describeDestination, describeService } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey, ServiceConfig, ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
@@ -170,11 +171,23 @@ export async function resolveDeclared(
   return out;
 }
 
-/** "a: 1 -> 2" for each wire field that differs between two views. */
+/**
+ * A `host` as compared: an address literal in its canonical spelling ("2001:0DB8:0::1" and "2001:db8::1" are one
+ * address, and nothing would change in IPVS), a name as written (it is looked up again on its own).
+ */
+function hostIdentity(host: unknown): unknown {
+  return typeof host === "string" && addressFamily(host) !== null ? canonicalAddress(host) : host;
+}
+
+/**
+ * "a: 1 -> 2" for each wire field that differs between two views (the values as written: a `host` that only
+ * spells the same address another way does not differ, and the saved one is kept).
+ */
 function viewDifferences(before: Record<string, unknown>, after: Record<string, unknown>, skip: readonly string[]): string[] {
   const out: string[] = [];
   for (const name of Object.keys(after)) {
     if (skip.includes(name)) continue;
+    if (name === "host" && hostIdentity(before[name]) === hostIdentity(after[name])) continue;
     const a = JSON.stringify(before[name]);
     const b = JSON.stringify(after[name]);
     if (a !== b) out.push(`${name}: ${a} -> ${b}`);

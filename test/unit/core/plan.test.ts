@@ -78,6 +78,19 @@ describe("planning", () => {
     expect(driver.writes()).toEqual([]);
   });
 
+  test("an IPv6 address spelled another way (zeros, upper case) changes nothing; another address still does", async () => {
+    const { gorb, driver } = makeGorb();
+    const v6 = (service: string, backend: string) => declare({ web6: { host: service, port: 80, backends: { b1: { host: backend } } } });
+    expect((await gorb.apply(v6("2001:db8::1", "2001:db8::10"))).ok).toBe(true);
+    driver.clearWrites();
+    expect((await gorb.apply(v6("2001:0DB8:0:0::1", "2001:DB8:0::0010"))).changes).toEqual([]);
+    expect(driver.writes()).toEqual([]);
+    // What changes is shown as the file spells it.
+    expect(lines(await gorb.apply(v6("2001:0DB8:0:0::1", "2001:DB8::11"), { dryRun: true }))).toEqual([
+      'recreate web6/b1: host: "2001:db8::10" -> "2001:DB8::11"; address: "2001:db8::10" -> "2001:db8::11"; [2001:db8::10]:80 -> [2001:db8::11]:80: a new IPVS destination',
+    ]);
+  });
+
   test("every kind of change, each in the order it must run; what the file does not own is kept", async () => {
     const { gorb } = await applied();
     const next = declare({
