@@ -81,6 +81,15 @@ export function optionalValue(def: ArgDef): boolean {
   return def.type === "string" && def.valueHint?.startsWith("[") === true;
 }
 
+/**
+ * Whether a flag may be given more than once, each value counting (citty keeps only the last): a string flag whose
+ * valueHint ends in "...", as `--check-exec-dir <dir...>`. The help text shows it so; the completion scripts offer
+ * the flag again.
+ */
+export function repeatable(def: ArgDef): boolean {
+  return def.type === "string" && def.valueHint?.endsWith("...") === true;
+}
+
 /** The aliases of a command from its meta. */
 export function aliasesOf(meta: CommandMeta): string[] {
   if (meta.alias === undefined) return [];

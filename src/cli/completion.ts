@@ -4,14 +4,15 @@
  * completing never runs gorb.
  *
  * Conventions read from a string argument's valueHint: "a|b|c" lists its choices (completed like an enum's),
- * "file" completes file names, "dir" directory names, "[...]" (as `--watch [seconds]`) marks a value that may be left
- * out: what follows such a flag is completed as its value and as what may come next.
+ * "file" and "socket" complete file names, "dir" directory names, "[...]" (as `--watch [seconds]`) marks a value that
+ * may be left out: what follows such a flag is completed as its value and as what may come next. A hint ending in
+ * "..." (`dir...`) marks a flag that may be repeated: zsh offers it again (bash and fish always do).
  *
  * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed. After
  * "--" every word is an argument, as the runner reads it: no flag and no command is completed there.
  */
 import type { ArgsDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, metaOf, optionalValue, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, metaOf, optionalValue, repeatable, subCommandsOf } from "./_command.ts";
 
 /** One flag of a command. */
 export interface CompletionFlag {
@@ -25,6 +26,8 @@ export interface CompletionFlag {
   readonly values: readonly string[];
   /** Local names to offer as the value: files, directories, or none. */
   readonly localNames: LocalNames;
+  /** It may be given more than once, each value counting (`--check-exec-dir`). */
+  readonly repeatable: boolean;
 }
 
 /** One command of the tree. */
@@ -47,13 +50,19 @@ function hintChoices(valueHint: string | undefined): string[] {
   return valueHint?.includes("|") === true && !valueHint.startsWith("[") ? valueHint.split("|") : [];
 }
 
+/** The local names a valueHint stands for ("file", "socket": files; "dir": directories; "dir...": see repeatable). */
+function hintLocalNames(valueHint: string | undefined): LocalNames {
+  const hint = valueHint?.replace(/\.\.\.$/, "");
+  return hint === "file" || hint === "socket" ? "file" : hint === "dir" ? "dir" : null;
+}
+
 function kebab(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 }
 
 function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[] } {
   const flags: CompletionFlag[] = [
-    { names: ["--help", "-h"], description: "Show help", takesValue: false, optionalValue: false, values: [], localNames: null },
+    { names: ["--help", "-h"], description: "Show help", takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false },
   ];
   let positionalValues: string[] = [];
   for (const [name, def] of Object.entries(defs)) {
@@ -73,10 +82,11 @@ function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: st
       takesValue: def.type === "string" || def.type === "enum",
       optionalValue: optionalValue(def),
       values: def.type === "enum" ? (def.options ?? []) : hintChoices(hint),
-      localNames: hint === "file" || hint === "dir" ? hint : null,
+      localNames: hintLocalNames(hint),
+      repeatable: repeatable(def),
     });
     if (negative && def.negativeDescription !== undefined) {
-      flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, optionalValue: false, values: [], localNames: null });
+      flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false });
     }
   }
   return { flags, positionalValues };
@@ -98,7 +108,7 @@ export async function completionTree(root: AnyCommand): Promise<CompletionNode[]
     const { flags, positionalValues } = flagsOf(await argsOf(cmd));
     // runCli answers --version (-V) on the root command itself (it is no citty arg).
     if (path.length === 0 && meta.version !== undefined) {
-      flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, optionalValue: false, values: [], localNames: null });
+      flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false });
     }
     out.push({ path, description: meta.description ?? "", subcommands, flags, positionalValues });
     for (const [name, sub] of Object.entries(subs)) {
@@ -263,7 +273,8 @@ export function zshScript(prog: string, tree: readonly CompletionNode[]): string
       const action = f.values.length > 0 ? `(${f.values.join(" ")})` : f.localNames === "file" ? "_files" : f.localNames === "dir" ? "_files -/" : "";
       // "::" marks an optional argument: after a bare --watch, zsh offers the other flags and the arguments too.
       const value = f.takesValue ? `${f.optionalValue ? "::" : ":"}${f.localNames ?? "value"}:${action}` : "";
-      const exclusive = f.names.length > 1 ? `(${f.names.join(" ")})` : "";
+      // One spelling given excludes the others, unless the flag may be repeated ("*": offered again after it).
+      const exclusive = f.repeatable ? "*" : f.names.length > 1 ? `(${f.names.join(" ")})` : "";
       for (const name of f.names) {
         const eq = f.takesValue && name.startsWith("--") ? "=" : "";
         specs.push(sq(`${exclusive}${name}${eq}[${desc}]${value}`));
@@ -334,6 +345,10 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     `function ${fn}_at`,
     `    test (${fn}_path) = "$argv[1]"`,
     "end",
+    // True after "--": every word there is an argument (fish itself offers no flag there, but would offer commands).
+    `function ${fn}_ended`,
+    "    contains -- -- (commandline -opc)[2..-1]",
+    "end",
     // True while no argument follows the command path $argv[1]; $argv[2..] are its flags that take a value.
     `function ${fn}_no_arg`,
     "    set -l skip 0",
@@ -356,8 +371,9 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
   for (const n of tree) {
     // Command paths are plain words, so they need no escaping inside the double quotes.
     const cond = `"${fn}_at '${n.path.join(" ")}'"`;
+    const commandCond = `"${fn}_at '${n.path.join(" ")}'; and not ${fn}_ended"`;
     for (const s of n.subcommands) {
-      lines.push(`complete -c ${prog} -n ${cond} -a ${fq(s.name)} -d ${fq(s.description)}`);
+      lines.push(`complete -c ${prog} -n ${commandCond} -a ${fq(s.name)} -d ${fq(s.description)}`);
     }
     for (const f of n.flags) {
       const parts = [`complete -c ${prog} -n ${cond}`];

@@ -28,8 +28,8 @@ const status = defineCommand({
 const doctor = defineCommand({
   meta: { name: "gorb bgp doctor", description: "Check a running BIRD against gorb's contract (docs/bird.conf)" },
   args: {
-    socket: { type: "string", description: "BIRD's control socket (default: /run/bird/bird.ctl)", valueHint: "path" },
-    include: { type: "string", description: `gorb's include file (default: ${DEFAULT_BGP_INCLUDE})`, valueHint: "path" },
+    socket: { type: "string", description: "BIRD's control socket (default: /run/bird/bird.ctl)", valueHint: "socket" },
+    include: { type: "string", description: `gorb's include file (default: ${DEFAULT_BGP_INCLUDE})`, valueHint: "file" },
     protocol: { type: "string", description: `gorb's static protocol name (default: ${DEFAULT_BGP_PROTOCOL})`, valueHint: "name" },
     "bird-conf": { type: "string", description: "BIRD's configuration file, checked for the include line (default: /etc/bird/bird.conf)", valueHint: "file" },
     ...jsonArgs,

@@ -199,12 +199,12 @@ const serve = defineCommand({
     "bgp-bird-socket": {
       type: "string",
       description: "Announce each healthy VIP over BGP through the BIRD 2 listening on this control socket, e.g. /run/bird/bird.ctl",
-      valueHint: "path",
+      valueHint: "socket",
     },
     "bgp-include": {
       type: "string",
       description: `The BIRD include file gorb owns (default: ${DEFAULT_BGP_INCLUDE})`,
-      valueHint: "path",
+      valueHint: "file",
     },
     "bgp-protocol": {
       type: "string",
@@ -238,7 +238,7 @@ const serve = defineCommand({
       description:
         "A directory exec health checks may run programs from (absolute; repeat the flag or separate with commas; " +
         "must exist and not be writable by others; default: /etc/gorb/checks)",
-      valueHint: "dir",
+      valueHint: "dir...",
     },
   },
   async run({ args, rawArgs }) {
@@ -335,8 +335,8 @@ const serve = defineCommand({
 });
 
 /**
- * Every value of a repeatable string flag, joined with commas (citty keeps only the last one); undefined when the
- * flag is absent. Reads `--name VALUE` and `--name=VALUE` up to a lone `--`.
+ * Every value of a repeatable string flag (its valueHint ends in "...": see repeatable), joined with commas (citty
+ * keeps only the last one); undefined when the flag is absent. Reads `--name VALUE` and `--name=VALUE` up to a lone `--`.
  */
 function repeatedArg(rawArgs: readonly string[], name: string): string | undefined {
   const values: string[] = [];

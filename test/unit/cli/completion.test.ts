@@ -41,6 +41,7 @@ describe("the command tree", () => {
       optionalValue: false,
       values: ["nat", "dr", "tunnel", "ipip", "local"],
       localNames: null,
+      repeatable: false,
     });
     const serve = tree.find((n) => n.path.join(" ") === "serve");
     expect(serve?.flags.find((f) => f.names.includes("--listen"))?.names).toEqual(["--listen", "-l"]);
@@ -120,6 +121,12 @@ describe("bash", () => {
       expect(bashComplete(source, ["gorb", "status", "--token-file", "t"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "service", "ls", "--ca", "to"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "serve", "--state-dir", ""], dir)).toEqual(["state dir"]);
+      // BIRD's control socket and gorb's include file are local paths too, for serve and for bgp doctor.
+      expect(bashComplete(source, ["gorb", "serve", "--bgp-bird-socket", "to"], dir)).toEqual(["token"]);
+      expect(bashComplete(source, ["gorb", "serve", "--bgp-include", "se"], dir)).toEqual(["services.yaml"]);
+      expect(bashComplete(source, ["gorb", "serve", "--bgp-include=se"], dir)).toEqual(["--bgp-include=services.yaml"]);
+      expect(bashComplete(source, ["gorb", "bgp", "doctor", "--socket", "to"], dir)).toEqual(["token"]);
+      expect(bashComplete(source, ["gorb", "bgp", "doctor", "--include", "se"], dir)).toEqual(["services.yaml"]);
       expect(bashComplete(source, ["gorb", "apply", "--file", "=", "se"], dir)).toEqual(["services.yaml"]);
       expect(bashComplete(source, ["gorb", "apply", "--file=se"], dir)).toEqual(["--file=services.yaml"]);
       expect(bashComplete(source, ["gorb", "service", "add", "web", "--method", "w"])).toEqual(["wlc", "wrr"]);
@@ -149,6 +156,19 @@ describe("zsh and fish", () => {
     expect(text).toContain("'--no-state[Keep nothing on disk\\: services are lost when gorb stops]'");
   });
 
+  test("zsh: file names after the BGP path flags; --check-exec-dir, which may be repeated, is offered again", async () => {
+    const text = await script("zsh");
+    expect(text).toMatch(/'--bgp-bird-socket=\[[^\]]*\]:file:_files'/);
+    expect(text).toMatch(/'--bgp-include=\[[^\]]*\]:file:_files'/);
+    expect(text).toMatch(/'--socket=\[BIRD'\\''s control socket[^\]]*\]:file:_files'/);
+    expect(text).toMatch(/'--include=\[[^\]]*\]:file:_files'/);
+    // "*": _arguments offers it after it was given (gorb serve --check-exec-dir /a --check-exec-dir /b).
+    expect(text).toMatch(/'\*--check-exec-dir=\[[^\]]*\]:dir:_files -\/'/);
+    // A flag given once is not offered again.
+    expect(text).toMatch(/'--state-dir=\[[^\]]*\]:dir:_files -\/'/);
+    expect(text).not.toContain("'*--state-dir");
+  });
+
   test("zsh: flags of commands with sub-commands, no stacked one-letter flags, none after \"--\"", async () => {
     const text = await script("zsh");
     // gorb -<TAB> offers --help and --version, gorb service -<TAB> --help, beside the sub-commands.
@@ -164,7 +184,7 @@ describe("zsh and fish", () => {
 
   test("fish: complete lines per command path", async () => {
     const text = await script("fish");
-    expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'" -a 'add' -d 'Create a virtual service'\n`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'service'; and not __gorb_ended" -a 'add' -d 'Create a virtual service'\n`);
     expect(text).toContain("-l pulse -x -a 'tcp http https udp dns tls exec none' -d 'Health check type (default tcp)'");
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l listen -s l -x -d 'HTTP listen address`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'apply'" -l file -s f -r -F -d 'Configuration file`);
@@ -184,5 +204,23 @@ describe("zsh and fish", () => {
     // `gorb completion bash fish` is an unexpected argument: bash, zsh and fish are offered before the shell only.
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'completion'; and __gorb_no_arg 'completion'" -a 'bash zsh fish'\n`);
     expect(text).toContain("function __gorb_no_arg\n");
+  });
+
+  test("fish: no command after \"--\" (gorb reads every word there as an argument), a command's own argument still", async () => {
+    const text = await script("fish");
+    expect(text).toContain("function __gorb_ended\n    contains -- -- (commandline -opc)[2..-1]\nend\n");
+    // Every sub-command line carries the condition; the first argument's values (completion's shell) do not.
+    const commandLines = text.split("\n").filter((l) => / -a '[a-z-]+' -d /.test(l) && !l.includes(" -l ") && !l.includes(" -s "));
+    expect(commandLines.length).toBeGreaterThan(10);
+    for (const line of commandLines) expect(line).toContain("; and not __gorb_ended\" -a ");
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'completion'; and __gorb_no_arg 'completion'" -a 'bash zsh fish'\n`);
+  });
+
+  test("fish: file names after the BGP path flags", async () => {
+    const text = await script("fish");
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l bgp-bird-socket -r -F -d 'Announce each healthy VIP`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l bgp-include -r -F -d 'The BIRD include file`);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'bgp doctor'" -l socket -r -F -d `);
+    expect(text).toContain(`complete -c gorb -n "__gorb_at 'bgp doctor'" -l include -r -F -d `);
   });
 });
