@@ -79,16 +79,18 @@ function isErrorCode(code: number): boolean {
 const MAX_LINE_CHARS = 64 * 1024;
 
 /**
- * Splits reply text into replies. Feed it chunks as they arrive; it returns the replies completed by this
- * chunk (each ends with a `CODE text` line) and keeps a partial one for the next chunk.
+ * Splits reply bytes into replies. Feed it chunks as they arrive; it returns the replies completed by this
+ * chunk (each ends with a `CODE text` line) and keeps a partial one for the next chunk. The bytes are decoded as
+ * one UTF-8 stream: a character cut between two reads is decoded whole once its last byte comes.
  */
 class ReplyParser {
+  readonly #decoder = new TextDecoder("utf-8");
   #buffer = "";
   #lines: BirdLine[] = [];
   #lastCode = -1;
 
-  push(chunk: string): BirdReply[] {
-    this.#buffer += chunk;
+  push(chunk: Uint8Array): BirdReply[] {
+    this.#buffer += this.#decoder.decode(chunk, { stream: true });
     const done: BirdReply[] = [];
     for (let nl = this.#buffer.indexOf("\n"); nl >= 0; nl = this.#buffer.indexOf("\n")) {
       const raw = this.#buffer.slice(0, nl).replace(/\r$/, "");
@@ -136,7 +138,7 @@ export class BirdControl {
     this.greeting = greeting;
     this.#parser = parser;
     this.#timeoutMs = timeoutMs;
-    socket.on("data", (chunk: Buffer) => this.#data(chunk.toString("utf8")));
+    socket.on("data", (chunk: Buffer) => this.#data(chunk));
     const closed = () => this.#close(new BirdSocketError(path, "closed", "closed by BIRD"));
     socket.on("close", closed);
     socket.on("error", (error) => this.#close(new BirdSocketError(path, "closed", error.message, { cause: error })));
@@ -158,7 +160,7 @@ export class BirdControl {
       const onData = (chunk: Buffer) => {
         let replies: BirdReply[];
         try {
-          replies = parser.push(chunk.toString("utf8"));
+          replies = parser.push(chunk);
         } catch (error) {
           fail(new BirdSocketError(path, "protocol", String(error)));
           return;
@@ -226,7 +228,7 @@ export class BirdControl {
     });
   }
 
-  #data(chunk: string): void {
+  #data(chunk: Uint8Array): void {
     let replies: BirdReply[];
     try {
       replies = this.#parser.push(chunk);

@@ -24,8 +24,8 @@ export const RECORDED = {
     "2002-Name       Proto      Table      State  Since         Info\n1002-device1    Device     ---        up     14:41:16.445  \n gorb_vips  Static     master4    up     14:41:16.445  \n gorb_vips6 Static     master6    up     14:41:16.445  \n0000 \n",
 } as const;
 
-/** The reply to a command, or a promise of it (a BIRD that answers late). */
-export type Script = (command: string) => string | Promise<string>;
+/** The reply to a command (text, or bytes as sent), or a promise of it (a BIRD that answers late). */
+export type Script = (command: string) => string | Uint8Array | Promise<string>;
 
 /** The fake server; `commands` records every command received, in order. */
 export class FakeBird {
@@ -62,8 +62,8 @@ export class FakeBird {
           buffer = buffer.slice(nl + 1);
           this.commands.push(command);
           const reply = this.script(command);
-          if (typeof reply === "string") socket.write(reply);
-          else void reply.then((text) => socket.write(text));
+          if (reply instanceof Promise) void reply.then((text) => socket.write(text));
+          else socket.write(reply);
         }
       });
     });

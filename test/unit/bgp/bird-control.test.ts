@@ -88,6 +88,18 @@ describe("BirdControl", () => {
     expect(control.open).toBe(false);
   });
 
+  test("a character whose UTF-8 bytes come in two reads is decoded whole, not as two replacement characters", async () => {
+    const second = new TextEncoder().encode("1007-Table café:\n0000 \n");
+    const cut = second.indexOf(0xa9); // é is c3 a9: the first read ends after c3
+    bird = await FakeBird.start((command) => (command === "first" ? Buffer.concat([Buffer.from("0000 \n"), second.subarray(0, cut)]) : second.subarray(cut)));
+    const control = await BirdControl.connect(bird.path);
+    // The first reply and the start of the second come in one write, read before "second" is sent; the rest comes after.
+    await control.command("first");
+    const reply = await control.command("second");
+    expect(reply.lines.map((l) => l.text)).toEqual(["Table café:", ""]);
+    control.close();
+  });
+
   test("a command with a newline is refused before anything is sent", async () => {
     bird = await FakeBird.start(() => RECORDED.showRouteEmpty);
     const control = await BirdControl.connect(bird.path);
