@@ -5,7 +5,8 @@
  * One sync, serialised (a change during a sync runs one more sync after it):
  *   1. render the wanted set; when the text differs from the file, write it atomically (the old text is kept);
  *      a file that cannot be written (full or read-only disk) stays as it was, and the prefixes it holds back
- *      show the error until a later sync writes it;
+ *      (and the speaker's last error) show the error until a sync finds the file holding the wanted set, written
+ *      then or needing no write any more;
  *   2. `configure check` (0020): BIRD parses its whole configuration with the new file but applies nothing.
  *      An error (8002 with file:line:col) puts the old file back, so a broken file never reaches BIRD, and
  *      is reported on the prefixes that changed; the next sync checks again even when the file did not change;
@@ -57,6 +58,12 @@ function routesIn(text: string | null): string[] {
   return [...(text ?? "").matchAll(/route (\S+) blackhole;/g)].map((m) => m[1] ?? "");
 }
 
+/** What went wrong, for a prefix or for the speaker as a whole: what kind of failure, and its text for status and logs. */
+interface Problem {
+  readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed" | "not-loaded" | "absent";
+  readonly text: string;
+}
+
 /** Text of an error for status and logs. */
 function describe(error: unknown): string {
   if (error instanceof BirdReplyError) return `BIRD ${String(error.code).padStart(4, "0")} ${error.text}`;
@@ -70,7 +77,7 @@ export class BirdAnnouncer implements Announcer {
   readonly #wanted = new Set<string>();
   #confirmed = new Set<string>();
   /** The last error per prefix: BIRD refused the file that changed it, BIRD could not be reached, or the file could not be written. */
-  readonly #errors = new Map<string, { readonly kind: "refused" | "unreachable" | "unwritten" | "shadowed" | "not-loaded" | "absent"; readonly text: string }>();
+  readonly #errors = new Map<string, Problem>();
   /**
    * The routes of the include file BIRD took at its last `configure` answered 0003 (done) on this connection: BIRD
    * should have each of them. One it has not (its static protocol disabled with birdc, or a route BIRD drops, such as
@@ -81,7 +88,8 @@ export class BirdAnnouncer implements Announcer {
   #notLoaded = "";
   #control: BirdControl | null = null;
   #version: string | null = null;
-  #lastError: string | null = null;
+  /** The speaker's last error (SpeakerStatus.lastError is its text). */
+  #lastError: Problem | null = null;
   /** BIRD must be told to configure even if the file did not change (after a reconnect, or a failed try). */
   #mustConfigure = true;
   /**
@@ -126,7 +134,7 @@ export class BirdAnnouncer implements Announcer {
   }
 
   speaker(): SpeakerStatus {
-    return { kind: "bird", reachable: this.#control?.open === true, version: this.#version, lastError: this.#lastError };
+    return { kind: "bird", reachable: this.#control?.open === true, version: this.#version, lastError: this.#lastError?.text ?? null };
   }
 
   async close(): Promise<void> {
@@ -167,8 +175,8 @@ export class BirdAnnouncer implements Announcer {
       this.#control = null;
       this.#confirmed = new Set();
       if (!this.#closed) {
-        this.#lastError = "BIRD control socket closed (BIRD stopped or restarted); reconnecting";
-        this.#options.log.warn(this.#lastError);
+        this.#lastError = { kind: "unreachable", text: "BIRD control socket closed (BIRD stopped or restarted); reconnecting" };
+        this.#options.log.warn(this.#lastError.text);
         this.#schedule();
       }
     });
@@ -192,6 +200,7 @@ export class BirdAnnouncer implements Announcer {
       unwritten = error;
       changed = false;
     }
+    if (unwritten === null) this.#fileHoldsWanted();
     try {
       await this.#configureAndConfirm(changed, changed ? this.#changedPrefixes(previous, wanted) : [], previous, changed ? wanted : routesIn(previous));
     } finally {
@@ -230,8 +239,8 @@ export class BirdAnnouncer implements Announcer {
             const hint = error.code === BIRD_CODES.accessDenied ? " (a restricted control socket: gorb needs BIRD's full one)" : "";
             const why = `${describe(error)}${hint}`;
             const failed = `configure not done: ${why}`;
-            if (this.#lastError !== failed) this.#options.log.error(`BIRD: ${failed}`);
-            this.#lastError = failed;
+            if (this.#lastError?.text !== failed) this.#options.log.error(`BIRD: ${failed}`);
+            this.#lastError = { kind: "unreachable", text: failed };
             for (const prefix of touched) this.#errors.set(prefix, { kind: "unreachable", text: why });
             await this.#confirm(control);
             return;
@@ -246,8 +255,8 @@ export class BirdAnnouncer implements Announcer {
           const restored = this.#restorePending === null ? "previous include file restored" : "previous include file not restored yet";
           const refused = `configuration refused, ${restored}: ${why}`;
           // Tried again every retryMs until BIRD takes it: logged once, not every second.
-          if (this.#lastError !== refused) this.#options.log.error(`BIRD: ${refused}`);
-          this.#lastError = refused;
+          if (this.#lastError?.text !== refused) this.#options.log.error(`BIRD: ${refused}`);
+          this.#lastError = { kind: "refused", text: refused };
           for (const prefix of touched) this.#errors.set(prefix, { kind: "refused", text: why });
         }
       }
@@ -331,16 +340,24 @@ export class BirdAnnouncer implements Announcer {
   /** The include file could not be written: every prefix whose announcement it holds back shows why. */
   #unwritten(error: IncludeFileError): void {
     const why = `include file not written: ${describe(error)}`;
-    if (this.#lastError !== why) this.#options.log.error(why);
-    this.#lastError = why;
+    if (this.#lastError?.text !== why) this.#options.log.error(why);
+    this.#lastError = { kind: "unwritten", text: why };
     for (const prefix of this.#wanted) if (!this.#confirmed.has(prefix)) this.#errors.set(prefix, { kind: "unwritten", text: why });
     for (const prefix of this.#confirmed) if (!this.#wanted.has(prefix)) this.#errors.set(prefix, { kind: "unwritten", text: why });
   }
 
+  /** The include file holds the wanted set (written now, or needing no write): an error saying it could not be written is old. */
+  #fileHoldsWanted(): void {
+    for (const [prefix, error] of this.#errors) if (error.kind === "unwritten") this.#errors.delete(prefix);
+    if (this.#lastError?.kind !== "unwritten") return;
+    this.#options.log.info(`include file ${this.#file.path} holds the wanted set again`);
+    this.#lastError = null;
+  }
+
   #unreachable(error: unknown): void {
     const why = `BIRD unreachable: ${describe(error)}`;
-    if (this.#lastError !== why) this.#options.log.warn(why);
-    this.#lastError = why;
+    if (this.#lastError?.text !== why) this.#options.log.warn(why);
+    this.#lastError = { kind: "unreachable", text: why };
     this.#confirmed = new Set();
     this.#control?.close();
     this.#control = null;

@@ -216,6 +216,31 @@ describe("BirdAnnouncer", () => {
     ]);
   });
 
+  test("a file that cannot be written shows the error until the file holds the wanted set; then the latest attempt's error shows", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    const { bird } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    await a.announce(["203.0.113.10/32"]);
+    mkdirSync(`${include}.tmp`); // a directory in the tmp's place: the write fails, the file stays as it was
+    await a.announce(["203.0.113.11/32"]);
+    expect(a.status().find((p) => p.prefix === "203.0.113.11/32")?.error).toContain("include file not written");
+    expect(a.speaker().lastError).toContain("include file not written");
+
+    // Withdrawn again before it was ever written: the file holds the wanted set, nothing is wrong any more.
+    await a.withdraw(["203.0.113.11/32"]);
+    expect(a.status()).toEqual([{ prefix: "203.0.113.10/32", wanted: true, confirmed: true, error: null }]);
+    expect(a.speaker().lastError).toBeNull();
+
+    // Not written, then written while BIRD is away: the prefix says BIRD is unreachable, not that the file is unwritten.
+    await a.announce(["203.0.113.11/32"]);
+    rmSync(`${include}.tmp`, { recursive: true });
+    await bird.stop();
+    await a.announce([]);
+    expect(routesOf(readFileSync(include, "utf8"))).toEqual(["203.0.113.10/32", "203.0.113.11/32"]);
+    expect(a.status().find((p) => p.prefix === "203.0.113.11/32")?.error).toContain("BIRD unreachable");
+    expect(a.speaker().lastError).toContain("BIRD unreachable");
+  });
+
   test("a refused first file is removed again (there was none before)", async () => {
     const include = join(tempDir(), "bird-vips.conf");
     const bird = await FakeBird.start((command) => (command === "configure check" ? RECORDED.configureError : RECORDED.showRouteEmpty));
