@@ -13,7 +13,8 @@
  * created, or their check changed) does not make an announced VIP unhealthy until their first checks say so:
  * otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
  * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
- * deleted, and (unless told to keep them) at shutdown. The controller re-evaluates after every event of the
+ * deleted, and (unless told to keep them) at shutdown; told to keep them, it still tries once more to have the speaker
+ * take the VIPs it withdrew, and says so when the speaker does not. The controller re-evaluates after every event of the
  * bus about services and backends, and every `recheckMs` as a safety net; it publishes `bgp.announced` and
  * `bgp.withdrawn`.
  *
@@ -24,7 +25,7 @@ import type { EventBus, GorbEvent } from "../core/events.ts";
 import type { ServiceDetail } from "../core/views.ts";
 import type { MonitorClock } from "../health/clock.ts";
 import type { Logger } from "../log.ts";
-import type { Announcer, SpeakerStatus } from "./announcer.ts";
+import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
 import { hostPrefix } from "./include-file.ts";
 
 /** What the controller reads of one service. */
@@ -108,13 +109,35 @@ export interface BgpStatus {
 
 /** What stop() did. */
 export interface StopOutcome {
-  /** The speaker confirmed it (true when there was nothing to withdraw, or with keep). A VIP withdrawn before the
-   * stop that the speaker still has counts as one to withdraw. */
+  /**
+   * The speaker confirmed that it has what gorb leaves behind: without keep, no VIP (a VIP withdrawn before the stop
+   * that the speaker still has counts as one to withdraw); with keep, what gorb last decided (none it withdrew).
+   * True when there was nothing to do.
+   */
   readonly confirmed: boolean;
-  /** Prefixes the speaker still has. */
+  /** Prefixes the speaker still has that it should not: without keep, every one; with keep, those gorb withdrew. */
   readonly stillAnnounced: readonly string[];
   /** The speaker's last error when it did not confirm. */
   readonly lastError: string | null;
+}
+
+/** A stop with nothing to do. */
+const NOTHING_LEFT: StopOutcome = { confirmed: true, stillAnnounced: [], lastError: null };
+
+/**
+ * The log line for a stop (`outcome` null: the stop itself failed): info when the speaker was left as gorb decided,
+ * otherwise an error naming what it still has.
+ */
+export function describeStop(keep: boolean, outcome: StopOutcome | null): { readonly level: "info" | "error"; readonly text: string } {
+  if (outcome?.confirmed === true) return { level: "info", text: keep ? "BGP: VIPs left announced (--bgp-keep-on-exit)" : "BGP: every VIP withdrawn" };
+  const list = outcome?.stillAnnounced.join(", ") ?? "";
+  const why = outcome?.lastError ?? "stop failed";
+  if (keep) {
+    const still = list === "" ? "" : ` (BIRD still has ${list}, which gorb withdrew)`;
+    return { level: "error", text: `BGP: VIPs left announced (--bgp-keep-on-exit), but BIRD did not take gorb's last decision${still}: ${why}` };
+  }
+  const still = list === "" ? "" : ` (BIRD still has ${list})`;
+  return { level: "error", text: `BGP: BIRD did not confirm the withdrawal${still}: ${why}; it may keep announcing this node's VIPs` };
 }
 
 export interface VipControllerOptions {
@@ -330,7 +353,8 @@ export class VipController {
 
   /**
    * Stops deciding; withdraws every VIP unless `keep` (--bgp-keep-on-exit), then closes the announcer. Says
-   * whether the speaker confirmed the withdrawal: it answered, took the change and no longer has any of them.
+   * whether the speaker confirmed what gorb leaves behind: it answered, took the change, and has none of the VIPs
+   * (with keep: none of those gorb withdrew).
    */
   async stop(options: { readonly keep: boolean }): Promise<StopOutcome> {
     this.#stopped = true;
@@ -339,20 +363,40 @@ export class VipController {
     await this.#evaluations.idle();
     await this.#settled();
     for (const state of this.#vips.values()) this.#cancelHold(state);
+    const outcome = options.keep ? await this.#leaveAsDecided() : await this.#withdrawAll();
+    await this.#options.announcer.close();
+    return outcome;
+  }
+
+  /** stop() without keep: every VIP withdrawn. */
+  async #withdrawAll(): Promise<StopOutcome> {
     const announced = [...this.#vips.values()].filter((s) => s.announced);
     // A VIP gorb stopped announcing earlier can still be in the speaker (BIRD refused its withdrawal, or the file
     // could not be written): there is something to withdraw then too, tried once more and judged the same way.
     const lingering = this.#options.announcer.status().some((p) => p.confirmed);
-    let outcome: StopOutcome = { confirmed: true, stillAnnounced: [], lastError: null };
-    if (!options.keep && (announced.length > 0 || lingering)) {
-      if (announced.length > 0) await this.#withdraw(announced, "shutdown");
-      else await this.#options.announcer.withdraw([]);
-      const speaker = this.#options.announcer.speaker();
-      const still = this.#options.announcer.status().filter((p) => p.confirmed).map((p) => p.prefix);
-      const confirmed = speaker.reachable && speaker.lastError === null && still.length === 0;
-      outcome = { confirmed, stillAnnounced: still, lastError: speaker.lastError };
-    }
-    await this.#options.announcer.close();
-    return outcome;
+    if (announced.length === 0 && !lingering) return NOTHING_LEFT;
+    if (announced.length > 0) await this.#withdraw(announced, "shutdown");
+    else await this.#options.announcer.withdraw([]);
+    return this.#judgeStop((p) => p.confirmed);
+  }
+
+  /**
+   * stop() with keep: the announced VIPs stay, and the speaker is left with what gorb last decided. A VIP gorb withdrew
+   * that the speaker still has (BIRD refused the file without it, or the file could not be written), or a last
+   * attempt that failed, would otherwise outlive gorb as it is: the set is tried once more and judged.
+   */
+  async #leaveAsDecided(): Promise<StopOutcome> {
+    const undone = (p: PrefixStatus) => p.confirmed && !p.wanted;
+    if (!this.#options.announcer.status().some(undone) && this.#options.announcer.speaker().lastError === null) return NOTHING_LEFT;
+    await this.#options.announcer.withdraw([]);
+    return this.#judgeStop(undone);
+  }
+
+  /** The outcome of a stop's last try: confirmed when the speaker answered, took it, and has no prefix `left` picks. */
+  #judgeStop(left: (prefix: PrefixStatus) => boolean): StopOutcome {
+    const speaker = this.#options.announcer.speaker();
+    const still = this.#options.announcer.status().filter(left).map((p) => p.prefix);
+    const confirmed = speaker.reachable && speaker.lastError === null && still.length === 0;
+    return { confirmed, stillAnnounced: still, lastError: speaker.lastError };
   }
 }

@@ -26,7 +26,7 @@ import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
 import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
-import { VipController, servicesSource } from "../bgp/controller.ts";
+import { VipController, describeStop, servicesSource } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
 import type { ApplyReport } from "../core/apply.ts";
 import { EventBus } from "../core/events.ts";
@@ -300,12 +300,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
             log.error(`BGP: ${error instanceof Error ? error.message : String(error)}`);
             return null;
           });
-          if (keep) log.info("BGP: VIPs left announced (--bgp-keep-on-exit)");
-          else if (result?.confirmed === true) log.info("BGP: every VIP withdrawn");
-          else {
-            const still = result === null || result.stillAnnounced.length === 0 ? "" : ` (BIRD still has ${result.stillAnnounced.join(", ")})`;
-            log.error(`BGP: BIRD did not confirm the withdrawal${still}: ${result?.lastError ?? "stop failed"}; it may keep announcing this node's VIPs`);
-          }
+          const report = describeStop(keep, result);
+          log[report.level](report.text);
         }
         events.close(); // ends the GET /events streams, which the graceful stop would otherwise wait for
         const outcome = await api.stop();

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Announcer, PrefixStatus } from "../../../src/bgp/announcer.ts";
-import { VipController, servicesSource, type AnnounceInput } from "../../../src/bgp/controller.ts";
+import { VipController, describeStop, servicesSource, type AnnounceInput } from "../../../src/bgp/controller.ts";
 import { EventBus, type GorbEvent } from "../../../src/core/events.ts";
 import { ManualClock } from "../health/_manual-clock.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -13,25 +13,39 @@ import { makeGorb } from "../core/fakes.ts";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 class RecordingAnnouncer implements Announcer {
+  /** What the speaker has. */
   readonly set = new Set<string>();
+  readonly wanted = new Set<string>();
   readonly calls: string[] = [];
   closed = false;
   /** While set, withdraw() resolves only once it settles: a speaker slow to take the change (BIRD busy or hung). */
   gate: Promise<void> | null = null;
+  /** While set, the speaker refuses every change with this error (BIRD refusing its configuration) and keeps `set`. */
+  refusing: string | null = null;
+  #lastError: string | null = null;
   async announce(prefixes: readonly string[]) {
-    for (const p of prefixes) this.set.add(p);
+    for (const p of prefixes) this.wanted.add(p);
     this.calls.push(`announce ${prefixes.join(",")}`);
+    this.#take();
   }
   async withdraw(prefixes: readonly string[]) {
-    for (const p of prefixes) this.set.delete(p);
+    for (const p of prefixes) this.wanted.delete(p);
     this.calls.push(`withdraw ${prefixes.join(",")}`);
+    this.#take();
     await this.gate;
   }
+  /** The speaker is given the whole wanted set, as BIRD is (it takes it, or refuses it and keeps what it has). */
+  #take() {
+    this.#lastError = this.refusing;
+    if (this.refusing !== null) return;
+    this.set.clear();
+    for (const p of this.wanted) this.set.add(p);
+  }
   status(): PrefixStatus[] {
-    return [...this.set].sort().map((prefix) => ({ prefix, wanted: true, confirmed: true, error: null }));
+    return [...new Set([...this.set, ...this.wanted])].sort().map((prefix) => ({ prefix, wanted: this.wanted.has(prefix), confirmed: this.set.has(prefix), error: null }));
   }
   speaker() {
-    return { kind: "test", reachable: true, version: null, lastError: null };
+    return { kind: "test", reachable: true, version: null, lastError: this.#lastError };
   }
   start() {}
   async close() {
@@ -207,6 +221,38 @@ describe("VipController", () => {
     await k.controller.stop({ keep: true });
     await k.clock.advance(10_000);
     expect([...k.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("stop with keep leaves the speaker with what gorb last decided: a withdrawal it refused is tried once more", async () => {
+    const api = { id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 1 };
+    const t = setup([web(1), api]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    t.announcer.refusing = "BIRD 8002 bird.conf:3:1 syntax error";
+    await t.set([web(0), api]); // web withdrawn; the speaker refuses the change and keeps it
+    expect([...t.announcer.set].sort()).toEqual(["203.0.113.10/32", "203.0.113.20/32"]);
+
+    t.announcer.refusing = null; // the operator fixed bird.conf
+    const outcome = await t.controller.stop({ keep: true });
+    expect([...t.announcer.set]).toEqual(["203.0.113.20/32"]);
+    expect(outcome).toEqual({ confirmed: true, stillAnnounced: [], lastError: null });
+    expect(describeStop(true, outcome)).toEqual({ level: "info", text: "BGP: VIPs left announced (--bgp-keep-on-exit)" });
+  });
+
+  test("stop with keep and a withdrawal the speaker still refuses: the outcome and the log line name the VIP it still has", async () => {
+    const api = { id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 1 };
+    const t = setup([web(1), api]);
+    await t.controller.start();
+    await t.clock.advance(3000);
+    t.announcer.refusing = "BIRD 8002 bird.conf:3:1 syntax error";
+    await t.set([web(0), api]);
+    const outcome = await t.controller.stop({ keep: true });
+    expect(outcome).toEqual({ confirmed: false, stillAnnounced: ["203.0.113.10/32"], lastError: "BIRD 8002 bird.conf:3:1 syntax error" });
+    expect(describeStop(true, outcome)).toEqual({
+      level: "error",
+      text: "BGP: VIPs left announced (--bgp-keep-on-exit), but BIRD did not take gorb's last decision (BIRD still has 203.0.113.10/32, which gorb withdrew): BIRD 8002 bird.conf:3:1 syntax error",
+    });
+    expect(t.announcer.closed).toBe(true);
   });
 
   test("follows gorb's event bus: health reports decide, announce_min_healthy set through the API", async () => {
