@@ -139,15 +139,16 @@ export class Edits {
 
   async createService(tx: Tx, id: string, fields: Fields, source: Source, resolver: HostResolver): Promise<void> {
     const { desired } = this.#p;
-    if (desired.service(id) !== undefined) throw new ConflictError(`service ${q(id)} already exists`);
-    const max = this.#p.limits.services;
-    if (max !== null && desired.size >= max) throw new LimitError("services", max);
+    // The body first (400 naming its field), then what exists (409) and the limit: bad input is bad whatever exists.
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     checkUserFwmark(this.#p.probeMarks, spec.fwmark);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     checkSorryFamily(spec, key.family);
     const config = toServiceConfig(spec, key);
+    if (desired.service(id) !== undefined) throw new ConflictError(`service ${q(id)} already exists`);
+    const max = this.#p.limits.services;
+    if (max !== null && desired.size >= max) throw new LimitError("services", max);
     const other = desired.serviceIdByKey(key);
     if (other !== undefined) throw new ConflictError(`service ${q(other)} already uses ${describeService(key)}`);
     if (await this.#p.vips.claim(id, key)) tx.onRollback(() => this.#p.vips.release(id, key));
@@ -241,9 +242,7 @@ export class Edits {
     known?: ResolvedAddress,
   ): Promise<void> {
     const { desired } = this.#p;
-    if (service.backends.has(id)) throw new ConflictError(`backend ${q(id)} of service ${q(service.id)} already exists`);
-    const max = this.#p.limits.backends;
-    if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
+    // The body first (400 naming its field), then what exists (409) and the limit: bad input is bad whatever exists.
     const spec = normalizeBackendFields(fields, service.spec);
     checkProbePort(spec);
     const key = service.config.key;
@@ -251,6 +250,9 @@ export class Edits {
     checkViaFamily(spec, address.family, key.family);
     const weight = initialWeightState(spec.weight);
     const dest = toDestinationConfig(spec, address, key, overrideWeight(spec, null, weight.effective));
+    if (service.backends.has(id)) throw new ConflictError(`backend ${q(id)} of service ${q(service.id)} already exists`);
+    const max = this.#p.limits.backends;
+    if (max !== null && desired.backendCount >= max) throw new LimitError("backends", max);
     const destId = destinationKeyId(dest);
     const other = desired.backendIdByDestId(service, destId);
     if (other !== undefined) {

@@ -260,6 +260,27 @@ describe("services", () => {
     );
   });
 
+  test("PUT of an existing service or backend with a bad body is a 400 naming the field, not a 409, and changes nothing", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web/b1", { host: "10.1.0.1" });
+    const before = driver.peek();
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["/service/web", { host: "10.0.0.1", port: 80, sorry_server: { host: "fd00::9" } }, 'sorry_server.host: must be an inet address like the service, got "fd00::9"'],
+      ["/service/web/b1", { host: "10.1.0.1", pulse: { interval: "abc" } }, 'pulse.interval: invalid interval "abc", use e.g. 500ms, 5s, 1m, 2h'],
+      ["/service/web/b1", { host: "10.1.0.1", slow_start: "xx" }, 'slow_start: invalid interval "xx", use e.g. 500ms, 5s, 1m, 2h'],
+      [
+        "/service/web/b1",
+        { host: "10.1.0.1", pulse: { type: "http", args: { expect: "x" } } },
+        'pulse.args.expect: invalid status "x", use e.g. 200, "200,204", "200-299" or "2xx"',
+      ],
+    ];
+    for (const [path, body, message] of cases) expectError(await call("PUT", path, body), 400, message);
+    expect(driver.peek()).toEqual(before);
+    // A good body for an existing one is still the conflict.
+    expectError(await call("PUT", "/service/web/b1", { host: "10.1.0.2" }), 409, 'backend "b1" of service "web" already exists');
+  });
+
   test("rollback through the API: a kernel failure is a 500, nothing is recorded and the VIP is removed", async () => {
     const { call, driver, vip } = setup();
     driver.failNext("add-service", "EPERM");
