@@ -21,7 +21,7 @@ import type { MarkRange } from "./mark-range.ts";
 import { checkUserFwmark } from "./probe-services.ts";
 import type { EventBus } from "./events.ts";
 import type { Exposure } from "./exposure.ts";
-import type { Fields } from "./fields.ts";
+import { describeValue, type Fields } from "./fields.ts";
 import { startingHealth, type BackendHealth, type HealthChecks } from "./health.ts";
 import { debugOn, type Logger } from "../log.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
@@ -36,6 +36,7 @@ import {
   normalizeServiceFields,
   patchBackendFields,
   patchServiceFields,
+  sorryHostSent,
 } from "./normalize.ts";
 import { samePulse } from "./pulse.ts";
 import { backendLiteral, resolveBackendAddress, resolveServiceKey, toDestinationConfig, toServiceConfig, type HostResolver, type ResolvedAddress } from "./resolve.ts";
@@ -109,11 +110,14 @@ function checkHooks(spec: Pick<ServiceSpec, "quorumUp" | "quorumDown">, dir: str
   }
 }
 
-/** The sorry server's address must be of the service's family (known once the service's host is resolved). */
-function checkSorryFamily(spec: Pick<ServiceSpec, "sorryServer">, family: "inet" | "inet6"): void {
-  const host = spec.sorryServer?.host;
-  if (host === undefined || (isIP(host) === 4) === (family === "inet")) return;
-  throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${JSON.stringify(host)}`);
+/**
+ * The sorry server's address must be of the service's family (known once the service's host is resolved). The
+ * message quotes the host as the body has it (`fields`), not the spec's canonical form (::ffff:10.0.0.1 stays so).
+ */
+function checkSorryFamily(fields: Fields, family: "inet" | "inet6"): void {
+  const host = sorryHostSent(fields);
+  if (host === "" || (isIP(host) === 4) === (family === "inet")) return;
+  throw new ValidationError("sorry_server.host", `must be an ${family} address like the service, got ${describeValue(host)}`);
 }
 
 /** The part of a service's key that an identity field sets (null: the key has no such part). */
@@ -144,7 +148,7 @@ export class Edits {
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
     checkUserFwmark(this.#p.probeMarks, spec.fwmark);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
-    checkSorryFamily(spec, key.family);
+    checkSorryFamily(fields, key.family);
     const config = toServiceConfig(spec, key);
     if (desired.service(id) !== undefined) throw new ConflictError(`service ${q(id)} already exists`);
     const max = this.#p.limits.services;
@@ -175,7 +179,7 @@ export class Edits {
     const fields = patchServiceFields(record.fields, patch);
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
-    checkSorryFamily(spec, record.config.key.family);
+    checkSorryFamily(fields, record.config.key.family);
     const sorryDest = sorryKey(spec, record.config.key.family);
     const sorry = sorryDest === null ? null : destinationKeyId(sorryDest);
     const taken = sorry === null ? undefined : record.byDest.get(sorry);

@@ -241,6 +241,13 @@ function serviceSpecOf(fields: Fields): ServiceSpec {
   };
 }
 
+/** `sorry_server.host` as the body has it (messages quote it so, not its canonical form); "" when there is none. */
+export function sorryHostSent(fields: Fields): string {
+  const raw = fields.get("sorry_server");
+  const host = typeof raw === "object" && raw !== null ? (raw as { host?: unknown }).host : undefined;
+  return typeof host === "string" ? host : "";
+}
+
 /** The failover fields of a service (sorry server, quorum, hysteresis, hooks); see ./failover.ts. */
 function failoverOf(
   fields: Fields,
@@ -255,8 +262,8 @@ function failoverOf(
   let sorryServer: SorrySpec | null = null;
   const raw = fields.get("sorry_server");
   if (typeof raw === "object" && raw !== null) {
-    const server = raw as { host?: unknown; port?: unknown; method?: unknown };
-    const host = typeof server.host === "string" ? server.host : "";
+    const server = raw as { port?: unknown; method?: unknown };
+    const host = sorryHostSent(fields);
     if (host === "") throw new ValidationError("sorry_server.host", "is required (an IP address)");
     const ipFamily = isIP(host);
     if (ipFamily === 0) throw new ValidationError("sorry_server.host", `must be an IP address, got ${describeValue(host)}`);

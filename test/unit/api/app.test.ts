@@ -281,6 +281,19 @@ describe("services", () => {
     expectError(await call("PUT", "/service/web/b1", { host: "10.1.0.2" }), 409, 'backend "b1" of service "web" already exists');
   });
 
+  test("a sorry_server.host of the wrong family is quoted as sent, an IPv4-mapped IPv6 address too", async () => {
+    const { call, driver } = setup();
+    await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    await call("PUT", "/service/web6", { host: "2001:db8::1", port: 80 });
+    const before = driver.peek();
+    const mapped = 'sorry_server.host: must be an inet address like the service, got "::ffff:10.0.0.9"';
+    const v4 = 'sorry_server.host: must be an inet6 address like the service, got "10.0.0.9"';
+    expectError(await call("PUT", "/service/web2", { host: "10.0.0.2", port: 80, sorry_server: { host: "::ffff:10.0.0.9" } }), 400, mapped);
+    expectError(await call("PATCH", "/service/web", { sorry_server: { host: "::ffff:10.0.0.9" } }), 400, mapped);
+    expectError(await call("PATCH", "/service/web6", { sorry_server: { host: "10.0.0.9" } }), 400, v4);
+    expect(driver.peek()).toEqual(before);
+  });
+
   test("rollback through the API: a kernel failure is a 500, nothing is recorded and the VIP is removed", async () => {
     const { call, driver, vip } = setup();
     driver.failNext("add-service", "EPERM");
