@@ -8,7 +8,7 @@
  *   backend   10.1.0.1:8080   [2001:db8::2]:8080   10.1.0.1 (the service's port; 0 for fwmark services)
  * Addresses must be literals (no DNS). Health checks need the daemon: they are not available here.
  */
-import { BACKEND_METHODS, LIMITS, schedFlagNames } from "../contract/fields.ts";
+import { BACKEND_METHODS, LIMITS, schedFlagsText } from "../contract/fields.ts";
 import { GorbError, fromIpvsError, ipvsOutcome } from "../core/errors.ts";
 import {
   backendFields,
@@ -39,7 +39,6 @@ import type {
   Protocol,
   Service,
   ServiceConfig,
-  ServiceFlags,
   ServiceKey,
   Stats,
 } from "../ipvs/types.ts";
@@ -187,11 +186,6 @@ function serviceKeyFrom(name: string, args: RawArgs): ServiceKey {
   refuse(args, ["announce-min-healthy"], "BGP announcements need the daemon");
   const family = choiceArg(args, "family", FAMILIES);
   return parseServiceName(name, family);
-}
-
-function schedFlagsText(scheduler: string, flags: ServiceFlags): string {
-  const names = schedFlagNames(scheduler);
-  return (["sched1", "sched2", "sched3"] as const).filter((bit) => flags[bit]).map((bit) => names[bit]).join("|");
 }
 
 /** The REST fields that name a kernel service key. */

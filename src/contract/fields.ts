@@ -45,11 +45,24 @@ export const SCHED_FLAG_NAMES = {
 } as const;
 export type SchedFlagName = keyof typeof SCHED_FLAG_NAMES;
 
+/** The three scheduler flag bits of IPVS (IP_VS_SVC_F_SCHED1..3). */
+export type SchedFlagBit = (typeof SCHED_FLAG_NAMES)[SchedFlagName];
+const SCHED_FLAG_BITS: readonly SchedFlagBit[] = ["sched1", "sched2", "sched3"];
+
 /** The names `flags` shows for each bit, per scheduler (sh and mh name theirs). */
-export function schedFlagNames(scheduler: string): Record<"sched1" | "sched2" | "sched3", SchedFlagName> {
+function schedFlagNames(scheduler: string): Record<SchedFlagBit, SchedFlagName> {
   if (scheduler === "sh") return { sched1: "sh-fallback", sched2: "sh-port", sched3: "flag-3" };
   if (scheduler === "mh") return { sched1: "mh-fallback", sched2: "mh-port", sched3: "flag-3" };
   return { sched1: "flag-1", sched2: "flag-2", sched3: "flag-3" };
+}
+
+/**
+ * The `flags` text of the bits set, each under `scheduler`'s own name, in bit order: a name is only a bit to the
+ * kernel (mh-port is sh-port is flag-2), so "mh-port" on an sh service shows as "sh-port", as `ipvsadm -L` does.
+ */
+export function schedFlagsText(scheduler: string, bits: Readonly<Record<SchedFlagBit, boolean>>): string {
+  const names = schedFlagNames(scheduler);
+  return SCHED_FLAG_BITS.filter((bit) => bits[bit]).map((bit) => names[bit]).join("|");
 }
 
 /** Defaults of omitted fields. */
@@ -166,7 +179,7 @@ export const SERVICE_FIELD_DEFS = {
   flags: {
     kind: "string",
     maxLength: MAX_LENGTH.flags,
-    description: `scheduler flags separated by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`,
+    description: `scheduler flags separated by | or ,: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}; shown under the scheduler's own names (mh-port on sh is sh-port, the same IPVS bit)`,
   },
   persistent: { ...bool, default: false, description: "client persistence (IP_VS_SVC_F_PERSISTENT)" },
   persistence_timeout: {

@@ -13,7 +13,8 @@
  *   - a backend `weight` of 0 creates a drained backend (the original turned every weight <= 0 into 100),
  *     a negative one is refused;
  *   - `method` (the scheduler) is checked against the schedulers IPVS ships and lower-cased;
- *   - flags may be separated by "|" or "," and are case-insensitive;
+ *   - flags may be separated by "|" or "," and are case-insensitive; they are kept under the scheduler's own
+ *     names (mh-port on an sh service is sh-port: the same IPVS bit), as the kernel's table shows them;
  *   - unknown keys (also `vsid`, and pulse args a type does not read) are dropped, not kept.
  */
 import type { TSchema } from "@sinclair/typebox";
@@ -28,6 +29,7 @@ import {
   SERVICE_FIELDS,
   SERVICE_IDENTITY_FIELDS,
   SORRY_METHODS,
+  schedFlagsText,
   type SchedFlagName,
 } from "../contract/fields.ts";
 import { isIP } from "node:net";
@@ -126,10 +128,11 @@ function hostText(fields: Fields, required: boolean): string {
   return host;
 }
 
-function flagsOf(fields: Fields): string {
+/** `flags` under the scheduler's own names (schedFlagsText): the kernel knows only the bits the names set. */
+function flagsOf(fields: Fields, scheduler: string): string {
   const text = stringField(fields, "flags", "");
   if (text.trim() === "") return "";
-  const names: SchedFlagName[] = [];
+  const bits = { sched1: false, sched2: false, sched3: false };
   for (const part of text.split(/[|,]/)) {
     const name = part.trim().toLowerCase();
     if (name === "") throw new ValidationError("flags", `has an empty flag in ${describeValue(text)}`);
@@ -139,10 +142,9 @@ function flagsOf(fields: Fields): string {
         `unknown flag ${describeValue(part.trim())}; known: ${Object.keys(SCHED_FLAG_NAMES).join(", ")}`,
       );
     }
-    const known = name as SchedFlagName;
-    if (!names.includes(known)) names.push(known);
+    bits[SCHED_FLAG_NAMES[name as SchedFlagName]] = true;
   }
-  return names.join("|");
+  return schedFlagsText(scheduler, bits);
 }
 
 /** Throws unless a field that only makes sense with `persistent: true` is left out. */
@@ -201,7 +203,7 @@ function serviceSpecOf(fields: Fields): ServiceSpec {
     family = enumField(fields, "family", FAMILIES, null);
   }
   const method = enumField(fields, "method", SCHEDULERS, DEFAULTS.scheduler);
-  const flags = flagsOf(fields);
+  const flags = flagsOf(fields, method);
   const persistent = boolField(fields, "persistent", false);
   needsPersistent(fields, "persistence_timeout", persistent);
   needsPersistent(fields, "persistence_netmask", persistent);

@@ -194,6 +194,19 @@ describe("services", () => {
     expectError(await call("PATCH", "/service/nope", {}), 404, 'service "nope" not found');
   });
 
+  test("flags are shown under the scheduler's own names, as IPVS holds them: mh-port on sh is sh-port", async () => {
+    const { call, driver } = setup();
+    const flagsOf = async () => ((json(await call("GET", "/service/web")) as { options: { flags: string } }).options.flags);
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80, method: "sh", flags: "mh-port", hash_fallback: false }));
+    expect(await flagsOf()).toBe("sh-port");
+    expect(driver.peek()[0]?.service.flags).toMatchObject({ sched1: false, sched2: true, sched3: false });
+    expectEmptyOk(await call("PATCH", "/service/web", { method: "mh" }));
+    expect(await flagsOf()).toBe("mh-port");
+    expectEmptyOk(await call("PATCH", "/service/web", { method: "wrr" }));
+    expect(await flagsOf()).toBe("flag-2");
+    expect(driver.peek()[0]?.service.flags).toMatchObject({ sched1: false, sched2: true, sched3: false });
+  });
+
   test("an identity change names the field that changed, not the first one sent (the same host is no move)", async () => {
     const { call, driver } = setup();
     await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });

@@ -63,7 +63,8 @@ describe("normalizeService", () => {
       flags: "sh-fallback|sh-port",
     });
     expect(spec).toMatchObject({ host: "10.0.0.1", port: 12345, persistent: true, persistenceTimeout: 300 });
-    expect(spec.flags).toBe("sh-fallback|sh-port");
+    // wrr names the two bits as ipvsadm does: the sh names are sh's.
+    expect(spec.flags).toBe("flag-1|flag-2");
   });
 
   test("keys match case-insensitively like Go's decoder, unknown keys are ignored, null means absent", () => {
@@ -124,9 +125,18 @@ describe("normalizeService", () => {
     }
   });
 
-  test("flags: '|' or ',' separated, case-insensitive, duplicates dropped, order kept", () => {
-    expect(normalizeService({ port: 80, flags: "SH-PORT, sh-fallback|sh-port" }).flags).toBe("sh-port|sh-fallback");
-    expect(normalizeService({ port: 80, flags: "mh-fallback|mh-port|flag-3" }).flags).toBe("mh-fallback|mh-port|flag-3");
+  test("flags: '|' or ',' separated, case-insensitive, duplicates dropped, in bit order", () => {
+    expect(normalizeService({ port: 80, method: "sh", flags: "SH-PORT, sh-fallback|sh-port" }).flags).toBe("sh-fallback|sh-port");
+    expect(normalizeService({ port: 80, method: "mh", flags: "flag-3|mh-port|mh-fallback" }).flags).toBe("mh-fallback|mh-port|flag-3");
+  });
+
+  test("flags are kept under the scheduler's own names: a name is only an IPVS bit (mh-port on sh is sh-port)", () => {
+    const flags = (method: string, text: string) => normalizeService({ port: 80, method, flags: text }).flags;
+    expect(flags("sh", "mh-port|mh-fallback")).toBe("sh-fallback|sh-port");
+    expect(flags("sh", "flag-2")).toBe("sh-port");
+    expect(flags("mh", "sh-port|flag-1")).toBe("mh-fallback|mh-port");
+    expect(flags("rr", "sh-fallback|mh-port|flag-3")).toBe("flag-1|flag-2|flag-3");
+    expect(flags("sh", "sh-fallback|mh-fallback")).toBe("sh-fallback");
   });
 
   test("persistence: timeout, netmask and the sip engine", () => {
