@@ -50,6 +50,18 @@ function optionTokens(args: readonly string[]): readonly string[] {
   return end < 0 ? args : args.slice(0, end);
 }
 
+/** A token that reads as a negative number ("-1", "-0.5", "-.5s"): a value, not a flag. */
+const NEGATIVE_NUMBER = /^-\.?\d/;
+
+/**
+ * Whether a flag whose value may be left out (`--watch [seconds]`) has none before `next`: at the end, or before
+ * another flag. A negative number is its value (`--watch -1`), so the command says what is wrong with it rather
+ * than "unknown option -1".
+ */
+function valueLeftOut(next: string | undefined): boolean {
+  return next === undefined || (next.startsWith("-") && next !== "-" && !NEGATIVE_NUMBER.test(next));
+}
+
 interface FlagShape {
   readonly canonical: string;
   readonly takesValue: boolean;
@@ -119,7 +131,7 @@ function checkFlags(defs: ArgsDef, args: readonly string[], path: string): void 
     if (shape === undefined) throw new UsageError(`unknown option ${long ? "--" : "-"}${name} for "${path}"`, path);
     if (shape.takesValue && eq < 0) {
       const next = tokens[i + 1];
-      if (shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-"))) continue;
+      if (shape.optionalValue && valueLeftOut(next)) continue;
       if (next === undefined) throw new UsageError(`--${shape.canonical} needs a value`, path);
       // The next flag is not this one's value (`--host --port 80` left out the host): --host=--x gives one.
       if (next.startsWith("--")) {
@@ -168,7 +180,7 @@ function* flagTokens(defs: ArgsDef, args: readonly string[]): Generator<FlagToke
     let valueAt: number | null = null;
     if (shape.takesValue && eq < 0) {
       const next = tokens[i + 1];
-      if (next !== undefined && !(shape.optionalValue && next.startsWith("-") && next !== "-")) valueAt = ++i;
+      if (next !== undefined && !(shape.optionalValue && valueLeftOut(next))) valueAt = ++i;
     }
     yield { index, token, long, body, eq, name, shape, valueAt };
   }
@@ -221,8 +233,7 @@ function fillOptionalValues(defs: ArgsDef, args: readonly string[]): string[] {
     if (i >= tokens.length || !token.startsWith("-") || token.includes("=")) return token;
     const shape = table.get(token.replace(/^--?/, ""));
     const next = tokens[i + 1];
-    const leftOut = next === undefined || (next.startsWith("-") && next !== "-");
-    return shape?.optionalValue === true && leftOut ? `--${shape.canonical}=` : token;
+    return shape?.optionalValue === true && valueLeftOut(next) ? `--${shape.canonical}=` : token;
   });
 }
 
@@ -252,7 +263,7 @@ function lastBooleanWins(defs: ArgsDef, args: readonly string[]): string[] {
     } else if (shape.takesValue && eq < 0) {
       // Its value is the next token (as checkFlags reads it), not a flag of its own.
       const next = tokens[i + 1];
-      if (!(shape.optionalValue && (next === undefined || (next.startsWith("-") && next !== "-")))) i++;
+      if (!(shape.optionalValue && valueLeftOut(next))) i++;
     }
   }
   return args.filter((_, i) => {

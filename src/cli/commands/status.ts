@@ -5,8 +5,9 @@
  * `--watch` follows the daemon's event stream (GET /events, ../event-stream.ts): it prints the status once,
  * then reads it again and redraws whenever an event says something changed (a burst of events is one read),
  * and after a lost connection comes back or a `resync`. Connections and rates change without events: `--watch N`
- * also re-reads every N seconds. With --direct there is no daemon and no events: the kernel's table is read every
- * N seconds (default 2).
+ * also re-reads every N seconds (0.5-3600; `--watch -1` is a usage error). With --direct there is no daemon and no
+ * events: the kernel's table is read every N seconds (default 2). An error before the first table that the command
+ * would end with without --watch (a SERVICE not found, a refused request) ends the watch too (endsWatch).
  *
  * `--cluster` (a daemon started with --store etcd://): every node of the fleet from GET /cluster, with the
  * revision it has applied, whether it has converged and its store's state, then the backends that are up on
@@ -17,7 +18,7 @@ import { withExamples } from "../_command.ts";
 import { type RawArgs, boolArg, directArgs, jsonArgs, optionalPositional, serverArgs } from "../_shared.ts";
 import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom } from "../client.ts";
 import { type CliContext, cliContext } from "../context.ts";
-import { CliError, UsageError } from "../errors.ts";
+import { CliError, EXIT, UsageError } from "../errors.ts";
 import { type StreamEvent, followEvents } from "../event-stream.ts";
 import { jsonText, statusTable } from "../../render/format.ts";
 import { table } from "../../render/table.ts";
@@ -47,9 +48,12 @@ function parseWatch(
   if (value === undefined || value === false) return { watch: false, seconds: null, service };
   if (value === true || value === "") return { watch: true, seconds: null, service };
   const text = String(value).trim();
-  if (/^\d+(\.\d+)?$/.test(text)) {
+  // A number, or one with a sign (`--watch -1`): meant as seconds, whatever its value.
+  if (/^\d+(\.\d+)?$/.test(text) || /^[-+]\.?\d/.test(text)) {
     const seconds = Number(text);
-    if (seconds < 0.5 || seconds > 3600) throw new UsageError(`--watch: must be 0.5-3600 seconds, got ${text}`);
+    if (!(seconds >= 0.5 && seconds <= 3600)) {
+      throw new UsageError(`--watch: must be 0.5-3600 seconds, got ${Number.isFinite(seconds) ? text : JSON.stringify(text)}`);
+    }
     return { watch: true, seconds, service };
   }
   // `gorb status --watch web`: the flag took the service name as its value.
@@ -94,6 +98,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Whether an error ends a watch that has not shown a table yet (`shown` false), as it ends `gorb status` without
+ * --watch: the SERVICE named does not exist, or the request is refused. Once a table was shown (the service deleted
+ * while watched), and for a daemon not reached, the error is shown in place of the table and the watch goes on.
+ */
+function endsWatch(error: CliError, shown: boolean): boolean {
+  return !shown && (error.exitCode === EXIT.NOT_FOUND || error.exitCode === EXIT.REJECTED || error.exitCode === EXIT.USAGE);
+}
+
 /** Writes frames of a watch: the table under a header line (cleared screen), or one JSON line. */
 function screen(ctx: CliContext, json: boolean, heading: string) {
   return {
@@ -128,14 +141,16 @@ async function watchDaemon(ctx: CliContext, client: ClientOptions, service: stri
   // One read at a time; what asks for one while it runs gets one more read after it (a burst is one read).
   let running: Promise<void> | null = null;
   let again = false;
+  let shown = false;
   const read = async () => {
     do {
       again = false;
       try {
         out.show(await daemonSnapshot({ ...client, signal }, service, json));
+        shown = true;
       } catch (error) {
         if (signal.aborted) return;
-        if (!(error instanceof CliError)) {
+        if (!(error instanceof CliError) || endsWatch(error, shown)) {
           failure = { error };
           stop.abort();
           return;
@@ -276,12 +291,14 @@ const status = defineCommand({
     }
     const interval = seconds ?? DEFAULT_DIRECT_SECONDS;
     const out = screen(ctx, json, `gorb status: kernel, every ${interval}s`);
+    let shown = false;
     while (!ctx.signal.aborted) {
       try {
         out.show(await snapshot());
+        shown = true;
       } catch (error) {
         if (ctx.signal.aborted) break;
-        if (!(error instanceof CliError)) throw error;
+        if (!(error instanceof CliError) || endsWatch(error, shown)) throw error;
         out.error(error);
       }
       await sleep(interval * 1000, ctx.signal);

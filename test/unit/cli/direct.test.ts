@@ -150,6 +150,16 @@ describe("gorb backend --direct", () => {
   });
 });
 
+describe("status --direct --watch", () => {
+  test("a service the kernel does not have, or a name that is none, ends the watch at once as without --watch", async () => {
+    for (const name of ["tcp:10.0.0.9:80", "web"]) {
+      const once = await runGorb(["status", name, "--direct"]);
+      expect(once.code).toBe(name === "web" ? EXIT.USAGE : EXIT.NOT_FOUND);
+      expect(await runGorb(["status", "--direct", "--watch", name])).toEqual(once);
+    }
+  });
+});
+
 describe("driver errors -> exit codes", () => {
   test("ESRCH -> 4, EEXIST -> 5, unknown scheduler / ERANGE -> 6, other errno -> 7", async () => {
     const missing = await runGorb(["service", "show", "tcp:10.9.9.9:80", "--direct"]);

@@ -144,6 +144,33 @@ describe("gorb status --watch", () => {
     expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, 'error: --watch: expected seconds, got "soon"']);
   });
 
+  test("--watch with a SERVICE that does not exist ends at once as without --watch (exit 4); one deleted while watched does not", async () => {
+    const once = await runGorb(["status", "nope"], env);
+    expect(once).toEqual({ code: 4, stdout: "", stderr: 'error: service "nope" not found\n' });
+    for (const args of [["status", "--watch", "nope"], ["status", "nope", "--watch", "5"], ["status", "--json", "-w", "nope"]]) {
+      expect(await runGorb(args, env)).toEqual(once);
+    }
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    const w = watch(["status", "web", "--watch"]);
+    await w.frame(1);
+    await ok(["service", "rm", "web"]);
+    server.bus.publish("service.deleted", { service: "web" });
+    expect(await w.frame(2)).toContain('error: service "web" not found');
+    expect((await w.stop()).code).toBe(0);
+  });
+
+  test("a negative --watch is its value, refused as a usage error naming --watch (not an unknown option)", async () => {
+    for (const [args, got] of [
+      [["status", "--watch", "-1"], "-1"],
+      [["status", "-w", "-0.5", "web"], "-0.5"],
+      [["status", "--watch=-2"], "-2"],
+      [["status", "--watch", "-5s"], '"-5s"'],
+    ] as const) {
+      const run = await runGorb([...args], env);
+      expect([run.code, run.stdout, run.stderr.split("\n")[0]]).toEqual([2, "", `error: --watch: must be 0.5-3600 seconds, got ${got}`]);
+    }
+  });
+
   test("--watch N also re-reads every N seconds (connections and rates change without events)", async () => {
     await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
     const w = watch(["status", "--watch", "0.5"]);
