@@ -20,9 +20,11 @@
  * etcd for longer than its lease (`resync`: a watch held up by the network says nothing) or a watch silent for
  * three of etcd's progress intervals (once one was seen), the store degraded until that relist is applied.
  * While etcd cannot be reached the node keeps its desired state and its kernel as they are and retries;
- * `status()` says so. A key whose value does not
- * read back as a row (another etcd client wrote it) leaves its service as it is until its keys read again. An
- * etcd that answers from another history (its revision below the applied one: it lost its data) is never
+ * `status()` says so. A service whose remote change gorb could not apply (its kernel refused it) is tried again
+ * with later changes; until then `status().failed` names it with the revision it failed from, and `waitServed`
+ * (GET /cluster/revision?wait=N) does not count this node as serving that revision or any later one. A key
+ * whose value does not read back as a row (another etcd client wrote it) leaves its service as it is until its
+ * keys read again. An etcd that answers from another history (its revision below the applied one: it lost its data) is never
  * followed again by this process (StoreDivergedError).
  */
 import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError } from "../core/errors.ts";
@@ -53,6 +55,12 @@ export interface RemoteSink {
   ): Promise<{ readonly changed: number; readonly failed: readonly string[] }>;
 }
 
+/** A service whose remote change this node could not apply, and the revision of the earliest such change. */
+export interface FailedApply {
+  readonly service: string;
+  readonly revision: number;
+}
+
 /** What `status()` reports. */
 export interface EtcdStoreStatus {
   readonly state: "ok" | "degraded";
@@ -65,6 +73,8 @@ export interface EtcdStoreStatus {
   readonly changeRevision: number;
   readonly lastError: string | null;
   readonly relists: number;
+  /** The services this node has not applied (see FailedApply), by id. */
+  readonly failed: readonly FailedApply[];
 }
 
 export interface EtcdStoreOptions extends EtcdClientOptions {
@@ -142,7 +152,8 @@ export class EtcdStateStore implements StateStore {
   #stop: AbortController | null = null;
   #watchAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
-  #waiters: { revision: number; resolve: () => void }[] = [];
+  /** Waits for a revision (waitApplied, waitServed): each resolves once `ready` says so. */
+  #waiters: { ready: () => boolean; resolve: () => void }[] = [];
   /**
    * Services with a key that does not read back (not JSON, not a row: another etcd client wrote it): this node
    * leaves them as they are, and keeps their keys' applied revisions, so its own writes to them are conflicts.
@@ -150,9 +161,11 @@ export class EtcdStateStore implements StateStore {
   #unreadable = new Set<string>();
   /**
    * Services whose last remote change this node could not apply (a conflict with one of its services, a kernel
-   * error): tried again with the next change of any service, and on each relist.
+   * error): tried again with the next change of any service, and on each relist. Each with the revision of the
+   * earliest change of it this node has not applied (a lower bound when a relist found it: what came between is
+   * not known), for waitServed and the membership record.
    */
-  #failed = new Set<string>();
+  #failed = new Map<string, number>();
   /**
    * The keys this node's commits put or deleted, with the revision of that commit, until the watch (or a relist)
    * has passed it: an event of such a key older than that revision is already superseded here.
@@ -185,19 +198,35 @@ export class EtcdStateStore implements StateStore {
       changeRevision: this.#changeRevision,
       lastError: this.#lastError ?? this.#stale,
       relists: this.#relists,
+      failed: [...this.#failed].map(([service, revision]) => ({ service, revision })).sort((a, b) => a.service.localeCompare(b.service)),
     };
   }
 
-  /** Resolves once this node has applied `revision` (true), or after `timeoutMs` (false). */
+  /**
+   * Resolves once this node has applied `revision` (true), or after `timeoutMs` (false). Applied means read and
+   * handed to gorb: a service whose change failed (see waitServed) counts as applied here.
+   */
   waitApplied(revision: number, timeoutMs: number): Promise<boolean> {
-    if (this.#appliedRevision >= revision) return Promise.resolve(true);
+    return this.#wait(() => this.#appliedRevision >= revision, timeoutMs);
+  }
+
+  /**
+   * Resolves once this node serves `revision` (true): it has applied it, and applied every change up to it
+   * (no service whose change at or below it failed, see status().failed); false after `timeoutMs`.
+   */
+  waitServed(revision: number, timeoutMs: number): Promise<boolean> {
+    return this.#wait(() => this.#appliedRevision >= revision && [...this.#failed.values()].every((since) => since > revision), timeoutMs);
+  }
+
+  #wait(ready: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (ready()) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w !== waiter);
         resolve(false);
       }, timeoutMs);
       const waiter = {
-        revision,
+        ready,
         resolve: () => {
           clearTimeout(timer);
           resolve(true);
@@ -207,14 +236,48 @@ export class EtcdStateStore implements StateStore {
     });
   }
 
+  /** Resolve the waiters whose wait is over. */
+  #wake(): void {
+    const ready = this.#waiters.filter((w) => w.ready());
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  }
+
   #advance(revision: number): void {
     if (revision <= this.#appliedRevision) return;
     this.#appliedRevision = revision;
     for (const [key, own] of this.#own) if (own <= revision) this.#own.delete(key);
-    const ready = this.#waiters.filter((w) => w.revision <= revision);
-    if (ready.length === 0) return;
-    this.#waiters = this.#waiters.filter((w) => w.revision > revision);
-    for (const w of ready) w.resolve();
+    this.#wake();
+  }
+
+  /**
+   * Once an apply that tried the failed services `tried` again has updated the applied revisions (before it
+   * advances: a wait must not see the revision without the failure): those not in `failed` leave #failed; one in
+   * `failed` keeps the revision it has failed since, or (a new failure) takes `since` (the watch knows the
+   * revisions of the changes it brought) or else a lower bound of its earliest change not applied.
+   */
+  #settleFailed(tried: Iterable<string>, failed: Iterable<string>, since: ReadonlyMap<string, number> = new Map()): void {
+    const before = new Map(this.#failed);
+    for (const id of tried) this.#failed.delete(id);
+    for (const id of failed) this.#failed.set(id, before.get(id) ?? since.get(id) ?? this.#pendingSince(id));
+    this.#wake();
+  }
+
+  /**
+   * A lower bound of the earliest revision at which etcd's keys of service `id` differ from what this node applied
+   * (a relist does not see the changes between): the revision after the one applied for a key changed or deleted
+   * since, its create revision for a new key; 0 (before everything) when none differs.
+   */
+  #pendingSince(id: string): number {
+    let since = Number.POSITIVE_INFINITY;
+    for (const kv of this.#mirror.values()) {
+      const applied = this.#applied.get(kv.key);
+      if (this.#keys.serviceOf(kv.key) !== id || applied?.mod === kv.modRevision) continue;
+      since = Math.min(since, applied === undefined ? kv.createRevision : applied.mod + 1);
+    }
+    for (const [key, rev] of this.#applied) if (this.#keys.serviceOf(key) === id && !this.#mirror.has(key)) since = Math.min(since, rev.mod + 1);
+    return Number.isFinite(since) ? since : 0;
   }
 
   /** Throws (and remembers) StoreDivergedError when an answer comes from another history than the one followed. */
@@ -416,7 +479,7 @@ export class EtcdStateStore implements StateStore {
   async #retryFailed(): Promise<void> {
     const sink = this.#sink;
     if (sink === null) return;
-    const retried = [...this.#failed];
+    const retried = [...this.#failed.keys()];
     let follow: string[] = [];
     const read = () => {
       const { state, unreadable } = this.#rows(new Set(retried));
@@ -424,9 +487,10 @@ export class EtcdStateStore implements StateStore {
       return { state, ids: follow };
     };
     try {
-      const { failed } = await sink.applyRemote(read, (failed) => this.#caughtUp(new Set(follow.filter((id) => !failed.has(id)))));
-      for (const id of retried) this.#failed.delete(id);
-      for (const id of failed) this.#failed.add(id);
+      await sink.applyRemote(read, (failed) => {
+        this.#caughtUp(new Set(follow.filter((id) => !failed.has(id))));
+        this.#settleFailed(retried, failed);
+      });
     } catch (error) {
       this.#log.error(`cannot apply the shared state again: ${why(error)}`);
     }
@@ -541,7 +605,7 @@ export class EtcdStateStore implements StateStore {
         const ids = new Set<string>();
         for (const [key, kv] of mirror) if (before.get(key)?.modRevision !== kv.modRevision) ids.add(this.#keys.serviceOf(key) ?? "");
         for (const key of before.keys()) if (!mirror.has(key)) ids.add(this.#keys.serviceOf(key) ?? "");
-        for (const id of this.#failed) ids.add(id);
+        for (const id of this.#failed.keys()) ids.add(id);
         ids.delete("");
         this.#mirror = mirror;
         this.#relists++;
@@ -552,7 +616,7 @@ export class EtcdStateStore implements StateStore {
           frozen = new Set([...unreadable, ...[...this.#unreadable].filter((id) => !ids.has(id))]);
           return { state, ids: [...ids].filter((id) => !unreadable.has(id)) };
         };
-        const { changed, failed } = await sink.applyRemote(read, (failed) => {
+        const { changed } = await sink.applyRemote(read, (failed) => {
           // A service this node could not apply keeps the revisions it last applied, as an unreadable one does.
           frozen = new Set([...frozen, ...failed]);
           const applied = new Map<string, Rev>();
@@ -565,9 +629,9 @@ export class EtcdStateStore implements StateStore {
           }
           this.#applied = applied;
           this.#unreadable = new Set([...frozen].filter((id) => !failed.has(id) || this.#unreadable.has(id)));
+          this.#settleFailed([...this.#failed.keys()], failed);
           this.#advance(revision);
         });
-        this.#failed = new Set(failed);
         if (this.#degraded || this.#stale !== null) this.#log.info(`etcd answers again at revision ${revision}; ${changed} service(s) caught up`);
         this.#degraded = false;
         this.#lastError = null;
@@ -647,7 +711,7 @@ export class EtcdStateStore implements StateStore {
       return;
     }
     // A change elsewhere may have removed what kept a failed one out (the service it conflicted with).
-    const retried = [...this.#failed];
+    const retried = [...this.#failed.keys()];
     for (const id of retried) ids.add(id);
     const mirror = this.#mirror;
     let unreadable = new Set<string>();
@@ -660,7 +724,7 @@ export class EtcdStateStore implements StateStore {
       thawed = new Set(follow.filter((id) => this.#unreadable.has(id)));
       return { state: rows.state, ids: follow };
     };
-    const { failed } = await sink.applyRemote(read, (failed) => {
+    await sink.applyRemote(read, (failed) => {
       for (const { key, revision: changed } of touched) {
         const service = this.#keys.serviceOf(key) ?? "";
         // Not applied: the key keeps the revision this node last applied (see RemoteSink).
@@ -674,10 +738,14 @@ export class EtcdStateStore implements StateStore {
       this.#caughtUp(new Set([...thawed, ...retried.filter((id) => !unreadable.has(id))].filter((id) => !failed.has(id))));
       for (const id of thawed) if (!failed.has(id)) this.#unreadable.delete(id);
       for (const id of unreadable) this.#unreadable.add(id);
+      const since = new Map<string, number>();
+      for (const { key, revision: changed } of touched) {
+        const service = this.#keys.serviceOf(key) ?? "";
+        since.set(service, Math.min(since.get(service) ?? changed, changed));
+      }
+      this.#settleFailed(retried, failed, since);
       this.#advance(revision);
     });
-    for (const id of retried) this.#failed.delete(id);
-    for (const id of failed) this.#failed.add(id);
     if (this.#degraded) {
       this.#degraded = false;
       this.#lastError = null;

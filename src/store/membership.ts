@@ -1,6 +1,7 @@
 /**
  * Fleet membership: each node keeps `PREFIX/nodes/<node>` on a lease of its own, holding its API address,
- * version, start time, the etcd revision it has applied and the health its own checks see for each backend.
+ * version, start time, the etcd revision it has applied, the services whose remote change it could not apply
+ * (with the revision of the earliest such change) and the health its own checks see for each backend.
  * A node that dies stops renewing, so etcd deletes its key once the lease's TTL runs out.
  *
  * This is for people (GET /cluster, `gorb status --cluster`): which nodes run, whether each has caught up,
@@ -11,6 +12,7 @@ import type { EventBus, EventHealthState } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
+import type { FailedApply } from "./etcd-store.ts";
 
 /** What a node publishes about itself. */
 export interface NodeRecord {
@@ -29,6 +31,12 @@ export interface NodeRecord {
   readonly changeRevision?: number;
   /** "ok" or "degraded" (cannot reach etcd; the node keeps what it has). */
   readonly store: string;
+  /**
+   * The services whose remote change this node could not apply (its kernel refused it), by id, each with the
+   * revision of the earliest such change: the node does not serve that revision or any later one. Absent when
+   * there is none (and in an older gorb's record).
+   */
+  readonly failed?: readonly FailedApply[];
   /** Health this node's checks see, by "service/backend". */
   readonly backends: Readonly<Record<string, EventHealthState>>;
 }
@@ -42,7 +50,12 @@ export interface MembershipOptions {
   /** The lease's TTL in seconds. @default 10 */
   readonly ttlSeconds?: number;
   readonly events: EventBus;
-  readonly status: () => { readonly appliedRevision: number; readonly changeRevision: number; readonly state: string };
+  readonly status: () => {
+    readonly appliedRevision: number;
+    readonly changeRevision: number;
+    readonly state: string;
+    readonly failed?: readonly FailedApply[];
+  };
   /**
    * The health of every backend when the node registers, by "service/backend": what was checked before (a
    * restored backend with pulse none is up at once, and never changes after) has no event left to tell it.
@@ -62,6 +75,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** A record's `failed`: a list of { service, revision }, or null when it is not one. */
+function decodeFailed(value: unknown): FailedApply[] | null {
+  if (!Array.isArray(value)) return null;
+  const out: FailedApply[] = [];
+  for (const item of value as unknown[]) {
+    if (!isObject(item) || typeof item.service !== "string" || typeof item.revision !== "number") return null;
+    out.push({ service: item.service, revision: item.revision });
+  }
+  return out;
+}
+
 /** The NodeRecord in a membership value, or null when it is not one (another program wrote it). */
 function decodeNodeRecord(text: string): NodeRecord | null {
   let value: unknown;
@@ -72,6 +96,8 @@ function decodeNodeRecord(text: string): NodeRecord | null {
   }
   if (!isObject(value)) return null;
   const { node, address, version, startedAt, appliedRevision, changeRevision, store, backends } = value;
+  const failed = value.failed === undefined ? undefined : decodeFailed(value.failed);
+  if (failed === null) return null;
   if (typeof node !== "string" || typeof address !== "string" || typeof version !== "string" || typeof startedAt !== "string") return null;
   if (typeof appliedRevision !== "number" || typeof store !== "string" || !isObject(backends)) return null;
   if (changeRevision !== undefined && typeof changeRevision !== "number") return null;
@@ -80,7 +106,17 @@ function decodeNodeRecord(text: string): NodeRecord | null {
     if (typeof state !== "string" || !HEALTH_STATES.has(state) || !path.includes("/")) return null;
     health[path] = state as EventHealthState;
   }
-  return { node, address, version, startedAt, appliedRevision, ...(changeRevision !== undefined ? { changeRevision } : {}), store, backends: health };
+  return {
+    node,
+    address,
+    version,
+    startedAt,
+    appliedRevision,
+    ...(changeRevision !== undefined ? { changeRevision } : {}),
+    store,
+    ...(failed !== undefined && failed.length > 0 ? { failed } : {}),
+    backends: health,
+  };
 }
 
 /** The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. */
@@ -188,6 +224,7 @@ export class Membership {
       appliedRevision: this.#applied,
       changeRevision: this.#change,
       store: status.state,
+      ...(status.failed !== undefined && status.failed.length > 0 ? { failed: status.failed } : {}),
       backends: Object.fromEntries([...this.#health].sort(([a], [b]) => a.localeCompare(b))),
     };
   }
