@@ -1,12 +1,13 @@
 /**
  * The fleet routes, present when the daemon shares its desired state in etcd (`--store etcd://...`):
- *   GET /cluster                       every registered node (address, version, applied revision, store state),
- *                                      whether it has converged, and the backends whose health differs between
- *                                      nodes (up on one, down on another)
- *   GET /cluster/revision?wait=N       the etcd revision this node has applied; with wait, answers once it has
- *                                      applied N (read-your-writes after a write that answered
- *                                      X-Gorb-Revision: N), or after timeout_ms (default 5000) with reached false
- *                                      (the server's idle timeout is lifted for that long)
+ *   GET /cluster                       every registered node (address, version, applied revision, store state,
+ *                                      the services it could not apply), whether it has converged, and the
+ *                                      backends whose health differs between nodes (up on one, down on another)
+ *   GET /cluster/revision?wait=N       the etcd revision this node has applied; with wait, answers once it serves
+ *                                      N: applied N, and no service whose change at or below N failed to apply
+ *                                      (read-your-writes after a write that answered X-Gorb-Revision: N), or
+ *                                      after timeout_ms (default 5000) with reached false and those services in
+ *                                      `failed` (the server's idle timeout is lifted for that long)
  * Every successful mutation (PUT, PATCH, DELETE, POST /apply) carries X-Gorb-Revision: the etcd revision of this
  * node's latest commit, which includes the mutation, or of the latest change it applied from another node when
  * later (a write that found everything as asked commits nothing).
@@ -29,7 +30,15 @@ export interface ClusterMember {
   /** The revision of the latest change of services or backends the node has applied (absent: an older gorb). */
   readonly changeRevision?: number;
   readonly store: string;
+  /** The services the node could not apply, each with the revision of its earliest change not applied. */
+  readonly failed?: readonly FailedService[];
   readonly backends: Readonly<Record<string, string>>;
+}
+
+/** A service whose change a node could not apply (its kernel refused it), from `revision` on. */
+export interface FailedService {
+  readonly service: string;
+  readonly revision: number;
 }
 
 /** What the fleet routes need. */
@@ -45,8 +54,12 @@ export interface ClusterApi {
     readonly changeRevision: number;
     readonly lastError: string | null;
     readonly relists: number;
+    readonly failed: readonly FailedService[];
   };
-  /** Resolves true once this node has applied `revision`, false after `timeoutMs`. */
+  /**
+   * Resolves true once this node serves `revision`: it has applied it, and no service whose change at or below it
+   * failed to apply (status().failed); false after `timeoutMs`.
+   */
   waitApplied(revision: number, timeoutMs: number): Promise<boolean>;
   /** The registered nodes. */
   members(): Promise<readonly ClusterMember[]>;
@@ -99,8 +112,9 @@ export interface HealthSplit {
 
 /** GET /cluster's answer. */
 function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, members: readonly ClusterMember[]) {
-  // Converged: the node has applied the latest change of services or backends any node knows of. Membership
-  // records move etcd's revision too, so comparing applied revisions alone never settles.
+  // Converged: the node has applied the latest change of services or backends any node knows of, and serves it
+  // (no service it could not apply). Membership records move etcd's revision too, so comparing applied revisions
+  // alone never settles.
   const latest = Math.max(status.changeRevision, ...members.map((m) => m.changeRevision ?? 0));
   const byBackend = new Map<string, HealthSplit>();
   for (const m of members) {
@@ -118,11 +132,12 @@ function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, mem
     node: self,
     store: status,
     revision: latest,
-    nodes: members.map((m) => ({ ...m, converged: m.appliedRevision >= latest })),
+    nodes: members.map((m) => ({ ...m, converged: m.appliedRevision >= latest && (m.failed ?? []).length === 0 })),
     health_splits: [...byBackend.values()].filter((s) => s.up.length > 0 && s.down.length > 0),
   };
 }
 
+const FailedView = t.Object({ service: t.String(), revision: t.Number() });
 const MemberView = t.Object({
   node: t.String(),
   address: t.String(),
@@ -131,6 +146,7 @@ const MemberView = t.Object({
   appliedRevision: t.Number(),
   changeRevision: t.Optional(t.Number()),
   store: t.String(),
+  failed: t.Optional(t.Array(FailedView)),
   backends: t.Record(t.String(), t.String()),
   converged: t.Boolean(),
 });
@@ -140,6 +156,7 @@ const StoreView = t.Object({
   changeRevision: t.Number(),
   lastError: t.Union([t.String(), t.Null()]),
   relists: t.Number(),
+  failed: t.Array(FailedView),
 });
 const ClusterView = t.Object({
   node: t.String(),
@@ -155,9 +172,18 @@ const REVISION_PATTERN = "^(0|[1-9][0-9]{0,14})$";
 /** 0-60000 in decimal. */
 const TIMEOUT_MS_PATTERN = "^(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)$";
 
-const RevisionView = t.Object({ applied: t.Number(), reached: t.Boolean() });
+const RevisionView = t.Object({ node: t.String(), applied: t.Number(), reached: t.Boolean(), failed: t.Array(FailedView) });
 
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody };
+
+/**
+ * GET /cluster/revision's answer: this node, its applied revision, whether the wait is over, and the services it
+ * could not apply from `wait` or before (all of them without a wait).
+ */
+function revisionView(cluster: ClusterApi, wait: number | null, reached: boolean) {
+  const { appliedRevision, failed } = cluster.status();
+  return { node: cluster.node, applied: appliedRevision, reached, failed: failed.filter((f) => wait === null || f.revision <= wait) };
+}
 
 /** Seconds a /cluster/revision?wait= connection may stay silent beyond its timeout_ms. */
 const WAIT_MARGIN_S = 10;
@@ -195,14 +221,14 @@ export function clusterRoutes(fleet: ClusterApi | undefined, idleTimeoutS: numbe
       handler: async ({ query, request, server }: RevisionContext) => {
         const cluster = need("/cluster/revision");
         const timeoutMs = query.timeout_ms === undefined ? 5000 : Number(query.timeout_ms);
-        if (query.wait === undefined) return jsonResponse({ applied: cluster.status().appliedRevision, reached: true });
+        if (query.wait === undefined) return jsonResponse(revisionView(cluster, null, true));
         // The wait may outlast the server's idle timeout (10 s), which would cut the connection before the answer:
         // this request gets the wait and a margin instead. Then the idle timeout is back for the connection's
         // keep-alive (Bun keeps a request's own timeout for the rest of its connection; set before the answer).
         server?.timeout(request, Math.ceil(timeoutMs / 1000) + WAIT_MARGIN_S);
         try {
-          const reached = await cluster.waitApplied(Number(query.wait), timeoutMs);
-          return jsonResponse({ applied: cluster.status().appliedRevision, reached });
+          const wait = Number(query.wait);
+          return jsonResponse(revisionView(cluster, wait, await cluster.waitApplied(wait, timeoutMs)));
         } finally {
           server?.timeout(request, idleTimeoutS);
         }

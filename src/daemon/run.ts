@@ -349,7 +349,7 @@ function clusterOf(store: EtcdStateStore, node: string): ClusterApi {
     node,
     committedRevision: () => store.committedRevision,
     status: () => store.status(),
-    waitApplied: (revision, timeoutMs) => store.waitApplied(revision, timeoutMs),
+    waitApplied: (revision, timeoutMs) => store.waitServed(revision, timeoutMs),
     members: () => listMembers(store.client, store.prefix),
   };
 }

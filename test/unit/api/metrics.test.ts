@@ -134,7 +134,7 @@ describe("GET /metrics with a shared store", () => {
     const cluster = {
       node: 'lb\t"1"\\',
       committedRevision: () => 7,
-      status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 2 }),
+      status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 2, failed: [] }),
       waitApplied: () => Promise.resolve(true),
       members: () => Promise.resolve([]),
     };

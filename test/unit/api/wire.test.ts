@@ -59,7 +59,7 @@ describe("a short Host header", () => {
 const FLEET: ClusterApi = {
   node: "lb1",
   committedRevision: () => 7,
-  status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 0 }),
+  status: () => ({ state: "ok", appliedRevision: 7, changeRevision: 7, lastError: null, relists: 0, failed: [] }),
   waitApplied: (revision) => Promise.resolve(revision <= 7),
   members: () => Promise.resolve([]),
 };
@@ -82,7 +82,7 @@ describe("query parameters", () => {
     const { url } = serve({ cluster: FLEET });
     const reply = await fetch(`${url}/cluster/revision?${query}`);
     expect([reply.status, await reply.json()]).toEqual([400, { error, code: "VALIDATION", field }]);
-    expect(await (await fetch(`${url}/cluster/revision?wait=7&timeout_ms=0`)).json()).toEqual({ applied: 7, reached: true });
+    expect(await (await fetch(`${url}/cluster/revision?wait=7&timeout_ms=0`)).json()).toEqual({ node: "lb1", applied: 7, reached: true, failed: [] });
   });
 });
 
@@ -145,7 +145,7 @@ describe("GET /cluster/revision?wait= and the server's idle timeout", () => {
     const server = { timeout: (r: Request, seconds: number) => void (r === request && calls.push(seconds)) };
     const fleet: ClusterApi = { ...FLEET, waitApplied: () => Promise.resolve(false) };
     const reply = await clusterRoutes(fleet, 10).revision.handler({ query: { wait: "9", timeout_ms: "30000" }, request, server });
-    expect(await reply.json()).toEqual({ applied: 7, reached: false });
+    expect(await reply.json()).toEqual({ node: "lb1", applied: 7, reached: false, failed: [] });
     // Then the server's idle timeout is back: Bun keeps a request's own for the rest of its keep-alive connection,
     // which stayed open for 40 s of silence after the answer.
     expect(calls.length).toBe(2);

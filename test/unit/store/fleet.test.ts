@@ -46,7 +46,7 @@ async function node(name: string, prefix: string, endpoints = [etcd.endpoint]) {
     node: name,
     committedRevision: () => store.committedRevision,
     status: () => store.status(),
-    waitApplied: (revision, ms) => store.waitApplied(revision, ms),
+    waitApplied: (revision, ms) => store.waitServed(revision, ms),
     members: () => listMembers(store.client, prefix),
   };
   const app = createApp({ gorb: stack.gorb, logger: stack.logger, cluster });
@@ -147,11 +147,39 @@ describe("fleet over the API", () => {
     expect(await settled()).toBe(true);
   }, 15000);
 
+  test("a node whose kernel refused a change has not reached its revision: ?wait and GET /cluster name it and the service until a retry applies it", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    b.driver.failNext("add-service", "ENOMEM");
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const revision = Number(put.headers.get("X-Gorb-Revision"));
+    // Asked at once, so most likely waiting when B reads A's change: its kernel refuses it, so B does not serve web.
+    const waited = await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=1000`);
+    expect(waited).toMatchObject({ status: 200, body: { node: "b", reached: false, failed: [{ service: "web", revision }] } });
+    expect(await b.store.waitApplied(revision, 5000)).toBe(true);
+    expect(b.gorb.listServices()).toEqual([]);
+    // Its record says so: GET /cluster through A shows B not converged, and which service it failed to apply.
+    type View = { nodes: { node: string; converged: boolean; failed?: { service: string; revision: number }[] }[] };
+    const nodeB = async () => ((await a.call("GET", "/cluster")).body as View).nodes.find((n) => n.node === "b");
+    expect(await waitFor(async () => (await nodeB())?.failed !== undefined, 5000)).toBe(true);
+    expect(await nodeB()).toMatchObject({ converged: false, failed: [{ service: "web", revision }] });
+
+    // Another change has B try web again; its kernel takes it now, and both waits are reached.
+    const next = await a.call("PUT", "/service/web2", { host: "10.0.0.2", port: 80 });
+    const later = Number(next.headers.get("X-Gorb-Revision"));
+    expect((await b.call("GET", `/cluster/revision?wait=${revision}&timeout_ms=5000`)).body).toMatchObject({ reached: true, failed: [] });
+    expect((await b.call("GET", `/cluster/revision?wait=${later}&timeout_ms=5000`)).body).toMatchObject({ reached: true, failed: [] });
+    expect(b.gorb.listServices()).toEqual(["web", "web2"]);
+    expect(await waitFor(async () => (await nodeB())?.converged === true, 5000)).toBe(true);
+    expect((await nodeB())?.failed).toBeUndefined();
+  }, 15000);
+
   test("GET /cluster leaves out values under nodes/ that are not node records (another program wrote them)", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
     const record = { node: "evil", address: "x:1", version: "1", startedAt: "now", appliedRevision: 1, store: "ok", backends: {} };
-    const values = ["null", "not json", "[]", JSON.stringify({ ...record, backends: null }), JSON.stringify({ ...record, backends: "up" }), JSON.stringify({ ...record, node: 7 })];
+    const values = ["null", "not json", "[]", JSON.stringify({ ...record, backends: null }), JSON.stringify({ ...record, backends: "up" }), JSON.stringify({ ...record, node: 7 }), JSON.stringify({ ...record, failed: [{ service: "web" }] })];
     for (const [i, value] of values.entries()) await a.store.client.put(`${prefix}/nodes/evil${i}`, value);
     const view = await a.call("GET", "/cluster");
     expect(view.status).toBe(200);

@@ -25,7 +25,7 @@ async function node(name: string, prefix: string) {
     node: name,
     committedRevision: () => store.committedRevision,
     status: () => store.status(),
-    waitApplied: (revision, ms) => store.waitApplied(revision, ms),
+    waitApplied: (revision, ms) => store.waitServed(revision, ms),
     members: () => Promise.resolve([]),
   };
   const app = createApp({ gorb: stack.gorb, logger: stack.logger, cluster });
