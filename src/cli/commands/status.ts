@@ -10,8 +10,8 @@
  * would end with without --watch (a SERVICE not found, a refused request) ends the watch too (endsWatch).
  *
  * `--cluster` (a daemon started with --store etcd://): every node of the fleet from GET /cluster, with the
- * revision it has applied, whether it has converged and its store's state, then the backends that are up on
- * one node and down on another.
+ * revision it has applied, whether it has converged and its store's state, then the services a node could not
+ * apply (and since which revision), then the backends that are up on one node and down on another.
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
@@ -209,11 +209,16 @@ interface ClusterAnswer {
     readonly appliedRevision: number;
     readonly store: string;
     readonly converged: boolean;
+    /** The services the node could not apply, from `revision` on (absent: none, or an older gorb). */
+    readonly failed?: readonly { readonly service: string; readonly revision: number }[];
   }[];
   readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: string[]; readonly down: string[] }[];
 }
 
-/** The fleet as text: one row per node, then the backends whose health differs between nodes. */
+/**
+ * The fleet as text: one row per node, then the services a node could not apply, then the backends whose health
+ * differs between nodes.
+ */
 function clusterText(c: ClusterAnswer): string {
   const store = c.store.state === "ok" ? "ok" : `DEGRADED${c.store.lastError === null ? "" : `: ${c.store.lastError}`}`;
   let out = `asked node ${c.node}: store ${store}, latest change of the services at revision ${c.revision}\n\n`;
@@ -221,6 +226,11 @@ function clusterText(c: ClusterAnswer): string {
     ["NODE", "ADDRESS", "VERSION", "APPLIED", "CONVERGED", "STORE", "STARTED"],
     c.nodes.map((n) => [n.node, n.address, n.version, String(n.appliedRevision), n.converged ? "yes" : "NO", n.store, n.startedAt]),
   );
+  const failed = c.nodes.flatMap((n) => (n.failed ?? []).map((f) => [n.node, f.service, String(f.revision)]));
+  if (failed.length > 0) {
+    out += `\nservices a node could not apply (its kernel refused them; tried again with the next change and each relist):\n`;
+    out += table(["NODE", "SERVICE", "SINCE REVISION"], failed);
+  }
   if (c.health_splits.length > 0) {
     out += `\nbackends whose health differs between nodes (each node drains from its own checks):\n`;
     out += table(["BACKEND", "UP ON", "DOWN ON"], c.health_splits.map((s) => [`${s.service}/${s.backend}`, s.up.join(","), s.down.join(",")]));

@@ -1,0 +1,48 @@
+/**
+ * `gorb status --cluster` shows the services a node could not apply (GET /cluster's `failed` in a node's record):
+ * an operator reading it must not take the node for one that serves the latest change.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { runGorb } from "./_harness.ts";
+
+let server: ReturnType<typeof Bun.serve> | null = null;
+afterEach(() => {
+  server?.stop(true);
+  server = null;
+});
+
+function fleet(answer: unknown): string {
+  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json(answer) });
+  return `http://127.0.0.1:${server.port}`;
+}
+
+const node = { address: "x:4672", version: "1", startedAt: "2024-01-01T00:00:00Z", appliedRevision: 9, changeRevision: 9, store: "ok", backends: {} };
+const store = { state: "ok", appliedRevision: 9, changeRevision: 9, lastError: null, relists: 0, failed: [] };
+
+test("a node's failed services are listed with the revision they failed since; none, no such section", async () => {
+  const url = fleet({
+    node: "a",
+    store,
+    revision: 9,
+    nodes: [
+      { ...node, node: "a", converged: true },
+      { ...node, node: "b", converged: false, failed: [{ service: "web", revision: 7 }] },
+    ],
+    health_splits: [],
+  });
+  const run = await runGorb(["status", "--cluster"], { GORB_SERVER: url });
+  expect(run.code).toBe(0);
+  const section = run.stdout.slice(run.stdout.indexOf("services a node could not apply"));
+  expect(section.split("\n").map((l) => l.trim().split(/\s+/).join(" "))).toEqual([
+    "services a node could not apply (its kernel refused them; tried again with the next change and each relist):",
+    "NODE SERVICE SINCE REVISION",
+    "b web 7",
+    "",
+  ]);
+
+  server?.stop(true);
+  const healthy = await runGorb(["status", "--cluster"], {
+    GORB_SERVER: fleet({ node: "a", store, revision: 9, nodes: [{ ...node, node: "a", converged: true }], health_splits: [] }),
+  });
+  expect(healthy.stdout).not.toContain("could not apply");
+});
