@@ -262,6 +262,11 @@ export class DesiredState {
 
   /** The reconciler's view of every service, complete. */
   wantedAll(): WantedService[] {
-    return [...this.#services.values()].map((s) => this.wanted(s));
+    return [...this.wantedEach()];
+  }
+
+  /** wantedAll() one service at a time, each worked out when it is reached. */
+  *wantedEach(): Generator<WantedService> {
+    for (const s of this.#services.values()) yield this.wanted(s);
   }
 }

@@ -10,6 +10,7 @@ import type { Discovery, ServiceRegistration } from "../discovery/discovery.ts";
 import { isFwmarkKey, type ServiceKey } from "../ipvs/types.ts";
 import type { DesiredState, ServiceRecord } from "./desired-state.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
+import type { Pacer } from "../pacer.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 
@@ -60,11 +61,13 @@ export class Exposure {
 
   /**
    * Put back the missing VIPs of the services the kernel has, and register the held services it has now (a
-   * deleted one is forgotten). Returns how many VIPs were put back, and how many could not be.
+   * deleted one is forgotten). Returns how many VIPs were put back, and how many could not be. With a `pacer`
+   * (a restore's), a turn of the event loop whenever it says so.
    */
-  async sync(): Promise<{ restored: number; failed: number }> {
-    const vips = await this.deps.vips.restoreMissing(this.inKernel);
+  async sync(pacer: Pacer | null = null): Promise<{ restored: number; failed: number }> {
+    const vips = await this.deps.vips.restoreMissing(this.inKernel, pacer);
     for (const id of [...this.#held]) {
+      if (pacer?.due() === true) await pacer.turn();
       const record = this.deps.desired.service(id);
       if (record !== undefined && !this.inKernel(id)) continue;
       this.#held.delete(id);

@@ -9,6 +9,7 @@
 import type { MonitorClock } from "../health/clock.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
+import type { Pacer } from "../pacer.ts";
 import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { EventBus } from "./events.ts";
@@ -51,13 +52,14 @@ export class FailoverRunner {
 
   /**
    * At restore: a service whose sorry server the kernel serves (weight > 0) was in sorry mode and stays there
-   * until its backends prove themselves again; every service is then evaluated. The changes, to publish once
-   * the kernel matches.
+   * until its backends prove themselves again; every service is then evaluated, with a turn of the event loop
+   * whenever `pacer` says so. The changes, to publish once the kernel matches.
    */
-  restoreStates(): QuorumChange[] {
+  async restoreStates(pacer: Pacer): Promise<QuorumChange[]> {
     const { desired, writer } = this.#p;
     const changes: QuorumChange[] = [];
     for (const record of desired.services()) {
+      if (pacer.due()) await pacer.turn();
       const id = sorryKeyId(record.spec, record.config.key.family);
       const dest = id === null ? undefined : writer.view.get(serviceKeyId(record.config.key))?.dests.get(id);
       if (dest !== undefined && dest.weight > 0) record.quorumUp = false;

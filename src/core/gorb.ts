@@ -434,7 +434,7 @@ export class Gorb {
       const repairs: RepairReport[] = [];
       for (let readAgain = true; ; readAgain = false) {
         const table = await this.#kernel(() => this.#driver.snapshot());
-        this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
+        await this.#writer.replace(table, (id, key) => this.#desired.hasKeyId(id) || isProbeKey(this.#probes.range, key));
         const probes = wantedProbeServices(this.#probes.routes(), this.#writer.view, this.#probes.range);
         const run = await this.#repairs.run(planOperations([...this.#desired.wantedAll(), ...probes], this.#writer.view), { readAgain });
         repairs.push(...run.reports);

@@ -10,7 +10,8 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { IpvsError } from "../ipvs/errors.ts";
 import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceKey, ServiceWithDestinations } from "../ipvs/types.ts";
-import type { ObservedService, ObservedTable, Operation } from "./reconcile.ts";
+import type { Pacer } from "../pacer.ts";
+import { observedService, type ObservedService, type ObservedTable, type Operation } from "./reconcile.ts";
 
 /** The outcome of one operation. */
 export interface OperationResult {
@@ -49,15 +50,16 @@ export class KernelWriter {
     return this.#view as ReadonlyMap<string, ObservedService>;
   }
 
-  /** Take a table read as the view, for the service keys `managed` says are gorb's. */
-  replace(table: readonly ServiceWithDestinations[], managed: (keyId: string, key: ServiceKey) => boolean): void {
+  /**
+   * Take a table read as the view, for the service keys `managed` says are gorb's; with a `pacer`, a turn of the
+   * event loop whenever it says so (a restore's 20,000 services), else in one go.
+   */
+  async replace(table: readonly ServiceWithDestinations[], managed: (keyId: string, key: ServiceKey) => boolean, pacer: Pacer | null = null): Promise<void> {
     this.#view.clear();
     for (const entry of table) {
+      if (pacer?.due() === true) await pacer.turn();
       const id = serviceKeyId(entry.service.key);
-      if (!managed(id, entry.service.key)) continue;
-      const dests = new Map<string, DestinationConfig>();
-      for (const d of entry.destinations) dests.set(destinationKeyId(d), d);
-      this.#view.set(id, { config: entry.service, dests });
+      if (managed(id, entry.service.key)) this.#view.set(id, observedService(entry));
     }
   }
 

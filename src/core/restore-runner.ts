@@ -4,12 +4,15 @@
  * not know (`--unknown-destinations`: report and leave serving, adopt, or remove), make the kernel match in one
  * batch without touching what already matches, put missing VIPs back and register the services with discovery
  * (those the kernel has: ./exposure.ts), start the health checks, and record the rows dropped or adopted. Runs
- * on Gorb's lock before any other change.
+ * on Gorb's lock before any other change. Every pass over the services or rows takes a turn of the event loop
+ * whenever one Pacer says so (../pacer.ts): the API, health checks and signals are served during a restore of
+ * 20,000 services (when only the rows' read-back was paced, the passes after it were one block of 100-300 ms).
  */
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
+import { Pacer } from "../pacer.ts";
 import { ChangeTracker } from "./changes.ts";
 import { errorMessage } from "./errors.ts";
 import type { Exposure } from "./exposure.ts";
@@ -22,7 +25,7 @@ import type { KernelWriter } from "./kernel-writer.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { MarkRange } from "./mark-range.ts";
 import { isProbeKey } from "./probe-services.ts";
-import { observedTable, planOperations, unknownDestinations } from "./reconcile.ts";
+import { observedTablePaced, planOperations, planOperationsPaced, unknownDestinations } from "./reconcile.ts";
 import type { ReconcileReport, Repairs } from "./repairs.ts";
 import { adoptDestination, loadSavedState, unsavedCreations } from "./restore.ts";
 import type { SavedState, StateStore } from "./state.ts";
@@ -70,12 +73,20 @@ const q = JSON.stringify;
 /** See the module comment. The desired state must be empty. */
 export async function runRestore(p: RestoreParts, state: SavedState, mode: UnknownDestinationMode): Promise<RestoreReport> {
   const { desired, edits, writer, log } = p;
+  const pacer = new Pacer();
   const table = await p.kernel(() => p.driver.snapshot());
   const tracker = new ChangeTracker();
-  const observed = observedTable(table); // by key: every destination in a map, built once for the whole restore
-  const loaded = await loadSavedState(state, observed, (s, b) => edits.watchId(s, b));
-  for (const record of loaded.services) desired.addService(record);
-  for (const record of loaded.vips) p.vips.remember(record.id, record.config.key);
+  // By key: every destination in a map, built once for the whole restore.
+  const observed = await observedTablePaced(table, pacer);
+  const loaded = await loadSavedState(state, observed, (s, b) => edits.watchId(s, b), pacer);
+  for (const record of loaded.services) {
+    if (pacer.due()) await pacer.turn();
+    desired.addService(record);
+  }
+  for (const record of loaded.vips) {
+    if (pacer.due()) await pacer.turn();
+    p.vips.remember(record.id, record.config.key);
+  }
   // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
   // lost an address race here); it stays, and this node leaves it out.
   const shared = p.store?.shared === true;
@@ -103,7 +114,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
   const unsavedIds = new Set(unsaved.map((entry) => serviceKeyId(entry.key)));
-  writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key));
+  await writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key), pacer);
   const removedUnsaved: string[] = [];
   if (unsaved.length > 0) {
     const gone = unsaved.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
@@ -122,36 +133,44 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   }
 
   const unknown: string[] = [];
-  for (const { service: serviceId, dest } of unknownDestinations(desired.wantedAll(), writer.view)) {
-    const service = desired.service(serviceId);
-    // A destination kept already is a backend row that no longer reads (logged with it): left alone.
-    if (service === undefined || service.keep.has(destinationKeyId(dest))) continue;
-    const text = `${describeDestination(dest)} in service ${q(serviceId)}`;
-    unknown.push(text);
-    if (mode === "report") {
-      service.keep.add(destinationKeyId(dest));
-      log.warn(`restore: IPVS serves ${text}, which the saved state does not know; leaving it (--unknown-destinations report)`);
-    } else if (mode === "adopt") {
-      const refused = adoptDestination(desired, service, dest, (s, b) => edits.watchId(s, b), tracker);
-      if (refused === null) log.warn(`restore: IPVS serves ${text}, which the saved state does not know; adopted it as an API backend`);
-      else log.error(`restore: cannot adopt ${text}: ${refused}; leaving it`);
-    } else {
-      log.warn(`restore: IPVS serves ${text}, which the saved state does not know; removing it (--unknown-destinations remove)`);
+  // Service by service: an adopted destination changes its own service's backends only.
+  for (const service of [...desired.services()]) {
+    if (pacer.due()) await pacer.turn();
+    for (const { dest } of unknownDestinations([desired.wanted(service)], writer.view)) {
+      // A destination kept already is a backend row that no longer reads (logged with it): left alone.
+      if (service.keep.has(destinationKeyId(dest))) continue;
+      const text = `${describeDestination(dest)} in service ${q(service.id)}`;
+      unknown.push(text);
+      if (mode === "report") {
+        service.keep.add(destinationKeyId(dest));
+        log.warn(`restore: IPVS serves ${text}, which the saved state does not know; leaving it (--unknown-destinations report)`);
+      } else if (mode === "adopt") {
+        const refused = adoptDestination(desired, service, dest, (s, b) => edits.watchId(s, b), tracker);
+        if (refused === null) log.warn(`restore: IPVS serves ${text}, which the saved state does not know; adopted it as an API backend`);
+        else log.error(`restore: cannot adopt ${text}: ${refused}; leaving it`);
+      } else {
+        log.warn(`restore: IPVS serves ${text}, which the saved state does not know; removing it (--unknown-destinations remove)`);
+      }
     }
   }
 
-  const quorumChanges = p.failover.restoreStates();
-  const { reports: repairs } = await p.repairs.run(planOperations(desired.wantedAll(), writer.view));
-  for (const change of quorumChanges) p.failover.quorumChanged(change);
+  const quorumChanges = await p.failover.restoreStates(pacer);
+  const { reports: repairs } = await p.repairs.run(await planOperationsPaced(desired.wantedEach(), writer.view, pacer));
+  for (const change of quorumChanges) {
+    if (pacer.due()) await pacer.turn();
+    p.failover.quorumChanged(change);
+  }
   // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair. A
   // service the kernel refused is neither given its VIP nor registered (./exposure.ts): a reconcile does that.
-  await p.exposure.sync();
+  await p.exposure.sync(pacer);
   let backends = 0;
   for (const record of desired.services()) {
     for (const backend of record.backends.values()) {
+      if (pacer.due()) await pacer.turn();
       p.checks.add(backend.watchId, { host: backend.address.address, port: backend.spec.port }, backend.spec.pulse);
       backends++;
     }
+    if (pacer.due()) await pacer.turn();
     p.exposure.expose(record);
   }
   // Rows dropped or adopted, and the record of services being created cleared; a failure is logged and refuses

@@ -5,7 +5,7 @@
  *
  * Also: the fields and id of a destination restore adopts (see ./unknown-destinations.ts).
  */
-import { Pacer } from "../pacer.ts";
+import type { Pacer } from "../pacer.ts";
 import { describeDestination } from "../ipvs/address.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationConfig } from "../ipvs/types.ts";
@@ -34,19 +34,23 @@ export interface LoadedState {
   readonly drop: readonly SetAsideRow[];
 }
 
-/** Read the saved rows back (see the module comment); `watchId` names each backend's health watch. */
+/**
+ * Read the saved rows back (see the module comment); `watchId` names each backend's health watch. A turn of the
+ * event loop whenever `pacer` says so: signals, and a slow start-up's other work, are served during a large restore.
+ */
 export async function loadSavedState(
   state: SavedState,
   table: ObservedTable,
   watchId: (service: string, backend: string) => string,
+  pacer: Pacer,
 ): Promise<LoadedState> {
-  const pacer = new Pacer(); // signals, and a slow start-up's other work, are served during a large restore
   const services: ServiceRecord[] = [];
   const vips: ServiceRecord[] = [];
   const dropped: { what: string; why: string }[] = [];
   const drop: SetAsideRow[] = [];
   const backendsOf = new Map<string, SavedBackend[]>();
   for (const b of state.backends) {
+    if (pacer.due()) await pacer.turn();
     let list = backendsOf.get(b.service);
     if (list === undefined) backendsOf.set(b.service, (list = []));
     list.push(b);
@@ -119,6 +123,7 @@ export async function loadSavedState(
     if (row.vip) vips.push(record);
   }
   for (const [serviceId, rows] of backendsOf) {
+    if (pacer.due()) await pacer.turn();
     if (saved.has(serviceId)) continue;
     for (const b of rows) drop.push({ service: serviceId, backend: b.id, why: "its service has no row" }); // orphans
   }

@@ -7,6 +7,7 @@ import type { ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { KernelError, errorMessage } from "./errors.ts";
 import type { Logger } from "../log.ts";
+import type { Pacer } from "../pacer.ts";
 import type { VipManager } from "./vip.ts";
 
 interface VipClaim {
@@ -92,12 +93,14 @@ export class VipLedger {
 
   /**
    * Put back every claimed address that has gone from the interface and that a service `serving` says yes to
-   * claims; returns how many were put back / failed.
+   * claims; returns how many were put back / failed. With a `pacer`, a turn of the event loop whenever it says so:
+   * awaiting an add that resolves at once (the address is there) is no turn, and a restore asks about 20,000.
    */
-  async restoreMissing(serving: (id: string) => boolean): Promise<{ restored: number; failed: number }> {
+  async restoreMissing(serving: (id: string) => boolean, pacer: Pacer | null = null): Promise<{ restored: number; failed: number }> {
     let restored = 0;
     let failed = 0;
     for (const [address, claim] of this.#claims) {
+      if (pacer?.due() === true) await pacer.turn();
       if (![...claim.owners].some(serving)) continue;
       try {
         if (await this.#vip.add(address, claim.family)) {

@@ -111,6 +111,8 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/config/daemon-options.ts parseSize": "unit-tested directly in test/unit/cli/daemon-options.test.ts",
   "src/config/load.ts parseConfigFile": "unit-tested directly in test/unit/config/config.test.ts",
   "src/core/normalize.ts normalizeBackend": "unit-tested directly in test/unit/core/resolve.test.ts",
+  "src/core/reconcile.ts observedTable":
+    "the reconciler's table tests build their observed tables with it; restore, its one reader of a whole table, reads it in slices (observedTablePaced)",
   "src/core/resolve.ts resolveHost": "unit-tested directly in test/unit/core/resolve.test.ts",
   "src/core/resolve.ts serviceFlagsOf": "unit-tested directly in test/unit/core/resolve.test.ts",
   "src/ipvs/kernel-driver.ts IpvsUnavailableError": "unit-tested directly in test/unit/cli/help-and-serve.test.ts",
