@@ -3,20 +3,25 @@
  * the decisions to an Announcer (./announcer.ts).
  *
  * A service is healthy on this node when at least its `announce_min_healthy` backends (default 1) are up with
- * an effective weight > 0 (a backend with pulse `none` counts as up), and it is not down by its quorum (a service
- * below quorum, or serving from its sorry server, counts as having none). A VIP is announced when every service on
- * it that announces (announce_min_healthy > 0; fwmark services have no VIP) is healthy: the route carries all
+ * an effective weight > 0 (a backend with pulse `none` counts as up), it is not down by its quorum (a service
+ * below quorum, or serving from its sorry server, counts as having none), and the kernel has it (`in_kernel`: one
+ * the kernel refused at restore, or lost and not got back, counts as having none, since IPVS would drop its
+ * traffic; its health checks probe the backends directly and cannot tell). A VIP is announced when every service
+ * on it that announces (announce_min_healthy > 0; fwmark services have no VIP) is healthy: the route carries all
  * of the VIP's ports, so a node that can serve only some of them leaves the VIP to the other nodes.
  *
  * Announcing waits for a hold-down (default 3 s): the VIP must stay healthy that long, so that a flapping
- * service does not flap routes. A service still being set up (no backends yet, not all deleted; or backends not checked yet:
- * created, or their check changed) does not make an announced VIP unhealthy until their first checks say so:
- * otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
- * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back. Withdrawal is immediate: when the VIP turns unhealthy, when its last service is
- * deleted, and (unless told to keep them) at shutdown; told to keep them, it still tries once more to have the speaker
- * take the VIPs it withdrew, and says so when the speaker does not. The controller re-evaluates after every event of the
- * bus about services and backends, and every `recheckMs` as a safety net; it publishes `bgp.announced` and
- * `bgp.withdrawn`.
+ * service does not flap routes. A service still being set up does not make an announced VIP unhealthy until its
+ * first checks say so: one with no backends yet (not all deleted), or with backends not checked yet (created, or
+ * their check changed), or not in the kernel yet (one never seen there: a read between the change of the desired
+ * state and the kernel write of its creation sees it so; one the kernel had and lost is not being set up).
+ * Otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
+ * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back.
+ * Withdrawal is immediate: when the VIP turns unhealthy, when its last service is deleted, and (unless told to
+ * keep them) at shutdown; told to keep them, it still tries once more to have the speaker take the VIPs it
+ * withdrew, and says so when the speaker does not. The controller re-evaluates after every event of the bus about
+ * services, backends and reconcile repairs (the one that adds a service the kernel lacked, or cannot), and every
+ * `recheckMs` as a safety net; it publishes `bgp.announced` and `bgp.withdrawn`.
  *
  * It only reads core (events, views); core knows nothing of it.
  */
@@ -39,21 +44,29 @@ export interface AnnounceInput {
   /**
    * True when the service, short of healthy backends, is still being set up: it has no backends yet, or enough of
    * them are not checked yet (state unknown, a pulse other than none, a configured weight > 0, not in maintenance
-   * nor drained) to be healthy once they are. Default false.
+   * nor drained) to be healthy once they are; for a service not in the kernel (`inKernel`), that it would be healthy
+   * there. Default false.
    */
   readonly settingUp?: boolean;
   /** How many backends it has (unknown when absent). One that had some and has none left is not being set up. */
   readonly backends?: number;
+  /**
+   * False when the kernel does not have the service (default true). Such a service counts as having no healthy
+   * backend; it is being set up (`settingUp` says whether it would be healthy there) until the kernel has had it.
+   */
+  readonly inKernel?: boolean;
 }
 
 /** The controller's inputs from GET views (/service?detail=true). */
 function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
   return details.map((service) => {
-    // A service down by its quorum (or serving from its sorry server) counts as having no healthy backend.
+    // A service down by its quorum (or serving from its sorry server) counts as having no healthy backend, and so
+    // does one the kernel does not have.
     const down = service.quorum_up === false;
+    const inKernel = service.in_kernel !== false;
     const backends = service.backend_details;
     const minHealthy = service.options.announce_min_healthy;
-    const healthy = down ? 0 : backends.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length;
+    const serving = down ? 0 : backends.filter((b) => b.effective_weight > 0 && (b.metrics.state === "up" || b.options.pulse.type === "none")).length;
     const unchecked = backends.filter(
       (b) => b.metrics.state === "unknown" && b.options.pulse.type !== "none" && b.options.weight > 0 && b.options.maintenance !== true && (b.drain ?? null) === null,
     ).length;
@@ -61,9 +74,10 @@ function announceInputs(details: readonly ServiceDetail[]): AnnounceInput[] {
       id: service.id,
       address: service.options.address,
       minHealthy,
-      healthy,
-      settingUp: !down && (backends.length === 0 || healthy + unchecked >= minHealthy),
+      healthy: inKernel ? serving : 0,
+      settingUp: !down && (backends.length === 0 || serving + unchecked >= minHealthy),
       backends: backends.length,
+      inKernel,
     };
   });
 }
@@ -187,6 +201,11 @@ export class VipController {
    * "with no backends yet", and an announced VIP it is on is withdrawn.
    */
   readonly #hadBackends = new Set<string>();
+  /**
+   * Services seen in the kernel since they were created: one the kernel lacks now was lost (ipvsadm -C, a repair
+   * refused) and is not being set up, so an announced VIP it is on is withdrawn.
+   */
+  readonly #hadKernel = new Set<string>();
 
   readonly #evaluations = new CoalescedRun(() => this.#evaluateOnce(), () => this.#stopped);
 
@@ -208,8 +227,13 @@ export class VipController {
 
   #onEvent(event: GorbEvent): void {
     // A service created (again, under an id seen before) is a new one: it has had no backends yet.
-    if (event.type === "service.created" || event.type === "service.deleted") this.#hadBackends.delete(event.data.service);
-    if (event.type.startsWith("service.") || event.type.startsWith("backend.") || event.type === "resync") void this.evaluate();
+    if (event.type === "service.created" || event.type === "service.deleted") {
+      this.#hadBackends.delete(event.data.service);
+      this.#hadKernel.delete(event.data.service);
+    }
+    if (event.type.startsWith("service.") || event.type.startsWith("backend.") || event.type === "reconcile.repair" || event.type === "resync") {
+      void this.evaluate();
+    }
   }
 
   #armRecheck(): void {
@@ -245,17 +269,19 @@ export class VipController {
     // an announced VIP needs to stay announced).
     const byVip = new Map<string, { prefix: string; services: string[]; healthy: boolean; keep: boolean }>();
     const present = new Set(inputs.map((input) => input.id));
-    for (const id of this.#hadBackends) if (!present.has(id)) this.#hadBackends.delete(id);
+    for (const seen of [this.#hadBackends, this.#hadKernel]) for (const id of seen) if (!present.has(id)) seen.delete(id);
     for (const input of inputs) {
       const emptied = input.backends === 0 && this.#hadBackends.has(input.id);
       if ((input.backends ?? 0) > 0) this.#hadBackends.add(input.id);
+      const lost = input.inKernel === false && this.#hadKernel.has(input.id);
+      if (input.inKernel !== false) this.#hadKernel.add(input.id);
       if (input.minHealthy <= 0) continue;
       const prefix = hostPrefix(input.address);
       if (prefix === null) continue;
       const entry = byVip.get(input.address) ?? { prefix, services: [], healthy: true, keep: true };
       entry.services.push(input.id);
       entry.healthy &&= input.healthy >= input.minHealthy;
-      entry.keep &&= input.healthy >= input.minHealthy || (input.settingUp === true && !emptied);
+      entry.keep &&= input.healthy >= input.minHealthy || (input.settingUp === true && !emptied && !lost);
       byVip.set(input.address, entry);
     }
     const withdraw: VipState[] = [];

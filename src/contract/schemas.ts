@@ -190,6 +190,11 @@ export const ServiceInfo = Type.Object({
   health: Type.Number({ description: "mean health of the checked backends; 1 when none" }),
   backends: Type.Array(Type.String()),
   stats: Type.Union([StatsView, Type.Null()]),
+  in_kernel: Type.Optional(
+    Type.Boolean({
+      description: "false while the kernel does not have the service (refused at restore, or missing and not put back yet): not exposed until a reconcile adds it",
+    }),
+  ),
   panic: Type.Optional(
     Type.Boolean({ description: "true while the service is in panic mode (more than panic_threshold percent of its backends down: weights kept)" }),
   ),

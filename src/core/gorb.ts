@@ -180,7 +180,15 @@ export class Gorb {
       probeMarks: this.#probes.range,
     });
     const now = options.now ?? Date.now;
-    this.#queries = new Queries({ desired: this.#desired, writer: this.#writer, checks: this.#checks, driver: this.#driver, log: this.#log, now });
+    this.#queries = new Queries({
+      desired: this.#desired,
+      writer: this.#writer,
+      checks: this.#checks,
+      driver: this.#driver,
+      log: this.#log,
+      inKernel: this.#exposure.inKernel,
+      now,
+    });
     this.#tx = new Transactions({
       desired: this.#desired,
       writer: this.#writer,

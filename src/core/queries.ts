@@ -1,6 +1,7 @@
 /**
- * The read side: what GET returns, built from the desired state, gorb's view of the kernel (effective
- * weights), the health checks' live view and one kernel read for the counters. Nothing here changes state.
+ * The read side: what GET returns, built from the desired state, gorb's view of the kernel (effective weights,
+ * whether it has a service), the health checks' live view and one kernel read for the counters. Nothing here
+ * changes state.
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
@@ -64,11 +65,22 @@ export class Queries {
   readonly #checks: HealthChecks;
   readonly #driver: IpvsDriver;
   readonly #log: Logger;
+  readonly #inKernel: (id: string) => boolean;
 
   readonly #now: () => number;
 
-  constructor(parts: { desired: DesiredState; writer: KernelWriter; checks: HealthChecks; driver: IpvsDriver; log: Logger; now?: () => number }) {
+  constructor(parts: {
+    desired: DesiredState;
+    writer: KernelWriter;
+    checks: HealthChecks;
+    driver: IpvsDriver;
+    log: Logger;
+    /** Whether the kernel has service `id` (Exposure.inKernel, ./exposure.ts). */
+    inKernel: (id: string) => boolean;
+    now?: () => number;
+  }) {
     this.#now = parts.now ?? Date.now;
+    this.#inKernel = parts.inKernel;
     this.#desired = parts.desired;
     this.#writer = parts.writer;
     this.#checks = parts.checks;
@@ -283,6 +295,7 @@ export class Queries {
       health: serviceHealth(backends),
       backends: backends.map((b) => b.id).sort(),
       stats: null,
+      in_kernel: this.#inKernel(record.id),
       panic: record.panic,
       quorum_up: record.quorumUp !== false,
       sorry: sorryActive(record),

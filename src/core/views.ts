@@ -32,8 +32,16 @@ export interface ServiceInfo {
   health: number;
   /** Backend ids, sorted; [] when there are none (the original said null). */
   backends: string[];
-  /** IPVS counters of the service; null when the kernel could not be read. */
+  /** IPVS counters of the service; null when the kernel could not be read (or does not have it: `in_kernel`). */
   stats: StatsView | null;
+  /**
+   * False while the kernel does not have the service (gorb's view of the IPVS table: the last read and every write
+   * since): the kernel refused it at restore (./exposure.ts: then no VIP of its own and no discovery registration
+   * either), or it went missing and a reconcile could not put it back, or its creation is still being written.
+   * gorb keeps it desired and each reconcile tries again. The BGP controller does not count it as serving. Always
+   * set by Gorb (optional for older callers).
+   */
+  in_kernel?: boolean;
   /**
    * True while the service is in panic mode: more than its panic_threshold percent of backends are down, so
    * gorb keeps their weights instead of draining them. Always set by Gorb (optional for older callers).

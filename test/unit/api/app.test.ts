@@ -597,7 +597,7 @@ describe("ids and routes", () => {
     const info = doc.paths["/service/{service}"]?.get?.responses["200"]?.content?.["application/json"]?.schema as {
       properties: Record<string, unknown>;
     };
-    expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "healthy", "options", "panic", "quorum_up", "sorry", "stats"]);
+    expect(Object.keys(info.properties).sort()).toEqual(["backends", "health", "healthy", "in_kernel", "options", "panic", "quorum_up", "sorry", "stats"]);
     // The event stream's resume position, read by the route itself, is documented too.
     expect(doc.paths["/events"]?.get?.parameters?.map((p) => `${p.in} ${p.name}`)).toEqual(["header Last-Event-ID", "query last_event_id"]);
     // And the event types it sends, from the one list of them.

@@ -7,8 +7,14 @@ import { describe, expect, test } from "bun:test";
 import type { Announcer, PrefixStatus } from "../../../src/bgp/announcer.ts";
 import { VipController, describeStop, servicesSource, type AnnounceInput } from "../../../src/bgp/controller.ts";
 import { EventBus, type GorbEvent } from "../../../src/core/events.ts";
+import type { Gorb } from "../../../src/core/gorb.ts";
+import { fieldsOf } from "../../../src/core/fields.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import type { ApplyResult } from "../../../src/ipvs/driver.ts";
+import type { IpvsOp } from "../../../src/ipvs/types.ts";
 import { ManualClock } from "../health/_manual-clock.ts";
 import { makeGorb } from "../core/fakes.ts";
+import { MemoryStateStore } from "../core/memory-store.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -75,23 +81,43 @@ function setup(initial: AnnounceInput[]) {
 
 const web = (healthy: number, minHealthy = 1): AnnounceInput => ({ id: "web", address: "203.0.113.10", minHealthy, healthy });
 
+/** A controller following `gorb` on `events` (hold-down 3 s, hand-driven clock, no recheck: events only). */
+function following(gorb: Gorb, events: EventBus) {
+  const clock = new ManualClock();
+  const announcer = new RecordingAnnouncer();
+  const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+  return { clock, announcer, controller };
+}
+
 /**
  * A controller following a Gorb (hold-down 3 s, hand-driven clock) that announces web's VIP 203.0.113.10: web with
  * backend b1, checked up, held down for 3 s.
  */
-async function announcedThroughGorb() {
+async function announcedThroughGorb(driver = new MemoryIpvsDriver()) {
   const events = new EventBus();
-  const { gorb, health } = makeGorb({ events });
-  const clock = new ManualClock();
-  const announcer = new RecordingAnnouncer();
-  const controller = new VipController({ announcer, source: servicesSource(gorb), events, clock, holdDownMs: 3000, recheckMs: 0, log: quiet });
+  const { gorb, health } = makeGorb({ events, driver });
+  const { clock, announcer, controller } = following(gorb, events);
   await controller.start();
   await gorb.createService("web", { host: "203.0.113.10", port: 80 });
   await gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
   health.report("web", "b1", "up");
   await clock.advance(3000);
   expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
-  return { gorb, health, clock, announcer, controller };
+  return { gorb, health, clock, announcer, controller, driver };
+}
+
+/** A memory kernel whose batches wait, while `gate` is set, until it settles; `entered` resolves when one does. */
+class GatedDriver extends MemoryIpvsDriver {
+  gate: Promise<void> | null = null;
+  #entered: (() => void) | null = null;
+  entered(): Promise<void> {
+    return new Promise((resolve) => (this.#entered = resolve));
+  }
+  override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+    this.#entered?.();
+    await this.gate;
+    return super.apply(ops);
+  }
 }
 
 describe("VipController", () => {
@@ -334,6 +360,84 @@ describe("VipController", () => {
     await clock.advance(0);
     expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
     expect(controller.status().vips).toMatchObject([{ services: ["https", "web"], healthy: false, state: "announced" }]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
+  test("through gorb: a service the kernel refused at restore is not announced (its backends being up); the reconcile that adds it is", async () => {
+    const store = new MemoryStateStore();
+    const before = makeGorb({ store });
+    await before.gorb.createService("web", { host: "203.0.113.10", port: 80 });
+    await before.gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "none" } });
+    await before.gorb.createService("api", { host: "203.0.113.20", port: 80 });
+    await before.gorb.createBackend("api", "b1", { host: "10.0.0.2", port: 8080, pulse: { type: "none" } });
+    await before.gorb.close();
+    // The host rebooted; at restore the kernel refuses the first service add ("web").
+    const events = new EventBus();
+    const driver = new MemoryIpvsDriver();
+    const { gorb } = makeGorb({ store, driver, events });
+    driver.failNext("add-service", "ENOMEM");
+    await gorb.restore(store.load());
+    const { clock, announcer, controller } = following(gorb, events);
+    await controller.start();
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.20/32"]);
+    expect(controller.status().vips).toMatchObject([
+      { vip: "203.0.113.10", services: ["web"], healthy: false, state: "withdrawn" },
+      { vip: "203.0.113.20", healthy: true, state: "announced" },
+    ]);
+    // The reconcile's repair adds it (its event starts the hold-down: there is no recheck here).
+    await gorb.reconcile();
+    await clock.advance(3000);
+    expect([...announcer.set].sort()).toEqual(["203.0.113.10/32", "203.0.113.20/32"]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
+  test("through gorb: a service the kernel lost and a reconcile cannot put back withdraws its VIP at once; the one that puts it back announces it", async () => {
+    const { gorb, clock, announcer, controller, driver } = await announcedThroughGorb();
+    // ipvsadm -C behind gorb's back, and the kernel refuses the repair: its backend still answers its checks.
+    await driver.flush();
+    // (twice: its backend's add fails as if the table changed, and the reconcile reads it again)
+    driver.failNext("add-service", "ENOMEM", 2);
+    expect(new Set((await gorb.reconcile()).repairs.map((r) => `${r.service} ${r.status}`))).toEqual(new Set(["web failed"]));
+    await clock.advance(0);
+    expect(announcer.set.size).toBe(0);
+    expect(controller.status().vips).toMatchObject([{ services: ["web"], healthy: false, state: "withdrawn" }]);
+    await gorb.reconcile();
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    await controller.stop({ keep: false });
+    await gorb.close();
+  });
+
+  test("through gorb: a service whose creation is being written (not in the kernel yet) does not withdraw an announced VIP", async () => {
+    const driver = new GatedDriver();
+    const { gorb, clock, announcer, controller } = await announcedThroughGorb(driver);
+    let open = () => {};
+    driver.gate = new Promise((resolve) => (open = resolve));
+    const entered = driver.entered();
+    // An apply adds a port to the announced VIP with a backend that needs no check: healthy as soon as it is written.
+    const applying = gorb.apply([
+      {
+        id: "https",
+        fields: fieldsOf({ host: "203.0.113.10", port: 443 }),
+        backends: [{ id: "h1", fields: fieldsOf({ host: "10.0.0.1", port: 8443, pulse: { type: "none" } }) }],
+      },
+    ]);
+    await entered;
+    // Read between the desired state's change and the kernel's: the new service is there, not in the kernel.
+    expect((await gorb.listServicesDetail({ counters: false })).map((s) => [s.id, s.in_kernel])).toEqual([
+      ["https", false],
+      ["web", true],
+    ]);
+    await controller.evaluate();
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    open();
+    expect((await applying).ok).toBe(true);
+    await clock.advance(3000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(controller.status().vips).toMatchObject([{ services: ["https", "web"], healthy: true, state: "announced" }]);
     await controller.stop({ keep: false });
     await gorb.close();
   });

@@ -60,6 +60,7 @@ describe("services", () => {
       health: 1,
       backends: [],
       stats: { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0, cps: 0, in_pps: 0, out_pps: 0, in_bps: 0, out_bps: 0 },
+      in_kernel: true,
       panic: false,
       quorum_up: true,
       sorry: false,

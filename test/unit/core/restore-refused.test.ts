@@ -52,7 +52,12 @@ describe("restore when the kernel refuses a service", () => {
     expect(discovery.calls).toContainEqual(["remove", "web"]);
     // Still desired (and saved): the kernel's refusal is a failed repair, not a reason to forget it.
     expect(gorb.listServices()).toEqual(["api", "web"]);
-    expect((await gorb.getService("web")).stats).toBeNull();
+    // GET says why it has no counters: the kernel does not have it (not "could not read the kernel").
+    expect(await gorb.getService("web")).toMatchObject({ stats: null, in_kernel: false });
+    expect((await gorb.listServicesDetail()).map((s) => [s.id, s.in_kernel])).toEqual([
+      ["api", true],
+      ["web", false],
+    ]);
 
     const again = await gorb.reconcile();
     expect(again.repairs.map((r) => [r.service, r.backend, r.status])).toEqual([
@@ -62,6 +67,7 @@ describe("restore when the kernel refuses a service", () => {
     expect(kernelAddresses(driver).sort()).toEqual(["10.0.0.1", "10.0.0.2"]);
     expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
     expect(exposed(discovery)).toEqual(["api", "web"]);
+    expect((await gorb.getService("web")).in_kernel).toBe(true);
     // Once exposed, a later reconcile registers nothing again.
     await gorb.reconcile();
     expect(exposed(discovery)).toEqual(["api", "web"]);
