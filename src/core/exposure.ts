@@ -4,7 +4,9 @@
  * saved, and each reconcile tries it again; until the kernel has it, gorb puts none of its VIPs back and does
  * not register it. The reconcile that finds it in the kernel (the one whose repair added it, or any later one)
  * puts its VIP back and registers it. A service created by a request is in the kernel when the request
- * succeeds (a refused add fails it whole), so it is registered at once (./edits.ts).
+ * succeeds (a refused add fails it whole), so it is registered at once (./edits.ts). A fwmark service has no
+ * registration: at restore, one its id may still have from when it had a VIP (it was re-created as a fwmark
+ * service while gorb was stopped) is withdrawn.
  */
 import type { Discovery, ServiceRegistration } from "../discovery/discovery.ts";
 import { isFwmarkKey, type ServiceKey } from "../ipvs/types.ts";
@@ -51,6 +53,15 @@ export class Exposure {
     }
     this.#held.add(record.id);
     if (announced !== null) this.deps.discovery.remove(record.id);
+  }
+
+  /**
+   * expose() for a service restored at start. A fwmark service withdraws the registration its id may still have
+   * from before the restart, when it had a VIP (registrations outlive a restart; a withdrawal of none is done).
+   */
+  exposeRestored(record: ServiceRecord): void {
+    if (isFwmarkKey(record.config.key)) this.deps.discovery.remove(record.id);
+    this.expose(record);
   }
 
   /** Withdraw a deleted service's registration. */

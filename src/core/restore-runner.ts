@@ -171,7 +171,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
       backends++;
     }
     if (pacer.due()) await pacer.turn();
-    p.exposure.expose(record);
+    p.exposure.exposeRestored(record);
   }
   // Rows dropped or adopted, and the record of services being created cleared; a failure is logged and refuses
   // changes until the disk takes writes again.

@@ -1,7 +1,8 @@
 /**
  * Restore when the kernel refuses a service's add: the service stays desired (and saved), but gorb exposes
  * nothing for it (no VIP put back, no discovery registration) until the kernel has it; the others are restored
- * fully. The reconcile whose repair adds it puts its VIP on the interface and registers it.
+ * fully. The reconcile whose repair adds it puts its VIP on the interface and registers it. A restored fwmark
+ * service withdraws a registration left under its id.
  */
 import { describe, expect, test } from "bun:test";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
@@ -84,5 +85,22 @@ describe("restore when the kernel refuses a service", () => {
     await gorb.deleteService("web");
     await gorb.reconcile();
     expect(exposed(discovery)).toEqual(["api"]);
+  });
+});
+
+describe("restore of a fwmark service", () => {
+  test("withdraws a registration left under its id from when it had a VIP, and registers nothing for it", async () => {
+    // Saved while gorb was stopped as a fwmark service (re-created so from an address service: through the shared
+    // store, say); the registry may still hold that address service's registration, which outlived the restart.
+    const store = new MemoryStateStore();
+    const before = makeGorb({ store });
+    await before.gorb.createService("dns", { fwmark: 7 });
+    await before.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await before.gorb.close();
+    const { gorb, discovery } = makeGorb({ store });
+    await gorb.restore(store.load());
+    expect(discovery.calls).toContainEqual(["remove", "dns"]);
+    expect(exposed(discovery)).toEqual(["web"]);
+    expect(discovery.calls).not.toContainEqual(["remove", "web"]);
   });
 });
