@@ -28,6 +28,7 @@ export function serviceSummary(id: string, info: ServiceInfo): string {
   ];
   if (o.one_packet) pairs.push(["one-packet", "yes"]);
   pairs.push(["health", info.health.toFixed(2)]);
+  if (info.in_kernel === false) pairs.push(["kernel", "MISSING: IPVS does not have it (each reconcile tries to add it)"]);
   const sorry = o.sorry_server;
   if (o.quorum > 0) pairs.push(["quorum", `${o.quorum} (hysteresis ${o.hysteresis}): ${info.quorum_up === false ? "DOWN" : "up"}, ${info.healthy ?? 0} healthy`]);
   if (sorry != null) pairs.push(["sorry server", `${hostPort(sorry.host, sorry.port)} (${sorry.method})${info.sorry === true ? ": SERVING" : ""}`]);

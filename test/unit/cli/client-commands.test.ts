@@ -157,6 +157,18 @@ describe("gorb service", () => {
     expect(json).toEqual(JSON.parse(JSON.stringify(await server.stack.gorb.getService("web"))));
   });
 
+  test("show says when the kernel does not have the service (lost, and the reconcile could not put it back)", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    expect(await ok(["service", "show", "web"])).not.toContain("kernel");
+    const { driver, gorb } = server.stack;
+    await driver.flush();
+    driver.failNext("add-service", "ENOMEM");
+    await gorb.reconcile();
+    expect(await ok(["service", "show", "web"])).toContain("kernel       MISSING: IPVS does not have it (each reconcile tries to add it)\n");
+    await gorb.reconcile();
+    expect(await ok(["service", "show", "web"])).not.toContain("kernel");
+  });
+
   test("ids are URL-encoded", async () => {
     await ok(["service", "add", "a b?c", "--host", "10.0.0.1", "--port", "80"]);
     expect(server.requests).toEqual(["PUT /service/a%20b%3Fc"]);
