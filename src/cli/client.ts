@@ -388,6 +388,26 @@ export class GorbClient {
   async getBackend(service: string, backend: string): Promise<BackendInfo> {
     return (await this.requestObject("GET", backendPath(service, backend), "a backend", { options: "object", metrics: "object" })) as unknown as BackendInfo;
   }
+
+  /**
+   * GET of each of `service`'s backends `ids` (the list its GET gave), in order. One deleted between that list and
+   * its own GET (a drain that ended, an apply, another client) is gone, so it is left out rather than failing the
+   * whole read; the service itself gone meanwhile is its 404, as when it was read.
+   */
+  async getBackends(service: string, ids: readonly string[]): Promise<(BackendInfo & { readonly id: string })[]> {
+    const read = await Promise.all(
+      ids.map(async (id) => {
+        try {
+          return { ...(await this.getBackend(service, id)), id };
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) return null;
+          throw error;
+        }
+      }),
+    );
+    if (read.includes(null)) await this.getService(service);
+    return read.filter((b) => b !== null);
+  }
 }
 
 /**

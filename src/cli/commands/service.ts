@@ -227,7 +227,7 @@ const show = withExamples(
       }
       io.stdout(serviceSummary(name, info));
       if (info.backends.length > 0) {
-        const backends = await Promise.all(info.backends.map(async (id) => statusBackend(id, await api.getBackend(name, id))));
+        const backends = (await api.getBackends(name, info.backends)).map((b) => statusBackend(b.id, b));
         io.stdout("\n");
         io.stdout(
           statusTable([{ name, address: serviceAddress(info.options), scheduler: info.options.method, health: info.health, stats: info.stats, backends }]),

@@ -79,8 +79,7 @@ async function daemonSnapshot(client: ClientOptions, service: string | undefined
     details = await api.listServices();
   } else {
     const info = await api.getService(service);
-    const backends = await Promise.all(info.backends.map(async (id) => ({ ...(await api.getBackend(service, id)), id })));
-    details = [{ ...info, id: service, backend_details: backends }];
+    details = [{ ...info, id: service, backend_details: await api.getBackends(service, info.backends) }];
   }
   return { table: () => statusText(details), json: details };
 }

@@ -389,6 +389,46 @@ describe("gorb status", () => {
     }
   });
 
+  test("a backend deleted between the service's read and its own (a drain ending) is left out, not a not-found", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+    await ok(["backend", "add", "web", "b2", "--host", "10.1.0.2"]);
+    // The daemon answers the service's read, then `race` (once) deletes something before the CLI reads on.
+    let race: (() => Promise<void>) | null = null;
+    const racing = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(request) {
+        const url = new URL(request.url);
+        const answer = await fetch(`${server.url}${url.pathname}${url.search}`, { headers: { accept: "application/json" } });
+        const then = url.pathname === "/service/web" ? race : null;
+        if (then !== null) {
+          race = null;
+          await then();
+        }
+        return answer;
+      },
+    });
+    try {
+      const env = { GORB_SERVER: `http://127.0.0.1:${racing.port}` };
+      race = () => server.stack.gorb.deleteBackend("web", "b1");
+      const run = await runGorb(["status", "web", "--json"], env);
+      expect([run.code, run.stderr]).toEqual([0, ""]);
+      expect((JSON.parse(run.stdout) as ServiceDetail[]).map((s) => [s.id, s.backend_details.map((b) => b.id)])).toEqual([["web", ["b2"]]]);
+      await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
+      race = () => server.stack.gorb.deleteBackend("web", "b1");
+      const show = await runGorb(["service", "show", "web"], env);
+      expect([show.code, show.stderr]).toEqual([0, ""]);
+      expect(show.stdout).toContain("└ b2");
+      expect(show.stdout).not.toContain("b1  ");
+      // The service itself gone meanwhile is its own not-found, as when it was read.
+      race = () => server.stack.gorb.deleteService("web");
+      expect(await runGorb(["status", "web"], env)).toEqual({ code: 4, stdout: "", stderr: 'error: service "web" not found\n' });
+    } finally {
+      await racing.stop(true);
+    }
+  });
+
   // --watch: ./status-watch.test.ts.
 });
 
