@@ -3,19 +3,35 @@
  * error about a value can say where it is. Best effort, without a second full parser: JSON through
  * ./json-scan.ts; YAML by the indentation of `key:` lines (block style); TOML by `[table]` headers and
  * `key = value` lines. When the exact key is not on a line of its own (a flow mapping, an inline table), the
- * line of the deepest enclosing key is given; null when not even the first segment is found.
+ * line of the deepest enclosing key is given; null when not even the first segment is found. Keys are matched in
+ * any case, as fields are read; where two keys match as deep (`port` and `Port`), the one spelt as the path wins.
  */
 import type { PathSegment } from "../core/path.ts";
 import { pathKey, scanJson } from "./json-scan.ts";
 import type { ConfigFormat } from "./syntax.ts";
 
-const lower = (p: PathSegment): string => String(p).toLowerCase();
+/** How keys on a line match the path: how deep (-1: not a prefix of it), and whether spelt exactly as it is. */
+interface Match {
+  readonly depth: number;
+  readonly exact: boolean;
+}
 
-/** Length of the common prefix of `keys` and `path` (compared lower-case) when `keys` is a prefix of `path`. */
-function prefixMatch(keys: readonly string[], path: readonly string[]): number {
-  if (keys.length > path.length) return -1;
-  for (let i = 0; i < keys.length; i++) if (keys[i] !== path[i]) return -1;
-  return keys.length;
+/** How `keys` match `path` when they are a prefix of it, compared in any case. */
+function prefixMatch(keys: readonly string[], path: readonly string[]): Match {
+  if (keys.length > path.length) return { depth: -1, exact: false };
+  for (let i = 0; i < keys.length; i++) if (keys[i]?.toLowerCase() !== path[i]?.toLowerCase()) return { depth: -1, exact: false };
+  return { depth: keys.length, exact: keys.every((k, i) => k === path[i]) };
+}
+
+/** The best line so far: the deepest match, and at the same depth the first exact one. */
+type Best = { readonly match: Match; readonly line: number } | null;
+
+function better(best: Best, match: Match, line: number): Best {
+  if (match.depth <= 0) return best;
+  if (best === null || match.depth > best.match.depth || (match.depth === best.match.depth && match.exact && !best.match.exact)) {
+    return { match, line };
+  }
+  return best;
 }
 
 function unquote(key: string): string {
@@ -35,20 +51,23 @@ const YAML_KEY = /^(\s*)(?:-\s+)?("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"{[\]},
 
 function yamlLine(text: string, path: readonly string[]): number | null {
   const stack: { indent: number; key: string }[] = [];
-  let best: { depth: number; line: number } | null = null;
+  let best: Best = null;
   text.split("\n").forEach((raw, index) => {
     const match = YAML_KEY.exec(raw);
     if (match === null) return;
     const indent = (match[1] ?? "").length + (raw.slice((match[1] ?? "").length).startsWith("-") ? 2 : 0);
     while (stack.length > 0 && (stack[stack.length - 1]?.indent ?? 0) >= indent) stack.pop();
-    stack.push({ indent, key: unquote(match[2] ?? "").toLowerCase() });
-    const depth = prefixMatch(
-      stack.map((s) => s.key),
-      path,
+    stack.push({ indent, key: unquote(match[2] ?? "") });
+    best = better(
+      best,
+      prefixMatch(
+        stack.map((s) => s.key),
+        path,
+      ),
+      index + 1,
     );
-    if (depth > 0 && (best === null || depth > best.depth)) best = { depth, line: index + 1 };
   });
-  return (best as { line: number } | null)?.line ?? null;
+  return (best as Best)?.line ?? null;
 }
 
 /** Split a TOML dotted key ("a.\"b.c\".d") into its parts. */
@@ -57,7 +76,7 @@ function tomlKeys(text: string): string[] {
   const re = /\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*(\.|$)/y;
   let match: RegExpExecArray | null;
   while (re.lastIndex < text.length && (match = re.exec(text)) !== null) {
-    out.push(unquote(match[1] ?? "").toLowerCase());
+    out.push(unquote(match[1] ?? ""));
     if (match[2] === "") break;
   }
   return out;
@@ -65,10 +84,9 @@ function tomlKeys(text: string): string[] {
 
 function tomlLine(text: string, path: readonly string[]): number | null {
   let table: string[] = [];
-  let best: { depth: number; line: number } | null = null;
+  let best: Best = null;
   const consider = (keys: string[], line: number) => {
-    const depth = prefixMatch(keys, path);
-    if (depth > 0 && (best === null || depth > best.depth)) best = { depth, line };
+    best = better(best, prefixMatch(keys, path), line);
   };
   text.split("\n").forEach((raw, index) => {
     const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(raw);
@@ -80,7 +98,7 @@ function tomlLine(text: string, path: readonly string[]): number | null {
     const assignment = /^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.\s-])+?)\s*=/.exec(raw);
     if (assignment !== null) consider([...table, ...tomlKeys(assignment[1] ?? "")], index + 1);
   });
-  return (best as { line: number } | null)?.line ?? null;
+  return (best as Best)?.line ?? null;
 }
 
 function jsonLine(text: string, path: readonly PathSegment[]): number | null {
@@ -96,7 +114,7 @@ function jsonLine(text: string, path: readonly PathSegment[]): number | null {
 export function lineOfPath(text: string, format: ConfigFormat, path: readonly PathSegment[]): number | null {
   if (path.length === 0) return null;
   if (format === "json") return jsonLine(text, path);
-  const keys = path.map(lower);
+  const keys = path.map(String);
   // A byte order mark is not indentation.
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   return format === "yaml" ? yamlLine(body, keys) : tomlLine(body, keys);

@@ -94,16 +94,19 @@ describe("configuration file edges", () => {
     }
   });
 
-  test("a field given twice in two cases (port and Port) is refused, not read as one of them", () => {
+  test("a field given twice in two cases (port and Port) is refused, not read as one of them, at the line of the key it names", () => {
     expect(refusal("gorb.yaml", "services:\n  web:\n    host: 10.0.0.1\n    port: 80\n    Port: 8080\n")).toBe(
-      'gorb.yaml:4: services.web.Port: the same field as "port" (fields are read in any case): give it once',
+      'gorb.yaml:5: services.web.Port: the same field as "port" (fields are read in any case): give it once',
     );
     // backends: {} then Backends: {b1: ...} declared no backend at all.
     expect(refusal("gorb.yaml", "services:\n  web:\n    host: 10.0.0.1\n    port: 80\n    backends: {}\n    Backends:\n      b1: { host: 10.1.0.1 }\n")).toBe(
-      'gorb.yaml:5: services.web.Backends: the same field as "backends" (fields are read in any case): give it once',
+      'gorb.yaml:6: services.web.Backends: the same field as "backends" (fields are read in any case): give it once',
     );
     expect(refusal("gorb.json", '{"services": {"web": {"host": "10.0.0.1", "port": 80, "backends": {"b1": {"host": "10.1.0.1", "Weight": 1, "weight": 0}}}}}')).toBe(
       'gorb.json:1: services.web.backends.b1.weight: the same field as "Weight" (fields are read in any case): give it once',
+    );
+    expect(refusal("gorb.toml", '[services.web]\nhost = "10.0.0.1"\nport = 80\n\n[services.web.backends.b1]\nhost = "10.1.0.1"\nHost = "10.1.0.2"\n')).toBe(
+      'gorb.toml:7: services.web.backends.b1.Host: the same field as "host" (fields are read in any case): give it once',
     );
     // Ids are not fields: web and Web are two services.
     expect(parseConfigFile("gorb.yaml", "services:\n  web: { host: 10.0.0.1, port: 80 }\n  Web: { host: 10.0.0.2, port: 80 }\n").services?.map((s) => s.id)).toEqual(["web", "Web"]);
