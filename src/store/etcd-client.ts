@@ -72,10 +72,13 @@ export interface WatchEvent {
   readonly kv: KeyValue;
 }
 
-/** A compare of a txn. */
+/**
+ * A compare of a txn: of `key`, or with `rangeEnd` of every key in [key, rangeEnd), each of which must pass (an
+ * empty range compares as one absent key: revisions 0). A range end is bytes, as prefixEnd and endBefore give it.
+ */
 export type Compare =
-  | { readonly key: string; readonly target: "create"; readonly op: "equal" | "greater"; readonly revision: number }
-  | { readonly key: string; readonly target: "mod"; readonly op: "equal"; readonly revision: number };
+  | { readonly key: string; readonly rangeEnd?: string; readonly target: "create"; readonly op: "equal" | "greater"; readonly revision: number }
+  | { readonly key: string; readonly rangeEnd?: string; readonly target: "mod"; readonly op: "equal" | "less"; readonly revision: number };
 
 /** An operation of a txn. */
 export type TxnOp =
@@ -112,7 +115,12 @@ export function prefixEnd(prefix: string): string {
   return "\0";
 }
 
-/** Base64 of a range end from prefixEnd (latin1 bytes, not UTF-8 text). */
+/** The end of a range that stops just before `key` (its UTF-8 bytes, as a range end is held). */
+export function endBefore(key: string): string {
+  return Buffer.from(key, "utf8").toString("latin1");
+}
+
+/** Base64 of a range end from prefixEnd or endBefore (its bytes held as latin1, not UTF-8 text). */
 function encEnd(end: string): string {
   return Buffer.from(end, "latin1").toString("base64");
 }
@@ -163,10 +171,10 @@ function opJson(op: TxnOp): Record<string, unknown> {
 }
 
 function compareJson(c: Compare): Record<string, unknown> {
-  if (c.target === "create") {
-    return { key: enc(c.key), target: "CREATE", result: c.op === "equal" ? "EQUAL" : "GREATER", create_revision: String(c.revision) };
-  }
-  return { key: enc(c.key), target: "MOD", result: "EQUAL", mod_revision: String(c.revision) };
+  const range = c.rangeEnd === undefined ? {} : { range_end: encEnd(c.rangeEnd) };
+  const result = c.op.toUpperCase();
+  if (c.target === "create") return { key: enc(c.key), ...range, target: "CREATE", result, create_revision: String(c.revision) };
+  return { key: enc(c.key), ...range, target: "MOD", result, mod_revision: String(c.revision) };
 }
 
 function isTimeout(error: unknown): boolean {

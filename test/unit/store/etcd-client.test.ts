@@ -1,11 +1,11 @@
 /**
  * The etcd client against a real etcd: failover past an endpoint that refuses connections, gateway details
- * (empty and non-ASCII values, prefix ranges that stop at the prefix), lease grant/keepalive/revoke, and etcd
+ * (empty and non-ASCII values, prefix ranges that stop at the prefix, compares over a range), lease grant/keepalive/revoke, and etcd
  * authentication (a token from /v3/auth/authenticate; without it, requests are refused).
  */
 import { expect, test } from "bun:test";
 import { createServer } from "node:net";
-import { EtcdClient, EtcdError, prefixEnd } from "../../../src/store/etcd-client.ts";
+import { EtcdClient, EtcdError, endBefore, prefixEnd } from "../../../src/store/etcd-client.ts";
 import { enableRootAuth, etcdForFile, startEtcd } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
@@ -23,6 +23,17 @@ test("an endpoint that refuses connections is skipped; values and prefix ranges 
   expect(revision).toBeGreaterThan(0);
   expect((await client.deleteRange("/c/web/", prefixEnd("/c/web/"))).deleted).toBe(2);
   expect((await client.range("/c/", prefixEnd("/c/"))).kvs.map((kv) => kv.key)).toEqual(["/c/web2/a"]);
+});
+
+test("a compare over a range holds for every key in it, stops just before a non-ASCII key, and passes over no key", async () => {
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  await client.put("/r/s/a", "1");
+  const revision = await client.put("/r/s/\u00e9", "2");
+  const older = (rangeEnd: string, before: number) => client.txn([{ key: "/r/s/", rangeEnd, target: "mod", op: "less", revision: before }], []);
+  expect((await older(prefixEnd("/r/s/"), revision)).succeeded).toBe(false);
+  expect((await older(prefixEnd("/r/s/"), revision + 1)).succeeded).toBe(true);
+  expect((await older(endBefore("/r/s/\u00e9"), revision)).succeeded).toBe(true);
+  expect((await client.txn([{ key: "/r/t/", rangeEnd: prefixEnd("/r/t/"), target: "mod", op: "less", revision: 1 }], [])).succeeded).toBe(true);
 });
 
 test("a lease keeps its key while renewed and takes it when revoked", async () => {
