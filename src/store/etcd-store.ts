@@ -9,7 +9,9 @@
  * revision with the one this node has applied: create_revision == 0 for a key it does not know (so a create
  * that another node made first fails on every node), mod_revision == the applied one for a key it knows (so a
  * change made elsewhere meanwhile is never overwritten). A failed compare is a ConflictError (409); deleting a
- * service deletes `PREFIX/backends/<service>/` in the same transaction.
+ * service deletes `PREFIX/backends/<service>/` in the same transaction, on condition that etcd holds there no key
+ * this node has not applied as it is (#backendsCompare): a backend another node added or changed goes with its
+ * service only once this node has seen it.
  *
  * Reads: `load` is the snapshot (one range, at revision R) restored at start-up; `sync` then watches from R+1
  * and hands each batch of remote changes to the sink (Gorb.applyRemote). The applied revisions of the keys
@@ -37,7 +39,7 @@ import {
 } from "../core/state.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { EtcdClient, EtcdError, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
+import { EtcdClient, EtcdError, endBefore, prefixEnd, type Compare, type EtcdClientOptions, type KeyValue, type TxnOp, type WatchEvent } from "./etcd-client.ts";
 import { claimOps, dropStaleClaims } from "./claims.ts";
 import { StoreDivergedError } from "./diverged.ts";
 import { KeyLayout, type Rows, type SkippedKey } from "./layout.ts";
@@ -342,6 +344,31 @@ export class EtcdStateStore implements StateStore {
     return rev === undefined ? { key, target: "create", op: "equal", revision: 0 } : { key, target: "mod", op: "equal", revision: rev.mod };
   }
 
+  /**
+   * The compares that let the delete of service `id` take every key under its backends' prefix only when etcd holds
+   * there what this node has applied: a backend another node added or changed, that this node's watch has not
+   * brought yet (or that it could not apply), fails them. This node has applied every change of the service up to
+   * `seen` (its applied revision, or the one before the earliest change of the service it failed to apply), so each
+   * key there must be older than seen + 1; but for the keys it applied later (its own writes the watch has not
+   * brought back yet), each compared with its revision, the prefix split around them.
+   */
+  #backendsCompare(id: string): Compare[] {
+    const prefix = this.#keys.backendKey(id, "");
+    const failed = this.#failed.get(id);
+    const seen = Math.max(0, failed === undefined ? this.#appliedRevision : Math.min(this.#appliedRevision, failed - 1));
+    const later = [...this.#applied]
+      .filter(([key, rev]) => key.startsWith(prefix) && rev.mod > seen)
+      .map(([key]) => key)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const compare = later.map((key) => this.#compare(key));
+    let from = prefix;
+    for (const key of [...later, null]) {
+      compare.push({ key: from, rangeEnd: key === null ? prefixEnd(prefix) : endBefore(key), target: "mod", op: "less", revision: seen + 1 });
+      if (key !== null) from = `${key}\0`;
+    }
+    return compare;
+  }
+
   /** One transaction for one group of requests; see the module comment. */
   async commit(changes: StateChanges, retry = true): Promise<void> {
     const compare: Compare[] = [];
@@ -355,6 +382,7 @@ export class EtcdStateStore implements StateStore {
     for (const id of changes.deleteServices) {
       const key = this.#keys.serviceKey(id);
       if (this.#applied.has(key)) compare.push(this.#compare(key));
+      compare.push(...this.#backendsCompare(id));
       ops.push({ deleteRange: { key } }, { deleteRange: { key: this.#keys.backendKey(id, ""), rangeEnd: prefixEnd(this.#keys.backendKey(id, "")) } });
       deletes.push(key);
       deletedServices.push(id);
