@@ -3,7 +3,10 @@
  * discovery, follows the kernel. A service the kernel refused at restore (its add failed) stays desired and
  * saved, and each reconcile tries it again; until the kernel has it, gorb puts none of its VIPs back and does
  * not register it. The reconcile that finds it in the kernel (the one whose repair added it, or any later one)
- * puts its VIP back and registers it. A service created by a request is in the kernel when the request
+ * puts its VIP back and registers it; so does any other write that adds it (a request's, e.g. a PATCH of what
+ * the kernel refused, an apply's, a health change's, a rollback's: KernelWriter tells added()), once the change
+ * is done: in its effects (Transactions.effects), so a request answers after it, or else after the job that
+ * wrote it. A service created by a request is in the kernel when the request
  * succeeds (a refused add fails it whole), so it is registered at once (./edits.ts). A fwmark service has no
  * registration: at restore, one its id may still have from when it had a VIP (it was re-created as a fwmark
  * service while gorb was stopped) is withdrawn.
@@ -25,6 +28,8 @@ function registration(id: string, key: ServiceKey): ServiceRegistration | null {
 export class Exposure {
   /** Services not registered because the kernel did not have them. */
   readonly #held = new Set<string>();
+  /** Held services a write added to the kernel since exposeEntered() last ran. */
+  readonly #entered = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -62,6 +67,32 @@ export class Exposure {
   exposeRestored(record: ServiceRecord): void {
     if (isFwmarkKey(record.config.key)) this.deps.discovery.remove(record.id);
     this.expose(record);
+  }
+
+  /** KernelWriter's hook: the kernel took the add of service `id`. A held one is exposed by exposeEntered(). */
+  readonly added = (id: string): void => {
+    if (this.#held.has(id)) this.#entered.add(id);
+  };
+
+  /**
+   * Put back the VIP of each held service a write added to the kernel since the last call, and register it.
+   * Nothing to wait for when there is none (the usual case: this runs after every change). Never rejects.
+   */
+  exposeEntered(): Promise<void> | undefined {
+    return this.#entered.size === 0 ? undefined : this.#exposeEntered();
+  }
+
+  async #exposeEntered(): Promise<void> {
+    const ids = [...this.#entered];
+    this.#entered.clear();
+    for (const id of ids) {
+      const record = this.deps.desired.service(id);
+      // Deleted, exposed by a reconcile meanwhile, or out of the kernel again (deleted behind gorb's back): not now.
+      if (record === undefined || !this.#held.has(id) || !this.inKernel(id)) continue;
+      this.#held.delete(id);
+      await this.deps.vips.restoreClaim(id, record.config.key);
+      this.expose(record);
+    }
   }
 
   /** Withdraw a deleted service's registration. */

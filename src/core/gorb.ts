@@ -139,7 +139,7 @@ export class Gorb {
     const schedule: ScheduleJob = (section, what) =>
       this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${errorMessage(error)}`) });
     const closed = () => this.#closed;
-    this.#writer = new KernelWriter(this.#driver);
+    this.#writer = new KernelWriter(this.#driver, (id) => this.#exposure.added(id));
     this.#probeSync = new ProbeSync({ probes: () => this.#probes, writer: this.#writer, log: this.#log, schedule, closed });
     this.#probes = new ProbeChecks(
       options.health((update) => this.#health.onUpdate(update)),
@@ -198,14 +198,21 @@ export class Gorb {
       log: this.#log,
       onQuorum: (change) => this.#failover.quorumChanged(change),
       policy: this.#policy,
+      exposeEntered: () => this.#exposure.exposeEntered(),
     });
     const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
     const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
     this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
+    // After every job: a held service its writes put in the kernel and no change's effects exposed (a health change,
+    // a rollback) is exposed before the next job (./exposure.ts).
+    const after = () => {
+      this.#failover.arm();
+      return this.#exposure.exposeEntered();
+    };
     this.#queue = new WorkQueue<Job>(
-      (job) => this.#runOne(job).finally(() => this.#failover.arm()),
+      (job) => this.#runOne(job).finally(after),
       (jobs) => {
-        if (!this.#closed) return this.#tx.runGroup(jobs).finally(() => this.#failover.arm());
+        if (!this.#closed) return this.#tx.runGroup(jobs).finally(after);
         for (const job of jobs) job.reject(new UnavailableError("shutdown", "gorb is shutting down"));
         return Promise.resolve();
       },

@@ -4,7 +4,9 @@
  * for the services gorb manages (what it read at the last reconcile, plus every write that succeeded since).
  * Mutations plan against this view, so a change to one backend needs no table read.
  *
- * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted.
+ * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted. Every
+ * service add that succeeds is told to `onAdded` (with the gorb service id): Exposure (./exposure.ts) exposes a
+ * service it held once a write, whichever, puts it in the kernel.
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
@@ -40,9 +42,11 @@ function alreadyGone(op: IpvsOp, error: Error): boolean {
 export class KernelWriter {
   readonly #driver: IpvsDriver;
   readonly #view = new Map<string, MutableService>();
+  readonly #onAdded: (service: string) => void;
 
-  constructor(driver: IpvsDriver) {
+  constructor(driver: IpvsDriver, onAdded: (service: string) => void = () => undefined) {
     this.#driver = driver;
+    this.#onAdded = onAdded;
   }
 
   /** What gorb believes the kernel has, for its own services. */
@@ -101,6 +105,7 @@ export class KernelWriter {
         if (error === null) {
           this.#record(op);
           lastKey = null; // the service's entry may have changed
+          if (op.op === "add-service") this.#onAdded(operation.service);
         }
         return { operation, error, gone, before: undefined };
       }

@@ -86,6 +86,7 @@ export class Transactions {
   readonly #log: Logger;
   readonly #onQuorum: (change: QuorumChange) => void;
   readonly #policy: WeightPolicy;
+  readonly #exposeEntered: () => Promise<void> | undefined;
   /** Set when a commit failed; cleared by a probe write that works. */
   #storeDown = false;
 
@@ -100,8 +101,11 @@ export class Transactions {
     onQuorum?: (change: QuorumChange) => void;
     /** The weight policy that drains the down backends of a service an edit takes out of panic mode. */
     policy?: WeightPolicy;
+    /** Expose the held services that writes put in the kernel (Exposure.exposeEntered, ./exposure.ts). */
+    exposeEntered?: () => Promise<void> | undefined;
   }) {
     this.#onQuorum = parts.onQuorum ?? (() => undefined);
+    this.#exposeEntered = parts.exposeEntered ?? (() => undefined);
     this.#policy = parts.policy ?? DEFAULT_WEIGHT_POLICY;
     this.#desired = parts.desired;
     this.#writer = parts.writer;
@@ -144,15 +148,19 @@ export class Transactions {
     }
   }
 
-  /** Run what a committed change does afterwards (watches, discovery, events, log lines). */
+  /**
+   * Run what a committed change does afterwards (watches, discovery, events, log lines), then expose the services
+   * that gorb held out of the kernel and that its writes added (./exposure.ts), before the change answers.
+   */
   effects(tx: Tx): Promise<void> | void {
     const failed = (error: unknown) => this.#log.error(`after a change: ${errorMessage(error)}`);
     try {
       const pending = tx.commitEffects();
-      if (pending !== undefined) return pending.catch(failed);
+      if (pending !== undefined) return pending.catch(failed).then(this.#exposeEntered);
     } catch (error) {
       failed(error);
     }
+    return this.#exposeEntered();
   }
 
   /** Refuse (503) while the store cannot write; a probe write that works clears the state. */

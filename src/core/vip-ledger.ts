@@ -102,16 +102,29 @@ export class VipLedger {
     for (const [address, claim] of this.#claims) {
       if (pacer?.due() === true) await pacer.turn();
       if (![...claim.owners].some(serving)) continue;
-      try {
-        if (await this.#vip.add(address, claim.family)) {
-          restored++;
-          this.#log.warn(`VIP ${address} was missing from the VIP interface: added it again`);
-        }
-      } catch (error) {
-        failed++;
-        this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
-      }
+      const outcome = await this.#putBack(address, claim);
+      if (outcome === "restored") restored++;
+      else if (outcome === "failed") failed++;
     }
     return { restored, failed };
+  }
+
+  /** restoreMissing() for the address of service `id` alone, when it holds a claim on it. */
+  async restoreClaim(id: string, key: ServiceKey): Promise<void> {
+    if (isFwmarkKey(key)) return;
+    const claim = this.#claims.get(key.address);
+    if (claim !== undefined && claim.owners.has(id)) await this.#putBack(key.address, claim);
+  }
+
+  /** Add a claimed address to the interface unless it is there; a failure is logged. */
+  async #putBack(address: string, claim: VipClaim): Promise<"restored" | "present" | "failed"> {
+    try {
+      if (!(await this.#vip.add(address, claim.family))) return "present";
+      this.#log.warn(`VIP ${address} was missing from the VIP interface: added it again`);
+      return "restored";
+    } catch (error) {
+      this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
+      return "failed";
+    }
   }
 }

@@ -10,12 +10,15 @@ import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { makeGorb, type RecordingDiscovery } from "./fakes.ts";
 import { MemoryStateStore } from "./memory-store.ts";
 
-/** Saved: "web" on 10.0.0.1:80, then "api" on `apiHost`:80, each with a backend and its VIP added by gorb. */
-async function saved(apiHost: string) {
+/**
+ * Saved: "web" on 10.0.0.1:80, then "api" on `apiHost`:80, each with a backend (web's checked with `pulse`) and
+ * its VIP added by gorb.
+ */
+async function saved(apiHost: string, pulse: { type: string }) {
   const store = new MemoryStateStore();
   const first = makeGorb({ store });
   await first.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-  await first.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+  await first.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse });
   await first.gorb.createService("api", { host: apiHost, port: apiHost === "10.0.0.1" ? 443 : 80 });
   await first.gorb.createBackend("api", "b1", { host: "10.1.0.2", pulse: { type: "none" } });
   await first.gorb.close();
@@ -26,8 +29,8 @@ async function saved(apiHost: string) {
  * The host rebooted (empty IPVS table, empty VIP interface); at restore the kernel refuses the first service
  * add of the batch ("web", the first saved).
  */
-async function restoreRefusingWeb(apiHost: string) {
-  const store = await saved(apiHost);
+async function restoreRefusingWeb(apiHost: string, pulse = { type: "none" }) {
+  const store = await saved(apiHost, pulse);
   const driver = new MemoryIpvsDriver();
   const vip = new MemoryVipManager();
   const stack = makeGorb({ driver, vip, store });
@@ -85,6 +88,55 @@ describe("restore when the kernel refuses a service", () => {
     await gorb.deleteService("web");
     await gorb.reconcile();
     expect(exposed(discovery)).toEqual(["api"]);
+  });
+});
+
+describe("a refused service that a change puts in the kernel", () => {
+  test("a PATCH whose write adds it gets its VIP and registration when it answers, without a reconcile", async () => {
+    const { gorb, vip, discovery } = await restoreRefusingWeb("10.0.0.2");
+    await gorb.updateService("web", { method: "wlc" });
+    expect((await gorb.getService("web")).in_kernel).toBe(true);
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+    expect(exposed(discovery)).toEqual(["api", "web"]);
+    // Exposed once: the next reconcile finds nothing held.
+    await gorb.reconcile();
+    expect(exposed(discovery)).toEqual(["api", "web"]);
+  });
+
+  test("a new backend's write adds it too, and exposes it before the request answers", async () => {
+    const { gorb, vip, discovery } = await restoreRefusingWeb("10.0.0.2");
+    await gorb.createBackend("web", "b2", { host: "10.1.0.3", pulse: { type: "none" } });
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+    expect(exposed(discovery)).toEqual(["api", "web"]);
+  });
+
+  test("a health change whose write adds it exposes it once the change is applied", async () => {
+    const { gorb, vip, discovery, health } = await restoreRefusingWeb("10.0.0.2", { type: "tcp" });
+    health.report("web", "b1", "down");
+    await gorb.idle();
+    expect((await gorb.getService("web")).in_kernel).toBe(true);
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+    expect(exposed(discovery)).toEqual(["api", "web"]);
+  });
+
+  test("a change the kernel refuses again exposes nothing", async () => {
+    const { gorb, driver, vip, discovery } = await restoreRefusingWeb("10.0.0.2");
+    driver.failNext("add-service", "ENOENT", 2); // the change's write, then its rollback's
+    await expect(gorb.updateService("web", { method: "wlc" })).rejects.toMatchObject({ status: 400, field: "method" });
+    await gorb.idle();
+    expect((await gorb.getService("web")).in_kernel).toBe(false);
+    expect(vip.addresses()).toEqual(["10.0.0.2"]);
+    expect(exposed(discovery)).toEqual(["api"]);
+  });
+
+  test("a failed change whose rollback adds it (as it was) exposes it: exposure follows the kernel", async () => {
+    const { gorb, driver, vip, discovery } = await restoreRefusingWeb("10.0.0.2");
+    driver.failNext("add-service", "ENOENT");
+    await expect(gorb.updateService("web", { method: "wlc" })).rejects.toMatchObject({ status: 400, field: "method" });
+    await gorb.idle();
+    expect(await gorb.getService("web")).toMatchObject({ in_kernel: true, options: { method: "wrr" } });
+    expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+    expect(exposed(discovery)).toEqual(["api", "web"]);
   });
 });
 
