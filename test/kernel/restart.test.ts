@@ -1,7 +1,9 @@
 // Nothing lost across restarts, against the real kernel: `gorb serve` keeps its state on disk, a restarted (or
 // SIGKILLed) daemon takes the kernel table back without touching it (counters keep counting, connections keep
 // flowing), a reconcile repairs a table cleared behind its back, and a configuration file with an error is
-// refused with its location while the running state stays. Checked with ipvsadm, which shares no code with gorb.
+// refused with its location while the running state stays. A saved service the kernel refuses at start stays
+// saved without its VIP until a PATCH puts it in the kernel, which gives it its VIP at once. Checked with
+// ipvsadm and ip, which share no code with gorb.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +13,8 @@ import { type Daemon, pollUntil, startDaemon } from "./helpers/daemon.ts";
 import { assertInGuest } from "./helpers/guest.ts";
 import { type IpvsadmService, listIpvs, serviceByKey } from "./helpers/ipvsadm.ts";
 import { type Backend, createBackends, destroyBackends, removeVip } from "./helpers/netns.ts";
-import { ipvsadm } from "./helpers/sh.ts";
+import { ip, ipvsadm } from "./helpers/sh.ts";
+import { SqliteStateStore } from "../../src/state/sqlite-store.ts";
 
 // NB: addresses and backend indexes no other kernel test uses (IPVS keeps connection entries of a deleted service
 // for a while, and a destination re-added within their lifetime comes back with its old counters).
@@ -316,5 +319,86 @@ describe("restarts keep everything", () => {
     expect(tableShape()).toEqual(table);
     const next = await cli(["reconcile", "--server", api().url]);
     expect(next.stdout).toBe("nothing to repair: the kernel matches gorb's state\n");
+  });
+});
+
+// NB: its own port, state directory and addresses: the daemon above may still be stopping.
+const REFUSED_API_PORT = 4686;
+const GOOD_VIP = "10.0.11.30";
+const LATE_VIP = "10.0.11.40";
+
+describe("a saved service the kernel refuses at start", () => {
+  let refusing: Daemon | undefined;
+  let refusedStateDir = "";
+
+  /** The service keys `ipvsadm -Ln` lists. */
+  const kernelKeys = () => listIpvs().services.map((s) => s.key);
+  /** The addresses on lo, as `ip -o addr` shows them. */
+  const loAddresses = () => ip("-o", "addr", "show", "dev", "lo");
+  const onLo = (vip: string) => loAddresses().includes(` ${vip}/32 `);
+
+  async function getService(id: string): Promise<{ in_kernel: boolean; options: { method: string } }> {
+    if (refusing === undefined) throw new Error("no daemon is running (see the earlier failure)");
+    const res = await refusing.request("GET", `/service/${id}`);
+    if (res.status !== 200) throw new Error(`GET /service/${id} answered ${res.status}: ${res.text}\n--- log ---\n${refusing.tail()}`);
+    return res.json as { in_kernel: boolean; options: { method: string } };
+  }
+
+  beforeAll(async () => {
+    assertInGuest();
+    ipvsadm("-C");
+    for (const v of [GOOD_VIP, LATE_VIP]) removeVip(v);
+    // Saved by a gorb on a kernel that had ip_vs_twos (6.2 and later): "late" uses it, and gorb put both VIPs on lo.
+    refusedStateDir = mkdtempSync(join(tmpdir(), "gorb-refused-state-"));
+    const store = SqliteStateStore.open(refusedStateDir);
+    try {
+      const saved = (id: string, address: string, method: string) => ({
+        id,
+        source: "api" as const,
+        fields: { host: address, port: 80, protocol: "tcp", method },
+        key: { family: "inet" as const, protocol: "tcp" as const, address, port: 80 },
+        vip: true,
+      });
+      await store.commit({ putServices: [saved("good", GOOD_VIP, "wrr"), saved("late", LATE_VIP, "twos")], deleteServices: [], putBackends: [], deleteBackends: [] });
+    } finally {
+      store.close();
+    }
+    // No periodic reconcile: what puts "late" in the kernel, and on lo, is the PATCH alone.
+    refusing = await startDaemon({
+      port: REFUSED_API_PORT,
+      flags: ["--vip-interface", "lo", "-v", "--state-dir", refusedStateDir, "--reconcile-interval", "0"],
+    });
+  });
+
+  afterAll(async () => {
+    if (process.env.GORB_RIG !== "1") return;
+    await refusing?.kill();
+    ipvsadm("-C");
+    for (const v of [GOOD_VIP, LATE_VIP]) removeVip(v);
+    rmSync(refusedStateDir, { recursive: true, force: true });
+  });
+
+  test("(6.1 has no ip_vs_twos) only the other is in IPVS and on lo; a PATCH to wrr puts it in both at once", async () => {
+    const daemon = refusing as Daemon;
+    expect(kernelKeys()).toEqual([`TCP ${GOOD_VIP}:80`]);
+    expect(onLo(GOOD_VIP)).toBe(true);
+    expect(onLo(LATE_VIP)).toBe(false);
+    // Kept (and saved), shown as not in the kernel.
+    expect(await getService("late")).toMatchObject({ in_kernel: false, options: { method: "twos" } });
+    expect((await getService("good")).in_kernel).toBe(true);
+
+    const patched = await daemon.request("PATCH", "/service/late", { method: "wrr" });
+    expect({ status: patched.status, body: patched.text }).toMatchObject({ status: 200 });
+    await pollUntil(
+      "late in IPVS (wrr) and its VIP on lo",
+      () => {
+        const late = listIpvs().services.find((s) => s.key === `TCP ${LATE_VIP}:80`);
+        return late?.scheduler === "wrr" && onLo(LATE_VIP) ? true : undefined;
+      },
+      { timeoutMs: 10_000, everyMs: 100, describe: () => `${ipvsadm("-Ln")}\n${loAddresses()}\n--- log ---\n${daemon.tail()}` },
+    );
+    expect(await getService("late")).toMatchObject({ in_kernel: true, options: { method: "wrr" } });
+    expect(kernelKeys().sort()).toEqual([`TCP ${GOOD_VIP}:80`, `TCP ${LATE_VIP}:80`]);
+    expect(onLo(GOOD_VIP)).toBe(true);
   });
 });
