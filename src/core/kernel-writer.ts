@@ -73,8 +73,12 @@ export class KernelWriter {
     this.#view.clear();
   }
 
-  /** Run the operations as one batch, in order; a failed one does not stop the others. */
-  async run(operations: readonly Operation[]): Promise<OperationResult[]> {
+  /**
+   * Run the operations as one batch, in order; a failed one does not stop the others. With a `pacer`, the results
+   * are recorded in the view with a turn of the event loop whenever it says so (a restore's or a reconcile's 20,000
+   * repairs).
+   */
+  async run(operations: readonly Operation[], pacer: Pacer | null = null): Promise<OperationResult[]> {
     if (operations.length === 0) return [];
     let errors: (Error | null)[];
     try {
@@ -96,7 +100,10 @@ export class KernelWriter {
       }
       return lastEntry;
     };
-    return operations.map((operation, i) => {
+    const results: OperationResult[] = [];
+    for (let i = 0; i < operations.length; i++) {
+      if (pacer?.due() === true) await pacer.turn();
+      const operation = operations[i] as Operation;
       const op = operation.op;
       let error = errors[i] ?? null;
       const gone = error !== null && alreadyGone(op, error);
@@ -107,7 +114,8 @@ export class KernelWriter {
           lastKey = null; // the service's entry may have changed
           if (op.op === "add-service") this.#onAdded(operation.service);
         }
-        return { operation, error, gone, before: undefined };
+        results.push({ operation, error, gone, before: undefined });
+        continue;
       }
       const entry = entryOf(op.service);
       const destKey = destinationKeyId(op.destination);
@@ -116,8 +124,9 @@ export class KernelWriter {
         if (op.op === "delete-destination") entry.dests.delete(destKey);
         else entry.dests.set(destKey, op.destination);
       }
-      return { operation, error, gone, before };
-    });
+      results.push({ operation, error, gone, before });
+    }
+    return results;
   }
 
   /**

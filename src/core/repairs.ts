@@ -1,12 +1,14 @@
 /**
  * Repairs: what a reconcile (periodic, on demand, or restore's) does with the operations the reconciler planned.
  * They run as one kernel batch; each one is logged, reported and published ("reconcile.repair"), and counted
- * for /metrics. gorb's own probe services (checks through the VIP) are repaired the same way but only logged at
- * debug: they are not services, so they are never reported or published.
+ * for /metrics; with the caller's Pacer (a restore's, a reconcile's), in slices. gorb's own probe services (checks
+ * through the VIP) are repaired the same way but only logged at debug: they are not services, so they are never
+ * reported or published.
  */
 import type { Logger } from "../log.ts";
+import type { Pacer } from "../pacer.ts";
 import type { EventBus } from "./events.ts";
-import type { KernelWriter } from "./kernel-writer.ts";
+import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import { PROBE_SERVICE_ID } from "./probe-services.ts";
 import type { Operation } from "./reconcile.ts";
 import type { Transactions } from "./transactions.ts";
@@ -77,34 +79,31 @@ export class Repairs {
    * Run repairs in one batch (three when a sorry server comes or goes, in the order Transactions.runSorrySafe
    * keeps: a refused sorry server leaves its backends serving); log, count and publish each one. With `readAgain`,
    * a repair that failed as if the table changed since it was read (see RACED) is neither reported nor counted:
-   * the caller reads the table again and plans once more (`raced`), and the second run's failures count.
+   * the caller reads the table again and plans once more (`raced`), and the second run's failures count. With a
+   * `pacer`, every pass over the results (recording them in gorb's view, the events, the reports) takes a turn of the
+   * event loop whenever it says so: a restore into an empty kernel repairs every service and backend.
    */
-  async run(operations: readonly Operation[], options: { readonly readAgain?: boolean } = {}): Promise<RepairRun> {
-    const { writer, log, events } = this.deps;
-    let { results } = await this.deps.transactions().runSorrySafe(operations, (ops) => writer.run(ops));
+  async run(operations: readonly Operation[], options: { readonly readAgain?: boolean; readonly pacer?: Pacer } = {}): Promise<RepairRun> {
+    const { writer, log } = this.deps;
+    const pacer = options.pacer ?? null;
+    let { results } = await this.deps.transactions().runSorrySafe(operations, (ops) => writer.run(ops, pacer));
     const left = options.readAgain === true ? results.filter((r) => r.operation.service !== PROBE_SERVICE_ID && raced(r.error)).length : 0;
     if (left > 0) {
       log.info(`reconcile: the IPVS table changed while it was read (${left} repair${left === 1 ? "" : "s"} no longer applied); reading it again`);
       results = results.filter((r) => !raced(r.error));
     }
-    this.deps.transactions().weightEvents(results.filter((r) => r.operation.service !== PROBE_SERVICE_ID));
+    const services = results.filter((r) => r.operation.service !== PROBE_SERVICE_ID);
+    await this.deps.transactions().weightEventsPaced(services, pacer);
     for (const r of results) {
       if (r.operation.service !== PROBE_SERVICE_ID) continue;
       if (r.error === null) log.debug(`reconcile: probe service: ${r.operation.reason}; repaired`);
       else log.error(`reconcile: probe service: ${r.operation.reason}; cannot repair: ${r.error.message}`);
     }
-    const reports = results
-      .filter((r) => r.operation.service !== PROBE_SERVICE_ID)
-      .map((r): RepairReport => {
-        const { service, backend, reason } = r.operation;
-        const where = backend === null ? `service ${q(service)}` : `backend ${q(backend)} of service ${q(service)}`;
-        const report: RepairReport =
-          r.error === null ? { service, backend, reason, status: "done" } : { service, backend, reason, status: "failed", error: r.error.message };
-        if (r.error === null) log.warn(`reconcile: ${where}: ${reason}; repaired`);
-        else log.error(`reconcile: ${where}: ${reason}; cannot repair: ${r.error.message}`);
-        events.publish("reconcile.repair", report);
-        return report;
-      });
+    const reports: RepairReport[] = [];
+    for (const r of services) {
+      if (pacer?.due() === true) await pacer.turn();
+      reports.push(this.#report(r));
+    }
     const failed = reports.filter((r) => r.status === "failed").length;
     this.#counters = {
       runs: this.#counters.runs + (left > 0 ? 0 : 1),
@@ -112,6 +111,18 @@ export class Repairs {
       failures: this.#counters.failures + failed,
     };
     return { reports, raced: left > 0 };
+  }
+
+  /** The report of one repair of a service, logged and published. */
+  #report(r: OperationResult): RepairReport {
+    const { service, backend, reason } = r.operation;
+    const where = backend === null ? `service ${q(service)}` : `backend ${q(backend)} of service ${q(service)}`;
+    const report: RepairReport =
+      r.error === null ? { service, backend, reason, status: "done" } : { service, backend, reason, status: "failed", error: r.error.message };
+    if (r.error === null) this.deps.log.warn(`reconcile: ${where}: ${reason}; repaired`);
+    else this.deps.log.error(`reconcile: ${where}: ${reason}; cannot repair: ${r.error.message}`);
+    this.deps.events.publish("reconcile.repair", report);
+    return report;
   }
 
   /** VIP addresses a reconcile put back (or could not) count as repairs (and failures) too. */

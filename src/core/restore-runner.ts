@@ -155,7 +155,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   }
 
   const quorumChanges = await p.failover.restoreStates(pacer);
-  const { reports: repairs } = await p.repairs.run(await planOperationsPaced(desired.wantedEach(), writer.view, pacer));
+  const { reports: repairs } = await p.repairs.run(await planOperationsPaced(desired.wantedEach(), writer.view, pacer), { pacer });
   for (const change of quorumChanges) {
     if (pacer.due()) await pacer.turn();
     p.failover.quorumChanged(change);

@@ -424,19 +424,30 @@ export class Transactions {
 
   /** Publish backend.weight for every effective weight the kernel now has differently. */
   weightEvents(results: readonly OperationResult[]): void {
+    for (const r of results) this.#weightEvent(r);
+  }
+
+  /** weightEvents with a turn of the event loop whenever a `pacer` says so (a reconcile's 20,000 repairs). */
+  async weightEventsPaced(results: readonly OperationResult[], pacer: Pacer | null): Promise<void> {
     for (const r of results) {
-      const op = r.operation.op;
-      if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null || r.operation.backend === SORRY_ID) continue;
-      const from = r.before?.weight;
-      if (from === undefined || from === op.destination.weight) continue;
-      const backend = this.#desired.service(r.operation.service)?.backends.get(r.operation.backend);
-      this.#events.publish("backend.weight", {
-        service: r.operation.service,
-        backend: r.operation.backend,
-        from,
-        to: op.destination.weight,
-        configured: backend?.spec.weight ?? op.destination.weight,
-      });
+      if (pacer?.due() === true) await pacer.turn();
+      this.#weightEvent(r);
     }
+  }
+
+  /** backend.weight for `r`, when it changed a backend's effective weight in the kernel. */
+  #weightEvent(r: OperationResult): void {
+    const op = r.operation.op;
+    if (r.error !== null || op.op !== "update-destination" || r.operation.backend === null || r.operation.backend === SORRY_ID) return;
+    const from = r.before?.weight;
+    if (from === undefined || from === op.destination.weight) return;
+    const backend = this.#desired.service(r.operation.service)?.backends.get(r.operation.backend);
+    this.#events.publish("backend.weight", {
+      service: r.operation.service,
+      backend: r.operation.backend,
+      from,
+      to: op.destination.weight,
+      configured: backend?.spec.weight ?? op.destination.weight,
+    });
   }
 }
