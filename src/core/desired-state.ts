@@ -260,12 +260,7 @@ export class DesiredState {
     return { id: service.id, config: service.config, backends, complete: false };
   }
 
-  /** The reconciler's view of every service, complete. */
-  wantedAll(): WantedService[] {
-    return [...this.wantedEach()];
-  }
-
-  /** wantedAll() one service at a time, each worked out when it is reached. */
+  /** The reconciler's view of every service, complete, one service at a time, each worked out when it is reached. */
   *wantedEach(): Generator<WantedService> {
     for (const s of this.#services.values()) yield this.wanted(s);
   }

@@ -41,7 +41,7 @@ function alreadyGone(op: IpvsOp, error: Error): boolean {
 /** See the module comment. */
 export class KernelWriter {
   readonly #driver: IpvsDriver;
-  readonly #view = new Map<string, MutableService>();
+  #view = new Map<string, MutableService>();
   readonly #onAdded: (service: string) => void;
 
   constructor(driver: IpvsDriver, onAdded: (service: string) => void = () => undefined) {
@@ -56,15 +56,17 @@ export class KernelWriter {
 
   /**
    * Take a table read as the view, for the service keys `managed` says are gorb's; with a `pacer`, a turn of the
-   * event loop whenever it says so (a restore's 20,000 services), else in one go.
+   * event loop whenever it says so (a reconcile's or a restore's 20,000 services), else in one go. The new view is
+   * built aside and taken whole: between turns, readers (GET /service, health updates) see the previous one.
    */
   async replace(table: readonly ServiceWithDestinations[], managed: (keyId: string, key: ServiceKey) => boolean, pacer: Pacer | null = null): Promise<void> {
-    this.#view.clear();
+    const view = new Map<string, MutableService>();
     for (const entry of table) {
       if (pacer?.due() === true) await pacer.turn();
       const id = serviceKeyId(entry.service.key);
-      if (managed(id, entry.service.key)) this.#view.set(id, observedService(entry));
+      if (managed(id, entry.service.key)) view.set(id, observedService(entry));
     }
+    this.#view = view;
   }
 
   /** Delete every IPVS service (gorb's and everyone else's): `gorb serve -f`. */

@@ -1,6 +1,7 @@
 /**
- * Bulk work never holds the event loop for its whole length: a large apply, a large restore and the views of what
- * they made let the event loop turn (the API's sockets, health checks' timers, signals) while they work.
+ * Bulk work never holds the event loop for its whole length: a large apply, a large restore, a reconcile of many
+ * services and the views of what they made let the event loop turn (the API's sockets, health checks' timers,
+ * signals) while they work.
  */
 import { describe, expect, test } from "bun:test";
 import { readServices, readServicesPaced } from "../../../src/config/services.ts";
@@ -12,7 +13,7 @@ import { stretchesDuring, turnsDuring, type Stretches } from "../../helpers/turn
 import { makeGorb } from "./fakes.ts";
 
 /**
- * The longest stretch of work a restore may do between two turns of the event loop (its Pacer's slice
+ * The longest stretch of work a restore or a reconcile may do between two turns of the event loop (its Pacer's slice
  * is 10 ms). The bound is on the CPU time of a stretch, which a loaded machine does not lengthen (its wall-clock time
  * is in the message); with 10 ms slices the longest left are the garbage collector's, 15-35 ms.
  */
@@ -168,4 +169,50 @@ describe("bulk work yields to the event loop", () => {
       expect(vip.addresses()).toHaveLength(services);
     }, 60_000);
   }
+
+  // The periodic reconcile (and POST /reconcile) reads the table and compares every service with it: gorb's view of
+  // the kernel, the plan, the repairs and the VIPs put back take turns (they were one stretch of 100-120 ms of CPU).
+  for (const drift of [false, true]) {
+    const what = drift ? "1,000 services deleted, 1,000 changed, 1,000 weights changed and 1,000 VIPs gone behind gorb's back" : "the kernel matching";
+    test(`a reconcile of 20,000 services x 2 backends with a VIP each, ${what}: no stretch over ${MAX_STRETCH_MS} ms between turns`, async () => {
+      const { driver, gorb, vip } = makeGorb();
+      await gorb.restore(savedState(20000, 2, true));
+      batchesInChunks(driver);
+      const table = driver.peek();
+      if (drift) {
+        for (const { service } of table.slice(0, 1000)) await driver.deleteService(service.key);
+        for (const { service } of table.slice(1000, 2000)) await driver.updateService({ ...service, scheduler: "sh" });
+        for (const { service, destinations } of table.slice(2000, 3000)) await driver.updateDestination(service.key, { ...destinations[0]!, weight: 5 });
+        for (const { service } of table.slice(3000, 4000)) if ("address" in service.key) await vip.remove(service.key.address, "inet");
+      }
+      keepTable(driver);
+      Bun.gc(true);
+      let repairs = 0;
+      expectShortStretches(await stretchesDuring(async () => (repairs = (await gorb.reconcile()).repairs.length)));
+      expect(repairs).toBe(drift ? 1000 * 3 + 1000 + 1000 : 0);
+      expect(driver.peek()).toEqual(table);
+      expect(vip.addresses()).toHaveLength(20000);
+    }, 60_000);
+  }
+
+  // The reconcile builds gorb's view of the kernel aside, in slices, and takes it whole: a request served between two
+  // slices sees the previous view, never one only partly read (which would show the services not read yet as missing
+  // from the kernel to GET /service's in_kernel, and to the BGP controller, which announces only what the kernel has).
+  test("a reconcile of 20,000 services: requests served while it reads the table still see every service in the kernel", async () => {
+    const { driver, gorb } = makeGorb();
+    await gorb.restore(savedState(20000, 0, false));
+    keepTable(driver);
+    const seen: Promise<boolean>[] = [];
+    let reconciling = true;
+    const look = (): void => {
+      seen.push(gorb.getService("s19999").then((s) => s.in_kernel === true));
+      if (reconciling) setImmediate(look);
+    };
+    setImmediate(look);
+    await gorb.reconcile();
+    reconciling = false;
+    const inKernel = await Promise.all(seen);
+    expect(inKernel.length).toBeGreaterThan(2);
+    expect(inKernel.filter((yes) => !yes)).toHaveLength(0);
+  }, 60_000);
 });
