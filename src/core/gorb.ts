@@ -21,7 +21,8 @@
  * Rules it keeps:
  *   - Every change runs under the lock, in call order. Requests queued together run as one group and share
  *     one commit to the store (group commit); each one is written to the kernel as one batch of its own, so a
- *     failed request never disturbs the others.
+ *     failed request never disturbs the others. A group whose commit a shared store refuses for some of its
+ *     requests (a 409, a 413) runs again in halves, so the others are not refused with them.
  *   - A failed request changes nothing: its edits of the desired state are undone and the reconciler writes
  *     the kernel back (planning from the previous desired state against what the kernel now has). A failed
  *     commit undoes every request of its group the same way and answers 503; while the store cannot write,

@@ -7,7 +7,9 @@
  *             a sorry server comes or goes: runSorrySafe); when an operation fails, undo the change's edits, write
  *             its targets back, and throw the first error
  *   commit    one store transaction for the rows a group of changes touched; a failure marks the store down
- *             and throws 503 (the caller undoes the group)
+ *             and throws 503 (the caller undoes the group); a shared store's refusal of some of the group's rows
+ *             (another node changed them first, or more than one transaction takes) runs the group again in
+ *             halves, so only the requests it is about get it
  *   check     while the store is down, a probe write decides: it still fails (503, nothing touched) or the
  *             store is back (the refusal clears itself)
  */
@@ -126,6 +128,16 @@ export class Transactions {
       for (const r of requests) r.reject(error);
       return;
     }
+    await this.#runRequests(requests);
+  }
+
+  /**
+   * runGroup once the store writes. A commit a shared store refuses for what some of the requests hold (another
+   * node changed their rows first, or the group is more than one transaction takes) says nothing of the others:
+   * the group is undone and run again in two halves, in order, each with its own commit, so only the requests the
+   * refusal is about get it (as when each had come alone).
+   */
+  async #runRequests(requests: readonly Request[]): Promise<void> {
     const done: { request: Request; tx: Tx; result: unknown }[] = [];
     for (const request of requests) {
       const tx = new Tx();
@@ -139,6 +151,12 @@ export class Transactions {
       await this.commit(done.map((d) => d.tx));
     } catch (error) {
       for (const d of [...done].reverse()) await this.rollback(d.tx);
+      if (done.length > 1 && (error instanceof ConflictError || error instanceof StoreTooLargeError)) {
+        const half = Math.ceil(done.length / 2);
+        await this.#runRequests(done.slice(0, half).map((d) => d.request));
+        await this.#runRequests(done.slice(half).map((d) => d.request));
+        return;
+      }
       for (const d of done) d.request.reject(error);
       return;
     }
