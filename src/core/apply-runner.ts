@@ -154,7 +154,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const executing = transactions.runSorrySafe(operations);
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
-  const staging = transactions.stage(only(live)).then(
+  const staging = transactions.stage(only(live), true).then(
     (pending) => ({ pending, error: null }),
     (error: unknown) => ({ pending: null, error }),
   );
@@ -215,7 +215,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   try {
     if (staged.error !== null) throw staged.error;
     if (failed.length === 0) await staged.pending?.commit();
-    else await transactions.commit(succeeded);
+    else await transactions.commit(succeeded, true);
   } catch (error) {
     recount.undoEdits();
     for (const tx of [...succeeded].reverse()) tx.undoEdits();

@@ -76,6 +76,12 @@ export interface StateChanges {
   readonly deleteServices: readonly string[];
   readonly putBackends: readonly SavedBackend[];
   readonly deleteBackends: readonly { readonly service: string; readonly id: string }[];
+  /**
+   * True when the change was planned from every service gorb has (an apply, which deletes the file-owned services
+   * its set leaves out): a shared store refuses it (ConflictError) while another node has changed a service or
+   * backend this node has not applied yet, as it refuses a change of a row changed elsewhere first.
+   */
+  readonly wholeSet?: boolean;
 }
 
 /** Changes written by StateStore.stage, to be made durable or dropped (exactly one of the two, once). */

@@ -199,20 +199,23 @@ export class Transactions {
     this.#log.info(`the state can be saved to ${store.location} again; changes are accepted`);
   }
 
-  /** Commit the rows the changes touched, in one transaction; a failure marks the store down and throws 503. */
-  async commit(txs: readonly Tx[]): Promise<void> {
+  /**
+   * Commit the rows the changes touched, in one transaction; a failure marks the store down and throws 503.
+   * `wholeSet`: the changes were planned from every service (an apply; see StateChanges.wholeSet).
+   */
+  async commit(txs: readonly Tx[], wholeSet = false): Promise<void> {
     const tracker = new ChangeTracker();
     for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
-    await this.commitTracked(tracker);
+    await this.commitTracked(tracker, wholeSet);
   }
 
   /** Commit what `tracker` marked; see commit(). */
-  async commitTracked(tracker: ChangeTracker): Promise<void> {
+  async commitTracked(tracker: ChangeTracker, wholeSet = false): Promise<void> {
     const store = this.#store;
     if (store === null) return;
     if (tracker.empty) return this.forgetIntents();
     try {
-      await store.commit(await this.#changesOf(tracker));
+      await store.commit(await this.#changesOf(tracker, wholeSet));
     } catch (error) {
       throw this.#saveFailed(store, error);
     }
@@ -221,17 +224,17 @@ export class Transactions {
   /**
    * Write the rows the changes touched while the caller waits for their kernel batch (StateStore.stage), so the
    * store's work and the kernel's overlap; the caller then commits or aborts it (exactly one of the two). A store
-   * without staging commits when committed, as commit() does. A failure is commit()'s 503.
+   * without staging commits when committed, as commit() does. A failure is commit()'s 503. `wholeSet`: see commit().
    */
-  async stage(txs: readonly Tx[]): Promise<PendingCommit> {
+  async stage(txs: readonly Tx[], wholeSet = false): Promise<PendingCommit> {
     const store = this.#store;
-    if (store?.stage === undefined) return { commit: () => this.commit(txs), abort: () => Promise.resolve() };
+    if (store?.stage === undefined) return { commit: () => this.commit(txs, wholeSet), abort: () => Promise.resolve() };
     const tracker = new ChangeTracker();
     for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
     if (tracker.empty) return { commit: () => Promise.resolve(), abort: () => Promise.resolve() };
     let staged: StagedCommit;
     try {
-      staged = await store.stage(await this.#changesOf(tracker));
+      staged = await store.stage(await this.#changesOf(tracker, wholeSet));
     } catch (error) {
       throw this.#saveFailed(store, error);
     }
@@ -247,8 +250,9 @@ export class Transactions {
     };
   }
 
-  #changesOf(tracker: ChangeTracker): StateChanges | Promise<StateChanges> {
-    return tracker.size > PACED_ROWS ? tracker.changesPaced(this.#desired, this.#vips) : tracker.changes(this.#desired, this.#vips);
+  async #changesOf(tracker: ChangeTracker, wholeSet: boolean): Promise<StateChanges> {
+    const changes = tracker.size > PACED_ROWS ? await tracker.changesPaced(this.#desired, this.#vips) : tracker.changes(this.#desired, this.#vips);
+    return wholeSet ? { ...changes, wholeSet } : changes;
   }
 
   /** A failed save: the store is marked down (commit()'s 503), unless another node changed the rows first. */

@@ -220,11 +220,13 @@ export class EtcdClient {
 
   /**
    * The keys in [key, rangeEnd) (or `key` alone), the store revision they were read at, and the id of the etcd
-   * cluster that answered (a uint64 as a string; "" when the answer has none).
+   * cluster that answered (a uint64 as a string; "" when the answer has none). `since`: only the keys changed at
+   * or after that revision, without their values.
    */
-  async range(key: string, rangeEnd?: string): Promise<{ revision: number; clusterId: string; kvs: KeyValue[] }> {
+  async range(key: string, rangeEnd?: string, since?: number): Promise<{ revision: number; clusterId: string; kvs: KeyValue[] }> {
     const body: Record<string, unknown> = { key: enc(key) };
     if (rangeEnd !== undefined) body.range_end = encEnd(rangeEnd);
+    if (since !== undefined) Object.assign(body, { min_mod_revision: String(since), keys_only: true });
     const answer = await this.#call("kv/range", body, true);
     const kvs = Array.isArray(answer.kvs) ? answer.kvs.map(toKv) : [];
     const header = isObject(answer.header) ? answer.header : {};

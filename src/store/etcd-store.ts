@@ -11,7 +11,9 @@
  * change made elsewhere meanwhile is never overwritten). A failed compare is a ConflictError (409); deleting a
  * service deletes `PREFIX/backends/<service>/` in the same transaction, on condition that etcd holds there no key
  * this node has not applied as it is (#backendsCompare): a backend another node added or changed goes with its
- * service only once this node has seen it.
+ * service only once this node has seen it. An apply (StateChanges.wholeSet: planned from every service) reads the
+ * keys of services and backends changed since this node's applied revision first, is a ConflictError when one is
+ * not as this node applied it, and compares both prefixes unchanged since that read (#unchangedCompare).
  *
  * Reads: `load` is the snapshot (one range, at revision R) restored at start-up; `sync` then watches from R+1
  * and hands each batch of remote changes to the sink (Gorb.applyRemote). The applied revisions of the keys
@@ -345,17 +347,24 @@ export class EtcdStateStore implements StateStore {
   }
 
   /**
+   * The revision up to which this node has applied every change of service `id` (of every service when null): its
+   * applied revision, or the one before the earliest change it failed to apply.
+   */
+  #seen(id: string | null): number {
+    const failed = id === null ? Math.min(Number.POSITIVE_INFINITY, ...this.#failed.values()) : (this.#failed.get(id) ?? Number.POSITIVE_INFINITY);
+    return Math.max(0, Math.min(this.#appliedRevision, failed - 1));
+  }
+
+  /**
    * The compares that let the delete of service `id` take every key under its backends' prefix only when etcd holds
    * there what this node has applied: a backend another node added or changed, that this node's watch has not
    * brought yet (or that it could not apply), fails them. This node has applied every change of the service up to
-   * `seen` (its applied revision, or the one before the earliest change of the service it failed to apply), so each
-   * key there must be older than seen + 1; but for the keys it applied later (its own writes the watch has not
-   * brought back yet), each compared with its revision, the prefix split around them.
+   * `seen` (#seen), so each key there must be older than seen + 1; but for the keys it applied later (its own
+   * writes the watch has not brought back yet), each compared with its revision, the prefix split around them.
    */
   #backendsCompare(id: string): Compare[] {
     const prefix = this.#keys.backendKey(id, "");
-    const failed = this.#failed.get(id);
-    const seen = Math.max(0, failed === undefined ? this.#appliedRevision : Math.min(this.#appliedRevision, failed - 1));
+    const seen = this.#seen(id);
     const later = [...this.#applied]
       .filter(([key, rev]) => key.startsWith(prefix) && rev.mod > seen)
       .map(([key]) => key)
@@ -367,6 +376,25 @@ export class EtcdStateStore implements StateStore {
       if (key !== null) from = `${key}\0`;
     }
     return compare;
+  }
+
+  /**
+   * For a change planned from every service this node has (StateChanges.wholeSet, an apply): the keys of services
+   * and backends changed since #seen are read (keys only). One this node has not applied as it is (another node
+   * changed it, and this node's watch has not brought it yet) is a ConflictError; otherwise the compares returned
+   * hold both prefixes as read. A key deleted elsewhere is not seen here: the change's compares of the keys it
+   * touches fail for it, and one it does not touch changes nothing of the set.
+   */
+  async #unchangedCompare(): Promise<Compare[]> {
+    const { services, backends } = this.#keys;
+    const { revision, clusterId, kvs } = await this.client.range(backends, prefixEnd(services), this.#seen(null) + 1);
+    this.#checkHistory(revision, clusterId);
+    for (const kv of kvs) {
+      if (this.#keys.serviceOf(kv.key) === null || this.#applied.get(kv.key)?.mod === kv.modRevision) continue;
+      if (this.#failed.size > 0) void this.#retryFailed();
+      throw new ConflictError(`another gorb node changed ${kv.key} first, and this node has not applied it yet; retry once it has`);
+    }
+    return [services, backends].map((key) => ({ key, rangeEnd: prefixEnd(key), target: "mod", op: "less", revision: revision + 1 }));
   }
 
   /** One transaction for one group of requests; see the module comment. */
@@ -419,6 +447,15 @@ export class EtcdStateStore implements StateStore {
     if (ops.length === 0) return;
     if (this.#diverged !== null) throw this.#diverged;
     let answer: { succeeded: boolean; revision: number };
+    if (changes.wholeSet === true) {
+      try {
+        compare.push(...(await this.#unchangedCompare()));
+      } catch (error) {
+        // Nothing was sent: unreachable or without quorum, etcd is down; another history, diverged.
+        if (error instanceof StoreDivergedError || (error instanceof EtcdError && error.kind !== "rejected")) this.#fail(error, "cannot read the shared state from etcd");
+        throw error;
+      }
+    }
     try {
       answer = await this.client.txn(compare, ops);
     } catch (error) {
