@@ -255,6 +255,7 @@ export class Queries {
       },
       health: serviceHealth(record.backends.values()),
       stats: null,
+      in_kernel: this.#inKernel(record.id),
       quorum_up: record.quorumUp !== false,
       sorry: sorryActive(record),
       backend_details: views,

@@ -117,6 +117,7 @@ export interface ServiceStatusView {
   readonly options: Pick<ServiceOptionsView, "host" | "address" | "port" | "protocol" | "fwmark" | "family" | "method" | "sorry_server">;
   readonly health: number;
   readonly stats: TrafficStatsView | null;
+  readonly in_kernel?: boolean;
   readonly quorum_up?: boolean;
   readonly sorry?: boolean;
   readonly backend_details: readonly BackendStatusView[];

@@ -76,8 +76,11 @@ export interface StatusService {
   readonly health: number | null;
   readonly stats: TrafficView | null;
   readonly backends: readonly StatusBackend[];
-  /** Failover state when it is not the ordinary one: "no quorum", "sorry 10.9.0.1:80"; null otherwise. */
-  readonly failover?: string | null;
+  /**
+   * What is wrong with the service beyond its backends, shown upper-case after their count in the state column:
+   * "not in kernel", "no quorum", "sorry 10.9.0.1:80"; none when all is ordinary.
+   */
+  readonly markers?: readonly string[];
 }
 
 const dash = (value: number | null, show: (v: number) => string = String): string => (value === null ? "-" : show(value));
@@ -122,7 +125,7 @@ export function draftStatusTable(services: readonly StatusService[]): { finish()
         ? `${up}/${s.backends.length} up`
         : unchecked > 0
           ? `${unchecked} unchecked`
-          : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`) + (s.failover != null ? `, ${s.failover.toUpperCase()}` : ""),
+          : `${s.backends.length} backend${s.backends.length === 1 ? "" : "s"}`) + (s.markers ?? []).map((m) => `, ${m.toUpperCase()}`).join(""),
     ]);
     s.backends.forEach((b, i) => {
       rows.push([

@@ -45,6 +45,17 @@ function failoverText(info: ServiceStatusView): string | null {
   return info.quorum_up === false ? "no quorum" : null;
 }
 
+/**
+ * What the service's line adds to its state: "not in kernel" while IPVS does not have it (`in_kernel` false: its
+ * counters are dashes then, which alone would read as an unreadable kernel), then its failover state.
+ */
+function serviceMarkers(info: ServiceStatusView): string[] {
+  const markers = info.in_kernel === false ? ["not in kernel"] : [];
+  const failover = failoverText(info);
+  if (failover !== null) markers.push(failover);
+  return markers;
+}
+
 /** The status line of one backend from its GET answer (or the status query's part of it). */
 export function statusBackend(id: string, b: Omit<BackendStatusView, "id">): StatusBackend {
   return {
@@ -71,7 +82,7 @@ function statusService(d: ServiceStatusView): StatusService {
     health: d.health,
     stats: d.stats,
     backends: d.backend_details.map((b) => statusBackend(b.id, b)),
-    failover: failoverText(d),
+    markers: serviceMarkers(d),
   };
 }
 

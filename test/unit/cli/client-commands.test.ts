@@ -309,6 +309,18 @@ describe("gorb status", () => {
     expect(one.map((s) => [s.id, s.backend_details.map((b) => b.id)])).toEqual([["web", ["b1"]]]);
   });
 
+  test("marks a service the kernel does not have, in the daemon's table and in the one rendered from JSON", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80"]);
+    const { driver, gorb } = server.stack;
+    await driver.flush();
+    driver.failNext("add-service", "ENOMEM");
+    await gorb.reconcile();
+    expect(await ok(["status"])).toMatch(/^web +tcp 10\.0\.0\.1:80 +wrr +1\.00 +0 backends, NOT IN KERNEL +0\/0 +- +- +-$/m);
+    expect(await ok(["status", "web"])).toContain("0 backends, NOT IN KERNEL");
+    await gorb.reconcile();
+    expect(await ok(["status"])).not.toContain("NOT IN KERNEL");
+  });
+
   test("no services", async () => {
     expect(await ok(["status"])).toBe("no services\n");
   });

@@ -2,7 +2,7 @@
  * The status query (Gorb.listServicesStatus, what GET /service as text renders) against the full views of
  * GET /service?detail=true: rendered by the same code, the two tables are the same text, for a table with every
  * state the table shows: up, down with its message, unchecked, partial health, maintenance, draining and drained,
- * a sorry server serving, a service without quorum, fwmark services (IPv4 and IPv6), an IPv6 service, UDP, tunnels,
+ * a sorry server serving, a service without quorum, one the kernel does not have, fwmark services (IPv4 and IPv6), an IPv6 service, UDP, tunnels,
  * and kernel counters. The host has no IPVS: the counters come from a stand-in driver (the memory driver with
  * connection counts and rates set per destination); the rig's kernel tests read real ones.
  */
@@ -97,6 +97,16 @@ async function richTable(): Promise<TestStack & { counting: CountingDriver }> {
   await gorb.drainBackend("web", "drained", { then: "keep", timeout: "1h" });
   await drained;
   await gorb.idle();
+  // A service the kernel lost and cannot get back (in_kernel false): it refuses every add of it from then on (the
+  // reconcile reads again when a drain's write raced it, and later writes would try again too).
+  await gorb.createService("lost", { host: "10.0.0.11", port: 80 });
+  await gorb.createBackend("lost", "l1", { host: "10.6.0.1" });
+  await gorb.idle();
+  const lost = counting.peek().find((e) => "address" in e.service.key && e.service.key.address === "10.0.0.11");
+  if (lost === undefined) throw new Error("the lost service is not in the kernel to begin with");
+  await counting.deleteService(lost.service.key);
+  counting.failNext("add-service", "ENOMEM", 1000);
+  await gorb.reconcile();
   return { ...s, counting };
 }
 
@@ -133,6 +143,9 @@ describe("the status query", () => {
     ]) {
       expect(fromStatus).toContain(part);
     }
+    // The service the kernel does not have says so; those it has do not.
+    expect(fromStatus).toMatch(/^lost +tcp 10\.0\.0\.11:80 +wrr +1\.00 +1 unchecked, NOT IN KERNEL +0\/0 +- +- +-$/m);
+    expect(fromStatus.match(/NOT IN KERNEL/g)?.length).toBe(1);
     await s.gorb.close();
   });
 
