@@ -97,15 +97,15 @@ async function richTable(): Promise<TestStack & { counting: CountingDriver }> {
   await gorb.drainBackend("web", "drained", { then: "keep", timeout: "1h" });
   await drained;
   await gorb.idle();
-  // A service the kernel lost and cannot get back (in_kernel false): it refuses every add of it from then on (the
-  // reconcile reads again when a drain's write raced it, and later writes would try again too).
+  // A service the kernel lost and the reconcile cannot put back (in_kernel false): the kernel refuses both its
+  // passes (its backend's add, refused for want of the service, makes it read the table again).
   await gorb.createService("lost", { host: "10.0.0.11", port: 80 });
   await gorb.createBackend("lost", "l1", { host: "10.6.0.1" });
   await gorb.idle();
   const lost = counting.peek().find((e) => "address" in e.service.key && e.service.key.address === "10.0.0.11");
   if (lost === undefined) throw new Error("the lost service is not in the kernel to begin with");
   await counting.deleteService(lost.service.key);
-  counting.failNext("add-service", "ENOMEM", 1000);
+  counting.failNext("add-service", "ENOMEM", 2);
   await gorb.reconcile();
   return { ...s, counting };
 }
