@@ -15,6 +15,7 @@ import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type ReadFailure, Reads } from "./reads.ts";
 import { type Actions, type Dialog, ServiceCard } from "./services.tsx";
+import { isDegraded } from "./service-notes.ts";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
 import { Modal, TokenPrompt } from "./widgets.tsx";
@@ -195,11 +196,7 @@ export function App() {
     );
   }
 
-  const services = [...store.services].sort((a, b) => {
-    const da = a.backend_details.some((x) => x.metrics.state === "down") ? 0 : 1;
-    const db = b.backend_details.some((x) => x.metrics.state === "down") ? 0 : 1;
-    return da - db || a.id.localeCompare(b.id);
-  });
+  const services = [...store.services].sort((a, b) => Number(!isDegraded(a)) - Number(!isDegraded(b)) || a.id.localeCompare(b.id));
   const backends = services.reduce((n, s) => n + s.backend_details.length, 0);
   const down = services.reduce((n, s) => n + s.backend_details.filter((b) => b.metrics.state === "down").length, 0);
   const close = () => setDialog(null);

@@ -1,10 +1,11 @@
 /**
  * The Apply panel (plan first, then apply), the Metrics panel (GET /metrics as scraped), the Fleet panel
- * (GET /cluster and GET /cluster/revision) and the BGP panel (GET /bgp); the last two re-read every 2 s while open.
+ * (GET /cluster and GET /cluster/revision, ./fleet.ts) and the BGP panel (GET /bgp); the last two re-read every 2 s while open.
  */
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
+import { type FleetView, convergedText, failedLines } from "./fleet.ts";
 import { type Change, appliedMessage, replanMessage } from "./plan.ts";
 
 /**
@@ -202,15 +203,10 @@ function usePolled<T>(read: () => Promise<T>): { value: T | null; error: string 
   return { value, error };
 }
 
-interface FleetView {
-  readonly node: string;
-  readonly revision: number;
-  readonly store: { readonly state: string; readonly lastError: string | null };
-  readonly nodes: readonly { readonly node: string; readonly address: string; readonly version: string; readonly appliedRevision: number; readonly store: string; readonly converged: boolean }[];
-  readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: readonly string[]; readonly down: readonly string[] }[];
-}
-
-/** Every node of the fleet, converged or not, and the backends whose health differs between nodes. */
+/**
+ * Every node of the fleet, converged or not, the services a node could not apply (and since which revision), and
+ * the backends whose health differs between nodes.
+ */
 export function FleetPanel() {
   const { value, error } = usePolled(async () => {
     const [view, revision] = await Promise.all([call("cluster"), call("clusterRevision")]);
@@ -219,6 +215,7 @@ export function FleetPanel() {
   if (error !== null) return <p class="error" role="alert">{error}</p>;
   if (value === null) return <p>loading…</p>;
   const { view, applied } = value;
+  const failed = failedLines(view);
   return (
     <div class="fleet">
       <p>
@@ -244,11 +241,24 @@ export function FleetPanel() {
               <td>{n.version}</td>
               <td>{n.appliedRevision}</td>
               <td>{n.store}</td>
-              <td>{n.converged ? "yes" : "no"}</td>
+              <td>{convergedText(n)}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      {failed.length > 0 && (
+        <>
+          <h3>Services a node could not apply</h3>
+          <p class="note">Its kernel refused them; it tries again with the next change and each relist.</p>
+          <ul>
+            {failed.map((line) => (
+              <li key={line} class="why">
+                {line}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
       <h3>Health that differs between nodes</h3>
       {view.health_splits.length === 0 ? (
         <p class="empty">Every backend has the same health on every node.</p>

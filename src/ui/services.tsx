@@ -1,5 +1,6 @@
 /**
- * A service's card: address, scheduler, health and why it is degraded, its rates chart, and its backends, each
+ * A service's card: address, scheduler, health and why it is degraded or not serving (./service-notes.ts: the
+ * kernel does not have it, sorry server, quorum), its rates chart, and its backends, each
  * with its state, weights, timeline and actions (edit, weight 0 and restore, maintenance, drain and undrain,
  * delete). Actions go through ./api.ts.
  *
@@ -13,6 +14,7 @@ import { useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
+import { isDegraded, serviceNotes } from "./service-notes.ts";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
 import { ConfirmButton, Id, StateBadge, useInlineConfirm } from "./widgets.tsx";
 
@@ -214,7 +216,7 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
   const drained = s.backend_details.filter((b) => b.effective_weight === 0 && b.metrics.state !== "down");
   const rates = store.rates.get(s.id);
   return (
-    <section class={`service${down.length > 0 ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
+    <section class={`service${isDegraded(s) ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
       <header>
         <h2 id={`svc-${s.id}`}>
           <Id id={s.id} />
@@ -238,16 +240,11 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           ))}
         </p>
       )}
-      {s.sorry === true && (
-        <p class="why" role="status">
-          sorry server {sorryText(s.options.sorry_server)} serves in place of the backends ({s.healthy ?? 0} healthy)
+      {serviceNotes(s).map((note) => (
+        <p key={note} class="why" role="status">
+          {note}
         </p>
-      )}
-      {s.sorry !== true && s.quorum_up === false && (
-        <p class="why" role="status">
-          below quorum ({s.healthy ?? 0} healthy, quorum {String(s.options.quorum ?? "")})
-        </p>
-      )}
+      ))}
       {drained.length > 0 && (
         <p class="note">
           weight 0:{" "}
@@ -276,11 +273,4 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
       </div>
     </section>
   );
-}
-
-/** "10.9.0.1:8080" from a service's `sorry_server` option. */
-function sorryText(server: unknown): string {
-  if (typeof server !== "object" || server === null) return "";
-  const { host, port } = server as { host?: unknown; port?: unknown };
-  return `${String(host ?? "")}:${String(port ?? "")}`;
 }

@@ -38,6 +38,8 @@ export interface ServiceView {
   readonly backends: readonly string[];
   readonly stats: Stats | null;
   readonly backend_details: readonly BackendView[];
+  /** False while the kernel does not have the service (refused at start-up, or lost and not put back); absent from older daemons. */
+  readonly in_kernel?: boolean;
   /** Failover (absent from older daemons): the sorry server serves; the service is up by its quorum; healthy count. */
   readonly sorry?: boolean;
   readonly quorum_up?: boolean;

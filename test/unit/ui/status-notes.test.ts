@@ -1,0 +1,118 @@
+/**
+ * What the page says about a service beyond its backends (src/ui/service-notes.ts: the card's `.why` lines and
+ * whether it counts as degraded) and about a node that could not apply some services (src/ui/fleet.ts: the Fleet
+ * panel), each from the API's real answers (GET /service?detail=true, GET /service/:service, GET /cluster), so
+ * the UI's types cannot drift from the views they mirror.
+ */
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../../src/api/app.ts";
+import type { ClusterApi, ClusterMember } from "../../../src/api/cluster.ts";
+import { type FleetView, convergedText, failedLines } from "../../../src/ui/fleet.ts";
+import { isDegraded, serviceNotes } from "../../../src/ui/service-notes.ts";
+import { type ServiceView, Store } from "../../../src/ui/store.ts";
+import { makeGorb } from "../core/fakes.ts";
+
+const KERNEL = "not in the kernel: IPVS does not have this service, so it serves nothing; each reconcile tries to add it";
+
+async function getJson(app: ReturnType<typeof createApp>, path: string): Promise<unknown> {
+  const reply = await app.handle(new Request(`http://127.0.0.1:4672${path}`));
+  expect(reply.status).toBe(200);
+  return reply.json();
+}
+
+describe("a service's card", () => {
+  test("says when the kernel does not have the service, and counts it as degraded though no backend is down", async () => {
+    const s = makeGorb();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    await s.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await s.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+    await s.gorb.idle();
+    const store = new Store();
+    const read = async () => {
+      store.setAll((await getJson(app, "/service?detail=true")) as ServiceView[]);
+      return store.service("web") as ServiceView;
+    };
+    expect([serviceNotes(await read()), isDegraded(await read())]).toEqual([[], false]);
+
+    // Lost, and the reconcile cannot put it back: the kernel refuses both its passes (its backend's add, refused
+    // for want of the service, makes it read the table again).
+    await s.driver.flush();
+    s.driver.failNext("add-service", "ENOMEM", 2);
+    await s.gorb.reconcile();
+    expect([serviceNotes(await read()), isDegraded(await read())]).toEqual([[KERNEL], true]);
+    // GET /service/:service (what the page reads after a service event) says it too.
+    store.putService("web", (await getJson(app, "/service/web")) as Omit<ServiceView, "id" | "backend_details">);
+    expect(serviceNotes(store.service("web") as ServiceView)).toEqual([KERNEL]);
+
+    await s.gorb.reconcile();
+    expect([serviceNotes(await read()), isDegraded(await read())]).toEqual([[], false]);
+    await s.gorb.close();
+  });
+
+  test("the failover lines: the sorry server serving, or below quorum without one; a down backend is degraded", async () => {
+    const s = makeGorb();
+    const app = createApp({ gorb: s.gorb, logger: s.logger });
+    await s.gorb.createService("shop", { host: "10.0.0.2", port: 80, sorry_server: { host: "10.9.0.1", port: 8080 } });
+    await s.gorb.createBackend("shop", "a", { host: "10.2.0.1", pulse: { type: "tcp", interval: "1s" } });
+    await s.gorb.createService("web", { host: "10.0.0.3", port: 80, quorum: 2 });
+    await s.gorb.createBackend("web", "q1", { host: "10.3.0.1", pulse: { type: "tcp", interval: "1s" } });
+    await s.gorb.createBackend("web", "q2", { host: "10.3.0.2", pulse: { type: "tcp", interval: "1s" } });
+    s.health.report("shop", "a", "down");
+    s.health.report("web", "q1", "up");
+    s.health.report("web", "q2", "down");
+    await s.gorb.idle();
+    const views = (await getJson(app, "/service?detail=true")) as ServiceView[];
+    expect(views.map((v) => [v.id, serviceNotes(v), isDegraded(v)])).toEqual([
+      ["shop", ["sorry server 10.9.0.1:8080 serves in place of the backends (0 healthy)"], true],
+      ["web", ["below quorum (1 healthy, quorum 2)"], true],
+    ]);
+    await s.gorb.close();
+  });
+});
+
+describe("the Fleet panel", () => {
+  const member = { address: "10.0.0.1:4672", version: "1", startedAt: "2026-01-01T00:00:00Z", appliedRevision: 9, changeRevision: 9, store: "ok", backends: {} };
+
+  function fleet(members: readonly ClusterMember[]): ClusterApi {
+    return {
+      node: "lb1",
+      committedRevision: () => 9,
+      status: () => ({ state: "ok", appliedRevision: 9, changeRevision: 9, lastError: null, relists: 0, failed: [] }),
+      waitApplied: () => Promise.resolve(true),
+      members: () => Promise.resolve(members),
+    };
+  }
+
+  test("a node that could not apply services is not converged, and each such service is listed with the revision it failed since", async () => {
+    const s = makeGorb();
+    const members: ClusterMember[] = [
+      { ...member, node: "lb1" },
+      { ...member, node: "lb2", failed: [{ service: "web", revision: 7 }] },
+      { ...member, node: "lb3", failed: [{ service: "api", revision: 5 }, { service: "\u202Ebew", revision: 8 }] },
+      { ...member, node: "lb4", appliedRevision: 8 },
+    ];
+    const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet(members) });
+    const view = (await getJson(app, "/cluster")) as FleetView;
+    expect(view.nodes.map((n) => [n.node, convergedText(n)])).toEqual([
+      ["lb1", "yes"],
+      ["lb2", "no: 1 service not applied"],
+      ["lb3", "no: 2 services not applied"],
+      ["lb4", "no"],
+    ]);
+    expect(failedLines(view)).toEqual([
+      "lb2: web, not applied since revision 7",
+      "lb3: api, not applied since revision 5",
+      // An id is shown as the page shows ids (src/ui/ids.ts): its bidirectional controls as marks.
+      "lb3: ⟨U+202E⟩bew, not applied since revision 8",
+    ]);
+    await s.gorb.close();
+  });
+
+  test("no node with failed services (or an older gorb without the field): no such lines", async () => {
+    const s = makeGorb();
+    const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet([{ ...member, node: "lb1" }]) });
+    const view = (await getJson(app, "/cluster")) as FleetView;
+    expect([failedLines(view), view.nodes.map(convergedText)]).toEqual([[], ["yes"]]);
+    await s.gorb.close();
+  });
+});
