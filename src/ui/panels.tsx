@@ -1,6 +1,7 @@
 /**
  * The Apply panel (plan first, then apply), the Metrics panel (GET /metrics as scraped), the Fleet panel
- * (GET /cluster and GET /cluster/revision, ./fleet.ts) and the BGP panel (GET /bgp); the last two re-read every 2 s while open.
+ * (GET /cluster and GET /cluster/revision, its text from ./fleet.ts) and the BGP panel (GET /bgp); the last two
+ * re-read every 2 s while open.
  */
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
@@ -249,7 +250,7 @@ export function FleetPanel() {
       {failed.length > 0 && (
         <>
           <h3>Services a node could not apply</h3>
-          <p class="note">Its kernel refused them; it tries again with the next change and each relist.</p>
+          <p class="note">The node's kernel refused them; the node tries again with the next change and each relist.</p>
           <ul>
             {failed.map((line) => (
               <li key={line} class="why">

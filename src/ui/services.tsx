@@ -1,8 +1,8 @@
 /**
  * A service's card: address, scheduler, health and why it is degraded or not serving (./service-notes.ts: the
- * kernel does not have it, sorry server, quorum), its rates chart, and its backends, each
- * with its state, weights, timeline and actions (edit, weight 0 and restore, maintenance, drain and undrain,
- * delete). Actions go through ./api.ts.
+ * kernel does not have it, sorry server, quorum), its rates chart, and its backends, each with its state, weights,
+ * timeline and actions (edit, weight 0 and restore, maintenance, drain and undrain, delete). Actions go through
+ * ./api.ts.
  *
  * Naming follows the CLI and the README: "Drain…" is `gorb backend drain` (POST .../drain: weight 0, wait for the
  * connections to end or the deadline, then remove or keep), "Undrain" is `gorb backend undrain`; "Weight 0" and
