@@ -189,6 +189,19 @@ function checkHttpsHost(request: Request): void {
 }
 
 /**
+ * The names of the request's query parameters, in order. Throws ValidationError on "query" for a parameter without
+ * a name (`?=1`, `?&=x`): no parameter of the API is called "", and a 400 naming the field "" said nothing.
+ */
+function queryParamNames(request: Request): string[] {
+  const url = request.url;
+  const start = url.indexOf("?");
+  if (start < 0) return [];
+  const names = [...new URLSearchParams(url.slice(start)).keys()];
+  if (names.includes("")) throw new ValidationError("query", 'has a parameter without a name ("=..."); write each one as name=value');
+  return names;
+}
+
+/**
  * Throws ValidationError for a query parameter given twice: Elysia keeps the last, so `?dry_run=true&dry_run=false`
  * (a preview asked for, then taken back) would change the kernel. Every parameter of the API takes one value.
  */
@@ -197,7 +210,7 @@ function checkQueryOnce(request: Request): void {
   const start = url.indexOf("?");
   if (start < 0 || url.indexOf("&", start) < 0) return;
   const seen = new Set<string>();
-  for (const name of new URLSearchParams(url.slice(start)).keys()) {
+  for (const name of queryParamNames(request)) {
     if (seen.has(name)) throw new ValidationError(name, "given more than once; give it once");
     seen.add(name);
   }
@@ -237,11 +250,9 @@ function queryNamesOf(routes: readonly DeclaredRoute[]): Map<string, string[]> {
  * store) stays a 404 whatever the query.
  */
 function checkQueryNames(request: Request, route: string, absent: ReadonlySet<string>, names: ReadonlyMap<string, readonly string[]>): void {
-  const url = request.url;
-  const start = url.indexOf("?");
-  if (start < 0 || absent.has(route)) return;
+  if (absent.has(route)) return;
   const reads = names.get(route) ?? [];
-  for (const name of new URLSearchParams(url.slice(start)).keys()) {
+  for (const name of queryParamNames(request)) {
     if (reads.includes(name)) continue;
     const takes = reads.length === 0 ? "takes none" : `takes only ${reads.join(", ")}`;
     throw new ValidationError(name, `unknown query parameter; ${request.method} ${route} ${takes}`);

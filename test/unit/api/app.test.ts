@@ -545,6 +545,18 @@ describe("ids and routes", () => {
     expect((await call("GET", "/cluster?x=1")).status).toBe(404);
   });
 
+  test("a query parameter without a name (?=, ?&=1, ?=&=) is a 400 naming the query, not the field \"\", and changes nothing", async () => {
+    const { call, driver } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", { host: "10.0.0.1", port: 80 }));
+    const before = driver.peek();
+    const problem = 'query: has a parameter without a name ("=..."); write each one as name=value';
+    expectError(await call("DELETE", "/service/web?="), 400, problem);
+    expectError(await call("PATCH", "/service/web?&=1", { method: "rr" }), 400, problem);
+    expectError(await call("POST", "/apply?=&=", { services: {} }), 400, problem);
+    expectError(await call("GET", "/service?detail=true&="), 400, problem);
+    expect(driver.peek()).toEqual(before);
+  });
+
   test("bad percent-encoding is a 400", async () => {
     const { call } = setup();
     expectError(await call("GET", "/service/%E0%A4%A"), 400, "service: id is not valid percent-encoded UTF-8");
