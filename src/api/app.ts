@@ -48,6 +48,7 @@ import {
 } from "../contract/schemas.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../core/errors.ts";
 import { fieldsOf } from "../core/fields.ts";
+import { PathError } from "../core/path.ts";
 import type { Gorb } from "../core/gorb.ts";
 import { EVENT_TYPES, type EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
@@ -138,8 +139,9 @@ async function declaredSet(body: unknown) {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ValidationError("body", 'must be a JSON object {"services": {...}}');
   }
+  // A path, as the set's own errors: a key that is no plain name is quoted (`[""]: unknown field`), never an empty field.
   for (const key of Object.keys(body)) {
-    if (key !== "services") throw new ValidationError(key, 'unknown field; the body is {"services": {...}}');
+    if (key !== "services") throw new PathError([key], 'unknown field; the body is {"services": {...}}');
   }
   // A set with no `services` would delete every file-owned service: refused, as `gorb apply` refuses such a file.
   const services = (body as { services?: unknown }).services;

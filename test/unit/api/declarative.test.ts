@@ -82,7 +82,9 @@ describe("POST /apply", () => {
         "services.web.backends.b1.pulse.args.pth: unknown arg; type http reads: host, port, timeout, rise, fall, backoff, method, path, expect, hostHeader, vhost, via",
         { field: "services.web.backends.b1.pulse.args.pth", path: ["services", "web", "backends", "b1", "pulse", "args", "pth"] },
       ],
-      [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}', { field: "servics" }],
+      [{ servics: {} }, 'servics: unknown field; the body is {"services": {...}}', { field: "servics", path: ["servics"] }],
+      // A key that is no plain name is quoted, as in the set's own paths: never a 400 naming the field "".
+      [{ "": 1, services: {} }, '[""]: unknown field; the body is {"services": {...}}', { field: '[""]', path: [""] }],
       [{}, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],
       [{ services: null }, 'services: required: the set to apply; an empty set is {"services": {}}', { field: "services" }],
       [[], 'body: must be a JSON object {"services": {...}}', { field: "body" }],
