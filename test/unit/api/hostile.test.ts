@@ -42,6 +42,16 @@ describe("VIPs and backends must be one host's unicast address", () => {
     expect([driver.peek(), vip.addresses()]).toEqual([[], []]);
   });
 
+  test.each(["__proto__", "constructor", "toString"])("a host named %s is a name that does not resolve: 400 naming host", async (host) => {
+    const { call, driver } = setup();
+    const reply = await call("PUT", "/service/web", { host, port: 80 });
+    expect([reply.status, reply.json]).toEqual([
+      400,
+      { error: `host: cannot resolve "${host}": getaddrinfo ENOTFOUND ${host}`, code: "VALIDATION", field: "host" },
+    ]);
+    expect(driver.peek()).toEqual([]);
+  });
+
   test("a loopback VIP on a VIP interface other than lo says which one it is", async () => {
     const { call } = setup({ vipInterface: "eth0" });
     const reply = await call("PUT", "/service/web", { host: "127.0.0.1", port: 80 });

@@ -114,10 +114,10 @@ export interface Facts {
   readonly uptimeSeconds: number;
 }
 
-/** A HostResolver over a fixed table; unknown names fail like getaddrinfo. */
+/** A HostResolver over a fixed table; unknown names fail like getaddrinfo (also "__proto__" and "constructor"). */
 export function tableResolver(table: Record<string, readonly ResolvedAddress[]>): HostResolver {
   return async (host) => {
-    const found = table[host];
+    const found = Object.hasOwn(table, host) ? table[host] : undefined;
     if (found === undefined) throw new Error(`getaddrinfo ENOTFOUND ${host}`);
     return found;
   };
