@@ -187,7 +187,8 @@ function viewDifferences(before: Record<string, unknown>, after: Record<string, 
   const out: string[] = [];
   for (const name of Object.keys(after)) {
     if (skip.includes(name)) continue;
-    if (name === "host" && hostIdentity(before[name]) === hostIdentity(after[name])) continue;
+    // The same spelling (the usual case) is compared first: canonical forms only when the two differ.
+    if (name === "host" && (before[name] === after[name] || hostIdentity(before[name]) === hostIdentity(after[name]))) continue;
     const a = JSON.stringify(before[name]);
     const b = JSON.stringify(after[name]);
     if (a !== b) out.push(`${name}: ${a} -> ${b}`);
