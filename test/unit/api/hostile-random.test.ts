@@ -18,24 +18,13 @@ import type { MonitorClock } from "../../../src/health/clock.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "../core/fakes.ts";
-
-/** A deterministic generator of numbers in [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../helpers/random.ts";
 
 /** Draws from one seeded generator. */
 class Draw {
   readonly #next: () => number;
   constructor(seed: number) {
-    this.#next = seeded(seed);
+    this.#next = mulberry32(seed);
   }
   int(n: number): number {
     return Math.floor(this.#next() * n);

@@ -5,6 +5,7 @@ import type { HealthUpdate } from "../../../src/health/target-state.ts";
 import { type ProbeTarget, parsePulseOptions } from "../../../src/health/options.ts";
 import { ManualClock, settle } from "./_manual-clock.ts";
 import { NO_CHECK_MESSAGE } from "../../../src/health/checkers/none.ts";
+import { mulberry32 } from "../../helpers/random.ts";
 
 const BACKEND: ProbeTarget = { host: "10.0.0.1", port: 80 };
 
@@ -44,18 +45,6 @@ function rig(plan: (n: number, target: ProbeTarget) => boolean | "hang" = () => 
     ...extra,
   });
   return { clock, calls, updates, monitor };
-}
-
-/** mulberry32 is a tiny seeded PRNG returning values in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const opts = (pulse: unknown) => parsePulseOptions(pulse);

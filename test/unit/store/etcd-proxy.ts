@@ -156,6 +156,19 @@ export async function proxiedNode(upstream: string, prefix: string, cleanups: ((
 }
 
 /**
+ * A node of the store tests on etcd directly (no proxy) under `prefix`: its EtcdStateStore (retrying every 100 ms)
+ * and a Gorb restored from it and following its watch; `cleanups` closes the store.
+ */
+export async function directNode(endpoint: string, prefix: string, cleanups: (() => Promise<void> | void)[]) {
+  const store = new EtcdStateStore({ endpoints: [endpoint], prefix, retryMs: 100 });
+  const stack = makeGorb({ store });
+  await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  cleanups.push(() => store.close());
+  return { ...stack, store };
+}
+
+/**
  * proxiedNode following the store, serving service web (10.0.0.1:80) with backend b1; `states` gets the store's
  * state (ok, degraded) at each apply of what other nodes wrote.
  */

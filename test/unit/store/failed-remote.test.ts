@@ -6,21 +6,13 @@
 import { expect, test } from "bun:test";
 import { ConflictError } from "../../../src/core/errors.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
-import { makeGorb } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
+import { directNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
 
-async function node(prefix: string) {
-  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, retryMs: 100 });
-  const stack = makeGorb({ store });
-  await stack.gorb.restore((await store.load()).state);
-  store.sync(stack.gorb);
-  cleanups.push(() => store.close());
-  return { ...stack, store };
-}
+const node = (prefix: string) => directNode(etcd.endpoint, prefix, cleanups);
 
 test("a node whose kernel refused another node's change answers 409 to a write of that service, and does not undo the change in etcd", async () => {
   const prefix = "/failed-remote";

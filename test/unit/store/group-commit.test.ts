@@ -8,23 +8,13 @@
 import { expect, test } from "bun:test";
 import { ConflictError } from "../../../src/core/errors.ts";
 import { EtcdClient, prefixEnd } from "../../../src/store/etcd-client.ts";
-import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
-import { makeGorb } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
-import { servingNode } from "./etcd-proxy.ts";
+import { directNode, servingNode } from "./etcd-proxy.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
 
-/** A node on etcd directly, following the store. */
-async function node(prefix: string) {
-  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, retryMs: 100 });
-  const stack = makeGorb({ store });
-  await stack.gorb.restore((await store.load()).state);
-  store.sync(stack.gorb);
-  cleanups.push(() => store.close());
-  return { ...stack, store };
-}
+const node = (prefix: string) => directNode(etcd.endpoint, prefix, cleanups);
 
 function settled(work: Promise<void>): Promise<unknown> {
   return work.then(
