@@ -23,7 +23,9 @@
  * browser origin, token).
  *
  * Request bodies: every route reads its body with its own parser (./body.ts): JSON whatever the Content-Type
- * says (GORB clients send none, curl -d sends a form type), within the size limit, then put in the contract's
+ * says (GORB clients send none, curl -d sends a form type), within the size limit and the body deadline (a body
+ * still arriving after it is a 408 and its connection is closed, so a client trickling a body cannot hold a slot
+ * of --max-connections; the guard's checks, the token's included, come before it), then put in the contract's
  * canonical form (keys case-insensitive, unknown keys dropped, src/contract/check.ts). Elysia then validates
  * it against the route's schema from src/contract/schemas.ts, the same schemas the OpenAPI document shows, and
  * core checks the rules between fields. The checked body goes to core as a field map core does not check again.
@@ -56,7 +58,7 @@ import type { Cidr } from "../config/cidr.ts";
 import { prefersText } from "./accept.ts";
 import { clusterRoutes, withStoreMetrics, type ClusterApi } from "./cluster.ts";
 import { createGuard } from "./guard.ts";
-import { DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
+import { BODY_DEADLINE_MS, DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
 import { errorResponse } from "./errors.ts";
 import { eventStream } from "./events.ts";
 import { emptyOk, jsonResponse } from "./json.ts";
@@ -97,6 +99,8 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** Shown in /openapi.json. @default "dev" */
   readonly version?: string;
+  /** Milliseconds a request's whole body may take to arrive; later: 408 and the connection closed (./body.ts). @default BODY_DEADLINE_MS */
+  readonly bodyDeadlineMs?: number;
   /** Largest POST /apply body, in bytes (a declarative set holds many services). @default 8 MiB or bodyLimitBytes */
   readonly applyLimitBytes?: number;
   /** The bus GET /events follows; without one the route is not there (404). */
@@ -276,7 +280,7 @@ function param(value: string | undefined, field: "service" | "backend"): string 
 const ANSWER_HEADERS = { "cache-control": "no-store", "x-content-type-options": "nosniff" } as const;
 
 /** The error answers every route may give, for the OpenAPI document. */
-const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
+const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 408: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 /** ERRORS as OpenAPI response objects, for the routes whose responses are written out (see okResponses). */
 const ERROR_RESPONSES = Object.fromEntries(
   Object.keys(ERRORS).map((status) => [
@@ -315,18 +319,19 @@ export function createApp(options: AppOptions) {
   const version = options.version ?? "dev";
   const idleTimeoutS = options.idleTimeoutS ?? IDLE_TIMEOUT_S;
   const applyLimit = Math.max(options.applyLimitBytes ?? DEFAULT_APPLY_LIMIT_BYTES, limit);
+  const deadlineMs = options.bodyDeadlineMs ?? BODY_DEADLINE_MS;
   // GET /events streams open at once: a quarter of the requests in flight --max-connections allows.
   const maxEventStreams = options.maxRequests === undefined ? undefined : Math.max(1, Math.floor(options.maxRequests / 4));
   let eventStreams = 0;
   // Route parsers: the body as a JSON object whatever the Content-Type, in the contract's canonical form.
   const serviceBody = (mode: BodyMode) => async ({ request }: { request: Request }) =>
-    canonicalServiceBody(await readJsonObject(request, limit), mode);
+    canonicalServiceBody(await readJsonObject(request, limit, deadlineMs), mode);
   const backendBody = (mode: BodyMode) => async ({ request }: { request: Request }) =>
-    canonicalBackendBody(await readJsonObject(request, limit), mode);
-  const drainBody = async ({ request }: { request: Request }) => canonicalDrainBody(await readJsonObject(request, limit));
+    canonicalBackendBody(await readJsonObject(request, limit, deadlineMs), mode);
+  const drainBody = async ({ request }: { request: Request }) => canonicalDrainBody(await readJsonObject(request, limit, deadlineMs));
   // An empty apply body is refused (as {"services": {}} would delete every file-owned service, it must be said).
   const applyBody = async ({ request }: { request: Request }) => {
-    const body = await readJsonBody(request, applyLimit);
+    const body = await readJsonBody(request, applyLimit, deadlineMs);
     if (body === undefined) throw new ValidationError("body", 'must be a JSON object {"services": {...}}');
     return body;
   };

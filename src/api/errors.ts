@@ -4,12 +4,13 @@
  * `field` (its wire name: "pulse.interval", "services.web.port"), and an error about a path into an apply's set
  * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]); a kernel error
  * (500 KERNEL) carries the kernel's errno name, `errno` ("EPERM"). So a client need not parse them out of the message:
- *   GorbError (core and API)        its status: 400, 401, 403, 404, 409, 413, 500, 503
+ *   GorbError (core and API)        its status: 400, 401, 403, 404, 408 (with "Connection: close"), 409, 413,
+ *                                   500, 503
  *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
  *                                   (src/contract/check.ts, the same words core uses), the path of the first
  *                                   error is the field ("pulse.interval"); query errors use the schema's text
- *   Elysia PARSE                    the GorbError a route's body parser threw (413 over the limit, 400 for
- *                                   JSON that does not parse), else 400
+ *   Elysia PARSE                    the GorbError a route's body parser threw (413 over the limit, 408 when
+ *                                   the body is late, 400 for JSON that does not parse), else 400
  *   Elysia NOT_FOUND (no route)     404, "no route for <METHOD> <path>" (a known path with another method too,
  *                                   as gorilla/mux did for the original)
  *   anything else                   500 "internal error", logged with its stack
@@ -38,6 +39,20 @@ export class PayloadTooLargeError extends GorbError {
   }
 }
 
+/**
+ * RequestTimeoutError: the request's body did not all arrive within `deadlineMs` (408, code TIMEOUT). Its answer
+ * closes the connection (gorbErrorBody): the rest of the body may still be on its way.
+ */
+export class RequestTimeoutError extends GorbError {
+  override readonly name = "RequestTimeoutError";
+  readonly deadlineMs: number;
+
+  constructor(deadlineMs: number) {
+    super(408, "TIMEOUT", `body: not received within ${deadlineMs / 1000} s of the request's headers; send the whole body at once`);
+    this.deadlineMs = deadlineMs;
+  }
+}
+
 /** The JSON error response for a status and message. */
 export function errorBody(status: number, code: string, message: string, headers?: Record<string, string>): Response {
   return jsonResponse({ error: message, code }, status, headers);
@@ -45,7 +60,8 @@ export function errorBody(status: number, code: string, message: string, headers
 
 /** The JSON error response of a GorbError: its status, code and message, and its data (field, path, errno; above). */
 export function gorbErrorBody(error: GorbError): Response {
-  const headers: Record<string, string> = error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : {};
+  const headers: Record<string, string> =
+    error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : error.status === 408 ? { Connection: "close" } : {};
   const about =
     error instanceof PathError || error instanceof PathConflictError
       ? { field: error.field, path: error.path }

@@ -292,7 +292,7 @@ export const ReconcileReportView = Type.Object({ repairs: Type.Array(Change) }, 
 export const ErrorBody = Type.Object({
   error: Type.String({ description: "<field>: <problem>, or what went wrong" }),
   code: Type.String({
-    description: "VALIDATION, NOT_FOUND, CONFLICT, KERNEL, STATE, UNAUTHORIZED, FORBIDDEN, TOO_LARGE, UNAVAILABLE, INTERNAL",
+    description: "VALIDATION, NOT_FOUND, CONFLICT, KERNEL, STATE, UNAUTHORIZED, FORBIDDEN, TOO_LARGE, TIMEOUT, UNAVAILABLE, INTERNAL",
   }),
   field: Type.Optional(
     Type.String({ description: "VALIDATION (and POST /apply's CONFLICT): the field or path the error is about, as in `error`" }),

@@ -18,6 +18,7 @@ export type GorbErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "TOO_LARGE"
+  | "TIMEOUT"
   | "UNAVAILABLE"
   | "LIMIT";
 

@@ -231,3 +231,102 @@ describe("a request without a Host", () => {
     expect(logger.lines.filter((line) => line.startsWith("error"))).toEqual([]);
   });
 });
+
+/** What a client that trickles a request's body saw: the answer, and when the server closed the connection. */
+interface Trickled {
+  readonly status: number;
+  readonly headers: string;
+  readonly body: string;
+  /** Milliseconds from the request's headers to the server's close. */
+  readonly closedAfterMs: number;
+  /** Pieces of the body written before the close. */
+  readonly sent: number;
+}
+
+/** Write `head`, then one piece of the body every `everyMs` ms (never the whole body), until the server closes. */
+function trickle(port: number, head: string, piece: () => string, everyMs: number): Promise<Trickled> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    let sent = 0;
+    let started = 0;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write(head);
+      started = performance.now();
+      timer = setInterval(() => {
+        if (!socket.writable) return;
+        socket.write(piece());
+        sent++;
+      }, everyMs);
+    });
+    socket.on("data", (data) => {
+      text += data.toString("utf8");
+    });
+    socket.on("error", (error) => {
+      clearInterval(timer);
+      reject(error);
+    });
+    socket.on("close", () => {
+      clearInterval(timer);
+      const end = text.indexOf("\r\n\r\n");
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+        headers: text.slice(0, end).toLowerCase(),
+        body: text.slice(end + 4),
+        closedAfterMs: performance.now() - started,
+        sent,
+      });
+    });
+  });
+}
+
+describe("a request body that trickles in", () => {
+  // A client that sent one byte of its body every few seconds (under Bun's idle timeout) held its request, and a
+  // slot of --max-connections, for as long as it liked: with as many such clients as slots, the operator's own
+  // requests got 503. The whole body must now arrive within the deadline (300 ms here, 10 s by default).
+  const DEADLINE_MS = 300;
+  const MARGIN_MS = 2_000;
+  test.each([
+    ["with a Content-Length", "Content-Length: 1000\r\n\r\n{", () => " "],
+    ["chunked", "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n", () => "1\r\n \r\n"],
+  ])("%s: 408 TIMEOUT once the deadline passes, the connection closed, nothing changed", async (_name, framing, piece) => {
+    const { port, url, gorb } = serve({ token: "s3cret", maxRequests: 1, bodyDeadlineMs: DEADLINE_MS });
+    const auth = { Authorization: "Bearer s3cret" };
+    const head = `PUT /service/web HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer s3cret\r\n${framing}`;
+    const reply = await trickle(port, head, piece, 50);
+    expect([reply.status, JSON.parse(reply.body)]).toEqual([
+      408,
+      { error: "body: not received within 0.3 s of the request's headers; send the whole body at once", code: "TIMEOUT" },
+    ]);
+    expect(reply.headers).toContain("\r\nconnection: close");
+    // Closed by the server while the client was still sending, within the deadline and a margin.
+    expect(reply.sent).toBeGreaterThan(0);
+    expect(reply.closedAfterMs).toBeLessThan(DEADLINE_MS + MARGIN_MS);
+    expect(gorb.listServices()).toEqual([]);
+    // The slot is free again: the operator's request is served, not shed with 503.
+    const put = await fetch(`${url}/service/web`, { method: "PUT", headers: auth, body: '{"host":"10.0.0.1","port":80}' });
+    expect(put.status).toBe(200);
+  });
+
+  test("a large apply sent at normal speed, with a Content-Length or chunked, is read whole within the default deadline", async () => {
+    const { url, gorb } = serve();
+    const services = Object.fromEntries(
+      Array.from({ length: 200 }, (_, i) => [`s${i}`, { host: `10.0.${i >> 8}.${(i & 255) + 1}`, port: 80, backends: { b1: { host: "10.1.0.1" } } }]),
+    );
+    // Padded to 7 MiB (the limit is 8 MiB): whitespace is valid JSON.
+    const body = `${JSON.stringify({ services })}${" ".repeat(7 * 1024 * 1024)}`;
+    const sent = await fetch(`${url}/apply`, { method: "POST", body });
+    expect(sent.status).toBe(200);
+    expect(gorb.listServices()).toHaveLength(200);
+    // A stream body goes chunked, in many pieces.
+    const bytes = new TextEncoder().encode(body);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 64 * 1024) controller.enqueue(bytes.subarray(at, at + 64 * 1024));
+        controller.close();
+      },
+    });
+    const chunked = await fetch(`${url}/apply?dry_run=true`, { method: "POST", body: stream });
+    expect([chunked.status, (await chunked.json()) as unknown]).toMatchObject([200, {}]);
+  });
+});
