@@ -4,8 +4,8 @@
  * `field` (its wire name: "pulse.interval", "services.web.port"), and an error about a path into an apply's set
  * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]); a kernel error
  * (500 KERNEL) carries the kernel's errno name, `errno` ("EPERM"). So a client need not parse them out of the message:
- *   GorbError (core and API)        its status: 400, 401, 403, 404, 408 (with "Connection: close"), 409, 413,
- *                                   500, 503
+ *   GorbError (core and API)        its status: 400, 401, 403, 404, 408, 409, 413, 500, 503; a body's 408 and
+ *                                   413 close the connection (bodyUnread)
  *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
  *                                   (src/contract/check.ts, the same words core uses), the path of the first
  *                                   error is the field ("pulse.interval"); query errors use the schema's text
@@ -41,7 +41,7 @@ export class PayloadTooLargeError extends GorbError {
 
 /**
  * RequestTimeoutError: the request's body did not all arrive within `deadlineMs` (408, code TIMEOUT). Its answer
- * closes the connection (gorbErrorBody): the rest of the body may still be on its way.
+ * closes the connection (bodyUnread): the rest of the body may still be on its way.
  */
 export class RequestTimeoutError extends GorbError {
   override readonly name = "RequestTimeoutError";
@@ -58,10 +58,18 @@ export function errorBody(status: number, code: string, message: string, headers
   return jsonResponse({ error: message, code }, status, headers);
 }
 
+/**
+ * True for an error that leaves the request's body unread (too large, or too late): its answer closes the connection,
+ * else the rest of the body, however slowly it came, would be read and thrown away before the connection's next request.
+ */
+function bodyUnread(error: GorbError): boolean {
+  return error instanceof PayloadTooLargeError || error instanceof RequestTimeoutError;
+}
+
 /** The JSON error response of a GorbError: its status, code and message, and its data (field, path, errno; above). */
 export function gorbErrorBody(error: GorbError): Response {
   const headers: Record<string, string> =
-    error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : error.status === 408 ? { Connection: "close" } : {};
+    error.status === 401 ? { "WWW-Authenticate": 'Bearer realm="gorb"' } : bodyUnread(error) ? { Connection: "close" } : {};
   const about =
     error instanceof PathError || error instanceof PathConflictError
       ? { field: error.field, path: error.path }

@@ -308,6 +308,18 @@ describe("a request body that trickles in", () => {
     expect(put.status).toBe(200);
   });
 
+  test("a body declared over the limit: 413 at once, and the connection closed rather than kept while the body trickles in", async () => {
+    // The 413 freed the request's slot, but the connection stayed open, reading and dropping the body, until the
+    // idle timeout (about 12 s).
+    const { port, gorb } = serve({ bodyDeadlineMs: DEADLINE_MS });
+    const head = `PUT /service/web HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 1000000\r\n\r\n{`;
+    const reply = await trickle(port, head, () => " ", 50);
+    expect([reply.status, JSON.parse(reply.body)]).toEqual([413, { error: "body: larger than the limit of 65536 bytes", code: "TOO_LARGE" }]);
+    expect(reply.headers).toContain("\r\nconnection: close");
+    expect(reply.closedAfterMs).toBeLessThan(MARGIN_MS);
+    expect(gorb.listServices()).toEqual([]);
+  });
+
   test("a large apply sent at normal speed, with a Content-Length or chunked, is read whole within the default deadline", async () => {
     const { url, gorb } = serve();
     const services = Object.fromEntries(
