@@ -33,6 +33,8 @@ export interface DrainWatchParts {
   /** A count changed. */
   readonly progress: (target: DrainTarget, conns: ConnCounts) => void;
   readonly now: () => number;
+  /** A monotonic clock (ms): how long this node has watched a drain, whatever its wall clock does. */
+  readonly monotonic: () => number;
   /** This node's name in the fleet; null on one node. */
   readonly node: string | null;
   readonly pollMs: number;
@@ -48,6 +50,8 @@ export class DrainWatch {
   #stopped = false;
   /** Last counts seen, by "service/backend/started". */
   readonly #seen = new Map<string, string>();
+  /** When (monotonic) this watcher first saw each drain, by "service/backend/started". */
+  readonly #since = new Map<string, number>();
 
   constructor(parts: DrainWatchParts) {
     this.#p = parts;
@@ -115,6 +119,8 @@ export class DrainWatch {
       for (const t of list) {
         const id = `${t.service}/${t.backend}/${t.drain.started}`;
         live.add(id);
+        const since = this.#since.get(id) ?? this.#p.monotonic();
+        this.#since.set(id, since);
         // A destination missing from the kernel has no connection left (reconcile puts it back if it must be).
         const conns = counts === null ? null : (counts.get(t.destId) ?? { active: 0, inactive: 0 });
         if (conns !== null) {
@@ -123,7 +129,8 @@ export class DrainWatch {
           this.#seen.set(id, text);
           if (before !== text) this.#p.progress(t, conns);
         }
-        const decision: DrainDecision = drainDecision(t.drain, { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node });
+        const watchedMs = this.#p.monotonic() - since;
+        const decision: DrainDecision = drainDecision(t.drain, { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node, watchedMs });
         if (decision === "drained" || decision === "timeout") {
           if (this.#stopped) return 0;
           await this.#p.finish(t, decision, conns);
@@ -132,7 +139,7 @@ export class DrainWatch {
         if (decision === "wait") waiting++;
       }
     }
-    for (const id of [...this.#seen.keys()]) if (!live.has(id)) this.#seen.delete(id);
+    for (const seen of [this.#seen, this.#since]) for (const id of [...seen.keys()]) if (!live.has(id)) seen.delete(id);
     return waiting;
   }
 }

@@ -15,7 +15,9 @@
  *
  * Fleet (--store etcd://): the drain is desired state, shared by every node, which all set the weight to 0.
  * The node that started it (`node`) decides its end from its own kernel's counts or the deadline; the others
- * only end it themselves `FLEET_GRACE_MS` after the deadline (the starting node is gone, say).
+ * only end it themselves once they have watched it for its whole timeout plus `FLEET_GRACE_MS` (the starting node
+ * is gone, say), measured on their own monotonic clock: the deadline is the starting node's wall clock, and
+ * another node's clock may be far ahead of it (it would remove the backend at once) or behind.
  */
 import { DRAIN, DRAIN_THEN, type DrainThen } from "../contract/fields.ts";
 import { ValidationError } from "./errors.ts";
@@ -36,7 +38,7 @@ export interface DrainState {
   readonly node: string | null;
 }
 
-/** How long after the deadline a node that did not start a drain ends it itself. */
+/** How long after the drain's timeout (as it watched it) a node that did not start a drain ends it itself. */
 const FLEET_GRACE_MS = 10_000;
 
 /** The weight IPVS must have: 0 under maintenance or a drain, else the health policy's weight. */
@@ -101,13 +103,15 @@ export interface DrainFacts {
   readonly udp: boolean;
   /** This node's name in the fleet; null on a single node. */
   readonly node: string | null;
+  /** How long this node has watched the drain, on its own monotonic clock (ms). */
+  readonly watchedMs: number;
 }
 
 /** The decision for `drain` (see the module comment). */
 export function drainDecision(drain: DrainState, facts: DrainFacts): DrainDecision {
   if (drain.phase === "drained") return "hold";
   const mine = drain.node === null || drain.node === facts.node;
-  if (!mine) return facts.now >= drain.deadline + FLEET_GRACE_MS ? "timeout" : "wait";
+  if (!mine) return facts.watchedMs >= drain.deadline - drain.started + FLEET_GRACE_MS ? "timeout" : "wait";
   if (facts.udp) return "drained";
   if (facts.conns !== null && facts.conns.active + facts.conns.inactive === 0) return "drained";
   return facts.now >= drain.deadline ? "timeout" : "wait";

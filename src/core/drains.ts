@@ -25,6 +25,8 @@ export interface DrainParts {
   readonly driver: IpvsDriver;
   readonly log: Logger;
   readonly now: () => number;
+  /** A monotonic clock (ms), for how long this node has watched another node's drain. */
+  readonly monotonic: () => number;
   /** This node's name in a fleet; null on one node. */
   readonly nodeId: string | null;
   readonly pollMs: number;
@@ -46,6 +48,7 @@ export class Drains {
       finish: (target, decision, conns) => this.#finish(target, decision, conns),
       progress: (target, conns) => parts.events.publish("backend.drain", drainEvent(target.service, target.backend, target.drain, "progress", conns)),
       now: parts.now,
+      monotonic: parts.monotonic,
       node: parts.nodeId,
       pollMs: parts.pollMs,
       log: parts.log,

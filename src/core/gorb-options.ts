@@ -53,7 +53,7 @@ export interface GorbOptions {
   readonly hooks?: QuorumHookRunner;
   /** Where quorum hooks must live (--hook-dir). @default DEFAULTS.hookDir */
   readonly hookDir?: string;
-  /** The clock slow-start ramps run on. @default systemClock */
+  /** The clock slow-start ramps run on, and how long another fleet node's drain was watched. @default systemClock */
   readonly clock?: MonitorClock;
   /** Firewall marks for checks through the VIP (--probe-marks); default DEFAULT_PROBE_MARKS. */
   readonly probeMarks?: MarkRange;

@@ -156,8 +156,9 @@ export class Gorb {
       (watchId) => this.#log.error(`no mark left in the --probe-marks range for ${watchId}: it is checked directly, not through the VIP`),
     );
     this.#checks = this.#probes;
+    const clock = options.clock ?? systemClock;
     this.#failover = new FailoverRunner({
-      clock: options.clock ?? systemClock,
+      clock,
       hooks: options.hooks ?? null,
       log: this.#log,
       events: this.#events,
@@ -208,7 +209,7 @@ export class Gorb {
       exposeEntered: () => this.#exposure.exposeEntered(),
     });
     const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
-    const timing = { now, nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
+    const timing = { now, monotonic: () => clock.now(), nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
     this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
     // After every job: a held service its writes put in the kernel and no change's effects exposed (a health change,
     // a rollback) is exposed before the next job (./exposure.ts).

@@ -20,6 +20,7 @@ const facts = (over: Partial<Parameters<typeof drainDecision>[1]> = {}) => ({
   now: T0 + 1000,
   udp: false,
   node: null,
+  watchedMs: 1000,
   ...over,
 });
 
@@ -108,12 +109,20 @@ describe("drain decisions", () => {
     expect(drainDecision({ ...draining, phase: "drained" }, facts({ conns: { active: 0, inactive: 0 } }))).toBe("hold");
   });
 
-  test("fleet: the starting node decides; another node ends it only 10 s after the deadline", () => {
+  test("fleet: the starting node decides; another node ends it only once it watched it for its timeout and 10 s more", () => {
     const fleet = { ...draining, node: "lb1" };
     expect(drainDecision(fleet, facts({ node: "lb1", conns: { active: 0, inactive: 0 } }))).toBe("drained");
     expect(drainDecision(fleet, facts({ node: "lb2", conns: { active: 0, inactive: 0 } }))).toBe("wait");
-    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 60_000 }))).toBe("wait");
-    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 70_000 }))).toBe("timeout");
+    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 70_000, watchedMs: 69_999 }))).toBe("wait");
+    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 70_000, watchedMs: 70_000 }))).toBe("timeout");
+  });
+
+  test("fleet: another node's wall clock does not end the drain (the deadline is the starting node's clock)", () => {
+    const fleet = { ...draining, node: "lb1" };
+    // lb2's clock a day ahead: the deadline looks long past, but lb2 has watched the drain for a second only.
+    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 86_400_000, watchedMs: 1000 }))).toBe("wait");
+    // lb2's clock a day behind: the deadline looks a day away, but lb2 has watched it for its timeout and 10 s.
+    expect(drainDecision(fleet, facts({ node: "lb2", now: T0 - 86_400_000, watchedMs: 70_000 }))).toBe("timeout");
   });
 });
 

@@ -14,10 +14,10 @@ const etcd = etcdForFile();
 
 const cleanups = cleanupsAfterEach();
 
-async function node(name: string, prefix: string) {
+async function node(name: string, prefix: string, options: { readonly now?: () => number } = {}) {
   const driver = new ConnsDriver();
   const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
-  const stack = makeGorb({ driver, store, nodeId: name, drainPollMs: 5 });
+  const stack = makeGorb({ driver, store, nodeId: name, drainPollMs: 5, ...options });
   await stack.gorb.restore((await store.load()).state);
   store.sync(stack.gorb);
   cleanups.push(() => store.close(), () => stack.gorb.close());
@@ -122,5 +122,25 @@ describe("a drain in a fleet", () => {
     expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", node: "a" });
 
     await cancelOnA(a, b, view.deadline);
+  }, 30_000);
+
+  test("a node whose wall clock is far ahead does not end another node's drain (it would remove the backend at once)", async () => {
+    const prefix = `/fleetdrainclock${Date.now()}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix, { now: () => Date.now() + 86_400_000 });
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await created;
+    a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
+
+    // B sees A's drain and looks at it (its first look publishes progress, then decides in the same look).
+    const bLooked = next(b.gorb, drainPhase("progress"));
+    await a.gorb.drainBackend("web", "b1", { timeout: "1m" });
+    await bLooked;
+    await b.gorb.idle();
+    expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    expect(weights(b.driver)).toEqual({ "10.1.0.1": 0 });
   }, 30_000);
 });
