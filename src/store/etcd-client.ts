@@ -16,7 +16,8 @@
  * endpoints, a request that cannot connect moves on to the next one; a write that timed out is not retried
  * elsewhere (it may have been applied), it fails with EtcdError kind "timeout"; a write etcd answered with gRPC
  * Unavailable ("request timed out", "leader changed": its proposal may still commit), or whose connection closed
- * after it was sent (a reset: the member may have it), fails with kind "unavailable".
+ * after it was sent (a reset: the member may have it), fails with kind "unavailable". After any of those the client
+ * moves on: the next request goes to the next endpoint.
  */
 
 /** How a request to etcd failed. */
@@ -433,11 +434,17 @@ export class EtcdClient {
         } as RequestInit);
       } catch (error) {
         if (error instanceof EtcdError) throw error;
+        // Either way this member did not serve it: the next request goes to the next one (a member without quorum,
+        // or a dead host that drops packets, would otherwise take every write after this one too).
         if (isTimeout(error)) {
           last = new EtcdError("timeout", endpoint, `etcd at ${endpoint} did not answer within ${this.#timeoutMs} ms`, { cause: error });
-          if (!idempotent) throw last;
+          if (!idempotent) {
+            this.#next();
+            throw last;
+          }
         } else if (closedAfterSend(error) && !idempotent) {
           // A write may have been applied: not sent again elsewhere (it would fail its own compares), and not known to have failed.
+          this.#next();
           throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint} closed the connection before answering: ${String(error)}`, { cause: error });
         } else {
           last = new EtcdError("unreachable", endpoint, `cannot reach etcd at ${endpoint}: ${String(error)}`, { cause: error });
@@ -467,8 +474,12 @@ export class EtcdClient {
           this.#next();
           continue;
         }
-        // A write: etcd may have proposed it already, and the proposal may still commit.
-        if (code === GRPC_UNAVAILABLE) throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint}: ${text}`, { status: response.status });
+        // A write: etcd may have proposed it already, and the proposal may still commit. The next request tries the
+        // next member (this one may have lost its quorum).
+        if (code === GRPC_UNAVAILABLE) {
+          this.#next();
+          throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint}: ${text}`, { status: response.status });
+        }
         throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status });
       }
       return answer;

@@ -1,7 +1,8 @@
 /**
- * The etcd client against a real etcd: failover past an endpoint that refuses connections, gateway details
- * (empty and non-ASCII values, prefix ranges that stop at the prefix, compares over a range), lease grant/keepalive/revoke, and etcd
- * authentication (a token from /v3/auth/authenticate; without it, requests are refused).
+ * The etcd client against a real etcd: failover past an endpoint that refuses connections (and, after a write timed
+ * out, past one that does not answer), gateway details (empty and non-ASCII values, prefix ranges that stop at the
+ * prefix, compares over a range), lease grant/keepalive/revoke, and etcd authentication (a token from
+ * /v3/auth/authenticate; without it, requests are refused).
  */
 import { expect, test } from "bun:test";
 import { createServer } from "node:net";
@@ -23,6 +24,31 @@ test("an endpoint that refuses connections is skipped; values and prefix ranges 
   expect(revision).toBeGreaterThan(0);
   expect((await client.deleteRange("/c/web/", prefixEnd("/c/web/"))).deleted).toBe(2);
   expect((await client.range("/c/", prefixEnd("/c/"))).kvs.map((kv) => kv.key)).toEqual(["/c/web2/a"]);
+});
+
+test("a write that timed out on a member that does not answer (no quorum, a dead host) sends the next request to the next endpoint", async () => {
+  // A member that takes connections and never answers, first in the list.
+  const sockets = new Set<import("node:net").Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+  const address = silent.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  try {
+    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`, etcd.endpoint], timeoutMs: 300 });
+    // Not retried elsewhere (it may have been applied): a timeout, as the module says.
+    const first = await client.put("/silent/a", "1").catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(EtcdError);
+    expect((first as EtcdError).kind).toBe("timeout");
+    // The next write goes to the member that answers, not to the silent one again.
+    await client.put("/silent/b", "2");
+    expect((await client.range("/silent/b")).kvs.map((kv) => kv.value)).toEqual(["2"]);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
 });
 
 test("a compare over a range holds for every key in it, stops just before a non-ASCII key, and passes over no key", async () => {
