@@ -18,6 +18,9 @@
  * Unavailable ("request timed out", "leader changed": its proposal may still commit), or whose connection closed
  * after it was sent (a reset: the member may have it), fails with kind "unavailable". After any of those the client
  * moves on: the next request goes to the next endpoint.
+ *
+ * With etcd authentication, requests carry the token of one login, shared by every request waiting for it; a token
+ * etcd no longer takes (expired, the member restarted) is renewed by one login, however many requests it failed.
  */
 
 /** How a request to etcd failed. */
@@ -201,6 +204,8 @@ export class EtcdClient {
   readonly #auth: { readonly user: string; readonly password: string } | undefined;
   #current = 0;
   #token: string | null = null;
+  /** The login in flight, which every request needing a token waits for (one login, not one per request). */
+  #login: Promise<void> | null = null;
 
   constructor(options: EtcdClientOptions) {
     if (options.endpoints.length === 0) throw new Error("etcd: no endpoints");
@@ -384,6 +389,14 @@ export class EtcdClient {
     return int(header.revision);
   }
 
+  /** Log in at `endpoint`, or wait for the login already in flight. */
+  #logIn(endpoint: string): Promise<void> {
+    this.#login ??= this.#authenticate(endpoint).finally(() => {
+      this.#login = null;
+    });
+    return this.#login;
+  }
+
   async #authenticate(endpoint: string): Promise<void> {
     const auth = this.#auth;
     if (auth === undefined) return;
@@ -408,15 +421,16 @@ export class EtcdClient {
    */
   async #call(path: string, body: Record<string, unknown>, idempotent: boolean): Promise<Record<string, unknown>> {
     let last: EtcdError | null = null;
-    // A token etcd no longer takes (its TTL ran out, its user's password changed): renewed once, on the same
-    // endpoint, without using up an attempt (with one endpoint there is no other).
+    // A token etcd no longer takes (its TTL ran out, its user's password changed, the member restarted): renewed
+    // once, on the same endpoint, without using up an attempt (with one endpoint there is no other). Only the token
+    // this request sent is dropped: another request may have got a new one meanwhile, which it then uses.
     let renewed = false;
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoint();
       let response: Response;
       if (this.#auth !== undefined && this.#token === null) {
         try {
-          await this.#authenticate(endpoint);
+          await this.#logIn(endpoint);
         } catch (error) {
           if (error instanceof EtcdError) throw error;
           // The login writes nothing: whatever became of it (no answer in time, a reset), the request was not sent,
@@ -426,6 +440,7 @@ export class EtcdClient {
           continue;
         }
       }
+      const sent = this.#token;
       try {
         response = await fetch(`${endpoint}/v3/${path}`, {
           ...this.#init(),
@@ -463,7 +478,7 @@ export class EtcdClient {
         const text = typeof answer.error === "string" ? answer.error : typeof answer.message === "string" ? answer.message : "";
         const code = int(answer.code);
         if (code === GRPC_UNAUTHENTICATED && this.#auth !== undefined && !renewed) {
-          this.#token = null;
+          if (this.#token === sent) this.#token = null;
           renewed = true;
           attempt--;
           continue;

@@ -123,3 +123,38 @@ test("a login that fails before the request (a reset, no answer) moves a write o
     await member.stop();
   }
 });
+
+test("requests in flight when etcd drops the token share one login: the rest retry with its token, none fails", async () => {
+  const member = await startEtcd();
+  // In front of the member: counts the logins, forwards everything.
+  let logins = 0;
+  const proxy = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/v3/auth/authenticate") logins++;
+      const headers = new Headers(request.headers);
+      headers.delete("host");
+      return fetch(`${member.endpoint}${path}`, { method: request.method, headers, body: await request.arrayBuffer() });
+    },
+  });
+  try {
+    await enableRootAuth(member.endpoint, "rootpw");
+    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${proxy.port}`], auth: { user: "root", password: "rootpw" } });
+    await client.put("/auth/herd", "1");
+    expect(logins).toBe(1);
+    // etcd drops every token of a user whose password is set (as at a token's TTL, or a restart of the member).
+    const authenticated = await fetch(`${member.endpoint}/v3/auth/authenticate`, { method: "POST", body: JSON.stringify({ name: "root", password: "rootpw" }) });
+    const { token } = (await authenticated.json()) as { token: string };
+    const changed = await fetch(`${member.endpoint}/v3/auth/user/changepw`, { method: "POST", headers: { authorization: token }, body: JSON.stringify({ name: "root", password: "rootpw" }) });
+    expect(changed.status).toBe(200);
+    // Every one of these goes out with the dropped token and is refused: one login renews it for all of them.
+    const values = await Promise.all(Array.from({ length: 12 }, async () => (await client.range("/auth/herd")).kvs.map((kv) => kv.value)));
+    expect(values).toEqual(Array.from({ length: 12 }, () => ["1"]));
+    expect(logins).toBe(2);
+  } finally {
+    await proxy.stop(true);
+    await member.stop();
+  }
+}, 30_000);
