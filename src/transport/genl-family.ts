@@ -13,10 +13,17 @@ export function resolveGenlFamily(name: string, moduleName: string): number | nu
   return libnl.resolveGenlFamily(name);
 }
 
-function tryModprobe(moduleName: string): void {
+/**
+ * Where modprobe is looked for: the system's directories only. gorb runs as root, and the caller's PATH may hold a
+ * relative entry (".", "bin") that would run a `modprobe` from the working directory as root.
+ */
+const MODPROBE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Asks modprobe to load `moduleName`, found in MODPROBE_PATH only and run from "/"; a failure is ignored. */
+export function tryModprobe(moduleName: string): void {
   try {
     // Bounded: modprobe of a present or absent module returns in milliseconds; the timeout guards a hung one.
-    Bun.spawnSync(["modprobe", moduleName], { stdout: "ignore", stderr: "ignore", timeout: 5000 });
+    Bun.spawnSync(["modprobe", moduleName], { env: { PATH: MODPROBE_PATH }, cwd: "/", stdout: "ignore", stderr: "ignore", timeout: 5000 });
   } catch {
     // No modprobe on this host (a container, a minimal image): the caller reports the family as missing.
   }
