@@ -58,25 +58,61 @@ export interface ApiServerOptions {
   readonly logger?: Logger;
 }
 
+/** The API's address could not be bound: `address` as -l shows it, `code` the errno name ("EADDRINUSE"). */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+  readonly address: string;
+  readonly code: string;
+
+  constructor(address: string, code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.address = address;
+    this.code = code;
+  }
+}
+
+/** What to say, and what to do, for the errnos a bind fails with. */
+const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: "the address is already in use (EADDRINUSE): another gorb or another program listens there; stop it, or choose another address with -l",
+  EADDRNOTAVAIL: "no interface of this host has that address (EADDRNOTAVAIL); choose another address with -l",
+  EACCES: "permission denied (EACCES): a port below 1024 needs root or CAP_NET_BIND_SERVICE",
+};
+
 /**
- * Bind and serve `app`. Throws when the address cannot be bound or the certificate cannot be loaded, and
- * SecretFileError when the TLS key is no longer private (it is read from the descriptor checked, not by name), or
- * the certificate or the key is not a regular file of at most 1 MiB.
+ * The ListenError for Bun.serve's failure to bind `listen` ("Failed to start server. Is port 4672 in use?"), or
+ * `error` itself when it is not a system error (a certificate OpenSSL cannot read).
+ */
+function listenError(listen: ListenAddress, error: unknown): unknown {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return error;
+  const address = formatListen(listen);
+  const problem = LISTEN_PROBLEMS[code] ?? `${error instanceof Error ? error.message : String(error)} (${code})`;
+  return new ListenError(address, code, `cannot listen on ${address}: ${problem}`, { cause: error });
+}
+
+/**
+ * Bind and serve `app`. Throws ListenError when the address cannot be bound, an error when the certificate cannot
+ * be loaded, and SecretFileError when the TLS key is no longer private (it is read from the descriptor checked, not
+ * by name), or the certificate or the key is not a regular file of at most 1 MiB.
  */
 export function startApiServer(app: ReturnType<typeof createApp>, options: ApiServerOptions): ApiServer {
-  app.listen({
-    port: options.listen.port,
-    ...(options.listen.host !== null ? { hostname: options.listen.host } : {}),
-    // The certificate is read as the key is, a regular file of at most 1 MiB: Bun.file() of a FIFO blocked the start
-    // for ever, and of /dev/zero read until memory ran out.
-    ...(options.tls !== null
-      ? { tls: { cert: readPublicFile("tls-cert", options.tls.certFile), key: readPrivateFile("tls-key", options.tls.keyFile) } }
-      : {}),
-    idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
-    reusePort: false,
-    // An error that escaped every handler would otherwise get Bun's development page: stack, source lines, paths.
-    development: false,
-  });
+  // The certificate is read as the key is, a regular file of at most 1 MiB: Bun.file() of a FIFO blocked the start
+  // for ever, and of /dev/zero read until memory ran out.
+  const tls =
+    options.tls !== null ? { cert: readPublicFile("tls-cert", options.tls.certFile), key: readPrivateFile("tls-key", options.tls.keyFile) } : null;
+  try {
+    app.listen({
+      port: options.listen.port,
+      ...(options.listen.host !== null ? { hostname: options.listen.host } : {}),
+      ...(tls !== null ? { tls } : {}),
+      idleTimeout: options.idleTimeoutS ?? IDLE_TIMEOUT_S,
+      reusePort: false,
+      // An error that escaped every handler would otherwise get Bun's development page: stack, source lines, paths.
+      development: false,
+    });
+  } catch (error) {
+    throw listenError(options.listen, error);
+  }
   const server = app.server;
   if (server === null) throw new Error("the API server did not start");
   const port = server.port ?? options.listen.port;

@@ -58,6 +58,42 @@ describe("errors", () => {
   });
 });
 
+describe("an address that cannot be bound", () => {
+  /** What startApiServer throws for `host`:`port`. */
+  function bindFailure(host: string, port: number): unknown {
+    const stack = makeGorb();
+    const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+    try {
+      running.push(startApiServer(app, { listen: { host, port }, tls: null }));
+    } catch (error) {
+      return error;
+    }
+    throw new Error(`${host}:${port} was bound`);
+  }
+
+  test("a port in use names the address, the errno and what to do (another gorb, -l)", () => {
+    const { server } = serve();
+    expect(bindFailure("127.0.0.1", server.port)).toMatchObject({
+      name: "ListenError",
+      code: "EADDRINUSE",
+      address: `127.0.0.1:${server.port}`,
+      message:
+        `cannot listen on 127.0.0.1:${server.port}: the address is already in use (EADDRINUSE): another gorb or another ` +
+        "program listens there; stop it, or choose another address with -l",
+    });
+  });
+
+  test("an address no interface has names the address and the errno", () => {
+    // 192.0.2.0/24 is TEST-NET-1, documentation only: no interface of the test machine has it.
+    expect(bindFailure("192.0.2.77", 0)).toMatchObject({
+      name: "ListenError",
+      code: "EADDRNOTAVAIL",
+      address: "192.0.2.77:0",
+      message: "cannot listen on 192.0.2.77:0: no interface of this host has that address (EADDRNOTAVAIL); choose another address with -l",
+    });
+  });
+});
+
 describe("shutdown", () => {
   test("a client holding a request open cannot delay the stop past the deadline: its connection is closed", async () => {
     // idleTimeout off: only the stop deadline can end the held request.
