@@ -361,9 +361,16 @@ async function dispatch(
   sigint: AbortController | null,
 ): Promise<number> {
   const { io, log } = ctx;
-  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-V")) {
+  const version = rawArgs[0] === "--version" || rawArgs[0] === "-V" ? rawArgs[0] : null;
+  if (version !== null && rawArgs.length === 1) {
     io.stdout(`${VERSION}\n`);
     return EXIT.OK;
+  }
+  if (version !== null && !rawArgs.some(isHelpFlag)) {
+    // `gorb -V status` is not a command with a flag before it, nor `gorb --version extra` an unknown command.
+    log.error(`${version} prints the version and takes nothing else: run "gorb ${version}" alone`);
+    io.stderr(`Run "gorb --help" for usage.\n`);
+    return EXIT.USAGE;
   }
   let args = rawArgs;
   let help = false;

@@ -30,6 +30,8 @@ describe("exit 2: usage errors", () => {
     ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
     ["a flag before the command", ["--server", "http://127.0.0.1:4672", "service", "ls"], 'error: --server comes before the command: flags follow the command they belong to ("gorb COMMAND ... --server http://127.0.0.1:4672")'],
     ["a flag before the sub-command", ["service", "--token", "t", "ls"], 'error: --token comes before the command: flags follow the command they belong to ("gorb service COMMAND ... --token t")'],
+    ["--version with a command after it", ["-V", "status"], 'error: -V prints the version and takes nothing else: run "gorb -V" alone'],
+    ["--version with an argument after it", ["--version", "extra"], 'error: --version prints the version and takes nothing else: run "gorb --version" alone'],
     ["missing sub-command", ["backend"], "error: missing command: use one of add, set, rm, show, drain, undrain"],
     ["unknown flag", ["service", "ls", "--colour"], 'error: unknown option --colour for "gorb service ls"'],
     ["unknown short flag", ["service", "ls", "-x"], 'error: unknown option -x for "gorb service ls"'],
