@@ -5,6 +5,28 @@ export class StateStoreError extends Error {
   override readonly name: string = "StateStoreError";
 }
 
+/** What to do when a state directory cannot be made, by the errno of its mkdir. */
+const CREATE_ADVICE: Readonly<Record<string, string>> = {
+  EACCES: "permission denied (EACCES): run gorb serve as root, or choose a --state-dir it may write (--no-state keeps nothing)",
+  EPERM: "operation not permitted (EPERM): run gorb serve as root, or choose a --state-dir it may write (--no-state keeps nothing)",
+  EROFS: "read-only file system (EROFS): choose another --state-dir (--no-state keeps nothing)",
+  ENOSPC: "no space left on the device (ENOSPC): free some, or choose another --state-dir (--no-state keeps nothing)",
+};
+
+/** StateDirCreateError: the directory `path` on the way to the state could not be made; `code` is the errno name. */
+export class StateDirCreateError extends StateStoreError {
+  override readonly name = "StateDirCreateError";
+  readonly path: string;
+  readonly code: string;
+
+  constructor(path: string, code: string, cause: unknown) {
+    const problem = CREATE_ADVICE[code] ?? (cause instanceof Error ? cause.message : String(cause));
+    super(`cannot create the state directory ${path}: ${problem}`, { cause });
+    this.path = path;
+    this.code = code;
+  }
+}
+
 /**
  * StateMissingError: SqliteStateStore.open(dir, { create: false }) found no state database in `dir`: the
  * directory or its state.db does not exist ("missing"), or state.db holds no tables ("empty": an empty file). Nothing

@@ -11,7 +11,7 @@
  */
 import { type Stats, lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
-import { StateStoreError, UnsafeStatePathError } from "./errors.ts";
+import { StateDirCreateError, UnsafeStatePathError } from "./errors.ts";
 
 /** Links followed on the way before the path is refused as a loop (Linux's own limit). */
 const MAX_LINKS = 40;
@@ -39,9 +39,8 @@ function lstatOrMake(path: string, create: boolean): Stats {
     mkdirSync(path, { mode: 0o700 });
   } catch (error) {
     // Made meanwhile: what is there now is checked as anything found on the way.
-    if ((error as { code?: unknown }).code !== "EEXIST") {
-      throw new StateStoreError(`cannot create the state directory ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
+    const code = (error as { code?: unknown }).code;
+    if (code !== "EEXIST") throw new StateDirCreateError(path, typeof code === "string" ? code : "", error);
   }
   return lstatSync(path);
 }
@@ -50,7 +49,8 @@ function lstatOrMake(path: string, create: boolean): Stats {
  * The real path of the state directory `dir`, once every component on the way is checked (see the module
  * comment); `uid` is gorb's effective user id. With `create`, a missing directory on the way is made (mode 0700),
  * each only once its parent passed the checks: never through another user's link or in a directory others may
- * write to. Without it, `dir` must exist. Throws UnsafeStatePathError, or a file system error.
+ * write to. Without it, `dir` must exist. Throws UnsafeStatePathError, StateDirCreateError (a directory could not be
+ * made: its errno, and what to do), or a file system error.
  */
 export function checkStateDir(dir: string, uid: number, create = false): string {
   let links = 0;

@@ -512,11 +512,37 @@ describe("a state directory gorb serve cannot write to", () => {
       expect(() => SqliteStateStore.open(dir)).toThrow(
         `the state directory ${dir} is on a read-only file system: gorb writes every change there; make it writable, or choose another --state-dir (--no-state keeps nothing)`,
       );
-      expect(() => SqliteStateStore.open(join(dir, "sub"))).toThrow(`cannot create the state directory ${join(dir, "sub")}: EROFS`);
+      expect(() => SqliteStateStore.open(join(dir, "sub"))).toThrow(
+        `cannot create the state directory ${join(dir, "sub")}: read-only file system (EROFS): choose another --state-dir (--no-state keeps nothing)`,
+      );
     } finally {
       Bun.spawnSync(["umount", dir]);
     }
     expect(readFileSync(join(dir, "state.db")).equals(before)).toBe(true);
+  });
+});
+
+describe("a state directory gorb serve may not create", () => {
+  test("as a user other than root (the default /var/lib/gorb): the errno, and what to do (root, --state-dir, --no-state)", () => {
+    const parent = tempDir();
+    chmodSync(parent, 0o755); // others may enter, not write: nobody's mkdir in it is EACCES
+    const dir = join(parent, "gorb");
+    const module = join(import.meta.dir, "../../../src/state/sqlite-store.ts");
+    const script =
+      `import { SqliteStateStore } from ${JSON.stringify(module)};` +
+      `try { SqliteStateStore.open(${JSON.stringify(dir)}); } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, path: e.path, message: e.message })); }`;
+    // The tests run as root, whom no directory mode stops: the open runs as nobody.
+    const run = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script], { cwd: "/", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    expect(JSON.parse(run.stdout.toString())).toEqual({
+      name: "StateDirCreateError",
+      code: "EACCES",
+      path: dir,
+      message:
+        `cannot create the state directory ${dir}: permission denied (EACCES): run gorb serve as root, or choose a --state-dir ` +
+        "it may write (--no-state keeps nothing)",
+    });
+    expect(existsSync(dir)).toBe(false);
   });
 });
 
