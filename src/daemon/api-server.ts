@@ -59,7 +59,7 @@ export interface ApiServerOptions {
 }
 
 /** The API's address could not be bound: `address` as -l shows it, `code` the errno name ("EADDRINUSE"). */
-export class ListenError extends Error {
+class ListenError extends Error {
   override readonly name = "ListenError";
   readonly address: string;
   readonly code: string;

@@ -20,7 +20,7 @@ export function resolveGenlFamily(name: string, moduleName: string): number | nu
 const MODPROBE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** Asks modprobe to load `moduleName`, found in MODPROBE_PATH only and run from "/"; a failure is ignored. */
-export function tryModprobe(moduleName: string): void {
+function tryModprobe(moduleName: string): void {
   try {
     // Bounded: modprobe of a present or absent module returns in milliseconds; the timeout guards a hung one.
     Bun.spawnSync(["modprobe", moduleName], { env: { PATH: MODPROBE_PATH }, cwd: "/", stdout: "ignore", stderr: "ignore", timeout: 5000 });

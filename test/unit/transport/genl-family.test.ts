@@ -1,7 +1,8 @@
 /**
  * The modprobe gorb runs (as root) when the IPVS family is missing: found only in the system's directories, never
  * through the caller's PATH (a relative entry would find one in the working directory). Bun looks a program up in
- * the PATH the process started with, so each case runs tryModprobe in a child process started with that PATH.
+ * the PATH the process started with, so each case resolves a family the kernel does not have (which asks modprobe
+ * for its module) in a child process started with that PATH.
  */
 import { afterEach, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -24,9 +25,11 @@ function plantedModprobe(): { dir: string; marker: string } {
   return { dir, marker };
 }
 
-/** Runs tryModprobe in a child process with this PATH and working directory. */
+/** Resolves a family no kernel has, in a child process with this PATH and working directory. */
 async function modprobeWith(path: string, cwd: string): Promise<void> {
-  const script = `import { tryModprobe } from ${JSON.stringify(MODULE)}; tryModprobe("gorb_test_no_such_module");`;
+  const script =
+    `import { resolveGenlFamily } from ${JSON.stringify(MODULE)};` +
+    `if (resolveGenlFamily("gorb_test_no_such_family", "gorb_test_no_such_module") !== null) process.exit(3);`;
   const child = Bun.spawn([process.execPath, "-e", script], { env: { PATH: path }, cwd, stdout: "ignore", stderr: "pipe" });
   expect(await child.exited).toBe(0);
 }
