@@ -33,6 +33,7 @@ import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts"
 import { SecretFileError, checkPrivateFile, checkPrivateStat, loadSecrets } from "../../daemon/secrets.ts";
 import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
 import { UNKNOWN_DESTINATION_MODES } from "../../core/unknown-destinations.ts";
+import { IpvsError } from "../../ipvs/errors.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -412,6 +413,10 @@ function daemonFailure(error: unknown): CliError {
   const message = error instanceof Error ? error.message : String(error);
   if (name === "IpvsUnavailableError" || name === "LibraryLoadError") {
     return new CliError(EXIT.IPVS_UNAVAILABLE, message, { cause: error });
+  }
+  // Every IPVS command needs CAP_NET_ADMIN: the kernel's first answer to a user without it (the start's info).
+  if (error instanceof IpvsError && error.code === "EPERM") {
+    return new CliError(EXIT.SERVER, `gorb serve: ${message}; gorb serve needs root (or CAP_NET_ADMIN)`, { cause: error });
   }
   return new CliError(EXIT.UNEXPECTED, `gorb serve: ${message}`, { cause: error });
 }

@@ -7,7 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { EXIT } from "../../../src/cli/errors.ts";
+import { ERRNO } from "../../../src/errno.ts";
+import { ipvsErrorFor } from "../../../src/ipvs/messages.ts";
 import { runCli } from "../../../src/cli/run.ts";
 import { type TestServer, closedPort, runGorb, startServer } from "./_harness.ts";
 
@@ -217,6 +220,24 @@ describe("exit 8: --direct without IPVS", () => {
     expect(run.code).toBe(EXIT.IPVS_UNAVAILABLE);
     expect(run.stderr).toStartWith("error: IPVS is not available in this kernel");
     expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("exit 7: gorb serve without the right to drive IPVS", () => {
+  test("the kernel's EPERM at start says that gorb serve needs root, with exit 7 (not 1, a bug)", async () => {
+    const previous = setDaemonRunner(async () => {
+      throw ipvsErrorFor("info", ERRNO.EPERM);
+    });
+    try {
+      const run = await runGorb(["serve", "--no-state"], {});
+      expect(run).toEqual({
+        code: EXIT.SERVER,
+        stdout: "",
+        stderr: "error: gorb serve: info failed: operation not permitted (IPVS needs CAP_NET_ADMIN) (EPERM); gorb serve needs root (or CAP_NET_ADMIN)\n",
+      });
+    } finally {
+      setDaemonRunner(previous);
+    }
   });
 });
 
