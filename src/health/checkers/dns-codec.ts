@@ -1,9 +1,11 @@
 /**
  * A minimal DNS message codec (RFC 1035) for health checks: one question out, a response in. Hand-written, no
- * dependency: encodeQuery builds the query bytes; decodeResponse reads the header, skips the question and
+ * dependency: encodeQuery builds the query bytes; decodeHead reads the header and the question, decodeAnswers
  * renders answer records (A, AAAA, names, an SOA's primary name server, TXT) as text for comparison. Compressed
- * names (pointers) are followed with a bound, so a hostile response cannot loop; any malformed message throws
- * DnsFormatError.
+ * names (pointers) are followed with a bound, so a hostile response cannot loop, and a name is at most
+ * MAX_NAME_OCTETS long however its pointers repeat labels, so a response costs work in proportion to its size; any
+ * malformed message throws DnsFormatError. The two steps let a checker drop a response that is not the awaited one
+ * before its records are read (isResponseTo drops another id before even that).
  */
 
 /** DnsFormatError: the response is not a well-formed DNS message. */
@@ -19,8 +21,14 @@ export interface DnsAnswer {
   readonly data: string;
 }
 
-/** The parts of a response a check needs. */
-export interface DnsResponse {
+/**
+ * The longest name on the wire, its length octets and final zero included (RFC 1035 2.3.4). Without the bound,
+ * pointers could repeat labels: one 64 KiB response made 37 MB of names and held the event loop for a second.
+ */
+const MAX_NAME_OCTETS = 255;
+
+/** A response's header and first question, and where its answer records start (see decodeAnswers). */
+export interface DnsHead {
   readonly id: number;
   readonly isResponse: boolean;
   readonly truncated: boolean;
@@ -29,7 +37,9 @@ export interface DnsResponse {
   readonly questions: number;
   readonly questionName: string;
   readonly questionType: number;
-  readonly answers: readonly DnsAnswer[];
+  /** ANCOUNT, and the offset of the first answer record. */
+  readonly answerCount: number;
+  readonly answersAt: number;
 }
 
 /** encodeQuery builds a standard query for `name` (no trailing dot) of type `qtype`, class IN. */
@@ -53,28 +63,54 @@ export function encodeQuery(id: number, name: string, qtype: number, recursion: 
   return out;
 }
 
-/** decodeResponse parses a DNS response; throws DnsFormatError when it is malformed. */
-export function decodeResponse(buf: Uint8Array): DnsResponse {
+/**
+ * isResponseTo says whether `buf` starts with the header of a response (QR set) with this id, reading nothing else:
+ * a datagram that is not the awaited answer costs a comparison.
+ */
+export function isResponseTo(buf: Uint8Array, id: number): boolean {
+  return buf.length >= 12 && ((buf[0] as number) << 8 | (buf[1] as number)) === id && ((buf[2] as number) & 0x80) !== 0;
+}
+
+/**
+ * decodeHead parses a response's header and question section (only the first question is read, the others
+ * skipped); throws DnsFormatError when they are malformed.
+ */
+export function decodeHead(buf: Uint8Array): DnsHead {
   if (buf.length < 12) throw new DnsFormatError("shorter than a DNS header");
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const view = viewOf(buf);
   const id = view.getUint16(0);
   const flags = view.getUint16(2);
   const qd = view.getUint16(4);
-  const an = view.getUint16(6);
   let o = 12;
   let questionName = "";
   let questionType = 0;
   for (let i = 0; i < qd; i++) {
-    const [name, next] = readName(buf, o);
+    let next: number;
+    if (i === 0) [questionName, next] = readName(buf, o);
+    else next = skipName(buf, o);
     if (next + 4 > buf.length) throw new DnsFormatError("question runs past the end");
-    if (i === 0) {
-      questionName = name;
-      questionType = view.getUint16(next);
-    }
+    if (i === 0) questionType = view.getUint16(next);
     o = next + 4;
   }
+  return {
+    id,
+    isResponse: (flags & 0x8000) !== 0,
+    truncated: (flags & 0x0200) !== 0,
+    rcode: flags & 0x000f,
+    questions: qd,
+    questionName,
+    questionType,
+    answerCount: view.getUint16(6),
+    answersAt: o,
+  };
+}
+
+/** decodeAnswers reads the answer records of a response whose head decodeHead gave; throws DnsFormatError when they are malformed. */
+export function decodeAnswers(buf: Uint8Array, head: DnsHead): DnsAnswer[] {
+  const view = viewOf(buf);
+  let o = head.answersAt;
   const answers: DnsAnswer[] = [];
-  for (let i = 0; i < an; i++) {
+  for (let i = 0; i < head.answerCount; i++) {
     const [name, next] = readName(buf, o);
     if (next + 10 > buf.length) throw new DnsFormatError("answer runs past the end");
     const type = view.getUint16(next);
@@ -85,12 +121,35 @@ export function decodeResponse(buf: Uint8Array): DnsResponse {
     answers.push({ name, type, ttl, data: renderData(buf, type, start, len) });
     o = start + len;
   }
-  return { id, isResponse: (flags & 0x8000) !== 0, truncated: (flags & 0x0200) !== 0, rcode: flags & 0x000f, questions: qd, questionName, questionType, answers };
+  return answers;
 }
 
-/** readName reads a (possibly compressed) name at `offset`; returns it lower-cased without a trailing dot, and the offset after it. */
+function viewOf(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** skipName gives the offset after the name at `offset` without reading it (a pointer ends a name on the wire). */
+function skipName(buf: Uint8Array, offset: number): number {
+  for (let o = offset; o < buf.length; ) {
+    const len = buf[o] as number;
+    if (len === 0) return o + 1;
+    if ((len & 0xc0) === 0xc0) {
+      if (o + 1 >= buf.length) break;
+      return o + 2;
+    }
+    if ((len & 0xc0) !== 0) throw new DnsFormatError("unknown label type");
+    o += 1 + len;
+  }
+  throw new DnsFormatError("name runs past the end");
+}
+
+/**
+ * readName reads a (possibly compressed) name at `offset`; returns it lower-cased without a trailing dot, and the
+ * offset after it. A name longer than MAX_NAME_OCTETS is malformed.
+ */
 export function readName(buf: Uint8Array, offset: number): [string, number] {
   const labels: string[] = [];
+  let octets = 1; // the final zero
   let o = offset;
   let after = -1;
   for (let jumps = 0; ; ) {
@@ -109,11 +168,12 @@ export function readName(buf: Uint8Array, offset: number): [string, number] {
     }
     if ((len & 0xc0) !== 0) throw new DnsFormatError("unknown label type");
     if (o + 1 + len > buf.length) throw new DnsFormatError("label runs past the end");
+    octets += 1 + len;
+    if (octets > MAX_NAME_OCTETS) throw new DnsFormatError("name too long");
     let label = "";
     for (let i = 0; i < len; i++) label += String.fromCharCode(buf[o + 1 + i] as number);
     labels.push(label.toLowerCase());
     o += 1 + len;
-    if (labels.length > 127) throw new DnsFormatError("name too long");
   }
   return [labels.join("."), after < 0 ? o : after];
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { dnsChecker } from "../../../src/health/checkers/dns.ts";
-import { decodeResponse } from "../../../src/health/checkers/dns-codec.ts";
+import { decodeHead } from "../../../src/health/checkers/dns-codec.ts";
 import { type DnsProbe, parsePulseOptions } from "../../../src/health/options.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
@@ -18,7 +18,7 @@ beforeAll(async () => {
     hostname: "127.0.0.1",
     socket: {
       data(s, data, port, addr) {
-        const q = decodeResponse(data);
+        const q = decodeHead(data);
         const question = data.subarray(12, 12 + data.subarray(12).indexOf(0) + 5);
         const answers: Uint8Array[] = [];
         if (q.questionType === 255) {
