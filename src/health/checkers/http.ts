@@ -21,7 +21,7 @@ export const USER_AGENT = "gorb-pulse";
 /** Status codes as text, made once. */
 const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, i) => String(i));
 
-/** The longest status line read; a longer one is malformed. */
+/** The longest status line read (its bytes before the LF); a longer one is malformed. */
 const MAX_STATUS_LINE = 1024;
 
 /**
@@ -84,9 +84,13 @@ class HttpProbeRun extends SocketProbe {
         buf = joined;
       }
       const end = buf.indexOf(0x0a);
+      // The cap holds however the line arrives: in small reads or whole in one large chunk (a TLS record).
+      if ((end < 0 ? buf.length : end) > MAX_STATUS_LINE) {
+        this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
+        return;
+      }
       if (end < 0) {
-        if (buf.length > MAX_STATUS_LINE) this.fail(`${this.plan.what}: malformed response`, "BAD_RESPONSE");
-        else this.head = buf === rest ? rest.slice() : buf;
+        this.head = buf === rest ? rest.slice() : buf;
         return;
       }
       this.head = null;
