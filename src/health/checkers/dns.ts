@@ -1,9 +1,10 @@
 /**
  * The `dns` checker: one query over UDP to the backend (port: the backend's, or args.port), Up when a response
  * to that query comes back with the expected rcode (NOERROR by default) and, with `args.answer`, that answer
- * among the answer records. A response with another id or question is ignored (not ours), one without a question
- * section (an error answer may leave it out) is taken by its id; a truncated response
- * still counts for its rcode and answers. An ICMP port-unreachable fails at once.
+ * among the answer records. A response with another id or question is ignored (not ours; one with another id is
+ * dropped unread, so a flood of them costs little), one without a question section (an error answer may leave it
+ * out) is taken by its id; a truncated response still counts for its rcode and answers, a malformed one fails.
+ * An ICMP port-unreachable fails at once.
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
 import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
