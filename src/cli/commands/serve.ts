@@ -33,7 +33,6 @@ import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts"
 import { SecretFileError, checkPrivateFile, checkPrivateStat, loadSecrets } from "../../daemon/secrets.ts";
 import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
 import { UNKNOWN_DESTINATION_MODES } from "../../core/unknown-destinations.ts";
-import { IpvsError } from "../../ipvs/errors.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -414,8 +413,9 @@ function daemonFailure(error: unknown): CliError {
   if (name === "IpvsUnavailableError" || name === "LibraryLoadError") {
     return new CliError(EXIT.IPVS_UNAVAILABLE, message, { cause: error });
   }
-  // Every IPVS command needs CAP_NET_ADMIN: the kernel's first answer to a user without it (the start's info).
-  if (error instanceof IpvsError && error.code === "EPERM") {
+  // Every IPVS command needs CAP_NET_ADMIN: the kernel's first answer to a user without it (the start's info). Told
+  // by name and code, as above: the client's commands load no IPVS module (the driver's errors included).
+  if (name === "IpvsError" && (error as { readonly code?: unknown }).code === "EPERM") {
     return new CliError(EXIT.SERVER, `gorb serve: ${message}; gorb serve needs root (or CAP_NET_ADMIN)`, { cause: error });
   }
   return new CliError(EXIT.UNEXPECTED, `gorb serve: ${message}`, { cause: error });
