@@ -61,7 +61,7 @@ import { createGuard } from "./guard.ts";
 import { BODY_DEADLINE_MS, DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
 import { errorResponse } from "./errors.ts";
 import { eventStream } from "./events.ts";
-import { emptyOk, jsonResponse } from "./json.ts";
+import { emptyOk, jsonResponse, jsonResponsePaced } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
 import { UI_PATHS, uiRoutes } from "./ui.ts";
 import { BgpStatusView, bgpStatus, type BgpSource } from "./bgp.ts";
@@ -532,7 +532,8 @@ export function createApp(options: AppOptions) {
         // until the answer, so the client gets the real outcome (the CLI watches the daemon is alive meanwhile).
         server?.timeout(request, 0);
         const declared = await declaredSet(body as unknown);
-        return jsonResponse(await gorb.apply(declared, { dryRun: query.dry_run === true }));
+        // The report has a line per change (66,000 for 6,000 services of 10 backends): written in slices.
+        return await jsonResponsePaced(await gorb.apply(declared, { dryRun: query.dry_run === true }));
       },
       {
         // The set is checked by readServicesPaced (file semantics: unknown keys refused, errors name the path), so

@@ -24,6 +24,9 @@ export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
  */
 export const BODY_DEADLINE_MS = 10_000;
 
+/** A body longer than this (in characters) is parsed after a turn of the event loop (see readJsonBody). */
+const PARSE_AFTER_TURN_CHARS = 1024 * 1024;
+
 /** Decoding is stateless between calls (no `stream` option), so one decoder serves every request. */
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -43,6 +46,9 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
     throw new ValidationError("body", "is not valid UTF-8");
   }
   if (text.trim() === "") return undefined;
+  // JSON.parse is one block (about 5 ms per MB): a large body (an apply's set) is parsed after a turn of the event
+  // loop, so reading and decoding it is another block, not the same one.
+  if (text.length > PARSE_AFTER_TURN_CHARS) await new Promise<void>((resolve) => setImmediate(resolve));
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -41,7 +41,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/embedded-libnl": ["ffi"],
   "src/ui": [],
   "src/render": ["src/core", "src/bgp"],
-  "src/api": ["src/log", "src/version", "src/contract", "src/core", "src/config", "src/ui", "src/bgp", "src/render"],
+  "src/api": ["src/log", "src/version", "src/pacer", "src/contract", "src/core", "src/config", "src/ui", "src/bgp", "src/render"],
   "src/daemon": [
     "ffi",
     "src/log",
