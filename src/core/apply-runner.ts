@@ -88,19 +88,33 @@ function withFailed(plan: readonly PlannedChange[], at: number, error: string): 
 /** Run `plan`; see the module comment. */
 async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], resolver: HostResolver): Promise<ApplyReport> {
   const { transactions } = parts;
+  // Every pass over the plan (11 changes per service of 10 backends) takes turns of the event loop.
+  const pacer = new Pacer();
   // Changes run together (PlannedChange.together) share one Tx: one undo for all of them.
   const members = new Map<number, number[]>();
   for (const [i, c] of plan.entries()) {
+    if (pacer.due()) await pacer.turn();
     if (c.together === undefined) continue;
     const list = members.get(c.together);
     if (list === undefined) members.set(c.together, [i]);
     else list.push(i);
   }
   const shared = new Map([...members.keys()].map((g) => [g, new Tx(true)] as const));
-  const txs = plan.map((c) => (c.together === undefined ? undefined : shared.get(c.together)) ?? new Tx(true));
-  const only = (indexes: readonly number[]): Tx[] => [...new Set(indexes.map((i) => txs[i] as Tx))];
+  const txs: Tx[] = [];
+  for (const c of plan) {
+    if (pacer.due()) await pacer.turn();
+    txs.push((c.together === undefined ? undefined : shared.get(c.together)) ?? new Tx(true));
+  }
+  // The Txs of the changes at `indexes`, each once, in order.
+  const only = async (indexes: readonly number[]): Promise<Tx[]> => {
+    const seen = new Set<Tx>();
+    for (const i of indexes) {
+      if (pacer.due()) await pacer.turn();
+      seen.add(txs[i] as Tx);
+    }
+    return [...seen];
+  };
   const errors: (string | null)[] = plan.map(() => null);
-  const pacer = new Pacer();
   for (const [i, change] of plan.entries()) {
     if (pacer.due()) await pacer.turn();
     const tx = txs[i] as Tx;
@@ -124,8 +138,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
   }
   const live = plan.map((_, i) => i).filter((i) => errors[i] === null);
+  const liveTxs = await only(live);
   const targets = new MergedTargets();
-  for (const tx of only(live)) {
+  for (const tx of liveTxs) {
     if (pacer.due()) await pacer.turn();
     transactions.quorum(tx); // failover: a quorum flip writes its service whole
     targets.add(tx.targets);
@@ -147,14 +162,14 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   try {
     await transactions.intend(operations);
   } catch (error) {
-    for (const tx of only(live).reverse()) tx.undoEdits();
-    for (const tx of only(live)) await tx.releaseClaims();
+    for (const tx of [...liveTxs].reverse()) tx.undoEdits();
+    for (const tx of liveTxs) await tx.releaseClaims();
     throw error;
   }
-  const executing = transactions.runSorrySafe(operations);
+  const executing = transactions.runSorrySafe(operations, (ops) => transactions.run(ops, pacer));
   // The rows are written while the kernel batch runs (on another thread when it is big), and made durable once every
   // change is known to have worked; a change the kernel refused makes them be dropped and written again without it.
-  const staging = transactions.stage(only(live), true).then(
+  const staging = transactions.stage(liveTxs, true).then(
     (pending) => ({ pending, error: null }),
     (error: unknown) => ({ pending: null, error }),
   );
@@ -193,13 +208,14 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     if (at !== undefined) for (const m of group) if (m !== at) errors[m] = withFailed(plan, at, errors[at] ?? "");
   }
   const failed = live.filter((i) => errors[i] !== null);
+  const failedTxs = await only(failed);
   if (failed.length > 0) await staged.pending?.abort();
-  for (const tx of only(failed).reverse()) tx.undoEdits();
+  for (const tx of [...failedTxs].reverse()) tx.undoEdits();
   // A quorum flip that a change which worked made may have counted a refused one: the services of the refused
   // changes are counted again without them, and a flip back is written with the undo and published after the commit.
   const recount = new Tx(true);
   if (failed.length > 0) {
-    for (const tx of only(failed)) for (const t of tx.targets) recount.target(t);
+    for (const tx of failedTxs) for (const t of tx.targets) recount.target(t);
     // A service whose sorry server's delete did not run (another of its writes was refused) is written whole: its
     // sorry server goes, after the weights, when the changes that worked leave it up.
     for (const [service, stopped] of held) {
@@ -208,9 +224,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     }
     transactions.quorum(recount);
     await transactions.writeBack(recount.targets);
-    for (const tx of only(failed)) await tx.releaseClaims();
+    for (const tx of failedTxs) await tx.releaseClaims();
   }
-  const succeeded = only(live.filter((i) => errors[i] === null));
+  const succeeded = failed.length === 0 ? liveTxs : await only(live.filter((i) => errors[i] === null));
   if (pacer.due()) await pacer.turn();
   try {
     if (staged.error !== null) throw staged.error;
@@ -231,19 +247,22 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     if (pending !== undefined) await pending;
   }
   await transactions.effects(recount);
-  transactions.weightEvents(
+  await transactions.weightEventsPaced(
     errors.every((e) => e === null)
       ? results
       : results.filter((r) => {
           const i = ownerOf(r.operation.service, r.operation.backend);
           return i === undefined || errors[i] === null;
         }),
+    pacer,
   );
-  const changes = plan.map((c, i): ChangeReport => {
+  const changes: ChangeReport[] = [];
+  for (const [i, c] of plan.entries()) {
+    if (pacer.due()) await pacer.turn();
     const base = { action: c.action, service: c.service, backend: c.backend, details: c.details };
     const error = errors[i];
-    return error === null || error === undefined ? { ...base, status: "done" } : { ...base, status: "failed", error };
-  });
+    changes.push(error === null || error === undefined ? { ...base, status: "done" } : { ...base, status: "failed", error });
+  }
   return { dry_run: false, ok: changes.every((c) => c.status === "done"), changes };
 }
 

@@ -244,7 +244,7 @@ export async function planApply(
   const links = new Map<PlannedChange, PlannedChange>();
   const pacer = new Pacer();
   for (const _ of planSteps(managed, wanted, foreign, changes, moves, links)) if (pacer.due()) await pacer.turn();
-  return byPhase(joinMoves(changes, moves, links));
+  return await byPhase(joinMoves(changes, moves, links), pacer);
 }
 
 /** The key a re-creation frees and the one it takes (a service's, or a backend's within its service). */
@@ -474,11 +474,12 @@ function* planSteps(
 
 /**
  * The changes by phase, keeping the declared order within a phase (and a service's backends after it): one bucket
- * per phase, not a sort of 11,000 changes.
+ * per phase, not a sort of 11,000 changes; with a turn of the event loop whenever `pacer` says so.
  */
-function byPhase(changes: readonly PlannedChange[]): PlannedChange[] {
+async function byPhase(changes: readonly PlannedChange[], pacer: Pacer): Promise<PlannedChange[]> {
   const buckets: PlannedChange[][] = [];
   for (const c of changes) {
+    if (pacer.due()) await pacer.turn();
     const p = PHASE[`${c.action}:${c.backend === null ? "service" : "backend"}`] ?? 9;
     (buckets[p] ??= []).push(c);
   }

@@ -21,7 +21,7 @@ import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError, Unavailabl
 import type { EventBus } from "./events.ts";
 import type { KernelWriter, OperationResult } from "./kernel-writer.ts";
 import type { Logger } from "../log.ts";
-import type { Pacer } from "../pacer.ts";
+import { Pacer } from "../pacer.ts";
 import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
 import type { Creating, StagedCommit, StateChanges, StateStore } from "./state.ts";
 import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
@@ -77,6 +77,24 @@ function sorryPhases(operations: readonly Operation[]): { first: readonly Operat
 
 /** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
 const PACED_ROWS = 500;
+
+/** The rows the changes `txs` touched. */
+function tracked(txs: readonly Tx[]): ChangeTracker {
+  const tracker = new ChangeTracker();
+  for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
+  return tracker;
+}
+
+/** tracked() with a turn of the event loop every few milliseconds (an apply's 66,000 changes). */
+async function trackedPaced(txs: readonly Tx[]): Promise<ChangeTracker> {
+  const tracker = new ChangeTracker();
+  const pacer = new Pacer();
+  for (const tx of txs) {
+    if (pacer.due()) await pacer.turn();
+    for (const [service, backend] of tx.touched) tracker.touch(service, backend);
+  }
+  return tracker;
+}
 
 /** See the module comment. */
 export class Transactions {
@@ -204,9 +222,7 @@ export class Transactions {
    * `wholeSet`: the changes were planned from every service (an apply; see StateChanges.wholeSet).
    */
   async commit(txs: readonly Tx[], wholeSet = false): Promise<void> {
-    const tracker = new ChangeTracker();
-    for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
-    await this.commitTracked(tracker, wholeSet);
+    await this.commitTracked(txs.length > PACED_ROWS ? await trackedPaced(txs) : tracked(txs), wholeSet);
   }
 
   /** Commit what `tracker` marked; see commit(). */
@@ -229,8 +245,7 @@ export class Transactions {
   async stage(txs: readonly Tx[], wholeSet = false): Promise<PendingCommit> {
     const store = this.#store;
     if (store?.stage === undefined) return { commit: () => this.commit(txs, wholeSet), abort: () => Promise.resolve() };
-    const tracker = new ChangeTracker();
-    for (const tx of txs) for (const [service, backend] of tx.touched) tracker.touch(service, backend);
+    const tracker = txs.length > PACED_ROWS ? await trackedPaced(txs) : tracked(txs);
     if (tracker.empty) return { commit: () => Promise.resolve(), abort: () => Promise.resolve() };
     let staged: StagedCommit;
     try {
@@ -430,9 +445,12 @@ export class Transactions {
     return { results, held };
   }
 
-  /** Run planned writes as one batch; log deletes already done. */
-  async run(operations: readonly Operation[]): Promise<OperationResult[]> {
-    const results = await this.#writer.run(operations);
+  /**
+   * Run planned writes as one batch; log deletes already done. With a `pacer`, the results are recorded with turns of
+   * the event loop (KernelWriter.run: an apply's 66,000 writes).
+   */
+  async run(operations: readonly Operation[], pacer: Pacer | null = null): Promise<OperationResult[]> {
+    const results = await this.#writer.run(operations, pacer);
     for (const r of results) {
       if (!r.gone) continue;
       const op = r.operation.op;
