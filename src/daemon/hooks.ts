@@ -6,10 +6,9 @@
  * Programs run with gorb's privileges, so, like exec health checks, only programs under the hook directory
  * (--hook-dir, default /etc/gorb/hooks) run: the API refuses other paths, and the runner checks the real path
  * (symlinks resolved) again. A hook never blocks the daemon: it is started and left to run; one that outlives
- * the timeout is killed (SIGKILL) with its whole process group: it runs in a session of its own, so a shell
- * script's `curl` or `sleep` (or anything it put in the background) dies with it; killing the script alone left
- * them running past the timeout. When the hook exits, what it left running in its group is killed too: a
- * `quorum_down`'s `curl ... &` could otherwise outlive the timeout and act after the `quorum_up` that followed.
+ * the timeout is killed (SIGKILL) with its whole process group. It runs contained (../contained-spawn.ts): once it
+ * has exited (or been killed), whatever it left running is killed too, also in a session of its own (`setsid`):
+ * a `quorum_down`'s `curl ... &` could otherwise outlive the timeout and act after the `quorum_up` that followed.
  * A hook that cannot start, exits non-zero or is killed is logged, nothing more.
  * Its stdin is /dev/null, its output is discarded, and it runs in `/` (as exec checks do), not in gorb's working
  * directory.
@@ -19,6 +18,7 @@
  * the older state. While one runs, only the service's latest change waits; one it supersedes is dropped and logged.
  */
 import { realpathSync } from "node:fs";
+import { type ContainedProgram, spawnContained } from "../contained-spawn.ts";
 import type { QuorumHookRunner } from "../core/failover.ts";
 import type { Logger } from "../log.ts";
 
@@ -77,34 +77,21 @@ function runHook(
     log.error(`${what}: not run: not a program under ${dir}`);
     return false;
   }
-  let child: ReturnType<typeof Bun.spawn>;
+  let child: ContainedProgram;
   try {
-    child = Bun.spawn([program], { env: { ...env }, cwd: "/", stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
+    child = spawnContained([program], env);
   } catch (error) {
     log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return false;
   }
   let timedOut = false;
-  const pid = child.pid;
-  /** SIGKILL to the hook's process group (it leads its own session); false when none of it is left. */
-  const killGroup = (): boolean => {
-    try {
-      process.kill(-pid, "SIGKILL");
-      return true;
-    } catch {
-      return false;
-    }
-  };
   const timer = setTimeout(() => {
     timedOut = true;
-    if (!killGroup()) child.kill("SIGKILL"); // the hook leads its own process group: its children die with it
+    child.kill();
   }, timeoutMs);
   child.exited.then(
-    (status) => {
+    ({ status }) => {
       clearTimeout(timer);
-      // What it left running when it exited (`curl ... &`) dies with it: else it would outlive the timeout and
-      // could act after the service's next hook, undoing the order the hooks run in.
-      killGroup();
       if (timedOut) log.error(`${what}: killed after ${timeoutMs} ms`);
       else if (status !== 0) log.error(`${what}: exit ${status}`);
       else log.info(`${what}: done`);
@@ -112,7 +99,6 @@ function runHook(
     },
     (error: unknown) => {
       clearTimeout(timer);
-      killGroup();
       log.error(`${what}: ${String(error)}`);
       ended();
     },

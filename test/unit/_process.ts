@@ -22,3 +22,9 @@ export async function pidIn(file: string): Promise<number> {
   while (!existsSync(file) || !readFileSync(file, "utf8").endsWith("\n")) await Bun.sleep(5);
   return Number(readFileSync(file, "utf8"));
 }
+
+/** Whether `pid` is gone, reaped too (no zombie left in /proc), within 2 s. */
+export async function gone(pid: number): Promise<boolean> {
+  for (const until = performance.now() + 2_000; performance.now() < until; await Bun.sleep(5)) if (!existsSync(`/proc/${pid}`)) return true;
+  return false;
+}

@@ -3,9 +3,10 @@
  * status (or a kill by signal) a fail. The monitor's timeout kills it (SIGKILL). No shell unless `args.shell` is
  * true; the program's output is discarded (never shown: it is not the API's to reveal); stdin is /dev/null.
  *
- * The program runs in a process group of its own (a new session), and the whole group is killed at the timeout
- * and once the program has exited: a shell script's `curl` or `sleep` (or anything it put in the background)
- * does not outlive its check. Killing the program alone left them running, one more per timed-out check.
+ * The program runs contained (../../contained-spawn.ts): its process group is killed at the timeout, and once it
+ * has exited whatever it left running is killed, also in a session of its own (`setsid`) or a daemon forked twice:
+ * a shell script's `curl` or `sleep` (or anything it put in the background) does not outlive its check. Killing
+ * the program alone, or its group, left them running, one more per check.
  *
  * Environment (nothing of gorb's own environment leaks in): PATH=/usr/sbin:/usr/bin:/sbin:/bin,
  * GORB_HOST and GORB_PORT (the probed address), GORB_TIMEOUT_MS (the check's timeout). The working directory is
@@ -20,6 +21,7 @@
  */
 import { realpathSync } from "node:fs";
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, elapsedSince, errorCode, formatHostPort } from "../checker.ts";
+import { type ContainedProgram, spawnContained } from "../../contained-spawn.ts";
 import type { ExecProbe, ProbeTarget } from "../options.ts";
 
 /** DEFAULT_EXEC_DIRS: where exec checks may run programs from unless the monitor says otherwise. */
@@ -53,19 +55,6 @@ function allowedProgram(exe: string, dirs: readonly string[]): boolean {
  */
 const SHELL_CANNOT_RUN: Readonly<Record<number, string>> = { 126: "the shell cannot execute the command", 127: "the shell cannot find the command" };
 
-/**
- * killGroup sends SIGKILL to the process group `pgid` (the check program's: it leads its own session); false
- * when no process of it is left (ESRCH) or it cannot be signalled.
- */
-function killGroup(pgid: number): boolean {
-  try {
-    process.kill(-pgid, "SIGKILL");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** execChecker builds a checker for one ExecProbe; `timeoutMs` goes into the environment. */
 export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly string[] = DEFAULT_EXEC_DIRS): Checker {
   const program = probe.shell ? (probe.argv[2] ?? "") : (probe.argv[0] as string);
@@ -83,43 +72,30 @@ export function execChecker(probe: ExecProbe, timeoutMs: number, dirs: readonly 
       // A shell command can run anything: it is allowed only when "/" is an allowed directory.
       return local("EPERM", `shell commands need "/" among the allowed directories`);
     }
-    let child: ReturnType<typeof Bun.spawn>;
+    let child: ContainedProgram;
     try {
-      child = Bun.spawn([...probe.argv], {
-        env: { PATH, GORB_HOST: target.host, GORB_PORT: String(target.port), GORB_TIMEOUT_MS: String(timeoutMs) },
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: "ignore",
-        detached: true,
-        cwd: "/",
-      });
+      child = spawnContained(probe.argv, { PATH, GORB_HOST: target.host, GORB_PORT: String(target.port), GORB_TIMEOUT_MS: String(timeoutMs) });
     } catch (err) {
       const code = errorCode(err) || "ESPAWN";
       return local(code, `cannot start: ${code}`);
     }
     let cancelled = false;
-    const pid = child.pid;
     child.exited.then(
-      (status) => {
-        killGroup(pid);
+      ({ status, signal }) => {
         released();
         if (cancelled) return;
-        const sig = child.signalCode;
-        const code = sig !== null && sig !== undefined ? String(sig) : `exit ${status}`;
-        const cannotRun = probe.shell && (sig === null || sig === undefined) ? SHELL_CANNOT_RUN[status] : undefined;
+        const code = signal !== null ? signal : `exit ${status}`;
+        const cannotRun = probe.shell && signal === null ? SHELL_CANNOT_RUN[status] : undefined;
         if (cannotRun !== undefined) done({ ok: false, durationMs: elapsedSince(start), message: `check error: exec ${name} for ${where}: ${code} (${cannotRun})`, kind: "local-error", code });
         else if (status === 0) done({ ok: true, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: exit 0`, kind: "pass", code });
         else done({ ok: false, durationMs: elapsedSince(start), message: `exec ${name} for ${where}: ${code}`, kind: "fail", code });
       },
-      () => {
-        killGroup(pid);
-        released();
-      },
+      () => released(),
     );
     return () => {
       if (cancelled) return;
       cancelled = true;
-      if (!killGroup(pid)) child.kill("SIGKILL");
+      child.kill();
     };
   };
   return checkerOf(run, (t, when, why) => `${why} ${when} exec ${name} for ${formatHostPort(t)}`);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { quorumHookRunner } from "../../../src/daemon/hooks.ts";
 import type { Logger } from "../../../src/log.ts";
-import { dead, pidIn } from "../_process.ts";
+import { dead, gone, pidIn } from "../_process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "gorb-hooks-"));
 const dir = join(root, "hooks");
@@ -142,5 +142,18 @@ describe("quorum hooks", () => {
     if (alive) process.kill(background, "SIGKILL");
     writeFileSync(go, ""); // lets a survivor end
     expect(alive).toBe(false);
+  });
+
+  test("what a hook put in a session of its own (setsid) dies with it too", async () => {
+    // `setsid` leaves the hook's process group: killing the group missed it, and it ran on as init's child.
+    const pidFile = join(root, "setsid.pid");
+    const hook = script(join(dir, "setsid.sh"), `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 1000' & while [ ! -s ${pidFile} ]; do :; done; exit 0`);
+    const { log, line } = waitingLogger();
+    quorumHookRunner(dir, 10_000, log)(hook, ENV);
+    expect(await line("setsid.sh")).toBe(`info quorum hook ${hook} (service "web" down): done`);
+    const escaped = await pidIn(pidFile);
+    const survived = !(await gone(escaped));
+    if (survived) process.kill(escaped, "SIGKILL");
+    expect(survived).toBe(false);
   });
 });

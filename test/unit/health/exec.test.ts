@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execChecker } from "../../../src/health/checkers/exec.ts";
 import { type ExecProbe, parsePulseOptions } from "../../../src/health/options.ts";
-import { dead, pidIn } from "../_process.ts";
+import { dead, gone, pidIn } from "../_process.ts";
 
 const live = () => new AbortController().signal;
 const dir = mkdtempSync(join(tmpdir(), "gorb-exec-"));
@@ -111,6 +111,24 @@ describe("exec checker", () => {
     const leaves = script("leaves.sh", `sleep 30 & echo $! > ${leftFile}; exit 0`);
     expect(await execChecker(probe({ command: leaves }), 1_000, [dir]).check(target, live())).toMatchObject({ ok: true });
     expect(await dead(await pidIn(leftFile))).toBe(true);
+  });
+
+  test("what the program put in a session of its own (setsid) dies too: at the timeout, and when it exits", async () => {
+    // Each `setsid sleep 1000` leads a session and group of its own: killing the program's group missed it, and
+    // once the script had exited it was init's child, out of reach; one more left running per check.
+    const escapes = (pidFile: string, then: string) => script(`setsid-${then.split(" ")[0]}.sh`, `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 1000' & ${then}`);
+    const hungFile = join(dir, "setsid-hung.pid");
+    const ctl = new AbortController();
+    const pending = execChecker(probe({ command: escapes(hungFile, "sleep 30") }), 1_000, [dir]).check(target, ctl.signal);
+    const hung = await pidIn(hungFile);
+    ctl.abort(new Error("timed out after 1s"));
+    expect(await pending).toMatchObject({ ok: false, kind: "timeout" });
+    expect(await gone(hung)).toBe(true);
+
+    const leftFile = join(dir, "setsid-left.pid");
+    const leaves = escapes(leftFile, `while [ ! -s ${leftFile} ]; do :; done; exit 0`);
+    expect(await execChecker(probe({ command: leaves }), 1_000, [dir]).check(target, live())).toMatchObject({ ok: true });
+    expect(await gone(await pidIn(leftFile))).toBe(true);
   });
 
   test("a program outside the allowed directories is a check error, and never runs", async () => {
