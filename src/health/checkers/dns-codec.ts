@@ -1,11 +1,12 @@
 /**
  * A minimal DNS message codec (RFC 1035) for health checks: one question out, a response in. Hand-written, no
- * dependency: encodeQuery builds the query bytes; decodeHead reads the header and the question, decodeAnswers
- * renders answer records (A, AAAA, names, an SOA's primary name server, TXT) as text for comparison. Compressed
- * names (pointers) are followed with a bound, so a hostile response cannot loop, and a name is at most
- * MAX_NAME_OCTETS long however its pointers repeat labels, so a response costs work in proportion to its size; any
- * malformed message throws DnsFormatError. The two steps let a checker drop a response that is not the awaited one
- * before its records are read (isResponseTo drops another id before even that).
+ * dependency: encodeQuery builds the query bytes; decodeHead reads the header and the question, checkAnswers
+ * checks the answer records without rendering any, recordText renders one record's data (A, AAAA, names, an SOA's
+ * primary name server, TXT) as text for comparison. Compressed names (pointers) are followed with a bound, so a
+ * hostile response cannot loop, and a name is at most MAX_NAME_OCTETS long however its pointers repeat labels, so
+ * a response costs work in proportion to its size; any malformed message throws DnsFormatError. The steps let a
+ * checker drop a response that is not the awaited one before its records are read (isResponseTo drops another id
+ * before even that), and render only the records it compares: thousands of records checked cost no string.
  */
 
 /** DnsFormatError: the response is not a well-formed DNS message. */
@@ -13,12 +14,15 @@ export class DnsFormatError extends Error {
   override readonly name = "DnsFormatError";
 }
 
-/** One answer record, its data rendered as text ("192.0.2.1", "2001:db8::1", "ns1.example.org", TXT text). */
-export interface DnsAnswer {
-  readonly name: string;
+/** One answer record, checked but not rendered (recordText renders its data). */
+export interface DnsRecord {
+  /** Where the record, its owner name first, starts in the message. */
+  readonly at: number;
   readonly type: number;
   readonly ttl: number;
-  readonly data: string;
+  /** Where its data starts in the message, and its length. */
+  readonly dataAt: number;
+  readonly dataLength: number;
 }
 
 /**
@@ -105,23 +109,35 @@ export function decodeHead(buf: Uint8Array): DnsHead {
   };
 }
 
-/** decodeAnswers reads the answer records of a response whose head decodeHead gave; throws DnsFormatError when they are malformed. */
-export function decodeAnswers(buf: Uint8Array, head: DnsHead): DnsAnswer[] {
+/**
+ * checkAnswers checks the answer records of a response whose head decodeHead gave (their names and data, as
+ * recordText would read them) without rendering any; throws DnsFormatError when one is malformed.
+ */
+export function checkAnswers(buf: Uint8Array, head: DnsHead): DnsRecord[] {
   const view = viewOf(buf);
   let o = head.answersAt;
-  const answers: DnsAnswer[] = [];
+  const records: DnsRecord[] = [];
   for (let i = 0; i < head.answerCount; i++) {
-    const [name, next] = readName(buf, o);
+    const next = walkName(buf, o, null);
     if (next + 10 > buf.length) throw new DnsFormatError("answer runs past the end");
     const type = view.getUint16(next);
     const ttl = view.getUint32(next + 4);
     const len = view.getUint16(next + 8);
     const start = next + 10;
     if (start + len > buf.length) throw new DnsFormatError("record data runs past the end");
-    answers.push({ name, type, ttl, data: renderData(buf, type, start, len) });
+    const record = { at: o, type, ttl, dataAt: start, dataLength: len };
+    readData(buf, record, null);
+    records.push(record);
     o = start + len;
   }
-  return answers;
+  return records;
+}
+
+/** recordText renders a record checkAnswers gave: "192.0.2.1", "2001:db8::1" (canonical), "ns1.example.org", TXT text, or hex. */
+export function recordText(buf: Uint8Array, record: DnsRecord): string {
+  const parts: string[] = [];
+  readData(buf, record, parts);
+  return parts.join("");
 }
 
 function viewOf(buf: Uint8Array): DataView {
@@ -149,6 +165,15 @@ function skipName(buf: Uint8Array, offset: number): number {
  */
 export function readName(buf: Uint8Array, offset: number): [string, number] {
   const labels: string[] = [];
+  const next = walkName(buf, offset, labels);
+  return [labels.join("."), next];
+}
+
+/**
+ * walkName follows the name at `offset` to its end, checking it (pointers, length), and gives the offset after it
+ * on the wire; its labels, lower-cased, go to `labels` unless that is null (then no string is built).
+ */
+function walkName(buf: Uint8Array, offset: number, labels: string[] | null): number {
   let octets = 1; // the final zero
   let o = offset;
   let after = -1;
@@ -170,49 +195,85 @@ export function readName(buf: Uint8Array, offset: number): [string, number] {
     if (o + 1 + len > buf.length) throw new DnsFormatError("label runs past the end");
     octets += 1 + len;
     if (octets > MAX_NAME_OCTETS) throw new DnsFormatError("name too long");
-    let label = "";
-    for (let i = 0; i < len; i++) label += String.fromCharCode(buf[o + 1 + i] as number);
-    labels.push(label.toLowerCase());
+    if (labels !== null) {
+      let label = "";
+      for (let i = 0; i < len; i++) label += String.fromCharCode(buf[o + 1 + i] as number);
+      labels.push(label.toLowerCase());
+    }
     o += 1 + len;
   }
-  return [labels.join("."), after < 0 ? o : after];
+  return after < 0 ? o : after;
 }
 
-function renderData(buf: Uint8Array, type: number, start: number, len: number): string {
+/** One decoder for every TXT record. */
+const UTF8 = new TextDecoder();
+
+/**
+ * readData checks a record's data, and renders it into `out` unless that is null (then no string is built): one
+ * reader for both, so a record checked is one recordText can render.
+ */
+function readData(buf: Uint8Array, { type, dataAt: start, dataLength: len }: DnsRecord, out: string[] | null): void {
   switch (type) {
     case 1: // A
       if (len !== 4) throw new DnsFormatError("A record is not 4 bytes");
-      return `${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`;
-    case 28: {
-      // AAAA
+      out?.push(`${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`);
+      return;
+    case 28: // AAAA
       if (len !== 16) throw new DnsFormatError("AAAA record is not 16 bytes");
-      const groups: string[] = [];
-      for (let i = 0; i < 16; i += 2) groups.push((((buf[start + i] as number) << 8) | (buf[start + i + 1] as number)).toString(16));
-      return canonicalIpv6(groups.join(":"));
-    }
+      out?.push(formatIpv6(buf, start));
+      return;
     case 2: // NS
     case 5: // CNAME
     case 6: // SOA: its primary name server (MNAME) first
     case 12: // PTR
-      return readName(buf, start)[0];
+      return readDataName(buf, start, out);
     case 15: // MX: preference, exchange
-      return readName(buf, start + 2)[0];
+      return readDataName(buf, start + 2, out);
     case 33: // SRV: priority, weight, port, target
-      return readName(buf, start + 6)[0];
+      return readDataName(buf, start + 6, out);
     case 16: {
-      // TXT: one or more <len><text> strings, joined
-      let text = "";
+      // TXT: one or more <len><text> strings, joined (their bytes, decoded once)
+      const text = out === null ? null : new Uint8Array(len);
+      let size = 0;
       for (let o = start; o < start + len; ) {
         const n = buf[o] as number;
         if (o + 1 + n > start + len) throw new DnsFormatError("TXT string runs past the record");
-        text += new TextDecoder().decode(buf.subarray(o + 1, o + 1 + n));
+        text?.set(buf.subarray(o + 1, o + 1 + n), size);
+        size += n;
         o += 1 + n;
       }
-      return text;
+      if (text !== null) out?.push(UTF8.decode(text.subarray(0, size)));
+      return;
     }
     default:
-      return Buffer.from(buf.subarray(start, start + len)).toString("hex");
+      out?.push(Buffer.from(buf.subarray(start, start + len)).toString("hex"));
   }
+}
+
+/** readDataName checks the name at `offset` in a record's data, and renders it into `out` unless that is null. */
+function readDataName(buf: Uint8Array, offset: number, out: string[] | null): void {
+  const labels = out === null ? null : [];
+  walkName(buf, offset, labels);
+  if (out !== null && labels !== null) out.push(labels.join("."));
+}
+
+/**
+ * formatIpv6 renders the 16 bytes at `at` as canonicalIpv6 would (RFC 5952, as WHATWG URLs serialize IPv6): hex
+ * groups without leading zeros, the first longest run of two or more zero groups as "::".
+ */
+function formatIpv6(buf: Uint8Array, at: number): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] as number) << 8) | (buf[at + i + 1] as number));
+  let runAt = -1;
+  let runLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > runLen) [runAt, runLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
+  return runAt < 0 ? hex(0, 8) : `${hex(0, runAt)}::${hex(runAt + runLen, 8)}`;
 }
 
 /** canonicalIpv6 renders an IPv6 address in its canonical compressed form (RFC 5952), or returns the input when it is not one. */

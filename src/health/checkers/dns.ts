@@ -3,12 +3,14 @@
  * to that query comes back with the expected rcode (NOERROR by default) and, with `args.answer`, that answer
  * among the answer records. A response with another id or question is ignored (not ours; one with another id is
  * dropped unread, so a flood of them costs little), one without a question section (an error answer may leave it
- * out) is taken by its id; a truncated response still counts for its rcode and answers, a malformed one fails.
+ * out) is taken by its id; a truncated response still counts for its rcode and answers, a malformed one fails. A
+ * response with another rcode fails by it, its records unread; the others are checked (a malformed one fails) but
+ * only those of the asked type are rendered, and only with `args.answer`, until one is it.
  * An ICMP port-unreachable fails at once.
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
 import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
-import { canonicalIpv6, type DnsAnswer, decodeAnswers, decodeHead, DnsFormatError, encodeQuery, isResponseTo } from "./dns-codec.ts";
+import { canonicalIpv6, checkAnswers, decodeHead, DnsFormatError, type DnsRecord, encodeQuery, isResponseTo, recordText } from "./dns-codec.ts";
 import { udpExchange } from "./udp-exchange.ts";
 
 /** The query type ANY (255). */
@@ -22,12 +24,12 @@ function rcodeName(rcode: number): string {
 }
 
 /**
- * answerText is a record's data as `args.answer` is compared with it: AAAA in canonical form; with ANY lower-cased
- * (`answer` was, its qtype not being TXT), so that a TXT record among the answers matches too.
+ * answerText is a record's data as `args.answer` is compared with it: AAAA in canonical form (as recordText gives
+ * it); with ANY lower-cased (`answer` was, its qtype not being TXT), so that a TXT record among the answers matches too.
  */
-function answerText(a: DnsAnswer, any: boolean): string {
-  if (a.type === 28) return canonicalIpv6(a.data);
-  return any ? a.data.toLowerCase() : a.data;
+function answerText(data: Uint8Array, record: DnsRecord, any: boolean): string {
+  const text = recordText(data, record);
+  return any ? text.toLowerCase() : text;
 }
 
 /** dnsChecker builds a checker for one DnsProbe. */
@@ -48,28 +50,27 @@ export function dnsChecker(probe: DnsProbe): Checker {
         // Another id is not ours: dropped unread, so a flood of them costs a comparison each.
         if (data.length >= 12 && !isResponseTo(data, id)) return;
         let response;
-        let answers: DnsAnswer[];
+        let records: DnsRecord[];
         try {
           response = decodeHead(data);
           // A server may answer an error (FORMERR, NOTIMP, REFUSED) without repeating the question: its id says it is
           // ours. One that repeats a question must repeat this one.
           if (response.questions > 0 && (response.questionType !== probe.qtype || response.questionName !== probe.name)) return;
-          answers = decodeAnswers(data, response);
+          // Another rcode decides: the records are not read.
+          if (response.rcode !== probe.rcode) {
+            fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
+            return;
+          }
+          records = checkAnswers(data, response);
         } catch (err) {
           if (err instanceof DnsFormatError) fail("malformed response", "FORMERR");
           return;
         }
-        if (response.rcode !== probe.rcode) {
-          fail(`${rcodeName(response.rcode)}, expected ${rcodeName(probe.rcode)}`, rcodeName(response.rcode));
+        const n = records.length;
+        // Only the records of the asked type are rendered, and only until one is the expected answer.
+        if (wanted !== null && !records.some((r) => (any || r.type === probe.qtype) && answerText(data, r, any) === wanted)) {
+          fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
           return;
-        }
-        const n = answers.length;
-        if (wanted !== null) {
-          const found = answers.some((a) => (any || a.type === probe.qtype) && answerText(a, any) === wanted);
-          if (!found) {
-            fail(`${rcodeName(response.rcode)}, ${n} answers, none is the expected one`, "ANSWER_MISMATCH");
-            return;
-          }
         }
         finish({ ok: true, durationMs: elapsedSince(start), message: `dns ${where} ${question}: ${rcodeName(response.rcode)}, ${n} answers`, kind: "pass", code: rcodeName(response.rcode) });
       },

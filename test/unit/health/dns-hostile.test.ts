@@ -2,10 +2,13 @@
  * A dns backend that tries to hurt the checker: names whose compression pointers repeat labels (each name of a
  * 64 KiB response read as 7,700 characters: 37 MB and a second of the event loop per response), floods of
  * responses with another id, a huge but well-formed response. A name is at most 255 octets (RFC 1035), a response
- * with another id is dropped before it is read, and the event loop keeps running meanwhile.
+ * with another id is dropped before it is read, and the event loop keeps running meanwhile. Of a huge well-formed
+ * response (64 KiB: thousands of AAAA or TXT records, 10 to 60 ms of rendering each), only what the check compares
+ * is rendered: nothing without `answer`, the records of the asked type until one is the answer with it.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { dnsChecker } from "../../../src/health/checkers/dns.ts";
+import * as codec from "../../../src/health/checkers/dns-codec.ts";
 import { decodeHead, readName } from "../../../src/health/checkers/dns-codec.ts";
 import { type DnsProbe, parsePulseOptions } from "../../../src/health/options.ts";
 
@@ -79,13 +82,13 @@ describe("dns checker against a hostile server", () => {
   });
   afterAll(() => server.close());
 
-  const probe = (): DnsProbe => {
-    const o = parsePulseOptions({ type: "dns", args: { name: "ok.test" } });
+  const probe = (args: Record<string, unknown> = {}): DnsProbe => {
+    const o = parsePulseOptions({ type: "dns", args: { name: "ok.test", ...args } });
     if (o.type !== "dns") throw new Error("not dns");
     return o.dns;
   };
   /** The check, and the longest the event loop went without running a 5 ms timer meanwhile. */
-  const check = async () => {
+  const check = async (args: Record<string, unknown> = {}) => {
     let last = performance.now();
     let maxGap = 0;
     const tick = setInterval(() => {
@@ -95,7 +98,7 @@ describe("dns checker against a hostile server", () => {
     }, 5);
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(new Error("timed out after 5s")), 5_000);
-    const r = await dnsChecker(probe()).check({ host: "127.0.0.1", port: server.port }, ctl.signal);
+    const r = await dnsChecker(probe(args)).check({ host: "127.0.0.1", port: server.port }, ctl.signal);
     clearTimeout(timer);
     clearInterval(tick);
     return { r, maxGap: Math.max(maxGap, performance.now() - last) };
@@ -128,5 +131,67 @@ describe("dns checker against a hostile server", () => {
     const { r } = await check();
     expect(r).toMatchObject({ ok: true, code: "NOERROR" });
     expect(r.message).toMatch(/NOERROR, 40\d\d answers$/);
+  });
+
+  describe("only what the check compares is rendered", () => {
+    afterEach(() => {
+      reply = () => [];
+    });
+    /** ok.test of type `qtype`, IN, as a question on the wire. */
+    const question = (qtype: number) => [...QUESTION.slice(0, -4), 0, qtype, 0, 1];
+    /** A 64 KiB NOERROR response to `qtype`: `record(i)` (data, of type `type`) until it is full, then `last`. */
+    const huge = (id: number, qtype: number, type: number, record: (i: number) => number[], last: number[] = []) => {
+      const records: number[] = [];
+      let an = 0;
+      for (; 12 + 13 + records.length + 300 + last.length < 65_000; an++) {
+        const data = record(an);
+        records.push(0xc0, 12, 0, type, 0, 1, 0, 0, 0, 60, data.length >> 8, data.length & 0xff, ...data);
+      }
+      return Uint8Array.from([...header(id, 0, 1, an + (last.length > 0 ? 1 : 0)), ...question(qtype), ...records, ...last]);
+    };
+    const aaaa = (i: number) => [0x20, 1, 0x0d, 0xb8, ...new Array<number>(10).fill(0), i >> 8, i & 0xff];
+    const txt = () => [...new Array<number>(127).fill(0), 1, 0x78]; // 127 empty strings and "x"
+    const AAAA = 28;
+    const TXT = 16;
+
+    test("without answer no record is rendered; its TXT strings are not even decoded", async () => {
+      const rendered = spyOn(codec, "recordText");
+      const decoded = spyOn(TextDecoder.prototype, "decode");
+      reply = (id) => [huge(id, TXT, TXT, txt)];
+      const { r } = await check({ qtype: "TXT" });
+      expect(r.message).toMatch(/NOERROR, \d{3} answers$/);
+      reply = (id) => [huge(id, AAAA, AAAA, aaaa)];
+      expect((await check({ qtype: "AAAA" })).r.message).toMatch(/NOERROR, 2\d{3} answers$/);
+      expect(rendered).toHaveBeenCalledTimes(0);
+      expect(decoded).toHaveBeenCalledTimes(0);
+      rendered.mockRestore();
+      decoded.mockRestore();
+    });
+
+    test("with answer, records of the asked type are rendered until one is it, others never", async () => {
+      const rendered = spyOn(codec, "recordText");
+      // The third AAAA is the answer: three rendered of thousands.
+      reply = (id) => [huge(id, AAAA, AAAA, aaaa)];
+      expect((await check({ qtype: "AAAA", answer: "2001:db8::2" })).r).toMatchObject({ ok: true, code: "NOERROR" });
+      expect(rendered).toHaveBeenCalledTimes(3);
+      // Thousands of TXT records, then the A asked for: only the A is rendered.
+      rendered.mockClear();
+      reply = (id) => [huge(id, 1, TXT, txt, [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 7])];
+      expect((await check({ answer: "10.0.0.7" })).r).toMatchObject({ ok: true, code: "NOERROR" });
+      expect(rendered).toHaveBeenCalledTimes(1);
+      rendered.mockRestore();
+    });
+
+    test("another rcode fails by it: the records are not read (a malformed one among them goes unseen)", async () => {
+      const read = spyOn(codec, "checkAnswers");
+      reply = (id) => {
+        const r = huge(id, 1, TXT, txt).subarray(0, -1); // the last record runs past the end
+        r[3] = 2; // SERVFAIL
+        return [r];
+      };
+      expect((await check()).r).toMatchObject({ ok: false, kind: "fail", code: "SERVFAIL" });
+      expect(read).toHaveBeenCalledTimes(0);
+      read.mockRestore();
+    });
   });
 });

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { dnsChecker } from "../../../src/health/checkers/dns.ts";
-import { decodeAnswers, decodeHead, DnsFormatError, encodeQuery, readName } from "../../../src/health/checkers/dns-codec.ts";
+import { checkAnswers, decodeHead, DnsFormatError, encodeQuery, readName, recordText } from "../../../src/health/checkers/dns-codec.ts";
 import { type DnsProbe, parsePulseOptions } from "../../../src/health/options.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const live = () => new AbortController().signal;
-/** A whole response: its head and its answers. */
+/** A whole response: its head and its answers, rendered. */
 const decodeResponse = (msg: Uint8Array) => {
   const head = decodeHead(msg);
-  return { ...head, answers: decodeAnswers(msg, head) };
+  const answers = checkAnswers(msg, head).map((r) => ({ name: readName(msg, r.at)[0], type: r.type, ttl: r.ttl, data: recordText(msg, r) }));
+  return { ...head, answers };
 };
 
 describe("dns codec (golden bytes)", () => {
