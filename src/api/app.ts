@@ -20,7 +20,7 @@
  * PUT/PATCH/DELETE answer 200 with an empty body; GETs answer tab-indented JSON; errors are
  * {"error", "code"} (./errors.ts). Every answer but the web UI's files has Cache-Control: no-store and
  * X-Content-Type-Options: nosniff (ANSWER_HEADERS). Every request first passes ./guard.ts (allowed peer, load,
- * browser origin, token).
+ * browser origin, token); then, while the daemon starts (`starting`), it is answered 503 UNAVAILABLE.
  *
  * Request bodies: every route reads its body with its own parser (./body.ts): JSON whatever the Content-Type
  * says (GORB clients send none, curl -d sends a form type), within the size limit and the body deadline (a body
@@ -59,7 +59,7 @@ import { prefersText } from "./accept.ts";
 import { clusterRoutes, withStoreMetrics, type ClusterApi } from "./cluster.ts";
 import { createGuard } from "./guard.ts";
 import { BODY_DEADLINE_MS, DEFAULT_BODY_LIMIT_BYTES, readJsonBody, readJsonObject } from "./body.ts";
-import { errorResponse } from "./errors.ts";
+import { errorBody, errorResponse } from "./errors.ts";
 import { eventStream } from "./events.ts";
 import { emptyOk, jsonResponse, jsonResponsePaced } from "./json.ts";
 import { metricsStream } from "./metrics.ts";
@@ -126,7 +126,13 @@ export interface AppOptions {
   /** The server speaks HTTPS (--tls-cert): its request URLs start with "https://" (see createApp). @default false */
   readonly https?: boolean;
   /** The IPVS sysctls read at start (src/daemon/ipvs-sysctls.ts), shown in /metrics as gorb_ipvs_sysctl. */
-  readonly sysctls?: Readonly<Record<string, number | null>>;
+  readonly sysctls?: () => Readonly<Record<string, number | null>>;
+  /**
+   * While the daemon starts (the API is bound before the kernel is touched), what it is doing ("restoring 3 saved
+   * service(s)"): every request that passes the guard is answered 503 UNAVAILABLE with Retry-After; null once it
+   * serves. @default always serving
+   */
+  readonly starting?: () => string | null;
 }
 
 /** Seconds a connection may stay silent before the server closes it (src/daemon/api-server.ts). */
@@ -279,6 +285,14 @@ function param(value: string | undefined, field: "service" | "backend"): string 
  */
 const ANSWER_HEADERS = { "cache-control": "no-store", "x-content-type-options": "nosniff" } as const;
 
+/**
+ * The answer to a request that arrives while the daemon starts (`doing`: what it is doing): 503 UNAVAILABLE, with
+ * Retry-After, and the connection closed as the guard's refusals close theirs.
+ */
+function startingAnswer(doing: string): Response {
+  return errorBody(503, "UNAVAILABLE", `gorb is starting: ${doing}; try again shortly`, { Connection: "close", "Retry-After": "1" });
+}
+
 /** The error answers every route may give, for the OpenAPI document. */
 const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 408: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 /** ERRORS as OpenAPI response objects, for the routes whose responses are written out (see okResponses). */
@@ -362,6 +376,8 @@ export function createApp(options: AppOptions) {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);
       if (refused !== null) return refused;
+      const starting = options.starting?.() ?? null;
+      if (starting !== null) return startingAnswer(starting);
       if (options.https === true) checkHttpsHost(request);
       checkIds(request);
       checkQueryOnce(request);
@@ -555,7 +571,7 @@ export function createApp(options: AppOptions) {
     .get(
       "/metrics",
       async () =>
-        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status(), options.sysctls), cluster), {
+        new Response(withStoreMetrics(metricsStream(await gorb.listServicesDetail(), gorb.reconcileCounters(), options.bgp?.status(), options.sysctls?.()), cluster), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         }),
       { response: { 200: t.String({ description: "Prometheus text format" }), ...ERRORS }, detail: { summary: "Prometheus metrics" } },

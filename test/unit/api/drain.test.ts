@@ -5,7 +5,7 @@ import { makeGorb } from "../core/fakes.ts";
 async function setup() {
   // drainPollMs is long: these tests look at the API, not at the watcher ending drains.
   const stack = makeGorb({ drainPollMs: 60_000 });
-  const app = createApp({ gorb: stack.gorb, logger: stack.logger, events: stack.gorb.events, sysctls: { expire_nodest_conn: 1, conn_reuse_mode: 1 } });
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger, events: stack.gorb.events, sysctls: () => ({ expire_nodest_conn: 1, conn_reuse_mode: 1 }) });
   await stack.gorb.createService("web", { host: "10.0.0.1", port: 80 });
   await stack.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
   await stack.gorb.createBackend("web", "b2", { host: "10.1.0.2" });
