@@ -3,14 +3,18 @@
  * VIPs, health monitor, Consul, durable state, core, REST API) from DaemonOptions, and the only place that
  * handles signals.
  *
- * Start-up: resolve IPVS (clear error when the kernel has none), open and lock the state directory, read -i's
- * first address, flush the kernel table (-f), restore the saved services (the kernel is made to match them
- * without touching what already matches; destinations the state does not know are handled as
- * --unknown-destinations says: reported and left by default), report the services gorb does not manage,
- * apply the configuration file's services, then listen and reconcile every --reconcile-interval.
+ * Start-up, first the checks, which change nothing in the kernel: open and lock the state directory, check IPVS
+ * (resolve its family and read its version: a clear error when the kernel has none or gorb is not root), read the
+ * saved state and -i's first address, bind the API address. A check that fails (a taken or forbidden port, a
+ * second gorb) stops the start with the kernel as it was. Then, every request answered 503 UNAVAILABLE ("gorb is starting: ...", Retry-After)
+ * meanwhile: set the IPVS sysctls, flush the kernel table (-f), restore the saved services (the kernel is made to
+ * match them without touching what already matches; destinations the state does not know are handled as
+ * --unknown-destinations says: reported and left by default), report the services gorb does not manage, apply
+ * the configuration file's services, start BGP; then serve and reconcile every --reconcile-interval.
+ * SIGINT and SIGTERM end a start still in progress at once (their default); SIGHUP waits for its end.
  * With --store etcd://, the saved state is the shared one: read as a snapshot (retried while etcd cannot be
  * reached; the kernel table is left as it is meanwhile), restored the same way, then followed with a watch
- * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it listens.
+ * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it serves.
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.
@@ -39,185 +43,206 @@ import type { Discovery } from "../discovery/discovery.ts";
 import { NoDiscovery } from "../discovery/none.ts";
 import { HealthMonitor } from "../health/monitor.ts";
 import { KernelIpvsDriver } from "../ipvs/kernel-driver.ts";
+import type { IpvsDriver } from "../ipvs/driver.ts";
+import type { IpvsInfo } from "../ipvs/types.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
 import type { EtcdStateStore } from "../store/etcd-store.ts";
 import { openSharedStore } from "./shared-store.ts";
 import { Membership, listMembers } from "../store/membership.ts";
 import type { ClusterApi } from "../api/cluster.ts";
-import { applyIpvsSysctls } from "./ipvs-sysctls.ts";
+import { type SysctlReport, applyIpvsSysctls } from "./ipvs-sysctls.ts";
 import { VERSION } from "../version.ts";
-import { startApiServer } from "./api-server.ts";
+import { type ApiServer, startApiServer } from "./api-server.ts";
 import { type DaemonOptions, isLoopbackListen } from "../config/daemon-options.ts";
 import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
 import { startupWarnings } from "./startup-warnings.ts";
 import { reloadConfig } from "./reload.ts";
 
+/** The IPVS driver the daemon runs on: the kernel's tells when ip_vs was reloaded. */
+export type DaemonDriver = IpvsDriver & Pick<KernelIpvsDriver, "onFamilyChange">;
+
+/** Where the daemon's signals arrive (the process). */
+interface SignalSource {
+  on(signal: "SIGHUP" | "SIGINT" | "SIGTERM", listener: () => void): unknown;
+}
+
+/** What runDaemon takes from the host; tests give a fake driver, a sysctl recorder and their own signals. */
+export interface DaemonHost {
+  /** The IPVS driver; the kernel's resolves the generic-netlink family (ip_vs loaded if need be) and changes nothing. */
+  openDriver(): DaemonDriver;
+  /** Set gorb's IPVS sysctls (when `set`) and read them back (./ipvs-sysctls.ts). */
+  applySysctls(set: boolean): SysctlReport;
+  readonly signals: SignalSource;
+}
+
+/** The real host: the kernel's IPVS, /proc/sys and the process's signals. */
+const KERNEL_HOST: DaemonHost = {
+  // The daemon reads big dump series (`gorb status`, reconcile) on a thread of their own, so it keeps answering.
+  openDriver: () => new KernelIpvsDriver({ dumpThread: true }),
+  applySysctls: (set) => applyIpvsSysctls(set),
+  signals: process,
+};
+
 /** runDaemon runs gorb's daemon until SIGINT or SIGTERM. */
-export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): Promise<void> {
+export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, host: DaemonHost = KERNEL_HOST): Promise<void> {
   log.info(`starting gorb ${VERSION}`);
   // SIGHUP would end the process by default: hold it until the daemon is up, then re-read the file.
   let hupEarly = false;
   let onHup = () => {
     hupEarly = true;
   };
-  process.on("SIGHUP", () => onHup());
+  host.signals.on("SIGHUP", () => onHup());
   // The state directory is opened (checked, locked) before IPVS is touched: one gorb cannot use stops the start
   // before the sysctls are set, and a second daemon on the same directory stops there too.
   const store = options.sharedStore === null && options.stateDir !== null ? SqliteStateStore.open(options.stateDir) : null;
-  // The daemon reads big dump series (`gorb status`, reconcile) on a thread of their own, so it keeps answering.
-  const driver = new KernelIpvsDriver({ dumpThread: true });
-  const info = await driver.info().catch((error: unknown) => {
-    store?.close();
-    throw error;
-  });
+  const { driver, info } = await openIpvs(host, () => store?.close());
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
-  // ip_vs is loaded now (driver.info() resolved its family), so its sysctls exist in this namespace.
-  const sysctls = applyIpvsSysctls(options.ipvsSysctls);
-  for (const warning of sysctls.warnings) log.warn(`${warning}: drains may not end for persistent clients, and removed backends' connections stall`);
-  log.info(
-    `IPVS sysctls: ${Object.entries(sysctls.values).map(([k, v]) => `${k}=${v ?? "?"}`).join(" ")}` +
-      (options.ipvsSysctls ? "" : " (--no-ipvs-sysctls: left as they were)"),
-  );
 
-  let shared: EtcdStateStore | null = null;
-  let saved: SavedState = store?.load() ?? { services: [], backends: [] };
-  if (options.sharedStore !== null) {
-    shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
-    saved = await loadShared(shared, log);
-  } else if (store !== null) {
-    log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
-  } else {
-    log.warn("--no-state: nothing is kept on disk; the services are lost when gorb stops");
-  }
-
+  // Until the API is bound, nothing changes the kernel: a check that fails (the saved state, -i, a file of --store,
+  // the listen address, the TLS files) stops the start with the kernel as it was.
   const addresses = new InterfaceAddresses();
-  let defaultAddress: string | null = null;
-  if (options.interface !== null) {
-    const addrs = await addresses.list(options.interface);
-    const first = addrs[0];
-    if (!first) throw new Error(`interface ${options.interface} has no address to use as the default service host (-i)`);
-    defaultAddress = first.address;
-    log.info(`services without a host bind to ${defaultAddress} (first address of ${options.interface})`);
-  }
-
-  let vip: VipManager | undefined;
-  if (options.vipInterface !== null) vip = new InterfaceVipManager(addresses, options.vipInterface);
-
-  const consul =
-    options.consulUrl !== null
-      ? new ConsulDiscovery({
-          url: options.consulUrl,
-          instance: hostname(),
-          logger: log.withTag("consul"),
-          ...(options.consulToken !== null ? { token: options.consulToken } : {}),
-        })
-      : null;
-  const discovery: Discovery = consul ?? new NoDiscovery();
-
-  // What gorb publishes (creates, changes, health, weights, repairs) and GET /events follows.
-  const events = new EventBus();
-  // The health checks' sockets in flight are not API connections: the connection shedder leaves them out.
+  let shared: EtcdStateStore | null = null;
+  const closeOpened = async () => {
+    await shared?.close();
+    store?.close();
+    driver.close();
+    addresses.close();
+  };
+  /** What the daemon is doing while it starts (the API answers 503 saying it); null once it serves. */
+  let starting: string | null = "setting the IPVS sysctls";
+  let defaultAddress: string | null;
+  let gorb: Gorb;
+  let events: EventBus;
+  let consul: ConsulDiscovery | null;
+  let bgp: VipController | null;
+  let api: ApiServer;
+  let sysctls: SysctlReport = { values: {}, warnings: [] };
+  let saved: SavedState = { services: [], backends: [] };
   let monitor: HealthMonitor | null = null;
-  const gorb = new Gorb({
-    driver,
-    events,
-    health: (onUpdate) => (monitor = new HealthMonitor({ onUpdate, ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}) })),
-    ...(vip ? { vip } : {}),
-    discovery,
-    defaultAddress,
-    vipInterface: options.vipInterface,
-    maxServices: options.maxServices,
-    maxBackends: options.maxBackends,
-    hookDir: options.hookDir,
-    hooks: quorumHookRunner(options.hookDir, HOOK_TIMEOUT_MS, log.withTag("hooks")),
-    probeMarks: options.probeMarks,
-    logger: log.withTag("core"),
-    ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
-    // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
-    nodeId: shared !== null ? (options.nodeId ?? hostname()) : null,
-  });
-
-  if (options.flush) {
-    await gorb.adopt(true);
-    log.warn("flushed every IPVS service (-f)");
-  }
-  const restored = await gorb.restore(saved, { unknownDestinations: options.unknownDestinations });
-  const repaired = restored.repairs.filter((r) => r.status === "done").length;
-  if (saved.services.length > 0) {
-    log.info(
-      `restored ${restored.services} service(s), ${restored.backends} backend(s); ` +
-        (restored.repairs.length === 0
-          ? "the kernel table already matched"
-          : `${repaired} of ${restored.repairs.length} kernel difference(s) repaired`),
-    );
-  }
-  if (restored.unknown.length > 0) {
-    const what = { report: "left serving", adopt: "adopted as API backends", remove: "removed" }[options.unknownDestinations];
-    log.warn(
-      `${restored.unknown.length} destination(s) of gorb's services were not in the saved state (${what}; ` +
-        `--unknown-destinations ${options.unknownDestinations}): ${restored.unknown.join(", ")}`,
-    );
-  }
-  if (!options.flush) {
-    const report = await gorb.adopt(false);
-    for (const foreign of report.foreign) log.warn(`leaving alone a service gorb does not manage: ${foreign}`);
-  }
-  // The shared state: follow every node's writes from the snapshot's revision on.
-  shared?.sync(gorb);
-  if (options.declared !== null) await applyDeclared(gorb, options.declared, log, options.configPath ?? "the configuration file");
-
-  for (const warning of startupWarnings(options)) log.warn(warning);
-
   const nodeName = options.nodeId ?? hostname();
+  try {
+    if (store !== null) {
+      saved = store.load();
+      log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
+    } else if (options.sharedStore === null) {
+      log.warn("--no-state: nothing is kept on disk; the services are lost when gorb stops");
+    }
+    if (options.sharedStore !== null) shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
+    defaultAddress = await firstAddress(addresses, options.interface, log);
+    const vip: VipManager | undefined = options.vipInterface !== null ? new InterfaceVipManager(addresses, options.vipInterface) : undefined;
+    consul =
+      options.consulUrl !== null
+        ? new ConsulDiscovery({
+            url: options.consulUrl,
+            instance: hostname(),
+            logger: log.withTag("consul"),
+            ...(options.consulToken !== null ? { token: options.consulToken } : {}),
+          })
+        : null;
+    const discovery: Discovery = consul ?? new NoDiscovery();
 
-  let bgp: VipController | null = null;
-  if (options.bgp !== null) {
-    const bgpLog = log.withTag("bgp");
-    bgp = new VipController({
-      announcer: new BirdAnnouncer({
-        socket: options.bgp.socket,
-        include: options.bgp.include,
-        protocol: options.bgp.protocol,
-        clock: systemClock,
-        log: bgpLog,
-      }),
-      source: servicesSource(gorb),
+    // What gorb publishes (creates, changes, health, weights, repairs) and GET /events follows.
+    events = new EventBus();
+    // The health checks' sockets in flight are not API connections: the connection shedder leaves them out.
+    gorb = new Gorb({
+      driver,
       events,
-      clock: systemClock,
-      holdDownMs: options.bgp.holdDownMs,
-      log: bgpLog,
+      health: (onUpdate) => (monitor = new HealthMonitor({ onUpdate, ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}) })),
+      ...(vip ? { vip } : {}),
+      discovery,
+      defaultAddress,
+      vipInterface: options.vipInterface,
+      maxServices: options.maxServices,
+      maxBackends: options.maxBackends,
+      hookDir: options.hookDir,
+      hooks: quorumHookRunner(options.hookDir, HOOK_TIMEOUT_MS, log.withTag("hooks")),
+      probeMarks: options.probeMarks,
+      logger: log.withTag("core"),
+      ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
+      // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
+      nodeId: shared !== null ? nodeName : null,
     });
-    await bgp.start();
-    log.info(`BGP: announcing healthy VIPs through BIRD (${options.bgp.socket}, ${options.bgp.include}, protocol ${options.bgp.protocol})`);
-  }
+    bgp = options.bgp !== null ? vipController(options.bgp, gorb, events, log) : null;
 
-  const app = createApp({
-    gorb,
-    events,
-    ...(bgp !== null ? { bgp } : {}),
-    logger: log.withTag("api"),
-    ...(options.token !== null ? { token: options.token } : {}),
-    bodyLimitBytes: options.bodyLimitBytes,
-    version: VERSION,
-    allow: options.allow,
-    allowOrigins: options.allowOrigins,
-    localOnly: isLoopbackListen(options.listen),
-    maxRequests: options.maxConnections,
-    ui: options.ui,
-    ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),
-    sysctls: sysctls.values,
-    https: options.tls !== null,
-  });
-  const api = startApiServer(app, {
-    listen: options.listen,
-    tls: options.tls,
-    maxConnections: options.maxConnections,
-    otherFds: () => monitor?.stats().inFlight ?? 0,
-    allow: options.allow,
-    logger: log.withTag("api"),
-  });
+    const app = createApp({
+      gorb,
+      events,
+      ...(bgp !== null ? { bgp } : {}),
+      logger: log.withTag("api"),
+      ...(options.token !== null ? { token: options.token } : {}),
+      bodyLimitBytes: options.bodyLimitBytes,
+      version: VERSION,
+      allow: options.allow,
+      allowOrigins: options.allowOrigins,
+      localOnly: isLoopbackListen(options.listen),
+      maxRequests: options.maxConnections,
+      ui: options.ui,
+      ...(shared !== null ? { cluster: clusterOf(shared, nodeName) } : {}),
+      sysctls: () => sysctls.values,
+      https: options.tls !== null,
+      starting: () => starting,
+    });
+    api = startApiServer(app, {
+      listen: options.listen,
+      tls: options.tls,
+      maxConnections: options.maxConnections,
+      otherFds: () => monitor?.stats().inFlight ?? 0,
+      allow: options.allow,
+      logger: log.withTag("api"),
+    });
+  } catch (error) {
+    await closeOpened();
+    throw error;
+  }
+  log.info(`API bound on ${api.shown}: it answers 503 until gorb has started`);
+
+  try {
+    // ip_vs is loaded now (the driver resolved its family), so its sysctls exist in this namespace.
+    sysctls = host.applySysctls(options.ipvsSysctls);
+    for (const warning of sysctls.warnings) log.warn(`${warning}: drains may not end for persistent clients, and removed backends' connections stall`);
+    log.info(
+      `IPVS sysctls: ${Object.entries(sysctls.values).map(([k, v]) => `${k}=${v ?? "?"}`).join(" ")}` +
+        (options.ipvsSysctls ? "" : " (--no-ipvs-sysctls: left as they were)"),
+    );
+
+    if (shared !== null) {
+      starting = `waiting for the shared state in ${shared.location}`;
+      saved = await loadShared(shared, log);
+    }
+
+    if (options.flush) {
+      starting = "flushing the IPVS table (-f)";
+      await gorb.adopt(true);
+      log.warn("flushed every IPVS service (-f)");
+    }
+    starting = `restoring ${saved.services.length} saved service(s)`;
+    await restore(gorb, saved, options, log);
+    // The shared state: follow every node's writes from the snapshot's revision on.
+    shared?.sync(gorb);
+    if (options.declared !== null) {
+      const file = options.configPath ?? "the configuration file";
+      starting = `applying the services of ${file}`;
+      await applyDeclared(gorb, options.declared, log, file);
+    }
+
+    for (const warning of startupWarnings(options)) log.warn(warning);
+
+    if (bgp !== null && options.bgp !== null) {
+      starting = "announcing the VIPs through BIRD";
+      await bgp.start();
+      log.info(`BGP: announcing healthy VIPs through BIRD (${options.bgp.socket}, ${options.bgp.include}, protocol ${options.bgp.protocol})`);
+    }
+  } catch (error) {
+    // The kernel keeps what was done (as at any stop); what gorb opened is closed.
+    await api.stop(0);
+    await gorb.close();
+    await closeOpened();
+    throw error;
+  }
+  starting = null;
+
   const port = api.port;
   log.success(`gorb is listening on ${api.shown}${api.protocol === "https" ? " (HTTPS)" : ""}`);
   if (options.ui) log.info(`web UI: ${api.protocol}://<this host>:${port}/ui (--no-ui turns it off)`);
@@ -316,8 +341,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
         resolve();
       })();
     };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
+    host.signals.on("SIGINT", () => stop("SIGINT"));
+    host.signals.on("SIGTERM", () => stop("SIGTERM"));
     onHup = () => {
       if (stopping) return;
       reloading = reloading.then(reload, reload);
@@ -325,6 +350,72 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance): P
     if (hupEarly) onHup();
   });
   log.info("gorb stopped");
+}
+
+/**
+ * Open IPVS and read its version: the check that the kernel has IPVS and lets gorb use it (root), which reads and
+ * changes nothing. When it fails, `opened` is closed (the state directory) and the error thrown.
+ */
+async function openIpvs(host: DaemonHost, opened: () => void): Promise<{ driver: DaemonDriver; info: IpvsInfo }> {
+  let driver: DaemonDriver | null = null;
+  try {
+    driver = host.openDriver();
+    return { driver, info: await driver.info() };
+  } catch (error) {
+    driver?.close();
+    opened();
+    throw error;
+  }
+}
+
+/** The first address of -i's interface (services without a host bind to it), or null without -i. */
+async function firstAddress(addresses: InterfaceAddresses, name: string | null, log: ConsolaInstance): Promise<string | null> {
+  if (name === null) return null;
+  const first = (await addresses.list(name))[0];
+  if (!first) throw new Error(`interface ${name} has no address to use as the default service host (-i)`);
+  log.info(`services without a host bind to ${first.address} (first address of ${name})`);
+  return first.address;
+}
+
+/** The VIP controller of --bgp-bird-socket (started once the services are restored). */
+function vipController(o: NonNullable<DaemonOptions["bgp"]>, gorb: Gorb, events: EventBus, log: ConsolaInstance): VipController {
+  const bgpLog = log.withTag("bgp");
+  return new VipController({
+    announcer: new BirdAnnouncer({ socket: o.socket, include: o.include, protocol: o.protocol, clock: systemClock, log: bgpLog }),
+    source: servicesSource(gorb),
+    events,
+    clock: systemClock,
+    holdDownMs: o.holdDownMs,
+    log: bgpLog,
+  });
+}
+
+/**
+ * Restore the saved services into the kernel and log what it did: how many were restored and repaired, the
+ * destinations the state does not know, and (without -f) the services gorb does not manage.
+ */
+async function restore(gorb: Gorb, saved: SavedState, options: DaemonOptions, log: ConsolaInstance): Promise<void> {
+  const restored = await gorb.restore(saved, { unknownDestinations: options.unknownDestinations });
+  const repaired = restored.repairs.filter((r) => r.status === "done").length;
+  if (saved.services.length > 0) {
+    log.info(
+      `restored ${restored.services} service(s), ${restored.backends} backend(s); ` +
+        (restored.repairs.length === 0
+          ? "the kernel table already matched"
+          : `${repaired} of ${restored.repairs.length} kernel difference(s) repaired`),
+    );
+  }
+  if (restored.unknown.length > 0) {
+    const what = { report: "left serving", adopt: "adopted as API backends", remove: "removed" }[options.unknownDestinations];
+    log.warn(
+      `${restored.unknown.length} destination(s) of gorb's services were not in the saved state (${what}; ` +
+        `--unknown-destinations ${options.unknownDestinations}): ${restored.unknown.join(", ")}`,
+    );
+  }
+  if (!options.flush) {
+    const report = await gorb.adopt(false);
+    for (const foreign of report.foreign) log.warn(`leaving alone a service gorb does not manage: ${foreign}`);
+  }
 }
 
 /** The snapshot to restore; while etcd cannot be reached, waits (the kernel table is left as it is). */
