@@ -164,7 +164,10 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Polls GET <api>/service until it answers (any HTTP status from gorb counts); resolves with the time. */
+/**
+ * Polls GET <api>/service until it answers (any HTTP status from gorb counts, but 503: a daemon still starting
+ * answers that); resolves with the time.
+ */
 async function firstAnswer(api: string, stopped: () => string | null): Promise<number> {
   const deadline = performance.now() + FIRST_ANSWER_TIMEOUT_MS;
   for (;;) {
@@ -173,7 +176,7 @@ async function firstAnswer(api: string, stopped: () => string | null): Promise<n
     try {
       const response = await fetch(`${api}/service`, { signal: AbortSignal.timeout(2_000) });
       await response.arrayBuffer();
-      return performance.now();
+      if (response.status !== 503) return performance.now();
     } catch {
       // Before the guest listens, qemu accepts and then closes the connection: try again.
     }
