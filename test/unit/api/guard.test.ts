@@ -2,7 +2,7 @@
  * The API's front door (src/api/guard.ts): browser writes from other origins, the peer allow list, the cap on
  * requests in flight, and the constant-time token comparison. App-level cases go through createApp's
  * app.handle(); the peer and load cases call the guard with a stand-in for Bun's server (the real-socket
- * versions are in test/unit/daemon/api-server.test.ts).
+ * versions are in test/unit/daemon/api-server.test.ts). While the daemon starts (`starting`), the guard still comes first.
  */
 import { describe, expect, spyOn, test } from "bun:test";
 import * as crypto from "node:crypto";
@@ -238,5 +238,21 @@ describe("token comparison", () => {
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe("while the daemon starts", () => {
+  test("the token is checked first (401), then every request is answered 503 starting and changes nothing; then served", async () => {
+    let starting: string | null = "restoring 2 saved service(s)";
+    const { call, gorb } = setup({ token: "s3cret", starting: () => starting });
+    expect((await call("GET", "/service", undefined)).status).toBe(401);
+    const auth = { Authorization: "Bearer s3cret" };
+    const answer = { status: 503, body: { error: "gorb is starting: restoring 2 saved service(s); try again shortly", code: "UNAVAILABLE" } };
+    expect(await call("GET", "/service", undefined, auth)).toEqual(answer);
+    expect(await call("PUT", "/service/web", WEB, auth)).toEqual(answer);
+    expect(gorb.listServices()).toEqual([]);
+    starting = null;
+    expect(await call("PUT", "/service/web", WEB, auth)).toEqual({ status: 200, body: null });
+    expect(gorb.listServices()).toEqual(["web"]);
   });
 });
