@@ -2,7 +2,8 @@
  * The API's front door (src/api/guard.ts): browser writes from other origins, the peer allow list, the cap on
  * requests in flight, and the constant-time token comparison. App-level cases go through createApp's
  * app.handle(); the peer and load cases call the guard with a stand-in for Bun's server (the real-socket
- * versions are in test/unit/daemon/api-server.test.ts). While the daemon starts (`starting`), the guard still comes first.
+ * versions are in test/unit/daemon/api-server.test.ts). While the daemon starts (`starting`), the guard still
+ * comes first.
  */
 import { describe, expect, spyOn, test } from "bun:test";
 import * as crypto from "node:crypto";
