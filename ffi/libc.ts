@@ -1,7 +1,8 @@
 /**
  * The few libc calls the netlink transport needs that libnl does not wrap: recvmmsg into caller-owned buffers
  * (ReceiveSlots), setsockopt for timeouts and netlink options, send for the dump thread, close, and errno; and
- * shutdown, with which the daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts). Loaded
+ * shutdown, with which the daemon sheds API connections beyond its cap (src/daemon/connection-shedder.ts); and
+ * memfd_create, for the file in memory the compiled executable's libnl is loaded from (./libnl-copies.ts). Loaded
  * on first use, by absolute path.
  */
 import { FFIType, type FFIFunction, dlopen, ptr, read } from "bun:ffi";
@@ -17,6 +18,7 @@ const symbols = {
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   getpagesize: { args: [], returns: FFIType.i32 },
   send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
 } as const;
 
 /**
@@ -60,6 +62,24 @@ export function pageSize(): number {
 export function sendDatagram(fd: number, bytes: Uint8Array): number {
   const n = Number(lib().send(fd, bytes, bytes.length, 0));
   return n < 0 ? -errno() : n;
+}
+
+/** memfd_create(2) flags: close on exec; executable (Linux 6.3+, where vm.memfd_noexec=1 makes memfds noexec). */
+const MFD_CLOEXEC = 0x1;
+const MFD_EXEC = 0x10;
+const EINVAL = 22;
+
+/**
+ * memfd_create(2): a new anonymous file in memory, with no path in any directory, and the descriptor to it. It is
+ * created executable (MFD_EXEC; a kernel before 6.3 does not know the flag and makes every memfd executable).
+ * Throws SyscallError with the errno (e.g. EACCES where vm.memfd_noexec=2 forbids executable memfds).
+ */
+export function memfdCreate(name: string): number {
+  const cname = Buffer.from(`${name}\0`);
+  let fd = lib().memfd_create(cname, MFD_CLOEXEC | MFD_EXEC);
+  if (fd < 0 && errno() === EINVAL) fd = lib().memfd_create(cname, MFD_CLOEXEC);
+  if (fd < 0) throw new SyscallError("memfd_create", errno());
+  return fd;
 }
 
 /** MSG_TRUNC flag for recvmmsg: a datagram's real length, also when it was cut. */

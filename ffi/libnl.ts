@@ -7,8 +7,9 @@
  * The system copies come first, by the ABSOLUTE paths ./library-path.ts finds for their versioned sonames
  * (libnl-3.so.200, libnl-genl-3.so.200) in the ld.so cache and the system library directories, never by bare
  * soname: Bun's dlopen falls back to the current directory for a bare name, where a planted library would run
- * as root. Then come the candidates registered with addLibnlCandidate() (the compiled executable registers the
- * copies it carries).
+ * as root. Then comes the place a caller passes to openLibnl(place) (./libnl-copies.ts passes the copies the
+ * compiled executable carries), tried for that call only: its files are gone afterwards, and a path that held them
+ * could later hold anyone's file.
  *
  * The two libraries always come from the same place: libnl-genl-3 calls into libnl-3 and shares its socket
  * state, and a system libnl-3 mixed with another copy's libnl-genl-3 aborts the process (release_local_port:
@@ -83,22 +84,46 @@ const systemCandidate: Candidate = {
   },
 };
 
-const candidates: Candidate[] = [systemCandidate];
 let loaded: Libnl | null = null;
 /** The place whose libnl-3 is mapped although loading failed after it: nothing else may be loaded beside it. */
 let partlyLoaded: string | null = null;
 
-/** Register another place to load libnl from (tried after the system copy, in registration order). */
-export function addLibnlCandidate(source: string, libnl3Path: string, libnlGenl3Path: string): void {
-  if (!libnl3Path.startsWith("/") || !libnlGenl3Path.startsWith("/")) {
-    throw new TypeError(`addLibnlCandidate: ${source}: the library paths must be absolute`);
+/** A place other than the system holding both libraries, by absolute path. */
+export interface LibnlPlace {
+  /** What Libnl.source says when the libraries came from here ("embedded:memfd"). */
+  readonly source: string;
+  readonly libnl3: string;
+  readonly libnlGenl3: string;
+}
+
+function placeCandidate(place: LibnlPlace): Candidate {
+  if (!place.libnl3.startsWith("/") || !place.libnlGenl3.startsWith("/")) {
+    throw new TypeError(`openLibnl: ${place.source}: the library paths must be absolute`);
   }
-  candidates.push({ source, paths: () => ({ libnl3: libnl3Path, libnlGenl3: libnlGenl3Path }) });
+  return { source: place.source, paths: () => ({ libnl3: place.libnl3, libnlGenl3: place.libnlGenl3 }) };
 }
 
 /** True once openLibnl() has loaded the libraries (tests use it to prove imports load nothing). */
 export function libnlLoaded(): boolean {
   return loaded !== null;
+}
+
+/** Why one place's libnl could not be used. */
+export interface LibnlFailure {
+  /** "system", "embedded:memfd", "embedded:<dir>". */
+  readonly source: string;
+  readonly reason: string;
+}
+
+/** libnl could be loaded from no place; `failures` says why for each place tried, in order. */
+export class LibnlLoadError extends LibraryLoadError {
+  readonly failures: readonly LibnlFailure[];
+
+  constructor(failures: readonly LibnlFailure[]) {
+    const reasons = failures.map((f) => `${f.source}: ${f.reason}`).join("; ");
+    super(`${LIBNL3_SONAME} and ${LIBNL_GENL3_SONAME}`, "libnl-3-200 libnl-genl-3-200", new Error(reasons));
+    this.failures = failures;
+  }
 }
 
 /** NLE_OBJ_NOTFOUND: genl_ctrl_resolve's answer for an unknown family. */
@@ -108,24 +133,28 @@ export const NLE_AGAIN = 4;
 /** NLE_NOMEM: libnl's out-of-memory code. */
 const NLE_NOMEM = 5;
 
-/** Load libnl-3 and libnl-genl-3 (once), both from the same place, and return the wrapped calls. */
-export function openLibnl(): Libnl {
+/**
+ * Load libnl-3 and libnl-genl-3 (once), both from the same place, and return the wrapped calls: from the system,
+ * else from `place` (tried in this call only, never remembered).
+ */
+export function openLibnl(place?: LibnlPlace): Libnl {
   if (loaded) return loaded;
-  const errors: string[] = [];
+  const candidates = place === undefined ? [systemCandidate] : [systemCandidate, placeCandidate(place)];
+  const errors: LibnlFailure[] = [];
   if (partlyLoaded !== null) {
-    errors.push(`${partlyLoaded}: libnl-3 is already loaded from there, and copies of libnl are never mixed`);
+    errors.push({ source: partlyLoaded, reason: "libnl-3 is already loaded from there, and copies of libnl are never mixed" });
   } else {
     for (const c of candidates) {
       const paths = c.paths();
       if (typeof paths === "string") {
-        errors.push(`${c.source}: ${paths}`);
+        errors.push({ source: c.source, reason: paths });
         continue;
       }
       let nl: NlSymbols;
       try {
         nl = dlopen(paths.libnl3, nlSymbols).symbols;
       } catch (e) {
-        errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)}`);
+        errors.push({ source: c.source, reason: e instanceof Error ? e.message : String(e) });
         continue;
       }
       let genl: GenlSymbols;
@@ -134,14 +163,14 @@ export function openLibnl(): Libnl {
       } catch (e) {
         // This place's libnl-3 stays mapped: loading another place's libnl-genl-3 would mix the two.
         partlyLoaded = c.source;
-        errors.push(`${c.source}: ${e instanceof Error ? e.message : String(e)} (not mixing with another copy of libnl-3)`);
+        errors.push({ source: c.source, reason: `${e instanceof Error ? e.message : String(e)} (not mixing with another copy of libnl-3)` });
         break;
       }
       loaded = wrap(c.source, nl, genl);
       return loaded;
     }
   }
-  throw new LibraryLoadError(`${LIBNL3_SONAME} and ${LIBNL_GENL3_SONAME}`, "libnl-3-200 libnl-genl-3-200", new Error(errors.join("; ")));
+  throw new LibnlLoadError(errors);
 }
 
 function wrap(source: string, nl: NlSymbols, genl: GenlSymbols): Libnl {

@@ -202,14 +202,13 @@ test("the system libraries are loaded by absolute path from the ld.so cache or t
 
 test("system libnl-3 without libnl-genl-3: both come from the other copy, never a mix of the two", () => {
   // The "other copy" stands in for the compiled executable's embedded libnl: real copies of the libraries in a
-  // private directory, registered as a candidate the way src/embedded-libnl.ts does.
+  // private directory, passed as the place to load from the way ffi/libnl-copies.ts does.
   const dir = mkdtempSync(join(tmpdir(), "gorb-embedded-"));
   try {
     for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync(findSystemLibrary(name) ?? "", join(dir, name));
     const script = `
-      const { openLibnl, addLibnlCandidate } = await import(${LIBNL});
-      addLibnlCandidate("embedded:${dir}", "${dir}/libnl-3.so.200", "${dir}/libnl-genl-3.so.200");
-      const nl = openLibnl();
+      const { openLibnl } = await import(${LIBNL});
+      const nl = openLibnl({ source: "embedded:${dir}", libnl3: "${dir}/libnl-3.so.200", libnlGenl3: "${dir}/libnl-genl-3.so.200" });
       const family = nl.resolveGenlFamily("nlctrl");
       const maps = (await Bun.file("/proc/self/maps").text()).split("\\n").filter((l) => l.includes("libnl-"));
       const places = [...new Set(maps.map((l) => l.slice(l.indexOf("/")).replace(/\\/[^/]*$/, "")))];
@@ -230,16 +229,38 @@ test("a place whose libnl-genl-3 fails to load after its libnl-3 did is not mixe
     mkdirSync(join(dir, "good"));
     for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync(findSystemLibrary(name) ?? "", join(dir, "good", name));
     const script = `
-      const { openLibnl, addLibnlCandidate } = await import(${LIBNL});
-      addLibnlCandidate("broken", "${dir}/libnl-3.so.200", "${dir}/libnl-genl-3.so.200");
-      addLibnlCandidate("good", "${dir}/good/libnl-3.so.200", "${dir}/good/libnl-genl-3.so.200");
-      for (let i = 0; i < 2; i++) try { openLibnl(); console.log("loaded"); } catch (e) { console.log(e.message); }`;
+      const { openLibnl } = await import(${LIBNL});
+      const broken = { source: "broken", libnl3: "${dir}/libnl-3.so.200", libnlGenl3: "${dir}/libnl-genl-3.so.200" };
+      const good = { source: "good", libnl3: "${dir}/good/libnl-3.so.200", libnlGenl3: "${dir}/good/libnl-genl-3.so.200" };
+      for (const place of [broken, good]) try { openLibnl(place); console.log("loaded"); } catch (e) { console.log(e.message); }`;
     // The system copies are hidden, so "broken" is tried first; "good" must not be loaded beside its libnl-3.
     const r = runHiding(["libnl-3.so.200", "libnl-genl-3.so.200"], script);
     const lines = r.stdout.toString().trim().split("\n");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toContain("not mixing with another copy of libnl-3");
     expect(lines[1]).toContain("broken: libnl-3 is already loaded from there, and copies of libnl are never mixed");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a place that failed is not remembered: files put at its paths later are never loaded", () => {
+  // The compiled executable's copies go to a private directory that is deleted after the attempt; another user
+  // could later put their own files at the same paths, which a remembered place would load on the next call.
+  const dir = mkdtempSync(join(tmpdir(), "gorb-gone-"));
+  try {
+    const script = `
+      const { openLibnl } = await import(${LIBNL});
+      const { copyFileSync } = await import("node:fs");
+      const gone = { source: "gone", libnl3: "${dir}/libnl-3.so.200", libnlGenl3: "${dir}/libnl-genl-3.so.200" };
+      try { openLibnl(gone); console.log("loaded"); } catch (e) { console.log(e.failures.map((f) => f.source).join(",")); }
+      for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync("${dir}/real/" + name, "${dir}/" + name);
+      try { console.log(openLibnl().source); } catch (e) { console.log(e.failures.map((f) => f.source).join(",")); }`;
+    mkdirSync(join(dir, "real"));
+    for (const name of ["libnl-3.so.200", "libnl-genl-3.so.200"]) copyFileSync(findSystemLibrary(name) ?? "", join(dir, "real", name));
+    const r = runHiding(["libnl-3.so.200", "libnl-genl-3.so.200"], script);
+    expect(r.stderr.toString()).toBe("");
+    expect(r.stdout.toString().trim().split("\n")).toEqual(["system,gone", "system"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
