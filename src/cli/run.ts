@@ -1,7 +1,7 @@
 /**
- * runCli: gorb's replacement for citty's runMain. It resolves the command, answers --help and --version,
- * refuses unknown flags (citty itself ignores them), runs the command, and turns every failure into one line on
- * stderr plus an exit code (./errors.ts). It returns the exit code instead of exiting, so tests run it in-process.
+ * runCli: gorb's replacement for citty's runMain. It resolves the command (naming the closest for a mistyped one),
+ * answers --help and --version, refuses unknown flags (citty itself ignores them), runs the command, and turns every
+ * failure into one line on stderr plus an exit code (./errors.ts). It returns the exit code instead of exiting, so tests run it in-process.
  *
  * Why not runMain: runMain exits with 1 for every error (usage errors included) and accepts any flag.
  */
@@ -288,6 +288,32 @@ function firstPositional(args: readonly string[], defs: ArgsDef): number {
   return -1;
 }
 
+/** The edit distance of `a` and `b`: insertions, deletions, substitutions and swaps of neighbours (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  // d[i][j]: the distance of a's first i letters and b's first j.
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => d[i]?.[j] ?? 0;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, at(i - 2, j - 2) + 1);
+      (d[i] ?? [])[j] = best;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/**
+ * The `names` closest to a mistyped `name` (`servce`: serve, service), in their order: those at the smallest edit
+ * distance, when that is at most 1, or 2 for a name of five letters or more. [] when none is that close.
+ */
+function closeNames(name: string, names: readonly string[]): string[] {
+  const limit = name.length >= 5 ? 2 : 1;
+  const scored = names.map((n) => ({ n, d: editDistance(name.toLowerCase(), n) }));
+  const best = Math.min(...scored.map((s) => s.d));
+  return best > limit ? [] : scored.filter((s) => s.d === best).map((s) => s.n);
+}
+
 /** resolveCommand walks sub-commands from the root; throws UsageError for an unknown or missing one. */
 async function resolveCommand(
   rootCmd: AnyCommand,
@@ -318,10 +344,9 @@ async function resolveCommand(
           path.join(" "),
         );
       }
-      throw new UsageError(
-        `unknown command "${name}" for "${path.join(" ")}" (commands: ${names.join(", ")})`,
-        path.join(" "),
-      );
+      const close = closeNames(name, names);
+      const guess = close.length === 0 ? "" : `, did you mean ${close.map((n) => `"${n}"`).join(" or ")}?`;
+      throw new UsageError(`unknown command "${name}" for "${path.join(" ")}"${guess} (commands: ${names.join(", ")})`, path.join(" "));
     }
     checkFlags(await argsOf(cmd), rest.slice(0, index), path.join(" "));
     path = [...path, found.name];

@@ -31,6 +31,9 @@ describe("exit 2: usage errors", () => {
   const cases: [string, string[], string][] = [
     ["unknown command", ["frobnicate"], 'error: unknown command "frobnicate" for "gorb" (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
     ["unknown sub-command", ["service", "explode"], 'error: unknown command "explode" for "gorb service" (commands: add, set, rm, ls, show)'],
+    ["a command one edit from two", ["servce"], 'error: unknown command "servce" for "gorb", did you mean "serve" or "service"? (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
+    ["a command with two letters swapped", ["backned"], 'error: unknown command "backned" for "gorb", did you mean "backend"? (commands: serve, service, backend, status, apply, diff, reconcile, bgp, state, completion)'],
+    ["a sub-command one letter off", ["service", "lss"], 'error: unknown command "lss" for "gorb service", did you mean "ls"? (commands: add, set, rm, ls, show)'],
     ["a flag before the command", ["--server", "http://127.0.0.1:4672", "service", "ls"], 'error: --server comes before the command: flags follow the command they belong to ("gorb COMMAND ... --server http://127.0.0.1:4672")'],
     ["a flag before the sub-command", ["service", "--token", "t", "ls"], 'error: --token comes before the command: flags follow the command they belong to ("gorb service COMMAND ... --token t")'],
     ["--version with a command after it", ["-V", "status"], 'error: -V prints the version and takes nothing else: run "gorb -V" alone'],
