@@ -17,7 +17,8 @@
  * elsewhere (it may have been applied), it fails with EtcdError kind "timeout"; a write etcd answered with gRPC
  * Unavailable ("request timed out", "leader changed": its proposal may still commit), or whose connection closed
  * after it was sent (a reset: the member may have it), fails with kind "unavailable". After any of those the client
- * moves on: the next request goes to the next endpoint.
+ * moves on: the next request goes to the next endpoint. A watch has the same timeout to connect and send its first
+ * message (etcd sends `created` at once); past it the watch fails with kind "timeout" and the client moves on.
  *
  * With etcd authentication, requests carry the token of one login, shared by every request waiting for it; a token
  * etcd no longer takes (expired, the member restarted) is renewed by one login, however many requests it failed.
@@ -224,6 +225,11 @@ export class EtcdClient {
     return this.#timeoutMs;
   }
 
+  /** The endpoint the next request (or watch) goes to. */
+  get endpoint(): string {
+    return this.#endpoint();
+  }
+
   /**
    * The keys in [key, rangeEnd) (or `key` alone), the store revision they were read at, and the id of the etcd
    * cluster that answered (a uint64 as a string; "" when the answer has none). `since`: only the keys changed at
@@ -301,6 +307,14 @@ export class EtcdClient {
     signal: AbortSignal,
   ): Promise<WatchEnd> {
     const endpoint = this.#endpoint();
+    // Until its first message: a member that accepts the connection and says nothing (a dead host behind a live
+    // address, a partition) would otherwise hold the watch, and every change after it, for good.
+    const connect = new AbortController();
+    const timer = setTimeout(() => connect.abort(), this.#timeoutMs);
+    const timedOut = (): WatchEnd => {
+      this.#next();
+      return { kind: "error", error: new EtcdError("timeout", endpoint, `the watch on ${endpoint} sent nothing within ${this.#timeoutMs} ms`) };
+    };
     let response: Response;
     try {
       response = await fetch(`${endpoint}/v3/watch`, {
@@ -308,14 +322,17 @@ export class EtcdClient {
         body: JSON.stringify({
           create_request: { key: enc(key), range_end: encEnd(rangeEnd), start_revision: String(startRevision), progress_notify: true },
         }),
-        signal,
+        signal: AbortSignal.any([signal, connect.signal]),
       } as RequestInit);
     } catch (error) {
+      clearTimeout(timer);
       if (signal.aborted) return { kind: "stopped" };
+      if (connect.signal.aborted) return timedOut();
       this.#next();
       return { kind: "error", error: new EtcdError("unreachable", endpoint, `cannot watch on ${endpoint}: ${String(error)}`, { cause: error }) };
     }
     if (!response.ok || response.body === null) {
+      clearTimeout(timer);
       return { kind: "error", error: new EtcdError("rejected", endpoint, `watch answered HTTP ${response.status}`, { status: response.status }) };
     }
     const reader = response.body.getReader();
@@ -324,6 +341,7 @@ export class EtcdClient {
     try {
       for (;;) {
         const { done, value } = await reader.read();
+        clearTimeout(timer);
         if (done) return signal.aborted ? { kind: "stopped" } : { kind: "eof" };
         buffered += decoder.decode(value, { stream: true });
         let newline: number;
@@ -359,7 +377,9 @@ export class EtcdClient {
         }
       }
     } catch (error) {
+      clearTimeout(timer);
       if (signal.aborted) return { kind: "stopped" };
+      if (connect.signal.aborted) return timedOut();
       return { kind: "error", error };
     } finally {
       reader.cancel().catch(() => undefined);

@@ -141,14 +141,23 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
   };
 }
 
+/** More of a test node's store: endpoints tried after the proxy's, and options. */
+export interface NodeOptions {
+  readonly fallback?: readonly string[];
+}
+
 /**
  * A node of the store tests that reaches etcd through a proxy: the proxy, its EtcdStateStore under `prefix`, and a
  * Gorb restored from it (not yet following the store's watch); `cleanups` stops the proxy and closes the store.
+ * `options`: endpoints the store tries after the proxy's.
  */
-export async function proxiedNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[]) {
+export async function proxiedNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[], options: NodeOptions = {}) {
   const proxy = startEtcdProxy(upstream);
   cleanups.push(() => proxy.stop());
-  const store = new EtcdStateStore({ endpoints: [proxy.endpoint], prefix });
+  const store = new EtcdStateStore({
+    endpoints: [proxy.endpoint, ...(options.fallback ?? [])],
+    prefix,
+  });
   cleanups.push(() => store.close());
   const node = makeGorb({ store });
   await node.gorb.restore((await store.load()).state);
@@ -172,8 +181,8 @@ export async function directNode(endpoint: string, prefix: string, cleanups: (()
  * proxiedNode following the store, serving service web (10.0.0.1:80) with backend b1; `states` gets the store's
  * state (ok, degraded) at each apply of what other nodes wrote.
  */
-export async function servingNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[]) {
-  const { proxy, store, node } = await proxiedNode(upstream, prefix, cleanups);
+export async function servingNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[], options: NodeOptions = {}) {
+  const { proxy, store, node } = await proxiedNode(upstream, prefix, cleanups, options);
   const states: string[] = [];
   const sink: RemoteSink = {
     applyRemote(read: () => { readonly state: SavedState; readonly ids: Iterable<string> }, onApplied?: (failed: ReadonlySet<string>) => void) {
