@@ -20,6 +20,9 @@
  * moves on: the next request goes to the next endpoint. A watch has the same timeout to connect and send its first
  * message (etcd sends `created` at once); past it the watch fails with kind "timeout" and the client moves on.
  *
+ * Every answer's header carries etcd's current revision: `revision` is the highest one seen, which tells how far
+ * etcd has moved however quiet a watch is (EtcdStateStore compares it with what its watch delivered).
+ *
  * With etcd authentication, requests carry the token of one login, shared by every request waiting for it; a token
  * etcd no longer takes (expired, the member restarted) is renewed by one login, however many requests it failed.
  */
@@ -204,6 +207,7 @@ export class EtcdClient {
   readonly #tls: EtcdTls | undefined;
   readonly #auth: { readonly user: string; readonly password: string } | undefined;
   #current = 0;
+  #seen = 0;
   #token: string | null = null;
   /** The login in flight, which every request needing a token waits for (one login, not one per request). */
   #login: Promise<void> | null = null;
@@ -228,6 +232,16 @@ export class EtcdClient {
   /** The endpoint the next request (or watch) goes to. */
   get endpoint(): string {
     return this.#endpoint();
+  }
+
+  /** The highest store revision an answer's header carried (keepalives included; 0 before the first answer). */
+  get revision(): number {
+    return this.#seen;
+  }
+
+  /** Move on from `endpoint` when the next request would go to it (its watch went silent: see EtcdStateStore). */
+  avoid(endpoint: string): void {
+    if (this.#endpoint() === endpoint) this.#next();
   }
 
   /**
@@ -409,6 +423,12 @@ export class EtcdClient {
     return int(header.revision);
   }
 
+  /** Note etcd's revision from an answer's header (a keepalive's is in its `result`). */
+  #saw(answer: Record<string, unknown>): void {
+    const result = isObject(answer.result) ? answer.result : {};
+    this.#seen = Math.max(this.#seen, this.#revision(answer), this.#revision(result));
+  }
+
   /** Log in at `endpoint`, or wait for the login already in flight. */
   #logIn(endpoint: string): Promise<void> {
     this.#login ??= this.#authenticate(endpoint).finally(() => {
@@ -517,6 +537,7 @@ export class EtcdClient {
         }
         throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status });
       }
+      this.#saw(answer);
       return answer;
     }
     throw last ?? new EtcdError("unreachable", this.#endpoint(), "etcd: no endpoint answered");

@@ -21,8 +21,9 @@
  * desired state. A watch that ends (compaction, error, EOF) or the resync timer relists: a fresh range, the
  * difference (deletes included) applied, and a new watch from there; so does a process that finds it was paused
  * (SIGSTOP, a frozen VM) for more than 5 s, and so does evidence from membership that the node lost touch with
- * etcd for longer than its lease (`resync`: a watch held up by the network says nothing) or a watch silent for
- * three of etcd's progress intervals (once one was seen), the store degraded until that relist is applied.
+ * etcd for longer than its lease (`resync`: a watch held up by the network says nothing), a watch silent for
+ * three of etcd's progress intervals (once one was seen), or a watch that does not deliver what etcd has under the
+ * prefix (#checkLag), the store degraded until that relist is applied.
  * While etcd cannot be reached the node keeps its desired state and its kernel as they are and retries;
  * `status()` says so. A service whose remote change gorb could not apply (its kernel refused it) is tried again
  * with later changes; until then `status().failed` names it with the revision it failed from, and `waitServed`
@@ -88,6 +89,12 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   readonly resyncMs?: number;
   /** Pause between attempts while etcd cannot be reached. @default 1000 */
   readonly retryMs?: number;
+  /**
+   * How long the watch may say nothing while etcd's revision is ahead of it before the store asks etcd whether
+   * anything under the prefix changed since, and how long it then has to deliver something (#checkLag).
+   * @default 3000
+   */
+  readonly watchLagMs?: number;
   readonly logger?: Logger;
 }
 
@@ -128,6 +135,7 @@ export class EtcdStateStore implements StateStore {
   readonly #log: Logger;
   readonly #resyncMs: number;
   readonly #retryMs: number;
+  readonly #lagMs: number;
   /** Every key under the prefix as last seen in etcd (watch or relist). */
   #mirror = new Map<string, KeyValue>();
   /** The revisions of the keys gorb's desired state has applied (what commits compare against). */
@@ -153,6 +161,17 @@ export class EtcdStateStore implements StateStore {
   #applying = false;
   #quietSince: number | null = null;
   #progressMs: number | null = null;
+  /**
+   * #checkLag's: the messages the watches have sent, each new watch counting as one (a probe tells by it whether
+   * the watch spoke, or was replaced, meanwhile), the endpoint the watch is on, whether a probe is in flight, the
+   * revision up to which the last one found nothing under the prefix, and, once one found changes the watch had
+   * not delivered, when that probe was sent (with the message count then and the revisions it found).
+   */
+  #messages = 0;
+  #watchEndpoint = "";
+  #probing = false;
+  #quietUpTo = 0;
+  #owed: { readonly since: number; readonly messages: number; readonly revision: number; readonly from: number } | null = null;
   #stop: AbortController | null = null;
   #watchAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -188,6 +207,7 @@ export class EtcdStateStore implements StateStore {
     this.#log = options.logger ?? silentLogger;
     this.#resyncMs = options.resyncMs ?? 300_000;
     this.#retryMs = options.retryMs ?? 1000;
+    this.#lagMs = options.watchLagMs ?? 3000;
   }
 
   /** The revision gorb has applied (read-your-writes: wait for the revision a write answered). */
@@ -595,7 +615,7 @@ export class EtcdStateStore implements StateStore {
         // Until a notification measures it again: etcd restarted with a longer interval would otherwise have every
         // new watch taken for dead before its first notification, one relist after another.
         this.#progressMs *= 2;
-      }
+      } else this.#checkLag(now);
       last = now;
     }, 1000);
     this.#loop = this.#run(sink, stop.signal).finally(() => {
@@ -619,6 +639,53 @@ export class EtcdStateStore implements StateStore {
     this.#watchAbort?.abort();
   }
 
+  /**
+   * A watch whose member went silent (a partition, a half-open connection) while other requests reach etcd says
+   * nothing. Every answer etcd gives this node names its current revision (EtcdClient.revision): when that is
+   * ahead of what the watch delivered and the watch has said nothing for #lagMs, a keys-only read of the prefix
+   * since the watch's revision asks whether etcd has changes there (it moves for keys outside the prefix too, which
+   * a live watch rightly says nothing of). When it has, and the watch still says nothing #lagMs after that read was
+   * sent, the watch is stale: degraded, relisted, and watched again on the next endpoint. A read that finds
+   * nothing, or fails (etcd unreachable: membership and writes say so), is no evidence; the next one waits for
+   * etcd to move past it. Deletes leave no key to find; another gorb node's delete moves its membership record.
+   */
+  #checkLag(now: number): void {
+    const heard = this.#heardAt;
+    if (heard === null || this.#applying || this.#probing) return;
+    const owed = this.#owed;
+    if (owed !== null) {
+      if (this.#messages !== owed.messages) this.#owed = null;
+      else if (now - owed.since > this.#lagMs) {
+        this.#owed = null;
+        this.client.avoid(this.#watchEndpoint);
+        const silent = ((now - heard) / 1000).toFixed(1);
+        this.resync(`the etcd watch on ${this.#watchEndpoint} sent nothing for ${silent} s, while etcd has changes under ${this.prefix}/ after revision ${owed.from} (up to ${owed.revision})`);
+      }
+      return;
+    }
+    if (now - heard < this.#lagMs || this.client.revision <= Math.max(this.#appliedRevision, this.#quietUpTo)) return;
+    void this.#probe(now);
+  }
+
+  /** #checkLag's read: does etcd have keys under the prefix changed after what the watch delivered? */
+  async #probe(since: number): Promise<void> {
+    this.#probing = true;
+    const messages = this.#messages;
+    const from = this.#appliedRevision;
+    try {
+      const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from + 1);
+      this.#checkHistory(revision, clusterId);
+      // The watch spoke (or ended) meanwhile: it is alive, or being replaced.
+      if (this.#messages !== messages || this.#heardAt === null) return;
+      if (kvs.length === 0) this.#quietUpTo = revision;
+      else this.#owed = { since, messages, revision: kvs.reduce((max, kv) => Math.max(max, kv.modRevision), 0), from };
+    } catch {
+      // No evidence either way (see #checkLag).
+    } finally {
+      this.#probing = false;
+    }
+  }
+
   /** Stop watching. */
   async close(): Promise<void> {
     this.#stop?.abort();
@@ -636,6 +703,10 @@ export class EtcdStateStore implements StateStore {
       stop.addEventListener("abort", onStop);
       this.#heardAt = Date.now();
       this.#quietSince = this.#heardAt;
+      // A probe of the watch before this one finds its answer stale.
+      this.#messages++;
+      this.#owed = null;
+      this.#watchEndpoint = this.client.endpoint;
       const end = await this.client.watch(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from, (events, revision) => this.#watched(sink, events, revision), abort.signal);
       this.#heardAt = null;
       stop.removeEventListener("abort", onStop);
@@ -727,6 +798,7 @@ export class EtcdStateStore implements StateStore {
    */
   async #watched(sink: RemoteSink, events: readonly WatchEvent[], revision: number): Promise<void> {
     const now = Date.now();
+    this.#messages++;
     if (events.length > 0) this.#quietSince = null;
     else {
       if (this.#quietSince !== null) this.#progressMs = now - this.#quietSince;

@@ -2,7 +2,7 @@
  * An HTTP proxy in front of the real etcd for the store tests, to reproduce the network's timing: it forwards
  * every request, and can hold etcd's answers to ranges (etcd has served them, the client has not read them), hold
  * what the watch streams carry (a watcher behind etcd) and break the watch streams in flight (as a connection reset
- * does).
+ * does). It counts the ranges of changed keys it forwards (EtcdStateStore asking whether its watch lags).
  */
 import { expect } from "bun:test";
 import { EventBus } from "../../../src/core/events.ts";
@@ -32,6 +32,8 @@ export interface EtcdProxy {
    * proposal after the request's own deadline: HTTP 503, gRPC Unavailable, "etcdserver: request timed out".
    */
   timeOutNextTxn(): void;
+  /** How many ranges of changed keys only (`min_mod_revision`) etcd has answered through the proxy. */
+  changedKeyRanges(): number;
   stop(): void;
 }
 
@@ -41,6 +43,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
   let watchGate: Promise<void> = Promise.resolve();
   let timeOutTxn = false;
   let cut: Promise<void> | null = null;
+  let changedKeyRanges = 0;
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -89,6 +92,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
       }
       const answer = await fetch(`${upstream}${path}`, init);
       const text = await answer.arrayBuffer();
+      if (path === "/v3/kv/range" && "min_mod_revision" in (JSON.parse(new TextDecoder().decode(body)) as object)) changedKeyRanges++;
       if (path === "/v3/kv/txn" && timeOutTxn) {
         timeOutTxn = false;
         const error = "etcdserver: request timed out";
@@ -134,6 +138,7 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
     timeOutNextTxn() {
       timeOutTxn = true;
     },
+    changedKeyRanges: () => changedKeyRanges,
     stop() {
       this.breakWatches();
       void server.stop(true);
@@ -144,12 +149,13 @@ export function startEtcdProxy(upstream: string): EtcdProxy {
 /** More of a test node's store: endpoints tried after the proxy's, and options. */
 export interface NodeOptions {
   readonly fallback?: readonly string[];
+  readonly watchLagMs?: number;
 }
 
 /**
  * A node of the store tests that reaches etcd through a proxy: the proxy, its EtcdStateStore under `prefix`, and a
  * Gorb restored from it (not yet following the store's watch); `cleanups` stops the proxy and closes the store.
- * `options`: endpoints the store tries after the proxy's.
+ * `options`: endpoints the store tries after the proxy's, and its watchLagMs.
  */
 export async function proxiedNode(upstream: string, prefix: string, cleanups: (() => Promise<void> | void)[], options: NodeOptions = {}) {
   const proxy = startEtcdProxy(upstream);
@@ -157,6 +163,7 @@ export async function proxiedNode(upstream: string, prefix: string, cleanups: ((
   const store = new EtcdStateStore({
     endpoints: [proxy.endpoint, ...(options.fallback ?? [])],
     prefix,
+    ...(options.watchLagMs === undefined ? {} : { watchLagMs: options.watchLagMs }),
   });
   cleanups.push(() => store.close());
   const node = makeGorb({ store });
