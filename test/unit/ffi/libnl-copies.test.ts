@@ -43,9 +43,10 @@ function load(env: Record<string, string>, options: { memfd: boolean }, setup = 
   const script = `
     const { readFileSync } = await import("node:fs");
     const libs = { libnl3: readFileSync(${JSON.stringify(join(originals, LIBS[0] ?? ""))}), libnlGenl3: readFileSync(${JSON.stringify(join(originals, LIBS[1] ?? ""))}) };
+    // Imported before the setup's mounts: the project may itself live under a directory a case mounts over (/tmp).
+    const { loadLibnl } = await import(${COPIES});
     const setup = Bun.spawnSync(["sh", "-c", ${JSON.stringify(setup)}], { stderr: "inherit" });
     if (setup.exitCode !== 0) throw new Error("setup failed");
-    const { loadLibnl } = await import(${COPIES});
     try {
       const source = await loadLibnl(async () => libs, process.env, ${JSON.stringify(options)});
       const maps = (await Bun.file("/proc/self/maps").text()).split("\\n").filter((l) => l.includes("libnl-"));
