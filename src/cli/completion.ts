@@ -185,23 +185,38 @@ ${fn}_optional_value() {
   esac
   return 1
 }
+# Bash replaces only what follows the word's last COMP_WORDBREAKS character ("=" and ":" by default): the part of
+# the word in front of it, which every candidate (a whole word) starts with.
+${fn}_lead() {
+  local breaks=""
+  [[ "$COMP_WORDBREAKS" == *=* ]] && breaks+="="
+  [[ "$COMP_WORDBREAKS" == *:* ]] && breaks+=":"
+  if [[ -n "$breaks" && "$1" == *[$breaks]* ]]; then printf '%s' "\${1%"\${1##*[$breaks]}"}"; fi
+}
+# Local names for the value $2 of the word $1 (file or dir names, after --flag= if $1 holds one). When bash inserts
+# them cut (a ":" or "=" in the word), it cannot tell the directories: they get their "/" here.
+${fn}_local_names() {
+  local kind="$1" value="$2" lead="$3" c i
+  compopt -o filenames 2>/dev/null
+  if [[ "$kind" == dir ]]; then mapfile -t COMPREPLY < <(compgen -d -- "$value"); else mapfile -t COMPREPLY < <(compgen -f -- "$value"); fi
+  [[ -n "$lead" ]] || return 0
+  for i in "\${!COMPREPLY[@]}"; do
+    c="\${COMPREPLY[i]}"
+    if [[ -d "$c" && "$c" != */ ]]; then COMPREPLY[i]="$c/"; fi
+  done
+  if ((\${#COMPREPLY[@]} == 1)) && [[ "\${COMPREPLY[0]}" == */ ]]; then compopt -o nospace 2>/dev/null; fi
+}
 ${fn}() {
-  # COMP_WORDBREAKS holds "=" by default, so bash splits --pulse=http into "--pulse" "=" "http" (and --pulse= into
-  # "--pulse" "="): a flag's =VALUE is joined back into one word. joined: the word being completed was joined so,
-  # and bash then replaces only what follows its "=".
+  # Bash splits the line's words at the characters of COMP_WORDBREAKS ("=" and ":" among them by default):
+  # --pulse=http arrives as "--pulse" "=" "http", ./conf:v2/ as "./conf" ":" "v2/". Pieces that touch on the command
+  # line (COMP_LINE) are joined back into the word as typed.
   local -a words=()
-  local i w n joined=0
+  local i w line="$COMP_LINE"
   for ((i = 0; i <= COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
-    n=\${#words[@]}
-    if [[ "$w" == "=" ]] && ((n > 1)) && [[ "\${words[n-1]}" == -* && "\${words[n-1]}" != *=* ]]; then
-      words[n-1]+="="
-      if ((i < COMP_CWORD)); then ((i++)); words[n-1]+="\${COMP_WORDS[i]}"; fi
-      joined=1
-      continue
-    fi
-    words+=("$w")
-    joined=0
+    if ((i > 0)) && [[ -n "$line" && "$line" != [[:space:]]* ]]; then words[\${#words[@]}-1]+="$w"; else words+=("$w"); fi
+    line="\${line#"\${line%%[![:space:]]*}"}"
+    line="\${line#"$w"}"
   done
   local cword=$((\${#words[@]} - 1))
   local cur="\${words[cword]}" path="" subs npos=0 ended=0
@@ -223,37 +238,36 @@ ${fn}() {
     if [[ "$subs" == *" $w "* ]]; then path="\${path:+$path }$w"; else ((npos++)); fi
   done
   # The flag whose value is being completed, if any: --flag=VALUE, or a flag that requires one before this word.
-  local flag="" value="$cur" prefix="" prev="\${words[cword-1]}"
+  local flag="" value="$cur" prefix="" prev="\${words[cword-1]}" lead
+  lead="$(${fn}_lead "$cur")"
+  COMPREPLY=()
   if ((ended)); then
     # Only a command's own arguments: the first one's values, once, and never a sub-command.
     if [[ -z "$(${fn}_subs "$path")" ]] && ((npos == 0)); then
       COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
     fi
-    return
+  else
+    if [[ "$cur" == -*=* ]]; then
+      flag="\${cur%%=*}" value="\${cur#*=}" prefix="$flag="
+    elif ((cword > 1)) && [[ "$prev" == -* && "$prev" != *=* ]] && ${fn}_takes_value "$path|$prev"; then
+      flag="$prev"
+    fi
+    if [[ -n "$flag" ]]; then
+      case "$(${fn}_local "$path|$flag")" in
+        file) ${fn}_local_names file "$value" "$lead" ;;
+        dir) ${fn}_local_names dir "$value" "$lead" ;;
+        *) COMPREPLY=($(compgen -W "$(${fn}_values "$path|$flag")" -- "$value")) ;;
+      esac
+      if [[ -n "$prefix" ]]; then COMPREPLY=("\${COMPREPLY[@]/#/$prefix}"); fi
+    elif [[ "$cur" == -* ]]; then
+      COMPREPLY=($(compgen -W "$(${fn}_flags "$path")" -- "$cur"))
+    elif [[ -n "$(${fn}_subs "$path")" ]]; then
+      COMPREPLY=($(compgen -W "$(${fn}_subs "$path")" -- "$cur"))
+    elif ((npos == 0)); then
+      COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
+    fi
   fi
-  if [[ "$cur" == -*=* ]]; then
-    flag="\${cur%%=*}" value="\${cur#*=}"
-    # Unsplit (no "=" in COMP_WORDBREAKS), bash replaces the whole word: each value keeps the --flag= in front.
-    ((joined)) || prefix="$flag="
-  elif ((cword > 1)) && [[ "$prev" == -* && "$prev" != *=* ]] && ${fn}_takes_value "$path|$prev"; then
-    flag="$prev"
-  fi
-  if [[ -n "$flag" ]]; then
-    case "$(${fn}_local "$path|$flag")" in
-      file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$value") ;;
-      dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$value") ;;
-      *) COMPREPLY=($(compgen -W "$(${fn}_values "$path|$flag")" -- "$value")) ;;
-    esac
-    if [[ -n "$prefix" ]]; then COMPREPLY=("\${COMPREPLY[@]/#/$prefix}"); fi
-    return
-  fi
-  if [[ "$cur" == -* ]]; then
-    COMPREPLY=($(compgen -W "$(${fn}_flags "$path")" -- "$cur"))
-  elif [[ -n "$(${fn}_subs "$path")" ]]; then
-    COMPREPLY=($(compgen -W "$(${fn}_subs "$path")" -- "$cur"))
-  elif ((npos == 0)); then
-    COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
-  fi
+  if [[ -n "$lead" ]]; then COMPREPLY=("\${COMPREPLY[@]#"$lead"}"); fi
 }
 complete -F ${fn} ${prog}
 `;

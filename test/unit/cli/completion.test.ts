@@ -16,10 +16,20 @@ async function script(shell: string): Promise<string> {
   return run.stdout;
 }
 
-/** What bash offers after `words` (the last word is the one being completed), run in `cwd`. */
-function bashComplete(source: string, words: string[], cwd?: string): string[] {
-  const quoted = words.map((w) => `'${w}'`).join(" ");
-  const program = `${source}\nCOMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
+/** bash's COMP_WORDBREAKS without "=": a word such as --pulse=http is then not split. */
+const breaksWithoutEquals = " \t\n\"'@><;|&(:";
+
+/**
+ * What bash offers after `words`, split as bash splits the line (the last word is the one being completed), run in
+ * `cwd`. A word of "=" and ":" only is a piece bash cut out of a word at COMP_WORDBREAKS: on the line it touches the
+ * words on both sides (["--pulse", "=", "http"] is --pulse=http).
+ */
+function bashComplete(source: string, words: string[], cwd?: string, wordBreaks?: string): string[] {
+  const cut = (w: string) => /^[=:]+$/.test(w);
+  const line = words.map((w, i) => (i > 0 && !cut(w) && !cut(words[i - 1] ?? "") ? ` ${w}` : w)).join("");
+  const q = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+  const breaks = wordBreaks === undefined ? "" : `COMP_WORDBREAKS=${q(wordBreaks)}; `;
+  const program = `${source}\n${breaks}COMP_WORDS=(${words.map(q).join(" ")}); COMP_CWORD=${words.length - 1}; COMP_LINE=${q(line)}; COMP_POINT=${line.length}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
   const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", program], { stderr: "pipe", ...(cwd === undefined ? {} : { cwd }) });
   expect(proc.stderr.toString()).toBe("");
   return proc.stdout.toString().split("\n").filter((l) => l !== "").sort();
@@ -87,11 +97,11 @@ describe("bash", () => {
     expect(bashComplete(source, [...add, "--pulse", "=", "ht"])).toEqual(["http", "https"]);
     expect(bashComplete(source, [...add, "--method", "=", "t"])).toEqual(["tunnel"]);
     // Without it the word is whole, and so is each completion.
-    expect(bashComplete(source, [...add, "--pulse="])).toEqual(pulses.map((p) => `--pulse=${p}`));
-    expect(bashComplete(source, [...add, "--pulse=ht"])).toEqual(["--pulse=http", "--pulse=https"]);
+    expect(bashComplete(source, [...add, "--pulse="], undefined, breaksWithoutEquals)).toEqual(pulses.map((p) => `--pulse=${p}`));
+    expect(bashComplete(source, [...add, "--pulse=ht"], undefined, breaksWithoutEquals)).toEqual(["--pulse=http", "--pulse=https"]);
     // A value given so is the flag's, not an argument; the words after it complete as usual.
     expect(bashComplete(source, [...add, "--pulse", "=", "http", "--pulse-r"])).toEqual(["--pulse-rise"]);
-    expect(bashComplete(source, [...add, "--pulse=http", "--pulse-r"])).toEqual(["--pulse-rise"]);
+    expect(bashComplete(source, [...add, "--pulse=http", "--pulse-r"], undefined, breaksWithoutEquals)).toEqual(["--pulse-rise"]);
     expect(bashComplete(source, ["gorb", "completion", "--help", "=", "x", ""])).toEqual(["bash", "fish", "zsh"]);
     expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", "=", "r"])).toEqual(["remove", "report"]);
   });
@@ -124,15 +134,42 @@ describe("bash", () => {
       // BIRD's control socket and gorb's include file are local paths too, for serve and for bgp doctor.
       expect(bashComplete(source, ["gorb", "serve", "--bgp-bird-socket", "to"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "serve", "--bgp-include", "se"], dir)).toEqual(["services.yaml"]);
-      expect(bashComplete(source, ["gorb", "serve", "--bgp-include=se"], dir)).toEqual(["--bgp-include=services.yaml"]);
+      expect(bashComplete(source, ["gorb", "serve", "--bgp-include=se"], dir, breaksWithoutEquals)).toEqual(["--bgp-include=services.yaml"]);
       expect(bashComplete(source, ["gorb", "bgp", "doctor", "--socket", "to"], dir)).toEqual(["token"]);
       expect(bashComplete(source, ["gorb", "bgp", "doctor", "--include", "se"], dir)).toEqual(["services.yaml"]);
       expect(bashComplete(source, ["gorb", "apply", "--file", "=", "se"], dir)).toEqual(["services.yaml"]);
-      expect(bashComplete(source, ["gorb", "apply", "--file=se"], dir)).toEqual(["--file=services.yaml"]);
+      expect(bashComplete(source, ["gorb", "apply", "--file=se"], dir, breaksWithoutEquals)).toEqual(["--file=services.yaml"]);
       expect(bashComplete(source, ["gorb", "service", "add", "web", "--method", "w"])).toEqual(["wlc", "wrr"]);
       expect(bashComplete(source, ["gorb", "serve", "--unknown-destinations", ""])).toEqual(["adopt", "remove", "report"]);
       // Values that are not local names get none.
       expect(bashComplete(source, ["gorb", "service", "add", "web", "--host", ""], dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("completes file names holding ':' or '=', which bash splits the word at, and inserts only what follows them", async () => {
+    const source = await script("bash");
+    const dir = mkdtempSync(join(tmpdir(), "gorb-completion-"));
+    try {
+      mkdirSync(join(dir, "conf:v2"));
+      writeFileSync(join(dir, "conf:v2", "services.yaml"), "");
+      mkdirSync(join(dir, "x=y"));
+      writeFileSync(join(dir, "x=y", "cert.pem"), "");
+      writeFileSync(join(dir, "plain.pem"), "");
+      // ./conf:v2/ arrives as "./conf" ":" "v2/"; bash replaces the "v2/", so that is what each name starts with.
+      expect(bashComplete(source, ["gorb", "apply", "-f", "./conf", ":", "v2/"], dir)).toEqual(["v2/services.yaml"]);
+      expect(bashComplete(source, ["gorb", "apply", "-f", "x", "=", "y/c"], dir)).toEqual(["y/cert.pem"]);
+      // Cut so, bash cannot tell a directory: it gets its "/" here.
+      expect(bashComplete(source, ["gorb", "apply", "-f", "conf", ":"], dir)).toEqual(["v2/"]);
+      // --flag=VALUE, the value holding "=" or ":".
+      expect(bashComplete(source, ["gorb", "serve", "--tls-cert", "=", "x", "=", "y/"], dir)).toEqual(["y/cert.pem"]);
+      expect(bashComplete(source, ["gorb", "serve", "--tls-cert", "=", "conf", ":", "v2/s"], dir)).toEqual(["v2/services.yaml"]);
+      expect(bashComplete(source, ["gorb", "serve", "--tls-key=conf", ":", "v2/"], dir, breaksWithoutEquals)).toEqual(["v2/services.yaml"]);
+      // Ordinary names still complete whole, after a flag or its "=".
+      expect(bashComplete(source, ["gorb", "serve", "--tls-cert", "=", "pl"], dir)).toEqual(["plain.pem"]);
+      expect(bashComplete(source, ["gorb", "serve", "--tls-cert", "p"], dir)).toEqual(["plain.pem"]);
+      expect(bashComplete(source, ["gorb", "apply", "-f", "co"], dir)).toEqual(["conf:v2"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
