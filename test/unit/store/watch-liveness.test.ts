@@ -37,7 +37,11 @@ test("a watch that connects and sends nothing times out and watches on the next 
   // Every watch through the proxy from now on connects and hears nothing; the one running ends.
   const held = proxy.holdWatches();
   cleanups.push(() => held.release());
+  const relists = store.status().relists;
   proxy.breakWatches();
+  // The relist that follows the break is over (its range would otherwise bring the change below): from now on only
+  // a watch brings it, and through the proxy none does.
+  expect(await waitFor(async () => store.status().relists > relists, 10_000)).toBe(true);
 
   const other = await otherNode(prefix);
   expect(await store.waitApplied(await createApi(other), 15_000)).toBe(true);
