@@ -259,6 +259,12 @@ export class EtcdClient {
     return { revision: this.#revision(answer), clusterId: typeof header.cluster_id === "string" ? header.cluster_id : "", kvs };
   }
 
+  /** The keys in [key, rangeEnd) as they were at store revision `revision` (fails once etcd compacted past it). */
+  async rangeAt(key: string, rangeEnd: string, revision: number): Promise<KeyValue[]> {
+    const answer = await this.#call("kv/range", { key: enc(key), range_end: encEnd(rangeEnd), revision: String(revision) }, true);
+    return Array.isArray(answer.kvs) ? answer.kvs.map(toKv) : [];
+  }
+
   /** Put one key; the revision it produced. */
   async put(key: string, value: string, lease?: string): Promise<number> {
     const body: Record<string, unknown> = { key: enc(key), value: enc(value) };

@@ -29,8 +29,11 @@
  * with later changes; until then `status().failed` names it with the revision it failed from, and `waitServed`
  * (GET /cluster/revision?wait=N) does not count this node as serving that revision or any later one. A key
  * whose value does not read back as a row (another etcd client wrote it) leaves its service as it is until its
- * keys read again. An etcd that answers from another history (its revision below the applied one: it lost its data) is never
- * followed again by this process (StoreDivergedError).
+ * keys read again. An etcd that answers from another history (another cluster, or its revision below the applied one and
+ * below the last change of services, backends or addresses this node has seen: it lost a change of the desired state)
+ * is never followed again by this process (StoreDivergedError). One whose revision is below the applied one only lost
+ * writes outside the desired state (membership records): the node goes back to etcd's revision and follows it from
+ * there, once a read at that last change shows etcd still has the desired state as this node saw it (#rewind).
  */
 import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError } from "../core/errors.ts";
 import {
@@ -198,6 +201,17 @@ export class EtcdStateStore implements StateStore {
   #clusterId = "";
   /** Set for good once etcd answered from another history (see StoreDivergedError): nothing is followed after. */
   #diverged: StoreDivergedError | null = null;
+  /**
+   * The highest revision of any change of services, backends or addresses this node has seen (the watch's puts and
+   * deletes, a relist's keys, and for a key a relist finds gone its revision, its own commits): etcd answering
+   * below the applied revision but at or above this one lost only writes outside the desired state (#rewind).
+   */
+  #desiredRevision = 0;
+  /**
+   * Set by #rewind to the applied revision it went back from (0: none pending): the next relist checks that etcd
+   * still has, at #desiredRevision, what the mirror has (#checkKept).
+   */
+  #rewound = 0;
 
   constructor(options: EtcdStoreOptions) {
     this.client = new EtcdClient(options);
@@ -304,14 +318,83 @@ export class EtcdStateStore implements StateStore {
     return Number.isFinite(since) ? since : 0;
   }
 
-  /** Throws (and remembers) StoreDivergedError when an answer comes from another history than the one followed. */
+  /**
+   * Throws (and remembers) StoreDivergedError when an answer comes from another history than the one followed:
+   * another cluster, or a revision below both the applied one and #desiredRevision (etcd lost a change of the
+   * desired state). A revision below the applied one only: #rewind.
+   */
   #checkHistory(revision: number, clusterId: string): void {
     if (this.#diverged !== null) throw this.#diverged;
     const otherCluster = clusterId !== "" && this.#clusterId !== "" && clusterId !== this.#clusterId;
     if (!otherCluster && revision >= this.#appliedRevision) return;
-    this.#diverged = new StoreDivergedError({ revision, clusterId }, { appliedRevision: this.#appliedRevision, clusterId: this.#clusterId });
+    if (!otherCluster && revision >= this.#desiredRevision) return this.#rewind(revision);
+    this.#diverge(revision, clusterId, this.#appliedRevision);
+  }
+
+  /** Remembers (for good) and throws StoreDivergedError for an answer at `revision` while `applied` was the applied one. */
+  #diverge(revision: number, clusterId: string, applied: number): never {
+    const followed = { appliedRevision: applied, desiredRevision: this.#desiredRevision, clusterId: this.#clusterId };
+    this.#diverged = new StoreDivergedError({ revision, clusterId }, followed);
     this.#watchAbort?.abort();
     throw this.#diverged;
+  }
+
+  /**
+   * etcd answers at `revision`, below the applied one but not below the last change of the desired state this
+   * node has seen: it lost writes outside the desired state (membership records; a single member can lose writes
+   * it acknowledged when killed, etcd issue 14370), and will number new writes from revision + 1 again. The view
+   * goes back to that revision (waits for later ones wait for etcd to get there again), and the watch is
+   * relisted and opened from there; that relist first checks that etcd still has the desired state as seen
+   * (#checkKept), else the store diverged after all.
+   */
+  #rewind(revision: number): void {
+    this.#log.warn(
+      `etcd's revision ${revision} is below the revision ${this.#appliedRevision} this node has applied, but not below revision ` +
+        `${this.#desiredRevision} of the last change of services, backends or addresses it has seen: etcd lost writes outside ` +
+        `the desired state (membership records); following etcd again from revision ${revision}`,
+    );
+    this.#rewound = Math.max(this.#rewound, this.#appliedRevision);
+    this.#appliedRevision = revision;
+    this.#quietUpTo = Math.min(this.#quietUpTo, revision);
+    this.#watchAbort?.abort();
+  }
+
+  /** Whether `key` is part of the desired state (services/, backends/, addresses/), as #desiredRevision counts. */
+  #desired(key: string): boolean {
+    return this.#keys.serviceOf(key) !== null || key.startsWith(this.#keys.addresses);
+  }
+
+  #sawDesired(kvs: readonly KeyValue[]): void {
+    for (const kv of kvs) if (this.#desired(kv.key)) this.#desiredRevision = Math.max(this.#desiredRevision, kv.modRevision);
+  }
+
+  /**
+   * After #rewind: etcd's services and backends at #desiredRevision must be the mirror's (same keys, revisions
+   * and values); a change of them it lost (or a history that reused its revision) makes the store diverged.
+   */
+  async #checkKept(revision: number, clusterId: string): Promise<void> {
+    if (this.#rewound === 0) return;
+    if (!(await this.#kept(this.#desiredRevision))) this.#diverge(revision, clusterId, this.#rewound);
+    this.#rewound = 0;
+  }
+
+  /** Whether etcd's services and backends at revision `at` are the mirror's; false when etcd refuses the read (compacted). */
+  async #kept(at: number): Promise<boolean> {
+    let kvs: KeyValue[] = [];
+    try {
+      if (at > 0) kvs = await this.client.rangeAt(this.#keys.backends, prefixEnd(this.#keys.services), at);
+    } catch (error) {
+      if (error instanceof EtcdError && error.kind === "rejected") return false;
+      throw error;
+    }
+    const rows = kvs.filter((kv) => kv.binaryKey !== true && this.#keys.serviceOf(kv.key) !== null);
+    return (
+      rows.length === this.#mirror.size &&
+      rows.every((kv) => {
+        const mine = this.#mirror.get(kv.key);
+        return mine?.modRevision === kv.modRevision && mine.createRevision === kv.createRevision && mine.value === kv.value;
+      })
+    );
   }
 
   /**
@@ -348,6 +431,7 @@ export class EtcdStateStore implements StateStore {
     this.#mirror = new Map(this.#rowKeys(kvs, binary).map((kv) => [kv.key, kv]));
     this.#applied = new Map([...this.#mirror.values()].map((kv) => [kv.key, { create: kv.createRevision, mod: kv.modRevision }]));
     for (const kv of this.#mirror.values()) this.#changeRevision = Math.max(this.#changeRevision, kv.modRevision);
+    this.#sawDesired(kvs);
     this.#advance(revision);
     // A service with an unreadable key is restored with the rows that read (a destination of an unreadable
     // backend is an unknown one, left serving); the backends of an unreadable service row are left out, or the
@@ -531,6 +615,7 @@ export class EtcdStateStore implements StateStore {
     if (this.#failed.size > 0) void this.#retryFailed();
     this.#lastCommit = Math.max(this.#lastCommit, revision);
     this.#changeRevision = Math.max(this.#changeRevision, revision);
+    this.#desiredRevision = Math.max(this.#desiredRevision, revision);
     this.#degraded = false;
   }
 
@@ -733,6 +818,7 @@ export class EtcdStateStore implements StateStore {
       try {
         const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`));
         this.#checkHistory(revision, clusterId);
+        await this.#checkKept(revision, clusterId);
         // A change this node committed after etcd served this range (its answer read first) is newer than the
         // snapshot: applied, the snapshot would take it back, in the kernel too, until the watch brought it again.
         if (this.#lastCommit > revision) continue;
@@ -744,6 +830,9 @@ export class EtcdStateStore implements StateStore {
         for (const id of this.#failed.keys()) ids.add(id);
         ids.delete("");
         this.#mirror = mirror;
+        this.#sawDesired(kvs);
+        // A key gone has no revision to go by: deleted at or before this one.
+        if ([...before.keys()].some((key) => !mirror.has(key))) this.#desiredRevision = Math.max(this.#desiredRevision, revision);
         this.#relists++;
         let frozen = new Set<string>();
         const read = () => {
@@ -818,6 +907,8 @@ export class EtcdStateStore implements StateStore {
     const ids = new Set<string>();
     const touched: { key: string; revision: number }[] = [];
     for (const event of events) {
+      // A delete event's kv carries the revision of the delete.
+      if (this.#desired(event.kv.key)) this.#desiredRevision = Math.max(this.#desiredRevision, event.kv.modRevision);
       const service = this.#keys.serviceOf(event.kv.key);
       if (service === null) continue;
       if (event.kv.binaryKey === true) {

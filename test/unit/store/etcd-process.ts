@@ -3,7 +3,7 @@
  * temporary directory, on free ports. Missing etcd is a failure, not a skip (.ci/rig-deps.sh installs it).
  */
 import { afterAll, afterEach, beforeAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,10 @@ export interface EtcdProcess {
   restart(): Promise<void>;
   /** SIGKILL it, delete its data and start it again empty (same ports and cluster id); resolves once it answers. */
   wipe(): Promise<void>;
+  /** Stop it cleanly (SIGTERM), copy its data directory aside, and start it again; resolves once it answers. */
+  backup(): Promise<void>;
+  /** SIGKILL it, put back the data directory backup() copied, and start it again; resolves once it answers. */
+  restoreBackup(): Promise<void>;
   /** SIGSTOP it (requests hang, as without quorum); resume() goes on. */
   pause(): void;
   resume(): void;
@@ -98,6 +102,22 @@ export async function startEtcd(flags: readonly string[] = []): Promise<EtcdProc
       proc = spawn();
       await ready(proc);
     },
+    async backup() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+      rmSync(join(dir, "backup"), { recursive: true, force: true });
+      cpSync(join(dir, "data"), join(dir, "backup"), { recursive: true });
+      proc = spawn();
+      await ready(proc);
+    },
+    async restoreBackup() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      rmSync(join(dir, "data"), { recursive: true, force: true });
+      cpSync(join(dir, "backup"), join(dir, "data"), { recursive: true });
+      proc = spawn();
+      await ready(proc);
+    },
     pause() {
       proc.kill("SIGSTOP");
     },
@@ -136,6 +156,8 @@ export function etcdForFile(flags: readonly string[] = []): EtcdProcess {
     kill: () => started().kill(),
     restart: () => started().restart(),
     wipe: () => started().wipe(),
+    backup: () => started().backup(),
+    restoreBackup: () => started().restoreBackup(),
     pause: () => started().pause(),
     resume: () => started().resume(),
     stop: () => started().stop(),
