@@ -232,9 +232,11 @@ export class Membership {
   /**
    * Write the record, as long as the key is this process's: created here (nobody held it: create revision 0) or
    * last written here. Another process with the same node id (a cloned host keeps its host name) would otherwise
-   * overwrite it, and its stop would delete the record of a node still running.
+   * overwrite it, and its stop would delete the record of a node still running. A compare that fails because etcd
+   * lost the record or rolled it back (etcd lost writes: see EtcdStateStore's #rewind) finds the key gone, or
+   * holding an older record of this very process (same node and start time): the record is written again over it.
    */
-  async #publish(value: string, lease: string): Promise<void> {
+  async #publish(value: string, lease: string, again = true): Promise<void> {
     const key = this.#key;
     const mine: Compare =
       this.#putRevision === 0 ? { key, target: "create", op: "equal", revision: 0 } : { key, target: "mod", op: "equal", revision: this.#putRevision };
@@ -256,6 +258,12 @@ export class Membership {
       return;
     }
     const holder = held === undefined ? null : decodeNodeRecord(held.value);
+    const own = held === undefined || (holder?.node === this.#o.node && holder.startedAt === this.#startedAt);
+    if (own && again) {
+      this.#log.warn(`membership: etcd ${held === undefined ? "lost the record" : `holds an older record (revision ${held.modRevision})`} of node ${this.#o.node}; writing it again`);
+      this.#putRevision = held?.modRevision ?? 0;
+      return this.#publish(value, lease, false);
+    }
     const who = holder === null ? "another program" : `the gorb at ${holder.address} started ${holder.startedAt}`;
     if (who !== this.#holder) {
       this.#log.warn(

@@ -115,3 +115,28 @@ test("etcd lost a change of services and then numbered other writes past it: the
   expect(await gorb.createService("db", { host: "10.0.0.3", port: 80 }).catch((e: unknown) => e)).toBeInstanceOf(UnavailableError);
   expect(gorb.listServices().sort()).toEqual(["api", "web"]);
 }, 60_000);
+
+test("a membership record rolled back to this process's older record on another lease is taken over, not waited out", async () => {
+  const etcd = await startEtcd();
+  cleanups.push(() => etcd.stop());
+  const log = new RecordingLogger();
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  const events = new EventBus();
+  const member = new Membership({ client, prefix: "/m", node: "a", address: "10.0.0.1:4672", version: "test", status: () => ({ appliedRevision: 1, changeRevision: 1, state: "ok" }), events, ttlSeconds: 6, logger: log });
+  await member.start();
+  cleanups.push(() => member.stop());
+  const held = async () => (await client.range("/m/nodes/a")).kvs[0];
+  const first = await held();
+  expect(first).toBeDefined();
+
+  await etcd.backup();
+  // The lease goes (and the record with it): the node registers again on a new lease.
+  await client.leaseRevoke(first?.lease ?? "");
+  expect(await waitFor(async () => (await held()) !== undefined, 20_000)).toBe(true);
+
+  // Back to the record on the first lease, which the restored etcd keeps alive for its 6 s.
+  await etcd.restoreBackup();
+  events.publish("backend.health", { service: "web", backend: "b1", from: "unknown", to: "up", message: "" });
+  expect(await waitFor(async () => (await listMembers(client, "/m")).find((m) => m.node === "a")?.backends["web/b1"] === "up", 15_000)).toBe(true);
+  expect(log.lines.filter((l) => l.includes("is registered by"))).toEqual([]);
+}, 60_000);
