@@ -24,6 +24,8 @@ const stages: Stage[] = [
 let passed = 0;
 let failed = 0;
 let broken = 0;
+// Every "(fail)" line of every stage, said again just above the summary: CI keeps only the tail of the output.
+const failures: string[] = [];
 for (const stage of stages) {
   console.log(`\n=== ${stage.name}: ${stage.cmd.slice(1).join(" ")}`);
   const t0 = performance.now();
@@ -42,6 +44,8 @@ for (const stage of stages) {
         // bun test's summary lines: " 35 pass" / " 0 fail" (also relayed from the guest).
         const m = /^\s*(\d+) (pass|fail)$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ""));
         if (m) counts[m[2] as "pass" | "fail"] += Number(m[1]);
+        const plain = line.replace(/\x1b\[[0-9;]*m/g, "").trim();
+        if (plain.startsWith("(fail)")) failures.push(`${stage.name}: ${plain}`);
       }
     }
   };
@@ -55,6 +59,7 @@ for (const stage of stages) {
   console.log(`=== ${stage.name}: exit ${code}, ${counts.pass} passed, ${counts.fail} failed, ${secs} s`);
 }
 
+if (failures.length > 0) console.log(`\nfailed tests:\n${failures.map((f) => `  ${f}`).join("\n")}`);
 if (broken > 0) console.log(`${broken} stage(s) failed to run to completion (see above)`);
 console.log(`${passed} passed, ${failed + broken} failed`);
 process.exit(failed + broken > 0 ? 1 : 0);
