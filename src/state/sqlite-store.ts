@@ -5,12 +5,10 @@
  * either the state before the commit or the state after it, never a mix.
  *
  * The database is opened with an exclusive lock, held until close (or the process's death): a second daemon
- * pointed at the same directory fails at start-up instead of writing over the first one's state.
+ * pointed at the same directory fails at start-up instead of writing over the first one's state
+ * (./locked-database.ts).
  */
-import { Database, type Statement } from "bun:sqlite";
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import type { Database, Statement } from "bun:sqlite";
 import {
   SavedStateError,
   decodeSavedBackend,
@@ -27,14 +25,26 @@ import {
   type StateChanges,
   type StateStore,
 } from "../core/state.ts";
-import { StateMissingError, StateSchemaError, StateStoreError, UnsafeStatePathError } from "./errors.ts";
-import { checkStateDir, checkStateFiles } from "./state-path.ts";
+import { StateStoreError } from "./errors.ts";
+import { type DatabaseSpec, openLockedDatabase } from "./locked-database.ts";
 
-
-/** File name of the database inside the state directory. */
-const STATE_FILE = "state.db";
 /** The schema this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
+
+/** state.db in the state directory, and its tables. */
+const STATE_DATABASE: DatabaseSpec = {
+  file: "state.db",
+  noun: "state database",
+  schemaVersion: SCHEMA_VERSION,
+  tables: [
+    "CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
+    // Services being created in IPVS, recorded before the kernel write (intend()); empty but for a crash.
+    "CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, vip INTEGER NOT NULL DEFAULT 0)",
+    // Rows restore could not read (setAside()), kept verbatim and never read back; an older gorb ignores the table.
+    "CREATE TABLE IF NOT EXISTS set_aside (service TEXT NOT NULL, backend TEXT, data TEXT NOT NULL, why TEXT NOT NULL, at TEXT NOT NULL)",
+  ],
+};
 
 /** Rows written in one piece; a commit of more is written in slices of this many (see #commitSliced). */
 const SLICE_ROWS = 500;
@@ -79,29 +89,6 @@ function prepareAll<K extends string>(db: Database, sql: Readonly<Record<K, stri
     throw error;
   }
   return prepared as Record<K, Statement>;
-}
-
-/**
- * The schema version of the database `db` (at `location`), or null for a new one (no tables yet). Throws
- * StateSchemaError for another program's database (tables but no gorb schema), a schema value that is not a version,
- * or a newer schema than SCHEMA_VERSION.
- */
-function readSchema(db: Database, location: string): number | null {
-  const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-  if (tables.length === 0) return null;
-  const row = tables.includes("meta") ? (db.query("SELECT value FROM meta WHERE name = 'schema'").get() as { value: unknown } | null) : null;
-  if (row === null) {
-    throw new StateSchemaError(location, "foreign", `is not a gorb state (it holds the tables ${tables.join(", ")} and no gorb schema)`, null, tables);
-  }
-  const value = String(row.value);
-  if (!/^[1-9][0-9]{0,8}$/.test(value)) {
-    throw new StateSchemaError(location, "unknown", `has schema ${JSON.stringify(value)}, not a version gorb knows`, value, tables);
-  }
-  const version = Number(value);
-  if (version > SCHEMA_VERSION) {
-    throw new StateSchemaError(location, "newer", `has schema ${value}, written by a newer gorb (this one reads ${SCHEMA_VERSION})`, value, tables);
-  }
-  return version;
 }
 
 /** SqliteStateStore keeps gorb's state in `<dir>/state.db`. */
@@ -167,88 +154,13 @@ export class SqliteStateStore implements StateStore {
    * created, the database cannot be read, it was written by a newer gorb, or another process holds it.
    */
   static open(dir: string, options: { readonly create?: boolean } = {}): SqliteStateStore {
-    const create = options.create ?? true;
-    const location = join(dir, STATE_FILE);
-    if (!create && !existsSync(location)) throw new StateMissingError(dir, resolve(location));
-    // gorb runs as root: a link another user planted on the way must not make it write (or chmod) elsewhere, nor
-    // create the directory there (a missing one is made only inside directories that passed the checks).
-    let real: string;
+    const { db, location, remove } = openLockedDatabase(dir, STATE_DATABASE, options.create ?? true);
     try {
-      const uid = process.geteuid?.() ?? 0;
-      real = join(checkStateDir(dir, uid, create), STATE_FILE);
-      checkStateFiles(real, uid);
-    } catch (error) {
-      if (create && error instanceof UnsafeStatePathError && error.kind === "not-directory") {
-        throw new StateStoreError(`cannot create the state directory ${dir}: ${error.path} is not a directory`, { cause: error });
-      }
-      if (error instanceof StateStoreError) throw error;
-      throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
-    }
-    // A reader of a directory it cannot write (read-only media) reads a private copy: SQLite could not lock it.
-    // gorb serve cannot work there: said so, instead of SQLite's "disk I/O error".
-    const unwritable = writeProblem(dirname(real));
-    if (create && unwritable !== null) {
-      throw new StateStoreError(
-        `the state directory ${dir} ${unwritable}: gorb writes every change there; make it writable, or choose another --state-dir (--no-state keeps nothing)`,
-      );
-    }
-    const copy = !create && unwritable !== null ? privateCopy(real) : null;
-    let db: Database;
-    try {
-      db = new Database(copy?.path ?? real, { create, strict: true });
-    } catch (error) {
-      copy?.remove();
-      throw new StateStoreError(`cannot open the state database ${location}: ${why(error)}`);
-    }
-    try {
-      db.run("PRAGMA busy_timeout = 0");
-      db.run("PRAGMA locking_mode = EXCLUSIVE");
-      // Read before anything is written: another program's database, or a newer gorb's, is left as it is.
-      const schema = readSchema(db, location);
-      // A reader (`gorb state export`) writes nothing: an empty file is no state (printed, it would read as "no
-      // services"), and the rest is left as it is. The read above holds the lock until close.
-      if (!create) {
-        if (schema === null) throw new StateMissingError(dir, resolve(location), "empty");
-      } else {
-        chmodSync(real, 0o600);
-        db.run("PRAGMA journal_mode = WAL");
-        db.run("PRAGMA synchronous = FULL");
-        // Take the lock now: the first write in exclusive mode keeps it until close.
-        db.run("BEGIN EXCLUSIVE");
-        db.run("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
-        db.run("CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, data TEXT NOT NULL)");
-        db.run(
-          "CREATE TABLE IF NOT EXISTS backends (service TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (service, id))",
-        );
-        // Services being created in IPVS, recorded before the kernel write (intend()); empty but for a crash.
-        db.run("CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, vip INTEGER NOT NULL DEFAULT 0)");
-        // Rows restore could not read (setAside()), kept verbatim and never read back; an older gorb ignores the table.
-        db.run(
-          "CREATE TABLE IF NOT EXISTS set_aside (service TEXT NOT NULL, backend TEXT, data TEXT NOT NULL, why TEXT NOT NULL, at TEXT NOT NULL)",
-        );
-        if (schema === null) db.run("INSERT INTO meta (name, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
-        db.run("COMMIT");
-      }
-    } catch (error) {
-      db.close();
-      copy?.remove();
-      if (error instanceof StateStoreError) throw error;
-      const text = why(error);
-      const code = (error as { code?: unknown }).code;
-      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
-        throw new StateStoreError(`the state database ${location} is in use by another process (another gorb?): ${text}`, { cause: error });
-      }
-      if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
-        throw new StateStoreError(`the state database ${location} is damaged (${text}); move it away to start empty`, { cause: error });
-      }
-      throw new StateStoreError(`cannot use the state database ${location}: ${text}`, { cause: error });
-    }
-    try {
-      return new SqliteStateStore(location, db, copy === null ? null : copy.remove);
+      return new SqliteStateStore(location, db, remove);
     } catch (error) {
       // Its tables are not the ones gorb made (a statement does not prepare): the database was edited.
       db.close();
-      copy?.remove();
+      remove?.();
       throw new StateStoreError(`the state database ${location} is damaged (${why(error)}); move it away to start empty`, { cause: error });
     }
   }
@@ -474,34 +386,5 @@ export class SqliteStateStore implements StateStore {
     for (const statement of this.#statements) statement.finalize();
     this.#db.close();
     this.#onClose?.();
-  }
-}
-
-/** Why this process may not create files in `dir` (a read-only mount, a directory it cannot write), or null when it may. */
-function writeProblem(dir: string): string | null {
-  try {
-    accessSync(dir, constants.W_OK);
-    return null;
-  } catch (error) {
-    return (error as { code?: unknown }).code === "EROFS" ? "is on a read-only file system" : `cannot be written to (${why(error)})`;
-  }
-}
-
-/**
- * A private copy of the database `real` (and its write-ahead log, whose committed rows it may still hold) for a
- * reader where SQLite cannot take its lock or make its shared-memory file: a read-only mount, a snapshot. Nothing
- * else can write there, so the copy is the state; it is removed when the reader closes.
- */
-function privateCopy(real: string): { readonly path: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "gorb-state-read-"));
-  const remove = (): void => rmSync(dir, { recursive: true, force: true });
-  try {
-    const path = join(dir, STATE_FILE);
-    copyFileSync(real, path);
-    if (existsSync(`${real}-wal`)) copyFileSync(`${real}-wal`, `${path}-wal`);
-    return { path, remove };
-  } catch (error) {
-    remove();
-    throw new StateStoreError(`cannot read the state database ${real} from its read-only directory: ${why(error)}`, { cause: error });
   }
 }
