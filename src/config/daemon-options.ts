@@ -58,7 +58,10 @@ export interface DaemonOptions {
   readonly consulTokenFile: string | null;
   /** Largest request body the API accepts, in bytes. */
   readonly bodyLimitBytes: number;
-  /** Directory of the durable state (state.db), created when missing; null keeps nothing on disk (--no-state). */
+  /**
+   * Directory of the durable state (state.db; with --store etcd://, the node's kernel ledger, fleet-ledger.db),
+   * created when missing; null keeps nothing on disk (--no-state).
+   */
   readonly stateDir: string | null;
   /** Milliseconds between two reconciles of the kernel table with gorb's state; 0 turns the periodic one off. */
   readonly reconcileIntervalMs: number;
@@ -76,7 +79,8 @@ export interface DaemonOptions {
   readonly probeMarks: MarkRange;
   /**
    * The shared desired state in etcd (--store etcd://HOST:PORT[,HOST:PORT...]/PREFIX; etcds:// for HTTPS), or
-   * null for the node's own SQLite state (--state-dir). With it, --state-dir is not used.
+   * null for the node's own SQLite state (--state-dir). With it, --state-dir holds the node's kernel ledger
+   * (fleet-ledger.db: what it put in its kernel) instead of state.db, and --no-state keeps no ledger.
    */
   readonly sharedStore: SharedStoreOptions | null;
   /** This node's name in the fleet (--node-id); null: the host name. */

@@ -12,6 +12,7 @@ import type { QuorumHookRunner } from "./failover.ts";
 import type { HealthChecksFactory } from "./health.ts";
 import type { MarkRange } from "./mark-range.ts";
 import type { HostResolver } from "./resolve.ts";
+import type { LedgerStore } from "./kernel-ledger.ts";
 import type { StateStore } from "./state.ts";
 import type { VipManager } from "./vip.ts";
 
@@ -41,6 +42,11 @@ export interface GorbOptions {
   readonly logger?: Logger;
   /** Keeps every accepted change on disk (see ./state.ts). @default none: nothing survives a restart */
   readonly store?: StateStore;
+  /**
+   * A fleet node's kernel ledger (./kernel-ledger.ts): what this node put in its kernel and on its VIP interface,
+   * so a restart removes what another node deleted meanwhile. @default none (a single host's state says it)
+   */
+  readonly ledger?: LedgerStore;
   /** Where changes are published. @default a private bus */
   readonly events?: EventBus;
   /** This node's name in a fleet (--store etcd://): drains record who started them. @default null (one node) */

@@ -10,6 +10,8 @@
  *   failover        ./failover.ts        quorum state and sorry server (pure); ./slow-start.ts ramps;
  *                   ./failover-runner.ts events, hooks and the ramp timer
  *   VIPs            ./vip-ledger.ts      addresses gorb put on the VIP interface
+ *   kernel ledger   ./kernel-ledger.ts   a fleet node's record of what it put in its kernel (restore removes
+ *                                        what it created and the shared state no longer has)
  *   durable state   ./changes.ts         rows changed -> one store commit per group of requests
  *   reads           ./queries.ts         what GET returns
  *   restore         ./restore.ts (pure), ./restore-runner.ts; reconcile repairs: ./repairs.ts
@@ -52,6 +54,7 @@ import { Drains } from "./drains.ts";
 import type { HealthChecks } from "./health.ts";
 import { checkId } from "./ids.ts";
 import { KernelWriter } from "./kernel-writer.ts";
+import { KernelLedger } from "./kernel-ledger.ts";
 import type { Logger } from "../log.ts";
 import { Pacer } from "../pacer.ts";
 import { silentLogger } from "../log.ts";
@@ -111,6 +114,7 @@ export class Gorb {
   readonly #probes: ProbeChecks;
   readonly #policy: WeightPolicy;
   readonly #vips: VipLedger;
+  readonly #ledger: KernelLedger | null;
   readonly #discovery: Discovery;
   readonly #resolver: HostResolver;
   readonly #defaultAddress: string | null;
@@ -142,11 +146,12 @@ export class Gorb {
     this.#log = options.logger ?? silentLogger;
     this.#store = options.store ?? null;
     this.#events = options.events ?? new EventBus();
-    this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log);
+    this.#ledger = options.ledger !== undefined ? new KernelLedger(options.ledger, this.#log) : null;
+    this.#vips = new VipLedger(options.vip ?? new NoVipManager(), this.#log, this.#ledger);
     const schedule: ScheduleJob = (section, what) =>
       this.#queue.push({ group: false, section, resolve: () => undefined, reject: (error) => this.#log.error(`${what} failed: ${errorMessage(error)}`) });
     const closed = () => this.#closed;
-    this.#writer = new KernelWriter(this.#driver, (id) => this.#exposure.added(id));
+    this.#writer = new KernelWriter(this.#driver, (id) => this.#exposure.added(id), this.#ledger);
     this.#probeSync = new ProbeSync({ probes: () => this.#probes, writer: this.#writer, log: this.#log, schedule, closed });
     this.#probes = new ProbeChecks(
       options.health((update) => this.#health.onUpdate(update)),
@@ -430,6 +435,7 @@ export class Gorb {
           edits: this.#edits,
           writer: this.#writer,
           vips: this.#vips,
+          ledger: this.#ledger,
           checks: this.#checks,
           probeMarks: this.#probes.range,
           exposure: this.#exposure,

@@ -7,8 +7,13 @@
  * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted. Every
  * service add that succeeds is told to `onAdded` (with the gorb service id): Exposure (./exposure.ts) exposes a
  * service it held once a write, whichever, puts it in the kernel.
+ *
+ * A fleet node's kernel ledger (./kernel-ledger.ts) records the services and destinations a batch adds before the
+ * batch is sent, and forgets what it removed once it ran; a batch whose adds cannot be recorded is not sent (each
+ * of its operations fails with the ledger's 503).
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import type { KernelLedger, LedgerEntries } from "./kernel-ledger.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { IpvsError } from "../ipvs/errors.ts";
 import type { DestinationConfig, IpvsOp, ServiceConfig, ServiceKey, ServiceWithDestinations } from "../ipvs/types.ts";
@@ -43,10 +48,12 @@ export class KernelWriter {
   readonly #driver: IpvsDriver;
   #view = new Map<string, MutableService>();
   readonly #onAdded: (service: string) => void;
+  readonly #ledger: KernelLedger | null;
 
-  constructor(driver: IpvsDriver, onAdded: (service: string) => void = () => undefined) {
+  constructor(driver: IpvsDriver, onAdded: (service: string) => void = () => undefined, ledger: KernelLedger | null = null) {
     this.#driver = driver;
     this.#onAdded = onAdded;
+    this.#ledger = ledger;
   }
 
   /** What gorb believes the kernel has, for its own services. */
@@ -73,6 +80,7 @@ export class KernelWriter {
   async flush(): Promise<void> {
     await this.#driver.flush();
     this.#view.clear();
+    await this.#ledger?.forgetKernel();
   }
 
   /**
@@ -82,6 +90,16 @@ export class KernelWriter {
    */
   async run(operations: readonly Operation[], pacer: Pacer | null = null): Promise<OperationResult[]> {
     if (operations.length === 0) return [];
+    let recorded: LedgerEntries | null = null;
+    if (this.#ledger !== null) {
+      try {
+        recorded = await this.#ledger.recordAdds(operations);
+      } catch (error) {
+        // Nothing was sent: what the batch would create could not be recorded as gorb's.
+        const failure = error instanceof Error ? error : new Error(String(error));
+        return operations.map((operation) => ({ operation, error: failure, gone: false, before: undefined }));
+      }
+    }
     let errors: (Error | null)[];
     try {
       errors = await this.#driver.apply(operations.map((o) => o.op));
@@ -127,6 +145,9 @@ export class KernelWriter {
         else entry.dests.set(destKey, op.destination);
       }
       results.push({ operation, error, gone, before });
+    }
+    if (this.#ledger !== null && recorded !== null) {
+      await this.#ledger.settle(operations, results.map((r) => r.error === null), recorded);
     }
     return results;
   }

@@ -3,14 +3,17 @@
  * over the saved services and backends, deal with the destinations of gorb's services that the saved state does
  * not know (`--unknown-destinations`: report and leave serving, adopt, or remove), make the kernel match in one
  * batch without touching what already matches, put missing VIPs back and register the services with discovery
- * (those the kernel has: ./exposure.ts), start the health checks, and record the rows dropped or adopted. Runs
+ * (those the kernel has: ./exposure.ts), start the health checks, and record the rows dropped or adopted. A fleet
+ * node's kernel ledger (./kernel-ledger.ts) tells what this node created: a service, destination or VIP address it
+ * holds that the shared state no longer has was deleted (by another node, while this one was down) and is removed,
+ * not reported as unknown; entries whose objects the kernel no longer has are pruned. Runs
  * on Gorb's lock before any other change. Every pass over the services or rows takes a turn of the event loop
  * whenever one Pacer says so (../pacer.ts): the API, health checks and signals are served during a restore of
  * 20,000 services (when only the rows' read-back was paced, the passes after it were one block of 100-300 ms).
  */
 import { describeDestination, describeService } from "../ipvs/address.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
-import { isFwmarkKey } from "../ipvs/types.ts";
+import { isFwmarkKey, type ServiceKey, type ServiceWithDestinations } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
 import { Pacer } from "../pacer.ts";
 import { ChangeTracker } from "./changes.ts";
@@ -32,6 +35,8 @@ import type { SavedState, StateStore } from "./state.ts";
 import type { Transactions } from "./transactions.ts";
 import type { UnknownDestinationMode } from "./unknown-destinations.ts";
 import type { VipLedger } from "./vip-ledger.ts";
+import type { KernelLedger } from "./kernel-ledger.ts";
+import type { Creating } from "./state.ts";
 
 /** What restore() did at start-up. */
 export interface RestoreReport extends ReconcileReport {
@@ -46,6 +51,11 @@ export interface RestoreReport extends ReconcileReport {
   readonly unknown: readonly string[];
   /** Services gorb was creating when it stopped, before it saved them, removed from IPVS ("tcp 10.0.0.1:80"). */
   readonly removedUnsaved: readonly string[];
+  /**
+   * Services and destinations this fleet node created (its kernel ledger) that the shared state no longer has,
+   * removed from IPVS: "tcp 10.0.0.1:80", "10.1.0.9:80 in service \"web\"".
+   */
+  readonly removedDeleted: readonly string[];
 }
 
 /** What a restore works with (Gorb's parts). */
@@ -55,6 +65,8 @@ export interface RestoreParts {
   readonly edits: Edits;
   readonly writer: KernelWriter;
   readonly vips: VipLedger;
+  /** A fleet node's kernel ledger; null elsewhere. */
+  readonly ledger: KernelLedger | null;
   readonly checks: HealthChecks;
   readonly probeMarks: MarkRange;
   readonly exposure: Exposure;
@@ -87,6 +99,16 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     if (pacer.due()) await pacer.turn();
     p.vips.remember(record.id, record.config.key);
   }
+  const ledger = p.ledger;
+  if (ledger !== null) {
+    // Entries whose objects the kernel does not have are over; the addresses this node added are its claims.
+    await ledger.prune(observed);
+    for (const record of loaded.services) {
+      if (pacer.due()) await pacer.turn();
+      const key = record.config.key;
+      if (!isFwmarkKey(key) && ledger.hasVip(key.address)) p.vips.remember(record.id, key);
+    }
+  }
   // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
   // lost an address race here); it stays, and this node leaves it out.
   const shared = p.store?.shared === true;
@@ -113,23 +135,15 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (${where}): ${d.why}`);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
-  const unsavedIds = new Set(unsaved.map((entry) => serviceKeyId(entry.key)));
-  await writer.replace(table, (id, key) => desired.hasKeyId(id) || unsavedIds.has(id) || isProbeKey(p.probeMarks, key), pacer);
-  const removedUnsaved: string[] = [];
-  if (unsaved.length > 0) {
-    const gone = unsaved.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
-    for (const r of await p.transactions.run(planOperations(gone, writer.view))) {
-      if (r.error !== null) {
-        log.error(`restore: cannot remove ${r.operation.service}, which gorb was creating when it stopped: ${r.error.message}; IPVS keeps it`);
-      } else {
-        removedUnsaved.push(r.operation.service);
-        log.warn(`restore: removed ${r.operation.service} from IPVS: gorb was creating it when it stopped, before saving it (the change was never answered)`);
-      }
-    }
-    // The address gorb put on the VIP interface for such a service goes too, unless a saved service claims it.
-    for (const { key, vip } of unsaved) {
-      if (vip && (await p.vips.dropUnclaimed(key)) && !isFwmarkKey(key)) log.warn(`restore: removed VIP ${key.address}, which gorb added for ${describeService(key)}`);
-    }
+  // Services this fleet node created that the shared state no longer has: deleted while it was down.
+  const deleted = ledger === null ? [] : deletedServices(ledger, table, (id, key) => desired.hasKeyId(id) || isProbeKey(p.probeMarks, key));
+  const removing = new Set([...unsaved, ...deleted].map((entry) => serviceKeyId(entry.key)));
+  await writer.replace(table, (id, key) => desired.hasKeyId(id) || removing.has(id) || isProbeKey(p.probeMarks, key), pacer);
+  const removedUnsaved = await removeServices(p, unsaved, "gorb was creating it when it stopped, before saving it (the change was never answered)");
+  const removedDeleted = await removeServices(p, deleted, "this node created it and the shared state no longer has it (deleted while this node was down)");
+  // The addresses this node added that no service it restores claims (their services were deleted meanwhile).
+  for (const address of ledger?.vips() ?? []) {
+    if (await p.vips.dropUnclaimed(address)) log.warn(`restore: removed VIP ${address}, which this node added for a service the shared state no longer has`);
   }
 
   const unknown: string[] = [];
@@ -140,6 +154,12 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
       // A destination kept already is a backend row that no longer reads (logged with it): left alone.
       if (service.keep.has(destinationKeyId(dest))) continue;
       const text = `${describeDestination(dest)} in service ${q(service.id)}`;
+      if (ledger?.hasDestination(serviceKeyId(service.config.key), destinationKeyId(dest)) === true) {
+        // This node created it, and the shared state no longer has it: deleted meanwhile. The repairs remove it.
+        removedDeleted.push(text);
+        log.warn(`restore: IPVS serves ${text}, which this node created and the shared state no longer has (deleted while this node was down); removing it`);
+        continue;
+      }
       unknown.push(text);
       if (mode === "report") {
         service.keep.add(destinationKeyId(dest));
@@ -188,5 +208,39 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     repairs,
     unknown,
     removedUnsaved,
+    removedDeleted,
   };
+}
+
+/** The services of `table` this node's ledger holds that `kept` says are neither restored nor gorb's probes. */
+function deletedServices(ledger: KernelLedger, table: readonly ServiceWithDestinations[], kept: (id: string, key: ServiceKey) => boolean): Creating[] {
+  const out: Creating[] = [];
+  for (const { service } of table) {
+    const id = serviceKeyId(service.key);
+    if (ledger.hasService(id) && !kept(id, service.key)) out.push({ key: service.key, vip: false });
+  }
+  return out;
+}
+
+/**
+ * Remove from IPVS the services of `entries` (gorb's, found at start-up and not restored), with their destinations,
+ * logging each with `why`; returns those removed ("tcp 10.0.0.1:80"). The address gorb put on the VIP interface for
+ * one (`vip`) goes too, unless a restored service claims it.
+ */
+async function removeServices(p: RestoreParts, entries: readonly Creating[], why: string): Promise<string[]> {
+  const removed: string[] = [];
+  if (entries.length === 0) return removed;
+  const gone = entries.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
+  for (const r of await p.transactions.run(planOperations(gone, p.writer.view))) {
+    if (r.error !== null) {
+      p.log.error(`restore: cannot remove ${r.operation.service} (${why}): ${r.error.message}; IPVS keeps it`);
+    } else {
+      removed.push(r.operation.service);
+      p.log.warn(`restore: removed ${r.operation.service} from IPVS: ${why}`);
+    }
+  }
+  for (const { key, vip } of entries) {
+    if (vip && !isFwmarkKey(key) && (await p.vips.dropUnclaimed(key.address))) p.log.warn(`restore: removed VIP ${key.address}, which gorb added for ${describeService(key)}`);
+  }
+  return removed;
 }

@@ -2,13 +2,20 @@
  * The VIP ledger: which service addresses gorb put on the VIP interface, and which services use each. An
  * address is removed with the last service that uses it; an address the interface already had is not gorb's
  * and is never removed (nor put back by reconcile).
+ *
+ * A fleet node also records the addresses it added in its kernel ledger (./kernel-ledger.ts), so that a restart
+ * knows them when the shared state no longer has their services. An address is recorded once it is added (the
+ * add says whether the interface had it already): a crash in between leaves an address gorb added unrecorded, and
+ * never records one the interface had before.
  */
+import { addressFamily } from "../ipvs/address.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import { KernelError, errorMessage } from "./errors.ts";
 import type { Logger } from "../log.ts";
 import type { Pacer } from "../pacer.ts";
 import type { VipManager } from "./vip.ts";
+import type { KernelLedger } from "./kernel-ledger.ts";
 
 interface VipClaim {
   readonly family: ServiceKey["family"];
@@ -21,10 +28,12 @@ export class VipLedger {
   readonly #vip: VipManager;
   readonly #log: Logger;
   readonly #claims = new Map<string, VipClaim>();
+  readonly #ledger: KernelLedger | null;
 
-  constructor(vip: VipManager, log: Logger) {
+  constructor(vip: VipManager, log: Logger, ledger: KernelLedger | null = null) {
     this.#vip = vip;
     this.#log = log;
+    this.#ledger = ledger;
   }
 
   /** True when service `id` holds a claim on its address (saved with the service). */
@@ -50,6 +59,12 @@ export class VipLedger {
       throw new KernelError(`cannot add VIP ${key.address} to the VIP interface: ${errorMessage(error)}`, "", { cause: error });
     }
     if (!added) return false; // already there, not gorb's: never removed
+    try {
+      await this.#ledger?.recordVip(key.address);
+    } catch (error) {
+      await this.#remove(key.address, key.family);
+      throw error;
+    }
     this.#claims.set(key.address, { family: key.family, owners: new Set([id]) });
     return true;
   }
@@ -68,27 +83,30 @@ export class VipLedger {
     const claim = this.#claims.get(key.address);
     if (claim === undefined || !claim.owners.delete(id) || claim.owners.size > 0) return;
     this.#claims.delete(key.address);
-    try {
-      await this.#vip.remove(key.address, claim.family);
-    } catch (error) {
-      this.#log.warn(`cannot remove VIP ${key.address} from the VIP interface: ${String(error)}`);
-    }
+    await this.#remove(key.address, claim.family);
   }
 
   /**
-   * Remove the address of `key` from the VIP interface unless a service holds a claim on it: gorb added it for a
-   * service it never saved (it stopped before the commit; restore remembered the saved claims first). Resolves true
-   * when it was removed; a failure is logged.
+   * Remove `address` from the VIP interface unless a service holds a claim on it: gorb added it for a service it
+   * never saved (it stopped before the commit), or that the shared state no longer has (restore remembered the
+   * claims of the services it restores first). Resolves true when it was removed; a failure is logged.
    */
-  async dropUnclaimed(key: ServiceKey): Promise<boolean> {
-    if (isFwmarkKey(key) || this.#claims.has(key.address)) return false;
+  async dropUnclaimed(address: string): Promise<boolean> {
+    const family = addressFamily(address);
+    if (family === null || this.#claims.has(address)) return false;
+    return this.#remove(address, family);
+  }
+
+  /** Remove `address` from the interface (and from the kernel ledger); resolves whether it did. A failure is logged. */
+  async #remove(address: string, family: ServiceKey["family"]): Promise<boolean> {
     try {
-      await this.#vip.remove(key.address, key.family);
-      return true;
+      await this.#vip.remove(address, family);
     } catch (error) {
-      this.#log.warn(`cannot remove VIP ${key.address} from the VIP interface: ${String(error)}`);
+      this.#log.warn(`cannot remove VIP ${address} from the VIP interface: ${String(error)}`);
       return false;
     }
+    await this.#ledger?.forget({ services: [], destinations: [], vips: [address] });
+    return true;
   }
 
   /**
@@ -121,10 +139,12 @@ export class VipLedger {
     try {
       if (!(await this.#vip.add(address, claim.family))) return "present";
       this.#log.warn(`VIP ${address} was missing from the VIP interface: added it again`);
-      return "restored";
     } catch (error) {
       this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
       return "failed";
     }
+    // Added: the next restart must know it is gorb's. Not recorded, it is left there, as before the ledger.
+    await this.#ledger?.recordVip(address).catch((error: unknown) => this.#log.error(errorMessage(error)));
+    return "restored";
   }
 }

@@ -14,7 +14,9 @@
  * SIGINT and SIGTERM end a start still in progress at once (their default); SIGHUP waits for its end.
  * With --store etcd://, the saved state is the shared one: read as a snapshot (retried while etcd cannot be
  * reached; the kernel table is left as it is meanwhile), restored the same way, then followed with a watch
- * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it serves.
+ * (other nodes' writes applied through Gorb.applyRemote); the node registers in the fleet once it serves. The
+ * state directory then holds the node's kernel ledger (fleet-ledger.db, opened and locked where state.db would
+ * be; none with --no-state), so restore removes what this node created and another deleted while it was down.
  * SIGHUP: re-read the configuration file; a file with an error is refused whole (logged with its location)
  * and nothing changes; otherwise its services are applied (changes in place where IPVS allows). Settings other
  * than `services` take effect at the next start.
@@ -47,6 +49,7 @@ import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { IpvsInfo } from "../ipvs/types.ts";
 import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
+import { SqliteLedgerStore } from "../state/ledger-store.ts";
 import type { EtcdStateStore } from "../store/etcd-store.ts";
 import { openSharedStore } from "./shared-store.ts";
 import { Membership, listMembers } from "../store/membership.ts";
@@ -97,7 +100,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
   // The state directory is opened (checked, locked) before IPVS is touched: one gorb cannot use stops the start
   // before the sysctls are set, and a second daemon on the same directory stops there too.
   const store = options.sharedStore === null && options.stateDir !== null ? SqliteStateStore.open(options.stateDir) : null;
-  const { driver, info } = await openIpvs(host, () => store?.close());
+  // A fleet node keeps its kernel ledger there instead: what it put in its kernel from the shared state.
+  const ledger = options.sharedStore !== null && options.stateDir !== null ? SqliteLedgerStore.open(options.stateDir, options.sharedStore.prefix) : null;
+  const { driver, info } = await openIpvs(host, () => {
+    store?.close();
+    ledger?.close();
+  });
   log.info(`IPVS ${info.version}, connection table size ${info.connTableSize}`);
 
   // Until the API is bound, nothing changes the kernel: a check that fails (the saved state, -i, a file of --store,
@@ -107,6 +115,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
   const closeOpened = async () => {
     await shared?.close();
     store?.close();
+    ledger?.close();
     driver.close();
     addresses.close();
   };
@@ -128,7 +137,10 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       log.info(`state: ${store.location} (${saved.services.length} service(s), ${saved.backends.length} backend(s) saved)`);
     } else if (options.sharedStore === null) {
       log.warn("--no-state: nothing is kept on disk; the services are lost when gorb stops");
+    } else if (ledger === null) {
+      log.warn("--no-state: no kernel ledger; at start-up, what another node deleted while this one was down is reported, not removed");
     }
+    if (ledger !== null) log.info(`kernel ledger: ${ledger.location}`);
     if (options.sharedStore !== null) shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
     defaultAddress = await firstAddress(addresses, options.interface, log);
     const vip: VipManager | undefined = options.vipInterface !== null ? new InterfaceVipManager(addresses, options.vipInterface) : undefined;
@@ -161,6 +173,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       probeMarks: options.probeMarks,
       logger: log.withTag("core"),
       ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
+      ...(ledger !== null ? { ledger } : {}),
       // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
       nodeId: shared !== null ? nodeName : null,
     });
@@ -336,6 +349,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
         await shared?.close();
         await gorb.close();
         store?.close();
+        ledger?.close();
         driver.close();
         addresses.close();
         resolve();

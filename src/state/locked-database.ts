@@ -6,7 +6,7 @@
  * at start-up instead of writing over the first one's. A database is gorb's by its `meta` table's schema version:
  * another program's database, a version that is not one, or a newer one than this gorb writes is refused as it is.
  */
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -163,4 +163,17 @@ function privateCopy(real: string, spec: DatabaseSpec): { readonly path: string;
     remove();
     throw new StateStoreError(`cannot read the ${spec.noun} ${real} from its read-only directory: ${why(error)}`, { cause: error });
   }
+}
+
+/** The statements `sql` names, prepared; when one does not prepare, those already prepared are finalized. */
+export function prepareAll<K extends string>(db: Database, sql: Readonly<Record<K, string>>): Record<K, Statement> {
+  const prepared: Partial<Record<K, Statement>> = {};
+  try {
+    for (const name of Object.keys(sql) as K[]) prepared[name] = db.prepare(sql[name]);
+  } catch (error) {
+    // A statement left open would keep the database, and its lock, open after close().
+    for (const statement of Object.values<Statement | undefined>(prepared)) statement?.finalize();
+    throw error;
+  }
+  return prepared as Record<K, Statement>;
 }

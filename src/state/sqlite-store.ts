@@ -26,7 +26,7 @@ import {
   type StateStore,
 } from "../core/state.ts";
 import { StateStoreError } from "./errors.ts";
-import { type DatabaseSpec, openLockedDatabase } from "./locked-database.ts";
+import { type DatabaseSpec, openLockedDatabase, prepareAll } from "./locked-database.ts";
 
 /** The schema this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
@@ -76,19 +76,6 @@ function parseRow(data: string, what: string): unknown {
   } catch (error) {
     throw new SavedStateError(`${what}: its data is not JSON (${why(error)})`);
   }
-}
-
-/** The statements `sql` names, prepared; when one does not prepare, those already prepared are finalized. */
-function prepareAll<K extends string>(db: Database, sql: Readonly<Record<K, string>>): Record<K, Statement> {
-  const prepared: Partial<Record<K, Statement>> = {};
-  try {
-    for (const name of Object.keys(sql) as K[]) prepared[name] = db.prepare(sql[name]);
-  } catch (error) {
-    // A statement left open would keep the database, and its lock, open after close().
-    for (const statement of Object.values<Statement | undefined>(prepared)) statement?.finalize();
-    throw error;
-  }
-  return prepared as Record<K, Statement>;
 }
 
 /** SqliteStateStore keeps gorb's state in `<dir>/state.db`. */

@@ -224,7 +224,7 @@ const serve = defineCommand({
       type: "string",
       description:
         "Share the desired state with other gorb nodes in etcd: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for HTTPS); " +
-        "replaces --state-dir (default: the node's own state in --state-dir)",
+        "replaces state.db (default: the node's own state in --state-dir); --state-dir then keeps the node's kernel ledger",
       valueHint: "url",
     },
     "node-id": { type: "string", description: "This node's name in the fleet (default: the host name)", valueHint: "name" },

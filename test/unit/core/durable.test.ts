@@ -201,7 +201,7 @@ describe("restore", () => {
     driver.clearWrites();
     const again = restarted(driver, store);
     const report = await again.gorb.restore(store.load());
-    expect(report).toEqual({ services: 2, backends: 3, dropped: [], repairs: [], unknown: [], removedUnsaved: [] });
+    expect(report).toEqual({ services: 2, backends: 3, dropped: [], repairs: [], unknown: [], removedUnsaved: [], removedDeleted: [] });
     expect(driver.writes()).toEqual([]);
     expect(await apiState(again.gorb)).toEqual(before);
     // Health checks restart from "unknown" for every backend, under new watch ids.

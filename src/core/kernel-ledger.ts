@@ -1,0 +1,208 @@
+/**
+ * The kernel ledger of a fleet node (`--store etcd://`): which IPVS services and destinations, and which VIP
+ * addresses, this node put in its kernel (and on its VIP interface) from the shared desired state. A single host's
+ * state (state.db) says what gorb created; a fleet node's desired state is shared, and another node may delete a
+ * service or a backend while this one is down: at its restart the ledger tells an object gorb created and the
+ * shared state no longer has (removed: it was deleted) from one gorb never created (an unknown destination,
+ * left to `--unknown-destinations`; a service of another program, never touched).
+ *
+ * An object is recorded durably before the kernel write that creates it (KernelWriter.run, VipLedger.claim): a
+ * crash after the write leaves it recorded. It leaves the ledger once gorb removes it (or finds it already gone);
+ * the record of an add the kernel refused is taken back after the batch (a crash in between leaves an entry for
+ * an object that is not there, pruned at the next start, or a destination another program made first, see
+ * README). A record that cannot be written refuses the write (503), as the state store's does; taking one back
+ * that cannot be written is logged (the entry stays, pruned at the next start once its object is gone). gorb's
+ * probe services (checks through the VIP) are kept out: restore knows them by their marks.
+ *
+ * Core defines the port (LedgerStore); the store itself (SQLite, ledger.db in the state directory) lives in
+ * src/state/.
+ */
+import { errorMessage, UnavailableError } from "./errors.ts";
+import type { Logger } from "../log.ts";
+import { destinationKeyId, serviceKeyId } from "./keys.ts";
+import { PROBE_SERVICE_ID } from "./probe-services.ts";
+import type { ObservedTable, Operation } from "./reconcile.ts";
+
+/** A destination in the ledger: its service's key id and its own (./keys.ts). */
+export interface LedgerDestination {
+  readonly service: string;
+  readonly destination: string;
+}
+
+/** Entries of the ledger: service key ids, destinations, VIP addresses. */
+export interface LedgerEntries {
+  readonly services: readonly string[];
+  readonly destinations: readonly LedgerDestination[];
+  readonly vips: readonly string[];
+}
+
+/** The durable ledger (src/state/ledger-store.ts). Each call is one durable transaction; it throws when it cannot write. */
+export interface LedgerStore {
+  /** Where it lives, for messages ("/var/lib/gorb/ledger.db"). */
+  readonly location: string;
+  load(): LedgerEntries;
+  record(entries: LedgerEntries): void | Promise<void>;
+  /** Take entries out; a service's destinations go with it. */
+  forget(entries: LedgerEntries): void | Promise<void>;
+}
+
+const NONE: LedgerEntries = { services: [], destinations: [], vips: [] };
+
+function isEmpty(entries: LedgerEntries): boolean {
+  return entries.services.length + entries.destinations.length + entries.vips.length === 0;
+}
+
+/** See the module comment: the ledger in memory, written through to its store. */
+export class KernelLedger {
+  readonly #store: LedgerStore;
+  readonly #log: Logger;
+  readonly #services = new Set<string>();
+  /** Destination key ids by service key id. */
+  readonly #destinations = new Map<string, Set<string>>();
+  readonly #vips = new Set<string>();
+
+  constructor(store: LedgerStore, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+    const loaded = store.load();
+    for (const id of loaded.services) this.#services.add(id);
+    for (const d of loaded.destinations) this.#destinationsOf(d.service).add(d.destination);
+    for (const address of loaded.vips) this.#vips.add(address);
+  }
+
+  get location(): string {
+    return this.#store.location;
+  }
+
+  hasService(id: string): boolean {
+    return this.#services.has(id);
+  }
+
+  hasDestination(service: string, destination: string): boolean {
+    return this.#destinations.get(service)?.has(destination) ?? false;
+  }
+
+  hasVip(address: string): boolean {
+    return this.#vips.has(address);
+  }
+
+  /** The VIP addresses recorded. */
+  vips(): string[] {
+    return [...this.#vips];
+  }
+
+  /**
+   * Record durably the services and destinations `operations` add that are not recorded yet (not gorb's probe
+   * services), before they run. Returns what it recorded. Throws UnavailableError when it cannot (nothing recorded).
+   */
+  async recordAdds(operations: readonly Operation[]): Promise<LedgerEntries> {
+    let services: string[] | null = null;
+    let destinations: LedgerDestination[] | null = null;
+    for (const { op, service } of operations) {
+      if (service === PROBE_SERVICE_ID) continue;
+      if (op.op === "add-service") {
+        const id = serviceKeyId(op.service.key);
+        if (!this.#services.has(id)) (services ??= []).push(id);
+      } else if (op.op === "add-destination") {
+        const entry = { service: serviceKeyId(op.service), destination: destinationKeyId(op.destination) };
+        if (!this.hasDestination(entry.service, entry.destination)) (destinations ??= []).push(entry);
+      }
+    }
+    const entries = { services: services ?? [], destinations: destinations ?? [], vips: [] };
+    await this.#record(entries);
+    return entries;
+  }
+
+  /** Record a VIP address durably before gorb adds it to the interface; throws UnavailableError when it cannot. */
+  async recordVip(address: string): Promise<void> {
+    if (!this.#vips.has(address)) await this.#record({ ...NONE, vips: [address] });
+  }
+
+  /**
+   * After a batch ran: forget what its deletes removed (or found gone), and the records `recorded` made for adds
+   * that failed. `done[i]` says whether operations[i] took effect.
+   */
+  async settle(operations: readonly Operation[], done: readonly boolean[], recorded: LedgerEntries): Promise<void> {
+    const refused = new Set<string>();
+    for (const id of recorded.services) refused.add(id);
+    for (const d of recorded.destinations) refused.add(`${d.service} ${d.destination}`);
+    const services: string[] = [];
+    const destinations: LedgerDestination[] = [];
+    for (const [i, { op, service }] of operations.entries()) {
+      if (service === PROBE_SERVICE_ID) continue;
+      const ok = done[i] === true;
+      if (op.op === "delete-service" && ok) services.push(serviceKeyId(op.key));
+      else if (op.op === "delete-destination" && ok) destinations.push({ service: serviceKeyId(op.service), destination: destinationKeyId(op.destination) });
+      else if (op.op === "add-service" && !ok && refused.has(serviceKeyId(op.service.key))) services.push(serviceKeyId(op.service.key));
+      else if (op.op === "add-destination" && !ok) {
+        const entry = { service: serviceKeyId(op.service), destination: destinationKeyId(op.destination) };
+        if (refused.has(`${entry.service} ${entry.destination}`)) destinations.push(entry);
+      }
+    }
+    await this.forget({ services, destinations, vips: [] });
+  }
+
+  /** Forget entries (a service's destinations with it); a failure to write is logged. */
+  async forget(entries: LedgerEntries): Promise<void> {
+    const services = entries.services.filter((id) => this.#services.has(id) || this.#destinations.has(id));
+    const destinations = entries.destinations.filter((d) => this.hasDestination(d.service, d.destination));
+    const vips = entries.vips.filter((address) => this.#vips.has(address));
+    const taken = { services, destinations, vips };
+    if (isEmpty(taken)) return;
+    for (const id of services) {
+      this.#services.delete(id);
+      this.#destinations.delete(id);
+    }
+    for (const d of destinations) this.#destinations.get(d.service)?.delete(d.destination);
+    for (const address of vips) this.#vips.delete(address);
+    try {
+      await this.#store.forget(taken);
+    } catch (error) {
+      this.#log.error(`cannot take removed objects out of the kernel ledger ${this.#store.location}: ${errorMessage(error)} (pruned at the next start)`);
+    }
+  }
+
+  /** Forget every service and destination (gorb serve -f deleted every IPVS service). */
+  async forgetKernel(): Promise<void> {
+    await this.forget({ services: [...this.#services, ...this.#destinations.keys()], destinations: [], vips: [] });
+  }
+
+  /** Forget the services and destinations the kernel's table (read at start) does not have: they are gone. */
+  async prune(table: ObservedTable): Promise<void> {
+    const services: string[] = [];
+    const destinations: LedgerDestination[] = [];
+    for (const id of new Set([...this.#services, ...this.#destinations.keys()])) {
+      const observed = table.get(id);
+      if (observed === undefined) {
+        services.push(id);
+        continue;
+      }
+      for (const destination of this.#destinations.get(id) ?? []) {
+        if (!observed.dests.has(destination)) destinations.push({ service: id, destination });
+      }
+    }
+    await this.forget({ services, destinations, vips: [] });
+  }
+
+  async #record(entries: LedgerEntries): Promise<void> {
+    if (isEmpty(entries)) return;
+    try {
+      await this.#store.record(entries);
+    } catch (error) {
+      throw new UnavailableError(
+        "ledger",
+        `cannot record in the kernel ledger ${this.#store.location} what gorb is about to create (${errorMessage(error)}); nothing was changed`,
+        { cause: error },
+      );
+    }
+    for (const id of entries.services) this.#services.add(id);
+    for (const d of entries.destinations) this.#destinationsOf(d.service).add(d.destination);
+    for (const address of entries.vips) this.#vips.add(address);
+  }
+
+  #destinationsOf(service: string): Set<string> {
+    let set = this.#destinations.get(service);
+    if (set === undefined) this.#destinations.set(service, (set = new Set()));
+    return set;
+  }
+}

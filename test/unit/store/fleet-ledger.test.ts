@@ -1,0 +1,178 @@
+/**
+ * A fleet node's kernel ledger (src/core/kernel-ledger.ts, fleet-ledger.db in its state directory), two nodes on
+ * one real etcd, each a real Gorb over its own in-memory IPVS table and VIP interface: node B stops, A deletes a
+ * backend (or a whole service) B had put in its kernel, and B, restarted with the same state directory and the same
+ * kernel, removes it at restore instead of reporting it and leaving it serving; a destination, a service and a VIP
+ * added to B's kernel by hand (not gorb's) are still reported or left alone as before.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApp } from "../../../src/api/app.ts";
+import { EventBus } from "../../../src/core/events.ts";
+import type { RestoreReport } from "../../../src/core/restore-runner.ts";
+import type { DestinationConfig, ServiceConfig } from "../../../src/ipvs/types.ts";
+import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
+import { SqliteLedgerStore } from "../../../src/state/ledger-store.ts";
+import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { MemoryVipManager } from "../../helpers/memory-vip.ts";
+import { makeGorb } from "../core/fakes.ts";
+import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
+
+const etcd = etcdForFile();
+const cleanups = cleanupsAfterEach();
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+let prefixes = 0;
+
+/** A node on `prefix` with its state directory, kernel and VIP interface (kept across its restarts). */
+interface Host {
+  readonly dir: string;
+  readonly driver: MemoryIpvsDriver;
+  readonly vip: MemoryVipManager;
+}
+
+function host(): Host {
+  const dir = mkdtempSync(join(tmpdir(), "gorb-ledger-"));
+  dirs.push(dir);
+  return { dir, driver: new MemoryIpvsDriver(), vip: new MemoryVipManager() };
+}
+
+/** Start a node on `h`: restore from etcd (the report is returned), follow it, answer the API. `stop()` ends it. */
+async function node(h: Host, prefix: string) {
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  const ledger = SqliteLedgerStore.open(h.dir, prefix);
+  const stack = makeGorb({ store, ledger, events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
+  const report: RestoreReport = await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await store.close();
+    await stack.gorb.close();
+    ledger.close();
+  };
+  cleanups.push(stop);
+  const app = createApp({ gorb: stack.gorb, logger: stack.logger });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await app.handle(new Request(`http://gorb.test${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+    return { status: response.status, revision: store.committedRevision };
+  };
+  return { ...stack, store, report, call, stop };
+}
+
+const WEB = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+const BY_HAND: DestinationConfig = { family: "inet", address: "10.1.0.99", port: 80, forward: "nat", weight: 10, upperThreshold: 0, lowerThreshold: 0, tunnel: null };
+const FOREIGN: ServiceConfig = {
+  key: { family: "inet", protocol: "udp", address: "10.0.0.53", port: 53 },
+  scheduler: "rr",
+  flags: { persistent: false, onePacket: false, sched1: false, sched2: false, sched3: false },
+  timeout: 0,
+  netmask: 32,
+  pe: null,
+};
+
+/** The destinations (address:port) of service `key` in `driver`'s table, sorted; null when it has no such service. */
+function destinations(driver: MemoryIpvsDriver, address: string, port: number): string[] | null {
+  const entry = driver.peek().find((s) => "address" in s.service.key && s.service.key.address === address && s.service.key.port === port);
+  return entry === undefined ? null : entry.destinations.map((d) => `${d.address}:${d.port}`).sort();
+}
+
+describe("a fleet node's kernel ledger", () => {
+  test("a backend deleted through A while B was down is removed from B's kernel at B's restart; one added by hand is reported and left serving", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
+    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+
+    await b.stop();
+    const deleted = await a.call("DELETE", "/service/web/b2");
+    expect(deleted.status).toBe(200);
+    await hostB.driver.addDestination(WEB, BY_HAND); // by hand, while B is down: not gorb's
+
+    b = await node(hostB, prefix);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.99:80"]);
+    expect(b.report.removedDeleted).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(b.report.unknown).toEqual(['10.1.0.99:80 in service "web"']);
+    expect(b.logger.lines).toContain('warn restore: IPVS serves 10.1.0.99:80 in service "web", which the saved state does not know; leaving it (--unknown-destinations report)');
+
+    // The destination by hand is still left alone by the reconcile, and B serves what etcd has.
+    await b.gorb.reconcile();
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.99:80"]);
+    expect((await b.gorb.getService("web")).backends).toEqual(["b1"]);
+  }, 15000);
+
+  test("a service deleted through A while B was down is removed from B's kernel with the VIP B added for it; another program's service and address stay", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/api", { host: "10.0.0.2", port: 443 })).status).toBe(200);
+    const last = await a.call("PUT", "/service/api/b1", { host: "10.1.0.5", port: 443 });
+    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+
+    await b.stop();
+    expect((await a.call("DELETE", "/service/web")).status).toBe(200);
+    // By hand, while B is down: another program's service, and an address of its own on the interface.
+    await hostB.driver.addService(FOREIGN);
+    await hostB.vip.add("10.0.0.53", "inet");
+
+    b = await node(hostB, prefix);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toBeNull();
+    expect(destinations(hostB.driver, "10.0.0.2", 443)).toEqual(["10.1.0.5:443"]);
+    expect(destinations(hostB.driver, "10.0.0.53", 53)).toEqual([]);
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.2", "10.0.0.53"]);
+    expect(b.report.removedDeleted).toEqual(["tcp 10.0.0.1:80"]);
+    expect(b.report.unknown).toEqual([]);
+    expect(b.logger.lines).toContain("warn restore: removed VIP 10.0.0.1, which this node added for a service the shared state no longer has");
+
+    // The ledger followed: api, deleted now through A while B runs, takes its VIP with it; a third start finds
+    // nothing of gorb's to remove.
+    const gone = await a.call("DELETE", "/service/api");
+    expect(await b.store.waitApplied(gone.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.53"]);
+    await b.stop();
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual([]);
+    expect(hostB.driver.peek().map((s) => s.service.key)).toEqual([FOREIGN.key]);
+  }, 15000);
+
+  test("a destination B's kernel refused to add is not recorded as B's: one added there by hand later is reported, not removed, once the backend is deleted", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    const web = await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 });
+    expect(await b.store.waitApplied(web.revision, 5000)).toBe(true);
+    hostB.driver.failNext("add-destination", "ENOMEM");
+    const refused = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
+    expect(await b.store.waitApplied(refused.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
+
+    await b.stop();
+    await hostB.driver.addDestination(WEB, { ...BY_HAND, address: "10.1.0.2" }); // by hand: not gorb's
+    expect((await a.call("DELETE", "/service/web/b2")).status).toBe(200);
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual([]);
+    expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+  }, 15000);
+});
