@@ -21,7 +21,8 @@ import { errorMessage, UnavailableError } from "./errors.ts";
 import type { Logger } from "../log.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { PROBE_SERVICE_ID } from "./probe-services.ts";
-import type { ObservedTable, Operation } from "./reconcile.ts";
+import type { Pacer } from "../pacer.ts";
+import type { ObservedTable, Operation, WantedService } from "./reconcile.ts";
 
 /** A destination in the ledger: its service's key id and its own (./keys.ts). */
 export interface LedgerDestination {
@@ -160,6 +161,31 @@ export class KernelLedger {
     } catch (error) {
       this.#log.error(`cannot take removed objects out of the kernel ledger ${this.#store.location}: ${errorMessage(error)} (pruned at the next start)`);
     }
+  }
+
+  /**
+   * At start-up, once the kernel matches: record the services and destinations the shared state wants that the
+   * kernel (`view`) has, which gorb now serves as its own whoever put them there (a node that ran before it kept a
+   * ledger, or one that crashed before recording). A failure is logged: they stay unrecorded (reported, not
+   * removed, should they be deleted while this node is down).
+   */
+  async recordServed(wanted: Iterable<WantedService>, view: ObservedTable, pacer: Pacer): Promise<void> {
+    const services: string[] = [];
+    const destinations: LedgerDestination[] = [];
+    for (const w of wanted) {
+      if (pacer.due()) await pacer.turn();
+      if (w.config === null) continue;
+      const id = serviceKeyId(w.config.key);
+      const observed = view.get(id);
+      if (observed === undefined) continue;
+      if (!this.#services.has(id)) services.push(id);
+      for (const { dest } of w.backends) {
+        if (dest === null) continue;
+        const destination = destinationKeyId(dest);
+        if (observed.dests.has(destination) && !this.hasDestination(id, destination)) destinations.push({ service: id, destination });
+      }
+    }
+    await this.#record({ services, destinations, vips: [] }).catch((error: unknown) => this.#log.error(errorMessage(error)));
   }
 
   /** Forget every service and destination (gorb serve -f deleted every IPVS service). */

@@ -176,6 +176,8 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
 
   const quorumChanges = await p.failover.restoreStates(pacer);
   const { reports: repairs } = await p.repairs.run(await planOperationsPaced(desired.wantedEach(), writer.view, pacer), { pacer });
+  // What gorb now serves is this node's, even when it was in the kernel before the ledger was (an upgrade).
+  await ledger?.recordServed(desired.wantedEach(), writer.view, pacer);
   for (const change of quorumChanges) {
     if (pacer.due()) await pacer.turn();
     p.failover.quorumChanged(change);

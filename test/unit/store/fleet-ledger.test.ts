@@ -175,4 +175,22 @@ describe("a fleet node's kernel ledger", () => {
     expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
   }, 15000);
+
+  test("a node started without a ledger (an upgrade) records what it serves at restore: a backend deleted while it is down next is removed", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 })).status).toBe(200);
+    // B's kernel has web as an earlier gorb left it, and B's state directory no ledger.
+    await hostB.driver.apply([...a.driver.peek()].flatMap((s) => [{ op: "add-service" as const, service: s.service }, ...s.destinations.map((d) => ({ op: "add-destination" as const, service: s.service.key, destination: d }))]));
+    let b = await node(hostB, prefix);
+    expect(b.report.unknown).toEqual([]);
+    await b.stop();
+    expect((await a.call("DELETE", "/service/web/b2")).status).toBe(200);
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
+  }, 15000);
 });
