@@ -14,6 +14,11 @@
  * that cannot be written is logged (the entry stays, pruned at the next start once its object is gone). gorb's
  * probe services (checks through the VIP) are kept out: restore knows them by their marks.
  *
+ * The entries hold only while the shared state's history goes on from the one they were written following: the
+ * ledger keeps the etcd cluster's id and the revision of the last restore. Another cluster (etcd replaced, or
+ * restored from a backup, which gives it a new id) or a revision below that one (etcd lost writes) does not say
+ * what was deleted: restore then removes nothing on the ledger's word and starts it again from what it serves.
+ *
  * Core defines the port (LedgerStore); the store itself (SQLite, ledger.db in the state directory) lives in
  * src/state/.
  */
@@ -23,6 +28,7 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import { PROBE_SERVICE_ID } from "./probe-services.ts";
 import type { Pacer } from "../pacer.ts";
 import type { ObservedTable, Operation, WantedService } from "./reconcile.ts";
+import type { StateOrigin } from "./state.ts";
 
 /** A destination in the ledger: its service's key id and its own (./keys.ts). */
 export interface LedgerDestination {
@@ -45,6 +51,9 @@ export interface LedgerStore {
   record(entries: LedgerEntries): void | Promise<void>;
   /** Take entries out; a service's destinations go with it. */
   forget(entries: LedgerEntries): void | Promise<void>;
+  /** The shared state the entries follow (null: none recorded yet). */
+  origin(): StateOrigin | null;
+  setOrigin(origin: StateOrigin): void | Promise<void>;
 }
 
 const NONE: LedgerEntries = { services: [], destinations: [], vips: [] };
@@ -186,6 +195,46 @@ export class KernelLedger {
       }
     }
     await this.#record({ services, destinations, vips: [] }).catch((error: unknown) => this.#log.error(errorMessage(error)));
+  }
+
+  /**
+   * Why the shared state read at `origin` cannot tell this node's entries deleted from merely absent, or null when
+   * it can (or the entries follow no state yet). See the module comment.
+   */
+  mismatch(origin: StateOrigin): string | null {
+    const followed = this.#store.origin();
+    if (followed === null) return null;
+    if (followed.clusterId !== "" && origin.clusterId !== "" && followed.clusterId !== origin.clusterId) {
+      return `the shared state comes from another etcd cluster (id ${origin.clusterId}) than the one this node's kernel ledger followed (id ${followed.clusterId}): etcd was replaced or restored from a backup`;
+    }
+    if (origin.revision < followed.revision) {
+      return `etcd's revision ${origin.revision} is below the revision ${followed.revision} this node restored at last time: etcd lost writes`;
+    }
+    return null;
+  }
+
+  /** Forget every entry (they follow another history); false when that could not be written (logged). */
+  async forgetAll(): Promise<boolean> {
+    const entries = { services: [...new Set([...this.#services, ...this.#destinations.keys()])], destinations: [], vips: [...this.#vips] };
+    this.#services.clear();
+    this.#destinations.clear();
+    this.#vips.clear();
+    try {
+      await this.#store.forget(entries);
+      return true;
+    } catch (error) {
+      this.#log.error(`cannot empty the kernel ledger ${this.#store.location}: ${errorMessage(error)}`);
+      return false;
+    }
+  }
+
+  /** Record that the entries now follow the shared state read at `origin`; a failure is logged. */
+  async follow(origin: StateOrigin): Promise<void> {
+    try {
+      await this.#store.setOrigin(origin);
+    } catch (error) {
+      this.#log.error(`cannot record in the kernel ledger ${this.#store.location} the shared state it follows: ${errorMessage(error)}`);
+    }
   }
 
   /** Forget every service and destination (gorb serve -f deleted every IPVS service). */

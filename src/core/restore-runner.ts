@@ -100,7 +100,16 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     p.vips.remember(record.id, record.config.key);
   }
   const ledger = p.ledger;
+  // The ledger says what was deleted only while the shared state goes on from the history it followed.
+  let follows = true;
   if (ledger !== null) {
+    const mismatch = state.origin === undefined ? null : ledger.mismatch(state.origin);
+    if (mismatch !== null) {
+      log.error(
+        `restore: ${mismatch}. What this node created and that state lacks is not removed on its kernel ledger's word (--unknown-destinations ${mode} applies), and the ledger starts again from what this node serves now`,
+      );
+      follows = await ledger.forgetAll();
+    }
     // Entries whose objects the kernel does not have are over; the addresses this node added are its claims.
     await ledger.prune(observed);
     for (const record of loaded.services) {
@@ -178,6 +187,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   const { reports: repairs } = await p.repairs.run(await planOperationsPaced(desired.wantedEach(), writer.view, pacer), { pacer });
   // What gorb now serves is this node's, even when it was in the kernel before the ledger was (an upgrade).
   await ledger?.recordServed(desired.wantedEach(), writer.view, pacer);
+  if (ledger !== null && state.origin !== undefined && follows) await ledger.follow(state.origin);
   for (const change of quorumChanges) {
     if (pacer.due()) await pacer.turn();
     p.failover.quorumChanged(change);

@@ -59,6 +59,14 @@ export interface SavedState {
    * and restore removes them. Absent: none (or a store that does not record them).
    */
   readonly creating?: readonly Creating[];
+  /** A shared state's source: the etcd cluster and the revision of the snapshot. Absent for a local store. */
+  readonly origin?: StateOrigin;
+}
+
+/** Where a shared state was read: the etcd cluster's id and the snapshot's revision. */
+export interface StateOrigin {
+  readonly clusterId: string;
+  readonly revision: number;
 }
 
 /** A service gorb was about to create in IPVS (StateStore.intend), and whether it put its address on the VIP interface. */

@@ -8,6 +8,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { LedgerEntries, LedgerStore } from "../core/kernel-ledger.ts";
+import type { StateOrigin } from "../core/state.ts";
 import { StateStoreError } from "./errors.ts";
 import { type DatabaseSpec, openLockedDatabase, prepareAll } from "./locked-database.ts";
 
@@ -19,6 +20,8 @@ const LEDGER_DATABASE: DatabaseSpec = {
     "CREATE TABLE IF NOT EXISTS services (scope TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (scope, key))",
     "CREATE TABLE IF NOT EXISTS destinations (scope TEXT NOT NULL, service TEXT NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (scope, service, destination))",
     "CREATE TABLE IF NOT EXISTS vips (scope TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY (scope, address))",
+    // The shared state the entries were written following: its etcd cluster, and the revision of the last restore.
+    "CREATE TABLE IF NOT EXISTS origin (scope TEXT PRIMARY KEY, cluster_id TEXT NOT NULL, revision INTEGER NOT NULL)",
   ],
 };
 
@@ -31,7 +34,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly location: string;
   readonly #db: Database;
   readonly #scope: string;
-  readonly #statements: Record<"putService" | "putDestination" | "putVip" | "dropService" | "dropServiceDestinations" | "dropDestination" | "dropVip", Statement>;
+  readonly #statements: Record<"putService" | "putDestination" | "putVip" | "dropService" | "dropServiceDestinations" | "dropDestination" | "dropVip" | "putOrigin", Statement>;
   readonly #record: (entries: LedgerEntries) => void;
   readonly #forget: (entries: LedgerEntries) => void;
 
@@ -47,6 +50,7 @@ export class SqliteLedgerStore implements LedgerStore {
       dropServiceDestinations: "DELETE FROM destinations WHERE scope = ? AND service = ?",
       dropDestination: "DELETE FROM destinations WHERE scope = ? AND service = ? AND destination = ?",
       dropVip: "DELETE FROM vips WHERE scope = ? AND address = ?",
+      putOrigin: "INSERT INTO origin (scope, cluster_id, revision) VALUES (?, ?, ?) ON CONFLICT (scope) DO UPDATE SET cluster_id = excluded.cluster_id, revision = excluded.revision",
     }));
     this.#record = db.transaction((entries: LedgerEntries) => {
       for (const id of entries.services) s.putService.run(scope, id);
@@ -88,6 +92,15 @@ export class SqliteLedgerStore implements LedgerStore {
       }[],
       vips: (db.query("SELECT address FROM vips WHERE scope = ? ORDER BY rowid").all(scope) as { address: string }[]).map((r) => r.address),
     };
+  }
+
+  origin(): StateOrigin | null {
+    const row = this.#db.query("SELECT cluster_id, revision FROM origin WHERE scope = ?").get(this.#scope) as { cluster_id: string; revision: number } | null;
+    return row === null ? null : { clusterId: row.cluster_id, revision: row.revision };
+  }
+
+  setOrigin(origin: StateOrigin): void {
+    this.#statements.putOrigin.run(this.#scope, origin.clusterId, origin.revision);
   }
 
   record(entries: LedgerEntries): void {

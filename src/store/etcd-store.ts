@@ -440,7 +440,11 @@ export class EtcdStateStore implements StateStore {
     const { state, unreadable, skipped } = this.#rows(null);
     this.#unreadable = unreadable;
     const restored = new Set(state.services.map((s) => s.id));
-    return { state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)) }, revision, skipped: [...binary, ...skipped] };
+    return {
+      state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)), origin: { clusterId, revision } },
+      revision,
+      skipped: [...binary, ...skipped],
+    };
   }
 
   // ---- writes -------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import { SqliteLedgerStore } from "../../../src/state/ledger-store.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { makeGorb } from "../core/fakes.ts";
-import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
+import { cleanupsAfterEach, etcdForFile, startEtcd } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
 const cleanups = cleanupsAfterEach();
@@ -43,8 +43,8 @@ function host(): Host {
 }
 
 /** Start a node on `h`: restore from etcd (the report is returned), follow it, answer the API. `stop()` ends it. */
-async function node(h: Host, prefix: string) {
-  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint) {
+  const store = new EtcdStateStore({ endpoints: [endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
   const ledger = SqliteLedgerStore.open(h.dir, prefix);
   const stack = makeGorb({ store, ledger, events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
   const report: RestoreReport = await stack.gorb.restore((await store.load()).state);
@@ -193,4 +193,70 @@ describe("a fleet node's kernel ledger", () => {
     expect(b.report.removedDeleted).toEqual(['10.1.0.2:80 in service "web"']);
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
   }, 15000);
+
+  // The ledger says "deleted" only while etcd's history goes on from the one it followed: another cluster, or a
+  // revision gone back (a wipe, a restore from a backup), leaves what etcd lacks to --unknown-destinations.
+  test("etcd wiped while B was down (its revision gone back): B removes nothing on its ledger's word, reports what etcd lacks, and follows the new history from then on", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    let a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
+    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    // Restarted once, B's ledger follows the revision of the state with both backends.
+    await b.stop();
+    b = await node(hostB, prefix);
+    const followed = (await b.store.load()).revision;
+    await b.stop();
+    await a.stop();
+
+    await etcd.wipe();
+    a = await node(host(), prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    const now = await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 });
+    expect(now.revision).toBeLessThan(followed);
+
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual([]);
+    expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+    expect(b.logger.lines.some((line) => line.includes(`etcd's revision ${now.revision} is below the revision ${followed}`))).toBe(true);
+
+    // From now on the ledger follows the new history: b1, deleted while B is down, is removed; b2 is still unknown.
+    await b.stop();
+    expect((await a.call("DELETE", "/service/web/b1")).status).toBe(200);
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual(['10.1.0.1:80 in service "web"']);
+    expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.2:80"]);
+  }, 30000);
+
+  test("B restarted on another etcd cluster: nothing removed on its ledger's word, what that state lacks is reported", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
+    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    await b.stop();
+
+    const other = await startEtcd();
+    cleanups.push(() => other.stop());
+    const a2 = await node(host(), prefix, other.endpoint);
+    expect((await a2.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+    expect((await a2.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
+    for (let i = 0; i < 20; i++) expect((await a2.call("PUT", `/service/s${i}`, { host: `10.0.1.${i + 1}`, port: 80 })).status).toBe(200);
+
+    b = await node(hostB, prefix, other.endpoint);
+    expect(b.report.removedDeleted).toEqual([]);
+    expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+    expect(b.logger.lines.some((line) => line.includes("the shared state comes from another etcd cluster"))).toBe(true);
+  }, 30000);
 });
