@@ -24,6 +24,8 @@ import { parseIpvsadmList } from "./helpers/ipvsadm.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 const DATA = "/tmp/gorb-fleet-etcd";
+/** Each node's state directory (its kernel ledger, fleet-ledger.db): two nodes in one guest cannot share one. */
+const STATE = "/tmp/gorb-fleet-state";
 const MEMBERS = [1, 2, 3] as const;
 const CLUSTER = MEMBERS.map((i) => `m${i}=http://127.0.0.1:${i}2380`).join(",");
 const VIP = "10.0.0.40";
@@ -111,7 +113,7 @@ async function startNode(node: Node, index: number): Promise<void> {
   const endpoints = MEMBERS.map((i) => `10.88.${index}.1:${i}2379`).join(",");
   const proc = Bun.spawn(
     [IP, "netns", "exec", node.ns, process.execPath, MAIN, "serve", "-l", `${node.address}:4672`, "--allow", "10.88.0.0/16",
-      "--store", `etcd://${endpoints}/gorb`, "--node-id", node.name, "--vip-interface", "lo", "--reconcile-interval", "0", "-v"],
+      "--store", `etcd://${endpoints}/gorb`, "--node-id", node.name, "--state-dir", `${STATE}/${node.name}`, "--vip-interface", "lo", "--reconcile-interval", "0", "-v"],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1", CI: "1" } },
   );
   node.proc = proc;
@@ -190,6 +192,7 @@ beforeAll(async () => {
   assertInGuest();
   rmSync(DATA, { recursive: true, force: true });
   mkdirSync(DATA, { recursive: true });
+  rmSync(STATE, { recursive: true, force: true });
   for (const i of MEMBERS) startMember(i);
   await until("the etcd cluster to elect a leader", async () => (await etcd.range("/probe")).revision > 0);
   backends = await createBackends(2);
@@ -336,6 +339,40 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
     // tested deterministically against a real etcd on the host (test/unit/store/store-contract.test.ts).
     const cluster = (await call(B, "GET", "/cluster")).json as { store: { relists: number } };
     console.log(`fleet: the resumed node caught up with ${cluster.store.relists} relist(s)`);
+  });
+
+  test("a backend deleted through A while B was stopped: restarted, B removes it from its kernel (its ledger); a destination added by hand stays", async () => {
+    const vip = "10.0.0.42";
+    expect((await call(A, "PUT", "/service/led", { host: vip, port: 80 })).status).toBe(200);
+    let last = 0;
+    for (const be of backends) {
+      const put = await call(A, "PUT", `/service/led/${be.name}`, { host: be.address, port: 80, pulse: { type: "none" } });
+      expect(put.status).toBe(200);
+      last = put.revision;
+    }
+    await applied(B, last);
+    const both = `TCP ${vip}:80 wrr -> ${backends.map((b) => `${b.address}:80`).join(",")}`;
+    expect(kernel(B).filter((l) => l.includes(vip))).toEqual([both]);
+
+    // SIGTERM: B stops and leaves its kernel table serving.
+    B.proc?.kill("SIGTERM");
+    expect(await B.proc?.exited).toBe(0);
+    B.proc = null;
+    const [kept, deleted] = backends;
+    const gone = await call(A, "DELETE", `/service/led/${deleted?.name}`);
+    expect(gone.status).toBe(200);
+    inNetns(B.ns, ["/usr/sbin/ipvsadm", "-a", "-t", `${vip}:80`, "-r", "10.99.0.9:80", "-m", "-w", "1"]); // by hand: not gorb's
+    B.log = "";
+    await startNode(B, 2);
+    await applied(B, gone.revision);
+    expect(kernel(B).filter((l) => l.includes(vip))).toEqual([`TCP ${vip}:80 wrr -> ${["10.99.0.9:80", `${kept?.address}:80`].sort().join(",")}`]);
+    expect(B.log).toContain(`which this node created and the shared state no longer has`);
+    expect(B.log).toContain("10.99.0.9:80 in service \"led\", which the saved state does not know; leaving it");
+
+    const removed = await call(A, "DELETE", "/service/led");
+    expect(removed.status).toBe(200);
+    await applied(B, removed.revision);
+    expect(kernel(B).filter((l) => l.includes(vip))).toEqual([]);
   });
 
   test("memory per node; a killed node's membership disappears after its lease TTL", async () => {
