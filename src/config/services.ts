@@ -150,12 +150,11 @@ export function readServices(value: unknown, path: readonly PathSegment[] = ["se
 
 /**
  * readServices for the daemon (POST /apply): the same checks, with a turn of the event loop every few
- * milliseconds of work (../pacer.ts), so checking a set of 10,000 backends never holds up other requests
+ * milliseconds of work (`pacer`, ../pacer.ts), so checking a set of 10,000 backends never holds up other requests
  * and health checks for long. `value` is parsed JSON, which has no dates: they are not searched for.
  */
-export async function readServicesPaced(value: unknown, path: readonly PathSegment[] = ["services"]): Promise<DeclaredService[]> {
+export async function readServicesPaced(value: unknown, path: readonly PathSegment[] = ["services"], pacer: Pacer = new Pacer()): Promise<DeclaredService[]> {
   if (value === null || value === undefined) return [];
-  const pacer = new Pacer();
   const out: DeclaredService[] = [];
   for (const [id, body] of Object.entries(mapping(value, path, "service ids to services"))) {
     if (pacer.due()) await pacer.turn();
