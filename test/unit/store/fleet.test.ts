@@ -199,7 +199,7 @@ describe("fleet over the API", () => {
     expect((await listMembers(a.store.client, prefix)).map((m) => m.node)).toEqual(["a", "b"]);
     const gone = await waitFor(async () => !(await listMembers(a.store.client, prefix)).some((m) => m.node === "b"), 10000);
     expect(gone).toBe(true);
-  });
+  }, 15000); // the TTL runs out in real time (2 s, etcd checking expiries every 500 ms): room for the 10 s wait
 
   test("a node that cannot register says so once, not at every tick, and says when it is registered again", async () => {
     const own = await startEtcd();
