@@ -116,6 +116,21 @@ describe("compiled gorb", () => {
       expect([missing.code, missing.stderr]).toEqual([4, 'error: service "nope" not found\n']);
     });
 
+    test("a proxy in the environment (HTTP_PROXY, https_proxy, ALL_PROXY) is not used: the request and its token go to gorb", async () => {
+      const seen: string[] = [];
+      const proxy = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (request) => (seen.push(request.headers.get("authorization") ?? request.url), new Response("proxy", { status: 502 })) });
+      try {
+        const url = `http://127.0.0.1:${proxy.port}`;
+        const env = { GORB_SERVER: server.url, GORB_TOKEN: "s3cret", HTTP_PROXY: url, http_proxy: url, HTTPS_PROXY: url, https_proxy: url, ALL_PROXY: url, all_proxy: url };
+        const run = await gorb(["status", "--json"], env);
+        expect([run.code, run.stderr]).toEqual([0, ""]);
+        expect(Array.isArray(JSON.parse(run.stdout))).toBe(true);
+        expect(seen).toEqual([]);
+      } finally {
+        await proxy.stop(true);
+      }
+    });
+
     test("status --watch follows the event stream until Ctrl-C and then exits 0", async () => {
       expect((await gorb(["service", "add", "watched", "--host", "10.0.0.7", "--port", "80"], { GORB_SERVER: server.url })).code).toBe(0);
       const proc = Bun.spawn([exe, "status", "--watch"], {
