@@ -26,6 +26,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/errno": [],
   "src/pacer": [],
   "src/regular-file": [],
+  "src/proxy-environment": [],
   "src/contained-spawn": ["ffi"],
   "src/netlink": [],
   "src/transport": ["ffi", "src/errno", "src/netlink"],
@@ -76,7 +77,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/bgp",
     "src/render",
   ],
-  "src/main": ["src/cli"],
+  "src/main": ["src/cli", "src/proxy-environment"],
 };
 
 /**
