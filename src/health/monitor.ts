@@ -35,7 +35,7 @@
  * or not the status changed: the weight policy needs each result while a backend recovers.
  *
  * Check errors. A result of kind "local-error" (this host ran out of file descriptors, buffers, local ports or
- * memory, or could not start an exec check's program) says nothing about the backend: it is recorded as the
+ * memory, could not start an exec check's program, or its checker threw) says nothing about the backend: it is recorded as the
  * last check (snapshot.lastCheck.kind = "local-error") and counted (stats().checkErrors), but it moves no
  * counter, no window and no status, and emits no HealthUpdate, so no weight changes because of it.
  */
@@ -651,9 +651,14 @@ export class HealthMonitor {
     );
   }
 
+  /**
+   * A checker that throws or rejects failed, not the backend: a check error (gorb's own failure, as running out of
+   * descriptors is), which changes no state, health or weight. Counting it as the backend's failure drained healthy
+   * backends for a fault of gorb's.
+   */
   private bugResult(err: unknown, startedAt: number): CheckResult {
     const why = err instanceof Error ? err.message || err.name : String(err);
-    return { ok: false, durationMs: this.clock.now() - startedAt, message: `checker failed: ${why}`, kind: "fail", code: "CHECKER_FAILED" };
+    return { ok: false, durationMs: this.clock.now() - startedAt, message: `checker failed: ${why}`, kind: "local-error", code: "CHECKER_FAILED" };
   }
 
   private finish(p: Probe, run: number, result: CheckResult): void {

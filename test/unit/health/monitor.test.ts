@@ -356,7 +356,7 @@ describe("status, thresholds and counters", () => {
     monitor.stop();
   });
 
-  test("a checker that throws or rejects counts as a failed check", async () => {
+  test("a checker that throws or rejects is a check error (gorb's failure, not the backend's): no state, no update", async () => {
     const clock = new ManualClock();
     const updates: HealthUpdate[] = [];
     const monitor = new HealthMonitor({
@@ -373,10 +373,11 @@ describe("status, thresholds and counters", () => {
     monitor.add("sync", BACKEND, opts({ args: { port: 1 } }));
     monitor.add("async", BACKEND, opts({ args: { port: 2 } }));
     await clock.advance(0);
-    expect(updates.map((u) => [u.id, u.status, u.lastCheck.message])).toEqual([
-      ["sync", "down", "checker failed: sync boom"],
-      ["async", "down", "checker failed: async boom"],
-    ]);
+    expect(updates).toEqual([]);
+    for (const [id, why] of [["sync", "sync boom"], ["async", "async boom"]] as const) {
+      expect(monitor.snapshot(id)).toMatchObject({ status: "unknown", lastCheck: { ok: false, kind: "local-error", message: `checker failed: ${why}` } });
+    }
+    expect(monitor.stats().checkErrors).toBe(2);
     monitor.stop();
   });
 });
