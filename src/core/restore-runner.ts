@@ -6,7 +6,8 @@
  * (those the kernel has: ./exposure.ts), start the health checks, and record the rows dropped or adopted. A fleet
  * node's kernel ledger (./kernel-ledger.ts) tells what this node created: a service, destination or VIP address it
  * holds that the shared state no longer has was deleted (by another node, while this one was down) and is removed,
- * not reported as unknown; entries whose objects the kernel no longer has are pruned. Runs
+ * not reported as unknown (a service whose row is there but does not read here was not: left as it is, and so is
+ * an address a service left in the kernel uses); entries whose objects the kernel no longer has are pruned. Runs
  * on Gorb's lock before any other change. Every pass over the services or rows takes a turn of the event loop
  * whenever one Pacer says so (../pacer.ts): the API, health checks and signals are served during a restore of
  * 20,000 services (when only the rows' read-back was paced, the passes after it were one block of 100-300 ms).
@@ -95,11 +96,12 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     if (pacer.due()) await pacer.turn();
     desired.addService(record);
   }
-  for (const record of loaded.vips) {
+  const ledger = p.ledger;
+  // A shared row's VIP flag is the fact of the node that wrote it last: a fleet node's own claims are its ledger's.
+  for (const record of ledger === null ? loaded.vips : []) {
     if (pacer.due()) await pacer.turn();
     p.vips.remember(record.id, record.config.key);
   }
-  const ledger = p.ledger;
   // The ledger says what was deleted only while the shared state goes on from the history it followed.
   let follows = true;
   if (ledger !== null) {
@@ -144,14 +146,22 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (${where}): ${d.why}`);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
-  // Services this fleet node created that the shared state no longer has: deleted while it was down.
-  const deleted = ledger === null ? [] : deletedServices(ledger, table, (id, key) => desired.hasKeyId(id) || isProbeKey(p.probeMarks, key));
+  // Services this fleet node created that the shared state no longer has: deleted while it was down. One whose row
+  // does not read here (it has a row, or a claim) was not: it is left as it is.
+  const held = new Set(state.claimed ?? []);
+  for (const row of state.services) held.add(serviceKeyId(row.key));
+  const deleted = ledger === null ? [] : deletedServices(ledger, table, (id, key) => desired.hasKeyId(id) || held.has(id) || isProbeKey(p.probeMarks, key));
   const removing = new Set([...unsaved, ...deleted].map((entry) => serviceKeyId(entry.key)));
   await writer.replace(table, (id, key) => desired.hasKeyId(id) || removing.has(id) || isProbeKey(p.probeMarks, key), pacer);
-  const removedUnsaved = await removeServices(p, unsaved, "gorb was creating it when it stopped, before saving it (the change was never answered)");
-  const removedDeleted = await removeServices(p, deleted, "this node created it and the shared state no longer has it (deleted while this node was down)");
-  // The addresses this node added that no service it restores claims (their services were deleted meanwhile).
+  const gone = new Set<string>();
+  const removedUnsaved = await removeServices(p, unsaved, "gorb was creating it when it stopped, before saving it (the change was never answered)", gone);
+  const removedDeleted = await removeServices(p, deleted, "this node created it and the shared state no longer has it (deleted while this node was down)", gone);
+  // The addresses this node added that no service it restores claims (their services were deleted meanwhile), and
+  // that no service left in the kernel uses (one whose row does not read here, another program's).
+  const inUse = new Set<string>();
+  for (const { service } of table) if (!isFwmarkKey(service.key) && !gone.has(serviceKeyId(service.key))) inUse.add(service.key.address);
   for (const address of ledger?.vips() ?? []) {
+    if (inUse.has(address)) continue;
     if (await p.vips.dropUnclaimed(address)) log.warn(`restore: removed VIP ${address}, which this node added for a service the shared state no longer has`);
   }
 
@@ -236,17 +246,18 @@ function deletedServices(ledger: KernelLedger, table: readonly ServiceWithDestin
 
 /**
  * Remove from IPVS the services of `entries` (gorb's, found at start-up and not restored), with their destinations,
- * logging each with `why`; returns those removed ("tcp 10.0.0.1:80"). The address gorb put on the VIP interface for
- * one (`vip`) goes too, unless a restored service claims it.
+ * logging each with `why`; returns those removed ("tcp 10.0.0.1:80"), and adds their key ids to `gone`. The address
+ * gorb put on the VIP interface for one (`vip`) goes too, unless a restored service claims it.
  */
-async function removeServices(p: RestoreParts, entries: readonly Creating[], why: string): Promise<string[]> {
+async function removeServices(p: RestoreParts, entries: readonly Creating[], why: string, gone: Set<string>): Promise<string[]> {
   const removed: string[] = [];
   if (entries.length === 0) return removed;
-  const gone = entries.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
-  for (const r of await p.transactions.run(planOperations(gone, p.writer.view))) {
+  const wanted = entries.map(({ key }) => ({ id: describeService(key), config: null, key, backends: [] }));
+  for (const r of await p.transactions.run(planOperations(wanted, p.writer.view))) {
     if (r.error !== null) {
       p.log.error(`restore: cannot remove ${r.operation.service} (${why}): ${r.error.message}; IPVS keeps it`);
     } else {
+      if (r.operation.op.op === "delete-service") gone.add(serviceKeyId(r.operation.op.key));
       removed.push(r.operation.service);
       p.log.warn(`restore: removed ${r.operation.service} from IPVS: ${why}`);
     }

@@ -61,6 +61,11 @@ export interface SavedState {
   readonly creating?: readonly Creating[];
   /** A shared state's source: the etcd cluster and the revision of the snapshot. Absent for a local store. */
   readonly origin?: StateOrigin;
+  /**
+   * A shared state's address claims: the key ids (./keys.ts) of every service it has, including those whose rows do
+   * not read here. A service of the kernel on one of them was not deleted. Absent for a local store.
+   */
+  readonly claimed?: readonly string[];
 }
 
 /** Where a shared state was read: the etcd cluster's id and the snapshot's revision. */

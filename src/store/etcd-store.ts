@@ -440,8 +440,14 @@ export class EtcdStateStore implements StateStore {
     const { state, unreadable, skipped } = this.#rows(null);
     this.#unreadable = unreadable;
     const restored = new Set(state.services.map((s) => s.id));
+    // Every service etcd has holds a claim on its key, its rows read or not: the kernel ledger's "not deleted".
+    const claimed: string[] = [];
+    for (const kv of kvs) {
+      const id = kv.binaryKey === true ? null : this.#keys.claimedKeyId(kv.key);
+      if (id !== null) claimed.push(id);
+    }
     return {
-      state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)), origin: { clusterId, revision } },
+      state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)), origin: { clusterId, revision }, claimed },
       revision,
       skipped: [...binary, ...skipped],
     };

@@ -70,6 +70,11 @@ export class KeyLayout {
     return `${this.addresses}${serviceKeyId(key)}`;
   }
 
+  /** The service key id (../core/keys.ts) an address claim `key` is for, or null for a key that is no claim. */
+  claimedKeyId(key: string): string | null {
+    return key.startsWith(this.addresses) ? key.slice(this.addresses.length) : null;
+  }
+
   /** The service id a key concerns, or null for keys outside services/ and backends/. */
   serviceOf(key: string): string | null {
     if (key.startsWith(this.services)) return key.slice(this.services.length);

@@ -194,6 +194,51 @@ describe("a fleet node's kernel ledger", () => {
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
   }, 15000);
 
+  // A service etcd still has, whose row this node cannot read at its restart (written by a newer gorb, or damaged),
+  // was not deleted: it is left as it is, with its VIP, as before the ledger.
+  for (const [what, value] of [
+    ["not JSON", "{not json"],
+    ["fields this gorb cannot read", JSON.stringify({ source: "api", fields: { host: "10.0.0.1", port: 80, persistent: "for a while" }, key: WEB, vip: true })],
+  ] as const) {
+    test(`a service B created whose row in etcd it cannot read at its restart (${what}) is left in its kernel with its VIP, not removed as deleted`, async () => {
+      const prefix = `/ledger${++prefixes}`;
+      const hostB = host();
+      const a = await node(host(), prefix);
+      let b = await node(hostB, prefix);
+      expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+      const last = await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 });
+      expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
+      await b.gorb.idle();
+      await b.stop();
+      await a.store.client.put(`${prefix}/services/web`, value);
+
+      b = await node(hostB, prefix);
+      expect(b.report.removedDeleted).toEqual([]);
+      expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
+      expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+    }, 15000);
+  }
+
+  test("an address B's interface had before gorb is never B's: a service on it that A created and then deleted, B restarted in between, leaves it there", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    await hostB.vip.add("10.0.0.1", "inet"); // the operator's own address on B
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    const web = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(await b.store.waitApplied(web.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    await b.stop();
+    b = await node(hostB, prefix);
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+
+    const gone = await a.call("DELETE", "/service/web");
+    expect(await b.store.waitApplied(gone.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toBeNull();
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+  }, 15000);
+
   // The ledger says "deleted" only while etcd's history goes on from the one it followed: another cluster, or a
   // revision gone back (a wipe, a restore from a backup), leaves what etcd lacks to --unknown-destinations.
   test("etcd wiped while B was down (its revision gone back): B removes nothing on its ledger's word, reports what etcd lacks, and follows the new history from then on", async () => {
