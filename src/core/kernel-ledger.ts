@@ -8,7 +8,8 @@
  *
  * An object is recorded durably before the kernel write that creates it (KernelWriter.run, VipLedger.claim): a
  * crash after the write leaves it recorded. It leaves the ledger once gorb removes it (or finds it already gone);
- * the record of an add the kernel refused is taken back after the batch (a crash in between leaves an entry for
+ * the record of an add the kernel refused (or did not take before the batch broke off, as the kernel read again
+ * says) is taken back after the batch (a crash in between leaves an entry for
  * an object that is not there, pruned at the next start, or a destination another program made first, see
  * README). A record that cannot be written refuses the write (503), as the state store's does; taking one back
  * that cannot be written is logged (the entry stays, pruned at the next start once its object is gone). gorb's

@@ -9,8 +9,9 @@
  * service it held once a write, whichever, puts it in the kernel.
  *
  * A fleet node's kernel ledger (./kernel-ledger.ts) records the services and destinations a batch adds before the
- * batch is sent, and forgets what it removed once it ran; a batch whose adds cannot be recorded is not sent (each
- * of its operations fails with the ledger's 503).
+ * batch is sent, and forgets what it removed once it ran (a batch that broke off: what the kernel, read again, no
+ * longer has, and the adds it does not have); a batch whose adds cannot be recorded is not sent (each of its
+ * operations fails with the ledger's 503).
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { KernelLedger, LedgerEntries } from "./kernel-ledger.ts";
@@ -106,8 +107,10 @@ export class KernelWriter {
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
       // The batch broke off (a transport failure): the kernel may have taken any part of it. The view of the services
-      // it concerned is read again, so a rollback planned against it undoes what was taken.
+      // it concerned is read again, so a rollback planned against it undoes what was taken, and the ledger keeps what
+      // the kernel has: an add it did not take is no object of gorb's (one made later by hand is not gorb's either).
       await this.#readAgain(operations);
+      if (this.#ledger !== null && recorded !== null) await this.#ledger.settle(operations, operations.map((o) => this.#took(o.op)), recorded);
       return operations.map((operation) => ({ operation, error: failure, gone: false, before: undefined }));
     }
     // A batch names one service for all of its destinations in a row (the same key object): looked up once.
@@ -173,6 +176,22 @@ export class KernelWriter {
         if (!(error instanceof IpvsError && error.code === "ESRCH")) return;
         this.#view.delete(id);
       }
+    }
+  }
+
+  /** Whether the view has what `op` makes (an add's object there, a delete's gone); false for an update. */
+  #took(op: IpvsOp): boolean {
+    switch (op.op) {
+      case "add-service":
+        return this.#view.has(serviceKeyId(op.service.key));
+      case "delete-service":
+        return !this.#view.has(serviceKeyId(op.key));
+      case "add-destination":
+        return this.#view.get(serviceKeyId(op.service))?.dests.has(destinationKeyId(op.destination)) === true;
+      case "delete-destination":
+        return this.#view.get(serviceKeyId(op.service))?.dests.has(destinationKeyId(op.destination)) !== true;
+      default:
+        return false;
     }
   }
 

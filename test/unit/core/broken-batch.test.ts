@@ -6,26 +6,9 @@
 import { expect, test } from "bun:test";
 import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import type { ApplyResult } from "../../../src/ipvs/driver.ts";
-import type { IpvsOp } from "../../../src/ipvs/types.ts";
 import type { DeclaredService } from "../../../src/core/plan.ts";
 import { fieldsOf } from "../../../src/core/fields.ts";
-import { makeGorb } from "./fakes.ts";
-
-/** The memory driver, whose next batch runs its first `n` operations and then throws as a netlink timeout does. */
-class BreakingDriver extends MemoryIpvsDriver {
-  #cut: number | null = null;
-  breakNextAfter(n: number): void {
-    this.#cut = n;
-  }
-  override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
-    const n = this.#cut;
-    if (n === null) return super.apply(ops);
-    this.#cut = null;
-    await super.apply(ops.slice(0, n));
-    throw new IpvsError("apply", ERRNO.ETIMEDOUT, "IPVS did not answer within the netlink timeout (apply); the socket was reset");
-  }
-}
+import { BreakingDriver, makeGorb } from "./fakes.ts";
 
 const declared = (backends: boolean): DeclaredService[] => [
   { id: "web", fields: fieldsOf({ host: "10.0.0.1", port: 80 }), backends: backends ? [{ id: "b1", fields: fieldsOf({ host: "10.1.0.1" }) }] : [] },

@@ -1,9 +1,12 @@
 /**
  * Fakes for core and API tests: a health monitor driven by the test, a host resolver backed by a table, a
- * recording logger, and `makeGorb()` wiring them to a MemoryIpvsDriver and a MemoryVipManager.
+ * recording logger, and `makeGorb()` wiring them to a MemoryIpvsDriver and a MemoryVipManager; a driver whose
+ * batch breaks off.
  */
+import type { ApplyResult } from "../../../src/ipvs/driver.ts";
+import { ERRNO, IpvsError } from "../../../src/ipvs/errors.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
+import type { Destination, IpvsOp, ServiceKey } from "../../../src/ipvs/types.ts";
 import { Gorb } from "../../../src/core/gorb.ts";
 import type { GorbOptions } from "../../../src/core/gorb-options.ts";
 import type { HealthChecks, HealthChecksFactory, HealthView } from "../../../src/core/health.ts";
@@ -209,5 +212,20 @@ export class ConnsDriver extends MemoryIpvsDriver {
       const c = this.conns.get(`${d.address}:${d.port}`);
       return c === undefined ? d : { ...d, activeConns: c.active, inactiveConns: c.inactive };
     });
+  }
+}
+
+/** The memory driver, whose next batch runs its first `n` operations and then throws as a netlink timeout does. */
+export class BreakingDriver extends MemoryIpvsDriver {
+  #cut: number | null = null;
+  breakNextAfter(n: number): void {
+    this.#cut = n;
+  }
+  override async apply(ops: readonly IpvsOp[]): Promise<ApplyResult> {
+    const n = this.#cut;
+    if (n === null) return super.apply(ops);
+    this.#cut = null;
+    await super.apply(ops.slice(0, n));
+    throw new IpvsError("apply", ERRNO.ETIMEDOUT, "IPVS did not answer within the netlink timeout (apply); the socket was reset");
   }
 }
