@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../../src/api/app.ts";
 import { EventBus } from "../../../src/core/events.ts";
+import type { LedgerStore } from "../../../src/core/kernel-ledger.ts";
 import type { RestoreReport } from "../../../src/core/restore-runner.ts";
 import type { DestinationConfig, ServiceConfig } from "../../../src/ipvs/types.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
@@ -42,11 +43,32 @@ function host(): Host {
   return { dir, driver: new MemoryIpvsDriver(), vip: new MemoryVipManager() };
 }
 
+/** A disk that fills up: the ledger's records throw while `full`. */
+class Disk {
+  full = false;
+  over(store: LedgerStore): LedgerStore {
+    const check = () => {
+      if (this.full) throw new Error("disk I/O error (SQLITE_FULL)");
+    };
+    return {
+      location: store.location,
+      load: () => store.load(),
+      record: (entries) => {
+        check();
+        return store.record(entries);
+      },
+      forget: (entries) => store.forget(entries),
+      origin: () => store.origin(),
+      setOrigin: (origin) => store.setOrigin(origin),
+    };
+  }
+}
+
 /** Start a node on `h`: restore from etcd (the report is returned), follow it, answer the API. `stop()` ends it. */
-async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint) {
+async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint, disk: Disk | null = null) {
   const store = new EtcdStateStore({ endpoints: [endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
   const ledger = SqliteLedgerStore.open(h.dir, prefix);
-  const stack = makeGorb({ store, ledger, events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
+  const stack = makeGorb({ store, ledger: disk === null ? ledger : disk.over(ledger), events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
   const report: RestoreReport = await stack.gorb.restore((await store.load()).state);
   store.sync(stack.gorb);
   let stopped = false;
@@ -237,6 +259,43 @@ describe("a fleet node's kernel ledger", () => {
     await b.gorb.idle();
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toBeNull();
     expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+  }, 15000);
+
+  test("a full disk: a write through B that its ledger cannot record answers 503 and changes nothing; another node's change B cannot record is listed failed, nothing of it applied, and applied once the disk takes writes", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const disk = new Disk();
+    const hostB = host();
+    const a = await node(host(), prefix);
+    const b = await node(hostB, prefix, etcd.endpoint, disk);
+    const web = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(await b.store.waitApplied(web.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    disk.full = true;
+
+    const before = b.store.committedRevision;
+    const refused = await b.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 });
+    expect(refused.status).toBe(503);
+    expect(b.store.committedRevision).toBe(before);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual([]);
+    expect((await b.gorb.getService("web")).backends).toEqual([]);
+    const api = await b.call("PUT", "/service/api", { host: "10.0.0.2", port: 80 });
+    expect(api.status).toBe(503);
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+    expect(b.gorb.listServices()).toEqual(["web"]);
+
+    const remote = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
+    expect(await b.store.waitApplied(remote.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(b.store.status().failed.map((f) => f.service)).toEqual(["web"]);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual([]);
+    expect((await b.gorb.getService("web")).backends).toEqual([]);
+
+    disk.full = false;
+    const next = await a.call("PUT", "/service/other", { host: "10.0.0.3", port: 80 });
+    expect(await b.store.waitApplied(next.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(b.store.status().failed).toEqual([]);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.2:80"]);
   }, 15000);
 
   // The ledger says "deleted" only while etcd's history goes on from the one it followed: another cluster, or a
