@@ -59,12 +59,8 @@ export class VipLedger {
       throw new KernelError(`cannot add VIP ${key.address} to the VIP interface: ${errorMessage(error)}`, "", { cause: error });
     }
     if (!added) return false; // already there, not gorb's: never removed
-    try {
-      await this.#ledger?.recordVip(key.address);
-    } catch (error) {
-      await this.#remove(key.address, key.family);
-      throw error;
-    }
+    // Recorded with the kernel batch that follows (the service's add), in the same disk write.
+    this.#ledger?.noteVip(key.address);
     this.#claims.set(key.address, { family: key.family, owners: new Set([id]) });
     return true;
   }
@@ -124,6 +120,7 @@ export class VipLedger {
       if (outcome === "restored") restored++;
       else if (outcome === "failed") failed++;
     }
+    if (restored > 0) await this.#ledger?.flushVips();
     return { restored, failed };
   }
 
@@ -131,7 +128,7 @@ export class VipLedger {
   async restoreClaim(id: string, key: ServiceKey): Promise<void> {
     if (isFwmarkKey(key)) return;
     const claim = this.#claims.get(key.address);
-    if (claim !== undefined && claim.owners.has(id)) await this.#putBack(key.address, claim);
+    if (claim !== undefined && claim.owners.has(id) && (await this.#putBack(key.address, claim)) === "restored") await this.#ledger?.flushVips();
   }
 
   /** Add a claimed address to the interface unless it is there; a failure is logged. */
@@ -143,8 +140,9 @@ export class VipLedger {
       this.#log.error(`cannot add VIP ${address} to the VIP interface: ${String(error)}`);
       return "failed";
     }
-    // Added: the next restart must know it is gorb's. Not recorded, it is left there, as before the ledger.
-    await this.#ledger?.recordVip(address).catch((error: unknown) => this.#log.error(errorMessage(error)));
+    // Added: the next restart must know it is gorb's (recorded once the pass is over: restoreMissing,
+    // restoreClaim). Not recorded, it is left there, as before the ledger.
+    this.#ledger?.noteVip(address);
     return "restored";
   }
 }

@@ -7,6 +7,8 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readServices } from "../../../src/config/services.ts";
+import type { LedgerStore } from "../../../src/core/kernel-ledger.ts";
 import type { ServiceKey } from "../../../src/ipvs/types.ts";
 import { SqliteLedgerStore } from "../../../src/state/ledger-store.ts";
 import { BreakingDriver, makeGorb } from "./fakes.ts";
@@ -51,4 +53,29 @@ test("a backend's add that broke off before the kernel took it is not left in th
   expect(report.removedDeleted).toEqual([]);
   expect(report.unknown).toEqual(['10.1.0.1:80 in service "web"']);
   expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port}`)).toEqual(["10.1.0.1:80"]);
+});
+
+test("an apply of 200 services, each with its VIP, writes the ledger once (its addresses with the kernel batch's adds), and holds every address", async () => {
+  const dir = stateDir();
+  const sqlite = ledgerIn(dir);
+  let records = 0;
+  const counting: LedgerStore = {
+    location: sqlite.location,
+    load: () => sqlite.load(),
+    record: (entries) => {
+      records++;
+      return sqlite.record(entries);
+    },
+    forget: (entries) => sqlite.forget(entries),
+    origin: () => sqlite.origin(),
+    setOrigin: (origin) => sqlite.setOrigin(origin),
+  };
+  const store = new MemoryStateStore();
+  const { gorb, vip } = makeGorb({ store, ledger: counting });
+  const services = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`s${i}`, { host: `10.0.1.${i + 1}`, port: 80 }]));
+  const report = await gorb.apply(readServices(services));
+  expect(report.ok).toBe(true);
+  expect(vip.addresses()).toHaveLength(200);
+  expect(records).toBe(1);
+  expect(sqlite.load().vips).toHaveLength(200);
 });
