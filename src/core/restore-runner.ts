@@ -97,8 +97,12 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     desired.addService(record);
   }
   const ledger = p.ledger;
-  // A shared row's VIP flag is the fact of the node that wrote it last: a fleet node's own claims are its ledger's.
-  for (const record of ledger === null ? loaded.vips : []) {
+  // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
+  // lost an address race here); it stays, and this node leaves it out.
+  const shared = p.store?.shared === true;
+  // A shared row's VIP flag is the fact of the node that wrote it last: a fleet node's own claims are its ledger's
+  // (and the addresses it adds below, claimFleetAddresses).
+  for (const record of ledger === null && !shared ? loaded.vips : []) {
     if (pacer.due()) await pacer.turn();
     p.vips.remember(record.id, record.config.key);
   }
@@ -120,9 +124,6 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
       if (!isFwmarkKey(key) && ledger.hasVip(key.address)) p.vips.remember(record.id, key);
     }
   }
-  // A shared row is not this node's to remove: other nodes may serve it (they run another version, or the row
-  // lost an address race here); it stays, and this node leaves it out.
-  const shared = p.store?.shared === true;
   // This node's own rows are set aside in the store (kept verbatim, never read back), or deleted by a store that
   // cannot, or when setting them aside fails.
   let where = "left in the shared state; not served by this node";
@@ -202,6 +203,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     if (pacer.due()) await pacer.turn();
     p.failover.quorumChanged(change);
   }
+  if (shared) await claimFleetAddresses(p, pacer);
   // At start-up a missing VIP is expected (the interface may have been reset with the host): not a repair. A
   // service the kernel refused is neither given its VIP nor registered (./exposure.ts): a reconcile does that.
   await p.exposure.sync(pacer);
@@ -266,4 +268,24 @@ async function removeServices(p: RestoreParts, entries: readonly Creating[], why
     if (vip && !isFwmarkKey(key) && (await p.vips.dropUnclaimed(key.address))) p.log.warn(`restore: removed VIP ${key.address}, which gorb added for ${describeService(key)}`);
   }
   return removed;
+}
+
+/**
+ * A fleet node's addresses on the VIP interface for the services it restored and the kernel has: those its ledger
+ * names are its claims already (put back by Exposure.sync when missing); any other missing one is added now, as a
+ * service created through the API would have it added, and becomes this node's (a node joining the fleet, or whose
+ * ledger starts again); one already there is not gorb's and is never removed.
+ */
+async function claimFleetAddresses(p: RestoreParts, pacer: Pacer): Promise<void> {
+  for (const record of p.desired.services()) {
+    if (pacer.due()) await pacer.turn();
+    const key = record.config.key;
+    if (isFwmarkKey(key) || p.vips.holds(record.id, key) || !p.exposure.inKernel(record.id)) continue;
+    try {
+      await p.vips.claim(record.id, key);
+    } catch (error) {
+      p.log.error(`restore: ${errorMessage(error)} (service ${q(record.id)})`);
+    }
+  }
+  await p.ledger?.flushVips();
 }

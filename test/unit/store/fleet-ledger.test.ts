@@ -65,10 +65,12 @@ class Disk {
 }
 
 /** Start a node on `h`: restore from etcd (the report is returned), follow it, answer the API. `stop()` ends it. */
-async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint, disk: Disk | null = null) {
+async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint, disk: Disk | null = null, noState = false) {
   const store = new EtcdStateStore({ endpoints: [endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
-  const ledger = SqliteLedgerStore.open(h.dir, prefix);
-  const stack = makeGorb({ store, ledger: disk === null ? ledger : disk.over(ledger), events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
+  // --no-state: no ledger.
+  const ledger = noState ? null : SqliteLedgerStore.open(h.dir, prefix);
+  const used = ledger === null ? {} : { ledger: disk === null ? ledger : disk.over(ledger) };
+  const stack = makeGorb({ store, ...used, events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
   const report: RestoreReport = await stack.gorb.restore((await store.load()).state);
   store.sync(stack.gorb);
   let stopped = false;
@@ -77,7 +79,7 @@ async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint, d
     stopped = true;
     await store.close();
     await stack.gorb.close();
-    ledger.close();
+    ledger?.close();
   };
   cleanups.push(stop);
   const app = createApp({ gorb: stack.gorb, logger: stack.logger });
@@ -363,4 +365,36 @@ describe("a fleet node's kernel ledger", () => {
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
     expect(b.logger.lines.some((line) => line.includes("the shared state comes from another etcd cluster"))).toBe(true);
   }, 30000);
+
+  // A node's addresses at restore: its ledger's, and those it adds for the services it restores.
+  for (const noState of [false, true]) {
+    test(`a node that joins the fleet${noState ? " with --no-state (no ledger)" : ""} puts the VIPs of the services it restores on its interface and takes them as its own; an address its interface had is not, and stays when its service is deleted`, async () => {
+      const prefix = `/ledger${++prefixes}`;
+      const a = await node(host(), prefix);
+      expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+      expect((await a.call("PUT", "/service/api", { host: "10.0.0.2", port: 443 })).status).toBe(200);
+      const hostB = host();
+      await hostB.vip.add("10.0.0.2", "inet"); // the operator's, before gorb
+      let b = await node(hostB, prefix, etcd.endpoint, null, noState);
+      expect(hostB.driver.peek()).toHaveLength(2);
+      expect(hostB.vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+      if (!noState) {
+        // On disk, and taken back at the next start.
+        await b.stop();
+        const ledger = SqliteLedgerStore.open(hostB.dir, prefix);
+        expect(ledger.load().vips).toEqual(["10.0.0.1"]);
+        ledger.close();
+        b = await node(hostB, prefix);
+        expect(hostB.vip.addresses()).toEqual(["10.0.0.1", "10.0.0.2"]);
+      }
+
+      const gone = await a.call("DELETE", "/service/web");
+      const gone2 = await a.call("DELETE", "/service/api");
+      expect([gone.status, gone2.status]).toEqual([200, 200]);
+      expect(await b.store.waitApplied(gone2.revision, 5000)).toBe(true);
+      await b.gorb.idle();
+      expect(hostB.driver.peek()).toEqual([]);
+      expect(hostB.vip.addresses()).toEqual(["10.0.0.2"]);
+    }, 15000);
+  }
 });
