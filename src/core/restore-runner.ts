@@ -274,13 +274,18 @@ async function removeServices(p: RestoreParts, entries: readonly Creating[], why
  * A fleet node's addresses on the VIP interface for the services it restored and the kernel has: those its ledger
  * names are its claims already (put back by Exposure.sync when missing); any other missing one is added now, as a
  * service created through the API would have it added, and becomes this node's (a node joining the fleet, or whose
- * ledger starts again); one already there is not gorb's and is never removed.
+ * ledger starts again); one already there is not gorb's and is never removed. A service the kernel does not have
+ * (it refused its add) has its address claimed so once a write or a reconcile puts it there (VipLedger.claimWhenServing).
  */
 async function claimFleetAddresses(p: RestoreParts, pacer: Pacer): Promise<void> {
   for (const record of p.desired.services()) {
     if (pacer.due()) await pacer.turn();
     const key = record.config.key;
-    if (isFwmarkKey(key) || p.vips.holds(record.id, key) || !p.exposure.inKernel(record.id)) continue;
+    if (isFwmarkKey(key) || p.vips.holds(record.id, key)) continue;
+    if (!p.exposure.inKernel(record.id)) {
+      p.vips.claimWhenServing(record.id, key);
+      continue;
+    }
     try {
       await p.vips.claim(record.id, key);
     } catch (error) {

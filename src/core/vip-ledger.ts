@@ -7,6 +7,11 @@
  * knows them when the shared state no longer has their services. An address is recorded once it is added (the
  * add says whether the interface had it already): a crash in between leaves an address gorb added unrecorded, and
  * never records one the interface had before.
+ *
+ * A fleet node's claims at restore are its kernel ledger's, plus the addresses it adds then for the services it
+ * restores (./restore-runner.ts). A restored service the kernel does not have yet (it refused its add) waits
+ * (claimWhenServing): its address is claimed, added unless the interface has it, once the kernel has the service
+ * (restoreClaim, restoreMissing), as it would have been at restore.
  */
 import { addressFamily } from "../ipvs/address.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
@@ -28,6 +33,8 @@ export class VipLedger {
   readonly #vip: VipManager;
   readonly #log: Logger;
   readonly #claims = new Map<string, VipClaim>();
+  /** Services whose address is claimed once the kernel has them (claimWhenServing), by id. */
+  readonly #waiting = new Map<string, ServiceKey>();
   readonly #ledger: KernelLedger | null;
 
   constructor(vip: VipManager, log: Logger, ledger: KernelLedger | null = null) {
@@ -73,9 +80,18 @@ export class VipLedger {
     this.#claims.set(key.address, claim);
   }
 
+  /**
+   * Claim the address of service `id` (a fleet node's, restored while the kernel does not have it) once the kernel
+   * has it: restoreClaim or restoreMissing does, as claim() would have at restore (no I/O now).
+   */
+  claimWhenServing(id: string, key: ServiceKey): void {
+    if (!isFwmarkKey(key)) this.#waiting.set(id, key);
+  }
+
   /** Drop the service's claim; remove the address when no service uses it any more. */
   async release(id: string, key: ServiceKey): Promise<void> {
     if (isFwmarkKey(key)) return;
+    this.#waiting.delete(id);
     const claim = this.#claims.get(key.address);
     if (claim === undefined || !claim.owners.delete(id) || claim.owners.size > 0) return;
     this.#claims.delete(key.address);
@@ -120,6 +136,11 @@ export class VipLedger {
       if (outcome === "restored") restored++;
       else if (outcome === "failed") failed++;
     }
+    for (const [id, key] of [...this.#waiting]) {
+      if (pacer?.due() === true) await pacer.turn();
+      if (!serving(id)) continue;
+      if (!(await this.#claimWaiting(id, key))) failed++;
+    }
     if (restored > 0) await this.#ledger?.flushVips();
     return { restored, failed };
   }
@@ -127,8 +148,25 @@ export class VipLedger {
   /** restoreMissing() for the address of service `id` alone, when it holds a claim on it. */
   async restoreClaim(id: string, key: ServiceKey): Promise<void> {
     if (isFwmarkKey(key)) return;
+    if (this.#waiting.has(id)) {
+      await this.#claimWaiting(id, key);
+      return;
+    }
     const claim = this.#claims.get(key.address);
     if (claim !== undefined && claim.owners.has(id) && (await this.#putBack(key.address, claim)) === "restored") await this.#ledger?.flushVips();
+  }
+
+  /** Claim the address of a waiting service (claimWhenServing) now; false when it could not be added (logged, it waits on). */
+  async #claimWaiting(id: string, key: ServiceKey): Promise<boolean> {
+    try {
+      await this.claim(id, key);
+    } catch (error) {
+      this.#log.error(`${errorMessage(error)} (service ${JSON.stringify(id)})`);
+      return false;
+    }
+    this.#waiting.delete(id);
+    await this.#ledger?.flushVips();
+    return true;
   }
 
   /** Add a claimed address to the interface unless it is there; a failure is logged. */

@@ -398,3 +398,36 @@ describe("a fleet node's kernel ledger", () => {
     }, 15000);
   }
 });
+
+// A service the kernel refused at restore gets its VIP once a reconcile puts it in the kernel, as a restored one does.
+describe("a fleet node's VIP for a service its kernel refused at restore", () => {
+  for (const noState of [false, true]) {
+    test(`a node that joins${noState ? " with --no-state" : ""} puts it on its interface once a reconcile adds the service, as its own (removed with the service)`, async () => {
+      const prefix = `/ledger${++prefixes}`;
+      const a = await node(host(), prefix);
+      expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
+      const hostB = host();
+      hostB.driver.failNext("add-service", "ENOMEM");
+      let b = await node(hostB, prefix, etcd.endpoint, null, noState);
+      expect(hostB.driver.peek()).toEqual([]);
+      expect(hostB.vip.addresses()).toEqual([]);
+
+      await b.gorb.reconcile();
+      expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual([]);
+      expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+      if (!noState) {
+        // Recorded: a restart knows the address is this node's.
+        await b.stop();
+        const ledger = SqliteLedgerStore.open(hostB.dir, prefix);
+        expect(ledger.load().vips).toEqual(["10.0.0.1"]);
+        ledger.close();
+        b = await node(hostB, prefix);
+      }
+
+      const gone = await a.call("DELETE", "/service/web");
+      expect(await b.store.waitApplied(gone.revision, 5000)).toBe(true);
+      await b.gorb.idle();
+      expect(hostB.vip.addresses()).toEqual([]);
+    }, 15000);
+  }
+});
