@@ -83,7 +83,10 @@ export class UnsafeStatePathError extends StateStoreError {
  */
 export type StateSchemaKind = "foreign" | "unknown" | "newer";
 
-/** StateSchemaError: the database at `location` is not one gorb can use (see StateSchemaKind); it was left as it was. */
+/**
+ * StateSchemaError: the database at `location` is not one gorb can use (see StateSchemaKind); it was left as it was.
+ * `noun` says which of gorb's databases it is in place of ("state database", "fleet ledger").
+ */
 export class StateSchemaError extends StateStoreError {
   override readonly name = "StateSchemaError";
   readonly location: string;
@@ -93,8 +96,8 @@ export class StateSchemaError extends StateStoreError {
   /** Its tables. */
   readonly tables: readonly string[];
 
-  constructor(location: string, kind: StateSchemaKind, problem: string, schema: string | null, tables: readonly string[]) {
-    super(`the state database ${location} ${problem}; it was left as it is`);
+  constructor(location: string, kind: StateSchemaKind, problem: string, schema: string | null, tables: readonly string[], noun = "state database") {
+    super(`the ${noun} ${location} ${problem}; it was left as it is`);
     this.location = location;
     this.kind = kind;
     this.schema = schema;

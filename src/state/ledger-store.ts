@@ -15,6 +15,7 @@ import { type DatabaseSpec, openLockedDatabase, prepareAll } from "./locked-data
 const LEDGER_DATABASE: DatabaseSpec = {
   file: "fleet-ledger.db",
   noun: "fleet ledger",
+  what: "fleet ledger",
   schemaVersion: 1,
   tables: [
     "CREATE TABLE IF NOT EXISTS services (scope TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (scope, key))",

@@ -19,6 +19,8 @@ export interface DatabaseSpec {
   readonly file: string;
   /** What it is, for messages ("state database"). */
   readonly noun: string;
+  /** What another program's database is not, for messages: "a gorb <what>" ("state"). */
+  readonly what: string;
   /** The schema this code writes; a database with a newer one is refused. */
   readonly schemaVersion: number;
   /** Its tables' CREATE TABLE IF NOT EXISTS statements (`meta` is made here). */
@@ -123,15 +125,15 @@ function readSchema(db: Database, location: string, spec: DatabaseSpec): number 
   if (tables.length === 0) return null;
   const row = tables.includes("meta") ? (db.query("SELECT value FROM meta WHERE name = 'schema'").get() as { value: unknown } | null) : null;
   if (row === null) {
-    throw new StateSchemaError(location, "foreign", `is not a gorb ${spec.noun} (it holds the tables ${tables.join(", ")} and no gorb schema)`, null, tables);
+    throw new StateSchemaError(location, "foreign", `is not a gorb ${spec.what} (it holds the tables ${tables.join(", ")} and no gorb schema)`, null, tables, spec.noun);
   }
   const value = String(row.value);
   if (!/^[1-9][0-9]{0,8}$/.test(value)) {
-    throw new StateSchemaError(location, "unknown", `has schema ${JSON.stringify(value)}, not a version gorb knows`, value, tables);
+    throw new StateSchemaError(location, "unknown", `has schema ${JSON.stringify(value)}, not a version gorb knows`, value, tables, spec.noun);
   }
   const version = Number(value);
   if (version > spec.schemaVersion) {
-    throw new StateSchemaError(location, "newer", `has schema ${value}, written by a newer gorb (this one reads ${spec.schemaVersion})`, value, tables);
+    throw new StateSchemaError(location, "newer", `has schema ${value}, written by a newer gorb (this one reads ${spec.schemaVersion})`, value, tables, spec.noun);
   }
   return version;
 }

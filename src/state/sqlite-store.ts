@@ -35,6 +35,7 @@ export const SCHEMA_VERSION = 1;
 const STATE_DATABASE: DatabaseSpec = {
   file: "state.db",
   noun: "state database",
+  what: "state",
   schemaVersion: SCHEMA_VERSION,
   tables: [
     "CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, data TEXT NOT NULL)",

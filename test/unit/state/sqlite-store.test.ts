@@ -246,6 +246,9 @@ describe("SqliteStateStore", () => {
 
     const foreign = made(["CREATE TABLE users (name TEXT)", "INSERT INTO users VALUES ('alice')"]);
     expect(schemaError(foreign.dir)).toMatchObject({ kind: "foreign", tables: ["users"], schema: null });
+    expect(schemaError(foreign.dir).message).toBe(
+      `the state database ${foreign.file} is not a gorb state (it holds the tables users and no gorb schema); it was left as it is`,
+    );
     expect(readFileSync(foreign.file).equals(foreign.bytes)).toBe(true);
 
     const unknown = made(["CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)", "INSERT INTO meta VALUES ('schema', '2.0-beta')"]);
