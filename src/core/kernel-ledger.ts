@@ -21,7 +21,7 @@
  * restored from a backup, which gives it a new id) or a revision below that one (etcd lost writes) does not say
  * what was deleted: restore then removes nothing on the ledger's word and starts it again from what it serves.
  *
- * Core defines the port (LedgerStore); the store itself (SQLite, ledger.db in the state directory) lives in
+ * Core defines the port (LedgerStore); the store itself (SQLite, fleet-ledger.db in the state directory) lives in
  * src/state/.
  */
 import { errorMessage, UnavailableError } from "./errors.ts";
@@ -47,7 +47,7 @@ export interface LedgerEntries {
 
 /** The durable ledger (src/state/ledger-store.ts). Each call is one durable transaction; it throws when it cannot write. */
 export interface LedgerStore {
-  /** Where it lives, for messages ("/var/lib/gorb/ledger.db"). */
+  /** Where it lives, for messages ("/var/lib/gorb/fleet-ledger.db"). */
   readonly location: string;
   load(): LedgerEntries;
   record(entries: LedgerEntries): void | Promise<void>;
