@@ -85,7 +85,7 @@ export interface WatchEvent {
  * empty range compares as one absent key: revisions 0). A range end is bytes, as prefixEnd and endBefore give it.
  */
 export type Compare =
-  | { readonly key: string; readonly rangeEnd?: string; readonly target: "create"; readonly op: "equal" | "greater"; readonly revision: number }
+  | { readonly key: string; readonly rangeEnd?: string; readonly target: "create"; readonly op: "equal" | "greater" | "less"; readonly revision: number }
   | { readonly key: string; readonly rangeEnd?: string; readonly target: "mod"; readonly op: "equal" | "less"; readonly revision: number };
 
 /** An operation of a txn. */

@@ -11,7 +11,8 @@
  * change made elsewhere meanwhile is never overwritten). A failed compare is a ConflictError (409); deleting a
  * service deletes `PREFIX/backends/<service>/` in the same transaction, on condition that etcd holds there no key
  * this node has not applied as it is (#backendsCompare): a backend another node added or changed goes with its
- * service only once this node has seen it. An apply (StateChanges.wholeSet: planned from every service) reads the
+ * service only once this node has seen it. Creating a backend compares so the backends another node added to its
+ * service: two backends on one destination created at once through two nodes would both go through. An apply (StateChanges.wholeSet: planned from every service) reads the
  * keys of services and backends changed since this node's applied revision first, is a ConflictError when one is
  * not as this node applied it, and compares both prefixes unchanged since that read (#unchangedCompare).
  *
@@ -475,8 +476,9 @@ export class EtcdStateStore implements StateStore {
    * brought yet (or that it could not apply), fails them. This node has applied every change of the service up to
    * `seen` (#seen), so each key there must be older than seen + 1; but for the keys it applied later (its own
    * writes the watch has not brought back yet), each compared with its revision, the prefix split around them.
+   * With `target` "create", only a backend another node added fails them (what a backend's create needs).
    */
-  #backendsCompare(id: string): Compare[] {
+  #backendsCompare(id: string, target: "mod" | "create" = "mod"): Compare[] {
     const prefix = this.#keys.backendKey(id, "");
     const seen = this.#seen(id);
     const later = [...this.#applied]
@@ -486,7 +488,7 @@ export class EtcdStateStore implements StateStore {
     const compare = later.map((key) => this.#compare(key));
     let from = prefix;
     for (const key of [...later, null]) {
-      compare.push({ key: from, rangeEnd: key === null ? prefixEnd(prefix) : endBefore(key), target: "mod", op: "less", revision: seen + 1 });
+      compare.push({ key: from, rangeEnd: key === null ? prefixEnd(prefix) : endBefore(key), target, op: "less", revision: seen + 1 });
       if (key !== null) from = `${key}\0`;
     }
     return compare;
@@ -545,10 +547,18 @@ export class EtcdStateStore implements StateStore {
     // backends) meanwhile, and the backend would stay behind without a service, to come back with the next service
     // of that id. Its key's create revision says it is the same service; its other changes do not matter here.
     const guarded = new Set(changes.putServices.map((s) => s.id));
+    // A backend created must be its service's only one on its destination, which this node checked against the
+    // backends it has applied: one another node added meanwhile (maybe on the same destination) fails the change.
+    // An apply compares every backend already (#unchangedCompare).
+    const creating = new Set<string>();
     for (const b of changes.putBackends) {
       const key = this.#keys.backendKey(b.service, b.id);
       compare.push(this.#compare(key));
       puts.push({ key, value: JSON.stringify(encodeSavedBackend(b)) });
+      if (changes.wholeSet !== true && !this.#applied.has(key) && !creating.has(b.service)) {
+        creating.add(b.service);
+        compare.push(...this.#backendsCompare(b.service, "create"));
+      }
       if (guarded.has(b.service)) continue;
       guarded.add(b.service);
       const service = this.#keys.serviceKey(b.service);

@@ -100,6 +100,31 @@ describe("fleet over the API", () => {
     expect(b.gorb.listServices()).toEqual([id]);
   });
 
+  // Found by test/unit/store/fleet-random.test.ts (seed 53): both answered 200, and every node then failed to apply
+  // the service (two backends on one destination), so that each refused every later write to it.
+  test("two backends of one service on one destination created through two nodes at once: one is refused, and both nodes serve the other", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const b = await node("b", prefix);
+    const web = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(await b.store.waitApplied(Number(web.headers.get("X-Gorb-Revision")), 5000)).toBe(true);
+    const [b1, b2] = await Promise.all([
+      a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 }),
+      b.call("PUT", "/service/web/b2", { host: "10.1.0.1", port: 80 }),
+    ]);
+    expect([b1.status, b2.status].sort()).toEqual([200, 409]);
+    const winner = b1.status === 200 ? b1 : b2;
+    const revision = Number(winner.headers.get("X-Gorb-Revision"));
+    for (const n of [a, b]) {
+      expect(await n.store.waitApplied(revision, 5000)).toBe(true);
+      await n.gorb.idle();
+      expect(n.store.status().failed).toEqual([]);
+      expect((await n.gorb.getService("web")).backends).toEqual([b1.status === 200 ? "b1" : "b2"]);
+    }
+    // The service takes writes again: its other backend, through either node.
+    expect((await b.call("PUT", "/service/web/b3", { host: "10.1.0.3", port: 80 })).status).toBe(200);
+  });
+
   test("GET /cluster lists every node, converged, and a backend up on one node and down on the other", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
