@@ -1,7 +1,8 @@
 /**
  * The VIP ledger: which service addresses gorb put on the VIP interface, and which services use each. An
  * address is removed with the last service that uses it; an address the interface already had is not gorb's
- * and is never removed (nor put back by reconcile).
+ * and is never removed (nor put back by reconcile). A service uses an address under its key: one moved to another
+ * port of its address in one change (an apply) holds it under its new key while it gives up the old one.
  *
  * A fleet node also records the addresses it added in its kernel ledger (./kernel-ledger.ts), so that a restart
  * knows them when the shared state no longer has their services. An address is recorded once it is added (the
@@ -21,11 +22,17 @@ import type { Logger } from "../log.ts";
 import type { Pacer } from "../pacer.ts";
 import type { VipManager } from "./vip.ts";
 import type { KernelLedger } from "./kernel-ledger.ts";
+import { serviceKeyId } from "./keys.ts";
 
 interface VipClaim {
   readonly family: ServiceKey["family"];
-  /** Services bound to this address; gorb removes it when the last one goes. */
-  readonly owners: Set<string>;
+  /** Services bound to this address, by service id and key (owner()) to service id; gorb removes it when the last one goes. */
+  readonly owners: Map<string, string>;
+}
+
+/** A service's hold on its address: its id and its key, so that one change can move it to another port of it. */
+function owner(id: string, key: ServiceKey): string {
+  return `${id} ${serviceKeyId(key)}`;
 }
 
 /** See the module comment. */
@@ -45,7 +52,7 @@ export class VipLedger {
 
   /** True when service `id` holds a claim on its address (saved with the service). */
   holds(id: string, key: ServiceKey): boolean {
-    return !isFwmarkKey(key) && (this.#claims.get(key.address)?.owners.has(id) ?? false);
+    return !isFwmarkKey(key) && (this.#claims.get(key.address)?.owners.has(owner(id, key)) ?? false);
   }
 
   /**
@@ -56,7 +63,7 @@ export class VipLedger {
     if (isFwmarkKey(key)) return false;
     const claim = this.#claims.get(key.address);
     if (claim !== undefined) {
-      claim.owners.add(id);
+      claim.owners.set(owner(id, key), id);
       return true;
     }
     let added: boolean;
@@ -68,15 +75,15 @@ export class VipLedger {
     if (!added) return false; // already there, not gorb's: never removed
     // Recorded with the kernel batch that follows (the service's add), in the same disk write.
     this.#ledger?.noteVip(key.address);
-    this.#claims.set(key.address, { family: key.family, owners: new Set([id]) });
+    this.#claims.set(key.address, { family: key.family, owners: new Map([[owner(id, key), id]]) });
     return true;
   }
 
   /** Record a claim read back from the saved state (no I/O). */
   remember(id: string, key: ServiceKey): void {
     if (isFwmarkKey(key)) return;
-    const claim = this.#claims.get(key.address) ?? { family: key.family, owners: new Set<string>() };
-    claim.owners.add(id);
+    const claim = this.#claims.get(key.address) ?? { family: key.family, owners: new Map<string, string>() };
+    claim.owners.set(owner(id, key), id);
     this.#claims.set(key.address, claim);
   }
 
@@ -93,7 +100,7 @@ export class VipLedger {
     if (isFwmarkKey(key)) return;
     this.#waiting.delete(id);
     const claim = this.#claims.get(key.address);
-    if (claim === undefined || !claim.owners.delete(id) || claim.owners.size > 0) return;
+    if (claim === undefined || !claim.owners.delete(owner(id, key)) || claim.owners.size > 0) return;
     this.#claims.delete(key.address);
     await this.#remove(key.address, claim.family);
   }
@@ -131,7 +138,7 @@ export class VipLedger {
     let failed = 0;
     for (const [address, claim] of this.#claims) {
       if (pacer?.due() === true) await pacer.turn();
-      if (![...claim.owners].some(serving)) continue;
+      if (![...claim.owners.values()].some(serving)) continue;
       const outcome = await this.#putBack(address, claim);
       if (outcome === "restored") restored++;
       else if (outcome === "failed") failed++;
@@ -153,7 +160,7 @@ export class VipLedger {
       return;
     }
     const claim = this.#claims.get(key.address);
-    if (claim !== undefined && claim.owners.has(id) && (await this.#putBack(key.address, claim)) === "restored") await this.#ledger?.flushVips();
+    if (claim !== undefined && claim.owners.has(owner(id, key)) && (await this.#putBack(key.address, claim)) === "restored") await this.#ledger?.flushVips();
   }
 
   /** Claim the address of a waiting service (claimWhenServing) now; false when it could not be added (logged, it waits on). */

@@ -3,6 +3,7 @@ import { ConflictError, GorbError, KernelError, NotFoundError, ValidationError }
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { NO_FLAGS } from "../../../src/ipvs/types.ts";
+import { fieldsOf } from "../../../src/core/fields.ts";
 import { makeGorb } from "./fakes.ts";
 
 const WEB = { host: "10.0.0.1", port: 80 };
@@ -162,6 +163,19 @@ describe("services", () => {
     expect(vip.addresses()).toEqual(["10.0.0.1", "10.0.0.9"]);
     await gorb.deleteService("https");
     expect(vip.addresses()).toEqual(["10.0.0.9"]);
+  });
+
+  // Found by test/unit/store/fleet-random.test.ts (seed 90): the VIP was removed, and on every node following the
+  // apply in a fleet too.
+  test("an apply that moves a service to another port of its address keeps the VIP; it goes with the service", async () => {
+    const { gorb, driver, vip } = makeGorb();
+    const on = (port: number) => [{ id: "web", fields: fieldsOf({ host: "10.0.0.1", port }), backends: [] }];
+    expect((await gorb.apply(on(80))).ok).toBe(true);
+    expect((await gorb.apply(on(443))).ok).toBe(true);
+    expect(driver.peek().map((s) => s.service.key)).toEqual([{ ...KEY, port: 443 }]);
+    expect(vip.addresses()).toEqual(["10.0.0.1"]);
+    expect((await gorb.apply([])).ok).toBe(true);
+    expect(vip.addresses()).toEqual([]);
   });
 
   test("delete: the kernel goes first; when it fails the service stays, with its backends and checks", async () => {

@@ -366,6 +366,32 @@ describe("a fleet node's kernel ledger", () => {
     expect(b.logger.lines.some((line) => line.includes("the shared state comes from another etcd cluster"))).toBe(true);
   }, 30000);
 
+  // Found by test/unit/store/fleet-random.test.ts (seed 90).
+  test("an apply through A that moves a service to another port of its address: A and B keep the VIP, and B's next start too", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostA = host();
+    const hostB = host();
+    const a = await node(hostA, prefix);
+    let b = await node(hostB, prefix);
+    const on = (port: number) => ({ services: { web: { host: "10.0.0.1", port, backends: { b1: { host: "10.1.0.1" } } } } });
+    expect((await a.call("POST", "/apply", on(80))).status).toBe(200);
+    const moved = await a.call("POST", "/apply", on(443));
+    expect(moved.status).toBe(200);
+    expect(await b.store.waitApplied(moved.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    for (const h of [hostA, hostB]) {
+      expect(destinations(h.driver, "10.0.0.1", 443)).toEqual(["10.1.0.1:443"]);
+      expect(h.vip.addresses()).toEqual(["10.0.0.1"]);
+    }
+    await b.stop();
+    b = await node(hostB, prefix);
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+    const gone = await a.call("POST", "/apply", { services: {} });
+    expect(await b.store.waitApplied(gone.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect([hostA.vip.addresses(), hostB.vip.addresses()]).toEqual([[], []]);
+  }, 15000);
+
   // A node's addresses at restore: its ledger's, and those it adds for the services it restores.
   for (const noState of [false, true]) {
     test(`a node that joins the fleet${noState ? " with --no-state (no ledger)" : ""} puts the VIPs of the services it restores on its interface and takes them as its own; an address its interface had is not, and stays when its service is deleted`, async () => {
