@@ -3,7 +3,8 @@
  * before it, so it reproduces): up to three nodes on one real etcd, each a real Gorb over its own in-memory IPVS
  * table and VIP interface ("lo"), its own state directory and kernel ledger, restoring from etcd and following it,
  * driven through the API. Steps: PUT, PATCH and DELETE of services (a few addresses, shared by services on other
- * ports and protocols, and fwmark services) and backends through a random node; a node stopped (its kernel and
+ * ports and protocols, and fwmark services) and backends, and applies of declarative sets, through a random node
+ * (or through every node at once, or while another node stops); a node stopped (its kernel and
  * interface kept) and started again on the same state directory, or with --no-state (no ledger); a service, an
  * address, or (while the node is down) a destination in one of gorb's services added to a node by hand; a node
  * replaced by a fresh one (empty kernel, interface and state directory) that joins the fleet.
@@ -240,7 +241,8 @@ class Fleet {
   /** A random request. */
   plan(): Planned {
     const d = this.draw;
-    const kind = d.int(10);
+    const kind = d.int(11);
+    if (kind === 10) return { method: "POST", path: "/apply", body: this.#applySet() };
     // Mostly a service (and backend) that exists, so that most requests change something.
     const existing = [...this.known.keys()];
     const service = kind >= 3 && existing.length > 0 && d.chance(0.8) ? d.pick(existing) : d.pick(SERVICE_IDS);
@@ -275,6 +277,18 @@ class Fleet {
       path = `/service/${service}/${backend}`;
     }
     return { method, path, body };
+  }
+
+  /** A declarative set: a few services (file-owned, or taking one of the API's over), each with a few backends. */
+  #applySet(): unknown {
+    const d = this.draw;
+    const services: Record<string, unknown> = {};
+    for (let i = d.int(3); i > 0; i--) {
+      const backends: Record<string, unknown> = {};
+      for (let j = d.int(3); j > 0; j--) backends[d.pick(BACKEND_IDS)] = { host: d.pick(BACKEND_HOSTS), port: d.pick([80, 8080]) };
+      services[d.pick(["f1", "f2", "f1", "f2", ...SERVICE_IDS])] = { host: d.pick(VIPS), port: d.pick([80, 443]), backends };
+    }
+    return { services };
   }
 
   /** Send `planned` through `h`'s node; what it did. */
