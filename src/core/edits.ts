@@ -225,6 +225,9 @@ export class Edits {
     desired.removeService(record.id);
     tx.undo(() => desired.addService(record));
     tx.touch(record.id);
+    // Its backends' rows too: a service created again in the same change (an apply's re-create) has only the
+    // backends it re-adds, and the rows of the others must go.
+    for (const id of record.backends.keys()) tx.touch(record.id, id);
     tx.target({ service: record.id, key, backends: null });
     tx.after(async () => {
       for (const backend of record.backends.values()) this.#p.checks.remove(backend.watchId);

@@ -88,6 +88,24 @@ describe("saving", () => {
     expect(store.backends.get("s59/b9")).toMatchObject({ service: "s59", id: "b9", source: "file", fields: { host: "10.1.59.10", weight: 9 }, address: { address: "10.1.59.10", family: "inet" } });
   });
 
+  // Found by test/unit/store/fleet-random.test.ts (seed 185): the dropped backend's row stayed, so it came back at
+  // the next start (and in a fleet, every other node kept serving it).
+  test("an apply that re-creates a service on another address without one of its backends deletes that backend's row", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ driver, store });
+    const web = (host: string, backends: string[]) => [
+      { id: "web", fields: new Map<string, unknown>([["host", host], ["port", 80]]), backends: backends.map((id, i) => ({ id, fields: new Map<string, unknown>([["host", `10.1.0.${i + 1}`]]) })) },
+    ];
+    expect((await gorb.apply(web("10.0.0.1", ["b1", "b2"]))).ok).toBe(true);
+    await gorb.createBackend("web", "api", { host: "10.1.0.9" });
+    expect((await gorb.apply(web("10.0.0.2", ["b1"]))).ok).toBe(true);
+    expect([...store.backends.keys()].sort()).toEqual(["web/api", "web/b1"]);
+    const again = restarted(driver, store);
+    await again.gorb.restore(store.load());
+    expect((await again.gorb.getService("web")).backends).toEqual(["api", "b1"]);
+  });
+
   describe("an apply on a store that stages", () => {
     /** 20 services x 5 backends, as readServices gives them. */
     const declared = () =>
