@@ -11,3 +11,22 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
+
+/** Draws from one seeded generator: integers, chances, picks. */
+export class Draw {
+  readonly #next: () => number;
+  constructor(seed: number) {
+    this.#next = mulberry32(seed);
+  }
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.#next() * n);
+  }
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.#next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)] as T;
+  }
+}

@@ -18,24 +18,7 @@ import type { MonitorClock } from "../../../src/health/clock.ts";
 import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, ServiceKey } from "../../../src/ipvs/types.ts";
 import { makeGorb } from "../core/fakes.ts";
-import { mulberry32 } from "../../helpers/random.ts";
-
-/** Draws from one seeded generator. */
-class Draw {
-  readonly #next: () => number;
-  constructor(seed: number) {
-    this.#next = mulberry32(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.#next() * n);
-  }
-  chance(p: number): boolean {
-    return this.#next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-}
+import { Draw } from "../../helpers/random.ts";
 
 /** Number literals as JSON text: what JSON.stringify cannot write (1e309, -0) too. */
 const NUMBERS = ["0", "-0", "-0.0", "1", "7", "80", "100", "65535", "65536", "-1", "1e309", "-1e309", "1e-400", "0.5", "1e2", "100.0",

@@ -34,7 +34,7 @@ import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { SqliteLedgerStore } from "../../../src/state/ledger-store.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
-import { mulberry32 } from "../../helpers/random.ts";
+import { Draw } from "../../helpers/random.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { etcdForFile } from "./etcd-process.ts";
 
@@ -47,23 +47,6 @@ afterEach(() => {
 const SEEDS = Number(process.env.GORB_FLEET_SEEDS ?? 30);
 const FIRST_SEED = Number(process.env.GORB_FLEET_FIRST_SEED ?? 1);
 const STEPS = Number(process.env.GORB_FLEET_STEPS ?? 40);
-
-/** Draws from one seeded generator. */
-class Draw {
-  readonly #next: () => number;
-  constructor(seed: number) {
-    this.#next = mulberry32(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.#next() * n);
-  }
-  chance(p: number): boolean {
-    return this.#next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-}
 
 const SERVICE_IDS = ["s1", "s2", "s3", "s4", "s5"];
 const BACKEND_IDS = ["b1", "b2", "b3"];
