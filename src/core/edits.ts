@@ -86,6 +86,23 @@ function checkViaFamily(spec: BackendSpec, family: string, serviceFamily: string
   }
 }
 
+/**
+ * True when panic mode keeps the backend's weight (./health-weights.ts): its service is in panic and it is down (a
+ * "none" pulse never drains).
+ */
+export function panicKeeps(service: Pick<ServiceRecord, "panic">, spec: BackendSpec, health: BackendHealth): boolean {
+  return service.panic && health.state === "down" && spec.pulse.type !== "none";
+}
+
+/**
+ * The weight of a backend changed by a PATCH. One that panic mode keeps is not drained for its down state: the
+ * policy steps it as a backend without a result, so it takes the new configured weight (a recovering one keeps its
+ * partial weight, never above the configured one).
+ */
+function patchedWeight(service: ServiceRecord, previous: WeightState, spec: BackendSpec, health: BackendHealth, policy: WeightPolicy): WeightState {
+  return stepWeight(previous, spec, panicKeeps(service, spec, health) ? { ...health, state: "unknown" } : health, policy);
+}
+
 /** One step of the weight policy for a backend with `spec` and the latest `health`. */
 export function stepWeight(previous: WeightState, spec: BackendSpec, health: BackendHealth, policy: WeightPolicy): WeightState {
   return nextWeight(
@@ -312,7 +329,7 @@ export class Edits {
     // A different probe starts the health history over (the monitor's rule); timing changes keep it.
     const probeChanged = spec.pulse.probeKey !== backend.spec.pulse.probeKey;
     const health = probeChanged ? startingHealth(spec.pulse) : backend.health;
-    const weight = stepWeight(backend.weight, spec, health, this.#p.policy);
+    const weight = patchedWeight(service, backend.weight, spec, health, this.#p.policy);
     toDestinationConfig(spec, address, key, weight.effective); // checks the family rule
     const before = { fields: backend.fields, spec: backend.spec, health: backend.health, weight: backend.weight, ramp: backend.ramp ?? null };
     Object.assign(backend, { fields, spec, health, weight });

@@ -5,13 +5,14 @@
  *
  * Panic threshold: when the share of a service's backends that are down is above its panic_threshold percent
  * (0 = off), the backends that would be drained keep their weights (their policy state is not stepped on a
- * down update), as Envoy's panic mode does: a mass failure is more likely gorb's view than the backends.
+ * down update, nor drained by a PATCH of the backend: ./edits.ts panicKeeps), as Envoy's panic mode does: a mass
+ * failure is more likely gorb's view than the backends.
  * When the share falls back to the threshold or below, the down backends are drained.
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
 import { type BackendRecord, type DesiredState, backendDestId, desiredKernelWeight, type ServiceRecord } from "./desired-state.ts";
-import { stepWeight } from "./edits.ts";
+import { panicKeeps, stepWeight } from "./edits.ts";
 import { backendHealthOf, type BackendHealth } from "./health.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { ObservedTable } from "./reconcile.ts";
@@ -133,7 +134,7 @@ export function applyHealthUpdates(desired: DesiredState, updates: readonly Heal
     }
   }
   for (const { service, backend, health } of steps) {
-    if (service.panic && health.state === "down" && backend.spec.pulse.type !== "none") continue; // weights kept
+    if (panicKeeps(service, backend.spec, health)) continue; // weights kept
     backend.weight = stepWeight(backend.weight, backend.spec, health, policy);
   }
   return { transitions, panics, touched };
@@ -164,8 +165,8 @@ export function isQuietUpdate(desired: DesiredState, kernel: ObservedTable, upda
     return false;
   }
   // In panic mode a down backend's weight is kept, not stepped (applyHealthUpdates).
-  const kept = service.panic && update.status === "down" && backend.spec.pulse.type !== "none";
-  const next = kept ? backend.weight : stepWeight(backend.weight, backend.spec, backendHealthOf(update), policy);
+  const health = backendHealthOf(update);
+  const next = panicKeeps(service, backend.spec, health) ? backend.weight : stepWeight(backend.weight, backend.spec, health, policy);
   if (next.effective !== backend.weight.effective || next.recovering !== backend.weight.recovering) return false;
   // Compared with what the kernel must hold, not health's weight: maintenance, a drain, sorry mode or a slow-start
   // ramp hold it elsewhere, and every check of such a backend was news.

@@ -114,6 +114,40 @@ describe("panic mode after an edit", () => {
     expect(events.filter((e) => e.type === "service.panic").map((e) => (e.data as { active: boolean }).active)).toEqual([true, false, true]);
   });
 
+  test("a PATCH of a down backend whose weight panic mode keeps does not drain it: its weight follows the configured one", async () => {
+    const stack = await fourBackends(50);
+    const { gorb, health } = stack;
+    for (const b of ["b1", "b2", "b3"]) health.report("web", b, "down");
+    await gorb.idle();
+    expect(weights(stack)).toEqual([100, 100, 100, 100]);
+
+    await gorb.updateBackend("web", "b1", { slow_start: "4s" });
+    await gorb.updateBackend("web", "b2", { weight: 50 });
+    await gorb.updateBackend("web", "b3", { maintenance: true });
+    expect(weights(stack)).toEqual([100, 50, 0, 100]);
+    await gorb.updateBackend("web", "b3", { maintenance: false });
+    expect(weights(stack)).toEqual([100, 50, 100, 100]);
+    expect((await gorb.getService("web")).panic).toBe(true);
+  });
+
+  test("a PATCH of a recovering backend panic mode keeps leaves its partial weight, never above the configured one", async () => {
+    const stack = await fourBackends(25);
+    const { gorb, health } = stack;
+    health.report("web", "b1", "down"); // 1 of 4 = 25%: drained
+    await gorb.idle();
+    health.report("web", "b1", "up", { samples: 2, samplesOk: 1 }); // recovering: 100 × 1/2
+    await gorb.idle();
+    health.report("web", "b1", "down");
+    health.report("web", "b2", "down"); // 2 of 4 = 50% > 25%: panic keeps b1 at 50
+    await gorb.idle();
+    expect(weights(stack)).toEqual([50, 100, 100, 100]);
+
+    await gorb.updateBackend("web", "b1", { slow_start: "4s" });
+    expect(weights(stack)).toEqual([50, 100, 100, 100]);
+    await gorb.updateBackend("web", "b1", { weight: 40 });
+    expect(weights(stack)).toEqual([40, 100, 100, 100]);
+  });
+
   test("an edit the kernel refuses changes nothing: the panic and its kept weights stay", async () => {
     const stack = await fourBackends(50);
     const { gorb, health, driver } = stack;
