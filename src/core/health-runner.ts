@@ -101,7 +101,10 @@ export class HealthRunner {
       // Refused: written whole again (the weights that were taken go back to 0); else only the sorry server's delete.
       return refused.has(service) ? all : { ...all, backends: all.backends.filter((b) => b.id === SORRY_ID), complete: false };
     });
-    for (const r of await writer.run(planOperations(wanted, writer.view))) {
+    const written = await writer.run(planOperations(wanted, writer.view));
+    // The weights written back to 0 are changes too: published after the ones they undo.
+    this.#p.transactions().weightEvents(written);
+    for (const r of written) {
       if (r.error !== null) log.error(`service ${q(r.operation.service)}: cannot write ${r.operation.reason}: ${r.error.message}`);
     }
     return refused;
@@ -142,8 +145,8 @@ export class HealthRunner {
       return leaving.has(service) ? { ...all, backends: all.backends.filter((b) => b.id !== SORRY_ID), complete: false } : all;
     });
     const results = await writer.run(planOperations(wanted, writer.view));
-    for (const service of await this.#removeSorryServers(leaving, results)) refused.add(service);
     this.#p.transactions().weightEvents(results);
+    for (const service of await this.#removeSorryServers(leaving, results)) refused.add(service);
     for (const change of quorumChanges) if (!refused.has(change.service)) failover.quorumChanged(change);
     for (const r of results) {
       if (r.error === null) continue;

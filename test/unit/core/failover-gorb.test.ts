@@ -215,6 +215,21 @@ describe("leaving sorry mode when the kernel refuses a backend's weight", () => 
     expect(quorumEvents(s)).toEqual([{ service: "web", up: true, healthy: 2, quorum: 1, hysteresis: 0, sorry: false }]);
     expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up"]);
   });
+
+  test("a weight taken and then written back to 0 is published both ways: the event stream ends at the kernel's weight", async () => {
+    const s = await twoBackends({ sorry_server: SORRY });
+    s.health.report("web", "b1", "down");
+    s.health.report("web", "b2", "down");
+    await s.gorb.idle();
+    s.events.length = 0;
+    s.driver.failNext("update-destination", "ENOMEM");
+    s.health.report("web", "b2", "up");
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.1:8080 1"]);
+    const weights = s.events.flatMap((e) => (e.type === "backend.weight" ? [`${e.data.backend} ${e.data.from}->${e.data.to}`] : []));
+    expect(weights).toEqual(["b2 0->100", "b2 100->0"]);
+  });
 });
 
 /**
