@@ -4,7 +4,9 @@
  * for the services gorb manages (what it read at the last reconcile, plus every write that succeeded since).
  * Mutations plan against this view, so a change to one backend needs no table read.
  *
- * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted. Every
+ * A delete of something already gone (ESRCH, ENOENT) counts as done: the object is not there, as wanted. A
+ * destination's add that the kernel took into a service whose add failed in the same batch (a service gorb does
+ * not manage already had that key) fails with the service's error, and is deleted again. Every
  * service add that succeeds is told to `onAdded` (with the gorb service id): Exposure (./exposure.ts) exposes a
  * service it held once a write, whichever, puts it in the kernel.
  *
@@ -124,6 +126,10 @@ export class KernelWriter {
       return lastEntry;
     };
     const results: OperationResult[] = [];
+    /** The services whose add this batch the kernel refused, with its error (keyed by serviceKeyId). */
+    let refusedAdds: Map<string, Error> | null = null;
+    /** Destinations the kernel added to a service this batch failed to create: someone else's (see below). */
+    let stray: IpvsOp[] | null = null;
     for (let i = 0; i < operations.length; i++) {
       if (pacer?.due() === true) await pacer.turn();
       const operation = operations[i] as Operation;
@@ -136,7 +142,7 @@ export class KernelWriter {
           this.#record(op);
           lastKey = null; // the service's entry may have changed
           if (op.op === "add-service") this.#onAdded(operation.service);
-        }
+        } else if (op.op === "add-service") (refusedAdds ??= new Map()).set(serviceKeyId(op.service.key), error);
         results.push({ operation, error, gone, before: undefined });
         continue;
       }
@@ -147,8 +153,18 @@ export class KernelWriter {
         if (op.op === "delete-destination") entry.dests.delete(destKey);
         else entry.dests.set(destKey, op.destination);
       }
+      // The batch goes on past a failed op: when the service's add failed because the kernel has a service on that
+      // key that is not gorb's (EEXIST), the destination's add that followed went into that service. It fails with
+      // the service's error, and is taken out again below, so a refused change leaves the other service as it was.
+      const refused = error === null && entry === undefined && op.op === "add-destination" ? refusedAdds?.get(serviceKeyId(op.service)) : undefined;
+      if (refused !== undefined) {
+        (stray ??= []).push({ op: "delete-destination", service: op.service, destination: op.destination });
+        error = refused;
+      }
       results.push({ operation, error, gone, before });
     }
+    // Best effort: one that cannot be taken out stays in that service, which gorb never touches otherwise.
+    if (stray !== null) await this.#driver.apply(stray).catch(() => undefined);
     if (this.#ledger !== null && recorded !== null) {
       await this.#ledger.settle(operations, results.map((r) => r.error === null), recorded);
     }

@@ -125,6 +125,20 @@ describe("services", () => {
     expect(gorb.listServices()).toEqual([]);
   });
 
+  test("a service with a sorry server on the key of one the kernel already has (not gorb's) is a 409 that leaves that service as it was", async () => {
+    const { gorb, driver, vip } = makeGorb();
+    await driver.addService({ key: KEY, scheduler: "rr", flags: NO_FLAGS, timeout: 0, netmask: 32, pe: null });
+    const before = driver.peek();
+    // No backend yet: the sorry server serves at once, added in the same batch as the service.
+    const error = await failure(gorb.createService("web", { ...WEB, sorry_server: { host: "10.9.0.1" } }));
+    expect(error.status).toBe(409);
+    expect(error.message).toBe("service tcp 10.0.0.1:80 already exists in the kernel (not managed by gorb)");
+    await gorb.idle();
+    expect(driver.peek()).toEqual(before);
+    expect(vip.addresses()).toEqual([]);
+    expect(gorb.listServices()).toEqual([]);
+  });
+
   test("rollback: a failed kernel add records nothing, removes the VIP and registers nothing", async () => {
     const { gorb, driver, vip, discovery } = makeGorb();
     driver.failNext("add-service", "EPERM");
