@@ -242,9 +242,16 @@ export async function planApply(
   const changes: PlannedChange[] = [];
   const moves = new Map<PlannedChange, Move>();
   const links = new Map<PlannedChange, PlannedChange>();
+  const created = new Map<PlannedChange, PlannedChange>();
   const pacer = new Pacer();
-  for (const _ of planSteps(managed, wanted, foreign, changes, moves, links)) if (pacer.due()) await pacer.turn();
-  return await byPhase(joinMoves(changes, moves, links), pacer);
+  for (const _ of planSteps(managed, wanted, foreign, changes, moves, { links, created })) if (pacer.due()) await pacer.turn();
+  return await byPhase(joinMoves(changes, moves, { links, created }), pacer);
+}
+
+/** Backend changes that go with a service's change: a re-creation's (`links`), a new service's (`created`). */
+interface Links {
+  readonly links: Map<PlannedChange, PlannedChange>;
+  readonly created: Map<PlannedChange, PlannedChange>;
 }
 
 /** The key a re-creation frees and the one it takes (a service's, or a backend's within its service). */
@@ -258,9 +265,10 @@ interface Move {
  * cycle) numbered together (PlannedChange.together), and with each re-created service's re-added backends (`links`:
  * backend change -> its service's re-creation). Run one by one, the first of a chain would find its new key still
  * held, fail, and in a cycle fail again at every apply; a backend re-added to a re-creation that failed would be
- * left on a service record its undo took away.
+ * left on a service record its undo took away. A new service on the key a re-creation frees goes with it too, with
+ * its backends (`created`): a re-creation that failed takes its key back, which the new one would hold as well.
  */
-function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>, links: ReadonlyMap<PlannedChange, PlannedChange>): PlannedChange[] {
+function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>, { links, created }: Links): PlannedChange[] {
   if (moves.size < 2 && links.size === 0) return [...changes];
   const parent = new Map<PlannedChange, PlannedChange>();
   const root = (c: PlannedChange): PlannedChange => {
@@ -279,6 +287,7 @@ function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<Planned
     if (other !== undefined && other !== c) join(c, other);
   }
   for (const [backend, service] of links) join(backend, service);
+  for (const [backend, service] of created) if (parent.has(service)) join(backend, service);
   const size = new Map<PlannedChange, number>();
   for (const c of parent.keys()) size.set(root(c), (size.get(root(c)) ?? 0) + 1);
   const numbers = new Map<PlannedChange, number>();
@@ -303,7 +312,7 @@ function* planSteps(
   foreign: readonly ServiceKey[],
   changes: PlannedChange[],
   moves: Map<PlannedChange, Move>,
-  links: Map<PlannedChange, PlannedChange>,
+  { links, created }: Links,
 ): Generator<void> {
   const current = new Map(managed.map((s) => [s.id, s] as const));
   const declared = new Set(wanted.map((s) => s.id));
@@ -361,14 +370,21 @@ function* planSteps(
     }
 
     if (have === undefined) {
-      changes.push({
+      const create: PlannedChange = {
         action: "create",
         service: want.id,
         backend: null,
         details: [serviceSummary(want.config, want.backends.length)],
         steps: [{ kind: "create-service", service: want.id, fields: want.fields }],
-      });
-      for (const b of want.backends) changes.push(createBackend(want.id, b, []));
+      };
+      changes.push(create);
+      // It frees no key (its own `from` is taken by no one): it joins the re-creation that frees its key, if any.
+      moves.set(create, { from: `c\u0000${want.id}`, to: `s\u0000${serviceKeyId(want.config.key)}` });
+      for (const b of want.backends) {
+        const change = createBackend(want.id, b, []);
+        changes.push(change);
+        created.set(change, create);
+      }
       continue;
     }
 

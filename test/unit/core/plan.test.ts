@@ -317,6 +317,35 @@ describe("applying", () => {
     expect((await gorb.reconcile()).repairs).toEqual([]);
   });
 
+  test("a new service on the address a re-created one leaves fails with it (with its backends): no two services on one address", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ driver, store });
+    await gorb.apply(declare({ a: { host: "10.0.0.1", port: 443, backends: { x: { host: "10.1.0.1" } } } }));
+    const next = declare({ a: { fwmark: 3 }, b: { host: "10.0.0.1", port: 443, backends: { y: { host: "10.1.0.2" } } }, d: { host: "10.0.0.4", port: 80 } });
+    driver.failNext("add-service", "EPERM"); // a's new key (fwmark 3): a stays on 10.0.0.1:443
+    const report = await gorb.apply(next);
+    expect(report.changes.map((c) => `${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} ${c.status}`)).toEqual([
+      "recreate a failed",
+      "create b failed",
+      "create d done",
+      "create b/y failed",
+    ]);
+    expect(report.changes[1]?.error).toStartWith("not applied: it goes with the recreate of a, which failed: ");
+    expect(gorb.listServices().sort()).toEqual(["a", "d"]);
+    expect((await gorb.getService("a")).options.host).toBe("10.0.0.1");
+    expect(driver.peek().map((s) => s.destinations.map((d) => d.address))).toEqual([["10.1.0.1"], []]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    // What a restart reads: the same, every service restored.
+    await gorb.close();
+    const again = makeGorb({ driver, store });
+    expect((await again.gorb.restore(store.load())).dropped).toEqual([]);
+    expect(again.gorb.listServices().sort()).toEqual(["a", "d"]);
+    expect((await again.gorb.apply(next)).ok).toBe(true);
+    expect((await again.gorb.getService("b")).options.host).toBe("10.0.0.1");
+    await again.gorb.close();
+  });
+
   test("a re-created service and its re-added backends fail together: the saved rows and the state agree after a refusal", async () => {
     const driver = new MemoryIpvsDriver();
     const store = new MemoryStateStore();
