@@ -5,7 +5,7 @@
  * the same messages (./messages.ts). Counters stay zero: no traffic flows through memory.
  *
  * Test helpers beyond IpvsDriver: `peek()` (a synchronous snapshot), `writes()` (the successful writes in
- * order) and `failNext()` (make the next call of an operation fail with a given errno).
+ * order), `failNext()` (make the next call of an operation fail with a given errno) and `clearFaults()`.
  */
 import { addressToBytes } from "./address.ts";
 import type { ApplyResult, IpvsDriver } from "./driver.ts";
@@ -228,6 +228,11 @@ export class MemoryIpvsDriver implements IpvsDriver {
   failNext(op: IpvsOperation, errno: ErrnoName | number, times = 1): void {
     const value = typeof errno === "number" ? errno : ERRNO[errno];
     this.#faults.set(op, { errno: value, times });
+  }
+
+  /** Forget every failure failNext() armed and no call used yet. */
+  clearFaults(): void {
+    this.#faults.clear();
   }
 
   // ---- IpvsDriver -----------------------------------------------------------------------------------------
