@@ -15,6 +15,7 @@ import type { FailoverParts, FailoverRunner } from "./failover-runner.ts";
 import { announcePanic, applyHealthUpdates, isQuietUpdate } from "./health-weights.ts";
 import type { OperationResult } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
+import { serviceKeyId } from "./keys.ts";
 
 const q = JSON.stringify;
 
@@ -61,6 +62,8 @@ export class HealthRunner {
     const { desired, writer, log } = this.#p;
     const wanted = entering.map((c) => {
       const all = desired.wanted(c.service);
+      // A service the kernel lacks is put back whole (./tx.ts, wantedFor).
+      if (!writer.view.has(serviceKeyId(c.service.config.key))) return all;
       return { ...all, backends: all.backends.filter((b) => b.id === SORRY_ID), complete: false };
     });
     for (const r of await writer.run(planOperations(wanted, writer.view))) {
@@ -140,7 +143,9 @@ export class HealthRunner {
     const leaving = new Set(quorumChanges.filter((c) => c.up && c.service.spec.sorryServer !== null).map((c) => c.service));
     // A flipped service is written whole: the sorry server and every weight change together.
     const wanted = [...step.touched].map(([service, ids]) => {
-      if (!flipped.has(service)) return desired.wanted(service, ids);
+      // A service the kernel lacks (lost behind gorb's back, a reconcile refused) is put back whole, not with the
+      // backends of this update alone (./tx.ts, wantedFor).
+      if (!flipped.has(service)) return writer.view.has(serviceKeyId(service.config.key)) ? desired.wanted(service, ids) : desired.wanted(service);
       const all = desired.wanted(service);
       return leaving.has(service) ? { ...all, backends: all.backends.filter((b) => b.id !== SORRY_ID), complete: false } : all;
     });

@@ -294,7 +294,7 @@ export class Transactions {
   /** Write a change's targets (runSorrySafe); on failure, roll the change back and throw the first error. */
   async write(tx: Tx): Promise<void> {
     this.quorum(tx);
-    const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets)), this.#writer.view);
+    const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets), this.#writer.view), this.#writer.view);
     try {
       await this.intend(operations);
     } catch (error) {
@@ -394,7 +394,7 @@ export class Transactions {
    * one that brings it back zeroes no backend without it (the periodic reconcile writes what was not).
    */
   async writeBack(targets: Tx["targets"]): Promise<void> {
-    const { results } = await this.runSorrySafe(planOperations(wantedFor(this.#desired, mergeTargets(targets)), this.#writer.view));
+    const { results } = await this.runSorrySafe(planOperations(wantedFor(this.#desired, mergeTargets(targets), this.#writer.view), this.#writer.view));
     for (const r of results) {
       if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
     }
@@ -410,7 +410,7 @@ export class Transactions {
     const plan = new OperationPlan();
     for (const target of targets) {
       if (pacer.due()) await pacer.turn();
-      for (const wanted of wantedFor(this.#desired, [target])) plan.add(wanted, this.#writer.view);
+      for (const wanted of wantedFor(this.#desired, [target], this.#writer.view)) plan.add(wanted, this.#writer.view);
     }
     return plan.operations();
   }

@@ -7,7 +7,7 @@
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { DestinationKey, ServiceKey } from "../ipvs/types.ts";
 import { desiredDestination, backendDestId, type DesiredState } from "./desired-state.ts";
-import type { WantedBackend, WantedService } from "./reconcile.ts";
+import type { ObservedTable, WantedBackend, WantedService } from "./reconcile.ts";
 
 /** The part of the kernel a change concerns: one service key, whole (backends null) or some destinations. */
 export interface Target {
@@ -122,9 +122,11 @@ export class MergedTargets {
 
 /**
  * What the desired state wants for each target now: the service when it still has the target's key (else
- * absent), and each destination named when the backend still has it (else absent).
+ * absent), and each destination named when the backend still has it (else absent). A service the kernel lacks
+ * (`view`, gorb's view of the kernel, does not have its key: lost behind gorb's back, refused) is wanted whole:
+ * the write that puts it back puts back every backend and the sorry server, not only the ones the change names.
  */
-export function wantedFor(desired: DesiredState, targets: readonly Target[]): WantedService[] {
+export function wantedFor(desired: DesiredState, targets: readonly Target[], view: ObservedTable): WantedService[] {
   return targets.map((t): WantedService => {
     const record = desired.service(t.service);
     if (record === undefined || serviceKeyId(record.config.key) !== serviceKeyId(t.key)) {
@@ -135,7 +137,7 @@ export function wantedFor(desired: DesiredState, targets: readonly Target[]): Wa
       if (holder !== undefined && holder !== t.service) return { id: t.service, config: null, backends: [] };
       return { id: t.service, config: null, key: t.key, backends: [] };
     }
-    if (t.backends === null) return desired.wanted(record);
+    if (t.backends === null || !view.has(serviceKeyId(record.config.key))) return desired.wanted(record);
     const backends: WantedBackend[] = t.backends.map((b) => {
       const backend = record.backends.get(b.id);
       if (backend !== undefined && backendDestId(backend) === destinationKeyId(b.key)) {

@@ -82,7 +82,8 @@ describe("Transactions.plan", () => {
       planned = await tx.plan(merged, pacer);
     });
     expect(turns).toBeGreaterThan(3);
-    const all = planOperations(wantedFor(desired, merged), new KernelWriter(new MemoryIpvsDriver({ isRoutable: () => true })).view);
+    const view = new KernelWriter(new MemoryIpvsDriver({ isRoutable: () => true })).view;
+    const all = planOperations(wantedFor(desired, merged, view), view);
     expect(planned).toEqual(all);
     expect(planned).toHaveLength(40 * 4);
   });

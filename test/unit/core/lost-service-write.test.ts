@@ -1,0 +1,42 @@
+/**
+ * A service the kernel lost (deleted behind gorb's back) and that a reconcile could not put back is written whole by
+ * the next write that concerns it: a health change of one backend put back the service with that backend alone, and
+ * gorb then counted the service as in the kernel (in_kernel, BGP) with its other backends missing from IPVS.
+ * Found by test/unit/bgp/announce-random.test.ts (seed 12).
+ */
+import { expect, test } from "bun:test";
+import { makeGorb } from "./fakes.ts";
+
+const WEB = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+
+test("a health change of one backend of a service the kernel lost puts back the whole service, every backend with it", async () => {
+  const { gorb, health, driver } = makeGorb();
+  await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10, pulse: { type: "none" } });
+  await gorb.createBackend("web", "b2", { host: "10.1.0.2", weight: 10 });
+  await driver.deleteService(WEB); // behind gorb's back
+  driver.failNext("add-service", "ENOMEM", 2);
+  await gorb.reconcile();
+  expect((await gorb.getService("web")).in_kernel).toBe(false);
+
+  health.report("web", "b2", "up", { samplesOk: 100, consecutiveOk: 5 });
+  await gorb.idle();
+  const table = driver.peek();
+  expect(table.map((s) => s.destinations.map((d) => `${d.address}:${d.port}`).sort())).toEqual([["10.1.0.1:80", "10.1.0.2:80"]]);
+  expect((await gorb.getService("web")).in_kernel).toBe(true);
+  expect(await gorb.reconcile()).toMatchObject({ repairs: [] });
+});
+
+test("a backend added over the API to a service the kernel lost puts back the whole service, every backend with it", async () => {
+  const { gorb, driver } = makeGorb();
+  await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10, pulse: { type: "none" } });
+  await driver.deleteService(WEB); // behind gorb's back
+  driver.failNext("add-service", "ENOMEM", 2);
+  await gorb.reconcile();
+  expect((await gorb.getService("web")).in_kernel).toBe(false);
+
+  await gorb.createBackend("web", "b2", { host: "10.1.0.2", weight: 10, pulse: { type: "none" } });
+  expect(driver.peek().map((s) => s.destinations.map((d) => `${d.address}:${d.port}`).sort())).toEqual([["10.1.0.1:80", "10.1.0.2:80"]]);
+  expect(await gorb.reconcile()).toMatchObject({ repairs: [] });
+});
