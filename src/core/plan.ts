@@ -266,7 +266,8 @@ interface Move {
  * backend change -> its service's re-creation). Run one by one, the first of a chain would find its new key still
  * held, fail, and in a cycle fail again at every apply; a backend re-added to a re-creation that failed would be
  * left on a service record its undo took away. A new service on the key a re-creation frees goes with it too, with
- * its backends (`created`): a re-creation that failed takes its key back, which the new one would hold as well.
+ * its backends (`created`): a re-creation that failed takes its key back, which the new one would hold as well. So
+ * does a new backend on the destination a re-created backend of its service frees.
  */
 function joinMoves(changes: readonly PlannedChange[], moves: ReadonlyMap<PlannedChange, Move>, { links, created }: Links): PlannedChange[] {
   if (moves.size < 2 && links.size === 0) return [...changes];
@@ -441,6 +442,7 @@ function* planSteps(
     }
 
     const haveBackends = new Map(have.backends.map((b) => [b.id, b] as const));
+    const within = `b\u0000${want.id}\u0000`;
     for (const b of have.backends) {
       if (b.source !== "file" || want.backends.some((w) => w.id === b.id)) continue;
       changes.push({
@@ -454,7 +456,10 @@ function* planSteps(
     for (const b of want.backends) {
       const old = haveBackends.get(b.id);
       if (old === undefined) {
-        changes.push(createBackend(want.id, b, []));
+        const create = createBackend(want.id, b, []);
+        changes.push(create);
+        // It frees no destination: it joins the re-creation of a backend that frees its own, if any (see joinMoves).
+        moves.set(create, { from: `c${within}${b.id}`, to: within + destinationKeyId(b.dest) });
         continue;
       }
       const diffs = viewDifferences(backendView(old.spec, old.address), backendView(b.spec, b.address), ["vsid"]);
@@ -471,7 +476,6 @@ function* planSteps(
           ],
         };
         changes.push(recreate);
-        const within = `b\u0000${want.id}\u0000`;
         moves.set(recreate, { from: within + destinationKeyId(oldDest), to: within + destinationKeyId(b.dest) });
         continue;
       }

@@ -346,6 +346,29 @@ describe("applying", () => {
     await again.gorb.close();
   });
 
+  test("a new backend on the destination a re-created backend leaves fails with it: no two backends on one destination", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ driver, store });
+    await gorb.apply(declare({ a: { host: "10.0.0.1", port: 80, backends: { x: { host: "10.1.0.1", weight: 5 } } } }));
+    const next = declare({ a: { host: "10.0.0.1", port: 80, backends: { x: { host: "10.1.0.2" }, y: { host: "10.1.0.1" }, z: { host: "10.1.0.3" } } } });
+    driver.failNext("add-destination", "EPERM"); // x's new destination: x stays on 10.1.0.1
+    const report = await gorb.apply(next);
+    expect(report.changes.map((c) => `${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} ${c.status}`)).toEqual([
+      "recreate a/x failed",
+      "create a/y failed",
+      "create a/z done",
+    ]);
+    expect(report.changes[1]?.error).toStartWith("not applied: it goes with the recreate of a/x, which failed: ");
+    expect((await gorb.getService("a")).backends.sort()).toEqual(["x", "z"]);
+    expect((await gorb.getBackend("a", "x")).options.host).toBe("10.1.0.1");
+    expect(driver.peek()[0]?.destinations.map((d) => `${d.address}/${d.weight}`)).toEqual(["10.1.0.1/5", "10.1.0.3/100"]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    expect((await gorb.apply(next)).ok).toBe(true);
+    expect(driver.peek()[0]?.destinations.map((d) => d.address)).toEqual(["10.1.0.1", "10.1.0.2", "10.1.0.3"]);
+    await gorb.close();
+  });
+
   test("a re-created service and its re-added backends fail together: the saved rows and the state agree after a refusal", async () => {
     const driver = new MemoryIpvsDriver();
     const store = new MemoryStateStore();
