@@ -153,7 +153,8 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
       owner = new Map<string, number>();
       for (const i of live) {
         const c = plan[i] as PlannedChange;
-        for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0000`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
+        // "service\0backend" (a service's own change has backend ""), and "service\1" for any change of it.
+        for (const k of [`${c.service}\u0000${c.backend ?? ""}`, `${c.service}\u0001`]) if (!owner.has(k)) owner.set(k, i);
       }
     }
     return owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);

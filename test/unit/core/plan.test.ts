@@ -346,6 +346,32 @@ describe("applying", () => {
     await again.gorb.close();
   });
 
+  test("a refused change of a service fails that change, not a change of one of its backends planned before it", async () => {
+    const driver = new MemoryIpvsDriver();
+    const store = new MemoryStateStore();
+    const { gorb } = makeGorb({ driver, store });
+    await gorb.apply(declare({ a: { host: "10.0.0.1", port: 80, method: "wrr", backends: { x: { host: "10.1.0.1" }, w: { host: "10.1.0.3" } } } }));
+    // x's delete is planned before a's update; the kernel refuses a's update (SET_SERVICE).
+    const next = declare({ a: { host: "10.0.0.1", port: 80, method: "rr", backends: { w: { host: "10.1.0.3" }, y: { host: "10.1.0.1" } } } });
+    driver.failNext("update-service", "EPERM");
+    const report = await gorb.apply(next);
+    expect(report.changes.map((c) => `${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} ${c.status}`)).toEqual([
+      "delete a/x done",
+      "update a failed",
+      "create a/y done",
+    ]);
+    expect((await gorb.getService("a")).options.method).toBe("wrr");
+    expect((await gorb.getService("a")).backends.sort()).toEqual(["w", "y"]);
+    expect(driver.peek()[0]?.service.scheduler).toBe("wrr");
+    expect(driver.peek()[0]?.destinations.map((d) => d.address)).toEqual(["10.1.0.1", "10.1.0.3"]);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    // Applying again finishes the job, and does not take y's destination away.
+    expect((await gorb.apply(next)).changes.map((c) => `${c.action} ${c.service} ${c.status}`)).toEqual(["update a done"]);
+    expect(driver.peek()[0]?.service.scheduler).toBe("rr");
+    expect(driver.peek()[0]?.destinations.map((d) => d.address)).toEqual(["10.1.0.1", "10.1.0.3"]);
+    await gorb.close();
+  });
+
   test("a new backend on the destination a re-created backend leaves fails with it: no two backends on one destination", async () => {
     const driver = new MemoryIpvsDriver();
     const store = new MemoryStateStore();
