@@ -30,3 +30,21 @@ export class Draw {
     return items[this.int(items.length)] as T;
   }
 }
+
+/**
+ * The problems `run` reports for each of `seeds` (null: the sequence kept every promise), in seed order: a random
+ * test's body, which expects none.
+ */
+export async function brokenSeeds(seeds: Iterable<number>, run: (seed: number) => Promise<string | null>): Promise<string[]> {
+  const broken: string[] = [];
+  for (const seed of seeds) {
+    const problem = await run(seed);
+    if (problem !== null) broken.push(problem);
+  }
+  return broken;
+}
+
+/** `count` seeds from `first` on. */
+export function seedRange(first: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + i);
+}

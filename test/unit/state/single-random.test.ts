@@ -41,7 +41,7 @@ import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import type { Destination, DestinationConfig, ServiceConfig, ServiceKey } from "../../../src/ipvs/types.ts";
 import { SqliteStateStore } from "../../../src/state/sqlite-store.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
-import { mulberry32 } from "../../helpers/random.ts";
+import { Draw, brokenSeeds, seedRange } from "../../helpers/random.ts";
 import { makeGorb } from "../core/fakes.ts";
 
 const dirs: string[] = [];
@@ -52,23 +52,6 @@ afterEach(() => {
 const SEEDS = Number(process.env.GORB_SINGLE_SEEDS ?? 30);
 const FIRST_SEED = Number(process.env.GORB_SINGLE_FIRST_SEED ?? 1);
 const STEPS = Number(process.env.GORB_SINGLE_STEPS ?? 40);
-
-/** Draws from one seeded generator. */
-class Draw {
-  readonly #next: () => number;
-  constructor(seed: number) {
-    this.#next = mulberry32(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.#next() * n);
-  }
-  chance(p: number): boolean {
-    return this.#next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-}
 
 const SERVICE_IDS = ["s1", "s2", "s3", "s4"];
 const FILE_IDS = ["f1", "f2"];
@@ -659,11 +642,6 @@ async function runSequence(seed: number): Promise<string | null> {
 
 describe("random operations of one node with restarts and drift (fixed seeds)", () => {
   test(`${SEEDS} sequences of ${STEPS} steps keep every promise`, async () => {
-    const broken: string[] = [];
-    for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) {
-      const problem = await runSequence(seed);
-      if (problem !== null) broken.push(problem);
-    }
-    expect(broken).toEqual([]);
+    expect(await brokenSeeds(seedRange(FIRST_SEED, SEEDS), runSequence)).toEqual([]);
   }, 20_000 + SEEDS * STEPS * 300);
 });

@@ -34,7 +34,7 @@ import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
 import { SqliteLedgerStore } from "../../../src/state/ledger-store.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
 import { MemoryVipManager } from "../../helpers/memory-vip.ts";
-import { Draw } from "../../helpers/random.ts";
+import { Draw, brokenSeeds, seedRange } from "../../helpers/random.ts";
 import { makeGorb } from "../core/fakes.ts";
 import { etcdForFile } from "./etcd-process.ts";
 
@@ -480,11 +480,6 @@ async function runSequence(seed: number): Promise<string | null> {
 
 describe("random fleet operations with restarts (fixed seeds)", () => {
   test(`${SEEDS} sequences of ${STEPS} steps keep every promise`, async () => {
-    const broken: string[] = [];
-    for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) {
-      const problem = await runSequence(seed);
-      if (problem !== null) broken.push(problem);
-    }
-    expect(broken).toEqual([]);
+    expect(await brokenSeeds(seedRange(FIRST_SEED, SEEDS), runSequence)).toEqual([]);
   }, 20_000 + SEEDS * STEPS * 300);
 });
