@@ -107,17 +107,37 @@ function destinations(driver: MemoryIpvsDriver, address: string, port: number): 
   return entry === undefined ? null : entry.destinations.map((d) => `${d.address}:${d.port}`).sort();
 }
 
+/** web on 10.0.0.1:80 with b1 (10.1.0.1) and b2 (10.1.0.2): the PUTs that create them. */
+const WEB_AND_TWO: readonly (readonly [string, unknown])[] = [
+  ["/service/web", { host: "10.0.0.1", port: 80 }],
+  ["/service/web/b1", { host: "10.1.0.1", port: 80 }],
+  ["/service/web/b2", { host: "10.1.0.2", port: 80 }],
+];
+
+/** PUT each of `puts` through node `n`, in order, each answered 200; the revision of the last. */
+async function putAll(n: { call(method: string, path: string, body?: unknown): Promise<{ status: number; revision: number }> }, puts: readonly (readonly [string, unknown])[]): Promise<number> {
+  let revision = 0;
+  for (const [path, body] of puts) {
+    const answer = await n.call("PUT", path, body);
+    expect(answer.status).toBe(200);
+    revision = answer.revision;
+  }
+  return revision;
+}
+
+/** Node `n` has applied `revision` and is idle. */
+async function caughtUp(n: { store: EtcdStateStore; gorb: { idle(): Promise<void> } }, revision: number): Promise<void> {
+  expect(await n.store.waitApplied(revision, 5000)).toBe(true);
+  await n.gorb.idle();
+}
+
 describe("a fleet node's kernel ledger", () => {
   test("a backend deleted through A while B was down is removed from B's kernel at B's restart; one added by hand is reported and left serving", async () => {
     const prefix = `/ledger${++prefixes}`;
     const hostB = host();
     const a = await node(host(), prefix);
     let b = await node(hostB, prefix);
-    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
-    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
-    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
-    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
-    await b.gorb.idle();
+    await caughtUp(b, await putAll(a, WEB_AND_TWO));
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
 
     await b.stop();
@@ -204,9 +224,7 @@ describe("a fleet node's kernel ledger", () => {
     const prefix = `/ledger${++prefixes}`;
     const hostB = host();
     const a = await node(host(), prefix);
-    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
-    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
-    expect((await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 })).status).toBe(200);
+    await putAll(a, WEB_AND_TWO);
     // B's kernel has web as an earlier gorb left it, and B's state directory no ledger.
     await hostB.driver.apply([...a.driver.peek()].flatMap((s) => [{ op: "add-service" as const, service: s.service }, ...s.destinations.map((d) => ({ op: "add-destination" as const, service: s.service.key, destination: d }))]));
     let b = await node(hostB, prefix);
@@ -307,11 +325,7 @@ describe("a fleet node's kernel ledger", () => {
     const hostB = host();
     let a = await node(host(), prefix);
     let b = await node(hostB, prefix);
-    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
-    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
-    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
-    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
-    await b.gorb.idle();
+    await caughtUp(b, await putAll(a, WEB_AND_TWO));
     // Restarted once, B's ledger follows the revision of the state with both backends.
     await b.stop();
     b = await node(hostB, prefix);
@@ -345,11 +359,7 @@ describe("a fleet node's kernel ledger", () => {
     const hostB = host();
     const a = await node(host(), prefix);
     let b = await node(hostB, prefix);
-    expect((await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 })).status).toBe(200);
-    expect((await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 80 })).status).toBe(200);
-    const last = await a.call("PUT", "/service/web/b2", { host: "10.1.0.2", port: 80 });
-    expect(await b.store.waitApplied(last.revision, 5000)).toBe(true);
-    await b.gorb.idle();
+    await caughtUp(b, await putAll(a, WEB_AND_TWO));
     await b.stop();
 
     const other = await startEtcd();
