@@ -271,26 +271,17 @@ async function removeServices(p: RestoreParts, entries: readonly Creating[], why
 }
 
 /**
- * A fleet node's addresses on the VIP interface for the services it restored and the kernel has: those its ledger
- * names are its claims already (put back by Exposure.sync when missing); any other missing one is added now, as a
- * service created through the API would have it added, and becomes this node's (a node joining the fleet, or whose
- * ledger starts again); one already there is not gorb's and is never removed. A service the kernel does not have
- * (it refused its add) has its address claimed so once a write or a reconcile puts it there (VipLedger.claimWhenServing).
+ * A fleet node's addresses on the VIP interface for the services it restored: those its ledger names are its claims
+ * already (put back by Exposure.sync when missing); any other is claimed once the kernel has its service
+ * (VipLedger.claimWhenServing: Exposure.sync, right after, for those it has now; a write or a reconcile for one it
+ * refused): added when missing, as a service created through the API would have it added, and then this node's (a
+ * node joining the fleet, or whose ledger starts again); one already there is not gorb's and is never removed.
  */
 async function claimFleetAddresses(p: RestoreParts, pacer: Pacer): Promise<void> {
   for (const record of p.desired.services()) {
     if (pacer.due()) await pacer.turn();
     const key = record.config.key;
-    if (isFwmarkKey(key) || p.vips.holds(record.id, key)) continue;
-    if (!p.exposure.inKernel(record.id)) {
-      p.vips.claimWhenServing(record.id, key);
-      continue;
-    }
-    try {
-      await p.vips.claim(record.id, key);
-    } catch (error) {
-      p.log.error(`restore: ${errorMessage(error)} (service ${q(record.id)})`);
-    }
+    // Claimed by Exposure.sync, next (VipLedger.restoreMissing), for those the kernel has; later for the others.
+    if (!isFwmarkKey(key) && !p.vips.holds(record.id, key)) p.vips.claimWhenServing(record.id, key);
   }
-  await p.ledger?.flushVips();
 }

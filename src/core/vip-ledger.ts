@@ -88,8 +88,8 @@ export class VipLedger {
   }
 
   /**
-   * Claim the address of service `id` (a fleet node's, restored while the kernel does not have it) once the kernel
-   * has it: restoreClaim or restoreMissing does, as claim() would have at restore (no I/O now).
+   * Claim the address of service `id` (a fleet node's, restored without a claim) once the kernel has it:
+   * restoreMissing (Exposure.sync) or restoreClaim does, as claim() would (no I/O now).
    */
   claimWhenServing(id: string, key: ServiceKey): void {
     if (!isFwmarkKey(key)) this.#waiting.set(id, key);
@@ -143,12 +143,15 @@ export class VipLedger {
       if (outcome === "restored") restored++;
       else if (outcome === "failed") failed++;
     }
+    let claimed = 0;
     for (const [id, key] of [...this.#waiting]) {
       if (pacer?.due() === true) await pacer.turn();
       if (!serving(id)) continue;
-      if (!(await this.#claimWaiting(id, key))) failed++;
+      if (await this.#claimWaiting(id, key)) claimed++;
+      else failed++;
     }
-    if (restored > 0) await this.#ledger?.flushVips();
+    // The addresses noted above, recorded in one write.
+    if (restored + claimed > 0) await this.#ledger?.flushVips();
     return { restored, failed };
   }
 
@@ -156,14 +159,17 @@ export class VipLedger {
   async restoreClaim(id: string, key: ServiceKey): Promise<void> {
     if (isFwmarkKey(key)) return;
     if (this.#waiting.has(id)) {
-      await this.#claimWaiting(id, key);
+      if (await this.#claimWaiting(id, key)) await this.#ledger?.flushVips();
       return;
     }
     const claim = this.#claims.get(key.address);
     if (claim !== undefined && claim.owners.has(owner(id, key)) && (await this.#putBack(key.address, claim)) === "restored") await this.#ledger?.flushVips();
   }
 
-  /** Claim the address of a waiting service (claimWhenServing) now; false when it could not be added (logged, it waits on). */
+  /**
+   * Claim the address of a waiting service (claimWhenServing) now, noting it for the ledger (the caller records the
+   * notes: flushVips); false when it could not be added (logged, it waits on).
+   */
   async #claimWaiting(id: string, key: ServiceKey): Promise<boolean> {
     try {
       await this.claim(id, key);
@@ -172,7 +178,6 @@ export class VipLedger {
       return false;
     }
     this.#waiting.delete(id);
-    await this.#ledger?.flushVips();
     return true;
   }
 
