@@ -13,6 +13,7 @@ import { PROBE_SERVICE_ID } from "./probe-services.ts";
 import type { Operation } from "./reconcile.ts";
 import type { Transactions } from "./transactions.ts";
 import { IpvsError } from "../ipvs/errors.ts";
+import { serviceKeyId } from "./keys.ts";
 
 /** One repair of a reconcile, as reported. */
 export interface RepairReport {
@@ -48,6 +49,24 @@ const RACED = new Set(["ESRCH", "EEXIST", "ENOENT"]);
 
 function raced(error: Error | null): boolean {
   return error instanceof IpvsError && RACED.has(error.code);
+}
+
+/**
+ * The results that failed as if the table changed since it was read. A destination of a service whose add the
+ * kernel refused in the same batch (ENOMEM, a missing scheduler module: not an error of RACED) fails with ESRCH
+ * because of that refusal, not a change of the table: reading it again would only try the refused add once more.
+ */
+function racedResults(results: readonly OperationResult[]): Set<OperationResult> {
+  const refused = new Set<string>();
+  for (const r of results) if (r.error !== null && !raced(r.error) && r.operation.op.op === "add-service") refused.add(serviceKeyId(r.operation.op.service.key));
+  const out = new Set<OperationResult>();
+  for (const r of results) {
+    if (!raced(r.error)) continue;
+    const op = r.operation.op;
+    if (op.op !== "add-service" && op.op !== "update-service" && op.op !== "delete-service" && refused.has(serviceKeyId(op.service))) continue;
+    out.add(r);
+  }
+  return out;
 }
 
 /** What Repairs.run did: the repairs reported, and whether some were left for a fresh read of the table. */
@@ -87,10 +106,11 @@ export class Repairs {
     const { writer, log } = this.deps;
     const pacer = options.pacer ?? null;
     let { results } = await this.deps.transactions().runSorrySafe(operations, (ops) => writer.run(ops, pacer));
-    const left = options.readAgain === true ? results.filter((r) => r.operation.service !== PROBE_SERVICE_ID && raced(r.error)).length : 0;
+    const racedOnes = racedResults(results);
+    const left = options.readAgain === true ? results.filter((r) => r.operation.service !== PROBE_SERVICE_ID && racedOnes.has(r)).length : 0;
     if (left > 0) {
       log.info(`reconcile: the IPVS table changed while it was read (${left} repair${left === 1 ? "" : "s"} no longer applied); reading it again`);
-      results = results.filter((r) => !raced(r.error));
+      results = results.filter((r) => !racedOnes.has(r));
     }
     const services = results.filter((r) => r.operation.service !== PROBE_SERVICE_ID);
     await this.deps.transactions().weightEventsPaced(services, pacer);

@@ -30,6 +30,12 @@ import { quiet } from "./_fixtures.ts";
 const SEEDS = Number(process.env.GORB_BGP_SEEDS ?? 40);
 const FIRST_SEED = Number(process.env.GORB_BGP_FIRST_SEED ?? 1);
 const STEPS = Number(process.env.GORB_BGP_STEPS ?? 60);
+/**
+ * Seeds that found a defect, run too: 20186 (two services the kernel lost and refused once: the reconcile took
+ * their backends' "no such service" for a table changed under it, read it again and put them back, after
+ * withdrawing their VIP for the first failure).
+ */
+const FOUND = [20186];
 
 const HOLD_DOWN_MS = 3000;
 /** Two ports on one VIP, and a VIP of its own. */
@@ -327,7 +333,8 @@ async function runSeed(seed: number): Promise<string | null> {
 }
 
 describe("BGP announcements at random", () => {
-  test(`${SEEDS} seeded sequences of ${STEPS} steps announce what README's rules say`, async () => {
-    expect(await brokenSeeds(seedRange(FIRST_SEED, SEEDS), runSeed)).toEqual([]);
+  test(`${SEEDS} seeded sequences of ${STEPS} steps (and the seeds that found a defect) announce what README's rules say`, async () => {
+    const seeds = seedRange(FIRST_SEED, SEEDS);
+    expect(await brokenSeeds([...seeds, ...FOUND.filter((s) => !seeds.includes(s))], runSeed)).toEqual([]);
   }, 20_000 + SEEDS * STEPS * 10);
 });

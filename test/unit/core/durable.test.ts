@@ -402,6 +402,25 @@ describe("reconcile", () => {
     expect(gorb.reconcileCounters()).toEqual({ runs: 2, repairs: 1, failures: 1 });
   });
 
+  test("a refused service with backends is one failure of the reconcile: its backends' 'no such service' is no reason to read the table again", async () => {
+    // The kernel refuses the service's add (ENOMEM): adding its destinations then fails with ESRCH, which is also
+    // what a table changed since the read gives. Taken for that, the reconcile read again and tried the refused add
+    // a second time, reporting the service failed and then done, and an event stream (BGP) saw it fail for nothing.
+    const { gorb, driver } = await populated();
+    await driver.deleteService({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 });
+    driver.failNext("add-service", "ENOMEM");
+    const report = await gorb.reconcile();
+    expect(report.repairs.map((r) => `${r.service}${r.backend === null ? "" : `/${r.backend}`}: ${r.status}`)).toEqual([
+      "web: failed",
+      "web/b1: failed",
+      "web/b2: failed",
+      "web/b3: failed",
+    ]);
+    expect(driver.peek().map((s) => s.service.key)).toEqual([{ family: "inet", fwmark: 7 }]);
+    expect(gorb.reconcileCounters()).toEqual({ runs: 1, repairs: 0, failures: 4 });
+    expect((await gorb.reconcile()).repairs.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);
+  });
+
   test("ipvsadm -C between the read of the services and of their destinations: the table is read again, not a failure", async () => {
     // The kernel dumps services and destinations apart, and a service gone by then dumps no destinations (no
     // error): the reconcile sees services without destinations, and adding those fails (no such service).

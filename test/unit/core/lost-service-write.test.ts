@@ -15,7 +15,7 @@ test("a health change of one backend of a service the kernel lost puts back the 
   await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10, pulse: { type: "none" } });
   await gorb.createBackend("web", "b2", { host: "10.1.0.2", weight: 10 });
   await driver.deleteService(WEB); // behind gorb's back
-  driver.failNext("add-service", "ENOMEM", 2);
+  driver.failNext("add-service", "ENOMEM");
   await gorb.reconcile();
   expect((await gorb.getService("web")).in_kernel).toBe(false);
 
@@ -32,7 +32,7 @@ test("a backend added over the API to a service the kernel lost puts back the wh
   await gorb.createService("web", { host: "10.0.0.1", port: 80 });
   await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10, pulse: { type: "none" } });
   await driver.deleteService(WEB); // behind gorb's back
-  driver.failNext("add-service", "ENOMEM", 2);
+  driver.failNext("add-service", "ENOMEM");
   await gorb.reconcile();
   expect((await gorb.getService("web")).in_kernel).toBe(false);
 

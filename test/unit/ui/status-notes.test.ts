@@ -34,10 +34,9 @@ describe("a service's card", () => {
     };
     expect([serviceNotes(await read()), isDegraded(await read())]).toEqual([[], false]);
 
-    // Lost, and the reconcile cannot put it back: the kernel refuses both its passes (its backend's add, refused
-    // for want of the service, makes it read the table again).
+    // Lost, and the reconcile cannot put it back: the kernel refuses its add.
     await s.driver.flush();
-    s.driver.failNext("add-service", "ENOMEM", 2);
+    s.driver.failNext("add-service", "ENOMEM");
     await s.gorb.reconcile();
     expect([serviceNotes(await read()), isDegraded(await read())]).toEqual([[KERNEL], true]);
     // GET /service/:service (what the page reads after a service event) says it too.
