@@ -108,7 +108,8 @@ export class VipLedger {
   /**
    * Remove `address` from the VIP interface unless a service holds a claim on it: gorb added it for a service it
    * never saved (it stopped before the commit), or that the shared state no longer has (restore remembered the
-   * claims of the services it restores first). Resolves true when it was removed; a failure is logged.
+   * claims of the services it restores first). Resolves true when it was removed (false when the interface no
+   * longer had it); a failure is logged.
    */
   async dropUnclaimed(address: string): Promise<boolean> {
     const family = addressFamily(address);
@@ -116,16 +117,20 @@ export class VipLedger {
     return this.#remove(address, family);
   }
 
-  /** Remove `address` from the interface (and from the kernel ledger); resolves whether it did. A failure is logged. */
+  /**
+   * Remove `address` from the interface (and from the kernel ledger); resolves whether it did: false when it could
+   * not (a failure is logged) or when the interface no longer had it.
+   */
   async #remove(address: string, family: ServiceKey["family"]): Promise<boolean> {
+    let removed: boolean;
     try {
-      await this.#vip.remove(address, family);
+      removed = await this.#vip.remove(address, family);
     } catch (error) {
       this.#log.warn(`cannot remove VIP ${address} from the VIP interface: ${String(error)}`);
       return false;
     }
     await this.#ledger?.forget({ services: [], destinations: [], vips: [address] });
-    return true;
+    return removed;
   }
 
   /**

@@ -12,8 +12,11 @@ export interface VipManager {
    * interface already had it (gorb then never removes it). Rejects when the address could not be added.
    */
   add(address: string, family: Family): Promise<boolean>;
-  /** Remove an address gorb added. Rejects when it could not be removed. */
-  remove(address: string, family: Family): Promise<void>;
+  /**
+   * Remove an address gorb added. Resolves true when it removed it, false when the interface no longer had it
+   * (someone removed it first). Rejects when it could not be removed.
+   */
+  remove(address: string, family: Family): Promise<boolean>;
 }
 
 /** NoVipManager manages no addresses: add() always reports "already there", so remove() is never needed. */
@@ -22,5 +25,7 @@ export class NoVipManager implements VipManager {
     return false;
   }
 
-  async remove(): Promise<void> {}
+  async remove(): Promise<boolean> {
+    return false;
+  }
 }

@@ -19,7 +19,7 @@ export class InterfaceVipManager implements VipManager {
     return this.addresses.addHost(this.interfaceName, address);
   }
 
-  remove(address: string, _family: Family): Promise<void> {
+  remove(address: string, _family: Family): Promise<boolean> {
     return this.addresses.removeHost(this.interfaceName, address);
   }
 }

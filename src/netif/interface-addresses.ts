@@ -107,11 +107,12 @@ export class InterfaceAddresses {
   }
 
   /** Remove a host address; an address that is already gone is not an error. */
-  async removeHost(interfaceName: string, address: string): Promise<void> {
+  async removeHost(interfaceName: string, address: string): Promise<boolean> {
     try {
       await this.conn.request(this.hostRequest(RTM_DELADDR, 0, interfaceName, address));
+      return true;
     } catch (e) {
-      if (e instanceof NetlinkError && e.errno === ERRNO.EADDRNOTAVAIL) return;
+      if (e instanceof NetlinkError && e.errno === ERRNO.EADDRNOTAVAIL) return false;
       throw this.explain(e, `remove ${address} from ${interfaceName}`);
     }
   }

@@ -32,9 +32,9 @@ export class MemoryVipManager implements VipManager {
     return true;
   }
 
-  async remove(address: string, _family: Family): Promise<void> {
+  async remove(address: string, _family: Family): Promise<boolean> {
     this.#fault("remove");
-    this.#addresses.delete(address);
+    return this.#addresses.delete(address);
   }
 
   #fault(op: "add" | "remove"): void {

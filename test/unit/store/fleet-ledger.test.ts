@@ -197,6 +197,31 @@ describe("a fleet node's kernel ledger", () => {
     expect(hostB.driver.peek().map((s) => s.service.key)).toEqual([FOREIGN.key]);
   }, 15000);
 
+  test("a VIP someone else removed already is not reported removed at B's restart, and the ledger forgets it", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    expect(await b.store.waitApplied(put.revision, 5000)).toBe(true);
+    await b.gorb.idle();
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+
+    await b.stop();
+    expect((await a.call("DELETE", "/service/web")).status).toBe(200);
+    await hostB.vip.remove("10.0.0.1", "inet"); // ip addr del, while B is down
+
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual(["tcp 10.0.0.1:80"]);
+    expect(b.logger.lines.filter((l) => l.includes("removed VIP"))).toEqual([]);
+    // Forgotten: an address put there by hand later is not taken for B's at the next start.
+    await hostB.vip.add("10.0.0.1", "inet");
+    await b.stop();
+    b = await node(hostB, prefix);
+    expect(hostB.vip.addresses()).toEqual(["10.0.0.1"]);
+    await b.stop();
+  }, 15000);
+
   test("a destination B's kernel refused to add is not recorded as B's: one added there by hand later is reported, not removed, once the backend is deleted", async () => {
     const prefix = `/ledger${++prefixes}`;
     const hostB = host();
