@@ -50,6 +50,11 @@ afterEach(() => {
 });
 
 const SEEDS = Number(process.env.GORB_SINGLE_SEEDS ?? 30);
+/**
+ * Seeds run too: 30119 (an apply replaces a service that holds a destination added by hand with another on the same
+ * key: gorb keeps the kernel's service, so the next start finds the destination unknown; the model once dropped it).
+ */
+const FOUND = [30119];
 const FIRST_SEED = Number(process.env.GORB_SINGLE_FIRST_SEED ?? 1);
 const STEPS = Number(process.env.GORB_SINGLE_STEPS ?? 40);
 
@@ -544,8 +549,15 @@ class Machine {
     }
     for (const dest of [...this.handDests.keys()]) {
       const [key = ""] = dest.split("|");
-      // A service re-created elsewhere (an apply) leaves the key with its destinations: another may take the key.
-      if (gorbDests.has(dest) || !kernel.has(key) || gorbKeys.get(key) !== this.handOwners.get(dest)) this.handDests.delete(dest);
+      const owner = gorbKeys.get(key);
+      if (gorbDests.has(dest) || !kernel.has(key) || owner === undefined) this.handDests.delete(dest);
+      else if (owner !== this.handOwners.get(dest)) {
+        // Another service of gorb's took the key (an apply replaced the one it was added to): gorb may have kept
+        // the kernel's service, the destination with it (one gorb does not know in that service now: a reconcile
+        // removes it, a start reports it), or re-created it without.
+        this.handDests.set(dest, "pending");
+        this.handOwners.set(dest, owner);
+      }
     }
     for (const [text, dests] of this.handServices) {
       const has = kernel.get(text);
@@ -641,7 +653,8 @@ async function runSequence(seed: number): Promise<string | null> {
 }
 
 describe("random operations of one node with restarts and drift (fixed seeds)", () => {
-  test(`${SEEDS} sequences of ${STEPS} steps keep every promise`, async () => {
-    expect(await brokenSeeds(seedRange(FIRST_SEED, SEEDS), runSequence)).toEqual([]);
+  test(`${SEEDS} sequences of ${STEPS} steps (and the seeds in FOUND) keep every promise`, async () => {
+    const seeds = seedRange(FIRST_SEED, SEEDS);
+    expect(await brokenSeeds([...seeds, ...FOUND.filter((s) => !seeds.includes(s))], runSequence)).toEqual([]);
   }, 20_000 + SEEDS * STEPS * 300);
 });
