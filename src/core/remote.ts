@@ -11,12 +11,12 @@
 import { errorMessage } from "./errors.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
-import type { DesiredState, ServiceRecord } from "./desired-state.ts";
+import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { type DrainState, sameDrain } from "./drain.ts";
 import type { Edits } from "./edits.ts";
 import { fieldsToJson, type SavedBackend, type SavedService, type SavedState } from "./state.ts";
 import type { Fields } from "./fields.ts";
-import { backendFields, serviceFields } from "./normalize.ts";
+import { backendFields, normalizeBackendFields, serviceFields } from "./normalize.ts";
 import type { HostResolver, ResolvedAddress } from "./resolve.ts";
 import type { Logger } from "../log.ts";
 import type { Transactions } from "./transactions.ts";
@@ -54,6 +54,20 @@ function remoteDrainPhase(before: DrainState | null, after: DrainState | null): 
   if (after !== null && after.phase === "draining" && (before === null || before.started !== after.started || before.node !== after.node)) return "started";
   if (after === null && before !== null) return "cancelled";
   return null;
+}
+
+/**
+ * Whether backend row `want` keeps `backend`'s destination (address and port): one that moved was deleted and
+ * created again (an apply does that), and a backend's destination cannot change in place. A row whose fields do not
+ * read is left to the update, which throws their error.
+ */
+function sameDestination(record: ServiceRecord, backend: BackendRecord, want: SavedBackend): boolean {
+  if (want.address.address !== backend.address.address) return false;
+  try {
+    return normalizeBackendFields(backendFields(want.fields), record.spec).port === backend.spec.port;
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -100,7 +114,7 @@ async function syncService(
   const wanted = new Map(backends.map((b) => [b.id, b]));
   for (const backend of [...record.backends.values()]) {
     const want = wanted.get(backend.id);
-    if (want !== undefined && want.address.address === backend.address.address) continue;
+    if (want !== undefined && sameDestination(record, backend, want)) continue;
     edits.deleteBackend(tx, record, backend);
     changed = true;
   }
@@ -138,8 +152,11 @@ async function syncService(
 /**
  * Make the services named in `ids` match the rows of `state` (a service without a row is deleted), each one a
  * change of its own through syncService: one that fails (a conflict with a local service, a kernel error) is undone
- * and logged, the others stay. Runs on Gorb's lock. Returns how many services changed, and the ids of those that
- * failed (to be tried again with the next change: the local service they conflicted with may be gone by then).
+ * and logged, the others stay. The ones that failed are tried again while a pass changes something: one change may
+ * free what another needs (an apply that moves service a onto b's key and b elsewhere: whichever comes first finds
+ * the key taken); when no single one goes through any more, they are tried as one change (applyJointly: keys
+ * swapped). Runs on Gorb's lock. Returns how many services changed, and the ids of those that still failed
+ * (to be tried again with the next change: the local service they conflicted with may be gone by then).
  */
 export async function applyRemoteRows(
   parts: {
@@ -161,26 +178,67 @@ export async function applyRemoteRows(
     list.push(b);
   }
   let changed = 0;
-  const failed: string[] = [];
-  for (const id of ids) {
-    const tx = new Tx();
-    try {
-      if (!(await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain))) continue;
-    } catch (error) {
-      await transactions.rollback(tx);
-      log.error(`cannot apply the shared state of service ${JSON.stringify(id)}: ${errorMessage(error)}`);
-      failed.push(id);
-      continue;
+  let pending = ids;
+  for (;;) {
+    const errors = new Map<string, string>();
+    let progress = 0;
+    for (const id of pending) {
+      const tx = new Tx();
+      try {
+        if (!(await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain))) continue;
+      } catch (error) {
+        await transactions.rollback(tx);
+        errors.set(id, `cannot apply the shared state of service ${JSON.stringify(id)}: ${errorMessage(error)}`);
+        continue;
+      }
+      try {
+        await transactions.write(tx);
+      } catch (error) {
+        errors.set(id, `cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${errorMessage(error)}`);
+        continue;
+      }
+      await transactions.effects(tx);
+      changed++;
+      progress++;
     }
-    try {
-      await transactions.write(tx);
-    } catch (error) {
-      log.error(`cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${errorMessage(error)}`);
-      failed.push(id);
-      continue;
+    if (errors.size > 1 && progress === 0 && (await applyJointly(parts, rows, backendsOf, [...errors.keys()]))) return { changed: changed + errors.size, failed: [] };
+    if (errors.size === 0 || progress === 0) {
+      for (const message of errors.values()) log.error(message);
+      return { changed, failed: [...errors.keys()] };
     }
-    await transactions.effects(tx);
-    changed++;
+    pending = [...errors.keys()];
   }
-  return { changed, failed };
+}
+
+/**
+ * Services that swapped keys (or moved round a cycle) cannot be applied one at a time: each finds its new key held
+ * by another. As one change, with every one of them that moved deleted first, they can. Resolves whether that
+ * went through; when not, nothing of it stays.
+ */
+async function applyJointly(
+  parts: Parameters<typeof applyRemoteRows>[0],
+  rows: ReadonlyMap<string, SavedService>,
+  backendsOf: ReadonlyMap<string, readonly SavedBackend[]>,
+  ids: readonly string[],
+): Promise<boolean> {
+  const { desired, edits, transactions } = parts;
+  const tx = new Tx();
+  try {
+    for (const id of ids) {
+      const record = desired.service(id);
+      const row = rows.get(id);
+      if (record !== undefined && row !== undefined && serviceKeyId(record.config.key) !== serviceKeyId(row.key)) edits.deleteService(tx, record);
+    }
+    for (const id of ids) await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain);
+  } catch {
+    await transactions.rollback(tx);
+    return false;
+  }
+  try {
+    await transactions.write(tx);
+  } catch {
+    return false;
+  }
+  await transactions.effects(tx);
+  return true;
 }
