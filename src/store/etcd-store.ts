@@ -948,7 +948,9 @@ export class EtcdStateStore implements StateStore {
         if (!frozen && applied !== undefined && applied.mod >= event.kv.modRevision) continue;
       } else {
         this.#mirror.delete(event.kv.key);
-        if (!frozen && applied === undefined) continue;
+        // A key this node never applied is nothing to delete here, unless its service failed: then it is tried
+        // again (it may have nothing left to apply, and leaves `failed`).
+        if (!frozen && applied === undefined && !this.#failed.has(service)) continue;
       }
       ids.add(service);
       // A delete event's kv carries the revision of the delete.

@@ -49,3 +49,19 @@ test("a node whose kernel refused another node's change answers 409 to a write o
   await b.gorb.idle();
   expect(await b.driver.snapshot()).toEqual(await a.driver.snapshot());
 });
+
+test("a service a node failed to apply leaves its `failed` list when another node deletes it", async () => {
+  const prefix = "/failed-deleted";
+  const a = await node(prefix);
+  const b = await node(prefix);
+  b.driver.failNext("add-service", "ENOMEM");
+  await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  // B's watch brings the create, which its kernel refuses: applied (handed to gorb), not served.
+  expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+  expect(b.store.status().failed.map((f) => f.service)).toEqual(["web"]);
+
+  await a.gorb.deleteService("web");
+  expect(await b.store.waitServed(a.store.committedRevision, 5000)).toBe(true);
+  expect(b.store.status().failed).toEqual([]);
+  expect(b.driver.peek()).toEqual([]);
+});
