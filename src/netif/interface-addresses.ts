@@ -106,7 +106,7 @@ export class InterfaceAddresses {
     }
   }
 
-  /** Remove a host address; an address that is already gone is not an error. */
+  /** Remove a host address; resolves true when it removed it, false when it was already gone (not an error). */
   async removeHost(interfaceName: string, address: string): Promise<boolean> {
     try {
       await this.conn.request(this.hostRequest(RTM_DELADDR, 0, interfaceName, address));
