@@ -284,6 +284,33 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
     expect(kernel(B)).toEqual(want);
   });
 
+  test("an apply through A that moves a backend to another port and swaps two services' addresses: B's kernel follows", async () => {
+    const [be1, be2] = [backends[0]?.address, backends[1]?.address];
+    const first = await call(A, "POST", "/apply", {
+      services: {
+        m1: { host: "10.0.0.61", port: 80, backends: { x: { host: be1, port: 8080, pulse: { type: "none" } } } },
+        m2: { host: "10.0.0.62", port: 80, backends: { y: { host: be2, port: 80, pulse: { type: "none" } } } },
+      },
+    });
+    expect(first.status).toBe(200);
+    await applied(B, first.revision);
+    const second = await call(A, "POST", "/apply", {
+      services: {
+        m1: { host: "10.0.0.62", port: 80, backends: { x: { host: be1, port: 80, pulse: { type: "none" } } } },
+        m2: { host: "10.0.0.61", port: 80, backends: { y: { host: be2, port: 80, pulse: { type: "none" } } } },
+      },
+    });
+    expect(second.status).toBe(200);
+    // Served: B applied every change up to it, none failed (they did, on every node but A, before).
+    await applied(B, second.revision);
+    expect(kernel(A).filter((l) => l.includes("10.0.0.6"))).toEqual([`TCP 10.0.0.61:80 wrr -> ${be2}:80`, `TCP 10.0.0.62:80 wrr -> ${be1}:80`]);
+    expect(kernel(B)).toEqual(kernel(A));
+    const gone = await call(A, "POST", "/apply", { services: {} });
+    expect(gone.status).toBe(200);
+    await applied(B, gone.revision);
+    expect(kernel(B).filter((l) => l.includes("10.0.0.6"))).toEqual([]);
+  });
+
   test("two etcd members killed: writes answer 503, both kernels unchanged, traffic served; restarted: writes work, nodes converge", async () => {
     const before = [kernel(A), kernel(B)];
     await killMember(2);
