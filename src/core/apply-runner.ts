@@ -160,6 +160,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     return owner.get(`${service}\u0000${backend ?? ""}`) ?? owner.get(`${service}\u0000`) ?? owner.get(`${service}\u0001`);
   };
   const operations = await transactions.plan(targets.list(), pacer);
+  const removed = transactions.removedBy(operations);
   try {
     await transactions.intend(operations);
   } catch (error) {
@@ -224,7 +225,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
       if (record !== undefined) recount.target({ service, key: record.config.key, backends: null });
     }
     transactions.quorum(recount);
-    await transactions.writeBack(recount.targets);
+    await transactions.writeBack(recount.targets, removed);
     for (const tx of failedTxs) await tx.releaseClaims();
   }
   const succeeded = failed.length === 0 ? liveTxs : await only(live.filter((i) => errors[i] === null));
@@ -236,7 +237,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   } catch (error) {
     recount.undoEdits();
     for (const tx of [...succeeded].reverse()) tx.undoEdits();
-    await transactions.writeBack([...succeeded.flatMap((tx) => tx.targets), ...recount.targets]);
+    await transactions.writeBack([...succeeded.flatMap((tx) => tx.targets), ...recount.targets], removed);
     for (const tx of succeeded) await tx.releaseClaims();
     await transactions.forgetIntents();
     throw error;

@@ -112,8 +112,8 @@ export class KernelLedger {
   async recordAdds(operations: readonly Operation[]): Promise<LedgerEntries> {
     let services: string[] | null = null;
     let destinations: LedgerDestination[] | null = null;
-    for (const { op, service } of operations) {
-      if (service === PROBE_SERVICE_ID) continue;
+    for (const { op, service, foreign } of operations) {
+      if (service === PROBE_SERVICE_ID || foreign === true) continue;
       if (op.op === "add-service") {
         const id = serviceKeyId(op.service.key);
         if (!this.#services.has(id)) (services ??= []).push(id);

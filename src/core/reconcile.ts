@@ -75,6 +75,11 @@ export interface Repair {
   readonly backend: string | null;
   /** What was wrong, e.g. "tcp 10.0.0.1:80 is missing from IPVS" or "10.1.0.1:80: weight 7 in IPVS, want 100". */
   readonly reason: string;
+  /**
+   * The add puts back a destination that is not gorb's (one someone else added to a service of gorb's), which a
+   * failed change took away with its service: never recorded as gorb's (the kernel ledger).
+   */
+  readonly foreign?: true;
 }
 
 /** An operation of a plan is a Repair: the same shape serves mutations, health changes and reconciles. */

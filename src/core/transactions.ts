@@ -24,7 +24,8 @@ import type { Logger } from "../log.ts";
 import { Pacer } from "../pacer.ts";
 import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
 import type { Creating, StagedCommit, StateChanges, StateStore } from "./state.ts";
-import { Tx, mergeTargets, wantedFor, type Target } from "./tx.ts";
+import { Tx, mergeTargets, noteRemoved, wantedFor, type RemovedServices, type Target } from "./tx.ts";
+import { serviceKeyId } from "./keys.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
 import { announcePanic, reevaluatePanic } from "./health-weights.ts";
@@ -77,6 +78,9 @@ function sorryPhases(operations: readonly Operation[]): { first: readonly Operat
 
 /** Rows gathered for a commit in one go; more (an apply's) are gathered with turns of the event loop between. */
 const PACED_ROWS = 500;
+
+/** No services removed (a writeBack that puts back nothing of someone else's). */
+const NONE_REMOVED: RemovedServices = new Map();
 
 /** The rows the changes `txs` touched. */
 function tracked(txs: readonly Tx[]): ChangeTracker {
@@ -295,6 +299,7 @@ export class Transactions {
   async write(tx: Tx): Promise<void> {
     this.quorum(tx);
     const operations = planOperations(wantedFor(this.#desired, mergeTargets(tx.targets), this.#writer.view), this.#writer.view);
+    noteRemoved(tx.removed, operations, this.#writer.view);
     try {
       await this.intend(operations);
     } catch (error) {
@@ -384,7 +389,7 @@ export class Transactions {
   /** Undo a change's edits and write its targets back to the previous desired state. */
   async rollback(tx: Tx): Promise<void> {
     tx.undoEdits();
-    await this.writeBack(tx.targets);
+    await this.writeBack(tx.targets, tx.removed);
     await tx.releaseClaims();
   }
 
@@ -393,11 +398,39 @@ export class Transactions {
    * runSorrySafe: a rollback that takes a sorry server out deletes it only once the backends' weights are back, and
    * one that brings it back zeroes no backend without it (the periodic reconcile writes what was not).
    */
-  async writeBack(targets: Tx["targets"]): Promise<void> {
+  async writeBack(targets: Tx["targets"], removed: RemovedServices = NONE_REMOVED): Promise<void> {
     const { results } = await this.runSorrySafe(planOperations(wantedFor(this.#desired, mergeTargets(targets), this.#writer.view), this.#writer.view));
-    for (const r of results) {
+    const back = await this.#writer.run(this.#putBack(removed));
+    for (const r of [...results, ...back]) {
       if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
     }
+  }
+
+  /** The services `operations` delete, as gorb's view of the kernel has them before they run (for writeBack). */
+  removedBy(operations: readonly Operation[]): RemovedServices {
+    const removed: RemovedServices = new Map();
+    noteRemoved(removed, operations, this.#writer.view);
+    return removed;
+  }
+
+  /**
+   * The adds that put back, in a service the undo created again, the destinations the failed change took away with
+   * it and gorb does not manage (someone else's, left serving): a failed change changes nothing. Only for a service
+   * that is gorb's again at the same key; one another change took the key of stays as that change made it.
+   */
+  #putBack(removed: RemovedServices): Operation[] {
+    const ops: Operation[] = [];
+    for (const [keyId, { id, key, dests }] of removed) {
+      const record = this.#desired.service(id);
+      const now = this.#writer.view.get(keyId);
+      if (record === undefined || now === undefined || serviceKeyId(record.config.key) !== keyId) continue;
+      for (const [destId, dest] of dests) {
+        if (now.dests.has(destId)) continue;
+        const reason = `${describeDestination(dest)} was in ${describeService(key)} before the change that failed`;
+        ops.push({ op: { op: "add-destination", service: now.config.key, destination: dest }, service: id, backend: null, reason, foreign: true });
+      }
+    }
+    return ops;
   }
 
   /**

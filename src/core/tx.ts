@@ -5,15 +5,31 @@
  * that part.
  */
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
-import type { DestinationKey, ServiceKey } from "../ipvs/types.ts";
+import type { DestinationConfig, DestinationKey, ServiceKey } from "../ipvs/types.ts";
 import { desiredDestination, backendDestId, type DesiredState } from "./desired-state.ts";
-import type { ObservedTable, WantedBackend, WantedService } from "./reconcile.ts";
+import type { ObservedTable, Operation, WantedBackend, WantedService } from "./reconcile.ts";
 
 /** The part of the kernel a change concerns: one service key, whole (backends null) or some destinations. */
 export interface Target {
   readonly service: string;
   readonly key: ServiceKey;
   readonly backends: readonly { readonly id: string; readonly key: DestinationKey }[] | null;
+}
+
+/**
+ * Services a kernel write deleted, by service key id: the gorb service's id and what the kernel had in it, every
+ * destination included (those someone else added too), so that an undo can put back what was not gorb's.
+ */
+export type RemovedServices = Map<string, { readonly id: string; readonly key: ServiceKey; readonly dests: ReadonlyMap<string, DestinationConfig> }>;
+
+/** Note in `removed` the services `operations` delete, as `view` has them before they run. */
+export function noteRemoved(removed: RemovedServices, operations: readonly Operation[], view: ObservedTable): void {
+  for (const { op, service } of operations) {
+    if (op.op !== "delete-service") continue;
+    const id = serviceKeyId(op.key);
+    const found = view.get(id);
+    if (found !== undefined && !removed.has(id)) removed.set(id, { id: service, key: op.key, dests: new Map(found.dests) });
+  }
 }
 
 /** See the module comment. */
@@ -28,6 +44,8 @@ export class Tx {
   #after: (() => void | Promise<void>)[] = [];
   readonly touched: (readonly [string, string?])[] = [];
   readonly targets: Target[] = [];
+  /** The services its kernel write deleted, as the kernel had them (see RemovedServices). */
+  readonly removed: RemovedServices = new Map();
 
   constructor(bulk = false) {
     this.bulk = bulk;
