@@ -414,18 +414,20 @@ export class Transactions {
   }
 
   /**
-   * The adds that put back, in a service the undo created again, the destinations the failed change took away with
-   * it and gorb does not manage (someone else's, left serving): a failed change changes nothing. Only for a service
-   * that is gorb's again at the same key; one another change took the key of stays as that change made it.
+   * The adds that put back the destinations a failed change took away (with their service, or as no backend's of a
+   * service that took the key) that the service at that key after the undo leaves serving (someone else's, found at
+   * start-up: ServiceRecord.keep): a failed change changes nothing. Others (a destination added by hand while gorb
+   * ran, which the next reconcile removes) are not put back.
    */
   #putBack(removed: RemovedServices): Operation[] {
     const ops: Operation[] = [];
-    for (const [keyId, { id, key, dests }] of removed) {
-      const record = this.#desired.service(id);
+    for (const [keyId, { key, dests }] of removed) {
+      const id = this.#desired.serviceIdByKey(key);
+      const record = id === undefined ? undefined : this.#desired.service(id);
       const now = this.#writer.view.get(keyId);
-      if (record === undefined || now === undefined || serviceKeyId(record.config.key) !== keyId) continue;
+      if (id === undefined || record === undefined || now === undefined) continue;
       for (const [destId, dest] of dests) {
-        if (now.dests.has(destId)) continue;
+        if (now.dests.has(destId) || !record.keep.has(destId)) continue;
         const reason = `${describeDestination(dest)} was in ${describeService(key)} before the change that failed`;
         ops.push({ op: { op: "add-destination", service: now.config.key, destination: dest }, service: id, backend: null, reason, foreign: true });
       }

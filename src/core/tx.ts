@@ -17,18 +17,31 @@ export interface Target {
 }
 
 /**
- * Services a kernel write deleted, by service key id: the gorb service's id and what the kernel had in it, every
- * destination included (those someone else added too), so that an undo can put back what was not gorb's.
+ * What a kernel write removed, by service key id: the destinations of the services it deleted and those it deleted
+ * as no backend's, as the kernel had them, so that an undo can put back the ones gorb leaves serving (someone
+ * else's, found at start-up: ServiceRecord.keep).
  */
-export type RemovedServices = Map<string, { readonly id: string; readonly key: ServiceKey; readonly dests: ReadonlyMap<string, DestinationConfig> }>;
+export type RemovedServices = Map<string, { readonly key: ServiceKey; readonly dests: Map<string, DestinationConfig> }>;
 
-/** Note in `removed` the services `operations` delete, as `view` has them before they run. */
+/** Note in `removed` what `operations` remove, as `view` has it before they run. */
 export function noteRemoved(removed: RemovedServices, operations: readonly Operation[], view: ObservedTable): void {
-  for (const { op, service } of operations) {
-    if (op.op !== "delete-service") continue;
-    const id = serviceKeyId(op.key);
-    const found = view.get(id);
-    if (found !== undefined && !removed.has(id)) removed.set(id, { id: service, key: op.key, dests: new Map(found.dests) });
+  for (const { op, backend } of operations) {
+    if (op.op === "delete-service") {
+      const id = serviceKeyId(op.key);
+      const found = view.get(id);
+      if (found === undefined) continue;
+      const entry = removed.get(id) ?? { key: op.key, dests: new Map<string, DestinationConfig>() };
+      for (const [destId, dest] of found.dests) if (!entry.dests.has(destId)) entry.dests.set(destId, dest);
+      removed.set(id, entry);
+    } else if (op.op === "delete-destination" && backend === null) {
+      const id = serviceKeyId(op.service);
+      const destId = destinationKeyId(op.destination);
+      const dest = view.get(id)?.dests.get(destId);
+      if (dest === undefined) continue;
+      const entry = removed.get(id) ?? { key: op.service, dests: new Map<string, DestinationConfig>() };
+      if (!entry.dests.has(destId)) entry.dests.set(destId, dest);
+      removed.set(id, entry);
+    }
   }
 }
 

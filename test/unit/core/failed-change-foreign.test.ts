@@ -68,3 +68,24 @@ test("an apply that drops a file-owned service, its commit failing, puts back th
   await gorb.apply(readServices({}));
   expect(table(driver)).toEqual([]);
 });
+
+test("an apply that puts a new service on a dropped service's key, its commit failing, puts back the destination someone else added", async () => {
+  // The kernel's service stays for the new one, which has no use for a destination it does not know: the apply
+  // deletes that destination alone, and the undo put web back without it.
+  const store = new MemoryStateStore();
+  const first = makeGorb({ store });
+  const { driver } = first;
+  await first.gorb.apply(readServices({ web: { host: "10.0.0.1", port: 80, backends: { b1: { host: "10.1.0.1", port: 80, pulse: { type: "none" } } } } }));
+  await first.gorb.close();
+  const gorb = await restartedWithHand(store, driver);
+  const before = table(driver);
+
+  store.failNext("No space left on device");
+  const refused = await gorb.apply(readServices({ www: { host: "10.0.0.1", port: 80, backends: { b2: { host: "10.1.0.2", port: 80, pulse: { type: "none" } } } } })).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(refused).toBeInstanceOf(Error);
+  expect(table(driver)).toEqual(before);
+  expect((await gorb.listServices()).sort()).toEqual(["web"]);
+});
