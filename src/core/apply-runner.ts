@@ -19,7 +19,7 @@ import type { Queries } from "./queries.ts";
 import type { HostResolver } from "./resolve.ts";
 import { fieldsToJson } from "./state.ts";
 import type { Transactions } from "./transactions.ts";
-import { MergedTargets, Tx } from "./tx.ts";
+import { MergedTargets, Tx, noteCreated, type CreatedServices } from "./tx.ts";
 import type { DesiredState } from "./desired-state.ts";
 import { dryRunReport } from "./apply.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
@@ -225,7 +225,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
       if (record !== undefined) recount.target({ service, key: record.config.key, backends: null });
     }
     transactions.quorum(recount);
-    await transactions.writeBack(recount.targets, removed);
+    const created: CreatedServices = new Map();
+    noteCreated(created, results, new Set(recount.targets.map((t) => serviceKeyId(t.key))));
+    await transactions.writeBack(recount.targets, removed, created);
     for (const tx of failedTxs) await tx.releaseClaims();
   }
   const succeeded = failed.length === 0 ? liveTxs : await only(live.filter((i) => errors[i] === null));
@@ -237,7 +239,9 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   } catch (error) {
     recount.undoEdits();
     for (const tx of [...succeeded].reverse()) tx.undoEdits();
-    await transactions.writeBack([...succeeded.flatMap((tx) => tx.targets), ...recount.targets], removed);
+    const created: CreatedServices = new Map();
+    noteCreated(created, results);
+    await transactions.writeBack([...succeeded.flatMap((tx) => tx.targets), ...recount.targets], removed, created);
     for (const tx of succeeded) await tx.releaseClaims();
     await transactions.forgetIntents();
     throw error;

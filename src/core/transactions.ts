@@ -24,7 +24,7 @@ import type { Logger } from "../log.ts";
 import { Pacer } from "../pacer.ts";
 import { OperationPlan, planOperations, type Operation, type WantedService } from "./reconcile.ts";
 import type { Creating, StagedCommit, StateChanges, StateStore } from "./state.ts";
-import { Tx, mergeTargets, noteRemoved, wantedFor, type RemovedServices, type Target } from "./tx.ts";
+import { Tx, mergeTargets, noteCreated, noteRemoved, wantedFor, type CreatedServices, type RemovedServices, type Target } from "./tx.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { VipLedger } from "./vip-ledger.ts";
 import { DEFAULT_WEIGHT_POLICY, type WeightPolicy } from "../health/weight.ts";
@@ -81,6 +81,8 @@ const PACED_ROWS = 500;
 
 /** No services removed (a writeBack that puts back nothing of someone else's). */
 const NONE_REMOVED: RemovedServices = new Map();
+/** No services created (a writeBack that takes out nothing its targets' plan does not). */
+const NONE_CREATED: CreatedServices = new Map();
 
 /** The rows the changes `txs` touched. */
 function tracked(txs: readonly Tx[]): ChangeTracker {
@@ -307,6 +309,7 @@ export class Transactions {
       throw error;
     }
     const { results } = await this.runSorrySafe(operations);
+    noteCreated(tx.created, results);
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
       await this.rollback(tx);
@@ -389,7 +392,7 @@ export class Transactions {
   /** Undo a change's edits and write its targets back to the previous desired state. */
   async rollback(tx: Tx): Promise<void> {
     tx.undoEdits();
-    await this.writeBack(tx.targets, tx.removed);
+    await this.writeBack(tx.targets, tx.removed, tx.created);
     await tx.releaseClaims();
   }
 
@@ -398,12 +401,29 @@ export class Transactions {
    * runSorrySafe: a rollback that takes a sorry server out deletes it only once the backends' weights are back, and
    * one that brings it back zeroes no backend without it (the periodic reconcile writes what was not).
    */
-  async writeBack(targets: Tx["targets"], removed: RemovedServices = NONE_REMOVED): Promise<void> {
+  async writeBack(targets: Tx["targets"], removed: RemovedServices = NONE_REMOVED, created: CreatedServices = NONE_CREATED): Promise<void> {
     const { results } = await this.runSorrySafe(planOperations(wantedFor(this.#desired, mergeTargets(targets), this.#writer.view), this.#writer.view));
-    const back = await this.#writer.run(this.#putBack(removed));
+    const back = await this.#writer.run([...this.#putBack(removed), ...this.#uncreate(created, removed)]);
     for (const r of [...results, ...back]) {
       if (r.error !== null) this.#log.error(`cannot undo a failed change in IPVS (${r.operation.reason}): ${r.error.message}`);
     }
+  }
+
+  /**
+   * The deletes of the services the failed change created on a key the kernel did not have before it (not deleted
+   * and created again) that are still there: a service gorb has and the kernel had lost, which a write puts back
+   * whole (tx.ts wantedFor), is taken out again when the change fails, as it was before. The undo's own plan covers
+   * only the change's targets (one backend): it left the service in the kernel without the backends the kernel had
+   * just refused, and gorb counted it as in the kernel.
+   */
+  #uncreate(created: CreatedServices, removed: RemovedServices): Operation[] {
+    const ops: Operation[] = [];
+    for (const [keyId, key] of created) {
+      if (removed.has(keyId) || !this.#writer.view.has(keyId)) continue;
+      const id = this.#desired.serviceIdByKey(key) ?? describeService(key);
+      ops.push({ op: { op: "delete-service", key }, service: id, backend: null, reason: `${describeService(key)} was not in IPVS before the change that failed` });
+    }
+    return ops;
   }
 
   /** The services `operations` delete, as gorb's view of the kernel has them before they run (for writeBack). */

@@ -45,6 +45,19 @@ export function noteRemoved(removed: RemovedServices, operations: readonly Opera
   }
 }
 
+/** Services a kernel write created (its add-service ops that worked), by service key id. */
+export type CreatedServices = Map<string, ServiceKey>;
+
+/** Note in `created` the services `results` show created; only those whose key `among` has, when given. */
+export function noteCreated(created: CreatedServices, results: readonly { readonly operation: Operation; readonly error: Error | null }[], among?: ReadonlySet<string>): void {
+  for (const { operation, error } of results) {
+    const op = operation.op;
+    if (error !== null || op.op !== "add-service") continue;
+    const id = serviceKeyId(op.service.key);
+    if (among === undefined || among.has(id)) created.set(id, op.service.key);
+  }
+}
+
 /** See the module comment. */
 export class Tx {
   /**
@@ -57,8 +70,10 @@ export class Tx {
   #after: (() => void | Promise<void>)[] = [];
   readonly touched: (readonly [string, string?])[] = [];
   readonly targets: Target[] = [];
-  /** The services its kernel write deleted, as the kernel had them (see RemovedServices). */
+  /** What its kernel write removed, as the kernel had it (see RemovedServices). */
   readonly removed: RemovedServices = new Map();
+  /** The services its kernel write created (see CreatedServices). */
+  readonly created: CreatedServices = new Map();
 
   constructor(bulk = false) {
     this.bulk = bulk;

@@ -40,3 +40,27 @@ test("a backend added over the API to a service the kernel lost puts back the wh
   expect(driver.peek().map((s) => s.destinations.map((d) => `${d.address}:${d.port}`).sort())).toEqual([["10.1.0.1:80", "10.1.0.2:80"]]);
   expect(await gorb.reconcile()).toMatchObject({ repairs: [] });
 });
+
+test("a write that puts back a service the kernel lost, refused on one of its backends, takes the service out again: nothing changed", async () => {
+  const { gorb, driver } = makeGorb();
+  await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10, pulse: { type: "none" } });
+  await driver.deleteService(WEB); // behind gorb's back
+  driver.failNext("add-service", "ENOMEM");
+  await gorb.reconcile();
+  expect((await gorb.getService("web")).in_kernel).toBe(false);
+
+  // The write puts web back whole: the service, b1, b2. The kernel refuses b1's add.
+  driver.failNext("add-destination", "ENOMEM");
+  const refused = await gorb.createBackend("web", "b2", { host: "10.1.0.2", weight: 10, pulse: { type: "none" } }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(refused).toBeInstanceOf(Error);
+  expect(driver.peek()).toEqual([]);
+  expect((await gorb.getService("web")).in_kernel).toBe(false);
+  expect((await gorb.getService("web")).backends).toEqual(["b1"]);
+  // The next reconcile puts it back whole.
+  await gorb.reconcile();
+  expect(driver.peek().map((s) => s.destinations.map((d) => `${d.address}:${d.port}`))).toEqual([["10.1.0.1:80"]]);
+});

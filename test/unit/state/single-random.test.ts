@@ -151,8 +151,14 @@ class Machine {
   handAddresses = new Set<string>();
   /** Services added by hand: "key" -> sorted destinations. */
   handServices = new Map<string, string[]>();
-  /** Destinations added by hand in gorb's services: "key|address:port" -> "pending" (gorb ran) or "reported". */
-  handDests = new Map<string, "pending" | "reported">();
+  /**
+   * Destinations added by hand in gorb's services: "key|address:port" -> "pending" (gorb ran), "reported" (at a
+   * start), or "maybe": one deleted by hand after a start reported it, and added again before gorb could see the gap
+   * (it may keep leaving it alone, or a reconcile may remove it).
+   */
+  handDests = new Map<string, "pending" | "reported" | "maybe">();
+  /** Reported destinations deleted by hand since the last start (gorb may still leave them alone): "key|dest". */
+  keptGone = new Set<string>();
   /** The id of the service of gorb's each of those was added to: it goes when that service leaves its key. */
   readonly handOwners = new Map<string, string>();
   /** Something was changed behind gorb's back that only a reconcile or a restart repairs. */
@@ -327,7 +333,10 @@ class Machine {
     const repairs = (JSON.parse(text) as { repairs: { status: string }[] }).repairs;
     this.drift = repairs.some((r) => r.status !== "done");
     const kernel = new Set(this.driver.peek().flatMap((k) => k.destinations.map((x) => `${keyText(k.service.key)}|${x.address}:${x.port}`)));
-    for (const [dest, state] of this.handDests) if (state === "pending" && (!this.drift || !kernel.has(dest))) this.handDests.delete(dest);
+    for (const [dest, state] of this.handDests) {
+      if (state === "pending" && (!this.drift || !kernel.has(dest))) this.handDests.delete(dest);
+      if (state === "maybe" && !kernel.has(dest)) this.handDests.delete(dest);
+    }
   }
 
   /** Something done by hand; null when what was drawn cannot be done. */
@@ -374,7 +383,7 @@ class Machine {
       const dest = `${d.pick(HAND_DEST_HOSTS)}:${port}`;
       if (target.destinations.some((x) => `${x.address}:${x.port}` === dest)) return null;
       await this.driver.addDestination(key, HAND_DEST(dest.split(":")[0] ?? "", port));
-      this.handDests.set(`${text}|${dest}`, "pending");
+      this.handDests.set(`${text}|${dest}`, this.keptGone.has(`${text}|${dest}`) ? "maybe" : "pending");
       this.handOwners.set(`${text}|${dest}`, (await this.shown()).find((s) => keyText(keyOf(s)) === text)?.id ?? "");
       this.drift = true;
       return `by hand: destination ${dest} in gorb's ${text}`;
@@ -390,13 +399,18 @@ class Machine {
     if (kind === 4) {
       if (dest === null) return null;
       await this.driver.deleteDestination(key, { family: dest.family, address: dest.address, port: dest.port });
+      if (this.handDests.get(`${text}|${destText}`) !== undefined && this.handDests.get(`${text}|${destText}`) !== "pending") this.keptGone.add(`${text}|${destText}`);
       this.handDests.delete(`${text}|${destText}`);
       this.drift = true;
       return `by hand: deleted ${destText} in ${text}`;
     }
     if (kind === 5) {
       await this.driver.deleteService(key);
-      for (const k of [...this.handDests.keys()]) if (k.startsWith(`${text}|`)) this.handDests.delete(k);
+      for (const [k, state] of [...this.handDests]) {
+        if (!k.startsWith(`${text}|`)) continue;
+        if (state !== "pending") this.keptGone.add(k);
+        this.handDests.delete(k);
+      }
       this.drift = true;
       return `by hand: deleted ${text}`;
     }
@@ -420,6 +434,7 @@ class Machine {
       this.handDests = new Map();
     }
     const unknown = [...this.handDests.keys()];
+    this.keptGone = new Set();
     await this.start(mode);
     const report = this.node.report;
     const what = `${reboot ? "reboot" : "restart"} --unknown-destinations ${mode} (unknown: ${JSON.stringify(report.unknown)}, dropped: ${JSON.stringify(report.dropped)})`;
@@ -577,7 +592,7 @@ class Machine {
       const [key = "", address] = dest.split("|");
       if (kernel.get(key)?.destinations.some((x) => `${x.address}:${x.port}` === address) === true) continue;
       // One added while gorb ran is gorb's to remove (a reconcile does, and a failed repair is made again later).
-      if (state === "pending") this.handDests.delete(dest);
+      if (state !== "reported") this.handDests.delete(dest);
       else problems.push(`lost ${dest}, added by hand before a start that reported it`);
     }
     const on = this.vip.addresses();
