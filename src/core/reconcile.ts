@@ -77,7 +77,7 @@ export interface Repair {
   readonly reason: string;
   /**
    * The add puts back a destination that is not gorb's (one someone else added to a service of gorb's), which a
-   * failed change took away with its service: never recorded as gorb's (the kernel ledger).
+   * failed change took away: never recorded as gorb's (the kernel ledger).
    */
   readonly foreign?: true;
 }
