@@ -225,8 +225,11 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
       if (record !== undefined) recount.target({ service, key: record.config.key, backends: null });
     }
     transactions.quorum(recount);
+    // The services the failed changes alone created: one a change that worked created (a new service whose backend
+    // the kernel refused) stays.
+    const kept = new Set((await only(live.filter((i) => errors[i] === null))).flatMap((tx) => tx.targets.map((t) => serviceKeyId(t.key))));
     const created: CreatedServices = new Map();
-    noteCreated(created, results, new Set(recount.targets.map((t) => serviceKeyId(t.key))));
+    noteCreated(created, results, new Set(recount.targets.map((t) => serviceKeyId(t.key)).filter((k) => !kept.has(k))));
     await transactions.writeBack(recount.targets, removed, created);
     for (const tx of failedTxs) await tx.releaseClaims();
   }

@@ -372,6 +372,18 @@ describe("applying", () => {
     await gorb.close();
   });
 
+  test("a new service whose only backend the kernel refuses is created without it: the backend's change alone fails", async () => {
+    const driver = new MemoryIpvsDriver();
+    const { gorb } = makeGorb({ driver, store: new MemoryStateStore() });
+    driver.failNext("add-destination", "EPERM");
+    const report = await gorb.apply(declare({ a: { host: "10.0.0.1", port: 443, backends: { x: { host: "10.1.0.2", port: 8080 } } } }));
+    expect(report.changes.map((c) => `${c.action} ${c.backend === null ? c.service : `${c.service}/${c.backend}`} ${c.status}`)).toEqual(["create a done", "create a/x failed"]);
+    expect(driver.peek().map((s) => [s.service.key, s.destinations.length])).toEqual([[{ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 443 }, 0]]);
+    expect((await gorb.getService("a")).in_kernel).toBe(true);
+    expect((await gorb.reconcile()).repairs).toEqual([]);
+    await gorb.close();
+  });
+
   test("a new backend on the destination a re-created backend leaves fails with it: no two backends on one destination", async () => {
     const driver = new MemoryIpvsDriver();
     const store = new MemoryStateStore();
