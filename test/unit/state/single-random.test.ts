@@ -314,8 +314,9 @@ class Machine {
     if (status >= 400 && !(refusing && request.path === "/apply")) {
       const after = await this.observe();
       // Under drift (gorb's objects changed by hand, no reconcile since) a refused change's undo can fail too: a
-      // drain of a backend deleted by hand (seed 40667 with GORB_SINGLE_STEPS=80) leaves the sorry server it added (the undo cannot put the backend's
-      // weight back first). gorb's own state must not change; the kernel is the next reconcile's to settle.
+      // drain of a backend deleted by hand (seed 40667 with GORB_SINGLE_STEPS=80) leaves the sorry server it added
+      // (the undo cannot put the backend's weight back first). gorb's own state must not change; the kernel is the
+      // next reconcile's to settle.
       if (after !== before && !(this.drift && withoutKernel(after) === withoutKernel(before))) problems.push(`refused, yet changed:\n${before}\n${after}`);
     }
     if (request.path === "/apply") {
