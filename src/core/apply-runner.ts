@@ -213,6 +213,7 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
   const failedTxs = await only(failed);
   if (failed.length > 0) await staged.pending?.abort();
   for (const tx of [...failedTxs].reverse()) tx.undoEdits();
+  const succeeded = failed.length === 0 ? liveTxs : await only(live.filter((i) => errors[i] === null));
   // A quorum flip that a change which worked made may have counted a refused one: the services of the refused
   // changes are counted again without them, and a flip back is written with the undo and published after the commit.
   const recount = new Tx(true);
@@ -227,13 +228,12 @@ async function runApplyPlan(parts: ApplyParts, plan: readonly PlannedChange[], r
     transactions.quorum(recount);
     // The services the failed changes alone created: one a change that worked created (a new service whose backend
     // the kernel refused) stays.
-    const kept = new Set((await only(live.filter((i) => errors[i] === null))).flatMap((tx) => tx.targets.map((t) => serviceKeyId(t.key))));
+    const kept = new Set(succeeded.flatMap((tx) => tx.targets.map((t) => serviceKeyId(t.key))));
     const created: CreatedServices = new Map();
     noteCreated(created, results, new Set(recount.targets.map((t) => serviceKeyId(t.key)).filter((k) => !kept.has(k))));
     await transactions.writeBack(recount.targets, removed, created);
     for (const tx of failedTxs) await tx.releaseClaims();
   }
-  const succeeded = failed.length === 0 ? liveTxs : await only(live.filter((i) => errors[i] === null));
   if (pacer.due()) await pacer.turn();
   try {
     if (staged.error !== null) throw staged.error;
