@@ -48,3 +48,9 @@ export async function brokenSeeds(seeds: Iterable<number>, run: (seed: number) =
 export function seedRange(first: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => first + i);
 }
+
+/** `count` seeds from `first` on, then the seeds of `found` (those that once found a defect) not among them. */
+export function seedsWithFound(first: number, count: number, found: readonly number[]): number[] {
+  const seeds = seedRange(first, count);
+  return [...seeds, ...found.filter((s) => !seeds.includes(s))];
+}
