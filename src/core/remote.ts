@@ -183,21 +183,13 @@ export async function applyRemoteRows(
     const errors = new Map<string, string>();
     let progress = 0;
     for (const id of pending) {
-      const tx = new Tx();
-      try {
-        if (!(await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain))) continue;
-      } catch (error) {
-        await transactions.rollback(tx);
-        errors.set(id, `cannot apply the shared state of service ${JSON.stringify(id)}: ${errorMessage(error)}`);
+      const outcome = await runChange(transactions, (tx) => syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain));
+      if (outcome === "unchanged") continue;
+      if (outcome !== "done") {
+        const where = outcome.kernel ? " to IPVS" : "";
+        errors.set(id, `cannot apply the shared state of service ${JSON.stringify(id)}${where}: ${errorMessage(outcome.error)}`);
         continue;
       }
-      try {
-        await transactions.write(tx);
-      } catch (error) {
-        errors.set(id, `cannot apply the shared state of service ${JSON.stringify(id)} to IPVS: ${errorMessage(error)}`);
-        continue;
-      }
-      await transactions.effects(tx);
       changed++;
       progress++;
     }
@@ -222,23 +214,38 @@ async function applyJointly(
   ids: readonly string[],
 ): Promise<boolean> {
   const { desired, edits, transactions } = parts;
-  const tx = new Tx();
-  try {
+  const outcome = await runChange(transactions, async (tx) => {
     for (const id of ids) {
       const record = desired.service(id);
       const row = rows.get(id);
       if (record !== undefined && row !== undefined && serviceKeyId(record.config.key) !== serviceKeyId(row.key)) edits.deleteService(tx, record);
     }
     for (const id of ids) await syncService(desired, edits, tx, id, rows.get(id) ?? null, backendsOf.get(id) ?? [], parts.onDrain);
-  } catch {
+    return true;
+  });
+  return outcome === "done";
+}
+
+/**
+ * One change: `edit` makes its edits in a new Tx (false: there was nothing to edit), which is written to the kernel
+ * and its effects run; edits that throw are rolled back, and a refused write undoes itself (Transactions.write).
+ */
+async function runChange(
+  transactions: Transactions,
+  edit: (tx: Tx) => Promise<boolean>,
+): Promise<"done" | "unchanged" | { readonly error: unknown; readonly kernel: boolean }> {
+  const tx = new Tx();
+  try {
+    if (!(await edit(tx))) return "unchanged";
+  } catch (error) {
     await transactions.rollback(tx);
-    return false;
+    return { error, kernel: false };
   }
   try {
     await transactions.write(tx);
-  } catch {
-    return false;
+  } catch (error) {
+    return { error, kernel: true };
   }
   await transactions.effects(tx);
-  return true;
+  return "done";
 }
