@@ -38,7 +38,7 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError(limit);
   if (request.body === null) return undefined;
-  const bytes = await readLimited(request.body, limit, deadlineMs);
+  const bytes = Number.isFinite(declared) ? await readDeclared(request, limit, deadlineMs) : await readLimited(request.body, limit, deadlineMs);
   let text: string;
   try {
     text = UTF8.decode(bytes);
@@ -54,6 +54,27 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
     throw new ValidationError("body", `malformed JSON: ${why}`);
+  }
+}
+
+/**
+ * A body that declared its length (at most `limit`, checked before): read whole, in one call, within `deadlineMs`
+ * (408 after; the connection is then closed, which ends the read). Far cheaper than a stream reader, chunk by
+ * chunk, for the small body of every PUT. Checked against `limit` again once read: a request built in-process can
+ * carry more than it declares.
+ */
+async function readDeclared(request: Request, limit: number, deadlineMs: number): Promise<Uint8Array> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), deadlineMs);
+  });
+  try {
+    const read = await Promise.race([request.arrayBuffer(), late]);
+    if (read === "late") throw new RequestTimeoutError(deadlineMs);
+    if (read.byteLength > limit) throw new PayloadTooLargeError(limit);
+    return new Uint8Array(read);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
