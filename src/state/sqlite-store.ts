@@ -88,6 +88,8 @@ export class SqliteStateStore implements StateStore {
   readonly #commit: (changes: StateChanges) => void;
   /** The prepared statements, finalized on close (an open statement would keep the database, and its lock, open). */
   readonly #statements: { finalize(): void }[];
+  #insertCreating: Statement | null = null;
+  #deleteCreating: Statement | null = null;
   readonly #rowWriters: RowWriters;
   /** The sliced commit in progress; every commit meanwhile waits for it (it holds the one open transaction). */
   #sliced: Promise<void> | null = null;
@@ -119,7 +121,7 @@ export class SqliteStateStore implements StateStore {
     };
     this.#rowWriters = w;
     const many = db.transaction((changes: StateChanges, clearIntents: boolean) => {
-      if (clearIntents) db.run("DELETE FROM creating");
+      if (clearIntents) this.#clearCreating();
       for (const _ of writeRows(w, changes));
     });
     // One row written (a request's PUT or PATCH, the hot path) is one statement, atomic and durable on its own in
@@ -194,14 +196,12 @@ export class SqliteStateStore implements StateStore {
     if (entries.length === 0 && !this.#intended) return;
     if (this.#sliced !== null) return this.#queued(() => this.intend(entries));
     const db = this.#db;
+    // Prepared at the first use (a reader's database of an earlier gorb may not have the table), then kept: every
+    // PUT that creates a service records one.
+    const insert = (this.#insertCreating ??= db.prepare("INSERT OR IGNORE INTO creating (key, vip) VALUES (?, ?)"));
     db.transaction(() => {
-      if (entries.length === 0) db.run("DELETE FROM creating");
-      const insert = db.prepare("INSERT OR IGNORE INTO creating (key, vip) VALUES (?, ?)");
-      try {
-        for (const entry of entries) insert.run(JSON.stringify(entry.key), entry.vip ? 1 : 0);
-      } finally {
-        insert.finalize();
-      }
+      if (entries.length === 0) this.#clearCreating();
+      for (const entry of entries) insert.run(JSON.stringify(entry.key), entry.vip ? 1 : 0);
     })();
     this.#intended = entries.length > 0;
   }
@@ -369,9 +369,16 @@ export class SqliteStateStore implements StateStore {
     })();
   }
 
+  /** Empty the record of services being created (prepared at the first use, as the insert). */
+  #clearCreating(): void {
+    (this.#deleteCreating ??= this.#db.prepare("DELETE FROM creating")).run();
+  }
+
   /** Release the database and its lock. */
   close(): void {
     for (const statement of this.#statements) statement.finalize();
+    this.#insertCreating?.finalize();
+    this.#deleteCreating?.finalize();
     this.#db.close();
     this.#onClose?.();
   }
