@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 # Fail here, not in the middle of a test run, if anything is still missing.
-for tool in qemu-system-x86_64 busybox ipvsadm depmod chromium bird etcd keepalived systemd-analyze; do
+for tool in qemu-system-x86_64 busybox ipvsadm depmod chromium bird etcd keepalived systemd-analyze zsh fish; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 ||
     { echo "rig-deps: $tool still missing after install" >&2; exit 1; }
 done

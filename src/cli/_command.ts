@@ -70,8 +70,14 @@ export async function subCommandsOf(cmd: AnyCommand): Promise<Record<string, Any
 
 /** The names of a command's sub-commands, without loading any of them. */
 export async function subCommandNames(cmd: AnyCommand): Promise<string[]> {
-  return Object.keys(await subCommandDefs(cmd));
+  return Object.keys(await subCommandDefs(cmd)).filter((name) => !name.startsWith(INTERNAL_PREFIX));
 }
+
+/**
+ * Commands named so (`gorb __ids`, run by the completion scripts) are internal: runnable, but neither listed nor
+ * suggested in a usage error. Their meta says `hidden` too, for the help and the completion scripts (which read it).
+ */
+const INTERNAL_PREFIX = "__";
 
 /**
  * Whether a flag's value may be left out: a string flag whose valueHint is "[...]", as `--watch [seconds]`. The

@@ -8,6 +8,10 @@
  * may be left out: what follows such a flag is completed as its value and as what may come next. A hint ending in
  * "..." (`dir...`) marks a flag that may be repeated: zsh offers it again (bash and fish always do).
  *
+ * Arguments that name a service or a backend that exists (valueHint "service", "backend": `gorb backend rm web b1`)
+ * are completed with the ids the daemon has: the scripts run the hidden `gorb __ids [SERVICE]` (./commands/ids.ts)
+ * with the line's --server, --token, --token-file and --ca. That is the only part that runs gorb, and needs the daemon.
+ *
  * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed. After
  * "--" every word is an argument, as the runner reads it: no flag and no command is completed there.
  */
@@ -40,7 +44,15 @@ export interface CompletionNode {
   readonly flags: readonly CompletionFlag[];
   /** Values of the first positional argument, when fixed (e.g. completion's shell). */
   readonly positionalValues: readonly string[];
+  /** What each positional argument names, in order, when it is an id the daemon has (none after the last given). */
+  readonly positionalIds: readonly (IdKind | null)[];
 }
+
+/** The ids an argument takes from the daemon: its service ids, or the backend ids of the service named before. */
+export type IdKind = "service" | "backend";
+
+/** The connection flags passed on to `gorb __ids`: the line's own, so it asks the daemon the command would. */
+const CONNECTION_FLAGS = ["--server", "--token", "--token-file", "--ca"] as const;
 
 /** What a value names on the local host, for completion: a file, a directory, or nothing local. */
 export type LocalNames = "file" | "dir" | null;
@@ -60,14 +72,16 @@ function kebab(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 }
 
-function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[] } {
+function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[]; positionalIds: (IdKind | null)[] } {
   const flags: CompletionFlag[] = [
     { names: ["--help", "-h"], description: "Show help", takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false },
   ];
   let positionalValues: string[] = [];
+  const positionalIds: (IdKind | null)[] = [];
   for (const [name, def] of Object.entries(defs)) {
     if (def.type === "positional") {
       if (positionalValues.length === 0) positionalValues = hintChoices(def.valueHint);
+      positionalIds.push(def.valueHint === "service" || def.valueHint === "backend" ? def.valueHint : null);
       continue;
     }
     const alias = "alias" in def && def.alias !== undefined ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
@@ -89,7 +103,8 @@ function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: st
       flags.push({ names: [`--no-${kebab(name)}`], description: def.negativeDescription, takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false });
     }
   }
-  return { flags, positionalValues };
+  while (positionalIds.length > 0 && positionalIds[positionalIds.length - 1] === null) positionalIds.pop();
+  return { flags, positionalValues, positionalIds };
 }
 
 /** completionTree walks every command (resolving lazy ones) into a flat list, root first. */
@@ -105,15 +120,17 @@ export async function completionTree(root: AnyCommand): Promise<CompletionNode[]
       subcommands.push({ name, description: subMeta.description ?? "" });
       for (const alias of aliasesOf(subMeta)) subcommands.push({ name: alias, description: subMeta.description ?? "" });
     }
-    const { flags, positionalValues } = flagsOf(await argsOf(cmd));
+    const { flags, positionalValues, positionalIds } = flagsOf(await argsOf(cmd));
     // runCli answers --version (-V) on the root command itself (it is no citty arg).
     if (path.length === 0 && meta.version !== undefined) {
       flags.push({ names: ["--version", "-V"], description: "Print the version", takesValue: false, optionalValue: false, values: [], localNames: null, repeatable: false });
     }
-    out.push({ path, description: meta.description ?? "", subcommands, flags, positionalValues });
+    out.push({ path, description: meta.description ?? "", subcommands, flags, positionalValues, positionalIds });
     for (const [name, sub] of Object.entries(subs)) {
+      const subMeta = await metaOf(sub);
+      if (subMeta.hidden === true) continue;
       await visit(sub, [...path, name]);
-      for (const alias of aliasesOf(await metaOf(sub))) await visit(sub, [...path, alias]);
+      for (const alias of aliasesOf(subMeta)) await visit(sub, [...path, alias]);
     }
   };
   await visit(root, []);
@@ -139,6 +156,7 @@ export function bashScript(prog: string, tree: readonly CompletionNode[]): strin
   const localCases: string[] = [];
   const takesValue: string[] = [];
   const optional: string[] = [];
+  const idCases: string[] = [];
   for (const n of tree) {
     for (const f of n.flags) {
       if (!f.takesValue) continue;
@@ -149,6 +167,9 @@ export function bashScript(prog: string, tree: readonly CompletionNode[]): strin
       }
     }
     if (n.positionalValues.length > 0) valueCases.push(`    ${sq(`${n.path.join(" ")}|#1`)}) echo ${sq(n.positionalValues.join(" "))} ;;`);
+    for (const [i, kind] of n.positionalIds.entries()) {
+      if (kind !== null) idCases.push(`    ${sq(`${n.path.join(" ")}|#${i + 1}`)}) echo ${kind} ;;`);
+    }
   }
   return `# bash completion for ${prog} (generated by \`${prog} completion bash\`)
 ${fn}_subs() {
@@ -170,6 +191,25 @@ ${fn}_local() {
   case "$1" in
 ${localCases.join("\n")}
   esac
+}
+# What argument #N of a command names, when it is an id the daemon has: service or backend.
+${fn}_ids() {
+  case "$1" in
+${idCases.join("\n")}
+  esac
+}
+# The arguments of \$1 (a command path) that may be argument #\$2 (from 0) with \$3 typed: its fixed values, and the ids
+# the daemon has (\`gorb __ids\`, with the line's connection flags in \$conn and the arguments before in \$args).
+# The ids are matched and quoted here, never given to compgen -W: that expands \$(...) in its words, and an id is the
+# daemon's, free-form text.
+${fn}_arg() {
+  local kind id
+  COMPREPLY=($(compgen -W "$( (($2 == 0)) && ${fn}_values "$1|#1")" -- "$3"))
+  kind="$(${fn}_ids "$1|#$(($2 + 1))")"
+  [[ -n "$kind" ]] || return 0
+  while IFS= read -r id; do
+    if [[ -n "$id" && "$id" == "$3"* ]]; then COMPREPLY+=("$(printf '%q' "$id")"); fi
+  done < <(if [[ "$kind" == backend ]]; then ${prog} __ids "\${conn[@]}" -- "\${args[0]}"; else ${prog} __ids "\${conn[@]}"; fi 2>/dev/null)
 }
 # A flag whose value is required (it is the next word unless given as --flag=VALUE).
 ${fn}_takes_value() {
@@ -220,12 +260,16 @@ ${fn}() {
   done
   local cword=$((\${#words[@]} - 1))
   local cur="\${words[cword]}" path="" subs npos=0 ended=0
+  local -a args=() conn=()
   for ((i = 1; i < cword; i++)); do
     w="\${words[i]}"
     # After "--" every word is an argument (gorb reads no flag and no command there).
-    if ((ended)); then ((npos++)); continue; fi
+    if ((ended)); then ((npos++)); args+=("$w"); continue; fi
     if [[ "$w" == "--" ]]; then ended=1; continue; fi
     if [[ "$w" == -* ]]; then
+      case "\${w%%=*}" in
+        ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("$w"); elif ((i + 1 < cword)); then conn+=("$w" "\${words[i+1]}"); fi ;;
+      esac
       if [[ "$w" == *=* ]]; then continue; fi
       if ${fn}_takes_value "$path|$w"; then
         ((i++))
@@ -235,7 +279,7 @@ ${fn}() {
       continue
     fi
     subs=" $(${fn}_subs "$path") "
-    if [[ "$subs" == *" $w "* ]]; then path="\${path:+$path }$w"; else ((npos++)); fi
+    if [[ "$subs" == *" $w "* ]]; then path="\${path:+$path }$w"; else ((npos++)); args+=("$w"); fi
   done
   # The flag whose value is being completed, if any: --flag=VALUE, or a flag that requires one before this word.
   local flag="" value="$cur" prefix="" prev="\${words[cword-1]}" lead
@@ -243,9 +287,7 @@ ${fn}() {
   COMPREPLY=()
   if ((ended)); then
     # Only a command's own arguments: the first one's values, once, and never a sub-command.
-    if [[ -z "$(${fn}_subs "$path")" ]] && ((npos == 0)); then
-      COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
-    fi
+    if [[ -z "$(${fn}_subs "$path")" ]]; then ${fn}_arg "$path" "$npos" "$cur"; fi
   else
     if [[ "$cur" == -*=* ]]; then
       flag="\${cur%%=*}" value="\${cur#*=}" prefix="$flag="
@@ -263,8 +305,8 @@ ${fn}() {
       COMPREPLY=($(compgen -W "$(${fn}_flags "$path")" -- "$cur"))
     elif [[ -n "$(${fn}_subs "$path")" ]]; then
       COMPREPLY=($(compgen -W "$(${fn}_subs "$path")" -- "$cur"))
-    elif ((npos == 0)); then
-      COMPREPLY=($(compgen -W "$(${fn}_values "$path|#1")" -- "$cur"))
+    else
+      ${fn}_arg "$path" "$npos" "$cur"
     fi
   fi
   if [[ -n "$lead" ]]; then COMPREPLY=("\${COMPREPLY[@]#"$lead"}"); fi
@@ -301,13 +343,38 @@ export function zshScript(prog: string, tree: readonly CompletionNode[]): string
       prelude = `local -a cmds=(${items})\n      `;
       specs.push(sq("1:command:{_describe -t commands command cmds}"));
     } else if (n.positionalValues.length > 0) specs.push(sq(`1:value:(${n.positionalValues.join(" ")})`));
-    else specs.push(sq("*:argument:"));
+    else {
+      // Ids from the daemon; a backend's service is the first argument ($line[1], as typed: (Q) unquotes it).
+      for (const [i, kind] of n.positionalIds.entries()) {
+        if (kind !== null) specs.push(sq(`${i + 1}:${kind}:{${fn}_idlist ${kind}${kind === "backend" ? ' "${(Q)line[1]}"' : ""}}`));
+      }
+      specs.push(sq("*:argument:"));
+    }
     // -S: after "--" no flag (gorb reads every word there as an argument). No -s: gorb reads no stacked one-letter
     // flags (-fv is an unknown option), so none is offered after -f.
     cases.push(`    ${key})\n      ${prelude}_arguments -S ${specs.join(" ")} ;;`);
   }
   return `#compdef ${prog}
 # zsh completion for ${prog} (generated by \`${prog} completion zsh\`)
+# The ids the daemon has (gorb __ids, with the line's connection flags): $1 service, or backend of the service $2.
+# compadd quotes each for the line and expands nothing in it.
+${fn}_idlist() {
+  local -a conn ids
+  local i w
+  for ((i = 2; i < CURRENT; i++)); do
+    w=\${words[i]}
+    [[ "$w" == -- ]] && break
+    case "\${w%%=*}" in
+      ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("$w"); elif ((i + 1 < CURRENT)); then conn+=("$w" "\${(Q)words[i+1]}"); fi ;;
+    esac
+  done
+  if [[ "$1" == backend ]]; then
+    ids=(\${(f)"$(${prog} __ids "\${conn[@]}" -- "$2" 2>/dev/null)"})
+  else
+    ids=(\${(f)"$(${prog} __ids "\${conn[@]}" 2>/dev/null)"})
+  fi
+  compadd -a ids
+}
 ${fn}() {
   local cmdpath="" depth=0 w i
   local -a subs
@@ -332,6 +399,11 @@ else
   compdef ${fn} ${prog}
 fi
 `;
+}
+
+/** The flags of `n` whose value is the next word (required): what the scripts skip when they count arguments. */
+function valueFlagsOf(n: CompletionNode): string[] {
+  return n.flags.filter((f) => f.takesValue && !f.optionalValue).flatMap((f) => f.names);
 }
 
 /** The fish script (`gorb completion fish | source`, or save it in ~/.config/fish/completions/gorb.fish). */
@@ -363,8 +435,8 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     `function ${fn}_ended`,
     "    contains -- -- (commandline -opc)[2..-1]",
     "end",
-    // True while no argument follows the command path $argv[1]; $argv[2..] are its flags that take a value.
-    `function ${fn}_no_arg`,
+    // The arguments given after the command path $argv[1], one per line; $argv[2..] are its flags that take a value.
+    `function ${fn}_args`,
     "    set -l skip 0",
     "    set -l words (commandline -opc)",
     "    set -e words[1..(math 1 + (count (string split -n ' ' -- $argv[1])))]",
@@ -374,10 +446,37 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     "        else if test \"$w\" = --",
     "            set skip 2",
     "        else if test $skip = 2; or not string match -q -- '-?*' $w",
-    "            return 1",
+    "            echo $w",
     "        else if contains -- $w $argv[2..-1]",
     "            set skip 1",
     "        end",
+    "    end",
+    "end",
+    // True while no argument follows the command path $argv[1] (with its value flags $argv[2..], as above).
+    `function ${fn}_no_arg`,
+    `    test (count (${fn}_args $argv)) -eq 0`,
+    "end",
+    // The ids the daemon has (gorb __ids, with the line's connection flags): $argv[1] service, or backend of the
+    // service $argv[2]. Each line is one candidate, taken as it is (fish expands nothing in it).
+    `function ${fn}_idlist`,
+    "    set -l conn",
+    "    set -l words (commandline -opc)",
+    "    for i in (seq 2 (count $words))",
+    "        set -l w $words[$i]",
+    "        test \"$w\" = --; and break",
+    "        switch (string replace -r -- '=.*' '' $w)",
+    `            case ${CONNECTION_FLAGS.join(" ")}`,
+    "                if string match -q -- '*=*' $w",
+    "                    set -a conn $w",
+    "                else if test $i -lt (count $words)",
+    "                    set -a conn $w $words[(math $i + 1)]",
+    "                end",
+    "        end",
+    "    end",
+    "    if test \"$argv[1]\" = backend",
+    `        ${prog} __ids $conn -- $argv[2] 2>/dev/null`,
+    "    else",
+    `        ${prog} __ids $conn 2>/dev/null`,
     "    end",
     "end",
     `complete -c ${prog} -f`,
@@ -403,9 +502,16 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     }
     if (n.positionalValues.length > 0) {
       // The first argument's values, while it is not given: gorb refuses a second one.
-      const valueFlags = n.flags.filter((f) => f.takesValue && !f.optionalValue).flatMap((f) => f.names);
-      const first = `"${fn}_at '${n.path.join(" ")}'; and ${fn}_no_arg '${[n.path.join(" "), ...valueFlags].join("' '")}'"`;
+      const first = `"${fn}_at '${n.path.join(" ")}'; and ${fn}_no_arg '${[n.path.join(" "), ...valueFlagsOf(n)].join("' '")}'"`;
       lines.push(`complete -c ${prog} -n ${first} -a ${fq(n.positionalValues.join(" "))}`);
+    }
+    for (const [i, kind] of n.positionalIds.entries()) {
+      if (kind === null) continue;
+      // Argument #i+1 while i arguments are given; a backend's service is the first of them.
+      const args = `${fn}_args '${[n.path.join(" "), ...valueFlagsOf(n)].join("' '")}'`;
+      const at = `"${fn}_at '${n.path.join(" ")}'; and test (count (${args})) -eq ${i}"`;
+      const list = kind === "backend" ? `(${fn}_idlist backend (${args})[1])` : `(${fn}_idlist service)`;
+      lines.push(`complete -c ${prog} -n ${at} -a ${fq(list)}`);
     }
   }
   return `${lines.join("\n")}\n`;

@@ -25,6 +25,7 @@ export const root = withExamples(
       bgp: () => import("./commands/bgp.ts").then((m) => m.default),
       state: () => import("./commands/state.ts").then((m) => m.default),
       completion: () => import("./commands/completion.ts").then((m) => m.default),
+      __ids: () => import("./commands/ids.ts").then((m) => m.default),
     },
   }),
   [

@@ -157,10 +157,14 @@ function refusePulseDirect(args: RawArgs): void {
   }
 }
 
+/** A new backend of a service that exists: the service's id is completed with the daemon's (../completion.ts). */
 const ids = {
-  service: { type: "positional", description: "Service id (with --direct: tcp:ADDR:PORT, ... or fwmark:N)" },
+  service: { type: "positional", description: "Service id (with --direct: tcp:ADDR:PORT, ... or fwmark:N)", valueHint: "service" },
   name: { type: "positional", description: "Backend id (with --direct: ADDR[:PORT])" },
 } as const;
+
+/** A backend that exists: its id is completed with the service's backend ids, read from the daemon. */
+const existingIds = { ...ids, name: { ...ids.name, valueHint: "backend" } } as const;
 
 const add = withExamples(
   defineCommand({
@@ -202,7 +206,7 @@ const setFieldArgs = {
 const set = withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb backend set", description: "Change a backend in place (weight, forwarding, thresholds, pulse)", alias: ["update"] },
-    args: { ...ids, ...setFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
+    args: { ...existingIds, ...setFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
     async run({ args }) {
       const service = positional(args, "service");
       const name = positional(args, "name");
@@ -232,7 +236,7 @@ const set = withFlagGroups(withExamples(
 const rm = withExamples(
   defineCommand({
     meta: { name: "gorb backend rm", description: "Remove a backend from a service", alias: ["delete", "remove"] },
-    args: { ...ids, ...serverArgs, ...directArgs },
+    args: { ...existingIds, ...serverArgs, ...directArgs },
     async run({ args }) {
       const service = positional(args, "service");
       const name = positional(args, "name");
@@ -248,7 +252,7 @@ const rm = withExamples(
 const show = withExamples(
   defineCommand({
     meta: { name: "gorb backend show", description: "Show a backend: configuration, live weight, health, connections", alias: ["get"] },
-    args: { ...ids, ...serverArgs, ...directArgs, ...jsonArgs },
+    args: { ...existingIds, ...serverArgs, ...directArgs, ...jsonArgs },
     async run({ args }) {
       const service = positional(args, "service");
       const name = positional(args, "name");

@@ -12,9 +12,10 @@ import { cliContext } from "../context.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { DRAIN, DRAIN_THEN } from "../../contract/fields.ts";
 
+/** A backend that exists (its ids completed from the daemon's: valueHint "service" and "backend", ../completion.ts). */
 const ids = {
-  service: { type: "positional", description: "Service id" },
-  name: { type: "positional", description: "Backend id" },
+  service: { type: "positional", description: "Service id", valueHint: "service" },
+  name: { type: "positional", description: "Backend id", valueHint: "backend" },
 } as const;
 
 function client(args: RawArgs): GorbClient {

@@ -109,6 +109,9 @@ const nameArg = {
   name: { type: "positional", description: "Service id (with --direct: tcp:ADDR:PORT, udp:..., sctp:... or fwmark:N)" },
 } as const;
 
+/** The id of a service that exists: completed with the daemon's service ids (valueHint "service", ../completion.ts). */
+const existingNameArg = { name: { ...nameArg.name, valueHint: "service" } } as const;
+
 const add = withExamples(
   defineCommand({
     meta: { name: "gorb service add", description: "Create a virtual service", alias: ["create"] },
@@ -149,7 +152,7 @@ const setFieldArgs = {
 const set = withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb service set", description: "Change a virtual service in place (scheduler, flags, persistence)", alias: ["update"] },
-    args: { ...nameArg, ...setFieldArgs, ...serverArgs, ...directArgs },
+    args: { ...existingNameArg, ...setFieldArgs, ...serverArgs, ...directArgs },
     async run({ args }) {
       const name = positional(args, "name");
       if (boolArg(args, "direct") === true) return (await direct()).serviceSet(name, args);
@@ -166,7 +169,7 @@ const set = withFlagGroups(withExamples(
 const rm = withExamples(
   defineCommand({
     meta: { name: "gorb service rm", description: "Remove a virtual service and all its backends", alias: ["delete", "remove"] },
-    args: { ...nameArg, ...serverArgs, ...directArgs },
+    args: { ...existingNameArg, ...serverArgs, ...directArgs },
     async run({ args }) {
       const name = positional(args, "name");
       if (boolArg(args, "direct") === true) return (await direct()).serviceRm(name);
@@ -213,7 +216,7 @@ const ls = withExamples(
 const show = withExamples(
   defineCommand({
     meta: { name: "gorb service show", description: "Show a virtual service, its health and its backends", alias: ["get"] },
-    args: { ...nameArg, ...serverArgs, ...directArgs, ...jsonArgs },
+    args: { ...existingNameArg, ...serverArgs, ...directArgs, ...jsonArgs },
     async run({ args }) {
       const name = positional(args, "name");
       const json = boolArg(args, "json") === true;

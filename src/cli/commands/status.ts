@@ -243,7 +243,7 @@ const status = defineCommand({
     description: "Show services and backends: weights (configured and live), health, state, connections, rates",
   },
   args: {
-    service: { type: "positional", required: false, description: "Only this service (with --direct: tcp:ADDR:PORT or fwmark:N)" },
+    service: { type: "positional", required: false, description: "Only this service (with --direct: tcp:ADDR:PORT or fwmark:N)", valueHint: "service" },
     watch: {
       type: "string",
       alias: "w",

@@ -6,9 +6,24 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "bun:test";
+import { existsSync } from "node:fs";
 import { completionTree } from "../../../src/cli/completion.ts";
 import { root } from "../../../src/cli/index.ts";
-import { runGorb } from "./_harness.ts";
+import { runGorb, startServer, type TestServer } from "./_harness.ts";
+
+/**
+ * A directory holding `gorb`: this checkout's CLI (src/main.ts under this bun), which the scripts run for the ids of
+ * services and backends (`gorb __ids`). The shells run with it first on PATH and GORB_SERVER at a closed port, so a
+ * gorb installed on the machine, or a daemon running on it, plays no part unless a test says --server.
+ */
+const gorbBin = mkdtempSync(join(tmpdir(), "gorb-completion-bin-"));
+writeFileSync(join(gorbBin, "gorb"), `#!/bin/sh\nexec '${process.execPath}' '${join(import.meta.dir, "../../../src/main.ts")}' "$@"\n`, { mode: 0o755 });
+const shellEnv = (server = "http://127.0.0.1:9"): Record<string, string> => ({
+  PATH: `${gorbBin}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+  HOME: tmpdir(),
+  GORB_SERVER: server,
+});
 
 async function script(shell: string): Promise<string> {
   const run = await runGorb(["completion", shell]);
@@ -25,14 +40,26 @@ const breaksWithoutEquals = " \t\n\"'@><;|&(:";
  * words on both sides (["--pulse", "=", "http"] is --pulse=http).
  */
 function bashComplete(source: string, words: string[], cwd?: string, wordBreaks?: string): string[] {
+  const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", bashProgram(source, words, wordBreaks)], { stderr: "pipe", env: shellEnv(), ...(cwd === undefined ? {} : { cwd }) });
+  expect(proc.stderr.toString()).toBe("");
+  return proc.stdout.toString().split("\n").filter((l) => l !== "").sort();
+}
+
+/** As bashComplete, with the daemon of this process (a test's server) answering meanwhile: GORB_SERVER is `server`. */
+async function bashCompleteIds(source: string, words: string[], cwd: string, server: string, wordBreaks?: string): Promise<string[]> {
+  const proc = Bun.spawn(["bash", "--norc", "--noprofile", "-c", bashProgram(source, words, wordBreaks)], { stdout: "pipe", stderr: "pipe", env: shellEnv(server), cwd });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  expect(stderr).toBe("");
+  return stdout.split("\n").filter((l) => l !== "").sort();
+}
+
+/** The bash program that completes `words` with the script `source` and prints COMPREPLY. */
+function bashProgram(source: string, words: string[], wordBreaks?: string): string {
   const cut = (w: string) => /^[=:]+$/.test(w);
   const line = words.map((w, i) => (i > 0 && !cut(w) && !cut(words[i - 1] ?? "") ? ` ${w}` : w)).join("");
   const q = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
   const breaks = wordBreaks === undefined ? "" : `COMP_WORDBREAKS=${q(wordBreaks)}; `;
-  const program = `${source}\n${breaks}COMP_WORDS=(${words.map(q).join(" ")}); COMP_CWORD=${words.length - 1}; COMP_LINE=${q(line)}; COMP_POINT=${line.length}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
-  const proc = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", program], { stderr: "pipe", ...(cwd === undefined ? {} : { cwd }) });
-  expect(proc.stderr.toString()).toBe("");
-  return proc.stdout.toString().split("\n").filter((l) => l !== "").sort();
+  return `${source}\n${breaks}COMP_WORDS=(${words.map(q).join(" ")}); COMP_CWORD=${words.length - 1}; COMP_LINE=${q(line)}; COMP_POINT=${line.length}; _gorb; printf '%s\\n' "\${COMPREPLY[@]}"`;
 }
 
 describe("the command tree", () => {
@@ -259,5 +286,119 @@ describe("zsh and fish", () => {
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'serve'" -l bgp-include -r -F -d 'The BIRD include file`);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'bgp doctor'" -l socket -r -F -d `);
     expect(text).toContain(`complete -c gorb -n "__gorb_at 'bgp doctor'" -l include -r -F -d `);
+  });
+});
+
+/** A closed port: no daemon answers there. */
+const CLOSED = "http://127.0.0.1:9";
+
+/** The lines a shell command printed (none empty), run in `cwd` with GORB_SERVER `server`; it must say nothing on stderr. */
+async function shell(argv: string[], cwd: string, server: string): Promise<string[]> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: shellEnv(server), cwd });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  expect(stderr).toBe("");
+  return stdout.split("\n").filter((l) => l !== "");
+}
+
+describe("ids from the daemon: services and backends that exist", () => {
+  let server: TestServer;
+  // A service id is the daemon's, free-form text: one that reads as a command substitution must stay text.
+  const hostile = "$(touch pwned)";
+  const put = async (path: string, body: unknown) => {
+    const r = await fetch(`${server.url}${path}`, { method: "PUT", body: JSON.stringify(body) });
+    expect(r.status).toBe(200);
+  };
+  beforeAll(async () => {
+    server = startServer();
+    await put("/service/web", { host: "10.0.0.1", port: 80 });
+    await put("/service/web2", { host: "10.0.0.2", port: 80 });
+    await put(`/service/${encodeURIComponent(hostile)}`, { host: "10.0.0.3", port: 80 });
+    await put("/service/web/b1", { host: "10.1.0.1", port: 80 });
+    await put("/service/web/b2", { host: "10.1.0.2", port: 80 });
+  });
+  afterAll(() => server.stop());
+
+  test("gorb __ids prints the service ids, or a service's backend ids, one per line; errors as any command's", async () => {
+    expect(await runGorb(["__ids", "--server", server.url])).toEqual({ code: 0, stdout: `${hostile}\nweb\nweb2\n`, stderr: "" });
+    expect(await runGorb(["__ids", "--server", server.url, "--", "web"])).toEqual({ code: 0, stdout: "b1\nb2\n", stderr: "" });
+    expect(await runGorb(["__ids", "--server", server.url, "web2"])).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect((await runGorb(["__ids", "--server", server.url, "nope"])).code).toBe(4);
+    expect((await runGorb(["__ids", "--server", "http://127.0.0.1:9"])).code).toBe(3);
+  });
+
+  test("it is hidden: not in the help, not completed", async () => {
+    expect((await runGorb(["--help"])).stdout).not.toContain("__ids");
+    const tree = await completionTree(root);
+    expect(tree.some((n) => n.path.includes("__ids"))).toBe(false);
+    expect(tree.find((n) => n.path.join(" ") === "backend rm")?.positionalIds).toEqual(["service", "backend"]);
+    // A new service or backend has no id to complete yet.
+    expect(tree.find((n) => n.path.join(" ") === "service add")?.positionalIds).toEqual([]);
+    expect(tree.find((n) => n.path.join(" ") === "backend add")?.positionalIds).toEqual(["service"]);
+  });
+
+  test("bash: service ids, then the backend ids of the service given, from the daemon of --server or GORB_SERVER", async () => {
+    const source = await script("bash");
+    const dir = mkdtempSync(join(tmpdir(), "gorb-completion-ids-"));
+    try {
+      const quoted = "\\$\\(touch\\ pwned\\)";
+      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", ""], dir, server.url)).toEqual([quoted, "web", "web2"]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", "we"], dir, server.url)).toEqual(["web", "web2"]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "drain", "web", ""], dir, server.url)).toEqual(["b1", "b2"]);
+      expect(await bashCompleteIds(source, ["gorb", "status", "w"], dir, server.url)).toEqual(["web", "web2"]);
+      expect(existsSync(join(dir, "pwned"))).toBe(false);
+      // The line's own --server wins over GORB_SERVER (closed here), in either spelling, before or after the ids.
+      expect(await bashCompleteIds(source, ["gorb", "backend", "set", "--server", server.url, "web", "b"], dir, CLOSED)).toEqual(["b1", "b2"]);
+      expect(await bashCompleteIds(source, ["gorb", "service", "show", `--server=${server.url}`, "w"], dir, CLOSED, breaksWithoutEquals)).toEqual(["web", "web2"]);
+      expect(await bashCompleteIds(source, ["gorb", "service", "rm", "--", "web"], dir, server.url)).toEqual(["web", "web2"]);
+      // No id for a new service or backend, none past the last argument, none when the daemon is not there.
+      expect(await bashCompleteIds(source, ["gorb", "service", "add", ""], dir, server.url)).toEqual([]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "add", "web", ""], dir, server.url)).toEqual([]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", "web", "b1", ""], dir, server.url)).toEqual([]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", ""], dir, CLOSED)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("fish: the same ids, taken as text", async () => {
+    const source = await script("fish");
+    const dir = mkdtempSync(join(tmpdir(), "gorb-completion-ids-"));
+    const file = join(dir, "gorb.fish");
+    writeFileSync(file, source);
+    const complete = async (line: string, serverUrl = server.url) => {
+      const out = await shell(["fish", "--no-config", "-c", `source ${file}; complete -C ${JSON.stringify(line)}`], dir, serverUrl);
+      return out.filter((l) => !l.startsWith("-")).sort();
+    };
+    try {
+      expect(await complete("gorb backend rm ")).toEqual([hostile, "web", "web2"]);
+      expect(await complete("gorb backend undrain web ")).toEqual(["b1", "b2"]);
+      expect(await complete(`gorb backend show --server ${server.url} web b`, "http://127.0.0.1:9")).toEqual(["b1", "b2"]);
+      expect(await complete("gorb service add ")).toEqual([]);
+      expect(await complete("gorb backend rm web b1 ")).toEqual([]);
+      expect(existsSync(join(dir, "pwned"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("zsh: _arguments specs call the id function, which hands the daemon's ids to compadd", async () => {
+    const source = await script("zsh");
+    expect(source).toContain("'1:service:{_gorb_idlist service}' '2:backend:{_gorb_idlist backend \"${(Q)line[1]}\"}'");
+    const dir = mkdtempSync(join(tmpdir(), "gorb-completion-ids-"));
+    const file = join(dir, "_gorb");
+    writeFileSync(file, source);
+    // compadd stubbed to print the array it is given; words and CURRENT as _arguments leaves them.
+    const ids = async (words: string[], kind: string, service = "") => {
+      const program = `compdef() { :; }; source ${file}; compadd() { print -rl -- "\${(@P)2}"; }; words=(${words.map((w) => `'${w}'`).join(" ")}); CURRENT=${words.length}; _gorb_idlist ${kind} '${service}'`;
+      return shell(["zsh", "-f", "-c", program], dir, CLOSED);
+    };
+    try {
+      expect(await ids(["gorb", "--server", server.url, ""], "service")).toEqual([hostile, "web", "web2"]);
+      expect(await ids(["gorb", `--server=${server.url}`, "web", ""], "backend", "web")).toEqual(["b1", "b2"]);
+      expect(await ids(["gorb", ""], "service")).toEqual([]);
+      expect(existsSync(join(dir, "pwned"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
