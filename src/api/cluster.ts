@@ -33,6 +33,8 @@ export interface ClusterMember {
   /** The services the node could not apply, each with the revision of its earliest change not applied. */
   readonly failed?: readonly FailedService[];
   readonly backends: Readonly<Record<string, string>>;
+  /** The connections the node's kernel still has to each backend being drained, by "service/backend". */
+  readonly drains?: Readonly<Record<string, { readonly deadline: string; readonly active: number; readonly inactive: number }>>;
 }
 
 /** A service whose change a node could not apply (its kernel refused it), from `revision` on. */
@@ -148,6 +150,7 @@ const MemberView = t.Object({
   store: t.String(),
   failed: t.Optional(t.Array(FailedView)),
   backends: t.Record(t.String(), t.String()),
+  drains: t.Optional(t.Record(t.String(), t.Object({ deadline: t.String(), active: t.Number(), inactive: t.Number() }))),
   converged: t.Boolean(),
 });
 const StoreView = t.Object({

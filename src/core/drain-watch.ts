@@ -8,7 +8,7 @@
 import { errorMessage } from "./errors.ts";
 import { destinationKeyId } from "./keys.ts";
 import type { Destination, ServiceKey } from "../ipvs/types.ts";
-import { drainDecision, type ConnCounts, type DrainDecision, type DrainState } from "./drain.ts";
+import { NO_CONNS, drainDecision, type ConnCounts, type DrainDecision, type DrainState } from "./drain.ts";
 import type { Logger } from "../log.ts";
 
 /** One draining backend, as the watcher sees it. */
@@ -37,6 +37,11 @@ export interface DrainWatchParts {
   readonly monotonic: () => number;
   /** This node's name in the fleet; null on one node. */
   readonly node: string | null;
+  /**
+   * The other live nodes' counts for a drain (./drain.ts DrainFacts.peers), asked only when this node would end its
+   * own drain because its kernel shows no connection left; null on one node (nobody else to ask).
+   */
+  readonly peers: ((target: DrainTarget) => Promise<ConnCounts | null>) | null;
   readonly pollMs: number;
   readonly log: Logger;
 }
@@ -52,6 +57,8 @@ export class DrainWatch {
   readonly #seen = new Map<string, string>();
   /** When (monotonic) this watcher first saw each drain, by "service/backend/started". */
   readonly #since = new Map<string, number>();
+  /** The last error reading the other nodes' counts (null once they were read), so that each is logged once. */
+  #peersFailing: string | null = null;
 
   constructor(parts: DrainWatchParts) {
     this.#p = parts;
@@ -96,6 +103,22 @@ export class DrainWatch {
     }
   }
 
+  /** The other nodes' counts for `t`; null (wait) when they cannot be read, said once until they can again. */
+  async #peers(t: DrainTarget): Promise<ConnCounts | null> {
+    const ask = this.#p.peers;
+    if (ask === null) return NO_CONNS;
+    try {
+      const peers = await ask(t);
+      this.#peersFailing = null;
+      return peers;
+    } catch (error) {
+      const text = errorMessage(error);
+      if (text !== this.#peersFailing) this.#p.log.warn(`drain watch: cannot read the other nodes' connections to backend ${JSON.stringify(t.backend)} of service ${JSON.stringify(t.service)}, so its drain waits: ${text}`);
+      this.#peersFailing = text;
+      return null;
+    }
+  }
+
   /** One look at every drain; returns how many are still waiting. */
   async #look(): Promise<number> {
     const targets = this.#p.targets();
@@ -129,8 +152,10 @@ export class DrainWatch {
           this.#seen.set(id, text);
           if (before !== text) this.#p.progress(t, conns);
         }
-        const watchedMs = this.#p.monotonic() - since;
-        const decision: DrainDecision = drainDecision(t.drain, { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node, watchedMs });
+        const facts = { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node, watchedMs: this.#p.monotonic() - since, peers: NO_CONNS };
+        let decision: DrainDecision = drainDecision(t.drain, facts);
+        // Its connections here have ended: the other nodes' too? (A deadline or a UDP service needs no asking.)
+        if (decision === "drained" && !t.udp && this.#p.peers !== null) decision = drainDecision(t.drain, { ...facts, peers: await this.#peers(t) });
         if (decision === "drained" || decision === "timeout") {
           if (this.#stopped) return 0;
           await this.#p.finish(t, decision, conns);

@@ -14,7 +14,11 @@
  * at once. The deadline is absolute (epoch ms) and stored with the desired state, so a restart resumes a drain.
  *
  * Fleet (--store etcd://): the drain is desired state, shared by every node, which all set the weight to 0.
- * The node that started it (`node`) decides its end from its own kernel's counts or the deadline; the others
+ * The node that started it (`node`) decides its end: at the deadline, or once its own kernel shows no connection
+ * AND every other live node says the same of its own (each publishes its counts of the drains it watches in its
+ * membership record, ../store/membership.ts): with anycast VIPs the backend's connections are spread over the
+ * nodes, and removing it when only the starting node's have ended would cut the others'. A live node that has
+ * not said (it has not seen the drain yet, or an older gorb) keeps the drain waiting, up to its deadline. The others
  * only end it themselves once they have watched it for its whole timeout plus `FLEET_GRACE_MS` (the starting node
  * is gone, say), measured on their own monotonic clock: the deadline is the starting node's wall clock, and
  * another node's clock may be far ahead of it (it would remove the backend at once) or behind.
@@ -105,6 +109,18 @@ export interface DrainFacts {
   readonly node: string | null;
   /** How long this node has watched the drain, on its own monotonic clock (ms). */
   readonly watchedMs: number;
+  /**
+   * The other live nodes' counts for the drain, summed ({0, 0} on a single node); null when one of them has not
+   * said (or they could not be read). Only the starting node's decision reads them.
+   */
+  readonly peers: ConnCounts | null;
+}
+
+/** No connection. */
+export const NO_CONNS: ConnCounts = { active: 0, inactive: 0 };
+
+function none(conns: ConnCounts): boolean {
+  return conns.active + conns.inactive === 0;
 }
 
 /** The decision for `drain` (see the module comment). */
@@ -113,7 +129,7 @@ export function drainDecision(drain: DrainState, facts: DrainFacts): DrainDecisi
   const mine = drain.node === null || drain.node === facts.node;
   if (!mine) return facts.watchedMs >= drain.deadline - drain.started + FLEET_GRACE_MS ? "timeout" : "wait";
   if (facts.udp) return "drained";
-  if (facts.conns !== null && facts.conns.active + facts.conns.inactive === 0) return "drained";
+  if (facts.conns !== null && none(facts.conns) && facts.peers !== null && none(facts.peers)) return "drained";
   return facts.now >= drain.deadline ? "timeout" : "wait";
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from "../log.ts";
 import type { DesiredState } from "./desired-state.ts";
 import { drainEvent, drainTargets } from "./drain-targets.ts";
 import { DrainWatch, type DrainTarget } from "./drain-watch.ts";
-import { drainView, sameDrain, startDrain, type ConnCounts, type DrainRequest, type DrainView } from "./drain.ts";
+import { drainView, sameDrain, startDrain, type ConnCounts, type DrainRequest, type DrainState, type DrainView } from "./drain.ts";
 import type { Edits } from "./edits.ts";
 import type { EventBus } from "./events.ts";
 import type { Queries } from "./queries.ts";
@@ -29,6 +29,8 @@ export interface DrainParts {
   readonly monotonic: () => number;
   /** This node's name in a fleet; null on one node. */
   readonly nodeId: string | null;
+  /** The other nodes' counts for a drain (GorbOptions.drainPeers); null on one node. */
+  readonly peers: ((service: string, backend: string, drain: DrainState) => Promise<ConnCounts | null>) | null;
   readonly pollMs: number;
   readonly mutation: <T>(section: (tx: Tx) => Promise<T>) => Promise<T>;
 }
@@ -50,6 +52,7 @@ export class Drains {
       now: parts.now,
       monotonic: parts.monotonic,
       node: parts.nodeId,
+      peers: parts.peers === null ? null : (t) => (parts.peers as NonNullable<DrainParts["peers"]>)(t.service, t.backend, t.drain),
       pollMs: parts.pollMs,
       log: parts.log,
     });

@@ -8,6 +8,7 @@ import type { WeightPolicy } from "../health/weight.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { Logger } from "../log.ts";
 import type { EventBus } from "./events.ts";
+import type { ConnCounts, DrainState } from "./drain.ts";
 import type { QuorumHookRunner } from "./failover.ts";
 import type { HealthChecksFactory } from "./health.ts";
 import type { MarkRange } from "./mark-range.ts";
@@ -51,6 +52,12 @@ export interface GorbOptions {
   readonly events?: EventBus;
   /** This node's name in a fleet (--store etcd://): drains record who started them. @default null (one node) */
   readonly nodeId?: string | null;
+  /**
+   * A fleet node's view of the other live nodes' connections to a draining backend, summed (null: one of them has
+   * not said): the node that started a drain ends it only once they too have none (./drain.ts). @default none (the
+   * node's own counts decide)
+   */
+  readonly drainPeers?: (service: string, backend: string, drain: DrainState) => Promise<ConnCounts | null>;
   /** Milliseconds between two reads of draining backends' connection counts. @default 1000 */
   readonly drainPollMs?: number;
   /** The wall clock (epoch ms) drains are timed with. @default Date.now */

@@ -214,7 +214,7 @@ export class Gorb {
       exposeEntered: () => this.#exposure.exposeEntered(),
     });
     const core = { desired: this.#desired, edits: this.#edits, queries: this.#queries, transactions: this.#tx, events: this.#events };
-    const timing = { now, monotonic: () => clock.now(), nodeId: options.nodeId ?? null, pollMs: options.drainPollMs ?? 1000 };
+    const timing = { now, monotonic: () => clock.now(), nodeId: options.nodeId ?? null, peers: options.drainPeers ?? null, pollMs: options.drainPollMs ?? 1000 };
     this.#drains = new Drains({ ...core, ...timing, driver: this.#driver, log: this.#log, mutation: (section) => this.#mutation(section) });
     // After every job: a held service its writes put in the kernel and no change's effects exposed (a health change,
     // a rollback) is exposed before the next job (./exposure.ts).

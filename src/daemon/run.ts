@@ -35,6 +35,7 @@ import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
 import { VipController, describeStop, servicesSource } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
 import type { ApplyReport } from "../core/apply.ts";
+import type { ConnCounts, DrainState } from "../core/drain.ts";
 import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
 import type { DeclaredService } from "../core/plan.ts";
@@ -51,8 +52,9 @@ import { InterfaceAddresses } from "../netif/interface-addresses.ts";
 import { SqliteStateStore } from "../state/sqlite-store.ts";
 import { SqliteLedgerStore } from "../state/ledger-store.ts";
 import type { EtcdStateStore } from "../store/etcd-store.ts";
+import type { EtcdClient } from "../store/etcd-client.ts";
 import { openSharedStore } from "./shared-store.ts";
-import { Membership, listMembers } from "../store/membership.ts";
+import { Membership, listMembers, peerDrainConns } from "../store/membership.ts";
 import type { ClusterApi } from "../api/cluster.ts";
 import { type SysctlReport, applyIpvsSysctls } from "./ipvs-sysctls.ts";
 import { VERSION } from "../version.ts";
@@ -174,8 +176,10 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       logger: log.withTag("core"),
       ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
       ...(ledger !== null ? { ledger } : {}),
-      // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts).
+      // In a fleet a drain records the node that started it: that node decides its end (src/core/drain.ts), once the
+      // other live nodes' records say their connections to the backend have ended too.
       nodeId: shared !== null ? nodeName : null,
+      ...(shared !== null ? { drainPeers: drainPeersOf(shared.client, shared.prefix, nodeName) } : {}),
     });
     bgp = options.bgp !== null ? vipController(options.bgp, gorb, events, log) : null;
 
@@ -389,6 +393,11 @@ async function firstAddress(addresses: InterfaceAddresses, name: string | null, 
   if (!first) throw new Error(`interface ${name} has no address to use as the default service host (-i)`);
   log.info(`services without a host bind to ${first.address} (first address of ${name})`);
   return first.address;
+}
+
+/** A fleet node's GorbOptions.drainPeers: the other live nodes' counts, from their membership records in etcd. */
+function drainPeersOf(client: EtcdClient, prefix: string, node: string): (service: string, backend: string, drain: DrainState) => Promise<ConnCounts | null> {
+  return (service, backend, drain) => peerDrainConns(client, prefix, node, service, backend, new Date(drain.deadline).toISOString());
 }
 
 /** The VIP controller of --bgp-bird-socket (started once the services are restored). */

@@ -7,8 +7,13 @@
  * This is for people (GET /cluster, `gorb status --cluster`): which nodes run, whether each has caught up,
  * where a backend is up on one node and down on another. Health is never used across nodes for IPVS
  * decisions: every node drains from its own checks only.
+ *
+ * One thing is read across nodes: the connections each node's kernel still has to a backend being drained (an
+ * operator's drain, POST .../drain), which every node watches and publishes here. The node that started the drain
+ * ends it only once every live node's record says none are left (peerDrainConns; ../core/drain.ts).
  */
-import type { EventBus, EventHealthState } from "../core/events.ts";
+import type { ConnCounts } from "../core/drain.ts";
+import type { EventBus, EventHealthState, EventPayloads } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
@@ -39,6 +44,19 @@ export interface NodeRecord {
   readonly failed?: readonly FailedApply[];
   /** Health this node's checks see, by "service/backend". */
   readonly backends: Readonly<Record<string, EventHealthState>>;
+  /**
+   * The connections this node's kernel still has to each backend being drained, by "service/backend", with the
+   * drain's deadline (ISO 8601), which tells one drain of a backend from the next. Absent when there is none (and in
+   * an older gorb's record).
+   */
+  readonly drains?: Readonly<Record<string, DrainConns>>;
+}
+
+/** A node's counts for one drain. */
+export interface DrainConns {
+  readonly deadline: string;
+  readonly active: number;
+  readonly inactive: number;
 }
 
 export interface MembershipOptions {
@@ -86,6 +104,20 @@ function decodeFailed(value: unknown): FailedApply[] | null {
   return out;
 }
 
+/**
+ * A record's `drains`; {} when it is not a map of counts (a node whose record says no drain counts keeps drains
+ * waiting: see peerDrainConns).
+ */
+function decodeDrains(value: unknown): Record<string, DrainConns> {
+  const out: Record<string, DrainConns> = {};
+  if (!isObject(value)) return out;
+  for (const [path, c] of Object.entries(value)) {
+    if (!isObject(c) || typeof c.deadline !== "string" || !Number.isSafeInteger(c.active) || !Number.isSafeInteger(c.inactive)) return {};
+    out[path] = { deadline: c.deadline, active: c.active as number, inactive: c.inactive as number };
+  }
+  return out;
+}
+
 /** The NodeRecord in a membership value, or null when it is not one (another program wrote it). */
 function decodeNodeRecord(text: string): NodeRecord | null {
   let value: unknown;
@@ -116,7 +148,34 @@ function decodeNodeRecord(text: string): NodeRecord | null {
     store,
     ...(failed !== undefined && failed.length > 0 ? { failed } : {}),
     backends: health,
+    ...(value.drains !== undefined ? { drains: decodeDrains(value.drains) } : {}),
   };
+}
+
+/**
+ * The connections the live nodes other than `self` still have to backend `service`/`backend` for its drain whose
+ * deadline is `deadline`, summed from their records; null when one of them has not said (its record has no counts
+ * for that drain: it has not seen it yet, its kernel could not be read, or it is an older gorb). Throws when etcd
+ * cannot be read. A node that died has no record once its lease runs out, and is not waited for.
+ */
+export async function peerDrainConns(
+  client: EtcdClient,
+  prefix: string,
+  self: string,
+  service: string,
+  backend: string,
+  deadline: string,
+): Promise<ConnCounts | null> {
+  let active = 0;
+  let inactive = 0;
+  for (const member of await listMembers(client, prefix)) {
+    if (member.node === self) continue;
+    const counts = member.drains?.[`${service}/${backend}`];
+    if (counts === undefined || counts.deadline !== deadline) return null;
+    active += counts.active;
+    inactive += counts.inactive;
+  }
+  return { active, inactive };
 }
 
 /** The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. */
@@ -138,6 +197,11 @@ export class Membership {
   readonly #ttl: number;
   readonly #startedAt = new Date().toISOString();
   readonly #health = new Map<string, EventHealthState>();
+  /** This node's counts of the drains it watches, by "service/backend" (NodeRecord.drains). */
+  readonly #drains = new Map<string, DrainConns>();
+  /** A publication asked for before the next tick (a drain's count reached zero or left it). */
+  #soon: ReturnType<typeof setTimeout> | null = null;
+  #tickAgain = false;
   #lease: string | null = null;
   #published = "";
   /** The revision of this process's last write of its record; 0: not registered. */
@@ -173,11 +237,13 @@ export class Membership {
     const sub = this.#o.events.subscribe((event) => {
       if (event.type === "backend.health") this.#health.set(`${event.data.service}/${event.data.backend}`, event.data.to);
       else if (event.type === "backend.created") this.#health.set(`${event.data.service}/${event.data.backend}`, "unknown");
+      else if (event.type === "backend.drain") this.#drainEvent(event.data);
       else if (event.type === "backend.deleted") {
         this.#health.delete(`${event.data.service}/${event.data.backend}`);
+        this.#drains.delete(`${event.data.service}/${event.data.backend}`);
         gone?.add(`${event.data.service}/${event.data.backend}`);
       } else if (event.type === "service.deleted") {
-        for (const key of [...this.#health.keys()]) if (key.startsWith(`${event.data.service}/`)) this.#health.delete(key);
+        for (const map of [this.#health, this.#drains]) for (const key of [...map.keys()]) if (key.startsWith(`${event.data.service}/`)) map.delete(key);
         gone?.add(`${event.data.service}/`);
       }
     });
@@ -196,12 +262,38 @@ export class Membership {
   }
 
   /**
+   * A drain's counts as this node's watch reads them: kept while it waits, gone once it ends. When they reach zero
+   * or leave it, the record is published at once rather than at the next tick: the starting node waits for it.
+   */
+  #drainEvent(d: EventPayloads["backend.drain"]): void {
+    const path = `${d.service}/${d.backend}`;
+    const before = this.#drains.get(path);
+    if (d.phase !== "progress" || d.active === null || d.inactive === null) {
+      this.#drains.delete(path);
+      return;
+    }
+    this.#drains.set(path, { deadline: d.deadline, active: d.active, inactive: d.inactive });
+    const zero = d.active + d.inactive === 0;
+    if (before === undefined || before.deadline !== d.deadline || (before.active + before.inactive === 0) !== zero) this.#publishSoon();
+  }
+
+  #publishSoon(): void {
+    if (this.#timer === null || this.#soon !== null) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      void this.#tick();
+    }, 0);
+  }
+
+  /**
    * Stop renewing and revoke the lease (the registration goes at once); with `revoke: false` the registration
    * stays until the lease's TTL runs out, as when the process is killed.
    */
   async stop(options: { readonly revoke?: boolean } = {}): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#soon !== null) clearTimeout(this.#soon);
+    this.#soon = null;
     this.#unsubscribe?.();
     const lease = this.#lease;
     this.#lease = null;
@@ -226,6 +318,7 @@ export class Membership {
       store: status.state,
       ...(status.failed !== undefined && status.failed.length > 0 ? { failed: status.failed } : {}),
       backends: Object.fromEntries([...this.#health].sort(([a], [b]) => a.localeCompare(b))),
+      ...(this.#drains.size > 0 ? { drains: Object.fromEntries([...this.#drains].sort(([a], [b]) => a.localeCompare(b))) } : {}),
     };
   }
 
@@ -280,7 +373,11 @@ export class Membership {
   }
 
   async #tick(): Promise<void> {
-    if (this.#ticking) return;
+    if (this.#ticking) {
+      // A publication asked for meanwhile (#publishSoon) is not left to the next tick.
+      this.#tickAgain = true;
+      return;
+    }
     this.#ticking = true;
     try {
       const client = this.#o.client;
@@ -314,6 +411,10 @@ export class Membership {
       this.#failing = text;
     } finally {
       this.#ticking = false;
+      if (this.#tickAgain) {
+        this.#tickAgain = false;
+        this.#publishSoon();
+      }
     }
   }
 }

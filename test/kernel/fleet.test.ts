@@ -14,7 +14,7 @@
  * node's resident memory.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { assertInGuest } from "./helpers/guest.ts";
@@ -30,6 +30,11 @@ const MEMBERS = [1, 2, 3] as const;
 const CLUSTER = MEMBERS.map((i) => `m${i}=http://127.0.0.1:${i}2380`).join(",");
 const VIP = "10.0.0.40";
 const VIP2 = "10.0.0.41";
+/** The drain step's service: a line server's port on be1, and the scripts of that server and of the held client. */
+const VIP3 = "10.0.0.43";
+const LINE_PORT = 9000;
+const LINE_SERVER = "/tmp/gorb-fleet-line-server.ts";
+const HOLDER = "/tmp/gorb-fleet-held-client.ts";
 
 interface Member {
   proc: ReturnType<typeof Bun.spawn> | null;
@@ -137,6 +142,28 @@ async function startNode(node: Node, index: number): Promise<void> {
   } catch (error) {
     throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- node ${node.name} said ---\n${node.log.slice(-4000)}`);
   }
+}
+
+/** The lines a process prints, one `next()` at a time ("" once it ends). */
+function lines(stream: ReadableStream<Uint8Array>): { next(): Promise<string> } {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  return {
+    async next() {
+      for (;;) {
+        const nl = buffer.indexOf("\n");
+        if (nl >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          return line;
+        }
+        const { done, value } = await reader.read();
+        if (done) return buffer;
+        buffer += decoder.decode(value);
+      }
+    },
+  };
 }
 
 /** The node's process ended while it was awaited: nothing to wait for. */
@@ -311,6 +338,71 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
     expect(kernel(B).filter((l) => l.includes("10.0.0.6"))).toEqual([]);
   });
 
+  test("a drain started through A waits for B's connection to the backend (B publishes its count), and ends once it closes", async () => {
+    const be = backends[0] as Backend;
+    // A line server on be1 that keeps every connection open, and a client in B's namespace that holds one through
+    // B's kernel until told to reset it (a reset: IPVS then keeps the entry 10 s in CLOSE, not 2 min in TIME_WAIT).
+    writeFileSync(
+      LINE_SERVER,
+      `const [host, port, name] = process.argv.slice(2);\nBun.listen({ hostname: host, port: Number(port), socket: { data(s) { s.write(name + "\\n"); }, error() {} } });\n`,
+    );
+    writeFileSync(
+      HOLDER,
+      `import net from "node:net";\nconst s = net.connect({ host: process.argv[2], port: Number(process.argv[3]) });\n` +
+        `s.setEncoding("utf8");\ns.once("data", (d) => console.log("answer " + String(d).trim()));\ns.on("connect", () => s.write("ping\\n"));\n` +
+        `s.on("error", (e) => { console.log("error " + e.message); process.exit(1); });\n` +
+        `process.stdin.on("data", () => { s.resetAndDestroy(); console.log("reset"); process.exit(0); });\n`,
+    );
+    const server = Bun.spawn([IP, "netns", "exec", be.name, process.execPath, LINE_SERVER, be.address, String(LINE_PORT), be.name], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    let holder: ReturnType<typeof Bun.spawn> | null = null;
+    try {
+      await until(`${be.name}'s line server`, async () => {
+        const socket = await Bun.connect({ hostname: be.address, port: LINE_PORT, socket: { data() {} } });
+        socket.end();
+        return true;
+      });
+      expect((await call(A, "PUT", "/service/held", { host: VIP3, port: LINE_PORT })).status).toBe(200);
+      const put = await call(A, "PUT", `/service/held/${be.name}`, { host: be.address, port: LINE_PORT, pulse: { type: "none" } });
+      expect(put.status).toBe(200);
+      await applied(B, put.revision);
+      ip("route", "replace", `${VIP3}/32`, "via", B.address);
+
+      const proc = Bun.spawn([IP, "netns", "exec", B.ns, process.execPath, HOLDER, VIP3, String(LINE_PORT)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      holder = proc;
+      const said = lines(proc.stdout);
+      expect(await said.next()).toBe(`answer ${be.name}`);
+      const held = (node: Node) => parseIpvsadmList(inNetns(node.ns, ["/usr/sbin/ipvsadm", "-Ln"])).services.find((x) => x.key === `TCP ${VIP3}:${LINE_PORT}`)?.destinations[0];
+      expect(held(B)).toMatchObject({ activeConns: 1 });
+      expect(held(A)).toMatchObject({ activeConns: 0 });
+
+      expect((await call(A, "POST", `/service/held/${be.name}/drain`, { timeout: "5m", then: "remove" })).status).toBe(200);
+      // A has looked at its own kernel (no connection there: before, it ended the drain in that very look) and B
+      // has published its one connection.
+      const path = `held/${be.name}`;
+      await until("A's and B's records to carry their counts of the drain", async () => {
+        const nodes = ((await call(A, "GET", "/cluster")).json as { nodes: { node: string; drains?: Record<string, { active: number; inactive: number }> }[] }).nodes;
+        const counts = (name: string) => nodes.find((n) => n.node === name)?.drains?.[path];
+        return counts("a")?.active === 0 && counts("a")?.inactive === 0 && counts("b")?.active === 1;
+      });
+      expect(((await call(A, "GET", `/service/held/${be.name}`)).json as { drain: unknown }).drain).toMatchObject({ state: "draining", node: "a" });
+      expect(held(A)).toMatchObject({ weight: 0 });
+      expect(held(B)).toMatchObject({ weight: 0, activeConns: 1 });
+      // The connection still talks through B.
+      proc.stdin.write("reset\n");
+      proc.stdin.flush();
+      expect(await said.next()).toBe("reset");
+      await proc.exited;
+
+      // B's count goes to 0 once IPVS drops the CLOSE entry; A then ends the drain, and the removal reaches B.
+      await until("the backend to leave both kernels", async () => held(A) === undefined && held(B) === undefined, 120_000);
+      expect((await call(A, "GET", `/service/held/${be.name}`)).status).toBe(404);
+      expect((await call(A, "DELETE", "/service/held")).status).toBe(200);
+    } finally {
+      holder?.kill("SIGKILL");
+      server.kill("SIGKILL");
+    }
+  }, 300_000);
+
   test("two etcd members killed: writes answer 503, both kernels unchanged, traffic served; restarted: writes work, nodes converge", async () => {
     const before = [kernel(A), kernel(B)];
     await killMember(2);
@@ -348,7 +440,7 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
     let revision = 0;
     const write = async (method: string, path: string, body?: unknown) => {
       const answer = await call(A, method, path, body);
-      expect(answer.status).toBe(200);
+      expect([answer.status, answer.json]).toEqual([200, null]);
       revision = answer.revision;
     };
     for (let i = 0; i < 25; i++) await write("PUT", `/service/s${i}`, { host: `10.0.1.${i + 1}`, port: 80 });

@@ -20,6 +20,7 @@ const facts = (over: Partial<Parameters<typeof drainDecision>[1]> = {}) => ({
   now: T0 + 1000,
   udp: false,
   node: null,
+  peers: { active: 0, inactive: 0 },
   watchedMs: 1000,
   ...over,
 });
@@ -115,6 +116,22 @@ describe("drain decisions", () => {
     expect(drainDecision(fleet, facts({ node: "lb2", conns: { active: 0, inactive: 0 } }))).toBe("wait");
     expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 70_000, watchedMs: 69_999 }))).toBe("wait");
     expect(drainDecision(fleet, facts({ node: "lb2", now: T0 + 70_000, watchedMs: 70_000 }))).toBe("timeout");
+  });
+
+  test("fleet: the starting node's own connections ended ends it only once every other live node says none either", () => {
+    const fleet = { ...draining, node: "lb1" };
+    const own = { node: "lb1", conns: { active: 0, inactive: 0 } };
+    // Another node still has connections to the backend (anycast spreads them): removing it now would cut them.
+    expect(drainDecision(fleet, facts({ ...own, peers: { active: 1, inactive: 0 } }))).toBe("wait");
+    expect(drainDecision(fleet, facts({ ...own, peers: { active: 0, inactive: 3 } }))).toBe("wait");
+    // A live node that has not said (it has not seen the drain yet, an older gorb, etcd unreadable) keeps it waiting...
+    expect(drainDecision(fleet, facts({ ...own, peers: null }))).toBe("wait");
+    // ...up to the deadline, as connections left do.
+    expect(drainDecision(fleet, facts({ ...own, peers: null, now: T0 + 60_000 }))).toBe("timeout");
+    expect(drainDecision(fleet, facts({ ...own, peers: { active: 2, inactive: 0 }, now: T0 + 60_000 }))).toBe("timeout");
+    expect(drainDecision(fleet, facts({ ...own, peers: { active: 0, inactive: 0 } }))).toBe("drained");
+    // UDP has nothing to wait for, on any node.
+    expect(drainDecision(fleet, facts({ ...own, udp: true, peers: null }))).toBe("drained");
   });
 
   test("fleet: another node's wall clock does not end the drain (the deadline is the starting node's clock)", () => {

@@ -1,12 +1,15 @@
 /**
  * A drain in a fleet: two nodes (real Gorbs over the in-memory driver with test-set connection counts, each with
  * its own etcd store) on one real etcd. The drain is desired state: both nodes hold the backend at weight 0 at
- * once; only the node that started it ends it (from its own kernel's counts), and its removal reaches the other.
+ * once; only the node that started it ends it, and its removal reaches the other. With membership (as the daemon
+ * runs), it ends it only once the other nodes' published counts say their connections have ended too.
  */
 import { describe, expect, test } from "bun:test";
 import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import type { Gorb } from "../../../src/core/gorb.ts";
+import type { ConnCounts } from "../../../src/core/drain.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
+import { Membership, peerDrainConns } from "../../../src/store/membership.ts";
 import { ConnsDriver, makeGorb } from "../core/fakes.ts";
 import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
@@ -55,6 +58,46 @@ async function twoNodesWithB1(prefix: string) {
 }
 
 type FleetNode = Awaited<ReturnType<typeof node>>;
+
+/**
+ * A node as the daemon runs one: registered in the fleet (membership, publishing its drain counts), its drains
+ * ending only once the other nodes' counts say so (drainPeers, read from their records). Each answer the other
+ * nodes' counts gave is passed to `asked`.
+ */
+async function memberNode(name: string, prefix: string, asked: (peers: ConnCounts | null) => void = () => {}) {
+  const driver = new ConnsDriver();
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  const stack = makeGorb({
+    driver,
+    store,
+    nodeId: name,
+    drainPollMs: 5,
+    drainPeers: async (service, backend, drain) => {
+      const peers = await peerDrainConns(store.client, prefix, name, service, backend, new Date(drain.deadline).toISOString());
+      asked(peers);
+      return peers;
+    },
+  });
+  await stack.gorb.restore((await store.load()).state);
+  store.sync(stack.gorb);
+  const membership = new Membership({ client: store.client, prefix, node: name, address: `${name}:4672`, version: "test", events: stack.gorb.events, status: () => store.status() });
+  await membership.start();
+  cleanups.push(() => store.close(), () => stack.gorb.close(), () => membership.stop());
+  return { ...stack, driver, store };
+}
+
+/** Resolves once `count` answers accepted by `match` were given (wrap `asked` with `.note`). */
+function answers(match: (peers: ConnCounts | null) => boolean, count: number) {
+  let seen = 0;
+  let resolve: () => void = () => {};
+  const done = new Promise<void>((r) => (resolve = r));
+  return {
+    done,
+    note: (peers: ConnCounts | null) => {
+      if (match(peers) && ++seen === count) resolve();
+    },
+  };
+}
 
 /** a cancels b1's drain (then keep, deadline `deadline`): b announces it cancelled and gives b1 its weight back. */
 async function cancelOnA(a: FleetNode, b: FleetNode, deadline: string): Promise<void> {
@@ -142,5 +185,54 @@ describe("a drain in a fleet", () => {
     expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
     expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
     expect(weights(b.driver)).toEqual({ "10.1.0.1": 0 });
+  }, 30_000);
+
+  test("the starting node waits for the other nodes' connections: anycast spreads them, and removing the backend would cut them", async () => {
+    const prefix = `/fleetdrainpeers${Date.now()}`;
+    let watch = answers((peers) => peers !== null && peers.active === 2, 3);
+    const a = await memberNode("a", prefix, (peers) => watch.note(peers));
+    const b = await memberNode("b", prefix);
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await created;
+    // The clients that reach b1 through B: none through A.
+    b.driver.conns.set("10.1.0.1:80", { active: 2, inactive: 0 });
+
+    await a.gorb.drainBackend("web", "b1", { timeout: "1h" });
+    // A's own count is 0 at its first look; three times it asked the others and was told B has 2 left.
+    await watch.done;
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    expect(weights(b.driver)).toEqual({ "10.1.0.1": 0 });
+
+    // B's connections end: B publishes it, and A ends the drain; the removal reaches B.
+    watch = answers((peers) => peers !== null && peers.active + peers.inactive === 0, 1);
+    const drained = next(a.gorb, drainPhase("drained"));
+    const gone = next(b.gorb, (e) => (e.type === "backend.deleted" && e.data.backend === "b1" ? true : undefined));
+    b.driver.conns.set("10.1.0.1:80", { active: 0, inactive: 0 });
+    expect(await drained).toMatchObject({ backend: "b1", phase: "drained", active: 0, inactive: 0 });
+    await watch.done;
+    await gone;
+    expect(weights(a.driver)).toEqual({});
+    expect(weights(b.driver)).toEqual({});
+  }, 30_000);
+
+  test("a live node that has not said (an older gorb: no drain counts in its record) keeps the drain waiting up to its deadline", async () => {
+    const prefix = `/fleetdrainold${Date.now()}`;
+    const watch = answers((peers) => peers === null, 3);
+    const a = await memberNode("a", prefix, (peers) => watch.note(peers));
+    // A node of an earlier gorb: its record has health, no drain counts.
+    const old = { node: "old", address: "old:4672", version: "0.0.9", startedAt: new Date().toISOString(), appliedRevision: 1, store: "ok", backends: {} };
+    await a.store.client.txn([], [{ put: { key: `${prefix}/nodes/old`, value: JSON.stringify(old) } }]);
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+
+    const timedOut = next(a.gorb, drainPhase("timeout"));
+    await a.gorb.drainBackend("web", "b1", { timeout: "2s" });
+    await watch.done;
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining" });
+    // Its own kernel had no connection left all along: the deadline ends it, not a count.
+    expect(await timedOut).toMatchObject({ backend: "b1", phase: "timeout", active: 0, inactive: 0 });
   }, 30_000);
 });

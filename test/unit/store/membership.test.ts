@@ -8,7 +8,7 @@
 import { expect, test } from "bun:test";
 import { EventBus } from "../../../src/core/events.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { Membership, type MembershipOptions, listMembers } from "../../../src/store/membership.ts";
+import { Membership, type MembershipOptions, listMembers, peerDrainConns } from "../../../src/store/membership.ts";
 import { RecordingLogger } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
 import { startEtcdProxy } from "./etcd-proxy.ts";
@@ -73,4 +73,41 @@ test("the record holds the health of backends checked before the node registered
   });
   const record = (await listMembers(client, prefix)).find((m) => m.node === "a");
   expect(record?.backends).toEqual({ "web/b1": "up" });
+});
+
+test("the record carries this node's counts of the drains it watches, until they end; peerDrainConns sums the others'", async () => {
+  const prefix = "/membership-drains";
+  const events = new EventBus();
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  await started({ client, prefix, events });
+  const deadline = "2026-12-05T20:00:00.000Z";
+  const drain = (phase: "started" | "progress" | "drained", active: number | null, inactive: number | null) =>
+    events.publish("backend.drain", { service: "web", backend: "b1", phase, then: "remove", deadline, active, inactive });
+  const recordOf = async (node: string) => (await listMembers(client, prefix)).find((m) => m.node === node);
+
+  drain("started", null, null);
+  drain("progress", 2, 1);
+  // Published at once when a count leaves zero or reaches it, not at the next renewal (ttl 3 s: every second).
+  expect(await waitFor(async () => (await recordOf("a"))?.drains?.["web/b1"]?.active === 2, 5000)).toBe(true);
+  expect((await recordOf("a"))?.drains).toEqual({ "web/b1": { deadline, active: 2, inactive: 1 } });
+  // What node b reads of the others: a's counts for that drain; a drain with another deadline is another drain.
+  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toEqual({ active: 2, inactive: 1 });
+  expect(await peerDrainConns(client, prefix, "b", "web", "b1", "2026-12-05T21:00:00.000Z")).toBeNull();
+  expect(await peerDrainConns(client, prefix, "b", "web", "b2", deadline)).toBeNull();
+  // Its own record is not counted: node a asking sees nobody else.
+  expect(await peerDrainConns(client, prefix, "a", "web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
+
+  // A third node's record with counts that are not counts says nothing: it keeps the drain waiting.
+  const c = { node: "c", address: "c:4672", version: "test", startedAt: deadline, appliedRevision: 1, store: "ok", backends: {}, drains: { "web/b1": { deadline, active: "0" } } };
+  await client.txn([], [{ put: { key: `${prefix}/nodes/c`, value: JSON.stringify(c) } }]);
+  expect((await recordOf("c"))?.drains).toEqual({});
+  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toBeNull();
+  await client.deleteRange(`${prefix}/nodes/c`);
+
+  drain("progress", 0, 0);
+  expect(await waitFor(async () => (await recordOf("a"))?.drains?.["web/b1"]?.active === 0, 5000)).toBe(true);
+  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
+  // Ended: gone from the record at the next publication.
+  drain("drained", 0, 0);
+  expect(await waitFor(async () => (await recordOf("a"))?.drains === undefined, 5000)).toBe(true);
 });
