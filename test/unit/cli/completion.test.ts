@@ -348,6 +348,10 @@ describe("ids from the daemon: services and backends that exist", () => {
       expect(existsSync(join(dir, "pwned"))).toBe(false);
       // The line's own --server wins over GORB_SERVER (closed here), in either spelling, before or after the ids.
       expect(await bashCompleteIds(source, ["gorb", "backend", "set", "--server", server.url, "web", "b"], dir, CLOSED)).toEqual(["b1", "b2"]);
+      // As bash splits it at its default COMP_WORDBREAKS: "http" ":" "//127.0.0.1" ":" "PORT", joined back.
+      const [scheme, rest] = server.url.split("://") as [string, string];
+      const [host, port] = rest.split(":") as [string, string];
+      expect(await bashCompleteIds(source, ["gorb", "backend", "show", "--server", scheme, ":", `//${host}`, ":", port, "web", ""], dir, CLOSED)).toEqual(["b1", "b2"]);
       expect(await bashCompleteIds(source, ["gorb", "service", "show", `--server=${server.url}`, "w"], dir, CLOSED, breaksWithoutEquals)).toEqual(["web", "web2"]);
       expect(await bashCompleteIds(source, ["gorb", "service", "rm", "--", "web"], dir, server.url)).toEqual(["web", "web2"]);
       // No id for a new service or backend, none past the last argument, none when the daemon is not there.
