@@ -75,6 +75,12 @@ export class DrainWatch {
     this.#timer = setTimeout(() => void this.#tick(), 0);
   }
 
+  /** Publish every drain's counts at the next look, changed or not (a follower that starts late). */
+  announce(): void {
+    this.#seen.clear();
+    this.kick();
+  }
+
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);

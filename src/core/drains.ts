@@ -67,6 +67,11 @@ export class Drains {
     this.#watch.stop();
   }
 
+  /** Publish every drain's counts again at the next look (Gorb.announceDrainCounts). */
+  announce(): void {
+    this.#watch.announce();
+  }
+
   /** Start (or replace) a backend's drain; the drain as GET shows it. */
   async start(serviceId: string, backendId: string, request: DrainRequest): Promise<DrainView> {
     const { edits, queries, events, log, transactions } = this.#p;

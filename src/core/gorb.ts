@@ -415,6 +415,15 @@ export class Gorb {
     return this.#drains.cancel(serviceId, backendId);
   }
 
+  /**
+   * Publish every drain's connection counts again (a `backend.drain` `progress` event each) at the drain watch's
+   * next look, changed or not: for a follower that starts after the first look, such as a fleet node's membership
+   * record (the node that started a drain waits for every node's counts).
+   */
+  announceDrainCounts(): void {
+    this.#drains.announce();
+  }
+
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------
 
   /**

@@ -282,6 +282,9 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       logger: log.withTag("fleet"),
     });
     await membership.start();
+    // The drains restored with the state were looked at before the membership followed the events: their counts
+    // are published again for its record, which the node that started each drain waits for.
+    gorb.announceDrainCounts();
     log.info(`node ${nodeName} joined the fleet in ${store.location}`);
   }
 

@@ -64,7 +64,7 @@ type FleetNode = Awaited<ReturnType<typeof node>>;
  * ending only once the other nodes' counts say so (drainPeers, read from their records). Each answer the other
  * nodes' counts gave is passed to `asked`.
  */
-async function memberNode(name: string, prefix: string, asked: (peers: ConnCounts | null) => void = () => {}) {
+async function memberNode(name: string, prefix: string, asked: (peers: ConnCounts | null) => void = () => {}, options: { readonly joinLater?: boolean } = {}) {
   const driver = new ConnsDriver();
   const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
   const stack = makeGorb({
@@ -81,9 +81,14 @@ async function memberNode(name: string, prefix: string, asked: (peers: ConnCount
   await stack.gorb.restore((await store.load()).state);
   store.sync(stack.gorb);
   const membership = new Membership({ client: store.client, prefix, node: name, address: `${name}:4672`, version: "test", events: stack.gorb.events, status: () => store.status() });
-  await membership.start();
   cleanups.push(() => store.close(), () => stack.gorb.close(), () => membership.stop());
-  return { ...stack, driver, store };
+  // As the daemon joins: once registered, the drains it watches publish their counts again for the record.
+  const join = async (announce = true) => {
+    await membership.start();
+    if (announce) stack.gorb.announceDrainCounts();
+  };
+  if (options.joinLater !== true) await join();
+  return { ...stack, driver, store, join };
 }
 
 /** Resolves once `count` answers accepted by `match` were given (wrap `asked` with `.note`). */
@@ -234,5 +239,34 @@ describe("a drain in a fleet", () => {
     expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining" });
     // Its own kernel had no connection left all along: the deadline ends it, not a count.
     expect(await timedOut).toMatchObject({ backend: "b1", phase: "timeout", active: 0, inactive: 0 });
+  }, 30_000);
+
+  test("a node that joins the fleet while a drain runs (a restart) publishes its counts again: the drain need not wait for them to change", async () => {
+    const prefix = `/fleetdrainjoin${Date.now()}`;
+    const watch = answers((peers) => peers === null, 2);
+    const a = await memberNode("a", prefix, (peers) => watch.note(peers));
+    // B follows the state, and registers only later.
+    const b = await memberNode("b", prefix, () => {}, { joinLater: true });
+    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
+    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await created;
+
+    // A still has a connection; B looks at the drain (none there) before its membership follows the events, as a
+    // restarted node's drain watch does at restore.
+    a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
+    const bLooked = next(b.gorb, drainPhase("progress"));
+    await a.gorb.drainBackend("web", "b1", { timeout: "1h" });
+    expect(await bLooked).toMatchObject({ active: 0, inactive: 0 });
+    await b.join(false);
+
+    // A's connection ends; B's record says nothing of the drain, so A waits (twice asked)...
+    const drained = next(a.gorb, drainPhase("drained"));
+    a.driver.conns.set("10.1.0.1:80", { active: 0, inactive: 0 });
+    await watch.done;
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining" });
+    // ...until B announces its counts again (the daemon does once it has joined): unchanged, they still count.
+    b.gorb.announceDrainCounts();
+    expect(await drained).toMatchObject({ backend: "b1", phase: "drained" });
   }, 30_000);
 });
