@@ -210,13 +210,15 @@ interface ClusterAnswer {
     readonly converged: boolean;
     /** The services the node could not apply, from `revision` on (absent: none, or an older gorb). */
     readonly failed?: readonly { readonly service: string; readonly revision: number }[];
+    /** The node's connections to each backend being drained, by "service/backend" (absent: none, or an older gorb). */
+    readonly drains?: Readonly<Record<string, { readonly deadline: string; readonly active: number; readonly inactive: number }>>;
   }[];
   readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: string[]; readonly down: string[] }[];
 }
 
 /**
- * The fleet as text: one row per node, then the services a node could not apply, then the backends whose health
- * differs between nodes.
+ * The fleet as text: one row per node, then the services a node could not apply, the backends being drained (each
+ * node's connections left), and the backends whose health differs between nodes.
  */
 function clusterText(c: ClusterAnswer): string {
   const store = c.store.state === "ok" ? "ok" : `DEGRADED${c.store.lastError === null ? "" : `: ${c.store.lastError}`}`;
@@ -229,6 +231,11 @@ function clusterText(c: ClusterAnswer): string {
   if (failed.length > 0) {
     out += `\nservices a node could not apply (its kernel refused them; tried again with the next change and each relist):\n`;
     out += table(["NODE", "SERVICE", "SINCE REVISION"], failed);
+  }
+  const drains = c.nodes.flatMap((n) => Object.entries(n.drains ?? {}).map(([path, d]) => [path, n.node, String(d.active), String(d.inactive), d.deadline]));
+  if (drains.length > 0) {
+    out += `\nbackends being drained, by node (the drain ends once every node has none left, or at its deadline):\n`;
+    out += table(["BACKEND", "NODE", "ACTIVE", "INACTIVE", "DEADLINE"], drains.sort((x, y) => (x[0] as string).localeCompare(y[0] as string)), ["left", "left", "right", "right", "left"]);
   }
   if (c.health_splits.length > 0) {
     out += `\nbackends whose health differs between nodes (each node drains from its own checks):\n`;

@@ -46,3 +46,32 @@ test("a node's failed services are listed with the revision they failed since; n
   });
   expect(healthy.stdout).not.toContain("could not apply");
 });
+
+test("the backends being drained are listed with each node's connections left; none, no such section", async () => {
+  const deadline = "2026-12-05T20:00:00.000Z";
+  const url = fleet({
+    node: "a",
+    store,
+    revision: 9,
+    nodes: [
+      { ...node, node: "a", converged: true, drains: { "web/b1": { deadline, active: 0, inactive: 0 } } },
+      { ...node, node: "b", converged: true, drains: { "web/b1": { deadline, active: 3, inactive: 1 } } },
+      { ...node, node: "c", converged: true },
+    ],
+    health_splits: [],
+  });
+  const run = await runGorb(["status", "--cluster"], { GORB_SERVER: url });
+  expect(run.code).toBe(0);
+  const section = run.stdout.slice(run.stdout.indexOf("backends being drained"));
+  // Node c says nothing of the drain (not seen yet, or an older gorb): it has no row, and the drain waits for it.
+  expect(section.split("\n").map((l) => l.trim().split(/\s+/).join(" "))).toEqual([
+    "backends being drained, by node (the drain ends once every node has none left, or at its deadline):",
+    "BACKEND NODE ACTIVE INACTIVE DEADLINE",
+    `web/b1 a 0 0 ${deadline}`,
+    `web/b1 b 3 1 ${deadline}`,
+    "",
+  ]);
+  server?.stop(true);
+  const none = await runGorb(["status", "--cluster"], { GORB_SERVER: fleet({ node: "a", store, revision: 9, nodes: [{ ...node, node: "a", converged: true }], health_splits: [] }) });
+  expect(none.stdout).not.toContain("being drained");
+});
