@@ -1,7 +1,8 @@
 /**
  * Child process of local-errors.test.ts, started under `ulimit -n 128`: a monitor checks a TCP and an HTTP
  * backend (the parent's servers) every 100ms; once both are Up, every free file descriptor is taken, so each
- * connect fails with EMFILE (which Bun reports as ECONNREFUSED). Prints one JSON line with what happened.
+ * connect fails with EMFILE (which Bun reports as ECONNREFUSED). Prints one JSON line with what happened in the
+ * ten check errors after each backend's first.
  */
 import { closeSync, openSync } from "node:fs";
 import { HealthMonitor } from "../../../src/health/monitor.ts";
@@ -11,20 +12,38 @@ import { parsePulseOptions } from "../../../src/health/options.ts";
 const [tcpPort, httpPort] = [Number(process.argv[2]), Number(process.argv[3])];
 const updates: HealthUpdate[] = [];
 let errors = 0;
-const monitor = new HealthMonitor({ onUpdate: (u) => updates.push(u), onCheckError: () => errors++ });
+const errored = new Set<string>();
+const monitor = new HealthMonitor({
+  onUpdate: (u) => updates.push(u),
+  onCheckError: (id) => {
+    errors++;
+    errored.add(id);
+  },
+});
 monitor.add("tcp", { host: "127.0.0.1", port: tcpPort }, parsePulseOptions({ type: "tcp", interval: "100ms" }));
 monitor.add("http", { host: "127.0.0.1", port: httpPort }, parsePulseOptions({ type: "http", interval: "100ms" }));
 const upBoth = () => monitor.snapshot("tcp")?.status === "up" && monitor.snapshot("http")?.status === "up";
 while (!upBoth()) await Bun.sleep(10);
 
 const held: number[] = [];
-try {
-  for (;;) held.push(openSync("/dev/null", "r"));
-} catch {
-  // EMFILE: every descriptor is taken
+const takeAll = () => {
+  try {
+    for (;;) held.push(openSync("/dev/null", "r"));
+  } catch {
+    // EMFILE: every descriptor is taken
+  }
+};
+takeAll();
+// A check that had its socket when the descriptors were taken may still pass, and free its descriptor on closing:
+// taken again at once. The window starts once each backend's check has failed for want of one: from then on no
+// check holds a socket, so none frees a descriptor.
+while (errored.size < 2) {
+  takeAll();
+  await Bun.sleep(10);
 }
 const seen = updates.length;
-while (errors < 10) await Bun.sleep(10);
+const before = errors;
+while (errors < before + 10) await Bun.sleep(10);
 const during = updates.slice(seen);
 const snapshots = { tcp: monitor.snapshot("tcp"), http: monitor.snapshot("http") };
 for (const fd of held) closeSync(fd);
