@@ -506,11 +506,24 @@ export class EtcdStateStore implements StateStore {
     const { revision, clusterId, kvs } = await this.client.range(backends, prefixEnd(services), this.#seen(null) + 1);
     this.#checkHistory(revision, clusterId);
     for (const kv of kvs) {
-      if (this.#keys.serviceOf(kv.key) === null || this.#applied.get(kv.key)?.mod === kv.modRevision) continue;
+      const service = this.#keys.serviceOf(kv.key);
+      if (service === null || this.#applied.get(kv.key)?.mod === kv.modRevision) continue;
       if (this.#failed.size > 0) void this.#retryFailed();
+      if (this.#failed.has(service)) throw this.#failedConflict(service);
       throw new ConflictError(`another gorb node changed ${kv.key} first, and this node has not applied it yet; retry once it has`);
     }
     return [services, backends].map((key) => ({ key, rangeEnd: prefixEnd(key), target: "mod", op: "less", revision: revision + 1 }));
+  }
+
+  /**
+   * The conflict of a write planned from this node's state of `service`, whose latest change this node could not
+   * apply (its kernel refused it): a retry is no use until it has (it tries again with every change and relist).
+   */
+  #failedConflict(service: string): ConflictError {
+    return new ConflictError(
+      `this node could not apply the latest change of service ${JSON.stringify(service)} (its kernel refused it: this node's log ` +
+        "says why, GET /cluster lists it), and plans from what it has; write through a node that has applied it, or once this node has",
+    );
   }
 
   /** One transaction for one group of requests; see the module comment. */
@@ -609,6 +622,8 @@ export class EtcdStateStore implements StateStore {
       // The conflict may be a remote change this node could not apply (see RemoteSink): tried again now, so that
       // the caller's next try, after reading the service again, can go through.
       if (this.#failed.size > 0) void this.#retryFailed();
+      const failed = [...changes.putServices.map((r) => r.id), ...changes.deleteServices, ...changes.putBackends.map((r) => r.service), ...changes.deleteBackends.map((r) => r.service)].find((id) => this.#failed.has(id));
+      if (failed !== undefined) throw this.#failedConflict(failed);
       throw new ConflictError("another gorb node changed the same service or backend first; read it again and retry");
     }
     for (const id of deletedServices) {

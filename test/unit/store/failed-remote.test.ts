@@ -4,6 +4,7 @@
  * would put the node's older rows back in etcd, and take the other node's change back on every node.
  */
 import { expect, test } from "bun:test";
+import { readServices } from "../../../src/config/services.ts";
 import { ConflictError } from "../../../src/core/errors.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
 import { cleanupsAfterEach, etcdForFile } from "./etcd-process.ts";
@@ -64,4 +65,30 @@ test("a service a node failed to apply leaves its `failed` list when another nod
   expect(await b.store.waitServed(a.store.committedRevision, 5000)).toBe(true);
   expect(b.store.status().failed).toEqual([]);
   expect(b.driver.peek()).toEqual([]);
+});
+
+test("a write or an apply through a node that could not apply a service says so, not 'retry', while its kernel keeps refusing", async () => {
+  const prefix = "/failed-remote-says";
+  const a = await node(prefix);
+  const b = await node(prefix);
+  await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80, weight: 100 });
+  expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+
+  // A's kernel refuses B's change of b1 again and again (each retry of A's).
+  a.driver.failNext("update-destination", "ENOMEM", 1000);
+  await b.gorb.updateBackend("web", "b1", { weight: 50 });
+  expect(await a.store.waitApplied(b.store.committedRevision, 5000)).toBe(true);
+  await a.gorb.idle();
+  expect(a.store.status().failed.map((f) => f.service)).toEqual(["web"]);
+
+  const refusal = (error: unknown) => (error instanceof ConflictError ? error.message : `not a conflict: ${String(error)}`);
+  const says = 'this node could not apply the latest change of service "web" (its kernel refused it: this node\'s log says why, GET /cluster lists it)';
+  // A write of that service through A.
+  expect(await a.gorb.updateBackend("web", "b1", { pulse: { type: "tcp" } }).then(() => "accepted", refusal)).toStartWith(says);
+  // An apply through A, which plans from every service A has: the same, whatever it declares.
+  const apply = await a.gorb.apply(readServices({ api: { host: "10.0.0.9", port: 80 } })).then(() => "accepted", refusal);
+  expect(apply).toStartWith(says);
+  // Through B, which applied it, both go through.
+  await b.gorb.updateBackend("web", "b1", { weight: 60 });
 });
