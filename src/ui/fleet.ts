@@ -21,6 +21,8 @@ export interface FleetNode {
   readonly converged: boolean;
   /** The services the node could not apply (absent: none, or an older gorb). */
   readonly failed?: readonly FailedApply[];
+  /** The node's connections to each backend being drained, by "service/backend" (absent: none, or an older gorb). */
+  readonly drains?: Readonly<Record<string, { readonly deadline: string; readonly active: number; readonly inactive: number }>>;
 }
 
 /** GET /cluster. */
@@ -42,4 +44,21 @@ export function convergedText(n: FleetNode): string {
 /** One line per service a node could not apply, node by node: "lb2: web, not applied since revision 7". */
 export function failedLines(view: FleetView): string[] {
   return view.nodes.flatMap((n) => (n.failed ?? []).map((f) => `${visibleText(n.node)}: ${visibleText(f.service)}, not applied since revision ${f.revision}`));
+}
+
+/**
+ * One line per backend being drained, each node's connections left to it: "web/b1: lb1 0 active, 0 inactive; lb2 3
+ * active, 1 inactive (until 2026-12-05T20:00:00.000Z)". The node that started the drain ends it once every node has
+ * none left (a node with no counts for it keeps it waiting), or at the deadline.
+ */
+export function drainLines(view: FleetView): string[] {
+  const byBackend = new Map<string, { deadline: string; parts: string[] }>();
+  for (const n of view.nodes) {
+    for (const [path, d] of Object.entries(n.drains ?? {})) {
+      const entry = byBackend.get(path) ?? { deadline: d.deadline, parts: [] };
+      entry.parts.push(`${visibleText(n.node)} ${d.active} active, ${d.inactive} inactive`);
+      byBackend.set(path, entry);
+    }
+  }
+  return [...byBackend].sort(([a], [b]) => a.localeCompare(b)).map(([path, e]) => `${visibleText(path)}: ${e.parts.join("; ")} (until ${e.deadline})`);
 }

@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
-import { type FleetView, convergedText, failedLines } from "./fleet.ts";
+import { type FleetView, convergedText, drainLines, failedLines } from "./fleet.ts";
 import { type Change, appliedMessage, replanMessage } from "./plan.ts";
 
 /**
@@ -205,8 +205,8 @@ function usePolled<T>(read: () => Promise<T>): { value: T | null; error: string 
 }
 
 /**
- * Every node of the fleet, converged or not, the services a node could not apply (and since which revision), and
- * the backends whose health differs between nodes.
+ * Every node of the fleet, converged or not, the services a node could not apply (and since which revision), the
+ * backends being drained (each node's connections left), and the backends whose health differs between nodes.
  */
 export function FleetPanel() {
   const { value, error } = usePolled(async () => {
@@ -217,6 +217,7 @@ export function FleetPanel() {
   if (value === null) return <p>loading…</p>;
   const { view, applied } = value;
   const failed = failedLines(view);
+  const drains = drainLines(view);
   return (
     <div class="fleet">
       <p>
@@ -256,6 +257,17 @@ export function FleetPanel() {
               <li key={line} class="why">
                 {line}
               </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {drains.length > 0 && (
+        <>
+          <h3>Backends being drained</h3>
+          <p class="note">Each node's connections left. The drain ends once every node has none left, or at its deadline.</p>
+          <ul>
+            {drains.map((line) => (
+              <li key={line}>{line}</li>
             ))}
           </ul>
         </>

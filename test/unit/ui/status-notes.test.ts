@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { ClusterApi, ClusterMember } from "../../../src/api/cluster.ts";
-import { type FleetView, convergedText, failedLines } from "../../../src/ui/fleet.ts";
+import { type FleetView, convergedText, drainLines, failedLines } from "../../../src/ui/fleet.ts";
 import { isDegraded, serviceNotes } from "../../../src/ui/service-notes.ts";
 import { type ServiceView, Store } from "../../../src/ui/store.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -107,11 +107,28 @@ describe("the Fleet panel", () => {
     await s.gorb.close();
   });
 
-  test("no node with failed services (or an older gorb without the field): no such lines", async () => {
+  test("a backend being drained: one line with each node's connections left to it", async () => {
+    const s = makeGorb();
+    const deadline = "2026-12-05T20:00:00.000Z";
+    const members: ClusterMember[] = [
+      { ...member, node: "lb1", drains: { "web/b1": { deadline, active: 0, inactive: 0 } } },
+      { ...member, node: "lb2", drains: { "web/b1": { deadline, active: 3, inactive: 1 }, "api/\u202Ex": { deadline, active: 1, inactive: 0 } } },
+      { ...member, node: "lb3" },
+    ];
+    const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet(members) });
+    const view = (await getJson(app, "/cluster")) as FleetView;
+    expect(drainLines(view)).toEqual([
+      `api/⟨U+202E⟩x: lb2 1 active, 0 inactive (until ${deadline})`,
+      `web/b1: lb1 0 active, 0 inactive; lb2 3 active, 1 inactive (until ${deadline})`,
+    ]);
+    await s.gorb.close();
+  });
+
+  test("no node with failed services or drains (or an older gorb without the fields): no such lines", async () => {
     const s = makeGorb();
     const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet([{ ...member, node: "lb1" }]) });
     const view = (await getJson(app, "/cluster")) as FleetView;
-    expect([failedLines(view), view.nodes.map(convergedText)]).toEqual([[], ["yes"]]);
+    expect([failedLines(view), drainLines(view), view.nodes.map(convergedText)]).toEqual([[], [], ["yes"]]);
     await s.gorb.close();
   });
 });
