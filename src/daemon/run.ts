@@ -54,7 +54,7 @@ import { SqliteLedgerStore } from "../state/ledger-store.ts";
 import type { EtcdStateStore } from "../store/etcd-store.ts";
 import type { EtcdClient } from "../store/etcd-client.ts";
 import { openSharedStore } from "./shared-store.ts";
-import { Membership, listMembers, peerDrainConns } from "../store/membership.ts";
+import { Membership, drainPeerReader, listMembers } from "../store/membership.ts";
 import type { ClusterApi } from "../api/cluster.ts";
 import { type SysctlReport, applyIpvsSysctls } from "./ipvs-sysctls.ts";
 import { VERSION } from "../version.ts";
@@ -400,7 +400,8 @@ async function firstAddress(addresses: InterfaceAddresses, name: string | null, 
 
 /** A fleet node's GorbOptions.drainPeers: the other live nodes' counts, from their membership records in etcd. */
 function drainPeersOf(client: EtcdClient, prefix: string, node: string): (service: string, backend: string, drain: DrainState) => Promise<ConnCounts | null> {
-  return (service, backend, drain) => peerDrainConns(client, prefix, node, service, backend, new Date(drain.deadline).toISOString());
+  const peers = drainPeerReader(client, prefix, node);
+  return (service, backend, drain) => peers(service, backend, new Date(drain.deadline).toISOString());
 }
 
 /** The VIP controller of --bgp-bird-socket (started once the services are restored). */

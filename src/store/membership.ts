@@ -10,7 +10,7 @@
  *
  * One thing is read across nodes: the connections each node's kernel still has to a backend being drained (an
  * operator's drain, POST .../drain), which every node watches and publishes here. The node that started the drain
- * ends it only once every live node's record says none are left (peerDrainConns; ../core/drain.ts).
+ * ends it only once every live node's record says none are left (drainPeerReader; ../core/drain.ts).
  */
 import type { ConnCounts } from "../core/drain.ts";
 import type { EventBus, EventHealthState, EventPayloads } from "../core/events.ts";
@@ -106,7 +106,7 @@ function decodeFailed(value: unknown): FailedApply[] | null {
 
 /**
  * A record's `drains`; {} when it is not a map of counts (a node whose record says no drain counts keeps drains
- * waiting: see peerDrainConns).
+ * waiting: see drainPeerReader).
  */
 function decodeDrains(value: unknown): Record<string, DrainConns> {
   const out: Record<string, DrainConns> = {};
@@ -152,30 +152,45 @@ function decodeNodeRecord(text: string): NodeRecord | null {
   };
 }
 
+/** How long one read of the nodes' records answers for every drain a node asks about (one look of its drain watch). */
+const DRAIN_PEERS_REUSE_MS = 500;
+
 /**
- * The connections the live nodes other than `self` still have to backend `service`/`backend` for its drain whose
- * deadline is `deadline`, summed from their records; null when one of them has not said (its record has no counts
- * for that drain: it has not seen it yet, its kernel could not be read, or it is an older gorb). Throws when etcd
- * cannot be read. A node that died has no record once its lease runs out, and is not waited for.
+ * What a fleet node asks before it ends a drain it started: the connections the live nodes other than `self` still
+ * have to backend `service`/`backend` for its drain whose deadline is `deadline`, summed from their records; null when
+ * one of them has not said (its record has no counts for that drain: it has not seen it yet, its kernel could not be
+ * read, or it is an older gorb). Rejects when etcd cannot be read. A node that died has no record once its lease runs
+ * out, and is not waited for. One read of the records serves every question for `reuseMs` (many drains, one look).
  */
-export async function peerDrainConns(
+export function drainPeerReader(
   client: EtcdClient,
   prefix: string,
   self: string,
-  service: string,
-  backend: string,
-  deadline: string,
-): Promise<ConnCounts | null> {
-  let active = 0;
-  let inactive = 0;
-  for (const member of await listMembers(client, prefix)) {
-    if (member.node === self) continue;
-    const counts = member.drains?.[`${service}/${backend}`];
-    if (counts === undefined || counts.deadline !== deadline) return null;
-    active += counts.active;
-    inactive += counts.inactive;
-  }
-  return { active, inactive };
+  reuseMs = DRAIN_PEERS_REUSE_MS,
+): (service: string, backend: string, deadline: string) => Promise<ConnCounts | null> {
+  let read: { readonly at: number; readonly members: Promise<NodeRecord[]> } | null = null;
+  return async (service, backend, deadline) => {
+    const now = Date.now();
+    if (read === null || now - read.at >= reuseMs) {
+      const members = listMembers(client, prefix);
+      const current = { at: now, members };
+      read = current;
+      // A failed read is not reused.
+      members.catch(() => {
+        if (read === current) read = null;
+      });
+    }
+    let active = 0;
+    let inactive = 0;
+    for (const member of await read.members) {
+      if (member.node === self) continue;
+      const counts = member.drains?.[`${service}/${backend}`];
+      if (counts === undefined || counts.deadline !== deadline) return null;
+      active += counts.active;
+      inactive += counts.inactive;
+    }
+    return { active, inactive };
+  };
 }
 
 /** The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. */

@@ -9,7 +9,7 @@ import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import type { Gorb } from "../../../src/core/gorb.ts";
 import type { ConnCounts } from "../../../src/core/drain.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
-import { Membership, peerDrainConns } from "../../../src/store/membership.ts";
+import { Membership, drainPeerReader } from "../../../src/store/membership.ts";
 import { ConnsDriver, makeGorb } from "../core/fakes.ts";
 import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
 
@@ -67,13 +67,14 @@ type FleetNode = Awaited<ReturnType<typeof node>>;
 async function memberNode(name: string, prefix: string, asked: (peers: ConnCounts | null) => void = () => {}, options: { readonly joinLater?: boolean } = {}) {
   const driver = new ConnsDriver();
   const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  const read = drainPeerReader(store.client, prefix, name);
   const stack = makeGorb({
     driver,
     store,
     nodeId: name,
     drainPollMs: 5,
     drainPeers: async (service, backend, drain) => {
-      const peers = await peerDrainConns(store.client, prefix, name, service, backend, new Date(drain.deadline).toISOString());
+      const peers = await read(service, backend, new Date(drain.deadline).toISOString());
       asked(peers);
       return peers;
     },

@@ -8,7 +8,7 @@
 import { expect, test } from "bun:test";
 import { EventBus } from "../../../src/core/events.ts";
 import { EtcdClient } from "../../../src/store/etcd-client.ts";
-import { Membership, type MembershipOptions, listMembers, peerDrainConns } from "../../../src/store/membership.ts";
+import { Membership, type MembershipOptions, drainPeerReader, listMembers } from "../../../src/store/membership.ts";
 import { RecordingLogger } from "../core/fakes.ts";
 import { cleanupsAfterEach, etcdForFile, waitFor } from "./etcd-process.ts";
 import { startEtcdProxy } from "./etcd-proxy.ts";
@@ -75,7 +75,7 @@ test("the record holds the health of backends checked before the node registered
   expect(record?.backends).toEqual({ "web/b1": "up" });
 });
 
-test("the record carries this node's counts of the drains it watches, until they end; peerDrainConns sums the others'", async () => {
+test("the record carries this node's counts of the drains it watches, until they end; drainPeerReader sums the others'", async () => {
   const prefix = "/membership-drains";
   const events = new EventBus();
   const client = new EtcdClient({ endpoints: [etcd.endpoint] });
@@ -84,6 +84,8 @@ test("the record carries this node's counts of the drains it watches, until they
   const drain = (phase: "started" | "progress" | "drained", active: number | null, inactive: number | null) =>
     events.publish("backend.drain", { service: "web", backend: "b1", phase, then: "remove", deadline, active, inactive });
   const recordOf = async (node: string) => (await listMembers(client, prefix)).find((m) => m.node === node);
+  // What node `self` reads of the others, from a fresh read of the records each time (no reuse).
+  const peersOf = (self: string) => drainPeerReader(client, prefix, self, 0);
 
   drain("started", null, null);
   drain("progress", 2, 1);
@@ -91,23 +93,52 @@ test("the record carries this node's counts of the drains it watches, until they
   expect(await waitFor(async () => (await recordOf("a"))?.drains?.["web/b1"]?.active === 2, 5000)).toBe(true);
   expect((await recordOf("a"))?.drains).toEqual({ "web/b1": { deadline, active: 2, inactive: 1 } });
   // What node b reads of the others: a's counts for that drain; a drain with another deadline is another drain.
-  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toEqual({ active: 2, inactive: 1 });
-  expect(await peerDrainConns(client, prefix, "b", "web", "b1", "2026-12-05T21:00:00.000Z")).toBeNull();
-  expect(await peerDrainConns(client, prefix, "b", "web", "b2", deadline)).toBeNull();
+  expect(await peersOf("b")("web", "b1", deadline)).toEqual({ active: 2, inactive: 1 });
+  expect(await peersOf("b")("web", "b1", "2026-12-05T21:00:00.000Z")).toBeNull();
+  expect(await peersOf("b")("web", "b2", deadline)).toBeNull();
   // Its own record is not counted: node a asking sees nobody else.
-  expect(await peerDrainConns(client, prefix, "a", "web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
+  expect(await peersOf("a")("web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
 
   // A third node's record with counts that are not counts says nothing: it keeps the drain waiting.
   const c = { node: "c", address: "c:4672", version: "test", startedAt: deadline, appliedRevision: 1, store: "ok", backends: {}, drains: { "web/b1": { deadline, active: "0" } } };
   await client.txn([], [{ put: { key: `${prefix}/nodes/c`, value: JSON.stringify(c) } }]);
   expect((await recordOf("c"))?.drains).toEqual({});
-  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toBeNull();
+  expect(await peersOf("b")("web", "b1", deadline)).toBeNull();
   await client.deleteRange(`${prefix}/nodes/c`);
 
   drain("progress", 0, 0);
   expect(await waitFor(async () => (await recordOf("a"))?.drains?.["web/b1"]?.active === 0, 5000)).toBe(true);
-  expect(await peerDrainConns(client, prefix, "b", "web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
+  expect(await peersOf("b")("web", "b1", deadline)).toEqual({ active: 0, inactive: 0 });
   // Ended: gone from the record at the next publication.
   drain("drained", 0, 0);
   expect(await waitFor(async () => (await recordOf("a"))?.drains === undefined, 5000)).toBe(true);
+});
+
+test("one read of the records answers for every drain asked about within reuseMs; a failed read is not reused", async () => {
+  let reads = 0;
+  let fail = false;
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  const counting = new Proxy(client, {
+    get(target, name, receiver) {
+      if (name !== "range") return Reflect.get(target, name, receiver);
+      return async (...args: Parameters<EtcdClient["range"]>) => {
+        reads++;
+        if (fail) throw new Error("etcd unreachable");
+        return target.range(...args);
+      };
+    },
+  });
+  const peers = drainPeerReader(counting, "/membership-reuse", "a", 60_000);
+  expect(await Promise.all([peers("web", "b1", "d"), peers("web", "b2", "d"), peers("api", "x", "d")])).toEqual([
+    { active: 0, inactive: 0 },
+    { active: 0, inactive: 0 },
+    { active: 0, inactive: 0 },
+  ]);
+  expect(reads).toBe(1);
+  const failing = drainPeerReader(counting, "/membership-reuse", "a", 60_000);
+  fail = true;
+  await expect(failing("web", "b1", "d")).rejects.toThrow("etcd unreachable");
+  fail = false;
+  expect(await failing("web", "b1", "d")).toEqual({ active: 0, inactive: 0 });
+  expect(reads).toBe(3);
 });
