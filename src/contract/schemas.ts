@@ -249,6 +249,13 @@ export const DrainView = Type.Object(
     then: Type.Union(DRAIN_THEN.map((v) => Type.Literal(v))),
     seconds_left: Type.Integer({ description: "until the deadline; 0 once passed or drained" }),
     node: Type.Union([Type.String(), Type.Null()], { description: "the fleet node that started it (it decides the end); null on one node" }),
+    others: Type.Optional(
+      Type.Union([Type.Object({ active: Type.Integer(), inactive: Type.Integer() }), Type.Null()], {
+        description:
+          "fleet, on the node that started it: the other live nodes' connections left, as it last read them once its own had ended " +
+          "(null: a node has not said yet); absent on one node, on the other nodes and before it asked",
+      }),
+    ),
   },
   { description: "a drain in progress or held" },
 );

@@ -59,6 +59,8 @@ export class DrainWatch {
   readonly #since = new Map<string, number>();
   /** The last error reading the other nodes' counts (null once they were read), so that each is logged once. */
   #peersFailing: string | null = null;
+  /** The other nodes' counts as last read for each drain this node asked about, by "service/backend/started". */
+  readonly #peersRead = new Map<string, ConnCounts | null>();
 
   constructor(parts: DrainWatchParts) {
     this.#p = parts;
@@ -73,6 +75,11 @@ export class DrainWatch {
     }
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => void this.#tick(), 0);
+  }
+
+  /** The other nodes' counts this node last read for a drain (DrainView.others); undefined when it has not asked. */
+  othersRead(service: string, backend: string, drain: DrainState): ConnCounts | null | undefined {
+    return this.#peersRead.get(`${service}/${backend}/${drain.started}`);
   }
 
   /** Publish every drain's counts at the next look, changed or not (a follower that starts late). */
@@ -161,7 +168,11 @@ export class DrainWatch {
         const facts = { conns, now: this.#p.now(), udp: t.udp, node: this.#p.node, watchedMs: this.#p.monotonic() - since, peers: NO_CONNS };
         let decision: DrainDecision = drainDecision(t.drain, facts);
         // Its connections here have ended: the other nodes' too? (A deadline or a UDP service needs no asking.)
-        if (decision === "drained" && !t.udp && this.#p.peers !== null) decision = drainDecision(t.drain, { ...facts, peers: await this.#peers(t) });
+        if (decision === "drained" && !t.udp && this.#p.peers !== null) {
+          const peers = await this.#peers(t);
+          this.#peersRead.set(id, peers);
+          decision = drainDecision(t.drain, { ...facts, peers });
+        }
         if (decision === "drained" || decision === "timeout") {
           if (this.#stopped) return 0;
           await this.#p.finish(t, decision, conns);
@@ -170,7 +181,7 @@ export class DrainWatch {
         if (decision === "wait") waiting++;
       }
     }
-    for (const seen of [this.#seen, this.#since]) for (const id of [...seen.keys()]) if (!live.has(id)) seen.delete(id);
+    for (const seen of [this.#seen, this.#since, this.#peersRead]) for (const id of [...seen.keys()]) if (!live.has(id)) seen.delete(id);
     return waiting;
   }
 }

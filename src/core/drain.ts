@@ -141,10 +141,15 @@ export interface DrainView {
   then: DrainThen;
   seconds_left: number;
   node: string | null;
+  /**
+   * Fleet, on the node that started the drain: the other live nodes' connections left, as it last read them once its
+   * own had ended (null: a node has not said yet). Absent on one node, on the other nodes, and before it asked.
+   */
+  others?: ConnCounts | null;
 }
 
-/** The view of `drain` at `now`. */
-export function drainView(drain: DrainState, now: number): DrainView {
+/** The view of `drain` at `now`; `others` as DrainView says (undefined: left out). */
+export function drainView(drain: DrainState, now: number, others?: ConnCounts | null): DrainView {
   return {
     state: drain.phase,
     started: new Date(drain.started).toISOString(),
@@ -152,6 +157,7 @@ export function drainView(drain: DrainState, now: number): DrainView {
     then: drain.then,
     seconds_left: drain.phase === "drained" ? 0 : Math.max(0, Math.ceil((drain.deadline - now) / 1000)),
     node: drain.node,
+    ...(others !== undefined && drain.phase === "draining" ? { others } : {}),
   };
 }
 

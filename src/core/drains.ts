@@ -67,6 +67,11 @@ export class Drains {
     this.#watch.stop();
   }
 
+  /** The other nodes' counts last read for a drain this node started (DrainView.others). */
+  othersRead(service: string, backend: string, drain: DrainState): ConnCounts | null | undefined {
+    return this.#watch.othersRead(service, backend, drain);
+  }
+
   /** Publish every drain's counts again at the next look (Gorb.announceDrainCounts). */
   announce(): void {
     this.#watch.announce();

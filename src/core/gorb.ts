@@ -200,6 +200,7 @@ export class Gorb {
       driver: this.#driver,
       log: this.#log,
       inKernel: this.#exposure.inKernel,
+      drainOthers: (service, backend, drain) => this.#drains.othersRead(service, backend, drain),
       now,
     });
     this.#tx = new Transactions({

@@ -7,7 +7,7 @@ import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import { type Destination, type ServiceWithDestinations, isFwmarkKey } from "../ipvs/types.ts";
 import { desiredDestination, backendDestId, serviceQuorumCounts, sorryActive, type BackendRecord, type DesiredState, type ServiceRecord } from "./desired-state.ts";
-import { drainView } from "./drain.ts";
+import { drainView, type ConnCounts, type DrainState } from "./drain.ts";
 import { NotFoundError } from "./errors.ts";
 import { backendHealthOf, type BackendHealth, type HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
@@ -68,6 +68,7 @@ export class Queries {
   readonly #inKernel: (id: string) => boolean;
 
   readonly #now: () => number;
+  readonly #drainOthers: (service: string, backend: string, drain: DrainState) => ConnCounts | null | undefined;
 
   constructor(parts: {
     desired: DesiredState;
@@ -77,9 +78,12 @@ export class Queries {
     log: Logger;
     /** Whether the kernel has service `id` (Exposure.inKernel, ./exposure.ts). */
     inKernel: (id: string) => boolean;
+    /** The other fleet nodes' counts last read for a drain (DrainView.others). @default none */
+    drainOthers?: (service: string, backend: string, drain: DrainState) => ConnCounts | null | undefined;
     now?: () => number;
   }) {
     this.#now = parts.now ?? Date.now;
+    this.#drainOthers = parts.drainOthers ?? (() => undefined);
     this.#inKernel = parts.inKernel;
     this.#desired = parts.desired;
     this.#writer = parts.writer;
@@ -233,7 +237,7 @@ export class Queries {
         stats: null,
         active_conns: null,
         inactive_conns: null,
-        drain: backend.drain === null ? null : drainView(backend.drain, now),
+        drain: backend.drain === null ? null : drainView(backend.drain, now, this.#drainOthers(record.id, backend.id, backend.drain)),
       };
       views.push(view);
       backends.push({ view, address: backend.address.address, port: spec.port, destId });
@@ -310,7 +314,7 @@ export class Queries {
       metrics: metricsView(this.#liveHealth(backend)),
       effective_weight: this.effectiveWeight(service, backend),
       ...destinationCounters(dest),
-      drain: backend.drain === null ? null : drainView(backend.drain, this.#now()),
+      drain: backend.drain === null ? null : drainView(backend.drain, this.#now(), this.#drainOthers(service.id, backend.id, backend.drain)),
     };
   }
 }

@@ -31,7 +31,10 @@ function drainProgressLine(service: string, name: string, info: BackendInfo): st
   if (drain.state === "drained") return `${service}/${name}: drained, held at weight 0`;
   const m = Math.floor(drain.seconds_left / 60);
   const s = String(drain.seconds_left % 60).padStart(2, "0");
-  return `${service}/${name}: draining, ${conns} connection(s) left, ${m}:${s} to the deadline, then ${drain.then}`;
+  // In a fleet, once this node's connections have ended it waits for the other nodes' (the drain's `others`).
+  const others =
+    drain.others === undefined ? "" : drain.others === null ? " (other nodes: not all have said yet)" : ` (other nodes: ${drain.others.active} active, ${drain.others.inactive} inactive)`;
+  return `${service}/${name}: draining, ${conns} connection(s) left${others}, ${m}:${s} to the deadline, then ${drain.then}`;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

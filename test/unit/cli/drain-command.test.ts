@@ -90,6 +90,33 @@ describe("gorb backend drain and undrain", () => {
     }
   });
 
+  test("in a fleet, the progress line says what the other nodes still hold once this node's connections have ended", async () => {
+    // A starting node's answers: its own count 0, the others' 2 active, then a node that has not said, then removed.
+    const drain = { state: "draining", started: "2026-12-05T08:00:00.000Z", deadline: "2026-12-05T08:05:00.000Z", then: "remove", seconds_left: 300, node: "lb1" };
+    const answers = [{ others: { active: 2, inactive: 1 } }, { others: null }];
+    const fake = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => {
+        if (request.method === "POST") return Response.json(drain);
+        const next = answers.shift();
+        if (next === undefined) return Response.json({ error: 'backend "b1" of service "web" not found', code: "NOT_FOUND" }, { status: 404 });
+        return Response.json({ options: {}, metrics: {}, effective_weight: 0, stats: null, active_conns: 0, inactive_conns: 0, drain: { ...drain, ...next } });
+      },
+    });
+    try {
+      const run = await runGorb(["backend", "drain", "web", "b1"], { GORB_SERVER: `http://127.0.0.1:${fake.port}` });
+      expect(run.code).toBe(0);
+      expect(run.stderr.split("\n").filter((l) => l.startsWith("web/b1"))).toEqual([
+        "web/b1: draining, 0 active, 0 inactive connection(s) left (other nodes: 2 active, 1 inactive), 5:00 to the deadline, then remove",
+        "web/b1: draining, 0 active, 0 inactive connection(s) left (other nodes: not all have said yet), 5:00 to the deadline, then remove",
+      ]);
+      expect(run.stderr).toContain("backend web/b1 drained and removed");
+    } finally {
+      fake.stop(true);
+    }
+  });
+
   test("bad flags are usage errors; the daemon's refusals keep their exit codes", async () => {
     expect((await runGorb(["backend", "drain", "web", "b1", "--then", "explode"], env)).code).toBe(2);
     const bad = await runGorb(["backend", "drain", "web", "b1", "--timeout", "5"], env);

@@ -208,8 +208,10 @@ describe("a drain in a fleet", () => {
     await a.gorb.drainBackend("web", "b1", { timeout: "1h" });
     // A's own count is 0 at its first look; three times it asked the others and was told B has 2 left.
     await watch.done;
-    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    // A's view says what it waits for; B, which did not start it, asks nobody.
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a", others: { active: 2, inactive: 0 } });
     expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", node: "a" });
+    expect((await b.gorb.getBackend("web", "b1")).drain).not.toHaveProperty("others");
     expect(weights(b.driver)).toEqual({ "10.1.0.1": 0 });
 
     // B's connections end: B publishes it, and A ends the drain; the removal reaches B.
@@ -237,7 +239,7 @@ describe("a drain in a fleet", () => {
     const timedOut = next(a.gorb, drainPhase("timeout"));
     await a.gorb.drainBackend("web", "b1", { timeout: "2s" });
     await watch.done;
-    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining" });
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "draining", others: null });
     // Its own kernel had no connection left all along: the deadline ends it, not a count.
     expect(await timedOut).toMatchObject({ backend: "b1", phase: "timeout", active: 0, inactive: 0 });
   }, 30_000);
