@@ -384,7 +384,10 @@ describe("fleet: two gorb nodes on a 3-member etcd", () => {
         const counts = (name: string) => nodes.find((n) => n.node === name)?.drains?.[path];
         return counts("a")?.active === 0 && counts("a")?.inactive === 0 && counts("b")?.active === 1;
       });
-      expect(((await call(A, "GET", `/service/held/${be.name}`)).json as { drain: unknown }).drain).toMatchObject({ state: "draining", node: "a" });
+      // A's view of the drain says what it waits for: B's one connection.
+      const drainOnA = async () => ((await call(A, "GET", `/service/held/${be.name}`)).json as { drain: { state: string; others?: { active: number } | null } }).drain;
+      await until("A's drain view to show B's connection", async () => (await drainOnA()).others?.active === 1);
+      expect(await drainOnA()).toMatchObject({ state: "draining", node: "a", others: { active: 1, inactive: 0 } });
       expect(held(A)).toMatchObject({ weight: 0 });
       expect(held(B)).toMatchObject({ weight: 0, activeConns: 1 });
       // The connection still talks through B.
