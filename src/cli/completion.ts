@@ -10,7 +10,8 @@
  *
  * Arguments that name a service or a backend that exists (valueHint "service", "backend": `gorb backend rm web b1`)
  * are completed with the ids the daemon has: the scripts run the hidden `gorb __ids [SERVICE]` (./commands/ids.ts)
- * with the line's --server, --token, --token-file and --ca. That is the only part that runs gorb, and needs the daemon.
+ * with the line's --server, --token, --token-file and --ca (and --direct: then the kernel's ids, as --direct names
+ * them). That is the only part that runs gorb, and needs the daemon (or, with --direct, the kernel).
  *
  * A value may be given in the flag's word (`--pulse=http`) or the next one (`--pulse http`); both are completed. After
  * "--" every word is an argument, as the runner reads it: no flag and no command is completed there.
@@ -53,6 +54,8 @@ export type IdKind = "service" | "backend";
 
 /** The connection flags passed on to `gorb __ids`: the line's own, so it asks the daemon the command would. */
 const CONNECTION_FLAGS = ["--server", "--token", "--token-file", "--ca"] as const;
+/** Passed on too: the command reads the kernel's table instead of the daemon, and so do its ids. */
+const DIRECT_FLAG = "--direct";
 
 /** What a value names on the local host, for completion: a file, a directory, or nothing local. */
 export type LocalNames = "file" | "dir" | null;
@@ -269,6 +272,7 @@ ${fn}() {
     if [[ "$w" == -* ]]; then
       case "\${w%%=*}" in
         ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("$w"); elif ((i + 1 < cword)); then conn+=("$w" "\${words[i+1]}"); fi ;;
+        ${DIRECT_FLAG}) conn+=("$w") ;;
       esac
       if [[ "$w" == *=* ]]; then continue; fi
       if ${fn}_takes_value "$path|$w"; then
@@ -366,6 +370,7 @@ ${fn}_idlist() {
     [[ "$w" == -- ]] && break
     case "\${w%%=*}" in
       ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("$w"); elif ((i + 1 < CURRENT)); then conn+=("$w" "\${(Q)words[i+1]}"); fi ;;
+      ${DIRECT_FLAG}) conn+=("$w") ;;
     esac
   done
   if [[ "$1" == backend ]]; then
@@ -471,6 +476,8 @@ export function fishScript(prog: string, tree: readonly CompletionNode[]): strin
     "                else if test $i -lt (count $words)",
     "                    set -a conn $w $words[(math $i + 1)]",
     "                end",
+    `            case ${DIRECT_FLAG}`,
+    "                set -a conn $w",
     "        end",
     "    end",
     "    if test \"$argv[1]\" = backend",

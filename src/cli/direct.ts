@@ -412,6 +412,16 @@ export async function serviceLs(json: boolean): Promise<number> {
   return EXIT.OK;
 }
 
+/**
+ * `gorb __ids --direct [SERVICE]` (the completion scripts, with --direct on the line): the kernel's services as
+ * --direct names them (tcp:ADDR:PORT, fwmark:N), or SERVICE's destinations (ADDR:PORT).
+ */
+export async function directIds(service: string | undefined): Promise<string[]> {
+  if (service === undefined) return (await withDriver((d) => d.listServices())).map((s) => formatServiceName(s.key));
+  const key = parseServiceName(service);
+  return (await withDriver((d) => d.listDestinations(key))).map((dest) => formatBackendName(dest));
+}
+
 /** `gorb service show NAME --direct`. */
 export async function serviceShow(name: string, json: boolean): Promise<number> {
   const key = parseServiceName(name);

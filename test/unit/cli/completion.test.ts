@@ -364,6 +364,30 @@ describe("ids from the daemon: services and backends that exist", () => {
     }
   });
 
+  test("the line's --direct is passed on: the ids are then the kernel's (gorb __ids --direct)", async () => {
+    // A `gorb` that answers with what it was asked, as one id.
+    const stubDir = mkdtempSync(join(tmpdir(), "gorb-completion-stub-"));
+    writeFileSync(join(stubDir, "gorb"), `#!/bin/sh\necho "asked:$*"\n`, { mode: 0o755 });
+    const stubbed = async (shellArgv: string[], cwd: string) => {
+      const proc = Bun.spawn(shellArgv, { stdout: "pipe", stderr: "pipe", cwd, env: { ...shellEnv(), PATH: `${stubDir}:${process.env.PATH ?? "/usr/bin:/bin"}` } });
+      const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      expect(stderr).toBe("");
+      return stdout.split("\n").filter((l) => l !== "");
+    };
+    try {
+      const bash = await script("bash");
+      expect(await stubbed(["bash", "--norc", "--noprofile", "-c", bashProgram(bash, ["gorb", "backend", "rm", "--direct", "tcp:10.0.0.1:80", ""])], stubDir)).toEqual([
+        "asked:__ids\\ --direct\\ --\\ tcp:10.0.0.1:80",
+      ]);
+      const fishFile = join(stubDir, "gorb.fish");
+      writeFileSync(fishFile, await script("fish"));
+      expect(await stubbed(["fish", "--no-config", "-c", `source ${fishFile}; complete -C "gorb service show --direct "`], stubDir)).toEqual(["asked:__ids --direct"]);
+      expect(await script("zsh")).toContain("--direct) conn+=(\"$w\") ;;");
+    } finally {
+      rmSync(stubDir, { recursive: true, force: true });
+    }
+  });
+
   test("fish: the same ids, taken as text", async () => {
     const source = await script("fish");
     const dir = mkdtempSync(join(tmpdir(), "gorb-completion-ids-"));

@@ -150,6 +150,18 @@ describe("gorb backend --direct", () => {
   });
 });
 
+describe("gorb __ids --direct (the completion scripts, with --direct on the line)", () => {
+  test("the kernel's services as --direct names them, then a service's destinations", async () => {
+    await ok(["service", "add", "tcp:10.0.0.1:80"]);
+    await ok(["service", "add", "fwmark:7"]);
+    await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1:8080"]);
+    await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.2"]);
+    expect((await ok(["__ids"])).split("\n").filter((l) => l !== "").sort()).toEqual(["fwmark:7", "tcp:10.0.0.1:80"]);
+    expect((await ok(["__ids", "tcp:10.0.0.1:80"])).split("\n").filter((l) => l !== "").sort()).toEqual(["10.1.0.1:8080", "10.1.0.2:80"]);
+    expect((await runGorb(["__ids", "tcp:10.9.9.9:80", "--direct"])).code).toBe(EXIT.NOT_FOUND);
+  });
+});
+
 describe("status --direct --watch", () => {
   test("a service the kernel does not have, or a name that is none, ends the watch at once as without --watch", async () => {
     for (const name of ["tcp:10.0.0.9:80", "web"]) {
