@@ -44,6 +44,7 @@ export class Drains {
 
   constructor(parts: DrainParts) {
     this.#p = parts;
+    const peers = parts.peers;
     this.#watch = new DrainWatch({
       targets: () => drainTargets(parts.desired),
       read: (key) => parts.driver.listDestinations(key),
@@ -52,7 +53,7 @@ export class Drains {
       now: parts.now,
       monotonic: parts.monotonic,
       node: parts.nodeId,
-      peers: parts.peers === null ? null : (t) => (parts.peers as NonNullable<DrainParts["peers"]>)(t.service, t.backend, t.drain),
+      peers: peers === null ? null : (t) => peers(t.service, t.backend, t.drain),
       pollMs: parts.pollMs,
       log: parts.log,
     });
