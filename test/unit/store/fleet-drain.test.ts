@@ -46,14 +46,19 @@ function weights(driver: ConnsDriver): Record<string, number> {
   return Object.fromEntries(driver.peek().flatMap((s) => s.destinations.map((d) => [d.address, d.weight])));
 }
 
-/** Nodes a and b on `prefix`, service web with backend b1 (pulse none) created through a, once b has it. */
-async function twoNodesWithB1(prefix: string) {
-  const a = await node("a", prefix);
-  const b = await node("b", prefix);
+/** Service web with backend b1 (pulse none) created through `a`, once `b` has it. */
+async function webWithB1(a: { readonly gorb: Gorb }, b: { readonly gorb: Gorb }): Promise<void> {
   const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
   await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
   await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
   await created;
+}
+
+/** Nodes a and b on `prefix`, service web with backend b1 (pulse none) created through a, once b has it. */
+async function twoNodesWithB1(prefix: string) {
+  const a = await node("a", prefix);
+  const b = await node("b", prefix);
+  await webWithB1(a, b);
   return { a, b };
 }
 
@@ -177,10 +182,7 @@ describe("a drain in a fleet", () => {
     const prefix = `/fleetdrainclock${Date.now()}`;
     const a = await node("a", prefix);
     const b = await node("b", prefix, { now: () => Date.now() + 86_400_000 });
-    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
-    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
-    await created;
+    await webWithB1(a, b);
     a.driver.conns.set("10.1.0.1:80", { active: 1, inactive: 0 });
 
     // B sees A's drain and looks at it (its first look publishes progress, then decides in the same look).
@@ -198,10 +200,7 @@ describe("a drain in a fleet", () => {
     let watch = answers((peers) => peers !== null && peers.active === 2, 3);
     const a = await memberNode("a", prefix, (peers) => watch.note(peers));
     const b = await memberNode("b", prefix);
-    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
-    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
-    await created;
+    await webWithB1(a, b);
     // The clients that reach b1 through B: none through A.
     b.driver.conns.set("10.1.0.1:80", { active: 2, inactive: 0 });
 
@@ -250,10 +249,7 @@ describe("a drain in a fleet", () => {
     const a = await memberNode("a", prefix, (peers) => watch.note(peers));
     // B follows the state, and registers only later.
     const b = await memberNode("b", prefix, () => {}, { joinLater: true });
-    const created = next(b.gorb, (e) => (e.type === "backend.created" && e.data.backend === "b1" ? true : undefined));
-    await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-    await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
-    await created;
+    await webWithB1(a, b);
 
     // A still has a connection; B looks at the drain (none there) before its membership follows the events, as a
     // restarted node's drain watch does at restore.
