@@ -2,8 +2,9 @@
  * `gorb __ids [SERVICE]` (hidden: neither in the help nor completed): what the completion scripts offer for an
  * argument that names a service or a backend that exists, read from the daemon: its service ids, or SERVICE's
  * backend ids, one per line. With --direct (on the line being completed), the kernel's instead, as --direct names
- * them: its services (tcp:ADDR:PORT, fwmark:N), or SERVICE's destinations (ADDR:PORT). The scripts run it at a TAB with the --server, --token, --token-file and --ca of the
- * line being completed (else GORB_SERVER, GORB_TOKEN, ... as for any command), and discard what it says on stderr.
+ * them: its services (tcp:ADDR:PORT, fwmark:N), or SERVICE's destinations (ADDR:PORT). The scripts run it at a TAB
+ * with the --server, --token, --token-file and --ca of the line being completed (else GORB_SERVER, GORB_TOKEN, ...
+ * as for any command), and discard what it says on stderr.
  * A TAB must not hang: the daemon has COMPLETION_TIMEOUT_MS to answer. Its errors are any command's (an unreachable
  * daemon exits 3, an unknown service 4).
  */
