@@ -38,7 +38,13 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError(limit);
   if (request.body === null) return undefined;
-  const bytes = Number.isFinite(declared) ? await readDeclared(request, limit, deadlineMs) : await readLimited(request.body, limit, deadlineMs);
+  const deadline = deadlineIn(deadlineMs);
+  let bytes: Uint8Array;
+  try {
+    bytes = Number.isFinite(declared) ? await readDeclared(request, limit, deadline) : await readLimited(request.body, limit, deadline);
+  } finally {
+    deadline.clear();
+  }
   let text: string;
   try {
     text = UTF8.decode(bytes);
@@ -57,40 +63,42 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   }
 }
 
+/** The time a whole body has to arrive: `before(work)` settles as `work` does, or with a 408 once it has passed. */
+interface Deadline {
+  before<T>(work: Promise<T>): Promise<T>;
+  clear(): void;
+}
+
+function deadlineIn(ms: number): Deadline {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RequestTimeoutError(ms)), ms);
+  });
+  // Only a read in progress waits on it; passing with none is no unhandled rejection.
+  late.catch(() => {});
+  return { before: (work) => Promise.race([work, late]), clear: () => clearTimeout(timer) };
+}
+
 /**
- * A body that declared its length (at most `limit`, checked before): read whole, in one call, within `deadlineMs`
+ * A body that declared its length (at most `limit`, checked before): read whole, in one call, before `deadline`
  * (408 after; the connection is then closed, which ends the read). Far cheaper than a stream reader, chunk by
  * chunk, for the small body of every PUT. Checked against `limit` again once read: a request built in-process can
  * carry more than it declares.
  */
-async function readDeclared(request: Request, limit: number, deadlineMs: number): Promise<Uint8Array> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), deadlineMs);
-  });
-  try {
-    const read = await Promise.race([request.arrayBuffer(), late]);
-    if (read === "late") throw new RequestTimeoutError(deadlineMs);
-    if (read.byteLength > limit) throw new PayloadTooLargeError(limit);
-    return new Uint8Array(read);
-  } finally {
-    clearTimeout(timer);
-  }
+async function readDeclared(request: Request, limit: number, deadline: Deadline): Promise<Uint8Array> {
+  const read = await deadline.before(request.arrayBuffer());
+  if (read.byteLength > limit) throw new PayloadTooLargeError(limit);
+  return new Uint8Array(read);
 }
 
-/** A body read chunk by chunk up to `limit` bytes (413 beyond) within `deadlineMs` (408 after; the read is cancelled). */
-async function readLimited(body: ReadableStream<Uint8Array>, limit: number, deadlineMs: number): Promise<Uint8Array> {
+/** A body read chunk by chunk up to `limit` bytes (413 beyond) before `deadline` (408 after; the read is cancelled). */
+async function readLimited(body: ReadableStream<Uint8Array>, limit: number, deadline: Deadline): Promise<Uint8Array> {
   const reader = body.getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), deadlineMs);
-  });
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
     for (;;) {
-      const next = await Promise.race([reader.read(), late]);
-      if (next === "late") throw new RequestTimeoutError(deadlineMs);
+      const next = await deadline.before(reader.read());
       if (next.done) break;
       size += next.value.byteLength;
       if (size > limit) throw new PayloadTooLargeError(limit);
@@ -99,8 +107,6 @@ async function readLimited(body: ReadableStream<Uint8Array>, limit: number, dead
   } catch (error) {
     await reader.cancel().catch(() => {});
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
   const bytes = new Uint8Array(size);
   let offset = 0;
