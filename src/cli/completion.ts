@@ -206,13 +206,36 @@ ${idCases.join("\n")}
 # The ids are matched and quoted here, never given to compgen -W: that expands \$(...) in its words, and an id is the
 # daemon's, free-form text.
 ${fn}_arg() {
-  local kind id
+  local kind id typed service="" c
+  local -a flags=()
   COMPREPLY=($(compgen -W "$( (($2 == 0)) && ${fn}_values "$1|#1")" -- "$3"))
   kind="$(${fn}_ids "$1|#$(($2 + 1))")"
   [[ -n "$kind" ]] || return 0
+  # The words as typed ("my web", my\\ web) are what gorb will be given: the same text, unquoted.
+  typed="$(${fn}_unquote "$3")"
+  for c in "\${conn[@]}"; do flags+=("$(${fn}_unquote "$c")"); done
+  if [[ "$kind" == backend ]]; then service="$(${fn}_unquote "\${args[0]}")"; fi
   while IFS= read -r id; do
-    if [[ -n "$id" && "$id" == "$3"* ]]; then COMPREPLY+=("$(printf '%q' "$id")"); fi
-  done < <(if [[ "$kind" == backend ]]; then ${prog} __ids "\${conn[@]}" -- "\${args[0]}"; else ${prog} __ids "\${conn[@]}"; fi 2>/dev/null)
+    if [[ -n "$id" && "$id" == "$typed"* ]]; then COMPREPLY+=("$(printf '%q' "$id")"); fi
+  done < <(if [[ "$kind" == backend ]]; then ${prog} __ids "\${flags[@]}" -- "$service"; else ${prog} __ids "\${flags[@]}"; fi 2>/dev/null)
+}
+# A word as the shell will read it, without running anything: '...', "..." (with its \\ escapes) and \\ removed.
+# A quote not closed yet (the word being typed) runs to the word's end.
+${fn}_unquote() {
+  local w="$1" out="" q="" c j
+  for ((j = 0; j < \${#w}; j++)); do
+    c="\${w:j:1}"
+    if [[ "$q" == "'" ]]; then
+      if [[ "$c" == "'" ]]; then q=""; else out+="$c"; fi
+    elif [[ "$q" == '"' ]]; then
+      if [[ "$c" == '"' ]]; then q=""
+      elif [[ "$c" == '\\' && "\${w:j+1:1}" == [\\\\\\"\\$\\\`] ]]; then ((j++)); out+="\${w:j:1}"
+      else out+="$c"; fi
+    elif [[ "$c" == "'" || "$c" == '"' ]]; then q="$c"
+    elif [[ "$c" == '\\' ]]; then ((j++)); out+="\${w:j:1}"
+    else out+="$c"; fi
+  done
+  printf '%s' "$out"
 }
 # A flag whose value is required (it is the next word unless given as --flag=VALUE).
 ${fn}_takes_value() {
@@ -369,7 +392,7 @@ ${fn}_idlist() {
     w=\${words[i]}
     [[ "$w" == -- ]] && break
     case "\${w%%=*}" in
-      ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("$w"); elif ((i + 1 < CURRENT)); then conn+=("$w" "\${(Q)words[i+1]}"); fi ;;
+      ${CONNECTION_FLAGS.join("|")}) if [[ "$w" == *=* ]]; then conn+=("\${(Q)w}"); elif ((i + 1 < CURRENT)); then conn+=("$w" "\${(Q)words[i+1]}"); fi ;;
       ${DIRECT_FLAG}) conn+=("$w") ;;
     esac
   done

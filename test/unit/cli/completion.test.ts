@@ -315,11 +315,13 @@ describe("ids from the daemon: services and backends that exist", () => {
     await put(`/service/${encodeURIComponent(hostile)}`, { host: "10.0.0.3", port: 80 });
     await put("/service/web/b1", { host: "10.1.0.1", port: 80 });
     await put("/service/web/b2", { host: "10.1.0.2", port: 80 });
+    await put(`/service/${encodeURIComponent("my web")}`, { host: "10.0.0.4", port: 80 });
+    await put(`/service/${encodeURIComponent("my web")}/b9`, { host: "10.1.0.9", port: 80 });
   });
   afterAll(() => server.stop());
 
   test("gorb __ids prints the service ids, or a service's backend ids, one per line; errors as any command's", async () => {
-    expect(await runGorb(["__ids", "--server", server.url])).toEqual({ code: 0, stdout: `${hostile}\nweb\nweb2\n`, stderr: "" });
+    expect(await runGorb(["__ids", "--server", server.url])).toEqual({ code: 0, stdout: `${hostile}\nmy web\nweb\nweb2\n`, stderr: "" });
     expect(await runGorb(["__ids", "--server", server.url, "--", "web"])).toEqual({ code: 0, stdout: "b1\nb2\n", stderr: "" });
     expect(await runGorb(["__ids", "--server", server.url, "web2"])).toEqual({ code: 0, stdout: "", stderr: "" });
     expect((await runGorb(["__ids", "--server", server.url, "nope"])).code).toBe(4);
@@ -341,7 +343,14 @@ describe("ids from the daemon: services and backends that exist", () => {
     const dir = mkdtempSync(join(tmpdir(), "gorb-completion-ids-"));
     try {
       const quoted = "\\$\\(touch\\ pwned\\)";
-      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", ""], dir, server.url)).toEqual([quoted, "web", "web2"]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "rm", ""], dir, server.url)).toEqual([quoted, "my\\ web", "web", "web2"]);
+      // A service typed quoted, in any of the shell's ways, is the daemon's id unquoted; so is a word being typed.
+      for (const typed of ['"my web"', "my\\ web", "'my web'", '"my"\\ w"eb"']) {
+        expect(await bashCompleteIds(source, ["gorb", "backend", "drain", typed, ""], dir, server.url)).toEqual(["b9"]);
+      }
+      expect(await bashCompleteIds(source, ["gorb", "service", "show", '"my w'], dir, server.url)).toEqual(["my\\ web"]);
+      expect(await bashCompleteIds(source, ["gorb", "service", "show", "my\\ "], dir, server.url)).toEqual(["my\\ web"]);
+      expect(await bashCompleteIds(source, ["gorb", "backend", "show", "--server", `'${server.url}'`, "web", ""], dir, CLOSED)).toEqual(["b1", "b2"]);
       expect(await bashCompleteIds(source, ["gorb", "backend", "rm", "we"], dir, server.url)).toEqual(["web", "web2"]);
       expect(await bashCompleteIds(source, ["gorb", "backend", "drain", "web", ""], dir, server.url)).toEqual(["b1", "b2"]);
       expect(await bashCompleteIds(source, ["gorb", "status", "w"], dir, server.url)).toEqual(["web", "web2"]);
@@ -398,8 +407,10 @@ describe("ids from the daemon: services and backends that exist", () => {
       return out.filter((l) => !l.startsWith("-")).sort();
     };
     try {
-      expect(await complete("gorb backend rm ")).toEqual([hostile, "web", "web2"]);
+      expect(await complete("gorb backend rm ")).toEqual([hostile, "my web", "web", "web2"]);
       expect(await complete("gorb backend undrain web ")).toEqual(["b1", "b2"]);
+      expect(await complete("gorb backend undrain 'my web' ")).toEqual(["b9"]);
+      expect(await complete("gorb backend undrain my\\ web ")).toEqual(["b9"]);
       expect(await complete(`gorb backend show --server ${server.url} web b`, "http://127.0.0.1:9")).toEqual(["b1", "b2"]);
       expect(await complete("gorb service add ")).toEqual([]);
       expect(await complete("gorb backend rm web b1 ")).toEqual([]);
@@ -421,7 +432,10 @@ describe("ids from the daemon: services and backends that exist", () => {
       return shell(["zsh", "-f", "-c", program], dir, CLOSED);
     };
     try {
-      expect(await ids(["gorb", "--server", server.url, ""], "service")).toEqual([hostile, "web", "web2"]);
+      expect(await ids(["gorb", "--server", server.url, ""], "service")).toEqual([hostile, "my web", "web", "web2"]);
+      // Connection flags typed quoted reach gorb unquoted, in either spelling.
+      expect(await ids(["gorb", `--server="${server.url}"`, "web", ""], "backend", "web")).toEqual(["b1", "b2"]);
+      expect(await ids(["gorb", "--server", `"${server.url}"`, ""], "backend", "my web")).toEqual(["b9"]);
       expect(await ids(["gorb", `--server=${server.url}`, "web", ""], "backend", "web")).toEqual(["b1", "b2"]);
       expect(await ids(["gorb", ""], "service")).toEqual([]);
       expect(existsSync(join(dir, "pwned"))).toBe(false);
