@@ -55,12 +55,38 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   // JSON.parse is one block (about 5 ms per MB): a large body (an apply's set) is parsed after a turn of the event
   // loop, so reading and decoding it is another block, not the same one.
   if (text.length > PARSE_AFTER_TURN_CHARS) await new Promise<void>((resolve) => setImmediate(resolve));
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
     throw new ValidationError("body", `malformed JSON: ${why}`);
   }
+  // A key "toString" can only be spelled literally or with a \u escape: the walk runs only when one may be there.
+  if (text.includes("toString") || text.includes("\\u")) printable(value);
+  return value;
+}
+
+/** What a JSON object with its own "toString" key turns into in a template string (see printable). */
+function printAsObject(): string {
+  return "[object]";
+}
+
+/**
+ * Gives every object of `value` that has its own key "toString" (JSON's, so not a function) a Symbol.toPrimitive that
+ * JSON cannot spell. Without it, such an object cannot be turned into text: `${{"toString": 1}}` throws a TypeError,
+ * and Elysia's validation error builds its messages that way (`but found: ${value}`, elysia 1.4.30), so a body with
+ * `{"host": {"toString": 1}}` was a 500 instead of the 400 naming "host". The key stays: the contract still sees
+ * (and names) it, and symbols are neither validated nor serialised.
+ */
+function printable(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (const item of value) printable(item);
+    return;
+  }
+  if (Object.hasOwn(value, "toString")) Object.defineProperty(value, Symbol.toPrimitive, { value: printAsObject });
+  for (const item of Object.values(value)) printable(item);
 }
 
 /** The time a whole body has to arrive: `before(work)` settles as `work` does, or with a 408 once it has passed. */

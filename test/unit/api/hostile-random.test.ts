@@ -338,10 +338,11 @@ function mayRemove(request: Planned, owner: Owner | null): boolean {
 /** Sequences run (seeds 1..SEEDS, and FOUND) and requests in each; GORB_HOSTILE_SEEDS=1000 runs more (about 80 s). */
 const SEEDS = Number(process.env.GORB_HOSTILE_SEEDS ?? 30);
 /**
- * Seeds run too, where the model was wrong: 1017 (cancelling a drain ends the sorry server's turn) and 1446 (an apply
- * that drops a service it took over from the API deletes that service's API backends with it).
+ * Seeds run too: 2415 (a body with an object holding the key "toString" where a string goes was a 500), and where the
+ * model was wrong, 1017 (cancelling a drain ends the sorry server's turn) and 1446 (an apply that drops a service it
+ * took over from the API deletes that service's API backends with it).
  */
-const FOUND = [1017, 1446];
+const FOUND = [1017, 1446, 2415];
 const STEPS = 40;
 
 /** What is wrong with an answer by itself (a 5xx, an error body without its shape), or null. */
