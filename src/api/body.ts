@@ -80,13 +80,17 @@ function printAsObject(): string {
  * (and names) it, and symbols are neither validated nor serialised.
  */
 function printable(value: unknown): void {
-  if (typeof value !== "object" || value === null) return;
-  if (Array.isArray(value)) {
-    for (const item of value) printable(item);
-    return;
+  // A loop, not recursion: JSON.parse takes nesting far deeper than the call stack would.
+  const pending: unknown[] = [value];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next !== "object" || next === null) continue;
+    if (Array.isArray(next)) {
+      for (const item of next) pending.push(item);
+      continue;
+    }
+    if (Object.hasOwn(next, "toString")) Object.defineProperty(next, Symbol.toPrimitive, { value: printAsObject });
+    for (const item of Object.values(next)) pending.push(item);
   }
-  if (Object.hasOwn(value, "toString")) Object.defineProperty(value, Symbol.toPrimitive, { value: printAsObject });
-  for (const item of Object.values(value)) printable(item);
 }
 
 /** The time a whole body has to arrive: `before(work)` settles as `work` does, or with a 408 once it has passed. */

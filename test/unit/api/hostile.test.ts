@@ -187,6 +187,12 @@ describe("objects with a key \"toString\", which a template string cannot print"
     expect(JSON.stringify([driver.peek(), (await call("GET", "/service?detail=true")).json])).toBe(before);
   });
 
+  test("nested 30,000 deep (JSON.parse takes it): the same 400 as without the key", async () => {
+    const { call } = setup();
+    const reply = await call("PUT", "/service/web", `${"[".repeat(30_000)}{"toString": 1}${"]".repeat(30_000)}`);
+    expect([reply.status, reply.json]).toEqual([400, { error: "body: must be a JSON object, got array", code: "VALIDATION", field: "body" }]);
+  });
+
   test("in an apply's set: 400 naming its path", async () => {
     const { call } = setup();
     const reply = await call("POST", "/apply", '{"services": {"toString": {"host": "10.0.0.1", "port": {"toString": 1}}}}');
