@@ -339,10 +339,10 @@ function mayRemove(request: Planned, owner: Owner | null): boolean {
 const SEEDS = Number(process.env.GORB_HOSTILE_SEEDS ?? 30);
 /**
  * Seeds run too: 2415 (a body with an object holding the key "toString" where a string goes was a 500), and where the
- * model was wrong, 1017 (cancelling a drain ends the sorry server's turn) and 1446 (an apply that drops a service it
- * took over from the API deletes that service's API backends with it).
+ * model was wrong, 1017 (cancelling a drain ends the sorry server's turn), 1446 (an apply that drops a service it took
+ * over from the API deletes that service's API backends with it) and 16849 (both in one step, by two applies at once).
  */
-const FOUND = [1017, 1446, 2415];
+const FOUND = [1017, 1446, 2415, 16849];
 const STEPS = 40;
 
 /** What is wrong with an answer by itself (a 5xx, an error body without its shape), or null. */
@@ -437,9 +437,15 @@ async function runStep(draw: Draw, stack: Stack, where: string): Promise<string 
   }
   // An apply never deletes what the API created: a service, or a backend (also one of a service the set takes over),
   // unless the backend's service is the file's and the set no longer declares it: it goes with its backends (seed 1446).
+  // Two applies at once may do both in one step: one takes a service over, the next drops it (seed 16849).
   const after = objects(stack, false);
-  const applied = requests.some((r) => r.path.startsWith("/apply"));
-  const droppedWith = (id: string) => id.includes("/") && fileServices.has(id.split("/")[0] ?? "") && !after.includes(id.split("/")[0] ?? "");
+  const applies = requests.filter((r) => r.path.startsWith("/apply"));
+  const applied = applies.length > 0;
+  const fileOwned = (service: string) => fileServices.has(service) || (applies.length > 1 && applies.some((r) => declares(r.body, service)));
+  const droppedWith = (id: string) => {
+    const service = id.split("/")[0] ?? "";
+    return (id.includes("/") || applies.length > 1) && fileOwned(service) && !after.includes(service);
+  };
   const lost = applied ? beforeApi.filter((id) => !after.includes(id) && !deletes(requests, id) && !droppedWith(id)) : [];
   if (lost.length > 0) return `${where}: an apply deleted ${lost.join(", ")}, created over the API`;
   const repairs = (await stack.gorb.reconcile()).repairs;
