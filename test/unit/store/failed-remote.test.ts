@@ -15,13 +15,19 @@ const cleanups = cleanupsAfterEach();
 
 const node = (prefix: string) => directNode(etcd.endpoint, prefix, cleanups);
 
-test("a node whose kernel refused another node's change answers 409 to a write of that service, and does not undo the change in etcd", async () => {
-  const prefix = "/failed-remote";
+/** Two nodes on `prefix`, with web/b1 (weight 100) created through A and applied by B. */
+async function twoNodesWithB1(prefix: string) {
   const a = await node(prefix);
   const b = await node(prefix);
   await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
   await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80, weight: 100 });
   expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+  return { a, b };
+}
+
+test("a node whose kernel refused another node's change answers 409 to a write of that service, and does not undo the change in etcd", async () => {
+  const prefix = "/failed-remote";
+  const { a, b } = await twoNodesWithB1(prefix);
 
   // B changes b1's weight; A's kernel refuses the change, so A keeps weight 100.
   a.driver.failNext("update-destination", "ENOMEM");
@@ -69,11 +75,7 @@ test("a service a node failed to apply leaves its `failed` list when another nod
 
 test("a write or an apply through a node that could not apply a service says so, not 'retry', while its kernel keeps refusing", async () => {
   const prefix = "/failed-remote-says";
-  const a = await node(prefix);
-  const b = await node(prefix);
-  await a.gorb.createService("web", { host: "10.0.0.1", port: 80 });
-  await a.gorb.createBackend("web", "b1", { host: "10.1.0.1", port: 80, weight: 100 });
-  expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+  const { a, b } = await twoNodesWithB1(prefix);
 
   // A's kernel refuses B's change of b1 again and again (each retry of A's).
   a.driver.failNext("update-destination", "ENOMEM", 1000);
