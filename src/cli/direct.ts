@@ -13,6 +13,7 @@ import { GorbError, fromIpvsError, ipvsOutcome } from "../core/errors.ts";
 import {
   backendFields,
   backendPatchFields,
+  checkForwardedPort,
   normalizeBackendFields,
   normalizeService,
   normalizeServiceFields,
@@ -270,6 +271,7 @@ export async function destinationConfigFrom(
       : patchBackendFields(backendFields(backendBodyOf(base)), backendPatchFields(flags));
   const service = normalizeService(keyBody(key));
   const spec = normalizeBackendFields(fields, service);
+  if (base === null || "method" in flags) checkForwardedPort(spec, service);
   const address = await resolveBackendAddress(spec, key, noDns);
   return toDestinationConfig(spec, address, key, spec.maintenance ? 0 : spec.weight); // maintenance: weight 0, as the daemon
 }

@@ -17,7 +17,9 @@ import {
   BACKEND_FIELDS,
   SERVICE_FIELDS,
   backendFields,
+  checkForwardedPort,
   checkProbePort,
+  checkSorryPort,
   normalizeBackendFields,
   normalizeServiceFields,
   serviceFields,
@@ -109,7 +111,9 @@ function readBackends(value: unknown, service: ServiceSpec, path: readonly PathS
     try {
       fields = backendFields(obj);
       if (source === "file") refuseDates(obj, []);
-      checkProbePort(normalizeBackendFields(fields, service));
+      const spec = normalizeBackendFields(fields, service);
+      checkProbePort(spec);
+      checkForwardedPort(spec, service);
     } catch (error) {
       throw underPath(error, at);
     }
@@ -132,6 +136,7 @@ function readService(id: string, body: unknown, path: readonly PathSegment[], so
     fields = serviceFields(obj);
     if (source === "file") for (const [key, value] of Object.entries(obj)) if (key !== backendsKey) refuseDates(value, [key]);
     spec = normalizeServiceFields(fields);
+    checkSorryPort(spec);
   } catch (error) {
     throw underPath(error, at);
   }

@@ -239,7 +239,7 @@ export const BACKEND_FIELD_DEFS = {
     ...int(LIMITS.backendPort),
     // Errors say the range of the common case; 0 is only for a fwmark service's backends.
     rangeText: `${LIMITS.port.min}-${LIMITS.port.max}`,
-    description: "default: the service's port (0 only for fwmark services)",
+    description: "default: the service's port (0 only for fwmark services); with method dr, tunnel or local only the service's port",
   },
   weight: { ...int(LIMITS.weight), default: DEFAULTS.weight, description: "0 creates the backend drained" },
   method: { ...oneOf(BACKEND_METHODS), default: DEFAULTS.backendMethod, description: "forwarding method (ipip = tunnel with an IPIP tunnel)" },

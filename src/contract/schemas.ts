@@ -55,7 +55,7 @@ const SorryServerBody = Type.Object(
     host: Type.Optional(
       Type.String({ maxLength: MAX_LENGTH.host, pattern: "^[0-9A-Fa-f.:]+$", "x-problem": "must be an IP address", description: "IP address (required)" }),
     ),
-    port: Type.Optional(Type.Integer({ minimum: LIMITS.port.min, maximum: LIMITS.port.max, description: "default: the service's port" })),
+    port: Type.Optional(Type.Integer({ minimum: LIMITS.port.min, maximum: LIMITS.port.max, description: "default: the service's port; with method dr or ipip only the service's port" })),
     method: Type.Optional(
       Type.Union(SORRY_METHODS.map((v) => Type.Literal(v)), { description: `forwarding method (default: "${DEFAULTS.sorryMethod}")`, "x-default": DEFAULTS.sorryMethod }),
     ),

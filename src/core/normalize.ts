@@ -15,7 +15,9 @@
  *   - `method` (the scheduler) is checked against the schedulers IPVS ships and lower-cased;
  *   - flags may be separated by "|" or "," and are case-insensitive; they are kept under the scheduler's own
  *     names (mh-port on an sh service is sh-port: the same IPVS bit), as the kernel's table shows them;
- *   - unknown keys (also `vsid`, and pulse args a type does not read) are dropped, not kept.
+ *   - unknown keys (also `vsid`, and pulse args a type does not read) are dropped, not kept;
+ *   - a dr, tunnel or local backend (or dr/ipip sorry server) of an address service is on the service's port
+ *     (checkForwardedPort, checkSorryPort: checked on writes only).
  */
 import type { TSchema } from "@sinclair/typebox";
 import { canonicalBackendBody, canonicalServiceBody, compileChecks, contractProblem, type BodyMode } from "../contract/check.ts";
@@ -377,6 +379,34 @@ export function checkProbePort(spec: BackendSpec): void {
   throw new ValidationError(
     "pulse.args.port",
     `is required: this backend has no port (a fwmark service's backend keeps the packet's port), so its ${pulse.type} check needs one; or use pulse type none`,
+  );
+}
+
+/**
+ * Refuses a port IPVS would not use. dr, tunnel (ipip) and local destinations get the client's packets with their
+ * destination port unchanged (only nat rewrites it), so on an address service such a destination on another port
+ * than the service's is reached on the service's port while gorb would check the one given: a backend blamed for a
+ * port no client uses. ipvsadm silently forces the service's port there; gorb says so instead (`pulse.args.port`
+ * checks another port). A fwmark service's destinations keep the packet's port, whatever theirs. Called where a
+ * backend is created or its port or method changed, not on restore or adoption (a saved backend stays as it was).
+ */
+export function checkForwardedPort(spec: BackendSpec, service: ServiceSpec): void {
+  if (service.fwmark !== null || spec.method === "nat" || spec.port === service.port) return;
+  throw new ValidationError(
+    "port",
+    `must be the service's port ${service.port} for a ${spec.method} backend, got ${spec.port}: IPVS forwards ${spec.method} ` +
+      "packets without changing their port (only nat does); leave port out, and set pulse.args.port to check another port",
+  );
+}
+
+/** The same rule for a service's sorry server (`sorry_server.port`), where one is created or changed. */
+export function checkSorryPort(service: ServiceSpec): void {
+  const sorry = service.sorryServer;
+  if (sorry === null || service.fwmark !== null || sorry.method === "nat" || sorry.port === service.port) return;
+  throw new ValidationError(
+    "sorry_server.port",
+    `must be the service's port ${service.port} for method ${sorry.method}, got ${sorry.port}: IPVS forwards ${sorry.method} ` +
+      "packets without changing their port (only nat does); leave it out",
   );
 }
 

@@ -64,9 +64,9 @@ const README_SERVICE = (protocol: string, method: string) => `{
     "method": "${method}",
     "persistent": true
 }`;
-const README_BACKEND = (method: string, type: string) => `{
+const README_BACKEND = (method: string, type: string, port = 12346) => `{
     "host": "10.1.0.1",
-    "port": 12346,
+    "port": ${port},
     "method": "${method}",
     "pulse": {
         "type": "${type}",
@@ -102,10 +102,12 @@ describe("the seed README's requests", () => {
   ])("PUT /service/<service>/<backend> method %s pulse %s (numeric args: the original panicked)", async (method, type) => {
     const { call, driver, health } = setup();
     expectEmptyOk(await call("PUT", "/service/web", README_SERVICE("tcp", "wrr")));
-    expectEmptyOk(await call("PUT", "/service/web/web-1", README_BACKEND(method, type)));
+    // A tunnel keeps the packet's port: its backend is on the service's port (next test).
+    const port = method === "nat" ? 12346 : 12345;
+    expectEmptyOk(await call("PUT", "/service/web/web-1", README_BACKEND(method, type, port)));
     expect(driver.peek()[0]?.destinations[0]).toMatchObject({
       address: "10.1.0.1",
-      port: 12346,
+      port,
       weight: 100,
       forward: method === "nat" ? "nat" : "tunnel",
     });
@@ -115,6 +117,19 @@ describe("the seed README's requests", () => {
     // http reads these args; tcp and none read none of them, so they are dropped rather than kept and echoed.
     const args = type === "http" ? { method: "GET", path: "/health", expect: 200 } : {};
     expect(info.options.pulse).toEqual({ type, interval: "5s", args });
+  });
+
+  test("its tunnel backend on port 12346 of a service on 12345 is a 400 naming port (IPVS keeps a tunnelled packet's port)", async () => {
+    const { call, driver, health } = setup();
+    expectEmptyOk(await call("PUT", "/service/web", README_SERVICE("tcp", "wrr")));
+    expectError(
+      await call("PUT", "/service/web/web-1", README_BACKEND("tunnel", "http")),
+      400,
+      "port: must be the service's port 12345 for a tunnel backend, got 12346: IPVS forwards tunnel packets without changing " +
+        "their port (only nat does); leave port out, and set pulse.args.port to check another port",
+    );
+    expect(driver.peek()[0]?.destinations).toEqual([]);
+    expect(health.targets.size).toBe(0);
   });
 
   test("pulse args as digit strings (what sky-uk/feed sends) work too", async () => {

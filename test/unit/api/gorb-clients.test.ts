@@ -124,9 +124,9 @@ describe("a libnetwork fork's GorbClient (Go; bodies validated by gorb/core befo
     const service = '{"host":"10.0.0.1","port":80,"protocol":"tcp","method":"rr","persistent":true,"DelIfAddr":false}';
     expect(await call("PUT", "/service/web", service, accept)).toEqual({ status: 200, text: "" });
     // core.BackendOptions after Validate(): weight 100, pulse set to an empty pulse.Options (not validated itself).
-    const backend = '{"host":"10.1.0.1","port":8080,"weight":100,"method":"tunnel","pulse":{"type":"","interval":"","args":null}}';
+    const backend = '{"host":"10.1.0.1","port":80,"weight":100,"method":"tunnel","pulse":{"type":"","interval":"","args":null}}';
     expect(await call("PUT", "/service/web/c1", backend, accept)).toEqual({ status: 200, text: "" });
-    expect(driver.peek()[0]?.destinations[0]).toMatchObject({ address: "10.1.0.1", port: 8080, weight: 100, forward: "tunnel" });
+    expect(driver.peek()[0]?.destinations[0]).toMatchObject({ address: "10.1.0.1", port: 80, weight: 100, forward: "tunnel" });
     const pulse = health.target("web", "c1").options;
     expect([pulse.type as string, pulse.intervalMs]).toEqual(["tcp", 60_000]);
     expect((await call("DELETE", "/service/web/c1")).status).toBe(200);

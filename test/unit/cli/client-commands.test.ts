@@ -199,7 +199,7 @@ describe("gorb backend", () => {
 
   test("add maps every backend and pulse flag to its wire field", async () => {
     await ok([
-      "backend", "add", "web", "b2", "--host", "10.1.0.2", "--port", "81", "--weight", "50", "--method", "tunnel",
+      "backend", "add", "web", "b2", "--host", "10.1.0.2", "--port", "8080", "--weight", "50", "--method", "tunnel",
       "--tunnel-type", "gue", "--tunnel-port", "6080", "--tunnel-checksum", "csum", "--upper-threshold", "100",
       "--lower-threshold", "10", "--pulse", "http", "--pulse-path", "/healthz", "--pulse-interval", "5s",
       "--pulse-expect", "200-299", "--pulse-port", "9000", "--pulse-host", "10.1.0.9", "--pulse-method", "HEAD",
@@ -207,7 +207,7 @@ describe("gorb backend", () => {
     ]);
     expect(server.bodies.at(-1)).toEqual({
       host: "10.1.0.2",
-      port: 81,
+      port: 8080,
       weight: 50,
       method: "tunnel",
       tunnel_type: "gue",

@@ -27,7 +27,7 @@ describe("failover flags", () => {
   test("service and backend flags map to the wire fields; show and status print the state", async () => {
     await ok([
       "service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--quorum", "2", "--hysteresis", "1",
-      "--sorry-server", "10.9.0.1:8080", "--sorry-method", "dr", "--quorum-down", "/etc/gorb/hooks/page",
+      "--sorry-server", "10.9.0.1:80", "--sorry-method", "dr", "--quorum-down", "/etc/gorb/hooks/page",
     ]);
     await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--slow-start", "30s"]);
     expect(server.bodies.slice(0, 2)).toEqual([
@@ -36,15 +36,15 @@ describe("failover flags", () => {
         port: 80,
         quorum: 2,
         hysteresis: 1,
-        sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
+        sorry_server: { host: "10.9.0.1", port: 80, method: "dr" },
         quorum_down: "/etc/gorb/hooks/page",
       },
       { host: "10.1.0.1", slow_start: "30s" },
     ]);
     const show = await ok(["service", "show", "web"]);
     expect(show).toContain("quorum");
-    expect(show).toMatch(/sorry server\s+10\.9\.0\.1:8080 \(dr\): SERVING/);
-    expect(await ok(["status"])).toContain("SORRY 10.9.0.1:8080");
+    expect(show).toMatch(/sorry server\s+10\.9\.0\.1:80 \(dr\): SERVING/);
+    expect(await ok(["status"])).toContain("SORRY 10.9.0.1:80");
     await ok(["service", "set", "web", "--sorry-server", "none"]);
     expect(server.bodies.at(-1)).toEqual({ sorry_server: null });
     expect(await ok(["status"])).toContain("NO QUORUM");

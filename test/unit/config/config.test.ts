@@ -92,6 +92,13 @@ describe("configuration files", () => {
         "gorb.toml:6: services.web.backends.b1.pulse.args.Port: unknown arg; type tcp reads: host, port, timeout, rise, fall, backoff, via"],
       ["gorb.yaml", "services:\n  web:\n    port: 80\n    sorry_server:\n      host: 10.0.0.9\n      prot: 8080\n",
         "gorb.yaml:6: services.web.sorry_server.prot: unknown field; known: host, port, method"],
+      // A dr or tunnel destination keeps the packet's port: another one would only be what gorb checks.
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    backends:\n      b1:\n        host: 10.1.0.1\n        port: 8080\n        method: dr\n",
+        "gorb.yaml:7: services.web.backends.b1.port: must be the service's port 80 for a dr backend, got 8080: IPVS forwards dr packets " +
+          "without changing their port (only nat does); leave port out, and set pulse.args.port to check another port"],
+      ["gorb.yaml", "services:\n  web:\n    port: 80\n    sorry_server:\n      host: 10.0.0.9\n      port: 8080\n      method: ipip\n",
+        "gorb.yaml:6: services.web.sorry_server.port: must be the service's port 80 for method ipip, got 8080: IPVS forwards ipip " +
+          "packets without changing their port (only nat does); leave it out"],
       ["gorb.yaml", "- 1\n", "gorb.yaml: (top level): must be a mapping of settings, got a list"],
       // Settings that go together are named as the file names them, not as flags.
       ["gorb.yaml", "store: etcd://10.0.0.1:2379/gorb\netcd_user: root\n", "gorb.yaml: etcd_password_file: etcd_user and etcd_password_file go together"],

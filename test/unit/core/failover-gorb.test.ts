@@ -131,8 +131,8 @@ describe("sorry server", () => {
     const s = await twoBackends({ sorry_server: SORRY });
     for (const b of ["b1", "b2"]) s.health.report("web", b, "down");
     await s.gorb.idle();
-    await s.gorb.updateService("web", { sorry_server: { host: "10.9.0.2", port: 8080, method: "dr" } });
-    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.2:8080 1"]);
+    await s.gorb.updateService("web", { sorry_server: { host: "10.9.0.2", method: "dr" } });
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0", "10.9.0.2:80 1"]);
     expect(s.driver.peek()[0]!.destinations.find((d) => d.address === "10.9.0.2")?.forward).toBe("dr");
     await s.gorb.updateService("web", { sorry_server: null });
     // Without a sorry server and without quorum there is no failover state: the backends keep their (drained) weights.
@@ -696,7 +696,7 @@ describe("the declarative set", () => {
           port: 80,
           quorum: 2,
           hysteresis: 0,
-          sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" },
+          sorry_server: { host: "10.9.0.1", method: "dr" },
           backends: { b1: { host: "10.1.0.1", slow_start: "30s" } },
         },
       },
@@ -706,10 +706,10 @@ describe("the declarative set", () => {
         changes: unknown[];
       }>;
     expect((await post()).changes).toHaveLength(2);
-    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 0, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
+    expect((await s.gorb.getService("web")).options).toMatchObject({ quorum: 2, hysteresis: 0, sorry_server: { host: "10.9.0.1", port: 80, method: "dr" } });
     // Applied like a request: the new service is below its quorum at once, and its sorry server serves.
     expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: true });
-    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:8080 1"]);
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.9.0.1:80 1"]);
     expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 2, hysteresis: 0, sorry: true }]);
     expect((await post()).changes).toEqual([]);
   });
