@@ -176,17 +176,24 @@ export async function resolveDeclared(
  * address, and nothing would change in IPVS), a name as written (it is looked up again on its own).
  */
 function hostIdentity(host: unknown): unknown {
-  return typeof host === "string" && addressFamily(host) !== null ? canonicalAddress(host) : host;
+  return isAddressLiteral(host) ? canonicalAddress(host) : host;
+}
+
+/** Whether `host` is an address literal, whose `address` in a view only repeats it. */
+function isAddressLiteral(host: unknown): host is string {
+  return typeof host === "string" && addressFamily(host) !== null;
 }
 
 /**
  * "a: 1 -> 2" for each wire field that differs between two views (the values as written: a `host` that only
- * spells the same address another way does not differ, and the saved one is kept).
+ * spells the same address another way does not differ, and the saved one is kept). `address` is shown only when a
+ * host is a name (or unset): it is then what the name resolved to, while for two literals it repeats `host`.
  */
 function viewDifferences(before: Record<string, unknown>, after: Record<string, unknown>, skip: readonly string[]): string[] {
   const out: string[] = [];
+  const addressRepeatsHost = isAddressLiteral(before.host) && isAddressLiteral(after.host);
   for (const name of Object.keys(after)) {
-    if (skip.includes(name)) continue;
+    if (skip.includes(name) || (name === "address" && addressRepeatsHost)) continue;
     // The same spelling (the usual case) is compared first: canonical forms only when the two differ.
     if (name === "host" && (before[name] === after[name] || hostIdentity(before[name]) === hostIdentity(after[name]))) continue;
     const a = JSON.stringify(before[name]);

@@ -87,7 +87,16 @@ describe("planning", () => {
     expect(driver.writes()).toEqual([]);
     // What changes is shown as the file spells it.
     expect(lines(await gorb.apply(v6("2001:0DB8:0:0::1", "2001:DB8::11"), { dryRun: true }))).toEqual([
-      'recreate web6/b1: host: "2001:db8::10" -> "2001:DB8::11"; address: "2001:db8::10" -> "2001:db8::11"; [2001:db8::10]:80 -> [2001:db8::11]:80: a new IPVS destination',
+      'recreate web6/b1: host: "2001:db8::10" -> "2001:DB8::11"; [2001:db8::10]:80 -> [2001:db8::11]:80: a new IPVS destination',
+    ]);
+  });
+
+  test("a new address literal is one host line: the address it resolves to is not said twice", async () => {
+    const { gorb } = await applied();
+    const moved = declare({ ...FILE, web: { ...FILE.web, host: "10.0.0.3" } });
+    const changes = lines(await gorb.apply(moved, { dryRun: true })).filter((l) => l.startsWith("recreate"));
+    expect(changes).toEqual([
+      'recreate web: host: "10.0.0.1" -> "10.0.0.3"; tcp 10.0.0.1:80 -> tcp 10.0.0.3:80: a new IPVS service',
     ]);
   });
 
