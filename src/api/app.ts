@@ -164,9 +164,9 @@ async function declaredSet(body: unknown) {
 /**
  * Throws the 400 of a /service/:service[/:backend...] path whose id segment is empty or not valid percent-encoded
  * UTF-8. An empty one ("/service/web/", "/service//b1") names no object: without this check a trailing slash was
- * dropped, so `DELETE /service/web/` (a client's empty backend variable) deleted the whole service. Bun's router
- * decodes a bad segment lossily ("%FF" and "%ZZ" both become U+FFFD), so different URLs would name one object; the
- * raw path is checked here, before routing.
+ * dropped, so `DELETE /service/web/` (a client's empty backend variable) deleted the whole service. A router may
+ * decode a bad segment lossily (Bun's made "%FF" and "%ZZ" both U+FFFD), so different URLs would name one object;
+ * the still-encoded path is checked here, before routing.
  */
 function checkIds(request: Request): void {
   const url = request.url;
@@ -362,6 +362,10 @@ export function createApp(options: AppOptions) {
   // No normalisation by Elysia: every body is put in the contract's canonical form (only known keys) by its
   // route's parse hook before it is validated, and the answers are Responses built here, so Elysia's copy of
   // each body without unknown keys only cost each request time.
+  // systemRouter off: Bun's own router matched the path as the client wrote it, while the request's URL, which the
+  // guard and every check here read, is the parsed one ("\" read as "/", dot segments removed): without a token,
+  // "GET /service/web/..\..\..\ui" was /ui to the guard (no token needed) and backend "..\..\..\ui" of service
+  // web to the router, whose 404 told whether service web exists. Elysia's router routes the URL the checks read.
   // strictPath: a path is routed as written; Elysia's default also routes "/service/web/" as "/service/web".
   // standardHostname: Elysia finds the path at the first "/" from the 12th character of the URL (a host of 4+
   // characters after "http://"), so `Host: lb1` made "http://lb1/gorb/service/web" the path "/service/web": a
@@ -371,7 +375,7 @@ export function createApp(options: AppOptions) {
   // The query parameters of each route, read from the routes once they are all declared (at the first request).
   let declaredRoutes: () => readonly DeclaredRoute[] = () => [];
   let queryNames: Map<string, string[]> | null = null;
-  const app = new Elysia({ normalize: false, strictPath: true, handler: { standardHostname: options.https === true } })
+  const app = new Elysia({ normalize: false, strictPath: true, systemRouter: false, handler: { standardHostname: options.https === true } })
     .onRequest(({ request, server, set }) => {
       Object.assign(set.headers, ANSWER_HEADERS);
       const refused = guard(request, server);

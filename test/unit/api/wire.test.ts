@@ -342,3 +342,22 @@ describe("a request body that trickles in", () => {
     expect([chunked.status, (await chunked.json()) as unknown]).toMatchObject([200, {}]);
   });
 });
+
+describe("the path the router routes is the one the guard checks", () => {
+  test("without the token, a path the URL parser reads as /ui (\\ as /, dot segments) is the UI page, never a service's answer", async () => {
+    const { port, url, gorb } = serve({ token: "s3cret", ui: true });
+    const put = await fetch(`${url}/service/web`, { method: "PUT", body: '{"host":"10.0.0.1","port":80}', headers: { authorization: "Bearer s3cret" } });
+    expect(put.status).toBe(200);
+    const send = (method: string, path: string) => raw(port, `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    // Bun's router read these as backend "..\..\..\ui" of service web (or nope): its 404 told, without the token,
+    // whether the service exists, since the guard had seen /ui.
+    for (const path of ["/service/web/..\\..\\..\\ui", "/service/nope/..\\..\\..\\ui", "/service/web\\..\\..\\ui", "/service/%2e%2e/ui"]) {
+      const reply = await send("GET", path);
+      expect([path, reply.status, reply.body.startsWith("<!doctype html>")]).toEqual([path, 200, true]);
+    }
+    // And the other way round: a path the guard reads as a service's needs the token, however it is written.
+    expect((await send("GET", "/ui/..\\service\\web")).status).toBe(401);
+    expect((await send("DELETE", "/ui/..\\service\\web")).status).toBe(401);
+    expect(gorb.listServices()).toEqual(["web"]);
+  });
+});

@@ -13,7 +13,7 @@ import { runGorb } from "./_harness.ts";
 
 const tls = makeCertificate();
 const stack = makeGorb();
-const app = createApp({ gorb: stack.gorb, logger: stack.logger, token: "s3cret" });
+const app = createApp({ gorb: stack.gorb, logger: stack.logger, token: "s3cret", https: true });
 const server = startApiServer(app, { listen: { host: "127.0.0.1", port: 0 }, tls: { certFile: tls.cert, keyFile: tls.key } });
 const url = `https://127.0.0.1:${server.port}`;
 const tokenFile = join(tls.dir, "token");
