@@ -29,6 +29,9 @@
  * its own backlog again and again.
  * Bun's idle timeout (10 s by default) would cut a stream between two heartbeats, so it is turned off for this
  * request.
+ *
+ * HEAD gets the stream's headers and no stream: Bun answers a HEAD once its body has ended, which a stream never
+ * does, so a HEAD was never answered and held a follower and a stream slot until its client gave up.
  */
 import { ValidationError } from "../core/errors.ts";
 import type { EventBus, EventPosition, GorbEvent } from "../core/events.ts";
@@ -55,6 +58,13 @@ export interface EventStreamOptions {
 interface IdleTimeout {
   timeout(request: Request, seconds: number): void;
 }
+
+/** The stream's headers; Cache-Control: no-store, as every answer of the API (./app.ts). */
+const STREAM_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  // nginx and similar proxies would otherwise hold events back in their buffers.
+  "X-Accel-Buffering": "no",
+} as const;
 
 const encoder = new TextEncoder();
 const EVENT_ID = /^(\d{1,15})(?:@([0-9A-Za-z_-]{1,64}))?$/;
@@ -122,6 +132,10 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
   const query = new URL(request.url).searchParams.get("last_event_id");
   const header = request.headers.get("last-event-id");
   const after = header !== null && header.trim() !== "" ? position(header, "last-event-id", bus.run) : position(query, "last_event_id", bus.run);
+  if (request.method === "HEAD") {
+    options.onEnd?.();
+    return new Response(null, { headers: STREAM_HEADERS });
+  }
 
   let cleanup = () => {};
   const stream = new ReadableStream<Uint8Array>(
@@ -196,12 +210,5 @@ export function eventStream(request: Request, server: IdleTimeout | null | undef
     new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
   );
   server?.timeout(request, 0);
-  return new Response(stream, {
-    // Cache-Control: no-store, as every answer of the API (./app.ts).
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      // nginx and similar proxies would otherwise hold events back in their buffers.
-      "X-Accel-Buffering": "no",
-    },
-  });
+  return new Response(stream, { headers: STREAM_HEADERS });
 }

@@ -245,6 +245,21 @@ describe("GET /events", () => {
     expect(bus.followers).toBe(2);
   });
 
+  test("HEAD is answered at once with the stream's headers, follows nothing and takes no slot", async () => {
+    const { url, bus } = serve({ maxRequests: 8 });
+    // A stream's end never comes, and Bun answers a HEAD once its body has ended: HEAD was never answered, and held
+    // a follower and a stream slot until the client gave up.
+    for (let i = 0; i < 3; i++) {
+      const head = await fetch(`${url}/events`, { method: "HEAD" });
+      expect([head.status, head.headers.get("content-type"), bus.followers]).toEqual([200, "text/event-stream; charset=utf-8", 0]);
+    }
+    expect((await fetch(`${url}/events`, { method: "HEAD", headers: { "Last-Event-ID": "yesterday" } })).status).toBe(400);
+    const a = await follow(`${url}/events`);
+    const b = await follow(`${url}/events`);
+    await Promise.all([a, b].map((f) => f.until((text) => text.startsWith(": gorb events"))));
+    expect(bus.followers).toBe(2);
+  });
+
   test("closing the bus (the daemon stops) ends every stream, so the server's graceful stop completes", async () => {
     const bus = new EventBus();
     const stack = makeGorb();
