@@ -20,6 +20,7 @@ import { type Daemon, startDaemon } from "./helpers/daemon.ts";
 import { assertInGuest } from "./helpers/guest.ts";
 import { listIpvs, serviceByKey } from "./helpers/ipvsadm.ts";
 import { IP, inNetns, ip, ipvsadm, run } from "./helpers/sh.ts";
+import { KernelIpvsDriver } from "../../src/ipvs/kernel-driver.ts";
 
 const BACKENDS = [1, 2, 3] as const;
 const REQUESTS = 60;
@@ -41,6 +42,7 @@ const VIPS = {
   csum: "10.88.100.12",
   remcsum: "10.88.100.13",
   grecsum: "10.88.100.14",
+  drport: "10.88.100.15",
 } as const;
 
 const servers: ReturnType<typeof Bun.spawn>[] = [];
@@ -112,7 +114,7 @@ function buildTopology(): void {
     nsIp(ns, "-6", "route", "add", "default", "via", `fd90:${i}::1`);
     // The VIPs on lo; ARP for them is left to the director (arp_ignore / arp_announce), decapsulated packets from a
     // source routed elsewhere are accepted (rp_filter off).
-    for (const vip of [VIPS.dr, VIPS.ipip, VIPS.gue, VIPS.gre, VIPS.probe, VIPS.silent, VIPS.csum, VIPS.remcsum, VIPS.grecsum]) nsIp(ns, "addr", "add", `${vip}/32`, "dev", "lo");
+    for (const vip of [VIPS.dr, VIPS.ipip, VIPS.gue, VIPS.gre, VIPS.probe, VIPS.silent, VIPS.csum, VIPS.remcsum, VIPS.grecsum, VIPS.drport]) nsIp(ns, "addr", "add", `${vip}/32`, "dev", "lo");
     nsIp(ns, "addr", "add", `${VIPS.six}/128`, "dev", "lo");
     sysctl(ns, "net.ipv4.conf.all.arp_ignore", "1");
     sysctl(ns, "net.ipv4.conf.all.arp_announce", "2");
@@ -222,6 +224,32 @@ describe("forwarding methods with real traffic", () => {
   test("dr: backends on the director's segment, VIP on their loopback; replies straight to the client", async () => {
     await service("dr", VIPS.dr, each({ method: "dr" }));
     expectDirectReturn(VIPS.dr);
+  });
+
+  test("dr keeps the packet's port: gorb refuses a dr backend on another port (400 naming port); such a destination serves the service's port", async () => {
+    await put("/service/drport", { host: VIPS.drport, port: 80, method: "rr" });
+    const refused = await gorb.request("PUT", "/service/drport/b1", { host: "10.89.1.2", port: 8080, method: "dr", pulse: { type: "none" } });
+    expect([refused.status, (refused.json as { field?: string }).field]).toEqual([400, "port"]);
+    expect(serviceByKey(listIpvs("default"), `TCP ${VIPS.drport}:80`).destinations).toEqual([]);
+    expect((await gorb.request("DELETE", "/service/drport")).status).toBe(200);
+    // What the refusal rests on, in the kernel: a dr destination on 8080 (ipvsadm -g would force 80; gorb's driver
+    // writes what it is given) in a service gorb does not own, on a VIP put on lo here (gorb took its own away with
+    // its service). Nothing listens on 8080 in fb1; port 80 answers.
+    ip("addr", "add", `${VIPS.drport}/32`, "dev", "lo");
+    const driver = new KernelIpvsDriver();
+    const key = { family: "inet", protocol: "tcp", address: VIPS.drport, port: 80 } as const;
+    const flags = { persistent: false, hashed: false, onePacket: false, sched1: false, sched2: false, sched3: false };
+    try {
+      await driver.addService({ key, scheduler: "rr", flags, timeout: 0, netmask: 32, pe: null });
+      await driver.addDestination(key, { family: "inet", address: "10.89.1.2", port: 8080, forward: "dr", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
+      expect(serviceByKey(listIpvs("default"), `TCP ${VIPS.drport}:80`).destinations.map((d) => `${d.address}:${d.port} ${d.forward}`)).toEqual(["10.89.1.2:8080 Route"]);
+      const r = fromClient(VIPS.drport, 10);
+      expect([r.failures, r.counts]).toEqual([[], { fb1: 10 }]);
+    } finally {
+      await driver.deleteService(key).catch(() => {});
+      driver.close();
+      ip("addr", "del", `${VIPS.drport}/32`, "dev", "lo");
+    }
   });
 
   test("ipip tunnel: the backends decapsulate on tunl0", async () => {
