@@ -1,6 +1,7 @@
 /**
- * Small additions to citty's command definitions: usage examples (shown at the end of --help), groups of flags
- * that --help lists apart, and the resolution of lazy sub-commands for the runner, the help text and the completion generator.
+ * Small additions to citty's command definitions: usage examples (shown at the end of --help), notes (under its
+ * usage line), groups of flags that --help lists apart, and the resolution of lazy sub-commands for the runner, the
+ * help text and the completion generator.
  */
 import type { ArgDef, ArgsDef, CommandDef, CommandMeta, Resolvable, SubCommandsDef } from "citty";
 
@@ -18,6 +19,19 @@ export function withExamples<T extends ArgsDef>(cmd: CommandDef<T>, lines: reado
 /** examplesOf returns the examples attached with withExamples ([] when none). */
 export function examplesOf(cmd: object): readonly string[] {
   return examples.get(cmd) ?? [];
+}
+
+const notes = new WeakMap<object, readonly string[]>();
+
+/** withNotes attaches lines that --help prints under the usage line (what a reader of the options must know first). */
+export function withNotes<T extends ArgsDef>(cmd: CommandDef<T>, lines: readonly string[]): CommandDef<T> {
+  notes.set(cmd, lines);
+  return cmd;
+}
+
+/** notesOf returns the lines attached with withNotes ([] when none). */
+export function notesOf(cmd: object): readonly string[] {
+  return notes.get(cmd) ?? [];
 }
 
 /** Flags of a command that --help lists apart from its other options, under a heading of their own. */

@@ -3,7 +3,7 @@
  * values; a command's flag groups under their own headings, after the others), sub-commands and examples. Plain text, left-aligned, no colour (it is often piped to a pager).
  */
 import type { ArgDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, examplesOf, flagGroupsOf, metaOf, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, examplesOf, flagGroupsOf, metaOf, notesOf, subCommandsOf } from "./_command.ts";
 
 /** Flag column width; longer flag spellings put their description on the next line. */
 const COLUMN = 32;
@@ -54,6 +54,8 @@ export async function renderHelp(cmd: AnyCommand, path: readonly string[]): Prom
     usage.push(def.required === false || def.default !== undefined ? `[${upper}]` : `<${upper}>`);
   }
   lines.push(`Usage: ${usage.join(" ")}`, "");
+  const notes = notesOf(cmd);
+  if (notes.length > 0) lines.push(...notes, "");
 
   if (positionals.length > 0) {
     lines.push("Arguments:");

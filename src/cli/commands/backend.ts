@@ -3,11 +3,12 @@
  * through the daemon or, with --direct, as destinations in the kernel's IPVS table (no health checks there).
  */
 import { type ArgsDef, defineCommand } from "citty";
-import { withExamples, withFlagGroups } from "../_command.ts";
+import { withExamples, withFlagGroups, withNotes } from "../_command.ts";
 import { drain, undrain } from "./drain.ts";
 import { backendBody } from "../request-bodies.ts";
 import {
   type RawArgs,
+  SET_NOTE,
   boolArg,
   defined,
   directArgs,
@@ -203,7 +204,7 @@ const setFieldArgs = {
   port: { ...backendFieldArgs.port, description: "The backend's port" },
 } satisfies ArgsDef;
 
-const set = withFlagGroups(withExamples(
+const set = withNotes(withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb backend set", description: "Change a backend in place (weight, forwarding, thresholds, pulse)", alias: ["update"] },
     args: { ...existingIds, ...setFieldArgs, ...pulseArgs, ...serverArgs, ...directArgs },
@@ -231,7 +232,7 @@ const set = withFlagGroups(withExamples(
     "gorb backend set web b1 --maintenance       # weight 0 whatever health says; --no-maintenance ends it",
     "gorb backend set web b1 --pulse-interval 10s --pulse-fall 3",
   ],
-), [{ heading: "Identity options (they must match the backend: to move it, delete it and add it again)", flags: IDENTITY_FLAGS }]);
+), [{ heading: "Identity options (they must match the backend: to move it, delete it and add it again)", flags: IDENTITY_FLAGS }]), SET_NOTE);
 
 const rm = withExamples(
   defineCommand({

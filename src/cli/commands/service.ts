@@ -3,10 +3,11 @@
  * kernel's IPVS table (see ../direct.ts).
  */
 import { type ArgsDef, defineCommand } from "citty";
-import { withExamples, withFlagGroups } from "../_command.ts";
+import { withExamples, withFlagGroups, withNotes } from "../_command.ts";
 import { serviceBody } from "../request-bodies.ts";
 import {
   type RawArgs,
+  SET_NOTE,
   boolArg,
   directArgs,
   jsonArgs,
@@ -149,7 +150,7 @@ const setFieldArgs = {
   family: { ...serviceFieldArgs.family, description: "The service's address family (fwmark services; with --direct, of fwmark:N)" },
 } satisfies ArgsDef;
 
-const set = withFlagGroups(withExamples(
+const set = withNotes(withFlagGroups(withExamples(
   defineCommand({
     meta: { name: "gorb service set", description: "Change a virtual service in place (scheduler, flags, persistence)", alias: ["update"] },
     args: { ...existingNameArg, ...setFieldArgs, ...serverArgs, ...directArgs },
@@ -164,7 +165,7 @@ const set = withFlagGroups(withExamples(
     },
   }),
   ["gorb service set web --method lc", "gorb service set web --no-persistent"],
-), [{ heading: "Identity options (they must match the service: to change one, delete the service and add it again)", flags: IDENTITY_FLAGS }]);
+), [{ heading: "Identity options (they must match the service: to change one, delete the service and add it again)", flags: IDENTITY_FLAGS }]), SET_NOTE);
 
 const rm = withExamples(
   defineCommand({

@@ -91,6 +91,16 @@ describe("--version and --help", () => {
     expect(add).toContain("  --port <port>                   Port 1-65535 (required unless --fwmark)\n");
   });
 
+  test("service set and backend set say under their usage that a flag left out keeps the current value, not the default shown", async () => {
+    const note = "Only the options given change; the others keep their current values (a default named below is the one add uses).";
+    for (const kind of ["service", "backend"]) {
+      const [usage, rest] = (await runGorb([kind, "set", "--help"])).stdout.split("\n\nArguments:\n");
+      expect(usage).toEndWith(`\n\n${note}`);
+      expect(rest).toContain("(default ");
+      expect((await runGorb([kind, "add", "--help"])).stdout).not.toContain(note);
+    }
+  });
+
   test("backend set lists --host and --port apart: they must match the backend, which is not moved in place", async () => {
     const set = (await runGorb(["backend", "set", "--help"])).stdout;
     const [options, identity] = set.split("\nIdentity options (they must match the backend: to move it, delete it and add it again):\n");
