@@ -16,6 +16,7 @@
  *   anything else                   500 "internal error", logged with its stack
  */
 import { describeValueError } from "../contract/check.ts";
+import type { ErrorCode } from "../contract/fields.ts";
 import { GorbError, KernelError, ValidationError } from "../core/errors.ts";
 import { PathConflictError, PathError } from "../core/path.ts";
 import type { Logger } from "../log.ts";
@@ -54,7 +55,7 @@ export class RequestTimeoutError extends GorbError {
 }
 
 /** The JSON error response for a status and message. */
-export function errorBody(status: number, code: string, message: string, headers?: Record<string, string>): Response {
+export function errorBody(status: number, code: ErrorCode, message: string, headers?: Record<string, string>): Response {
   return jsonResponse({ error: message, code }, status, headers);
 }
 

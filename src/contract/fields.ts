@@ -286,6 +286,25 @@ export const PULSE_FIELDS = ["type", "interval", "args"] as const;
 export { PULSE_TYPES };
 
 /** Drains (POST /service/:service/:backend/drain): what happens when the drain ends. */
+/**
+ * The `code` of every error answer ({"error", "code", ...}), one per kind of failure: core's errors carry all but
+ * INTERNAL, which the API gives an unexpected exception (a 500 that hides its details).
+ */
+export const ERROR_CODES = [
+  "VALIDATION",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "TIMEOUT",
+  "CONFLICT",
+  "LIMIT",
+  "TOO_LARGE",
+  "KERNEL",
+  "INTERNAL",
+  "UNAVAILABLE",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 export const DRAIN_THEN = ["remove", "keep"] as const;
 export type DrainThen = (typeof DRAIN_THEN)[number];
 

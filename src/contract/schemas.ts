@@ -12,7 +12,7 @@
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
 import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
-import { BACKEND_FIELD_DEFS, DEFAULTS, DRAIN_FIELD_DEFS, DRAIN_THEN, LIMITS, MAX_LENGTH, SERVICE_FIELD_DEFS, SORRY_METHODS, type FieldDef } from "./fields.ts";
+import { BACKEND_FIELD_DEFS, DEFAULTS, DRAIN_FIELD_DEFS, DRAIN_THEN, ERROR_CODES, LIMITS, MAX_LENGTH, SERVICE_FIELD_DEFS, SORRY_METHODS, type FieldDef } from "./fields.ts";
 
 /** Every args key any pulse type reads. */
 const PULSE_ARG_NAMES = [...new Set(Object.values(PULSE_ARG_KEYS).flat())];
@@ -298,9 +298,7 @@ export const ReconcileReportView = Type.Object({ repairs: Type.Array(Change) }, 
 /** Every error body. */
 export const ErrorBody = Type.Object({
   error: Type.String({ description: "<field>: <problem>, or what went wrong" }),
-  code: Type.String({
-    description: "VALIDATION, NOT_FOUND, CONFLICT, KERNEL, STATE, UNAUTHORIZED, FORBIDDEN, TOO_LARGE, TIMEOUT, UNAVAILABLE, INTERNAL",
-  }),
+  code: Type.String({ description: ERROR_CODES.join(", ") }),
   field: Type.Optional(
     Type.String({ description: "VALIDATION (and POST /apply's CONFLICT): the field or path the error is about, as in `error`" }),
   ),

@@ -6,21 +6,11 @@
  * IPVS_ERROR_TABLE and the attribute the IpvsError carries); the API maps GorbError to HTTP in
  * src/api/errors.ts and nowhere else.
  */
+import type { ErrorCode } from "../contract/fields.ts";
 import { ERRNO, IpvsError, type ErrnoName, type IpvsField, type IpvsOperation } from "../ipvs/errors.ts";
 
-/** Stable, machine-readable error codes (the API returns them next to the message). */
-export type GorbErrorCode =
-  | "VALIDATION"
-  | "NOT_FOUND"
-  | "CONFLICT"
-  | "KERNEL"
-  | "STATE"
-  | "UNAUTHORIZED"
-  | "FORBIDDEN"
-  | "TOO_LARGE"
-  | "TIMEOUT"
-  | "UNAVAILABLE"
-  | "LIMIT";
+/** Stable, machine-readable error codes (the API returns them next to the message); the contract lists them. */
+export type GorbErrorCode = Exclude<ErrorCode, "INTERNAL">;
 
 /** GorbError is the base of every error gorb reports to a client. */
 export class GorbError extends Error {

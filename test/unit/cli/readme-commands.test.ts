@@ -1,16 +1,16 @@
 /**
  * README against gorb. Its "The command line" section (the synopsis, the serve table, the client command table and
  * its notes) against the CLI's own definitions: every command and flag it names exists (on the command it names it
- * for), and every command, alias and flag spelling of the CLI is named there. Its field tables against the contract
- * (src/contract/fields.ts), its configuration file example through the loader, and its REST examples, taken from
- * README's own text, sent to the API (createApp over the in-memory core).
+ * for), and every command, alias and flag spelling of the CLI is named there. Its field tables and its error list
+ * against the contract (src/contract/fields.ts), its configuration file example through the loader, and its REST
+ * examples, taken from README's own text, sent to the API (createApp over the in-memory core).
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { type CompletionNode, completionTree } from "../../../src/cli/completion.ts";
 import { root } from "../../../src/cli/index.ts";
 import { parseConfigFile } from "../../../src/config/load.ts";
-import { BACKEND_FIELD_DEFS, SERVICE_FIELD_DEFS } from "../../../src/contract/fields.ts";
+import { BACKEND_FIELD_DEFS, ERROR_CODES, SERVICE_FIELD_DEFS } from "../../../src/contract/fields.ts";
 import { startServer } from "./_harness.ts";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
@@ -103,6 +103,14 @@ describe("README's field tables", () => {
       else if ("default" in def && !cell.startsWith(String(def.default))) wrong.push(`${name}: README says ${cell}, the contract ${def.default}`);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+describe("README's error list", () => {
+  test("names every error code of the contract, with its status, and no other", () => {
+    const list = readme.slice(readme.indexOf("- **Errors** are "), readme.indexOf("- **Kernel refusals are mapped by a table**"));
+    const named = [...list.matchAll(/\b(\d{3}) `([A-Z_]+)`/g)].map((m) => m[2]);
+    expect([...new Set(named)].sort()).toEqual([...ERROR_CODES].sort());
   });
 });
 
