@@ -6,6 +6,7 @@
 import { writeSync } from "node:fs";
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
 import type { AnyCommand } from "./_command.ts";
+import { visibleText } from "../contract/ids.ts";
 
 /** CliIo is where a command writes. */
 export interface CliIo {
@@ -47,19 +48,40 @@ function writeAll(fd: number, text: string | Uint8Array): void {
   }
 }
 
+/** Bytes that start the UTF-8 of a C1 control (0xC2), of U+061C (0xD8) or of the other bidirectional controls (0xE2). */
+const CONTROL_LEADS = [0xc2, 0xd8, 0xe2] as const;
+
+/**
+ * What goes to a descriptor: on a terminal, an id's invisible controls (C1, bidirectional) are shown as marks
+ * (visibleText), so a service named to pass for another, or to send a terminal escape, is seen as it is; a pipe or a
+ * file gets the text as it is (scripts and --json keep the ids exact). Whether the descriptor is a terminal is asked
+ * only of text that holds such a control: node:tty loads Node's stream modules, which most commands never need.
+ */
+function shownOn(fd: number, text: string | Uint8Array, isTerminal: (fd: number) => boolean): string | Uint8Array {
+  if (typeof text !== "string" && !CONTROL_LEADS.some((b) => text.includes(b))) return text;
+  const plain = typeof text === "string" ? text : new TextDecoder().decode(text);
+  const shown = visibleText(plain);
+  return shown !== plain && isTerminal(fd) ? shown : text;
+}
+
 /**
  * The real process: file descriptors 1 and 2, written synchronously. Not process.stdout: its stream is built on
  * first use, which cost `gorb status` more than its own work in the emulated test guest (about 1 s of 20 in a
  * profile).
  */
 export function processIo(): CliIo {
-  let tty: boolean | null = null;
+  const terminals = new Map<number, boolean>();
+  // Asked on first use: node:tty loads Node's stream modules, which most commands never need.
+  const isTerminal = (fd: number): boolean => {
+    let tty = terminals.get(fd);
+    if (tty === undefined) terminals.set(fd, (tty = (require("node:tty") as typeof import("node:tty")).isatty(fd)));
+    return tty;
+  };
   return {
-    stdout: (text) => writeAll(1, text),
-    stderr: (text) => writeAll(2, text),
-    // Asked on first use: node:tty loads Node's stream modules, which most commands never need.
+    stdout: (text) => writeAll(1, shownOn(1, text, isTerminal)),
+    stderr: (text) => writeAll(2, shownOn(2, text, isTerminal)),
     get isTTY() {
-      return (tty ??= (require("node:tty") as typeof import("node:tty")).isatty(1));
+      return isTerminal(1);
     },
   };
 }

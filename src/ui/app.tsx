@@ -10,7 +10,7 @@ import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
 import { InOrder } from "./in-order.ts";
-import { visibleText } from "./ids.ts";
+import { visibleText } from "../contract/ids.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type ReadFailure, Reads } from "./reads.ts";

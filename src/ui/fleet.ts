@@ -3,7 +3,7 @@
  * of a node that has not converged because it could not apply some services (its kernel refused them): which ones,
  * and since which revision.
  */
-import { visibleText } from "./ids.ts";
+import { visibleText } from "../contract/ids.ts";
 
 /** A service a node could not apply, from `revision` on (GET /cluster's `failed` in a node's record). */
 export interface FailedApply {

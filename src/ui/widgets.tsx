@@ -1,10 +1,10 @@
 /** Small pieces of the page: the modal dialog, the token prompt, a state badge, a two-step delete button. */
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { visibleText } from "./ids.ts";
+import { visibleText } from "../contract/ids.ts";
 import type { HealthState } from "./store.ts";
 
-/** An id as the page draws it: isolated from the text around it, its bidirectional controls shown (./ids.ts). */
+/** An id as the page draws it: isolated from the text around it, its C1 and bidirectional controls shown as marks (visibleText). */
 export function Id({ id }: { id: string }) {
   return <bdi class="id">{visibleText(id)}</bdi>;
 }

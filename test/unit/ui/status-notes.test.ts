@@ -101,7 +101,7 @@ describe("the Fleet panel", () => {
     expect(failedLines(view)).toEqual([
       "lb2: web, not applied since revision 7",
       "lb3: api, not applied since revision 5",
-      // An id is shown as the page shows ids (src/ui/ids.ts): its bidirectional controls as marks.
+      // An id is shown as the page shows ids (visibleText, src/contract/ids.ts): its bidirectional controls as marks.
       "lb3: ⟨U+202E⟩bew, not applied since revision 8",
     ]);
     await s.gorb.close();
