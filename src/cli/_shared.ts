@@ -38,10 +38,10 @@ export const directArgs = {
   },
 } as const satisfies ArgsDef;
 
-/** --json on read commands. */
 /** The note under `service set` and `backend set`'s usage line: their options change only what they name. */
 export const SET_NOTE = ["Only the options given change; the others keep their current values (a default named below is the one add uses)."] as const;
 
+/** --json on read commands. */
 export const jsonArgs = {
   json: { type: "boolean", description: "Print machine-readable JSON" },
 } as const satisfies ArgsDef;

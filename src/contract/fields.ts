@@ -285,7 +285,6 @@ export const BACKEND_IDENTITY_FIELDS = ["host", "port"] as const;
 export const PULSE_FIELDS = ["type", "interval", "args"] as const;
 export { PULSE_TYPES };
 
-/** Drains (POST /service/:service/:backend/drain): what happens when the drain ends. */
 /**
  * The `code` of every error answer ({"error", "code", ...}), one per kind of failure: core's errors carry all but
  * INTERNAL, which the API gives an unexpected exception (a 500 that hides its details).
@@ -305,6 +304,7 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** Drains (POST /service/:service/:backend/drain): what happens when the drain ends. */
 export const DRAIN_THEN = ["remove", "keep"] as const;
 export type DrainThen = (typeof DRAIN_THEN)[number];
 
