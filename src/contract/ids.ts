@@ -9,7 +9,8 @@
  * Ids may hold what a reader cannot see: C1 controls (U+0080-U+009F; U+009B is CSI to a terminal that takes 8-bit
  * controls) and bidirectional controls ("\u202Ebew", RIGHT-TO-LEFT OVERRIDE then "bew", is drawn as "web", so one
  * service could pass for another). They stay valid ids (the original took any Unicode; an id saved with one must
- * stay reachable), and are shown as marks where people read them: the web UI, and a terminal the CLI writes to.
+ * stay reachable), and are shown as marks where people read them: the web UI, the daemon's log, and a terminal the
+ * CLI writes to.
  */
 import { describeValue } from "./json-values.ts";
 

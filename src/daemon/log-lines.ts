@@ -6,8 +6,12 @@
  * measured 22 µs per line on the host against 1.5 µs for this one (`bun bench/log-lines.ts`, to /dev/null), and a
  * busy daemon logs a line per change (every PUT). consola stays the logger (levels, tags, the API every module uses);
  * only the reporter is ours. An Error among the arguments is written with its stack, on the following lines.
+ *
+ * A line shows the C1 and bidirectional controls an id may hold as marks (visibleText: `created service
+ * "⟨U+202E⟩bew"`), as the UI and the CLI do: a log is read on terminals and in viewers that would act on them.
  */
 import type { LogObject } from "consola/core";
+import { visibleText } from "../contract/ids.ts";
 
 /** The level words of the lines; consola's other types (success, ready, start, box, ...) read as info. */
 const LEVEL: Readonly<Record<string, string>> = {
@@ -32,7 +36,7 @@ export function logLine(obj: Pick<LogObject, "type" | "tag" | "args" | "message"
     if (part !== "") text = text === "" ? part : `${text} ${part}`;
     if (arg instanceof Error && arg.stack !== undefined) stacks += `\n${arg.stack.split("\n").slice(1).join("\n")}`;
   }
-  return `${obj.tag === "" ? "" : `[${obj.tag}] `}${LEVEL[obj.type] ?? "info"}: ${text}${stacks}\n`;
+  return `${obj.tag === "" ? "" : `[${obj.tag}] `}${LEVEL[obj.type] ?? "info"}: ${visibleText(text)}${stacks}\n`;
 }
 
 /** Where the lines go. */

@@ -54,6 +54,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/netif",
     "src/health",
     "src/discovery",
+    "src/contract",
     "src/core",
     "src/state",
     "src/store",

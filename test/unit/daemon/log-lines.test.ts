@@ -20,6 +20,14 @@ describe("gorb serve's log lines", () => {
     expect(err).toEqual([`[gorb:core] warning: backend "b1" is down\n`, "[gorb] error: cannot write the state\n"]);
   });
 
+  test("an id's C1 and bidirectional controls are written as marks, as the UI and the CLI show them", () => {
+    const { log, out, err } = recorder();
+    log.withTag("core").info(`created service ${JSON.stringify("\u202Ebew")}`);
+    log.withTag("api").warn("PUT /service/x:", `backend ${JSON.stringify("\u009B2J")} refused`);
+    expect(out).toEqual([`[gorb:core] info: created service "⟨U+202E⟩bew"\n`]);
+    expect(err).toEqual([`[gorb:api] warning: PUT /service/x: backend "⟨U+009B⟩2J" refused\n`]);
+  });
+
   test("debug lines only with the verbose level", () => {
     const quiet = recorder(3);
     quiet.log.debug("libnl: embedded");
