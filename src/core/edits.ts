@@ -165,7 +165,6 @@ export class Edits {
     // The body first (400 naming its field), then what exists (409) and the limit: bad input is bad whatever exists.
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
-    checkSorryPort(spec);
     checkUserFwmark(this.#p.probeMarks, spec.fwmark);
     const key = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
     checkSorryFamily(fields, key.family);
@@ -199,7 +198,8 @@ export class Edits {
     const fields = patchServiceFields(record.fields, patch);
     const spec = normalizeServiceFields(fields);
     checkHooks(spec, this.#p.hookDir ?? DEFAULTS.hookDir);
-    if (patch.has("sorry_server")) checkSorryPort(spec);
+    // A sorry server is checked where it changes (a saved one, or another node's, stays as it was).
+    if (JSON.stringify(spec.sorryServer) !== JSON.stringify(record.spec.sorryServer)) checkSorryPort(spec);
     checkSorryFamily(fields, record.config.key.family);
     const sorryDest = sorryKey(spec, record.config.key.family);
     const sorry = sorryDest === null ? null : destinationKeyId(sorryDest);
@@ -273,7 +273,6 @@ export class Edits {
     // The body first (400 naming its field), then what exists (409) and the limit: bad input is bad whatever exists.
     const spec = normalizeBackendFields(fields, service.spec);
     checkProbePort(spec);
-    checkForwardedPort(spec, service.spec);
     const key = service.config.key;
     const address = known ?? backendLiteral(spec, key) ?? (await resolveBackendAddress(spec, key, resolver));
     checkViaFamily(spec, address.family, key.family);
@@ -316,7 +315,8 @@ export class Edits {
     const fields = patchBackendFields(backend.fields, patch);
     const spec = normalizeBackendFields(fields, service.spec);
     if (patch.has("pulse") || patch.has("port")) checkProbePort(spec);
-    if (patch.has("port") || patch.has("method")) checkForwardedPort(spec, service.spec);
+    // Where the method changes (the port cannot): a saved backend, or another node's, stays as it was.
+    if (spec.method !== backend.spec.method) checkForwardedPort(spec, service.spec);
     const key = service.config.key;
     let address = backend.address;
     const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));

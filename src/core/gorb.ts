@@ -58,7 +58,16 @@ import { KernelLedger } from "./kernel-ledger.ts";
 import type { Logger } from "../log.ts";
 import { Pacer } from "../pacer.ts";
 import { silentLogger } from "../log.ts";
-import { backendFields, backendPatchFields, normalizeServiceFields, serviceFields, servicePatchFields } from "./normalize.ts";
+import {
+  backendFields,
+  backendPatchFields,
+  checkForwardedPort,
+  checkSorryPort,
+  normalizeBackendFields,
+  normalizeServiceFields,
+  serviceFields,
+  servicePatchFields,
+} from "./normalize.ts";
 import type { DeclaredService, ManagedService } from "./plan.ts";
 import { Queries } from "./queries.ts";
 import { planOperationsPaced } from "./reconcile.ts";
@@ -289,7 +298,9 @@ export class Gorb {
   async createService(id: string, body: unknown, options: { readonly source?: Source } = {}): Promise<void> {
     checkId("service", id);
     const fields = serviceFields(body);
-    normalizeServiceFields(fields); // refuse bad input before waiting for the lock
+    // Refuse bad input before waiting for the lock; the rules of new objects (checkSorryPort, checkForwardedPort)
+    // are checked here and where an apply's set is read, not for another node's rows (./remote.ts), as at restore.
+    checkSorryPort(normalizeServiceFields(fields));
     return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       await this.#edits.createService(tx, id, fields, options.source ?? "api", resolver);
       await this.#tx.write(tx);
@@ -357,6 +368,7 @@ export class Gorb {
     const fields = backendFields(body);
     return this.#withHosts([fields.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
+      checkForwardedPort(normalizeBackendFields(fields, service.spec), service.spec);
       await this.#edits.createBackend(tx, service, backendId, fields, options.source ?? "api", resolver);
       await this.#tx.write(tx);
     });

@@ -388,7 +388,8 @@ export function checkProbePort(spec: BackendSpec): void {
  * than the service's is reached on the service's port while gorb would check the one given: a backend blamed for a
  * port no client uses. ipvsadm silently forces the service's port there; gorb says so instead (`pulse.args.port`
  * checks another port). A fwmark service's destinations keep the packet's port, whatever theirs. Called where a
- * backend is created or its port or method changed, not on restore or adoption (a saved backend stays as it was).
+ * backend is created (the API, an apply's set, --direct) or its method changed; not on restore, adoption or another
+ * node's rows (a backend saved before the rule, or by an older node, stays as it was).
  */
 export function checkForwardedPort(spec: BackendSpec, service: ServiceSpec): void {
   if (service.fwmark !== null || spec.method === "nat" || spec.port === service.port) return;

@@ -1,8 +1,9 @@
 /**
  * dr, tunnel (ipip) and local destinations get the client's packets with their port unchanged: IPVS rewrites the
  * port only for nat. So a backend or sorry server of an address service on another port than the service's is
- * refused on every write (API, PATCH, apply, --direct), naming the field; a fwmark service's are not (they keep the
- * packet's port whatever theirs), and a backend saved before the rule still restores and takes other changes.
+ * refused where one is created or its method changes (API, PATCH, apply, --direct), naming the field; a fwmark
+ * service's are not (they keep the packet's port whatever theirs), and one saved before the rule, or written to a
+ * fleet's shared state by an older node, still restores, applies and takes other changes.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
@@ -73,6 +74,23 @@ describe("a backend's port under a method that keeps the packet's port", () => {
     await gorb.idle();
     expect(driver.peek()[0]?.destinations.map((d) => [d.port, d.forward, d.weight])).toEqual([[8080, "dr", 50]]);
     await expect(gorb.updateBackend("web", "b1", { method: "tunnel" })).rejects.toMatchObject({ field: "port" });
+  });
+});
+
+describe("another node's rows (a fleet's shared state) are saved state, as at restore", () => {
+  test("a dr backend on another port and a dr sorry server on another port, written by an older node, apply and take changes", async () => {
+    const { gorb, driver } = makeGorb();
+    const key = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 } as const;
+    const rows = (weight: number, quorum: number) => ({
+      services: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80, quorum, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } }, key, vip: false }],
+      backends: [{ service: "web", id: "b1", source: "api", fields: { host: "10.1.0.1", port: 8080, method: "dr", weight, pulse: { type: "none" } }, address: { address: "10.1.0.1", family: "inet" } }],
+    }) as const;
+    expect(await gorb.applyRemote(() => ({ state: rows(100, 0), ids: ["web"] }))).toEqual({ changed: 1, failed: [] });
+    // Every field of a row comes as the change (./remote.ts patchTo): the port and method are there, unchanged.
+    expect(await gorb.applyRemote(() => ({ state: rows(50, 1), ids: ["web"] }))).toEqual({ changed: 1, failed: [] });
+    await gorb.idle();
+    expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port} ${d.forward} ${d.weight}`)).toEqual(["10.1.0.1:8080 dr 50"]);
+    expect((await gorb.getService("web")).options).toMatchObject({ quorum: 1, sorry_server: { host: "10.9.0.1", port: 8080, method: "dr" } });
   });
 });
 
