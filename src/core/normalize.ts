@@ -392,22 +392,32 @@ export function checkProbePort(spec: BackendSpec): void {
  * node's rows (a backend saved before the rule, or by an older node, stays as it was).
  */
 export function checkForwardedPort(spec: BackendSpec, service: ServiceSpec): void {
-  if (service.fwmark !== null || spec.method === "nat" || spec.port === service.port) return;
-  throw new ValidationError(
-    "port",
+  const problem = forwardedPortProblem(spec, service);
+  if (problem !== null) throw new ValidationError("port", problem);
+}
+
+/** What checkForwardedPort refuses, as the problem of its `port` error; null for a port IPVS uses. */
+export function forwardedPortProblem(spec: BackendSpec, service: ServiceSpec): string | null {
+  if (service.fwmark !== null || spec.method === "nat" || spec.port === service.port) return null;
+  return (
     `must be the service's port ${service.port} for a ${spec.method} backend, got ${spec.port}: IPVS forwards ${spec.method} ` +
-      "packets without changing their port (only nat does); leave port out, and set pulse.args.port to check another port",
+    "packets without changing their port (only nat does); leave port out, and set pulse.args.port to check another port"
   );
 }
 
 /** The same rule for a service's sorry server (`sorry_server.port`), where one is created or changed. */
 export function checkSorryPort(service: ServiceSpec): void {
+  const problem = sorryPortProblem(service);
+  if (problem !== null) throw new ValidationError("sorry_server.port", problem);
+}
+
+/** What checkSorryPort refuses, as the problem of its `sorry_server.port` error; null when there is nothing to refuse. */
+export function sorryPortProblem(service: ServiceSpec): string | null {
   const sorry = service.sorryServer;
-  if (sorry === null || service.fwmark !== null || sorry.method === "nat" || sorry.port === service.port) return;
-  throw new ValidationError(
-    "sorry_server.port",
+  if (sorry === null || service.fwmark !== null || sorry.method === "nat" || sorry.port === service.port) return null;
+  return (
     `must be the service's port ${service.port} for method ${sorry.method}, got ${sorry.port}: IPVS forwards ${sorry.method} ` +
-      "packets without changing their port (only nat does); leave it out",
+    "packets without changing their port (only nat does); leave it out"
   );
 }
 

@@ -64,12 +64,18 @@ describe("a backend's port under a method that keeps the packet's port", () => {
     expect(s.dests()).toEqual(["10.1.0.1:8080 nat 100", "10.1.0.2:80 dr 100"]);
   });
 
-  test("a dr backend on another port saved before the rule restores, and takes a PATCH of its weight", async () => {
-    const { gorb, driver } = makeGorb();
+  test("a dr backend on another port saved before the rule restores with a warning, and takes a PATCH of its weight", async () => {
+    const { gorb, driver, logger } = makeGorb();
+    const sorry = { host: "10.9.0.1", port: 8080, method: "ipip" };
     await gorb.restore({
-      services: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false }],
+      services: [{ id: "web", source: "api", fields: { host: "10.0.0.1", port: 80, sorry_server: sorry }, key: { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 }, vip: false }],
       backends: [{ service: "web", id: "b1", source: "api", fields: { host: "10.1.0.1", port: 8080, method: "dr" }, address: { address: "10.1.0.1", family: "inet" } }],
     });
+    expect(logger.lines.filter((l) => l.startsWith("warn restore:"))).toEqual([
+      'warn restore: the sorry server of service "web": sorry_server.port must be the service\'s port 80 for method ipip, got 8080: ' +
+        "IPVS forwards ipip packets without changing their port (only nat does); leave it out; kept as it is",
+      `warn restore: backend "b1" of service "web": port ${backendProblem("dr", 8080)}; kept as it is`,
+    ]);
     await gorb.updateBackend("web", "b1", { weight: 50 });
     await gorb.idle();
     expect(driver.peek()[0]?.destinations.map((d) => [d.port, d.forward, d.weight])).toEqual([[8080, "dr", 50]]);
