@@ -3,15 +3,20 @@
  * its notes) against the CLI's own definitions: every command and flag it names exists (on the command it names it
  * for), and every command, alias and flag spelling of the CLI is named there. Its field tables and its error list
  * against the contract (src/contract/fields.ts), its configuration file example through the loader, and its REST
- * examples, taken from README's own text, sent to the API (createApp over the in-memory core).
+ * examples, taken from README's own text, sent to the API (createApp over the in-memory core). Its keepalived and
+ * ipvsadm tables ("Coming from keepalived or ipvsadm"): every gorb command, flag, field and pulse arg they name
+ * exists, and the keepalived example's gorb file applies as written.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type CompletionNode, completionTree } from "../../../src/cli/completion.ts";
 import { root } from "../../../src/cli/index.ts";
 import { parseConfigFile } from "../../../src/config/load.ts";
-import { BACKEND_FIELD_DEFS, ERROR_CODES, SERVICE_FIELD_DEFS } from "../../../src/contract/fields.ts";
-import { startServer } from "./_harness.ts";
+import { BACKEND_FIELD_DEFS, ERROR_CODES, PULSE_FIELDS, PULSE_TYPES, SERVICE_FIELD_DEFS, SORRY_FIELDS } from "../../../src/contract/fields.ts";
+import { PULSE_ARG_KEYS } from "../../../src/health/options.ts";
+import { runGorb, startServer } from "./_harness.ts";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
 const section = readme.slice(readme.indexOf("## The command line"), readme.indexOf("Exit codes, for scripts:"));
@@ -224,6 +229,90 @@ describe("README's error examples, sent to the API", () => {
       }
       expect(await server.stack.gorb.getService("web")).toBeDefined();
     } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("README's keepalived and ipvsadm tables", () => {
+  const migration = readme.slice(readme.indexOf("## Coming from keepalived or ipvsadm"), readme.indexOf("### What neither maps"));
+
+  /** The body rows of the section's tables, as cells (a `\|` inside a code span is a `|`, not a cell border). */
+  function rows(): string[][] {
+    return migration
+      .split("\n")
+      .filter((l) => l.startsWith("| ") && !l.startsWith("| ---"))
+      .map((l) => l.slice(2, -2).split(" | "))
+      .filter((cells) => cells[1] !== "gorb");
+  }
+
+  const spans = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => (m[1] ?? "").replaceAll("\\|", "|"));
+  const fieldDefs: readonly Readonly<Record<string, { kind: string; values?: readonly string[] }>>[] = [SERVICE_FIELD_DEFS, BACKEND_FIELD_DEFS];
+  const pulseArgs = new Set(Object.values(PULSE_ARG_KEYS).flat());
+  const commandTree = completionTree(root);
+
+  /** Why `span` is not a gorb command, flag, field or pulse arg ("" when it is one); null: not gorb's form at all. */
+  async function problem(span: string): Promise<string | null> {
+    const tree = await commandTree;
+    const byPath = new Map(tree.map((n) => [n.path.join(" "), n]));
+    const anyFlag = new Set(tree.flatMap((n) => n.flags.flatMap((f) => f.names)));
+    const flags = (text: string) => [...text.matchAll(/(?<![\w-])--?[a-zA-Z][\w-]*(?![\w-])/g)].map((m) => m[0]);
+    if (span.startsWith("gorb ")) {
+      const { node, flags: named } = parse(span, byPath);
+      const names = new Set(node.flags.flatMap((f) => f.names));
+      return named.filter((f) => !names.has(f)).map((f) => `gorb ${node.path.join(" ")} has no ${f}`).join(", ");
+    }
+    if (span.startsWith("-")) return flags(span).filter((f) => !anyFlag.has(f)).map((f) => `no command has ${f}`).join(", ");
+    const [name = "", value] = span.split(": ");
+    if (name.startsWith("args.")) return pulseArgs.has(name.slice(5)) ? "" : `${name.slice(5)} is no pulse arg`;
+    if (name === "pulse.type") return (PULSE_TYPES as readonly string[]).includes(value ?? "") ? "" : `no pulse type ${value}`;
+    if (name.startsWith("pulse.")) return (PULSE_FIELDS as readonly string[]).includes(name.slice(6)) ? "" : `no pulse field ${name}`;
+    if (name.startsWith("sorry_server.")) return (SORRY_FIELDS as readonly string[]).includes(name.slice(13)) ? "" : `no sorry_server field ${name}`;
+    if (!/^[a-z_]+$/.test(name)) return null;
+    const defs = fieldDefs.map((d) => d[name]).filter((d) => d !== undefined);
+    if (defs.length === 0) return `${name} is no service or backend field`;
+    const accepts = defs.some((d) => value === undefined || d.kind !== "enum" || (d.values ?? []).includes(value.toLowerCase()));
+    return accepts ? "" : `${name} does not take ${value}`;
+  }
+
+  test("the gorb column names only commands, flags, fields and pulse args gorb has, and nothing else", async () => {
+    const all = rows();
+    expect(all.length).toBeGreaterThan(70);
+    const wrong: string[] = [];
+    for (const [theirs = "", ours = ""] of all) {
+      for (const span of spans(ours)) {
+        const found = await problem(span);
+        if (found !== "") wrong.push(`${theirs}: \`${span}\`: ${found ?? "not a gorb command, flag, field or pulse arg"}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test("the notes name only gorb commands, flags and pulse args that exist", async () => {
+    const wrong: string[] = [];
+    for (const [theirs = "", , notes = ""] of rows()) {
+      for (const span of spans(notes).filter((s) => /^(gorb |--|args\.)/.test(s))) {
+        const found = await problem(span);
+        if (found !== "") wrong.push(`${theirs}: \`${span}\`: ${found}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test("the keepalived example's gorb file applies as written", async () => {
+    const server = startServer();
+    const dir = mkdtempSync(join(tmpdir(), "gorb-readme-"));
+    try {
+      const file = join(dir, "web.yaml");
+      writeFileSync(file, blockAfter("### keepalived.conf", "yaml"));
+      const run = await runGorb(["apply", "-f", file], { GORB_SERVER: server.url });
+      expect([run.code, run.stderr]).toEqual([0, ""]);
+      const web1 = await server.stack.gorb.getBackend("web", "web-1");
+      expect(web1.options.method).toBe("dr");
+      expect(web1.options.pulse).toEqual({ type: "http", interval: "5s", args: { path: "/healthz", expect: 200, timeout: "3s", fall: 3 } });
+      expect((await server.stack.gorb.getService("web")).options).toMatchObject({ method: "wlc", persistent: true, persistence_timeout: 600 });
+    } finally {
+      rmSync(dir, { recursive: true });
       await server.stop();
     }
   });
