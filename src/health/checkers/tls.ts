@@ -2,7 +2,8 @@
  * The `tls` checker: Up when a TLS handshake with host:port completes and (unless `insecure`) the certificate
  * verifies against the system's CAs or `args.ca`, for `args.serverName` (else the probed address). With
  * `args.expiryDays: N`, a certificate that expires within N days fails ("expires in 3 days, wanted >= 14"),
- * so an operator hears about a renewal that did not happen before clients do. Nothing is sent after the
+ * so an operator hears about a renewal that did not happen before clients do; one already expired (seen with
+ * `insecure`) says "expired 1 days ago" and fails with CERT_HAS_EXPIRED. Nothing is sent after the
  * handshake; the connection is closed at once.
  */
 import { type CancelProbe, type CheckResult, type Checker, checkerOf, formatHostPort } from "../checker.ts";
@@ -26,7 +27,10 @@ class TlsProbeRun extends SocketProbe {
   protected opened(): void {
     const where = formatHostPort(this.target);
     const expiry = this.peerCertificateExpiry();
-    const days = Number.isNaN(expiry) ? Number.NaN : Math.floor((expiry - Date.now()) / DAY_MS);
+    const left = expiry - Date.now();
+    const days = Number.isNaN(expiry) ? Number.NaN : Math.floor(left / DAY_MS);
+    // An expired certificate (seen with `insecure`) is said so, with the code verification gives it, not "expires in -2 days".
+    const when = left <= 0 ? `expired ${Math.floor(-left / DAY_MS)} days ago` : `expires in ${days} days`;
     const min = this.probe.expiryDays;
     if (min !== null) {
       if (Number.isNaN(days)) {
@@ -34,11 +38,11 @@ class TlsProbeRun extends SocketProbe {
         return;
       }
       if (days < min) {
-        this.fail(`tls ${where}: certificate expires in ${days} days, wanted at least ${min}`, "CERT_EXPIRES_SOON");
+        this.fail(`tls ${where}: certificate ${when}, wanted at least ${min}`, left <= 0 ? "CERT_HAS_EXPIRED" : "CERT_EXPIRES_SOON");
         return;
       }
     }
-    this.pass(Number.isNaN(days) ? `tls ${where}: handshake ok` : `tls ${where}: handshake ok, certificate expires in ${days} days`);
+    this.pass(Number.isNaN(days) ? `tls ${where}: handshake ok` : `tls ${where}: handshake ok, certificate ${when}`);
   }
 
   protected failure(code: string): string {
