@@ -264,6 +264,8 @@ export async function destinationConfigFrom(
 ): Promise<DestinationConfig> {
   refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
   refuse(args, ["slow-start"], "slow start needs the daemon");
+  // The kernel keeps no configured weight beside the live one: maintenance off would have no weight to give back.
+  refuse(args, ["maintenance"], "maintenance keeps the configured weight, which only the daemon holds; use --weight 0, then --weight N");
   const flags = backendBody(args);
   const fields =
     base === null
@@ -273,7 +275,7 @@ export async function destinationConfigFrom(
   const spec = normalizeBackendFields(fields, service);
   if (base === null || "method" in flags) checkForwardedPort(spec, service);
   const address = await resolveBackendAddress(spec, key, noDns);
-  return toDestinationConfig(spec, address, key, spec.maintenance ? 0 : spec.weight); // maintenance: weight 0, as the daemon
+  return toDestinationConfig(spec, address, key, spec.weight);
 }
 
 function statsJson(s: Stats) {

@@ -208,6 +208,18 @@ describe("--direct checks with the daemon's rules (core's normaliser and resolve
     expect(await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80"))).toEqual([]);
   });
 
+  test("--maintenance and --no-maintenance are refused (exit 2): the kernel keeps no weight for maintenance off to give back", async () => {
+    await ok(["service", "add", "tcp:10.0.0.1:80"]);
+    const refused = (run: { code: number; stderr: string }) =>
+      expect([run.code, run.stderr]).toEqual([EXIT.USAGE, expect.stringContaining("--maintenance is not used with --direct: maintenance keeps the configured weight")]);
+    refused(await runGorb(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--weight", "7", "--maintenance", "--direct"]));
+    expect(await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).toEqual([]);
+    await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--weight", "7"]);
+    refused(await runGorb(["backend", "set", "tcp:10.0.0.1:80", "10.1.0.1", "--maintenance", "--direct"]));
+    refused(await runGorb(["backend", "set", "tcp:10.0.0.1:80", "10.1.0.1", "--no-maintenance", "--direct"]));
+    expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).map((d) => d.weight)).toEqual([7]);
+  });
+
   test("daemon-only service flags (panic mode, BGP) are refused, not dropped: the kernel has no place for them", async () => {
     for (const [flag, value] of [["--panic-threshold", "50"], ["--announce-min-healthy", "2"]] as const) {
       for (const command of ["add", "set"]) {
