@@ -18,7 +18,8 @@
  * event loop lags (the timer fires late), the lanes' limits shrink (see LAG_HIGH_MS), so an overloaded monitor
  * queues checks instead of timing them out.
  * One tick handles at most `maxPerTick` entries and then yields (a zero-delay timer), so when the monitor falls
- * behind, finished checks are still collected between batches.
+ * behind, finished checks are still collected between batches; and it yields once starting checks took
+ * START_BUDGET_MS (exec checks' spawns), the checks not started yet waiting in their lanes meanwhile.
  *
  * Timing per probe, in the monitor's clock:
  * - the first check starts after a uniformly random delay in [0, interval) (no thundering herd at startup);
@@ -80,6 +81,8 @@ export interface MonitorOptions {
   shareProbes?: boolean;
   /** Most a check may start early to share a timer tick with others (also at most 5% of its interval); default DEFAULT_BATCH_MS. */
   batchMs?: number;
+  /** The real time the work of starting checks is measured with (START_BUDGET_MS); default performance.now. */
+  workClock?: () => number;
 }
 
 /** DEFAULT_MAX_IN_FLIGHT bounds concurrent probes (sockets, processes) when many targets are slow at once. */
@@ -92,6 +95,13 @@ export const DEFAULT_MAX_IN_FLIGHT = 4096;
 export const DEFAULT_MAX_FETCH_IN_FLIGHT = 256;
 /** DEFAULT_MAX_PER_TICK bounds one tick's work. */
 export const DEFAULT_MAX_PER_TICK = 256;
+/**
+ * START_BUDGET_MS: the most time the monitor spends starting checks before it yields the event loop (a zero-delay
+ * timer), whatever the tick's entry count allows. A socket check starts in microseconds, but an exec check's spawn
+ * takes milliseconds (2.6 ms each on the host, 8 ms on a loaded one): 256 exec checks due at once held the loop, and
+ * the API, for 1.5-3 s. Checks it does not start yet wait in their lane (their timeouts start when they do).
+ */
+export const START_BUDGET_MS = 20;
 /** SLACK_MS: entries due this close to now are handled in the same timer tick instead of arming another. */
 export const SLACK_MS = 1;
 /**
@@ -194,6 +204,10 @@ export class HealthMonitor {
   private readonly maxPerTick: number;
   private readonly share: boolean;
   private readonly batchMs: number;
+  private readonly workClock: () => number;
+  /** Time spent starting checks since the monitor's timer last fired or it last yielded for START_BUDGET_MS. */
+  private startWorkMs = 0;
+  private yieldArmed = false;
 
   constructor(private readonly hooks: MonitorOptions) {
     this.clock = hooks.clock ?? systemClock;
@@ -204,6 +218,7 @@ export class HealthMonitor {
     this.maxPerTick = hooks.maxPerTick ?? DEFAULT_MAX_PER_TICK;
     this.share = hooks.shareProbes ?? true;
     this.batchMs = Math.max(SLACK_MS, hooks.batchMs ?? DEFAULT_BATCH_MS);
+    this.workClock = hooks.workClock ?? (() => performance.now());
     if (!Number.isInteger(this.maxPerTick) || this.maxPerTick < 1) {
       throw new RangeError(`maxPerTick must be a positive integer, got ${this.maxPerTick}`);
     }
@@ -524,6 +539,8 @@ export class HealthMonitor {
     if (lag >= STALL_MS) this.stalledMs += lag;
     this.socketLane.adapt(lag);
     this.fetchLane.adapt(lag);
+    // A timer fires in a turn of its own: the work of starting checks is counted from here (or from a yield).
+    if (!this.yieldArmed) this.startWorkMs = 0;
     let budget = this.maxPerTick;
     let expiring: { p: Probe; run: number; late: number }[] | null = null;
     for (let top = this.heap.peek(); top !== undefined && budget > 0; top = this.heap.peek()) {
@@ -558,7 +575,24 @@ export class HealthMonitor {
   }
 
   private canStart(lane: Lane<Probe>): boolean {
-    return this.open < this.maxInFlight && lane.open < lane.limit;
+    return this.open < this.maxInFlight && lane.open < lane.limit && this.startWorkMs < START_BUDGET_MS;
+  }
+
+  /**
+   * Counts `ms` of work starting checks; past START_BUDGET_MS, no check starts until a zero-delay timer has let the
+   * event loop run (I/O, the API), then the queued ones start.
+   */
+  private spendStartWork(ms: number): void {
+    this.startWorkMs += ms;
+    if (this.startWorkMs < START_BUDGET_MS || this.yieldArmed) return;
+    this.yieldArmed = true;
+    this.clock.setTimer(() => {
+      this.yieldArmed = false;
+      this.startWorkMs = 0;
+      if (this.stopped) return;
+      this.drain();
+      this.arm();
+    }, 0);
   }
 
   private ready(p: Probe): void {
@@ -591,6 +625,15 @@ export class HealthMonitor {
   }
 
   private start(p: Probe, now: number = this.clock.now()): void {
+    const began = this.workClock();
+    try {
+      this.startCheck(p, now);
+    } finally {
+      this.spendStartWork(this.workClock() - began);
+    }
+  }
+
+  private startCheck(p: Probe, now: number): void {
     p.phase = "running";
     p.startedAt = now;
     p.stalledAtStart = this.stalledMs;
