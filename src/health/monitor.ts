@@ -101,7 +101,7 @@ export const DEFAULT_MAX_PER_TICK = 256;
  * takes milliseconds (2.6 ms each on the host, 8 ms on a loaded one): 256 exec checks due at once held the loop, and
  * the API, for 1.5-3 s. Checks it does not start yet wait in their lane (their timeouts start when they do).
  */
-export const START_BUDGET_MS = 20;
+const START_BUDGET_MS = 20;
 /** SLACK_MS: entries due this close to now are handled in the same timer tick instead of arming another. */
 export const SLACK_MS = 1;
 /**
