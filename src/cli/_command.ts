@@ -8,31 +8,31 @@ import type { ArgDef, ArgsDef, CommandDef, CommandMeta, Resolvable, SubCommandsD
 /** Any citty command (the helpers here do not depend on its args' types). */
 type AnyCommand = CommandDef<ArgsDef>;
 
-const examples = new WeakMap<object, readonly string[]>();
+/** What help reads off a command besides citty's own definition: attached once, read with a default when absent. */
+function attachment<V>(none: V) {
+  const values = new WeakMap<object, V>();
+  return {
+    attach<T extends ArgsDef>(cmd: CommandDef<T>, value: V): CommandDef<T> {
+      values.set(cmd, value);
+      return cmd;
+    },
+    of(cmd: object): V {
+      return values.get(cmd) ?? none;
+    },
+  };
+}
 
+const examples = attachment<readonly string[]>([]);
 /** withExamples attaches usage examples to a command (each line is a full command line). */
-export function withExamples<T extends ArgsDef>(cmd: CommandDef<T>, lines: readonly string[]): CommandDef<T> {
-  examples.set(cmd, lines);
-  return cmd;
-}
-
+export const withExamples = examples.attach;
 /** examplesOf returns the examples attached with withExamples ([] when none). */
-export function examplesOf(cmd: object): readonly string[] {
-  return examples.get(cmd) ?? [];
-}
+export const examplesOf = examples.of;
 
-const notes = new WeakMap<object, readonly string[]>();
-
+const notes = attachment<readonly string[]>([]);
 /** withNotes attaches lines that --help prints under the usage line (what a reader of the options must know first). */
-export function withNotes<T extends ArgsDef>(cmd: CommandDef<T>, lines: readonly string[]): CommandDef<T> {
-  notes.set(cmd, lines);
-  return cmd;
-}
-
+export const withNotes = notes.attach;
 /** notesOf returns the lines attached with withNotes ([] when none). */
-export function notesOf(cmd: object): readonly string[] {
-  return notes.get(cmd) ?? [];
-}
+export const notesOf = notes.of;
 
 /** Flags of a command that --help lists apart from its other options, under a heading of their own. */
 export interface FlagGroup {
@@ -42,18 +42,11 @@ export interface FlagGroup {
   readonly flags: readonly string[];
 }
 
-const flagGroups = new WeakMap<object, readonly FlagGroup[]>();
-
+const flagGroups = attachment<readonly FlagGroup[]>([]);
 /** withFlagGroups attaches groups of flags that --help lists apart (`gorb service set`'s identity flags). */
-export function withFlagGroups<T extends ArgsDef>(cmd: CommandDef<T>, groups: readonly FlagGroup[]): CommandDef<T> {
-  flagGroups.set(cmd, groups);
-  return cmd;
-}
-
+export const withFlagGroups = flagGroups.attach;
 /** flagGroupsOf returns the groups attached with withFlagGroups ([] when none). */
-export function flagGroupsOf(cmd: object): readonly FlagGroup[] {
-  return flagGroups.get(cmd) ?? [];
-}
+export const flagGroupsOf = flagGroups.of;
 
 /** resolveValue unwraps citty's Resolvable (a value, a promise, or a function returning either). */
 async function resolveValue<T>(value: Resolvable<T>): Promise<T> {

@@ -371,7 +371,7 @@ describe("ids from the daemon: services and backends that exist", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 30_000); // some 25 completions, each running `gorb __ids` (a bun start): 3.7 s on a loaded 2-CPU host
 
   test("the line's --direct is passed on: the ids are then the kernel's (gorb __ids --direct)", async () => {
     // A `gorb` that answers with what it was asked, as one id.

@@ -208,6 +208,15 @@ describe("--direct checks with the daemon's rules (core's normaliser and resolve
     expect(await driver.listDestinations(parseServiceName("tcp:10.0.0.1:80"))).toEqual([]);
   });
 
+  test("backend add of a dr destination on another port is refused before the kernel (exit 6); on the service's port it is added", async () => {
+    await ok(["service", "add", "tcp:10.0.0.1:80"]);
+    const refused = await runGorb(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1:8080", "--forward", "dr", "--direct"]);
+    expect([refused.code, refused.stderr]).toEqual([EXIT.REJECTED, expect.stringContaining("port: must be the service's port 80 for a dr backend, got 8080: IPVS forwards dr packets without changing their port")]);
+    expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).length).toBe(0);
+    await ok(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--forward", "dr"]);
+    expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).map((d) => [d.port, d.forward])).toEqual([[80, "dr"]]);
+  });
+
   test("--maintenance and --no-maintenance are refused (exit 2): the kernel keeps no weight for maintenance off to give back", async () => {
     await ok(["service", "add", "tcp:10.0.0.1:80"]);
     const refused = (run: { code: number; stderr: string }) =>

@@ -5,12 +5,8 @@
  * service's are not (they keep the packet's port whatever theirs), and one saved before the rule, or written to a
  * fleet's shared state by an older node, still restores, applies and takes other changes.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
-import { type DirectDriverFactory, setDirectDriverFactory } from "../../../src/cli/direct.ts";
-import { EXIT } from "../../../src/cli/errors.ts";
-import { MemoryIpvsDriver } from "../../../src/ipvs/memory-driver.ts";
-import { runGorb } from "../cli/_harness.ts";
 import { makeGorb } from "./fakes.ts";
 
 function setup() {
@@ -118,25 +114,5 @@ describe("a sorry server's port", () => {
     );
     expect(((await s.call("GET", "/service/web")).body as { options: { sorry_server: unknown } }).options.sorry_server).toEqual({ host: "10.9.0.1", port: 8080, method: "nat" });
     expect((await s.call("PATCH", "/service/web", { sorry_server: { host: "10.9.0.1", method: "dr" } })).status).toBe(200);
-  });
-});
-
-describe("--direct", () => {
-  let driver: MemoryIpvsDriver;
-  let previous: DirectDriverFactory;
-  beforeEach(() => {
-    driver = new MemoryIpvsDriver();
-    const shared = driver;
-    previous = setDirectDriverFactory(async () => shared);
-  });
-  afterEach(() => setDirectDriverFactory(previous));
-
-  test("backend add of a dr destination on another port is refused before the kernel (exit 6); on the service's port it is added", async () => {
-    expect((await runGorb(["service", "add", "tcp:10.0.0.1:80", "--direct"])).code).toBe(0);
-    const refused = await runGorb(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1:8080", "--forward", "dr", "--direct"]);
-    expect([refused.code, refused.stderr]).toEqual([EXIT.REJECTED, expect.stringContaining(`port: ${backendProblem("dr", 8080)}`)]);
-    expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).length).toBe(0);
-    expect((await runGorb(["backend", "add", "tcp:10.0.0.1:80", "10.1.0.1", "--forward", "dr", "--direct"])).code).toBe(0);
-    expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).map((d) => [d.port, d.forward])).toEqual([[80, "dr"]]);
   });
 });
