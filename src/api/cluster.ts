@@ -2,7 +2,8 @@
  * The fleet routes, present when the daemon shares its desired state in etcd (`--store etcd://...`):
  *   GET /cluster                       every registered node (address, version, applied revision, store state,
  *                                      the services it could not apply), whether it has converged, and the
- *                                      backends whose health differs between nodes (up on one, down on another)
+ *                                      backends whose health differs between nodes (up on one, down on another);
+ *                                      while etcd does not answer, this node's store state and `nodes_error`
  *   GET /cluster/revision?wait=N       the etcd revision this node has applied; with wait, answers once it serves
  *                                      N: applied N, and no service whose change at or below N failed to apply
  *                                      (read-your-writes after a write that answered X-Gorb-Revision: N), or
@@ -16,7 +17,7 @@
  */
 import { t } from "elysia";
 import { ErrorBody } from "../contract/schemas.ts";
-import { NotFoundError } from "../core/errors.ts";
+import { NotFoundError, UnavailableError } from "../core/errors.ts";
 import { jsonResponse } from "./json.ts";
 import { escapeLabel } from "./metrics.ts";
 
@@ -63,7 +64,7 @@ export interface ClusterApi {
    * failed to apply (status().failed); false after `timeoutMs`.
    */
   waitApplied(revision: number, timeoutMs: number): Promise<boolean>;
-  /** The registered nodes. */
+  /** The registered nodes; an UnavailableError when they cannot be read (etcd does not answer). */
   members(): Promise<readonly ClusterMember[]>;
 }
 
@@ -112,8 +113,11 @@ export interface HealthSplit {
   readonly unknown: string[];
 }
 
-/** GET /cluster's answer. */
-function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, members: readonly ClusterMember[]) {
+/**
+ * GET /cluster's answer. `unread`: why the nodes' records could not be read (etcd does not answer), null when they
+ * were; the answer then still says this node's store state (degraded, and why), with no nodes.
+ */
+function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, members: readonly ClusterMember[], unread: string | null) {
   // Converged: the node has applied the latest change of services or backends any node knows of, and serves it
   // (no service it could not apply). Membership records move etcd's revision too, so comparing applied revisions
   // alone never settles.
@@ -135,6 +139,7 @@ function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, mem
     store: status,
     revision: latest,
     nodes: members.map((m) => ({ ...m, converged: m.appliedRevision >= latest && (m.failed ?? []).length === 0 })),
+    nodes_error: unread,
     health_splits: [...byBackend.values()].filter((s) => s.up.length > 0 && s.down.length > 0),
   };
 }
@@ -166,6 +171,7 @@ const ClusterView = t.Object({
   store: StoreView,
   revision: t.Number(),
   nodes: t.Array(MemberView),
+  nodes_error: t.Union([t.String(), t.Null()]),
   health_splits: t.Array(
     t.Object({ service: t.String(), backend: t.String(), up: t.Array(t.String()), down: t.Array(t.String()), unknown: t.Array(t.String()) }),
   ),
@@ -186,6 +192,16 @@ const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 function revisionView(cluster: ClusterApi, wait: number | null, reached: boolean) {
   const { appliedRevision, failed } = cluster.status();
   return { node: cluster.node, applied: appliedRevision, reached, failed: failed.filter((f) => wait === null || f.revision <= wait) };
+}
+
+/** The registered nodes, or (etcd not answering: an UnavailableError) none and why. */
+async function readMembers(cluster: ClusterApi): Promise<{ readonly members: readonly ClusterMember[]; readonly unread: string | null }> {
+  try {
+    return { members: await cluster.members(), unread: null };
+  } catch (error) {
+    if (error instanceof UnavailableError) return { members: [], unread: error.message };
+    throw error;
+  }
 }
 
 /** Seconds a /cluster/revision?wait= connection may stay silent beyond its timeout_ms. */
@@ -216,7 +232,8 @@ export function clusterRoutes(fleet: ClusterApi | undefined, idleTimeoutS: numbe
     view: {
       handler: async () => {
         const cluster = need("/cluster");
-        return jsonResponse(clusterView(cluster.node, cluster.status(), await cluster.members()));
+        const read = await readMembers(cluster);
+        return jsonResponse(clusterView(cluster.node, cluster.status(), read.members, read.unread));
       },
       hook: { transform: present("/cluster"), response: { 200: ClusterView, ...ERRORS }, detail: { summary: "The fleet: every node, convergence, health that differs between nodes" } },
     },

@@ -16,7 +16,8 @@ import type { ConnCounts } from "../core/drain.ts";
 import type { EventBus, EventHealthState, EventPayloads } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
+import { UnavailableError } from "../core/errors.ts";
+import { EtcdError, prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
 import type { FailedApply } from "./etcd-store.ts";
 
 /** What a node publishes about itself. */
@@ -193,10 +194,19 @@ export function drainPeerReader(
   };
 }
 
-/** The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. */
+/**
+ * The nodes registered under `prefix`, sorted by name; a value that is not a node record is left out. etcd not
+ * answering is an UnavailableError on "store" (GET /cluster then shows this node's store state without the nodes).
+ */
 export async function listMembers(client: EtcdClient, prefix: string): Promise<NodeRecord[]> {
   const dir = `${prefix}/nodes/`;
-  const { kvs } = await client.range(dir, prefixEnd(dir));
+  let kvs: Awaited<ReturnType<EtcdClient["range"]>>["kvs"];
+  try {
+    ({ kvs } = await client.range(dir, prefixEnd(dir)));
+  } catch (error) {
+    if (error instanceof EtcdError) throw new UnavailableError("store", `cannot read the nodes' records from etcd: ${error.message}`, { cause: error });
+    throw error;
+  }
   const out: NodeRecord[] = [];
   for (const kv of kvs) {
     const record = decodeNodeRecord(kv.value);

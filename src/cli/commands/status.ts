@@ -213,6 +213,8 @@ interface ClusterAnswer {
     /** The node's connections to each backend being drained, by "service/backend" (absent: none, or an older gorb). */
     readonly drains?: Readonly<Record<string, { readonly deadline: string; readonly active: number; readonly inactive: number }>>;
   }[];
+  /** Why the nodes' records could not be read (etcd does not answer); absent or null when they were. */
+  readonly nodes_error?: string | null;
   readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: string[]; readonly down: string[] }[];
 }
 
@@ -223,6 +225,7 @@ interface ClusterAnswer {
 function clusterText(c: ClusterAnswer): string {
   const store = c.store.state === "ok" ? "ok" : `DEGRADED${c.store.lastError === null ? "" : `: ${c.store.lastError}`}`;
   let out = `asked node ${c.node}: store ${store}, latest change of the services at revision ${c.revision}\n\n`;
+  if (c.nodes_error !== undefined && c.nodes_error !== null) return `${out}the nodes are not known: ${c.nodes_error}\n`;
   out += table(
     ["NODE", "ADDRESS", "VERSION", "APPLIED", "CONVERGED", "STORE", "STARTED"],
     c.nodes.map((n) => [n.node, n.address, n.version, String(n.appliedRevision), n.converged ? "yes" : "NO", n.store, n.startedAt]),

@@ -1,6 +1,7 @@
 /**
  * `gorb status --cluster` shows the services a node could not apply (GET /cluster's `failed` in a node's record):
- * an operator reading it must not take the node for one that serves the latest change.
+ * an operator reading it must not take the node for one that serves the latest change. While etcd does not answer,
+ * it shows the node's store DEGRADED and why the nodes are not known.
  */
 import { afterEach, expect, test } from "bun:test";
 import { runGorb } from "./_harness.ts";
@@ -74,4 +75,21 @@ test("the backends being drained are listed with each node's connections left; n
   server?.stop(true);
   const none = await runGorb(["status", "--cluster"], { GORB_SERVER: fleet({ node: "a", store, revision: 9, nodes: [{ ...node, node: "a", converged: true }], health_splits: [] }) });
   expect(none.stdout).not.toContain("being drained");
+});
+
+test("while etcd does not answer, the node's store is shown DEGRADED with why, and why the nodes are not known", async () => {
+  const url = fleet({
+    node: "a",
+    store: { ...store, state: "degraded", lastError: "cannot reach etcd" },
+    revision: 9,
+    nodes: [],
+    nodes_error: "cannot read the nodes' records from etcd: cannot reach etcd",
+    health_splits: [],
+  });
+  const run = await runGorb(["status", "--cluster"], { GORB_SERVER: url });
+  expect(run.code).toBe(0);
+  expect(run.stdout).toBe(
+    "asked node a: store DEGRADED: cannot reach etcd, latest change of the services at revision 9\n\n" +
+      "the nodes are not known: cannot read the nodes' records from etcd: cannot reach etcd\n",
+  );
 });

@@ -4,7 +4,8 @@
  * GET /cluster/revision?wait=N once it has applied it and then serves what A wrote; a duplicate create through
  * B is a 409; GET /cluster lists both registered nodes and a backend up on one node and down on the other;
  * a node whose lease is revoked leaves the list, and one that stops renewing leaves it after its TTL; with
- * etcd gone, writes answer 503 and the kernel keeps its table; `gorb state export` prints what apply reads.
+ * etcd gone, writes answer 503, the kernel keeps its table and GET /cluster says the store is degraded and why
+ * the nodes are not known; `gorb state export` prints what apply reads.
  */
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
@@ -296,6 +297,10 @@ describe("fleet over the API", () => {
     expect((await a.call("GET", "/service/web")).status).toBe(200);
     const metrics = await a.app.handle(new Request("http://gorb.test/metrics"));
     expect(await metrics.text()).toContain('gorb_store_up{node="a"} 0\n');
+    // `gorb status --cluster` still shows this node's store as degraded, and why the nodes are not known.
+    const view = await a.call("GET", "/cluster");
+    expect(view).toMatchObject({ status: 200, body: { node: "a", store: { state: "degraded" }, nodes: [] } });
+    expect((view.body as { nodes_error: string }).nodes_error).toStartWith("cannot read the nodes' records from etcd: ");
 
     await own.restart();
     // On a loaded machine a write can outlast the store's 1 s timeout: a 503 that says etcd may still apply it, and
