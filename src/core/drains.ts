@@ -73,6 +73,11 @@ export class Drains {
     return this.#watch.othersRead(service, backend, drain);
   }
 
+  /** "service/backend" of every backend whose drain waits for its connections (phase "draining"). */
+  waiting(): Set<string> {
+    return new Set(drainTargets(this.#p.desired).map((t) => `${t.service}/${t.backend}`));
+  }
+
   /** Publish every drain's counts again at the next look (Gorb.announceDrainCounts). */
   announce(): void {
     this.#watch.announce();

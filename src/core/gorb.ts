@@ -437,6 +437,14 @@ export class Gorb {
     this.#drains.announce();
   }
 
+  /**
+   * "service/backend" of every backend whose drain waits for its connections: the drains whose counts a fleet
+   * node's membership record publishes (one another node ended, held with then = keep, sends no event here).
+   */
+  drainingBackends(): Set<string> {
+    return this.#drains.waiting();
+  }
+
   // ---- restore, reconcile, declarative apply --------------------------------------------------------------
 
   /**

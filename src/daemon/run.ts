@@ -277,6 +277,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       events,
       status: () => store.status(),
       onStale: (reason) => store.resync(reason),
+      draining: () => gorb.drainingBackends(),
       health: async () =>
         (await gorb.listServicesDetail({ counters: false })).flatMap((s) => s.backend_details.map((b) => [`${s.id}/${b.id}`, b.metrics.state] as const)),
       logger: log.withTag("fleet"),

@@ -85,6 +85,12 @@ export interface MembershipOptions {
    * answered for longer than its TTL): its watch may have missed changes without saying so (EtcdStateStore.resync).
    */
   readonly onStale?: (reason: string) => void;
+  /**
+   * "service/backend" of the backends whose drain still waits for connections here (Gorb.drainingBackends): the
+   * record keeps counts only for those. A drain another node ended and holds (then = keep) sends no event here, so
+   * without it its last counts would stay in the record. Absent: counts go only with their events.
+   */
+  readonly draining?: () => ReadonlySet<string>;
   readonly logger?: Logger;
 }
 
@@ -327,6 +333,8 @@ export class Membership {
 
   #record(): NodeRecord {
     const status = this.#o.status();
+    const draining = this.#o.draining?.();
+    if (draining !== undefined) for (const path of [...this.#drains.keys()]) if (!draining.has(path)) this.#drains.delete(path);
     // Also while the applied revision is below the change: the node's own write moves the change at once, and
     // its watch passes it a moment later; the record must say so then, not at the next change.
     if (status.changeRevision !== this.#change || this.#applied < this.#change) {

@@ -9,9 +9,9 @@ import type { EventPayloads, GorbEvent } from "../../../src/core/events.ts";
 import type { Gorb } from "../../../src/core/gorb.ts";
 import type { ConnCounts } from "../../../src/core/drain.ts";
 import { EtcdStateStore } from "../../../src/store/etcd-store.ts";
-import { Membership, drainPeerReader } from "../../../src/store/membership.ts";
+import { Membership, drainPeerReader, listMembers } from "../../../src/store/membership.ts";
 import { ConnsDriver, makeGorb } from "../core/fakes.ts";
-import { etcdForFile, cleanupsAfterEach } from "./etcd-process.ts";
+import { etcdForFile, cleanupsAfterEach, waitFor } from "./etcd-process.ts";
 
 const etcd = etcdForFile();
 
@@ -86,7 +86,16 @@ async function memberNode(name: string, prefix: string, asked: (peers: ConnCount
   });
   await stack.gorb.restore((await store.load()).state);
   store.sync(stack.gorb);
-  const membership = new Membership({ client: store.client, prefix, node: name, address: `${name}:4672`, version: "test", events: stack.gorb.events, status: () => store.status() });
+  const membership = new Membership({
+    client: store.client,
+    prefix,
+    node: name,
+    address: `${name}:4672`,
+    version: "test",
+    events: stack.gorb.events,
+    status: () => store.status(),
+    draining: () => stack.gorb.drainingBackends(),
+  });
   cleanups.push(() => store.close(), () => stack.gorb.close(), () => membership.stop());
   // As the daemon joins: once registered, the drains it watches publish their counts again for the record.
   const join = async (announce = true) => {
@@ -223,6 +232,25 @@ describe("a drain in a fleet", () => {
     await gone;
     expect(weights(a.driver)).toEqual({});
     expect(weights(b.driver)).toEqual({});
+  }, 30_000);
+
+  test("a held drain (then keep) that its node ended leaves the other node's record: it is no longer a drain being waited for", async () => {
+    const prefix = `/fleetdrainheld${Date.now()}`;
+    const a = await memberNode("a", prefix);
+    const b = await memberNode("b", prefix);
+    await webWithB1(a, b);
+    const drainsOf = async (node: string) => (await listMembers(a.store.client, prefix)).find((m) => m.node === node)?.drains;
+
+    // No connection anywhere: A ends its drain once B's record says none there either (so B published its counts).
+    const drained = next(a.gorb, drainPhase("drained"));
+    const view = await a.gorb.drainBackend("web", "b1", { timeout: "1h", then: "keep" });
+    await drained;
+    expect(await b.store.waitApplied(a.store.committedRevision, 5000)).toBe(true);
+    expect((await b.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", node: "a" });
+    // B's record drops the counts (at its next renewal): `gorb status --cluster` would list b1 as being drained.
+    expect(await waitFor(async () => (await drainsOf("b")) === undefined, 10_000)).toBe(true);
+    expect(await drainsOf("a")).toBeUndefined();
+    expect((await a.gorb.getBackend("web", "b1")).drain).toMatchObject({ state: "drained", deadline: view.deadline });
   }, 30_000);
 
   test("a live node that has not said (an older gorb: no drain counts in its record) keeps the drain waiting up to its deadline", async () => {
