@@ -5,6 +5,7 @@
  */
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
+import { shownRange } from "./chart-range.ts";
 import type { Series } from "./store.ts";
 
 const STATE_COLOURS: readonly [number, string][] = [
@@ -42,13 +43,8 @@ interface ChartProps {
   readonly label: string;
 }
 
-/** The x axis spans the data, at least a minute and at most the last five, so a recent drain is not a sliver. */
-const SHOWN_S = 5 * 60;
-const MIN_SHOWN_S = 60;
-const xRange: uPlot.Range.Function = (_u, min, max) => {
-  const from = Math.max(min, max - SHOWN_S);
-  return [from, Math.max(max, from + MIN_SHOWN_S)];
-};
+/** The x axis spans the samples (./chart-range.ts), whatever range uPlot made of them. */
+const xRange: uPlot.Range.Function = (u, min, max) => shownRange((u.data[0] ?? []) as readonly number[]) ?? [min, max];
 
 function options(kind: ChartProps["kind"], width: number): uPlot.Options {
   const stepped = uPlot.paths.stepped?.({ align: 1 });
