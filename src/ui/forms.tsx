@@ -2,9 +2,10 @@
  * The service and backend forms, built from the fields of GET /openapi.json (./schema.ts). Values are kept as
  * text by field path ("port", "pulse.args.path"); the body holds what was filled in (create) or what changed
  * (edit: PATCH, with the whole pulse when any part of it changed). An error from the API is shown under the
- * field its message names, with the status and code; one naming no field of the form is shown above it.
+ * field its message names, with the status and code; one naming no field of the form is shown above it. Focus
+ * goes to where the error is shown, which scrolls it into view.
  */
-import { useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, describeError } from "./errors.ts";
 import { type Values, allPaths, bodyOf, errorPath, idProblem, startValues } from "./form-body.ts";
 import type { Field } from "./schema.ts";
@@ -18,8 +19,13 @@ interface InputProps {
   readonly formId: string;
 }
 
+/** The element of the field at `path` ("pulse.args.port": `${formId}-pulse-args-port`); "" is the error above the fields. */
+function elementId(formId: string, path: string): string {
+  return path === "" ? `${formId}-top-error` : `${formId}-${path.replace(/\./g, "-")}`;
+}
+
 function FieldInput({ field, path, value, error, onInput, formId }: InputProps) {
-  const id = `${formId}-${path.replace(/\./g, "-")}`;
+  const id = elementId(formId, path);
   const help = field.description === "" ? undefined : `${id}-help`;
   const errId = `${id}-error`;
   const common = {
@@ -121,12 +127,29 @@ export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, o
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const formId = `${what}-form`;
+  // After a refused submit, focus goes to the field the error is under: it is scrolled into view (a long form sent
+  // from its bottom button had it out of sight, or in a folded group), and the focus is not left on <body> (the
+  // button is disabled while busy).
+  const focusAfter = useRef<string | null>(null);
+  useLayoutEffect(() => {
+    if (focusAfter.current === null) return;
+    const el = document.getElementById(elementId(formId, focusAfter.current));
+    focusAfter.current = null;
+    if (el === null) return;
+    // A group the user folded (pulse.args) stays folded on a re-render: open it, or the error is hidden in it.
+    for (let group = el.closest("details"); group !== null; group = group.parentElement?.closest("details") ?? null) group.open = true;
+    el.focus();
+  }, [errors]);
+  const refuse = (path: string, message: string) => {
+    focusAfter.current = path;
+    setErrors({ [path]: message });
+  };
   const onInput = (path: string, value: string | boolean) => setValues((v) => ({ ...v, [path]: value }));
   const submit = async (event: Event) => {
     event.preventDefault();
     const problem = idProblem(what, name);
     if (problem !== null) {
-      setErrors({ id: problem });
+      refuse("id", problem);
       return;
     }
     setBusy(true);
@@ -135,7 +158,7 @@ export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, o
       await onSubmit(name, bodyOf(fields, values, initial));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      setErrors({ [errorPath(error, ["id", ...allPaths(fields)], what)]: describeError(error) });
+      refuse(errorPath(error, ["id", ...allPaths(fields)], what), describeError(error));
     } finally {
       setBusy(false);
     }
@@ -143,14 +166,14 @@ export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, o
   return (
     <form class="entity-form" onSubmit={submit} aria-label={`${submitLabel} form`} noValidate>
       {errors[""] !== undefined && (
-        <p class="error form-error" role="alert">
+        <p id={elementId(formId, "")} class="error form-error" role="alert" tabIndex={-1}>
           {errors[""]}
         </p>
       )}
       <div class={`field field-id${errors.id !== undefined ? " has-error" : ""}`}>
-        <label for={`${formId}-id`}>{what} id</label>
+        <label for={elementId(formId, "id")}>{what} id</label>
         <input
-          id={`${formId}-id`}
+          id={elementId(formId, "id")}
           name="id"
           value={name}
           readOnly={id !== null}
