@@ -75,8 +75,10 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         </span>
         <StateBadge state={b.metrics.state} />
         {maintenance && <span class="badge maint">maintenance</span>}
+        {/* aria-live off: an <output> is a live region, and every step of a climb back, of every backend, was read
+            out as a bare number; the service's degraded line is the one that speaks. */}
         <span class="weight" title="effective weight / configured weight">
-          weight <output data-testid="effective-weight">{b.effective_weight}</output>/{b.options.weight}
+          weight <output data-testid="effective-weight" aria-live="off">{b.effective_weight}</output>/{b.options.weight}
         </span>
         <span class="conns">{b.active_conns ?? "–"} active</span>
       </div>
