@@ -31,6 +31,8 @@ export interface FleetView {
   readonly revision: number;
   readonly store: { readonly state: string; readonly lastError: string | null };
   readonly nodes: readonly FleetNode[];
+  /** Why the nodes' records could not be read (etcd does not answer); null (or absent, an older gorb) when they were. */
+  readonly nodes_error?: string | null;
   readonly health_splits: readonly { readonly service: string; readonly backend: string; readonly up: readonly string[]; readonly down: readonly string[] }[];
 }
 

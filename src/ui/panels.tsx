@@ -224,6 +224,11 @@ export function FleetPanel() {
         This node: {view.node}, applied revision {applied} (latest change of the services: revision {view.revision}); store {view.store.state}
         {view.store.lastError !== null && <span class="why"> {view.store.lastError}</span>}
       </p>
+      {view.nodes_error !== undefined && view.nodes_error !== null && (
+        <p class="error" role="alert">
+          The nodes are not known: {view.nodes_error}
+        </p>
+      )}
       <table>
         <thead>
           <tr>
