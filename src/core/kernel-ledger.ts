@@ -20,6 +20,10 @@
  * ledger keeps the etcd cluster's id and the revision of the last restore. Another cluster (etcd replaced, or
  * restored from a backup, which gives it a new id) or a revision below that one (etcd lost writes) does not say
  * what was deleted: restore then removes nothing on the ledger's word and starts it again from what it serves.
+ * Nor does a ledger that missed a run of its node: a start with --no-state, or with another state directory, changed
+ * the kernel without it (it may have removed one of the ledger's objects, and a program re-added it by hand). Every
+ * start records in the shared state the revision it restored (StateStore.restored); one that is not the ledger's
+ * last restore says so.
  *
  * Core defines the port (LedgerStore); the store itself (SQLite, fleet-ledger.db in the state directory) lives in
  * src/state/.
@@ -226,6 +230,12 @@ export class KernelLedger {
     }
     if (origin.revision < followed.revision) {
       return `etcd's revision ${origin.revision} is below the revision ${followed.revision} this node restored at last time: etcd lost writes`;
+    }
+    if (origin.lastRestore !== undefined && origin.lastRestore !== followed.revision) {
+      return (
+        `this node's last start restored revision ${origin.lastRestore}, not the revision ${followed.revision} its kernel ledger followed: ` +
+        "it ran without this ledger since (--no-state, or another --state-dir), which may have changed the kernel"
+      );
     }
     return null;
   }

@@ -201,6 +201,11 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
   // What gorb now serves is this node's, even when it was in the kernel before the ledger was (an upgrade).
   await ledger?.recordServed(desired.wantedEach(), writer.view, pacer);
   if (ledger !== null && state.origin !== undefined && follows) await ledger.follow(state.origin);
+  // Every start says which revision it restored, with its ledger or without: a later start with a ledger that
+  // followed another one knows it missed this run (KernelLedger.mismatch).
+  if (state.origin !== undefined && p.store?.restored !== undefined) {
+    await p.store.restored(state.origin).catch((error: unknown) => log.error(`restore: cannot record in the shared state which revision this node restored: ${errorMessage(error)}`));
+  }
   for (const change of quorumChanges) {
     if (pacer.due()) await pacer.turn();
     p.failover.quorumChanged(change);

@@ -72,6 +72,11 @@ export interface SavedState {
 export interface StateOrigin {
   readonly clusterId: string;
   readonly revision: number;
+  /**
+   * The revision this node's previous start restored, as the shared state records it (StateStore.restored); absent
+   * when it records none (a first start, a gorb from before the record, a store that keeps none).
+   */
+  readonly lastRestore?: number;
 }
 
 /** A service gorb was about to create in IPVS (StateStore.intend), and whether it put its address on the VIP interface. */
@@ -139,6 +144,12 @@ export interface StateStore {
    * until a commit fails.
    */
   available?(): boolean;
+  /**
+   * Record in the shared state that this node restored the state read at `origin` (every start, with its kernel
+   * ledger or without: the next start's SavedState.origin.lastRestore). Throws (or rejects) when it cannot write.
+   * Without it, nothing is recorded.
+   */
+  restored?(origin: StateOrigin): Promise<void>;
   /**
    * True when other nodes share this state (etcd): a row this node cannot restore (a field its version does not
    * know, an address another service holds) is left in it, since other nodes may serve it.

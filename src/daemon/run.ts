@@ -143,7 +143,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       log.warn("--no-state: no kernel ledger; at start-up, what another node deleted while this one was down is reported, not removed");
     }
     if (ledger !== null) log.info(`kernel ledger: ${ledger.location}`);
-    if (options.sharedStore !== null) shared = openSharedStore(options.sharedStore, log.withTag("etcd"));
+    if (options.sharedStore !== null) shared = openSharedStore(options.sharedStore, log.withTag("etcd"), nodeName);
     defaultAddress = await firstAddress(addresses, options.interface, log);
     const vip: VipManager | undefined = options.vipInterface !== null ? new InterfaceVipManager(addresses, options.vipInterface) : undefined;
     consul =

@@ -9,8 +9,8 @@ import type { Logger } from "../log.ts";
 import { readPrivateFile } from "./secrets.ts";
 import { EtcdStateStore } from "../store/etcd-store.ts";
 
-/** See the module comment. */
-export function openSharedStore(o: SharedStoreOptions, logger?: Logger): EtcdStateStore {
+/** See the module comment. `node`: the daemon's node name, whose starts the store records (EtcdStoreOptions.node). */
+export function openSharedStore(o: SharedStoreOptions, logger?: Logger, node?: string): EtcdStateStore {
   const read = (file: string) => readFileSync(file, "utf8");
   const tls = {
     ...(o.caFile !== null ? { ca: read(o.caFile) } : {}),
@@ -23,5 +23,6 @@ export function openSharedStore(o: SharedStoreOptions, logger?: Logger): EtcdSta
     ...(Object.keys(tls).length > 0 ? { tls } : {}),
     ...(o.user !== null && o.passwordFile !== null ? { auth: { user: o.user, password: readPrivateFile("etcd-password-file", o.passwordFile).trim() } } : {}),
     ...(logger !== undefined ? { logger } : {}),
+    ...(node !== undefined ? { node } : {}),
   });
 }

@@ -2,8 +2,9 @@
  * gorb's desired state in etcd, shared by every node that points at the same prefix (`--store etcd://...`).
  *
  * Keys (./layout.ts; ids never contain "/", so a key names one object and a prefix never catches a neighbour):
- * PREFIX/services/<service>, PREFIX/backends/<service>/<backend>, PREFIX/addresses/<address> (./claims.ts) and
- * PREFIX/nodes/<node> (./membership.ts).
+ * PREFIX/services/<service>, PREFIX/backends/<service>/<backend>, PREFIX/addresses/<address> (./claims.ts),
+ * PREFIX/nodes/<node> (./membership.ts) and PREFIX/restores/<node> (the revision a node's last start restored, read
+ * with the snapshot and written by `restored`: ../core/kernel-ledger.ts).
  *
  * Writes: `commit` makes one etcd transaction of one group of requests. Each put or delete compares the key's
  * revision with the one this node has applied: create_revision == 0 for a key it does not know (so a create
@@ -42,6 +43,7 @@ import {
   encodeSavedService,
   type SavedState,
   type StateChanges,
+  type StateOrigin,
   type StateStore,
 } from "../core/state.ts";
 import type { Logger } from "../log.ts";
@@ -99,6 +101,8 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
    * @default 3000
    */
   readonly watchLagMs?: number;
+  /** This node's name (--node-id): the snapshot reads, and `restored` writes, PREFIX/restores/<node>. Without it, neither. */
+  readonly node?: string;
   readonly logger?: Logger;
 }
 
@@ -213,6 +217,8 @@ export class EtcdStateStore implements StateStore {
    * still has, at #desiredRevision, what the mirror has (#checkKept).
    */
   #rewound = 0;
+  /** PREFIX/restores/<node>, or null without a node name. */
+  readonly #restoreKey: string | null;
 
   constructor(options: EtcdStoreOptions) {
     this.client = new EtcdClient(options);
@@ -223,6 +229,7 @@ export class EtcdStateStore implements StateStore {
     this.#resyncMs = options.resyncMs ?? 300_000;
     this.#retryMs = options.retryMs ?? 1000;
     this.#lagMs = options.watchLagMs ?? 3000;
+    this.#restoreKey = options.node === undefined ? null : this.#keys.restoreKey(options.node);
   }
 
   /** The revision gorb has applied (read-your-writes: wait for the revision a write answered). */
@@ -447,11 +454,20 @@ export class EtcdStateStore implements StateStore {
       const id = kv.binaryKey === true ? null : this.#keys.claimedKeyId(kv.key);
       if (id !== null) claimed.push(id);
     }
+    // The revision this node's last start restored, from the same snapshot.
+    const last = this.#restoreKey === null ? undefined : kvs.find((kv) => kv.key === this.#restoreKey);
+    const lastRestore = last === undefined || !/^\d{1,15}$/.test(last.value) ? undefined : Number(last.value);
+    const origin = { clusterId, revision, ...(lastRestore !== undefined ? { lastRestore } : {}) };
     return {
-      state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)), origin: { clusterId, revision }, claimed },
+      state: { services: state.services, backends: state.backends.filter((b) => restored.has(b.service)), origin, claimed },
       revision,
       skipped: [...binary, ...skipped],
     };
+  }
+
+  /** StateStore.restored: PREFIX/restores/<node> becomes the revision restored (nothing without a node name). */
+  async restored(origin: StateOrigin): Promise<void> {
+    if (this.#restoreKey !== null) await this.client.put(this.#restoreKey, String(origin.revision));
   }
 
   // ---- writes -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
  *   PREFIX/addresses/<service address>     the id of the service on that address (inet/tcp/10.0.0.1/80): one
  *                                          service per address across the fleet (./claims.ts)
  *   PREFIX/nodes/<node>                    membership, on the node's lease (./membership.ts)
+ *   PREFIX/restores/<node>                 the etcd revision the node's last start restored (./etcd-store.ts)
  * A key whose id the API could never have made ("a/b", "..", "") is not a gorb key: it is skipped. A value that
  * does not read back as a row makes its service unreadable (the caller leaves that service as it is).
  */
@@ -50,11 +51,18 @@ export class KeyLayout {
   readonly services: string;
   readonly backends: string;
   readonly addresses: string;
+  readonly restores: string;
 
   constructor(prefix: string) {
     this.services = `${prefix}/services/`;
     this.backends = `${prefix}/backends/`;
     this.addresses = `${prefix}/addresses/`;
+    this.restores = `${prefix}/restores/`;
+  }
+
+  /** The key of the revision node `node`'s last start restored. */
+  restoreKey(node: string): string {
+    return `${this.restores}${node}`;
   }
 
   serviceKey(id: string): string {

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createApp } from "../../../src/api/app.ts";
 import { EventBus } from "../../../src/core/events.ts";
 import type { LedgerStore } from "../../../src/core/kernel-ledger.ts";
@@ -66,7 +66,8 @@ class Disk {
 
 /** Start a node on `h`: restore from etcd (the report is returned), follow it, answer the API. `stop()` ends it. */
 async function node(h: Host, prefix: string, endpoint: string = etcd.endpoint, disk: Disk | null = null, noState = false) {
-  const store = new EtcdStateStore({ endpoints: [endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  // The node's name is its state directory's: its starts are recorded under it (PREFIX/restores/<node>).
+  const store = new EtcdStateStore({ endpoints: [endpoint], prefix, timeoutMs: 1000, retryMs: 100, node: basename(h.dir) });
   // --no-state: no ledger.
   const ledger = noState ? null : SqliteLedgerStore.open(h.dir, prefix);
   const used = ledger === null ? {} : { ledger: disk === null ? ledger : disk.over(ledger) };
@@ -368,7 +369,8 @@ describe("a fleet node's kernel ledger", () => {
     expect(b.report.removedDeleted).toEqual([]);
     expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
-    expect(b.logger.lines.some((line) => line.includes(`etcd's revision ${now.revision} is below the revision ${followed}`))).toBe(true);
+    // The revision its ledger followed is that of its restore, just before it recorded the restore (PREFIX/restores/).
+    expect(b.logger.lines.some((line) => line.includes(`etcd's revision ${now.revision} is below the revision ${followed - 1} this node restored`))).toBe(true);
 
     // From now on the ledger follows the new history: b1, deleted while B is down, is removed; b2 is still unknown.
     await b.stop();
@@ -399,6 +401,39 @@ describe("a fleet node's kernel ledger", () => {
     expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
     expect(b.logger.lines.some((line) => line.includes("the shared state comes from another etcd cluster"))).toBe(true);
+  }, 30000);
+
+  // Found by test/unit/store/fleet-random.test.ts (seed 170054).
+  test("a run with --no-state in between: B's ledger missed it, so a destination added by hand on the key of one it recorded is not removed", async () => {
+    const prefix = `/ledger${++prefixes}`;
+    const hostB = host();
+    const a = await node(host(), prefix);
+    let b = await node(hostB, prefix);
+    await caughtUp(b, await putAll(a, WEB_AND_TWO));
+    await b.stop();
+
+    // B runs once without its ledger: b2 is deleted meanwhile, and B takes 10.1.0.2:80 out of its kernel.
+    b = await node(hostB, prefix, etcd.endpoint, null, true);
+    const deleted = await a.call("DELETE", "/service/web/b2");
+    expect(deleted.status).toBe(200);
+    await caughtUp(b, deleted.revision);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80"]);
+    await b.stop();
+    // Then someone adds 10.1.0.2:80 by hand: not gorb's, whatever the ledger, which still has it from before, says.
+    await hostB.driver.addDestination(WEB, { ...BY_HAND, address: "10.1.0.2" });
+
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual([]);
+    expect(b.report.unknown).toEqual(['10.1.0.2:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+    expect(b.logger.lines.some((line) => line.includes("it ran without this ledger since (--no-state, or another --state-dir)"))).toBe(true);
+
+    // The ledger follows again from this start: b1, deleted while B is down, is removed at the next.
+    await b.stop();
+    expect((await a.call("DELETE", "/service/web/b1")).status).toBe(200);
+    b = await node(hostB, prefix);
+    expect(b.report.removedDeleted).toEqual(['10.1.0.1:80 in service "web"']);
+    expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.2:80"]);
   }, 30000);
 
   // Found by test/unit/store/fleet-random.test.ts (seed 90).

@@ -55,7 +55,9 @@ const STEPS = Number(process.env.GORB_FLEET_STEPS ?? 40);
  * once deleted); 40283 (an apply etcd refused after it deleted a service put it back without the destination added
  * by hand there); 50912 (the same when a new service of the apply took the key); 51282 (a service a --no-state
  * start left blocks one an apply moved, and so the one the apply put on the moved one's key: the model excuses both);
- * 50892 (the same block: the moved service stays at its old key).
+ * 50892 (the same block: the moved service stays at its old key). Seed 170054 with 250 steps found that a node started
+ * with its ledger after a --no-state run removed a destination added by hand on the key of one its ledger recorded
+ * before that run (fleet-ledger.test.ts has it now; it needs more steps than are run here).
  */
 const FOUND = [20136, 30195, 30691, 30222, 40283, 50912, 51282, 50892];
 
@@ -133,7 +135,7 @@ function newHost(name: string): Host {
 
 /** Start a node on `h`: restore from etcd, follow it, answer the API. */
 async function startNode(h: Host, prefix: string, noState: boolean) {
-  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100 });
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix, timeoutMs: 1000, retryMs: 100, node: h.name });
   const ledger = noState ? null : SqliteLedgerStore.open(h.dir, prefix);
   const stack = makeGorb({ store, ...(ledger === null ? {} : { ledger }), events: new EventBus(), driver: h.driver, vip: h.vip, vipInterface: "lo" });
   const report = await stack.gorb.restore((await store.load()).state);
