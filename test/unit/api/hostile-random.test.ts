@@ -340,9 +340,10 @@ const SEEDS = Number(process.env.GORB_HOSTILE_SEEDS ?? 30);
 /**
  * Seeds run too: 2415 (a body with an object holding the key "toString" where a string goes was a 500), and where the
  * model was wrong, 1017 (cancelling a drain ends the sorry server's turn), 1446 (an apply that drops a service it took
- * over from the API deletes that service's API backends with it) and 16849 (both in one step, by two applies at once).
+ * over from the API deletes that service's API backends with it), 16849 (both in one step, by two applies at once) and
+ * 37761 (such an apply, with a PUT of the service at once that creates it again).
  */
-const FOUND = [1017, 1446, 2415, 16849];
+const FOUND = [1017, 1446, 2415, 16849, 37761];
 const STEPS = 40;
 
 /** What is wrong with an answer by itself (a 5xx, an error body without its shape), or null. */
@@ -437,14 +438,16 @@ async function runStep(draw: Draw, stack: Stack, where: string): Promise<string 
   }
   // An apply never deletes what the API created: a service, or a backend (also one of a service the set takes over),
   // unless the backend's service is the file's and the set no longer declares it: it goes with its backends (seed 1446).
-  // Two applies at once may do both in one step: one takes a service over, the next drops it (seed 16849).
+  // Two applies at once may do both in one step: one takes a service over, the next drops it (seed 16849). A PUT of
+  // the service sent at the same time may create it again after the apply dropped it (seed 37761).
   const after = objects(stack, false);
   const applies = requests.filter((r) => r.path.startsWith("/apply"));
   const applied = applies.length > 0;
   const fileOwned = (service: string) => fileServices.has(service) || (applies.length > 1 && applies.some((r) => declares(r.body, service)));
+  const putAgain = (service: string) => requests.some((r) => r.method === "PUT" && named(r.path).length === 1 && named(r.path)[0] === service);
   const droppedWith = (id: string) => {
     const service = id.split("/")[0] ?? "";
-    return (id.includes("/") || applies.length > 1) && fileOwned(service) && !after.includes(service);
+    return (id.includes("/") || applies.length > 1) && fileOwned(service) && (!after.includes(service) || putAgain(service));
   };
   const lost = applied ? beforeApi.filter((id) => !after.includes(id) && !deletes(requests, id) && !droppedWith(id)) : [];
   if (lost.length > 0) return `${where}: an apply deleted ${lost.join(", ")}, created over the API`;
