@@ -122,6 +122,12 @@ function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, mem
   // (no service it could not apply). Membership records move etcd's revision too, so comparing applied revisions
   // alone never settles.
   const latest = Math.max(status.changeRevision, ...members.map((m) => m.changeRevision ?? 0));
+  // This node's own row says what it serves now: its record is written again only at its lease's renewal, so right
+  // after a write through it, the record still had it behind the change it had just made.
+  const live = (m: ClusterMember): ClusterMember =>
+    m.node !== self
+      ? m
+      : { ...m, appliedRevision: status.appliedRevision, changeRevision: status.changeRevision, store: status.state, failed: status.failed };
   const byBackend = new Map<string, HealthSplit>();
   for (const m of members) {
     for (const [path, state] of Object.entries(m.backends)) {
@@ -138,7 +144,7 @@ function clusterView(self: string, status: ReturnType<ClusterApi["status"]>, mem
     node: self,
     store: status,
     revision: latest,
-    nodes: members.map((m) => ({ ...m, converged: m.appliedRevision >= latest && (m.failed ?? []).length === 0 })),
+    nodes: members.map(live).map((m) => ({ ...m, converged: m.appliedRevision >= latest && (m.failed ?? []).length === 0 })),
     nodes_error: unread,
     health_splits: [...byBackend.values()].filter((s) => s.up.length > 0 && s.down.length > 0),
   };

@@ -173,6 +173,20 @@ describe("fleet over the API", () => {
     expect(await settled()).toBe(true);
   }, 15000);
 
+  test("the asked node's own row is what it serves now: converged right after a write through it, before its record's renewal", async () => {
+    const prefix = `/fleet${++prefixes}`;
+    const a = await node("a", prefix);
+    const put = await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80 });
+    const revision = Number(put.headers.get("X-Gorb-Revision"));
+    expect((await a.call("GET", `/cluster/revision?wait=${revision}`)).body).toMatchObject({ reached: true });
+    // A's record in etcd still says what A had applied at its last renewal; its row in A's answer does not.
+    type View = { revision: number; nodes: { node: string; converged: boolean; changeRevision: number; appliedRevision: number }[] };
+    const view = (await a.call("GET", "/cluster")).body as View;
+    expect(view.revision).toBe(revision);
+    expect(view.nodes).toMatchObject([{ node: "a", converged: true, changeRevision: revision }]);
+    expect(view.nodes[0]?.appliedRevision).toBeGreaterThanOrEqual(revision);
+  });
+
   test("a node whose kernel refused a change has not reached its revision: ?wait and GET /cluster name it and the service until a retry applies it", async () => {
     const prefix = `/fleet${++prefixes}`;
     const a = await node("a", prefix);
