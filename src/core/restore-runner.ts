@@ -20,7 +20,7 @@ import { Pacer } from "../pacer.ts";
 import { ChangeTracker } from "./changes.ts";
 import { errorMessage } from "./errors.ts";
 import type { Exposure } from "./exposure.ts";
-import type { DesiredState, ServiceRecord } from "./desired-state.ts";
+import type { DesiredState } from "./desired-state.ts";
 import type { Drains } from "./drains.ts";
 import type { Edits } from "./edits.ts";
 import type { FailoverRunner } from "./failover-runner.ts";
@@ -28,7 +28,6 @@ import type { HealthChecks } from "./health.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
 import { destinationKeyId, serviceKeyId } from "./keys.ts";
 import type { MarkRange } from "./mark-range.ts";
-import { forwardedPortProblem, sorryPortProblem } from "./normalize.ts";
 import { isProbeKey } from "./probe-services.ts";
 import { observedTablePaced, planOperations, planOperationsPaced, unknownDestinations } from "./reconcile.ts";
 import type { ReconcileReport, Repairs } from "./repairs.ts";
@@ -146,7 +145,7 @@ export async function runRestore(p: RestoreParts, state: SavedState, mode: Unkno
     }
   }
   for (const d of loaded.dropped) log.error(`cannot restore ${d.what} (${where}): ${d.why}`);
-  warnForwardedPorts(loaded.services, log);
+  for (const w of loaded.portWarnings) log.warn(`restore: ${w.what}: ${w.why}; kept as it is`);
   // Services gorb was creating when it stopped, for a change it never saved nor answered: gorb's, not foreign.
   const unsaved = unsavedCreations(state.creating ?? [], observed, (id) => desired.hasKeyId(id));
   // Services this fleet node created that the shared state no longer has: deleted while it was down. One whose row
@@ -290,21 +289,5 @@ async function claimFleetAddresses(p: RestoreParts, pacer: Pacer): Promise<void>
     const key = record.config.key;
     // Claimed by Exposure.sync, next (VipLedger.restoreMissing), for those the kernel has; later for the others.
     if (!isFwmarkKey(key) && !p.vips.holds(record.id, key)) p.vips.claimWhenServing(record.id, key);
-  }
-}
-
-/**
- * Says which restored objects break a rule gorb checks only on writes: a dr, tunnel or local backend (or a dr or ipip
- * sorry server) on another port than its service's, saved by a gorb from before the rule. They are kept as they are;
- * clients reach them on the service's port, which their checks do not probe.
- */
-function warnForwardedPorts(services: Iterable<ServiceRecord>, log: Logger): void {
-  for (const record of services) {
-    const sorry = sorryPortProblem(record.spec);
-    if (sorry !== null) log.warn(`restore: the sorry server of service ${JSON.stringify(record.id)}: sorry_server.port ${sorry}; kept as it is`);
-    for (const backend of record.backends.values()) {
-      const problem = forwardedPortProblem(backend.spec, record.spec);
-      if (problem !== null) log.warn(`restore: backend ${JSON.stringify(backend.id)} of service ${JSON.stringify(record.id)}: port ${problem}; kept as it is`);
-    }
   }
 }

@@ -17,7 +17,14 @@ import { overrideWeight } from "./drain.ts";
 import { startingHealth } from "./health.ts";
 import type { BackendRecord, DesiredState, ServiceRecord } from "./desired-state.ts";
 import { checkId } from "./ids.ts";
-import { backendFields, normalizeBackendFields, normalizeServiceFields, serviceFields } from "./normalize.ts";
+import {
+  backendFields,
+  forwardedPortProblem,
+  normalizeBackendFields,
+  normalizeServiceFields,
+  serviceFields,
+  sorryPortProblem,
+} from "./normalize.ts";
 import { restoredWeight, type ObservedTable } from "./reconcile.ts";
 import { toDestinationConfig, toServiceConfig } from "./resolve.ts";
 import { type Creating, type SavedBackend, type SavedState, type SetAsideRow } from "./state.ts";
@@ -32,6 +39,12 @@ export interface LoadedState {
   readonly dropped: readonly { readonly what: string; readonly why: string }[];
   /** The rows to take out of the saved state (a service's with its backends'), with why. */
   readonly drop: readonly SetAsideRow[];
+  /**
+   * Restored objects that break a rule gorb checks only on writes, kept as they are: a dr, tunnel or local backend
+   * (or a dr or ipip sorry server) on another port than its service's, saved by a gorb from before the rule
+   * (clients reach it on the service's port, which its check does not probe). What and why, as `dropped`.
+   */
+  readonly portWarnings: readonly { readonly what: string; readonly why: string }[];
 }
 
 /**
@@ -48,6 +61,7 @@ export async function loadSavedState(
   const vips: ServiceRecord[] = [];
   const dropped: { what: string; why: string }[] = [];
   const drop: SetAsideRow[] = [];
+  const portWarnings: { what: string; why: string }[] = [];
   const backendsOf = new Map<string, SavedBackend[]>();
   for (const b of state.backends) {
     if (pacer.due()) await pacer.turn();
@@ -73,6 +87,8 @@ export async function loadSavedState(
       if (other !== undefined) throw new ConflictError(`service ${JSON.stringify(other)} already uses the same address`);
       keys.set(serviceKeyId(row.key), row.id);
       record = { id: row.id, source: row.source, fields, spec, config, backends: new Map(), byDest: new Map(), keep: new Set(), panic: false };
+      const sorry = sorryPortProblem(spec);
+      if (sorry !== null) portWarnings.push({ what: `the sorry server of ${what}`, why: `sorry_server.port ${sorry}` });
     } catch (error) {
       const why = errorMessage(error);
       dropped.push({ what: `${what} (${JSON.stringify(row.fields)})`, why });
@@ -110,6 +126,8 @@ export async function loadSavedState(
         record.backends.set(b.id, backend);
         record.byDest.set(destId, b.id);
         backends++;
+        const port = forwardedPortProblem(spec, record.spec);
+        if (port !== null) portWarnings.push({ what: `backend ${JSON.stringify(b.id)} of ${what}`, why: `port ${port}` });
       } catch (error) {
         const why = errorMessage(error);
         dropped.push({ what: `backend ${JSON.stringify(b.id)} of ${what} (${JSON.stringify(b.fields)})`, why });
@@ -127,7 +145,7 @@ export async function loadSavedState(
     if (saved.has(serviceId)) continue;
     for (const b of rows) drop.push({ service: serviceId, backend: b.id, why: "its service has no row" }); // orphans
   }
-  return { services, vips, backends, dropped, drop };
+  return { services, vips, backends, dropped, drop, portWarnings };
 }
 
 /**
