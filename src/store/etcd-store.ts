@@ -448,14 +448,15 @@ export class EtcdStateStore implements StateStore {
     const { state, unreadable, skipped } = this.#rows(null);
     this.#unreadable = unreadable;
     const restored = new Set(state.services.map((s) => s.id));
-    // Every service etcd has holds a claim on its key, its rows read or not: the kernel ledger's "not deleted".
+    // Every service etcd has holds a claim on its key, its rows read or not: the kernel ledger's "not deleted". And
+    // the revision this node's last start restored, from the same snapshot.
     const claimed: string[] = [];
+    let last: KeyValue | undefined;
     for (const kv of kvs) {
+      if (kv.key === this.#restoreKey) last = kv;
       const id = kv.binaryKey === true ? null : this.#keys.claimedKeyId(kv.key);
       if (id !== null) claimed.push(id);
     }
-    // The revision this node's last start restored, from the same snapshot.
-    const last = this.#restoreKey === null ? undefined : kvs.find((kv) => kv.key === this.#restoreKey);
     const lastRestore = last === undefined || !/^\d{1,15}$/.test(last.value) ? undefined : Number(last.value);
     const origin = { clusterId, revision, ...(lastRestore !== undefined ? { lastRestore } : {}) };
     return {
