@@ -132,13 +132,20 @@ async function caughtUp(n: { store: EtcdStateStore; gorb: { idle(): Promise<void
   await n.gorb.idle();
 }
 
+/** Nodes A and B on `prefix` (A on a host of its own), web with b1 and b2 created through A, and B caught up with it. */
+async function webOnAAndB(prefix: string) {
+  const hostB = host();
+  const a = await node(host(), prefix);
+  const b = await node(hostB, prefix);
+  await caughtUp(b, await putAll(a, WEB_AND_TWO));
+  return { hostB, a, b };
+}
+
 describe("a fleet node's kernel ledger", () => {
   test("a backend deleted through A while B was down is removed from B's kernel at B's restart; one added by hand is reported and left serving", async () => {
     const prefix = `/ledger${++prefixes}`;
-    const hostB = host();
-    const a = await node(host(), prefix);
-    let b = await node(hostB, prefix);
-    await caughtUp(b, await putAll(a, WEB_AND_TWO));
+    const { hostB, a, ...first } = await webOnAAndB(prefix);
+    let b = first.b;
     expect(destinations(hostB.driver, "10.0.0.1", 80)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
 
     await b.stop();
@@ -348,10 +355,7 @@ describe("a fleet node's kernel ledger", () => {
   // revision gone back (a wipe, a restore from a backup), leaves what etcd lacks to --unknown-destinations.
   test("etcd wiped while B was down (its revision gone back): B removes nothing on its ledger's word, reports what etcd lacks, and follows the new history from then on", async () => {
     const prefix = `/ledger${++prefixes}`;
-    const hostB = host();
-    let a = await node(host(), prefix);
-    let b = await node(hostB, prefix);
-    await caughtUp(b, await putAll(a, WEB_AND_TWO));
+    let { hostB, a, b } = await webOnAAndB(prefix);
     // Restarted once, B's ledger follows the revision of the state with both backends.
     await b.stop();
     b = await node(hostB, prefix);
@@ -383,10 +387,8 @@ describe("a fleet node's kernel ledger", () => {
 
   test("B restarted on another etcd cluster: nothing removed on its ledger's word, what that state lacks is reported", async () => {
     const prefix = `/ledger${++prefixes}`;
-    const hostB = host();
-    const a = await node(host(), prefix);
-    let b = await node(hostB, prefix);
-    await caughtUp(b, await putAll(a, WEB_AND_TWO));
+    const { hostB, a, ...first } = await webOnAAndB(prefix);
+    let b = first.b;
     await b.stop();
 
     const other = await startEtcd();
@@ -406,10 +408,8 @@ describe("a fleet node's kernel ledger", () => {
   // Found by test/unit/store/fleet-random.test.ts (seed 170054).
   test("a run with --no-state in between: B's ledger missed it, so a destination added by hand on the key of one it recorded is not removed", async () => {
     const prefix = `/ledger${++prefixes}`;
-    const hostB = host();
-    const a = await node(host(), prefix);
-    let b = await node(hostB, prefix);
-    await caughtUp(b, await putAll(a, WEB_AND_TWO));
+    const { hostB, a, ...first } = await webOnAAndB(prefix);
+    let b = first.b;
     await b.stop();
 
     // B runs once without its ledger: b2 is deleted meanwhile, and B takes 10.1.0.2:80 out of its kernel.
