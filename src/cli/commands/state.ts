@@ -114,8 +114,17 @@ const exportCommand = defineCommand({
       etcdPasswordFile: stringArg(args, "etcd-password-file"),
     };
     const { state, note } = await readState(stringArg(args, "state-dir"), stringArg(args, "store"), etcd);
-    ctx.io.stdout(jsonText(declarativeDocument(state)));
+    const { document, drained } = declarativeDocument(state);
+    ctx.io.stdout(jsonText(document));
     if (note !== null) ctx.io.stderr(note);
+    if (drained.length > 0) {
+      const each = drained.map((d) => `${d.service}/${d.backend} (then ${d.then}, deadline ${new Date(d.deadline).toISOString()})`).join("; ");
+      ctx.io.stderr(
+        `gorb state export: ${drained.length} backend(s) under a drain are in this document with maintenance: true, so that an apply ` +
+          `does not put them back in service (a drain is not a field of the file): ${each}; after the apply, drain them again ` +
+          `(gorb backend drain) and set maintenance back in the file, or remove them from it\n`,
+      );
+    }
     return EXIT.OK;
   },
 });

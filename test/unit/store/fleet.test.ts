@@ -374,7 +374,7 @@ describe("fleet over the API", () => {
     const a = await node("a", prefix);
     await a.call("PUT", "/service/web", { host: "10.0.0.1", port: 80, method: "wrr" });
     await a.call("PUT", "/service/web/b1", { host: "10.1.0.1", port: 8080, weight: 50 });
-    const doc = declarativeDocument((await a.store.load()).state);
+    const doc = declarativeDocument((await a.store.load()).state).document;
     expect(doc).toEqual({
       services: { web: { host: "10.0.0.1", port: 80, method: "wrr", backends: { b1: { host: "10.1.0.1", port: 8080, weight: 50 } } } },
     });

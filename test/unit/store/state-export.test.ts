@@ -56,6 +56,33 @@ test("rows a restore set aside are not in the document, and stderr says which, w
   expect(run.stderr).toContain(`: port: must be 1-65535, got 0); they are kept as saved in the table set_aside of ${join(dir, "state.db")}`);
 });
 
+test("a backend held by a drain is exported with maintenance: true, and stderr names it and what to do after the apply", async () => {
+  const { dir, store } = stateWithWeb();
+  const deadline = Date.parse("2026-12-06T10:00:00Z");
+  store.commit({
+    putServices: [],
+    deleteServices: [],
+    putBackends: [
+      {
+        service: "web",
+        id: "b1",
+        source: "api",
+        fields: { host: "10.1.0.1", port: 8080 },
+        address: { address: "10.1.0.1", family: "inet" },
+        drain: { started: deadline - 60_000, deadline, then: "keep", phase: "drained", node: null },
+      },
+    ],
+    deleteBackends: [],
+  });
+  store.close();
+  const run = await runGorb(["state", "export", "--state-dir", dir]);
+  expect(run.code).toBe(0);
+  const doc = JSON.parse(run.stdout) as { services: unknown };
+  expect(doc).toEqual({ services: { web: { host: "10.0.0.1", method: "wrr", port: 80, backends: { b1: { host: "10.1.0.1", port: 8080, maintenance: true } } } } });
+  expect(run.stderr).toContain("1 backend(s) under a drain are in this document with maintenance: true");
+  expect(run.stderr).toContain("web/b1 (then keep, deadline 2026-12-06T10:00:00.000Z)");
+});
+
 test("a state directory its daemon still holds is refused (exit 2); a bad --store names the flag", async () => {
   const { dir, store } = stateWithWeb();
   const held = await runGorb(["state", "export", "--state-dir", dir]);
