@@ -25,7 +25,7 @@
  * (SIGSTOP, a frozen VM) for more than 5 s, and so does evidence from membership that the node lost touch with
  * etcd for longer than its lease (`resync`: a watch held up by the network says nothing), a watch silent for
  * three of etcd's progress intervals (once one was seen), or a watch that does not deliver what etcd has under the
- * prefix (#checkLag), the store degraded until that relist is applied.
+ * prefix (./watch-liveness.ts), the store degraded until that relist is applied.
  * While etcd cannot be reached the node keeps its desired state and its kernel as they are and retries;
  * `status()` says so. A service whose remote change gorb could not apply (its kernel refused it) is tried again
  * with later changes; until then `status().failed` names it with the revision it failed from, and `waitServed`
@@ -52,6 +52,7 @@ import { EtcdClient, EtcdError, endBefore, prefixEnd, type Compare, type EtcdCli
 import { claimOps, dropStaleClaims } from "./claims.ts";
 import { StoreDivergedError } from "./diverged.ts";
 import { KeyLayout, type Rows, type SkippedKey } from "./layout.ts";
+import { WatchLiveness } from "./watch-liveness.ts";
 
 /**
  * Where remote changes go: Gorb.applyRemote. `read` runs under gorb's lock, so the rows are the mirror's as of
@@ -97,7 +98,7 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
   readonly retryMs?: number;
   /**
    * How long the watch may say nothing while etcd's revision is ahead of it before the store asks etcd whether
-   * anything under the prefix changed since, and how long it then has to deliver something (#checkLag).
+   * anything under the prefix changed since, and how long it then has to deliver something (./watch-liveness.ts).
    * @default 3000
    */
   readonly watchLagMs?: number;
@@ -115,13 +116,6 @@ const TOO_LARGE = ["too many operations in txn request", "request is too large",
 
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
-
-/**
- * A watch that has sent nothing for this many of etcd's progress intervals is dead. etcd sends a progress
- * notification each interval (plus up to a tenth) to a watch it sent no events in the interval before, so a
- * live watch is never silent for much more than two.
- */
-const SILENT_INTERVALS = 3;
 
 interface Rev {
   readonly create: number;
@@ -143,7 +137,8 @@ export class EtcdStateStore implements StateStore {
   readonly #log: Logger;
   readonly #resyncMs: number;
   readonly #retryMs: number;
-  readonly #lagMs: number;
+  /** Whether the watch is alive (./watch-liveness.ts). */
+  readonly #liveness: WatchLiveness;
   /** Every key under the prefix as last seen in etcd (watch or relist). */
   #mirror = new Map<string, KeyValue>();
   /** The revisions of the keys gorb's desired state has applied (what commits compare against). */
@@ -160,26 +155,6 @@ export class EtcdStateStore implements StateStore {
   #stale: string | null = null;
   #staleAsks = 0;
   #relists = 0;
-  /**
-   * The watch's silence: when it last sent something (or started; null while no watch runs), whether a batch is
-   * being applied (the watch is not read meanwhile), since when it has sent only progress notifications (null
-   * after events), and the interval etcd's progress notifications came at, once seen (see #watched).
-   */
-  #heardAt: number | null = null;
-  #applying = false;
-  #quietSince: number | null = null;
-  #progressMs: number | null = null;
-  /**
-   * #checkLag's: the messages the watches have sent, each new watch counting as one (a probe tells by it whether
-   * the watch spoke, or was replaced, meanwhile), the endpoint the watch is on, whether a probe is in flight, the
-   * revision up to which the last one found nothing under the prefix, and, once one found changes the watch had
-   * not delivered, when that probe was sent (with the message count then and the revisions it found).
-   */
-  #messages = 0;
-  #watchEndpoint = "";
-  #probing = false;
-  #quietUpTo = 0;
-  #owed: { readonly since: number; readonly messages: number; readonly revision: number; readonly from: number } | null = null;
   #stop: AbortController | null = null;
   #watchAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -228,7 +203,21 @@ export class EtcdStateStore implements StateStore {
     this.#log = options.logger ?? silentLogger;
     this.#resyncMs = options.resyncMs ?? 300_000;
     this.#retryMs = options.retryMs ?? 1000;
-    this.#lagMs = options.watchLagMs ?? 3000;
+    const prefix = this.prefix;
+    const client = this.client;
+    this.#liveness = new WatchLiveness(
+      {
+        lagMs: options.watchLagMs ?? 3000,
+        revision: () => client.revision,
+        applied: () => this.#appliedRevision,
+        changedSince: async (from) => {
+          const { revision, clusterId, kvs } = await client.range(`${prefix}/`, prefixEnd(`${prefix}/`), from + 1);
+          this.#checkHistory(revision, clusterId);
+          return { revision, latest: kvs.length === 0 ? null : kvs.reduce((max, kv) => Math.max(max, kv.modRevision), 0) };
+        },
+      },
+      prefix,
+    );
     this.#restoreKey = options.node === undefined ? null : this.#keys.restoreKey(options.node);
   }
 
@@ -363,7 +352,7 @@ export class EtcdStateStore implements StateStore {
     );
     this.#rewound = Math.max(this.#rewound, this.#appliedRevision);
     this.#appliedRevision = revision;
-    this.#quietUpTo = Math.min(this.#quietUpTo, revision);
+    this.#liveness.rewound(revision);
     this.#watchAbort?.abort();
   }
 
@@ -746,13 +735,13 @@ export class EtcdStateStore implements StateStore {
       if (now - last > PAUSE_MS) {
         this.#log.warn(`this process was paused for ${Math.round((now - last) / 1000)} s; relisting the shared state`);
         this.#watchAbort?.abort();
-      } else if (this.#progressMs !== null && this.#heardAt !== null && !this.#applying && now - this.#heardAt > SILENT_INTERVALS * this.#progressMs) {
-        const silent = ((now - this.#heardAt) / 1000).toFixed(1);
-        this.resync(`the etcd watch sent nothing for ${silent} s, not even the progress notification etcd sends every ${(this.#progressMs / 1000).toFixed(1)} s`);
-        // Until a notification measures it again: etcd restarted with a longer interval would otherwise have every
-        // new watch taken for dead before its first notification, one relist after another.
-        this.#progressMs *= 2;
-      } else this.#checkLag(now);
+      } else {
+        const stale = this.#liveness.check(now);
+        if (stale !== null) {
+          if (stale.avoid !== null) this.client.avoid(stale.avoid);
+          this.resync(stale.reason);
+        }
+      }
       last = now;
     }, 1000);
     this.#loop = this.#run(sink, stop.signal).finally(() => {
@@ -776,53 +765,6 @@ export class EtcdStateStore implements StateStore {
     this.#watchAbort?.abort();
   }
 
-  /**
-   * A watch whose member went silent (a partition, a half-open connection) while other requests reach etcd says
-   * nothing. Every answer etcd gives this node names its current revision (EtcdClient.revision): when that is
-   * ahead of what the watch delivered and the watch has said nothing for #lagMs, a keys-only read of the prefix
-   * since the watch's revision asks whether etcd has changes there (it moves for keys outside the prefix too, which
-   * a live watch rightly says nothing of). When it has, and the watch still says nothing #lagMs after that read was
-   * sent, the watch is stale: degraded, relisted, and watched again on the next endpoint. A read that finds
-   * nothing, or fails (etcd unreachable: membership and writes say so), is no evidence; the next one waits for
-   * etcd to move past it. Deletes leave no key to find; another gorb node's delete moves its membership record.
-   */
-  #checkLag(now: number): void {
-    const heard = this.#heardAt;
-    if (heard === null || this.#applying || this.#probing) return;
-    const owed = this.#owed;
-    if (owed !== null) {
-      if (this.#messages !== owed.messages) this.#owed = null;
-      else if (now - owed.since > this.#lagMs) {
-        this.#owed = null;
-        this.client.avoid(this.#watchEndpoint);
-        const silent = ((now - heard) / 1000).toFixed(1);
-        this.resync(`the etcd watch on ${this.#watchEndpoint} sent nothing for ${silent} s, while etcd has changes under ${this.prefix}/ after revision ${owed.from} (up to ${owed.revision})`);
-      }
-      return;
-    }
-    if (now - heard < this.#lagMs || this.client.revision <= Math.max(this.#appliedRevision, this.#quietUpTo)) return;
-    void this.#probe(now);
-  }
-
-  /** #checkLag's read: does etcd have keys under the prefix changed after what the watch delivered? */
-  async #probe(since: number): Promise<void> {
-    this.#probing = true;
-    const messages = this.#messages;
-    const from = this.#appliedRevision;
-    try {
-      const { revision, clusterId, kvs } = await this.client.range(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from + 1);
-      this.#checkHistory(revision, clusterId);
-      // The watch spoke (or ended) meanwhile: it is alive, or being replaced.
-      if (this.#messages !== messages || this.#heardAt === null) return;
-      if (kvs.length === 0) this.#quietUpTo = revision;
-      else this.#owed = { since, messages, revision: kvs.reduce((max, kv) => Math.max(max, kv.modRevision), 0), from };
-    } catch {
-      // No evidence either way (see #checkLag).
-    } finally {
-      this.#probing = false;
-    }
-  }
-
   /** Stop watching. */
   async close(): Promise<void> {
     this.#stop?.abort();
@@ -838,14 +780,9 @@ export class EtcdStateStore implements StateStore {
       this.#watchAbort = abort;
       const onStop = () => abort.abort();
       stop.addEventListener("abort", onStop);
-      this.#heardAt = Date.now();
-      this.#quietSince = this.#heardAt;
-      // A probe of the watch before this one finds its answer stale.
-      this.#messages++;
-      this.#owed = null;
-      this.#watchEndpoint = this.client.endpoint;
+      this.#liveness.started(this.client.endpoint, Date.now());
       const end = await this.client.watch(`${this.prefix}/`, prefixEnd(`${this.prefix}/`), from, (events, revision) => this.#watched(sink, events, revision), abort.signal);
-      this.#heardAt = null;
+      this.#liveness.ended();
       stop.removeEventListener("abort", onStop);
       if (stop.aborted) return;
       if (end.kind === "compacted") this.#log.warn(`etcd compacted past revision ${from} (now ${end.compactRevision}); relisting`);
@@ -931,26 +868,13 @@ export class EtcdStateStore implements StateStore {
     }
   }
 
-  /**
-   * One message of the watch: its silence starts again once the batch is applied. A progress notification after
-   * nothing else since the last one (or since the watch started) measures etcd's progress interval
-   * (--experimental-watch-progress-notify-interval, 10 minutes unless set): from then on, a watch silent for
-   * SILENT_INTERVALS of them is taken for dead (the network holds it up) and the store relists.
-   */
+  /** One message of the watch: its silence starts again once the batch is applied (./watch-liveness.ts). */
   async #watched(sink: RemoteSink, events: readonly WatchEvent[], revision: number): Promise<void> {
-    const now = Date.now();
-    this.#messages++;
-    if (events.length > 0) this.#quietSince = null;
-    else {
-      if (this.#quietSince !== null) this.#progressMs = now - this.#quietSince;
-      this.#quietSince = now;
-    }
-    this.#applying = true;
+    this.#liveness.message(events.length > 0, Date.now());
     try {
       await this.#onEvents(sink, events, revision);
     } finally {
-      this.#applying = false;
-      this.#heardAt = Date.now();
+      this.#liveness.applied(Date.now());
     }
   }
 
