@@ -306,9 +306,10 @@ export interface DeclaredApplyParts extends ApplyParts {
 export async function applyDeclared(parts: DeclaredApplyParts, declared: readonly DeclaredService[], resolver: HostResolver, dryRun: boolean): Promise<ApplyReport> {
   const { desired, log } = parts;
   if (!dryRun) await parts.transactions.checkStore();
-  const wanted = await resolveDeclared(declared, resolver, parts.defaultAddress, parts.vipInterface);
+  const managed = managedServicesOf(desired);
+  const wanted = await resolveDeclared(declared, resolver, parts.defaultAddress, parts.vipInterface, managed);
   const foreign = (await parts.kernelServices()).filter((k) => !desired.hasKeyId(serviceKeyId(k)) && !parts.isOwn(k));
-  const plan = await planApply(managedServicesOf(desired), wanted, foreign);
+  const plan = await planApply(managed, wanted, foreign);
   if (dryRun) return dryRunReport(plan);
   const report = await runApplyPlan(parts, plan, resolver);
   const failed = report.changes.filter((c) => c.status === "failed");

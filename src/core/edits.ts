@@ -216,7 +216,7 @@ export class Edits {
     const touchesIdentity = SERVICE_IDENTITY_FIELDS.filter((f) => patch.has(f));
     let key = record.config.key;
     if (touchesIdentity.length > 0) {
-      const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface);
+      const next = await resolveServiceKey(spec, resolver, this.#p.defaultAddress, this.#p.vipInterface, key);
       if (serviceKeyId(next) !== serviceKeyId(key)) {
         // The field whose value moves it: {"host": <the same>, "port": 81} is about port.
         throw new ValidationError(
@@ -320,7 +320,7 @@ export class Edits {
     const key = service.config.key;
     let address = backend.address;
     const touchesIdentity = BACKEND_IDENTITY_FIELDS.filter((f) => patch.has(f));
-    if (touchesIdentity.length > 0) address = await resolveBackendAddress(spec, key, resolver);
+    if (touchesIdentity.length > 0) address = await resolveBackendAddress(spec, key, resolver, backend.address);
     checkViaFamily(spec, address.family, key.family);
     const from = destinationKeyOfBackend(backend);
     if (address.address !== backend.address.address || spec.port !== backend.spec.port) {

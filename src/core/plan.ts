@@ -131,35 +131,40 @@ export interface PlannedChange {
 
 /**
  * Normalise and resolve a declared set. Throws a ValidationError whose field is the path of the problem
- * ("services.web.backends.b1.host: cannot resolve ...").
+ * ("services.web.backends.b1.host: cannot resolve ..."). `managed`: the services gorb has, whose addresses a name
+ * that still resolves to them keeps (ResolveOptions.keep: a name with several addresses is not a move).
  */
 export async function resolveDeclared(
   declared: readonly DeclaredService[],
   resolver: HostResolver,
   defaultAddress: string | null,
   vipInterface: string | null = null,
+  managed: readonly ManagedService[] = [],
 ): Promise<ResolvedService[]> {
   const out: ResolvedService[] = [];
   const pacer = new Pacer();
+  const current = new Map(managed.map((s) => [s.id, s] as const));
   for (const service of declared) {
     if (pacer.due()) await pacer.turn();
     const at = ["services", service.id];
+    const have = current.get(service.id);
     let spec: ServiceSpec;
     let key: ServiceKey;
     let config: ServiceConfig;
     try {
       spec = normalizeServiceFields(service.fields);
-      key = await resolveServiceKey(spec, resolver, defaultAddress, vipInterface);
+      key = await resolveServiceKey(spec, resolver, defaultAddress, vipInterface, have?.config.key ?? null);
       config = toServiceConfig(spec, key);
     } catch (error) {
       throw underPath(error, at);
     }
+    const held = have === undefined ? null : new Map(have.backends.map((b) => [b.id, b.address] as const));
     const backends: ResolvedBackend[] = [];
     for (const backend of service.backends) {
       if (pacer.due()) await pacer.turn();
       try {
         const bspec = normalizeBackendFields(backend.fields, spec);
-        const address = backendLiteral(bspec, key) ?? (await resolveBackendAddress(bspec, key, resolver));
+        const address = backendLiteral(bspec, key) ?? (await resolveBackendAddress(bspec, key, resolver, held?.get(backend.id) ?? null));
         const dest = toDestinationConfig(bspec, address, key, initialWeightState(bspec.weight).effective);
         backends.push({ id: backend.id, fields: backend.fields, spec: bspec, address, dest });
       } catch (error) {

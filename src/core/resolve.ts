@@ -7,7 +7,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { addressFamily, canonicalAddress, describeService } from "../ipvs/address.ts";
-import type { DestinationConfig, Family, ServiceConfig, ServiceFlags, ServiceKey } from "../ipvs/types.ts";
+import { isFwmarkKey, type DestinationConfig, type Family, type ServiceConfig, type ServiceFlags, type ServiceKey } from "../ipvs/types.ts";
 import { addressProblem, type AddressRole } from "../contract/addresses.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import { ValidationError, errorMessage } from "./errors.ts";
@@ -49,6 +49,12 @@ interface ResolveOptions {
   readonly role?: AddressRole;
   /** The VIP interface (a loopback VIP needs "lo"); null when there is none. */
   readonly vipInterface?: string | null;
+  /**
+   * The address the object has now (a service's or backend's being changed or declared again): a name that still
+   * resolves to it, among others of the family the rules pick, keeps it. A name with several addresses is answered
+   * in turns (round-robin DNS), and taking the first each time moved the object at every apply.
+   */
+  readonly keep?: ResolvedAddress | null;
 }
 
 /**
@@ -108,6 +114,8 @@ async function lookupName(host: string, resolver: HostResolver, options: Resolve
     const what = required === null ? "no address" : `no ${required} address`;
     throw new ValidationError(field, `cannot resolve ${describeValue(host)}: it has ${what}`);
   }
+  const keep = options.keep ?? null;
+  if (keep !== null && keep.family === match.family && found.some((a) => a.family === keep.family && a.address === keep.address)) return keep;
   return match;
 }
 
@@ -150,6 +158,7 @@ export async function resolveServiceKey(
   resolver: HostResolver,
   defaultAddress: string | null,
   vipInterface: string | null = null,
+  keep: ServiceKey | null = null,
 ): Promise<ServiceKey> {
   if (spec.fwmark !== null) return { family: spec.family ?? "inet", fwmark: spec.fwmark };
   let host = spec.host;
@@ -159,7 +168,8 @@ export async function resolveServiceKey(
     }
     host = defaultAddress;
   }
-  const resolved = await resolveHost(host, resolver, { field: "host", required: spec.family, role: "vip", vipInterface });
+  const held = keep === null || isFwmarkKey(keep) ? null : { address: keep.address, family: keep.family };
+  const resolved = await resolveHost(host, resolver, { field: "host", required: spec.family, role: "vip", vipInterface, keep: held });
   return { family: resolved.family, protocol: spec.protocol, address: resolved.address, port: spec.port };
 }
 
@@ -193,13 +203,17 @@ export function toDestinationConfig(
   };
 }
 
-/** The address of a backend's host: the service's family is required, or only preferred for a tunnel. */
+/**
+ * The address of a backend's host: the service's family is required, or only preferred for a tunnel. `keep`: the
+ * backend's address now, kept while the name still has it (see ResolveOptions.keep).
+ */
 export function resolveBackendAddress(
   spec: BackendSpec,
   service: ServiceKey,
   resolver: HostResolver,
+  keep: ResolvedAddress | null = null,
 ): Promise<ResolvedAddress> {
-  return resolveHost(spec.host, resolver, backendResolveOptions(spec, service));
+  return resolveHost(spec.host, resolver, { ...backendResolveOptions(spec, service), keep });
 }
 
 /** resolveBackendAddress for a host that is an address literal, in the call; null for a name. */

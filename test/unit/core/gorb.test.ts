@@ -93,6 +93,35 @@ describe("services", () => {
     expect((await gorb.getService("web")).options.host).toBe("web.example");
   });
 
+  test("a name with several addresses, answered in turns (round-robin DNS), keeps the address it has while it still resolves to it", async () => {
+    // Each lookup of a name answers its addresses in the other order, as a round-robin DNS server does.
+    const turns = new Map<string, number>();
+    const addresses: Record<string, readonly string[]> = { "vip.example": ["10.0.0.1", "10.0.0.2"], "app.example": ["10.1.0.1", "10.1.0.2"] };
+    const resolver = async (host: string) => {
+      const turn = turns.get(host) ?? 0;
+      turns.set(host, turn + 1);
+      const all = (addresses[host] ?? []).map((address) => ({ address, family: "inet" as const }));
+      return turn % 2 === 0 ? all : all.reverse();
+    };
+    const { gorb, driver } = makeGorb({ resolver });
+    const served = () => driver.peek().map((s) => `${"address" in s.service.key ? `${s.service.key.address}:${s.service.key.port}` : ""} ${s.destinations.map((d) => d.address).join(" ")}`);
+    const set = [{ id: "web", fields: fieldsOf({ host: "vip.example", port: 80 }), backends: [{ id: "b1", fields: fieldsOf({ host: "app.example" }) }] }];
+    expect((await gorb.apply(set)).ok).toBe(true);
+    expect(served()).toEqual(["10.0.0.1:80 10.1.0.1"]);
+    // The same set again changes nothing: it re-created the service on 10.0.0.2 with its backend on 10.1.0.2.
+    expect((await gorb.apply(set)).changes).toEqual([]);
+    expect(served()).toEqual(["10.0.0.1:80 10.1.0.1"]);
+    // A PATCH that sends the host back (a client sending the whole object) is no move: it was a 400 every other time.
+    await gorb.updateService("web", { host: "vip.example", method: "rr" });
+    await gorb.updateBackend("web", "b1", { host: "app.example", weight: 5 });
+    expect(driver.peek()[0]?.service.scheduler).toBe("rr");
+    expect(driver.peek()[0]?.destinations.map((d) => [d.address, d.weight])).toEqual([["10.1.0.1", 5]]);
+    // Once the name no longer has the address, an apply moves it (and puts the file's method and weight back).
+    addresses["app.example"] = ["10.1.0.3"];
+    expect((await gorb.apply(set)).changes.map((c) => [c.action, c.backend])).toEqual([["recreate", "b1"], ["update", null]]);
+    expect(served()).toEqual(["10.0.0.1:80 10.1.0.3"]);
+  });
+
   test("fwmark services: no VIP, no discovery", async () => {
     const { gorb, driver, vip, discovery } = makeGorb();
     await gorb.createService("marked", { fwmark: 7, method: "rr" });
