@@ -13,7 +13,8 @@
  * says) is taken back after the batch (a crash in between leaves an entry for
  * an object that is not there, pruned at the next start, or a destination another program made first, see
  * README). A record that cannot be written refuses the write (503), as the state store's does; taking one back
- * that cannot be written is logged (the entry stays, pruned at the next start once its object is gone). gorb's
+ * that cannot be written is logged, and written with the ledger's next write (a start prunes one still there once
+ * its object is gone). gorb's
  * probe services (checks through the VIP) are kept out: restore knows them by their marks.
  *
  * The entries hold only while the shared state's history goes on from the one they were written following: the
@@ -68,6 +69,24 @@ function isEmpty(entries: LedgerEntries): boolean {
   return entries.services.length + entries.destinations.length + entries.vips.length === 0;
 }
 
+/** `a` and `b` together. */
+function joined(a: LedgerEntries, b: LedgerEntries): LedgerEntries {
+  if (isEmpty(a)) return b;
+  return { services: [...a.services, ...b.services], destinations: [...a.destinations, ...b.destinations], vips: [...a.vips, ...b.vips] };
+}
+
+/** `a` without the entries `b` names (a destination by its service and itself). */
+function without(a: LedgerEntries, b: LedgerEntries): LedgerEntries {
+  const services = new Set(b.services);
+  const destinations = new Set(b.destinations.map((d) => `${d.service} ${d.destination}`));
+  const vips = new Set(b.vips);
+  return {
+    services: a.services.filter((id) => !services.has(id)),
+    destinations: a.destinations.filter((d) => !destinations.has(`${d.service} ${d.destination}`)),
+    vips: a.vips.filter((address) => !vips.has(address)),
+  };
+}
+
 /** See the module comment: the ledger in memory, written through to its store. */
 export class KernelLedger {
   readonly #store: LedgerStore;
@@ -78,6 +97,12 @@ export class KernelLedger {
   readonly #vips = new Set<string>();
   /** Addresses gorb added to the VIP interface, to be recorded with the next write (noteVip). */
   readonly #pendingVips = new Set<string>();
+  /**
+   * Entries taken out in memory whose removal could not be written (a full disk): taken out of the store with the
+   * ledger's next write. Left there, an object re-added by hand before the next start would read as gorb's there,
+   * and be removed.
+   */
+  #unforgotten: LedgerEntries = NONE;
 
   constructor(store: LedgerStore, log: Logger) {
     this.#store = store;
@@ -186,10 +211,19 @@ export class KernelLedger {
     }
     for (const d of destinations) this.#destinations.get(d.service)?.delete(d.destination);
     for (const address of vips) this.#vips.delete(address);
+    this.#unforgotten = joined(this.#unforgotten, taken);
+    await this.#writeForgotten();
+  }
+
+  /** Take the entries forgotten in memory out of the store (#unforgotten); a failure is logged, and they wait. */
+  async #writeForgotten(): Promise<void> {
+    const pending = this.#unforgotten;
+    if (isEmpty(pending)) return;
     try {
-      await this.#store.forget(taken);
+      await this.#store.forget(pending);
+      if (this.#unforgotten === pending) this.#unforgotten = NONE;
     } catch (error) {
-      this.#log.error(`cannot take removed objects out of the kernel ledger ${this.#store.location}: ${errorMessage(error)} (pruned at the next start)`);
+      this.#log.error(`cannot take removed objects out of the kernel ledger ${this.#store.location}: ${errorMessage(error)} (tried again with its next write)`);
     }
   }
 
@@ -291,6 +325,11 @@ export class KernelLedger {
     const noted = [...this.#pendingVips];
     const entries = noted.length === 0 ? given : { ...given, vips: [...given.vips, ...noted] };
     if (isEmpty(entries)) return;
+    // What is recorded again is no longer to be taken out; the rest is, first.
+    if (!isEmpty(this.#unforgotten)) {
+      this.#unforgotten = without(this.#unforgotten, entries);
+      await this.#writeForgotten();
+    }
     try {
       await this.#store.record(entries);
     } catch (error) {

@@ -79,3 +79,40 @@ test("an apply of 200 services, each with its VIP, writes the ledger once (its a
   expect(records).toBe(1);
   expect(sqlite.load().vips).toHaveLength(200);
 });
+
+test("a backend deleted while the ledger cannot take it out (disk full) is taken out with the ledger's next write: the same destination added by hand later is reported at restart, not removed", async () => {
+  const dir = stateDir();
+  const sqlite = ledgerIn(dir);
+  let full = false;
+  const disk: LedgerStore = {
+    location: sqlite.location,
+    load: () => sqlite.load(),
+    record: (entries) => sqlite.record(entries),
+    forget: (entries) => {
+      if (full) throw new Error("database or disk is full");
+      return sqlite.forget(entries);
+    },
+    origin: () => sqlite.origin(),
+    setOrigin: (origin) => sqlite.setOrigin(origin),
+  };
+  const driver = new BreakingDriver();
+  const store = new MemoryStateStore();
+  const first = makeGorb({ driver, store, ledger: disk });
+  await first.gorb.createService("web", { host: "10.0.0.1", port: 80 });
+  await first.gorb.createBackend("web", "b1", { host: "10.1.0.1" });
+  full = true;
+  await first.gorb.deleteBackend("web", "b1");
+  full = false;
+  // The disk takes writes again: the next change writes the ledger.
+  await first.gorb.createBackend("web", "b2", { host: "10.1.0.2" });
+  await first.gorb.close();
+  ledgers.pop()?.close();
+  // The operator adds b1's destination back by hand.
+  await driver.addDestination(WEB, { family: "inet", address: "10.1.0.1", port: 80, forward: "nat", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
+
+  const second = makeGorb({ driver, store, ledger: ledgerIn(dir) });
+  const report = await second.gorb.restore(store.load());
+  expect(report.removedDeleted).toEqual([]);
+  expect(report.unknown).toEqual(['10.1.0.1:80 in service "web"']);
+  expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port}`)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+});
