@@ -250,13 +250,12 @@ export class HealthMonitor {
     if (this.entries.has(id)) throw new Error(`health target ${JSON.stringify(id)} already exists`);
     const target = probeTarget(backend, options);
     const key = this.keyOf(options, target);
-    const sub: Sub = { id, backend, options, probe: undefined as unknown as Probe };
     let probe = this.probes.get(key);
     if (probe === undefined) {
       probe = this.newProbe(key, target, options);
       this.scheduleFirst(probe);
     }
-    sub.probe = probe;
+    const sub: Sub = { id, backend, options, probe };
     probe.subs.push(sub);
     this.entries.set(id, sub);
     this.joined(sub);
