@@ -34,18 +34,20 @@ function pulseTypeOf(value: unknown): PulseType | null {
   return PULSE_TYPES.find((t) => t === name) ?? null;
 }
 
-/** A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. */
-function canonicalPulse(raw: unknown, mode: BodyMode): unknown {
+/**
+ * A pulse with its keys folded, its type lower-cased and the args its type does not read dropped. A null or ""
+ * member is left out, in a PATCH too: a pulse is replaced whole, so a member left out is its default (the
+ * original's clients write `{"type": "", "interval": "", "args": null}` for an unset pulse, and GET shows
+ * `"args": null`).
+ */
+function canonicalPulse(raw: unknown): unknown {
   if (!isPlainMapping(raw)) return raw;
   const out: Record<string, unknown> = {};
   for (const name of PULSE_FIELDS) {
     let value = pickFolded(raw, name);
     if (value === undefined) continue;
     if (name === "type" && typeof value === "string") value = value.trim().toLowerCase();
-    if (value === null || value === "") {
-      if (mode === "patch") out[name] = null;
-      continue;
-    }
+    if (value === null || value === "") continue;
     out[name] = value;
   }
   const type = pulseTypeOf(out.type);
@@ -104,7 +106,7 @@ function canonicalBody(raw: unknown, defs: Readonly<Record<string, FieldDef>>, m
     const def = defs[name] as FieldDef;
     let value = raw[key];
     if (def.kind === "enum" && typeof value === "string") value = value.toLowerCase();
-    if (def.kind === "pulse") value = canonicalPulse(value, mode);
+    if (def.kind === "pulse") value = canonicalPulse(value);
     if (def.kind === "server") value = canonicalServer(value);
     if (value === null || (def.kind === "enum" && value === "")) {
       // PUT: null and "" leave the field out (Go left a non-pointer field alone). PATCH: back to the default.

@@ -135,6 +135,31 @@ describe("a libnetwork fork's GorbClient (Go; bodies validated by gorb/core befo
   });
 });
 
+describe("a PATCH with a pulse as the original's clients write it (the whole body, as sky-uk/feed does)", () => {
+  test("core.BackendOptions' zero-valued pulse {type: \"\", interval: \"\", args: null} is the default pulse, as in a PUT", async () => {
+    const { call, health } = setup();
+    expect((await call("PUT", "/service/web", '{"host":"10.0.0.1","port":80}')).status).toBe(200);
+    const http = '{"type":"http","interval":"5s","args":{"path":"/health"}}';
+    expect((await call("PUT", "/service/web/b1", `{"host":"10.1.0.1","port":80,"pulse":${http}}`)).status).toBe(200);
+    const zero = '{"host":"10.1.0.1","port":80,"weight":50,"method":"nat","pulse":{"type":"","interval":"","args":null}}';
+    expect(await call("PATCH", "/service/web/b1", zero)).toEqual({ status: 200, text: "" });
+    const pulse = health.target("web", "b1").options;
+    expect([pulse.type as string, pulse.intervalMs, pulse.args]).toEqual(["tcp", 60_000, null]);
+  });
+
+  test("the original's options, as GET shows them (\"args\": null), PATCHed back with a new weight", async () => {
+    const { call, driver } = setup();
+    expect((await call("PUT", "/service/web", '{"host":"10.0.0.1","port":80}')).status).toBe(200);
+    expect((await call("PUT", "/service/web/b1", '{"host":"10.1.0.1","port":80,"pulse":{"type":"none"}}')).status).toBe(200);
+    const shown = (JSON.parse((await call("GET", "/service/web/b1")).text) as { options: Record<string, unknown> }).options;
+    const { host, port, method, pulse, vsid } = shown;
+    expect(pulse).toEqual({ type: "none", interval: "1m", args: null });
+    const body = JSON.stringify({ host, port, weight: 7, method, pulse, vsid });
+    expect(await call("PATCH", "/service/web/b1", body)).toEqual({ status: 200, text: "" });
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(7);
+  });
+});
+
 describe("nomadic-router's gorb package (Go; Consul services to IPVS)", () => {
   test("GET (with an empty body) to probe, PUT when not 200; backend ids are Consul service ids", async () => {
     const { call, driver } = setup();
