@@ -359,10 +359,12 @@ function parseType(value: unknown, field: string): PulseType {
 }
 
 function parseHttpProbe(type: "http" | "https", a: Record<string, unknown>, f: (k: string) => string): HttpProbe {
+  // "" is GET, and a path without its leading "/" gets one ("" is "/"), as the original's Go request and URL
+  // types read them: GORB clients with a struct of strings send "" for what they leave unset.
   let method = "GET";
   if (a.method !== undefined) {
     if (typeof a.method !== "string") throw new PulseOptionsError(f("method"), `must be a string, got ${describeValue(a.method)}`);
-    method = a.method.trim().toUpperCase();
+    method = a.method.trim().toUpperCase() || "GET";
     if (!METHOD_TOKEN.test(method)) throw new PulseOptionsError(f("method"), `invalid method ${JSON.stringify(a.method)}`);
     if (FORBIDDEN_METHODS.has(method)) {
       throw new PulseOptionsError(f("method"), `method ${method} cannot be used for a health check`);
@@ -371,11 +373,10 @@ function parseHttpProbe(type: "http" | "https", a: Record<string, unknown>, f: (
   let path = "/";
   if (a.path !== undefined) {
     if (typeof a.path !== "string") throw new PulseOptionsError(f("path"), `must be a string, got ${describeValue(a.path)}`);
-    if (!a.path.startsWith("/")) throw new PulseOptionsError(f("path"), `must start with "/", got ${JSON.stringify(a.path)}`);
-    if (!NO_SPACE_OR_CONTROL.test(a.path)) {
+    if (a.path !== "" && !NO_SPACE_OR_CONTROL.test(a.path)) {
       throw new PulseOptionsError(f("path"), `must not contain spaces or control characters (percent-encode them)`);
     }
-    path = a.path;
+    path = a.path.startsWith("/") ? a.path : `/${a.path}`;
   }
   const expect = a.expect === undefined ? DEFAULT_EXPECT : parseExpect(a.expect, f("expect"));
   const hostHeader = parseHostHeader(a, f);

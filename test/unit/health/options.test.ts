@@ -160,6 +160,15 @@ describe("parsePulseOptions: args, numbers and digit strings alike", () => {
     expect(o.http?.path).toBe("/h?x=1&y=%20z");
   });
 
+  test("as the original's Go request and URL read them: method \"\" is GET, a path without its \"/\" gets one, \"\" is \"/\"", () => {
+    const probe = (args: Record<string, unknown>) => parsePulseOptions({ type: "http", args }).http;
+    expect(probe({ method: "", path: "", expect: "200" })).toMatchObject({ method: "GET", path: "/" });
+    expect(probe({ path: "health" })?.path).toBe("/health");
+    expect(probe({ path: "health?full=1" })?.path).toBe("/health?full=1");
+    // GET shows the args as they were sent, as the original did.
+    expect(parsePulseOptions({ type: "http", args: { method: "", path: "health" } }).args).toEqual({ method: "", path: "health" });
+  });
+
   test("host override: IPv6 brackets are stripped; hostHeader and vhost are aliases", () => {
     expect(parsePulseOptions({ args: { host: "[::1]" } }).host).toBe("::1");
     expect(parsePulseOptions({ args: { host: "health.internal" } }).host).toBe("health.internal");
@@ -230,7 +239,6 @@ describe("parsePulseOptions: bad values name their field", () => {
     ["method token", { type: "http", args: { method: "GE T" } }, "pulse.args.method", 'invalid method "GE T"'],
     ["method CONNECT", { type: "http", args: { method: "connect" } }, "pulse.args.method", "method CONNECT cannot be used for a health check"],
     ["path type", { type: "http", args: { path: 5 } }, "pulse.args.path", "must be a string, got number 5"],
-    ["path relative", { type: "http", args: { path: "health" } }, "pulse.args.path", 'must start with "/", got "health"'],
     ["path space", { type: "http", args: { path: "/a b" } }, "pulse.args.path", "must not contain spaces or control characters (percent-encode them)"],
     ["expect empty", { type: "http", args: { expect: "" } }, "pulse.args.expect", 'invalid status "", use e.g. 200, "200,204", "200-299" or "2xx"'],
     ["hostHeader empty", { type: "http", args: { hostHeader: "" } }, "pulse.args.hostHeader", 'must be a non-empty string, got string ""'],
