@@ -314,6 +314,23 @@ function closeNames(name: string, names: readonly string[]): string[] {
   return best > limit ? [] : scored.filter((s) => s.d === best).map((s) => s.n);
 }
 
+/**
+ * For `gorb -f -i eth0` and the like, the original GORB's command line (its daemon took its flags without a
+ * command): a UsageError naming `gorb serve` with the same flags, when they are all `serve`'s; else null.
+ */
+async function daemonFlagsHint(rootCmd: AnyCommand, rootName: string, args: readonly string[]): Promise<UsageError | null> {
+  if (!(args[0] ?? "").startsWith("-")) return null;
+  const serve = await findSubCommand(rootCmd, "serve");
+  if (serve === null) return null;
+  try {
+    checkFlags(await argsOf(serve.cmd), args, `${rootName} serve`);
+  } catch {
+    return null;
+  }
+  const line = [rootName, "serve", ...args].join(" ");
+  return new UsageError(`the daemon is "${rootName} serve": run "${line}" (the original GORB took these flags without a command)`, `${rootName} serve`);
+}
+
 /** resolveCommand walks sub-commands from the root; throws UsageError for an unknown or missing one. */
 async function resolveCommand(
   rootCmd: AnyCommand,
@@ -330,12 +347,20 @@ async function resolveCommand(
     const index = firstPositional(rest, await argsOf(cmd));
     if (index < 0) {
       if (cmd.run !== undefined || forHelp) return { path, cmd, rest };
+      if (cmd === rootCmd) {
+        const hint = await daemonFlagsHint(rootCmd, rootName, rest);
+        if (hint !== null) throw hint;
+      }
       throw new UsageError(`missing command: use one of ${names.join(", ")}`, path.join(" "));
     }
     const name = rest[index] ?? "";
     const found = await findSubCommand(cmd, name);
     if (found === null) {
       if (cmd.run !== undefined) return { path, cmd, rest };
+      if (cmd === rootCmd) {
+        const hint = await daemonFlagsHint(rootCmd, rootName, rest);
+        if (hint !== null) throw hint;
+      }
       const flag = index > 0 ? (rest[index - 1] ?? "") : "";
       if (flag.startsWith("-")) {
         // `gorb --server URL service ls`: the flag's value was read as the command.
