@@ -32,7 +32,7 @@
  */
 import { GorbError, ValidationError } from "../core/errors.ts";
 import { checkBearer } from "./auth.ts";
-import { type Cidr, cidrContains, isLoopback, parseAddress } from "../config/cidr.ts";
+import { type Cidr, cidrContains, formatAddress, isLoopback, parseAddress } from "../config/cidr.ts";
 import { errorBody, gorbErrorBody } from "./errors.ts";
 import { normalizeOrigin } from "../config/origin.ts";
 
@@ -134,7 +134,9 @@ export function createGuard(options: GuardOptions): (request: Request, server: G
         const peer = server?.requestIP(request)?.address ?? null;
         const bytes = peer === null ? null : parseAddress(peer);
         if (bytes === null || !(isLoopback(bytes) || allow.some((network) => cidrContains(network, bytes)))) {
-          throw new ForbiddenError(`peer: ${peer ?? "an unknown address"} is not in the allowed networks (--allow)`);
+          // A dual-stack listener (`-l :4672`) sees an IPv4 client as ::ffff:192.0.2.9: name it as the --allow list does.
+          const shown = peer === null ? "an unknown address" : bytes?.length === 4 ? formatAddress(bytes) : peer;
+          throw new ForbiddenError(`peer: ${shown} is not in the allowed networks (--allow)`);
         }
       }
       if (maxRequests !== undefined && server !== null && server.pendingRequests > maxRequests) {

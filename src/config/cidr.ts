@@ -77,7 +77,8 @@ export function parseAddress(text: string): AddressBytes | null {
   return mapped ? bytes.slice(12) : bytes;
 }
 
-function formatBytes(bytes: AddressBytes): string {
+/** An address's text: dotted for IPv4 (an IPv4-mapped IPv6 address parses to 4 bytes), zeros compressed for IPv6. */
+export function formatAddress(bytes: AddressBytes): string {
   if (bytes.length === 4) return [...bytes].join(".");
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
@@ -102,14 +103,14 @@ export function parseCidr(text: string): Cidr {
   }
   for (let bit = prefix; bit < bits; bit++) {
     if (((bytes[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) {
-      throw new CidrError(text, `has bits set after the /${prefix} prefix; did you mean ${formatBytes(mask(bytes, prefix))}/${prefix}?`);
+      throw new CidrError(text, `has bits set after the /${prefix} prefix; did you mean ${formatAddress(mask(bytes, prefix))}/${prefix}?`);
     }
   }
   // An IPv4-mapped network (::ffff:10.0.0.0/104) is the IPv4 one (10.0.0.0/8): peers are matched as IPv4 addresses
   // (parseAddress), so kept in IPv6 form it would never match one.
   const mapped = bytes.length === 16 && prefix >= 96 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  if (mapped) return { bytes: bytes.slice(12), prefix: prefix - 96, text: `${formatBytes(bytes.slice(12))}/${prefix - 96}` };
-  return { bytes, prefix, text: `${formatBytes(bytes)}/${prefix}` };
+  if (mapped) return { bytes: bytes.slice(12), prefix: prefix - 96, text: `${formatAddress(bytes.slice(12))}/${prefix - 96}` };
+  return { bytes, prefix, text: `${formatAddress(bytes)}/${prefix}` };
 }
 
 function mask(bytes: AddressBytes, prefix: number): AddressBytes {

@@ -169,6 +169,12 @@ describe("--allow", () => {
     }
   });
 
+  test("a refused IPv4 client of a dual-stack listener (-l :4672) is named by its IPv4 address, as --allow lists it", async () => {
+    const refused = guard(request, server("::ffff:192.0.2.9"));
+    expect(await refused?.json()).toEqual({ error: "peer: 192.0.2.9 is not in the allowed networks (--allow)", code: "FORBIDDEN" });
+    expect(await guard(request, server("2001:db9::1"))?.json()).toMatchObject({ error: "peer: 2001:db9::1 is not in the allowed networks (--allow)" });
+  });
+
   test("an unknown peer (no server, or a closed request) is refused when there is an allow list", () => {
     expect(guard(request, null)?.status).toBe(403);
     expect(guard(request, server(null))?.status).toBe(403);
