@@ -700,7 +700,7 @@ export class HealthMonitor {
    */
   private bugResult(err: unknown, startedAt: number): CheckResult {
     const why = err instanceof Error ? err.message || err.name : String(err);
-    return { ok: false, durationMs: this.clock.now() - startedAt, message: `checker failed: ${why}`, kind: "local-error", code: "CHECKER_FAILED" };
+    return { ok: false, durationMs: this.clock.now() - startedAt, message: `check error: checker failed: ${why}`, kind: "local-error", code: "CHECKER_FAILED" };
   }
 
   private finish(p: Probe, run: number, result: CheckResult): void {

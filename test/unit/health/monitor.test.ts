@@ -375,7 +375,7 @@ describe("status, thresholds and counters", () => {
     await clock.advance(0);
     expect(updates).toEqual([]);
     for (const [id, why] of [["sync", "sync boom"], ["async", "async boom"]] as const) {
-      expect(monitor.snapshot(id)).toMatchObject({ status: "unknown", lastCheck: { ok: false, kind: "local-error", message: `checker failed: ${why}` } });
+      expect(monitor.snapshot(id)).toMatchObject({ status: "unknown", lastCheck: { ok: false, kind: "local-error", message: `check error: checker failed: ${why}` } });
     }
     expect(monitor.stats().checkErrors).toBe(2);
     monitor.stop();
