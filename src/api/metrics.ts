@@ -84,7 +84,7 @@ const SERVICE_FAMILIES: readonly FamilySpec<ServiceDetail>[] = [
   },
   {
     name: "gorb_service_quorum_up",
-    help: "1 while the service is up by its quorum (always 1 without quorum or sorry server), 0 while it is down.",
+    help: "1 while the service is up by its quorum (always 1 without quorum, sorry server or quorum hook), 0 while it is down.",
     type: "gauge",
     value: (s) => (s.quorum_up === false ? 0 : 1),
   },

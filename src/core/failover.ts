@@ -11,8 +11,9 @@
  * The rule, with q = quorum and h = hysteresis (h < q):
  *   - an up service goes down when healthy + pending < q - h;
  *   - a down service comes back up when healthy >= q + h.
- * With quorum 0 and a sorry server, q = 1 and h = 0: the sorry server serves while no backend is up. With
- * quorum 0 and no sorry server there is no state (always up, no events). A new service starts up and is
+ * With quorum 0 and a sorry server, q = 1 and h = 0: the sorry server serves while no backend is up; so with a hook
+ * (keepalived's quorum defaults to 1: its quorum_down runs when the last real server goes). With quorum 0 and
+ * neither there is no state (always up, no events). A new service starts up and is
  * evaluated at once (a service with no backends is down); a restarted one starts down when the kernel already
  * has its sorry server (it was in sorry mode), else up.
  *
@@ -49,9 +50,9 @@ export interface QuorumRule {
 }
 
 /** The service's rule; see the module comment. */
-export function quorumRule(spec: Pick<ServiceSpec, "quorum" | "hysteresis" | "sorryServer">): QuorumRule | null {
+export function quorumRule(spec: Pick<ServiceSpec, "quorum" | "hysteresis" | "sorryServer" | "quorumUp" | "quorumDown">): QuorumRule | null {
   if (spec.quorum > 0) return { quorum: spec.quorum, hysteresis: spec.hysteresis };
-  return spec.sorryServer === null ? null : { quorum: 1, hysteresis: 0 };
+  return spec.sorryServer === null && spec.quorumUp === "" && spec.quorumDown === "" ? null : { quorum: 1, hysteresis: 0 };
 }
 
 /** The next state (true = up) from the current one and the counts; see the module comment. */

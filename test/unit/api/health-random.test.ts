@@ -74,6 +74,8 @@ interface ModelService {
   hysteresis: number;
   panicThreshold: number;
   sorry: { host: string; port: number } | null;
+  /** The service has quorum_up and quorum_down hooks: with quorum 0 they alone make it q = 1 (README). */
+  hooks: boolean;
   method: string;
   up: boolean;
   panic: boolean;
@@ -148,7 +150,7 @@ function evaluatePanic(s: ModelService): void {
 
 /** Quorum re-evaluated with hysteresis; true when the state flipped. */
 function evaluateQuorum(s: ModelService): boolean {
-  const rule = s.quorum > 0 ? { q: s.quorum, h: s.hysteresis } : s.sorry !== null ? { q: 1, h: 0 } : null;
+  const rule = s.quorum > 0 ? { q: s.quorum, h: s.hysteresis } : s.sorry !== null || s.hooks ? { q: 1, h: 0 } : null;
   const c = counts(s);
   const up = rule === null ? true : s.up ? c.healthy + c.pending >= rule.q - rule.h : c.healthy >= rule.q + rule.h;
   const flipped = up !== s.up;
@@ -240,7 +242,7 @@ function drainEnd(s: Stack, backend: string): Promise<string> {
 
 class Run {
   readonly s = setup();
-  readonly model: ModelService = { quorum: 0, hysteresis: 0, panicThreshold: 0, sorry: null, method: "wrr", up: true, panic: false, backends: new Map() };
+  readonly model: ModelService = { quorum: 0, hysteresis: 0, panicThreshold: 0, sorry: null, hooks: false, method: "wrr", up: true, panic: false, backends: new Map() };
   readonly log: string[] = [];
   #lastReport: { id: string; status: "up" | "down"; samples: number; ok: number; streak: number } | null = null;
 
@@ -522,7 +524,7 @@ class Run {
     const quorum = events.flatMap((e) => (e.type === "service.quorum" ? [e.data.up] : []));
     const flipped = quorumBefore !== m.up;
     if (JSON.stringify(quorum) !== JSON.stringify(flipped ? [m.up] : [])) return `quorum ${quorumBefore} -> ${m.up}, service.quorum events ${JSON.stringify(quorum)}`;
-    const hook = flipped ? [m.up ? `${HOOK_UP} up` : `${HOOK_DOWN} down`] : [];
+    const hook = flipped && m.hooks ? [m.up ? `${HOOK_UP} up` : `${HOOK_DOWN} down`] : [];
     if (JSON.stringify(hooks) !== JSON.stringify(hook)) return `quorum ${quorumBefore} -> ${m.up}, hooks run ${JSON.stringify(hooks)}`;
     return null;
   }
@@ -531,8 +533,11 @@ class Run {
 async function runSequence(seed: number): Promise<string | null> {
   const run = new Run(new Draw(seed));
   const s = run.s;
-  const created = await send(s, "PUT", "/service/web", { ...VIP, quorum_up: HOOK_UP, quorum_down: HOOK_DOWN });
+  // Half the runs have hooks, which with quorum 0 make the service q = 1 (down without backends, from its creation).
+  run.model.hooks = run.draw.chance(0.5);
+  const created = await send(s, "PUT", "/service/web", { ...VIP, ...(run.model.hooks ? { quorum_up: HOOK_UP, quorum_down: HOOK_DOWN } : {}) });
   if (created.status !== 200) return `seed ${seed}: setup: ${created.status} ${created.text}`;
+  evaluateQuorum(run.model);
   try {
     for (let step = 0; step < STEPS; step++) {
       const quorumBefore = run.model.up;

@@ -80,6 +80,22 @@ describe("sorry server", () => {
     expect(metrics).toContain('gorb_service_sorry_active{name="web",host="10.0.0.1",port="80",protocol="tcp"} 0\n');
   });
 
+  test("hooks without quorum or sorry server run as keepalived's do (quorum 1): down when the last backend fails, up when one is back", async () => {
+    const s = await twoBackends({ quorum_up: HOOK, quorum_down: HOOK });
+    for (const b of ["b1", "b2"]) s.health.report("web", b, "down");
+    await s.gorb.idle();
+    expect(quorumEvents(s)).toEqual([{ service: "web", up: false, healthy: 0, quorum: 1, hysteresis: 0, sorry: false }]);
+    expect(await s.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: false });
+    // No sorry server: the backends keep the weights their health gives them.
+    expect(dests(s)).toEqual(["10.1.0.1:80 0", "10.1.0.2:80 0"]);
+    s.health.report("web", "b1", "up");
+    await s.gorb.idle();
+    expect(s.hooks.map((h) => [h.program, h.env.GORB_STATE, h.env.GORB_QUORUM, h.env.GORB_SORRY])).toEqual([
+      [HOOK, "down", "1", "0"],
+      [HOOK, "up", "1", "0"],
+    ]);
+  });
+
   test("every backend in maintenance or draining counts as not healthy: the sorry server serves until one is back", async () => {
     const s = await twoBackends({ sorry_server: SORRY });
     await s.gorb.updateBackend("web", "b1", { maintenance: true });

@@ -46,11 +46,14 @@ describe("quorum with hysteresis", () => {
     expect(nextQuorumState(up, counts, { quorum, hysteresis })).toBe(after);
   });
 
-  test("no quorum and no sorry server: no state; a sorry server alone means quorum 1", () => {
+  test("no quorum, no sorry server and no hook: no state; a sorry server or a hook alone means quorum 1", () => {
+    const none = { quorum: 0, hysteresis: 0, sorryServer: null, quorumUp: "", quorumDown: "" };
     expect(nextQuorumState(false, c(0), null)).toBe(true);
-    expect(quorumRule({ quorum: 0, hysteresis: 0, sorryServer: null })).toBeNull();
-    expect(quorumRule({ quorum: 0, hysteresis: 0, sorryServer: { host: "10.9.0.1", port: 80, method: "nat" } })).toEqual({ quorum: 1, hysteresis: 0 });
-    expect(quorumRule({ quorum: 3, hysteresis: 1, sorryServer: null })).toEqual({ quorum: 3, hysteresis: 1 });
+    expect(quorumRule(none)).toBeNull();
+    expect(quorumRule({ ...none, sorryServer: { host: "10.9.0.1", port: 80, method: "nat" } })).toEqual({ quorum: 1, hysteresis: 0 });
+    expect(quorumRule({ ...none, quorumDown: "/etc/gorb/hooks/page" })).toEqual({ quorum: 1, hysteresis: 0 });
+    expect(quorumRule({ ...none, quorumUp: "/etc/gorb/hooks/page" })).toEqual({ quorum: 1, hysteresis: 0 });
+    expect(quorumRule({ ...none, quorum: 3, hysteresis: 1 })).toEqual({ quorum: 3, hysteresis: 1 });
   });
 
   test("the count: up (or pulse none) with configured weight > 0 is healthy; unchecked is pending", () => {
