@@ -163,7 +163,10 @@ export class Gorb {
     this.#writer = new KernelWriter(this.#driver, (id) => this.#exposure.added(id), this.#ledger);
     this.#probeSync = new ProbeSync({ probes: () => this.#probes, writer: this.#writer, log: this.#log, schedule, closed });
     this.#probes = new ProbeChecks(
-      options.health((update) => this.#health.onUpdate(update)),
+      options.health(
+        (update) => this.#health.onUpdate(update),
+        (id, message) => this.#health.onCheckError(id, message),
+      ),
       this.#desired,
       options.probeMarks ?? DEFAULT_PROBE_MARKS,
       this.#probeSync.queue,

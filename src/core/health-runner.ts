@@ -4,7 +4,9 @@
  * weights (panic threshold), the quorum of each touched service is evaluated, and the reconciler writes what
  * differs as one kernel batch. A check that changes nothing (isQuietUpdate) costs nothing beyond the check.
  * Transitions are logged and published (`backend.health`, `service.panic`); a backend coming back up starts its
- * slow-start ramp.
+ * slow-start ramp. A check that cannot run (a check error: a missing exec program, no file descriptors left) changes
+ * nothing, so the backend keeps its weight whatever it serves: the first of a run of them is logged as a warning,
+ * and the next real result says the checks run again.
  */
 import type { HealthUpdate } from "../health/target-state.ts";
 import type { WeightPolicy } from "../health/weight.ts";
@@ -33,14 +35,35 @@ export class HealthRunner {
   /** Ids of the updates in #pending: a later update of one of them is never quiet. */
   readonly #pendingIds = new Set<string>();
   #queued = false;
+  /** Ids whose last check was a check error, logged once (see the module comment). */
+  readonly #erring = new Set<string>();
 
   constructor(parts: HealthRunnerParts) {
     this.#p = parts;
   }
 
+  /** A check that could not run: logged when it starts a run of them (see the module comment). */
+  readonly onCheckError = (id: string, message: string): void => {
+    if (this.#erring.has(id) || this.#p.closed()) return;
+    const { desired } = this.#p;
+    const entry = desired.watched(id);
+    if (entry === undefined) return;
+    // Backends removed while their checks erred leave the set here (a run of errors starting is rare).
+    for (const other of this.#erring) if (desired.watched(other) === undefined) this.#erring.delete(other);
+    this.#erring.add(id);
+    this.#p.log.warn(
+      `backend ${q(entry.backend.id)} of service ${q(entry.service.id)}: ${message}; its health check cannot run, so its health and weight ` +
+        `do not follow the backend until it can`,
+    );
+  };
+
   /** A health update: queue it; one drain handles every update queued meanwhile, as one batch. */
   readonly onUpdate = (update: HealthUpdate): void => {
     const { desired, writer, policy } = this.#p;
+    if (this.#erring.size > 0 && this.#erring.delete(update.id)) {
+      const entry = desired.watched(update.id);
+      if (entry !== undefined) this.#p.log.info(`backend ${q(entry.backend.id)} of service ${q(entry.service.id)}: its health check runs again`);
+    }
     if (!this.#pendingIds.has(update.id) && isQuietUpdate(desired, writer.view, update, policy)) return;
     this.#pendingIds.add(update.id);
     this.#pending.push(update);

@@ -33,8 +33,11 @@ export interface HealthChecks {
   stop(): void;
 }
 
-/** Builds the HealthChecks Gorb uses, wired to Gorb's update listener. */
-export type HealthChecksFactory = (onUpdate: (update: HealthUpdate) => void) => HealthChecks;
+/**
+ * Builds the HealthChecks Gorb uses, wired to Gorb's listeners: `onUpdate` after every check, `onCheckError` for a
+ * check that could not run for a local reason (its message, "check error: ..."), which is no update.
+ */
+export type HealthChecksFactory = (onUpdate: (update: HealthUpdate) => void, onCheckError: (id: string, message: string) => void) => HealthChecks;
 
 /** The health of one backend as core records it. */
 export interface BackendHealth {

@@ -163,7 +163,12 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
     gorb = new Gorb({
       driver,
       events,
-      health: (onUpdate) => (monitor = new HealthMonitor({ onUpdate, ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}) })),
+      health: (onUpdate, onCheckError) =>
+        (monitor = new HealthMonitor({
+          onUpdate,
+          onCheckError: (id, result) => onCheckError(id, result.message),
+          ...(options.checkExecDirs !== null ? { execDirs: options.checkExecDirs } : {}),
+        })),
       ...(vip ? { vip } : {}),
       discovery,
       defaultAddress,

@@ -36,12 +36,20 @@ export class FakeHealthChecks implements HealthChecks {
   /** What snapshot() returns per id; unset ids have no snapshot (Gorb then uses its own record). */
   readonly views = new Map<string, HealthView>();
   #onUpdate: ((update: HealthUpdate) => void) | null = null;
+  #onCheckError: ((id: string, message: string) => void) | null = null;
 
   /** The factory to pass to Gorb as `health`. */
-  readonly factory: HealthChecksFactory = (onUpdate) => {
+  readonly factory: HealthChecksFactory = (onUpdate, onCheckError) => {
     this.#onUpdate = onUpdate;
+    this.#onCheckError = onCheckError;
     return this;
   };
+
+  /** A check of a backend that could not run (a check error), as the real monitor reports it. */
+  checkError(serviceId: string, backendId: string, message: string): void {
+    if (this.#onCheckError === null) throw new Error("no listener");
+    this.#onCheckError(this.target(serviceId, backendId).id, message);
+  }
 
   add(id: string, backend: ProbeTarget, options: PulseOptions): void {
     if (this.stopped) throw new Error("health monitor is stopped");

@@ -95,4 +95,43 @@ describe("Gorb with the real HealthMonitor", () => {
     expect((monitor as HealthMonitor | null)?.size).toBe(0);
     await gorb.close();
   });
+
+  test("a check that cannot run is logged once when a run of them starts, and its end once; the weight stays", async () => {
+    const clock = new ManualClock();
+    const results: CheckResult[] = [
+      { ok: false, durationMs: 1, message: "check error: exec /etc/gorb/checks/web for 10.1.0.1:80: cannot start: ENOENT", kind: "local-error", code: "ENOENT" },
+      { ok: false, durationMs: 1, message: "check error: exec /etc/gorb/checks/web for 10.1.0.1:80: cannot start: ENOENT", kind: "local-error", code: "ENOENT" },
+      { ok: true, durationMs: 1, message: "exit 0" },
+    ];
+    const log = new RecordingLogger();
+    const driver = new MemoryIpvsDriver();
+    const gorb = new Gorb({
+      driver,
+      health: (onUpdate, onCheckError) =>
+        new HealthMonitor({
+          onUpdate,
+          onCheckError: (id, result) => onCheckError(id, result.message),
+          clock,
+          random: () => 0,
+          checkerFor: () => ({ check: async () => results.shift() ?? { ok: true, durationMs: 1, message: "exit 0" } }),
+        }),
+      logger: log,
+      resolver: async () => [],
+    });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { interval: "1s" } });
+    const about = () => log.lines.filter((l) => !l.startsWith("debug ") && l.includes('backend "b1" of service "web"'));
+    clock.advance(0);
+    await settle(gorb);
+    clock.advance(1000);
+    await settle(gorb);
+    expect(about()).toEqual([
+      'warn backend "b1" of service "web": check error: exec /etc/gorb/checks/web for 10.1.0.1:80: cannot start: ENOENT; its health check cannot run, so its health and weight do not follow the backend until it can',
+    ]);
+    expect(driver.peek()[0]?.destinations[0]?.weight).toBe(100);
+    clock.advance(1000);
+    await settle(gorb);
+    expect(about().slice(1)).toEqual(['info backend "b1" of service "web": its health check runs again']);
+    await gorb.close();
+  });
 });
