@@ -4,7 +4,7 @@
  * their timelines and actions (edit, weight 0, restore, maintenance, drain, undrain, delete). Everything goes through the REST API (./api.ts);
  * the event stream patches what changed, and a read every few seconds samples the rates.
  */
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { call, saveToken, savedToken } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
@@ -14,11 +14,11 @@ import { visibleText } from "../contract/ids.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type ReadFailure, Reads } from "./reads.ts";
-import { type Actions, type Dialog, ServiceCard } from "./services.tsx";
+import { type Actions, type Dialog, ServiceCard, nextRow } from "./services.tsx";
 import { isDegraded } from "./service-notes.ts";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
-import { Modal, TokenPrompt } from "./widgets.tsx";
+import { Modal, TokenPrompt, useFocusRescue } from "./widgets.tsx";
 
 /** Milliseconds between two full reads (the rates and counters have no events). */
 const POLL_MS = 3000;
@@ -40,6 +40,20 @@ export function App() {
   const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
   const [attempt, setAttempt] = useState(0);
   const [stale, setStale] = useState<ReadFailure | null>(null);
+  // A service deleted while focus was in its card: focus goes to the next card's heading, else the one before's,
+  // else New service.
+  const list = useRef<HTMLDivElement>(null);
+  const newService = useRef<HTMLButtonElement>(null);
+  const cards = (root: HTMLElement) => new Map([...root.querySelectorAll<HTMLElement>(":scope > [data-service]")].map((card) => [card.getAttribute("data-service") ?? "", card]));
+  useFocusRescue(
+    list,
+    (focused, root) => ({ card: focused.closest("[data-service]")?.getAttribute("data-service") ?? null, order: [...cards(root).keys()] }),
+    ({ card, order }, root) => {
+      const now = cards(root);
+      const next = card === null ? null : (now.get(card) ?? nextRow(order, card, now));
+      return next?.querySelector<HTMLElement>("h2") ?? newService.current;
+    },
+  );
 
   const reload = async () => {
     const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
@@ -221,7 +235,7 @@ export function App() {
           {services.length} services · {backends} backends · <span class={down > 0 ? "bad" : ""}>{down} down</span>
         </span>
         <nav class="buttons" aria-label="actions">
-          <button type="button" class="primary" disabled={forms === null} onClick={() => setDialog({ kind: "new-service" })}>
+          <button type="button" class="primary" ref={newService} disabled={forms === null} onClick={() => setDialog({ kind: "new-service" })}>
             New service
           </button>
           <button type="button" onClick={() => setDialog({ kind: "apply" })}>
@@ -253,7 +267,7 @@ export function App() {
         </p>
       )}
       <main class="layout">
-        <div class="services">
+        <div class="services" ref={list}>
           {services.length === 0 && <p class="empty">No services yet. Create one, or apply a file.</p>}
           {services.map((s) => (
             <ServiceCard key={s.id} store={store} s={s} actions={actions} />

@@ -10,13 +10,13 @@
  * weight for a backend set to 0, so Restore asks for the weight (offered when this tab set Weight 0 itself).
  */
 import { Fragment } from "preact";
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
 import { isDegraded, serviceNotes } from "./service-notes.ts";
 import { type BackendView, type ServiceView, Store } from "./store.ts";
-import { ConfirmButton, Id, StateBadge, useInlineConfirm } from "./widgets.tsx";
+import { ConfirmButton, Id, StateBadge, useFocusRescue, useInlineConfirm } from "./widgets.tsx";
 
 /** The dialog open over the page. */
 export type Dialog =
@@ -213,14 +213,46 @@ function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { 
   );
 }
 
+/** The rows of a list, by the id in their `attribute`, in page order. */
+function rowsOf(list: ParentNode, selector: string, attribute: string): Map<string, HTMLElement> {
+  const rows = new Map<string, HTMLElement>();
+  for (const row of list.querySelectorAll<HTMLElement>(selector)) rows.set(row.getAttribute(attribute) ?? "", row);
+  return rows;
+}
+
+/**
+ * The row that takes the focus when the row `gone` (one of `order`, the ids before the render) has left: the next one
+ * still there, else the one before it.
+ */
+export function nextRow(order: readonly string[], gone: string, rows: ReadonlyMap<string, HTMLElement>): HTMLElement | null {
+  const at = order.indexOf(gone);
+  const after = order.slice(at + 1).find((id) => rows.has(id));
+  const before = order.slice(0, Math.max(at, 0)).reverse().find((id) => rows.has(id));
+  return rows.get(after ?? before ?? "") ?? null;
+}
+
+const BACKEND_ROWS = ":scope > .backends > li[data-backend]";
+
 export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceView; actions: Actions }) {
+  // A backend deleted (or drained and removed) while focus was in its row: focus goes to the next row's first
+  // control, else the row before's, else Add backend.
+  const card = useRef<HTMLElement>(null);
+  useFocusRescue(
+    card,
+    (focused, root) => ({ row: focused.closest("[data-backend]")?.getAttribute("data-backend") ?? null, order: [...rowsOf(root, BACKEND_ROWS, "data-backend").keys()] }),
+    ({ row, order }, root) => {
+      const rows = rowsOf(root, BACKEND_ROWS, "data-backend");
+      const next = row === null ? null : nextRow(order, row, rows);
+      return next?.querySelector<HTMLElement>(".buttons button") ?? root.querySelector<HTMLElement>(":scope > .buttons button");
+    },
+  );
   const down = s.backend_details.filter((b) => b.metrics.state === "down");
   const drained = s.backend_details.filter((b) => b.effective_weight === 0 && b.metrics.state !== "down");
   const rates = store.rates.get(s.id);
   return (
-    <section class={`service${isDegraded(s) ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
+    <section ref={card} class={`service${isDegraded(s) ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
       <header>
-        <h2 id={`svc-${s.id}`}>
+        <h2 id={`svc-${s.id}`} tabIndex={-1}>
           <Id id={s.id} />
         </h2>
         <span class="addr">

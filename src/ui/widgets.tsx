@@ -1,5 +1,5 @@
 /** Small pieces of the page: the modal dialog, the token prompt, a state badge, a two-step delete button. */
-import type { ComponentChildren } from "preact";
+import type { ComponentChildren, RefObject } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { visibleText } from "../contract/ids.ts";
 import type { HealthState } from "./store.ts";
@@ -92,6 +92,25 @@ export function useInlineConfirm<T extends HTMLElement = HTMLButtonElement>() {
     setAsking(false);
   };
   return { asking, setAsking, opener, confirm, onKeyDown };
+}
+
+/**
+ * Keeps the keyboard focus on the page when a render of this component takes away the element in `ref` that had it
+ * (a deleted row, Weight 0 turned into Restore): without it focus falls to <body>, and a keyboard user starts again
+ * from the top. `note` reads, before the render, what `pick` needs (the focused row's id, the rows in their order):
+ * once the element is gone, `pick` gives what takes the focus.
+ */
+export function useFocusRescue<T>(ref: RefObject<HTMLElement | null>, note: (focused: Element, root: HTMLElement) => T, pick: (noted: T, root: HTMLElement) => HTMLElement | null): void {
+  const root = ref.current;
+  const focused = document.activeElement;
+  const noted = root !== null && focused !== null && focused !== root && root.contains(focused) ? { focused, value: note(focused, root) } : null;
+  useLayoutEffect(() => {
+    const now = ref.current;
+    if (noted === null || now === null || noted.focused.isConnected) return;
+    const active = document.activeElement;
+    if (active !== null && active !== document.body) return; // something else took it meanwhile
+    pick(noted.value, now)?.focus();
+  });
 }
 
 export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {

@@ -19,7 +19,7 @@
  * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
  * with the plan shown first, and planned again at the click (a plan changed meanwhile is shown, not applied);
  * reconcile; a backend created right after its service shown at once, whatever order the page's reads are
- * answered in; delete everything and the kernel table is empty. Screenshots of the main views go to test-artifacts/
+ * answered in; delete everything and the kernel table is empty, focus going to the next row or card each time. Screenshots of the main views go to test-artifacts/
  * (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -418,6 +418,8 @@ describe("the web UI against a real IPVS kernel", () => {
     await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
     await backend("b3").getByRole("group", { name: "Drain b3" }).getByRole("button", { name: "Start drain" }).click();
     await backend("b3").waitFor({ state: "detached" });
+    // Focus was on its Drain… button: it goes to the row before (b3 was the last), not to <body>.
+    expect(await focused(backend("b2").getByRole("button", { name: "Edit", exact: true }))).toBe(true);
     const listing = await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === null);
     expect(kernelWeight(listing, `${VIP}:80`, "10.77.1.2:80")).toBe(100); // the others untouched
     expect(kernelWeight(listing, `${VIP}:80`, "10.77.2.2:80")).toBe(100);
@@ -585,11 +587,24 @@ describe("the web UI against a real IPVS kernel", () => {
     await service("late").waitFor({ state: "detached" });
   }, 120_000);
 
-  test("delete everything through the UI: the kernel table is empty", async () => {
-    for (const id of ["api", "shop", "web"]) {
+  test("delete everything through the UI: the kernel table is empty; focus goes to what comes next", async () => {
+    // From the keyboard: the deleted row took the focus with it; it goes to the next row's first control.
+    await backend("b1").getByRole("button", { name: "Delete", exact: true }).focus();
+    await page.keyboard.press("Enter");
+    expect(await focused(backend("b1").getByRole("button", { name: "Yes, delete" }))).toBe(true);
+    await page.keyboard.press("Enter");
+    await backend("b1").waitFor({ state: "detached" });
+    expect(await focused(backend("b2").getByRole("button", { name: "Edit", exact: true }))).toBe(true);
+    await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.1.2:80") === null);
+    // A deleted service's card: focus goes to the next card's heading, and after the last one to New service.
+    const order = await page.locator("[data-service]").evaluateAll((cards) => cards.map((card) => card.getAttribute("data-service") ?? ""));
+    expect([...order].sort()).toEqual(["api", "shop", "web"]);
+    for (const [i, id] of order.entries()) {
       await service(id).getByRole("button", { name: "Delete service" }).click();
       await service(id).getByRole("button", { name: "Yes, delete" }).click();
       await service(id).waitFor({ state: "detached" });
+      const next = order[i + 1];
+      expect(await focused(next === undefined ? page.getByRole("button", { name: "New service" }) : service(next).getByRole("heading", { level: 2 }))).toBe(true);
     }
     await page.locator(".empty").waitFor();
     const listing = await kernelTable((l) => !/^(TCP|UDP|SCTP|FWM)\s/m.test(l));
