@@ -8,9 +8,13 @@
  * connections to end or the deadline, then remove or keep), "Undrain" is `gorb backend undrain`; "Weight 0" and
  * "Restore" only set the configured weight (PATCH), like `gorb backend set --weight 0`. gorb keeps no earlier
  * weight for a backend set to 0, so Restore asks for the weight (offered when this tab set Weight 0 itself).
+ *
+ * Every row has the same buttons: each one's accessible name (aria-label) starts with its short visible text and
+ * names what it acts on, "Edit backend b1 of web", so a screen reader, or a search by name, tells them apart.
  */
 import { Fragment } from "preact";
-import { useRef, useState } from "preact/hooks";
+import { useId, useRef, useState } from "preact/hooks";
+import { visibleText } from "../contract/ids.ts";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
@@ -64,6 +68,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   const drain = (body: { timeout: string; then: "remove" | "keep" }) => actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }));
   const undrain = () => actions.run(`undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
   const connDrain = b.drain ?? null;
+  const subject = `backend ${visibleText(b.id)} of ${visibleText(service)}`;
   return (
     <li class={`backend state-${b.metrics.state}`} data-backend={b.id}>
       <div class="backend-head">
@@ -92,29 +97,31 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       )}
       {series !== undefined && <Chart series={series} kind="timeline" label={`${b.id}: effective weight and health over the last minutes`} />}
       <div class="buttons">
-        <button type="button" onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
+        <button type="button" aria-label={`Edit ${subject}`} onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
           Edit
         </button>
         {zeroed ? (
-          <RestoreButton backend={b.id} offer={store.restoreOffer(service, b.id)} onSet={(weight) => void restore(weight)} />
+          <RestoreButton subject={subject} offer={store.restoreOffer(service, b.id)} onSet={(weight) => void restore(weight)} />
         ) : (
-          <button type="button" onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
+          <button type="button" aria-label={`Weight 0 for ${subject}`} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
             Weight 0
           </button>
         )}
         <label class="toggle" title="maintenance: weight 0 whatever the health checks say (they keep running)">
-          <input type="checkbox" checked={maintenance} onChange={toggleMaintenance} /> maintenance
+          <input type="checkbox" aria-label={`maintenance for ${subject}`} checked={maintenance} onChange={toggleMaintenance} /> maintenance
         </label>
         {connDrain === null ? (
-          <DrainButton backend={b.id} onStart={(body) => void drain(body)} />
+          <DrainButton subject={subject} onStart={(body) => void drain(body)} />
         ) : (
-          <button type="button" onClick={undrain} title="end the drain: its weight comes back">
+          <button type="button" aria-label={`Undrain ${subject}`} onClick={undrain} title="end the drain: its weight comes back">
             Undrain
           </button>
         )}
         <ConfirmButton
           label="Delete"
-          confirm={`Delete backend ${b.id}?`}
+          name={`Delete ${subject}`}
+          subject={subject}
+          confirm={`Delete ${subject}?`}
           onConfirm={() => actions.run(`delete ${key}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
         />
       </div>
@@ -127,14 +134,16 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
  * before its own Weight 0) or empty: gorb keeps no earlier weight, and a guess such as 100 could overload a
  * backend that had 10.
  */
-function RestoreButton({ backend, offer, onSet }: { backend: string; offer: string; onSet: (weight: string) => void }) {
+function RestoreButton({ subject, offer, onSet }: { subject: string; offer: string; onSet: (weight: string) => void }) {
   const ask = useInlineConfirm<HTMLInputElement>();
   const [weight, setWeight] = useState("");
+  const id = useId();
   if (!ask.asking) {
     return (
       <button
         type="button"
         ref={ask.opener}
+        aria-label={`Restore ${subject}`}
         onClick={() => {
           setWeight(offer);
           ask.setAsking(true);
@@ -145,11 +154,10 @@ function RestoreButton({ backend, offer, onSet }: { backend: string; offer: stri
       </button>
     );
   }
-  const id = `restore-${backend}`;
   return (
     <form
       class="confirm"
-      aria-label={`Restore ${backend}`}
+      aria-label={`Restore ${subject}`}
       onKeyDown={ask.onKeyDown}
       onSubmit={(e) => {
         e.preventDefault();
@@ -160,10 +168,10 @@ function RestoreButton({ backend, offer, onSet }: { backend: string; offer: stri
     >
       <label for={id}>weight</label>
       <input id={id} class="short" type="text" inputMode="numeric" value={weight} ref={ask.confirm} onInput={(e) => setWeight(e.currentTarget.value)} />
-      <button type="submit" class="primary" disabled={weight.trim() === ""}>
+      <button type="submit" class="primary" aria-label={`Set weight of ${subject}`} disabled={weight.trim() === ""}>
         Set weight
       </button>
-      <button type="button" onClick={() => ask.setAsking(false)}>
+      <button type="button" aria-label={`Cancel restore of ${subject}`} onClick={() => ask.setAsking(false)}>
         Cancel
       </button>
     </form>
@@ -174,20 +182,20 @@ function RestoreButton({ backend, offer, onSet }: { backend: string; offer: stri
  * "Drain…": asks for the deadline and what happens then (remove, the default, or keep at weight 0), then starts
  * the drain (POST .../drain).
  */
-function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => void }) {
+function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => void }) {
   const ask = useInlineConfirm();
   const [deadline, setDeadline] = useState("5m");
   const [then, setThen] = useState<"remove" | "keep">("remove");
+  const id = useId();
   if (!ask.asking) {
     return (
-      <button type="button" ref={ask.opener} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
+      <button type="button" ref={ask.opener} aria-label={`Drain ${subject}…`} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
         Drain…
       </button>
     );
   }
-  const id = `drain-${backend}`;
   return (
-    <span class="confirm" role="group" aria-label={`Drain ${backend}`} onKeyDown={ask.onKeyDown}>
+    <span class="confirm" role="group" aria-label={`Drain ${subject}`} onKeyDown={ask.onKeyDown}>
       <label for={`${id}-timeout`}>at most</label>
       <input id={`${id}-timeout`} class="short" type="text" value={deadline} onInput={(e) => setDeadline(e.currentTarget.value)} />
       <label for={`${id}-then`}>then</label>
@@ -199,6 +207,7 @@ function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { 
         type="button"
         class="danger"
         ref={ask.confirm}
+        aria-label={`Start drain of ${subject}`}
         onClick={() => {
           ask.setAsking(false);
           onStart({ timeout: deadline.trim() === "" ? "5m" : deadline.trim(), then });
@@ -206,7 +215,7 @@ function DrainButton({ backend, onStart }: { backend: string; onStart: (body: { 
       >
         Start drain
       </button>
-      <button type="button" onClick={() => ask.setAsking(false)}>
+      <button type="button" aria-label={`No, do not drain ${subject}`} onClick={() => ask.setAsking(false)}>
         No
       </button>
     </span>
@@ -297,13 +306,18 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
         ))}
       </ul>
       <div class="buttons">
-        <button type="button" onClick={() => actions.open({ kind: "new-backend", service: s.id })}>
+        <button type="button" aria-label={`Add backend to service ${visibleText(s.id)}`} onClick={() => actions.open({ kind: "new-backend", service: s.id })}>
           Add backend
         </button>
-        <button type="button" onClick={() => actions.open({ kind: "edit-service", service: s })}>
+        <button type="button" aria-label={`Edit service ${visibleText(s.id)}`} onClick={() => actions.open({ kind: "edit-service", service: s })}>
           Edit service
         </button>
-        <ConfirmButton label="Delete service" confirm={`Delete ${s.id} and its backends?`} onConfirm={() => actions.run(`delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
+        <ConfirmButton
+          label="Delete service"
+          name={`Delete service ${visibleText(s.id)}`}
+          subject={`service ${visibleText(s.id)}`}
+          confirm={`Delete ${s.id} and its backends?`}
+          onConfirm={() => actions.run(`delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
       </div>
     </section>
   );

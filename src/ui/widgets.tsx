@@ -113,11 +113,15 @@ export function useFocusRescue<T>(ref: RefObject<HTMLElement | null>, note: (foc
   });
 }
 
-export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {
+/**
+ * A delete asked in place. `label` is the button's text; `name`, its accessible name, says what it deletes ("Delete
+ * backend b1 of web"), and so do Yes's and No's, with `subject` ("backend b1 of web").
+ */
+export function ConfirmButton({ label, name, subject, confirm, onConfirm }: { label: string; name: string; subject: string; confirm: string; onConfirm: () => void }) {
   const ask = useInlineConfirm();
   if (!ask.asking) {
     return (
-      <button type="button" class="danger" ref={ask.opener} onClick={() => ask.setAsking(true)}>
+      <button type="button" class="danger" ref={ask.opener} aria-label={name} onClick={() => ask.setAsking(true)}>
         {label}
       </button>
     );
@@ -125,10 +129,10 @@ export function ConfirmButton({ label, confirm, onConfirm }: { label: string; co
   return (
     <span class="confirm" role="group" aria-label={visibleText(confirm)} onKeyDown={ask.onKeyDown}>
       <span>{visibleText(confirm)}</span>
-      <button type="button" class="danger" ref={ask.confirm} onClick={() => { ask.setAsking(false); onConfirm(); }}>
+      <button type="button" class="danger" ref={ask.confirm} aria-label={`Yes, delete ${subject}`} onClick={() => { ask.setAsking(false); onConfirm(); }}>
         Yes, delete
       </button>
-      <button type="button" onClick={() => ask.setAsking(false)}>
+      <button type="button" aria-label={`No, keep ${subject}`} onClick={() => ask.setAsking(false)}>
         No
       </button>
     </span>

@@ -163,6 +163,11 @@ async function shot(name: string): Promise<void> {
 const service = (id: string) => page.locator(`[data-service="${id}"]`);
 /** A backend's row, inside its service's card (ids repeat across services). */
 const backend = (id: string, of = "web") => service(of).locator(`[data-backend="${id}"]`);
+/** The accessible names of the buttons and checkboxes under `scope`, as the browser's accessibility tree has them. */
+async function controlNames(scope: ReturnType<Page["locator"]>): Promise<string[]> {
+  const tree = await scope.ariaSnapshot();
+  return [...tree.matchAll(/^\s*- (?:button|checkbox) "((?:[^"\\]|\\.)*)"/gm)].map((m) => m[1] ?? "");
+}
 /** Whether the element has the keyboard focus. */
 const focused = (locator: ReturnType<Page["locator"]>) => locator.evaluate((el) => el === document.activeElement);
 
@@ -280,6 +285,13 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(listing).toMatch(/TCP\s+10\.0\.0\.20:80 wrr/);
     await backend("b1").locator(".badge", { hasText: "up" }).waitFor();
     await backend("b2").locator(".badge", { hasText: "up" }).waitFor();
+    // Every row has the same buttons, with the same short text: each one's name says what it acts on, so a screen
+    // reader (or a search by name) tells b1's Delete from b2's.
+    const names = await controlNames(page.locator(".services"));
+    expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
+    expect(names).toEqual(
+      expect.arrayContaining(["Edit backend b1 of web", "Weight 0 for backend b2 of web", "maintenance for backend b1 of web", "Drain backend b2 of web…", "Delete backend b1 of web", "Add backend to service web", "Delete service web"]),
+    );
     // Some traffic through the VIP, for the rates picture.
     for (let i = 0; i < 30; i++) await fetch(`http://127.0.0.1:${vipPort}/`, { headers: { Connection: "close" } }).then((r) => r.text());
     await notReloaded();
@@ -333,29 +345,29 @@ describe("the web UI against a real IPVS kernel", () => {
   test("Weight 0 and Restore reach the kernel; Restore asks for the weight, offered only when this tab knows it", async () => {
     const b2 = backend("b2");
     const weight = b2.getByLabel("weight", { exact: true });
-    await b2.getByRole("button", { name: "Weight 0", exact: true }).click();
-    await b2.getByRole("button", { name: "Restore", exact: true }).waitFor();
+    await page.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).click();
+    await b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+0\s/.test(l));
-    await b2.getByRole("button", { name: "Restore", exact: true }).click();
+    await b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }).click();
     expect(await weight.inputValue()).toBe("100"); // this tab set Weight 0: it knows the weight b2 had
     await b2.getByRole("button", { name: "Set weight" }).click();
-    await b2.getByRole("button", { name: "Weight 0", exact: true }).waitFor();
+    await b2.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
     // Weight 0 from another client: gorb keeps no earlier weight, so Restore offers none and waits for one.
     const other = await fetch(`${API}/service/web/b2`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ weight: 0 }) });
     expect(other.status).toBe(200);
-    await b2.getByRole("button", { name: "Restore", exact: true }).click();
+    await b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }).click();
     expect(await weight.inputValue()).toBe("");
     expect(await b2.getByRole("button", { name: "Set weight" }).isDisabled()).toBe(true);
     // The field takes the focus; Escape gives it back to Restore, and Enter there asks again.
     expect(await focused(weight)).toBe(true);
     await weight.press("Escape");
-    expect(await focused(b2.getByRole("button", { name: "Restore", exact: true }))).toBe(true);
+    expect(await focused(b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }))).toBe(true);
     await page.keyboard.press("Enter");
     expect(await focused(weight)).toBe(true);
     await weight.fill("100");
     await weight.press("Enter");
-    await b2.getByRole("button", { name: "Weight 0", exact: true }).waitFor();
+    await b2.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).waitFor();
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
   }, 120_000);
 
@@ -393,12 +405,12 @@ describe("the web UI against a real IPVS kernel", () => {
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 100);
 
     // No connection ever went to b3: the drain ends at once and keeps it at weight 0.
-    await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
-    const ask = backend("b3").getByRole("group", { name: "Drain b3" });
+    await backend("b3").getByRole("button", { name: "Drain backend b3 of web…", exact: true }).click();
+    const ask = backend("b3").getByRole("group", { name: "Drain backend b3 of web" });
     expect(await focused(ask.getByRole("button", { name: "Start drain" }))).toBe(true);
     await page.keyboard.press("Escape"); // cancels, focus back on Drain…
     await ask.waitFor({ state: "detached" });
-    expect(await focused(backend("b3").getByRole("button", { name: "Drain…", exact: true }))).toBe(true);
+    expect(await focused(backend("b3").getByRole("button", { name: "Drain backend b3 of web…", exact: true }))).toBe(true);
     await page.keyboard.press("Enter");
     expect(await ask.getByLabel("at most").inputValue()).toBe("5m");
     await ask.getByLabel("then").selectOption("keep");
@@ -409,17 +421,17 @@ describe("the web UI against a real IPVS kernel", () => {
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 0);
     await shot("drained-keep");
 
-    await backend("b3").getByRole("button", { name: "Undrain", exact: true }).click();
+    await backend("b3").getByRole("button", { name: "Undrain backend b3 of web", exact: true }).click();
     await backend("b3").getByTestId("drain").waitFor({ state: "detached" });
     await backend("b3").locator("output", { hasText: /^100$/ }).waitFor();
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 100);
 
     // The default: remove once it is empty.
-    await backend("b3").getByRole("button", { name: "Drain…", exact: true }).click();
-    await backend("b3").getByRole("group", { name: "Drain b3" }).getByRole("button", { name: "Start drain" }).click();
+    await backend("b3").getByRole("button", { name: "Drain backend b3 of web…", exact: true }).click();
+    await backend("b3").getByRole("group", { name: "Drain backend b3 of web" }).getByRole("button", { name: "Start drain" }).click();
     await backend("b3").waitFor({ state: "detached" });
     // Focus was on its Drain… button: it goes to the row before (b3 was the last), not to <body>.
-    expect(await focused(backend("b2").getByRole("button", { name: "Edit", exact: true }))).toBe(true);
+    expect(await focused(backend("b2").getByRole("button", { name: "Edit backend b2 of web", exact: true }))).toBe(true);
     const listing = await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === null);
     expect(kernelWeight(listing, `${VIP}:80`, "10.77.1.2:80")).toBe(100); // the others untouched
     expect(kernelWeight(listing, `${VIP}:80`, "10.77.2.2:80")).toBe(100);
@@ -589,12 +601,12 @@ describe("the web UI against a real IPVS kernel", () => {
 
   test("delete everything through the UI: the kernel table is empty; focus goes to what comes next", async () => {
     // From the keyboard: the deleted row took the focus with it; it goes to the next row's first control.
-    await backend("b1").getByRole("button", { name: "Delete", exact: true }).focus();
+    await backend("b1").getByRole("button", { name: "Delete backend b1 of web", exact: true }).focus();
     await page.keyboard.press("Enter");
-    expect(await focused(backend("b1").getByRole("button", { name: "Yes, delete" }))).toBe(true);
+    expect(await focused(backend("b1").getByRole("button", { name: "Yes, delete backend b1 of web", exact: true }))).toBe(true);
     await page.keyboard.press("Enter");
     await backend("b1").waitFor({ state: "detached" });
-    expect(await focused(backend("b2").getByRole("button", { name: "Edit", exact: true }))).toBe(true);
+    expect(await focused(backend("b2").getByRole("button", { name: "Edit backend b2 of web", exact: true }))).toBe(true);
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.1.2:80") === null);
     // A deleted service's card: focus goes to the next card's heading, and after the last one to New service.
     const order = await page.locator("[data-service]").evaluateAll((cards) => cards.map((card) => card.getAttribute("data-service") ?? ""));
