@@ -59,13 +59,15 @@ export function App() {
     const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
     store.setAll(detail);
   };
-  const run = async (what: string, task: () => Promise<unknown>) => {
+  const run = async (what: string, task: () => Promise<unknown>, inPlace = false) => {
     try {
       const said = await task();
       setNotice({ text: typeof said === "string" ? said : `${what}: done`, error: false });
+      return null;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      setNotice({ text: `${what}: ${describeError(error)}`, error: true });
+      if (!inPlace) setNotice({ text: `${what}: ${describeError(error)}`, error: true });
+      return describeError(error);
     }
   };
   const actions: Actions = { run, open: setDialog };

@@ -13,7 +13,7 @@
  * names what it acts on, "Edit backend b1 of web", so a screen reader, or a search by name, tells them apart.
  */
 import { Fragment } from "preact";
-import { useId, useRef, useState } from "preact/hooks";
+import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { visibleText } from "../contract/ids.ts";
 import { call } from "./api.ts";
 import { Chart } from "./charts.tsx";
@@ -36,7 +36,11 @@ export type Dialog =
 
 /** What a card may do to the page. */
 export interface Actions {
-  run: (what: string, task: () => Promise<unknown>) => Promise<void>;
+  /**
+   * Runs an action: what it did goes to the notice at the top, and so does a refusal (an ApiError), unless `inPlace`:
+   * then the control that asked shows it where the action was taken. Resolves to the refusal as text, or null.
+   */
+  run: (what: string, task: () => Promise<unknown>, inPlace?: boolean) => Promise<string | null>;
   open: (dialog: Dialog) => void;
 }
 
@@ -58,10 +62,14 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       store.drainedFrom.set(key, had);
     });
   const restore = (weight: string) =>
-    actions.run(`restore ${key}`, async () => {
-      await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
-      store.drainedFrom.delete(key);
-    });
+    actions.run(
+      `restore ${key}`,
+      async () => {
+        await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
+        store.drainedFrom.delete(key);
+      },
+      true,
+    );
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
     actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
@@ -101,7 +109,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           Edit
         </button>
         {zeroed ? (
-          <RestoreButton subject={subject} offer={store.restoreOffer(service, b.id)} onSet={(weight) => void restore(weight)} />
+          <RestoreButton subject={subject} offer={store.restoreOffer(service, b.id)} onSet={restore} />
         ) : (
           <button type="button" aria-label={`Weight 0 for ${subject}`} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
             Weight 0
@@ -132,12 +140,20 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
 /**
  * "Restore": asks for the configured weight to set back (PATCH), prefilled with `offer` (the weight this tab saw
  * before its own Weight 0) or empty: gorb keeps no earlier weight, and a guess such as 100 could overload a
- * backend that had 10.
+ * backend that had 10. It stays open until the API answers: a refusal (`onSet` resolves to it) is shown under
+ * the field, as the forms show theirs, and the field takes the focus, its text selected to be typed over.
  */
-function RestoreButton({ subject, offer, onSet }: { subject: string; offer: string; onSet: (weight: string) => void }) {
+function RestoreButton({ subject, offer, onSet }: { subject: string; offer: string; onSet: (weight: string) => Promise<string | null> }) {
   const ask = useInlineConfirm<HTMLInputElement>();
   const [weight, setWeight] = useState("");
+  const [refused, setRefused] = useState<string | null>(null);
+  const busy = useRef(false);
   const id = useId();
+  useLayoutEffect(() => {
+    if (refused === null) return;
+    ask.confirm.current?.focus();
+    ask.confirm.current?.select();
+  }, [refused]);
   if (!ask.asking) {
     return (
       <button
@@ -146,6 +162,7 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
         aria-label={`Restore ${subject}`}
         onClick={() => {
           setWeight(offer);
+          setRefused(null);
           ask.setAsking(true);
         }}
         title="set the configured weight back: asks for it"
@@ -159,21 +176,40 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
       class="confirm"
       aria-label={`Restore ${subject}`}
       onKeyDown={ask.onKeyDown}
-      onSubmit={(e) => {
+      onSubmit={async (e) => {
         e.preventDefault();
-        if (weight.trim() === "") return;
-        ask.setAsking(false);
-        onSet(weight);
+        if (weight.trim() === "" || busy.current) return;
+        busy.current = true;
+        setRefused(null);
+        const refusal = await onSet(weight);
+        busy.current = false;
+        if (refusal === null) ask.setAsking(false);
+        else setRefused(refusal);
       }}
     >
       <label for={id}>weight</label>
-      <input id={id} class="short" type="text" inputMode="numeric" value={weight} ref={ask.confirm} onInput={(e) => setWeight(e.currentTarget.value)} />
+      <input
+        id={id}
+        class="short"
+        type="text"
+        inputMode="numeric"
+        value={weight}
+        ref={ask.confirm}
+        aria-invalid={refused !== null}
+        aria-describedby={refused === null ? undefined : `${id}-error`}
+        onInput={(e) => setWeight(e.currentTarget.value)}
+      />
       <button type="submit" class="primary" aria-label={`Set weight of ${subject}`} disabled={weight.trim() === ""}>
         Set weight
       </button>
       <button type="button" aria-label={`Cancel restore of ${subject}`} onClick={() => ask.setAsking(false)}>
         Cancel
       </button>
+      {refused !== null && (
+        <p id={`${id}-error`} class="error" role="alert">
+          {refused}
+        </p>
+      )}
     </form>
   );
 }

@@ -365,6 +365,17 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await focused(b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }))).toBe(true);
     await page.keyboard.press("Enter");
     expect(await focused(weight)).toBe(true);
+    // A weight the API refuses: the error is said where Restore was asked, under the field and tied to it, not at
+    // the top of the page; the field takes the focus back from Set weight, and nothing changed.
+    await weight.fill("abc");
+    await b2.getByRole("button", { name: "Set weight" }).click();
+    const refusal = b2.getByRole("form", { name: "Restore backend b2 of web" }).getByRole("alert");
+    await refusal.filter({ hasText: /^400 VALIDATION: weight: must be an integer/ }).waitFor();
+    expect(await weight.getAttribute("aria-invalid")).toBe("true");
+    expect(await weight.getAttribute("aria-describedby")).toBe(await refusal.getAttribute("id"));
+    expect(await focused(weight)).toBe(true);
+    expect(await page.locator(".notice.error").count()).toBe(0);
+    expect(kernelWeight(await kernelTable(() => true), `${VIP}:80`, "10.77.2.2:80")).toBe(0);
     await weight.fill("100");
     await weight.press("Enter");
     await b2.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).waitFor();
