@@ -111,7 +111,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         {zeroed ? (
           <RestoreButton subject={subject} offer={store.restoreOffer(service, b.id)} onSet={restore} />
         ) : (
-          <button type="button" aria-label={`Weight 0 for ${subject}`} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
+          <button type="button" data-slot="weight" aria-label={`Weight 0 for ${subject}`} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
             Weight 0
           </button>
         )}
@@ -121,7 +121,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         {connDrain === null ? (
           <DrainButton subject={subject} onStart={(body) => void drain(body)} />
         ) : (
-          <button type="button" aria-label={`Undrain ${subject}`} onClick={undrain} title="end the drain: its weight comes back">
+          <button type="button" data-slot="drain" aria-label={`Undrain ${subject}`} onClick={undrain} title="end the drain: its weight comes back">
             Undrain
           </button>
         )}
@@ -159,6 +159,7 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
       <button
         type="button"
         ref={ask.opener}
+        data-slot="weight"
         aria-label={`Restore ${subject}`}
         onClick={() => {
           setWeight(offer);
@@ -174,6 +175,7 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
   return (
     <form
       class="confirm"
+      data-slot="weight"
       aria-label={`Restore ${subject}`}
       onKeyDown={ask.onKeyDown}
       onSubmit={async (e) => {
@@ -225,13 +227,13 @@ function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { 
   const id = useId();
   if (!ask.asking) {
     return (
-      <button type="button" ref={ask.opener} aria-label={`Drain ${subject}…`} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
+      <button type="button" ref={ask.opener} data-slot="drain" aria-label={`Drain ${subject}…`} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
         Drain…
       </button>
     );
   }
   return (
-    <span class="confirm" role="group" aria-label={`Drain ${subject}`} onKeyDown={ask.onKeyDown}>
+    <span class="confirm" role="group" data-slot="drain" aria-label={`Drain ${subject}`} onKeyDown={ask.onKeyDown}>
       <label for={`${id}-timeout`}>at most</label>
       <input id={`${id}-timeout`} class="short" type="text" value={deadline} onInput={(e) => setDeadline(e.currentTarget.value)} />
       <label for={`${id}-then`}>then</label>
@@ -278,15 +280,29 @@ export function nextRow(order: readonly string[], gone: string, rows: ReadonlyMa
 
 const BACKEND_ROWS = ":scope > .backends > li[data-backend]";
 
+/** What in `row` takes the focus: the control in its `slot` (Restore for Weight 0, Undrain for Drain…), else its first. */
+function slotControl(row: HTMLElement, slot: string | null): HTMLElement | null {
+  const controls = "button, input, select, textarea";
+  const there = slot === null ? null : row.querySelector<HTMLElement>(`[data-slot="${slot}"]`);
+  return (there?.matches(controls) ? there : there?.querySelector<HTMLElement>(controls)) ?? row.querySelector<HTMLElement>(".buttons button");
+}
+
 export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceView; actions: Actions }) {
-  // A backend deleted (or drained and removed) while focus was in its row: focus goes to the next row's first
-  // control, else the row before's, else Add backend.
+  // A control that gave way to another (Weight 0 to Restore, Drain… to Undrain, and back) while it had the focus:
+  // focus goes to the one in its place (`data-slot`). A backend deleted (or drained and removed): to the next row's
+  // first control, else the row before's, else Add backend.
   const card = useRef<HTMLElement>(null);
   useFocusRescue(
     card,
-    (focused, root) => ({ row: focused.closest("[data-backend]")?.getAttribute("data-backend") ?? null, order: [...rowsOf(root, BACKEND_ROWS, "data-backend").keys()] }),
-    ({ row, order }, root) => {
+    (focused, root) => ({
+      row: focused.closest("[data-backend]")?.getAttribute("data-backend") ?? null,
+      slot: focused.closest("[data-slot]")?.getAttribute("data-slot") ?? null,
+      order: [...rowsOf(root, BACKEND_ROWS, "data-backend").keys()],
+    }),
+    ({ row, slot, order }, root) => {
       const rows = rowsOf(root, BACKEND_ROWS, "data-backend");
+      const still = row === null ? undefined : rows.get(row);
+      if (still !== undefined) return slotControl(still, slot);
       const next = row === null ? null : nextRow(order, row, rows);
       return next?.querySelector<HTMLElement>(".buttons button") ?? root.querySelector<HTMLElement>(":scope > .buttons button");
     },

@@ -347,11 +347,13 @@ describe("the web UI against a real IPVS kernel", () => {
     const weight = b2.getByLabel("weight", { exact: true });
     await page.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).click();
     await b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }).waitFor();
+    expect(await focused(b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }))).toBe(true); // in its place, not <body>
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+0\s/.test(l));
     await b2.getByRole("button", { name: "Restore backend b2 of web", exact: true }).click();
     expect(await weight.inputValue()).toBe("100"); // this tab set Weight 0: it knows the weight b2 had
     await b2.getByRole("button", { name: "Set weight" }).click();
     await b2.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }).waitFor();
+    expect(await focused(b2.getByRole("button", { name: "Weight 0 for backend b2 of web", exact: true }))).toBe(true);
     await kernelTable((l) => /->\s+10\.77\.2\.2:80\s+Masq\s+100\s/.test(l));
     // Weight 0 from another client: gorb keeps no earlier weight, so Restore offers none and waits for one.
     const other = await fetch(`${API}/service/web/b2`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ weight: 0 }) });
@@ -427,6 +429,7 @@ describe("the web UI against a real IPVS kernel", () => {
     await ask.getByLabel("then").selectOption("keep");
     await ask.getByRole("button", { name: "Start drain" }).click();
     await backend("b3").getByTestId("drain").filter({ hasText: "drained: held at weight 0" }).waitFor();
+    expect(await focused(backend("b3").getByRole("button", { name: "Undrain backend b3 of web", exact: true }))).toBe(true); // in Drain…'s place
     await backend("b3").locator("output", { hasText: /^0$/ }).waitFor();
     await page.locator(".activity li", { hasText: /drained.*then keep/ }).first().waitFor();
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 0);
@@ -434,6 +437,7 @@ describe("the web UI against a real IPVS kernel", () => {
 
     await backend("b3").getByRole("button", { name: "Undrain backend b3 of web", exact: true }).click();
     await backend("b3").getByTestId("drain").waitFor({ state: "detached" });
+    expect(await focused(backend("b3").getByRole("button", { name: "Drain backend b3 of web…", exact: true }))).toBe(true);
     await backend("b3").locator("output", { hasText: /^100$/ }).waitFor();
     await kernelTable((l) => kernelWeight(l, `${VIP}:80`, "10.77.3.2:80") === 100);
 
