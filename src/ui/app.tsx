@@ -67,7 +67,7 @@ export function App() {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (!inPlace) setNotice({ text: `${what}: ${describeError(error)}`, error: true });
-      return describeError(error);
+      return error;
     }
   };
   const actions: Actions = { run, open: setDialog };

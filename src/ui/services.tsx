@@ -16,6 +16,7 @@ import { Fragment } from "preact";
 import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { visibleText } from "../contract/ids.ts";
 import { call } from "./api.ts";
+import { type ApiError, describeError } from "./errors.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
 import { isDegraded, serviceNotes } from "./service-notes.ts";
@@ -38,9 +39,9 @@ export type Dialog =
 export interface Actions {
   /**
    * Runs an action: what it did goes to the notice at the top, and so does a refusal (an ApiError), unless `inPlace`:
-   * then the control that asked shows it where the action was taken. Resolves to the refusal as text, or null.
+   * then the control that asked shows it where the action was taken. Resolves to the refusal, or null.
    */
-  run: (what: string, task: () => Promise<unknown>, inPlace?: boolean) => Promise<string | null>;
+  run: (what: string, task: () => Promise<unknown>, inPlace?: boolean) => Promise<ApiError | null>;
   open: (dialog: Dialog) => void;
 }
 
@@ -73,7 +74,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
     actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
-  const drain = (body: { timeout: string; then: "remove" | "keep" }) => actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }));
+  const drain = (body: { timeout: string; then: "remove" | "keep" }) => actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }), true);
   const undrain = () => actions.run(`undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
   const connDrain = b.drain ?? null;
   const subject = `backend ${visibleText(b.id)} of ${visibleText(service)}`;
@@ -119,7 +120,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           <input type="checkbox" aria-label={`maintenance for ${subject}`} checked={maintenance} onChange={toggleMaintenance} /> maintenance
         </label>
         {connDrain === null ? (
-          <DrainButton subject={subject} onStart={(body) => void drain(body)} />
+          <DrainButton subject={subject} onStart={drain} />
         ) : (
           <button type="button" data-slot="drain" aria-label={`Undrain ${subject}`} onClick={undrain} title="end the drain: its weight comes back">
             Undrain
@@ -143,7 +144,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
  * backend that had 10. It stays open until the API answers: a refusal (`onSet` resolves to it) is shown under
  * the field, as the forms show theirs, and the field takes the focus, its text selected to be typed over.
  */
-function RestoreButton({ subject, offer, onSet }: { subject: string; offer: string; onSet: (weight: string) => Promise<string | null> }) {
+function RestoreButton({ subject, offer, onSet }: { subject: string; offer: string; onSet: (weight: string) => Promise<ApiError | null> }) {
   const ask = useInlineConfirm<HTMLInputElement>();
   const [weight, setWeight] = useState("");
   const [refused, setRefused] = useState<string | null>(null);
@@ -186,7 +187,7 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
         const refusal = await onSet(weight);
         busy.current = false;
         if (refusal === null) ask.setAsking(false);
-        else setRefused(refusal);
+        else setRefused(describeError(refusal));
       }}
     >
       <label for={id}>weight</label>
@@ -218,16 +219,44 @@ function RestoreButton({ subject, offer, onSet }: { subject: string; offer: stri
 
 /**
  * "Drain…": asks for the deadline and what happens then (remove, the default, or keep at weight 0), then starts
- * the drain (POST .../drain).
+ * the drain (POST .../drain). It stays open until the API answers: a refusal is shown in it, under the field it
+ * names (the deadline is `timeout`), which takes the focus; one naming neither field leaves it on Start drain.
  */
-function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => void }) {
+function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { timeout: string; then: "remove" | "keep" }) => Promise<ApiError | null> }) {
   const ask = useInlineConfirm();
   const [deadline, setDeadline] = useState("5m");
   const [then, setThen] = useState<"remove" | "keep">("remove");
+  const [refused, setRefused] = useState<{ field: "timeout" | "then" | null; text: string } | null>(null);
+  const busy = useRef(false);
   const id = useId();
+  useLayoutEffect(() => {
+    if (refused === null) return;
+    const field = refused.field === null ? null : document.getElementById(`${id}-${refused.field}`);
+    (field ?? ask.confirm.current)?.focus();
+  }, [refused]);
+  const invalid = (field: "timeout" | "then") => (refused?.field === field ? { "aria-invalid": true, "aria-describedby": `${id}-error` } : {});
+  const start = async () => {
+    if (busy.current) return;
+    busy.current = true;
+    setRefused(null);
+    const refusal = await onStart({ timeout: deadline.trim() === "" ? "5m" : deadline.trim(), then });
+    busy.current = false;
+    if (refusal === null) ask.setAsking(false);
+    else setRefused({ field: refusal.field === "timeout" || refusal.field === "then" ? refusal.field : null, text: describeError(refusal) });
+  };
   if (!ask.asking) {
     return (
-      <button type="button" ref={ask.opener} data-slot="drain" aria-label={`Drain ${subject}…`} onClick={() => ask.setAsking(true)} title="wait for the connections to end, then remove or keep the backend">
+      <button
+        type="button"
+        ref={ask.opener}
+        data-slot="drain"
+        aria-label={`Drain ${subject}…`}
+        onClick={() => {
+          setRefused(null);
+          ask.setAsking(true);
+        }}
+        title="wait for the connections to end, then remove or keep the backend"
+      >
         Drain…
       </button>
     );
@@ -235,9 +264,9 @@ function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { 
   return (
     <span class="confirm" role="group" data-slot="drain" aria-label={`Drain ${subject}`} onKeyDown={ask.onKeyDown}>
       <label for={`${id}-timeout`}>at most</label>
-      <input id={`${id}-timeout`} class="short" type="text" value={deadline} onInput={(e) => setDeadline(e.currentTarget.value)} />
+      <input id={`${id}-timeout`} class="short" type="text" value={deadline} {...invalid("timeout")} onInput={(e) => setDeadline(e.currentTarget.value)} />
       <label for={`${id}-then`}>then</label>
-      <select id={`${id}-then`} value={then} onChange={(e) => setThen(e.currentTarget.value === "keep" ? "keep" : "remove")}>
+      <select id={`${id}-then`} value={then} {...invalid("then")} onChange={(e) => setThen(e.currentTarget.value === "keep" ? "keep" : "remove")}>
         <option value="remove">remove</option>
         <option value="keep">keep at weight 0</option>
       </select>
@@ -246,16 +275,19 @@ function DrainButton({ subject, onStart }: { subject: string; onStart: (body: { 
         class="danger"
         ref={ask.confirm}
         aria-label={`Start drain of ${subject}`}
-        onClick={() => {
-          ask.setAsking(false);
-          onStart({ timeout: deadline.trim() === "" ? "5m" : deadline.trim(), then });
-        }}
+        aria-describedby={refused !== null && refused.field === null ? `${id}-error` : undefined}
+        onClick={() => void start()}
       >
         Start drain
       </button>
       <button type="button" aria-label={`No, do not drain ${subject}`} onClick={() => ask.setAsking(false)}>
         No
       </button>
+      {refused !== null && (
+        <p id={`${id}-error`} class="error" role="alert">
+          {refused.text}
+        </p>
+      )}
     </span>
   );
 }

@@ -426,6 +426,17 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await focused(backend("b3").getByRole("button", { name: "Drain backend b3 of web…", exact: true }))).toBe(true);
     await page.keyboard.press("Enter");
     expect(await ask.getByLabel("at most").inputValue()).toBe("5m");
+    // A deadline the API refuses: said in the row, under the field it names, which takes the focus; nothing drains.
+    await ask.getByLabel("at most").fill("5 minutes");
+    await ask.getByRole("button", { name: "Start drain" }).click();
+    const refusal = ask.getByRole("alert");
+    await refusal.filter({ hasText: /^400 VALIDATION: timeout: must be a duration/ }).waitFor();
+    expect(await ask.getByLabel("at most").getAttribute("aria-invalid")).toBe("true");
+    expect(await ask.getByLabel("at most").getAttribute("aria-describedby")).toBe(await refusal.getAttribute("id"));
+    expect(await focused(ask.getByLabel("at most"))).toBe(true);
+    expect(await page.locator(".notice.error").count()).toBe(0);
+    expect(await backend("b3").getByTestId("drain").count()).toBe(0);
+    await ask.getByLabel("at most").fill("5m");
     await ask.getByLabel("then").selectOption("keep");
     await ask.getByRole("button", { name: "Start drain" }).click();
     await backend("b3").getByTestId("drain").filter({ hasText: "drained: held at weight 0" }).waitFor();
