@@ -6,6 +6,7 @@
  * The original's six gauges keep their names and labels:
  *   gorb_service_health, gorb_service_backends                      {name, host, port, protocol}
  *   gorb_service_backend_health, _status, _weight, _uptime_seconds  {service_name, name, host, port}
+ * (a fwmark service's series add `fwmark`, its mark, beside host "", port "0" and protocol "")
  * where `host` is the host option as the client sent it ("" for a defaulted host), `_weight` is the weight
  * IPVS has (effective), `_status` is 0 up / 1 down, and `_uptime_seconds` is really seconds (the original's
  * was off by 1e9). gorb adds the IPVS counters and rates, connection counts, the configured weight and the
@@ -205,7 +206,9 @@ export function* metricsChunks(
   const backendRows: BackendRow[] = [];
   for (const service of services) {
     const o = service.options;
-    serviceRows.push({ service, labels: labelText({ name: service.id, host: o.host, port: String(o.port), protocol: o.protocol }) });
+    // A fwmark service has no address, port or protocol of its own: its mark says which it is.
+    const labels = { name: service.id, host: o.host, port: String(o.port), protocol: o.protocol, ...(o.fwmark > 0 ? { fwmark: String(o.fwmark) } : {}) };
+    serviceRows.push({ service, labels: labelText(labels) });
     for (const backend of service.backend_details) {
       backendRows.push({
         backend,

@@ -54,6 +54,15 @@ describe("GET /metrics", () => {
     expect(samples(lines, "gorb_service_backend_configured_weight")[0]?.endsWith(" 100")).toBe(true);
   });
 
+  test("a fwmark service's series carry its mark: it has no address, port or protocol of its own", async () => {
+    const { gorb, logger } = makeGorb();
+    const app = createApp({ gorb, logger });
+    await gorb.createService("marked", { fwmark: 7, method: "rr" });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    const lines = samples((await scrape(app)).lines, "gorb_service_health");
+    expect(lines).toEqual(['gorb_service_health{name="marked",host="",port="0",protocol="",fwmark="7"} 1', 'gorb_service_health{name="web",host="10.0.0.1",port="80",protocol="tcp"} 1']);
+  });
+
   test("series of deleted services and backends are gone from the next scrape", async () => {
     const { gorb, logger } = makeGorb();
     const app = createApp({ gorb, logger });
