@@ -179,6 +179,13 @@ export class ConnectionShedder {
     this.#cap = limit === null ? options.maxConnections : Math.max(1, Math.min(options.maxConnections, Math.floor(limit / 4)));
     this.#shutdown = options.shutdown;
     this.#log = options.logger;
+    // Said once, at start: otherwise the operator learns of the lower cap only when connections are closed.
+    if (this.#cap < options.maxConnections) {
+      this.#log?.warn(
+        `--max-connections ${options.maxConnections} is more than a quarter of this process's open-files limit (${limit}): the API holds at most ` +
+          `${this.#cap} connection(s) and closes the others; raise the limit (systemd LimitNOFILE=, ulimit -n) or lower --max-connections`,
+      );
+    }
     this.#otherFds = options.otherFds ?? (() => 0);
     this.#allow = options.allow ?? [];
     this.#timer = setInterval(() => this.check(), options.intervalMs ?? 1000);

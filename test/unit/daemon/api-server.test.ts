@@ -14,7 +14,7 @@ import { parseCidr } from "../../../src/config/cidr.ts";
 import { type ApiServer, startApiServer } from "../../../src/daemon/api-server.ts";
 import { ConnectionShedder } from "../../../src/daemon/connection-shedder.ts";
 import { SecretFileError } from "../../../src/daemon/secrets.ts";
-import { makeGorb } from "../core/fakes.ts";
+import { RecordingLogger, makeGorb } from "../core/fakes.ts";
 import { makeCertificate } from "./_openssl-cert.ts";
 
 const running: ApiServer[] = [];
@@ -204,10 +204,15 @@ describe("--max-connections: silent connections beyond the cap", () => {
     expect(sockets.filter((socket) => !socket.destroyed)).toHaveLength(5);
   });
 
-  test("the cap is at most a quarter of the open-files limit", () => {
-    const shedder = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 256, shutdown: () => 0 });
-    const roomy = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 1_048_576, shutdown: () => 0 });
+  test("the cap is at most a quarter of the open-files limit, and a start that lowers it says so", () => {
+    const logger = new RecordingLogger();
+    const shedder = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 256, shutdown: () => 0, logger });
+    const roomy = new ConnectionShedder({ port: 1, maxConnections: 256, fdLimit: 1_048_576, shutdown: () => 0, logger });
     expect([shedder.cap, roomy.cap]).toEqual([64, 256]);
+    expect(logger.lines).toEqual([
+      "warn --max-connections 256 is more than a quarter of this process's open-files limit (256): the API holds at most 64 connection(s) " +
+        "and closes the others; raise the limit (systemd LimitNOFILE=, ulimit -n) or lower --max-connections",
+    ]);
     shedder.stop();
     roomy.stop();
   });
