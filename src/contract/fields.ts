@@ -159,8 +159,8 @@ const HOOK = {
   problem: "must be the absolute path of a program under the hook directory",
 } as const;
 
-/** Forwarding methods of a sorry server (a tunnel is IPIP). */
-export const SORRY_METHODS = ["nat", "dr", "ipip"] as const;
+/** Forwarding methods of a sorry server: "tunnel" and "ipip" are both an IPIP tunnel, as a backend's "tunnel" is by default. */
+export const SORRY_METHODS = ["nat", "dr", "tunnel", "ipip"] as const;
 export type SorryMethod = (typeof SORRY_METHODS)[number];
 
 /** The keys of a sorry_server object. */
@@ -215,7 +215,7 @@ export const SERVICE_FIELD_DEFS = {
   },
   sorry_server: {
     kind: "server",
-    description: 'failover: {"host": IP, "port": N, "method": "nat"|"dr"|"ipip"} serving alone while the service is down (no quorum)',
+    description: 'failover: {"host": IP, "port": N, "method": "nat"|"dr"|"tunnel"|"ipip"} serving alone while the service is down (no quorum)',
   },
   quorum: {
     ...int(LIMITS.quorum),

@@ -91,15 +91,16 @@ export function sorryKey(spec: Pick<ServiceSpec, "sorryServer">, family: Resolve
 export function sorryDestination(spec: Pick<ServiceSpec, "sorryServer">, family: ResolvedAddress["family"]): DestinationConfig | null {
   const s = spec.sorryServer;
   if (s === null) return null;
+  const tunnel = s.method === "ipip" || s.method === "tunnel";
   return {
     family,
     address: s.host,
     port: s.port,
-    forward: s.method === "ipip" ? "tunnel" : s.method,
+    forward: tunnel ? "tunnel" : s.method,
     weight: 1,
     upperThreshold: 0,
     lowerThreshold: 0,
-    tunnel: s.method === "ipip" ? { type: "ipip", port: 0, checksum: "nocsum" } : null,
+    tunnel: tunnel ? { type: "ipip", port: 0, checksum: "nocsum" } : null,
   };
 }
 

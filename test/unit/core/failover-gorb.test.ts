@@ -542,7 +542,7 @@ describe("validation: a 400 naming the field, and nothing changes", () => {
     [{ sorry_server: { host: "0.0.0.0" } }, "sorry_server.host: 0.0.0.0 is an unspecified address; a sorry server must be one host's unicast address"],
     [{ sorry_server: { host: "255.255.255.255" } }, "sorry_server.host: 255.255.255.255 is the broadcast address"],
     [{ sorry_server: { host: "224.0.0.1" } }, "sorry_server.host: 224.0.0.1 is a multicast address"],
-    [{ sorry_server: { host: "10.9.0.1", method: "tunnel" } }, "sorry_server.method: must be one of nat, dr, ipip"],
+    [{ sorry_server: { host: "10.9.0.1", method: "gre" } }, "sorry_server.method: must be one of nat, dr, tunnel, ipip"],
     // (Elysia turns a non-object into {} before core sees it; core alone says "must be an object such as ...")
     [{ sorry_server: "10.9.0.1" }, "sorry_server"],
     [{ sorry_server: { port: 80 } }, "sorry_server.host: is required"],

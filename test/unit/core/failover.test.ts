@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { DesiredState, evaluateQuorum, type BackendRecord, type ServiceRecord } from "../../../src/core/desired-state.ts";
-import { SORRY_ID, hookProblem, nextQuorumState, quorumCounts, quorumRule, type QuorumCounts } from "../../../src/core/failover.ts";
+import { SORRY_ID, hookProblem, nextQuorumState, quorumCounts, quorumRule, sorryDestination, type QuorumCounts } from "../../../src/core/failover.ts";
 import { startingHealth, type BackendHealth } from "../../../src/core/health.ts";
 
 /** The health of a backend that has not been checked yet. */
@@ -129,6 +129,12 @@ describe("the sorry server in the reconciler's plan", () => {
       ["update-destination", "b1", "10.1.0.1:80: weight 0 in IPVS, want 100"],
       ["delete-destination", SORRY_ID, "10.9.0.1:8080 is not wanted"],
     ]);
+  });
+
+  test("a sorry server's method tunnel is an IPIP tunnel, as ipip is (and as a backend's tunnel is by default)", () => {
+    const tunnels = ["tunnel", "ipip"].map((method) => sorryDestination(normalizeService(fieldsOf({ host: "10.0.0.1", port: 80, sorry_server: { host: "10.9.0.1", method } })), "inet"));
+    expect(tunnels[0]).toEqual(tunnels[1] ?? null);
+    expect(tunnels[0]).toMatchObject({ forward: "tunnel", port: 80, tunnel: { type: "ipip", port: 0, checksum: "nocsum" } });
   });
 
   test("in sorry mode a matching kernel is not written (a reconcile keeps it)", () => {
