@@ -16,6 +16,8 @@
  * has. A TTL check was the alternative; it was not chosen because it marks every service critical whenever gorb
  * is stopped or slow for longer than the TTL, which is exactly the outage this avoids (and it adds a heartbeat).
  * A decommissioned host's registrations go with its Consul agent. `deregisterOnClose` restores the old behaviour.
+ * The daemon's own API is the exception: nothing serves it while gorb is stopped, so close() withdraws it (one
+ * attempt), and the next start registers it again.
  *
  * An agent that restarts without its data directory (a `-dev` agent, a lost disk) forgets every registration, and
  * nothing would tell gorb: every `resyncIntervalMs` gorb lists the agent's services and registers again those of its
@@ -245,6 +247,7 @@ export class ConsulDiscovery implements Discovery {
   /**
    * Stop retrying. Registrations stay in Consul (see the module comment) unless `deregisterOnClose`; then every
    * registration this instance made, and any register that may have reached Consul, is withdrawn, one attempt each.
+   * The daemon's own API's is withdrawn either way.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -260,8 +263,9 @@ export class ConsulDiscovery implements Discovery {
       }
     }
     this.#pending.clear();
-    if (this.#deregisterOnClose) {
-      await this.#inParallel([...withdraw], async ([key, consulId]) => {
+    const withdrawn = this.#deregisterOnClose ? [...withdraw] : [...withdraw].filter(([key]) => key === SELF_KEY);
+    if (withdrawn.length > 0) {
+      await this.#inParallel(withdrawn, async ([key, consulId]) => {
         try {
           await this.#send({ kind: "deregister", consulId });
           this.#registered.delete(key);

@@ -169,15 +169,16 @@ describe("ConsulDiscovery", () => {
     expect(consul.seen.at(-1)?.path).toBe("/v1/agent/service/deregister/lb1-web");
   });
 
-  test("close keeps the registrations (IPVS keeps serving through a restart) and stops retrying", async () => {
+  test("close keeps the services' registrations (IPVS keeps serving through a restart), withdraws the API's (nothing serves it), and stops retrying", async () => {
     const consul = fakeConsul();
     servers.push(consul.server);
     const discovery = new ConsulDiscovery({ url: consul.url, instance: "lb1" });
     discovery.expose(WEB);
     discovery.expose({ ...WEB, id: "dns", port: 53, protocol: "udp" });
+    discovery.exposeSelf({ address: "192.0.2.1", port: 4672 });
     await discovery.whenIdle();
     await discovery.close();
-    expect(consul.seen.filter((s) => s.path.includes("deregister"))).toEqual([]);
+    expect(consul.seen.filter((s) => s.path.includes("deregister")).map((s) => s.path)).toEqual(["/v1/agent/service/deregister/gorb%3Alb1"]);
     discovery.expose(WEB); // ignored after close
     expect(discovery.pendingCount()).toBe(0);
   });
