@@ -95,6 +95,18 @@ function fieldTable(heading: string): Map<string, string> {
   return rows;
 }
 
+describe("README's links within itself", () => {
+  test("every #anchor names a heading, as GitHub makes its anchors (lower case, punctuation dropped, spaces to hyphens)", () => {
+    const headings = new Set<string>();
+    for (const m of readme.matchAll(/^#{1,6} (.+)$/gm)) {
+      headings.add((m[1] ?? "").trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, "").replace(/ /g, "-"));
+    }
+    const links = [...readme.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1] ?? "");
+    expect(links.length).toBeGreaterThan(20);
+    expect(links.filter((anchor) => !headings.has(anchor))).toEqual([]);
+  });
+});
+
 describe("README's field tables", () => {
   test.each([
     ["### Service fields", SERVICE_FIELD_DEFS],
