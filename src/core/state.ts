@@ -11,7 +11,8 @@
  */
 import { errorMessage } from "./errors.ts";
 import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
-import type { Family, Protocol, ServiceKey } from "../ipvs/types.ts";
+import { FAMILIES, PROTOCOLS, type Family, type Protocol, type ServiceKey } from "../ipvs/types.ts";
+import { LIMITS } from "../contract/fields.ts";
 import { decodeDrain, encodeDrain, type DrainState } from "./drain.ts";
 import type { Fields } from "./fields.ts";
 import type { ResolvedAddress } from "./resolve.ts";
@@ -199,9 +200,27 @@ function fieldsOf(value: unknown, what: string): Record<string, unknown> {
   return value;
 }
 
+/** "a, b or c": the words of a list, for a message. */
+function either(words: readonly string[]): string {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
+}
+
+/** `value` as one of `allowed`, or a SavedStateError saying which `field` must be ("tcp, udp or sctp"). */
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: string, what: string, quote: boolean): T {
+  const found = allowed.find((a) => a === value);
+  if (found !== undefined) return found;
+  const words = quote ? allowed.map((a) => JSON.stringify(a)) : allowed;
+  throw new SavedStateError(`${what}: ${field} must be ${either(words)}, got ${JSON.stringify(value)}`);
+}
+
+/** `value` as a whole number in `range` (a contract limit), or a SavedStateError saying what `field` must be. */
+function inRange(value: unknown, range: { readonly min: number; readonly max: number }, field: string, what: string): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= range.min && value <= range.max) return value;
+  throw new SavedStateError(`${what}: ${field} must be ${range.min}-${range.max}, got ${JSON.stringify(value)}`);
+}
+
 function familyOf(value: unknown, what: string): Family {
-  if (value === "inet" || value === "inet6") return value;
-  throw new SavedStateError(`${what}: family must be "inet" or "inet6", got ${JSON.stringify(value)}`);
+  return oneOf(value, FAMILIES, "family", what, true);
 }
 
 function addressOf(value: unknown, family: Family, what: string): string {
@@ -214,22 +233,10 @@ function addressOf(value: unknown, family: Family, what: string): string {
 function keyOf(value: unknown, what: string): ServiceKey {
   if (!isObject(value)) throw new SavedStateError(`${what}: key must be an object`);
   const family = familyOf(value.family, what);
-  if (value.fwmark !== undefined) {
-    const fwmark = value.fwmark;
-    if (typeof fwmark !== "number" || !Number.isInteger(fwmark) || fwmark < 1 || fwmark > 0xffffffff) {
-      throw new SavedStateError(`${what}: fwmark must be 1-4294967295, got ${JSON.stringify(fwmark)}`);
-    }
-    return { family, fwmark };
-  }
-  const protocol = value.protocol;
-  if (protocol !== "tcp" && protocol !== "udp" && protocol !== "sctp") {
-    throw new SavedStateError(`${what}: protocol must be tcp, udp or sctp, got ${JSON.stringify(protocol)}`);
-  }
-  const port = value.port;
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new SavedStateError(`${what}: port must be 1-65535, got ${JSON.stringify(port)}`);
-  }
-  return { family, protocol: protocol satisfies Protocol, address: addressOf(value.address, family, what), port };
+  if (value.fwmark !== undefined) return { family, fwmark: inRange(value.fwmark, LIMITS.fwmark, "fwmark", what) };
+  const protocol: Protocol = oneOf(value.protocol, PROTOCOLS, "protocol", what, false);
+  const port = inRange(value.port, LIMITS.port, "port", what);
+  return { family, protocol, address: addressOf(value.address, family, what), port };
 }
 
 /** A row of services being created (StateStore.intend): its key's JSON and its vip flag; throws SavedStateError. */
