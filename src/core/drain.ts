@@ -28,7 +28,8 @@ import { ValidationError } from "./errors.ts";
 import type { BackendSpec } from "./model.ts";
 
 /** draining: waiting for connections to end; drained: ended with then = "keep", held at weight 0. */
-export type DrainPhase = "draining" | "drained";
+export const DRAIN_PHASES = ["draining", "drained"] as const;
+export type DrainPhase = (typeof DRAIN_PHASES)[number];
 
 /** A drain, as kept with the desired state. */
 export interface DrainState {
@@ -159,28 +160,6 @@ export function drainView(drain: DrainState, now: number, others?: ConnCounts | 
     node: drain.node,
     ...(others !== undefined && drain.phase === "draining" ? { others } : {}),
   };
-}
-
-/** The JSON form of a drain in a saved backend row. */
-export function encodeDrain(drain: DrainState): Record<string, unknown> {
-  return { started: drain.started, deadline: drain.deadline, then: drain.then, phase: drain.phase, node: drain.node };
-}
-
-/** A drain read back from a saved row; null when absent; throws Error naming the problem when malformed. */
-export function decodeDrain(value: unknown): DrainState | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "object" || Array.isArray(value)) throw new Error("drain must be an object");
-  const v = value as Record<string, unknown>;
-  const started = v.started;
-  const deadline = v.deadline;
-  if (typeof started !== "number" || !Number.isFinite(started)) throw new Error("drain.started must be a number");
-  if (typeof deadline !== "number" || !Number.isFinite(deadline)) throw new Error("drain.deadline must be a number");
-  const then = DRAIN_THEN.find((t) => t === v.then);
-  if (then === undefined) throw new Error(`drain.then must be remove or keep, got ${JSON.stringify(v.then)}`);
-  const phase = v.phase === "drained" ? "drained" : v.phase === "draining" ? "draining" : null;
-  if (phase === null) throw new Error(`drain.phase must be draining or drained, got ${JSON.stringify(v.phase)}`);
-  const node = typeof v.node === "string" ? v.node : null;
-  return { started, deadline, then, phase, node };
 }
 
 /** True when two drains (or their absence) are the same. */

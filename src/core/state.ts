@@ -9,11 +9,10 @@
  * Core defines the rows and the `StateStore` port; the store itself (SQLite) lives in src/state/. Rows are
  * plain JSON values; `decodeSavedService` and `decodeSavedBackend` check a row read back from disk.
  */
-import { errorMessage } from "./errors.ts";
 import { addressFamily, canonicalAddress } from "../ipvs/address.ts";
 import { FAMILIES, PROTOCOLS, type Family, type Protocol, type ServiceKey } from "../ipvs/types.ts";
-import { LIMITS } from "../contract/fields.ts";
-import { decodeDrain, encodeDrain, type DrainState } from "./drain.ts";
+import { DRAIN_THEN, LIMITS } from "../contract/fields.ts";
+import { DRAIN_PHASES, type DrainState } from "./drain.ts";
 import type { Fields } from "./fields.ts";
 import type { ResolvedAddress } from "./resolve.ts";
 
@@ -262,12 +261,7 @@ export function decodeSavedBackend(service: string, id: string, data: unknown): 
   const what = `backend ${JSON.stringify(id)} of service ${JSON.stringify(service)}`;
   if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
   const family = familyOf(data.family, what);
-  let drain: DrainState | null;
-  try {
-    drain = decodeDrain(data.drain);
-  } catch (error) {
-    throw new SavedStateError(`${what}: ${errorMessage(error)}`);
-  }
+  const drain = decodeDrain(data.drain, what);
   return {
     service,
     id,
@@ -276,6 +270,24 @@ export function decodeSavedBackend(service: string, id: string, data: unknown): 
     address: { address: addressOf(data.address, family, what), family },
     ...(drain !== null ? { drain } : {}),
   };
+}
+
+/** The JSON form of a drain in a saved backend row. */
+function encodeDrain(drain: DrainState): Record<string, unknown> {
+  return { started: drain.started, deadline: drain.deadline, then: drain.then, phase: drain.phase, node: drain.node };
+}
+
+/** A drain read back from a saved backend row (`what`); null when absent; throws SavedStateError when malformed. */
+function decodeDrain(value: unknown, what: string): DrainState | null {
+  if (value === undefined || value === null) return null;
+  if (!isObject(value)) throw new SavedStateError(`${what}: drain must be an object`);
+  const { started, deadline } = value;
+  if (typeof started !== "number" || !Number.isFinite(started)) throw new SavedStateError(`${what}: drain.started must be a number`);
+  if (typeof deadline !== "number" || !Number.isFinite(deadline)) throw new SavedStateError(`${what}: drain.deadline must be a number`);
+  const then = oneOf(value.then, DRAIN_THEN, "drain.then", what, false);
+  const phase = oneOf(value.phase, DRAIN_PHASES, "drain.phase", what, false);
+  const node = typeof value.node === "string" ? value.node : null;
+  return { started, deadline, then, phase, node };
 }
 
 /** The JSON `data` of a service row (what decodeSavedService reads back). */

@@ -1,10 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import {
-  decodeDrain,
   drainDecision,
   drainRequestOf,
   drainView,
-  encodeDrain,
   overrideWeight,
   sameDrain,
   startDrain,
@@ -144,13 +142,7 @@ describe("drain decisions", () => {
 });
 
 describe("drain rows and views", () => {
-  test("encode and decode round-trip; bad rows say what is wrong", () => {
-    const held: DrainState = { ...draining, then: "keep", phase: "drained", node: "lb1" };
-    expect(decodeDrain(JSON.parse(JSON.stringify(encodeDrain(held))))).toEqual(held);
-    expect(decodeDrain(undefined)).toBeNull();
-    expect(() => decodeDrain({ ...encodeDrain(draining), then: "x" })).toThrow("drain.then");
-    expect(() => decodeDrain({ ...encodeDrain(draining), deadline: "soon" })).toThrow("drain.deadline");
-    expect(() => decodeDrain({ ...encodeDrain(draining), phase: "x" })).toThrow("drain.phase");
+  test("two drains are the same when every field is", () => {
     expect(sameDrain(draining, { ...draining })).toBe(true);
     expect(sameDrain(draining, { ...draining, deadline: 1 })).toBe(false);
     expect(sameDrain(null, null)).toBe(true);
