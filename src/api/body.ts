@@ -12,7 +12,7 @@
  * An empty body reads as `undefined` (which core treats as {}).
  */
 import { jsonTypeName } from "../contract/json-values.ts";
-import { ValidationError } from "../core/errors.ts";
+import { ValidationError, errorMessage } from "../core/errors.ts";
 import { PayloadTooLargeError, RequestTimeoutError } from "./errors.ts";
 
 /** Default body limit: 64 KiB, far above any service or backend body. */
@@ -59,7 +59,7 @@ export async function readJsonBody(request: Request, limit: number, deadlineMs =
   try {
     value = JSON.parse(text) as unknown;
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     throw new ValidationError("body", `malformed JSON: ${why}`);
   }
   // A key "toString" can only be spelled literally or with a \u escape: the walk runs only when one may be there.

@@ -17,7 +17,7 @@
  */
 import { describeValueError } from "../contract/check.ts";
 import type { ErrorCode } from "../contract/fields.ts";
-import { GorbError, KernelError, ValidationError } from "../core/errors.ts";
+import { GorbError, KernelError, ValidationError, errorMessage } from "../core/errors.ts";
 import { PathConflictError, PathError } from "../core/path.ts";
 import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
@@ -130,7 +130,7 @@ export function errorResponse(code: unknown, error: unknown, request: Request, l
     return errorResponse(undefined, error.cause, request, log);
   }
   if (code === "PARSE") {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     return gorbErrorBody(new ValidationError("body", `cannot parse: ${why}`));
   }
   if (code === "NOT_FOUND") {

@@ -32,6 +32,7 @@ import type { MonitorClock } from "../health/clock.ts";
 import type { Logger } from "../log.ts";
 import type { Announcer, PrefixStatus, SpeakerStatus } from "./announcer.ts";
 import { hostPrefix } from "./include-file.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** What the controller reads of one service. */
 export interface AnnounceInput {
@@ -262,7 +263,7 @@ export class VipController {
     try {
       inputs = await this.#options.source();
     } catch (error) {
-      this.#options.log.error(`cannot read the services: ${error instanceof Error ? error.message : String(error)}`);
+      this.#options.log.error(`cannot read the services: ${errorMessage(error)}`);
       return;
     }
     // `healthy`: every service has enough healthy backends; `keep`: every one has, or is still being set up (what
@@ -309,7 +310,7 @@ export class VipController {
     }
     if (withdraw.length === 0) return;
     const done: Promise<void> = this.#withdraw(withdraw, "unhealthy")
-      .catch((error: unknown) => this.#options.log.error(`withdrawing: ${error instanceof Error ? error.message : String(error)}`))
+      .catch((error: unknown) => this.#options.log.error(`withdrawing: ${errorMessage(error)}`))
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
   }

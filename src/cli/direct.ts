@@ -9,7 +9,7 @@
  * Addresses must be literals (no DNS). Health checks need the daemon: they are not available here.
  */
 import { BACKEND_METHODS, LIMITS, schedFlagsText } from "../contract/fields.ts";
-import { GorbError, fromIpvsError, ipvsOutcome } from "../core/errors.ts";
+import { GorbError, fromIpvsError, ipvsOutcome, errorMessage } from "../core/errors.ts";
 import {
   backendFields,
   backendPatchFields,
@@ -78,7 +78,7 @@ export function setDirectDriverFactory(next: DirectDriverFactory): DirectDriverF
 export function directError(error: unknown): CliError {
   if (error instanceof CliError) return error;
   const name = error instanceof Error ? error.name : "";
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (name === "IpvsUnavailableError" || name === "LibraryLoadError") {
     return new CliError(EXIT.IPVS_UNAVAILABLE, message, { cause: error });
   }

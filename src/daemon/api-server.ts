@@ -20,6 +20,7 @@ import { ConnectionShedder } from "./connection-shedder.ts";
 import { readPrivateFile, readPublicFile } from "./secrets.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
 import type { Cidr } from "../config/cidr.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** Default time requests in flight get to finish at shutdown. */
 export const STOP_DEADLINE_MS = 5000;
@@ -86,7 +87,7 @@ function listenError(listen: ListenAddress, error: unknown): unknown {
   const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
   if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return error;
   const address = formatListen(listen);
-  const problem = LISTEN_PROBLEMS[code] ?? `${error instanceof Error ? error.message : String(error)} (${code})`;
+  const problem = LISTEN_PROBLEMS[code] ?? `${errorMessage(error)} (${code})`;
   return new ListenError(address, code, `cannot listen on ${address}: ${problem}`, { cause: error });
 }
 

@@ -21,6 +21,7 @@ import { realpathSync } from "node:fs";
 import { type ContainedProgram, spawnContained } from "../contained-spawn.ts";
 import type { QuorumHookRunner } from "../core/failover.ts";
 import type { Logger } from "../log.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** True when `program`'s real path lies under `dir`'s real path. */
 function underDir(program: string, dir: string): boolean {
@@ -81,7 +82,7 @@ function runHook(
   try {
     child = spawnContained([program], env);
   } catch (error) {
-    log.error(`${what}: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    log.error(`${what}: cannot start: ${errorMessage(error)}`);
     return false;
   }
   let timedOut = false;

@@ -64,6 +64,7 @@ import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
 import { startupWarnings } from "./startup-warnings.ts";
 import { reloadConfig } from "./reload.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** The IPVS driver the daemon runs on: the kernel's tells when ip_vs was reloaded. */
 export type DaemonDriver = IpvsDriver & Pick<KernelIpvsDriver, "onFamilyChange">;
@@ -316,7 +317,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
         await gorb.reconcile();
       } while (reconcileAgain);
     } catch (error) {
-      log.error(`reconcile failed: ${error instanceof Error ? error.message : String(error)}`);
+      log.error(`reconcile failed: ${errorMessage(error)}`);
     } finally {
       reconciling = false;
     }
@@ -348,7 +349,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
         if (bgp !== null) {
           const keep = options.bgp?.keepOnExit === true;
           const result = await bgp.stop({ keep }).catch((error: unknown) => {
-            log.error(`BGP: ${error instanceof Error ? error.message : String(error)}`);
+            log.error(`BGP: ${errorMessage(error)}`);
             return null;
           });
           const report = describeStop(keep, result);
@@ -460,7 +461,7 @@ async function loadShared(store: EtcdStateStore, log: ConsolaInstance): Promise<
       return state;
     } catch (error) {
       if (attempt === 1 || attempt % 30 === 0) {
-        log.error(`cannot read the shared state from ${store.location} (${error instanceof Error ? error.message : String(error)}); retrying`);
+        log.error(`cannot read the shared state from ${store.location} (${errorMessage(error)}); retrying`);
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
@@ -484,7 +485,7 @@ async function applyDeclared(gorb: Gorb, declared: readonly DeclaredService[], l
   try {
     report = await gorb.apply(declared);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     log.error(`${file}: ${why}; its services are refused whole and nothing changed`);
     return;
   }

@@ -11,6 +11,7 @@ import type { LedgerEntries, LedgerStore } from "../core/kernel-ledger.ts";
 import type { StateOrigin } from "../core/state.ts";
 import { StateStoreError } from "./errors.ts";
 import { type DatabaseSpec, openLockedDatabase, prepareAll } from "./locked-database.ts";
+import { errorMessage } from "../core/errors.ts";
 
 const LEDGER_DATABASE: DatabaseSpec = {
   file: "fleet-ledger.db",
@@ -25,10 +26,6 @@ const LEDGER_DATABASE: DatabaseSpec = {
     "CREATE TABLE IF NOT EXISTS origin (scope TEXT PRIMARY KEY, cluster_id TEXT NOT NULL, revision INTEGER NOT NULL)",
   ],
 };
-
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** See the module comment. */
 export class SqliteLedgerStore implements LedgerStore {
@@ -78,7 +75,7 @@ export class SqliteLedgerStore implements LedgerStore {
       return new SqliteLedgerStore(location, db, scope);
     } catch (error) {
       db.close();
-      throw new StateStoreError(`the fleet ledger ${location} is damaged (${why(error)}); move it away to start empty`, { cause: error });
+      throw new StateStoreError(`the fleet ledger ${location} is damaged (${errorMessage(error)}); move it away to start empty`, { cause: error });
     }
   }
 

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { StateMissingError, StateSchemaError, StateStoreError, UnsafeStatePathError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** One kind of database in the state directory. */
 export interface DatabaseSpec {
@@ -35,10 +36,6 @@ export interface OpenDatabase {
   readonly remove: (() => void) | null;
 }
 
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * Open (creating the directory and the database when missing) and lock `spec`'s database in `dir`. With `create`
  * false (a reader such as `gorb state export`) nothing is created or written: a missing directory or database, or
@@ -60,7 +57,7 @@ export function openLockedDatabase(dir: string, spec: DatabaseSpec, create: bool
       throw new StateStoreError(`cannot create the state directory ${dir}: ${error.path} is not a directory`, { cause: error });
     }
     if (error instanceof StateStoreError) throw error;
-    throw new StateStoreError(`cannot use the state directory ${dir}: ${why(error)}`, { cause: error });
+    throw new StateStoreError(`cannot use the state directory ${dir}: ${errorMessage(error)}`, { cause: error });
   }
   // A reader of a directory it cannot write (read-only media) reads a private copy: SQLite could not lock it.
   // gorb serve cannot work there: said so, instead of SQLite's "disk I/O error".
@@ -76,7 +73,7 @@ export function openLockedDatabase(dir: string, spec: DatabaseSpec, create: bool
     db = new Database(copy?.path ?? real, { create, strict: true });
   } catch (error) {
     copy?.remove();
-    throw new StateStoreError(`cannot open the ${spec.noun} ${location}: ${why(error)}`);
+    throw new StateStoreError(`cannot open the ${spec.noun} ${location}: ${errorMessage(error)}`);
   }
   try {
     db.run("PRAGMA busy_timeout = 0");
@@ -102,7 +99,7 @@ export function openLockedDatabase(dir: string, spec: DatabaseSpec, create: bool
     db.close();
     copy?.remove();
     if (error instanceof StateStoreError) throw error;
-    const text = why(error);
+    const text = errorMessage(error);
     const code = (error as { code?: unknown }).code;
     if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
       throw new StateStoreError(`the ${spec.noun} ${location} is in use by another process (another gorb?): ${text}`, { cause: error });
@@ -144,7 +141,7 @@ function writeProblem(dir: string): string | null {
     accessSync(dir, constants.W_OK);
     return null;
   } catch (error) {
-    return (error as { code?: unknown }).code === "EROFS" ? "is on a read-only file system" : `cannot be written to (${why(error)})`;
+    return (error as { code?: unknown }).code === "EROFS" ? "is on a read-only file system" : `cannot be written to (${errorMessage(error)})`;
   }
 }
 
@@ -163,7 +160,7 @@ function privateCopy(real: string, spec: DatabaseSpec): { readonly path: string;
     return { path, remove };
   } catch (error) {
     remove();
-    throw new StateStoreError(`cannot read the ${spec.noun} ${real} from its read-only directory: ${why(error)}`, { cause: error });
+    throw new StateStoreError(`cannot read the ${spec.noun} ${real} from its read-only directory: ${errorMessage(error)}`, { cause: error });
   }
 }
 

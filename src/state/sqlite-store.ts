@@ -27,6 +27,7 @@ import {
 } from "../core/state.ts";
 import { StateStoreError } from "./errors.ts";
 import { type DatabaseSpec, openLockedDatabase, prepareAll } from "./locked-database.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** The schema this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
@@ -66,16 +67,12 @@ function* writeRows(w: RowWriters, changes: StateChanges): Generator<void> {
   for (const b of changes.putBackends) yield w.putBackend(b);
 }
 
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The JSON of a row (`what` names it); SavedStateError naming the row when it is not JSON (the database was edited). */
 function parseRow(data: string, what: string): unknown {
   try {
     return JSON.parse(data) as unknown;
   } catch (error) {
-    throw new SavedStateError(`${what}: its data is not JSON (${why(error)})`);
+    throw new SavedStateError(`${what}: its data is not JSON (${errorMessage(error)})`);
   }
 }
 
@@ -151,7 +148,7 @@ export class SqliteStateStore implements StateStore {
       // Its tables are not the ones gorb made (a statement does not prepare): the database was edited.
       db.close();
       remove?.();
-      throw new StateStoreError(`the state database ${location} is damaged (${why(error)}); move it away to start empty`, { cause: error });
+      throw new StateStoreError(`the state database ${location} is damaged (${errorMessage(error)}); move it away to start empty`, { cause: error });
     }
   }
 
@@ -180,7 +177,7 @@ export class SqliteStateStore implements StateStore {
         }
       }
     } catch (error) {
-      const what = error instanceof SavedStateError ? error.message : `unreadable row: ${why(error)}`;
+      const what = error instanceof SavedStateError ? error.message : `unreadable row: ${errorMessage(error)}`;
       throw new StateStoreError(`the state database ${this.location} is damaged (${what}); move it away to start empty`);
     }
     this.#intended = creating.length > 0;

@@ -37,7 +37,7 @@
  * writes outside the desired state (membership records): the node goes back to etcd's revision and follows it from
  * there, once a read at that last change shows etcd still has the desired state as this node saw it (#rewind).
  */
-import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError } from "../core/errors.ts";
+import { ConflictError, StoreOutcomeUnknownError, StoreTooLargeError, errorMessage } from "../core/errors.ts";
 import {
   encodeSavedBackend,
   encodeSavedService,
@@ -120,10 +120,6 @@ const PAUSE_MS = 5000;
 interface Rev {
   readonly create: number;
   readonly mod: number;
-}
-
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** See the module comment. */
@@ -703,7 +699,7 @@ export class EtcdStateStore implements StateStore {
         this.#settleFailed(retried, failed);
       });
     } catch (error) {
-      this.#log.error(`cannot apply the shared state again: ${why(error)}`);
+      this.#log.error(`cannot apply the shared state again: ${errorMessage(error)}`);
     }
   }
 
@@ -793,7 +789,7 @@ export class EtcdStateStore implements StateStore {
   }
 
   #fail(error: unknown, what: string): void {
-    const text = why(error);
+    const text = errorMessage(error);
     if (!this.#degraded || this.#lastError !== text) this.#log.error(`${what}: ${text}; keeping the desired state and IPVS as they are`);
     this.#degraded = true;
     this.#lastError = text;

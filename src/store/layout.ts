@@ -15,6 +15,7 @@ import { serviceKeyId } from "../core/keys.ts";
 import { SavedStateError, decodeSavedBackend, decodeSavedService, type SavedBackend, type SavedService, type SavedState } from "../core/state.ts";
 import type { Logger } from "../log.ts";
 import type { KeyValue } from "./etcd-client.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** A key under the prefix that was left out of the rows: its revision and why. */
 export interface SkippedKey {
@@ -31,10 +32,6 @@ export interface Rows {
   readonly skipped: SkippedKey[];
 }
 
-function why(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** What makes the ids of a key ones the API could never have made, or null. */
 function idError(service: string, backend: string): string | null {
   try {
@@ -42,7 +39,7 @@ function idError(service: string, backend: string): string | null {
     checkId("backend", backend);
     return null;
   } catch (error) {
-    return why(error);
+    return errorMessage(error);
   }
 }
 
@@ -129,7 +126,7 @@ export class KeyLayout {
         if (isService) services.push(decodeSavedService(service, JSON.parse(kv.value) as unknown));
         else backends.push(decodeSavedBackend(service, id, JSON.parse(kv.value) as unknown));
       } catch (error) {
-        const what = error instanceof SavedStateError ? error.message : why(error);
+        const what = error instanceof SavedStateError ? error.message : errorMessage(error);
         log.error(
           `etcd key ${kv.key} (revision ${kv.modRevision}) cannot be read (${what}); ` +
             `service ${JSON.stringify(service)} is left as it is on this node until its keys read again`,

@@ -16,7 +16,7 @@ import type { ConnCounts } from "../core/drain.ts";
 import type { EventBus, EventHealthState, EventPayloads } from "../core/events.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { UnavailableError } from "../core/errors.ts";
+import { UnavailableError, errorMessage } from "../core/errors.ts";
 import { EtcdError, prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
 import type { FailedApply } from "./etcd-store.ts";
 
@@ -285,7 +285,7 @@ export class Membership {
         if (!this.#health.has(path) && !deleted) this.#health.set(path, state);
       }
     } catch (error) {
-      this.#log.warn(`membership: cannot read the backends' health: ${error instanceof Error ? error.message : String(error)}`);
+      this.#log.warn(`membership: cannot read the backends' health: ${errorMessage(error)}`);
     }
     gone = null;
     await this.#tick();
@@ -435,7 +435,7 @@ export class Membership {
     } catch (error) {
       // Said once, not every tick: until then the node is missing from GET /cluster (no leader, a permission denied
       // on nodes/, a record over etcd's request size), and nothing else would say why.
-      const text = error instanceof Error ? error.message : String(error);
+      const text = errorMessage(error);
       const silent = Date.now() - this.#renewedAt;
       if (silent > this.#ttl * 1000 && !this.#staleTold) {
         this.#stale(`etcd has not renewed the membership lease of node ${this.#o.node} for ${Math.round(silent / 1000)} s (${text})`);
