@@ -10,7 +10,7 @@ import { CliError, EXIT } from "./errors.ts";
 /** GET /bgp, or null when the daemon runs without BGP (404). */
 export async function fetchBgp(api: GorbClient): Promise<BgpStatus | null> {
   try {
-    return (await api.requestObject("GET", "/bgp", "the BGP status", { speaker: "object", vips: "list" })) as unknown as BgpStatus;
+    return await api.requestObject<BgpStatus>("GET", "/bgp", "the BGP status", { speaker: "object", vips: "list" });
   } catch (error) {
     if (error instanceof CliError && error.exitCode === EXIT.NOT_FOUND) return null;
     throw error;

@@ -235,6 +235,11 @@ export function refuseRedirect(request: string, server: string, response: Respon
   );
 }
 
+/** The keys requestObject checks in an answer of type `T`: "list" for an array-valued key, "object" for an object. */
+export type AnswerShape<T> = {
+  readonly [K in keyof T]?: NonNullable<T[K]> extends readonly unknown[] ? "list" : NonNullable<T[K]> extends object ? "object" : never;
+};
+
 /** GorbClient speaks the REST API. Paths are built from ids with encodeURIComponent. */
 export class GorbClient {
   readonly options: ClientOptions;
@@ -263,14 +268,15 @@ export class GorbClient {
   /**
    * Send one request whose answer is a JSON object with `shape`'s keys holding an object or a list each, as every
    * such answer of gorb's does; anything else (another server's JSON, an empty body) is exit 7 naming the request and
-   * what it should have been, not a crash of the command that reads it.
+   * what it should have been, not a crash of the command that reads it. The answer is typed as `T`, the daemon's
+   * view type: `shape` names only keys of `T`, each with its kind ("list" for an array, "object" for an object).
    */
-  async requestObject(method: string, path: string, what: string, shape: Readonly<Record<string, "object" | "list">>, body?: unknown): Promise<Record<string, unknown>> {
+  async requestObject<T extends object>(method: string, path: string, what: string, shape: AnswerShape<T>, body?: unknown): Promise<T> {
     const answer = await this.request(method, path, body);
     const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
     const fits = isObject(answer) && Object.entries(shape).every(([key, kind]) => (kind === "list" ? Array.isArray(answer[key]) : isObject(answer[key])));
     if (!fits) throw new CliError(EXIT.SERVER, `${method} ${path}: expected ${what} (is ${this.options.server} a gorb daemon?)`);
-    return answer;
+    return answer as T;
   }
 
   /**
@@ -381,12 +387,12 @@ export class GorbClient {
 
   /** GET /service/:service. */
   async getService(id: string): Promise<ServiceInfo> {
-    return (await this.requestObject("GET", servicePath(id), "a service", { options: "object", backends: "list" })) as unknown as ServiceInfo;
+    return await this.requestObject<ServiceInfo>("GET", servicePath(id), "a service", { options: "object", backends: "list" });
   }
 
   /** GET /service/:service/:backend. */
   async getBackend(service: string, backend: string): Promise<BackendInfo> {
-    return (await this.requestObject("GET", backendPath(service, backend), "a backend", { options: "object", metrics: "object" })) as unknown as BackendInfo;
+    return await this.requestObject<BackendInfo>("GET", backendPath(service, backend), "a backend", { options: "object", metrics: "object" });
   }
 
   /**

@@ -32,7 +32,7 @@ export async function readDeclaredFile(path: string, command: string): Promise<D
 export async function postApply(api: GorbClient, file: DeclaredFile & { services: ServicesToSend }, dryRun: boolean): Promise<ApplyReport> {
   try {
     const path = `/apply${dryRun ? "?dry_run=true" : ""}`;
-    return (await api.requestObject("POST", path, "an apply report", { changes: "list" }, { services: file.services.body })) as unknown as ApplyReport;
+    return await api.requestObject<ApplyReport>("POST", path, "an apply report", { changes: "list" }, { services: file.services.body });
   } catch (error) {
     if (!(error instanceof ApiError) || error.path?.[0] !== "services") throw error;
     const [{ lineOfPath }, { readFile }] = await Promise.all([import("../config/locate.ts"), import("node:fs/promises")]);

@@ -18,7 +18,7 @@ const reconcile = defineCommand({
   async run({ args }) {
     const ctx = cliContext();
     const api = new GorbClient(clientOptionsFrom(args, ctx.env, ctx.signal));
-    const report = (await api.requestObject("POST", "/reconcile", "a reconcile report", { repairs: "list" })) as unknown as ReconcileReport;
+    const report = await api.requestObject<ReconcileReport>("POST", "/reconcile", "a reconcile report", { repairs: "list" });
     const failed = report.repairs.filter((r) => r.status === "failed").length;
     if (boolArg(args, "json") === true) ctx.io.stdout(jsonText(report));
     else if (report.repairs.length === 0) ctx.io.stdout("nothing to repair: the kernel matches gorb's state\n");

@@ -276,7 +276,7 @@ const status = defineCommand({
         throw new UsageError("--cluster shows every node of the fleet: it takes no SERVICE, --watch or --direct");
       }
       const shape = { store: "object", nodes: "list", health_splits: "list" } as const;
-      const answer = (await new GorbClient(daemon()).requestObject("GET", "/cluster", "the fleet's state", shape)) as unknown as ClusterAnswer;
+      const answer = await new GorbClient(daemon()).requestObject<ClusterAnswer>("GET", "/cluster", "the fleet's state", shape);
       ctx.io.stdout(json ? jsonText(answer) : clusterText(answer));
       return 0;
     }
