@@ -13,6 +13,10 @@ import { DEFAULT_BGP_INCLUDE, DEFAULT_BGP_PROTOCOL } from "../../config/daemon-o
 import { fetchBgp } from "../bgp-view.ts";
 import { bgpTable } from "../../render/bgp.ts";
 
+/** Where BIRD 2 keeps its control socket and its configuration on Debian: `gorb bgp doctor`'s defaults. */
+const BIRD_SOCKET = "/run/bird/bird.ctl";
+const BIRD_CONF = "/etc/bird/bird.conf";
+
 const status = defineCommand({
   meta: { name: "gorb bgp status", description: "What this node announces over BGP: per VIP wanted, confirmed by BIRD, last error" },
   args: { ...serverArgs, ...jsonArgs },
@@ -28,20 +32,20 @@ const status = defineCommand({
 const doctor = defineCommand({
   meta: { name: "gorb bgp doctor", description: "Check a running BIRD against gorb's contract (docs/bird.conf)" },
   args: {
-    socket: { type: "string", description: "BIRD's control socket (default: /run/bird/bird.ctl)", valueHint: "socket" },
+    socket: { type: "string", description: `BIRD's control socket (default: ${BIRD_SOCKET})`, valueHint: "socket" },
     include: { type: "string", description: `gorb's include file (default: ${DEFAULT_BGP_INCLUDE})`, valueHint: "file" },
     protocol: { type: "string", description: `gorb's static protocol name (default: ${DEFAULT_BGP_PROTOCOL})`, valueHint: "name" },
-    "bird-conf": { type: "string", description: "BIRD's configuration file, checked for the include line (default: /etc/bird/bird.conf)", valueHint: "file" },
+    "bird-conf": { type: "string", description: `BIRD's configuration file, checked for the include line (default: ${BIRD_CONF})`, valueHint: "file" },
     ...jsonArgs,
   },
   async run({ args }) {
     const ctx = cliContext();
     const { runDoctor } = await import("../../bgp/doctor.ts");
     const findings = await runDoctor({
-      socket: stringArg(args, "socket") ?? "/run/bird/bird.ctl",
+      socket: stringArg(args, "socket") ?? BIRD_SOCKET,
       include: stringArg(args, "include") ?? DEFAULT_BGP_INCLUDE,
       protocol: stringArg(args, "protocol") ?? DEFAULT_BGP_PROTOCOL,
-      birdConf: stringArg(args, "bird-conf") ?? "/etc/bird/bird.conf",
+      birdConf: stringArg(args, "bird-conf") ?? BIRD_CONF,
     });
     if (boolArg(args, "json") === true) ctx.io.stdout(jsonText(findings));
     else ctx.io.stdout(findings.map((f) => `${f.level.toUpperCase().padEnd(4)} ${f.check.padEnd(8)} ${f.message}\n`).join(""));
@@ -56,6 +60,6 @@ export default withExamples(
   }),
   [
     "gorb bgp status",
-    "gorb bgp doctor --socket /run/bird/bird.ctl --bird-conf /etc/bird/bird.conf",
+    `gorb bgp doctor --socket ${BIRD_SOCKET} --bird-conf ${BIRD_CONF}`,
   ],
 );

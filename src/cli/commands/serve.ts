@@ -33,6 +33,8 @@ import type { DaemonFlags, DaemonOptions } from "../../config/daemon-options.ts"
 import { SecretFileError, checkPrivateFile, checkPrivateStat, loadSecrets } from "../../daemon/secrets.ts";
 import { ExecDirError, checkExecDirs } from "../../daemon/exec-dirs.ts";
 import { UNKNOWN_DESTINATION_MODES } from "../../core/unknown-destinations.ts";
+import { DEFAULT_PROBE_MARKS, formatMarkRange } from "../../core/mark-range.ts";
+import { DEFAULT_EXEC_DIRS } from "../../health/checkers/exec.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
 
@@ -183,7 +185,7 @@ const serve = defineCommand({
     },
     "probe-marks": {
       type: "string",
-      description: "Firewall marks gorb keeps for checks through the VIP (pulse args.via \"vip\"); user fwmark services in it are refused (default: 0x3000-0x30ff)",
+      description: `Firewall marks gorb keeps for checks through the VIP (pulse args.via "vip"); user fwmark services in it are refused (default: ${formatMarkRange(DEFAULT_PROBE_MARKS)})`,
       valueHint: "first-last",
     },
     ui: {
@@ -237,7 +239,7 @@ const serve = defineCommand({
       type: "string",
       description:
         "A directory exec health checks may run programs from (absolute; repeat the flag or separate with commas; " +
-        "must exist and not be writable by others; default: /etc/gorb/checks)",
+        `must exist and not be writable by others; default: ${DEFAULT_EXEC_DIRS.join(", ")})`,
       valueHint: "dir...",
     },
   },
