@@ -1,6 +1,7 @@
 /**
  * Rendering of the daemon's GET answers for people: service and backend summaries and the status model.
  */
+import { DEFAULTS } from "../contract/fields.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import { compact, hostPort, keyValues } from "../render/format.ts";
 import { backendTarget, forwardText, serviceAddress } from "../render/status.ts";
@@ -52,7 +53,7 @@ function pulseText(pulse: unknown): string {
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" ")
       : "";
-  return [String(p.type ?? "tcp"), `every ${String(p.interval ?? "1m")}`, args].filter((s) => s !== "").join(", ");
+  return [String(p.type ?? DEFAULTS.pulseType), `every ${String(p.interval ?? DEFAULTS.pulseInterval)}`, args].filter((s) => s !== "").join(", ");
 }
 
 /** backendSummary: the key/value block of `gorb backend show`. */
@@ -62,7 +63,7 @@ export function backendSummary(service: string, id: string, b: BackendInfo): str
   const pairs: [string, string][] = [
     ["backend", `${service}/${id}`],
     ["target", backendTarget(o) + (o.host !== "" && o.host !== o.address ? ` (host ${o.host})` : "")],
-    ["forward", forwardText(o) + (o.tunnel_checksum !== "" && o.tunnel_checksum !== "nocsum" ? ` (${o.tunnel_checksum})` : "")],
+    ["forward", forwardText(o) + (o.tunnel_checksum !== "" && o.tunnel_checksum !== DEFAULTS.tunnelChecksum ? ` (${o.tunnel_checksum})` : "")],
     ["weight", `${o.weight} configured, ${b.effective_weight} live`],
   ];
   if (o.upper_threshold > 0 || o.lower_threshold > 0) {
