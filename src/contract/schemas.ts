@@ -11,7 +11,7 @@
  * `default`, which Elysia would fill in (see fieldSchema).
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
-import { PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
+import { MIN_INTERVAL_MS, PULSE_ARG_KEYS, PULSE_ARG_MAX_LENGTH, PULSE_LIST_ARGS, PULSE_TYPES } from "../health/options.ts";
 import { BACKEND_FIELD_DEFS, DEFAULTS, DRAIN_FIELD_DEFS, DRAIN_THEN, ERROR_CODES, LIMITS, MAX_LENGTH, SERVICE_FIELD_DEFS, SORRY_METHODS, type FieldDef } from "./fields.ts";
 
 /** Every args key any pulse type reads. */
@@ -34,10 +34,10 @@ function pulseArg(name: string): TSchema {
 const PulseBody = Type.Object(
   {
     type: Type.Optional(
-      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${PULSE_TYPES[0]}")`, "x-default": PULSE_TYPES[0] }),
+      Type.Union(PULSE_TYPES.map((v) => Type.Literal(v)), { description: `probe type (default: "${DEFAULTS.pulseType}")`, "x-default": DEFAULTS.pulseType }),
     ),
     interval: Type.Optional(
-      Type.String({ maxLength: MAX_LENGTH.pulseInterval, description: "time between checks: 5s, 1m, 2h, 500ms (at least 100ms)" }),
+      Type.String({ maxLength: MAX_LENGTH.pulseInterval, description: `time between checks: 5s, 1m, 2h, 500ms (at least ${MIN_INTERVAL_MS}ms)` }),
     ),
     args: Type.Optional(
       Type.Object(Object.fromEntries(PULSE_ARG_NAMES.map((n) => [n, Type.Optional(pulseArg(n))])), {

@@ -157,7 +157,6 @@ const NOT_IMPORTED: readonly string[] = [
   "src/health/monitor.ts SLACK_MS",
   "src/health/options.ts BACKOFF_FACTOR",
   "src/health/options.ts MAX_UDP_PAYLOAD",
-  "src/health/options.ts MIN_INTERVAL_MS",
   "src/ipvs/codec.ts bitsToFlags",
   "src/ipvs/codec.ts decodeStats",
   "src/ipvs/codec.ts familyNumber",
