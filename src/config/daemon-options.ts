@@ -8,7 +8,7 @@
 import { isBirdReservedWord } from "./bird-reserved.ts";
 import { type Cidr, CidrError, isLoopback, parseAddress, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
-import { DEFAULT_HOOK_DIR } from "../core/failover.ts";
+import { DEFAULTS } from "../contract/fields.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 import { DEFAULT_PROBE_MARKS, MarkRangeError, parseMarkRange, type MarkRange } from "../core/mark-range.ts";
@@ -655,7 +655,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
 
 /** --hook-dir: an absolute directory, without "." or ".." parts. */
 function hookDir(text: string | undefined): string {
-  if (text === undefined || text === "") return DEFAULT_HOOK_DIR;
+  if (text === undefined || text === "") return DEFAULTS.hookDir;
   const dir = text.length > 1 ? text.replace(/\/+$/, "") : text;
   if (!dir.startsWith("/") || dir.split("/").some((p) => p === "." || p === "..") || /[\u0000-\u001f]/.test(dir)) {
     throw new DaemonOptionError("hook-dir", `must be an absolute directory, got ${JSON.stringify(text)}`);

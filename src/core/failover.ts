@@ -25,7 +25,6 @@
  * (HealthRunner, Transactions.runSorrySafe).
  */
 import { normalize } from "node:path";
-import { DEFAULTS } from "../contract/fields.ts";
 import { destinationKeyId } from "./keys.ts";
 import type { DestinationConfig, DestinationKey } from "../ipvs/types.ts";
 import type { ResolvedAddress } from "./resolve.ts";
@@ -149,8 +148,3 @@ export function hookEnvironment(f: HookFacts): Record<string, string> {
     GORB_FWMARK: String(f.fwmark),
   };
 }
-
-/** Where quorum hooks must live unless the daemon's --hook-dir says otherwise. */
-export const DEFAULT_HOOK_DIR: string = DEFAULTS.hookDir;
-/** How long a quorum hook may run before it is killed. */
-export const HOOK_TIMEOUT_MS: number = DEFAULTS.hookTimeoutMs;

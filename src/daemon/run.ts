@@ -27,7 +27,7 @@
  * withdraws them first (unless --bgp-keep-on-exit), so routers stop sending traffic before gorb goes.
  */
 import { quorumHookRunner } from "./hooks.ts";
-import { HOOK_TIMEOUT_MS } from "../core/failover.ts";
+import { DEFAULTS } from "../contract/fields.ts";
 import { hostname } from "node:os";
 import type { ConsolaInstance } from "consola";
 import { createApp } from "../api/app.ts";
@@ -177,7 +177,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       maxServices: options.maxServices,
       maxBackends: options.maxBackends,
       hookDir: options.hookDir,
-      hooks: quorumHookRunner(options.hookDir, HOOK_TIMEOUT_MS, log.withTag("hooks")),
+      hooks: quorumHookRunner(options.hookDir, DEFAULTS.hookTimeoutMs, log.withTag("hooks")),
       probeMarks: options.probeMarks,
       logger: log.withTag("core"),
       ...(shared !== null ? { store: shared as StateStore } : store !== null ? { store } : {}),
