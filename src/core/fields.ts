@@ -6,10 +6,6 @@
  *
  * Field maps are `Map`s, never plain objects, so a hostile "__proto__" key is just an unknown key.
  */
-import { describeValue } from "../contract/json-values.ts";
-
-export { describeValue };
-
 /** A request body reduced to the known fields, keyed by their canonical (lower-case) wire name. */
 export type Fields = Map<string, unknown>;
 

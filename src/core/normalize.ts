@@ -52,9 +52,9 @@ import {
   type Protocol,
 } from "../ipvs/types.ts";
 import { ValidationError } from "./errors.ts";
+import { describeValue } from "../contract/json-values.ts";
 import {
   boolField,
-  describeValue,
   enumField,
   fieldsOf,
   intField,

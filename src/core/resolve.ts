@@ -11,7 +11,7 @@ import { isFwmarkKey, type DestinationConfig, type Family, type ServiceConfig, t
 import { addressProblem, type AddressRole } from "../contract/addresses.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
 import { ValidationError, errorMessage } from "./errors.ts";
-import { describeValue } from "./fields.ts";
+import { describeValue } from "../contract/json-values.ts";
 import { FORWARD_OF, SCHED_FLAG_NAMES, type SchedFlagName } from "../contract/fields.ts";
 import type { BackendSpec, ServiceSpec } from "./model.ts";
 
