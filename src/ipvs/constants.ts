@@ -104,10 +104,6 @@ export const IP_VS_SVC_F = {
   SCHED3: 0x0020,
 } as const;
 
-/** The flag bits gorb manages; everything else (HASHED) is masked out when reading. */
-export const IP_VS_SVC_F_USER_MASK =
-  IP_VS_SVC_F.PERSISTENT | IP_VS_SVC_F.ONEPACKET | IP_VS_SVC_F.SCHED1 | IP_VS_SVC_F.SCHED2 | IP_VS_SVC_F.SCHED3;
-
 /** IP_VS_CONN_F_FWD_MASK and the forwarding methods carried in IPVS_DEST_ATTR_FWD_METHOD. */
 export const IP_VS_CONN_F_FWD_MASK = 0x0007;
 export const IP_VS_CONN_F = {

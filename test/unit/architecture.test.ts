@@ -164,7 +164,6 @@ const NOT_IMPORTED: readonly string[] = [
   "src/ipvs/codec.ts forwardNumber",
   "src/ipvs/codec.ts protocolFromNumber",
   "src/ipvs/codec.ts protocolNumber",
-  "src/ipvs/constants.ts IP_VS_SVC_F_USER_MASK",
   "src/ipvs/memory-driver.ts DEFAULT_INFO",
   "src/ipvs/memory-driver.ts DEFAULT_TIMEOUTS",
 ];
