@@ -139,7 +139,7 @@ export interface AppOptions {
 export const IDLE_TIMEOUT_S = 10;
 
 /** Default largest POST /apply body. */
-export const DEFAULT_APPLY_LIMIT_BYTES = 8 * 1024 * 1024;
+const DEFAULT_APPLY_LIMIT_BYTES = 8 * 1024 * 1024;
 
 /**
  * The declared services of a POST /apply body: {"services": {id: {...fields, backends: {id: {...}}}}}, checked

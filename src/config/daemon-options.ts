@@ -207,7 +207,7 @@ export const DEFAULT_BGP_PROTOCOL = "gorb_vips";
 /** DEFAULT_BGP_HOLD_DOWN: how long a VIP must stay healthy before it is announced. */
 export const DEFAULT_BGP_HOLD_DOWN = "3s";
 /** The shortest reconcile period accepted. */
-export const MIN_RECONCILE_INTERVAL_MS = 1000;
+const MIN_RECONCILE_INTERVAL_MS = 1000;
 
 /** How a setting is named where the error is shown: a flag ("--etcd-user") or a configuration file's key ("etcd_user"). */
 export type SettingNamer = (flag: string) => string;

@@ -86,15 +86,15 @@ export interface MonitorOptions {
 }
 
 /** DEFAULT_MAX_IN_FLIGHT bounds concurrent probes (sockets, processes) when many targets are slow at once. */
-export const DEFAULT_MAX_IN_FLIGHT = 4096;
+const DEFAULT_MAX_IN_FLIGHT = 4096;
 /**
  * DEFAULT_MAX_FETCH_IN_FLIGHT bounds concurrent http/https probes (each costs the backend a request, and a TLS
  * session for https). Measured with bench/pulse.ts (10,000 http targets/s on a loaded host): 256 in flight
  * finished 6,444 checks/s, 1,024 only 4,783 (the backends' accept queues overflowed and SYNs were retried).
  */
-export const DEFAULT_MAX_FETCH_IN_FLIGHT = 256;
+const DEFAULT_MAX_FETCH_IN_FLIGHT = 256;
 /** DEFAULT_MAX_PER_TICK bounds one tick's work. */
-export const DEFAULT_MAX_PER_TICK = 256;
+const DEFAULT_MAX_PER_TICK = 256;
 /**
  * START_BUDGET_MS: the most time the monitor spends starting checks before it yields the event loop (a zero-delay
  * timer), whatever the tick's entry count allows. A socket check starts in microseconds, but an exec check's spawn
@@ -103,7 +103,7 @@ export const DEFAULT_MAX_PER_TICK = 256;
  */
 const START_BUDGET_MS = 20;
 /** SLACK_MS: entries due this close to now are handled in the same timer tick instead of arming another. */
-export const SLACK_MS = 1;
+const SLACK_MS = 1;
 /**
  * DEFAULT_BATCH_MS: a due check may start up to this much early (and at most 5% of its interval early), so checks
  * due close together start in one timer tick and their sockets complete in one event-loop turn. Measured on the

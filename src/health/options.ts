@@ -213,9 +213,9 @@ const MIN_TIMEOUT_MS = 50;
 /** MAX_THRESHOLD is the largest rise/fall: the size of the health window. */
 export const MAX_THRESHOLD = 100;
 /** BACKOFF_FACTOR: `backoff: true` caps the back-off at this many intervals. */
-export const BACKOFF_FACTOR = 8;
+const BACKOFF_FACTOR = 8;
 /** MAX_UDP_PAYLOAD is the largest datagram a udp pulse may send (IPv4 UDP payload limit). */
-export const MAX_UDP_PAYLOAD = 65_507;
+const MAX_UDP_PAYLOAD = 65_507;
 
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);

@@ -57,7 +57,7 @@ export function familyFromNumber(n: number): Family {
 const PROTOCOLS: Record<Protocol, number> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP };
 export const protocolNumber = (p: Protocol): number => PROTOCOLS[p];
 const PROTOCOL_BY_NUMBER = new Map<number, Protocol>(Object.entries(PROTOCOLS).map(([k, v]) => [v, k as Protocol]));
-export function protocolFromNumber(n: number): Protocol {
+function protocolFromNumber(n: number): Protocol {
   const p = PROTOCOL_BY_NUMBER.get(n);
   if (p === undefined) throw new NetlinkDecodeError(`unknown IP protocol ${n}`);
   return p;
@@ -113,7 +113,7 @@ export function flagsToBits(f: ServiceFlags): number {
 }
 
 /** ServiceFlags from IP_VS_SVC_F_* bits (HASHED and unknown bits ignored). */
-export function bitsToFlags(bits: number): ServiceFlags {
+function bitsToFlags(bits: number): ServiceFlags {
   return {
     persistent: (bits & IP_VS_SVC_F.PERSISTENT) !== 0,
     onePacket: (bits & IP_VS_SVC_F.ONEPACKET) !== 0,
@@ -217,7 +217,7 @@ function required<T>(v: T | undefined, what: string): T {
 }
 
 /** Stats from a STATS64 nest (preferred) or a legacy STATS nest. */
-export function decodeStats(attrs: AttributeSet, stats64Type: number, statsType: number): Stats {
+function decodeStats(attrs: AttributeSet, stats64Type: number, statsType: number): Stats {
   const s64 = attrs.nested(stats64Type);
   if (s64) {
     const g = (t: number) => s64.u64n(t) ?? 0;

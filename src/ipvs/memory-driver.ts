@@ -55,10 +55,10 @@ import {
 export const LINUX_6_1_SCHEDULERS: readonly string[] = Object.freeze(SCHEDULERS.filter((s) => s !== "twos"));
 
 /** The kernel's default connection timeouts (tcp 900 s, tcpfin 120 s, udp 300 s). */
-export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ tcp: 900, tcpFin: 120, udp: 300 });
+const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ tcp: 900, tcpFin: 120, udp: 300 });
 
 /** What GET_INFO reports on a stock kernel: IPVS 1.2.1 with a 4096-entry connection table. */
-export const DEFAULT_INFO: IpvsInfo = Object.freeze({ version: "1.2.1", versionCode: 0x010201, connTableSize: 4096 });
+const DEFAULT_INFO: IpvsInfo = Object.freeze({ version: "1.2.1", versionCode: 0x010201, connTableSize: 4096 });
 
 /** Options of MemoryIpvsDriver; every field has a kernel-like default. */
 export interface MemoryIpvsDriverOptions {

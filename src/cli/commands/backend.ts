@@ -31,7 +31,7 @@ const F = BACKEND_FIELD_DEFS;
 const range = (r: { readonly min: number; readonly max: number }) => `${r.min}-${r.max}`;
 
 /** Flags for the backend fields (without the pulse): ranges, choices and defaults from the REST contract. */
-export const backendFieldArgs = {
+const backendFieldArgs = {
   host: { type: "string", description: "Backend address or DNS name (required for add)", valueHint: "addr" },
   port: { type: "string", description: "Backend port (default: the service's port)", valueHint: "port" },
   weight: {
@@ -71,7 +71,7 @@ export const backendFieldArgs = {
 } satisfies ArgsDef;
 
 /** Flags for the health check (pulse). */
-export const pulseArgs = {
+const pulseArgs = {
   pulse: { type: "enum", options: [...PULSE_TYPES], description: `Health check type (default ${DEFAULTS.pulseType})` },
   "pulse-interval": {
     type: "string",
@@ -106,7 +106,7 @@ export interface PulseChange {
 }
 
 /** The pulse given by the flags, or null when no pulse flag is set. */
-export function pulseFromArgs(args: RawArgs): PulseChange | null {
+function pulseFromArgs(args: RawArgs): PulseChange | null {
   const pulseArgsGiven = defined({
     path: stringArg(args, "pulse-path"),
     method: stringArg(args, "pulse-method"),
@@ -131,7 +131,7 @@ export function pulseFromArgs(args: RawArgs): PulseChange | null {
 
 
 /** The pulse of a PATCH: the backend's current pulse with the flags laid over it (the API replaces it whole). */
-export function mergePulse(current: unknown, change: PulseChange): Record<string, unknown> {
+function mergePulse(current: unknown, change: PulseChange): Record<string, unknown> {
   const base = typeof current === "object" && current !== null ? (current as Record<string, unknown>) : {};
   const baseArgs = typeof base.args === "object" && base.args !== null ? (base.args as Record<string, unknown>) : {};
   const merged: Record<string, unknown> = {

@@ -395,7 +395,7 @@ const ALTERNATIVES: readonly (readonly (keyof DaemonFlags)[])[] = [
  * The lower layer's settings with the higher one's on top (a setting the higher layer leaves out keeps the lower
  * one's): file < environment < flags. Only two alternatives of the same layer can conflict.
  */
-export function mergeFlags(lower: DaemonFlags, higher: DaemonFlags): DaemonFlags {
+function mergeFlags(lower: DaemonFlags, higher: DaemonFlags): DaemonFlags {
   const merged: Record<string, unknown> = { ...lower };
   for (const group of ALTERNATIVES) {
     if (group.some((name) => higher[name] !== undefined)) for (const name of group) delete merged[name];

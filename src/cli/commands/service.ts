@@ -28,7 +28,7 @@ const F = SERVICE_FIELD_DEFS;
 const range = (r: { readonly min: number; readonly max: number }) => `${r.min}-${r.max}`;
 
 /** Flags for every service field: names, ranges, choices and defaults from the REST contract. */
-export const serviceFieldArgs = {
+const serviceFieldArgs = {
   host: {
     type: "string",
     description: "Virtual address or DNS name (default: the first address of the daemon's -i interface)",

@@ -16,7 +16,7 @@ import { CaConnector } from "./ca-file.ts";
 import { type Connector, newConnector, SocketProbe } from "./conn.ts";
 
 /** USER_AGENT is sent with every HTTP probe so backends can tell health checks from traffic. */
-export const USER_AGENT = "gorb-pulse";
+const USER_AGENT = "gorb-pulse";
 
 /** Status codes as text, made once. */
 const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, i) => String(i));
