@@ -30,18 +30,23 @@
 /** How a request to etcd failed. */
 export type EtcdErrorKind = "unreachable" | "timeout" | "unavailable" | "rejected";
 
-/** EtcdError: `kind`, the endpoint, and the HTTP status / etcd message when etcd answered with an error. */
+/**
+ * EtcdError: `kind`, the endpoint, and the HTTP status and etcd's own error text (`reply`, as its gateway sent it:
+ * "etcdserver: request is too large") when etcd answered with an error.
+ */
 export class EtcdError extends Error {
   override readonly name = "EtcdError";
   readonly kind: EtcdErrorKind;
   readonly endpoint: string;
   readonly status: number | null;
+  readonly reply: string | null;
 
-  constructor(kind: EtcdErrorKind, endpoint: string, message: string, options: { status?: number; cause?: unknown } = {}) {
+  constructor(kind: EtcdErrorKind, endpoint: string, message: string, options: { status?: number; reply?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.endpoint = endpoint;
     this.status = options.status ?? null;
+    this.reply = options.reply ?? null;
   }
 }
 
@@ -541,7 +546,7 @@ export class EtcdClient {
           this.#next();
           throw new EtcdError("unavailable", endpoint, `etcd at ${endpoint}: ${text}`, { status: response.status });
         }
-        throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status });
+        throw new EtcdError("rejected", endpoint, `etcd at ${endpoint}: ${text || `HTTP ${response.status}`}`, { status: response.status, reply: text });
       }
       this.#saw(answer);
       return answer;

@@ -114,6 +114,12 @@ export interface EtcdStoreOptions extends EtcdClientOptions {
  */
 const TOO_LARGE = ["too many operations in txn request", "request is too large", "received message larger than max"];
 
+/** etcd's words from the TOO_LARGE text on ("request is too large"), when its error `reply` has one; else null. */
+function tooLarge(reply: string | null): string | null {
+  const text = reply === null ? undefined : TOO_LARGE.find((t) => reply.includes(t));
+  return reply === null || text === undefined ? null : reply.slice(reply.indexOf(text));
+}
+
 /** A timer tick this much later than due means the process was paused. */
 const PAUSE_MS = 5000;
 
@@ -605,9 +611,8 @@ export class EtcdStateStore implements StateStore {
       if (error instanceof EtcdError && (error.kind === "timeout" || error.kind === "unavailable")) {
         throw new StoreOutcomeUnknownError(error.message, this.client.timeoutMs, { cause: error });
       }
-      if (error instanceof EtcdError && error.kind === "rejected" && TOO_LARGE.some((text) => error.message.includes(text))) {
-        throw new StoreTooLargeError(ops.length, error.message.replace(/^.*?(?:etcdserver|grpc): /, ""), { cause: error });
-      }
+      const reason = error instanceof EtcdError && error.kind === "rejected" ? tooLarge(error.reply) : null;
+      if (reason !== null) throw new StoreTooLargeError(ops.length, reason, { cause: error });
       throw error;
     }
     const { succeeded, revision } = answer;

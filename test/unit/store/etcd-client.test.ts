@@ -81,6 +81,9 @@ test("with etcd authentication on, a client with the user's password works and o
   const refused = await admin.put("/auth/y", "1").catch((e: unknown) => e);
   expect(refused).toBeInstanceOf(EtcdError);
   expect((refused as EtcdError).kind).toBe("rejected");
+  // etcd's own words, as data: the message says them after the endpoint.
+  expect((refused as EtcdError).reply).toStartWith("etcdserver: ");
+  expect((refused as EtcdError).message).toBe(`etcd at ${etcd.endpoint}: ${(refused as EtcdError).reply}`);
   const wrong = await new EtcdClient({ endpoints: [etcd.endpoint], auth: { user: "root", password: "nope" } }).put("/auth/z", "1").catch((e: unknown) => e);
   expect(wrong).toBeInstanceOf(EtcdError);
 });
