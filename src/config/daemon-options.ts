@@ -8,7 +8,7 @@
 import { isBirdReservedWord } from "./bird-reserved.ts";
 import { type Cidr, CidrError, isLoopback, parseAddress, parseCidrList } from "./cidr.ts";
 import { normalizeOrigin } from "./origin.ts";
-import { DEFAULTS } from "../contract/fields.ts";
+import { DEFAULTS, LIMITS } from "../contract/fields.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 import { DEFAULT_PROBE_MARKS, MarkRangeError, parseMarkRange, type MarkRange } from "../core/mark-range.ts";
@@ -301,7 +301,7 @@ export function parseListen(text: string): ListenAddress {
       throw bad(`${JSON.stringify(hostPart)} is not an IPv4 address written in full (four decimal numbers, e.g. 127.0.0.1)`);
     }
   }
-  if (!/^\d{1,5}$/.test(portPart) || Number(portPart) > 65535) throw bad(`port must be 0-65535`);
+  if (!/^\d{1,5}$/.test(portPart) || Number(portPart) > LIMITS.port.max) throw bad(`port must be 0-${LIMITS.port.max}`);
   return { host: hostPart === "" ? null : hostPart, port: Number(portPart) };
 }
 
@@ -567,7 +567,8 @@ function sharedStore(flags: DaemonFlags): SharedStoreOptions | null {
   for (const host of hosts) {
     if (!HOST_PORT.test(host)) throw new DaemonOptionError("store", `${JSON.stringify(host)} is not HOST:PORT`);
     const port = Number(host.slice(host.lastIndexOf(":") + 1));
-    if (port < 1 || port > 65535) throw new DaemonOptionError("store", `port ${port} of ${JSON.stringify(host)} is not 1-65535`);
+    const { min, max } = LIMITS.port;
+    if (port < min || port > max) throw new DaemonOptionError("store", `port ${port} of ${JSON.stringify(host)} is not ${min}-${max}`);
   }
   const prefix = (match[3] ?? "/gorb").replace(/\/+$/, "") || "/gorb";
   if (!PREFIX.test(prefix)) {
