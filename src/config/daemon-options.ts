@@ -305,12 +305,20 @@ export function parseListen(text: string): ListenAddress {
   return { host: hostPart === "" ? null : hostPart, port: Number(portPart) };
 }
 
-/** True when the listen address is loopback only ("127.0.0.1", "::1", "localhost"); every address (null) is not. */
-export function isLoopbackListen(listen: ListenAddress): boolean {
-  if (listen.host === null) return false;
-  if (listen.host.toLowerCase() === "localhost") return true;
-  const bytes = parseAddress(listen.host);
+/**
+ * True when `host` (an address literal without brackets, or "localhost" in any case) is only reachable from this
+ * machine ("127.0.0.1", "::1"); every address (null) is not.
+ */
+export function isLoopbackHost(host: string | null): boolean {
+  if (host === null) return false;
+  if (host.toLowerCase() === "localhost") return true;
+  const bytes = parseAddress(host);
   return bytes !== null && isLoopback(bytes);
+}
+
+/** True when the listen address is loopback only (see isLoopbackHost). */
+export function isLoopbackListen(listen: ListenAddress): boolean {
+  return isLoopbackHost(listen.host);
 }
 
 /** formatListen writes a ListenAddress back as text (":4672", "[::1]:4672"). */
