@@ -161,17 +161,14 @@ export interface VipControllerOptions {
   readonly source: () => Promise<readonly AnnounceInput[]>;
   readonly events?: EventBus;
   readonly clock: MonitorClock;
-  /** Milliseconds a VIP must stay healthy before it is announced (default 3000). */
-  readonly holdDownMs?: number;
+  /** Milliseconds a VIP must stay healthy before it is announced (the daemon's --bgp-hold-down, default DEFAULT_BGP_HOLD_DOWN). */
+  readonly holdDownMs: number;
   /** Period of the safety-net re-evaluation (default 5000; 0 = only on events). */
   readonly recheckMs?: number;
   readonly log: Logger;
   /** Wall-clock time for `announce_at` (default Date.now). */
   readonly wallNow?: () => number;
 }
-
-/** Default hold-down before announcing. */
-const DEFAULT_HOLD_DOWN_MS = 3000;
 
 interface VipState {
   readonly vip: string;
@@ -212,7 +209,7 @@ export class VipController {
 
   constructor(options: VipControllerOptions) {
     this.#options = options;
-    this.#holdDownMs = options.holdDownMs ?? DEFAULT_HOLD_DOWN_MS;
+    this.#holdDownMs = options.holdDownMs;
   }
 
   /** Starts following the bus and the announcer; evaluates at once. Resolves after the first evaluation. */
