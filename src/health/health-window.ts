@@ -4,7 +4,7 @@
  */
 
 /** WINDOW_SIZE is the original's window: the last 100 results. */
-const WINDOW_SIZE = 100;
+export const WINDOW_SIZE = 100;
 
 /** HealthWindow remembers the last `capacity` pass/fail results. */
 export class HealthWindow {

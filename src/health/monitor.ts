@@ -47,7 +47,7 @@ import { NO_CHECK_RESULT, noneChecker } from "./checkers/none.ts";
 import { pollSockets } from "./checkers/poller.ts";
 import { type MonitorClock, systemClock } from "./clock.ts";
 import { formatDuration } from "./duration.ts";
-import { HealthWindow } from "./health-window.ts";
+import { HealthWindow, WINDOW_SIZE } from "./health-window.ts";
 import { type ProbeTarget, type PulseOptions, probeTarget } from "./options.ts";
 import { type HeapItem, TimerHeap } from "./timer-heap.ts";
 import { Lane } from "./lane.ts";
@@ -73,7 +73,7 @@ export interface MonitorOptions {
   maxInFlight?: number;
   /** Most http/https probes at once; default DEFAULT_MAX_FETCH_IN_FLIGHT. */
   maxFetchInFlight?: number;
-  /** Results kept per target; default 100 (the original's window). */
+  /** Results kept per target; default WINDOW_SIZE (the original's 100). */
   windowSize?: number;
   /** Most heap entries handled per timer tick before yielding to I/O; default DEFAULT_MAX_PER_TICK. */
   maxPerTick?: number;
@@ -214,7 +214,7 @@ export class HealthMonitor {
     this.random = hooks.random ?? Math.random;
     this.checkerFor = hooks.checkerFor ?? checkersWith(hooks.execDirs === undefined ? {} : { execDirs: hooks.execDirs });
     this.maxInFlight = hooks.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    this.windowSize = hooks.windowSize ?? 100;
+    this.windowSize = hooks.windowSize ?? WINDOW_SIZE;
     this.maxPerTick = hooks.maxPerTick ?? DEFAULT_MAX_PER_TICK;
     this.share = hooks.shareProbes ?? true;
     this.batchMs = Math.max(SLACK_MS, hooks.batchMs ?? DEFAULT_BATCH_MS);
