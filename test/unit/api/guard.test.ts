@@ -9,7 +9,7 @@ import { describe, expect, spyOn, test } from "bun:test";
 import * as crypto from "node:crypto";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { checkBearer, tokensEqual } from "../../../src/api/auth.ts";
-import { cidrContains, isLoopback, parseAddress, parseCidr } from "../../../src/config/cidr.ts";
+import { cidrContains, formatAddress, isLoopback, parseAddress, parseCidr } from "../../../src/config/cidr.ts";
 import { type GuardServer, createGuard } from "../../../src/api/guard.ts";
 import { makeGorb } from "../core/fakes.ts";
 
@@ -221,6 +221,17 @@ describe("addresses and networks", () => {
     expect(cidrContains(parseCidr("0.0.0.0/0"), parseAddress("2001:db8::1") ?? new Uint8Array())).toBe(false);
     expect(isLoopback(parseAddress("127.255.0.1") ?? new Uint8Array())).toBe(true);
     expect(isLoopback(parseAddress("::2") ?? new Uint8Array())).toBe(false);
+  });
+
+  test("an address is written as RFC 5952 says: the longest run of zero groups (the first of equal ones) is ::, one zero group is not", () => {
+    const shown = (text: string) => formatAddress(parseAddress(text) ?? new Uint8Array());
+    expect(shown("2001:0:0:1:0:0:0:1")).toBe("2001:0:0:1::1");
+    expect(shown("2001:db8:0:0:1:0:0:1")).toBe("2001:db8::1:0:0:1");
+    expect(shown("2001:db8:0:1:1:1:1:1")).toBe("2001:db8:0:1:1:1:1:1");
+    expect(shown("::")).toBe("::");
+    expect(shown("::1")).toBe("::1");
+    expect(shown("fe80::")).toBe("fe80::");
+    expect(parseCidr("2001:0:0:1::/64").text).toBe("2001:0:0:1::/64");
   });
 
   test("an IPv4-mapped network is the IPv4 one: it matches the peers it names (they are read as IPv4)", () => {
