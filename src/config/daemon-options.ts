@@ -208,6 +208,8 @@ export const DEFAULT_BGP_PROTOCOL = "gorb_vips";
 export const DEFAULT_BGP_HOLD_DOWN = "3s";
 /** The shortest reconcile period accepted. */
 const MIN_RECONCILE_INTERVAL_MS = 1000;
+/** The longest reconcile interval, 24h. */
+const MAX_RECONCILE_INTERVAL_MS = 24 * 3_600_000;
 
 /** How a setting is named where the error is shown: a flag ("--etcd-user") or a configuration file's key ("etcd_user"). */
 export type SettingNamer = (flag: string) => string;
@@ -387,8 +389,9 @@ export function parseInterval(flag: string, text: string): number {
   }
   const ms = Number(match[1]) * (INTERVAL_UNIT[match[2] ?? "s"] ?? 1000);
   if (ms === 0) return 0; // "0s", "0m": off, as "0" is
-  if (ms < MIN_RECONCILE_INTERVAL_MS || ms > 24 * 3_600_000) {
-    throw new DaemonOptionError(flag, `must be between 1s and 24h (or 0 to turn it off), got ${JSON.stringify(text)}`);
+  if (ms < MIN_RECONCILE_INTERVAL_MS || ms > MAX_RECONCILE_INTERVAL_MS) {
+    const bound = (limit: number) => (limit % 3_600_000 === 0 ? `${limit / 3_600_000}h` : `${limit / 1000}s`);
+    throw new DaemonOptionError(flag, `must be between ${bound(MIN_RECONCILE_INTERVAL_MS)} and ${bound(MAX_RECONCILE_INTERVAL_MS)} (or 0 to turn it off), got ${JSON.stringify(text)}`);
   }
   return ms;
 }

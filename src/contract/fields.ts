@@ -314,7 +314,8 @@ export const DRAIN = {
   timeout: "5m",
   /** remove: the backend is deleted when the drain ends; keep: it stays at weight 0 until undrained. */
   then: "remove",
-  /** The longest drain accepted (7 days), in ms; 0s is accepted (end at once). */
+  /** The longest drain accepted, as written in messages and in ms; 0s is accepted (end at once). */
+  maxTimeout: "7d",
   maxTimeoutMs: 7 * 24 * 3600 * 1000,
   /** Longest timeout text. */
   timeoutLength: 32,
@@ -329,7 +330,7 @@ export const DRAIN_FIELD_DEFS = {
     maxLength: DRAIN.timeoutLength,
     problem: DRAIN.timeoutProblem,
     problemOfAnyType: true,
-    description: "how long to wait for the backend's connections to end: 30s, 5m, 2h (0s: do not wait; at most 7 days)",
+    description: `how long to wait for the backend's connections to end: 30s, 5m, 2h (0s: do not wait; at most ${DRAIN.maxTimeout})`,
     default: DRAIN.timeout,
   },
   then: { ...oneOf(DRAIN_THEN), default: DRAIN.then, description: "when the drain ends: remove the backend, or keep it at weight 0" },

@@ -60,7 +60,7 @@ function parseDrainTimeout(text: string): number {
   if (match === null) throw new ValidationError("timeout", `${DRAIN.timeoutProblem}, got ${JSON.stringify(text)}`);
   // Any number of digits (the contract bounds the text's length): a huge one is above the maximum, not malformed.
   const ms = Number(match[1]) * (UNIT_MS[(match[2] ?? "s").toLowerCase()] ?? 1000);
-  if (ms > DRAIN.maxTimeoutMs) throw new ValidationError("timeout", `must be at most 7d, got ${JSON.stringify(text)}`);
+  if (ms > DRAIN.maxTimeoutMs) throw new ValidationError("timeout", `must be at most ${DRAIN.maxTimeout}, got ${JSON.stringify(text)}`);
   return ms;
 }
 
