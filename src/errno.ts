@@ -1,6 +1,7 @@
 /**
  * Linux errno numbers by name (asm-generic/errno-base.h, asm-generic/errno.h), the one table every layer
- * (transport, ipvs, netif) uses instead of bare numbers. x86-64 and arm64 share these values.
+ * (transport, ipvs, netif) uses instead of bare numbers. x86-64 and arm64 share these values. And errorCode, the
+ * one reading of the code (an errno name) a thrown value carries, for every layer.
  */
 export const ERRNO = {
   EPERM: 1,
@@ -33,4 +34,12 @@ export type ErrnoName = keyof typeof ERRNO;
 export function errnoName(errno: number): string {
   for (const [name, value] of Object.entries(ERRNO)) if (value === errno) return name;
   return `E${errno}`;
+}
+
+/**
+ * The code a thrown value carries as text (a system call's errno name, "ENOENT"; Bun's "ConnectionRefused"; SQLite's
+ * "SQLITE_BUSY"; a TLS library's code), or "" when it carries none. Anything may be thrown, null and strings included.
+ */
+export function errorCode(error: unknown): string {
+  return typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : "";
 }

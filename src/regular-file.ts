@@ -5,6 +5,7 @@
  * open descriptor, which is then read.
  */
 import { type Stats, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { errorCode } from "./errno.ts";
 
 /** Largest CA bundle read (`--ca`, `GORB_CA`, a check's `args.ca`): Debian's whole system bundle is about 220 KiB. */
 export const CA_FILE_LIMIT = 4 * 1024 * 1024;
@@ -50,9 +51,9 @@ function checkStat(file: string, stat: Stats, limit: number | null): void {
 }
 
 function unreadable(file: string, error: unknown): FileProblemError {
-  const code = (error as { code?: unknown }).code;
+  const code = errorCode(error);
   if (code === "ENOENT") return new FileProblemError(file, "missing", "no such file", { cause: error });
-  return new FileProblemError(file, "unreadable", `cannot read it (${String(code ?? error)})`, { cause: error });
+  return new FileProblemError(file, "unreadable", `cannot read it (${code !== "" ? code : String(error)})`, { cause: error });
 }
 
 /** The Stats of `file` (a symbolic link is followed), a regular file of at most `limit` bytes (null: any size). */

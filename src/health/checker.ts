@@ -18,6 +18,7 @@
  * a TLS verification code, a DNS rcode): never response content, which a backend controls.
  */
 import { closeSync, openSync } from "node:fs";
+import { errorCode } from "../errno.ts";
 import type { ProbeTarget } from "./options.ts";
 
 /** CheckKind classifies a result: only "pass" and "fail"/"timeout" say something about the backend. */
@@ -94,15 +95,6 @@ function checkWithSignal(
 /** formatHostPort renders host:port, bracketing IPv6 literals ("[::1]:80"). */
 export function formatHostPort(target: ProbeTarget): string {
   return target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-}
-
-/** errorCode gives an error's code (errno name, TLS code), or "" when it has none. */
-export function errorCode(err: unknown): string {
-  if (typeof err === "object" && err !== null) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return "";
 }
 
 /**

@@ -2,11 +2,12 @@
  * openRegularFile: the path is checked, then the open descriptor is checked again and read. A file swapped in under
  * the same name between the checks (by anyone who may write to its directory) is what the descriptor sees.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
 import { type Stats, appendFileSync, closeSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileProblemError, openRegularFile, readOpenFile } from "../../src/regular-file.ts";
+import { FileProblemError, checkRegularFile, openRegularFile, readOpenFile } from "../../src/regular-file.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "gorb-regular-file-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,6 +74,20 @@ describe("openRegularFile", () => {
       expect(readOpenFile(file, fd, 200_000)).toBe(text);
     } finally {
       closeSync(fd);
+    }
+  });
+});
+
+describe("a failure that carries no code", () => {
+  test("a thrown null is told as the file's problem (unreadable), not a TypeError from reading its code", () => {
+    const file = join(dir, "any");
+    const stat = spyOn(fs, "statSync").mockImplementation(() => {
+      throw null;
+    });
+    try {
+      expect(() => checkRegularFile(file, null)).toThrow(new FileProblemError(file, "unreadable", "cannot read it (null)"));
+    } finally {
+      stat.mockRestore();
     }
   });
 });

@@ -11,8 +11,8 @@
  */
 import { type Stats, statSync } from "node:fs";
 import { createSecureContext } from "node:tls";
+import { errorCode } from "../../errno.ts";
 import { CA_FILE_LIMIT, FileProblemError, readRegularFile } from "../../regular-file.ts";
-import { errorCode } from "../checker.ts";
 
 /**
  * What tells one version of a file from the next without reading it: its device and inode (a file renamed over it),

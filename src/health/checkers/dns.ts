@@ -8,7 +8,8 @@
  * only those of the asked type are rendered, and only with `args.answer`, until one is it.
  * An ICMP port-unreachable fails at once.
  */
-import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, localErrorOf } from "../checker.ts";
+import { errorCode } from "../../errno.ts";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, formatHostPort, localErrorOf } from "../checker.ts";
 import { DNS_RCODES, type DnsProbe, type ProbeTarget } from "../options.ts";
 import { canonicalIpv6, checkAnswers, decodeHead, DnsFormatError, type DnsRecord, encodeQuery, isResponseTo, recordText } from "./dns-codec.ts";
 import { udpExchange } from "./udp-exchange.ts";

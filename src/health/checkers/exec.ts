@@ -20,7 +20,8 @@
  * shell's word for a program it could not execute or find.
  */
 import { realpathSync } from "node:fs";
-import { type CancelProbe, type CheckResult, type Checker, checkerOf, elapsedSince, errorCode, formatHostPort } from "../checker.ts";
+import { errorCode } from "../../errno.ts";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, elapsedSince, formatHostPort } from "../checker.ts";
 import { type ContainedProgram, spawnContained } from "../../contained-spawn.ts";
 import type { ExecProbe, ProbeTarget } from "../options.ts";
 

@@ -17,7 +17,8 @@
  *   ever checked. A check rarer than that looks its name up anew each time, as a first check does.
  */
 import dns from "node:dns";
-import { errorCode, LOCAL_ERROR_CODES, localErrorOf } from "../checker.ts";
+import { errorCode } from "../../errno.ts";
+import { LOCAL_ERROR_CODES, localErrorOf } from "../checker.ts";
 
 /** How long a looked-up address is used before it is looked up again (still used while that runs). */
 const NAME_TTL_MS = 30_000;

@@ -3,7 +3,8 @@
  * An ICMP port-unreachable (ECONNREFUSED on the connected socket) makes it Down at once. A socket the checker
  * cannot open (EMFILE, ENOBUFS, ...) is a check error, not a failure of the backend.
  */
-import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, errorCode, formatHostPort, LOCAL_ERROR_CODES } from "../checker.ts";
+import { errorCode } from "../../errno.ts";
+import { type CancelProbe, type CheckResult, type Checker, checkerOf, describeError, elapsedSince, formatHostPort, LOCAL_ERROR_CODES } from "../checker.ts";
 import type { ProbeTarget, UdpProbe } from "../options.ts";
 import { udpExchange } from "./udp-exchange.ts";
 
