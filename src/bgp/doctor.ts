@@ -14,6 +14,7 @@ import { globSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { BirdControl, BirdReplyError, BirdSocketError, routePrefixes, type BirdReply } from "./bird-control.ts";
 import { protocolNames } from "./include-file.ts";
+import { errorCode } from "../errno.ts";
 
 export interface Finding {
   readonly level: "ok" | "warn" | "fail";
@@ -95,7 +96,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     try {
       text = readFileSync(options.birdConf, "utf8");
     } catch (error) {
-      add("warn", "include", `cannot read ${options.birdConf} (${(error as NodeJS.ErrnoException).code ?? String(error)}); include line not checked`);
+      add("warn", "include", `cannot read ${options.birdConf} (${errorCode(error) || String(error)}); include line not checked`);
     }
     if (text !== null) {
       const match = findInclude(options.birdConf, text, options.include);

@@ -11,6 +11,7 @@
  */
 import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { errorCode } from "../errno.ts";
 
 /** The include file could not be read or written (a full or read-only file system, a path that is not a file). */
 export class IncludeFileError extends Error {
@@ -21,7 +22,7 @@ export class IncludeFileError extends Error {
   readonly code: string;
 
   constructor(path: string, operation: IncludeFileError["operation"], cause: unknown) {
-    const code = (cause as NodeJS.ErrnoException | null)?.code ?? "";
+    const code = errorCode(cause);
     super(`${operation} ${path}: ${code !== "" ? code : String(cause)}`, { cause });
     this.path = path;
     this.operation = operation;
@@ -90,7 +91,7 @@ export class IncludeFile {
     try {
       fd = openSync(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
+      const code = errorCode(error);
       if (code === "ENOENT" || code === "ELOOP" || code === "ENXIO") return null;
       throw new IncludeFileError(this.path, "read", error);
     }

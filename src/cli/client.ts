@@ -15,6 +15,7 @@ import { SecretFileError, readPrivateFile } from "../daemon/secrets.ts";
 import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
 import { type RawArgs, stringArg } from "./_shared.ts";
 import type { LivenessWatch, WaitOptions } from "./liveness.ts";
+import { errorCode } from "../errno.ts";
 
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
@@ -167,8 +168,8 @@ export function clientOptionsFrom(
 
 /** A short reason for a fetch that never got an answer ("connection refused"). */
 export function unreachableReason(error: unknown, timeoutMs: number = REQUEST_TIMEOUT_MS): string {
-  const err = error as { name?: unknown; code?: unknown; message?: unknown } | null;
-  const code = typeof err?.code === "string" ? err.code : "";
+  const err = error as { name?: unknown; message?: unknown } | null;
+  const code = errorCode(error);
   const name = typeof err?.name === "string" ? err.name : "";
   if (name === "TimeoutError") return `no answer within ${timeoutMs / 1000}s`;
   switch (code) {
@@ -360,8 +361,7 @@ export class GorbClient {
   /** Why a request made with `wait` failed: never reached (as without `wait`), or lost after reaching it. */
   #waitFailure(watch: LivenessWatch, request: string, error: unknown): CliError {
     const failure = watch.failure;
-    const code = (error as { code?: unknown } | null)?.code;
-    const neverConnected = failure !== null ? !failure.reachedBefore : typeof code === "string" && NEVER_CONNECTED.has(code);
+    const neverConnected = failure !== null ? !failure.reachedBefore : NEVER_CONNECTED.has(errorCode(error));
     const reason = failure?.reason ?? unreachableReason(error);
     if (neverConnected) {
       return new CliError(EXIT.UNREACHABLE, unreachableMessage(this.options.server, reason, this.options.offersDirect === true), { cause: error });

@@ -7,6 +7,7 @@ import { writeSync } from "node:fs";
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
 import type { AnyCommand } from "./_command.ts";
 import { visibleText } from "../contract/ids.ts";
+import { errorCode } from "../errno.ts";
 
 /** CliIo is where a command writes. */
 export interface CliIo {
@@ -40,7 +41,7 @@ function writeAll(fd: number, text: string | Uint8Array): void {
     try {
       rest = rest.subarray(writeSync(fd, rest));
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
+      const code = errorCode(error);
       if (code === "EPIPE") return;
       if (code !== "EAGAIN") throw error;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);

@@ -7,6 +7,7 @@
  * `onWaiting`, which the CLI turns into a progress line.
  */
 import { connect } from "node:net";
+import { errorCode } from "../errno.ts";
 
 /** How a client waits for a long operation. */
 export interface WaitOptions {
@@ -46,8 +47,9 @@ export function probe(host: string, port: number, timeoutMs: number): Promise<st
     };
     const timer = setTimeout(() => done(`no TCP handshake within ${Math.round(timeoutMs / 1000)}s`), timeoutMs);
     socket.once("connect", () => done(null));
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      done(error.code === "ECONNREFUSED" ? "connection refused" : (error.code ?? error.message));
+    socket.once("error", (error: Error) => {
+      const code = errorCode(error);
+      done(code === "ECONNREFUSED" ? "connection refused" : code !== "" ? code : error.message);
     });
   });
 }

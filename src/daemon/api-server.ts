@@ -21,6 +21,7 @@ import { readPrivateFile, readPublicFile } from "./secrets.ts";
 import { type ListenAddress, formatListen } from "../config/daemon-options.ts";
 import type { Cidr } from "../config/cidr.ts";
 import { errorMessage } from "../core/errors.ts";
+import { errorCode } from "../errno.ts";
 
 /** Default time requests in flight get to finish at shutdown. */
 export const STOP_DEADLINE_MS = 5000;
@@ -84,8 +85,8 @@ const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
  * `error` itself when it is not a system error (a certificate OpenSSL cannot read).
  */
 function listenError(listen: ListenAddress, error: unknown): unknown {
-  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
-  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return error;
+  const code = errorCode(error);
+  if (!/^E[A-Z]+$/.test(code)) return error;
   const address = formatListen(listen);
   const problem = LISTEN_PROBLEMS[code] ?? `${errorMessage(error)} (${code})`;
   return new ListenError(address, code, `cannot listen on ${address}: ${problem}`, { cause: error });

@@ -32,6 +32,7 @@ import { closeSync, openSync, readFileSync, readdirSync, readlinkSync } from "no
 import { endianness } from "node:os";
 import { type AddressBytes, type Cidr, cidrContains, isLoopback } from "../config/cidr.ts";
 import type { Logger } from "../log.ts";
+import { errorCode } from "../errno.ts";
 
 /** One accepted API connection. */
 export interface ApiSocket {
@@ -147,7 +148,7 @@ export function fdsOfSockets(inodes: ReadonlyMap<number, AddressBytes | null>): 
 
 /** True for "too many open files" (this process's limit or the system's). */
 function fdExhaustion(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = errorCode(error);
   return code === "EMFILE" || code === "ENFILE";
 }
 

@@ -6,6 +6,7 @@
  */
 import { realpathSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { errorCode } from "../errno.ts";
 
 /** ExecDirError: a --check-exec-dir that cannot be used; `dir` is the path given, `problem` what is wrong. */
 export class ExecDirError extends Error {
@@ -35,8 +36,8 @@ function checkExecDir(dir: string): void {
     if (!statSync(real).isDirectory()) throw new ExecDirError(dir, "is not a directory");
   } catch (error) {
     if (error instanceof ExecDirError) throw error;
-    const code = (error as { code?: unknown }).code;
-    throw new ExecDirError(dir, code === "ENOENT" ? "no such directory" : `cannot read it (${String(code ?? error)})`, null, { cause: error });
+    const code = errorCode(error);
+    throw new ExecDirError(dir, code === "ENOENT" ? "no such directory" : `cannot read it (${code !== "" ? code : String(error)})`, null, { cause: error });
   }
   const mode = statSync(real).mode & 0o7777;
   if ((mode & OTHERS_WRITE) !== 0) {

@@ -15,6 +15,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorCode } from "../errno.ts";
 
 /** The sysctls gorb sets, and the value it sets. */
 const IPVS_SYSCTLS = { expire_nodest_conn: 1, expire_quiescent_template: 1 } as const;
@@ -56,8 +57,8 @@ export function applyIpvsSysctls(set: boolean, dir: string = IPVS_SYSCTL_DIR): S
       try {
         writeFileSync(join(dir, name), `${value}\n`);
       } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        warnings.push(`cannot set net.ipv4.vs.${name}=${value} (${typeof code === "string" ? code : String(error)})`);
+        const code = errorCode(error);
+        warnings.push(`cannot set net.ipv4.vs.${name}=${value} (${code !== "" ? code : String(error)})`);
       }
     }
   }

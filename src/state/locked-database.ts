@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { StateMissingError, StateSchemaError, StateStoreError, UnsafeStatePathError } from "./errors.ts";
 import { checkStateDir, checkStateFiles } from "./state-path.ts";
 import { errorMessage } from "../core/errors.ts";
+import { errorCode } from "../errno.ts";
 
 /** One kind of database in the state directory. */
 export interface DatabaseSpec {
@@ -100,7 +101,7 @@ export function openLockedDatabase(dir: string, spec: DatabaseSpec, create: bool
     copy?.remove();
     if (error instanceof StateStoreError) throw error;
     const text = errorMessage(error);
-    const code = (error as { code?: unknown }).code;
+    const code = errorCode(error);
     if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
       throw new StateStoreError(`the ${spec.noun} ${location} is in use by another process (another gorb?): ${text}`, { cause: error });
     }
@@ -141,7 +142,7 @@ function writeProblem(dir: string): string | null {
     accessSync(dir, constants.W_OK);
     return null;
   } catch (error) {
-    return (error as { code?: unknown }).code === "EROFS" ? "is on a read-only file system" : `cannot be written to (${errorMessage(error)})`;
+    return errorCode(error) === "EROFS" ? "is on a read-only file system" : `cannot be written to (${errorMessage(error)})`;
   }
 }
 

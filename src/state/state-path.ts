@@ -12,6 +12,7 @@
 import { type Stats, lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { StateDirCreateError, UnsafeStatePathError } from "./errors.ts";
+import { errorCode } from "../errno.ts";
 
 /** Links followed on the way before the path is refused as a loop (Linux's own limit). */
 const MAX_LINKS = 40;
@@ -33,14 +34,14 @@ function lstatOrMake(path: string, create: boolean): Stats {
   try {
     return lstatSync(path);
   } catch (error) {
-    if ((error as { code?: unknown }).code !== "ENOENT" || !create) throw error;
+    if (errorCode(error) !== "ENOENT" || !create) throw error;
   }
   try {
     mkdirSync(path, { mode: 0o700 });
   } catch (error) {
     // Made meanwhile: what is there now is checked as anything found on the way.
-    const code = (error as { code?: unknown }).code;
-    if (code !== "EEXIST") throw new StateDirCreateError(path, typeof code === "string" ? code : "", error);
+    const code = errorCode(error);
+    if (code !== "EEXIST") throw new StateDirCreateError(path, code, error);
   }
   return lstatSync(path);
 }
@@ -101,7 +102,7 @@ export function checkStateFiles(file: string, uid: number): void {
     try {
       stat = lstatSync(path);
     } catch (error) {
-      if ((error as { code?: unknown }).code === "ENOENT") continue;
+      if (errorCode(error) === "ENOENT") continue;
       throw error;
     }
     if (!stat.isFile()) {

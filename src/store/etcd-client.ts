@@ -26,6 +26,7 @@
  * With etcd authentication, requests carry the token of one login, shared by every request waiting for it; a token
  * etcd no longer takes (expired, the member restarted) is renewed by one login, however many requests it failed.
  */
+import { errorCode } from "../errno.ts";
 
 /** How a request to etcd failed. */
 export type EtcdErrorKind = "unreachable" | "timeout" | "unavailable" | "rejected";
@@ -201,8 +202,7 @@ function isTimeout(error: unknown): boolean {
 const CLOSED_AFTER_SEND: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ConnectionClosed"]);
 
 function closedAfterSend(error: unknown): boolean {
-  if (!(error instanceof Error) || !("code" in error)) return false;
-  return typeof error.code === "string" && CLOSED_AFTER_SEND.has(error.code);
+  return error instanceof Error && CLOSED_AFTER_SEND.has(errorCode(error));
 }
 
 /** See the module comment. */

@@ -37,6 +37,7 @@ import { DEFAULT_PROBE_MARKS, formatMarkRange } from "../../core/mark-range.ts";
 import { DEFAULT_EXEC_DIRS } from "../../health/checkers/exec.ts";
 import type { ConsolaInstance } from "consola";
 import type { ConfigFile } from "../../config/load.ts";
+import { errorCode } from "../../errno.ts";
 
 /** What `gorb serve` calls with the checked options (tests install a recorder with setDaemonRunner). */
 export type DaemonRunner = (options: DaemonOptions, log: ConsolaInstance) => Promise<void>;
@@ -417,7 +418,7 @@ function daemonFailure(error: unknown): CliError {
   }
   // Every IPVS command needs CAP_NET_ADMIN: the kernel's first answer to a user without it (the start's info). Told
   // by name and code, as above: the client's commands load no IPVS module (the driver's errors included).
-  if (name === "IpvsError" && (error as { readonly code?: unknown }).code === "EPERM") {
+  if (name === "IpvsError" && errorCode(error) === "EPERM") {
     return new CliError(EXIT.SERVER, `gorb serve: ${message}; gorb serve needs root (or CAP_NET_ADMIN)`, { cause: error });
   }
   return new CliError(EXIT.UNEXPECTED, `gorb serve: ${message}`, { cause: error });

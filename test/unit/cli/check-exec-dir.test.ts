@@ -3,12 +3,14 @@
  * repeatable (or comma-separated), also `check_exec_dir` in the configuration file; a directory that is missing
  * or that others may write to is refused at start. A recorder stands in for the daemon; the directories are real.
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DaemonRunner, setDaemonRunner } from "../../../src/cli/commands/serve.ts";
 import { DaemonOptionError, type DaemonOptions, parseDaemonOptions } from "../../../src/config/daemon-options.ts";
+import { ExecDirError, checkExecDirs } from "../../../src/daemon/exec-dirs.ts";
 import { runGorb } from "./_harness.ts";
 
 const root = mkdtempSync(join(tmpdir(), "gorb-exec-dirs-"));
@@ -103,5 +105,16 @@ describe("--check-exec-dir", () => {
       expect.stringContaining('--check-exec-dir: must be an absolute directory path without "..", got "relative/dir"'),
     ]);
     expect(seen).toEqual([]);
+  });
+
+  test("a directory whose lookup fails with a thrown null is refused as unreadable, not with a TypeError from reading its code", () => {
+    const stat = spyOn(fs, "statSync").mockImplementation(() => {
+      throw null;
+    });
+    try {
+      expect(() => checkExecDirs([root])).toThrow(new ExecDirError(root, "cannot read it (null)"));
+    } finally {
+      stat.mockRestore();
+    }
   });
 });
