@@ -16,6 +16,7 @@ import { ApiError, CliError, EXIT, UsageError, exitCodeForStatus } from "./error
 import { type RawArgs, stringArg } from "./_shared.ts";
 import type { LivenessWatch, WaitOptions } from "./liveness.ts";
 import { errorCode } from "../errno.ts";
+import { isRecord } from "../record.ts";
 
 export type { BackendInfo, ServiceDetail, ServiceInfo };
 
@@ -274,8 +275,7 @@ export class GorbClient {
    */
   async requestObject<T extends object>(method: string, path: string, what: string, shape: AnswerShape<T>, body?: unknown): Promise<T> {
     const answer = await this.request(method, path, body);
-    const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-    const fits = isObject(answer) && Object.entries(shape).every(([key, kind]) => (kind === "list" ? Array.isArray(answer[key]) : isObject(answer[key])));
+    const fits = isRecord(answer) && Object.entries(shape).every(([key, kind]) => (kind === "list" ? Array.isArray(answer[key]) : isRecord(answer[key])));
     if (!fits) throw new CliError(EXIT.SERVER, `${method} ${path}: expected ${what} (is ${this.options.server} a gorb daemon?)`);
     return answer as T;
   }

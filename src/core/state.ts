@@ -15,6 +15,7 @@ import { DRAIN_THEN, LIMITS } from "../contract/fields.ts";
 import { DRAIN_PHASES, type DrainState } from "./drain.ts";
 import type { Fields } from "./fields.ts";
 import type { ResolvedAddress } from "./resolve.ts";
+import { isRecord } from "../record.ts";
 
 /**
  * Who owns a service or backend:
@@ -185,17 +186,13 @@ export class SavedStateError extends Error {
   override readonly name = "SavedStateError";
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function sourceOf(value: unknown, what: string): Source {
   if (value === "api" || value === "file") return value;
   throw new SavedStateError(`${what}: source must be "api" or "file", got ${JSON.stringify(value)}`);
 }
 
 function fieldsOf(value: unknown, what: string): Record<string, unknown> {
-  if (!isObject(value)) throw new SavedStateError(`${what}: fields must be an object`);
+  if (!isRecord(value)) throw new SavedStateError(`${what}: fields must be an object`);
   return value;
 }
 
@@ -230,7 +227,7 @@ function addressOf(value: unknown, family: Family, what: string): string {
 }
 
 function keyOf(value: unknown, what: string): ServiceKey {
-  if (!isObject(value)) throw new SavedStateError(`${what}: key must be an object`);
+  if (!isRecord(value)) throw new SavedStateError(`${what}: key must be an object`);
   const family = familyOf(value.family, what);
   if (value.fwmark !== undefined) return { family, fwmark: inRange(value.fwmark, LIMITS.fwmark, "fwmark", what) };
   const protocol: Protocol = oneOf(value.protocol, PROTOCOLS, "protocol", what, false);
@@ -246,7 +243,7 @@ export function decodeCreating(key: unknown, vip: unknown): Creating {
 /** The SavedService of a row (`id` and its JSON `data`); throws SavedStateError naming the problem. */
 export function decodeSavedService(id: string, data: unknown): SavedService {
   const what = `service ${JSON.stringify(id)}`;
-  if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
+  if (!isRecord(data)) throw new SavedStateError(`${what}: not an object`);
   return {
     id,
     source: sourceOf(data.source, what),
@@ -259,7 +256,7 @@ export function decodeSavedService(id: string, data: unknown): SavedService {
 /** The SavedBackend of a row; throws SavedStateError naming the problem. */
 export function decodeSavedBackend(service: string, id: string, data: unknown): SavedBackend {
   const what = `backend ${JSON.stringify(id)} of service ${JSON.stringify(service)}`;
-  if (!isObject(data)) throw new SavedStateError(`${what}: not an object`);
+  if (!isRecord(data)) throw new SavedStateError(`${what}: not an object`);
   const family = familyOf(data.family, what);
   const drain = decodeDrain(data.drain, what);
   return {
@@ -280,7 +277,7 @@ function encodeDrain(drain: DrainState): Record<string, unknown> {
 /** A drain read back from a saved backend row (`what`); null when absent; throws SavedStateError when malformed. */
 function decodeDrain(value: unknown, what: string): DrainState | null {
   if (value === undefined || value === null) return null;
-  if (!isObject(value)) throw new SavedStateError(`${what}: drain must be an object`);
+  if (!isRecord(value)) throw new SavedStateError(`${what}: drain must be an object`);
   const { started, deadline } = value;
   if (typeof started !== "number" || !Number.isFinite(started)) throw new SavedStateError(`${what}: drain.started must be a number`);
   if (typeof deadline !== "number" || !Number.isFinite(deadline)) throw new SavedStateError(`${what}: drain.deadline must be a number`);

@@ -26,6 +26,7 @@ import { isIP } from "node:net";
 import { type Duration, MAX_DURATION_MS, describeValue, parseDuration } from "./duration.ts";
 import { PulseOptionsError } from "./errors.ts";
 import { DEFAULT_EXPECT, type ExpectSpec, parseExpect } from "./expect.ts";
+import { isRecord } from "../record.ts";
 
 /** PULSE_TYPES lists every PulseType, in the order error messages show them. */
 export const PULSE_TYPES = ["tcp", "http", "https", "udp", "dns", "tls", "exec", "none"] as const;
@@ -249,7 +250,7 @@ export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}):
 function parseProbeOptions(input: unknown, opts: ParsePulseOptions): PulseOptions {
   const base = opts.field ?? "pulse";
   const obj = input === undefined || input === null ? {} : input;
-  if (!isPlainObject(obj)) {
+  if (!isRecord(obj)) {
     throw new PulseOptionsError(base, `must be an object such as {"type":"tcp","interval":"5s"}, got ${describeValue(obj)}`);
   }
   const type = parseType(pickFolded(obj, "type"), `${base}.type`);
@@ -259,7 +260,7 @@ function parseProbeOptions(input: unknown, opts: ParsePulseOptions): PulseOption
     throw new PulseOptionsError(`${base}.interval`, `${JSON.stringify(interval.text)} is too short, at least ${MIN_INTERVAL_MS}ms`);
   }
   const rawArgs = pickFolded(obj, "args");
-  if (rawArgs !== undefined && rawArgs !== null && !isPlainObject(rawArgs)) {
+  if (rawArgs !== undefined && rawArgs !== null && !isRecord(rawArgs)) {
     throw new PulseOptionsError(`${base}.args`, `must be an object, got ${describeValue(rawArgs)}`);
   }
   const args: Readonly<Record<string, unknown>> | null =
@@ -600,10 +601,6 @@ function parseBool(value: unknown, field: string): boolean {
     if (v === "false") return false;
   }
   throw new PulseOptionsError(field, `must be true or false, got ${describeValue(value)}`);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

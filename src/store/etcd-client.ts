@@ -27,6 +27,7 @@
  * etcd no longer takes (expired, the member restarted) is renewed by one login, however many requests it failed.
  */
 import { errorCode } from "../errno.ts";
+import { isRecord } from "../record.ts";
 
 /** How a request to etcd failed. */
 export type EtcdErrorKind = "unreachable" | "timeout" | "unavailable" | "rejected";
@@ -139,10 +140,6 @@ function encEnd(end: string): string {
   return Buffer.from(end, "latin1").toString("base64");
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A key's text, or, for bytes that are not UTF-8, the bytes with each one above 0x7f as `\xNN`. */
@@ -158,7 +155,7 @@ function decKey(b64: unknown): { key: string; binaryKey?: true } {
 }
 
 function toKv(raw: unknown): KeyValue {
-  const r = isObject(raw) ? raw : {};
+  const r = isRecord(raw) ? raw : {};
   return {
     ...decKey(r.key),
     value: dec(r.value),
@@ -260,7 +257,7 @@ export class EtcdClient {
     if (since !== undefined) Object.assign(body, { min_mod_revision: String(since), keys_only: true });
     const answer = await this.#call("kv/range", body, true);
     const kvs = Array.isArray(answer.kvs) ? answer.kvs.map(toKv) : [];
-    const header = isObject(answer.header) ? answer.header : {};
+    const header = isRecord(answer.header) ? answer.header : {};
     return { revision: this.#revision(answer), clusterId: typeof header.cluster_id === "string" ? header.cluster_id : "", kvs };
   }
 
@@ -310,7 +307,7 @@ export class EtcdClient {
   /** Renew a lease once; its remaining TTL (0 or less: the lease is gone). */
   async leaseKeepAlive(id: string): Promise<number> {
     const answer = await this.#call("lease/keepalive", { ID: id }, true);
-    const result = isObject(answer.result) ? answer.result : answer;
+    const result = isRecord(answer.result) ? answer.result : answer;
     return int(result.TTL);
   }
 
@@ -375,11 +372,11 @@ export class EtcdClient {
           buffered = buffered.slice(newline + 1);
           if (line === "") continue;
           const message = JSON.parse(line) as unknown;
-          if (!isObject(message)) continue;
-          if (isObject(message.error)) {
+          if (!isRecord(message)) continue;
+          if (isRecord(message.error)) {
             return { kind: "error", error: new EtcdError("rejected", endpoint, `watch: ${String(message.error.message ?? "error")}`) };
           }
-          const result = isObject(message.result) ? message.result : null;
+          const result = isRecord(message.result) ? message.result : null;
           if (result === null) continue;
           if (result.canceled === true) {
             const compact = int(result.compact_revision);
@@ -389,11 +386,11 @@ export class EtcdClient {
           if (result.created === true) continue;
           const events: WatchEvent[] = Array.isArray(result.events)
             ? result.events.map((e: unknown) => {
-                const ev = isObject(e) ? e : {};
+                const ev = isRecord(e) ? e : {};
                 return { type: ev.type === "DELETE" ? ("delete" as const) : ("put" as const), kv: toKv(ev.kv) };
               })
             : [];
-          const header = isObject(result.header) ? result.header : {};
+          const header = isRecord(result.header) ? result.header : {};
           // A watch behind etcd gets what it missed in batches of at most 1,000 revisions, each with etcd's current
           // revision in its header: a batch with events brings the watcher to its last event, no further. (A live
           // watch's batch is one revision, its header's; a progress notification has no events.)
@@ -430,13 +427,13 @@ export class EtcdClient {
   }
 
   #revision(answer: Record<string, unknown>): number {
-    const header = isObject(answer.header) ? answer.header : {};
+    const header = isRecord(answer.header) ? answer.header : {};
     return int(header.revision);
   }
 
   /** Note etcd's revision from an answer's header (a keepalive's is in its `result`). */
   #saw(answer: Record<string, unknown>): void {
-    const result = isObject(answer.result) ? answer.result : {};
+    const result = isRecord(answer.result) ? answer.result : {};
     this.#seen = Math.max(this.#seen, this.#revision(answer), this.#revision(result));
   }
 
@@ -460,7 +457,7 @@ export class EtcdClient {
       throw new EtcdError("rejected", endpoint, `etcd at ${endpoint} answered HTTP ${response.status}, a redirect (not followed)`, { status: response.status });
     }
     const answer = (await response.json()) as unknown;
-    if (!response.ok || !isObject(answer) || typeof answer.token !== "string") {
+    if (!response.ok || !isRecord(answer) || typeof answer.token !== "string") {
       throw new EtcdError("rejected", endpoint, `etcd refused user ${JSON.stringify(auth.user)}`, { status: response.status });
     }
     this.#token = answer.token;
@@ -524,7 +521,7 @@ export class EtcdClient {
       } catch (error) {
         throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} without JSON`, { status: response.status, cause: error });
       }
-      if (!isObject(answer)) throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} with a non-object`);
+      if (!isRecord(answer)) throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} with a non-object`);
       if (!response.ok || (typeof answer.error === "string" && answer.code !== undefined)) {
         const text = typeof answer.error === "string" ? answer.error : typeof answer.message === "string" ? answer.message : "";
         const code = int(answer.code);

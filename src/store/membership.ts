@@ -19,6 +19,7 @@ import { silentLogger } from "../log.ts";
 import { UnavailableError, errorMessage } from "../core/errors.ts";
 import { EtcdError, prefixEnd, type Compare, type EtcdClient } from "./etcd-client.ts";
 import type { FailedApply } from "./etcd-store.ts";
+import { isRecord } from "../record.ts";
 
 /** What a node publishes about itself. */
 export interface NodeRecord {
@@ -96,16 +97,12 @@ export interface MembershipOptions {
 
 const HEALTH_STATES: ReadonlySet<string> = new Set<EventHealthState>(["up", "down", "unknown"]);
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** A record's `failed`: a list of { service, revision }, or null when it is not one. */
 function decodeFailed(value: unknown): FailedApply[] | null {
   if (!Array.isArray(value)) return null;
   const out: FailedApply[] = [];
   for (const item of value as unknown[]) {
-    if (!isObject(item) || typeof item.service !== "string" || typeof item.revision !== "number") return null;
+    if (!isRecord(item) || typeof item.service !== "string" || typeof item.revision !== "number") return null;
     out.push({ service: item.service, revision: item.revision });
   }
   return out;
@@ -117,9 +114,9 @@ function decodeFailed(value: unknown): FailedApply[] | null {
  */
 function decodeDrains(value: unknown): Record<string, DrainConns> {
   const out: Record<string, DrainConns> = {};
-  if (!isObject(value)) return out;
+  if (!isRecord(value)) return out;
   for (const [path, c] of Object.entries(value)) {
-    if (!isObject(c) || typeof c.deadline !== "string" || !Number.isSafeInteger(c.active) || !Number.isSafeInteger(c.inactive)) return {};
+    if (!isRecord(c) || typeof c.deadline !== "string" || !Number.isSafeInteger(c.active) || !Number.isSafeInteger(c.inactive)) return {};
     out[path] = { deadline: c.deadline, active: c.active as number, inactive: c.inactive as number };
   }
   return out;
@@ -133,12 +130,12 @@ function decodeNodeRecord(text: string): NodeRecord | null {
   } catch {
     return null;
   }
-  if (!isObject(value)) return null;
+  if (!isRecord(value)) return null;
   const { node, address, version, startedAt, appliedRevision, changeRevision, store, backends } = value;
   const failed = value.failed === undefined ? undefined : decodeFailed(value.failed);
   if (failed === null) return null;
   if (typeof node !== "string" || typeof address !== "string" || typeof version !== "string" || typeof startedAt !== "string") return null;
-  if (typeof appliedRevision !== "number" || typeof store !== "string" || !isObject(backends)) return null;
+  if (typeof appliedRevision !== "number" || typeof store !== "string" || !isRecord(backends)) return null;
   if (changeRevision !== undefined && typeof changeRevision !== "number") return null;
   const health: Record<string, EventHealthState> = {};
   for (const [path, state] of Object.entries(backends)) {

@@ -5,6 +5,7 @@
  * TypeBox writes it: `$ref` into components, `anyOf`/`oneOf` of `const`s (choices), nullable unions, objects
  * with `properties` (pulse, pulse.args) or free maps (`patternProperties`/`additionalProperties`).
  */
+import { isRecord } from "../record.ts";
 
 /** One form field. */
 export interface Field {
@@ -27,19 +28,15 @@ export interface Field {
 
 type Json = Record<string, unknown>;
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function resolve(doc: Json, schema: unknown): Json {
   let current: unknown = schema;
-  for (let depth = 0; depth < 16 && isObject(current) && typeof current.$ref === "string"; depth++) {
+  for (let depth = 0; depth < 16 && isRecord(current) && typeof current.$ref === "string"; depth++) {
     const parts = current.$ref.replace(/^#\//, "").split("/");
     let target: unknown = doc;
-    for (const part of parts) target = isObject(target) ? target[part.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined;
+    for (const part of parts) target = isRecord(target) ? target[part.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined;
     current = target;
   }
-  return isObject(current) ? current : {};
+  return isRecord(current) ? current : {};
 }
 
 /** The alternatives of a union schema, without `null`. */
@@ -81,8 +78,8 @@ function field(doc: Json, name: string, raw: unknown): Field {
   };
   if (type === "integer" || type === "number") return { ...base, kind: type, ...range };
   if (type === "boolean") return { ...base, kind: "boolean" };
-  if (type === "object" || isObject(schema.properties)) {
-    if (isObject(schema.properties) && Object.keys(schema.properties).length > 0) {
+  if (type === "object" || isRecord(schema.properties)) {
+    if (isRecord(schema.properties) && Object.keys(schema.properties).length > 0) {
       return { ...base, kind: "object", fields: fieldsOf(doc, schema) };
     }
     return { ...base, kind: "map" };
@@ -91,7 +88,7 @@ function field(doc: Json, name: string, raw: unknown): Field {
 }
 
 function fieldsOf(doc: Json, schema: Json): Field[] {
-  const properties = isObject(schema.properties) ? schema.properties : {};
+  const properties = isRecord(schema.properties) ? schema.properties : {};
   return Object.entries(properties)
     .filter(([name]) => name !== "vsid") // accepted and ignored (GORB compatibility): nothing to edit
     .map(([name, raw]) => field(doc, name, raw));
@@ -99,13 +96,13 @@ function fieldsOf(doc: Json, schema: Json): Field[] {
 
 /** The body fields of `method` on `path`, or [] when the document does not describe it. */
 function bodyFields(doc: unknown, path: string, method: string): Field[] {
-  if (!isObject(doc) || !isObject(doc.paths)) return [];
+  if (!isRecord(doc) || !isRecord(doc.paths)) return [];
   const operation = (doc.paths[path] as Json | undefined)?.[method];
-  if (!isObject(operation)) return [];
+  if (!isRecord(operation)) return [];
   const content = resolve(doc, operation.requestBody).content;
-  if (!isObject(content)) return [];
+  if (!isRecord(content)) return [];
   const media = (content["application/json"] ?? Object.values(content)[0]) as unknown;
-  if (!isObject(media)) return [];
+  if (!isRecord(media)) return [];
   return fieldsOf(doc, resolve(doc, media.schema));
 }
 
