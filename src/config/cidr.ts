@@ -4,6 +4,7 @@
  * "fe80::1%eth0") is inside. An IPv4-mapped IPv6 peer is matched as its IPv4 address, so a dual-stack
  * listener ("[::]:4672") is checked like an IPv4 one. Pure; no I/O.
  */
+import { formatIpv6 } from "../ipv6-text.ts";
 
 /** An address as bytes: 4 for IPv4, 16 for IPv6. */
 export type AddressBytes = Uint8Array;
@@ -79,20 +80,7 @@ export function parseAddress(text: string): AddressBytes | null {
 
 /** An address's text: dotted for IPv4 (an IPv4-mapped IPv6 address parses to 4 bytes), zeros compressed for IPv6. */
 export function formatAddress(bytes: AddressBytes): string {
-  if (bytes.length === 4) return [...bytes].join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  // RFC 5952: the longest run of two or more zero groups (the first of equal ones) becomes "::".
-  let start = -1;
-  let length = 0;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > length && j - i >= 2) [start, length] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  return start < 0 ? hex(0, 8) : `${hex(0, start)}::${hex(start + length, 8)}`;
+  return bytes.length === 4 ? [...bytes].join(".") : formatIpv6(bytes);
 }
 
 /** Parse "ADDR/PREFIX" or a bare address. Host bits must be zero ("10.0.0.1/8" is refused as ambiguous). */

@@ -4,6 +4,7 @@
  */
 import type { DestinationKey, Family, ServiceKey } from "./types.ts";
 import { isFwmarkKey } from "./types.ts";
+import { formatIpv6 } from "../ipv6-text.ts";
 
 /**
  * Whether `text` is a dotted quad (four decimal numbers 0-255, no leading zeros, nothing else), its bytes written to
@@ -65,29 +66,7 @@ export function bytesToAddress(bytes: Uint8Array, family: Family): string {
     return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   }
   if (bytes.length < 16) throw new TypeError(`IPv6 address needs 16 bytes, got ${bytes.length}`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  // RFC 5952 4.2: compress the longest run of two or more zero words, the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (w: number | undefined) => (w ?? 0).toString(16);
-  if (bestStart < 0) return words.map(hex).join(":");
-  const head = words.slice(0, bestStart).map(hex).join(":");
-  const tail = words.slice(bestStart + bestLen).map(hex).join(":");
-  return `${head}::${tail}`;
+  return formatIpv6(bytes);
 }
 
 /** Canonical text of an address literal (e.g. "2001:DB8:0::1" -> "2001:db8::1"). */

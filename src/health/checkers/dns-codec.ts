@@ -8,6 +8,7 @@
  * checker drop a response that is not the awaited one before its records are read (isResponseTo drops another id
  * before even that), and render only the records it compares: thousands of records checked cost no string.
  */
+import { formatIpv6 } from "../../ipv6-text.ts";
 
 /** DnsFormatError: the response is not a well-formed DNS message. */
 export class DnsFormatError extends Error {
@@ -255,25 +256,6 @@ function readDataName(buf: Uint8Array, offset: number, out: string[] | null): vo
   const labels = out === null ? null : [];
   walkName(buf, offset, labels);
   if (out !== null && labels !== null) out.push(labels.join("."));
-}
-
-/**
- * formatIpv6 renders the 16 bytes at `at` as canonicalIpv6 would (RFC 5952, as WHATWG URLs serialize IPv6): hex
- * groups without leading zeros, the first longest run of two or more zero groups as "::".
- */
-function formatIpv6(buf: Uint8Array, at: number): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] as number) << 8) | (buf[at + i + 1] as number));
-  let runAt = -1;
-  let runLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > runLen) [runAt, runLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  return runAt < 0 ? hex(0, 8) : `${hex(0, runAt)}::${hex(runAt + runLen, 8)}`;
 }
 
 /** canonicalIpv6 renders an IPv6 address in its canonical compressed form (RFC 5952), or returns the input when it is not one. */
