@@ -103,6 +103,14 @@ export function repeatable(def: ArgDef): boolean {
   return def.type === "string" && def.valueHint?.endsWith("...") === true;
 }
 
+/**
+ * A flag's long name from its key in a command's args (probeMarks -> probe-marks): the runner, the help text and
+ * the completion scripts all name flags with it.
+ */
+export function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
+}
+
 /** The aliases of a command from its meta. */
 export function aliasesOf(meta: CommandMeta): string[] {
   if (meta.alias === undefined) return [];

@@ -17,7 +17,7 @@
  * "--" every word is an argument, as the runner reads it: no flag and no command is completed there.
  */
 import type { ArgsDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, metaOf, optionalValue, repeatable, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, kebab, metaOf, optionalValue, repeatable, subCommandsOf } from "./_command.ts";
 
 /** One flag of a command. */
 export interface CompletionFlag {
@@ -69,10 +69,6 @@ function hintChoices(valueHint: string | undefined): string[] {
 function hintLocalNames(valueHint: string | undefined): LocalNames {
   const hint = valueHint?.replace(/\.\.\.$/, "");
   return hint === "file" || hint === "socket" ? "file" : hint === "dir" ? "dir" : null;
-}
-
-function kebab(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 }
 
 function flagsOf(defs: ArgsDef): { flags: CompletionFlag[]; positionalValues: string[]; positionalIds: (IdKind | null)[] } {

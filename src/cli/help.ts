@@ -3,14 +3,10 @@
  * values; a command's flag groups under their own headings, after the others), sub-commands and examples. Plain text, left-aligned, no colour (it is often piped to a pager).
  */
 import type { ArgDef } from "citty";
-import { type AnyCommand, aliasesOf, argsOf, examplesOf, flagGroupsOf, metaOf, notesOf, subCommandsOf } from "./_command.ts";
+import { type AnyCommand, aliasesOf, argsOf, examplesOf, flagGroupsOf, kebab, metaOf, notesOf, subCommandsOf } from "./_command.ts";
 
 /** Flag column width; longer flag spellings put their description on the next line. */
 const COLUMN = 32;
-
-function kebab(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
-}
 
 function row(left: string, right: string): string {
   if (right === "") return `  ${left}`;

@@ -8,7 +8,7 @@
 import { runCommand } from "citty";
 import type { ArgsDef } from "citty";
 import { VERSION } from "../version.ts";
-import { type AnyCommand, argsOf, findSubCommand, metaOf, optionalValue, subCommandNames } from "./_command.ts";
+import { type AnyCommand, argsOf, findSubCommand, kebab, metaOf, optionalValue, subCommandNames } from "./_command.ts";
 import { choiceOf } from "./_shared.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
@@ -70,10 +70,6 @@ interface FlagShape {
   readonly boolean: boolean;
   /** An enum flag's choices (citty's options), null for any other flag. */
   readonly choices: readonly string[] | null;
-}
-
-function kebab(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 }
 
 function camel(name: string): string {
