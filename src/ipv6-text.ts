@@ -1,6 +1,7 @@
 /**
- * formatIpv6: the text of an IPv6 address from its 16 bytes, the one writer for every layer (the IPVS driver's
- * addresses, --allow's CIDRs, a DNS check's AAAA answers).
+ * IPv6 addresses as text, the one writer for every layer: formatIpv6 from an address's 16 bytes (the IPVS driver's
+ * addresses, --allow's CIDRs, a DNS check's AAAA answers), hostPort with a port (a listen address, a probe's target,
+ * the CLI's tables).
  */
 
 /**
@@ -21,4 +22,9 @@ export function formatIpv6(bytes: Uint8Array, at = 0): string {
   }
   const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
   return start < 0 ? hex(0, 8) : `${hex(0, start)}::${hex(start + length, 8)}`;
+}
+
+/** A host and port as one text, an IPv6 address in brackets ("[2001:db8::1]:80", "10.0.0.1:80", "example.com:80"). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -49,7 +49,8 @@ import { type RawArgs, choiceArg } from "./_shared.ts";
 import { backendBody, serviceBody } from "./request-bodies.ts";
 import { cliContext } from "./context.ts";
 import { CliError, EXIT, UsageError, exitCodeForStatus } from "./errors.ts";
-import { type StatusBackend, type StatusService, hostPort, jsonText, keyValues, statusTable } from "../render/format.ts";
+import { hostPort } from "../ipv6-text.ts";
+import { type StatusBackend, type StatusService, jsonText, keyValues, statusTable } from "../render/format.ts";
 import { table } from "../render/table.ts";
 import { prepareLibnl } from "./native.ts";
 

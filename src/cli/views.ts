@@ -3,7 +3,8 @@
  */
 import { DEFAULTS } from "../contract/fields.ts";
 import { NETMASK_RANGE } from "../ipvs/constants.ts";
-import { compact, hostPort, keyValues } from "../render/format.ts";
+import { hostPort } from "../ipv6-text.ts";
+import { compact, keyValues } from "../render/format.ts";
 import { backendTarget, forwardText, serviceAddress } from "../render/status.ts";
 import type { BackendInfo, ServiceInfo } from "./client.ts";
 

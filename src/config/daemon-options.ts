@@ -12,6 +12,7 @@ import { DEFAULTS, LIMITS } from "../contract/fields.ts";
 import type { DeclaredService } from "../core/plan.ts";
 import { UNKNOWN_DESTINATION_MODES, type UnknownDestinationMode } from "../core/unknown-destinations.ts";
 import { DEFAULT_PROBE_MARKS, MarkRangeError, parseMarkRange, type MarkRange } from "../core/mark-range.ts";
+import { hostPort } from "../ipv6-text.ts";
 
 /** Where the REST API listens. */
 export interface ListenAddress {
@@ -325,8 +326,7 @@ export function isLoopbackListen(listen: ListenAddress): boolean {
 
 /** formatListen writes a ListenAddress back as text (":4672", "[::1]:4672"). */
 export function formatListen(listen: ListenAddress): string {
-  if (listen.host === null) return `:${listen.port}`;
-  return listen.host.includes(":") ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
+  return listen.host === null ? `:${listen.port}` : hostPort(listen.host, listen.port);
 }
 
 const SIZE = /^(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;

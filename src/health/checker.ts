@@ -19,6 +19,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { errorCode } from "../errno.ts";
+import { hostPort } from "../ipv6-text.ts";
 import type { ProbeTarget } from "./options.ts";
 
 /** CheckKind classifies a result: only "pass" and "fail"/"timeout" say something about the backend. */
@@ -94,7 +95,7 @@ function checkWithSignal(
 
 /** formatHostPort renders host:port, bracketing IPv6 literals ("[::1]:80"). */
 export function formatHostPort(target: ProbeTarget): string {
-  return target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return hostPort(target.host, target.port);
 }
 
 /**

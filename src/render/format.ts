@@ -30,11 +30,6 @@ export function compact(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(1);
 }
 
-/** hostPort writes an address and port, bracketing IPv6 ("[2001:db8::1]:80"). */
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /** printJson is the JSON all --json outputs use: two-space indented, one trailing newline. */
 export function jsonText(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;

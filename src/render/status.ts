@@ -4,7 +4,8 @@
  * which serves it rendered (GET /service with Accept: text/plain) so `gorb status` only prints it.
  */
 import type { BackendStatusView, ServiceStatusView } from "../core/views.ts";
-import { type StatusBackend, type StatusService, draftStatusTable, hostPort, statusTable } from "./format.ts";
+import { hostPort } from "../ipv6-text.ts";
+import { type StatusBackend, type StatusService, draftStatusTable, statusTable } from "./format.ts";
 
 type ServiceOptions = ServiceStatusView["options"];
 type BackendOptions = BackendStatusView["options"];

@@ -44,7 +44,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "src/bgp": ["src/log", "src/errno", "src/health", "src/core"],
   "src/embedded-libnl": ["ffi"],
   "src/ui": ["src/record", "src/contract"],
-  "src/render": ["src/core", "src/bgp"],
+  "src/render": ["src/ipv6-text", "src/core", "src/bgp"],
   "src/api": ["src/log", "src/version", "src/pacer", "src/contract", "src/core", "src/config", "src/ui", "src/bgp", "src/render"],
   "src/daemon": [
     "ffi",
@@ -69,6 +69,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "src/log",
     "src/errno",
     "src/record",
+    "src/ipv6-text",
     "src/regular-file",
     "src/version",
     "src/ipvs",
