@@ -127,3 +127,20 @@ export function defined<T extends Record<string, unknown>>(obj: T): Partial<T> {
   for (const [key, value] of Object.entries(obj)) if (value !== undefined) (out as Record<string, unknown>)[key] = value;
   return out;
 }
+
+/**
+ * Wait `ms`, or less once `signal` aborts (Ctrl-C); resolves either way. Its abort listener goes with the wait, so a
+ * watch that waits once a second for days leaves none behind on the command's signal.
+ */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

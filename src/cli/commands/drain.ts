@@ -6,7 +6,7 @@
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
-import { type RawArgs, boolArg, choiceArg, defined, positional, serverArgs, stringArg } from "../_shared.ts";
+import { type RawArgs, boolArg, choiceArg, defined, positional, serverArgs, sleep, stringArg } from "../_shared.ts";
 import { type BackendInfo, GorbClient, backendPath, clientOptionsFrom } from "../client.ts";
 import { cliContext } from "../context.ts";
 import { CliError, EXIT } from "../errors.ts";
@@ -35,16 +35,6 @@ function drainProgressLine(service: string, name: string, info: BackendInfo): st
   const others =
     drain.others === undefined ? "" : drain.others === null ? " (other nodes: not all have said yet)" : ` (other nodes: ${drain.others.active} active, ${drain.others.inactive} inactive)`;
   return `${service}/${name}: draining, ${conns} connection(s) left${others}, ${m}:${s} to the deadline, then ${drain.then}`;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }
 
 /** Watch a drain until it ends; the exit code. */

@@ -15,7 +15,7 @@
  */
 import { defineCommand } from "citty";
 import { withExamples } from "../_command.ts";
-import { type RawArgs, boolArg, directArgs, jsonArgs, optionalPositional, serverArgs } from "../_shared.ts";
+import { type RawArgs, boolArg, directArgs, jsonArgs, optionalPositional, serverArgs, sleep } from "../_shared.ts";
 import { type ClientOptions, type ServiceDetail, GorbClient, clientOptionsFrom } from "../client.ts";
 import { type CliContext, cliContext } from "../context.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
@@ -82,19 +82,6 @@ async function daemonSnapshot(client: ClientOptions, service: string | undefined
     details = [{ ...info, id: service, backend_details: await api.getBackends(service, info.backends) }];
   }
   return { table: () => statusText(details), json: details };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

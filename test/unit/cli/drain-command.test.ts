@@ -104,8 +104,17 @@ describe("gorb backend drain and undrain", () => {
         return Response.json({ options: {}, metrics: {}, effective_weight: 0, stats: null, active_conns: 0, inactive_conns: 0, drain: { ...drain, ...next } });
       },
     });
+    // The command's signal (Ctrl-C): a wait between two reads must not leave its listener on it (a drain watched
+    // for days read once a second).
+    const ctrlC = new AbortController();
+    let listening = 0;
+    const add = ctrlC.signal.addEventListener.bind(ctrlC.signal);
+    const remove = ctrlC.signal.removeEventListener.bind(ctrlC.signal);
+    ctrlC.signal.addEventListener = (...args: Parameters<typeof add>) => ((listening += args[0] === "abort" ? 1 : 0), add(...args));
+    ctrlC.signal.removeEventListener = (...args: Parameters<typeof remove>) => ((listening -= args[0] === "abort" ? 1 : 0), remove(...args));
     try {
-      const run = await runGorb(["backend", "drain", "web", "b1"], { GORB_SERVER: `http://127.0.0.1:${fake.port}` });
+      const run = await runGorb(["backend", "drain", "web", "b1"], { GORB_SERVER: `http://127.0.0.1:${fake.port}` }, { signal: ctrlC.signal });
+      expect(listening).toBe(0);
       expect(run.code).toBe(0);
       expect(run.stderr.split("\n").filter((l) => l.startsWith("web/b1"))).toEqual([
         "web/b1: draining, 0 active, 0 inactive connection(s) left (other nodes: 2 active, 1 inactive), 5:00 to the deadline, then remove",
