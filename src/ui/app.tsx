@@ -44,6 +44,7 @@ export function App() {
   // else New service.
   const list = useRef<HTMLDivElement>(null);
   const newService = useRef<HTMLButtonElement>(null);
+  const beforeNotice = useRef<HTMLElement | null>(null);
   const cards = (root: HTMLElement) => new Map([...root.querySelectorAll<HTMLElement>(":scope > [data-service]")].map((card) => [card.getAttribute("data-service") ?? "", card]));
   useFocusRescue(
     list,
@@ -215,6 +216,14 @@ export function App() {
   const services = [...store.services].sort((a, b) => Number(!isDegraded(a)) - Number(!isDegraded(b)) || a.id.localeCompare(b.id));
   const backends = services.reduce((n, s) => n + s.backend_details.length, 0);
   const down = services.reduce((n, s) => n + s.backend_details.filter((b) => b.metrics.state === "down").length, 0);
+  // Dismiss takes the notice, and the focus on it, away: focus goes back to where it was before it came to Dismiss
+  // (the button that ran the action), else to New service; it fell to <body>.
+  const dismiss = () => {
+    const back = beforeNotice.current;
+    beforeNotice.current = null;
+    setNotice(null);
+    (back?.isConnected === true ? back : newService.current)?.focus();
+  };
   const close = () => setDialog(null);
   const submitted = (text: string) => {
     setDialog(null);
@@ -261,9 +270,16 @@ export function App() {
         </nav>
       </header>
       {notice !== null && (
-        <p class={`notice${notice.error ? " error" : ""}`} role={notice.error ? "alert" : "status"}>
+        <p
+          class={`notice${notice.error ? " error" : ""}`}
+          role={notice.error ? "alert" : "status"}
+          onFocusIn={(e) => {
+            const from = e.relatedTarget;
+            if (from instanceof HTMLElement && !e.currentTarget.contains(from)) beforeNotice.current = from;
+          }}
+        >
           {visibleText(notice.text)}
-          <button type="button" class="close" aria-label="Dismiss" onClick={() => setNotice(null)}>
+          <button type="button" class="close" aria-label="Dismiss" onClick={dismiss}>
             ×
           </button>
         </p>

@@ -567,6 +567,11 @@ describe("the web UI against a real IPVS kernel", () => {
     await page.getByRole("button", { name: "Reconcile" }).click();
     await page.locator(".notice", { hasText: /^reconcile: \d+ repair/ }).waitFor();
     await shot("main");
+    // Dismiss (×) takes the notice away with the focus on it: focus goes back to where it was before (Reconcile).
+    await page.getByRole("button", { name: "Dismiss" }).focus();
+    await page.keyboard.press("Enter");
+    await page.locator(".notice").waitFor({ state: "detached" });
+    expect(await focused(page.getByRole("button", { name: "Reconcile" }))).toBe(true);
     await page.setViewportSize({ width: 390, height: 844 });
     await shot("phone");
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
