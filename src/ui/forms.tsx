@@ -17,6 +17,8 @@ interface InputProps {
   readonly error: string | undefined;
   readonly onInput: (path: string, value: string | boolean) => void;
   readonly formId: string;
+  /** The field a dialog opened on this form focuses (the first one that can be edited). */
+  readonly autoFocus: boolean;
 }
 
 /** The element of the field at `path` ("pulse.args.port": `${formId}-pulse-args-port`); "" is the error above the fields. */
@@ -24,13 +26,14 @@ function elementId(formId: string, path: string): string {
   return path === "" ? `${formId}-top-error` : `${formId}-${path.replace(/\./g, "-")}`;
 }
 
-function FieldInput({ field, path, value, error, onInput, formId }: InputProps) {
+function FieldInput({ field, path, value, error, onInput, formId, autoFocus }: InputProps) {
   const id = elementId(formId, path);
   const help = field.description === "" ? undefined : `${id}-help`;
   const errId = `${id}-error`;
   const common = {
     id,
     name: path,
+    autoFocus,
     "aria-invalid": error !== undefined,
     "aria-describedby": [error !== undefined ? errId : "", help ?? ""].join(" ").trim() || undefined,
   };
@@ -81,12 +84,19 @@ function FieldInput({ field, path, value, error, onInput, formId }: InputProps) 
   );
 }
 
-function FieldSet(props: { fields: readonly Field[]; prefix: string; values: Values; errors: Record<string, string>; onInput: InputProps["onInput"]; formId: string; legend?: string }) {
+/** The path of the first field of `fields` (depth first), or null. */
+function firstPath(fields: readonly Field[], prefix = ""): string | null {
+  const first = fields[0];
+  if (first === undefined) return null;
+  return first.kind === "object" ? firstPath(first.fields, `${prefix}${first.name}.`) : prefix + first.name;
+}
+
+function FieldSet(props: { fields: readonly Field[]; prefix: string; values: Values; errors: Record<string, string>; onInput: InputProps["onInput"]; formId: string; focus: string | null; legend?: string }) {
   const inner = props.fields.map((f) =>
     f.kind === "object" ? (
-      <FieldSet key={f.name} fields={f.fields} prefix={`${props.prefix}${f.name}.`} values={props.values} errors={props.errors} onInput={props.onInput} formId={props.formId} legend={props.prefix + f.name} />
+      <FieldSet key={f.name} fields={f.fields} prefix={`${props.prefix}${f.name}.`} values={props.values} errors={props.errors} onInput={props.onInput} formId={props.formId} focus={props.focus} legend={props.prefix + f.name} />
     ) : (
-      <FieldInput key={f.name} field={f} path={props.prefix + f.name} value={props.values[props.prefix + f.name]} error={props.errors[props.prefix + f.name]} onInput={props.onInput} formId={props.formId} />
+      <FieldInput key={f.name} field={f} path={props.prefix + f.name} value={props.values[props.prefix + f.name]} error={props.errors[props.prefix + f.name]} onInput={props.onInput} formId={props.formId} autoFocus={props.focus === props.prefix + f.name} />
     ),
   );
   if (props.legend === undefined) return <div class="fields">{inner}</div>;
@@ -189,7 +199,9 @@ export function EntityForm({ what, fields, id, initial, submitLabel, onSubmit, o
           </p>
         )}
       </div>
-      <FieldSet fields={fields} prefix="" values={values} errors={errors} onInput={onInput} formId={formId} />
+      {/* The dialog opens on the first field one can type in: the id, or when editing (the id is read-only) the
+          first of the others; it opened on its × button. */}
+      <FieldSet fields={fields} prefix="" values={values} errors={errors} onInput={onInput} formId={formId} focus={id === null ? null : firstPath(fields)} />
       <div class="buttons">
         <button type="submit" class="primary" disabled={busy}>
           {submitLabel}

@@ -385,6 +385,11 @@ describe("the web UI against a real IPVS kernel", () => {
   }, 120_000);
 
   test("maintenance from the checkbox: the row says so and the kernel has weight 0; unchecked, the weight comes back", async () => {
+    // Edit backend opens on the first field one can change (the id is read-only), not on ×.
+    await backend("b1").getByRole("button", { name: "Edit backend b1 of web", exact: true }).click();
+    expect(await focused(page.getByRole("form", { name: "Save backend form" }).locator("#backend-form-host"))).toBe(true);
+    await page.keyboard.press("Escape");
+    expect(await focused(backend("b1").getByRole("button", { name: "Edit backend b1 of web", exact: true }))).toBe(true);
     const box = backend("b1").getByRole("checkbox", { name: "maintenance" });
     expect(await box.isChecked()).toBe(false);
     await box.click();
@@ -509,6 +514,7 @@ describe("the web UI against a real IPVS kernel", () => {
     const edit = async (quorum: string) => {
       await service("web").getByRole("button", { name: "Edit service" }).click();
       const form = page.getByRole("form", { name: "Save service form" });
+      expect(await focused(form.locator("#service-form-host"))).toBe(true); // the first field one can change, not ×
       await form.locator("#service-form-quorum").fill(quorum);
       await form.getByRole("button", { name: "Save service" }).click();
       await form.waitFor({ state: "detached" });
