@@ -52,18 +52,44 @@ function address(s: ServiceView): string {
   return `${o.protocol} ${host.includes(":") ? `[${host}]` : host}:${o.port}`;
 }
 
+/**
+ * A one-click action's refusal (Weight 0, maintenance, Undrain, Delete), said where it was asked: under the row's or
+ * card's buttons, tied to the control (`aria-describedby`), which keeps the focus. `slot` names the control; the
+ * next action there clears it.
+ */
+function useRefusal(actions: Actions) {
+  const [refused, setRefused] = useState<{ slot: string; text: string } | null>(null);
+  const id = useId();
+  const act = async (slot: string, label: string, what: string, task: () => Promise<unknown>): Promise<ApiError | null> => {
+    setRefused(null);
+    const refusal = await actions.run(what, task, true);
+    if (refusal !== null) setRefused({ slot, text: `${label}: ${describeError(refusal)}` });
+    return refusal;
+  };
+  const describedBy = (slot: string) => (refused?.slot === slot ? id : undefined);
+  const shown =
+    refused === null ? null : (
+      <p id={id} class="error" role="alert">
+        {visibleText(refused.text)}
+      </p>
+    );
+  return { act, describedBy, shown, clear: () => setRefused(null) };
+}
+
 function BackendRow({ store, service, b, actions }: { store: Store; service: string; b: BackendView; actions: Actions }) {
   const key = Store.key(service, b.id);
   const series = store.timelines.get(key);
   const zeroed = b.options.weight === 0;
+  const refusal = useRefusal(actions);
   const weightZero = () =>
-    actions.run(`weight 0 ${key}`, async () => {
+    refusal.act("weight", "Weight 0", `weight 0 ${key}`, async () => {
       const had = b.options.weight;
       await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
       store.drainedFrom.set(key, had);
     });
-  const restore = (weight: string) =>
-    actions.run(
+  const restore = (weight: string) => {
+    refusal.clear();
+    return actions.run(
       `restore ${key}`,
       async () => {
         await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
@@ -71,11 +97,15 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       },
       true,
     );
+  };
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
-    actions.run(`maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
-  const drain = (body: { timeout: string; then: "remove" | "keep" }) => actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }), true);
-  const undrain = () => actions.run(`undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
+    refusal.act("maintenance", `maintenance ${maintenance ? "off" : "on"}`, `maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
+  const drain = (body: { timeout: string; then: "remove" | "keep" }) => {
+    refusal.clear();
+    return actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }), true);
+  };
+  const undrain = () => refusal.act("drain", "Undrain", `undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
   const connDrain = b.drain ?? null;
   const subject = `backend ${visibleText(b.id)} of ${visibleText(service)}`;
   return (
@@ -112,17 +142,17 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
         {zeroed ? (
           <RestoreButton subject={subject} offer={store.restoreOffer(service, b.id)} onSet={restore} />
         ) : (
-          <button type="button" data-slot="weight" aria-label={`Weight 0 for ${subject}`} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
+          <button type="button" data-slot="weight" aria-label={`Weight 0 for ${subject}`} aria-describedby={refusal.describedBy("weight")} onClick={weightZero} title="configured weight 0 (PATCH); Restore asks for the weight to set back">
             Weight 0
           </button>
         )}
         <label class="toggle" title="maintenance: weight 0 whatever the health checks say (they keep running)">
-          <input type="checkbox" aria-label={`maintenance for ${subject}`} checked={maintenance} onChange={toggleMaintenance} /> maintenance
+          <input type="checkbox" aria-label={`maintenance for ${subject}`} aria-describedby={refusal.describedBy("maintenance")} checked={maintenance} onChange={toggleMaintenance} /> maintenance
         </label>
         {connDrain === null ? (
           <DrainButton subject={subject} onStart={drain} />
         ) : (
-          <button type="button" data-slot="drain" aria-label={`Undrain ${subject}`} onClick={undrain} title="end the drain: its weight comes back">
+          <button type="button" data-slot="drain" aria-label={`Undrain ${subject}`} aria-describedby={refusal.describedBy("drain")} onClick={undrain} title="end the drain: its weight comes back">
             Undrain
           </button>
         )}
@@ -131,9 +161,11 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           name={`Delete ${subject}`}
           subject={subject}
           confirm={`Delete ${subject}?`}
-          onConfirm={() => actions.run(`delete ${key}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
+          describedBy={refusal.describedBy("delete")}
+          onConfirm={() => refusal.act("delete", "Delete", `delete ${key}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
         />
       </div>
+      {refusal.shown}
     </li>
   );
 }
@@ -342,6 +374,7 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
   const down = s.backend_details.filter((b) => b.metrics.state === "down");
   const drained = s.backend_details.filter((b) => b.effective_weight === 0 && b.metrics.state !== "down");
   const rates = store.rates.get(s.id);
+  const refusal = useRefusal(actions);
   return (
     <section ref={card} class={`service${isDegraded(s) ? " degraded" : ""}`} data-service={s.id} aria-labelledby={`svc-${s.id}`}>
       <header>
@@ -401,8 +434,10 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           name={`Delete service ${visibleText(s.id)}`}
           subject={`service ${visibleText(s.id)}`}
           confirm={`Delete ${s.id} and its backends?`}
-          onConfirm={() => actions.run(`delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
+          describedBy={refusal.describedBy("delete")}
+          onConfirm={() => refusal.act("delete", "Delete service", `delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
       </div>
+      {refusal.shown}
     </section>
   );
 }

@@ -115,13 +115,14 @@ export function useFocusRescue<T>(ref: RefObject<HTMLElement | null>, note: (foc
 
 /**
  * A delete asked in place. `label` is the button's text; `name`, its accessible name, says what it deletes ("Delete
- * backend b1 of web"), and so do Yes's and No's, with `subject` ("backend b1 of web").
+ * backend b1 of web"), and so do Yes's and No's, with `subject` ("backend b1 of web"); `describedBy`, the id of a
+ * refusal said under it.
  */
-export function ConfirmButton({ label, name, subject, confirm, onConfirm }: { label: string; name: string; subject: string; confirm: string; onConfirm: () => void }) {
+export function ConfirmButton({ label, name, subject, confirm, describedBy, onConfirm }: { label: string; name: string; subject: string; confirm: string; describedBy?: string | undefined; onConfirm: () => void }) {
   const ask = useInlineConfirm();
   if (!ask.asking) {
     return (
-      <button type="button" class="danger" ref={ask.opener} aria-label={name} onClick={() => ask.setAsking(true)}>
+      <button type="button" class="danger" ref={ask.opener} aria-label={name} aria-describedby={describedBy} onClick={() => ask.setAsking(true)}>
         {label}
       </button>
     );

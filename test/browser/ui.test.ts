@@ -535,6 +535,31 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
     await page.locator(".stream-reconnecting").waitFor();
     await shot("reconnecting");
+    // A one-click action gorb does not take (it is stopped: nothing answers) is refused where it was asked, under its
+    // row's buttons (a service's, its card's), tied to the control, which keeps the focus; not at the top of the page.
+    const weightZero = backend("b1").getByRole("button", { name: "Weight 0 for backend b1 of web", exact: true });
+    await weightZero.click();
+    const b1Refusal = backend("b1").getByRole("alert");
+    await b1Refusal.filter({ hasText: /^Weight 0: NETWORK: gorb did not answer/ }).waitFor();
+    expect(await weightZero.getAttribute("aria-describedby")).toBe(await b1Refusal.getAttribute("id"));
+    expect(await focused(weightZero)).toBe(true);
+    const box = backend("b2").getByRole("checkbox", { name: "maintenance for backend b2 of web", exact: true });
+    await box.click();
+    await backend("b2").getByRole("alert").filter({ hasText: /^maintenance on: NETWORK: / }).waitFor();
+    expect(await box.isChecked()).toBe(false); // what gorb has
+    expect(await focused(box)).toBe(true);
+    const deleteB1 = backend("b1").getByRole("button", { name: "Delete backend b1 of web", exact: true });
+    await deleteB1.click();
+    await backend("b1").getByRole("button", { name: "Yes, delete backend b1 of web", exact: true }).click();
+    await b1Refusal.filter({ hasText: /^Delete: NETWORK: / }).waitFor();
+    expect(await deleteB1.getAttribute("aria-describedby")).toBe(await b1Refusal.getAttribute("id"));
+    expect(await focused(deleteB1)).toBe(true);
+    await service("web").getByRole("button", { name: "Delete service web", exact: true }).click();
+    await service("web").getByRole("button", { name: "Yes, delete service web", exact: true }).click();
+    await service("web").locator(":scope > [role=alert]").filter({ hasText: /^Delete service: NETWORK: / }).waitFor();
+    expect(await focused(service("web").getByRole("button", { name: "Delete service web", exact: true }))).toBe(true);
+    expect(await page.locator(".notice.error").count()).toBe(0);
+    await shot("refused-in-place");
     expect(await guestCommand("gorb-start")).toContain("gorb starting");
     await page.locator(".stream-live").waitFor({ timeout: 120_000 });
     // The last id it saw is from the previous run: gorb answers `resync`, and the UI reads the state again.
