@@ -34,7 +34,9 @@ export function App() {
   const store = useMemo(() => new Store(), []);
   useStore(store);
   const [forms, setForms] = useState<Forms | null>(null);
-  const [needToken, setNeedToken] = useState<string | null>(null);
+  // Why the token prompt shows: none was given, or the one given was refused (a wrong one, or gorb restarted with another).
+  const [needToken, setNeedToken] = useState<"missing" | "refused" | null>(null);
+  const askToken = () => setNeedToken(savedToken() === null ? "missing" : "refused");
   const [stream, setStream] = useState<{ status: StreamStatus; detail: string }>({ status: "connecting", detail: "" });
   const [dialog, setDialog] = useState<Dialog>(null);
   const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
@@ -81,7 +83,7 @@ export function App() {
         setForms(formsOf(doc));
       },
       (error: unknown) => {
-        if (error instanceof ApiError && error.status === 401) setNeedToken(savedToken() === null ? "This gorb needs an API token." : "The token was refused; enter it again.");
+        if (error instanceof ApiError && error.status === 401) askToken();
         else setNotice({ text: `cannot read /openapi.json: ${error instanceof ApiError ? describeError(error) : String(error)}`, error: true });
       },
     );
@@ -122,7 +124,7 @@ export function App() {
         setStream({ status, detail });
         if (status === "unauthorized") {
           setForms(null);
-          setNeedToken("The token was refused; enter it again.");
+          askToken();
         }
       },
       onEvent: (type, data) => {
@@ -203,7 +205,8 @@ export function App() {
   if (needToken !== null) {
     return (
       <TokenPrompt
-        message={needToken}
+        message={needToken === "missing" ? "This gorb needs an API token." : "The token was refused; enter it again."}
+        refused={needToken === "refused"}
         onToken={(token) => {
           saveToken(token === "" ? null : token);
           setNeedToken(null);

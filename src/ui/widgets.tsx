@@ -43,8 +43,15 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
   );
 }
 
-export function TokenPrompt({ message, onToken }: { message: string; onToken: (token: string) => void }) {
+/**
+ * Asks for the API token. The field takes the focus when the prompt appears (`autoFocus` does nothing after the page
+ * has loaded: a token refused, or one a restarted gorb no longer takes); `refused` says why it asks again, as an
+ * alert tied to the field.
+ */
+export function TokenPrompt({ message, refused, onToken }: { message: string; refused: boolean; onToken: (token: string) => void }) {
   const [token, setToken] = useState("");
+  const field = useRef<HTMLInputElement>(null);
+  useLayoutEffect(() => field.current?.focus(), []);
   return (
     <main class="token">
       <form
@@ -54,9 +61,11 @@ export function TokenPrompt({ message, onToken }: { message: string; onToken: (t
         }}
       >
         <h1>gorb</h1>
-        <p>{message}</p>
+        <p id="token-why" role={refused ? "alert" : undefined}>
+          {message}
+        </p>
         <label for="token">API token</label>
-        <input id="token" type="password" autoComplete="off" autoFocus value={token} onInput={(e) => setToken(e.currentTarget.value)} />
+        <input id="token" ref={field} type="password" autoComplete="off" aria-invalid={refused} aria-describedby="token-why" value={token} onInput={(e) => setToken(e.currentTarget.value)} />
         <p class="help">Kept for this tab only (sessionStorage) and sent as an Authorization header.</p>
         <button type="submit" class="primary">
           Connect

@@ -77,7 +77,12 @@ case "$cmd" in
   stop) [ -n "$arg" ] && kill "$(cat /tmp/be$arg.pid)" && echo "stopped be$arg" ;;
   start) [ -n "$arg" ] && { /usr/sbin/ip netns exec be$arg /bin/busybox httpd -f -p 10.77.$arg.2:80 -h /tmp/www/be$arg </dev/null >/dev/null 2>&1 & echo $! > /tmp/be$arg.pid; echo "started be$arg"; } ;;
   gorb-stop) kill -TERM "$(cat /tmp/gorb.pid)" && echo "gorb stopping" ;;
-  gorb-start) /usr/bin/gorb serve ${SERVE_ARGS} </dev/null >>/tmp/gorb-again.log 2>&1 & echo $! > /tmp/gorb.pid; echo "gorb starting" ;;
+  gorb-start)
+    # Once the one stopped has exited; "gorb-start N" asks for the token token-N (--token-file).
+    while kill -0 "$(cat /tmp/gorb.pid)" 2>/dev/null; do sleep 1; done
+    token=""
+    if [ -n "$arg" ]; then ( umask 077; echo "token-$arg" > /tmp/token ); token="--token-file /tmp/token"; fi
+    /usr/bin/gorb serve ${SERVE_ARGS} $token </dev/null >>/tmp/gorb-again.log 2>&1 & echo $! > /tmp/gorb.pid; echo "gorb starting" ;;
   quit) touch /tmp/quit; echo bye ;;
   *) echo "unknown command $cmd" ;;
 esac
@@ -531,7 +536,7 @@ describe("the web UI against a real IPVS kernel", () => {
     await notReloaded();
   }, 120_000);
 
-  test("a lost stream shows reconnecting; when gorb is back the UI resumes, gets resync and re-reads, without a reload", async () => {
+  test("a lost stream shows reconnecting; gorb back with a token: the page asks for it; when gorb is back the UI resumes, gets resync and re-reads, without a reload", async () => {
     expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
     await page.locator(".stream-reconnecting").waitFor();
     await shot("reconnecting");
@@ -560,6 +565,42 @@ describe("the web UI against a real IPVS kernel", () => {
     expect(await focused(service("web").getByRole("button", { name: "Delete service web", exact: true }))).toBe(true);
     expect(await page.locator(".notice.error").count()).toBe(0);
     await shot("refused-in-place");
+
+    // gorb back with a token (--token-file): the page, which had none, asks for it, the field focused.
+    const tokenField = page.getByLabel("API token");
+    const connect = async (token: string) => {
+      await tokenField.fill(token);
+      await tokenField.press("Enter");
+    };
+    expect(await guestCommand("gorb-start 1")).toContain("gorb starting");
+    await page.getByText("This gorb needs an API token.").waitFor({ timeout: 120_000 });
+    expect(await focused(tokenField)).toBe(true);
+    await shot("token");
+    // A wrong one: asked again, said as an alert tied to the field, which has the focus (it fell to <body>).
+    await connect("token-9");
+    const refused = page.getByRole("alert").filter({ hasText: "The token was refused; enter it again." });
+    await refused.waitFor();
+    expect(await tokenField.getAttribute("aria-describedby")).toBe(await refused.getAttribute("id"));
+    expect(await focused(tokenField)).toBe(true);
+    await connect("token-1");
+    await page.locator(".stream-live").waitFor();
+    // Restarted with another token, gorb refuses the one the page has: it asks again.
+    expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
+    expect(await guestCommand("gorb-start 2")).toContain("gorb starting");
+    await refused.waitFor({ timeout: 120_000 });
+    expect(await focused(tokenField)).toBe(true);
+    await connect("token-2");
+    await page.locator(".stream-live").waitFor();
+    await notReloaded();
+    // Events on this stream (it started afresh with the token), for the resume below: the maintenance refused while
+    // gorb was stopped, asked again; its refusal goes.
+    await box.click();
+    await backend("b2").locator(".badge", { hasText: /^maintenance$/ }).waitFor();
+    expect(await backend("b2").getByRole("alert").count()).toBe(0);
+    await box.click();
+    await page.locator(".activity li", { hasText: "maintenance off" }).filter({ hasText: "web/b2" }).waitFor();
+    expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
+    await page.locator(".stream-reconnecting").waitFor();
     expect(await guestCommand("gorb-start")).toContain("gorb starting");
     await page.locator(".stream-live").waitFor({ timeout: 120_000 });
     // The last id it saw is from the previous run: gorb answers `resync`, and the UI reads the state again.
@@ -567,7 +608,7 @@ describe("the web UI against a real IPVS kernel", () => {
     await backend("b1").locator(".badge", { hasText: "up" }).waitFor();
     await backend("b2").locator(".badge", { hasText: "up" }).waitFor();
     await notReloaded();
-  }, 180_000);
+  }, 420_000);
 
   test("apply shows the plan before it changes anything; reconcile answers", async () => {
     await page.getByRole("button", { name: "Apply file" }).click();
