@@ -22,6 +22,8 @@ import { Modal, TokenPrompt, useFocusRescue } from "./widgets.tsx";
 
 /** Milliseconds between two full reads (the rates and counters have no events). */
 const POLL_MS = 3000;
+/** Milliseconds between two reads of the forms (GET /openapi.json) while it fails (gorb stopped or starting). */
+const FORMS_RETRY_MS = 2000;
 
 function useStore(store: Store): number {
   const [tick, setTick] = useState(0);
@@ -39,7 +41,8 @@ export function App() {
   const askToken = () => setNeedToken(savedToken() === null ? "missing" : "refused");
   const [stream, setStream] = useState<{ status: StreamStatus; detail: string }>({ status: "connecting", detail: "" });
   const [dialog, setDialog] = useState<Dialog>(null);
-  const [notice, setNotice] = useState<{ text: string; error: boolean } | null>(null);
+  // `forms`: the notice says the forms cannot be read; it goes once they are.
+  const [notice, setNotice] = useState<{ text: string; error: boolean; forms?: true } | null>(null);
   const [attempt, setAttempt] = useState(0);
   const [stale, setStale] = useState<ReadFailure | null>(null);
   // A service deleted while focus was in its card: focus goes to the next card's heading, else the one before's,
@@ -75,18 +78,32 @@ export function App() {
   };
   const actions: Actions = { run, open: setDialog };
 
-  // The forms' fields, which also tells whether a token is needed.
+  // The forms' fields, which also tells whether a token is needed. Read again every 2 s while it fails otherwise
+  // (gorb stopped, or starting: 503): the page waited for a reload, its stream never started.
   useEffect(() => {
+    let gone = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     call("openapi").then(
       (doc) => {
+        if (gone) return;
         setNeedToken(null);
         setForms(formsOf(doc));
+        setNotice((n) => (n?.forms === true ? null : n));
       },
       (error: unknown) => {
-        if (error instanceof ApiError && error.status === 401) askToken();
-        else setNotice({ text: `cannot read /openapi.json: ${error instanceof ApiError ? describeError(error) : String(error)}`, error: true });
+        if (gone) return;
+        if (error instanceof ApiError && error.status === 401) {
+          askToken();
+          return;
+        }
+        setNotice({ text: `cannot read /openapi.json: ${error instanceof ApiError ? describeError(error) : String(error)}; trying again every ${FORMS_RETRY_MS / 1000} s`, error: true, forms: true });
+        retry = setTimeout(() => setAttempt((a) => a + 1), FORMS_RETRY_MS);
       },
     );
+    return () => {
+      gone = true;
+      clearTimeout(retry);
+    };
   }, [attempt]);
 
   // The event stream patches what changed; a full read at (re)open without a position and on resync.
@@ -210,6 +227,7 @@ export function App() {
         onToken={(token) => {
           saveToken(token === "" ? null : token);
           setNeedToken(null);
+          setStream({ status: "connecting", detail: "" });
           setAttempt((a) => a + 1);
         }}
       />

@@ -256,6 +256,20 @@ afterAll(async () => {
   }
 }, 60_000);
 
+/** Waits until gorb in the guest no longer answers (stopped). */
+async function gorbGone(): Promise<void> {
+  const deadline = performance.now() + UI_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    try {
+      await fetch(`${API}/ui`, { signal: AbortSignal.timeout(2_000) });
+    } catch {
+      return;
+    }
+    await Bun.sleep(200);
+  }
+  throw new Error("gorb still answers");
+}
+
 async function notReloaded(): Promise<void> {
   expect(await page.evaluate(() => (window as unknown as { gorbTestMarker?: number }).gorbTestMarker)).toBe(42);
 }
@@ -582,8 +596,16 @@ describe("the web UI against a real IPVS kernel", () => {
     await refused.waitFor();
     expect(await tokenField.getAttribute("aria-describedby")).toBe(await refused.getAttribute("id"));
     expect(await focused(tokenField)).toBe(true);
+    // The right one, sent while gorb is stopped again: the page cannot read its forms, says so, and reads them again
+    // once gorb is back, without a reload (it waited for one, its stream never started).
+    expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
+    await gorbGone();
     await connect("token-1");
-    await page.locator(".stream-live").waitFor();
+    await page.locator(".notice.error", { hasText: /^cannot read \/openapi\.json: NETWORK: .*; trying again every 2 s/ }).waitFor();
+    expect(await page.locator(".stream").textContent()).toBe("connecting");
+    expect(await guestCommand("gorb-start 1")).toContain("gorb starting");
+    await page.locator(".stream-live").waitFor({ timeout: 120_000 });
+    await page.locator(".notice").waitFor({ state: "detached" });
     // Restarted with another token, gorb refuses the one the page has: it asks again.
     expect(await guestCommand("gorb-stop")).toContain("gorb stopping");
     expect(await guestCommand("gorb-start 2")).toContain("gorb starting");
