@@ -134,7 +134,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
             : "drained: held at weight 0 until Undrain"}
         </p>
       )}
-      {series !== undefined && <Chart series={series} kind="timeline" label={`${b.id}: effective weight and health over the last minutes`} />}
+      {series !== undefined && <Chart series={series} kind="timeline" label={`${visibleText(b.id)}: effective weight and health over the last minutes`} />}
       <div class="buttons">
         <button type="button" aria-label={`Edit ${subject}`} onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
           Edit
@@ -416,7 +416,7 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           ))}
         </p>
       )}
-      {rates !== undefined && <Chart series={rates} kind="rates" label={`${s.id}: connections and packets per second over the last minutes`} />}
+      {rates !== undefined && <Chart series={rates} kind="rates" label={`${visibleText(s.id)}: connections and packets per second over the last minutes`} />}
       <ul class="backends">
         {s.backend_details.map((b) => (
           <BackendRow key={b.id} store={store} service={s.id} b={b} actions={actions} />

@@ -722,6 +722,19 @@ describe("the web UI against a real IPVS kernel", () => {
     }
     expect((await fetch(`${API}/service/late`, { method: "DELETE" })).status).toBe(200);
     await service("late").waitFor({ state: "detached" });
+
+    // Ids as another client may give them: a right-to-left service, a backend that starts with a digit, one with a
+    // RIGHT-TO-LEFT OVERRIDE: every place that names them draws them as they are, in their order.
+    const rtl = "שירות";
+    const path = (...ids: string[]) => `/service/${ids.map(encodeURIComponent).join("/")}`;
+    expect((await put(path(rtl), { host: "10.0.0.25", port: 80 })).status).toBe(200);
+    expect((await put(path(rtl, "9"), { host: "10.77.1.2", port: 80, pulse: { type: "none" } })).status).toBe(200);
+    expect((await put(path(rtl, "\u202Eb1"), { host: "10.77.2.2", port: 80, pulse: { type: "none" } })).status).toBe(200);
+    await backend("\u202Eb1", rtl).locator(".chart-timeline").waitFor();
+    // A chart's name shows the control as a mark, as the id above it does (it drew "1b" before the text).
+    expect(await backend("\u202Eb1", rtl).locator(".chart-timeline").getAttribute("aria-label")).toBe("⟨U+202E⟩b1: effective weight and health over the last minutes");
+    expect((await fetch(`${API}${path(rtl)}`, { method: "DELETE" })).status).toBe(200);
+    await service(rtl).waitFor({ state: "detached" });
   }, 120_000);
 
   test("delete everything through the UI: the kernel table is empty; focus goes to what comes next", async () => {
