@@ -37,3 +37,11 @@ export function visibleText(text: string): string {
   if (!INVISIBLE.test(text)) return text;
   return text.replace(INVISIBLE_ALL, (c) => `⟨U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
 }
+
+/**
+ * An id to put in a sentence drawn for people: visibleText, between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE
+ * (what <bdi> does in HTML), so a right-to-left id keeps its place: "maintenance שירות/9" drew backend 9 first.
+ */
+export function isolatedId(id: string): string {
+  return `\u2068${visibleText(id)}\u2069`;
+}

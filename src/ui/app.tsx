@@ -10,7 +10,7 @@ import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
 import { InOrder } from "./in-order.ts";
-import { visibleText } from "../contract/ids.ts";
+import { isolatedId, visibleText } from "../contract/ids.ts";
 import { EntityForm } from "./forms.tsx";
 import { ApplyPanel, BgpPanel, FleetPanel, MetricsPanel } from "./panels.tsx";
 import { type ReadFailure, Reads } from "./reads.ts";
@@ -18,7 +18,7 @@ import { type Actions, type Dialog, ServiceCard, nextRow } from "./services.tsx"
 import { isDegraded } from "./service-notes.ts";
 import { type Forms, formsOf } from "./schema.ts";
 import { type BackendView, type HealthState, type ServiceView, Store } from "./store.ts";
-import { Modal, TokenPrompt, useFocusRescue } from "./widgets.tsx";
+import { Id, Modal, TokenPrompt, useFocusRescue } from "./widgets.tsx";
 
 /** Milliseconds between two full reads (the rates and counters have no events). */
 const POLL_MS = 3000;
@@ -72,7 +72,7 @@ export function App() {
       return null;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      if (!inPlace) setNotice({ text: `${what}: ${describeError(error)}`, error: true });
+      if (!inPlace) setNotice({ text: `${what}: ${visibleText(describeError(error))}`, error: true });
       return error;
     }
   };
@@ -96,7 +96,7 @@ export function App() {
           askToken();
           return;
         }
-        setNotice({ text: `cannot read /openapi.json: ${error instanceof ApiError ? describeError(error) : String(error)}; trying again every ${FORMS_RETRY_MS / 1000} s`, error: true, forms: true });
+        setNotice({ text: `cannot read /openapi.json: ${visibleText(error instanceof ApiError ? describeError(error) : String(error))}; trying again every ${FORMS_RETRY_MS / 1000} s`, error: true, forms: true });
         retry = setTimeout(() => setAttempt((a) => a + 1), FORMS_RETRY_MS);
       },
     );
@@ -148,7 +148,6 @@ export function App() {
         const service = String(data.service ?? "");
         const backend = typeof data.backend === "string" ? data.backend : null;
         const time = typeof data.time === "string" ? Date.parse(data.time) / 1000 : Date.now() / 1000;
-        const target = backend === null ? service : `${service}/${backend}`;
         let detail = "";
         switch (type) {
           case "resync":
@@ -203,7 +202,7 @@ export function App() {
           default:
             break;
         }
-        store.log({ time: typeof data.time === "string" ? data.time : new Date().toISOString(), type, target, detail });
+        store.log({ time: typeof data.time === "string" ? data.time : new Date().toISOString(), type, service, backend, detail });
       },
     });
     // Not while the tab is hidden: nobody looks, and a big table is not worth reading every 3 s for nothing.
@@ -299,7 +298,7 @@ export function App() {
             if (from instanceof HTMLElement && !e.currentTarget.contains(from)) beforeNotice.current = from;
           }}
         >
-          {visibleText(notice.text)}
+          {notice.text}
           <button type="button" class="close" aria-label="Dismiss" onClick={dismiss}>
             ×
           </button>
@@ -317,7 +316,7 @@ export function App() {
           <ol>
             {store.activity.map((a, i) => (
               <li key={`${a.time}-${i}`}>
-                <time dateTime={a.time}>{new Date(a.time).toLocaleTimeString()}</time> <span class="type">{a.type}</span> <bdi>{visibleText(a.target)}</bdi> <span class="detail">{a.detail}</span>
+                <time dateTime={a.time}>{new Date(a.time).toLocaleTimeString()}</time> <span class="type">{a.type}</span> <span class="target"><Id id={a.service} />{a.backend !== null && <>/<Id id={a.backend} /></>}</span> <span class="detail">{a.detail}</span>
               </li>
             ))}
           </ol>
@@ -326,25 +325,25 @@ export function App() {
       {dialog !== null && forms !== null && dialog.kind === "new-service" && (
         <Modal title="New service" onClose={close}>
           <EntityForm what="service" fields={forms.service} id={null} initial={null} submitLabel="Create service" onCancel={close}
-            onSubmit={async (id, body) => { await call("createService", { params: { service: id }, body }); submitted(`service ${id} created`); }} />
+            onSubmit={async (id, body) => { await call("createService", { params: { service: id }, body }); submitted(`service ${isolatedId(id)} created`); }} />
         </Modal>
       )}
       {dialog !== null && forms !== null && dialog.kind === "edit-service" && (
-        <Modal title={`Edit service ${dialog.service.id}`} onClose={close}>
+        <Modal title={`Edit service ${isolatedId(dialog.service.id)}`} onClose={close}>
           <EntityForm what="service" fields={forms.service} id={dialog.service.id} initial={flatten(forms.service, dialog.service.options)} submitLabel="Save service" onCancel={close}
-            onSubmit={async (id, body) => { await call("updateService", { params: { service: id }, body }); submitted(`service ${id} changed`); }} />
+            onSubmit={async (id, body) => { await call("updateService", { params: { service: id }, body }); submitted(`service ${isolatedId(id)} changed`); }} />
         </Modal>
       )}
       {dialog !== null && forms !== null && dialog.kind === "new-backend" && (
-        <Modal title={`Add a backend to ${dialog.service}`} onClose={close}>
+        <Modal title={`Add a backend to ${isolatedId(dialog.service)}`} onClose={close}>
           <EntityForm what="backend" fields={forms.backend} id={null} initial={null} submitLabel="Add backend" onCancel={close}
-            onSubmit={async (id, body) => { await call("createBackend", { params: { service: dialog.service, backend: id }, body }); submitted(`backend ${dialog.service}/${id} added`); }} />
+            onSubmit={async (id, body) => { await call("createBackend", { params: { service: dialog.service, backend: id }, body }); submitted(`backend ${isolatedId(dialog.service)}/${isolatedId(id)} added`); }} />
         </Modal>
       )}
       {dialog !== null && forms !== null && dialog.kind === "edit-backend" && (
-        <Modal title={`Edit backend ${dialog.service}/${dialog.backend.id}`} onClose={close}>
+        <Modal title={`Edit backend ${isolatedId(dialog.service)}/${isolatedId(dialog.backend.id)}`} onClose={close}>
           <EntityForm what="backend" fields={forms.backend} id={dialog.backend.id} initial={flatten(forms.backend, dialog.backend.options)} submitLabel="Save backend" onCancel={close}
-            onSubmit={async (id, body) => { await call("updateBackend", { params: { service: dialog.service, backend: id }, body }); submitted(`backend ${dialog.service}/${id} changed`); }} />
+            onSubmit={async (id, body) => { await call("updateBackend", { params: { service: dialog.service, backend: id }, body }); submitted(`backend ${isolatedId(dialog.service)}/${isolatedId(id)} changed`); }} />
         </Modal>
       )}
       {dialog?.kind === "apply" && (

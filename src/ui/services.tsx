@@ -14,7 +14,7 @@
  */
 import { Fragment } from "preact";
 import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { visibleText } from "../contract/ids.ts";
+import { isolatedId, visibleText } from "../contract/ids.ts";
 import { call } from "./api.ts";
 import { type ApiError, describeError } from "./errors.ts";
 import { Chart } from "./charts.tsx";
@@ -78,11 +78,12 @@ function useRefusal(actions: Actions) {
 
 function BackendRow({ store, service, b, actions }: { store: Store; service: string; b: BackendView; actions: Actions }) {
   const key = Store.key(service, b.id);
+  const target = `${isolatedId(service)}/${isolatedId(b.id)}`;
   const series = store.timelines.get(key);
   const zeroed = b.options.weight === 0;
   const refusal = useRefusal(actions);
   const weightZero = () =>
-    refusal.act("weight", "Weight 0", `weight 0 ${key}`, async () => {
+    refusal.act("weight", "Weight 0", `weight 0 ${target}`, async () => {
       const had = b.options.weight;
       await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
       store.drainedFrom.set(key, had);
@@ -90,7 +91,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   const restore = (weight: string) => {
     refusal.clear();
     return actions.run(
-      `restore ${key}`,
+      `restore ${target}`,
       async () => {
         await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
         store.drainedFrom.delete(key);
@@ -100,12 +101,12 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
   };
   const maintenance = b.options.maintenance === true;
   const toggleMaintenance = () =>
-    refusal.act("maintenance", `maintenance ${maintenance ? "off" : "on"}`, `maintenance ${key}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
+    refusal.act("maintenance", `maintenance ${maintenance ? "off" : "on"}`, `maintenance ${target}`, () => call("updateBackend", { params: { service, backend: b.id }, body: { maintenance: !maintenance } }));
   const drain = (body: { timeout: string; then: "remove" | "keep" }) => {
     refusal.clear();
-    return actions.run(`drain ${key}`, () => call("drainBackend", { params: { service, backend: b.id }, body }), true);
+    return actions.run(`drain ${target}`, () => call("drainBackend", { params: { service, backend: b.id }, body }), true);
   };
-  const undrain = () => refusal.act("drain", "Undrain", `undrain ${key}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
+  const undrain = () => refusal.act("drain", "Undrain", `undrain ${target}`, () => call("undrainBackend", { params: { service, backend: b.id } }));
   const connDrain = b.drain ?? null;
   const subject = `backend ${visibleText(b.id)} of ${visibleText(service)}`;
   return (
@@ -160,9 +161,9 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
           label="Delete"
           name={`Delete ${subject}`}
           subject={subject}
-          confirm={`Delete ${subject}?`}
+          confirm={`Delete backend ${isolatedId(b.id)} of ${isolatedId(service)}?`}
           describedBy={refusal.describedBy("delete")}
-          onConfirm={() => refusal.act("delete", "Delete", `delete ${key}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
+          onConfirm={() => refusal.act("delete", "Delete", `delete ${target}`, () => call("deleteBackend", { params: { service, backend: b.id } }))}
         />
       </div>
       {refusal.shown}
@@ -433,9 +434,9 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
           label="Delete service"
           name={`Delete service ${visibleText(s.id)}`}
           subject={`service ${visibleText(s.id)}`}
-          confirm={`Delete ${s.id} and its backends?`}
+          confirm={`Delete ${isolatedId(s.id)} and its backends?`}
           describedBy={refusal.describedBy("delete")}
-          onConfirm={() => refusal.act("delete", "Delete service", `delete ${s.id}`, () => call("deleteService", { params: { service: s.id } }))} />
+          onConfirm={() => refusal.act("delete", "Delete service", `delete ${isolatedId(s.id)}`, () => call("deleteService", { params: { service: s.id } }))} />
       </div>
       {refusal.shown}
     </section>

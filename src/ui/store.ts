@@ -59,7 +59,9 @@ const WINDOW_S = 10 * 60;
 export interface Activity {
   readonly time: string;
   readonly type: string;
-  readonly target: string;
+  /** What the event names: a service ("" for none, as resync), and a backend of it or null; drawn each on its own. */
+  readonly service: string;
+  readonly backend: string | null;
   readonly detail: string;
 }
 

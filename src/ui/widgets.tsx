@@ -10,7 +10,7 @@ export function Id({ id }: { id: string }) {
 }
 
 /**
- * A modal <dialog>: Escape and the Close button close it; focus goes into it, and back to the element that had it
+ * A modal <dialog>, its `title` drawn as it is (an id in it goes through isolatedId): Escape and the Close button close it; focus goes into it, and back to the element that had it
  * (the button that opened it) however it closes: Escape, ×, Cancel, or a form sent (the page unmounts it then).
  */
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
@@ -33,7 +33,7 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
   return (
     <dialog ref={ref} onClose={() => gone.current || onClose()} aria-labelledby="dialog-title">
       <header class="dialog-head">
-        <h2 id="dialog-title">{visibleText(title)}</h2>
+        <h2 id="dialog-title">{title}</h2>
         <button type="button" class="close" onClick={onClose} aria-label="Close">
           ×
         </button>
@@ -124,8 +124,8 @@ export function useFocusRescue<T>(ref: RefObject<HTMLElement | null>, note: (foc
 
 /**
  * A delete asked in place. `label` is the button's text; `name`, its accessible name, says what it deletes ("Delete
- * backend b1 of web"), and so do Yes's and No's, with `subject` ("backend b1 of web"); `describedBy`, the id of a
- * refusal said under it.
+ * backend b1 of web"), and so do Yes's and No's, with `subject` ("backend b1 of web"), and the group that asks;
+ * `confirm` is the question drawn (its ids through isolatedId); `describedBy`, the id of a refusal said under it.
  */
 export function ConfirmButton({ label, name, subject, confirm, describedBy, onConfirm }: { label: string; name: string; subject: string; confirm: string; describedBy?: string | undefined; onConfirm: () => void }) {
   const ask = useInlineConfirm();
@@ -137,8 +137,8 @@ export function ConfirmButton({ label, name, subject, confirm, describedBy, onCo
     );
   }
   return (
-    <span class="confirm" role="group" aria-label={visibleText(confirm)} onKeyDown={ask.onKeyDown}>
-      <span>{visibleText(confirm)}</span>
+    <span class="confirm" role="group" aria-label={name} onKeyDown={ask.onKeyDown}>
+      <span>{confirm}</span>
       <button type="button" class="danger" ref={ask.confirm} aria-label={`Yes, delete ${subject}`} onClick={() => { ask.setAsking(false); onConfirm(); }}>
         Yes, delete
       </button>

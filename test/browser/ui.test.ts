@@ -256,6 +256,44 @@ afterAll(async () => {
   }
 }, 60_000);
 
+/**
+ * Whether `first`, then `second` after it, in the text under `scope` are drawn in that order, left to right: all of
+ * the first left of all of the second (bidirectional text can draw them the other way round).
+ */
+function drawnInOrder(scope: ReturnType<Page["locator"]>, first: string, second: string): Promise<boolean> {
+  return scope.evaluate(
+    (root, [a, b]) => {
+      const nodes: Text[] = [];
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) nodes.push(node as Text);
+      const starts: number[] = [];
+      let text = "";
+      for (const node of nodes) {
+        starts.push(text.length);
+        text += node.data;
+      }
+      const at = (i: number): [Text, number] => {
+        let k = nodes.length - 1;
+        while (k > 0 && (starts[k] ?? 0) > i) k--;
+        const node = nodes[k];
+        if (node === undefined) throw new Error("no text");
+        return [node, i - (starts[k] ?? 0)];
+      };
+      const box = (from: number, length: number) => {
+        const range = document.createRange();
+        range.setStart(...at(from));
+        range.setEnd(...at(from + length));
+        return range.getBoundingClientRect();
+      };
+      const i = text.indexOf(a);
+      const j = text.indexOf(b, i + a.length);
+      if (i < 0 || j < 0) throw new Error(`${JSON.stringify(a)} then ${JSON.stringify(b)} not in ${JSON.stringify(text)}`);
+      return box(i, a.length).right <= box(j, b.length).left + 0.5;
+    },
+    [first, second] as const,
+  );
+}
+
 /** Waits until gorb in the guest no longer answers (stopped). */
 async function gorbGone(): Promise<void> {
   const deadline = performance.now() + UI_TIMEOUT_MS;
@@ -733,6 +771,17 @@ describe("the web UI against a real IPVS kernel", () => {
     await backend("\u202Eb1", rtl).locator(".chart-timeline").waitFor();
     // A chart's name shows the control as a mark, as the id above it does (it drew "1b" before the text).
     expect(await backend("\u202Eb1", rtl).locator(".chart-timeline").getAttribute("aria-label")).toBe("⟨U+202E⟩b1: effective weight and health over the last minutes");
+    // Service, then backend, in the events list, the notice and the dialog's title, each id isolated from the other:
+    // "שירות/9" drew 9 before the service, as if 9 were the service.
+    const created = page.locator(".activity li", { hasText: "backend.created" }).filter({ hasText: rtl }).filter({ hasNotText: "U+202E" });
+    expect(await drawnInOrder(created.first(), rtl, "9")).toBe(true);
+    await backend("9", rtl).getByRole("checkbox", { name: "maintenance" }).click();
+    const notice = page.locator(".notice", { hasText: "maintenance" });
+    await notice.waitFor();
+    expect(await drawnInOrder(notice, rtl, "9")).toBe(true);
+    await backend("9", rtl).getByRole("button", { name: "Edit" }).click();
+    expect(await drawnInOrder(page.locator("#dialog-title"), rtl, "9")).toBe(true);
+    await page.keyboard.press("Escape");
     expect((await fetch(`${API}${path(rtl)}`, { method: "DELETE" })).status).toBe(200);
     await service(rtl).waitFor({ state: "detached" });
   }, 120_000);
