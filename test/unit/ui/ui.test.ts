@@ -88,6 +88,24 @@ describe("GET /ui", () => {
     expect(css).not.toMatch(/@import|url\(https?:/);
   });
 
+  test("README's sizes hold: each file, plain and gzipped, under the bound README gives, and within a quarter of it", async () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "..", "..", "README.md"), "utf8").replace(/\s+/g, " ");
+    const said = /`app\.js` is under ([\d.]+) KiB minified \(under ([\d.]+) KiB gzipped\), `app\.css` under ([\d.]+) KiB \(under ([\d.]+) KiB gzipped\)/.exec(readme);
+    expect(said).not.toBeNull();
+    const [js, jsGzip, css, cssGzip] = (said ?? []).slice(1).map((kib) => Number(kib) * 1024);
+    const { request } = setup({ ui: true });
+    const sizes = async (path: string) => ({
+      plain: (await (await request("GET", path)).arrayBuffer()).byteLength,
+      gzip: (await (await request("GET", path, { headers: { "Accept-Encoding": "gzip" } })).arrayBuffer()).byteLength,
+    });
+    const within = (size: number, bound: number | undefined) => ({ under: size < (bound ?? 0), near: size >= 0.75 * (bound ?? 0) });
+    const script = await sizes("/ui/app.js");
+    const style = await sizes("/ui/app.css");
+    for (const [size, bound] of [[script.plain, js], [script.gzip, jsGzip], [style.plain, css], [style.gzip, cssGzip]] as const) {
+      expect({ size, ...within(size, bound) }).toEqual({ size, under: true, near: true });
+    }
+  });
+
   test("gzip when asked, and 304 for the same ETag", async () => {
     const { request } = setup({ ui: true });
     const plain = await request("GET", "/ui/app.js");
