@@ -8,6 +8,8 @@ import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { type FleetView, convergedText, drainLines, failedLines } from "./fleet.ts";
 import { type Change, appliedMessage, replanMessage } from "./plan.ts";
+import { Id } from "./widgets.tsx";
+import { visibleText } from "../contract/ids.ts";
 
 /**
  * Paste or upload a set, Show plan (a dry run), then Apply this plan: it plans again first and applies only when
@@ -97,9 +99,16 @@ export function ApplyPanel({ onDone }: { onDone: (message: string) => void }) {
             {plan.changes.map((c, i) => (
               <tr key={i} class={`change-${c.action} status-${c.status}`}>
                 <td>{c.action}</td>
-                <td>{c.backend === null ? c.service : `${c.service}/${c.backend}`}</td>
+                <td>
+                  <Id id={c.service} />
+                  {c.backend !== null && (
+                    <>
+                      /<Id id={c.backend} />
+                    </>
+                  )}
+                </td>
                 <td>{c.details.join("; ")}</td>
-                <td>{c.error === undefined ? c.status : `${c.status}: ${c.error}`}</td>
+                <td>{c.error === undefined ? c.status : `${c.status}: ${visibleText(c.error)}`}</td>
               </tr>
             ))}
           </tbody>

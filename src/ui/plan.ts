@@ -5,6 +5,8 @@
  * changes made were not the ones confirmed (the state changed between the second plan and the apply).
  */
 
+import { isolatedId } from "../contract/ids.ts";
+
 /** One change of POST /apply's report. */
 export interface Change {
   readonly action: string;
@@ -15,9 +17,9 @@ export interface Change {
   readonly error?: string;
 }
 
-/** "update web/b1 (weight 100 -> 0)" */
+/** "update web/b1 (weight 100 -> 0)", each id through isolatedId, as the page draws ids in a sentence. */
 function changeText(c: Change): string {
-  const target = c.backend === null ? c.service : `${c.service}/${c.backend}`;
+  const target = c.backend === null ? isolatedId(c.service) : `${isolatedId(c.service)}/${isolatedId(c.backend)}`;
   return `${c.action} ${target}${c.details.length === 0 ? "" : ` (${c.details.join("; ")})`}`;
 }
 

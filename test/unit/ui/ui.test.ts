@@ -293,7 +293,8 @@ describe("the Apply panel's plans", () => {
     const now = await plan();
     expect(now.map((c) => `${c.action} ${c.service}/${c.backend}`)).toEqual(["update web/b1"]);
     const message = replanMessage(shown, now) ?? "";
-    expect(message).toStartWith("The plan changed since it was shown (the state changed meanwhile), so nothing was applied. new: update web/b1 (");
+    // Each id isolated (FSI ... PDI), as the page draws an id in a sentence: an RTL id keeps its place.
+    expect(message).toStartWith("The plan changed since it was shown (the state changed meanwhile), so nothing was applied. new: update \u2068web\u2069/\u2068b1\u2069 (");
     expect(message).toEndWith("Check the new plan below; Apply this plan applies it");
   });
 
@@ -302,11 +303,15 @@ describe("the Apply panel's plans", () => {
     const confirmed = [change("b1", ["weight 0 -> 100"])];
     expect(appliedMessage(confirmed, [change("b1", ["weight 0 -> 100"], "done")])).toBeNull();
     expect(appliedMessage(confirmed, [change("b1", ["weight 0 -> 100"], "done"), change("b1", ["weight 0 -> 100"], "done")])).toBe(
-      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update web/b1 (weight 0 -> 100)",
+      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update \u2068web\u2069/\u2068b1\u2069 (weight 0 -> 100)",
     );
     expect(appliedMessage(confirmed, [change("b1", ["weight 50 -> 100"], "done"), change("b2", ["weight 0 -> 100"], "done")])).toBe(
-      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update web/b1 (weight 50 -> 100), update web/b2 (weight 0 -> 100). not made: update web/b1 (weight 0 -> 100)",
+      "The apply did not match the confirmed plan (the state changed meanwhile). also made: update \u2068web\u2069/\u2068b1\u2069 (weight 50 -> 100), update \u2068web\u2069/\u2068b2\u2069 (weight 0 -> 100). not made: update \u2068web\u2069/\u2068b1\u2069 (weight 0 -> 100)",
     );
+    // An id's bidirectional controls are shown as marks; a service change names the service alone.
+    const created: Change = { action: "create", service: "\u202Ebew", backend: null, details: [], status: "done" };
+    expect(replanMessage([], [{ ...created, status: "planned" }])).toStartWith("The plan changed since it was shown (the state changed meanwhile), so nothing was applied. new: create \u2068⟨U+202E⟩bew\u2069. ");
+    expect(appliedMessage([], [created])).toBe("The apply did not match the confirmed plan (the state changed meanwhile). also made: create \u2068⟨U+202E⟩bew\u2069");
   });
 });
 
