@@ -1,9 +1,10 @@
 /**
  * GET /cluster as the Fleet panel (./panels.tsx) reads it (the view of src/api/cluster.ts), and what the panel says
  * of a node that has not converged because it could not apply some services (its kernel refused them): which ones,
- * and since which revision.
+ * and since which revision; the backends being drained and those whose health differs between nodes. Each line
+ * draws an id through isolatedId, as the rest of the page does.
  */
-import { visibleText } from "../contract/ids.ts";
+import { isolatedId, visibleText } from "../contract/ids.ts";
 
 /** A service a node could not apply, from `revision` on (GET /cluster's `failed` in a node's record). */
 export interface FailedApply {
@@ -43,9 +44,14 @@ export function convergedText(n: FleetNode): string {
   return failed === 0 ? "no" : `no: ${failed} service${failed === 1 ? "" : "s"} not applied`;
 }
 
+/** "web/b1", each id through isolatedId: an RTL service id does not pass for the backend, nor the reverse. */
+function backendText(service: string, backend: string): string {
+  return `${isolatedId(service)}/${isolatedId(backend)}`;
+}
+
 /** One line per service a node could not apply, node by node: "lb2: web, not applied since revision 7". */
 export function failedLines(view: FleetView): string[] {
-  return view.nodes.flatMap((n) => (n.failed ?? []).map((f) => `${visibleText(n.node)}: ${visibleText(f.service)}, not applied since revision ${f.revision}`));
+  return view.nodes.flatMap((n) => (n.failed ?? []).map((f) => `${visibleText(n.node)}: ${isolatedId(f.service)}, not applied since revision ${f.revision}`));
 }
 
 /**
@@ -62,5 +68,16 @@ export function drainLines(view: FleetView): string[] {
       byBackend.set(path, entry);
     }
   }
-  return [...byBackend].sort(([a], [b]) => a.localeCompare(b)).map(([path, e]) => `${visibleText(path)}: ${e.parts.join("; ")} (until ${e.deadline})`);
+  return [...byBackend].sort(([a], [b]) => a.localeCompare(b)).map(([path, e]) => {
+    // An id holds no "/": the first one ends the service's.
+    const slash = path.indexOf("/");
+    const target = slash < 0 ? isolatedId(path) : backendText(path.slice(0, slash), path.slice(slash + 1));
+    return `${target}: ${e.parts.join("; ")} (until ${e.deadline})`;
+  });
+}
+
+/** One line per backend whose health differs between nodes: "web/b1: up on lb1; down on lb2". */
+export function splitLines(view: FleetView): string[] {
+  const nodes = (names: readonly string[]) => names.map(visibleText).join(", ");
+  return view.health_splits.map((s) => `${backendText(s.service, s.backend)}: up on ${nodes(s.up)}; down on ${nodes(s.down)}`);
 }

@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
-import { type FleetView, convergedText, drainLines, failedLines } from "./fleet.ts";
+import { type FleetView, convergedText, drainLines, failedLines, splitLines } from "./fleet.ts";
 import { type Change, appliedMessage, replanMessage } from "./plan.ts";
 import { Id } from "./widgets.tsx";
 import { visibleText } from "../contract/ids.ts";
@@ -227,6 +227,7 @@ export function FleetPanel() {
   const { view, applied } = value;
   const failed = failedLines(view);
   const drains = drainLines(view);
+  const splits = splitLines(view);
   return (
     <div class="fleet">
       <p>
@@ -287,14 +288,12 @@ export function FleetPanel() {
         </>
       )}
       <h3>Health that differs between nodes</h3>
-      {view.health_splits.length === 0 ? (
+      {splits.length === 0 ? (
         <p class="empty">Every backend has the same health on every node.</p>
       ) : (
         <ul>
-          {view.health_splits.map((s) => (
-            <li key={`${s.service}/${s.backend}`}>
-              {s.service}/{s.backend}: up on {s.up.join(", ")}; down on {s.down.join(", ")}
-            </li>
+          {splits.map((line) => (
+            <li key={line}>{line}</li>
           ))}
         </ul>
       )}

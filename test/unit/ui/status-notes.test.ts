@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
 import type { ClusterApi, ClusterMember } from "../../../src/api/cluster.ts";
-import { type FleetView, convergedText, drainLines, failedLines } from "../../../src/ui/fleet.ts";
+import { type FleetView, convergedText, drainLines, failedLines, splitLines } from "../../../src/ui/fleet.ts";
 import { isDegraded, serviceNotes } from "../../../src/ui/service-notes.ts";
 import { type ServiceView, Store } from "../../../src/ui/store.ts";
 import { makeGorb } from "../core/fakes.ts";
@@ -98,11 +98,12 @@ describe("the Fleet panel", () => {
       ["lb3", "no: 2 services not applied"],
       ["lb4", "no"],
     ]);
+    // An id is shown as the page shows ids in a sentence (isolatedId, src/contract/ids.ts): between FSI and PDI,
+    // its bidirectional controls as marks.
     expect(failedLines(view)).toEqual([
-      "lb2: web, not applied since revision 7",
-      "lb3: api, not applied since revision 5",
-      // An id is shown as the page shows ids (visibleText, src/contract/ids.ts): its bidirectional controls as marks.
-      "lb3: ⟨U+202E⟩bew, not applied since revision 8",
+      "lb2: \u2068web\u2069, not applied since revision 7",
+      "lb3: \u2068api\u2069, not applied since revision 5",
+      "lb3: \u2068⟨U+202E⟩bew\u2069, not applied since revision 8",
     ]);
     await s.gorb.close();
   });
@@ -111,24 +112,44 @@ describe("the Fleet panel", () => {
     const s = makeGorb();
     const deadline = "2026-12-05T20:00:00.000Z";
     const members: ClusterMember[] = [
-      { ...member, node: "lb1", drains: { "web/b1": { deadline, active: 0, inactive: 0 } } },
+      { ...member, node: "lb1", drains: { "web/b1": { deadline, active: 0, inactive: 0 }, "שירות/9": { deadline, active: 0, inactive: 0 } } },
       { ...member, node: "lb2", drains: { "web/b1": { deadline, active: 3, inactive: 1 }, "api/\u202Ex": { deadline, active: 1, inactive: 0 } } },
       { ...member, node: "lb3" },
     ];
     const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet(members) });
     const view = (await getJson(app, "/cluster")) as FleetView;
+    // Each id isolated on its own: an RTL service id does not pass for the backend.
     expect(drainLines(view)).toEqual([
-      `api/⟨U+202E⟩x: lb2 1 active, 0 inactive (until ${deadline})`,
-      `web/b1: lb1 0 active, 0 inactive; lb2 3 active, 1 inactive (until ${deadline})`,
+      `\u2068api\u2069/\u2068⟨U+202E⟩x\u2069: lb2 1 active, 0 inactive (until ${deadline})`,
+      `\u2068web\u2069/\u2068b1\u2069: lb1 0 active, 0 inactive; lb2 3 active, 1 inactive (until ${deadline})`,
+      `\u2068שירות\u2069/\u20689\u2069: lb1 0 active, 0 inactive (until ${deadline})`,
     ]);
     await s.gorb.close();
   });
 
-  test("no node with failed services or drains (or an older gorb without the fields): no such lines", async () => {
+  test("a backend whose health differs between nodes: one line with the nodes where it is up and those where it is down", async () => {
+    const s = makeGorb();
+    const members: ClusterMember[] = [
+      { ...member, node: "lb1", backends: { "web/b1": "up", "שירות/9": "down", "api/\u202Ex": "up", "web/b2": "up" } },
+      { ...member, node: "lb2", backends: { "web/b1": "down", "שירות/9": "up", "api/\u202Ex": "down", "web/b2": "up" } },
+      { ...member, node: "lb3", backends: { "web/b1": "down" } },
+    ];
+    const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet(members) });
+    const view = (await getJson(app, "/cluster")) as FleetView;
+    // Each id isolated on its own, its bidirectional controls as marks: "שירות/9" is not drawn 9/שירות.
+    expect(splitLines(view)).toEqual([
+      "\u2068web\u2069/\u2068b1\u2069: up on lb1; down on lb2, lb3",
+      "\u2068שירות\u2069/\u20689\u2069: up on lb2; down on lb1",
+      "\u2068api\u2069/\u2068⟨U+202E⟩x\u2069: up on lb1; down on lb2",
+    ]);
+    await s.gorb.close();
+  });
+
+  test("no node with failed services or drains, no health that differs (or an older gorb without the fields): no such lines", async () => {
     const s = makeGorb();
     const app = createApp({ gorb: s.gorb, logger: s.logger, cluster: fleet([{ ...member, node: "lb1" }]) });
     const view = (await getJson(app, "/cluster")) as FleetView;
-    expect([failedLines(view), drainLines(view), view.nodes.map(convergedText)]).toEqual([[], [], ["yes"]]);
+    expect([failedLines(view), drainLines(view), splitLines(view), view.nodes.map(convergedText)]).toEqual([[], [], [], ["yes"]]);
     await s.gorb.close();
   });
 });
