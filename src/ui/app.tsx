@@ -72,7 +72,7 @@ export function App() {
       return null;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      if (!inPlace) setNotice({ text: `${what}: ${visibleText(describeError(error))}`, error: true });
+      if (!inPlace) setNotice({ text: `${what}: ${describeError(error)}`, error: true });
       return error;
     }
   };

@@ -70,7 +70,7 @@ function useRefusal(actions: Actions) {
   const shown =
     refused === null ? null : (
       <p id={id} class="error" role="alert">
-        {visibleText(refused.text)}
+        {refused.text}
       </p>
     );
   return { act, describedBy, shown, clear: () => setRefused(null) };

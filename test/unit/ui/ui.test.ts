@@ -12,7 +12,7 @@ import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { UI_PATHS } from "../../../src/api/ui.ts";
 import { parseDaemonOptions } from "../../../src/config/daemon-options.ts";
 import { ACTIONS, actionPath } from "../../../src/ui/actions.ts";
-import { ApiError } from "../../../src/ui/errors.ts";
+import { ApiError, describeError } from "../../../src/ui/errors.ts";
 import { allPaths, bodyOf, errorPath, flatten, idProblem, restoreBody, startValues } from "../../../src/ui/form-body.ts";
 import { type Change, appliedMessage, replanMessage } from "../../../src/ui/plan.ts";
 import { parseBlocks } from "../../../src/ui/sse.ts";
@@ -259,6 +259,14 @@ describe("the forms, from GET /openapi.json", async () => {
     expect(errorPath(new ApiError(400, "VALIDATION", "service", "service: ..."), ["id", ...allPaths(forms.backend)], "backend")).toBe("");
     expect(idProblem("service", "")).toBe("service id: required");
     expect(idProblem("backend", "b1")).toBeNull();
+  });
+
+  test("an API error is drawn with the controls of the ids it quotes as marks: under a field, in a row, in the notice", async () => {
+    const { request } = setup();
+    const answer = await request("PATCH", `/service/${encodeURIComponent("\u202Ebew")}/b1`, { body: JSON.stringify({ weight: 0 }), headers: { "Content-Type": "application/json" } });
+    const body = (await answer.json()) as { error: string; code: string };
+    expect(body.error).toContain("\u202Ebew"); // the daemon quotes the id as it is
+    expect(describeError(new ApiError(answer.status, body.code, null, body.error))).toBe('404 NOT_FOUND: service "⟨U+202E⟩bew" not found');
   });
 });
 
