@@ -9,18 +9,27 @@
  * a backend and cut the page's event stream.
  *
  * Debian's Chromium, driven by playwright-core on the host (no browser download), opens /ui and does everything
- * through the page: create a service and backends, see them in `ipvsadm -Ln`; a 409 next to the id field; a
- * stopped backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore
- * (the weight offered when the page set Weight 0, asked for when another client did);
- * the maintenance checkbox (weight 0 in the kernel, the health checks untouched, then the weight back); Drain…
- * with `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
+ * through the page: create a service and backends, see them in `ipvsadm -Ln`; each row's buttons and checkbox
+ * named for what they act on ("Edit backend b1 of web"), no two alike; a 409 next to the id field; a stopped
+ * backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore (the
+ * weight offered when the page set Weight 0, asked for when another client did; a refused weight said under the
+ * field, which takes the focus), the focus kept in the button's place as one gives way to the other; Edit service
+ * and Edit backend opening on the host field; the maintenance checkbox (weight 0 in the kernel, the health checks
+ * untouched, then the weight back); Drain… (a refused deadline said under its field, which takes the focus) with
+ * `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
  * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
  * service below its quorum (no sorry server), said in its row while the kernel keeps the weights;
- * gorb restarted under the page: "reconnecting", then resumed with a `resync` and the state read again; apply
- * with the plan shown first, and planned again at the click (a plan changed meanwhile is shown, not applied);
- * reconcile; a backend created right after its service shown at once, whatever order the page's reads are
- * answered in; delete everything and the kernel table is empty, focus going to the next row or card each time. Screenshots of the main views go to test-artifacts/
- * (gitignored).
+ * gorb stopped under the page: "reconnecting", and Weight 0, maintenance, Delete and Delete service refused under
+ * their row's or card's buttons, the focus kept on the control; gorb back with a token: the page asks for it (a
+ * refused one said as an alert tied to the field, which keeps the focus), reads its forms again every 2 s while
+ * gorb does not answer, asks again when gorb restarts with another token, then resumes with a `resync` and the
+ * state read again, without a reload; apply with the plan shown first, and planned again at the click (a plan
+ * changed meanwhile is shown, not applied; each id of the plan in its own <bdi>, isolated in the warning);
+ * reconcile, the notice's Dismiss giving the focus back to Reconcile; a backend created right after its service
+ * shown at once, whatever order the page's reads are answered in; a right-to-left service id and a backend id with
+ * a RIGHT-TO-LEFT OVERRIDE drawn in their order (events list, notice, dialog title) and with the control as a mark
+ * (a chart's name); delete everything and the kernel table is empty, focus going to the next row or card each
+ * time. Screenshots of the main views go to test-artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
