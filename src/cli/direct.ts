@@ -256,6 +256,14 @@ function backendBodyOf(dest: Destination): Record<string, unknown> {
   };
 }
 
+/** The backend flags --direct has no place for: usage errors, found before the driver opens (no root, no libnl). */
+function refuseBackendFlags(args: RawArgs): void {
+  refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
+  refuse(args, ["slow-start"], "slow start needs the daemon");
+  // The kernel keeps no configured weight beside the live one: maintenance off would have no weight to give back.
+  refuse(args, ["maintenance"], "maintenance keeps the configured weight, which only the daemon holds; use --weight 0, then --weight N");
+}
+
 /** The DestinationConfig the flags describe, over `base` (the current destination for `set`), as core builds it. */
 export async function destinationConfigFrom(
   key: ServiceKey,
@@ -263,10 +271,7 @@ export async function destinationConfigFrom(
   args: RawArgs,
   base: Destination | null,
 ): Promise<DestinationConfig> {
-  refuse(args, ["host", "port"], "the backend is named by its address, e.g. 10.1.0.1:8080");
-  refuse(args, ["slow-start"], "slow start needs the daemon");
-  // The kernel keeps no configured weight beside the live one: maintenance off would have no weight to give back.
-  refuse(args, ["maintenance"], "maintenance keeps the configured weight, which only the daemon holds; use --weight 0, then --weight N");
+  refuseBackendFlags(args);
   const flags = backendBody(args);
   const fields =
     base === null
@@ -474,6 +479,7 @@ export async function backendAdd(service: string, name: string, args: RawArgs): 
 export async function backendSet(service: string, name: string, args: RawArgs): Promise<number> {
   const key = parseServiceName(service);
   const dest = parseBackendName(name, key);
+  refuseBackendFlags(args);
   await withDriver(async (d) =>
     d.updateDestination(key, await destinationConfigFrom(key, dest, args, await findDestination(d, key, dest))),
   );

@@ -229,6 +229,19 @@ describe("--direct checks with the daemon's rules (core's normaliser and resolve
     expect((await driver.listDestinations({ family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 })).map((d) => d.weight)).toEqual([7]);
   });
 
+  test("backend set's daemon-only flags are usage errors before the driver opens, as add's: not IPVS unavailable, not not-found", async () => {
+    let opened = 0;
+    setDirectDriverFactory(async () => {
+      opened++;
+      throw Object.assign(new Error("IPVS is not available in this kernel"), { name: "IpvsUnavailableError" });
+    });
+    for (const flags of [["--maintenance"], ["--no-maintenance"], ["--slow-start", "3s"], ["--port", "81"]]) {
+      const run = await runGorb(["backend", "set", "tcp:10.0.0.1:80", "10.1.0.1", ...flags, "--direct"]);
+      expect([flags[0], run.code, run.stderr]).toEqual([flags[0], EXIT.USAGE, expect.stringContaining("is not used with --direct")]);
+    }
+    expect(opened).toBe(0);
+  });
+
   test("daemon-only service flags (panic mode, BGP) are refused, not dropped: the kernel has no place for them", async () => {
     for (const [flag, value] of [["--panic-threshold", "50"], ["--announce-min-healthy", "2"]] as const) {
       for (const command of ["add", "set"]) {
