@@ -9,6 +9,8 @@ import { type StatusBackend, type StatusService, draftStatusTable, statusTable }
 
 type ServiceOptions = ServiceStatusView["options"];
 type BackendOptions = BackendStatusView["options"];
+/** The part of a service's view its line's markers come from (a GET /service/:id answer has it too). */
+type ServiceMarkerView = Pick<ServiceStatusView, "options" | "in_kernel" | "quorum_up" | "sorry">;
 
 /** serviceAddress: "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7" or "fwmark 7 inet6". */
 export function serviceAddress(o: ServiceOptions): string {
@@ -40,7 +42,7 @@ function overrideText(b: Omit<BackendStatusView, "id">): string {
 }
 
 /** "sorry 10.9.0.1:80" while the sorry server serves, "no quorum" while down without one; null otherwise. */
-function failoverText(info: ServiceStatusView): string | null {
+function failoverText(info: ServiceMarkerView): string | null {
   const sorry = info.options.sorry_server;
   if (info.sorry === true && sorry != null) return `sorry ${hostPort(sorry.host, sorry.port)}`;
   return info.quorum_up === false ? "no quorum" : null;
@@ -50,7 +52,7 @@ function failoverText(info: ServiceStatusView): string | null {
  * What the service's line adds to its state: "not in kernel" while IPVS does not have it (`in_kernel` false: its
  * counters are dashes then, which alone would read as an unreadable kernel), then its failover state.
  */
-function serviceMarkers(info: ServiceStatusView): string[] {
+export function serviceMarkers(info: ServiceMarkerView): string[] {
   const markers = info.in_kernel === false ? ["not in kernel"] : [];
   const failover = failoverText(info);
   if (failover !== null) markers.push(failover);

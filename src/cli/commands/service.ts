@@ -20,7 +20,7 @@ import { UsageError } from "../errors.ts";
 import { jsonText, statusTable } from "../../render/format.ts";
 import { table } from "../../render/table.ts";
 import { serviceSummary } from "../views.ts";
-import { serviceAddress, statusBackend } from "../../render/status.ts";
+import { serviceAddress, serviceMarkers, statusBackend } from "../../render/status.ts";
 import { DEFAULTS, LIMITS, SCHED_FLAG_NAMES, SERVICE_FIELD_DEFS, SORRY_METHODS } from "../../contract/fields.ts";
 import { NETMASK_RANGE } from "../../ipvs/constants.ts";
 
@@ -234,7 +234,9 @@ const show = withExamples(
         const backends = (await api.getBackends(name, info.backends)).map((b) => statusBackend(b.id, b));
         io.stdout("\n");
         io.stdout(
-          statusTable([{ name, address: serviceAddress(info.options), scheduler: info.options.method, health: info.health, stats: info.stats, backends }]),
+          statusTable([
+            { name, address: serviceAddress(info.options), scheduler: info.options.method, health: info.health, stats: info.stats, backends, markers: serviceMarkers(info) },
+          ]),
         );
       }
       return 0;

@@ -50,6 +50,14 @@ describe("failover flags", () => {
     expect(await ok(["status"])).toContain("NO QUORUM");
   });
 
+  test("service show's table marks the service's line as status does: NO QUORUM", async () => {
+    await ok(["service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--quorum", "2"]);
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "none"]);
+    const line = (text: string) => text.split("\n").find((l) => l.startsWith("web "));
+    expect(line(await ok(["status"]))).toContain("1/1 up, NO QUORUM");
+    expect(line(await ok(["service", "show", "web"]))).toContain("1/1 up, NO QUORUM");
+  });
+
   test("none turns off what a set gave: --flags, --slow-start, --quorum-up, --quorum-down (as --sorry-server none does)", async () => {
     await ok([
       "service", "add", "web", "--host", "10.0.0.1", "--port", "80", "--method", "sh", "--flags", "sh-port",
