@@ -14,7 +14,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
-import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType, pickFolded } from "../health/options.ts";
+import { PULSE_ARG_KEYS, PULSE_TYPES, type PulseType, pickFolded, saysVip } from "../health/options.ts";
 import { describeValue, isPlainMapping, jsonTypeName } from "./json-values.ts";
 import { BACKEND_FIELD_DEFS, DRAIN_FIELD_DEFS, PULSE_FIELDS, SERVICE_FIELD_DEFS, SORRY_FIELDS, type FieldDef } from "./fields.ts";
 
@@ -55,6 +55,8 @@ function canonicalPulse(raw: unknown): unknown {
     const args = out.args;
     const kept: Record<string, unknown> = {};
     for (const key of PULSE_ARG_KEYS[type]) if (Object.hasOwn(args, key)) kept[key] = args[key];
+    // A "vip" the type cannot honour is kept, for the pulse's check to refuse (parsePulseOptions).
+    if (Object.hasOwn(args, "via") && saysVip(args.via)) kept.via = args.via;
     out.args = kept;
   }
   return out;

@@ -238,7 +238,14 @@ export interface ParsePulseOptions {
 export function parsePulseOptions(input: unknown, opts: ParsePulseOptions = {}): PulseOptions {
   const options = parseProbeOptions(input, opts);
   const raw = options.args?.via;
-  if (raw === undefined) return options;
+  if (raw === undefined) {
+    // A type that cannot check through the VIP drops `via` with its other unread args, but never silently a
+    // "vip": the check would go direct and pass while the clients' path is broken.
+    if (asksForVip(input)) {
+      throw new PulseOptionsError(`${opts.field ?? "pulse"}.args.via`, `"vip" is for ${VIA_PULSE_TYPES.join(", ")} checks, not ${options.type}`);
+    }
+    return options;
+  }
   const via = parseVia(raw, `${opts.field ?? "pulse"}.args.via`);
   if (via === "direct") return options;
   if (options.host !== null) {
@@ -331,6 +338,21 @@ export function probeTarget(backend: ProbeTarget, options: PulseOptions): ProbeT
 /** Where a check goes: see PulseCommon.via. */
 const PULSE_VIAS = ["direct", "vip"] as const;
 export type PulseVia = (typeof PULSE_VIAS)[number];
+
+/** The pulse types that can check through the VIP (their args read `via`). */
+const VIA_PULSE_TYPES: readonly PulseType[] = PULSE_TYPES.filter((t) => PULSE_ARG_KEYS[t].includes("via"));
+
+/** True when `value` says "vip" as `via` does (any case, spaces around). */
+export function saysVip(value: unknown): boolean {
+  return typeof value === "string" && value.trim().toLowerCase() === "vip";
+}
+
+/** True when a pulse as sent has `args.via` "vip", whatever its type reads. */
+function asksForVip(input: unknown): boolean {
+  if (!isRecord(input)) return false;
+  const args = pickFolded(input, "args");
+  return isRecord(args) && Object.hasOwn(args, "via") && saysVip(args.via);
+}
 
 function parseVia(value: unknown, field: string): PulseVia {
   const v = typeof value === "string" ? value.trim().toLowerCase() : value;

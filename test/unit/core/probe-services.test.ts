@@ -163,6 +163,13 @@ describe("checks through the VIP", () => {
       'pulse.args.via: must be one of direct, vip, got "tunnel"',
     );
     expect(await refused(gorb.createBackend("web", "six", { host: "2001:db8::1", method: "tunnel", pulse: via }))).toStartWith("pulse.args.via: ");
+    // A type that cannot probe through the VIP refuses "vip" rather than drop it and check directly.
+    const args = { via: "VIP", send: "x", name: "example.org", command: "/etc/gorb/checks/x" };
+    for (const type of ["udp", "dns", "exec", "none"]) {
+      expect(await refused(gorb.createBackend("web", type, { host: "10.1.0.1", method: "dr", pulse: { type, args } }))).toBe(
+        `pulse.args.via: "vip" is for tcp, http, https, tls checks, not ${type}`,
+      );
+    }
     expect(await refused(gorb.createService("mine", { fwmark: 0x3010 }))).toStartWith("fwmark: 12304 (0x3010) is in the range");
     const { gorb: wide } = makeGorb({ probeMarks: { first: 100, last: 200 } });
     await wide.createService("mine", { fwmark: 0x3010 });
