@@ -24,7 +24,7 @@ import { UsageError } from "../errors.ts";
 import { jsonText } from "../../render/format.ts";
 import { backendSummary } from "../views.ts";
 import { BACKEND_FIELD_DEFS, DEFAULTS, LIMITS, PULSE_TYPES } from "../../contract/fields.ts";
-import { DEFAULT_TIMEOUT_MS, MAX_THRESHOLD } from "../../health/options.ts";
+import { DEFAULT_TIMEOUT_MS, MAX_THRESHOLD, PULSE_ARG_KEYS } from "../../health/options.ts";
 import { DEFAULT_EXEC_DIRS } from "../../health/checkers/exec.ts";
 
 const F = BACKEND_FIELD_DEFS;
@@ -129,6 +129,20 @@ function pulseFromArgs(args: RawArgs): PulseChange | null {
   return change;
 }
 
+/**
+ * A --pulse-* flag the check's type does not read is a usage error: the API drops such an arg (as the original
+ * did), so `--pulse-path /health` on a tcp check would leave a check that never asks for the path.
+ */
+function refuseUnreadPulseArgs(type: unknown, change: PulseChange): void {
+  const name = typeof type === "string" ? type.toLowerCase() : "";
+  const reads = PULSE_TYPES.find((t) => t === name);
+  if (reads === undefined) return;
+  for (const key of Object.keys(change.args ?? {})) {
+    if (PULSE_ARG_KEYS[reads].includes(key)) continue;
+    const readers = PULSE_TYPES.filter((t) => PULSE_ARG_KEYS[t].includes(key));
+    throw new UsageError(`--pulse-${key}: a check of type ${reads} does not read it; it is for ${readers.join(", ")} checks (--pulse ${readers[0] ?? ""})`);
+  }
+}
 
 /** The pulse of a PATCH: the backend's current pulse with the flags laid over it (the API replaces it whole). */
 function mergePulse(current: unknown, change: PulseChange): Record<string, unknown> {
@@ -138,6 +152,7 @@ function mergePulse(current: unknown, change: PulseChange): Record<string, unkno
     type: change.type ?? base.type ?? DEFAULTS.pulseType,
     interval: change.interval ?? base.interval ?? DEFAULTS.pulseInterval,
   };
+  refuseUnreadPulseArgs(merged.type, change);
   const args = { ...baseArgs, ...(change.args ?? {}) };
   if (Object.keys(args).length > 0) merged.args = args;
   return merged;
@@ -180,7 +195,10 @@ const add = withExamples(
       }
       const body = backendBody(args);
       const pulse = pulseFromArgs(args);
-      if (pulse !== null) body.pulse = pulse;
+      if (pulse !== null) {
+        refuseUnreadPulseArgs(pulse.type ?? DEFAULTS.pulseType, pulse);
+        body.pulse = pulse;
+      }
       await client(args).request("PUT", backendPath(service, name), body);
       cliContext().log.success(`backend ${service}/${name} added`);
       return 0;

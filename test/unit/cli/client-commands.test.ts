@@ -247,6 +247,24 @@ describe("gorb backend", () => {
     expect([info.options.weight, (info.options.pulse as { interval: string }).interval]).toEqual([7, "5s"]);
   });
 
+  test("a --pulse-* flag the check's type does not read is a usage error, sending nothing (the API would drop it)", async () => {
+    const refused = async (args: string[], flag: string) => {
+      const sent = server.requests.length;
+      const run = await runGorb(args, env);
+      expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(`${flag}: a check of type `)]);
+      expect(server.requests.slice(sent).filter((r) => !r.startsWith("GET "))).toEqual([]);
+    };
+    await refused(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse-path", "/health"], "--pulse-path");
+    await refused(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "http", "--pulse-insecure"], "--pulse-insecure");
+    await refused(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "none", "--pulse-port", "81"], "--pulse-port");
+    await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--pulse", "tcp"]);
+    await refused(["backend", "set", "web", "b1", "--pulse-path", "/health"], "--pulse-path");
+    await ok(["backend", "set", "web", "b1", "--pulse", "HTTP", "--pulse-path", "/health"]);
+    await ok(["backend", "set", "web", "b1", "--pulse-expect", "2xx"]);
+    const pulse = (await server.stack.gorb.getBackend("web", "b1")).options.pulse as { type: string; args: unknown };
+    expect([pulse.type, pulse.args]).toEqual(["http", { path: "/health", expect: "2xx" }]);
+  });
+
   test("set without pulse flags sends a plain PATCH", async () => {
     await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1"]);
     await ok(["backend", "set", "web", "b1", "--weight", "0"]);
