@@ -307,7 +307,7 @@ export class Edits {
       if (spec.slowStartMs > 0 && (service.spec.method === "sh" || service.spec.method === "mh")) {
         this.#p.log.warn(`backend ${q(id)} of service ${q(service.id)}: slow start on a ${service.spec.method} service remaps new flows at every step`);
       }
-      this.#p.events.publish("backend.created", { service: service.id, backend: id, source });
+      this.#p.events.publish("backend.created", { service: service.id, backend: id, source, health: backend.health.state });
     });
   }
 
@@ -358,6 +358,10 @@ export class Edits {
       }
       this.#p.log.debug(`updated backend ${q(backend.id)} of service ${q(service.id)}: weight ${spec.weight} (effective ${weight.effective})`);
       this.#p.events.publish("backend.changed", { service: service.id, backend: backend.id });
+      // A new probe starts the health over (unknown, or up for none): a change of state no check will announce.
+      if (health.state !== before.health.state) {
+        this.#p.events.publish("backend.health", { service: service.id, backend: backend.id, from: before.health.state, to: health.state, message: health.message });
+      }
     });
   }
 

@@ -21,7 +21,8 @@ export interface EventPayloads {
   /** A service's fields changed (PATCH, apply). */
   "service.changed": { readonly service: string };
   "service.deleted": { readonly service: string };
-  "backend.created": { readonly service: string; readonly backend: string; readonly source: string };
+  /** `health`: the health it starts with (up with pulse none, which is never checked; else unknown until checked). */
+  "backend.created": { readonly service: string; readonly backend: string; readonly source: string; readonly health: EventHealthState };
   /** A backend's fields changed (PATCH, apply); its weight events come separately. */
   "backend.changed": { readonly service: string; readonly backend: string };
   "backend.deleted": { readonly service: string; readonly backend: string };

@@ -264,7 +264,7 @@ export class Membership {
     let gone: Set<string> | null = new Set<string>();
     const sub = this.#o.events.subscribe((event) => {
       if (event.type === "backend.health") this.#health.set(`${event.data.service}/${event.data.backend}`, event.data.to);
-      else if (event.type === "backend.created") this.#health.set(`${event.data.service}/${event.data.backend}`, "unknown");
+      else if (event.type === "backend.created") this.#health.set(`${event.data.service}/${event.data.backend}`, event.data.health);
       else if (event.type === "backend.drain") this.#drainEvent(event.data);
       else if (event.type === "backend.deleted") {
         this.#health.delete(`${event.data.service}/${event.data.backend}`);

@@ -80,7 +80,7 @@ describe("gorb status --watch", () => {
 
     await ok(["backend", "add", "web", "b1", "--host", "10.1.0.1", "--port", "8080"]);
     expect(w.frames).toHaveLength(1); // a change without its event is not seen: nothing polls
-    server.bus.publish("backend.created", { service: "web", backend: "b1", source: "api" });
+    server.bus.publish("backend.created", { service: "web", backend: "b1", source: "api", health: "unknown" });
     expect(await w.frame(2)).toContain("b1");
 
     const run = await w.stop();

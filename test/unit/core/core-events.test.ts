@@ -20,7 +20,7 @@ describe("core events", () => {
     await gorb.createBackend("web", "b1", { host: "10.1.0.1", weight: 10 });
     expect(seen()).toEqual([
       'service.created {"service":"web","source":"api"}',
-      'backend.created {"service":"web","backend":"b1","source":"api"}',
+      'backend.created {"service":"web","backend":"b1","source":"api","health":"unknown"}',
     ]);
     health.report("web", "b1", "down");
     await gorb.idle();

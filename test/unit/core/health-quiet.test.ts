@@ -121,4 +121,30 @@ describe("quiet health updates", () => {
     expect((await gorb.getBackend("web", "b1")).metrics.state).toBe("unknown");
     await gorb.close();
   });
+
+  test("the events say a backend's starting health and a new probe's: backend.created carries it, a probe change that moves it is a backend.health", async () => {
+    const events = new EventBus();
+    const seen: { type: string; data: unknown }[] = [];
+    events.subscribe((e) => seen.push({ type: e.type, data: e.data }));
+    const clock = new ManualClock();
+    const gorb = new Gorb({ driver: new MemoryIpvsDriver(), events, health: (onUpdate) => new HealthMonitor({ onUpdate, clock }), logger: new RecordingLogger(), resolver: async () => [] });
+    await gorb.createService("web", { host: "10.0.0.1", port: 80 });
+    await gorb.createBackend("web", "b1", { host: "10.1.0.1", pulse: { type: "none" } });
+    await gorb.createBackend("web", "b2", { host: "10.1.0.2", pulse: { type: "tcp", interval: "1m" } });
+    expect(seen.filter((e) => e.type === "backend.created").map((e) => e.data)).toMatchObject([
+      { backend: "b1", health: "up" },
+      { backend: "b2", health: "unknown" },
+    ]);
+    seen.length = 0;
+    // A probe given to an up backend starts over at unknown; taken away, the backend is up at once.
+    await gorb.updateBackend("web", "b1", { pulse: { type: "tcp", interval: "1m" } });
+    await gorb.updateBackend("web", "b2", { pulse: { type: "none" } });
+    // Only the timing changes: the history is kept, no health event.
+    await gorb.updateBackend("web", "b1", { pulse: { type: "tcp", interval: "2m" } });
+    expect(seen.filter((e) => e.type === "backend.health").map((e) => e.data)).toMatchObject([
+      { backend: "b1", from: "up", to: "unknown" },
+      { backend: "b2", from: "unknown", to: "up", message: "no health check (type none)" },
+    ]);
+    await gorb.close();
+  });
 });

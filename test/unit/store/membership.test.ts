@@ -75,6 +75,18 @@ test("the record holds the health of backends checked before the node registered
   expect(record?.backends).toEqual({ "web/b1": "up" });
 });
 
+test("the record holds the health a backend starts with: up for one created with pulse none, which no check announces", async () => {
+  const prefix = "/membership-created";
+  const events = new EventBus();
+  const client = new EtcdClient({ endpoints: [etcd.endpoint] });
+  await started({ client, prefix, events });
+  events.publish("backend.created", { service: "web", backend: "b1", source: "api", health: "up" });
+  events.publish("backend.created", { service: "web", backend: "b2", source: "api", health: "unknown" });
+  const record = async () => (await listMembers(client, prefix)).find((m) => m.node === "a")?.backends;
+  expect(await waitFor(async () => (await record())?.["web/b2"] !== undefined, 10_000)).toBe(true);
+  expect(await record()).toEqual({ "web/b1": "up", "web/b2": "unknown" });
+}, 30_000);
+
 test("the record carries this node's counts of the drains it watches, until they end; drainPeerReader sums the others'", async () => {
   const prefix = "/membership-drains";
   const events = new EventBus();
