@@ -67,7 +67,7 @@ const MAX_INCLUDE_DEPTH = 8;
  * relative glob is relative to the including file's directory, as in BIRD. Files that cannot be read are skipped.
  */
 function findInclude(file: string, text: string, include: string, depth = 1): { readonly glob: string; readonly file: string } | null {
-  const globs = [...text.matchAll(/^include\s+"([^"]+)"\s*;/gm)].map((m) => m[1] ?? "").map((g) => (isAbsolute(g) ? g : join(dirname(file), g)));
+  const globs = [...text.matchAll(/^[ \t]*include[ \t]*"([^"]+)"[ \t]*;/gm)].map((m) => m[1] ?? "").map((g) => (isAbsolute(g) ? g : join(dirname(file), g)));
   const direct = globs.find((glob) => globRegExp(glob).test(include));
   if (direct !== undefined) return { glob: direct, file };
   if (depth >= MAX_INCLUDE_DEPTH) return null;
@@ -104,7 +104,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
         const where = match.file === options.birdConf ? "" : ` in ${match.file}`;
         add("ok", "include", `${options.birdConf} includes ${options.include} (include "${match.glob}"${where})`);
       } else {
-        add("fail", "include", `${options.birdConf} has no include line for ${options.include} at the start of a line; add: include "${options.include.replace(/\/([^/]+)\/([^/]+)\.conf$/, "/$1*/$2*.conf")}";`);
+        add("fail", "include", `${options.birdConf} has no include line for ${options.include} (only blanks before it on its line); add: include "${options.include.replace(/\/([^/]+)\/([^/]+)\.conf$/, "/$1*/$2*.conf")}";`);
       }
     }
   }

@@ -48,6 +48,11 @@ describe("gorb bgp doctor", () => {
     expect(await doctor(bad, "# nothing\n")).toEqual(["fail include", "ok socket", "ok static", "ok static", "fail export", "fail export", "fail kernel"]);
   });
 
+  test("an include line indented with blanks counts, as BIRD reads it; one commented out does not", async () => {
+    expect((await doctor(good, 'protocol device {}\n  \tinclude "/run/gorb*/bird-vips*.conf";\n'))[0]).toBe("ok include");
+    expect((await doctor(good, '# include "/run/gorb*/bird-vips*.conf";\n'))[0]).toBe("fail include");
+  });
+
   test("gorb's protocols missing (file not loaded); BIRD not running", async () => {
     const missing = { ...good, "show protocols": "2002-Name       Proto      Table      State  Since         Info\n1002-device1    Device     ---        up     14:50:15.745  \n0000 \n" };
     expect(await doctor(missing)).toEqual(["ok include", "ok socket", "fail static", "fail static", "fail export"]);
