@@ -35,6 +35,19 @@ function stateDir(): string {
 
 const WEB: ServiceKey = { family: "inet", protocol: "tcp", address: "10.0.0.1", port: 80 };
 
+/**
+ * The operator adds 10.1.0.1:80 to web by hand while gorb is stopped; gorb starts again on the ledger in `dir`: the
+ * destination must be reported and left serving (with `others`, the destinations gorb serves there), not removed.
+ */
+async function handAddedIsReportedAtRestart(driver: BreakingDriver, store: MemoryStateStore, dir: string, others: readonly string[]): Promise<void> {
+  await driver.addDestination(WEB, { family: "inet", address: "10.1.0.1", port: 80, forward: "nat", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
+  const second = makeGorb({ driver, store, ledger: ledgerIn(dir) });
+  const report = await second.gorb.restore(store.load());
+  expect(report.removedDeleted).toEqual([]);
+  expect(report.unknown).toEqual(['10.1.0.1:80 in service "web"']);
+  expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port}`)).toEqual(["10.1.0.1:80", ...others]);
+}
+
 test("a backend's add that broke off before the kernel took it is not left in the ledger: the same destination added by hand later is reported at restart, not removed", async () => {
   const dir = stateDir();
   const driver = new BreakingDriver();
@@ -46,13 +59,7 @@ test("a backend's add that broke off before the kernel took it is not left in th
   await first.gorb.close();
   ledgers.pop()?.close();
   // The operator adds it by hand, where gorb could not.
-  await driver.addDestination(WEB, { family: "inet", address: "10.1.0.1", port: 80, forward: "nat", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
-
-  const second = makeGorb({ driver, store, ledger: ledgerIn(dir) });
-  const report = await second.gorb.restore(store.load());
-  expect(report.removedDeleted).toEqual([]);
-  expect(report.unknown).toEqual(['10.1.0.1:80 in service "web"']);
-  expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port}`)).toEqual(["10.1.0.1:80"]);
+  await handAddedIsReportedAtRestart(driver, store, dir, []);
 });
 
 test("an apply of 200 services, each with its VIP, writes the ledger once (its addresses with the kernel batch's adds), and holds every address", async () => {
@@ -108,11 +115,5 @@ test("a backend deleted while the ledger cannot take it out (disk full) is taken
   await first.gorb.close();
   ledgers.pop()?.close();
   // The operator adds b1's destination back by hand.
-  await driver.addDestination(WEB, { family: "inet", address: "10.1.0.1", port: 80, forward: "nat", weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnel: null });
-
-  const second = makeGorb({ driver, store, ledger: ledgerIn(dir) });
-  const report = await second.gorb.restore(store.load());
-  expect(report.removedDeleted).toEqual([]);
-  expect(report.unknown).toEqual(['10.1.0.1:80 in service "web"']);
-  expect(driver.peek()[0]?.destinations.map((d) => `${d.address}:${d.port}`)).toEqual(["10.1.0.1:80", "10.1.0.2:80"]);
+  await handAddedIsReportedAtRestart(driver, store, dir, ["10.1.0.2:80"]);
 });
