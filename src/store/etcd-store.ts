@@ -191,9 +191,12 @@ export class EtcdStateStore implements StateStore {
   #desiredRevision = 0;
   /**
    * Set by #rewind to the applied revision it went back from (0: none pending): the next relist checks that etcd
-   * still has, at #desiredRevision, what the mirror has (#checkKept).
+   * still has, at the #desiredRevision of the first rewind, what the mirror had then (#checkKept). Both are taken at
+   * the rewind: this node's own commits move #desiredRevision past changes of other nodes it has not seen yet, and
+   * those are in etcd at the later revision but not in the mirror, which is no loss.
    */
   #rewound = 0;
+  #rewoundSeen: { readonly revision: number; readonly mirror: ReadonlyMap<string, KeyValue> } | null = null;
   /** PREFIX/restores/<node>, or null without a node name. */
   readonly #restoreKey: string | null;
 
@@ -353,6 +356,7 @@ export class EtcdStateStore implements StateStore {
         `the desired state (membership records); following etcd again from revision ${revision}`,
     );
     this.#rewound = Math.max(this.#rewound, this.#appliedRevision);
+    this.#rewoundSeen ??= { revision: this.#desiredRevision, mirror: new Map(this.#mirror) };
     this.#appliedRevision = revision;
     this.#liveness.rewound(revision);
     this.#watchAbort?.abort();
@@ -372,13 +376,15 @@ export class EtcdStateStore implements StateStore {
    * and values); a change of them it lost (or a history that reused its revision) makes the store diverged.
    */
   async #checkKept(revision: number, clusterId: string): Promise<void> {
-    if (this.#rewound === 0) return;
-    if (!(await this.#kept(this.#desiredRevision))) this.#diverge(revision, clusterId, this.#rewound);
+    const seen = this.#rewoundSeen;
+    if (this.#rewound === 0 || seen === null) return;
+    if (!(await this.#kept(seen.revision, seen.mirror))) this.#diverge(revision, clusterId, this.#rewound);
     this.#rewound = 0;
+    this.#rewoundSeen = null;
   }
 
-  /** Whether etcd's services and backends at revision `at` are the mirror's; false when etcd refuses the read (compacted). */
-  async #kept(at: number): Promise<boolean> {
+  /** Whether etcd's services and backends at revision `at` are `mirror`'s; false when etcd refuses the read (compacted). */
+  async #kept(at: number, mirror: ReadonlyMap<string, KeyValue>): Promise<boolean> {
     let kvs: KeyValue[] = [];
     try {
       if (at > 0) kvs = await this.client.rangeAt(this.#keys.backends, prefixEnd(this.#keys.services), at);
@@ -388,9 +394,9 @@ export class EtcdStateStore implements StateStore {
     }
     const rows = kvs.filter((kv) => kv.binaryKey !== true && this.#keys.serviceOf(kv.key) !== null);
     return (
-      rows.length === this.#mirror.size &&
+      rows.length === mirror.size &&
       rows.every((kv) => {
-        const mine = this.#mirror.get(kv.key);
+        const mine = mirror.get(kv.key);
         return mine?.modRevision === kv.modRevision && mine.createRevision === kv.createRevision && mine.value === kv.value;
       })
     );

@@ -18,11 +18,11 @@ import { cleanupsAfterEach, startEtcd, waitFor } from "./etcd-process.ts";
 const cleanups = cleanupsAfterEach();
 
 /** A node on its own etcd, with web (one backend) written; its store, gorb, membership events and log. */
-async function node() {
+async function node(retryMs = 50) {
   const etcd = await startEtcd();
   cleanups.push(() => etcd.stop());
   const log = new RecordingLogger();
-  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: "/gorb", timeoutMs: 1000, retryMs: 50, logger: log });
+  const store = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: "/gorb", timeoutMs: 1000, retryMs, logger: log });
   cleanups.push(() => store.close());
   const stack = makeGorb({ store });
   await stack.gorb.restore((await store.load()).state);
@@ -77,6 +77,27 @@ test("etcd lost only membership writes: the node warns, follows etcd from its re
   // The record the loss took back is written again.
   expect(await waitFor(async () => (await record())?.backends["web/b1"] === "up", 10_000)).toBe(true);
   expect(log.lines.filter((l) => l.includes("is registered by"))).toEqual([]);
+}, 60_000);
+
+test("etcd lost only membership writes, then another node's change and this node's own land before its relist: it follows, not diverged", async () => {
+  // The relist waits 5 s after etcd went away: the two writes below come first. This node's own commit moves the
+  // last desired change it has seen past the other node's, which it has not seen yet; the relist's check must not
+  // take that change (in etcd, not in what this node saw) for a loss.
+  const { etcd, log, store, gorb } = await node(5000);
+  const direct = new EtcdClient({ endpoints: [etcd.endpoint] });
+  await etcd.backup();
+  expect(await waitFor(ok(store), 10_000)).toBe(true);
+  for (let i = 0; i < 5; i++) await direct.put("/gorb/nodes/other", `{"i":${i}}`);
+  expect(await store.waitApplied(direct.revision, 5000)).toBe(true);
+
+  await etcd.restoreBackup();
+  const other = { source: "api", fields: { host: "10.0.0.3", port: 80 }, key: { family: "inet", protocol: "tcp", address: "10.0.0.3", port: 80 }, vip: false };
+  await direct.put("/gorb/services/other", JSON.stringify(other));
+  await gorb.createService("api", { host: "10.0.0.2", port: 80 });
+  expect(await waitFor(async () => gorb.listServices().includes("other"), 15_000)).toBe(true);
+  expect(store.status()).toMatchObject({ state: "ok", lastError: null });
+  expect(gorb.listServices().sort()).toEqual(["api", "other", "web"]);
+  expect(log.lines.filter((l) => l.includes("no longer follows etcd"))).toEqual([]);
 }, 60_000);
 
 test("etcd lost a change of services: the node has diverged, refuses changes and keeps what it has", async () => {
