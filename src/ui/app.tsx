@@ -9,6 +9,7 @@ import { call, saveToken, savedToken } from "./api.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { followEvents, type StreamStatus } from "./events.ts";
 import { flatten } from "./form-body.ts";
+import { Freshness } from "./freshness.ts";
 import { InOrder } from "./in-order.ts";
 import { isolatedId, visibleText } from "../contract/ids.ts";
 import { EntityForm } from "./forms.tsx";
@@ -61,9 +62,18 @@ export function App() {
     },
   );
 
+  // Events counted per service, and deletions per service and backend: a read answered after one of them is older
+  // than what the page shows (./freshness.ts).
+  const events = useMemo(() => new Freshness(), []);
+  const deletions = useMemo(() => new Freshness(), []);
   const reload = async () => {
-    const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
-    store.setAll(detail);
+    const mark = events.begin();
+    try {
+      const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
+      store.setAll(detail, Date.now() / 1000, (id) => events.newer(id, mark));
+    } finally {
+      events.end(mark);
+    }
   };
   const run = async (what: string, task: () => Promise<unknown>, inPlace = false) => {
     try {
@@ -115,22 +125,29 @@ export function App() {
     });
     // A service's reads and its backends' are applied in the order their events came (./in-order.ts).
     const inOrder = new InOrder();
+    // A read started before the service (or the backend) was deleted does not put it back.
     const refreshService = (id: string) =>
       inOrder.run(id, async () => {
+        const mark = deletions.begin();
         try {
           const info = (await call("getService", { params: { service: id } })) as Omit<ServiceView, "id" | "backend_details">;
-          store.putService(id, info);
+          if (!deletions.newer(id, mark)) store.putService(id, info);
         } catch (error) {
           if (error instanceof ApiError && error.status === 404) store.removeService(id);
+        } finally {
+          deletions.end(mark);
         }
       });
     const refreshBackend = (service: string, backend: string) =>
       inOrder.run(service, async () => {
+        const mark = deletions.begin();
         try {
           const info = (await call("getBackend", { params: { service, backend } })) as Omit<BackendView, "id">;
-          store.putBackend(service, { ...info, id: backend });
+          if (!deletions.newer(service, mark) && !deletions.newer(Store.key(service, backend), mark)) store.putBackend(service, { ...info, id: backend });
         } catch (error) {
           if (error instanceof ApiError && error.status === 404) store.removeBackend(service, backend);
+        } finally {
+          deletions.end(mark);
         }
       });
     const stop = followEvents({
@@ -149,6 +166,7 @@ export function App() {
         const backend = typeof data.backend === "string" ? data.backend : null;
         const time = typeof data.time === "string" ? Date.parse(data.time) / 1000 : Date.now() / 1000;
         let detail = "";
+        if (service !== "") events.touch(service);
         switch (type) {
           case "resync":
             void reads.request();
@@ -159,6 +177,7 @@ export function App() {
             void refreshService(service);
             break;
           case "service.deleted":
+            deletions.touch(service);
             store.removeService(service);
             break;
           case "backend.created":
@@ -166,7 +185,10 @@ export function App() {
             if (backend !== null) void refreshBackend(service, backend).then(() => refreshService(service));
             break;
           case "backend.deleted":
-            if (backend !== null) store.removeBackend(service, backend);
+            if (backend !== null) {
+              deletions.touch(Store.key(service, backend));
+              store.removeBackend(service, backend);
+            }
             break;
           case "backend.weight":
             if (backend !== null) store.patchBackend(service, backend, { weight: Number(data.to), configured: Number(data.configured) }, time);

@@ -78,6 +78,20 @@ function push(series: Series, t: number, values: Record<string, number | null>):
   }
 }
 
+/** `mine` with the counters and rates of `read` (the same service, read from the API), where it has them. */
+function withCounters(mine: ServiceView, read: ServiceView | undefined): ServiceView {
+  if (read === undefined) return mine;
+  const backends = new Map(read.backend_details.map((b) => [b.id, b]));
+  return {
+    ...mine,
+    stats: read.stats,
+    backend_details: mine.backend_details.map((b) => {
+      const r = backends.get(b.id);
+      return r === undefined ? b : { ...b, stats: r.stats, active_conns: r.active_conns, inactive_conns: r.inactive_conns };
+    }),
+  };
+}
+
 export class Store {
   services: ServiceView[] = [];
   readonly timelines = new Map<string, Series>();
@@ -116,9 +130,16 @@ export class Store {
     push(series, t, { weight: b.effective_weight, configured: b.options.weight, state: STATE_LEVEL[b.metrics.state] });
   }
 
-  /** Replaces everything with a full read (GET /service?detail=true) and samples the pictures. */
-  setAll(services: readonly ServiceView[], now = Date.now() / 1000): void {
-    this.services = [...services].sort((a, b) => a.id.localeCompare(b.id));
+  /**
+   * Replaces everything with a full read (GET /service?detail=true) and samples the pictures. A service `stale` says
+   * had an event after the read started keeps what the page has (or stays away, if it was deleted): the event is
+   * newer. Only its counters and rates are taken from the read, which is the one source of them.
+   */
+  setAll(services: readonly ServiceView[], now = Date.now() / 1000, stale: (service: string) => boolean = () => false): void {
+    const read = new Map(services.map((s) => [s.id, s]));
+    const fresh = services.filter((s) => !stale(s.id));
+    const kept = this.services.filter((s) => stale(s.id)).map((s) => withCounters(s, read.get(s.id)));
+    this.services = [...fresh, ...kept].sort((a, b) => a.id.localeCompare(b.id));
     const alive = new Set<string>();
     for (const s of this.services) {
       let series = this.rates.get(s.id);
