@@ -51,6 +51,7 @@ import {
 import { NotFoundError, UnavailableError, ValidationError } from "../core/errors.ts";
 import { fieldsOf } from "../core/fields.ts";
 import { PathError } from "../core/path.ts";
+import { etagOf } from "../core/etag.ts";
 import type { Gorb } from "../core/gorb.ts";
 import { EVENT_TYPES, type EventBus } from "../core/events.ts";
 import type { Logger } from "../log.ts";
@@ -294,7 +295,7 @@ function startingAnswer(doing: string): Response {
 }
 
 /** The error answers every route may give, for the OpenAPI document. */
-const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 408: ErrorBody, 409: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
+const ERRORS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 408: ErrorBody, 409: ErrorBody, 412: ErrorBody, 413: ErrorBody, 500: ErrorBody, 503: ErrorBody };
 /** ERRORS as OpenAPI response objects, for the routes whose responses are written out (see okResponses). */
 const ERROR_RESPONSES = Object.fromEntries(
   Object.keys(ERRORS).map((status) => [
@@ -313,6 +314,25 @@ function okResponses<C extends Readonly<Record<string, object>>>(description: st
 }
 /** The OpenAPI responses of PUT, PATCH and DELETE: 200 with an empty body (the plugin has no schema for "empty"), or an error body. */
 const EMPTY_OK_RESPONSES = { 200: { description: "done; empty body" }, ...ERROR_RESPONSES };
+
+/** The If-Match header of PATCH and DELETE on a service or backend (../core/etag.ts), as the document shows it. */
+const IF_MATCH = {
+  name: "If-Match",
+  in: "header" as const,
+  required: false,
+  schema: { type: "string" as const },
+  description: "change only while the object's ETag (from its GET) is one of these, else 412 PRECONDITION_FAILED; * : only if it exists",
+};
+
+/** A request's If-Match header, for core (null: none). */
+function ifMatch(request: Request): { readonly ifMatch: string | null } {
+  return { ifMatch: request.headers.get("if-match") };
+}
+
+/** A service's or backend's GET answer, with the entity tag of its options (../core/etag.ts) as ETag. */
+function tagged(view: { readonly options: object }): Response {
+  return jsonResponse(view, 200, { ETag: etagOf(view.options) });
+}
 
 /**
  * A route's body parsers: ours reads JSON whatever the Content-Type and always answers, so Elysia's own
@@ -463,8 +483,8 @@ export function createApp(options: AppOptions) {
     )
     .patch(
       "/service/:service",
-      async ({ params, body }) => {
-        await gorb.updateService(param(params.service, "service"), fieldsOf(body));
+      async ({ params, body, request }) => {
+        await gorb.updateService(param(params.service, "service"), fieldsOf(body), ifMatch(request));
         return emptyOk();
       },
       {
@@ -472,19 +492,20 @@ export function createApp(options: AppOptions) {
         body: ServicePatchBody,
         detail: {
           summary: "Change a service in place (not its identity: host, port, protocol, fwmark, family)",
+          parameters: [IF_MATCH],
           responses: EMPTY_OK_RESPONSES,
         },
       },
     )
     .delete(
       "/service/:service",
-      async ({ params }) => {
-        await gorb.deleteService(param(params.service, "service"));
+      async ({ params, request }) => {
+        await gorb.deleteService(param(params.service, "service"), ifMatch(request));
         return emptyOk();
       },
-      { parse: "none", detail: { summary: "Delete a service and its backends", responses: EMPTY_OK_RESPONSES } },
+      { parse: "none", detail: { summary: "Delete a service and its backends", parameters: [IF_MATCH], responses: EMPTY_OK_RESPONSES } },
     )
-    .get("/service/:service", async ({ params }) => jsonResponse(await gorb.getService(param(params.service, "service"))), {
+    .get("/service/:service", async ({ params }) => tagged(await gorb.getService(param(params.service, "service"))), {
       response: { 200: ServiceInfo, ...ERRORS },
       detail: { summary: "A service: options, health, backend ids, IPVS stats" },
     })
@@ -498,8 +519,8 @@ export function createApp(options: AppOptions) {
     )
     .patch(
       "/service/:service/:backend",
-      async ({ params, body }) => {
-        await gorb.updateBackend(param(params.service, "service"), param(params.backend, "backend"), fieldsOf(body));
+      async ({ params, body, request }) => {
+        await gorb.updateBackend(param(params.service, "service"), param(params.backend, "backend"), fieldsOf(body), ifMatch(request));
         return emptyOk();
       },
       {
@@ -507,21 +528,22 @@ export function createApp(options: AppOptions) {
         body: BackendPatchBody,
         detail: {
           summary: "Change a backend in place (weight, forwarding, thresholds, pulse; not host or port)",
+          parameters: [IF_MATCH],
           responses: EMPTY_OK_RESPONSES,
         },
       },
     )
     .delete(
       "/service/:service/:backend",
-      async ({ params }) => {
-        await gorb.deleteBackend(param(params.service, "service"), param(params.backend, "backend"));
+      async ({ params, request }) => {
+        await gorb.deleteBackend(param(params.service, "service"), param(params.backend, "backend"), ifMatch(request));
         return emptyOk();
       },
-      { parse: "none", detail: { summary: "Remove a backend", responses: EMPTY_OK_RESPONSES } },
+      { parse: "none", detail: { summary: "Remove a backend", parameters: [IF_MATCH], responses: EMPTY_OK_RESPONSES } },
     )
     .get(
       "/service/:service/:backend",
-      async ({ params }) => jsonResponse(await gorb.getBackend(param(params.service, "service"), param(params.backend, "backend"))),
+      async ({ params }) => tagged(await gorb.getBackend(param(params.service, "service"), param(params.backend, "backend"))),
       { response: { 200: BackendInfo, ...ERRORS }, detail: { summary: "A backend: options, health metrics, live weight, stats" } },
     )
     .post(

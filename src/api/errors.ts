@@ -3,8 +3,9 @@
  * (GORB clients read `error`; `code` is gorb's addition). A 400 about a field also carries that field as data,
  * `field` (its wire name: "pulse.interval", "services.web.port"), and an error about a path into an apply's set
  * (a 400, or a 409 for an address used twice) its segments, `path` (["services", "web", "port"]); a kernel error
- * (500 KERNEL) carries the kernel's errno name, `errno` ("EPERM"). So a client need not parse them out of the message:
- *   GorbError (core and API)        its status: 400, 401, 403, 404, 408, 409, 413, 500, 503; a body's 408 and
+ * (500 KERNEL) carries the kernel's errno name, `errno` ("EPERM"), and a failed If-Match (412 PRECONDITION_FAILED)
+ * the object's current entity tag, `etag`. So a client need not parse them out of the message:
+ *   GorbError (core and API)        its status: 400, 401, 403, 404, 408, 409, 412, 413, 500, 503; a body's 408 and
  *                                   413 close the connection (bodyUnread)
  *   Elysia VALIDATION               400, "<field>: <problem>": a body error is worded by the contract
  *                                   (src/contract/check.ts, the same words core uses), the path of the first
@@ -18,6 +19,7 @@
 import { describeValueError } from "../contract/check.ts";
 import type { ErrorCode } from "../contract/fields.ts";
 import { GorbError, KernelError, ValidationError, errorMessage } from "../core/errors.ts";
+import { PreconditionError } from "../core/etag.ts";
 import { PathConflictError, PathError } from "../core/path.ts";
 import type { Logger } from "../log.ts";
 import { jsonResponse } from "./json.ts";
@@ -78,7 +80,9 @@ export function gorbErrorBody(error: GorbError): Response {
         ? { field: error.field }
         : error instanceof KernelError && error.errno !== ""
           ? { errno: error.errno }
-          : {};
+          : error instanceof PreconditionError
+            ? { etag: error.etag }
+            : {};
   return jsonResponse({ error: error.message, code: error.code, ...about }, error.status, headers);
 }
 

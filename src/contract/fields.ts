@@ -297,6 +297,7 @@ export const ERROR_CODES = [
   "TIMEOUT",
   "CONFLICT",
   "LIMIT",
+  "PRECONDITION_FAILED",
   "TOO_LARGE",
   "KERNEL",
   "INTERNAL",

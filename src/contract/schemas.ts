@@ -308,6 +308,7 @@ export const ErrorBody = Type.Object({
     }),
   ),
   errno: Type.Optional(Type.String({ description: "KERNEL: the errno name the kernel answered (EPERM, ENOMEM)" })),
+  etag: Type.Optional(Type.String({ description: "PRECONDITION_FAILED: the object's current entity tag (its ETag), which the If-Match did not name" })),
 });
 
 /** The schemas the OpenAPI document names under components.schemas. */

@@ -44,7 +44,7 @@ import { serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import type { ApplyReport } from "./apply.ts";
-import { DesiredState } from "./desired-state.ts";
+import { type BackendRecord, DesiredState } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import { EventBus } from "./events.ts";
@@ -83,7 +83,8 @@ import type { SavedState, Source, StateStore } from "./state.ts";
 import { Tx } from "./tx.ts";
 import { NoVipManager } from "./vip.ts";
 import { VipLedger } from "./vip-ledger.ts";
-import type { BackendInfo, ServiceDetail, ServiceInfo, ServiceStatusView } from "./views.ts";
+import { type BackendInfo, type ServiceDetail, type ServiceInfo, type ServiceStatusView, backendOptionsView, serviceOptionsView } from "./views.ts";
+import { checkIfMatch } from "./etag.ts";
 import { WorkQueue, type QueuedJob, type ScheduleJob } from "./work-queue.ts";
 import { DEFAULTS } from "../contract/fields.ts";
 import { systemClock } from "../health/clock.ts";
@@ -110,6 +111,16 @@ interface Job extends QueuedJob {
 }
 
 const q = JSON.stringify;
+
+/** A write's precondition: the request's If-Match header, when it has one (./etag.ts). */
+export interface Precondition {
+  readonly ifMatch?: string | null;
+}
+
+/** Refuses the write (412) unless the backend's options still have the tag `options.ifMatch` asks for. */
+function checkBackendMatch(options: Precondition, serviceId: string, backend: BackendRecord): void {
+  checkIfMatch(options.ifMatch ?? null, backendOptionsView(backend.spec, serviceId, backend.address.address), `backend ${q(backend.id)} of service ${q(serviceId)}`);
+}
 
 /** The items of `parts`, one part after the other, each item taken when it is reached (a lazy part stays lazy). */
 function* concat<T>(...parts: Iterable<T>[]): Generator<T> {
@@ -315,20 +326,24 @@ export class Gorb {
    * leaves out keep their values; null resets one to its default. Changing the identity (host, port,
    * protocol, fwmark, family) is refused: that is a different service.
    */
-  async updateService(id: string, body: unknown): Promise<void> {
+  async updateService(id: string, body: unknown, options: Precondition = {}): Promise<void> {
     checkId("service", id);
     const patch = servicePatchFields(body);
     return this.#withHosts([patch.get("host")], async (tx, resolver) => {
-      await this.#edits.updateService(tx, this.#queries.service(id), patch, resolver);
+      const service = this.#queries.service(id);
+      checkIfMatch(options.ifMatch ?? null, serviceOptionsView(service.spec, service.config), `service ${JSON.stringify(id)}`);
+      await this.#edits.updateService(tx, service, patch, resolver);
       await this.#tx.write(tx);
     });
   }
 
   /** DELETE /service/:service — remove a service and its backends. */
-  async deleteService(id: string): Promise<void> {
+  async deleteService(id: string, options: Precondition = {}): Promise<void> {
     checkId("service", id);
     return this.#mutation(async (tx) => {
-      this.#edits.deleteService(tx, this.#queries.service(id));
+      const service = this.#queries.service(id);
+      checkIfMatch(options.ifMatch ?? null, serviceOptionsView(service.spec, service.config), `service ${JSON.stringify(id)}`);
+      this.#edits.deleteService(tx, service);
       await this.#tx.write(tx);
     });
   }
@@ -382,24 +397,28 @@ export class Gorb {
    * body leaves out keep their values (an omitted weight does not drain); null resets one to its default.
    * Moving the backend (host, port) is refused. A new pulse restarts the health checks from "unknown".
    */
-  async updateBackend(serviceId: string, backendId: string, body: unknown): Promise<void> {
+  async updateBackend(serviceId: string, backendId: string, body: unknown, options: Precondition = {}): Promise<void> {
     checkId("service", serviceId);
     checkId("backend", backendId);
     const patch = backendPatchFields(body);
     return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(serviceId);
-      await this.#edits.updateBackend(tx, service, this.#queries.backend(service, backendId), patch, resolver);
+      const backend = this.#queries.backend(service, backendId);
+      checkBackendMatch(options, service.id, backend);
+      await this.#edits.updateBackend(tx, service, backend, patch, resolver);
       await this.#tx.write(tx);
     });
   }
 
   /** DELETE /service/:service/:backend — remove a backend and stop its health checks. */
-  async deleteBackend(serviceId: string, backendId: string): Promise<void> {
+  async deleteBackend(serviceId: string, backendId: string, options: Precondition = {}): Promise<void> {
     checkId("service", serviceId);
     checkId("backend", backendId);
     return this.#mutation(async (tx) => {
       const service = this.#queries.service(serviceId);
-      this.#edits.deleteBackend(tx, service, this.#queries.backend(service, backendId));
+      const backend = this.#queries.backend(service, backendId);
+      checkBackendMatch(options, service.id, backend);
+      this.#edits.deleteBackend(tx, service, backend);
       await this.#tx.write(tx);
     });
   }

@@ -30,17 +30,26 @@ export interface CallOptions {
   readonly body?: unknown;
   /** Raw text body (POST /apply sends the pasted file as it is when it is JSON). */
   readonly signal?: AbortSignal;
+  /** The ETag the object had when this page read it: the change goes through only if it still has it (else 412). */
+  readonly ifMatch?: string | null;
 }
 
 /** Calls an action; resolves with the parsed JSON (or the text, or null for an empty body). */
 export async function call(name: ActionName, options: CallOptions = {}): Promise<unknown> {
+  return (await callTagged(name, options)).value;
+}
+
+/** Calls an action; resolves with the parsed JSON (as call does) and the answer's ETag (null without one). */
+export async function callTagged(name: ActionName, options: CallOptions = {}): Promise<{ readonly value: unknown; readonly etag: string | null }> {
   const action = ACTIONS[name];
   let url = actionPath(name, options.params);
   if (options.query !== undefined) url += `?${new URLSearchParams(options.query).toString()}`;
-  const init: RequestInit = { method: action.method, headers: authHeaders() };
+  const headers: Record<string, string> = authHeaders();
+  if (options.ifMatch !== undefined && options.ifMatch !== null) headers["If-Match"] = options.ifMatch;
+  const init: RequestInit = { method: action.method, headers };
   if (options.body !== undefined) {
     init.body = JSON.stringify(options.body);
-    init.headers = { ...authHeaders(), "Content-Type": "application/json" };
+    headers["Content-Type"] = "application/json";
   }
   if (options.signal !== undefined) init.signal = options.signal;
   let response: Response;
@@ -64,7 +73,8 @@ export async function call(name: ActionName, options: CallOptions = {}): Promise
     }
     throw new ApiError(response.status, code, field, message);
   }
-  if (text === "") return null;
+  const etag = response.headers.get("etag");
+  if (text === "") return { value: null, etag };
   const type = response.headers.get("content-type") ?? "";
-  return type.includes("json") ? (JSON.parse(text) as unknown) : text;
+  return { value: type.includes("json") ? (JSON.parse(text) as unknown) : text, etag };
 }

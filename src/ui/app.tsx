@@ -267,6 +267,16 @@ export function App() {
     (back?.isConnected === true ? back : newService.current)?.focus();
   };
   const close = () => setDialog(null);
+  // An Edit dialog's save is sent with the ETag its values were read with: changed meanwhile (by another client, an
+  // apply, a drain that ended), it is refused (412) and changes nothing, rather than writing this form's older values.
+  const saveEdit = async (save: () => Promise<unknown>) => {
+    try {
+      await save();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 412) throw error;
+      throw new ApiError(error.status, error.code, null, `${error.message}. This form shows the values read when it opened: Cancel, then Edit again to start from the current ones`);
+    }
+  };
   const submitted = (text: string) => {
     setDialog(null);
     setNotice({ text, error: false });
@@ -353,7 +363,7 @@ export function App() {
       {dialog !== null && forms !== null && dialog.kind === "edit-service" && (
         <Modal title={`Edit service ${isolatedId(dialog.service.id)}`} onClose={close}>
           <EntityForm what="service" fields={forms.service} id={dialog.service.id} initial={flatten(forms.service, dialog.service.options)} submitLabel="Save service" onCancel={close}
-            onSubmit={async (id, body) => { await call("updateService", { params: { service: id }, body }); submitted(`service ${isolatedId(id)} changed`); }} />
+            onSubmit={async (id, body) => { await saveEdit(() => call("updateService", { params: { service: id }, body, ifMatch: dialog.etag })); submitted(`service ${isolatedId(id)} changed`); }} />
         </Modal>
       )}
       {dialog !== null && forms !== null && dialog.kind === "new-backend" && (
@@ -365,7 +375,7 @@ export function App() {
       {dialog !== null && forms !== null && dialog.kind === "edit-backend" && (
         <Modal title={`Edit backend ${isolatedId(dialog.service)}/${isolatedId(dialog.backend.id)}`} onClose={close}>
           <EntityForm what="backend" fields={forms.backend} id={dialog.backend.id} initial={flatten(forms.backend, dialog.backend.options)} submitLabel="Save backend" onCancel={close}
-            onSubmit={async (id, body) => { await call("updateBackend", { params: { service: dialog.service, backend: id }, body }); submitted(`backend ${isolatedId(dialog.service)}/${isolatedId(id)} changed`); }} />
+            onSubmit={async (id, body) => { await saveEdit(() => call("updateBackend", { params: { service: dialog.service, backend: id }, body, ifMatch: dialog.etag })); submitted(`backend ${isolatedId(dialog.service)}/${isolatedId(id)} changed`); }} />
         </Modal>
       )}
       {dialog?.kind === "apply" && (

@@ -15,8 +15,8 @@
 import { Fragment } from "preact";
 import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { isolatedId, visibleText } from "../contract/ids.ts";
-import { call } from "./api.ts";
-import { type ApiError, describeError } from "./errors.ts";
+import { call, callTagged } from "./api.ts";
+import { ApiError, describeError } from "./errors.ts";
 import { Chart } from "./charts.tsx";
 import { restoreBody } from "./form-body.ts";
 import { isDegraded, serviceNotes } from "./service-notes.ts";
@@ -26,9 +26,9 @@ import { ConfirmButton, Id, StateBadge, useFocusRescue, useInlineConfirm } from 
 /** The dialog open over the page. */
 export type Dialog =
   | { kind: "new-service" }
-  | { kind: "edit-service"; service: ServiceView }
+  | { kind: "edit-service"; service: ServiceView; etag: string | null }
   | { kind: "new-backend"; service: string }
-  | { kind: "edit-backend"; service: string; backend: BackendView }
+  | { kind: "edit-backend"; service: string; backend: BackendView; etag: string | null }
   | { kind: "apply" }
   | { kind: "metrics" }
   | { kind: "bgp" }
@@ -66,6 +66,19 @@ function useRefusal(actions: Actions) {
     if (refusal !== null) setRefused({ slot, text: `${label}: ${describeError(refusal)}` });
     return refusal;
   };
+  /**
+   * Opens an Edit dialog on what `read` gives (the object read again, with its ETag, so the form starts from its
+   * current values and its save is refused if someone changes it meanwhile); a failed read is said at `slot`.
+   */
+  const edit = async (slot: string, read: () => Promise<Dialog>) => {
+    setRefused(null);
+    try {
+      actions.open(await read());
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      setRefused({ slot, text: `Edit: ${describeError(error)}` });
+    }
+  };
   const describedBy = (slot: string) => (refused?.slot === slot ? id : undefined);
   const shown =
     refused === null ? null : (
@@ -73,7 +86,7 @@ function useRefusal(actions: Actions) {
         {refused.text}
       </p>
     );
-  return { act, describedBy, shown, clear: () => setRefused(null) };
+  return { act, edit, describedBy, shown, clear: () => setRefused(null) };
 }
 
 function BackendRow({ store, service, b, actions }: { store: Store; service: string; b: BackendView; actions: Actions }) {
@@ -137,7 +150,18 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       )}
       {series !== undefined && <Chart series={series} kind="timeline" label={`${visibleText(b.id)}: effective weight and health over the last minutes`} />}
       <div class="buttons">
-        <button type="button" aria-label={`Edit ${subject}`} onClick={() => actions.open({ kind: "edit-backend", service, backend: b })}>
+        <button
+          type="button"
+          data-slot="edit"
+          aria-label={`Edit ${subject}`}
+          aria-describedby={refusal.describedBy("edit")}
+          onClick={() =>
+            refusal.edit("edit", async () => {
+              const read = await callTagged("getBackend", { params: { service, backend: b.id } });
+              return { kind: "edit-backend", service, backend: { ...(read.value as Omit<BackendView, "id">), id: b.id }, etag: read.etag };
+            })
+          }
+        >
           Edit
         </button>
         {zeroed ? (
@@ -427,7 +451,17 @@ export function ServiceCard({ store, s, actions }: { store: Store; s: ServiceVie
         <button type="button" aria-label={`Add backend to service ${visibleText(s.id)}`} onClick={() => actions.open({ kind: "new-backend", service: s.id })}>
           Add backend
         </button>
-        <button type="button" aria-label={`Edit service ${visibleText(s.id)}`} onClick={() => actions.open({ kind: "edit-service", service: s })}>
+        <button
+          type="button"
+          aria-label={`Edit service ${visibleText(s.id)}`}
+          aria-describedby={refusal.describedBy("edit")}
+          onClick={() =>
+            refusal.edit("edit", async () => {
+              const read = await callTagged("getService", { params: { service: s.id } });
+              return { kind: "edit-service", service: { ...s, ...(read.value as Omit<ServiceView, "id" | "backend_details">) }, etag: read.etag };
+            })
+          }
+        >
           Edit service
         </button>
         <ConfirmButton

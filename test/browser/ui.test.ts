@@ -14,7 +14,8 @@
  * backend marked down and drained to weight 0 without a reload, then climbing back; Weight 0 and Restore (the
  * weight offered when the page set Weight 0, asked for when another client did; a refused weight said under the
  * field, which takes the focus), the focus kept in the button's place as one gives way to the other; Edit service
- * and Edit backend opening on the host field; the maintenance checkbox (weight 0 in the kernel, the health checks
+ * and Edit backend opening on the host field; an Edit backend opened before another client's change refused (412)
+ * rather than writing its older values, and opened again starting from the change; the maintenance checkbox (weight 0 in the kernel, the health checks
  * untouched, then the weight back); Drain… (a refused deadline said under its field, which takes the focus) with
  * `then: keep` (held at weight 0 until Undrain) and with `then: remove` (gone from the page and the kernel); a
  * service whose sorry server serves while its only backend fails, said in its row live and seen in the kernel; a
@@ -575,6 +576,29 @@ describe("the web UI against a real IPVS kernel", () => {
     await kernelTable((l) => kernelWeight(l, SHOP, "10.77.3.2:80") === null && (kernelWeight(l, SHOP, "10.77.1.2:80") ?? 0) > 0);
     await backend("b1").locator("output", { hasText: /^100$/ }).waitFor(); // web's b1 (same server) is back as well
   }, 240_000);
+
+  test("Edit backend opened before another client's change: its save is refused (412) and changes nothing; opened again, it starts from the change and saves", async () => {
+    const edit = backend("b1").getByRole("button", { name: "Edit backend b1 of web", exact: true });
+    const form = page.getByRole("form", { name: "Save backend form" });
+    const patch = (body: unknown) => fetch(`${API}/service/web/b1`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    await edit.click();
+    await form.locator("#backend-form-upper_threshold").waitFor();
+    expect((await patch({ weight: 30 })).status).toBe(200);
+    await backend("b1").locator(".weight", { hasText: /\/30$/ }).waitFor();
+    await form.locator("#backend-form-upper_threshold").fill("500");
+    await form.getByRole("button", { name: "Save backend" }).click();
+    await form.getByRole("alert").filter({ hasText: /^412 PRECONDITION_FAILED: backend "b1" of service "web" changed since it was read .*Cancel, then Edit again/ }).waitFor();
+    expect(kernelWeight(await kernelTable(() => true), `${VIP}:80`, "10.77.1.2:80")).toBe(30);
+    await form.getByRole("button", { name: "Cancel" }).click();
+    await edit.click();
+    expect(await form.locator("#backend-form-weight").inputValue()).toBe("30");
+    await form.locator("#backend-form-upper_threshold").fill("500");
+    await form.getByRole("button", { name: "Save backend" }).click();
+    await form.waitFor({ state: "detached" });
+    expect(await (await fetch(`${API}/service/web/b1`)).json()).toMatchObject({ options: { weight: 30, upper_threshold: 500 } });
+    expect((await patch({ weight: 100, upper_threshold: null })).status).toBe(200);
+    await backend("b1").locator("output", { hasText: /^100$/ }).waitFor();
+  }, 120_000);
 
   test("below quorum: set from the Edit service form, said in the row live; the kernel keeps the weights (no sorry server)", async () => {
     const edit = async (quorum: string) => {
