@@ -123,6 +123,14 @@ export class Store {
     return had === undefined ? "" : String(had);
   }
 
+  /**
+   * Forgets the weight this tab set Weight 0 from once the backend is seen at another weight (restored, from here
+   * or elsewhere): a later Weight 0 from elsewhere would else be offered that old weight, which nobody knows now.
+   */
+  #forgetOffer(service: string, b: BackendView): void {
+    if (b.options.weight !== 0) this.drainedFrom.delete(Store.key(service, b.id));
+  }
+
   #sampleBackend(service: string, b: BackendView, t: number): void {
     const key = Store.key(service, b.id);
     let series = this.timelines.get(key);
@@ -146,6 +154,7 @@ export class Store {
       if (series === undefined) this.rates.set(s.id, (series = { t: [], lines: {} }));
       push(series, now, { cps: s.stats?.cps ?? null, in_pps: s.stats?.in_pps ?? null, out_pps: s.stats?.out_pps ?? null });
       for (const b of s.backend_details) {
+        this.#forgetOffer(s.id, b);
         this.#sampleBackend(s.id, b, now);
         alive.add(Store.key(s.id, b.id));
       }
@@ -172,6 +181,7 @@ export class Store {
     this.services = this.services.filter((s) => s.id !== id);
     this.rates.delete(id);
     for (const key of [...this.timelines.keys()]) if (key.startsWith(`${id}/`)) this.timelines.delete(key);
+    for (const key of [...this.drainedFrom.keys()]) if (key.startsWith(`${id}/`)) this.drainedFrom.delete(key);
     this.#changed();
   }
 
@@ -183,6 +193,7 @@ export class Store {
       const backends = s.backends.includes(backend.id) ? s.backends : [...s.backends, backend.id].sort();
       return { ...s, backends, backend_details: [...others, backend].sort((a, b) => a.id.localeCompare(b.id)) };
     });
+    this.#forgetOffer(service, backend);
     this.#sampleBackend(service, backend, now);
     this.#changed();
   }
@@ -192,6 +203,7 @@ export class Store {
       s.id !== service ? s : { ...s, backends: s.backends.filter((b) => b !== backend), backend_details: s.backend_details.filter((b) => b.id !== backend) },
     );
     this.timelines.delete(Store.key(service, backend));
+    this.drainedFrom.delete(Store.key(service, backend));
     this.#changed();
   }
 
