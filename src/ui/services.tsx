@@ -99,7 +99,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
     refusal.act("weight", "Weight 0", `weight 0 ${target}`, async () => {
       const had = b.options.weight;
       await call("updateBackend", { params: { service, backend: b.id }, body: { weight: 0 } });
-      store.drainedFrom.set(key, had);
+      store.weightZeroed(service, b.id, had);
     });
   const restore = (weight: string) => {
     refusal.clear();
@@ -107,7 +107,7 @@ function BackendRow({ store, service, b, actions }: { store: Store; service: str
       `restore ${target}`,
       async () => {
         await call("updateBackend", { params: { service, backend: b.id }, body: restoreBody(weight) });
-        store.drainedFrom.delete(key);
+        store.restored(service, b.id);
       },
       true,
     );

@@ -97,8 +97,11 @@ export class Store {
   readonly timelines = new Map<string, Series>();
   readonly rates = new Map<string, Series>();
   readonly activity: Activity[] = [];
-  /** Configured weights of backends set to Weight 0 from this tab, for Restore. */
-  readonly drainedFrom = new Map<string, number>();
+  /**
+   * Configured weights of backends set to Weight 0 from this tab, for Restore; `seenAtZero` once the page has seen
+   * the backend at weight 0 since (a sighting at another weight before that is older than the Weight 0).
+   */
+  readonly #weightZeroFrom = new Map<string, { readonly had: number; seenAtZero: boolean }>();
   #listeners = new Set<() => void>();
 
   subscribe(listener: () => void): () => void {
@@ -119,16 +122,33 @@ export class Store {
    * it: gorb keeps no earlier weight, after a reload or a Weight 0 from elsewhere nobody knows it).
    */
   restoreOffer(service: string, backend: string): string {
-    const had = this.drainedFrom.get(Store.key(service, backend));
-    return had === undefined ? "" : String(had);
+    const offer = this.#weightZeroFrom.get(Store.key(service, backend));
+    return offer === undefined ? "" : String(offer.had);
+  }
+
+  /** This tab's Weight 0 went through: the backend had `had`, which Restore offers. */
+  weightZeroed(service: string, backend: string, had: number): void {
+    const now = this.service(service)?.backend_details.find((b) => b.id === backend);
+    this.#weightZeroFrom.set(Store.key(service, backend), { had, seenAtZero: now?.options.weight === 0 });
+  }
+
+  /** This tab's Restore went through: nothing to offer any more. */
+  restored(service: string, backend: string): void {
+    this.#weightZeroFrom.delete(Store.key(service, backend));
   }
 
   /**
-   * Forgets the weight this tab set Weight 0 from once the backend is seen at another weight (restored, from here
-   * or elsewhere): a later Weight 0 from elsewhere would else be offered that old weight, which nobody knows now.
+   * Forgets the weight this tab set Weight 0 from once the backend, seen at weight 0 since, is seen at another
+   * weight (restored, from here or elsewhere): a later Weight 0 from elsewhere would else be offered that old
+   * weight, which nobody knows now. A sighting at another weight before the page saw the 0 is a read or event older
+   * than the Weight 0, and changes nothing.
    */
-  #forgetOffer(service: string, b: BackendView): void {
-    if (b.options.weight !== 0) this.drainedFrom.delete(Store.key(service, b.id));
+  #sighted(service: string, b: BackendView): void {
+    const key = Store.key(service, b.id);
+    const offer = this.#weightZeroFrom.get(key);
+    if (offer === undefined) return;
+    if (b.options.weight === 0) offer.seenAtZero = true;
+    else if (offer.seenAtZero) this.#weightZeroFrom.delete(key);
   }
 
   #sampleBackend(service: string, b: BackendView, t: number): void {
@@ -154,7 +174,7 @@ export class Store {
       if (series === undefined) this.rates.set(s.id, (series = { t: [], lines: {} }));
       push(series, now, { cps: s.stats?.cps ?? null, in_pps: s.stats?.in_pps ?? null, out_pps: s.stats?.out_pps ?? null });
       for (const b of s.backend_details) {
-        this.#forgetOffer(s.id, b);
+        this.#sighted(s.id, b);
         this.#sampleBackend(s.id, b, now);
         alive.add(Store.key(s.id, b.id));
       }
@@ -181,7 +201,7 @@ export class Store {
     this.services = this.services.filter((s) => s.id !== id);
     this.rates.delete(id);
     for (const key of [...this.timelines.keys()]) if (key.startsWith(`${id}/`)) this.timelines.delete(key);
-    for (const key of [...this.drainedFrom.keys()]) if (key.startsWith(`${id}/`)) this.drainedFrom.delete(key);
+    for (const key of [...this.#weightZeroFrom.keys()]) if (key.startsWith(`${id}/`)) this.#weightZeroFrom.delete(key);
     this.#changed();
   }
 
@@ -193,7 +213,7 @@ export class Store {
       const backends = s.backends.includes(backend.id) ? s.backends : [...s.backends, backend.id].sort();
       return { ...s, backends, backend_details: [...others, backend].sort((a, b) => a.id.localeCompare(b.id)) };
     });
-    this.#forgetOffer(service, backend);
+    this.#sighted(service, backend);
     this.#sampleBackend(service, backend, now);
     this.#changed();
   }
@@ -203,7 +223,7 @@ export class Store {
       s.id !== service ? s : { ...s, backends: s.backends.filter((b) => b !== backend), backend_details: s.backend_details.filter((b) => b.id !== backend) },
     );
     this.timelines.delete(Store.key(service, backend));
-    this.drainedFrom.delete(Store.key(service, backend));
+    this.#weightZeroFrom.delete(Store.key(service, backend));
     this.#changed();
   }
 

@@ -25,7 +25,7 @@ function service(weight: number): ServiceView {
 /** This tab's Weight 0 (src/ui/services.tsx): the PATCH's event, then the weight it had remembered. */
 function weightZeroHere(store: Store, had: number): void {
   store.patchBackend("web", "b1", { weight: 0, configured: 0 }, 2);
-  store.drainedFrom.set(Store.key("web", "b1"), had);
+  store.weightZeroed("web", "b1", had);
 }
 
 describe("Restore's offer", () => {
@@ -48,6 +48,20 @@ describe("Restore's offer", () => {
       store.patchBackend("web", "b1", { weight: 0, configured: 0 }, 4);
       expect(store.restoreOffer("web", "b1")).toBe("");
     }
+  });
+
+  test("a read or event older than this tab's Weight 0, answered after its PATCH and before its event, keeps the offer", () => {
+    const store = new Store();
+    store.setAll([service(40)], 1);
+    // The PATCH answered before its event came; a full read started before the PATCH is answered at the old weight.
+    store.weightZeroed("web", "b1", 40);
+    store.setAll([service(40)], 2);
+    store.patchBackend("web", "b1", { weight: 40, configured: 40 }, 2);
+    store.patchBackend("web", "b1", { weight: 0, configured: 0 }, 3);
+    expect(store.restoreOffer("web", "b1")).toBe("40");
+    // Restore from here: nothing offered after.
+    store.restored("web", "b1");
+    expect(store.restoreOffer("web", "b1")).toBe("");
   });
 
   test("a backend deleted and added again at weight 0 by another client is not offered the old one", () => {

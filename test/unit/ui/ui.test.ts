@@ -274,7 +274,7 @@ describe("Restore", () => {
   test("offers the weight only when this tab set Weight 0 itself; else the user types it, never a guessed 100", () => {
     const store = new Store();
     expect(store.restoreOffer("web", "b1")).toBe(""); // after a reload, or a Weight 0 from elsewhere
-    store.drainedFrom.set(Store.key("web", "b1"), 30);
+    store.weightZeroed("web", "b1", 30);
     expect(store.restoreOffer("web", "b1")).toBe("30");
     expect(store.restoreOffer("web", "b2")).toBe("");
   });
