@@ -139,6 +139,13 @@ async function startNode(node: Node, index: number): Promise<void> {
       },
       180_000,
     );
+    // Its API answers once it has started; it registers in the fleet just after (README, Membership): the tests
+    // that follow read both nodes' records.
+    await until(`node ${node.name} to register`, async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new NodeExited(`exited (${proc.exitCode ?? proc.signalCode})`);
+      const view = (await call(node, "GET", "/cluster")).json as { nodes?: { node: string }[] };
+      return view.nodes?.some((n) => n.node === node.name) === true;
+    });
   } catch (error) {
     throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- node ${node.name} said ---\n${node.log.slice(-4000)}`);
   }
