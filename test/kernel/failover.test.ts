@@ -200,14 +200,16 @@ describe("failover against the real kernel", () => {
       expect(Number(back[0]?.split(" ")[1])).toBeGreaterThan(0);
       expect(await answers(10)).toEqual({ [be1.name]: 10 });
 
-      // The hooks ran: down (before the restart), up (after it), without a shell of gorb's, with the environment.
-      await pollUntil("the quorum hooks to have run", () => (existsSync(hookLog) && readFileSync(hookLog, "utf8").includes(" up ") ? true : undefined), {
-        timeoutMs: 20_000,
-      });
-      const ran = readFileSync(hookLog, "utf8").trim().split("\n");
+      // The hooks ran, without a shell of gorb's, with the environment: down and up at the start (created with no
+      // backend up, then b1's first check), down before the restart, up after it. Each runs after its change, so
+      // the last one is awaited by its own line: the log has an " up " line since the start.
+      const hooksRan = () => (existsSync(hookLog) ? readFileSync(hookLog, "utf8").trim().split("\n") : []);
+      await pollUntil("the four quorum hooks to have run", () => (hooksRan().length >= 4 ? true : undefined), { timeoutMs: 20_000 });
+      const ran = hooksRan();
       console.log(`failover hooks ran:\n${ran.join("\n")}`);
-      expect(ran[0]).toBe(`web down healthy=0 sorry=1 vip=${VIP}`);
-      expect(ran.at(-1)).toBe(`web up healthy=1 sorry=0 vip=${VIP}`);
+      const down = `web down healthy=0 sorry=1 vip=${VIP}`;
+      const up = `web up healthy=1 sorry=0 vip=${VIP}`;
+      expect(ran).toEqual([down, up, down, up]);
 
       // Deleting the service removes it with its sorry server.
       await be2.start();
