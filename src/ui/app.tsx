@@ -62,7 +62,7 @@ export function App() {
     },
   );
 
-  // Events counted per service, and deletions per service and backend: a read answered after one of them is older
+  // Events counted per service and per backend, and deletions of each: a read answered after one of them is older
   // than what the page shows (./freshness.ts).
   const events = useMemo(() => new Freshness(), []);
   const deletions = useMemo(() => new Freshness(), []);
@@ -140,14 +140,17 @@ export function App() {
       });
     const refreshBackend = (service: string, backend: string) =>
       inOrder.run(service, async () => {
+        const key = Store.key(service, backend);
         const mark = deletions.begin();
+        const eventsMark = events.begin();
         try {
           const info = (await call("getBackend", { params: { service, backend } })) as Omit<BackendView, "id">;
-          if (!deletions.newer(service, mark) && !deletions.newer(Store.key(service, backend), mark)) store.putBackend(service, { ...info, id: backend });
+          if (!deletions.newer(service, mark) && !deletions.newer(key, mark)) store.putBackend(service, { ...info, id: backend }, Date.now() / 1000, { olderThanEvents: events.newer(key, eventsMark) });
         } catch (error) {
           if (error instanceof ApiError && error.status === 404) store.removeBackend(service, backend);
         } finally {
           deletions.end(mark);
+          events.end(eventsMark);
         }
       });
     const stop = followEvents({
@@ -167,6 +170,7 @@ export function App() {
         const time = typeof data.time === "string" ? Date.parse(data.time) / 1000 : Date.now() / 1000;
         let detail = "";
         if (service !== "") events.touch(service);
+        if (backend !== null) events.touch(Store.key(service, backend));
         switch (type) {
           case "resync":
             void reads.request();

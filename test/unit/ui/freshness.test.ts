@@ -108,3 +108,26 @@ describe("a full read answered after events", () => {
     expect(store.services.map((s) => [s.id, s.stats?.conns])).toEqual([["web", 3]]);
   });
 });
+
+describe("a backend's read answered after an event about it", () => {
+  test("keeps the weights and state the event set; the rest (counters, options) is the read's", () => {
+    const store = new Store();
+    store.setAll([service("web", 0, [backend("b1", 100, 0)])], 0);
+    const events = new Freshness();
+    const mark = events.begin();
+    events.touch(Store.key("web", "b1"));
+    store.patchBackend("web", "b1", { weight: 0, configured: 0, state: "down", message: "connection refused" }, 1);
+    const read = { ...backend("b1", 100, 4), options: { host: "10.1.0.1", port: 80, weight: 100, method: "nat", maintenance: false } };
+    store.putBackend("web", read, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark) });
+    const b1 = store.service("web")?.backend_details[0];
+    expect([b1?.effective_weight, b1?.options.weight, b1?.metrics.state, b1?.metrics.message, b1?.active_conns, b1?.options.maintenance]).toEqual([0, 0, "down", "connection refused", 4, false]);
+    expect(store.timelines.get("web/b1")?.lines.weight).toEqual([100, 0, 0]);
+  });
+
+  test("a backend the page does not have yet is put in as read", () => {
+    const store = new Store();
+    store.setAll([service("web", 0)], 0);
+    store.putBackend("web", backend("b2", 50, 0), 1, { olderThanEvents: true });
+    expect(store.service("web")?.backend_details.map((b) => [b.id, b.effective_weight])).toEqual([["b2", 50]]);
+  });
+});
