@@ -106,8 +106,14 @@ interface Shown {
   }[];
 }
 
-/** What GET shows of the kernel rather than of gorb's state: a destination's counters and connections, in_kernel. */
-const KERNEL_VIEW_KEYS: ReadonlySet<string> = new Set(["stats", "active_conns", "inactive_conns", "persistent_conns", "in_kernel"]);
+/**
+ * What GET shows of the kernel rather than of gorb's state: a destination's counters and connections, in_kernel,
+ * and the effective weight, which is the weight gorb last saw or wrote in the kernel. (Seed 200296 with
+ * GORB_SINGLE_STEPS=250: a weight set by hand, a reconcile whose repair the kernel refused, then a drain the kernel
+ * refused: its undo wrote gorb's weight, 100, over the hand's 103, so the effective weight read 100, not 103;
+ * gorb's state was unchanged, and the kernel now has what gorb wants.)
+ */
+const KERNEL_VIEW_KEYS: ReadonlySet<string> = new Set(["stats", "active_conns", "inactive_conns", "persistent_conns", "in_kernel", "effective_weight"]);
 
 /**
  * An observe() without the kernel's table, nor what GET shows of the kernel. (Seed 140345 with GORB_SINGLE_STEPS=250:
