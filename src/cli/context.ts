@@ -5,6 +5,7 @@
  */
 import { writeSync } from "node:fs";
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
+import { type JournalLevel, withPriority } from "../journal.ts";
 import type { AnyCommand } from "./_command.ts";
 import { visibleText } from "../contract/ids.ts";
 import { errorCode } from "../errno.ts";
@@ -95,11 +96,22 @@ function formatLine(obj: LogObject): string {
   return `${prefix}${text}\n`;
 }
 
-/** createCliLogger returns a consola instance that writes plain one-line messages to `io.stderr`. */
-export function createCliLogger(io: CliIo, debug: boolean): ConsolaInstance {
+/** The journal's level of a CLI message. */
+function journalLevel(type: string): JournalLevel {
+  if (type === "error" || type === "fatal") return "error";
+  if (type === "warn") return "warning";
+  return type === "debug" || type === "trace" ? "debug" : "info";
+}
+
+/**
+ * createCliLogger returns a consola instance that writes plain one-line messages to `io.stderr`; `journal`: stderr
+ * is systemd's journal (src/journal.ts), so each line starts with its priority (`gorb serve`'s start-up failure is
+ * an error there, not information).
+ */
+export function createCliLogger(io: CliIo, debug: boolean, journal = false): ConsolaInstance {
   return createConsola({
     level: debug ? 4 : 3,
-    reporters: [{ log: (obj) => io.stderr(formatLine(obj)) }],
+    reporters: [{ log: (obj) => io.stderr(journal ? withPriority(formatLine(obj), journalLevel(obj.type)) : formatLine(obj)) }],
   });
 }
 

@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { type AnyCommand, argsOf, findSubCommand, kebab, metaOf, optionalValue, subCommandNames } from "./_command.ts";
 import { choiceOf } from "./_shared.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
+import { journalStreams } from "../journal.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { renderHelp } from "./help.ts";
 import { root } from "./index.ts";
@@ -474,7 +475,8 @@ export async function runCli(rawArgs: readonly string[], options: RunCliOptions 
   const controller = options.handleSigint === true ? new AbortController() : null;
   const signals = [options.signal, controller?.signal].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
-  const log = createCliLogger(io, env.GORB_DEBUG === "1");
+  // The real stderr may be systemd's journal; a test's io never is.
+  const log = createCliLogger(io, env.GORB_DEBUG === "1", options.io === undefined && journalStreams(env).stderr);
   const ctx: CliContext = { io, env, log, signal, root: options.root ?? root };
   return withCliContext(ctx, () => dispatch(ctx.root, rawArgs, ctx, controller));
 }

@@ -7,11 +7,15 @@
  * busy daemon logs a line per change (every PUT). consola stays the logger (levels, tags, the API every module uses);
  * only the reporter is ours. An Error among the arguments is written with its stack, on the following lines.
  *
+ * Under systemd each line starts with its syslog priority (`<4>`: src/journal.ts), so the journal records warnings
+ * and errors as such; elsewhere the lines are plain.
+ *
  * A line shows the C1 and bidirectional controls an id may hold as marks (visibleText: `created service
  * "⟨U+202E⟩bew"`), as the UI and the CLI do: a log is read on terminals and in viewers that would act on them.
  */
 import type { LogObject } from "consola/core";
 import { visibleText } from "../contract/ids.ts";
+import { type JournalLevel, type JournalStreams, NO_JOURNAL, withPriority } from "../journal.ts";
 
 /** The level words of the lines; consola's other types (success, ready, start, box, ...) read as info. */
 const LEVEL: Readonly<Record<string, string>> = {
@@ -22,6 +26,14 @@ const LEVEL: Readonly<Record<string, string>> = {
   trace: "trace",
   verbose: "debug",
 };
+
+/** The journal's level of consola's record types (success, ready, start, box, ...: info). */
+function journalLevel(type: string): JournalLevel {
+  if (type === "fatal" || type === "error") return type;
+  if (type === "warn") return "warning";
+  if (type === "debug" || type === "trace" || type === "verbose") return "debug";
+  return "info";
+}
 
 function errorOutput(type: string): boolean {
   return type === "error" || type === "fatal" || type === "warn";
@@ -50,13 +62,15 @@ const processSink: LogSink = {
   stderr: (text) => void process.stderr.write(text),
 };
 
-/** The consola reporter of `gorb serve`. */
-export function daemonReporter(sink: LogSink = processSink): { log(obj: LogObject): void } {
+/** The consola reporter of `gorb serve`; `journal`: the streams whose lines carry their priority. */
+export function daemonReporter(sink: LogSink = processSink, journal: JournalStreams = NO_JOURNAL): { log(obj: LogObject): void } {
   return {
     log(obj) {
       const line = logLine(obj);
-      if (errorOutput(obj.type)) sink.stderr(line);
-      else sink.stdout(line);
+      const toStderr = errorOutput(obj.type);
+      const text = (toStderr ? journal.stderr : journal.stdout) ? withPriority(line, journalLevel(obj.type)) : line;
+      if (toStderr) sink.stderr(text);
+      else sink.stdout(text);
     },
   };
 }

@@ -23,6 +23,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ffi: [],
   "src/version": [],
   "src/log": [],
+  "src/journal": [],
   "src/errno": [],
   "src/record": [],
   "src/ipv6-text": [],
@@ -50,6 +51,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "ffi",
     "src/contained-spawn",
     "src/log",
+    "src/journal",
     "src/errno",
     "src/regular-file",
     "src/version",
@@ -67,6 +69,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ],
   "src/cli": [
     "src/log",
+    "src/journal",
     "src/errno",
     "src/record",
     "src/ipv6-text",

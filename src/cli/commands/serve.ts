@@ -323,8 +323,14 @@ const serve = defineCommand({
         ctx.log.warn(`--${flag} on the command line is visible to every local user (ps, /proc); use --${flag}-file instead`);
       }
     }
-    const [{ createConsola }, { daemonReporter }] = await Promise.all([import("consola/core"), import("../../daemon/log-lines.ts")]);
-    const log = createConsola({ level: options.verbose ? 4 : 3, reporters: [daemonReporter()] }).withTag("gorb");
+    const [{ createConsola }, { daemonReporter }, { journalStreams }] = await Promise.all([
+      import("consola/core"),
+      import("../../daemon/log-lines.ts"),
+      import("../../journal.ts"),
+    ]);
+    // Under systemd the lines carry their priority, so the journal tells warnings and errors from information.
+    const reporter = daemonReporter(undefined, journalStreams(ctx.env));
+    const log = createConsola({ level: options.verbose ? 4 : 3, reporters: [reporter] }).withTag("gorb");
 
     try {
       const source = await prepareLibnl(ctx.env);
