@@ -7,9 +7,10 @@
  *
  * The file is written atomically: the text goes to `<path>.tmp` (which the `*.conf` wildcard does not match),
  * is flushed to disk, then renamed over the file, so BIRD never reads half a file. Neither the file nor the tmp is
- * opened through a symbolic link.
+ * opened through a symbolic link. The file is mode 0644 and the directories gorb creates for it 0755, whatever the
+ * umask: BIRD, running as its own user, reads it.
  */
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { errorCode } from "../errno.ts";
 
@@ -113,12 +114,29 @@ export class IncludeFile {
   write(text: string): void {
     const tmp = `${this.path}.tmp`;
     try {
-      mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
+      // BIRD runs as its own user (Debian's: bird) and must read the file through its directories; the modes are
+      // set, not left to the umask, which the packaged unit makes 0077.
+      const dir = dirname(this.path);
+      const created = mkdirSync(dir, { recursive: true, mode: 0o755 });
+      if (created !== undefined) {
+        for (let d = dir; ; d = dirname(d)) {
+          // Through a descriptor opened without following a link: a directory swapped for one meanwhile (BIRD's
+          // /run/bird is writable by BIRD's user) does not make gorb open up what it points to.
+          const dirFd = openSync(d, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+          try {
+            fchmodSync(dirFd, 0o755);
+          } finally {
+            closeSync(dirFd);
+          }
+          if (d === created || d === dirname(d)) break;
+        }
+      }
       // A fresh file, never one already there: a link planted as the tmp (the directory may be writable by
       // another user, such as BIRD's /run/bird) would make gorb, as root, overwrite whatever it points to.
       rmSync(tmp, { force: true });
       const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
       try {
+        fchmodSync(fd, 0o644);
         writeFileSync(fd, text);
         fsyncSync(fd);
       } finally {

@@ -3,7 +3,7 @@
  * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { IncludeFile, hostPrefix, renderInclude } from "../../../src/bgp/include-file.ts";
@@ -55,6 +55,24 @@ describe("include file", () => {
     file.write("two\n");
     expect(file.read()).toBe("two\n");
     expect(existsSync(`${file.path}.tmp`)).toBe(false);
+  });
+});
+
+describe("include file under the packaged unit's UMask=0077", () => {
+  test("the file is 0644 and the directories gorb creates 0755, so BIRD running as its own user reads it", () => {
+    const dir = tempDir();
+    const old = process.umask(0o077);
+    try {
+      const file = new IncludeFile(join(dir, "run", "gorb", "bird-vips.conf"));
+      file.write("one\n");
+      expect(statSync(file.path).mode & 0o777).toBe(0o644);
+      expect(statSync(join(dir, "run", "gorb")).mode & 0o777).toBe(0o755);
+      expect(statSync(join(dir, "run")).mode & 0o777).toBe(0o755);
+      file.write("two\n");
+      expect(statSync(file.path).mode & 0o777).toBe(0o644);
+    } finally {
+      process.umask(old);
+    }
   });
 });
 
