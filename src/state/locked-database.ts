@@ -7,7 +7,7 @@
  * another program's database, a version that is not one, or a newer one than this gorb writes is refused as it is.
  */
 import { Database, type Statement } from "bun:sqlite";
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { StateMissingError, StateSchemaError, StateStoreError, UnsafeStatePathError } from "./errors.ts";
@@ -67,6 +67,16 @@ export function openLockedDatabase(dir: string, spec: DatabaseSpec, create: bool
     throw new StateStoreError(
       `the state directory ${dir} ${unwritable}: gorb writes every change there; make it writable, or choose another --state-dir (--no-state keeps nothing)`,
     );
+  }
+  if (create) {
+    // A file gorb may not write (mode 0444 under the packaged unit, which drops CAP_DAC_OVERRIDE; an immutable
+    // file) would otherwise be SQLite's "disk I/O error", or a read-only database whose every change fails.
+    for (const file of [real, `${real}-wal`, `${real}-shm`]) {
+      const problem = fileWriteProblem(file);
+      if (problem !== null) {
+        throw new StateStoreError(`the ${spec.noun} file ${file} ${problem}: gorb writes every change there; make it writable (chmod 600 ${file})`);
+      }
+    }
   }
   const copy = !create && unwritable !== null ? privateCopy(real, spec) : null;
   let db: Database;
@@ -143,6 +153,25 @@ function writeProblem(dir: string): string | null {
     return null;
   } catch (error) {
     return errorCode(error) === "EROFS" ? "is on a read-only file system" : `cannot be written to (${errorMessage(error)})`;
+  }
+}
+
+/** Why gorb cannot write the existing file `file` (its errno and mode), or null when it can or there is none. */
+function fileWriteProblem(file: string): string | null {
+  try {
+    accessSync(file, constants.W_OK);
+    return null;
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT") return null;
+    if (code === "EROFS") return "is on a read-only file system";
+    let mode = "";
+    try {
+      mode = `, mode 0${(statSync(file).mode & 0o7777).toString(8)}`;
+    } catch {
+      // gone meanwhile: the errno says enough
+    }
+    return `cannot be written to (${code !== "" ? code : errorMessage(error)}${mode})`;
   }
 }
 

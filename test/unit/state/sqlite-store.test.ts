@@ -525,6 +525,32 @@ describe("a state directory gorb serve cannot write to", () => {
   });
 });
 
+describe("a state.db gorb serve may not write", () => {
+  test("mode 0444 under the packaged unit (no CAP_DAC_OVERRIDE): refused at start naming the file, its mode and what to do", async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    await store.commit(changes({ putServices: [WEB] }));
+    store.close();
+    stores.pop();
+    const file = join(dir, "state.db");
+    chmodSync(file, 0o444);
+    const before = readFileSync(file);
+    const module = join(import.meta.dir, "../../../src/state/sqlite-store.ts");
+    const script =
+      `import { SqliteStateStore } from ${JSON.stringify(module)};` +
+      `try { SqliteStateStore.open(${JSON.stringify(dir)}).close(); console.log("opened"); } catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message })); }`;
+    // Root as the unit runs it: without CAP_DAC_OVERRIDE, a file's mode binds root too.
+    const run = Bun.spawnSync(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", process.execPath, "-e", script], { cwd: "/", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    expect(JSON.parse(run.stdout.toString())).toEqual({
+      name: "StateStoreError",
+      message: `the state database file ${file} cannot be written to (EACCES, mode 0444): gorb writes every change there; make it writable (chmod 600 ${file})`,
+    });
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(statSync(file).mode & 0o777).toBe(0o444);
+  });
+});
+
 describe("a state directory gorb serve may not create", () => {
   test("as a user other than root (the default /var/lib/gorb): the errno, and what to do (root, --state-dir, --no-state)", () => {
     const parent = tempDir();
