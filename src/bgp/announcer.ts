@@ -38,6 +38,11 @@ export interface Announcer {
   /** Every prefix wanted or still confirmed, sorted. */
   status(): readonly PrefixStatus[];
   speaker(): SpeakerStatus;
+  /**
+   * The prefixes a previous run of gorb left announced (stopped with --bgp-keep-on-exit, or killed), which the
+   * speaker still has: for BIRD, the routes of the include file. Read before start().
+   */
+  inherited(): readonly string[];
   /** Starts watching the speaker (reconnects, re-asserts after it restarts). */
   start(): void;
   /** Stops watching; announces nothing more and withdraws nothing by itself. */

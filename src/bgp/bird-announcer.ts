@@ -108,6 +108,16 @@ export class BirdAnnouncer implements Announcer {
     this.#file = new IncludeFile(options.include);
   }
 
+  inherited(): readonly string[] {
+    try {
+      return routesIn(this.#file.read());
+    } catch (error) {
+      if (!(error instanceof IncludeFileError)) throw error;
+      this.#options.log.warn(`cannot read what the previous run announced: ${error.message}`);
+      return [];
+    }
+  }
+
   start(): void {
     this.#started = true;
     void this.#sync();

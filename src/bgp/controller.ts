@@ -17,6 +17,8 @@
  * state and the kernel write of its creation sees it so; one the kernel had and lost is not being set up).
  * Otherwise adding a service to an anycast VIP, given to every node at once (a PUT of the service, then of its
  * backends), would withdraw the VIP from every node at the same moment. It does keep an unannounced VIP back.
+ * At start, the VIPs a previous run left announced (the announcer's inherited(): --bgp-keep-on-exit, a crash) count
+ * as announced, so the same rule keeps them through a restart while the restored backends await their first check.
  * Withdrawal is immediate: when the VIP turns unhealthy, when its last service is deleted, and (unless told to
  * keep them) at shutdown; told to keep them, it still tries once more to have the speaker take the VIPs it
  * withdrew, and says so when the speaker does not. The controller re-evaluates after every event of the bus about
@@ -204,6 +206,8 @@ export class VipController {
    * refused) and is not being set up, so an announced VIP it is on is withdrawn.
    */
   readonly #hadKernel = new Set<string>();
+  /** The prefixes the previous run left announced that the first evaluation has not judged yet. */
+  readonly #inherited = new Set<string>();
 
   readonly #evaluations = new CoalescedRun(() => this.#evaluateOnce(), () => this.#stopped);
 
@@ -212,15 +216,38 @@ export class VipController {
     this.#holdDownMs = options.holdDownMs;
   }
 
-  /** Starts following the bus and the announcer; evaluates at once. Resolves after the first evaluation. */
-  start(): Promise<void> {
+  /**
+   * Starts following the bus and the announcer; evaluates at once. Resolves after the first evaluation. The VIPs a
+   * previous run left announced (--bgp-keep-on-exit, a crash) are taken as announced: the first evaluation keeps
+   * each one whose services are healthy or still being checked (after a restart every backend is unknown until
+   * its first check) and withdraws the others, and those no service is on any more.
+   */
+  async start(): Promise<void> {
+    const inherited = this.#options.announcer.inherited();
+    for (const prefix of inherited) this.#inherited.add(prefix);
+    // Wanted from the first sync on, so that it does not take them out of the speaker before they are judged.
+    if (inherited.length > 0) void this.#options.announcer.announce(inherited);
     this.#options.announcer.start();
     if (this.#options.events !== undefined) {
       const subscription = this.#options.events.subscribe((event) => this.#onEvent(event));
       this.#unsubscribe = () => subscription.unsubscribe();
     }
     this.#armRecheck();
-    return this.evaluate();
+    // Not waiting for the withdrawals this first evaluation starts (of inherited VIPs): a speaker slow to answer
+    // does not hold gorb's start; stop() waits for them.
+    await this.#evaluations.run();
+    const orphans = [...this.#inherited];
+    this.#inherited.clear();
+    if (orphans.length === 0 || this.#stopped) return;
+    for (const prefix of orphans) {
+      this.#options.log.info(`withdrawing ${prefix} (left announced by the previous run; no service is on it now)`);
+      this.#options.events?.publish("bgp.withdrawn", { vip: prefix.replace(/\/\d+$/, ""), prefix, reason: "deleted" });
+    }
+    const done: Promise<void> = this.#options.announcer
+      .withdraw(orphans)
+      .catch((error: unknown) => this.#options.log.error(`withdrawing: ${errorMessage(error)}`))
+      .finally(() => this.#inFlight.delete(done));
+    this.#inFlight.add(done);
   }
 
   #onEvent(event: GorbEvent): void {
@@ -292,8 +319,11 @@ export class VipController {
     for (const [vip, entry] of byVip) {
       let state = this.#vips.get(vip);
       if (state === undefined) {
-        state = { vip, prefix: entry.prefix, services: [], healthy: false, announced: false, hold: null };
+        // One the previous run left announced stays so while its services are healthy or being checked.
+        const kept = this.#inherited.delete(entry.prefix);
+        state = { vip, prefix: entry.prefix, services: [], healthy: false, announced: kept, hold: null };
         this.#vips.set(vip, state);
+        if (kept) this.#options.log.info(`keeping ${entry.prefix} announced, as the previous run left it, while its services are healthy or not checked yet`);
       }
       state.services = entry.services.sort();
       state.healthy = entry.healthy;

@@ -62,6 +62,9 @@ class SetAnnouncer implements Announcer {
   speaker() {
     return { kind: "test", reachable: true, version: null, lastError: null };
   }
+  inherited() {
+    return [];
+  }
   start() {}
   async close() {}
 }

@@ -149,6 +149,22 @@ describe("BirdAnnouncer", () => {
     expect(a.speaker().lastError).toContain('no reply to "show route protocol gorb_vips"');
   });
 
+  test("what a previous run left in the include file is inherited, and a controller's restart never empties the file before judging it", async () => {
+    const include = join(tempDir(), "bird-vips.conf");
+    writeFileSync(include, renderInclude("gorb_vips", ["203.0.113.10/32", "2001:db8::10/128"]));
+    const before = readFileSync(include, "utf8");
+    const { bird, loaded } = await birdReading(include);
+    const a = announcer(bird.path, include);
+    const inherited = a.inherited();
+    expect([...inherited].sort()).toEqual(["2001:db8::10/128", "203.0.113.10/32"]);
+    await a.announce(inherited);
+    a.start();
+    await a.announce([]);
+    expect(readFileSync(include, "utf8")).toBe(before);
+    expect(loaded().sort()).toEqual(["2001:db8::10/128", "203.0.113.10/32"]);
+    expect(announcer(bird.path, join(tempDir(), "none.conf")).inherited()).toEqual([]);
+  });
+
   test("an unchanged set is not configured again: only confirmed", async () => {
     const include = join(tempDir(), "bird-vips.conf");
     const { bird } = await birdReading(include);

@@ -53,6 +53,12 @@ class RecordingAnnouncer implements Announcer {
   speaker() {
     return { kind: "test", reachable: true, version: null, lastError: this.#lastError };
   }
+  /** What a previous run left announced: the speaker has it at start. */
+  left: string[] = [];
+  inherited() {
+    for (const p of this.left) this.set.add(p);
+    return this.left;
+  }
   start() {}
   async close() {
     this.closed = true;
@@ -195,6 +201,64 @@ describe("VipController", () => {
     await t.set([web(1), https(1, false)]);
     await t.clock.advance(3000);
     expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+  });
+
+  test("a restart keeps what the previous run left announced while its services are healthy or not checked yet; the rest is withdrawn at start", async () => {
+    const t = setup([
+      { id: "web", address: "203.0.113.10", minHealthy: 1, healthy: 0, settingUp: true, backends: 2 },
+      { id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 0, settingUp: false, backends: 1 },
+    ]);
+    // Left announced by the previous run (--bgp-keep-on-exit): web's and api's VIPs, and one no service is on now.
+    t.announcer.left = ["203.0.113.10/32", "203.0.113.20/32", "203.0.113.30/32"];
+    await t.controller.start();
+    expect([...t.announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(t.announcer.calls.some((c) => c.startsWith("withdraw") && c.includes("203.0.113.10/32"))).toBe(false);
+    expect(t.controller.status().vips).toMatchObject([{ vip: "203.0.113.10", state: "announced" }, { vip: "203.0.113.20", state: "withdrawn" }]);
+    expect(t.seen.filter((e) => e.type === "bgp.withdrawn").map((e) => e.data)).toEqual([
+      { vip: "203.0.113.20", prefix: "203.0.113.20/32", reason: "unhealthy" },
+      { vip: "203.0.113.30", prefix: "203.0.113.30/32", reason: "deleted" },
+    ]);
+    // Its first checks fail: withdrawn then.
+    await t.set([{ id: "web", address: "203.0.113.10", minHealthy: 1, healthy: 0, settingUp: false, backends: 2 }]);
+    expect(t.announcer.set.size).toBe(0);
+  });
+
+  test("a speaker slow to take the withdrawal of inherited VIPs does not hold the start", async () => {
+    const t = setup([{ id: "api", address: "203.0.113.20", minHealthy: 1, healthy: 0, settingUp: false, backends: 1 }]);
+    t.announcer.left = ["203.0.113.20/32", "203.0.113.30/32"];
+    let release = () => {};
+    t.announcer.gate = new Promise<void>((resolve) => (release = resolve));
+    await t.controller.start();
+    expect(t.announcer.set.size).toBe(0);
+    const stopping = t.controller.stop({ keep: true });
+    release();
+    await stopping;
+    expect(t.announcer.closed).toBe(true);
+  });
+
+  test("through gorb: a restart with the previous run's VIPs left announced keeps them while the restored backends await their first check", async () => {
+    const store = new MemoryStateStore();
+    const driver = new MemoryIpvsDriver();
+    const before = makeGorb({ store, driver });
+    await before.gorb.createService("web", { host: "203.0.113.10", port: 80 });
+    await before.gorb.createBackend("web", "b1", { host: "10.0.0.1", port: 8080, pulse: { type: "http" } });
+    await before.gorb.close();
+    const events = new EventBus();
+    const { gorb, health } = makeGorb({ store, driver, events });
+    await gorb.restore(store.load());
+    const { clock, announcer, controller } = following(gorb, events);
+    announcer.left = ["203.0.113.10/32"];
+    await controller.start();
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    health.report("web", "b1", "up");
+    await clock.advance(10_000);
+    expect([...announcer.set]).toEqual(["203.0.113.10/32"]);
+    expect(announcer.calls.filter((c) => c.startsWith("withdraw"))).toEqual([]);
+    health.report("web", "b1", "down");
+    await controller.evaluate();
+    expect(announcer.set.size).toBe(0);
+    await controller.stop({ keep: false });
+    await gorb.close();
   });
 
   test("a withdrawal the speaker is slow to take holds back no other decision: a VIP turning unhealthy meanwhile is withdrawn at once, one in hold-down that turns unhealthy is not announced", async () => {
