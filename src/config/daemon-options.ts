@@ -88,6 +88,8 @@ export interface DaemonOptions {
   readonly nodeId: string | null;
   /** The configuration file (--config), re-read on SIGHUP; null without one. */
   readonly configPath: string | null;
+  /** The file's settings as gorb started with them (a SIGHUP names those changed since); null without a file. */
+  readonly configSettings: DaemonFlags | null;
   /**
    * The services the configuration file declares, applied at start-up (and on SIGHUP); null when there is no
    * file or it has no `services` key (then gorb never creates or deletes a service on the file's behalf).
@@ -656,6 +658,7 @@ export function parseDaemonOptions(flags: DaemonFlags): DaemonOptions {
     sharedStore: sharedStore(flags),
     nodeId: nodeId(flags.nodeId),
     configPath: null,
+    configSettings: null,
     declared: null,
     ui: flags.ui ?? true,
     bgp: bgp(flags),

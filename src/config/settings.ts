@@ -128,6 +128,14 @@ function readSettings(doc: Record<string, unknown>): DaemonFlags {
   return settings;
 }
 
+/**
+ * The keys of the settings whose values differ between two readings of a configuration file (at start, and at a
+ * SIGHUP), in SETTINGS' order; a secret is named, never shown.
+ */
+export function changedSettings(before: DaemonFlags, after: DaemonFlags): string[] {
+  return (Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]).filter(([, spec]) => before[spec.flag] !== after[spec.flag]).map(([key]) => key);
+}
+
 /** The settings of a document, and its `services` read by `services` (null when the document has none). */
 export function readDocument<S>(doc: unknown, services: (value: unknown) => S): { readonly flags: DaemonFlags; readonly services: S | null } {
   if (doc === null || doc === undefined) return { flags: {}, services: null };

@@ -335,7 +335,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       log.warn("SIGHUP: gorb was started without --config; nothing to re-read");
       return;
     }
-    await reloadConfig(options.configPath, log, (services, file) => applyDeclared(gorb, services, log, file));
+    await reloadConfig(options.configPath, log, (services, file) => applyDeclared(gorb, services, log, file), options.configSettings);
   };
 
   await new Promise<void>((resolve) => {

@@ -309,7 +309,7 @@ const serve = defineCommand({
       if (error instanceof DaemonOptionError) throw new UsageError(error.message, "gorb serve");
       throw error;
     }
-    if (file !== null) options = { ...options, configPath: file.file, declared: file.services };
+    if (file !== null) options = { ...options, configPath: file.file, configSettings: file.flags, declared: file.services };
     const loaded = options;
     options = await secretCheck(() => loadSecrets(loaded));
     try {

@@ -165,6 +165,7 @@ describe("gorb serve", () => {
         maxBackends: null,
         probeMarks: { first: 0x3000, last: 0x30ff },
         configPath: null,
+        configSettings: null,
         sharedStore: null,
         nodeId: null,
         declared: null,

@@ -8,20 +8,30 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { reloadConfig } from "../../../src/daemon/reload.ts";
 import { RecordingLogger } from "../core/fakes.ts";
+import type { DaemonFlags } from "../../../src/config/daemon-options.ts";
+import { parseConfigFile } from "../../../src/config/load.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "gorb-reload-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** What one SIGHUP logged, and the ids of the services it applied (null: nothing applied). */
-async function hup(name: string, text: string, mode = 0o600): Promise<{ lines: string[]; applied: string[] | null }> {
+/**
+ * What one SIGHUP logged, and the ids of the services it applied (null: nothing applied); `started`: the file's
+ * settings gorb runs with.
+ */
+async function hup(name: string, text: string, mode = 0o600, started: DaemonFlags | null = null): Promise<{ lines: string[]; applied: string[] | null }> {
   const path = join(dir, name);
   writeFileSync(path, text);
   chmodSync(path, mode);
   const log = new RecordingLogger();
   let applied: string[] | null = null;
-  await reloadConfig(path, log, async (services) => {
-    applied = services.map((s) => s.id);
-  });
+  await reloadConfig(
+    path,
+    log,
+    async (services) => {
+      applied = services.map((s) => s.id);
+    },
+    started,
+  );
   return { lines: log.lines, applied };
 }
 
@@ -30,6 +40,18 @@ describe("SIGHUP", () => {
     const run = await hup("good.yaml", "services:\n  web: { port: 80 }\n");
     expect(run.applied).toEqual(["web"]);
     expect(run.lines[0]).toStartWith("info SIGHUP: re-read ");
+  });
+
+  test("settings changed in the file since the start are named, a secret without its value: they take effect at the next start", async () => {
+    const started = parseConfigFile("gorb.yaml", 'listen: "127.0.0.1:4672"\ntoken: old\nreconcile_interval: 30s\n').flags;
+    const path = join(dir, "changed.yaml");
+    const run = await hup("changed.yaml", 'listen: "0.0.0.0:4672"\ntoken: n3w-s3cret\nreconcile_interval: 30s\nallow: [10.0.0.0/8]\nservices:\n  web: { port: 80 }\n', 0o600, started);
+    expect(run.applied).toEqual(["web"]);
+    expect(run.lines).toEqual([
+      `warn SIGHUP: re-read ${path}; listen, token, allow changed since gorb started: they take effect at the next start (systemctl restart gorb); only services are applied now`,
+    ]);
+    const same = await hup("same.yaml", 'listen: "127.0.0.1:4672"\ntoken: old\nreconcile_interval: 30s\n', 0o600, started);
+    expect(same.lines[0]).toStartWith("info SIGHUP: re-read ");
   });
 
   test("a file with an error is refused whole with its location, and nothing is applied", async () => {
