@@ -1,6 +1,9 @@
 /**
  * The effects of failover (./failover.ts, ./slow-start.ts) that need I/O, kept out of the Gorb facade:
- *   - at restore, a service whose sorry server the kernel serves starts down (it was in sorry mode);
+ *   - at restore, a service whose sorry server the kernel serves starts down (it was in sorry mode), and so does
+ *     one without a sorry server whose backends the kernel serves at a weight above 0 are too few for its quorum
+ *     (the others were drained by failed checks: it was down), so its first failed checks run no second
+ *     quorum_down hook;
  *   - a quorum change is logged, published as `service.quorum` and runs the service's hook (through the runner
  *     the daemon gives, which never blocks);
  *   - slow-start ramps move on one timer about once a second (TICK_MS) while any is in progress; each step is a
@@ -10,10 +13,11 @@ import type { MonitorClock } from "../health/clock.ts";
 import { isFwmarkKey } from "../ipvs/types.ts";
 import type { Logger } from "../log.ts";
 import type { Pacer } from "../pacer.ts";
-import { evaluateQuorum, type DesiredState, type QuorumChange } from "./desired-state.ts";
+import { evaluateQuorum, type DesiredState, type QuorumChange, type ServiceRecord } from "./desired-state.ts";
+import { overrideWeight } from "./drain.ts";
 import { serviceKeyId } from "./keys.ts";
 import type { EventBus } from "./events.ts";
-import { hookEnvironment, sorryKeyId, type QuorumHookRunner } from "./failover.ts";
+import { hookEnvironment, quorumRule, sorryKeyId, type QuorumHookRunner } from "./failover.ts";
 import type { KernelWriter } from "./kernel-writer.ts";
 import { planOperations } from "./reconcile.ts";
 import { SlowStart, TICK_MS } from "./slow-start.ts";
@@ -63,6 +67,7 @@ export class FailoverRunner {
       const id = sorryKeyId(record.spec, record.config.key.family);
       const dest = id === null ? undefined : writer.view.get(serviceKeyId(record.config.key))?.dests.get(id);
       if (dest !== undefined && dest.weight > 0) record.quorumUp = false;
+      else if (record.spec.sorryServer === null && drainedBelowQuorum(record)) record.quorumUp = false;
       const change = evaluateQuorum(record);
       if (change !== null) changes.push(change);
     }
@@ -141,4 +146,21 @@ export class FailoverRunner {
       if (service !== undefined && backend !== undefined && before !== undefined) this.slowStart.undo(service, backend, before);
     }
   }
+}
+
+/**
+ * At restore, for a service with a quorum rule and no sorry server: its backends that count (configured weight
+ * above 0, neither in maintenance nor drained) and that the kernel serves at a weight above 0 (restored from it;
+ * pulse none: always) are fewer than quorum - hysteresis. The others were drained by failed checks before the
+ * restart, so the service was down.
+ */
+function drainedBelowQuorum(record: ServiceRecord): boolean {
+  const rule = quorumRule(record.spec);
+  if (rule === null) return false;
+  let serving = 0;
+  for (const b of record.backends.values()) {
+    if (overrideWeight(b.spec, b.drain, b.spec.weight) <= 0) continue;
+    if (b.spec.pulse.type === "none" || b.weight.effective > 0) serving++;
+  }
+  return serving < rule.quorum - rule.hysteresis;
 }

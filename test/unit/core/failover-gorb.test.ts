@@ -96,6 +96,39 @@ describe("sorry server", () => {
     ]);
   });
 
+  test("a restart while a service without a sorry server is down (its backends drained by failed checks) keeps it down: no second quorum_down; quorum_up once they are back", async () => {
+    const store = new MemoryStateStore();
+    const s = await twoBackends({ quorum: 2, quorum_up: HOOK, quorum_down: HOOK }, { store });
+    for (const b of ["b1", "b2"]) s.health.report("web", b, "down");
+    await s.gorb.idle();
+    expect(s.hooks.map((h) => h.env.GORB_STATE)).toEqual(["down"]);
+    await s.gorb.close();
+
+    const again = stack({ driver: s.driver, store });
+    await again.gorb.restore(store.load());
+    expect(await again.gorb.getService("web")).toMatchObject({ quorum_up: false, sorry: false });
+    for (const b of ["b1", "b2"]) again.health.report("web", b, "down");
+    await again.gorb.idle();
+    expect(again.hooks).toEqual([]);
+    expect(quorumEvents(again)).toEqual([]);
+    for (const b of ["b1", "b2"]) again.health.report("web", b, "up");
+    await again.gorb.idle();
+    expect(again.hooks.map((h) => h.env.GORB_STATE)).toEqual(["up"]);
+  });
+
+  test("a restart while a service is up keeps it up while its backends await their first check; their failures then run quorum_down", async () => {
+    const store = new MemoryStateStore();
+    const s = await twoBackends({ quorum_up: HOOK, quorum_down: HOOK }, { store });
+    await s.gorb.close();
+    const again = stack({ driver: s.driver, store });
+    await again.gorb.restore(store.load());
+    expect(await again.gorb.getService("web")).toMatchObject({ quorum_up: true });
+    expect(again.hooks).toEqual([]);
+    for (const b of ["b1", "b2"]) again.health.report("web", b, "down");
+    await again.gorb.idle();
+    expect(again.hooks.map((h) => h.env.GORB_STATE)).toEqual(["down"]);
+  });
+
   test("every backend in maintenance or draining counts as not healthy: the sorry server serves until one is back", async () => {
     const s = await twoBackends({ sorry_server: SORRY });
     await s.gorb.updateBackend("web", "b1", { maintenance: true });
