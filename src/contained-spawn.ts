@@ -13,8 +13,10 @@
  * it finds live orphans. An orphan is any program's, also one of a program still running (a daemon it started):
  * it is killed at the next sweep.
  *
- * So every program gorb starts and leaves running must start here: a child started otherwise (Bun.spawn) would be
- * taken for an orphan. A synchronous spawn (Bun.spawnSync) is safe: no sweep runs before it ends.
+ * A child in gorb's own session is not an orphan: a program started here runs in a session of its own, and no
+ * process can join a session but its creator's descendants, so nothing a program starts is ever in gorb's. So a
+ * child gorb starts otherwise (Bun.spawn without `detached`, as a test starts etcd beside exec checks) is left
+ * alone; one that leaves gorb's session (a daemon's setsid) is taken for an orphan.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { becomeChildSubreaper, reapIfEnded } from "../ffi/process.ts";
@@ -116,11 +118,25 @@ function killTree(root: number): void {
   for (const pid of stopped) signal(pid, "SIGKILL");
 }
 
+/** The session id of `pid` (/proc/PID/stat, the field after the state, ppid, pgrp); null when it is gone. */
+function sessionOf(pid: number | "self"): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After "PID (COMM) ": state ppid pgrp session ... (COMM may hold spaces and parentheses: the last ")" ends it).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[3]);
+  } catch {
+    return null;
+  }
+}
+
 /** Reap the dead orphans and kill the live ones with their descendants; again a little later while some lived. */
 function sweepOrphans(): void {
   let killed = false;
+  const own = sessionOf("self");
   for (const pid of childrenOf(process.pid)) {
-    if (running.has(pid) || reapIfEnded(pid)) continue;
+    // Started by gorb itself, not by a program (see the module comment): neither killed nor reaped (Bun reaps it).
+    if (running.has(pid) || (own !== null && sessionOf(pid) === own) || reapIfEnded(pid)) continue;
     killTree(pid);
     killed = true;
   }

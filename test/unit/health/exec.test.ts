@@ -131,6 +131,23 @@ describe("exec checker", () => {
     expect(await gone(await pidIn(leftFile))).toBe(true);
   });
 
+  test("a process gorb started itself (in its own session, as a test's etcd) is no program's orphan: checks that end leave it running", async () => {
+    const own = Bun.spawn(["sleep", "1000"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    try {
+      const leaves = script("own-child.sh", "exit 0");
+      for (let i = 0; i < 2; i++) expect(await execChecker(probe({ command: leaves }), 1_000, [dir]).check(target, live())).toMatchObject({ ok: true });
+      // The sweeps ran as the checks ended (before their answers): had one taken it for an orphan, it would be stopped,
+      // or dying with SIGKILL pending, or dead.
+      const status = readFileSync(`/proc/${own.pid}/status`, "utf8");
+      const field = (name: string) => BigInt(`0x${/^(\w+):\s*(\S+)/m.exec(status.split("\n").find((l) => l.startsWith(`${name}:`)) ?? "")?.[2] ?? "0"}`);
+      const pending = field("SigPnd") | field("ShdPnd");
+      expect([status.split("\n").find((l) => l.startsWith("State:"))?.split(/\s+/)[1], pending & ((1n << 8n) | (1n << 18n)), own.exitCode, own.signalCode]).toEqual(["S", 0n, null, null]);
+    } finally {
+      own.kill("SIGKILL");
+      await own.exited;
+    }
+  });
+
   test("a program outside the allowed directories is a check error, and never runs", async () => {
     const marker = join(other, "ran");
     const path = script("outside.sh", `touch ${marker}`, other);
