@@ -418,7 +418,7 @@ describe("ids from the daemon: services and backends that exist", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 30_000); // 7 completions, each a fish start and a `gorb __ids` (a bun start): 5 s with a quarter of a CPU
 
   test("zsh: _arguments specs call the id function, which hands the daemon's ids to compadd", async () => {
     const source = await script("zsh");
@@ -442,5 +442,5 @@ describe("ids from the daemon: services and backends that exist", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 30_000); // 5 completions, each a zsh start and a `gorb __ids` (a bun start)
 });
