@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll } from "bun:test";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { type Server, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -27,16 +27,28 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+/**
+ * `count` distinct free loopback ports: each is held bound until all are known, then all are released. Taken one at a
+ * time (bound, released, the next bound), two could be the same port, and etcd's peer and client listeners collided.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", resolve);
+      });
+    }
+    return servers.map((server) => {
       const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
+      return typeof address === "object" && address !== null ? address.port : 0;
     });
-  });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
 }
 
 /**
@@ -47,8 +59,7 @@ export async function startEtcd(flags: readonly string[] = []): Promise<EtcdProc
   const binary = Bun.which("etcd") ?? Bun.which("etcd", { PATH: "/usr/bin:/usr/sbin" });
   if (binary === null) throw new Error("etcd is not installed: apt-get install -y etcd-server (see .ci/rig-deps.sh)");
   const dir = mkdtempSync(join(tmpdir(), "gorb-etcd-"));
-  const client = await freePort();
-  const peer = await freePort();
+  const [client, peer] = (await freePorts(2)) as [number, number];
   const endpoint = `http://127.0.0.1:${client}`;
   const spawn = () =>
     Bun.spawn(
