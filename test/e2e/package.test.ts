@@ -15,6 +15,12 @@ import { buildExecutable } from "../../scripts/build.ts";
 import { PACKAGE_FILES, buildPackage, packageFileName } from "../../scripts/package.ts";
 import { parseConfigFile } from "../../src/config/load.ts";
 
+/**
+ * For a test that runs dpkg or dpkg-deb on the package (a 118 MB executable, gzip): 1-1.5 s here, over bun's
+ * default 5 s with a quarter of a CPU; a test that timed out left no install for the tests after it.
+ */
+const DPKG_TIMEOUT_MS = 60_000;
+
 let dir: string;
 let deb: string;
 let root: string;
@@ -77,7 +83,7 @@ describe("npm run package", () => {
       expect(line === undefined ? `${file.path} missing` : line.slice(0, 10)).toBe(file.mode === 0o755 ? "-rwxr-xr-x" : "-rw-r--r--");
       expect(line).toContain(" root/root ");
     }
-  });
+  }, DPKG_TIMEOUT_MS);
 });
 
 describe("dpkg --root into a fresh root", () => {
@@ -89,7 +95,7 @@ describe("dpkg --root into a fresh root", () => {
     expect(status).toMatch(/\nConffiles:\n \/etc\/gorb\/gorb\.yaml [0-9a-f]{32}\n/);
     for (const file of Object.values(PACKAGE_FILES)) expect(statSync(join(root, file.path)).mode & 0o777).toBe(file.mode);
     expect(statSync(join(root, "var/lib/gorb")).mode & 0o777).toBe(0o700);
-  });
+  }, DPKG_TIMEOUT_MS);
 
   test("the installed executable runs", () => {
     expect(run([join(root, "usr/bin/gorb"), "--version"])).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
@@ -126,7 +132,7 @@ describe("dpkg --root into a fresh root", () => {
     expect(run(["systemd-analyze", "verify", join(checkDir, "gorb.service")])).toEqual({ code: 0, stdout: "", stderr: "" });
     writeFileSync(join(checkDir, "gorb.service"), unit.replace("[Service]\n", "[Service]\nProtectKernelTunabels=yes\n"));
     expect(run(["systemd-analyze", "verify", join(checkDir, "gorb.service")]).stderr).toContain("Unknown key 'ProtectKernelTunabels'");
-  });
+  }, DPKG_TIMEOUT_MS);
 
   test("bash completion from the package completes gorb's commands", () => {
     const file = join(root, PACKAGE_FILES.bash.path);
@@ -145,5 +151,5 @@ describe("dpkg --root into a fresh root", () => {
     const purge = dpkg("--purge", "gorb");
     expect(purge.code).toBe(0);
     expect([existsSync(config), existsSync(join(root, "var/lib/gorb")), existsSync(join(root, "usr/bin/gorb"))]).toEqual([false, false, false]);
-  });
+  }, DPKG_TIMEOUT_MS);
 });
