@@ -7,7 +7,8 @@
  * Without --exe the executable is built first (scripts/build.ts, into dist/gorb). The package holds:
  *   /usr/bin/gorb                                      the single executable (libnl inside, used only without the system's)
  *   /lib/systemd/system/gorb.service                   packaging/gorb.service
- *   /etc/gorb/gorb.yaml                                packaging/gorb.yaml, a conffile (kept on upgrade when edited)
+ *   /etc/gorb/gorb.yaml                                packaging/gorb.yaml, a conffile (kept on upgrade when edited),
+ *                                                      mode 0600: it may hold the API token (`token:`)
  *   /usr/share/bash-completion/completions/gorb        `gorb completion bash`, and zsh and fish likewise
  *   /usr/share/zsh/vendor-completions/_gorb
  *   /usr/share/fish/vendor_completions.d/gorb.fish
@@ -26,7 +27,9 @@ const PACKAGING = join(ROOT, "packaging");
 export const PACKAGE_FILES = {
   executable: { path: "usr/bin/gorb", mode: 0o755 },
   unit: { path: "lib/systemd/system/gorb.service", mode: 0o644 },
-  config: { path: "etc/gorb/gorb.yaml", mode: 0o644 },
+  // 0600, as gorb serve requires of a file holding `token:`: an operator who adds one (README: "listen address,
+  // token, declared services") need not chmod it first. The client never reads it unless named (`gorb diff -f`).
+  config: { path: "etc/gorb/gorb.yaml", mode: 0o600 },
   bash: { path: "usr/share/bash-completion/completions/gorb", mode: 0o644 },
   zsh: { path: "usr/share/zsh/vendor-completions/_gorb", mode: 0o644 },
   fish: { path: "usr/share/fish/vendor_completions.d/gorb.fish", mode: 0o644 },

@@ -13,7 +13,8 @@ import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { buildExecutable } from "../../scripts/build.ts";
 import { PACKAGE_FILES, buildPackage, packageFileName } from "../../scripts/package.ts";
-import { parseConfigFile } from "../../src/config/load.ts";
+import { loadConfigFile, parseConfigFile } from "../../src/config/load.ts";
+import { checkPrivateStat } from "../../src/daemon/secrets.ts";
 
 /**
  * For a test that runs dpkg or dpkg-deb on the package (a 118 MB executable, gzip): 1-1.5 s here, over bun's
@@ -56,6 +57,11 @@ function freshRoot(): string {
   return r;
 }
 
+/** `mode` as `ls -l` and `dpkg-deb --contents` show a regular file's ("-rw-r--r--"). */
+function modeText(mode: number): string {
+  return `-${[6, 3, 0].map((shift) => ["r", "w", "x"].map((c, i) => ((mode >> shift) & (4 >> i) ? c : "-")).join("")).join("")}`;
+}
+
 /** The value of `key=` lines of a unit file (the last one wins, as in systemd). */
 function unitValue(unit: string, key: string): string | undefined {
   const lines = unit.split("\n").filter((l) => l.startsWith(`${key}=`));
@@ -80,9 +86,11 @@ describe("npm run package", () => {
     const listing = ok(["dpkg-deb", "--contents", deb]);
     for (const file of Object.values(PACKAGE_FILES)) {
       const line = listing.split("\n").find((l) => l.endsWith(` ./${file.path}`));
-      expect(line === undefined ? `${file.path} missing` : line.slice(0, 10)).toBe(file.mode === 0o755 ? "-rwxr-xr-x" : "-rw-r--r--");
+      expect(line === undefined ? `${file.path} missing` : line.slice(0, 10)).toBe(modeText(file.mode));
       expect(line).toContain(" root/root ");
     }
+    // The configuration file may hold the API token: root's alone, as gorb serve requires of a file with `token:`.
+    expect(listing.split("\n").find((l) => l.endsWith(" ./etc/gorb/gorb.yaml"))?.slice(0, 10)).toBe("-rw-------");
   }, DPKG_TIMEOUT_MS);
 });
 
@@ -119,6 +127,23 @@ describe("dpkg --root into a fresh root", () => {
     const config = parseConfigFile(path, readFileSync(path, "utf8"));
     expect(config.flags).toMatchObject({ listen: "127.0.0.1:4672", stateDir: "/var/lib/gorb", reconcileInterval: "30s" });
     expect(config.services).toBeNull(); // declares nothing: services come from the API until the admin adds some
+  });
+
+  test("an operator who adds `token:` to the installed configuration file can start gorb without a chmod", async () => {
+    // README's first step after the install is `sudo editor /etc/gorb/gorb.yaml  # listen address, token, ...`; an
+    // editor keeps the file's mode. gorb serve reads the file, then checks the descriptor read as a secret file.
+    const path = join(root, "etc/gorb/gorb.yaml");
+    const shipped = readFileSync(path, "utf8");
+    try {
+      writeFileSync(path, `${shipped}token: 0123456789abcdef\n`);
+      const config = await loadConfigFile(path);
+      expect(config.flags.token).toBe("0123456789abcdef");
+      const stat = config.stat;
+      if (stat === undefined) throw new Error(`${path}: read without its Stats`);
+      expect(() => checkPrivateStat("config", path, stat)).not.toThrow();
+    } finally {
+      writeFileSync(path, shipped);
+    }
   });
 
   test("systemd-analyze verify accepts the unit (and rejects a broken copy)", () => {
