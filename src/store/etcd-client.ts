@@ -515,9 +515,24 @@ export class EtcdClient {
         this.#next();
         continue;
       }
+      // The body comes after the headers, under the same timeout: cut short (not whole in time, or the connection
+      // closed), it is no answer, as above; only a whole body that is not JSON is etcd's answer.
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        this.#next();
+        const cut = isTimeout(error)
+          ? new EtcdError("timeout", endpoint, `etcd at ${endpoint} did not finish its answer within ${this.#timeoutMs} ms`, { cause: error })
+          : new EtcdError(idempotent ? "unreachable" : "unavailable", endpoint, `etcd at ${endpoint} closed the connection while answering: ${String(error)}`, { cause: error });
+        // A write may have been applied: not sent again elsewhere, and not known to have failed.
+        if (!idempotent) throw cut;
+        last = cut;
+        continue;
+      }
       let answer: unknown;
       try {
-        answer = await response.json();
+        answer = JSON.parse(text);
       } catch (error) {
         throw new EtcdError("rejected", endpoint, `etcd answered HTTP ${response.status} without JSON`, { status: response.status, cause: error });
       }

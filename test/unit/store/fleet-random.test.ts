@@ -181,7 +181,9 @@ class Fleet {
     this.draw = new Draw(seed);
     this.prefix = `/fleet-random-${seed}-${Date.now()}`;
     this.hosts = [newHost("A"), newHost("B"), newHost("C")];
-    this.checker = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: this.prefix, timeoutMs: 1000, retryMs: 100 });
+    // The test's own view of etcd, not a node: given time (a loaded machine answered a read in more than 1 s, and
+    // the model then ended with that error rather than a seed).
+    this.checker = new EtcdStateStore({ endpoints: [etcd.endpoint], prefix: this.prefix, timeoutMs: 10_000, retryMs: 100 });
   }
 
   running(): Host[] {
