@@ -68,11 +68,13 @@ export function App() {
   const deletions = useMemo(() => new Freshness(), []);
   const reload = async () => {
     const mark = events.begin();
+    const gone = deletions.begin();
     try {
       const detail = (await call("listServices", { query: { detail: "true" } })) as ServiceView[];
-      store.setAll(detail, Date.now() / 1000, (id) => events.newer(id, mark));
+      store.setAll(detail, Date.now() / 1000, (id) => events.newer(id, mark), (id) => deletions.newer(id, gone));
     } finally {
       events.end(mark);
+      deletions.end(gone);
     }
   };
   const run = async (what: string, task: () => Promise<unknown>, inPlace = false) => {

@@ -161,11 +161,19 @@ export class Store {
   /**
    * Replaces everything with a full read (GET /service?detail=true) and samples the pictures. A service `stale` says
    * had an event after the read started keeps what the page has (or stays away, if it was deleted): the event is
-   * newer. Only its counters and rates are taken from the read, which is the one source of them.
+   * newer. Only its counters and rates are taken from the read, which is the one source of them. One the page does
+   * not have is taken from the read unless `deleted` (by default: `stale`) says it was deleted after the read
+   * started: the events about it patched nothing (the page's first read, a busy service), and the read is all there is.
    */
-  setAll(services: readonly ServiceView[], now = Date.now() / 1000, stale: (service: string) => boolean = () => false): void {
+  setAll(
+    services: readonly ServiceView[],
+    now = Date.now() / 1000,
+    stale: (service: string) => boolean = () => false,
+    deleted: (service: string) => boolean = stale,
+  ): void {
     const read = new Map(services.map((s) => [s.id, s]));
-    const fresh = services.filter((s) => !stale(s.id));
+    const shown = new Set(this.services.map((s) => s.id));
+    const fresh = services.filter((s) => !stale(s.id) || (!shown.has(s.id) && !deleted(s.id)));
     const kept = this.services.filter((s) => stale(s.id)).map((s) => withCounters(s, read.get(s.id)));
     this.services = [...fresh, ...kept].sort((a, b) => a.id.localeCompare(b.id));
     const alive = new Set<string>();

@@ -99,6 +99,35 @@ describe("a full read answered after events", () => {
     expect(store.timelines.get("web/b1")?.lines.weight).toEqual([100, 0, 0]);
   });
 
+  test("a service the page does not have yet, with an event after the read began, is put in as read", () => {
+    // The page's first read, while a backend of web ramps up (a backend.weight event a second): web was left out
+    // until a read with no event during it, as long as the ramp or a flapping check lasted.
+    const store = new Store();
+    const events = new Freshness();
+    const deletions = new Freshness();
+    const mark = events.begin();
+    const gone = deletions.begin();
+    events.touch("web");
+    events.touch(Store.key("web", "b1"));
+    store.patchBackend("web", "b1", { weight: 20, configured: 100 }, 1);
+    store.setAll([service("web", 3, [backend("b1", 100, 3)])], 1, (id) => events.newer(id, mark), (id) => deletions.newer(id, gone));
+    expect(store.services.map((s) => [s.id, s.stats?.conns])).toEqual([["web", 3]]);
+  });
+
+  test("a service deleted after the read began, which the page no longer has, stays away though it had events", () => {
+    const store = new Store();
+    store.setAll([service("web", 0)]);
+    const events = new Freshness();
+    const deletions = new Freshness();
+    const mark = events.begin();
+    const gone = deletions.begin();
+    events.touch("web");
+    deletions.touch("web");
+    store.removeService("web");
+    store.setAll([service("web", 1)], 1, (id) => events.newer(id, mark), (id) => deletions.newer(id, gone));
+    expect(store.services).toEqual([]);
+  });
+
   test("without events since the read began, the read replaces everything", () => {
     const store = new Store();
     store.setAll([service("web", 0), service("db", 0)]);
