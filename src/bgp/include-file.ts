@@ -10,7 +10,7 @@
  * opened through a symbolic link. The file is mode 0644 and the directories gorb creates for it 0755, whatever the
  * umask: BIRD, running as its own user, reads it.
  */
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { errorCode } from "../errno.ts";
 
@@ -73,6 +73,34 @@ export function renderInclude(protocol: string, prefixes: Iterable<string>): str
 /** The largest include file read back (about 200,000 VIPs). */
 const INCLUDE_READ_LIMIT = 8 * 1024 * 1024;
 
+/**
+ * Creates the missing directories of `dir` one at a time, as the kernel walks the path ("." and ".." included),
+ * each 0755 whatever the umask; a directory that was there keeps its mode. (Walking up by name from `dir` to the
+ * first directory a recursive mkdir made went, through "new/..", to directories that were there: /tmp/new/../gorb
+ * made /tmp 0755.)
+ */
+function makeDirectories(dir: string): void {
+  let path = "";
+  for (const [i, part] of dir.split("/").entries()) {
+    path = i === 0 ? part : `${path}/${part}`;
+    if (part === "" || part === "." || part === "..") continue;
+    try {
+      mkdirSync(path, 0o755);
+    } catch (error) {
+      if (errorCode(error) === "EEXIST") continue;
+      throw error;
+    }
+    // Through a descriptor opened without following a link: a directory swapped for one meanwhile (BIRD's
+    // /run/bird is writable by BIRD's user) does not make gorb open up what it points to.
+    const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      fchmodSync(fd, 0o755);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
 /** The include file on disk; see the module comment. */
 export class IncludeFile {
   readonly path: string;
@@ -117,20 +145,7 @@ export class IncludeFile {
       // BIRD runs as its own user (Debian's: bird) and must read the file through its directories; the modes are
       // set, not left to the umask, which the packaged unit makes 0077.
       const dir = dirname(this.path);
-      const created = mkdirSync(dir, { recursive: true, mode: 0o755 });
-      if (created !== undefined) {
-        for (let d = dir; ; d = dirname(d)) {
-          // Through a descriptor opened without following a link: a directory swapped for one meanwhile (BIRD's
-          // /run/bird is writable by BIRD's user) does not make gorb open up what it points to.
-          const dirFd = openSync(d, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-          try {
-            fchmodSync(dirFd, 0o755);
-          } finally {
-            closeSync(dirFd);
-          }
-          if (d === created || d === dirname(d)) break;
-        }
-      }
+      if (!existsSync(dir)) makeDirectories(dir);
       // A fresh file, never one already there: a link planted as the tmp (the directory may be writable by
       // another user, such as BIRD's /run/bird) would make gorb, as root, overwrite whatever it points to.
       rmSync(tmp, { force: true });

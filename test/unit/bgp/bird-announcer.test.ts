@@ -3,7 +3,7 @@
  * the real include file gorb writes, so "what BIRD has" is what the file said at the last `configure`.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdAnnouncer } from "../../../src/bgp/bird-announcer.ts";
 import { IncludeFile, hostPrefix, renderInclude } from "../../../src/bgp/include-file.ts";
@@ -70,6 +70,23 @@ describe("include file under the packaged unit's UMask=0077", () => {
       expect(statSync(join(dir, "run")).mode & 0o777).toBe(0o755);
       file.write("two\n");
       expect(statSync(file.path).mode & 0o777).toBe(0o644);
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  test("a path through a new directory and '..' changes the mode of no directory that was there before", () => {
+    // /tmp/new/../gorb/vips.conf made gorb chmod /tmp (1777) to 0755: the walk up from the file's directory to
+    // the first one created went through "/tmp/new/..".
+    const dir = tempDir();
+    mkdirSync(join(dir, "keep"), { mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const old = process.umask(0o077);
+    try {
+      const file = new IncludeFile(`${dir}/keep/new/../gorb/bird-vips.conf`);
+      file.write("one\n");
+      expect(readFileSync(join(dir, "keep", "gorb", "bird-vips.conf"), "utf8")).toBe("one\n");
+      expect([statSync(dir).mode & 0o777, statSync(join(dir, "keep")).mode & 0o777, statSync(join(dir, "keep", "gorb")).mode & 0o777]).toEqual([0o700, 0o700, 0o755]);
     } finally {
       process.umask(old);
     }
