@@ -11,7 +11,7 @@ import { VERSION } from "../version.ts";
 import { type AnyCommand, argsOf, findSubCommand, kebab, metaOf, optionalValue, subCommandNames } from "./_command.ts";
 import { choiceOf } from "./_shared.ts";
 import { type CliContext, type CliIo, createCliLogger, processIo, withCliContext } from "./context.ts";
-import { journalStreams } from "../journal.ts";
+import { journalStreams, withPriority } from "../journal.ts";
 import { CliError, EXIT, UsageError } from "./errors.ts";
 import { renderHelp } from "./help.ts";
 import { root } from "./index.ts";
@@ -406,8 +406,11 @@ async function dispatch(
   rawArgs: readonly string[],
   ctx: CliContext,
   sigint: AbortController | null,
+  journal: boolean,
 ): Promise<number> {
   const { io, log } = ctx;
+  // The lines written past the logger (the usage hint, an unexpected error and its stack) are errors too.
+  const stderr = (text: string): void => io.stderr(journal ? withPriority(text, "error") : text);
   const version = rawArgs[0] === "--version" || rawArgs[0] === "-V" ? rawArgs[0] : null;
   if (version !== null && rawArgs.length === 1) {
     io.stdout(`${VERSION}\n`);
@@ -416,7 +419,7 @@ async function dispatch(
   if (version !== null && !rawArgs.some(isHelpFlag)) {
     // `gorb -V status` is not a command with a flag before it, nor `gorb --version extra` an unknown command.
     log.error(`${version} prints the version and takes nothing else: run "gorb ${version}" alone`);
-    io.stderr(`Run "gorb --help" for usage.\n`);
+    stderr(`Run "gorb --help" for usage.\n`);
     return EXIT.USAGE;
   }
   let args = rawArgs;
@@ -448,7 +451,7 @@ async function dispatch(
     if (error instanceof UsageError) {
       log.error(error.message);
       const where = error.usageOf ?? resolved?.path.join(" ") ?? "gorb";
-      io.stderr(`Run "${where} --help" for usage.\n`);
+      stderr(`Run "${where} --help" for usage.\n`);
       return EXIT.USAGE;
     }
     if (error instanceof CliError) {
@@ -460,10 +463,10 @@ async function dispatch(
       const message = error.message.replace(ANSI, "");
       log.error(`${message.charAt(0).toLowerCase()}${message.slice(1)}`);
       const where = resolved?.path.join(" ") ?? "gorb";
-      io.stderr(`Run "${where} --help" for usage.\n`);
+      stderr(`Run "${where} --help" for usage.\n`);
       return EXIT.USAGE;
     }
-    io.stderr(`gorb: unexpected error (please report it): ${describeUnexpected(error)}\n`);
+    stderr(`gorb: unexpected error (please report it): ${describeUnexpected(error)}\n`);
     return EXIT.UNEXPECTED;
   }
 }
@@ -476,7 +479,8 @@ export async function runCli(rawArgs: readonly string[], options: RunCliOptions 
   const signals = [options.signal, controller?.signal].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
   // The real stderr may be systemd's journal; a test's io never is.
-  const log = createCliLogger(io, env.GORB_DEBUG === "1", options.io === undefined && journalStreams(env).stderr);
+  const journal = options.io === undefined && journalStreams(env).stderr;
+  const log = createCliLogger(io, env.GORB_DEBUG === "1", journal);
   const ctx: CliContext = { io, env, log, signal, root: options.root ?? root };
-  return withCliContext(ctx, () => dispatch(ctx.root, rawArgs, ctx, controller));
+  return withCliContext(ctx, () => dispatch(ctx.root, rawArgs, ctx, controller, journal));
 }

@@ -67,4 +67,24 @@ describe("log lines in systemd's journal", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test("gorb serve's usage error: its hint, written past the logger, is an error on the journal stream too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gorb-journal-"));
+    try {
+      const file = join(dir, "journal");
+      const fd = openSync(file, "w");
+      const st = statSync(file, { bigint: true });
+      const env = { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` };
+      const proc = Bun.spawn([process.execPath, MAIN, "serve", "--listen", "nope", "--no-state"], { env, stdin: "ignore", stdout: fd, stderr: fd });
+      expect(await proc.exited).toBe(2);
+      closeSync(fd);
+      expect(readFileSync(file, "utf8").split("\n")).toEqual([
+        '<3>error: --listen: missing port in "nope"; use :PORT, HOST:PORT or [IPV6]:PORT',
+        '<3>Run "gorb serve --help" for usage.',
+        "",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
