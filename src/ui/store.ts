@@ -215,20 +215,15 @@ export class Store {
 
   /**
    * Puts one backend (GET /service/:service/:backend) in and samples its timeline. `olderThanEvents`: an event about
-   * the backend came while it was read; its weights, state and message stay as the events left them.
+   * the backend came while it was read; its effective weight, state and message stay as the events left them.
    */
   putBackend(service: string, read: BackendView, now = Date.now() / 1000, { olderThanEvents = false } = {}): void {
-    // A read answered after a weight or health event about the backend keeps what the event said (patchBackend).
+    // A read answered after a weight or health event about the backend keeps the effective weight and health state
+    // the events set (patchBackend). Not the configured weight: every change of it is also a backend.changed, whose
+    // own read comes after this one, while a health event alone would keep an older one here.
     const mine = olderThanEvents ? this.service(service)?.backend_details.find((b) => b.id === read.id) : undefined;
     const backend: BackendView =
-      mine === undefined
-        ? read
-        : {
-            ...read,
-            effective_weight: mine.effective_weight,
-            options: { ...read.options, weight: mine.options.weight },
-            metrics: { ...read.metrics, state: mine.metrics.state, message: mine.metrics.message },
-          };
+      mine === undefined ? read : { ...read, effective_weight: mine.effective_weight, metrics: { ...read.metrics, state: mine.metrics.state, message: mine.metrics.message } };
     this.services = this.services.map((s) => {
       if (s.id !== service) return s;
       const others = s.backend_details.filter((b) => b.id !== backend.id);

@@ -139,7 +139,7 @@ describe("a full read answered after events", () => {
 });
 
 describe("a backend's read answered after an event about it", () => {
-  test("keeps the weights and state the event set; the rest (counters, options) is the read's", () => {
+  test("keeps the effective weight and state the event set; the rest (counters, options) is the read's", () => {
     const store = new Store();
     store.setAll([service("web", 0, [backend("b1", 100, 0)])], 0);
     const events = new Freshness();
@@ -149,7 +149,7 @@ describe("a backend's read answered after an event about it", () => {
     const read = { ...backend("b1", 100, 4), options: { host: "10.1.0.1", port: 80, weight: 100, method: "nat", maintenance: false } };
     store.putBackend("web", read, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark) });
     const b1 = store.service("web")?.backend_details[0];
-    expect([b1?.effective_weight, b1?.options.weight, b1?.metrics.state, b1?.metrics.message, b1?.active_conns, b1?.options.maintenance]).toEqual([0, 0, "down", "connection refused", 4, false]);
+    expect([b1?.effective_weight, b1?.metrics.state, b1?.metrics.message, b1?.active_conns, b1?.options.maintenance]).toEqual([0, "down", "connection refused", 4, false]);
     expect(store.timelines.get("web/b1")?.lines.weight).toEqual([100, 0, 0]);
   });
 
@@ -158,5 +158,18 @@ describe("a backend's read answered after an event about it", () => {
     store.setAll([service("web", 0)], 0);
     store.putBackend("web", backend("b2", 50, 0), 1, { olderThanEvents: true });
     expect(store.service("web")?.backend_details.map((b) => [b.id, b.effective_weight])).toEqual([["b2", 50]]);
+  });
+
+  test("a configured weight changed elsewhere while a health event came during the read is the read's, not the page's older one", () => {
+    // A backend held at 0 (down): its configured weight changed elsewhere makes no backend.weight event, only
+    // backend.changed, whose read may be answered after a health event about it.
+    const store = new Store();
+    store.setAll([service("web", 0, [{ ...backend("b1", 100, 0), effective_weight: 0 }])], 0);
+    const events = new Freshness();
+    const mark = events.begin();
+    events.touch(Store.key("web", "b1"));
+    store.patchBackend("web", "b1", { state: "down", message: "timeout" }, 1);
+    store.putBackend("web", { ...backend("b1", 50, 0), effective_weight: 0 }, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark) });
+    expect(store.service("web")?.backend_details[0]?.options.weight).toBe(50);
   });
 });
