@@ -14,13 +14,17 @@ export function etagOf(options: object): string {
   return `"${Bun.hash(JSON.stringify(options)).toString(36)}"`;
 }
 
+/** How much of the If-Match header a 412's message repeats (a client may send kilobytes of tags). */
+const ASKED_SHOWN = 120;
+
 /** PreconditionError: an If-Match that the object's current tag does not satisfy (412). `etag` is the current one. */
 export class PreconditionError extends GorbError {
   override readonly name = "PreconditionError";
   readonly etag: string;
 
   constructor(what: string, asked: string, etag: string) {
-    super(412, "PRECONDITION_FAILED", `${what} changed since it was read (If-Match: ${asked}; its ETag is now ${etag}): nothing changed; read it again and retry`);
+    const shown = asked.length > ASKED_SHOWN ? `${asked.slice(0, ASKED_SHOWN)}... (${asked.length} characters)` : asked;
+    super(412, "PRECONDITION_FAILED", `${what} changed since it was read (If-Match: ${shown}; its ETag is now ${etag}): nothing changed; read it again and retry`);
     this.etag = etag;
   }
 }

@@ -109,4 +109,13 @@ describe("If-Match on PATCH and DELETE", () => {
     }
     expect(destWeights(driver)).toEqual({ "10.1.0.1": 100 });
   });
+
+  test("a 412 repeats at most the start of a long If-Match, with its length", async () => {
+    const { call } = await setup();
+    const header = Array.from({ length: 500 }, (_, i) => `"tag${i}"`).join(", ");
+    const reply = await call("PATCH", "/service/web/b1", { ifMatch: header, body: { weight: 1 } });
+    expect(reply.status).toBe(412);
+    expect(String(reply.body?.error)).toContain(`If-Match: ${header.slice(0, 120)}... (${header.length} characters)`);
+    expect(String(reply.body?.error).length).toBeLessThan(400);
+  });
 });
