@@ -66,6 +66,8 @@ export function App() {
   // than what the page shows (./freshness.ts).
   const events = useMemo(() => new Freshness(), []);
   const deletions = useMemo(() => new Freshness(), []);
+  // backend.weight events per backend, the ones that carry its configured weight.
+  const weights = useMemo(() => new Freshness(), []);
   const reload = async () => {
     const mark = events.begin();
     const gone = deletions.begin();
@@ -145,14 +147,18 @@ export function App() {
         const key = Store.key(service, backend);
         const mark = deletions.begin();
         const eventsMark = events.begin();
+        const weightsMark = weights.begin();
         try {
           const info = (await call("getBackend", { params: { service, backend } })) as Omit<BackendView, "id">;
-          if (!deletions.newer(service, mark) && !deletions.newer(key, mark)) store.putBackend(service, { ...info, id: backend }, Date.now() / 1000, { olderThanEvents: events.newer(key, eventsMark) });
+          if (!deletions.newer(service, mark) && !deletions.newer(key, mark)) {
+            store.putBackend(service, { ...info, id: backend }, Date.now() / 1000, { olderThanEvents: events.newer(key, eventsMark), olderThanWeight: weights.newer(key, weightsMark) });
+          }
         } catch (error) {
           if (error instanceof ApiError && error.status === 404) store.removeBackend(service, backend);
         } finally {
           deletions.end(mark);
           events.end(eventsMark);
+          weights.end(weightsMark);
         }
       });
     const stop = followEvents({
@@ -197,6 +203,7 @@ export function App() {
             }
             break;
           case "backend.weight":
+            if (backend !== null) weights.touch(Store.key(service, backend));
             if (backend !== null) store.patchBackend(service, backend, { weight: Number(data.to), configured: Number(data.configured) }, time);
             detail = `${String(data.from)} → ${String(data.to)} (configured ${String(data.configured)})`;
             break;

@@ -216,14 +216,23 @@ export class Store {
   /**
    * Puts one backend (GET /service/:service/:backend) in and samples its timeline. `olderThanEvents`: an event about
    * the backend came while it was read; its effective weight, state and message stay as the events left them.
+   * `olderThanWeight`: a backend.weight event came while it was read; its configured weight stays too.
    */
-  putBackend(service: string, read: BackendView, now = Date.now() / 1000, { olderThanEvents = false } = {}): void {
+  putBackend(service: string, read: BackendView, now = Date.now() / 1000, { olderThanEvents = false, olderThanWeight = false } = {}): void {
     // A read answered after a weight or health event about the backend keeps the effective weight and health state
-    // the events set (patchBackend). Not the configured weight: every change of it is also a backend.changed, whose
-    // own read comes after this one, while a health event alone would keep an older one here.
-    const mine = olderThanEvents ? this.service(service)?.backend_details.find((b) => b.id === read.id) : undefined;
+    // the events set (patchBackend); the configured weight only after a backend.weight event, which carries it (a
+    // health event alone would keep an older one, and a configured weight changed while the backend is held at 0
+    // comes with no weight event).
+    const mine = olderThanEvents || olderThanWeight ? this.service(service)?.backend_details.find((b) => b.id === read.id) : undefined;
     const backend: BackendView =
-      mine === undefined ? read : { ...read, effective_weight: mine.effective_weight, metrics: { ...read.metrics, state: mine.metrics.state, message: mine.metrics.message } };
+      mine === undefined
+        ? read
+        : {
+            ...read,
+            effective_weight: mine.effective_weight,
+            options: olderThanWeight ? { ...read.options, weight: mine.options.weight } : read.options,
+            metrics: { ...read.metrics, state: mine.metrics.state, message: mine.metrics.message },
+          };
     this.services = this.services.map((s) => {
       if (s.id !== service) return s;
       const others = s.backend_details.filter((b) => b.id !== backend.id);

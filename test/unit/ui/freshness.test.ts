@@ -147,9 +147,10 @@ describe("a backend's read answered after an event about it", () => {
     events.touch(Store.key("web", "b1"));
     store.patchBackend("web", "b1", { weight: 0, configured: 0, state: "down", message: "connection refused" }, 1);
     const read = { ...backend("b1", 100, 4), options: { host: "10.1.0.1", port: 80, weight: 100, method: "nat", maintenance: false } };
-    store.putBackend("web", read, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark) });
+    // A backend.weight event came too (it carries the configured weight): that stays as well.
+    store.putBackend("web", read, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark), olderThanWeight: true });
     const b1 = store.service("web")?.backend_details[0];
-    expect([b1?.effective_weight, b1?.metrics.state, b1?.metrics.message, b1?.active_conns, b1?.options.maintenance]).toEqual([0, "down", "connection refused", 4, false]);
+    expect([b1?.effective_weight, b1?.options.weight, b1?.metrics.state, b1?.metrics.message, b1?.active_conns, b1?.options.maintenance]).toEqual([0, 0, "down", "connection refused", 4, false]);
     expect(store.timelines.get("web/b1")?.lines.weight).toEqual([100, 0, 0]);
   });
 
@@ -171,5 +172,21 @@ describe("a backend's read answered after an event about it", () => {
     store.patchBackend("web", "b1", { state: "down", message: "timeout" }, 1);
     store.putBackend("web", { ...backend("b1", 50, 0), effective_weight: 0 }, 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark) });
     expect(store.service("web")?.backend_details[0]?.options.weight).toBe(50);
+  });
+
+  test("a read older than this tab's Weight 0, answered after its weight event, neither shows the old weight nor takes Restore's offer", () => {
+    const store = new Store();
+    store.setAll([service("web", 0, [backend("b1", 100, 0)])], 0);
+    const events = new Freshness();
+    const weights = new Freshness();
+    const mark = events.begin();
+    const weightsMark = weights.begin();
+    // Weight 0 from this tab: its event, then its answer.
+    events.touch(Store.key("web", "b1"));
+    weights.touch(Store.key("web", "b1"));
+    store.patchBackend("web", "b1", { weight: 0, configured: 0 }, 1);
+    store.weightZeroed("web", "b1", 100);
+    store.putBackend("web", backend("b1", 100, 0), 2, { olderThanEvents: events.newer(Store.key("web", "b1"), mark), olderThanWeight: weights.newer(Store.key("web", "b1"), weightsMark) });
+    expect([store.service("web")?.backend_details[0]?.options.weight, store.restoreOffer("web", "b1")]).toEqual([0, "100"]);
   });
 });
