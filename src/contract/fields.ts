@@ -91,6 +91,12 @@ export const DEFAULTS = {
   hookDir: "/etc/gorb/hooks",
   /** Daemon: how long a quorum hook may run before it is killed. */
   hookTimeoutMs: 10_000,
+  /**
+   * Daemon: the wait before the configuration file's services, refused because a name could not be looked up for a
+   * reason that may pass (the resolver not ready or not answering), are applied again; it doubles up to the max.
+   */
+  declaredRetryMs: 2_000,
+  declaredRetryMaxMs: 60_000,
   pulseType: "tcp",
   pulseInterval: DEFAULT_INTERVAL,
 } as const;

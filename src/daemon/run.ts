@@ -10,7 +10,8 @@
  * meanwhile: set the IPVS sysctls, flush the kernel table (-f), restore the saved services (the kernel is made to
  * match them without touching what already matches; destinations the state does not know are handled as
  * --unknown-destinations says: reported and left by default), report the services gorb does not manage, apply
- * the configuration file's services, start BGP; then serve and reconcile every --reconcile-interval.
+ * the configuration file's services (a set refused on a lookup that may pass is retried in the background:
+ * ./declared-apply.ts), start BGP; then serve and reconcile every --reconcile-interval.
  * SIGINT and SIGTERM end a start still in progress at once (their default); SIGHUP waits for its end.
  * With --store etcd://, the saved state is the shared one: read as a snapshot (retried while etcd cannot be
  * reached; the kernel table is left as it is meanwhile), restored the same way, then followed with a watch
@@ -34,11 +35,9 @@ import { createApp } from "../api/app.ts";
 import { BirdAnnouncer } from "../bgp/bird-announcer.ts";
 import { VipController, describeStop, servicesSource } from "../bgp/controller.ts";
 import { systemClock } from "../health/clock.ts";
-import type { ApplyReport } from "../core/apply.ts";
 import type { ConnCounts, DrainState } from "../core/drain.ts";
 import { EventBus } from "../core/events.ts";
 import { Gorb } from "../core/gorb.ts";
-import type { DeclaredService } from "../core/plan.ts";
 import type { SavedState, StateStore } from "../core/state.ts";
 import type { VipManager } from "../core/vip.ts";
 import { ConsulDiscovery } from "../discovery/consul.ts";
@@ -64,6 +63,7 @@ import { InterfaceVipManager } from "./vip-manager.ts";
 import { precompileBodyChecks } from "../core/normalize.ts";
 import { startupWarnings } from "./startup-warnings.ts";
 import { reloadConfig } from "./reload.ts";
+import { DeclaredApplier } from "./declared-apply.ts";
 import { errorMessage } from "../core/errors.ts";
 
 /** The IPVS driver the daemon runs on: the kernel's tells when ip_vs was reloaded. */
@@ -221,6 +221,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
   }
   log.info(`API bound on ${api.shown}: it answers 503 until gorb has started`);
 
+  // The file's services: a set refused on a lookup that may pass is tried again in the background (./declared-apply.ts).
+  const declared = new DeclaredApplier({ apply: (services) => gorb.apply(services), clock: systemClock, log });
   try {
     // ip_vs is loaded now (the driver resolved its family), so its sysctls exist in this namespace.
     sysctls = host.applySysctls(options.ipvsSysctls);
@@ -247,7 +249,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
     if (options.declared !== null) {
       const file = options.configPath ?? "the configuration file";
       starting = `applying the services of ${file}`;
-      await applyDeclared(gorb, options.declared, log, file);
+      await declared.apply(options.declared, file);
     }
 
     for (const warning of startupWarnings(options)) log.warn(warning);
@@ -259,6 +261,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
     }
   } catch (error) {
     // The kernel keeps what was done (as at any stop); what gorb opened is closed.
+    await declared.stop();
     await api.stop(0);
     await gorb.close();
     await closeOpened();
@@ -335,7 +338,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       log.warn("SIGHUP: gorb was started without --config; nothing to re-read");
       return;
     }
-    await reloadConfig(options.configPath, log, (services, file) => applyDeclared(gorb, services, log, file), options.configSettings);
+    await reloadConfig(options.configPath, log, (services, file) => declared.apply(services, file), options.configSettings);
   };
 
   await new Promise<void>((resolve) => {
@@ -344,6 +347,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
       if (stopping) return;
       stopping = true;
       log.info(`${signal}: stopping (the IPVS table is left as it is)`);
+      const retryEnded = declared.stop();
       void (async () => {
         if (timer !== null) clearInterval(timer);
         if (bgp !== null) {
@@ -359,6 +363,7 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
         const outcome = await api.stop();
         if (outcome === "forced") log.warn("requests still in flight at the stop deadline were cut off");
         await reloading;
+        await retryEnded;
         await membership?.stop();
         await shared?.close();
         await gorb.close();
@@ -373,6 +378,8 @@ export async function runDaemon(options: DaemonOptions, log: ConsolaInstance, ho
     host.signals.on("SIGTERM", () => stop("SIGTERM"));
     onHup = () => {
       if (stopping) return;
+      // The file is read again: a retry of the set read before ends (the set now read is applied in its turn).
+      declared.cancel("SIGHUP: the file is read again");
       reloading = reloading.then(reload, reload);
     };
     if (hupEarly) onHup();
@@ -477,26 +484,4 @@ function clusterOf(store: EtcdStateStore, node: string): ClusterApi {
     waitApplied: (revision, timeoutMs) => store.waitServed(revision, timeoutMs),
     members: () => listMembers(store.client, store.prefix),
   };
-}
-
-/** Apply the services a configuration file declares; a failure is logged and the running state stays. */
-async function applyDeclared(gorb: Gorb, declared: readonly DeclaredService[], log: ConsolaInstance, file: string): Promise<void> {
-  let report: ApplyReport;
-  try {
-    report = await gorb.apply(declared);
-  } catch (error) {
-    const why = errorMessage(error);
-    log.error(`${file}: ${why}; its services are refused whole and nothing changed`);
-    return;
-  }
-  if (report.changes.length === 0) {
-    log.info(`${file}: the services already match the file`);
-    return;
-  }
-  for (const change of report.changes) {
-    const what = change.backend === null ? change.service : `${change.service}/${change.backend}`;
-    const line = `${file}: ${change.action} ${what}${change.details.length === 0 ? "" : `: ${change.details.join(", ")}`}`;
-    if (change.status === "failed") log.error(`${line}: FAILED: ${change.error ?? ""}`);
-    else log.info(line);
-  }
 }

@@ -101,7 +101,6 @@ const EXPORTED_FOR_TESTS: Readonly<Record<string, string>> = {
   "src/health/checkers/names.ts ageNames": "tests age the looked-up addresses to reach the stale-while-revalidating path (resolver-outage tests) and the forgetting of unused names (names.test.ts)",
   "src/cli/liveness.ts endpointOf": "unit-tested directly in test/unit/cli/client-wait.test.ts",
   "src/cli/liveness.ts probe": "unit-tested directly in test/unit/cli/client-wait.test.ts",
-  "src/core/resolve.ts ResolveTimeoutError": "tests check the slow-DNS error by class (test/unit/core/lock.test.ts)",
   "ffi/libc.ts SHUT_RDWR": "unit-tested directly (connection shedder tests shut sockets down)",
   "ffi/library-path.ts cachePaths": "unit-tested directly in test/unit/ffi/libnl.test.ts (ld.so.cache reader)",
   "ffi/library-path.ts libraryDirs": "unit-tested directly in test/unit/ffi/libnl.test.ts",
