@@ -52,3 +52,11 @@ export function withPriority(text: string, level: JournalLevel): string {
   const prefix = `<${JOURNAL_PRIORITY[level]}>`;
   return prefix + text.replace(/\n(?=.)/gs, `\n${prefix}`);
 }
+
+/** The journal's level of a consola record type (success, ready, start, box, ...: info). */
+export function journalLevelOf(type: string): JournalLevel {
+  if (type === "fatal" || type === "error") return type;
+  if (type === "warn") return "warning";
+  if (type === "debug" || type === "trace" || type === "verbose") return "debug";
+  return "info";
+}

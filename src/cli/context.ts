@@ -5,7 +5,7 @@
  */
 import { writeSync } from "node:fs";
 import { type ConsolaInstance, type LogObject, createConsola } from "consola/core";
-import { type JournalLevel, withPriority } from "../journal.ts";
+import { journalLevelOf, withPriority } from "../journal.ts";
 import type { AnyCommand } from "./_command.ts";
 import { visibleText } from "../contract/ids.ts";
 import { errorCode } from "../errno.ts";
@@ -96,13 +96,6 @@ function formatLine(obj: LogObject): string {
   return `${prefix}${text}\n`;
 }
 
-/** The journal's level of a CLI message. */
-function journalLevel(type: string): JournalLevel {
-  if (type === "error" || type === "fatal") return "error";
-  if (type === "warn") return "warning";
-  return type === "debug" || type === "trace" ? "debug" : "info";
-}
-
 /**
  * createCliLogger returns a consola instance that writes plain one-line messages to `io.stderr`; `journal`: stderr
  * is systemd's journal (src/journal.ts), so each line starts with its priority (`gorb serve`'s start-up failure is
@@ -111,7 +104,7 @@ function journalLevel(type: string): JournalLevel {
 export function createCliLogger(io: CliIo, debug: boolean, journal = false): ConsolaInstance {
   return createConsola({
     level: debug ? 4 : 3,
-    reporters: [{ log: (obj) => io.stderr(journal ? withPriority(formatLine(obj), journalLevel(obj.type)) : formatLine(obj)) }],
+    reporters: [{ log: (obj) => io.stderr(journal ? withPriority(formatLine(obj), journalLevelOf(obj.type)) : formatLine(obj)) }],
   });
 }
 

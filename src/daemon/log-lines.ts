@@ -15,7 +15,7 @@
  */
 import type { LogObject } from "consola/core";
 import { visibleText } from "../contract/ids.ts";
-import { type JournalLevel, type JournalStreams, NO_JOURNAL, withPriority } from "../journal.ts";
+import { type JournalStreams, NO_JOURNAL, journalLevelOf, withPriority } from "../journal.ts";
 
 /** The level words of the lines; consola's other types (success, ready, start, box, ...) read as info. */
 const LEVEL: Readonly<Record<string, string>> = {
@@ -26,14 +26,6 @@ const LEVEL: Readonly<Record<string, string>> = {
   trace: "trace",
   verbose: "debug",
 };
-
-/** The journal's level of consola's record types (success, ready, start, box, ...: info). */
-function journalLevel(type: string): JournalLevel {
-  if (type === "fatal" || type === "error") return type;
-  if (type === "warn") return "warning";
-  if (type === "debug" || type === "trace" || type === "verbose") return "debug";
-  return "info";
-}
 
 function errorOutput(type: string): boolean {
   return type === "error" || type === "fatal" || type === "warn";
@@ -68,7 +60,7 @@ export function daemonReporter(sink: LogSink = processSink, journal: JournalStre
     log(obj) {
       const line = logLine(obj);
       const toStderr = errorOutput(obj.type);
-      const text = (toStderr ? journal.stderr : journal.stdout) ? withPriority(line, journalLevel(obj.type)) : line;
+      const text = (toStderr ? journal.stderr : journal.stdout) ? withPriority(line, journalLevelOf(obj.type)) : line;
       if (toStderr) sink.stderr(text);
       else sink.stdout(text);
     },
