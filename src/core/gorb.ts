@@ -44,7 +44,7 @@ import { serviceKeyId } from "./keys.ts";
 import type { IpvsDriver } from "../ipvs/driver.ts";
 import type { ServiceKey } from "../ipvs/types.ts";
 import type { ApplyReport } from "./apply.ts";
-import { type BackendRecord, DesiredState } from "./desired-state.ts";
+import { type BackendRecord, DesiredState, type ServiceRecord } from "./desired-state.ts";
 import { Edits } from "./edits.ts";
 import { ConflictError, UnavailableError, fromIpvsError, errorMessage } from "./errors.ts";
 import { EventBus } from "./events.ts";
@@ -117,9 +117,19 @@ export interface Precondition {
   readonly ifMatch?: string | null;
 }
 
-/** Refuses the write (412) unless the backend's options still have the tag `options.ifMatch` asks for. */
+/**
+ * Refuses the write (412) unless the service's options still have the tag `options.ifMatch` asks for. Without the
+ * header nothing is built: most writes carry none.
+ */
+function checkServiceMatch(options: Precondition, service: ServiceRecord): void {
+  if (options.ifMatch === undefined || options.ifMatch === null) return;
+  checkIfMatch(options.ifMatch, serviceOptionsView(service.spec, service.config), `service ${q(service.id)}`);
+}
+
+/** As checkServiceMatch, for a backend. */
 function checkBackendMatch(options: Precondition, serviceId: string, backend: BackendRecord): void {
-  checkIfMatch(options.ifMatch ?? null, backendOptionsView(backend.spec, serviceId, backend.address.address), `backend ${q(backend.id)} of service ${q(serviceId)}`);
+  if (options.ifMatch === undefined || options.ifMatch === null) return;
+  checkIfMatch(options.ifMatch, backendOptionsView(backend.spec, serviceId, backend.address.address), `backend ${q(backend.id)} of service ${q(serviceId)}`);
 }
 
 /** The items of `parts`, one part after the other, each item taken when it is reached (a lazy part stays lazy). */
@@ -331,7 +341,7 @@ export class Gorb {
     const patch = servicePatchFields(body);
     return this.#withHosts([patch.get("host")], async (tx, resolver) => {
       const service = this.#queries.service(id);
-      checkIfMatch(options.ifMatch ?? null, serviceOptionsView(service.spec, service.config), `service ${JSON.stringify(id)}`);
+      checkServiceMatch(options, service);
       await this.#edits.updateService(tx, service, patch, resolver);
       await this.#tx.write(tx);
     });
@@ -342,7 +352,7 @@ export class Gorb {
     checkId("service", id);
     return this.#mutation(async (tx) => {
       const service = this.#queries.service(id);
-      checkIfMatch(options.ifMatch ?? null, serviceOptionsView(service.spec, service.config), `service ${JSON.stringify(id)}`);
+      checkServiceMatch(options, service);
       this.#edits.deleteService(tx, service);
       await this.#tx.write(tx);
     });
