@@ -243,8 +243,12 @@ export class VipController {
       this.#options.log.info(`withdrawing ${prefix} (left announced by the previous run; no service is on it now)`);
       this.#options.events?.publish("bgp.withdrawn", { vip: prefix.replace(/\/\d+$/, ""), prefix, reason: "deleted" });
     }
-    const done: Promise<void> = this.#options.announcer
-      .withdraw(orphans)
+    this.#inBackground(this.#options.announcer.withdraw(orphans));
+  }
+
+  /** A withdrawal nobody awaits but stop(): its failure is logged. */
+  #inBackground(withdrawal: Promise<void>): void {
+    const done: Promise<void> = withdrawal
       .catch((error: unknown) => this.#options.log.error(`withdrawing: ${errorMessage(error)}`))
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
@@ -335,11 +339,7 @@ export class VipController {
         this.#startHold(state);
       }
     }
-    if (withdraw.length === 0) return;
-    const done: Promise<void> = this.#withdraw(withdraw, "unhealthy")
-      .catch((error: unknown) => this.#options.log.error(`withdrawing: ${errorMessage(error)}`))
-      .finally(() => this.#inFlight.delete(done));
-    this.#inFlight.add(done);
+    if (withdraw.length > 0) this.#inBackground(this.#withdraw(withdraw, "unhealthy"));
   }
 
   #startHold(state: VipState): void {
