@@ -130,10 +130,14 @@ function sessionOf(pid: number | "self"): number | null {
   }
 }
 
+/** gorb's own session, read at the first sweep (gorb never leaves it). */
+let ownSession: number | null = null;
+
 /** Reap the dead orphans and kill the live ones with their descendants; again a little later while some lived. */
 function sweepOrphans(): void {
   let killed = false;
-  const own = sessionOf("self");
+  ownSession ??= sessionOf("self");
+  const own = ownSession;
   for (const pid of childrenOf(process.pid)) {
     // Started by gorb itself, not by a program (see the module comment): neither killed nor reaped (Bun reaps it).
     if (running.has(pid) || (own !== null && sessionOf(pid) === own) || reapIfEnded(pid)) continue;
